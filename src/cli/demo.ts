@@ -1,0 +1,130 @@
+// `meshgate demo` (what `npm start` runs): starts the demo backends of src/demo/topology.ts on
+// loopback, then a gateway on the embedded gateway-config/, prints what to try, and stops everything
+// on Ctrl-C.
+
+import { relative, isAbsolute } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startGateway } from '../gateway/main.js';
+import { startBackend, type RunningBackend } from '../demo/backend.js';
+import { DEMO_ADDRESS, DEMO_HOSTS, DEMO_WORKLOADS } from '../demo/topology.js';
+import { parse, parsePort } from './options.js';
+import { UsageError } from './main.js';
+
+export const DEMO_HELP = `usage: meshgate demo [options]
+
+Starts the demo backends (user-service v1, product-service v1 and v2) on 127.0.0.1 and a gateway
+serving the Istio YAML in the config folder. Ctrl-C stops everything.
+
+  --config DIR          folder of Istio YAML (default: the gateway-config/ shipped with meshgate)
+  --port N              where Gateway port 80 listens (default 8080)
+  --status-port N       readiness port, GET /healthz/ready (default 15021)
+  --admin-port N        admin port on 127.0.0.1 (default 15000)
+  --listen-host ADDR    address the gateway listens on (default 127.0.0.1)
+  --access-log WHERE    off | stdout | FILE (default stdout)`;
+
+/** The gateway-config/ folder of this package (dist/src/cli/ → the package root). */
+const PACKAGED_CONFIG = fileURLToPath(new URL('../../../gateway-config', import.meta.url));
+
+export async function runDemo(argv: string[]): Promise<number> {
+  const { values } = parse(argv, {
+    config: { type: 'string' },
+    port: { type: 'string' },
+    'status-port': { type: 'string' },
+    'admin-port': { type: 'string' },
+    'listen-host': { type: 'string' },
+    'access-log': { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (values.help) {
+    console.log(DEMO_HELP);
+    return 0;
+  }
+  const configDir = values.config ?? PACKAGED_CONFIG;
+  const port = parsePort(values.port, 8080, '--port');
+  const statusPort = parsePort(values['status-port'], 15021, '--status-port');
+  const adminPort = parsePort(values['admin-port'], 15000, '--admin-port');
+  const listenHost = values['listen-host'] ?? '127.0.0.1';
+  if (values['access-log'] === '') throw new UsageError('--access-log needs off, stdout or a file name');
+
+  const backends: RunningBackend[] = [];
+  const stopBackends = () => Promise.all(backends.splice(0).map((b) => b.close()));
+  try {
+    for (const w of DEMO_WORKLOADS) {
+      backends.push(await startBackend({ service: w.service, version: w.version, instance: w.instance, host: DEMO_ADDRESS, port: w.port }));
+    }
+  } catch (err) {
+    await stopBackends();
+    // The backends' ports are fixed because services.yaml names them; no flag can move them.
+    return failedToListen(err, 'a demo backend', `The backends need ${DEMO_WORKLOADS.map((w) => w.port).join(', ')}; is another demo running?`);
+  }
+
+  let gw: Awaited<ReturnType<typeof startGateway>>;
+  try {
+    gw = await startGateway({
+      configDir,
+      ports: new Map([[80, port]]),
+      listenHost,
+      statusPort,
+      adminPort,
+      accessLog: values['access-log'] ?? 'stdout',
+    });
+  } catch (err) {
+    await stopBackends();
+    return failedToListen(err, 'the gateway', 'Is another demo running? Pick other ports with --port, --status-port and --admin-port.');
+  }
+
+  console.log(banner(displayPath(configDir), gw.listenPorts.get(80) ?? port, gw.statusPort, gw.adminPort));
+
+  await new Promise<void>((resolve) => {
+    const stop = () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      // A second Ctrl-C while draining means "now".
+      process.once('SIGINT', () => process.exit(130));
+      resolve();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+  console.log('\nstopping: gateway, then backends');
+  await gw.close();
+  await stopBackends();
+  return 0;
+}
+
+function failedToListen(err: unknown, what: string, hint: string): number {
+  const e = err as NodeJS.ErrnoException & { port?: number };
+  if (e.code === 'EADDRINUSE' || e.code === 'EACCES') {
+    const where = e.port !== undefined ? `port ${e.port}` : 'its port';
+    console.error(`meshgate demo: ${what} could not listen on ${where} (${e.code}). ${hint}`);
+    return 1;
+  }
+  throw err;
+}
+
+function displayPath(dir: string): string {
+  const rel = relative(process.cwd(), dir);
+  return rel === '' ? '.' : rel.startsWith('..') || isAbsolute(rel) ? dir : rel;
+}
+
+function banner(config: string, port: number, statusPort: number, adminPort: number): string {
+  const base = `http://127.0.0.1:${port}`;
+  const [user, product, api] = DEMO_HOSTS;
+  const backends = DEMO_WORKLOADS.map((w) => `${w.service} ${w.version} (${w.instance}) on ${DEMO_ADDRESS}:${w.port}`);
+  return `
+meshgate demo: gateway on ${base} (Gateway port 80), config ${config}
+  backends: ${backends.join('\n            ')}
+  ready:    http://127.0.0.1:${statusPort}/healthz/ready    admin: http://127.0.0.1:${adminPort}/routes
+
+Try:
+  curl -H 'Host: ${user}' ${base}/
+  curl --resolve ${user}:${port}:127.0.0.1 http://${user}:${port}/
+  curl -H 'Host: ${product}' ${base}/          # 90% v1, 10% v2
+  for i in $(seq 100); do curl -s -H 'Host: ${product}' ${base}/ | grep '"version"'; done | sort | uniq -c
+  curl -H 'Host: ${api}' ${base}/user/42
+  curl -H 'Host: ${api}' ${base}/product/7
+  curl -i -H 'Host: ${api}' ${base}/orders     # 404: no route
+  npx meshgate explain --config ${config} http://${api}/orders
+
+Ctrl-C stops everything.`;
+}

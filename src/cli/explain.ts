@@ -1,0 +1,49 @@
+// `meshgate explain [-H 'name: value'] [-X METHOD] [--port 80] URL`: the answer to "why 404?".
+
+import { explainRequest } from '../core/routing/explain.js';
+import { parse, parseLabels, parsePort } from './options.js';
+import { offlineSnapshot } from './offline-snapshot.js';
+import { UsageError } from './main.js';
+
+export async function runExplain(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(
+    argv,
+    {
+      config: { type: 'string' },
+      port: { type: 'string' },
+      header: { type: 'string', short: 'H', multiple: true },
+      request: { type: 'string', short: 'X' },
+      labels: { type: 'string' },
+      namespace: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    true,
+  );
+  if (values.help) {
+    console.log("usage: meshgate explain --config DIR [--port 80] [-H 'name: value'] [-X METHOD] URL");
+    return 0;
+  }
+  if (!values.config) throw new UsageError('--config DIR is required');
+  const target = positionals[0];
+  if (!target) throw new UsageError('which request? give a URL such as http://user.example.com/path');
+  let url: URL;
+  try {
+    url = new URL(target.includes('://') ? target : `http://${target}`);
+  } catch {
+    throw new UsageError(`'${target}' is not a URL`);
+  }
+  const headers: Record<string, string> = {};
+  for (const h of values.header ?? []) {
+    const colon = h.indexOf(':');
+    if (colon <= 0) throw new UsageError(`-H '${h}' is not 'name: value'`);
+    headers[h.slice(0, colon).trim().toLowerCase()] = h.slice(colon + 1).trim();
+  }
+  const defaultPort = url.port ? Number(url.port) : url.protocol === 'https:' ? 443 : 80;
+  const { snapshot, problems } = await offlineSnapshot(values.config, values.labels ? parseLabels(values.labels) : { istio: 'ingressgateway' }, values.namespace ?? 'istio-system');
+  const result = explainRequest(snapshot, { port: parsePort(values.port, defaultPort, '--port'), url, method: (values.request ?? 'GET').toUpperCase(), headers });
+  for (const l of result.lines) console.log(l);
+  console.log(`result: ${result.verdict}`);
+  const errors = problems.filter((p) => p.severity === 'error').length;
+  if (errors > 0) console.log(`note: the config has ${errors} error${errors === 1 ? '' : 's'}; resources with errors are left out (meshgate validate ${values.config})`);
+  return 0;
+}

@@ -1,0 +1,50 @@
+// `meshgate <command>`: each command only parses its options and calls into a role or the core.
+
+import { runGatewayCommand } from './gateway.js';
+import { runValidate } from './validate.js';
+import { runRoutes } from './routes.js';
+import { runExplain } from './explain.js';
+
+const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promise<number> }> = {
+  gateway: { summary: 'run the ingress gateway on a config folder', run: runGatewayCommand },
+  validate: { summary: 'check a config folder; exit 1 on errors', run: runValidate },
+  routes: { summary: 'print the compiled routing table', run: runRoutes },
+  explain: { summary: 'show which server, route and destination a request gets, and why not others', run: runExplain },
+  demo: { summary: 'run the demo: backends plus a gateway on gateway-config/', run: async (argv) => (await import('./demo.js')).runDemo(argv) },
+};
+
+export function usage(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));
+  return [
+    'usage: meshgate <command> [options]',
+    '',
+    'commands:',
+    ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
+    '',
+    "run 'meshgate <command> --help' for a command's options",
+  ].join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === '--help' || command === '-h' || command === 'help') {
+    console.log(usage());
+    return 0;
+  }
+  const c = COMMANDS[command];
+  if (!c) {
+    console.error(`meshgate: unknown command '${command}'\n\n${usage()}`);
+    return 2;
+  }
+  try {
+    return await c.run(rest);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      console.error(`meshgate ${command}: ${err.message}`);
+      return 2;
+    }
+    throw err;
+  }
+}
+
+export class UsageError extends Error {}

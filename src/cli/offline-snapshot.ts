@@ -1,0 +1,10 @@
+// Builds a gateway snapshot from a folder without serving it: what validate, routes and explain show.
+
+import { loadConfigDir } from '../core/config/load.js';
+import { buildSnapshot, type BuildResult } from '../core/snapshot/build.js';
+
+export async function offlineSnapshot(dir: string, labels: Record<string, string>, namespace: string): Promise<BuildResult> {
+  const loaded = await loadConfigDir(dir);
+  // A fixed seed keeps tool output reproducible; nothing here picks endpoints.
+  return buildSnapshot(loaded, { kind: 'gateway', labels, namespace }, { random: () => 0.5, load: { active: () => 0 } });
+}

@@ -1,0 +1,46 @@
+// Parsing helpers shared by the commands: `--ports 80=8080,443=8443`, `--labels a=b,c=d`.
+
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { UsageError } from './main.js';
+
+export function parse<T extends NonNullable<ParseArgsConfig['options']>>(argv: string[], options: T, allowPositionals = false) {
+  try {
+    return parseArgs({ args: argv, options, allowPositionals, strict: true });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+/** `80=8080,443=8443` → Map(80 → 8080, 443 → 8443); a bare `80` listens on 80. */
+export function parsePorts(text: string): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const part of text.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const [from, to = from] = part.split('=');
+    const gw = Number(from);
+    const listen = Number(to);
+    if (!Number.isInteger(gw) || gw < 1 || gw > 65535 || !Number.isInteger(listen) || listen < 0 || listen > 65535) {
+      throw new UsageError(`--ports: '${part}' is not GATEWAY_PORT=LISTEN_PORT`);
+    }
+    out.set(gw, listen);
+  }
+  if (out.size === 0) throw new UsageError('--ports needs at least one GATEWAY_PORT=LISTEN_PORT');
+  return out;
+}
+
+/** `istio=ingressgateway,app=x` → { istio: 'ingressgateway', app: 'x' }. */
+export function parseLabels(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const part of text.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const eq = part.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--labels: '${part}' is not key=value`);
+    out[part.slice(0, eq)] = part.slice(eq + 1);
+  }
+  return out;
+}
+
+export function parsePort(text: string | undefined, fallback: number, flag: string): number {
+  if (text === undefined) return fallback;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`${flag}: '${text}' is not a port`);
+  return n;
+}

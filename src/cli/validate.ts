@@ -1,0 +1,23 @@
+// `meshgate validate DIR`: print every problem with file, line, resource and field; exit 1 when any
+// is an error, 0 with warnings only.
+
+import { formatProblem } from '../core/config/problem.js';
+import { parse, parseLabels } from './options.js';
+import { offlineSnapshot } from './offline-snapshot.js';
+import { UsageError } from './main.js';
+
+export async function runValidate(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, { config: { type: 'string' }, labels: { type: 'string' }, namespace: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, true);
+  if (values.help) {
+    console.log('usage: meshgate validate DIR   (or --config DIR)\n  exits 1 when any problem is an error, 0 with warnings only');
+    return 0;
+  }
+  const dir = positionals[0] ?? values.config;
+  if (!dir) throw new UsageError('which folder? meshgate validate DIR');
+  const { snapshot, problems } = await offlineSnapshot(dir, values.labels ? parseLabels(values.labels) : { istio: 'ingressgateway' }, values.namespace ?? 'istio-system');
+  for (const p of problems) console.log(formatProblem(p));
+  const errors = problems.filter((p) => p.severity === 'error').length;
+  const warnings = problems.length - errors;
+  console.log(`${snapshot.resources.length} resources valid, ${errors} error${errors === 1 ? '' : 's'}, ${warnings} warning${warnings === 1 ? '' : 's'}`);
+  return errors > 0 ? 1 : 0;
+}

@@ -1,0 +1,28 @@
+// Which apiVersion/kind pairs meshgate reads. Anything else is reported and ignored, so a folder that
+// also holds unrelated manifests (Deployments, ConfigMaps) still loads.
+
+const KINDS: Readonly<Record<string, { readonly group: string; readonly versions: readonly string[] }>> = {
+  Gateway: { group: 'networking.istio.io', versions: ['v1', 'v1beta1', 'v1alpha3'] },
+  VirtualService: { group: 'networking.istio.io', versions: ['v1', 'v1beta1', 'v1alpha3'] },
+  DestinationRule: { group: 'networking.istio.io', versions: ['v1', 'v1beta1', 'v1alpha3'] },
+  ServiceEntry: { group: 'networking.istio.io', versions: ['v1', 'v1beta1', 'v1alpha3'] },
+  WorkloadEntry: { group: 'networking.istio.io', versions: ['v1', 'v1beta1', 'v1alpha3'] },
+  PeerAuthentication: { group: 'security.istio.io', versions: ['v1', 'v1beta1'] },
+  AuthorizationPolicy: { group: 'security.istio.io', versions: ['v1', 'v1beta1'] },
+  Service: { group: '', versions: ['v1'] },
+  Endpoints: { group: '', versions: ['v1'] },
+  Pod: { group: '', versions: ['v1'] },
+  Secret: { group: '', versions: ['v1'] },
+  EndpointSlice: { group: 'discovery.k8s.io', versions: ['v1'] },
+};
+
+/** Kinds that share a name with ours but belong to other APIs (Gateway API's Gateway) are 'unknown'. */
+export function knownKind(apiVersion: string, kind: string): 'known' | 'unknown' | 'unsupported-version' {
+  const spec = KINDS[kind];
+  if (!spec) return 'unknown';
+  const slash = apiVersion.lastIndexOf('/');
+  const group = slash < 0 ? '' : apiVersion.slice(0, slash);
+  const version = slash < 0 ? apiVersion : apiVersion.slice(slash + 1);
+  if (group !== spec.group) return 'unknown';
+  return spec.versions.includes(version) ? 'known' : 'unsupported-version';
+}

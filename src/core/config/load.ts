@@ -1,0 +1,153 @@
+// Reads configuration text (YAML or JSON, many documents per file) into Resources that remember the
+// file and line of every field, so validation can say exactly where a problem is.
+
+import { readdir, readFile } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import { LineCounter, parseAllDocuments, isNode, type Document } from 'yaml';
+import type { FieldPath, ObjectMeta, Origin, Resource } from '../model/resource.js';
+import type { Problem } from './problem.js';
+import { knownKind } from './kinds.js';
+
+export interface LoadResult {
+  readonly resources: Resource[];
+  readonly problems: Problem[];
+}
+
+const CONFIG_FILE = /\.(ya?ml|json)$/i;
+
+/**
+ * Every *.yaml, *.yml and *.json directly in `dir` (hidden entries, such as a ConfigMap mount's
+ * `..data`, are skipped; the visible names are symlinks into it), in name order.
+ * `displayDir` is how file names are shown in problems (defaults to `dir` as given).
+ */
+export async function loadConfigDir(dir: string, displayDir = dir): Promise<LoadResult> {
+  const entries = (await readdir(dir)).filter((n) => !n.startsWith('.') && CONFIG_FILE.test(n)).sort();
+  const resources: Resource[] = [];
+  const problems: Problem[] = [];
+  for (const name of entries) {
+    const path = join(dir, name);
+    let text: string;
+    try {
+      text = await readFile(path, 'utf8');
+    } catch (err) {
+      // A file that vanished between readdir and read (an editor's rename) is simply not there this time.
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'EISDIR') continue;
+      throw err;
+    }
+    const shown = join(displayDir, relative(dir, path));
+    const result = parseConfigText(text, shown, resources.length);
+    resources.push(...result.resources);
+    problems.push(...result.problems);
+  }
+  return { resources, problems };
+}
+
+/** Parses one file's text. `firstOrder` numbers the resources after those already loaded. */
+export function parseConfigText(text: string, file: string, firstOrder = 0): LoadResult {
+  const lineCounter = new LineCounter();
+  const docs = parseAllDocuments(text, { lineCounter, prettyErrors: false, uniqueKeys: false });
+  const resources: Resource[] = [];
+  const problems: Problem[] = [];
+  const docList = Array.isArray(docs) ? docs : [docs];
+  for (const doc of docList) {
+    const docLine = lineCounter.linePos(doc.range?.[0] ?? 0).line;
+    if (doc.errors.length > 0) {
+      for (const e of doc.errors) {
+        const line = lineCounter.linePos(e.pos?.[0] ?? 0).line;
+        problems.push({ severity: 'error', file, line, resource: '', field: '', message: `cannot parse: ${firstLine(e.message)}` });
+      }
+      continue;
+    }
+    const value: unknown = doc.toJS({ maxAliasCount: 100 });
+    if (value === null || value === undefined) continue; // empty document (`---` at the end of a file)
+    if (!isRecord(value)) {
+      problems.push({ severity: 'error', file, line: docLine, resource: '', field: '', message: 'a document must be a mapping with apiVersion, kind and metadata' });
+      continue;
+    }
+    // `kind: List` (what `kubectl get -o yaml` prints) carries its objects in items[].
+    if (value.kind === 'List' || (typeof value.kind === 'string' && value.kind.endsWith('List') && Array.isArray(value.items))) {
+      const items = Array.isArray(value.items) ? value.items : [];
+      items.forEach((item, i) => {
+        const r = toResource(item, doc, lineCounter, file, ['items', i], firstOrder + resources.length, problems);
+        if (r) resources.push(r);
+      });
+      continue;
+    }
+    const r = toResource(value, doc, lineCounter, file, [], firstOrder + resources.length, problems);
+    if (r) resources.push(r);
+  }
+  return { resources, problems };
+}
+
+function toResource(
+  value: unknown,
+  doc: Document.Parsed,
+  lineCounter: LineCounter,
+  file: string,
+  base: FieldPath,
+  order: number,
+  problems: Problem[],
+): Resource | undefined {
+  const lineOf = (path: FieldPath): number => {
+    const full = [...base, ...path];
+    for (let n = full.length; n >= 0; n--) {
+      const node = doc.getIn(full.slice(0, n), true);
+      if (isNode(node) && node.range) return lineCounter.linePos(node.range[0]).line;
+    }
+    return lineCounter.linePos(doc.range?.[0] ?? 0).line;
+  };
+  const at = (path: FieldPath, message: string, resource = ''): void => {
+    problems.push({ severity: 'error', file, line: lineOf(path), resource, field: path.join('.'), message });
+  };
+  if (!isRecord(value)) {
+    at([], 'a document must be a mapping with apiVersion, kind and metadata');
+    return undefined;
+  }
+  const { apiVersion, kind, metadata } = value;
+  if (typeof apiVersion !== 'string' || apiVersion === '') return at(['apiVersion'], 'apiVersion is required'), undefined;
+  if (typeof kind !== 'string' || kind === '') return at(['kind'], 'kind is required'), undefined;
+  if (!isRecord(metadata) || typeof metadata.name !== 'string' || metadata.name === '') {
+    return at(['metadata', 'name'], 'metadata.name is required', kind), undefined;
+  }
+  const namespace = typeof metadata.namespace === 'string' && metadata.namespace !== '' ? metadata.namespace : 'default';
+  const ref = `${kind} ${namespace}/${metadata.name}`;
+  const known = knownKind(apiVersion, kind);
+  if (known === 'unsupported-version') {
+    problems.push({ severity: 'error', file, line: lineOf(['apiVersion']), resource: ref, field: 'apiVersion', message: `${apiVersion} is not a supported version of ${kind}` });
+    return undefined;
+  }
+  if (known === 'unknown') {
+    problems.push({ severity: 'warning', file, line: lineOf(['kind']), resource: ref, field: 'kind', message: `${apiVersion} ${kind} is not a kind meshgate reads; ignored` });
+    return undefined;
+  }
+  const meta: ObjectMeta = {
+    name: metadata.name,
+    namespace,
+    labels: stringMap(metadata.labels),
+    annotations: stringMap(metadata.annotations),
+    ...(metadata.creationTimestamp !== undefined ? { creationTimestamp: timestampText(metadata.creationTimestamp) } : {}),
+    ...(typeof metadata.resourceVersion === 'string' ? { resourceVersion: metadata.resourceVersion } : {}),
+  };
+  const origin: Origin = { file, line: lineOf([]), order, lineOf };
+  const spec = value.spec === undefined || value.spec === null ? {} : value.spec;
+  return Object.freeze({ apiVersion, kind, metadata: meta, spec, origin, raw: value });
+}
+
+function timestampText(v: unknown): string {
+  return v instanceof Date ? v.toISOString() : String(v);
+}
+
+function stringMap(v: unknown): Record<string, string> {
+  if (!isRecord(v)) return {};
+  const out: Record<string, string> = {};
+  for (const [k, val] of Object.entries(v)) if (val !== null && val !== undefined) out[k] = String(val);
+  return out;
+}
+
+function firstLine(s: string): string {
+  return s.split('\n')[0] ?? s;
+}
+
+export function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}

@@ -1,0 +1,65 @@
+// Istio's StringMatch (exact | prefix | regex) and its regex rules: RE2 syntax, at most 1024
+// characters, never empty; where an empty prefix or an empty match `{}` is allowed (SEMANTICS §0.3).
+
+import { RE2JS } from 're2js';
+import type { FieldPath } from '../model/resource.js';
+import { asString, describe, isObj, isSet, knownFields, type Checker } from './validate-common.js';
+
+/** Why `re` is not acceptable as an Istio regex, or undefined. */
+export function regexProblem(re: string): string | undefined {
+  if (re === '') return 'regex must not be empty';
+  // Istio approximates Envoy's RE2 program-size limit by length.
+  if (re.length > 1024) return `regex is too long (${re.length} characters; at most 1024)`;
+  try {
+    RE2JS.compile(re);
+    return undefined;
+  } catch (err) {
+    const why = err instanceof Error ? err.message : String(err);
+    return `not a valid RE2 regex: ${why.split('\n')[0]}`;
+  }
+}
+
+/**
+ * Where a StringMatch sits decides what is allowed: `uri` accepts an empty prefix; `map` (headers,
+ * queryParams, withoutHeaders values) accepts `{}` as a presence match; `withoutHeaders` also
+ * accepts Istio's `regex: "*"` presence shorthand.
+ */
+export type MatchPlace = 'uri' | 'field' | 'map' | 'withoutHeaders';
+
+const MATCH_KINDS = ['exact', 'prefix', 'regex'] as const;
+
+export function checkStringMatch(c: Checker, v: unknown, path: FieldPath, place: MatchPlace): void {
+  const inMap = place === 'map' || place === 'withoutHeaders';
+  if (!isSet(v)) {
+    if (inMap) c.error(path, 'must be a match such as {exact: value}; use {} to match any value');
+    return;
+  }
+  if (!isObj(v)) {
+    c.error(path, `must be a mapping with one of exact, prefix or regex, not ${describe(v)}`);
+    return;
+  }
+  knownFields(c, v, path, MATCH_KINDS);
+  const set = MATCH_KINDS.filter((k) => isSet(v[k]));
+  if (set.length === 0) {
+    if (!inMap) c.error(path, 'needs one of exact, prefix or regex');
+    return;
+  }
+  if (set.length > 1) {
+    c.error(path, `only one of exact, prefix or regex may be set (found ${set.join(' and ')})`);
+    return;
+  }
+  const kind = set[0]!;
+  const at = [...path, kind];
+  const text = asString(c, v[kind], at);
+  if (text === undefined) return;
+  if (kind === 'prefix' && text === '' && place !== 'uri') c.error(at, 'prefix must not be empty here (an empty prefix is allowed only for uri)');
+  if (kind === 'regex') {
+    if (text === '*' && place === 'withoutHeaders') return;
+    if (text === '*' && place === 'map') {
+      c.error(at, 'regex "*" is not valid RE2; use {} to match any value');
+      return;
+    }
+    const why = regexProblem(text);
+    if (why) c.error(at, why);
+  }
+}

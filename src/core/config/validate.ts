@@ -1,0 +1,94 @@
+// Entry point of configuration validation: one resource in, its problems out, dispatched by kind.
+// validateAll() splits a loaded set into what may be used and what may not: a resource with any
+// error is left out, one with only warnings is kept. Neither function throws, whatever the input.
+
+import type { Resource } from '../model/resource.js';
+import { resourceRef } from '../model/resource.js';
+import { hasErrors, type Problem } from './problem.js';
+import { Checker, describe, isDnsLabel, isDnsSubdomain, isObj, type Obj } from './validate-common.js';
+import { validateDestinationRule } from './validate-destination-rule.js';
+import { validateGateway } from './validate-gateway.js';
+import { validateEndpointSlice, validateEndpoints, validatePod, validateService } from './validate-kube.js';
+import { validateServiceEntry, validateWorkloadEntry } from './validate-service-entry.js';
+import { validateVirtualService } from './validate-virtual-service.js';
+
+export { parseDuration } from './validate-common.js';
+
+type SpecValidator = (c: Checker, spec: Obj) => void;
+
+const BY_KIND: Readonly<Record<string, SpecValidator>> = {
+  Gateway: validateGateway,
+  VirtualService: validateVirtualService,
+  DestinationRule: validateDestinationRule,
+  ServiceEntry: validateServiceEntry,
+  WorkloadEntry: validateWorkloadEntry,
+  Service: validateService,
+};
+
+/** Kinds whose payload sits beside `metadata` rather than under `spec`. */
+const TOP_LEVEL: Readonly<Record<string, SpecValidator>> = {
+  EndpointSlice: validateEndpointSlice,
+  Endpoints: validateEndpoints,
+};
+
+const ISTIO_KINDS = new Set(['Gateway', 'VirtualService', 'DestinationRule', 'ServiceEntry', 'WorkloadEntry']);
+
+export function validateResource(r: Resource): Problem[] {
+  let c: Checker | undefined;
+  try {
+    c = new Checker(r);
+    checkMetadata(c, r);
+    const byKind = BY_KIND[r.kind];
+    const topLevel = TOP_LEVEL[r.kind];
+    if (byKind) {
+      if (isObj(r.spec)) byKind(c, r.spec);
+      else c.error(['spec'], `spec must be a mapping, not ${describe(r.spec)}`);
+    } else if (topLevel) {
+      topLevel(c, isObj(r.raw) ? r.raw : {});
+    } else if (r.kind === 'Pod') {
+      validatePod(c, isObj(r.spec) ? r.spec : {}, isObj(r.raw) ? r.raw : {});
+    }
+    // PeerAuthentication, AuthorizationPolicy and Secret are not validated yet.
+    // File order reads best; the sort is stable, so problems on one line keep their order.
+    return c.problems.sort((a, b) => a.line - b.line);
+  } catch (err) {
+    // A validator bug must not take the process down; the resource is reported and left out.
+    return [...(c?.problems ?? []), internalProblem(r, err)];
+  }
+}
+
+export function validateAll(resources: readonly Resource[]): { valid: Resource[]; problems: Problem[] } {
+  const valid: Resource[] = [];
+  const problems: Problem[] = [];
+  for (const r of Array.isArray(resources) ? resources : []) {
+    const found = validateResource(r);
+    problems.push(...found);
+    if (!hasErrors(found)) valid.push(r);
+  }
+  return { valid, problems };
+}
+
+function checkMetadata(c: Checker, r: Resource): void {
+  const { name, namespace } = r.metadata;
+  if (!isDnsLabel(namespace)) c.error(['metadata', 'namespace'], `namespace ${JSON.stringify(namespace)} may use only a-z, 0-9 and '-' (at most 63)`);
+  if (!ISTIO_KINDS.has(r.kind)) return;
+  // Gateways are referenced as namespace/name, so Istio wants a name without dots.
+  if (r.kind === 'Gateway' ? !isDnsLabel(name) : !isDnsSubdomain(name)) {
+    c.error(['metadata', 'name'], `name ${JSON.stringify(name)} may use only a-z, 0-9 and '-'${r.kind === 'Gateway' ? '' : " and '.'"}`);
+  }
+}
+
+function internalProblem(r: Resource, err: unknown): Problem {
+  let line = 0;
+  let file = '';
+  let resource = '';
+  try {
+    file = r.origin.file;
+    line = r.origin.line;
+    resource = resourceRef(r);
+  } catch {
+    // nothing more to say about where it came from
+  }
+  const why = err instanceof Error ? err.message : String(err);
+  return { severity: 'error', file, line, resource, field: '', message: `could not be validated (${why}); left out` };
+}

@@ -1,0 +1,58 @@
+// What the data path needs from a DestinationRule once merges and defaults are resolved: a cluster
+// (service × port × subset) with its endpoints, its effective traffic policy and its load balancer.
+
+import type { IncomingHttpHeaders } from 'node:http';
+import type { ClientTlsSettings, ConnectionPoolSettings, LoadBalancerSettings, OutlierDetection } from '../model/istio.js';
+import type { Endpoint, Service, ServicePort } from '../registry/types.js';
+
+/** The policy that applies to one cluster after subset and portLevelSettings replacement (SEMANTICS §3.2). */
+export interface EffectiveTrafficPolicy {
+  readonly loadBalancer?: LoadBalancerSettings;
+  readonly connectionPool?: ConnectionPoolSettings;
+  readonly outlierDetection?: OutlierDetection;
+  readonly tls?: ClientTlsSettings;
+  /** `DestinationRule ns/name` that supplied it, if any. */
+  readonly source?: string;
+}
+
+/** What a load balancer may look at to choose an endpoint. */
+export interface PickContext {
+  readonly headers: IncomingHttpHeaders;
+  readonly sourceIp: string;
+  /** Query parameters of the request (first value per name). */
+  readonly query: ReadonlyMap<string, string>;
+  /** Endpoints already tried by earlier attempts of this request (Envoy's previous-hosts predicate). */
+  readonly exclude?: ReadonlySet<Endpoint>;
+}
+
+export interface Pick {
+  readonly endpoint: Endpoint;
+  /** A cookie the response must set (consistentHash.httpCookie with a ttl, when the request had none). */
+  readonly setCookie?: string;
+}
+
+export interface LoadBalancer {
+  readonly algorithm: string;
+  pick(ctx: PickContext): Pick | undefined;
+}
+
+/** Live per-endpoint counters that outlive snapshots (keyed by `address:port`), read by LEAST_REQUEST. */
+export interface EndpointLoad {
+  active(key: string): number;
+}
+
+export interface Cluster {
+  /** Envoy-style name: `outbound|<port>|<subset>|<fqdn>`. */
+  readonly name: string;
+  readonly service: Service;
+  readonly port: ServicePort;
+  readonly subset: string;
+  /** Ready endpoints selected by the subset's labels. */
+  readonly endpoints: readonly Endpoint[];
+  readonly policy: EffectiveTrafficPolicy;
+  readonly lb: LoadBalancer;
+}
+
+export function clusterName(port: number, subset: string, hostname: string): string {
+  return `outbound|${port}|${subset}|${hostname}`;
+}

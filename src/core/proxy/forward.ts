@@ -1,0 +1,200 @@
+// forward(): sends a routed request to one of its destinations and streams the answer back, with
+// the route's timeout and retry policy. Bodies stream both ways; only a small body is held so a
+// retry can replay it.
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pipeline } from 'node:stream/promises';
+import type { Dispatcher } from 'undici';
+import type { Endpoint } from '../registry/types.js';
+import { endpointPort } from '../registry/types.js';
+import type { DestinationTarget, ForwardAction, RequestFacts, RetryPolicy } from '../routing/types.js';
+import { applyHeaderRules, downstreamResponseHeaders, upstreamRequestHeaders } from './headers.js';
+import { LocalReplies, sendLocalReply, withRetriesExhausted, type LocalReply } from './respond.js';
+import { UpstreamPools } from './upstream-pools.js';
+import type { RequestRecord } from '../telemetry/access-log.js';
+
+/** Bodies up to this size are kept in memory so a retry can send them again (Envoy buffers similarly). */
+const REPLAY_LIMIT = 64 * 1024;
+
+export interface ForwardContext {
+  readonly pools: UpstreamPools;
+  readonly random: () => number;
+  readonly remoteAddress: string;
+  readonly requestId: string;
+}
+
+export function pickDestination(action: ForwardAction, random: () => number): DestinationTarget | undefined {
+  const ds = action.destinations;
+  if (ds.length <= 1) return ds[0];
+  let r = random() * action.totalWeight;
+  for (const d of ds) {
+    r -= d.weight;
+    if (r < 0) return d;
+  }
+  return ds[ds.length - 1];
+}
+
+const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
+
+type Failure = { kind: 'connect' | 'reset' | 'timeout' | 'aborted'; reply: LocalReply };
+
+function classify(err: unknown, timedOut: boolean, downstreamGone: boolean): Failure {
+  if (timedOut) return { kind: 'timeout', reply: LocalReplies.timeout };
+  if (downstreamGone) return { kind: 'aborted', reply: LocalReplies.upstreamReset };
+  const code = (err as { code?: string } | undefined)?.code ?? '';
+  if (CONNECT_ERRORS.has(code)) return { kind: 'connect', reply: LocalReplies.connectFailure };
+  if (code === 'UND_ERR_INVALID_ARG' || code === 'HPE_INVALID_CONSTANT' || code.startsWith('HPE_')) return { kind: 'reset', reply: LocalReplies.protocolError };
+  return { kind: 'reset', reply: LocalReplies.upstreamReset };
+}
+
+function retriableFailure(p: RetryPolicy, f: Failure): boolean {
+  if (f.kind === 'connect') return p.on.has('connect-failure') || p.on.has('5xx') || p.on.has('gateway-error') || p.on.has('reset');
+  if (f.kind === 'reset') return p.on.has('reset') || p.on.has('5xx') || p.on.has('gateway-error');
+  return false;
+}
+
+function retriableStatus(p: RetryPolicy, status: number): boolean {
+  if (p.on.has('5xx') && status >= 500) return true;
+  if (p.on.has('gateway-error') && (status === 502 || status === 503 || status === 504)) return true;
+  if (p.on.has('retriable-4xx') && status === 409) return true;
+  return p.statusCodes.has(status);
+}
+
+function hasBody(req: IncomingMessage): boolean {
+  const len = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (len !== undefined && len !== '0');
+}
+
+async function readSmallBody(req: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of req) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/** Envoy's back-off: full jitter over an exponentially growing window, capped at 10× the base. */
+function backoff(p: RetryPolicy, retry: number, random: () => number): Promise<void> {
+  const window = Math.min(p.backoffBaseMs * (2 ** retry - 1 || 1), p.backoffBaseMs * 10);
+  return new Promise((r) => setTimeout(r, Math.floor(random() * window)));
+}
+
+export async function forward(
+  req: IncomingMessage,
+  res: ServerResponse,
+  facts: RequestFacts,
+  action: ForwardAction,
+  ctx: ForwardContext,
+  log: RequestRecord,
+): Promise<LocalReply | undefined> {
+  const dest = pickDestination(action, ctx.random);
+  if (!dest) return LocalReplies.clusterNotFound;
+  log.upstreamCluster = dest.clusterName;
+  const cluster = dest.cluster;
+  if (!cluster) return LocalReplies.clusterNotFound;
+  if (cluster.endpoints.length === 0) return LocalReplies.noHealthyUpstream;
+
+  const path = action.rewritePath ? action.rewritePath(facts.path) : facts.path;
+  const fullPath = facts.queryString ? `${path}?${facts.queryString}` : path;
+  const headers = upstreamRequestHeaders(req.headers, {
+    remoteAddress: ctx.remoteAddress,
+    scheme: facts.scheme,
+    authority: dest.authority ?? action.authority ?? facts.authority,
+    requestId: ctx.requestId,
+    ...(path !== facts.path ? { originalPath: facts.path } : {}),
+  });
+  applyHeaderRules(headers, action.requestHeaders);
+  applyHeaderRules(headers, dest.requestHeaders);
+
+  const retry = action.retry;
+  let body: Buffer | IncomingMessage | undefined;
+  let replayable = true;
+  if (hasBody(req)) {
+    const len = Number(req.headers['content-length'] ?? NaN);
+    if (retry.attempts > 0 && len <= REPLAY_LIMIT) {
+      body = await readSmallBody(req);
+    } else {
+      body = req;
+      replayable = false;
+    }
+  }
+
+  // The route timeout spans every attempt; downstream going away cancels everything.
+  const controller = new AbortController();
+  let timedOut = false;
+  let downstreamGone = false;
+  const timer = action.timeoutMs > 0 ? setTimeout(() => ((timedOut = true), controller.abort()), action.timeoutMs) : undefined;
+  const onClose = (): void => {
+    if (!res.writableFinished) {
+      downstreamGone = true;
+      controller.abort();
+    }
+  };
+  res.once('close', onClose);
+
+  const tried = new Set<Endpoint>();
+  const pickContext = { headers: req.headers, sourceIp: ctx.remoteAddress, query: facts.query, exclude: tried };
+  try {
+    for (let attempt = 0; ; attempt++) {
+      const pick = cluster.lb.pick(pickContext);
+      if (!pick) return LocalReplies.noHealthyUpstream;
+      tried.add(pick.endpoint);
+      const port = endpointPort(pick.endpoint, cluster.port);
+      const key = UpstreamPools.key(pick.endpoint.address, port);
+      log.upstreamHost = key;
+      headers['x-envoy-attempt-count'] = String(attempt + 1);
+      const lease = ctx.pools.acquire(key);
+      const started = performance.now();
+      let response: Dispatcher.ResponseData;
+      try {
+        response = await lease.pool.request({
+          path: fullPath,
+          method: req.method as Dispatcher.HttpMethod,
+          headers,
+          body,
+          signal: controller.signal,
+        });
+      } catch (err) {
+        lease.end();
+        const failure = classify(err, timedOut, downstreamGone);
+        if (failure.kind === 'aborted' || failure.kind === 'timeout') return failure.reply;
+        if (attempt < retry.attempts && replayable && retriableFailure(retry, failure)) {
+          await backoff(retry, attempt + 1, ctx.random);
+          continue;
+        }
+        return attempt > 0 ? withRetriesExhausted(failure.reply) : failure.reply;
+      }
+      if (attempt < retry.attempts && replayable && retriableStatus(retry, response.statusCode)) {
+        await response.body.dump().catch(() => undefined);
+        lease.end();
+        await backoff(retry, attempt + 1, ctx.random);
+        continue;
+      }
+      log.upstreamServiceTime = Math.round(performance.now() - started);
+      try {
+        const out = downstreamResponseHeaders(response.headers);
+        out['x-envoy-upstream-service-time'] = String(log.upstreamServiceTime);
+        out.server = 'istio-envoy';
+        applyHeaderRules(out as Record<string, string | string[]>, action.responseHeaders);
+        applyHeaderRules(out as Record<string, string | string[]>, dest.responseHeaders);
+        if (pick.setCookie) out['set-cookie'] = [...toList(out['set-cookie']), pick.setCookie];
+        res.writeHead(response.statusCode, out);
+        await pipeline(response.body, res);
+      } catch {
+        // The body broke off half-way (upstream reset, downstream gone, timeout): nothing more can be
+        // said to this client; the access log records it.
+        if (!res.destroyed) res.destroy();
+        log.flags = timedOut ? 'UT' : downstreamGone ? 'DC' : 'UR';
+      } finally {
+        lease.end();
+      }
+      return undefined;
+    }
+  } finally {
+    clearTimeout(timer);
+    res.off('close', onClose);
+  }
+}
+
+function toList(v: string | number | readonly string[] | undefined): string[] {
+  if (v === undefined) return [];
+  return Array.isArray(v) ? [...v] : [String(v)];
+}

@@ -1,0 +1,87 @@
+// Header handling between downstream and upstream: hop-by-hop headers dropped both ways, the
+// x-forwarded-* and x-request-id headers a gateway sets, and VirtualService header rules applied.
+
+import { randomUUID } from 'node:crypto';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import type { HeaderRules } from '../routing/types.js';
+
+/** RFC 9110 §7.6.1 connection-specific headers, plus those undici manages itself. */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'http2-settings',
+]);
+
+function connectionListed(headers: IncomingHttpHeaders): Set<string> | undefined {
+  const c = headers.connection;
+  if (!c) return undefined;
+  const names = c.split(',').map((s) => s.trim().toLowerCase()).filter((s) => s && s !== 'close' && s !== 'keep-alive');
+  return names.length > 0 ? new Set(names) : undefined;
+}
+
+export interface ForwardedFacts {
+  readonly remoteAddress: string;
+  readonly scheme: string;
+  readonly authority: string;
+  readonly requestId: string;
+  /** Set when the path was rewritten: Envoy keeps the original in x-envoy-original-path. */
+  readonly originalPath?: string;
+}
+
+/** The request id a request carries, or a new one (Envoy generates a UUID when it is absent). */
+export function requestIdOf(headers: IncomingHttpHeaders): string {
+  const id = headers['x-request-id'];
+  return typeof id === 'string' && id !== '' ? id : randomUUID();
+}
+
+/** Headers for the upstream request, before route header rules. */
+export function upstreamRequestHeaders(incoming: IncomingHttpHeaders, f: ForwardedFacts): Record<string, string | string[]> {
+  const listed = connectionListed(incoming);
+  const out: Record<string, string | string[]> = {};
+  for (const name in incoming) {
+    const v = incoming[name];
+    if (v === undefined || HOP_BY_HOP.has(name) || listed?.has(name) || name === 'host') continue;
+    // Internal headers are set by the proxy itself, never trusted from outside.
+    if (name.startsWith('x-envoy-') || name === 'x-forwarded-proto' || name === 'x-forwarded-client-cert') continue;
+    out[name] = v;
+  }
+  const xff = incoming['x-forwarded-for'];
+  out['x-forwarded-for'] = xff ? `${xff}, ${f.remoteAddress}` : f.remoteAddress;
+  out['x-forwarded-proto'] = f.scheme;
+  out['x-request-id'] = f.requestId;
+  out.host = f.authority;
+  if (f.originalPath !== undefined) out['x-envoy-original-path'] = f.originalPath;
+  return out;
+}
+
+/** Response headers from upstream, hop-by-hop removed. */
+export function downstreamResponseHeaders(upstream: Record<string, string | string[] | undefined>): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = {};
+  const c = upstream.connection;
+  const listed = typeof c === 'string' ? new Set(c.split(',').map((s) => s.trim().toLowerCase())) : undefined;
+  for (const name in upstream) {
+    const v = upstream[name];
+    if (v === undefined || HOP_BY_HOP.has(name) || listed?.has(name)) continue;
+    out[name] = v;
+  }
+  return out;
+}
+
+/** set overwrites, add appends, remove deletes (SEMANTICS §2.4). */
+export function applyHeaderRules(headers: Record<string, string | string[] | number | undefined>, rules: HeaderRules): void {
+  for (const name of rules.remove) delete headers[name];
+  for (const [name, value] of rules.set) headers[name] = value;
+  for (const [name, value] of rules.add) {
+    const cur = headers[name];
+    if (cur === undefined) headers[name] = value;
+    else if (Array.isArray(cur)) headers[name] = [...cur, value];
+    else headers[name] = [String(cur), value];
+  }
+}

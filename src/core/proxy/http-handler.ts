@@ -1,0 +1,157 @@
+// The life of one HTTP request in a proxy: read the facts, take the current snapshot once, find the
+// route, and act (redirect, direct response or forward), then write the access log line.
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Snapshot } from '../snapshot/snapshot.js';
+import type { SnapshotHolder } from '../snapshot/holder.js';
+import { findRoute } from '../routing/lookup.js';
+import type { RedirectAction, RequestFacts, RouteConfig } from '../routing/types.js';
+import { normalizeHost } from '../routing/host-index.js';
+import type { AccessLog, RequestRecord } from '../telemetry/access-log.js';
+import { applyHeaderRules, requestIdOf } from './headers.js';
+import { normalizePath } from './path-normalize.js';
+import { forward } from './forward.js';
+import { LocalReplies, sendLocalReply, type LocalReply } from './respond.js';
+import type { UpstreamPools } from './upstream-pools.js';
+
+export interface HttpHandlerContext {
+  readonly holder: SnapshotHolder;
+  readonly pools: UpstreamPools;
+  readonly accessLog: AccessLog;
+  readonly random: () => number;
+}
+
+/** Which route config serves a request on this listener (plaintext: the port's `http.<port>`). */
+export type RouteConfigSelector = (snapshot: Snapshot, req: IncomingMessage) => RouteConfig | undefined;
+
+export function requestFacts(req: IncomingMessage, port: number, scheme: string, path: string): RequestFacts {
+  const url = req.url ?? '/';
+  const q = url.indexOf('?');
+  const queryString = q >= 0 ? url.slice(q + 1) : '';
+  const query = new Map<string, string>();
+  if (queryString) {
+    for (const [k, v] of new URLSearchParams(queryString)) if (!query.has(k)) query.set(k, v);
+  }
+  const authority = req.headers.host ?? '';
+  return { port, host: normalizeHost(authority), authority, path, queryString, query, method: req.method ?? 'GET', scheme, headers: req.headers };
+}
+
+function rawPath(url: string): string {
+  // Absolute-form request targets (`GET http://host/path`) carry the path after the authority.
+  if (url.startsWith('http://') || url.startsWith('https://')) {
+    const slash = url.indexOf('/', url.indexOf('//') + 2);
+    url = slash < 0 ? '/' : url.slice(slash);
+  }
+  const q = url.indexOf('?');
+  return q >= 0 ? url.slice(0, q) : url;
+}
+
+export function handleHttpRequest(
+  req: IncomingMessage,
+  res: ServerResponse,
+  port: number,
+  scheme: string,
+  select: RouteConfigSelector,
+  ctx: HttpHandlerContext,
+): void {
+  const started = performance.now();
+  const socket = req.socket;
+  const bytesReadAtStart = socket.bytesRead;
+  const bytesWrittenAtStart = socket.bytesWritten;
+  const requestId = requestIdOf(req.headers);
+  const remoteAddress = socket.remoteAddress ?? '';
+  const record: RequestRecord = {
+    startTime: new Date(),
+    method: req.method ?? '',
+    path: req.url ?? '',
+    protocol: `HTTP/${req.httpVersion}`,
+    responseCode: 0,
+    flags: '-',
+    details: 'via_upstream',
+    bytesReceived: 0,
+    bytesSent: 0,
+    durationMs: 0,
+    ...(req.headers['x-forwarded-for'] !== undefined ? { forwardedFor: String(req.headers['x-forwarded-for']) } : {}),
+    ...(req.headers['user-agent'] !== undefined ? { userAgent: req.headers['user-agent'] } : {}),
+    requestId,
+    authority: req.headers.host ?? '',
+    downstreamRemoteAddress: `${remoteAddress}:${socket.remotePort ?? 0}`,
+  };
+  res.once('close', () => {
+    record.responseCode = res.headersSent ? res.statusCode : 0;
+    if (!res.writableFinished && record.flags === '-') record.flags = 'DC';
+    record.durationMs = Math.round(performance.now() - started);
+    record.bytesReceived = socket.bytesRead - bytesReadAtStart;
+    record.bytesSent = socket.bytesWritten - bytesWrittenAtStart;
+    ctx.accessLog.write(record);
+  });
+  const reply = (r: LocalReply): void => {
+    record.flags = r.flag;
+    record.details = r.details;
+    sendLocalReply(res, r, { 'x-request-id': requestId });
+  };
+
+  const path = normalizePath(rawPath(req.url ?? '/'));
+  if (path === undefined) return reply(LocalReplies.badRequest);
+  const snapshot = ctx.holder.current();
+  const config = snapshot && select(snapshot, req);
+  if (!config) return reply(LocalReplies.noRoute);
+  const facts = requestFacts(req, port, scheme, path);
+  const { virtualHost, route } = findRoute(config, facts);
+  if (virtualHost?.requireTls && scheme === 'http') {
+    return sendRedirect(res, 301, `https://${facts.host}${req.url ?? '/'}`, record);
+  }
+  if (!route) return reply(LocalReplies.noRoute);
+  record.routeName = route.name;
+  const action = route.action;
+  if (action.kind === 'redirect') return sendRedirect(res, action.code, redirectLocation(action, facts, req.url ?? '/'), record);
+  if (action.kind === 'direct') {
+    const headers: Record<string, string | string[]> = { server: 'istio-envoy', 'content-length': String(action.body?.length ?? 0) };
+    if (action.body) headers['content-type'] = 'text/plain';
+    applyHeaderRules(headers, action.responseHeaders);
+    record.details = 'direct_response';
+    res.writeHead(action.status, headers);
+    res.end(action.body);
+    return;
+  }
+  forward(req, res, facts, action, { pools: ctx.pools, random: ctx.random, remoteAddress, requestId }, record).then(
+    (failure) => {
+      if (failure) reply(failure);
+    },
+    (err: unknown) => {
+      // A bug, not an expected failure: answer like Envoy would for an internal error and keep serving.
+      record.details = `internal_error:${(err as Error).message}`;
+      reply(LocalReplies.upstreamReset);
+    },
+  );
+}
+
+function sendRedirect(res: ServerResponse, code: number, location: string, record: RequestRecord): void {
+  record.details = 'direct_response';
+  res.writeHead(code, { location, server: 'istio-envoy', 'content-length': '0' });
+  res.end();
+}
+
+/** Envoy's redirect: replace path/host/scheme/port as configured; default ports are left out. */
+export function redirectLocation(a: RedirectAction, facts: RequestFacts, url: string): string {
+  const scheme = a.scheme ?? facts.scheme;
+  const original = splitAuthority(facts.authority);
+  const host = a.authority !== undefined ? splitAuthority(a.authority).host : original.host;
+  let port: string | undefined;
+  if (a.port !== undefined) port = String(a.port);
+  else if (a.derivePort === 'FROM_REQUEST_PORT') port = original.port ?? String(facts.port);
+  else if (a.derivePort === 'FROM_PROTOCOL_DEFAULT') port = undefined;
+  else if (a.authority !== undefined) port = splitAuthority(a.authority).port;
+  else if (a.scheme === undefined || a.scheme === facts.scheme) port = original.port;
+  if ((scheme === 'http' && port === '80') || (scheme === 'https' && port === '443')) port = undefined;
+  const q = url.indexOf('?');
+  const path = a.uri ?? facts.path;
+  const query = q >= 0 ? url.slice(q) : '';
+  return `${scheme}://${host}${port ? `:${port}` : ''}${path}${a.uri?.includes('?') ? '' : query}`;
+}
+
+function splitAuthority(authority: string): { host: string; port?: string } {
+  const m = /^(\[[^\]]+\]|[^:]*)(?::(\d+))?$/.exec(authority);
+  if (!m) return { host: authority };
+  return m[2] !== undefined ? { host: m[1]!, port: m[2] } : { host: m[1]! };
+}

@@ -1,0 +1,217 @@
+// Kubernetes Services as registry entries: `<name>.<ns>.svc.<domain>`, ports with their protocol and
+// target port, and endpoints from EndpointSlices, else v1 Endpoints, else (so that a folder of YAML
+// can describe a cluster compactly) the Pods the Service's selector picks.
+
+import type { Problem } from '../config/problem.js';
+import { problemAt } from '../config/problem.js';
+import type { EndpointSliceBody, EndpointsBody, ServicePortSpec, ServiceSpec } from '../model/kube.js';
+import { SERVICE_NAME_LABEL } from '../model/kube.js';
+import type { Resource } from '../model/resource.js';
+import { compareByCreation, resourceRef } from '../model/resource.js';
+import { EndpointSet, makeEndpoint } from './endpoint-set.js';
+import { hasMeshTls, localityFromLabels } from './labels.js';
+import type { PodIndex, PodInfo } from './pods.js';
+import { isRecord } from './pods.js';
+import { kubePortProtocol } from './protocol.js';
+import type { Endpoint, Service, ServicePort } from './types.js';
+
+const EXPORT_TO_ANNOTATION = 'networking.istio.io/exportTo';
+
+export function kubeServices(resources: readonly Resource[], pods: PodIndex, domain: string, problems: Problem[]): Service[] {
+  const slices = new Map<string, Resource[]>();
+  const endpointsByName = new Map<string, Resource>();
+  for (const r of resources) {
+    if (r.kind === 'EndpointSlice') {
+      const owner = r.metadata.labels[SERVICE_NAME_LABEL];
+      if (!owner) continue;
+      const key = `${r.metadata.namespace}/${owner}`;
+      const list = slices.get(key);
+      if (list) list.push(r);
+      else slices.set(key, [r]);
+    } else if (r.kind === 'Endpoints') {
+      endpointsByName.set(`${r.metadata.namespace}/${r.metadata.name}`, r);
+    }
+  }
+  const services = resources.filter((r) => r.kind === 'Service' && r.apiVersion === 'v1').sort(compareByCreation);
+  return services.map((r) => kubeService(r, slices.get(key(r)), endpointsByName.get(key(r)), pods, domain, problems));
+}
+
+function key(r: Resource): string {
+  return `${r.metadata.namespace}/${r.metadata.name}`;
+}
+
+function kubeService(
+  r: Resource,
+  slices: readonly Resource[] | undefined,
+  endpoints: Resource | undefined,
+  pods: PodIndex,
+  domain: string,
+  problems: Problem[],
+): Service {
+  const spec = (isRecord(r.spec) ? r.spec : {}) as ServiceSpec;
+  const ns = r.metadata.namespace;
+  const ports = (Array.isArray(spec.ports) ? spec.ports : []).filter((p) => isRecord(p) && typeof p.port === 'number').map(servicePort);
+  const externalName = spec.type === 'ExternalName' && typeof spec.externalName === 'string' && spec.externalName !== '' ? spec.externalName : undefined;
+  const exportTo = (r.metadata.annotations[EXPORT_TO_ANNOTATION] ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+
+  let list: Endpoint[];
+  if (externalName) {
+    // An ExternalName service is a DNS alias: its one endpoint is the external name, on the service's own ports.
+    list = [
+      makeEndpoint({
+        address: externalName.toLowerCase(),
+        ports: new Map(ports.map((p) => [p.number, p.number])),
+        labels: {},
+        locality: '',
+        namespace: ns,
+        meshTls: false,
+        ready: true,
+      }),
+    ];
+  } else if (slices && slices.length > 0) {
+    list = fromSlices(slices, ports, ns, pods);
+  } else if (endpoints) {
+    list = fromEndpoints(endpoints, ports, ns, pods);
+  } else if (isRecord(spec.selector) && Object.keys(spec.selector).length > 0) {
+    list = fromPods(r, pods.select(ns, spec.selector), ports, problems);
+  } else {
+    list = [];
+  }
+
+  return Object.freeze({
+    hostname: `${r.metadata.name}.${ns}.svc.${domain}`.toLowerCase(),
+    namespace: ns,
+    ports,
+    endpoints: list,
+    resolution: externalName ? 'DNS' : 'STATIC',
+    location: externalName ? 'MESH_EXTERNAL' : 'MESH_INTERNAL',
+    kind: 'Service',
+    exportTo: exportTo.length > 0 ? exportTo : ['*'],
+    subjectAltNames: [],
+    sources: [resourceRef(r)],
+  });
+}
+
+function servicePort(p: ServicePortSpec): ServicePort {
+  const name = typeof p.name === 'string' ? p.name : '';
+  const base = { number: p.port, name, protocol: kubePortProtocol(name, p.appProtocol, p.protocol) };
+  const target = p.targetPort;
+  if (typeof target === 'number') return { ...base, targetPort: target };
+  if (typeof target === 'string' && target !== '') {
+    return /^\d+$/.test(target) ? { ...base, targetPort: Number(target) } : { ...base, targetPortName: target };
+  }
+  // Kubernetes defaults targetPort to the port itself.
+  return { ...base, targetPort: p.port };
+}
+
+/** Service port number → endpoint port, matching the source's port names to the service's. */
+function mapPorts(ports: readonly ServicePort[], sourcePorts: ReadonlyMap<string, number>, pod: PodInfo | undefined): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const p of ports) {
+    const byName = sourcePorts.get(p.name);
+    if (byName !== undefined) out.set(p.number, byName);
+    else if (p.targetPortName && pod?.namedPorts.has(p.targetPortName)) out.set(p.number, pod.namedPorts.get(p.targetPortName)!);
+  }
+  return out;
+}
+
+function endpointFor(address: string, ports: Map<number, number>, ready: boolean, ns: string, pod: PodInfo | undefined, zone: string) {
+  const labels = pod?.labels ?? {};
+  return {
+    address,
+    ports,
+    labels,
+    locality: pod ? pod.locality(zone) : localityFromLabels({}, zone),
+    ...(pod ? { serviceAccount: pod.serviceAccount } : {}),
+    namespace: pod?.namespace ?? ns,
+    meshTls: hasMeshTls(labels),
+    ready,
+  };
+}
+
+/** The pod behind an address: the one its targetRef names, else the one holding that IP in the namespace. */
+function podFor(pods: PodIndex, ref: Record<string, unknown> | undefined, ns: string, address: string): PodInfo | undefined {
+  const named =
+    ref && ref.kind === 'Pod' && typeof ref.name === 'string'
+      ? pods.byName(typeof ref.namespace === 'string' && ref.namespace !== '' ? ref.namespace : ns, ref.name)
+      : undefined;
+  return named ?? pods.byIp(ns, address);
+}
+
+function fromSlices(slices: readonly Resource[], ports: readonly ServicePort[], ns: string, pods: PodIndex): Endpoint[] {
+  const set = new EndpointSet();
+  for (const slice of [...slices].sort(compareByCreation)) {
+    const body = slice.raw as EndpointSliceBody;
+    const slicePorts = new Map<string, number>();
+    for (const p of Array.isArray(body.ports) ? body.ports : []) {
+      if (isRecord(p) && typeof p.port === 'number') slicePorts.set(typeof p.name === 'string' ? p.name : '', p.port);
+    }
+    for (const ep of Array.isArray(body.endpoints) ? body.endpoints : []) {
+      if (!isRecord(ep) || !Array.isArray(ep.addresses)) continue;
+      // Kubernetes says a slice endpoint's addresses are fungible; the first is the one to use.
+      const address = ep.addresses.find((a): a is string => typeof a === 'string' && a !== '');
+      if (!address) continue;
+      const ref = isRecord(ep.targetRef) ? ep.targetRef : undefined;
+      const pod = podFor(pods, ref, ns, address);
+      const ready = !isRecord(ep.conditions) || ep.conditions.ready !== false;
+      const zone = typeof ep.zone === 'string' ? ep.zone : '';
+      set.add(endpointFor(address, mapPorts(ports, slicePorts, pod), ready, ns, pod, zone));
+    }
+  }
+  return set.toList();
+}
+
+function fromEndpoints(r: Resource, ports: readonly ServicePort[], ns: string, pods: PodIndex): Endpoint[] {
+  const body = r.raw as EndpointsBody;
+  const set = new EndpointSet();
+  for (const subset of Array.isArray(body.subsets) ? body.subsets : []) {
+    if (!isRecord(subset)) continue;
+    const subsetPorts = new Map<string, number>();
+    for (const p of Array.isArray(subset.ports) ? subset.ports : []) {
+      if (isRecord(p) && typeof p.port === 'number') subsetPorts.set(typeof p.name === 'string' ? p.name : '', p.port);
+    }
+    const groups: Array<[unknown, boolean]> = [
+      [subset.addresses, true],
+      [subset.notReadyAddresses, false],
+    ];
+    for (const [addresses, ready] of groups) {
+      for (const a of Array.isArray(addresses) ? (addresses as unknown[]) : []) {
+        if (!isRecord(a) || typeof a.ip !== 'string' || a.ip === '') continue;
+        const ref = isRecord(a.targetRef) ? a.targetRef : undefined;
+        const pod = podFor(pods, ref, ns, a.ip);
+        set.add(endpointFor(a.ip, mapPorts(ports, subsetPorts, pod), ready, ns, pod, ''));
+      }
+    }
+  }
+  return set.toList();
+}
+
+function fromPods(service: Resource, selected: readonly PodInfo[], ports: readonly ServicePort[], problems: Problem[]): Endpoint[] {
+  const set = new EndpointSet();
+  const unresolved = new Set<number>();
+  for (const pod of selected) {
+    const mapped = new Map<number, number>();
+    ports.forEach((p, i) => {
+      if (p.targetPortName === undefined) return; // numeric targetPort: endpointPort() falls back to it
+      const target = pod.namedPorts.get(p.targetPortName);
+      if (target !== undefined) mapped.set(p.number, target);
+      else unresolved.add(i);
+    });
+    set.add(endpointFor(pod.ip!, mapped, pod.ready, pod.namespace, pod, ''));
+  }
+  for (const i of unresolved) {
+    const p = ports[i]!;
+    problems.push(
+      problemAt(
+        service,
+        ['spec', 'ports', i, 'targetPort'],
+        `named targetPort "${p.targetPortName}" is not a container port of every selected pod; those pods are reached on port ${p.number}`,
+        'warning',
+      ),
+    );
+  }
+  return set.toList();
+}

@@ -1,0 +1,179 @@
+// The route compiler for a gateway: Gateway servers × bound VirtualServices → listeners and route
+// configs with virtual hosts, in Istio's order (SEMANTICS §1.3, §2.1): routes of several
+// VirtualServices for one host appended by creation time, catch-alls moved last.
+
+import type { GatewaySpec, HTTPMatchRequest, HTTPRoute, Labels, VirtualServiceSpec } from '../model/istio.js';
+import { compareByCreation, type Resource } from '../model/resource.js';
+import { problemAt, type Problem } from '../config/problem.js';
+import { hostIntersection, resolveShortName } from '../registry/hostname.js';
+import type { Registry } from '../registry/types.js';
+import type { Cluster } from '../policy/types.js';
+import { compileAction } from './actions.js';
+import { bindServers, exportedTo, hostsVisibleTo, selectsProxy, vsGateways, type BoundServer } from './gateway-binding.js';
+import { indexVirtualHosts } from './host-index.js';
+import { compileMatch, isCatchAll } from './match.js';
+import type { CompiledRoute, Listener, RouteConfig, ServerConfig, VirtualHost } from './types.js';
+
+export interface GatewayCompileInput {
+  readonly gateways: readonly Resource<GatewaySpec>[];
+  readonly virtualServices: readonly Resource<VirtualServiceSpec>[];
+  readonly registry: Registry;
+  readonly proxyLabels: Labels;
+  /** The gateway proxy's namespace: exportTo visibility and VirtualService precedence follow it. */
+  readonly proxyNamespace: string;
+  readonly domain: string;
+  cluster(host: string, port: number, subset: string): Cluster | undefined;
+}
+
+export interface CompiledGateway {
+  readonly listeners: ReadonlyMap<number, Listener>;
+  readonly routeConfigs: ReadonlyMap<string, RouteConfig>;
+  readonly problems: readonly Problem[];
+}
+
+interface VhostDraft {
+  routes: CompiledRoute[];
+  requireTls: boolean;
+}
+
+export function compileGateway(input: GatewayCompileInput): CompiledGateway {
+  const problems: Problem[] = [];
+  const gateways = input.gateways.filter((g) => selectsProxy(g, input.proxyLabels)).sort(compareByCreation);
+  const servers = bindServers(gateways, problems);
+  const virtualServices = orderForProxy(input.virtualServices, input.proxyNamespace);
+
+  // route config name → domain → draft
+  const drafts = new Map<string, Map<string, VhostDraft>>();
+  for (const bound of servers) {
+    if (!bound.routeConfig) continue;
+    const vhosts = drafts.get(bound.routeConfig) ?? new Map<string, VhostDraft>();
+    drafts.set(bound.routeConfig, vhosts);
+    for (const vs of virtualServices) {
+      try {
+        bindVirtualService(vs, bound, vhosts, input);
+      } catch (err) {
+        // A compile bug must not take the whole gateway down: report it against the resource.
+        problems.push(problemAt(vs, ['spec'], `internal error while compiling: ${(err as Error).message}`));
+      }
+    }
+    if (bound.server.tls?.httpsRedirect) {
+      for (const h of bound.hosts) {
+        const draft = vhosts.get(h.host) ?? { routes: [], requireTls: false };
+        draft.requireTls = true;
+        vhosts.set(h.host, draft);
+      }
+    }
+  }
+
+  const routeConfigs = new Map<string, RouteConfig>();
+  for (const [name, vhosts] of drafts) {
+    const list: VirtualHost[] = [];
+    for (const [domain, d] of vhosts) list.push({ domain, routes: catchAllsLast(d.routes), requireTls: d.requireTls });
+    routeConfigs.set(name, indexVirtualHosts(name, list));
+  }
+  return { listeners: buildListeners(servers), routeConfigs, problems };
+}
+
+function bindVirtualService(vs: Resource<VirtualServiceSpec>, bound: BoundServer, vhosts: Map<string, VhostDraft>, input: GatewayCompileInput): void {
+  const spec = vs.spec;
+  const ns = vs.metadata.namespace;
+  if (!spec.http || spec.http.length === 0) return;
+  if (!exportedTo(spec.exportTo, ns, input.proxyNamespace)) return;
+  const vsHosts = (spec.hosts ?? []).map((h) => resolveShortName(h, ns, input.domain).toLowerCase());
+  const domains = [...new Set(hostIntersection(hostsVisibleTo(bound.hosts, ns), vsHosts))];
+  if (domains.length === 0) return;
+  const routes = compileHttpRoutes(vs, bound, input);
+  if (routes.length === 0) return;
+  for (const domain of domains) {
+    const draft = vhosts.get(domain) ?? { routes: [], requireTls: false };
+    draft.routes.push(...routes);
+    vhosts.set(domain, draft);
+  }
+}
+
+/** One compiled route per (http route × match), as Envoy holds them; Istio stops after a catch-all route. */
+function compileHttpRoutes(vs: Resource<VirtualServiceSpec>, bound: BoundServer, input: GatewayCompileInput): CompiledRoute[] {
+  const out: CompiledRoute[] = [];
+  const ns = vs.metadata.namespace;
+  const port = bound.server.port.number;
+  const http = vs.spec.http ?? [];
+  for (let i = 0; i < http.length; i++) {
+    const route = http[i]!;
+    const matches: Array<HTTPMatchRequest | undefined> = route.match && route.match.length > 0 ? [...route.match] : [undefined];
+    // Istio drops routes whose redirect code it cannot express (validation warned about it).
+    if (route.redirect?.redirectCode !== undefined && !REDIRECT_CODES.has(route.redirect.redirectCode)) continue;
+    let sawCatchAll = false;
+    for (let k = 0; k < matches.length && !sawCatchAll; k++) {
+      const m = matches[k];
+      if (!vsGateways(vs.spec, ns, m?.gateways).has(bound.gatewayRef)) continue;
+      if (m?.port !== undefined && m.port !== port) continue;
+      const catchAll = isCatchAll(m);
+      sawCatchAll = catchAll;
+      out.push({
+        name: routeName(route, m),
+        source: { virtualService: `${ns}/${vs.metadata.name}`, file: vs.origin.file, line: vs.origin.lineOf(['spec', 'http', i]), httpIndex: i, matchIndex: m ? k : -1 },
+        conditions: m ? compileMatch(m) : [],
+        catchAll,
+        action: compileAction(route, m, {
+          namespace: ns,
+          listenerPort: port,
+          registry: input.registry,
+          domain: input.domain,
+          cluster: input.cluster,
+        }),
+      });
+    }
+    if (sawCatchAll) break;
+  }
+  return out;
+}
+
+const REDIRECT_CODES = new Set([301, 302, 303, 307, 308]);
+
+/**
+ * Istio's VirtualServicesForGateway order: those private to the proxy's namespace, then those
+ * exported to it by name, then public ones; creation order within each group.
+ */
+function orderForProxy(list: readonly Resource<VirtualServiceSpec>[], proxyNamespace: string): Resource<VirtualServiceSpec>[] {
+  const tier = (vs: Resource<VirtualServiceSpec>): number => {
+    const e = vs.spec.exportTo;
+    if (!e || e.length === 0 || e.includes('*')) return 2;
+    if (vs.metadata.namespace === proxyNamespace && e.includes('.')) return 0;
+    return e.includes(proxyNamespace) ? 1 : 2;
+  };
+  return [...list].sort((a, b) => tier(a) - tier(b) || compareByCreation(a, b));
+}
+
+function routeName(route: HTTPRoute, m: HTTPMatchRequest | undefined): string {
+  if (route.name && m?.name) return `${route.name}.${m.name}`;
+  return route.name ?? m?.name ?? '';
+}
+
+/** Istio's SortVHostRoutes: catch-all routes go to the end, everything else keeps its order. */
+function catchAllsLast(routes: CompiledRoute[]): CompiledRoute[] {
+  return [...routes.filter((r) => !r.catchAll), ...routes.filter((r) => r.catchAll)];
+}
+
+function buildListeners(servers: readonly BoundServer[]): Map<number, Listener> {
+  const byPort = new Map<number, { protocol: string; servers: ServerConfig[]; http?: string }>();
+  for (const b of servers) {
+    const port = b.server.port.number;
+    const entry = byPort.get(port) ?? { protocol: b.server.port.protocol.toUpperCase(), servers: [] };
+    byPort.set(port, entry);
+    if (b.kind === 'http') entry.http = b.routeConfig;
+    entry.servers.push({
+      gateway: b.gatewayRef,
+      serverIndex: b.index,
+      portName: b.server.port.name,
+      protocol: b.server.port.protocol.toUpperCase(),
+      hosts: b.hosts.map((h) => h.host),
+      ...(b.server.tls ? { tls: b.server.tls } : {}),
+      ...(b.routeConfig ? { routeConfig: b.routeConfig } : {}),
+    });
+  }
+  const out = new Map<number, Listener>();
+  for (const [port, e] of byPort) {
+    out.set(port, { port, protocol: e.protocol, servers: e.servers, ...(e.http ? { httpRouteConfig: e.http } : {}) });
+  }
+  return out;
+}

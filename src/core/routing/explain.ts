@@ -1,0 +1,92 @@
+// Answers "why 404?": for one described request, which Gateway server, virtual host, route and
+// destination would serve it, and for every earlier candidate the condition that did not hold.
+
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Snapshot } from '../snapshot/snapshot.js';
+import { normalizeHost } from './host-index.js';
+import { explainLookup } from './lookup.js';
+import type { RequestFacts } from './types.js';
+
+export interface ExplainRequest {
+  readonly port: number;
+  readonly url: URL;
+  readonly method: string;
+  readonly headers: IncomingHttpHeaders;
+}
+
+export interface ExplainResult {
+  readonly lines: string[];
+  /** What the gateway would answer: `forward`, `redirect 301`, `404 NR`, `503 NC` … */
+  readonly verdict: string;
+}
+
+export function explainRequest(snapshot: Snapshot, r: ExplainRequest): ExplainResult {
+  const lines: string[] = [];
+  const authority = r.headers.host ?? r.url.host;
+  const query = new Map<string, string>();
+  for (const [k, v] of r.url.searchParams) if (!query.has(k)) query.set(k, v);
+  const facts: RequestFacts = {
+    port: r.port,
+    host: normalizeHost(authority),
+    authority,
+    path: decodeURI(r.url.pathname) === r.url.pathname ? r.url.pathname : r.url.pathname,
+    queryString: r.url.search.slice(1),
+    query,
+    method: r.method,
+    scheme: r.url.protocol.replace(':', ''),
+    headers: { ...r.headers, host: authority },
+  };
+  lines.push(`request: ${facts.method} ${facts.scheme}://${authority}${facts.path}${r.url.search} on Gateway port ${r.port}`);
+  const listener = snapshot.listeners.get(r.port);
+  if (!listener) {
+    const ports = [...snapshot.listeners.keys()];
+    lines.push(`no Gateway server selecting this proxy listens on port ${r.port}${ports.length ? ` (ports served: ${ports.join(', ')})` : ' (no Gateway selects this proxy: check selector labels)'}`);
+    return { lines, verdict: '404 NR (no listener)' };
+  }
+  for (const s of listener.servers) lines.push(`server ${s.gateway}[${s.serverIndex}] ${s.protocol} hosts ${s.hosts.join(', ')}`);
+  const configName = listener.httpRouteConfig;
+  const config = configName ? snapshot.routeConfigs.get(configName) : undefined;
+  if (!config) {
+    lines.push(`port ${r.port} has no plaintext HTTP server`);
+    return { lines, verdict: '404 NR (no route config)' };
+  }
+  lines.push(`route config ${config.name}`);
+  const ex = explainLookup(config, facts);
+  if (!ex.virtualHost) {
+    const domains = config.virtualHosts.map((v) => v.domain);
+    lines.push(`no virtual host matches host "${facts.host}"; known: ${domains.length ? domains.join(', ') : '(none: no VirtualService binds to these servers)'}`);
+    lines.push('  hint: a VirtualService binds when its hosts intersect the server hosts and its gateways name this Gateway');
+    return { lines, verdict: '404 NR (no virtual host)' };
+  }
+  lines.push(`virtual host ${ex.virtualHost.domain}`);
+  if (ex.virtualHost.requireTls && facts.scheme === 'http') {
+    lines.push('  the server has httpsRedirect: plaintext requests are redirected');
+    return { lines, verdict: `301 to https://${facts.host}${facts.path}` };
+  }
+  ex.misses.forEach((m, i) => {
+    lines.push(`  ✗ route ${i + 1} ${m.route.name ? `${m.route.name} ` : ''}[${m.route.source.virtualService} http[${m.route.source.httpIndex}] ${m.route.source.file}:${m.route.source.line}]`);
+    lines.push(`      wanted ${m.failed}`);
+  });
+  const route = ex.route;
+  if (!route) {
+    lines.push(`  no route matched (${ex.misses.length} tried)`);
+    return { lines, verdict: '404 NR (no route matched)' };
+  }
+  lines.push(`  ✓ route ${ex.misses.length + 1} ${route.name ? `${route.name} ` : ''}[${route.source.virtualService} http[${route.source.httpIndex}] ${route.source.file}:${route.source.line}]`);
+  const a = route.action;
+  if (a.kind === 'redirect') return { lines, verdict: `redirect ${a.code}` };
+  if (a.kind === 'direct') return { lines, verdict: `direct response ${a.status}` };
+  let verdict = 'forward';
+  for (const d of a.destinations) {
+    const share = a.totalWeight > 0 ? `${Math.round((d.weight / a.totalWeight) * 1000) / 10}%` : '100%';
+    if (!d.cluster) {
+      lines.push(`  → ${d.clusterName} ${share}: no such cluster (unknown service, port or subset) → 503 NC`);
+      verdict = a.destinations.length === 1 ? '503 NC (cluster not found)' : verdict;
+      continue;
+    }
+    const eps = d.cluster.endpoints;
+    lines.push(`  → ${d.clusterName} ${share}: ${eps.length} endpoint${eps.length === 1 ? '' : 's'}${eps.length ? ` (${eps.map((e) => e.address).join(', ')})` : ' → 503 UH'}`);
+    if (eps.length === 0 && a.destinations.length === 1) verdict = '503 UH (no healthy upstream)';
+  }
+  return { lines, verdict };
+}

@@ -1,0 +1,133 @@
+// Which Gateway servers a gateway proxy serves, and which VirtualServices bind to them: selector
+// matching, the `ns/host` scopes of server hosts, gateway reference names, and port merging rules
+// of SEMANTICS §1.3.
+
+import type { GatewayServer, GatewaySpec, Labels, VirtualServiceSpec } from '../model/istio.js';
+import type { Resource } from '../model/resource.js';
+import type { Problem } from '../config/problem.js';
+import { problemAt } from '../config/problem.js';
+
+export const MESH_GATEWAY = 'mesh';
+
+/** A Gateway applies to a proxy when every selector label is on the proxy (no selector: every proxy). */
+export function selectsProxy(gateway: Resource<GatewaySpec>, proxyLabels: Labels): boolean {
+  const selector = gateway.spec.selector;
+  if (!selector) return true;
+  return Object.entries(selector).every(([k, v]) => proxyLabels[k] === v);
+}
+
+/** `name` → `<vsNamespace>/name`; `ns/name` stays; legacy `name.ns.svc.cluster.local` → `ns/name`; `mesh` stays. */
+export function resolveGatewayName(name: string, vsNamespace: string): string {
+  if (name === MESH_GATEWAY) return MESH_GATEWAY;
+  if (name.includes('/')) return name;
+  const dot = name.indexOf('.');
+  if (dot > 0) {
+    const rest = name.slice(dot + 1);
+    const ns = rest.split('.')[0] ?? vsNamespace;
+    return `${ns}/${name.slice(0, dot)}`;
+  }
+  return `${vsNamespace}/${name}`;
+}
+
+/** The gateways a VirtualService (or one of its matches) binds to; omitted means only `mesh`. */
+export function vsGateways(spec: VirtualServiceSpec, namespace: string, matchGateways?: readonly string[]): ReadonlySet<string> {
+  const names = matchGateways && matchGateways.length > 0 ? matchGateways : spec.gateways && spec.gateways.length > 0 ? spec.gateways : [MESH_GATEWAY];
+  return new Set(names.map((n) => resolveGatewayName(n, namespace)));
+}
+
+/** `exportTo`: `*` (default) everyone, `.` own namespace, `~` nobody, or namespace names. */
+export function exportedTo(exportTo: readonly string[] | undefined, ownNamespace: string, viewer: string): boolean {
+  if (!exportTo || exportTo.length === 0) return true;
+  return exportTo.some((e) => e === '*' || (e === '.' && viewer === ownNamespace) || e === viewer);
+}
+
+export interface ScopedHost {
+  /** `*` for any namespace, or a namespace name (`.` already replaced by the Gateway's namespace). */
+  readonly namespace: string;
+  /** Lower-case DNS name, possibly a wildcard. */
+  readonly host: string;
+}
+
+export function parseServerHost(entry: string, gatewayNamespace: string): ScopedHost {
+  const slash = entry.indexOf('/');
+  if (slash < 0) return { namespace: '*', host: entry.toLowerCase() };
+  const ns = entry.slice(0, slash);
+  return { namespace: ns === '.' ? gatewayNamespace : ns, host: entry.slice(slash + 1).toLowerCase() };
+}
+
+/** The server hosts a VirtualService from `vsNamespace` may bind to. */
+export function hostsVisibleTo(hosts: readonly ScopedHost[], vsNamespace: string): string[] {
+  return hosts.filter((h) => h.namespace === '*' || h.namespace === vsNamespace).map((h) => h.host);
+}
+
+const HTTP_PROTOCOLS = new Set(['HTTP', 'HTTP2', 'GRPC', 'GRPC-WEB']);
+const TERMINATING = new Set(['SIMPLE', 'MUTUAL', 'OPTIONAL_MUTUAL', 'ISTIO_MUTUAL']);
+
+export type ServerKind = 'http' | 'https' | 'passthrough' | 'tcp';
+
+export function serverKind(server: GatewayServer): ServerKind {
+  const protocol = server.port.protocol.toUpperCase();
+  if (HTTP_PROTOCOLS.has(protocol)) return 'http';
+  if (protocol === 'HTTPS' || protocol === 'TLS') {
+    const mode = server.tls?.mode ?? 'PASSTHROUGH';
+    if (!TERMINATING.has(mode)) return 'passthrough';
+    return protocol === 'HTTPS' ? 'https' : 'tcp';
+  }
+  return 'tcp';
+}
+
+export interface BoundServer {
+  readonly gateway: Resource<GatewaySpec>;
+  /** `<ns>/<name>` of its Gateway. */
+  readonly gatewayRef: string;
+  readonly index: number;
+  readonly server: GatewayServer;
+  readonly kind: ServerKind;
+  readonly hosts: readonly ScopedHost[];
+  /** `http.<port>` or `https.<port>.<portName>.<gw>.<ns>`; absent for passthrough and TCP servers. */
+  readonly routeConfig?: string;
+}
+
+/**
+ * The servers of all Gateways selecting this proxy, merged per port as Istio merges them: plaintext
+ * HTTP servers on one port share `http.<port>`; a plaintext server whose protocol cannot merge with
+ * the port's first one is skipped; a TLS server repeating a host already on its port is skipped.
+ */
+export function bindServers(gateways: readonly Resource<GatewaySpec>[], problems: Problem[]): BoundServer[] {
+  const out: BoundServer[] = [];
+  const portProtocol = new Map<number, string>();
+  const tlsHostsByPort = new Map<number, Set<string>>();
+  for (const gw of gateways) {
+    const gatewayRef = `${gw.metadata.namespace}/${gw.metadata.name}`;
+    gw.spec.servers.forEach((server, index) => {
+      const path = ['spec', 'servers', index];
+      const kind = serverKind(server);
+      const port = server.port.number;
+      const protocol = server.port.protocol.toUpperCase();
+      const first = portProtocol.get(port);
+      if (first !== undefined && kind !== 'https' && kind !== 'passthrough') {
+        const merges = (HTTP_PROTOCOLS.has(first) && HTTP_PROTOCOLS.has(protocol)) || first === protocol;
+        if (!merges) {
+          problems.push(problemAt(gw, [...path, 'port'], `port ${port} already serves ${first}; this ${protocol} server is skipped`, 'warning'));
+          return;
+        }
+      }
+      if (first === undefined) portProtocol.set(port, protocol);
+      const hosts = server.hosts.map((h) => parseServerHost(h, gw.metadata.namespace));
+      if (kind === 'https' || kind === 'passthrough') {
+        const seen = tlsHostsByPort.get(port) ?? new Set<string>();
+        tlsHostsByPort.set(port, seen);
+        const dup = hosts.find((h) => seen.has(h.host));
+        if (dup) {
+          problems.push(problemAt(gw, [...path, 'hosts'], `host ${dup.host} is already served over TLS on port ${port}; this server is skipped`, 'warning'));
+          return;
+        }
+        for (const h of hosts) seen.add(h.host);
+      }
+      const routeConfig =
+        kind === 'http' ? `http.${port}` : kind === 'https' ? `https.${port}.${server.port.name}.${gw.metadata.name}.${gw.metadata.namespace}` : undefined;
+      out.push({ gateway: gw, gatewayRef, index, server, kind, hosts, ...(routeConfig ? { routeConfig } : {}) });
+    });
+  }
+  return out;
+}

@@ -1,0 +1,71 @@
+// A person-readable print of a compiled routing table (`meshgate routes`, admin `/routes`). Its
+// output is stable (sorted) so it can be kept as a golden file.
+
+import type { Snapshot } from '../snapshot/snapshot.js';
+import type { CompiledRoute, HeaderRules, RouteAction } from './types.js';
+
+export function printRoutes(snapshot: Snapshot): string {
+  const lines: string[] = [];
+  const ports = [...snapshot.listeners.keys()].sort((a, b) => a - b);
+  if (ports.length === 0) lines.push('no listeners: no Gateway selects this proxy');
+  for (const port of ports) {
+    const l = snapshot.listeners.get(port)!;
+    lines.push(`listener ${port} ${l.protocol}`);
+    for (const s of l.servers) {
+      const tls = s.tls ? ` tls=${s.tls.mode ?? 'PASSTHROUGH'}${s.tls.httpsRedirect ? ' httpsRedirect' : ''}` : '';
+      lines.push(`  server ${s.gateway}[${s.serverIndex}] ${s.portName} ${s.protocol}${tls} hosts=${s.hosts.join(',')}${s.routeConfig ? ` routes=${s.routeConfig}` : ''}`);
+    }
+    const configs = [...new Set(l.servers.map((s) => s.routeConfig).filter((n): n is string => n !== undefined))];
+    for (const name of configs) {
+      const rc = snapshot.routeConfigs.get(name);
+      if (!rc) continue;
+      lines.push(`  route config ${name}`);
+      const vhosts = [...rc.virtualHosts].sort((a, b) => (a.domain < b.domain ? -1 : a.domain > b.domain ? 1 : 0));
+      if (vhosts.length === 0) lines.push('    (no virtual hosts: every request gets 404 NR)');
+      for (const vh of vhosts) {
+        lines.push(`    vhost ${vh.domain}${vh.requireTls ? ' (requires TLS: 301 to https)' : ''}`);
+        vh.routes.forEach((r, i) => lines.push(...printRoute(r, i + 1)));
+        if (vh.routes.length === 0 && !vh.requireTls) lines.push('      (no routes: 404 NR)');
+      }
+    }
+  }
+  return lines.join('\n') + '\n';
+}
+
+function printRoute(r: CompiledRoute, n: number): string[] {
+  const where = `${r.source.virtualService} http[${r.source.httpIndex}]${r.source.matchIndex >= 0 ? `.match[${r.source.matchIndex}]` : ''}`;
+  const when = r.conditions.length === 0 ? 'any request' : r.conditions.map((c) => c.what).join(' and ');
+  const out = [`      ${n}. ${r.name ? `${r.name} ` : ''}[${where}] when ${when}`];
+  out.push(...printAction(r.action).map((l) => `         ${l}`));
+  return out;
+}
+
+function printAction(a: RouteAction): string[] {
+  if (a.kind === 'redirect') {
+    const parts = [a.scheme && `scheme=${a.scheme}`, a.authority && `authority=${a.authority}`, a.port && `port=${a.port}`, a.uri && `uri=${a.uri}`].filter(Boolean);
+    return [`redirect ${a.code} ${parts.join(' ')}`.trimEnd()];
+  }
+  if (a.kind === 'direct') return [`direct response ${a.status}${a.body ? ` (${a.body.length} bytes)` : ''}`];
+  const out: string[] = [];
+  for (const d of a.destinations) {
+    const pct = a.totalWeight > 0 ? Math.round((d.weight / a.totalWeight) * 1000) / 10 : 100;
+    out.push(`→ ${d.clusterName} ${pct}%${d.cluster ? ` (${d.cluster.endpoints.length} endpoints)` : ' (no such cluster: 503 NC)'}${rules(d.requestHeaders, 'request')}`);
+  }
+  const extras = [
+    a.rewritePath && 'rewrite path',
+    a.authority && `authority=${a.authority}`,
+    a.timeoutMs > 0 && `timeout=${a.timeoutMs}ms`,
+    `retries=${a.retry.attempts} on ${[...a.retry.on].join(',')}${a.retry.statusCodes.size ? ` codes ${[...a.retry.statusCodes].join(',')}` : ''}`,
+  ].filter(Boolean);
+  out.push(extras.join(' ') + rules(a.requestHeaders, 'request') + rules(a.responseHeaders, 'response'));
+  return out;
+}
+
+function rules(h: HeaderRules, side: string): string {
+  const parts = [
+    ...h.set.map(([k, v]) => `set ${k}=${v}`),
+    ...h.add.map(([k, v]) => `add ${k}=${v}`),
+    ...h.remove.map((k) => `remove ${k}`),
+  ];
+  return parts.length ? ` ${side} headers: ${parts.join(', ')}` : '';
+}

@@ -1,0 +1,164 @@
+// The compiled routing table: what the request path reads. Everything here is built once per
+// snapshot (sorted, lower-cased, regexes compiled), so a lookup only walks and compares.
+
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Cluster } from '../policy/types.js';
+import type { ServerTlsSettings } from '../model/istio.js';
+
+/** The facts of one request that routes may look at. */
+export interface RequestFacts {
+  /** The Gateway (service) port the request arrived on — not the container port. */
+  readonly port: number;
+  /** Host without port, lower-case. */
+  readonly host: string;
+  /** `:authority` / Host as received. */
+  readonly authority: string;
+  /** Path without the query string. */
+  readonly path: string;
+  /** The raw query string without `?` ('' when none). */
+  readonly queryString: string;
+  /** First value of each query parameter. */
+  readonly query: ReadonlyMap<string, string>;
+  readonly method: string;
+  readonly scheme: string;
+  readonly headers: IncomingHttpHeaders;
+}
+
+/** One compiled condition of a match; `what` names it for people (`uri prefix "/user"`). */
+export interface Condition {
+  readonly what: string;
+  /** The value the condition looked at, for `explain` (e.g. the path). */
+  actual(req: RequestFacts): string;
+  test(req: RequestFacts): boolean;
+}
+
+export interface HeaderRules {
+  /** Lower-case names. */
+  readonly set: ReadonlyArray<readonly [string, string]>;
+  readonly add: ReadonlyArray<readonly [string, string]>;
+  readonly remove: readonly string[];
+}
+
+export interface DestinationTarget {
+  /** Relative weight (already 100 for a lone destination). */
+  readonly weight: number;
+  readonly host: string;
+  readonly port: number;
+  readonly subset: string;
+  readonly clusterName: string;
+  /** Undefined when the service, port or subset does not exist: 503 NC at request time. */
+  readonly cluster: Cluster | undefined;
+  readonly requestHeaders: HeaderRules;
+  readonly responseHeaders: HeaderRules;
+  /** Authority rewrite from destination-level `headers.request.set.host`. */
+  readonly authority?: string;
+}
+
+export interface PathRewrite {
+  /** Rewrite the path (without query) of a request that matched this route. */
+  (path: string): string;
+}
+
+export interface RetryPolicy {
+  /** Retries after the first attempt (Istio `attempts`). */
+  readonly attempts: number;
+  readonly perTryTimeoutMs: number;
+  /** Envoy retry conditions: connect-failure, refused-stream, reset, 5xx, gateway-error, retriable-4xx, retriable-status-codes… */
+  readonly on: ReadonlySet<string>;
+  readonly statusCodes: ReadonlySet<number>;
+  readonly backoffBaseMs: number;
+}
+
+export interface ForwardAction {
+  readonly kind: 'forward';
+  readonly destinations: readonly DestinationTarget[];
+  readonly totalWeight: number;
+  readonly rewritePath?: PathRewrite;
+  readonly authority?: string;
+  readonly requestHeaders: HeaderRules;
+  readonly responseHeaders: HeaderRules;
+  /** 0 = no route timeout (Istio's default). */
+  readonly timeoutMs: number;
+  readonly retry: RetryPolicy;
+}
+
+export interface RedirectAction {
+  readonly kind: 'redirect';
+  readonly code: number;
+  readonly uri?: string;
+  readonly authority?: string;
+  readonly scheme?: string;
+  readonly port?: number;
+  readonly derivePort?: 'FROM_PROTOCOL_DEFAULT' | 'FROM_REQUEST_PORT';
+  readonly responseHeaders: HeaderRules;
+}
+
+export interface DirectResponseAction {
+  readonly kind: 'direct';
+  readonly status: number;
+  readonly body?: Buffer;
+  readonly responseHeaders: HeaderRules;
+}
+
+export type RouteAction = ForwardAction | RedirectAction | DirectResponseAction;
+
+/** Where a compiled route came from, for explain, logs and `meshgate routes`. */
+export interface RouteSource {
+  /** `namespace/name` of the VirtualService. */
+  readonly virtualService: string;
+  readonly file: string;
+  readonly line: number;
+  /** Index in `spec.http`, and of the match within it (-1 when the route has no match). */
+  readonly httpIndex: number;
+  readonly matchIndex: number;
+}
+
+export interface CompiledRoute {
+  /** Envoy route name: `<route.name>.<match.name>`, `<route.name>`, or '' (access log ROUTE_NAME). */
+  readonly name: string;
+  readonly source: RouteSource;
+  /** All must hold; empty = matches everything. */
+  readonly conditions: readonly Condition[];
+  readonly catchAll: boolean;
+  readonly action: RouteAction;
+}
+
+export interface VirtualHost {
+  /** The domain this virtual host answers for (`user.example.com`, `*.example.com`, `*`). */
+  readonly domain: string;
+  readonly routes: readonly CompiledRoute[];
+  /** `httpsRedirect: true` on its server: plaintext requests get a 301 to https. */
+  readonly requireTls: boolean;
+}
+
+export interface RouteConfig {
+  /** Istio's route config name: `http.80` or `https.443.<portName>.<gw>.<ns>`. */
+  readonly name: string;
+  readonly virtualHosts: readonly VirtualHost[];
+  /** Exact → longest suffix wildcard → prefix wildcard → `*`. */
+  findVirtualHost(host: string): VirtualHost | undefined;
+}
+
+/** One Gateway server after merging, as a listener will serve it. */
+export interface ServerConfig {
+  /** `<gwNamespace>/<gwName>` and server index, for tools. */
+  readonly gateway: string;
+  readonly serverIndex: number;
+  readonly portName: string;
+  readonly protocol: string;
+  /** Host names the server declares (namespace scope stripped), lower-case. */
+  readonly hosts: readonly string[];
+  readonly tls?: ServerTlsSettings;
+  /** Route config serving its HTTP traffic (shared `http.<port>` for plaintext servers). */
+  readonly routeConfig?: string;
+}
+
+export interface Listener {
+  /** Gateway port number (the Service port, e.g. 80). */
+  readonly port: number;
+  /** HTTP, HTTPS, TLS, TCP … of the first server that claimed the port. */
+  readonly protocol: string;
+  readonly servers: readonly ServerConfig[];
+  /** The merged plaintext HTTP route config on this port, if any server is plaintext HTTP. */
+  readonly httpRouteConfig?: string;
+}

@@ -1,0 +1,83 @@
+// buildSnapshot(): loaded resources in, one frozen snapshot out, for one proxy role. It validates,
+// keeps the last good version of anything broken, builds the registry and the clusters, and
+// compiles the routes. It never throws for bad input: problems come back as values.
+
+import type { Problem } from '../config/problem.js';
+import { validateAll } from '../config/validate.js';
+import type { LoadResult } from '../config/load.js';
+import type { GatewaySpec, VirtualServiceSpec } from '../model/istio.js';
+import type { Resource } from '../model/resource.js';
+import { indexDestinationRules } from '../policy/destination-rules.js';
+import { buildCluster } from '../policy/cluster.js';
+import type { Cluster, EndpointLoad } from '../policy/types.js';
+import { clusterName } from '../policy/types.js';
+import { buildRegistry } from '../registry/build.js';
+import { compileGateway } from '../routing/compile.js';
+import { keepLastGood } from './last-good.js';
+import type { ProxyRole, Snapshot } from './snapshot.js';
+
+export interface SnapshotDeps {
+  readonly random: () => number;
+  readonly load: EndpointLoad;
+  readonly domain?: string;
+  readonly now?: () => Date;
+}
+
+export interface BuildResult {
+  readonly snapshot: Snapshot;
+  /** Everything found, parse problems included. */
+  readonly problems: readonly Problem[];
+}
+
+export function buildSnapshot(loaded: LoadResult, role: ProxyRole, deps: SnapshotDeps, previous?: Snapshot, version = (previous?.version ?? 0) + 1): BuildResult {
+  const domain = deps.domain ?? 'cluster.local';
+  const { valid, problems: validationProblems } = validateAll(loaded.resources);
+  const validSet = new Set(valid);
+  const invalid = loaded.resources.filter((r) => !validSet.has(r));
+  const unparsed = new Set(loaded.problems.filter((p) => p.severity === 'error' && p.resource === '').map((p) => p.file));
+  const reconciled = keepLastGood(previous?.resources, valid, invalid, unparsed);
+  const resources = reconciled.resources;
+
+  const { registry, problems: registryProblems } = buildRegistry(resources, { domain });
+  const rules = indexDestinationRules(resources, { domain });
+  const clusters = new Map<string, Cluster>();
+  const missing = new Set<string>();
+  const cluster = (host: string, port: number, subset: string): Cluster | undefined => {
+    const name = clusterName(port, subset, host);
+    const known = clusters.get(name);
+    if (known || missing.has(name)) return known;
+    const service = registry.lookup(host);
+    const servicePort = service?.ports.find((p) => p.number === port);
+    const built = service && servicePort ? buildCluster(service, servicePort, subset, rules.forHost(service.hostname, role.namespace, service.namespace, role.labels), deps) : undefined;
+    if (built) clusters.set(name, built);
+    else missing.add(name);
+    return built;
+  };
+
+  const compiled = compileGateway({
+    gateways: ofKind<GatewaySpec>(resources, 'Gateway'),
+    virtualServices: ofKind<VirtualServiceSpec>(resources, 'VirtualService'),
+    registry,
+    proxyLabels: role.labels,
+    proxyNamespace: role.namespace,
+    domain,
+    cluster,
+  });
+
+  const problems = [...loaded.problems, ...validationProblems, ...reconciled.problems, ...registryProblems, ...compiled.problems];
+  const snapshot: Snapshot = Object.freeze({
+    version,
+    createdAt: deps.now?.() ?? new Date(),
+    resources,
+    registry,
+    clusters,
+    listeners: compiled.listeners,
+    routeConfigs: compiled.routeConfigs,
+    problems,
+  });
+  return { snapshot, problems };
+}
+
+export function ofKind<S>(resources: readonly Resource[], kind: string): Resource<S>[] {
+  return resources.filter((r) => r.kind === kind) as Resource<S>[];
+}

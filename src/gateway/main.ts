@@ -1,0 +1,108 @@
+// The gateway role: wires a config source, the snapshot holder, upstream pools, one listener per
+// Gateway port, the status port and the admin port. Everything here is wiring; behaviour lives in core.
+
+import { pino, type Logger } from 'pino';
+import type { FastifyInstance } from 'fastify';
+import { FileSource } from '../core/sources/file-source.js';
+import { SnapshotHolder } from '../core/snapshot/holder.js';
+import { Reloader } from '../core/snapshot/reloader.js';
+import { UpstreamPools } from '../core/proxy/upstream-pools.js';
+import { createAccessLog } from '../core/telemetry/access-log.js';
+import { createHttpListener, type HttpListener } from './http-listener.js';
+import { createStatusServer } from './status-server.js';
+import { createAdminServer } from './admin-server.js';
+
+export interface GatewayOptions {
+  readonly configDir: string;
+  /** Gateway port number → port to listen on (0 = any free port). */
+  readonly ports: ReadonlyMap<number, number>;
+  readonly listenHost?: string;
+  /** Status port (default 15021); 0 = any free port. */
+  readonly statusPort?: number;
+  /** Admin port on loopback (default 15000); 0 = any free port. */
+  readonly adminPort?: number;
+  readonly labels?: Record<string, string>;
+  /** `off`, `stdout` (default) or a file path. */
+  readonly accessLog?: string;
+  /** The gateway's namespace (DestinationRule lookup order starts there). */
+  readonly namespace?: string;
+  readonly logger?: Logger;
+  readonly random?: () => number;
+}
+
+export interface RunningGateway {
+  readonly listenPorts: ReadonlyMap<number, number>;
+  readonly statusPort: number;
+  readonly adminPort: number;
+  readonly holder: SnapshotHolder;
+  close(): Promise<void>;
+  destroy(): Promise<void>;
+}
+
+export async function startGateway(opts: GatewayOptions): Promise<RunningGateway> {
+  const log = opts.logger ?? pino({ name: 'meshgate-gateway' }, pino.destination(2));
+  const host = opts.listenHost ?? '0.0.0.0';
+  const holder = new SnapshotHolder();
+  const pools = new UpstreamPools();
+  const accessLog = createAccessLog(opts.accessLog ?? 'stdout');
+  const random = opts.random ?? Math.random;
+  const reloader = new Reloader(
+    new FileSource({ dir: opts.configDir }),
+    holder,
+    { kind: 'gateway', labels: opts.labels ?? { istio: 'ingressgateway' }, namespace: opts.namespace ?? 'istio-system' },
+    { random, load: pools },
+    log,
+  );
+  let draining = false;
+  const status = createStatusServer({ ready: () => holder.current() !== undefined && !draining });
+  const admin = createAdminServer(holder, pools);
+  const listeners: HttpListener[] = [];
+  const listenPorts = new Map<number, number>();
+  let statusPort = 0;
+  let adminPort = 0;
+
+  const stopAll = async (hard: boolean): Promise<void> => {
+    draining = true;
+    await reloader.close().catch(() => undefined);
+    if (hard) listeners.forEach((l) => l.destroy());
+    await Promise.all(listeners.map((l) => l.close()));
+    await Promise.all([closeFastify(status), closeFastify(admin)]);
+    await (hard ? pools.destroy() : pools.close());
+    accessLog.flush();
+  };
+
+  try {
+    await reloader.start();
+    for (const [gatewayPort, listenPort] of opts.ports) {
+      const l = createHttpListener(gatewayPort, { holder, pools, accessLog, random });
+      listeners.push(l);
+      listenPorts.set(gatewayPort, await l.listen(listenPort, host));
+    }
+    statusPort = await listenFastify(status, opts.statusPort ?? 15021, host);
+    adminPort = await listenFastify(admin, opts.adminPort ?? 15000, '127.0.0.1');
+  } catch (err) {
+    await stopAll(true);
+    throw err;
+  }
+  log.info({ ports: Object.fromEntries(listenPorts), statusPort, adminPort, config: opts.configDir }, 'gateway serving');
+
+  let closing: Promise<void> | undefined;
+  return {
+    listenPorts,
+    statusPort,
+    adminPort,
+    holder,
+    close: () => (closing ??= stopAll(false)),
+    destroy: () => (closing ??= stopAll(true)),
+  };
+}
+
+async function listenFastify(app: FastifyInstance, port: number, host: string): Promise<number> {
+  await app.listen({ port, host });
+  const addr = app.server.address();
+  return typeof addr === 'object' && addr ? addr.port : port;
+}
+
+async function closeFastify(app: FastifyInstance): Promise<void> {
+  await app.close().catch(() => undefined);
+}

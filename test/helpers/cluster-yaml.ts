@@ -1,0 +1,58 @@
+// Writes Kubernetes Service/EndpointSlice/Pod YAML for test upstreams on loopback, the way a cluster
+// would hold them, so tests exercise the same registry path as real deployments.
+
+export interface TestEndpoint {
+  readonly pod: string;
+  readonly port: number;
+  readonly labels?: Record<string, string>;
+  readonly address?: string;
+}
+
+export function serviceYaml(name: string, endpoints: readonly TestEndpoint[], opts: { namespace?: string; port?: number; portName?: string } = {}): string {
+  const ns = opts.namespace ?? 'default';
+  const port = opts.port ?? 80;
+  const portName = opts.portName ?? 'http';
+  const docs = [
+    `apiVersion: v1
+kind: Service
+metadata: {name: ${name}, namespace: ${ns}}
+spec:
+  selector: {app: ${name}}
+  ports: [{name: ${portName}, port: ${port}, targetPort: ${portName}}]`,
+  ];
+  for (const ep of endpoints) {
+    const labels = { app: name, ...ep.labels };
+    docs.push(`apiVersion: v1
+kind: Pod
+metadata:
+  name: ${ep.pod}
+  namespace: ${ns}
+  labels: ${JSON.stringify(labels)}
+status: {podIP: ${ep.address ?? '127.0.0.1'}}`);
+    docs.push(`apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: ${ep.pod}-slice
+  namespace: ${ns}
+  labels: {kubernetes.io/service-name: ${name}}
+addressType: IPv4
+ports: [{name: ${portName}, port: ${ep.port}}]
+endpoints:
+- addresses: [${ep.address ?? '127.0.0.1'}]
+  conditions: {ready: true}
+  targetRef: {kind: Pod, name: ${ep.pod}, namespace: ${ns}}`);
+  }
+  return docs.join('\n---\n') + '\n';
+}
+
+export function gatewayYaml(hosts: readonly string[], opts: { name?: string; namespace?: string; port?: number; httpsRedirect?: boolean } = {}): string {
+  return `apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: ${opts.name ?? 'gw'}, namespace: ${opts.namespace ?? 'default'}}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: ${opts.port ?? 80}, name: http, protocol: HTTP}
+    hosts: ${JSON.stringify(hosts)}${opts.httpsRedirect ? '\n    tls: {httpsRedirect: true}' : ''}
+`;
+}

@@ -1,0 +1,70 @@
+// Runs a real gateway on a temporary config folder, on loopback and ephemeral ports, and sends it
+// requests with undici — the way a test sees the gateway from outside.
+
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { request } from 'undici';
+import { startGateway, type RunningGateway } from '../../src/gateway/main.js';
+import { seededRandom } from './random.js';
+
+export interface TestGateway {
+  readonly gw: RunningGateway;
+  readonly dir: string;
+  readonly port: number;
+  write(file: string, yaml: string): Promise<void>;
+  get(host: string, path?: string, headers?: Record<string, string>, method?: string, body?: string | Buffer): Promise<Reply>;
+  close(): Promise<void>;
+}
+
+export interface Reply {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  text: string;
+  json<T = Record<string, unknown>>(): T;
+}
+
+export async function startTestGateway(files: Record<string, string>, opts: { gatewayPort?: number; seed?: number; accessLog?: string } = {}): Promise<TestGateway> {
+  const dir = await mkdtemp(join(tmpdir(), 'meshgate-test-'));
+  for (const [name, text] of Object.entries(files)) await writeFile(join(dir, name), text);
+  const gatewayPort = opts.gatewayPort ?? 80;
+  const gw = await startGateway({
+    configDir: dir,
+    ports: new Map([[gatewayPort, 0]]),
+    listenHost: '127.0.0.1',
+    statusPort: 0,
+    adminPort: 0,
+    accessLog: opts.accessLog ?? 'off',
+    logger: pino({ level: 'silent' }),
+    random: seededRandom(opts.seed ?? 42),
+  });
+  const port = gw.listenPorts.get(gatewayPort)!;
+  return {
+    gw,
+    dir,
+    port,
+    write: (file, yaml) => writeFile(join(dir, file), yaml),
+    get: (host, path = '/', headers = {}, method = 'GET', body) => send(port, host, path, headers, method, body),
+    close: async () => {
+      await gw.destroy();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function send(port: number, host: string, path: string, headers: Record<string, string> = {}, method = 'GET', body?: string | Buffer): Promise<Reply> {
+  const r = await request(`http://127.0.0.1:${port}${path}`, { method: method as 'GET', headers: { host, ...headers }, ...(body !== undefined ? { body } : {}) });
+  const text = await r.body.text();
+  return { status: r.statusCode, headers: r.headers, text, json: () => JSON.parse(text) };
+}
+
+/** Waits until `check` passes (config reloads are asynchronous), up to `ms`. */
+export async function eventually(check: () => Promise<boolean>, ms = 3000): Promise<void> {
+  const until = Date.now() + ms;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > until) throw new Error('condition not reached in time');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
