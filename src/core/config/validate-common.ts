@@ -5,6 +5,7 @@
 import { isIP } from 'node:net';
 import type { FieldPath, Resource } from '../model/resource.js';
 import { problemAt, type Problem } from './problem.js';
+import { parseDurationNs } from './duration.js';
 
 export type Obj = Record<string, unknown>;
 
@@ -189,29 +190,8 @@ export function hostProblem(name: string, wildcard = true): string | undefined {
   return undefined;
 }
 
-/** `*.foo.com`, `*foo.com` and `*` are wildcards; the wildcard is always the first character. */
-export function isWildcardHost(h: string): boolean {
-  return h.startsWith('*');
-}
-
-/** Istio's Name.Matches: do the two names share any host? */
-export function hostsOverlap(a: string, b: string): boolean {
-  const aw = isWildcardHost(a);
-  const bw = isWildcardHost(b);
-  if (aw && bw) return a.length < b.length ? b.slice(1).endsWith(a.slice(1)) : a.slice(1).endsWith(b.slice(1));
-  if (aw) return b.endsWith(a.slice(1));
-  if (bw) return a.endsWith(b.slice(1));
-  return a === b;
-}
-
-/** Istio's Name.SubsetOf: is every host `a` names also named by `b`? */
-export function hostSubsetOf(a: string, b: string): boolean {
-  const aw = isWildcardHost(a);
-  const bw = isWildcardHost(b);
-  if (aw) return bw && a.length >= b.length && a.slice(1).endsWith(b.slice(1));
-  if (bw) return a.endsWith(b.slice(1));
-  return a === b;
-}
+// Host comparison rules live with the registry; validation uses the very same ones.
+export { isWildcardHost, hostMatches as hostsOverlap, hostSubsetOf } from '../registry/hostname.js';
 
 // ---------------------------------------------------------------- label maps
 
@@ -278,40 +258,7 @@ export function checkPercent(c: Checker, v: unknown, path: FieldPath): number | 
 
 // ---------------------------------------------------------------- durations
 
-const DURATION_PART = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)/y;
-const UNIT_NS: Readonly<Record<string, number>> = { ns: 1, us: 1e3, 'µs': 1e3, 'μs': 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
-
-function parseDurationNs(text: string): number | undefined {
-  let s = text;
-  let sign = 1;
-  if (s.startsWith('-') || s.startsWith('+')) {
-    sign = s.startsWith('-') ? -1 : 1;
-    s = s.slice(1);
-  }
-  if (s === '0') return 0;
-  if (s === '') return undefined;
-  let total = 0;
-  let pos = 0;
-  while (pos < s.length) {
-    DURATION_PART.lastIndex = pos;
-    const m = DURATION_PART.exec(s);
-    if (!m) return undefined;
-    total += Number(m[1]) * (UNIT_NS[m[2] ?? ''] ?? Number.NaN);
-    pos = DURATION_PART.lastIndex;
-  }
-  // Rounding to whole nanoseconds removes float noise such as 1.1s → 1100000000.0000002.
-  return Number.isFinite(total) ? sign * Math.round(total) : undefined;
-}
-
-/**
- * Go-style durations as Istio reads them (`1.5s`, `300ms`, `1m`, `1h30m`, `0`), in milliseconds;
- * undefined when the text is not a duration.
- */
-export function parseDuration(text: string): number | undefined {
-  if (typeof text !== 'string') return undefined;
-  const ns = parseDurationNs(text);
-  return ns === undefined ? undefined : ns / 1e6;
-}
+export { parseDuration } from './duration.js';
 
 /**
  * Istio's ValidateDuration: at least 1ms and whole milliseconds. `zeroDisables` lets `0s` through

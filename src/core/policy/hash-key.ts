@@ -5,6 +5,7 @@
 import type { ConsistentHashLB } from '../model/istio.js';
 import { hash53 } from './hash.js';
 import type { PickContext } from './types.js';
+import { parseDuration } from '../config/duration.js';
 
 /** A freshly generated affinity cookie: its hash, and the Set-Cookie value the response must carry. */
 export interface GeneratedCookie {
@@ -73,21 +74,10 @@ export function cookieValue(header: string | undefined, name: string): string | 
   return undefined;
 }
 
-const UNITS: Readonly<Record<string, number>> = { h: 3600, m: 60, s: 1, ms: 1e-3, us: 1e-6, µs: 1e-6, ns: 1e-9 };
-
-/** Whole seconds of a duration (`3600s`, `1h30m`, `0.5s`); undefined when it cannot be read. */
+/** Whole seconds of a duration (`3600s`, `1h30m`, `0.5s`); undefined when it cannot be read or is negative. */
 export function durationSeconds(text: string): number | undefined {
-  if (typeof text !== 'string') return undefined;
-  const t = text.trim();
-  if (t === '0') return 0;
-  const re = /(\d+(?:\.\d*)?|\.\d+)(ms|us|µs|ns|h|m|s)/gy;
-  let total = 0;
-  let consumed = 0;
-  for (let m = re.exec(t); m; m = re.exec(t)) {
-    total += Number(m[1]) * UNITS[m[2]!]!;
-    consumed = re.lastIndex;
-  }
-  return consumed === t.length && consumed > 0 ? Math.floor(total) : undefined;
+  const ms = parseDuration(text);
+  return ms === undefined || ms < 0 ? undefined : Math.floor(ms / 1000);
 }
 
 function hex32(r: number): string {

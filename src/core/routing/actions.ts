@@ -4,7 +4,7 @@
 import type { Destination, HeaderOperations, HTTPMatchRequest, HTTPRetry, HTTPRoute } from '../model/istio.js';
 import type { Cluster } from '../policy/types.js';
 import { clusterName } from '../policy/types.js';
-import { parseDuration } from '../config/validate-common.js';
+import { parseDuration } from '../config/duration.js';
 import { resolveShortName } from '../registry/hostname.js';
 import type { Registry } from '../registry/types.js';
 import { compileRegex } from './string-match.js';
