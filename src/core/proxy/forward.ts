@@ -3,14 +3,13 @@
 // retry can replay it.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { pipeline } from 'node:stream/promises';
-import type { Dispatcher } from 'undici';
 import type { Endpoint } from '../registry/types.js';
 import { endpointPort } from '../registry/types.js';
 import type { DestinationTarget, ForwardAction, RequestFacts, RetryPolicy } from '../routing/types.js';
 import { applyHeaderRules, downstreamResponseHeaders, upstreamRequestHeaders } from './headers.js';
 import { LocalReplies, sendLocalReply, withRetriesExhausted, type LocalReply } from './respond.js';
 import { UpstreamPools } from './upstream-pools.js';
+import { exchange, type Cancel } from './upstream-exchange.js';
 import type { RequestRecord } from '../telemetry/access-log.js';
 
 /** Bodies up to this size are kept in memory so a retry can send them again (Envoy buffers similarly). */
@@ -36,11 +35,9 @@ export function pickDestination(action: ForwardAction, random: () => number): De
 
 const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
 
-type Failure = { kind: 'connect' | 'reset' | 'timeout' | 'aborted'; reply: LocalReply };
+type Failure = { kind: 'connect' | 'reset'; reply: LocalReply };
 
-function classify(err: unknown, timedOut: boolean, downstreamGone: boolean): Failure {
-  if (timedOut) return { kind: 'timeout', reply: LocalReplies.timeout };
-  if (downstreamGone) return { kind: 'aborted', reply: LocalReplies.upstreamReset };
+function classify(err: unknown): Failure {
   const code = (err as { code?: string } | undefined)?.code ?? '';
   if (CONNECT_ERRORS.has(code)) return { kind: 'connect', reply: LocalReplies.connectFailure };
   if (code === 'UND_ERR_INVALID_ARG' || code === 'HPE_INVALID_CONSTANT' || code.startsWith('HPE_')) return { kind: 'reset', reply: LocalReplies.protocolError };
@@ -117,76 +114,75 @@ export async function forward(
     }
   }
 
-  // The route timeout spans every attempt; downstream going away cancels everything.
-  const controller = new AbortController();
-  let timedOut = false;
-  let downstreamGone = false;
-  const timer = action.timeoutMs > 0 ? setTimeout(() => ((timedOut = true), controller.abort()), action.timeoutMs) : undefined;
+  // The route timeout spans every attempt; downstream going away cancels everything. No
+  // AbortController: the attempt in flight is cancelled through its dispatch controller.
+  let stopped: 'timeout' | 'downstream' | undefined;
+  let current: Cancel | undefined;
+  const stop = (why: 'timeout' | 'downstream'): void => {
+    stopped ??= why;
+    current?.cancel(new Error(why === 'timeout' ? 'route timeout' : 'downstream closed'));
+  };
+  const timer = action.timeoutMs > 0 ? setTimeout(() => stop('timeout'), action.timeoutMs) : undefined;
   const onClose = (): void => {
-    if (!res.writableFinished) {
-      downstreamGone = true;
-      controller.abort();
-    }
+    if (!res.writableFinished) stop('downstream');
   };
   res.once('close', onClose);
 
   const tried = new Set<Endpoint>();
   const pickContext = { headers: req.headers, sourceIp: ctx.remoteAddress, query: facts.query, exclude: tried };
+  let setCookie: string | undefined;
+  let started = 0;
+  const hooks = {
+    retryOnStatus: (status: number): boolean => attemptsLeft > 0 && replayable && retriableStatus(retry, status),
+    responseHeaders: (upstream: Record<string, string | string[] | undefined>) => {
+      log.upstreamServiceTime = Math.round(performance.now() - started);
+      const out = downstreamResponseHeaders(upstream);
+      out['x-envoy-upstream-service-time'] = String(log.upstreamServiceTime);
+      out.server = 'istio-envoy';
+      applyHeaderRules(out as Record<string, string | string[]>, action.responseHeaders);
+      applyHeaderRules(out as Record<string, string | string[]>, dest.responseHeaders);
+      if (setCookie) out['set-cookie'] = [...toList(out['set-cookie']), setCookie];
+      return out;
+    },
+  };
+  let attemptsLeft = retry.attempts;
   try {
     for (let attempt = 0; ; attempt++) {
+      attemptsLeft = retry.attempts - attempt;
       const pick = cluster.lb.pick(pickContext);
       if (!pick) return LocalReplies.noHealthyUpstream;
       tried.add(pick.endpoint);
-      const port = endpointPort(pick.endpoint, cluster.port);
-      const key = UpstreamPools.key(pick.endpoint.address, port);
+      setCookie = pick.setCookie;
+      const key = UpstreamPools.key(pick.endpoint.address, endpointPort(pick.endpoint, cluster.port));
       log.upstreamHost = key;
       headers['x-envoy-attempt-count'] = String(attempt + 1);
       const lease = ctx.pools.acquire(key);
-      const started = performance.now();
-      let response: Dispatcher.ResponseData;
-      try {
-        response = await lease.pool.request({
-          path: fullPath,
-          method: req.method as Dispatcher.HttpMethod,
-          headers,
-          body,
-          signal: controller.signal,
-        });
-      } catch (err) {
-        lease.end();
-        const failure = classify(err, timedOut, downstreamGone);
-        if (failure.kind === 'aborted' || failure.kind === 'timeout') return failure.reply;
-        if (attempt < retry.attempts && replayable && retriableFailure(retry, failure)) {
+      started = performance.now();
+      const outcome = await exchange(lease.pool, { path: fullPath, method: req.method ?? 'GET', headers, ...(body !== undefined ? { body } : {}) }, res, hooks, (c) => {
+        current = c;
+        if (stopped) c.cancel(new Error(stopped));
+      });
+      lease.end();
+      current = undefined;
+      if (outcome.kind === 'responded') {
+        if (!outcome.complete) {
+          // The body broke off half-way (upstream reset, downstream gone, timeout): nothing more can
+          // be said to this client; the access log records why.
+          if (!res.destroyed) res.destroy();
+          log.flags = stopped === 'timeout' ? 'UT' : stopped === 'downstream' ? 'DC' : 'UR';
+        }
+        return undefined;
+      }
+      if (stopped) return stopped === 'timeout' ? LocalReplies.timeout : LocalReplies.upstreamReset;
+      if (outcome.kind === 'failed') {
+        const failure = classify(outcome.error);
+        if (attemptsLeft > 0 && replayable && retriableFailure(retry, failure)) {
           await backoff(retry, attempt + 1, ctx.random);
           continue;
         }
         return attempt > 0 ? withRetriesExhausted(failure.reply) : failure.reply;
       }
-      if (attempt < retry.attempts && replayable && retriableStatus(retry, response.statusCode)) {
-        await response.body.dump().catch(() => undefined);
-        lease.end();
-        await backoff(retry, attempt + 1, ctx.random);
-        continue;
-      }
-      log.upstreamServiceTime = Math.round(performance.now() - started);
-      try {
-        const out = downstreamResponseHeaders(response.headers);
-        out['x-envoy-upstream-service-time'] = String(log.upstreamServiceTime);
-        out.server = 'istio-envoy';
-        applyHeaderRules(out as Record<string, string | string[]>, action.responseHeaders);
-        applyHeaderRules(out as Record<string, string | string[]>, dest.responseHeaders);
-        if (pick.setCookie) out['set-cookie'] = [...toList(out['set-cookie']), pick.setCookie];
-        res.writeHead(response.statusCode, out);
-        await pipeline(response.body, res);
-      } catch {
-        // The body broke off half-way (upstream reset, downstream gone, timeout): nothing more can be
-        // said to this client; the access log records it.
-        if (!res.destroyed) res.destroy();
-        log.flags = timedOut ? 'UT' : downstreamGone ? 'DC' : 'UR';
-      } finally {
-        lease.end();
-      }
-      return undefined;
+      await backoff(retry, attempt + 1, ctx.random); // retry-status: the answer was retriable
     }
   } finally {
     clearTimeout(timer);
