@@ -1,0 +1,34 @@
+# meshgate's container image: the `meshgate` command, running by default as an ingress gateway on the
+# config folder mounted at /etc/meshgate/config, with Gateway ports 80 and 443 on 8080 and 8443 (the
+# ports Istio's ingress gateway uses, so Services and probes written for it carry over).
+
+# --- build: compile TypeScript, then keep only the runtime dependencies --------------------------
+FROM node:26-slim AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+# Dependencies first, without the prepare script (no sources yet), so this layer is cached
+# until the lock file changes.
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.json ./
+COPY bin ./bin
+COPY src ./src
+RUN npx tsc -p . && npm prune --omit=dev --no-audit --no-fund
+
+# --- runtime --------------------------------------------------------------------------------------
+FROM node:26-slim
+ENV NODE_ENV=production
+# 1337 is the uid Istio's proxies run as; mesh traffic capture rules exempt it by uid.
+RUN groupadd --gid 1337 meshgate \
+ && useradd --uid 1337 --gid 1337 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin meshgate \
+ && mkdir -p /etc/meshgate/config
+WORKDIR /app
+COPY --from=build /src/package.json ./
+COPY --from=build /src/node_modules ./node_modules
+COPY --from=build /src/bin ./bin
+COPY --from=build /src/dist/src ./dist/src
+# The demo config, for `docker run IMAGE validate gateway-config` and friends.
+COPY gateway-config ./gateway-config
+USER 1337:1337
+EXPOSE 8080 8443 15021 15090
+ENTRYPOINT ["node", "bin/meshgate.js"]
+CMD ["gateway", "--config", "/etc/meshgate/config", "--ports", "80=8080,443=8443"]

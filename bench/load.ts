@@ -1,0 +1,141 @@
+// The load generators: wrk when it is installed (it costs the least CPU, which matters when the load
+// generator, proxy and upstream share two cores), else autocannon from npm. Both report the same
+// figures, and every non-2xx answer or socket error counts as an error.
+
+import { spawn } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import { createRequire } from 'node:module';
+import { delimiter, join } from 'node:path';
+
+export type LoadTool = 'wrk' | 'autocannon';
+
+export interface LoadOptions {
+  readonly url: string;
+  readonly host: string;
+  readonly connections: number;
+  readonly seconds: number;
+}
+
+export interface LoadResult {
+  readonly tool: LoadTool;
+  readonly requests: number;
+  readonly rps: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  /** Non-2xx answers (wrk: 4xx/5xx only), connection errors and timeouts. */
+  readonly errors: number;
+  readonly errorDetail: string;
+}
+
+const runningWrk = new Set<import('node:child_process').ChildProcess>();
+
+/** Ends a wrk still running (an interrupted bench); autocannon runs in-process and ends with it. */
+export function stopLoad(): void {
+  for (const p of runningWrk) p.kill('SIGTERM');
+}
+
+export function pickTool(): LoadTool {
+  if (process.env.BENCH_TOOL === 'autocannon' || process.env.BENCH_TOOL === 'wrk') return process.env.BENCH_TOOL;
+  return onPath('wrk') ? 'wrk' : 'autocannon';
+}
+
+export function runLoad(tool: LoadTool, opts: LoadOptions): Promise<LoadResult> {
+  return tool === 'wrk' ? runWrk(opts) : runAutocannon(opts);
+}
+
+function onPath(cmd: string): boolean {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    if (!dir) continue;
+    try {
+      accessSync(join(dir, cmd), constants.X_OK);
+      return true;
+    } catch {
+      // not in this directory
+    }
+  }
+  return false;
+}
+
+async function runWrk(opts: LoadOptions): Promise<LoadResult> {
+  const args = ['-t1', `-c${opts.connections}`, `-d${opts.seconds}s`, '--latency', '-H', `Host: ${opts.host}`, opts.url];
+  const out = await new Promise<string>((resolve, reject) => {
+    const p = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    runningWrk.add(p);
+    p.once('exit', () => runningWrk.delete(p));
+    let stdout = '';
+    let stderr = '';
+    p.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+    p.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    p.once('error', reject);
+    p.once('exit', (code, signal) => (code === 0 ? resolve(stdout) : reject(new Error(`wrk exited (${signal ?? code}): ${stderr || stdout}`))));
+  });
+  return parseWrk(out);
+}
+
+/** Reads wrk's text report (with --latency). */
+export function parseWrk(out: string): LoadResult {
+  const num = (re: RegExp): number | undefined => {
+    const m = re.exec(out);
+    return m ? Number(m[1]) : undefined;
+  };
+  const requests = num(/^\s*(\d+) requests in /m);
+  const rps = num(/^Requests\/sec:\s*([\d.]+)/m);
+  const p50 = percentile(out, '50');
+  const p99 = percentile(out, '99');
+  if (requests === undefined || rps === undefined || p50 === undefined || p99 === undefined) {
+    throw new Error(`cannot read wrk's report:\n${out}`);
+  }
+  const non2xx = num(/Non-2xx or 3xx responses:\s*(\d+)/) ?? 0;
+  const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const [connect, read, write, timeout] = sock ? sock.slice(1).map(Number) : [0, 0, 0, 0];
+  const errors = non2xx + connect! + read! + write! + timeout!;
+  const errorDetail = errors === 0 ? '' : `non-2xx/3xx ${non2xx}, connect ${connect}, read ${read}, write ${write}, timeout ${timeout}`;
+  return { tool: 'wrk', requests, rps, p50Ms: p50, p99Ms: p99, errors, errorDetail };
+}
+
+function percentile(out: string, p: string): number | undefined {
+  const m = new RegExp(`^\\s*${p}(?:\\.0+)?%\\s+([\\d.]+)(us|ms|s|m)\\s*$`, 'm').exec(out);
+  if (!m) return undefined;
+  const scale = { us: 0.001, ms: 1, s: 1000, m: 60_000 }[m[2] as 'us' | 'ms' | 's' | 'm'];
+  return Number(m[1]) * scale;
+}
+
+/** The part of autocannon's result this bench reads. */
+interface AutocannonResult {
+  duration: number;
+  errors: number;
+  timeouts: number;
+  non2xx: number;
+  resets?: number;
+  requests: { total: number; average: number };
+  latency: { p50: number; p99: number };
+  statusCodeStats?: Record<string, { count: number }>;
+}
+type Autocannon = (opts: Record<string, unknown>) => Promise<AutocannonResult>;
+
+async function runAutocannon(opts: LoadOptions): Promise<LoadResult> {
+  // autocannon ships no type declarations; its shape is declared above.
+  const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
+  const r = await autocannon({
+    url: opts.url,
+    connections: opts.connections,
+    duration: opts.seconds,
+    headers: { host: opts.host },
+  });
+  const total = r.requests.total;
+  const resets = r.resets ?? 0;
+  const errors = r.non2xx + r.errors + r.timeouts + resets;
+  // A server that never answered HTTP/1.1 shows as 0 requests and 0 errors; that is a failure too.
+  const silent = total === 0 ? 1 : 0;
+  const codes = Object.entries(r.statusCodeStats ?? {}).map(([code, s]) => `${code}×${s.count}`).join(' ');
+  const errorDetail = errors + silent === 0 ? '' : `non-2xx ${r.non2xx}, errors ${r.errors}, timeouts ${r.timeouts}, resets ${resets}${total === 0 ? ', no request completed' : ''}${codes ? ` (status ${codes})` : ''}`;
+  return {
+    tool: 'autocannon',
+    requests: total,
+    rps: r.duration > 0 ? total / r.duration : r.requests.average,
+    p50Ms: r.latency.p50,
+    p99Ms: r.latency.p99,
+    errors: errors + silent,
+    errorDetail,
+  };
+}

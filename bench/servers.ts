@@ -1,0 +1,52 @@
+// Entry point of the benchmark's child processes (started by targets.ts with fork): the upstream and
+// the @fastify/http-proxy peer. Each listens on 127.0.0.1 port 0 and reports its port over IPC, so the
+// parent never guesses ports; each exits when the parent goes away, so none outlives a crashed run.
+
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { pathToFileURL } from 'node:url';
+import { fastify } from 'fastify';
+import { fastifyHttpProxy } from '@fastify/http-proxy';
+
+/** What the upstream answers to every request; the parent checks each target returns exactly this. */
+export const UPSTREAM_BODY = JSON.stringify({ service: 'bench-upstream', ok: true, items: [1, 2, 3, 4, 5, 6, 7, 8] });
+
+async function upstream(): Promise<number> {
+  const body = Buffer.from(UPSTREAM_BODY);
+  const server = createServer((req, res) => {
+    // Drain any request body so keep-alive connections stay usable.
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
+      res.end(body);
+    });
+  });
+  server.keepAliveTimeout = 65_000;
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return (server.address() as AddressInfo).port;
+}
+
+async function fastifyProxy(upstreamUrl: string): Promise<number> {
+  const app = fastify({ logger: false });
+  await app.register(fastifyHttpProxy, { upstream: upstreamUrl, prefix: '/' });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  return (app.server.address() as AddressInfo).port;
+}
+
+async function child(role: string | undefined, arg: string | undefined): Promise<void> {
+  process.on('disconnect', () => process.exit(0));
+  process.on('SIGTERM', () => process.exit(0));
+  let port: number;
+  if (role === 'upstream') port = await upstream();
+  else if (role === 'fastify-proxy' && arg) port = await fastifyProxy(arg);
+  else throw new Error(`usage: servers.js upstream | fastify-proxy UPSTREAM_URL (got ${role ?? 'nothing'})`);
+  process.send?.({ port });
+}
+
+// Only run as a child (forked with an IPC channel); importing this module for UPSTREAM_BODY does nothing.
+if (process.send && process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  child(process.argv[2], process.argv[3]).catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });
+}
