@@ -76,7 +76,10 @@ describe('demo config agrees with the demo topology', () => {
     const { resources } = await loadFile('gateway.yaml');
     const [gw] = resources;
     assert.equal(gw?.metadata.name, 'demo-gateway');
-    assert.deepEqual(raw(gw!).spec.servers[0].hosts, [...DEMO_HOSTS]);
+    const servers = raw(gw!).spec.servers as Array<{ port: { number: number }; hosts: string[] }>;
+    const onPort = (n: number) => servers.filter((s) => s.port.number === n).flatMap((s) => s.hosts).sort();
+    assert.deepEqual(onPort(80), [...DEMO_HOSTS].sort());
+    assert.deepEqual(onPort(443), [...DEMO_HOSTS].sort());
   });
 
   it('DestinationRule subsets select versions that demo pods carry', async () => {
@@ -161,9 +164,10 @@ describe('demo rules through a real gateway', () => {
     return r.status === 200 ? `${r.json<BackendReply>().service} ${r.json<BackendReply>().version}` : String(r.status);
   };
 
-  it('user.example.com → user-service', async () => {
-    assert.equal(await who('user.example.com'), 'user-service v1');
-    assert.equal(await who('user.example.com:8080', '/anything'), 'user-service v1');
+  it('user.example.com over plain HTTP is redirected to HTTPS', async () => {
+    const r = await gw.get('user.example.com:8080', '/anything?x=1');
+    assert.equal(r.status, 301);
+    assert.equal(r.headers.location, 'https://user.example.com/anything?x=1');
   });
 
   it('product.example.com → product-service, mostly v1 with some v2', async () => {
@@ -178,6 +182,7 @@ describe('demo rules through a real gateway', () => {
 
   it('api.example.com routes by path prefix, and anything else is 404', async () => {
     assert.equal(await who('api.example.com', '/user/42'), 'user-service v1');
+    assert.match(await who('product.example.com:8080', '/anything'), /^product-service v[12]$/);
     assert.match(await who('api.example.com', '/product/7'), /^product-service v[12]$/);
     assert.equal(await who('api.example.com', '/orders'), '404');
     assert.equal(await who('unknown.example.com'), '404');

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { startGateway } from '../gateway/main.js';
 import { startBackend, type RunningBackend } from '../demo/backend.js';
 import { DEMO_ADDRESS, DEMO_HOSTS, DEMO_WORKLOADS } from '../demo/topology.js';
+import { ensureDemoCertificates } from '../core/tls/demo-ca.js';
 import { parse, parsePort } from './options.js';
 import { UsageError } from './main.js';
 
@@ -17,6 +18,8 @@ serving the Istio YAML in the config folder. Ctrl-C stops everything.
 
   --config DIR          folder of Istio YAML (default: the gateway-config/ shipped with meshgate)
   --port N              where Gateway port 80 listens (default 8080)
+  --https-port N        where Gateway port 443 listens (default 8443)
+  --certs DIR           certificates folder; the demo CA and demo-tls are created there (default certs)
   --status-port N       readiness port, GET /healthz/ready (default 15021)
   --admin-port N        admin port on 127.0.0.1 (default 15000)
   --listen-host ADDR    address the gateway listens on (default 127.0.0.1)
@@ -29,6 +32,8 @@ export async function runDemo(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
     config: { type: 'string' },
     port: { type: 'string' },
+    'https-port': { type: 'string' },
+    certs: { type: 'string' },
     'status-port': { type: 'string' },
     'admin-port': { type: 'string' },
     'listen-host': { type: 'string' },
@@ -41,6 +46,10 @@ export async function runDemo(argv: string[]): Promise<number> {
   }
   const configDir = values.config ?? PACKAGED_CONFIG;
   const port = parsePort(values.port, 8080, '--port');
+  const httpsPort = parsePort(values['https-port'], 8443, '--https-port');
+  const certsDir = values.certs ?? 'certs';
+  // HTTPS out of the box: a demo CA and a certificate for the demo hosts, made once and kept.
+  const demoCerts = ensureDemoCertificates(certsDir, DEMO_HOSTS);
   const statusPort = parsePort(values['status-port'], 15021, '--status-port');
   const adminPort = parsePort(values['admin-port'], 15000, '--admin-port');
   const listenHost = values['listen-host'] ?? '127.0.0.1';
@@ -62,7 +71,11 @@ export async function runDemo(argv: string[]): Promise<number> {
   try {
     gw = await startGateway({
       configDir,
-      ports: new Map([[80, port]]),
+      ports: new Map([
+        [80, port],
+        [443, httpsPort],
+      ]),
+      certsDir,
       listenHost,
       statusPort,
       adminPort,
@@ -73,7 +86,7 @@ export async function runDemo(argv: string[]): Promise<number> {
     return failedToListen(err, 'the gateway', 'Is another demo running? Pick other ports with --port, --status-port and --admin-port.');
   }
 
-  console.log(banner(displayPath(configDir), gw.listenPorts.get(80) ?? port, gw.statusPort, gw.adminPort));
+  console.log(banner(displayPath(configDir), gw.listenPorts.get(80) ?? port, gw.listenPorts.get(443) ?? httpsPort, displayPath(demoCerts.caCertFile), gw.statusPort, gw.adminPort));
 
   await new Promise<void>((resolve) => {
     const stop = () => {
@@ -107,18 +120,19 @@ function displayPath(dir: string): string {
   return rel === '' ? '.' : rel.startsWith('..') || isAbsolute(rel) ? dir : rel;
 }
 
-function banner(config: string, port: number, statusPort: number, adminPort: number): string {
+function banner(config: string, port: number, httpsPort: number, caFile: string, statusPort: number, adminPort: number): string {
   const base = `http://127.0.0.1:${port}`;
   const [user, product, api] = DEMO_HOSTS;
   const backends = DEMO_WORKLOADS.map((w) => `${w.service} ${w.version} (${w.instance}) on ${DEMO_ADDRESS}:${w.port}`);
   return `
-meshgate demo: gateway on ${base} (Gateway port 80), config ${config}
+meshgate demo: gateway on ${base} (Gateway port 80) and https://127.0.0.1:${httpsPort} (port 443), config ${config}
   backends: ${backends.join('\n            ')}
   ready:    http://127.0.0.1:${statusPort}/healthz/ready    admin: http://127.0.0.1:${adminPort}/routes
 
 Try:
-  curl -H 'Host: ${user}' ${base}/
-  curl --resolve ${user}:${port}:127.0.0.1 http://${user}:${port}/
+  curl --cacert ${caFile} --resolve ${user}:${httpsPort}:127.0.0.1 https://${user}:${httpsPort}/
+  curl --http2 --cacert ${caFile} --resolve ${product}:${httpsPort}:127.0.0.1 https://${product}:${httpsPort}/
+  curl -i -H 'Host: ${user}' ${base}/                # 301 to https (httpsRedirect)
   curl -H 'Host: ${product}' ${base}/          # 90% v1, 10% v2
   for i in $(seq 100); do curl -s -H 'Host: ${product}' ${base}/ | grep '"version"'; done | sort | uniq -c
   curl -H 'Host: ${api}' ${base}/user/42

@@ -4,12 +4,14 @@ import { runGatewayCommand } from './gateway.js';
 import { runValidate } from './validate.js';
 import { runRoutes } from './routes.js';
 import { runExplain } from './explain.js';
+import { runCerts } from './certs.js';
 
 const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promise<number> }> = {
   gateway: { summary: 'run the ingress gateway on a config folder', run: runGatewayCommand },
   validate: { summary: 'check a config folder; exit 1 on errors', run: runValidate },
   routes: { summary: 'print the compiled routing table', run: runRoutes },
   explain: { summary: 'show which server, route and destination a request gets, and why not others', run: runExplain },
+  certs: { summary: 'list the certificates the gateway serves, with problems', run: runCerts },
   demo: { summary: 'run the demo: backends plus a gateway on gateway-config/', run: async (argv) => (await import('./demo.js')).runDemo(argv) },
 };
 

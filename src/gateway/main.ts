@@ -4,16 +4,21 @@
 import { pino, type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { FileSource } from '../core/sources/file-source.js';
+import type { ConfigSource } from '../core/sources/source.js';
 import { SnapshotHolder } from '../core/snapshot/holder.js';
 import { Reloader } from '../core/snapshot/reloader.js';
 import { UpstreamPools } from '../core/proxy/upstream-pools.js';
 import { createAccessLog } from '../core/telemetry/access-log.js';
-import { createHttpListener, type HttpListener } from './http-listener.js';
+import { createPortListener, type PortListener } from './port-listener.js';
+import { createCredentialStore } from '../core/tls/credential-store.js';
 import { createStatusServer } from './status-server.js';
 import { createAdminServer } from './admin-server.js';
 
 export interface GatewayOptions {
-  readonly configDir: string;
+  /** Folder of Istio YAML, watched; used when no `source` is given. */
+  readonly configDir?: string;
+  /** Where configuration comes from (a KubeSource, say); replaces `configDir`. */
+  readonly source?: ConfigSource;
   /** Gateway port number → port to listen on (0 = any free port). */
   readonly ports: ReadonlyMap<number, number>;
   readonly listenHost?: string;
@@ -26,6 +31,8 @@ export interface GatewayOptions {
   readonly accessLog?: string;
   /** The gateway's namespace (DestinationRule lookup order starts there). */
   readonly namespace?: string;
+  /** Where `credentialName` certificates live: `<certsDir>/<name>/tls.crt|tls.key|ca.crt` (default `certs`). */
+  readonly certsDir?: string;
   readonly logger?: Logger;
   readonly random?: () => number;
 }
@@ -46,8 +53,10 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   const pools = new UpstreamPools();
   const accessLog = createAccessLog(opts.accessLog ?? 'stdout');
   const random = opts.random ?? Math.random;
+  if (!opts.source && opts.configDir === undefined) throw new Error('startGateway needs configDir or source');
+  const source = opts.source ?? new FileSource({ dir: opts.configDir! });
   const reloader = new Reloader(
-    new FileSource({ dir: opts.configDir }),
+    source,
     holder,
     { kind: 'gateway', labels: opts.labels ?? { istio: 'ingressgateway' }, namespace: opts.namespace ?? 'istio-system' },
     { random, load: pools },
@@ -56,7 +65,8 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   let draining = false;
   const status = createStatusServer({ ready: () => holder.current() !== undefined && !draining });
   const admin = createAdminServer(holder, pools);
-  const listeners: HttpListener[] = [];
+  const credentials = createCredentialStore({ certsDir: opts.certsDir ?? 'certs', logger: log });
+  const listeners: PortListener[] = [];
   const listenPorts = new Map<number, number>();
   let statusPort = 0;
   let adminPort = 0;
@@ -68,13 +78,14 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     await Promise.all(listeners.map((l) => l.close()));
     await Promise.all([closeFastify(status), closeFastify(admin)]);
     await (hard ? pools.destroy() : pools.close());
+    await credentials.close();
     accessLog.flush();
   };
 
   try {
     await reloader.start();
     for (const [gatewayPort, listenPort] of opts.ports) {
-      const l = createHttpListener(gatewayPort, { holder, pools, accessLog, random });
+      const l = createPortListener(gatewayPort, { ctx: { holder, pools, accessLog, random }, credentials, log });
       listeners.push(l);
       listenPorts.set(gatewayPort, await l.listen(listenPort, host));
     }
@@ -84,7 +95,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     await stopAll(true);
     throw err;
   }
-  log.info({ ports: Object.fromEntries(listenPorts), statusPort, adminPort, config: opts.configDir }, 'gateway serving');
+  log.info({ ports: Object.fromEntries(listenPorts), statusPort, adminPort, config: source.description }, 'gateway serving');
 
   let closing: Promise<void> | undefined;
   return {

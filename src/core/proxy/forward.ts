@@ -20,9 +20,12 @@ export interface ForwardContext {
   readonly random: () => number;
   readonly remoteAddress: string;
   readonly requestId: string;
+  /** x-forwarded-client-cert of a verified client certificate. */
+  readonly clientCert?: string;
 }
 
-export function pickDestination(action: ForwardAction, random: () => number): DestinationTarget | undefined {
+/** A destination by relative weight; used for HTTP routes and for piped (tls/tcp) connections alike. */
+export function pickDestination(action: Pick<ForwardAction, 'destinations' | 'totalWeight'>, random: () => number): DestinationTarget | undefined {
   const ds = action.destinations;
   if (ds.length <= 1) return ds[0];
   let r = random() * action.totalWeight;
@@ -97,6 +100,7 @@ export async function forward(
     authority: dest.authority ?? action.authority ?? facts.authority,
     requestId: ctx.requestId,
     ...(path !== facts.path ? { originalPath: facts.path } : {}),
+    ...(ctx.clientCert ? { clientCert: ctx.clientCert } : {}),
   });
   applyHeaderRules(headers, action.requestHeaders);
   applyHeaderRules(headers, dest.requestHeaders);

@@ -33,6 +33,8 @@ export interface ForwardedFacts {
   readonly requestId: string;
   /** Set when the path was rewritten: Envoy keeps the original in x-envoy-original-path. */
   readonly originalPath?: string;
+  /** x-forwarded-client-cert built from the verified client certificate. */
+  readonly clientCert?: string;
 }
 
 /** The request id a request carries, or a new one (Envoy generates a UUID when it is absent). */
@@ -47,7 +49,8 @@ export function upstreamRequestHeaders(incoming: IncomingHttpHeaders, f: Forward
   const out: Record<string, string | string[]> = {};
   for (const name in incoming) {
     const v = incoming[name];
-    if (v === undefined || HOP_BY_HOP.has(name) || listed?.has(name) || name === 'host') continue;
+    // HTTP/2 pseudo-headers (`:authority`, `:path` …) describe this hop only.
+    if (v === undefined || HOP_BY_HOP.has(name) || listed?.has(name) || name === 'host' || name.charCodeAt(0) === 58) continue;
     // Internal headers are set by the proxy itself, never trusted from outside.
     if (name.startsWith('x-envoy-') || name === 'x-forwarded-proto' || name === 'x-forwarded-client-cert') continue;
     out[name] = v;
@@ -58,6 +61,7 @@ export function upstreamRequestHeaders(incoming: IncomingHttpHeaders, f: Forward
   out['x-request-id'] = f.requestId;
   out.host = f.authority;
   if (f.originalPath !== undefined) out['x-envoy-original-path'] = f.originalPath;
+  if (f.clientCert !== undefined) out['x-forwarded-client-cert'] = f.clientCert;
   return out;
 }
 

@@ -24,6 +24,22 @@ export interface HttpHandlerContext {
 /** Which route config serves a request on this listener (plaintext: the port's `http.<port>`). */
 export type RouteConfigSelector = (snapshot: Snapshot, req: IncomingMessage) => RouteConfig | undefined;
 
+/** What the listener a request arrived on knows about it. */
+export interface ListenerInfo {
+  /** Gateway port number (route `match.port` compares against it). */
+  readonly port: number;
+  readonly scheme: 'http' | 'https';
+  readonly select: RouteConfigSelector;
+  /** x-forwarded-client-cert for the connection's verified client certificate, if any. */
+  clientCert?(req: IncomingMessage): string | undefined;
+  /** True when the host belongs to another TLS server on this port than the one the SNI chose: 421. */
+  misdirected?(host: string): boolean;
+  /** ACME HTTP-01: the key authorization for a token, answered before routing. */
+  acmeChallenge?(token: string): string | undefined;
+}
+
+const ACME_PREFIX = '/.well-known/acme-challenge/';
+
 export function requestFacts(req: IncomingMessage, port: number, scheme: string, path: string): RequestFacts {
   const url = req.url ?? '/';
   const q = url.indexOf('?');
@@ -32,7 +48,7 @@ export function requestFacts(req: IncomingMessage, port: number, scheme: string,
   if (queryString) {
     for (const [k, v] of new URLSearchParams(queryString)) if (!query.has(k)) query.set(k, v);
   }
-  const authority = req.headers.host ?? '';
+  const authority = authorityOf(req);
   return { port, host: normalizeHost(authority), authority, path, queryString, query, method: req.method ?? 'GET', scheme, headers: req.headers };
 }
 
@@ -46,14 +62,13 @@ function rawPath(url: string): string {
   return q >= 0 ? url.slice(0, q) : url;
 }
 
-export function handleHttpRequest(
-  req: IncomingMessage,
-  res: ServerResponse,
-  port: number,
-  scheme: string,
-  select: RouteConfigSelector,
-  ctx: HttpHandlerContext,
-): void {
+/** Host for HTTP/1, `:authority` for HTTP/2. */
+export function authorityOf(req: IncomingMessage): string {
+  return req.headers.host ?? (req.headers[':authority'] as string | undefined) ?? '';
+}
+
+export function handleHttpRequest(req: IncomingMessage, res: ServerResponse, listener: ListenerInfo, ctx: HttpHandlerContext): void {
+  const { port, scheme, select } = listener;
   const started = performance.now();
   const socket = req.socket;
   const bytesReadAtStart = socket.bytesRead;
@@ -74,12 +89,12 @@ export function handleHttpRequest(
     ...(req.headers['x-forwarded-for'] !== undefined ? { forwardedFor: String(req.headers['x-forwarded-for']) } : {}),
     ...(req.headers['user-agent'] !== undefined ? { userAgent: req.headers['user-agent'] } : {}),
     requestId,
-    authority: req.headers.host ?? '',
+    authority: authorityOf(req),
     downstreamRemoteAddress: `${remoteAddress}:${socket.remotePort ?? 0}`,
   };
   res.once('close', () => {
     record.responseCode = res.headersSent ? res.statusCode : 0;
-    if (!res.writableFinished && record.flags === '-') record.flags = 'DC';
+    if (!(res.writableFinished ?? res.writableEnded) && record.flags === '-') record.flags = 'DC';
     record.durationMs = Math.round(performance.now() - started);
     record.bytesReceived = socket.bytesRead - bytesReadAtStart;
     record.bytesSent = socket.bytesWritten - bytesWrittenAtStart;
@@ -93,10 +108,20 @@ export function handleHttpRequest(
 
   const path = normalizePath(rawPath(req.url ?? '/'));
   if (path === undefined) return reply(LocalReplies.badRequest);
+  if (listener.acmeChallenge && path.startsWith(ACME_PREFIX)) {
+    const answer = listener.acmeChallenge(path.slice(ACME_PREFIX.length));
+    if (answer !== undefined) {
+      record.details = 'acme_challenge';
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(answer) });
+      res.end(answer);
+      return;
+    }
+  }
   const snapshot = ctx.holder.current();
   const config = snapshot && select(snapshot, req);
-  if (!config) return reply(LocalReplies.noRoute);
   const facts = requestFacts(req, port, scheme, path);
+  if (listener.misdirected?.(facts.host)) return reply(LocalReplies.misdirected);
+  if (!config) return reply(LocalReplies.noRoute);
   const { virtualHost, route } = findRoute(config, facts);
   if (virtualHost?.requireTls && scheme === 'http') {
     return sendRedirect(res, 301, `https://${facts.host}${req.url ?? '/'}`, record);
@@ -114,7 +139,8 @@ export function handleHttpRequest(
     res.end(action.body);
     return;
   }
-  forward(req, res, facts, action, { pools: ctx.pools, random: ctx.random, remoteAddress, requestId }, record).then(
+  const xfcc = listener.clientCert?.(req);
+  forward(req, res, facts, action, { pools: ctx.pools, random: ctx.random, remoteAddress, requestId, ...(xfcc ? { clientCert: xfcc } : {}) }, record).then(
     (failure) => {
       if (failure) reply(failure);
     },

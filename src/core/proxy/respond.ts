@@ -34,6 +34,7 @@ export const LocalReplies = {
     'upstream_reset_before_response_started{connection_termination}',
   ),
   timeout: reply('UPSTREAM_TIMEOUT', 504, 'UT', 'upstream request timeout', 'upstream_response_timeout'),
+  misdirected: reply('MISDIRECTED', 421, '-', 'Misdirected Request', 'misdirected_request'),
   badRequest: reply('BAD_REQUEST', 400, '-', 'Bad Request', 'bad_request'),
   protocolError: reply('UPSTREAM_PROTOCOL', 502, 'UPE', 'upstream protocol error', 'upstream_protocol_error'),
 } as const;

@@ -6,7 +6,7 @@ import type { IncomingMessage } from 'node:http';
 import { findRoute } from '../routing/lookup.js';
 import { endpointPort } from '../registry/types.js';
 import { applyHeaderRules, requestIdOf, upstreamRequestHeaders } from './headers.js';
-import type { HttpHandlerContext, RouteConfigSelector } from './http-handler.js';
+import type { HttpHandlerContext, ListenerInfo } from './http-handler.js';
 import { requestFacts } from './http-handler.js';
 import { normalizePath } from './path-normalize.js';
 import { pickDestination } from './forward.js';
@@ -21,11 +21,10 @@ export function handleUpgrade(
   req: IncomingMessage,
   socket: Socket,
   head: Buffer,
-  port: number,
-  scheme: string,
-  select: RouteConfigSelector,
+  listener: ListenerInfo,
   ctx: HttpHandlerContext,
 ): void {
+  const { port, scheme, select } = listener;
   socket.on('error', () => socket.destroy());
   const url = req.url ?? '/';
   const q = url.indexOf('?');

@@ -75,8 +75,16 @@ export function exchange(pool: Dispatcher, req: ExchangeRequest, res: ServerResp
         if (mode !== 'forwarding') return;
         if (!res.write(chunk)) c.pause();
       },
-      onResponseEnd() {
+      onResponseEnd(_c, trailers) {
         if (mode === 'draining') return settle({ kind: 'retry-status', status: retryStatus });
+        // Trailers (gRPC's grpc-status) travel on when the downstream protocol can carry them.
+        if (trailers && Object.keys(trailers).length > 0) {
+          try {
+            res.addTrailers(trailers as Record<string, string>);
+          } catch {
+            /* HTTP/1 response without chunked encoding: nowhere to put them */
+          }
+        }
         res.end();
         settle({ kind: 'responded', complete: true });
       },

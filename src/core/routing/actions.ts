@@ -1,7 +1,7 @@
 // Compiles what an HTTPRoute does once matched: forward to weighted destinations (with rewrite,
 // header rules, timeout and retry policy), redirect, or answer directly.
 
-import type { Destination, HeaderOperations, HTTPMatchRequest, HTTPRetry, HTTPRoute } from '../model/istio.js';
+import type { Destination, HeaderOperations, HTTPMatchRequest, HTTPRetry, HTTPRoute, HTTPRouteDestination } from '../model/istio.js';
 import type { Cluster } from '../policy/types.js';
 import { clusterName } from '../policy/types.js';
 import { parseDuration } from '../config/duration.js';
@@ -45,21 +45,7 @@ export function compileAction(route: HTTPRoute, match: HTTPMatchRequest | undefi
     return { kind: 'direct', status: route.directResponse.status, ...(body ? { body } : {}), responseHeaders: headerRules(route.headers?.response).rules };
   }
   const routeReq = headerRules(route.headers?.request);
-  const dests = route.route ?? [];
-  // A lone destination takes all traffic whatever its weight; with several, weight 0 ones are dropped.
-  const weighted = dests.length === 1 ? [{ ...dests[0]!, weight: 100 }] : dests.filter((d) => (d.weight ?? 0) > 0);
-  const destinations = weighted.map((d): DestinationTarget => {
-    const target = resolveDestination(d.destination, ctx);
-    const req = headerRules(d.headers?.request);
-    return {
-      weight: d.weight ?? 0,
-      ...target,
-      cluster: ctx.cluster(target.host, target.port, target.subset),
-      requestHeaders: req.rules,
-      responseHeaders: headerRules(d.headers?.response).rules,
-      ...(req.authority !== undefined ? { authority: req.authority } : {}),
-    };
-  });
+  const destinations = compileDestinations(route.route ?? [], ctx);
   const authority = route.rewrite?.authority ?? routeReq.authority;
   const rewritePath = compileRewrite(route, match);
   return {
@@ -75,7 +61,28 @@ export function compileAction(route: HTTPRoute, match: HTTPMatchRequest | undefi
   };
 }
 
-function resolveDestination(d: Destination, ctx: ActionContext): { host: string; port: number; subset: string; clusterName: string } {
+/**
+ * Weighted destinations of an http, tls or tcp route. A lone destination takes all traffic whatever
+ * its weight; with several, weight 0 ones are dropped.
+ */
+export function compileDestinations(dests: readonly HTTPRouteDestination[], ctx: ActionContext): DestinationTarget[] {
+  const weighted = dests.length === 1 ? [{ ...dests[0]!, weight: 100 }] : dests.filter((d) => (d.weight ?? 0) > 0);
+  return weighted.map((d): DestinationTarget => {
+    const target = resolveDestination(d.destination, ctx);
+    const req = headerRules(d.headers?.request);
+    return {
+      weight: d.weight ?? 0,
+      ...target,
+      cluster: ctx.cluster(target.host, target.port, target.subset),
+      requestHeaders: req.rules,
+      responseHeaders: headerRules(d.headers?.response).rules,
+      ...(req.authority !== undefined ? { authority: req.authority } : {}),
+    };
+  });
+}
+
+/** Host (short names resolved), port (explicit, else the service's only port, else the listener's), subset, cluster name. */
+export function resolveDestination(d: Destination, ctx: ActionContext): { host: string; port: number; subset: string; clusterName: string } {
   const host = resolveShortName(d.host, ctx.namespace, ctx.domain).toLowerCase();
   const service = ctx.registry.lookup(host);
   let port = d.port?.number ?? 0;

@@ -11,6 +11,7 @@ import type { Cluster } from '../policy/types.js';
 import { compileAction } from './actions.js';
 import { bindServers, exportedTo, hostsVisibleTo, selectsProxy, vsGateways, type BoundServer } from './gateway-binding.js';
 import { indexVirtualHosts } from './host-index.js';
+import { compileTcpRoute, compileTlsRoutes } from './tls-routes.js';
 import { compileMatch, isCatchAll } from './match.js';
 import type { CompiledRoute, Listener, RouteConfig, ServerConfig, VirtualHost } from './types.js';
 
@@ -71,7 +72,7 @@ export function compileGateway(input: GatewayCompileInput): CompiledGateway {
     for (const [domain, d] of vhosts) list.push({ domain, routes: catchAllsLast(d.routes), requireTls: d.requireTls });
     routeConfigs.set(name, indexVirtualHosts(name, list));
   }
-  return { listeners: buildListeners(servers), routeConfigs, problems };
+  return { listeners: buildListeners(servers, (b) => l4Routes(b, virtualServices, input, problems)), routeConfigs, problems };
 }
 
 function bindVirtualService(vs: Resource<VirtualServiceSpec>, bound: BoundServer, vhosts: Map<string, VhostDraft>, input: GatewayCompileInput): void {
@@ -154,7 +155,20 @@ function catchAllsLast(routes: CompiledRoute[]): CompiledRoute[] {
   return [...routes.filter((r) => !r.catchAll), ...routes.filter((r) => r.catchAll)];
 }
 
-function buildListeners(servers: readonly BoundServer[]): Map<number, Listener> {
+/** SNI routes of a PASSTHROUGH server, or the tcp route of a TCP server (tls-routes.ts). */
+function l4Routes(b: BoundServer, virtualServices: readonly Resource<VirtualServiceSpec>[], input: GatewayCompileInput, problems: Problem[]): Pick<ServerConfig, 'tlsRoutes' | 'tcpRoute'> {
+  try {
+    if (b.kind === 'passthrough') return { tlsRoutes: compileTlsRoutes(b, virtualServices, input, problems) };
+    if (b.kind !== 'tcp') return {};
+    const tcpRoute = compileTcpRoute(b, virtualServices, input);
+    return tcpRoute ? { tcpRoute } : {};
+  } catch (err) {
+    problems.push(problemAt(b.gateway, ['spec', 'servers', b.index], `internal error while compiling tls/tcp routes: ${(err as Error).message}`));
+    return {};
+  }
+}
+
+function buildListeners(servers: readonly BoundServer[], l4: (b: BoundServer) => Pick<ServerConfig, 'tlsRoutes' | 'tcpRoute'>): Map<number, Listener> {
   const byPort = new Map<number, { protocol: string; servers: ServerConfig[]; http?: string }>();
   for (const b of servers) {
     const port = b.server.port.number;
@@ -169,6 +183,7 @@ function buildListeners(servers: readonly BoundServer[]): Map<number, Listener> 
       hosts: b.hosts.map((h) => h.host),
       ...(b.server.tls ? { tls: b.server.tls } : {}),
       ...(b.routeConfig ? { routeConfig: b.routeConfig } : {}),
+      ...l4(b),
     });
   }
   const out = new Map<number, Listener>();

@@ -2,7 +2,7 @@
 // output is stable (sorted) so it can be kept as a golden file.
 
 import type { Snapshot } from '../snapshot/snapshot.js';
-import type { CompiledRoute, HeaderRules, RouteAction } from './types.js';
+import type { CompiledRoute, HeaderRules, L4Route, RouteAction, ServerConfig } from './types.js';
 
 export function printRoutes(snapshot: Snapshot): string {
   const lines: string[] = [];
@@ -12,9 +12,12 @@ export function printRoutes(snapshot: Snapshot): string {
     const l = snapshot.listeners.get(port)!;
     lines.push(`listener ${port} ${l.protocol}`);
     for (const s of l.servers) {
-      const tls = s.tls ? ` tls=${s.tls.mode ?? 'PASSTHROUGH'}${s.tls.httpsRedirect ? ' httpsRedirect' : ''}` : '';
+      // On a plaintext server a tls block only carries httpsRedirect; its mode means nothing there.
+      const plain = s.protocol === 'HTTP' || s.protocol === 'HTTP2' || s.protocol.startsWith('GRPC');
+      const tls = !s.tls ? '' : plain ? (s.tls.httpsRedirect ? ' httpsRedirect' : '') : ` tls=${s.tls.mode ?? 'PASSTHROUGH'}${s.tls.httpsRedirect ? ' httpsRedirect' : ''}`;
       lines.push(`  server ${s.gateway}[${s.serverIndex}] ${s.portName} ${s.protocol}${tls} hosts=${s.hosts.join(',')}${s.routeConfig ? ` routes=${s.routeConfig}` : ''}`);
     }
+    for (const s of l.servers) lines.push(...printL4Routes(s));
     const configs = [...new Set(l.servers.map((s) => s.routeConfig).filter((n): n is string => n !== undefined))];
     for (const name of configs) {
       const rc = snapshot.routeConfigs.get(name);
@@ -30,6 +33,30 @@ export function printRoutes(snapshot: Snapshot): string {
     }
   }
   return lines.join('\n') + '\n';
+}
+
+/** Passthrough SNI routes and the tcp route; nothing for HTTP(S) servers. */
+function printL4Routes(s: ServerConfig): string[] {
+  const out: string[] = [];
+  const server = `${s.gateway}[${s.serverIndex}]`;
+  if (s.tlsRoutes) {
+    out.push(`  tls routes of ${server}`);
+    const routes = [...s.tlsRoutes.routes].sort((a, b) => (a.sniHost < b.sniHost ? -1 : a.sniHost > b.sniHost ? 1 : 0));
+    if (routes.length === 0) out.push('    (no tls routes: connections are closed)');
+    for (const r of routes) out.push(`    sni ${r.sniHost} ${l4Destinations(r)}`);
+  } else if (s.tcpRoute) {
+    out.push(`  tcp route of ${server}`, `    any connection ${l4Destinations(s.tcpRoute)}`);
+  }
+  return out;
+}
+
+function l4Destinations(r: L4Route): string {
+  const where = `${r.source.virtualService} ${r.source.kind}[${r.source.routeIndex}]${r.source.matchIndex >= 0 ? `.match[${r.source.matchIndex}]` : ''}`;
+  const dests = r.destinations.map((d) => {
+    const pct = r.totalWeight > 0 ? Math.round((d.weight / r.totalWeight) * 1000) / 10 : 100;
+    return `${d.clusterName} ${pct}%${d.cluster ? ` (${d.cluster.endpoints.length} endpoints)` : ' (no such cluster: connection closed)'}`;
+  });
+  return `→ ${dests.join(', ')} [${where}]`;
 }
 
 function printRoute(r: CompiledRoute, n: number): string[] {

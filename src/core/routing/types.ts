@@ -151,6 +151,41 @@ export interface ServerConfig {
   readonly tls?: ServerTlsSettings;
   /** Route config serving its HTTP traffic (shared `http.<port>` for plaintext servers). */
   readonly routeConfig?: string;
+  /** PASSTHROUGH servers: VirtualService `tls` routes keyed by SNI (tls-routes.ts). */
+  readonly tlsRoutes?: TlsRouteTable;
+  /** TCP servers (and TLS servers that terminate): the one `tcp` route that applies, if any. */
+  readonly tcpRoute?: L4Route;
+}
+
+/** Where a compiled `tls`/`tcp` route came from. */
+export interface L4RouteSource {
+  /** `namespace/name` of the VirtualService. */
+  readonly virtualService: string;
+  readonly file: string;
+  readonly line: number;
+  readonly kind: 'tls' | 'tcp';
+  /** Index in `spec.tls` / `spec.tcp`, and of the match within it (-1 when the rule has no match). */
+  readonly routeIndex: number;
+  readonly matchIndex: number;
+}
+
+/** Weighted destinations for a connection that is piped, not parsed (tls passthrough and tcp). */
+export interface L4Route {
+  readonly source: L4RouteSource;
+  readonly destinations: readonly DestinationTarget[];
+  readonly totalWeight: number;
+}
+
+export interface TlsRoute extends L4Route {
+  /** The `sniHosts` entry this route answers for, lower-case (`a.example.com`, `*.example.com`, `*`). */
+  readonly sniHost: string;
+}
+
+export interface TlsRouteTable {
+  /** Every SNI key, in the order VirtualServices declared them. */
+  readonly routes: readonly TlsRoute[];
+  /** Exact SNI, then the wildcard with the longest suffix, then `*`; no SNI matches nothing. */
+  lookup(sni: string | undefined): TlsRoute | undefined;
 }
 
 export interface Listener {

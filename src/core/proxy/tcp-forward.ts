@@ -1,0 +1,174 @@
+// forwardTcp(): pipes one downstream connection to an endpoint of a weighted destination, as Envoy's
+// tcp_proxy does for TLS passthrough and TCP routes. The bytes are never parsed; the ones a listener
+// already read (the peeked ClientHello) go first. A missing cluster, no endpoint, or a failed connect
+// closes the downstream connection, which is all TCP can say (no status code to send).
+
+import { connect, type Socket } from 'node:net';
+import type { Cluster } from '../policy/types.js';
+import type { Endpoint } from '../registry/types.js';
+import { endpointPort } from '../registry/types.js';
+import type { DestinationTarget } from '../routing/types.js';
+import { pickDestination } from './forward.js';
+
+/** Istio's mesh-wide default `connectTimeout`. */
+const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+
+export interface TcpForwardRecord {
+  /** `outbound|<port>|<subset>|<host>`, or '' when no destination could be chosen. */
+  readonly cluster: string;
+  /** `address:port` of the endpoint used (or last tried). */
+  readonly upstreamHost?: string;
+  /** Envoy response flags: '' on success, `NR`, `NC`, `UH`, `UF,URX` (connect retried and failed again), `DC` (client left first). */
+  readonly flags: string;
+  /** Bytes read from the downstream connection (including the peeked ones) and written to it. */
+  readonly bytesReceived: number;
+  readonly bytesSent: number;
+  readonly durationMs: number;
+}
+
+export interface TcpForwardDeps {
+  readonly random: () => number;
+  readonly connectTimeoutMs?: number;
+  /** Called once, when the downstream connection (and the upstream one, if any) have closed. */
+  readonly onDone?: (record: TcpForwardRecord) => void;
+}
+
+/**
+ * Connects `downstream` to one of `destinations` (by weight) and pipes both ways, half-closes
+ * included. `initial` holds bytes already read from `downstream` (do not also `unshift` them).
+ * A failed connect is tried once more on another endpoint when the cluster has one.
+ */
+export function forwardTcp(
+  downstream: Socket,
+  initial: Buffer,
+  destinations: readonly DestinationTarget[],
+  totalWeight: number,
+  deps: TcpForwardDeps,
+): void {
+  const started = Date.now();
+  const dest = pickDestination({ destinations, totalWeight }, deps.random);
+  let flags = '';
+  let upstreamHost: string | undefined;
+  let open = 1; // sockets still to close before the record is written
+  let spliced = false;
+  let reported = false;
+  const report = (): void => {
+    if (reported) return;
+    reported = true;
+    deps.onDone?.({
+      cluster: dest?.clusterName ?? '',
+      ...(upstreamHost !== undefined ? { upstreamHost } : {}),
+      // Closed with no verdict and never connected: the client left while we were choosing or dialling.
+      flags: flags || (spliced ? '' : 'DC'),
+      bytesReceived: downstream.bytesRead,
+      bytesSent: downstream.bytesWritten,
+      durationMs: Date.now() - started,
+    });
+  };
+  const closed = (): void => {
+    if (--open === 0) report();
+  };
+
+  if (downstream.destroyed) {
+    report();
+    return;
+  }
+  // Each direction ends on its own: a client's FIN after its request must not cut off the reply.
+  downstream.allowHalfOpen = true;
+  downstream.on('error', () => downstream.destroy());
+  downstream.once('close', closed);
+
+  const refuse = (flag: string): void => {
+    flags = flag;
+    downstream.destroy();
+  };
+  if (!dest) return refuse('NR');
+  const cluster = dest.cluster;
+  if (!cluster) return refuse('NC');
+
+  const timeoutMs = deps.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+  const tried = new Set<Endpoint>();
+  const attempt = (retry: boolean): void => {
+    const pick = pickEndpoint(cluster, downstream, tried);
+    if (!pick) return refuse(retry ? 'UF,URX' : 'UH');
+    tried.add(pick);
+    const port = endpointPort(pick, cluster.port);
+    upstreamHost = `${pick.address}:${port}`;
+    let upstream: Socket;
+    try {
+      upstream = connect({ host: pick.address, port, allowHalfOpen: true, noDelay: true });
+    } catch {
+      // An endpoint that cannot even be dialled (a bad port) fails like a refused connection.
+      return retry ? refuse('UF,URX') : attempt(true);
+    }
+    upstream.setTimeout(timeoutMs);
+
+    const abandon = (): void => {
+      upstream.destroy();
+    };
+    const cleanup = (): void => {
+      upstream.off('connect', onConnect);
+      upstream.off('error', onFail);
+      upstream.off('timeout', onFail);
+      downstream.off('close', abandon);
+    };
+    const onFail = (): void => {
+      cleanup();
+      upstream.on('error', () => {}); // a late error of an abandoned attempt is not ours to raise
+      upstream.destroy();
+      if (downstream.destroyed) return;
+      if (!retry) attempt(true);
+      else refuse('UF,URX');
+    };
+    const onConnect = (): void => {
+      cleanup();
+      upstream.setTimeout(0);
+      if (downstream.destroyed) {
+        upstream.destroy();
+        return;
+      }
+      open++;
+      spliced = true;
+      upstream.once('close', closed);
+      splice(downstream, upstream, initial);
+    };
+    // The client went away while we were still connecting.
+    downstream.once('close', abandon);
+    upstream.once('connect', onConnect);
+    upstream.once('error', onFail);
+    upstream.once('timeout', onFail);
+  };
+  attempt(false);
+}
+
+/** An endpoint from the cluster's load balancer, avoiding ones that already failed when it can. */
+function pickEndpoint(cluster: Cluster, downstream: Socket, tried: ReadonlySet<Endpoint>): Endpoint | undefined {
+  const pick = cluster.lb.pick({
+    headers: {},
+    sourceIp: downstream.remoteAddress ?? '',
+    query: new Map(),
+    ...(tried.size > 0 ? { exclude: tried } : {}),
+  });
+  return pick?.endpoint;
+}
+
+/**
+ * Pipes both ways. End of input on one side becomes a FIN on the other (half-close), so either may
+ * keep talking after the other is done. A side that closes without finishing both directions
+ * (reset, error, local destroy) takes the other down with it.
+ */
+function splice(downstream: Socket, upstream: Socket, initial: Buffer): void {
+  upstream.on('error', () => upstream.destroy());
+  if (initial.length > 0) upstream.write(initial);
+  downstream.pipe(upstream);
+  upstream.pipe(downstream);
+  const follow = (self: Socket, other: Socket) => (): void => {
+    if (other.destroyed) return;
+    const clean = self.readableEnded && self.writableFinished;
+    // After a clean close the other side has already been ended by the pipe and closes once flushed.
+    if (clean) other.end();
+    else other.destroy();
+  };
+  downstream.once('close', follow(downstream, upstream));
+  upstream.once('close', follow(upstream, downstream));
+}

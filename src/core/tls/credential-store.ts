@@ -1,0 +1,396 @@
+// The certificates Gateway servers terminate TLS with, read from files and kept current.
+//
+// `credentialName: X` is a folder `<certsDir>/X/` holding a Kubernetes Secret's keys: `tls.crt` and
+// `tls.key` (kubernetes.io/tls) or `cert` and `key` (Istio's Opaque form); the client CA for MUTUAL is
+// `ca.crt` / `cacert` in the same folder or in the separate credential `X-cacert`. File settings
+// (`serverCertificate`, `privateKey`, `caCertificates`) are paths, relative ones to the process cwd.
+//
+// The first resolution reads synchronously (it happens when a configuration is loaded, never per
+// request). After that every folder involved is watched, with a slow poll behind the watchers, and a
+// change is re-read after a debounce. Valid new material is swapped in and `onChange` fires; broken or
+// mismatched material is refused with one log line and the last good material keeps serving.
+
+import { createHash } from 'node:crypto';
+import { readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import type { Logger } from 'pino';
+import type { ServerTlsSettings } from '../model/istio.js';
+import { checkMaterial, validityProblems } from './credential-check.js';
+import type { CredentialProblem, CredentialStore, ServerCredential } from './types.js';
+
+export interface CredentialStoreOptions {
+  readonly certsDir: string;
+  readonly logger?: Logger;
+  /** Quiet time after the last file event before re-reading (writers touch several files). */
+  readonly debounceMs?: number;
+  /** Re-check interval for file systems whose change events get lost (network mounts). */
+  readonly pollMs?: number;
+  /** `false` for one-shot tools: resolve, but neither watch nor poll. */
+  readonly watch?: boolean;
+  readonly now?: () => Date;
+}
+
+export function createCredentialStore(opts: CredentialStoreOptions): FileCredentialStore {
+  return new FileCredentialStore(opts);
+}
+
+interface Candidate {
+  readonly path: string;
+  /** How messages name it: `tls.crt` in a credential folder, the configured path otherwise. */
+  readonly name: string;
+}
+
+/** Where one credential's files may be, and how to talk about it. */
+interface Spec {
+  readonly key: string;
+  readonly name: string;
+  readonly label: string;
+  readonly description: string;
+  readonly cert: readonly Candidate[];
+  readonly privateKey: readonly Candidate[];
+  readonly ca: readonly Candidate[];
+  readonly missing: { readonly cert: string; readonly key: string };
+  /** A credential's folder: when it is absent, that is the one thing to say. */
+  readonly folder?: { readonly path: string; readonly shown: string };
+  readonly dirs: readonly string[];
+  readonly invalid?: string;
+}
+
+interface Entry {
+  readonly spec: Spec;
+  good?: ServerCredential;
+  /** Why the material on disk right now is not serving (empty when it is). */
+  problems: string[];
+  fingerprint?: string;
+  /** A MUTUAL / OPTIONAL_MUTUAL server uses it, so a missing client CA is a problem. */
+  mutual: boolean;
+}
+
+interface Read {
+  readonly cert?: { name: string; text: string };
+  readonly key?: { name: string; text: string };
+  readonly ca?: { name: string; text: string };
+  readonly problems: string[];
+}
+
+const MUTUAL_MODES = new Set(['MUTUAL', 'OPTIONAL_MUTUAL']);
+// Kubernetes Secret names are DNS subdomains; anything with a path separator could leave certsDir.
+const CREDENTIAL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+export class FileCredentialStore implements CredentialStore {
+  readonly #certsDir: string;
+  readonly #shownCertsDir: string;
+  readonly #log: Logger | undefined;
+  readonly #debounceMs: number;
+  readonly #pollMs: number;
+  readonly #watch: boolean;
+  readonly #now: () => Date;
+  readonly #entries = new Map<string, Entry>();
+  readonly #combined = new Map<string, ServerCredential>();
+  readonly #watchers = new Map<string, { watcher: FSWatcher; ino: number }>();
+  readonly #listeners = new Set<() => void>();
+  #debounce: NodeJS.Timeout | undefined;
+  #poll: NodeJS.Timeout | undefined;
+  #closed = false;
+
+  constructor(opts: CredentialStoreOptions) {
+    this.#certsDir = resolve(opts.certsDir);
+    this.#shownCertsDir = opts.certsDir.replace(/\/+$/, '') || '.';
+    this.#log = opts.logger;
+    this.#debounceMs = opts.debounceMs ?? 100;
+    this.#pollMs = opts.pollMs ?? 5000;
+    this.#watch = opts.watch ?? true;
+    this.#now = opts.now ?? (() => new Date());
+  }
+
+  forServer(tls: ServerTlsSettings): ServerCredential | undefined {
+    const mutual = MUTUAL_MODES.has(tls.mode ?? '');
+    const entries = this.#specsFor(tls).map((s) => this.#entry(s));
+    if (mutual) for (const e of entries) e.mutual = true;
+    // Without a CA, Node would verify client certificates against its public roots: never that.
+    const usable = entries.map((e) => e.good).filter((c): c is ServerCredential => c !== undefined && (!mutual || c.caPem !== undefined));
+    if (usable.length <= 1) return usable[0];
+    return this.#combine(usable);
+  }
+
+  /** The problems of the material `tls` refers to (resolving it if it was not yet), for tools. */
+  problemsFor(tls: ServerTlsSettings): CredentialProblem[] {
+    const mutual = MUTUAL_MODES.has(tls.mode ?? '');
+    return this.#specsFor(tls).flatMap((s) => this.#problemsOf(this.#entry(s), mutual));
+  }
+
+  /** What `tls` refers to, e.g. `credential demo-tls (certs/demo-tls)`, whether or not it exists. */
+  describe(tls: ServerTlsSettings): string[] {
+    return this.#specsFor(tls).map((s) => s.description);
+  }
+
+  list(): ReadonlyArray<{ readonly name: string; readonly credential?: ServerCredential; readonly problems: readonly CredentialProblem[] }> {
+    return [...this.#entries.values()]
+      .sort((a, b) => a.spec.name.localeCompare(b.spec.name))
+      .map((e) => ({ name: e.spec.name, ...(e.good ? { credential: e.good } : {}), problems: this.#problemsOf(e, e.mutual) }));
+  }
+
+  onChange(listener: () => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#debounce);
+    clearInterval(this.#poll);
+    this.#debounce = this.#poll = undefined;
+    for (const { watcher } of this.#watchers.values()) watcher.close();
+    this.#watchers.clear();
+  }
+
+  // ------------------------------------------------------------------ resolution
+
+  #specsFor(tls: ServerTlsSettings): Spec[] {
+    // Istio's validator allows only one of these sources; take the first present, like Envoy would.
+    const caName = (tls as { caCertCredentialName?: string }).caCertCredentialName || undefined;
+    if (tls.credentialName) return [this.#credentialSpec(tls.credentialName, caName)];
+    if (tls.credentialNames && tls.credentialNames.length > 0) return tls.credentialNames.slice(0, 2).map((n) => this.#credentialSpec(n, caName));
+    if (tls.serverCertificate || tls.privateKey) return [this.#fileSpec(tls.serverCertificate, tls.privateKey, tls.caCertificates)];
+    if (tls.tlsCertificates && tls.tlsCertificates.length > 0) {
+      return tls.tlsCertificates.slice(0, 2).map((c) => this.#fileSpec(c.serverCertificate, c.privateKey, c.caCertificates ?? tls.caCertificates));
+    }
+    return [];
+  }
+
+  #credentialSpec(name: string, caCredential: string | undefined): Spec {
+    const key = `credential:${name}|${caCredential ?? ''}`;
+    const shown = `${this.#shownCertsDir}/${name}`;
+    const base = { key, name, label: `credential ${name}`, description: `credential ${name} (${shown})` };
+    const valid = (n: string): boolean => CREDENTIAL_NAME.test(n) && !n.includes('..');
+    if (!valid(name) || (caCredential !== undefined && !valid(caCredential))) {
+      const bad = valid(name) ? caCredential! : name;
+      return { ...base, cert: [], privateKey: [], ca: [], dirs: [], missing: { cert: '', key: '' }, invalid: `${JSON.stringify(bad)} is not a valid credential name` };
+    }
+    const dir = join(this.#certsDir, name);
+    const inDir = (d: string, prefix: string, files: string[]): Candidate[] => files.map((f) => ({ path: join(d, f), name: prefix + f }));
+    const caDirs = caCredential ? [caCredential] : [name, `${name}-cacert`];
+    return {
+      ...base,
+      cert: inDir(dir, '', ['tls.crt', 'cert']),
+      privateKey: inDir(dir, '', ['tls.key', 'key']),
+      ca: caDirs.flatMap((d) => inDir(join(this.#certsDir, d), d === name ? '' : `${d}/`, ['ca.crt', 'cacert'])),
+      missing: { cert: `no tls.crt (or cert) in ${shown}`, key: `no tls.key (or key) in ${shown}` },
+      folder: { path: dir, shown },
+      dirs: [this.#certsDir, dir, ...caDirs.map((d) => join(this.#certsDir, d))],
+    };
+  }
+
+  #fileSpec(cert: string | undefined, key: string | undefined, ca: string | undefined): Spec {
+    const abs = (p: string | undefined): string => (p ? resolve(p) : '');
+    const one = (p: string | undefined): Candidate[] => (p ? [{ path: resolve(p), name: p }] : []);
+    const paths = [cert, key, ca].filter((p): p is string => !!p).map((p) => resolve(p));
+    return {
+      key: `files:${abs(cert)}|${abs(key)}|${abs(ca)}`,
+      name: cert ?? key ?? '',
+      label: `files ${cert ?? key}`,
+      description: `files ${[cert, key, ca].filter(Boolean).join(' ')}`,
+      cert: one(cert),
+      privateKey: one(key),
+      ca: one(ca),
+      missing: { cert: cert ? `${cert} does not exist` : 'serverCertificate is not set', key: key ? `${key} does not exist` : 'privateKey is not set' },
+      dirs: [...new Set(paths.map((p) => dirname(p)))],
+    };
+  }
+
+  #entry(spec: Spec): Entry {
+    let entry = this.#entries.get(spec.key);
+    if (!entry) {
+      entry = { spec, problems: [], mutual: false };
+      this.#entries.set(spec.key, entry);
+      this.#evaluate(entry, true);
+      this.#startWatching();
+    }
+    return entry;
+  }
+
+  #problemsOf(e: Entry, mutual: boolean): CredentialProblem[] {
+    const credential = e.spec.name;
+    const out: CredentialProblem[] = e.problems.map((message) => ({ credential, message, severity: 'error' }));
+    if (e.good) {
+      for (const message of validityProblems(e.good, this.#now())) out.push({ credential, message, severity: 'warning' });
+      if (mutual && e.good.caPem === undefined) {
+        const where = e.spec.ca.map((c) => c.name).join(', ') || 'caCertificates';
+        out.push({ credential, message: `MUTUAL needs a CA to verify client certificates; none found (looked for ${where})`, severity: 'error' });
+      }
+    }
+    return out;
+  }
+
+  /** One ServerCredential for two certificates; the same object while neither changes. */
+  #combine(creds: ServerCredential[]): ServerCredential {
+    const version = createHash('sha256').update(creds.map((c) => c.version).join('+')).digest('hex').slice(0, 16);
+    const key = creds.map((c) => c.description).join('\n');
+    const cached = this.#combined.get(key);
+    if (cached && cached.version === version) return cached;
+    const [primary, ...alternates] = creds as [ServerCredential, ...ServerCredential[]];
+    const combined: ServerCredential = { ...primary, version, alternates };
+    this.#combined.set(key, combined);
+    return combined;
+  }
+
+  // ------------------------------------------------------------------ reading and checking
+
+  #read(spec: Spec): Read {
+    if (spec.invalid) return { problems: [spec.invalid] };
+    const problems: string[] = [];
+    const first = (cands: readonly Candidate[]): { name: string; text: string } | undefined => {
+      for (const c of cands) {
+        try {
+          return { name: c.name, text: readFileSync(c.path, 'utf8') };
+        } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code;
+          if (code !== 'ENOENT' && code !== 'ENOTDIR') {
+            problems.push(`cannot read ${c.name}: ${code ?? (err as Error).message}`);
+            return undefined;
+          }
+        }
+      }
+      return undefined;
+    };
+    const cert = first(spec.cert);
+    const key = first(spec.privateKey);
+    const ca = first(spec.ca);
+    if (problems.length === 0 && !cert && !key && spec.folder && !isDirectory(spec.folder.path)) {
+      problems.push(`${spec.folder.shown} does not exist`);
+    } else if (problems.length === 0) {
+      if (!cert) problems.push(spec.missing.cert);
+      if (!key) problems.push(spec.missing.key);
+      if (spec.ca.length > 0 && !ca && spec.key.startsWith('files:')) problems.push(`${spec.ca[0]!.name} does not exist`);
+    }
+    return { ...(cert ? { cert } : {}), ...(key ? { key } : {}), ...(ca ? { ca } : {}), problems };
+  }
+
+  /** Re-reads one entry; true when the material it serves changed. */
+  #evaluate(entry: Entry, initial: boolean): boolean {
+    const spec = entry.spec;
+    const read = this.#read(spec);
+    const fingerprint = createHash('sha256')
+      .update(JSON.stringify([read.cert ?? null, read.key ?? null, read.ca ?? null, read.problems]))
+      .digest('hex');
+    if (fingerprint === entry.fingerprint) return false;
+    entry.fingerprint = fingerprint;
+
+    let problems = read.problems;
+    if (problems.length === 0) {
+      const result = checkMaterial(
+        { certPem: read.cert!.text, keyPem: read.key!.text, ...(read.ca ? { caPem: read.ca.text, caName: read.ca.name } : {}), certName: read.cert!.name, keyName: read.key!.name },
+        'file',
+        spec.description,
+      );
+      if (result.ok) {
+        const previous = entry.good;
+        const changed = previous?.version !== result.credential.version;
+        entry.good = changed ? result.credential : previous;
+        entry.problems = [];
+        const until = result.credential.notAfter.toISOString();
+        if (changed) {
+          const msg = previous ? `${spec.label}: reloaded, valid until ${until}` : `${spec.label}: loaded, valid until ${until}`;
+          if (previous || !initial) this.#log?.info({ credential: spec.name, version: result.credential.version }, msg);
+          else this.#log?.debug({ credential: spec.name, version: result.credential.version }, msg);
+        }
+        for (const w of validityProblems(result.credential, this.#now())) this.#log?.warn({ credential: spec.name }, `${spec.label}: ${w}; serving it anyway`);
+        return changed;
+      }
+      problems = [...result.problems];
+    }
+
+    if (entry.good) {
+      const keep = `keeping the certificate valid until ${entry.good.notAfter.toISOString()}`;
+      entry.problems = problems.map((p) => `${p}; ${keep}`);
+    } else {
+      entry.problems = problems;
+    }
+    this.#log?.[entry.good ? 'error' : 'warn']({ credential: spec.name }, `${spec.label}: ${entry.problems.join('; ')}`);
+    return false;
+  }
+
+  // ------------------------------------------------------------------ watching
+
+  #startWatching(): void {
+    if (!this.#watch || this.#closed) return;
+    this.#armWatchers();
+    if (!this.#poll) {
+      this.#poll = setInterval(() => this.#recheck(), this.#pollMs);
+      this.#poll.unref();
+    }
+  }
+
+  /**
+   * Watches every folder the entries read from. Watching the folder rather than the file survives
+   * editors and `mv` replacing the file, and Kubernetes swapping its `..data` symlink. A folder that
+   * was replaced (new inode) or appeared since gets a fresh watcher; one that vanished loses its own.
+   */
+  #armWatchers(): void {
+    const wanted = new Set([...this.#entries.values()].flatMap((e) => e.spec.dirs));
+    for (const [dir, w] of this.#watchers) {
+      if (!wanted.has(dir)) {
+        w.watcher.close();
+        this.#watchers.delete(dir);
+      }
+    }
+    for (const dir of wanted) {
+      let ino: number | undefined;
+      try {
+        const st = statSync(dir);
+        ino = st.isDirectory() ? st.ino : undefined;
+      } catch {
+        ino = undefined;
+      }
+      const current = this.#watchers.get(dir);
+      if (current && current.ino === ino) continue;
+      current?.watcher.close();
+      this.#watchers.delete(dir);
+      if (ino === undefined) continue; // the parent folder's watcher (or the poll) sees it appear
+      try {
+        const watcher = watch(dir, { persistent: false }, () => this.#schedule());
+        watcher.on('error', () => {
+          watcher.close();
+          if (this.#watchers.get(dir)?.watcher === watcher) this.#watchers.delete(dir);
+          this.#schedule();
+        });
+        this.#watchers.set(dir, { watcher, ino });
+      } catch (err) {
+        this.#log?.debug({ dir, err: (err as Error).message }, `cannot watch ${basename(dir)}; relying on the poll`);
+      }
+    }
+  }
+
+  #schedule(): void {
+    if (this.#closed) return;
+    clearTimeout(this.#debounce);
+    this.#debounce = setTimeout(() => this.#recheck(), this.#debounceMs);
+    this.#debounce.unref();
+  }
+
+  #recheck(): void {
+    if (this.#closed) return;
+    this.#debounce = undefined;
+    let changed = false;
+    for (const entry of this.#entries.values()) {
+      if (this.#evaluate(entry, false)) changed = true;
+    }
+    this.#armWatchers();
+    if (!changed) return;
+    for (const listener of [...this.#listeners]) {
+      try {
+        listener();
+      } catch (err) {
+        this.#log?.error({ err }, 'credential change listener failed');
+      }
+    }
+  }
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}

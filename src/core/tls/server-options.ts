@@ -1,0 +1,48 @@
+// Node TLS server options for one Gateway server: its certificate, protocol versions and ciphers
+// (Istio's defaults: TLS 1.2 minimum and its ECDHE-first cipher list), and client-certificate
+// verification for MUTUAL / OPTIONAL_MUTUAL.
+
+import type { SecureContextOptions, SecureVersion } from 'node:tls';
+import type { ServerTlsSettings, TlsProtocolVersion } from '../model/istio.js';
+import type { ServerCredential } from './types.js';
+
+/** Istio's server-side default cipher list (SEMANTICS §1.1); TLS 1.3 suites are OpenSSL's defaults. */
+export const ISTIO_DEFAULT_CIPHERS = [
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'AES256-GCM-SHA384',
+  'AES128-GCM-SHA256',
+].join(':');
+
+const VERSIONS: Record<TlsProtocolVersion, SecureVersion | undefined> = {
+  TLS_AUTO: undefined,
+  TLSV1_0: 'TLSv1',
+  TLSV1_1: 'TLSv1.1',
+  TLSV1_2: 'TLSv1.2',
+  TLSV1_3: 'TLSv1.3',
+};
+
+export interface ServerTlsOptions {
+  readonly context: SecureContextOptions;
+  /** Ask for a client certificate (MUTUAL, OPTIONAL_MUTUAL). */
+  readonly requestCert: boolean;
+  /** Refuse the handshake without a valid client certificate (MUTUAL). */
+  readonly rejectUnauthorized: boolean;
+}
+
+export function serverTlsOptions(tls: ServerTlsSettings, cred: ServerCredential): ServerTlsOptions {
+  const mode = tls.mode ?? 'PASSTHROUGH';
+  const mutual = mode === 'MUTUAL' || mode === 'OPTIONAL_MUTUAL';
+  const context: SecureContextOptions = {
+    cert: cred.certPem,
+    key: cred.keyPem,
+    minVersion: VERSIONS[tls.minProtocolVersion ?? 'TLSV1_2'] ?? 'TLSv1.2',
+    ...(tls.maxProtocolVersion && VERSIONS[tls.maxProtocolVersion] ? { maxVersion: VERSIONS[tls.maxProtocolVersion] } : {}),
+    ciphers: tls.cipherSuites && tls.cipherSuites.length > 0 ? tls.cipherSuites.join(':') : ISTIO_DEFAULT_CIPHERS,
+    honorCipherOrder: true,
+    ...(mutual && cred.caPem ? { ca: cred.caPem } : {}),
+  };
+  return { context, requestCert: mutual, rejectUnauthorized: mode === 'MUTUAL' };
+}

@@ -1,0 +1,49 @@
+// Contracts of the TLS layer: where a Gateway server's certificate comes from, and what the
+// listeners need to terminate or pass through TLS.
+
+import type { ServerTlsSettings } from '../model/istio.js';
+
+/** PEM material for one Gateway server, checked (key matches certificate, chain parses). */
+export interface ServerCredential {
+  readonly certPem: string;
+  readonly keyPem: string;
+  /** CA bundle for verifying client certificates (MUTUAL / OPTIONAL_MUTUAL). */
+  readonly caPem?: string;
+  /** Where it came from: `file`, `acme`, or `self-signed` (a stand-in while ACME has not delivered). */
+  readonly source: 'file' | 'acme' | 'self-signed';
+  /** `credential demo-tls (certs/demo-tls)` or `files /etc/certs/tls.crt` — for logs and `meshgate certs`. */
+  readonly description: string;
+  readonly subject: string;
+  readonly issuer: string;
+  readonly sans: readonly string[];
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+  /** Changes whenever the material changes, so listeners know to swap their SecureContext. */
+  readonly version: string;
+  /**
+   * The other certificates of `credentialNames` / `tlsCertificates` (Istio allows two: one RSA, one
+   * ECDSA); serve them beside the primary one. `version` above covers them too.
+   */
+  readonly alternates?: readonly ServerCredential[];
+}
+
+export interface CredentialProblem {
+  readonly credential: string;
+  readonly message: string;
+  /** `error`: the material is missing or refused; `warning`: it serves, but look (expired, …). Default error. */
+  readonly severity?: 'error' | 'warning';
+}
+
+/**
+ * Resolves and watches the certificate material Gateway servers refer to (`credentialName` under the
+ * certs folder, or `serverCertificate`/`privateKey`/`caCertificates` paths). A replaced file that is
+ * broken or mismatched is refused and the last good material keeps serving.
+ */
+export interface CredentialStore {
+  forServer(tls: ServerTlsSettings): ServerCredential | undefined;
+  /** Everything resolved so far, by description. */
+  list(): ReadonlyArray<{ readonly name: string; readonly credential?: ServerCredential; readonly problems: readonly CredentialProblem[] }>;
+  /** Fired (debounced) after watched material changed; listeners re-resolve. */
+  onChange(listener: () => void): () => void;
+  close(): Promise<void>;
+}

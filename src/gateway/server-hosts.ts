@@ -1,0 +1,33 @@
+// Matching a host name (SNI or Host header) against a Gateway server's hosts: exact, then the
+// longest wildcard, then `*` — the order Envoy uses to pick a filter chain by SNI.
+
+import type { ServerConfig } from '../core/routing/types.js';
+
+export function hostCovered(hosts: readonly string[], host: string): boolean {
+  return specificity(hosts, host) > 0;
+}
+
+/** 0: not covered; `*`: 1; a wildcard: 2 + suffix length; exact: max. */
+function specificity(hosts: readonly string[], host: string): number {
+  let best = 0;
+  for (const h of hosts) {
+    if (h === host) return Number.MAX_SAFE_INTEGER;
+    if (h === '*') best = Math.max(best, 1);
+    else if (h.startsWith('*') && host.length > h.length - 1 && host.endsWith(h.slice(1))) best = Math.max(best, 2 + h.length);
+  }
+  return best;
+}
+
+/** The server whose hosts match the SNI best; without SNI only a `*` server can take the connection. */
+export function serverForSni(servers: readonly ServerConfig[], sni: string | undefined): ServerConfig | undefined {
+  let best: ServerConfig | undefined;
+  let bestScore = 0;
+  for (const s of servers) {
+    const score = sni === undefined ? (s.hosts.includes('*') ? 1 : 0) : specificity(s.hosts, sni);
+    if (score > bestScore) {
+      best = s;
+      bestScore = score;
+    }
+  }
+  return best;
+}

@@ -1,0 +1,161 @@
+// One TLS server per terminating Gateway server (Envoy's filter chain per server): its own
+// certificate, protocol versions, ciphers and client-certificate policy, with ALPN offering h2 and
+// http/1.1. Sockets arrive already accepted, after the port listener chose the server by SNI.
+// Certificates are swapped in with setSecureContext for new handshakes; open connections keep going.
+
+import { createSecureServer, type Http2SecureServer } from 'node:http2';
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import type { Logger } from 'pino';
+import { handleHttpRequest, type HttpHandlerContext, type ListenerInfo } from '../core/proxy/http-handler.js';
+import { handleUpgrade } from '../core/proxy/upgrade.js';
+import type { ServerConfig } from '../core/routing/types.js';
+import { serverTlsOptions } from '../core/tls/server-options.js';
+import type { CredentialStore } from '../core/tls/types.js';
+import { peerSans, xfccFor } from '../core/tls/xfcc.js';
+import { hostCovered } from './server-hosts.js';
+
+interface Entry {
+  server: Http2SecureServer;
+  /** Settings that need a new server object when they change (client-certificate policy). */
+  policyKey: string;
+  /** Everything the SecureContext is built from. */
+  contextKey: string;
+  /** The latest config of this Gateway server; requests read it when they start. */
+  config: ServerConfig;
+  sockets: Set<Socket>;
+}
+
+export interface TlsServersDeps {
+  readonly gatewayPort: number;
+  readonly ctx: HttpHandlerContext;
+  readonly credentials: CredentialStore;
+  readonly log: Logger;
+}
+
+export class TlsServers {
+  readonly #entries = new Map<string, Entry>();
+  readonly #retired = new Set<Entry>();
+  readonly #xfcc = new WeakMap<object, string | null>();
+  readonly #complained = new Set<string>();
+
+  constructor(private readonly deps: TlsServersDeps) {}
+
+  /** Hands an accepted socket (ClientHello already unshifted) to the server for `config`. */
+  accept(socket: Socket, config: ServerConfig, allTlsServers: readonly ServerConfig[]): void {
+    const entry = this.#entryFor(config, allTlsServers);
+    if (!entry) {
+      socket.destroy();
+      return;
+    }
+    entry.sockets.add(socket);
+    socket.once('close', () => entry.sockets.delete(socket));
+    entry.server.emit('connection', socket);
+  }
+
+  #entryFor(config: ServerConfig, allTlsServers: readonly ServerConfig[]): Entry | undefined {
+    const tls = config.tls;
+    if (!tls) return undefined;
+    const key = `${config.gateway}#${config.serverIndex}`;
+    const cred = this.deps.credentials.forServer(tls);
+    if (!cred) {
+      if (!this.#complained.has(key)) {
+        this.#complained.add(key);
+        this.deps.log.error({ server: key, credential: tls.credentialName ?? tls.serverCertificate }, 'TLS server has no usable certificate; its connections are closed');
+      }
+      return undefined;
+    }
+    this.#complained.delete(key);
+    const opts = serverTlsOptions(tls, cred);
+    const policyKey = `${opts.requestCert}/${opts.rejectUnauthorized}`;
+    const contextKey = `${cred.version}|${JSON.stringify(tls)}`;
+    let entry = this.#entries.get(key);
+    if (entry && entry.policyKey !== policyKey) {
+      // Node fixes the client-certificate policy per server object: retire the old one (its open
+      // connections finish on it) and start a new one.
+      this.#retired.add(entry);
+      entry = undefined;
+    }
+    if (!entry) {
+      entry = this.#create(opts, policyKey, contextKey, config, allTlsServers);
+      this.#entries.set(key, entry);
+    } else if (entry.contextKey !== contextKey) {
+      entry.server.setSecureContext(opts.context);
+      entry.contextKey = contextKey;
+      this.deps.log.info({ server: key, credential: cred.description, notAfter: cred.notAfter.toISOString() }, 'TLS certificate swapped in for new handshakes');
+    }
+    entry.config = config;
+    this.#allTls = allTlsServers;
+    return entry;
+  }
+
+  #allTls: readonly ServerConfig[] = [];
+
+  #create(opts: ReturnType<typeof serverTlsOptions>, policyKey: string, contextKey: string, config: ServerConfig, allTls: readonly ServerConfig[]): Entry {
+    const server = createSecureServer({
+      ...opts.context,
+      requestCert: opts.requestCert,
+      rejectUnauthorized: opts.rejectUnauthorized,
+      allowHTTP1: true,
+    });
+    const entry: Entry = { server, policyKey, contextKey, config, sockets: new Set() };
+    this.#allTls = allTls;
+    const listener: ListenerInfo = {
+      port: this.deps.gatewayPort,
+      scheme: 'https',
+      select: (snapshot) => {
+        const name = entry.config.routeConfig;
+        return name ? snapshot.routeConfigs.get(name) : undefined;
+      },
+      clientCert: (req) => this.#clientCert(req),
+      // HTTP/2 reuses a connection for every host its certificate covers: a Host that belongs to
+      // another server of this port must be sent back to open its own connection.
+      misdirected: (host) => !hostCovered(entry.config.hosts, host) && this.#allTls.some((s) => s !== entry.config && hostCovered(s.hosts, host)),
+    };
+    server.on('request', (req, res) => handleHttpRequest(req as unknown as IncomingMessage, res as never, listener, this.deps.ctx));
+    server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => handleUpgrade(req, socket, head, listener, this.deps.ctx));
+    server.on('secureConnection', (socket: TLSSocket) => this.#checkPeer(socket, entry));
+    server.on('tlsClientError', () => undefined); // a failed handshake is the client's problem, not a crash
+    server.on('sessionError', () => undefined);
+    return entry;
+  }
+
+  /** OPTIONAL_MUTUAL: a certificate, if sent, must verify; `subjectAltNames` must match when set. */
+  #checkPeer(socket: TLSSocket, entry: Entry): void {
+    const tls = entry.config.tls;
+    if (!tls || (tls.mode !== 'MUTUAL' && tls.mode !== 'OPTIONAL_MUTUAL')) return;
+    const peer = socket.getPeerCertificate();
+    const presented = peer && Object.keys(peer).length > 0;
+    if (presented && !socket.authorized) return void socket.destroy();
+    if (presented && tls.subjectAltNames && tls.subjectAltNames.length > 0) {
+      const sans = peerSans(peer);
+      if (!tls.subjectAltNames.some((want) => sans.includes(want))) socket.destroy();
+    }
+  }
+
+  #clientCert(req: IncomingMessage): string | undefined {
+    const stream = (req as unknown as { stream?: { session?: { socket?: TLSSocket } } }).stream;
+    const socket = (stream?.session?.socket ?? req.socket) as TLSSocket;
+    if (typeof socket?.getPeerCertificate !== 'function') return undefined;
+    const cached = this.#xfcc.get(socket);
+    if (cached !== undefined) return cached ?? undefined;
+    const peer = socket.authorized ? socket.getPeerCertificate() : undefined;
+    const value = peer && Object.keys(peer).length > 0 ? xfccFor(peer) : undefined;
+    this.#xfcc.set(socket, value ?? null);
+    return value;
+  }
+
+  closeIdle(): void {
+    for (const e of [...this.#entries.values(), ...this.#retired]) e.server.close();
+  }
+
+  destroy(): void {
+    for (const e of [...this.#entries.values(), ...this.#retired]) {
+      for (const s of e.sockets) s.destroy();
+      e.server.close();
+    }
+    this.#entries.clear();
+    this.#retired.clear();
+  }
+}
