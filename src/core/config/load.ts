@@ -96,6 +96,16 @@ function toResource(
     }
     return lineCounter.linePos(doc.range?.[0] ?? 0).line;
   };
+  return resourceFromObject(value, { file, line: lineOf([]), order, lineOf }, problems);
+}
+
+/**
+ * Builds a Resource from a plain object (a parsed document, or an object read from the Kubernetes
+ * API) and where it came from. Anything that is not a resource meshgate reads is reported into
+ * `problems` (pointing at `origin`) and gives undefined.
+ */
+export function resourceFromObject(value: unknown, origin: Origin, problems: Problem[]): Resource | undefined {
+  const { file, lineOf } = origin;
   const at = (path: FieldPath, message: string, resource = ''): void => {
     problems.push({ severity: 'error', file, line: lineOf(path), resource, field: path.join('.'), message });
   };
@@ -128,7 +138,6 @@ function toResource(
     ...(metadata.creationTimestamp !== undefined ? { creationTimestamp: timestampText(metadata.creationTimestamp) } : {}),
     ...(typeof metadata.resourceVersion === 'string' ? { resourceVersion: metadata.resourceVersion } : {}),
   };
-  const origin: Origin = { file, line: lineOf([]), order, lineOf };
   const spec = value.spec === undefined || value.spec === null ? {} : value.spec;
   return Object.freeze({ apiVersion, kind, metadata: meta, spec, origin, raw: value });
 }

@@ -1,0 +1,86 @@
+// The Kubernetes API collections KubeSource watches, and how the objects read from them become
+// Resources: the same shape the YAML loader makes, with a `kube:Kind/namespace/name` origin instead
+// of file:line, so problems point at the object a person would `kubectl edit`.
+
+import { resourceFromObject, isRecord, type LoadResult } from '../config/load.js';
+import type { Problem } from '../config/problem.js';
+import type { Resource } from '../model/resource.js';
+
+export interface KubeKind {
+  readonly kind: string;
+  /** `v1`, `discovery.k8s.io/v1`, `networking.istio.io/v1`. */
+  readonly apiVersion: string;
+  readonly plural: string;
+  /** Served only when its CustomResourceDefinition is installed; a 404 then means "none". */
+  readonly crd: boolean;
+}
+
+/**
+ * What the gateway reads from a cluster. Endpoints (v1) are left out on purpose: EndpointSlices carry
+ * the same addresses and every supported Kubernetes version has them. Secrets are not read yet.
+ */
+export const KUBE_KINDS: readonly KubeKind[] = [
+  { kind: 'Service', apiVersion: 'v1', plural: 'services', crd: false },
+  { kind: 'Pod', apiVersion: 'v1', plural: 'pods', crd: false },
+  { kind: 'EndpointSlice', apiVersion: 'discovery.k8s.io/v1', plural: 'endpointslices', crd: false },
+  { kind: 'Gateway', apiVersion: 'networking.istio.io/v1', plural: 'gateways', crd: true },
+  { kind: 'VirtualService', apiVersion: 'networking.istio.io/v1', plural: 'virtualservices', crd: true },
+  { kind: 'DestinationRule', apiVersion: 'networking.istio.io/v1', plural: 'destinationrules', crd: true },
+  { kind: 'ServiceEntry', apiVersion: 'networking.istio.io/v1', plural: 'serviceentries', crd: true },
+  { kind: 'WorkloadEntry', apiVersion: 'networking.istio.io/v1', plural: 'workloadentries', crd: true },
+  { kind: 'PeerAuthentication', apiVersion: 'security.istio.io/v1', plural: 'peerauthentications', crd: true },
+  { kind: 'AuthorizationPolicy', apiVersion: 'security.istio.io/v1', plural: 'authorizationpolicies', crd: true },
+];
+
+/** The collection's URL path: cluster-wide when `namespace` is undefined. */
+export function collectionPath(k: KubeKind, namespace?: string): string {
+  const root = k.apiVersion.includes('/') ? `/apis/${k.apiVersion}` : `/api/${k.apiVersion}`;
+  return namespace === undefined ? `${root}/${k.plural}` : `${root}/namespaces/${encodeURIComponent(namespace)}/${k.plural}`;
+}
+
+/** An object as the API server sends it (JSON), before it becomes a Resource. */
+export type KubeObject = Record<string, unknown> & { metadata?: Record<string, unknown> & { name?: string; namespace?: string } };
+
+/**
+ * The whole set, from each kind's current objects. `order` follows creationTimestamp (then kind,
+ * namespace, name), so resources that tie on time still come out the same way every time.
+ */
+export function toLoadResult(objects: ReadonlyArray<{ readonly kind: KubeKind; readonly items: Iterable<KubeObject> }>): LoadResult {
+  const all: Array<{ kind: KubeKind; kindIndex: number; obj: KubeObject; time: number }> = [];
+  objects.forEach(({ kind, items }, kindIndex) => {
+    for (const obj of items) {
+      const time = Date.parse(String(obj.metadata?.creationTimestamp ?? ''));
+      all.push({ kind, kindIndex, obj, time: Number.isNaN(time) ? Number.POSITIVE_INFINITY : time });
+    }
+  });
+  all.sort((a, b) => {
+    if (a.time !== b.time) return a.time < b.time ? -1 : 1;
+    if (a.kindIndex !== b.kindIndex) return a.kindIndex - b.kindIndex;
+    const an = `${a.obj.metadata?.namespace ?? ''}/${a.obj.metadata?.name ?? ''}`;
+    const bn = `${b.obj.metadata?.namespace ?? ''}/${b.obj.metadata?.name ?? ''}`;
+    return an < bn ? -1 : an > bn ? 1 : 0;
+  });
+  const resources: Resource[] = [];
+  const problems: Problem[] = [];
+  for (const { kind, obj } of all) {
+    const r = resourceFromObject(asServed(kind, obj), { file: kubeOrigin(kind, obj), line: 1, order: resources.length, lineOf: () => 1 }, problems);
+    if (r) resources.push(r);
+  }
+  return { resources, problems };
+}
+
+/** `kube:VirtualService/default/reviews`: what problems print where a file name would be. */
+export function kubeOrigin(kind: KubeKind, obj: KubeObject): string {
+  return `kube:${kind.kind}/${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
+}
+
+/**
+ * The API server leaves apiVersion and kind off the items of a list of built-in kinds; the
+ * collection says what they are. managedFields is bookkeeping for server-side apply, often the
+ * largest part of an object, and nothing here reads it.
+ */
+function asServed(kind: KubeKind, obj: KubeObject): Record<string, unknown> {
+  const metadata = isRecord(obj.metadata) ? { ...obj.metadata } : obj.metadata;
+  if (isRecord(metadata)) delete metadata.managedFields;
+  return { ...obj, apiVersion: kind.apiVersion, kind: kind.kind, metadata };
+}

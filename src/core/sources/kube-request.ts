@@ -1,0 +1,150 @@
+// The two HTTP calls KubeSource makes to the API server, both through @kubernetes/client-node's
+// KubeConfig (so every auth method it knows works): a plain list of a collection, and the client's
+// own watch, wrapped so that closing the source can abort every watch still open.
+
+import { HttpMethod, RequestContext, Watch, type KubeConfig } from '@kubernetes/client-node';
+import { STATUS_CODES } from 'node:http';
+import { fetch } from 'undici';
+import { isRecord } from '../config/load.js';
+import type { KubeObject } from './kube-objects.js';
+
+/** An answer other than 200 from the API server; `statusCode` is what ListWatch and we look at. */
+export class KubeApiError extends Error {
+  constructor(
+    readonly statusCode: number,
+    readonly path: string,
+    detail: string,
+  ) {
+    super(`${statusCode} ${STATUS_CODES[statusCode] ?? 'error'} from GET ${path}${detail ? `: ${detail}` : ''}`);
+    this.name = 'KubeApiError';
+  }
+}
+
+/** A collection as the API server lists it. */
+export interface KubeList {
+  readonly metadata?: { readonly resourceVersion?: string };
+  readonly items: KubeObject[];
+}
+
+/** The server URL of the kubeconfig's current context, for messages. */
+export function serverOf(kc: KubeConfig): string {
+  return kc.getCurrentCluster()?.server ?? '(no current cluster in the kubeconfig)';
+}
+
+/**
+ * GET a collection as JSON, the objects untouched (the generated typed clients would turn them into
+ * model classes with Dates; the watch hands us plain JSON, and both must look the same).
+ */
+export async function listCollection(kc: KubeConfig, path: string, signal: AbortSignal): Promise<KubeList> {
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new Error('the kubeconfig has no current cluster');
+  const ctx = new RequestContext(cluster.server + path, HttpMethod.GET);
+  await kc.applySecurityAuthentication(ctx);
+  // The kubeconfig makes a fresh dispatcher per request when TLS options apply; close it after use
+  // so its idle connection does not linger.
+  const dispatcher = ctx.getDispatcher();
+  // A list that hangs must not hold the source's start forever: give up after a minute.
+  const abort = new AbortController();
+  const onAbort = (): void => abort.abort(signal.reason);
+  signal.addEventListener('abort', onAbort, { once: true });
+  const timer = setTimeout(() => abort.abort(new Error(`GET ${path}: no answer in 60 s`)), 60_000);
+  try {
+    if (signal.aborted) throw new Error('closed');
+    const res = await fetch(ctx.getUrl(), {
+      headers: { ...ctx.getHeaders(), accept: 'application/json' },
+      ...(dispatcher ? { dispatcher } : {}),
+      signal: abort.signal,
+    });
+    const text = await res.text();
+    if (res.status !== 200) throw new KubeApiError(res.status, path, statusMessage(text));
+    const body: unknown = JSON.parse(text);
+    if (!isRecord(body) || !Array.isArray(body.items)) throw new Error(`GET ${path}: the answer is not a list`);
+    return body as unknown as KubeList;
+  } finally {
+    clearTimeout(timer);
+    signal.removeEventListener('abort', onAbort);
+    await dispatcher?.close().catch(() => undefined);
+  }
+}
+
+/**
+ * The client's Watch, keeping track of open watch requests: ListWatch.stop() cannot abort a watch
+ * whose response headers have not arrived yet, and it may start a new one after a back-off delay.
+ * After abortAll(), every watch is aborted and no new one is opened.
+ */
+export class TrackedWatch extends Watch {
+  readonly #open = new Set<AbortController>();
+  #closed = false;
+
+  constructor(
+    kc: KubeConfig,
+    private readonly onConnected: (path: string) => void,
+  ) {
+    super(kc);
+  }
+
+  override async watch(
+    path: string,
+    queryParams: Record<string, string | number | boolean | undefined>,
+    callback: (phase: string, apiObj: unknown, watchObj?: unknown) => void,
+    done: (err: unknown) => void,
+  ): Promise<AbortController> {
+    if (this.#closed) {
+      const c = new AbortController();
+      c.abort();
+      queueMicrotask(() => done(null));
+      return c;
+    }
+    let finished = false;
+    let controller: AbortController | undefined;
+    controller = await super.watch(path, queryParams, callback, (err: unknown) => {
+      finished = true;
+      if (controller) this.#open.delete(controller);
+      done(err);
+    });
+    if (!finished) {
+      if (this.#closed) controller.abort();
+      else {
+        this.#open.add(controller);
+        this.onConnected(path);
+      }
+    }
+    return controller;
+  }
+
+  abortAll(): void {
+    this.#closed = true;
+    for (const c of this.#open) c.abort();
+    this.#open.clear();
+  }
+}
+
+/** One line for logs and errors: the status and path, or the network cause (ECONNREFUSED …). */
+export function describeError(err: unknown): string {
+  if (err instanceof KubeApiError) return err.message;
+  if (!(err instanceof Error)) return String(err);
+  const cause = (err as Error & { cause?: unknown }).cause;
+  const statusCode = (err as Error & { statusCode?: unknown }).statusCode;
+  let text = typeof statusCode === 'number' ? `${statusCode} ${err.message}` : err.message;
+  if (cause instanceof Error) text += `: ${cause.message}`;
+  else if (isRecord(cause) && typeof cause.code === 'string') text += `: ${cause.code}`;
+  return text;
+}
+
+/** The HTTP status of an error from a list or a watch, if it has one. */
+export function statusOf(err: unknown): number | undefined {
+  if (!isRecord(err) && !(err instanceof Error)) return undefined;
+  const s = (err as { statusCode?: unknown }).statusCode;
+  return typeof s === 'number' ? s : undefined;
+}
+
+/** The API server explains a refusal in a Status object: `pods is forbidden: User "…" cannot list …`. */
+function statusMessage(text: string): string {
+  try {
+    const body: unknown = JSON.parse(text);
+    if (isRecord(body) && typeof body.message === 'string') return body.message;
+  } catch {
+    // not JSON: a proxy's error page, say
+  }
+  return text.slice(0, 200).trim();
+}

@@ -1,0 +1,316 @@
+// A stand-in for the Kubernetes API server, enough for list+watch clients: it holds objects per
+// collection, numbers every change with a global resourceVersion, answers lists and streams watch
+// events the way kube-apiserver does, and can be told to fail (404 for an absent CRD, 403, 500,
+// 410 Gone, dropped connections) so tests can watch a client cope.
+
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { randomUUID } from 'node:crypto';
+import { parseAllDocuments } from 'yaml';
+import { KubeConfig } from '@kubernetes/client-node';
+
+interface Collection {
+  readonly apiVersion: string;
+  readonly kind: string;
+  readonly plural: string;
+  /** Built-in kinds: the real server leaves apiVersion/kind off list items. */
+  readonly builtIn: boolean;
+}
+
+// Written out here rather than imported from the code under test, so a wrong path there shows up.
+const COLLECTIONS: readonly Collection[] = [
+  { apiVersion: 'v1', kind: 'Service', plural: 'services', builtIn: true },
+  { apiVersion: 'v1', kind: 'Pod', plural: 'pods', builtIn: true },
+  { apiVersion: 'v1', kind: 'Endpoints', plural: 'endpoints', builtIn: true },
+  { apiVersion: 'v1', kind: 'Secret', plural: 'secrets', builtIn: true },
+  { apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', plural: 'endpointslices', builtIn: true },
+  ...['Gateway:gateways', 'VirtualService:virtualservices', 'DestinationRule:destinationrules', 'ServiceEntry:serviceentries', 'WorkloadEntry:workloadentries'].map((s) => {
+    const [kind, plural] = s.split(':') as [string, string];
+    return { apiVersion: 'networking.istio.io/v1', kind, plural, builtIn: false };
+  }),
+  { apiVersion: 'security.istio.io/v1', kind: 'PeerAuthentication', plural: 'peerauthentications', builtIn: false },
+  { apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', plural: 'authorizationpolicies', builtIn: false },
+];
+
+type Obj = Record<string, unknown> & { metadata: Record<string, unknown> & { name: string; namespace: string } };
+type EventType = 'ADDED' | 'MODIFIED' | 'DELETED';
+
+interface Watcher {
+  readonly collection: Collection;
+  readonly namespace: string | undefined;
+  readonly res: ServerResponse;
+  held: boolean;
+}
+
+export interface SeenRequest {
+  readonly method: string;
+  readonly path: string;
+  readonly query: Record<string, string>;
+  readonly authorization: string | undefined;
+  /** The status answered (a watch refused with an `ERROR` event counts as 410). */
+  status: number;
+}
+
+export interface KubeApiStandIn {
+  readonly url: string;
+  readonly token: string;
+  /** Every request received, in order. */
+  readonly requests: SeenRequest[];
+  /** How a watch from a compacted resourceVersion is refused: an `ERROR` event (what kube-apiserver does) or HTTP 410. */
+  goneAs: 'event' | 'status';
+  kubeconfig(): KubeConfig;
+  /** The same, as kubeconfig YAML (for a `--kubeconfig FILE`). */
+  kubeconfigYaml(): string;
+  /** Create or replace an object (as `kubectl apply` would end up); returns its new resourceVersion. */
+  apply(obj: Record<string, unknown>): string;
+  /** Every document of a YAML text. */
+  applyYaml(text: string): void;
+  delete(kind: string, namespace: string, name: string): void;
+  /** Serve 404 for a collection (its CRD is not installed), or serve it again. */
+  setAbsent(plural: string, absent: boolean): void;
+  setForbidden(plural: string, forbidden: boolean): void;
+  /** The next `times` requests on the collection answer `status` (list, watch or either). */
+  failNext(plural: string, opts?: { status?: number; on?: 'list' | 'watch' | 'any'; times?: number }): void;
+  /** Forget the event history: watches from any earlier resourceVersion are now too old. */
+  compact(): void;
+  /** Open watches stop receiving events (a stalled connection); later watches are not affected. */
+  holdWatches(): void;
+  /** Send each open watch an `ERROR` event with code 410, then end it. */
+  expireWatches(): void;
+  /** End each open watch normally (the server's watch timeout). */
+  closeWatches(): void;
+  /** Destroy each open watch's connection mid-stream. */
+  dropWatches(): void;
+  openWatches(plural?: string): number;
+  close(): Promise<void>;
+}
+
+export async function startKubeApi(opts: { token?: string } = {}): Promise<KubeApiStandIn> {
+  const token = opts.token ?? `test-token-${randomUUID()}`;
+  const store = new Map<Collection, Map<string, Obj>>(COLLECTIONS.map((c) => [c, new Map()]));
+  const history: Array<{ rv: number; collection: Collection; type: EventType; object: Obj }> = [];
+  const watchers = new Set<Watcher>();
+  const sockets = new Set<Socket>();
+  const absent = new Set<string>();
+  const forbidden = new Set<string>();
+  const failures = new Map<string, { status: number; on: 'list' | 'watch' | 'any'; times: number }>();
+  const requests: SeenRequest[] = [];
+  let rv = 1000;
+  let compactedRv = 0;
+
+  const collectionOf = (apiVersion: unknown, kind: unknown): Collection => {
+    const c = COLLECTIONS.find((x) => x.apiVersion === apiVersion && x.kind === kind);
+    if (!c) throw new Error(`the stand-in does not serve ${String(apiVersion)} ${String(kind)}`);
+    return c;
+  };
+  const withType = (c: Collection, o: Obj): Obj => ({ ...o, apiVersion: c.apiVersion, kind: c.kind });
+  const inNamespace = (o: Obj, ns: string | undefined) => ns === undefined || o.metadata.namespace === ns;
+
+  const publish = (collection: Collection, type: EventType, object: Obj): void => {
+    history.push({ rv, collection, type, object });
+    const line = JSON.stringify({ type, object: withType(collection, object) }) + '\n';
+    for (const w of watchers) if (!w.held && w.collection === collection && inNamespace(object, w.namespace)) w.res.write(line);
+  };
+
+  const status = (res: ServerResponse, code: number, reason: string, message: string): void => {
+    const body = JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code });
+    res.writeHead(code, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) });
+    res.end(body);
+  };
+
+  const route = (path: string): { collection: Collection; namespace: string | undefined } | undefined => {
+    const m = /^\/(?:api\/(v1)|apis\/([^/]+\/[^/]+))(?:\/namespaces\/([^/]+))?\/([^/]+)$/.exec(path);
+    if (!m) return undefined;
+    const apiVersion = m[1] ?? m[2];
+    const collection = COLLECTIONS.find((c) => c.apiVersion === apiVersion && c.plural === m[4]);
+    return collection ? { collection, namespace: m[3] === undefined ? undefined : decodeURIComponent(m[3]) } : undefined;
+  };
+
+  const handle = (req: IncomingMessage, res: ServerResponse): void => {
+    const url = new URL(req.url ?? '/', 'http://stand-in');
+    const query = Object.fromEntries(url.searchParams);
+    const seen: SeenRequest = { method: req.method ?? '', path: url.pathname, query, authorization: req.headers.authorization, status: 0 };
+    requests.push(seen);
+    res.on('finish', () => (seen.status ||= res.statusCode));
+    if (req.headers.authorization !== `Bearer ${token}`) return status(res, 401, 'Unauthorized', 'Unauthorized');
+    if (req.method !== 'GET') return status(res, 405, 'MethodNotAllowed', 'the stand-in only lists and watches');
+    const target = route(url.pathname);
+    if (!target || absent.has(target.collection.plural)) return status(res, 404, 'NotFound', 'the server could not find the requested resource');
+    const { collection, namespace } = target;
+    const watch = query.watch === 'true' || query.watch === '1';
+    if (forbidden.has(collection.plural)) {
+      const verb = watch ? 'watch' : 'list';
+      const group = collection.apiVersion.includes('/') ? collection.apiVersion.split('/')[0] : '';
+      return status(res, 403, 'Forbidden', `${collection.plural}${group ? `.${group}` : ''} is forbidden: User "system:serviceaccount:test:test" cannot ${verb} resource "${collection.plural}" in API group "${group}" at the cluster scope`);
+    }
+    const failure = failures.get(collection.plural);
+    if (failure && (failure.on === 'any' || (failure.on === 'watch') === watch)) {
+      if (--failure.times <= 0) failures.delete(collection.plural);
+      return status(res, failure.status, 'InternalError', 'an error on the server ("injected by the test") has prevented the request from succeeding');
+    }
+    if (!watch) {
+      const items = [...store.get(collection)!.values()]
+        .filter((o) => inNamespace(o, namespace))
+        .sort((a, b) => `${a.metadata.namespace}/${a.metadata.name}`.localeCompare(`${b.metadata.namespace}/${b.metadata.name}`))
+        .map((o) => (collection.builtIn ? o : withType(collection, o)));
+      const body = JSON.stringify({ kind: `${collection.kind}List`, apiVersion: collection.apiVersion, metadata: { resourceVersion: String(rv) }, items });
+      res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) });
+      res.end(body);
+      return;
+    }
+    const from = query.resourceVersion;
+    const fromRv = from === undefined || from === '' || from === '0' ? undefined : Number(from);
+    if (fromRv !== undefined && (!Number.isFinite(fromRv) || fromRv < compactedRv)) {
+      const message = `too old resource version: ${from} (${compactedRv})`;
+      if (goneState.goneAs === 'status') return status(res, 410, 'Expired', message);
+      seen.status = 410;
+      res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' });
+      res.end(JSON.stringify({ type: 'ERROR', object: { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason: 'Expired', code: 410 } }) + '\n');
+      return;
+    }
+    res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' });
+    res.flushHeaders();
+    seen.status = 200;
+    const w: Watcher = { collection, namespace, res, held: false };
+    watchers.add(w);
+    res.on('close', () => watchers.delete(w));
+    if (fromRv === undefined) {
+      // No version: the current state as synthetic ADDED events, then what follows.
+      for (const o of store.get(collection)!.values()) if (inNamespace(o, namespace)) res.write(JSON.stringify({ type: 'ADDED', object: withType(collection, o) }) + '\n');
+    } else {
+      for (const e of history) {
+        if (e.rv > fromRv && e.collection === collection && inNamespace(e.object, namespace)) res.write(JSON.stringify({ type: e.type, object: withType(collection, e.object) }) + '\n');
+      }
+    }
+  };
+
+  const server = createServer(handle);
+  server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const goneState = { goneAs: 'event' as 'event' | 'status' };
+
+  const kubeconfigYaml = (): string => `apiVersion: v1
+kind: Config
+clusters:
+- name: stand-in
+  cluster: {server: "${url}", insecure-skip-tls-verify: true}
+users:
+- name: tester
+  user: {token: "${token}"}
+contexts:
+- name: stand-in
+  context: {cluster: stand-in, user: tester}
+current-context: stand-in
+`;
+
+  const api: KubeApiStandIn = {
+    url,
+    token,
+    requests,
+    get goneAs() {
+      return goneState.goneAs;
+    },
+    set goneAs(v) {
+      goneState.goneAs = v;
+    },
+    kubeconfig() {
+      const kc = new KubeConfig();
+      kc.loadFromString(kubeconfigYaml());
+      return kc;
+    },
+    kubeconfigYaml,
+    apply(input) {
+      const collection = collectionOf(input.apiVersion, input.kind);
+      const meta = (input.metadata ?? {}) as Record<string, unknown>;
+      if (typeof meta.name !== 'string') throw new Error('apply: metadata.name is required');
+      const namespace = typeof meta.namespace === 'string' ? meta.namespace : 'default';
+      const objects = store.get(collection)!;
+      const key = `${namespace}/${meta.name}`;
+      const old = objects.get(key);
+      rv++;
+      const { apiVersion: _a, kind: _k, ...rest } = structuredClone(input);
+      const obj = {
+        ...rest,
+        metadata: {
+          ...meta,
+          name: meta.name,
+          namespace,
+          uid: old?.metadata.uid ?? randomUUID(),
+          resourceVersion: String(rv),
+          creationTimestamp: old?.metadata.creationTimestamp ?? meta.creationTimestamp ?? new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+        },
+      } as unknown as Obj;
+      objects.set(key, obj);
+      publish(collection, old ? 'MODIFIED' : 'ADDED', obj);
+      return String(rv);
+    },
+    applyYaml(text) {
+      for (const doc of parseAllDocuments(text)) {
+        const value = doc.toJS() as Record<string, unknown> | null;
+        if (value) api.apply(value);
+      }
+    },
+    delete(kind, namespace, name) {
+      const collection = COLLECTIONS.find((c) => c.kind === kind);
+      if (!collection) throw new Error(`delete: unknown kind ${kind}`);
+      const objects = store.get(collection)!;
+      const old = objects.get(`${namespace}/${name}`);
+      if (!old) throw new Error(`delete: ${kind} ${namespace}/${name} does not exist`);
+      objects.delete(`${namespace}/${name}`);
+      rv++;
+      publish(collection, 'DELETED', { ...old, metadata: { ...old.metadata, resourceVersion: String(rv) } });
+    },
+    setAbsent(plural, yes) {
+      if (yes) absent.add(plural);
+      else absent.delete(plural);
+    },
+    setForbidden(plural, yes) {
+      if (yes) forbidden.add(plural);
+      else forbidden.delete(plural);
+    },
+    failNext(plural, o = {}) {
+      failures.set(plural, { status: o.status ?? 500, on: o.on ?? 'any', times: o.times ?? 1 });
+    },
+    compact() {
+      // A watch from `rv` itself needs no history; from anything older it does, and that is gone.
+      compactedRv = rv;
+      history.length = 0;
+    },
+    holdWatches() {
+      for (const w of watchers) w.held = true;
+    },
+    expireWatches() {
+      const line = JSON.stringify({ type: 'ERROR', object: { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'too old resource version', reason: 'Expired', code: 410 } }) + '\n';
+      for (const w of [...watchers]) {
+        watchers.delete(w);
+        w.res.end(line);
+      }
+    },
+    closeWatches() {
+      for (const w of [...watchers]) {
+        watchers.delete(w);
+        w.res.end();
+      }
+    },
+    dropWatches() {
+      for (const w of [...watchers]) {
+        watchers.delete(w);
+        w.res.socket?.destroy();
+      }
+    },
+    openWatches(plural) {
+      return [...watchers].filter((w) => plural === undefined || w.collection.plural === plural).length;
+    },
+    async close() {
+      for (const w of watchers) w.res.end();
+      watchers.clear();
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+  return api;
+}
