@@ -14,6 +14,10 @@ const KINDS: Readonly<Record<string, { readonly group: string; readonly versions
   Pod: { group: '', versions: ['v1'] },
   Secret: { group: '', versions: ['v1'] },
   EndpointSlice: { group: 'discovery.k8s.io', versions: ['v1'] },
+  // cert-manager's own resources: a Certificate whose secretName a Gateway server uses is issued by the gateway.
+  Issuer: { group: 'cert-manager.io', versions: ['v1'] },
+  ClusterIssuer: { group: 'cert-manager.io', versions: ['v1'] },
+  Certificate: { group: 'cert-manager.io', versions: ['v1'] },
 };
 
 /** Kinds that share a name with ours but belong to other APIs (Gateway API's Gateway) are 'unknown'. */

@@ -6,6 +6,7 @@ import type { Resource } from '../model/resource.js';
 import { resourceRef } from '../model/resource.js';
 import { hasErrors, type Problem } from './problem.js';
 import { Checker, describe, isDnsLabel, isDnsSubdomain, isObj, type Obj } from './validate-common.js';
+import { validateCertificate, validateIssuer } from './validate-cert-manager.js';
 import { validateDestinationRule } from './validate-destination-rule.js';
 import { validateGateway } from './validate-gateway.js';
 import { validateEndpointSlice, validateEndpoints, validatePod, validateService } from './validate-kube.js';
@@ -23,6 +24,9 @@ const BY_KIND: Readonly<Record<string, SpecValidator>> = {
   ServiceEntry: validateServiceEntry,
   WorkloadEntry: validateWorkloadEntry,
   Service: validateService,
+  Issuer: validateIssuer,
+  ClusterIssuer: validateIssuer,
+  Certificate: validateCertificate,
 };
 
 /** Kinds whose payload sits beside `metadata` rather than under `spec`. */

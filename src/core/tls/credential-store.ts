@@ -280,7 +280,7 @@ export class FileCredentialStore implements CredentialStore {
     if (problems.length === 0) {
       const result = checkMaterial(
         { certPem: read.cert!.text, keyPem: read.key!.text, ...(read.ca ? { caPem: read.ca.text, caName: read.ca.name } : {}), certName: read.cert!.name, keyName: read.key!.name },
-        'file',
+        spec.folder ? sourceOf(spec.folder.path) : 'file',
         spec.description,
       );
       if (result.ok) {
@@ -392,5 +392,15 @@ function isDirectory(path: string): boolean {
     return statSync(path).isDirectory();
   } catch {
     return false;
+  }
+}
+
+/** ACME writes `meta.json` beside the certificate it manages; anything else was put there by a person. */
+function sourceOf(folder: string): ServerCredential['source'] {
+  try {
+    const meta = JSON.parse(readFileSync(join(folder, 'meta.json'), 'utf8')) as { source?: string };
+    return meta.source === 'acme' || meta.source === 'self-signed' ? meta.source : 'file';
+  } catch {
+    return 'file';
   }
 }

@@ -36,8 +36,10 @@ export function serverTlsOptions(tls: ServerTlsSettings, cred: ServerCredential)
   const mode = tls.mode ?? 'PASSTHROUGH';
   const mutual = mode === 'MUTUAL' || mode === 'OPTIONAL_MUTUAL';
   const context: SecureContextOptions = {
-    cert: cred.certPem,
-    key: cred.keyPem,
+    // credentialNames may give an RSA and an ECDSA certificate: OpenSSL serves whichever the
+    // client's signature algorithms prefer.
+    cert: [cred.certPem, ...(cred.alternates ?? []).map((a) => a.certPem)],
+    key: [cred.keyPem, ...(cred.alternates ?? []).map((a) => a.keyPem)],
     minVersion: VERSIONS[tls.minProtocolVersion ?? 'TLSV1_2'] ?? 'TLSv1.2',
     ...(tls.maxProtocolVersion && VERSIONS[tls.maxProtocolVersion] ? { maxVersion: VERSIONS[tls.maxProtocolVersion] } : {}),
     ciphers: tls.cipherSuites && tls.cipherSuites.length > 0 ? tls.cipherSuites.join(':') : ISTIO_DEFAULT_CIPHERS,
