@@ -2,6 +2,7 @@
 // Kubernetes API.
 
 import { pino, type Logger } from 'pino';
+import { readFileSync } from 'node:fs';
 import { startGateway } from '../gateway/main.js';
 import type { ConfigSource } from '../core/sources/source.js';
 import { parse, parseLabels, parsePort, parsePorts } from './options.js';
@@ -25,7 +26,8 @@ export const GATEWAY_HELP = `usage: meshgate gateway --config DIR --ports 80=808
   --namespace NS        the gateway's namespace (default istio-system)
   --listen-host ADDR    address to listen on (default 0.0.0.0)
   --access-log WHERE    off | stdout | FILE (default stdout)
-  --certs DIR           certificates for credentialName: DIR/<name>/tls.crt, tls.key, ca.crt (default certs)`;
+  --certs DIR           certificates for credentialName: DIR/<name>/tls.crt, tls.key, ca.crt (default certs)
+  --acme-ca FILE        extra CA (PEM) to trust for ACME servers, e.g. a private ACME CA`;
 
 export async function runGatewayCommand(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
@@ -41,6 +43,7 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
     'listen-host': { type: 'string' },
     'access-log': { type: 'string' },
     certs: { type: 'string' },
+    'acme-ca': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) {
@@ -58,6 +61,7 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
     listenHost: values['listen-host'] ?? '0.0.0.0',
     accessLog: values['access-log'] ?? 'stdout',
     certsDir: values.certs ?? 'certs',
+    ...(values['acme-ca'] ? { acmeCa: readFileSync(values['acme-ca'], 'utf8') } : {}),
   };
   const log = pino({ name: 'meshgate-gateway' }, pino.destination(2));
   const gw = await startGateway({

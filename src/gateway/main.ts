@@ -11,6 +11,7 @@ import { UpstreamPools } from '../core/proxy/upstream-pools.js';
 import { createAccessLog } from '../core/telemetry/access-log.js';
 import { createPortListener, type PortListener } from './port-listener.js';
 import { createCredentialStore } from '../core/tls/credential-store.js';
+import { AcmeManager } from './acme/acme-manager.js';
 import { createStatusServer } from './status-server.js';
 import { createAdminServer } from './admin-server.js';
 
@@ -33,6 +34,8 @@ export interface GatewayOptions {
   readonly namespace?: string;
   /** Where `credentialName` certificates live: `<certsDir>/<name>/tls.crt|tls.key|ca.crt` (default `certs`). */
   readonly certsDir?: string;
+  /** PEM of a CA to trust for ACME servers (a private ACME CA), on top of the system roots. */
+  readonly acmeCa?: string;
   readonly logger?: Logger;
   readonly random?: () => number;
 }
@@ -65,7 +68,9 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   let draining = false;
   const status = createStatusServer({ ready: () => holder.current() !== undefined && !draining });
   const admin = createAdminServer(holder, pools);
-  const credentials = createCredentialStore({ certsDir: opts.certsDir ?? 'certs', logger: log });
+  const certsDir = opts.certsDir ?? 'certs';
+  const credentials = createCredentialStore({ certsDir, logger: log });
+  const acme = new AcmeManager({ certsDir, holder, logger: log.child({ component: 'acme' }), random, ...(opts.acmeCa ? { acmeCa: opts.acmeCa } : {}) });
   const listeners: PortListener[] = [];
   const listenPorts = new Map<number, number>();
   let statusPort = 0;
@@ -78,6 +83,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     await Promise.all(listeners.map((l) => l.close()));
     await Promise.all([closeFastify(status), closeFastify(admin)]);
     await (hard ? pools.destroy() : pools.close());
+    await (hard ? acme.destroy() : acme.close());
     await credentials.close();
     accessLog.flush();
   };
@@ -85,12 +91,19 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   try {
     await reloader.start();
     for (const [gatewayPort, listenPort] of opts.ports) {
-      const l = createPortListener(gatewayPort, { ctx: { holder, pools, accessLog, random }, credentials, log });
+      const l = createPortListener(gatewayPort, {
+        ctx: { holder, pools, accessLog, random },
+        credentials,
+        log,
+        acmeChallenge: (token) => acme.challengeResponse(token),
+      });
       listeners.push(l);
       listenPorts.set(gatewayPort, await l.listen(listenPort, host));
     }
     statusPort = await listenFastify(status, opts.statusPort ?? 15021, host);
     adminPort = await listenFastify(admin, opts.adminPort ?? 15000, '127.0.0.1');
+    // Only once the HTTP ports listen can the ACME server's HTTP-01 validation reach us.
+    acme.start();
   } catch (err) {
     await stopAll(true);
     throw err;

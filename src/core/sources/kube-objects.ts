@@ -13,6 +13,8 @@ export interface KubeKind {
   readonly plural: string;
   /** Served only when its CustomResourceDefinition is installed; a 404 then means "none". */
   readonly crd: boolean;
+  /** Cluster-scoped kinds (ClusterIssuer) are listed once, whatever namespaces are watched. */
+  readonly clusterScoped?: boolean;
 }
 
 /**
@@ -30,12 +32,16 @@ export const KUBE_KINDS: readonly KubeKind[] = [
   { kind: 'WorkloadEntry', apiVersion: 'networking.istio.io/v1', plural: 'workloadentries', crd: true },
   { kind: 'PeerAuthentication', apiVersion: 'security.istio.io/v1', plural: 'peerauthentications', crd: true },
   { kind: 'AuthorizationPolicy', apiVersion: 'security.istio.io/v1', plural: 'authorizationpolicies', crd: true },
+  // cert-manager's resources: Certificates whose secretName a Gateway server uses are issued by ACME.
+  { kind: 'Issuer', apiVersion: 'cert-manager.io/v1', plural: 'issuers', crd: true },
+  { kind: 'ClusterIssuer', apiVersion: 'cert-manager.io/v1', plural: 'clusterissuers', crd: true, clusterScoped: true },
+  { kind: 'Certificate', apiVersion: 'cert-manager.io/v1', plural: 'certificates', crd: true },
 ];
 
 /** The collection's URL path: cluster-wide when `namespace` is undefined. */
 export function collectionPath(k: KubeKind, namespace?: string): string {
   const root = k.apiVersion.includes('/') ? `/apis/${k.apiVersion}` : `/api/${k.apiVersion}`;
-  return namespace === undefined ? `${root}/${k.plural}` : `${root}/namespaces/${encodeURIComponent(namespace)}/${k.plural}`;
+  return namespace === undefined || k.clusterScoped ? `${root}/${k.plural}` : `${root}/namespaces/${encodeURIComponent(namespace)}/${k.plural}`;
 }
 
 /** An object as the API server sends it (JSON), before it becomes a Resource. */

@@ -76,7 +76,7 @@ export class KubeSource implements ConfigSource {
     this.#random = opts.random ?? Math.random;
     this.#watch = new TrackedWatch(this.#kc, (path) => this.#watching(path));
     for (const kind of KUBE_KINDS) {
-      for (const ns of this.#namespaces ?? [undefined]) {
+      for (const ns of kind.clusterScoped ? [undefined] : (this.#namespaces ?? [undefined])) {
         const slot: Slot = { kind, path: collectionPath(kind, ns), listed: false, absent: false, failures: 0, lastError: undefined, retry: undefined } as Slot;
         slot.informer = this.#makeInformer(slot);
         this.#slots.push(slot);

@@ -1,0 +1,115 @@
+// One ACME order from start to certificate: the issuer's account key (made once, kept under
+// `<certsDir>/acme/<issuer>/account.key`), a fresh key and CSR for the names, and acme-client's
+// `auto()` with HTTP-01, whose tokens go to a map the gateway's plain HTTP listeners answer from.
+
+import { link, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import acme from 'acme-client';
+import type { Agent } from 'node:https';
+import type { KeyAlgorithm } from '../../core/model/cert-manager.js';
+import { probeDirectory } from './acme-trust.js';
+
+/** token → key authorization, shared by every order in flight. */
+export type ChallengeMap = Map<string, string>;
+
+export interface OrderRequest {
+  readonly directoryUrl: string;
+  readonly agent: Agent | undefined;
+  readonly email?: string;
+  readonly accountKeyPem: string;
+  readonly commonName: string;
+  readonly dnsNames: readonly string[];
+  readonly key: { readonly algorithm: KeyAlgorithm; readonly size: number };
+  readonly preferredChain?: string;
+  readonly challenges: ChallengeMap;
+  /** A stuck ACME server must not hold the certificate's schedule forever. */
+  readonly timeoutMs: number;
+  /** First wait before polling a pending challenge or order again (doubles up to 30 s). */
+  readonly pollMs: number;
+}
+
+export interface Issued {
+  /** Full chain, leaf first. */
+  readonly certPem: string;
+  readonly keyPem: string;
+}
+
+const CURVES: Readonly<Record<number, 'P-256' | 'P-384' | 'P-521'>> = { 256: 'P-256', 384: 'P-384', 521: 'P-521' };
+
+export async function orderCertificate(req: OrderRequest): Promise<Issued> {
+  await probeDirectory(req.directoryUrl, req.agent);
+  const keyPem =
+    req.key.algorithm === 'ECDSA'
+      ? await acme.crypto.createPrivateEcdsaKey(CURVES[req.key.size] ?? 'P-256')
+      : await acme.crypto.createPrivateRsaKey(req.key.size);
+  const [, csr] = await acme.crypto.createCsr({ commonName: req.commonName, altNames: [...req.dnsNames] }, keyPem);
+  const client = new acme.Client({ directoryUrl: req.directoryUrl, accountKey: req.accountKeyPem, backoffMin: req.pollMs, backoffMax: 30_000 });
+  const tokens: string[] = [];
+  const order = client.auto({
+    csr,
+    ...(req.email ? { email: req.email } : {}),
+    termsOfServiceAgreed: true,
+    challengePriority: ['http-01'],
+    // The gateway serves the token itself; acme-client's own pre-check would fetch it on port 80
+    // through the system resolver, which says nothing about whether the CA can reach us.
+    skipChallengeVerification: true,
+    ...(req.preferredChain ? { preferredChain: req.preferredChain } : {}),
+    challengeCreateFn: async (_authz, challenge, keyAuthorization) => {
+      if (challenge.type !== 'http-01') throw new Error(`challenge type ${challenge.type} is not supported; only http-01`);
+      tokens.push(challenge.token);
+      req.challenges.set(challenge.token, keyAuthorization);
+    },
+    challengeRemoveFn: async (_authz, challenge) => {
+      req.challenges.delete(challenge.token);
+    },
+  });
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`the order did not finish within ${Math.round(req.timeoutMs / 1000)} s`)), req.timeoutMs);
+  });
+  try {
+    const certPem = await Promise.race([order, timeout]);
+    return { certPem, keyPem: keyPem.toString() };
+  } finally {
+    clearTimeout(timer);
+    // A failed order leaves its tokens behind otherwise.
+    for (const t of tokens) req.challenges.delete(t);
+    order.catch(() => undefined); // settles after a timeout; nothing is waiting any more
+  }
+}
+
+/** acme-client's own errors read well; its transport failures do not. */
+export function describeAcmeError(err: unknown): string {
+  if (err instanceof TypeError && /reading '(config|status)'/.test(err.message)) return 'lost the connection to the ACME server during the order';
+  const message = err instanceof Error ? err.message : String(err);
+  return message.split('\n')[0] ?? message;
+}
+
+/**
+ * The account key of one issuer: read, or made and stored (0600) on first use. Two orders for the
+ * same issuer may race here; the hard link makes the first writer win and the other read its key.
+ */
+export async function accountKey(certsDir: string, accountFolder: string): Promise<string> {
+  const dir = join(certsDir, 'acme', accountFolder);
+  const file = join(dir, 'account.key');
+  const existing = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return undefined;
+    throw err;
+  });
+  if (existing) return existing;
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  // ECDSA P-256: generated in a millisecond, and every ACME CA accepts ES256 account keys.
+  const pem = (await acme.crypto.createPrivateEcdsaKey()).toString();
+  const tmp = join(dir, `.account.key.${randomBytes(6).toString('hex')}.tmp`);
+  await writeFile(tmp, pem, { mode: 0o600 });
+  try {
+    await link(tmp, file); // fails if another order stored one first
+    return pem;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    return readFile(file, 'utf8');
+  } finally {
+    await rm(tmp, { force: true });
+  }
+}

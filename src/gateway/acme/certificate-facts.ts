@@ -1,0 +1,53 @@
+// What the certificate on disk means for the Certificate that wants it: does it still match (names,
+// key type, issuer), when is it due for renewal, and is a stand-in due for replacement. Pure
+// functions of the parsed certificate, so the manager's decisions can be read in one place.
+
+import type { X509Certificate } from 'node:crypto';
+import type { StoredCertificate } from './certificate-files.js';
+import { renewalTime } from './renewal-policy.js';
+import type { WantedCertificate } from './wanted-certificates.js';
+
+const CURVE_OF_SIZE: Readonly<Record<number, string>> = { 256: 'prime256v1', 384: 'secp384r1', 521: 'secp521r1' };
+
+/** A certificate someone else put there, or an ACME one: anything but our own stand-in. */
+export function isReal(stored: StoredCertificate | undefined): stored is StoredCertificate {
+  return stored !== undefined && stored.meta?.source !== 'self-signed';
+}
+
+/** The certificate on disk is what the Certificate asks for now: ACME, same issuer and server, names and key. */
+export function satisfies(w: WantedCertificate, stored: StoredCertificate): boolean {
+  const meta = stored.meta;
+  if (!w.issuer || meta?.source !== 'acme' || meta.issuer !== w.issuer.ref || meta.server !== w.issuer.acme.server) return false;
+  if (!sameNames(dnsNamesOf(stored.leaf), w.dnsNames)) return false;
+  const pub = stored.leaf.publicKey;
+  const details = pub.asymmetricKeyDetails;
+  return w.key.algorithm === 'RSA'
+    ? pub.asymmetricKeyType === 'rsa' && details?.modulusLength === w.key.size
+    : pub.asymmetricKeyType === 'ec' && details?.namedCurve === CURVE_OF_SIZE[w.key.size];
+}
+
+export function renewAt(w: WantedCertificate, stored: StoredCertificate): number {
+  return renewalTime(Date.parse(stored.leaf.validFrom), Date.parse(stored.leaf.validTo), w.renewBeforeMs);
+}
+
+/** No stand-in yet, one for other names, or one past half its life (so an outage never lets it expire). */
+export function standInDue(w: WantedCertificate, stored: StoredCertificate | undefined, now: number): boolean {
+  if (!stored) return true;
+  if (!sameNames(dnsNamesOf(stored.leaf), w.dnsNames)) return true;
+  const notBefore = Date.parse(stored.leaf.validFrom);
+  const notAfter = Date.parse(stored.leaf.validTo);
+  return now >= notBefore + (notAfter - notBefore) / 2;
+}
+
+export function dnsNamesOf(leaf: X509Certificate): string[] {
+  return (leaf.subjectAltName ?? '')
+    .split(', ')
+    .filter((s) => s.startsWith('DNS:'))
+    .map((s) => s.slice(4).toLowerCase());
+}
+
+function sameNames(a: readonly string[], b: readonly string[]): boolean {
+  const x = new Set(a.map((n) => n.toLowerCase()));
+  const y = new Set(b.map((n) => n.toLowerCase()));
+  return x.size === y.size && [...x].every((n) => y.has(n));
+}
