@@ -10,6 +10,7 @@ import { applyHeaderRules, downstreamResponseHeaders, upstreamRequestHeaders } f
 import { LocalReplies, sendLocalReply, withRetriesExhausted, type LocalReply } from './respond.js';
 import { UpstreamPools } from './upstream-pools.js';
 import { exchange, type Cancel } from './upstream-exchange.js';
+import { exchangeH2 } from './h2-exchange.js';
 import type { RequestRecord } from '../telemetry/access-log.js';
 
 /** Bodies up to this size are kept in memory so a retry can send them again (Envoy buffers similarly). */
@@ -36,6 +37,9 @@ export function pickDestination(action: Pick<ForwardAction, 'destinations' | 'to
   return ds[ds.length - 1];
 }
 
+/** Service port protocols spoken as HTTP/2 upstream (Istio's port naming: http2-*, grpc-*). */
+const H2_PROTOCOLS = new Set(['HTTP2', 'GRPC']);
+
 const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
 
 type Failure = { kind: 'connect' | 'reset'; reply: LocalReply };
@@ -61,6 +65,8 @@ function retriableStatus(p: RetryPolicy, status: number): boolean {
 }
 
 function hasBody(req: IncomingMessage): boolean {
+  // HTTP/2 frames the body itself: a request has one unless its headers ended the stream.
+  if (req.httpVersionMajor === 2) return !(req as unknown as { stream?: { endAfterHeaders?: boolean } }).stream?.endAfterHeaders;
   const len = req.headers['content-length'];
   return req.headers['transfer-encoding'] !== undefined || (len !== undefined && len !== '0');
 }
@@ -150,6 +156,7 @@ export async function forward(
     },
   };
   let attemptsLeft = retry.attempts;
+  const h2Upstream = H2_PROTOCOLS.has(cluster.port.protocol);
   try {
     for (let attempt = 0; ; attempt++) {
       attemptsLeft = retry.attempts - attempt;
@@ -162,10 +169,14 @@ export async function forward(
       headers['x-envoy-attempt-count'] = String(attempt + 1);
       const lease = ctx.pools.acquire(key);
       started = performance.now();
-      const outcome = await exchange(lease.pool, { path: fullPath, method: req.method ?? 'GET', headers, ...(body !== undefined ? { body } : {}) }, res, hooks, (c) => {
+      const attemptRequest = { path: fullPath, method: req.method ?? 'GET', headers, ...(body !== undefined ? { body } : {}) };
+      const cancelable = (c: Cancel): void => {
         current = c;
         if (stopped) c.cancel(new Error(stopped));
-      });
+      };
+      const outcome = h2Upstream
+        ? await exchangeH2(ctx.pools.h2Session(key), attemptRequest, res, hooks, cancelable)
+        : await exchange(lease.pool, attemptRequest, res, hooks, cancelable);
       lease.end();
       current = undefined;
       if (outcome.kind === 'responded') {

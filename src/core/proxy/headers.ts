@@ -50,7 +50,9 @@ export function upstreamRequestHeaders(incoming: IncomingHttpHeaders, f: Forward
   for (const name in incoming) {
     const v = incoming[name];
     // HTTP/2 pseudo-headers (`:authority`, `:path` …) describe this hop only.
-    if (v === undefined || HOP_BY_HOP.has(name) || listed?.has(name) || name === 'host' || name.charCodeAt(0) === 58) continue;
+    if (v === undefined || listed?.has(name) || name === 'host' || name.charCodeAt(0) === 58) continue;
+    // `te: trailers` is the one hop-by-hop value that must travel: gRPC servers check it.
+    if (HOP_BY_HOP.has(name) && !(name === 'te' && v === 'trailers')) continue;
     // Internal headers are set by the proxy itself, never trusted from outside.
     if (name.startsWith('x-envoy-') || name === 'x-forwarded-proto' || name === 'x-forwarded-client-cert') continue;
     out[name] = v;

@@ -2,7 +2,9 @@
 // snapshot so that a configuration reload never drops or re-opens connections. It also counts the
 // requests in flight per endpoint, which the least-request load balancer reads.
 
+import type { ClientHttp2Session } from 'node:http2';
 import { Pool } from 'undici';
+import { H2Sessions } from './h2-exchange.js';
 import type { EndpointLoad } from '../policy/types.js';
 
 export interface PoolOptions {
@@ -20,6 +22,7 @@ interface Entry {
 
 export class UpstreamPools implements EndpointLoad {
   readonly #pools = new Map<string, Entry>();
+  readonly #h2 = new H2Sessions();
   readonly #connectTimeoutMs: number;
   readonly #idlePoolMs: number;
   readonly #sweeper: NodeJS.Timeout;
@@ -41,10 +44,17 @@ export class UpstreamPools implements EndpointLoad {
     return this.#pools.get(key)?.active ?? 0;
   }
 
-  /** The pool for an endpoint; `begin`/`end` bracket each request so least-request sees the load. */
+  /** The HTTP/2 session for an endpoint whose service port speaks http2/grpc. */
+  h2Session(key: string): ClientHttp2Session {
+    if (this.#closed) throw new Error('upstream pools are closed');
+    return this.#h2.get(key);
+  }
+
+  /** The pool for an endpoint; `end()` closes the bracket around each request so least-request sees the load. */
   acquire(key: string): { pool: Pool; end(): void } {
     if (this.#closed) throw new Error('upstream pools are closed');
-    let e = this.#pools.get(key);
+    const poolKey = key;
+    let e = this.#pools.get(poolKey);
     if (!e) {
       e = {
         pool: new Pool(`http://${key}`, {
@@ -57,7 +67,7 @@ export class UpstreamPools implements EndpointLoad {
         active: 0,
         lastUsed: Date.now(),
       };
-      this.#pools.set(key, e);
+      this.#pools.set(poolKey, e);
     }
     const entry = e;
     entry.active++;
@@ -87,6 +97,7 @@ export class UpstreamPools implements EndpointLoad {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#sweeper);
+    this.#h2.close();
     await Promise.all([...this.#pools.values()].map((e) => e.pool.close().catch(() => undefined)));
     this.#pools.clear();
   }
@@ -94,6 +105,7 @@ export class UpstreamPools implements EndpointLoad {
   async destroy(): Promise<void> {
     this.#closed = true;
     clearInterval(this.#sweeper);
+    this.#h2.close();
     await Promise.all([...this.#pools.values()].map((e) => e.pool.destroy().catch(() => undefined)));
     this.#pools.clear();
   }
