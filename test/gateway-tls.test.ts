@@ -256,9 +256,27 @@ spec:
     assert.equal(r.headers.location, 'https://a.example.com/path?q=1');
   });
 
-  it('serves a replaced certificate to new handshakes without restart', async () => {
+  it('serves a replaced certificate to new handshakes without restart, failing no request meanwhile', async () => {
+    let failures = 0;
+    let total = 0;
+    let stop = false;
+    // New connections (handshakes) and requests on each, all through the swap.
+    const load = (async () => {
+      while (!stop) {
+        const rs = await Promise.all(Array.from({ length: 4 }, () => httpsGet('b.example.com', 'b.example.com').catch(() => undefined)));
+        for (const r of rs) {
+          total++;
+          if (!r || r.status !== 200) failures++;
+        }
+      }
+    })();
     await writeCredential(certs, 'b-cert', issueCertificate({ subjectCN: 'b.example.com renewed', dnsNames: ['b.example.com'], issuer: root, days: 30 }));
     await eventually(async () => (await peerCN('b.example.com')) === 'b.example.com renewed', 5000);
+    await new Promise((r) => setTimeout(r, 200));
+    stop = true;
+    await load;
+    assert.ok(total > 8, `only ${total} requests sent`);
+    assert.equal(failures, 0, `${failures} of ${total} requests failed during the certificate swap`);
   });
 
   it('keeps the old certificate when the replacement does not match its key', async () => {
