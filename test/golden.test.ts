@@ -9,6 +9,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { formatProblem } from '../src/core/config/problem.js';
 import { explainRequest } from '../src/core/routing/explain.js';
+import { offlineSnapshot } from '../src/cli/offline-snapshot.js';
 import { printRoutes } from '../src/core/routing/print.js';
 import { compileDir, repoPath } from './helpers/route-table.js';
 
@@ -97,5 +98,16 @@ describe('explain', () => {
     const res = explainRequest(c.snapshot, { port: 80, url: new URL('http://bookinfo.example.com/productpage'), method: 'GET', headers: {} });
     assert.match(res.verdict, /^404 NR/);
     assert.match(res.lines.join('\n'), /ports served: 8080/);
+  });
+});
+
+describe('explain over HTTPS', () => {
+  it('follows the SNI to the TLS server and its routes, and names a closed connection', async () => {
+    const { snapshot } = await offlineSnapshot('gateway-config', { istio: 'ingressgateway' }, 'istio-system');
+    const ok = explainRequest(snapshot, { port: 443, url: new URL('https://api.example.com/user/1'), method: 'GET', headers: {} });
+    assert.equal(ok.verdict, 'forward');
+    assert.ok(ok.lines.some((l) => l.includes('SNI "api.example.com" picks server default/demo-gateway[2]')), ok.lines.join('\n'));
+    const closed = explainRequest(snapshot, { port: 443, url: new URL('https://nope.example.org/'), method: 'GET', headers: {} });
+    assert.equal(closed.verdict, 'connection closed (no server for SNI)');
   });
 });

@@ -12,7 +12,7 @@ import { forwardTcp } from '../core/proxy/tcp-forward.js';
 import type { ServerConfig } from '../core/routing/types.js';
 import { peekClientHello } from '../core/tls/client-hello.js';
 import type { CredentialStore } from '../core/tls/types.js';
-import { serverForSni } from './server-hosts.js';
+import { serverForSni } from '../core/routing/server-hosts.js';
 import { TlsServers } from './tls-servers.js';
 
 export interface PortListenerDeps {

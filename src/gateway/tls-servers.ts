@@ -14,7 +14,7 @@ import type { ServerConfig } from '../core/routing/types.js';
 import { serverTlsOptions } from '../core/tls/server-options.js';
 import type { CredentialStore } from '../core/tls/types.js';
 import { peerSans, xfccFor } from '../core/tls/xfcc.js';
-import { hostCovered } from './server-hosts.js';
+import { hostCovered } from '../core/routing/server-hosts.js';
 
 interface Entry {
   server: Http2SecureServer;

@@ -5,6 +5,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Snapshot } from '../snapshot/snapshot.js';
 import { normalizeHost } from './host-index.js';
 import { explainLookup } from './lookup.js';
+import { serverForSni } from './server-hosts.js';
 import type { RequestFacts } from './types.js';
 
 export interface ExplainRequest {
@@ -44,10 +45,28 @@ export function explainRequest(snapshot: Snapshot, r: ExplainRequest): ExplainRe
     return { lines, verdict: '404 NR (no listener)' };
   }
   for (const s of listener.servers) lines.push(`server ${s.gateway}[${s.serverIndex}] ${s.protocol} hosts ${s.hosts.join(', ')}`);
-  const configName = listener.httpRouteConfig;
+  let configName = listener.httpRouteConfig;
+  if (facts.scheme === 'https' || !configName) {
+    // TLS: the SNI (the URL's host, as curl sends it) picks the server, and so its route config.
+    const tlsServers = listener.servers.filter((s) => s.protocol === 'HTTPS' || s.protocol === 'TLS');
+    const server = serverForSni(tlsServers, facts.host);
+    if (tlsServers.length > 0) {
+      if (!server) {
+        lines.push(`no TLS server on port ${r.port} covers SNI "${facts.host}": the connection is closed during the handshake`);
+        return { lines, verdict: 'connection closed (no server for SNI)' };
+      }
+      lines.push(`SNI "${facts.host}" picks server ${server.gateway}[${server.serverIndex}] (tls ${server.tls?.mode ?? 'PASSTHROUGH'})`);
+      if (!server.routeConfig) {
+        const route = server.tlsRoutes?.lookup(facts.host);
+        lines.push(route ? `  passed through untouched to ${route.destinations.map((d) => d.clusterName).join(', ')}` : '  no tls route matches this SNI: the connection is closed');
+        return { lines, verdict: route ? 'TLS passthrough' : 'connection closed (no tls route)' };
+      }
+      configName = server.routeConfig;
+    }
+  }
   const config = configName ? snapshot.routeConfigs.get(configName) : undefined;
   if (!config) {
-    lines.push(`port ${r.port} has no plaintext HTTP server`);
+    lines.push(`port ${r.port} has no HTTP server`);
     return { lines, verdict: '404 NR (no route config)' };
   }
   lines.push(`route config ${config.name}`);

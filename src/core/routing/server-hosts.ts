@@ -1,7 +1,7 @@
 // Matching a host name (SNI or Host header) against a Gateway server's hosts: exact, then the
 // longest wildcard, then `*` — the order Envoy uses to pick a filter chain by SNI.
 
-import type { ServerConfig } from '../core/routing/types.js';
+import type { ServerConfig } from './types.js';
 
 export function hostCovered(hosts: readonly string[], host: string): boolean {
   return specificity(hosts, host) > 0;
