@@ -27,7 +27,8 @@ export const GATEWAY_HELP = `usage: meshgate gateway --config DIR --ports 80=808
   --listen-host ADDR    address to listen on (default 0.0.0.0)
   --access-log WHERE    off | stdout | FILE (default stdout)
   --certs DIR           certificates for credentialName: DIR/<name>/tls.crt, tls.key, ca.crt (default certs)
-  --acme-ca FILE        extra CA (PEM) to trust for ACME servers, e.g. a private ACME CA`;
+  --acme-ca FILE        extra CA (PEM) to trust for ACME servers, e.g. a private ACME CA
+  --drain-seconds N     on SIGTERM: fail readiness, keep serving N seconds, then close (default 5)`;
 
 export async function runGatewayCommand(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
@@ -44,6 +45,7 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
     'access-log': { type: 'string' },
     certs: { type: 'string' },
     'acme-ca': { type: 'string' },
+    'drain-seconds': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) {
@@ -52,6 +54,8 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
   }
   // Every option is checked before anything starts, so a typo costs nothing but the message.
   const choice = sourceChoice(values);
+  const drainSeconds = values['drain-seconds'] === undefined ? 5 : Number(values['drain-seconds']);
+  if (!Number.isFinite(drainSeconds) || drainSeconds < 0) throw new UsageError(`--drain-seconds: '${values['drain-seconds']}' is not a number of seconds`);
   const common = {
     ports: parsePorts(values.ports ?? '80=8080'),
     statusPort: parsePort(values['status-port'], 15021, '--status-port'),
@@ -69,12 +73,12 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
     logger: log,
     ...('dir' in choice ? { configDir: choice.dir } : { source: await kubeSource(choice, log) }),
   });
-  await new Promise<void>((resolve) => {
-    const stop = () => resolve();
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
+  // SIGTERM (Kubernetes stopping the pod): drain first. Ctrl-C: a person is waiting, stop now.
+  const signal = await new Promise<string>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
   });
-  await gw.close();
+  await (signal === 'SIGTERM' ? gw.drain(drainSeconds) : gw.close());
   return 0;
 }
 

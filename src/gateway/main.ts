@@ -47,6 +47,12 @@ export interface RunningGateway {
   readonly holder: SnapshotHolder;
   close(): Promise<void>;
   destroy(): Promise<void>;
+  /**
+   * Graceful stop (SIGTERM): readiness fails at once so load balancers stop sending, requests keep
+   * being served for `seconds` (an endpoint removal takes that long to reach every client), HTTP/1
+   * responses carry `Connection: close`, then listeners close and in-flight requests finish.
+   */
+  drain(seconds: number): Promise<void>;
 }
 
 export async function startGateway(opts: GatewayOptions): Promise<RunningGateway> {
@@ -92,7 +98,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     await reloader.start();
     for (const [gatewayPort, listenPort] of opts.ports) {
       const l = createPortListener(gatewayPort, {
-        ctx: { holder, pools, accessLog, random },
+        ctx: { holder, pools, accessLog, random, draining: () => draining },
         credentials,
         log,
         acmeChallenge: (token) => acme.challengeResponse(token),
@@ -117,6 +123,13 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     adminPort,
     holder,
     close: () => (closing ??= stopAll(false)),
+    drain: (seconds) => {
+      if (closing) return closing;
+      draining = true;
+      log.info({ seconds }, 'draining: readiness fails now, serving continues until the drain period ends');
+      closing = new Promise<void>((r) => setTimeout(r, Math.max(0, seconds) * 1000)).then(() => stopAll(false));
+      return closing;
+    },
     destroy: () => (closing ??= stopAll(true)),
   };
 }

@@ -19,6 +19,8 @@ export interface HttpHandlerContext {
   readonly pools: UpstreamPools;
   readonly accessLog: AccessLog;
   readonly random: () => number;
+  /** True while the proxy drains before exit: HTTP/1 responses then close their connection. */
+  readonly draining?: () => boolean;
 }
 
 /** Which route config serves a request on this listener (plaintext: the port's `http.<port>`). */
@@ -100,6 +102,8 @@ export function handleHttpRequest(req: IncomingMessage, res: ServerResponse, lis
     record.bytesSent = socket.bytesWritten - bytesWrittenAtStart;
     ctx.accessLog.write(record);
   });
+  // Draining: keep answering, but let every HTTP/1 client reconnect elsewhere after this response.
+  if (ctx.draining?.() && req.httpVersionMajor === 1) res.setHeader('connection', 'close');
   const reply = (r: LocalReply): void => {
     record.flags = r.flag;
     record.details = r.details;
