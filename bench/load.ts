@@ -1,11 +1,11 @@
 // The load generators: wrk when it is installed (it costs the least CPU, which matters when the load
 // generator, proxy and upstream share two cores), else autocannon from npm. Both report the same
-// figures, and every non-2xx answer or socket error counts as an error.
+// figures, and every non-2xx answer or socket error counts as an error. Both speak HTTPS over
+// kept-alive connections and neither verifies the certificate (the bench's own is self-signed).
 
 import { spawn } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
 import { createRequire } from 'node:module';
-import { delimiter, join } from 'node:path';
+import { findCommand } from './processes.js';
 
 export type LoadTool = 'wrk' | 'autocannon';
 
@@ -36,24 +36,11 @@ export function stopLoad(): void {
 
 export function pickTool(): LoadTool {
   if (process.env.BENCH_TOOL === 'autocannon' || process.env.BENCH_TOOL === 'wrk') return process.env.BENCH_TOOL;
-  return onPath('wrk') ? 'wrk' : 'autocannon';
+  return findCommand('wrk') ? 'wrk' : 'autocannon';
 }
 
 export function runLoad(tool: LoadTool, opts: LoadOptions): Promise<LoadResult> {
   return tool === 'wrk' ? runWrk(opts) : runAutocannon(opts);
-}
-
-function onPath(cmd: string): boolean {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    if (!dir) continue;
-    try {
-      accessSync(join(dir, cmd), constants.X_OK);
-      return true;
-    } catch {
-      // not in this directory
-    }
-  }
-  return false;
 }
 
 async function runWrk(opts: LoadOptions): Promise<LoadResult> {

@@ -8,6 +8,9 @@ import { pathToFileURL } from 'node:url';
 import { fastify } from 'fastify';
 import { fastifyHttpProxy } from '@fastify/http-proxy';
 
+/** The Host every request of the benchmark carries; the routes match on it. */
+export const BENCH_HOST = 'bench.example.com';
+
 /** What the upstream answers to every request; the parent checks each target returns exactly this. */
 export const UPSTREAM_BODY = JSON.stringify({ service: 'bench-upstream', ok: true, items: [1, 2, 3, 4, 5, 6, 7, 8] });
 
@@ -43,7 +46,7 @@ async function child(role: string | undefined, arg: string | undefined): Promise
   process.send?.({ port });
 }
 
-// Only run as a child (forked with an IPC channel); importing this module for UPSTREAM_BODY does nothing.
+// Only run as a child (forked with an IPC channel); importing this module for its constants does nothing.
 if (process.send && process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   child(process.argv[2], process.argv[3]).catch((err) => {
     console.error(err);

@@ -1,75 +1,99 @@
-// Starting and stopping what the benchmark measures: the upstream, meshgate in front of it, the
-// @fastify/http-proxy peer in front of it, and the upstream alone. Each runs in its own process on
-// 127.0.0.1 so that the load generator, the proxy and the upstream compete for the CPU as they would
-// in production, and every process started here is stopped by stopAll(), whatever went wrong.
+// Starting and stopping what the benchmark measures: the upstream, meshgate in front of it (plain
+// HTTP and, when given certificates, HTTPS), the @fastify/http-proxy peer in front of it, and the
+// upstream alone. Each runs in its own process on 127.0.0.1 so that the load generator, the proxy and
+// the upstream compete for the CPU as they would in production; processes.ts stops them all.
 
-import { fork, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
+import { fork, spawn } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { request } from 'undici';
-import { UPSTREAM_BODY } from './servers.js';
+import { Agent, request } from 'undici';
+import type { KeyType } from '../src/core/tls/issue-certificate.js';
+import { freePorts, tempDir, track } from './processes.js';
+import { BENCH_HOST, UPSTREAM_BODY } from './servers.js';
+import { CREDENTIAL, KEY_TYPES, type BenchCerts } from './tls-certs.js';
+
+export { stopAll } from './processes.js';
+export { BENCH_HOST } from './servers.js';
 
 /** Where a load generator sends requests, and the Host header it sends. */
 export interface Target {
   readonly name: string;
   readonly url: string;
   readonly host: string;
+  /** The process whose CPU the target costs (the proxy; the upstream when measured alone). */
+  readonly pid?: number;
   stop(): Promise<void>;
 }
 
-export const BENCH_HOST = 'bench.example.com';
+/** An HTTPS target, serving the bench certificate of `keyType` on 127.0.0.1:`port`. */
+export interface TlsTarget extends Target {
+  readonly port: number;
+  readonly keyType: KeyType;
+}
 
 // dist/bench/ → the package root.
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SERVERS = fileURLToPath(new URL('./servers.js', import.meta.url));
 const MESHGATE_BIN = join(ROOT, 'bin', 'meshgate.js');
 
-const running = new Set<Child>();
-const tempDirs = new Set<string>();
-
-/** Stops every process this module started and removes its temporary folders. Safe to call twice. */
-export async function stopAll(): Promise<void> {
-  await Promise.all([...running].map((c) => c.stop()));
-  await Promise.all([...tempDirs].map((d) => rm(d, { recursive: true, force: true })));
-  tempDirs.clear();
-}
+/** The Gateway port of meshgate's HTTPS server for each certificate (one server per certificate). */
+const TLS_GATEWAY_PORT: Record<KeyType, number> = { rsa: 443, ec: 8443 };
 
 export async function startUpstream(): Promise<Target & { readonly port: number }> {
   const child = track(fork(SERVERS, ['upstream'], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] }), 'upstream');
   const port = await child.reportedPort();
-  return { name: 'upstream (direct)', url: `http://127.0.0.1:${port}/`, host: BENCH_HOST, port, stop: () => child.stop() };
+  return { name: 'upstream (direct)', url: `http://127.0.0.1:${port}/`, host: BENCH_HOST, port, pid: child.pid, stop: () => child.stop() };
 }
 
 export async function startFastifyProxy(upstreamPort: number): Promise<Target> {
   const child = track(fork(SERVERS, ['fastify-proxy', `http://127.0.0.1:${upstreamPort}`], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] }), '@fastify/http-proxy');
   const port = await child.reportedPort();
-  return { name: '@fastify/http-proxy', url: `http://127.0.0.1:${port}/`, host: BENCH_HOST, stop: () => child.stop() };
+  return { name: '@fastify/http-proxy', url: `http://127.0.0.1:${port}/`, host: BENCH_HOST, pid: child.pid, stop: () => child.stop() };
+}
+
+export interface MeshgateTargets {
+  readonly http: Target;
+  /** One per certificate in `certs`; empty without certificates. */
+  readonly https: readonly TlsTarget[];
+  stop(): Promise<void>;
 }
 
 /**
- * meshgate exactly as a user runs it: the CLI on a config folder. The routes before the matching one
- * make the lookup do real work, as a real VirtualService would.
+ * meshgate exactly as a user runs it: the CLI on a config folder, one process for every port. The
+ * routes before the matching one make the lookup do real work, as a real VirtualService would.
  */
-export async function startMeshgate(upstreamPort: number): Promise<Target> {
-  const dir = await mkdtemp(join(tmpdir(), 'meshgate-bench-'));
-  tempDirs.add(dir);
-  await writeFile(join(dir, 'bench.yaml'), meshgateConfig(upstreamPort));
-  const [port, statusPort, adminPort] = await freePorts(3);
+export async function startMeshgate(upstreamPort: number, certs?: BenchCerts): Promise<MeshgateTargets> {
+  const dir = await tempDir('meshgate-bench-');
+  await writeFile(join(dir, 'bench.yaml'), meshgateConfig(upstreamPort, certs !== undefined));
+  const keyTypes = certs ? KEY_TYPES : [];
+  const [port, statusPort, adminPort, ...tlsPorts] = (await freePorts(3 + keyTypes.length)) as [number, number, number, ...number[]];
+  const portMap = [`80=${port}`, ...keyTypes.map((k, i) => `${TLS_GATEWAY_PORT[k]}=${tlsPorts[i]}`)].join(',');
   const args = [
     MESHGATE_BIN, 'gateway',
     '--config', dir,
-    '--ports', `80=${port}`,
+    ...(certs ? ['--certs', certs.dir] : []),
+    '--ports', portMap,
     '--status-port', String(statusPort),
     '--admin-port', String(adminPort),
     '--listen-host', '127.0.0.1',
     '--access-log', 'off',
+    // No drain period: nothing is connected when the bench stops it, and it should exit at once.
+    '--drain-seconds', '0',
   ];
   const child = track(spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] }), 'meshgate');
   await child.until(async () => (await get(`http://127.0.0.1:${statusPort}/healthz/ready`)).status === 200, 20_000);
-  return { name: 'meshgate', url: `http://127.0.0.1:${port}/`, host: BENCH_HOST, stop: () => child.stop() };
+  const stop = () => child.stop();
+  const https = keyTypes.map((keyType, i): TlsTarget => ({
+    name: 'meshgate',
+    url: `https://127.0.0.1:${tlsPorts[i]}/`,
+    host: BENCH_HOST,
+    port: tlsPorts[i]!,
+    keyType,
+    pid: child.pid,
+    stop,
+  }));
+  return { http: { name: 'meshgate', url: `http://127.0.0.1:${port}/`, host: BENCH_HOST, pid: child.pid, stop }, https, stop };
 }
 
 /** One request before the load, so that a misrouted 404 is never measured as throughput. */
@@ -80,7 +104,14 @@ export async function preflight(t: Target): Promise<void> {
   }
 }
 
-export function meshgateConfig(upstreamPort: number): string {
+export function meshgateConfig(upstreamPort: number, tls = false): string {
+  // Hosts `*` on the HTTPS servers: the load generators send no SNI or "127.0.0.1" (see tls-certs.ts).
+  const tlsServers = tls
+    ? KEY_TYPES.map((k) => `
+  - port: {number: ${TLS_GATEWAY_PORT[k]}, name: https-${k}, protocol: HTTPS}
+    hosts: ["*"]
+    tls: {mode: SIMPLE, credentialName: ${CREDENTIAL[k]}}`).join('')
+    : '';
   return `apiVersion: networking.istio.io/v1
 kind: Gateway
 metadata: {name: bench-gateway, namespace: default}
@@ -88,7 +119,7 @@ spec:
   selector: {istio: ingressgateway}
   servers:
   - port: {number: 80, name: http, protocol: HTTP}
-    hosts: [${BENCH_HOST}]
+    hosts: [${BENCH_HOST}]${tlsServers}
 ---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -133,95 +164,12 @@ endpoints:
 `;
 }
 
-/** A child process with its stderr kept (the tail only) to explain a failed start. */
-class Child {
-  private stderr = '';
-  private exited: Promise<void>;
-  private exitedWith: string | undefined;
-  private stopping: Promise<void> | undefined;
-
-  constructor(private readonly proc: ChildProcess, private readonly label: string) {
-    proc.stderr?.setEncoding('utf8').on('data', (s: string) => (this.stderr = (this.stderr + s).slice(-8000)));
-    this.exited = new Promise((resolve) => {
-      proc.once('exit', (code, signal) => {
-        this.exitedWith = signal ?? `code ${code}`;
-        running.delete(this);
-        resolve();
-      });
-      proc.once('error', (err) => {
-        this.exitedWith = err.message;
-        running.delete(this);
-        resolve();
-      });
-    });
-  }
-
-  /** The port a forked server reports over IPC once it listens. */
-  reportedPort(timeoutMs = 15_000): Promise<number> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(this.failure(`did not report its port within ${timeoutMs} ms`)), timeoutMs);
-      this.proc.once('message', (m: { port?: number }) => {
-        clearTimeout(timer);
-        if (typeof m?.port === 'number') resolve(m.port);
-        else reject(this.failure(`sent ${JSON.stringify(m)} instead of its port`));
-      });
-      void this.exited.then(() => {
-        clearTimeout(timer);
-        reject(this.failure(`exited (${this.exitedWith}) before listening`));
-      });
-    });
-  }
-
-  /** Polls `check` until it passes, the process exits, or time runs out. */
-  async until(check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      if (this.exitedWith !== undefined) throw this.failure(`exited (${this.exitedWith}) before it was ready`);
-      if (await check().catch(() => false)) return;
-      if (Date.now() > deadline) throw this.failure(`not ready within ${timeoutMs} ms`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-
-  /** SIGTERM, then SIGKILL if it has not exited within 5 s. */
-  stop(): Promise<void> {
-    return (this.stopping ??= (async () => {
-      if (this.exitedWith !== undefined) return;
-      this.proc.kill('SIGTERM');
-      const timer = setTimeout(() => this.proc.kill('SIGKILL'), 5000);
-      await this.exited;
-      clearTimeout(timer);
-    })());
-  }
-
-  private failure(what: string): Error {
-    const tail = this.stderr.trim() ? `\n--- ${this.label} stderr (tail) ---\n${this.stderr.trim()}` : '';
-    return new Error(`${this.label} ${what}${tail}`);
-  }
-}
-
-function track(proc: ChildProcess, label: string): Child {
-  const c = new Child(proc, label);
-  running.add(c);
-  return c;
-}
+// The bench certificates are self-signed, and the load generators do not verify them either.
+let insecure: Agent | undefined;
 
 async function get(url: string, host?: string): Promise<{ status: number; body: string }> {
+  const dispatcher = url.startsWith('https:') ? (insecure ??= new Agent({ connect: { rejectUnauthorized: false } })) : undefined;
   // reset: no keep-alive connection left behind to hold a target (or this process) open.
-  const r = await request(url, { headers: host ? { host } : {}, headersTimeout: 5000, bodyTimeout: 5000, reset: true });
+  const r = await request(url, { headers: host ? { host } : {}, headersTimeout: 5000, bodyTimeout: 5000, reset: true, ...(dispatcher ? { dispatcher } : {}) });
   return { status: r.statusCode, body: await r.body.text() };
-}
-
-/** Ports the OS hands out, bound and released: for a child that takes ports only as arguments. */
-async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: n }, () => new Promise<import('node:net').Server>((resolve, reject) => {
-      const s = createServer();
-      s.once('error', reject);
-      s.listen(0, '127.0.0.1', () => resolve(s));
-    })),
-  );
-  const ports = servers.map((s) => (s.address() as AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
 }

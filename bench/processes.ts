@@ -1,0 +1,173 @@
+// The benchmark's process bookkeeping: every child it starts and every temporary folder it makes is
+// recorded here, so that stopAll() can end and remove all of them whatever went wrong. Also reads how
+// much CPU a process (and its children) used, which turns "requests/s" into "requests/s per core"
+// on a machine where the load generator, the proxy and the upstream share the cores.
+
+import type { ChildProcess } from 'node:child_process';
+import { accessSync, constants, readdirSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type AddressInfo, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
+
+const running = new Set<Child>();
+const tempDirs = new Set<string>();
+
+/** Stops every process started through track() and removes every tempDir(). Safe to call twice. */
+export async function stopAll(): Promise<void> {
+  await Promise.all([...running].map((c) => c.stop()));
+  await Promise.all([...tempDirs].map((d) => rm(d, { recursive: true, force: true })));
+  tempDirs.clear();
+}
+
+/** A fresh folder under the OS temp dir, removed by stopAll(). */
+export async function tempDir(prefix: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  tempDirs.add(dir);
+  return dir;
+}
+
+export function track(proc: ChildProcess, label: string): Child {
+  const c = new Child(proc, label);
+  running.add(c);
+  return c;
+}
+
+/** A child process with its stderr kept (the tail only) to explain a failed start. */
+export class Child {
+  private stderr = '';
+  private exited: Promise<void>;
+  private exitedWith: string | undefined;
+  private stopping: Promise<void> | undefined;
+
+  constructor(private readonly proc: ChildProcess, private readonly label: string) {
+    proc.stderr?.setEncoding('utf8').on('data', (s: string) => (this.stderr = (this.stderr + s).slice(-8000)));
+    this.exited = new Promise((resolve) => {
+      proc.once('exit', (code, signal) => {
+        this.exitedWith = signal ?? `code ${code}`;
+        running.delete(this);
+        resolve();
+      });
+      proc.once('error', (err) => {
+        this.exitedWith = err.message;
+        running.delete(this);
+        resolve();
+      });
+    });
+  }
+
+  get pid(): number | undefined {
+    return this.proc.pid;
+  }
+
+  /** The port a forked server reports over IPC once it listens. */
+  reportedPort(timeoutMs = 15_000): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(this.failure(`did not report its port within ${timeoutMs} ms`)), timeoutMs);
+      this.proc.once('message', (m: { port?: number }) => {
+        clearTimeout(timer);
+        if (typeof m?.port === 'number') resolve(m.port);
+        else reject(this.failure(`sent ${JSON.stringify(m)} instead of its port`));
+      });
+      void this.exited.then(() => {
+        clearTimeout(timer);
+        reject(this.failure(`exited (${this.exitedWith}) before listening`));
+      });
+    });
+  }
+
+  /** Polls `check` until it passes, the process exits, or time runs out. */
+  async until(check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (this.exitedWith !== undefined) throw this.failure(`exited (${this.exitedWith}) before it was ready`);
+      if (await check().catch(() => false)) return;
+      if (Date.now() > deadline) throw this.failure(`not ready within ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  /** SIGTERM, then SIGKILL if it has not exited within 5 s. */
+  stop(): Promise<void> {
+    return (this.stopping ??= (async () => {
+      if (this.exitedWith !== undefined) return;
+      this.proc.kill('SIGTERM');
+      const timer = setTimeout(() => this.proc.kill('SIGKILL'), 5000);
+      await this.exited;
+      clearTimeout(timer);
+    })());
+  }
+
+  private failure(what: string): Error {
+    const tail = this.stderr.trim() ? `\n--- ${this.label} stderr (tail) ---\n${this.stderr.trim()}` : '';
+    return new Error(`${this.label} ${what}${tail}`);
+  }
+}
+
+/** Ports the OS hands out, bound and released: for a child that takes ports only as arguments. */
+export async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: n }, () => new Promise<Server>((resolve, reject) => {
+      const s = createServer();
+      s.once('error', reject);
+      s.listen(0, '127.0.0.1', () => resolve(s));
+    })),
+  );
+  const ports = servers.map((s) => (s.address() as AddressInfo).port);
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return ports;
+}
+
+/** The full path of `cmd` on PATH (plus the sbin folders, where Debian puts nginx), if any. */
+export function findCommand(cmd: string): string | undefined {
+  const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/sbin', '/usr/local/sbin', '/sbin'];
+  for (const dir of dirs) {
+    if (!dir) continue;
+    try {
+      accessSync(join(dir, cmd), constants.X_OK);
+      return join(dir, cmd);
+    } catch {
+      // not in this directory
+    }
+  }
+  return undefined;
+}
+
+// USER_HZ, the unit of /proc's CPU times: 100 on every Linux architecture Node runs on.
+const TICKS_PER_SECOND = 100;
+
+/**
+ * CPU seconds (user + system, all threads) used so far by `pid` and its direct children — nginx's
+ * workers are children of its master. Undefined where /proc is not there (not Linux).
+ */
+export function cpuSeconds(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  const own = statOf(String(pid));
+  if (!own) return undefined;
+  let ticks = own.ticks;
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return undefined;
+  }
+  for (const e of entries) {
+    if (e.charCodeAt(0) < 48 || e.charCodeAt(0) > 57) continue; // only numeric entries are processes
+    const s = statOf(e);
+    if (s && s.ppid === pid) ticks += s.ticks;
+  }
+  return ticks / TICKS_PER_SECOND;
+}
+
+function statOf(pid: string): { ppid: number; ticks: number } | undefined {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined; // gone, or no /proc
+  }
+  // The command name is in parentheses and may itself hold spaces or parentheses: read after the last ')'.
+  const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  // Fields from 3 (state): ppid is field 4, utime 14, stime 15.
+  return { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) };
+}
