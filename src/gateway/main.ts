@@ -2,7 +2,6 @@
 // Gateway port, the status port and the admin port. Everything here is wiring; behaviour lives in core.
 
 import { pino, type Logger } from 'pino';
-import type { FastifyInstance } from 'fastify';
 import { FileSource } from '../core/sources/file-source.js';
 import type { ConfigSource } from '../core/sources/source.js';
 import { SnapshotHolder } from '../core/snapshot/holder.js';
@@ -12,8 +11,9 @@ import { createAccessLog } from '../core/telemetry/access-log.js';
 import { createPortListener, type PortListener } from './port-listener.js';
 import { createCredentialStore } from '../core/tls/credential-store.js';
 import { AcmeManager } from './acme/acme-manager.js';
-import { createStatusServer } from './status-server.js';
-import { createAdminServer } from './admin-server.js';
+import { createStatusServer } from '../core/admin/status-server.js';
+import { createAdminServer } from '../core/admin/admin-server.js';
+import { closeFastify, listenFastify } from '../core/admin/fastify-listen.js';
 
 export interface GatewayOptions {
   /** Folder of Istio YAML, watched; used when no `source` is given. */
@@ -132,14 +132,4 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     },
     destroy: () => (closing ??= stopAll(true)),
   };
-}
-
-async function listenFastify(app: FastifyInstance, port: number, host: string): Promise<number> {
-  await app.listen({ port, host });
-  const addr = app.server.address();
-  return typeof addr === 'object' && addr ? addr.port : port;
-}
-
-async function closeFastify(app: FastifyInstance): Promise<void> {
-  await app.close().catch(() => undefined);
 }

@@ -43,8 +43,12 @@ export function requestIdOf(headers: IncomingHttpHeaders): string {
   return typeof id === 'string' && id !== '' ? id : randomUUID();
 }
 
-/** Headers for the upstream request, before route header rules. */
-export function upstreamRequestHeaders(incoming: IncomingHttpHeaders, f: ForwardedFacts): Record<string, string | string[]> {
+/**
+ * The end-to-end headers of a request: hop-by-hop, Connection-listed, `host` and HTTP/2 pseudo-headers
+ * removed. With `untrusted`, the headers only a proxy may set (x-envoy-*, x-forwarded-proto,
+ * x-forwarded-client-cert) are removed too, as the edge does for requests from outside.
+ */
+export function hopByHopFree(incoming: IncomingHttpHeaders, untrusted = false): Record<string, string | string[]> {
   const listed = connectionListed(incoming);
   const out: Record<string, string | string[]> = {};
   for (const name in incoming) {
@@ -53,10 +57,15 @@ export function upstreamRequestHeaders(incoming: IncomingHttpHeaders, f: Forward
     if (v === undefined || listed?.has(name) || name === 'host' || name.charCodeAt(0) === 58) continue;
     // `te: trailers` is the one hop-by-hop value that must travel: gRPC servers check it.
     if (HOP_BY_HOP.has(name) && !(name === 'te' && v === 'trailers')) continue;
-    // Internal headers are set by the proxy itself, never trusted from outside.
-    if (name.startsWith('x-envoy-') || name === 'x-forwarded-proto' || name === 'x-forwarded-client-cert') continue;
+    if (untrusted && (name.startsWith('x-envoy-') || name === 'x-forwarded-proto' || name === 'x-forwarded-client-cert')) continue;
     out[name] = v;
   }
+  return out;
+}
+
+/** Headers for the upstream request, before route header rules. */
+export function upstreamRequestHeaders(incoming: IncomingHttpHeaders, f: ForwardedFacts): Record<string, string | string[]> {
+  const out = hopByHopFree(incoming, true);
   const xff = incoming['x-forwarded-for'];
   out['x-forwarded-for'] = xff ? `${xff}, ${f.remoteAddress}` : f.remoteAddress;
   out['x-forwarded-proto'] = f.scheme;

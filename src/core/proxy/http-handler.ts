@@ -38,6 +38,10 @@ export interface ListenerInfo {
   misdirected?(host: string): boolean;
   /** ACME HTTP-01: the key authorization for a token, answered before routing. */
   acmeChallenge?(token: string): string | undefined;
+  /** When the port differs per request (a sidecar's outbound side: the port the app asked for). */
+  requestPort?(req: IncomingMessage): number;
+  /** A host no virtual host knows; without this hook it is 404 NR (a sidecar passes it through or answers 502). */
+  unknownHost?(req: IncomingMessage, res: ServerResponse, facts: RequestFacts, record: RequestRecord, reply: (r: LocalReply) => void): void;
 }
 
 const ACME_PREFIX = '/.well-known/acme-challenge/';
@@ -54,7 +58,7 @@ export function requestFacts(req: IncomingMessage, port: number, scheme: string,
   return { port, host: normalizeHost(authority), authority, path, queryString, query, method: req.method ?? 'GET', scheme, headers: req.headers };
 }
 
-function rawPath(url: string): string {
+export function rawPath(url: string): string {
   // Absolute-form request targets (`GET http://host/path`) carry the path after the authority.
   if (url.startsWith('http://') || url.startsWith('https://')) {
     const slash = url.indexOf('/', url.indexOf('//') + 2);
@@ -70,7 +74,8 @@ export function authorityOf(req: IncomingMessage): string {
 }
 
 export function handleHttpRequest(req: IncomingMessage, res: ServerResponse, listener: ListenerInfo, ctx: HttpHandlerContext): void {
-  const { port, scheme, select } = listener;
+  const { scheme, select } = listener;
+  const port = listener.requestPort ? listener.requestPort(req) : listener.port;
   const started = performance.now();
   const socket = req.socket;
   const bytesReadAtStart = socket.bytesRead;
@@ -125,8 +130,9 @@ export function handleHttpRequest(req: IncomingMessage, res: ServerResponse, lis
   const config = snapshot && select(snapshot, req);
   const facts = requestFacts(req, port, scheme, path);
   if (listener.misdirected?.(facts.host)) return reply(LocalReplies.misdirected);
-  if (!config) return reply(LocalReplies.noRoute);
+  if (!config) return listener.unknownHost && snapshot ? listener.unknownHost(req, res, facts, record, reply) : reply(LocalReplies.noRoute);
   const { virtualHost, route } = findRoute(config, facts);
+  if (!virtualHost && listener.unknownHost) return listener.unknownHost(req, res, facts, record, reply);
   if (virtualHost?.requireTls && scheme === 'http') {
     return sendRedirect(res, 301, `https://${facts.host}${req.url ?? '/'}`, record);
   }

@@ -37,6 +37,10 @@ export const LocalReplies = {
   misdirected: reply('MISDIRECTED', 421, '-', 'Misdirected Request', 'misdirected_request'),
   badRequest: reply('BAD_REQUEST', 400, '-', 'Bad Request', 'bad_request'),
   protocolError: reply('UPSTREAM_PROTOCOL', 502, 'UPE', 'upstream protocol error', 'upstream_protocol_error'),
+  /** AuthorizationPolicy said no (details name the deciding policy, as Envoy's RBAC filter does). */
+  rbacDenied: reply('RBAC_DENIED', 403, '-', 'RBAC: access denied', 'rbac_access_denied_matched_policy[none]'),
+  /** A sidecar with outboundTrafficPolicy REGISTRY_ONLY asked for a host the mesh does not know. */
+  registryOnly: reply('REGISTRY_ONLY', 502, '-', '', 'direct_response'),
 } as const;
 
 /** Retries that ran out add URX to the flag, as Envoy reports it. */

@@ -1,16 +1,19 @@
-// x-forwarded-client-cert as a gateway sets it (Istio's SANITIZE_SET: Hash, Cert, Subject, URI, DNS
-// of the verified client certificate; whatever the client sent is removed before this is added).
+// x-forwarded-client-cert as Istio's proxies write it: a gateway uses SANITIZE_SET (Hash, Cert,
+// Subject, URI, DNS of the verified client certificate; whatever the client sent is removed first),
+// a sidecar's inbound side APPEND_FORWARD with By, Hash, Subject, URI and DNS (no Cert).
 
 import { createHash } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
 
-export function xfccFor(peer: PeerCertificate, by?: string): string | undefined {
+export function xfccFor(peer: PeerCertificate, by?: string, opts: { readonly cert?: boolean } = {}): string | undefined {
   if (!peer || !peer.raw) return undefined;
   const parts: string[] = [];
   if (by) parts.push(`By=${by}`);
   parts.push(`Hash=${createHash('sha256').update(peer.raw).digest('hex')}`);
-  const pem = `-----BEGIN CERTIFICATE-----\n${peer.raw.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '')}\n-----END CERTIFICATE-----\n`;
-  parts.push(`Cert="${encodeURIComponent(pem)}"`);
+  if (opts.cert ?? true) {
+    const pem = `-----BEGIN CERTIFICATE-----\n${peer.raw.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '')}\n-----END CERTIFICATE-----\n`;
+    parts.push(`Cert="${encodeURIComponent(pem)}"`);
+  }
   parts.push(`Subject="${subjectText(peer)}"`);
   // Envoy's field order: By, Hash, Cert, Subject, URI, then DNS.
   const sans = (peer.subjectaltname ?? '').split(', ').filter(Boolean);

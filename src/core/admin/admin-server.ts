@@ -2,11 +2,11 @@
 // routing table, clusters with endpoints and live load, and current problems.
 
 import { fastify, type FastifyInstance } from 'fastify';
-import { formatProblem } from '../core/config/problem.js';
-import type { UpstreamPools } from '../core/proxy/upstream-pools.js';
-import { endpointPort } from '../core/registry/types.js';
-import { printRoutes } from '../core/routing/print.js';
-import type { SnapshotHolder } from '../core/snapshot/holder.js';
+import { formatProblem } from '../config/problem.js';
+import type { UpstreamPools } from '../proxy/upstream-pools.js';
+import { endpointPort } from '../registry/types.js';
+import { printRoutes } from '../routing/print.js';
+import type { SnapshotHolder } from '../snapshot/holder.js';
 
 export function createAdminServer(holder: SnapshotHolder, pools: UpstreamPools): FastifyInstance {
   const app = fastify({ logger: false });
