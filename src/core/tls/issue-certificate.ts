@@ -5,6 +5,7 @@
 // Keys come from Node's native crypto (RSA 2048 or ECDSA P-256); node-forge only assembles the DER
 // structure (names, extensions, validity). The TBSCertificate is signed with Node's `sign()` rather
 // than forge's, because forge's certificate signer knows RSA only and we want ECDSA certificates too.
+// The DER helpers below are exported for the mesh CA (core/pki), which assembles certificates the same way.
 
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign, X509Certificate, type KeyObject } from 'node:crypto';
 import { isIP } from 'node:net';
@@ -135,7 +136,7 @@ function extensions(opts: IssueOptions, ski: string, authorityKeyId: string): un
 }
 
 /** The issuer's subject name exactly as encoded in its certificate, its key and key identifier. */
-function issuerOf(issuer: { certPem: string; keyPem: string }): { key: KeyObject; name: forge.asn1.Asn1; keyId: string } {
+export function issuerOf(issuer: { certPem: string; keyPem: string }): { key: KeyObject; name: forge.asn1.Asn1; keyId: string } {
   const x = new X509Certificate(issuer.certPem);
   const key = createPrivateKey(issuer.keyPem);
   if (!x.checkPrivateKey(key)) throw new Error('issuer key does not match issuer certificate');
@@ -147,13 +148,13 @@ function issuerOf(issuer: { certPem: string; keyPem: string }): { key: KeyObject
 }
 
 /** RFC 5280 §4.2.1.2 method 1: SHA-1 of the subjectPublicKey bits, as a binary string. */
-function subjectKeyId(publicKey: KeyObject): string {
+export function subjectKeyId(publicKey: KeyObject): string {
   const spki = asn1.fromDer(binary(publicKey.export({ type: 'spki', format: 'der' })), { decodeBitStrings: false } as unknown as boolean);
   const bits = (spki.value as forge.asn1.Asn1[])[1]!.value as string;
   return binary(createHash('sha1').update(Buffer.from(bits.slice(1), 'binary')).digest());
 }
 
-function algorithmIdentifier(key: KeyObject): forge.asn1.Asn1 {
+export function algorithmIdentifier(key: KeyObject): forge.asn1.Asn1 {
   // RFC 5758: ECDSA identifiers carry no parameters; RSA's carries an explicit NULL.
   return key.asymmetricKeyType === 'ec'
     ? seq([oid(OID.ecdsaWithSha256)])
@@ -161,32 +162,32 @@ function algorithmIdentifier(key: KeyObject): forge.asn1.Asn1 {
 }
 
 /** 16 random bytes, positive and without a leading zero byte (RFC 5280 §4.1.2.2: at most 20 octets). */
-function serialNumber(): string {
+export function serialNumber(): string {
   const bytes = randomBytes(16);
   bytes[0] = (bytes[0]! & 0x7f) | 0x40;
   return binary(bytes);
 }
 
-function time(d: Date): forge.asn1.Asn1 {
+export function time(d: Date): forge.asn1.Asn1 {
   // RFC 5280 §4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050.
   return d.getUTCFullYear() < 2050
     ? asn1.create(asn1.Class.UNIVERSAL, asn1.Type.UTCTIME, false, asn1.dateToUtcTime(d))
     : asn1.create(asn1.Class.UNIVERSAL, asn1.Type.GENERALIZEDTIME, false, asn1.dateToGeneralizedTime(d));
 }
 
-function seq(items: forge.asn1.Asn1[]): forge.asn1.Asn1 {
+export function seq(items: forge.asn1.Asn1[]): forge.asn1.Asn1 {
   return asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SEQUENCE, true, items);
 }
 
-function oid(id: string): forge.asn1.Asn1 {
+export function oid(id: string): forge.asn1.Asn1 {
   return asn1.create(asn1.Class.UNIVERSAL, asn1.Type.OID, false, asn1.oidToDer(id).getBytes());
 }
 
-function binary(b: Buffer): string {
+export function binary(b: Buffer): string {
   return b.toString('binary');
 }
 
-function pemBlock(label: string, der: Buffer): string {
+export function pemBlock(label: string, der: Buffer): string {
   const body = der.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '');
   return `-----BEGIN ${label}-----\n${body}\n-----END ${label}-----\n`;
 }
