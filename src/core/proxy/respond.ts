@@ -39,6 +39,14 @@ export const LocalReplies = {
   protocolError: reply('UPSTREAM_PROTOCOL', 502, 'UPE', 'upstream protocol error', 'upstream_protocol_error'),
 } as const;
 
+/**
+ * A TLS failure towards the upstream (handshake, untrusted chain, wrong peer identity, no workload
+ * certificate): a connection failure to Envoy, so 503 UF, with the reason in the response details.
+ */
+export function upstreamTlsFailure(reason: string): LocalReply {
+  return reply('UPSTREAM_TLS', 503, 'UF', LocalReplies.connectFailure.body, `upstream_tls_error:${reason}`);
+}
+
 /** Retries that ran out add URX to the flag, as Envoy reports it. */
 export function withRetriesExhausted(r: LocalReply): LocalReply {
   return { ...r, flag: r.flag === '-' ? 'URX' : `${r.flag},URX` };
