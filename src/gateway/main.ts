@@ -14,6 +14,7 @@ import { AcmeManager } from './acme/acme-manager.js';
 import { createStatusServer } from '../core/admin/status-server.js';
 import { createAdminServer } from '../core/admin/admin-server.js';
 import { closeFastify, listenFastify } from '../core/admin/fastify-listen.js';
+import type { IdentityProvider } from '../core/pki/types.js';
 
 export interface GatewayOptions {
   /** Folder of Istio YAML, watched; used when no `source` is given. */
@@ -38,6 +39,8 @@ export interface GatewayOptions {
   readonly acmeCa?: string;
   readonly logger?: Logger;
   readonly random?: () => number;
+  /** The gateway's workload identity: Istio mTLS to mesh endpoints (auto mTLS, ISTIO_MUTUAL). */
+  readonly identity?: IdentityProvider;
 }
 
 export interface RunningGateway {
@@ -59,7 +62,8 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   const log = opts.logger ?? pino({ name: 'meshgate-gateway' }, pino.destination(2));
   const host = opts.listenHost ?? '0.0.0.0';
   const holder = new SnapshotHolder();
-  const pools = new UpstreamPools();
+  const certsDir = opts.certsDir ?? 'certs';
+  const pools = new UpstreamPools({ certsDir, logger: log.child({ component: 'upstream-tls' }) });
   const accessLog = createAccessLog(opts.accessLog ?? 'stdout');
   const random = opts.random ?? Math.random;
   if (!opts.source && opts.configDir === undefined) throw new Error('startGateway needs configDir or source');
@@ -74,7 +78,6 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   let draining = false;
   const status = createStatusServer({ ready: () => holder.current() !== undefined && !draining });
   const admin = createAdminServer(holder, pools);
-  const certsDir = opts.certsDir ?? 'certs';
   const credentials = createCredentialStore({ certsDir, logger: log });
   const acme = new AcmeManager({ certsDir, holder, logger: log.child({ component: 'acme' }), random, ...(opts.acmeCa ? { acmeCa: opts.acmeCa } : {}) });
   const listeners: PortListener[] = [];
@@ -98,7 +101,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     await reloader.start();
     for (const [gatewayPort, listenPort] of opts.ports) {
       const l = createPortListener(gatewayPort, {
-        ctx: { holder, pools, accessLog, random, draining: () => draining },
+        ctx: { holder, pools, accessLog, random, draining: () => draining, ...(opts.identity ? { identity: opts.identity } : {}) },
         credentials,
         log,
         acmeChallenge: (token) => acme.challengeResponse(token),

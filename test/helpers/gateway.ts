@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { request } from 'undici';
 import { startGateway, type RunningGateway } from '../../src/gateway/main.js';
+import type { IdentityProvider } from '../../src/core/pki/types.js';
 import { seededRandom } from './random.js';
 
 export interface TestGateway {
@@ -25,7 +26,7 @@ export interface Reply {
   json<T = Record<string, unknown>>(): T;
 }
 
-export async function startTestGateway(files: Record<string, string>, opts: { gatewayPort?: number; seed?: number; accessLog?: string } = {}): Promise<TestGateway> {
+export async function startTestGateway(files: Record<string, string>, opts: { gatewayPort?: number; seed?: number; accessLog?: string; identity?: IdentityProvider; certsDir?: string } = {}): Promise<TestGateway> {
   const dir = await mkdtemp(join(tmpdir(), 'meshgate-test-'));
   for (const [name, text] of Object.entries(files)) await writeFile(join(dir, name), text);
   const gatewayPort = opts.gatewayPort ?? 80;
@@ -38,6 +39,8 @@ export async function startTestGateway(files: Record<string, string>, opts: { ga
     accessLog: opts.accessLog ?? 'off',
     logger: pino({ level: 'silent' }),
     random: seededRandom(opts.seed ?? 42),
+    ...(opts.identity ? { identity: opts.identity } : {}),
+    ...(opts.certsDir ? { certsDir: opts.certsDir } : {}),
   });
   const port = gw.listenPorts.get(gatewayPort)!;
   return {

@@ -1,17 +1,21 @@
 // forward(): sends a routed request to one of its destinations and streams the answer back, with
 // the route's timeout and retry policy. Bodies stream both ways; only a small body is held so a
-// retry can replay it.
+// retry can replay it. Each attempt's connection gets the TLS its cluster and endpoint call for
+// (Istio mTLS into the mesh, DestinationRule origination outside it, or none).
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Endpoint } from '../registry/types.js';
 import { endpointPort } from '../registry/types.js';
 import type { DestinationTarget, ForwardAction, RequestFacts, RetryPolicy } from '../routing/types.js';
 import { applyHeaderRules, downstreamResponseHeaders, upstreamRequestHeaders } from './headers.js';
-import { LocalReplies, sendLocalReply, withRetriesExhausted, type LocalReply } from './respond.js';
+import { LocalReplies, upstreamTlsFailure, withRetriesExhausted, type LocalReply } from './respond.js';
 import { UpstreamPools } from './upstream-pools.js';
-import { exchange, type Cancel } from './upstream-exchange.js';
+import { exchange, type Cancel, type ExchangeOutcome } from './upstream-exchange.js';
 import { exchangeH2 } from './h2-exchange.js';
 import type { RequestRecord } from '../telemetry/access-log.js';
+import type { IdentityProvider } from '../pki/types.js';
+import { decideUpstreamTls } from '../tls/upstream-tls.js';
+import { UpstreamTlsError } from '../tls/upstream-connector.js';
 
 /** Bodies up to this size are kept in memory so a retry can send them again (Envoy buffers similarly). */
 const REPLAY_LIMIT = 64 * 1024;
@@ -23,6 +27,8 @@ export interface ForwardContext {
   readonly requestId: string;
   /** x-forwarded-client-cert of a verified client certificate. */
   readonly clientCert?: string;
+  /** This proxy's workload identity: with it, endpoints that run a sidecar get Istio mTLS. */
+  readonly identity?: IdentityProvider;
 }
 
 /** A destination by relative weight; used for HTTP routes and for piped (tls/tcp) connections alike. */
@@ -45,6 +51,7 @@ const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOT
 type Failure = { kind: 'connect' | 'reset'; reply: LocalReply };
 
 function classify(err: unknown): Failure {
+  if (err instanceof UpstreamTlsError) return { kind: 'connect', reply: upstreamTlsFailure(err.reason) };
   const code = (err as { code?: string } | undefined)?.code ?? '';
   if (CONNECT_ERRORS.has(code)) return { kind: 'connect', reply: LocalReplies.connectFailure };
   if (code === 'UND_ERR_INVALID_ARG' || code === 'HPE_INVALID_CONSTANT' || code.startsWith('HPE_')) return { kind: 'reset', reply: LocalReplies.protocolError };
@@ -167,16 +174,23 @@ export async function forward(
       const key = UpstreamPools.key(pick.endpoint.address, endpointPort(pick.endpoint, cluster.port));
       log.upstreamHost = key;
       headers['x-envoy-attempt-count'] = String(attempt + 1);
-      const lease = ctx.pools.acquire(key);
+      const tls = decideUpstreamTls(cluster, pick.endpoint, ctx.identity, String(headers.host ?? ''));
+      // Never plaintext where the rule asks for mTLS; without a certificate no endpoint is reachable.
+      if (!tls.ok) return attempt > 0 ? withRetriesExhausted(upstreamTlsFailure(tls.reason)) : upstreamTlsFailure(tls.reason);
+      const lease = ctx.pools.acquire(key, h2Upstream ? undefined : tls.profile);
       started = performance.now();
       const attemptRequest = { path: fullPath, method: req.method ?? 'GET', headers, ...(body !== undefined ? { body } : {}) };
       const cancelable = (c: Cancel): void => {
         current = c;
         if (stopped) c.cancel(new Error(stopped));
       };
-      const outcome = h2Upstream
-        ? await exchangeH2(ctx.pools.h2Session(key), attemptRequest, res, hooks, cancelable)
-        : await exchange(lease.pool, attemptRequest, res, hooks, cancelable);
+      let outcome: ExchangeOutcome;
+      if (h2Upstream) {
+        const h2 = ctx.pools.h2Session(key, tls.profile);
+        outcome = h2.ok ? await exchangeH2(h2.session, attemptRequest, res, hooks, cancelable) : { kind: 'failed', error: h2.error };
+      } else {
+        outcome = await exchange(lease.pool, attemptRequest, res, hooks, cancelable);
+      }
       lease.end();
       current = undefined;
       if (outcome.kind === 'responded') {

@@ -1,34 +1,57 @@
-// One attempt against an upstream that speaks cleartext HTTP/2 (service ports declared http2 or
-// grpc), on node:http2 sessions. undici's HTTP/2 path hands trailers to new-style dispatch handlers
-// as an empty object, and gRPC lives on its trailers (grpc-status), so this path uses node's own
-// client, which carries them. Same contract as exchange(): backpressure, cancel, retry on status.
+// One attempt against an upstream that speaks HTTP/2 (service ports declared http2 or grpc), on
+// node:http2 sessions: cleartext with prior knowledge, or over the TLS the connector opens (mesh mTLS
+// or DestinationRule origination). undici's HTTP/2 path hands trailers to new-style dispatch
+// handlers as an empty object, and gRPC lives on its trailers (grpc-status), so this path uses
+// node's own client, which carries them. Same contract as exchange(): backpressure, cancel, retry.
 
 import { connect, constants, type ClientHttp2Session } from 'node:http2';
 import type { ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
 import type { Cancel, ExchangeHooks, ExchangeOutcome, ExchangeRequest } from './upstream-exchange.js';
 
-/** One multiplexed session per endpoint, replaced when it closes or fails. */
+/**
+ * Opens the TLS connection for a new session; `onFailure` receives the reason it failed before the
+ * handshake completed. Returns an error instead when no connection can even be attempted.
+ */
+export type H2TlsConnect = (onFailure: (err: Error) => void) => { ok: true; socket: TLSSocket } | { ok: false; error: Error };
+
+/** One multiplexed session per endpoint (and TLS profile), replaced when it closes or fails. */
 export class H2Sessions {
   readonly #sessions = new Map<string, ClientHttp2Session>();
-  /** Why a session failed (ECONNREFUSED …): its streams only say they were cancelled. */
+  /** Why a session failed (ECONNREFUSED, a TLS error …): its streams only say they were cancelled. */
   static readonly failures = new WeakMap<ClientHttp2Session, Error>();
 
-  get(key: string): ClientHttp2Session {
+  /** `endpoint` is `address:port`; `key` tells sessions apart (the endpoint, plus its TLS profile). */
+  get(key: string, endpoint: string, tls?: H2TlsConnect): { ok: true; session: ClientHttp2Session } | { ok: false; error: Error } {
     const known = this.#sessions.get(key);
-    if (known && !known.closed && !known.destroyed) return known;
-    const session = connect(`http://${key}`);
+    if (known && !known.closed && !known.destroyed) return { ok: true, session: known };
+    let session: ClientHttp2Session;
+    if (tls) {
+      let failure: Error | undefined;
+      const opened = tls((err) => {
+        failure = err;
+        if (session) H2Sessions.failures.set(session, err);
+      });
+      if (!opened.ok) return opened;
+      // The endpoint address stands in for the authority; each request sends its own :authority.
+      session = connect(`https://${endpoint}`, { createConnection: () => opened.socket });
+      if (failure) H2Sessions.failures.set(session, failure);
+    } else {
+      session = connect(`http://${endpoint}`);
+    }
     const forget = (): void => {
       if (this.#sessions.get(key) === session) this.#sessions.delete(key);
     };
     session.on('error', (err: Error) => {
-      H2Sessions.failures.set(session, err);
+      // The connector's translated reason (a TLS failure) wins over the raw socket error.
+      if (!H2Sessions.failures.has(session)) H2Sessions.failures.set(session, err);
       forget();
     });
     session.on('close', forget);
     session.on('goaway', forget);
     session.unref();
     this.#sessions.set(key, session);
-    return session;
+    return { ok: true, session };
   }
 
   close(): void {

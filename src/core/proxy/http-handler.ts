@@ -13,6 +13,7 @@ import { normalizePath } from './path-normalize.js';
 import { forward } from './forward.js';
 import { LocalReplies, sendLocalReply, type LocalReply } from './respond.js';
 import type { UpstreamPools } from './upstream-pools.js';
+import type { IdentityProvider } from '../pki/types.js';
 
 export interface HttpHandlerContext {
   readonly holder: SnapshotHolder;
@@ -21,6 +22,8 @@ export interface HttpHandlerContext {
   readonly random: () => number;
   /** True while the proxy drains before exit: HTTP/1 responses then close their connection. */
   readonly draining?: () => boolean;
+  /** The proxy's workload identity, for mTLS to endpoints in the mesh. */
+  readonly identity?: IdentityProvider;
 }
 
 /** Which route config serves a request on this listener (plaintext: the port's `http.<port>`). */
@@ -150,7 +153,7 @@ export function handleHttpRequest(req: IncomingMessage, res: ServerResponse, lis
     return;
   }
   const xfcc = listener.clientCert?.(req);
-  forward(req, res, facts, action, { pools: ctx.pools, random: ctx.random, remoteAddress, requestId, ...(xfcc ? { clientCert: xfcc } : {}) }, record).then(
+  forward(req, res, facts, action, { pools: ctx.pools, random: ctx.random, remoteAddress, requestId, ...(xfcc ? { clientCert: xfcc } : {}), ...(ctx.identity ? { identity: ctx.identity } : {}) }, record).then(
     (failure) => {
       if (failure) reply(failure);
     },

@@ -43,6 +43,14 @@ export const LocalReplies = {
   registryOnly: reply('REGISTRY_ONLY', 502, '-', '', 'direct_response'),
 } as const;
 
+/**
+ * A TLS failure towards the upstream (handshake, untrusted chain, wrong peer identity, no workload
+ * certificate): a connection failure to Envoy, so 503 UF, with the reason in the response details.
+ */
+export function upstreamTlsFailure(reason: string): LocalReply {
+  return reply('UPSTREAM_TLS', 503, 'UF', LocalReplies.connectFailure.body, `upstream_tls_error:${reason}`);
+}
+
 /** Retries that ran out add URX to the flag, as Envoy reports it. */
 export function withRetriesExhausted(r: LocalReply): LocalReply {
   return { ...r, flag: r.flag === '-' ? 'URX' : `${r.flag},URX` };

@@ -1,5 +1,6 @@
 // Upgraded connections (WebSocket): routed like any request, then the raw bytes are piped both ways
-// between the client and one endpoint for as long as either side keeps the connection open.
+// between the client and one endpoint for as long as either side keeps the connection open. The
+// connection to the endpoint gets the same TLS as a request would (mesh mTLS, origination).
 
 import { connect, type Socket } from 'node:net';
 import type { IncomingMessage } from 'node:http';
@@ -10,7 +11,8 @@ import type { HttpHandlerContext, ListenerInfo } from './http-handler.js';
 import { requestFacts } from './http-handler.js';
 import { normalizePath } from './path-normalize.js';
 import { pickDestination } from './forward.js';
-import { LocalReplies, type LocalReply } from './respond.js';
+import { LocalReplies, upstreamTlsFailure, type LocalReply } from './respond.js';
+import { decideUpstreamTls } from '../tls/upstream-tls.js';
 
 function rejectUpgrade(socket: Socket, r: LocalReply): void {
   const body = Buffer.from(r.body);
@@ -55,14 +57,25 @@ export function handleUpgrade(
   headers.connection = 'Upgrade';
   headers.upgrade = req.headers.upgrade ?? 'websocket';
 
-  const upstream = connect({ host: pick.endpoint.address, port: endpointPort(pick.endpoint, cluster.port) });
+  const tls = decideUpstreamTls(cluster, pick.endpoint, ctx.identity, String(headers.host ?? ''));
+  if (!tls.ok) return rejectUpgrade(socket, upstreamTlsFailure(tls.reason));
+  const address = pick.endpoint.address;
+  const endpointPortNumber = endpointPort(pick.endpoint, cluster.port);
+  let upstream: Socket;
+  if (tls.profile) {
+    const opened = ctx.pools.openTls(tls.profile, address, endpointPortNumber);
+    if (!opened.ok) return rejectUpgrade(socket, LocalReplies.connectFailure);
+    upstream = opened.socket;
+  } else {
+    upstream = connect({ host: address, port: endpointPortNumber });
+  }
   upstream.on('error', () => {
     if (socket.writable && !upstream.bytesRead) rejectUpgrade(socket, LocalReplies.connectFailure);
     else socket.destroy();
   });
   socket.on('close', () => upstream.destroy());
   upstream.on('close', () => socket.destroy());
-  upstream.on('connect', () => {
+  upstream.on(tls.profile ? 'secureConnect' : 'connect', () => {
     let head1 = `${req.method} ${facts.queryString ? `${newPath}?${facts.queryString}` : newPath} HTTP/1.1\r\n`;
     for (const [k, v] of Object.entries(headers)) for (const one of Array.isArray(v) ? v : [v]) head1 += `${k}: ${one}\r\n`;
     upstream.write(head1 + '\r\n');

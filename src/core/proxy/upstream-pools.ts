@@ -1,17 +1,26 @@
-// Keep-alive connection pools to upstream endpoints, one undici Pool per endpoint, shared by every
-// snapshot so that a configuration reload never drops or re-opens connections. It also counts the
-// requests in flight per endpoint, which the least-request load balancer reads.
+// Keep-alive connection pools to upstream endpoints, one undici Pool per endpoint and TLS profile
+// (plaintext, Istio mTLS, or TLS origination: connections of one never serve another), shared by
+// every snapshot so that a configuration reload never drops or re-opens connections. It also counts
+// the requests in flight per endpoint, which the least-request load balancer reads.
 
 import type { ClientHttp2Session } from 'node:http2';
+import type { TLSSocket } from 'node:tls';
+import type { Logger } from 'pino';
 import { Pool } from 'undici';
 import { H2Sessions } from './h2-exchange.js';
 import type { EndpointLoad } from '../policy/types.js';
+import { UpstreamConnector } from '../tls/upstream-connector.js';
+import type { UpstreamTlsProfile } from '../tls/upstream-tls.js';
 
 export interface PoolOptions {
   /** Connect timeout (Istio's connectionPool.tcp.connectTimeout default: 10 s). */
   readonly connectTimeoutMs?: number;
   /** How long an unused pool lives before it is closed (endpoints that left the registry). */
   readonly idlePoolMs?: number;
+  /** Where DestinationRule `credentialName` material lives (default `certs`). */
+  readonly certsDir?: string;
+  /** Upstream TLS failures are logged here. */
+  readonly logger?: Logger;
 }
 
 interface Entry {
@@ -23,6 +32,9 @@ interface Entry {
 export class UpstreamPools implements EndpointLoad {
   readonly #pools = new Map<string, Entry>();
   readonly #h2 = new H2Sessions();
+  /** Requests in flight per endpoint (`address:port`), over all of its pools. */
+  readonly #active = new Map<string, number>();
+  readonly #connector: UpstreamConnector;
   readonly #connectTimeoutMs: number;
   readonly #idlePoolMs: number;
   readonly #sweeper: NodeJS.Timeout;
@@ -31,6 +43,11 @@ export class UpstreamPools implements EndpointLoad {
   constructor(opts: PoolOptions = {}) {
     this.#connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
     this.#idlePoolMs = opts.idlePoolMs ?? 300_000;
+    this.#connector = new UpstreamConnector({
+      connectTimeoutMs: this.#connectTimeoutMs,
+      ...(opts.certsDir !== undefined ? { certsDir: opts.certsDir } : {}),
+      ...(opts.logger ? { logger: opts.logger } : {}),
+    });
     this.#sweeper = setInterval(() => this.#sweep(), Math.min(this.#idlePoolMs, 60_000));
     this.#sweeper.unref();
   }
@@ -41,21 +58,35 @@ export class UpstreamPools implements EndpointLoad {
   }
 
   active(key: string): number {
-    return this.#pools.get(key)?.active ?? 0;
+    return this.#active.get(key) ?? 0;
   }
 
-  /** The HTTP/2 session for an endpoint whose service port speaks http2/grpc. */
-  h2Session(key: string): ClientHttp2Session {
+  /**
+   * The HTTP/2 session for an endpoint whose service port speaks http2/grpc, over `tls` when given.
+   * An error when the TLS material for a new session cannot be had.
+   */
+  h2Session(key: string, tls?: UpstreamTlsProfile): { ok: true; session: ClientHttp2Session } | { ok: false; error: Error } {
     if (this.#closed) throw new Error('upstream pools are closed');
-    return this.#h2.get(key);
+    if (!tls) return this.#h2.get(key, key);
+    const { host, port } = splitKey(key);
+    return this.#h2.get(`${key}|${tls.key}`, key, (onFailure) => this.#connector.open(tls, host, port, ['h2'], onFailure));
   }
 
-  /** The pool for an endpoint; `end()` closes the bracket around each request so least-request sees the load. */
-  acquire(key: string): { pool: Pool; end(): void } {
+  /** A TLS connection of its own (an upgraded request's); `secureConnect` once the server is verified. */
+  openTls(tls: UpstreamTlsProfile, host: string, port: number): { ok: true; socket: TLSSocket } | { ok: false; error: Error } {
+    return this.#connector.open(tls, host, port, ['http/1.1'], () => undefined);
+  }
+
+  /**
+   * The pool for an endpoint (with `tls`, its own pool of TLS connections); `end()` closes the
+   * bracket around each request so least-request sees the load.
+   */
+  acquire(key: string, tls?: UpstreamTlsProfile): { pool: Pool; end(): void } {
     if (this.#closed) throw new Error('upstream pools are closed');
-    const poolKey = key;
+    const poolKey = tls ? `${key}|${tls.key}` : key;
     let e = this.#pools.get(poolKey);
     if (!e) {
+      const { host, port } = splitKey(key);
       e = {
         pool: new Pool(`http://${key}`, {
           connectTimeout: this.#connectTimeoutMs,
@@ -63,6 +94,7 @@ export class UpstreamPools implements EndpointLoad {
           headersTimeout: 0,
           bodyTimeout: 0,
           keepAliveTimeout: 4_000,
+          ...(tls ? { connect: this.#connector.undiciConnect(tls, host, port) } : {}),
         }),
         active: 0,
         lastUsed: Date.now(),
@@ -72,6 +104,7 @@ export class UpstreamPools implements EndpointLoad {
     const entry = e;
     entry.active++;
     entry.lastUsed = Date.now();
+    this.#active.set(key, (this.#active.get(key) ?? 0) + 1);
     let ended = false;
     return {
       pool: entry.pool,
@@ -79,6 +112,9 @@ export class UpstreamPools implements EndpointLoad {
         if (ended) return;
         ended = true;
         entry.active--;
+        const left = (this.#active.get(key) ?? 1) - 1;
+        if (left > 0) this.#active.set(key, left);
+        else this.#active.delete(key);
       },
     };
   }
@@ -109,4 +145,11 @@ export class UpstreamPools implements EndpointLoad {
     await Promise.all([...this.#pools.values()].map((e) => e.pool.destroy().catch(() => undefined)));
     this.#pools.clear();
   }
+}
+
+/** `10.0.0.1:80` / `[::1]:80` → host and port. */
+function splitKey(key: string): { host: string; port: number } {
+  const colon = key.lastIndexOf(':');
+  const host = key.slice(0, colon);
+  return { host: host.startsWith('[') ? host.slice(1, -1) : host, port: Number(key.slice(colon + 1)) };
 }
