@@ -6,10 +6,12 @@ import type { Resource } from '../model/resource.js';
 import { resourceRef } from '../model/resource.js';
 import { hasErrors, type Problem } from './problem.js';
 import { Checker, describe, isDnsLabel, isDnsSubdomain, isObj, type Obj } from './validate-common.js';
+import { validateAuthorizationPolicy } from './validate-authorization-policy.js';
 import { validateCertificate, validateIssuer } from './validate-cert-manager.js';
 import { validateDestinationRule } from './validate-destination-rule.js';
 import { validateGateway } from './validate-gateway.js';
 import { validateEndpointSlice, validateEndpoints, validatePod, validateService } from './validate-kube.js';
+import { validatePeerAuthentication } from './validate-peer-authentication.js';
 import { validateServiceEntry, validateWorkloadEntry } from './validate-service-entry.js';
 import { validateVirtualService } from './validate-virtual-service.js';
 
@@ -23,6 +25,8 @@ const BY_KIND: Readonly<Record<string, SpecValidator>> = {
   DestinationRule: validateDestinationRule,
   ServiceEntry: validateServiceEntry,
   WorkloadEntry: validateWorkloadEntry,
+  PeerAuthentication: validatePeerAuthentication,
+  AuthorizationPolicy: validateAuthorizationPolicy,
   Service: validateService,
   Issuer: validateIssuer,
   ClusterIssuer: validateIssuer,
@@ -35,7 +39,7 @@ const TOP_LEVEL: Readonly<Record<string, SpecValidator>> = {
   Endpoints: validateEndpoints,
 };
 
-const ISTIO_KINDS = new Set(['Gateway', 'VirtualService', 'DestinationRule', 'ServiceEntry', 'WorkloadEntry']);
+const ISTIO_KINDS = new Set(['Gateway', 'VirtualService', 'DestinationRule', 'ServiceEntry', 'WorkloadEntry', 'PeerAuthentication', 'AuthorizationPolicy']);
 
 export function validateResource(r: Resource): Problem[] {
   let c: Checker | undefined;
@@ -52,7 +56,7 @@ export function validateResource(r: Resource): Problem[] {
     } else if (r.kind === 'Pod') {
       validatePod(c, isObj(r.spec) ? r.spec : {}, isObj(r.raw) ? r.raw : {});
     }
-    // PeerAuthentication, AuthorizationPolicy and Secret are not validated yet.
+    // Secret is not validated yet.
     // File order reads best; the sort is stable, so problems on one line keep their order.
     return c.problems.sort((a, b) => a.line - b.line);
   } catch (err) {

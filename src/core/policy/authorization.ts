@@ -1,0 +1,210 @@
+// AuthorizationPolicy evaluation for one workload (SEMANTICS §5.2). compileAuthorization() picks the
+// policies that apply (root namespace and own namespace, selector or namespace-wide; targetRefs
+// attach to gateways and waypoints, never to a workload here), compiles every rule twice, for HTTP
+// and for plain TCP, and leaves evaluate() nothing to do but compare: DENY first, then ALLOW, where a
+// workload without ALLOW policies allows everything. AUDIT and CUSTOM never change the decision here
+// (CUSTOM needs an external authorizer meshgate does not have), and nor does a dry-run policy.
+
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Resource } from '../model/resource.js';
+import { compareByCreation, resourceRef } from '../model/resource.js';
+import { DRY_RUN_ANNOTATION } from '../model/security.js';
+import { selectorMatches } from '../registry/labels.js';
+import { toIpAddress } from './authz-match.js';
+import { compileRule, isObj, list, obj, type Condition, type Ctx, type RuleIR, type Test } from './authz-rules.js';
+import type { WorkloadRef } from './peer-authentication.js';
+
+export type { WorkloadRef } from './peer-authentication.js';
+
+export interface AuthzRequest {
+  /** Peer identity WITHOUT `spiffe://` (absent for plaintext). */
+  readonly principal?: string;
+  readonly sourceIp: string;
+  /** Original client (x-forwarded-for derived); defaults to sourceIp. */
+  readonly remoteIp?: string;
+  readonly destinationIp?: string;
+  readonly destinationPort: number;
+  /** `:authority` as sent, including any `:port`. */
+  readonly host: string;
+  readonly method: string;
+  /** Normalized path, query already stripped. */
+  readonly path: string;
+  readonly headers: IncomingHttpHeaders;
+  readonly sni?: string;
+}
+
+export interface AuthzDecision {
+  readonly allowed: boolean;
+  /** `AuthorizationPolicy ns/name` that decided. */
+  readonly policy?: string;
+  readonly reason: string;
+}
+
+export type TcpAuthzRequest = Omit<AuthzRequest, 'host' | 'method' | 'path' | 'headers'>;
+
+export interface Authorizer {
+  /**
+   * No policy applies: everything is allowed without evaluating. (Policies that cannot change a
+   * decision, AUDIT, CUSTOM and dry-run ones, do not count.)
+   */
+  readonly empty: boolean;
+  /** HTTP. */
+  evaluate(req: AuthzRequest): AuthzDecision;
+  /** L4: rules with HTTP-only fields are skipped in ALLOW; in DENY those fields are ignored, which widens the rule. */
+  evaluateTcp(req: TcpAuthzRequest): AuthzDecision;
+}
+
+// ---------------------------------------------------------------- compiled form
+
+interface CompiledRule {
+  readonly test: Test;
+  readonly decision: AuthzDecision;
+}
+
+interface CompiledPolicy {
+  readonly ref: string;
+  readonly http: readonly CompiledRule[];
+  readonly tcp: readonly CompiledRule[];
+}
+
+// ---------------------------------------------------------------- compile
+
+export function compileAuthorization(resources: readonly Resource[], workload: WorkloadRef, rootNamespace = 'istio-system'): Authorizer {
+  const applicable = resources
+    .filter((r) => r.kind === 'AuthorizationPolicy' && appliesTo(r, workload, rootNamespace))
+    // Root-namespace policies first (Istio evaluates them in a filter of their own), oldest first.
+    .sort((a, b) => rank(a, rootNamespace) - rank(b, rootNamespace) || compareByCreation(a, b));
+  const deny: CompiledPolicy[] = [];
+  const allow: CompiledPolicy[] = [];
+  for (const r of applicable) {
+    if (isDryRun(r)) continue;
+    const spec = obj(r.spec);
+    const action = spec.action ?? 'ALLOW';
+    if (action !== 'ALLOW' && action !== 'DENY') continue;
+    const rules = list(spec.rules).map((rule) => (isObj(rule) ? compileRule(rule, r.metadata.namespace) : undefined));
+    (action === 'DENY' ? deny : allow).push(compilePolicy(resourceRef(r), action, rules));
+  }
+  return new PolicySet(deny, allow);
+}
+
+function rank(r: Resource, root: string): number {
+  return r.metadata.namespace === root ? 0 : 1;
+}
+
+function appliesTo(r: Resource, workload: WorkloadRef, root: string): boolean {
+  const ns = r.metadata.namespace;
+  if (ns !== workload.namespace && ns !== root) return false;
+  const spec = obj(r.spec);
+  if (isObj(spec.targetRef) || list(spec.targetRefs).length > 0) return false;
+  const matchLabels = isObj(spec.selector) && isObj(spec.selector.matchLabels) ? stringRecord(spec.selector.matchLabels) : undefined;
+  // A root-namespace policy's selector picks workloads in every namespace.
+  return selectorMatches(matchLabels, workload.labels);
+}
+
+/** Go's strconv.ParseBool, which Istio uses; anything else leaves the policy enforced. */
+function isDryRun(r: Resource): boolean {
+  return ['1', 't', 'T', 'true', 'TRUE', 'True'].includes(r.metadata.annotations[DRY_RUN_ANNOTATION] ?? '');
+}
+
+function compilePolicy(ref: string, action: 'ALLOW' | 'DENY', rules: ReadonlyArray<RuleIR | undefined>): CompiledPolicy {
+  const http: CompiledRule[] = [];
+  const tcp: CompiledRule[] = [];
+  rules.forEach((rule, i) => {
+    if (!rule || rule.broken) return;
+    const decision: AuthzDecision = Object.freeze({
+      allowed: action === 'ALLOW',
+      policy: ref,
+      reason: `${action} rules[${i}] of ${ref} matched`,
+    });
+    // An ALLOW rule that needs an attribute meshgate cannot know never matches (it would only widen access).
+    const hasUnsupported = all(rule).some((c) => c.unsupported);
+    if (action === 'DENY' || !hasUnsupported) http.push({ test: ruleTest(rule, () => true), decision });
+    // On TCP, Istio drops a whole ALLOW rule with HTTP-only conditions, and drops only the conditions in DENY.
+    if (action === 'DENY') tcp.push({ test: ruleTest(rule, (c) => !c.httpOnly), decision });
+    else if (!hasUnsupported && !all(rule).some((c) => c.httpOnly)) tcp.push({ test: ruleTest(rule, () => true), decision });
+  });
+  return { ref, http, tcp };
+}
+
+function all(rule: RuleIR): Condition[] {
+  return [...(rule.from ?? []).flat(), ...(rule.to ?? []).flat(), ...rule.when];
+}
+
+function ruleTest(rule: RuleIR, keep: (c: Condition) => boolean): Test {
+  const and = (conds: readonly Condition[]): Test => {
+    const tests = conds.filter(keep).map((c) => c.test);
+    if (tests.length === 0) return () => true;
+    if (tests.length === 1) return tests[0]!;
+    return (ctx) => tests.every((t) => t(ctx));
+  };
+  const or = (groups: readonly (readonly Condition[])[] | undefined): Test | undefined => {
+    if (groups === undefined) return undefined;
+    const tests = groups.map(and);
+    return tests.length === 1 ? tests[0]! : (ctx) => tests.some((t) => t(ctx));
+  };
+  const parts = [or(rule.from), or(rule.to), rule.when.length > 0 ? and(rule.when) : undefined].filter((t): t is Test => t !== undefined);
+  if (parts.length === 0) return () => true; // `rules: [{}]` matches everything
+  if (parts.length === 1) return parts[0]!;
+  return (ctx) => parts.every((t) => t(ctx));
+}
+
+// ---------------------------------------------------------------- evaluate
+
+const EMPTY_ALLOWED: AuthzDecision = Object.freeze({ allowed: true, reason: 'no authorization policy applies' });
+const NO_ALLOW_POLICY: AuthzDecision = Object.freeze({ allowed: true, reason: 'no DENY policy matched and no ALLOW policy applies' });
+const NO_ALLOW_MATCH: AuthzDecision = Object.freeze({ allowed: false, reason: 'no ALLOW policy matched' });
+
+class PolicySet implements Authorizer {
+  readonly empty: boolean;
+  constructor(
+    private readonly deny: readonly CompiledPolicy[],
+    private readonly allow: readonly CompiledPolicy[],
+  ) {
+    this.empty = deny.length === 0 && allow.length === 0;
+  }
+
+  evaluate(req: AuthzRequest): AuthzDecision {
+    if (this.empty) return EMPTY_ALLOWED;
+    const path = typeof req.path === 'string' ? req.path : '';
+    const q = path.indexOf('?');
+    const host = typeof req.host === 'string' && req.host !== '' ? req.host : undefined;
+    const ctx: Ctx = {
+      ...l4(req),
+      ...(host !== undefined ? { host: host.toLowerCase(), rawHost: host } : {}),
+      method: req.method,
+      path: q < 0 ? path : path.slice(0, q),
+      headers: req.headers ?? {},
+    };
+    return this.decide(ctx, 'http');
+  }
+
+  evaluateTcp(req: TcpAuthzRequest): AuthzDecision {
+    if (this.empty) return EMPTY_ALLOWED;
+    return this.decide(l4(req), 'tcp');
+  }
+
+  private decide(ctx: Ctx, chain: 'http' | 'tcp'): AuthzDecision {
+    for (const p of this.deny) for (const rule of p[chain]) if (rule.test(ctx)) return rule.decision;
+    if (this.allow.length === 0) return NO_ALLOW_POLICY;
+    for (const p of this.allow) for (const rule of p[chain]) if (rule.test(ctx)) return rule.decision;
+    return NO_ALLOW_MATCH;
+  }
+}
+
+function l4(req: TcpAuthzRequest): Ctx {
+  const sourceIp = toIpAddress(req.sourceIp);
+  return {
+    principal: typeof req.principal === 'string' && req.principal !== '' ? req.principal : undefined,
+    sourceIp,
+    remoteIp: req.remoteIp !== undefined ? toIpAddress(req.remoteIp) : sourceIp,
+    destinationIp: toIpAddress(req.destinationIp),
+    destinationPort: req.destinationPort,
+    sni: typeof req.sni === 'string' && req.sni !== '' ? req.sni : undefined,
+  };
+}
+
+function stringRecord(v: Record<string, unknown>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, val] of Object.entries(v)) if (typeof val === 'string') out[k] = val;
+  return out;
+}
