@@ -129,13 +129,13 @@ function compileHttpRoutes(vs: Resource<VirtualServiceSpec>, bound: BoundServer,
   return out;
 }
 
-const REDIRECT_CODES = new Set([301, 302, 303, 307, 308]);
+export const REDIRECT_CODES: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
 
 /**
  * Istio's VirtualServicesForGateway order: those private to the proxy's namespace, then those
  * exported to it by name, then public ones; creation order within each group.
  */
-function orderForProxy(list: readonly Resource<VirtualServiceSpec>[], proxyNamespace: string): Resource<VirtualServiceSpec>[] {
+export function orderForProxy(list: readonly Resource<VirtualServiceSpec>[], proxyNamespace: string): Resource<VirtualServiceSpec>[] {
   const tier = (vs: Resource<VirtualServiceSpec>): number => {
     const e = vs.spec.exportTo;
     if (!e || e.length === 0 || e.includes('*')) return 2;
@@ -145,7 +145,7 @@ function orderForProxy(list: readonly Resource<VirtualServiceSpec>[], proxyNames
   return [...list].sort((a, b) => tier(a) - tier(b) || compareByCreation(a, b));
 }
 
-function routeName(route: HTTPRoute, m: HTTPMatchRequest | undefined): string {
+export function routeName(route: HTTPRoute, m: HTTPMatchRequest | undefined): string {
   if (route.name && m?.name) return `${route.name}.${m.name}`;
   return route.name ?? m?.name ?? '';
 }

@@ -1,6 +1,7 @@
 // buildSnapshot(): loaded resources in, one frozen snapshot out, for one proxy role. It validates,
 // keeps the last good version of anything broken, builds the registry and the clusters, and
-// compiles the routes. It never throws for bad input: problems come back as values.
+// compiles the routes: the Gateway servers of a gateway, or the outbound mesh routes of a sidecar.
+// It never throws for bad input: problems come back as values.
 
 import type { Problem } from '../config/problem.js';
 import { validateAll } from '../config/validate.js';
@@ -12,7 +13,8 @@ import { buildCluster } from '../policy/cluster.js';
 import type { Cluster, EndpointLoad } from '../policy/types.js';
 import { clusterName } from '../policy/types.js';
 import { buildRegistry } from '../registry/build.js';
-import { compileGateway } from '../routing/compile.js';
+import { compileGateway, type CompiledGateway } from '../routing/compile.js';
+import { compileMesh } from '../routing/compile-mesh.js';
 import { keepLastGood } from './last-good.js';
 import type { ProxyRole, Snapshot } from './snapshot.js';
 
@@ -54,15 +56,11 @@ export function buildSnapshot(loaded: LoadResult, role: ProxyRole, deps: Snapsho
     return built;
   };
 
-  const compiled = compileGateway({
-    gateways: ofKind<GatewaySpec>(resources, 'Gateway'),
-    virtualServices: ofKind<VirtualServiceSpec>(resources, 'VirtualService'),
-    registry,
-    proxyLabels: role.labels,
-    proxyNamespace: role.namespace,
-    domain,
-    cluster,
-  });
+  const virtualServices = ofKind<VirtualServiceSpec>(resources, 'VirtualService');
+  const routing = { virtualServices, registry, proxyLabels: role.labels, proxyNamespace: role.namespace, domain, cluster };
+  // A sidecar has no Gateway listeners: its route configs are looked up by the port the app called.
+  const compiled: CompiledGateway =
+    role.kind === 'sidecar' ? { listeners: new Map(), ...compileMesh(routing) } : compileGateway({ ...routing, gateways: ofKind<GatewaySpec>(resources, 'Gateway') });
 
   const problems = [...loaded.problems, ...validationProblems, ...reconciled.problems, ...registryProblems, ...compiled.problems];
   const snapshot: Snapshot = Object.freeze({
@@ -73,6 +71,7 @@ export function buildSnapshot(loaded: LoadResult, role: ProxyRole, deps: Snapsho
     clusters,
     listeners: compiled.listeners,
     routeConfigs: compiled.routeConfigs,
+    role,
     problems,
   });
   return { snapshot, problems };

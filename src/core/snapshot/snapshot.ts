@@ -1,5 +1,6 @@
 // A Snapshot is one frozen, complete view of the configuration for one proxy: registry, clusters,
-// listeners and route configs. A request reads `holder.current()` once and uses only that object.
+// listeners and route configs, compiled for its role (a gateway or a sidecar). A request reads
+// `holder.current()` once and uses only that object.
 
 import type { Problem } from '../config/problem.js';
 import type { Resource } from '../model/resource.js';
@@ -16,8 +17,15 @@ export interface Snapshot {
   readonly registry: Registry;
   /** Every cluster a route refers to, by name (`outbound|port|subset|host`). */
   readonly clusters: ReadonlyMap<string, Cluster>;
+  /** Gateway listeners by Gateway port; empty for a sidecar. */
   readonly listeners: ReadonlyMap<number, Listener>;
+  /**
+   * Gateway: `http.<port>` and `https.<port>.<portName>.<gw>.<ns>`. Sidecar: one outbound route config
+   * per service port, named by the number as Istio names them (`80`, `9080`).
+   */
   readonly routeConfigs: ReadonlyMap<string, RouteConfig>;
+  /** The role it was compiled for. */
+  readonly role: ProxyRole;
   /** Problems found while building it (warnings, and errors of resources left out). */
   readonly problems: readonly Problem[];
 }
@@ -30,4 +38,14 @@ export interface GatewayRole {
   readonly namespace: string;
 }
 
-export type ProxyRole = GatewayRole;
+/** A sidecar compiles the outbound (mesh) routes its workload sees from its namespace. */
+export interface SidecarRole {
+  readonly kind: 'sidecar';
+  readonly namespace: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly serviceAccount: string;
+  /** meshConfig.outboundTrafficPolicy.mode; default ALLOW_ANY. */
+  readonly outboundTrafficPolicy: 'ALLOW_ANY' | 'REGISTRY_ONLY';
+}
+
+export type ProxyRole = GatewayRole | SidecarRole;
