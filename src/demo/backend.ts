@@ -2,7 +2,7 @@
 // version and instance answered and what it received, so `curl` through the gateway shows the routing
 // decision and the headers the gateway set.
 
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 export interface BackendOptions {
@@ -12,6 +12,12 @@ export interface BackendOptions {
   readonly host?: string;
   /** 0 = any free port. */
   readonly port: number;
+  /**
+   * Services this one calls on every request, by name, through its sidecar's outbound port used as
+   * an HTTP proxy (what `HTTP_PROXY=http://127.0.0.1:15001` does for a real app). Their answers are
+   * included in the reply, so one curl shows the whole call chain.
+   */
+  readonly calls?: { readonly proxyPort: number; readonly urls: readonly string[] };
 }
 
 export interface RunningBackend {
@@ -28,6 +34,8 @@ export interface BackendReply {
   readonly host: string;
   readonly headers: IncomingMessage['headers'];
   readonly bodyBytes: number;
+  /** What the called services answered (status and body), by URL. */
+  readonly calls?: Record<string, { status: number; body: unknown }>;
 }
 
 export async function startBackend(opts: BackendOptions): Promise<RunningBackend> {
@@ -36,15 +44,16 @@ export async function startBackend(opts: BackendOptions): Promise<RunningBackend
     // The body is counted, never buffered: an upload of any size costs no memory.
     let bodyBytes = 0;
     req.on('data', (chunk: Buffer) => (bodyBytes += chunk.length));
-    req.on('end', () => answer(req, res, bodyBytes));
+    req.on('end', () => void answer(req, res, bodyBytes).catch(() => res.destroy()));
     req.on('error', () => res.destroy());
   });
 
-  const answer = (req: IncomingMessage, res: ServerResponse, bodyBytes: number): void => {
+  const answer = async (req: IncomingMessage, res: ServerResponse, bodyBytes: number): Promise<void> => {
     if (req.method === 'GET' && req.url === '/healthz') {
       send(res, { status: 'ok', service, version, instance });
       return;
     }
+    const calls = opts.calls ? await callThroughProxy(opts.calls.proxyPort, opts.calls.urls, req.headers['x-request-id']) : undefined;
     const reply: BackendReply = {
       service,
       version,
@@ -54,6 +63,7 @@ export async function startBackend(opts: BackendOptions): Promise<RunningBackend
       host: req.headers.host ?? '',
       headers: req.headers,
       bodyBytes,
+      ...(calls ? { calls } : {}),
     };
     send(res, reply);
   };
@@ -85,4 +95,32 @@ function send(res: ServerResponse, value: unknown): void {
   const body = JSON.stringify(value, null, 2) + '\n';
   res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
   res.end(body);
+}
+
+/** GET each URL through an HTTP proxy (absolute-form request target), passing the request id along as apps in a mesh should. */
+async function callThroughProxy(proxyPort: number, urls: readonly string[], requestId: string | string[] | undefined): Promise<Record<string, { status: number; body: unknown }>> {
+  const out: Record<string, { status: number; body: unknown }> = {};
+  for (const url of urls) {
+    out[url] = await new Promise((resolve) => {
+      const target = new URL(url);
+      const req = request({ host: '127.0.0.1', port: proxyPort, path: url, headers: { host: target.host, ...(typeof requestId === 'string' ? { 'x-request-id': requestId } : {}) } }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let body: unknown = text;
+          try {
+            body = JSON.parse(text);
+          } catch {
+            // not JSON (a local reply such as 'RBAC: access denied'): keep the text
+          }
+          resolve({ status: res.statusCode ?? 0, body });
+        });
+        res.on('error', () => resolve({ status: 0, body: 'response broke off' }));
+      });
+      req.on('error', (err) => resolve({ status: 0, body: `call failed: ${err.message}` }));
+      req.end();
+    });
+  }
+  return out;
 }

@@ -6,6 +6,8 @@ export interface TestEndpoint {
   readonly port: number;
   readonly labels?: Record<string, string>;
   readonly address?: string;
+  /** The pod's spec.serviceAccountName (its mesh identity). */
+  readonly serviceAccount?: string;
 }
 
 export function serviceYaml(name: string, endpoints: readonly TestEndpoint[], opts: { namespace?: string; port?: number; portName?: string } = {}): string {
@@ -27,7 +29,7 @@ kind: Pod
 metadata:
   name: ${ep.pod}
   namespace: ${ns}
-  labels: ${JSON.stringify(labels)}
+  labels: ${JSON.stringify(labels)}${ep.serviceAccount ? `\nspec: {serviceAccountName: ${ep.serviceAccount}}` : ''}
 status: {podIP: ${ep.address ?? '127.0.0.1'}}`);
     docs.push(`apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice

@@ -1,0 +1,241 @@
+// The sidecar's inbound side (15006): every connection to the workload arrives here. Mutual TLS is
+// terminated with the workload certificate and the peer's SPIFFE identity read from its verified
+// chain; PeerAuthentication decides whether plaintext is let in at all (STRICT closes it), and
+// AuthorizationPolicy decides each request (403 `RBAC: access denied`). Allowed requests go to the
+// app on loopback with the caller's identity in x-forwarded-client-cert.
+
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createSecureServer, type Http2SecureServer } from 'node:http2';
+import { connect as connectTcp, createServer as createNetServer, type Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import type { Logger } from 'pino';
+import type { Authorizer } from '../core/policy/authorization.js';
+import type { MtlsMode } from '../core/policy/peer-authentication.js';
+import type { WorkloadSecurityCache } from '../core/policy/workload-security.js';
+import type { IdentityProvider, WorkloadCertificate } from '../core/pki/types.js';
+import { spiffeIdsOfCertificate } from '../core/pki/spiffe.js';
+import { peekClientHello } from '../core/tls/client-hello.js';
+import { authorityOf, rawPath } from '../core/proxy/http-handler.js';
+import { normalizePath } from '../core/proxy/path-normalize.js';
+import { requestIdOf } from '../core/proxy/headers.js';
+import { relay } from '../core/proxy/relay.js';
+import { LocalReplies, sendLocalReply, type LocalReply } from '../core/proxy/respond.js';
+import { UpstreamPools } from '../core/proxy/upstream-pools.js';
+import type { SnapshotHolder } from '../core/snapshot/holder.js';
+import type { AccessLog, RequestRecord } from '../core/telemetry/access-log.js';
+import { inboundRequestHeaders, meshXfcc } from './inbound-headers.js';
+
+export interface InboundDeps {
+  readonly identity: IdentityProvider;
+  readonly holder: SnapshotHolder;
+  readonly security: WorkloadSecurityCache;
+  /** The port the app listens on; PeerAuthentication's portLevelMtls and AuthorizationPolicy `ports` refer to it. */
+  readonly appPort: number;
+  readonly appHost: string;
+  readonly pools: UpstreamPools;
+  readonly accessLog: AccessLog;
+  readonly log: Logger;
+  readonly draining: () => boolean;
+}
+
+/** What the connection told us about the caller. */
+interface Peer {
+  /** `spiffe://…` of a verified client certificate; undefined for plaintext. */
+  readonly spiffeId?: string;
+  readonly xfcc?: string;
+}
+
+const PLAINTEXT: Peer = Object.freeze({});
+
+export interface InboundListener {
+  listen(port: number, host: string): Promise<number>;
+  close(): Promise<void>;
+  destroy(): void;
+}
+
+export function createInboundListener(deps: InboundDeps): InboundListener {
+  const peers = new WeakMap<Socket, Peer>();
+  const sockets = new Set<Socket>();
+  const appKey = UpstreamPools.key(deps.appHost, deps.appPort);
+  const cluster = `inbound|${deps.appPort}||`;
+
+  const mtlsMode = (): MtlsMode => {
+    const snapshot = deps.holder.current();
+    return snapshot ? deps.security.for(snapshot).peerAuthentication.modeFor(deps.appPort) : 'STRICT';
+  };
+  const authorizer = (): Authorizer | undefined => {
+    const snapshot = deps.holder.current();
+    return snapshot ? deps.security.for(snapshot).authorizer : undefined;
+  };
+
+  // Read lazily per connection: an HTTP/2 request sees its session's socket through a proxy object.
+  const peerOf = (socket: Socket): Peer => {
+    const known = peers.get(socket);
+    if (known) return known;
+    const tlsSocket = socket as TLSSocket;
+    let peer = PLAINTEXT;
+    if (typeof tlsSocket.getPeerCertificate === 'function' && tlsSocket.authorized) {
+      const presented = tlsSocket.getPeerCertificate();
+      const spiffeId = spiffeIdsOfCertificate(presented)[0];
+      if (spiffeId) peer = { spiffeId, xfcc: meshXfcc(deps.identity.current().spiffeId, presented) };
+    }
+    peers.set(socket, peer);
+    return peer;
+  };
+
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    const socket = connectionOf(req);
+    handleInbound(req, res, peerOf(socket), socket);
+  };
+
+  const plain = createHttpServer({ requestTimeout: 0, keepAliveTimeout: 60_000 }, onRequest);
+  plain.on('clientError', (_err, socket: Socket) => socket.destroy());
+  const secure: Http2SecureServer = createSecureServer({ ...tlsContext(deps.identity.current()), requestCert: true, rejectUnauthorized: false, allowHTTP1: true });
+  secure.on('request', (req, res) => onRequest(req as unknown as IncomingMessage, res as unknown as ServerResponse));
+  secure.on('secureConnection', (socket: TLSSocket) => {
+    const presented = socket.getPeerCertificate();
+    const hasCert = presented && Object.keys(presented).length > 0;
+    // A certificate that does not chain to the mesh root is never accepted, whatever the mode.
+    if (hasCert && !socket.authorized) return void socket.destroy();
+    if (!hasCert) {
+      if (mtlsMode() === 'STRICT') socket.destroy();
+      return;
+    }
+    // A mesh certificate names a workload; one without a SPIFFE identity is not a mesh peer.
+    if (spiffeIdsOfCertificate(presented).length === 0) socket.destroy();
+  });
+  secure.on('tlsClientError', () => undefined);
+  secure.on('sessionError', () => undefined);
+  // New handshakes present the rotated certificate; open connections keep theirs.
+  const unsubscribe = deps.identity.onRotate((cert) => secure.setSecureContext(tlsContext(cert)));
+
+  const onConnection = (socket: Socket): void => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    socket.on('error', () => socket.destroy());
+    void peekClientHello(socket).then(
+      ({ data, hello }) => {
+        const mode = mtlsMode();
+        if (hello.state === 'not-tls') {
+          if (mode === 'STRICT') {
+            deps.log.debug({ remote: socket.remoteAddress }, 'plaintext connection refused: PeerAuthentication STRICT');
+            return void socket.destroy();
+          }
+          socket.unshift(data);
+          plain.emit('connection', socket);
+          return;
+        }
+        if (hello.state !== 'ok') return void socket.destroy();
+        if (mode === 'DISABLE') {
+          // Not ours to terminate: the app speaks TLS itself.
+          const app = connectTcp(deps.appPort, deps.appHost);
+          app.on('error', () => socket.destroy());
+          socket.on('close', () => app.destroy());
+          app.on('close', () => socket.destroy());
+          app.write(data);
+          socket.pipe(app).pipe(socket);
+          return;
+        }
+        socket.unshift(data);
+        secure.emit('connection', socket);
+      },
+      () => socket.destroy(),
+    );
+  };
+
+  const handleInbound = (req: IncomingMessage, res: ServerResponse, peer: Peer, socket: Socket): void => {
+    const started = performance.now();
+    const requestId = requestIdOf(req.headers);
+    const record: RequestRecord = {
+      startTime: new Date(),
+      method: req.method ?? '',
+      path: req.url ?? '',
+      protocol: `HTTP/${req.httpVersion}`,
+      responseCode: 0,
+      flags: '-',
+      details: 'via_upstream',
+      bytesReceived: 0,
+      bytesSent: 0,
+      durationMs: 0,
+      ...(req.headers['x-forwarded-for'] !== undefined ? { forwardedFor: String(req.headers['x-forwarded-for']) } : {}),
+      ...(req.headers['user-agent'] !== undefined ? { userAgent: req.headers['user-agent'] } : {}),
+      requestId,
+      authority: authorityOf(req),
+      downstreamRemoteAddress: `${socket.remoteAddress ?? ''}:${socket.remotePort ?? 0}`,
+      upstreamCluster: cluster,
+    };
+    res.once('close', () => {
+      record.responseCode = res.headersSent ? res.statusCode : 0;
+      if (!res.writableFinished && record.flags === '-') record.flags = 'DC';
+      record.durationMs = Math.round(performance.now() - started);
+      deps.accessLog.write(record);
+    });
+    if (deps.draining() && req.httpVersionMajor === 1) res.setHeader('connection', 'close');
+    const reply = (r: LocalReply): void => {
+      record.flags = r.flag;
+      record.details = r.details;
+      sendLocalReply(res, r, { 'x-request-id': requestId });
+    };
+
+    const path = normalizePath(rawPath(req.url ?? '/'));
+    if (path === undefined) return reply(LocalReplies.badRequest);
+    const authz = authorizer();
+    if (!authz) return reply(LocalReplies.noHealthyUpstream);
+    if (!authz.empty) {
+      const decision = authz.evaluate({
+        ...(peer.spiffeId ? { principal: peer.spiffeId.slice('spiffe://'.length) } : {}),
+        sourceIp: socket.remoteAddress ?? '',
+        destinationPort: deps.appPort,
+        host: authorityOf(req),
+        method: req.method ?? '',
+        path,
+        headers: req.headers,
+      });
+      if (!decision.allowed) {
+        const details = decision.policy ? `rbac_access_denied_matched_policy[${decision.policy}]` : LocalReplies.rbacDenied.details;
+        return reply({ ...LocalReplies.rbacDenied, details });
+      }
+    }
+
+    const headers = inboundRequestHeaders(req.headers, { requestId, authority: authorityOf(req), ...(peer.xfcc ? { xfcc: peer.xfcc } : {}) });
+    relay(deps.pools, appKey, req, res, headers, record, reply);
+  };
+
+  const server = createNetServer({ noDelay: true }, onConnection);
+  return {
+    listen: (port, host) =>
+      new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server.off('error', reject);
+          const addr = server.address();
+          resolve(typeof addr === 'object' && addr ? addr.port : port);
+        });
+      }),
+    close: () =>
+      new Promise((resolve) => {
+        unsubscribe();
+        server.close(() => resolve());
+        plain.closeIdleConnections();
+        secure.close();
+      }),
+    destroy: () => {
+      unsubscribe();
+      for (const s of sockets) s.destroy();
+      server.close();
+      plain.close();
+      secure.close();
+    },
+  };
+}
+
+function tlsContext(cert: WorkloadCertificate): { key: string; cert: string; ca: string } {
+  return { key: cert.keyPem, cert: cert.certChainPem, ca: cert.rootCertPem };
+}
+
+/** The TCP (or TLS) socket a request came in on, for HTTP/1 and HTTP/2 alike. */
+function connectionOf(req: IncomingMessage): Socket {
+  const stream = (req as unknown as { stream?: { session?: { socket?: Socket } } }).stream;
+  return stream?.session?.socket ?? req.socket;
+}
+

@@ -1,0 +1,126 @@
+// The sidecar role: wires one workload's proxy — its identity (already obtained), its configuration
+// stream, the inbound side (15006, mTLS in → authorization → app), the outbound side (15001, the
+// app's HTTP proxy → routes → mTLS out), and the status and admin ports. Behaviour lives in core.
+
+import { pino, type Logger } from 'pino';
+import type { IdentityProvider } from '../core/pki/types.js';
+import { WorkloadSecurityCache } from '../core/policy/workload-security.js';
+import { UpstreamPools } from '../core/proxy/upstream-pools.js';
+import { SnapshotHolder } from '../core/snapshot/holder.js';
+import { Reloader } from '../core/snapshot/reloader.js';
+import type { SidecarRole } from '../core/snapshot/snapshot.js';
+import type { ConfigSource } from '../core/sources/source.js';
+import { createAccessLog } from '../core/telemetry/access-log.js';
+import { createStatusServer } from '../core/admin/status-server.js';
+import { createAdminServer } from '../core/admin/admin-server.js';
+import { closeFastify, listenFastify } from '../core/admin/fastify-listen.js';
+import { createInboundListener, type InboundListener } from './inbound.js';
+import { createOutboundListener, type OutboundListener, type OutboundTrafficPolicy } from './outbound.js';
+
+export interface SidecarOptions {
+  /** The workload certificate source; started before the sidecar opens any port. */
+  readonly identity: IdentityProvider;
+  readonly source: ConfigSource;
+  readonly namespace: string;
+  readonly serviceAccount: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly appPort: number;
+  /** Where the app listens (default 127.0.0.1). */
+  readonly appHost?: string;
+  /** 0 = any free port. */
+  readonly inboundPort?: number;
+  readonly outboundPort?: number;
+  readonly statusPort?: number;
+  readonly adminPort?: number;
+  /** Address the inbound side listens on (default 0.0.0.0); outbound, status and admin stay on loopback. */
+  readonly listenHost?: string;
+  readonly outboundTrafficPolicy?: OutboundTrafficPolicy;
+  readonly accessLog?: string;
+  readonly logger?: Logger;
+  readonly random?: () => number;
+}
+
+export interface RunningSidecar {
+  readonly inboundPort: number;
+  readonly outboundPort: number;
+  readonly statusPort: number;
+  readonly adminPort: number;
+  readonly holder: SnapshotHolder;
+  close(): Promise<void>;
+  destroy(): Promise<void>;
+  /** SIGTERM: readiness fails at once, both sides keep serving for `seconds`, then close. */
+  drain(seconds: number): Promise<void>;
+}
+
+export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar> {
+  const log = opts.logger ?? pino({ name: 'meshgate-sidecar' }, pino.destination(2));
+  const holder = new SnapshotHolder();
+  const pools = new UpstreamPools();
+  const accessLog = createAccessLog(opts.accessLog ?? 'stdout');
+  const random = opts.random ?? Math.random;
+  const outboundTrafficPolicy = opts.outboundTrafficPolicy ?? 'ALLOW_ANY';
+  const role: SidecarRole = { kind: 'sidecar', namespace: opts.namespace, labels: opts.labels, serviceAccount: opts.serviceAccount, outboundTrafficPolicy };
+  const reloader = new Reloader(opts.source, holder, role, { random, load: pools }, log);
+  let draining = false;
+  const ctx = { holder, pools, accessLog, random, draining: () => draining, identity: opts.identity };
+  const inbound: InboundListener = createInboundListener({
+    identity: opts.identity,
+    holder,
+    security: new WorkloadSecurityCache({ namespace: opts.namespace, labels: opts.labels }),
+    appPort: opts.appPort,
+    appHost: opts.appHost ?? '127.0.0.1',
+    pools,
+    accessLog,
+    log,
+    draining: () => draining,
+  });
+  const outbound: OutboundListener = createOutboundListener({ ctx, outboundTrafficPolicy, log });
+  const status = createStatusServer({ ready: () => holder.current() !== undefined && !draining });
+  const admin = createAdminServer(holder, pools);
+  let ports = { inbound: 0, outbound: 0, status: 0, admin: 0 };
+
+  const stopAll = async (hard: boolean): Promise<void> => {
+    draining = true;
+    await reloader.close().catch(() => undefined);
+    if (hard) {
+      inbound.destroy();
+      outbound.destroy();
+    }
+    await Promise.all([inbound.close(), outbound.close()]);
+    await Promise.all([closeFastify(status), closeFastify(admin)]);
+    await (hard ? pools.destroy() : pools.close());
+    accessLog.flush();
+  };
+
+  try {
+    await reloader.start();
+    ports = {
+      inbound: await inbound.listen(opts.inboundPort ?? 15006, opts.listenHost ?? '0.0.0.0'),
+      outbound: await outbound.listen(opts.outboundPort ?? 15001, '127.0.0.1'),
+      status: await listenFastify(status, opts.statusPort ?? 15021, opts.listenHost ?? '0.0.0.0'),
+      admin: await listenFastify(admin, opts.adminPort ?? 15000, '127.0.0.1'),
+    };
+  } catch (err) {
+    await stopAll(true);
+    throw err;
+  }
+  log.info({ ...ports, app: opts.appPort, identity: opts.identity.current().spiffeId }, 'sidecar serving');
+
+  let closing: Promise<void> | undefined;
+  return {
+    inboundPort: ports.inbound,
+    outboundPort: ports.outbound,
+    statusPort: ports.status,
+    adminPort: ports.admin,
+    holder,
+    close: () => (closing ??= stopAll(false)),
+    destroy: () => (closing ??= stopAll(true)),
+    drain: (seconds) => {
+      if (closing) return closing;
+      draining = true;
+      log.info({ seconds }, 'draining: readiness fails now, serving continues until the drain period ends');
+      closing = new Promise<void>((r) => setTimeout(r, Math.max(0, seconds) * 1000)).then(() => stopAll(false));
+      return closing;
+    },
+  };
+}

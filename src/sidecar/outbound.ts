@@ -1,0 +1,115 @@
+// The sidecar's outbound side (15001): the app's HTTP proxy (`HTTP_PROXY=http://127.0.0.1:15001`).
+// A request names its destination (`GET http://user-service/x`, or a Host header); the port it asked
+// for picks the outbound route config, the host its virtual host, and from there it is the same
+// routing, load balancing and forwarding the gateway does — with mutual TLS to mesh endpoints.
+// Hosts the mesh does not know pass through (ALLOW_ANY) or get 502 (REGISTRY_ONLY), as in Istio.
+// CONNECT tunnels (an HTTPS call through the proxy) are piped to their destination untouched.
+
+import { createServer as createHttpServer, type IncomingMessage } from 'node:http';
+import { connect as connectTcp, type Socket } from 'node:net';
+import type { Logger } from 'pino';
+import { authorityOf, handleHttpRequest, type HttpHandlerContext, type ListenerInfo } from '../core/proxy/http-handler.js';
+import { handleUpgrade } from '../core/proxy/upgrade.js';
+import { hopByHopFree } from '../core/proxy/headers.js';
+import { relay } from '../core/proxy/relay.js';
+import { LocalReplies } from '../core/proxy/respond.js';
+import { UpstreamPools } from '../core/proxy/upstream-pools.js';
+import { outboundRouteConfig } from '../core/routing/compile-mesh.js';
+/** meshConfig.outboundTrafficPolicy.mode. */
+export type OutboundTrafficPolicy = 'ALLOW_ANY' | 'REGISTRY_ONLY';
+
+export interface OutboundDeps {
+  readonly ctx: HttpHandlerContext;
+  readonly outboundTrafficPolicy: OutboundTrafficPolicy;
+  readonly log: Logger;
+}
+
+export interface OutboundListener {
+  listen(port: number, host: string): Promise<number>;
+  close(): Promise<void>;
+  destroy(): void;
+}
+
+/** The port the app asked for: from an absolute-form target, else the Host header, else 80. */
+export function destinationPort(req: IncomingMessage): number {
+  const url = req.url ?? '';
+  const authority = url.startsWith('http://') ? url.slice(7, (url.indexOf('/', 7) + 1 || url.length + 1) - 1) : authorityOf(req);
+  const m = /:(\d+)$/.exec(authority);
+  return m ? Number(m[1]) : 80;
+}
+
+export function createOutboundListener(deps: OutboundDeps): OutboundListener {
+  const { ctx } = deps;
+  const listener: ListenerInfo = {
+    port: 80,
+    scheme: 'http',
+    requestPort: destinationPort,
+    select: (snapshot, req) => outboundRouteConfig(snapshot, destinationPort(req)),
+    unknownHost: (req, res, facts, record, reply) => {
+      if (deps.outboundTrafficPolicy === 'REGISTRY_ONLY') {
+        record.routeName = 'block_all';
+        return reply(LocalReplies.registryOnly);
+      }
+      record.routeName = 'allow_any';
+      record.upstreamCluster = 'PassthroughCluster';
+      const headers = hopByHopFree(req.headers);
+      headers.host = facts.authority;
+      relay(ctx.pools, UpstreamPools.key(facts.host, facts.port), req, res, headers, record, reply);
+    },
+  };
+  const sockets = new Set<Socket>();
+  const http = createHttpServer({ requestTimeout: 0, keepAliveTimeout: 60_000 }, (req, res) => handleHttpRequest(req, res, listener, ctx));
+  http.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  http.on('upgrade', (req, socket: Socket, head: Buffer) => handleUpgrade(req, socket, head, listener, ctx));
+  http.on('connect', (req: IncomingMessage, socket: Socket, head: Buffer) => tunnel(req, socket, head, deps));
+  http.on('clientError', (_err, socket: Socket) => socket.destroy());
+
+  return {
+    listen: (port, host) =>
+      new Promise((resolve, reject) => {
+        http.once('error', reject);
+        http.listen(port, host, () => {
+          http.off('error', reject);
+          const addr = http.address();
+          resolve(typeof addr === 'object' && addr ? addr.port : port);
+        });
+      }),
+    close: () =>
+      new Promise((resolve) => {
+        http.close(() => resolve());
+        http.closeIdleConnections();
+      }),
+    destroy: () => {
+      for (const s of sockets) s.destroy();
+      http.close();
+    },
+  };
+}
+
+/** `CONNECT host:port`: the app speaks TLS itself end to end; the sidecar only carries the bytes. */
+function tunnel(req: IncomingMessage, socket: Socket, head: Buffer, deps: OutboundDeps): void {
+  socket.on('error', () => socket.destroy());
+  const m = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(req.url ?? '');
+  if (!m) return void socket.end('HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n');
+  const host = m[1]!.replace(/^\[|\]$/g, '');
+  const port = Number(m[2]);
+  const snapshot = deps.ctx.holder.current();
+  if (deps.outboundTrafficPolicy === 'REGISTRY_ONLY' && !snapshot?.registry.lookup(host.toLowerCase())) {
+    return void socket.end('HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n');
+  }
+  const upstream = connectTcp(port, host);
+  upstream.once('connect', () => {
+    socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+    if (head.length > 0) upstream.write(head);
+    socket.pipe(upstream).pipe(socket);
+  });
+  upstream.on('error', () => {
+    if (!upstream.readyState || upstream.connecting) socket.end('HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n');
+    else socket.destroy();
+  });
+  socket.on('close', () => upstream.destroy());
+  upstream.on('close', () => socket.destroy());
+}

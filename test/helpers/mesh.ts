@@ -1,0 +1,40 @@
+// A throwaway mesh CA for tests, and fixed workload identities signed by it, so a test can start
+// sidecars and gateways with real mesh certificates without running a control plane.
+
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { X509Certificate } from 'node:crypto';
+import { loadOrCreateAuthority, type CertificateAuthority } from '../../src/core/pki/authority.js';
+import { createWorkloadCsr } from '../../src/core/pki/csr.js';
+import { spiffeIdOf } from '../../src/core/pki/spiffe.js';
+import type { WorkloadCertificate } from '../../src/core/pki/types.js';
+import { ManualIdentity } from './mesh-tls.js';
+
+export async function testAuthority(): Promise<CertificateAuthority> {
+  const dir = await mkdtemp(join(tmpdir(), 'meshgate-ca-'));
+  const r = loadOrCreateAuthority(dir);
+  if (!r.ok) throw new Error(r.message);
+  return r.ca;
+}
+
+export function workloadCertificate(ca: CertificateAuthority, namespace: string, serviceAccount: string, ttlSeconds?: number): WorkloadCertificate {
+  const { csrPem, keyPem } = createWorkloadCsr({ keyType: 'ec' });
+  const identity = { trustDomain: ca.trustDomain, namespace, serviceAccount };
+  const signed = ca.signWorkloadCsr(csrPem, identity, ttlSeconds !== undefined ? { ttlSeconds } : {});
+  if (!signed.ok) throw new Error(signed.message);
+  const chain = signed.certChain.slice(0, -1);
+  const leaf = new X509Certificate(chain[0]!);
+  return {
+    spiffeId: spiffeIdOf(identity),
+    certChainPem: chain.join(''),
+    keyPem,
+    rootCertPem: ca.rootCertPem,
+    notBefore: new Date(leaf.validFrom),
+    notAfter: new Date(leaf.validTo),
+  };
+}
+
+export function fixedIdentity(ca: CertificateAuthority, namespace: string, serviceAccount: string): ManualIdentity {
+  return new ManualIdentity(workloadCertificate(ca, namespace, serviceAccount));
+}

@@ -1,0 +1,203 @@
+// Integration: two sidecars on loopback with real mesh certificates. An app calls another service by
+// name through its sidecar; the call crosses mutual TLS, and the receiving sidecar enforces
+// PeerAuthentication STRICT and AuthorizationPolicy before its app sees anything.
+
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, request as httpRequest } from 'node:http';
+import { connect as tlsConnect } from 'node:tls';
+import { connect as netConnect, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import type { CertificateAuthority } from '../src/core/pki/authority.js';
+import { spiffeIdsOfCertificate } from '../src/core/pki/spiffe.js';
+import { FileSource } from '../src/core/sources/file-source.js';
+import { startSidecar, type RunningSidecar } from '../src/sidecar/main.js';
+import { serviceYaml } from './helpers/cluster-yaml.js';
+import { fixedIdentity, testAuthority, workloadCertificate } from './helpers/mesh.js';
+import { startUpstream, type Upstream } from './helpers/upstream.js';
+
+const SECURITY = `apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: istio-system}
+spec: {mtls: {mode: STRICT}}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: user-callers, namespace: default}
+spec:
+  selector: {matchLabels: {app: user-service}}
+  rules:
+  - from: [{source: {principals: [cluster.local/ns/default/sa/product-service]}}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: no-admin, namespace: default}
+spec:
+  selector: {matchLabels: {app: user-service}}
+  action: DENY
+  rules:
+  - to: [{operation: {paths: [/admin, /admin/*]}}]
+`;
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+/** A GET through an HTTP proxy (the sidecar's outbound port), as an app with HTTP_PROXY makes it. */
+function viaProxy(proxyPort: number, url: string): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port: proxyPort, path: url, headers: { host: new URL(url).host } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString() }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** A request straight to a sidecar's inbound port over mTLS with the given certificate. */
+function mtlsGet(port: number, cert: { certChainPem: string; keyPem: string; rootCertPem: string }, path: string): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      { host: '127.0.0.1', port, path, headers: { host: 'user-service' }, createConnection: () => tlsConnect({ host: '127.0.0.1', port, cert: cert.certChainPem, key: cert.keyPem, ca: cert.rootCertPem, checkServerIdentity: () => undefined, ALPNProtocols: ['http/1.1'] }) },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString() }));
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('sidecars: service to service over mutual TLS', () => {
+  let ca: CertificateAuthority;
+  let dir: string;
+  let userApp: Upstream, outside: Upstream;
+  let userSidecar: RunningSidecar, productSidecar: RunningSidecar, strictEgress: RunningSidecar;
+  const quiet = pino({ level: 'silent' });
+
+  before(async () => {
+    ca = await testAuthority();
+    userApp = await startUpstream('user-app');
+    outside = await startUpstream('outside');
+    const userInbound = await freePort();
+    dir = await mkdtemp(join(tmpdir(), 'meshgate-sidecar-'));
+    await writeFile(join(dir, 'security.yaml'), SECURITY);
+    await writeFile(
+      join(dir, 'services.yaml'),
+      serviceYaml('user-service', [{ pod: 'user-0', port: userInbound, serviceAccount: 'user-service', labels: { 'security.istio.io/tlsMode': 'istio' } }]),
+    );
+    const common = { statusPort: 0, adminPort: 0, outboundPort: 0, listenHost: '127.0.0.1', accessLog: 'off', logger: quiet, namespace: 'default' };
+    userSidecar = await startSidecar({
+      ...common,
+      identity: fixedIdentity(ca, 'default', 'user-service'),
+      source: new FileSource({ dir }),
+      serviceAccount: 'user-service',
+      labels: { app: 'user-service' },
+      appPort: userApp.port,
+      inboundPort: userInbound,
+    });
+    productSidecar = await startSidecar({
+      ...common,
+      identity: fixedIdentity(ca, 'default', 'product-service'),
+      source: new FileSource({ dir }),
+      serviceAccount: 'product-service',
+      labels: { app: 'product-service' },
+      appPort: await freePort(),
+      inboundPort: 0,
+    });
+    strictEgress = await startSidecar({
+      ...common,
+      identity: fixedIdentity(ca, 'default', 'product-service'),
+      source: new FileSource({ dir }),
+      serviceAccount: 'product-service',
+      labels: { app: 'product-service' },
+      appPort: await freePort(),
+      inboundPort: 0,
+      outboundTrafficPolicy: 'REGISTRY_ONLY',
+    });
+  });
+
+  after(async () => {
+    await Promise.all([userSidecar?.destroy(), productSidecar?.destroy(), strictEgress?.destroy()]);
+    await Promise.all([userApp?.close(), outside?.close()]);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('carries a call by short name through both sidecars, and the app sees the caller in x-forwarded-client-cert', async () => {
+    const r = await viaProxy(productSidecar.outboundPort, 'http://user-service/hello?x=1');
+    assert.equal(r.status, 200, r.text);
+    const echo = JSON.parse(r.text) as { name: string; url: string; headers: Record<string, string> };
+    assert.equal(echo.name, 'user-app');
+    assert.equal(echo.url, '/hello?x=1');
+    assert.match(echo.headers['x-forwarded-client-cert'] ?? '', /By=spiffe:\/\/cluster\.local\/ns\/default\/sa\/user-service;Hash=[0-9a-f]{64};Subject="[^"]*";URI=spiffe:\/\/cluster\.local\/ns\/default\/sa\/product-service/);
+    const fqdn = await viaProxy(productSidecar.outboundPort, 'http://user-service.default.svc.cluster.local/x');
+    assert.equal(fqdn.status, 200);
+  });
+
+  it('presents the workload certificate with its SPIFFE identity', async () => {
+    const client = workloadCertificate(ca, 'default', 'product-service');
+    const sans = await new Promise<string[]>((resolve, reject) => {
+      const s = tlsConnect({ host: '127.0.0.1', port: userSidecar.inboundPort, cert: client.certChainPem, key: client.keyPem, ca: ca.rootCertPem, checkServerIdentity: () => undefined }, () => {
+        resolve(spiffeIdsOfCertificate(s.getPeerCertificate()));
+        s.end();
+      });
+      s.on('error', reject);
+    });
+    assert.deepEqual(sans, ['spiffe://cluster.local/ns/default/sa/user-service']);
+  });
+
+  it('refuses plaintext under STRICT', async () => {
+    const outcome = await new Promise<string>((resolve) => {
+      const s = netConnect(userSidecar.inboundPort, '127.0.0.1', () => s.write('GET / HTTP/1.1\r\nhost: user-service\r\n\r\n'));
+      let data = '';
+      s.on('data', (d: Buffer) => (data += d.toString()));
+      s.on('close', () => resolve(data));
+      s.on('error', () => undefined);
+    });
+    assert.equal(outcome, '', 'no HTTP answer for a plaintext caller');
+    assert.equal(userApp.seen.some((e) => e.url === '/plain'), false);
+  });
+
+  it('denies a mesh identity the AuthorizationPolicy does not allow, and allows the right one', async () => {
+    const stranger = workloadCertificate(ca, 'default', 'stranger');
+    const denied = await mtlsGet(userSidecar.inboundPort, stranger, '/who');
+    assert.equal(denied.status, 403);
+    assert.equal(denied.text, 'RBAC: access denied');
+    const allowed = await mtlsGet(userSidecar.inboundPort, workloadCertificate(ca, 'default', 'product-service'), '/who');
+    assert.equal(allowed.status, 200);
+  });
+
+  it('refuses a client certificate from another mesh root', async () => {
+    const other = await testAuthority();
+    await assert.rejects(mtlsGet(userSidecar.inboundPort, workloadCertificate(other, 'default', 'product-service'), '/x'));
+  });
+
+  it('applies a DENY policy on paths before the ALLOW policy', async () => {
+    const r = await viaProxy(productSidecar.outboundPort, 'http://user-service/admin/users');
+    assert.equal(r.status, 403);
+    assert.equal(r.text, 'RBAC: access denied');
+    const r2 = await viaProxy(productSidecar.outboundPort, 'http://user-service/administrator');
+    assert.equal(r2.status, 200);
+  });
+
+  it('passes hosts outside the mesh through (ALLOW_ANY), and answers 502 with REGISTRY_ONLY', async () => {
+    const r = await viaProxy(productSidecar.outboundPort, `http://127.0.0.1:${outside.port}/out`);
+    assert.equal(r.status, 200);
+    assert.equal((JSON.parse(r.text) as { name: string }).name, 'outside');
+    const blocked = await viaProxy(strictEgress.outboundPort, `http://127.0.0.1:${outside.port}/out`);
+    assert.equal(blocked.status, 502);
+    const inMesh = await viaProxy(strictEgress.outboundPort, 'http://user-service/ok');
+    assert.equal(inMesh.status, 200);
+  });
+});
