@@ -4,6 +4,8 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer as createHttpsServer, request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -14,6 +16,9 @@ import { request } from 'undici';
 import { validateAll } from '../src/core/config/validate.js';
 import type { Resource } from '../src/core/model/resource.js';
 import { loadOrCreateAuthority, type CertificateAuthority } from '../src/core/pki/authority.js';
+import { createWorkloadCsr } from '../src/core/pki/csr.js';
+import { IdentityClient } from '../src/core/pki/identity-client.js';
+import { spiffeIdsOfCertificate } from '../src/core/pki/spiffe.js';
 import { ControlPlaneClient } from '../src/core/sources/control-plane-client.js';
 import { ControlPlaneSource } from '../src/core/sources/control-plane-source.js';
 import { decodeResources, type ProxyStatus, type StreamMessage } from '../src/core/sources/control-plane-wire.js';
@@ -31,6 +36,7 @@ const TOKENS = `- {token: ${GATEWAY_TOKEN}, namespace: istio-system, serviceAcco
 - {token: ${REVIEWS_TOKEN}, namespace: shop, serviceAccount: reviews}
 `;
 const GATEWAY_ID = 'spiffe://cluster.local/ns/istio-system/sa/ingress';
+const REVIEWS_ID = 'spiffe://cluster.local/ns/shop/sa/reviews';
 const silent = pino({ level: 'silent' });
 
 const route = (service: string, weight = '') => `apiVersion: networking.istio.io/v1
@@ -251,7 +257,7 @@ describe('control plane: configuration stream', () => {
   });
 });
 
-describe('control plane: authentication', () => {
+describe('control plane: certificates and authentication', () => {
   let f: Fixture;
   let other: CertificateAuthority;
   let otherDir: string;
@@ -269,8 +275,32 @@ describe('control plane: authentication', () => {
     await rm(otherDir, { recursive: true, force: true });
   });
 
+  it("signs for the token's identity even when the CSR asks for another; the chain runs leaf to root", async () => {
+    const keyFile = join(f.dir, 'key.pem');
+    await writeFile(keyFile, createWorkloadCsr().keyPem);
+    const csr = execFileSync('openssl', ['req', '-new', '-key', keyFile, '-subj', '/CN=admin', '-addext', 'subjectAltName=URI:spiffe://cluster.local/ns/kube-system/sa/admin'], { encoding: 'utf8' });
+    const chain = await f.client(REVIEWS_TOKEN).requestCertificate(csr, 3600);
+    const certs = chain.map((pem) => new X509Certificate(pem));
+    assert.deepEqual(spiffeIdsOfCertificate(certs[0]!), [REVIEWS_ID]);
+    const root = new X509Certificate(f.ca.rootCertPem);
+    assert.ok(certs.at(-1)!.raw.equals(root.raw), 'the last element is the root');
+    assert.ok(certs[0]!.verify(certs[1]!.publicKey));
+  });
+
+  it('serves IdentityClient: a proxy gets its workload certificate through the client', async () => {
+    const client = f.client(GATEWAY_TOKEN);
+    const identity = new IdentityClient({ requestCertificate: client.requestCertificate, rootCertPem: f.ca.rootCertPem, keyType: 'ec' });
+    try {
+      await identity.start();
+      assert.equal(identity.current().spiffeId, GATEWAY_ID);
+    } finally {
+      identity.close();
+    }
+  });
+
   it('answers 401 to an unknown or missing token, on every path', async () => {
     const stranger = f.client('not-a-token');
+    await assert.rejects(stranger.requestCertificate(createWorkloadCsr({ keyType: 'ec' }).csrPem, 3600), /401/);
     await assert.rejects(stranger.listProxies(), /401/);
     const streamEnd = await new Promise<Error>((resolve) => stranger.openStream('p', { onMessage: () => undefined, onEnd: resolve }));
     assert.match(streamEnd.message, /401/);
@@ -294,7 +324,7 @@ describe('control plane: authentication', () => {
 
   it('the client refuses a control plane whose certificate does not chain to its root', async () => {
     const mistrusting = f.client(GATEWAY_TOKEN, other.rootCertPem);
-    await assert.rejects(mistrusting.listProxies(), /not trusted/);
+    await assert.rejects(mistrusting.requestCertificate(createWorkloadCsr({ keyType: 'ec' }).csrPem, 3600), /not trusted/);
     const { logger, lines } = capture();
     const source = new ControlPlaneSource({ client: mistrusting, proxyId: 'mistrusting', logger, backoff: { initialMs: 20, maxMs: 100 } });
     let updates = 0;

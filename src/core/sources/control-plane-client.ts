@@ -1,6 +1,7 @@
-// A proxy's HTTPS client of the control plane: opens the configuration stream and acknowledges
-// versions. The control plane's certificate must chain to the mesh root the proxy was given; no
-// other trust is used, so a proxy cannot be fed configuration by anyone else. Every call carries
+// A proxy's HTTPS client of the control plane: opens the configuration stream, acknowledges
+// versions, and asks for workload certificates (what IdentityClient's `requestCertificate` calls).
+// The control plane's certificate must chain to the mesh root the proxy was given; no other trust
+// is used, so a proxy cannot be fed configuration or certificates by anyone else. Every call carries
 // the proxy's bearer token, read afresh each time (a projected service-account token rotates).
 
 import { Agent, request, type RequestOptions } from 'node:https';
@@ -9,6 +10,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { isRecord } from '../config/load.js';
 import {
   ACK_PATH,
+  CERTIFICATES_PATH,
   PROXIES_PATH,
   STREAM_PATH,
   parseStreamMessage,
@@ -144,6 +146,18 @@ export class ControlPlaneClient {
   async ack(ack: AckRequest): Promise<void> {
     await this.#call('POST', ACK_PATH, ack);
   }
+
+  /**
+   * The CA's answer to `csrPem`: leaf first, root last. Rejects when refused or unreachable. A bound
+   * function, so it can be handed to IdentityClient as it is.
+   */
+  readonly requestCertificate = async (csrPem: string, ttlSeconds: number): Promise<string[]> => {
+    const body = await this.#call('POST', CERTIFICATES_PATH, { csr: csrPem, validitySeconds: ttlSeconds });
+    if (!isRecord(body) || !Array.isArray(body.certChain) || !body.certChain.every((c) => typeof c === 'string')) {
+      throw new Error(`the control plane at ${this.url} answered the certificate request without a certChain`);
+    }
+    return body.certChain as string[];
+  };
 
   async listProxies(): Promise<ProxyStatus[]> {
     const body = await this.#call('GET', PROXIES_PATH, undefined);

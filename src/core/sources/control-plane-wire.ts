@@ -10,6 +10,7 @@ import type { FieldPath, Origin, Resource } from '../model/resource.js';
 
 export const STREAM_PATH = '/v1/config/stream';
 export const ACK_PATH = '/v1/config/ack';
+export const CERTIFICATES_PATH = '/v1/certificates';
 export const PROXIES_PATH = '/v1/proxies';
 
 /** The port Istio's control plane serves proxies on (config and certificates, TLS). */
@@ -39,6 +40,17 @@ export interface AckRequest {
   readonly version: string;
   readonly accepted: boolean;
   readonly problems?: readonly Problem[];
+}
+
+export interface CertificateRequest {
+  /** PKCS#10 PEM. */
+  readonly csr: string;
+  readonly validitySeconds?: number;
+}
+
+export interface CertificateResponse {
+  /** Leaf first, root last, one PEM per element. */
+  readonly certChain: readonly string[];
 }
 
 /** One proxy as `GET /v1/proxies` lists it. */
