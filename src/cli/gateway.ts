@@ -82,10 +82,10 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
   return 0;
 }
 
-type SourceChoice = { readonly dir: string } | { readonly kubeconfig: string | undefined; readonly namespaces: string[] };
+export type SourceChoice = { readonly dir: string } | { readonly kubeconfig: string | undefined; readonly namespaces: string[] };
 
 /** `--config DIR`, or `--config-source kubernetes` with its own options; exactly one. */
-function sourceChoice(values: { config?: string; 'config-source'?: string; kubeconfig?: string; 'watch-namespaces'?: string }): SourceChoice {
+export function sourceChoice(values: { config?: string; 'config-source'?: string; kubeconfig?: string; 'watch-namespaces'?: string }): SourceChoice {
   const kind = values['config-source'];
   if (kind !== undefined && kind !== 'kubernetes') throw new UsageError(`--config-source: '${kind}' is not a source meshgate knows (use 'kubernetes')`);
   if (kind && values.config) throw new UsageError('give --config DIR or --config-source kubernetes, not both');
@@ -100,7 +100,7 @@ function sourceChoice(values: { config?: string; 'config-source'?: string; kubec
   return { kubeconfig: values.kubeconfig, namespaces };
 }
 
-async function kubeSource(choice: { readonly kubeconfig: string | undefined; readonly namespaces: string[] }, log: Logger): Promise<ConfigSource> {
+export async function kubeSource(choice: { readonly kubeconfig: string | undefined; readonly namespaces: string[] }, log: Logger): Promise<ConfigSource> {
   // Loaded only here: the Kubernetes client is large, and every other command can do without it.
   const { KubeSource, loadKubeConfig } = await import('../core/sources/kube-source.js');
   let kubeconfig;

@@ -1,9 +1,11 @@
 // Connects a ConfigSource to a SnapshotHolder: every whole set it emits is built into a snapshot
-// and swapped in. Build problems are logged once each; the serving snapshot is never lost.
+// and swapped in. Build problems are logged once each; the serving snapshot is never lost. A set
+// that asks to be acknowledged (from a control plane) is all or nothing: with any error it is
+// refused, the current snapshot keeps serving, and the refusal goes back with the errors.
 
 import type { Logger } from 'pino';
-import { formatProblem, type Problem } from '../config/problem.js';
-import type { ConfigSource, ConfigUpdate } from '../sources/source.js';
+import { formatProblem, hasErrors, type Problem } from '../config/problem.js';
+import type { ConfigOutcome, ConfigSource, ConfigUpdate } from '../sources/source.js';
 import { buildSnapshot, type SnapshotDeps } from './build.js';
 import type { SnapshotHolder } from './holder.js';
 import type { ProxyRole } from './snapshot.js';
@@ -28,18 +30,36 @@ export class Reloader {
       this.log.error({ err: update.error, source: this.source.description }, 'configuration source failed; the last good configuration keeps serving');
       return;
     }
+    const ack = update.acknowledge;
+    let outcome: ConfigOutcome;
     try {
-      const { snapshot, problems } = buildSnapshot(update, this.role, this.deps, this.holder.current(), this.holder.nextVersion());
-      this.holder.swap(snapshot);
-      this.#report(problems);
-      this.log.info(
-        { version: snapshot.version, resources: snapshot.resources.length, listeners: [...snapshot.listeners.keys()], errors: problems.filter((p) => p.severity === 'error').length },
-        'configuration applied',
-      );
+      outcome = this.#build(update, ack !== undefined);
     } catch (err) {
       // buildSnapshot does not throw for bad input; reaching here is a bug. Keep serving what we have.
       this.log.error({ err }, 'building the configuration failed; the last good configuration keeps serving');
+      const message = `internal error while building: ${(err as Error)?.message ?? String(err)}`;
+      outcome = { accepted: false, problems: [{ severity: 'error', file: '', line: 0, resource: '', field: '', message }] };
     }
+    ack?.(outcome);
+  }
+
+  #build(update: ConfigUpdate, allOrNothing: boolean): ConfigOutcome {
+    const { snapshot, problems } = buildSnapshot(update, this.role, this.deps, this.holder.current(), this.holder.nextVersion());
+    if (allOrNothing && hasErrors(problems)) {
+      const errors = problems.filter((p) => p.severity === 'error');
+      this.log.error(
+        { source: this.source.description, errors: errors.map(formatProblem), serving: this.holder.current()?.version ?? null },
+        'configuration refused: it has errors here although its sender accepted it; the current configuration keeps serving',
+      );
+      return { accepted: false, problems: errors };
+    }
+    this.holder.swap(snapshot);
+    this.#report(problems);
+    this.log.info(
+      { version: snapshot.version, resources: snapshot.resources.length, listeners: [...snapshot.listeners.keys()], errors: problems.filter((p) => p.severity === 'error').length },
+      'configuration applied',
+    );
+    return { accepted: true };
   }
 
   /** Each distinct problem once, until it goes away and comes back. */

@@ -2,10 +2,21 @@
 // changes (a folder, the Kubernetes API, a control plane). Consumers rebuild from whole sets.
 
 import type { LoadResult } from '../config/load.js';
+import type { Problem } from '../config/problem.js';
+
+/** What became of one update: applied, or refused as a whole with the errors that refused it. */
+export type ConfigOutcome = { readonly accepted: true } | { readonly accepted: false; readonly problems: readonly Problem[] };
 
 export interface ConfigUpdate extends LoadResult {
   /** Set when the source itself failed (folder gone, API unreachable); the last snapshot keeps serving. */
   readonly error?: Error;
+  /**
+   * Set by a source that reports back what its consumer did with the set (a control plane wants to
+   * know which proxies run which version). Its presence also changes the rule: a set that builds
+   * with errors is refused as a whole instead of being applied in part, because the sender already
+   * validated it and an error here means the two sides disagree.
+   */
+  readonly acknowledge?: (outcome: ConfigOutcome) => void;
 }
 
 export interface ConfigSource {

@@ -1,0 +1,95 @@
+// `meshgate control`: run the control plane until SIGTERM/SIGINT: the validated configuration of a
+// folder or of the Kubernetes API streamed to proxies, and the mesh CA signing their certificates.
+
+import { pino } from 'pino';
+import { join } from 'node:path';
+import { loadOrCreateAuthority } from '../core/pki/authority.js';
+import { ROOT_CERT_FILE } from '../core/pki/ca-files.js';
+import { CONTROL_PLANE_PORT } from '../core/sources/control-plane-wire.js';
+import { startControlPlane } from '../control/main.js';
+import { FileTokenAuthenticator } from '../control/token-authenticator.js';
+import { kubeSource, sourceChoice } from './gateway.js';
+import { parse, parsePort } from './options.js';
+import { UsageError } from './main.js';
+
+export const CONTROL_HELP = `usage: meshgate control --config DIR --tokens FILE [options]
+       meshgate control --config-source kubernetes [--kubeconfig PATH] [--watch-namespaces a,b] --tokens FILE [options]
+
+Serves proxies on one TLS port: the validated configuration as a stream (every change becomes a new
+version) and the mesh CA, which signs their certificates for the identity their token stands for.
+
+  --config DIR          folder of Istio YAML (watched)
+  --config-source kubernetes
+                        read the configuration from the API server (list+watch)
+  --kubeconfig PATH     kubeconfig for --config-source kubernetes
+  --watch-namespaces LIST
+                        only these namespaces (default: all)
+  --tokens FILE         YAML list of {token, namespace, serviceAccount}: the callers and the identity
+                        each token stands for (re-read when it changes)
+  --port N              TLS port for proxies (default ${CONTROL_PLANE_PORT})
+  --ca-dir DIR          the mesh CA: ca-cert.pem, ca-key.pem, root-cert.pem[, cert-chain.pem]; an
+                        empty folder gets a new self-signed root (default certs/mesh-ca)
+  --trust-domain NAME   SPIFFE trust domain (default cluster.local)
+  --hostname NAME       another name proxies reach the control plane by, for its certificate
+                        (repeatable; localhost, 127.0.0.1 and meshgate-control[.istio-system.svc] always are)
+  --status-port N       readiness port, GET /healthz/ready (default 15021)
+  --listen-host ADDR    address to listen on (default 0.0.0.0)
+
+Proxies trust the control plane through the CA's root: give them <ca-dir>/${ROOT_CERT_FILE}.`;
+
+export async function runControlCommand(argv: string[]): Promise<number> {
+  const { values } = parse(argv, {
+    config: { type: 'string' },
+    'config-source': { type: 'string' },
+    kubeconfig: { type: 'string' },
+    'watch-namespaces': { type: 'string' },
+    tokens: { type: 'string' },
+    port: { type: 'string' },
+    'ca-dir': { type: 'string' },
+    'trust-domain': { type: 'string' },
+    hostname: { type: 'string', multiple: true },
+    'status-port': { type: 'string' },
+    'listen-host': { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (values.help) {
+    console.log(CONTROL_HELP);
+    return 0;
+  }
+  const choice = sourceChoice(values);
+  // Kubernetes TokenReview is not wired yet: without a token file nobody could call.
+  if (!values.tokens) throw new UsageError('--tokens FILE is required (a YAML list of {token, namespace, serviceAccount})');
+  const port = parsePort(values.port, CONTROL_PLANE_PORT, '--port');
+  const statusPort = parsePort(values['status-port'], 15021, '--status-port');
+  const hostnames = (values.hostname ?? []).flatMap((h) => h.split(',')).map((h) => h.trim()).filter(Boolean);
+  const caDir = values['ca-dir'] ?? join('certs', 'mesh-ca');
+
+  const log = pino({ name: 'meshgate-control' }, pino.destination(2));
+  const authority = loadOrCreateAuthority(caDir, values['trust-domain'] ? { trustDomain: values['trust-domain'] } : {});
+  if (!authority.ok) {
+    console.error(`meshgate control: the CA in ${caDir} cannot be used: ${authority.message}`);
+    return 1;
+  }
+  const tokens = await FileTokenAuthenticator.load(values.tokens, log.child({ component: 'tokens' }));
+  if (!tokens.ok) {
+    console.error(`meshgate control: ${tokens.message}`);
+    return 1;
+  }
+  const cp = await startControlPlane({
+    ca: authority.ca,
+    authenticator: tokens.authenticator,
+    port,
+    statusPort,
+    hostnames,
+    listenHost: values['listen-host'] ?? '0.0.0.0',
+    logger: log,
+    ...('dir' in choice ? { configDir: choice.dir } : { source: await kubeSource(choice, log) }),
+  });
+  log.info({ rootCert: join(caDir, ROOT_CERT_FILE) }, 'proxies verify the control plane with this root');
+  await new Promise<void>((resolve) => {
+    process.once('SIGTERM', resolve);
+    process.once('SIGINT', resolve);
+  });
+  await cp.close();
+  return 0;
+}

@@ -1,0 +1,142 @@
+// The control plane role: wires a config source (folder or Kubernetes API) to the stream server,
+// the CA to the certificate endpoint, and the status port. Everything here is wiring; behaviour
+// lives in the files it wires and in core.
+
+import type { Server as HttpsServer } from 'node:https';
+import type { Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { pino, type Logger } from 'pino';
+import type { CertificateAuthority } from '../core/pki/authority.js';
+import { FileSource } from '../core/sources/file-source.js';
+import type { ConfigSource } from '../core/sources/source.js';
+import { CONTROL_PLANE_PORT } from '../core/sources/control-plane-wire.js';
+import type { Validate } from './config-set.js';
+import { ConfigDistributor } from './config-distributor.js';
+import { ProxyRegistry } from './proxy-registry.js';
+import { createControlServer } from './server.js';
+import { createStatusServer } from './status-server.js';
+import type { Authenticator } from './token-authenticator.js';
+
+/** Where proxies reach the control plane: on the machine, and as the Service deploy/ creates. */
+export const CONTROL_PLANE_NAMES = [
+  'localhost',
+  '127.0.0.1',
+  'meshgate-control',
+  'meshgate-control.istio-system.svc',
+  'meshgate-control.istio-system.svc.cluster.local',
+] as const;
+
+/** How long close() lets an answer in flight finish before its connection is cut. */
+const GRACE_MS = 1000;
+
+export interface ControlPlaneOptions {
+  /** Folder of Istio YAML, watched; used when no `source` is given. */
+  readonly configDir?: string;
+  readonly source?: ConfigSource;
+  readonly ca: CertificateAuthority;
+  readonly authenticator: Authenticator;
+  /** TLS port for proxies (default 15012); 0 = any free port. */
+  readonly port?: number;
+  readonly listenHost?: string;
+  /** Readiness port (default 15021); 0 = any free port. */
+  readonly statusPort?: number;
+  /** More names for the server certificate, beside CONTROL_PLANE_NAMES. */
+  readonly hostnames?: readonly string[];
+  readonly debounceMs?: number;
+  readonly heartbeatMs?: number;
+  readonly validate?: Validate;
+  readonly logger?: Logger;
+  readonly now?: () => Date;
+}
+
+export interface RunningControlPlane {
+  readonly port: number;
+  readonly statusPort: number;
+  /** The trust bundle proxies are given (`--root-cert`). */
+  readonly rootCertPem: string;
+  readonly registry: ProxyRegistry;
+  /** The version now handed out. */
+  version(): string | undefined;
+  close(): Promise<void>;
+  destroy(): Promise<void>;
+}
+
+export async function startControlPlane(opts: ControlPlaneOptions): Promise<RunningControlPlane> {
+  const log = opts.logger ?? pino({ name: 'meshgate-control' }, pino.destination(2));
+  const host = opts.listenHost ?? '0.0.0.0';
+  if (!opts.source && opts.configDir === undefined) throw new Error('startControlPlane needs configDir or source');
+  const source = opts.source ?? new FileSource({ dir: opts.configDir! });
+  const registry = new ProxyRegistry({ log: log.child({ component: 'proxies' }), ...(opts.now ? { now: opts.now } : {}) });
+  const distributor = new ConfigDistributor({
+    source,
+    registry,
+    log,
+    ...(opts.debounceMs !== undefined ? { debounceMs: opts.debounceMs } : {}),
+    ...(opts.heartbeatMs !== undefined ? { heartbeatMs: opts.heartbeatMs } : {}),
+    ...(opts.validate ? { validate: opts.validate } : {}),
+  });
+  const names = [...new Set([...CONTROL_PLANE_NAMES, ...(opts.hostnames ?? [])])];
+  const tls = opts.ca.issueServerCertificate(names);
+  const server = createControlServer({ tls, authenticator: opts.authenticator, distributor, registry, ca: opts.ca, log: log.child({ component: 'api' }) });
+  let closing = false;
+  const status = createStatusServer(() => !closing && distributor.current !== undefined);
+
+  const stop = async (hard: boolean): Promise<void> => {
+    closing = true;
+    if (hard) distributor.destroy();
+    else await distributor.close().catch(() => undefined);
+    await Promise.all([stopServer(server, hard), stopServer(status, hard)]);
+  };
+
+  let port = 0;
+  let statusPort = 0;
+  try {
+    statusPort = await listen(status, opts.statusPort ?? 15021, host);
+    await distributor.start();
+    port = await listen(server, opts.port ?? CONTROL_PLANE_PORT, host);
+  } catch (err) {
+    await stop(true);
+    throw err;
+  }
+  log.info({ port, statusPort, config: source.description, ca: opts.ca.dir, caSource: opts.ca.source, trustDomain: opts.ca.trustDomain, authenticator: opts.authenticator.description, names }, 'control plane serving');
+
+  let stopping: Promise<void> | undefined;
+  return {
+    port,
+    statusPort,
+    rootCertPem: opts.ca.rootCertPem,
+    registry,
+    version: () => distributor.current?.version,
+    close: () => (stopping ??= stop(false)),
+    destroy: () => (stopping ??= stop(true)),
+  };
+}
+
+async function listen(server: HttpsServer | HttpServer, port: number, host: string): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return (server.address() as AddressInfo).port;
+}
+
+function stopServer(server: HttpsServer | HttpServer, hard: boolean): Promise<void> {
+  if (!server.listening) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    let late: NodeJS.Timeout | undefined;
+    server.close(() => {
+      clearTimeout(late);
+      resolve();
+    });
+    // Streams were ended above; what is left is keep-alive connections: idle ones go now, a request
+    // still being answered gets a moment to finish.
+    if (hard) server.closeAllConnections();
+    else {
+      server.closeIdleConnections();
+      late = setTimeout(() => server.closeAllConnections(), GRACE_MS);
+    }
+  });
+}

@@ -1,0 +1,149 @@
+// The proxies the control plane knows: which identity each subscribed as, whether its stream is
+// open, which configuration version was sent to it, which one it runs (acknowledged), and the last
+// one it refused and why. This is what `GET /v1/proxies` shows, so a person can see a rollout land
+// or find the proxy that disagrees with it.
+
+import type { Logger } from 'pino';
+import { formatProblem, type Problem } from '../core/config/problem.js';
+import { isRecord } from '../core/config/load.js';
+import type { ProxyStatus } from '../core/sources/control-plane-wire.js';
+
+/** One subscription of a proxy; a later subscription with the same id replaces it. */
+export interface ProxySession {
+  readonly id: string;
+  readonly identity: string;
+  readonly address: string;
+  readonly connectedAt: Date;
+  disconnectedAt: Date | undefined;
+  sentVersion: string | undefined;
+  acknowledgedVersion: string | undefined;
+  rejectedVersion: string | undefined;
+  rejectedBecause: string[];
+}
+
+export type AckOutcome = { ok: true } | { ok: false; status: number; message: string };
+
+const MAX_PROBLEMS = 50;
+const MAX_TEXT = 2000;
+
+export interface ProxyRegistryOptions {
+  readonly log: Logger;
+  readonly now?: () => Date;
+  /** A disconnected proxy is listed this long, then forgotten (default one hour). */
+  readonly forgetAfterMs?: number;
+}
+
+export class ProxyRegistry {
+  readonly #sessions = new Map<string, ProxySession>();
+  readonly #log: Logger;
+  readonly #now: () => Date;
+  readonly #forgetAfterMs: number;
+
+  constructor(opts: ProxyRegistryOptions) {
+    this.#log = opts.log;
+    this.#now = opts.now ?? (() => new Date());
+    this.#forgetAfterMs = opts.forgetAfterMs ?? 3600_000;
+  }
+
+  /**
+   * A new subscription. Refused while another identity holds the id on an open stream (one proxy
+   * must not take over another's record); the same identity subscribing again replaces its session,
+   * and what it had acknowledged carries over (the proxy still runs it).
+   */
+  connect(id: string, identity: string, address: string): { ok: true; session: ProxySession; replaced: ProxySession | undefined } | { ok: false; message: string } {
+    this.#forget();
+    const old = this.#sessions.get(id);
+    if (old && old.identity !== identity && old.disconnectedAt === undefined) {
+      return { ok: false, message: `proxy id ${id} is connected as ${old.identity}` };
+    }
+    const carried = old?.identity === identity ? old : undefined;
+    const session: ProxySession = {
+      id,
+      identity,
+      address,
+      connectedAt: this.#now(),
+      disconnectedAt: undefined,
+      sentVersion: undefined,
+      acknowledgedVersion: carried?.acknowledgedVersion,
+      rejectedVersion: carried?.rejectedVersion,
+      rejectedBecause: carried?.rejectedBecause ?? [],
+    };
+    this.#sessions.set(id, session);
+    return { ok: true, session, replaced: old && old.disconnectedAt === undefined ? old : undefined };
+  }
+
+  disconnect(session: ProxySession): void {
+    session.disconnectedAt ??= this.#now();
+  }
+
+  sent(session: ProxySession, version: string): void {
+    session.sentVersion = version;
+  }
+
+  /** `body` is the parsed JSON of an acknowledgement; `identity` the caller's. */
+  acknowledge(identity: string, body: unknown): AckOutcome {
+    if (!isRecord(body) || typeof body.proxy !== 'string' || typeof body.version !== 'string' || typeof body.accepted !== 'boolean') {
+      return { ok: false, status: 400, message: 'expected {proxy, version, accepted, problems?}' };
+    }
+    const session = this.#sessions.get(body.proxy);
+    if (!session) return { ok: false, status: 404, message: `no proxy ${body.proxy} has subscribed` };
+    if (session.identity !== identity) return { ok: false, status: 403, message: `proxy ${body.proxy} subscribed as ${session.identity}` };
+    const fields = { proxy: session.id, identity, version: body.version };
+    if (body.accepted) {
+      if (session.acknowledgedVersion !== body.version) this.#log.info(fields, 'proxy applied configuration');
+      session.acknowledgedVersion = body.version;
+      return { ok: true };
+    }
+    const why = problemLines(body.problems);
+    session.rejectedVersion = body.version;
+    session.rejectedBecause = why;
+    this.#log.warn({ ...fields, problems: why, running: session.acknowledgedVersion ?? null }, 'proxy refused configuration; it keeps running its current one');
+    return { ok: true };
+  }
+
+  list(): ProxyStatus[] {
+    this.#forget();
+    return [...this.#sessions.values()]
+      .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+      .map((s) => ({
+        id: s.id,
+        identity: s.identity,
+        connected: s.disconnectedAt === undefined,
+        address: s.address,
+        connectedAt: s.connectedAt.toISOString(),
+        disconnectedAt: s.disconnectedAt?.toISOString() ?? null,
+        sentVersion: s.sentVersion ?? null,
+        acknowledgedVersion: s.acknowledgedVersion ?? null,
+        rejectedVersion: s.rejectedVersion ?? null,
+        rejectedBecause: [...s.rejectedBecause],
+      }));
+  }
+
+  #forget(): void {
+    const now = this.#now().getTime();
+    for (const [id, s] of this.#sessions) {
+      if (s.disconnectedAt && now - s.disconnectedAt.getTime() > this.#forgetAfterMs) this.#sessions.delete(id);
+    }
+  }
+}
+
+/** What a proxy said was wrong, as `file:line resource field: message` lines; bounded, whatever it sent. */
+function problemLines(v: unknown): string[] {
+  if (!Array.isArray(v)) return [];
+  return v.slice(0, MAX_PROBLEMS).map((p) => {
+    if (!isRecord(p)) return cut(String(p));
+    const problem: Problem = {
+      severity: p.severity === 'warning' ? 'warning' : 'error',
+      file: cut(String(p.file ?? '')),
+      line: typeof p.line === 'number' ? p.line : 0,
+      resource: cut(String(p.resource ?? '')),
+      field: cut(String(p.field ?? '')),
+      message: cut(String(p.message ?? '')),
+    };
+    return formatProblem(problem);
+  });
+}
+
+function cut(s: string): string {
+  return s.length > MAX_TEXT ? `${s.slice(0, MAX_TEXT)}…` : s;
+}

@@ -1,0 +1,138 @@
+// The control plane's TLS endpoint (port 15012): authenticates every call by its bearer token, then
+//   GET  /v1/config/stream?proxy=ID   the configuration stream (NDJSON, long-lived)
+//   POST /v1/config/ack               a proxy says whether it applied a version
+//   POST /v1/certificates             a CSR signed for the caller's identity
+//   GET  /v1/proxies                  every proxy, its identity and versions
+//
+// Transport: HTTP/1.1 over node:https, without a framework. Each proxy holds one response open for
+// the stream and makes a few short POSTs; chunked NDJSON is all the stream needs, any HTTP client
+// (curl included) can read it, and writing lines straight to the response keeps heartbeats and
+// back-pressure in plain sight. HTTP/2 would multiplex, but one stream per proxy leaves nothing to
+// multiplex, and fastify's request lifecycle adds nothing for four routes and fits a response that
+// never ends poorly.
+
+import { createServer, type Server } from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import type { CertificateAuthority } from '../core/pki/authority.js';
+import { spiffeIdOf } from '../core/pki/spiffe.js';
+import { ACK_PATH, CERTIFICATES_PATH, PROXIES_PATH, STREAM_PATH } from '../core/sources/control-plane-wire.js';
+import { answerCertificateRequest } from './ca-service.js';
+import type { ConfigDistributor } from './config-distributor.js';
+import type { ProxyRegistry } from './proxy-registry.js';
+import { bearerToken, type Authenticator, type Caller } from './token-authenticator.js';
+
+export interface ControlServerOptions {
+  /** The server certificate: chain leaf first (PEM), and its key. */
+  readonly tls: { readonly certChainPem: string; readonly keyPem: string };
+  readonly authenticator: Authenticator;
+  readonly distributor: ConfigDistributor;
+  readonly registry: ProxyRegistry;
+  readonly ca: CertificateAuthority;
+  readonly log: Logger;
+}
+
+/** A CSR is about 1 KiB; an acknowledgement carries at most a list of problems. */
+const MAX_BODY_BYTES = 1 << 20;
+const PROXY_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,252}$/;
+
+const ROUTES: Readonly<Record<string, string>> = {
+  [STREAM_PATH]: 'GET',
+  [ACK_PATH]: 'POST',
+  [CERTIFICATES_PATH]: 'POST',
+  [PROXIES_PATH]: 'GET',
+};
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export function createControlServer(opts: ControlServerOptions): Server {
+  const { log } = opts;
+  const server = createServer({ cert: opts.tls.certChainPem, key: opts.tls.keyPem, minVersion: 'TLSv1.2' }, (req, res) => {
+    handle(opts, req, res).catch((err: unknown) => {
+      // A body cut short leaves the connection in an unknown state: close it after the answer.
+      if (err instanceof HttpError) return reply(res, err.status, { error: err.message }, err.status === 413 ? { connection: 'close' } : {});
+      log.error({ err, path: req.url }, 'control plane request failed');
+      reply(res, 500, { error: 'internal error' });
+    });
+  });
+  // Proxies that fail the handshake (a wrong root, a port scanner) are worth a debug line, not a crash.
+  server.on('tlsClientError', (err, socket) => log.debug({ error: err.message, address: socket.remoteAddress }, 'TLS handshake failed'));
+  return server;
+}
+
+async function handle(opts: ControlServerOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const url = new URL(req.url ?? '/', 'https://control.invalid');
+  // Authentication comes before routing, so an unauthenticated caller learns nothing, not even which paths exist.
+  const caller = await authenticate(opts, req, url.pathname);
+  if (!caller) return reply(res, 401, { error: 'a valid bearer token is required' }, { 'www-authenticate': 'Bearer' });
+  const identity = spiffeIdOf({ trustDomain: opts.ca.trustDomain, ...caller });
+  const method = ROUTES[url.pathname];
+  if (!method) return reply(res, 404, { error: `no such path ${url.pathname}` });
+  if (req.method !== method) return reply(res, 405, { error: `${url.pathname} takes ${method}` }, { allow: method });
+
+  switch (url.pathname) {
+    case STREAM_PATH: {
+      const id = url.searchParams.get('proxy') ?? '';
+      if (!PROXY_ID.test(id)) return reply(res, 400, { error: 'proxy=ID is required: letters, digits, . _ : -' });
+      const connected = opts.registry.connect(id, identity, req.socket.remoteAddress ?? '');
+      if (!connected.ok) return reply(res, 409, { error: connected.message });
+      opts.distributor.open(connected.session, res, connected.replaced);
+      return;
+    }
+    case ACK_PATH: {
+      const outcome = opts.registry.acknowledge(identity, await readJson(req));
+      return outcome.ok ? reply(res, 200, {}) : reply(res, outcome.status, { error: outcome.message });
+    }
+    case CERTIFICATES_PATH: {
+      const answer = answerCertificateRequest(opts.ca, caller, await readJson(req), opts.log);
+      return answer.ok ? reply(res, 200, answer.body) : reply(res, answer.status, { error: answer.message });
+    }
+    case PROXIES_PATH:
+      return reply(res, 200, opts.registry.list());
+  }
+}
+
+async function authenticate(opts: ControlServerOptions, req: IncomingMessage, path: string): Promise<Caller | undefined> {
+  const where = { address: req.socket.remoteAddress, method: req.method, path };
+  const token = bearerToken(req.headers.authorization);
+  if (!token) {
+    opts.log.warn(where, 'request refused: no bearer token');
+    return undefined;
+  }
+  const result = await opts.authenticator.authenticate(token);
+  if (!result.ok) {
+    // Never the token itself: a log line must not become a credential.
+    opts.log.warn({ ...where, reason: result.message }, 'request refused: token not accepted');
+    return undefined;
+  }
+  return result.caller;
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY_BYTES) throw new HttpError(413, `the body is larger than ${MAX_BODY_BYTES} bytes`);
+    chunks.push(chunk);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+  } catch {
+    throw new HttpError(400, 'the body is not JSON');
+  }
+}
+
+function reply(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  if (res.headersSent) return void res.destroy();
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store', ...headers });
+  res.end(text);
+}
