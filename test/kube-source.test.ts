@@ -365,9 +365,12 @@ describe('gateway fed by the Kubernetes API', () => {
 });
 
 describe('meshgate gateway options', () => {
-  it('needs exactly one of --config and --config-source kubernetes', async () => {
+  it('needs exactly one of --config, --config-source kubernetes and --control', async () => {
     await assert.rejects(runGatewayCommand([]), /--config DIR or --config-source kubernetes/);
-    await assert.rejects(runGatewayCommand(['--config', 'x', '--config-source', 'kubernetes']), /not both/);
+    await assert.rejects(runGatewayCommand(['--config', 'x', '--config-source', 'kubernetes']), /give one of/);
+    await assert.rejects(runGatewayCommand(['--config', 'x', '--control', 'https://cp:15012', '--token', 't']), /give one of/);
+    await assert.rejects(runGatewayCommand(['--control', 'http://cp:15012', '--token', 't']), /must be an https:\/\/ URL/);
+    await assert.rejects(runGatewayCommand(['--control', 'https://cp:15012']), /needs --token/);
     await assert.rejects(runGatewayCommand(['--config-source', 'etcd']), /--config-source: 'etcd'/);
     await assert.rejects(runGatewayCommand(['--config', 'x', '--watch-namespaces', 'a']), /--watch-namespaces.*--config-source kubernetes/);
   });

@@ -8,7 +8,7 @@ import { ROOT_CERT_FILE } from '../core/pki/ca-files.js';
 import { CONTROL_PLANE_PORT } from '../core/sources/control-plane-wire.js';
 import { startControlPlane } from '../control/main.js';
 import { FileTokenAuthenticator } from '../control/token-authenticator.js';
-import { kubeSource, sourceChoice } from './gateway.js';
+import { kubeSource, sourceChoice } from './config-source.js';
 import { parse, parsePort } from './options.js';
 import { UsageError } from './main.js';
 
@@ -57,6 +57,7 @@ export async function runControlCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const choice = sourceChoice(values);
+  if ('control' in choice) throw new UsageError('the control plane reads --config DIR or --config-source kubernetes');
   // Kubernetes TokenReview is not wired yet: without a token file nobody could call.
   if (!values.tokens) throw new UsageError('--tokens FILE is required (a YAML list of {token, namespace, serviceAccount})');
   const port = parsePort(values.port, CONTROL_PLANE_PORT, '--port');

@@ -1,15 +1,18 @@
 // `meshgate gateway`: run the ingress gateway until SIGTERM/SIGINT, on a folder of YAML or on the
 // Kubernetes API.
 
-import { pino, type Logger } from 'pino';
+import { pino } from 'pino';
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { connectToMesh } from '../core/sources/mesh-connection.js';
 import { startGateway } from '../gateway/main.js';
-import type { ConfigSource } from '../core/sources/source.js';
 import { parse, parseLabels, parsePort, parsePorts } from './options.js';
 import { UsageError } from './main.js';
+import { kubeSource, sourceChoice } from './config-source.js';
 
 export const GATEWAY_HELP = `usage: meshgate gateway --config DIR --ports 80=8080[,443=8443] [options]
        meshgate gateway --config-source kubernetes [--kubeconfig PATH] [--watch-namespaces a,b] [options]
+       meshgate gateway --control URL --token FILE [--root-cert FILE] [options]
 
   --config DIR          folder of Istio YAML (watched; edits apply without restart)
   --config-source kubernetes
@@ -19,6 +22,11 @@ export const GATEWAY_HELP = `usage: meshgate gateway --config DIR --ports 80=808
                         ~/.kube/config, else the pod's service account)
   --watch-namespaces LIST
                         only these namespaces, e.g. default,shop (default: all)
+  --control URL         join the mesh: the control plane (https://…:15012) gives this gateway its
+                        configuration and its workload identity, used for mutual TLS to every
+                        endpoint that runs a sidecar
+  --token FILE          bearer token for --control (re-read on every call)
+  --root-cert FILE      the mesh root the control plane must chain to (default certs/mesh-ca/root-cert.pem)
   --ports LIST          Gateway port=listen port pairs, e.g. 80=8080,443=8443
   --status-port N       readiness port, GET /healthz/ready (default 15021)
   --admin-port N        admin port on 127.0.0.1: /routes /clusters /config_dump (default 15000)
@@ -36,6 +44,9 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
     'config-source': { type: 'string' },
     kubeconfig: { type: 'string' },
     'watch-namespaces': { type: 'string' },
+    control: { type: 'string' },
+    token: { type: 'string' },
+    'root-cert': { type: 'string' },
     ports: { type: 'string' },
     'status-port': { type: 'string' },
     'admin-port': { type: 'string' },
@@ -68,10 +79,11 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
     ...(values['acme-ca'] ? { acmeCa: readFileSync(values['acme-ca'], 'utf8') } : {}),
   };
   const log = pino({ name: 'meshgate-gateway' }, pino.destination(2));
+  const mesh = 'control' in choice ? await connectToMesh({ ...choice.control, proxyId: `${hostname()}.${common.namespace}`, logger: log }) : undefined;
   const gw = await startGateway({
     ...common,
     logger: log,
-    ...('dir' in choice ? { configDir: choice.dir } : { source: await kubeSource(choice, log) }),
+    ...(mesh ? { source: mesh.source, identity: mesh.identity } : 'dir' in choice ? { configDir: choice.dir } : 'kubeconfig' in choice ? { source: await kubeSource(choice, log) } : {}),
   });
   // SIGTERM (Kubernetes stopping the pod): drain first. Ctrl-C: a person is waiting, stop now.
   const signal = await new Promise<string>((resolve) => {
@@ -79,35 +91,6 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
     process.once('SIGINT', () => resolve('SIGINT'));
   });
   await (signal === 'SIGTERM' ? gw.drain(drainSeconds) : gw.close());
+  mesh?.close();
   return 0;
-}
-
-export type SourceChoice = { readonly dir: string } | { readonly kubeconfig: string | undefined; readonly namespaces: string[] };
-
-/** `--config DIR`, or `--config-source kubernetes` with its own options; exactly one. */
-export function sourceChoice(values: { config?: string; 'config-source'?: string; kubeconfig?: string; 'watch-namespaces'?: string }): SourceChoice {
-  const kind = values['config-source'];
-  if (kind !== undefined && kind !== 'kubernetes') throw new UsageError(`--config-source: '${kind}' is not a source meshgate knows (use 'kubernetes')`);
-  if (kind && values.config) throw new UsageError('give --config DIR or --config-source kubernetes, not both');
-  if (!kind && !values.config) throw new UsageError('--config DIR or --config-source kubernetes is required');
-  if (!kind) {
-    if (values.kubeconfig !== undefined || values['watch-namespaces'] !== undefined) {
-      throw new UsageError('--kubeconfig and --watch-namespaces go with --config-source kubernetes');
-    }
-    return { dir: values.config! };
-  }
-  const namespaces = (values['watch-namespaces'] ?? '').split(',').map((s) => s.trim()).filter(Boolean);
-  return { kubeconfig: values.kubeconfig, namespaces };
-}
-
-export async function kubeSource(choice: { readonly kubeconfig: string | undefined; readonly namespaces: string[] }, log: Logger): Promise<ConfigSource> {
-  // Loaded only here: the Kubernetes client is large, and every other command can do without it.
-  const { KubeSource, loadKubeConfig } = await import('../core/sources/kube-source.js');
-  let kubeconfig;
-  try {
-    kubeconfig = loadKubeConfig(choice.kubeconfig);
-  } catch (err) {
-    throw new UsageError(`--kubeconfig: cannot load ${choice.kubeconfig ?? 'the default kubeconfig'}: ${(err as Error).message}`);
-  }
-  return new KubeSource({ kubeconfig, namespaces: choice.namespaces, logger: log.child({ source: 'kubernetes' }) });
 }

@@ -9,6 +9,7 @@ import { runCerts } from './certs.js';
 const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promise<number> }> = {
   gateway: { summary: 'run the ingress gateway on a config folder', run: runGatewayCommand },
   control: { summary: 'run the control plane: config stream and CA for proxies', run: async (argv) => (await import('./control.js')).runControlCommand(argv) },
+  sidecar: { summary: 'run the proxy beside one workload: mTLS in and out, policies', run: async (argv) => (await import('./sidecar.js')).runSidecarCommand(argv) },
   validate: { summary: 'check a config folder; exit 1 on errors', run: runValidate },
   routes: { summary: 'print the compiled routing table', run: runRoutes },
   explain: { summary: 'show which server, route and destination a request gets, and why not others', run: runExplain },

@@ -1,0 +1,69 @@
+// Where a proxy or the control plane gets its configuration, as the command line says: a folder
+// (`--config DIR`), the Kubernetes API (`--config-source kubernetes`), or — for proxies — a control
+// plane (`--control URL`, which also gives the proxy its workload identity). Exactly one.
+
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import type { ConfigSource } from '../core/sources/source.js';
+import { UsageError } from './main.js';
+
+export type SourceChoice =
+  | { readonly dir: string }
+  | { readonly kubeconfig: string | undefined; readonly namespaces: string[] }
+  | { readonly control: ControlChoice };
+
+export interface ControlChoice {
+  readonly url: string;
+  readonly tokenFile: string;
+  readonly rootCertFile: string;
+}
+
+/** The mesh root a proxy trusts the control plane through when `--root-cert` is not given. */
+export const DEFAULT_ROOT_CERT = join('certs', 'mesh-ca', 'root-cert.pem');
+
+export interface SourceValues {
+  config?: string;
+  'config-source'?: string;
+  kubeconfig?: string;
+  'watch-namespaces'?: string;
+  control?: string;
+  token?: string;
+  'root-cert'?: string;
+}
+
+/** `--config DIR`, `--config-source kubernetes` with its own options, or (proxies) `--control URL`; exactly one. */
+export function sourceChoice(values: SourceValues): SourceChoice {
+  const kind = values['config-source'];
+  if (kind !== undefined && kind !== 'kubernetes') throw new UsageError(`--config-source: '${kind}' is not a source meshgate knows (use 'kubernetes')`);
+  const given = [values.config !== undefined, kind !== undefined, values.control !== undefined].filter(Boolean).length;
+  if (given > 1) throw new UsageError('give one of --config DIR, --config-source kubernetes or --control URL');
+  if (values.control === undefined && (values.token !== undefined || values['root-cert'] !== undefined)) {
+    throw new UsageError('--token and --root-cert go with --control URL');
+  }
+  if (values.control !== undefined) {
+    if (!/^https:\/\//.test(values.control)) throw new UsageError(`--control: '${values.control}' must be an https:// URL (the control plane's TLS port, e.g. https://meshgate-control.istio-system.svc:15012)`);
+    if (!values.token) throw new UsageError('--control needs --token FILE (the bearer token this proxy authenticates with)');
+    return { control: { url: values.control, tokenFile: values.token, rootCertFile: values['root-cert'] ?? DEFAULT_ROOT_CERT } };
+  }
+  if (given === 0) throw new UsageError('--config DIR or --config-source kubernetes is required');
+  if (!kind) {
+    if (values.kubeconfig !== undefined || values['watch-namespaces'] !== undefined) {
+      throw new UsageError('--kubeconfig and --watch-namespaces go with --config-source kubernetes');
+    }
+    return { dir: values.config! };
+  }
+  const namespaces = (values['watch-namespaces'] ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  return { kubeconfig: values.kubeconfig, namespaces };
+}
+
+export async function kubeSource(choice: { readonly kubeconfig: string | undefined; readonly namespaces: string[] }, log: Logger): Promise<ConfigSource> {
+  // Loaded only here: the Kubernetes client is large, and every other command can do without it.
+  const { KubeSource, loadKubeConfig } = await import('../core/sources/kube-source.js');
+  let kubeconfig;
+  try {
+    kubeconfig = loadKubeConfig(choice.kubeconfig);
+  } catch (err) {
+    throw new UsageError(`--kubeconfig: cannot load ${choice.kubeconfig ?? 'the default kubeconfig'}: ${(err as Error).message}`);
+  }
+  return new KubeSource({ kubeconfig, namespaces: choice.namespaces, logger: log.child({ source: 'kubernetes' }) });
+}

@@ -1,0 +1,111 @@
+// `meshgate sidecar`: run one workload's proxy until SIGTERM/SIGINT. It gets its identity from the
+// control plane before it opens any port, then serves inbound (mTLS → authorization → app) and
+// outbound (the app's HTTP proxy → routes → mTLS) with the configuration the control plane streams.
+
+import { pino } from 'pino';
+import { connectToMesh } from '../core/sources/mesh-connection.js';
+import { startSidecar } from '../sidecar/main.js';
+import { DEFAULT_ROOT_CERT } from './config-source.js';
+import { parse, parseLabels, parsePort } from './options.js';
+import { UsageError } from './main.js';
+
+export const SIDECAR_HELP = `usage: meshgate sidecar --control URL --token FILE --namespace NS --service-account SA
+                        --workload NAME --labels app=x,version=v1 --app-port N [options]
+
+Runs beside one workload. Inbound (mutual TLS from the mesh, PeerAuthentication, AuthorizationPolicy)
+ends at the app on loopback; outbound, the app uses it as its HTTP proxy
+(HTTP_PROXY=http://127.0.0.1:15001) and calls services by name.
+
+  --control URL         the control plane, https://…:15012 (configuration and the workload certificate)
+  --token FILE          bearer token for the control plane (re-read on every call)
+  --root-cert FILE      the mesh root (default ${DEFAULT_ROOT_CERT})
+  --namespace NS        the workload's namespace
+  --service-account SA  the workload's service account (its identity is the one the token stands for)
+  --workload NAME       the workload (pod) name, how the control plane lists this proxy
+  --labels LIST         the workload's labels; policies and subsets select on them
+  --app-port N          the port the app listens on
+  --app-host ADDR       where the app listens (default 127.0.0.1)
+  --inbound-port N      inbound mTLS port (default 15006)
+  --outbound-port N     outbound proxy port on 127.0.0.1 (default 15001)
+  --status-port N       readiness, GET /healthz/ready (default 15021)
+  --admin-port N        admin on 127.0.0.1 (default 15000)
+  --listen-host ADDR    address the inbound and status ports listen on (default 0.0.0.0)
+  --outbound-traffic-policy ALLOW_ANY|REGISTRY_ONLY
+                        hosts the mesh does not know: pass through (default) or answer 502
+  --cert-ttl SECONDS    workload certificate lifetime to ask for (default 86400; rotated at half-life)
+  --access-log WHERE    off | stdout | FILE (default stdout)
+  --drain-seconds N     on SIGTERM: fail readiness, keep serving N seconds, then close (default 5)`;
+
+export async function runSidecarCommand(argv: string[]): Promise<number> {
+  const { values } = parse(argv, {
+    control: { type: 'string' },
+    token: { type: 'string' },
+    'root-cert': { type: 'string' },
+    namespace: { type: 'string' },
+    'service-account': { type: 'string' },
+    workload: { type: 'string' },
+    labels: { type: 'string' },
+    'app-port': { type: 'string' },
+    'app-host': { type: 'string' },
+    'inbound-port': { type: 'string' },
+    'outbound-port': { type: 'string' },
+    'status-port': { type: 'string' },
+    'admin-port': { type: 'string' },
+    'listen-host': { type: 'string' },
+    'outbound-traffic-policy': { type: 'string' },
+    'cert-ttl': { type: 'string' },
+    'access-log': { type: 'string' },
+    'drain-seconds': { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (values.help) {
+    console.log(SIDECAR_HELP);
+    return 0;
+  }
+  for (const flag of ['control', 'token', 'namespace', 'service-account', 'workload', 'app-port'] as const) {
+    if (!values[flag]) throw new UsageError(`--${flag} is required`);
+  }
+  if (!/^https:\/\//.test(values.control!)) throw new UsageError(`--control: '${values.control}' must be an https:// URL`);
+  const policy = values['outbound-traffic-policy'] ?? 'ALLOW_ANY';
+  if (policy !== 'ALLOW_ANY' && policy !== 'REGISTRY_ONLY') throw new UsageError(`--outbound-traffic-policy: '${policy}' is not ALLOW_ANY or REGISTRY_ONLY`);
+  const drainSeconds = values['drain-seconds'] === undefined ? 5 : Number(values['drain-seconds']);
+  if (!Number.isFinite(drainSeconds) || drainSeconds < 0) throw new UsageError(`--drain-seconds: '${values['drain-seconds']}' is not a number of seconds`);
+  const certTtl = values['cert-ttl'] === undefined ? undefined : Number(values['cert-ttl']);
+  if (certTtl !== undefined && !(Number.isInteger(certTtl) && certTtl > 0)) throw new UsageError(`--cert-ttl: '${values['cert-ttl']}' is not a number of seconds`);
+  const namespace = values.namespace!;
+  const appPort = parsePort(values['app-port'], 0, '--app-port');
+
+  const log = pino({ name: 'meshgate-sidecar', base: { workload: `${values.workload}.${namespace}` } }, pino.destination(2));
+  const mesh = await connectToMesh({
+    url: values.control!,
+    tokenFile: values.token!,
+    rootCertFile: values['root-cert'] ?? DEFAULT_ROOT_CERT,
+    proxyId: `${values.workload}.${namespace}`,
+    logger: log,
+    ...(certTtl !== undefined ? { certTtlSeconds: certTtl } : {}),
+  });
+  const sidecar = await startSidecar({
+    identity: mesh.identity,
+    source: mesh.source,
+    namespace,
+    serviceAccount: values['service-account']!,
+    labels: values.labels ? parseLabels(values.labels) : {},
+    appPort,
+    appHost: values['app-host'] ?? '127.0.0.1',
+    inboundPort: parsePort(values['inbound-port'], 15006, '--inbound-port'),
+    outboundPort: parsePort(values['outbound-port'], 15001, '--outbound-port'),
+    statusPort: parsePort(values['status-port'], 15021, '--status-port'),
+    adminPort: parsePort(values['admin-port'], 15000, '--admin-port'),
+    listenHost: values['listen-host'] ?? '0.0.0.0',
+    outboundTrafficPolicy: policy,
+    accessLog: values['access-log'] ?? 'stdout',
+    logger: log,
+  });
+  const signal = await new Promise<string>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+  await (signal === 'SIGTERM' ? sidecar.drain(drainSeconds) : sidecar.close());
+  mesh.close();
+  return 0;
+}
