@@ -53,7 +53,8 @@ describe('demo config agrees with the demo topology', () => {
       const pod = pods.find((p) => p.metadata.name === w.instance);
       assert.ok(pod, `Pod ${w.instance}`);
       assert.equal(pod.metadata.namespace, DEMO_NAMESPACE);
-      assert.deepEqual(pod.metadata.labels, { app: w.service, version: w.version });
+      assert.deepEqual(pod.metadata.labels, { app: w.service, version: w.version, 'security.istio.io/tlsMode': 'istio' });
+      assert.equal(raw(pod).spec.serviceAccountName, w.serviceAccount);
       assert.equal(raw(pod).status.podIP, DEMO_ADDRESS);
 
       const slice = slices.find((s) => raw(s).endpoints?.[0]?.targetRef?.name === w.instance);
@@ -66,12 +67,13 @@ describe('demo config agrees with the demo topology', () => {
       assert.deepEqual(body.endpoints[0].addresses, [DEMO_ADDRESS]);
       assert.equal(body.endpoints[0].targetRef.kind, 'Pod');
     }
-    assert.equal(new Set(DEMO_WORKLOADS.map((w) => w.port)).size, DEMO_WORKLOADS.length, 'ports are distinct');
+    const ports = DEMO_WORKLOADS.flatMap((w) => [w.port, w.appPort, w.outboundPort]);
+    assert.equal(new Set(ports).size, ports.length, 'ports are distinct');
   });
 
   it('every config file loads without problems, and the Gateway serves the demo hosts', async () => {
     const files = (await readdir(CONFIG_DIR)).filter((f) => f.endsWith('.yaml')).sort();
-    assert.deepEqual(files, ['destination-rules.yaml', 'gateway.yaml', 'services.yaml', 'virtual-services.yaml']);
+    assert.deepEqual(files, ['destination-rules.yaml', 'gateway.yaml', 'security.yaml', 'services.yaml', 'virtual-services.yaml']);
     for (const f of files) await loadFile(f);
     const { resources } = await loadFile('gateway.yaml');
     const [gw] = resources;

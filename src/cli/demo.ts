@@ -4,17 +4,18 @@
 
 import { relative, isAbsolute } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startGateway } from '../gateway/main.js';
-import { startBackend, type RunningBackend } from '../demo/backend.js';
-import { DEMO_ADDRESS, DEMO_HOSTS, DEMO_WORKLOADS } from '../demo/topology.js';
+import { startDemoMesh, type RunningDemoMesh } from '../demo/mesh.js';
+import { DEMO_ADDRESS, DEMO_CONTROL_PORT, DEMO_HOSTS, DEMO_WORKLOADS } from '../demo/topology.js';
 import { ensureDemoCertificates } from '../core/tls/demo-ca.js';
 import { parse, parsePort } from './options.js';
 import { UsageError } from './main.js';
 
 export const DEMO_HELP = `usage: meshgate demo [options]
 
-Starts the demo backends (user-service v1, product-service v1 and v2) on 127.0.0.1 and a gateway
-serving the Istio YAML in the config folder. Ctrl-C stops everything.
+Starts the demo mesh on 127.0.0.1: a control plane (config stream and mesh CA, port 15012), the
+demo apps (user-service v1, product-service v1 and v2) each behind its own sidecar, and a gateway,
+all on the Istio YAML in the config folder; every hop between proxies is mutual TLS. Ctrl-C stops
+everything.
 
   --config DIR          folder of Istio YAML (default: the gateway-config/ shipped with meshgate)
   --port N              where Gateway port 80 listens (default 8080)
@@ -55,38 +56,27 @@ export async function runDemo(argv: string[]): Promise<number> {
   const listenHost = values['listen-host'] ?? '127.0.0.1';
   if (values['access-log'] === '') throw new UsageError('--access-log needs off, stdout or a file name');
 
-  const backends: RunningBackend[] = [];
-  const stopBackends = () => Promise.all(backends.splice(0).map((b) => b.close()));
+  let mesh: RunningDemoMesh;
   try {
-    for (const w of DEMO_WORKLOADS) {
-      backends.push(await startBackend({ service: w.service, version: w.version, instance: w.instance, host: DEMO_ADDRESS, port: w.port }));
-    }
-  } catch (err) {
-    await stopBackends();
-    // The backends' ports are fixed because services.yaml names them; no flag can move them.
-    return failedToListen(err, 'a demo backend', `The backends need ${DEMO_WORKLOADS.map((w) => w.port).join(', ')}; is another demo running?`);
-  }
-
-  let gw: Awaited<ReturnType<typeof startGateway>>;
-  try {
-    gw = await startGateway({
+    mesh = await startDemoMesh({
       configDir,
-      ports: new Map([
+      certsDir,
+      gatewayPorts: new Map([
         [80, port],
         [443, httpsPort],
       ]),
-      certsDir,
       listenHost,
       statusPort,
       adminPort,
       accessLog: values['access-log'] ?? 'stdout',
     });
   } catch (err) {
-    await stopBackends();
-    return failedToListen(err, 'the gateway', 'Is another demo running? Pick other ports with --port, --status-port and --admin-port.');
+    // The workloads' ports are fixed because services.yaml names them; no flag can move them.
+    const fixed = DEMO_WORKLOADS.flatMap((w) => [w.port, w.appPort, w.outboundPort]).join(', ');
+    return failedToListen(err, 'a part of the demo', `It needs ${port}, ${httpsPort}, ${statusPort}, ${adminPort}, ${DEMO_CONTROL_PORT} and ${fixed}; is another demo running?`);
   }
-
-  console.log(banner(displayPath(configDir), gw.listenPorts.get(80) ?? port, gw.listenPorts.get(443) ?? httpsPort, displayPath(demoCerts.caCertFile), gw.statusPort, gw.adminPort));
+  const gw = mesh.gateway;
+  console.log(banner(displayPath(configDir), gw.listenPorts.get(80) ?? port, gw.listenPorts.get(443) ?? httpsPort, displayPath(demoCerts.caCertFile), gw.statusPort, gw.adminPort, displayPath(mesh.rootCertFile)));
 
   await new Promise<void>((resolve) => {
     const stop = () => {
@@ -99,9 +89,8 @@ export async function runDemo(argv: string[]): Promise<number> {
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
   });
-  console.log('\nstopping: gateway, then backends');
-  await gw.close();
-  await stopBackends();
+  console.log('\nstopping: gateway, sidecars, apps, control plane');
+  await mesh.close();
   return 0;
 }
 
@@ -120,24 +109,28 @@ function displayPath(dir: string): string {
   return rel === '' ? '.' : rel.startsWith('..') || isAbsolute(rel) ? dir : rel;
 }
 
-function banner(config: string, port: number, httpsPort: number, caFile: string, statusPort: number, adminPort: number): string {
+function banner(config: string, port: number, httpsPort: number, caFile: string, statusPort: number, adminPort: number, meshRoot: string): string {
   const base = `http://127.0.0.1:${port}`;
   const [user, product, api] = DEMO_HOSTS;
-  const backends = DEMO_WORKLOADS.map((w) => `${w.service} ${w.version} (${w.instance}) on ${DEMO_ADDRESS}:${w.port}`);
+  const workloads = DEMO_WORKLOADS.map((w) => `${w.instance}: sidecar ${DEMO_ADDRESS}:${w.port} (mTLS) → app :${w.appPort}, app's proxy :${w.outboundPort}`);
+  const user0 = DEMO_WORKLOADS.find((w) => w.service === 'user-service')!;
   return `
 meshgate demo: gateway on ${base} (Gateway port 80) and https://127.0.0.1:${httpsPort} (port 443), config ${config}
-  backends: ${backends.join('\n            ')}
+  mesh:     control plane https://127.0.0.1:${DEMO_CONTROL_PORT}, root ${meshRoot}
+            ${workloads.join('\n            ')}
   ready:    http://127.0.0.1:${statusPort}/healthz/ready    admin: http://127.0.0.1:${adminPort}/routes
 
 Try:
   curl --cacert ${caFile} --resolve ${user}:${httpsPort}:127.0.0.1 https://${user}:${httpsPort}/
   curl --http2 --cacert ${caFile} --resolve ${product}:${httpsPort}:127.0.0.1 https://${product}:${httpsPort}/
   curl -i -H 'Host: ${user}' ${base}/                # 301 to https (httpsRedirect)
-  curl -H 'Host: ${product}' ${base}/          # 90% v1, 10% v2
-  for i in $(seq 100); do curl -s -H 'Host: ${product}' ${base}/ | grep '"version"'; done | sort | uniq -c
+  curl -H 'Host: ${product}' ${base}/          # 90% v1, 10% v2; product calls user-service through the mesh
+  for i in $(seq 100); do curl -s -H 'Host: ${product}' ${base}/ | grep '"version"' | head -1; done | sort | uniq -c
   curl -H 'Host: ${api}' ${base}/user/42
-  curl -H 'Host: ${api}' ${base}/product/7
+  curl -i -H 'Host: ${api}' ${base}/user/admin    # 403 RBAC: access denied (AuthorizationPolicy)
   curl -i -H 'Host: ${api}' ${base}/orders     # 404: no route
+  curl -v http://127.0.0.1:${user0.port}/             # plaintext to a STRICT sidecar: refused
+  openssl s_client -connect 127.0.0.1:${user0.port} -CAfile ${meshRoot} </dev/null 2>/dev/null | openssl x509 -noout -ext subjectAltName
   npx meshgate explain --config ${config} http://${api}/orders
 
 Ctrl-C stops everything.`;

@@ -123,7 +123,6 @@ function checkRule(c: Checker, rule: Obj, at: FieldPath, action: Action): void {
     const attr = checkCondition(c, cond, wAt, action);
     if (attr) keys.push(attr);
   });
-  if (action === 'DENY') warnTcpWidening(c, at, sources, operations, keys);
 }
 
 function checkSource(c: Checker, source: Obj, at: FieldPath, action: Action): void {
@@ -240,29 +239,3 @@ function checkCondition(c: Checker, cond: Obj, at: FieldPath, action: Action): C
   return attr;
 }
 
-/**
- * On plain TCP, Envoy ignores the HTTP-only parts of a DENY rule, so the rule matches more; with
- * nothing else left it denies every connection in its scope (Istio warns about the same case).
- */
-function warnTcpWidening(c: Checker, at: FieldPath, sources: readonly Obj[], operations: readonly Obj[], keys: readonly ConditionAttribute[]): void {
-  const has = (o: Obj, fields: readonly string[]): boolean => fields.some((f) => Array.isArray(o[f]) && (o[f] as unknown[]).length > 0);
-  const httpKey = (k: ConditionAttribute): boolean => k.kind === 'header' || k.kind === 'jwt';
-  const httpOnly = [
-    ...new Set([
-      ...sources.flatMap((s) => HTTP_ONLY_SOURCE.filter((f) => has(s, [f]))),
-      ...operations.flatMap((o) => HTTP_ONLY_OPERATION.filter((f) => has(o, [f]))),
-      ...(keys.some(httpKey) ? ['HTTP when keys'] : []),
-    ]),
-  ];
-  if (httpOnly.length === 0) return;
-  const tcpSourceFields = SOURCE_FIELDS.filter((f) => !HTTP_ONLY_SOURCE.includes(f));
-  const anySource = sources.length === 0 || sources.some((s) => !has(s, tcpSourceFields));
-  const anyOperation = operations.length === 0 || operations.some((o) => !has(o, ['ports', 'notPorts']));
-  const anyWhen = !keys.some((k) => !httpKey(k));
-  const what = httpOnly.join(', ');
-  if (anySource && anyOperation && anyWhen) {
-    c.warn(at, `on plain TCP traffic ${what} cannot be checked and are ignored, so this DENY rule denies every TCP connection in its scope; add ports to limit it`);
-  } else {
-    c.warn(at, `on plain TCP traffic ${what} cannot be checked and are ignored, so this DENY rule matches more connections there`);
-  }
-}

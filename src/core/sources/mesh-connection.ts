@@ -46,7 +46,6 @@ export async function connectToMesh(opts: MeshConnectionOptions): Promise<MeshCo
     client.close();
     throw err;
   }
-  opts.logger.info({ identity: identity.current().spiffeId, notAfter: identity.current().notAfter.toISOString() }, 'workload certificate received');
   const source = new ControlPlaneSource({ client, proxyId: opts.proxyId, logger: opts.logger.child({ component: 'config-stream' }) });
   return {
     identity,

@@ -1,0 +1,166 @@
+// The whole demo mesh in one process, every part on its own loopback port and talking over real
+// sockets: the control plane (config stream + CA), each demo app behind its own sidecar, and the
+// gateway, which — like every sidecar — gets its identity and configuration from the control plane.
+// A request to product.example.com crosses gateway → product sidecar → product app → product
+// sidecar → user sidecar → user app, every hop between proxies over mutual TLS.
+
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pino, type Logger } from 'pino';
+import { loadOrCreateAuthority } from '../core/pki/authority.js';
+import { ROOT_CERT_FILE } from '../core/pki/ca-files.js';
+import { connectToMesh, type MeshConnection } from '../core/sources/mesh-connection.js';
+import { startControlPlane, type RunningControlPlane } from '../control/main.js';
+import { FileTokenAuthenticator } from '../control/token-authenticator.js';
+import { startGateway, type RunningGateway } from '../gateway/main.js';
+import { startSidecar, type RunningSidecar } from '../sidecar/main.js';
+import { startBackend, type RunningBackend } from './backend.js';
+import { DEMO_ADDRESS, DEMO_CONTROL_PORT, DEMO_GATEWAY_IDENTITY, DEMO_NAMESPACE, DEMO_WORKLOADS, type DemoWorkload } from './topology.js';
+
+export interface DemoMeshOptions {
+  readonly configDir: string;
+  /** Edge certificates, the mesh CA (`mesh-ca/`) and the bootstrap tokens (`mesh-tokens/`) live here. */
+  readonly certsDir: string;
+  /** Gateway port number → port to listen on. */
+  readonly gatewayPorts: ReadonlyMap<number, number>;
+  readonly listenHost: string;
+  readonly statusPort: number;
+  readonly adminPort: number;
+  readonly accessLog: string;
+  /** The demo's fixed ports unless a test passes its own. */
+  readonly workloads?: readonly DemoWorkload[];
+  readonly controlPort?: number;
+  readonly logger?: Logger;
+}
+
+export interface RunningDemoMesh {
+  readonly gateway: RunningGateway;
+  readonly control: RunningControlPlane;
+  readonly sidecars: readonly RunningSidecar[];
+  /** The mesh root: what `openssl s_client -CAfile` and every proxy trust. */
+  readonly rootCertFile: string;
+  close(): Promise<void>;
+}
+
+interface Identity {
+  readonly namespace: string;
+  readonly serviceAccount: string;
+}
+
+/**
+ * One random bootstrap token per identity, made on first start and kept (mode 0600), with the token
+ * file the control plane reads. In a cluster these are what the operator hands each proxy.
+ */
+export function ensureDemoTokens(certsDir: string, identities: readonly Identity[]): { tokensFile: string; tokenFile(id: Identity): string } {
+  const dir = join(certsDir, 'mesh-tokens');
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const tokenFile = (id: Identity): string => join(dir, `${id.namespace}.${id.serviceAccount}.token`);
+  const entries: string[] = [];
+  for (const id of identities) {
+    const file = tokenFile(id);
+    if (!existsSync(file)) writeFileSync(file, randomBytes(24).toString('hex') + '\n', { mode: 0o600 });
+    const token = readFileSync(file, 'utf8').trim();
+    entries.push(`- {token: ${token}, namespace: ${id.namespace}, serviceAccount: ${id.serviceAccount}}`);
+  }
+  const tokensFile = join(dir, 'tokens.yaml');
+  writeFileSync(tokensFile, `# Bootstrap tokens of the demo mesh: who may ask the control plane for which identity.\n${entries.join('\n')}\n`, { mode: 0o600 });
+  return { tokensFile, tokenFile };
+}
+
+export async function startDemoMesh(opts: DemoMeshOptions): Promise<RunningDemoMesh> {
+  const log = opts.logger ?? pino({ name: 'meshgate-demo' }, pino.destination(2));
+  // The parts other than the gateway speak only when something is wrong: the demo's output is the gateway's.
+  const quiet = (component: string): Logger => log.child({ component }, { level: 'warn' });
+  const workloads = opts.workloads ?? DEMO_WORKLOADS;
+  const caDir = join(opts.certsDir, 'mesh-ca');
+  const authority = loadOrCreateAuthority(caDir);
+  if (!authority.ok) throw new Error(`the mesh CA in ${caDir} cannot be used: ${authority.message}`);
+  const rootCertFile = join(caDir, ROOT_CERT_FILE);
+  const identities: Identity[] = [DEMO_GATEWAY_IDENTITY, ...new Map(workloads.map((w) => [w.serviceAccount, { namespace: DEMO_NAMESPACE, serviceAccount: w.serviceAccount }])).values()];
+  const tokens = ensureDemoTokens(opts.certsDir, identities);
+  const authenticator = await FileTokenAuthenticator.load(tokens.tokensFile, quiet('tokens'));
+  if (!authenticator.ok) throw new Error(authenticator.message);
+
+  const apps: RunningBackend[] = [];
+  const sidecars: RunningSidecar[] = [];
+  const connections: MeshConnection[] = [];
+  let control: RunningControlPlane | undefined;
+  let gateway: RunningGateway | undefined;
+  const closeAll = async (): Promise<void> => {
+    await gateway?.close();
+    await Promise.all(sidecars.map((s) => s.close()));
+    await Promise.all(apps.map((a) => a.close()));
+    connections.forEach((c) => c.close());
+    await control?.close();
+  };
+
+  try {
+    control = await startControlPlane({
+      configDir: opts.configDir,
+      ca: authority.ca,
+      authenticator: authenticator.authenticator,
+      port: opts.controlPort ?? DEMO_CONTROL_PORT,
+      listenHost: DEMO_ADDRESS,
+      statusPort: 0,
+      logger: quiet('control'),
+    });
+    const url = `https://127.0.0.1:${control.port}`;
+    const join = async (id: Identity, proxyId: string, logger: Logger): Promise<MeshConnection> => {
+      const c = await connectToMesh({ url, tokenFile: tokens.tokenFile(id), rootCertFile, proxyId, logger });
+      connections.push(c);
+      return c;
+    };
+
+    for (const w of workloads) {
+      apps.push(
+        await startBackend({
+          service: w.service,
+          version: w.version,
+          instance: w.instance,
+          host: DEMO_ADDRESS,
+          port: w.appPort,
+          ...(w.calls.length > 0 ? { calls: { proxyPort: w.outboundPort, urls: w.calls } } : {}),
+        }),
+      );
+      const logger = quiet(`sidecar ${w.instance}`);
+      const mesh = await join({ namespace: DEMO_NAMESPACE, serviceAccount: w.serviceAccount }, `${w.instance}.${DEMO_NAMESPACE}`, logger);
+      sidecars.push(
+        await startSidecar({
+          identity: mesh.identity,
+          source: mesh.source,
+          namespace: DEMO_NAMESPACE,
+          serviceAccount: w.serviceAccount,
+          labels: { app: w.service, version: w.version },
+          appPort: w.appPort,
+          appHost: DEMO_ADDRESS,
+          inboundPort: w.port,
+          outboundPort: w.outboundPort,
+          statusPort: 0,
+          adminPort: 0,
+          listenHost: DEMO_ADDRESS,
+          accessLog: 'off',
+          logger,
+        }),
+      );
+    }
+
+    const gatewayMesh = await join(DEMO_GATEWAY_IDENTITY, `meshgate-ingressgateway.${DEMO_GATEWAY_IDENTITY.namespace}`, log);
+    gateway = await startGateway({
+      source: gatewayMesh.source,
+      identity: gatewayMesh.identity,
+      ports: opts.gatewayPorts,
+      certsDir: opts.certsDir,
+      listenHost: opts.listenHost,
+      statusPort: opts.statusPort,
+      adminPort: opts.adminPort,
+      accessLog: opts.accessLog,
+      logger: log,
+    });
+  } catch (err) {
+    await closeAll().catch(() => undefined);
+    throw err;
+  }
+  let closing: Promise<void> | undefined;
+  return { gateway, control, sidecars, rootCertFile, close: () => (closing ??= closeAll()) };
+}
