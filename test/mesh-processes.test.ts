@@ -1,0 +1,182 @@
+// The mesh as separate processes on loopback, started with the CLI as an operator would: a control
+// plane, a sidecar in front of an app, and a gateway joined to the mesh. Under a steady stream of
+// requests the control plane is killed and brought back, and the sidecar's certificate rotates
+// every few moments: no request fails, and a change made after the control plane returns reaches
+// every proxy.
+
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
+import { fileURLToPath } from 'node:url';
+import { request } from 'undici';
+import { gatewayYaml, serviceYaml } from './helpers/cluster-yaml.js';
+import { eventually, send } from './helpers/gateway.js';
+import { startUpstream, type Upstream } from './helpers/upstream.js';
+
+const BIN = fileURLToPath(new URL('../../bin/meshgate.js', import.meta.url));
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+function meshgate(args: string[]): ChildProcess {
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  // Kept for a failing test's message; a healthy run logs little.
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
+  (child as ChildProcess & { log(): string }).log = () => err;
+  return child;
+}
+
+async function ready(statusPort: number): Promise<boolean> {
+  try {
+    const r = await request(`http://127.0.0.1:${statusPort}/healthz/ready`);
+    await r.body.dump();
+    return r.statusCode === 200;
+  } catch {
+    return false;
+  }
+}
+
+function stopped(child: ChildProcess | undefined): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((r) => child.once('exit', () => r()));
+}
+
+const ROUTE = (extra = '') => `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: app, namespace: default}
+spec:
+  hosts: [app.example.com]
+  gateways: [gw]
+  http:
+  - route: [{destination: {host: user-service}}]${extra}
+`;
+
+describe('the mesh as processes: control plane outage and certificate rotation under load', () => {
+  let dir: string;
+  let app: Upstream;
+  let control: ChildProcess | undefined, sidecar: ChildProcess | undefined, gateway: ChildProcess | undefined;
+  const ports = { control: 0, controlStatus: 0, inbound: 0, sidecarStatus: 0, gateway: 0, gatewayStatus: 0 };
+  let controlArgs: string[];
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'meshgate-processes-'));
+    for (const k of Object.keys(ports) as (keyof typeof ports)[]) ports[k] = await freePort();
+    app = await startUpstream('user-app');
+    const config = join(dir, 'config');
+    await mkdir(config);
+    await writeFile(join(config, 'gw.yaml'), gatewayYaml(['app.example.com']));
+    await writeFile(join(config, 'vs.yaml'), ROUTE());
+    await writeFile(join(config, 'svc.yaml'), serviceYaml('user-service', [{ pod: 'user-0', port: ports.inbound, serviceAccount: 'user-service', labels: { 'security.istio.io/tlsMode': 'istio' } }]));
+    await writeFile(join(config, 'pa.yaml'), 'apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: default, namespace: istio-system}\nspec: {mtls: {mode: STRICT}}\n');
+    await writeFile(join(dir, 'tokens.yaml'), '- {token: tok-user, namespace: default, serviceAccount: user-service}\n- {token: tok-gw, namespace: istio-system, serviceAccount: meshgate-ingressgateway}\n');
+    await writeFile(join(dir, 'user.token'), 'tok-user\n');
+    await writeFile(join(dir, 'gw.token'), 'tok-gw\n');
+    const ca = join(dir, 'ca');
+    controlArgs = ['control', '--config', config, '--tokens', join(dir, 'tokens.yaml'), '--ca-dir', ca, '--port', String(ports.control), '--status-port', String(ports.controlStatus), '--listen-host', '127.0.0.1'];
+    control = meshgate(controlArgs);
+    await eventually(() => ready(ports.controlStatus), 20_000);
+    assert.ok(existsSync(join(ca, 'root-cert.pem')));
+    const mesh = ['--control', `https://127.0.0.1:${ports.control}`, '--root-cert', join(ca, 'root-cert.pem')];
+    sidecar = meshgate([
+      'sidecar', ...mesh, '--token', join(dir, 'user.token'),
+      '--namespace', 'default', '--service-account', 'user-service', '--workload', 'user-0', '--labels', 'app=user-service',
+      '--app-port', String(app.port), '--inbound-port', String(ports.inbound), '--outbound-port', '0',
+      '--status-port', String(ports.sidecarStatus), '--admin-port', '0', '--listen-host', '127.0.0.1', '--access-log', 'off',
+      // Short-lived certificates: rotation happens again and again while the test runs.
+      '--cert-ttl', '20',
+    ]);
+    gateway = meshgate([
+      'gateway', ...mesh, '--token', join(dir, 'gw.token'),
+      '--ports', `80=${ports.gateway}`, '--status-port', String(ports.gatewayStatus), '--admin-port', '0', '--listen-host', '127.0.0.1', '--access-log', 'off',
+    ]);
+    await eventually(async () => (await ready(ports.sidecarStatus)) && (await ready(ports.gatewayStatus)), 20_000);
+  });
+
+  after(async () => {
+    for (const c of [gateway, sidecar, control]) c?.kill('SIGKILL');
+    await Promise.all([stopped(gateway), stopped(sidecar), stopped(control)]);
+    await app?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** Requests, 8 at a time, until `during` settles; returns how many were sent and which failed. */
+  async function underLoad(during: () => Promise<void>): Promise<{ total: number; failures: string[] }> {
+    let stop = false;
+    let total = 0;
+    const failures: string[] = [];
+    const load = (async () => {
+      while (!stop) {
+        const rs = await Promise.all(Array.from({ length: 8 }, () => send(ports.gateway, 'app.example.com', '/load').catch((e: Error) => ({ status: 0, text: e.message }))));
+        for (const r of rs) {
+          total++;
+          if (r.status !== 200) failures.push(`${r.status} ${r.text.slice(0, 120)}`);
+        }
+      }
+    })();
+    try {
+      await during();
+    } finally {
+      stop = true;
+      await load;
+    }
+    return { total, failures };
+  }
+
+  it('serves through gateway → sidecar → app over mTLS, the app seeing the gateway identity', async () => {
+    const r = await send(ports.gateway, 'app.example.com', '/hello');
+    assert.equal(r.status, 200, (gateway as unknown as { log(): string }).log());
+    assert.match(String(r.json<{ headers: Record<string, string> }>().headers['x-forwarded-client-cert']), /URI=spiffe:\/\/cluster\.local\/ns\/istio-system\/sa\/meshgate-ingressgateway/);
+  });
+
+  it('keeps serving while the control plane is down, and a change after it returns reaches every proxy', async () => {
+    const { total, failures } = await underLoad(async () => {
+      control!.kill('SIGKILL');
+      await stopped(control);
+      // Serve a good while with nobody to ask for configuration or certificates.
+      await new Promise((r) => setTimeout(r, 1500));
+      control = meshgate(controlArgs);
+      await eventually(() => ready(ports.controlStatus), 20_000);
+    });
+    assert.ok(total > 50, `only ${total} requests`);
+    assert.deepEqual(failures, [], `${failures.length} of ${total} failed`);
+
+    // One edit, seen by both proxies: the gateway's route adds a header, the sidecar's policy denies a path.
+    await writeFile(join(dir, 'config', 'vs.yaml'), ROUTE('\n    headers: {response: {set: {x-config: after-outage}}}'));
+    await writeFile(
+      join(dir, 'config', 'deny.yaml'),
+      'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: deny-blocked, namespace: default}\nspec:\n  selector: {matchLabels: {app: user-service}}\n  action: DENY\n  rules: [{to: [{operation: {paths: [/blocked]}}]}]\n',
+    );
+    await eventually(async () => (await send(ports.gateway, 'app.example.com', '/x')).headers['x-config'] === 'after-outage', 15_000);
+    await eventually(async () => (await send(ports.gateway, 'app.example.com', '/blocked')).status === 403, 15_000);
+  });
+
+  it('rotates the sidecar certificate under load without failing a request', async () => {
+    const fingerprint = () =>
+      new Promise<string>((resolve, reject) => {
+        // Any client may look at the server certificate; the handshake then fails for lack of ours.
+        const s = tlsConnect({ host: '127.0.0.1', port: ports.inbound, rejectUnauthorized: false }, () => {
+          resolve(createHash('sha256').update(s.getPeerCertificate().raw).digest('hex'));
+          s.destroy();
+        });
+        s.on('error', reject);
+      });
+    const first = await fingerprint();
+    const { total, failures } = await underLoad(() => eventually(async () => (await fingerprint()) !== first, 20_000));
+    assert.ok(total > 20, `only ${total} requests`);
+    assert.deepEqual(failures, [], `${failures.length} of ${total} failed`);
+  });
+});
