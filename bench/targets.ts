@@ -78,6 +78,7 @@ export async function startMeshgate(upstreamPort: number, certs?: BenchCerts): P
     '--admin-port', String(adminPort),
     '--listen-host', '127.0.0.1',
     '--access-log', 'off',
+    '--workers', '1',
     // No drain period: nothing is connected when the bench stops it, and it should exit at once.
     '--drain-seconds', '0',
   ];

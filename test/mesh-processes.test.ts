@@ -10,7 +10,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:http';
+import { createServer, get as httpGet } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -48,6 +48,17 @@ async function ready(statusPort: number): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** A GET on a new connection (no keep-alive pool), so that successive calls may reach different workers. */
+function freshGet(port: number, path: string): Promise<{ status: number; header: string | undefined }> {
+  return new Promise((resolve, reject) => {
+    const req = httpGet({ host: '127.0.0.1', port, path, agent: false, headers: { host: 'app.example.com' } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, header: res.headers['x-config'] as string | undefined }));
+    });
+    req.on('error', reject);
+  });
 }
 
 function stopped(child: ChildProcess | undefined): Promise<void> {
@@ -102,11 +113,16 @@ describe('the mesh as processes: control plane outage and certificate rotation u
     gateway = meshgate([
       'gateway', ...mesh, '--token', join(dir, 'gw.token'),
       '--ports', `80=${ports.gateway}`, '--status-port', String(ports.gatewayStatus), '--admin-port', '0', '--listen-host', '127.0.0.1', '--access-log', 'off',
+      // Two workers, each its own proxy of the control plane with its own identity and snapshot.
+      '--workers', '2',
     ]);
     await eventually(async () => (await ready(ports.sidecarStatus)) && (await ready(ports.gatewayStatus)), 20_000);
   });
 
   after(async () => {
+    // SIGTERM first: the gateway's primary passes it on to its workers.
+    gateway?.kill('SIGTERM');
+    await stopped(gateway);
     for (const c of [gateway, sidecar, control]) c?.kill('SIGKILL');
     await Promise.all([stopped(gateway), stopped(sidecar), stopped(control)]);
     await app?.close();
@@ -160,7 +176,12 @@ describe('the mesh as processes: control plane outage and certificate rotation u
       join(dir, 'config', 'deny.yaml'),
       'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: deny-blocked, namespace: default}\nspec:\n  selector: {matchLabels: {app: user-service}}\n  action: DENY\n  rules: [{to: [{operation: {paths: [/blocked]}}]}]\n',
     );
-    await eventually(async () => (await send(ports.gateway, 'app.example.com', '/x')).headers['x-config'] === 'after-outage', 15_000);
+    // Each new connection goes to either worker: ten fresh connections in a row answered with the
+    // header means both workers run the new version.
+    await eventually(async () => {
+      for (let i = 0; i < 10; i++) if ((await freshGet(ports.gateway, '/x')).header !== 'after-outage') return false;
+      return true;
+    }, 15_000);
     await eventually(async () => (await send(ports.gateway, 'app.example.com', '/blocked')).status === 403, 15_000);
   });
 

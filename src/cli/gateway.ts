@@ -3,7 +3,9 @@
 
 import { pino } from 'pino';
 import { readFileSync } from 'node:fs';
-import { hostname } from 'node:os';
+import cluster from 'node:cluster';
+import { availableParallelism, hostname } from 'node:os';
+import { sharedChallenges, superviseWorkers, workerIndex } from '../gateway/workers.js';
 import { connectToMesh } from '../core/sources/mesh-connection.js';
 import { startGateway } from '../gateway/main.js';
 import { parse, parseLabels, parsePort, parsePorts } from './options.js';
@@ -36,7 +38,9 @@ export const GATEWAY_HELP = `usage: meshgate gateway --config DIR --ports 80=808
   --access-log WHERE    off | stdout | FILE (default stdout)
   --certs DIR           certificates for credentialName: DIR/<name>/tls.crt, tls.key, ca.crt (default certs)
   --acme-ca FILE        extra CA (PEM) to trust for ACME servers, e.g. a private ACME CA
-  --drain-seconds N     on SIGTERM: fail readiness, keep serving N seconds, then close (default 5)`;
+  --drain-seconds N     on SIGTERM: fail readiness, keep serving N seconds, then close (default 5)
+  --workers N           processes sharing the ports, each with its own copy of the configuration;
+                        a worker that dies is replaced (default: one per CPU)`;
 
 export async function runGatewayCommand(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
@@ -57,6 +61,7 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
     certs: { type: 'string' },
     'acme-ca': { type: 'string' },
     'drain-seconds': { type: 'string' },
+    workers: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) {
@@ -78,11 +83,17 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
     certsDir: values.certs ?? 'certs',
     ...(values['acme-ca'] ? { acmeCa: readFileSync(values['acme-ca'], 'utf8') } : {}),
   };
+  const workers = values.workers === undefined ? availableParallelism() : Number(values.workers);
+  if (!Number.isInteger(workers) || workers < 1) throw new UsageError(`--workers: '${values.workers}' is not a number of processes`);
   const log = pino({ name: 'meshgate-gateway' }, pino.destination(2));
-  const mesh = 'control' in choice ? await connectToMesh({ ...choice.control, proxyId: `${hostname()}.${common.namespace}`, logger: log }) : undefined;
+  if (workers > 1 && cluster.isPrimary) return superviseWorkers(workers, log);
+  const worker = workerIndex();
+  const mesh = 'control' in choice ? await connectToMesh({ ...choice.control, proxyId: `${hostname()}${worker !== undefined ? `-w${worker}` : ''}.${common.namespace}`, logger: log }) : undefined;
   const gw = await startGateway({
     ...common,
-    logger: log,
+    logger: worker !== undefined ? log.child({ worker }) : log,
+    // One worker orders ACME certificates; every worker answers the validation requests.
+    ...(worker !== undefined ? { acmeOrders: worker === 0, acmeChallenges: sharedChallenges() } : {}),
     ...(mesh ? { source: mesh.source, identity: mesh.identity } : 'dir' in choice ? { configDir: choice.dir } : 'kubeconfig' in choice ? { source: await kubeSource(choice, log) } : {}),
   });
   // SIGTERM (Kubernetes stopping the pod): drain first. Ctrl-C: a person is waiting, stop now.
@@ -92,5 +103,7 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
   });
   await (signal === 'SIGTERM' ? gw.drain(drainSeconds) : gw.close());
   mesh?.close();
+  // A worker's channel to the primary would keep it alive after everything else has stopped.
+  if (worker !== undefined) process.disconnect?.();
   return 0;
 }

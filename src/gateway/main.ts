@@ -11,6 +11,7 @@ import { createAccessLog } from '../core/telemetry/access-log.js';
 import { createPortListener, type PortListener } from './port-listener.js';
 import { createCredentialStore } from '../core/tls/credential-store.js';
 import { AcmeManager } from './acme/acme-manager.js';
+import type { ChallengeMap } from './acme/acme-order.js';
 import { createStatusServer } from '../core/admin/status-server.js';
 import { createAdminServer } from '../core/admin/admin-server.js';
 import { closeFastify, listenFastify } from '../core/admin/fastify-listen.js';
@@ -41,6 +42,9 @@ export interface GatewayOptions {
   readonly random?: () => number;
   /** The gateway's workload identity: Istio mTLS to mesh endpoints (auto mTLS, ISTIO_MUTUAL). */
   readonly identity?: IdentityProvider;
+  /** Several workers: whether this one orders ACME certificates (one does), and the map they share. */
+  readonly acmeOrders?: boolean;
+  readonly acmeChallenges?: ChallengeMap;
 }
 
 export interface RunningGateway {
@@ -79,7 +83,14 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   const status = createStatusServer({ ready: () => holder.current() !== undefined && !draining });
   const admin = createAdminServer(holder, pools);
   const credentials = createCredentialStore({ certsDir, logger: log });
-  const acme = new AcmeManager({ certsDir, holder, logger: log.child({ component: 'acme' }), random, ...(opts.acmeCa ? { acmeCa: opts.acmeCa } : {}) });
+  const acme = new AcmeManager({
+    certsDir,
+    holder,
+    logger: log.child({ component: 'acme' }),
+    random,
+    ...(opts.acmeCa ? { acmeCa: opts.acmeCa } : {}),
+    ...(opts.acmeChallenges ? { challenges: opts.acmeChallenges } : {}),
+  });
   const listeners: PortListener[] = [];
   const listenPorts = new Map<number, number>();
   let statusPort = 0;
@@ -112,7 +123,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     statusPort = await listenFastify(status, opts.statusPort ?? 15021, host);
     adminPort = await listenFastify(admin, opts.adminPort ?? 15000, '127.0.0.1');
     // Only once the HTTP ports listen can the ACME server's HTTP-01 validation reach us.
-    acme.start();
+    if (opts.acmeOrders ?? true) acme.start();
   } catch (err) {
     await stopAll(true);
     throw err;

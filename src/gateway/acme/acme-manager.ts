@@ -36,6 +36,11 @@ export interface AcmeManagerOptions {
   readonly orderTimeoutMs?: number;
   /** First wait before polling a pending challenge or order again (default 2 s, doubling). */
   readonly orderPollMs?: number;
+  /**
+   * Where HTTP-01 answers are kept while an order is in flight. With several worker processes, one
+   * orders and the map is shared (every worker may receive the ACME server's validation request).
+   */
+  readonly challenges?: ChallengeMap;
 }
 
 export type CertificateState = 'waiting' | 'issuing' | 'ready' | 'retrying';
@@ -84,7 +89,7 @@ export class AcmeManager {
   readonly #random: () => number;
   readonly #backoff: BackoffOptions;
   readonly #entries = new Map<string, Entry>();
-  readonly #challenges: ChallengeMap = new Map();
+  readonly #challenges: ChallengeMap;
   readonly #trust = new Map<string, ReturnType<typeof trustDirectory>>();
   readonly #listeners = new Set<(e: CertificateWritten) => void>();
   #saidNotes = new Set<string>();
@@ -96,6 +101,7 @@ export class AcmeManager {
 
   constructor(opts: AcmeManagerOptions) {
     this.#opts = opts;
+    this.#challenges = opts.challenges ?? new Map();
     this.#log = opts.logger;
     this.#now = opts.now ?? Date.now;
     this.#random = opts.random ?? Math.random;

@@ -1,0 +1,90 @@
+// `meshgate gateway --workers 2`: two processes share the ports; both serve, a worker that dies is
+// replaced while the other keeps serving, and SIGTERM drains both.
+
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, get as httpGet } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gatewayYaml, serviceYaml } from './helpers/cluster-yaml.js';
+import { eventually, send } from './helpers/gateway.js';
+import { startUpstream, type Upstream } from './helpers/upstream.js';
+
+const BIN = fileURLToPath(new URL('../../bin/meshgate.js', import.meta.url));
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+/** A GET on a new connection, so that successive calls may reach different workers. */
+function freshGet(port: number, path: string): Promise<{ status: number }> {
+  return new Promise((resolve, reject) => {
+    const req = httpGet({ host: '127.0.0.1', port, path, agent: false, headers: { host: 'app.example.com' } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode ?? 0 }));
+    });
+    req.on('error', reject);
+  });
+}
+
+function childPids(pid: number): number[] {
+  try {
+    return execFileSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' }).split('\n').map((l) => Number(l.trim())).filter((n) => n > 0);
+  } catch {
+    return [];
+  }
+}
+
+describe('gateway --workers', () => {
+  let dir: string;
+  let up: Upstream;
+  let gw: ChildProcess;
+  let port: number;
+
+  before(async () => {
+    up = await startUpstream('app');
+    dir = await mkdtemp(join(tmpdir(), 'meshgate-workers-'));
+    await writeFile(join(dir, 'gw.yaml'), gatewayYaml(['app.example.com']));
+    await writeFile(join(dir, 'svc.yaml'), serviceYaml('app', [{ pod: 'app-0', port: up.port }]));
+    await writeFile(join(dir, 'vs.yaml'), 'apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: app}\nspec:\n  hosts: [app.example.com]\n  gateways: [gw]\n  http: [{route: [{destination: {host: app}}]}]\n');
+    port = await freePort();
+    const [statusPort, adminPort] = [await freePort(), await freePort()];
+    gw = spawn(process.execPath, [BIN, 'gateway', '--config', dir, '--ports', `80=${port}`, '--status-port', String(statusPort), '--admin-port', String(adminPort), '--listen-host', '127.0.0.1', '--access-log', 'off', '--workers', '2', '--drain-seconds', '0'], { stdio: 'ignore' });
+    await eventually(async () => (await send(port, 'app.example.com', '/').catch(() => ({ status: 0 }))).status === 200 && childPids(gw.pid!).length === 2, 20_000);
+  });
+
+  after(async () => {
+    for (const pid of childPids(gw.pid!)) process.kill(pid, 'SIGKILL');
+    gw.kill('SIGKILL');
+    await up.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('replaces a worker that dies, and serves on', async () => {
+    const [victim, survivor] = childPids(gw.pid!);
+    process.kill(victim!, 'SIGKILL');
+    // Connections the dead worker held are lost with it; once the primary has seen it go, new
+    // connections go to the survivor and then to the replacement.
+    await eventually(async () => {
+      const now = childPids(gw.pid!);
+      return now.length === 2 && !now.includes(victim!) && now.includes(survivor!);
+    }, 20_000);
+    for (let i = 0; i < 20; i++) assert.equal((await freshGet(port, `/after/${i}`)).status, 200);
+  });
+
+  it('stops every worker on SIGTERM', async () => {
+    const workers = childPids(gw.pid!);
+    const exited = new Promise<number | null>((r) => gw.once('exit', (code) => r(code)));
+    gw.kill('SIGTERM');
+    assert.equal(await exited, 0);
+    for (const pid of workers) assert.throws(() => process.kill(pid, 0), 'worker is gone');
+  });
+});
