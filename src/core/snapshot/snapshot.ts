@@ -28,6 +28,8 @@ export interface GatewayRole {
   readonly labels: Readonly<Record<string, string>>;
   /** The proxy's own namespace (DestinationRule lookup starts there). */
   readonly namespace: string;
+  /** Where the proxy runs, `region/zone/subzone`: locality-aware load balancing prefers endpoints near it. */
+  readonly locality?: string;
 }
 
 export type ProxyRole = GatewayRole;
