@@ -1,11 +1,15 @@
 // Circuit breaking (SEMANTICS §3.1 connectionPool): the limits Istio derives from a connectionPool
 // block (MaxUint32 defaults, 0 = default), and the breaker's counting: connections, a bounded
-// first-come-first-served wait, overflow at once beyond it, request and retry limits, cancelled waits.
+// first-come-first-served wait, overflow at once beyond it, request and retry limits, cancelled waits;
+// and the per-request guard forward() uses to admit attempts, hold retries and report results.
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { CircuitBreaker, type Cancel, type Slot } from '../src/core/policy/circuit-breaker.js';
 import { DEFAULT_LIMITS, MAX_UINT32, connectionLimits, isDefaultLimits, type ConnectionLimits } from '../src/core/policy/connection-limits.js';
+import { OutlierDetector, outlierSettings } from '../src/core/policy/outlier-detection.js';
+import type { Cluster } from '../src/core/policy/types.js';
+import { AttemptGuard } from '../src/core/proxy/attempt-guard.js';
 
 describe('connectionLimits', () => {
   it('defaults are MaxUint32, not Envoy’s 1024, and a 10 s connect timeout', () => {
@@ -140,5 +144,59 @@ describe('CircuitBreaker', () => {
     held[2]!.release();
     slot(await waiting).release();
     assert.equal(b.counters().connections, 0);
+  });
+});
+
+describe('AttemptGuard (what forward() holds per request)', () => {
+  const cluster = (over: Partial<ConnectionLimits>, outlier?: Parameters<typeof outlierSettings>[0]) => {
+    const detector = new OutlierDetector(() => 0);
+    const traffic = {
+      limits: limits(over),
+      breaker: new CircuitBreaker(),
+      ...(outlier ? { outlier: { settings: outlierSettings(outlier)!, detector } } : {}),
+      hostKeys: ['10.0.0.1:80', '10.0.0.2:80'],
+    };
+    return { traffic, detector, cluster: { traffic } as unknown as Cluster };
+  };
+
+  it('retries in flight across requests are bounded by maxRetries; a retry holds its slot until its attempt ends', async () => {
+    const { cluster: c, traffic } = cluster({ maxRetries: 1 });
+    const one = new AttemptGuard(c);
+    const two = new AttemptGuard(c);
+    assert.equal(await one.admit(false, () => undefined), 'admitted');
+    one.done('10.0.0.1:80', { kind: 'retry-status', status: 503 }, 503, undefined);
+    assert.equal(one.mayRetry(), true);
+    assert.equal(two.mayRetry(), false, 'the only retry slot is taken');
+    assert.equal(await one.admit(false, () => undefined), 'admitted');
+    assert.equal(traffic.breaker.counters().retries, 1);
+    one.done('10.0.0.2:80', { kind: 'responded', complete: true }, 200, undefined);
+    assert.equal(traffic.breaker.counters().retries, 0);
+    assert.equal(two.mayRetry(), true);
+    two.close();
+    two.close();
+    assert.deepEqual({ ...traffic.breaker.counters(), overflows: undefined }, { connections: 0, pending: 0, requests: 0, retries: 0, overflows: undefined });
+  });
+
+  it('reports each attempt: statuses as they are, failures as local-origin errors, a departed client not at all', async () => {
+    const { cluster: c, detector } = cluster({}, { consecutiveGatewayErrors: 3, consecutive5xxErrors: 0, maxEjectionPercent: 100 });
+    const g = new AttemptGuard(c);
+    const attempt = async (outcome: Parameters<AttemptGuard['done']>[1], status: number, stopped?: 'timeout' | 'downstream') => {
+      assert.equal(await g.admit(false, () => undefined), 'admitted');
+      g.done('10.0.0.1:80', outcome, status, stopped);
+    };
+    await attempt({ kind: 'failed', error: new Error('ECONNREFUSED') }, 200);
+    await attempt({ kind: 'failed', error: new Error('downstream closed') }, 200, 'downstream');
+    await attempt({ kind: 'failed', error: new Error('route timeout') }, 200, 'timeout');
+    assert.equal(detector.status('10.0.0.1:80').consecutiveGatewayErrors, 2);
+    await attempt({ kind: 'responded', complete: true }, 502);
+    assert.equal(detector.isEjected('10.0.0.1:80'), true);
+    g.close();
+  });
+
+  it('overflow and a cancelled wait become 503 UO and the stopped request’s own answer', () => {
+    assert.equal(AttemptGuard.refusal('overflow', undefined).flag, 'UO');
+    assert.equal(AttemptGuard.refusal('overflow', undefined).status, 503);
+    assert.equal(AttemptGuard.refusal('cancelled', 'timeout').flag, 'UT');
+    assert.equal(AttemptGuard.refusal('admitted', 'downstream').flag, 'UR');
   });
 });

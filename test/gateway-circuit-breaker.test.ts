@@ -46,7 +46,7 @@ describe('circuit breaking (connectionPool)', () => {
     slow = await startUpstream('slow', hold);
     capped = await startUpstream('capped', hold);
     gw = await startTestGateway({
-      'gateway.yaml': gatewayYaml(['slow.example.com', 'capped.example.com']),
+      'gateway.yaml': gatewayYaml(['slow.example.com', 'capped.example.com', 'impatient.example.com']),
       'services.yaml': [serviceYaml('slow', [{ pod: 'slow-1', port: slow.port }]), serviceYaml('capped', [{ pod: 'capped-1', port: capped.port }])].join('---\n'),
       'rules.yaml': `apiVersion: networking.istio.io/v1
 kind: DestinationRule
@@ -71,11 +71,14 @@ spec:
 kind: VirtualService
 metadata: {name: routes}
 spec:
-  hosts: [slow.example.com, capped.example.com]
+  hosts: [slow.example.com, capped.example.com, impatient.example.com]
   gateways: [gw]
   http:
   - match: [{authority: {exact: capped.example.com}}]
     route: [{destination: {host: capped}}]
+  - match: [{authority: {exact: impatient.example.com}}]
+    timeout: 0.2s
+    route: [{destination: {host: slow}}]
   - route: [{destination: {host: slow}}]
 `,
     });
@@ -115,6 +118,19 @@ spec:
     assert.equal(b.maxPendingRequests, 1);
     assert.deepEqual({ connections: b.connections, pending: b.pending, requests: b.requests }, { connections: 0, pending: 0, requests: 0 });
     assert.equal(b.overflows.pending, 1);
+  });
+
+  it('the route timeout ends a wait for a connection: 504 UT, and the wait leaves the queue', async () => {
+    const first = gw.get('slow.example.com', '/held');
+    await eventually(async () => held.length === 1);
+    const waited = await gw.get('impatient.example.com', '/waits');
+    assert.equal(waited.status, 504);
+    assert.equal(waited.text, 'upstream request timeout');
+    const b = await breaker(SLOW);
+    assert.deepEqual({ connections: b.connections, pending: b.pending }, { connections: 1, pending: 0 });
+    answerAll();
+    assert.equal((await first).status, 200);
+    assert.equal(slow.seen.filter((e) => e.url === '/waits').length, 0);
   });
 
   it('http2MaxRequests bounds the requests in flight', async () => {

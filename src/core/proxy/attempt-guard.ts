@@ -35,8 +35,8 @@ export class AttemptGuard {
     return a.then((w) => (w === 'overflow' || w === 'cancelled' ? w : this.#hold(w)));
   }
 
-  /** The answer for a gate that did not admit. */
-  static refusal(gate: Exclude<Gate, 'admitted'>, stopped: 'timeout' | 'downstream' | undefined): LocalReply {
+  /** The answer for a gate that did not admit, or that admitted a request which has meanwhile stopped. */
+  static refusal(gate: Gate, stopped: 'timeout' | 'downstream' | undefined): LocalReply {
     if (gate === 'overflow') return LocalReplies.overflow;
     return stopped === 'timeout' ? LocalReplies.timeout : LocalReplies.upstreamReset;
   }

@@ -185,7 +185,7 @@ export async function forward(
         if (stopped) c.cancel(new Error(stopped));
       });
       current = undefined;
-      if (gate !== 'admitted') return AttemptGuard.refusal(gate, stopped);
+      if (gate !== 'admitted' || stopped) return AttemptGuard.refusal(gate, stopped);
       const lease = ctx.pools.acquire(key, h2Upstream ? undefined : tls.profile, cluster.traffic?.limits);
       started = performance.now();
       const attemptRequest = { path: fullPath, method: req.method ?? 'GET', headers, ...(body !== undefined ? { body } : {}) };
