@@ -1,5 +1,6 @@
 // DestinationRule resolution (SEMANTICS §3.2): short names, exportTo, lookup order, most specific host,
-// merging several rules; then the effective policy per subset and port, and clusters built from them.
+// merging several rules; then the effective policy per subset and port, and clusters built from them
+// (with their circuit-breaker limits and outlier settings, replaced block by block).
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -7,6 +8,7 @@ import { parseConfigText } from '../src/core/config/load.js';
 import { indexDestinationRules, namespaceOfServiceHost } from '../src/core/policy/destination-rules.js';
 import { effectivePolicy } from '../src/core/policy/traffic-policy.js';
 import { buildCluster } from '../src/core/policy/cluster.js';
+import { LiveClusters } from '../src/core/policy/live-clusters.js';
 import { buildRegistry } from '../src/core/registry/build.js';
 import type { Resource } from '../src/core/model/resource.js';
 import { seededRandom } from './helpers/random.js';
@@ -333,5 +335,84 @@ subsets:
   it('an empty subset picks nothing', () => {
     const c = buildCluster(service, service.ports[0]!, 'none', rule, deps)!;
     assert.equal(c.lb.pick({ headers: {}, sourceIp: '', query: new Map() }), undefined);
+  });
+});
+
+describe('resilience blocks are replaced whole (subset, portLevelSettings)', () => {
+  const yaml = `
+apiVersion: v1
+kind: Service
+metadata: {name: reviews, namespace: shop}
+spec: {selector: {app: reviews}, ports: [{name: http, port: 9080}, {name: http-admin, port: 9090}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: r1, namespace: shop, labels: {app: reviews, version: v1}}
+status: {podIP: 10.0.0.1}
+---
+${dr('reviews', 'shop', `host: reviews
+trafficPolicy:
+  connectionPool:
+    tcp: {maxConnections: 10}
+    http: {http1MaxPendingRequests: 5, maxRetries: 2}
+  outlierDetection: {consecutive5xxErrors: 2, baseEjectionTime: 1m, maxEjectionPercent: 50}
+  loadBalancer:
+    localityLbSetting: {failover: [{from: a, to: b}]}
+  portLevelSettings:
+  - port: {number: 9090}
+    loadBalancer: {simple: RANDOM}
+subsets:
+- name: v1
+  labels: {version: v1}
+  trafficPolicy:
+    connectionPool: {http: {http2MaxRequests: 7}}
+    outlierDetection: {interval: 1s}
+- name: lb
+  labels: {version: v1}
+  trafficPolicy:
+    loadBalancer: {simple: ROUND_ROBIN}`)}`;
+  const resources = load(yaml);
+  const { registry } = buildRegistry(resources);
+  const service = registry.lookup(REVIEWS)!;
+  const rule = indexDestinationRules(resources).forHost(REVIEWS, 'gw');
+  const deps = { random: seededRandom(1), load: { active: () => 0 } };
+  const build = (subset: string, port = 0) => buildCluster(service, service.ports[port]!, subset, rule, deps)!;
+
+  it('the destination policy as written', () => {
+    const t = build('').traffic!;
+    assert.equal(t.limits.maxConnections, 10);
+    assert.equal(t.limits.maxPendingRequests, 5);
+    assert.equal(t.limits.maxRetries, 2);
+    assert.deepEqual([t.outlier?.settings.consecutive5xx, t.outlier?.settings.baseEjectionMs, t.outlier?.settings.maxEjectionPercent], [2, 60_000, 50]);
+  });
+
+  it('a subset’s connectionPool and outlierDetection replace the blocks; unset fields fall back to defaults', () => {
+    const t = build('v1').traffic!;
+    assert.equal(t.limits.maxRequests, 7);
+    assert.equal(t.limits.maxConnections, 4_294_967_295, 'tcp.maxConnections is not inherited');
+    assert.equal(t.limits.maxRetries, 4_294_967_295);
+    assert.deepEqual([t.outlier?.settings.consecutive5xx, t.outlier?.settings.intervalMs, t.outlier?.settings.baseEjectionMs, t.outlier?.settings.maxEjectionPercent], [5, 1000, 30_000, 10]);
+  });
+
+  it('a subset’s loadBalancer drops the destination’s localityLbSetting', () => {
+    assert.deepEqual(build('lb').policy.loadBalancer, { simple: 'ROUND_ROBIN' });
+    assert.ok(build('lb').traffic!.outlier, 'outlierDetection is still the destination’s');
+  });
+
+  it('a port-level entry replaces everything: no connectionPool, no outlier detection on that port', () => {
+    const c = build('', 1);
+    assert.equal(c.port.number, 9090);
+    assert.equal(c.traffic!.limits.maxConnections, 4_294_967_295);
+    assert.equal(c.traffic!.outlier, undefined);
+    assert.equal(c.lb.algorithm, 'RANDOM');
+  });
+
+  it('live state is shared by every build of the same cluster', () => {
+    const live = new LiveClusters();
+    const a = buildCluster(service, service.ports[0]!, '', rule, { ...deps, live })!;
+    const b = buildCluster(service, service.ports[0]!, '', rule, { ...deps, live })!;
+    assert.equal(a.traffic!.breaker, b.traffic!.breaker);
+    assert.equal(a.traffic!.outlier!.detector, b.traffic!.outlier!.detector);
+    assert.notEqual(a.traffic!.breaker, build('').traffic!.breaker);
   });
 });

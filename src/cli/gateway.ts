@@ -8,7 +8,7 @@ import { availableParallelism, hostname } from 'node:os';
 import { sharedChallenges, superviseWorkers, workerIndex } from '../gateway/workers.js';
 import { connectToMesh } from '../core/sources/mesh-connection.js';
 import { startGateway } from '../gateway/main.js';
-import { parse, parseLabels, parsePort, parsePorts } from './options.js';
+import { parse, parseLabels, parseLocality, parsePort, parsePorts } from './options.js';
 import { UsageError } from './main.js';
 import { kubeSource, sourceChoice } from './config-source.js';
 
@@ -34,6 +34,8 @@ export const GATEWAY_HELP = `usage: meshgate gateway --config DIR --ports 80=808
   --admin-port N        admin port on 127.0.0.1: /routes /clusters /config_dump (default 15000)
   --labels LIST         this gateway's labels for Gateway selectors (default istio=ingressgateway)
   --namespace NS        the gateway's namespace (default istio-system)
+  --locality R/Z/S      where the gateway runs (region/zone/subzone), for locality-aware load
+                        balancing (DestinationRule localityLbSetting)
   --listen-host ADDR    address to listen on (default 0.0.0.0)
   --access-log WHERE    off | stdout | FILE (default stdout)
   --certs DIR           certificates for credentialName: DIR/<name>/tls.crt, tls.key, ca.crt (default certs)
@@ -56,6 +58,7 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
     'admin-port': { type: 'string' },
     labels: { type: 'string' },
     namespace: { type: 'string' },
+    locality: { type: 'string' },
     'listen-host': { type: 'string' },
     'access-log': { type: 'string' },
     certs: { type: 'string' },
@@ -78,6 +81,7 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
     adminPort: parsePort(values['admin-port'], 15000, '--admin-port'),
     labels: values.labels ? parseLabels(values.labels) : { istio: 'ingressgateway' },
     namespace: values.namespace ?? 'istio-system',
+    ...(values.locality !== undefined ? { locality: parseLocality(values.locality) } : {}),
     listenHost: values['listen-host'] ?? '0.0.0.0',
     accessLog: values['access-log'] ?? 'stdout',
     certsDir: values.certs ?? 'certs',

@@ -1,4 +1,4 @@
-// Parsing helpers shared by the commands: `--ports 80=8080,443=8443`, `--labels a=b,c=d`.
+// Parsing helpers shared by the commands: `--ports 80=8080,443=8443`, `--labels a=b,c=d`, `--locality r/z/s`.
 
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UsageError } from './main.js';
@@ -43,4 +43,13 @@ export function parsePort(text: string | undefined, fallback: number, flag: stri
   const n = Number(text);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`${flag}: '${text}' is not a port`);
   return n;
+}
+
+/** `region/zone/subzone` (zone and subzone optional); no empty parts, no wildcards. */
+export function parseLocality(text: string): string {
+  const parts = text.split('/');
+  if (text === '' || parts.length > 3 || parts.some((p) => p.trim() === '' || p.includes('*'))) {
+    throw new UsageError(`--locality: '${text}' is not region, region/zone or region/zone/subzone`);
+  }
+  return parts.map((p) => p.trim()).join('/');
 }

@@ -7,6 +7,7 @@ import type { ConfigSource } from '../core/sources/source.js';
 import { SnapshotHolder } from '../core/snapshot/holder.js';
 import { Reloader } from '../core/snapshot/reloader.js';
 import { UpstreamPools } from '../core/proxy/upstream-pools.js';
+import { LiveClusters } from '../core/policy/live-clusters.js';
 import { createAccessLog } from '../core/telemetry/access-log.js';
 import { createPortListener, type PortListener } from './port-listener.js';
 import { createCredentialStore } from '../core/tls/credential-store.js';
@@ -45,6 +46,10 @@ export interface GatewayOptions {
   /** Several workers: whether this one orders ACME certificates (one does), and the map they share. */
   readonly acmeOrders?: boolean;
   readonly acmeChallenges?: ChallengeMap;
+  /** Where the gateway runs, `region/zone/subzone`, for locality-aware load balancing. */
+  readonly locality?: string;
+  /** Clock for outlier ejections, epoch ms (default Date.now). */
+  readonly now?: () => number;
 }
 
 export interface RunningGateway {
@@ -70,13 +75,14 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   const pools = new UpstreamPools({ certsDir, logger: log.child({ component: 'upstream-tls' }) });
   const accessLog = createAccessLog(opts.accessLog ?? 'stdout');
   const random = opts.random ?? Math.random;
+  const live = new LiveClusters(opts.now ? { now: opts.now } : {});
   if (!opts.source && opts.configDir === undefined) throw new Error('startGateway needs configDir or source');
   const source = opts.source ?? new FileSource({ dir: opts.configDir! });
   const reloader = new Reloader(
     source,
     holder,
-    { kind: 'gateway', labels: opts.labels ?? { istio: 'ingressgateway' }, namespace: opts.namespace ?? 'istio-system' },
-    { random, load: pools },
+    { kind: 'gateway', labels: opts.labels ?? { istio: 'ingressgateway' }, namespace: opts.namespace ?? 'istio-system', ...(opts.locality ? { locality: opts.locality } : {}) },
+    { random, load: pools, live },
     log,
   );
   let draining = false;

@@ -26,7 +26,7 @@ export interface Reply {
   json<T = Record<string, unknown>>(): T;
 }
 
-export async function startTestGateway(files: Record<string, string>, opts: { gatewayPort?: number; seed?: number; accessLog?: string; identity?: IdentityProvider; certsDir?: string } = {}): Promise<TestGateway> {
+export async function startTestGateway(files: Record<string, string>, opts: { gatewayPort?: number; seed?: number; accessLog?: string; identity?: IdentityProvider; certsDir?: string; locality?: string; now?: () => number } = {}): Promise<TestGateway> {
   const dir = await mkdtemp(join(tmpdir(), 'meshgate-test-'));
   for (const [name, text] of Object.entries(files)) await writeFile(join(dir, name), text);
   const gatewayPort = opts.gatewayPort ?? 80;
@@ -41,6 +41,8 @@ export async function startTestGateway(files: Record<string, string>, opts: { ga
     random: seededRandom(opts.seed ?? 42),
     ...(opts.identity ? { identity: opts.identity } : {}),
     ...(opts.certsDir ? { certsDir: opts.certsDir } : {}),
+    ...(opts.locality ? { locality: opts.locality } : {}),
+    ...(opts.now ? { now: opts.now } : {}),
   });
   const port = gw.listenPorts.get(gatewayPort)!;
   return {

@@ -1,10 +1,12 @@
 // The admin port (15000, loopback only): what a person asks a running proxy — its configuration,
-// routing table, clusters with endpoints and live load, and current problems.
+// routing table, clusters with endpoints, live load, circuit-breaker counters and outlier
+// ejections, and current problems.
 
 import { fastify, type FastifyInstance } from 'fastify';
 import { formatProblem } from '../config/problem.js';
 import type { UpstreamPools } from '../proxy/upstream-pools.js';
-import { endpointPort } from '../registry/types.js';
+import { endpointKey } from '../policy/lb-endpoints.js';
+import type { Cluster } from '../policy/types.js';
 import { printRoutes } from '../routing/print.js';
 import type { SnapshotHolder } from '../snapshot/holder.js';
 
@@ -33,9 +35,26 @@ export function createAdminServer(holder: SnapshotHolder, pools: UpstreamPools):
       name: c.name,
       loadBalancer: c.lb.algorithm,
       policy: c.policy.source ?? null,
+      ...trafficOf(c),
       endpoints: c.endpoints.map((e) => {
-        const key = `${e.address}:${endpointPort(e, c.port)}`;
-        return { address: key, locality: e.locality, weight: e.weight, labels: e.labels, active: pools.active(key) };
+        const key = endpointKey(e, c.port);
+        const health = c.traffic?.outlier?.detector.status(key);
+        return {
+          address: key,
+          locality: e.locality,
+          weight: e.weight,
+          labels: e.labels,
+          active: pools.active(key),
+          ...(health
+            ? {
+                ejected: health.ejected,
+                ejectedUntil: health.ejectedUntil !== undefined ? new Date(health.ejectedUntil).toISOString() : null,
+                ejections: health.ejections,
+                consecutive5xx: health.consecutive5xx,
+                consecutiveGatewayErrors: health.consecutiveGatewayErrors,
+              }
+            : {}),
+        };
       }),
     }));
   });
@@ -44,4 +63,21 @@ export function createAdminServer(holder: SnapshotHolder, pools: UpstreamPools):
     return reply.type('text/plain').send((s?.problems ?? []).map(formatProblem).join('\n') + '\n');
   });
   return app;
+}
+
+/** Circuit-breaker limits and live counters, and the outlier-detection settings in force. */
+function trafficOf(c: Cluster): Record<string, unknown> {
+  const t = c.traffic;
+  if (!t) return {};
+  const { limits } = t;
+  return {
+    circuitBreakers: {
+      maxConnections: limits.maxConnections,
+      maxPendingRequests: limits.maxPendingRequests,
+      maxRequests: limits.maxRequests,
+      maxRetries: limits.maxRetries,
+      ...t.breaker.counters(),
+    },
+    outlierDetection: t.outlier ? t.outlier.settings : null,
+  };
 }

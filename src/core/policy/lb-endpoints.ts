@@ -22,11 +22,17 @@ export function lbTargets(endpoints: readonly Endpoint[], port: ServicePort): Lb
   return {
     endpoints: ready,
     picks: ready.map((endpoint) => Object.freeze({ endpoint })),
-    keys: ready.map((e) => `${e.address}:${endpointPort(e, port)}`),
+    keys: ready.map((e) => endpointKey(e, port)),
     weights,
     totalWeight: weights.reduce((a, b) => a + b, 0),
     equalWeights: weights.every((w) => w === weights[0]),
   };
+}
+
+/** `address:port` (IPv6 in brackets, as UpstreamPools.key): the key of live per-endpoint state. */
+export function endpointKey(e: Endpoint, port: ServicePort): string {
+  const p = endpointPort(e, port);
+  return e.address.includes(':') ? `[${e.address}]:${p}` : `${e.address}:${p}`;
 }
 
 /**

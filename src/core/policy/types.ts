@@ -4,6 +4,9 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { ClientTlsSettings, ConnectionPoolSettings, LoadBalancerSettings, OutlierDetection } from '../model/istio.js';
 import type { Endpoint, Service, ServicePort } from '../registry/types.js';
+import type { CircuitBreaker } from './circuit-breaker.js';
+import type { ConnectionLimits } from './connection-limits.js';
+import type { OutlierDetector, OutlierSettings } from './outlier-detection.js';
 
 /** The policy that applies to one cluster after subset and portLevelSettings replacement (SEMANTICS §3.2). */
 export interface EffectiveTrafficPolicy {
@@ -51,6 +54,19 @@ export interface Cluster {
   readonly endpoints: readonly Endpoint[];
   readonly policy: EffectiveTrafficPolicy;
   readonly lb: LoadBalancer;
+  /** Circuit breaking and outlier detection; absent only in clusters made by hand (tests). */
+  readonly traffic?: ClusterTraffic;
+}
+
+/** A cluster's connectionPool and outlierDetection, resolved, with the live state they act on. */
+export interface ClusterTraffic {
+  readonly limits: ConnectionLimits;
+  /** Shared by every snapshot's cluster of the same name. */
+  readonly breaker: CircuitBreaker;
+  /** Present when the policy sets outlierDetection. */
+  readonly outlier?: { readonly settings: OutlierSettings; readonly detector: OutlierDetector };
+  /** `address:port` of every endpoint, in the order of `endpoints`. */
+  readonly hostKeys: readonly string[];
 }
 
 export function clusterName(port: number, subset: string, hostname: string): string {

@@ -16,6 +16,7 @@ import type { RequestRecord } from '../telemetry/access-log.js';
 import type { IdentityProvider } from '../pki/types.js';
 import { decideUpstreamTls } from '../tls/upstream-tls.js';
 import { UpstreamTlsError } from '../tls/upstream-connector.js';
+import { AttemptGuard } from './attempt-guard.js';
 
 /** Bodies up to this size are kept in memory so a retry can send them again (Envoy buffers similarly). */
 const REPLAY_LIMIT = 64 * 1024;
@@ -145,12 +146,14 @@ export async function forward(
   };
   res.once('close', onClose);
 
+  // Circuit breaker and outlier detection: admit each attempt, allow retries, report results.
+  const guard = new AttemptGuard(cluster);
   const tried = new Set<Endpoint>();
   const pickContext = { headers: req.headers, sourceIp: ctx.remoteAddress, query: facts.query, exclude: tried };
   let setCookie: string | undefined;
   let started = 0;
   const hooks = {
-    retryOnStatus: (status: number): boolean => attemptsLeft > 0 && replayable && retriableStatus(retry, status),
+    retryOnStatus: (status: number): boolean => attemptsLeft > 0 && replayable && retriableStatus(retry, status) && guard.mayRetry(),
     responseHeaders: (upstream: Record<string, string | string[] | undefined>) => {
       log.upstreamServiceTime = Math.round(performance.now() - started);
       const out = downstreamResponseHeaders(upstream);
@@ -177,7 +180,13 @@ export async function forward(
       const tls = decideUpstreamTls(cluster, pick.endpoint, ctx.identity, String(headers.host ?? ''));
       // Never plaintext where the rule asks for mTLS; without a certificate no endpoint is reachable.
       if (!tls.ok) return attempt > 0 ? withRetriesExhausted(upstreamTlsFailure(tls.reason)) : upstreamTlsFailure(tls.reason);
-      const lease = ctx.pools.acquire(key, h2Upstream ? undefined : tls.profile);
+      const gate = await guard.admit(h2Upstream, (c) => {
+        current = c;
+        if (stopped) c.cancel(new Error(stopped));
+      });
+      current = undefined;
+      if (gate !== 'admitted' || stopped) return AttemptGuard.refusal(gate, stopped);
+      const lease = ctx.pools.acquire(key, h2Upstream ? undefined : tls.profile, cluster.traffic?.limits);
       started = performance.now();
       const attemptRequest = { path: fullPath, method: req.method ?? 'GET', headers, ...(body !== undefined ? { body } : {}) };
       const cancelable = (c: Cancel): void => {
@@ -192,6 +201,7 @@ export async function forward(
         outcome = await exchange(lease.pool, attemptRequest, res, hooks, cancelable);
       }
       lease.end();
+      guard.done(key, outcome, res.statusCode, stopped);
       current = undefined;
       if (outcome.kind === 'responded') {
         if (!outcome.complete) {
@@ -205,7 +215,7 @@ export async function forward(
       if (stopped) return stopped === 'timeout' ? LocalReplies.timeout : LocalReplies.upstreamReset;
       if (outcome.kind === 'failed') {
         const failure = classify(outcome.error);
-        if (attemptsLeft > 0 && replayable && retriableFailure(retry, failure)) {
+        if (attemptsLeft > 0 && replayable && retriableFailure(retry, failure) && guard.mayRetry()) {
           await backoff(retry, attempt + 1, ctx.random);
           continue;
         }
@@ -214,6 +224,7 @@ export async function forward(
       await backoff(retry, attempt + 1, ctx.random); // retry-status: the answer was retriable
     }
   } finally {
+    guard.close();
     clearTimeout(timer);
     res.off('close', onClose);
   }

@@ -33,6 +33,14 @@ export const LocalReplies = {
     'upstream connect error or disconnect/reset before headers. reset reason: connection termination',
     'upstream_reset_before_response_started{connection_termination}',
   ),
+  /** A circuit breaker (connectionPool limit) turned the request away without queueing it. */
+  overflow: reply(
+    'UPSTREAM_OVERFLOW',
+    503,
+    'UO',
+    'upstream connect error or disconnect/reset before headers. reset reason: overflow',
+    'upstream_reset_before_response_started{overflow}',
+  ),
   timeout: reply('UPSTREAM_TIMEOUT', 504, 'UT', 'upstream request timeout', 'upstream_response_timeout'),
   misdirected: reply('MISDIRECTED', 421, '-', 'Misdirected Request', 'misdirected_request'),
   badRequest: reply('BAD_REQUEST', 400, '-', 'Bad Request', 'bad_request'),

@@ -1,12 +1,14 @@
 // forwardTcp(): pipes one downstream connection to an endpoint of a weighted destination, as Envoy's
 // tcp_proxy does for TLS passthrough and TCP routes. The bytes are never parsed; the ones a listener
 // already read (the peeked ClientHello) go first. A missing cluster, no endpoint, or a failed connect
-// closes the downstream connection, which is all TCP can say (no status code to send).
+// closes the downstream connection, which is all TCP can say (no status code to send). The cluster's
+// maxConnections turns connections away (UO) and connect failures count towards outlier ejection.
 
 import { connect, type Socket } from 'node:net';
 import type { Cluster } from '../policy/types.js';
 import type { Endpoint } from '../registry/types.js';
 import { endpointPort } from '../registry/types.js';
+import { endpointKey } from '../policy/lb-endpoints.js';
 import type { DestinationTarget } from '../routing/types.js';
 import { pickDestination } from './forward.js';
 
@@ -18,7 +20,7 @@ export interface TcpForwardRecord {
   readonly cluster: string;
   /** `address:port` of the endpoint used (or last tried). */
   readonly upstreamHost?: string;
-  /** Envoy response flags: '' on success, `NR`, `NC`, `UH`, `UF,URX` (connect retried and failed again), `DC` (client left first). */
+  /** Envoy response flags: '' on success, `NR`, `NC`, `UH`, `UO`, `UF,URX` (connect retried and failed again), `DC` (client left first). */
   readonly flags: string;
   /** Bytes read from the downstream connection (including the peeked ones) and written to it. */
   readonly bytesReceived: number;
@@ -86,7 +88,11 @@ export function forwardTcp(
   const cluster = dest.cluster;
   if (!cluster) return refuse('NC');
 
-  const timeoutMs = deps.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+  const timeoutMs = deps.connectTimeoutMs ?? cluster.traffic?.limits.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+  const traffic = cluster.traffic;
+  const outlier = (host: string, ok: boolean): void => {
+    if (traffic?.outlier) traffic.outlier.detector.report(host, ok ? 200 : 'reset', traffic.outlier.settings, traffic.hostKeys);
+  };
   const tried = new Set<Endpoint>();
   const attempt = (retry: boolean): void => {
     const pick = pickEndpoint(cluster, downstream, tried);
@@ -94,17 +100,23 @@ export function forwardTcp(
     tried.add(pick);
     const port = endpointPort(pick, cluster.port);
     upstreamHost = `${pick.address}:${port}`;
+    const host = endpointKey(pick, cluster.port);
+    const slot = traffic?.breaker.openConnection(traffic.limits);
+    if (slot === 'overflow') return refuse('UO');
     let upstream: Socket;
     try {
       upstream = connect({ host: pick.address, port, allowHalfOpen: true, noDelay: true });
     } catch {
       // An endpoint that cannot even be dialled (a bad port) fails like a refused connection.
+      slot?.release();
+      outlier(host, false);
       return retry ? refuse('UF,URX') : attempt(true);
     }
     upstream.setTimeout(timeoutMs);
 
     const abandon = (): void => {
       upstream.destroy();
+      slot?.release();
     };
     const cleanup = (): void => {
       upstream.off('connect', onConnect);
@@ -116,12 +128,16 @@ export function forwardTcp(
       cleanup();
       upstream.on('error', () => {}); // a late error of an abandoned attempt is not ours to raise
       upstream.destroy();
+      slot?.release();
+      outlier(host, false);
       if (downstream.destroyed) return;
       if (!retry) attempt(true);
       else refuse('UF,URX');
     };
     const onConnect = (): void => {
       cleanup();
+      outlier(host, true);
+      upstream.once('close', () => slot?.release());
       upstream.setTimeout(0);
       if (downstream.destroyed) {
         upstream.destroy();

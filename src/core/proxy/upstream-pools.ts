@@ -1,7 +1,9 @@
 // Keep-alive connection pools to upstream endpoints, one undici Pool per endpoint and TLS profile
 // (plaintext, Istio mTLS, or TLS origination: connections of one never serve another), shared by
-// every snapshot so that a configuration reload never drops or re-opens connections. It also counts
-// the requests in flight per endpoint, which the least-request load balancer reads.
+// every snapshot so that a configuration reload never drops or re-opens connections. A cluster whose
+// connectionPool changes the connection settings (connections per endpoint, connect and idle
+// timeouts, requests per connection) gets pools of its own. It also counts the requests in flight
+// per endpoint, which the least-request load balancer reads.
 
 import type { ClientHttp2Session } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
@@ -9,6 +11,7 @@ import type { Logger } from 'pino';
 import { Pool } from 'undici';
 import { H2Sessions } from './h2-exchange.js';
 import type { EndpointLoad } from '../policy/types.js';
+import { isDefaultLimits, type ConnectionLimits } from '../policy/connection-limits.js';
 import { UpstreamConnector } from '../tls/upstream-connector.js';
 import type { UpstreamTlsProfile } from '../tls/upstream-tls.js';
 
@@ -22,6 +25,9 @@ export interface PoolOptions {
   /** Upstream TLS failures are logged here. */
   readonly logger?: Logger;
 }
+
+/** Above this, a maxConnections is as good as unlimited for one endpoint's pool. */
+const MAX_POOL_CONNECTIONS = 65_536;
 
 interface Entry {
   pool: Pool;
@@ -78,23 +84,31 @@ export class UpstreamPools implements EndpointLoad {
   }
 
   /**
-   * The pool for an endpoint (with `tls`, its own pool of TLS connections); `end()` closes the
-   * bracket around each request so least-request sees the load.
+   * The pool for an endpoint (with `tls`, its own pool of TLS connections; with non-default
+   * `limits`, one of its own too); `end()` closes the bracket around each request so least-request
+   * sees the load.
    */
-  acquire(key: string, tls?: UpstreamTlsProfile): { pool: Pool; end(): void } {
+  acquire(key: string, tls?: UpstreamTlsProfile, limits?: ConnectionLimits): { pool: Pool; end(): void } {
     if (this.#closed) throw new Error('upstream pools are closed');
-    const poolKey = tls ? `${key}|${tls.key}` : key;
+    const custom = limits && !isDefaultLimits(limits) ? limits : undefined;
+    let poolKey = tls ? `${key}|${tls.key}` : key;
+    if (custom) poolKey += `|${custom.maxConnections},${custom.maxRequestsPerConnection},${custom.connectTimeoutMs},${custom.idleTimeoutMs ?? ''}`;
     let e = this.#pools.get(poolKey);
     if (!e) {
       const { host, port } = splitKey(key);
+      const connectTimeout = custom?.connectTimeoutMs ?? this.#connectTimeoutMs;
       e = {
         pool: new Pool(`http://${key}`, {
-          connectTimeout: this.#connectTimeoutMs,
+          connectTimeout,
           // Istio's route timeout is off by default: undici must not impose its own 300 s limits.
           headersTimeout: 0,
           bodyTimeout: 0,
-          keepAliveTimeout: 4_000,
-          ...(tls ? { connect: this.#connector.undiciConnect(tls, host, port) } : {}),
+          keepAliveTimeout: custom?.idleTimeoutMs ?? 4_000,
+          ...(custom?.idleTimeoutMs !== undefined ? { keepAliveMaxTimeout: custom.idleTimeoutMs } : {}),
+          // The cluster-wide limit is kept by its circuit breaker; no endpoint may exceed it either.
+          ...(custom && custom.maxConnections < MAX_POOL_CONNECTIONS ? { connections: custom.maxConnections } : {}),
+          ...(custom && custom.maxRequestsPerConnection > 0 ? { maxRequestsPerClient: custom.maxRequestsPerConnection } : {}),
+          ...(tls ? { connect: this.#connector.undiciConnect(tls, host, port, connectTimeout) } : {}),
         }),
         active: 0,
         lastUsed: Date.now(),

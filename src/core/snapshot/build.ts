@@ -9,7 +9,8 @@ import type { LoadResult } from '../config/load.js';
 import type { GatewaySpec, VirtualServiceSpec } from '../model/istio.js';
 import type { Resource } from '../model/resource.js';
 import { indexDestinationRules } from '../policy/destination-rules.js';
-import { buildCluster } from '../policy/cluster.js';
+import { buildCluster, type ClusterDeps } from '../policy/cluster.js';
+import { LiveClusters } from '../policy/live-clusters.js';
 import type { Cluster, EndpointLoad } from '../policy/types.js';
 import { clusterName } from '../policy/types.js';
 import { buildRegistry } from '../registry/build.js';
@@ -21,6 +22,8 @@ import type { ProxyRole, Snapshot } from './snapshot.js';
 export interface SnapshotDeps {
   readonly random: () => number;
   readonly load: EndpointLoad;
+  /** Circuit-breaker and outlier-detection state that must survive reloads (one per proxy). */
+  readonly live?: LiveClusters;
   readonly domain?: string;
   readonly now?: () => Date;
 }
@@ -43,6 +46,7 @@ export function buildSnapshot(loaded: LoadResult, role: ProxyRole, deps: Snapsho
   const { registry, problems: registryProblems } = buildRegistry(resources, { domain });
   const rules = indexDestinationRules(resources, { domain });
   const clusters = new Map<string, Cluster>();
+  const clusterDeps: ClusterDeps = { ...deps, live: deps.live ?? new LiveClusters(), proxy: { locality: role.locality ?? '', labels: role.labels } };
   const missing = new Set<string>();
   const cluster = (host: string, port: number, subset: string): Cluster | undefined => {
     const name = clusterName(port, subset, host);
@@ -50,7 +54,7 @@ export function buildSnapshot(loaded: LoadResult, role: ProxyRole, deps: Snapsho
     if (known || missing.has(name)) return known;
     const service = registry.lookup(host);
     const servicePort = service?.ports.find((p) => p.number === port);
-    const built = service && servicePort ? buildCluster(service, servicePort, subset, rules.forHost(service.hostname, role.namespace, service.namespace, role.labels), deps) : undefined;
+    const built = service && servicePort ? buildCluster(service, servicePort, subset, rules.forHost(service.hostname, role.namespace, service.namespace, role.labels), clusterDeps) : undefined;
     if (built) clusters.set(name, built);
     else missing.add(name);
     return built;

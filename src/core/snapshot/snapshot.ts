@@ -36,6 +36,8 @@ export interface GatewayRole {
   readonly labels: Readonly<Record<string, string>>;
   /** The proxy's own namespace (DestinationRule lookup starts there). */
   readonly namespace: string;
+  /** Where the proxy runs, `region/zone/subzone`: locality-aware load balancing prefers endpoints near it. */
+  readonly locality?: string;
 }
 
 /** A sidecar compiles the outbound (mesh) routes its workload sees from its namespace. */
@@ -46,6 +48,8 @@ export interface SidecarRole {
   readonly serviceAccount: string;
   /** meshConfig.outboundTrafficPolicy.mode; default ALLOW_ANY. */
   readonly outboundTrafficPolicy: 'ALLOW_ANY' | 'REGISTRY_ONLY';
+  /** Where the workload runs, `region/zone/subzone`, for locality-aware load balancing. */
+  readonly locality?: string;
 }
 
 export type ProxyRole = GatewayRole | SidecarRole;

@@ -79,6 +79,7 @@ export class UpstreamConnector {
     port: number,
     alpn: readonly string[],
     onFailure: (err: Error) => void,
+    connectTimeoutMs = this.#connectTimeoutMs,
   ): { ok: true; socket: TLSSocket } | { ok: false; error: UpstreamTlsError } {
     const prepared = this.#prepare(profile);
     if (!prepared.ok) {
@@ -90,7 +91,7 @@ export class UpstreamConnector {
     let settled = false;
     const timer = setTimeout(() => {
       socket.destroy(Object.assign(new Error(`connect to ${host}:${port} timed out`), { code: 'UND_ERR_CONNECT_TIMEOUT' }));
-    }, this.#connectTimeoutMs);
+    }, connectTimeoutMs);
     timer.unref();
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 60_000);
@@ -119,14 +120,21 @@ export class UpstreamConnector {
   }
 
   /** undici's `connect` option for a pool to one endpoint with `profile` (HTTP/1.1 only). */
-  undiciConnect(profile: UpstreamTlsProfile, host: string, port: number): buildConnector.connector {
+  undiciConnect(profile: UpstreamTlsProfile, host: string, port: number, connectTimeoutMs = this.#connectTimeoutMs): buildConnector.connector {
     return (_opts, cb) => {
       let done = false;
-      const opened = this.open(profile, host, port, ['http/1.1'], (err) => {
-        if (done) return;
-        done = true;
-        cb(err, null);
-      });
+      const opened = this.open(
+        profile,
+        host,
+        port,
+        ['http/1.1'],
+        (err) => {
+          if (done) return;
+          done = true;
+          cb(err, null);
+        },
+        connectTimeoutMs,
+      );
       if (!opened.ok) return cb(opened.error, null);
       const socket = opened.socket;
       // undici attaches its own listeners once it has the socket; until then, errors are ours.
