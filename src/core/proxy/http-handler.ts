@@ -1,17 +1,19 @@
 // The life of one HTTP request in a proxy: read the facts, take the current snapshot once, find the
-// route, and act (redirect, direct response or forward), then write the access log line.
+// route, apply its fault injection, and act (redirect, direct response or forward),
+// then write the access log line.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Snapshot } from '../snapshot/snapshot.js';
 import type { SnapshotHolder } from '../snapshot/holder.js';
 import { findRoute } from '../routing/lookup.js';
-import type { RedirectAction, RequestFacts, RouteConfig } from '../routing/types.js';
+import type { FaultPolicy, ForwardAction, RedirectAction, RequestFacts, RouteConfig } from '../routing/types.js';
 import { normalizeHost } from '../routing/host-index.js';
 import type { AccessLog, RequestRecord } from '../telemetry/access-log.js';
 import { applyHeaderRules, requestIdOf } from './headers.js';
 import { normalizePath } from './path-normalize.js';
-import { forward } from './forward.js';
-import { LocalReplies, sendLocalReply, type LocalReply } from './respond.js';
+import { forward, type ForwardContext } from './forward.js';
+import { LocalReplies, addFlag, sendLocalReply, type LocalReply } from './respond.js';
+import { decideFault, holdFor } from './fault.js';
 import type { UpstreamPools } from './upstream-pools.js';
 import type { IdentityProvider } from '../pki/types.js';
 
@@ -104,7 +106,7 @@ export function handleHttpRequest(req: IncomingMessage, res: ServerResponse, lis
   };
   res.once('close', () => {
     record.responseCode = res.headersSent ? res.statusCode : 0;
-    if (!(res.writableFinished ?? res.writableEnded) && record.flags === '-') record.flags = 'DC';
+    if (!(res.writableFinished ?? res.writableEnded) && (record.flags === '-' || record.flags === 'DI')) record.flags = addFlag(record.flags, 'DC');
     record.durationMs = Math.round(performance.now() - started);
     record.bytesReceived = socket.bytesRead - bytesReadAtStart;
     record.bytesSent = socket.bytesWritten - bytesWrittenAtStart;
@@ -113,7 +115,7 @@ export function handleHttpRequest(req: IncomingMessage, res: ServerResponse, lis
   // Draining: keep answering, but let every HTTP/1 client reconnect elsewhere after this response.
   if (ctx.draining?.() && req.httpVersionMajor === 1) res.setHeader('connection', 'close');
   const reply = (r: LocalReply): void => {
-    record.flags = r.flag;
+    record.flags = addFlag(record.flags, r.flag);
     record.details = r.details;
     sendLocalReply(res, r, { 'x-request-id': requestId });
   };
@@ -153,7 +155,15 @@ export function handleHttpRequest(req: IncomingMessage, res: ServerResponse, lis
     return;
   }
   const xfcc = listener.clientCert?.(req);
-  forward(req, res, facts, action, { pools: ctx.pools, random: ctx.random, remoteAddress, requestId, ...(xfcc ? { clientCert: xfcc } : {}), ...(ctx.identity ? { identity: ctx.identity } : {}) }, record).then(
+  const fctx: ForwardContext = {
+    pools: ctx.pools,
+    random: ctx.random,
+    remoteAddress,
+    requestId,
+    ...(xfcc ? { clientCert: xfcc } : {}),
+    ...(ctx.identity ? { identity: ctx.identity } : {}),
+  };
+  (action.fault ? faultThenForward(req, res, facts, action, action.fault, fctx, record) : forward(req, res, facts, action, fctx, record)).then(
     (failure) => {
       if (failure) reply(failure);
     },
@@ -163,6 +173,19 @@ export function handleHttpRequest(req: IncomingMessage, res: ServerResponse, lis
       reply(LocalReplies.upstreamReset);
     },
   );
+}
+
+/** The fault filter runs before the router: a delay holds the request (DI), an abort answers it (FI). */
+async function faultThenForward(req: IncomingMessage, res: ServerResponse, facts: RequestFacts, action: ForwardAction, policy: FaultPolicy, fctx: ForwardContext, record: RequestRecord): Promise<LocalReply | undefined> {
+  const fault = decideFault(policy, fctx.random, req.headers);
+  if (fault) {
+    if (fault.delayMs !== undefined) {
+      record.flags = addFlag(record.flags, 'DI');
+      if (!(await holdFor(fault.delayMs, res))) return undefined;
+    }
+    if (fault.abort) return fault.abort;
+  }
+  return forward(req, res, facts, action, fctx, record);
 }
 
 function sendRedirect(res: ServerResponse, code: number, location: string, record: RequestRecord): void {
