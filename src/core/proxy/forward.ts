@@ -1,6 +1,6 @@
 // forward(): sends a routed request to one of its destinations and streams the answer back, with
-// the route's timeout, per-try timeout and retry policy. Bodies stream both ways; only a small
-// body is held so a retry can send it again. Each
+// the route's timeout, per-try timeout and retry policy, and starts its mirrored copies. Bodies
+// stream both ways; only a small body is held so a retry (or a mirror) can send it again. Each
 // attempt's connection gets the TLS its cluster and endpoint call for (Istio mTLS into the mesh,
 // DestinationRule origination outside it, or none).
 
@@ -10,6 +10,7 @@ import { endpointPort } from '../registry/types.js';
 import type { DestinationTarget, ForwardAction, RequestFacts, RetryPolicy } from '../routing/types.js';
 import { applyHeaderRules, downstreamResponseHeaders, upstreamRequestHeaders } from './headers.js';
 import { LocalReplies, addFlag, upstreamTlsFailure, withRetriesExhausted, type LocalReply } from './respond.js';
+import { sendMirrors } from './mirror.js';
 import { UpstreamPools } from './upstream-pools.js';
 import { exchange, type Cancel, type ExchangeOutcome } from './upstream-exchange.js';
 import { exchangeH2 } from './h2-exchange.js';
@@ -30,6 +31,8 @@ export interface ForwardContext {
   readonly clientCert?: string;
   /** This proxy's workload identity: with it, endpoints that run a sidecar get Istio mTLS. */
   readonly identity?: IdentityProvider;
+  /** Set on the upstream's response over its own values (the route's CORS headers). */
+  readonly responseHeaders?: Readonly<Record<string, string>>;
 }
 
 /** A destination by relative weight; used for HTTP routes and for piped (tls/tcp) connections alike. */
@@ -134,12 +137,26 @@ export async function forward(
   let replayable = true;
   if (hasBody(req)) {
     const len = Number(req.headers['content-length'] ?? NaN);
-    if (retry.attempts > 0 && len <= REPLAY_LIMIT) {
+    if ((retry.attempts > 0 || action.mirrors.length > 0) && len <= REPLAY_LIMIT) {
       body = await readSmallBody(req);
     } else {
       body = req;
       replayable = false;
     }
+  }
+
+  // Mirrors get the request as the main upstream does, once (not per attempt); a streamed body
+  // cannot be copied, so such a request is not mirrored (mirror.ts).
+  if (action.mirrors.length > 0 && replayable) {
+    sendMirrors(action.mirrors, { path: fullPath, method: req.method ?? 'GET', headers, ...(Buffer.isBuffer(body) ? { body } : {}) }, {
+      pools: ctx.pools,
+      random: ctx.random,
+      ...(ctx.identity ? { identity: ctx.identity } : {}),
+      requestHeaders: req.headers,
+      sourceIp: ctx.remoteAddress,
+      query: facts.query,
+      timeoutMs: action.timeoutMs,
+    });
   }
 
   // The route timeout spans every attempt; downstream going away cancels everything. No
@@ -171,6 +188,7 @@ export async function forward(
       out.server = 'istio-envoy';
       applyHeaderRules(out as Record<string, string | string[]>, action.responseHeaders);
       applyHeaderRules(out as Record<string, string | string[]>, dest.responseHeaders);
+      if (ctx.responseHeaders) Object.assign(out, ctx.responseHeaders);
       if (setCookie) out['set-cookie'] = [...toList(out['set-cookie']), setCookie];
       return out;
     },

@@ -1,5 +1,5 @@
 // The life of one HTTP request in a proxy: read the facts, take the current snapshot once, find the
-// route, apply its fault injection, and act (redirect, direct response or forward),
+// route, apply its CORS policy and fault injection, and act (redirect, direct response or forward),
 // then write the access log line.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -13,6 +13,7 @@ import { applyHeaderRules, requestIdOf } from './headers.js';
 import { normalizePath } from './path-normalize.js';
 import { forward, type ForwardContext } from './forward.js';
 import { LocalReplies, addFlag, sendLocalReply, type LocalReply } from './respond.js';
+import { evaluateCors } from './cors.js';
 import { decideFault, holdFor } from './fault.js';
 import type { UpstreamPools } from './upstream-pools.js';
 import type { IdentityProvider } from '../pki/types.js';
@@ -144,6 +145,21 @@ export function handleHttpRequest(req: IncomingMessage, res: ServerResponse, lis
   if (!route) return reply(LocalReplies.noRoute);
   record.routeName = route.name;
   const action = route.action;
+  let corsHeaders: Record<string, string> | undefined;
+  if (action.cors) {
+    const cors = evaluateCors(action.cors, facts.method, req.headers);
+    if (cors && cors.kind !== 'actual') {
+      record.details = 'cors_response';
+      res.writeHead(200, { ...(cors.kind === 'preflight' ? cors.headers : {}), server: 'istio-envoy', 'content-length': '0' });
+      res.end();
+      return;
+    }
+    if (cors) {
+      // Set before any answer is written, so local replies, redirects and direct responses carry them too.
+      corsHeaders = cors.headers;
+      for (const [name, value] of Object.entries(corsHeaders)) res.setHeader(name, value);
+    }
+  }
   if (action.kind === 'redirect') return sendRedirect(res, action.code, redirectLocation(action, facts, req.url ?? '/'), record);
   if (action.kind === 'direct') {
     const headers: Record<string, string | string[]> = { server: 'istio-envoy', 'content-length': String(action.body?.length ?? 0) };
@@ -162,6 +178,7 @@ export function handleHttpRequest(req: IncomingMessage, res: ServerResponse, lis
     requestId,
     ...(xfcc ? { clientCert: xfcc } : {}),
     ...(ctx.identity ? { identity: ctx.identity } : {}),
+    ...(corsHeaders ? { responseHeaders: corsHeaders } : {}),
   };
   (action.fault ? faultThenForward(req, res, facts, action, action.fault, fctx, record) : forward(req, res, facts, action, fctx, record)).then(
     (failure) => {
