@@ -13,7 +13,8 @@ const RETRY_ON = new Set([
   'retriable-status-codes', 'retriable-headers', 'envoy-ratelimited', 'http3-post-connect-failure',
   'cancelled', 'deadline-exceeded', 'internal', 'resource-exhausted', 'unavailable',
 ]);
-const GRPC_STATUS = [
+/** gRPC status names in code order: a name's index is its number (UNAVAILABLE = 14). */
+export const GRPC_STATUS: readonly string[] = [
   'OK', 'CANCELLED', 'UNKNOWN', 'INVALID_ARGUMENT', 'DEADLINE_EXCEEDED', 'NOT_FOUND', 'ALREADY_EXISTS', 'PERMISSION_DENIED',
   'RESOURCE_EXHAUSTED', 'FAILED_PRECONDITION', 'ABORTED', 'OUT_OF_RANGE', 'UNIMPLEMENTED', 'INTERNAL', 'UNAVAILABLE',
   'DATA_LOSS', 'UNAUTHENTICATED',
@@ -87,6 +88,8 @@ export function checkCors(c: Checker, v: unknown, at: FieldPath): void {
   const p = asObj(c, v, at);
   if (!p) return;
   knownFields(c, p, at, ['allowOrigins', 'allowOrigin', 'allowMethods', 'allowHeaders', 'exposeHeaders', 'maxAge', 'allowCredentials', 'unmatchedPreflights']);
+  const origins = (o: unknown): boolean => Array.isArray(o) && o.length > 0;
+  if (!origins(p.allowOrigins) && !origins(p.allowOrigin)) c.warn(at, 'corsPolicy allows no origin, so it never adds CORS headers; list allowOrigins');
   asList(c, p.allowOrigins, [...at, 'allowOrigins'])?.forEach((o, i) => {
     const oAt = [...at, 'allowOrigins', i];
     checkStringMatch(c, o, oAt, 'field');

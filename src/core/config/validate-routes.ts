@@ -46,6 +46,9 @@ export function validateHttpRoute(c: Checker, route: Obj, at: FieldPath, ctx: Ro
   checkFault(c, route.fault, [...at, 'fault']);
   checkDestination(c, route.mirror, [...at, 'mirror']);
   checkPercent(c, route.mirrorPercentage, [...at, 'mirrorPercentage']);
+  for (const f of ['mirrorPercentage', 'mirrorPercent']) {
+    if (isSet(route[f]) && !isSet(route.mirror)) c.warn([...at, f], `${f} applies only to mirror; it does nothing here${isSet(route.mirrors) ? ' (use mirrors[].percentage)' : ''}`);
+  }
   if (isSet(route.mirrorPercent)) {
     asInt(c, route.mirrorPercent, [...at, 'mirrorPercent'], 0, 100);
     c.warn([...at, 'mirrorPercent'], 'mirrorPercent is deprecated; use mirrorPercentage: {value: N}');

@@ -172,6 +172,8 @@ export interface HTTPRoute {
   readonly mirror?: Destination;
   readonly mirrors?: readonly HTTPMirrorPolicy[];
   readonly mirrorPercentage?: Percent;
+  /** Deprecated whole-number form of mirrorPercentage. */
+  readonly mirrorPercent?: number;
   readonly corsPolicy?: CorsPolicy;
   readonly headers?: Headers;
 }

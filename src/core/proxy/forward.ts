@@ -1,14 +1,16 @@
 // forward(): sends a routed request to one of its destinations and streams the answer back, with
-// the route's timeout and retry policy. Bodies stream both ways; only a small body is held so a
-// retry can replay it. Each attempt's connection gets the TLS its cluster and endpoint call for
-// (Istio mTLS into the mesh, DestinationRule origination outside it, or none).
+// the route's timeout, per-try timeout and retry policy, and starts its mirrored copies. Bodies
+// stream both ways; only a small body is held so a retry (or a mirror) can send it again. Each
+// attempt's connection gets the TLS its cluster and endpoint call for (Istio mTLS into the mesh,
+// DestinationRule origination outside it, or none).
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Endpoint } from '../registry/types.js';
 import { endpointPort } from '../registry/types.js';
 import type { DestinationTarget, ForwardAction, RequestFacts, RetryPolicy } from '../routing/types.js';
 import { applyHeaderRules, downstreamResponseHeaders, upstreamRequestHeaders } from './headers.js';
-import { LocalReplies, upstreamTlsFailure, withRetriesExhausted, type LocalReply } from './respond.js';
+import { LocalReplies, addFlag, upstreamTlsFailure, withRetriesExhausted, type LocalReply } from './respond.js';
+import { sendMirrors } from './mirror.js';
 import { UpstreamPools } from './upstream-pools.js';
 import { exchange, type Cancel, type ExchangeOutcome } from './upstream-exchange.js';
 import { exchangeH2 } from './h2-exchange.js';
@@ -30,6 +32,8 @@ export interface ForwardContext {
   readonly clientCert?: string;
   /** This proxy's workload identity: with it, endpoints that run a sidecar get Istio mTLS. */
   readonly identity?: IdentityProvider;
+  /** Set on the upstream's response over its own values (the route's CORS headers). */
+  readonly responseHeaders?: Readonly<Record<string, string>>;
 }
 
 /** A destination by relative weight; used for HTTP routes and for piped (tls/tcp) connections alike. */
@@ -49,27 +53,37 @@ const H2_PROTOCOLS = new Set(['HTTP2', 'GRPC']);
 
 const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
 
-type Failure = { kind: 'connect' | 'reset'; reply: LocalReply };
+/** `refused`: an HTTP/2 upstream reset the stream with REFUSED_STREAM (it never processed it). */
+type Failure = { kind: 'connect' | 'reset' | 'refused'; reply: LocalReply };
 
 function classify(err: unknown): Failure {
   if (err instanceof UpstreamTlsError) return { kind: 'connect', reply: upstreamTlsFailure(err.reason) };
   const code = (err as { code?: string } | undefined)?.code ?? '';
   if (CONNECT_ERRORS.has(code)) return { kind: 'connect', reply: LocalReplies.connectFailure };
+  if (code === 'ERR_HTTP2_STREAM_ERROR' && (err as Error).message.includes('REFUSED_STREAM')) return { kind: 'refused', reply: LocalReplies.upstreamReset };
   if (code === 'UND_ERR_INVALID_ARG' || code === 'HPE_INVALID_CONSTANT' || code.startsWith('HPE_')) return { kind: 'reset', reply: LocalReplies.protocolError };
   return { kind: 'reset', reply: LocalReplies.upstreamReset };
 }
 
+/** Envoy's wouldRetryFromReset: 5xx, gateway-error and reset cover every failure without a response. */
 function retriableFailure(p: RetryPolicy, f: Failure): boolean {
-  if (f.kind === 'connect') return p.on.has('connect-failure') || p.on.has('5xx') || p.on.has('gateway-error') || p.on.has('reset');
-  if (f.kind === 'reset') return p.on.has('reset') || p.on.has('5xx') || p.on.has('gateway-error');
+  if (p.on.has('reset') || p.on.has('5xx') || p.on.has('gateway-error')) return true;
+  if (f.kind === 'connect') return p.on.has('connect-failure') || p.on.has('reset-before-request');
+  if (f.kind === 'refused') return p.on.has('refused-stream');
   return false;
 }
 
-function retriableStatus(p: RetryPolicy, status: number): boolean {
+function retriableStatus(p: RetryPolicy, status: number, headers: Record<string, string | string[] | undefined>): boolean {
   if (p.on.has('5xx') && status >= 500) return true;
   if (p.on.has('gateway-error') && (status === 502 || status === 503 || status === 504)) return true;
   if (p.on.has('retriable-4xx') && status === 409) return true;
-  return p.statusCodes.has(status);
+  if (p.statusCodes.has(status)) return true;
+  // gRPC conditions look at a trailers-only answer's grpc-status.
+  if (p.grpcStatuses.size > 0) {
+    const grpc = headers['grpc-status'];
+    if (grpc !== undefined && p.grpcStatuses.has(Number(grpc))) return true;
+  }
+  return false;
 }
 
 function hasBody(req: IncomingMessage): boolean {
@@ -124,12 +138,26 @@ export async function forward(
   let replayable = true;
   if (hasBody(req)) {
     const len = Number(req.headers['content-length'] ?? NaN);
-    if (retry.attempts > 0 && len <= REPLAY_LIMIT) {
+    if ((retry.attempts > 0 || action.mirrors.length > 0) && len <= REPLAY_LIMIT) {
       body = await readSmallBody(req);
     } else {
       body = req;
       replayable = false;
     }
+  }
+
+  // Mirrors get the request as the main upstream does, once (not per attempt); a streamed body
+  // cannot be copied, so such a request is not mirrored (mirror.ts).
+  if (action.mirrors.length > 0 && replayable) {
+    sendMirrors(action.mirrors, { path: fullPath, method: req.method ?? 'GET', headers, ...(Buffer.isBuffer(body) ? { body } : {}) }, {
+      pools: ctx.pools,
+      random: ctx.random,
+      ...(ctx.identity ? { identity: ctx.identity } : {}),
+      requestHeaders: req.headers,
+      sourceIp: ctx.remoteAddress,
+      query: facts.query,
+      timeoutMs: action.timeoutMs,
+    });
   }
 
   // The route timeout spans every attempt; downstream going away cancels everything. No
@@ -149,18 +177,21 @@ export async function forward(
   // Circuit breaker and outlier detection: admit each attempt, allow retries, report results.
   const guard = new AttemptGuard(cluster);
   const tried = new Set<Endpoint>();
-  const pickContext = { headers: req.headers, sourceIp: ctx.remoteAddress, query: facts.query, exclude: tried };
+  const pickContext = { headers: req.headers, sourceIp: ctx.remoteAddress, query: facts.query, ...(retry.avoidPreviousHosts ? { exclude: tried } : {}) };
   let setCookie: string | undefined;
   let started = 0;
   const hooks = {
-    retryOnStatus: (status: number): boolean => attemptsLeft > 0 && replayable && retriableStatus(retry, status) && guard.mayRetry(),
+    retryOnStatus: (status: number, upstream: Record<string, string | string[] | undefined>): boolean =>
+      attemptsLeft > 0 && replayable && retriableStatus(retry, status, upstream) && guard.mayRetry(),
     responseHeaders: (upstream: Record<string, string | string[] | undefined>) => {
       log.upstreamServiceTime = Math.round(performance.now() - started);
       const out = downstreamResponseHeaders(upstream);
       out['x-envoy-upstream-service-time'] = String(log.upstreamServiceTime);
+      out['x-envoy-attempt-count'] = headers['x-envoy-attempt-count'];
       out.server = 'istio-envoy';
       applyHeaderRules(out as Record<string, string | string[]>, action.responseHeaders);
       applyHeaderRules(out as Record<string, string | string[]>, dest.responseHeaders);
+      if (ctx.responseHeaders) Object.assign(out, ctx.responseHeaders);
       if (setCookie) out['set-cookie'] = [...toList(out['set-cookie']), setCookie];
       return out;
     },
@@ -193,6 +224,16 @@ export async function forward(
         current = c;
         if (stopped) c.cancel(new Error(stopped));
       };
+      // Envoy lets a response that has started run on to the route timeout: a per-try timeout only
+      // ends an attempt that has not answered yet.
+      let tryTimedOut = false;
+      const perTry = retry.perTryTimeoutMs > 0
+        ? setTimeout(() => {
+          if (res.headersSent) return;
+          tryTimedOut = true;
+          current?.cancel(new Error('per-try timeout'));
+        }, retry.perTryTimeoutMs)
+        : undefined;
       let outcome: ExchangeOutcome;
       if (h2Upstream) {
         const h2 = ctx.pools.h2Session(key, tls.profile);
@@ -200,6 +241,7 @@ export async function forward(
       } else {
         outcome = await exchange(lease.pool, attemptRequest, res, hooks, cancelable);
       }
+      clearTimeout(perTry);
       lease.end();
       guard.done(key, outcome, res.statusCode, stopped);
       current = undefined;
@@ -208,13 +250,14 @@ export async function forward(
           // The body broke off half-way (upstream reset, downstream gone, timeout): nothing more can
           // be said to this client; the access log records why.
           if (!res.destroyed) res.destroy();
-          log.flags = stopped === 'timeout' ? 'UT' : stopped === 'downstream' ? 'DC' : 'UR';
+          log.flags = addFlag(log.flags, stopped === 'timeout' ? 'UT' : stopped === 'downstream' ? 'DC' : 'UR');
         }
         return undefined;
       }
       if (stopped) return stopped === 'timeout' ? LocalReplies.timeout : LocalReplies.upstreamReset;
       if (outcome.kind === 'failed') {
-        const failure = classify(outcome.error);
+        // A per-try timeout is retried like a reset; out of retries it answers 504 UT.
+        const failure: Failure = tryTimedOut ? { kind: 'reset', reply: LocalReplies.timeout } : classify(outcome.error);
         if (attemptsLeft > 0 && replayable && retriableFailure(retry, failure) && guard.mayRetry()) {
           await backoff(retry, attempt + 1, ctx.random);
           continue;

@@ -88,13 +88,13 @@ export function exchangeH2(session: ClientHttp2Session, req: ExchangeRequest, re
     stream.on('response', (h) => {
       const status = Number(h[':status']);
       if (status < 200) return;
-      if (hooks.retryOnStatus(status)) {
+      const upstream: Record<string, string | string[] | undefined> = {};
+      for (const [k, v] of Object.entries(h)) if (k.charCodeAt(0) !== 58) upstream[k] = v as string | string[];
+      if (hooks.retryOnStatus(status, upstream)) {
         retryStatus = status;
         stream.resume();
         return;
       }
-      const upstream: Record<string, string | string[] | undefined> = {};
-      for (const [k, v] of Object.entries(h)) if (k.charCodeAt(0) !== 58) upstream[k] = v as string | string[];
       forwarding = true;
       res.writeHead(status, hooks.responseHeaders(upstream));
       res.on('drain', onDrain);

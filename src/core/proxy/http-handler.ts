@@ -1,17 +1,20 @@
 // The life of one HTTP request in a proxy: read the facts, take the current snapshot once, find the
-// route, and act (redirect, direct response or forward), then write the access log line.
+// route, apply its CORS policy and fault injection, and act (redirect, direct response or forward),
+// then write the access log line.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Snapshot } from '../snapshot/snapshot.js';
 import type { SnapshotHolder } from '../snapshot/holder.js';
 import { findRoute } from '../routing/lookup.js';
-import type { RedirectAction, RequestFacts, RouteConfig } from '../routing/types.js';
+import type { FaultPolicy, ForwardAction, RedirectAction, RequestFacts, RouteConfig } from '../routing/types.js';
 import { normalizeHost } from '../routing/host-index.js';
 import type { AccessLog, RequestRecord } from '../telemetry/access-log.js';
 import { applyHeaderRules, requestIdOf } from './headers.js';
 import { normalizePath } from './path-normalize.js';
-import { forward } from './forward.js';
-import { LocalReplies, sendLocalReply, type LocalReply } from './respond.js';
+import { forward, type ForwardContext } from './forward.js';
+import { LocalReplies, addFlag, sendLocalReply, type LocalReply } from './respond.js';
+import { evaluateCors } from './cors.js';
+import { decideFault, holdFor } from './fault.js';
 import type { UpstreamPools } from './upstream-pools.js';
 import type { IdentityProvider } from '../pki/types.js';
 
@@ -104,7 +107,7 @@ export function handleHttpRequest(req: IncomingMessage, res: ServerResponse, lis
   };
   res.once('close', () => {
     record.responseCode = res.headersSent ? res.statusCode : 0;
-    if (!(res.writableFinished ?? res.writableEnded) && record.flags === '-') record.flags = 'DC';
+    if (!(res.writableFinished ?? res.writableEnded) && (record.flags === '-' || record.flags === 'DI')) record.flags = addFlag(record.flags, 'DC');
     record.durationMs = Math.round(performance.now() - started);
     record.bytesReceived = socket.bytesRead - bytesReadAtStart;
     record.bytesSent = socket.bytesWritten - bytesWrittenAtStart;
@@ -113,7 +116,7 @@ export function handleHttpRequest(req: IncomingMessage, res: ServerResponse, lis
   // Draining: keep answering, but let every HTTP/1 client reconnect elsewhere after this response.
   if (ctx.draining?.() && req.httpVersionMajor === 1) res.setHeader('connection', 'close');
   const reply = (r: LocalReply): void => {
-    record.flags = r.flag;
+    record.flags = addFlag(record.flags, r.flag);
     record.details = r.details;
     sendLocalReply(res, r, { 'x-request-id': requestId });
   };
@@ -142,6 +145,21 @@ export function handleHttpRequest(req: IncomingMessage, res: ServerResponse, lis
   if (!route) return reply(LocalReplies.noRoute);
   record.routeName = route.name;
   const action = route.action;
+  let corsHeaders: Record<string, string> | undefined;
+  if (action.cors) {
+    const cors = evaluateCors(action.cors, facts.method, req.headers);
+    if (cors && cors.kind !== 'actual') {
+      record.details = 'cors_response';
+      res.writeHead(200, { ...(cors.kind === 'preflight' ? cors.headers : {}), server: 'istio-envoy', 'content-length': '0' });
+      res.end();
+      return;
+    }
+    if (cors) {
+      // Set before any answer is written, so local replies, redirects and direct responses carry them too.
+      corsHeaders = cors.headers;
+      for (const [name, value] of Object.entries(corsHeaders)) res.setHeader(name, value);
+    }
+  }
   if (action.kind === 'redirect') return sendRedirect(res, action.code, redirectLocation(action, facts, req.url ?? '/'), record);
   if (action.kind === 'direct') {
     const headers: Record<string, string | string[]> = { server: 'istio-envoy', 'content-length': String(action.body?.length ?? 0) };
@@ -153,7 +171,16 @@ export function handleHttpRequest(req: IncomingMessage, res: ServerResponse, lis
     return;
   }
   const xfcc = listener.clientCert?.(req);
-  forward(req, res, facts, action, { pools: ctx.pools, random: ctx.random, remoteAddress, requestId, ...(xfcc ? { clientCert: xfcc } : {}), ...(ctx.identity ? { identity: ctx.identity } : {}) }, record).then(
+  const fctx: ForwardContext = {
+    pools: ctx.pools,
+    random: ctx.random,
+    remoteAddress,
+    requestId,
+    ...(xfcc ? { clientCert: xfcc } : {}),
+    ...(ctx.identity ? { identity: ctx.identity } : {}),
+    ...(corsHeaders ? { responseHeaders: corsHeaders } : {}),
+  };
+  (action.fault ? faultThenForward(req, res, facts, action, action.fault, fctx, record) : forward(req, res, facts, action, fctx, record)).then(
     (failure) => {
       if (failure) reply(failure);
     },
@@ -163,6 +190,19 @@ export function handleHttpRequest(req: IncomingMessage, res: ServerResponse, lis
       reply(LocalReplies.upstreamReset);
     },
   );
+}
+
+/** The fault filter runs before the router: a delay holds the request (DI), an abort answers it (FI). */
+async function faultThenForward(req: IncomingMessage, res: ServerResponse, facts: RequestFacts, action: ForwardAction, policy: FaultPolicy, fctx: ForwardContext, record: RequestRecord): Promise<LocalReply | undefined> {
+  const fault = decideFault(policy, fctx.random, req.headers);
+  if (fault) {
+    if (fault.delayMs !== undefined) {
+      record.flags = addFlag(record.flags, 'DI');
+      if (!(await holdFor(fault.delayMs, res))) return undefined;
+    }
+    if (fault.abort) return fault.abort;
+  }
+  return forward(req, res, facts, action, fctx, record);
 }
 
 function sendRedirect(res: ServerResponse, code: number, location: string, record: RequestRecord): void {

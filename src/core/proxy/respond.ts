@@ -10,6 +10,8 @@ export interface LocalReply {
   readonly body: string;
   /** Envoy's %RESPONSE_CODE_DETAILS%. */
   readonly details: string;
+  /** Headers the reply carries besides the usual ones (a gRPC abort's grpc-status). */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 const reply = (code: string, status: number, flag: string, body: string, details: string): LocalReply =>
@@ -59,6 +61,27 @@ export function upstreamTlsFailure(reason: string): LocalReply {
   return reply('UPSTREAM_TLS', 503, 'UF', LocalReplies.connectFailure.body, `upstream_tls_error:${reason}`);
 }
 
+const FAULT_ABORT_BODY = 'fault filter abort';
+
+/**
+ * A fault-injection abort (flag FI). A `grpcStatus` abort answers a gRPC request the gRPC way: HTTP
+ * 200 with grpc-status and grpc-message and no body; anything else gets the status and Envoy's body.
+ */
+export function faultAbort(httpStatus: number, grpcStatus?: number, grpcRequest = false): LocalReply {
+  const code = 'MESHGATE_ERR_FAULT_ABORT';
+  if (grpcStatus !== undefined && grpcRequest) {
+    const headers = { 'content-type': 'application/grpc', 'grpc-status': String(grpcStatus), 'grpc-message': FAULT_ABORT_BODY };
+    return { code, status: 200, flag: 'FI', body: '', details: 'fault_filter_abort', headers };
+  }
+  return { code, status: httpStatus, flag: 'FI', body: FAULT_ABORT_BODY, details: 'fault_filter_abort' };
+}
+
+/** Response flags accumulate (`DI,UT`); `-` is the empty list. */
+export function addFlag(flags: string, flag: string): string {
+  if (flag === '-' || flag === '') return flags;
+  return flags === '-' || flags === '' ? flag : `${flags},${flag}`;
+}
+
 /** Retries that ran out add URX to the flag, as Envoy reports it. */
 export function withRetriesExhausted(r: LocalReply): LocalReply {
   return { ...r, flag: r.flag === '-' ? 'URX' : `${r.flag},URX` };
@@ -74,6 +97,7 @@ export function sendLocalReply(res: ServerResponse, r: LocalReply, extraHeaders?
     ...(body.length > 0 ? { 'content-type': 'text/plain' } : {}),
     'content-length': String(body.length),
     server: 'istio-envoy',
+    ...r.headers,
     ...extraHeaders,
   });
   res.end(body);

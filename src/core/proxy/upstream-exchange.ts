@@ -22,8 +22,8 @@ export interface ExchangeRequest {
 }
 
 export interface ExchangeHooks {
-  /** Called with the upstream status before anything is written; true = retry instead of answering. */
-  retryOnStatus(status: number): boolean;
+  /** Called with the upstream status and headers before anything is written; true = retry instead of answering. */
+  retryOnStatus(status: number, headers: Record<string, string | string[] | undefined>): boolean;
   /** Builds downstream headers from upstream ones (hop-by-hop removal, header rules, timings). */
   responseHeaders(upstream: Record<string, string | string[] | undefined>): OutgoingHttpHeaders;
 }
@@ -61,7 +61,7 @@ export function exchange(pool: Dispatcher, req: ExchangeRequest, res: ServerResp
       },
       onResponseStart(c, statusCode, headers) {
         if (statusCode < 200 && statusCode !== 101) return; // 1xx informational: wait for the real answer
-        if (hooks.retryOnStatus(statusCode)) {
+        if (hooks.retryOnStatus(statusCode, headers)) {
           mode = 'draining';
           retryStatus = statusCode;
           return;

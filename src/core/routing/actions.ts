@@ -1,14 +1,19 @@
 // Compiles what an HTTPRoute does once matched: forward to weighted destinations (with rewrite,
-// header rules, timeout and retry policy), redirect, or answer directly.
+// header rules, timeout, retry policy, fault injection and mirrors), redirect, or answer directly;
+// any of them with the route's CORS policy. Everything is resolved here, once per snapshot, so the
+// request path only reads numbers and predicates.
 
-import type { Destination, HeaderOperations, HTTPMatchRequest, HTTPRetry, HTTPRoute, HTTPRouteDestination } from '../model/istio.js';
+import type {
+  CorsPolicy, Destination, HeaderOperations, HTTPFaultInjection, HTTPMatchRequest, HTTPRetry, HTTPRoute, HTTPRouteDestination, Percent,
+} from '../model/istio.js';
 import type { Cluster } from '../policy/types.js';
 import { clusterName } from '../policy/types.js';
 import { parseDuration } from '../config/duration.js';
 import { resolveShortName } from '../registry/hostname.js';
 import type { Registry } from '../registry/types.js';
-import { compileRegex } from './string-match.js';
-import type { DestinationTarget, HeaderRules, PathRewrite, RetryPolicy, RouteAction } from './types.js';
+import { GRPC_STATUS } from '../config/validate-route-policies.js';
+import { compileRegex, compileStringMatch } from './string-match.js';
+import type { CorsRules, DestinationTarget, FaultPolicy, HeaderRules, MirrorPolicy, PathRewrite, PerMillion, RetryPolicy, RouteAction } from './types.js';
 
 export interface ActionContext {
   /** Namespace of the VirtualService (short names resolve in it). */
@@ -26,6 +31,9 @@ export const NO_HEADER_RULES: HeaderRules = Object.freeze({ set: [], add: [], re
 const DEFAULT_RETRY_ON = 'connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes';
 
 export function compileAction(route: HTTPRoute, match: HTTPMatchRequest | undefined, ctx: ActionContext): RouteAction {
+  // Istio attaches the CORS policy to a route whatever its action (TranslateRoute).
+  const corsRules = compileCors(route.corsPolicy);
+  const cors = corsRules ? { cors: corsRules } : {};
   if (route.redirect) {
     const r = route.redirect;
     return {
@@ -37,17 +45,19 @@ export function compileAction(route: HTTPRoute, match: HTTPMatchRequest | undefi
       ...(r.port !== undefined ? { port: r.port } : {}),
       ...(r.derivePort !== undefined ? { derivePort: r.derivePort } : {}),
       responseHeaders: headerRules(route.headers?.response).rules,
+      ...cors,
     };
   }
   if (route.directResponse) {
     const b = route.directResponse.body;
     const body = b?.string !== undefined ? Buffer.from(b.string) : b?.bytes !== undefined ? Buffer.from(b.bytes, 'base64') : undefined;
-    return { kind: 'direct', status: route.directResponse.status, ...(body ? { body } : {}), responseHeaders: headerRules(route.headers?.response).rules };
+    return { kind: 'direct', status: route.directResponse.status, ...(body ? { body } : {}), responseHeaders: headerRules(route.headers?.response).rules, ...cors };
   }
   const routeReq = headerRules(route.headers?.request);
   const destinations = compileDestinations(route.route ?? [], ctx);
   const authority = route.rewrite?.authority ?? routeReq.authority;
   const rewritePath = compileRewrite(route, match);
+  const fault = compileFault(route.fault);
   return {
     kind: 'forward',
     destinations,
@@ -58,6 +68,9 @@ export function compileAction(route: HTTPRoute, match: HTTPMatchRequest | undefi
     responseHeaders: headerRules(route.headers?.response).rules,
     timeoutMs: route.timeout ? parseDuration(route.timeout) ?? 0 : 0,
     retry: compileRetry(route.retries),
+    ...(fault ? { fault } : {}),
+    mirrors: compileMirrors(route, ctx),
+    ...cors,
   };
 }
 
@@ -113,24 +126,114 @@ function compileRewrite(route: HTTPRoute, match: HTTPMatchRequest | undefined): 
   return (path) => to + path.slice(prefixLength);
 }
 
+/** gRPC retry conditions and the grpc-status they retry (Envoy's x-envoy-retry-grpc-on). */
+const GRPC_RETRY_ON: Readonly<Record<string, number>> = { cancelled: 1, 'deadline-exceeded': 4, 'resource-exhausted': 8, internal: 13, unavailable: 14 };
+
+/**
+ * Istio's ConvertPolicy: no `retries` gives the default policy; `retries` with `attempts` 0 (or
+ * unset) turns retries off; bare status codes in `retryOn` become retriable status codes.
+ */
 function compileRetry(r: HTTPRetry | undefined): RetryPolicy {
-  const attempts = r ? r.attempts ?? 2 : 2;
+  const attempts = r ? r.attempts ?? 0 : 2;
   const on = new Set<string>();
   const statusCodes = new Set<number>();
+  const grpcStatuses = new Set<number>();
   for (const raw of (r?.retryOn || DEFAULT_RETRY_ON).split(',')) {
     const c = raw.trim();
     if (!c) continue;
     if (/^\d{3}$/.test(c)) {
       statusCodes.add(Number(c));
       on.add('retriable-status-codes');
-    } else on.add(c);
+    } else {
+      on.add(c);
+      const grpc = GRPC_RETRY_ON[c];
+      if (grpc !== undefined) grpcStatuses.add(grpc);
+    }
   }
   return {
     attempts: Math.max(0, attempts),
     perTryTimeoutMs: r?.perTryTimeout ? parseDuration(r.perTryTimeout) ?? 0 : 0,
     on,
     statusCodes,
-    backoffBaseMs: 25,
+    grpcStatuses,
+    backoffBaseMs: (r?.backoff ? parseDuration(r.backoff) : undefined) || 25,
+    avoidPreviousHosts: r?.retryIgnorePreviousHosts !== false,
+  };
+}
+
+const MILLION = 1_000_000;
+
+/** `percentage.value` (0–100, precision 0.0001) as a per-million chance. */
+function perMillion(p: Percent | undefined): PerMillion {
+  return Math.min(MILLION, Math.max(0, Math.round((p?.value ?? 0) * 10_000)));
+}
+
+/**
+ * Istio's TranslateFault. A delay or abort without a percentage never fires (SEMANTICS §2.4: the
+ * default is 0 %), so it is left out; the deprecated whole-number `percent` of a delay still counts.
+ */
+function compileFault(f: HTTPFaultInjection | undefined): FaultPolicy | undefined {
+  if (!f) return undefined;
+  let delay: FaultPolicy['delay'];
+  const d = f.delay;
+  const delayMs = d?.fixedDelay ? parseDuration(d.fixedDelay) : undefined;
+  if (d && delayMs !== undefined && delayMs > 0) {
+    const chance = d.percentage !== undefined ? perMillion(d.percentage) : perMillion({ value: d.percent ?? 0 });
+    if (chance > 0) delay = { ms: delayMs, chance };
+  }
+  let abort: FaultPolicy['abort'];
+  const a = f.abort;
+  const chance = perMillion(a?.percentage);
+  if (a && chance > 0) {
+    const grpc = a.grpcStatus !== undefined ? GRPC_STATUS.indexOf(a.grpcStatus) : -1;
+    if (grpc >= 0) abort = { chance, httpStatus: 200, grpcStatus: grpc };
+    else if (a.httpStatus !== undefined) abort = { chance, httpStatus: a.httpStatus };
+  }
+  if (!delay && !abort) return undefined;
+  return { ...(delay ? { delay } : {}), ...(abort ? { abort } : {}) };
+}
+
+/**
+ * Istio's MirrorPercent: `mirror` with `mirrorPercentage` (or the deprecated `mirrorPercent`), or
+ * `mirrors[]` each with its `percentage`; an absent percentage means 100 %, an explicit 0 none.
+ */
+function compileMirrors(route: HTTPRoute, ctx: ActionContext): MirrorPolicy[] {
+  const wanted: Array<{ destination: Destination; chance: PerMillion }> = [];
+  if (route.mirrors && route.mirrors.length > 0) {
+    for (const m of route.mirrors) wanted.push({ destination: m.destination, chance: m.percentage ? perMillion(m.percentage) : MILLION });
+  } else if (route.mirror) {
+    const chance = route.mirrorPercentage ? perMillion(route.mirrorPercentage) : route.mirrorPercent !== undefined ? perMillion({ value: route.mirrorPercent }) : MILLION;
+    wanted.push({ destination: route.mirror, chance });
+  }
+  return wanted
+    .filter((m) => m.chance > 0)
+    .map((m) => {
+      const target = resolveDestination(m.destination, ctx);
+      return { ...target, cluster: ctx.cluster(target.host, target.port, target.subset), chance: m.chance };
+    });
+}
+
+/**
+ * Istio's TranslateCORSPolicy: `allowOrigins` StringMatches (or the deprecated exact `allowOrigin`
+ * list), list fields joined with `,`, maxAge in whole seconds, and unmatched preflights forwarded
+ * unless `unmatchedPreflights: IGNORE`.
+ */
+function compileCors(p: CorsPolicy | undefined): CorsRules | undefined {
+  if (!p) return undefined;
+  const allowOrigins = p.allowOrigins ? p.allowOrigins.map((m) => compileStringMatch(m)) : (p.allowOrigin ?? []).map((o) => compileStringMatch({ exact: o }));
+  const join = (l: readonly string[] | undefined): string | undefined => (l && l.length > 0 ? l.join(',') : undefined);
+  const allowMethods = join(p.allowMethods);
+  const allowHeaders = join(p.allowHeaders);
+  const exposeHeaders = join(p.exposeHeaders);
+  const maxAgeMs = p.maxAge ? parseDuration(p.maxAge) : undefined;
+  return {
+    allowOrigins,
+    ...(allowMethods ? { allowMethods } : {}),
+    ...(allowHeaders ? { allowHeaders } : {}),
+    ...(exposeHeaders ? { exposeHeaders } : {}),
+    ...(maxAgeMs !== undefined ? { maxAge: String(Math.floor(maxAgeMs / 1000)) } : {}),
+    allowCredentials: p.allowCredentials === true,
+    forwardUnmatchedPreflights: p.unmatchedPreflights !== 'IGNORE',
   };
 }
 

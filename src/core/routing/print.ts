@@ -83,6 +83,11 @@ function printAction(a: RouteAction): string[] {
     a.authority && `authority=${a.authority}`,
     a.timeoutMs > 0 && `timeout=${a.timeoutMs}ms`,
     `retries=${a.retry.attempts} on ${[...a.retry.on].join(',')}${a.retry.statusCodes.size ? ` codes ${[...a.retry.statusCodes].join(',')}` : ''}`,
+    a.retry.perTryTimeoutMs > 0 && `perTryTimeout=${a.retry.perTryTimeoutMs}ms`,
+    a.fault?.delay && `delay ${a.fault.delay.ms}ms at ${a.fault.delay.chance / 10_000}%`,
+    a.fault?.abort && `abort ${a.fault.abort.grpcStatus !== undefined ? `grpc-status ${a.fault.abort.grpcStatus}` : a.fault.abort.httpStatus} at ${a.fault.abort.chance / 10_000}%`,
+    ...a.mirrors.map((m) => `mirror ${m.clusterName} ${m.chance / 10_000}%`),
+    a.cors && 'cors',
   ].filter(Boolean);
   out.push(extras.join(' ') + rules(a.requestHeaders, 'request') + rules(a.responseHeaders, 'response'));
   return out;

@@ -4,6 +4,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Cluster } from '../policy/types.js';
 import type { ServerTlsSettings } from '../model/istio.js';
+import type { StringPredicate } from './string-match.js';
 
 /** The facts of one request that routes may look at. */
 export interface RequestFacts {
@@ -62,11 +63,54 @@ export interface PathRewrite {
 export interface RetryPolicy {
   /** Retries after the first attempt (Istio `attempts`). */
   readonly attempts: number;
+  /** 0 = none (Istio's default). */
   readonly perTryTimeoutMs: number;
   /** Envoy retry conditions: connect-failure, refused-stream, reset, 5xx, gateway-error, retriable-4xx, retriable-status-codes… */
   readonly on: ReadonlySet<string>;
   readonly statusCodes: ReadonlySet<number>;
+  /** gRPC status numbers retried (`cancelled`, `unavailable` … in retryOn). */
+  readonly grpcStatuses: ReadonlySet<number>;
   readonly backoffBaseMs: number;
+  /** Envoy's previous-hosts predicate: a retry avoids endpoints already tried (`retryIgnorePreviousHosts`, default on). */
+  readonly avoidPreviousHosts: boolean;
+}
+
+/**
+ * Chances are kept per million, as Envoy's FractionalPercent with the MILLION denominator holds them
+ * (Istio's `percentage.value` has a precision of 0.0001).
+ */
+export type PerMillion = number;
+
+/** `fault` of a route (SEMANTICS §2.4); a part without a percentage is left out, since it never fires. */
+export interface FaultPolicy {
+  readonly delay?: { readonly ms: number; readonly chance: PerMillion };
+  /** `grpcStatus` set: a gRPC answer (HTTP 200, grpc-status); otherwise `httpStatus`. */
+  readonly abort?: { readonly chance: PerMillion; readonly httpStatus: number; readonly grpcStatus?: number };
+}
+
+/** One `mirror`/`mirrors[]` destination with the share of requests it receives. */
+export interface MirrorPolicy {
+  readonly host: string;
+  readonly port: number;
+  readonly subset: string;
+  readonly clusterName: string;
+  /** Undefined when the service, port or subset does not exist: nothing is mirrored. */
+  readonly cluster: Cluster | undefined;
+  readonly chance: PerMillion;
+}
+
+/** `corsPolicy` of a route, with the header values it answers already joined. */
+export interface CorsRules {
+  /** An origin is allowed when one of these matches it (or matches the literal `*`). */
+  readonly allowOrigins: readonly StringPredicate[];
+  readonly allowMethods?: string;
+  readonly allowHeaders?: string;
+  readonly exposeHeaders?: string;
+  /** Seconds, as the access-control-max-age value. */
+  readonly maxAge?: string;
+  readonly allowCredentials: boolean;
+  /** `unmatchedPreflights: FORWARD` (the default): a preflight from an origin not allowed goes upstream. */
+  readonly forwardUnmatchedPreflights: boolean;
 }
 
 export interface ForwardAction {
@@ -80,6 +124,10 @@ export interface ForwardAction {
   /** 0 = no route timeout (Istio's default). */
   readonly timeoutMs: number;
   readonly retry: RetryPolicy;
+  readonly fault?: FaultPolicy;
+  /** Empty when the route mirrors nothing. */
+  readonly mirrors: readonly MirrorPolicy[];
+  readonly cors?: CorsRules;
 }
 
 export interface RedirectAction {
@@ -91,6 +139,7 @@ export interface RedirectAction {
   readonly port?: number;
   readonly derivePort?: 'FROM_PROTOCOL_DEFAULT' | 'FROM_REQUEST_PORT';
   readonly responseHeaders: HeaderRules;
+  readonly cors?: CorsRules;
 }
 
 export interface DirectResponseAction {
@@ -98,6 +147,7 @@ export interface DirectResponseAction {
   readonly status: number;
   readonly body?: Buffer;
   readonly responseHeaders: HeaderRules;
+  readonly cors?: CorsRules;
 }
 
 export type RouteAction = ForwardAction | RedirectAction | DirectResponseAction;
