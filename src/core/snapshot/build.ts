@@ -6,9 +6,11 @@ import type { Problem } from '../config/problem.js';
 import { validateAll } from '../config/validate.js';
 import type { LoadResult } from '../config/load.js';
 import type { GatewaySpec, VirtualServiceSpec } from '../model/istio.js';
+import type { RateLimitPolicySpec } from '../model/rate-limit.js';
 import type { Resource } from '../model/resource.js';
 import { indexDestinationRules } from '../policy/destination-rules.js';
 import { buildCluster } from '../policy/cluster.js';
+import { compileRateLimits } from '../policy/rate-limit-table.js';
 import type { Cluster, EndpointLoad } from '../policy/types.js';
 import { clusterName } from '../policy/types.js';
 import { buildRegistry } from '../registry/build.js';
@@ -54,9 +56,11 @@ export function buildSnapshot(loaded: LoadResult, role: ProxyRole, deps: Snapsho
     return built;
   };
 
+  const gateways = ofKind<GatewaySpec>(resources, 'Gateway');
+  const virtualServices = ofKind<VirtualServiceSpec>(resources, 'VirtualService');
   const compiled = compileGateway({
-    gateways: ofKind<GatewaySpec>(resources, 'Gateway'),
-    virtualServices: ofKind<VirtualServiceSpec>(resources, 'VirtualService'),
+    gateways,
+    virtualServices,
     registry,
     proxyLabels: role.labels,
     proxyNamespace: role.namespace,
@@ -64,7 +68,15 @@ export function buildSnapshot(loaded: LoadResult, role: ProxyRole, deps: Snapsho
     cluster,
   });
 
-  const problems = [...loaded.problems, ...validationProblems, ...reconciled.problems, ...registryProblems, ...compiled.problems];
+  const rateLimits = compileRateLimits({
+    policies: ofKind<RateLimitPolicySpec>(resources, 'RateLimitPolicy'),
+    virtualServices,
+    gateways,
+    listeners: compiled.listeners,
+    routeConfigs: compiled.routeConfigs,
+  });
+
+  const problems = [...loaded.problems, ...validationProblems, ...reconciled.problems, ...registryProblems, ...compiled.problems, ...rateLimits.problems];
   const snapshot: Snapshot = Object.freeze({
     version,
     createdAt: deps.now?.() ?? new Date(),
@@ -73,6 +85,7 @@ export function buildSnapshot(loaded: LoadResult, role: ProxyRole, deps: Snapsho
     clusters,
     listeners: compiled.listeners,
     routeConfigs: compiled.routeConfigs,
+    rateLimits: rateLimits.table,
     problems,
   });
   return { snapshot, problems };
