@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { request } from 'undici';
-import { startGateway, type RunningGateway } from '../../src/gateway/main.js';
+import { startGateway, type GatewayOptions, type RunningGateway } from '../../src/gateway/main.js';
 import { seededRandom } from './random.js';
 
 export interface TestGateway {
@@ -25,7 +25,10 @@ export interface Reply {
   json<T = Record<string, unknown>>(): T;
 }
 
-export async function startTestGateway(files: Record<string, string>, opts: { gatewayPort?: number; seed?: number; accessLog?: string } = {}): Promise<TestGateway> {
+export async function startTestGateway(
+  files: Record<string, string>,
+  opts: { gatewayPort?: number; seed?: number; accessLog?: string; /** Further gateway options (Redis, trusted proxies, a logger). */ gateway?: Partial<GatewayOptions> } = {},
+): Promise<TestGateway> {
   const dir = await mkdtemp(join(tmpdir(), 'meshgate-test-'));
   for (const [name, text] of Object.entries(files)) await writeFile(join(dir, name), text);
   const gatewayPort = opts.gatewayPort ?? 80;
@@ -38,6 +41,7 @@ export async function startTestGateway(files: Record<string, string>, opts: { ga
     accessLog: opts.accessLog ?? 'off',
     logger: pino({ level: 'silent' }),
     random: seededRandom(opts.seed ?? 42),
+    ...opts.gateway,
   });
   const port = gw.listenPorts.get(gatewayPort)!;
   return {

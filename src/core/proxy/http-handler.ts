@@ -12,6 +12,7 @@ import { applyHeaderRules, requestIdOf } from './headers.js';
 import { normalizePath } from './path-normalize.js';
 import { forward } from './forward.js';
 import { LocalReplies, sendLocalReply, type LocalReply } from './respond.js';
+import { admitRateLimited, type RateLimitContext } from './rate-limit-gate.js';
 import type { UpstreamPools } from './upstream-pools.js';
 
 export interface HttpHandlerContext {
@@ -21,6 +22,8 @@ export interface HttpHandlerContext {
   readonly random: () => number;
   /** True while the proxy drains before exit: HTTP/1 responses then close their connection. */
   readonly draining?: () => boolean;
+  /** RateLimitPolicy counters; without them no rate limit applies. */
+  readonly rateLimits?: RateLimitContext;
 }
 
 /** Which route config serves a request on this listener (plaintext: the port's `http.<port>`). */
@@ -34,6 +37,8 @@ export interface ListenerInfo {
   readonly select: RouteConfigSelector;
   /** x-forwarded-client-cert for the connection's verified client certificate, if any. */
   clientCert?(req: IncomingMessage): string | undefined;
+  /** The URI SAN (SPIFFE ID) of the connection's verified client certificate, if any. */
+  peerPrincipal?(req: IncomingMessage): string | undefined;
   /** True when the host belongs to another TLS server on this port than the one the SNI chose: 421. */
   misdirected?(host: string): boolean;
   /** ACME HTTP-01: the key authorization for a token, answered before routing. */
@@ -130,30 +135,34 @@ export function handleHttpRequest(req: IncomingMessage, res: ServerResponse, lis
   if (virtualHost?.requireTls && scheme === 'http') {
     return sendRedirect(res, 301, `https://${facts.host}${req.url ?? '/'}`, record);
   }
-  if (!route) return reply(LocalReplies.noRoute);
+  if (!route || !virtualHost) return reply(LocalReplies.noRoute);
   record.routeName = route.name;
-  const action = route.action;
-  if (action.kind === 'redirect') return sendRedirect(res, action.code, redirectLocation(action, facts, req.url ?? '/'), record);
-  if (action.kind === 'direct') {
-    const headers: Record<string, string | string[]> = { server: 'istio-envoy', 'content-length': String(action.body?.length ?? 0) };
-    if (action.body) headers['content-type'] = 'text/plain';
-    applyHeaderRules(headers, action.responseHeaders);
-    record.details = 'direct_response';
-    res.writeHead(action.status, headers);
-    res.end(action.body);
-    return;
-  }
-  const xfcc = listener.clientCert?.(req);
-  forward(req, res, facts, action, { pools: ctx.pools, random: ctx.random, remoteAddress, requestId, ...(xfcc ? { clientCert: xfcc } : {}) }, record).then(
-    (failure) => {
-      if (failure) reply(failure);
-    },
-    (err: unknown) => {
-      // A bug, not an expected failure: answer like Envoy would for an internal error and keep serving.
-      record.details = `internal_error:${(err as Error).message}`;
-      reply(LocalReplies.upstreamReset);
-    },
-  );
+  const act = (): void => {
+    const action = route.action;
+    if (action.kind === 'redirect') return sendRedirect(res, action.code, redirectLocation(action, facts, req.url ?? '/'), record);
+    if (action.kind === 'direct') {
+      const headers: Record<string, string | string[]> = { server: 'istio-envoy', 'content-length': String(action.body?.length ?? 0) };
+      if (action.body) headers['content-type'] = 'text/plain';
+      applyHeaderRules(headers, action.responseHeaders);
+      record.details = 'direct_response';
+      res.writeHead(action.status, headers);
+      res.end(action.body);
+      return;
+    }
+    const xfcc = listener.clientCert?.(req);
+    forward(req, res, facts, action, { pools: ctx.pools, random: ctx.random, remoteAddress, requestId, ...(xfcc ? { clientCert: xfcc } : {}) }, record).then(
+      (failure) => {
+        if (failure) reply(failure);
+      },
+      (err: unknown) => {
+        // A bug, not an expected failure: answer like Envoy would for an internal error and keep serving.
+        record.details = `internal_error:${(err as Error).message}`;
+        reply(LocalReplies.upstreamReset);
+      },
+    );
+  };
+  // Rate limits count the request before anything acts on it; with none on this route, `act` runs at once.
+  admitRateLimited(ctx.rateLimits, snapshot?.rateLimits, virtualHost, route, { facts, peer: remoteAddress, principal: () => listener.peerPrincipal?.(req) }, res, reply, act);
 }
 
 function sendRedirect(res: ServerResponse, code: number, location: string, record: RequestRecord): void {

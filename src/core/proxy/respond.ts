@@ -37,7 +37,14 @@ export const LocalReplies = {
   misdirected: reply('MISDIRECTED', 421, '-', 'Misdirected Request', 'misdirected_request'),
   badRequest: reply('BAD_REQUEST', 400, '-', 'Bad Request', 'bad_request'),
   protocolError: reply('UPSTREAM_PROTOCOL', 502, 'UPE', 'upstream protocol error', 'upstream_protocol_error'),
+  // Envoy's local rate limit filter: 429, flag RL, body and details `local_rate_limited`.
+  rateLimited: reply('RATE_LIMITED', 429, 'RL', 'local_rate_limited', 'local_rate_limited'),
 } as const;
+
+/** A 429 whose details name the RateLimitPolicy limit that refused (`ns/name[index]`), for the access log. */
+export function rateLimited(ruleId: string): LocalReply {
+  return { ...LocalReplies.rateLimited, details: `local_rate_limited{${ruleId}}` };
+}
 
 /** Retries that ran out add URX to the flag, as Envoy reports it. */
 export function withRetriesExhausted(r: LocalReply): LocalReply {
