@@ -13,7 +13,7 @@ import { pino } from 'pino';
 import { Agent, request } from 'undici';
 import { startGateway, type RunningGateway } from '../src/gateway/main.js';
 import { issueCertificate } from '../src/core/tls/issue-certificate.js';
-import { eventually, startTestGateway, type Reply, type TestGateway } from './helpers/gateway.js';
+import { eventually, send, startTestGateway, type Reply, type TestGateway } from './helpers/gateway.js';
 import { gatewayYaml, serviceYaml } from './helpers/cluster-yaml.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
 
@@ -143,6 +143,15 @@ describe('rate limiting, store memory', () => {
     const stats = gw.gw.rateLimitStats();
     assert.equal(stats.errors, 0);
     assert.equal(stats.redis, undefined);
+  });
+
+  it('the admin port lists the rules in force and the counts', async () => {
+    const r = await send(gw.gw.adminPort, 'localhost', '/rate_limits');
+    const body = r.json<{ allowed: number; limited: number; errors: number; rules: Array<{ id: string; requests: number; store: string }> }>();
+    assert.deepEqual(body.rules.map((x) => [x.id, x.requests, x.store]).sort(), [
+      ['default/extra[0]', 100, 'memory'], ['default/one-host[0]', 1, 'memory'], ['default/per-client[0]', 4, 'memory'], ['default/per-key[0]', 2, 'memory'],
+    ]);
+    assert.ok(body.allowed > 0 && body.limited > 0 && body.errors === 0, JSON.stringify(body));
   });
 
   it('the access log line of a refused request has flag RL and names the limit', async () => {

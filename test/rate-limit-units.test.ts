@@ -9,6 +9,7 @@ import { trustedClientAddress } from '../src/core/proxy/client-address.js';
 import { rateLimitKey } from '../src/core/policy/rate-limit-key.js';
 import { RateLimiters } from '../src/core/policy/rate-limiters.js';
 import { burstWindowSeconds, type RateLimitRule } from '../src/core/policy/rate-limit-table.js';
+import { GATEWAY_HELP, runGatewayCommand } from '../src/cli/gateway.js';
 
 describe('trusted client address (xff_num_trusted_hops)', () => {
   const cases: Array<[string, string | string[] | undefined, number, string]> = [
@@ -124,6 +125,18 @@ describe('in-memory counters, with the clock mocked', () => {
     limiters.retain([]);
     await take(limiters, r, 'a', 1);
     assert.equal(lines.filter((l) => l.includes('without --redis')).length, 1);
+  });
+});
+
+describe('meshgate gateway options for rate limiting', () => {
+  it('refuses a bad --trusted-proxies or --redis before starting anything', async () => {
+    await assert.rejects(runGatewayCommand(['--config', 'x', '--trusted-proxies=-1']), /--trusted-proxies: '-1'/);
+    await assert.rejects(runGatewayCommand(['--config', 'x', '--trusted-proxies', 'two']), /--trusted-proxies: 'two'/);
+    await assert.rejects(runGatewayCommand(['--config', 'x', '--redis', 'localhost:6379']), /--redis: 'localhost:6379' is not a redis:\/\/ or rediss:\/\/ URL/);
+  });
+  it('documents both in its help', () => {
+    assert.match(GATEWAY_HELP, /--redis URL/);
+    assert.match(GATEWAY_HELP, /--trusted-proxies N .*\n.*\n.*xff_num_trusted_hops/);
   });
 });
 

@@ -23,11 +23,13 @@ export interface RateLimitDecision {
   readonly resetSeconds: number;
 }
 
+/** Counts of limit checks: a request under two limits is checked twice. */
 export interface RateLimitStats {
   readonly allowed: number;
   readonly limited: number;
-  /** Decisions that failed for an unexpected reason; the request was let through. */
+  /** Checks that failed for an unexpected reason; the request was let through. */
   readonly errors: number;
+  /** Limits with live counters. */
   readonly limiters: number;
   readonly redis?: RedisLinkStats;
 }

@@ -19,7 +19,7 @@ export interface RedisLinkStats {
   readonly up: boolean;
   /** Times Redis went away since the gateway started (an unreachable Redis at start counts once). */
   readonly outages: number;
-  /** Requests decided by a local limit because Redis did not answer. */
+  /** Limit checks decided in memory because Redis did not answer. */
   readonly localDecisions: number;
 }
 
