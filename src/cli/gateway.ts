@@ -40,6 +40,12 @@ export const GATEWAY_HELP = `usage: meshgate gateway --config DIR --ports 80=808
   --access-log WHERE    off | stdout | FILE (default stdout)
   --certs DIR           certificates for credentialName: DIR/<name>/tls.crt, tls.key, ca.crt (default certs)
   --acme-ca FILE        extra CA (PEM) to trust for ACME servers, e.g. a private ACME CA
+  --redis URL           Redis for RateLimitPolicy counters with store: redis, shared by every
+                        gateway replica, e.g. redis://redis.istio-system:6379 (while Redis is
+                        unreachable each gateway limits in its own memory)
+  --trusted-proxies N   proxies in front of the gateway that append to x-forwarded-for; rate
+                        limits by clientIp count the N-th address from its right (Envoy's
+                        xff_num_trusted_hops; default 0: the connection's peer address)
   --drain-seconds N     on SIGTERM: fail readiness, keep serving N seconds, then close (default 5)
   --workers N           processes sharing the ports, each with its own copy of the configuration;
                         a worker that dies is replaced (default: one per CPU)`;
@@ -63,6 +69,8 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
     'access-log': { type: 'string' },
     certs: { type: 'string' },
     'acme-ca': { type: 'string' },
+    redis: { type: 'string' },
+    'trusted-proxies': { type: 'string' },
     'drain-seconds': { type: 'string' },
     workers: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
@@ -75,6 +83,9 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
   const choice = sourceChoice(values);
   const drainSeconds = values['drain-seconds'] === undefined ? 5 : Number(values['drain-seconds']);
   if (!Number.isFinite(drainSeconds) || drainSeconds < 0) throw new UsageError(`--drain-seconds: '${values['drain-seconds']}' is not a number of seconds`);
+  const trustedProxies = values['trusted-proxies'] === undefined ? 0 : Number(values['trusted-proxies']);
+  if (!Number.isInteger(trustedProxies) || trustedProxies < 0) throw new UsageError(`--trusted-proxies: '${values['trusted-proxies']}' is not a number of proxies (0, 1, 2 ...)`);
+  if (values.redis !== undefined && !/^rediss?:\/\/[^/]/.test(values.redis)) throw new UsageError(`--redis: '${values.redis}' is not a redis:// or rediss:// URL`);
   const common = {
     ports: parsePorts(values.ports ?? '80=8080'),
     statusPort: parsePort(values['status-port'], 15021, '--status-port'),
@@ -86,6 +97,8 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
     accessLog: values['access-log'] ?? 'stdout',
     certsDir: values.certs ?? 'certs',
     ...(values['acme-ca'] ? { acmeCa: readFileSync(values['acme-ca'], 'utf8') } : {}),
+    ...(values.redis !== undefined ? { redisUrl: values.redis } : {}),
+    trustedProxies,
   };
   const workers = values.workers === undefined ? availableParallelism() : Number(values.workers);
   if (!Number.isInteger(workers) || workers < 1) throw new UsageError(`--workers: '${values.workers}' is not a number of processes`);

@@ -9,6 +9,8 @@ import { Reloader } from '../core/snapshot/reloader.js';
 import { UpstreamPools } from '../core/proxy/upstream-pools.js';
 import { LiveClusters } from '../core/policy/live-clusters.js';
 import { createAccessLog } from '../core/telemetry/access-log.js';
+import { RateLimiters, type RateLimitStats } from '../core/policy/rate-limiters.js';
+import { RedisLink } from '../core/policy/redis-link.js';
 import { createPortListener, type PortListener } from './port-listener.js';
 import { createCredentialStore } from '../core/tls/credential-store.js';
 import { AcmeManager } from './acme/acme-manager.js';
@@ -39,6 +41,13 @@ export interface GatewayOptions {
   readonly certsDir?: string;
   /** PEM of a CA to trust for ACME servers (a private ACME CA), on top of the system roots. */
   readonly acmeCa?: string;
+  /** Redis for RateLimitPolicy counters with `store: redis`, shared by every replica (`redis://host:6379`). */
+  readonly redisUrl?: string;
+  /**
+   * Proxies in front of the gateway that append to x-forwarded-for: the client address is the N-th
+   * entry from its right (Envoy's xff_num_trusted_hops; default 0, the connection's peer).
+   */
+  readonly trustedProxies?: number;
   readonly logger?: Logger;
   readonly random?: () => number;
   /** The gateway's workload identity: Istio mTLS to mesh endpoints (auto mTLS, ISTIO_MUTUAL). */
@@ -57,6 +66,8 @@ export interface RunningGateway {
   readonly statusPort: number;
   readonly adminPort: number;
   readonly holder: SnapshotHolder;
+  /** Requests allowed and refused by rate limits, and how Redis is doing when it is used. */
+  rateLimitStats(): RateLimitStats;
   close(): Promise<void>;
   destroy(): Promise<void>;
   /**
@@ -85,9 +96,14 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     { random, load: pools, live },
     log,
   );
+  const redis = opts.redisUrl ? new RedisLink({ url: opts.redisUrl, logger: log.child({ component: 'ratelimit' }) }) : undefined;
+  const limiters = new RateLimiters({ logger: log.child({ component: 'ratelimit' }), ...(redis ? { redis } : {}) });
+  // Counters of limits that a reload removed are let go; unchanged ones carry on counting.
+  holder.onSwap((s) => limiters.retain(s.rateLimits.rules));
+  const rateLimits = { limiters, trustedProxies: opts.trustedProxies ?? 0 };
   let draining = false;
   const status = createStatusServer({ ready: () => holder.current() !== undefined && !draining });
-  const admin = createAdminServer(holder, pools);
+  const admin = createAdminServer(holder, pools, limiters);
   const credentials = createCredentialStore({ certsDir, logger: log });
   const acme = new AcmeManager({
     certsDir,
@@ -111,14 +127,17 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     await (hard ? pools.destroy() : pools.close());
     await (hard ? acme.destroy() : acme.close());
     await credentials.close();
+    await redis?.close();
     accessLog.flush();
   };
 
   try {
+    // Connected before traffic, so the first requests already share counters; unreachable is fine too.
+    await redis?.start();
     await reloader.start();
     for (const [gatewayPort, listenPort] of opts.ports) {
       const l = createPortListener(gatewayPort, {
-        ctx: { holder, pools, accessLog, random, draining: () => draining, ...(opts.identity ? { identity: opts.identity } : {}) },
+        ctx: { holder, pools, accessLog, random, draining: () => draining, rateLimits, ...(opts.identity ? { identity: opts.identity } : {}) },
         credentials,
         log,
         acmeChallenge: (token) => acme.challengeResponse(token),
@@ -142,6 +161,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     statusPort,
     adminPort,
     holder,
+    rateLimitStats: () => limiters.stats(),
     close: () => (closing ??= stopAll(false)),
     drain: (seconds) => {
       if (closing) return closing;

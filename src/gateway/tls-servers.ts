@@ -38,6 +38,7 @@ export class TlsServers {
   readonly #entries = new Map<string, Entry>();
   readonly #retired = new Set<Entry>();
   readonly #xfcc = new WeakMap<object, string | null>();
+  readonly #principal = new WeakMap<object, string | null>();
   readonly #complained = new Set<string>();
 
   constructor(private readonly deps: TlsServersDeps) {}
@@ -109,6 +110,7 @@ export class TlsServers {
         return name ? snapshot.routeConfigs.get(name) : undefined;
       },
       clientCert: (req) => this.#clientCert(req),
+      peerPrincipal: (req) => this.#peerPrincipal(req),
       // HTTP/2 reuses a connection for every host its certificate covers: a Host that belongs to
       // another server of this port must be sent back to open its own connection.
       misdirected: (host) => !hostCovered(entry.config.hosts, host) && this.#allTls.some((s) => s !== entry.config && hostCovered(s.hosts, host)),
@@ -135,8 +137,7 @@ export class TlsServers {
   }
 
   #clientCert(req: IncomingMessage): string | undefined {
-    const stream = (req as unknown as { stream?: { session?: { socket?: TLSSocket } } }).stream;
-    const socket = (stream?.session?.socket ?? req.socket) as TLSSocket;
+    const socket = tlsSocketOf(req);
     if (typeof socket?.getPeerCertificate !== 'function') return undefined;
     const cached = this.#xfcc.get(socket);
     if (cached !== undefined) return cached ?? undefined;
@@ -144,6 +145,18 @@ export class TlsServers {
     const value = peer && Object.keys(peer).length > 0 ? xfccFor(peer) : undefined;
     this.#xfcc.set(socket, value ?? null);
     return value;
+  }
+
+  /** The first URI SAN of the verified client certificate: the identity rate limits with `principal` count by. */
+  #peerPrincipal(req: IncomingMessage): string | undefined {
+    const socket = tlsSocketOf(req);
+    if (typeof socket?.getPeerCertificate !== 'function') return undefined;
+    const cached = this.#principal.get(socket);
+    if (cached !== undefined) return cached ?? undefined;
+    const peer = socket.authorized ? socket.getPeerCertificate() : undefined;
+    const uri = peer ? (peer.subjectaltname ?? '').split(', ').find((san) => san.startsWith('URI:'))?.slice(4) : undefined;
+    this.#principal.set(socket, uri ?? null);
+    return uri;
   }
 
   closeIdle(): void {
@@ -158,4 +171,10 @@ export class TlsServers {
     this.#entries.clear();
     this.#retired.clear();
   }
+}
+
+/** HTTP/2 requests reach the TLS socket through their session; HTTP/1 ones directly. */
+function tlsSocketOf(req: IncomingMessage): TLSSocket | undefined {
+  const stream = (req as unknown as { stream?: { session?: { socket?: TLSSocket } } }).stream;
+  return (stream?.session?.socket ?? req.socket) as TLSSocket | undefined;
 }

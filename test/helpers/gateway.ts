@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { request } from 'undici';
-import { startGateway, type RunningGateway } from '../../src/gateway/main.js';
+import { startGateway, type GatewayOptions, type RunningGateway } from '../../src/gateway/main.js';
 import type { IdentityProvider } from '../../src/core/pki/types.js';
 import { seededRandom } from './random.js';
 
@@ -26,7 +26,20 @@ export interface Reply {
   json<T = Record<string, unknown>>(): T;
 }
 
-export async function startTestGateway(files: Record<string, string>, opts: { gatewayPort?: number; seed?: number; accessLog?: string; identity?: IdentityProvider; certsDir?: string; locality?: string; now?: () => number } = {}): Promise<TestGateway> {
+export async function startTestGateway(
+  files: Record<string, string>,
+  opts: {
+    gatewayPort?: number;
+    seed?: number;
+    accessLog?: string;
+    identity?: IdentityProvider;
+    certsDir?: string;
+    locality?: string;
+    now?: () => number;
+    /** Further gateway options (Redis, trusted proxies, a logger). */
+    gateway?: Partial<GatewayOptions>;
+  } = {},
+): Promise<TestGateway> {
   const dir = await mkdtemp(join(tmpdir(), 'meshgate-test-'));
   for (const [name, text] of Object.entries(files)) await writeFile(join(dir, name), text);
   const gatewayPort = opts.gatewayPort ?? 80;
@@ -43,6 +56,7 @@ export async function startTestGateway(files: Record<string, string>, opts: { ga
     ...(opts.certsDir ? { certsDir: opts.certsDir } : {}),
     ...(opts.locality ? { locality: opts.locality } : {}),
     ...(opts.now ? { now: opts.now } : {}),
+    ...opts.gateway,
   });
   const port = gw.listenPorts.get(gatewayPort)!;
   return {

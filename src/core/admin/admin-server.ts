@@ -4,16 +4,17 @@
 
 import { fastify, type FastifyInstance } from 'fastify';
 import { formatProblem } from '../config/problem.js';
+import type { RateLimiters } from '../policy/rate-limiters.js';
 import type { UpstreamPools } from '../proxy/upstream-pools.js';
 import { endpointKey } from '../policy/lb-endpoints.js';
 import type { Cluster } from '../policy/types.js';
 import { printRoutes } from '../routing/print.js';
 import type { SnapshotHolder } from '../snapshot/holder.js';
 
-export function createAdminServer(holder: SnapshotHolder, pools: UpstreamPools): FastifyInstance {
+export function createAdminServer(holder: SnapshotHolder, pools: UpstreamPools, limiters?: RateLimiters): FastifyInstance {
   const app = fastify({ logger: false });
   const snapshotOr503 = () => holder.current();
-  app.get('/', async () => ({ endpoints: ['/config_dump', '/routes', '/clusters', '/problems'] }));
+  app.get('/', async () => ({ endpoints: ['/config_dump', '/routes', '/clusters', '/problems', '/rate_limits'] }));
   app.get('/config_dump', async (_req, reply) => {
     const s = snapshotOr503();
     if (!s) return reply.code(503).send({ error: 'no configuration yet' });
@@ -58,6 +59,10 @@ export function createAdminServer(holder: SnapshotHolder, pools: UpstreamPools):
       }),
     }));
   });
+  app.get('/rate_limits', async () => ({
+    ...(limiters?.stats() ?? {}),
+    rules: (holder.current()?.rateLimits.rules ?? []).map((r) => ({ id: r.id, key: r.key, requests: r.requests, intervalSeconds: r.intervalSeconds, burst: r.burst, burstSeconds: r.burstSeconds, store: r.store })),
+  }));
   app.get('/problems', async (_req, reply) => {
     const s = snapshotOr503();
     return reply.type('text/plain').send((s?.problems ?? []).map(formatProblem).join('\n') + '\n');

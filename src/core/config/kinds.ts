@@ -18,6 +18,8 @@ const KINDS: Readonly<Record<string, { readonly group: string; readonly versions
   Issuer: { group: 'cert-manager.io', versions: ['v1'] },
   ClusterIssuer: { group: 'cert-manager.io', versions: ['v1'] },
   Certificate: { group: 'cert-manager.io', versions: ['v1'] },
+  // meshgate's own: what Istio only offers through an EnvoyFilter and an external service.
+  RateLimitPolicy: { group: 'meshgate.io', versions: ['v1'] },
 };
 
 /** Kinds that share a name with ours but belong to other APIs (Gateway API's Gateway) are 'unknown'. */

@@ -15,6 +15,7 @@ import { forward, type ForwardContext } from './forward.js';
 import { LocalReplies, addFlag, sendLocalReply, type LocalReply } from './respond.js';
 import { evaluateCors } from './cors.js';
 import { decideFault, holdFor } from './fault.js';
+import { admitRateLimited, type RateLimitContext } from './rate-limit-gate.js';
 import type { UpstreamPools } from './upstream-pools.js';
 import type { IdentityProvider } from '../pki/types.js';
 
@@ -27,6 +28,8 @@ export interface HttpHandlerContext {
   readonly draining?: () => boolean;
   /** The proxy's workload identity, for mTLS to endpoints in the mesh. */
   readonly identity?: IdentityProvider;
+  /** RateLimitPolicy counters; without them no rate limit applies. */
+  readonly rateLimits?: RateLimitContext;
 }
 
 /** Which route config serves a request on this listener (plaintext: the port's `http.<port>`). */
@@ -40,6 +43,8 @@ export interface ListenerInfo {
   readonly select: RouteConfigSelector;
   /** x-forwarded-client-cert for the connection's verified client certificate, if any. */
   clientCert?(req: IncomingMessage): string | undefined;
+  /** The URI SAN (SPIFFE ID) of the connection's verified client certificate, if any. */
+  peerPrincipal?(req: IncomingMessage): string | undefined;
   /** True when the host belongs to another TLS server on this port than the one the SNI chose: 421. */
   misdirected?(host: string): boolean;
   /** ACME HTTP-01: the key authorization for a token, answered before routing. */
@@ -142,7 +147,7 @@ export function handleHttpRequest(req: IncomingMessage, res: ServerResponse, lis
   if (virtualHost?.requireTls && scheme === 'http') {
     return sendRedirect(res, 301, `https://${facts.host}${req.url ?? '/'}`, record);
   }
-  if (!route) return reply(LocalReplies.noRoute);
+  if (!route || !virtualHost) return reply(LocalReplies.noRoute);
   record.routeName = route.name;
   const action = route.action;
   let corsHeaders: Record<string, string> | undefined;
@@ -160,36 +165,40 @@ export function handleHttpRequest(req: IncomingMessage, res: ServerResponse, lis
       for (const [name, value] of Object.entries(corsHeaders)) res.setHeader(name, value);
     }
   }
-  if (action.kind === 'redirect') return sendRedirect(res, action.code, redirectLocation(action, facts, req.url ?? '/'), record);
-  if (action.kind === 'direct') {
-    const headers: Record<string, string | string[]> = { server: 'istio-envoy', 'content-length': String(action.body?.length ?? 0) };
-    if (action.body) headers['content-type'] = 'text/plain';
-    applyHeaderRules(headers, action.responseHeaders);
-    record.details = 'direct_response';
-    res.writeHead(action.status, headers);
-    res.end(action.body);
-    return;
-  }
-  const xfcc = listener.clientCert?.(req);
-  const fctx: ForwardContext = {
-    pools: ctx.pools,
-    random: ctx.random,
-    remoteAddress,
-    requestId,
-    ...(xfcc ? { clientCert: xfcc } : {}),
-    ...(ctx.identity ? { identity: ctx.identity } : {}),
-    ...(corsHeaders ? { responseHeaders: corsHeaders } : {}),
+  const act = (): void => {
+    if (action.kind === 'redirect') return sendRedirect(res, action.code, redirectLocation(action, facts, req.url ?? '/'), record);
+    if (action.kind === 'direct') {
+      const headers: Record<string, string | string[]> = { server: 'istio-envoy', 'content-length': String(action.body?.length ?? 0) };
+      if (action.body) headers['content-type'] = 'text/plain';
+      applyHeaderRules(headers, action.responseHeaders);
+      record.details = 'direct_response';
+      res.writeHead(action.status, headers);
+      res.end(action.body);
+      return;
+    }
+    const xfcc = listener.clientCert?.(req);
+    const fctx: ForwardContext = {
+      pools: ctx.pools,
+      random: ctx.random,
+      remoteAddress,
+      requestId,
+      ...(xfcc ? { clientCert: xfcc } : {}),
+      ...(ctx.identity ? { identity: ctx.identity } : {}),
+      ...(corsHeaders ? { responseHeaders: corsHeaders } : {}),
+    };
+    (action.fault ? faultThenForward(req, res, facts, action, action.fault, fctx, record) : forward(req, res, facts, action, fctx, record)).then(
+      (failure) => {
+        if (failure) reply(failure);
+      },
+      (err: unknown) => {
+        // A bug, not an expected failure: answer like Envoy would for an internal error and keep serving.
+        record.details = `internal_error:${(err as Error).message}`;
+        reply(LocalReplies.upstreamReset);
+      },
+    );
   };
-  (action.fault ? faultThenForward(req, res, facts, action, action.fault, fctx, record) : forward(req, res, facts, action, fctx, record)).then(
-    (failure) => {
-      if (failure) reply(failure);
-    },
-    (err: unknown) => {
-      // A bug, not an expected failure: answer like Envoy would for an internal error and keep serving.
-      record.details = `internal_error:${(err as Error).message}`;
-      reply(LocalReplies.upstreamReset);
-    },
-  );
+  // Rate limits count the request before anything acts on it; with none on this route, `act` runs at once.
+  admitRateLimited(ctx.rateLimits, snapshot?.rateLimits, virtualHost, route, { facts, peer: remoteAddress, principal: () => listener.peerPrincipal?.(req) }, res, reply, act);
 }
 
 /** The fault filter runs before the router: a delay holds the request (DI), an abort answers it (FI). */

@@ -51,7 +51,14 @@ export const LocalReplies = {
   rbacDenied: reply('RBAC_DENIED', 403, '-', 'RBAC: access denied', 'rbac_access_denied_matched_policy[none]'),
   /** A sidecar with outboundTrafficPolicy REGISTRY_ONLY asked for a host the mesh does not know. */
   registryOnly: reply('REGISTRY_ONLY', 502, '-', '', 'direct_response'),
+  // Envoy's local rate limit filter: 429, flag RL, body and details `local_rate_limited`.
+  rateLimited: reply('RATE_LIMITED', 429, 'RL', 'local_rate_limited', 'local_rate_limited'),
 } as const;
+
+/** A 429 whose details name the RateLimitPolicy limit that refused (`ns/name[index]`), for the access log. */
+export function rateLimited(ruleId: string): LocalReply {
+  return { ...LocalReplies.rateLimited, details: `local_rate_limited{${ruleId}}` };
+}
 
 /**
  * A TLS failure towards the upstream (handshake, untrusted chain, wrong peer identity, no workload

@@ -7,10 +7,12 @@ import type { Problem } from '../config/problem.js';
 import { validateAll } from '../config/validate.js';
 import type { LoadResult } from '../config/load.js';
 import type { GatewaySpec, VirtualServiceSpec } from '../model/istio.js';
+import type { RateLimitPolicySpec } from '../model/rate-limit.js';
 import type { Resource } from '../model/resource.js';
 import { indexDestinationRules } from '../policy/destination-rules.js';
 import { buildCluster, type ClusterDeps } from '../policy/cluster.js';
 import { LiveClusters } from '../policy/live-clusters.js';
+import { compileRateLimits } from '../policy/rate-limit-table.js';
 import type { Cluster, EndpointLoad } from '../policy/types.js';
 import { clusterName } from '../policy/types.js';
 import { buildRegistry } from '../registry/build.js';
@@ -60,13 +62,21 @@ export function buildSnapshot(loaded: LoadResult, role: ProxyRole, deps: Snapsho
     return built;
   };
 
+  const gateways = ofKind<GatewaySpec>(resources, 'Gateway');
   const virtualServices = ofKind<VirtualServiceSpec>(resources, 'VirtualService');
   const routing = { virtualServices, registry, proxyLabels: role.labels, proxyNamespace: role.namespace, domain, cluster };
   // A sidecar has no Gateway listeners: its route configs are looked up by the port the app called.
-  const compiled: CompiledGateway =
-    role.kind === 'sidecar' ? { listeners: new Map(), ...compileMesh(routing) } : compileGateway({ ...routing, gateways: ofKind<GatewaySpec>(resources, 'Gateway') });
+  const compiled: CompiledGateway = role.kind === 'sidecar' ? { listeners: new Map(), ...compileMesh(routing) } : compileGateway({ ...routing, gateways });
 
-  const problems = [...loaded.problems, ...validationProblems, ...reconciled.problems, ...registryProblems, ...compiled.problems];
+  const rateLimits = compileRateLimits({
+    policies: ofKind<RateLimitPolicySpec>(resources, 'RateLimitPolicy'),
+    virtualServices,
+    gateways,
+    listeners: compiled.listeners,
+    routeConfigs: compiled.routeConfigs,
+  });
+
+  const problems = [...loaded.problems, ...validationProblems, ...reconciled.problems, ...registryProblems, ...compiled.problems, ...rateLimits.problems];
   const snapshot: Snapshot = Object.freeze({
     version,
     createdAt: deps.now?.() ?? new Date(),
@@ -76,6 +86,7 @@ export function buildSnapshot(loaded: LoadResult, role: ProxyRole, deps: Snapsho
     listeners: compiled.listeners,
     routeConfigs: compiled.routeConfigs,
     role,
+    rateLimits: rateLimits.table,
     problems,
   });
   return { snapshot, problems };

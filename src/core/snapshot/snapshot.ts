@@ -5,6 +5,7 @@
 import type { Problem } from '../config/problem.js';
 import type { Resource } from '../model/resource.js';
 import type { Cluster } from '../policy/types.js';
+import type { RateLimitTable } from '../policy/rate-limit-table.js';
 import type { Registry } from '../registry/types.js';
 import type { Listener, RouteConfig } from '../routing/types.js';
 
@@ -26,6 +27,8 @@ export interface Snapshot {
   readonly routeConfigs: ReadonlyMap<string, RouteConfig>;
   /** The role it was compiled for. */
   readonly role: ProxyRole;
+  /** Which RateLimitPolicy limits apply to each (virtual host, route). */
+  readonly rateLimits: RateLimitTable;
   /** Problems found while building it (warnings, and errors of resources left out). */
   readonly problems: readonly Problem[];
 }

@@ -36,6 +36,8 @@ export const KUBE_KINDS: readonly KubeKind[] = [
   { kind: 'Issuer', apiVersion: 'cert-manager.io/v1', plural: 'issuers', crd: true },
   { kind: 'ClusterIssuer', apiVersion: 'cert-manager.io/v1', plural: 'clusterissuers', crd: true, clusterScoped: true },
   { kind: 'Certificate', apiVersion: 'cert-manager.io/v1', plural: 'certificates', crd: true },
+  // meshgate's own kinds (deploy/crds/meshgate-io.yaml).
+  { kind: 'RateLimitPolicy', apiVersion: 'meshgate.io/v1', plural: 'ratelimitpolicies', crd: true },
 ];
 
 /** The collection's URL path: cluster-wide when `namespace` is undefined. */

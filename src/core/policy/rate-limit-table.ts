@@ -1,0 +1,192 @@
+// Which RateLimitPolicy limits apply to which compiled route, worked out once per snapshot, so that
+// a request only looks its (virtual host, route) pair up. A policy's target is resolved against the
+// compiled routing table: a VirtualService (or one of its named http routes) means the routes it
+// contributed; a Gateway (optionally one host) means every route of the virtual hosts its servers serve.
+
+import { parseDuration } from '../config/duration.js';
+import { problemAt, type Problem } from '../config/problem.js';
+import type { GatewaySpec, VirtualServiceSpec } from '../model/istio.js';
+import type { RateLimitPolicySpec, RateLimitStore } from '../model/rate-limit.js';
+import type { Resource } from '../model/resource.js';
+import { hostSubsetOf } from '../registry/hostname.js';
+import type { CompiledRoute, Listener, RouteConfig, VirtualHost } from '../routing/types.js';
+
+export type RateLimitKeyKind = { readonly kind: 'clientIp' } | { readonly kind: 'header'; /** Lower-case. */ readonly name: string } | { readonly kind: 'principal' };
+
+/** One `limits[]` entry of one policy, with everything the request path needs already computed. */
+export interface RateLimitRule {
+  /** `namespace/name[index]`: logs, the access log's response details, and the admin page. */
+  readonly id: string;
+  /** `namespace/name` of the policy. */
+  readonly policy: string;
+  readonly key: RateLimitKeyKind;
+  readonly requests: number;
+  readonly intervalSeconds: number;
+  readonly burst: number;
+  /** How long the burst reserve takes to come back once spent (README "Rate limiting"). */
+  readonly burstSeconds: number;
+  readonly store: RateLimitStore;
+  /**
+   * Everything that shapes the counters. Equal settings across snapshots mean the same counters,
+   * so a reload that leaves a limit alone does not reset it.
+   */
+  readonly settings: string;
+}
+
+export interface RateLimitBinding {
+  readonly rule: RateLimitRule;
+  /** A Gateway target's host inside a wildcard virtual host: the request's host must equal it. */
+  readonly onlyHost?: string;
+}
+
+export interface RateLimitTable {
+  /** Every rule bound to at least one route. */
+  readonly rules: readonly RateLimitRule[];
+  lookup(virtualHost: VirtualHost, route: CompiledRoute): readonly RateLimitBinding[] | undefined;
+}
+
+export const NO_RATE_LIMITS: RateLimitTable = Object.freeze({ rules: [], lookup: () => undefined });
+
+export interface RateLimitCompileInput {
+  readonly policies: readonly Resource<RateLimitPolicySpec>[];
+  readonly virtualServices: readonly Resource<VirtualServiceSpec>[];
+  readonly gateways: readonly Resource<GatewaySpec>[];
+  readonly listeners: ReadonlyMap<number, Listener>;
+  readonly routeConfigs: ReadonlyMap<string, RouteConfig>;
+}
+
+export function compileRateLimits(input: RateLimitCompileInput): { table: RateLimitTable; problems: Problem[] } {
+  const problems: Problem[] = [];
+  if (input.policies.length === 0) return { table: NO_RATE_LIMITS, problems };
+  const byVhost = new Map<VirtualHost, Map<CompiledRoute, RateLimitBinding[]>>();
+  const used = new Set<RateLimitRule>();
+  const bind = (vhost: VirtualHost, route: CompiledRoute, rules: readonly RateLimitRule[], onlyHost?: string): void => {
+    const routes = byVhost.get(vhost) ?? new Map<CompiledRoute, RateLimitBinding[]>();
+    byVhost.set(vhost, routes);
+    const list = routes.get(route) ?? [];
+    routes.set(route, list);
+    for (const rule of rules) {
+      if (list.some((b) => b.rule === rule)) continue;
+      list.push(onlyHost === undefined ? { rule } : { rule, onlyHost });
+      used.add(rule);
+    }
+  };
+  for (const policy of input.policies) {
+    try {
+      const rules = rulesOf(policy);
+      const ref = policy.spec.targetRef;
+      if (ref.kind === 'VirtualService') bindVirtualService(policy, rules, input, bind, problems);
+      else bindGateway(policy, rules, input, bind, problems);
+    } catch (err) {
+      // A bug here must not cost the gateway its configuration: report it against the policy.
+      problems.push(problemAt(policy, ['spec'], `internal error while compiling: ${(err as Error).message}`));
+    }
+  }
+  const table: RateLimitTable = {
+    rules: [...used],
+    lookup: (vhost, route) => byVhost.get(vhost)?.get(route),
+  };
+  return { table, problems };
+}
+
+type Bind = (vhost: VirtualHost, route: CompiledRoute, rules: readonly RateLimitRule[], onlyHost?: string) => void;
+
+function rulesOf(policy: Resource<RateLimitPolicySpec>): RateLimitRule[] {
+  const ref = `${policy.metadata.namespace}/${policy.metadata.name}`;
+  const store = policy.spec.store ?? 'memory';
+  return policy.spec.limits.map((limit, i) => {
+    const key: RateLimitKeyKind = limit.key.header ? { kind: 'header', name: limit.key.header.name.toLowerCase() } : limit.key.principal ? { kind: 'principal' } : { kind: 'clientIp' };
+    const intervalSeconds = Math.round((parseDuration(limit.interval) ?? 0) / 1000);
+    const burst = limit.burst ?? 0;
+    const burstSeconds = burst > 0 ? burstWindowSeconds(limit.requests, intervalSeconds, burst) : 0;
+    const keyText = key.kind === 'header' ? `header:${key.name}` : key.kind;
+    return {
+      id: `${ref}[${i}]`,
+      policy: ref,
+      key,
+      requests: limit.requests,
+      intervalSeconds,
+      burst,
+      burstSeconds,
+      store,
+      settings: `${ref}[${i}] ${keyText} ${limit.requests}/${intervalSeconds}s burst ${burst}/${burstSeconds}s ${store}`,
+    };
+  });
+}
+
+/**
+ * A token bucket refilling `requests` per interval earns `burst` tokens back in burst × interval /
+ * requests; the reserve comes back after that long, and never sooner than one interval.
+ */
+export function burstWindowSeconds(requests: number, intervalSeconds: number, burst: number): number {
+  return Math.max(intervalSeconds, Math.ceil((burst * intervalSeconds) / requests));
+}
+
+function bindVirtualService(policy: Resource<RateLimitPolicySpec>, rules: readonly RateLimitRule[], input: RateLimitCompileInput, bind: Bind, problems: Problem[]): void {
+  const ref = policy.spec.targetRef as { kind: 'VirtualService'; name: string; route?: string };
+  const ns = policy.metadata.namespace;
+  const vs = input.virtualServices.find((v) => v.metadata.namespace === ns && v.metadata.name === ref.name);
+  if (!vs) {
+    problems.push(problemAt(policy, ['spec', 'targetRef', 'name'], `VirtualService ${ns}/${ref.name} does not exist; this policy limits nothing`, 'warning'));
+    return;
+  }
+  const http = vs.spec.http ?? [];
+  let wanted: Set<number> | undefined;
+  if (ref.route !== undefined) {
+    wanted = new Set(http.flatMap((r, i) => (r.name === ref.route ? [i] : [])));
+    if (wanted.size === 0) {
+      const names = http.map((r) => r.name).filter((n): n is string => !!n);
+      const have = names.length > 0 ? `its http routes are named ${names.join(', ')}` : 'none of its http routes has a name';
+      problems.push(problemAt(policy, ['spec', 'targetRef', 'route'], `VirtualService ${ns}/${ref.name} has no http route named ${JSON.stringify(ref.route)} (${have}); this policy limits nothing`, 'warning'));
+      return;
+    }
+  }
+  const source = `${ns}/${ref.name}`;
+  for (const config of input.routeConfigs.values()) {
+    for (const vhost of config.virtualHosts) {
+      for (const route of vhost.routes) {
+        if (route.source.virtualService !== source) continue;
+        if (wanted && !wanted.has(route.source.httpIndex)) continue;
+        bind(vhost, route, rules);
+      }
+    }
+  }
+}
+
+function bindGateway(policy: Resource<RateLimitPolicySpec>, rules: readonly RateLimitRule[], input: RateLimitCompileInput, bind: Bind, problems: Problem[]): void {
+  const ref = policy.spec.targetRef as { kind: 'Gateway'; name: string; host?: string };
+  const ns = policy.metadata.namespace;
+  const gatewayRef = `${ns}/${ref.name}`;
+  const gateway = input.gateways.find((g) => g.metadata.namespace === ns && g.metadata.name === ref.name);
+  if (!gateway) {
+    problems.push(problemAt(policy, ['spec', 'targetRef', 'name'], `Gateway ${gatewayRef} does not exist; this policy limits nothing`, 'warning'));
+    return;
+  }
+  const host = ref.host?.toLowerCase();
+  if (host !== undefined) {
+    const declared = gateway.spec.servers.flatMap((s) => s.hosts.map((h) => h.slice(h.indexOf('/') + 1).toLowerCase()));
+    if (!declared.some((h) => hostSubsetOf(host, h))) {
+      problems.push(problemAt(policy, ['spec', 'targetRef', 'host'], `Gateway ${gatewayRef} serves no host ${host} (its hosts are ${declared.join(', ')}); this policy limits nothing`, 'warning'));
+      return;
+    }
+  }
+  // A Gateway that does not select this proxy has no servers here: nothing to bind, and nothing wrong.
+  for (const listener of input.listeners.values()) {
+    for (const server of listener.servers) {
+      if (server.gateway !== gatewayRef || !server.routeConfig) continue;
+      const config = input.routeConfigs.get(server.routeConfig);
+      if (!config) continue;
+      for (const vhost of config.virtualHosts) {
+        // Plaintext servers of several Gateways share one route config; only this Gateway's hosts count.
+        if (!server.hosts.some((h) => hostSubsetOf(vhost.domain, h))) continue;
+        let onlyHost: string | undefined;
+        if (host !== undefined) {
+          if (vhost.domain === host) onlyHost = undefined;
+          else if (hostSubsetOf(host, vhost.domain)) onlyHost = host;
+          else continue;
+        }
+        for (const route of vhost.routes) bind(vhost, route, rules, onlyHost);
+      }
+    }
+  }
+}
