@@ -5,14 +5,11 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { pino, type Logger } from 'pino';
-import { parseAllDocuments } from 'yaml';
 import { KubeConfig } from '@kubernetes/client-node';
 import { KubeSource, type KubeSourceOptions } from '../src/core/sources/kube-source.js';
-import { KUBE_KINDS } from '../src/core/sources/kube-objects.js';
 import type { ConfigUpdate } from '../src/core/sources/source.js';
 import { validateAll } from '../src/core/config/validate.js';
 import { formatProblem } from '../src/core/config/problem.js';
@@ -373,36 +370,5 @@ describe('meshgate gateway options', () => {
     await assert.rejects(runGatewayCommand(['--control', 'https://cp:15012']), /needs --token/);
     await assert.rejects(runGatewayCommand(['--config-source', 'etcd']), /--config-source: 'etcd'/);
     await assert.rejects(runGatewayCommand(['--config', 'x', '--watch-namespaces', 'a']), /--watch-namespaces.*--config-source kubernetes/);
-  });
-});
-
-describe('deploy/ manifests', () => {
-  const repo = (p: string) => fileURLToPath(new URL(`../../${p}`, import.meta.url));
-  const docs = async (p: string) => parseAllDocuments(await readFile(repo(p), 'utf8')).map((d) => d.toJS() as Record<string, any>);
-
-  it('RBAC grants list and watch on every collection KubeSource reads, and the CRDs define the networking kinds', async () => {
-    const role = (await docs('deploy/rbac.yaml')).find((d) => d.kind === 'ClusterRole')!;
-    const rules = role.rules as Array<{ apiGroups: string[]; resources: string[]; verbs: string[] }>;
-    for (const k of KUBE_KINDS) {
-      const group = k.apiVersion.includes('/') ? k.apiVersion.split('/')[0]! : '';
-      const rule = rules.find((r) => r.apiGroups.includes(group) && r.resources.includes(k.plural));
-      assert.ok(rule && rule.verbs.includes('list') && rule.verbs.includes('watch'), `${group}/${k.plural} granted`);
-    }
-    const binding = (await docs('deploy/rbac.yaml')).find((d) => d.kind === 'ClusterRoleBinding')!;
-    assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: 'meshgate-ingressgateway', namespace: 'istio-system' }]);
-
-    const crds = await docs('deploy/crds/networking-istio-io.yaml');
-    for (const k of KUBE_KINDS.filter((x) => x.apiVersion === 'networking.istio.io/v1')) {
-      const crd = crds.find((c) => c.metadata.name === `${k.plural}.networking.istio.io`);
-      assert.ok(crd, `CRD for ${k.plural}`);
-      assert.equal(crd.spec.names.kind, k.kind);
-      const versions = crd.spec.versions as Array<{ name: string; served: boolean; storage: boolean }>;
-      assert.deepEqual(versions.map((v) => [v.name, v.served, v.storage]), [['v1', true, true], ['v1beta1', true, false], ['v1alpha3', true, false]]);
-    }
-
-    const deployment = (await docs('deploy/gateway.yaml')).find((d) => d.kind === 'Deployment')!;
-    const pod = deployment.spec.template.spec;
-    assert.equal(pod.automountServiceAccountToken, true);
-    assert.deepEqual(pod.containers[0].args.slice(0, 3), ['gateway', '--config-source', 'kubernetes']);
   });
 });
