@@ -17,10 +17,12 @@ export interface LoadOptions {
 }
 
 export interface LoadResult {
-  readonly tool: LoadTool;
+  /** `paced`: the bench's own fixed-rate client (paced-load.ts). */
+  readonly tool: LoadTool | 'paced';
   readonly requests: number;
   readonly rps: number;
   readonly p50Ms: number;
+  readonly p90Ms: number;
   readonly p99Ms: number;
   /** Non-2xx answers (wrk: 4xx/5xx only), connection errors and timeouts. */
   readonly errors: number;
@@ -68,8 +70,9 @@ export function parseWrk(out: string): LoadResult {
   const requests = num(/^\s*(\d+) requests in /m);
   const rps = num(/^Requests\/sec:\s*([\d.]+)/m);
   const p50 = percentile(out, '50');
+  const p90 = percentile(out, '90');
   const p99 = percentile(out, '99');
-  if (requests === undefined || rps === undefined || p50 === undefined || p99 === undefined) {
+  if (requests === undefined || rps === undefined || p50 === undefined || p90 === undefined || p99 === undefined) {
     throw new Error(`cannot read wrk's report:\n${out}`);
   }
   const non2xx = num(/Non-2xx or 3xx responses:\s*(\d+)/) ?? 0;
@@ -77,7 +80,7 @@ export function parseWrk(out: string): LoadResult {
   const [connect, read, write, timeout] = sock ? sock.slice(1).map(Number) : [0, 0, 0, 0];
   const errors = non2xx + connect! + read! + write! + timeout!;
   const errorDetail = errors === 0 ? '' : `non-2xx/3xx ${non2xx}, connect ${connect}, read ${read}, write ${write}, timeout ${timeout}`;
-  return { tool: 'wrk', requests, rps, p50Ms: p50, p99Ms: p99, errors, errorDetail };
+  return { tool: 'wrk', requests, rps, p50Ms: p50, p90Ms: p90, p99Ms: p99, errors, errorDetail };
 }
 
 function percentile(out: string, p: string): number | undefined {
@@ -95,7 +98,7 @@ interface AutocannonResult {
   non2xx: number;
   resets?: number;
   requests: { total: number; average: number };
-  latency: { p50: number; p99: number };
+  latency: { p50: number; p90: number; p99: number };
   statusCodeStats?: Record<string, { count: number }>;
 }
 type Autocannon = (opts: Record<string, unknown>) => Promise<AutocannonResult>;
@@ -121,6 +124,7 @@ async function runAutocannon(opts: LoadOptions): Promise<LoadResult> {
     requests: total,
     rps: r.duration > 0 ? total / r.duration : r.requests.average,
     p50Ms: r.latency.p50,
+    p90Ms: r.latency.p90,
     p99Ms: r.latency.p99,
     errors: errors + silent,
     errorDetail,

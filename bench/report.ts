@@ -31,11 +31,12 @@ const fmt = (n: number | undefined, digits = 0) => (n === undefined ? 'n/a' : n.
 
 export function loadTable(rows: readonly LoadRow[]): string {
   return table(
-    ['target', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'cpu', 'req/s per core'],
+    ['target', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'errors', 'cpu', 'req/s per core'],
     rows.map((r) => [
       r.target,
       fmt(r.result.rps),
       fmt(r.result.p50Ms, 2),
+      fmt(r.result.p90Ms, 2),
       fmt(r.result.p99Ms, 2),
       String(r.result.errors),
       fmt(r.cores, 2),
@@ -74,7 +75,8 @@ function ratioOf(a: number | undefined, b: number | undefined): string {
   return a === undefined || b === undefined || b === 0 ? 'n/a' : `${(a / b).toFixed(2)}×`;
 }
 
-function table(head: string[], body: string[][]): string {
+/** Columns padded to their widest cell: the first left-aligned, the figures right-aligned. */
+export function table(head: string[], body: string[][]): string {
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');

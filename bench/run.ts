@@ -1,18 +1,23 @@
-// `npm run bench`: meshgate against @fastify/http-proxy and against the upstream alone over HTTP, and
-// against nginx over HTTPS (kept-alive requests, and new handshakes), one target after another in the
-// same run and on the same machine, so that the ratios printed at the end mean something even where
-// absolute numbers do not (a shared 2-core machine varies from run to run).
+// `npm run bench`: meshgate against @fastify/http-proxy and against the upstream alone over HTTP,
+// against nginx over HTTPS (kept-alive requests, and new handshakes), and the mesh path (gateway →
+// sidecar → app over mTLS against gateway → app), one target after another in the same run and on
+// the same machine, so that the ratios printed at the end mean something even where absolute
+// numbers do not (a shared 2-core machine varies from run to run).
 //
 // Environment: BENCH_SECONDS (default 10) per measurement, BENCH_WARMUP_SECONDS (default 2),
 // BENCH_CONNECTIONS (default 50), BENCH_TOOL=wrk|autocannon to force a load generator,
-// BENCH_HANDSHAKE_CLIENTS (default 8) openssl s_time processes side by side, BENCH_NGINX=PATH|none.
+// BENCH_HANDSHAKE_CLIENTS (default 8) openssl s_time processes side by side, BENCH_NGINX=PATH|none,
+// BENCH_MESH_RATE (default 1000) req/s of the mesh's fixed-rate runs, 0 to leave them out.
 
 import { cpus } from 'node:os';
 import type { KeyType } from '../src/core/tls/issue-certificate.js';
 import { findOpenssl, handshakePreflight, runHandshakes, stopHandshakes } from './handshakes.js';
 import { pickTool, runLoad, stopLoad, type LoadTool } from './load.js';
 import { findNginx, startNginx } from './nginx.js';
-import { cpuSeconds, tempDir } from './processes.js';
+import { startMesh } from './mesh.js';
+import { anchorTable, meshRatios, meshTable, type MeshReport, type MeshRow } from './mesh-report.js';
+import { runPaced } from './paced-load.js';
+import { cpuSeconds, rssBytes, sampleMax, tempDir } from './processes.js';
 import { handshakeRatio, handshakeTable, loadRatio, loadTable, type HandshakeRow, type LoadRow } from './report.js';
 import { preflight, startFastifyProxy, startMeshgate, startUpstream, stopAll, type Target, type TlsTarget } from './targets.js';
 import { KEY_LABEL, writeBenchCerts } from './tls-certs.js';
@@ -24,7 +29,11 @@ interface Settings {
   readonly warmup: number;
   readonly connections: number;
   readonly clients: number;
+  readonly meshRate: number;
 }
+
+/** How long the sidecar sits after start before its idle memory is read. */
+const SETTLE_MS = 2000;
 
 function envInt(name: string, fallback: number): number {
   const v = process.env[name];
@@ -34,14 +43,15 @@ function envInt(name: string, fallback: number): number {
   return n;
 }
 
-/** Runs `work` and returns its value with the cores `pid` kept busy meanwhile. */
-async function withCpu<T>(pid: number | undefined, work: () => Promise<T>): Promise<{ value: T; cores: number | undefined }> {
-  const cpu0 = cpuSeconds(pid);
+/** Runs `work` and returns its value with the cores each of `pids` kept busy meanwhile. */
+async function withCpu<T>(pids: readonly (number | undefined)[], work: () => Promise<T>): Promise<{ value: T; cores: (number | undefined)[] }> {
+  const cpu0 = pids.map(cpuSeconds);
   const t0 = performance.now();
   const value = await work();
-  const cpu1 = cpuSeconds(pid);
+  const cpu1 = pids.map(cpuSeconds);
   const wall = (performance.now() - t0) / 1000;
-  return { value, cores: cpu0 === undefined || cpu1 === undefined ? undefined : (cpu1 - cpu0) / wall };
+  const cores = pids.map((_, i) => (cpu0[i] === undefined || cpu1[i] === undefined ? undefined : (cpu1[i]! - cpu0[i]!) / wall));
+  return { value, cores };
 }
 
 async function measureLoad(s: Settings, t: Target, label: string, kind: LoadRow['kind']): Promise<LoadRow> {
@@ -50,7 +60,7 @@ async function measureLoad(s: Settings, t: Target, label: string, kind: LoadRow[
   const opts = { url: t.url, host: t.host, connections: s.connections };
   // The warm-up lets the JIT settle and pools fill; its figures are thrown away.
   if (s.warmup > 0) await runLoad(s.tool, { ...opts, seconds: s.warmup });
-  const { value: result, cores } = await withCpu(t.pid, () => runLoad(s.tool, { ...opts, seconds: s.seconds }));
+  const { value: result, cores: [cores] } = await withCpu([t.pid], () => runLoad(s.tool, { ...opts, seconds: s.seconds }));
   console.log(`${Math.round(result.rps)} req/s`);
   return { kind, target: label, result, cores };
 }
@@ -60,7 +70,7 @@ async function measureHandshakes(s: Settings, openssl: string, t: TlsTarget): Pr
   process.stdout.write(`  ${t.name} new handshakes (${KEY_LABEL[t.keyType]}, ${negotiated}): warm-up ${s.warmup}s, then ${s.seconds}s ... `);
   const opts = { clients: s.clients, seconds: s.seconds };
   if (s.warmup > 0) await runHandshakes(openssl, t, { ...opts, seconds: s.warmup }, answerBytes);
-  const { value: result, cores } = await withCpu(t.pid, () => runHandshakes(openssl, t, opts, answerBytes));
+  const { value: result, cores: [cores] } = await withCpu([t.pid], () => runHandshakes(openssl, t, opts, answerBytes));
   console.log(`${Math.round(result.rate)} handshakes/s`);
   return { target: t.name, keyType: t.keyType, result, cores };
 }
@@ -73,6 +83,37 @@ async function measureTls(s: Settings, targets: readonly TlsTarget[], loads: Loa
   for (const t of targets) handshakes.push(await measureHandshakes(s, s.openssl, t));
 }
 
+/** One mesh measurement: the gateway's CPU and, on the mTLS path, the sidecar's CPU and peak memory. */
+async function measureMeshLoad(s: Settings, t: Target, path: MeshRow['path'], mode: MeshRow['mode'], sidecarPid?: number): Promise<MeshRow> {
+  await preflight(t);
+  const label = mode === 'saturated' ? t.name : `${t.name}, ${s.meshRate} req/s`;
+  process.stdout.write(`  ${label}: warm-up ${s.warmup}s, then ${s.seconds}s ... `);
+  const opts = { url: t.url, host: t.host, connections: s.connections };
+  const run = (seconds: number) => (mode === 'saturated' ? runLoad(s.tool, { ...opts, seconds }) : runPaced({ ...opts, seconds, rate: s.meshRate }));
+  if (s.warmup > 0) await run(s.warmup);
+  const rss = sampleMax(() => rssBytes(sidecarPid));
+  const { value: result, cores: [gatewayCores, sidecarCores] } = await withCpu([t.pid, sidecarPid], () => run(s.seconds));
+  const sidecarRssMaxBytes = rss.stop();
+  console.log(`${Math.round(result.rps)} req/s, p90 ${result.p90Ms.toFixed(2)} ms`);
+  return { path, mode, label, result, gatewayCores, sidecarCores, sidecarRssMaxBytes };
+}
+
+/** gateway → app, then gateway → sidecar → app over mTLS, each saturated and (unless 0) at BENCH_MESH_RATE. */
+async function measureMesh(s: Settings, appPort: number): Promise<MeshReport> {
+  const rows: MeshRow[] = [];
+  const modes = s.meshRate > 0 ? (['saturated', 'paced'] as const) : (['saturated'] as const);
+  const plain = await startMeshgate(appPort);
+  for (const mode of modes) rows.push(await measureMeshLoad(s, { ...plain.http, name: 'mesh, plain' }, 'plain', mode));
+  await plain.stop();
+
+  const mesh = await startMesh(appPort);
+  await new Promise((r) => setTimeout(r, SETTLE_MS));
+  const sidecarIdleRssBytes = rssBytes(mesh.sidecarPid);
+  for (const mode of modes) rows.push(await measureMeshLoad(s, mesh.gateway, 'mtls', mode, mesh.sidecarPid));
+  await mesh.stop();
+  return { rows, sidecarIdleRssBytes };
+}
+
 async function main(): Promise<number> {
   const tool = pickTool();
   const s: Settings = {
@@ -82,6 +123,7 @@ async function main(): Promise<number> {
     warmup: envInt('BENCH_WARMUP_SECONDS', 2),
     connections: envInt('BENCH_CONNECTIONS', 50) || 50,
     clients: envInt('BENCH_HANDSHAKE_CLIENTS', 8) || 8,
+    meshRate: envInt('BENCH_MESH_RATE', 1000),
   };
   const nginx = findNginx();
   console.log(`meshgate bench: ${tool}, ${s.connections} connections, ${s.seconds}s per target, node ${process.version} (OpenSSL ${process.versions.openssl}), ${cpus().length} cpu(s)`);
@@ -90,6 +132,7 @@ async function main(): Promise<number> {
   if (!s.openssl) console.log('  openssl not found: new-handshake figures are skipped (apt-get install openssl)');
   else console.log(`  new handshakes: ${s.clients} × \`openssl s_time -new\`, each connection a full TLS handshake and one request`);
   console.log(`  HTTPS: kept-alive rows use the ${KEY_LABEL.rsa} certificate; handshakes run with ${KEY_LABEL.rsa} and ${KEY_LABEL.ec}, the same files for every target`);
+  console.log(`  mesh: control plane, one sidecar and the gateway, each its own process; saturated with ${tool}${s.meshRate > 0 ? `, then ${s.meshRate} req/s spread evenly (the bench's own client, timed from when each request was due)` : ''}`);
 
   const loads: LoadRow[] = [];
   const handshakes: HandshakeRow[] = [];
@@ -112,6 +155,8 @@ async function main(): Promise<number> {
     await ng[0]!.stop();
   }
 
+  const meshReport = await measureMesh(s, upstream.port);
+
   loads.push(await measureLoad(s, upstream, upstream.name, 'http'));
 
   console.log('');
@@ -133,12 +178,20 @@ async function main(): Promise<number> {
       ratios.push([`meshgate / nginx, handshakes ${KEY_LABEL[k]}`, handshakeRatio(hs('meshgate', k), hs('nginx', k))]);
     }
   }
+  ratios.push(...meshRatios(meshReport));
   const width = Math.max(...ratios.map(([label]) => label.length)) + 1;
   for (const [label, value] of ratios) console.log(`${`${label}:`.padEnd(width)} ${value}`);
   console.log('cpu: cores the measured process kept busy (nginx: master and its one worker); per core = rate / cpu.');
+  console.log('');
+  console.log(meshTable(meshReport));
+  console.log('');
+  console.log(anchorTable(meshReport));
+  console.log('Istio: one Envoy sidecar (2 workers) at 1000 req/s of 1 KB, Istio 1.24; its 2.7 ms p90 is for two sidecars, halved here.');
+  console.log('Here: one sidecar, small answers; the p90 added also holds the gateway\'s side of mTLS. Saturated p90s are mostly queueing.');
 
   const failed = [
     ...loads.filter((r) => r.result.errors > 0).map((r) => `${r.target}: ${r.result.errors} failed requests (${r.result.errorDetail})`),
+    ...meshReport.rows.filter((r) => r.result.errors > 0).map((r) => `${r.label}: ${r.result.errors} failed requests (${r.result.errorDetail})`),
     ...handshakes.filter((r) => r.result.errors > 0).map((r) => `${r.target} handshakes ${KEY_LABEL[r.keyType]}: ${r.result.errorDetail}`),
   ];
   for (const f of failed) console.error(f);

@@ -1,7 +1,8 @@
 // Starting and stopping what the benchmark measures: the upstream, meshgate in front of it (plain
 // HTTP and, when given certificates, HTTPS), the @fastify/http-proxy peer in front of it, and the
-// upstream alone. Each runs in its own process on 127.0.0.1 so that the load generator, the proxy and
-// the upstream compete for the CPU as they would in production; processes.ts stops them all.
+// upstream alone (the mesh, with a sidecar in between, is mesh.ts). Each runs in its own process on
+// 127.0.0.1 so that the load generator, the proxy and the upstream compete for the CPU as they would
+// in production; processes.ts stops them all.
 
 import { fork, spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
@@ -83,7 +84,7 @@ export async function startMeshgate(upstreamPort: number, certs?: BenchCerts): P
     '--drain-seconds', '0',
   ];
   const child = track(spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] }), 'meshgate');
-  await child.until(async () => (await get(`http://127.0.0.1:${statusPort}/healthz/ready`)).status === 200, 20_000);
+  await child.until(() => isReady(statusPort), 20_000);
   const stop = () => child.stop();
   const https = keyTypes.map((keyType, i): TlsTarget => ({
     name: 'meshgate',
@@ -105,7 +106,23 @@ export async function preflight(t: Target): Promise<void> {
   }
 }
 
-export function meshgateConfig(upstreamPort: number, tls = false): string {
+/** GET /healthz/ready on a meshgate process's status port answers 200. */
+export async function isReady(statusPort: number): Promise<boolean> {
+  return (await get(`http://127.0.0.1:${statusPort}/healthz/ready`)).status === 200;
+}
+
+/** The upstream as a mesh workload: a Pod whose sidecar listens on the endpoint's port. */
+export interface MeshWorkload {
+  readonly pod: string;
+  readonly serviceAccount: string;
+}
+
+/**
+ * The bench's routes to the upstream at 127.0.0.1:`endpointPort`. With `workload`, that port is the
+ * workload's sidecar: its Pod carries the sidecar label (so the gateway originates mutual TLS and
+ * checks the service account), and PeerAuthentication STRICT mesh-wide refuses anything else.
+ */
+export function meshgateConfig(endpointPort: number, tls = false, workload?: MeshWorkload): string {
   // Hosts `*` on the HTTPS servers: the load generators send no SNI or "127.0.0.1" (see tls-certs.ts).
   const tlsServers = tls
     ? KEY_TYPES.map((k) => `
@@ -158,10 +175,25 @@ metadata:
   namespace: default
   labels: {kubernetes.io/service-name: bench-upstream}
 addressType: IPv4
-ports: [{name: http, port: ${upstreamPort}}]
+ports: [{name: http, port: ${endpointPort}}]
 endpoints:
 - addresses: [127.0.0.1]
-  conditions: {ready: true}
+  conditions: {ready: true}${workload ? `
+  targetRef: {kind: Pod, name: ${workload.pod}, namespace: default}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: ${workload.pod}
+  namespace: default
+  labels: {app: bench-upstream, security.istio.io/tlsMode: istio}
+spec: {serviceAccountName: ${workload.serviceAccount}}
+status: {podIP: 127.0.0.1}
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: istio-system}
+spec: {mtls: {mode: STRICT}}` : ''}
 `;
 }
 
