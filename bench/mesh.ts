@@ -77,7 +77,7 @@ export async function startMesh(appPort: number): Promise<MeshTargets> {
     const gateway = meshgate([
       'gateway', ...mesh, '--token', join(dir, 'gateway.token'),
       '--ports', `80=${gwPort}`, '--status-port', String(gwStatus), '--admin-port', String(gwAdmin),
-      '--listen-host', '127.0.0.1', '--access-log', 'off', '--drain-seconds', '0',
+      '--listen-host', '127.0.0.1', '--access-log', 'off', '--drain-seconds', '0', '--workers', '1',
     ], 'meshgate gateway (mesh)');
     children.push(gateway);
     await Promise.all([sidecar.until(() => isReady(scStatus), 20_000), gateway.until(() => isReady(gwStatus), 20_000)]);
