@@ -1,5 +1,5 @@
-// `meshgate gateway --workers 2`: two processes share the ports; both serve, a worker that dies is
-// replaced while the other keeps serving, and SIGTERM drains both.
+// `meshgate gateway --workers 2`: two processes share the ports; a worker that dies is replaced while
+// the other keeps serving, a memory-store rate limit is one limit across both, and SIGTERM stops both.
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -54,7 +54,14 @@ describe('gateway --workers', () => {
     dir = await mkdtemp(join(tmpdir(), 'meshgate-workers-'));
     await writeFile(join(dir, 'gw.yaml'), gatewayYaml(['app.example.com']));
     await writeFile(join(dir, 'svc.yaml'), serviceYaml('app', [{ pod: 'app-0', port: up.port }]));
-    await writeFile(join(dir, 'vs.yaml'), 'apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: app}\nspec:\n  hosts: [app.example.com]\n  gateways: [gw]\n  http: [{route: [{destination: {host: app}}]}]\n');
+    await writeFile(
+      join(dir, 'vs.yaml'),
+      'apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: app}\nspec:\n  hosts: [app.example.com]\n  gateways: [gw]\n  http:\n  - {name: limited, match: [{uri: {prefix: /limited}}], route: [{destination: {host: app}}]}\n  - {name: main, route: [{destination: {host: app}}]}\n',
+    );
+    await writeFile(
+      join(dir, 'limit.yaml'),
+      'apiVersion: meshgate.io/v1\nkind: RateLimitPolicy\nmetadata: {name: ten, namespace: default}\nspec:\n  targetRef: {kind: VirtualService, name: app, route: limited}\n  limits: [{key: {clientIp: {}}, requests: 10, interval: 1h}]\n  store: memory\n',
+    );
     port = await freePort();
     const [statusPort, adminPort] = [await freePort(), await freePort()];
     gw = spawn(process.execPath, [BIN, 'gateway', '--config', dir, '--ports', `80=${port}`, '--status-port', String(statusPort), '--admin-port', String(adminPort), '--listen-host', '127.0.0.1', '--access-log', 'off', '--workers', '2', '--drain-seconds', '0'], { stdio: 'ignore' });
@@ -78,6 +85,13 @@ describe('gateway --workers', () => {
       return now.length === 2 && !now.includes(victim!) && now.includes(survivor!);
     }, 20_000);
     for (let i = 0; i < 20; i++) assert.equal((await freshGet(port, `/after/${i}`)).status, 200);
+  });
+
+  it('holds a memory-store rate limit across workers: one limit, not one per worker', async () => {
+    const codes: number[] = [];
+    for (let i = 0; i < 20; i++) codes.push((await freshGet(port, `/limited/${i}`)).status);
+    assert.equal(codes.filter((c) => c === 200).length, 10, codes.join(' '));
+    assert.equal(codes.filter((c) => c === 429).length, 10, codes.join(' '));
   });
 
   it('stops every worker on SIGTERM', async () => {

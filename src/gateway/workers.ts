@@ -1,11 +1,13 @@
 // `--workers N`: the gateway as N processes sharing its listening ports (node:cluster hands each new
 // connection to one of them), so every core serves traffic. Each worker is a whole gateway with its
 // own snapshot from the same source; the primary only supervises: it replaces a worker that dies,
-// passes SIGTERM/SIGINT on (each worker drains itself), and relays ACME HTTP-01 answers, because one
-// worker orders certificates while any worker may receive the ACME server's validation request.
+// passes SIGTERM/SIGINT on (each worker drains itself), relays ACME HTTP-01 answers, because one
+// worker orders certificates while any worker may receive the ACME server's validation request, and
+// keeps the counters of RateLimitPolicy `store: memory` for all workers, so a limit is one limit.
 
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
+import { RateLimiterClusterMaster } from 'rate-limiter-flexible';
 import type { ChallengeMap } from './acme/acme-order.js';
 
 const INDEX_ENV = 'MESHGATE_WORKER_INDEX';
@@ -78,6 +80,8 @@ export function superviseWorkers(count: number, log: Logger): Promise<number> {
     });
   };
 
+  // Answers the workers' RateLimiterCluster requests over the cluster channel.
+  new RateLimiterClusterMaster();
   return new Promise((resolve) => {
     cluster.on('exit', (w, code, signal) => {
       const index = [...byIndex.entries()].find(([, x]) => x === w)?.[0];

@@ -7,7 +7,8 @@
 
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import { BurstyRateLimiter, RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
+import cluster from 'node:cluster';
+import { BurstyRateLimiter, RateLimiterCluster, RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import type { RateLimitRule } from './rate-limit-table.js';
 import type { RedisLink, RedisLinkStats } from './redis-link.js';
 
@@ -110,7 +111,9 @@ export class RateLimiters {
       this.#warnedNoRedis.add(rule.id);
       this.#log.warn({ rule: rule.id }, 'this rate limit asks for store redis, but the gateway runs without --redis; it counts in this process only');
     }
-    const window = (points: number, duration: number, keyPrefix: string): RateLimiterMemory | RateLimiterRedis => {
+    const window = (points: number, duration: number, keyPrefix: string): RateLimiterMemory | RateLimiterRedis | RateLimiterCluster => {
+      // Workers of one gateway (--workers) count in the primary, so a limit holds across them.
+      if (!redis && cluster.isWorker) return new RateLimiterCluster({ points, duration, keyPrefix, timeoutMs: 1000 });
       if (!redis) return new RateLimiterMemory({ points, duration, keyPrefix });
       return new RateLimiterRedis({
         storeClient: redis.client,
