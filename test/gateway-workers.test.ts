@@ -5,35 +5,16 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer, get as httpGet } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { gatewayYaml, serviceYaml } from './helpers/cluster-yaml.js';
 import { eventually, send } from './helpers/gateway.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
+import { freePort, freshGet } from './helpers/ports.js';
 
 const BIN = fileURLToPath(new URL('../../bin/meshgate.js', import.meta.url));
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
-/** A GET on a new connection, so that successive calls may reach different workers. */
-function freshGet(port: number, path: string): Promise<{ status: number }> {
-  return new Promise((resolve, reject) => {
-    const req = httpGet({ host: '127.0.0.1', port, path, agent: false, headers: { host: 'app.example.com' } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve({ status: res.statusCode ?? 0 }));
-    });
-    req.on('error', reject);
-  });
-}
 
 function childPids(pid: number): number[] {
   try {
@@ -48,6 +29,9 @@ describe('gateway --workers', () => {
   let up: Upstream;
   let gw: ChildProcess;
   let port: number;
+  // Process ids of the workers that have logged 'gateway serving': a forked worker is not yet
+  // listening, and the one listening worker's death closes the port until another one listens.
+  const serving = new Set<number>();
 
   before(async () => {
     up = await startUpstream('app');
@@ -64,8 +48,20 @@ describe('gateway --workers', () => {
     );
     port = await freePort();
     const [statusPort, adminPort] = [await freePort(), await freePort()];
-    gw = spawn(process.execPath, [BIN, 'gateway', '--config', dir, '--ports', `80=${port}`, '--status-port', String(statusPort), '--admin-port', String(adminPort), '--listen-host', '127.0.0.1', '--access-log', 'off', '--workers', '2', '--drain-seconds', '0'], { stdio: 'ignore' });
-    await eventually(async () => (await send(port, 'app.example.com', '/').catch(() => ({ status: 0 }))).status === 200 && childPids(gw.pid!).length === 2, 20_000);
+    gw = spawn(process.execPath, [BIN, 'gateway', '--config', dir, '--ports', `80=${port}`, '--status-port', String(statusPort), '--admin-port', String(adminPort), '--listen-host', '127.0.0.1', '--access-log', 'off', '--workers', '2', '--drain-seconds', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    createInterface({ input: gw.stderr! }).on('line', (line) => {
+      if (!line.startsWith('{')) {
+        process.stderr.write(`gateway: ${line}\n`);
+        return;
+      }
+      const entry = JSON.parse(line) as { msg?: string; pid?: number };
+      if (entry.msg === 'gateway serving' && entry.pid !== undefined) serving.add(entry.pid);
+    });
+    await eventually(async () => {
+      const workers = childPids(gw.pid!);
+      return workers.length === 2 && workers.every((pid) => serving.has(pid));
+    }, 20_000);
+    assert.equal((await send(port, 'app.example.com', '/')).status, 200);
   });
 
   after(async () => {
@@ -78,18 +74,20 @@ describe('gateway --workers', () => {
   it('replaces a worker that dies, and serves on', async () => {
     const [victim, survivor] = childPids(gw.pid!);
     process.kill(victim!, 'SIGKILL');
-    // Connections the dead worker held are lost with it; once the primary has seen it go, new
-    // connections go to the survivor and then to the replacement.
+    // Connections the dead worker held are lost with it; once the primary has reaped it, new ones
+    // go to the survivor, before the replacement listens.
+    await eventually(async () => !childPids(gw.pid!).includes(victim!), 20_000);
+    for (let i = 0; i < 5; i++) assert.equal((await freshGet(port, 'app.example.com', `/during/${i}`)).status, 200);
     await eventually(async () => {
       const now = childPids(gw.pid!);
-      return now.length === 2 && !now.includes(victim!) && now.includes(survivor!);
+      return now.length === 2 && !now.includes(victim!) && now.includes(survivor!) && now.every((pid) => serving.has(pid));
     }, 20_000);
-    for (let i = 0; i < 20; i++) assert.equal((await freshGet(port, `/after/${i}`)).status, 200);
+    for (let i = 0; i < 20; i++) assert.equal((await freshGet(port, 'app.example.com', `/after/${i}`)).status, 200);
   });
 
   it('holds a memory-store rate limit across workers: one limit, not one per worker', async () => {
     const codes: number[] = [];
-    for (let i = 0; i < 20; i++) codes.push((await freshGet(port, `/limited/${i}`)).status);
+    for (let i = 0; i < 20; i++) codes.push((await freshGet(port, 'app.example.com', `/limited/${i}`)).status);
     assert.equal(codes.filter((c) => c === 200).length, 10, codes.join(' '));
     assert.equal(codes.filter((c) => c === 429).length, 10, codes.join(' '));
   });

@@ -74,9 +74,12 @@ export function superviseWorkers(count: number, log: Logger): Promise<number> {
     const w = cluster.fork({ [INDEX_ENV]: String(index) });
     byIndex.set(index, w);
     startedAt.set(index, Date.now());
+    // A worker that is stopping closes its channel while messages may still be on their way to it:
+    // that write fails (EPIPE) and is of no consequence, but an unhandled 'error' would end the primary.
+    w.on('error', (err: Error) => log.debug({ worker: index, err: err.message }, 'worker channel closed'));
     w.on('message', (m: unknown) => {
       if (!isChallengeMessage(m)) return;
-      for (const other of byIndex.values()) if (other !== w && other.isConnected()) other.send(m);
+      for (const other of byIndex.values()) if (other !== w && other.isConnected()) other.send(m, undefined, () => undefined);
     });
   };
 
