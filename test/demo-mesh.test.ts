@@ -4,8 +4,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:http';
-import { connect as netConnect, type AddressInfo } from 'node:net';
+import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,16 +13,10 @@ import type { BackendReply } from '../src/demo/backend.js';
 import { startDemoMesh, type RunningDemoMesh } from '../src/demo/mesh.js';
 import { DEMO_WORKLOADS, type DemoWorkload } from '../src/demo/topology.js';
 import { eventually, send } from './helpers/gateway.js';
+import { freePort } from './helpers/ports.js';
 
 const CONFIG_DIR = fileURLToPath(new URL('../../gateway-config/', import.meta.url));
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 describe('the demo mesh', () => {
   let mesh: RunningDemoMesh;

@@ -10,8 +10,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer, get as httpGet } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
@@ -20,16 +18,10 @@ import { request } from 'undici';
 import { gatewayYaml, serviceYaml } from './helpers/cluster-yaml.js';
 import { eventually, send } from './helpers/gateway.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
+import { freePort, freshGet } from './helpers/ports.js';
 
 const BIN = fileURLToPath(new URL('../../bin/meshgate.js', import.meta.url));
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 function meshgate(args: string[]): ChildProcess {
   const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -50,16 +42,6 @@ async function ready(statusPort: number): Promise<boolean> {
   }
 }
 
-/** A GET on a new connection (no keep-alive pool), so that successive calls may reach different workers. */
-function freshGet(port: number, path: string): Promise<{ status: number; header: string | undefined }> {
-  return new Promise((resolve, reject) => {
-    const req = httpGet({ host: '127.0.0.1', port, path, agent: false, headers: { host: 'app.example.com' } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, header: res.headers['x-config'] as string | undefined }));
-    });
-    req.on('error', reject);
-  });
-}
 
 function stopped(child: ChildProcess | undefined): Promise<void> {
   if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
@@ -179,7 +161,7 @@ describe('the mesh as processes: control plane outage and certificate rotation u
     // Each new connection goes to either worker: ten fresh connections in a row answered with the
     // header means both workers run the new version.
     await eventually(async () => {
-      for (let i = 0; i < 10; i++) if ((await freshGet(ports.gateway, '/x')).header !== 'after-outage') return false;
+      for (let i = 0; i < 10; i++) if ((await freshGet(ports.gateway, 'app.example.com', '/x')).headers['x-config'] !== 'after-outage') return false;
       return true;
     }, 15_000);
     await eventually(async () => (await send(ports.gateway, 'app.example.com', '/blocked')).status === 403, 15_000);

@@ -5,9 +5,9 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer, request as httpRequest } from 'node:http';
+import { request as httpRequest } from 'node:http';
 import { connect as tlsConnect } from 'node:tls';
-import { connect as netConnect, type AddressInfo } from 'node:net';
+import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -18,6 +18,7 @@ import { startSidecar, type RunningSidecar } from '../src/sidecar/main.js';
 import { serviceYaml } from './helpers/cluster-yaml.js';
 import { fixedIdentity, testAuthority, workloadCertificate } from './helpers/mesh.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
+import { freePort } from './helpers/ports.js';
 
 const SECURITY = `apiVersion: security.istio.io/v1
 kind: PeerAuthentication
@@ -42,13 +43,6 @@ spec:
   - to: [{operation: {paths: [/admin, /admin/*]}}]
 `;
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 /** A GET through an HTTP proxy (the sidecar's outbound port), as an app with HTTP_PROXY makes it. */
 function viaProxy(proxyPort: number, url: string): Promise<{ status: number; text: string }> {

@@ -6,6 +6,7 @@
 import { createServer as createHttpServer } from 'node:http';
 import { createServer as createNetServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
+import { listenOn } from '../core/proxy/listen.js';
 import { handleHttpRequest, type HttpHandlerContext, type ListenerInfo } from '../core/proxy/http-handler.js';
 import { handleUpgrade } from '../core/proxy/upgrade.js';
 import { forwardTcp } from '../core/proxy/tcp-forward.js';
@@ -99,15 +100,7 @@ export function createPortListener(gatewayPort: number, deps: PortListenerDeps):
   const server: Server = createNetServer({ noDelay: true }, onConnection);
   return {
     gatewayPort,
-    listen: (port, host) =>
-      new Promise((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(port, host, () => {
-          server.off('error', reject);
-          const addr = server.address();
-          resolve(typeof addr === 'object' && addr ? addr.port : port);
-        });
-      }),
+    listen: (port, host) => listenOn(server, port, host),
     close: () =>
       new Promise((resolve) => {
         server.close(() => resolve());

@@ -9,6 +9,7 @@ import { createSecureServer, type Http2SecureServer } from 'node:http2';
 import { connect as connectTcp, createServer as createNetServer, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
+import { listenOn } from '../core/proxy/listen.js';
 import type { Authorizer } from '../core/policy/authorization.js';
 import type { MtlsMode } from '../core/policy/peer-authentication.js';
 import type { WorkloadSecurityCache } from '../core/policy/workload-security.js';
@@ -22,7 +23,7 @@ import { relay } from '../core/proxy/relay.js';
 import { LocalReplies, sendLocalReply, type LocalReply } from '../core/proxy/respond.js';
 import { UpstreamPools } from '../core/proxy/upstream-pools.js';
 import type { SnapshotHolder } from '../core/snapshot/holder.js';
-import type { AccessLog, RequestRecord } from '../core/telemetry/access-log.js';
+import { newRequestRecord, type AccessLog, type RequestRecord } from '../core/telemetry/access-log.js';
 import { inboundRequestHeaders, meshXfcc } from './inbound-headers.js';
 
 export interface InboundDeps {
@@ -147,21 +148,7 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
     const started = performance.now();
     const requestId = requestIdOf(req.headers);
     const record: RequestRecord = {
-      startTime: new Date(),
-      method: req.method ?? '',
-      path: req.url ?? '',
-      protocol: `HTTP/${req.httpVersion}`,
-      responseCode: 0,
-      flags: '-',
-      details: 'via_upstream',
-      bytesReceived: 0,
-      bytesSent: 0,
-      durationMs: 0,
-      ...(req.headers['x-forwarded-for'] !== undefined ? { forwardedFor: String(req.headers['x-forwarded-for']) } : {}),
-      ...(req.headers['user-agent'] !== undefined ? { userAgent: req.headers['user-agent'] } : {}),
-      requestId,
-      authority: authorityOf(req),
-      downstreamRemoteAddress: `${socket.remoteAddress ?? ''}:${socket.remotePort ?? 0}`,
+      ...newRequestRecord(req, requestId, authorityOf(req), { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 }),
       upstreamCluster: cluster,
     };
     res.once('close', () => {
@@ -203,15 +190,7 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
 
   const server = createNetServer({ noDelay: true }, onConnection);
   return {
-    listen: (port, host) =>
-      new Promise((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(port, host, () => {
-          server.off('error', reject);
-          const addr = server.address();
-          resolve(typeof addr === 'object' && addr ? addr.port : port);
-        });
-      }),
+    listen: (port, host) => listenOn(server, port, host),
     close: () =>
       new Promise((resolve) => {
         unsubscribe();

@@ -8,6 +8,7 @@
 import { createServer as createHttpServer, type IncomingMessage } from 'node:http';
 import { connect as connectTcp, type Socket } from 'node:net';
 import type { Logger } from 'pino';
+import { listenOn } from '../core/proxy/listen.js';
 import { authorityOf, handleHttpRequest, type HttpHandlerContext, type ListenerInfo } from '../core/proxy/http-handler.js';
 import { handleUpgrade } from '../core/proxy/upgrade.js';
 import { hopByHopFree } from '../core/proxy/headers.js';
@@ -68,15 +69,7 @@ export function createOutboundListener(deps: OutboundDeps): OutboundListener {
   http.on('clientError', (_err, socket: Socket) => socket.destroy());
 
   return {
-    listen: (port, host) =>
-      new Promise((resolve, reject) => {
-        http.once('error', reject);
-        http.listen(port, host, () => {
-          http.off('error', reject);
-          const addr = http.address();
-          resolve(typeof addr === 'object' && addr ? addr.port : port);
-        });
-      }),
+    listen: (port, host) => listenOn(http, port, host),
     close: () =>
       new Promise((resolve) => {
         http.close(() => resolve());

@@ -20,7 +20,6 @@ const SOURCE_FIELDS = [
 const OPERATION_FIELDS = ['hosts', 'notHosts', 'ports', 'notPorts', 'methods', 'notMethods', 'paths', 'notPaths'] as const;
 const IP_FIELDS = new Set(['ipBlocks', 'notIpBlocks', 'remoteIpBlocks', 'notRemoteIpBlocks']);
 const HTTP_ONLY_SOURCE = ['requestPrincipals', 'notRequestPrincipals'];
-const HTTP_ONLY_OPERATION = ['hosts', 'notHosts', 'methods', 'notMethods', 'paths', 'notPaths'];
 /** Target kinds Istio accepts, by canonical group (`core` for the empty group). */
 const TARGET_KINDS: Readonly<Record<string, string>> = {
   Service: 'core',

@@ -8,7 +8,7 @@ import type { SnapshotHolder } from '../snapshot/holder.js';
 import { findRoute } from '../routing/lookup.js';
 import type { FaultPolicy, ForwardAction, RedirectAction, RequestFacts, RouteConfig } from '../routing/types.js';
 import { normalizeHost } from '../routing/host-index.js';
-import type { AccessLog, RequestRecord } from '../telemetry/access-log.js';
+import { newRequestRecord, type AccessLog, type RequestRecord } from '../telemetry/access-log.js';
 import { applyHeaderRules, requestIdOf } from './headers.js';
 import { normalizePath } from './path-normalize.js';
 import { forward, type ForwardContext } from './forward.js';
@@ -93,23 +93,7 @@ export function handleHttpRequest(req: IncomingMessage, res: ServerResponse, lis
   const bytesWrittenAtStart = socket.bytesWritten;
   const requestId = requestIdOf(req.headers);
   const remoteAddress = socket.remoteAddress ?? '';
-  const record: RequestRecord = {
-    startTime: new Date(),
-    method: req.method ?? '',
-    path: req.url ?? '',
-    protocol: `HTTP/${req.httpVersion}`,
-    responseCode: 0,
-    flags: '-',
-    details: 'via_upstream',
-    bytesReceived: 0,
-    bytesSent: 0,
-    durationMs: 0,
-    ...(req.headers['x-forwarded-for'] !== undefined ? { forwardedFor: String(req.headers['x-forwarded-for']) } : {}),
-    ...(req.headers['user-agent'] !== undefined ? { userAgent: req.headers['user-agent'] } : {}),
-    requestId,
-    authority: authorityOf(req),
-    downstreamRemoteAddress: `${remoteAddress}:${socket.remotePort ?? 0}`,
-  };
+  const record = newRequestRecord(req, requestId, authorityOf(req), { address: remoteAddress, port: socket.remotePort ?? 0 });
   res.once('close', () => {
     record.responseCode = res.headersSent ? res.statusCode : 0;
     if (!(res.writableFinished ?? res.writableEnded) && (record.flags === '-' || record.flags === 'DI')) record.flags = addFlag(record.flags, 'DC');

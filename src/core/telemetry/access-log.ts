@@ -1,6 +1,7 @@
 // The access log: one JSON line per request through pino's asynchronous destination (SonicBoom), with the fields
 // of Istio's default access log (SEMANTICS §7.3) under the keys Istio's JSON encoding uses.
 
+import type { IncomingMessage } from 'node:http';
 import { pino } from 'pino';
 
 /** Filled in as the request goes; written once when the response ends. */
@@ -24,6 +25,27 @@ export interface RequestRecord {
   upstreamCluster?: string;
   routeName?: string;
   readonly downstreamRemoteAddress: string;
+}
+
+/** A request's record as it arrives; the proxy fills in the rest as the request goes. */
+export function newRequestRecord(req: IncomingMessage, requestId: string, authority: string, remote: { address: string; port: number }): RequestRecord {
+  return {
+    startTime: new Date(),
+    method: req.method ?? '',
+    path: req.url ?? '',
+    protocol: `HTTP/${req.httpVersion}`,
+    responseCode: 0,
+    flags: '-',
+    details: 'via_upstream',
+    bytesReceived: 0,
+    bytesSent: 0,
+    durationMs: 0,
+    ...(req.headers['x-forwarded-for'] !== undefined ? { forwardedFor: String(req.headers['x-forwarded-for']) } : {}),
+    ...(req.headers['user-agent'] !== undefined ? { userAgent: req.headers['user-agent'] } : {}),
+    requestId,
+    authority,
+    downstreamRemoteAddress: `${remote.address}:${remote.port}`,
+  };
 }
 
 export interface AccessLog {
