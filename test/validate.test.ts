@@ -4,12 +4,14 @@
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseConfigText } from '../src/core/config/load.js';
+import { parseConfigText, type LoadResult } from '../src/core/config/load.js';
 import type { Problem, Severity } from '../src/core/config/problem.js';
 import { formatProblem } from '../src/core/config/problem.js';
 import { validateAll, validateResource } from '../src/core/config/validate.js';
 import { hostSubsetOf, hostsOverlap, parseDuration } from '../src/core/config/validate-common.js';
 import type { Resource } from '../src/core/model/resource.js';
+import { buildSnapshot } from '../src/core/snapshot/build.js';
+import { cluster, FIXED_DEPS, INGRESS_ROLE, outcome } from './helpers/route-table.js';
 
 interface Expected {
   readonly severity: Severity;
@@ -574,6 +576,42 @@ describe('validateAll', () => {
   it('ignores kinds it does not validate yet', () => {
     const text = 'apiVersion: v1\nkind: Secret\nmetadata: {name: a}\ndata: {tls.crt: 42}\n';
     assert.deepEqual(validateResource(load(text)[0]!), []);
+  });
+});
+
+describe('a YAML syntax error on reload', () => {
+  const GW = 'apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: gw, namespace: istio-system}\nspec:\n  selector: {istio: ingressgateway}\n  servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ["*"]}]\n';
+  const vs = (name: string, host: string, to: string): string =>
+    `apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: ${name}}\nspec:\n  hosts: [${host}]\n  gateways: [istio-system/gw]\n  http:\n  - route: [{destination: {host: ${to}}}]\n`;
+  const files = (vs: string): LoadResult => {
+    const parts = [parseConfigText(GW, 'gw.yaml'), parseConfigText(vs, 'vs.yaml', 1)];
+    return { resources: parts.flatMap((p) => p.resources), problems: parts.flatMap((p) => p.problems) };
+  };
+
+  it('is reported once, with its real line and column, and the last good resources of the file keep serving', () => {
+    const first = buildSnapshot(files(`${vs('a', 'a.example.com', 'svc-a')}---\n${vs('b', 'b.example.com', 'svc-b')}`), INGRESS_ROLE, FIXED_DEPS);
+    assert.deepEqual(first.problems, []);
+    // The edit changes the first document and breaks the second: the flow sequence opened on line 14
+    // is still open when line 15 starts, which is where the parser stops.
+    const broken = `${vs('a', 'a.example.com', 'svc-a2')}---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: b}\nspec:\n  hosts: [b.example.com\n  gateways: [istio-system/gw]\n`;
+    const second = buildSnapshot(files(broken), INGRESS_ROLE, FIXED_DEPS, first.snapshot);
+    const shown = second.problems.map(formatProblem);
+    assert.equal(shown.length, 1, shown.join('\n'));
+    const p = second.problems[0]!;
+    assert.equal(p.file, 'vs.yaml');
+    assert.equal(p.severity, 'error');
+    assert.equal(p.line, 15, shown[0]);
+    assert.ok(p.column !== undefined && p.column > 0, shown[0]);
+    assert.match(shown[0]!, /^vs\.yaml:15:\d+ cannot parse: .*; the last good version keeps serving for VirtualService default\/b$/);
+    // The broken document's last good version serves; the good document's edit applies.
+    assert.equal(outcome(second.snapshot, { host: 'b.example.com' }), cluster('svc-b'));
+    assert.equal(outcome(second.snapshot, { host: 'a.example.com' }), cluster('svc-a2'));
+  });
+
+  it('on the first load there is nothing to keep: only the parse error', () => {
+    const { problems } = buildSnapshot(files('kind: [\n'), INGRESS_ROLE, FIXED_DEPS);
+    assert.equal(problems.length, 1, problems.map(formatProblem).join('\n'));
+    assert.match(formatProblem(problems[0]!), /^vs\.yaml:\d+:\d+ cannot parse: [^;]+$/);
   });
 });
 

@@ -25,9 +25,8 @@ export function publishableSet(loaded: LoadResult, previous: readonly Resource[]
   const { valid, problems: validation } = validate(loaded.resources);
   const validSet = new Set(valid);
   const invalid = loaded.resources.filter((r) => !validSet.has(r));
-  const unparsed = new Set(loaded.problems.filter((p) => p.severity === 'error' && p.resource === '').map((p) => p.file));
-  const reconciled = keepLastGood(previous, valid, invalid, unparsed);
-  const problems: Problem[] = [...loaded.problems, ...validation, ...reconciled.problems];
+  const reconciled = keepLastGood(previous, valid, invalid, loaded.problems);
+  const problems: Problem[] = [...reconciled.loadProblems, ...validation, ...reconciled.problems];
   const resources: Resource[] = [];
   const parts: string[] = [];
   for (const r of reconciled.resources) {

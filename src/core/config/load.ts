@@ -51,11 +51,11 @@ export function parseConfigText(text: string, file: string, firstOrder = 0): Loa
   const docList = Array.isArray(docs) ? docs : [docs];
   for (const doc of docList) {
     const docLine = lineCounter.linePos(doc.range?.[0] ?? 0).line;
-    if (doc.errors.length > 0) {
-      for (const e of doc.errors) {
-        const line = lineCounter.linePos(e.pos?.[0] ?? 0).line;
-        problems.push({ severity: 'error', file, line, resource: '', field: '', message: `cannot parse: ${firstLine(e.message)}` });
-      }
+    const error = doc.errors[0];
+    if (error) {
+      // The first error is the mistake; the parser's later ones in the same document only follow from it.
+      const { line, col } = lineCounter.linePos(error.pos?.[0] ?? 0);
+      problems.push({ severity: 'error', file, line, column: col, resource: '', field: '', message: `cannot parse: ${firstLine(error.message)}` });
       continue;
     }
     const value: unknown = doc.toJS({ maxAliasCount: 100 });

@@ -10,6 +10,8 @@ export interface Problem {
   readonly severity: Severity;
   readonly file: string;
   readonly line: number;
+  /** 1-based column, where it says more than the line (a YAML syntax error). */
+  readonly column?: number;
   /** `Kind namespace/name`, or empty when the document could not be read as a resource at all. */
   readonly resource: string;
   /** Field path such as `spec.http[0].route[1].weight`; empty for whole-document problems. */
@@ -41,7 +43,7 @@ export function problemAt(resource: Resource, path: FieldPath, message: string, 
 
 /** `gateway-config/vs.yaml:14 VirtualService default/product spec.http[0].route[1].weight: must not be negative` */
 export function formatProblem(p: Problem): string {
-  const where = `${p.file}:${p.line}`;
+  const where = `${p.file}:${p.line}${p.column ? `:${p.column}` : ''}`;
   const what = [p.resource, p.field].filter(Boolean).join(' ');
   const tag = p.severity === 'warning' ? 'warning: ' : '';
   return `${where} ${what}${what ? ': ' : ''}${tag}${p.message}`;

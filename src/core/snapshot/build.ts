@@ -41,8 +41,7 @@ export function buildSnapshot(loaded: LoadResult, role: ProxyRole, deps: Snapsho
   const { valid, problems: validationProblems } = validateAll(loaded.resources);
   const validSet = new Set(valid);
   const invalid = loaded.resources.filter((r) => !validSet.has(r));
-  const unparsed = new Set(loaded.problems.filter((p) => p.severity === 'error' && p.resource === '').map((p) => p.file));
-  const reconciled = keepLastGood(previous?.resources, valid, invalid, unparsed);
+  const reconciled = keepLastGood(previous?.resources, valid, invalid, loaded.problems);
   const resources = reconciled.resources;
 
   const { registry, problems: registryProblems } = buildRegistry(resources, { domain });
@@ -76,7 +75,7 @@ export function buildSnapshot(loaded: LoadResult, role: ProxyRole, deps: Snapsho
     routeConfigs: compiled.routeConfigs,
   });
 
-  const problems = [...loaded.problems, ...validationProblems, ...reconciled.problems, ...registryProblems, ...compiled.problems, ...rateLimits.problems];
+  const problems = [...reconciled.loadProblems, ...validationProblems, ...reconciled.problems, ...registryProblems, ...compiled.problems, ...rateLimits.problems];
   const snapshot: Snapshot = Object.freeze({
     version,
     createdAt: deps.now?.() ?? new Date(),

@@ -12,35 +12,57 @@ export function resourceKey(r: Resource): string {
 
 export interface Reconciled {
   readonly resources: Resource[];
+  /** The load problems, a file's read error saying what of that file keeps serving. */
+  readonly loadProblems: Problem[];
+  /** One warning per invalid resource whose last good version keeps serving. */
   readonly problems: Problem[];
 }
 
+/** A file with a document that could not be read as a resource at all (a YAML syntax error, no kind …). */
+function isUnreadable(p: Problem): boolean {
+  return p.severity === 'error' && p.resource === '';
+}
+
 /**
- * `valid` and `invalid` are this load's resources after validation; `unparsedFiles` the files whose
- * text could not be read as documents; `previous` the resources of the snapshot now serving.
+ * `valid` and `invalid` are this load's resources after validation; `loadProblems` what reading the
+ * files found; `previous` the resources of the snapshot now serving.
  */
-export function keepLastGood(
-  previous: readonly Resource[] | undefined,
-  valid: readonly Resource[],
-  invalid: readonly Resource[],
-  unparsedFiles: ReadonlySet<string>,
-): Reconciled {
-  if (!previous || previous.length === 0) return { resources: [...valid], problems: [] };
+export function keepLastGood(previous: readonly Resource[] | undefined, valid: readonly Resource[], invalid: readonly Resource[], loadProblems: readonly Problem[]): Reconciled {
+  if (!previous || previous.length === 0) return { resources: [...valid], loadProblems: [...loadProblems], problems: [] };
+  const unreadable = new Set(loadProblems.filter(isUnreadable).map((p) => p.file));
   const problems: Problem[] = [];
   const present = new Set(valid.map(resourceKey));
   const previousByKey = new Map(previous.map((r) => [resourceKey(r), r] as const));
   const kept: Resource[] = [];
-  const keep = (r: Resource, why: string): void => {
+  const keep = (r: Resource): boolean => {
     const key = resourceKey(r);
-    if (present.has(key)) return;
+    if (present.has(key)) return false;
     present.add(key);
     kept.push(r);
-    problems.push({ severity: 'warning', file: r.origin.file, line: r.origin.line, resource: resourceRef(r), field: '', message: `${why}; the last good version keeps serving` });
+    return true;
   };
-  for (const r of previous) if (unparsedFiles.has(r.origin.file)) keep(r, `${r.origin.file} does not parse`);
+  // The old resources of a file that does not read are kept silently: their lines are those of the
+  // old text, so the read error (with its real line) is the one thing worth saying, once.
+  const keptByFile = new Map<string, string[]>();
+  for (const r of previous) {
+    if (!unreadable.has(r.origin.file) || !keep(r)) continue;
+    keptByFile.set(r.origin.file, [...(keptByFile.get(r.origin.file) ?? []), resourceRef(r)]);
+  }
   for (const r of invalid) {
     const old = previousByKey.get(resourceKey(r));
-    if (old) keep(old, 'the new version is invalid');
+    if (!old || !keep(old)) continue;
+    problems.push({ severity: 'warning', file: r.origin.file, line: r.origin.line, resource: resourceRef(r), field: '', message: 'the new version is invalid; the last good version keeps serving' });
   }
-  return { resources: [...valid, ...kept], problems };
+  const said = new Set<string>();
+  const annotated = loadProblems.map((p) => {
+    const refs = keptByFile.get(p.file);
+    if (!refs || !isUnreadable(p) || said.has(p.file)) return p;
+    said.add(p.file);
+    return { ...p, message: `${p.message}; the last good version keeps serving for ${listed(refs)}` };
+  });
+  return { resources: [...valid, ...kept], loadProblems: annotated, problems };
+}
+
+function listed(refs: readonly string[]): string {
+  return refs.length <= 3 ? refs.join(', ') : `${refs.slice(0, 3).join(', ')} and ${refs.length - 3} more`;
 }
