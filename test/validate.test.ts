@@ -4,6 +4,8 @@
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { parseConfigText, type LoadResult } from '../src/core/config/load.js';
 import type { Problem, Severity } from '../src/core/config/problem.js';
 import { formatProblem } from '../src/core/config/problem.js';
@@ -613,6 +615,19 @@ describe('a YAML syntax error on reload', () => {
     assert.equal(problems.length, 1, problems.map(formatProblem).join('\n'));
     assert.match(formatProblem(problems[0]!), /^vs\.yaml:\d+:\d+ cannot parse: [^;]+$/);
   });
+});
+
+describe('a config folder that is not there', () => {
+  const BIN = fileURLToPath(new URL('../../bin/meshgate.js', import.meta.url));
+  const commands: string[][] = [['validate', 'no-such-folder'], ['routes', '--config', 'no-such-folder'], ['explain', '--config', 'no-such-folder', 'http://a.example.com/'], ['gateway', '--config', 'no-such-folder', '--ports', '80=0', '--workers', '2']];
+  for (const args of commands) {
+    it(`meshgate ${args[0]} says so in one line and exits 1`, () => {
+      const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 30_000 });
+      assert.equal(r.status, 1, r.stderr);
+      assert.equal(r.stderr, `meshgate ${args[0]}: config folder no-such-folder does not exist\n`);
+      assert.equal(r.stdout, '');
+    });
+  }
 });
 
 describe('garbage never makes validation throw', () => {

@@ -4,8 +4,9 @@
 
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { configDirProblem } from '../core/config/load.js';
 import type { ConfigSource } from '../core/sources/source.js';
-import { UsageError } from './main.js';
+import { CommandError, UsageError } from './main.js';
 
 export type SourceChoice =
   | { readonly dir: string }
@@ -50,10 +51,17 @@ export function sourceChoice(values: SourceValues): SourceChoice {
     if (values.kubeconfig !== undefined || values['watch-namespaces'] !== undefined) {
       throw new UsageError('--kubeconfig and --watch-namespaces go with --config-source kubernetes');
     }
-    return { dir: values.config! };
+    return { dir: readableConfigDir(values.config!) };
   }
   const namespaces = (values['watch-namespaces'] ?? '').split(',').map((s) => s.trim()).filter(Boolean);
   return { kubeconfig: values.kubeconfig, namespaces };
+}
+
+/** `dir` when it can be read as a config folder; otherwise the one-line reason, before anything starts. */
+export function readableConfigDir(dir: string): string {
+  const why = configDirProblem(dir);
+  if (why) throw new CommandError(why);
+  return dir;
 }
 
 export async function kubeSource(choice: { readonly kubeconfig: string | undefined; readonly namespaces: string[] }, log: Logger): Promise<ConfigSource> {

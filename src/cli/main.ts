@@ -47,8 +47,16 @@ export async function main(argv: string[]): Promise<number> {
       console.error(`meshgate ${command}: ${err.message}`);
       return 2;
     }
+    if (err instanceof CommandError) {
+      console.error(`meshgate ${command}: ${err.message}`);
+      return 1;
+    }
     throw err;
   }
 }
 
+/** The command line is wrong: the message, exit code 2. */
 export class UsageError extends Error {}
+
+/** The command cannot do its work (a config folder that is not there): the message, exit code 1. */
+export class CommandError extends Error {}

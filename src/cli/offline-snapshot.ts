@@ -2,9 +2,10 @@
 
 import { loadConfigDir } from '../core/config/load.js';
 import { buildSnapshot, type BuildResult } from '../core/snapshot/build.js';
+import { readableConfigDir } from './config-source.js';
 
 export async function offlineSnapshot(dir: string, labels: Record<string, string>, namespace: string): Promise<BuildResult> {
-  const loaded = await loadConfigDir(dir);
+  const loaded = await loadConfigDir(readableConfigDir(dir));
   // A fixed seed keeps tool output reproducible; nothing here picks endpoints.
   return buildSnapshot(loaded, { kind: 'gateway', labels, namespace }, { random: () => 0.5, load: { active: () => 0 } });
 }

@@ -1,6 +1,7 @@
 // Reads configuration text (YAML or JSON, many documents per file) into Resources that remember the
 // file and line of every field, so validation can say exactly where a problem is.
 
+import { readdirSync, statSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { LineCounter, parseAllDocuments, isNode, type Document } from 'yaml';
@@ -40,6 +41,20 @@ export async function loadConfigDir(dir: string, displayDir = dir): Promise<Load
     problems.push(...result.problems);
   }
   return { resources, problems };
+}
+
+/** Why `dir` cannot be read as a config folder (it is missing, not a folder, not readable), or undefined. */
+export function configDirProblem(dir: string): string | undefined {
+  try {
+    if (!statSync(dir).isDirectory()) return `${dir} is not a folder`;
+    readdirSync(dir);
+    return undefined;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return `config folder ${dir} does not exist`;
+    if (code === 'EACCES' || code === 'EPERM') return `config folder ${dir} cannot be read (permission denied)`;
+    return `config folder ${dir} cannot be read (${code ?? (err as Error).message})`;
+  }
 }
 
 /** Parses one file's text. `firstOrder` numbers the resources after those already loaded. */
