@@ -627,6 +627,24 @@ describe('match: headers', () => {
         { req: { host: H, path: '/w4', headers: { 'x-tag': 'abc' } }, want: 404 },
       ],
     },
+    {
+      name: 'regex "*" (not RE2) is a presence match in headers, withoutHeaders and queryParams, as in Istio',
+      yaml: table([
+        when({ uri: { prefix: '/h' }, headers: { 'x-tag': { regex: '*' } } }, 'has-tag'),
+        when({ uri: { prefix: '/w' }, withoutHeaders: { 'x-tag': { regex: '*' } } }, 'no-tag'),
+        when({ uri: { prefix: '/q' }, queryParams: { flag: { regex: '*' } } }, 'flag'),
+      ]),
+      rows: [
+        { req: { host: H, path: '/h', headers: { 'x-tag': 'anything' } }, want: cluster('has-tag') },
+        { req: { host: H, path: '/h', headers: { 'x-tag': '' } }, want: cluster('has-tag') },
+        { req: { host: H, path: '/h' }, want: 404 },
+        { req: { host: H, path: '/w' }, want: cluster('no-tag') },
+        { req: { host: H, path: '/w', headers: { 'x-tag': 'v' } }, want: 404 },
+        { req: { host: H, path: '/q?flag=on' }, want: cluster('flag') },
+        { req: { host: H, path: '/q?flag' }, want: cluster('flag') },
+        { req: { host: H, path: '/q?other=1' }, want: 404 },
+      ],
+    },
   ]);
 });
 

@@ -21,8 +21,8 @@ export function regexProblem(re: string): string | undefined {
 
 /**
  * Where a StringMatch sits decides what is allowed: `uri` accepts an empty prefix; `map` (headers,
- * queryParams, withoutHeaders values) accepts `{}` as a presence match; `withoutHeaders` also
- * accepts Istio's `regex: "*"` presence shorthand.
+ * queryParams, withoutHeaders values) accepts `{}`, and Istio's `regex: "*"` with a warning, as a
+ * presence match; `withoutHeaders` is a map whose presence match is inverted.
  */
 export type MatchPlace = 'uri' | 'field' | 'map' | 'withoutHeaders';
 
@@ -54,9 +54,10 @@ export function checkStringMatch(c: Checker, v: unknown, path: FieldPath, place:
   if (text === undefined) return;
   if (kind === 'prefix' && text === '' && place !== 'uri') c.error(at, 'prefix must not be empty here (an empty prefix is allowed only for uri)');
   if (kind === 'regex') {
-    if (text === '*' && place === 'withoutHeaders') return;
-    if (text === '*' && place === 'map') {
-      c.error(at, 'regex "*" is not valid RE2; use {} to match any value');
+    if (text === '*' && inMap) {
+      // Istio turns this invalid regex into a presence match rather than rejecting it (SEMANTICS §0.3).
+      const means = place === 'withoutHeaders' ? 'the header must be absent' : 'any value matches, as long as it is present';
+      c.warn(at, `regex "*" is not valid RE2; like Istio, meshgate reads it as a presence match (${means}); write {} to say so`);
       return;
     }
     const why = regexProblem(text);
