@@ -210,7 +210,7 @@ describe('binding: VirtualService gateways names', () => {
       ],
     },
     {
-      name: 'match.gateways overrides the top-level gateways for that match',
+      name: 'match.gateways narrows the top-level gateways for that match',
       yaml: toYaml(
         gateway(['*']),
         virtualService('m', {
@@ -226,6 +226,23 @@ describe('binding: VirtualService gateways names', () => {
       rows: [
         { req: { host: 'm.example.com', path: '/mesh' }, want: cluster('rest') },
         { req: { host: 'm.example.com', path: '/edge' }, want: cluster('edge') },
+      ],
+    },
+    {
+      name: 'match.gateways only narrows: a gateway missing from the top-level gateways never gets the route',
+      yaml: toYaml(
+        gateway(['*']),
+        gateway(['*'], { name: 'other', servers: [{ port: 8080, hosts: ['*'] }] }),
+        // Bound to gw only: the match naming `other` does not attach the VirtualService to it.
+        virtualService('top-gw', { hosts: ['n.example.com'], gateways: [GW], http: [when({ uri: { prefix: '/x' }, gateways: ['istio-system/other'] }, 'x'), to('rest')] }),
+        // No top-level gateways means mesh only: a match naming gw does not bind it to gw.
+        virtualService('mesh-only', { hosts: ['o.example.com'], http: [when({ uri: { prefix: '/x' }, gateways: [GW] }, 'x')] }),
+      ),
+      domains: ['n.example.com'],
+      rows: [
+        { req: { host: 'n.example.com', path: '/x' }, want: cluster('rest') },
+        { req: { port: 8080, host: 'n.example.com', path: '/x' }, want: 404 },
+        { req: { host: 'o.example.com', path: '/x' }, want: 404 },
       ],
     },
     {

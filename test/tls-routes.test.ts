@@ -221,19 +221,22 @@ describe('tls routes on a PASSTHROUGH server', () => {
     assert.deepEqual(clustersFor(t8443, 'any.example.com'), [C]);
   });
 
-  it('gateway binding: the VirtualService must name the gateway; match.gateways override its list', () => {
+  it('gateway binding: the VirtualService must name the gateway; match.gateways only narrow its list', () => {
     const { snapshot } = compile(
       PASSTHROUGH,
       vs('other-gw', { hosts: ['a.example.com'], gateways: ['istio-system/other'], tls: [tlsRule(['a.example.com'], ['a'])] }),
       vs('mesh-only', { hosts: ['b.example.com'], gateways: undefined, tls: [tlsRule(['b.example.com'], ['b'])] }),
-      vs('by-match', { hosts: ['c.example.com'], gateways: ['mesh'], tls: [tlsRule(['c.example.com'], ['c'], { gateways: ['istio-system/gw'] })] }),
+      vs('by-match', { hosts: ['c.example.com'], gateways: ['mesh', 'istio-system/gw'], tls: [tlsRule(['c.example.com'], ['c'], { gateways: ['istio-system/gw'] })] }),
       vs('short-name', { hosts: ['d.example.com'], gateways: ['gw'], tls: [tlsRule(['d.example.com'], ['a.default.svc.cluster.local'])] }, { namespace: 'istio-system' }),
+      // Istio hands a VirtualService only to the gateways of its top-level list; a match cannot add one.
+      vs('match-adds', { hosts: ['e.example.com'], gateways: ['mesh'], tls: [tlsRule(['e.example.com'], ['c'], { gateways: ['istio-system/gw'] })] }),
     );
     const t = table(snapshot);
     assert.equal(t.lookup('a.example.com'), undefined);
     assert.equal(t.lookup('b.example.com'), undefined);
     assert.deepEqual(clustersFor(t, 'c.example.com'), [C]);
     assert.deepEqual(clustersFor(t, 'd.example.com'), [A]);
+    assert.equal(t.lookup('e.example.com'), undefined);
   });
 
   it('host binding and exportTo: hosts must overlap the server hosts visible to the VirtualService', () => {

@@ -8,6 +8,7 @@ import {
   Checker, asBool, asEnum, asInt, asObj, asString, atMostOne, checkDuration, checkLabels, checkPercent, checkPort,
   eachObj, hostProblem, isDnsLabel, isHeaderName, isSet, knownFields, stringList, type Obj,
 } from './validate-common.js';
+import { resolveGatewayName } from '../routing/gateway-binding.js';
 import { checkCors, checkFault, checkRetries } from './validate-route-policies.js';
 import { checkStringMatch, regexProblem } from './validate-string-match.js';
 
@@ -16,6 +17,8 @@ export interface RouteContext {
   readonly inDelegate: boolean;
   /** gateways are listed and `mesh` is not among them. */
   readonly gatewayOnly: boolean;
+  /** The top-level gateways, resolved to `ns/name` (or `mesh`): a match's `gateways` can only narrow them. */
+  readonly gateways: ReadonlySet<string>;
 }
 
 const HTTP_ROUTE_FIELDS = [
@@ -113,7 +116,7 @@ function checkHttpMatch(c: Checker, m: Obj, at: FieldPath, ctx: RouteContext): v
   if (isSet(m.port)) checkPort(c, m.port, [...at, 'port']);
   asBool(c, m.ignoreUriCase, [...at, 'ignoreUriCase']);
   checkLabels(c, m.sourceLabels, [...at, 'sourceLabels']);
-  checkGatewayNames(c, m.gateways, [...at, 'gateways']);
+  checkGatewayNames(c, m.gateways, [...at, 'gateways'], ctx);
   const ns = asString(c, m.sourceNamespace, [...at, 'sourceNamespace']);
   if (ns !== undefined && ns !== '' && !isDnsLabel(ns)) c.error([...at, 'sourceNamespace'], `${JSON.stringify(ns)} is not a namespace name`);
 }
@@ -131,9 +134,16 @@ function headerKeyProblem(key: string, gatewayOnly: boolean): string | undefined
   return undefined;
 }
 
-/** Gateway references: `mesh`, `name`, `namespace/name`, or the legacy `name.namespace.svc.cluster.local`. */
-export function checkGatewayNames(c: Checker, v: unknown, at: FieldPath): void {
+/**
+ * Gateway references: `mesh`, `name`, `namespace/name`, or the legacy `name.namespace.svc.cluster.local`.
+ * With `match` (a match's `gateways`), each must also be one the VirtualService binds to at the top.
+ */
+export function checkGatewayNames(c: Checker, v: unknown, at: FieldPath, match?: Pick<RouteContext, 'gateways' | 'inDelegate'>): void {
   for (const { value, at: nameAt } of stringList(c, v, at)) {
+    // A delegate's gateways come from its root, which is not known here.
+    if (match && !match.inDelegate && !match.gateways.has(resolveGatewayName(value, c.resource.metadata.namespace))) {
+      c.warn(nameAt, `${value} is not in the VirtualService's gateways (${[...match.gateways].join(', ')}); a VirtualService binds to a gateway only through its top-level gateways, so this match never applies there`);
+    }
     if (value === 'mesh') continue;
     const slash = value.indexOf('/');
     if (slash >= 0) {

@@ -7,6 +7,7 @@ import {
   Checker, checkExportTo, checkLabels, checkPort, eachObj, hostProblem, hostSubsetOf, hostsOverlap,
   isDnsLabel, isIpAddress, isIpOrCidr, isObj, isSet, knownFields, stringList, type Obj,
 } from './validate-common.js';
+import { resolveGatewayName } from '../routing/gateway-binding.js';
 import { checkDestinations, checkGatewayNames, validateHttpRoute, type RouteContext } from './validate-routes.js';
 
 const L4_MATCH_FIELDS = ['destinationSubnets', 'port', 'sourceLabels', 'gateways', 'sourceNamespace', 'sourceSubnet'];
@@ -28,10 +29,11 @@ export function validateVirtualService(c: Checker, spec: Obj): void {
   checkHosts(c, hosts, !gatewayOnly);
 
   if (!nonEmpty(spec.http) && !nonEmpty(spec.tcp) && !nonEmpty(spec.tls)) c.error(['spec'], 'a VirtualService needs at least one http, tcp or tls route');
-  const ctx: RouteContext = { inDelegate, gatewayOnly };
+  const bound = new Set((gateways.length > 0 ? gateways : ['mesh']).map((g) => resolveGatewayName(g, c.resource.metadata.namespace)));
+  const ctx: RouteContext = { inDelegate, gatewayOnly, gateways: bound };
   eachObj(c, spec.http, ['spec', 'http'], (route, at) => validateHttpRoute(c, route, at, ctx));
-  eachObj(c, spec.tls, ['spec', 'tls'], (route, at) => validateTlsRoute(c, route, at, hosts.map((h) => h.value)));
-  eachObj(c, spec.tcp, ['spec', 'tcp'], (route, at) => validateTcpRoute(c, route, at));
+  eachObj(c, spec.tls, ['spec', 'tls'], (route, at) => validateTlsRoute(c, route, at, hosts.map((h) => h.value), ctx));
+  eachObj(c, spec.tcp, ['spec', 'tcp'], (route, at) => validateTcpRoute(c, route, at, ctx));
   checkExportTo(c, spec.exportTo, ['spec', 'exportTo'], c.resource.metadata.namespace, false);
   warnUnreachable(c, spec.http, 'http');
   warnUnreachable(c, spec.tcp, 'tcp');
@@ -61,7 +63,7 @@ function checkHosts(c: Checker, hosts: ReadonlyArray<{ value: string; at: FieldP
   }
 }
 
-function validateTlsRoute(c: Checker, route: Obj, at: FieldPath, hosts: readonly string[]): void {
+function validateTlsRoute(c: Checker, route: Obj, at: FieldPath, hosts: readonly string[], ctx: RouteContext): void {
   knownFields(c, route, at, ['match', 'route']);
   if (!nonEmpty(route.match)) c.error([...at, 'match'], 'a tls route needs at least one match with sniHosts');
   eachObj(c, route.match, [...at, 'match'], (m, mAt) => {
@@ -77,30 +79,30 @@ function validateTlsRoute(c: Checker, route: Obj, at: FieldPath, hosts: readonly
       // Istio only lets a tls rule claim SNI names that fall within the VirtualService's own hosts.
       if (!hosts.some((h) => hostSubsetOf(value, h))) c.error(sniAt, `SNI host ${value} is not covered by any of the VirtualService hosts (${hosts.join(', ') || 'none'})`);
     }
-    checkL4Match(c, m, mAt);
+    checkL4Match(c, m, mAt, ctx);
   });
   if (!nonEmpty(route.route)) c.error([...at, 'route'], 'a tls route needs at least one destination in route');
   checkDestinations(c, route.route, [...at, 'route'], false);
 }
 
-function validateTcpRoute(c: Checker, route: Obj, at: FieldPath): void {
+function validateTcpRoute(c: Checker, route: Obj, at: FieldPath, ctx: RouteContext): void {
   knownFields(c, route, at, ['match', 'route']);
   eachObj(c, route.match, [...at, 'match'], (m, mAt) => {
     knownFields(c, m, mAt, L4_MATCH_FIELDS);
-    checkL4Match(c, m, mAt);
+    checkL4Match(c, m, mAt, ctx);
   });
   if (!nonEmpty(route.route)) c.error([...at, 'route'], 'a tcp route needs at least one destination in route');
   checkDestinations(c, route.route, [...at, 'route'], false);
 }
 
-function checkL4Match(c: Checker, m: Obj, at: FieldPath): void {
+function checkL4Match(c: Checker, m: Obj, at: FieldPath, ctx: RouteContext): void {
   for (const { value, at: sAt } of stringList(c, m.destinationSubnets, [...at, 'destinationSubnets'])) {
     if (!isIpOrCidr(value)) c.error(sAt, `${JSON.stringify(value)} is not an IP address or CIDR block`);
   }
   if (isSet(m.sourceSubnet)) c.warn([...at, 'sourceSubnet'], 'sourceSubnet is deprecated and ignored');
   if (isSet(m.port)) checkPort(c, m.port, [...at, 'port']);
   checkLabels(c, m.sourceLabels, [...at, 'sourceLabels']);
-  checkGatewayNames(c, m.gateways, [...at, 'gateways']);
+  checkGatewayNames(c, m.gateways, [...at, 'gateways'], ctx);
   const ns = m.sourceNamespace;
   if (typeof ns === 'string' && ns !== '' && !isDnsLabel(ns)) c.error([...at, 'sourceNamespace'], `${JSON.stringify(ns)} is not a namespace name`);
   else if (isSet(ns) && typeof ns !== 'string') c.error([...at, 'sourceNamespace'], 'must be a string');

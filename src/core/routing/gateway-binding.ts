@@ -29,10 +29,15 @@ export function resolveGatewayName(name: string, vsNamespace: string): string {
   return `${vsNamespace}/${name}`;
 }
 
-/** The gateways a VirtualService (or one of its matches) binds to; omitted means only `mesh`. */
+/**
+ * The gateways a VirtualService (or one of its matches) applies to; top-level `gateways` omitted means
+ * only `mesh`. A match's own `gateways` narrow that set and never add to it: Istio hands a
+ * VirtualService only to the gateways of its top-level list (push_context.go getGatewayNames).
+ */
 export function vsGateways(spec: VirtualServiceSpec, namespace: string, matchGateways?: readonly string[]): ReadonlySet<string> {
-  const names = matchGateways && matchGateways.length > 0 ? matchGateways : spec.gateways && spec.gateways.length > 0 ? spec.gateways : [MESH_GATEWAY];
-  return new Set(names.map((n) => resolveGatewayName(n, namespace)));
+  const bound = new Set((spec.gateways && spec.gateways.length > 0 ? spec.gateways : [MESH_GATEWAY]).map((n) => resolveGatewayName(n, namespace)));
+  if (!matchGateways || matchGateways.length === 0) return bound;
+  return new Set(matchGateways.map((n) => resolveGatewayName(n, namespace)).filter((g) => bound.has(g)));
 }
 
 /** `exportTo`: `*` (default) everyone, `.` own namespace, `~` nobody, or namespace names. */

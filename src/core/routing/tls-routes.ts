@@ -137,7 +137,7 @@ function bindsToServer(vs: Resource<VirtualServiceSpec>, server: BoundServer, in
   return serverHosts.some((s) => vsHosts.some((v) => hostMatches(s, v)));
 }
 
-/** `port` absent or 0 matches any server port; `gateways` on the match replace the VirtualService's. */
+/** `port` absent or 0 matches any server port; `gateways` on the match narrow the VirtualService's. */
 function l4Matches(m: L4MatchAttributes, spec: VirtualServiceSpec, ns: string, server: BoundServer): boolean {
   if (m.port !== undefined && m.port !== 0 && m.port !== server.server.port.number) return false;
   return vsGateways(spec, ns, m.gateways).has(server.gatewayRef);
