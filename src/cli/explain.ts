@@ -1,7 +1,8 @@
-// `meshgate explain [-H 'name: value'] [-X METHOD] [--port 80] URL`: the answer to "why 404?".
+// `meshgate explain [-H 'name: value'] [-X METHOD] [--ports 80=8080,443=8443 | --port 80] URL`: the
+// answer to "why 404?". The URL can be the one you curled: its port is translated as --ports says.
 
-import { explainRequest } from '../core/routing/explain.js';
-import { parse, parseLabels, parsePort } from './options.js';
+import { explainRequest, gatewayPortFor } from '../core/routing/explain.js';
+import { parse, parseLabels, parsePort, parsePorts } from './options.js';
 import { offlineSnapshot } from './offline-snapshot.js';
 import { UsageError } from './main.js';
 
@@ -11,6 +12,7 @@ export async function runExplain(argv: string[]): Promise<number> {
     {
       config: { type: 'string' },
       port: { type: 'string' },
+      ports: { type: 'string' },
       header: { type: 'string', short: 'H', multiple: true },
       request: { type: 'string', short: 'X' },
       labels: { type: 'string' },
@@ -20,7 +22,14 @@ export async function runExplain(argv: string[]): Promise<number> {
     true,
   );
   if (values.help) {
-    console.log("usage: meshgate explain --config DIR [--port 80] [-H 'name: value'] [-X METHOD] URL");
+    console.log(
+      [
+        "usage: meshgate explain --config DIR [-H 'name: value'] [-X METHOD] [--ports 80=8080,443=8443] [--port N] URL",
+        '  --ports LIST   how the gateway listens (as for meshgate gateway; default 80=8080,443=8443): a URL port',
+        '                 that is a listen port is explained as its Gateway port; no port means 80 or 443',
+        '  --port N       the Gateway port to explain, whatever the URL says',
+      ].join('\n'),
+    );
     return 0;
   }
   if (!values.config) throw new UsageError('--config DIR is required');
@@ -38,9 +47,9 @@ export async function runExplain(argv: string[]): Promise<number> {
     if (colon <= 0) throw new UsageError(`-H '${h}' is not 'name: value'`);
     headers[h.slice(0, colon).trim().toLowerCase()] = h.slice(colon + 1).trim();
   }
-  const defaultPort = url.port ? Number(url.port) : url.protocol === 'https:' ? 443 : 80;
-  const { snapshot, problems } = await offlineSnapshot(values.config, values.labels ? parseLabels(values.labels) : { istio: 'ingressgateway' }, values.namespace ?? 'istio-system');
-  const result = explainRequest(snapshot, { port: parsePort(values.port, defaultPort, '--port'), url, method: (values.request ?? 'GET').toUpperCase(), headers });
+  const port = values.port !== undefined ? { port: parsePort(values.port, 0, '--port') } : gatewayPortFor(url, parsePorts(values.ports ?? '80=8080,443=8443'));
+  const { snapshot, problems, loaded } = await offlineSnapshot(values.config, values.labels ? parseLabels(values.labels) : { istio: 'ingressgateway' }, values.namespace ?? 'istio-system');
+  const result = explainRequest(snapshot, { port: port.port, ...(port.note ? { portNote: port.note } : {}), url, method: (values.request ?? 'GET').toUpperCase(), headers }, loaded.resources);
   for (const l of result.lines) console.log(l);
   console.log(`result: ${result.verdict}`);
   const errors = problems.filter((p) => p.severity === 'error').length;

@@ -181,6 +181,7 @@ function buildListeners(servers: readonly BoundServer[], l4: (b: BoundServer) =>
       portName: b.server.port.name,
       protocol: b.server.port.protocol.toUpperCase(),
       hosts: b.hosts.map((h) => h.host),
+      scopedHosts: b.hosts,
       ...(b.server.tls ? { tls: b.server.tls } : {}),
       ...(b.routeConfig ? { routeConfig: b.routeConfig } : {}),
       ...l4(b),

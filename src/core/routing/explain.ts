@@ -2,17 +2,40 @@
 // destination would serve it, and for every earlier candidate the condition that did not hold.
 
 import type { IncomingHttpHeaders } from 'node:http';
+import type { Resource } from '../model/resource.js';
 import type { Snapshot } from '../snapshot/snapshot.js';
+import { bindingMisses } from './binding-misses.js';
+import { scopedHostText } from './gateway-binding.js';
 import { normalizeHost } from './host-index.js';
 import { explainLookup } from './lookup.js';
-import { serverForSni } from './server-hosts.js';
-import type { RequestFacts } from './types.js';
+import { hostCovered, serverForSni } from './server-hosts.js';
+import type { RequestFacts, ServerConfig } from './types.js';
+
+type ExplainServers = readonly ServerConfig[];
 
 export interface ExplainRequest {
+  /** The Gateway port (80), not the port the gateway listens on (8080): see gatewayPortFor. */
   readonly port: number;
   readonly url: URL;
   readonly method: string;
   readonly headers: IncomingHttpHeaders;
+  /** How the Gateway port was found, printed under the request. */
+  readonly portNote?: string;
+}
+
+/**
+ * The Gateway port a request to `url` arrives on, for a gateway listening as `ports` (Gateway port →
+ * listen port) says: a URL port that is a listen port is translated (the URL you curled); any other
+ * port is taken as a Gateway port; no port means 80 or 443 by scheme.
+ */
+export function gatewayPortFor(url: URL, ports: ReadonlyMap<number, number>): { port: number; note?: string } {
+  if (url.port === '') return { port: url.protocol === 'https:' ? 443 : 80 };
+  const given = Number(url.port);
+  const mapped = [...ports].find(([, listen]) => listen === given);
+  const pairs = [...ports].map(([gw, listen]) => `${gw}=${listen}`).join(',');
+  if (mapped) return { port: mapped[0], note: `port ${given} is where Gateway port ${mapped[0]} listens (--ports ${pairs})` };
+  if (ports.has(given)) return { port: given };
+  return { port: given, note: `port ${given} is not a listen port of --ports ${pairs}; taken as Gateway port ${given}` };
 }
 
 export interface ExplainResult {
@@ -21,7 +44,8 @@ export interface ExplainResult {
   readonly verdict: string;
 }
 
-export function explainRequest(snapshot: Snapshot, r: ExplainRequest): ExplainResult {
+/** `loaded`: every resource as read, invalid ones too, so that a virtual-host miss can name them (default: the served ones). */
+export function explainRequest(snapshot: Snapshot, r: ExplainRequest, loaded: readonly Resource[] = snapshot.resources): ExplainResult {
   const lines: string[] = [];
   const authority = r.headers.host ?? r.url.host;
   const query = new Map<string, string>();
@@ -38,13 +62,14 @@ export function explainRequest(snapshot: Snapshot, r: ExplainRequest): ExplainRe
     headers: { ...r.headers, host: authority },
   };
   lines.push(`request: ${facts.method} ${facts.scheme}://${authority}${facts.path}${r.url.search} on Gateway port ${r.port}`);
+  if (r.portNote) lines.push(`  ${r.portNote}`);
   const listener = snapshot.listeners.get(r.port);
   if (!listener) {
     const ports = [...snapshot.listeners.keys()];
     lines.push(`no Gateway server selecting this proxy listens on port ${r.port}${ports.length ? ` (ports served: ${ports.join(', ')})` : ' (no Gateway selects this proxy: check selector labels)'}`);
     return { lines, verdict: '404 NR (no listener)' };
   }
-  for (const s of listener.servers) lines.push(`server ${s.gateway}[${s.serverIndex}] ${s.protocol} hosts ${s.hosts.join(', ')}`);
+  for (const s of listener.servers) lines.push(`server ${s.gateway}[${s.serverIndex}] ${s.protocol} hosts ${s.scopedHosts.map(scopedHostText).join(', ')}`);
   let configName = listener.httpRouteConfig;
   if (facts.scheme === 'https' || !configName) {
     // TLS: the SNI (the URL's host, as curl sends it) picks the server, and so its route config.
@@ -65,6 +90,8 @@ export function explainRequest(snapshot: Snapshot, r: ExplainRequest): ExplainRe
     }
   }
   const config = configName ? snapshot.routeConfigs.get(configName) : undefined;
+  const notBound = (servers: ExplainServers): string[] =>
+    bindingMisses({ host: facts.host, port: r.port, servers, resources: loaded, served: snapshot.resources, problems: snapshot.problems, proxyNamespace: snapshot.role.namespace });
   if (!config) {
     lines.push(`port ${r.port} has no HTTP server`);
     return { lines, verdict: '404 NR (no route config)' };
@@ -74,7 +101,14 @@ export function explainRequest(snapshot: Snapshot, r: ExplainRequest): ExplainRe
   if (!ex.virtualHost) {
     const domains = config.virtualHosts.map((v) => v.domain);
     lines.push(`no virtual host matches host "${facts.host}"; known: ${domains.length ? domains.join(', ') : '(none: no VirtualService binds to these servers)'}`);
-    lines.push('  hint: a VirtualService binds when its hosts intersect the server hosts and its gateways name this Gateway');
+    const servers = listener.servers.filter((s) => s.routeConfig === config.name);
+    if (!servers.some((s) => hostCovered(s.hosts, facts.host))) lines.push(`  no server host covers "${facts.host}"`);
+    const misses = notBound(servers);
+    if (misses.length === 0) {
+      lines.push(`  no VirtualService has a host matching "${facts.host}"`);
+      lines.push('  hint: a VirtualService binds when its hosts intersect the server hosts and its gateways name this Gateway');
+    }
+    for (const m of misses) lines.push(`  ${m}`);
     return { lines, verdict: '404 NR (no virtual host)' };
   }
   lines.push(`virtual host ${ex.virtualHost.domain}`);
@@ -89,6 +123,9 @@ export function explainRequest(snapshot: Snapshot, r: ExplainRequest): ExplainRe
   const route = ex.route;
   if (!route) {
     lines.push(`  no route matched (${ex.misses.length} tried)`);
+    // The route someone expected may be in a VirtualService that never joined this virtual host.
+    const misses = notBound(listener.servers.filter((s) => s.routeConfig === config.name));
+    if (misses.length > 0) lines.push('  VirtualServices for this host that did not bind here:', ...misses.map((m) => `    ${m}`));
     return { lines, verdict: '404 NR (no route matched)' };
   }
   lines.push(`  ✓ route ${ex.misses.length + 1} ${route.name ? `${route.name} ` : ''}[${route.source.virtualService} http[${route.source.httpIndex}] ${route.source.file}:${route.source.line}]`);

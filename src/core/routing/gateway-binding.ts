@@ -60,6 +60,11 @@ export function parseServerHost(entry: string, gatewayNamespace: string): Scoped
   return { namespace: ns === '.' ? gatewayNamespace : ns, host: entry.slice(slash + 1).toLowerCase() };
 }
 
+/** `ns/host` as people write it; a host open to any namespace is shown bare, as Istio canonicalises it. */
+export function scopedHostText(h: ScopedHost): string {
+  return h.namespace === '*' ? h.host : `${h.namespace}/${h.host}`;
+}
+
 /** The server hosts a VirtualService from `vsNamespace` may bind to. */
 export function hostsVisibleTo(hosts: readonly ScopedHost[], vsNamespace: string): string[] {
   return hosts.filter((h) => h.namespace === '*' || h.namespace === vsNamespace).map((h) => h.host);

@@ -2,6 +2,7 @@
 // output is stable (sorted) so it can be kept as a golden file.
 
 import type { Snapshot } from '../snapshot/snapshot.js';
+import { scopedHostText } from './gateway-binding.js';
 import type { CompiledRoute, HeaderRules, L4Route, RouteAction, ServerConfig } from './types.js';
 
 export function printRoutes(snapshot: Snapshot): string {
@@ -15,7 +16,7 @@ export function printRoutes(snapshot: Snapshot): string {
       // On a plaintext server a tls block only carries httpsRedirect; its mode means nothing there.
       const plain = s.protocol === 'HTTP' || s.protocol === 'HTTP2' || s.protocol.startsWith('GRPC');
       const tls = !s.tls ? '' : plain ? (s.tls.httpsRedirect ? ' httpsRedirect' : '') : ` tls=${s.tls.mode ?? 'PASSTHROUGH'}${s.tls.httpsRedirect ? ' httpsRedirect' : ''}`;
-      lines.push(`  server ${s.gateway}[${s.serverIndex}] ${s.portName} ${s.protocol}${tls} hosts=${s.hosts.join(',')}${s.routeConfig ? ` routes=${s.routeConfig}` : ''}`);
+      lines.push(`  server ${s.gateway}[${s.serverIndex}] ${s.portName} ${s.protocol}${tls} hosts=${s.scopedHosts.map(scopedHostText).join(',')}${s.routeConfig ? ` routes=${s.routeConfig}` : ''}`);
     }
     for (const s of l.servers) lines.push(...printL4Routes(s));
     const configs = [...new Set(l.servers.map((s) => s.routeConfig).filter((n): n is string => n !== undefined))];

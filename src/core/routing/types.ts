@@ -5,6 +5,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Cluster } from '../policy/types.js';
 import type { ServerTlsSettings } from '../model/istio.js';
 import type { StringPredicate } from './string-match.js';
+import type { ScopedHost } from './gateway-binding.js';
 
 /** The facts of one request that routes may look at. */
 export interface RequestFacts {
@@ -198,6 +199,8 @@ export interface ServerConfig {
   readonly protocol: string;
   /** Host names the server declares (namespace scope stripped), lower-case. */
   readonly hosts: readonly string[];
+  /** The same hosts with the namespace each admits VirtualServices from (`team/*`), for tools. */
+  readonly scopedHosts: readonly ScopedHost[];
   readonly tls?: ServerTlsSettings;
   /** Route config serving its HTTP traffic (shared `http.<port>` for plaintext servers). */
   readonly routeConfig?: string;
