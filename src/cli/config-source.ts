@@ -51,7 +51,7 @@ export function sourceChoice(values: SourceValues): SourceChoice {
     if (values.kubeconfig !== undefined || values['watch-namespaces'] !== undefined) {
       throw new UsageError('--kubeconfig and --watch-namespaces go with --config-source kubernetes');
     }
-    return { dir: readableConfigDir(values.config!) };
+    return { dir: values.config! };
   }
   const namespaces = (values['watch-namespaces'] ?? '').split(',').map((s) => s.trim()).filter(Boolean);
   return { kubeconfig: values.kubeconfig, namespaces };

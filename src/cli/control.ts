@@ -8,7 +8,7 @@ import { ROOT_CERT_FILE } from '../core/pki/ca-files.js';
 import { CONTROL_PLANE_PORT } from '../core/sources/control-plane-wire.js';
 import { startControlPlane } from '../control/main.js';
 import { FileTokenAuthenticator } from '../control/token-authenticator.js';
-import { kubeSource, sourceChoice } from './config-source.js';
+import { kubeSource, readableConfigDir, sourceChoice } from './config-source.js';
 import { parse, parsePort } from './options.js';
 import { UsageError } from './main.js';
 
@@ -65,6 +65,7 @@ export async function runControlCommand(argv: string[]): Promise<number> {
   const hostnames = (values.hostname ?? []).flatMap((h) => h.split(',')).map((h) => h.trim()).filter(Boolean);
   const caDir = values['ca-dir'] ?? join('certs', 'mesh-ca');
 
+  if ('dir' in choice) readableConfigDir(choice.dir);
   const log = pino({ name: 'meshgate-control' }, pino.destination(2));
   const authority = loadOrCreateAuthority(caDir, values['trust-domain'] ? { trustDomain: values['trust-domain'] } : {});
   if (!authority.ok) {

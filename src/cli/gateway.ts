@@ -10,7 +10,7 @@ import { connectToMesh } from '../core/sources/mesh-connection.js';
 import { startGateway } from '../gateway/main.js';
 import { parse, parseLabels, parseLocality, parsePort, parsePorts } from './options.js';
 import { UsageError } from './main.js';
-import { kubeSource, sourceChoice } from './config-source.js';
+import { kubeSource, readableConfigDir, sourceChoice } from './config-source.js';
 
 export const GATEWAY_HELP = `usage: meshgate gateway --config DIR --ports 80=8080[,443=8443] [options]
        meshgate gateway --config-source kubernetes [--kubeconfig PATH] [--watch-namespaces a,b] [options]
@@ -102,6 +102,8 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
   };
   const workers = values.workers === undefined ? availableParallelism() : Number(values.workers);
   if (!Number.isInteger(workers) || workers < 1) throw new UsageError(`--workers: '${values.workers}' is not a number of processes`);
+  // Checked in the primary, once the options are known good: workers would each die on it.
+  if ('dir' in choice) readableConfigDir(choice.dir);
   const log = pino({ name: 'meshgate-gateway' }, pino.destination(2));
   if (workers > 1 && cluster.isPrimary) return superviseWorkers(workers, log);
   const worker = workerIndex();
