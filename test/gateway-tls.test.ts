@@ -7,7 +7,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect as http2Connect, type ClientHttp2Session } from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -227,6 +227,21 @@ spec:
     assert.match(xfcc, /^Hash=[0-9a-f]{64};Cert="-----BEGIN%20CERTIFICATE-----/);
     assert.match(xfcc, /;Subject="CN=alice";URI=spiffe:\/\/cluster\.local\/ns\/default\/sa\/alice;DNS=alice\.example\.com$/);
     assert.doesNotMatch(xfcc, /spoofed|evil/);
+  });
+
+  it('puts the whole client subject in XFCC, RFC 2253 order and escaping (emailAddress, DC)', async () => {
+    const run = (args: string[]) => new Promise<void>((resolve, reject) => execFile('openssl', args, (err) => (err ? reject(err) : resolve())));
+    const f = (name: string) => join(dir, name);
+    await writeFile(f('client-root.crt'), clientRoot.certPem);
+    await writeFile(f('client-root.key'), clientRoot.keyPem, { mode: 0o600 });
+    await writeFile(f('client.ext'), 'extendedKeyUsage = clientAuth\n');
+    await run(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', f('bob.key'), '-out', f('bob.csr'),
+      '-subj', '/DC=com/DC=example/O=Example, Inc./CN=bob/emailAddress=bob@example.com']);
+    await run(['x509', '-req', '-in', f('bob.csr'), '-CA', f('client-root.crt'), '-CAkey', f('client-root.key'), '-set_serial', '7', '-days', '1', '-extfile', f('client.ext'), '-out', f('bob.crt')]);
+    const r = await httpsGet('mtls.example.com', 'mtls.example.com', '/', {}, { cert: await readFile(f('bob.crt'), 'utf8'), key: await readFile(f('bob.key'), 'utf8') });
+    assert.equal(r.status, 200);
+    const xfcc = (JSON.parse(r.text) as { headers: Record<string, string> }).headers['x-forwarded-client-cert'] ?? '';
+    assert.match(xfcc, /;Subject="emailAddress=bob@example\.com,CN=bob,O=Example\\, Inc\.,DC=example,DC=com"$/);
   });
 
   it('accepts a connection without client certificate under OPTIONAL_MUTUAL, and strips a spoofed XFCC', async () => {
