@@ -19,7 +19,7 @@ import { DEFAULT_BACKOFF, renewalTime, retryDelay, type BackoffOptions } from '.
 import { wantedCertificates, type ResolvedIssuer, type WantedCertificate } from './wanted-certificates.js';
 
 export interface AcmeManagerOptions {
-  /** Where credentials live: `<certsDir>/<secretName>/tls.crt|tls.key|meta.json`, account keys under `acme/`. */
+  /** Where credentials live: `<certsDir>/<secretName>/tls.crt|tls.key|meta.json`; account keys at `<privateKeySecretRef.name>/tls.key`. */
   readonly certsDir: string;
   readonly holder: SnapshotHolder;
   readonly logger: Logger;
@@ -266,7 +266,7 @@ export class AcmeManager {
         directoryUrl: issuer.acme.server,
         agent: this.#trustFor(issuer).agent,
         ...(issuer.acme.email ? { email: issuer.acme.email } : {}),
-        accountKeyPem: await accountKey(certsDir, issuer.accountFolder),
+        accountKeyPem: await this.#accountKey(issuer),
         commonName: w.commonName,
         dnsNames: w.dnsNames,
         key: w.key,
@@ -318,6 +318,12 @@ export class AcmeManager {
     } finally {
       entry.issuing = false;
     }
+  }
+
+  async #accountKey(issuer: ResolvedIssuer): Promise<string> {
+    const key = await accountKey(this.#opts.certsDir, issuer.accountKey);
+    if (key.note) this.#log.info({ issuer: issuer.ref, file: key.file }, `${issuer.ref}: ${key.note}`);
+    return key.pem;
   }
 
   #trustFor(issuer: ResolvedIssuer): ReturnType<typeof trustDirectory> {
