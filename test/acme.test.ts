@@ -9,10 +9,11 @@ import { readFileSync } from 'node:fs';
 import { mkdtemp, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import acme from 'acme-client';
 import { pino, type Logger } from 'pino';
+import { runCerts } from '../src/cli/certs.js';
 import { parseConfigText } from '../src/core/config/load.js';
 import { validateResource } from '../src/core/config/validate.js';
 import { buildSnapshot } from '../src/core/snapshot/build.js';
@@ -22,50 +23,11 @@ import { AcmeManager, type CertificateWritten } from '../src/gateway/acme/acme-m
 import { accountKey } from '../src/gateway/acme/acme-order.js';
 import { renewalTime, retryDelay } from '../src/gateway/acme/renewal-policy.js';
 import { wantedCertificates } from '../src/gateway/acme/wanted-certificates.js';
+import { certificateYaml, gatewayYaml, issuerYaml } from './helpers/cert-manager-yaml.js';
 import { startPebble } from './helpers/pebble.js';
 import { seededRandom } from './helpers/random.js';
 
 // ---------------------------------------------------------------- configuration
-
-function issuerYaml(server: string, kind = 'Issuer', name = 'pebble'): string {
-  return `apiVersion: cert-manager.io/v1
-kind: ${kind}
-metadata: {name: ${name}, namespace: istio-system}
-spec:
-  acme:
-    server: ${server}
-    email: ops@example.test
-    privateKeySecretRef: {name: ${name}-account}
-    solvers:
-    - http01: {ingress: {ingressClassName: istio}}
-`;
-}
-
-function certificateYaml(secretName: string, dnsNames: string[], issuer = 'pebble', extra = ''): string {
-  return `apiVersion: cert-manager.io/v1
-kind: Certificate
-metadata: {name: ${secretName}, namespace: istio-system}
-spec:
-  secretName: ${secretName}
-  dnsNames: ${JSON.stringify(dnsNames)}
-  issuerRef: {name: ${issuer}, kind: Issuer}
-${extra}`;
-}
-
-function gatewayYaml(credentialName: string, host: string): string {
-  return `apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: gw, namespace: istio-system}
-spec:
-  selector: {istio: ingressgateway}
-  servers:
-  - port: {number: 443, name: https, protocol: HTTPS}
-    hosts: [${host}]
-    tls: {mode: SIMPLE, credentialName: ${credentialName}}
-  - port: {number: 80, name: http, protocol: HTTP}
-    hosts: [${host}]
-`;
-}
 
 function holderFor(yaml: string): SnapshotHolder {
   const loaded = parseConfigText(yaml, 'acme.yaml');
@@ -159,7 +121,7 @@ describe('ACME problems that need the whole gateway', () => {
     const { problems } = buildSnapshot(parseConfigText(yaml, 't.yaml'), { kind: 'gateway', labels: { istio: 'ingressgateway' }, namespace: 'istio-system' }, { random: () => 0.5, load: { active: () => 0 } });
     return problems.map((p) => `${p.severity} ${p.resource} ${p.field}: ${p.message}`);
   };
-  const httpsOnly = gatewayYaml('site', 'site.example.test').replace(/  - port: \{number: 80[^]*$/, '');
+  const httpsOnly = gatewayYaml('site', 'site.example.test', { plainHttp: false });
   const base = issuerYaml('https://acme.example.test/dir') + '---\n' + certificateYaml('site', ['site.example.test']) + '---\n';
 
   it('warns when a server serves an ACME certificate but no plain HTTP server on port 80 can answer HTTP-01', () => {
@@ -339,7 +301,18 @@ test('ACME against pebble: stand-in, issuance, renewal, outage and recovery', as
 
   const certsDir = await mkdtemp(join(tmpdir(), 'meshgate-acme-'));
   t.after(() => rm(certsDir, { recursive: true, force: true }));
-  const holder = holderFor(issuerYaml(pebble.directoryUrl) + '---\n' + certificateYaml('demo-acme', ['acme.example.test']) + '---\n' + gatewayYaml('demo-acme', 'acme.example.test'));
+  const yaml = issuerYaml(pebble.directoryUrl) + '---\n' + certificateYaml('demo-acme', ['acme.example.test']) + '---\n' + gatewayYaml('demo-acme', 'acme.example.test');
+  const holder = holderFor(yaml);
+  // The same configuration as a folder, for `meshgate certs`.
+  const configDir = join(certsDir, '..', `${basename(certsDir)}-config`);
+  await mkdir(configDir);
+  t.after(() => rm(configDir, { recursive: true, force: true }));
+  await writeFile(join(configDir, 'all.yaml'), yaml);
+  const certsReport = async (): Promise<{ code: number; out: string }> => {
+    let out = '';
+    const code = await runCerts(['--config', configDir, '--certs', certsDir], (text) => void (out += text));
+    return { code, out };
+  };
   const { logger, lines } = capturedLogger();
   let now = Date.now();
   manager = new AcmeManager({
@@ -398,7 +371,7 @@ test('ACME against pebble: stand-in, issuance, renewal, outage and recovery', as
     assertChainVerifies(await readFile(join(dir, 'tls.crt'), 'utf8'), await pebble.rootPem());
   });
 
-  await t.test('keeps the certificate when the ACME server is down during renewal, and schedules a retry', async () => {
+  await t.test('keeps the certificate when the ACME server is down during renewal, and schedules a retry', async (st) => {
     await pebble.stop();
     now = (await renewalPoint()) + 1000;
     const before = written.length;
@@ -413,6 +386,14 @@ test('ACME against pebble: stand-in, issuance, renewal, outage and recovery', as
     assert.equal(meta.source, 'acme');
     assert.match(String(meta.lastError), /cannot reach the ACME server/);
     assert.equal(lines.filter((l) => l.msg.includes('ACME renewal failed')).length, 1, 'the failure is logged once');
+    // `meshgate certs` reads the failure from meta.json: not ok, and the exit code says so.
+    const report = await certsReport();
+    st.diagnostic(report.out);
+    assert.equal(report.code, 1, report.out);
+    assert.match(report.out, /acme +Certificate istio-system\/demo-acme, Issuer istio-system\/pebble/);
+    assert.match(report.out, new RegExp(`last error +${String(meta.lastErrorAt).replace(/\./g, '\\.')}: cannot reach the ACME server`));
+    assert.match(report.out, new RegExp(`next try +${s!.nextAttemptAt!.replace(/\./g, '\\.')} `));
+    assert.match(report.out, /status +ACME FAILING/);
   });
 
   await t.test('renews once the ACME server is back and the retry is due', async () => {
@@ -425,6 +406,9 @@ test('ACME against pebble: stand-in, issuance, renewal, outage and recovery', as
     const meta = await metaOnDisk(certsDir, 'demo-acme');
     assert.equal(meta.lastError, undefined);
     assert.deepEqual({ state: manager!.status()[0]?.state, failures: manager!.status()[0]?.failures }, { state: 'ready', failures: 0 });
+    const report = await certsReport();
+    assert.equal(report.code, 0, report.out);
+    assert.match(report.out, /status +ok\n/);
   });
 
   await t.test('re-issues at once when the Certificate changes (another name, an ECDSA key)', async () => {
