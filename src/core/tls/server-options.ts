@@ -30,7 +30,7 @@ const VERSIONS: Record<TlsProtocolVersion, SecureVersion | undefined> = {
 const LEGACY_VERSIONS: ReadonlySet<TlsProtocolVersion> = new Set(['TLSV1_0', 'TLSV1_1']);
 
 /** Appended to the cipher string of a server that allows TLS 1.0/1.1; scoped to that server's context. */
-export const LEGACY_SECURITY_LEVEL = '@SECLEVEL=0';
+const LEGACY_SECURITY_LEVEL = '@SECLEVEL=0';
 
 export interface ServerTlsOptions {
   readonly context: SecureContextOptions;
