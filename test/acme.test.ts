@@ -9,61 +9,25 @@ import { readFileSync } from 'node:fs';
 import { mkdtemp, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import acme from 'acme-client';
 import { pino, type Logger } from 'pino';
+import { runCerts } from '../src/cli/certs.js';
 import { parseConfigText } from '../src/core/config/load.js';
 import { validateResource } from '../src/core/config/validate.js';
 import { buildSnapshot } from '../src/core/snapshot/build.js';
 import { SnapshotHolder } from '../src/core/snapshot/holder.js';
 import { selfSignedStandIn } from '../src/core/tls/issue-certificate.js';
 import { AcmeManager, type CertificateWritten } from '../src/gateway/acme/acme-manager.js';
+import { accountKey } from '../src/gateway/acme/acme-order.js';
 import { renewalTime, retryDelay } from '../src/gateway/acme/renewal-policy.js';
+import { wantedCertificates } from '../src/gateway/acme/wanted-certificates.js';
+import { certificateYaml, gatewayYaml, issuerYaml } from './helpers/cert-manager-yaml.js';
 import { startPebble } from './helpers/pebble.js';
 import { seededRandom } from './helpers/random.js';
 
 // ---------------------------------------------------------------- configuration
-
-function issuerYaml(server: string, kind = 'Issuer', name = 'pebble'): string {
-  return `apiVersion: cert-manager.io/v1
-kind: ${kind}
-metadata: {name: ${name}, namespace: istio-system}
-spec:
-  acme:
-    server: ${server}
-    email: ops@example.test
-    privateKeySecretRef: {name: ${name}-account}
-    solvers:
-    - http01: {ingress: {ingressClassName: istio}}
-`;
-}
-
-function certificateYaml(secretName: string, dnsNames: string[], issuer = 'pebble', extra = ''): string {
-  return `apiVersion: cert-manager.io/v1
-kind: Certificate
-metadata: {name: ${secretName}, namespace: istio-system}
-spec:
-  secretName: ${secretName}
-  dnsNames: ${JSON.stringify(dnsNames)}
-  issuerRef: {name: ${issuer}, kind: Issuer}
-${extra}`;
-}
-
-function gatewayYaml(credentialName: string, host: string): string {
-  return `apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: gw, namespace: istio-system}
-spec:
-  selector: {istio: ingressgateway}
-  servers:
-  - port: {number: 443, name: https, protocol: HTTPS}
-    hosts: [${host}]
-    tls: {mode: SIMPLE, credentialName: ${credentialName}}
-  - port: {number: 80, name: http, protocol: HTTP}
-    hosts: [${host}]
-`;
-}
 
 function holderFor(yaml: string): SnapshotHolder {
   const loaded = parseConfigText(yaml, 'acme.yaml');
@@ -125,7 +89,7 @@ describe('cert-manager resources: validation', () => {
     assert.deepEqual(problemsOf(certificateYaml('web', [])), ['error spec.dnsNames: a Certificate needs at least one DNS name']);
     assert.deepEqual(problemsOf(certificateYaml('web', ['Bad_Name.example.com'])), ['error spec.dnsNames[0]: host "Bad_Name.example.com" must be lower-case']);
     assert.deepEqual(problemsOf(certificateYaml('acme', ['a.example.com'])), [
-      'error spec.secretName: "acme" is reserved: the certificates folder keeps ACME account keys under it',
+      'error spec.secretName: "acme" is reserved: certs/acme/ held ACME account keys before privateKeySecretRef did',
     ]);
     assert.deepEqual(problemsOf(certificateYaml('web', ['a.example.com'], 'pebble', '  privateKey: {algorithm: ECDSA, size: 2048}\n')), [
       'error spec.privateKey.size: 2048 is not a ECDSA key size; use one of 256, 384, 521',
@@ -152,6 +116,43 @@ describe('cert-manager resources: validation', () => {
   });
 });
 
+describe('ACME problems that need the whole gateway', () => {
+  const problemsOf = (yaml: string): string[] => {
+    const { problems } = buildSnapshot(parseConfigText(yaml, 't.yaml'), { kind: 'gateway', labels: { istio: 'ingressgateway' }, namespace: 'istio-system' }, { random: () => 0.5, load: { active: () => 0 } });
+    return problems.map((p) => `${p.severity} ${p.resource} ${p.field}: ${p.message}`);
+  };
+  const httpsOnly = gatewayYaml('site', 'site.example.test', { plainHttp: false });
+  const base = issuerYaml('https://acme.example.test/dir') + '---\n' + certificateYaml('site', ['site.example.test']) + '---\n';
+
+  it('warns when a server serves an ACME certificate but no plain HTTP server on port 80 can answer HTTP-01', () => {
+    assert.deepEqual(problemsOf(base + httpsOnly), [
+      'warning Gateway istio-system/gw spec.servers[0].tls.credentialName: credential site is issued by ACME (Certificate istio-system/site), ' +
+        'but this gateway has no plain HTTP server on port 80 to answer the HTTP-01 challenge: every order fails and is retried; add a server with port {number: 80, protocol: HTTP}',
+    ]);
+    const on8080 = httpsOnly + '  - port: {number: 8080, name: http-alt, protocol: HTTP}\n    hosts: [site.example.test]\n';
+    assert.match(problemsOf(base + on8080).join('\n'), /HTTP-01 challenge \(ACME servers do not try port 8080\)/);
+    assert.deepEqual(problemsOf(base + gatewayYaml('site', 'site.example.test')), [], 'port 80 plain HTTP: nothing to say');
+    assert.deepEqual(problemsOf(httpsOnly), [], 'a credential no Certificate writes is not ACME');
+  });
+
+  it('warns when privateKeySecretRef names the secret of a Certificate, and the manager does not order with it', () => {
+    const clash = issuerYaml('https://acme.example.test/dir').replace('pebble-account', 'site') + '---\n' + certificateYaml('site', ['site.example.test']) + '---\n' + gatewayYaml('site', 'site.example.test');
+    assert.deepEqual(problemsOf(clash), [
+      'warning Issuer istio-system/pebble spec.acme.privateKeySecretRef.name: site is also the secretName of Certificate istio-system/site: ' +
+        'the ACME account key and that certificate would overwrite each other; its Certificates are not issued until privateKeySecretRef names a Secret of its own',
+    ]);
+    const w = wantedCertificates(holderFor(clash).current()!).wanted.get('site');
+    assert.equal(w?.issuer, undefined);
+    assert.equal(w?.waiting, "Issuer istio-system/pebble's privateKeySecretRef site is also the secretName of Certificate istio-system/site");
+  });
+
+  it('privateKeySecretRef.key must be a file name', () => {
+    const problems = parseConfigText(issuerYaml('https://acme.example.test/dir').replace('{name: pebble-account}', '{name: pebble-account, key: ../x}'), 't.yaml')
+      .resources.flatMap((r) => validateResource(r).map((p) => `${p.severity} ${p.field}: ${p.message}`));
+    assert.deepEqual(problems, [`error spec.acme.privateKeySecretRef.key: "../x" is not a valid Secret key (a-z, A-Z, 0-9, '-', '_' and '.')`]);
+  });
+});
+
 describe('renewal schedule', () => {
   it('renews at two-thirds of the lifetime, or renewBefore the end', () => {
     assert.equal(renewalTime(0, 90_000), 60_000);
@@ -164,6 +165,51 @@ describe('renewal schedule', () => {
     assert.deepEqual([1, 2, 3].map((n) => retryDelay(n, () => 1, base)), [60_000, 120_000, 240_000]);
     assert.deepEqual([1, 2, 3].map((n) => retryDelay(n, () => 0, base)), [30_000, 60_000, 120_000]);
     assert.equal(retryDelay(20, () => 1, base), 3_600_000);
+  });
+});
+
+// ---------------------------------------------------------------- account key
+
+describe('ACME account key (privateKeySecretRef)', () => {
+  const at = { secretName: 'le-account', key: 'tls.key', legacyFolder: 'issuer-istio-system-le' };
+
+  it('is made once at certs/<privateKeySecretRef.name>/tls.key, 0600, also when two orders race for it', async () => {
+    const certsDir = await mkdtemp(join(tmpdir(), 'meshgate-acme-key-'));
+    try {
+      const [a, b] = await Promise.all([accountKey(certsDir, at), accountKey(certsDir, at)]);
+      assert.equal(a.pem, b.pem);
+      assert.equal(a.file, join(certsDir, 'le-account', 'tls.key'));
+      assert.equal([a.note, b.note].filter(Boolean).length, 1, 'one of them created it');
+      assert.equal(await readFile(a.file, 'utf8'), a.pem);
+      assert.equal((await stat(a.file)).mode & 0o777, 0o600);
+      assert.equal(createPrivateKey(a.pem).asymmetricKeyType, 'ec');
+      const again = await accountKey(certsDir, at);
+      assert.deepEqual(again, { pem: a.pem, file: a.file });
+      const other = await accountKey(certsDir, { ...at, key: 'account.pem' });
+      assert.notEqual(other.pem, a.pem, 'privateKeySecretRef.key names the file');
+      assert.equal(other.file, join(certsDir, 'le-account', 'account.pem'));
+    } finally {
+      await rm(certsDir, { recursive: true, force: true });
+    }
+  });
+
+  it('moves a key from the old place (certs/acme/<issuer>/account.key), so the ACME account is kept', async () => {
+    const certsDir = await mkdtemp(join(tmpdir(), 'meshgate-acme-key-'));
+    try {
+      const old = join(certsDir, 'acme', 'issuer-istio-system-le', 'account.key');
+      await mkdir(join(certsDir, 'acme', 'issuer-istio-system-le'), { recursive: true });
+      const pem = (await acme.crypto.createPrivateEcdsaKey()).toString();
+      await writeFile(old, pem, { mode: 0o600 });
+      const moved = await accountKey(certsDir, at);
+      assert.equal(moved.pem, pem);
+      assert.equal(moved.note, `moved the ACME account key from ${old} to ${moved.file} (privateKeySecretRef)`);
+      assert.equal(await readFile(join(certsDir, 'le-account', 'tls.key'), 'utf8'), pem);
+      assert.equal((await stat(moved.file)).mode & 0o777, 0o600);
+      await assert.rejects(stat(join(certsDir, 'acme')), 'the emptied old folders are gone');
+      assert.deepEqual(await accountKey(certsDir, at), { pem, file: moved.file });
+    } finally {
+      await rm(certsDir, { recursive: true, force: true });
+    }
   });
 });
 
@@ -255,7 +301,18 @@ test('ACME against pebble: stand-in, issuance, renewal, outage and recovery', as
 
   const certsDir = await mkdtemp(join(tmpdir(), 'meshgate-acme-'));
   t.after(() => rm(certsDir, { recursive: true, force: true }));
-  const holder = holderFor(issuerYaml(pebble.directoryUrl) + '---\n' + certificateYaml('demo-acme', ['acme.example.test']) + '---\n' + gatewayYaml('demo-acme', 'acme.example.test'));
+  const yaml = issuerYaml(pebble.directoryUrl) + '---\n' + certificateYaml('demo-acme', ['acme.example.test']) + '---\n' + gatewayYaml('demo-acme', 'acme.example.test');
+  const holder = holderFor(yaml);
+  // The same configuration as a folder, for `meshgate certs`.
+  const configDir = join(certsDir, '..', `${basename(certsDir)}-config`);
+  await mkdir(configDir);
+  t.after(() => rm(configDir, { recursive: true, force: true }));
+  await writeFile(join(configDir, 'all.yaml'), yaml);
+  const certsReport = async (): Promise<{ code: number; out: string }> => {
+    let out = '';
+    const code = await runCerts(['--config', configDir, '--certs', certsDir], (text) => void (out += text));
+    return { code, out };
+  };
   const { logger, lines } = capturedLogger();
   let now = Date.now();
   manager = new AcmeManager({
@@ -283,7 +340,10 @@ test('ACME against pebble: stand-in, issuance, renewal, outage and recovery', as
     assert.equal(leaf.subjectAltName, 'DNS:acme.example.test');
     assert.ok(leaf.checkPrivateKey(createPrivateKey(await readFile(join(dir, 'tls.key'), 'utf8'))));
     assert.equal((await stat(join(dir, 'tls.key'))).mode & 0o777, 0o600);
-    assert.equal((await stat(join(certsDir, 'acme', 'issuer-istio-system-pebble', 'account.key'))).mode & 0o777, 0o600);
+    // The account key is where privateKeySecretRef points, laid out like the Secret cert-manager would write.
+    assert.equal((await stat(join(certsDir, 'pebble-account', 'tls.key'))).mode & 0o777, 0o600);
+    assert.equal((await stat(join(certsDir, 'pebble-account'))).mode & 0o777, 0o700);
+    assert.ok(lines.some((l) => l.msg === `Issuer istio-system/pebble: created the ACME account key ${join(certsDir, 'pebble-account', 'tls.key')}`));
     const meta = await metaOnDisk(certsDir, 'demo-acme');
     assert.deepEqual(meta, { source: 'acme', issuer: 'Issuer istio-system/pebble', server: pebble.directoryUrl, notAfter: new Date(leaf.validTo).toISOString() });
     assert.ok(lines.some((l) => l.msg === 'certificate istio-system/demo-acme: waiting for ACME (no certificate issued yet); serving a self-signed stand-in'));
@@ -311,7 +371,7 @@ test('ACME against pebble: stand-in, issuance, renewal, outage and recovery', as
     assertChainVerifies(await readFile(join(dir, 'tls.crt'), 'utf8'), await pebble.rootPem());
   });
 
-  await t.test('keeps the certificate when the ACME server is down during renewal, and schedules a retry', async () => {
+  await t.test('keeps the certificate when the ACME server is down during renewal, and schedules a retry', async (st) => {
     await pebble.stop();
     now = (await renewalPoint()) + 1000;
     const before = written.length;
@@ -326,6 +386,14 @@ test('ACME against pebble: stand-in, issuance, renewal, outage and recovery', as
     assert.equal(meta.source, 'acme');
     assert.match(String(meta.lastError), /cannot reach the ACME server/);
     assert.equal(lines.filter((l) => l.msg.includes('ACME renewal failed')).length, 1, 'the failure is logged once');
+    // `meshgate certs` reads the failure from meta.json: not ok, and the exit code says so.
+    const report = await certsReport();
+    st.diagnostic(report.out);
+    assert.equal(report.code, 1, report.out);
+    assert.match(report.out, /acme +Certificate istio-system\/demo-acme, Issuer istio-system\/pebble/);
+    assert.match(report.out, new RegExp(`last error +${String(meta.lastErrorAt).replace(/\./g, '\\.')}: cannot reach the ACME server`));
+    assert.match(report.out, new RegExp(`next try +${s!.nextAttemptAt!.replace(/\./g, '\\.')} `));
+    assert.match(report.out, /status +ACME FAILING/);
   });
 
   await t.test('renews once the ACME server is back and the retry is due', async () => {
@@ -338,6 +406,9 @@ test('ACME against pebble: stand-in, issuance, renewal, outage and recovery', as
     const meta = await metaOnDisk(certsDir, 'demo-acme');
     assert.equal(meta.lastError, undefined);
     assert.deepEqual({ state: manager!.status()[0]?.state, failures: manager!.status()[0]?.failures }, { state: 'ready', failures: 0 });
+    const report = await certsReport();
+    assert.equal(report.code, 0, report.out);
+    assert.match(report.out, /status +ok\n/);
   });
 
   await t.test('re-issues at once when the Certificate changes (another name, an ECDSA key)', async () => {

@@ -1,5 +1,6 @@
 // `meshgate certs`: a config folder with HTTPS Gateway servers and a certs folder in, the report and
-// the exit code out. A server without a usable certificate fails the command; warnings do not.
+// the exit code out. A server without a usable certificate fails the command, and so does an ACME
+// certificate that cannot be obtained or renewed; warnings do not.
 
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,6 +10,8 @@ import { join } from 'node:path';
 import { runCerts } from '../src/cli/certs.js';
 import { ensureDemoCertificates } from '../src/core/tls/demo-ca.js';
 import { issueCertificate } from '../src/core/tls/issue-certificate.js';
+import { writeStored } from '../src/gateway/acme/certificate-files.js';
+import { certificateYaml, gatewayYaml, issuerYaml } from './helpers/cert-manager-yaml.js';
 
 const roots: string[] = [];
 after(() => {
@@ -112,5 +115,79 @@ describe('meshgate certs', () => {
     const { code, out } = await run(config, certs);
     assert.equal(code, 1, out);
     assert.match(out, /error\s+plain: MUTUAL needs a CA to verify client certificates/);
+  });
+
+  describe('ACME credentials', () => {
+    const DIR_URL = 'https://acme.example.test/dir';
+    const acmeConfig = (dnsNames: string[], plainHttp = true): string =>
+      [issuerYaml(DIR_URL, 'Issuer', 'le'), certificateYaml('shop-tls', dnsNames, 'le'), gatewayYaml('shop-tls', 'shop.example.com', { plainHttp })].join('---\n');
+    const DAY = 86_400_000;
+    /** A 90-day certificate issued 30 days ago, written the way the gateway writes one. */
+    const issued = async (certs: string, names: string[], failure: Record<string, string> = {}) => {
+      const notBefore = new Date(Date.now() - 30 * DAY);
+      const c = issueCertificate({ subjectCN: names[0]!, dnsNames: names, days: 90, notBefore, keyType: 'rsa' });
+      await writeStored(certs, 'shop-tls', {
+        certPem: c.certPem,
+        keyPem: c.keyPem,
+        meta: { source: 'acme', issuer: 'Issuer istio-system/le', server: DIR_URL, notAfter: new Date(notBefore.getTime() + 90 * DAY).toISOString(), ...failure },
+      });
+      return notBefore;
+    };
+    const line = (lines: string[], label: string): string => lines.find((l) => l.trimStart().startsWith(`${label} `)) ?? assert.fail(`no ${label} line in:\n${lines.join('\n')}`);
+
+    it('shows owner, renewal due, last error and next attempt; a failing renewal fails the command', async () => {
+      const { config, certs } = setup(acmeConfig(['shop.example.com']));
+      const next = new Date(Date.now() + 10 * 60_000).toISOString();
+      const notBefore = await issued(certs, ['shop.example.com'], {
+        lastError: 'cannot reach the ACME server acme.example.test: connect ECONNREFUSED', lastErrorAt: '2030-01-02T03:04:05.000Z', nextAttemptAt: next,
+      });
+      const { code, out, lines } = await run(config, certs);
+      assert.equal(code, 1, out);
+      assert.match(line(lines, 'source'), /acme$/);
+      assert.equal(line(lines, 'acme'), `  acme       Certificate istio-system/shop-tls, Issuer istio-system/le (${DIR_URL})`);
+      assert.equal(line(lines, 'account'), `  account    ${join(certs, 'le-account', 'tls.key')} (privateKeySecretRef)`);
+      assert.equal(line(lines, 'issued'), `  issued     ${new Date(Math.floor(notBefore.getTime() / 1000) * 1000).toISOString()}`);
+      const due = new Date(Math.floor(notBefore.getTime() / 1000) * 1000 + 60 * DAY).toISOString();
+      assert.match(line(lines, 'renewal'), new RegExp(`^  renewal    due ${due.replace(/\./g, '\\.')} \\(in (29|30) days\\)$`), 'two-thirds of 90 days');
+      assert.equal(line(lines, 'last error'), '  last error 2030-01-02T03:04:05.000Z: cannot reach the ACME server acme.example.test: connect ECONNREFUSED');
+      assert.match(line(lines, 'next try'), new RegExp(`^  next try   ${next.replace(/\./g, '\\.')} \\(in (9|10) min\\)$`));
+      assert.match(line(lines, 'error'), /shop-tls: ACME renewal is failing$/);
+      assert.match(line(lines, 'status'), /ACME FAILING: serving the certificate it has until an order succeeds/);
+      assert.match(out, /1 TLS server, 0 without a usable certificate, 1 failing ACME, 0 warnings\n$/);
+    });
+
+    it('a healthy ACME certificate is ok; names the Certificate no longer asks for are a pending re-issue', async () => {
+      const { config, certs } = setup(acmeConfig(['shop.example.com']));
+      await issued(certs, ['shop.example.com']);
+      const ok = await run(config, certs);
+      assert.equal(ok.code, 0, ok.out);
+      assert.match(line(ok.lines, 'status'), /ok$/);
+      assert.ok(!ok.lines.some((l) => /last error|next try/.test(l)), ok.out);
+
+      const changed = setup(acmeConfig(['shop.example.com', 'www.shop.example.com']));
+      await issued(changed.certs, ['shop.example.com']);
+      const { code, out, lines } = await run(changed.config, changed.certs);
+      assert.equal(code, 0, out);
+      assert.equal(line(lines, 'warning'), '  warning    shop-tls: pending re-issue: it names shop.example.com; the Certificate asks for shop.example.com, www.shop.example.com');
+      assert.match(line(lines, 'status'), /serving, with warnings/);
+    });
+
+    it('not issued yet is no failure; a missing issuer is; no port 80 for HTTP-01 is a warning on the server', async () => {
+      const fresh = setup(acmeConfig(['shop.example.com']));
+      const first = await run(fresh.config, fresh.certs);
+      assert.equal(first.code, 0, first.out);
+      assert.match(line(first.lines, 'status'), /not issued yet: the gateway serves a self-signed stand-in/);
+      assert.ok(!first.out.includes('does not exist'), first.out);
+
+      const noIssuer = setup(acmeConfig(['shop.example.com']).replace('issuerRef: {name: le,', 'issuerRef: {name: gone,'));
+      const r = await run(noIssuer.config, noIssuer.certs);
+      assert.equal(r.code, 1, r.out);
+      assert.match(line(r.lines, 'acme'), /Certificate istio-system\/shop-tls, no usable issuer$/);
+      assert.match(line(r.lines, 'error'), /shop-tls: cannot be issued: Issuer istio-system\/gone not found/);
+
+      const httpsOnly = setup(acmeConfig(['shop.example.com'], false));
+      const w = await run(httpsOnly.config, httpsOnly.certs);
+      assert.match(line(w.lines, 'warning'), /credential shop-tls is issued by ACME \(Certificate istio-system\/shop-tls\), but this gateway has no plain HTTP server on port 80/);
+    });
   });
 });

@@ -1,17 +1,16 @@
-// The credential store, the certificate issuer and the demo CA: certificates are issued into a
+// The credential store and the certificate issuer: certificates are issued into a
 // temporary certs folder, loaded the ways a Gateway server refers to them, and replaced on disk the
 // ways operators and Kubernetes replace them (overwrite, `..data` symlink swap, folder appearing).
 
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { connect, createServer } from 'node:tls';
 import { pino } from 'pino';
 import { createCredentialStore, type FileCredentialStore } from '../src/core/tls/credential-store.js';
-import { ensureDemoCertificates } from '../src/core/tls/demo-ca.js';
 import { issueCertificate, selfSignedStandIn, type IssuedCertificate } from '../src/core/tls/issue-certificate.js';
 import type { ServerTlsSettings } from '../src/core/model/istio.js';
 
@@ -95,31 +94,6 @@ describe('issueCertificate', () => {
     assert.ok(Math.abs(hours - 2) < 0.01, `valid for ${hours} hours`);
   });
 });
-
-describe('ensureDemoCertificates', () => {
-  it('creates the CA and the demo-tls credential once, keys 0600 in 0700 folders', () => {
-    const dir = join(tempDir(), 'certs');
-    const first = ensureDemoCertificates(dir, ['shop.example.com']);
-    assert.equal(first.created.length, 5);
-    for (const f of ['demo-ca/ca.key', 'demo-tls/tls.key']) assert.equal(statSync(join(dir, f)).mode & 0o777, 0o600, f);
-    for (const d of ['demo-ca', 'demo-tls']) assert.equal(statSync(join(dir, d)).mode & 0o777, 0o700, d);
-    const ca = new X509Certificate(readText(dir, 'demo-ca/ca.crt'));
-    const server = new X509Certificate(readText(dir, 'demo-tls/tls.crt'));
-    assert.ok(server.checkIssued(ca) && server.verify(ca.publicKey));
-    assert.equal(readText(dir, 'demo-tls/ca.crt'), readText(dir, 'demo-ca/ca.crt'));
-    for (const n of ['DNS:*.example.com', 'DNS:example.com', 'DNS:shop.example.com']) assert.ok(server.subjectAltName?.includes(n), n);
-
-    assert.deepEqual(ensureDemoCertificates(dir, ['shop.example.com']).created, [], 'nothing is rewritten');
-    // A host outside the certificate re-issues the server certificate, under the same CA.
-    const third = ensureDemoCertificates(dir, ['api.other.test']);
-    assert.ok(third.created.some((f) => f.endsWith('tls.crt')) && !third.created.some((f) => f.includes('demo-ca')));
-    assert.ok(new X509Certificate(readText(dir, 'demo-tls/tls.crt')).subjectAltName?.includes('DNS:api.other.test'));
-  });
-});
-
-function readText(dir: string, f: string): string {
-  return readFileSync(join(dir, f), 'utf8');
-}
 
 describe('credential store: resolving', () => {
   const stores: FileCredentialStore[] = [];

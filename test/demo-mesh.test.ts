@@ -1,12 +1,16 @@
 // The demo mesh as `npm start` runs it (control plane, apps behind sidecars, gateway joined to the
-// mesh), on ephemeral ports and a copy of gateway-config/: the README's curl commands answer as it says.
+// mesh, HTTPS with the demo CA), on ephemeral ports, a copy of gateway-config/ and a fresh certs
+// folder: the README's curl commands answer as it says.
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { connect as http2Connect } from 'node:http2';
+import { request as httpsRequest, type RequestOptions } from 'node:https';
 import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { ConnectionOptions, TLSSocket } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import type { BackendReply } from '../src/demo/backend.js';
@@ -22,6 +26,7 @@ describe('the demo mesh', () => {
   let mesh: RunningDemoMesh;
   let dir: string;
   let port: number;
+  let httpsPort: number;
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'meshgate-demo-mesh-'));
@@ -38,7 +43,10 @@ describe('the demo mesh', () => {
     mesh = await startDemoMesh({
       configDir: config,
       certsDir: join(dir, 'certs'),
-      gatewayPorts: new Map([[80, 0]]),
+      gatewayPorts: new Map([
+        [80, 0],
+        [443, 0],
+      ]),
       listenHost: '127.0.0.1',
       statusPort: 0,
       adminPort: 0,
@@ -48,6 +56,7 @@ describe('the demo mesh', () => {
       logger: pino({ level: 'silent' }),
     });
     port = mesh.gateway.listenPorts.get(80)!;
+    httpsPort = mesh.gateway.listenPorts.get(443)!;
   });
 
   after(async () => {
@@ -67,6 +76,57 @@ describe('the demo mesh', () => {
     assert.equal(user.service, 'user-service');
     assert.match(String(user.headers['x-forwarded-client-cert']), /URI=spiffe:\/\/cluster\.local\/ns\/default\/sa\/product-service$/);
     assert.equal(user.headers['x-request-id'], product.headers['x-request-id'], 'the request id travels the whole chain');
+  });
+
+  it('serves user.example.com over HTTPS with the demo CA certificate, by HTTP/2 and HTTP/1.1', async () => {
+    // Trusting the demo CA and nothing else, as `curl --cacert certs/demo-ca/ca.crt` does.
+    const ca = await readFile(mesh.demoCaFile, 'utf8');
+    assert.equal(mesh.demoCaFile, join(dir, 'certs', 'demo-ca', 'ca.crt'));
+    const h2 = await new Promise<{ status: number; alpn: string | false; body: string }>((resolve, reject) => {
+      const session = http2Connect(`https://127.0.0.1:${httpsPort}`, { servername: 'user.example.com', ca });
+      session.once('error', reject);
+      const req = session.request({ ':path': '/users/7', ':authority': 'user.example.com' });
+      let status = 0;
+      let body = '';
+      req.on('response', (h) => (status = Number(h[':status'])));
+      req.setEncoding('utf8');
+      req.on('data', (d: string) => (body += d));
+      req.on('end', () => {
+        const alpn = session.alpnProtocol ?? false;
+        session.close();
+        resolve({ status, alpn, body });
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    assert.equal(h2.alpn, 'h2');
+    assert.equal(h2.status, 200, h2.body);
+    assert.equal((JSON.parse(h2.body) as BackendReply).service, 'user-service');
+
+    const h1 = await new Promise<{ status: number; alpn: string | false; body: string }>((resolve, reject) => {
+      const options: RequestOptions & ConnectionOptions = {
+        host: '127.0.0.1', port: httpsPort, path: '/users/7', servername: 'user.example.com', headers: { host: 'user.example.com' }, ca, ALPNProtocols: ['http/1.1'], agent: false,
+      };
+      const req = httpsRequest(options, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, alpn: (res.socket as TLSSocket).alpnProtocol ?? false, body }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    assert.equal(h1.alpn, 'http/1.1');
+    assert.equal(h1.status, 200, h1.body);
+    const reply = JSON.parse(h1.body) as BackendReply;
+    assert.equal(reply.service, 'user-service');
+    assert.equal(reply.headers['x-forwarded-proto'], 'https');
+  });
+
+  it('redirects http://user.example.com to HTTPS with 301', async () => {
+    const r = await send(port, 'user.example.com', '/users/7?x=1');
+    assert.equal(r.status, 301);
+    assert.equal(r.headers.location, 'https://user.example.com/users/7?x=1');
   });
 
   it("denies user-service's admin paths by AuthorizationPolicy", async () => {

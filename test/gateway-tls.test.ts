@@ -1,11 +1,13 @@
 // Integration: TLS at the edge. Several certificates on one port chosen by SNI, 421 on HTTP/2
 // connection reuse across certificates, HTTP/2 and HTTP/1.1 by ALPN, client certificates (MUTUAL,
 // OPTIONAL_MUTUAL) with x-forwarded-client-cert, passthrough to a TLS upstream, httpsRedirect,
-// minimum protocol version, and certificate replacement without restart.
+// minimum protocol version (and legacy TLS 1.1 when a server asks for it), and certificate
+// replacement without restart.
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect as http2Connect, type ClientHttp2Session } from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -82,6 +84,7 @@ describe('edge TLS', () => {
     await writeCredential(certs, 'wild-cert', issueCertificate({ subjectCN: 'wild', dnsNames: ['*.wild.example.com'], issuer: root, days: 30 }));
     await writeCredential(certs, 'mtls-cert', issueCertificate({ subjectCN: 'mtls.example.com', dnsNames: ['mtls.example.com', 'opt.example.com'], issuer: root, days: 30 }), clientRoot.certPem);
     await writeCredential(certs, 'v13-cert', issueCertificate({ subjectCN: 'v13.example.com', dnsNames: ['v13.example.com'], issuer: root, days: 30 }));
+    await writeCredential(certs, 'legacy-cert', issueCertificate({ subjectCN: 'legacy.example.com', dnsNames: ['legacy.example.com'], issuer: root, days: 30 }));
 
     await writeFile(
       join(config, 'gw.yaml'),
@@ -112,6 +115,9 @@ spec:
   - port: {number: 443, name: https-v13, protocol: HTTPS}
     hosts: [v13.example.com]
     tls: {mode: SIMPLE, credentialName: v13-cert, minProtocolVersion: TLSV1_3}
+  - port: {number: 443, name: https-legacy, protocol: HTTPS}
+    hosts: [legacy.example.com]
+    tls: {mode: SIMPLE, credentialName: legacy-cert, minProtocolVersion: TLSV1_1, cipherSuites: [ECDHE-RSA-AES128-SHA, ECDHE-RSA-AES128-GCM-SHA256]}
   - port: {number: 443, name: tls-pass, protocol: TLS}
     hosts: [pass.example.com]
     tls: {mode: PASSTHROUGH}
@@ -123,7 +129,7 @@ spec:
 kind: VirtualService
 metadata: {name: web}
 spec:
-  hosts: [a.example.com, b.example.com, '*.wild.example.com', mtls.example.com, opt.example.com, v13.example.com]
+  hosts: [a.example.com, b.example.com, '*.wild.example.com', mtls.example.com, opt.example.com, v13.example.com, legacy.example.com]
   gateways: [edge]
   http:
   - route: [{destination: {host: app}}]
@@ -223,6 +229,21 @@ spec:
     assert.doesNotMatch(xfcc, /spoofed|evil/);
   });
 
+  it('puts the whole client subject in XFCC, RFC 2253 order and escaping (emailAddress, DC)', async () => {
+    const run = (args: string[]) => new Promise<void>((resolve, reject) => execFile('openssl', args, (err) => (err ? reject(err) : resolve())));
+    const f = (name: string) => join(dir, name);
+    await writeFile(f('client-root.crt'), clientRoot.certPem);
+    await writeFile(f('client-root.key'), clientRoot.keyPem, { mode: 0o600 });
+    await writeFile(f('client.ext'), 'extendedKeyUsage = clientAuth\n');
+    await run(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', f('bob.key'), '-out', f('bob.csr'),
+      '-subj', '/DC=com/DC=example/O=Example, Inc./CN=bob/emailAddress=bob@example.com']);
+    await run(['x509', '-req', '-in', f('bob.csr'), '-CA', f('client-root.crt'), '-CAkey', f('client-root.key'), '-set_serial', '7', '-days', '1', '-extfile', f('client.ext'), '-out', f('bob.crt')]);
+    const r = await httpsGet('mtls.example.com', 'mtls.example.com', '/', {}, { cert: await readFile(f('bob.crt'), 'utf8'), key: await readFile(f('bob.key'), 'utf8') });
+    assert.equal(r.status, 200);
+    const xfcc = (JSON.parse(r.text) as { headers: Record<string, string> }).headers['x-forwarded-client-cert'] ?? '';
+    assert.match(xfcc, /;Subject="emailAddress=bob@example\.com,CN=bob,O=Example\\, Inc\.,DC=example,DC=com"$/);
+  });
+
   it('accepts a connection without client certificate under OPTIONAL_MUTUAL, and strips a spoofed XFCC', async () => {
     const r = await httpsGet('opt.example.com', 'opt.example.com', '/', { 'x-forwarded-client-cert': 'URI=spiffe://evil' });
     assert.equal(r.status, 200);
@@ -232,6 +253,24 @@ spec:
   it('refuses a protocol version below minProtocolVersion', async () => {
     await assert.rejects(peerCN('v13.example.com', { maxVersion: 'TLSv1.2' }));
     assert.equal(await peerCN('v13.example.com'), 'v13.example.com');
+  });
+
+  it('speaks TLS 1.1 on a server whose minProtocolVersion allows it, and only there', async () => {
+    // OpenSSL 3 refuses TLS 1.1 at its default security level, on either side: the client lowers its own.
+    const sClient = (servername: string) =>
+      new Promise<string>((resolve) => {
+        const args = ['s_client', '-connect', `127.0.0.1:${httpsPort}`, '-servername', servername, '-tls1_1', '-cipher', 'ECDHE-RSA-AES128-SHA:@SECLEVEL=0'];
+        const child = execFile('openssl', args, { timeout: 10_000 }, (_err, stdout, stderr) => resolve(stdout + stderr));
+        child.stdin?.end();
+      });
+    const legacy = await sClient('legacy.example.com');
+    assert.match(legacy, /Protocol\s*: TLSv1\.1/, legacy);
+    assert.match(legacy, /Cipher is ECDHE-RSA-AES128-SHA/, legacy);
+    assert.match(legacy, /subject=CN ?= ?legacy\.example\.com/, legacy);
+    const modern = await sClient('b.example.com');
+    assert.match(modern, /Cipher is \(NONE\)|alert protocol version|no protocols available/, modern);
+    // Node's client, which the same security level governs.
+    assert.equal(await peerCN('legacy.example.com', { minVersion: 'TLSv1.1', maxVersion: 'TLSv1.1', ciphers: 'ECDHE-RSA-AES128-SHA:@SECLEVEL=0' }), 'legacy.example.com');
   });
 
   it('passes TLS through untouched by SNI: the client sees the upstream certificate', async () => {

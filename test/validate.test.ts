@@ -98,6 +98,8 @@ table('Gateway (SEMANTICS §1.2)', [
   { name: 'httpsRedirect on HTTPS warns', kind: 'Gateway', spec: SERVER('  tls: {mode: SIMPLE, credentialName: c, httpsRedirect: true}'), expect: [warn('spec.servers[0].tls.httpsRedirect', 'only to plain HTTP')] },
   { name: 'unknown tls mode', kind: 'Gateway', spec: SERVER('  tls: {mode: STRICT, credentialName: c}'), expect: [err('spec.servers[0].tls.mode', 'use one of PASSTHROUGH')] },
   { name: 'min above max protocol version', kind: 'Gateway', spec: SERVER('  tls: {mode: SIMPLE, credentialName: c, minProtocolVersion: TLSV1_3, maxProtocolVersion: TLSV1_2}'), expect: [err('spec.servers[0].tls.minProtocolVersion', 'above maxProtocolVersion')] },
+  { name: 'TLS 1.1 minimum warns about legacy TLS', kind: 'Gateway', spec: SERVER('  tls: {mode: SIMPLE, credentialName: c, minProtocolVersion: TLSV1_1, cipherSuites: [ECDHE-RSA-AES128-SHA]}'), expect: [warn('spec.servers[0].tls.minProtocolVersion', 'this server accepts legacy TLS (TLSV1_1): its OpenSSL security level is lowered to 0 (@SECLEVEL=0)')] },
+  { name: 'TLS 1.0 minimum without ciphers for it', kind: 'Gateway', spec: SERVER('  tls: {mode: SIMPLE, credentialName: c, minProtocolVersion: TLSV1_0}'), expect: [warn('spec.servers[0].tls.minProtocolVersion', 'needs cipherSuites that TLSV1_0 supports')] },
   { name: 'unknown protocol version', kind: 'Gateway', spec: SERVER('  tls: {mode: SIMPLE, credentialName: c, minProtocolVersion: TLSv1_2}'), expect: [err('spec.servers[0].tls.minProtocolVersion', 'not allowed')] },
   { name: 'no servers', kind: 'Gateway', spec: 'selector: {istio: ingressgateway}', expect: [err('spec.servers', 'at least one server')] },
   {

@@ -6,7 +6,6 @@ import { relative, isAbsolute } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startDemoMesh, type RunningDemoMesh } from '../demo/mesh.js';
 import { DEMO_ADDRESS, DEMO_CONTROL_PORT, DEMO_HOSTS, DEMO_WORKLOADS } from '../demo/topology.js';
-import { ensureDemoCertificates } from '../core/tls/demo-ca.js';
 import { parse, parsePort } from './options.js';
 import { UsageError } from './main.js';
 
@@ -49,8 +48,6 @@ export async function runDemo(argv: string[]): Promise<number> {
   const port = parsePort(values.port, 8080, '--port');
   const httpsPort = parsePort(values['https-port'], 8443, '--https-port');
   const certsDir = values.certs ?? 'certs';
-  // HTTPS out of the box: a demo CA and a certificate for the demo hosts, made once and kept.
-  const demoCerts = ensureDemoCertificates(certsDir, DEMO_HOSTS);
   const statusPort = parsePort(values['status-port'], 15021, '--status-port');
   const adminPort = parsePort(values['admin-port'], 15000, '--admin-port');
   const listenHost = values['listen-host'] ?? '127.0.0.1';
@@ -76,7 +73,7 @@ export async function runDemo(argv: string[]): Promise<number> {
     return failedToListen(err, 'a part of the demo', `It needs ${port}, ${httpsPort}, ${statusPort}, ${adminPort}, ${DEMO_CONTROL_PORT} and ${fixed}; is another demo running?`);
   }
   const gw = mesh.gateway;
-  console.log(banner(displayPath(configDir), gw.listenPorts.get(80) ?? port, gw.listenPorts.get(443) ?? httpsPort, displayPath(demoCerts.caCertFile), gw.statusPort, gw.adminPort, displayPath(mesh.rootCertFile)));
+  console.log(banner(displayPath(configDir), gw.listenPorts.get(80) ?? port, gw.listenPorts.get(443) ?? httpsPort, displayPath(mesh.demoCaFile), gw.statusPort, gw.adminPort, displayPath(mesh.rootCertFile)));
 
   await new Promise<void>((resolve) => {
     const stop = () => {

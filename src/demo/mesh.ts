@@ -1,6 +1,7 @@
 // The whole demo mesh in one process, every part on its own loopback port and talking over real
 // sockets: the control plane (config stream + CA), each demo app behind its own sidecar, and the
-// gateway, which — like every sidecar — gets its identity and configuration from the control plane.
+// gateway, which — like every sidecar — gets its identity and configuration from the control plane
+// and serves HTTPS with a certificate from the demo CA (made under certsDir on first start).
 // A request to product.example.com crosses gateway → product sidecar → product app → product
 // sidecar → user sidecar → user app, every hop between proxies over mutual TLS.
 
@@ -16,7 +17,8 @@ import { FileTokenAuthenticator } from '../control/token-authenticator.js';
 import { startGateway, type RunningGateway } from '../gateway/main.js';
 import { startSidecar, type RunningSidecar } from '../sidecar/main.js';
 import { startBackend, type RunningBackend } from './backend.js';
-import { DEMO_ADDRESS, DEMO_CONTROL_PORT, DEMO_GATEWAY_IDENTITY, DEMO_NAMESPACE, DEMO_WORKLOADS, type DemoWorkload } from './topology.js';
+import { ensureDemoCertificates } from '../core/tls/demo-ca.js';
+import { DEMO_ADDRESS, DEMO_CONTROL_PORT, DEMO_GATEWAY_IDENTITY, DEMO_HOSTS, DEMO_NAMESPACE, DEMO_WORKLOADS, type DemoWorkload } from './topology.js';
 
 export interface DemoMeshOptions {
   readonly configDir: string;
@@ -36,6 +38,8 @@ export interface DemoMeshOptions {
 
 export interface RunningDemoMesh {
   readonly gateway: RunningGateway;
+  /** The demo CA the HTTPS certificate `demo-tls` chains to: what `curl --cacert` trusts. */
+  readonly demoCaFile: string;
   readonly control: RunningControlPlane;
   readonly sidecars: readonly RunningSidecar[];
   /** The mesh root: what `openssl s_client -CAfile` and every proxy trust. */
@@ -73,6 +77,8 @@ export async function startDemoMesh(opts: DemoMeshOptions): Promise<RunningDemoM
   // The parts other than the gateway speak only when something is wrong: the demo's output is the gateway's.
   const quiet = (component: string): Logger => log.child({ component }, { level: 'warn' });
   const workloads = opts.workloads ?? DEMO_WORKLOADS;
+  // HTTPS out of the box: a demo CA and a certificate for the demo hosts, made once and kept.
+  const demoCerts = ensureDemoCertificates(opts.certsDir, DEMO_HOSTS);
   const caDir = join(opts.certsDir, 'mesh-ca');
   const authority = loadOrCreateAuthority(caDir);
   if (!authority.ok) throw new Error(`the mesh CA in ${caDir} cannot be used: ${authority.message}`);
@@ -162,5 +168,5 @@ export async function startDemoMesh(opts: DemoMeshOptions): Promise<RunningDemoM
     throw err;
   }
   let closing: Promise<void> | undefined;
-  return { gateway, control, sidecars, rootCertFile, close: () => (closing ??= closeAll()) };
+  return { gateway, demoCaFile: demoCerts.caCertFile, control, sidecars, rootCertFile, close: () => (closing ??= closeAll()) };
 }

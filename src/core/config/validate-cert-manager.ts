@@ -24,7 +24,7 @@ const CERTIFICATE_UNUSED = [
   'encodeUsagesInRequest', 'renewBeforePercentage',
 ];
 
-/** The certs folder keeps ACME account keys under this name, so no credential may take it. */
+/** Older releases kept ACME account keys in certs/acme/; the gateway moves them out on first use, so no credential may take it. */
 export const RESERVED_SECRET_NAME = 'acme';
 
 export function validateIssuer(c: Checker, spec: Obj): void {
@@ -63,13 +63,17 @@ function validateAcme(c: Checker, acme: Obj, at: FieldPath): void {
 
   const keyRef = asObj(c, acme.privateKeySecretRef, [...at, 'privateKeySecretRef']);
   if (!keyRef) {
-    if (!isSet(acme.privateKeySecretRef)) c.error([...at, 'privateKeySecretRef'], 'privateKeySecretRef.name is required (it names where the ACME account key is kept)');
+    if (!isSet(acme.privateKeySecretRef)) c.error([...at, 'privateKeySecretRef'], 'privateKeySecretRef.name is required (the Secret holding the ACME account key: certs/<name>/tls.key in file mode)');
   } else {
     knownFields(c, keyRef, [...at, 'privateKeySecretRef'], ['name', 'key']);
     const name = asString(c, keyRef.name, [...at, 'privateKeySecretRef', 'name']);
     if (name === undefined) c.error([...at, 'privateKeySecretRef', 'name'], 'is required');
     else if (!isDnsSubdomain(name)) c.error([...at, 'privateKeySecretRef', 'name'], `${JSON.stringify(name)} is not a valid Secret name (a-z, 0-9, '-' and '.')`);
-    asString(c, keyRef.key, [...at, 'privateKeySecretRef', 'key']);
+    // In file mode the key is a file name inside certs/<name>/, as a Secret's data key is.
+    const key = asString(c, keyRef.key, [...at, 'privateKeySecretRef', 'key']);
+    if (key !== undefined && key !== '' && (!/^[-._a-zA-Z0-9]+$/.test(key) || key === '.' || key === '..')) {
+      c.error([...at, 'privateKeySecretRef', 'key'], `${JSON.stringify(key)} is not a valid Secret key (a-z, A-Z, 0-9, '-', '_' and '.')`);
+    }
   }
 
   validateSolvers(c, acme.solvers, [...at, 'solvers']);
@@ -114,7 +118,7 @@ export function validateCertificate(c: Checker, spec: Obj): void {
   } else if (!isDnsSubdomain(secretName)) {
     c.error(['spec', 'secretName'], `${JSON.stringify(secretName)} is not a valid Secret name (a-z, 0-9, '-' and '.')`);
   } else if (secretName === RESERVED_SECRET_NAME) {
-    c.error(['spec', 'secretName'], `"${RESERVED_SECRET_NAME}" is reserved: the certificates folder keeps ACME account keys under it`);
+    c.error(['spec', 'secretName'], `"${RESERVED_SECRET_NAME}" is reserved: certs/${RESERVED_SECRET_NAME}/ held ACME account keys before privateKeySecretRef did`);
   }
 
   const names = validateDnsNames(c, spec.dnsNames);

@@ -202,8 +202,10 @@ function validateProtocolVersions(c: Checker, tls: Obj, at: FieldPath): void {
     c.error([...at, 'minProtocolVersion'], `minProtocolVersion ${min} is above maxProtocolVersion ${max}`);
   }
   const ciphers = tls.cipherSuites;
-  if ((min === 'TLSV1_0' || min === 'TLSV1_1') && !(Array.isArray(ciphers) && ciphers.length > 0)) {
-    c.warn([...at, 'minProtocolVersion'], `${min} needs cipherSuites that it supports; the default ciphers are TLS 1.2 only`);
+  if (min === 'TLSV1_0' || min === 'TLSV1_1') {
+    // OpenSSL 3 refuses TLS 1.0/1.1 at its default security level; the server's context is lowered to 0.
+    const needs = Array.isArray(ciphers) && ciphers.length > 0 ? '' : `; it needs cipherSuites that ${min} supports (the default ciphers are TLS 1.2 only)`;
+    c.warn([...at, 'minProtocolVersion'], `this server accepts legacy TLS (${min}): its OpenSSL security level is lowered to 0 (@SECLEVEL=0)${needs}`);
   }
   if (Array.isArray(ciphers)) {
     const seen = new Set<unknown>();

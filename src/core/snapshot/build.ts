@@ -18,6 +18,7 @@ import { clusterName } from '../policy/types.js';
 import { buildRegistry } from '../registry/build.js';
 import { compileGateway, type CompiledGateway } from '../routing/compile.js';
 import { compileMesh } from '../routing/compile-mesh.js';
+import { acmeProblems } from './acme-credentials.js';
 import { keepLastGood } from './last-good.js';
 import type { ProxyRole, Snapshot } from './snapshot.js';
 
@@ -75,7 +76,8 @@ export function buildSnapshot(loaded: LoadResult, role: ProxyRole, deps: Snapsho
     routeConfigs: compiled.routeConfigs,
   });
 
-  const problems = [...reconciled.loadProblems, ...validationProblems, ...reconciled.problems, ...registryProblems, ...compiled.problems, ...rateLimits.problems];
+  const acme = role.kind === 'gateway' ? acmeProblems(compiled.listeners, resources) : [];
+  const problems = [...reconciled.loadProblems, ...validationProblems, ...reconciled.problems, ...registryProblems, ...compiled.problems, ...rateLimits.problems, ...acme];
   const snapshot: Snapshot = Object.freeze({
     version,
     createdAt: deps.now?.() ?? new Date(),

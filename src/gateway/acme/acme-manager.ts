@@ -13,13 +13,13 @@ import { checkMaterial } from '../../core/tls/credential-check.js';
 import { selfSignedStandIn } from '../../core/tls/issue-certificate.js';
 import { accountKey, describeAcmeError, orderCertificate, type ChallengeMap } from './acme-order.js';
 import { trustDirectory } from './acme-trust.js';
-import { readStored, recordError, writeStored, type CertificateSource, type StoredCertificate } from './certificate-files.js';
+import { readStored, recordError, writeStored, type CertificateSource, type FailureRecord, type StoredCertificate } from './certificate-files.js';
 import { isReal, renewAt, satisfies, standInDue } from './certificate-facts.js';
 import { DEFAULT_BACKOFF, renewalTime, retryDelay, type BackoffOptions } from './renewal-policy.js';
 import { wantedCertificates, type ResolvedIssuer, type WantedCertificate } from './wanted-certificates.js';
 
 export interface AcmeManagerOptions {
-  /** Where credentials live: `<certsDir>/<secretName>/tls.crt|tls.key|meta.json`, account keys under `acme/`. */
+  /** Where credentials live: `<certsDir>/<secretName>/tls.crt|tls.key|meta.json`; account keys at `<privateKeySecretRef.name>/tls.key`. */
   readonly certsDir: string;
   readonly holder: SnapshotHolder;
   readonly logger: Logger;
@@ -73,7 +73,8 @@ interface Entry {
   failures: number;
   /** Epoch ms before which no order is placed (after a failure). */
   nextAttemptAt: number;
-  lastError?: string;
+  /** The last failure as meta.json records it. */
+  failure?: FailureRecord;
   running?: Promise<void>;
   issuing: boolean;
   /** The last "waiting" reason logged, so a reason is said once, not at every check. */
@@ -220,7 +221,7 @@ export class AcmeManager {
     const real = isReal(entry.stored) ? entry.stored : undefined;
 
     if (!real && standInDue(w, entry.stored, now)) {
-      const reason = w.waiting ?? entry.lastError ?? 'no certificate issued yet';
+      const reason = w.waiting ?? entry.failure?.lastError ?? 'no certificate issued yet';
       await this.#writeStandIn(secretName, entry, reason);
     }
     if (!w.issuer) {
@@ -246,7 +247,7 @@ export class AcmeManager {
     await writeStored(this.#opts.certsDir, secretName, {
       certPem: standIn.certPem,
       keyPem: standIn.keyPem,
-      meta: { source: 'self-signed', issuer: 'self-signed', notAfter: new Date(leaf.validTo).toISOString(), ...(entry.lastError ? { lastError: entry.lastError } : {}) },
+      meta: { source: 'self-signed', issuer: 'self-signed', notAfter: new Date(leaf.validTo).toISOString(), ...entry.failure },
     });
     entry.stored = await readStored(this.#opts.certsDir, secretName);
     this.#log.warn({ secretName }, `certificate ${name(w)}: waiting for ACME (${reason}); serving a self-signed stand-in`);
@@ -266,7 +267,7 @@ export class AcmeManager {
         directoryUrl: issuer.acme.server,
         agent: this.#trustFor(issuer).agent,
         ...(issuer.acme.email ? { email: issuer.acme.email } : {}),
-        accountKeyPem: await accountKey(certsDir, issuer.accountFolder),
+        accountKeyPem: await this.#accountKey(issuer),
         commonName: w.commonName,
         dnsNames: w.dnsNames,
         key: w.key,
@@ -289,7 +290,7 @@ export class AcmeManager {
       entry.stored = await readStored(certsDir, secretName);
       entry.failures = 0;
       entry.nextAttemptAt = 0;
-      delete entry.lastError;
+      delete entry.failure;
       const due = new Date(renewalTime(Date.parse(leaf.validFrom), notAfter.getTime(), w.renewBeforeMs));
       this.#log.info(
         { secretName, issuer: issuer.ref, serialNumber: leaf.serialNumber, notAfter: notAfter.toISOString(), renewAt: due.toISOString(), ms: Date.now() - started },
@@ -301,8 +302,9 @@ export class AcmeManager {
       const reason = describeAcmeError(err);
       entry.failures++;
       const delay = retryDelay(entry.failures, this.#random, this.#backoff);
-      entry.nextAttemptAt = this.#now() + delay;
-      entry.lastError = reason;
+      const failedAt = this.#now();
+      entry.nextAttemptAt = failedAt + delay;
+      entry.failure = { lastError: reason, lastErrorAt: new Date(failedAt).toISOString(), nextAttemptAt: new Date(entry.nextAttemptAt).toISOString() };
       const keeping = real
         ? `keeping the certificate valid until ${new Date(real.leaf.validTo).toISOString()}`
         : 'the self-signed stand-in keeps serving';
@@ -312,12 +314,18 @@ export class AcmeManager {
       );
       const current = entry.stored;
       if (current?.meta) {
-        await recordError(certsDir, secretName, current, reason).catch((e: unknown) => this.#log.error({ err: e, secretName }, 'could not record the failure in meta.json'));
+        await recordError(certsDir, secretName, current, entry.failure).catch((e: unknown) => this.#log.error({ err: e, secretName }, 'could not record the failure in meta.json'));
         entry.stored = await readStored(certsDir, secretName);
       }
     } finally {
       entry.issuing = false;
     }
+  }
+
+  async #accountKey(issuer: ResolvedIssuer): Promise<string> {
+    const key = await accountKey(this.#opts.certsDir, issuer.accountKey);
+    if (key.note) this.#log.info({ issuer: issuer.ref, file: key.file }, `${issuer.ref}: ${key.note}`);
+    return key.pem;
   }
 
   #trustFor(issuer: ResolvedIssuer): ReturnType<typeof trustDirectory> {
@@ -347,7 +355,7 @@ export class AcmeManager {
       ...(real && e.wanted.issuer ? { renewAt: new Date(renewAt(e.wanted, real)).toISOString() } : {}),
       ...(e.failures > 0 ? { nextAttemptAt: new Date(e.nextAttemptAt).toISOString() } : {}),
       failures: e.failures,
-      ...(e.lastError ? { lastError: e.lastError } : {}),
+      ...(e.failure?.lastError ? { lastError: e.failure.lastError } : {}),
     };
   }
 

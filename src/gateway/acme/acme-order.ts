@@ -1,14 +1,16 @@
-// One ACME order from start to certificate: the issuer's account key (made once, kept under
-// `<certsDir>/acme/<issuer>/account.key`), a fresh key and CSR for the names, and acme-client's
-// `auto()` with HTTP-01, whose tokens go to a map the gateway's plain HTTP listeners answer from.
+// One ACME order from start to certificate: the issuer's account key (made once, kept where its
+// `privateKeySecretRef` points: `<certsDir>/<name>/tls.key`), a fresh key and CSR for the names, and
+// acme-client's `auto()` with HTTP-01, whose tokens go to a map the gateway's plain HTTP listeners
+// answer from.
 
-import { link, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, link, mkdir, readFile, rm, rmdir, unlink, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import acme from 'acme-client';
 import type { Agent } from 'node:https';
 import type { KeyAlgorithm } from '../../core/model/cert-manager.js';
 import { probeDirectory } from './acme-trust.js';
+import type { AccountKeyLocation } from './wanted-certificates.js';
 
 /** token → key authorization, shared by every order in flight. */
 export type ChallengeMap = Map<string, string>;
@@ -86,30 +88,61 @@ export function describeAcmeError(err: unknown): string {
   return message.split('\n')[0] ?? message;
 }
 
+export interface AccountKey {
+  readonly pem: string;
+  readonly file: string;
+  /** What happened on the way, worth a log line: made anew, or moved from the old place. */
+  readonly note?: string;
+}
+
 /**
- * The account key of one issuer: read, or made and stored (0600) on first use. Two orders for the
- * same issuer may race here; the hard link makes the first writer win and the other read its key.
+ * The account key of one issuer: read; else moved from where older releases kept it, so the ACME
+ * account is not lost; else made and stored (0600 in a 0700 folder). Two orders for the same issuer
+ * may race here; hard links make the first writer win and the other read its key.
  */
-export async function accountKey(certsDir: string, accountFolder: string): Promise<string> {
-  const dir = join(certsDir, 'acme', accountFolder);
-  const file = join(dir, 'account.key');
-  const existing = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') return undefined;
-    throw err;
-  });
-  if (existing) return existing;
+export async function accountKey(certsDir: string, at: AccountKeyLocation): Promise<AccountKey> {
+  const dir = join(certsDir, at.secretName);
+  const file = join(dir, at.key);
+  const existing = await readIfThere(file);
+  if (existing) return { pem: existing, file };
   await mkdir(dir, { recursive: true, mode: 0o700 });
+
+  const legacyDir = join(certsDir, 'acme', at.legacyFolder);
+  const legacy = join(legacyDir, 'account.key');
+  if (await linkOnce(legacy, file)) {
+    await chmod(file, 0o600);
+    await unlink(legacy);
+    await rmdir(legacyDir).catch(() => undefined); // only when empty
+    await rmdir(join(certsDir, 'acme')).catch(() => undefined);
+    return { pem: await readFile(file, 'utf8'), file, note: `moved the ACME account key from ${legacy} to ${file} (privateKeySecretRef)` };
+  }
+
   // ECDSA P-256: generated in a millisecond, and every ACME CA accepts ES256 account keys.
   const pem = (await acme.crypto.createPrivateEcdsaKey()).toString();
-  const tmp = join(dir, `.account.key.${randomBytes(6).toString('hex')}.tmp`);
+  const tmp = join(dir, `.${at.key}.${randomBytes(6).toString('hex')}.tmp`);
   await writeFile(tmp, pem, { mode: 0o600 });
   try {
-    await link(tmp, file); // fails if another order stored one first
-    return pem;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    return readFile(file, 'utf8');
+    return (await linkOnce(tmp, file)) ? { pem, file, note: `created the ACME account key ${file}` } : { pem: await readFile(file, 'utf8'), file };
   } finally {
     await rm(tmp, { force: true });
   }
+}
+
+/** Hard-links `from` to `to` unless `to` exists; false when `from` is missing or `to` was there. */
+async function linkOnce(from: string, to: string): Promise<boolean> {
+  try {
+    await link(from, to);
+    return true;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST' || code === 'ENOENT') return false;
+    throw err;
+  }
+}
+
+async function readIfThere(file: string): Promise<string | undefined> {
+  return readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return undefined;
+    throw err;
+  });
 }

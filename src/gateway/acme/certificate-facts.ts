@@ -16,14 +16,28 @@ export function isReal(stored: StoredCertificate | undefined): stored is StoredC
 
 /** The certificate on disk is what the Certificate asks for now: ACME, same issuer and server, names and key. */
 export function satisfies(w: WantedCertificate, stored: StoredCertificate): boolean {
+  return w.issuer !== undefined && stored.meta?.source === 'acme' && reissueReason(w, stored) === undefined;
+}
+
+/**
+ * How an ACME or hand-placed certificate differs from what its Certificate asks for now (names,
+ * issuer, ACME server, key), so that the gateway orders a new one; undefined when it does not.
+ */
+export function reissueReason(w: WantedCertificate, stored: StoredCertificate): string | undefined {
+  const names = dnsNamesOf(stored.leaf);
+  if (!sameNames(names, w.dnsNames)) return `it names ${names.join(', ') || 'no DNS name'}; the Certificate asks for ${w.dnsNames.join(', ')}`;
   const meta = stored.meta;
-  if (!w.issuer || meta?.source !== 'acme' || meta.issuer !== w.issuer.ref || meta.server !== w.issuer.acme.server) return false;
-  if (!sameNames(dnsNamesOf(stored.leaf), w.dnsNames)) return false;
+  if (w.issuer && meta?.source === 'acme') {
+    if (meta.issuer !== w.issuer.ref) return `it was issued by ${meta.issuer}; the Certificate now names ${w.issuer.ref}`;
+    if (meta.server !== w.issuer.acme.server) return `it came from ${meta.server}; ${w.issuer.ref} now uses ${w.issuer.acme.server}`;
+  }
   const pub = stored.leaf.publicKey;
   const details = pub.asymmetricKeyDetails;
-  return w.key.algorithm === 'RSA'
+  const matches = w.key.algorithm === 'RSA'
     ? pub.asymmetricKeyType === 'rsa' && details?.modulusLength === w.key.size
     : pub.asymmetricKeyType === 'ec' && details?.namedCurve === CURVE_OF_SIZE[w.key.size];
+  if (!matches) return `its key is ${pub.asymmetricKeyType === 'rsa' ? `RSA ${details?.modulusLength}` : `${pub.asymmetricKeyType} ${details?.namedCurve ?? ''}`.trim()}; the Certificate asks for ${w.key.algorithm} ${w.key.size}`;
+  return undefined;
 }
 
 export function renewAt(w: WantedCertificate, stored: StoredCertificate): number {

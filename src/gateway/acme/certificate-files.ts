@@ -17,9 +17,14 @@ export interface CertificateMeta {
   /** The ACME directory it came from (absent for a stand-in). */
   readonly server?: string;
   readonly notAfter: string;
-  /** The last failed attempt to obtain or renew it; cleared by the next success. */
+  /** The last failed attempt to obtain or renew it, when, and when the next is due; cleared by the next success. */
   readonly lastError?: string;
+  readonly lastErrorAt?: string;
+  readonly nextAttemptAt?: string;
 }
+
+/** A failed attempt as meta.json records it, so `meshgate certs` can show it without the gateway. */
+export type FailureRecord = Pick<CertificateMeta, 'lastError' | 'lastErrorAt' | 'nextAttemptAt'>;
 
 export interface StoredCertificate {
   readonly certPem: string;
@@ -83,12 +88,11 @@ export async function writeStored(certsDir: string, secretName: string, files: {
   await removeOldVersions(dir, versionName);
 }
 
-/** Rewrites only meta.json's lastError, keeping certificate and key as they are. */
-export async function recordError(certsDir: string, secretName: string, stored: StoredCertificate, lastError: string | undefined): Promise<void> {
+/** Rewrites only meta.json's failure record, keeping certificate and key as they are. */
+export async function recordError(certsDir: string, secretName: string, stored: StoredCertificate, failure: FailureRecord): Promise<void> {
   if (!stored.meta) return; // not ours to annotate
-  const { lastError: _previous, ...rest } = stored.meta;
-  const meta: CertificateMeta = lastError ? { ...rest, lastError } : rest;
-  await writeStored(certsDir, secretName, { certPem: stored.certPem, keyPem: stored.keyPem, meta });
+  const { lastError: _e, lastErrorAt: _a, nextAttemptAt: _n, ...rest } = stored.meta;
+  await writeStored(certsDir, secretName, { certPem: stored.certPem, keyPem: stored.keyPem, meta: { ...rest, ...failure } });
 }
 
 async function replaceWithSymlink(dir: string, name: string, target: string): Promise<void> {

@@ -7,7 +7,8 @@ import {
   CERT_MANAGER_GROUP, DEFAULT_ECDSA_SIZE, DEFAULT_RSA_SIZE,
   type AcmeIssuerSpec, type CertificateSpec, type IssuerKind, type IssuerSpec, type KeyAlgorithm,
 } from '../../core/model/cert-manager.js';
-import { compareByCreation, resourceRef, type Resource } from '../../core/model/resource.js';
+import { resourceRef, type Resource } from '../../core/model/resource.js';
+import { accountKeyClash, acmeCredentialUses } from '../../core/snapshot/acme-credentials.js';
 import type { Snapshot } from '../../core/snapshot/snapshot.js';
 
 export interface ResolvedIssuer {
@@ -18,8 +19,18 @@ export interface ResolvedIssuer {
   /** `Issuer ns/name` or `ClusterIssuer name`, for logs and meta.json. */
   readonly ref: string;
   readonly acme: AcmeIssuerSpec;
-  /** Folder under `<certsDir>/acme/` holding this issuer's account key. */
-  readonly accountFolder: string;
+  readonly accountKey: AccountKeyLocation;
+}
+
+/**
+ * Where the ACME account key lives: the Secret `privateKeySecretRef` names is, in file mode, the
+ * folder `<certsDir>/<name>/` and the file its `key` (default `tls.key`), like every credential.
+ */
+export interface AccountKeyLocation {
+  readonly secretName: string;
+  readonly key: string;
+  /** `<certsDir>/acme/<legacyFolder>/account.key`: where releases before privateKeySecretRef kept it; moved on first use. */
+  readonly legacyFolder: string;
 }
 
 export interface WantedCertificate {
@@ -46,31 +57,12 @@ export interface WantedResult {
 
 export function wantedCertificates(snapshot: Snapshot): WantedResult {
   const notes: string[] = [];
-  // credentialName → namespaces of the Gateways whose servers use it.
-  const used = new Map<string, Set<string>>();
-  for (const listener of snapshot.listeners.values()) {
-    for (const server of listener.servers) {
-      const names = [server.tls?.credentialName, ...(server.tls?.credentialNames ?? [])];
-      const gwNamespace = server.gateway.split('/')[0] ?? '';
-      for (const n of names) {
-        if (!n) continue;
-        let set = used.get(n);
-        if (!set) used.set(n, (set = new Set()));
-        set.add(gwNamespace);
-      }
-    }
-  }
-  const certificates = snapshot.resources.filter((r) => r.kind === 'Certificate') as Resource<CertificateSpec>[];
   const wanted = new Map<string, WantedCertificate>();
-  for (const [secretName, namespaces] of used) {
-    const candidates = certificates.filter((c) => c.spec.secretName === secretName).sort(compareByCreation);
-    if (candidates.length === 0) continue;
-    // The certs folder is flat, so one Certificate per name: prefer the Gateway's own namespace.
-    const chosen = candidates.find((c) => namespaces.has(c.metadata.namespace)) ?? candidates[0]!;
-    if (candidates.length > 1) {
-      notes.push(`credential ${secretName}: ${candidates.map(resourceRef).join(', ')} all write it; using ${resourceRef(chosen)}`);
+  for (const use of acmeCredentialUses(snapshot.listeners, snapshot.resources)) {
+    if (use.candidates.length > 1) {
+      notes.push(`credential ${use.secretName}: ${use.candidates.map(resourceRef).join(', ')} all write it; using ${resourceRef(use.certificate)}`);
     }
-    wanted.set(secretName, describeWanted(chosen, snapshot.resources));
+    wanted.set(use.secretName, describeWanted(use.certificate, snapshot.resources));
   }
   return { wanted, notes };
 }
@@ -109,8 +101,14 @@ export function resolveIssuer(cert: Resource<CertificateSpec>, resources: readon
   if (!found) return { waiting: `${shown} not found` };
   const acme = found.spec.acme;
   if (!acme) return { waiting: `${shown} is not an ACME issuer` };
-  // Dashes join the parts, as cert-manager users read them; two issuers that happen to collide
-  // would share an account key, which only merges their ACME accounts.
-  const accountFolder = kind === 'Issuer' ? `issuer-${namespace}-${ref.name}` : `clusterissuer-${ref.name}`;
-  return { issuer: { kind, namespace, name: ref.name, ref: shown, acme, accountFolder } };
+  const clash = accountKeyClash(acme.privateKeySecretRef.name, resources);
+  if (clash) return { waiting: `${shown}'s privateKeySecretRef ${acme.privateKeySecretRef.name} is also the secretName of ${resourceRef(clash)}` };
+  // The certs folder is flat: issuers that name the same Secret share one account key, which only
+  // means one ACME account per CA for all of them.
+  const accountKey: AccountKeyLocation = {
+    secretName: acme.privateKeySecretRef.name,
+    key: acme.privateKeySecretRef.key || 'tls.key',
+    legacyFolder: kind === 'Issuer' ? `issuer-${namespace}-${ref.name}` : `clusterissuer-${ref.name}`,
+  };
+  return { issuer: { kind, namespace, name: ref.name, ref: shown, acme, accountKey } };
 }
