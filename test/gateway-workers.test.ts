@@ -37,7 +37,7 @@ describe('gateway --workers', () => {
   });
 
   after(async () => {
-    gw.kill();
+    gw?.kill();
     await up.close();
     await rm(dir, { recursive: true, force: true });
   });

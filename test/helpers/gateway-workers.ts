@@ -59,12 +59,24 @@ export async function startWorkersGateway(configDir: string, workers: number, ex
       eventually(async () => {
         const now = list();
         return now.length === count && now.every((pid) => serving.has(pid));
-      }, 20_000),
+      }, 30_000),
     kill: () => {
-      for (const pid of list()) process.kill(pid, 'SIGKILL');
+      for (const pid of list()) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // exited since it was listed
+        }
+      }
       proc.kill('SIGKILL');
     },
   };
-  await gw.allServing(workers);
+  try {
+    await gw.allServing(workers);
+  } catch (err) {
+    // The caller gets no handle to stop it with; a process left running would hang the test run.
+    gw.kill();
+    throw err;
+  }
   return gw;
 }
