@@ -1,6 +1,7 @@
 // `meshgate gateway --workers 2`: limits that protect a backend hold for the gateway as a whole, not
 // once per worker. DestinationRule connectionPool limits are split between the workers (each takes
-// ceil(limit / 2)).
+// ceil(limit / 2)), and a RateLimitPolicy with store redis, while Redis cannot be reached, falls
+// back to counts the primary keeps for both workers.
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,7 +18,8 @@ import { closedPort, startUpstream, type Upstream } from './helpers/upstream.js'
 const OVERFLOW_BODY = 'upstream connect error or disconnect/reset before headers. reset reason: overflow';
 const RATE_LIMIT = 10;
 
-describe('gateway --workers 2: limits for the gateway as a whole', () => {
+// A request the gateway never answers would otherwise hang the run: fail it instead.
+describe('gateway --workers 2: limits for the gateway as a whole', { timeout: 60_000 }, () => {
   let dir: string;
   let slow: Upstream;
   let app: Upstream;
@@ -74,7 +76,7 @@ spec:
   });
 
   after(async () => {
-    gw.kill();
+    gw?.kill();
     for (const res of held.splice(0)) res.end('done');
     await Promise.all([slow.close(), app.close()]);
     await rm(dir, { recursive: true, force: true });
@@ -102,5 +104,12 @@ spec:
     const ok = statuses.filter((s) => s === 200).length;
     assert.equal(ok + overflows.length, 8, statuses.join(' '));
     assert.ok(ok <= 4 && ok >= 2, `${ok} admitted: each worker admits its share, 1 connection + 1 pending`);
+  });
+
+  it('store redis while Redis is unreachable: the fallback counts once for both workers', async () => {
+    const codes: number[] = [];
+    for (let i = 0; i < 2 * RATE_LIMIT; i++) codes.push((await freshGet(gw.port, 'app.example.com', `/${i}`, { 'x-api-key': 'k1' })).status);
+    assert.equal(codes.filter((c) => c === 200).length, RATE_LIMIT, codes.join(' '));
+    assert.equal(codes.filter((c) => c === 429).length, RATE_LIMIT, codes.join(' '));
   });
 });
