@@ -41,7 +41,7 @@ export async function startMesh(appPort: number): Promise<MeshTargets> {
   const [cpPort, cpStatus, inbound, outbound, scStatus, scAdmin, gwPort, gwStatus, gwAdmin] = (await freePorts(9)) as [
     number, number, number, number, number, number, number, number, number,
   ];
-  await writeFile(join(configDir, 'bench.yaml'), meshgateConfig(inbound, false, APP));
+  await writeFile(join(configDir, 'bench.yaml'), meshgateConfig(inbound, { workload: APP }));
   const gatewayToken = randomBytes(24).toString('hex');
   const sidecarToken = randomBytes(24).toString('hex');
   await writeFile(

@@ -13,6 +13,8 @@ export interface LoadRow {
   readonly result: LoadResult;
   /** Cores the target's process kept busy while measured (CPU seconds / wall seconds). */
   readonly cores: number | undefined;
+  /** A process the target relies on (redis-server), and the cores it kept busy meanwhile. */
+  readonly helper?: { readonly name: string; readonly cores: number | undefined };
 }
 
 export interface HandshakeRow {

@@ -1,13 +1,16 @@
 // `npm run bench`: meshgate against @fastify/http-proxy and against the upstream alone over HTTP,
-// against nginx over HTTPS (kept-alive requests, and new handshakes), and the mesh path (gateway →
-// sidecar → app over mTLS against gateway → app), one target after another in the same run and on
+// against itself with `--workers 2` and under a RateLimitPolicy (store memory, and redis when
+// redis-server is installed), against nginx over HTTPS (kept-alive requests, and new handshakes),
+// and the mesh path (gateway → sidecar → app over mTLS against gateway → app), one target after
+// another in the same run and on
 // the same machine, so that the ratios printed at the end mean something even where absolute
 // numbers do not (a shared 2-core machine varies from run to run).
 //
 // Environment: BENCH_SECONDS (default 10) per measurement, BENCH_WARMUP_SECONDS (default 2),
 // BENCH_CONNECTIONS (default 50), BENCH_TOOL=wrk|autocannon to force a load generator,
 // BENCH_HANDSHAKE_CLIENTS (default 8) openssl s_time processes side by side, BENCH_NGINX=PATH|none,
-// BENCH_MESH_RATE (default 1000) req/s of the mesh's fixed-rate runs, 0 to leave them out.
+// BENCH_MESH_RATE (default 1000) req/s of the mesh's fixed-rate runs, 0 to leave them out,
+// BENCH_REDIS=PATH|none the redis-server for the store redis row.
 
 import { cpus } from 'node:os';
 import type { KeyType } from '../src/core/tls/issue-certificate.js';
@@ -15,11 +18,12 @@ import { findOpenssl, handshakePreflight, runHandshakes, stopHandshakes } from '
 import { pickTool, runLoad, stopLoad, type LoadTool } from './load.js';
 import { findNginx, startNginx } from './nginx.js';
 import { startMesh } from './mesh.js';
+import { findRedis, startRedis } from './redis.js';
 import { anchorTable, meshRatios, meshTable, type MeshReport, type MeshRow } from './mesh-report.js';
 import { runPaced } from './paced-load.js';
 import { cpuSeconds, rssBytes, sampleMax, tempDir } from './processes.js';
 import { handshakeRatio, handshakeTable, loadRatio, loadTable, type HandshakeRow, type LoadRow } from './report.js';
-import { preflight, startFastifyProxy, startMeshgate, startUpstream, stopAll, type Target, type TlsTarget } from './targets.js';
+import { preflight, rateLimitCounts, startFastifyProxy, startMeshgate, startUpstream, stopAll, type RateLimitStore, type Target, type TlsTarget } from './targets.js';
 import { KEY_LABEL, writeBenchCerts } from './tls-certs.js';
 
 interface Settings {
@@ -34,6 +38,10 @@ interface Settings {
 
 /** How long the sidecar sits after start before its idle memory is read. */
 const SETTLE_MS = 2000;
+
+const BASELINE = 'meshgate';
+const TWO_WORKERS = 'meshgate --workers 2';
+const rateLimited = (store: RateLimitStore) => `meshgate + RateLimitPolicy (${store})`;
 
 function envInt(name: string, fallback: number): number {
   const v = process.env[name];
@@ -54,15 +62,39 @@ async function withCpu<T>(pids: readonly (number | undefined)[], work: () => Pro
   return { value, cores };
 }
 
-async function measureLoad(s: Settings, t: Target, label: string, kind: LoadRow['kind']): Promise<LoadRow> {
+/** `helper`: a process the target depends on (redis-server), whose CPU is reported beside it. */
+async function measureLoad(s: Settings, t: Target, label: string, kind: LoadRow['kind'], helper?: { name: string; pid: number | undefined }): Promise<LoadRow> {
   await preflight(t);
   process.stdout.write(`  ${label}: warm-up ${s.warmup}s, then ${s.seconds}s ... `);
   const opts = { url: t.url, host: t.host, connections: s.connections };
   // The warm-up lets the JIT settle and pools fill; its figures are thrown away.
   if (s.warmup > 0) await runLoad(s.tool, { ...opts, seconds: s.warmup });
-  const { value: result, cores: [cores] } = await withCpu([t.pid], () => runLoad(s.tool, { ...opts, seconds: s.seconds }));
-  console.log(`${Math.round(result.rps)} req/s`);
-  return { kind, target: label, result, cores };
+  const { value: result, cores: [cores, helperCores] } = await withCpu([t.pid, helper?.pid], () => runLoad(s.tool, { ...opts, seconds: s.seconds }));
+  console.log(`${Math.round(result.rps)} req/s${helper ? `, ${helper.name} ${helperCores?.toFixed(2) ?? 'n/a'} cores` : ''}`);
+  return { kind, target: label, result, cores, ...(helper ? { helper: { name: helper.name, cores: helperCores } } : {}) };
+}
+
+/**
+ * meshgate as in the baseline row but for one thing each: two workers; a RateLimitPolicy with store
+ * memory; and (with redis-server) one with store redis. Returns what went wrong: a row whose limits
+ * refused requests, or whose Redis checks were decided locally, did not measure what it says.
+ */
+async function measureVariants(s: Settings, upstreamPort: number, redisBin: string | undefined, loads: LoadRow[]): Promise<string[]> {
+  const two = await startMeshgate(upstreamPort, { workers: 2 });
+  loads.push(await measureLoad(s, two.http, TWO_WORKERS, 'http'));
+  await two.stop();
+  const problems: string[] = [];
+  for (const store of redisBin ? (['memory', 'redis'] as const) : (['memory'] as const)) {
+    const redis = store === 'redis' ? await startRedis(redisBin!) : undefined;
+    const gw = await startMeshgate(upstreamPort, { rateLimit: store, ...(redis ? { redisUrl: redis.url } : {}) });
+    loads.push(await measureLoad(s, gw.http, rateLimited(store), 'http', redis ? { name: 'redis-server', pid: redis.pid } : undefined));
+    const c = await rateLimitCounts(gw.adminPort);
+    if (c.allowed === 0 || c.limited > 0 || c.errors > 0) problems.push(`${rateLimited(store)}: ${c.allowed} checks allowed, ${c.limited} limited, ${c.errors} failed`);
+    if (store === 'redis' && (!c.redis || c.redis.localDecisions > 0)) problems.push(`${rateLimited(store)}: ${c.redis?.localDecisions ?? 'all'} checks decided without Redis`);
+    await gw.stop();
+    await redis?.stop();
+  }
+  return problems;
 }
 
 async function measureHandshakes(s: Settings, openssl: string, t: TlsTarget): Promise<HandshakeRow> {
@@ -126,12 +158,15 @@ async function main(): Promise<number> {
     meshRate: envInt('BENCH_MESH_RATE', 1000),
   };
   const nginx = findNginx();
+  const redisBin = findRedis();
   console.log(`meshgate bench: ${tool}, ${s.connections} connections, ${s.seconds}s per target, node ${process.version} (OpenSSL ${process.versions.openssl}), ${cpus().length} cpu(s)`);
   if (tool === 'autocannon') console.log('  wrk not found on PATH: using autocannon, which takes more CPU from the targets (apt-get install wrk)');
   if (!nginx) console.log('  nginx not found: the HTTPS comparisons meshgate / nginx are skipped; meshgate\'s HTTPS figures still run (apt-get install nginx)');
   if (!s.openssl) console.log('  openssl not found: new-handshake figures are skipped (apt-get install openssl)');
   else console.log(`  new handshakes: ${s.clients} × \`openssl s_time -new\`, each connection a full TLS handshake and one request`);
   console.log(`  HTTPS: kept-alive rows use the ${KEY_LABEL.rsa} certificate; handshakes run with ${KEY_LABEL.rsa} and ${KEY_LABEL.ec}, the same files for every target`);
+  console.log(`  workers: meshgate --workers 2 against one worker; on ${cpus().length} cpu(s) shared with the load generator and the upstream, a second worker gains only what they leave`);
+  console.log(`  rate limits: a RateLimitPolicy counting every request (one client, one key) with store memory${redisBin ? ' and store redis (redis-server, a process of its own)' : '; redis-server not found, so the store redis row is skipped (apt-get install redis-server)'}`);
   console.log(`  mesh: control plane, one sidecar and the gateway, each its own process; saturated with ${tool}${s.meshRate > 0 ? `, then ${s.meshRate} req/s spread evenly (the bench's own client, timed from when each request was due)` : ''}`);
 
   const loads: LoadRow[] = [];
@@ -139,9 +174,14 @@ async function main(): Promise<number> {
   const certs = await writeBenchCerts(await tempDir('meshgate-bench-certs-'));
   const upstream = await startUpstream();
 
-  // One proxy at a time, so an idle proxy never takes CPU from the one being measured.
-  const mesh = await startMeshgate(upstream.port, certs);
-  loads.push(await measureLoad(s, mesh.http, 'meshgate', 'http'));
+  // One proxy at a time, so an idle proxy never takes CPU from the one being measured. The
+  // variants of meshgate follow its baseline at once, so their ratios span the least time.
+  const plain = await startMeshgate(upstream.port);
+  loads.push(await measureLoad(s, plain.http, BASELINE, 'http'));
+  await plain.stop();
+  const variantProblems = await measureVariants(s, upstream.port, redisBin, loads);
+
+  const mesh = await startMeshgate(upstream.port, { certs });
   await measureTls(s, mesh.https, loads, handshakes);
   await mesh.stop();
 
@@ -168,10 +208,18 @@ async function main(): Promise<number> {
   console.log('');
   const load = (target: string, kind: LoadRow['kind']) => loads.find((r) => r.kind === kind && r.target.startsWith(target));
   const hs = (target: string, k: KeyType) => handshakes.find((r) => r.target === target && r.keyType === k);
+  const row = (target: string) => loads.find((r) => r.target === target);
   const ratios: [string, string][] = [
-    ['meshgate / @fastify/http-proxy', loadRatio(load('meshgate', 'http'), load('@fastify', 'http'))],
-    ['meshgate / direct', loadRatio(load('meshgate', 'http'), load('upstream', 'http'))],
+    ['meshgate / @fastify/http-proxy', loadRatio(row(BASELINE), load('@fastify', 'http'))],
+    ['meshgate / direct', loadRatio(row(BASELINE), load('upstream', 'http'))],
+    ['meshgate --workers 2 / 1 worker', loadRatio(row(TWO_WORKERS), row(BASELINE))],
   ];
+  for (const store of ['memory', 'redis'] as const) {
+    const limited = row(rateLimited(store));
+    if (!limited) continue;
+    const helper = limited.helper ? `; ${limited.helper.name} ${limited.helper.cores?.toFixed(2) ?? 'n/a'} cores` : '';
+    ratios.push([`RateLimitPolicy ${store} / none`, `${loadRatio(limited, row(BASELINE))}${helper}`]);
+  }
   if (nginx) {
     ratios.push(['meshgate / nginx, HTTPS kept-alive', loadRatio(load('meshgate', 'https'), load('nginx', 'https'))]);
     for (const k of handshakes.length > 0 ? (['rsa', 'ec'] as const) : []) {
@@ -190,6 +238,7 @@ async function main(): Promise<number> {
   console.log('Here: one sidecar, small answers; the p90 added also holds the gateway\'s side of mTLS. Saturated p90s are mostly queueing.');
 
   const failed = [
+    ...variantProblems,
     ...loads.filter((r) => r.result.errors > 0).map((r) => `${r.target}: ${r.result.errors} failed requests (${r.result.errorDetail})`),
     ...meshReport.rows.filter((r) => r.result.errors > 0).map((r) => `${r.label}: ${r.result.errors} failed requests (${r.result.errorDetail})`),
     ...handshakes.filter((r) => r.result.errors > 0).map((r) => `${r.target} handshakes ${KEY_LABEL[r.keyType]}: ${r.result.errorDetail}`),

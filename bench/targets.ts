@@ -1,5 +1,6 @@
 // Starting and stopping what the benchmark measures: the upstream, meshgate in front of it (plain
-// HTTP and, when given certificates, HTTPS), the @fastify/http-proxy peer in front of it, and the
+// HTTP and, when given certificates, HTTPS; one worker unless told otherwise; optionally under a
+// RateLimitPolicy), the @fastify/http-proxy peer in front of it, and the
 // upstream alone (the mesh, with a sidecar in between, is mesh.ts). Each runs in its own process on
 // 127.0.0.1 so that the load generator, the proxy and the upstream compete for the CPU as they would
 // in production; processes.ts stops them all.
@@ -57,16 +58,28 @@ export interface MeshgateTargets {
   readonly http: Target;
   /** One per certificate in `certs`; empty without certificates. */
   readonly https: readonly TlsTarget[];
+  readonly adminPort: number;
   stop(): Promise<void>;
+}
+
+export interface MeshgateOptions {
+  /** HTTPS servers with these certificates beside the HTTP one. */
+  readonly certs?: BenchCerts;
+  /** `--workers` (default 1: the single-process figures compare with single-process peers). */
+  readonly workers?: number;
+  /** A RateLimitPolicy on the route the load takes, with this store; `redis` needs `redisUrl`. */
+  readonly rateLimit?: RateLimitStore;
+  readonly redisUrl?: string;
 }
 
 /**
  * meshgate exactly as a user runs it: the CLI on a config folder, one process for every port. The
  * routes before the matching one make the lookup do real work, as a real VirtualService would.
  */
-export async function startMeshgate(upstreamPort: number, certs?: BenchCerts): Promise<MeshgateTargets> {
+export async function startMeshgate(upstreamPort: number, opts: MeshgateOptions = {}): Promise<MeshgateTargets> {
+  const { certs } = opts;
   const dir = await tempDir('meshgate-bench-');
-  await writeFile(join(dir, 'bench.yaml'), meshgateConfig(upstreamPort, certs !== undefined));
+  await writeFile(join(dir, 'bench.yaml'), meshgateConfig(upstreamPort, { tls: certs !== undefined, ...(opts.rateLimit ? { rateLimit: opts.rateLimit } : {}) }));
   const keyTypes = certs ? KEY_TYPES : [];
   const [port, statusPort, adminPort, ...tlsPorts] = (await freePorts(3 + keyTypes.length)) as [number, number, number, ...number[]];
   const portMap = [`80=${port}`, ...keyTypes.map((k, i) => `${TLS_GATEWAY_PORT[k]}=${tlsPorts[i]}`)].join(',');
@@ -79,7 +92,8 @@ export async function startMeshgate(upstreamPort: number, certs?: BenchCerts): P
     '--admin-port', String(adminPort),
     '--listen-host', '127.0.0.1',
     '--access-log', 'off',
-    '--workers', '1',
+    '--workers', String(opts.workers ?? 1),
+    ...(opts.redisUrl ? ['--redis', opts.redisUrl] : []),
     // No drain period: nothing is connected when the bench stops it, and it should exit at once.
     '--drain-seconds', '0',
   ];
@@ -95,7 +109,19 @@ export async function startMeshgate(upstreamPort: number, certs?: BenchCerts): P
     pid: child.pid,
     stop,
   }));
-  return { http: { name: 'meshgate', url: `http://127.0.0.1:${port}/`, host: BENCH_HOST, pid: child.pid, stop }, https, stop };
+  return { http: { name: 'meshgate', url: `http://127.0.0.1:${port}/`, host: BENCH_HOST, pid: child.pid, stop }, https, adminPort, stop };
+}
+
+/** What a meshgate process's admin port says about its rate limits (the fields the bench checks). */
+export interface RateLimitCounts {
+  readonly allowed: number;
+  readonly limited: number;
+  readonly errors: number;
+  readonly redis?: { readonly up: boolean; readonly localDecisions: number };
+}
+
+export async function rateLimitCounts(adminPort: number): Promise<RateLimitCounts> {
+  return JSON.parse((await get(`http://127.0.0.1:${adminPort}/rate_limits`)).body) as RateLimitCounts;
 }
 
 /** One request before the load, so that a misrouted 404 is never measured as throughput. */
@@ -117,12 +143,26 @@ export interface MeshWorkload {
   readonly serviceAccount: string;
 }
 
+export type RateLimitStore = 'memory' | 'redis';
+
+export interface BenchConfigOptions {
+  /** HTTPS servers, one per bench certificate. */
+  readonly tls?: boolean;
+  /** The endpoint is this workload's sidecar. */
+  readonly workload?: MeshWorkload;
+  /** A RateLimitPolicy on the route the load takes, with this store. */
+  readonly rateLimit?: RateLimitStore;
+}
+
 /**
  * The bench's routes to the upstream at 127.0.0.1:`endpointPort`. With `workload`, that port is the
  * workload's sidecar: its Pod carries the sidecar label (so the gateway originates mutual TLS and
  * checks the service account), and PeerAuthentication STRICT mesh-wide refuses anything else.
+ * With `rateLimit`, every request is counted against a per-client limit it never reaches (the load
+ * comes from one address, so it is one hot key): what counting costs, without 429s.
  */
-export function meshgateConfig(endpointPort: number, tls = false, workload?: MeshWorkload): string {
+export function meshgateConfig(endpointPort: number, opts: BenchConfigOptions = {}): string {
+  const { tls = false, workload, rateLimit } = opts;
   // Hosts `*` on the HTTPS servers: the load generators send no SNI or "127.0.0.1" (see tls-certs.ts).
   const tlsServers = tls
     ? KEY_TYPES.map((k) => `
@@ -193,7 +233,15 @@ status: {podIP: 127.0.0.1}
 apiVersion: security.istio.io/v1
 kind: PeerAuthentication
 metadata: {name: default, namespace: istio-system}
-spec: {mtls: {mode: STRICT}}` : ''}
+spec: {mtls: {mode: STRICT}}` : ''}${rateLimit ? `
+---
+apiVersion: meshgate.io/v1
+kind: RateLimitPolicy
+metadata: {name: bench, namespace: default}
+spec:
+  targetRef: {kind: VirtualService, name: bench, route: default}
+  limits: [{key: {clientIp: {}}, requests: 1000000000, interval: 1h}]
+  store: ${rateLimit}` : ''}
 `;
 }
 

@@ -41,6 +41,20 @@ describe('connectionLimits', () => {
     });
     assert.ok(!isDefaultLimits(l));
   });
+
+  it('with workers, each takes ceil(limit / workers), at least 1; unset limits and the rest stay as they are', () => {
+    const pool = { tcp: { maxConnections: 10, connectTimeout: '1s' }, http: { http1MaxPendingRequests: 1, http2MaxRequests: 7, maxRetries: 2, maxRequestsPerConnection: 5 } };
+    assert.deepEqual(connectionLimits(pool, 3), {
+      maxConnections: 4,
+      maxPendingRequests: 1,
+      maxRequests: 3,
+      maxRetries: 1,
+      maxRequestsPerConnection: 5,
+      connectTimeoutMs: 1000,
+    });
+    assert.deepEqual(connectionLimits(pool, 1), connectionLimits(pool));
+    assert.ok(isDefaultLimits(connectionLimits({ tcp: {}, http: {} }, 4)));
+  });
 });
 
 const limits = (over: Partial<ConnectionLimits>): ConnectionLimits => ({ ...DEFAULT_LIMITS, ...over });

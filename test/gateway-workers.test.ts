@@ -3,35 +3,20 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { gatewayYaml, serviceYaml } from './helpers/cluster-yaml.js';
 import { eventually, send } from './helpers/gateway.js';
+import { startWorkersGateway, type WorkersGateway } from './helpers/gateway-workers.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
-import { freePort, freshGet } from './helpers/ports.js';
-
-const BIN = fileURLToPath(new URL('../../bin/meshgate.js', import.meta.url));
-
-function childPids(pid: number): number[] {
-  try {
-    return execFileSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' }).split('\n').map((l) => Number(l.trim())).filter((n) => n > 0);
-  } catch {
-    return [];
-  }
-}
+import { freshGet } from './helpers/ports.js';
 
 describe('gateway --workers', () => {
   let dir: string;
   let up: Upstream;
-  let gw: ChildProcess;
+  let gw: WorkersGateway;
   let port: number;
-  // Process ids of the workers that have logged 'gateway serving': a forked worker is not yet
-  // listening, and the one listening worker's death closes the port until another one listens.
-  const serving = new Set<number>();
 
   before(async () => {
     up = await startUpstream('app');
@@ -46,42 +31,27 @@ describe('gateway --workers', () => {
       join(dir, 'limit.yaml'),
       'apiVersion: meshgate.io/v1\nkind: RateLimitPolicy\nmetadata: {name: ten, namespace: default}\nspec:\n  targetRef: {kind: VirtualService, name: app, route: limited}\n  limits: [{key: {clientIp: {}}, requests: 10, interval: 1h}]\n  store: memory\n',
     );
-    port = await freePort();
-    const [statusPort, adminPort] = [await freePort(), await freePort()];
-    gw = spawn(process.execPath, [BIN, 'gateway', '--config', dir, '--ports', `80=${port}`, '--status-port', String(statusPort), '--admin-port', String(adminPort), '--listen-host', '127.0.0.1', '--access-log', 'off', '--workers', '2', '--drain-seconds', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    createInterface({ input: gw.stderr! }).on('line', (line) => {
-      if (!line.startsWith('{')) {
-        process.stderr.write(`gateway: ${line}\n`);
-        return;
-      }
-      const entry = JSON.parse(line) as { msg?: string; pid?: number };
-      if (entry.msg === 'gateway serving' && entry.pid !== undefined) serving.add(entry.pid);
-    });
-    await eventually(async () => {
-      const workers = childPids(gw.pid!);
-      return workers.length === 2 && workers.every((pid) => serving.has(pid));
-    }, 20_000);
+    gw = await startWorkersGateway(dir, 2);
+    port = gw.port;
     assert.equal((await send(port, 'app.example.com', '/')).status, 200);
   });
 
   after(async () => {
-    for (const pid of childPids(gw.pid!)) process.kill(pid, 'SIGKILL');
-    gw.kill('SIGKILL');
+    gw?.kill();
     await up.close();
     await rm(dir, { recursive: true, force: true });
   });
 
   it('replaces a worker that dies, and serves on', async () => {
-    const [victim, survivor] = childPids(gw.pid!);
+    const [victim, survivor] = gw.workers();
     process.kill(victim!, 'SIGKILL');
     // Connections the dead worker held are lost with it; once the primary has reaped it, new ones
     // go to the survivor, before the replacement listens.
-    await eventually(async () => !childPids(gw.pid!).includes(victim!), 20_000);
+    await eventually(async () => !gw.workers().includes(victim!), 20_000);
     for (let i = 0; i < 5; i++) assert.equal((await freshGet(port, 'app.example.com', `/during/${i}`)).status, 200);
-    await eventually(async () => {
-      const now = childPids(gw.pid!);
-      return now.length === 2 && !now.includes(victim!) && now.includes(survivor!) && now.every((pid) => serving.has(pid));
-    }, 20_000);
+    await gw.allServing(2);
+    const now = gw.workers();
+    assert.ok(!now.includes(victim!) && now.includes(survivor!), 'the dead worker was replaced, the other kept');
     for (let i = 0; i < 20; i++) assert.equal((await freshGet(port, 'app.example.com', `/after/${i}`)).status, 200);
   });
 
@@ -93,9 +63,9 @@ describe('gateway --workers', () => {
   });
 
   it('stops every worker on SIGTERM', async () => {
-    const workers = childPids(gw.pid!);
-    const exited = new Promise<number | null>((r) => gw.once('exit', (code) => r(code)));
-    gw.kill('SIGTERM');
+    const workers = gw.workers();
+    const exited = new Promise<number | null>((r) => gw.proc.once('exit', (code) => r(code)));
+    gw.proc.kill('SIGTERM');
     assert.equal(await exited, 0);
     for (const pid of workers) assert.throws(() => process.kill(pid, 0), 'worker is gone');
   });

@@ -8,6 +8,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import { RateLimiterClusterMaster } from 'rate-limiter-flexible';
+import { WORKER_COUNT_ENV } from '../core/policy/connection-limits.js';
 import type { ChallengeMap } from './acme/acme-order.js';
 
 const INDEX_ENV = 'MESHGATE_WORKER_INDEX';
@@ -71,7 +72,8 @@ export function superviseWorkers(count: number, log: Logger): Promise<number> {
   let quickDeaths = 0;
 
   const fork = (index: number): void => {
-    const w = cluster.fork({ [INDEX_ENV]: String(index) });
+    // The count lets each worker take its share of the DestinationRule connection limits.
+    const w = cluster.fork({ [INDEX_ENV]: String(index), [WORKER_COUNT_ENV]: String(count) });
     byIndex.set(index, w);
     startedAt.set(index, Date.now());
     // A worker that is stopping closes its channel while messages may still be on their way to it:

@@ -13,11 +13,12 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-export function freshGet(port: number, host: string, path: string): Promise<{ status: number; headers: Record<string, string | string[] | undefined> }> {
+export function freshGet(port: number, host: string, path: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; text: string }> {
   return new Promise((resolve, reject) => {
-    const req = httpGet({ host: '127.0.0.1', port, path, agent: false, headers: { host } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers }));
+    const req = httpGet({ host: '127.0.0.1', port, path, agent: false, headers: { host, ...headers } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8').on('data', (s: string) => (text += s));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text }));
     });
     req.on('error', reject);
   });

@@ -1,9 +1,11 @@
 // The counters behind RateLimitPolicy rules, on rate-limiter-flexible. Each rule gets a fixed-window
 // limiter of `requests` per interval and, when it has a burst, a reserve of `burst` requests drawn
 // on only when the window is used up (BurstyRateLimiter). Store `memory` counts in this process;
-// store `redis` counts in Redis, shared by every gateway replica, and falls back to an in-memory
-// limiter of the same size (rate-limiter-flexible's insurance limiter) for as long as Redis does not
-// answer. Limiters live across snapshots, keyed by the rule's settings, so a reload keeps counts.
+// store `redis` counts in Redis, shared by every gateway replica, and falls back to a local limiter
+// of the same size (rate-limiter-flexible's insurance limiter) for as long as Redis does not answer.
+// Local counts, the memory store's and the fallback's, are kept by the primary when the gateway runs
+// `--workers`, so N workers hold one limit, not N. Limiters live across snapshots, keyed by the
+// rule's settings, so a reload keeps counts.
 
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -111,10 +113,15 @@ export class RateLimiters {
       this.#warnedNoRedis.add(rule.id);
       this.#log.warn({ rule: rule.id }, 'this rate limit asks for store redis, but the gateway runs without --redis; it counts in this process only');
     }
-    const window = (points: number, duration: number, keyPrefix: string): RateLimiterMemory | RateLimiterRedis | RateLimiterCluster => {
-      // Workers of one gateway (--workers) count in the primary, so a limit holds across them.
-      if (!redis && cluster.isWorker) return new RateLimiterCluster({ points, duration, keyPrefix, timeoutMs: 1000 });
-      if (!redis) return new RateLimiterMemory({ points, duration, keyPrefix });
+    const window = (points: number, duration: number, keyPrefix: string): LocalLimiter | RateLimiterRedis => {
+      if (!redis) return local({ points, duration, keyPrefix });
+      const insurance = local({ points, duration, keyPrefix });
+      // Each decision the stand-in makes is reported, so outages are counted.
+      const consume = insurance.consume.bind(insurance);
+      insurance.consume = (key, n, options) => {
+        redis.noteLocalDecision();
+        return consume(key, n, options);
+      };
       return new RateLimiterRedis({
         storeClient: redis.client,
         points,
@@ -122,7 +129,7 @@ export class RateLimiters {
         keyPrefix,
         // Decide at once while the connection is down instead of waiting for a command to fail.
         rejectIfRedisNotReady: true,
-        insuranceLimiter: new LocalInsurance({ points, duration, keyPrefix }, () => redis.noteLocalDecision()),
+        insuranceLimiter: insurance,
       });
     };
     const main = window(rule.requests, rule.intervalSeconds, prefix);
@@ -131,17 +138,9 @@ export class RateLimiters {
   }
 }
 
-/** The in-memory stand-in for Redis; it reports each decision it makes so outages are counted. */
-class LocalInsurance extends RateLimiterMemory {
-  readonly #onUse: () => void;
+type LocalLimiter = RateLimiterMemory | RateLimiterCluster;
 
-  constructor(opts: { points: number; duration: number; keyPrefix: string }, onUse: () => void) {
-    super(opts);
-    this.#onUse = onUse;
-  }
-
-  override consume(key: string | number, points?: number, options?: { [key: string]: unknown }): Promise<RateLimiterRes> {
-    this.#onUse();
-    return super.consume(key, points, options);
-  }
+/** Counts in this process, or, in a worker of one gateway (`--workers`), in the primary for all of them. */
+function local(opts: { points: number; duration: number; keyPrefix: string }): LocalLimiter {
+  return cluster.isWorker ? new RateLimiterCluster({ ...opts, timeoutMs: 1000 }) : new RateLimiterMemory(opts);
 }

@@ -1,0 +1,82 @@
+// `meshgate gateway --workers N` as a real process tree for tests: started on a config folder with
+// free loopback ports, and returned once every worker has logged 'gateway serving' (a forked worker
+// is not yet listening, and while only one worker listens its death closes the port).
+
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { eventually } from './gateway.js';
+import { freePort } from './ports.js';
+
+const BIN = fileURLToPath(new URL('../../../bin/meshgate.js', import.meta.url));
+
+export interface WorkersGateway {
+  readonly proc: ChildProcess;
+  /** The listening port of Gateway port 80. */
+  readonly port: number;
+  /** Process ids of the workers that have logged 'gateway serving'. */
+  readonly serving: ReadonlySet<number>;
+  /** The primary's live children: the workers. */
+  workers(): number[];
+  /** Resolves when every current worker is one of `count` serving workers. */
+  allServing(count: number): Promise<void>;
+  /** SIGKILL to the workers and the primary. */
+  kill(): void;
+}
+
+export function childPids(pid: number): number[] {
+  try {
+    return execFileSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' }).split('\n').map((l) => Number(l.trim())).filter((n) => n > 0);
+  } catch {
+    return [];
+  }
+}
+
+export async function startWorkersGateway(configDir: string, workers: number, extraArgs: readonly string[] = []): Promise<WorkersGateway> {
+  const port = await freePort();
+  const [statusPort, adminPort] = [await freePort(), await freePort()];
+  const proc = spawn(
+    process.execPath,
+    [BIN, 'gateway', '--config', configDir, '--ports', `80=${port}`, '--status-port', String(statusPort), '--admin-port', String(adminPort), '--listen-host', '127.0.0.1', '--access-log', 'off', '--workers', String(workers), '--drain-seconds', '0', ...extraArgs],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  const serving = new Set<number>();
+  createInterface({ input: proc.stderr! }).on('line', (line) => {
+    if (!line.startsWith('{')) {
+      process.stderr.write(`gateway: ${line}\n`);
+      return;
+    }
+    const entry = JSON.parse(line) as { msg?: string; pid?: number };
+    if (entry.msg === 'gateway serving' && entry.pid !== undefined) serving.add(entry.pid);
+  });
+  const list = (): number[] => childPids(proc.pid!);
+  const gw: WorkersGateway = {
+    proc,
+    port,
+    serving,
+    workers: list,
+    allServing: (count) =>
+      eventually(async () => {
+        const now = list();
+        return now.length === count && now.every((pid) => serving.has(pid));
+      }, 30_000),
+    kill: () => {
+      for (const pid of list()) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // exited since it was listed
+        }
+      }
+      proc.kill('SIGKILL');
+    },
+  };
+  try {
+    await gw.allServing(workers);
+  } catch (err) {
+    // The caller gets no handle to stop it with; a process left running would hang the test run.
+    gw.kill();
+    throw err;
+  }
+  return gw;
+}
