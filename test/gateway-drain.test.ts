@@ -13,6 +13,8 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { request } from 'undici';
 import { startGateway, type RunningGateway } from '../src/gateway/main.js';
+import { GATEWAY_HELP, runGatewayCommand } from '../src/cli/gateway.js';
+import { SIDECAR_HELP, runSidecarCommand } from '../src/cli/sidecar.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
 import { APP_HOST, writeEdgeConfig, type EdgeConfig } from './helpers/edge-config.js';
 import { Http1Connection } from './helpers/raw-clients.js';
@@ -156,4 +158,11 @@ describe('gateway drain', () => {
     h1.close();
   });
 
+  it('refuses drain flags it cannot keep, before starting anything', async () => {
+    await assert.rejects(runGatewayCommand(['--config', 'x', '--drain-seconds', '30']), /--drain-seconds 30 is longer than --drain-deadline-seconds 25 \(its default\)/);
+    await assert.rejects(runGatewayCommand(['--config', 'x', '--drain-deadline-seconds', 'soon']), /--drain-deadline-seconds: 'soon' is not a number of seconds/);
+    const sidecar = ['--control', 'https://127.0.0.1:1', '--token', 't', '--namespace', 'n', '--service-account', 's', '--workload', 'w', '--app-port', '1'];
+    await assert.rejects(runSidecarCommand([...sidecar, '--drain-seconds', '10', '--drain-deadline-seconds', '8']), /--drain-seconds 10 is longer than --drain-deadline-seconds 8:/);
+    for (const help of [GATEWAY_HELP, SIDECAR_HELP]) assert.match(help, /--drain-deadline-seconds N\n.*exit at the latest N seconds after SIGTERM/);
+  });
 });
