@@ -6,47 +6,17 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
-import { fileURLToPath } from 'node:url';
-import { request } from 'undici';
 import { gatewayYaml, serviceYaml } from './helpers/cluster-yaml.js';
 import { eventually, send } from './helpers/gateway.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
 import { freePort, freshGet } from './helpers/ports.js';
-
-const BIN = fileURLToPath(new URL('../../bin/meshgate.js', import.meta.url));
-
-
-function meshgate(args: string[]): ChildProcess {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-  // Kept for a failing test's message; a healthy run logs little.
-  let err = '';
-  child.stderr!.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
-  (child as ChildProcess & { log(): string }).log = () => err;
-  return child;
-}
-
-async function ready(statusPort: number): Promise<boolean> {
-  try {
-    const r = await request(`http://127.0.0.1:${statusPort}/healthz/ready`);
-    await r.body.dump();
-    return r.statusCode === 200;
-  } catch {
-    return false;
-  }
-}
-
-
-function stopped(child: ChildProcess | undefined): Promise<void> {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((r) => child.once('exit', () => r()));
-}
+import { exited, meshgate, ready, type MeshgateProcess } from './helpers/processes.js';
 
 const ROUTE = (extra = '') => `apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -61,7 +31,7 @@ spec:
 describe('the mesh as processes: control plane outage and certificate rotation under load', () => {
   let dir: string;
   let app: Upstream;
-  let control: ChildProcess | undefined, sidecar: ChildProcess | undefined, gateway: ChildProcess | undefined;
+  let control: MeshgateProcess | undefined, sidecar: MeshgateProcess | undefined, gateway: MeshgateProcess | undefined;
   const ports = { control: 0, controlStatus: 0, inbound: 0, sidecarStatus: 0, gateway: 0, gatewayStatus: 0 };
   let controlArgs: string[];
 
@@ -104,9 +74,9 @@ describe('the mesh as processes: control plane outage and certificate rotation u
   after(async () => {
     // SIGTERM first: the gateway's primary passes it on to its workers.
     gateway?.kill('SIGTERM');
-    await stopped(gateway);
+    await exited(gateway);
     for (const c of [gateway, sidecar, control]) c?.kill('SIGKILL');
-    await Promise.all([stopped(gateway), stopped(sidecar), stopped(control)]);
+    await Promise.all([exited(gateway), exited(sidecar), exited(control)]);
     await app?.close();
     await rm(dir, { recursive: true, force: true });
   });
@@ -136,14 +106,14 @@ describe('the mesh as processes: control plane outage and certificate rotation u
 
   it('serves through gateway → sidecar → app over mTLS, the app seeing the gateway identity', async () => {
     const r = await send(ports.gateway, 'app.example.com', '/hello');
-    assert.equal(r.status, 200, (gateway as unknown as { log(): string }).log());
+    assert.equal(r.status, 200, gateway!.log());
     assert.match(String(r.json<{ headers: Record<string, string> }>().headers['x-forwarded-client-cert']), /URI=spiffe:\/\/cluster\.local\/ns\/istio-system\/sa\/meshgate-ingressgateway/);
   });
 
   it('keeps serving while the control plane is down, and a change after it returns reaches every proxy', async () => {
     const { total, failures } = await underLoad(async () => {
       control!.kill('SIGKILL');
-      await stopped(control);
+      await exited(control);
       // Serve a good while with nobody to ask for configuration or certificates.
       await new Promise((r) => setTimeout(r, 1500));
       control = meshgate(controlArgs);

@@ -11,6 +11,7 @@ import { startGateway } from '../gateway/main.js';
 import { parse, parseLabels, parseLocality, parsePort, parsePorts } from './options.js';
 import { UsageError } from './main.js';
 import { kubeSource, readableConfigDir, sourceChoice } from './config-source.js';
+import { DRAIN_FLAGS, DRAIN_HELP, exitAfterDeadline, parseDrainFlags } from './drain-options.js';
 
 export const GATEWAY_HELP = `usage: meshgate gateway --config DIR --ports 80=8080[,443=8443] [options]
        meshgate gateway --config-source kubernetes [--kubeconfig PATH] [--watch-namespaces a,b] [options]
@@ -46,7 +47,7 @@ export const GATEWAY_HELP = `usage: meshgate gateway --config DIR --ports 80=808
   --trusted-proxies N   proxies in front of the gateway that append to x-forwarded-for; rate
                         limits by clientIp count the N-th address from its right (Envoy's
                         xff_num_trusted_hops; default 0: the connection's peer address)
-  --drain-seconds N     on SIGTERM: fail readiness, keep serving N seconds, then close (default 5)
+${DRAIN_HELP}
   --workers N           processes sharing the ports, each with its own copy of the configuration;
                         a worker that dies is replaced (default: one per CPU)`;
 
@@ -71,7 +72,7 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
     'acme-ca': { type: 'string' },
     redis: { type: 'string' },
     'trusted-proxies': { type: 'string' },
-    'drain-seconds': { type: 'string' },
+    ...DRAIN_FLAGS,
     workers: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   });
@@ -81,8 +82,7 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
   }
   // Every option is checked before anything starts, so a typo costs nothing but the message.
   const choice = sourceChoice(values);
-  const drainSeconds = values['drain-seconds'] === undefined ? 5 : Number(values['drain-seconds']);
-  if (!Number.isFinite(drainSeconds) || drainSeconds < 0) throw new UsageError(`--drain-seconds: '${values['drain-seconds']}' is not a number of seconds`);
+  const { drainSeconds, drainDeadlineSeconds } = parseDrainFlags(values);
   const trustedProxies = values['trusted-proxies'] === undefined ? 0 : Number(values['trusted-proxies']);
   if (!Number.isInteger(trustedProxies) || trustedProxies < 0) throw new UsageError(`--trusted-proxies: '${values['trusted-proxies']}' is not a number of proxies (0, 1, 2 ...)`);
   if (values.redis !== undefined && !/^rediss?:\/\/[^/]/.test(values.redis)) throw new UsageError(`--redis: '${values.redis}' is not a redis:// or rediss:// URL`);
@@ -99,6 +99,7 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
     ...(values['acme-ca'] ? { acmeCa: readFileSync(values['acme-ca'], 'utf8') } : {}),
     ...(values.redis !== undefined ? { redisUrl: values.redis } : {}),
     trustedProxies,
+    drainDeadlineSeconds,
   };
   const workers = values.workers === undefined ? availableParallelism() : Number(values.workers);
   if (!Number.isInteger(workers) || workers < 1) throw new UsageError(`--workers: '${values.workers}' is not a number of processes`);
@@ -120,6 +121,7 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
     process.once('SIGTERM', () => resolve('SIGTERM'));
     process.once('SIGINT', () => resolve('SIGINT'));
   });
+  exitAfterDeadline(drainDeadlineSeconds, log);
   await (signal === 'SIGTERM' ? gw.drain(drainSeconds) : gw.close());
   mesh?.close();
   // A worker's channel to the primary would keep it alive after everything else has stopped.

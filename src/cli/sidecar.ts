@@ -8,6 +8,7 @@ import { startSidecar } from '../sidecar/main.js';
 import { DEFAULT_ROOT_CERT } from './config-source.js';
 import { parse, parseLabels, parsePort } from './options.js';
 import { UsageError } from './main.js';
+import { DRAIN_FLAGS, DRAIN_HELP, exitAfterDeadline, parseDrainFlags } from './drain-options.js';
 
 export const SIDECAR_HELP = `usage: meshgate sidecar --control URL --token FILE --namespace NS --service-account SA
                         --workload NAME --labels app=x,version=v1 --app-port N [options]
@@ -34,7 +35,7 @@ ends at the app on loopback; outbound, the app uses it as its HTTP proxy
                         hosts the mesh does not know: pass through (default) or answer 502
   --cert-ttl SECONDS    workload certificate lifetime to ask for (default 86400; rotated at half-life)
   --access-log WHERE    off | stdout | FILE (default stdout)
-  --drain-seconds N     on SIGTERM: fail readiness, keep serving N seconds, then close (default 5)`;
+${DRAIN_HELP}`;
 
 export async function runSidecarCommand(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
@@ -55,7 +56,7 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
     'outbound-traffic-policy': { type: 'string' },
     'cert-ttl': { type: 'string' },
     'access-log': { type: 'string' },
-    'drain-seconds': { type: 'string' },
+    ...DRAIN_FLAGS,
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) {
@@ -68,8 +69,7 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
   if (!/^https:\/\//.test(values.control!)) throw new UsageError(`--control: '${values.control}' must be an https:// URL`);
   const policy = values['outbound-traffic-policy'] ?? 'ALLOW_ANY';
   if (policy !== 'ALLOW_ANY' && policy !== 'REGISTRY_ONLY') throw new UsageError(`--outbound-traffic-policy: '${policy}' is not ALLOW_ANY or REGISTRY_ONLY`);
-  const drainSeconds = values['drain-seconds'] === undefined ? 5 : Number(values['drain-seconds']);
-  if (!Number.isFinite(drainSeconds) || drainSeconds < 0) throw new UsageError(`--drain-seconds: '${values['drain-seconds']}' is not a number of seconds`);
+  const { drainSeconds, drainDeadlineSeconds } = parseDrainFlags(values);
   const certTtl = values['cert-ttl'] === undefined ? undefined : Number(values['cert-ttl']);
   if (certTtl !== undefined && !(Number.isInteger(certTtl) && certTtl > 0)) throw new UsageError(`--cert-ttl: '${values['cert-ttl']}' is not a number of seconds`);
   const namespace = values.namespace!;
@@ -100,11 +100,13 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
     outboundTrafficPolicy: policy,
     accessLog: values['access-log'] ?? 'stdout',
     logger: log,
+    drainDeadlineSeconds,
   });
   const signal = await new Promise<string>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'));
     process.once('SIGINT', () => resolve('SIGINT'));
   });
+  exitAfterDeadline(drainDeadlineSeconds, log);
   await (signal === 'SIGTERM' ? sidecar.drain(drainSeconds) : sidecar.close());
   mesh.close();
   return 0;

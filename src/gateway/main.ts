@@ -11,6 +11,7 @@ import { LiveClusters } from '../core/policy/live-clusters.js';
 import { createAccessLog } from '../core/telemetry/access-log.js';
 import { RateLimiters, type RateLimitStats } from '../core/policy/rate-limiters.js';
 import { RedisLink } from '../core/policy/redis-link.js';
+import { ConnectionDrain, DEFAULT_DRAIN_DEADLINE_SECONDS } from '../core/proxy/drain.js';
 import { createPortListener, type PortListener } from './port-listener.js';
 import { createCredentialStore } from '../core/tls/credential-store.js';
 import { AcmeManager } from './acme/acme-manager.js';
@@ -59,6 +60,8 @@ export interface GatewayOptions {
   readonly locality?: string;
   /** Clock for outlier ejections, epoch ms (default Date.now). */
   readonly now?: () => number;
+  /** Seconds from the start of a drain (or a close) after which whatever is still open is cut (default 25). */
+  readonly drainDeadlineSeconds?: number;
 }
 
 export interface RunningGateway {
@@ -72,8 +75,9 @@ export interface RunningGateway {
   destroy(): Promise<void>;
   /**
    * Graceful stop (SIGTERM): readiness fails at once so load balancers stop sending, requests keep
-   * being served for `seconds` (an endpoint removal takes that long to reach every client), HTTP/1
-   * responses carry `Connection: close`, then listeners close and in-flight requests finish.
+   * being served for `seconds` (an endpoint removal takes that long to reach every client) while
+   * HTTP/1 responses carry `Connection: close` and HTTP/2 clients are sent GOAWAY, then listeners
+   * close and in-flight requests finish; at the drain deadline whatever is left is cut.
    */
   drain(seconds: number): Promise<void>;
 }
@@ -101,8 +105,9 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   // Counters of limits that a reload removed are let go; unchanged ones carry on counting.
   holder.onSwap((s) => limiters.retain(s.rateLimits.rules));
   const rateLimits = { limiters, trustedProxies: opts.trustedProxies ?? 0 };
-  let draining = false;
-  const status = createStatusServer({ ready: () => holder.current() !== undefined && !draining });
+  const drain = new ConnectionDrain();
+  const deadlineMs = (opts.drainDeadlineSeconds ?? DEFAULT_DRAIN_DEADLINE_SECONDS) * 1000;
+  const status = createStatusServer({ ready: () => holder.current() !== undefined && !drain.draining });
   const admin = createAdminServer(holder, pools, limiters);
   const credentials = createCredentialStore({ certsDir, logger: log });
   const acme = new AcmeManager({
@@ -118,13 +123,16 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   let statusPort = 0;
   let adminPort = 0;
 
-  const stopAll = async (hard: boolean): Promise<void> => {
-    draining = true;
+  const stopAll = async (hard: boolean, graceMs = deadlineMs): Promise<void> => {
+    drain.start();
     await reloader.close().catch(() => undefined);
     if (hard) listeners.forEach((l) => l.destroy());
-    await Promise.all(listeners.map((l) => l.close()));
+    const closed = Promise.all(listeners.map((l) => l.close()));
+    await drain.finish(hard ? 0 : graceMs);
+    await closed;
     await Promise.all([closeFastify(status), closeFastify(admin)]);
-    await (hard ? pools.destroy() : pools.close());
+    // No downstream connection is left, so no upstream answer has anyone waiting for it.
+    await pools.destroy();
     await (hard ? acme.destroy() : acme.close());
     await credentials.close();
     await redis?.close();
@@ -137,7 +145,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     await reloader.start();
     for (const [gatewayPort, listenPort] of opts.ports) {
       const l = createPortListener(gatewayPort, {
-        ctx: { holder, pools, accessLog, random, draining: () => draining, rateLimits, ...(opts.identity ? { identity: opts.identity } : {}) },
+        ctx: { holder, pools, accessLog, random, drain, rateLimits, ...(opts.identity ? { identity: opts.identity } : {}) },
         credentials,
         log,
         acmeChallenge: (token) => acme.challengeResponse(token),
@@ -155,21 +163,23 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   }
   log.info({ ports: Object.fromEntries(listenPorts), statusPort, adminPort, config: source.description }, 'gateway serving');
 
-  let closing: Promise<void> | undefined;
+  let stopping: Promise<void> | undefined;
+  const stop = (hard: boolean, graceMs = deadlineMs): Promise<void> => {
+    // Also cuts short a drain period or grace already under way.
+    if (hard) drain.destroy();
+    return (stopping ??= stopAll(hard, graceMs));
+  };
   return {
     listenPorts,
     statusPort,
     adminPort,
     holder,
     rateLimitStats: () => limiters.stats(),
-    close: () => (closing ??= stopAll(false)),
+    close: () => stop(false),
     drain: (seconds) => {
-      if (closing) return closing;
-      draining = true;
-      log.info({ seconds }, 'draining: readiness fails now, serving continues until the drain period ends');
-      closing = new Promise<void>((r) => setTimeout(r, Math.max(0, seconds) * 1000)).then(() => stopAll(false));
-      return closing;
+      if (!drain.draining) log.info({ seconds }, 'draining: readiness fails now, serving continues until the drain period ends');
+      return drain.period(seconds * 1000).then(() => stop(false, deadlineMs - seconds * 1000));
     },
-    destroy: () => (closing ??= stopAll(true)),
+    destroy: () => stop(true),
   };
 }

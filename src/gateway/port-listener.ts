@@ -46,8 +46,11 @@ export function createPortListener(gatewayPort: number, deps: PortListenerDeps):
     },
     ...(deps.acmeChallenge ? { acmeChallenge: deps.acmeChallenge } : {}),
   };
-  const http = createHttpServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 60_000 }, (req, res) => handleHttpRequest(req, res, plain, ctx));
-  http.on('upgrade', (req, socket: Socket, head: Buffer) => handleUpgrade(req, socket, head, plain, ctx));
+  const http = createHttpServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 60_000 });
+  ctx.drain.serve(http, {
+    request: (req, res) => handleHttpRequest(req, res, plain, ctx),
+    upgrade: (req, socket, head) => handleUpgrade(req, socket, head, plain, ctx),
+  });
   http.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     if (socket.writable && err.code !== 'ECONNRESET') socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
     else socket.destroy();
@@ -59,6 +62,7 @@ export function createPortListener(gatewayPort: number, deps: PortListenerDeps):
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
     socket.on('error', () => socket.destroy());
+    ctx.drain.accept(socket);
     const listener = ctx.holder.current()?.listeners.get(gatewayPort);
     // A plain TCP server: its one `tcp` route takes the whole connection (SEMANTICS §1.3).
     const tcp = listener?.protocol === 'TCP' ? listener.servers.find((s) => s.tcpRoute)?.tcpRoute : undefined;
@@ -101,12 +105,8 @@ export function createPortListener(gatewayPort: number, deps: PortListenerDeps):
   return {
     gatewayPort,
     listen: (port, host) => listenOn(server, port, host),
-    close: () =>
-      new Promise((resolve) => {
-        server.close(() => resolve());
-        http.closeIdleConnections();
-        tls.closeIdle();
-      }),
+    // Stops accepting; the connections open are the drain's to finish.
+    close: () => new Promise((resolve) => server.close(() => resolve())),
     destroy: () => {
       for (const s of sockets) s.destroy();
       tls.destroy();

@@ -115,8 +115,10 @@ export class TlsServers {
       // another server of this port must be sent back to open its own connection.
       misdirected: (host) => !hostCovered(entry.config.hosts, host) && this.#allTls.some((s) => s !== entry.config && hostCovered(s.hosts, host)),
     };
-    server.on('request', (req, res) => handleHttpRequest(req as unknown as IncomingMessage, res as never, listener, this.deps.ctx));
-    server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => handleUpgrade(req, socket, head, listener, this.deps.ctx));
+    this.deps.ctx.drain.serve(server, {
+      request: (req, res) => handleHttpRequest(req, res, listener, this.deps.ctx),
+      upgrade: (req, socket, head) => handleUpgrade(req, socket, head, listener, this.deps.ctx),
+    });
     server.on('secureConnection', (socket: TLSSocket) => this.#checkPeer(socket, entry));
     server.on('tlsClientError', () => undefined); // a failed handshake is the client's problem, not a crash
     server.on('sessionError', () => undefined);
@@ -157,10 +159,6 @@ export class TlsServers {
     const uri = peer ? (peer.subjectaltname ?? '').split(', ').find((san) => san.startsWith('URI:'))?.slice(4) : undefined;
     this.#principal.set(socket, uri ?? null);
     return uri;
-  }
-
-  closeIdle(): void {
-    for (const e of [...this.#entries.values(), ...this.#retired]) e.server.close();
   }
 
   destroy(): void {

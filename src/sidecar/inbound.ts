@@ -10,6 +10,7 @@ import { connect as connectTcp, createServer as createNetServer, type Socket } f
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { listenOn } from '../core/proxy/listen.js';
+import type { ConnectionDrain } from '../core/proxy/drain.js';
 import type { Authorizer } from '../core/policy/authorization.js';
 import type { MtlsMode } from '../core/policy/peer-authentication.js';
 import type { WorkloadSecurityCache } from '../core/policy/workload-security.js';
@@ -36,7 +37,7 @@ export interface InboundDeps {
   readonly pools: UpstreamPools;
   readonly accessLog: AccessLog;
   readonly log: Logger;
-  readonly draining: () => boolean;
+  readonly drain: ConnectionDrain;
 }
 
 /** What the connection told us about the caller. */
@@ -89,10 +90,11 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
     handleInbound(req, res, peerOf(socket), socket);
   };
 
-  const plain = createHttpServer({ requestTimeout: 0, keepAliveTimeout: 60_000 }, onRequest);
+  const plain = createHttpServer({ requestTimeout: 0, keepAliveTimeout: 60_000 });
+  deps.drain.serve(plain, { request: onRequest });
   plain.on('clientError', (_err, socket: Socket) => socket.destroy());
   const secure: Http2SecureServer = createSecureServer({ ...tlsContext(deps.identity.current()), requestCert: true, rejectUnauthorized: false, allowHTTP1: true });
-  secure.on('request', (req, res) => onRequest(req as unknown as IncomingMessage, res as unknown as ServerResponse));
+  deps.drain.serve(secure, { request: onRequest });
   secure.on('secureConnection', (socket: TLSSocket) => {
     const presented = socket.getPeerCertificate();
     const hasCert = presented && Object.keys(presented).length > 0;
@@ -114,6 +116,7 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
     socket.on('error', () => socket.destroy());
+    deps.drain.accept(socket);
     void peekClientHello(socket).then(
       ({ data, hello }) => {
         const mode = mtlsMode();
@@ -157,7 +160,6 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
       record.durationMs = Math.round(performance.now() - started);
       deps.accessLog.write(record);
     });
-    if (deps.draining() && req.httpVersionMajor === 1) res.setHeader('connection', 'close');
     const reply = (r: LocalReply): void => {
       record.flags = r.flag;
       record.details = r.details;
@@ -191,12 +193,11 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
   const server = createNetServer({ noDelay: true }, onConnection);
   return {
     listen: (port, host) => listenOn(server, port, host),
+    // Stops accepting; the connections open are the drain's to finish.
     close: () =>
       new Promise((resolve) => {
         unsubscribe();
         server.close(() => resolve());
-        plain.closeIdleConnections();
-        secure.close();
       }),
     destroy: () => {
       unsubscribe();

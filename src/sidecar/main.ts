@@ -6,6 +6,7 @@ import { pino, type Logger } from 'pino';
 import type { IdentityProvider } from '../core/pki/types.js';
 import { WorkloadSecurityCache } from '../core/policy/workload-security.js';
 import { UpstreamPools } from '../core/proxy/upstream-pools.js';
+import { ConnectionDrain, DEFAULT_DRAIN_DEADLINE_SECONDS } from '../core/proxy/drain.js';
 import { SnapshotHolder } from '../core/snapshot/holder.js';
 import { Reloader } from '../core/snapshot/reloader.js';
 import type { SidecarRole } from '../core/snapshot/snapshot.js';
@@ -38,6 +39,8 @@ export interface SidecarOptions {
   readonly accessLog?: string;
   readonly logger?: Logger;
   readonly random?: () => number;
+  /** Seconds from the start of a drain (or a close) after which whatever is still open is cut (default 25). */
+  readonly drainDeadlineSeconds?: number;
 }
 
 export interface RunningSidecar {
@@ -48,7 +51,11 @@ export interface RunningSidecar {
   readonly holder: SnapshotHolder;
   close(): Promise<void>;
   destroy(): Promise<void>;
-  /** SIGTERM: readiness fails at once, both sides keep serving for `seconds`, then close. */
+  /**
+   * SIGTERM: readiness fails at once, both sides keep serving for `seconds` (HTTP/1 responses carry
+   * `Connection: close`, HTTP/2 clients are sent GOAWAY), then close and let in-flight requests finish;
+   * at the drain deadline whatever is left is cut.
+   */
   drain(seconds: number): Promise<void>;
 }
 
@@ -61,8 +68,9 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
   const outboundTrafficPolicy = opts.outboundTrafficPolicy ?? 'ALLOW_ANY';
   const role: SidecarRole = { kind: 'sidecar', namespace: opts.namespace, labels: opts.labels, serviceAccount: opts.serviceAccount, outboundTrafficPolicy };
   const reloader = new Reloader(opts.source, holder, role, { random, load: pools }, log);
-  let draining = false;
-  const ctx = { holder, pools, accessLog, random, draining: () => draining, identity: opts.identity };
+  const drain = new ConnectionDrain();
+  const deadlineMs = (opts.drainDeadlineSeconds ?? DEFAULT_DRAIN_DEADLINE_SECONDS) * 1000;
+  const ctx = { holder, pools, accessLog, random, drain, identity: opts.identity };
   const inbound: InboundListener = createInboundListener({
     identity: opts.identity,
     holder,
@@ -72,23 +80,26 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
     pools,
     accessLog,
     log,
-    draining: () => draining,
+    drain,
   });
   const outbound: OutboundListener = createOutboundListener({ ctx, outboundTrafficPolicy, log });
-  const status = createStatusServer({ ready: () => holder.current() !== undefined && !draining });
+  const status = createStatusServer({ ready: () => holder.current() !== undefined && !drain.draining });
   const admin = createAdminServer(holder, pools);
   let ports = { inbound: 0, outbound: 0, status: 0, admin: 0 };
 
-  const stopAll = async (hard: boolean): Promise<void> => {
-    draining = true;
+  const stopAll = async (hard: boolean, graceMs = deadlineMs): Promise<void> => {
+    drain.start();
     await reloader.close().catch(() => undefined);
     if (hard) {
       inbound.destroy();
       outbound.destroy();
     }
-    await Promise.all([inbound.close(), outbound.close()]);
+    const closed = Promise.all([inbound.close(), outbound.close()]);
+    await drain.finish(hard ? 0 : graceMs);
+    await closed;
     await Promise.all([closeFastify(status), closeFastify(admin)]);
-    await (hard ? pools.destroy() : pools.close());
+    // No downstream connection is left, so no upstream answer has anyone waiting for it.
+    await pools.destroy();
     accessLog.flush();
   };
 
@@ -106,21 +117,23 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
   }
   log.info({ ...ports, app: opts.appPort, identity: opts.identity.current().spiffeId }, 'sidecar serving');
 
-  let closing: Promise<void> | undefined;
+  let stopping: Promise<void> | undefined;
+  const stop = (hard: boolean, graceMs = deadlineMs): Promise<void> => {
+    // Also cuts short a drain period or grace already under way.
+    if (hard) drain.destroy();
+    return (stopping ??= stopAll(hard, graceMs));
+  };
   return {
     inboundPort: ports.inbound,
     outboundPort: ports.outbound,
     statusPort: ports.status,
     adminPort: ports.admin,
     holder,
-    close: () => (closing ??= stopAll(false)),
-    destroy: () => (closing ??= stopAll(true)),
+    close: () => stop(false),
+    destroy: () => stop(true),
     drain: (seconds) => {
-      if (closing) return closing;
-      draining = true;
-      log.info({ seconds }, 'draining: readiness fails now, serving continues until the drain period ends');
-      closing = new Promise<void>((r) => setTimeout(r, Math.max(0, seconds) * 1000)).then(() => stopAll(false));
-      return closing;
+      if (!drain.draining) log.info({ seconds }, 'draining: readiness fails now, serving continues until the drain period ends');
+      return drain.period(seconds * 1000).then(() => stop(false, deadlineMs - seconds * 1000));
     },
   };
 }

@@ -6,7 +6,7 @@
 // CONNECT tunnels (an HTTPS call through the proxy) are piped to their destination untouched.
 
 import { createServer as createHttpServer, type IncomingMessage } from 'node:http';
-import { connect as connectTcp, type Socket } from 'node:net';
+import { connect as connectTcp, createServer as createNetServer, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { listenOn } from '../core/proxy/listen.js';
 import { authorityOf, handleHttpRequest, type HttpHandlerContext, type ListenerInfo } from '../core/proxy/http-handler.js';
@@ -59,25 +59,27 @@ export function createOutboundListener(deps: OutboundDeps): OutboundListener {
     },
   };
   const sockets = new Set<Socket>();
-  const http = createHttpServer({ requestTimeout: 0, keepAliveTimeout: 60_000 }, (req, res) => handleHttpRequest(req, res, listener, ctx));
+  const http = createHttpServer({ requestTimeout: 0, keepAliveTimeout: 60_000 });
   http.on('connection', (socket: Socket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
   });
-  http.on('upgrade', (req, socket: Socket, head: Buffer) => handleUpgrade(req, socket, head, listener, ctx));
-  http.on('connect', (req: IncomingMessage, socket: Socket, head: Buffer) => tunnel(req, socket, head, deps));
+  ctx.drain.serve(http, {
+    request: (req, res) => handleHttpRequest(req, res, listener, ctx),
+    upgrade: (req, socket, head) => handleUpgrade(req, socket, head, listener, ctx),
+    connect: (req, socket, head) => tunnel(req, socket, head, deps),
+  });
   http.on('clientError', (_err, socket: Socket) => socket.destroy());
+  // Its own listening socket: closing node:http's would also cut idle connections at once, which the drain does gently.
+  const server = createNetServer({ noDelay: true }, (socket) => http.emit('connection', socket));
 
   return {
-    listen: (port, host) => listenOn(http, port, host),
-    close: () =>
-      new Promise((resolve) => {
-        http.close(() => resolve());
-        http.closeIdleConnections();
-      }),
+    listen: (port, host) => listenOn(server, port, host),
+    // Stops accepting; the connections open are the drain's to finish.
+    close: () => new Promise((resolve) => server.close(() => resolve())),
     destroy: () => {
       for (const s of sockets) s.destroy();
-      http.close();
+      server.close();
     },
   };
 }

@@ -18,14 +18,15 @@ import { decideFault, holdFor } from './fault.js';
 import { admitRateLimited, type RateLimitContext } from './rate-limit-gate.js';
 import type { UpstreamPools } from './upstream-pools.js';
 import type { IdentityProvider } from '../pki/types.js';
+import type { ConnectionDrain } from './drain.js';
 
 export interface HttpHandlerContext {
   readonly holder: SnapshotHolder;
   readonly pools: UpstreamPools;
   readonly accessLog: AccessLog;
   readonly random: () => number;
-  /** True while the proxy drains before exit: HTTP/1 responses then close their connection. */
-  readonly draining?: () => boolean;
+  /** The proxy's connections, which every listener accepts and serves HTTP through (graceful drain). */
+  readonly drain: ConnectionDrain;
   /** The proxy's workload identity, for mTLS to endpoints in the mesh. */
   readonly identity?: IdentityProvider;
   /** RateLimitPolicy counters; without them no rate limit applies. */
@@ -102,8 +103,6 @@ export function handleHttpRequest(req: IncomingMessage, res: ServerResponse, lis
     record.bytesSent = socket.bytesWritten - bytesWrittenAtStart;
     ctx.accessLog.write(record);
   });
-  // Draining: keep answering, but let every HTTP/1 client reconnect elsewhere after this response.
-  if (ctx.draining?.() && req.httpVersionMajor === 1) res.setHeader('connection', 'close');
   const reply = (r: LocalReply): void => {
     record.flags = addFlag(record.flags, r.flag);
     record.details = r.details;
