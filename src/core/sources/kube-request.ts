@@ -74,6 +74,9 @@ export async function listCollection(kc: KubeConfig, path: string, signal: Abort
  */
 export class TrackedWatch extends Watch {
   readonly #open = new Set<AbortController>();
+  // Watches still connecting: the client sends the request only after an await, so one begun just
+  // before abortAll() can reach the server after it; close waits for them.
+  readonly #connecting = new Set<Promise<unknown>>();
   #closed = false;
 
   constructor(
@@ -97,11 +100,17 @@ export class TrackedWatch extends Watch {
     }
     let finished = false;
     let controller: AbortController | undefined;
-    controller = await super.watch(path, queryParams, callback, (err: unknown) => {
+    const connecting = super.watch(path, queryParams, callback, (err: unknown) => {
       finished = true;
       if (controller) this.#open.delete(controller);
       done(err);
     });
+    this.#connecting.add(connecting);
+    try {
+      controller = await connecting;
+    } finally {
+      this.#connecting.delete(connecting);
+    }
     if (!finished) {
       if (this.#closed) controller.abort();
       else {
@@ -116,6 +125,11 @@ export class TrackedWatch extends Watch {
     this.#closed = true;
     for (const c of this.#open) c.abort();
     this.#open.clear();
+  }
+
+  /** Resolves once no watch is half-way through connecting (each one aborts itself as it connects). */
+  async settled(): Promise<void> {
+    while (this.#connecting.size > 0) await Promise.allSettled([...this.#connecting]);
   }
 }
 

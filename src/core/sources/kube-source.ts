@@ -118,6 +118,7 @@ export class KubeSource implements ConfigSource {
     for (const wake of this.#delays) wake();
     this.#delays.clear();
     await Promise.all(this.#slots.map((s) => s.informer.stop().catch(() => undefined)));
+    await this.#watch.settled();
     this.#waiter?.reject(new Error(`KubeSource closed before the first list of ${serverOf(this.#kc)} completed`));
     this.#waiter = undefined;
   }
