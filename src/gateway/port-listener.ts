@@ -10,10 +10,9 @@ import { listenOn } from '../core/proxy/listen.js';
 import { handleHttpRequest, type HttpHandlerContext, type ListenerInfo } from '../core/proxy/http-handler.js';
 import { handleUpgrade } from '../core/proxy/upgrade.js';
 import { forwardTcp } from '../core/proxy/tcp-forward.js';
-import type { ServerConfig } from '../core/routing/types.js';
 import { peekClientHello } from '../core/tls/client-hello.js';
 import type { CredentialStore } from '../core/tls/types.js';
-import { serverForSni } from '../core/routing/server-hosts.js';
+import { isTlsServer, serverForSni } from '../core/routing/server-hosts.js';
 import { TlsServers } from './tls-servers.js';
 
 export interface PortListenerDeps {
@@ -29,10 +28,6 @@ export interface PortListener {
   listen(port: number, host: string): Promise<number>;
   close(): Promise<void>;
   destroy(): void;
-}
-
-function isTlsServer(s: ServerConfig): boolean {
-  return s.protocol === 'HTTPS' || s.protocol === 'TLS';
 }
 
 export function createPortListener(gatewayPort: number, deps: PortListenerDeps): PortListener {
@@ -52,7 +47,7 @@ export function createPortListener(gatewayPort: number, deps: PortListenerDeps):
     if (socket.writable && err.code !== 'ECONNRESET') socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
     else socket.destroy();
   });
-  const tls = new TlsServers({ gatewayPort, ctx, credentials: deps.credentials, log: deps.log });
+  const tls = new TlsServers({ gatewayPort, ctx, credentials: deps.credentials, log: deps.log, servers: (snapshot) => snapshot.listeners.get(gatewayPort)?.servers.filter(isTlsServer) ?? [] });
   const sockets = new Set<Socket>();
 
   const onConnection = (socket: Socket): void => {
@@ -91,7 +86,7 @@ export function createPortListener(gatewayPort: number, deps: PortListenerDeps):
           return;
         }
         socket.unshift(data);
-        tls.accept(socket, server, servers);
+        tls.accept(socket, server);
       },
       () => socket.destroy(),
     );

@@ -5,7 +5,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Snapshot } from '../snapshot/snapshot.js';
 import { normalizeHost } from './host-index.js';
 import { explainLookup } from './lookup.js';
-import { serverForSni } from './server-hosts.js';
+import { isTlsServer, serverForSni } from './server-hosts.js';
 import type { RequestFacts } from './types.js';
 
 export interface ExplainRequest {
@@ -48,7 +48,7 @@ export function explainRequest(snapshot: Snapshot, r: ExplainRequest): ExplainRe
   let configName = listener.httpRouteConfig;
   if (facts.scheme === 'https' || !configName) {
     // TLS: the SNI (the URL's host, as curl sends it) picks the server, and so its route config.
-    const tlsServers = listener.servers.filter((s) => s.protocol === 'HTTPS' || s.protocol === 'TLS');
+    const tlsServers = listener.servers.filter(isTlsServer);
     const server = serverForSni(tlsServers, facts.host);
     if (tlsServers.length > 0) {
       if (!server) {

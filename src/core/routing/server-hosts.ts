@@ -3,8 +3,9 @@
 
 import type { ServerConfig } from './types.js';
 
-export function hostCovered(hosts: readonly string[], host: string): boolean {
-  return specificity(hosts, host) > 0;
+/** HTTPS and TLS servers: on a listener with any of them, the ClientHello's SNI picks the server. */
+export function isTlsServer(s: ServerConfig): boolean {
+  return s.protocol === 'HTTPS' || s.protocol === 'TLS';
 }
 
 /** 0: not covered; `*`: 1; a wildcard: 2 + suffix length; exact: max. */
