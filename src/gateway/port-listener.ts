@@ -1,7 +1,9 @@
-// The listener for one Gateway port. Plaintext HTTP goes straight to the HTTP server. When the
-// port has TLS servers, the ClientHello is peeked (not consumed) to read the SNI, which picks the
-// Gateway server: PASSTHROUGH pipes the untouched bytes to the `tls` route's destination; the others
-// hand the socket to that server's own TLS server. The choice uses the snapshot current at accept.
+// The listener for one listen port, with the servers of every Gateway port that listens there.
+// Plaintext HTTP goes straight to the HTTP server. When the port has TLS servers, the ClientHello is
+// peeked (not consumed) to read the SNI, which picks the Gateway server: PASSTHROUGH pipes the
+// untouched bytes to the `tls` route's destination; the others hand the socket to that server's own
+// TLS server. The choice uses the snapshot current at accept; a connection that arrives before the
+// first configuration waits for it.
 
 import { createServer as createHttpServer } from 'node:http';
 import { createServer as createNetServer, type Server, type Socket } from 'node:net';
@@ -10,6 +12,7 @@ import { listenOn } from '../core/proxy/listen.js';
 import { handleHttpRequest, type HttpHandlerContext, type ListenerInfo } from '../core/proxy/http-handler.js';
 import { handleUpgrade } from '../core/proxy/upgrade.js';
 import { forwardTcp } from '../core/proxy/tcp-forward.js';
+import type { Snapshot } from '../core/snapshot/snapshot.js';
 import { peekClientHello } from '../core/tls/client-hello.js';
 import type { CredentialStore } from '../core/tls/types.js';
 import { isTlsServer, serverForSni } from '../core/routing/server-hosts.js';
@@ -24,19 +27,27 @@ export interface PortListenerDeps {
 }
 
 export interface PortListener {
-  readonly gatewayPort: number;
   listen(port: number, host: string): Promise<number>;
   close(): Promise<void>;
   destroy(): void;
 }
 
-export function createPortListener(gatewayPort: number, deps: PortListenerDeps): PortListener {
+/**
+ * `servicePorts`: the gateway Service ports (`--ports`) whose targetPort this is; none for a server
+ * port listened on as-is.
+ */
+export function createPortListener(servicePorts: readonly number[], deps: PortListenerDeps): PortListener {
   const { ctx } = deps;
+  // The snapshot's listeners are keyed by the port actually listened on, known once listening.
+  let listenPort = 0;
+  const current = (snapshot: Snapshot | undefined) => snapshot?.listeners.get(listenPort);
   const plain: ListenerInfo = {
-    port: gatewayPort,
+    get port() {
+      return servicePorts[0] ?? listenPort;
+    },
     scheme: 'http',
     select: (snapshot) => {
-      const name = snapshot.listeners.get(gatewayPort)?.httpRouteConfig;
+      const name = current(snapshot)?.httpRouteConfig;
       return name ? snapshot.routeConfigs.get(name) : undefined;
     },
     ...(deps.acmeChallenge ? { acmeChallenge: deps.acmeChallenge } : {}),
@@ -47,14 +58,21 @@ export function createPortListener(gatewayPort: number, deps: PortListenerDeps):
     if (socket.writable && err.code !== 'ECONNRESET') socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
     else socket.destroy();
   });
-  const tls = new TlsServers({ gatewayPort, ctx, credentials: deps.credentials, log: deps.log, servers: (snapshot) => snapshot.listeners.get(gatewayPort)?.servers.filter(isTlsServer) ?? [] });
+  const tls = new TlsServers({ ctx, credentials: deps.credentials, log: deps.log, servers: (snapshot) => current(snapshot)?.servers.filter(isTlsServer) ?? [] });
   const sockets = new Set<Socket>();
 
   const onConnection = (socket: Socket): void => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
     socket.on('error', () => socket.destroy());
-    const listener = ctx.holder.current()?.listeners.get(gatewayPort);
+    if (!ctx.holder.current()) {
+      const off = ctx.holder.onSwap(() => {
+        off();
+        if (!socket.destroyed) onConnection(socket);
+      });
+      return;
+    }
+    const listener = current(ctx.holder.current());
     // A plain TCP server: its one `tcp` route takes the whole connection (SEMANTICS §1.3).
     const tcp = listener?.protocol === 'TCP' ? listener.servers.find((s) => s.tcpRoute)?.tcpRoute : undefined;
     if (tcp) {
@@ -75,7 +93,7 @@ export function createPortListener(gatewayPort: number, deps: PortListenerDeps):
         }
         if (hello.state !== 'ok') return void socket.destroy();
         // Re-read the snapshot: a reload may have landed while the hello was in flight.
-        const servers = ctx.holder.current()?.listeners.get(gatewayPort)?.servers.filter(isTlsServer) ?? [];
+        const servers = current(ctx.holder.current())?.servers.filter(isTlsServer) ?? [];
         const server = serverForSni(servers, hello.sni);
         if (!server) return void socket.destroy();
         const mode = server.tls?.mode ?? 'PASSTHROUGH';
@@ -94,8 +112,7 @@ export function createPortListener(gatewayPort: number, deps: PortListenerDeps):
 
   const server: Server = createNetServer({ noDelay: true }, onConnection);
   return {
-    gatewayPort,
-    listen: (port, host) => listenOn(server, port, host),
+    listen: async (port, host) => (listenPort = await listenOn(server, port, host)),
     close: () =>
       new Promise((resolve) => {
         server.close(() => resolve());

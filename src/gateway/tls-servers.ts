@@ -30,7 +30,6 @@ interface Entry {
 }
 
 export interface TlsServersDeps {
-  readonly gatewayPort: number;
   readonly ctx: HttpHandlerContext;
   readonly credentials: CredentialStore;
   readonly log: Logger;
@@ -109,7 +108,10 @@ export class TlsServers {
     const entry: Entry = { server, policyKey, contextKey, config, sockets: new Set() };
     const key = serverKey(config);
     const listener: ListenerInfo = {
-      port: this.deps.gatewayPort,
+      // The server's own Gateway port: its listener may hold servers of several (port translation).
+      get port() {
+        return entry.config.port;
+      },
       scheme: 'https',
       select: (snapshot) => {
         const name = entry.config.routeConfig;
