@@ -1,7 +1,7 @@
 // Integration: TLS at the edge. Several certificates on one port chosen by SNI, 421 on HTTP/2
 // connection reuse across certificates and for a Host whose own, more specific server is not the
 // connection's, HTTP/2 and HTTP/1.1 by ALPN, client certificates (MUTUAL, OPTIONAL_MUTUAL) with
-// x-forwarded-client-cert, passthrough to a TLS upstream, httpsRedirect,
+// x-forwarded-client-cert, passthrough to a TLS upstream, httpsRedirect and the port it names,
 // minimum protocol version, and certificate replacement without restart.
 
 import { after, before, describe, it } from 'node:test';
@@ -297,6 +297,22 @@ spec:
     await r.body.dump();
     assert.equal(r.statusCode, 301);
     assert.equal(r.headers.location, 'https://a.example.com/path?q=1');
+  });
+
+  it('redirects a Host naming the listen port to the HTTPS listen port, and one naming the Gateway port to 443', async () => {
+    const location = async (host: string) => {
+      const r = await request(`http://127.0.0.1:${httpPort}/path?q=1`, { headers: { host } });
+      await r.body.dump();
+      assert.equal(r.statusCode, 301);
+      return r.headers.location;
+    };
+    // Came straight to the gateway's port (as in the demo, 8080): the HTTPS server listens on its own port.
+    assert.equal(await location(`a.example.com:${httpPort}`), `https://a.example.com:${httpsPort}/path?q=1`);
+    // Came through the Service (port 80): HTTPS is its port 443.
+    assert.equal(await location('a.example.com:80'), 'https://a.example.com/path?q=1');
+    // And a redirect followed from the listen port reaches the HTTPS server.
+    const followed = await httpsGet('a.example.com', `a.example.com:${httpsPort}`, '/path');
+    assert.equal(followed.status, 200);
   });
 
   it('serves a replaced certificate to new handshakes without restart, failing no request meanwhile', async () => {

@@ -12,10 +12,11 @@ import { listenOn } from '../core/proxy/listen.js';
 import { handleHttpRequest, type HttpHandlerContext, type ListenerInfo } from '../core/proxy/http-handler.js';
 import { handleUpgrade } from '../core/proxy/upgrade.js';
 import { forwardTcp } from '../core/proxy/tcp-forward.js';
+import type { RequestFacts } from '../core/routing/types.js';
 import type { Snapshot } from '../core/snapshot/snapshot.js';
 import { peekClientHello } from '../core/tls/client-hello.js';
 import type { CredentialStore } from '../core/tls/types.js';
-import { isTlsServer, serverForSni } from '../core/routing/server-hosts.js';
+import { isTlsServer, serverForSni, tlsServerFor } from '../core/routing/server-hosts.js';
 import { TlsServers } from './tls-servers.js';
 
 export interface PortListenerDeps {
@@ -50,6 +51,7 @@ export function createPortListener(servicePorts: readonly number[], deps: PortLi
       const name = current(snapshot)?.httpRouteConfig;
       return name ? snapshot.routeConfigs.get(name) : undefined;
     },
+    httpsPort: (facts, snapshot) => httpsRedirectPort(facts, snapshot, listenPort, servicePorts),
     ...(deps.acmeChallenge ? { acmeChallenge: deps.acmeChallenge } : {}),
   };
   const http = createHttpServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 60_000 }, (req, res) => handleHttpRequest(req, res, plain, ctx));
@@ -125,4 +127,18 @@ export function createPortListener(servicePorts: readonly number[], deps: PortLi
       server.close();
     },
   };
+}
+
+/**
+ * Where httpsRedirect sends a client (Envoy keeps the Host as sent, so its location names the HTTP
+ * port). A Host with the listen port itself came straight to the gateway: it goes to the listen port
+ * of the TLS server for its host. Any other Host came through the Service: it goes to that server's
+ * Gateway port (443, left out of the location).
+ */
+function httpsRedirectPort(facts: RequestFacts, snapshot: Snapshot, listenPort: number, servicePorts: readonly number[]): number | undefined {
+  const m = /:(\d+)$/.exec(facts.authority);
+  const sent = m ? Number(m[1]) : undefined;
+  const target = tlsServerFor(snapshot.listeners, facts.host);
+  if (sent === listenPort && !servicePorts.includes(sent)) return target?.listenPort;
+  return target?.server.port;
 }
