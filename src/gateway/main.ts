@@ -20,6 +20,7 @@ import type { ChallengeMap } from './acme/acme-order.js';
 import { createStatusServer } from '../core/admin/status-server.js';
 import { createAdminServer } from '../core/admin/admin-server.js';
 import { closeFastify, listenFastify } from '../core/admin/fastify-listen.js';
+import { listenFor } from '../core/proxy/listen.js';
 import type { IdentityProvider } from '../core/pki/types.js';
 
 export interface GatewayOptions {
@@ -148,8 +149,10 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     await reloader.start();
     const first = holder.current();
     if (first) await listeners.sync(first);
-    statusPort = await listenFastify(status, opts.statusPort ?? 15021, host);
-    adminPort = await listenFastify(admin, opts.adminPort ?? 15000, '127.0.0.1');
+    const wantStatus = opts.statusPort ?? 15021;
+    const wantAdmin = opts.adminPort ?? 15000;
+    statusPort = await listenFor('status port (--status-port)', host, wantStatus, () => listenFastify(status, wantStatus, host));
+    adminPort = await listenFor('admin port (--admin-port)', '127.0.0.1', wantAdmin, () => listenFastify(admin, wantAdmin, '127.0.0.1'));
     // Only once the HTTP ports listen can the ACME server's HTTP-01 validation reach us.
     if (opts.acmeOrders ?? true) acme.start();
   } catch (err) {
