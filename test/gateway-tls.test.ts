@@ -1,6 +1,7 @@
 // Integration: TLS at the edge. Several certificates on one port chosen by SNI, 421 on HTTP/2
-// connection reuse across certificates, HTTP/2 and HTTP/1.1 by ALPN, client certificates (MUTUAL,
-// OPTIONAL_MUTUAL) with x-forwarded-client-cert, passthrough to a TLS upstream, httpsRedirect,
+// connection reuse across certificates and for a Host whose own, more specific server is not the
+// connection's, HTTP/2 and HTTP/1.1 by ALPN, client certificates (MUTUAL, OPTIONAL_MUTUAL) with
+// x-forwarded-client-cert, passthrough to a TLS upstream, httpsRedirect and the port it names,
 // minimum protocol version (and legacy TLS 1.1 when a server asks for it), and certificate
 // replacement without restart.
 
@@ -9,6 +10,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect as http2Connect, type ClientHttp2Session } from 'node:http2';
+import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect, createServer as createTlsServer, type ConnectionOptions, type Server as TlsServer } from 'node:tls';
@@ -29,6 +31,21 @@ async function writeCredential(certs: string, name: string, pem: Pem, ca?: strin
   await writeFile(join(dir, 'tls.crt'), pem.certPem);
   await writeFile(join(dir, 'tls.key'), pem.keyPem, { mode: 0o600 });
   if (ca) await writeFile(join(dir, 'ca.crt'), ca);
+}
+
+/** One GET on an open HTTP/2 session, with `authority` as :authority. */
+function h2Get(session: ClientHttp2Session, authority: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = session.request({ ':path': '/', ':authority': authority });
+    let body = '';
+    let status = 0;
+    req.on('response', (h) => (status = Number(h[':status'])));
+    req.setEncoding('utf8');
+    req.on('data', (d: string) => (body += d));
+    req.on('end', () => resolve({ status, body }));
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 describe('edge TLS', () => {
@@ -83,6 +100,7 @@ describe('edge TLS', () => {
     await writeCredential(certs, 'b-cert', issueCertificate({ subjectCN: 'b.example.com', dnsNames: ['b.example.com'], issuer: root, days: 30 }));
     await writeCredential(certs, 'wild-cert', issueCertificate({ subjectCN: 'wild', dnsNames: ['*.wild.example.com'], issuer: root, days: 30 }));
     await writeCredential(certs, 'mtls-cert', issueCertificate({ subjectCN: 'mtls.example.com', dnsNames: ['mtls.example.com', 'opt.example.com'], issuer: root, days: 30 }), clientRoot.certPem);
+    await writeCredential(certs, 'exact-wild-cert', issueCertificate({ subjectCN: 'exact.wild.example.com', dnsNames: ['exact.wild.example.com'], issuer: root, days: 30 }), clientRoot.certPem);
     await writeCredential(certs, 'v13-cert', issueCertificate({ subjectCN: 'v13.example.com', dnsNames: ['v13.example.com'], issuer: root, days: 30 }));
     await writeCredential(certs, 'legacy-cert', issueCertificate({ subjectCN: 'legacy.example.com', dnsNames: ['legacy.example.com'], issuer: root, days: 30 }));
 
@@ -109,6 +127,9 @@ spec:
   - port: {number: 443, name: https-mtls, protocol: HTTPS}
     hosts: [mtls.example.com]
     tls: {mode: MUTUAL, credentialName: mtls-cert}
+  - port: {number: 443, name: https-exact-wild, protocol: HTTPS}
+    hosts: [exact.wild.example.com]
+    tls: {mode: MUTUAL, credentialName: exact-wild-cert}
   - port: {number: 443, name: https-opt, protocol: HTTPS}
     hosts: [opt.example.com]
     tls: {mode: OPTIONAL_MUTUAL, credentialName: mtls-cert}
@@ -195,25 +216,47 @@ spec:
   it('speaks HTTP/2 by ALPN and answers 421 for a host of another certificate on the same connection', async () => {
     const session: ClientHttp2Session = http2Connect(`https://127.0.0.1:${httpsPort}`, { servername: 'a.example.com', ca: root.certPem });
     try {
-      const get = (authority: string) =>
-        new Promise<{ status: number; body: string }>((resolve, reject) => {
-          const req = session.request({ ':path': '/', ':authority': authority });
-          let body = '';
-          let status = 0;
-          req.on('response', (h) => (status = Number(h[':status'])));
-          req.setEncoding('utf8');
-          req.on('data', (d: string) => (body += d));
-          req.on('end', () => resolve({ status, body }));
-          req.on('error', reject);
-          req.end();
-        });
-      const ok = await get('a.example.com');
+      const ok = await h2Get(session, 'a.example.com');
       assert.equal(ok.status, 200);
       assert.equal((JSON.parse(ok.body) as { name: string }).name, 'app');
-      assert.equal((await get('b.example.com')).status, 421);
+      assert.equal((await h2Get(session, 'b.example.com')).status, 421);
     } finally {
       session.close();
     }
+  });
+
+  // SNI x.wild.example.com picks the SIMPLE wildcard server; exact.wild.example.com has its own
+  // MUTUAL server. Routing that Host through the wildcard connection would skip the client certificate.
+  it('answers 421 over HTTP/2 for a Host whose more specific server is not the connection\'s (no bypass of its client-certificate policy)', async () => {
+    const session: ClientHttp2Session = http2Connect(`https://127.0.0.1:${httpsPort}`, { servername: 'x.wild.example.com', ca: root.certPem });
+    try {
+      assert.equal((await h2Get(session, 'x.wild.example.com')).status, 200);
+      assert.equal((await h2Get(session, 'y.wild.example.com')).status, 200, 'another name of the same server is fine');
+      assert.equal((await h2Get(session, 'exact.wild.example.com')).status, 421);
+    } finally {
+      session.close();
+    }
+  });
+
+  it('answers 421 over HTTP/1.1 for the same bypass, and serves that Host on its own server with a client certificate', async () => {
+    // node:https, because undici takes the SNI from the Host header.
+    const h1 = (servername: string, host: string) =>
+      new Promise<number>((resolve, reject) => {
+        const req = httpsRequest({ host: '127.0.0.1', port: httpsPort, servername, ca: root.certPem, headers: { host }, agent: false }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    assert.equal(await h1('x.wild.example.com', 'x.wild.example.com'), 200);
+    assert.equal(await h1('x.wild.example.com', 'exact.wild.example.com'), 421);
+    assert.equal(await h1('x.wild.example.com', 'exact.wild.example.com:443'), 421, 'the port does not change which server a Host belongs to');
+    await assert.rejects(httpsGet('exact.wild.example.com', 'exact.wild.example.com'), 'its own server wants a client certificate');
+    const alice = issueCertificate({ subjectCN: 'alice', dnsNames: ['alice.example.com'], issuer: clientRoot, days: 1, extKeyUsage: ['clientAuth'] });
+    const r = await httpsGet('exact.wild.example.com', 'exact.wild.example.com', '/', {}, { cert: alice.certPem, key: alice.keyPem });
+    assert.equal(r.status, 200);
+    assert.match((JSON.parse(r.text) as { headers: Record<string, string> }).headers['x-forwarded-client-cert'] ?? '', /Subject="CN=alice"/);
   });
 
   it('requires a client certificate signed by the configured CA (MUTUAL)', async () => {
@@ -295,6 +338,22 @@ spec:
     assert.equal(r.headers.location, 'https://a.example.com/path?q=1');
   });
 
+  it('redirects a Host naming the listen port to the HTTPS listen port, and one naming the Gateway port to 443', async () => {
+    const location = async (host: string) => {
+      const r = await request(`http://127.0.0.1:${httpPort}/path?q=1`, { headers: { host } });
+      await r.body.dump();
+      assert.equal(r.statusCode, 301);
+      return r.headers.location;
+    };
+    // Came straight to the gateway's port (as in the demo, 8080): the HTTPS server listens on its own port.
+    assert.equal(await location(`a.example.com:${httpPort}`), `https://a.example.com:${httpsPort}/path?q=1`);
+    // Came through the Service (port 80): HTTPS is its port 443.
+    assert.equal(await location('a.example.com:80'), 'https://a.example.com/path?q=1');
+    // And a redirect followed from the listen port reaches the HTTPS server.
+    const followed = await httpsGet('a.example.com', `a.example.com:${httpsPort}`, '/path');
+    assert.equal(followed.status, 200);
+  });
+
   it('serves a replaced certificate to new handshakes without restart, failing no request meanwhile', async () => {
     let failures = 0;
     let total = 0;
@@ -309,12 +368,14 @@ spec:
         }
       }
     })();
+    // Load runs before, during and after the swap: counted in requests, not in time.
+    await eventually(async () => total >= 8, 20_000);
     await writeCredential(certs, 'b-cert', issueCertificate({ subjectCN: 'b.example.com renewed', dnsNames: ['b.example.com'], issuer: root, days: 30 }));
     await eventually(async () => (await peerCN('b.example.com')) === 'b.example.com renewed', 5000);
-    await new Promise((r) => setTimeout(r, 200));
+    const afterSwap = total;
+    await eventually(async () => total >= afterSwap + 8, 20_000);
     stop = true;
     await load;
-    assert.ok(total > 8, `only ${total} requests sent`);
     assert.equal(failures, 0, `${failures} of ${total} requests failed during the certificate swap`);
   });
 

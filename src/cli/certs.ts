@@ -38,7 +38,7 @@ export async function runCerts(argv: string[], write: (text: string) => void = (
 
   const servers = [...snapshot.listeners.values()]
     .sort((a, b) => a.port - b.port)
-    .flatMap((l) => l.servers.map((s) => ({ port: l.port, server: s })))
+    .flatMap((l) => l.servers.map((s) => ({ port: s.port, server: s })))
     .filter(({ server }) => server.tls && TERMINATING.has(server.tls.mode ?? ''));
 
   const certsDir = values.certs ?? 'certs';

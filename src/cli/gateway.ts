@@ -5,7 +5,7 @@ import { pino } from 'pino';
 import { readFileSync } from 'node:fs';
 import cluster from 'node:cluster';
 import { availableParallelism, hostname } from 'node:os';
-import { sharedChallenges, superviseWorkers, workerIndex } from '../gateway/workers.js';
+import { endWorkerThatCouldNotStart, sharedChallenges, superviseWorkers, workerIndex } from '../gateway/workers.js';
 import { connectToMesh } from '../core/sources/mesh-connection.js';
 import { startGateway } from '../gateway/main.js';
 import { parse, parseLabels, parseLocality, parsePort, parsePorts } from './options.js';
@@ -108,14 +108,24 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
   const log = pino({ name: 'meshgate-gateway' }, pino.destination(2));
   if (workers > 1 && cluster.isPrimary) return superviseWorkers(workers, log);
   const worker = workerIndex();
-  const mesh = 'control' in choice ? await connectToMesh({ ...choice.control, proxyId: `${hostname()}${worker !== undefined ? `-w${worker}` : ''}.${common.namespace}`, logger: log }) : undefined;
-  const gw = await startGateway({
-    ...common,
-    logger: worker !== undefined ? log.child({ worker }) : log,
-    // One worker orders ACME certificates; every worker answers the validation requests.
-    ...(worker !== undefined ? { acmeOrders: worker === 0, acmeChallenges: sharedChallenges() } : {}),
-    ...(mesh ? { source: mesh.source, identity: mesh.identity } : 'dir' in choice ? { configDir: choice.dir } : 'kubeconfig' in choice ? { source: await kubeSource(choice, log) } : {}),
-  });
+  const wlog = worker !== undefined ? log.child({ worker }) : log;
+  let mesh: Awaited<ReturnType<typeof connectToMesh>> | undefined;
+  let gw: Awaited<ReturnType<typeof startGateway>>;
+  try {
+    mesh = 'control' in choice ? await connectToMesh({ ...choice.control, proxyId: `${hostname()}${worker !== undefined ? `-w${worker}` : ''}.${common.namespace}`, logger: log }) : undefined;
+    gw = await startGateway({
+      ...common,
+      logger: wlog,
+      // One worker orders ACME certificates; every worker answers the validation requests.
+      ...(worker !== undefined ? { acmeOrders: worker === 0, acmeChallenges: sharedChallenges() } : {}),
+      ...(mesh ? { source: mesh.source, identity: mesh.identity } : 'dir' in choice ? { configDir: choice.dir } : 'kubeconfig' in choice ? { source: await kubeSource(choice, log) } : {}),
+    });
+  } catch (err) {
+    // Startup failures (a port in use, an unreachable API server) are said in one line, not a stack.
+    mesh?.close();
+    wlog.error(`gateway could not start: ${(err as Error)?.message ?? String(err)}`);
+    return worker !== undefined ? endWorkerThatCouldNotStart() : 1;
+  }
   // SIGTERM (Kubernetes stopping the pod): drain first. Ctrl-C: a person is waiting, stop now.
   const signal = await new Promise<string>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'));

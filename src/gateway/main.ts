@@ -1,5 +1,6 @@
 // The gateway role: wires a config source, the snapshot holder, upstream pools, one listener per
-// Gateway port, the status port and the admin port. Everything here is wiring; behaviour lives in core.
+// listen port (listener-set.ts), the status port and the admin port. Everything here is wiring;
+// behaviour lives in core.
 
 import { pino, type Logger } from 'pino';
 import { FileSource } from '../core/sources/file-source.js';
@@ -12,13 +13,15 @@ import { createAccessLog } from '../core/telemetry/access-log.js';
 import { RateLimiters, type RateLimitStats } from '../core/policy/rate-limiters.js';
 import { RedisLink } from '../core/policy/redis-link.js';
 import { ConnectionDrain, DEFAULT_DRAIN_DEADLINE_SECONDS } from '../core/proxy/drain.js';
-import { createPortListener, type PortListener } from './port-listener.js';
+import { createPortListener } from './port-listener.js';
+import { ListenerSet } from './listener-set.js';
 import { createCredentialStore } from '../core/tls/credential-store.js';
 import { AcmeManager } from './acme/acme-manager.js';
 import type { ChallengeMap } from './acme/acme-order.js';
 import { createStatusServer } from '../core/admin/status-server.js';
 import { createAdminServer } from '../core/admin/admin-server.js';
 import { closeFastify, listenFastify } from '../core/admin/fastify-listen.js';
+import { listenFor } from '../core/proxy/listen.js';
 import type { IdentityProvider } from '../core/pki/types.js';
 
 export interface GatewayOptions {
@@ -26,7 +29,10 @@ export interface GatewayOptions {
   readonly configDir?: string;
   /** Where configuration comes from (a KubeSource, say); replaces `configDir`. */
   readonly source?: ConfigSource;
-  /** Gateway port number → port to listen on (0 = any free port). */
+  /**
+   * The gateway Service: Gateway port number → port to listen on (its targetPort; 0 = any free
+   * port). A Gateway server port not in it is listened on as-is.
+   */
   readonly ports: ReadonlyMap<number, number>;
   readonly listenHost?: string;
   /** Status port (default 15021); 0 = any free port. */
@@ -65,6 +71,7 @@ export interface GatewayOptions {
 }
 
 export interface RunningGateway {
+  /** Gateway port → the port it listens on, for `ports` and for the server ports listened on as-is. */
   readonly listenPorts: ReadonlyMap<number, number>;
   readonly statusPort: number;
   readonly adminPort: number;
@@ -93,13 +100,6 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   const live = new LiveClusters(opts.now ? { now: opts.now } : {});
   if (!opts.source && opts.configDir === undefined) throw new Error('startGateway needs configDir or source');
   const source = opts.source ?? new FileSource({ dir: opts.configDir! });
-  const reloader = new Reloader(
-    source,
-    holder,
-    { kind: 'gateway', labels: opts.labels ?? { istio: 'ingressgateway' }, namespace: opts.namespace ?? 'istio-system', ...(opts.locality ? { locality: opts.locality } : {}) },
-    { random, load: pools, live },
-    log,
-  );
   const redis = opts.redisUrl ? new RedisLink({ url: opts.redisUrl, logger: log.child({ component: 'ratelimit' }) }) : undefined;
   const limiters = new RateLimiters({ logger: log.child({ component: 'ratelimit' }), ...(redis ? { redis } : {}) });
   // Counters of limits that a reload removed are let go; unchanged ones carry on counting.
@@ -118,16 +118,22 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     ...(opts.acmeCa ? { acmeCa: opts.acmeCa } : {}),
     ...(opts.acmeChallenges ? { challenges: opts.acmeChallenges } : {}),
   });
-  const listeners: PortListener[] = [];
-  const listenPorts = new Map<number, number>();
+  const ctx = { holder, pools, accessLog, random, drain, rateLimits, ...(opts.identity ? { identity: opts.identity } : {}) };
+  const listeners = new ListenerSet({
+    ports: opts.ports,
+    host,
+    log,
+    create: (servicePorts) => createPortListener(servicePorts, { ctx, credentials, log, acmeChallenge: (token) => acme.challengeResponse(token) }),
+  });
+  let reloader: Reloader | undefined;
   let statusPort = 0;
   let adminPort = 0;
 
   const stopAll = async (hard: boolean, graceMs = deadlineMs): Promise<void> => {
     drain.start();
-    await reloader.close().catch(() => undefined);
-    if (hard) listeners.forEach((l) => l.destroy());
-    const closed = Promise.all(listeners.map((l) => l.close()));
+    await reloader?.close().catch(() => undefined);
+    if (hard) listeners.destroy();
+    const closed = listeners.close();
     await drain.finish(hard ? 0 : graceMs);
     await closed;
     await Promise.all([closeFastify(status), closeFastify(admin)]);
@@ -142,26 +148,26 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   try {
     // Connected before traffic, so the first requests already share counters; unreachable is fine too.
     await redis?.start();
+    // The Service's ports listen first (connections wait for the first configuration): listeners
+    // are compiled for the ports they got, so a server port equal to one of them joins its listener.
+    const servicePorts = await listeners.listenServicePorts();
+    const role = { kind: 'gateway' as const, labels: opts.labels ?? { istio: 'ingressgateway' }, namespace: opts.namespace ?? 'istio-system', ports: servicePorts, ...(opts.locality ? { locality: opts.locality } : {}) };
+    reloader = new Reloader(source, holder, role, { random, load: pools, live }, log);
+    holder.onSwap((s) => void listeners.sync(s));
     await reloader.start();
-    for (const [gatewayPort, listenPort] of opts.ports) {
-      const l = createPortListener(gatewayPort, {
-        ctx: { holder, pools, accessLog, random, drain, rateLimits, ...(opts.identity ? { identity: opts.identity } : {}) },
-        credentials,
-        log,
-        acmeChallenge: (token) => acme.challengeResponse(token),
-      });
-      listeners.push(l);
-      listenPorts.set(gatewayPort, await l.listen(listenPort, host));
-    }
-    statusPort = await listenFastify(status, opts.statusPort ?? 15021, host);
-    adminPort = await listenFastify(admin, opts.adminPort ?? 15000, '127.0.0.1');
+    const first = holder.current();
+    if (first) await listeners.sync(first);
+    const wantStatus = opts.statusPort ?? 15021;
+    const wantAdmin = opts.adminPort ?? 15000;
+    statusPort = await listenFor('status port (--status-port)', host, wantStatus, () => listenFastify(status, wantStatus, host));
+    adminPort = await listenFor('admin port (--admin-port)', '127.0.0.1', wantAdmin, () => listenFastify(admin, wantAdmin, '127.0.0.1'));
     // Only once the HTTP ports listen can the ACME server's HTTP-01 validation reach us.
     if (opts.acmeOrders ?? true) acme.start();
   } catch (err) {
     await stopAll(true);
     throw err;
   }
-  log.info({ ports: Object.fromEntries(listenPorts), statusPort, adminPort, config: source.description }, 'gateway serving');
+  log.info({ ports: Object.fromEntries(listeners.listenPorts), statusPort, adminPort, config: source.description }, 'gateway serving');
 
   let stopping: Promise<void> | undefined;
   const stop = (hard: boolean, graceMs = deadlineMs): Promise<void> => {
@@ -170,7 +176,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     return (stopping ??= stopAll(hard, graceMs));
   };
   return {
-    listenPorts,
+    listenPorts: listeners.listenPorts,
     statusPort,
     adminPort,
     holder,

@@ -1,7 +1,9 @@
-// The listener for one Gateway port. Plaintext HTTP goes straight to the HTTP server. When the
-// port has TLS servers, the ClientHello is peeked (not consumed) to read the SNI, which picks the
-// Gateway server: PASSTHROUGH pipes the untouched bytes to the `tls` route's destination; the others
-// hand the socket to that server's own TLS server. The choice uses the snapshot current at accept.
+// The listener for one listen port, with the servers of every Gateway port that listens there.
+// Plaintext HTTP goes straight to the HTTP server. When the port has TLS servers, the ClientHello is
+// peeked (not consumed) to read the SNI, which picks the Gateway server: PASSTHROUGH pipes the
+// untouched bytes to the `tls` route's destination; the others hand the socket to that server's own
+// TLS server. The choice uses the snapshot current at accept; a connection that arrives before the
+// first configuration waits for it.
 
 import { createServer as createHttpServer } from 'node:http';
 import { createServer as createNetServer, type Server, type Socket } from 'node:net';
@@ -10,10 +12,11 @@ import { listenOn } from '../core/proxy/listen.js';
 import { handleHttpRequest, type HttpHandlerContext, type ListenerInfo } from '../core/proxy/http-handler.js';
 import { handleUpgrade } from '../core/proxy/upgrade.js';
 import { forwardTcp } from '../core/proxy/tcp-forward.js';
-import type { ServerConfig } from '../core/routing/types.js';
+import type { RequestFacts } from '../core/routing/types.js';
+import type { Snapshot } from '../core/snapshot/snapshot.js';
 import { peekClientHello } from '../core/tls/client-hello.js';
 import type { CredentialStore } from '../core/tls/types.js';
-import { serverForSni } from '../core/routing/server-hosts.js';
+import { isTlsServer, serverForSni, tlsServerFor } from '../core/routing/server-hosts.js';
 import { TlsServers } from './tls-servers.js';
 
 export interface PortListenerDeps {
@@ -25,25 +28,30 @@ export interface PortListenerDeps {
 }
 
 export interface PortListener {
-  readonly gatewayPort: number;
   listen(port: number, host: string): Promise<number>;
   close(): Promise<void>;
   destroy(): void;
 }
 
-function isTlsServer(s: ServerConfig): boolean {
-  return s.protocol === 'HTTPS' || s.protocol === 'TLS';
-}
-
-export function createPortListener(gatewayPort: number, deps: PortListenerDeps): PortListener {
+/**
+ * `servicePorts`: the gateway Service ports (`--ports`) whose targetPort this is; none for a server
+ * port listened on as-is.
+ */
+export function createPortListener(servicePorts: readonly number[], deps: PortListenerDeps): PortListener {
   const { ctx } = deps;
+  // The snapshot's listeners are keyed by the port actually listened on, known once listening.
+  let listenPort = 0;
+  const current = (snapshot: Snapshot | undefined) => snapshot?.listeners.get(listenPort);
   const plain: ListenerInfo = {
-    port: gatewayPort,
+    get port() {
+      return servicePorts[0] ?? listenPort;
+    },
     scheme: 'http',
     select: (snapshot) => {
-      const name = snapshot.listeners.get(gatewayPort)?.httpRouteConfig;
+      const name = current(snapshot)?.httpRouteConfig;
       return name ? snapshot.routeConfigs.get(name) : undefined;
     },
+    httpsPort: (facts, snapshot) => httpsRedirectPort(facts, snapshot, listenPort, servicePorts),
     ...(deps.acmeChallenge ? { acmeChallenge: deps.acmeChallenge } : {}),
   };
   const http = createHttpServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 60_000 });
@@ -55,7 +63,7 @@ export function createPortListener(gatewayPort: number, deps: PortListenerDeps):
     if (socket.writable && err.code !== 'ECONNRESET') socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
     else socket.destroy();
   });
-  const tls = new TlsServers({ gatewayPort, ctx, credentials: deps.credentials, log: deps.log });
+  const tls = new TlsServers({ ctx, credentials: deps.credentials, log: deps.log, servers: (snapshot) => current(snapshot)?.servers.filter(isTlsServer) ?? [] });
   const sockets = new Set<Socket>();
 
   const onConnection = (socket: Socket): void => {
@@ -63,7 +71,16 @@ export function createPortListener(gatewayPort: number, deps: PortListenerDeps):
     socket.once('close', () => sockets.delete(socket));
     socket.on('error', () => socket.destroy());
     ctx.drain.accept(socket);
-    const listener = ctx.holder.current()?.listeners.get(gatewayPort);
+    // The Service ports listen before the first configuration: a connection that early waits for it.
+    if (ctx.holder.current()) return dispatch(socket);
+    const off = ctx.holder.onSwap(() => {
+      off();
+      if (!socket.destroyed) dispatch(socket);
+    });
+  };
+
+  const dispatch = (socket: Socket): void => {
+    const listener = current(ctx.holder.current());
     // A plain TCP server: its one `tcp` route takes the whole connection (SEMANTICS §1.3).
     const tcp = listener?.protocol === 'TCP' ? listener.servers.find((s) => s.tcpRoute)?.tcpRoute : undefined;
     if (tcp) {
@@ -84,7 +101,7 @@ export function createPortListener(gatewayPort: number, deps: PortListenerDeps):
         }
         if (hello.state !== 'ok') return void socket.destroy();
         // Re-read the snapshot: a reload may have landed while the hello was in flight.
-        const servers = ctx.holder.current()?.listeners.get(gatewayPort)?.servers.filter(isTlsServer) ?? [];
+        const servers = current(ctx.holder.current())?.servers.filter(isTlsServer) ?? [];
         const server = serverForSni(servers, hello.sni);
         if (!server) return void socket.destroy();
         const mode = server.tls?.mode ?? 'PASSTHROUGH';
@@ -95,7 +112,7 @@ export function createPortListener(gatewayPort: number, deps: PortListenerDeps):
           return;
         }
         socket.unshift(data);
-        tls.accept(socket, server, servers);
+        tls.accept(socket, server);
       },
       () => socket.destroy(),
     );
@@ -103,8 +120,7 @@ export function createPortListener(gatewayPort: number, deps: PortListenerDeps):
 
   const server: Server = createNetServer({ noDelay: true }, onConnection);
   return {
-    gatewayPort,
-    listen: (port, host) => listenOn(server, port, host),
+    listen: async (port, host) => (listenPort = await listenOn(server, port, host)),
     // Stops accepting; the connections open are the drain's to finish.
     close: () => new Promise((resolve) => server.close(() => resolve())),
     destroy: () => {
@@ -113,4 +129,18 @@ export function createPortListener(gatewayPort: number, deps: PortListenerDeps):
       server.close();
     },
   };
+}
+
+/**
+ * Where httpsRedirect sends a client (Envoy keeps the Host as sent, so its location names the HTTP
+ * port). A Host with the listen port itself came straight to the gateway: it goes to the listen port
+ * of the TLS server for its host. Any other Host came through the Service: it goes to that server's
+ * Gateway port (443, left out of the location).
+ */
+function httpsRedirectPort(facts: RequestFacts, snapshot: Snapshot, listenPort: number, servicePorts: readonly number[]): number | undefined {
+  const m = /:(\d+)$/.exec(facts.authority);
+  const sent = m ? Number(m[1]) : undefined;
+  const target = tlsServerFor(snapshot.listeners, facts.host);
+  if (sent === listenPort && !servicePorts.includes(sent)) return target?.listenPort;
+  return target?.server.port;
 }

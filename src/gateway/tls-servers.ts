@@ -1,6 +1,7 @@
 // One TLS server per terminating Gateway server (Envoy's filter chain per server): its own
 // certificate, protocol versions, ciphers and client-certificate policy, with ALPN offering h2 and
-// http/1.1. Sockets arrive already accepted, after the port listener chose the server by SNI.
+// http/1.1. Sockets arrive already accepted, after the port listener chose the server by SNI; a
+// request whose Host the SNI rules give to another server is answered 421.
 // Certificates are swapped in with setSecureContext for new handshakes; open connections keep going.
 
 import { createSecureServer, type Http2SecureServer } from 'node:http2';
@@ -11,10 +12,11 @@ import type { Logger } from 'pino';
 import { handleHttpRequest, type HttpHandlerContext, type ListenerInfo } from '../core/proxy/http-handler.js';
 import { handleUpgrade } from '../core/proxy/upgrade.js';
 import type { ServerConfig } from '../core/routing/types.js';
+import type { Snapshot } from '../core/snapshot/snapshot.js';
 import { serverTlsOptions } from '../core/tls/server-options.js';
 import type { CredentialStore } from '../core/tls/types.js';
 import { peerSans, xfccFor } from '../core/tls/xfcc.js';
-import { hostCovered } from '../core/routing/server-hosts.js';
+import { serverForSni } from '../core/routing/server-hosts.js';
 
 interface Entry {
   server: Http2SecureServer;
@@ -28,10 +30,16 @@ interface Entry {
 }
 
 export interface TlsServersDeps {
-  readonly gatewayPort: number;
   readonly ctx: HttpHandlerContext;
   readonly credentials: CredentialStore;
   readonly log: Logger;
+  /** The TLS servers of this listener in a snapshot. */
+  servers(snapshot: Snapshot): readonly ServerConfig[];
+}
+
+/** Identifies a Gateway server across snapshots. */
+function serverKey(s: ServerConfig): string {
+  return `${s.gateway}#${s.serverIndex}`;
 }
 
 export class TlsServers {
@@ -44,8 +52,8 @@ export class TlsServers {
   constructor(private readonly deps: TlsServersDeps) {}
 
   /** Hands an accepted socket (ClientHello already unshifted) to the server for `config`. */
-  accept(socket: Socket, config: ServerConfig, allTlsServers: readonly ServerConfig[]): void {
-    const entry = this.#entryFor(config, allTlsServers);
+  accept(socket: Socket, config: ServerConfig): void {
+    const entry = this.#entryFor(config);
     if (!entry) {
       socket.destroy();
       return;
@@ -55,10 +63,10 @@ export class TlsServers {
     entry.server.emit('connection', socket);
   }
 
-  #entryFor(config: ServerConfig, allTlsServers: readonly ServerConfig[]): Entry | undefined {
+  #entryFor(config: ServerConfig): Entry | undefined {
     const tls = config.tls;
     if (!tls) return undefined;
-    const key = `${config.gateway}#${config.serverIndex}`;
+    const key = serverKey(config);
     const cred = this.deps.credentials.forServer(tls);
     if (!cred) {
       if (!this.#complained.has(key)) {
@@ -79,7 +87,7 @@ export class TlsServers {
       entry = undefined;
     }
     if (!entry) {
-      entry = this.#create(opts, policyKey, contextKey, config, allTlsServers);
+      entry = this.#create(opts, policyKey, contextKey, config);
       this.#entries.set(key, entry);
     } else if (entry.contextKey !== contextKey) {
       entry.server.setSecureContext(opts.context);
@@ -87,13 +95,10 @@ export class TlsServers {
       this.deps.log.info({ server: key, credential: cred.description, notAfter: cred.notAfter.toISOString() }, 'TLS certificate swapped in for new handshakes');
     }
     entry.config = config;
-    this.#allTls = allTlsServers;
     return entry;
   }
 
-  #allTls: readonly ServerConfig[] = [];
-
-  #create(opts: ReturnType<typeof serverTlsOptions>, policyKey: string, contextKey: string, config: ServerConfig, allTls: readonly ServerConfig[]): Entry {
+  #create(opts: ReturnType<typeof serverTlsOptions>, policyKey: string, contextKey: string, config: ServerConfig): Entry {
     const server = createSecureServer({
       ...opts.context,
       requestCert: opts.requestCert,
@@ -101,9 +106,12 @@ export class TlsServers {
       allowHTTP1: true,
     });
     const entry: Entry = { server, policyKey, contextKey, config, sockets: new Set() };
-    this.#allTls = allTls;
+    const key = serverKey(config);
     const listener: ListenerInfo = {
-      port: this.deps.gatewayPort,
+      // The server's own Gateway port: its listener may hold servers of several (port translation).
+      get port() {
+        return entry.config.port;
+      },
       scheme: 'https',
       select: (snapshot) => {
         const name = entry.config.routeConfig;
@@ -111,9 +119,14 @@ export class TlsServers {
       },
       clientCert: (req) => this.#clientCert(req),
       peerPrincipal: (req) => this.#peerPrincipal(req),
-      // HTTP/2 reuses a connection for every host its certificate covers: a Host that belongs to
-      // another server of this port must be sent back to open its own connection.
-      misdirected: (host) => !hostCovered(entry.config.hosts, host) && this.#allTls.some((s) => s !== entry.config && hostCovered(s.hosts, host)),
+      // HTTP/2 reuses a connection for every host its certificate covers, and an HTTP/1.1 client may
+      // send any Host: a Host that the SNI rules give to another server of this port (a more specific
+      // one, say, with its own client-certificate policy) must open its own connection, or that
+      // server's TLS policy would be bypassed.
+      misdirected: (host, snapshot) => {
+        const own = serverForSni(this.deps.servers(snapshot), host);
+        return own !== undefined && serverKey(own) !== key;
+      },
     };
     this.deps.ctx.drain.serve(server, {
       request: (req, res) => handleHttpRequest(req, res, listener, this.deps.ctx),

@@ -4,6 +4,9 @@
 // passes SIGTERM/SIGINT on (each worker drains itself), relays ACME HTTP-01 answers, because one
 // worker orders certificates while any worker may receive the ACME server's validation request, and
 // keeps the counters of RateLimitPolicy `store: memory` for all workers, so a limit is one limit.
+// A first worker that cannot start (a port in use) says why and exits with WORKER_COULD_NOT_START:
+// the primary then stops the others and exits non-zero, since every replacement would fail the same
+// way. A replacement that cannot start counts as a crash: its siblings are serving.
 
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
@@ -12,6 +15,9 @@ import { WORKER_COUNT_ENV } from '../core/policy/connection-limits.js';
 import type { ChallengeMap } from './acme/acme-order.js';
 
 const INDEX_ENV = 'MESHGATE_WORKER_INDEX';
+
+/** The exit code of a worker whose gateway could not start (sysexits' EX_CONFIG). */
+const WORKER_COULD_NOT_START = 78;
 
 interface ChallengeMessage {
   readonly meshgate: 'acme-challenge';
@@ -62,13 +68,28 @@ export function sharedChallenges(): ChallengeMap {
 }
 
 /**
+ * Lets a worker whose gateway could not start (it has logged why) end, and returns its exit code:
+ * the channel to the primary would keep the process alive, and nothing else left open may either.
+ */
+export function endWorkerThatCouldNotStart(): number {
+  process.exitCode = WORKER_COULD_NOT_START;
+  // Through the cluster worker: a bare process.disconnect() makes node:cluster exit the worker with 0.
+  cluster.worker?.disconnect();
+  setTimeout(() => process.exit(WORKER_COULD_NOT_START), 2000).unref();
+  return WORKER_COULD_NOT_START;
+}
+
+/**
  * Runs in the primary until the workers have stopped after a signal. Returns the exit code.
  * A worker that exits on its own (a crash) is replaced, unless it keeps dying right after start.
  */
 export function superviseWorkers(count: number, log: Logger): Promise<number> {
   const byIndex = new Map<number, Worker>();
   const startedAt = new Map<number, number>();
+  /** Indexes whose worker is a replacement, not one of the first ones. */
+  const replaced = new Set<number>();
   let stopping = false;
+  let exitCode = 0;
   let quickDeaths = 0;
 
   const fork = (index: number): void => {
@@ -93,19 +114,23 @@ export function superviseWorkers(count: number, log: Logger): Promise<number> {
       if (index === undefined) return;
       byIndex.delete(index);
       if (stopping) {
-        if (byIndex.size === 0) resolve(0);
+        if (byIndex.size === 0) resolve(exitCode);
         return;
       }
-      // A worker that cannot even start (a port in use, a bad flag) would be replaced forever.
-      quickDeaths = Date.now() - (startedAt.get(index) ?? 0) < 5000 ? quickDeaths + 1 : 0;
-      if (quickDeaths >= count * 3) {
-        log.error({ worker: index, code, signal }, 'workers keep exiting right after start; giving up');
+      const giveUp = (message: string, stopSignal: NodeJS.Signals): void => {
+        log.error({ worker: index, code, signal }, message);
         stopping = true;
-        for (const other of byIndex.values()) other.kill('SIGTERM');
-        if (byIndex.size === 0) resolve(1);
-        return;
-      }
+        exitCode = 1;
+        for (const other of byIndex.values()) other.process.kill(stopSignal);
+        if (byIndex.size === 0) resolve(exitCode);
+      };
+      // Not drained (SIGINT): the gateway has not started serving as a whole.
+      if (code === WORKER_COULD_NOT_START && !replaced.has(index)) return giveUp(`gateway worker ${index} could not start (its error is logged above); stopping the gateway`, 'SIGINT');
+      // A worker that crashes right after start (a bug) would be replaced forever.
+      quickDeaths = Date.now() - (startedAt.get(index) ?? 0) < 5000 ? quickDeaths + 1 : 0;
+      if (quickDeaths >= count * 3) return giveUp('workers keep exiting right after start; giving up', 'SIGTERM');
       log.error({ worker: index, code, signal }, 'gateway worker exited; starting a new one');
+      replaced.add(index);
       fork(index);
     });
     const stop = (signal: NodeJS.Signals) => () => {

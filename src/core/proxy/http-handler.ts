@@ -46,8 +46,10 @@ export interface ListenerInfo {
   clientCert?(req: IncomingMessage): string | undefined;
   /** The URI SAN (SPIFFE ID) of the connection's verified client certificate, if any. */
   peerPrincipal?(req: IncomingMessage): string | undefined;
-  /** True when the host belongs to another TLS server on this port than the one the SNI chose: 421. */
-  misdirected?(host: string): boolean;
+  /** True when the host would pick another TLS server on this port than the one the SNI chose: 421. */
+  misdirected?(host: string, snapshot: Snapshot): boolean;
+  /** httpsRedirect: the port the redirect names (none when undefined or 443). */
+  httpsPort?(facts: RequestFacts, snapshot: Snapshot): number | undefined;
   /** ACME HTTP-01: the key authorization for a token, answered before routing. */
   acmeChallenge?(token: string): string | undefined;
   /** When the port differs per request (a sidecar's outbound side: the port the app asked for). */
@@ -123,12 +125,13 @@ export function handleHttpRequest(req: IncomingMessage, res: ServerResponse, lis
   const snapshot = ctx.holder.current();
   const config = snapshot && select(snapshot, req);
   const facts = requestFacts(req, port, scheme, path);
-  if (listener.misdirected?.(facts.host)) return reply(LocalReplies.misdirected);
+  if (snapshot && listener.misdirected?.(facts.host, snapshot)) return reply(LocalReplies.misdirected);
   if (!config) return listener.unknownHost && snapshot ? listener.unknownHost(req, res, facts, record, reply) : reply(LocalReplies.noRoute);
   const { virtualHost, route } = findRoute(config, facts);
   if (!virtualHost && listener.unknownHost) return listener.unknownHost(req, res, facts, record, reply);
-  if (virtualHost?.requireTls && scheme === 'http') {
-    return sendRedirect(res, 301, `https://${facts.host}${req.url ?? '/'}`, record);
+  if (virtualHost?.requireTls && scheme === 'http' && snapshot) {
+    const httpsPort = listener.httpsPort?.(facts, snapshot);
+    return sendRedirect(res, 301, `https://${facts.host}${httpsPort && httpsPort !== 443 ? `:${httpsPort}` : ''}${req.url ?? '/'}`, record);
   }
   if (!route || !virtualHost) return reply(LocalReplies.noRoute);
   record.routeName = route.name;

@@ -23,10 +23,13 @@ export interface GatewayCompileInput {
   /** The gateway proxy's namespace: exportTo visibility and VirtualService precedence follow it. */
   readonly proxyNamespace: string;
   readonly domain: string;
+  /** The gateway Service's ports, port → targetPort; a server port not in it listens as-is. */
+  readonly servicePorts?: ReadonlyMap<number, number>;
   cluster(host: string, port: number, subset: string): Cluster | undefined;
 }
 
 export interface CompiledGateway {
+  /** By listen port. */
   readonly listeners: ReadonlyMap<number, Listener>;
   readonly routeConfigs: ReadonlyMap<string, RouteConfig>;
   readonly problems: readonly Problem[];
@@ -40,7 +43,7 @@ interface VhostDraft {
 export function compileGateway(input: GatewayCompileInput): CompiledGateway {
   const problems: Problem[] = [];
   const gateways = input.gateways.filter((g) => selectsProxy(g, input.proxyLabels)).sort(compareByCreation);
-  const servers = bindServers(gateways, problems);
+  const servers = bindServers(gateways, problems, input.servicePorts);
   const virtualServices = orderForProxy(input.virtualServices, input.proxyNamespace);
 
   // route config name → domain → draft
@@ -171,13 +174,13 @@ function l4Routes(b: BoundServer, virtualServices: readonly Resource<VirtualServ
 function buildListeners(servers: readonly BoundServer[], l4: (b: BoundServer) => Pick<ServerConfig, 'tlsRoutes' | 'tcpRoute'>): Map<number, Listener> {
   const byPort = new Map<number, { protocol: string; servers: ServerConfig[]; http?: string }>();
   for (const b of servers) {
-    const port = b.server.port.number;
-    const entry = byPort.get(port) ?? { protocol: b.server.port.protocol.toUpperCase(), servers: [] };
-    byPort.set(port, entry);
+    const entry = byPort.get(b.listenPort) ?? { protocol: b.server.port.protocol.toUpperCase(), servers: [] };
+    byPort.set(b.listenPort, entry);
     if (b.kind === 'http') entry.http = b.routeConfig;
     entry.servers.push({
       gateway: b.gatewayRef,
       serverIndex: b.index,
+      port: b.server.port.number,
       portName: b.server.port.name,
       protocol: b.server.port.protocol.toUpperCase(),
       hosts: b.hosts.map((h) => h.host),

@@ -8,7 +8,7 @@ import { bindingMisses } from './binding-misses.js';
 import { scopedHostText } from './gateway-binding.js';
 import { normalizeHost } from './host-index.js';
 import { explainLookup } from './lookup.js';
-import { hostCovered, serverForSni } from './server-hosts.js';
+import { hostCovered, isTlsServer, serverForSni } from './server-hosts.js';
 import type { RequestFacts, ServerConfig } from './types.js';
 
 type ExplainServers = readonly ServerConfig[];
@@ -73,7 +73,7 @@ export function explainRequest(snapshot: Snapshot, r: ExplainRequest, loaded: re
   let configName = listener.httpRouteConfig;
   if (facts.scheme === 'https' || !configName) {
     // TLS: the SNI (the URL's host, as curl sends it) picks the server, and so its route config.
-    const tlsServers = listener.servers.filter((s) => s.protocol === 'HTTPS' || s.protocol === 'TLS');
+    const tlsServers = listener.servers.filter(isTlsServer);
     const server = serverForSni(tlsServers, facts.host);
     if (tlsServers.length > 0) {
       if (!server) {

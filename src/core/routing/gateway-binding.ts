@@ -94,16 +94,21 @@ export interface BoundServer {
   readonly server: GatewayServer;
   readonly kind: ServerKind;
   readonly hosts: readonly ScopedHost[];
-  /** `http.<port>` or `https.<port>.<portName>.<gw>.<ns>`; absent for passthrough and TCP servers. */
+  /** The port its listener listens on: the Service's targetPort for `server.port.number`, else that number. */
+  readonly listenPort: number;
+  /** `http.<listenPort>` or `https.<port>.<portName>.<gw>.<ns>`; absent for passthrough and TCP servers. */
   readonly routeConfig?: string;
 }
 
 /**
- * The servers of all Gateways selecting this proxy, merged per port as Istio merges them: plaintext
- * HTTP servers on one port share `http.<port>`; a plaintext server whose protocol cannot merge with
- * the port's first one is skipped; a TLS server repeating a host already on its port is skipped.
+ * The servers of all Gateways selecting this proxy, merged per listen port as Istio merges them: a
+ * server port the gateway Service exposes listens on its targetPort, any other on its own number
+ * (SEMANTICS §1.3), so servers on 80 and on 8080 share listener 8080 behind Service 80→8080.
+ * Plaintext HTTP servers on one listener share `http.<listenPort>`; a plaintext server whose protocol
+ * cannot merge with the listener's first one is skipped; a TLS server repeating a host already on its
+ * listener is skipped.
  */
-export function bindServers(gateways: readonly Resource<GatewaySpec>[], problems: Problem[]): BoundServer[] {
+export function bindServers(gateways: readonly Resource<GatewaySpec>[], problems: Problem[], servicePorts: ReadonlyMap<number, number> = new Map()): BoundServer[] {
   const out: BoundServer[] = [];
   const portProtocol = new Map<number, string>();
   const tlsHostsByPort = new Map<number, Set<string>>();
@@ -113,30 +118,34 @@ export function bindServers(gateways: readonly Resource<GatewaySpec>[], problems
       const path = ['spec', 'servers', index];
       const kind = serverKind(server);
       const port = server.port.number;
+      const listenPort = servicePorts.get(port) ?? port;
+      const where = listenPort === port ? `port ${port}` : `listener ${listenPort} (Gateway port ${port})`;
       const protocol = server.port.protocol.toUpperCase();
-      const first = portProtocol.get(port);
+      const first = portProtocol.get(listenPort);
       if (first !== undefined && kind !== 'https' && kind !== 'passthrough') {
         const merges = (HTTP_PROTOCOLS.has(first) && HTTP_PROTOCOLS.has(protocol)) || first === protocol;
         if (!merges) {
-          problems.push(problemAt(gw, [...path, 'port'], `port ${port} already serves ${first}; this ${protocol} server is skipped`, 'warning'));
+          problems.push(problemAt(gw, [...path, 'port'], `${where} already serves ${first}; this ${protocol} server is skipped`, 'warning'));
           return;
         }
       }
-      if (first === undefined) portProtocol.set(port, protocol);
+      if (first === undefined) portProtocol.set(listenPort, protocol);
       const hosts = server.hosts.map((h) => parseServerHost(h, gw.metadata.namespace));
       if (kind === 'https' || kind === 'passthrough') {
-        const seen = tlsHostsByPort.get(port) ?? new Set<string>();
-        tlsHostsByPort.set(port, seen);
+        const seen = tlsHostsByPort.get(listenPort) ?? new Set<string>();
+        tlsHostsByPort.set(listenPort, seen);
         const dup = hosts.find((h) => seen.has(h.host));
         if (dup) {
-          problems.push(problemAt(gw, [...path, 'hosts'], `host ${dup.host} is already served over TLS on port ${port}; this server is skipped`, 'warning'));
+          problems.push(problemAt(gw, [...path, 'hosts'], `host ${dup.host} is already served over TLS on ${where}; this server is skipped`, 'warning'));
           return;
         }
         for (const h of hosts) seen.add(h.host);
       }
+      // Istio names the plaintext route config by the listen port (all its servers share it) and a
+      // TLS server's by its own port.
       const routeConfig =
-        kind === 'http' ? `http.${port}` : kind === 'https' ? `https.${port}.${server.port.name}.${gw.metadata.name}.${gw.metadata.namespace}` : undefined;
-      out.push({ gateway: gw, gatewayRef, index, server, kind, hosts, ...(routeConfig ? { routeConfig } : {}) });
+        kind === 'http' ? `http.${listenPort}` : kind === 'https' ? `https.${port}.${server.port.name}.${gw.metadata.name}.${gw.metadata.namespace}` : undefined;
+      out.push({ gateway: gw, gatewayRef, index, server, kind, hosts, listenPort, ...(routeConfig ? { routeConfig } : {}) });
     });
   }
   return out;

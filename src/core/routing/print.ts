@@ -16,7 +16,9 @@ export function printRoutes(snapshot: Snapshot): string {
       // On a plaintext server a tls block only carries httpsRedirect; its mode means nothing there.
       const plain = s.protocol === 'HTTP' || s.protocol === 'HTTP2' || s.protocol.startsWith('GRPC');
       const tls = !s.tls ? '' : plain ? (s.tls.httpsRedirect ? ' httpsRedirect' : '') : ` tls=${s.tls.mode ?? 'PASSTHROUGH'}${s.tls.httpsRedirect ? ' httpsRedirect' : ''}`;
-      lines.push(`  server ${s.gateway}[${s.serverIndex}] ${s.portName} ${s.protocol}${tls} hosts=${s.scopedHosts.map(scopedHostText).join(',')}${s.routeConfig ? ` routes=${s.routeConfig}` : ''}`);
+      // A listener may hold servers of several Gateway ports (port translation): name the others.
+      const port = s.port === l.port ? '' : ` port=${s.port}`;
+      lines.push(`  server ${s.gateway}[${s.serverIndex}] ${s.portName} ${s.protocol}${port}${tls} hosts=${s.scopedHosts.map(scopedHostText).join(',')}${s.routeConfig ? ` routes=${s.routeConfig}` : ''}`);
     }
     for (const s of l.servers) lines.push(...printL4Routes(s));
     const configs = [...new Set(l.servers.map((s) => s.routeConfig).filter((n): n is string => n !== undefined))];

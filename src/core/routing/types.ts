@@ -195,6 +195,8 @@ export interface ServerConfig {
   /** `<gwNamespace>/<gwName>` and server index, for tools. */
   readonly gateway: string;
   readonly serverIndex: number;
+  /** Its Gateway `port.number`: `match.port` and default destination ports compare with it. */
+  readonly port: number;
   readonly portName: string;
   readonly protocol: string;
   /** Host names the server declares (namespace scope stripped), lower-case. */
@@ -242,10 +244,15 @@ export interface TlsRouteTable {
 }
 
 export interface Listener {
-  /** Gateway port number (the Service port, e.g. 80). */
+  /**
+   * The port it listens on: a server port the gateway Service exposes is translated to its
+   * targetPort (80 → 8080), any other is used as-is, so one listener may hold servers of several
+   * Gateway ports (SEMANTICS §1.3). Without a Service mapping (offline tools) it is the Gateway port.
+   */
   readonly port: number;
   /** HTTP, HTTPS, TLS, TCP … of the first server that claimed the port. */
   readonly protocol: string;
+  /** Each with its own Gateway port number. */
   readonly servers: readonly ServerConfig[];
   /** The merged plaintext HTTP route config on this port, if any server is plaintext HTTP. */
   readonly httpRouteConfig?: string;

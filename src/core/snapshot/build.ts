@@ -66,7 +66,7 @@ export function buildSnapshot(loaded: LoadResult, role: ProxyRole, deps: Snapsho
   const virtualServices = ofKind<VirtualServiceSpec>(resources, 'VirtualService');
   const routing = { virtualServices, registry, proxyLabels: role.labels, proxyNamespace: role.namespace, domain, cluster };
   // A sidecar has no Gateway listeners: its route configs are looked up by the port the app called.
-  const compiled: CompiledGateway = role.kind === 'sidecar' ? { listeners: new Map(), ...compileMesh(routing) } : compileGateway({ ...routing, gateways });
+  const compiled: CompiledGateway = role.kind === 'sidecar' ? { listeners: new Map(), ...compileMesh(routing) } : compileGateway({ ...routing, gateways, servicePorts: role.ports });
 
   const rateLimits = compileRateLimits({
     policies: ofKind<RateLimitPolicySpec>(resources, 'RateLimitPolicy'),

@@ -18,7 +18,7 @@ export interface Snapshot {
   readonly registry: Registry;
   /** Every cluster a route refers to, by name (`outbound|port|subset|host`). */
   readonly clusters: ReadonlyMap<string, Cluster>;
-  /** Gateway listeners by Gateway port; empty for a sidecar. */
+  /** Gateway listeners by listen port (the Gateway port when the role maps no ports); empty for a sidecar. */
   readonly listeners: ReadonlyMap<number, Listener>;
   /**
    * Gateway: `http.<port>` and `https.<port>.<portName>.<gw>.<ns>`. Sidecar: one outbound route config
@@ -41,6 +41,11 @@ export interface GatewayRole {
   readonly namespace: string;
   /** Where the proxy runs, `region/zone/subzone`: locality-aware load balancing prefers endpoints near it. */
   readonly locality?: string;
+  /**
+   * The gateway Service's ports, port → targetPort (`--ports`): Istio's port translation. A server
+   * port not in it is listened on as-is.
+   */
+  readonly ports?: ReadonlyMap<number, number>;
 }
 
 /** A sidecar compiles the outbound (mesh) routes its workload sees from its namespace. */
