@@ -172,6 +172,16 @@ describe('sidecars: service to service over mutual TLS', () => {
     assert.equal(allowed.status, 200);
   });
 
+  it('forwards to the app the normalized path it authorized, not the raw one', async () => {
+    const product = workloadCertificate(ca, 'default', 'product-service');
+    const r = await mtlsGet(userSidecar.inboundPort, product, '/x/../users/%31?q=%2e');
+    assert.equal(r.status, 200, r.text);
+    assert.equal((JSON.parse(r.text) as { url: string }).url, '/users/1?q=%2e');
+    const sneaky = await mtlsGet(userSidecar.inboundPort, product, '/x/../admin/%75sers');
+    assert.equal(sneaky.status, 403);
+    assert.equal(userApp.seen.some((e) => e.url.includes('admin')), false);
+  });
+
   it('refuses a client certificate from another mesh root', async () => {
     const other = await testAuthority();
     await assert.rejects(mtlsGet(userSidecar.inboundPort, workloadCertificate(other, 'default', 'product-service'), '/x'));

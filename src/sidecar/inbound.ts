@@ -16,7 +16,7 @@ import type { WorkloadSecurityCache } from '../core/policy/workload-security.js'
 import type { IdentityProvider, WorkloadCertificate } from '../core/pki/types.js';
 import { spiffeIdsOfCertificate } from '../core/pki/spiffe.js';
 import { peekClientHello } from '../core/tls/client-hello.js';
-import { authorityOf, rawPath } from '../core/proxy/http-handler.js';
+import { authorityOf, rawPath, requestFacts } from '../core/proxy/http-handler.js';
 import { normalizePath } from '../core/proxy/path-normalize.js';
 import { requestIdOf } from '../core/proxy/headers.js';
 import { relay } from '../core/proxy/relay.js';
@@ -166,6 +166,8 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
 
     const path = normalizePath(rawPath(req.url ?? '/'));
     if (path === undefined) return reply(LocalReplies.badRequest);
+    // What the policy checks is what the app gets: the normalized path, with the query as it came.
+    const facts = requestFacts(req, deps.appPort, 'http', path);
     const authz = authorizer();
     if (!authz) return reply(LocalReplies.noHealthyUpstream);
     if (!authz.empty) {
@@ -173,8 +175,8 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
         ...(peer.spiffeId ? { principal: peer.spiffeId.slice('spiffe://'.length) } : {}),
         sourceIp: socket.remoteAddress ?? '',
         destinationPort: deps.appPort,
-        host: authorityOf(req),
-        method: req.method ?? '',
+        host: facts.authority,
+        method: facts.method,
         path,
         headers: req.headers,
       });
@@ -184,8 +186,8 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
       }
     }
 
-    const headers = inboundRequestHeaders(req.headers, { requestId, authority: authorityOf(req), ...(peer.xfcc ? { xfcc: peer.xfcc } : {}) });
-    relay(deps.pools, appKey, req, res, headers, record, reply);
+    const headers = inboundRequestHeaders(req.headers, { requestId, authority: facts.authority, ...(peer.xfcc ? { xfcc: peer.xfcc } : {}) });
+    relay(deps.pools, appKey, req, res, facts, headers, record, reply);
   };
 
   const server = createNetServer({ noDelay: true }, onConnection);
