@@ -146,6 +146,17 @@ describe('the mesh as processes: control plane outage and certificate rotation u
     return { total, failures };
   }
 
+  it('a sidecar whose --namespace/--service-account are not its token\'s identity refuses to start', async () => {
+    const wrong = meshgate([
+      'sidecar', '--control', `https://127.0.0.1:${ports.control}`, '--root-cert', join(dir, 'ca', 'root-cert.pem'), '--token', join(dir, 'user.token'),
+      '--namespace', 'default', '--service-account', 'product-service', '--workload', 'impostor-0', '--labels', 'app=product-service',
+      '--app-port', String(app.port), '--inbound-port', '0', '--outbound-port', '0', '--status-port', '0', '--admin-port', '0', '--listen-host', '127.0.0.1',
+    ]);
+    const code = await new Promise<number | null>((resolve) => wrong.once('exit', resolve));
+    assert.equal(code, 1, wrong.log());
+    assert.match(wrong.log(), /disagree with the identity the control plane issued for the token: the workload certificate names spiffe:\/\/cluster\.local\/ns\/default\/sa\/user-service, not namespace default and service account product-service/);
+  });
+
   it('serves through gateway → sidecar → app over mTLS, the app seeing the gateway identity', async () => {
     const r = await send(ports.gateway, 'app.example.com', '/hello');
     assert.equal(r.status, 200, (gateway as unknown as { log(): string }).log());

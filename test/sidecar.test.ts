@@ -133,6 +133,7 @@ describe('sidecars: service to service over mutual TLS', () => {
   let legacyApp: { port: number; close(): Promise<void> };
   let userSidecar: RunningSidecar, productSidecar: RunningSidecar, strictEgress: RunningSidecar, legacySidecar: RunningSidecar;
   const quiet = pino({ level: 'silent' });
+  const common = { statusPort: 0, adminPort: 0, outboundPort: 0, listenHost: '127.0.0.1', accessLog: 'off', logger: quiet, namespace: 'default' };
 
   before(async () => {
     ca = await testAuthority();
@@ -151,7 +152,6 @@ describe('sidecars: service to service over mutual TLS', () => {
         '---\n' +
         serviceYaml('legacy', [{ pod: 'legacy-0', port: legacyInbound, serviceAccount: 'legacy', labels: sidecarLabel }]),
     );
-    const common = { statusPort: 0, adminPort: 0, outboundPort: 0, listenHost: '127.0.0.1', accessLog: 'off', logger: quiet, namespace: 'default' };
     userSidecar = await startSidecar({
       ...common,
       identity: fixedIdentity(ca, 'default', 'user-service'),
@@ -206,6 +206,21 @@ describe('sidecars: service to service over mutual TLS', () => {
     assert.match(echo.headers['x-forwarded-client-cert'] ?? '', /By=spiffe:\/\/cluster\.local\/ns\/default\/sa\/user-service;Hash=[0-9a-f]{64};Subject="[^"]*";URI=spiffe:\/\/cluster\.local\/ns\/default\/sa\/product-service/);
     const fqdn = await viaProxy(productSidecar.outboundPort, 'http://user-service.default.svc.cluster.local/x');
     assert.equal(fqdn.status, 200);
+  });
+
+  it("refuses to start when its namespace and service account are not its certificate's identity", async () => {
+    await assert.rejects(
+      startSidecar({
+        ...common,
+        inboundPort: 0,
+        identity: fixedIdentity(ca, 'default', 'product-service'),
+        source: new FileSource({ dir }),
+        serviceAccount: 'user-service',
+        labels: { app: 'user-service' },
+        appPort: userApp.port,
+      }),
+      /refused to start: the workload certificate names spiffe:\/\/cluster\.local\/ns\/default\/sa\/product-service, not namespace default and service account user-service/,
+    );
   });
 
   it('presents the workload certificate with its SPIFFE identity', async () => {

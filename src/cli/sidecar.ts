@@ -3,6 +3,7 @@
 // outbound (the app's HTTP proxy → routes → mTLS) with the configuration the control plane streams.
 
 import { pino } from 'pino';
+import { identityMismatch } from '../core/pki/spiffe.js';
 import { connectToMesh } from '../core/sources/mesh-connection.js';
 import { startSidecar } from '../sidecar/main.js';
 import { DEFAULT_ROOT_CERT } from './config-source.js';
@@ -20,7 +21,8 @@ ends at the app on loopback; outbound, the app uses it as its HTTP proxy
   --token FILE          bearer token for the control plane (re-read on every call)
   --root-cert FILE      the mesh root (default ${DEFAULT_ROOT_CERT})
   --namespace NS        the workload's namespace
-  --service-account SA  the workload's service account (its identity is the one the token stands for)
+  --service-account SA  the workload's service account; with --namespace it must be the identity the
+                        token stands for, or the sidecar refuses to start
   --workload NAME       the workload (pod) name, how the control plane lists this proxy
   --labels LIST         the workload's labels; policies and subsets select on them
   --app-port N          the port the app listens on
@@ -84,6 +86,13 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
     logger: log,
     ...(certTtl !== undefined ? { certTtlSeconds: certTtl } : {}),
   });
+  // The token decides the identity; flags that say otherwise would select another workload's policies.
+  const mismatch = identityMismatch(mesh.identity.current().spiffeId, { namespace, serviceAccount: values['service-account']! });
+  if (mismatch) {
+    mesh.close();
+    console.error(`meshgate sidecar: --namespace and --service-account disagree with the identity the control plane issued for the token: ${mismatch}`);
+    return 1;
+  }
   const sidecar = await startSidecar({
     identity: mesh.identity,
     source: mesh.source,

@@ -4,6 +4,7 @@
 
 import { pino, type Logger } from 'pino';
 import type { IdentityProvider } from '../core/pki/types.js';
+import { identityMismatch } from '../core/pki/spiffe.js';
 import { WorkloadSecurityCache } from '../core/policy/workload-security.js';
 import { UpstreamPools } from '../core/proxy/upstream-pools.js';
 import { SnapshotHolder } from '../core/snapshot/holder.js';
@@ -53,6 +54,9 @@ export interface RunningSidecar {
 }
 
 export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar> {
+  // Policies are chosen by the namespace and labels given here; the peers see the certificate's identity.
+  const mismatch = identityMismatch(opts.identity.current().spiffeId, opts);
+  if (mismatch) throw new Error(`sidecar refused to start: ${mismatch}`);
   const log = opts.logger ?? pino({ name: 'meshgate-sidecar' }, pino.destination(2));
   const holder = new SnapshotHolder();
   const pools = new UpstreamPools();
