@@ -16,7 +16,7 @@ import { spiffeIdsOfCertificate } from '../src/core/pki/spiffe.js';
 import { FileSource } from '../src/core/sources/file-source.js';
 import { startSidecar, type RunningSidecar } from '../src/sidecar/main.js';
 import { serviceYaml } from './helpers/cluster-yaml.js';
-import { fixedIdentity, testAuthority, workloadCertificate } from './helpers/mesh.js';
+import { fixedIdentity, testAuthority, viaProxy, workloadCertificate } from './helpers/mesh.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
 import { freePort } from './helpers/ports.js';
 import { issueCertificate } from '../src/core/tls/issue-certificate.js';
@@ -96,19 +96,6 @@ function tlsExchange(port: number, alpn: string[], cert?: { certChainPem: string
   });
 }
 
-
-/** A GET through an HTTP proxy (the sidecar's outbound port), as an app with HTTP_PROXY makes it. */
-function viaProxy(proxyPort: number, url: string): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port: proxyPort, path: url, headers: { host: new URL(url).host } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString() }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 /** A request straight to a sidecar's inbound port over mTLS with the given certificate. */
 function mtlsGet(port: number, cert: { certChainPem: string; keyPem: string; rootCertPem: string }, path: string): Promise<{ status: number; text: string }> {

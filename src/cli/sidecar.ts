@@ -7,7 +7,7 @@ import { identityMismatch } from '../core/pki/spiffe.js';
 import { connectToMesh } from '../core/sources/mesh-connection.js';
 import { startSidecar } from '../sidecar/main.js';
 import { DEFAULT_ROOT_CERT } from './config-source.js';
-import { parse, parseLabels, parsePort } from './options.js';
+import { parse, parseLabels, parseLocality, parsePort } from './options.js';
 import { UsageError } from './main.js';
 
 export const SIDECAR_HELP = `usage: meshgate sidecar --control URL --token FILE --namespace NS --service-account SA
@@ -34,6 +34,8 @@ ends at the app on loopback; outbound, the app uses it as its HTTP proxy
   --listen-host ADDR    address the inbound and status ports listen on (default 0.0.0.0)
   --outbound-traffic-policy ALLOW_ANY|REGISTRY_ONLY
                         hosts the mesh does not know: pass through (default) or answer 502
+  --locality R/Z/S      where the workload runs (region/zone/subzone), for locality-aware load
+                        balancing of its outbound calls (DestinationRule localityLbSetting)
   --cert-ttl SECONDS    workload certificate lifetime to ask for (default 86400; rotated at half-life)
   --access-log WHERE    off | stdout | FILE (default stdout)
   --drain-seconds N     on SIGTERM: fail readiness, keep serving N seconds, then close (default 5)`;
@@ -55,6 +57,7 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
     'admin-port': { type: 'string' },
     'listen-host': { type: 'string' },
     'outbound-traffic-policy': { type: 'string' },
+    locality: { type: 'string' },
     'cert-ttl': { type: 'string' },
     'access-log': { type: 'string' },
     'drain-seconds': { type: 'string' },
@@ -76,6 +79,9 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
   if (certTtl !== undefined && !(Number.isInteger(certTtl) && certTtl > 0)) throw new UsageError(`--cert-ttl: '${values['cert-ttl']}' is not a number of seconds`);
   const namespace = values.namespace!;
   const appPort = parsePort(values['app-port'], 0, '--app-port');
+  const traffic = {
+    ...(values.locality !== undefined ? { locality: parseLocality(values.locality) } : {}),
+  };
 
   const log = pino({ name: 'meshgate-sidecar', base: { workload: `${values.workload}.${namespace}` } }, pino.destination(2));
   const mesh = await connectToMesh({
@@ -107,6 +113,7 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
     adminPort: parsePort(values['admin-port'], 15000, '--admin-port'),
     listenHost: values['listen-host'] ?? '0.0.0.0',
     outboundTrafficPolicy: policy,
+    ...traffic,
     accessLog: values['access-log'] ?? 'stdout',
     logger: log,
   });

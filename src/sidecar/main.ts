@@ -1,10 +1,13 @@
 // The sidecar role: wires one workload's proxy — its identity (already obtained), its configuration
 // stream, the inbound side (15006, mTLS in → authorization → app), the outbound side (15001, the
-// app's HTTP proxy → routes → mTLS out), and the status and admin ports. Behaviour lives in core.
+// app's HTTP proxy → routes → mTLS out, with the gateway's traffic policy: circuit breakers and
+// outlier ejections that outlive configuration pushes and locality), and the status and admin
+// ports. Behaviour lives in core.
 
 import { pino, type Logger } from 'pino';
 import type { IdentityProvider } from '../core/pki/types.js';
 import { identityMismatch } from '../core/pki/spiffe.js';
+import { LiveClusters } from '../core/policy/live-clusters.js';
 import { WorkloadSecurityCache } from '../core/policy/workload-security.js';
 import { UpstreamPools } from '../core/proxy/upstream-pools.js';
 import { SnapshotHolder } from '../core/snapshot/holder.js';
@@ -37,8 +40,12 @@ export interface SidecarOptions {
   readonly listenHost?: string;
   readonly outboundTrafficPolicy?: OutboundTrafficPolicy;
   readonly accessLog?: string;
+  /** Where the workload runs, `region/zone/subzone`, for locality-aware load balancing. */
+  readonly locality?: string;
   readonly logger?: Logger;
   readonly random?: () => number;
+  /** Clock for outlier ejections, epoch ms (default Date.now). */
+  readonly now?: () => number;
 }
 
 export interface RunningSidecar {
@@ -63,8 +70,17 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
   const accessLog = createAccessLog(opts.accessLog ?? 'stdout');
   const random = opts.random ?? Math.random;
   const outboundTrafficPolicy = opts.outboundTrafficPolicy ?? 'ALLOW_ANY';
-  const role: SidecarRole = { kind: 'sidecar', namespace: opts.namespace, labels: opts.labels, serviceAccount: opts.serviceAccount, outboundTrafficPolicy };
-  const reloader = new Reloader(opts.source, holder, role, { random, load: pools }, log);
+  const role: SidecarRole = {
+    kind: 'sidecar',
+    namespace: opts.namespace,
+    labels: opts.labels,
+    serviceAccount: opts.serviceAccount,
+    outboundTrafficPolicy,
+    ...(opts.locality ? { locality: opts.locality } : {}),
+  };
+  // One set of breaker counters and ejections for the sidecar's life: a push must not reset them.
+  const live = new LiveClusters(opts.now ? { now: opts.now } : {});
+  const reloader = new Reloader(opts.source, holder, role, { random, load: pools, live }, log);
   let draining = false;
   const ctx = { holder, pools, accessLog, random, draining: () => draining, identity: opts.identity };
   const inbound: InboundListener = createInboundListener({

@@ -1,0 +1,126 @@
+// Integration: the gateway's traffic policy on a sidecar's outbound side, on real sockets. A sidecar
+// in region-a/zone-1 keeps its calls in its zone until that endpoint is ejected; the ejection
+// survives a configuration push (the sidecar keeps its live cluster state across snapshots).
+
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import type { ServerResponse } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import type { CertificateAuthority } from '../src/core/pki/authority.js';
+import { FileSource } from '../src/core/sources/file-source.js';
+import { startSidecar, type RunningSidecar, type SidecarOptions } from '../src/sidecar/main.js';
+import { staticServiceEntryYaml } from './helpers/cluster-yaml.js';
+import { eventually } from './helpers/gateway.js';
+import { fixedIdentity, testAuthority, viaProxy } from './helpers/mesh.js';
+import { freePort } from './helpers/ports.js';
+import { startUpstream, type Upstream } from './helpers/upstream.js';
+
+const GEO_RULE = `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: geo, namespace: default}
+spec:
+  host: geo.internal
+  trafficPolicy:
+    outlierDetection: {consecutive5xxErrors: 1, maxEjectionPercent: 100, baseEjectionTime: 10m}
+`;
+
+describe('sidecar outbound: traffic policy', () => {
+  const quiet = pino({ level: 'silent' });
+  const failing = new Set<string>();
+  let ca: CertificateAuthority;
+  let dir: string;
+  let z1: Upstream, z2: Upstream, api: Upstream;
+  const sidecars: RunningSidecar[] = [];
+
+  const start = async (extra: Partial<SidecarOptions> = {}): Promise<RunningSidecar> => {
+    const s = await startSidecar({
+      identity: fixedIdentity(ca, 'default', 'client'),
+      source: new FileSource({ dir }),
+      namespace: 'default',
+      serviceAccount: 'client',
+      labels: { app: 'client' },
+      appPort: await freePort(),
+      inboundPort: 0,
+      outboundPort: 0,
+      statusPort: 0,
+      adminPort: 0,
+      listenHost: '127.0.0.1',
+      accessLog: 'off',
+      logger: quiet,
+      locality: 'region-a/zone-1',
+      ...extra,
+    });
+    sidecars.push(s);
+    return s;
+  };
+
+  before(async () => {
+    ca = await testAuthority();
+    const answer = (name: string) => (_req: unknown, res: ServerResponse) => {
+      if (!failing.has(name)) return false;
+      res.writeHead(503, { 'content-length': '0' });
+      res.end();
+      return true;
+    };
+    z1 = await startUpstream('z1', answer('z1'));
+    z2 = await startUpstream('z2', answer('z2'));
+    api = await startUpstream('api');
+    dir = await mkdtemp(join(tmpdir(), 'meshgate-sidecar-traffic-'));
+    await writeFile(
+      join(dir, 'services.yaml'),
+      [
+        staticServiceEntryYaml('geo.internal', [
+          { port: z1.port, locality: 'region-a/zone-1' },
+          { port: z2.port, locality: 'region-a/zone-2' },
+        ]),
+        staticServiceEntryYaml('api.internal', [{ port: api.port }]),
+      ].join('---\n'),
+    );
+    await writeFile(join(dir, 'rules.yaml'), GEO_RULE);
+  });
+
+  after(async () => {
+    await Promise.all(sidecars.map((s) => s.destroy()));
+    await Promise.all([z1?.close(), z2?.close(), api?.close()]);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  describe('locality and live cluster state', () => {
+    let sidecar: RunningSidecar;
+    before(async () => {
+      sidecar = await start();
+    });
+
+    /** Who answered each of `n` calls to geo.internal (`503` for an error). */
+    const who = async (n: number): Promise<Record<string, number>> => {
+      const out: Record<string, number> = {};
+      for (let i = 0; i < n; i++) {
+        const r = await viaProxy(sidecar.outboundPort, 'http://geo.internal/');
+        const name = r.status === 200 ? String(r.headers['x-upstream']) : String(r.status);
+        out[name] = (out[name] ?? 0) + 1;
+      }
+      return out;
+    };
+
+    it('keeps calls in its own zone (--locality) while that endpoint is healthy', async () => {
+      assert.deepEqual(await who(10), { z1: 10 });
+    });
+
+    it('fails over when its zone is ejected, and a configuration push does not bring the ejected endpoint back', async () => {
+      failing.add('z1');
+      try {
+        assert.deepEqual(await who(11), { 503: 1, z2: 10 });
+        const version = sidecar.holder.current()!.version;
+        await writeFile(join(dir, 'pushed.yaml'), staticServiceEntryYaml('other.internal', [{ port: api.port }]));
+        await eventually(async () => sidecar.holder.current()!.version > version, 10_000);
+        // A fresh cluster state would send the next call to zone-1 again, and it would fail.
+        assert.deepEqual(await who(10), { z2: 10 });
+      } finally {
+        failing.clear();
+      }
+    });
+  });
+});
