@@ -1,6 +1,8 @@
 // Integration: the gateway's traffic policy on a sidecar's outbound side, on real sockets. A sidecar
 // in region-a/zone-1 keeps its calls in its zone until that endpoint is ejected; the ejection
-// survives a configuration push (the sidecar keeps its live cluster state across snapshots).
+// survives a configuration push (the sidecar keeps its live cluster state across snapshots); and a
+// RateLimitPolicy on a mesh VirtualService route answers 429 with x-ratelimit-* headers, counted in
+// memory or, with --redis, in one real redis-server shared by two sidecars.
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,6 +18,7 @@ import { staticServiceEntryYaml } from './helpers/cluster-yaml.js';
 import { eventually } from './helpers/gateway.js';
 import { fixedIdentity, testAuthority, viaProxy } from './helpers/mesh.js';
 import { freePort } from './helpers/ports.js';
+import { redisSkipReason, startRedis, type TestRedis } from './helpers/redis.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
 
 const GEO_RULE = `apiVersion: networking.istio.io/v1
@@ -27,7 +30,39 @@ spec:
     outlierDetection: {consecutive5xxErrors: 1, maxEjectionPercent: 100, baseEjectionTime: 10m}
 `;
 
-describe('sidecar outbound: traffic policy', () => {
+/** A limit by the x-api-key header on one route of VirtualService `api`. */
+const limitOn = (route: string, limit: string, store = 'memory'): string => `apiVersion: meshgate.io/v1
+kind: RateLimitPolicy
+metadata: {name: ${route}, namespace: default}
+spec:
+  targetRef: {kind: VirtualService, name: api, route: ${route}}
+  limits:
+  - {key: {header: {name: x-api-key}}, ${limit}}
+  store: ${store}
+`;
+
+/** A VirtualService bound to `mesh` (no gateways): routes under a limit, in memory or in Redis, and one without. */
+const API = [
+  `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: api, namespace: default}
+spec:
+  hosts: [api.internal]
+  http:
+  - name: limited
+    match: [{uri: {prefix: /limited}}]
+    route: [{destination: {host: api.internal}}]
+  - name: shared
+    match: [{uri: {prefix: /shared}}]
+    route: [{destination: {host: api.internal}}]
+  - name: free
+    route: [{destination: {host: api.internal}}]
+`,
+  limitOn('limited', 'requests: 2, interval: 1m'),
+  limitOn('shared', 'requests: 3, interval: 1h', 'redis'),
+].join('---\n');
+
+describe('sidecar outbound: traffic policy and rate limits', () => {
   const quiet = pino({ level: 'silent' });
   const failing = new Set<string>();
   let ca: CertificateAuthority;
@@ -80,6 +115,7 @@ describe('sidecar outbound: traffic policy', () => {
       ].join('---\n'),
     );
     await writeFile(join(dir, 'rules.yaml'), GEO_RULE);
+    await writeFile(join(dir, 'api.yaml'), API);
   });
 
   after(async () => {
@@ -121,6 +157,55 @@ describe('sidecar outbound: traffic policy', () => {
       } finally {
         failing.clear();
       }
+    });
+  });
+
+  describe('rate limits', () => {
+    let sidecar: RunningSidecar;
+    before(async () => {
+      sidecar = await start();
+    });
+
+    it('answers 429 with x-ratelimit-* and Retry-After beyond a RateLimitPolicy on a mesh route', async () => {
+      const call = () => viaProxy(sidecar.outboundPort, 'http://api.internal/limited/1', { 'x-api-key': 'alice' });
+      const first = await call();
+      assert.equal(first.status, 200, first.text);
+      assert.equal(first.headers['x-ratelimit-limit'], '2');
+      assert.equal(first.headers['x-ratelimit-remaining'], '1');
+      assert.equal(first.headers['x-ratelimit-reset'], '60');
+      assert.equal((await call()).headers['x-ratelimit-remaining'], '0');
+      const seen = api.seen.length;
+      const refused = await call();
+      assert.equal(refused.status, 429);
+      assert.equal(refused.text, 'local_rate_limited');
+      assert.equal(refused.headers['x-ratelimit-limit'], '2');
+      assert.equal(refused.headers['x-ratelimit-remaining'], '0');
+      assert.ok(Number(refused.headers['retry-after']) > 0);
+      assert.equal(api.seen.length, seen, 'the refused call never reached the service');
+      // Another key counts on its own; another route of the VirtualService is not limited.
+      assert.equal((await viaProxy(sidecar.outboundPort, 'http://api.internal/limited/1', { 'x-api-key': 'bob' })).status, 200);
+      const free = await viaProxy(sidecar.outboundPort, 'http://api.internal/other', { 'x-api-key': 'alice' });
+      assert.equal(free.status, 200);
+      assert.equal(free.headers['x-ratelimit-limit'], undefined);
+    });
+  });
+
+  describe('rate limits with --redis, shared by two sidecars', { skip: redisSkipReason() }, () => {
+    let redis: TestRedis;
+    let a: RunningSidecar, b: RunningSidecar;
+    before(async () => {
+      redis = await startRedis();
+      a = await start({ redisUrl: redis.url });
+      b = await start({ redisUrl: redis.url });
+    });
+    after(async () => {
+      await redis?.close();
+    });
+
+    it('lets the limit through once for both, not once each', async () => {
+      const statuses: number[] = [];
+      for (const s of [a, b, a, b, a, b]) statuses.push((await viaProxy(s.outboundPort, 'http://api.internal/shared', { 'x-api-key': 'carol' })).status);
+      assert.deepEqual(statuses, [200, 200, 200, 429, 429, 429]);
     });
   });
 });

@@ -7,7 +7,7 @@ import { identityMismatch } from '../core/pki/spiffe.js';
 import { connectToMesh } from '../core/sources/mesh-connection.js';
 import { startSidecar } from '../sidecar/main.js';
 import { DEFAULT_ROOT_CERT } from './config-source.js';
-import { parse, parseLabels, parseLocality, parsePort } from './options.js';
+import { parse, parseLabels, parseLocality, parsePort, parseRedisUrl, parseTrustedProxies } from './options.js';
 import { UsageError } from './main.js';
 
 export const SIDECAR_HELP = `usage: meshgate sidecar --control URL --token FILE --namespace NS --service-account SA
@@ -36,6 +36,10 @@ ends at the app on loopback; outbound, the app uses it as its HTTP proxy
                         hosts the mesh does not know: pass through (default) or answer 502
   --locality R/Z/S      where the workload runs (region/zone/subzone), for locality-aware load
                         balancing of its outbound calls (DestinationRule localityLbSetting)
+  --redis URL           Redis for RateLimitPolicy counters with store: redis on outbound calls,
+                        shared by every proxy using it (while unreachable, limits count locally)
+  --trusted-proxies N   proxies between the app and the sidecar that append to x-forwarded-for;
+                        rate limits by clientIp count the N-th address from its right (default 0)
   --cert-ttl SECONDS    workload certificate lifetime to ask for (default 86400; rotated at half-life)
   --access-log WHERE    off | stdout | FILE (default stdout)
   --drain-seconds N     on SIGTERM: fail readiness, keep serving N seconds, then close (default 5)`;
@@ -58,6 +62,8 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
     'listen-host': { type: 'string' },
     'outbound-traffic-policy': { type: 'string' },
     locality: { type: 'string' },
+    redis: { type: 'string' },
+    'trusted-proxies': { type: 'string' },
     'cert-ttl': { type: 'string' },
     'access-log': { type: 'string' },
     'drain-seconds': { type: 'string' },
@@ -79,8 +85,10 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
   if (certTtl !== undefined && !(Number.isInteger(certTtl) && certTtl > 0)) throw new UsageError(`--cert-ttl: '${values['cert-ttl']}' is not a number of seconds`);
   const namespace = values.namespace!;
   const appPort = parsePort(values['app-port'], 0, '--app-port');
+  const trustedProxies = parseTrustedProxies(values['trusted-proxies']);
   const traffic = {
     ...(values.locality !== undefined ? { locality: parseLocality(values.locality) } : {}),
+    ...(values.redis !== undefined ? { redisUrl: parseRedisUrl(values.redis) } : {}),
   };
 
   const log = pino({ name: 'meshgate-sidecar', base: { workload: `${values.workload}.${namespace}` } }, pino.destination(2));
@@ -114,6 +122,7 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
     listenHost: values['listen-host'] ?? '0.0.0.0',
     outboundTrafficPolicy: policy,
     ...traffic,
+    trustedProxies,
     accessLog: values['access-log'] ?? 'stdout',
     logger: log,
   });

@@ -9,8 +9,8 @@ import { Reloader } from '../core/snapshot/reloader.js';
 import { UpstreamPools } from '../core/proxy/upstream-pools.js';
 import { LiveClusters } from '../core/policy/live-clusters.js';
 import { createAccessLog } from '../core/telemetry/access-log.js';
-import { RateLimiters, type RateLimitStats } from '../core/policy/rate-limiters.js';
-import { RedisLink } from '../core/policy/redis-link.js';
+import type { RateLimitStats } from '../core/policy/rate-limiters.js';
+import { createRateLimiting } from '../core/proxy/rate-limiting.js';
 import { createPortListener, type PortListener } from './port-listener.js';
 import { createCredentialStore } from '../core/tls/credential-store.js';
 import { AcmeManager } from './acme/acme-manager.js';
@@ -96,11 +96,13 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     { random, load: pools, live },
     log,
   );
-  const redis = opts.redisUrl ? new RedisLink({ url: opts.redisUrl, logger: log.child({ component: 'ratelimit' }) }) : undefined;
-  const limiters = new RateLimiters({ logger: log.child({ component: 'ratelimit' }), ...(redis ? { redis } : {}) });
-  // Counters of limits that a reload removed are let go; unchanged ones carry on counting.
-  holder.onSwap((s) => limiters.retain(s.rateLimits.rules));
-  const rateLimits = { limiters, trustedProxies: opts.trustedProxies ?? 0 };
+  const rateLimiting = createRateLimiting({
+    holder,
+    logger: log.child({ component: 'ratelimit' }),
+    ...(opts.redisUrl ? { redisUrl: opts.redisUrl } : {}),
+    ...(opts.trustedProxies !== undefined ? { trustedProxies: opts.trustedProxies } : {}),
+  });
+  const { limiters, context: rateLimits } = rateLimiting;
   let draining = false;
   const status = createStatusServer({ ready: () => holder.current() !== undefined && !draining });
   const admin = createAdminServer(holder, pools, limiters);
@@ -127,13 +129,13 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     await (hard ? pools.destroy() : pools.close());
     await (hard ? acme.destroy() : acme.close());
     await credentials.close();
-    await redis?.close();
+    await rateLimiting.close();
     accessLog.flush();
   };
 
   try {
     // Connected before traffic, so the first requests already share counters; unreachable is fine too.
-    await redis?.start();
+    await rateLimiting.start();
     await reloader.start();
     for (const [gatewayPort, listenPort] of opts.ports) {
       const l = createPortListener(gatewayPort, {

@@ -1,14 +1,15 @@
 // The sidecar role: wires one workload's proxy — its identity (already obtained), its configuration
 // stream, the inbound side (15006, mTLS in → authorization → app), the outbound side (15001, the
 // app's HTTP proxy → routes → mTLS out, with the gateway's traffic policy: circuit breakers and
-// outlier ejections that outlive configuration pushes and locality), and the status and admin
-// ports. Behaviour lives in core.
+// outlier ejections that outlive configuration pushes, locality, rate limits), and the status and
+// admin ports. Behaviour lives in core.
 
 import { pino, type Logger } from 'pino';
 import type { IdentityProvider } from '../core/pki/types.js';
 import { identityMismatch } from '../core/pki/spiffe.js';
 import { LiveClusters } from '../core/policy/live-clusters.js';
 import { WorkloadSecurityCache } from '../core/policy/workload-security.js';
+import { createRateLimiting } from '../core/proxy/rate-limiting.js';
 import { UpstreamPools } from '../core/proxy/upstream-pools.js';
 import { SnapshotHolder } from '../core/snapshot/holder.js';
 import { Reloader } from '../core/snapshot/reloader.js';
@@ -42,6 +43,10 @@ export interface SidecarOptions {
   readonly accessLog?: string;
   /** Where the workload runs, `region/zone/subzone`, for locality-aware load balancing. */
   readonly locality?: string;
+  /** Redis for RateLimitPolicy limits with `store: redis` on the outbound side. */
+  readonly redisUrl?: string;
+  /** Proxies between the app and the sidecar that append to x-forwarded-for (default 0). */
+  readonly trustedProxies?: number;
   readonly logger?: Logger;
   readonly random?: () => number;
   /** Clock for outlier ejections, epoch ms (default Date.now). */
@@ -81,8 +86,14 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
   // One set of breaker counters and ejections for the sidecar's life: a push must not reset them.
   const live = new LiveClusters(opts.now ? { now: opts.now } : {});
   const reloader = new Reloader(opts.source, holder, role, { random, load: pools, live }, log);
+  const rateLimiting = createRateLimiting({
+    holder,
+    logger: log.child({ component: 'ratelimit' }),
+    ...(opts.redisUrl ? { redisUrl: opts.redisUrl } : {}),
+    ...(opts.trustedProxies !== undefined ? { trustedProxies: opts.trustedProxies } : {}),
+  });
   let draining = false;
-  const ctx = { holder, pools, accessLog, random, draining: () => draining, identity: opts.identity };
+  const ctx = { holder, pools, accessLog, random, draining: () => draining, identity: opts.identity, rateLimits: rateLimiting.context };
   const inbound: InboundListener = createInboundListener({
     identity: opts.identity,
     holder,
@@ -96,7 +107,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
   });
   const outbound: OutboundListener = createOutboundListener({ ctx, outboundTrafficPolicy, log });
   const status = createStatusServer({ ready: () => holder.current() !== undefined && !draining });
-  const admin = createAdminServer(holder, pools);
+  const admin = createAdminServer(holder, pools, rateLimiting.limiters);
   let ports = { inbound: 0, outbound: 0, status: 0, admin: 0 };
 
   const stopAll = async (hard: boolean): Promise<void> => {
@@ -109,10 +120,12 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
     await Promise.all([inbound.close(), outbound.close()]);
     await Promise.all([closeFastify(status), closeFastify(admin)]);
     await (hard ? pools.destroy() : pools.close());
+    await rateLimiting.close();
     accessLog.flush();
   };
 
   try {
+    await rateLimiting.start();
     await reloader.start();
     ports = {
       inbound: await inbound.listen(opts.inboundPort ?? 15006, opts.listenHost ?? '0.0.0.0'),
