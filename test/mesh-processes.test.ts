@@ -90,7 +90,7 @@ describe('the mesh as processes: control plane outage and certificate rotation u
     await writeFile(join(dir, 'user.token'), 'tok-user\n');
     await writeFile(join(dir, 'gw.token'), 'tok-gw\n');
     const ca = join(dir, 'ca');
-    controlArgs = ['control', '--config', config, '--tokens', join(dir, 'tokens.yaml'), '--ca-dir', ca, '--port', String(ports.control), '--status-port', String(ports.controlStatus), '--listen-host', '127.0.0.1'];
+    controlArgs = ['control', '--config', config, '--tokens', join(dir, 'tokens.yaml'), '--ca-dir', ca, '--port', String(ports.control), '--status-port', String(ports.controlStatus), '--debug-port', '0', '--listen-host', '127.0.0.1'];
     control = meshgate(controlArgs);
     await eventually(() => ready(ports.controlStatus), 20_000);
     assert.ok(existsSync(join(ca, 'root-cert.pem')));
