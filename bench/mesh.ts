@@ -55,7 +55,7 @@ export async function startMesh(appPort: number): Promise<MeshTargets> {
 
   const control = meshgate([
     'control', '--config', configDir, '--tokens', join(dir, 'tokens.yaml'), '--ca-dir', caDir,
-    '--port', String(cpPort), '--status-port', String(cpStatus), '--listen-host', '127.0.0.1',
+    '--port', String(cpPort), '--status-port', String(cpStatus), '--debug-port', '0', '--listen-host', '127.0.0.1',
   ], 'meshgate control');
   const children = [control];
   // Stops whatever has started so far, in reverse order, so no proxy sees its control plane go first.

@@ -1,6 +1,6 @@
 // Integration: the control plane on 127.0.0.1 over real TLS, a gateway subscribed to it through
-// ControlPlaneSource, and the CA endpoint. Versions, acknowledgements and refusals are read from
-// /v1/proxies the way an operator would; nothing waits on a clock.
+// ControlPlaneSource, and the CA endpoint. Versions, acknowledgements and refusals are read from the
+// loopback debug port's /debug/proxies the way an operator would; nothing waits on a clock.
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -21,7 +21,8 @@ import { IdentityClient } from '../src/core/pki/identity-client.js';
 import { spiffeIdsOfCertificate } from '../src/core/pki/spiffe.js';
 import { ControlPlaneClient } from '../src/core/sources/control-plane-client.js';
 import { ControlPlaneSource } from '../src/core/sources/control-plane-source.js';
-import { decodeResources, type ProxyStatus, type StreamMessage } from '../src/core/sources/control-plane-wire.js';
+import { decodeResources, type StreamMessage } from '../src/core/sources/control-plane-wire.js';
+import type { ProxyStatus } from '../src/control/proxy-registry.js';
 import { startControlPlane, type RunningControlPlane } from '../src/control/main.js';
 import { FileTokenAuthenticator, bearerToken, parseTokenFile } from '../src/control/token-authenticator.js';
 import { startGateway, type RunningGateway } from '../src/gateway/main.js';
@@ -82,6 +83,7 @@ class Fixture {
       authenticator: tokens.authenticator,
       port: this.port,
       statusPort: 0,
+      debugPort: 0,
       listenHost: '127.0.0.1',
       debounceMs: 10,
       validate: (rs: readonly Resource[]) => {
@@ -103,8 +105,14 @@ class Fixture {
     return c;
   }
 
+  async proxies(): Promise<ProxyStatus[]> {
+    const r = await request(`http://127.0.0.1:${this.cp.debugPort}/debug/proxies`);
+    assert.equal(r.statusCode, 200);
+    return (await r.body.json()) as ProxyStatus[];
+  }
+
   async proxy(id: string): Promise<ProxyStatus | undefined> {
-    return (await this.client().listProxies()).find((p) => p.id === id);
+    return (await this.proxies()).find((p) => p.id === id);
   }
 
   async close(): Promise<void> {
@@ -301,11 +309,10 @@ describe('control plane: certificates and authentication', () => {
   it('answers 401 to an unknown or missing token, on every path', async () => {
     const stranger = f.client('not-a-token');
     await assert.rejects(stranger.requestCertificate(createWorkloadCsr({ keyType: 'ec' }).csrPem, 3600), /401/);
-    await assert.rejects(stranger.listProxies(), /401/);
     const streamEnd = await new Promise<Error>((resolve) => stranger.openStream('p', { onMessage: () => undefined, onEnd: resolve }));
     assert.match(streamEnd.message, /401/);
     const status = await new Promise<number>((resolve, reject) => {
-      const req = httpsRequest(`https://127.0.0.1:${f.port}/v1/proxies`, { ca: f.ca.rootCertPem }, (res) => {
+      const req = httpsRequest(`https://127.0.0.1:${f.port}/v1/certificates`, { ca: f.ca.rootCertPem, method: 'POST' }, (res) => {
         res.resume();
         resolve(res.statusCode ?? 0);
       });
@@ -315,11 +322,39 @@ describe('control plane: certificates and authentication', () => {
     assert.equal(status, 401);
   });
 
+  it('lists proxies on its loopback debug port only: a valid token gets nothing on the proxies port', async () => {
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = httpsRequest(`https://127.0.0.1:${f.port}/v1/proxies`, { ca: f.ca.rootCertPem, headers: { authorization: `Bearer ${REVIEWS_TOKEN}` } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    assert.equal(status, 404);
+    // Every other port on 127.0.0.2; the debug port stays on 127.0.0.1.
+    const tokens = await FileTokenAuthenticator.load(f.tokensFile);
+    assert.ok(tokens.ok);
+    const cp = await startControlPlane({ configDir: f.configDir, ca: f.ca, authenticator: tokens.authenticator, port: 0, statusPort: 0, debugPort: 0, listenHost: '127.0.0.2', logger: silent });
+    try {
+      const listed = await request(`http://127.0.0.1:${cp.debugPort}/debug/proxies`);
+      assert.equal(listed.statusCode, 200);
+      assert.ok(Array.isArray(await listed.body.json()));
+      await assert.rejects(request(`http://127.0.0.2:${cp.debugPort}/debug/proxies`), /ECONNREFUSED/);
+      const ready = await request(`http://127.0.0.2:${cp.statusPort}/healthz/ready`);
+      await ready.body.dump();
+      assert.equal(ready.statusCode, 200);
+    } finally {
+      await cp.destroy();
+    }
+  });
+
   it('picks up a token added to the token file', async () => {
     const late = f.client('late-token-0123456789');
-    await assert.rejects(late.listProxies(), /401/);
+    const ask = () => late.requestCertificate(createWorkloadCsr({ keyType: 'ec' }).csrPem, 3600);
+    await assert.rejects(ask(), /401/);
     await writeFile(f.tokensFile, `${TOKENS}- {token: late-token-0123456789, namespace: shop, serviceAccount: late}\n`);
-    await eventually(async () => Array.isArray(await late.listProxies().catch(() => undefined)));
+    await eventually(async () => Array.isArray(await ask().catch(() => undefined)));
   });
 
   it('the client refuses a control plane whose certificate does not chain to its root', async () => {

@@ -14,8 +14,10 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect as http2Connect, type ClientHttp2Session } from 'node:http2';
 import { connect as netConnect, createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
+import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
 import { loadOrCreateAuthority } from '../src/core/pki/authority.js';
+import { meshAlpn } from '../src/core/tls/upstream-connector.js';
 import { serviceYaml } from './helpers/cluster-yaml.js';
 import { APP_HOST, writeEdgeConfig, type EdgeConfig } from './helpers/edge-config.js';
 import { eventually } from './helpers/gateway.js';
@@ -273,7 +275,7 @@ describe('drain of processes under SIGTERM', () => {
     await writeFile(join(mesh, 'tokens.yaml'), '- {token: tok-user, namespace: default, serviceAccount: user-service}\n');
     await writeFile(join(mesh, 'user.token'), 'tok-user\n');
     const caDir = join(mesh, 'ca');
-    const control = spawned(meshgate(['control', '--config', join(mesh, 'config'), '--tokens', join(mesh, 'tokens.yaml'), '--ca-dir', caDir, '--port', String(ports.control), '--status-port', String(ports.controlStatus), '--listen-host', '127.0.0.1']));
+    const control = spawned(meshgate(['control', '--config', join(mesh, 'config'), '--tokens', join(mesh, 'tokens.yaml'), '--ca-dir', caDir, '--port', String(ports.control), '--status-port', String(ports.controlStatus), '--debug-port', '0', '--listen-host', '127.0.0.1']));
     await eventually(() => ready(ports.controlStatus), 60_000);
     const sidecar = spawned(meshgate([
       'sidecar', '--control', `https://127.0.0.1:${ports.control}`, '--root-cert', join(caDir, 'root-cert.pem'), '--token', join(mesh, 'user.token'),
@@ -287,8 +289,10 @@ describe('drain of processes under SIGTERM', () => {
     const authority = loadOrCreateAuthority(caDir);
     assert.ok(authority.ok);
     const peer = workloadCertificate(authority.ca, 'default', 'caller');
-    const inboundTls = { cert: peer.certChainPem, key: peer.keyPem, ca: peer.rootCertPem, checkServerIdentity: () => undefined };
-    const inSession = http2Connect(`https://127.0.0.1:${ports.inbound}`, inboundTls);
+    // A mesh peer offers Istio's ALPN first: PERMISSIVE passes other TLS through to the app untouched.
+    // (node:http2 would replace ALPNProtocols with its own ['h2'], so the connection is made here.)
+    const inboundTls = { host: '127.0.0.1', port: ports.inbound, cert: peer.certChainPem, key: peer.keyPem, ca: peer.rootCertPem, checkServerIdentity: () => undefined, ALPNProtocols: meshAlpn(['h2']) };
+    const inSession = http2Connect(`https://127.0.0.1:${ports.inbound}`, { createConnection: () => tlsConnect(inboundTls) });
     inSession.on('error', () => undefined);
     const inboundGoaway = new Promise<number>((r) => inSession.once('goaway', (_c, last) => r(last)));
     const inFlightIn = h2get(inSession, '/hold/inbound');

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import type { ServerResponse } from 'node:http';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
 import { startTestGateway, type TestGateway } from './helpers/gateway.js';
-import { gatewayYaml } from './helpers/cluster-yaml.js';
+import { gatewayYaml, staticServiceEntryYaml } from './helpers/cluster-yaml.js';
 
 const LOCALITIES: Record<string, string> = {
   z1: 'region-a/zone-1',
@@ -17,19 +17,7 @@ const LOCALITIES: Record<string, string> = {
   rc: 'region-c/zone-1',
 };
 
-function serviceEntry(host: string, ups: readonly Upstream[]): string {
-  return `apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: ${host.split('.')[0]}}
-spec:
-  hosts: [${host}]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{number: 80, name: http, protocol: HTTP}]
-  endpoints:
-${ups.map((u) => `  - {address: 127.0.0.1, ports: {http: ${u.port}}, locality: ${LOCALITIES[u.name]}}`).join('\n')}
-`;
-}
+const serviceEntry = (host: string, ups: readonly Upstream[]): string => staticServiceEntryYaml(host, ups.map((u) => ({ port: u.port, locality: LOCALITIES[u.name]! })));
 
 describe('locality failover and distribution', () => {
   const failing = new Set<string>();

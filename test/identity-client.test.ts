@@ -1,6 +1,7 @@
 // The proxies' identity client against a real CA: the first certificate, retries until it arrives,
-// answers it must refuse (foreign root, another key, several SPIFFE ids), and rotation with a short
-// TTL during which failed requests leave the current certificate serving.
+// answers it must refuse (foreign root, another key, several SPIFFE ids), and rotation — on a clock
+// the test controls — at half the requested lifetime, during which failed requests leave the current
+// certificate serving.
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -30,8 +31,8 @@ function newCa(): CertificateAuthority {
 const product: WorkloadIdentity = { trustDomain: 'cluster.local', namespace: 'default', serviceAccount: 'product' };
 const fast = { initialMs: 5, maxMs: 20 };
 
-function signWith(ca: CertificateAuthority, csrPem: string, ttlSeconds: number): string[] {
-  const r = ca.signWorkloadCsr(csrPem, product, { ttlSeconds });
+function signWith(ca: CertificateAuthority, csrPem: string, ttlSeconds: number, now?: Date): string[] {
+  const r = ca.signWorkloadCsr(csrPem, product, { ttlSeconds, ...(now ? { now } : {}) });
   if (!r.ok) throw new Error(r.message);
   return r.certChain;
 }
@@ -40,8 +41,8 @@ const serial = (c: WorkloadCertificate) => new X509Certificate(c.certChainPem).s
 
 describe('rotationDelayMs', () => {
   const T = Date.parse('2030-01-01T00:00:00Z');
-  const cert = { notBefore: new Date(T), notAfter: new Date(T + 100_000) };
-  it('renews when half the lifetime remains, ±1% jitter', () => {
+  const cert = { obtainedAt: new Date(T), notAfter: new Date(T + 100_000) };
+  it('renews when half the lifetime since arrival remains, ±1% jitter', () => {
     assert.equal(rotationDelayMs(cert, new Date(T), () => 0.5), 50_000);
     assert.equal(rotationDelayMs(cert, new Date(T), () => 0), 51_000);
     assert.equal(rotationDelayMs(cert, new Date(T), () => 1), 49_000);
@@ -49,11 +50,34 @@ describe('rotationDelayMs', () => {
     assert.equal(rotationDelayMs(cert, new Date(T + 70_000), () => 0.5), 0);
   });
   it('is about 12 h into a 24 h certificate', () => {
-    const day = { notBefore: new Date(T - 120_000), notAfter: new Date(T + 24 * 3600_000) };
+    const day = { obtainedAt: new Date(T), notAfter: new Date(T + 24 * 3600_000) };
     const d = rotationDelayMs(day, new Date(T), seededRandom(7));
     assert.ok(d > 11.7 * 3600_000 && d < 12.3 * 3600_000, String(d));
   });
 });
+
+/**
+ * A clock that moves only through the client's own timers: each scheduled callback advances it by
+ * its delay and then runs, so a test reads exactly when the client chose to act.
+ */
+function fakeTime(): { now: () => Date; schedule: (fn: () => void, ms: number) => () => void; delays: number[] } {
+  let t = Math.floor(Date.now() / 1000) * 1000;
+  const delays: number[] = [];
+  return {
+    now: () => new Date(t),
+    delays,
+    schedule: (fn, ms) => {
+      delays.push(ms);
+      let cancelled = false;
+      setImmediate(() => {
+        if (cancelled) return;
+        t += ms;
+        fn();
+      });
+      return () => (cancelled = true);
+    },
+  };
+}
 
 describe('acceptIssuedChain', () => {
   const ca = newCa();
@@ -110,40 +134,68 @@ describe('IdentityClient', () => {
     client.close();
   });
 
-  it('rotates a short-lived certificate; the old one serves while the CA fails or answers wrongly', async () => {
+  // Measured from the backdated NotBefore, 300 s would rotate after 90 s and 60 s at once, forever.
+  for (const [ttl, half] of [[300, 150_000], [60, 30_000]] as const) {
+    it(`rotates a ${ttl} s certificate ${half / 1000} s after it arrived, not from the backdated NotBefore`, async () => {
+      const ca = newCa();
+      const time = fakeTime();
+      const askedAt: number[] = [];
+      const client = new IdentityClient({
+        rootCertPem: ca.rootCertPem,
+        ttlSeconds: ttl,
+        keyType: 'ec',
+        random: () => 0.5,
+        now: time.now,
+        schedule: time.schedule,
+        requestCertificate: async (csrPem, asked) => {
+          askedAt.push(time.now().getTime());
+          return signWith(ca, csrPem, asked, time.now());
+        },
+      });
+      await client.start();
+      const first = client.current();
+      assert.equal(askedAt[0]! - first.notBefore.getTime(), 120_000, 'the CA backdates NotBefore by 2 minutes');
+      assert.equal(first.notAfter.getTime() - askedAt[0]!, ttl * 1000);
+      const rotated = await new Promise<WorkloadCertificate>((resolve) => client.onRotate(resolve));
+      client.close();
+      assert.equal(time.delays[0], half);
+      assert.equal(askedAt[1]! - askedAt[0]!, half);
+      assert.notEqual(serial(rotated), serial(first));
+    });
+  }
+
+  it('keeps serving the old certificate while the CA fails or answers wrongly, retrying with back-off', async () => {
     const ca = newCa();
     const stranger = newCa();
+    const time = fakeTime();
     let calls = 0;
     const servedDuringFailures: string[] = [];
     let client!: IdentityClient;
     client = new IdentityClient({
       rootCertPem: ca.rootCertPem,
-      // 60 s plus the CA's 2 minutes of backdating: already past half its life when it arrives, so the
-      // next request follows at once (at the back-off pace) instead of in hours.
       ttlSeconds: 60,
       keyType: 'ec',
-      random: seededRandom(1),
+      random: () => 0.5,
+      now: time.now,
+      schedule: time.schedule,
       backoff: fast,
       requestCertificate: async (csrPem, ttl) => {
         calls++;
         if (calls > 1) servedDuringFailures.push(serial(client.current()));
         if (calls === 2 || calls === 3) throw new Error('CA unavailable');
-        if (calls === 4) return signWith(stranger, csrPem, ttl); // a chain to another root
-        if (calls === 5) return signWith(ca, createWorkloadCsr({ keyType: 'ec' }).csrPem, ttl); // not our key
-        return signWith(ca, csrPem, ttl);
+        if (calls === 4) return signWith(stranger, csrPem, ttl, time.now()); // a chain to another root
+        if (calls === 5) return signWith(ca, createWorkloadCsr({ keyType: 'ec' }).csrPem, ttl, time.now()); // not our key
+        return signWith(ca, csrPem, ttl, time.now());
       },
     });
     await client.start();
     const first = client.current();
     assert.equal(calls, 1);
-    const rotated = await new Promise<WorkloadCertificate>((resolve) => {
-      const off = client.onRotate((c) => {
-        off();
-        resolve(c);
-      });
-    });
+    const rotated = await new Promise<WorkloadCertificate>((resolve) => client.onRotate(resolve));
     client.close();
     assert.equal(calls, 6);
+    // Half of 60 s, then the back-off: 5 ms doubling up to its 20 ms ceiling.
+    assert.deepEqual(time.delays.slice(0, 5), [30_000, 5, 10, 20, 20]);
     assert.deepEqual(servedDuringFailures, Array(5).fill(serial(first)));
     assert.notEqual(serial(rotated), serial(first));
     assert.equal(client.current(), rotated);

@@ -1,8 +1,8 @@
 // The mesh as separate processes on loopback, started with the CLI as an operator would: a control
 // plane, a sidecar in front of an app, and a gateway joined to the mesh. Under a steady stream of
-// requests the control plane is killed and brought back, and the sidecar's certificate rotates
-// every few moments: no request fails, and a change made after the control plane returns reaches
-// every proxy.
+// requests the control plane is killed and brought back, and the sidecar's certificate (20 s) rotates
+// at half its life, every 10 s, a few times during the run and never more often: no request fails,
+// and a change made after the control plane returns reaches every proxy.
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -32,6 +32,7 @@ describe('the mesh as processes: control plane outage and certificate rotation u
   let dir: string;
   let app: Upstream;
   let control: MeshgateProcess | undefined, sidecar: MeshgateProcess | undefined, gateway: MeshgateProcess | undefined;
+  let sidecarStarted = 0;
   const ports = { control: 0, controlStatus: 0, inbound: 0, sidecarStatus: 0, gateway: 0, gatewayStatus: 0 };
   let controlArgs: string[];
 
@@ -49,17 +50,18 @@ describe('the mesh as processes: control plane outage and certificate rotation u
     await writeFile(join(dir, 'user.token'), 'tok-user\n');
     await writeFile(join(dir, 'gw.token'), 'tok-gw\n');
     const ca = join(dir, 'ca');
-    controlArgs = ['control', '--config', config, '--tokens', join(dir, 'tokens.yaml'), '--ca-dir', ca, '--port', String(ports.control), '--status-port', String(ports.controlStatus), '--listen-host', '127.0.0.1'];
+    controlArgs = ['control', '--config', config, '--tokens', join(dir, 'tokens.yaml'), '--ca-dir', ca, '--port', String(ports.control), '--status-port', String(ports.controlStatus), '--debug-port', '0', '--listen-host', '127.0.0.1'];
     control = meshgate(controlArgs);
     await eventually(() => ready(ports.controlStatus), 20_000);
     assert.ok(existsSync(join(ca, 'root-cert.pem')));
     const mesh = ['--control', `https://127.0.0.1:${ports.control}`, '--root-cert', join(ca, 'root-cert.pem')];
+    sidecarStarted = Date.now();
     sidecar = meshgate([
       'sidecar', ...mesh, '--token', join(dir, 'user.token'),
       '--namespace', 'default', '--service-account', 'user-service', '--workload', 'user-0', '--labels', 'app=user-service',
       '--app-port', String(app.port), '--inbound-port', String(ports.inbound), '--outbound-port', '0',
       '--status-port', String(ports.sidecarStatus), '--admin-port', '0', '--listen-host', '127.0.0.1', '--access-log', 'off',
-      // Short-lived certificates: rotation happens again and again while the test runs.
+      // Short-lived certificates: renewed every 10 s, again and again while the test runs.
       '--cert-ttl', '20',
     ]);
     gateway = meshgate([
@@ -104,6 +106,17 @@ describe('the mesh as processes: control plane outage and certificate rotation u
     return { total, failures };
   }
 
+  it('a sidecar whose --namespace/--service-account are not its token\'s identity refuses to start', async () => {
+    const wrong = meshgate([
+      'sidecar', '--control', `https://127.0.0.1:${ports.control}`, '--root-cert', join(dir, 'ca', 'root-cert.pem'), '--token', join(dir, 'user.token'),
+      '--namespace', 'default', '--service-account', 'product-service', '--workload', 'impostor-0', '--labels', 'app=product-service',
+      '--app-port', String(app.port), '--inbound-port', '0', '--outbound-port', '0', '--status-port', '0', '--admin-port', '0', '--listen-host', '127.0.0.1',
+    ]);
+    const code = await new Promise<number | null>((resolve) => wrong.once('exit', resolve));
+    assert.equal(code, 1, wrong.log());
+    assert.match(wrong.log(), /disagree with the identity the control plane issued for the token: the workload certificate names spiffe:\/\/cluster\.local\/ns\/default\/sa\/user-service, not namespace default and service account product-service/);
+  });
+
   it('serves through gateway → sidecar → app over mTLS, the app seeing the gateway identity', async () => {
     const r = await send(ports.gateway, 'app.example.com', '/hello');
     assert.equal(r.status, 200, gateway!.log());
@@ -147,9 +160,20 @@ describe('the mesh as processes: control plane outage and certificate rotation u
         });
         s.on('error', reject);
       });
-    const first = await fingerprint();
-    const { total, failures } = await underLoad(() => eventually(async () => (await fingerprint()) !== first, 20_000));
+    // Two rotations seen from outside while requests flow, each one a new certificate served.
+    const seen = [await fingerprint()];
+    const { total, failures } = await underLoad(() =>
+      eventually(async () => {
+        const now = await fingerprint();
+        if (now !== seen.at(-1)) seen.push(now);
+        return seen.length >= 3;
+      }, 40_000),
+    );
     assert.ok(total > 20, `only ${total} requests`);
     assert.deepEqual(failures, [], `${failures.length} of ${total} failed`);
+    // At half of 20 s (±1 % jitter), never faster: a certificate is not renewed before 9.8 s of its life.
+    const rotations = sidecar!.count('workload certificate rotated');
+    const bound = Math.floor((Date.now() - sidecarStarted) / 9800);
+    assert.ok(rotations >= 2 && rotations <= bound, `${rotations} rotations in ${Date.now() - sidecarStarted} ms (at most ${bound})`);
   });
 });

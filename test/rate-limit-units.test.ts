@@ -10,6 +10,7 @@ import { rateLimitKey } from '../src/core/policy/rate-limit-key.js';
 import { RateLimiters } from '../src/core/policy/rate-limiters.js';
 import { burstWindowSeconds, type RateLimitRule } from '../src/core/policy/rate-limit-table.js';
 import { GATEWAY_HELP, runGatewayCommand } from '../src/cli/gateway.js';
+import { SIDECAR_HELP, runSidecarCommand } from '../src/cli/sidecar.js';
 
 describe('trusted client address (xff_num_trusted_hops)', () => {
   const cases: Array<[string, string | string[] | undefined, number, string]> = [
@@ -128,7 +129,7 @@ describe('in-memory counters, with the clock mocked', () => {
   });
 });
 
-describe('meshgate gateway options for rate limiting', () => {
+describe('meshgate gateway and sidecar options for rate limiting', () => {
   it('refuses a bad --trusted-proxies or --redis before starting anything', async () => {
     await assert.rejects(runGatewayCommand(['--config', 'x', '--trusted-proxies=-1']), /--trusted-proxies: '-1'/);
     await assert.rejects(runGatewayCommand(['--config', 'x', '--trusted-proxies', 'two']), /--trusted-proxies: 'two'/);
@@ -137,6 +138,13 @@ describe('meshgate gateway options for rate limiting', () => {
   it('documents both in its help', () => {
     assert.match(GATEWAY_HELP, /--redis URL/);
     assert.match(GATEWAY_HELP, /--trusted-proxies N .*\n.*\n.*xff_num_trusted_hops/);
+  });
+  it('the sidecar takes the same options, and --locality, checked before it asks for an identity', async () => {
+    const sidecar = ['--control', 'https://127.0.0.1:1', '--token', 'no-such-file', '--namespace', 'default', '--service-account', 'a', '--workload', 'a-0', '--app-port', '8080'];
+    await assert.rejects(runSidecarCommand([...sidecar, '--trusted-proxies', 'two']), /--trusted-proxies: 'two'/);
+    await assert.rejects(runSidecarCommand([...sidecar, '--redis', 'localhost:6379']), /--redis: 'localhost:6379' is not a redis:\/\/ or rediss:\/\/ URL/);
+    await assert.rejects(runSidecarCommand([...sidecar, '--locality', 'a//b']), /--locality: 'a\/\/b'/);
+    for (const flag of ['--redis URL', '--trusted-proxies N', '--locality R/Z/S']) assert.ok(SIDECAR_HELP.includes(flag), flag);
   });
 });
 

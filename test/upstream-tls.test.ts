@@ -42,6 +42,16 @@ spec:
 `;
 }
 
+function peerAuthentication(app: string, mtls: string, portLevelMtls?: string): string {
+  return `apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: ${app}, namespace: default}
+spec:
+  selector: {matchLabels: {app: ${app}}}
+  mtls: ${mtls}${portLevelMtls ? `\n  portLevelMtls: ${portLevelMtls}` : ''}
+`;
+}
+
 function serviceEntry(name: string, host: string, port: number): string {
   return `apiVersion: networking.istio.io/v1
 kind: ServiceEntry
@@ -114,6 +124,18 @@ describe('upstream TLS', () => {
       'disabled.yaml':
         meshServiceYaml('disabled', plain.port, { sa: 'disabled' }) + '---\n' + vs('disabled', 'disabled.example.com', 'disabled') + '---\n' + dr('disabled', 'disabled', '{mode: DISABLE}'),
       'legacy.yaml': meshServiceYaml('legacy', plain.port, { sa: 'legacy' }) + '---\n' + vs('legacy', 'legacy.example.com', 'legacy'),
+      // Sidecars whose PeerAuthentication turns mTLS off: for the whole workload, or on one port only.
+      'pa-disabled.yaml': [
+        meshServiceYaml('pa-off', plain.port, { sa: 'pa-off' }),
+        vs('pa-off', 'pa-off.example.com', 'pa-off'),
+        peerAuthentication('pa-off', '{mode: DISABLE}'),
+        meshServiceYaml('pa-port', plain.port, { sa: 'pa-port' }),
+        vs('pa-port', 'pa-port.example.com', 'pa-port'),
+        peerAuthentication('pa-port', '{mode: STRICT}', `{${plain.port}: {mode: DISABLE}}`),
+        meshServiceYaml('pa-other-port', reviews.port, { sa: 'reviews' }),
+        vs('pa-other-port', 'pa-other-port.example.com', 'pa-other-port'),
+        peerAuthentication('pa-other-port', '{mode: PERMISSIVE}', `{${plain.port}: {mode: DISABLE}}`),
+      ].join('---\n'),
       'explicit.yaml':
         meshServiceYaml('explicit', reviews.port, { sa: 'reviews', sidecar: false }) +
         '---\n' +
@@ -200,6 +222,18 @@ describe('upstream TLS', () => {
       const r = await gw.get('disabled.example.com', '/plain');
       assert.equal(r.status, 200, r.text);
       assert.equal(r.json().name, 'plain');
+    });
+
+    it("auto mTLS sends plaintext to a sidecar whose PeerAuthentication is DISABLE, for the workload or its port", async () => {
+      for (const host of ['pa-off.example.com', 'pa-port.example.com']) {
+        const r = await gw.get(host, '/plain');
+        assert.equal(r.status, 200, `${host}: ${r.text}`);
+        assert.equal(r.json().name, 'plain');
+      }
+      // DISABLE on another port than the one the endpoint serves: still mutual TLS.
+      const other = await gw.get('pa-other-port.example.com', '/tls');
+      assert.equal(other.status, 200, other.text);
+      assert.deepEqual(body(other).peerUris, [GATEWAY_ID]);
     });
 
     it('explicit ISTIO_MUTUAL checks the DestinationRule subjectAltNames', async () => {

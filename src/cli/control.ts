@@ -33,6 +33,8 @@ version) and the mesh CA, which signs their certificates for the identity their 
   --hostname NAME       another name proxies reach the control plane by, for its certificate
                         (repeatable; localhost, 127.0.0.1 and meshgate-control[.istio-system.svc] always are)
   --status-port N       readiness port, GET /healthz/ready (default 15021)
+  --debug-port N        GET /debug/proxies, every proxy with its identity, address and versions;
+                        on 127.0.0.1 only, whatever --listen-host says (default 15014)
   --listen-host ADDR    address to listen on (default 0.0.0.0)
 
 Proxies trust the control plane through the CA's root: give them <ca-dir>/${ROOT_CERT_FILE}.`;
@@ -49,6 +51,7 @@ export async function runControlCommand(argv: string[]): Promise<number> {
     'trust-domain': { type: 'string' },
     hostname: { type: 'string', multiple: true },
     'status-port': { type: 'string' },
+    'debug-port': { type: 'string' },
     'listen-host': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   });
@@ -62,6 +65,7 @@ export async function runControlCommand(argv: string[]): Promise<number> {
   if (!values.tokens) throw new UsageError('--tokens FILE is required (a YAML list of {token, namespace, serviceAccount})');
   const port = parsePort(values.port, CONTROL_PLANE_PORT, '--port');
   const statusPort = parsePort(values['status-port'], 15021, '--status-port');
+  const debugPort = parsePort(values['debug-port'], 15014, '--debug-port');
   const hostnames = (values.hostname ?? []).flatMap((h) => h.split(',')).map((h) => h.trim()).filter(Boolean);
   const caDir = values['ca-dir'] ?? join('certs', 'mesh-ca');
 
@@ -82,6 +86,7 @@ export async function runControlCommand(argv: string[]): Promise<number> {
     authenticator: tokens.authenticator,
     port,
     statusPort,
+    debugPort,
     hostnames,
     listenHost: values['listen-host'] ?? '0.0.0.0',
     logger: log,

@@ -8,7 +8,7 @@ import { availableParallelism, hostname } from 'node:os';
 import { endWorkerThatCouldNotStart, sharedChallenges, superviseWorkers, workerIndex } from '../gateway/workers.js';
 import { connectToMesh } from '../core/sources/mesh-connection.js';
 import { startGateway } from '../gateway/main.js';
-import { parse, parseLabels, parseLocality, parsePort, parsePorts } from './options.js';
+import { parse, parseLabels, parseLocality, parsePort, parsePorts, parseRedisUrl, parseTrustedProxies } from './options.js';
 import { UsageError } from './main.js';
 import { kubeSource, readableConfigDir, sourceChoice } from './config-source.js';
 import { DRAIN_FLAGS, DRAIN_HELP, exitAfterDeadline, parseDrainFlags } from './drain-options.js';
@@ -83,9 +83,7 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
   // Every option is checked before anything starts, so a typo costs nothing but the message.
   const choice = sourceChoice(values);
   const { drainSeconds, drainDeadlineSeconds } = parseDrainFlags(values);
-  const trustedProxies = values['trusted-proxies'] === undefined ? 0 : Number(values['trusted-proxies']);
-  if (!Number.isInteger(trustedProxies) || trustedProxies < 0) throw new UsageError(`--trusted-proxies: '${values['trusted-proxies']}' is not a number of proxies (0, 1, 2 ...)`);
-  if (values.redis !== undefined && !/^rediss?:\/\/[^/]/.test(values.redis)) throw new UsageError(`--redis: '${values.redis}' is not a redis:// or rediss:// URL`);
+  const trustedProxies = parseTrustedProxies(values['trusted-proxies']);
   const common = {
     ports: parsePorts(values.ports ?? '80=8080'),
     statusPort: parsePort(values['status-port'], 15021, '--status-port'),
@@ -97,7 +95,7 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
     accessLog: values['access-log'] ?? 'stdout',
     certsDir: values.certs ?? 'certs',
     ...(values['acme-ca'] ? { acmeCa: readFileSync(values['acme-ca'], 'utf8') } : {}),
-    ...(values.redis !== undefined ? { redisUrl: values.redis } : {}),
+    ...(values.redis !== undefined ? { redisUrl: parseRedisUrl(values.redis) } : {}),
     trustedProxies,
     drainDeadlineSeconds,
   };

@@ -1,4 +1,5 @@
-// Parsing helpers shared by the commands: `--ports 80=8080,443=8443`, `--labels a=b,c=d`, `--locality r/z/s`.
+// Parsing helpers shared by the commands: `--ports 80=8080,443=8443`, `--labels a=b,c=d`, `--locality r/z/s`,
+// `--trusted-proxies N`, `--redis URL`.
 
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UsageError } from './main.js';
@@ -52,4 +53,17 @@ export function parseLocality(text: string): string {
     throw new UsageError(`--locality: '${text}' is not region, region/zone or region/zone/subzone`);
   }
   return parts.map((p) => p.trim()).join('/');
+}
+
+/** `--trusted-proxies N`: 0, 1, 2 … (default 0). */
+export function parseTrustedProxies(text: string | undefined): number {
+  const n = text === undefined ? 0 : Number(text);
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`--trusted-proxies: '${text}' is not a number of proxies (0, 1, 2 ...)`);
+  return n;
+}
+
+/** `--redis redis://host:6379` or `rediss://…`. */
+export function parseRedisUrl(text: string): string {
+  if (!/^rediss?:\/\/[^/]/.test(text)) throw new UsageError(`--redis: '${text}' is not a redis:// or rediss:// URL`);
+  return text;
 }

@@ -3,10 +3,11 @@
 // outbound (the app's HTTP proxy → routes → mTLS) with the configuration the control plane streams.
 
 import { pino } from 'pino';
+import { identityMismatch } from '../core/pki/spiffe.js';
 import { connectToMesh } from '../core/sources/mesh-connection.js';
 import { startSidecar } from '../sidecar/main.js';
 import { DEFAULT_ROOT_CERT } from './config-source.js';
-import { parse, parseLabels, parsePort } from './options.js';
+import { parse, parseLabels, parseLocality, parsePort, parseRedisUrl, parseTrustedProxies } from './options.js';
 import { UsageError } from './main.js';
 import { DRAIN_FLAGS, DRAIN_HELP, exitAfterDeadline, parseDrainFlags } from './drain-options.js';
 
@@ -21,7 +22,8 @@ ends at the app on loopback; outbound, the app uses it as its HTTP proxy
   --token FILE          bearer token for the control plane (re-read on every call)
   --root-cert FILE      the mesh root (default ${DEFAULT_ROOT_CERT})
   --namespace NS        the workload's namespace
-  --service-account SA  the workload's service account (its identity is the one the token stands for)
+  --service-account SA  the workload's service account; with --namespace it must be the identity the
+                        token stands for, or the sidecar refuses to start
   --workload NAME       the workload (pod) name, how the control plane lists this proxy
   --labels LIST         the workload's labels; policies and subsets select on them
   --app-port N          the port the app listens on
@@ -33,6 +35,12 @@ ends at the app on loopback; outbound, the app uses it as its HTTP proxy
   --listen-host ADDR    address the inbound and status ports listen on (default 0.0.0.0)
   --outbound-traffic-policy ALLOW_ANY|REGISTRY_ONLY
                         hosts the mesh does not know: pass through (default) or answer 502
+  --locality R/Z/S      where the workload runs (region/zone/subzone), for locality-aware load
+                        balancing of its outbound calls (DestinationRule localityLbSetting)
+  --redis URL           Redis for RateLimitPolicy counters with store: redis on outbound calls,
+                        shared by every proxy using it (while unreachable, limits count locally)
+  --trusted-proxies N   proxies between the app and the sidecar that append to x-forwarded-for;
+                        rate limits by clientIp count the N-th address from its right (default 0)
   --cert-ttl SECONDS    workload certificate lifetime to ask for (default 86400; rotated at half-life)
   --access-log WHERE    off | stdout | FILE (default stdout)
 ${DRAIN_HELP}`;
@@ -54,6 +62,9 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
     'admin-port': { type: 'string' },
     'listen-host': { type: 'string' },
     'outbound-traffic-policy': { type: 'string' },
+    locality: { type: 'string' },
+    redis: { type: 'string' },
+    'trusted-proxies': { type: 'string' },
     'cert-ttl': { type: 'string' },
     'access-log': { type: 'string' },
     ...DRAIN_FLAGS,
@@ -74,6 +85,11 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
   if (certTtl !== undefined && !(Number.isInteger(certTtl) && certTtl > 0)) throw new UsageError(`--cert-ttl: '${values['cert-ttl']}' is not a number of seconds`);
   const namespace = values.namespace!;
   const appPort = parsePort(values['app-port'], 0, '--app-port');
+  const trustedProxies = parseTrustedProxies(values['trusted-proxies']);
+  const traffic = {
+    ...(values.locality !== undefined ? { locality: parseLocality(values.locality) } : {}),
+    ...(values.redis !== undefined ? { redisUrl: parseRedisUrl(values.redis) } : {}),
+  };
 
   const log = pino({ name: 'meshgate-sidecar', base: { workload: `${values.workload}.${namespace}` } }, pino.destination(2));
   const mesh = await connectToMesh({
@@ -84,6 +100,13 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
     logger: log,
     ...(certTtl !== undefined ? { certTtlSeconds: certTtl } : {}),
   });
+  // The token decides the identity; flags that say otherwise would select another workload's policies.
+  const mismatch = identityMismatch(mesh.identity.current().spiffeId, { namespace, serviceAccount: values['service-account']! });
+  if (mismatch) {
+    mesh.close();
+    console.error(`meshgate sidecar: --namespace and --service-account disagree with the identity the control plane issued for the token: ${mismatch}`);
+    return 1;
+  }
   const sidecar = await startSidecar({
     identity: mesh.identity,
     source: mesh.source,
@@ -98,6 +121,8 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
     adminPort: parsePort(values['admin-port'], 15000, '--admin-port'),
     listenHost: values['listen-host'] ?? '0.0.0.0',
     outboundTrafficPolicy: policy,
+    ...traffic,
+    trustedProxies,
     accessLog: values['access-log'] ?? 'stdout',
     logger: log,
     drainDeadlineSeconds,

@@ -15,6 +15,7 @@ import { ConfigDistributor } from './config-distributor.js';
 import { ProxyRegistry } from './proxy-registry.js';
 import { createControlServer } from './server.js';
 import { createStatusServer } from './status-server.js';
+import { createDebugServer } from './debug-server.js';
 import type { Authenticator } from './token-authenticator.js';
 
 /** Where proxies reach the control plane: on the machine, and as the Service deploy/ creates. */
@@ -40,6 +41,8 @@ export interface ControlPlaneOptions {
   readonly listenHost?: string;
   /** Readiness port (default 15021); 0 = any free port. */
   readonly statusPort?: number;
+  /** Debug port on 127.0.0.1 (`/debug/proxies`); 0 = any free port; absent = none. */
+  readonly debugPort?: number;
   /** More names for the server certificate, beside CONTROL_PLANE_NAMES. */
   readonly hostnames?: readonly string[];
   readonly debounceMs?: number;
@@ -52,6 +55,8 @@ export interface ControlPlaneOptions {
 export interface RunningControlPlane {
   readonly port: number;
   readonly statusPort: number;
+  /** 0 when there is no debug port. */
+  readonly debugPort: number;
   /** The trust bundle proxies are given (`--root-cert`). */
   readonly rootCertPem: string;
   readonly registry: ProxyRegistry;
@@ -80,30 +85,35 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   const server = createControlServer({ tls, authenticator: opts.authenticator, distributor, registry, ca: opts.ca, log: log.child({ component: 'api' }) });
   let closing = false;
   const status = createStatusServer(() => !closing && distributor.current !== undefined);
+  const debug = opts.debugPort !== undefined ? createDebugServer(registry) : undefined;
 
   const stop = async (hard: boolean): Promise<void> => {
     closing = true;
     if (hard) distributor.destroy();
     else await distributor.close().catch(() => undefined);
-    await Promise.all([stopServer(server, hard), stopServer(status, hard)]);
+    await Promise.all([stopServer(server, hard), stopServer(status, hard), ...(debug ? [stopServer(debug, hard)] : [])]);
   };
 
   let port = 0;
   let statusPort = 0;
+  let debugPort = 0;
   try {
     statusPort = await listen(status, opts.statusPort ?? 15021, host);
+    // Whatever --listen-host says: the inventory of the mesh is only for this machine.
+    if (debug) debugPort = await listen(debug, opts.debugPort!, '127.0.0.1');
     await distributor.start();
     port = await listen(server, opts.port ?? CONTROL_PLANE_PORT, host);
   } catch (err) {
     await stop(true);
     throw err;
   }
-  log.info({ port, statusPort, config: source.description, ca: opts.ca.dir, caSource: opts.ca.source, trustDomain: opts.ca.trustDomain, authenticator: opts.authenticator.description, names }, 'control plane serving');
+  log.info({ port, statusPort, ...(debug ? { debugPort } : {}), config: source.description, ca: opts.ca.dir, caSource: opts.ca.source, trustDomain: opts.ca.trustDomain, authenticator: opts.authenticator.description, names }, 'control plane serving');
 
   let stopping: Promise<void> | undefined;
   return {
     port,
     statusPort,
+    debugPort,
     rootCertPem: opts.ca.rootCertPem,
     registry,
     version: () => distributor.current?.version,

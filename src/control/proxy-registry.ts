@@ -1,12 +1,27 @@
 // The proxies the control plane knows: which identity each subscribed as, whether its stream is
 // open, which configuration version was sent to it, which one it runs (acknowledged), and the last
-// one it refused and why. This is what `GET /v1/proxies` shows, so a person can see a rollout land
+// one it refused and why. This is what the debug port's `GET /debug/proxies` shows, so a person can see a rollout land
 // or find the proxy that disagrees with it.
 
 import type { Logger } from 'pino';
 import { formatProblem, type Problem } from '../core/config/problem.js';
 import { isRecord } from '../core/config/load.js';
-import type { ProxyStatus } from '../core/sources/control-plane-wire.js';
+
+/** One proxy as `GET /debug/proxies` lists it. */
+export interface ProxyStatus {
+  readonly id: string;
+  /** The SPIFFE id its token authenticated as. */
+  readonly identity: string;
+  readonly connected: boolean;
+  readonly address: string;
+  readonly connectedAt: string;
+  readonly disconnectedAt: string | null;
+  readonly sentVersion: string | null;
+  readonly acknowledgedVersion: string | null;
+  readonly rejectedVersion: string | null;
+  /** Why `rejectedVersion` was refused, one formatted problem per entry. */
+  readonly rejectedBecause: readonly string[];
+}
 
 /** One subscription of a proxy; a later subscription with the same id replaces it. */
 export interface ProxySession {

@@ -2,13 +2,13 @@
 //   GET  /v1/config/stream?proxy=ID   the configuration stream (NDJSON, long-lived)
 //   POST /v1/config/ack               a proxy says whether it applied a version
 //   POST /v1/certificates             a CSR signed for the caller's identity
-//   GET  /v1/proxies                  every proxy, its identity and versions
+// (The list of proxies is on the loopback debug port, debug-server.ts: a token is not enough for it.)
 //
 // Transport: HTTP/1.1 over node:https, without a framework. Each proxy holds one response open for
 // the stream and makes a few short POSTs; chunked NDJSON is all the stream needs, any HTTP client
 // (curl included) can read it, and writing lines straight to the response keeps heartbeats and
 // back-pressure in plain sight. HTTP/2 would multiplex, but one stream per proxy leaves nothing to
-// multiplex, and fastify's request lifecycle adds nothing for four routes and fits a response that
+// multiplex, and fastify's request lifecycle adds nothing for three routes and fits a response that
 // never ends poorly.
 
 import { createServer, type Server } from 'node:https';
@@ -16,7 +16,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { CertificateAuthority } from '../core/pki/authority.js';
 import { spiffeIdOf } from '../core/pki/spiffe.js';
-import { ACK_PATH, CERTIFICATES_PATH, PROXIES_PATH, STREAM_PATH } from '../core/sources/control-plane-wire.js';
+import { ACK_PATH, CERTIFICATES_PATH, STREAM_PATH } from '../core/sources/control-plane-wire.js';
 import { answerCertificateRequest } from './ca-service.js';
 import type { ConfigDistributor } from './config-distributor.js';
 import type { ProxyRegistry } from './proxy-registry.js';
@@ -40,7 +40,6 @@ const ROUTES: Readonly<Record<string, string>> = {
   [STREAM_PATH]: 'GET',
   [ACK_PATH]: 'POST',
   [CERTIFICATES_PATH]: 'POST',
-  [PROXIES_PATH]: 'GET',
 };
 
 class HttpError extends Error {
@@ -94,8 +93,6 @@ async function handle(opts: ControlServerOptions, req: IncomingMessage, res: Ser
       const answer = answerCertificateRequest(opts.ca, caller, await readJson(req), opts.log);
       return answer.ok ? reply(res, 200, answer.body) : reply(res, answer.status, { error: answer.message });
     }
-    case PROXIES_PATH:
-      return reply(res, 200, opts.registry.list());
   }
 }
 

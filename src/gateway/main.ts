@@ -10,8 +10,8 @@ import { Reloader } from '../core/snapshot/reloader.js';
 import { UpstreamPools } from '../core/proxy/upstream-pools.js';
 import { LiveClusters } from '../core/policy/live-clusters.js';
 import { createAccessLog } from '../core/telemetry/access-log.js';
-import { RateLimiters, type RateLimitStats } from '../core/policy/rate-limiters.js';
-import { RedisLink } from '../core/policy/redis-link.js';
+import type { RateLimitStats } from '../core/policy/rate-limiters.js';
+import { createRateLimiting } from '../core/proxy/rate-limiting.js';
 import { ConnectionDrain, DEFAULT_DRAIN_DEADLINE_SECONDS } from '../core/proxy/drain.js';
 import { createPortListener } from './port-listener.js';
 import { ListenerSet } from './listener-set.js';
@@ -100,11 +100,13 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   const live = new LiveClusters(opts.now ? { now: opts.now } : {});
   if (!opts.source && opts.configDir === undefined) throw new Error('startGateway needs configDir or source');
   const source = opts.source ?? new FileSource({ dir: opts.configDir! });
-  const redis = opts.redisUrl ? new RedisLink({ url: opts.redisUrl, logger: log.child({ component: 'ratelimit' }) }) : undefined;
-  const limiters = new RateLimiters({ logger: log.child({ component: 'ratelimit' }), ...(redis ? { redis } : {}) });
-  // Counters of limits that a reload removed are let go; unchanged ones carry on counting.
-  holder.onSwap((s) => limiters.retain(s.rateLimits.rules));
-  const rateLimits = { limiters, trustedProxies: opts.trustedProxies ?? 0 };
+  const rateLimiting = createRateLimiting({
+    holder,
+    logger: log.child({ component: 'ratelimit' }),
+    ...(opts.redisUrl ? { redisUrl: opts.redisUrl } : {}),
+    ...(opts.trustedProxies !== undefined ? { trustedProxies: opts.trustedProxies } : {}),
+  });
+  const { limiters, context: rateLimits } = rateLimiting;
   const drain = new ConnectionDrain();
   const deadlineMs = (opts.drainDeadlineSeconds ?? DEFAULT_DRAIN_DEADLINE_SECONDS) * 1000;
   const status = createStatusServer({ ready: () => holder.current() !== undefined && !drain.draining });
@@ -141,13 +143,13 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     await pools.destroy();
     await (hard ? acme.destroy() : acme.close());
     await credentials.close();
-    await redis?.close();
+    await rateLimiting.close();
     accessLog.flush();
   };
 
   try {
     // Connected before traffic, so the first requests already share counters; unreachable is fine too.
-    await redis?.start();
+    await rateLimiting.start();
     // The Service's ports listen first (connections wait for the first configuration): listeners
     // are compiled for the ports they got, so a server port equal to one of them joins its listener.
     const servicePorts = await listeners.listenServicePorts();

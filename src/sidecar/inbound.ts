@@ -3,6 +3,14 @@
 // chain; PeerAuthentication decides whether plaintext is let in at all (STRICT closes it), and
 // AuthorizationPolicy decides each request (403 `RBAC: access denied`). Allowed requests go to the
 // app on loopback with the caller's identity in x-forwarded-client-cert.
+//
+// What a connection gets, as Istio's inbound filter chains decide it from the ClientHello:
+//   STRICT      TLS: mutual TLS, a client certificate required; plaintext: closed.
+//   PERMISSIVE  TLS offering an `istio*` ALPN (a mesh peer): mutual TLS, a client certificate
+//               required; other TLS: passed to the app as TCP (an app that terminates TLS itself);
+//               plaintext: HTTP to the app.
+//   DISABLE     TLS: passed to the app as TCP; plaintext: HTTP to the app.
+// Bytes passed as TCP are only subject to AuthorizationPolicy's L4 rules (closed when denied).
 
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createSecureServer, type Http2SecureServer } from 'node:http2';
@@ -17,7 +25,7 @@ import type { WorkloadSecurityCache } from '../core/policy/workload-security.js'
 import type { IdentityProvider, WorkloadCertificate } from '../core/pki/types.js';
 import { spiffeIdsOfCertificate } from '../core/pki/spiffe.js';
 import { peekClientHello } from '../core/tls/client-hello.js';
-import { authorityOf, rawPath } from '../core/proxy/http-handler.js';
+import { authorityOf, rawPath, requestFacts } from '../core/proxy/http-handler.js';
 import { normalizePath } from '../core/proxy/path-normalize.js';
 import { requestIdOf } from '../core/proxy/headers.js';
 import { relay } from '../core/proxy/relay.js';
@@ -97,15 +105,9 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
   deps.drain.serve(secure, { request: onRequest });
   secure.on('secureConnection', (socket: TLSSocket) => {
     const presented = socket.getPeerCertificate();
-    const hasCert = presented && Object.keys(presented).length > 0;
-    // A certificate that does not chain to the mesh root is never accepted, whatever the mode.
-    if (hasCert && !socket.authorized) return void socket.destroy();
-    if (!hasCert) {
-      if (mtlsMode() === 'STRICT') socket.destroy();
-      return;
-    }
-    // A mesh certificate names a workload; one without a SPIFFE identity is not a mesh peer.
-    if (spiffeIdsOfCertificate(presented).length === 0) socket.destroy();
+    // Only mesh mTLS is terminated here: it needs a certificate that chains to the mesh root and
+    // names a workload. Without one the connection is closed, whatever the mode.
+    if (!presented || Object.keys(presented).length === 0 || !socket.authorized || spiffeIdsOfCertificate(presented).length === 0) socket.destroy();
   });
   secure.on('tlsClientError', () => undefined);
   secure.on('sessionError', () => undefined);
@@ -130,21 +132,28 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
           return;
         }
         if (hello.state !== 'ok') return void socket.destroy();
-        if (mode === 'DISABLE') {
-          // Not ours to terminate: the app speaks TLS itself.
-          const app = connectTcp(deps.appPort, deps.appHost);
-          app.on('error', () => socket.destroy());
-          socket.on('close', () => app.destroy());
-          app.on('close', () => socket.destroy());
-          app.write(data);
-          socket.pipe(app).pipe(socket);
-          return;
-        }
+        if (mode === 'DISABLE' || (mode === 'PERMISSIVE' && !offersMeshAlpn(hello.alpn))) return passToApp(socket, data, hello.sni);
         socket.unshift(data);
         secure.emit('connection', socket);
       },
       () => socket.destroy(),
     );
+  };
+
+  /** TLS that is not ours to terminate: the app speaks it itself, only L4 authorization applies. */
+  const passToApp = (socket: Socket, data: Buffer, sni: string | undefined): void => {
+    const authz = authorizer();
+    const decision = authz?.evaluateTcp({ sourceIp: socket.remoteAddress ?? '', destinationPort: deps.appPort, ...(sni ? { sni } : {}) });
+    if (!decision?.allowed) {
+      deps.log.debug({ remote: socket.remoteAddress, policy: decision?.policy }, 'TLS connection passed to the app refused: AuthorizationPolicy');
+      return void socket.destroy();
+    }
+    const app = connectTcp(deps.appPort, deps.appHost);
+    app.on('error', () => socket.destroy());
+    socket.on('close', () => app.destroy());
+    app.on('close', () => socket.destroy());
+    app.write(data);
+    socket.pipe(app).pipe(socket);
   };
 
   const handleInbound = (req: IncomingMessage, res: ServerResponse, peer: Peer, socket: Socket): void => {
@@ -168,6 +177,8 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
 
     const path = normalizePath(rawPath(req.url ?? '/'));
     if (path === undefined) return reply(LocalReplies.badRequest);
+    // What the policy checks is what the app gets: the normalized path, with the query as it came.
+    const facts = requestFacts(req, deps.appPort, 'http', path);
     const authz = authorizer();
     if (!authz) return reply(LocalReplies.noHealthyUpstream);
     if (!authz.empty) {
@@ -175,8 +186,8 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
         ...(peer.spiffeId ? { principal: peer.spiffeId.slice('spiffe://'.length) } : {}),
         sourceIp: socket.remoteAddress ?? '',
         destinationPort: deps.appPort,
-        host: authorityOf(req),
-        method: req.method ?? '',
+        host: facts.authority,
+        method: facts.method,
         path,
         headers: req.headers,
       });
@@ -186,8 +197,8 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
       }
     }
 
-    const headers = inboundRequestHeaders(req.headers, { requestId, authority: authorityOf(req), ...(peer.xfcc ? { xfcc: peer.xfcc } : {}) });
-    relay(deps.pools, appKey, req, res, headers, record, reply);
+    const headers = inboundRequestHeaders(req.headers, { requestId, authority: facts.authority, ...(peer.xfcc ? { xfcc: peer.xfcc } : {}) });
+    relay(deps.pools, appKey, req, res, facts, headers, record, reply);
   };
 
   const server = createNetServer({ noDelay: true }, onConnection);
@@ -207,6 +218,11 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
       secure.close();
     },
   };
+}
+
+/** Istio's client proxies offer `istio-http/1.1`, `istio-h2`, `istio-peer-exchange`, `istio`. */
+function offersMeshAlpn(alpn: readonly string[] | undefined): boolean {
+  return alpn?.some((p) => p.startsWith('istio')) ?? false;
 }
 
 function tlsContext(cert: WorkloadCertificate): { key: string; cert: string; ca: string } {

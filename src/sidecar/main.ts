@@ -1,10 +1,15 @@
 // The sidecar role: wires one workload's proxy — its identity (already obtained), its configuration
 // stream, the inbound side (15006, mTLS in → authorization → app), the outbound side (15001, the
-// app's HTTP proxy → routes → mTLS out), and the status and admin ports. Behaviour lives in core.
+// app's HTTP proxy → routes → mTLS out, with the gateway's traffic policy: circuit breakers and
+// outlier ejections that outlive configuration pushes, locality, rate limits), and the status and
+// admin ports. Behaviour lives in core.
 
 import { pino, type Logger } from 'pino';
 import type { IdentityProvider } from '../core/pki/types.js';
+import { identityMismatch } from '../core/pki/spiffe.js';
+import { LiveClusters } from '../core/policy/live-clusters.js';
 import { WorkloadSecurityCache } from '../core/policy/workload-security.js';
+import { createRateLimiting } from '../core/proxy/rate-limiting.js';
 import { UpstreamPools } from '../core/proxy/upstream-pools.js';
 import { ConnectionDrain, DEFAULT_DRAIN_DEADLINE_SECONDS } from '../core/proxy/drain.js';
 import { SnapshotHolder } from '../core/snapshot/holder.js';
@@ -37,10 +42,18 @@ export interface SidecarOptions {
   readonly listenHost?: string;
   readonly outboundTrafficPolicy?: OutboundTrafficPolicy;
   readonly accessLog?: string;
+  /** Where the workload runs, `region/zone/subzone`, for locality-aware load balancing. */
+  readonly locality?: string;
+  /** Redis for RateLimitPolicy limits with `store: redis` on the outbound side. */
+  readonly redisUrl?: string;
+  /** Proxies between the app and the sidecar that append to x-forwarded-for (default 0). */
+  readonly trustedProxies?: number;
   readonly logger?: Logger;
   readonly random?: () => number;
   /** Seconds from the start of a drain (or a close) after which whatever is still open is cut (default 25). */
   readonly drainDeadlineSeconds?: number;
+  /** Clock for outlier ejections, epoch ms (default Date.now). */
+  readonly now?: () => number;
 }
 
 export interface RunningSidecar {
@@ -60,17 +73,35 @@ export interface RunningSidecar {
 }
 
 export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar> {
+  // Policies are chosen by the namespace and labels given here; the peers see the certificate's identity.
+  const mismatch = identityMismatch(opts.identity.current().spiffeId, opts);
+  if (mismatch) throw new Error(`sidecar refused to start: ${mismatch}`);
   const log = opts.logger ?? pino({ name: 'meshgate-sidecar' }, pino.destination(2));
   const holder = new SnapshotHolder();
   const pools = new UpstreamPools();
   const accessLog = createAccessLog(opts.accessLog ?? 'stdout');
   const random = opts.random ?? Math.random;
   const outboundTrafficPolicy = opts.outboundTrafficPolicy ?? 'ALLOW_ANY';
-  const role: SidecarRole = { kind: 'sidecar', namespace: opts.namespace, labels: opts.labels, serviceAccount: opts.serviceAccount, outboundTrafficPolicy };
-  const reloader = new Reloader(opts.source, holder, role, { random, load: pools }, log);
+  const role: SidecarRole = {
+    kind: 'sidecar',
+    namespace: opts.namespace,
+    labels: opts.labels,
+    serviceAccount: opts.serviceAccount,
+    outboundTrafficPolicy,
+    ...(opts.locality ? { locality: opts.locality } : {}),
+  };
+  // One set of breaker counters and ejections for the sidecar's life: a push must not reset them.
+  const live = new LiveClusters(opts.now ? { now: opts.now } : {});
+  const reloader = new Reloader(opts.source, holder, role, { random, load: pools, live }, log);
+  const rateLimiting = createRateLimiting({
+    holder,
+    logger: log.child({ component: 'ratelimit' }),
+    ...(opts.redisUrl ? { redisUrl: opts.redisUrl } : {}),
+    ...(opts.trustedProxies !== undefined ? { trustedProxies: opts.trustedProxies } : {}),
+  });
   const drain = new ConnectionDrain();
   const deadlineMs = (opts.drainDeadlineSeconds ?? DEFAULT_DRAIN_DEADLINE_SECONDS) * 1000;
-  const ctx = { holder, pools, accessLog, random, drain, identity: opts.identity };
+  const ctx = { holder, pools, accessLog, random, drain, identity: opts.identity, rateLimits: rateLimiting.context };
   const inbound: InboundListener = createInboundListener({
     identity: opts.identity,
     holder,
@@ -84,7 +115,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
   });
   const outbound: OutboundListener = createOutboundListener({ ctx, outboundTrafficPolicy, log });
   const status = createStatusServer({ ready: () => holder.current() !== undefined && !drain.draining });
-  const admin = createAdminServer(holder, pools);
+  const admin = createAdminServer(holder, pools, rateLimiting.limiters);
   let ports = { inbound: 0, outbound: 0, status: 0, admin: 0 };
 
   const stopAll = async (hard: boolean, graceMs = deadlineMs): Promise<void> => {
@@ -100,10 +131,12 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
     await Promise.all([closeFastify(status), closeFastify(admin)]);
     // No downstream connection is left, so no upstream answer has anyone waiting for it.
     await pools.destroy();
+    await rateLimiting.close();
     accessLog.flush();
   };
 
   try {
+    await rateLimiting.start();
     await reloader.start();
     ports = {
       inbound: await inbound.listen(opts.inboundPort ?? 15006, opts.listenHost ?? '0.0.0.0'),

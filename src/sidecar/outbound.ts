@@ -55,7 +55,7 @@ export function createOutboundListener(deps: OutboundDeps): OutboundListener {
       record.upstreamCluster = 'PassthroughCluster';
       const headers = hopByHopFree(req.headers);
       headers.host = facts.authority;
-      relay(ctx.pools, UpstreamPools.key(facts.host, facts.port), req, res, headers, record, reply);
+      relay(ctx.pools, UpstreamPools.key(facts.host, facts.port), req, res, facts, headers, record, reply);
     },
   };
   const sockets = new Set<Socket>();

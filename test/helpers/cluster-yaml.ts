@@ -58,3 +58,18 @@ spec:
     hosts: ${JSON.stringify(hosts)}${opts.httpsRedirect ? '\n    tls: {httpsRedirect: true}' : ''}
 `;
 }
+
+/** A MESH_INTERNAL ServiceEntry on port 80 with STATIC loopback endpoints, each with an optional locality. */
+export function staticServiceEntryYaml(host: string, endpoints: ReadonlyArray<{ readonly port: number; readonly locality?: string }>): string {
+  return `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ${host.split('.')[0]}}
+spec:
+  hosts: [${host}]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  endpoints:
+${endpoints.map((e) => `  - {address: 127.0.0.1, ports: {http: ${e.port}}${e.locality ? `, locality: ${e.locality}` : ''}}`).join('\n')}
+`;
+}

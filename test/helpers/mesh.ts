@@ -1,7 +1,9 @@
 // A throwaway mesh CA for tests, and fixed workload identities signed by it, so a test can start
-// sidecars and gateways with real mesh certificates without running a control plane.
+// sidecars and gateways with real mesh certificates without running a control plane; and requests
+// the way an app makes them through its sidecar.
 
 import { mkdtemp } from 'node:fs/promises';
+import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
@@ -37,4 +39,17 @@ export function workloadCertificate(ca: CertificateAuthority, namespace: string,
 
 export function fixedIdentity(ca: CertificateAuthority, namespace: string, serviceAccount: string): ManualIdentity {
   return new ManualIdentity(workloadCertificate(ca, namespace, serviceAccount));
+}
+
+/** A GET through an HTTP proxy (the sidecar's outbound port), as an app with HTTP_PROXY makes it. */
+export function viaProxy(proxyPort: number, url: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: IncomingHttpHeaders; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port: proxyPort, path: url, headers: { host: new URL(url).host, ...headers } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString() }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }

@@ -7,13 +7,25 @@ import { request } from 'undici';
 
 const BIN = fileURLToPath(new URL('../../../bin/meshgate.js', import.meta.url));
 
-export type MeshgateProcess = ChildProcess & { log(): string };
+/** `log()`: the last of stderr; `count(msg)`: how many JSON log lines so far had that `msg`. */
+export type MeshgateProcess = ChildProcess & { log(): string; count(msg: string): number };
 
 export function meshgate(args: string[]): MeshgateProcess {
   const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'] }) as MeshgateProcess;
   let err = '';
-  child.stderr!.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
+  let partial = '';
+  const counts = new Map<string, number>();
+  child.stderr!.on('data', (d: Buffer) => {
+    err = (err + d.toString()).slice(-4000);
+    const lines = (partial + d.toString()).split('\n');
+    partial = lines.pop()!;
+    for (const line of lines) {
+      const msg = /"msg":"((?:[^"\\]|\\.)*)"/.exec(line)?.[1];
+      if (msg !== undefined) counts.set(msg, (counts.get(msg) ?? 0) + 1);
+    }
+  });
   child.log = () => err;
+  child.count = (msg) => counts.get(msg) ?? 0;
   return child;
 }
 

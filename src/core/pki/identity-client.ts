@@ -1,8 +1,11 @@
 // A proxy's side of the CA: creates a key and CSR, asks the CA (through whatever transport the proxy
 // has, injected as `requestCertificate`), checks the answer, and serves it as the proxy's workload
 // certificate. The certificate is renewed when about half its lifetime remains (Istio's
-// SECRET_GRACE_PERIOD_RATIO 0.5 with ±0.01 jitter, so a fleet does not renew in lock-step). A failed
-// request is retried with back-off while the current certificate keeps serving.
+// SECRET_GRACE_PERIOD_RATIO 0.5 with ±0.01 jitter, so a fleet does not renew in lock-step). The
+// lifetime counts from when the certificate arrived, as Istio's agent counts it, not from NotBefore:
+// the CA backdates NotBefore by 2 minutes for clock skew, which would make a short-lived certificate
+// look half spent on arrival. A failed request is retried with back-off while the current
+// certificate keeps serving.
 
 import { createPrivateKey } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -31,14 +34,25 @@ export interface IdentityClientOptions {
   log?: Logger;
   /** Retry delays after a failed request: `initialMs` doubling up to `maxMs` (0.5 s to 30 s). */
   backoff?: { initialMs?: number; maxMs?: number };
+  /** Runs `fn` after `ms`; returns a function that cancels it (default: an unref'd setTimeout). */
+  schedule?: (fn: () => void, ms: number) => () => void;
 }
 
-/** Milliseconds from `now` until the certificate should be renewed: when 0.5 ± 0.01 of its lifetime remains. */
-export function rotationDelayMs(cert: { notBefore: Date; notAfter: Date }, now: Date, random: () => number): number {
+/**
+ * Milliseconds from `now` until the certificate should be renewed: when 0.5 ± 0.01 of its lifetime,
+ * counted from `obtainedAt` (when it arrived), remains.
+ */
+export function rotationDelayMs(cert: { obtainedAt: Date; notAfter: Date }, now: Date, random: () => number): number {
   const ratio = GRACE_RATIO + (random() * 2 - 1) * GRACE_JITTER;
-  const lifetime = cert.notAfter.getTime() - cert.notBefore.getTime();
+  const lifetime = cert.notAfter.getTime() - cert.obtainedAt.getTime();
   const rotateAt = cert.notAfter.getTime() - ratio * lifetime;
   return Math.max(0, Math.round(rotateAt - now.getTime()));
+}
+
+function unrefTimeout(fn: () => void, ms: number): () => void {
+  const timer = setTimeout(fn, ms);
+  timer.unref();
+  return () => clearTimeout(timer);
 }
 
 /**
@@ -80,7 +94,7 @@ export class IdentityClient implements IdentityProvider {
   readonly #backoff: { initialMs: number; maxMs: number };
   readonly #listeners = new Set<(cert: WorkloadCertificate) => void>();
   #cert: WorkloadCertificate | undefined;
-  #timer: NodeJS.Timeout | undefined;
+  #cancelTimer: (() => void) | undefined;
   #failures = 0;
   #closed = false;
   #started: Promise<void> | undefined;
@@ -123,8 +137,8 @@ export class IdentityClient implements IdentityProvider {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#cancelTimer?.();
+    this.#cancelTimer = undefined;
     if (!this.#cert) this.#first?.reject(new Error('identity client closed before a certificate arrived'));
   }
 
@@ -157,8 +171,9 @@ export class IdentityClient implements IdentityProvider {
     this.#failures = 0;
     this.#cert = outcome.cert;
     this.#opts.log?.info({ spiffeId: outcome.cert.spiffeId, notAfter: outcome.cert.notAfter.toISOString() }, rotated ? 'workload certificate rotated' : 'workload certificate obtained');
+    const now = this.#now();
     // Never faster than the retry pace, even when a CA hands out a certificate already past its half-life.
-    this.#schedule(Math.max(this.#backoff.initialMs, rotationDelayMs(outcome.cert, this.#now(), this.#opts.random ?? Math.random)));
+    this.#schedule(Math.max(this.#backoff.initialMs, rotationDelayMs({ obtainedAt: now, notAfter: outcome.cert.notAfter }, now, this.#opts.random ?? Math.random)));
     if (!rotated) this.#first?.resolve();
     else {
       for (const listener of [...this.#listeners]) {
@@ -174,8 +189,7 @@ export class IdentityClient implements IdentityProvider {
   #schedule(delayMs: number): void {
     if (this.#closed) return;
     const step = Math.min(delayMs, MAX_TIMER_MS);
-    this.#timer = setTimeout(() => (step < delayMs ? this.#schedule(delayMs - step) : void this.#request()), step);
-    this.#timer.unref();
+    this.#cancelTimer = (this.#opts.schedule ?? unrefTimeout)(() => (step < delayMs ? this.#schedule(delayMs - step) : void this.#request()), step);
   }
 
   #now(): Date {

@@ -30,6 +30,16 @@ export function parseSpiffeId(uri: string): WorkloadIdentity | undefined {
   return { trustDomain, namespace, serviceAccount };
 }
 
+/**
+ * Why `spiffeId` is not the workload a proxy was configured as (policies are selected by that
+ * namespace, while the certificate names whom the token stands for), or undefined when it is.
+ */
+export function identityMismatch(spiffeId: string, configured: { readonly namespace: string; readonly serviceAccount: string }): string | undefined {
+  const id = parseSpiffeId(spiffeId);
+  if (id && id.namespace === configured.namespace && id.serviceAccount === configured.serviceAccount) return undefined;
+  return `the workload certificate names ${spiffeId}, not namespace ${configured.namespace} and service account ${configured.serviceAccount}`;
+}
+
 /** The authorization principal: the SPIFFE id without `spiffe://`. */
 export function principalOf(spiffeId: string): string {
   return spiffeId.startsWith(SCHEME) ? spiffeId.slice(SCHEME.length) : spiffeId;

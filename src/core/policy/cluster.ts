@@ -1,10 +1,12 @@
 // buildCluster(): one Envoy-style cluster (service port × subset) with the endpoints the subset's
 // labels select, the traffic policy that applies after subset and port-level replacement, and the
 // load balancer built from it — health- and locality-aware when outlier detection or locality
-// weights call for it — plus its circuit-breaker limits and live state. A subset the DestinationRule
+// weights call for it — plus its circuit-breaker limits and live state, and which of its sidecar
+// endpoints take plaintext (PeerAuthentication DISABLE on their port). A subset the DestinationRule
 // does not define yields no cluster, which the caller answers with 503 NC.
 
-import type { Service, ServicePort } from '../registry/types.js';
+import type { Endpoint, Service, ServicePort } from '../registry/types.js';
+import { endpointPort } from '../registry/types.js';
 import { selectorMatches } from '../registry/labels.js';
 import { connectionLimits } from './connection-limits.js';
 import type { MergedDestinationRule } from './destination-rules.js';
@@ -15,6 +17,7 @@ import { createLoadBalancer } from './load-balancer.js';
 import { localityPlan, NOWHERE, type ProxyPlacement } from './locality.js';
 import { outlierSettings } from './outlier-detection.js';
 import { priorityBalancer } from './priority-lb.js';
+import type { PeerAuthenticationPolicy, WorkloadRef } from './peer-authentication.js';
 import { effectivePolicy } from './traffic-policy.js';
 import type { Cluster, ClusterTraffic } from './types.js';
 import { clusterName } from './types.js';
@@ -24,6 +27,8 @@ export interface ClusterDeps extends LoadBalancerDeps {
   readonly live?: LiveClusters;
   /** The proxy's locality and labels, for locality-aware balancing. */
   readonly proxy?: ProxyPlacement;
+  /** Each workload's effective PeerAuthentication; absent: none exists, every sidecar takes mTLS. */
+  readonly peerAuthentication?: (workload: WorkloadRef) => PeerAuthenticationPolicy;
 }
 
 export function buildCluster(
@@ -67,5 +72,13 @@ export function buildCluster(
         random: deps.random,
         build: algorithm,
       });
-  return Object.freeze({ name, service, port, subset, endpoints, policy, lb, traffic });
+  const plaintext = plaintextSidecars(endpoints, port, deps.peerAuthentication);
+  return Object.freeze({ name, service, port, subset, endpoints, policy, lb, traffic, ...(plaintext ? { plaintextSidecars: plaintext } : {}) });
+}
+
+/** Sidecar endpoints whose PeerAuthentication is DISABLE on the port they serve this cluster on. */
+function plaintextSidecars(endpoints: readonly Endpoint[], port: ServicePort, modes: ClusterDeps['peerAuthentication']): ReadonlySet<Endpoint> | undefined {
+  if (!modes) return undefined;
+  const disabled = endpoints.filter((e) => e.meshTls && modes(e).modeFor(endpointPort(e, port)) === 'DISABLE');
+  return disabled.length > 0 ? new Set(disabled) : undefined;
 }

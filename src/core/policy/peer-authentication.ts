@@ -1,7 +1,9 @@
 // The mTLS mode a workload accepts on each of its ports, composed from PeerAuthentication the way
 // Istio does it (SEMANTICS §5.1): mesh (root namespace, no selector) < namespace (no selector) <
 // workload (selector, own namespace only), each level's oldest policy alone counting, UNSET inheriting
-// from the level above, and the workload policy's portLevelMtls on top. Governs sidecar inbound only.
+// from the level above, and the workload policy's portLevelMtls on top. It governs what a sidecar's
+// inbound side accepts; clients read it too, for auto mTLS: a workload whose mode is DISABLE on a
+// port is sent plaintext there, as Istio's client proxies do.
 
 import type { Resource } from '../model/resource.js';
 import { compareByCreation, resourceRef } from '../model/resource.js';
@@ -69,6 +71,23 @@ export function compilePeerAuthentication(resources: readonly Resource[], worklo
   return {
     modeFor: (port) => at(port).mode,
     sourceFor: (port) => at(port).source,
+  };
+}
+
+/**
+ * The effective mode of any workload, for clients deciding auto mTLS at snapshot build: the
+ * PeerAuthentication resources are picked out once, and each distinct workload (namespace + labels)
+ * is composed once. Undefined when there is no PeerAuthentication at all (everything is PERMISSIVE).
+ */
+export function peerAuthenticationIndex(resources: readonly Resource[], rootNamespace = 'istio-system'): ((workload: WorkloadRef) => PeerAuthenticationPolicy) | undefined {
+  const policies = resources.filter((r) => r.kind === 'PeerAuthentication');
+  if (policies.length === 0) return undefined;
+  const composed = new Map<string, PeerAuthenticationPolicy>();
+  return (workload) => {
+    const key = JSON.stringify([workload.namespace, Object.entries(workload.labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))]);
+    let policy = composed.get(key);
+    if (!policy) composed.set(key, (policy = compilePeerAuthentication(policies, workload, rootNamespace)));
+    return policy;
   };
 }
 

@@ -56,6 +56,11 @@ export interface Cluster {
   readonly lb: LoadBalancer;
   /** Circuit breaking and outlier detection; absent only in clusters made by hand (tests). */
   readonly traffic?: ClusterTraffic;
+  /**
+   * Endpoints that run a sidecar whose effective PeerAuthentication is DISABLE on this cluster's
+   * port: auto mTLS sends them plaintext, as their sidecar accepts nothing else.
+   */
+  readonly plaintextSidecars?: ReadonlySet<Endpoint>;
 }
 
 /** A cluster's connectionPool and outlierDetection, resolved, with the live state they act on. */

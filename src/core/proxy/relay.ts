@@ -1,8 +1,11 @@
 // relay(): one request to one fixed upstream (no route, no retries, no load balancing) — what a
 // sidecar does towards its own app, and what an ALLOW_ANY passthrough does towards a host the
-// mesh does not know. The response streams back with backpressure; failures become local replies.
+// mesh does not know. The request goes out with the normalized path the proxy checked and routed
+// on (SEMANTICS §5.3), never the raw one, so policy and backend see the same path. The response
+// streams back with backpressure; failures become local replies.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { RequestFacts } from '../routing/types.js';
 import type { RequestRecord } from '../telemetry/access-log.js';
 import { downstreamResponseHeaders } from './headers.js';
 import { LocalReplies, type LocalReply } from './respond.js';
@@ -16,18 +19,13 @@ export function requestHasBody(req: IncomingMessage): boolean {
   return req.headers['transfer-encoding'] !== undefined || (len !== undefined && len !== '0');
 }
 
-/** `GET http://host/p?q` (a request to a proxy) → `/p?q`; origin-form targets stay as they are. */
-export function originForm(url: string): string {
-  if (!url.startsWith('http://') && !url.startsWith('https://')) return url;
-  const slash = url.indexOf('/', url.indexOf('//') + 2);
-  return slash < 0 ? '/' : url.slice(slash);
-}
-
 export function relay(
   pools: UpstreamPools,
   key: string,
   req: IncomingMessage,
   res: ServerResponse,
+  /** The normalized path and the query, as read by requestFacts(). */
+  target: Pick<RequestFacts, 'path' | 'queryString'>,
   headers: Record<string, string | string[]>,
   record: RequestRecord,
   reply: (r: LocalReply) => void,
@@ -44,7 +42,7 @@ export function relay(
   const started = performance.now();
   exchange(
     lease.pool,
-    { path: originForm(req.url ?? '/'), method: req.method ?? 'GET', headers, ...(requestHasBody(req) ? { body: req } : {}) },
+    { path: target.queryString ? `${target.path}?${target.queryString}` : target.path, method: req.method ?? 'GET', headers, ...(requestHasBody(req) ? { body: req } : {}) },
     res,
     {
       retryOnStatus: () => false,

@@ -12,6 +12,7 @@ import type { Resource } from '../model/resource.js';
 import { indexDestinationRules } from '../policy/destination-rules.js';
 import { buildCluster, type ClusterDeps } from '../policy/cluster.js';
 import { LiveClusters } from '../policy/live-clusters.js';
+import { peerAuthenticationIndex } from '../policy/peer-authentication.js';
 import { compileRateLimits } from '../policy/rate-limit-table.js';
 import type { Cluster, EndpointLoad } from '../policy/types.js';
 import { clusterName } from '../policy/types.js';
@@ -48,7 +49,13 @@ export function buildSnapshot(loaded: LoadResult, role: ProxyRole, deps: Snapsho
   const { registry, problems: registryProblems } = buildRegistry(resources, { domain });
   const rules = indexDestinationRules(resources, { domain });
   const clusters = new Map<string, Cluster>();
-  const clusterDeps: ClusterDeps = { ...deps, live: deps.live ?? new LiveClusters(), proxy: { locality: role.locality ?? '', labels: role.labels } };
+  const peerAuthentication = peerAuthenticationIndex(resources);
+  const clusterDeps: ClusterDeps = {
+    ...deps,
+    live: deps.live ?? new LiveClusters(),
+    proxy: { locality: role.locality ?? '', labels: role.labels },
+    ...(peerAuthentication ? { peerAuthentication } : {}),
+  };
   const missing = new Set<string>();
   const cluster = (host: string, port: number, subset: string): Cluster | undefined => {
     const name = clusterName(port, subset, host);

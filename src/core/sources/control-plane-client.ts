@@ -11,11 +11,9 @@ import { isRecord } from '../config/load.js';
 import {
   ACK_PATH,
   CERTIFICATES_PATH,
-  PROXIES_PATH,
   STREAM_PATH,
   parseStreamMessage,
   type AckRequest,
-  type ProxyStatus,
   type StreamMessage,
 } from './control-plane-wire.js';
 
@@ -158,12 +156,6 @@ export class ControlPlaneClient {
     }
     return body.certChain as string[];
   };
-
-  async listProxies(): Promise<ProxyStatus[]> {
-    const body = await this.#call('GET', PROXIES_PATH, undefined);
-    if (!Array.isArray(body)) throw new Error(`the control plane at ${this.url} answered ${PROXIES_PATH} without a list`);
-    return body as ProxyStatus[];
-  }
 
   /** Drops pooled connections; streams still open are the caller's to close. */
   close(): void {

@@ -11,7 +11,6 @@ import type { FieldPath, Origin, Resource } from '../model/resource.js';
 export const STREAM_PATH = '/v1/config/stream';
 export const ACK_PATH = '/v1/config/ack';
 export const CERTIFICATES_PATH = '/v1/certificates';
-export const PROXIES_PATH = '/v1/proxies';
 
 /** The port Istio's control plane serves proxies on (config and certificates, TLS). */
 export const CONTROL_PLANE_PORT = 15012;
@@ -51,22 +50,6 @@ export interface CertificateRequest {
 export interface CertificateResponse {
   /** Leaf first, root last, one PEM per element. */
   readonly certChain: readonly string[];
-}
-
-/** One proxy as `GET /v1/proxies` lists it. */
-export interface ProxyStatus {
-  readonly id: string;
-  /** The SPIFFE id its token authenticated as. */
-  readonly identity: string;
-  readonly connected: boolean;
-  readonly address: string;
-  readonly connectedAt: string;
-  readonly disconnectedAt: string | null;
-  readonly sentVersion: string | null;
-  readonly acknowledgedVersion: string | null;
-  readonly rejectedVersion: string | null;
-  /** Why `rejectedVersion` was refused, one formatted problem per entry. */
-  readonly rejectedBecause: readonly string[];
 }
 
 // Deeper than any Istio resource; a bound so that a pathological document cannot recurse forever.

@@ -37,6 +37,15 @@ export class UpstreamTlsError extends Error {
   }
 }
 
+/**
+ * Istio mTLS says so in ALPN, ahead of the protocol itself (`istio-http/1.1`, `istio`, `http/1.1`),
+ * as Istio's client proxies do: a PERMISSIVE server terminates mTLS only for these, and hands other
+ * TLS to its app. Servers pick the real protocol from the end of the list.
+ */
+export function meshAlpn(alpn: readonly string[]): string[] {
+  return [...alpn.map((p) => `istio-${p}`), 'istio', ...alpn];
+}
+
 type Prepared = { readonly ok: true; readonly options: ConnectionOptions } | { readonly ok: false; readonly error: UpstreamTlsError };
 
 interface FileVersion {
@@ -86,7 +95,7 @@ export class UpstreamConnector {
       this.#report(`${host}:${port}`, prepared.error);
       return prepared;
     }
-    const socket = tlsConnect({ ...prepared.options, host, port, ALPNProtocols: [...alpn] });
+    const socket = tlsConnect({ ...prepared.options, host, port, ALPNProtocols: profile.kind === 'ISTIO_MUTUAL' ? meshAlpn(alpn) : [...alpn] });
     let tcpConnected = false;
     let settled = false;
     const timer = setTimeout(() => {

@@ -5,7 +5,9 @@
 //
 // - A DestinationRule `tls` block decides alone: DISABLE is plaintext even to a sidecar.
 // - Without one, auto mTLS: Istio mutual TLS to endpoints that run a sidecar when this proxy has a
-//   workload identity, plaintext otherwise (a gateway without a control plane keeps working).
+//   workload identity, plaintext otherwise (a gateway without a control plane keeps working), and
+//   plaintext to a sidecar whose PeerAuthentication is DISABLE on that port (decided at snapshot
+//   build, Cluster.plaintextSidecars), which would refuse mTLS.
 // - Istio mTLS that cannot be done (no workload certificate) is refused, never sent in plaintext.
 
 import type { ClientTlsSettings } from '../model/istio.js';
@@ -78,7 +80,7 @@ export function decideUpstreamTls(
         return PLAINTEXT;
     }
   }
-  if (!endpoint.meshTls || !identity) return PLAINTEXT;
+  if (!endpoint.meshTls || !identity || cluster.plaintextSidecars?.has(endpoint)) return PLAINTEXT;
   return istioMutual(cluster, endpoint, identity, undefined);
 }
 

@@ -1,0 +1,25 @@
+// The control plane's debug port (15014, loopback only): `GET /debug/proxies` lists every proxy
+// that subscribed, its identity, address and versions. That is an inventory of the mesh, so it is
+// not on the proxies' port, where any valid token would do: like istiod's debug endpoints it is
+// for a person on the machine (or `kubectl port-forward`), and listens on 127.0.0.1 only.
+
+import { createServer, type Server } from 'node:http';
+import type { ProxyRegistry } from './proxy-registry.js';
+
+export const DEBUG_PROXIES_PATH = '/debug/proxies';
+
+export function createDebugServer(registry: ProxyRegistry): Server {
+  return createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path !== DEBUG_PROXIES_PATH) {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+      return;
+    }
+    if (req.method !== 'GET') {
+      res.writeHead(405, { 'content-type': 'text/plain', allow: 'GET' }).end('GET only\n');
+      return;
+    }
+    const text = JSON.stringify(registry.list(), null, 2);
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' }).end(text);
+  });
+}
