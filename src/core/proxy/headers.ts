@@ -5,8 +5,13 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { HeaderRules } from '../routing/types.js';
 
-/** RFC 9110 §7.6.1 connection-specific headers, plus those undici manages itself. */
+/**
+ * RFC 9110 §7.6.1 connection-specific headers, plus those undici manages itself. `expect` is
+ * answered on this hop: the downstream server sends its own 100 Continue (Envoy does the same
+ * unless proxy_100_continue is set), and undici refuses requests that carry it.
+ */
 const HOP_BY_HOP = new Set([
+  'expect',
   'connection',
   'keep-alive',
   'proxy-connection',
