@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { createServer as createH2cServer, constants as h2, type Http2Server } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { closedPort, startUpstream, type Upstream } from './helpers/upstream.js';
-import { eventually, startTestGateway, type TestGateway } from './helpers/gateway.js';
+import { chunked, eventually, startTestGateway, type TestGateway } from './helpers/gateway.js';
 import { gatewayYaml, serviceYaml } from './helpers/cluster-yaml.js';
 
 const HOST = 'r.example.com';
@@ -265,6 +265,19 @@ describe('gateway resilience: timeouts, retries, faults', () => {
     const large = await gw.get(HOST, '/body', { 'content-type': 'text/plain' }, 'POST', Buffer.alloc(100 * 1024, 1));
     assert.equal(large.status, 503);
     assert.deepEqual(always503.seen.map((e) => e.bodyBytes), [1000, 1000, 100 * 1024]);
+  });
+
+  it('replays a small body that came without Content-Length; a large one is not retried', async () => {
+    for (let i = 0; i < 20; i++) {
+      const r = await gw.get(HOST, '/connect-default', {}, 'POST', chunked('hello'));
+      assert.equal(r.status, 200, `request ${i}`);
+      assert.equal(r.json().bodyBytes, 5);
+    }
+    const seen = always503.seen.length;
+    await gw.get(HOST, '/body', {}, 'POST', chunked('x'.repeat(1000)));
+    assert.deepEqual(always503.seen.slice(seen).map((e) => e.bodyBytes), [1000, 1000]);
+    await gw.get(HOST, '/body', {}, 'POST', chunked(Buffer.alloc(100 * 1024, 1)));
+    assert.deepEqual(always503.seen.slice(seen).map((e) => e.bodyBytes), [1000, 1000, 100 * 1024]);
   });
 
   it('aborts and delays fire at their percentages over 2000 requests (seeded, ±3 %)', async () => {

@@ -19,6 +19,8 @@ import type { IdentityProvider } from '../pki/types.js';
 import { decideUpstreamTls } from '../tls/upstream-tls.js';
 import { UpstreamTlsError } from '../tls/upstream-connector.js';
 import { AttemptGuard } from './attempt-guard.js';
+import { ReplayBody } from './replay-body.js';
+import { requestHasBody } from './relay.js';
 
 /** Bodies up to this size are kept in memory so a retry can send them again (Envoy buffers similarly). */
 const REPLAY_LIMIT = 64 * 1024;
@@ -86,19 +88,6 @@ function retriableStatus(p: RetryPolicy, status: number, headers: Record<string,
   return false;
 }
 
-function hasBody(req: IncomingMessage): boolean {
-  // HTTP/2 frames the body itself: a request has one unless its headers ended the stream.
-  if (req.httpVersionMajor === 2) return !(req as unknown as { stream?: { endAfterHeaders?: boolean } }).stream?.endAfterHeaders;
-  const len = req.headers['content-length'];
-  return req.headers['transfer-encoding'] !== undefined || (len !== undefined && len !== '0');
-}
-
-async function readSmallBody(req: IncomingMessage): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of req) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
-}
-
 /** Envoy's back-off: full jitter over an exponentially growing window, capped at 10× the base. */
 function backoff(p: RetryPolicy, retry: number, random: () => number): Promise<void> {
   const window = Math.min(p.backoffBaseMs * (2 ** retry - 1 || 1), p.backoffBaseMs * 10);
@@ -134,30 +123,30 @@ export async function forward(
   applyHeaderRules(headers, dest.requestHeaders);
 
   const retry = action.retry;
-  let body: Buffer | IncomingMessage | undefined;
-  let replayable = true;
-  if (hasBody(req)) {
-    const len = Number(req.headers['content-length'] ?? NaN);
-    if ((retry.attempts > 0 || action.mirrors.length > 0) && len <= REPLAY_LIMIT) {
-      body = await readSmallBody(req);
-    } else {
-      body = req;
-      replayable = false;
-    }
+  // A body that retries or mirrors may need again is copied as it streams, unless its length says
+  // at once that it is too large to hold; without a length it is held until it proves too large.
+  let body: ReplayBody | IncomingMessage | undefined;
+  if (requestHasBody(req)) {
+    const len = Number(req.headers['content-length'] ?? 0);
+    body = (retry.attempts > 0 || action.mirrors.length > 0) && len <= REPLAY_LIMIT ? new ReplayBody(req, REPLAY_LIMIT) : req;
   }
+  const replayable = (): boolean => body === undefined || (body instanceof ReplayBody && body.replayable);
 
-  // Mirrors get the request as the main upstream does, once (not per attempt); a streamed body
-  // cannot be copied, so such a request is not mirrored (mirror.ts).
-  if (action.mirrors.length > 0 && replayable) {
-    sendMirrors(action.mirrors, { path: fullPath, method: req.method ?? 'GET', headers, ...(Buffer.isBuffer(body) ? { body } : {}) }, {
-      pools: ctx.pools,
-      random: ctx.random,
-      ...(ctx.identity ? { identity: ctx.identity } : {}),
-      requestHeaders: req.headers,
-      sourceIp: ctx.remoteAddress,
-      query: facts.query,
-      timeoutMs: action.timeoutMs,
-    });
+  // Mirrors get the request as the main upstream does, once (not per attempt), with its whole body;
+  // a body too large to hold is not mirrored (mirror.ts).
+  if (action.mirrors.length > 0 && body !== req) {
+    const mirror = (copy: Buffer | undefined): void =>
+      sendMirrors(action.mirrors, { path: fullPath, method: req.method ?? 'GET', headers, ...(copy ? { body: copy } : {}) }, {
+        pools: ctx.pools,
+        random: ctx.random,
+        ...(ctx.identity ? { identity: ctx.identity } : {}),
+        requestHeaders: req.headers,
+        sourceIp: ctx.remoteAddress,
+        query: facts.query,
+        timeoutMs: action.timeoutMs,
+      });
+    if (body instanceof ReplayBody) void body.complete().then((copy) => copy && mirror(copy));
+    else mirror(undefined);
   }
 
   // The route timeout spans every attempt; downstream going away cancels everything. No
@@ -181,8 +170,9 @@ export async function forward(
   let setCookie: string | undefined;
   let started = 0;
   const hooks = {
-    retryOnStatus: (status: number, upstream: Record<string, string | string[] | undefined>): boolean =>
-      attemptsLeft > 0 && replayable && retriableStatus(retry, status, upstream) && guard.mayRetry(),
+    retryOnStatus: (status: number, upstream: Record<string, string | string[] | undefined>): boolean => {
+      return attemptsLeft > 0 && replayable() && retriableStatus(retry, status, upstream) && guard.mayRetry();
+    },
     responseHeaders: (upstream: Record<string, string | string[] | undefined>) => {
       log.upstreamServiceTime = Math.round(performance.now() - started);
       const out = downstreamResponseHeaders(upstream);
@@ -197,6 +187,11 @@ export async function forward(
     },
   };
   let attemptsLeft = retry.attempts;
+  // Attempts, waits for a connection slot and back-offs all register here to be called off.
+  const cancelable = (c: Cancel): void => {
+    current = c;
+    if (stopped) c.cancel(new Error(stopped));
+  };
   const h2Upstream = H2_PROTOCOLS.has(cluster.port.protocol);
   try {
     for (let attempt = 0; ; attempt++) {
@@ -211,19 +206,13 @@ export async function forward(
       const tls = decideUpstreamTls(cluster, pick.endpoint, ctx.identity, String(headers.host ?? ''));
       // Never plaintext where the rule asks for mTLS; without a certificate no endpoint is reachable.
       if (!tls.ok) return attempt > 0 ? withRetriesExhausted(upstreamTlsFailure(tls.reason)) : upstreamTlsFailure(tls.reason);
-      const gate = await guard.admit(h2Upstream, (c) => {
-        current = c;
-        if (stopped) c.cancel(new Error(stopped));
-      });
+      const gate = await guard.admit(h2Upstream, cancelable);
       current = undefined;
       if (gate !== 'admitted' || stopped) return AttemptGuard.refusal(gate, stopped);
       const lease = ctx.pools.acquire(key, h2Upstream ? undefined : tls.profile, cluster.traffic?.limits);
       started = performance.now();
-      const attemptRequest = { path: fullPath, method: req.method ?? 'GET', headers, ...(body !== undefined ? { body } : {}) };
-      const cancelable = (c: Cancel): void => {
-        current = c;
-        if (stopped) c.cancel(new Error(stopped));
-      };
+      const attemptBody = body instanceof ReplayBody ? body.forAttempt() : body;
+      const attemptRequest = { path: fullPath, method: req.method ?? 'GET', headers, ...(attemptBody !== undefined ? { body: attemptBody } : {}) };
       // Envoy lets a response that has started run on to the route timeout: a per-try timeout only
       // ends an attempt that has not answered yet.
       let tryTimedOut = false;
@@ -254,17 +243,15 @@ export async function forward(
         }
         return undefined;
       }
-      if (stopped) return stopped === 'timeout' ? LocalReplies.timeout : LocalReplies.upstreamReset;
+      if (stopped) return AttemptGuard.refusal('cancelled', stopped);
       if (outcome.kind === 'failed') {
         // A per-try timeout is retried like a reset; out of retries it answers 504 UT.
         const failure: Failure = tryTimedOut ? { kind: 'reset', reply: LocalReplies.timeout } : classify(outcome.error);
-        if (attemptsLeft > 0 && replayable && retriableFailure(retry, failure) && guard.mayRetry()) {
-          await backoff(retry, attempt + 1, ctx.random);
-          continue;
+        if (!(attemptsLeft > 0 && replayable() && retriableFailure(retry, failure) && guard.mayRetry())) {
+          return attempt > 0 ? withRetriesExhausted(failure.reply) : failure.reply;
         }
-        return attempt > 0 ? withRetriesExhausted(failure.reply) : failure.reply;
       }
-      await backoff(retry, attempt + 1, ctx.random); // retry-status: the answer was retriable
+      await backoff(retry, attempt + 1, ctx.random); // a retriable failure or answer (retry-status)
     }
   } finally {
     guard.close();

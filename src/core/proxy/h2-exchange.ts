@@ -6,6 +6,7 @@
 
 import { connect, constants, type ClientHttp2Session } from 'node:http2';
 import type { ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Cancel, ExchangeHooks, ExchangeOutcome, ExchangeRequest } from './upstream-exchange.js';
 
@@ -124,6 +125,7 @@ export function exchangeH2(session: ClientHttp2Session, req: ExchangeRequest, re
     });
     if (req.body === undefined) stream.end();
     else if (Buffer.isBuffer(req.body)) stream.end(req.body);
-    else req.body.pipe(stream);
+    else if ('pipe' in req.body) req.body.pipe(stream);
+    else Readable.from(req.body).pipe(stream);
   });
 }
