@@ -280,6 +280,14 @@ describe('gateway resilience: timeouts, retries, faults', () => {
     assert.deepEqual(always503.seen.slice(seen).map((e) => e.bodyBytes), [1000, 1000, 100 * 1024]);
   });
 
+  it('a retriable status that is still the answer after the last retry is flagged URX', async () => {
+    const r = await gw.get(HOST, '/body', { 'x-request-id': 'retry-limit' });
+    assert.equal(r.status, 503);
+    const line = (await logLines(['retry-limit'])).get('retry-limit');
+    assert.equal(line?.response_flags, 'URX');
+    assert.equal(line?.response_code_details, 'via_upstream');
+  });
+
   it('aborts and delays fire at their percentages over 2000 requests (seeded, ±3 %)', async () => {
     const ids: string[] = [];
     let aborted = 0;

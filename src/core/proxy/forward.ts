@@ -171,7 +171,11 @@ export async function forward(
   let started = 0;
   const hooks = {
     retryOnStatus: (status: number, upstream: Record<string, string | string[] | undefined>): boolean => {
-      return attemptsLeft > 0 && replayable() && retriableStatus(retry, status, upstream) && guard.mayRetry();
+      if (retry.attempts === 0 || !retriableStatus(retry, status, upstream)) return false;
+      if (attemptsLeft > 0 && replayable() && guard.mayRetry()) return true;
+      // Envoy's UpstreamRetryLimitExceeded: the answer goes out as it is, flagged URX.
+      if (attemptsLeft === 0) log.flags = addFlag(log.flags, 'URX');
+      return false;
     },
     responseHeaders: (upstream: Record<string, string | string[] | undefined>) => {
       log.upstreamServiceTime = Math.round(performance.now() - started);
@@ -247,8 +251,10 @@ export async function forward(
       if (outcome.kind === 'failed') {
         // A per-try timeout is retried like a reset; out of retries it answers 504 UT.
         const failure: Failure = tryTimedOut ? { kind: 'reset', reply: LocalReplies.timeout } : classify(outcome.error);
-        if (!(attemptsLeft > 0 && replayable() && retriableFailure(retry, failure) && guard.mayRetry())) {
-          return attempt > 0 ? withRetriesExhausted(failure.reply) : failure.reply;
+        const retriable = retry.attempts > 0 && retriableFailure(retry, failure);
+        if (!(retriable && attemptsLeft > 0 && replayable() && guard.mayRetry())) {
+          // URX only when the policy would have gone again but the retries ran out, as Envoy flags it.
+          return retriable && attemptsLeft === 0 ? withRetriesExhausted(failure.reply) : failure.reply;
         }
       }
       await backoff(retry, attempt + 1, ctx.random); // a retriable failure or answer (retry-status)
