@@ -97,6 +97,10 @@ spec:
   - match: [{uri: {prefix: /abort-always}}]
     fault: {abort: {httpStatus: 503, percentage: {value: 100}}}
     route: [{destination: {host: healthy}}]
+  - match: [{uri: {prefix: /backoff-timeout}}]
+    timeout: 300ms
+    retries: {attempts: 3, retryOn: connect-failure, backoff: 24h}
+    route: [{destination: {host: dead-only}}]
   - match: [{uri: {prefix: /abort-no-percentage}}]
     fault: {abort: {httpStatus: 500}}
     route: [{destination: {host: healthy}}]
@@ -140,6 +144,7 @@ describe('gateway resilience: timeouts, retries, faults', () => {
           serviceYaml('flaky-only', [{ pod: 'fo-1', port: flakyOnly.port }]),
           serviceYaml('flaky-codes', [{ pod: 'fc-1', port: flakyCodes.port }]),
           serviceYaml('always-503', [{ pod: 'a503-1', port: always503.port }]),
+          serviceYaml('dead-only', [{ pod: 'do-1', port: dead }]),
           serviceYaml('half-dead', [{ pod: 'hd-1', port: dead }, { pod: 'hd-2', port: healthy.port }]),
           serviceYaml('hang-pair', [{ pod: 'hp-1', port: hang.port }, { pod: 'hp-2', port: healthy.port }]),
           serviceYaml('hang-a', [{ pod: 'ha-1', port: hangA.port }]),
@@ -286,6 +291,14 @@ describe('gateway resilience: timeouts, retries, faults', () => {
     const line = (await logLines(['retry-limit'])).get('retry-limit');
     assert.equal(line?.response_flags, 'URX');
     assert.equal(line?.response_code_details, 'via_upstream');
+  });
+
+  it('a route timeout during the back-off between retries answers 504 UT at once', { timeout: 20_000 }, async () => {
+    // The back-off window is a day: only the route timeout can end this request in time.
+    const r = await gw.get(HOST, '/backoff-timeout', { 'x-request-id': 'backoff-timeout' });
+    assert.equal(r.status, 504);
+    assert.equal(r.text, 'upstream request timeout');
+    assert.equal((await logLines(['backoff-timeout'])).get('backoff-timeout')?.response_flags, 'UT');
   });
 
   it('aborts and delays fire at their percentages over 2000 requests (seeded, ±3 %)', async () => {

@@ -88,10 +88,21 @@ function retriableStatus(p: RetryPolicy, status: number, headers: Record<string,
   return false;
 }
 
-/** Envoy's back-off: full jitter over an exponentially growing window, capped at 10× the base. */
-function backoff(p: RetryPolicy, retry: number, random: () => number): Promise<void> {
+/**
+ * Envoy's back-off: full jitter over an exponentially growing window, capped at 10× the base. The
+ * wait is cancelable like an attempt, so a route timeout or a departing client ends it at once.
+ */
+function backoff(p: RetryPolicy, retry: number, random: () => number, onCancelable: (c: Cancel) => void): Promise<void> {
   const window = Math.min(p.backoffBaseMs * (2 ** retry - 1 || 1), p.backoffBaseMs * 10);
-  return new Promise((r) => setTimeout(r, Math.floor(random() * window)));
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, Math.floor(random() * window));
+    onCancelable({
+      cancel() {
+        clearTimeout(timer);
+        resolve();
+      },
+    });
+  });
 }
 
 export async function forward(
@@ -257,7 +268,10 @@ export async function forward(
           return retriable && attemptsLeft === 0 ? withRetriesExhausted(failure.reply) : failure.reply;
         }
       }
-      await backoff(retry, attempt + 1, ctx.random); // a retriable failure or answer (retry-status)
+      // A retriable failure or answer (retry-status): wait, then go again unless stopped meanwhile.
+      await backoff(retry, attempt + 1, ctx.random, cancelable);
+      current = undefined;
+      if (stopped) return AttemptGuard.refusal('cancelled', stopped);
     }
   } finally {
     guard.close();
