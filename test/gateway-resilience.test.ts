@@ -101,13 +101,16 @@ spec:
     timeout: 300ms
     retries: {attempts: 3, retryOn: connect-failure, backoff: 24h}
     route: [{destination: {host: dead-only}}]
+  - match: [{uri: {prefix: /hashed}}]
+    retries: {attempts: 2, retryOn: "503"}
+    route: [{destination: {host: hashed-pair}}]
   - match: [{uri: {prefix: /abort-no-percentage}}]
     fault: {abort: {httpStatus: 500}}
     route: [{destination: {host: healthy}}]
 `;
 
 describe('gateway resilience: timeouts, retries, faults', () => {
-  let healthy: Upstream, flakyPair: Upstream, flakyOnly: Upstream, flakyCodes: Upstream, always503: Upstream;
+  let healthy: Upstream, flakyPair: Upstream, flakyOnly: Upstream, flakyCodes: Upstream, always503: Upstream, also503: Upstream;
   let hang: Upstream, hangA: Upstream, hangB: Upstream, hangC: Upstream, reset: Upstream, resetOnly: Upstream;
   let refuser: Awaited<ReturnType<typeof refusingH2>>;
   let gw: TestGateway;
@@ -120,6 +123,11 @@ describe('gateway resilience: timeouts, retries, faults', () => {
     flakyOnly = await flaky('flaky-only');
     flakyCodes = await flaky('flaky-codes');
     always503 = await startUpstream('always-503', (_req, res) => {
+      res.writeHead(503, { 'content-length': '0' });
+      res.end();
+      return true;
+    });
+    also503 = await startUpstream('also-503', (_req, res) => {
       res.writeHead(503, { 'content-length': '0' });
       res.end();
       return true;
@@ -145,6 +153,7 @@ describe('gateway resilience: timeouts, retries, faults', () => {
           serviceYaml('flaky-codes', [{ pod: 'fc-1', port: flakyCodes.port }]),
           serviceYaml('always-503', [{ pod: 'a503-1', port: always503.port }]),
           serviceYaml('dead-only', [{ pod: 'do-1', port: dead }]),
+          serviceYaml('hashed-pair', [{ pod: 'hash-1', port: always503.port }, { pod: 'hash-2', port: also503.port }]),
           serviceYaml('half-dead', [{ pod: 'hd-1', port: dead }, { pod: 'hd-2', port: healthy.port }]),
           serviceYaml('hang-pair', [{ pod: 'hp-1', port: hang.port }, { pod: 'hp-2', port: healthy.port }]),
           serviceYaml('hang-a', [{ pod: 'ha-1', port: hangA.port }]),
@@ -155,6 +164,13 @@ describe('gateway resilience: timeouts, retries, faults', () => {
           serviceYaml('refuser', [{ pod: 'h2-1', port: refuser.port }], { portName: 'http2-web' }),
         ].join('---\n'),
         'vs.yaml': ROUTES,
+        'dr.yaml': `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: hashed-pair}
+spec:
+  host: hashed-pair
+  trafficPolicy: {loadBalancer: {consistentHash: {httpHeaderName: x-user}}}
+`,
       },
       { accessLog: logFile },
     );
@@ -162,7 +178,7 @@ describe('gateway resilience: timeouts, retries, faults', () => {
 
   after(async () => {
     await gw?.close();
-    await Promise.all([healthy, flakyPair, flakyOnly, flakyCodes, always503, hang, hangA, hangB, hangC, reset, resetOnly, refuser].map((u) => u?.close()));
+    await Promise.all([healthy, flakyPair, flakyOnly, flakyCodes, always503, also503, hang, hangA, hangB, hangC, reset, resetOnly, refuser].map((u) => u?.close()));
     await rm(logDir, { recursive: true, force: true });
   });
 
@@ -299,6 +315,16 @@ describe('gateway resilience: timeouts, retries, faults', () => {
     assert.equal(r.status, 504);
     assert.equal(r.text, 'upstream request timeout');
     assert.equal((await logLines(['backoff-timeout'])).get('backoff-timeout')?.response_flags, 'UT');
+  });
+
+  it('retries stay on the host a consistent hash chose', async () => {
+    for (let i = 0; i < 10; i++) {
+      const before = [always503.seen.length, also503.seen.length];
+      const r = await gw.get(HOST, '/hashed', { 'x-user': `user-${i}` });
+      assert.equal(r.status, 503);
+      const added = [always503.seen.length - before[0]!, also503.seen.length - before[1]!].sort();
+      assert.deepEqual(added, [0, 3], `user-${i}: all three attempts on one endpoint`);
+    }
   });
 
   it('aborts and delays fire at their percentages over 2000 requests (seeded, ±3 %)', async () => {

@@ -58,6 +58,9 @@ export function compileAction(route: HTTPRoute, match: HTTPMatchRequest | undefi
   const authority = route.rewrite?.authority ?? routeReq.authority;
   const rewritePath = compileRewrite(route, match);
   const fault = compileFault(route.fault);
+  // Istio's ConvertPolicy(policy, consistentHash): a lone destination whose DestinationRule hashes
+  // requests keeps retries on the hashed host (no previous-hosts predicate unless asked for).
+  const hashed = (route.route?.length ?? 0) === 1 && typeof destinations[0]?.cluster?.policy.loadBalancer?.consistentHash === 'object';
   return {
     kind: 'forward',
     destinations,
@@ -67,7 +70,7 @@ export function compileAction(route: HTTPRoute, match: HTTPMatchRequest | undefi
     requestHeaders: routeReq.rules,
     responseHeaders: headerRules(route.headers?.response).rules,
     timeoutMs: route.timeout ? parseDuration(route.timeout) ?? 0 : 0,
-    retry: compileRetry(route.retries),
+    retry: compileRetry(route.retries, hashed),
     ...(fault ? { fault } : {}),
     mirrors: compileMirrors(route, ctx),
     ...cors,
@@ -131,9 +134,11 @@ const GRPC_RETRY_ON: Readonly<Record<string, number>> = { cancelled: 1, 'deadlin
 
 /**
  * Istio's ConvertPolicy: no `retries` gives the default policy; `retries` with `attempts` 0 (or
- * unset) turns retries off; bare status codes in `retryOn` become retriable status codes.
+ * unset) turns retries off; bare status codes in `retryOn` become retriable status codes. Retries
+ * avoid the hosts already tried unless the route hashes to one host (`consistentHash`), where only
+ * an explicit `retryIgnorePreviousHosts: true` does.
  */
-function compileRetry(r: HTTPRetry | undefined): RetryPolicy {
+function compileRetry(r: HTTPRetry | undefined, consistentHash: boolean): RetryPolicy {
   const attempts = r ? r.attempts ?? 0 : 2;
   const on = new Set<string>();
   const statusCodes = new Set<number>();
@@ -157,7 +162,7 @@ function compileRetry(r: HTTPRetry | undefined): RetryPolicy {
     statusCodes,
     grpcStatuses,
     backoffBaseMs: (r?.backoff ? parseDuration(r.backoff) : undefined) || 25,
-    avoidPreviousHosts: r?.retryIgnorePreviousHosts !== false,
+    avoidPreviousHosts: r?.retryIgnorePreviousHosts ?? !consistentHash,
   };
 }
 
