@@ -217,7 +217,7 @@ export function redirectLocation(a: RedirectAction, facts: RequestFacts, url: st
   else if (a.scheme === undefined || a.scheme === facts.scheme) port = original.port;
   if ((scheme === 'http' && port === '80') || (scheme === 'https' && port === '443')) port = undefined;
   const q = url.indexOf('?');
-  const path = a.uri ?? facts.path;
+  const path = a.uri ?? (a.rewritePath ? a.rewritePath(facts.path) : facts.path);
   const query = q >= 0 ? url.slice(q) : '';
   return `${scheme}://${host}${port ? `:${port}` : ''}${path}${a.uri?.includes('?') ? '' : query}`;
 }

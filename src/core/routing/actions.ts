@@ -40,6 +40,7 @@ export function compileAction(route: HTTPRoute, match: HTTPMatchRequest | undefi
       kind: 'redirect',
       code: r.redirectCode ?? 301,
       ...(r.uri !== undefined ? { uri: r.uri } : {}),
+      ...(r.prefixRewrite !== undefined ? { prefixRewrite: r.prefixRewrite, rewritePath: prefixRewrite(r.prefixRewrite, match) } : {}),
       ...(r.authority !== undefined ? { authority: r.authority } : {}),
       ...(r.scheme !== undefined ? { scheme: r.scheme } : {}),
       ...(r.port !== undefined ? { port: r.port } : {}),
@@ -107,11 +108,7 @@ export function resolveDestination(d: Destination, ctx: ActionContext): { host: 
   return { host, port, subset, clusterName: clusterName(port, subset, host) };
 }
 
-/**
- * `rewrite.uri` is Envoy's prefix_rewrite: with a prefix match only the matched prefix is replaced
- * (so prefix `/foo` + rewrite `/` makes `/foo/bar` into `//bar`, the classic gotcha); exact and regex
- * matches replace the whole path; a route without a uri match behaves as prefix `/`.
- */
+/** `rewrite.uri` (or `rewrite.uriRegexRewrite`) for the upstream request. */
 function compileRewrite(route: HTTPRoute, match: HTTPMatchRequest | undefined): PathRewrite | undefined {
   const rw = route.rewrite;
   if (!rw) return undefined;
@@ -121,8 +118,16 @@ function compileRewrite(route: HTTPRoute, match: HTTPMatchRequest | undefined): 
     const replacement = rw.uriRegexRewrite.rewrite.replace(/\\(\d)/g, '$$$1');
     return (path) => re.matcher(path).replaceAll(replacement);
   }
-  if (rw.uri === undefined) return undefined;
-  const to = rw.uri;
+  return rw.uri === undefined ? undefined : prefixRewrite(rw.uri, match);
+}
+
+/**
+ * Envoy's prefix_rewrite (`rewrite.uri`, `redirect.prefixRewrite`): with a prefix match only the
+ * matched prefix is replaced (so prefix `/foo` + `/` makes `/foo/bar` into `//bar`, the classic
+ * gotcha); exact and regex matches replace the whole path; a route without a uri match behaves as
+ * prefix `/`.
+ */
+function prefixRewrite(to: string, match: HTTPMatchRequest | undefined): PathRewrite {
   const uri = match?.uri;
   if (uri?.exact !== undefined || uri?.regex !== undefined) return () => to;
   const prefixLength = uri?.prefix !== undefined ? uri.prefix.length : 1;
