@@ -240,8 +240,7 @@ export async function forward(
         : undefined;
       let outcome: ExchangeOutcome;
       if (h2Upstream) {
-        const h2 = ctx.pools.h2Session(key, tls.profile);
-        outcome = h2.ok ? await exchangeH2(h2.session, attemptRequest, res, hooks, cancelable) : { kind: 'failed', error: h2.error };
+        outcome = await exchangeH2((h) => ctx.pools.h2Request(key, tls.profile, cluster.traffic?.limits, h), attemptRequest, res, hooks, cancelable);
       } else {
         outcome = await exchange(lease.pool, attemptRequest, res, hooks, cancelable);
       }
