@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import { listenOn } from '../core/proxy/listen.js';
 import { handleHttpRequest, type HttpHandlerContext, type ListenerInfo } from '../core/proxy/http-handler.js';
 import { handleUpgrade } from '../core/proxy/upgrade.js';
+import { LocalReplies, rawLocalReply } from '../core/proxy/respond.js';
 import { forwardTcp } from '../core/proxy/tcp-forward.js';
 import type { ServerConfig } from '../core/routing/types.js';
 import { peekClientHello } from '../core/tls/client-hello.js';
@@ -49,7 +50,7 @@ export function createPortListener(gatewayPort: number, deps: PortListenerDeps):
   const http = createHttpServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 60_000 }, (req, res) => handleHttpRequest(req, res, plain, ctx));
   http.on('upgrade', (req, socket: Socket, head: Buffer) => handleUpgrade(req, socket, head, plain, ctx));
   http.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-    if (socket.writable && err.code !== 'ECONNRESET') socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+    if (socket.writable && err.code !== 'ECONNRESET') socket.end(rawLocalReply(LocalReplies.badRequest));
     else socket.destroy();
   });
   const tls = new TlsServers({ gatewayPort, ctx, credentials: deps.credentials, log: deps.log });

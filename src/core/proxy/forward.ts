@@ -14,6 +14,7 @@ import { sendMirrors } from './mirror.js';
 import { UpstreamPools } from './upstream-pools.js';
 import { exchange, type Cancel, type ExchangeOutcome } from './upstream-exchange.js';
 import { exchangeH2 } from './h2-exchange.js';
+import { exchangeUpgrade, type TunnelConnect, type UpgradeTunnel } from './upgrade-exchange.js';
 import type { RequestRecord } from '../telemetry/access-log.js';
 import type { IdentityProvider } from '../pki/types.js';
 import { decideUpstreamTls } from '../tls/upstream-tls.js';
@@ -36,6 +37,8 @@ export interface ForwardContext {
   readonly identity?: IdentityProvider;
   /** Set on the upstream's response over its own values (the route's CORS headers). */
   readonly responseHeaders?: Readonly<Record<string, string>>;
+  /** An upgrade request: each attempt is an upgrade exchange on a connection of its own. */
+  readonly upgrade?: UpgradeTunnel;
 }
 
 /** A destination by relative weight; used for HTTP routes and for piped (tls/tcp) connections alike. */
@@ -207,7 +210,8 @@ export async function forward(
     current = c;
     if (stopped) c.cancel(new Error(stopped));
   };
-  const h2Upstream = H2_PROTOCOLS.has(cluster.port.protocol);
+  // An upgrade is HTTP/1.1 whatever the port speaks (WebSocket over HTTP/2 would need extended CONNECT).
+  const h2Upstream = H2_PROTOCOLS.has(cluster.port.protocol) && !ctx.upgrade;
   try {
     for (let attempt = 0; ; attempt++) {
       attemptsLeft = retry.attempts - attempt;
@@ -239,7 +243,10 @@ export async function forward(
         }, retry.perTryTimeoutMs)
         : undefined;
       let outcome: ExchangeOutcome;
-      if (h2Upstream) {
+      if (ctx.upgrade) {
+        const open: TunnelConnect = (onFailure) => ctx.pools.connect(key, tls.profile, cluster.traffic?.limits, onFailure);
+        outcome = await exchangeUpgrade(open, attemptRequest, res, hooks, cancelable, ctx.upgrade);
+      } else if (h2Upstream) {
         outcome = await exchangeH2((h) => ctx.pools.h2Request(key, tls.profile, cluster.traffic?.limits, h), attemptRequest, res, hooks, cancelable);
       } else {
         outcome = await exchange(lease.pool, attemptRequest, res, hooks, cancelable);

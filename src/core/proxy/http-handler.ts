@@ -18,6 +18,7 @@ import { decideFault, holdFor } from './fault.js';
 import { admitRateLimited, type RateLimitContext } from './rate-limit-gate.js';
 import type { UpstreamPools } from './upstream-pools.js';
 import type { IdentityProvider } from '../pki/types.js';
+import type { UpgradeTunnel } from './upgrade-exchange.js';
 
 export interface HttpHandlerContext {
   readonly holder: SnapshotHolder;
@@ -84,7 +85,11 @@ export function authorityOf(req: IncomingMessage): string {
   return req.headers.host ?? (req.headers[':authority'] as string | undefined) ?? '';
 }
 
-export function handleHttpRequest(req: IncomingMessage, res: ServerResponse, listener: ListenerInfo, ctx: HttpHandlerContext): void {
+/**
+ * `tunnel` is set for an upgrade request (upgrade.ts): it takes every decision any request takes,
+ * and only its upstream exchange is different.
+ */
+export function handleHttpRequest(req: IncomingMessage, res: ServerResponse, listener: ListenerInfo, ctx: HttpHandlerContext, tunnel?: UpgradeTunnel): void {
   const { scheme, select } = listener;
   const port = listener.requestPort ? listener.requestPort(req) : listener.port;
   const started = performance.now();
@@ -169,6 +174,7 @@ export function handleHttpRequest(req: IncomingMessage, res: ServerResponse, lis
       ...(xfcc ? { clientCert: xfcc } : {}),
       ...(ctx.identity ? { identity: ctx.identity } : {}),
       ...(corsHeaders ? { responseHeaders: corsHeaders } : {}),
+      ...(tunnel ? { upgrade: tunnel } : {}),
     };
     (action.fault ? faultThenForward(req, res, facts, action, action.fault, fctx, record) : forward(req, res, facts, action, fctx, record)).then(
       (failure) => {

@@ -7,7 +7,6 @@
 
 import type { OutgoingHttpHeaders } from 'node:http2';
 import { connect as netConnect, type Socket } from 'node:net';
-import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { Pool } from 'undici';
 import { H2Sessions, type H2Connect, type H2Opened } from './h2-sessions.js';
@@ -79,19 +78,30 @@ export class UpstreamPools implements EndpointLoad {
   h2Request(key: string, tls: UpstreamTlsProfile | undefined, limits: ConnectionLimits | undefined, headers: OutgoingHttpHeaders): H2Opened {
     if (this.#closed) throw new Error('upstream pools are closed');
     const l = limits ?? DEFAULT_LIMITS;
-    const { host, port } = splitKey(key);
-    const connectTimeoutMs = isDefaultLimits(l) ? this.#connectTimeoutMs : l.connectTimeoutMs;
-    const open: H2Connect = tls
-      ? (onFailure) => this.#connector.open(tls, host, port, ['h2'], onFailure, connectTimeoutMs)
-      : (onFailure) => ({ ok: true, socket: connectPlain(host, port, connectTimeoutMs, onFailure) });
+    const connectTimeoutMs = this.#connectTimeout(l);
+    const open: H2Connect = (onFailure) => this.#open(key, tls, ['h2'], connectTimeoutMs, onFailure);
     const sessionKey = `${key}|${tls?.key ?? ''}|${l.maxRequestsPerConnection},${l.idleTimeoutMs ?? ''},${connectTimeoutMs}`;
     const settings = { maxRequestsPerConnection: l.maxRequestsPerConnection, idleTimeoutMs: l.idleTimeoutMs ?? H2_IDLE_TIMEOUT_MS };
     return this.#h2.request(sessionKey, key, open, settings, headers);
   }
 
-  /** A TLS connection of its own (an upgraded request's); `secureConnect` once the server is verified. */
-  openTls(tls: UpstreamTlsProfile, host: string, port: number): { ok: true; socket: TLSSocket } | { ok: false; error: Error } {
-    return this.#connector.open(tls, host, port, ['http/1.1'], () => undefined);
+  /**
+   * A connection of its own to an endpoint (an upgraded request's), plain or over `tls`, given up
+   * after the cluster's connect timeout; `onFailure` learns why it failed before it was usable.
+   */
+  connect(key: string, tls: UpstreamTlsProfile | undefined, limits: ConnectionLimits | undefined, onFailure: (err: Error) => void): { ok: true; socket: Socket } | { ok: false; error: Error } {
+    if (this.#closed) return { ok: false, error: new Error('upstream pools are closed') };
+    return this.#open(key, tls, ['http/1.1'], this.#connectTimeout(limits ?? DEFAULT_LIMITS), onFailure);
+  }
+
+  #connectTimeout(limits: ConnectionLimits): number {
+    return isDefaultLimits(limits) ? this.#connectTimeoutMs : limits.connectTimeoutMs;
+  }
+
+  #open(key: string, tls: UpstreamTlsProfile | undefined, alpn: readonly string[], timeoutMs: number, onFailure: (err: Error) => void): { ok: true; socket: Socket } | { ok: false; error: Error } {
+    const { host, port } = splitKey(key);
+    if (tls) return this.#connector.open(tls, host, port, alpn, onFailure, timeoutMs);
+    return { ok: true, socket: connectPlain(host, port, timeoutMs, onFailure) };
   }
 
   /**
