@@ -167,6 +167,8 @@ describe('upgrade requests take the same path as any request', () => {
     assert.equal(line.response_flags, '-');
     assert.equal(line.route_name, 'chat');
     assert.equal(line.upstream_host, `127.0.0.1:${app.port}`);
+    assert.equal(line.bytes_received, 4, 'the tunnelled bytes are the body: ping');
+    assert.equal(line.bytes_sent, 9, 'echo:ping');
   });
 
   it('httpsRedirect answers 301 to https', async () => {

@@ -8,8 +8,8 @@ import type { SnapshotHolder } from '../snapshot/holder.js';
 import { findRoute } from '../routing/lookup.js';
 import type { FaultPolicy, ForwardAction, RedirectAction, RequestFacts, RouteConfig } from '../routing/types.js';
 import { normalizeHost } from '../routing/host-index.js';
-import { newRequestRecord, type AccessLog, type RequestRecord } from '../telemetry/access-log.js';
-import { applyHeaderRules, requestIdOf } from './headers.js';
+import { logWhenDone, newRequestRecord, type AccessLog, type RequestRecord } from '../telemetry/access-log.js';
+import { applyHeaderRules, forwardedFor, requestIdOf } from './headers.js';
 import { normalizePath } from './path-normalize.js';
 import { forward, type ForwardContext } from './forward.js';
 import { LocalReplies, addFlag, sendLocalReply, type LocalReply } from './respond.js';
@@ -92,21 +92,11 @@ export function authorityOf(req: IncomingMessage): string {
 export function handleHttpRequest(req: IncomingMessage, res: ServerResponse, listener: ListenerInfo, ctx: HttpHandlerContext, tunnel?: UpgradeTunnel): void {
   const { scheme, select } = listener;
   const port = listener.requestPort ? listener.requestPort(req) : listener.port;
-  const started = performance.now();
   const socket = req.socket;
-  const bytesReadAtStart = socket.bytesRead;
-  const bytesWrittenAtStart = socket.bytesWritten;
   const requestId = requestIdOf(req.headers);
   const remoteAddress = socket.remoteAddress ?? '';
-  const record = newRequestRecord(req, requestId, authorityOf(req), { address: remoteAddress, port: socket.remotePort ?? 0 });
-  res.once('close', () => {
-    record.responseCode = res.headersSent ? res.statusCode : 0;
-    if (!(res.writableFinished ?? res.writableEnded) && (record.flags === '-' || record.flags === 'DI')) record.flags = addFlag(record.flags, 'DC');
-    record.durationMs = Math.round(performance.now() - started);
-    record.bytesReceived = socket.bytesRead - bytesReadAtStart;
-    record.bytesSent = socket.bytesWritten - bytesWrittenAtStart;
-    ctx.accessLog.write(record);
-  });
+  const record = newRequestRecord(req, requestId, authorityOf(req), { address: remoteAddress, port: socket.remotePort ?? 0 }, forwardedFor(req.headers, remoteAddress));
+  logWhenDone(req, res, record, ctx.accessLog, tunnel);
   // Draining: keep answering, but let every HTTP/1 client reconnect elsewhere after this response.
   if (ctx.draining?.() && req.httpVersionMajor === 1) res.setHeader('connection', 'close');
   const reply = (r: LocalReply): void => {
@@ -137,7 +127,7 @@ export function handleHttpRequest(req: IncomingMessage, res: ServerResponse, lis
     return sendRedirect(res, 301, `https://${facts.host}${req.url ?? '/'}`, record);
   }
   if (!route || !virtualHost) return reply(LocalReplies.noRoute);
-  record.routeName = route.name;
+  if (route.name) record.routeName = route.name;
   const action = route.action;
   let corsHeaders: Record<string, string> | undefined;
   if (action.cors) {
