@@ -90,6 +90,8 @@ spec:
     redirect: {uri: /new}
   - match: [{uri: {exact: /moved}}]
     redirect: {uri: /there, authority: other.example.com, redirectCode: 308}
+  - match: [{uri: {prefix: /v1/}}]
+    redirect: {prefixRewrite: /v2/, redirectCode: 302}
   - match: [{uri: {prefix: /nosubset}}]
     route: [{destination: {host: product-service, subset: v9}}]
   - match: [{uri: {prefix: /empty}}]
@@ -217,6 +219,12 @@ spec:
     const r = await gw.get('api.example.com', '/moved');
     assert.equal(r.status, 308);
     assert.equal(r.headers.location, 'http://other.example.com/there');
+  });
+
+  it('redirects with prefixRewrite: the matched prefix is replaced, the rest and the query kept', async () => {
+    const r = await gw.get('api.example.com', '/v1/items/7?q=1');
+    assert.equal(r.status, 302);
+    assert.equal(r.headers.location, 'http://api.example.com/v2/items/7?q=1');
   });
 
   it('answers 503 for an unknown subset (NC)', async () => {

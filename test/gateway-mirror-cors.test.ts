@@ -5,7 +5,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { closedPort, startUpstream, type Upstream } from './helpers/upstream.js';
-import { eventually, startTestGateway, type TestGateway } from './helpers/gateway.js';
+import { chunked, eventually, startTestGateway, type TestGateway } from './helpers/gateway.js';
 import { gatewayYaml, serviceYaml } from './helpers/cluster-yaml.js';
 
 const M = 'm.example.com';
@@ -135,6 +135,20 @@ describe('gateway mirroring and CORS', () => {
       await eventually(async () => seenWithId(shadow, 'mirror-after').length === 1);
       await settled(shadow);
       assert.equal(seenWithId(shadow, 'mirror-large').length, 0);
+    });
+
+    it('mirrors a small body sent without Content-Length, once it has been read whole', async () => {
+      const small = await gw.get(M, '/mirrored', { 'x-request-id': 'mirror-chunked' }, 'POST', chunked('hello chunks'));
+      assert.equal(small.status, 200);
+      await eventually(async () => seenWithId(shadow, 'mirror-chunked').length === 1);
+      assert.equal(seenWithId(shadow, 'mirror-chunked')[0]?.bodyBytes, 12);
+
+      const large = await gw.get(M, '/mirrored', { 'x-request-id': 'mirror-chunked-large' }, 'POST', chunked(Buffer.alloc(200 * 1024, 7)));
+      assert.equal(large.json().bodyBytes, 200 * 1024);
+      await gw.get(M, '/mirrored', { 'x-request-id': 'mirror-chunked-after' });
+      await eventually(async () => seenWithId(shadow, 'mirror-chunked-after').length === 1);
+      await settled(shadow);
+      assert.equal(seenWithId(shadow, 'mirror-chunked-large').length, 0);
     });
 
     it('mirrors the configured share of requests', async () => {

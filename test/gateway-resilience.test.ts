@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { createServer as createH2cServer, constants as h2, type Http2Server } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { closedPort, startUpstream, type Upstream } from './helpers/upstream.js';
-import { eventually, startTestGateway, type TestGateway } from './helpers/gateway.js';
+import { chunked, eventually, startTestGateway, type TestGateway } from './helpers/gateway.js';
 import { gatewayYaml, serviceYaml } from './helpers/cluster-yaml.js';
 
 const HOST = 'r.example.com';
@@ -97,13 +97,20 @@ spec:
   - match: [{uri: {prefix: /abort-always}}]
     fault: {abort: {httpStatus: 503, percentage: {value: 100}}}
     route: [{destination: {host: healthy}}]
+  - match: [{uri: {prefix: /backoff-timeout}}]
+    timeout: 300ms
+    retries: {attempts: 3, retryOn: connect-failure, backoff: 24h}
+    route: [{destination: {host: dead-only}}]
+  - match: [{uri: {prefix: /hashed}}]
+    retries: {attempts: 2, retryOn: "503"}
+    route: [{destination: {host: hashed-pair}}]
   - match: [{uri: {prefix: /abort-no-percentage}}]
     fault: {abort: {httpStatus: 500}}
     route: [{destination: {host: healthy}}]
 `;
 
 describe('gateway resilience: timeouts, retries, faults', () => {
-  let healthy: Upstream, flakyPair: Upstream, flakyOnly: Upstream, flakyCodes: Upstream, always503: Upstream;
+  let healthy: Upstream, flakyPair: Upstream, flakyOnly: Upstream, flakyCodes: Upstream, always503: Upstream, also503: Upstream;
   let hang: Upstream, hangA: Upstream, hangB: Upstream, hangC: Upstream, reset: Upstream, resetOnly: Upstream;
   let refuser: Awaited<ReturnType<typeof refusingH2>>;
   let gw: TestGateway;
@@ -116,6 +123,11 @@ describe('gateway resilience: timeouts, retries, faults', () => {
     flakyOnly = await flaky('flaky-only');
     flakyCodes = await flaky('flaky-codes');
     always503 = await startUpstream('always-503', (_req, res) => {
+      res.writeHead(503, { 'content-length': '0' });
+      res.end();
+      return true;
+    });
+    also503 = await startUpstream('also-503', (_req, res) => {
       res.writeHead(503, { 'content-length': '0' });
       res.end();
       return true;
@@ -140,6 +152,8 @@ describe('gateway resilience: timeouts, retries, faults', () => {
           serviceYaml('flaky-only', [{ pod: 'fo-1', port: flakyOnly.port }]),
           serviceYaml('flaky-codes', [{ pod: 'fc-1', port: flakyCodes.port }]),
           serviceYaml('always-503', [{ pod: 'a503-1', port: always503.port }]),
+          serviceYaml('dead-only', [{ pod: 'do-1', port: dead }]),
+          serviceYaml('hashed-pair', [{ pod: 'hash-1', port: always503.port }, { pod: 'hash-2', port: also503.port }]),
           serviceYaml('half-dead', [{ pod: 'hd-1', port: dead }, { pod: 'hd-2', port: healthy.port }]),
           serviceYaml('hang-pair', [{ pod: 'hp-1', port: hang.port }, { pod: 'hp-2', port: healthy.port }]),
           serviceYaml('hang-a', [{ pod: 'ha-1', port: hangA.port }]),
@@ -150,6 +164,13 @@ describe('gateway resilience: timeouts, retries, faults', () => {
           serviceYaml('refuser', [{ pod: 'h2-1', port: refuser.port }], { portName: 'http2-web' }),
         ].join('---\n'),
         'vs.yaml': ROUTES,
+        'dr.yaml': `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: hashed-pair}
+spec:
+  host: hashed-pair
+  trafficPolicy: {loadBalancer: {consistentHash: {httpHeaderName: x-user}}}
+`,
       },
       { accessLog: logFile },
     );
@@ -157,7 +178,7 @@ describe('gateway resilience: timeouts, retries, faults', () => {
 
   after(async () => {
     await gw?.close();
-    await Promise.all([healthy, flakyPair, flakyOnly, flakyCodes, always503, hang, hangA, hangB, hangC, reset, resetOnly, refuser].map((u) => u?.close()));
+    await Promise.all([healthy, flakyPair, flakyOnly, flakyCodes, always503, also503, hang, hangA, hangB, hangC, reset, resetOnly, refuser].map((u) => u?.close()));
     await rm(logDir, { recursive: true, force: true });
   });
 
@@ -265,6 +286,45 @@ describe('gateway resilience: timeouts, retries, faults', () => {
     const large = await gw.get(HOST, '/body', { 'content-type': 'text/plain' }, 'POST', Buffer.alloc(100 * 1024, 1));
     assert.equal(large.status, 503);
     assert.deepEqual(always503.seen.map((e) => e.bodyBytes), [1000, 1000, 100 * 1024]);
+  });
+
+  it('replays a small body that came without Content-Length; a large one is not retried', async () => {
+    for (let i = 0; i < 20; i++) {
+      const r = await gw.get(HOST, '/connect-default', {}, 'POST', chunked('hello'));
+      assert.equal(r.status, 200, `request ${i}`);
+      assert.equal(r.json().bodyBytes, 5);
+    }
+    const seen = always503.seen.length;
+    await gw.get(HOST, '/body', {}, 'POST', chunked('x'.repeat(1000)));
+    assert.deepEqual(always503.seen.slice(seen).map((e) => e.bodyBytes), [1000, 1000]);
+    await gw.get(HOST, '/body', {}, 'POST', chunked(Buffer.alloc(100 * 1024, 1)));
+    assert.deepEqual(always503.seen.slice(seen).map((e) => e.bodyBytes), [1000, 1000, 100 * 1024]);
+  });
+
+  it('a retriable status that is still the answer after the last retry is flagged URX', async () => {
+    const r = await gw.get(HOST, '/body', { 'x-request-id': 'retry-limit' });
+    assert.equal(r.status, 503);
+    const line = (await logLines(['retry-limit'])).get('retry-limit');
+    assert.equal(line?.response_flags, 'URX');
+    assert.equal(line?.response_code_details, 'via_upstream');
+  });
+
+  it('a route timeout during the back-off between retries answers 504 UT at once', { timeout: 20_000 }, async () => {
+    // The back-off window is a day: only the route timeout can end this request in time.
+    const r = await gw.get(HOST, '/backoff-timeout', { 'x-request-id': 'backoff-timeout' });
+    assert.equal(r.status, 504);
+    assert.equal(r.text, 'upstream request timeout');
+    assert.equal((await logLines(['backoff-timeout'])).get('backoff-timeout')?.response_flags, 'UT');
+  });
+
+  it('retries stay on the host a consistent hash chose', async () => {
+    for (let i = 0; i < 10; i++) {
+      const before = [always503.seen.length, also503.seen.length];
+      const r = await gw.get(HOST, '/hashed', { 'x-user': `user-${i}` });
+      assert.equal(r.status, 503);
+      const added = [always503.seen.length - before[0]!, also503.seen.length - before[1]!].sort();
+      assert.deepEqual(added, [0, 3], `user-${i}: all three attempts on one endpoint`);
+    }
   });
 
   it('aborts and delays fire at their percentages over 2000 requests (seeded, ±3 %)', async () => {

@@ -3,6 +3,7 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { Readable } from 'node:stream';
 import { request } from 'undici';
@@ -57,6 +58,37 @@ describe('gateway streaming', () => {
     const echo = (await r.body.json()) as { bodyBytes: number };
     assert.equal(r.statusCode, 200);
     assert.equal(echo.bodyBytes, 64 * 1024 * 1024);
+  });
+
+  it('answers Expect: 100-continue itself and streams the upload that follows', async () => {
+    // What curl does for a body over 1 MiB: send the headers, wait for 100 Continue, then the body.
+    const size = 3_000_000;
+    const answer = await new Promise<{ status: number; continued: boolean; body: string }>((resolve, reject) => {
+      let continued = false;
+      const req = httpRequest({
+        host: '127.0.0.1',
+        port: gw.port,
+        method: 'POST',
+        path: '/upload',
+        headers: { host: 'app.example.com', expect: '100-continue', 'content-length': String(size) },
+      });
+      req.on('continue', () => {
+        continued = true;
+        req.end(Buffer.alloc(size, 99));
+      });
+      req.on('response', (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, continued, body }));
+      });
+      req.on('error', reject);
+    });
+    assert.equal(answer.continued, true, 'the client was told to go on');
+    assert.equal(answer.status, 200, answer.body);
+    const echo = JSON.parse(answer.body) as { bodyBytes: number; headers: Record<string, string> };
+    assert.equal(echo.bodyBytes, size);
+    assert.equal(echo.headers.expect, undefined, 'expect stays on its hop');
   });
 
   it('streams a 32 MiB download to the client', async () => {

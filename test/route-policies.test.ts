@@ -30,8 +30,8 @@ spec: {ports: [{name: http, port: 80}]}
 `;
 
 /** Compiles one http route (YAML lines under `- `, indented two spaces) and returns its action. */
-function actionOf(routeYaml: string): RouteAction {
-  const snap = compileValid(`${BASE}---
+function actionOf(routeYaml: string, extra = ''): RouteAction {
+  const snap = compileValid(`${BASE}${extra}---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: vs, namespace: default}
@@ -47,8 +47,8 @@ spec:
   return r.route.action;
 }
 
-function forwardOf(routeYaml: string): ForwardAction {
-  const a = actionOf(routeYaml);
+function forwardOf(routeYaml: string, extra = ''): ForwardAction {
+  const a = actionOf(routeYaml, extra);
   assert.equal(a.kind, 'forward');
   return a as ForwardAction;
 }
@@ -88,6 +88,23 @@ describe('retries and timeouts compile as Istio converts them', () => {
 
   it('retryIgnorePreviousHosts: false lets a retry reuse an endpoint', () => {
     assert.equal(forwardOf(`retries: {attempts: 1, retryIgnorePreviousHosts: false}\n${ROUTE}`).retry.avoidPreviousHosts, false);
+  });
+
+  it('a lone destination with consistent hashing keeps retries on the hashed host unless told otherwise', () => {
+    const hashed = `---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: svc, namespace: default}
+spec:
+  host: svc
+  trafficPolicy: {loadBalancer: {consistentHash: {httpHeaderName: x-user}}}
+`;
+    assert.equal(forwardOf(ROUTE, hashed).retry.avoidPreviousHosts, false, 'default policy');
+    assert.equal(forwardOf(`retries: {attempts: 3}\n${ROUTE}`, hashed).retry.avoidPreviousHosts, false);
+    assert.equal(forwardOf(`retries: {attempts: 3, retryIgnorePreviousHosts: true}\n${ROUTE}`, hashed).retry.avoidPreviousHosts, true);
+    // Istio only looks at the hash of a route with exactly one destination.
+    const split = 'route: [{destination: {host: svc}, weight: 50}, {destination: {host: shadow}, weight: 50}]';
+    assert.equal(forwardOf(split, hashed).retry.avoidPreviousHosts, true);
   });
 
   it('timeout in milliseconds', () => {

@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import { listenOn } from '../core/proxy/listen.js';
 import { handleHttpRequest, type HttpHandlerContext, type ListenerInfo } from '../core/proxy/http-handler.js';
 import { handleUpgrade } from '../core/proxy/upgrade.js';
+import { LocalReplies, rawLocalReply } from '../core/proxy/respond.js';
 import { forwardTcp } from '../core/proxy/tcp-forward.js';
 import type { RequestFacts } from '../core/routing/types.js';
 import type { Snapshot } from '../core/snapshot/snapshot.js';
@@ -60,7 +61,7 @@ export function createPortListener(servicePorts: readonly number[], deps: PortLi
     upgrade: (req, socket, head) => handleUpgrade(req, socket, head, plain, ctx),
   });
   http.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-    if (socket.writable && err.code !== 'ECONNRESET') socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+    if (socket.writable && err.code !== 'ECONNRESET') socket.end(rawLocalReply(LocalReplies.badRequest));
     else socket.destroy();
   });
   const tls = new TlsServers({ ctx, credentials: deps.credentials, log: deps.log, servers: (snapshot) => current(snapshot)?.servers.filter(isTlsServer) ?? [] });

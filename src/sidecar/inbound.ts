@@ -32,7 +32,7 @@ import { relay } from '../core/proxy/relay.js';
 import { LocalReplies, sendLocalReply, type LocalReply } from '../core/proxy/respond.js';
 import { UpstreamPools } from '../core/proxy/upstream-pools.js';
 import type { SnapshotHolder } from '../core/snapshot/holder.js';
-import { newRequestRecord, type AccessLog, type RequestRecord } from '../core/telemetry/access-log.js';
+import { logWhenDone, newRequestRecord, type AccessLog, type RequestRecord } from '../core/telemetry/access-log.js';
 import { inboundRequestHeaders, meshXfcc } from './inbound-headers.js';
 
 export interface InboundDeps {
@@ -157,18 +157,12 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
   };
 
   const handleInbound = (req: IncomingMessage, res: ServerResponse, peer: Peer, socket: Socket): void => {
-    const started = performance.now();
     const requestId = requestIdOf(req.headers);
     const record: RequestRecord = {
       ...newRequestRecord(req, requestId, authorityOf(req), { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 }),
       upstreamCluster: cluster,
     };
-    res.once('close', () => {
-      record.responseCode = res.headersSent ? res.statusCode : 0;
-      if (!res.writableFinished && record.flags === '-') record.flags = 'DC';
-      record.durationMs = Math.round(performance.now() - started);
-      deps.accessLog.write(record);
-    });
+    logWhenDone(req, res, record, deps.accessLog);
     const reply = (r: LocalReply): void => {
       record.flags = r.flag;
       record.details = r.details;

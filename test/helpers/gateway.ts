@@ -4,6 +4,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { pino } from 'pino';
 import { request } from 'undici';
 import { startGateway, type GatewayOptions, type RunningGateway } from '../../src/gateway/main.js';
@@ -15,7 +16,7 @@ export interface TestGateway {
   readonly dir: string;
   readonly port: number;
   write(file: string, yaml: string): Promise<void>;
-  get(host: string, path?: string, headers?: Record<string, string>, method?: string, body?: string | Buffer): Promise<Reply>;
+  get(host: string, path?: string, headers?: Record<string, string>, method?: string, body?: Body): Promise<Reply>;
   close(): Promise<void>;
 }
 
@@ -72,7 +73,15 @@ export async function startTestGateway(
   };
 }
 
-export async function send(port: number, host: string, path: string, headers: Record<string, string> = {}, method = 'GET', body?: string | Buffer): Promise<Reply> {
+/** A request body: a Readable is sent without Content-Length (chunked), as a streaming client does. */
+export type Body = string | Buffer | Readable;
+
+/** `bytes` as a body of unknown length: HTTP/1 sends it chunked. */
+export function chunked(bytes: Buffer | string): Readable {
+  return Readable.from([Buffer.from(bytes)]);
+}
+
+export async function send(port: number, host: string, path: string, headers: Record<string, string> = {}, method = 'GET', body?: Body): Promise<Reply> {
   const r = await request(`http://127.0.0.1:${port}${path}`, { method: method as 'GET', headers: { host, ...headers }, ...(body !== undefined ? { body } : {}) });
   const text = await r.body.text();
   return { status: r.statusCode, headers: r.headers, text, json: () => JSON.parse(text) };

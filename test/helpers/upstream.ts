@@ -1,8 +1,9 @@
 // Small real upstream servers for integration tests: each answers JSON naming itself and echoing
 // what it received, so tests can see exactly what the gateway forwarded.
 
+import { spawn } from 'node:child_process';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { connect as netConnect, type AddressInfo, type Socket } from 'node:net';
 
 export interface Echo {
   name: string;
@@ -64,4 +65,42 @@ export async function closedPort(): Promise<number> {
   const port = (s.address() as AddressInfo).port;
   await new Promise<void>((r) => s.close(() => r()));
   return port;
+}
+
+/**
+ * A port whose TCP connects hang, as towards an unreachable host: a listener in a child process
+ * that never accepts, its accept queue filled first, so the kernel drops further connection
+ * attempts. For connect timeouts on loopback.
+ */
+export async function blackholePort(): Promise<{ port: number; close(): void }> {
+  const child = spawn(process.execPath, [
+    '-e',
+    "const s=require('net').createServer();s.listen({port:0,host:'127.0.0.1',backlog:1},()=>{process.stdout.write(s.address().port+'\\n');Atomics.wait(new Int32Array(new SharedArrayBuffer(4)),0,0)})",
+  ], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stdout.once('data', (d: Buffer) => resolve(Number(String(d).trim())));
+    child.once('error', reject);
+  });
+  // Connect until one attempt no longer completes: from then on every new one hangs.
+  const fillers: Socket[] = [];
+  for (let i = 0; i < 16; i++) {
+    const s = netConnect(port, '127.0.0.1');
+    s.on('error', () => undefined);
+    fillers.push(s);
+    const connected = await new Promise<boolean>((resolve) => {
+      const t = setTimeout(() => resolve(false), 300);
+      s.once('connect', () => {
+        clearTimeout(t);
+        resolve(true);
+      });
+    });
+    if (!connected) break;
+  }
+  return {
+    port,
+    close: () => {
+      for (const s of fillers) s.destroy();
+      child.kill();
+    },
+  };
 }

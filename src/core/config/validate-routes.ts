@@ -6,7 +6,7 @@
 import type { FieldPath } from '../model/resource.js';
 import {
   Checker, asBool, asEnum, asInt, asObj, asString, atMostOne, checkDuration, checkLabels, checkPercent, checkPort,
-  eachObj, hostProblem, isDnsLabel, isHeaderName, isSet, knownFields, stringList, type Obj,
+  eachObj, hostProblem, isDnsLabel, isHeaderName, isObj, isSet, knownFields, stringList, type Obj,
 } from './validate-common.js';
 import { resolveGatewayName } from '../routing/gateway-binding.js';
 import { checkCors, checkFault, checkRetries } from './validate-route-policies.js';
@@ -41,6 +41,7 @@ export function validateHttpRoute(c: Checker, route: Obj, at: FieldPath, ctx: Ro
   eachObj(c, route.match, [...at, 'match'], (m, mAt) => checkHttpMatch(c, m, mAt, ctx));
   checkDestinations(c, route.route, [...at, 'route'], true);
   checkRedirect(c, route.redirect, [...at, 'redirect']);
+  checkRedirectPrefix(c, route, at);
   checkDirectResponse(c, route.directResponse, [...at, 'directResponse']);
   checkDelegate(c, route.delegate, [...at, 'delegate']);
   const rewriteAuthority = checkRewrite(c, route.rewrite, [...at, 'rewrite']);
@@ -263,6 +264,19 @@ function checkRedirect(c: Checker, v: unknown, at: FieldPath): void {
   if (code === undefined || code === 0 || REDIRECT_CODES.includes(code)) return;
   if (code >= 300 && code <= 399) c.warn([...at, 'redirectCode'], `redirect code ${code} is not supported (use 301, 302, 303, 307 or 308); the route will be dropped`);
   else c.error([...at, 'redirectCode'], `${code} is not a redirect code; use 301, 302, 303, 307 or 308`);
+}
+
+/**
+ * `redirect.prefixRewrite` replaces the prefix the route matched, so every match must be a uri
+ * prefix (a match without uri is prefix `/`); an exact or regex uri has no prefix to replace.
+ */
+function checkRedirectPrefix(c: Checker, route: Obj, at: FieldPath): void {
+  if (!isObj(route.redirect) || !isSet(route.redirect.prefixRewrite) || !Array.isArray(route.match)) return;
+  route.match.forEach((m: unknown, i: number) => {
+    const uri = isObj(m) ? m.uri : undefined;
+    if (!isObj(uri) || isSet(uri.prefix)) return;
+    c.error([...at, 'redirect', 'prefixRewrite'], `prefixRewrite requires prefix matches, but match[${i}].uri is not a prefix; use redirect.uri to replace the whole path`);
+  });
 }
 
 function checkDirectResponse(c: Checker, v: unknown, at: FieldPath): void {

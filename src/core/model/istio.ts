@@ -101,6 +101,8 @@ export interface HTTPRouteDestination {
 
 export interface HTTPRedirect {
   readonly uri?: string;
+  /** Replaces the matched uri prefix (the rest of the path and the query stay). */
+  readonly prefixRewrite?: string;
   readonly authority?: string;
   readonly port?: number;
   readonly derivePort?: 'FROM_PROTOCOL_DEFAULT' | 'FROM_REQUEST_PORT';

@@ -14,11 +14,14 @@ import { sendMirrors } from './mirror.js';
 import { UpstreamPools } from './upstream-pools.js';
 import { exchange, type Cancel, type ExchangeOutcome } from './upstream-exchange.js';
 import { exchangeH2 } from './h2-exchange.js';
+import { exchangeUpgrade, type TunnelConnect, type UpgradeTunnel } from './upgrade-exchange.js';
 import type { RequestRecord } from '../telemetry/access-log.js';
 import type { IdentityProvider } from '../pki/types.js';
 import { decideUpstreamTls } from '../tls/upstream-tls.js';
 import { UpstreamTlsError } from '../tls/upstream-connector.js';
 import { AttemptGuard } from './attempt-guard.js';
+import { ReplayBody } from './replay-body.js';
+import { requestHasBody } from './relay.js';
 
 /** Bodies up to this size are kept in memory so a retry can send them again (Envoy buffers similarly). */
 const REPLAY_LIMIT = 64 * 1024;
@@ -34,6 +37,8 @@ export interface ForwardContext {
   readonly identity?: IdentityProvider;
   /** Set on the upstream's response over its own values (the route's CORS headers). */
   readonly responseHeaders?: Readonly<Record<string, string>>;
+  /** An upgrade request: each attempt is an upgrade exchange on a connection of its own. */
+  readonly upgrade?: UpgradeTunnel;
 }
 
 /** A destination by relative weight; used for HTTP routes and for piped (tls/tcp) connections alike. */
@@ -86,23 +91,21 @@ function retriableStatus(p: RetryPolicy, status: number, headers: Record<string,
   return false;
 }
 
-function hasBody(req: IncomingMessage): boolean {
-  // HTTP/2 frames the body itself: a request has one unless its headers ended the stream.
-  if (req.httpVersionMajor === 2) return !(req as unknown as { stream?: { endAfterHeaders?: boolean } }).stream?.endAfterHeaders;
-  const len = req.headers['content-length'];
-  return req.headers['transfer-encoding'] !== undefined || (len !== undefined && len !== '0');
-}
-
-async function readSmallBody(req: IncomingMessage): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of req) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
-}
-
-/** Envoy's back-off: full jitter over an exponentially growing window, capped at 10× the base. */
-function backoff(p: RetryPolicy, retry: number, random: () => number): Promise<void> {
+/**
+ * Envoy's back-off: full jitter over an exponentially growing window, capped at 10× the base. The
+ * wait is cancelable like an attempt, so a route timeout or a departing client ends it at once.
+ */
+function backoff(p: RetryPolicy, retry: number, random: () => number, onCancelable: (c: Cancel) => void): Promise<void> {
   const window = Math.min(p.backoffBaseMs * (2 ** retry - 1 || 1), p.backoffBaseMs * 10);
-  return new Promise((r) => setTimeout(r, Math.floor(random() * window)));
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, Math.floor(random() * window));
+    onCancelable({
+      cancel() {
+        clearTimeout(timer);
+        resolve();
+      },
+    });
+  });
 }
 
 export async function forward(
@@ -134,30 +137,30 @@ export async function forward(
   applyHeaderRules(headers, dest.requestHeaders);
 
   const retry = action.retry;
-  let body: Buffer | IncomingMessage | undefined;
-  let replayable = true;
-  if (hasBody(req)) {
-    const len = Number(req.headers['content-length'] ?? NaN);
-    if ((retry.attempts > 0 || action.mirrors.length > 0) && len <= REPLAY_LIMIT) {
-      body = await readSmallBody(req);
-    } else {
-      body = req;
-      replayable = false;
-    }
+  // A body that retries or mirrors may need again is copied as it streams, unless its length says
+  // at once that it is too large to hold; without a length it is held until it proves too large.
+  let body: ReplayBody | IncomingMessage | undefined;
+  if (requestHasBody(req)) {
+    const len = Number(req.headers['content-length'] ?? 0);
+    body = (retry.attempts > 0 || action.mirrors.length > 0) && len <= REPLAY_LIMIT ? new ReplayBody(req, REPLAY_LIMIT) : req;
   }
+  const replayable = (): boolean => body === undefined || (body instanceof ReplayBody && body.replayable);
 
-  // Mirrors get the request as the main upstream does, once (not per attempt); a streamed body
-  // cannot be copied, so such a request is not mirrored (mirror.ts).
-  if (action.mirrors.length > 0 && replayable) {
-    sendMirrors(action.mirrors, { path: fullPath, method: req.method ?? 'GET', headers, ...(Buffer.isBuffer(body) ? { body } : {}) }, {
-      pools: ctx.pools,
-      random: ctx.random,
-      ...(ctx.identity ? { identity: ctx.identity } : {}),
-      requestHeaders: req.headers,
-      sourceIp: ctx.remoteAddress,
-      query: facts.query,
-      timeoutMs: action.timeoutMs,
-    });
+  // Mirrors get the request as the main upstream does, once (not per attempt), with its whole body;
+  // a body too large to hold is not mirrored (mirror.ts).
+  if (action.mirrors.length > 0 && body !== req) {
+    const mirror = (copy: Buffer | undefined): void =>
+      sendMirrors(action.mirrors, { path: fullPath, method: req.method ?? 'GET', headers, ...(copy ? { body: copy } : {}) }, {
+        pools: ctx.pools,
+        random: ctx.random,
+        ...(ctx.identity ? { identity: ctx.identity } : {}),
+        requestHeaders: req.headers,
+        sourceIp: ctx.remoteAddress,
+        query: facts.query,
+        timeoutMs: action.timeoutMs,
+      });
+    if (body instanceof ReplayBody) void body.complete().then((copy) => copy && mirror(copy));
+    else mirror(undefined);
   }
 
   // The route timeout spans every attempt; downstream going away cancels everything. No
@@ -181,8 +184,13 @@ export async function forward(
   let setCookie: string | undefined;
   let started = 0;
   const hooks = {
-    retryOnStatus: (status: number, upstream: Record<string, string | string[] | undefined>): boolean =>
-      attemptsLeft > 0 && replayable && retriableStatus(retry, status, upstream) && guard.mayRetry(),
+    retryOnStatus: (status: number, upstream: Record<string, string | string[] | undefined>): boolean => {
+      if (retry.attempts === 0 || !retriableStatus(retry, status, upstream)) return false;
+      if (attemptsLeft > 0 && replayable() && guard.mayRetry()) return true;
+      // Envoy's UpstreamRetryLimitExceeded: the answer goes out as it is, flagged URX.
+      if (attemptsLeft === 0) log.flags = addFlag(log.flags, 'URX');
+      return false;
+    },
     responseHeaders: (upstream: Record<string, string | string[] | undefined>) => {
       log.upstreamServiceTime = Math.round(performance.now() - started);
       const out = downstreamResponseHeaders(upstream);
@@ -197,7 +205,13 @@ export async function forward(
     },
   };
   let attemptsLeft = retry.attempts;
-  const h2Upstream = H2_PROTOCOLS.has(cluster.port.protocol);
+  // Attempts, waits for a connection slot and back-offs all register here to be called off.
+  const cancelable = (c: Cancel): void => {
+    current = c;
+    if (stopped) c.cancel(new Error(stopped));
+  };
+  // An upgrade is HTTP/1.1 whatever the port speaks (WebSocket over HTTP/2 would need extended CONNECT).
+  const h2Upstream = H2_PROTOCOLS.has(cluster.port.protocol) && !ctx.upgrade;
   try {
     for (let attempt = 0; ; attempt++) {
       attemptsLeft = retry.attempts - attempt;
@@ -211,19 +225,13 @@ export async function forward(
       const tls = decideUpstreamTls(cluster, pick.endpoint, ctx.identity, String(headers.host ?? ''));
       // Never plaintext where the rule asks for mTLS; without a certificate no endpoint is reachable.
       if (!tls.ok) return attempt > 0 ? withRetriesExhausted(upstreamTlsFailure(tls.reason)) : upstreamTlsFailure(tls.reason);
-      const gate = await guard.admit(h2Upstream, (c) => {
-        current = c;
-        if (stopped) c.cancel(new Error(stopped));
-      });
+      const gate = await guard.admit(h2Upstream, cancelable);
       current = undefined;
       if (gate !== 'admitted' || stopped) return AttemptGuard.refusal(gate, stopped);
       const lease = ctx.pools.acquire(key, h2Upstream ? undefined : tls.profile, cluster.traffic?.limits);
       started = performance.now();
-      const attemptRequest = { path: fullPath, method: req.method ?? 'GET', headers, ...(body !== undefined ? { body } : {}) };
-      const cancelable = (c: Cancel): void => {
-        current = c;
-        if (stopped) c.cancel(new Error(stopped));
-      };
+      const attemptBody = body instanceof ReplayBody ? body.forAttempt() : body;
+      const attemptRequest = { path: fullPath, method: req.method ?? 'GET', headers, ...(attemptBody !== undefined ? { body: attemptBody } : {}) };
       // Envoy lets a response that has started run on to the route timeout: a per-try timeout only
       // ends an attempt that has not answered yet.
       let tryTimedOut = false;
@@ -235,9 +243,11 @@ export async function forward(
         }, retry.perTryTimeoutMs)
         : undefined;
       let outcome: ExchangeOutcome;
-      if (h2Upstream) {
-        const h2 = ctx.pools.h2Session(key, tls.profile);
-        outcome = h2.ok ? await exchangeH2(h2.session, attemptRequest, res, hooks, cancelable) : { kind: 'failed', error: h2.error };
+      if (ctx.upgrade) {
+        const open: TunnelConnect = (onFailure) => ctx.pools.connect(key, tls.profile, cluster.traffic?.limits, onFailure);
+        outcome = await exchangeUpgrade(open, attemptRequest, res, hooks, cancelable, ctx.upgrade);
+      } else if (h2Upstream) {
+        outcome = await exchangeH2((h) => ctx.pools.h2Request(key, tls.profile, cluster.traffic?.limits, h), attemptRequest, res, hooks, cancelable);
       } else {
         outcome = await exchange(lease.pool, attemptRequest, res, hooks, cancelable);
       }
@@ -254,17 +264,20 @@ export async function forward(
         }
         return undefined;
       }
-      if (stopped) return stopped === 'timeout' ? LocalReplies.timeout : LocalReplies.upstreamReset;
+      if (stopped) return AttemptGuard.refusal('cancelled', stopped);
       if (outcome.kind === 'failed') {
         // A per-try timeout is retried like a reset; out of retries it answers 504 UT.
         const failure: Failure = tryTimedOut ? { kind: 'reset', reply: LocalReplies.timeout } : classify(outcome.error);
-        if (attemptsLeft > 0 && replayable && retriableFailure(retry, failure) && guard.mayRetry()) {
-          await backoff(retry, attempt + 1, ctx.random);
-          continue;
+        const retriable = retry.attempts > 0 && retriableFailure(retry, failure);
+        if (!(retriable && attemptsLeft > 0 && replayable() && guard.mayRetry())) {
+          // URX only when the policy would have gone again but the retries ran out, as Envoy flags it.
+          return retriable && attemptsLeft === 0 ? withRetriesExhausted(failure.reply) : failure.reply;
         }
-        return attempt > 0 ? withRetriesExhausted(failure.reply) : failure.reply;
       }
-      await backoff(retry, attempt + 1, ctx.random); // retry-status: the answer was retriable
+      // A retriable failure or answer (retry-status): wait, then go again unless stopped meanwhile.
+      await backoff(retry, attempt + 1, ctx.random, cancelable);
+      current = undefined;
+      if (stopped) return AttemptGuard.refusal('cancelled', stopped);
     }
   } finally {
     guard.close();

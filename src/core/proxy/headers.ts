@@ -5,8 +5,13 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { HeaderRules } from '../routing/types.js';
 
-/** RFC 9110 §7.6.1 connection-specific headers, plus those undici manages itself. */
+/**
+ * RFC 9110 §7.6.1 connection-specific headers, plus those undici manages itself. `expect` is
+ * answered on this hop: the downstream server sends its own 100 Continue (Envoy does the same
+ * unless proxy_100_continue is set), and undici refuses requests that carry it.
+ */
 const HOP_BY_HOP = new Set([
+  'expect',
   'connection',
   'keep-alive',
   'proxy-connection',
@@ -63,11 +68,16 @@ export function hopByHopFree(incoming: IncomingHttpHeaders, untrusted = false): 
   return out;
 }
 
+/** x-forwarded-for with the client address appended (Envoy's use_remote_address at the edge). */
+export function forwardedFor(incoming: IncomingHttpHeaders, remoteAddress: string): string {
+  const xff = incoming['x-forwarded-for'];
+  return xff ? `${String(xff)}, ${remoteAddress}` : remoteAddress;
+}
+
 /** Headers for the upstream request, before route header rules. */
 export function upstreamRequestHeaders(incoming: IncomingHttpHeaders, f: ForwardedFacts): Record<string, string | string[]> {
   const out = hopByHopFree(incoming, true);
-  const xff = incoming['x-forwarded-for'];
-  out['x-forwarded-for'] = xff ? `${xff}, ${f.remoteAddress}` : f.remoteAddress;
+  out['x-forwarded-for'] = forwardedFor(incoming, f.remoteAddress);
   out['x-forwarded-proto'] = f.scheme;
   out['x-request-id'] = f.requestId;
   out.host = f.authority;

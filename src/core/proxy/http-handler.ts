@@ -8,8 +8,8 @@ import type { SnapshotHolder } from '../snapshot/holder.js';
 import { findRoute } from '../routing/lookup.js';
 import type { FaultPolicy, ForwardAction, RedirectAction, RequestFacts, RouteConfig } from '../routing/types.js';
 import { normalizeHost } from '../routing/host-index.js';
-import { newRequestRecord, type AccessLog, type RequestRecord } from '../telemetry/access-log.js';
-import { applyHeaderRules, requestIdOf } from './headers.js';
+import { logWhenDone, newRequestRecord, type AccessLog, type RequestRecord } from '../telemetry/access-log.js';
+import { applyHeaderRules, forwardedFor, requestIdOf } from './headers.js';
 import { normalizePath } from './path-normalize.js';
 import { forward, type ForwardContext } from './forward.js';
 import { LocalReplies, addFlag, sendLocalReply, type LocalReply } from './respond.js';
@@ -19,6 +19,7 @@ import { admitRateLimited, type RateLimitContext } from './rate-limit-gate.js';
 import type { UpstreamPools } from './upstream-pools.js';
 import type { IdentityProvider } from '../pki/types.js';
 import type { ConnectionDrain } from './drain.js';
+import type { UpgradeTunnel } from './upgrade-exchange.js';
 
 export interface HttpHandlerContext {
   readonly holder: SnapshotHolder;
@@ -87,24 +88,18 @@ export function authorityOf(req: IncomingMessage): string {
   return req.headers.host ?? (req.headers[':authority'] as string | undefined) ?? '';
 }
 
-export function handleHttpRequest(req: IncomingMessage, res: ServerResponse, listener: ListenerInfo, ctx: HttpHandlerContext): void {
+/**
+ * `tunnel` is set for an upgrade request (upgrade.ts): it takes every decision any request takes,
+ * and only its upstream exchange is different.
+ */
+export function handleHttpRequest(req: IncomingMessage, res: ServerResponse, listener: ListenerInfo, ctx: HttpHandlerContext, tunnel?: UpgradeTunnel): void {
   const { scheme, select } = listener;
   const port = listener.requestPort ? listener.requestPort(req) : listener.port;
-  const started = performance.now();
   const socket = req.socket;
-  const bytesReadAtStart = socket.bytesRead;
-  const bytesWrittenAtStart = socket.bytesWritten;
   const requestId = requestIdOf(req.headers);
   const remoteAddress = socket.remoteAddress ?? '';
-  const record = newRequestRecord(req, requestId, authorityOf(req), { address: remoteAddress, port: socket.remotePort ?? 0 });
-  res.once('close', () => {
-    record.responseCode = res.headersSent ? res.statusCode : 0;
-    if (!(res.writableFinished ?? res.writableEnded) && (record.flags === '-' || record.flags === 'DI')) record.flags = addFlag(record.flags, 'DC');
-    record.durationMs = Math.round(performance.now() - started);
-    record.bytesReceived = socket.bytesRead - bytesReadAtStart;
-    record.bytesSent = socket.bytesWritten - bytesWrittenAtStart;
-    ctx.accessLog.write(record);
-  });
+  const record = newRequestRecord(req, requestId, authorityOf(req), { address: remoteAddress, port: socket.remotePort ?? 0 }, forwardedFor(req.headers, remoteAddress));
+  logWhenDone(req, res, record, ctx.accessLog, tunnel);
   const reply = (r: LocalReply): void => {
     record.flags = addFlag(record.flags, r.flag);
     record.details = r.details;
@@ -134,7 +129,7 @@ export function handleHttpRequest(req: IncomingMessage, res: ServerResponse, lis
     return sendRedirect(res, 301, `https://${facts.host}${httpsPort && httpsPort !== 443 ? `:${httpsPort}` : ''}${req.url ?? '/'}`, record);
   }
   if (!route || !virtualHost) return reply(LocalReplies.noRoute);
-  record.routeName = route.name;
+  if (route.name) record.routeName = route.name;
   const action = route.action;
   let corsHeaders: Record<string, string> | undefined;
   if (action.cors) {
@@ -171,6 +166,7 @@ export function handleHttpRequest(req: IncomingMessage, res: ServerResponse, lis
       ...(xfcc ? { clientCert: xfcc } : {}),
       ...(ctx.identity ? { identity: ctx.identity } : {}),
       ...(corsHeaders ? { responseHeaders: corsHeaders } : {}),
+      ...(tunnel ? { upgrade: tunnel } : {}),
     };
     (action.fault ? faultThenForward(req, res, facts, action, action.fault, fctx, record) : forward(req, res, facts, action, fctx, record)).then(
       (failure) => {
@@ -219,7 +215,7 @@ export function redirectLocation(a: RedirectAction, facts: RequestFacts, url: st
   else if (a.scheme === undefined || a.scheme === facts.scheme) port = original.port;
   if ((scheme === 'http' && port === '80') || (scheme === 'https' && port === '443')) port = undefined;
   const q = url.indexOf('?');
-  const path = a.uri ?? facts.path;
+  const path = a.uri ?? (a.rewritePath ? a.rewritePath(facts.path) : facts.path);
   const query = q >= 0 ? url.slice(q) : '';
   return `${scheme}://${host}${port ? `:${port}` : ''}${path}${a.uri?.includes('?') ? '' : query}`;
 }

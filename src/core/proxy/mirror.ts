@@ -78,7 +78,7 @@ function mirrorOnce(m: MirrorPolicy, req: MirrorRequest, ctx: MirrorContext): vo
   if (!tls.ok) return;
   const key = UpstreamPools.key(pick.endpoint.address, endpointPort(pick.endpoint, cluster.port));
   const headers = { ...req.headers, host: shadowHost(host) };
-  if (H2_PROTOCOLS.has(cluster.port.protocol)) return mirrorH2(key, tls.profile, headers, req, ctx);
+  if (H2_PROTOCOLS.has(cluster.port.protocol)) return mirrorH2(key, tls.profile, cluster.traffic?.limits, headers, req, ctx);
 
   const lease = ctx.pools.acquire(key, tls.profile);
   let controller: Dispatcher.DispatchController | undefined;
@@ -104,15 +104,22 @@ function mirrorOnce(m: MirrorPolicy, req: MirrorRequest, ctx: MirrorContext): vo
   }
 }
 
-function mirrorH2(key: string, profile: Parameters<UpstreamPools['h2Session']>[1], headers: Record<string, string | string[]>, req: MirrorRequest, ctx: MirrorContext): void {
-  const h2 = ctx.pools.h2Session(key, profile);
-  if (!h2.ok) return;
+function mirrorH2(
+  key: string,
+  profile: Parameters<UpstreamPools['h2Request']>[1],
+  limits: Parameters<UpstreamPools['h2Request']>[2],
+  headers: Record<string, string | string[]>,
+  req: MirrorRequest,
+  ctx: MirrorContext,
+): void {
   const out: Record<string, string | string[]> = {};
   for (const [k, v] of Object.entries(headers)) if (k !== 'host') out[k] = v;
   out[':method'] = req.method;
   out[':path'] = req.path;
   out[':authority'] = String(headers.host);
-  const stream = h2.session.request(out);
+  const opened = ctx.pools.h2Request(key, profile, limits, out);
+  if (!opened.ok) return;
+  const stream = opened.stream;
   stream.on('error', () => undefined);
   stream.resume();
   if (ctx.timeoutMs > 0) {

@@ -1,7 +1,7 @@
 // The one place where failures become responses: each local reply has a stable error code, the
 // HTTP status Istio/Envoy answers with, the Envoy response flag for logs and metrics, and a body.
 
-import type { ServerResponse } from 'node:http';
+import { STATUS_CODES, type ServerResponse } from 'node:http';
 
 export interface LocalReply {
   readonly code: string;
@@ -108,4 +108,17 @@ export function sendLocalReply(res: ServerResponse, r: LocalReply, extraHeaders?
     ...extraHeaders,
   });
   res.end(body);
+}
+
+/**
+ * A local reply for a connection that has no request to answer through (Node could not parse what
+ * the client sent): the whole HTTP/1.1 answer as bytes, ending the connection.
+ */
+export function rawLocalReply(r: LocalReply): Buffer {
+  const body = Buffer.from(r.body);
+  const head =
+    `HTTP/1.1 ${r.status} ${STATUS_CODES[r.status] ?? 'Unknown'}\r\n` +
+    (body.length > 0 ? 'content-type: text/plain\r\n' : '') +
+    `content-length: ${body.length}\r\nserver: istio-envoy\r\nconnection: close\r\n\r\n`;
+  return Buffer.concat([Buffer.from(head, 'latin1'), body]);
 }

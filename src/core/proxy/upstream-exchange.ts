@@ -18,7 +18,8 @@ export interface ExchangeRequest {
   readonly path: string;
   readonly method: string;
   readonly headers: Record<string, string | string[]>;
-  readonly body?: Buffer | NodeJS.ReadableStream;
+  /** A held body, the request itself, or a replayable body's stream for this attempt (replay-body.ts). */
+  readonly body?: Buffer | NodeJS.ReadableStream | AsyncIterable<Buffer>;
 }
 
 export interface ExchangeHooks {

@@ -5,13 +5,13 @@
 // timeouts, requests per connection) gets pools of its own. It also counts the requests in flight
 // per endpoint, which the least-request load balancer reads.
 
-import type { ClientHttp2Session } from 'node:http2';
-import type { TLSSocket } from 'node:tls';
+import type { OutgoingHttpHeaders } from 'node:http2';
+import { connect as netConnect, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { Pool } from 'undici';
-import { H2Sessions } from './h2-exchange.js';
+import { H2Sessions, type H2Connect, type H2Opened } from './h2-sessions.js';
 import type { EndpointLoad } from '../policy/types.js';
-import { isDefaultLimits, type ConnectionLimits } from '../policy/connection-limits.js';
+import { DEFAULT_LIMITS, isDefaultLimits, type ConnectionLimits } from '../policy/connection-limits.js';
 import { UpstreamConnector } from '../tls/upstream-connector.js';
 import type { UpstreamTlsProfile } from '../tls/upstream-tls.js';
 
@@ -28,6 +28,9 @@ export interface PoolOptions {
 
 /** Above this, a maxConnections is as good as unlimited for one endpoint's pool. */
 const MAX_POOL_CONNECTIONS = 65_536;
+
+/** Istio's connectionPool.http.idleTimeout default, for HTTP/2 sessions. */
+const H2_IDLE_TIMEOUT_MS = 3_600_000;
 
 interface Entry {
   pool: Pool;
@@ -68,19 +71,37 @@ export class UpstreamPools implements EndpointLoad {
   }
 
   /**
-   * The HTTP/2 session for an endpoint whose service port speaks http2/grpc, over `tls` when given.
-   * An error when the TLS material for a new session cannot be had.
+   * A new HTTP/2 stream to an endpoint whose service port speaks http2/grpc, over `tls` when given,
+   * on a session that keeps the cluster's connection settings (connect and idle timeouts, requests
+   * per connection). An error when the TLS material for a new session cannot be had.
    */
-  h2Session(key: string, tls?: UpstreamTlsProfile): { ok: true; session: ClientHttp2Session } | { ok: false; error: Error } {
+  h2Request(key: string, tls: UpstreamTlsProfile | undefined, limits: ConnectionLimits | undefined, headers: OutgoingHttpHeaders): H2Opened {
     if (this.#closed) throw new Error('upstream pools are closed');
-    if (!tls) return this.#h2.get(key, key);
-    const { host, port } = splitKey(key);
-    return this.#h2.get(`${key}|${tls.key}`, key, (onFailure) => this.#connector.open(tls, host, port, ['h2'], onFailure));
+    const l = limits ?? DEFAULT_LIMITS;
+    const connectTimeoutMs = this.#connectTimeout(l);
+    const open: H2Connect = (onFailure) => this.#open(key, tls, ['h2'], connectTimeoutMs, onFailure);
+    const sessionKey = `${key}|${tls?.key ?? ''}|${l.maxRequestsPerConnection},${l.idleTimeoutMs ?? ''},${connectTimeoutMs}`;
+    const settings = { maxRequestsPerConnection: l.maxRequestsPerConnection, idleTimeoutMs: l.idleTimeoutMs ?? H2_IDLE_TIMEOUT_MS };
+    return this.#h2.request(sessionKey, key, open, settings, headers);
   }
 
-  /** A TLS connection of its own (an upgraded request's); `secureConnect` once the server is verified. */
-  openTls(tls: UpstreamTlsProfile, host: string, port: number): { ok: true; socket: TLSSocket } | { ok: false; error: Error } {
-    return this.#connector.open(tls, host, port, ['http/1.1'], () => undefined);
+  /**
+   * A connection of its own to an endpoint (an upgraded request's), plain or over `tls`, given up
+   * after the cluster's connect timeout; `onFailure` learns why it failed before it was usable.
+   */
+  connect(key: string, tls: UpstreamTlsProfile | undefined, limits: ConnectionLimits | undefined, onFailure: (err: Error) => void): { ok: true; socket: Socket } | { ok: false; error: Error } {
+    if (this.#closed) return { ok: false, error: new Error('upstream pools are closed') };
+    return this.#open(key, tls, ['http/1.1'], this.#connectTimeout(limits ?? DEFAULT_LIMITS), onFailure);
+  }
+
+  #connectTimeout(limits: ConnectionLimits): number {
+    return isDefaultLimits(limits) ? this.#connectTimeoutMs : limits.connectTimeoutMs;
+  }
+
+  #open(key: string, tls: UpstreamTlsProfile | undefined, alpn: readonly string[], timeoutMs: number, onFailure: (err: Error) => void): { ok: true; socket: Socket } | { ok: false; error: Error } {
+    const { host, port } = splitKey(key);
+    if (tls) return this.#connector.open(tls, host, port, alpn, onFailure, timeoutMs);
+    return { ok: true, socket: connectPlain(host, port, timeoutMs, onFailure) };
   }
 
   /**
@@ -159,6 +180,28 @@ export class UpstreamPools implements EndpointLoad {
     await Promise.all([...this.#pools.values()].map((e) => e.pool.destroy().catch(() => undefined)));
     this.#pools.clear();
   }
+}
+
+/**
+ * A plaintext connection that gives up after `timeoutMs` (Envoy's connect_timeout) with the error
+ * undici uses for it, so a timeout reads as a connect failure (503 UF) like a refusal does.
+ */
+function connectPlain(host: string, port: number, timeoutMs: number, onFailure: (err: Error) => void): Socket {
+  const socket = netConnect({ host, port, noDelay: true });
+  const timer = setTimeout(() => {
+    socket.destroy(Object.assign(new Error(`connect to ${host}:${port} timed out`), { code: 'UND_ERR_CONNECT_TIMEOUT' }));
+  }, timeoutMs);
+  timer.unref();
+  const onError = (err: Error): void => {
+    clearTimeout(timer);
+    onFailure(err);
+  };
+  socket.prependOnceListener('error', onError);
+  socket.once('connect', () => {
+    clearTimeout(timer);
+    socket.off('error', onError);
+  });
+  return socket;
 }
 
 /** `10.0.0.1:80` / `[::1]:80` → host and port. */

@@ -40,6 +40,7 @@ export function compileAction(route: HTTPRoute, match: HTTPMatchRequest | undefi
       kind: 'redirect',
       code: r.redirectCode ?? 301,
       ...(r.uri !== undefined ? { uri: r.uri } : {}),
+      ...(r.prefixRewrite !== undefined ? { prefixRewrite: r.prefixRewrite, rewritePath: prefixRewrite(r.prefixRewrite, match) } : {}),
       ...(r.authority !== undefined ? { authority: r.authority } : {}),
       ...(r.scheme !== undefined ? { scheme: r.scheme } : {}),
       ...(r.port !== undefined ? { port: r.port } : {}),
@@ -58,6 +59,9 @@ export function compileAction(route: HTTPRoute, match: HTTPMatchRequest | undefi
   const authority = route.rewrite?.authority ?? routeReq.authority;
   const rewritePath = compileRewrite(route, match);
   const fault = compileFault(route.fault);
+  // Istio's ConvertPolicy(policy, consistentHash): a lone destination whose DestinationRule hashes
+  // requests keeps retries on the hashed host (no previous-hosts predicate unless asked for).
+  const hashed = (route.route?.length ?? 0) === 1 && typeof destinations[0]?.cluster?.policy.loadBalancer?.consistentHash === 'object';
   return {
     kind: 'forward',
     destinations,
@@ -67,7 +71,7 @@ export function compileAction(route: HTTPRoute, match: HTTPMatchRequest | undefi
     requestHeaders: routeReq.rules,
     responseHeaders: headerRules(route.headers?.response).rules,
     timeoutMs: route.timeout ? parseDuration(route.timeout) ?? 0 : 0,
-    retry: compileRetry(route.retries),
+    retry: compileRetry(route.retries, hashed),
     ...(fault ? { fault } : {}),
     mirrors: compileMirrors(route, ctx),
     ...cors,
@@ -104,11 +108,7 @@ export function resolveDestination(d: Destination, ctx: ActionContext): { host: 
   return { host, port, subset, clusterName: clusterName(port, subset, host) };
 }
 
-/**
- * `rewrite.uri` is Envoy's prefix_rewrite: with a prefix match only the matched prefix is replaced
- * (so prefix `/foo` + rewrite `/` makes `/foo/bar` into `//bar`, the classic gotcha); exact and regex
- * matches replace the whole path; a route without a uri match behaves as prefix `/`.
- */
+/** `rewrite.uri` (or `rewrite.uriRegexRewrite`) for the upstream request. */
 function compileRewrite(route: HTTPRoute, match: HTTPMatchRequest | undefined): PathRewrite | undefined {
   const rw = route.rewrite;
   if (!rw) return undefined;
@@ -118,8 +118,16 @@ function compileRewrite(route: HTTPRoute, match: HTTPMatchRequest | undefined): 
     const replacement = rw.uriRegexRewrite.rewrite.replace(/\\(\d)/g, '$$$1');
     return (path) => re.matcher(path).replaceAll(replacement);
   }
-  if (rw.uri === undefined) return undefined;
-  const to = rw.uri;
+  return rw.uri === undefined ? undefined : prefixRewrite(rw.uri, match);
+}
+
+/**
+ * Envoy's prefix_rewrite (`rewrite.uri`, `redirect.prefixRewrite`): with a prefix match only the
+ * matched prefix is replaced (so prefix `/foo` + `/` makes `/foo/bar` into `//bar`, the classic
+ * gotcha); exact and regex matches replace the whole path; a route without a uri match behaves as
+ * prefix `/`.
+ */
+function prefixRewrite(to: string, match: HTTPMatchRequest | undefined): PathRewrite {
   const uri = match?.uri;
   if (uri?.exact !== undefined || uri?.regex !== undefined) return () => to;
   const prefixLength = uri?.prefix !== undefined ? uri.prefix.length : 1;
@@ -131,9 +139,11 @@ const GRPC_RETRY_ON: Readonly<Record<string, number>> = { cancelled: 1, 'deadlin
 
 /**
  * Istio's ConvertPolicy: no `retries` gives the default policy; `retries` with `attempts` 0 (or
- * unset) turns retries off; bare status codes in `retryOn` become retriable status codes.
+ * unset) turns retries off; bare status codes in `retryOn` become retriable status codes. Retries
+ * avoid the hosts already tried unless the route hashes to one host (`consistentHash`), where only
+ * an explicit `retryIgnorePreviousHosts: true` does.
  */
-function compileRetry(r: HTTPRetry | undefined): RetryPolicy {
+function compileRetry(r: HTTPRetry | undefined, consistentHash: boolean): RetryPolicy {
   const attempts = r ? r.attempts ?? 0 : 2;
   const on = new Set<string>();
   const statusCodes = new Set<number>();
@@ -157,7 +167,7 @@ function compileRetry(r: HTTPRetry | undefined): RetryPolicy {
     statusCodes,
     grpcStatuses,
     backoffBaseMs: (r?.backoff ? parseDuration(r.backoff) : undefined) || 25,
-    avoidPreviousHosts: r?.retryIgnorePreviousHosts !== false,
+    avoidPreviousHosts: r?.retryIgnorePreviousHosts ?? !consistentHash,
   };
 }
 

@@ -72,7 +72,7 @@ function printRoute(r: CompiledRoute, n: number): string[] {
 
 function printAction(a: RouteAction): string[] {
   if (a.kind === 'redirect') {
-    const parts = [a.scheme && `scheme=${a.scheme}`, a.authority && `authority=${a.authority}`, a.port && `port=${a.port}`, a.uri && `uri=${a.uri}`].filter(Boolean);
+    const parts = [a.scheme && `scheme=${a.scheme}`, a.authority && `authority=${a.authority}`, a.port && `port=${a.port}`, a.uri && `uri=${a.uri}`, a.prefixRewrite !== undefined && `prefixRewrite=${a.prefixRewrite}`].filter(Boolean);
     return [`redirect ${a.code} ${parts.join(' ')}`.trimEnd()];
   }
   if (a.kind === 'direct') return [`direct response ${a.status}${a.body ? ` (${a.body.length} bytes)` : ''}`];

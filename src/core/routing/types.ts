@@ -135,6 +135,9 @@ export interface RedirectAction {
   readonly kind: 'redirect';
   readonly code: number;
   readonly uri?: string;
+  /** `prefixRewrite` as configured (for printing) and compiled against the route's match. */
+  readonly prefixRewrite?: string;
+  readonly rewritePath?: PathRewrite;
   readonly authority?: string;
   readonly scheme?: string;
   readonly port?: number;

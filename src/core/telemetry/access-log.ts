@@ -1,7 +1,7 @@
 // The access log: one JSON line per request through pino's asynchronous destination (SonicBoom), with the fields
 // of Istio's default access log (SEMANTICS §7.3) under the keys Istio's JSON encoding uses.
 
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pino } from 'pino';
 
 /** Filled in as the request goes; written once when the response ends. */
@@ -27,25 +27,93 @@ export interface RequestRecord {
   readonly downstreamRemoteAddress: string;
 }
 
-/** A request's record as it arrives; the proxy fills in the rest as the request goes. */
-export function newRequestRecord(req: IncomingMessage, requestId: string, authority: string, remote: { address: string; port: number }): RequestRecord {
+/**
+ * A request's record as it arrives; the proxy fills in the rest as the request goes. `forwardedFor`
+ * is the x-forwarded-for the proxy sends on (Envoy logs the header after appending the client).
+ */
+export function newRequestRecord(
+  req: IncomingMessage,
+  requestId: string,
+  authority: string,
+  remote: { address: string; port: number },
+  forwardedFor?: string,
+): RequestRecord {
+  const xff = forwardedFor ?? req.headers['x-forwarded-for'];
   return {
     startTime: new Date(),
     method: req.method ?? '',
     path: req.url ?? '',
-    protocol: `HTTP/${req.httpVersion}`,
+    // Envoy's %PROTOCOL%: HTTP/1.0, HTTP/1.1, HTTP/2 (Node says 2.0).
+    protocol: req.httpVersionMajor >= 2 ? `HTTP/${req.httpVersionMajor}` : `HTTP/${req.httpVersion}`,
     responseCode: 0,
     flags: '-',
     details: 'via_upstream',
     bytesReceived: 0,
     bytesSent: 0,
     durationMs: 0,
-    ...(req.headers['x-forwarded-for'] !== undefined ? { forwardedFor: String(req.headers['x-forwarded-for']) } : {}),
+    ...(xff !== undefined ? { forwardedFor: String(xff) } : {}),
     ...(req.headers['user-agent'] !== undefined ? { userAgent: req.headers['user-agent'] } : {}),
     requestId,
     authority,
     downstreamRemoteAddress: `${remote.address}:${remote.port}`,
   };
+}
+
+/** Bytes that bypass the response object (an upgraded connection's tunnel). */
+export interface TunnelBytes {
+  readonly received: number;
+  readonly sent: number;
+}
+
+/**
+ * Follows a request to its end and writes its line: counts body bytes as they pass, and when the
+ * response closes fills in the status (0 when nothing was sent), DC for a client that left before
+ * the end, the duration, and whatever a tunnel carried.
+ */
+export function logWhenDone(req: IncomingMessage, res: ServerResponse, record: RequestRecord, log: AccessLog, tunnel?: TunnelBytes): void {
+  const started = performance.now();
+  meterBodies(req, res, record);
+  res.once('close', () => {
+    record.responseCode = res.headersSent ? res.statusCode : 0;
+    if (!(res.writableFinished ?? res.writableEnded) && (record.flags === '-' || record.flags === 'DI')) record.flags = record.flags === '-' ? 'DC' : `${record.flags},DC`;
+    record.durationMs = Math.round(performance.now() - started);
+    if (tunnel) {
+      record.bytesReceived += tunnel.received;
+      record.bytesSent += tunnel.sent;
+    }
+    log.write(record);
+  });
+}
+
+/**
+ * Envoy's %BYTES_RECEIVED% and %BYTES_SENT% count BODY bytes: what the request stream delivered
+ * (after chunked or HTTP/2 framing, whether or not anything read it) and what went out as the
+ * response body, headers not included. Node keeps no such count, so the request's push (where the
+ * parser hands over body data) and the response's write and end are counted on their way through.
+ */
+function meterBodies(req: IncomingMessage, res: ServerResponse, record: RequestRecord): void {
+  const push = req.push;
+  req.push = function (this: IncomingMessage, chunk: unknown, encoding?: BufferEncoding): boolean {
+    if (chunk) record.bytesReceived += byteLength(chunk, encoding);
+    return push.call(this, chunk, encoding);
+  };
+  // No body goes out for HEAD, 1xx, 204 or 304, whatever is written.
+  const counts = (): boolean => req.method !== 'HEAD' && res.statusCode >= 200 && res.statusCode !== 204 && res.statusCode !== 304;
+  const write = res.write;
+  res.write = function (this: ServerResponse, chunk: unknown, ...rest: unknown[]): boolean {
+    if (counts()) record.bytesSent += byteLength(chunk, rest[0]);
+    return (write as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
+  } as ServerResponse['write'];
+  const end = res.end;
+  res.end = function (this: ServerResponse, chunk?: unknown, ...rest: unknown[]): ServerResponse {
+    if (typeof chunk !== 'function' && chunk != null && counts()) record.bytesSent += byteLength(chunk, rest[0]);
+    return (end as (...a: unknown[]) => ServerResponse).call(this, chunk, ...rest);
+  } as ServerResponse['end'];
+}
+
+function byteLength(chunk: unknown, encoding: unknown): number {
+  if (typeof chunk === 'string') return Buffer.byteLength(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8');
+  return ArrayBuffer.isView(chunk) ? chunk.byteLength : 0;
 }
 
 export interface AccessLog {
