@@ -9,7 +9,6 @@ import { seededRandom } from './helpers/random.js';
 import type { ForwardAction, RouteAction } from '../src/core/routing/types.js';
 import { decideFault } from '../src/core/proxy/fault.js';
 import { evaluateCors } from '../src/core/proxy/cors.js';
-import { shadowHost } from '../src/core/proxy/mirror.js';
 
 const BASE = `apiVersion: networking.istio.io/v1
 kind: Gateway
@@ -251,11 +250,3 @@ ${ROUTE}`);
   });
 });
 
-describe('mirrored host', () => {
-  const cases: Array<[string, string]> = [
-    ['api.example.com', 'api.example.com-shadow'],
-    ['api.example.com:8080', 'api.example.com-shadow:8080'],
-    ['[::1]:80', '[::1]-shadow:80'],
-  ];
-  for (const [host, want] of cases) it(`${host} → ${want}`, () => assert.equal(shadowHost(host), want));
-});

@@ -1,7 +1,8 @@
 // Traffic mirroring (VirtualService `mirror`/`mirrors`, SEMANTICS §2.4): a copy of the request, as it
-// goes upstream, is sent to each mirror destination at its percentage, with the Host/authority
-// suffixed `-shadow` as Envoy's shadowing does. Fire-and-forget: the answer is read and thrown
-// away, failures are swallowed, and nothing here can delay or fail the main request.
+// goes upstream, is sent to each mirror destination at its percentage, with its Host unchanged: Istio
+// ≥ 1.28 no longer appends Envoy's `-shadow` suffix (DISABLE_SHADOW_HOST_SUFFIX). Fire-and-forget:
+// the answer is read and thrown away, failures are swallowed, and nothing here can delay or fail the
+// main request.
 //
 // Bodies: the main request streams its body to its own upstream, so a copy exists only when the body
 // was small enough to be held in memory (the same limit as retry replay). forward() therefore mirrors
@@ -18,12 +19,6 @@ import { decideUpstreamTls } from '../tls/upstream-tls.js';
 import { UpstreamPools } from './upstream-pools.js';
 
 const MILLION = 1_000_000;
-
-/**
- * Envoy appends this to the mirrored request's host. (Istio ≥ 1.28 turns the suffix off with
- * DISABLE_SHADOW_HOST_SUFFIX; earlier releases, and Envoy itself, keep it.)
- */
-export const SHADOW_SUFFIX = '-shadow';
 
 /** Service port protocols spoken as HTTP/2 upstream (as in forward.ts). */
 const H2_PROTOCOLS = new Set(['HTTP2', 'GRPC']);
@@ -48,14 +43,6 @@ export interface MirrorContext {
   readonly timeoutMs: number;
 }
 
-/** `host[:port]` → `host-shadow[:port]` (IPv6 literals keep their brackets). */
-export function shadowHost(authority: string): string {
-  const close = authority.startsWith('[') ? authority.indexOf(']') : -1;
-  const colon = authority.indexOf(':', close + 1);
-  if (colon < 0) return authority + SHADOW_SUFFIX;
-  return authority.slice(0, colon) + SHADOW_SUFFIX + authority.slice(colon);
-}
-
 /** Starts the mirrored copies that this request draws; returns at once. */
 export function sendMirrors(mirrors: readonly MirrorPolicy[], req: MirrorRequest, ctx: MirrorContext): void {
   for (const m of mirrors) {
@@ -77,7 +64,7 @@ function mirrorOnce(m: MirrorPolicy, req: MirrorRequest, ctx: MirrorContext): vo
   const tls = decideUpstreamTls(cluster, pick.endpoint, ctx.identity, host);
   if (!tls.ok) return;
   const key = UpstreamPools.key(pick.endpoint.address, endpointPort(pick.endpoint, cluster.port));
-  const headers = { ...req.headers, host: shadowHost(host) };
+  const headers = { ...req.headers, host };
   if (H2_PROTOCOLS.has(cluster.port.protocol)) return mirrorH2(key, tls.profile, cluster.traffic?.limits, headers, req, ctx);
 
   const lease = ctx.pools.acquire(key, tls.profile);
