@@ -111,7 +111,7 @@ export class RateLimiters {
     const redis = rule.store === 'redis' ? this.#redis : undefined;
     if (rule.store === 'redis' && !redis && !this.#warnedNoRedis.has(rule.id)) {
       this.#warnedNoRedis.add(rule.id);
-      this.#log.warn({ rule: rule.id }, 'this rate limit asks for store redis, but the gateway runs without --redis; it counts in this process only');
+      this.#log.warn({ rule: rule.id }, 'this rate limit asks for store redis, but this proxy runs without --redis; it counts in this process only');
     }
     const window = (points: number, duration: number, keyPrefix: string): LocalLimiter | RateLimiterRedis => {
       if (!redis) return local({ points, duration, keyPrefix });

@@ -1,4 +1,4 @@
-// The gateway's one Redis connection for shared rate-limit counters, and what it knows about Redis
+// A proxy's one Redis connection for shared rate-limit counters, and what it knows about Redis
 // being there. Commands never wait for a connection (no offline queue, a short timeout): while Redis
 // is away the limiters decide in memory at once (their insurance limiters), and ioredis keeps
 // reconnecting in the background. An outage is logged when it starts and when it ends, once each.
@@ -81,8 +81,8 @@ export class RedisLink {
 
   #markUp(): void {
     this.#up = true;
-    if (this.#down) this.#log.info({ redis: this.#shownUrl, outages: this.#outages }, 'Redis is reachable again: rate limits are shared across gateways again');
-    else this.#log.info({ redis: this.#shownUrl }, 'Redis connected: rate limits with store redis are shared across gateways');
+    if (this.#down) this.#log.info({ redis: this.#shownUrl, outages: this.#outages }, 'Redis is reachable again: rate limits are shared across proxies again');
+    else this.#log.info({ redis: this.#shownUrl }, 'Redis connected: rate limits with store redis are shared across proxies');
     this.#down = false;
   }
 
@@ -93,7 +93,7 @@ export class RedisLink {
     this.#outages++;
     this.#log.warn(
       { redis: this.#shownUrl, err: err?.message, outages: this.#outages },
-      'Redis is unreachable: each gateway enforces rate limits with store redis in its own memory until Redis returns',
+      'Redis is unreachable: each proxy enforces rate limits with store redis in its own memory until Redis returns',
     );
   }
 }
