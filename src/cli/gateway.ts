@@ -11,6 +11,7 @@ import { startGateway } from '../gateway/main.js';
 import { parse, parseLabels, parseLocality, parsePort, parsePorts, parseRedisUrl, parseTrustedProxies } from './options.js';
 import { UsageError } from './main.js';
 import { kubeSource, readableConfigDir, sourceChoice } from './config-source.js';
+import { stopRequested } from '../core/runtime/stop-signals.js';
 import { DRAIN_FLAGS, DRAIN_HELP, exitAfterDeadline, parseDrainFlags } from './drain-options.js';
 
 export const GATEWAY_HELP = `usage: meshgate gateway --config DIR --ports 80=8080[,443=8443] [options]
@@ -107,6 +108,8 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
   if (workers > 1 && cluster.isPrimary) return superviseWorkers(workers, log);
   const worker = workerIndex();
   const wlog = worker !== undefined ? log.child({ worker }) : log;
+  // Listening from the start: a signal during startup waits for it, then drains.
+  const stop = stopRequested({ log: wlog });
   let mesh: Awaited<ReturnType<typeof connectToMesh>> | undefined;
   let gw: Awaited<ReturnType<typeof startGateway>>;
   try {
@@ -124,13 +127,10 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
     wlog.error(`gateway could not start: ${(err as Error)?.message ?? String(err)}`);
     return worker !== undefined ? endWorkerThatCouldNotStart() : 1;
   }
-  // SIGTERM (Kubernetes stopping the pod): drain first. Ctrl-C: a person is waiting, stop now.
-  const signal = await new Promise<string>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    process.once('SIGINT', () => resolve('SIGINT'));
-  });
+  // SIGTERM (Kubernetes stopping the pod) and Ctrl-C alike: drain, so that no request fails.
+  await stop;
   exitAfterDeadline(drainDeadlineSeconds, log);
-  await (signal === 'SIGTERM' ? gw.drain(drainSeconds) : gw.close());
+  await gw.drain(drainSeconds);
   mesh?.close();
   // A worker's channel to the primary would keep it alive after everything else has stopped.
   if (worker !== undefined) process.disconnect?.();
