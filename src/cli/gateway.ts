@@ -4,9 +4,10 @@
 import { pino } from 'pino';
 import { readFileSync } from 'node:fs';
 import cluster from 'node:cluster';
-import { availableParallelism, hostname } from 'node:os';
+import { availableParallelism } from 'node:os';
 import { endWorkerThatCouldNotStart, sharedChallenges, superviseWorkers, workerIndex } from '../gateway/workers.js';
 import { connectToMesh } from '../core/sources/mesh-connection.js';
+import { proxyIdOf } from '../core/sources/control-plane-source.js';
 import { startGateway } from '../gateway/main.js';
 import { parse, parseLabels, parseLocality, parsePort, parsePorts, parseRedisUrl, parseTrustedProxies } from './options.js';
 import { UsageError } from './main.js';
@@ -113,7 +114,7 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
   let mesh: Awaited<ReturnType<typeof connectToMesh>> | undefined;
   let gw: Awaited<ReturnType<typeof startGateway>>;
   try {
-    mesh = 'control' in choice ? await connectToMesh({ ...choice.control, proxyId: `${hostname()}${worker !== undefined ? `-w${worker}` : ''}.${common.namespace}`, logger: log }) : undefined;
+    mesh = 'control' in choice ? await connectToMesh({ ...choice.control, proxyId: proxyIdOf(worker !== undefined ? `gateway-w${worker}` : 'gateway', common.namespace), logger: log }) : undefined;
     gw = await startGateway({
       ...common,
       logger: wlog,

@@ -5,6 +5,7 @@
 import { pino } from 'pino';
 import { identityMismatch } from '../core/pki/spiffe.js';
 import { connectToMesh } from '../core/sources/mesh-connection.js';
+import { proxyIdOf } from '../core/sources/control-plane-source.js';
 import { startSidecar } from '../sidecar/main.js';
 import { DEFAULT_ROOT_CERT } from './config-source.js';
 import { parse, parseLabels, parseLocality, parsePort, parseRedisUrl, parseTrustedProxies } from './options.js';
@@ -99,7 +100,7 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
     url: values.control!,
     tokenFile: values.token!,
     rootCertFile: values['root-cert'] ?? DEFAULT_ROOT_CERT,
-    proxyId: `${values.workload}.${namespace}`,
+    proxyId: proxyIdOf(values.workload!, namespace),
     logger: log,
     ...(certTtl !== undefined ? { certTtlSeconds: certTtl } : {}),
   });
