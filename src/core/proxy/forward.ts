@@ -10,7 +10,7 @@ import { endpointPort } from '../registry/types.js';
 import type { DestinationTarget, ForwardAction, RequestFacts, RetryPolicy } from '../routing/types.js';
 import { applyHeaderRules, downstreamResponseHeaders, upstreamRequestHeaders } from './headers.js';
 import { LocalReplies, addFlag, upstreamTlsFailure, withRetriesExhausted, type LocalReply } from './respond.js';
-import { guardedBody, onDownstreamGone, requestGone, RequestBodyAborted } from './stream-state.js';
+import { guardedBody, onDownstreamGone, resetResponse, requestGone, RequestBodyAborted } from './stream-state.js';
 import { boundedByGrpcTimeout, isGrpcRequest } from './grpc-status.js';
 import { sendMirrors } from './mirror.js';
 import { UpstreamPools } from './upstream-pools.js';
@@ -277,7 +277,7 @@ export async function forward(
         if (!outcome.complete) {
           // The body broke off half-way (upstream reset, downstream gone, timeout): nothing more can
           // be said to this client; the access log records why.
-          if (!res.destroyed) res.destroy();
+          resetResponse(res);
           log.flags = addFlag(log.flags, stopped === 'timeout' ? 'UT' : stopped === 'downstream' || outcome.error instanceof RequestBodyAborted ? 'DC' : outcome.error instanceof UpstreamStreamReset ? 'UR' : 'UC');
         }
         return undefined;

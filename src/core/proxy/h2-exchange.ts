@@ -15,6 +15,7 @@ import type { ServerResponse } from 'node:http';
 import { H2Sessions, type H2Opened } from './h2-sessions.js';
 import type { Cancel, ExchangeHooks, ExchangeOutcome, ExchangeRequest } from './upstream-exchange.js';
 import { respondHeadersOnly } from './respond.js';
+import { resetUpstreamStream } from './stream-state.js';
 
 /** Options for the upstream stream: trailers are sent by hand when the request has a body. */
 export type H2StreamOptions = { readonly waitForTrailers?: boolean; readonly endStream?: boolean };
@@ -55,7 +56,7 @@ export function exchangeH2(open: (headers: OutgoingHttpHeaders, options: H2Strea
     const onDrain = (): void => void stream.resume();
     const reset = (): void => {
       cancelled = true;
-      if (!stream.destroyed) stream.close(constants.NGHTTP2_CANCEL);
+      resetUpstreamStream(stream);
     };
     onCancelable({ cancel: reset });
     stream.on('response', (h, flags) => {
@@ -105,7 +106,7 @@ export function exchangeH2(open: (headers: OutgoingHttpHeaders, options: H2Strea
       settle({ kind: 'responded', complete: true });
     });
     stream.on('error', (err: NodeJS.ErrnoException) => {
-      const why = upstreamReason(stream, err, cancelled);
+      const why = upstreamReason(stream, session, err, cancelled);
       if (forwarding) return settle({ kind: 'responded', complete: false, error: why });
       // A session that never connected fails its streams: report the connect error itself.
       settle({ kind: 'failed', error: H2Sessions.failures.get(session) ?? why });
@@ -113,7 +114,7 @@ export function exchangeH2(open: (headers: OutgoingHttpHeaders, options: H2Strea
     stream.on('close', () => {
       const failure = H2Sessions.failures.get(session);
       if (!settled && failure && !forwarding) return settle({ kind: 'failed', error: failure });
-      const why = upstreamReason(stream, undefined, cancelled);
+      const why = upstreamReason(stream, session, undefined, cancelled);
       if (!settled) settle(forwarding ? { kind: 'responded', complete: false, error: why } : { kind: 'failed', error: why });
     });
     if (hasBody) {
@@ -155,9 +156,11 @@ async function pump(body: NonNullable<ExchangeRequest['body']>, stream: ClientHt
 }
 
 /** Why the upstream stream ended without a whole answer: its RST_STREAM code, or the error itself. */
-function upstreamReason(stream: ClientHttp2Stream, err: Error | undefined, cancelledHere: boolean): Error {
+function upstreamReason(stream: ClientHttp2Stream, session: ClientHttp2Stream['session'], err: Error | undefined, cancelledHere: boolean): Error {
   const code = stream.rstCode;
-  if (!cancelledHere && code !== undefined && code !== constants.NGHTTP2_NO_ERROR && stream.session && !stream.session.destroyed) {
+  // A stream reset while its session is still up is the upstream's RST_STREAM (UR); one that ended
+  // with its session is the connection going away (UC).
+  if (!cancelledHere && code !== undefined && code !== constants.NGHTTP2_NO_ERROR && session && !session.destroyed) {
     if (code === constants.NGHTTP2_REFUSED_STREAM) return Object.assign(new Error('Stream closed with error code NGHTTP2_REFUSED_STREAM'), { code: 'ERR_HTTP2_STREAM_ERROR' });
     return new UpstreamStreamReset(code);
   }

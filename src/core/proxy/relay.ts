@@ -14,7 +14,7 @@ import { LocalReplies, type LocalReply } from './respond.js';
 import { exchange, type Cancel, type ExchangeHooks, type ExchangeOutcome } from './upstream-exchange.js';
 import { exchangeH2, UpstreamStreamReset } from './h2-exchange.js';
 import { isGrpcRequest } from './grpc-status.js';
-import { guardedBody, onDownstreamGone, RequestBodyAborted, requestGone } from './stream-state.js';
+import { guardedBody, onDownstreamGone, resetResponse, RequestBodyAborted, requestGone } from './stream-state.js';
 import type { UpstreamPools } from './upstream-pools.js';
 
 export function requestHasBody(req: IncomingMessage): boolean {
@@ -76,7 +76,7 @@ export function relay(
       if (outcome.kind === 'responded') {
         if (!outcome.complete) {
           record.flags = downstreamGone || outcome.error instanceof RequestBodyAborted ? 'DC' : outcome.error instanceof UpstreamStreamReset ? 'UR' : 'UC';
-          if (!res.destroyed) res.destroy();
+          resetResponse(res);
         }
       } else if (outcome.kind === 'failed') {
         if (downstreamGone || outcome.error instanceof RequestBodyAborted) reply(LocalReplies.downstreamDisconnect);

@@ -2,6 +2,7 @@
 // HTTP status Istio/Envoy answers with, the Envoy response flag for logs and metrics, and a body.
 
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import { resetResponse } from './stream-state.js';
 import { encodeGrpcMessage, GrpcStatus, httpToGrpcStatus, isGrpcRequest } from './grpc-status.js';
 
 export interface LocalReply {
@@ -113,7 +114,7 @@ export function withRetriesExhausted(r: LocalReply): LocalReply {
 export function sendLocalReply(res: ServerResponse, r: LocalReply, extraHeaders?: Record<string, string>): void {
   // Nothing can be said to a client that is gone, nor after the headers of another answer.
   if (res.headersSent || r.status === 0 || res.destroyed) {
-    if (!res.destroyed) res.destroy();
+    resetResponse(res);
     return;
   }
   const req = (res as ServerResponse & { req?: IncomingMessage }).req;

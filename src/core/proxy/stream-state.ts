@@ -83,3 +83,29 @@ export async function* guardedBody(req: IncomingMessage): AsyncGenerator<Buffer>
     throw new RequestBodyAborted(`${received} bytes of a declared ${expected}`);
   }
 }
+
+/**
+ * Ends a response that cannot be completed so that the client can tell: on HTTP/2 a RST_STREAM
+ * with INTERNAL_ERROR and no END_STREAM before it (Node's `close(code)` would first end the stream
+ * cleanly, and `destroy()` without an error resets with NO_ERROR, which clients read as a normal
+ * end); on HTTP/1 the connection is closed before the body's end.
+ */
+export function resetResponse(res: ServerResponse): void {
+  const stream = h2StreamOf(res) as (MaybeH2['stream'] & { destroy(err?: Error): void }) | undefined;
+  if (stream !== undefined) {
+    if (!stream.destroyed) stream.destroy(new Error('response reset'));
+    return;
+  }
+  if (!res.destroyed) res.destroy();
+}
+
+/**
+ * Resets an upstream HTTP/2 stream (a cancel): RST_STREAM `code` when the request side has already
+ * ended, else RST_STREAM INTERNAL_ERROR without first ending the request (so the upstream never sees
+ * a half-sent body as complete, which `close(code)` would make it).
+ */
+export function resetUpstreamStream(stream: { readonly destroyed: boolean; readonly writableEnded: boolean; close(code: number): void; destroy(err?: Error): void }, code: number = constants.NGHTTP2_CANCEL): void {
+  if (stream.destroyed) return;
+  if (stream.writableEnded) stream.close(code);
+  else stream.destroy(new Error('request cancelled'));
+}
