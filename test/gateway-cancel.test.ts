@@ -9,9 +9,8 @@ import assert from 'node:assert/strict';
 import { createServer as createHttpServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
 import { connect as h2connect, constants, createServer as createH2cServer, type Http2Server, type ServerHttp2Stream } from 'node:http2';
 import type { AddressInfo } from 'node:net';
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { eventually, startTestGateway, type TestGateway } from './helpers/gateway.js';
+import { accessLogLine, eventually, startTestGateway, type TestGateway } from './helpers/gateway.js';
 import { gatewayYaml, serviceYaml } from './helpers/cluster-yaml.js';
 import { echoClient, grpc, startEchoServer, type EchoServer } from './helpers/grpc.js';
 import { Flag, FrameType, RawH2, frame, headerBlock, rstStream } from './helpers/h2-frames.js';
@@ -141,15 +140,7 @@ spec:
     h2?.server.close();
   });
 
-  async function logLine(id: string): Promise<Record<string, unknown>> {
-    let found: Record<string, unknown> | undefined;
-    await eventually(async () => {
-      const text = await readFile(logFile, 'utf8').catch(() => '');
-      for (const l of text.split('\n')) if (l && l.includes(`"${id}"`)) found = JSON.parse(l) as Record<string, unknown>;
-      return found !== undefined;
-    }, 5000);
-    return found!;
-  }
+  const logLine = (id: string): Promise<Record<string, unknown>> => accessLogLine(logFile, id);
 
   /** An HTTP/2 client's stream that is reset (RST_STREAM CANCEL) once its first bytes arrive. */
   async function h2CancelAfterFirstBytes(host: string, id: string): Promise<void> {
@@ -231,33 +222,25 @@ spec:
     }
   });
 
-  it('an upstream RST_STREAM mid-response resets the client stream, logged UR', async () => {
-    const session = h2connect(`http://127.0.0.1:${gw.port}`);
-    try {
-      const stream = session.request({ ':path': '/reset-mid', ':authority': H2_HOST, 'x-request-id': 'u-h2-h2' }, { endStream: true });
-      stream.on('error', () => undefined);
-      stream.resume();
-      await new Promise((r) => stream.on('close', r));
-      assert.notEqual(stream.rstCode, constants.NGHTTP2_NO_ERROR);
-      assert.equal((await logLine('u-h2-h2')).response_flags, 'UR');
-    } finally {
-      session.close();
-    }
-  });
-
-  it('an upstream HTTP/1 connection cut mid-response resets the HTTP/2 client stream, logged UC', async () => {
-    const session = h2connect(`http://127.0.0.1:${gw.port}`);
-    try {
-      const stream = session.request({ ':path': '/cut', ':authority': H1_HOST, 'x-request-id': 'u-h1-h2' }, { endStream: true });
-      stream.on('error', () => undefined);
-      stream.resume();
-      await new Promise((r) => stream.on('close', r));
-      assert.notEqual(stream.rstCode, constants.NGHTTP2_NO_ERROR);
-      assert.equal((await logLine('u-h1-h2')).response_flags, 'UC');
-    } finally {
-      session.close();
-    }
-  });
+  for (const [path, host, flag, what] of [
+    ['/reset-mid', H2_HOST, 'UR', 'an upstream RST_STREAM'],
+    ['/cut', H1_HOST, 'UC', 'an upstream HTTP/1 connection cut'],
+  ] as const) {
+    it(`${what} mid-response resets the HTTP/2 client stream, logged ${flag}`, async () => {
+      const id = `u-${flag}-h2`;
+      const session = h2connect(`http://127.0.0.1:${gw.port}`);
+      try {
+        const stream = session.request({ ':path': path, ':authority': host, 'x-request-id': id }, { endStream: true });
+        stream.on('error', () => undefined);
+        stream.resume();
+        await new Promise((r) => stream.on('close', r));
+        assert.notEqual(stream.rstCode, constants.NGHTTP2_NO_ERROR);
+        assert.equal((await logLine(id)).response_flags, flag);
+      } finally {
+        session.close();
+      }
+    });
+  }
 
   it('an upstream RST_STREAM mid-response cuts the HTTP/1 client response (no clean end)', async () => {
     const outcome = await new Promise<string>((resolve) => {

@@ -9,10 +9,9 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { connect as h2connect, constants, createServer as createH2cServer, type Http2Server, type ServerHttp2Stream } from 'node:http2';
 import type { AddressInfo } from 'node:net';
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { eventually, startTestGateway, type TestGateway } from './helpers/gateway.js';
+import { accessLogLine, eventually, startTestGateway, type TestGateway } from './helpers/gateway.js';
 import { gatewayYaml, serviceYaml } from './helpers/cluster-yaml.js';
 import { echoClient, grpc, startEchoServer, unary, type EchoServer } from './helpers/grpc.js';
 
@@ -139,15 +138,7 @@ spec:
     await raw?.close();
   });
 
-  async function logLine(id: string): Promise<Record<string, unknown>> {
-    let found: Record<string, unknown> | undefined;
-    await eventually(async () => {
-      const text = await readFile(logFile, 'utf8').catch(() => '');
-      for (const l of text.split('\n')) if (l && l.includes(id)) found = JSON.parse(l) as Record<string, unknown>;
-      return found !== undefined;
-    }, 5000);
-    return found!;
-  }
+  const logLine = (id: string): Promise<Record<string, unknown>> => accessLogLine(logFile, id);
 
   it('serves HTTP/1.1 and h2c with prior knowledge on the same plaintext port (curl)', async () => {
     const h2 = await run('curl', ['-s', '-o', '/dev/null', '-w', '%{http_version} %{http_code}', '--http2-prior-knowledge', '-H', `host: ${RAW_HOST}`, `http://127.0.0.1:${gw.port}/nothing`]);
