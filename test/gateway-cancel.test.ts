@@ -265,14 +265,7 @@ spec:
       const id = `abort-${upstream}`;
       const c = await RawH2.open(gw.port);
       try {
-        const block = headerBlock([
-          [':method', 'PUT'],
-          [':scheme', 'http'],
-          [':path', '/upload'],
-          [':authority', host],
-          ['x-request-id', id],
-        ]);
-        c.send(frame(FrameType.HEADERS, Flag.END_HEADERS, 1, block), frame(FrameType.DATA, 0, 1, Buffer.from('first part of the body')));
+        c.send(uploadHeaders(host, id), frame(FrameType.DATA, 0, 1, Buffer.from('first part of the body')));
         // The upstream has the request in hand, its body streaming; then the client gives up.
         await eventually(async () => seenOf(upstream).get(id) === 'started', 5000);
         c.send(rstStream(1, constants.NGHTTP2_CANCEL));
@@ -288,15 +281,7 @@ spec:
       const id = `short-${upstream}`;
       const c = await RawH2.open(gw.port);
       try {
-        const block = headerBlock([
-          [':method', 'PUT'],
-          [':scheme', 'http'],
-          [':path', '/upload'],
-          [':authority', host],
-          ['content-length', '100'],
-          ['x-request-id', id],
-        ]);
-        c.send(frame(FrameType.HEADERS, Flag.END_HEADERS, 1, block), frame(FrameType.DATA, Flag.END_STREAM, 1, Buffer.from('only this')));
+        c.send(uploadHeaders(host, id, [['content-length', '100']]), frame(FrameType.DATA, Flag.END_STREAM, 1, Buffer.from('only this')));
         await c.until(() => c.on(1).some((f) => f.type === FrameType.RST_STREAM || (f.flags & Flag.END_STREAM) !== 0));
         await logLine(id);
         // Whether or not it got as far as the upstream, it never arrived there whole.
@@ -311,5 +296,17 @@ spec:
   function seenOf(upstream: 'HTTP/1' | 'HTTP/2'): Seen {
     return upstream === 'HTTP/1' ? h1.seen : h2.seen;
   }
-
 });
+
+/** HEADERS (without END_STREAM) of a PUT /upload on stream 1. */
+function uploadHeaders(host: string, id: string, extra: ReadonlyArray<readonly [string, string]> = []): Buffer {
+  const fields: Array<readonly [string, string]> = [
+    [':method', 'PUT'],
+    [':scheme', 'http'],
+    [':path', '/upload'],
+    [':authority', host],
+    ['x-request-id', id],
+    ...extra,
+  ];
+  return frame(FrameType.HEADERS, Flag.END_HEADERS, 1, headerBlock(fields));
+}
