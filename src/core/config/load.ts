@@ -7,7 +7,7 @@ import { join, relative } from 'node:path';
 import { LineCounter, parseAllDocuments, isNode, type Document } from 'yaml';
 import type { FieldPath, ObjectMeta, Origin, Resource } from '../model/resource.js';
 import type { Problem } from './problem.js';
-import { knownKind } from './kinds.js';
+import { internalKind, knownKind } from './kinds.js';
 
 export interface LoadResult {
   readonly resources: Resource[];
@@ -128,7 +128,8 @@ export function resourceFromObject(value: unknown, origin: Origin, problems: Pro
     at([], 'a document must be a mapping with apiVersion, kind and metadata');
     return undefined;
   }
-  const { apiVersion, kind, metadata } = value;
+  const { apiVersion, metadata } = value;
+  const kind = typeof apiVersion === 'string' && typeof value.kind === 'string' ? internalKind(apiVersion, value.kind) : value.kind;
   if (typeof apiVersion !== 'string' || apiVersion === '') return at(['apiVersion'], 'apiVersion is required'), undefined;
   if (typeof kind !== 'string' || kind === '') return at(['kind'], 'kind is required'), undefined;
   if (!isRecord(metadata) || typeof metadata.name !== 'string' || metadata.name === '') {
