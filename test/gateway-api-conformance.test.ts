@@ -166,6 +166,20 @@ const ROUTES = [
   route('not-allowed', `  hostnames: [notallowed.example]\n  rules:\n  - backendRefs: [{name: web-backend, port: 8080}]`, { namespace: WEB }),
   // A backend in another namespace needs a ReferenceGrant there.
   route('reference-grant', `  hostnames: [grant.example]\n  rules:\n  - backendRefs: [{name: web-backend, namespace: ${WEB}, port: 8080}]`),
+  `apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: grpc, namespace: ${INFRA}}
+spec:
+  parentRefs: [{name: same-namespace}]
+  hostnames: [grpc.example]
+  rules:
+  - matches: [{method: {service: echo.Echo, method: Ping}}]
+    backendRefs: [{name: infra-backend-v1, port: 8080}]
+  - matches: [{method: {service: echo.Echo}}]
+    backendRefs: [{name: infra-backend-v2, port: 8080}]
+  - matches: [{headers: [{name: x-tenant, value: three}]}]
+    backendRefs: [{name: infra-backend-v3, port: 8080}]
+`,
   route('section-missing', `  rules:\n  - backendRefs: [{name: infra-backend-v1, port: 8080}]`, { parent: `{name: same-namespace, sectionName: nope}` }),
 ].join('---\n');
 
@@ -345,6 +359,14 @@ describe('Gateway API conformance on files', () => {
     const gws = gw.gw.holder.current()!.gatewayApi.gateways;
     const hostnames = gws.find((g) => g.resource.metadata.name === 'hostnames')!;
     assert.deepEqual(hostnames.listeners.map((l) => [l.name, l.attachedRoutes]), [['specific', 1], ['wildcard', 2]]);
+  });
+
+  it('GRPCRoute: service and method matches become paths, headers still match', async () => {
+    const grpc = { 'content-type': 'application/grpc' };
+    assert.equal(await backend('grpc.example', '/echo.Echo/Ping', grpc, 'POST'), 'infra-backend-v1');
+    assert.equal(await backend('grpc.example', '/echo.Echo/Other', grpc, 'POST'), 'infra-backend-v2');
+    assert.equal(await backend('grpc.example', '/other.Svc/Ping', { ...grpc, 'x-tenant': 'three' }, 'POST'), 'infra-backend-v3');
+    assert.equal(await backend('grpc.example', '/other.Svc/Ping', grpc, 'POST'), '404');
   });
 
   it('a parentRef naming no listener is NoMatchingParent', () => {
