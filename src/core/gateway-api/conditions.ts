@@ -90,3 +90,25 @@ export function statusProblems(status: GatewayApiStatus): Problem[] {
 export function parentText(p: ParentReference, routeNamespace: string): string {
   return `${p.namespace ?? routeNamespace}/${p.name}${p.sectionName ? `/${p.sectionName}` : ''}${p.port ? `:${p.port}` : ''}`;
 }
+
+/**
+ * The status as lines for people (what `meshgate explain` prints in file mode, the same conditions a
+ * cluster would hold): one line per GatewayClass, Gateway, listener and route parent.
+ */
+export function statusLines(status: GatewayApiStatus): string[] {
+  const conds = (list: readonly Condition[]): string =>
+    list
+      .filter((c) => c.type !== 'Conflicted' || c.status === 'True')
+      .map((c) => `${c.type} ${c.status}${c.reason !== c.type ? ` (${c.reason})` : ''}${c.message && (c.status === 'False' || c.type === 'Conflicted') ? `: ${c.message}` : ''}`)
+      .join(', ');
+  const out: string[] = [];
+  for (const c of status.gatewayClasses) out.push(`GatewayClass ${c.resource.metadata.name}: ${conds(c.conditions)}`);
+  for (const g of status.gateways) {
+    out.push(`Gateway ${g.resource.metadata.namespace}/${g.resource.metadata.name}: ${conds(g.conditions)}`);
+    for (const l of g.listeners) out.push(`  listener ${l.name}: attachedRoutes ${l.attachedRoutes}, ${conds(l.conditions)}`);
+  }
+  for (const r of status.routes) {
+    for (const p of r.parents) out.push(`${r.resource.kind} ${r.resource.metadata.namespace}/${r.resource.metadata.name} → ${parentText(p.parentRef, r.resource.metadata.namespace)}: ${conds(p.conditions)}`);
+  }
+  return out;
+}
