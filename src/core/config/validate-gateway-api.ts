@@ -88,6 +88,7 @@ export function validateHTTPRoute(c: Checker, spec: Obj): void {
   routeCommon(c, spec);
   eachObj(c, spec.rules, ['spec', 'rules'], (rule, at) => {
     knownFields(c, rule, at, ['name', 'matches', 'filters', 'backendRefs', 'timeouts', 'retry', 'sessionPersistence']);
+    for (const f of ['retry', 'sessionPersistence']) if (isSet(rule[f])) c.warn([...at, f], 'experimental field meshgate does not implement; ignored');
     const matches = asList(c, rule.matches, [...at, 'matches']);
     if (matches && matches.length > 64) c.error([...at, 'matches'], 'may hold at most 64 matches');
     eachObj(c, rule.matches, [...at, 'matches'], (m, mat) => {
@@ -118,6 +119,7 @@ export function validateGRPCRoute(c: Checker, spec: Obj): void {
   routeCommon(c, spec);
   eachObj(c, spec.rules, ['spec', 'rules'], (rule, at) => {
     knownFields(c, rule, at, ['name', 'matches', 'filters', 'backendRefs', 'sessionPersistence']);
+    if (isSet(rule.sessionPersistence)) c.warn([...at, 'sessionPersistence'], 'experimental field meshgate does not implement; ignored');
     eachObj(c, rule.matches, [...at, 'matches'], (m, mat) => {
       knownFields(c, m, mat, ['method', 'headers']);
       const method = asObj(c, m.method, [...mat, 'method']);
