@@ -8,7 +8,7 @@ import type { Document, LineCounter } from 'yaml';
 import { yaml } from './yaml-module.js';
 import type { FieldPath, ObjectMeta, Origin, Resource } from '../model/resource.js';
 import type { Problem } from './problem.js';
-import { knownKind } from './kinds.js';
+import { internalKind, knownKind } from './kinds.js';
 import { lineIndex } from './line-index.js';
 
 export interface LoadResult {
@@ -129,7 +129,8 @@ export function resourceFromObject(value: unknown, origin: Origin, problems: Pro
     at([], 'a document must be a mapping with apiVersion, kind and metadata');
     return undefined;
   }
-  const { apiVersion, kind, metadata } = value;
+  const { apiVersion, metadata } = value;
+  const kind = typeof apiVersion === 'string' && typeof value.kind === 'string' ? internalKind(apiVersion, value.kind) : value.kind;
   if (typeof apiVersion !== 'string' || apiVersion === '') return at(['apiVersion'], 'apiVersion is required'), undefined;
   if (typeof kind !== 'string' || kind === '') return at(['kind'], 'kind is required'), undefined;
   if (!isRecord(metadata) || typeof metadata.name !== 'string' || metadata.name === '') {
