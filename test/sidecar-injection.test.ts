@@ -24,6 +24,7 @@ import { parseAppProbers } from '../src/core/inject/app-probes.js';
 import { startControlPlane, type RunningControlPlane } from '../src/control/main.js';
 import { FileTokenAuthenticator } from '../src/control/token-authenticator.js';
 import { caBundleUpdater } from '../src/control/webhook-ca-bundle.js';
+import { main } from '../src/cli/main.js';
 
 type Json = Record<string, any>;
 const silent = pino({ level: 'silent' });
@@ -269,13 +270,26 @@ describe('the admission webhook', () => {
 
 const BIN = fileURLToPath(new URL('../../bin/meshgate.js', import.meta.url));
 
-/** The real command, as a user runs it. */
-function run(_t: TestContext, args: string[]): Promise<{ code: number; out: string; err: string }> {
+/** The real command line in a child process, as a user runs it. */
+function spawnCli(args: string[]): Promise<{ code: number; out: string; err: string }> {
   return new Promise((resolve) => {
     execFile(process.execPath, [BIN, ...args], { maxBuffer: 16 * 1024 * 1024 }, (error, out, err) => {
       resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, out, err });
     });
   });
+}
+
+/** The same entry point in this process (quicker on a loaded machine), its output captured. */
+async function run(t: TestContext, args: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  t.mock.method(console, 'log', (...a: unknown[]) => void (out += a.join(' ') + '\n'));
+  t.mock.method(console, 'error', (...a: unknown[]) => void (err += a.join(' ') + '\n'));
+  try {
+    return { code: await main(args), out, err };
+  } finally {
+    t.mock.restoreAll();
+  }
 }
 
 describe('meshgate inject', () => {
@@ -319,7 +333,7 @@ spec:
     spec: {hostNetwork: true, containers: [{name: agent, image: agent:1}]}
 `,
     );
-    const { code, out, err } = await run(t, ['inject', '-f', file, '--image', 'meshgate:test']);
+    const { code, out, err } = await spawnCli(['inject', '-f', file, '--image', 'meshgate:test']);
     assert.equal(code, 0, err);
     const docs = parseAllDocuments(out).map((d) => d.toJS() as Json);
     assert.deepEqual(docs.map((d) => d.kind), ['Service', 'Deployment', 'CronJob', 'DaemonSet']);

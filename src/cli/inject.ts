@@ -56,6 +56,6 @@ export async function runInjectCommand(argv: string[]): Promise<number> {
   );
   for (const p of result.problems) console.error(`meshgate inject: ${p}`);
   if (result.problems.length > 0) return 1;
-  process.stdout.write(result.yaml);
+  console.log(result.yaml.trimEnd());
   return 0;
 }

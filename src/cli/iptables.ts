@@ -81,7 +81,7 @@ export async function runIptablesCommand(argv: string[]): Promise<number> {
   }
   const rules = captureRules(captureOptionsFromFlags(values));
   if (values['dry-run']) {
-    process.stdout.write(rules);
+    console.log(rules.trimEnd());
     return 0;
   }
   await iptablesRestore(rules);
