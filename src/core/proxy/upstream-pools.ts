@@ -133,7 +133,7 @@ export class UpstreamPools implements EndpointLoad {
           // The cluster-wide limit is kept by its circuit breaker; no endpoint may exceed it either.
           ...(custom && custom.maxConnections < MAX_POOL_CONNECTIONS ? { connections: custom.maxConnections } : {}),
           ...(custom && custom.maxRequestsPerConnection > 0 ? { maxRequestsPerClient: custom.maxRequestsPerConnection } : {}),
-          ...(tls ? { connect: this.#connector.undiciConnect(tls, host, port, connectTimeout) } : this.#localAddress ? { connect: { localAddress: this.#localAddress } } : {}),
+          ...(tls ? { connect: this.#connector.undiciConnect(tls, host, port, connectTimeout) } : this.#localAddress ? { localAddress: this.#localAddress } : {}),
         }),
         active: 0,
         lastUsed: Date.now(),
