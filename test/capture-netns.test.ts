@@ -139,6 +139,8 @@ describe('transparent capture in network namespaces', { skip: reason ?? false },
     procs.push(daemon(NS.b, [NODE, '-e', SERVER_APP], 1000));
     // Raw TCP target outside the mesh: answers each line with its echo.
     procs.push(daemon(NS.out, [NODE, '-e', `require('node:net').createServer((s) => s.on('data', (d) => s.write('echo:' + d))).listen(9000, ${JSON.stringify(IP.out)})`]));
+    // A server-first protocol (SMTP, MySQL): it greets, the client sends nothing until then.
+    procs.push(daemon(NS.out, [NODE, '-e', `require('node:net').createServer((s) => s.end('220 hello\\n')).listen(9001, ${JSON.stringify(IP.out)})`]));
     await waitReady(NS.b, 'http://127.0.0.1:15021/healthz/ready', sb);
     await waitReady(NS.a, 'http://127.0.0.1:15021/healthz/ready', sa);
   });
@@ -202,5 +204,7 @@ describe('transparent capture in network namespaces', { skip: reason ?? false },
     const call = `const s = require('node:net').connect(9000, '${IP.out}', () => s.write('ping\\n')); s.on('data', (d) => { console.log(String(d).trim()); s.end(); }); s.on('error', (e) => console.log('error ' + e.code));`;
     const run = await inNs(NS.a, [NODE, '-e', call], 1000);
     assert.equal(run.out.trim(), 'echo:ping');
+    const greeted = `const s = require('node:net').connect(9001, '${IP.out}'); let b = ''; s.on('data', (d) => b += d); s.on('end', () => console.log(b.trim())); s.on('error', (e) => console.log('error ' + e.code));`;
+    assert.equal((await inNs(NS.a, [NODE, '-e', greeted], 1000)).out.trim(), '220 hello', 'a client that waits for the server is forwarded after the sniffing window');
   });
 });
