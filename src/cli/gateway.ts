@@ -11,7 +11,7 @@ import { proxyIdOf } from '../core/sources/control-plane-source.js';
 import { startGateway } from '../gateway/main.js';
 import { parse, parseLabels, parseLocality, parsePort, parsePorts, parseRedisUrl, parseTrustedProxies } from './options.js';
 import { UsageError } from './main.js';
-import { kubeSource, readableConfigDir, sourceChoice } from './config-source.js';
+import { gatewayApiStatusWriter, kubeSource, readableConfigDir, sourceChoice } from './config-source.js';
 import { stopRequested } from '../core/runtime/stop-signals.js';
 import { DRAIN_FLAGS, DRAIN_HELP, exitAfterDeadline, parseDrainFlags } from './drain-options.js';
 
@@ -36,6 +36,10 @@ export const GATEWAY_HELP = `usage: meshgate gateway --config DIR --ports 80=808
   --status-port N       readiness port, GET /healthz/ready (default 15021)
   --admin-port N        admin port on 127.0.0.1: /routes /clusters /config_dump (default 15000)
   --labels LIST         this gateway's labels for Gateway selectors (default istio=ingressgateway)
+  --gateway-name LIST   serve only these Gateway API Gateways, e.g. default/web,shop/edge (default:
+                        every Gateway whose class is meshgate's: controllerName
+                        meshgate.io/gateway-controller or istio.io/gateway-controller, or the
+                        built-in classes meshgate and istio)
   --namespace NS        the gateway's namespace (default istio-system)
   --locality R/Z/S      where the gateway runs (region/zone/subzone), for locality-aware load
                         balancing (DestinationRule localityLbSetting)
@@ -66,6 +70,7 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
     'status-port': { type: 'string' },
     'admin-port': { type: 'string' },
     labels: { type: 'string' },
+    'gateway-name': { type: 'string' },
     namespace: { type: 'string' },
     locality: { type: 'string' },
     'listen-host': { type: 'string' },
@@ -100,6 +105,7 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
     ...(values.redis !== undefined ? { redisUrl: parseRedisUrl(values.redis) } : {}),
     trustedProxies,
     drainDeadlineSeconds,
+    ...(values['gateway-name'] !== undefined ? { gatewayNames: parseGatewayNames(values['gateway-name']) } : {}),
   };
   const workers = values.workers === undefined ? availableParallelism() : Number(values.workers);
   if (!Number.isInteger(workers) || workers < 1) throw new UsageError(`--workers: '${values.workers}' is not a number of processes`);
@@ -121,6 +127,8 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
       // One worker orders ACME certificates; every worker answers the validation requests.
       ...(worker !== undefined ? { acmeOrders: worker === 0, acmeChallenges: sharedChallenges() } : {}),
       ...(mesh ? { source: mesh.source, identity: mesh.identity } : 'dir' in choice ? { configDir: choice.dir } : 'kubeconfig' in choice ? { source: await kubeSource(choice, log) } : {}),
+      // In a cluster one process writes the Gateway API status (the first worker, like ACME orders).
+      ...('kubeconfig' in choice && (worker ?? 0) === 0 ? { gatewayApiStatus: await gatewayApiStatusWriter(choice, log) } : {}),
     });
   } catch (err) {
     // Startup failures (a port in use, an unreachable API server) are said in one line, not a stack.
@@ -136,4 +144,12 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
   // A worker's channel to the primary would keep it alive after everything else has stopped.
   if (worker !== undefined) process.disconnect?.();
   return 0;
+}
+
+/** `default/web,shop/edge`: Gateway API Gateways by namespace/name. */
+export function parseGatewayNames(text: string): Set<string> {
+  const names = text.split(',').map((s) => s.trim()).filter(Boolean);
+  if (names.length === 0) throw new UsageError('--gateway-name: give namespace/name pairs, e.g. default/web');
+  for (const n of names) if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(n)) throw new UsageError(`--gateway-name: '${n}' is not namespace/name`);
+  return new Set(names);
 }
