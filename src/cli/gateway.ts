@@ -13,7 +13,7 @@ import { parse, parseLabels, parseLocality, parsePort, parsePorts, parseRedisUrl
 import { UsageError } from './main.js';
 import { gatewayApiStatusWriter, kubeSource, readableConfigDir, sourceChoice } from './config-source.js';
 import { stopRequested } from '../core/runtime/stop-signals.js';
-import { DRAIN_FLAGS, DRAIN_HELP, exitAfterDeadline, parseDrainFlags } from './drain-options.js';
+import { DRAIN_FLAGS, DRAIN_HELP, armStop, parseDrainFlags } from './drain-options.js';
 
 export const GATEWAY_HELP = `usage: meshgate gateway --config DIR --ports 80=8080[,443=8443] [options]
        meshgate gateway --config-source kubernetes [--kubeconfig PATH] [--watch-namespaces a,b] [options]
@@ -117,6 +117,8 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
   const wlog = worker !== undefined ? log.child({ worker }) : log;
   // Listening from the start: a signal during startup waits for it, then drains.
   const stop = stopRequested({ log: wlog });
+  let serving = false;
+  armStop(stop, () => serving, drainDeadlineSeconds, wlog);
   let mesh: Awaited<ReturnType<typeof connectToMesh>> | undefined;
   let gw: Awaited<ReturnType<typeof startGateway>>;
   try {
@@ -136,9 +138,9 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
     wlog.error(`gateway could not start: ${(err as Error)?.message ?? String(err)}`);
     return worker !== undefined ? endWorkerThatCouldNotStart() : 1;
   }
+  serving = true;
   // SIGTERM (Kubernetes stopping the pod) and Ctrl-C alike: drain, so that no request fails.
   await stop;
-  exitAfterDeadline(drainDeadlineSeconds, log);
   await gw.drain(drainSeconds);
   mesh?.close();
   // A worker's channel to the primary would keep it alive after everything else has stopped.

@@ -11,7 +11,7 @@ import { DEFAULT_ROOT_CERT } from './config-source.js';
 import { parse, parseLabels, parseLocality, parsePort, parseRedisUrl, parseTrustedProxies } from './options.js';
 import { UsageError } from './main.js';
 import { stopRequested } from '../core/runtime/stop-signals.js';
-import { DRAIN_FLAGS, DRAIN_HELP, exitAfterDeadline, parseDrainFlags } from './drain-options.js';
+import { DRAIN_FLAGS, DRAIN_HELP, armStop, parseDrainFlags } from './drain-options.js';
 import { APP_PROBERS_ENV, parseAppProbers } from '../core/inject/app-probes.js';
 import { ConntrackLookup, CONNTRACK_TABLE } from '../core/capture/original-destination.js';
 
@@ -107,6 +107,8 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
   const log = pino({ name: 'meshgate-sidecar', base: { workload: `${values.workload}.${namespace}` } }, pino.destination(2));
   // Listening from the start: a signal during startup waits for it, then drains.
   const stop = stopRequested({ log });
+  let serving = false;
+  armStop(stop, () => serving, drainDeadlineSeconds, log);
   const probers = parseAppProbers(process.env[APP_PROBERS_ENV]);
   if (probers.problem) log.warn({ problem: probers.problem }, 'application probes are not served');
   if (values.capture && !(await new ConntrackLookup().readable())) {
@@ -150,9 +152,9 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
     logger: log,
     drainDeadlineSeconds,
   });
+  serving = true;
   // SIGTERM and Ctrl-C alike: drain, so that no request fails.
   await stop;
-  exitAfterDeadline(drainDeadlineSeconds, log);
   await sidecar.drain(drainSeconds);
   mesh.close();
   return 0;
