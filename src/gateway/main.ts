@@ -22,6 +22,7 @@ import { createStatusServer } from '../core/admin/status-server.js';
 import { createAdminServer } from '../core/admin/admin-server.js';
 import { closeFastify, listenFastify } from '../core/admin/fastify-listen.js';
 import { listenFor } from '../core/proxy/listen.js';
+import { WorkloadSecurityCache } from '../core/policy/workload-security.js';
 import type { IdentityProvider } from '../core/pki/types.js';
 
 export interface GatewayOptions {
@@ -120,7 +121,12 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     ...(opts.acmeCa ? { acmeCa: opts.acmeCa } : {}),
     ...(opts.acmeChallenges ? { challenges: opts.acmeChallenges } : {}),
   });
-  const ctx = { holder, pools, accessLog, random, drain, rateLimits, ...(opts.identity ? { identity: opts.identity } : {}) };
+  const labels = opts.labels ?? { istio: 'ingressgateway' };
+  const namespace = opts.namespace ?? 'istio-system';
+  // The gateway is a workload too: AuthorizationPolicy and RequestAuthentication select it by its labels.
+  const security = new WorkloadSecurityCache({ namespace, labels });
+  const trustedProxies = opts.trustedProxies ?? 0;
+  const ctx = { holder, pools, accessLog, random, drain, rateLimits, security, trustedProxies, ...(opts.identity ? { identity: opts.identity } : {}) };
   const listeners = new ListenerSet({
     ports: opts.ports,
     host,
@@ -153,7 +159,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     // The Service's ports listen first (connections wait for the first configuration): listeners
     // are compiled for the ports they got, so a server port equal to one of them joins its listener.
     const servicePorts = await listeners.listenServicePorts();
-    const role = { kind: 'gateway' as const, labels: opts.labels ?? { istio: 'ingressgateway' }, namespace: opts.namespace ?? 'istio-system', ports: servicePorts, ...(opts.locality ? { locality: opts.locality } : {}) };
+    const role = { kind: 'gateway' as const, labels, namespace, ports: servicePorts, ...(opts.locality ? { locality: opts.locality } : {}) };
     reloader = new Reloader(source, holder, role, { random, load: pools, live }, log);
     holder.onSwap((s) => void listeners.sync(s));
     await reloader.start();
