@@ -23,7 +23,8 @@ import type { Authorizer } from '../core/policy/authorization.js';
 import type { MtlsMode } from '../core/policy/peer-authentication.js';
 import type { WorkloadSecurityCache } from '../core/policy/workload-security.js';
 import type { IdentityProvider, WorkloadCertificate } from '../core/pki/types.js';
-import { spiffeIdsOfCertificate } from '../core/pki/spiffe.js';
+import { principalOf, spiffeIdsOfCertificate } from '../core/pki/spiffe.js';
+import { authenticateAndAuthorize } from '../core/proxy/security-stage.js';
 import { peekClientHello } from '../core/tls/client-hello.js';
 import { authorityOf, rawPath, requestFacts } from '../core/proxy/http-handler.js';
 import { normalizePath } from '../core/proxy/path-normalize.js';
@@ -173,26 +174,26 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
     if (path === undefined) return reply(LocalReplies.badRequest);
     // What the policy checks is what the app gets: the normalized path, with the query as it came.
     const facts = requestFacts(req, deps.appPort, 'http', path);
-    const authz = authorizer();
-    if (!authz) return reply(LocalReplies.noHealthyUpstream);
-    if (!authz.empty) {
-      const decision = authz.evaluate({
-        ...(peer.spiffeId ? { principal: peer.spiffeId.slice('spiffe://'.length) } : {}),
-        sourceIp: socket.remoteAddress ?? '',
-        destinationPort: deps.appPort,
-        host: facts.authority,
-        method: facts.method,
-        path,
-        headers: req.headers,
-      });
-      if (!decision.allowed) {
-        const details = decision.policy ? `rbac_access_denied_matched_policy[${decision.policy}]` : LocalReplies.rbacDenied.details;
-        return reply({ ...LocalReplies.rbacDenied, details });
-      }
-    }
-
-    const headers = inboundRequestHeaders(req.headers, { requestId, authority: facts.authority, ...(peer.xfcc ? { xfcc: peer.xfcc } : {}) });
-    relay(deps.pools, appKey, req, res, facts, headers, record, reply);
+    const snapshot = deps.holder.current();
+    if (!snapshot) return reply(LocalReplies.noHealthyUpstream);
+    const forward = (): void => {
+      const headers = inboundRequestHeaders(req.headers, { requestId, authority: facts.authority, ...(peer.xfcc ? { xfcc: peer.xfcc } : {}) });
+      relay(deps.pools, appKey, req, res, facts, headers, record, reply);
+    };
+    const outcome = authenticateAndAuthorize(deps.security.for(snapshot), req, facts, {
+      address: socket.remoteAddress ?? '',
+      ...(peer.spiffeId ? { principal: principalOf(peer.spiffeId) } : {}),
+      destinationPort: deps.appPort,
+    }, 0);
+    if (!(outcome instanceof Promise)) return outcome ? reply(outcome) : forward();
+    outcome.then(
+      (r) => {
+        if (res.destroyed) return;
+        if (r) reply(r);
+        else forward();
+      },
+      () => reply(LocalReplies.upstreamReset),
+    );
   };
 
   const server = createNetServer({ noDelay: true }, onConnection);
