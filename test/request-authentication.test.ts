@@ -10,7 +10,14 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SignJWT, exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'jose';
-import { eventually, startTestGateway, type TestGateway } from './helpers/gateway.js';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { eventually, send, startTestGateway, type TestGateway } from './helpers/gateway.js';
+import { fixedIdentity, testAuthority } from './helpers/mesh.js';
+import { FileSource } from '../src/core/sources/file-source.js';
+import { startSidecar, type RunningSidecar } from '../src/sidecar/main.js';
 import { gatewayYaml, serviceYaml } from './helpers/cluster-yaml.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
 import { parseConfigText } from '../src/core/config/load.js';
@@ -213,4 +220,95 @@ spec:
 `);
     await eventually(async () => (await gw.get('app.example.com', '/open', bearer('not-a-jwt'))).status === 200);
   });
+});
+
+describe('RequestAuthentication at a sidecar inbound side, selected by the workload labels', () => {
+  let dir: string;
+  let app: Upstream;
+  let sidecar: RunningSidecar;
+  let keys: Keys;
+
+  before(async () => {
+    keys = await keyPair('s1');
+    const ca = await testAuthority();
+    app = await startUpstream('jwt-app');
+    dir = await mkdtemp(join(tmpdir(), 'meshgate-jwt-sidecar-'));
+    await writeFile(join(dir, 'security.yaml'), `apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: default}
+spec: {mtls: {mode: PERMISSIVE}}
+---
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {name: jwt, namespace: default}
+spec:
+  selector: {matchLabels: {app: jwt-app}}
+  jwtRules: [{issuer: "${ISSUER}", jwks: '${JSON.stringify({ keys: [keys.jwk] })}'}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: need-token, namespace: default}
+spec:
+  selector: {matchLabels: {app: jwt-app}}
+  rules: [{from: [{source: {requestPrincipals: ["${ISSUER}/*"]}}]}]
+`);
+    sidecar = await startSidecar({
+      identity: fixedIdentity(ca, 'default', 'jwt-app'),
+      source: new FileSource({ dir }),
+      namespace: 'default',
+      serviceAccount: 'jwt-app',
+      labels: { app: 'jwt-app' },
+      appPort: app.port,
+      inboundPort: 0,
+      outboundPort: 0,
+      statusPort: 0,
+      adminPort: 0,
+      listenHost: '127.0.0.1',
+      accessLog: 'off',
+      logger: pino({ level: 'silent' }),
+    });
+  });
+  after(async () => {
+    await sidecar.destroy();
+    await app.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('no token: 403; a bad one: 401; a valid one reaches the app without the Authorization header', async () => {
+    const get = (headers: Record<string, string> = {}) => send(sidecar.inboundPort, 'jwt-app', '/x', headers);
+    assert.equal((await get()).status, 403);
+    const bad = await get({ authorization: 'Bearer not-a-jwt' });
+    assert.equal(bad.status, 401);
+    const ok = await get({ authorization: `Bearer ${await token(keys, {})}` });
+    assert.equal(ok.status, 200, ok.text);
+    assert.equal(ok.json<{ headers: Record<string, string> }>().headers.authorization, undefined);
+  });
+});
+
+describe('RequestAuthentication validation, with file and line', () => {
+  const cases: Array<[string, string, string, string]> = [
+    // [what, jwtRules YAML, field path, message part]
+    ['issuer is required', '- {jwksUri: "https://a.example/k"}', 'spec.jwtRules[0].issuer', 'issuer is required'],
+    ['no key source', '- {issuer: a}', 'spec.jwtRules[0]', 'set jwksUri or jwks'],
+    ['both key sources', `- {issuer: a, jwksUri: "https://a.example/k", jwks: '{"keys":[{"kty":"oct","k":"AA"}]}'}`, 'spec.jwtRules[0].jwks', 'cannot be set together with jwksUri'],
+    ['jwksUri not http', '- {issuer: a, jwksUri: "file:///etc/keys"}', 'spec.jwtRules[0].jwksUri', 'not an http or https URL'],
+    ['jwks not JSON', `- {issuer: a, jwks: 'nope'}`, 'spec.jwtRules[0].jwks', 'jwks is not JSON'],
+    ['jwks without keys', `- {issuer: a, jwks: '{"keys":[]}'}`, 'spec.jwtRules[0].jwks', 'no keys'],
+    ['duplicate issuer', '- {issuer: a, jwksUri: "https://a.example/k"}\n  - {issuer: a, jwksUri: "https://a.example/k2"}', 'spec.jwtRules[1].issuer', 'already configured'],
+    ['header without name', '- {issuer: a, jwksUri: "https://a.example/k", fromHeaders: [{prefix: "x "}]}', 'spec.jwtRules[0].fromHeaders[0].name', 'name is required'],
+    ['claim header needs a claim', '- {issuer: a, jwksUri: "https://a.example/k", outputClaimToHeaders: [{header: x-a}]}', 'spec.jwtRules[0].outputClaimToHeaders[0].claim', 'claim is required'],
+    ['misspelt field', '- {issuer: a, jwksUri: "https://a.example/k", audience: [x]}', 'spec.jwtRules[0].audience', 'unknown field'],
+  ];
+  for (const [what, rules, field, message] of cases) {
+    it(what, () => {
+      const text = `apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata: {name: r, namespace: default}\nspec:\n  jwtRules:\n  ${rules}\n`;
+      const { resources } = parseConfigText(text, 'ra.yaml');
+      const { valid, problems } = validateAll(resources);
+      const p = problems.find((x) => x.field === field && x.message.includes(message));
+      assert.ok(p, `${field}: ${message} in ${JSON.stringify(problems)}`);
+      assert.equal(p.file, 'ra.yaml');
+      assert.ok(p.line >= 5, `line ${p.line}`);
+      assert.equal(valid.length, 0);
+    });
+  }
 });

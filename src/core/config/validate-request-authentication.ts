@@ -24,7 +24,7 @@ export function validateRequestAuthentication(c: Checker, spec: Obj): void {
     const issuer = checkRule(c, rule, at);
     if (issuer === undefined) return;
     const first = issuers.get(issuer);
-    if (first) c.error([...at, 'issuer'], `issuer ${JSON.stringify(issuer)} is already configured by ${first.join('.')}; one rule per issuer`);
+    if (first) c.error([...at, 'issuer'], `issuer ${JSON.stringify(issuer)} is already configured by jwtRules[${String(first[first.length - 1])}]; one rule per issuer`);
     else issuers.set(issuer, at);
   });
 }
