@@ -45,8 +45,9 @@ export const GATEWAY_HELP = `usage: meshgate gateway --config DIR --ports 80=808
                         gateway replica, e.g. redis://redis.istio-system:6379 (while Redis is
                         unreachable each gateway limits in its own memory)
   --trusted-proxies N   proxies in front of the gateway that append to x-forwarded-for; rate
-                        limits by clientIp count the N-th address from its right (Envoy's
-                        xff_num_trusted_hops; default 0: the connection's peer address)
+                        limits by clientIp and AuthorizationPolicy remoteIpBlocks take the N-th
+                        address from its right (Envoy's xff_num_trusted_hops, Istio's
+                        numTrustedProxies; default 0: the connection's peer address)
 ${DRAIN_HELP}
   --workers N           processes sharing the ports, each with its own copy of the configuration;
                         a worker that dies is replaced (default: one per CPU)`;
