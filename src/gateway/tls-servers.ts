@@ -16,6 +16,7 @@ import type { Snapshot } from '../core/snapshot/snapshot.js';
 import { serverTlsOptions } from '../core/tls/server-options.js';
 import type { CredentialStore } from '../core/tls/types.js';
 import { peerSans, xfccFor } from '../core/tls/xfcc.js';
+import { peerIdentity } from '../core/tls/peer-identity.js';
 import { serverForSni } from '../core/routing/server-hosts.js';
 
 interface Entry {
@@ -169,7 +170,7 @@ export class TlsServers {
     const cached = this.#principal.get(socket);
     if (cached !== undefined) return cached ?? undefined;
     const peer = socket.authorized ? socket.getPeerCertificate() : undefined;
-    const uri = peer ? (peer.subjectaltname ?? '').split(', ').find((san) => san.startsWith('URI:'))?.slice(4) : undefined;
+    const uri = peer ? peerIdentity(peer).uris[0] : undefined;
     this.#principal.set(socket, uri ?? null);
     return uri;
   }
