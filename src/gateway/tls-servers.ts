@@ -17,7 +17,7 @@ import { serverTlsOptions } from '../core/tls/server-options.js';
 import type { CredentialStore } from '../core/tls/types.js';
 import { peerSans, xfccFor } from '../core/tls/xfcc.js';
 import { peerIdentity } from '../core/tls/peer-identity.js';
-import { serverForSni } from '../core/routing/server-hosts.js';
+import type { SniIndex } from '../core/routing/sni-index.js';
 
 interface Entry {
   server: Http2SecureServer;
@@ -34,8 +34,8 @@ export interface TlsServersDeps {
   readonly ctx: HttpHandlerContext;
   readonly credentials: CredentialStore;
   readonly log: Logger;
-  /** The TLS servers of this listener in a snapshot. */
-  servers(snapshot: Snapshot): readonly ServerConfig[];
+  /** The SNI index of this listener's TLS servers in a snapshot (compiled once per snapshot). */
+  sni(snapshot: Snapshot): SniIndex;
 }
 
 /** Identifies a Gateway server across snapshots. */
@@ -125,7 +125,7 @@ export class TlsServers {
       // one, say, with its own client-certificate policy) must open its own connection, or that
       // server's TLS policy would be bypassed.
       misdirected: (host, snapshot) => {
-        const own = serverForSni(this.deps.servers(snapshot), host);
+        const own = this.deps.sni(snapshot).lookup(host);
         return own !== undefined && serverKey(own) !== key;
       },
     };
