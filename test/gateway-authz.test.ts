@@ -95,6 +95,7 @@ rules:
     const line = (await readFile(join(logDir, 'access.log'), 'utf8')).split('\n').find((l) => l.includes('/admin/log-check'))!;
     assert.match(line, /rbac_access_denied_matched_policy\[AuthorizationPolicy istio-system\/deny-admin\]/);
     assert.match(line, /403/);
+    assert.equal(JSON.parse(line).meshgate_error_code, 'MESHGATE_ERR_RBAC_DENIED');
   });
 
   it('a policy written while serving applies to the next requests', async () => {

@@ -12,6 +12,7 @@ import { logWhenDone, newRequestRecord, type AccessLog, type RequestRecord } fro
 import { applyHeaderRules, forwardedFor, requestIdOf } from './headers.js';
 import { normalizePath } from './path-normalize.js';
 import { forward, type ForwardContext } from './forward.js';
+import { relay } from './relay.js';
 import { LocalReplies, addFlag, sendLocalReply, type LocalReply } from './respond.js';
 import { evaluateCors } from './cors.js';
 import { decideFault, holdFor } from './fault.js';
@@ -67,8 +68,22 @@ export interface ListenerInfo {
   destinationPort?(req: IncomingMessage): number;
   /** When the port differs per request (a sidecar's outbound side: the port the app asked for). */
   requestPort?(req: IncomingMessage): number;
+  /**
+   * A sidecar's inbound side: the act stage hands every request that passed authorization to the
+   * workload's own app (no route table), with the headers the app is given.
+   */
+  localApp?: LocalApp;
   /** A host no virtual host knows; without this hook it is 404 NR (a sidecar passes it through or answers 502). */
   unknownHost?(req: IncomingMessage, res: ServerResponse, facts: RequestFacts, record: RequestRecord, reply: (r: LocalReply) => void): void;
+}
+
+/** The app beside a sidecar, as the inbound listener's act stage reaches it. */
+export interface LocalApp {
+  /** Upstream pool key of the app (UpstreamPools.key). */
+  readonly key: string;
+  /** Envoy's cluster name for it (`inbound|<port>||`), for the access log. */
+  readonly cluster: string;
+  headers(req: IncomingMessage, facts: RequestFacts, requestId: string): Record<string, string | string[]>;
 }
 
 const ACME_PREFIX = '/.well-known/acme-challenge/';
@@ -110,11 +125,14 @@ export function handleHttpRequest(req: IncomingMessage, res: ServerResponse, lis
   const socket = req.socket;
   const requestId = requestIdOf(req.headers);
   const remoteAddress = socket.remoteAddress ?? '';
-  const record = newRequestRecord(req, requestId, authorityOf(req), { address: remoteAddress, port: socket.remotePort ?? 0 }, forwardedFor(req.headers, remoteAddress));
+  const record = listener.localApp
+    ? { ...newRequestRecord(req, requestId, authorityOf(req), { address: remoteAddress, port: socket.remotePort ?? 0 }), upstreamCluster: listener.localApp.cluster }
+    : newRequestRecord(req, requestId, authorityOf(req), { address: remoteAddress, port: socket.remotePort ?? 0 }, forwardedFor(req.headers, remoteAddress));
   logWhenDone(req, res, record, ctx.accessLog, tunnel);
   const reply = (r: LocalReply): void => {
     record.flags = addFlag(record.flags, r.flag);
     record.details = r.details;
+    record.errorCode = r.code;
     sendLocalReply(res, r, { 'x-request-id': requestId });
   };
 
@@ -137,6 +155,8 @@ export function handleHttpRequest(req: IncomingMessage, res: ServerResponse, lis
   // authenticate → authorize, for listeners that serve a workload of their own (ctx.security); before
   // routing acts, as Envoy's jwt_authn and RBAC filters run before its router.
   const security = ctx.security && snapshot ? ctx.security.for(snapshot) : undefined;
+  // Without a configuration there is no policy to check the request against: closed, not open.
+  if (ctx.security && !security) return reply(LocalReplies.noHealthyUpstream);
   if (!security) return routeAndAct(ex);
   const principal = listener.peerPrincipal?.(req);
   const outcome = authenticateAndAuthorize(security, req, facts, {
@@ -179,6 +199,8 @@ interface Exchange {
 function routeAndAct(ex: Exchange): void {
   const { req, res, listener, ctx, tunnel, record, reply, requestId, remoteAddress, facts, snapshot, config } = ex;
   const { scheme } = listener;
+  // act: local app. What the policy checked is what the app gets: the normalized path, the query as it came.
+  if (listener.localApp) return relay(ctx.pools, listener.localApp.key, req, res, facts, listener.localApp.headers(req, facts, requestId), record, reply);
   if (!config) return listener.unknownHost && snapshot ? listener.unknownHost(req, res, facts, record, reply) : reply(LocalReplies.noRoute);
   const { virtualHost, route } = findRoute(config, facts);
   if (!virtualHost && listener.unknownHost) return listener.unknownHost(req, res, facts, record, reply);
