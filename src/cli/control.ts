@@ -10,6 +10,7 @@ import { startControlPlane } from '../control/main.js';
 import { FileTokenAuthenticator } from '../control/token-authenticator.js';
 import { kubeSource, readableConfigDir, sourceChoice } from './config-source.js';
 import { parse, parsePort } from './options.js';
+import { stopRequested } from '../core/runtime/stop-signals.js';
 import { UsageError } from './main.js';
 
 export const CONTROL_HELP = `usage: meshgate control --config DIR --tokens FILE [options]
@@ -71,6 +72,7 @@ export async function runControlCommand(argv: string[]): Promise<number> {
 
   if ('dir' in choice) readableConfigDir(choice.dir);
   const log = pino({ name: 'meshgate-control' }, pino.destination(2));
+  const stop = stopRequested({ log });
   const authority = loadOrCreateAuthority(caDir, values['trust-domain'] ? { trustDomain: values['trust-domain'] } : {});
   if (!authority.ok) {
     console.error(`meshgate control: the CA in ${caDir} cannot be used: ${authority.message}`);
@@ -93,10 +95,7 @@ export async function runControlCommand(argv: string[]): Promise<number> {
     ...('dir' in choice ? { configDir: choice.dir } : { source: await kubeSource(choice, log) }),
   });
   log.info({ rootCert: join(caDir, ROOT_CERT_FILE) }, 'proxies verify the control plane with this root');
-  await new Promise<void>((resolve) => {
-    process.once('SIGTERM', resolve);
-    process.once('SIGINT', resolve);
-  });
+  await stop;
   await cp.close();
   return 0;
 }

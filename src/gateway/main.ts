@@ -14,6 +14,7 @@ import { createCredentialStore } from '../core/tls/credential-store.js';
 import { AcmeManager } from './acme/acme-manager.js';
 import type { ChallengeMap } from './acme/acme-order.js';
 import type { IdentityProvider } from '../core/pki/types.js';
+import type { Snapshot } from '../core/snapshot/snapshot.js';
 
 export interface GatewayOptions {
   /** Folder of Istio YAML, watched; used when no `source` is given. */
@@ -59,6 +60,10 @@ export interface GatewayOptions {
   readonly now?: () => number;
   /** Seconds from the start of a drain (or a close) after which whatever is still open is cut (default 25). */
   readonly drainDeadlineSeconds?: number;
+  /** Gateway API Gateways to serve (`ns/name`); default every Gateway of meshgate's classes. */
+  readonly gatewayNames?: ReadonlySet<string>;
+  /** Where each snapshot's Gateway API status goes (the API server's status subresource, in a cluster). */
+  readonly gatewayApiStatus?: { write(snapshot: Snapshot): unknown; close(): Promise<void> };
 }
 
 export interface RunningGateway {
@@ -123,6 +128,8 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   rt.add(listeners);
   rt.add({ close: () => acme.close(), destroy: () => acme.destroy() });
   rt.add({ close: () => credentials.close(), destroy: () => credentials.close() });
+  const apiStatus = opts.gatewayApiStatus;
+  if (apiStatus) rt.add({ close: () => apiStatus.close(), destroy: () => apiStatus.close() });
   let servicePorts: ReadonlyMap<number, number> = new Map();
 
   await rt.start({
@@ -131,11 +138,13 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     beforeConfig: async () => {
       servicePorts = await listeners.listenServicePorts();
       holder.onSwap((s) => void listeners.sync(s));
+      if (opts.gatewayApiStatus) holder.onSwap((s) => void opts.gatewayApiStatus!.write(s));
     },
-    role: () => ({ kind: 'gateway', labels, namespace, ports: servicePorts, ...(opts.locality ? { locality: opts.locality } : {}) }),
+    role: () => ({ kind: 'gateway', labels, namespace, ports: servicePorts, ...(opts.locality ? { locality: opts.locality } : {}), ...(opts.gatewayNames ? { gatewayNames: opts.gatewayNames } : {}) }),
     afterConfig: async () => {
       const first = holder.current();
       if (first) await listeners.sync(first);
+      if (first) void opts.gatewayApiStatus?.write(first);
     },
     statusHost: host,
     statusPort: opts.statusPort ?? 15021,

@@ -27,6 +27,7 @@ import type { IdentityProvider, WorkloadCertificate } from '../core/pki/types.js
 import { spiffeIdsOfCertificate } from '../core/pki/spiffe.js';
 import { peekClientHello } from '../core/tls/client-hello.js';
 import { handleHttpRequest, type HttpHandlerContext, type ListenerInfo } from '../core/proxy/http-handler.js';
+import { PlaintextHttp } from '../core/proxy/h2c-sniff.js';
 import type { AccessLog } from '../core/telemetry/access-log.js';
 import { UpstreamPools } from '../core/proxy/upstream-pools.js';
 import type { SnapshotHolder } from '../core/snapshot/holder.js';
@@ -113,6 +114,7 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
   const plain = createHttpServer({ requestTimeout: 0, keepAliveTimeout: 60_000 });
   deps.drain.serve(plain, { request: onRequest });
   plain.on('clientError', (_err, socket: Socket) => socket.destroy());
+  const plaintext = new PlaintextHttp(plain, deps.drain, onRequest);
   const secure: Http2SecureServer = createSecureServer({ ...tlsContext(deps.identity.current()), requestCert: true, rejectUnauthorized: false, allowHTTP1: true });
   deps.drain.serve(secure, { request: onRequest });
   secure.on('secureConnection', (socket: TLSSocket) => {
@@ -140,7 +142,7 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
             return void socket.destroy();
           }
           socket.unshift(data);
-          plain.emit('connection', socket);
+          plaintext.accept(socket);
           return;
         }
         if (hello.state !== 'ok') return void socket.destroy();
@@ -182,6 +184,7 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
       for (const s of sockets) s.destroy();
       server.close();
       plain.close();
+      plaintext.close();
       secure.close();
     },
   };
