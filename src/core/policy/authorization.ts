@@ -98,7 +98,11 @@ function rank(r: Resource, root: string): number {
   return r.metadata.namespace === root ? 0 : 1;
 }
 
-function appliesTo(r: Resource, workload: WorkloadRef, root: string): boolean {
+/**
+ * Whether a security policy (AuthorizationPolicy, RequestAuthentication) selects a workload: in its
+ * namespace or the root namespace, by `selector.matchLabels` or namespace-wide; targetRefs never.
+ */
+export function appliesTo(r: Resource, workload: WorkloadRef, root: string): boolean {
   const ns = r.metadata.namespace;
   if (ns !== workload.namespace && ns !== root) return false;
   const spec = obj(r.spec);

@@ -12,7 +12,7 @@ import { createLocalJWKSet, decodeJwt, jwtVerify, type JSONWebKeySet, type JWTPa
 import type { Resource } from '../model/resource.js';
 import { compareByCreation } from '../model/resource.js';
 import { parseDuration } from '../config/duration.js';
-import { selectorMatches } from '../registry/labels.js';
+import { appliesTo } from './authorization.js';
 import { isObj, list, obj, strings } from './authz-rules.js';
 import { parseJwks, type JwksCache } from './jwks-cache.js';
 import type { WorkloadRef } from './peer-authentication.js';
@@ -91,15 +91,6 @@ export function compileRequestAuthentication(resources: readonly Resource[], wor
 }
 
 const EMPTY: RequestAuthenticator = Object.freeze({ empty: true, authenticate: () => NO_TOKEN });
-
-function appliesTo(r: Resource, workload: WorkloadRef, root: string): boolean {
-  const ns = r.metadata.namespace;
-  if (ns !== workload.namespace && ns !== root) return false;
-  const spec = obj(r.spec);
-  if (isObj(spec.targetRef) || list(spec.targetRefs).length > 0) return false;
-  const labels = isObj(spec.selector) && isObj(spec.selector.matchLabels) ? (spec.selector.matchLabels as Record<string, string>) : undefined;
-  return selectorMatches(labels, workload.labels);
-}
 
 function compileProvider(rule: Record<string, unknown>): Provider | undefined {
   const issuer = typeof rule.issuer === 'string' ? rule.issuer : '';
