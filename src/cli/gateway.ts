@@ -35,7 +35,8 @@ export const GATEWAY_HELP = `usage: meshgate gateway --config DIR --ports 80=808
   --ports LIST          Gateway port=listen port pairs, e.g. 80=8080,443=8443
   --status-port N       readiness port, GET /healthz/ready (default 15021)
   --admin-port N        admin port on 127.0.0.1: /routes /clusters /config_dump (default 15000)
-  --labels LIST         this gateway's labels for Gateway selectors (default istio=ingressgateway)
+  --labels LIST         this gateway's labels for Gateway, AuthorizationPolicy and
+                        RequestAuthentication selectors (default istio=ingressgateway)
   --gateway-name LIST   serve only these Gateway API Gateways, e.g. default/web,shop/edge (default:
                         every Gateway whose class is meshgate's: controllerName
                         meshgate.io/gateway-controller or istio.io/gateway-controller, or the
