@@ -35,7 +35,8 @@ export const GATEWAY_HELP = `usage: meshgate gateway --config DIR --ports 80=808
   --ports LIST          Gateway port=listen port pairs, e.g. 80=8080,443=8443
   --status-port N       readiness port, GET /healthz/ready (default 15021)
   --admin-port N        admin port on 127.0.0.1: /routes /clusters /config_dump (default 15000)
-  --labels LIST         this gateway's labels for Gateway selectors (default istio=ingressgateway)
+  --labels LIST         this gateway's labels for Gateway, AuthorizationPolicy and
+                        RequestAuthentication selectors (default istio=ingressgateway)
   --gateway-name LIST   serve only these Gateway API Gateways, e.g. default/web,shop/edge (default:
                         every Gateway whose class is meshgate's: controllerName
                         meshgate.io/gateway-controller or istio.io/gateway-controller, or the
@@ -51,8 +52,9 @@ export const GATEWAY_HELP = `usage: meshgate gateway --config DIR --ports 80=808
                         gateway replica, e.g. redis://redis.istio-system:6379 (while Redis is
                         unreachable each gateway limits in its own memory)
   --trusted-proxies N   proxies in front of the gateway that append to x-forwarded-for; rate
-                        limits by clientIp count the N-th address from its right (Envoy's
-                        xff_num_trusted_hops; default 0: the connection's peer address)
+                        limits by clientIp and AuthorizationPolicy remoteIpBlocks take the N-th
+                        address from its right (Envoy's xff_num_trusted_hops, Istio's
+                        numTrustedProxies; default 0: the connection's peer address)
 ${DRAIN_HELP}
   --workers N           processes sharing the ports, each with its own copy of the configuration;
                         a worker that dies is replaced (default: one per CPU)`;

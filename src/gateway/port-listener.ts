@@ -1,6 +1,7 @@
 // The listener for one listen port, with the servers of every Gateway port that listens there.
 // Plaintext HTTP goes straight to the HTTP server. When the port has TLS servers, the ClientHello is
-// peeked (not consumed) to read the SNI, which picks the Gateway server: PASSTHROUGH pipes the
+// peeked (not consumed) to read the SNI, which picks the Gateway server through the SNI index the
+// snapshot's listener compiles once (core/routing/sni-index.ts): PASSTHROUGH pipes the
 // untouched bytes to the `tls` route's destination; the others hand the socket to that server's own
 // TLS server. The choice uses the snapshot current at accept; a connection that arrives before the
 // first configuration waits for it.
@@ -18,7 +19,8 @@ import type { RequestFacts } from '../core/routing/types.js';
 import type { Snapshot } from '../core/snapshot/snapshot.js';
 import { peekClientHello } from '../core/tls/client-hello.js';
 import type { CredentialStore } from '../core/tls/types.js';
-import { isTlsServer, serverForSni, tlsServerFor } from '../core/routing/server-hosts.js';
+import { tlsServerFor } from '../core/routing/server-hosts.js';
+import { sniIndexOf } from '../core/routing/sni-index.js';
 import { TlsServers } from './tls-servers.js';
 
 export interface PortListenerDeps {
@@ -67,7 +69,7 @@ export function createPortListener(servicePorts: readonly number[], deps: PortLi
     if (socket.writable && err.code !== 'ECONNRESET') socket.end(rawLocalReply(LocalReplies.badRequest));
     else socket.destroy();
   });
-  const tls = new TlsServers({ ctx, credentials: deps.credentials, log: deps.log, servers: (snapshot) => current(snapshot)?.servers.filter(isTlsServer) ?? [] });
+  const tls = new TlsServers({ ctx, credentials: deps.credentials, log: deps.log, sni: (snapshot) => sniIndexOf(current(snapshot)) });
   const sockets = new Set<Socket>();
 
   const onConnection = (socket: Socket): void => {
@@ -91,8 +93,7 @@ export function createPortListener(servicePorts: readonly number[], deps: PortLi
       forwardTcp(socket, Buffer.alloc(0), tcp.destinations, tcp.totalWeight, { random: ctx.random });
       return;
     }
-    const tlsServers = listener?.servers.filter(isTlsServer) ?? [];
-    if (tlsServers.length === 0) {
+    if (sniIndexOf(listener).servers.length === 0) {
       plaintext.accept(socket);
       return;
     }
@@ -105,8 +106,7 @@ export function createPortListener(servicePorts: readonly number[], deps: PortLi
         }
         if (hello.state !== 'ok') return void socket.destroy();
         // Re-read the snapshot: a reload may have landed while the hello was in flight.
-        const servers = current(ctx.holder.current())?.servers.filter(isTlsServer) ?? [];
-        const server = serverForSni(servers, hello.sni);
+        const server = sniIndexOf(current(ctx.holder.current())).lookup(hello.sni);
         if (!server) return void socket.destroy();
         const mode = server.tls?.mode ?? 'PASSTHROUGH';
         if (mode === 'PASSTHROUGH' || mode === 'AUTO_PASSTHROUGH') {

@@ -16,7 +16,8 @@ import type { Snapshot } from '../core/snapshot/snapshot.js';
 import { serverTlsOptions } from '../core/tls/server-options.js';
 import type { CredentialStore } from '../core/tls/types.js';
 import { peerSans, xfccFor } from '../core/tls/xfcc.js';
-import { serverForSni } from '../core/routing/server-hosts.js';
+import { peerIdentity } from '../core/tls/peer-identity.js';
+import type { SniIndex } from '../core/routing/sni-index.js';
 
 interface Entry {
   server: Http2SecureServer;
@@ -33,8 +34,8 @@ export interface TlsServersDeps {
   readonly ctx: HttpHandlerContext;
   readonly credentials: CredentialStore;
   readonly log: Logger;
-  /** The TLS servers of this listener in a snapshot. */
-  servers(snapshot: Snapshot): readonly ServerConfig[];
+  /** The SNI index of this listener's TLS servers in a snapshot (compiled once per snapshot). */
+  sni(snapshot: Snapshot): SniIndex;
 }
 
 /** Identifies a Gateway server across snapshots. */
@@ -124,7 +125,7 @@ export class TlsServers {
       // one, say, with its own client-certificate policy) must open its own connection, or that
       // server's TLS policy would be bypassed.
       misdirected: (host, snapshot) => {
-        const own = serverForSni(this.deps.servers(snapshot), host);
+        const own = this.deps.sni(snapshot).lookup(host);
         return own !== undefined && serverKey(own) !== key;
       },
     };
@@ -169,7 +170,7 @@ export class TlsServers {
     const cached = this.#principal.get(socket);
     if (cached !== undefined) return cached ?? undefined;
     const peer = socket.authorized ? socket.getPeerCertificate() : undefined;
-    const uri = peer ? (peer.subjectaltname ?? '').split(', ').find((san) => san.startsWith('URI:'))?.slice(4) : undefined;
+    const uri = peer ? peerIdentity(peer).uris[0] : undefined;
     this.#principal.set(socket, uri ?? null);
     return uri;
   }

@@ -9,6 +9,7 @@ const KINDS: Readonly<Record<string, { readonly group: string; readonly versions
   WorkloadEntry: { group: 'networking.istio.io', versions: ['v1', 'v1beta1', 'v1alpha3'] },
   PeerAuthentication: { group: 'security.istio.io', versions: ['v1', 'v1beta1'] },
   AuthorizationPolicy: { group: 'security.istio.io', versions: ['v1', 'v1beta1'] },
+  RequestAuthentication: { group: 'security.istio.io', versions: ['v1', 'v1beta1'] },
   Service: { group: '', versions: ['v1'] },
   Endpoints: { group: '', versions: ['v1'] },
   Pod: { group: '', versions: ['v1'] },

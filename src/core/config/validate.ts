@@ -13,6 +13,7 @@ import { validateGateway } from './validate-gateway.js';
 import { validateGatewayClass, validateGRPCRoute, validateHTTPRoute, validateK8sGateway, validateL4Route, validateReferenceGrant } from './validate-gateway-api.js';
 import { validateEndpointSlice, validateEndpoints, validatePod, validateService } from './validate-kube.js';
 import { validatePeerAuthentication } from './validate-peer-authentication.js';
+import { validateRequestAuthentication } from './validate-request-authentication.js';
 import { validateRateLimitPolicy } from './validate-rate-limit.js';
 import { validateServiceEntry, validateWorkloadEntry } from './validate-service-entry.js';
 import { validateVirtualService } from './validate-virtual-service.js';
@@ -29,6 +30,7 @@ const BY_KIND: Readonly<Record<string, SpecValidator>> = {
   WorkloadEntry: validateWorkloadEntry,
   PeerAuthentication: validatePeerAuthentication,
   AuthorizationPolicy: validateAuthorizationPolicy,
+  RequestAuthentication: validateRequestAuthentication,
   Service: validateService,
   Issuer: validateIssuer,
   ClusterIssuer: validateIssuer,
@@ -50,7 +52,7 @@ const TOP_LEVEL: Readonly<Record<string, SpecValidator>> = {
 };
 
 /** Kinds whose names are checked here (Istio's rules; meshgate's own kinds follow them). */
-const ISTIO_KINDS = new Set(['Gateway', 'VirtualService', 'DestinationRule', 'ServiceEntry', 'WorkloadEntry', 'PeerAuthentication', 'AuthorizationPolicy', 'RateLimitPolicy']);
+const ISTIO_KINDS = new Set(['Gateway', 'VirtualService', 'DestinationRule', 'ServiceEntry', 'WorkloadEntry', 'PeerAuthentication', 'AuthorizationPolicy', 'RequestAuthentication', 'RateLimitPolicy']);
 
 export function validateResource(r: Resource): Problem[] {
   let c: Checker | undefined;

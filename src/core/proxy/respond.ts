@@ -72,6 +72,26 @@ export const LocalReplies = {
   rateLimited: reply('RATE_LIMITED', 429, 'RL', 'local_rate_limited', 'local_rate_limited'),
 } as const;
 
+/** AuthorizationPolicy denied: details name the deciding policy, or `[none]` when no ALLOW rule matched. */
+export function rbacDenied(policy: string | undefined): LocalReply {
+  return policy ? { ...LocalReplies.rbacDenied, details: `rbac_access_denied_matched_policy[${policy}]` } : LocalReplies.rbacDenied;
+}
+
+/**
+ * RequestAuthentication refused the request's token: 401 with Envoy's jwt_authn status text as the
+ * body (`Jwt verification fails`, `Jwt is expired`, …) and a Bearer challenge.
+ */
+export function jwtDenied(reason: string): LocalReply {
+  return {
+    code: 'MESHGATE_ERR_JWT_INVALID',
+    status: 401,
+    flag: '-',
+    body: reason,
+    details: `jwt_authn_access_denied{${reason.replace(/[^A-Za-z0-9]+/g, '_')}}`,
+    headers: { 'www-authenticate': 'Bearer realm="meshgate", error="invalid_token"' },
+  };
+}
+
 /** A 429 whose details name the RateLimitPolicy limit that refused (`ns/name[index]`), for the access log. */
 export function rateLimited(ruleId: string): LocalReply {
   return { ...LocalReplies.rateLimited, details: `local_rate_limited{${ruleId}}` };

@@ -32,6 +32,7 @@ export const KUBE_KINDS: readonly KubeKind[] = [
   { kind: 'WorkloadEntry', apiVersion: 'networking.istio.io/v1', plural: 'workloadentries', crd: true },
   { kind: 'PeerAuthentication', apiVersion: 'security.istio.io/v1', plural: 'peerauthentications', crd: true },
   { kind: 'AuthorizationPolicy', apiVersion: 'security.istio.io/v1', plural: 'authorizationpolicies', crd: true },
+  { kind: 'RequestAuthentication', apiVersion: 'security.istio.io/v1', plural: 'requestauthentications', crd: true },
   // cert-manager's resources: Certificates whose secretName a Gateway server uses are issued by ACME.
   { kind: 'Issuer', apiVersion: 'cert-manager.io/v1', plural: 'issuers', crd: true },
   { kind: 'ClusterIssuer', apiVersion: 'cert-manager.io/v1', plural: 'clusterissuers', crd: true, clusterScoped: true },

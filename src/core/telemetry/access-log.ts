@@ -26,6 +26,8 @@ export interface RequestRecord {
   upstreamCluster?: string;
   routeName?: string;
   readonly downstreamRemoteAddress: string;
+  /** The stable `MESHGATE_ERR_*` code of the local reply that answered, if one did (respond.ts). */
+  errorCode?: string;
 }
 
 /**
@@ -156,6 +158,7 @@ export function createAccessLog(target: string): AccessLog {
         upstream_cluster: r.upstreamCluster ?? null,
         route_name: r.routeName ?? null,
         downstream_remote_address: r.downstreamRemoteAddress,
+        ...(r.errorCode !== undefined ? { meshgate_error_code: r.errorCode } : {}),
       }) + '\n');
     },
     flush() {
