@@ -191,6 +191,7 @@ spec:
   listeners:
   - {name: specific, port: 80, protocol: HTTP, hostname: very.specific.com}
   - {name: wildcard, port: 80, protocol: HTTP, hostname: "*.wildcard.io"}
+  - {name: grpc-only, port: 80, protocol: HTTP, hostname: grpc-only.wildcard.io, allowedRoutes: {kinds: [{kind: GRPCRoute}]}}
 ---
 ${route('specific-host', `  hostnames: [non.matching.com, very.specific.com]\n  rules:\n  - matches: [{path: {value: /s1}}]\n    backendRefs: [{name: infra-backend-v1, port: 8080}]`, { parent: '{name: hostnames}' })}---
 ${route('wildcard-host', `  hostnames: [non.matching.com, "*.wildcard.io"]\n  rules:\n  - matches: [{path: {value: /s2}}]\n    backendRefs: [{name: infra-backend-v2, port: 8080}]`, { parent: '{name: hostnames}' })}---
@@ -355,10 +356,12 @@ describe('Gateway API conformance on files', () => {
     assert.equal(await backend('foo.bar.wildcard.io', '/s3'), 'infra-backend-v3');
     assert.equal(await backend('foo.wildcard.io', '/s3'), '404');
     assert.equal(await backend('wildcard.io', '/s2'), '404');
+    // The most specific listener takes the request even with no route of its own.
+    assert.equal(await backend('grpc-only.wildcard.io', '/s2'), '404');
     assert.equal(cond(parentConditions(INFRA, 'no-intersection'), 'Accepted'), 'False/NoMatchingListenerHostname');
     const gws = gw.gw.holder.current()!.gatewayApi.gateways;
     const hostnames = gws.find((g) => g.resource.metadata.name === 'hostnames')!;
-    assert.deepEqual(hostnames.listeners.map((l) => [l.name, l.attachedRoutes]), [['specific', 1], ['wildcard', 2]]);
+    assert.deepEqual(hostnames.listeners.map((l) => [l.name, l.attachedRoutes]), [['specific', 1], ['wildcard', 2], ['grpc-only', 0]]);
   });
 
   it('GRPCRoute: service and method matches become paths, headers still match', async () => {
