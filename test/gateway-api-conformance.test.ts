@@ -158,7 +158,9 @@ const ROUTES = [
     backendRefs: [{name: infra-backend-v1, port: 8080, weight: 0}]
   - matches: [{path: {value: /none}}]
   - matches: [{path: {value: /kind}}]
-    backendRefs: [{group: example.com, kind: Thing, name: infra-backend-v1, port: 8080}]`,
+    backendRefs: [{group: example.com, kind: Thing, name: infra-backend-v1, port: 8080}]
+  - matches: [{path: {value: /partial}}]
+    backendRefs: [{name: infra-backend-v1, port: 8080}, {name: does-not-exist, port: 8080}]`,
   ),
   // Cross namespace: a route in the web namespace on the Gateway that admits all namespaces …
   route('cross-namespace', `  hostnames: [cross.example]\n  rules:\n  - backendRefs: [{name: web-backend, port: 8080}]`, { namespace: WEB, parent: `{name: all-namespaces, namespace: ${INFRA}}` }),
@@ -337,6 +339,10 @@ describe('Gateway API conformance on files', () => {
     assert.equal(await backend('broken.example', '/zero'), '500');
     assert.equal(await backend('broken.example', '/none'), '500');
     assert.equal(await backend('broken.example', '/kind'), '500');
+    // Half the weight goes to a backend that does not exist: that half, and only that half, fails with 500.
+    const seen = new Set<string>();
+    for (let i = 0; i < 30; i++) seen.add(await backend('broken.example', '/partial'));
+    assert.deepEqual([...seen].sort(), ['500', 'infra-backend-v1']);
     const c = parentConditions(INFRA, 'broken-backends');
     assert.equal(cond(c, 'Accepted'), 'True/Accepted');
     assert.equal(cond(c, 'ResolvedRefs'), 'False/BackendNotFound');
