@@ -71,7 +71,9 @@ const ROUTES = [
   - matches: [{queryParams: [{name: animal, value: dolphin}]}]
     backendRefs: [{name: infra-backend-v2, port: 8080}]
   - matches: [{queryParams: [{name: animal, value: dolphin}, {name: color, value: blue}]}]
-    backendRefs: [{name: infra-backend-v3, port: 8080}]`,
+    backendRefs: [{name: infra-backend-v3, port: 8080}]
+  - matches: [{queryParams: [{name: Mixed, value: Case}]}]
+    backendRefs: [{name: infra-backend-v1, port: 8080}]`,
   ),
   route(
     'method',
@@ -272,6 +274,9 @@ describe('Gateway API conformance on files', () => {
     assert.equal(await backend('query.example', '/?animal=dolphin&color=blue'), 'infra-backend-v3');
     assert.equal(await backend('query.example', '/?animal=dolphin&color=red'), 'infra-backend-v2');
     assert.equal(await backend('query.example', '/?color=blue'), '404');
+    // Query parameter names compare exactly.
+    assert.equal(await backend('query.example', '/?Mixed=Case'), 'infra-backend-v1');
+    assert.equal(await backend('query.example', '/?mixed=Case'), '404');
   });
 
   it('HTTPRouteMethodMatching', async () => {
