@@ -24,7 +24,7 @@ import { anchorTable, meshRatios, meshTable, type MeshReport, type MeshRow } fro
 import { runPaced } from './paced-load.js';
 import { cpuSeconds, rssBytes, sampleMax, tempDir } from './processes.js';
 import { handshakeRatio, handshakeTable, loadRatio, loadTable, type HandshakeRow, type LoadRow } from './report.js';
-import { preflight, rateLimitCounts, startFastifyProxy, startMeshgate, startUpstream, stopAll, type RateLimitStore, type Target, type TlsTarget } from './targets.js';
+import { BARE_PROXY, preflight, rateLimitCounts, startBareProxy, startFastifyProxy, startMeshgate, startUpstream, stopAll, type RateLimitStore, type Target, type TlsTarget } from './targets.js';
 import { KEY_LABEL, writeBenchCerts } from './tls-certs.js';
 import { runScale, scaleSizes, scaleTable } from './scale.js';
 
@@ -191,6 +191,10 @@ async function main(): Promise<number> {
   loads.push(await measureLoad(s, peer, peer.name, 'http'));
   await peer.stop();
 
+  const bare = await startBareProxy(upstream.port);
+  loads.push(await measureLoad(s, bare, bare.name, 'http'));
+  await bare.stop();
+
   if (nginx) {
     const ng = await startNginx(nginx, upstream.port, certs);
     await measureTls(s, ng, loads, handshakes);
@@ -213,6 +217,7 @@ async function main(): Promise<number> {
   const row = (target: string) => loads.find((r) => r.target === target);
   const ratios: [string, string][] = [
     ['meshgate / @fastify/http-proxy', loadRatio(row(BASELINE), load('@fastify', 'http'))],
+    ['meshgate / node:http + undici Pool', loadRatio(row(BASELINE), row(BARE_PROXY))],
     ['meshgate / direct', loadRatio(row(BASELINE), load('upstream', 'http'))],
     ['meshgate --workers 2 / 1 worker', loadRatio(row(TWO_WORKERS), row(BASELINE))],
   ];

@@ -380,7 +380,9 @@ describe('Gateway API conformance on files', () => {
     assert.equal(await backend('grpc.example', '/echo.Echo/Ping', grpc, 'POST'), 'infra-backend-v1');
     assert.equal(await backend('grpc.example', '/echo.Echo/Other', grpc, 'POST'), 'infra-backend-v2');
     assert.equal(await backend('grpc.example', '/other.Svc/Ping', { ...grpc, 'x-tenant': 'three' }, 'POST'), 'infra-backend-v3');
-    assert.equal(await backend('grpc.example', '/other.Svc/Ping', grpc, 'POST'), '404');
+    // No route: a gRPC caller gets the local reply the gRPC way, UNIMPLEMENTED in an HTTP 200.
+    const unrouted = await get('grpc.example', '/other.Svc/Ping', grpc, 'POST');
+    assert.deepEqual([unrouted.status, unrouted.headers['grpc-status']], [200, '12']);
   });
 
   it('a parentRef naming no listener is NoMatchingParent', () => {

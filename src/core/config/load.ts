@@ -4,7 +4,8 @@
 import { readdirSync, statSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { LineCounter, parseAllDocuments, isNode, type Document } from 'yaml';
+import type { Document, LineCounter } from 'yaml';
+import { yaml } from './yaml-module.js';
 import type { FieldPath, ObjectMeta, Origin, Resource } from '../model/resource.js';
 import type { Problem } from './problem.js';
 import { internalKind, knownKind } from './kinds.js';
@@ -65,6 +66,7 @@ export function configDirProblem(dir: string): string | undefined {
 
 /** Parses one file's text. `firstOrder` numbers the resources after those already loaded. */
 export function parseConfigText(text: string, file: string, firstOrder = 0): LoadResult {
+  const { LineCounter, parseAllDocuments } = yaml();
   const lineCounter = new LineCounter();
   const docs = parseAllDocuments(text, { lineCounter, prettyErrors: false, uniqueKeys: false });
   const resources: Resource[] = [];
