@@ -10,6 +10,8 @@ const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promi
   routes: { summary: 'print the compiled routing table', run: async (argv) => (await import('./routes.js')).runRoutes(argv) },
   explain: { summary: 'show which server, route and destination a request gets, and why not others', run: async (argv) => (await import('./explain.js')).runExplain(argv) },
   certs: { summary: 'list the certificates the gateway serves, with problems', run: async (argv) => (await import('./certs.js')).runCerts(argv) },
+  inject: { summary: 'print a manifest with the sidecar injected, like istioctl kube-inject', run: async (argv) => (await import('./inject.js')).runInjectCommand(argv) },
+  iptables: { summary: "install the sidecar's traffic capture (the init container's command)", run: async (argv) => (await import('./iptables.js')).runIptablesCommand(argv) },
   demo: { summary: 'run the demo: backends plus a gateway on gateway-config/', run: async (argv) => (await import('./demo.js')).runDemo(argv) },
 };
 

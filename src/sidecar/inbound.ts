@@ -43,6 +43,8 @@ export interface InboundDeps {
   /** The port the app listens on; PeerAuthentication's portLevelMtls and AuthorizationPolicy `ports` refer to it. */
   readonly appPort: number;
   readonly appHost: string;
+  /** The address connections to the app come from (127.0.0.6 under capture, so they are not captured again). */
+  readonly appLocalAddress?: string;
   readonly pools: UpstreamPools;
   readonly accessLog: AccessLog;
   readonly log: Logger;
@@ -60,6 +62,8 @@ const PLAINTEXT: Peer = Object.freeze({});
 
 export interface InboundListener {
   listen(port: number, host: string): Promise<number>;
+  /** Serves a connection accepted elsewhere (the capture port, which found its original port). */
+  accept(socket: Socket): void;
   close(): Promise<void>;
   destroy(): void;
 }
@@ -150,7 +154,7 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
       deps.log.debug({ remote: socket.remoteAddress, policy: decision?.policy }, 'TLS connection passed to the app refused: AuthorizationPolicy');
       return void socket.destroy();
     }
-    const app = connectTcp(deps.appPort, deps.appHost);
+    const app = connectTcp({ port: deps.appPort, host: deps.appHost, ...(deps.appLocalAddress ? { localAddress: deps.appLocalAddress } : {}) });
     app.on('error', () => socket.destroy());
     socket.on('close', () => app.destroy());
     app.on('close', () => socket.destroy());
@@ -200,6 +204,7 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
   const server = createNetServer({ noDelay: true }, onConnection);
   return {
     listen: (port, host) => listenOn(server, port, host),
+    accept: onConnection,
     // Stops accepting; the connections open are the drain's to finish.
     close: () =>
       new Promise((resolve) => {

@@ -28,6 +28,8 @@ export interface OutboundDeps {
 
 export interface OutboundListener {
   listen(port: number, host: string): Promise<number>;
+  /** Serves an HTTP connection accepted elsewhere (the capture port, which sniffed it). */
+  accept(socket: Socket): void;
   close(): Promise<void>;
   destroy(): void;
 }
@@ -82,6 +84,7 @@ export function createOutboundListener(deps: OutboundDeps): OutboundListener {
 
   return {
     listen: (port, host) => listenOn(server, port, host),
+    accept: (socket) => http.emit('connection', socket),
     // Stops accepting; the connections open are the drain's to finish.
     close: () => new Promise((resolve) => server.close(() => resolve())),
     destroy: () => {

@@ -24,6 +24,8 @@ export interface PoolOptions {
   readonly certsDir?: string;
   /** Upstream TLS failures are logged here. */
   readonly logger?: Logger;
+  /** Source address of plaintext connections (a captured sidecar's inbound side: 127.0.0.6). */
+  readonly localAddress?: string;
 }
 
 /** Above this, a maxConnections is as good as unlimited for one endpoint's pool. */
@@ -46,12 +48,14 @@ export class UpstreamPools implements EndpointLoad {
   readonly #connector: UpstreamConnector;
   readonly #connectTimeoutMs: number;
   readonly #idlePoolMs: number;
+  readonly #localAddress: string | undefined;
   readonly #sweeper: NodeJS.Timeout;
   #closed = false;
 
   constructor(opts: PoolOptions = {}) {
     this.#connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
     this.#idlePoolMs = opts.idlePoolMs ?? 300_000;
+    this.#localAddress = opts.localAddress;
     this.#connector = new UpstreamConnector({
       connectTimeoutMs: this.#connectTimeoutMs,
       ...(opts.certsDir !== undefined ? { certsDir: opts.certsDir } : {}),
@@ -129,7 +133,7 @@ export class UpstreamPools implements EndpointLoad {
           // The cluster-wide limit is kept by its circuit breaker; no endpoint may exceed it either.
           ...(custom && custom.maxConnections < MAX_POOL_CONNECTIONS ? { connections: custom.maxConnections } : {}),
           ...(custom && custom.maxRequestsPerConnection > 0 ? { maxRequestsPerClient: custom.maxRequestsPerConnection } : {}),
-          ...(tls ? { connect: this.#connector.undiciConnect(tls, host, port, connectTimeout) } : {}),
+          ...(tls ? { connect: this.#connector.undiciConnect(tls, host, port, connectTimeout) } : this.#localAddress ? { localAddress: this.#localAddress } : {}),
         }),
         active: 0,
         lastUsed: Date.now(),
