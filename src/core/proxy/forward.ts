@@ -133,7 +133,7 @@ export async function forward(
   if (!dest) return LocalReplies.clusterNotFound;
   log.upstreamCluster = dest.clusterName;
   const cluster = dest.cluster;
-  if (!cluster) return LocalReplies.clusterNotFound;
+  if (!cluster) return dest.invalidBackend ? LocalReplies.invalidBackend : LocalReplies.clusterNotFound;
   if (cluster.endpoints.length === 0) return LocalReplies.noHealthyUpstream;
 
   const path = action.rewritePath ? action.rewritePath(facts.path) : facts.path;

@@ -24,6 +24,8 @@ const reply = (code: string, status: number, flag: string, body: string, details
 export const LocalReplies = {
   noRoute: reply('NO_ROUTE', 404, 'NR', '', 'route_not_found'),
   clusterNotFound: reply('CLUSTER_NOT_FOUND', 503, 'NC', '', 'cluster_not_found'),
+  /** A Gateway API backendRef that cannot be used: the Gateway API asks 500 for its share of requests. */
+  invalidBackend: reply('INVALID_BACKEND', 500, 'NC', '', 'cluster_not_found'),
   noHealthyUpstream: reply('NO_HEALTHY_UPSTREAM', 503, 'UH', 'no healthy upstream', 'no_healthy_upstream'),
   connectFailure: reply(
     'UPSTREAM_CONNECT',
