@@ -75,3 +75,9 @@ export async function kubeSource(choice: { readonly kubeconfig: string | undefin
   }
   return new KubeSource({ kubeconfig, namespaces: choice.namespaces, logger: log.child({ source: 'kubernetes' }) });
 }
+
+/** The Secrets of the gateway's own namespace, where `credentialName` points in cluster mode. */
+export async function kubeSecrets(choice: { readonly kubeconfig: string | undefined }, namespace: string, log: Logger) {
+  const [{ loadKubeConfig }, { KubeSecrets }] = await Promise.all([import('../core/sources/kube-source.js'), import('../core/sources/kube-secrets.js')]);
+  return new KubeSecrets({ kubeconfig: loadKubeConfig(choice.kubeconfig), namespace, logger: log.child({ source: 'kubernetes', secrets: namespace }) });
+}

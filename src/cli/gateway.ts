@@ -10,7 +10,7 @@ import { connectToMesh } from '../core/sources/mesh-connection.js';
 import { startGateway } from '../gateway/main.js';
 import { parse, parseLabels, parseLocality, parsePort, parsePorts, parseRedisUrl, parseTrustedProxies } from './options.js';
 import { UsageError } from './main.js';
-import { kubeSource, readableConfigDir, sourceChoice } from './config-source.js';
+import { kubeSecrets, kubeSource, readableConfigDir, sourceChoice } from './config-source.js';
 import { DRAIN_FLAGS, DRAIN_HELP, exitAfterDeadline, parseDrainFlags } from './drain-options.js';
 
 export const GATEWAY_HELP = `usage: meshgate gateway --config DIR --ports 80=8080[,443=8443] [options]
@@ -34,12 +34,15 @@ export const GATEWAY_HELP = `usage: meshgate gateway --config DIR --ports 80=808
   --status-port N       readiness port, GET /healthz/ready (default 15021)
   --admin-port N        admin port on 127.0.0.1: /routes /clusters /config_dump (default 15000)
   --labels LIST         this gateway's labels for Gateway selectors (default istio=ingressgateway)
-  --namespace NS        the gateway's namespace (default istio-system)
+  --namespace NS        the gateway's namespace (default istio-system); with --config-source
+                        kubernetes, credentialName is a Secret in it (kubernetes.io/tls, or
+                        cert/key/cacert; <name>-cacert for MUTUAL's CA), followed as it changes
   --locality R/Z/S      where the gateway runs (region/zone/subzone), for locality-aware load
                         balancing (DestinationRule localityLbSetting)
   --listen-host ADDR    address to listen on (default 0.0.0.0)
   --access-log WHERE    off | stdout | FILE (default stdout)
-  --certs DIR           certificates for credentialName: DIR/<name>/tls.crt, tls.key, ca.crt (default certs)
+  --certs DIR           certificates for credentialName: DIR/<name>/tls.crt, tls.key, ca.crt (default
+                        certs); with --config-source kubernetes only ACME's account keys live there
   --acme-ca FILE        extra CA (PEM) to trust for ACME servers, e.g. a private ACME CA
   --redis URL           Redis for RateLimitPolicy counters with store: redis, shared by every
                         gateway replica, e.g. redis://redis.istio-system:6379 (while Redis is
@@ -116,7 +119,7 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
       logger: wlog,
       // One worker orders ACME certificates; every worker answers the validation requests.
       ...(worker !== undefined ? { acmeOrders: worker === 0, acmeChallenges: sharedChallenges() } : {}),
-      ...(mesh ? { source: mesh.source, identity: mesh.identity } : 'dir' in choice ? { configDir: choice.dir } : 'kubeconfig' in choice ? { source: await kubeSource(choice, log) } : {}),
+      ...(mesh ? { source: mesh.source, identity: mesh.identity } : 'dir' in choice ? { configDir: choice.dir } : 'kubeconfig' in choice ? { source: await kubeSource(choice, log), secrets: await kubeSecrets(choice, common.namespace, log) } : {}),
     });
   } catch (err) {
     // Startup failures (a port in use, an unreachable API server) are said in one line, not a stack.

@@ -23,6 +23,7 @@ import { createAdminServer } from '../core/admin/admin-server.js';
 import { closeFastify, listenFastify } from '../core/admin/fastify-listen.js';
 import { listenFor } from '../core/proxy/listen.js';
 import type { IdentityProvider } from '../core/pki/types.js';
+import type { SecretReader } from '../core/tls/types.js';
 
 export interface GatewayOptions {
   /** Folder of Istio YAML, watched; used when no `source` is given. */
@@ -46,6 +47,11 @@ export interface GatewayOptions {
   readonly namespace?: string;
   /** Where `credentialName` certificates live: `<certsDir>/<name>/tls.crt|tls.key|ca.crt` (default `certs`). */
   readonly certsDir?: string;
+  /**
+   * Cluster mode: `credentialName` is a Secret in the gateway's namespace, read from here instead of
+   * certsDir (a KubeSecrets). The gateway starts it before its first configuration and closes it.
+   */
+  readonly secrets?: SecretReader & { start(): Promise<void>; close(): Promise<void> };
   /** PEM of a CA to trust for ACME servers (a private ACME CA), on top of the system roots. */
   readonly acmeCa?: string;
   /** Redis for RateLimitPolicy counters with `store: redis`, shared by every replica (`redis://host:6379`). */
@@ -111,7 +117,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   const deadlineMs = (opts.drainDeadlineSeconds ?? DEFAULT_DRAIN_DEADLINE_SECONDS) * 1000;
   const status = createStatusServer({ ready: () => holder.current() !== undefined && !drain.draining });
   const admin = createAdminServer(holder, pools, limiters);
-  const credentials = createCredentialStore({ certsDir, logger: log });
+  const credentials = createCredentialStore({ certsDir, logger: log, ...(opts.secrets ? { secrets: opts.secrets } : {}) });
   const acme = new AcmeManager({
     certsDir,
     holder,
@@ -143,6 +149,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     await pools.destroy();
     await (hard ? acme.destroy() : acme.close());
     await credentials.close();
+    await opts.secrets?.close();
     await rateLimiting.close();
     accessLog.flush();
   };
@@ -150,6 +157,8 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   try {
     // Connected before traffic, so the first requests already share counters; unreachable is fine too.
     await rateLimiting.start();
+    // The first configuration resolves its credentialNames at once: the Secrets must be there by then.
+    await opts.secrets?.start();
     // The Service's ports listen first (connections wait for the first configuration): listeners
     // are compiled for the ports they got, so a server port equal to one of them joins its listener.
     const servicePorts = await listeners.listenServicePorts();
