@@ -28,7 +28,9 @@ export const GATEWAY_HELP = `usage: meshgate gateway --config DIR --ports 80=808
   --control URL         join the mesh: the control plane (https://…:15012) gives this gateway its
                         configuration and its workload identity, used for mutual TLS to every
                         endpoint that runs a sidecar
-  --token FILE          bearer token for --control (re-read on every call)
+  --token FILE          bearer token for --control (re-read on every call); default
+                        /var/run/secrets/tokens/istio-token, the pod's projected service-account
+                        token (audience istio-ca) that the control plane checks by TokenReview
   --root-cert FILE      the mesh root the control plane must chain to (default certs/mesh-ca/root-cert.pem)
   --ports LIST          Gateway port=listen port pairs, e.g. 80=8080,443=8443
   --status-port N       readiness port, GET /healthz/ready (default 15021)

@@ -17,6 +17,8 @@ import { createControlServer } from './server.js';
 import { createStatusServer } from './status-server.js';
 import { createDebugServer } from './debug-server.js';
 import type { Authenticator } from './token-authenticator.js';
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { RootCertPublisher } from './root-cert-publisher.js';
 
 /** Where proxies reach the control plane: on the machine, and as the Service deploy/ creates. */
 export const CONTROL_PLANE_NAMES = [
@@ -50,6 +52,13 @@ export interface ControlPlaneOptions {
   readonly validate?: Validate;
   readonly logger?: Logger;
   readonly now?: () => Date;
+  /**
+   * Cluster mode: the API server the control plane writes to. It publishes the mesh root as the
+   * ConfigMap istio-ca-root-cert in every namespace and keeps it there.
+   */
+  readonly kubeconfig?: KubeConfig;
+  /** Back-off of the root publisher's retries (default 1 s doubling to 30 s). */
+  readonly kubeBackoff?: { readonly initialMs: number; readonly maxMs: number };
 }
 
 export interface RunningControlPlane {
@@ -86,12 +95,16 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   let closing = false;
   const status = createStatusServer(() => !closing && distributor.current !== undefined);
   const debug = opts.debugPort !== undefined ? createDebugServer(registry) : undefined;
+  // Loaded only in cluster mode: the Kubernetes client is large, and file mode does without it.
+  const publisher: RootCertPublisher | undefined = opts.kubeconfig
+    ? new (await import('./root-cert-publisher.js')).RootCertPublisher({ kubeconfig: opts.kubeconfig, rootCertPem: opts.ca.rootCertPem, logger: log.child({ component: 'root-cert' }), ...(opts.kubeBackoff ? { backoff: opts.kubeBackoff } : {}) })
+    : undefined;
 
   const stop = async (hard: boolean): Promise<void> => {
     closing = true;
     if (hard) distributor.destroy();
     else await distributor.close().catch(() => undefined);
-    await Promise.all([stopServer(server, hard), stopServer(status, hard), ...(debug ? [stopServer(debug, hard)] : [])]);
+    await Promise.all([stopServer(server, hard), stopServer(status, hard), ...(debug ? [stopServer(debug, hard)] : []), ...(publisher ? [publisher.close()] : [])]);
   };
 
   let port = 0;
@@ -103,6 +116,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     if (debug) debugPort = await listen(debug, opts.debugPort!, '127.0.0.1');
     await distributor.start();
     port = await listen(server, opts.port ?? CONTROL_PLANE_PORT, host);
+    // In the background: its lists retry until the API server answers, and each namespace's
+    // ConfigMap is written as soon as it can be; proxies can be served meanwhile.
+    void publisher?.start();
   } catch (err) {
     await stop(true);
     throw err;
