@@ -23,7 +23,9 @@ import { createAdminServer } from '../core/admin/admin-server.js';
 import { closeFastify, listenFastify } from '../core/admin/fastify-listen.js';
 import { listenFor } from '../core/proxy/listen.js';
 import type { IdentityProvider } from '../core/pki/types.js';
-import type { SecretReader } from '../core/tls/types.js';
+import type { SecretReader, SecretWriter } from '../core/tls/types.js';
+import { fileStorage } from './acme/certificate-files.js';
+import { secretStorage } from './acme/certificate-secrets.js';
 
 export interface GatewayOptions {
   /** Folder of Istio YAML, watched; used when no `source` is given. */
@@ -51,7 +53,7 @@ export interface GatewayOptions {
    * Cluster mode: `credentialName` is a Secret in the gateway's namespace, read from here instead of
    * certsDir (a KubeSecrets). The gateway starts it before its first configuration and closes it.
    */
-  readonly secrets?: SecretReader & { start(): Promise<void>; close(): Promise<void> };
+  readonly secrets?: SecretReader & SecretWriter & { start(): Promise<void>; close(): Promise<void> };
   /** PEM of a CA to trust for ACME servers (a private ACME CA), on top of the system roots. */
   readonly acmeCa?: string;
   /** Redis for RateLimitPolicy counters with `store: redis`, shared by every replica (`redis://host:6379`). */
@@ -119,7 +121,8 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   const admin = createAdminServer(holder, pools, limiters);
   const credentials = createCredentialStore({ certsDir, logger: log, ...(opts.secrets ? { secrets: opts.secrets } : {}) });
   const acme = new AcmeManager({
-    certsDir,
+    // Where issued certificates go is where credentialName is read from: files, or the Secrets.
+    storage: opts.secrets ? secretStorage(opts.secrets) : fileStorage(certsDir),
     holder,
     logger: log.child({ component: 'acme' }),
     random,

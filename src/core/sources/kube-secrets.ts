@@ -6,7 +6,7 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { isRecord } from '../config/load.js';
-import type { SecretReader } from '../tls/types.js';
+import type { SecretReader, SecretWriter } from '../tls/types.js';
 import { KubeInformer } from './kube-informer.js';
 import { kubeJson, KubeApiError } from './kube-request.js';
 import type { KubeObject } from './kube-objects.js';
@@ -22,12 +22,14 @@ export function secretsPath(namespace: string): string {
   return `/api/v1/namespaces/${encodeURIComponent(namespace)}/secrets`;
 }
 
-export class KubeSecrets implements SecretReader {
+export class KubeSecrets implements SecretReader, SecretWriter {
   readonly namespace: string;
   readonly #informer: KubeInformer;
+  readonly #kc: KubeConfig;
 
   constructor(opts: { kubeconfig: KubeConfig; namespace: string; logger: Logger; debounceMs?: number; backoff?: { initialMs: number; maxMs: number } }) {
     this.namespace = opts.namespace;
+    this.#kc = opts.kubeconfig;
     this.#informer = new KubeInformer({
       kubeconfig: opts.kubeconfig,
       path: secretsPath(opts.namespace),
@@ -50,6 +52,14 @@ export class KubeSecrets implements SecretReader {
 
   onChange(listener: () => void): () => void {
     return this.#informer.onChange(listener);
+  }
+
+  fetch(name: string): ReturnType<SecretWriter['fetch']> {
+    return getSecret(this.#kc, this.namespace, name);
+  }
+
+  put(name: string, secret: Parameters<SecretWriter['put']>[1], opts: { onlyCreate?: boolean } = {}): Promise<{ created: boolean }> {
+    return putSecret(this.#kc, { namespace: this.namespace, name, ...secret }, opts);
   }
 
   close(): Promise<void> {

@@ -59,3 +59,18 @@ export interface SecretReader {
   /** Fired after Secrets changed (debounced); readers look again. */
   onChange(listener: () => void): () => void;
 }
+
+/**
+ * The same namespace's Secrets read and written directly (not from the watch's cache), for what the
+ * gateway keeps there itself: ACME certificates and account keys.
+ */
+export interface SecretWriter {
+  readonly namespace: string;
+  fetch(name: string): Promise<{ readonly type: string; readonly data: Readonly<Record<string, string>>; readonly annotations: Readonly<Record<string, string>> } | undefined>;
+  /** Creates or replaces; `onlyCreate` leaves an existing one alone and says so (`created: false`). */
+  put(
+    name: string,
+    secret: { readonly type: string; readonly data: Readonly<Record<string, string>>; readonly annotations?: Readonly<Record<string, string>>; readonly labels?: Readonly<Record<string, string>> },
+    opts?: { readonly onlyCreate?: boolean },
+  ): Promise<{ created: boolean }>;
+}
