@@ -45,6 +45,9 @@ export const GATEWAY_HELP = `usage: meshgate gateway --config DIR --ports 80=808
   --access-log WHERE    off | stdout | FILE (default stdout)
   --certs DIR           certificates for credentialName: DIR/<name>/tls.crt, tls.key, ca.crt (default
                         certs); with --config-source kubernetes only ACME's account keys live there
+  --credentials FROM    where credentialName is read: kubernetes (Secrets of --namespace, the default
+                        with --config-source kubernetes; with --control too, for a gateway in the
+                        mesh) or files (folders of --certs, the default otherwise)
   --acme-ca FILE        extra CA (PEM) to trust for ACME servers, e.g. a private ACME CA
   --redis URL           Redis for RateLimitPolicy counters with store: redis, shared by every
                         gateway replica, e.g. redis://redis.istio-system:6379 (while Redis is
@@ -74,6 +77,7 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
     'listen-host': { type: 'string' },
     'access-log': { type: 'string' },
     certs: { type: 'string' },
+    credentials: { type: 'string' },
     'acme-ca': { type: 'string' },
     redis: { type: 'string' },
     'trusted-proxies': { type: 'string' },
@@ -104,6 +108,9 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
     trustedProxies,
     drainDeadlineSeconds,
   };
+  const credentialsFrom = values.credentials ?? ('kubeconfig' in choice ? 'kubernetes' : 'files');
+  if (credentialsFrom !== 'kubernetes' && credentialsFrom !== 'files') throw new UsageError(`--credentials: '${credentialsFrom}' is not kubernetes or files`);
+  if (credentialsFrom === 'kubernetes' && 'dir' in choice) throw new UsageError('--credentials kubernetes goes with --config-source kubernetes or --control');
   const workers = values.workers === undefined ? availableParallelism() : Number(values.workers);
   if (!Number.isInteger(workers) || workers < 1) throw new UsageError(`--workers: '${values.workers}' is not a number of processes`);
   // Checked in the primary, once the options are known good: workers would each die on it.
@@ -121,7 +128,8 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
       logger: wlog,
       // One worker orders ACME certificates; every worker answers the validation requests.
       ...(worker !== undefined ? { acmeOrders: worker === 0, acmeChallenges: sharedChallenges() } : {}),
-      ...(mesh ? { source: mesh.source, identity: mesh.identity } : 'dir' in choice ? { configDir: choice.dir } : 'kubeconfig' in choice ? { source: await kubeSource(choice, log), secrets: await kubeSecrets(choice, common.namespace, log) } : {}),
+      ...(mesh ? { source: mesh.source, identity: mesh.identity } : 'dir' in choice ? { configDir: choice.dir } : 'kubeconfig' in choice ? { source: await kubeSource(choice, log) } : {}),
+      ...(credentialsFrom === 'kubernetes' ? { secrets: await kubeSecrets({ kubeconfig: 'kubeconfig' in choice ? choice.kubeconfig : undefined }, common.namespace, log) } : {}),
     });
   } catch (err) {
     // Startup failures (a port in use, an unreachable API server) are said in one line, not a stack.
