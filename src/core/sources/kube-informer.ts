@@ -7,7 +7,7 @@
 import { ListWatch, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { KubeObject } from './kube-objects.js';
-import { TrackedWatch, describeError, listCollection, serverOf } from './kube-request.js';
+import { TrackedWatch, WakeableDelays, describeError, listCollection, serverOf } from './kube-request.js';
 
 export interface KubeInformerOptions {
   readonly kubeconfig: KubeConfig;
@@ -26,7 +26,7 @@ export class KubeInformer {
   readonly #watch: TrackedWatch;
   readonly #abort = new AbortController();
   readonly #listeners = new Set<() => void>();
-  readonly #delays = new Set<() => void>();
+  readonly #delays = new WakeableDelays();
   #informer: ListWatch<KubernetesObject>;
   #listed = false;
   #failures = 0;
@@ -80,8 +80,7 @@ export class KubeInformer {
     clearTimeout(this.#debounce);
     this.#abort.abort(new Error('closed'));
     this.#watch.abortAll();
-    for (const wake of this.#delays) wake();
-    this.#delays.clear();
+    this.#delays.wakeAll();
     await this.#informer.stop().catch(() => undefined);
     await this.#watch.settled();
     this.#firstList.resolve();
@@ -103,18 +102,7 @@ export class KubeInformer {
       this.#changed();
       return result as unknown as KubernetesListObject<KubernetesObject>;
     };
-    const delayFn = (ms: number): Promise<void> =>
-      new Promise<void>((resolve) => {
-        if (this.#closed) return resolve();
-        const wake = (): void => {
-          clearTimeout(t);
-          this.#delays.delete(wake);
-          resolve();
-        };
-        const t = setTimeout(wake, ms);
-        this.#delays.add(wake);
-      });
-    const informer = new ListWatch<KubernetesObject>(path, this.#watch, list, false, undefined, fieldSelector, { delayFn });
+    const informer = new ListWatch<KubernetesObject>(path, this.#watch, list, false, undefined, fieldSelector, { delayFn: this.#delays.delay });
     const changed = (): void => {
       if (this.#informer === informer) this.#changed();
     };

@@ -172,6 +172,32 @@ export class TrackedWatch extends Watch {
   }
 }
 
+/**
+ * The waits ListWatch makes between watch reconnects, cut short at close() so that nothing lingers:
+ * `delay` is its `delayFn`; after `wakeAll()` every wait, and any later one, ends at once.
+ */
+export class WakeableDelays {
+  readonly #waiting = new Set<() => void>();
+  #closed = false;
+
+  readonly delay = (ms: number): Promise<void> =>
+    new Promise<void>((resolve) => {
+      if (this.#closed) return resolve();
+      const wake = (): void => {
+        clearTimeout(t);
+        this.#waiting.delete(wake);
+        resolve();
+      };
+      const t = setTimeout(wake, ms);
+      this.#waiting.add(wake);
+    });
+
+  wakeAll(): void {
+    this.#closed = true;
+    for (const wake of [...this.#waiting]) wake();
+  }
+}
+
 /** One line for logs and errors: the status and path, or the network cause (ECONNREFUSED …). */
 export function describeError(err: unknown): string {
   if (err instanceof KubeApiError) return err.message;

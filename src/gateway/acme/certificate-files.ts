@@ -85,6 +85,11 @@ export async function readStored(certsDir: string, secretName: string): Promise<
   } catch {
     return undefined;
   }
+  return storedFrom(certPem, keyPem, await readFile(join(dir, 'meta.json'), 'utf8').catch(() => undefined));
+}
+
+/** A stored certificate from its texts, or undefined when the certificate does not parse; meta only when it is ours. */
+export function storedFrom(certPem: string, keyPem: string, metaText: string | undefined): StoredCertificate | undefined {
   let leaf: X509Certificate;
   try {
     leaf = new X509Certificate(certPem);
@@ -93,7 +98,7 @@ export async function readStored(certsDir: string, secretName: string): Promise<
   }
   let meta: CertificateMeta | undefined;
   try {
-    const parsed: unknown = JSON.parse(await readFile(join(dir, 'meta.json'), 'utf8'));
+    const parsed: unknown = JSON.parse(metaText ?? '');
     if (isMeta(parsed)) meta = parsed;
   } catch {
     // no meta: not ours

@@ -12,7 +12,7 @@ import acme from 'acme-client';
 import type { SecretWriter } from '../../core/tls/types.js';
 import { SOURCE_ANNOTATION } from '../../core/tls/credential-store.js';
 import type { AccountKey } from './acme-order.js';
-import { isMeta, type CertificateMeta, type CertificateStorage, type StoredCertificate } from './certificate-files.js';
+import { storedFrom, type CertificateStorage, type StoredCertificate } from './certificate-files.js';
 
 export const ACME_META_ANNOTATION = 'meshgate.io/acme';
 const TLS_TYPE = 'kubernetes.io/tls';
@@ -27,20 +27,7 @@ export function secretStorage(secrets: SecretWriter): CertificateStorage {
       const certPem = s?.data['tls.crt'];
       const keyPem = s?.data['tls.key'];
       if (!s || !certPem || !keyPem) return undefined;
-      let leaf: X509Certificate;
-      try {
-        leaf = new X509Certificate(certPem);
-      } catch {
-        return undefined; // unreadable: treated as absent, so a stand-in or a new certificate replaces it
-      }
-      let meta: CertificateMeta | undefined;
-      try {
-        const parsed: unknown = JSON.parse(s.annotations[ACME_META_ANNOTATION] ?? '');
-        if (isMeta(parsed)) meta = parsed;
-      } catch {
-        // no record: put there by someone else
-      }
-      return { certPem, keyPem, leaf, ...(meta ? { meta } : {}) };
+      return storedFrom(certPem, keyPem, s.annotations[ACME_META_ANNOTATION]);
     },
 
     async write(secretName, files) {
