@@ -10,7 +10,8 @@
 // BENCH_CONNECTIONS (default 50), BENCH_TOOL=wrk|autocannon to force a load generator,
 // BENCH_HANDSHAKE_CLIENTS (default 8) openssl s_time processes side by side, BENCH_NGINX=PATH|none,
 // BENCH_MESH_RATE (default 1000) req/s of the mesh's fixed-rate runs, 0 to leave them out,
-// BENCH_REDIS=PATH|none the redis-server for the store redis row.
+// BENCH_REDIS=PATH|none the redis-server for the store redis row, BENCH_SCALE_SIZES (default
+// 10,100,1000,10000, or none) the generated configurations of the scale rows.
 
 import { cpus } from 'node:os';
 import type { KeyType } from '../src/core/tls/issue-certificate.js';
@@ -25,6 +26,7 @@ import { cpuSeconds, rssBytes, sampleMax, tempDir } from './processes.js';
 import { handshakeRatio, handshakeTable, loadRatio, loadTable, type HandshakeRow, type LoadRow } from './report.js';
 import { preflight, rateLimitCounts, startFastifyProxy, startMeshgate, startUpstream, stopAll, type RateLimitStore, type Target, type TlsTarget } from './targets.js';
 import { KEY_LABEL, writeBenchCerts } from './tls-certs.js';
+import { runScale, scaleSizes, scaleTable } from './scale.js';
 
 interface Settings {
   readonly tool: LoadTool;
@@ -236,6 +238,12 @@ async function main(): Promise<number> {
   console.log(anchorTable(meshReport));
   console.log('Istio: one Envoy sidecar (2 workers) at 1000 req/s of 1 KB, Istio 1.24; its 2.7 ms p90 is for two sidecars, halved here.');
   console.log('Here: one sidecar, small answers; the p90 added also holds the gateway\'s side of mTLS. Saturated p90s are mostly queueing.');
+
+  const sizes = scaleSizes();
+  if (sizes.length > 0) {
+    console.log('');
+    console.log(scaleTable(await runScale(sizes)));
+  }
 
   const failed = [
     ...variantProblems,

@@ -13,6 +13,7 @@ import { loadOrCreateCaSecrets } from '../control/ca-secrets.js';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { kubeSource, readableConfigDir, sourceChoice } from './config-source.js';
 import { parse, parsePort } from './options.js';
+import { stopRequested } from '../core/runtime/stop-signals.js';
 import { UsageError } from './main.js';
 
 export const CONTROL_HELP = `usage: meshgate control --config DIR --tokens FILE [options]
@@ -91,6 +92,7 @@ export async function runControlCommand(argv: string[]): Promise<number> {
 
   if ('dir' in choice) readableConfigDir(choice.dir);
   const log = pino({ name: 'meshgate-control' }, pino.destination(2));
+  const stop = stopRequested({ log });
   let kubeconfig: KubeConfig | undefined;
   if (cluster) {
     const { loadKubeConfig } = await import('../core/sources/kube-source.js');
@@ -129,10 +131,7 @@ export async function runControlCommand(argv: string[]): Promise<number> {
     ...('dir' in choice ? { configDir: choice.dir } : { source: await kubeSource(choice, log) }),
   });
   if (!kubeconfig) log.info({ rootCert: join(caDir, ROOT_CERT_FILE) }, 'proxies verify the control plane with this root');
-  await new Promise<void>((resolve) => {
-    process.once('SIGTERM', resolve);
-    process.once('SIGINT', resolve);
-  });
+  await stop;
   await cp.close();
   return 0;
 }

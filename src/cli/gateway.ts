@@ -4,13 +4,15 @@
 import { pino } from 'pino';
 import { readFileSync } from 'node:fs';
 import cluster from 'node:cluster';
-import { availableParallelism, hostname } from 'node:os';
+import { availableParallelism } from 'node:os';
 import { endWorkerThatCouldNotStart, sharedChallenges, superviseWorkers, workerIndex } from '../gateway/workers.js';
 import { connectToMesh } from '../core/sources/mesh-connection.js';
+import { proxyIdOf } from '../core/sources/control-plane-source.js';
 import { startGateway } from '../gateway/main.js';
 import { parse, parseLabels, parseLocality, parsePort, parsePorts, parseRedisUrl, parseTrustedProxies } from './options.js';
 import { UsageError } from './main.js';
 import { kubeSecrets, kubeSource, readableConfigDir, sourceChoice } from './config-source.js';
+import { stopRequested } from '../core/runtime/stop-signals.js';
 import { DRAIN_FLAGS, DRAIN_HELP, exitAfterDeadline, parseDrainFlags } from './drain-options.js';
 
 export const GATEWAY_HELP = `usage: meshgate gateway --config DIR --ports 80=8080[,443=8443] [options]
@@ -119,10 +121,12 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
   if (workers > 1 && cluster.isPrimary) return superviseWorkers(workers, log);
   const worker = workerIndex();
   const wlog = worker !== undefined ? log.child({ worker }) : log;
+  // Listening from the start: a signal during startup waits for it, then drains.
+  const stop = stopRequested({ log: wlog });
   let mesh: Awaited<ReturnType<typeof connectToMesh>> | undefined;
   let gw: Awaited<ReturnType<typeof startGateway>>;
   try {
-    mesh = 'control' in choice ? await connectToMesh({ ...choice.control, proxyId: `${hostname()}${worker !== undefined ? `-w${worker}` : ''}.${common.namespace}`, logger: log }) : undefined;
+    mesh = 'control' in choice ? await connectToMesh({ ...choice.control, proxyId: proxyIdOf(worker !== undefined ? `gateway-w${worker}` : 'gateway', common.namespace), logger: log }) : undefined;
     gw = await startGateway({
       ...common,
       logger: wlog,
@@ -137,13 +141,10 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
     wlog.error(`gateway could not start: ${(err as Error)?.message ?? String(err)}`);
     return worker !== undefined ? endWorkerThatCouldNotStart() : 1;
   }
-  // SIGTERM (Kubernetes stopping the pod): drain first. Ctrl-C: a person is waiting, stop now.
-  const signal = await new Promise<string>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    process.once('SIGINT', () => resolve('SIGINT'));
-  });
+  // SIGTERM (Kubernetes stopping the pod) and Ctrl-C alike: drain, so that no request fails.
+  await stop;
   exitAfterDeadline(drainDeadlineSeconds, log);
-  await (signal === 'SIGTERM' ? gw.drain(drainSeconds) : gw.close());
+  await gw.drain(drainSeconds);
   mesh?.close();
   // A worker's channel to the primary would keep it alive after everything else has stopped.
   if (worker !== undefined) process.disconnect?.();

@@ -5,10 +5,12 @@
 import { pino } from 'pino';
 import { identityMismatch } from '../core/pki/spiffe.js';
 import { connectToMesh } from '../core/sources/mesh-connection.js';
+import { proxyIdOf } from '../core/sources/control-plane-source.js';
 import { startSidecar } from '../sidecar/main.js';
 import { DEFAULT_ROOT_CERT } from './config-source.js';
 import { parse, parseLabels, parseLocality, parsePort, parseRedisUrl, parseTrustedProxies } from './options.js';
 import { UsageError } from './main.js';
+import { stopRequested } from '../core/runtime/stop-signals.js';
 import { DRAIN_FLAGS, DRAIN_HELP, exitAfterDeadline, parseDrainFlags } from './drain-options.js';
 
 export const SIDECAR_HELP = `usage: meshgate sidecar --control URL --token FILE --namespace NS --service-account SA
@@ -92,11 +94,13 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
   };
 
   const log = pino({ name: 'meshgate-sidecar', base: { workload: `${values.workload}.${namespace}` } }, pino.destination(2));
+  // Listening from the start: a signal during startup waits for it, then drains.
+  const stop = stopRequested({ log });
   const mesh = await connectToMesh({
     url: values.control!,
     tokenFile: values.token!,
     rootCertFile: values['root-cert'] ?? DEFAULT_ROOT_CERT,
-    proxyId: `${values.workload}.${namespace}`,
+    proxyId: proxyIdOf(values.workload!, namespace),
     logger: log,
     ...(certTtl !== undefined ? { certTtlSeconds: certTtl } : {}),
   });
@@ -127,12 +131,10 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
     logger: log,
     drainDeadlineSeconds,
   });
-  const signal = await new Promise<string>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    process.once('SIGINT', () => resolve('SIGINT'));
-  });
+  // SIGTERM and Ctrl-C alike: drain, so that no request fails.
+  await stop;
   exitAfterDeadline(drainDeadlineSeconds, log);
-  await (signal === 'SIGTERM' ? sidecar.drain(drainSeconds) : sidecar.close());
+  await sidecar.drain(drainSeconds);
   mesh.close();
   return 0;
 }

@@ -8,6 +8,7 @@ import { LineCounter, parseAllDocuments, isNode, type Document } from 'yaml';
 import type { FieldPath, ObjectMeta, Origin, Resource } from '../model/resource.js';
 import type { Problem } from './problem.js';
 import { knownKind } from './kinds.js';
+import { lineIndex } from './line-index.js';
 
 export interface LoadResult {
   readonly resources: Resource[];
@@ -22,7 +23,7 @@ const CONFIG_FILE = /\.(ya?ml|json)$/i;
  * `displayDir` is how file names are shown in problems (defaults to `dir` as given).
  */
 export async function loadConfigDir(dir: string, displayDir = dir): Promise<LoadResult> {
-  const entries = (await readdir(dir)).filter((n) => !n.startsWith('.') && CONFIG_FILE.test(n)).sort();
+  const entries = await configFileNames(dir);
   const resources: Resource[] = [];
   const problems: Problem[] = [];
   for (const name of entries) {
@@ -41,6 +42,11 @@ export async function loadConfigDir(dir: string, displayDir = dir): Promise<Load
     problems.push(...result.problems);
   }
   return { resources, problems };
+}
+
+/** The names of the configuration files directly in `dir`, in the order they are read. */
+export async function configFileNames(dir: string): Promise<string[]> {
+  return (await readdir(dir)).filter((n) => !n.startsWith('.') && CONFIG_FILE.test(n)).sort();
 }
 
 /** Why `dir` cannot be read as a config folder (it is missing, not a folder, not readable), or undefined. */
@@ -103,14 +109,7 @@ function toResource(
   order: number,
   problems: Problem[],
 ): Resource | undefined {
-  const lineOf = (path: FieldPath): number => {
-    const full = [...base, ...path];
-    for (let n = full.length; n >= 0; n--) {
-      const node = doc.getIn(full.slice(0, n), true);
-      if (isNode(node) && node.range) return lineCounter.linePos(node.range[0]).line;
-    }
-    return lineCounter.linePos(doc.range?.[0] ?? 0).line;
-  };
+  const lineOf = lineIndex(doc, lineCounter, base);
   return resourceFromObject(value, { file, line: lineOf([]), order, lineOf }, problems);
 }
 
