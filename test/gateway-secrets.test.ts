@@ -224,3 +224,18 @@ describe('gateway certificates from Secrets (--config-source kubernetes)', () =>
     }
   });
 });
+
+describe('gateway Secrets: start-up', () => {
+  it('a gateway that may not list its Secrets does not start, and says why', async () => {
+    const api = await startKubeApi();
+    try {
+      api.setForbidden('secrets', true);
+      const kubeconfig = api.kubeconfig();
+      const secrets = new KubeSecrets({ kubeconfig, namespace: NS, logger: pino({ level: 'silent' }), backoff: { initialMs: 20, maxMs: 50 } });
+      await assert.rejects(secrets.start(300), /cannot list \/api\/v1\/namespaces\/istio-system\/secrets .*403 Forbidden/);
+      await secrets.close();
+    } finally {
+      await api.close();
+    }
+  });
+});

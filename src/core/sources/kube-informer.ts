@@ -49,10 +49,18 @@ export class KubeInformer {
     this.#informer = this.#make();
   }
 
-  /** Starts listing; resolves once the first complete list is in (it keeps retrying until then). */
-  start(): Promise<void> {
+  /**
+   * Starts listing; resolves once the first complete list is in. Retries until then, and rejects
+   * with the last failure if that takes longer than `timeoutMs` (a missing RBAC rule, say), so a
+   * start-up that cannot work says why instead of hanging.
+   */
+  start(timeoutMs = 30_000): Promise<void> {
     this.#run();
-    return this.#firstList.promise;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`cannot list ${this.#opts.path} at ${serverOf(this.#opts.kubeconfig)} within ${timeoutMs / 1000} s: ${this.#lastError ?? 'no answer'}`)), timeoutMs);
+    });
+    return Promise.race([this.#firstList.promise, late]).finally(() => clearTimeout(timer));
   }
 
   get listed(): boolean {

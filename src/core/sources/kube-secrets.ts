@@ -41,8 +41,8 @@ export class KubeSecrets implements SecretReader, SecretWriter {
   }
 
   /** Resolves once the first list is in, so the first configuration finds the Secrets already there. */
-  start(): Promise<void> {
-    return this.#informer.start();
+  start(timeoutMs?: number): Promise<void> {
+    return this.#informer.start(timeoutMs);
   }
 
   get(name: string): { type: string; data: Record<string, string>; annotations: Record<string, string> } | undefined {
