@@ -370,5 +370,7 @@ describe('meshgate gateway options', () => {
     await assert.rejects(runGatewayCommand(['--control', 'https://cp:15012', '--token', '']), /--token needs a FILE/);
     await assert.rejects(runGatewayCommand(['--config-source', 'etcd']), /--config-source: 'etcd'/);
     await assert.rejects(runGatewayCommand(['--config', 'x', '--watch-namespaces', 'a']), /--watch-namespaces.*--config-source kubernetes/);
+    await assert.rejects(runGatewayCommand(['--config', 'x', '--credentials', 'kubernetes']), /--credentials kubernetes goes with --config-source kubernetes or --control/);
+    await assert.rejects(runGatewayCommand(['--config-source', 'kubernetes', '--credentials', 'vault']), /--credentials: 'vault'/);
   });
 });
