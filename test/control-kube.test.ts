@@ -44,7 +44,7 @@ describe('control plane in cluster mode', () => {
   it('keeps its self-signed root in Secret istio-ca-secret: made on the first start, the same after a restart', async () => {
     const first = await loadOrCreateCaSecrets(api.kubeconfig(), 'istio-system');
     assert.ok(first.ok, first.ok ? '' : first.message);
-    const stored = api.get('Secret', 'istio-system', 'istio-ca-secret');
+    const stored = api.get('v1', 'Secret', 'istio-system', 'istio-ca-secret');
     assert.ok(stored, 'Secret istio-ca-secret created');
     assert.equal(stored.type, 'istio.io/ca-root');
     assert.deepEqual(Object.keys(stored.data).sort(), ['ca-cert.pem', 'ca-key.pem', 'root-cert.pem']);
@@ -65,7 +65,7 @@ describe('control plane in cluster mode', () => {
     assert.ok(ca.ok, ca.ok ? '' : ca.message);
     assert.equal(ca.ca.source, 'plugged-in');
     assert.equal(ca.ca.rootCertPem, root.certPem);
-    assert.equal(api.get('Secret', 'plug', 'istio-ca-secret'), undefined, 'no self-signed root is made beside a plugged-in CA');
+    assert.equal(api.get('v1', 'Secret', 'plug', 'istio-ca-secret'), undefined, 'no self-signed root is made beside a plugged-in CA');
     const signed = ca.ca.signWorkloadCsr(createWorkloadCsr({ keyType: 'ec' }).csrPem, { trustDomain: 'cluster.local', namespace: 'a', serviceAccount: 'b' });
     assert.ok(signed.ok);
     assert.equal(signed.certChain.at(-1), root.certPem);
@@ -101,12 +101,12 @@ describe('control plane in cluster mode', () => {
       await rm(dir, { recursive: true, force: true });
     });
 
-    const rootIn = (ns: string): string | undefined => api.get('ConfigMap', ns, ROOT_CONFIGMAP)?.data?.['root-cert.pem'];
+    const rootIn = (ns: string): string | undefined => api.get('v1', 'ConfigMap', ns, ROOT_CONFIGMAP)?.data?.['root-cert.pem'];
 
     it('publishes the root as ConfigMap istio-ca-root-cert in every namespace, and keeps it there', async () => {
       await eventually(async () => ['default', 'istio-system', 'shop'].every((ns) => rootIn(ns) === cp.rootCertPem), 10_000);
-      assert.equal(api.get('ConfigMap', 'kube-system', ROOT_CONFIGMAP), undefined, 'kube-system is left alone');
-      assert.equal(api.get('ConfigMap', 'shop', ROOT_CONFIGMAP)!.metadata.labels['istio.io/config'], 'true');
+      assert.equal(api.get('v1', 'ConfigMap', 'kube-system', ROOT_CONFIGMAP), undefined, 'kube-system is left alone');
+      assert.equal(api.get('v1', 'ConfigMap', 'shop', ROOT_CONFIGMAP)!.metadata.labels['istio.io/config'], 'true');
 
       api.apply(namespace('late'));
       await eventually(async () => rootIn('late') === cp.rootCertPem, 10_000);
@@ -114,7 +114,7 @@ describe('control plane in cluster mode', () => {
       api.delete('ConfigMap', 'shop', ROOT_CONFIGMAP);
       await eventually(async () => rootIn('shop') === cp.rootCertPem, 10_000);
 
-      const edited = api.get('ConfigMap', 'default', ROOT_CONFIGMAP)!;
+      const edited = api.get('v1', 'ConfigMap', 'default', ROOT_CONFIGMAP)!;
       api.apply({ ...edited, data: { 'root-cert.pem': 'not the root' } });
       await eventually(async () => rootIn('default') === cp.rootCertPem, 10_000);
 

@@ -62,7 +62,7 @@ test('cluster mode: the ACME result lands in the Secret secretName (kubernetes.i
       });
       s.once('error', reject);
     });
-  const secretOf = () => api.get('Secret', 'istio-system', 'shop-tls');
+  const secretOf = () => api.get('v1', 'Secret', 'istio-system', 'shop-tls');
   await eventually(async () => /pebble/i.test(await servedIssuer().catch(() => '')), 30_000);
 
   const secret = secretOf();
@@ -81,6 +81,6 @@ test('cluster mode: the ACME result lands in the Secret secretName (kubernetes.i
   assert.ok(writes.some((w) => (w.body as { metadata?: { annotations?: Record<string, string> } }).metadata?.annotations?.['meshgate.io/source'] === 'self-signed'));
   assert.ok(writes.every((w) => w.path.startsWith('/api/v1/namespaces/istio-system/')), 'writes only in its own namespace');
 
-  const account = api.get('Secret', 'istio-system', 'pebble-account');
+  const account = api.get('v1', 'Secret', 'istio-system', 'pebble-account');
   assert.ok(account?.data?.['tls.key'], 'the ACME account key is the privateKeySecretRef Secret, key tls.key');
 });

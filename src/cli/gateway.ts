@@ -11,7 +11,7 @@ import { proxyIdOf } from '../core/sources/control-plane-source.js';
 import { startGateway } from '../gateway/main.js';
 import { parse, parseLabels, parseLocality, parsePort, parsePorts, parseRedisUrl, parseTrustedProxies } from './options.js';
 import { UsageError } from './main.js';
-import { kubeSecrets, kubeSource, readableConfigDir, sourceChoice } from './config-source.js';
+import { gatewayApiStatusWriter, kubeSecrets, kubeSource, readableConfigDir, sourceChoice } from './config-source.js';
 import { stopRequested } from '../core/runtime/stop-signals.js';
 import { DRAIN_FLAGS, DRAIN_HELP, exitAfterDeadline, parseDrainFlags } from './drain-options.js';
 
@@ -41,6 +41,11 @@ export const GATEWAY_HELP = `usage: meshgate gateway --config DIR --ports 80=808
   --namespace NS        the gateway's namespace (default istio-system); with --config-source
                         kubernetes, credentialName is a Secret in it (kubernetes.io/tls, or
                         cert/key/cacert; <name>-cacert for MUTUAL's CA), followed as it changes
+  --gateway-name LIST   serve only these Gateway API Gateways, e.g. default/web,shop/edge (default:
+                        every Gateway whose class is meshgate's: controllerName
+                        meshgate.io/gateway-controller or istio.io/gateway-controller, or the
+                        built-in classes meshgate and istio)
+  --namespace NS        the gateway's namespace (default istio-system)
   --locality R/Z/S      where the gateway runs (region/zone/subzone), for locality-aware load
                         balancing (DestinationRule localityLbSetting)
   --listen-host ADDR    address to listen on (default 0.0.0.0)
@@ -74,6 +79,7 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
     'status-port': { type: 'string' },
     'admin-port': { type: 'string' },
     labels: { type: 'string' },
+    'gateway-name': { type: 'string' },
     namespace: { type: 'string' },
     locality: { type: 'string' },
     'listen-host': { type: 'string' },
@@ -109,6 +115,7 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
     ...(values.redis !== undefined ? { redisUrl: parseRedisUrl(values.redis) } : {}),
     trustedProxies,
     drainDeadlineSeconds,
+    ...(values['gateway-name'] !== undefined ? { gatewayNames: parseGatewayNames(values['gateway-name']) } : {}),
   };
   const credentialsFrom = values.credentials ?? ('kubeconfig' in choice ? 'kubernetes' : 'files');
   if (credentialsFrom !== 'kubernetes' && credentialsFrom !== 'files') throw new UsageError(`--credentials: '${credentialsFrom}' is not kubernetes or files`);
@@ -134,6 +141,8 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
       ...(worker !== undefined ? { acmeOrders: worker === 0, acmeChallenges: sharedChallenges() } : {}),
       ...(mesh ? { source: mesh.source, identity: mesh.identity } : 'dir' in choice ? { configDir: choice.dir } : 'kubeconfig' in choice ? { source: await kubeSource(choice, log) } : {}),
       ...(credentialsFrom === 'kubernetes' ? { secrets: await kubeSecrets({ kubeconfig: 'kubeconfig' in choice ? choice.kubeconfig : undefined }, common.namespace, log) } : {}),
+      // In a cluster one process writes the Gateway API status (the first worker, like ACME orders).
+      ...('kubeconfig' in choice && (worker ?? 0) === 0 ? { gatewayApiStatus: await gatewayApiStatusWriter(choice, log) } : {}),
     });
   } catch (err) {
     // Startup failures (a port in use, an unreachable API server) are said in one line, not a stack.
@@ -149,4 +158,12 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
   // A worker's channel to the primary would keep it alive after everything else has stopped.
   if (worker !== undefined) process.disconnect?.();
   return 0;
+}
+
+/** `default/web,shop/edge`: Gateway API Gateways by namespace/name. */
+export function parseGatewayNames(text: string): Set<string> {
+  const names = text.split(',').map((s) => s.trim()).filter(Boolean);
+  if (names.length === 0) throw new UsageError('--gateway-name: give namespace/name pairs, e.g. default/web');
+  for (const n of names) if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(n)) throw new UsageError(`--gateway-name: '${n}' is not namespace/name`);
+  return new Set(names);
 }

@@ -29,6 +29,7 @@ import { authorityOf, rawPath, requestFacts } from '../core/proxy/http-handler.j
 import { normalizePath } from '../core/proxy/path-normalize.js';
 import { requestIdOf } from '../core/proxy/headers.js';
 import { relay } from '../core/proxy/relay.js';
+import { PlaintextHttp } from '../core/proxy/h2c-sniff.js';
 import { LocalReplies, sendLocalReply, type LocalReply } from '../core/proxy/respond.js';
 import { UpstreamPools } from '../core/proxy/upstream-pools.js';
 import type { SnapshotHolder } from '../core/snapshot/holder.js';
@@ -101,6 +102,7 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
   const plain = createHttpServer({ requestTimeout: 0, keepAliveTimeout: 60_000 });
   deps.drain.serve(plain, { request: onRequest });
   plain.on('clientError', (_err, socket: Socket) => socket.destroy());
+  const plaintext = new PlaintextHttp(plain, deps.drain, onRequest);
   const secure: Http2SecureServer = createSecureServer({ ...tlsContext(deps.identity.current()), requestCert: true, rejectUnauthorized: false, allowHTTP1: true });
   deps.drain.serve(secure, { request: onRequest });
   secure.on('secureConnection', (socket: TLSSocket) => {
@@ -128,7 +130,7 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
             return void socket.destroy();
           }
           socket.unshift(data);
-          plain.emit('connection', socket);
+          plaintext.accept(socket);
           return;
         }
         if (hello.state !== 'ok') return void socket.destroy();
@@ -209,6 +211,7 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
       for (const s of sockets) s.destroy();
       server.close();
       plain.close();
+      plaintext.close();
       secure.close();
     },
   };

@@ -39,6 +39,15 @@ const COLLECTIONS: readonly Collection[] = [
   { apiVersion: 'cert-manager.io/v1', kind: 'Issuer', plural: 'issuers', builtIn: false },
   { apiVersion: 'cert-manager.io/v1', kind: 'ClusterIssuer', plural: 'clusterissuers', builtIn: false, clusterScoped: true },
   { apiVersion: 'cert-manager.io/v1', kind: 'Certificate', plural: 'certificates', builtIn: false },
+  // The Gateway API (standard channel, and TLSRoute/TCPRoute of the experimental one), with status subresources.
+  { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'GatewayClass', plural: 'gatewayclasses', builtIn: false, clusterScoped: true },
+  ...['Gateway:gateways', 'HTTPRoute:httproutes', 'GRPCRoute:grpcroutes'].map((s) => {
+    const [kind, plural] = s.split(':') as [string, string];
+    return { apiVersion: 'gateway.networking.k8s.io/v1', kind, plural, builtIn: false };
+  }),
+  { apiVersion: 'gateway.networking.k8s.io/v1alpha2', kind: 'TLSRoute', plural: 'tlsroutes', builtIn: false },
+  { apiVersion: 'gateway.networking.k8s.io/v1alpha2', kind: 'TCPRoute', plural: 'tcproutes', builtIn: false },
+  { apiVersion: 'gateway.networking.k8s.io/v1beta1', kind: 'ReferenceGrant', plural: 'referencegrants', builtIn: false },
 ];
 
 type Obj = Record<string, unknown> & { metadata: Record<string, unknown> & { name: string; namespace: string } };
@@ -75,11 +84,13 @@ export interface KubeApiStandIn {
   kubeconfigYaml(): string;
   /** Create or replace an object (as `kubectl apply` would end up); returns its new resourceVersion. */
   apply(obj: Record<string, unknown>): string;
+  /** The stored object (with its status), or undefined; `namespace` is ignored for cluster-scoped kinds. */
+  get(apiVersion: string, kind: string, namespace: string, name: string): Record<string, any> | undefined;
+  /** Status writes received (`PUT …/status`), in order: `plural namespace/name`. */
+  readonly statusWrites: string[];
   /** Every document of a YAML text. */
   applyYaml(text: string): void;
   delete(kind: string, namespace: string, name: string): void;
-  /** The stored object (as the server holds it), or undefined. */
-  get(kind: string, namespace: string, name: string): Record<string, any> | undefined;
   /** Every stored object of a kind. */
   all(kind: string): Array<Record<string, any>>;
   /** TokenReview accepts `token` (for `audiences`, default ['istio-ca']) as that service account. */
@@ -139,6 +150,40 @@ export async function startKubeApi(opts: { token?: string } = {}): Promise<KubeA
     return (o) => terms.every((t) => (String(fieldValue(o, t.path) ?? '') === t.value) !== t.not);
   };
 
+  const statusWrites: string[] = [];
+
+  /** `PUT …/<plural>/<name>/status`: replace the status only, if the resourceVersion sent is current. */
+  const putStatus = (req: IncomingMessage, res: ServerResponse, path: string): void => {
+    const m = /^\/apis\/([^/]+\/[^/]+)(?:\/namespaces\/([^/]+))?\/([^/]+)\/([^/]+)\/status$/.exec(path);
+    const collection = m && COLLECTIONS.find((c) => c.apiVersion === m[1] && c.plural === m[3]);
+    if (!m || !collection) return status(res, 404, 'NotFound', 'the server could not find the requested resource');
+    const key = `${collection.clusterScoped ? '' : decodeURIComponent(m[2] ?? '')}/${decodeURIComponent(m[4]!)}`;
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const objects = store.get(collection)!;
+      const old = objects.get(key);
+      if (!old) return status(res, 404, 'NotFound', `${collection.plural} "${m[4]}" not found`);
+      let body: Obj;
+      try {
+        body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Obj;
+      } catch {
+        return status(res, 400, 'BadRequest', 'the body is not JSON');
+      }
+      if (body.metadata?.resourceVersion !== old.metadata.resourceVersion) {
+        return status(res, 409, 'Conflict', `Operation cannot be fulfilled on ${collection.plural} "${m[4]}": the object has been modified; please apply your changes to the latest version and try again`);
+      }
+      rv++;
+      const obj = { ...old, status: body.status, metadata: { ...old.metadata, resourceVersion: String(rv) } } as Obj;
+      objects.set(key, obj);
+      statusWrites.push(`${collection.plural} ${key.startsWith('/') ? key.slice(1) : key}`);
+      publish(collection, 'MODIFIED', obj);
+      const text = JSON.stringify(withType(collection, obj));
+      res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
+      res.end(text);
+    });
+  };
+
   const publish = (collection: Collection, type: EventType, object: Obj): void => {
     history.push({ rv, collection, type, object });
     const line = JSON.stringify({ type, object: withType(collection, object) }) + '\n';
@@ -183,12 +228,17 @@ export async function startKubeApi(opts: { token?: string } = {}): Promise<KubeA
     const old = objects.get(key);
     rv++;
     const { apiVersion: _a, kind: _k, ...rest } = structuredClone(input);
+    // metadata.generation counts spec changes, as the API server counts them for objects with a status subresource.
+    const oldGeneration = typeof old?.metadata.generation === 'number' ? old.metadata.generation : 0;
+    const generation = old && JSON.stringify(old.spec) === JSON.stringify(rest.spec) ? oldGeneration : oldGeneration + 1;
     const obj = {
       ...rest,
+      ...(old?.status !== undefined && rest.status === undefined ? { status: old.status } : {}),
       metadata: {
         ...meta,
         name,
         ...(collection.clusterScoped ? {} : { namespace: ns }),
+        generation,
         uid: old?.metadata.uid ?? randomUUID(),
         resourceVersion: String(rv),
         creationTimestamp: old?.metadata.creationTimestamp ?? meta.creationTimestamp ?? new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
@@ -266,6 +316,7 @@ export async function startKubeApi(opts: { token?: string } = {}): Promise<KubeA
     requests.push(seen);
     res.on('finish', () => (seen.status ||= res.statusCode));
     if (req.headers.authorization !== `Bearer ${token}`) return status(res, 401, 'Unauthorized', 'Unauthorized');
+    if (req.method === 'PUT' && url.pathname.endsWith('/status')) return putStatus(req, res, url.pathname);
     const target = route(url.pathname);
     if (req.method !== 'GET' || target?.name !== undefined || url.pathname.startsWith('/apis/authentication.k8s.io/')) {
       write(req, res, url, seen).catch((err: Error) => status(res, 500, 'InternalError', err.message));
@@ -360,11 +411,17 @@ current-context: stand-in
       return kc;
     },
     kubeconfigYaml,
+    statusWrites,
+    get(apiVersion, kind, namespace, name) {
+      const collection = collectionOf(apiVersion, kind);
+      const o = store.get(collection)!.get(`${collection.clusterScoped ? '' : namespace}/${name}`);
+      return o ? structuredClone(withType(collection, o)) : undefined;
+    },
     apply(input) {
       const collection = collectionOf(input.apiVersion, input.kind);
       const meta = (input.metadata ?? {}) as Record<string, unknown>;
       if (typeof meta.name !== 'string') throw new Error('apply: metadata.name is required');
-      const namespace = typeof meta.namespace === 'string' ? meta.namespace : 'default';
+      const namespace = collection.clusterScoped ? '' : typeof meta.namespace === 'string' ? meta.namespace : 'default';
       return String(store1(collection, namespace, input).metadata.resourceVersion);
     },
     applyYaml(text) {
@@ -383,12 +440,6 @@ current-context: stand-in
       objects.delete(key);
       rv++;
       publish(collection, 'DELETED', { ...old, metadata: { ...old.metadata, resourceVersion: String(rv) } });
-    },
-    get(kind, namespace, name) {
-      const collection = COLLECTIONS.find((c) => c.kind === kind);
-      if (!collection) throw new Error(`get: unknown kind ${kind}`);
-      const o = store.get(collection)!.get(keyOf(collection, namespace, name));
-      return o ? structuredClone(withType(collection, o)) : undefined;
     },
     all(kind) {
       const collection = COLLECTIONS.find((c) => c.kind === kind);

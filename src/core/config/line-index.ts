@@ -3,7 +3,8 @@
 // service and made memory grow with every reload of a large configuration; the table keeps one number
 // per field of a mapping or sequence, and scalars answer with the line of the field that holds them.
 
-import { isMap, isNode, isPair, isScalar, isSeq, type Document, type LineCounter } from 'yaml';
+import type { Document, LineCounter } from 'yaml';
+import { yaml } from './yaml-module.js';
 import type { FieldPath } from '../model/resource.js';
 
 /** Field paths joined with a character that no key contains. */
@@ -11,6 +12,7 @@ const SEP = '\u0000';
 
 /** `lineOf` for the value at `base` of `doc`: the line of the deepest field of the path that exists. */
 export function lineIndex(doc: Document.Parsed, lineCounter: LineCounter, base: FieldPath): (path: FieldPath) => number {
+  const { isMap, isNode, isPair, isScalar, isSeq } = yaml();
   const lines = new Map<string, number>();
   const docLine = lineCounter.linePos(doc.range?.[0] ?? 0).line;
   const root = base.length === 0 ? doc.contents : doc.getIn(base, true);

@@ -4,10 +4,11 @@
 import { readdirSync, statSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { LineCounter, parseAllDocuments, isNode, type Document } from 'yaml';
+import type { Document, LineCounter } from 'yaml';
+import { yaml } from './yaml-module.js';
 import type { FieldPath, ObjectMeta, Origin, Resource } from '../model/resource.js';
 import type { Problem } from './problem.js';
-import { knownKind } from './kinds.js';
+import { internalKind, knownKind } from './kinds.js';
 import { lineIndex } from './line-index.js';
 
 export interface LoadResult {
@@ -65,6 +66,7 @@ export function configDirProblem(dir: string): string | undefined {
 
 /** Parses one file's text. `firstOrder` numbers the resources after those already loaded. */
 export function parseConfigText(text: string, file: string, firstOrder = 0): LoadResult {
+  const { LineCounter, parseAllDocuments } = yaml();
   const lineCounter = new LineCounter();
   const docs = parseAllDocuments(text, { lineCounter, prettyErrors: false, uniqueKeys: false });
   const resources: Resource[] = [];
@@ -127,7 +129,8 @@ export function resourceFromObject(value: unknown, origin: Origin, problems: Pro
     at([], 'a document must be a mapping with apiVersion, kind and metadata');
     return undefined;
   }
-  const { apiVersion, kind, metadata } = value;
+  const { apiVersion, metadata } = value;
+  const kind = typeof apiVersion === 'string' && typeof value.kind === 'string' ? internalKind(apiVersion, value.kind) : value.kind;
   if (typeof apiVersion !== 'string' || apiVersion === '') return at(['apiVersion'], 'apiVersion is required'), undefined;
   if (typeof kind !== 'string' || kind === '') return at(['kind'], 'kind is required'), undefined;
   if (!isRecord(metadata) || typeof metadata.name !== 'string' || metadata.name === '') {

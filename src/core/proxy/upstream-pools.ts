@@ -5,7 +5,7 @@
 // timeouts, requests per connection) gets pools of its own. It also counts the requests in flight
 // per endpoint, which the least-request load balancer reads.
 
-import type { OutgoingHttpHeaders } from 'node:http2';
+import type { ClientSessionRequestOptions, OutgoingHttpHeaders } from 'node:http2';
 import { connect as netConnect, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { Pool } from 'undici';
@@ -75,14 +75,14 @@ export class UpstreamPools implements EndpointLoad {
    * on a session that keeps the cluster's connection settings (connect and idle timeouts, requests
    * per connection). An error when the TLS material for a new session cannot be had.
    */
-  h2Request(key: string, tls: UpstreamTlsProfile | undefined, limits: ConnectionLimits | undefined, headers: OutgoingHttpHeaders): H2Opened {
+  h2Request(key: string, tls: UpstreamTlsProfile | undefined, limits: ConnectionLimits | undefined, headers: OutgoingHttpHeaders, options?: ClientSessionRequestOptions): H2Opened {
     if (this.#closed) throw new Error('upstream pools are closed');
     const l = limits ?? DEFAULT_LIMITS;
     const connectTimeoutMs = this.#connectTimeout(l);
     const open: H2Connect = (onFailure) => this.#open(key, tls, ['h2'], connectTimeoutMs, onFailure);
     const sessionKey = `${key}|${tls?.key ?? ''}|${l.maxRequestsPerConnection},${l.idleTimeoutMs ?? ''},${connectTimeoutMs}`;
     const settings = { maxRequestsPerConnection: l.maxRequestsPerConnection, idleTimeoutMs: l.idleTimeoutMs ?? H2_IDLE_TIMEOUT_MS };
-    return this.#h2.request(sessionKey, key, open, settings, headers);
+    return this.#h2.request(sessionKey, key, open, settings, headers, options);
   }
 
   /**
