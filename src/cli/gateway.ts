@@ -11,7 +11,7 @@ import { proxyIdOf } from '../core/sources/control-plane-source.js';
 import { startGateway } from '../gateway/main.js';
 import { parse, parseLabels, parseLocality, parsePort, parsePorts, parseRedisUrl, parseTrustedProxies } from './options.js';
 import { UsageError } from './main.js';
-import { gatewayApiStatusWriter, kubeSource, readableConfigDir, sourceChoice } from './config-source.js';
+import { gatewayApiStatusWriter, kubeSecrets, kubeSource, readableConfigDir, sourceChoice } from './config-source.js';
 import { stopRequested } from '../core/runtime/stop-signals.js';
 import { DRAIN_FLAGS, DRAIN_HELP, armStop, parseDrainFlags } from './drain-options.js';
 
@@ -30,13 +30,18 @@ export const GATEWAY_HELP = `usage: meshgate gateway --config DIR --ports 80=808
   --control URL         join the mesh: the control plane (https://…:15012) gives this gateway its
                         configuration and its workload identity, used for mutual TLS to every
                         endpoint that runs a sidecar
-  --token FILE          bearer token for --control (re-read on every call)
+  --token FILE          bearer token for --control (re-read on every call); default
+                        /var/run/secrets/tokens/istio-token, the pod's projected service-account
+                        token (audience istio-ca) that the control plane checks by TokenReview
   --root-cert FILE      the mesh root the control plane must chain to (default certs/mesh-ca/root-cert.pem)
   --ports LIST          Gateway port=listen port pairs, e.g. 80=8080,443=8443
   --status-port N       readiness port, GET /healthz/ready (default 15021)
   --admin-port N        admin port on 127.0.0.1: /routes /clusters /config_dump (default 15000)
   --labels LIST         this gateway's labels for Gateway, AuthorizationPolicy and
                         RequestAuthentication selectors (default istio=ingressgateway)
+  --namespace NS        the gateway's namespace (default istio-system); with --config-source
+                        kubernetes, credentialName is a Secret in it (kubernetes.io/tls, or
+                        cert/key/cacert; <name>-cacert for MUTUAL's CA), followed as it changes
   --gateway-name LIST   serve only these Gateway API Gateways, e.g. default/web,shop/edge (default:
                         every Gateway whose class is meshgate's: controllerName
                         meshgate.io/gateway-controller or istio.io/gateway-controller, or the
@@ -46,7 +51,11 @@ export const GATEWAY_HELP = `usage: meshgate gateway --config DIR --ports 80=808
                         balancing (DestinationRule localityLbSetting)
   --listen-host ADDR    address to listen on (default 0.0.0.0)
   --access-log WHERE    off | stdout | FILE (default stdout)
-  --certs DIR           certificates for credentialName: DIR/<name>/tls.crt, tls.key, ca.crt (default certs)
+  --certs DIR           certificates for credentialName: DIR/<name>/tls.crt, tls.key, ca.crt (default
+                        certs); with --config-source kubernetes only ACME's account keys live there
+  --credentials FROM    where credentialName is read: kubernetes (Secrets of --namespace, the default
+                        with --config-source kubernetes; with --control too, for a gateway in the
+                        mesh) or files (folders of --certs, the default otherwise)
   --acme-ca FILE        extra CA (PEM) to trust for ACME servers, e.g. a private ACME CA
   --redis URL           Redis for RateLimitPolicy counters with store: redis, shared by every
                         gateway replica, e.g. redis://redis.istio-system:6379 (while Redis is
@@ -78,6 +87,7 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
     'listen-host': { type: 'string' },
     'access-log': { type: 'string' },
     certs: { type: 'string' },
+    credentials: { type: 'string' },
     'acme-ca': { type: 'string' },
     redis: { type: 'string' },
     'trusted-proxies': { type: 'string' },
@@ -109,6 +119,9 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
     drainDeadlineSeconds,
     ...(values['gateway-name'] !== undefined ? { gatewayNames: parseGatewayNames(values['gateway-name']) } : {}),
   };
+  const credentialsFrom = values.credentials ?? ('kubeconfig' in choice ? 'kubernetes' : 'files');
+  if (credentialsFrom !== 'kubernetes' && credentialsFrom !== 'files') throw new UsageError(`--credentials: '${credentialsFrom}' is not kubernetes or files`);
+  if (credentialsFrom === 'kubernetes' && 'dir' in choice) throw new UsageError('--credentials kubernetes goes with --config-source kubernetes or --control');
   const workers = values.workers === undefined ? availableParallelism() : Number(values.workers);
   if (!Number.isInteger(workers) || workers < 1) throw new UsageError(`--workers: '${values.workers}' is not a number of processes`);
   // Checked in the primary, once the options are known good: workers would each die on it.
@@ -131,6 +144,7 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
       // One worker orders ACME certificates; every worker answers the validation requests.
       ...(worker !== undefined ? { acmeOrders: worker === 0, acmeChallenges: sharedChallenges() } : {}),
       ...(mesh ? { source: mesh.source, identity: mesh.identity } : 'dir' in choice ? { configDir: choice.dir } : 'kubeconfig' in choice ? { source: await kubeSource(choice, log) } : {}),
+      ...(credentialsFrom === 'kubernetes' ? { secrets: await kubeSecrets({ kubeconfig: 'kubeconfig' in choice ? choice.kubeconfig : undefined }, common.namespace, log) } : {}),
       // In a cluster one process writes the Gateway API status (the first worker, like ACME orders).
       ...('kubeconfig' in choice && (worker ?? 0) === 0 ? { gatewayApiStatus: await gatewayApiStatusWriter(choice, log) } : {}),
     });

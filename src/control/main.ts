@@ -19,6 +19,8 @@ import { createDebugServer } from './debug-server.js';
 import type { Authenticator } from './token-authenticator.js';
 import { createInjectionWebhook, INJECTION_PORT, type InjectionWebhookOptions } from './injection-webhook.js';
 import type { CaBundleUpdater } from './webhook-ca-bundle.js';
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { RootCertPublisher } from './root-cert-publisher.js';
 
 /** Where proxies reach the control plane: on the machine, and as the Service deploy/ creates. */
 export const CONTROL_PLANE_NAMES = [
@@ -54,6 +56,13 @@ export interface ControlPlaneOptions {
   readonly now?: () => Date;
   /** The sidecar injection webhook (off when absent); `port` 0 = any free port, default 15017. */
   readonly injection?: Omit<InjectionWebhookOptions, 'ca' | 'log'> & { readonly port?: number; readonly caBundle?: CaBundleUpdater };
+  /**
+   * Cluster mode: the API server the control plane writes to. It publishes the mesh root as the
+   * ConfigMap istio-ca-root-cert in every namespace and keeps it there.
+   */
+  readonly kubeconfig?: KubeConfig;
+  /** Back-off of the root publisher's retries (default 1 s doubling to 30 s). */
+  readonly kubeBackoff?: { readonly initialMs: number; readonly maxMs: number };
 }
 
 export interface RunningControlPlane {
@@ -93,13 +102,17 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   const status = createStatusServer(() => !closing && distributor.current !== undefined);
   const debug = opts.debugPort !== undefined ? createDebugServer(registry) : undefined;
   const injector = opts.injection ? createInjectionWebhook({ ...opts.injection, ca: opts.ca, log: log.child({ component: 'injector' }) }) : undefined;
+  // Loaded only in cluster mode: the Kubernetes client is large, and file mode does without it.
+  const publisher: RootCertPublisher | undefined = opts.kubeconfig
+    ? new (await import('./root-cert-publisher.js')).RootCertPublisher({ kubeconfig: opts.kubeconfig, rootCertPem: opts.ca.rootCertPem, logger: log.child({ component: 'root-cert' }), ...(opts.kubeBackoff ? { backoff: opts.kubeBackoff } : {}) })
+    : undefined;
 
   const stop = async (hard: boolean): Promise<void> => {
     closing = true;
     if (hard) distributor.destroy();
     else await distributor.close().catch(() => undefined);
     opts.injection?.caBundle?.close();
-    await Promise.all([stopServer(server, hard), stopServer(status, hard), ...(debug ? [stopServer(debug, hard)] : []), ...(injector ? [stopServer(injector, hard)] : [])]);
+    await Promise.all([stopServer(server, hard), stopServer(status, hard), ...(debug ? [stopServer(debug, hard)] : []), ...(injector ? [stopServer(injector, hard)] : []), ...(publisher ? [publisher.close()] : [])]);
   };
 
   let port = 0;
@@ -116,6 +129,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
       injectionPort = await listen(injector, opts.injection!.port ?? INJECTION_PORT, host);
       await opts.injection!.caBundle?.update(opts.ca.rootCertPem);
     }
+    // In the background: its lists retry until the API server answers, and each namespace's
+    // ConfigMap is written as soon as it can be; proxies can be served meanwhile.
+    void publisher?.start();
   } catch (err) {
     await stop(true);
     throw err;

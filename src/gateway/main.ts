@@ -14,6 +14,9 @@ import { createCredentialStore } from '../core/tls/credential-store.js';
 import { AcmeManager } from './acme/acme-manager.js';
 import type { ChallengeMap } from './acme/acme-order.js';
 import type { IdentityProvider } from '../core/pki/types.js';
+import type { SecretReader, SecretWriter } from '../core/tls/types.js';
+import { fileStorage } from './acme/certificate-files.js';
+import { secretStorage } from './acme/certificate-secrets.js';
 import type { Snapshot } from '../core/snapshot/snapshot.js';
 
 export interface GatewayOptions {
@@ -38,6 +41,11 @@ export interface GatewayOptions {
   readonly namespace?: string;
   /** Where `credentialName` certificates live: `<certsDir>/<name>/tls.crt|tls.key|ca.crt` (default `certs`). */
   readonly certsDir?: string;
+  /**
+   * Cluster mode: `credentialName` is a Secret in the gateway's namespace, read from here instead of
+   * certsDir (a KubeSecrets). The gateway starts it before its first configuration and closes it.
+   */
+  readonly secrets?: SecretReader & SecretWriter & { start(): Promise<void>; close(): Promise<void> };
   /** PEM of a CA to trust for ACME servers (a private ACME CA), on top of the system roots. */
   readonly acmeCa?: string;
   /** Redis for RateLimitPolicy counters with `store: redis`, shared by every replica (`redis://host:6379`). */
@@ -108,9 +116,10 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     ...(opts.identity ? { identity: opts.identity } : {}),
   });
   const { log, holder } = rt;
-  const credentials = createCredentialStore({ certsDir, logger: log });
+  const credentials = createCredentialStore({ certsDir, logger: log, ...(opts.secrets ? { secrets: opts.secrets } : {}) });
   const acme = new AcmeManager({
-    certsDir,
+    // Where issued certificates go is where credentialName is read from: files, or the Secrets.
+    storage: opts.secrets ? secretStorage(opts.secrets) : fileStorage(certsDir),
     holder,
     logger: log.child({ component: 'acme' }),
     random: rt.random,
@@ -128,6 +137,8 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   rt.add(listeners);
   rt.add({ close: () => acme.close(), destroy: () => acme.destroy() });
   rt.add({ close: () => credentials.close(), destroy: () => credentials.close() });
+  const secrets = opts.secrets;
+  if (secrets) rt.add({ close: () => secrets.close(), destroy: () => secrets.close() });
   const apiStatus = opts.gatewayApiStatus;
   if (apiStatus) rt.add({ close: () => apiStatus.close(), destroy: () => apiStatus.close() });
   let servicePorts: ReadonlyMap<number, number> = new Map();
@@ -136,6 +147,8 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     // The Service's ports listen first (connections wait for the first configuration): listeners
     // are compiled for the ports they got, so a server port equal to one of them joins its listener.
     beforeConfig: async () => {
+      // The first configuration resolves its credentialNames at once: the Secrets must be there by then.
+      await opts.secrets?.start();
       servicePorts = await listeners.listenServicePorts();
       holder.onSwap((s) => void listeners.sync(s));
       if (opts.gatewayApiStatus) holder.onSwap((s) => void opts.gatewayApiStatus!.write(s));
