@@ -35,7 +35,7 @@ describe('the demo mesh', () => {
     let services = await readFile(join(config, 'services.yaml'), 'utf8');
     const workloads: DemoWorkload[] = [];
     for (const w of DEMO_WORKLOADS) {
-      const moved = { ...w, port: await freePort(), appPort: await freePort(), outboundPort: await freePort() };
+      const moved = { ...w, port: await freePort(), appPort: await freePort(), outboundPort: await freePort(), metricsPort: 0 };
       services = services.replace(new RegExp(`\\b${w.port}\\b`, 'g'), String(moved.port));
       workloads.push(moved);
     }

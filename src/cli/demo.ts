@@ -22,6 +22,8 @@ everything.
   --certs DIR           certificates folder; the demo CA and demo-tls are created there (default certs)
   --status-port N       readiness port, GET /healthz/ready (default 15021)
   --admin-port N        admin port on 127.0.0.1 (default 15000)
+  --metrics-port N      the gateway's Istio metrics, GET /stats/prometheus (default 15090; 0 = off);
+                        the sidecars serve theirs on 19381, 19382, 19383
   --listen-host ADDR    address the gateway listens on (default 127.0.0.1)
   --access-log WHERE    off | stdout | FILE (default stdout)`;
 
@@ -36,6 +38,7 @@ export async function runDemo(argv: string[]): Promise<number> {
     certs: { type: 'string' },
     'status-port': { type: 'string' },
     'admin-port': { type: 'string' },
+    'metrics-port': { type: 'string' },
     'listen-host': { type: 'string' },
     'access-log': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
@@ -50,6 +53,7 @@ export async function runDemo(argv: string[]): Promise<number> {
   const certsDir = values.certs ?? 'certs';
   const statusPort = parsePort(values['status-port'], 15021, '--status-port');
   const adminPort = parsePort(values['admin-port'], 15000, '--admin-port');
+  const metricsPort = parsePort(values['metrics-port'], 15090, '--metrics-port');
   const listenHost = values['listen-host'] ?? '127.0.0.1';
   if (values['access-log'] === '') throw new UsageError('--access-log needs off, stdout or a file name');
 
@@ -65,11 +69,12 @@ export async function runDemo(argv: string[]): Promise<number> {
       listenHost,
       statusPort,
       adminPort,
+      ...(metricsPort !== 0 ? { metricsPort } : {}),
       accessLog: values['access-log'] ?? 'stdout',
     });
   } catch (err) {
     // The workloads' ports are fixed because services.yaml names them; no flag can move them.
-    const fixed = DEMO_WORKLOADS.flatMap((w) => [w.port, w.appPort, w.outboundPort]).join(', ');
+    const fixed = DEMO_WORKLOADS.flatMap((w) => [w.port, w.appPort, w.outboundPort, w.metricsPort]).join(', ');
     return failedToListen(err, 'a part of the demo', `It needs ${port}, ${httpsPort}, ${statusPort}, ${adminPort}, ${DEMO_CONTROL_PORT} and ${fixed}; is another demo running?`);
   }
   const gw = mesh.gateway;

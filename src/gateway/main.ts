@@ -9,7 +9,8 @@ import { SnapshotHolder } from '../core/snapshot/holder.js';
 import { Reloader } from '../core/snapshot/reloader.js';
 import { UpstreamPools } from '../core/proxy/upstream-pools.js';
 import { LiveClusters } from '../core/policy/live-clusters.js';
-import { createAccessLog } from '../core/telemetry/access-log.js';
+import { createProxyTelemetry } from '../core/telemetry/proxy-telemetry.js';
+import { describeWorkload, partsOfSpiffe } from '../core/telemetry/workload.js';
 import type { RateLimitStats } from '../core/policy/rate-limiters.js';
 import { createRateLimiting } from '../core/proxy/rate-limiting.js';
 import { ConnectionDrain, DEFAULT_DRAIN_DEADLINE_SECONDS } from '../core/proxy/drain.js';
@@ -42,6 +43,8 @@ export interface GatewayOptions {
   readonly labels?: Record<string, string>;
   /** `off`, `stdout` (default) or a file path. */
   readonly accessLog?: string;
+  /** Prometheus port of `/stats/prometheus` (0 = any free port; absent = no metrics); `'primary'` under `--workers`. */
+  readonly metricsPort?: number | 'primary';
   /** The gateway's namespace (DestinationRule lookup order starts there). */
   readonly namespace?: string;
   /** Where `credentialName` certificates live: `<certsDir>/<name>/tls.crt|tls.key|ca.crt` (default `certs`). */
@@ -75,6 +78,8 @@ export interface RunningGateway {
   readonly listenPorts: ReadonlyMap<number, number>;
   readonly statusPort: number;
   readonly adminPort: number;
+  /** 0 when metrics are off (or served by the `--workers` primary). */
+  readonly metricsPort: number;
   readonly holder: SnapshotHolder;
   /** Requests allowed and refused by rate limits, and how Redis is doing when it is used. */
   rateLimitStats(): RateLimitStats;
@@ -95,7 +100,13 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   const holder = new SnapshotHolder();
   const certsDir = opts.certsDir ?? 'certs';
   const pools = new UpstreamPools({ certsDir, logger: log.child({ component: 'upstream-tls' }) });
-  const accessLog = createAccessLog(opts.accessLog ?? 'stdout');
+  const id = partsOfSpiffe(opts.identity?.current().spiffeId);
+  const accessLog = createProxyTelemetry({
+    accessLog: opts.accessLog ?? 'stdout',
+    role: 'gateway',
+    self: describeWorkload({ namespace: id?.namespace ?? opts.namespace ?? 'istio-system', labels: opts.labels ?? {}, serviceAccount: id?.serviceAccount ?? 'meshgate-ingressgateway' }),
+    ...(opts.metricsPort !== undefined ? { metricsPort: opts.metricsPort } : {}),
+  });
   const random = opts.random ?? Math.random;
   const live = new LiveClusters(opts.now ? { now: opts.now } : {});
   if (!opts.source && opts.configDir === undefined) throw new Error('startGateway needs configDir or source');
@@ -120,7 +131,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     ...(opts.acmeCa ? { acmeCa: opts.acmeCa } : {}),
     ...(opts.acmeChallenges ? { challenges: opts.acmeChallenges } : {}),
   });
-  const ctx = { holder, pools, accessLog, random, drain, rateLimits, ...(opts.identity ? { identity: opts.identity } : {}) };
+  const ctx = { holder, pools, accessLog, peerMetadata: accessLog.peerMetadata, random, drain, rateLimits, ...(opts.identity ? { identity: opts.identity } : {}) };
   const listeners = new ListenerSet({
     ports: opts.ports,
     host,
@@ -130,6 +141,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   let reloader: Reloader | undefined;
   let statusPort = 0;
   let adminPort = 0;
+  let metricsPort = 0;
 
   const stopAll = async (hard: boolean, graceMs = deadlineMs): Promise<void> => {
     drain.start();
@@ -144,7 +156,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     await (hard ? acme.destroy() : acme.close());
     await credentials.close();
     await rateLimiting.close();
-    accessLog.flush();
+    await accessLog.close();
   };
 
   try {
@@ -163,13 +175,14 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     const wantAdmin = opts.adminPort ?? 15000;
     statusPort = await listenFor('status port (--status-port)', host, wantStatus, () => listenFastify(status, wantStatus, host));
     adminPort = await listenFor('admin port (--admin-port)', '127.0.0.1', wantAdmin, () => listenFastify(admin, wantAdmin, '127.0.0.1'));
+    metricsPort = await accessLog.listen(host, log);
     // Only once the HTTP ports listen can the ACME server's HTTP-01 validation reach us.
     if (opts.acmeOrders ?? true) acme.start();
   } catch (err) {
     await stopAll(true);
     throw err;
   }
-  log.info({ ports: Object.fromEntries(listeners.listenPorts), statusPort, adminPort, config: source.description }, 'gateway serving');
+  log.info({ ports: Object.fromEntries(listeners.listenPorts), statusPort, adminPort, metricsPort, config: source.description }, 'gateway serving');
 
   let stopping: Promise<void> | undefined;
   const stop = (hard: boolean, graceMs = deadlineMs): Promise<void> => {
@@ -181,6 +194,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     listenPorts: listeners.listenPorts,
     statusPort,
     adminPort,
+    metricsPort,
     holder,
     rateLimitStats: () => limiters.stats(),
     close: () => stop(false),

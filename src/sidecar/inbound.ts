@@ -33,6 +33,7 @@ import { LocalReplies, sendLocalReply, type LocalReply } from '../core/proxy/res
 import { UpstreamPools } from '../core/proxy/upstream-pools.js';
 import type { SnapshotHolder } from '../core/snapshot/holder.js';
 import { logWhenDone, newRequestRecord, type AccessLog, type RequestRecord } from '../core/telemetry/access-log.js';
+import { peerOfRequest } from '../core/telemetry/workload.js';
 import { inboundRequestHeaders, meshXfcc } from './inbound-headers.js';
 
 export interface InboundDeps {
@@ -161,7 +162,10 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
     const record: RequestRecord = {
       ...newRequestRecord(req, requestId, authorityOf(req), { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 }),
       upstreamCluster: cluster,
+      reporter: 'destination',
     };
+    const downstreamPeer = peerOfRequest(req.headers, peer.spiffeId);
+    if (downstreamPeer) record.downstreamPeer = downstreamPeer;
     logWhenDone(req, res, record, deps.accessLog);
     const reply = (r: LocalReply): void => {
       record.flags = r.flag;

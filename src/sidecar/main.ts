@@ -16,7 +16,8 @@ import { SnapshotHolder } from '../core/snapshot/holder.js';
 import { Reloader } from '../core/snapshot/reloader.js';
 import type { SidecarRole } from '../core/snapshot/snapshot.js';
 import type { ConfigSource } from '../core/sources/source.js';
-import { createAccessLog } from '../core/telemetry/access-log.js';
+import { createProxyTelemetry } from '../core/telemetry/proxy-telemetry.js';
+import { describeWorkload } from '../core/telemetry/workload.js';
 import { createStatusServer } from '../core/admin/status-server.js';
 import { createAdminServer } from '../core/admin/admin-server.js';
 import { closeFastify, listenFastify } from '../core/admin/fastify-listen.js';
@@ -42,6 +43,10 @@ export interface SidecarOptions {
   readonly listenHost?: string;
   readonly outboundTrafficPolicy?: OutboundTrafficPolicy;
   readonly accessLog?: string;
+  /** Prometheus port of `/stats/prometheus` (0 = any free port; absent = no metrics). */
+  readonly metricsPort?: number;
+  /** The workload's name in metrics and traces (default from its labels: `app-version`, `app`). */
+  readonly workloadName?: string;
   /** Where the workload runs, `region/zone/subzone`, for locality-aware load balancing. */
   readonly locality?: string;
   /** Redis for RateLimitPolicy limits with `store: redis` on the outbound side. */
@@ -61,6 +66,8 @@ export interface RunningSidecar {
   readonly outboundPort: number;
   readonly statusPort: number;
   readonly adminPort: number;
+  /** 0 when metrics are off. */
+  readonly metricsPort: number;
   readonly holder: SnapshotHolder;
   close(): Promise<void>;
   destroy(): Promise<void>;
@@ -79,7 +86,14 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
   const log = opts.logger ?? pino({ name: 'meshgate-sidecar' }, pino.destination(2));
   const holder = new SnapshotHolder();
   const pools = new UpstreamPools();
-  const accessLog = createAccessLog(opts.accessLog ?? 'stdout');
+  const accessLog = createProxyTelemetry({
+    accessLog: opts.accessLog ?? 'stdout',
+    role: 'sidecar',
+    self: describeWorkload({ namespace: opts.namespace, labels: opts.labels, serviceAccount: opts.serviceAccount, ...(opts.workloadName ? { workload: opts.workloadName } : {}) }),
+    snapshot: () => holder.current(),
+    labels: opts.labels,
+    ...(opts.metricsPort !== undefined ? { metricsPort: opts.metricsPort } : {}),
+  });
   const random = opts.random ?? Math.random;
   const outboundTrafficPolicy = opts.outboundTrafficPolicy ?? 'ALLOW_ANY';
   const role: SidecarRole = {
@@ -101,7 +115,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
   });
   const drain = new ConnectionDrain();
   const deadlineMs = (opts.drainDeadlineSeconds ?? DEFAULT_DRAIN_DEADLINE_SECONDS) * 1000;
-  const ctx = { holder, pools, accessLog, random, drain, identity: opts.identity, rateLimits: rateLimiting.context };
+  const ctx = { holder, pools, accessLog, peerMetadata: accessLog.peerMetadata, random, drain, identity: opts.identity, rateLimits: rateLimiting.context };
   const inbound: InboundListener = createInboundListener({
     identity: opts.identity,
     holder,
@@ -116,7 +130,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
   const outbound: OutboundListener = createOutboundListener({ ctx, outboundTrafficPolicy, log });
   const status = createStatusServer({ ready: () => holder.current() !== undefined && !drain.draining });
   const admin = createAdminServer(holder, pools, rateLimiting.limiters);
-  let ports = { inbound: 0, outbound: 0, status: 0, admin: 0 };
+  let ports = { inbound: 0, outbound: 0, status: 0, admin: 0, metrics: 0 };
 
   const stopAll = async (hard: boolean, graceMs = deadlineMs): Promise<void> => {
     drain.start();
@@ -132,7 +146,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
     // No downstream connection is left, so no upstream answer has anyone waiting for it.
     await pools.destroy();
     await rateLimiting.close();
-    accessLog.flush();
+    await accessLog.close();
   };
 
   try {
@@ -143,6 +157,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
       outbound: await outbound.listen(opts.outboundPort ?? 15001, '127.0.0.1'),
       status: await listenFastify(status, opts.statusPort ?? 15021, opts.listenHost ?? '0.0.0.0'),
       admin: await listenFastify(admin, opts.adminPort ?? 15000, '127.0.0.1'),
+      metrics: await accessLog.listen(opts.listenHost ?? '0.0.0.0', log),
     };
   } catch (err) {
     await stopAll(true);
@@ -161,6 +176,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
     outboundPort: ports.outbound,
     statusPort: ports.status,
     adminPort: ports.admin,
+    metricsPort: ports.metrics,
     holder,
     close: () => stop(false),
     destroy: () => stop(true),

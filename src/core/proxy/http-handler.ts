@@ -32,6 +32,8 @@ export interface HttpHandlerContext {
   readonly identity?: IdentityProvider;
   /** RateLimitPolicy counters; without them no rate limit applies. */
   readonly rateLimits?: RateLimitContext;
+  /** This proxy's peer metadata header value, sent to mesh peers (telemetry/workload.ts). */
+  readonly peerMetadata?: string;
 }
 
 /** Which route config serves a request on this listener (plaintext: the port's `http.<port>`). */
@@ -167,6 +169,7 @@ export function handleHttpRequest(req: IncomingMessage, res: ServerResponse, lis
       ...(ctx.identity ? { identity: ctx.identity } : {}),
       ...(corsHeaders ? { responseHeaders: corsHeaders } : {}),
       ...(tunnel ? { upgrade: tunnel } : {}),
+      ...(ctx.peerMetadata ? { peerMetadata: ctx.peerMetadata } : {}),
     };
     (action.fault ? faultThenForward(req, res, facts, action, action.fault, fctx, record) : forward(req, res, facts, action, fctx, record)).then(
       (failure) => {
