@@ -106,6 +106,8 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     role: 'gateway',
     self: describeWorkload({ namespace: id?.namespace ?? opts.namespace ?? 'istio-system', labels: opts.labels ?? {}, serviceAccount: id?.serviceAccount ?? 'meshgate-ingressgateway' }),
     ...(opts.metricsPort !== undefined ? { metricsPort: opts.metricsPort } : {}),
+    snapshot: () => holder.current(),
+    labels: opts.labels ?? { istio: 'ingressgateway' },
   });
   const random = opts.random ?? Math.random;
   const live = new LiveClusters(opts.now ? { now: opts.now } : {});

@@ -167,6 +167,7 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
     const downstreamPeer = peerOfRequest(req.headers, peer.spiffeId);
     if (downstreamPeer) record.downstreamPeer = downstreamPeer;
     logWhenDone(req, res, record, deps.accessLog);
+    deps.accessLog.startSpan?.(req, record);
     const reply = (r: LocalReply): void => {
       record.flags = r.flag;
       record.details = r.details;

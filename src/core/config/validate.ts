@@ -15,6 +15,7 @@ import { validatePeerAuthentication } from './validate-peer-authentication.js';
 import { validateRateLimitPolicy } from './validate-rate-limit.js';
 import { validateServiceEntry, validateWorkloadEntry } from './validate-service-entry.js';
 import { validateVirtualService } from './validate-virtual-service.js';
+import { validateConfigMap, validateTelemetry } from './validate-telemetry.js';
 
 export { parseDuration } from './validate-common.js';
 
@@ -33,16 +34,18 @@ const BY_KIND: Readonly<Record<string, SpecValidator>> = {
   ClusterIssuer: validateIssuer,
   Certificate: validateCertificate,
   RateLimitPolicy: validateRateLimitPolicy,
+  Telemetry: validateTelemetry,
 };
 
 /** Kinds whose payload sits beside `metadata` rather than under `spec`. */
 const TOP_LEVEL: Readonly<Record<string, SpecValidator>> = {
   EndpointSlice: validateEndpointSlice,
   Endpoints: validateEndpoints,
+  ConfigMap: validateConfigMap,
 };
 
 /** Kinds whose names are checked here (Istio's rules; meshgate's own kinds follow them). */
-const ISTIO_KINDS = new Set(['Gateway', 'VirtualService', 'DestinationRule', 'ServiceEntry', 'WorkloadEntry', 'PeerAuthentication', 'AuthorizationPolicy', 'RateLimitPolicy']);
+const ISTIO_KINDS = new Set(['Gateway', 'VirtualService', 'DestinationRule', 'ServiceEntry', 'WorkloadEntry', 'PeerAuthentication', 'AuthorizationPolicy', 'RateLimitPolicy', 'Telemetry']);
 
 export function validateResource(r: Resource): Problem[] {
   let c: Checker | undefined;

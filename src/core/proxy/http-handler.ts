@@ -102,6 +102,7 @@ export function handleHttpRequest(req: IncomingMessage, res: ServerResponse, lis
   const remoteAddress = socket.remoteAddress ?? '';
   const record = newRequestRecord(req, requestId, authorityOf(req), { address: remoteAddress, port: socket.remotePort ?? 0 }, forwardedFor(req.headers, remoteAddress));
   logWhenDone(req, res, record, ctx.accessLog, tunnel);
+  ctx.accessLog.startSpan?.(req, record);
   const reply = (r: LocalReply): void => {
     record.flags = addFlag(record.flags, r.flag);
     record.details = r.details;

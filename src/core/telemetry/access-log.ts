@@ -150,6 +150,8 @@ function byteLength(chunk: unknown, encoding: unknown): number {
 export interface AccessLog {
   write(r: RequestRecord): void;
   flush(): void;
+  /** At a request's start, for sinks that trace: the span starts and becomes the upstream's parent. */
+  startSpan?(req: IncomingMessage, record: RequestRecord): void;
   /** TCP proxy connections, for the sinks that count them (Istio's TCP metrics). */
   tcpOpened?(c: TcpOpened): void;
   tcpClosed?(c: TcpClosed): void;

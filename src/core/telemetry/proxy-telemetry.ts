@@ -8,6 +8,8 @@ import { createAccessLog, type AccessLog, type RequestRecord } from './access-lo
 import { IstioMetrics, serviceOfHost, type ServiceName, type TcpConnectionRecord } from './istio-metrics.js';
 import { encodePeerMetadata, type WorkloadInfo } from './workload.js';
 import { offerToPrimary, serveMetrics, type MetricsServer } from './metrics-server.js';
+import { DEFAULT_TELEMETRY_POLICY, telemetryPolicyFor, type TelemetryPolicy } from './telemetry-policy.js';
+import { ProxyTracer } from './tracing.js';
 
 export interface ProxyTelemetryOptions {
   /** `off`, `stdout` or a file path. */
@@ -19,14 +21,18 @@ export interface ProxyTelemetryOptions {
    * `--metrics-port 0` means). `'primary'`: count, and let the `--workers` primary serve the sum.
    */
   readonly metricsPort?: number | 'primary';
-  /** The current snapshot, for the service a sidecar's workload belongs to. */
+  /** The current snapshot: the mesh config and Telemetry resources, and a sidecar's own Service. */
   readonly snapshot?: () => Snapshot | undefined;
-  /** The workload's labels, to find its Service in the registry. */
+  /** The workload's labels, for Telemetry selectors and to find its Service in the registry. */
   readonly labels?: Readonly<Record<string, string>>;
+  readonly random?: () => number;
 }
 
 export interface ProxyTelemetry extends AccessLog {
   readonly self: WorkloadInfo;
+  readonly tracer: ProxyTracer;
+  /** The telemetry policy of the current snapshot. */
+  policy(): TelemetryPolicy;
   /** The `x-envoy-peer-metadata` value this proxy sends to mesh peers. */
   readonly peerMetadata: string;
   readonly metrics?: IstioMetrics;
@@ -44,12 +50,26 @@ export interface ProxyTelemetry extends AccessLog {
 export function createProxyTelemetry(o: ProxyTelemetryOptions): ProxyTelemetry {
   const log = createAccessLog(o.accessLog);
   const selfService = o.role === 'sidecar' && o.snapshot ? serviceFinder(o.snapshot, o.self.namespace, o.labels ?? {}) : undefined;
+  const policies = new WeakMap<Snapshot, TelemetryPolicy>();
+  const policy = (): TelemetryPolicy => {
+    const s = o.snapshot?.();
+    if (!s) return DEFAULT_TELEMETRY_POLICY;
+    let p = policies.get(s);
+    if (!p) {
+      p = telemetryPolicyFor(s.resources, { namespace: o.self.namespace, labels: o.labels ?? {} });
+      policies.set(s, p);
+    }
+    return p;
+  };
+  const tracer = new ProxyTracer({ self: o.self, role: o.role, policy, ...(selfService ? { selfService } : {}), ...(o.random ? { random: o.random } : {}) });
   const port = o.metricsPort;
   const metrics = port !== undefined ? new IstioMetrics({ self: o.self, role: o.role, ...(selfService ? { selfService } : {}) }) : undefined;
   if (metrics && port === 'primary') offerToPrimary([metrics.registry]);
   let server: MetricsServer | undefined;
   return {
     self: o.self,
+    tracer,
+    policy,
     peerMetadata: encodePeerMetadata(o.self),
     ...(metrics ? { metrics } : {}),
     async listen(host, logger) {
@@ -64,15 +84,24 @@ export function createProxyTelemetry(o: ProxyTelemetryOptions): ProxyTelemetry {
     },
     close: async () => {
       await server?.close();
+      await tracer.close();
       log.flush();
     },
+    startSpan: (req, record) => tracer.start(req, record),
     write(r: RequestRecord) {
-      log.write(r);
-      metrics?.observeRequest(r);
+      const p = policy();
+      if (p.accessLog) log.write(r);
+      if (metrics) {
+        metrics.setPolicy(p.metrics);
+        metrics.observeRequest(r);
+      }
       r.span?.end(r);
     },
     flush: () => log.flush(),
-    tcpOpened: (c) => metrics?.tcpOpenedNow(c),
+    tcpOpened: (c) => {
+      metrics?.setPolicy(policy().metrics);
+      metrics?.tcpOpenedNow(c);
+    },
     tcpClosed: (c) => metrics?.tcpClosedNow(c),
   };
 }
