@@ -30,6 +30,8 @@ const COLLECTIONS: readonly Collection[] = [
   }),
   { apiVersion: 'security.istio.io/v1', kind: 'PeerAuthentication', plural: 'peerauthentications', builtIn: false },
   { apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', plural: 'authorizationpolicies', builtIn: false },
+  { apiVersion: 'v1', kind: 'ConfigMap', plural: 'configmaps', builtIn: true },
+  { apiVersion: 'telemetry.istio.io/v1', kind: 'Telemetry', plural: 'telemetries', builtIn: false },
 ];
 
 type Obj = Record<string, unknown> & { metadata: Record<string, unknown> & { name: string; namespace: string } };
