@@ -70,11 +70,12 @@ export async function runDemo(argv: string[]): Promise<number> {
       statusPort,
       adminPort,
       ...(metricsPort !== 0 ? { metricsPort } : {}),
+      debugPort: 15014,
       accessLog: values['access-log'] ?? 'stdout',
     });
   } catch (err) {
     // The workloads' ports are fixed because services.yaml names them; no flag can move them.
-    const fixed = DEMO_WORKLOADS.flatMap((w) => [w.port, w.appPort, w.outboundPort, w.metricsPort]).join(', ');
+    const fixed = [...DEMO_WORKLOADS.flatMap((w) => [w.port, w.appPort, w.outboundPort, w.metricsPort]), 15014].join(', ');
     return failedToListen(err, 'a part of the demo', `It needs ${port}, ${httpsPort}, ${statusPort}, ${adminPort}, ${DEMO_CONTROL_PORT} and ${fixed}; is another demo running?`);
   }
   const gw = mesh.gateway;
@@ -121,6 +122,7 @@ meshgate demo: gateway on ${base} (Gateway port 80) and https://127.0.0.1:${http
   mesh:     control plane https://127.0.0.1:${DEMO_CONTROL_PORT}, root ${meshRoot}
             ${workloads.join('\n            ')}
   ready:    http://127.0.0.1:${statusPort}/healthz/ready    admin: http://127.0.0.1:${adminPort}/routes
+  graph:    http://127.0.0.1:15014/ (the live service graph; meshgate dashboard opens it)
 
 Try:
   curl --cacert ${caFile} --resolve ${user}:${httpsPort}:127.0.0.1 https://${user}:${httpsPort}/

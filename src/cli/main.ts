@@ -15,6 +15,7 @@ const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promi
   explain: { summary: 'show which server, route and destination a request gets, and why not others', run: runExplain },
   certs: { summary: 'list the certificates the gateway serves, with problems', run: runCerts },
   demo: { summary: 'run the demo: backends plus a gateway on gateway-config/', run: async (argv) => (await import('./demo.js')).runDemo(argv) },
+  dashboard: { summary: 'print (and open) the URL of the live service graph', run: async (argv) => (await import('./dashboard.js')).runDashboard(argv) },
 };
 
 export function usage(): string {

@@ -17,6 +17,7 @@ import { createControlServer } from './server.js';
 import { createStatusServer } from './status-server.js';
 import { createDebugServer } from './debug-server.js';
 import { ControlMetrics } from './control-metrics.js';
+import { MeshDashboard } from './mesh-dashboard.js';
 import { serveMetrics, type MetricsServer } from '../core/telemetry/metrics-server.js';
 import type { Authenticator } from './token-authenticator.js';
 
@@ -47,6 +48,8 @@ export interface ControlPlaneOptions {
   readonly debugPort?: number;
   /** `GET /metrics` on `listenHost` for Prometheus (0 = any free port; absent = only on the debug port). */
   readonly metricsPort?: number;
+  /** Where the dashboard collects proxies' metrics (`host:port`); default each connected proxy's address on 15090. */
+  readonly dashboardTargets?: () => readonly string[];
   /** More names for the server certificate, beside CONTROL_PLANE_NAMES. */
   readonly hostnames?: readonly string[];
   readonly debounceMs?: number;
@@ -92,7 +95,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   const server = createControlServer({ tls, authenticator: opts.authenticator, distributor, registry, ca: opts.ca, metrics, log: log.child({ component: 'api' }) });
   let closing = false;
   const status = createStatusServer(() => !closing && distributor.current !== undefined);
-  const debug = opts.debugPort !== undefined ? createDebugServer(registry, metrics) : undefined;
+  const debug = opts.debugPort !== undefined ? createDebugServer(registry, metrics, new MeshDashboard({ registry, config: () => distributor.current, ...(opts.dashboardTargets ? { targets: opts.dashboardTargets } : {}) })) : undefined;
 
   const stop = async (hard: boolean): Promise<void> => {
     closing = true;

@@ -114,6 +114,8 @@ export async function startDemoMesh(opts: DemoMeshOptions): Promise<RunningDemoM
       listenHost: DEMO_ADDRESS,
       statusPort: 0,
       ...(opts.debugPort !== undefined ? { debugPort: opts.debugPort } : {}),
+      // Every demo proxy is on this machine, each with a metrics port of its own.
+      dashboardTargets: () => [gateway?.metricsPort, ...sidecars.map((s) => s.metricsPort)].filter((p): p is number => !!p).map((p) => `127.0.0.1:${p}`),
       logger: quiet('control'),
     });
     const url = `https://127.0.0.1:${control.port}`;

@@ -123,7 +123,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   const drain = new ConnectionDrain();
   const deadlineMs = (opts.drainDeadlineSeconds ?? DEFAULT_DRAIN_DEADLINE_SECONDS) * 1000;
   const status = createStatusServer({ ready: () => holder.current() !== undefined && !drain.draining });
-  const admin = createAdminServer(holder, pools, limiters);
+  const admin = createAdminServer(holder, pools, limiters, accessLog.dashboard);
   const credentials = createCredentialStore({ certsDir, logger: log });
   const acme = new AcmeManager({
     certsDir,

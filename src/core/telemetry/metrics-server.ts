@@ -16,9 +16,19 @@ export interface MetricsServer {
 
 type Render = () => Promise<{ body: string; contentType: string }>;
 
-function serve(render: Render, port: number, host: string): Promise<MetricsServer> {
+/** The same series as JSON (prom-client's shape), which the control plane's dashboard collects. */
+export const JSON_PATH = '/stats/json';
+
+function serve(render: Render, port: number, host: string, json?: () => Promise<unknown>): Promise<MetricsServer> {
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
+    if (req.method === 'GET' && path === JSON_PATH && json) {
+      json().then(
+        (v) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(v)),
+        (err: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${(err as Error).message}\n`),
+      );
+      return;
+    }
     if (req.method !== 'GET' || (path !== METRICS_PATH && path !== '/metrics')) {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
       return;
@@ -41,7 +51,12 @@ function serve(render: Render, port: number, host: string): Promise<MetricsServe
 
 /** One process's registries (the proxy's Istio series, plus any others such as a dashboard's). */
 export function serveMetrics(registries: readonly Registry[], port: number, host: string): Promise<MetricsServer> {
-  return serve(async () => ({ body: (await Promise.all(registries.map((r) => r.metrics()))).join('\n'), contentType: registries[0]?.contentType ?? 'text/plain; version=0.0.4; charset=utf-8' }), port, host);
+  return serve(
+    async () => ({ body: (await Promise.all(registries.map((r) => r.metrics()))).join('\n'), contentType: registries[0]?.contentType ?? 'text/plain; version=0.0.4; charset=utf-8' }),
+    port,
+    host,
+    async () => (await Promise.all(registries.map((r) => r.getMetricsAsJSON()))).flat(),
+  );
 }
 
 /** In the `--workers` primary: the sum of every worker's series. */

@@ -10,6 +10,9 @@ import { encodePeerMetadata, type WorkloadInfo } from './workload.js';
 import { offerToPrimary, serveMetrics, type MetricsServer } from './metrics-server.js';
 import { DEFAULT_TELEMETRY_POLICY, telemetryPolicyFor, type TelemetryPolicy } from './telemetry-policy.js';
 import { ProxyTracer } from './tracing.js';
+import { ServiceGraphBuilder } from './service-graph.js';
+import type { DashboardData } from './dashboard-page.js';
+import { nodeDetails } from './dashboard-details.js';
 
 export interface ProxyTelemetryOptions {
   /** `off`, `stdout` or a file path. */
@@ -33,6 +36,8 @@ export interface ProxyTelemetry extends AccessLog {
   readonly tracer: ProxyTracer;
   /** The telemetry policy of the current snapshot. */
   policy(): TelemetryPolicy;
+  /** This proxy's own traffic as the dashboard's graph (undefined without metrics). */
+  readonly dashboard?: () => Promise<DashboardData>;
   /** The `x-envoy-peer-metadata` value this proxy sends to mesh peers. */
   readonly peerMetadata: string;
   readonly metrics?: IstioMetrics;
@@ -66,7 +71,16 @@ export function createProxyTelemetry(o: ProxyTelemetryOptions): ProxyTelemetry {
   const metrics = port !== undefined ? new IstioMetrics({ self: o.self, role: o.role, ...(selfService ? { selfService } : {}) }) : undefined;
   if (metrics && port === 'primary') offerToPrimary([metrics.registry]);
   let server: MetricsServer | undefined;
+  const graph = new ServiceGraphBuilder();
+  const dashboard = metrics
+    ? async (): Promise<DashboardData> => {
+      const g = graph.update([await metrics.registry.getMetricsAsJSON()]);
+      const s = o.snapshot?.();
+      return { ...g, title: `meshgate ${o.role} ${o.self.workload} · its own traffic`, details: nodeDetails(g.nodes, s?.resources ?? [], s?.problems ?? []) };
+    }
+    : undefined;
   return {
+    ...(dashboard ? { dashboard } : {}),
     self: o.self,
     tracer,
     policy,
