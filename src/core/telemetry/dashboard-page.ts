@@ -1,7 +1,7 @@
 // The mesh dashboard: one self-contained page (no CDN, no framework, works offline) that draws the
 // service graph from `graph.json` beside it every 2 s without reloading — workloads as nodes, the
 // gateway as the entry on the left, edges labelled with req/s, error % and p99, a padlock on mutual
-// TLS edges — and shows a node's inbound and outbound traffic, routes and configuration problems
+// TLS edges; a node sits one column right of its furthest caller — and shows a node's inbound and outbound traffic, routes and configuration problems
 // when it is clicked or chosen with the keyboard (Tab, then Enter; Escape closes). Served by the
 // control plane's debug port and a gateway's admin port alike (serveDashboard).
 
@@ -49,7 +49,7 @@ const color=e=>e.errorPercent>=5?'var(--bad)':e.errorPercent>0?'var(--warn)':'va
 function layout(nodes,edges){const out=new Map(nodes.map(n=>[n.id,[]]));const indeg=new Map(nodes.map(n=>[n.id,0]));
 for(const e of edges){if(e.source===e.target)continue;out.get(e.source)?.push(e.target);indeg.set(e.target,(indeg.get(e.target)||0)+1)}
 const depth=new Map();let q=nodes.filter(n=>n.kind==='gateway').map(n=>n.id);if(!q.length)q=nodes.filter(n=>!indeg.get(n.id)).map(n=>n.id);if(!q.length&&nodes.length)q=[nodes[0].id];
-q.forEach(id=>depth.set(id,0));while(q.length){const id=q.shift();for(const t of out.get(id)||[])if(!depth.has(t)){depth.set(t,depth.get(id)+1);q.push(t)}}
+q.forEach(id=>depth.set(id,0));for(let round=0;round<nodes.length&&q.length;round++){const next=[];for(const id of q)for(const t of out.get(id)||[]){const d=depth.get(id)+1;if(!depth.has(t)||depth.get(t)<d){depth.set(t,d);next.push(t)}}q=next}
 let max=0;for(const n of nodes){if(!depth.has(n.id))depth.set(n.id,0);max=Math.max(max,depth.get(n.id))}
 const cols=[];for(const n of nodes){(cols[depth.get(n.id)]??=[]).push(n)}
 const svg=document.getElementById('graph');const W=svg.clientWidth||1000,H=svg.clientHeight||600;const pos=new Map();
