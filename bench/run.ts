@@ -12,6 +12,8 @@
 // BENCH_MESH_RATE (default 1000) req/s of the mesh's fixed-rate runs, 0 to leave them out,
 // BENCH_REDIS=PATH|none the redis-server for the store redis row.
 
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { cpus } from 'node:os';
 import type { KeyType } from '../src/core/tls/issue-certificate.js';
 import { findOpenssl, handshakePreflight, runHandshakes, stopHandshakes } from './handshakes.js';
@@ -42,6 +44,8 @@ const SETTLE_MS = 2000;
 const BASELINE = 'meshgate';
 const TWO_WORKERS = 'meshgate --workers 2';
 const rateLimited = (store: RateLimitStore) => `meshgate + RateLimitPolicy (${store})`;
+const OBSERVED = 'meshgate, metrics + tracing 1 %';
+const UNOBSERVED = 'meshgate, metrics and tracing off';
 
 function envInt(name: string, fallback: number): number {
   const v = process.env[name];
@@ -83,6 +87,17 @@ async function measureVariants(s: Settings, upstreamPort: number, redisBin: stri
   const two = await startMeshgate(upstreamPort, { workers: 2 });
   loads.push(await measureLoad(s, two.http, TWO_WORKERS, 'http'));
   await two.stop();
+  // The observability pair, back to back: Istio metrics plus 1 % of requests traced to an OTLP sink,
+  // against both off. The sink only answers 200; what it costs is the proxy's.
+  const sink = createServer((req, res) => req.resume().on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end('{}')));
+  await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
+  const otlpPort = (sink.address() as AddressInfo).port;
+  for (const mode of ['on', 'off'] as const) {
+    const gw = await startMeshgate(upstreamPort, { observability: { mode, otlpPort } });
+    loads.push(await measureLoad(s, gw.http, mode === 'on' ? OBSERVED : UNOBSERVED, 'http'));
+    await gw.stop();
+  }
+  sink.close();
   const problems: string[] = [];
   for (const store of redisBin ? (['memory', 'redis'] as const) : (['memory'] as const)) {
     const redis = store === 'redis' ? await startRedis(redisBin!) : undefined;
@@ -213,6 +228,7 @@ async function main(): Promise<number> {
     ['meshgate / @fastify/http-proxy', loadRatio(row(BASELINE), load('@fastify', 'http'))],
     ['meshgate / direct', loadRatio(row(BASELINE), load('upstream', 'http'))],
     ['meshgate --workers 2 / 1 worker', loadRatio(row(TWO_WORKERS), row(BASELINE))],
+    ['metrics + tracing 1 % / both off', loadRatio(row(OBSERVED), row(UNOBSERVED))],
   ];
   for (const store of ['memory', 'redis'] as const) {
     const limited = row(rateLimited(store));
