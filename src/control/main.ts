@@ -20,6 +20,8 @@ import { ControlMetrics } from './control-metrics.js';
 import { MeshDashboard } from './mesh-dashboard.js';
 import { serveMetrics, type MetricsServer } from '../core/telemetry/metrics-server.js';
 import type { Authenticator } from './token-authenticator.js';
+import { createInjectionWebhook, INJECTION_PORT, type InjectionWebhookOptions } from './injection-webhook.js';
+import type { CaBundleUpdater } from './webhook-ca-bundle.js';
 
 /** Where proxies reach the control plane: on the machine, and as the Service deploy/ creates. */
 export const CONTROL_PLANE_NAMES = [
@@ -57,6 +59,8 @@ export interface ControlPlaneOptions {
   readonly validate?: Validate;
   readonly logger?: Logger;
   readonly now?: () => Date;
+  /** The sidecar injection webhook (off when absent); `port` 0 = any free port, default 15017. */
+  readonly injection?: Omit<InjectionWebhookOptions, 'ca' | 'log'> & { readonly port?: number; readonly caBundle?: CaBundleUpdater };
 }
 
 export interface RunningControlPlane {
@@ -66,6 +70,8 @@ export interface RunningControlPlane {
   readonly debugPort: number;
   /** 0 when there is no metrics port of its own. */
   readonly metricsPort: number;
+  /** 0 when injection is off. */
+  readonly injectionPort: number;
   /** The trust bundle proxies are given (`--root-cert`). */
   readonly rootCertPem: string;
   readonly registry: ProxyRegistry;
@@ -96,18 +102,21 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   let closing = false;
   const status = createStatusServer(() => !closing && distributor.current !== undefined);
   const debug = opts.debugPort !== undefined ? createDebugServer(registry, metrics, new MeshDashboard({ registry, config: () => distributor.current, ...(opts.dashboardTargets ? { targets: opts.dashboardTargets } : {}) })) : undefined;
+  const injector = opts.injection ? createInjectionWebhook({ ...opts.injection, ca: opts.ca, log: log.child({ component: 'injector' }) }) : undefined;
 
   const stop = async (hard: boolean): Promise<void> => {
     closing = true;
     if (hard) distributor.destroy();
     else await distributor.close().catch(() => undefined);
-    await Promise.all([stopServer(server, hard), stopServer(status, hard), ...(debug ? [stopServer(debug, hard)] : []), metricsServer?.close()]);
+    opts.injection?.caBundle?.close();
+    await Promise.all([stopServer(server, hard), stopServer(status, hard), ...(debug ? [stopServer(debug, hard)] : []), ...(injector ? [stopServer(injector, hard)] : []), metricsServer?.close()]);
   };
 
   let port = 0;
   let statusPort = 0;
   let debugPort = 0;
   let metricsServer: MetricsServer | undefined;
+  let injectionPort = 0;
   try {
     if (opts.metricsPort !== undefined) metricsServer = await serveMetrics([metrics.registry], opts.metricsPort, host);
     statusPort = await listen(status, opts.statusPort ?? 15021, host);
@@ -115,11 +124,15 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     if (debug) debugPort = await listen(debug, opts.debugPort!, '127.0.0.1');
     await distributor.start();
     port = await listen(server, opts.port ?? CONTROL_PLANE_PORT, host);
+    if (injector) {
+      injectionPort = await listen(injector, opts.injection!.port ?? INJECTION_PORT, host);
+      await opts.injection!.caBundle?.update(opts.ca.rootCertPem);
+    }
   } catch (err) {
     await stop(true);
     throw err;
   }
-  log.info({ port, statusPort, ...(debug ? { debugPort } : {}), config: source.description, ca: opts.ca.dir, caSource: opts.ca.source, trustDomain: opts.ca.trustDomain, authenticator: opts.authenticator.description, names }, 'control plane serving');
+  log.info({ port, statusPort, ...(debug ? { debugPort } : {}), ...(injector ? { injectionPort } : {}), config: source.description, ca: opts.ca.dir, caSource: opts.ca.source, trustDomain: opts.ca.trustDomain, authenticator: opts.authenticator.description, names }, 'control plane serving');
 
   let stopping: Promise<void> | undefined;
   return {
@@ -127,6 +140,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     statusPort,
     debugPort,
     metricsPort: metricsServer?.port ?? 0,
+    injectionPort,
     rootCertPem: opts.ca.rootCertPem,
     registry,
     version: () => distributor.current?.version,
