@@ -229,8 +229,9 @@ describe('--workers: one scrape is the sum over the workers', () => {
     await writeFile(join(dir, 'vs.yaml'), 'apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: app}\nspec:\n  hosts: [app.example.com]\n  gateways: [gw]\n  http:\n  - {name: limited, match: [{uri: {prefix: /limited}}], route: [{destination: {host: app}}]}\n  - {name: main, route: [{destination: {host: app}}]}\n');
     await writeFile(join(dir, 'limit.yaml'), 'apiVersion: meshgate.io/v1\nkind: RateLimitPolicy\nmetadata: {name: three, namespace: default}\nspec:\n  targetRef: {kind: VirtualService, name: app, route: limited}\n  limits: [{key: {clientIp: {}}, requests: 3, interval: 1h}]\n  store: memory\n');
     const metricsPort = await freePort();
-    const gw = await startWorkersGateway(dir, 2, ['--metrics-port', String(metricsPort)]);
+    let gw: Awaited<ReturnType<typeof startWorkersGateway>> | undefined;
     try {
+      gw = await startWorkersGateway(dir, 2, ['--metrics-port', String(metricsPort)]);
       for (let i = 0; i < 12; i++) assert.equal((await freshGet(gw.port, 'app.example.com', '/')).status, 200);
       const limited = [];
       for (let i = 0; i < 5; i++) limited.push((await freshGet(gw.port, 'app.example.com', '/limited')).status);
@@ -241,7 +242,7 @@ describe('--workers: one scrape is the sum over the workers', () => {
       assert.equal(count('429'), 2);
       assert.equal(samples.find((s) => s.labels.response_code === '429')?.labels.response_flags, 'RL');
     } finally {
-      gw.kill();
+      gw?.kill();
       await up.close();
       await rm(dir, { recursive: true, force: true });
     }
