@@ -271,7 +271,7 @@ describe('KubeSource', () => {
 
   it('close() and destroy() are safe twice and stop all requests', async () => {
     const w = await watch(api);
-    await until(() => api.openWatches() >= 10, 'every collection watched');
+    await until(() => api.openWatches() >= 12, 'every collection watched');
     await w.source.close();
     await w.source.close();
     w.source.destroy();

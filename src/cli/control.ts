@@ -48,7 +48,10 @@ root is published as the ConfigMap istio-ca-root-cert (key root-cert.pem) in eve
                         (repeatable; localhost, 127.0.0.1 and meshgate-control[.istio-system.svc] always are)
   --status-port N       readiness port, GET /healthz/ready (default 15021)
   --debug-port N        GET /debug/proxies, every proxy with its identity, address and versions;
-                        on 127.0.0.1 only, whatever --listen-host says (default 15014)
+                        on 127.0.0.1 only, whatever --listen-host says (default 15014); also
+                        GET /metrics (istiod's names) and the mesh dashboard at /
+  --metrics-port N      GET /metrics on --listen-host, for Prometheus in the cluster (default 0 = off;
+                        the debug port serves /metrics on the machine either way)
   --listen-host ADDR    address to listen on (default 0.0.0.0)
 ${INJECTION_HELP}
 
@@ -68,6 +71,7 @@ export async function runControlCommand(argv: string[]): Promise<number> {
     hostname: { type: 'string', multiple: true },
     'status-port': { type: 'string' },
     'debug-port': { type: 'string' },
+    'metrics-port': { type: 'string' },
     'listen-host': { type: 'string' },
     ...INJECTION_FLAGS,
     help: { type: 'boolean', short: 'h' },
@@ -88,6 +92,7 @@ export async function runControlCommand(argv: string[]): Promise<number> {
   const port = parsePort(values.port, CONTROL_PLANE_PORT, '--port');
   const statusPort = parsePort(values['status-port'], 15021, '--status-port');
   const debugPort = parsePort(values['debug-port'], 15014, '--debug-port');
+  const metricsPort = parsePort(values['metrics-port'], 0, '--metrics-port');
   const hostnames = (values.hostname ?? []).flatMap((h) => h.split(',')).map((h) => h.trim()).filter(Boolean);
   const caDir = values['ca-dir'] ?? join('certs', 'mesh-ca');
   const namespace = values.namespace ?? (process.env.POD_NAMESPACE || 'istio-system');
@@ -128,6 +133,7 @@ export async function runControlCommand(argv: string[]): Promise<number> {
     port,
     statusPort,
     debugPort,
+    ...(metricsPort !== 0 ? { metricsPort } : {}),
     hostnames,
     listenHost: values['listen-host'] ?? '0.0.0.0',
     logger: log,

@@ -9,6 +9,7 @@ import { endWorkerThatCouldNotStart, sharedChallenges, superviseWorkers, workerI
 import { connectToMesh } from '../core/sources/mesh-connection.js';
 import { proxyIdOf } from '../core/sources/control-plane-source.js';
 import { startGateway } from '../gateway/main.js';
+import { DEFAULT_METRICS_PORT, serveClusterMetrics } from '../core/telemetry/metrics-server.js';
 import { parse, parseLabels, parseLocality, parsePort, parsePorts, parseRedisUrl, parseTrustedProxies } from './options.js';
 import { UsageError } from './main.js';
 import { gatewayApiStatusWriter, kubeSecrets, kubeSource, readableConfigDir, sourceChoice } from './config-source.js';
@@ -37,6 +38,8 @@ export const GATEWAY_HELP = `usage: meshgate gateway --config DIR --ports 80=808
   --ports LIST          Gateway port=listen port pairs, e.g. 80=8080,443=8443
   --status-port N       readiness port, GET /healthz/ready (default 15021)
   --admin-port N        admin port on 127.0.0.1: /routes /clusters /config_dump (default 15000)
+  --metrics-port N      Istio's metrics for Prometheus, GET /stats/prometheus (default 15090; 0 = off;
+                        with --workers, one scrape returns the sum over the workers)
   --labels LIST         this gateway's labels for Gateway, AuthorizationPolicy and
                         RequestAuthentication selectors (default istio=ingressgateway)
   --namespace NS        the gateway's namespace (default istio-system); with --config-source
@@ -80,6 +83,7 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
     ports: { type: 'string' },
     'status-port': { type: 'string' },
     'admin-port': { type: 'string' },
+    'metrics-port': { type: 'string' },
     labels: { type: 'string' },
     'gateway-name': { type: 'string' },
     namespace: { type: 'string' },
@@ -122,12 +126,24 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
   const credentialsFrom = values.credentials ?? ('kubeconfig' in choice ? 'kubernetes' : 'files');
   if (credentialsFrom !== 'kubernetes' && credentialsFrom !== 'files') throw new UsageError(`--credentials: '${credentialsFrom}' is not kubernetes or files`);
   if (credentialsFrom === 'kubernetes' && 'dir' in choice) throw new UsageError('--credentials kubernetes goes with --config-source kubernetes or --control');
+  const metricsPort = parsePort(values['metrics-port'], DEFAULT_METRICS_PORT, '--metrics-port');
   const workers = values.workers === undefined ? availableParallelism() : Number(values.workers);
   if (!Number.isInteger(workers) || workers < 1) throw new UsageError(`--workers: '${values.workers}' is not a number of processes`);
   // Checked in the primary, once the options are known good: workers would each die on it.
   if ('dir' in choice) readableConfigDir(choice.dir);
   const log = pino({ name: 'meshgate-gateway' }, pino.destination(2));
-  if (workers > 1 && cluster.isPrimary) return superviseWorkers(workers, log);
+  if (workers > 1 && cluster.isPrimary) {
+    // The workers count; the primary answers the scrape with their sum.
+    const metrics = metricsPort === 0
+      ? undefined
+      : await serveClusterMetrics(metricsPort, common.listenHost).catch((err: unknown) => {
+        log.error({ port: metricsPort, error: (err as Error).message }, 'metrics port (--metrics-port) cannot listen; serving without /stats/prometheus');
+        return undefined;
+      });
+    const code = await superviseWorkers(workers, log);
+    await metrics?.close();
+    return code;
+  }
   const worker = workerIndex();
   const wlog = worker !== undefined ? log.child({ worker }) : log;
   // Listening from the start: a signal during startup waits for it, then drains.
@@ -140,6 +156,7 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
     mesh = 'control' in choice ? await connectToMesh({ ...choice.control, proxyId: proxyIdOf(worker !== undefined ? `gateway-w${worker}` : 'gateway', common.namespace), logger: log }) : undefined;
     gw = await startGateway({
       ...common,
+      ...(metricsPort === 0 ? {} : { metricsPort: worker !== undefined ? ('primary' as const) : metricsPort }),
       logger: wlog,
       // One worker orders ACME certificates; every worker answers the validation requests.
       ...(worker !== undefined ? { acmeOrders: worker === 0, acmeChallenges: sharedChallenges() } : {}),

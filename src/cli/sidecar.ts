@@ -36,6 +36,7 @@ ends at the app on loopback; outbound, the app uses it as its HTTP proxy
   --outbound-port N     outbound proxy port on 127.0.0.1 (default 15001)
   --status-port N       readiness, GET /healthz/ready (default 15021)
   --admin-port N        admin on 127.0.0.1 (default 15000)
+  --metrics-port N      Istio's metrics for Prometheus, GET /stats/prometheus (default 15090; 0 = off)
   --listen-host ADDR    address the inbound and status ports listen on (default 0.0.0.0)
   --outbound-traffic-policy ALLOW_ANY|REGISTRY_ONLY
                         hosts the mesh does not know: pass through (default) or answer 502
@@ -71,6 +72,7 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
     'outbound-port': { type: 'string' },
     'status-port': { type: 'string' },
     'admin-port': { type: 'string' },
+    'metrics-port': { type: 'string' },
     'listen-host': { type: 'string' },
     'outbound-traffic-policy': { type: 'string' },
     locality: { type: 'string' },
@@ -141,6 +143,7 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
     outboundPort: parsePort(values['outbound-port'], 15001, '--outbound-port'),
     statusPort: parsePort(values['status-port'], 15021, '--status-port'),
     adminPort: parsePort(values['admin-port'], 15000, '--admin-port'),
+    ...((m) => (m === 0 ? {} : { metricsPort: m }))(parsePort(values['metrics-port'], 15090, '--metrics-port')),
     listenHost: values['listen-host'] ?? '0.0.0.0',
     outboundTrafficPolicy: policy,
     ...traffic,

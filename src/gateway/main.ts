@@ -7,6 +7,7 @@ import { FileSource } from '../core/sources/file-source.js';
 import type { SnapshotHolder } from '../core/snapshot/holder.js';
 import { ProxyRuntime } from '../core/runtime/proxy-runtime.js';
 import type { ConfigSource } from '../core/sources/source.js';
+import { describeWorkload, partsOfSpiffe } from '../core/telemetry/workload.js';
 import type { RateLimitStats } from '../core/policy/rate-limiters.js';
 import { createPortListener } from './port-listener.js';
 import { ListenerSet } from './listener-set.js';
@@ -37,6 +38,8 @@ export interface GatewayOptions {
   readonly labels?: Record<string, string>;
   /** `off`, `stdout` (default) or a file path. */
   readonly accessLog?: string;
+  /** Prometheus port of `/stats/prometheus` (0 = any free port; absent = no metrics); `'primary'` under `--workers`. */
+  readonly metricsPort?: number | 'primary';
   /** The gateway's namespace (DestinationRule lookup order starts there). */
   readonly namespace?: string;
   /** Where `credentialName` certificates live: `<certsDir>/<name>/tls.crt|tls.key|ca.crt` (default `certs`). */
@@ -79,6 +82,8 @@ export interface RunningGateway {
   readonly listenPorts: ReadonlyMap<number, number>;
   readonly statusPort: number;
   readonly adminPort: number;
+  /** 0 when metrics are off (or served by the `--workers` primary). */
+  readonly metricsPort: number;
   readonly holder: SnapshotHolder;
   /** Requests allowed and refused by rate limits, and how Redis is doing when it is used. */
   rateLimitStats(): RateLimitStats;
@@ -100,12 +105,18 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   const source = opts.source ?? new FileSource({ dir: opts.configDir! });
   const labels = opts.labels ?? { istio: 'ingressgateway' };
   const namespace = opts.namespace ?? 'istio-system';
+  const id = partsOfSpiffe(opts.identity?.current().spiffeId);
   const rt = new ProxyRuntime({
     name: 'meshgate-gateway',
     source,
     certsDir,
     // The gateway is a workload too: AuthorizationPolicy and RequestAuthentication select it by its labels.
     workload: { namespace, labels },
+    telemetry: {
+      role: 'gateway',
+      self: describeWorkload({ namespace: id?.namespace ?? namespace, labels, serviceAccount: id?.serviceAccount ?? 'meshgate-ingressgateway' }),
+      ...(opts.metricsPort !== undefined ? { metricsPort: opts.metricsPort } : {}),
+    },
     ...(opts.logger ? { logger: opts.logger } : {}),
     ...(opts.accessLog !== undefined ? { accessLog: opts.accessLog } : {}),
     ...(opts.random ? { random: opts.random } : {}),
@@ -167,12 +178,13 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
       if (opts.acmeOrders ?? true) acme.start();
     },
   });
-  log.info({ ports: Object.fromEntries(listeners.listenPorts), statusPort: rt.statusPort, adminPort: rt.adminPort, config: source.description }, 'gateway serving');
+  log.info({ ports: Object.fromEntries(listeners.listenPorts), statusPort: rt.statusPort, adminPort: rt.adminPort, metricsPort: rt.metricsPort, config: source.description }, 'gateway serving');
 
   return {
     listenPorts: listeners.listenPorts,
     statusPort: rt.statusPort,
     adminPort: rt.adminPort,
+    metricsPort: rt.metricsPort,
     holder,
     rateLimitStats: () => rt.rateLimiting.limiters.stats(),
     close: () => rt.close(),

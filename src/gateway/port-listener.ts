@@ -90,7 +90,7 @@ export function createPortListener(servicePorts: readonly number[], deps: PortLi
     // A plain TCP server: its one `tcp` route takes the whole connection (SEMANTICS §1.3).
     const tcp = listener?.protocol === 'TCP' ? listener.servers.find((s) => s.tcpRoute)?.tcpRoute : undefined;
     if (tcp) {
-      forwardTcp(socket, Buffer.alloc(0), tcp.destinations, tcp.totalWeight, { random: ctx.random });
+      forwardTcp(socket, Buffer.alloc(0), tcp.destinations, tcp.totalWeight, { random: ctx.random, observer: ctx.accessLog });
       return;
     }
     if (sniIndexOf(listener).servers.length === 0) {
@@ -112,7 +112,7 @@ export function createPortListener(servicePorts: readonly number[], deps: PortLi
         if (mode === 'PASSTHROUGH' || mode === 'AUTO_PASSTHROUGH') {
           const route = server.tlsRoutes?.lookup(hello.sni);
           if (!route) return void socket.destroy();
-          forwardTcp(socket, data, route.destinations, route.totalWeight, { random: ctx.random });
+          forwardTcp(socket, data, route.destinations, route.totalWeight, { random: ctx.random, observer: ctx.accessLog });
           return;
         }
         socket.unshift(data);

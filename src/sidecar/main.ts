@@ -10,6 +10,7 @@ import { ProxyRuntime } from '../core/runtime/proxy-runtime.js';
 import { identityMismatch } from '../core/pki/spiffe.js';
 import type { SidecarRole } from '../core/snapshot/snapshot.js';
 import type { ConfigSource } from '../core/sources/source.js';
+import { describeWorkload } from '../core/telemetry/workload.js';
 import { createInboundListener, type InboundListener } from './inbound.js';
 import { createOutboundListener, type OutboundListener, type OutboundTrafficPolicy } from './outbound.js';
 import { ConntrackLookup, type OriginalDestinationLookup } from '../core/capture/original-destination.js';
@@ -38,6 +39,10 @@ export interface SidecarOptions {
   readonly listenHost?: string;
   readonly outboundTrafficPolicy?: OutboundTrafficPolicy;
   readonly accessLog?: string;
+  /** Prometheus port of `/stats/prometheus` (0 = any free port; absent = no metrics). */
+  readonly metricsPort?: number;
+  /** The workload's name in metrics and traces (default from its labels: `app-version`, `app`). */
+  readonly workloadName?: string;
   /** Where the workload runs, `region/zone/subzone`, for locality-aware load balancing. */
   readonly locality?: string;
   /** Redis for RateLimitPolicy limits with `store: redis` on the outbound side. */
@@ -65,6 +70,8 @@ export interface RunningSidecar {
   readonly outboundPort: number;
   readonly statusPort: number;
   readonly adminPort: number;
+  /** 0 when metrics are off. */
+  readonly metricsPort: number;
   /** 0 when no app probe was rewritten. */
   readonly probePort: number;
   readonly holder: SnapshotHolder;
@@ -96,6 +103,11 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
     source: opts.source,
     identity: opts.identity,
     workload: { namespace: opts.namespace, labels: opts.labels },
+    telemetry: {
+      role: 'sidecar',
+      self: describeWorkload({ namespace: opts.namespace, labels: opts.labels, serviceAccount: opts.serviceAccount, ...(opts.workloadName ? { workload: opts.workloadName } : {}) }),
+      ...(opts.metricsPort !== undefined ? { metricsPort: opts.metricsPort } : {}),
+    },
     ...(opts.logger ? { logger: opts.logger } : {}),
     ...(opts.accessLog !== undefined ? { accessLog: opts.accessLog } : {}),
     ...(opts.random ? { random: opts.random } : {}),
@@ -163,13 +175,14 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
     statusPort: opts.statusPort ?? 15021,
     adminPort: opts.adminPort ?? 15000,
   });
-  log.info({ ...ports, status: rt.statusPort, admin: rt.adminPort, app: opts.appPort, ...(opts.capture ? { capture: true } : {}), identity: opts.identity.current().spiffeId }, 'sidecar serving');
+  log.info({ ...ports, status: rt.statusPort, admin: rt.adminPort, metrics: rt.metricsPort, app: opts.appPort, ...(opts.capture ? { capture: true } : {}), identity: opts.identity.current().spiffeId }, 'sidecar serving');
 
   return {
     inboundPort: ports.inbound,
     outboundPort: ports.outbound,
     statusPort: rt.statusPort,
     adminPort: rt.adminPort,
+    metricsPort: rt.metricsPort,
     probePort: ports.probe,
     holder: rt.holder,
     close: () => thenAppPools(rt.close()),

@@ -14,6 +14,9 @@ const KINDS: Readonly<Record<string, { readonly group: string; readonly versions
   Endpoints: { group: '', versions: ['v1'] },
   Pod: { group: '', versions: ['v1'] },
   Secret: { group: '', versions: ['v1'] },
+  // Only the mesh config (`istio` in istio-system) is read; other ConfigMaps load and are ignored.
+  ConfigMap: { group: '', versions: ['v1'] },
+  Telemetry: { group: 'telemetry.istio.io', versions: ['v1', 'v1alpha1'] },
   EndpointSlice: { group: 'discovery.k8s.io', versions: ['v1'] },
   // cert-manager's own resources: a Certificate whose secretName a Gateway server uses is issued by the gateway.
   Issuer: { group: 'cert-manager.io', versions: ['v1'] },

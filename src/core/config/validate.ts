@@ -17,6 +17,7 @@ import { validateRequestAuthentication } from './validate-request-authentication
 import { validateRateLimitPolicy } from './validate-rate-limit.js';
 import { validateServiceEntry, validateWorkloadEntry } from './validate-service-entry.js';
 import { validateVirtualService } from './validate-virtual-service.js';
+import { validateConfigMap, validateTelemetry } from './validate-telemetry.js';
 
 export { parseDuration } from './validate-common.js';
 
@@ -36,6 +37,7 @@ const BY_KIND: Readonly<Record<string, SpecValidator>> = {
   ClusterIssuer: validateIssuer,
   Certificate: validateCertificate,
   RateLimitPolicy: validateRateLimitPolicy,
+  Telemetry: validateTelemetry,
   GatewayClass: validateGatewayClass,
   KubernetesGateway: validateK8sGateway,
   HTTPRoute: validateHTTPRoute,
@@ -49,10 +51,11 @@ const BY_KIND: Readonly<Record<string, SpecValidator>> = {
 const TOP_LEVEL: Readonly<Record<string, SpecValidator>> = {
   EndpointSlice: validateEndpointSlice,
   Endpoints: validateEndpoints,
+  ConfigMap: validateConfigMap,
 };
 
 /** Kinds whose names are checked here (Istio's rules; meshgate's own kinds follow them). */
-const ISTIO_KINDS = new Set(['Gateway', 'VirtualService', 'DestinationRule', 'ServiceEntry', 'WorkloadEntry', 'PeerAuthentication', 'AuthorizationPolicy', 'RequestAuthentication', 'RateLimitPolicy']);
+const ISTIO_KINDS = new Set(['Gateway', 'VirtualService', 'DestinationRule', 'ServiceEntry', 'WorkloadEntry', 'PeerAuthentication', 'AuthorizationPolicy', 'RequestAuthentication', 'RateLimitPolicy', 'Telemetry']);
 
 export function validateResource(r: Resource): Problem[] {
   let c: Checker | undefined;

@@ -9,6 +9,7 @@ import { findRoute } from '../routing/lookup.js';
 import type { FaultPolicy, ForwardAction, RedirectAction, RequestFacts, RouteConfig } from '../routing/types.js';
 import { normalizeHost } from '../routing/host-index.js';
 import { logWhenDone, newRequestRecord, type AccessLog, type RequestRecord } from '../telemetry/access-log.js';
+import { peerOfRequest } from '../telemetry/workload.js';
 import { applyHeaderRules, forwardedFor, requestIdOf } from './headers.js';
 import { normalizePath } from './path-normalize.js';
 import { forward, type ForwardContext } from './forward.js';
@@ -43,6 +44,8 @@ export interface HttpHandlerContext {
   readonly security?: WorkloadSecurityCache;
   /** Proxies in front that append to x-forwarded-for (Envoy's xff_num_trusted_hops): `remoteIpBlocks` reads past them. */
   readonly trustedProxies?: number;
+  /** This proxy's peer metadata header value, sent to mesh peers (telemetry/workload.ts). */
+  readonly peerMetadata?: string;
 }
 
 /** Which route config serves a request on this listener (plaintext: the port's `http.<port>`). */
@@ -125,10 +128,17 @@ export function handleHttpRequest(req: IncomingMessage, res: ServerResponse, lis
   const socket = req.socket;
   const requestId = requestIdOf(req.headers);
   const remoteAddress = socket.remoteAddress ?? '';
-  const record = listener.localApp
-    ? { ...newRequestRecord(req, requestId, authorityOf(req), { address: remoteAddress, port: socket.remotePort ?? 0 }), upstreamCluster: listener.localApp.cluster }
+  // Delivered to the local app (a sidecar's inbound side), Istio reports it as the destination, with
+  // the verified caller's workload.
+  const record: RequestRecord = listener.localApp
+    ? { ...newRequestRecord(req, requestId, authorityOf(req), { address: remoteAddress, port: socket.remotePort ?? 0 }), upstreamCluster: listener.localApp.cluster, reporter: 'destination' }
     : newRequestRecord(req, requestId, authorityOf(req), { address: remoteAddress, port: socket.remotePort ?? 0 }, forwardedFor(req.headers, remoteAddress));
+  if (listener.localApp) {
+    const downstreamPeer = peerOfRequest(req.headers, listener.peerPrincipal?.(req));
+    if (downstreamPeer) record.downstreamPeer = downstreamPeer;
+  }
   logWhenDone(req, res, record, ctx.accessLog, tunnel);
+  ctx.accessLog.startSpan?.(req, record);
   const reply = (r: LocalReply): void => {
     record.flags = addFlag(record.flags, r.flag);
     record.details = r.details;
@@ -247,6 +257,7 @@ function routeAndAct(ex: Exchange): void {
       ...(ctx.identity ? { identity: ctx.identity } : {}),
       ...(corsHeaders ? { responseHeaders: corsHeaders } : {}),
       ...(tunnel ? { upgrade: tunnel } : {}),
+      ...(ctx.peerMetadata ? { peerMetadata: ctx.peerMetadata } : {}),
     };
     (action.fault ? faultThenForward(req, res, facts, action, action.fault, fctx, record) : forward(req, res, facts, action, fctx, record)).then(
       (failure) => {

@@ -13,7 +13,8 @@ import type { ConfigSource } from '../sources/source.js';
 import { UpstreamPools } from '../proxy/upstream-pools.js';
 import { LiveClusters } from '../policy/live-clusters.js';
 import { WorkloadSecurityCache } from '../policy/workload-security.js';
-import { createAccessLog, type AccessLog } from '../telemetry/access-log.js';
+import { createProxyTelemetry, type ProxyTelemetry } from '../telemetry/proxy-telemetry.js';
+import type { WorkloadInfo } from '../telemetry/workload.js';
 import { createRateLimiting, type RateLimiting } from '../proxy/rate-limiting.js';
 import { ConnectionDrain, DEFAULT_DRAIN_DEADLINE_SECONDS } from '../proxy/drain.js';
 import type { HttpHandlerContext } from '../proxy/http-handler.js';
@@ -43,6 +44,11 @@ export interface RuntimeOptions {
   readonly identity?: IdentityProvider;
   /** The proxy's own workload, whose RequestAuthentication and AuthorizationPolicy its inbound listeners enforce. */
   readonly workload: { readonly namespace: string; readonly labels: Readonly<Record<string, string>> };
+  /**
+   * What the proxy reports itself as in metrics and traces, and where `/stats/prometheus` listens
+   * (0 = any free port; absent = no metrics; `primary`: the --workers primary serves the sum).
+   */
+  readonly telemetry: { readonly role: 'gateway' | 'sidecar'; readonly self: WorkloadInfo; readonly metricsPort?: number | 'primary' };
 }
 
 /** Whatever a role opens that must stop accepting on close and be cut on destroy. */
@@ -69,7 +75,8 @@ export class ProxyRuntime {
   readonly log: Logger;
   readonly holder = new SnapshotHolder();
   readonly pools: UpstreamPools;
-  readonly accessLog: AccessLog;
+  /** The access log, metrics and traces: one observe step fed from each request's record. */
+  readonly accessLog: ProxyTelemetry;
   readonly random: () => number;
   readonly live: LiveClusters;
   readonly rateLimiting: RateLimiting;
@@ -79,6 +86,8 @@ export class ProxyRuntime {
   readonly ctx: HttpHandlerContext;
   statusPort = 0;
   adminPort = 0;
+  /** Where `/stats/prometheus` listens; 0 when the proxy has none. */
+  metricsPort = 0;
   readonly #deadlineMs: number;
   readonly #status: FastifyInstance;
   readonly #admin: FastifyInstance;
@@ -89,7 +98,14 @@ export class ProxyRuntime {
   constructor(private readonly opts: RuntimeOptions) {
     this.log = opts.logger ?? pino({ name: opts.name }, pino.destination(2));
     this.pools = new UpstreamPools(opts.certsDir !== undefined ? { certsDir: opts.certsDir, logger: this.log.child({ component: 'upstream-tls' }) } : {});
-    this.accessLog = createAccessLog(opts.accessLog ?? 'stdout');
+    this.accessLog = createProxyTelemetry({
+      accessLog: opts.accessLog ?? 'stdout',
+      role: opts.telemetry.role,
+      self: opts.telemetry.self,
+      snapshot: () => this.holder.current(),
+      labels: opts.workload.labels,
+      ...(opts.telemetry.metricsPort !== undefined ? { metricsPort: opts.telemetry.metricsPort } : {}),
+    });
     this.random = opts.random ?? Math.random;
     // One set of breaker counters and ejections for the process's life: a push must not reset them.
     this.live = new LiveClusters(opts.now ? { now: opts.now } : {});
@@ -102,11 +118,12 @@ export class ProxyRuntime {
     this.security = new WorkloadSecurityCache({ namespace: opts.workload.namespace, labels: opts.workload.labels });
     this.#deadlineMs = (opts.drainDeadlineSeconds ?? DEFAULT_DRAIN_DEADLINE_SECONDS) * 1000;
     this.#status = createStatusServer({ ready: () => this.holder.current() !== undefined && !this.drain.draining });
-    this.#admin = createAdminServer(this.holder, this.pools, this.rateLimiting.limiters);
+    this.#admin = createAdminServer(this.holder, this.pools, this.rateLimiting.limiters, this.accessLog.dashboard);
     this.ctx = {
       holder: this.holder,
       pools: this.pools,
       accessLog: this.accessLog,
+      peerMetadata: this.accessLog.peerMetadata,
       random: this.random,
       drain: this.drain,
       rateLimits: this.rateLimiting.context,
@@ -136,6 +153,7 @@ export class ProxyRuntime {
       await s.afterConfig?.();
       this.statusPort = await listenFor('status port (--status-port)', s.statusHost, s.statusPort, () => listenFastify(this.#status, s.statusPort, s.statusHost));
       this.adminPort = await listenFor('admin port (--admin-port)', '127.0.0.1', s.adminPort, () => listenFastify(this.#admin, s.adminPort, '127.0.0.1'));
+      this.metricsPort = await this.accessLog.listen(s.statusHost, this.log);
       s.afterListen?.();
     } catch (err) {
       await this.stop(true);
@@ -179,6 +197,6 @@ export class ProxyRuntime {
     // No downstream connection is left, so no upstream answer has anyone waiting for it.
     await this.pools.destroy();
     await this.rateLimiting.close();
-    this.accessLog.flush();
+    await this.accessLog.close();
   }
 }

@@ -37,6 +37,9 @@ export const KUBE_KINDS: readonly KubeKind[] = [
   { kind: 'Issuer', apiVersion: 'cert-manager.io/v1', plural: 'issuers', crd: true },
   { kind: 'ClusterIssuer', apiVersion: 'cert-manager.io/v1', plural: 'clusterissuers', crd: true, clusterScoped: true },
   { kind: 'Certificate', apiVersion: 'cert-manager.io/v1', plural: 'certificates', crd: true },
+  // The mesh config (the `istio` ConfigMap) and Istio's Telemetry; `crd`: an API without them is tolerated.
+  { kind: 'ConfigMap', apiVersion: 'v1', plural: 'configmaps', crd: true },
+  { kind: 'Telemetry', apiVersion: 'telemetry.istio.io/v1', plural: 'telemetries', crd: true },
   // meshgate's own kinds (deploy/crds/meshgate-io.yaml).
   { kind: 'RateLimitPolicy', apiVersion: 'meshgate.io/v1', plural: 'ratelimitpolicies', crd: true },
   // The Kubernetes Gateway API (deploy/crds/gateway-api-standard.yaml); TLSRoute/TCPRoute only where
