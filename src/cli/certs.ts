@@ -212,11 +212,18 @@ function span(ms: number): string {
   return `${Math.max(1, Math.round(ms / 1000))} s`;
 }
 
+/**
+ * A certificate without subjectAltName names its host only in the subject CN. Browsers (Chrome,
+ * Firefox, Safari) and Go since 1.15 ignore the CN and refuse it; OpenSSL (so curl and openssl
+ * s_client) and Node's checkServerIdentity still fall back to the CN when there is no DNS SAN.
+ */
+const NO_SAN = '(none: only the subject CN names the host; browsers and Go clients refuse such a certificate, curl/OpenSSL and Node accept it; reissue it with a DNS subjectAltName)';
+
 function describeCertificate(c: ServerCredential, now: Date, mutual: boolean): string[] {
   const left = Math.floor((c.notAfter.getTime() - now.getTime()) / DAY_MS);
   const when = left >= 0 ? `${plural(left, 'day')} left` : `expired ${plural(-left, 'day')} ago`;
   return [
-    row('names', c.sans.length > 0 ? c.sans.join(', ') : '(none: clients will refuse it)'),
+    row('names', c.sans.length > 0 ? c.sans.join(', ') : NO_SAN),
     row('subject', c.subject),
     row('issuer', `${c.issuer}${c.issuer === c.subject ? ' (self-signed)' : ''}`),
     row('not after', `${c.notAfter.toISOString()} (${when})`),

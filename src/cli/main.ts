@@ -5,6 +5,7 @@ import { runValidate } from './validate.js';
 import { runRoutes } from './routes.js';
 import { runExplain } from './explain.js';
 import { runCerts } from './certs.js';
+import { setAllowUnknownFields } from '../core/config/field-policy.js';
 
 const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promise<number> }> = {
   gateway: { summary: 'run the ingress gateway on a config folder', run: runGatewayCommand },
@@ -25,12 +26,22 @@ export function usage(): string {
     'commands:',
     ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
     '',
+    'options for every command:',
+    '  --allow-unknown-fields  an unknown field in the config is a warning, not an error (Istio\'s',
+    '                          schema and kubectl apply refuse them; use this for config written',
+    '                          for a newer Istio)',
+    '',
     "run 'meshgate <command> --help' for a command's options",
   ].join('\n');
 }
 
+/** Options every command takes, anywhere on the line; read here once, before the command runs. */
+const GLOBAL_FLAGS = ['--allow-unknown-fields'];
+
 export async function main(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv;
+  const allowUnknown = argv.includes('--allow-unknown-fields');
+  if (allowUnknown) setAllowUnknownFields(true);
+  const [command, ...rest] = argv.filter((a) => !GLOBAL_FLAGS.includes(a));
   if (!command || command === '--help' || command === '-h' || command === 'help') {
     console.log(usage());
     return 0;

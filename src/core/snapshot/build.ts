@@ -20,6 +20,7 @@ import { buildRegistry } from '../registry/build.js';
 import { compileGateway, type CompiledGateway } from '../routing/compile.js';
 import { compileMesh } from '../routing/compile-mesh.js';
 import { acmeProblems } from './acme-credentials.js';
+import { emptiedFileProblems } from './emptied-files.js';
 import { keepLastGood } from './last-good.js';
 import type { ProxyRole, Snapshot } from './snapshot.js';
 
@@ -84,7 +85,8 @@ export function buildSnapshot(loaded: LoadResult, role: ProxyRole, deps: Snapsho
   });
 
   const acme = role.kind === 'gateway' ? acmeProblems(compiled.listeners, resources) : [];
-  const problems = [...reconciled.loadProblems, ...validationProblems, ...reconciled.problems, ...registryProblems, ...compiled.problems, ...rateLimits.problems, ...acme];
+  const emptied = emptiedFileProblems(loaded, previous?.resources);
+  const problems = [...reconciled.loadProblems, ...emptied, ...validationProblems, ...reconciled.problems, ...registryProblems, ...compiled.problems, ...rateLimits.problems, ...acme];
   const snapshot: Snapshot = Object.freeze({
     version,
     createdAt: deps.now?.() ?? new Date(),
