@@ -3,10 +3,10 @@
 // on Ctrl-C.
 
 import { relative, isAbsolute } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { startDemoMesh, type RunningDemoMesh } from '../demo/mesh.js';
 import { DEMO_ADDRESS, DEMO_CONTROL_PORT, DEMO_HOSTS, DEMO_WORKLOADS } from '../demo/topology.js';
 import { parse, parsePort } from './options.js';
+import { PACKAGED_CONFIG } from './default-config.js';
 import { UsageError } from './main.js';
 
 export const DEMO_HELP = `usage: meshgate demo [options]
@@ -25,8 +25,6 @@ everything.
   --listen-host ADDR    address the gateway listens on (default 127.0.0.1)
   --access-log WHERE    off | stdout | FILE (default stdout)`;
 
-/** The gateway-config/ folder of this package (dist/src/cli/ → the package root). */
-const PACKAGED_CONFIG = fileURLToPath(new URL('../../../gateway-config', import.meta.url));
 
 export async function runDemo(argv: string[]): Promise<number> {
   const { values } = parse(argv, {

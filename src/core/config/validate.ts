@@ -84,6 +84,7 @@ export function validateAll(resources: readonly Resource[]): { valid: Resource[]
         line: r.origin.line,
         resource: resourceRef(r),
         field: 'metadata.name',
+        code: 'MG0001',
         message: `duplicate: ${resourceRef(r)} is already defined at ${earlier.origin.file}:${earlier.origin.line}; this one is left out (rename one, or delete one)`,
       });
       continue;
