@@ -99,3 +99,30 @@ describe('the same analyzers in a snapshot', () => {
     for (const f of findings) assert.ok(snapshot.problems.includes(f));
   });
 });
+
+describe('meshgate explain tells the whole story', () => {
+  function explain(...args: string[]) {
+    return spawnSync(process.execPath, [BIN, 'explain', ...args], { encoding: 'utf8', timeout: 60_000 });
+  }
+
+  it("says 403 for the demo's /user/admin, with the DENY policy, its rule and where it is", () => {
+    const r = explain('http://api.example.com/user/admin');
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /endpoint 127\.0\.0\.1:\d+ ready, sidecar \(mTLS\)/);
+    assert.match(r.stdout, /mTLS STRICT \(PeerAuthentication istio-system\/default\)/);
+    assert.match(r.stdout, /denied: DENY rules\[0\] of AuthorizationPolicy default\/user-service-no-admin matched \(.*security\.yaml:\d+\)/);
+    assert.match(r.stdout, /^result: 403 RBAC: access denied \(AuthorizationPolicy default\/user-service-no-admin\)$/m);
+  });
+
+  it('says forward when the sidecar allows the gateway, and 403 for a caller the ALLOW policy does not name', () => {
+    assert.match(explain('http://api.example.com/user/42').stdout, /^result: forward$/m);
+    const other = explain('--principal', 'spiffe://cluster.local/ns/default/sa/stranger', 'http://api.example.com/user/42').stdout;
+    assert.match(other, /^result: 403 RBAC: access denied/m);
+  });
+
+  it('says 503 NC for a subset no DestinationRule defines, and why', () => {
+    const r = explain('--config', MISTAKES, 'http://product.example.com/');
+    assert.match(r.stdout, /no DestinationRule for product-service\.default\.svc\.cluster\.local defines subset v3\) → 503 NC/);
+    assert.match(r.stdout, /^result: 503 NC for 90% .*; 503 NC for 10% /m);
+  });
+});

@@ -17,7 +17,7 @@ import { isReal, reissueReason, renewAt } from '../gateway/acme/certificate-fact
 import { wantedCertificates, type WantedCertificate } from '../gateway/acme/wanted-certificates.js';
 import { parse, parseLabels } from './options.js';
 import { offlineSnapshot } from './offline-snapshot.js';
-import { UsageError } from './main.js';
+import { PACKAGED_CONFIG } from './default-config.js';
 
 const TERMINATING = new Set(['SIMPLE', 'MUTUAL', 'OPTIONAL_MUTUAL']);
 const DAY_MS = 24 * 3600_000;
@@ -29,11 +29,10 @@ export async function runCerts(argv: string[], write: (text: string) => void = (
     true,
   );
   if (values.help) {
-    write('usage: meshgate certs --config DIR [--certs certs] [--labels istio=ingressgateway] [--namespace istio-system]\n  exits 1 when a TLS server has no usable certificate or its ACME certificate cannot be obtained\n');
+    write('usage: meshgate certs [--config DIR] [--certs certs] [--labels istio=ingressgateway] [--namespace istio-system]\n  exits 1 when a TLS server has no usable certificate or its ACME certificate cannot be obtained\n  --config DIR   default: the gateway-config/ shipped with meshgate (as for meshgate demo)\n');
     return 0;
   }
-  const dir = values.config ?? positionals[0];
-  if (!dir) throw new UsageError('--config DIR is required');
+  const dir = values.config ?? positionals[0] ?? PACKAGED_CONFIG;
   const { snapshot, problems } = await offlineSnapshot(dir, values.labels ? parseLabels(values.labels) : { istio: 'ingressgateway' }, values.namespace ?? 'istio-system');
 
   const servers = [...snapshot.listeners.values()]

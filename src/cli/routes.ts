@@ -3,16 +3,15 @@
 import { printRoutes } from '../core/routing/print.js';
 import { parse, parseLabels } from './options.js';
 import { offlineSnapshot } from './offline-snapshot.js';
-import { UsageError } from './main.js';
+import { PACKAGED_CONFIG } from './default-config.js';
 
 export async function runRoutes(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, { config: { type: 'string' }, labels: { type: 'string' }, namespace: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, true);
   if (values.help) {
-    console.log('usage: meshgate routes --config DIR [--labels istio=ingressgateway] [--namespace istio-system]');
+    console.log('usage: meshgate routes [--config DIR] [--labels istio=ingressgateway] [--namespace istio-system]\n  --config DIR   default: the gateway-config/ shipped with meshgate (as for meshgate demo)');
     return 0;
   }
-  const dir = values.config ?? positionals[0];
-  if (!dir) throw new UsageError('--config DIR is required');
+  const dir = values.config ?? positionals[0] ?? PACKAGED_CONFIG;
   const { snapshot } = await offlineSnapshot(dir, values.labels ? parseLabels(values.labels) : { istio: 'ingressgateway' }, values.namespace ?? 'istio-system');
   process.stdout.write(printRoutes(snapshot));
   return 0;
