@@ -7,6 +7,7 @@ import { startDemoMesh, type RunningDemoMesh } from '../demo/mesh.js';
 import { DEMO_ADDRESS, DEMO_CONTROL_PORT, DEMO_HOSTS, DEMO_WORKLOADS } from '../demo/topology.js';
 import { parse, parsePort } from './options.js';
 import { PACKAGED_CONFIG } from './default-config.js';
+import { readableConfigDir } from './config-source.js';
 import { UsageError } from './main.js';
 
 export const DEMO_HELP = `usage: meshgate demo [options]
@@ -42,7 +43,8 @@ export async function runDemo(argv: string[]): Promise<number> {
     console.log(DEMO_HELP);
     return 0;
   }
-  const configDir = values.config ?? PACKAGED_CONFIG;
+  // Checked before anything starts: a folder that is not there is one line, not a half-started mesh.
+  const configDir = readableConfigDir(values.config ?? PACKAGED_CONFIG);
   const port = parsePort(values.port, 8080, '--port');
   const httpsPort = parsePort(values['https-port'], 8443, '--https-port');
   const certsDir = values.certs ?? 'certs';

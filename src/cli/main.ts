@@ -6,6 +6,8 @@ import { runRoutes } from './routes.js';
 import { runExplain } from './explain.js';
 import { runCerts } from './certs.js';
 import { setAllowUnknownFields } from '../core/config/field-policy.js';
+import { LOG_LEVELS, logLevel, setLogSettings } from '../core/telemetry/logger.js';
+import { versionDetails, versionLine } from './version.js';
 
 const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promise<number> }> = {
   gateway: { summary: 'run the ingress gateway on a config folder', run: runGatewayCommand },
@@ -27,22 +29,65 @@ export function usage(): string {
     'commands:',
     ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
     '',
+    '  version   print the version and build details (meshgate --version: one line)',
+    '',
     'options for every command:',
     '  --allow-unknown-fields  an unknown field in the config is a warning, not an error (Istio\'s',
     '                          schema and kubectl apply refuse them; use this for config written',
     '                          for a newer Istio)',
+    '  --log-level LEVEL       fatal, error, warn, info (default), debug, trace or silent',
+    '  --log-format FORMAT     json or text (default: text on a terminal, JSON otherwise)',
     '',
     "run 'meshgate <command> --help' for a command's options",
   ].join('\n');
 }
 
-/** Options every command takes, anywhere on the line; read here once, before the command runs. */
-const GLOBAL_FLAGS = ['--allow-unknown-fields'];
+/**
+ * Options every command takes, anywhere on the line, read here once before the command runs:
+ * `--allow-unknown-fields`, `--log-level LEVEL`, `--log-format json|text` (also as `--flag=value`).
+ */
+function takeGlobalFlags(argv: string[]): string[] {
+  const rest: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--allow-unknown-fields') {
+      setAllowUnknownFields(true);
+      continue;
+    }
+    const m = /^--(log-level|log-format)(?:=(.*))?$/.exec(a);
+    if (!m) {
+      rest.push(a);
+      continue;
+    }
+    const value = m[2] ?? argv[++i];
+    if (m[1] === 'log-level') {
+      if (!value || !(LOG_LEVELS as readonly string[]).includes(value)) throw new UsageError(`--log-level: '${value ?? ''}' is not one of ${LOG_LEVELS.join(', ')}`);
+      setLogSettings({ level: value });
+    } else {
+      if (value !== 'json' && value !== 'text') throw new UsageError(`--log-format: '${value ?? ''}' is not json or text`);
+      setLogSettings({ format: value });
+    }
+  }
+  return rest;
+}
 
 export async function main(argv: string[]): Promise<number> {
-  const allowUnknown = argv.includes('--allow-unknown-fields');
-  if (allowUnknown) setAllowUnknownFields(true);
-  const [command, ...rest] = argv.filter((a) => !GLOBAL_FLAGS.includes(a));
+  let args: string[];
+  try {
+    args = takeGlobalFlags(argv);
+  } catch (err) {
+    console.error(`meshgate: ${(err as Error).message}`);
+    return 2;
+  }
+  const [command, ...rest] = args;
+  if (command === '--version' || command === '-v') {
+    console.log(versionLine());
+    return 0;
+  }
+  if (command === 'version') {
+    console.log(versionDetails());
+    return 0;
+  }
   if (!command || command === '--help' || command === '-h' || command === 'help') {
     console.log(usage());
     return 0;
@@ -59,12 +104,17 @@ export async function main(argv: string[]): Promise<number> {
       console.error(`meshgate ${command}: ${err.message}`);
       return 2;
     }
-    if (err instanceof CommandError) {
-      console.error(`meshgate ${command}: ${err.message}`);
-      return 1;
-    }
-    throw err;
+    // Whatever else stops a command before it runs (a folder that is not there, a port in use, a
+    // file it cannot read) is one line a person can act on; the stack only at --log-level debug.
+    const message = err instanceof Error ? err.message : String(err);
+    console.error(`meshgate ${command}: ${firstLine(message)}`);
+    if (!(err instanceof CommandError) && ['debug', 'trace'].includes(logLevel()) && err instanceof Error) console.error(err.stack);
+    return 1;
   }
+}
+
+function firstLine(s: string): string {
+  return s.split('\n')[0] ?? s;
 }
 
 /** The command line is wrong: the message, exit code 2. */

@@ -2,7 +2,8 @@
 // listen port (listener-set.ts), the status port and the admin port. Everything here is wiring;
 // behaviour lives in core.
 
-import { pino, type Logger } from 'pino';
+import { createLogger } from '../core/telemetry/logger.js';
+import type { Logger } from 'pino';
 import { FileSource } from '../core/sources/file-source.js';
 import type { ConfigSource } from '../core/sources/source.js';
 import { SnapshotHolder } from '../core/snapshot/holder.js';
@@ -90,7 +91,7 @@ export interface RunningGateway {
 }
 
 export async function startGateway(opts: GatewayOptions): Promise<RunningGateway> {
-  const log = opts.logger ?? pino({ name: 'meshgate-gateway' }, pino.destination(2));
+  const log = opts.logger ?? createLogger('meshgate-gateway');
   const host = opts.listenHost ?? '0.0.0.0';
   const holder = new SnapshotHolder();
   const certsDir = opts.certsDir ?? 'certs';

@@ -4,7 +4,8 @@
 // outlier ejections that outlive configuration pushes, locality, rate limits), and the status and
 // admin ports. Behaviour lives in core.
 
-import { pino, type Logger } from 'pino';
+import { createLogger } from '../core/telemetry/logger.js';
+import type { Logger } from 'pino';
 import type { IdentityProvider } from '../core/pki/types.js';
 import { identityMismatch } from '../core/pki/spiffe.js';
 import { LiveClusters } from '../core/policy/live-clusters.js';
@@ -76,7 +77,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
   // Policies are chosen by the namespace and labels given here; the peers see the certificate's identity.
   const mismatch = identityMismatch(opts.identity.current().spiffeId, opts);
   if (mismatch) throw new Error(`sidecar refused to start: ${mismatch}`);
-  const log = opts.logger ?? pino({ name: 'meshgate-sidecar' }, pino.destination(2));
+  const log = opts.logger ?? createLogger('meshgate-sidecar');
   const holder = new SnapshotHolder();
   const pools = new UpstreamPools();
   const accessLog = createAccessLog(opts.accessLog ?? 'stdout');
