@@ -13,6 +13,7 @@ import { handleHttpRequest, type HttpHandlerContext, type ListenerInfo } from '.
 import { handleUpgrade } from '../core/proxy/upgrade.js';
 import { LocalReplies, rawLocalReply } from '../core/proxy/respond.js';
 import { forwardTcp } from '../core/proxy/tcp-forward.js';
+import { PlaintextHttp } from '../core/proxy/h2c-sniff.js';
 import type { RequestFacts } from '../core/routing/types.js';
 import type { Snapshot } from '../core/snapshot/snapshot.js';
 import { peekClientHello } from '../core/tls/client-hello.js';
@@ -60,6 +61,8 @@ export function createPortListener(servicePorts: readonly number[], deps: PortLi
     request: (req, res) => handleHttpRequest(req, res, plain, ctx),
     upgrade: (req, socket, head) => handleUpgrade(req, socket, head, plain, ctx),
   });
+  // Plaintext connections speak HTTP/1.1 or h2c with prior knowledge, told apart by their first bytes.
+  const plaintext = new PlaintextHttp(http, ctx.drain, (req, res) => handleHttpRequest(req, res, plain, ctx));
   http.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     if (socket.writable && err.code !== 'ECONNRESET') socket.end(rawLocalReply(LocalReplies.badRequest));
     else socket.destroy();
@@ -90,14 +93,14 @@ export function createPortListener(servicePorts: readonly number[], deps: PortLi
     }
     const tlsServers = listener?.servers.filter(isTlsServer) ?? [];
     if (tlsServers.length === 0) {
-      http.emit('connection', socket);
+      plaintext.accept(socket);
       return;
     }
     void peekClientHello(socket).then(
       ({ data, hello }) => {
         if (hello.state === 'not-tls' && listener?.httpRouteConfig) {
           socket.unshift(data);
-          http.emit('connection', socket);
+          plaintext.accept(socket);
           return;
         }
         if (hello.state !== 'ok') return void socket.destroy();
@@ -127,6 +130,7 @@ export function createPortListener(servicePorts: readonly number[], deps: PortLi
     destroy: () => {
       for (const s of sockets) s.destroy();
       tls.destroy();
+      plaintext.close();
       server.close();
     },
   };

@@ -29,6 +29,7 @@ import { authorityOf, rawPath, requestFacts } from '../core/proxy/http-handler.j
 import { normalizePath } from '../core/proxy/path-normalize.js';
 import { requestIdOf } from '../core/proxy/headers.js';
 import { relay } from '../core/proxy/relay.js';
+import { PlaintextHttp } from '../core/proxy/h2c-sniff.js';
 import { LocalReplies, sendLocalReply, type LocalReply } from '../core/proxy/respond.js';
 import { UpstreamPools } from '../core/proxy/upstream-pools.js';
 import type { SnapshotHolder } from '../core/snapshot/holder.js';
@@ -42,6 +43,8 @@ export interface InboundDeps {
   /** The port the app listens on; PeerAuthentication's portLevelMtls and AuthorizationPolicy `ports` refer to it. */
   readonly appPort: number;
   readonly appHost: string;
+  /** The address connections to the app come from (127.0.0.6 under capture, so they are not captured again). */
+  readonly appLocalAddress?: string;
   readonly pools: UpstreamPools;
   readonly accessLog: AccessLog;
   readonly log: Logger;
@@ -59,6 +62,8 @@ const PLAINTEXT: Peer = Object.freeze({});
 
 export interface InboundListener {
   listen(port: number, host: string): Promise<number>;
+  /** Serves a connection accepted elsewhere (the capture port, which found its original port). */
+  accept(socket: Socket): void;
   close(): Promise<void>;
   destroy(): void;
 }
@@ -101,6 +106,7 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
   const plain = createHttpServer({ requestTimeout: 0, keepAliveTimeout: 60_000 });
   deps.drain.serve(plain, { request: onRequest });
   plain.on('clientError', (_err, socket: Socket) => socket.destroy());
+  const plaintext = new PlaintextHttp(plain, deps.drain, onRequest);
   const secure: Http2SecureServer = createSecureServer({ ...tlsContext(deps.identity.current()), requestCert: true, rejectUnauthorized: false, allowHTTP1: true });
   deps.drain.serve(secure, { request: onRequest });
   secure.on('secureConnection', (socket: TLSSocket) => {
@@ -128,7 +134,7 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
             return void socket.destroy();
           }
           socket.unshift(data);
-          plain.emit('connection', socket);
+          plaintext.accept(socket);
           return;
         }
         if (hello.state !== 'ok') return void socket.destroy();
@@ -148,7 +154,7 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
       deps.log.debug({ remote: socket.remoteAddress, policy: decision?.policy }, 'TLS connection passed to the app refused: AuthorizationPolicy');
       return void socket.destroy();
     }
-    const app = connectTcp(deps.appPort, deps.appHost);
+    const app = connectTcp({ port: deps.appPort, host: deps.appHost, ...(deps.appLocalAddress ? { localAddress: deps.appLocalAddress } : {}) });
     app.on('error', () => socket.destroy());
     socket.on('close', () => app.destroy());
     app.on('close', () => socket.destroy());
@@ -198,6 +204,7 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
   const server = createNetServer({ noDelay: true }, onConnection);
   return {
     listen: (port, host) => listenOn(server, port, host),
+    accept: onConnection,
     // Stops accepting; the connections open are the drain's to finish.
     close: () =>
       new Promise((resolve) => {
@@ -209,6 +216,7 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
       for (const s of sockets) s.destroy();
       server.close();
       plain.close();
+      plaintext.close();
       secure.close();
     },
   };

@@ -1,8 +1,9 @@
 // FileSource: a folder of YAML/JSON as a ConfigSource. It watches the folder and emits the whole
-// resource set again after each burst of changes (debounced), never a delta.
+// resource set again after each burst of changes (debounced), never a delta. Only the files that
+// changed are read and parsed again (ConfigFolder); a poll of an unchanged folder only stats its files.
 
 import { watch, type FSWatcher } from 'node:fs';
-import { loadConfigDir } from '../config/load.js';
+import { ConfigFolder } from './config-folder.js';
 import type { ConfigSource, ConfigUpdate } from './source.js';
 
 export interface FileSourceOptions {
@@ -23,12 +24,13 @@ export class FileSource implements ConfigSource {
   #loading: Promise<void> | undefined;
   #again = false;
   #closed = false;
-  #lastText = '';
+  readonly #folder: ConfigFolder;
 
   constructor(opts: FileSourceOptions) {
     this.#dir = opts.dir;
     this.#debounceMs = opts.debounceMs ?? 100;
     this.#pollMs = opts.pollMs ?? 5000;
+    this.#folder = new ConfigFolder(opts.dir);
   }
 
   get description(): string {
@@ -36,13 +38,13 @@ export class FileSource implements ConfigSource {
   }
 
   async start(onUpdate: (u: ConfigUpdate) => void): Promise<void> {
+    let first = true;
     const reload = async (): Promise<void> => {
       if (this.#closed) return;
-      const result = await loadConfigDir(this.#dir);
+      const { result, changed } = await this.#folder.read();
       // Poll ticks and duplicate events must not rebuild an unchanged configuration.
-      const fingerprint = JSON.stringify([result.resources.map((r) => [r.origin.file, r.raw]), result.problems]);
-      if (fingerprint === this.#lastText || this.#closed) return;
-      this.#lastText = fingerprint;
+      if ((!changed && !first) || this.#closed) return;
+      first = false;
       onUpdate(result);
     };
     const run = (): void => {
@@ -65,7 +67,10 @@ export class FileSource implements ConfigSource {
       this.#timer = setTimeout(run, this.#debounceMs);
     };
     await reload();
-    this.#watcher = watch(this.#dir, { persistent: false }, schedule);
+    this.#watcher = watch(this.#dir, { persistent: false }, (_event, name) => {
+      this.#folder.markChanged(name ?? undefined);
+      schedule();
+    });
     this.#watcher.on('error', () => schedule());
     this.#poll = setInterval(run, this.#pollMs);
     this.#poll.unref();
