@@ -7,14 +7,12 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { cp, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { pino } from 'pino';
-import { startDemoMesh, type RunningDemoMesh } from '../src/demo/mesh.js';
+import type { RunningDemoMesh } from '../src/demo/mesh.js';
 import { DEMO_WORKLOADS, type DemoWorkload } from '../src/demo/topology.js';
-import { freePort } from './helpers/ports.js';
+import { startDemoOnFreePorts, type DemoOnFreePorts } from './helpers/demo-on-free-ports.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const BIN = join(ROOT, 'bin', 'meshgate.js');
@@ -51,42 +49,19 @@ async function docFiles(): Promise<string[]> {
 
 describe('documentation', () => {
   let all: Block[] = [];
+  let demo: DemoOnFreePorts;
   let mesh: RunningDemoMesh;
   let dir: string;
-  let moved: DemoWorkload[] = [];
+  let moved: readonly DemoWorkload[] = [];
 
   before(async () => {
     for (const f of await docFiles()) all.push(...blocks(f, await readFile(join(ROOT, f), 'utf8')));
-    dir = await mkdtemp(join(tmpdir(), 'meshgate-docs-'));
-    const config = join(dir, 'config');
-    await cp(join(ROOT, 'gateway-config'), config, { recursive: true });
-    let services = await readFile(join(config, 'services.yaml'), 'utf8');
-    for (const w of DEMO_WORKLOADS) {
-      const m = { ...w, port: await freePort(), appPort: await freePort(), outboundPort: await freePort() };
-      services = services.replace(new RegExp(`\\b${w.port}\\b`, 'g'), String(m.port));
-      moved.push(m);
-    }
-    await writeFile(join(config, 'services.yaml'), services);
-    mesh = await startDemoMesh({
-      configDir: config,
-      certsDir: join(dir, 'certs'),
-      gatewayPorts: new Map([
-        [80, 0],
-        [443, 0],
-      ]),
-      listenHost: '127.0.0.1',
-      statusPort: 0,
-      adminPort: 0,
-      accessLog: 'off',
-      workloads: moved,
-      controlPort: 0,
-      logger: pino({ level: 'silent' }),
-    });
+    demo = await startDemoOnFreePorts('meshgate-docs-');
+    ({ mesh, dir, workloads: moved } = demo);
   });
 
   after(async () => {
-    await mesh?.close();
-    await rm(dir, { recursive: true, force: true });
+    await demo?.close();
   });
 
   it('marks every code block: sh (run here) or console, yaml, text, json (examples)', () => {
