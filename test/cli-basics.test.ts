@@ -56,9 +56,9 @@ describe('meshgate command line', () => {
     assert.match(text.stderr, /^\d\d:\d\d:\d\d\.\d{3} INFO  t: hello a=1\n$/);
   });
 
-  it('a quiet gateway worker says only its own warnings and errors: no info, no config problems', () => {
-    const r = logWith({ MESHGATE_LOG_FORMAT: 'json' }, "const l = createLogger('gw', { quietWorker: true }); l.info('configuration applied'); l.warn({ problem: {} }, 'a config warning'); l.error('port in use');");
+  it('a gateway worker other than 0 leaves the events all workers share to worker 0, and says its own', () => {
+    const r = logWith({ MESHGATE_LOG_FORMAT: 'json' }, "const l = createLogger('gw', { quietWorker: true }); l.info({ version: 1 }, 'configuration applied'); l.warn({ problem: {} }, 'a config warning'); l.info('gateway serving'); l.info({ seconds: 5 }, 'draining'); l.error('port in use');");
     const lines = r.stderr.trim().split('\n').map((l) => JSON.parse(l).msg);
-    assert.deepEqual(lines, ['port in use']);
+    assert.deepEqual(lines, ['draining', 'port in use']);
   });
 });

@@ -31,9 +31,9 @@ export function logFormat(): LogFormat {
 export interface LoggerSettings {
   readonly base?: Record<string, unknown>;
   /**
-   * A gateway worker other than the first: the events every worker sees alike (configuration
-   * applied, its problems, listening) are said once, by worker 0; this one says only warnings and
-   * errors of its own.
+   * A gateway worker other than the first: the events every worker meets alike (configuration
+   * applied, its problems, serving) are said once, by worker 0; this one says only its own (drain,
+   * its failures).
    */
   readonly quietWorker?: boolean;
 }
@@ -41,11 +41,9 @@ export interface LoggerSettings {
 export function createLogger(name: string, settings: LoggerSettings = {}): Logger {
   const options: LoggerOptions = { name, level: logLevel(), ...(settings.base ? { base: { pid: process.pid, ...settings.base } } : {}) };
   if (settings.quietWorker) {
-    options.level = levelAtLeast(logLevel(), 'warn');
     options.hooks = {
       logMethod(args, method) {
-        const first = args[0] as unknown;
-        if (first && typeof first === 'object' && 'problem' in (first as object)) return; // worker 0 reports problems
+        if (isSharedEvent(args as unknown[])) return; // worker 0 says it
         method.apply(this, args as Parameters<typeof method>);
       },
     };
@@ -53,9 +51,14 @@ export function createLogger(name: string, settings: LoggerSettings = {}): Logge
   return pino(options, logFormat() === 'text' ? textDestination(2) : pino.destination({ fd: 2, sync: true }));
 }
 
-function levelAtLeast(level: string, floor: string): string {
-  const order = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
-  return order.indexOf(level) >= order.indexOf(floor) ? level : floor;
+/** Events every gateway worker meets alike, because each builds the same configuration. */
+const SHARED_MESSAGES = ['configuration applied', 'configuration refused', 'configuration source failed', 'gateway serving', 'Gateway port '];
+
+function isSharedEvent(args: readonly unknown[]): boolean {
+  const [first, second] = args;
+  if (first && typeof first === 'object' && 'problem' in first) return true;
+  const msg = typeof first === 'string' ? first : typeof second === 'string' ? second : '';
+  return SHARED_MESSAGES.some((m) => msg.startsWith(m));
 }
 
 const LEVEL_NAMES: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
