@@ -59,6 +59,6 @@ describe('meshgate command line', () => {
   it('a gateway worker other than 0 leaves the events all workers share to worker 0, and says its own', () => {
     const r = logWith({ MESHGATE_LOG_FORMAT: 'json' }, "const l = createLogger('gw', { quietWorker: true }); l.info({ version: 1 }, 'configuration applied'); l.warn({ problem: {} }, 'a config warning'); l.info('gateway serving'); l.info({ seconds: 5 }, 'draining'); l.error('port in use');");
     const lines = r.stderr.trim().split('\n').map((l) => JSON.parse(l).msg);
-    assert.deepEqual(lines, ['draining', 'port in use']);
+    assert.deepEqual(lines, ['gateway serving', 'draining', 'port in use']);
   });
 });

@@ -32,7 +32,7 @@ export interface LoggerSettings {
   readonly base?: Record<string, unknown>;
   /**
    * A gateway worker other than the first: the events every worker meets alike (configuration
-   * applied, its problems, serving) are said once, by worker 0; this one says only its own (drain,
+   * applied, its problems) are said once, by worker 0; this one says only its own (serving, drain,
    * its failures).
    */
   readonly quietWorker?: boolean;
@@ -52,7 +52,7 @@ export function createLogger(name: string, settings: LoggerSettings = {}): Logge
 }
 
 /** Events every gateway worker meets alike, because each builds the same configuration. */
-const SHARED_MESSAGES = ['configuration applied', 'configuration refused', 'configuration source failed', 'gateway serving', 'Gateway port '];
+const SHARED_MESSAGES = ['configuration applied', 'configuration refused', 'configuration source failed', 'Gateway port '];
 
 function isSharedEvent(args: readonly unknown[]): boolean {
   const [first, second] = args;
