@@ -87,7 +87,7 @@ describe('cert-manager resources: validation', () => {
       'error spec.dnsNames[0]: "*.example.com": HTTP-01 cannot prove control of a wildcard name, and meshgate answers HTTP-01 only; list the names you serve instead',
     ]);
     assert.deepEqual(problemsOf(certificateYaml('web', [])), ['error spec.dnsNames: a Certificate needs at least one DNS name']);
-    assert.deepEqual(problemsOf(certificateYaml('web', ['Bad_Name.example.com'])), ['error spec.dnsNames[0]: host "Bad_Name.example.com" must be lower-case']);
+    assert.deepEqual(problemsOf(certificateYaml('web', ['Bad_Name.example.com'])), ['error spec.dnsNames[0]: host "Bad_Name.example.com" is invalid: label "Bad_Name" may use only letters, digits and \'-\'']);
     assert.deepEqual(problemsOf(certificateYaml('acme', ['a.example.com'])), [
       'error spec.secretName: "acme" is reserved: certs/acme/ held ACME account keys before privateKeySecretRef did',
     ]);

@@ -69,7 +69,7 @@ describe('RateLimitPolicy validation', () => {
     { name: 'zero interval', spec: 'targetRef: {kind: Gateway, name: gw}\nlimits:\n- key: {clientIp: {}}\n  requests: 1\n  interval: 0s', field: 'spec.limits[0].interval', message: 'at least 1ms' },
     { name: 'negative burst', spec: 'targetRef: {kind: Gateway, name: gw}\nlimits:\n- key: {clientIp: {}}\n  requests: 1\n  interval: 1s\n  burst: -1', field: 'spec.limits[0].burst', message: 'must not be negative' },
     { name: 'unknown store', spec: 'targetRef: {kind: Gateway, name: gw}\nlimits: [{key: {clientIp: {}}, requests: 1, interval: 1s}]\nstore: disk', field: 'spec.store', message: 'use one of memory, redis' },
-    { name: 'a typo is a warning', spec: 'targetRef: {kind: Gateway, name: gw}\nlimits: [{key: {clientIp: {}}, requests: 1, interval: 1s, brust: 5}]', field: 'spec.limits[0].brust', message: 'unknown field', severity: 'warning' },
+    { name: 'a typo is an error', spec: 'targetRef: {kind: Gateway, name: gw}\nlimits: [{key: {clientIp: {}}, requests: 1, interval: 1s, brust: 5}]', field: 'spec.limits[0].brust', message: 'unknown field; did you mean `burst`?' },
   ];
   for (const c of cases) {
     it(c.name, () => {

@@ -17,7 +17,7 @@ import { isReal, reissueReason, renewAt } from '../gateway/acme/certificate-fact
 import { wantedCertificates, type WantedCertificate } from '../gateway/acme/wanted-certificates.js';
 import { parse, parseLabels } from './options.js';
 import { offlineSnapshot } from './offline-snapshot.js';
-import { UsageError } from './main.js';
+import { PACKAGED_CONFIG } from './default-config.js';
 
 const TERMINATING = new Set(['SIMPLE', 'MUTUAL', 'OPTIONAL_MUTUAL']);
 const DAY_MS = 24 * 3600_000;
@@ -29,11 +29,10 @@ export async function runCerts(argv: string[], write: (text: string) => void = (
     true,
   );
   if (values.help) {
-    write('usage: meshgate certs --config DIR [--certs certs] [--labels istio=ingressgateway] [--namespace istio-system]\n  exits 1 when a TLS server has no usable certificate or its ACME certificate cannot be obtained\n');
+    write('usage: meshgate certs [--config DIR] [--certs certs] [--labels istio=ingressgateway] [--namespace istio-system]\n  exits 1 when a TLS server has no usable certificate or its ACME certificate cannot be obtained\n  --config DIR   default: the gateway-config/ shipped with meshgate (as for meshgate demo)\n');
     return 0;
   }
-  const dir = values.config ?? positionals[0];
-  if (!dir) throw new UsageError('--config DIR is required');
+  const dir = values.config ?? positionals[0] ?? PACKAGED_CONFIG;
   const { snapshot, problems } = await offlineSnapshot(dir, values.labels ? parseLabels(values.labels) : { istio: 'ingressgateway' }, values.namespace ?? 'istio-system');
 
   const servers = [...snapshot.listeners.values()]
@@ -212,11 +211,18 @@ function span(ms: number): string {
   return `${Math.max(1, Math.round(ms / 1000))} s`;
 }
 
+/**
+ * A certificate without subjectAltName names its host only in the subject CN. Browsers (Chrome,
+ * Firefox, Safari) and Go since 1.15 ignore the CN and refuse it; OpenSSL (so curl and openssl
+ * s_client) and Node's checkServerIdentity still fall back to the CN when there is no DNS SAN.
+ */
+const NO_SAN = '(none: only the subject CN names the host; browsers and Go clients refuse such a certificate, curl/OpenSSL and Node accept it; reissue it with a DNS subjectAltName)';
+
 function describeCertificate(c: ServerCredential, now: Date, mutual: boolean): string[] {
   const left = Math.floor((c.notAfter.getTime() - now.getTime()) / DAY_MS);
   const when = left >= 0 ? `${plural(left, 'day')} left` : `expired ${plural(-left, 'day')} ago`;
   return [
-    row('names', c.sans.length > 0 ? c.sans.join(', ') : '(none: clients will refuse it)'),
+    row('names', c.sans.length > 0 ? c.sans.join(', ') : NO_SAN),
     row('subject', c.subject),
     row('issuer', `${c.issuer}${c.issuer === c.subject ? ' (self-signed)' : ''}`),
     row('not after', `${c.notAfter.toISOString()} (${when})`),

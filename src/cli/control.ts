@@ -1,7 +1,7 @@
 // `meshgate control`: run the control plane until SIGTERM/SIGINT: the validated configuration of a
 // folder or of the Kubernetes API streamed to proxies, and the mesh CA signing their certificates.
 
-import { pino } from 'pino';
+import { createLogger } from '../core/telemetry/logger.js';
 import { join } from 'node:path';
 import { loadOrCreateAuthority } from '../core/pki/authority.js';
 import { ROOT_CERT_FILE } from '../core/pki/ca-files.js';
@@ -99,7 +99,7 @@ export async function runControlCommand(argv: string[]): Promise<number> {
   const trust = values['trust-domain'] ? { trustDomain: values['trust-domain'] } : {};
 
   if ('dir' in choice) readableConfigDir(choice.dir);
-  const log = pino({ name: 'meshgate-control' }, pino.destination(2));
+  const log = createLogger('meshgate-control');
   const stop = stopRequested({ log });
   let kubeconfig: KubeConfig | undefined;
   if (cluster) {

@@ -3,10 +3,11 @@
 // on Ctrl-C.
 
 import { relative, isAbsolute } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { startDemoMesh, type RunningDemoMesh } from '../demo/mesh.js';
 import { DEMO_ADDRESS, DEMO_CONTROL_PORT, DEMO_HOSTS, DEMO_WORKLOADS } from '../demo/topology.js';
 import { parse, parsePort } from './options.js';
+import { PACKAGED_CONFIG } from './default-config.js';
+import { readableConfigDir } from './config-source.js';
 import { stopRequested } from '../core/runtime/stop-signals.js';
 import { UsageError } from './main.js';
 
@@ -28,8 +29,6 @@ everything.
   --listen-host ADDR    address the gateway listens on (default 127.0.0.1)
   --access-log WHERE    off | stdout | FILE (default stdout)`;
 
-/** The gateway-config/ folder of this package (dist/src/cli/ → the package root). */
-const PACKAGED_CONFIG = fileURLToPath(new URL('../../../gateway-config', import.meta.url));
 
 export async function runDemo(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
@@ -48,7 +47,8 @@ export async function runDemo(argv: string[]): Promise<number> {
     console.log(DEMO_HELP);
     return 0;
   }
-  const configDir = values.config ?? PACKAGED_CONFIG;
+  // Checked before anything starts: a folder that is not there is one line, not a half-started mesh.
+  const configDir = readableConfigDir(values.config ?? PACKAGED_CONFIG);
   const port = parsePort(values.port, 8080, '--port');
   const httpsPort = parsePort(values['https-port'], 8443, '--https-port');
   const certsDir = values.certs ?? 'certs';

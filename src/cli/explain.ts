@@ -6,6 +6,7 @@ import { parse, parseLabels, parsePort, parsePorts } from './options.js';
 import { offlineSnapshot } from './offline-snapshot.js';
 import { statusLines } from '../core/gateway-api/conditions.js';
 import { UsageError } from './main.js';
+import { PACKAGED_CONFIG } from './default-config.js';
 
 export async function runExplain(argv: string[]): Promise<number> {
   const { values, positionals } = parse(
@@ -18,6 +19,7 @@ export async function runExplain(argv: string[]): Promise<number> {
       request: { type: 'string', short: 'X' },
       labels: { type: 'string' },
       namespace: { type: 'string' },
+      principal: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     true,
@@ -25,15 +27,20 @@ export async function runExplain(argv: string[]): Promise<number> {
   if (values.help) {
     console.log(
       [
-        "usage: meshgate explain --config DIR [-H 'name: value'] [-X METHOD] [--ports 80=8080,443=8443] [--port N] URL",
+        "usage: meshgate explain [--config DIR] [-H 'name: value'] [-X METHOD] [--ports 80=8080,443=8443] [--port N] URL",
         '  --ports LIST   how the gateway listens (as for meshgate gateway; default 80=8080,443=8443): a URL port',
         '                 that is a listen port is explained as its Gateway port; no port means 80 or 443',
         '  --port N       the Gateway port to explain, whatever the URL says',
+        '  --principal ID the gateway\'s mesh identity that destination sidecars authorize (default',
+        '                 cluster.local/ns/<--namespace>/sa/meshgate-ingressgateway)',
+        '  --config DIR   default: the gateway-config/ shipped with meshgate (as for meshgate demo)',
+        'After the route: the cluster, its endpoints, 503 NC/UH when that is the answer, and the',
+        "destination sidecar's decision (PeerAuthentication mode, AuthorizationPolicy with the rule).",
       ].join('\n'),
     );
     return 0;
   }
-  if (!values.config) throw new UsageError('--config DIR is required');
+  const configDir = values.config ?? PACKAGED_CONFIG;
   const target = positionals[0];
   if (!target) throw new UsageError('which request? give a URL such as http://user.example.com/path');
   let url: URL;
@@ -49,14 +56,14 @@ export async function runExplain(argv: string[]): Promise<number> {
     headers[h.slice(0, colon).trim().toLowerCase()] = h.slice(colon + 1).trim();
   }
   const port = values.port !== undefined ? { port: parsePort(values.port, 0, '--port') } : gatewayPortFor(url, parsePorts(values.ports ?? '80=8080,443=8443'));
-  const { snapshot, problems, loaded } = await offlineSnapshot(values.config, values.labels ? parseLabels(values.labels) : { istio: 'ingressgateway' }, values.namespace ?? 'istio-system');
-  const result = explainRequest(snapshot, { port: port.port, ...(port.note ? { portNote: port.note } : {}), url, method: (values.request ?? 'GET').toUpperCase(), headers }, loaded.resources);
+  const { snapshot, problems, loaded } = await offlineSnapshot(configDir, values.labels ? parseLabels(values.labels) : { istio: 'ingressgateway' }, values.namespace ?? 'istio-system');
+  const result = explainRequest(snapshot, { port: port.port, ...(port.note ? { portNote: port.note } : {}), ...(values.principal ? { principal: values.principal.replace(/^spiffe:\/\//, '') } : {}), url, method: (values.request ?? 'GET').toUpperCase(), headers }, loaded.resources);
   for (const l of result.lines) console.log(l);
   console.log(`result: ${result.verdict}`);
   // Gateway API objects: the status conditions a cluster would show for them (docs/gateway-api.md).
   const gatewayApi = statusLines(snapshot.gatewayApi);
   if (gatewayApi.length > 0) console.log(['gateway api status:', ...gatewayApi.map((l) => `  ${l}`)].join('\n'));
   const errors = problems.filter((p) => p.severity === 'error').length;
-  if (errors > 0) console.log(`note: the config has ${errors} error${errors === 1 ? '' : 's'}; resources with errors are left out (meshgate validate ${values.config})`);
+  if (errors > 0) console.log(`note: the config has ${errors} error${errors === 1 ? '' : 's'}; resources with errors are left out (meshgate analyze ${configDir})`);
   return 0;
 }

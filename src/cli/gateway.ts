@@ -1,7 +1,7 @@
 // `meshgate gateway`: run the ingress gateway until SIGTERM/SIGINT, on a folder of YAML or on the
 // Kubernetes API.
 
-import { pino } from 'pino';
+import { createLogger } from '../core/telemetry/logger.js';
 import { readFileSync } from 'node:fs';
 import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
@@ -131,8 +131,8 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
   if (!Number.isInteger(workers) || workers < 1) throw new UsageError(`--workers: '${values.workers}' is not a number of processes`);
   // Checked in the primary, once the options are known good: workers would each die on it.
   if ('dir' in choice) readableConfigDir(choice.dir);
-  const log = pino({ name: 'meshgate-gateway' }, pino.destination(2));
   if (workers > 1 && cluster.isPrimary) {
+    const log = createLogger('meshgate-gateway');
     // The workers count; the primary answers the scrape with their sum.
     const metrics = metricsPort === 0
       ? undefined
@@ -145,6 +145,8 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
     return code;
   }
   const worker = workerIndex();
+  // Every worker builds the same configuration: worker 0 says it once, the others only their own trouble.
+  const log = createLogger('meshgate-gateway', worker !== undefined && worker > 0 ? { quietWorker: true } : {});
   const wlog = worker !== undefined ? log.child({ worker }) : log;
   // Listening from the start: a signal during startup waits for it, then drains.
   const stop = stopRequested({ log: wlog });

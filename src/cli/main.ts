@@ -1,12 +1,16 @@
 // `meshgate <command>`: each command only parses its options and calls into a role or the core.
 // Every command is imported when it runs, never before: a sidecar then loads only what a sidecar runs
 // (no ACME client, no Kubernetes client, no certificate authority), which is most of its memory.
+import { setAllowUnknownFields } from '../core/config/field-policy.js';
+import { LOG_LEVELS, logLevel, setLogSettings } from '../core/telemetry/logger.js';
+import { versionDetails, versionLine } from './version.js';
 
 const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promise<number> }> = {
   gateway: { summary: 'run the ingress gateway on a config folder', run: async (argv) => (await import('./gateway.js')).runGatewayCommand(argv) },
   control: { summary: 'run the control plane: config stream and CA for proxies', run: async (argv) => (await import('./control.js')).runControlCommand(argv) },
   sidecar: { summary: 'run the proxy beside one workload: mTLS in and out, policies', run: async (argv) => (await import('./sidecar.js')).runSidecarCommand(argv) },
-  validate: { summary: 'check a config folder; exit 1 on errors', run: async (argv) => (await import('./validate.js')).runValidate(argv) },
+  validate: { summary: 'check each resource of a config folder (fast); exit 1 on errors', run: async (argv) => (await import('./validate.js')).runValidate(argv) },
+  analyze: { summary: 'find mistakes across resources (Istio analyzer codes); exit 1 by severity', run: async (argv) => (await import('./analyze.js')).runAnalyze(argv) },
   routes: { summary: 'print the compiled routing table', run: async (argv) => (await import('./routes.js')).runRoutes(argv) },
   explain: { summary: 'show which server, route and destination a request gets, and why not others', run: async (argv) => (await import('./explain.js')).runExplain(argv) },
   certs: { summary: 'list the certificates the gateway serves, with problems', run: async (argv) => (await import('./certs.js')).runCerts(argv) },
@@ -24,12 +28,65 @@ export function usage(): string {
     'commands:',
     ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
     '',
+    '  version   print the version and build details (meshgate --version: one line)',
+    '',
+    'options for every command:',
+    '  --allow-unknown-fields  an unknown field in the config is a warning, not an error (Istio\'s',
+    '                          schema and kubectl apply refuse them; use this for config written',
+    '                          for a newer Istio)',
+    '  --log-level LEVEL       fatal, error, warn, info (default), debug, trace or silent',
+    '  --log-format FORMAT     json or text (default: text on a terminal, JSON otherwise)',
+    '',
     "run 'meshgate <command> --help' for a command's options",
   ].join('\n');
 }
 
+/**
+ * Options every command takes, anywhere on the line, read here once before the command runs:
+ * `--allow-unknown-fields`, `--log-level LEVEL`, `--log-format json|text` (also as `--flag=value`).
+ */
+function takeGlobalFlags(argv: string[]): string[] {
+  const rest: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--allow-unknown-fields') {
+      setAllowUnknownFields(true);
+      continue;
+    }
+    const m = /^--(log-level|log-format)(?:=(.*))?$/.exec(a);
+    if (!m) {
+      rest.push(a);
+      continue;
+    }
+    const value = m[2] ?? argv[++i];
+    if (m[1] === 'log-level') {
+      if (!value || !(LOG_LEVELS as readonly string[]).includes(value)) throw new UsageError(`--log-level: '${value ?? ''}' is not one of ${LOG_LEVELS.join(', ')}`);
+      setLogSettings({ level: value });
+    } else {
+      if (value !== 'json' && value !== 'text') throw new UsageError(`--log-format: '${value ?? ''}' is not json or text`);
+      setLogSettings({ format: value });
+    }
+  }
+  return rest;
+}
+
 export async function main(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv;
+  let args: string[];
+  try {
+    args = takeGlobalFlags(argv);
+  } catch (err) {
+    console.error(`meshgate: ${(err as Error).message}`);
+    return 2;
+  }
+  const [command, ...rest] = args;
+  if (command === '--version' || command === '-v') {
+    console.log(versionLine());
+    return 0;
+  }
+  if (command === 'version') {
+    console.log(versionDetails());
+    return 0;
+  }
   if (!command || command === '--help' || command === '-h' || command === 'help') {
     console.log(usage());
     return 0;
@@ -46,12 +103,17 @@ export async function main(argv: string[]): Promise<number> {
       console.error(`meshgate ${command}: ${err.message}`);
       return 2;
     }
-    if (err instanceof CommandError) {
-      console.error(`meshgate ${command}: ${err.message}`);
-      return 1;
-    }
-    throw err;
+    // Whatever else stops a command before it runs (a folder that is not there, a port in use, a
+    // file it cannot read) is one line a person can act on; the stack only at --log-level debug.
+    const message = err instanceof Error ? err.message : String(err);
+    console.error(`meshgate ${command}: ${firstLine(message)}`);
+    if (!(err instanceof CommandError) && ['debug', 'trace'].includes(logLevel()) && err instanceof Error) console.error(err.stack);
+    return 1;
   }
+}
+
+function firstLine(s: string): string {
+  return s.split('\n')[0] ?? s;
 }
 
 /** The command line is wrong: the message, exit code 2. */

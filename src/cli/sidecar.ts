@@ -2,7 +2,7 @@
 // control plane before it opens any port, then serves inbound (mTLS → authorization → app) and
 // outbound (the app's HTTP proxy → routes → mTLS) with the configuration the control plane streams.
 
-import { pino } from 'pino';
+import { createLogger } from '../core/telemetry/logger.js';
 import { identityMismatch } from '../core/pki/spiffe.js';
 import { connectToMesh } from '../core/sources/mesh-connection.js';
 import { proxyIdOf } from '../core/sources/control-plane-source.js';
@@ -106,7 +106,7 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
     ...(values.redis !== undefined ? { redisUrl: parseRedisUrl(values.redis) } : {}),
   };
 
-  const log = pino({ name: 'meshgate-sidecar', base: { workload: `${values.workload}.${namespace}` } }, pino.destination(2));
+  const log = createLogger('meshgate-sidecar', { base: { workload: `${values.workload}.${namespace}` } });
   // Listening from the start: a signal during startup waits for it, then drains.
   const stop = stopRequested({ log });
   let serving = false;

@@ -9,7 +9,15 @@ import { UsageError } from './main.js';
 export async function runValidate(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, { config: { type: 'string' }, labels: { type: 'string' }, namespace: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, true);
   if (values.help) {
-    console.log('usage: meshgate validate DIR   (or --config DIR)\n  exits 1 when any problem is an error, 0 with warnings only');
+    console.log(
+      [
+        'usage: meshgate validate DIR   (or --config DIR)',
+        '  checks each resource on its own (schema, ranges, syntax): fast, for editors and CI',
+        '  exits 1 when any problem is an error, 0 with warnings only',
+        '  --allow-unknown-fields   unknown fields are warnings, not errors',
+        'references between resources (hosts, subsets, gateways, selectors) are checked by: meshgate analyze DIR',
+      ].join('\n'),
+    );
     return 0;
   }
   const dir = positionals[0] ?? values.config;
@@ -19,5 +27,6 @@ export async function runValidate(argv: string[]): Promise<number> {
   const errors = problems.filter((p) => p.severity === 'error').length;
   const warnings = problems.length - errors;
   console.log(`${snapshot.resources.length} resources valid, ${errors} error${errors === 1 ? '' : 's'}, ${warnings} warning${warnings === 1 ? '' : 's'}`);
+  console.log(`references between resources are not checked here; run: meshgate analyze ${dir}`);
   return errors > 0 ? 1 : 0;
 }

@@ -3,6 +3,7 @@
 // rule a proxy on a folder follows), encoded once for every subscriber and named by a version that
 // depends only on its content.
 
+import { analyze } from '../core/analyze/run.js';
 import type { LoadResult } from '../core/config/load.js';
 import type { Problem } from '../core/config/problem.js';
 import { validateAll } from '../core/config/validate.js';
@@ -38,6 +39,8 @@ export function publishableSet(loaded: LoadResult, previous: readonly Resource[]
       problems.push({ severity: 'error', file: r.origin.file, line: r.origin.line, resource: resourceRef(r), field: '', message: `cannot be sent to proxies (${(err as Error).message}); left out` });
     }
   }
+  // The same cross-resource analyzers the proxies run: reported here once, never a reason to refuse.
+  problems.push(...analyze(resources));
   const body = parts.join(',');
   const version = versionOf(body);
   return { version, resources, problems, line: `{"type":"config","version":"${version}","resources":[${body}]}\n` };

@@ -5,7 +5,8 @@
 import type { Server as HttpsServer } from 'node:https';
 import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { pino, type Logger } from 'pino';
+import { createLogger } from '../core/telemetry/logger.js';
+import type { Logger } from 'pino';
 import type { CertificateAuthority } from '../core/pki/authority.js';
 import { FileSource } from '../core/sources/file-source.js';
 import type { ConfigSource } from '../core/sources/source.js';
@@ -91,7 +92,7 @@ export interface RunningControlPlane {
 }
 
 export async function startControlPlane(opts: ControlPlaneOptions): Promise<RunningControlPlane> {
-  const log = opts.logger ?? pino({ name: 'meshgate-control' }, pino.destination(2));
+  const log = opts.logger ?? createLogger('meshgate-control');
   const host = opts.listenHost ?? '0.0.0.0';
   if (!opts.source && opts.configDir === undefined) throw new Error('startControlPlane needs configDir or source');
   const source = opts.source ?? new FileSource({ dir: opts.configDir! });

@@ -8,7 +8,8 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { pino, type Logger } from 'pino';
+import { createLogger } from '../core/telemetry/logger.js';
+import type { Logger } from 'pino';
 import { loadOrCreateAuthority } from '../core/pki/authority.js';
 import { ROOT_CERT_FILE } from '../core/pki/ca-files.js';
 import { connectToMesh, type MeshConnection } from '../core/sources/mesh-connection.js';
@@ -77,7 +78,7 @@ export function ensureDemoTokens(certsDir: string, identities: readonly Identity
 }
 
 export async function startDemoMesh(opts: DemoMeshOptions): Promise<RunningDemoMesh> {
-  const log = opts.logger ?? pino({ name: 'meshgate-demo' }, pino.destination(2));
+  const log = opts.logger ?? createLogger('meshgate-demo');
   // The parts other than the gateway speak only when something is wrong: the demo's output is the gateway's.
   const quiet = (component: string): Logger => log.child({ component }, { level: 'warn' });
   const workloads = opts.workloads ?? DEMO_WORKLOADS;

@@ -81,6 +81,7 @@ export function parseConfigText(text: string, file: string, firstOrder = 0): Loa
       problems.push({ severity: 'error', file, line, column: col, resource: '', field: '', message: `cannot parse: ${firstLine(error.message)}` });
       continue;
     }
+    readFlowColonsAsKubernetesDoes(doc, text);
     const value: unknown = doc.toJS({ maxAliasCount: 100 });
     if (value === null || value === undefined) continue; // empty document (`---` at the end of a file)
     if (!isRecord(value)) {
@@ -100,6 +101,31 @@ export function parseConfigText(text: string, file: string, firstOrder = 0): Loa
     if (r) resources.push(r);
   }
   return { resources, problems };
+}
+
+/**
+ * `[1.2.3.4, 2001:db8::]`: a YAML 1.2 reader takes the last `:` of `2001:db8::` as a mapping indicator
+ * and makes `{ "2001:db8:": null }`; the reader Kubernetes uses gives the string, and so Istio
+ * accepts the address. An item of a flow list that is a single key ending right before `:` and then
+ * `,` or `]` (no space) is turned back into that text. `[a: ]` (with a space) stays a mapping.
+ */
+function readFlowColonsAsKubernetesDoes(doc: Document.Parsed, text: string): void {
+  const { isMap, isScalar, Scalar, visit } = yaml();
+  visit(doc, {
+    Seq(_, seq) {
+      if (!seq.flow) return;
+      seq.items.forEach((item, i) => {
+        if (!isMap(item) || item.items.length !== 1) return;
+        const { key, value } = item.items[0]!;
+        if (!isScalar(key) || key.type !== 'PLAIN' || !key.range || (isScalar(value) && value.value !== null && value.source !== '')) return;
+        const end = key.range[1];
+        if (text[end] !== ':' || (text[end + 1] !== ',' && text[end + 1] !== ']')) return;
+        const scalar = new Scalar(`${String(key.value)}:`);
+        scalar.range = [key.range[0], end + 1, end + 1];
+        seq.items[i] = scalar;
+      });
+    },
+  });
 }
 
 function toResource(

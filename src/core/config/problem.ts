@@ -4,7 +4,8 @@
 import type { FieldPath, Resource } from '../model/resource.js';
 import { resourceRef } from '../model/resource.js';
 
-export type Severity = 'error' | 'warning';
+/** `info` is for analyzer findings that change nothing served (Istio's Info level). */
+export type Severity = 'error' | 'warning' | 'info';
 
 export interface Problem {
   readonly severity: Severity;
@@ -17,6 +18,8 @@ export interface Problem {
   /** Field path such as `spec.http[0].route[1].weight`; empty for whole-document problems. */
   readonly field: string;
   readonly message: string;
+  /** A stable message code (IST0101, MG0001 …) for findings that have one; see `meshgate analyze`. */
+  readonly code?: string;
 }
 
 /** `spec.http[0].route[1].weight` from ['spec','http',0,'route',1,'weight']. */
@@ -45,8 +48,9 @@ export function problemAt(resource: Resource, path: FieldPath, message: string, 
 export function formatProblem(p: Problem): string {
   const where = `${p.file}:${p.line}${p.column ? `:${p.column}` : ''}`;
   const what = [p.resource, p.field].filter(Boolean).join(' ');
-  const tag = p.severity === 'warning' ? 'warning: ' : '';
-  return `${where} ${what}${what ? ': ' : ''}${tag}${p.message}`;
+  const tag = p.severity === 'error' ? '' : `${p.severity}: `;
+  const code = p.code ? `[${p.code}] ` : '';
+  return `${where} ${what}${what ? ': ' : ''}${tag}${code}${p.message}`;
 }
 
 export function hasErrors(problems: readonly Problem[]): boolean {

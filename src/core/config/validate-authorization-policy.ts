@@ -8,6 +8,7 @@ import { DRY_RUN_ANNOTATION } from '../model/security.js';
 import {
   isPathTemplate, parseConditionKey, parsePortText, pathTemplateProblem, serviceAccountProblem, wildcardProblem, type ConditionAttribute,
 } from '../policy/authz-match.js';
+import { closest } from './suggest.js';
 import { Checker, asEnum, asObj, asString, checkWorkloadSelector, eachObj, isIpOrCidr, isSet, stringList, type Obj } from './validate-common.js';
 
 const ACTIONS = ['ALLOW', 'DENY', 'AUDIT', 'CUSTOM'] as const;
@@ -15,7 +16,7 @@ type Action = (typeof ACTIONS)[number];
 
 const SOURCE_FIELDS = [
   'principals', 'notPrincipals', 'requestPrincipals', 'notRequestPrincipals', 'namespaces', 'notNamespaces',
-  'serviceAccounts', 'notServiceAccounts', 'trustDomains', 'ipBlocks', 'notIpBlocks', 'remoteIpBlocks', 'notRemoteIpBlocks',
+  'serviceAccounts', 'notServiceAccounts', 'trustDomains', 'notTrustDomains', 'ipBlocks', 'notIpBlocks', 'remoteIpBlocks', 'notRemoteIpBlocks',
 ] as const;
 const OPERATION_FIELDS = ['hosts', 'notHosts', 'ports', 'notPorts', 'methods', 'notMethods', 'paths', 'notPaths'] as const;
 const IP_FIELDS = new Set(['ipBlocks', 'notIpBlocks', 'remoteIpBlocks', 'notRemoteIpBlocks']);
@@ -34,7 +35,11 @@ const GO_FALSE = ['0', 'f', 'F', 'false', 'FALSE', 'False'];
  * the policy would silently let in (or keep out) someone else than it says.
  */
 export function strictFields(c: Checker, o: Obj, path: FieldPath, fields: readonly string[]): void {
-  for (const key of Object.keys(o)) if (!fields.includes(key)) c.error([...path, key], `unknown field; expected one of ${fields.join(', ')}`);
+  for (const key of Object.keys(o)) {
+    if (fields.includes(key)) continue;
+    const near = closest(key, fields);
+    c.error([...path, key], `unknown field; ${near ? `did you mean \`${near}\`? ` : ''}expected one of ${fields.join(', ')}`);
+  }
 }
 
 export function validateAuthorizationPolicy(c: Checker, spec: Obj): void {

@@ -6,6 +6,8 @@ import { isIP } from 'node:net';
 import type { FieldPath, Resource } from '../model/resource.js';
 import { problemAt, type Problem } from './problem.js';
 import { parseDurationNs } from './duration.js';
+import { allowUnknownFields } from './field-policy.js';
+import { closest } from './suggest.js';
 
 export type Obj = Record<string, unknown>;
 
@@ -108,9 +110,19 @@ export function asEnum<T extends string>(c: Checker, v: unknown, path: FieldPath
   return undefined;
 }
 
-/** Unknown fields are what a typo looks like (`matches:` for `match:`); Istio's schema rejects them. */
+/**
+ * Unknown fields are what a typo looks like (`gatways:` for `gateways:`, which would silently make a
+ * VirtualService mesh-only); Istio's schema rejects them, so they are errors unless the process was
+ * started with `--allow-unknown-fields`, which keeps them as warnings.
+ */
 export function knownFields(c: Checker, o: Obj, path: FieldPath, fields: readonly string[]): void {
-  for (const key of Object.keys(o)) if (!fields.includes(key)) c.warn([...path, key], 'unknown field; ignored');
+  for (const key of Object.keys(o)) {
+    if (fields.includes(key)) continue;
+    const near = closest(key, fields);
+    const hint = near ? `; did you mean \`${near}\`?` : `; known fields here: ${fields.join(', ')}`;
+    if (allowUnknownFields()) c.warn([...path, key], `unknown field${hint} (ignored: --allow-unknown-fields)`);
+    else c.error([...path, key], `unknown field${hint}`);
+  }
 }
 
 /** Oneof fields: reports every member beyond the first that is set. */
@@ -131,8 +143,15 @@ export function describe(v: unknown): string {
 // ---------------------------------------------------------------- names and hosts
 
 const LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+// Host names follow Istio's label check, which allows upper case (DNS compares without case; meshgate
+// lower-cases hosts when it compiles them). Resource names stay lower-case, as Kubernetes wants.
+const HOST_LABEL = /^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$/;
 // Istio's wildcard label: `*`, or `*` / `*-` glued to a label (so `*-bar.foo.com` is allowed).
-const WILDCARD_LABEL = /^(\*|(\*|\*-)?[a-z0-9]([-a-z0-9]*[a-z0-9])?)$/;
+const WILDCARD_LABEL = /^(\*|(\*|\*-)?[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?)$/;
+
+function isHostLabel(s: string): boolean {
+  return s.length <= 63 && HOST_LABEL.test(s);
+}
 
 export function isDnsLabel(s: string): boolean {
   return s.length <= 63 && LABEL.test(s);
@@ -171,7 +190,6 @@ export function isIpOrCidr(s: string): boolean {
 export function hostProblem(name: string, wildcard = true): string | undefined {
   if (name === '') return 'must not be empty';
   if (name.length > 255) return `host ${JSON.stringify(name)} is too long (at most 255 characters)`;
-  if (name !== name.toLowerCase()) return `host ${JSON.stringify(name)} must be lower-case`;
   const labels = name.split('.');
   if (labels.length > 1 && labels[labels.length - 1] === '') labels.pop(); // `example.com.` is unambiguous
   const last = labels[labels.length - 1] ?? '';
@@ -180,12 +198,12 @@ export function hostProblem(name: string, wildcard = true): string | undefined {
   if (first.includes('*')) {
     if (!wildcard) return `host ${JSON.stringify(name)} cannot contain a wildcard here`;
     if (!WILDCARD_LABEL.test(first) || first.length > 63) return `host ${JSON.stringify(name)} is invalid: a wildcard is allowed only at the start, as in *.example.com`;
-  } else if (!isDnsLabel(first)) {
-    return `host ${JSON.stringify(name)} is invalid: label ${JSON.stringify(first)} may use only a-z, 0-9 and '-'`;
+  } else if (!isHostLabel(first)) {
+    return `host ${JSON.stringify(name)} is invalid: label ${JSON.stringify(first)} may use only letters, digits and '-'`;
   }
   for (const label of rest) {
     if (label.includes('*')) return `host ${JSON.stringify(name)} is invalid: a wildcard is allowed only at the start, as in *.example.com`;
-    if (!isDnsLabel(label)) return `host ${JSON.stringify(name)} is invalid: label ${JSON.stringify(label)} may use only a-z, 0-9 and '-'`;
+    if (!isHostLabel(label)) return `host ${JSON.stringify(name)} is invalid: label ${JSON.stringify(label)} may use only letters, digits and '-'`;
   }
   return undefined;
 }

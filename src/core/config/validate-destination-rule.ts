@@ -4,7 +4,7 @@
 
 import type { FieldPath } from '../model/resource.js';
 import {
-  Checker, asBool, asEnum, asInt, asObj, asString, atMostOne, checkDuration, checkExportTo, checkLabels, checkPercent,
+  Checker, asBool, asEnum, asInt, asNumber, asObj, asString, atMostOne, checkDuration, checkExportTo, checkLabels, checkPercent,
   checkLocalityText, checkPort, checkWorkloadSelector, eachObj, hostProblem, isDnsLabel, isIpAddress, isSet, knownFields, stringList, type Obj,
 } from './validate-common.js';
 
@@ -104,10 +104,11 @@ function checkLoadBalancer(c: Checker, v: unknown, at: FieldPath, hasOutlier: bo
     knownFields(c, warmup, wAt, ['duration', 'minimumPercent', 'aggression']);
     if (!isSet(warmup.duration)) c.error([...wAt, 'duration'], 'warmup.duration is required');
     checkDuration(c, warmup.duration, [...wAt, 'duration']);
-    const min = asObj(c, warmup.minimumPercent, [...wAt, 'minimumPercent']);
-    if (min && typeof min.value === 'number' && (min.value < 0 || min.value > 100)) c.error([...wAt, 'minimumPercent', 'value'], 'must be between 0 and 100');
-    const aggression = asObj(c, warmup.aggression, [...wAt, 'aggression']);
-    if (aggression && typeof aggression.value === 'number' && aggression.value < 1) c.error([...wAt, 'aggression', 'value'], 'must be at least 1');
+    // DoubleValue fields: plain numbers in YAML, as Istio's CRD declares them.
+    const min = asNumber(c, warmup.minimumPercent, [...wAt, 'minimumPercent']);
+    if (min !== undefined && (min < 0 || min > 100)) c.error([...wAt, 'minimumPercent'], `must be between 0 and 100, not ${min}`);
+    const aggression = asNumber(c, warmup.aggression, [...wAt, 'aggression']);
+    if (aggression !== undefined && aggression < 1) c.error([...wAt, 'aggression'], `must be at least 1, not ${aggression}`);
   }
 }
 

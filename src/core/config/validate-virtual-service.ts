@@ -35,7 +35,7 @@ export function validateVirtualService(c: Checker, spec: Obj): void {
   eachObj(c, spec.tls, ['spec', 'tls'], (route, at) => validateTlsRoute(c, route, at, hosts.map((h) => h.value), ctx));
   eachObj(c, spec.tcp, ['spec', 'tcp'], (route, at) => validateTcpRoute(c, route, at, ctx));
   checkExportTo(c, spec.exportTo, ['spec', 'exportTo'], c.resource.metadata.namespace, false);
-  warnUnreachable(c, spec.http, 'http');
+  // HTTP rules that can never match are the analyzer's (IST0130, src/core/analyze/unreachable-rules.ts).
   warnUnreachable(c, spec.tcp, 'tcp');
 }
 
@@ -109,7 +109,7 @@ function checkL4Match(c: Checker, m: Obj, at: FieldPath, ctx: RouteContext): voi
 }
 
 /** A rule with no match takes every request, so any rule after it in the same list is never used. */
-function warnUnreachable(c: Checker, list: unknown, kind: 'http' | 'tcp'): void {
+function warnUnreachable(c: Checker, list: unknown, kind: 'tcp'): void {
   if (!Array.isArray(list)) return;
   let catchAll: number | undefined;
   list.forEach((rule, i) => {

@@ -84,7 +84,25 @@ export function validateResource(r: Resource): Problem[] {
 export function validateAll(resources: readonly Resource[]): { valid: Resource[]; problems: Problem[] } {
   const valid: Resource[] = [];
   const problems: Problem[] = [];
+  const first = new Map<string, Resource>();
   for (const r of Array.isArray(resources) ? resources : []) {
+    // Two objects with one kind, namespace and name cannot both exist in a cluster; the API server
+    // would keep the later write. Here the first stands and the later one is refused, by name.
+    const key = `${r.kind}/${r.metadata.namespace}/${r.metadata.name}`;
+    const earlier = first.get(key);
+    if (earlier) {
+      problems.push({
+        severity: 'error',
+        file: r.origin.file,
+        line: r.origin.line,
+        resource: resourceRef(r),
+        field: 'metadata.name',
+        code: 'MG0001',
+        message: `duplicate: ${resourceRef(r)} is already defined at ${earlier.origin.file}:${earlier.origin.line}; this one is left out (rename one, or delete one)`,
+      });
+      continue;
+    }
+    first.set(key, r);
     const found = validateResource(r);
     problems.push(...found);
     if (!hasErrors(found)) valid.push(r);

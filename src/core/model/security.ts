@@ -46,6 +46,7 @@ export interface AuthorizationSource {
   readonly serviceAccounts?: readonly string[];
   readonly notServiceAccounts?: readonly string[];
   readonly trustDomains?: readonly string[];
+  readonly notTrustDomains?: readonly string[];
   readonly ipBlocks?: readonly string[];
   readonly notIpBlocks?: readonly string[];
   readonly remoteIpBlocks?: readonly string[];

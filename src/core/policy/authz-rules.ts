@@ -96,7 +96,7 @@ function compileSource(s: Record<string, unknown>, policyNamespace: string): Con
   field(out, strings(s.requestPrincipals), strings(s.notRequestPrincipals), (vs) => on(stringMatcher(vs, 'non-empty'), (c) => c.auth?.principal), { httpOnly: true });
   field(out, strings(s.namespaces), strings(s.notNamespaces), namespaceTest);
   field(out, strings(s.serviceAccounts), strings(s.notServiceAccounts), (vs) => on(serviceAccountMatcher(vs, policyNamespace), (c) => c.principal));
-  field(out, strings(s.trustDomains), [], trustDomainTest);
+  field(out, strings(s.trustDomains), strings(s.notTrustDomains), trustDomainTest);
   field(out, strings(s.ipBlocks), strings(s.notIpBlocks), ipTest((c) => c.sourceIp));
   field(out, strings(s.remoteIpBlocks), strings(s.notRemoteIpBlocks), ipTest((c) => c.remoteIp));
   return out;

@@ -23,7 +23,7 @@ export interface RateLimitRule {
   readonly requests: number;
   readonly intervalSeconds: number;
   readonly burst: number;
-  /** How long the burst reserve takes to come back once spent (README "Rate limiting"). */
+  /** How long the burst reserve takes to come back once spent (docs/tasks/rate-limiting.md). */
   readonly burstSeconds: number;
   readonly store: RateLimitStore;
   /**

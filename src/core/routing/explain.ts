@@ -5,6 +5,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Resource } from '../model/resource.js';
 import type { Snapshot } from '../snapshot/snapshot.js';
 import { bindingMisses } from './binding-misses.js';
+import { explainDestination } from './explain-destination.js';
 import { scopedHostText } from './gateway-binding.js';
 import { normalizeHost } from './host-index.js';
 import { explainLookup } from './lookup.js';
@@ -21,6 +22,13 @@ export interface ExplainRequest {
   readonly headers: IncomingHttpHeaders;
   /** How the Gateway port was found, printed under the request. */
   readonly portNote?: string;
+  /** The gateway's mesh identity, for the destination sidecar's AuthorizationPolicy (without spiffe://). */
+  readonly principal?: string;
+}
+
+/** The identity `meshgate gateway` joins the mesh with, by default, in its namespace. */
+export function defaultGatewayPrincipal(namespace: string): string {
+  return `cluster.local/ns/${namespace}/sa/meshgate-ingressgateway`;
 }
 
 /**
@@ -132,17 +140,31 @@ export function explainRequest(snapshot: Snapshot, r: ExplainRequest, loaded: re
   const a = route.action;
   if (a.kind === 'redirect') return { lines, verdict: `redirect ${a.code}` };
   if (a.kind === 'direct') return { lines, verdict: `direct response ${a.status}` };
-  let verdict = 'forward';
+  const principal = r.principal ?? defaultGatewayPrincipal(snapshot.role.namespace);
+  const verdicts: string[] = [];
   for (const d of a.destinations) {
     const share = a.totalWeight > 0 ? `${Math.round((d.weight / a.totalWeight) * 1000) / 10}%` : '100%';
     if (!d.cluster) {
-      lines.push(`  → ${d.clusterName} ${share}: no such cluster (unknown service, port or subset) → 503 NC`);
-      verdict = a.destinations.length === 1 ? '503 NC (cluster not found)' : verdict;
+      lines.push(`  → ${d.clusterName} ${share}: no such cluster (${whyNoCluster(snapshot, d.clusterName)}) → 503 NC`);
+      verdicts.push(a.destinations.length === 1 ? '503 NC (cluster not found)' : `503 NC for ${share} (cluster ${d.clusterName} not found)`);
       continue;
     }
-    const eps = d.cluster.endpoints;
-    lines.push(`  → ${d.clusterName} ${share}: ${eps.length} endpoint${eps.length === 1 ? '' : 's'}${eps.length ? ` (${eps.map((e) => e.address).join(', ')})` : ' → 503 UH'}`);
-    if (eps.length === 0 && a.destinations.length === 1) verdict = '503 UH (no healthy upstream)';
+    lines.push(`  → ${d.clusterName} ${share}`);
+    const answer = explainDestination(d.cluster, snapshot.resources, { host: facts.authority, method: facts.method, path: facts.path, headers: facts.headers, principal });
+    lines.push(...answer.lines);
+    if (answer.verdict) verdicts.push(a.destinations.length === 1 ? answer.verdict : `${answer.verdict} for ${share}`);
   }
-  return { lines, verdict };
+  if (verdicts.length === 0) return { lines, verdict: 'forward' };
+  if (a.destinations.length === 1) return { lines, verdict: verdicts[0]! };
+  return { lines, verdict: verdicts.length === a.destinations.length ? verdicts.join('; ') : `forward, except ${verdicts.join('; ')}` };
+}
+
+/** Why `outbound|port|subset|host` was not built: no service, no such port, or no such subset. */
+function whyNoCluster(snapshot: Snapshot, name: string): string {
+  const [, port = '', subset = '', host = ''] = name.split('|');
+  const service = snapshot.registry.lookup(host);
+  if (!service) return `no Service or ServiceEntry defines ${host}`;
+  if (!service.ports.some((p) => String(p.number) === port)) return `${host} has no port ${port} (ports: ${service.ports.map((p) => p.number).join(', ')})`;
+  if (subset) return `no DestinationRule for ${host} defines subset ${subset}`;
+  return 'unknown service, port or subset';
 }

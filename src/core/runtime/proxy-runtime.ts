@@ -4,7 +4,8 @@
 // (drain period, listeners close, in-flight requests finish, cut at the deadline) or hard. A role
 // builds its listeners on `ctx` and hands them over; it adds no lifecycle of its own.
 
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
+import { createLogger } from '../telemetry/logger.js';
 import type { FastifyInstance } from 'fastify';
 import { SnapshotHolder } from '../snapshot/holder.js';
 import { Reloader } from '../snapshot/reloader.js';
@@ -96,7 +97,7 @@ export class ProxyRuntime {
   #stopping: Promise<void> | undefined;
 
   constructor(private readonly opts: RuntimeOptions) {
-    this.log = opts.logger ?? pino({ name: opts.name }, pino.destination(2));
+    this.log = opts.logger ?? createLogger(opts.name);
     this.pools = new UpstreamPools(opts.certsDir !== undefined ? { certsDir: opts.certsDir, logger: this.log.child({ component: 'upstream-tls' }) } : {});
     this.accessLog = createProxyTelemetry({
       accessLog: opts.accessLog ?? 'stdout',

@@ -19,7 +19,9 @@ import { clusterName } from '../policy/types.js';
 import { buildRegistry } from '../registry/build.js';
 import { compileGateway, type CompiledGateway } from '../routing/compile.js';
 import { compileMesh } from '../routing/compile-mesh.js';
+import { analyze } from '../analyze/run.js';
 import { acmeProblems } from './acme-credentials.js';
+import { emptiedFileProblems } from './emptied-files.js';
 import { translateGatewayApi } from '../gateway-api/translate.js';
 import { EMPTY_STATUS } from '../gateway-api/conditions.js';
 import { keepLastGood } from './last-good.js';
@@ -38,6 +40,11 @@ export interface BuildResult {
   readonly snapshot: Snapshot;
   /** Everything found, parse problems included. */
   readonly problems: readonly Problem[];
+  /**
+   * What the analyzers of src/core/analyze/ found across resources (IST codes). Kept apart from
+   * `problems`: they are reported and listed (snapshot.problems) but never refuse a configuration.
+   */
+  readonly findings: readonly Problem[];
 }
 
 export function buildSnapshot(loaded: LoadResult, role: ProxyRole, deps: SnapshotDeps, previous?: Snapshot, version = (previous?.version ?? 0) + 1): BuildResult {
@@ -88,7 +95,9 @@ export function buildSnapshot(loaded: LoadResult, role: ProxyRole, deps: Snapsho
   });
 
   const acme = role.kind === 'gateway' ? acmeProblems(compiled.listeners, resources) : [];
-  const problems = [...reconciled.loadProblems, ...validationProblems, ...reconciled.problems, ...registryProblems, ...(gatewayApi?.problems ?? []), ...compiled.problems, ...rateLimits.problems, ...acme];
+  const findings = analyze(resources, { domain, ...(role.kind === 'gateway' ? { gatewayLabels: [role.labels] } : {}) });
+  const emptied = emptiedFileProblems(loaded, previous?.resources);
+  const problems = [...reconciled.loadProblems, ...emptied, ...validationProblems, ...reconciled.problems, ...registryProblems, ...(gatewayApi?.problems ?? []), ...compiled.problems, ...rateLimits.problems, ...acme];
   const snapshot: Snapshot = Object.freeze({
     version,
     createdAt: deps.now?.() ?? new Date(),
@@ -99,10 +108,10 @@ export function buildSnapshot(loaded: LoadResult, role: ProxyRole, deps: Snapsho
     routeConfigs: compiled.routeConfigs,
     role,
     rateLimits: rateLimits.table,
-    problems,
+    problems: [...problems, ...findings],
     gatewayApi: gatewayApi?.status ?? EMPTY_STATUS,
   });
-  return { snapshot, problems };
+  return { snapshot, problems, findings };
 }
 
 export function ofKind<S>(resources: readonly Resource[], kind: string): Resource<S>[] {

@@ -54,7 +54,7 @@ export class Reloader {
       return { accepted: false, problems: errors };
     }
     this.holder.swap(snapshot);
-    this.#report(problems);
+    this.#report(snapshot.problems);
     this.log.info(
       { version: snapshot.version, resources: snapshot.resources.length, listeners: [...snapshot.listeners.keys()], errors: problems.filter((p) => p.severity === 'error').length },
       'configuration applied',
@@ -70,7 +70,8 @@ export class Reloader {
       now.add(line);
       if (this.#reported.has(line)) continue;
       if (p.severity === 'error') this.log.error({ problem: p }, line);
-      else this.log.warn({ problem: p }, line);
+      else if (p.severity === 'warning') this.log.warn({ problem: p }, line);
+      else this.log.info({ problem: p }, line);
     }
     this.#reported = now;
   }

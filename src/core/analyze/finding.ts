@@ -1,0 +1,36 @@
+// What an analyzer reports: a Problem (file, line, resource, field, message) with Istio's message
+// code and name (IST0101 ReferencedResourceNotFound …) where Istio has one, and meshgate's own
+// (MG…) where it does not, so findings can be searched for, suppressed and scripted against.
+
+import type { FieldPath, Resource } from '../model/resource.js';
+import { problemAt, type Problem, type Severity } from '../config/problem.js';
+
+export interface MessageType {
+  readonly code: string;
+  readonly name: string;
+  readonly severity: Severity;
+}
+
+/** The message types meshgate reports, by code; the codes and names are Istio's where it has one. */
+export const MESSAGES = {
+  ReferencedResourceNotFound: { code: 'IST0101', name: 'ReferencedResourceNotFound', severity: 'error' },
+  SchemaValidationError: { code: 'IST0106', name: 'SchemaValidationError', severity: 'error' },
+  ConflictingMeshGatewayVirtualServiceHosts: { code: 'IST0109', name: 'ConflictingMeshGatewayVirtualServiceHosts', severity: 'error' },
+  VirtualServiceDestinationPortSelectorRequired: { code: 'IST0112', name: 'VirtualServiceDestinationPortSelectorRequired', severity: 'error' },
+  NoMatchingWorkloadsFound: { code: 'IST0127', name: 'NoMatchingWorkloadsFound', severity: 'warning' },
+  NoServerCertificateVerificationDestinationLevel: { code: 'IST0128', name: 'NoServerCertificateVerificationDestinationLevel', severity: 'warning' },
+  NoServerCertificateVerificationPortLevel: { code: 'IST0129', name: 'NoServerCertificateVerificationPortLevel', severity: 'warning' },
+  VirtualServiceUnreachableRule: { code: 'IST0130', name: 'VirtualServiceUnreachableRule', severity: 'warning' },
+  VirtualServiceIneffectiveMatch: { code: 'IST0131', name: 'VirtualServiceIneffectiveMatch', severity: 'info' },
+  VirtualServiceHostNotFoundInGateway: { code: 'IST0132', name: 'VirtualServiceHostNotFoundInGateway', severity: 'warning' },
+  SchemaWarning: { code: 'IST0133', name: 'SchemaWarning', severity: 'warning' },
+  ServiceEntryAddressesRequired: { code: 'IST0134', name: 'ServiceEntryAddressesRequired', severity: 'warning' },
+  GatewayDuplicateCertificate: { code: 'IST0138', name: 'GatewayDuplicateCertificate', severity: 'warning' },
+  ConflictingGateways: { code: 'IST0145', name: 'ConflictingGateways', severity: 'error' },
+  DuplicateResource: { code: 'MG0001', name: 'DuplicateResource', severity: 'error' },
+} as const satisfies Record<string, MessageType>;
+
+/** A finding on one field of one resource; `fix` says what to do, in a sentence. */
+export function finding(type: MessageType, resource: Resource, path: FieldPath, message: string, fix: string): Problem {
+  return { ...problemAt(resource, path, `${message}; ${fix}`, type.severity), code: type.code };
+}

@@ -1,0 +1,84 @@
+// IST0101 ReferencedResourceNotFound: a name that points at nothing. A VirtualService destination
+// host no Service or ServiceEntry defines (traffic gets 503 UH/NR), a subset no DestinationRule
+// defines (503 NC), a Gateway that does not exist (the routes are never bound: 404), a Gateway whose
+// selector matches no gateway workload, and a credentialName with no Secret behind it.
+
+import type { Destination, GatewaySpec, HTTPRoute, VirtualServiceSpec } from '../model/istio.js';
+import type { FieldPath, Resource } from '../model/resource.js';
+import type { Problem } from '../config/problem.js';
+import { hostMatches, isWildcardHost } from '../registry/hostname.js';
+import { selectorMatches } from '../registry/labels.js';
+import { boundGateways, type AnalysisContext } from './context.js';
+import { finding, MESSAGES } from './finding.js';
+
+const T = MESSAGES.ReferencedResourceNotFound;
+
+export function referencedResourceNotFound(ctx: AnalysisContext): Problem[] {
+  const out: Problem[] = [];
+  for (const vs of ctx.virtualServices) {
+    const ns = vs.metadata.namespace;
+    (vs.spec.gateways ?? []).forEach((g, i) => {
+      if (g === 'mesh' || ctx.gateway(g, ns)) return;
+      out.push(finding(T, vs, ['spec', 'gateways', i], `referenced gateway not found: "${g}"`, 'create that Gateway, or correct the name (namespace/name, or name in this namespace)'));
+    });
+    eachDestination(vs, (d, at) => checkDestination(ctx, vs, d, at, out));
+  }
+  for (const gw of ctx.gateways) checkGateway(ctx, gw, out);
+  return out;
+}
+
+/** Every destination of a VirtualService (http, tls, tcp routes and mirrors) with its field path. */
+export function eachDestination(vs: Resource<VirtualServiceSpec>, each: (d: Destination, at: FieldPath) => void): void {
+  const spec = vs.spec;
+  (spec.http ?? []).forEach((rule: HTTPRoute, i) => {
+    (rule.route ?? []).forEach((r, j) => r?.destination && each(r.destination, ['spec', 'http', i, 'route', j, 'destination']));
+    if (rule.mirror) each(rule.mirror, ['spec', 'http', i, 'mirror']);
+    (rule.mirrors ?? []).forEach((m, j) => m?.destination && each(m.destination, ['spec', 'http', i, 'mirrors', j, 'destination']));
+  });
+  for (const kind of ['tls', 'tcp'] as const) {
+    ((spec as unknown as Record<string, Array<{ route?: Array<{ destination?: Destination }> }> | undefined>)[kind] ?? []).forEach((rule, i) => {
+      (rule?.route ?? []).forEach((r, j) => r?.destination && each(r.destination, ['spec', kind, i, 'route', j, 'destination']));
+    });
+  }
+}
+
+function checkDestination(ctx: AnalysisContext, vs: Resource<VirtualServiceSpec>, d: Destination, at: FieldPath, out: Problem[]): void {
+  if (typeof d.host !== 'string' || d.host === '') return;
+  const host = ctx.fqdn(d.host, vs.metadata.namespace);
+  if (isWildcardHost(host)) return;
+  const service = ctx.registry.lookup(host);
+  if (!service) {
+    out.push(finding(T, vs, [...at, 'host'], `referenced host not found: "${d.host}"${host !== d.host ? ` (${host})` : ''}`, 'define a Service or ServiceEntry for it, or correct the host; until then this route answers 503'));
+    return;
+  }
+  if (!d.subset) return;
+  const defined = ctx.destinationRules.some((dr) => {
+    const drHost = typeof dr.spec.host === 'string' ? ctx.fqdn(dr.spec.host, dr.metadata.namespace) : '';
+    return drHost !== '' && hostMatches(drHost, service.hostname) && (dr.spec.subsets ?? []).some((s) => s?.name === d.subset);
+  });
+  if (!defined) {
+    out.push(finding(T, vs, [...at, 'subset'], `referenced subset not found: "${d.subset}" of host ${service.hostname}`, 'define it in a DestinationRule for that host (subsets: - name: ...); until then this route answers 503 NC'));
+  }
+}
+
+function checkGateway(ctx: AnalysisContext, gw: Resource<GatewaySpec>, out: Problem[]): void {
+  const selector = gw.spec.selector;
+  // Only where the gateways' labels are known (a gateway, the analyze command): a sidecar cannot tell.
+  if (ctx.options.gatewayLabels && selector && Object.keys(selector).length > 0 && !ctx.workloads.some((w) => selectorMatches(selector, w.labels))) {
+    const shown = Object.entries(selector).map(([k, v]) => `${k}=${v}`).join(',');
+    out.push(finding(T, gw, ['spec', 'selector'], `referenced selector not found: "${shown}"`, 'no gateway workload carries these labels; match the gateway\'s labels (meshgate gateway --labels, default istio=ingressgateway)'));
+  }
+  const exists = ctx.options.credentialExists;
+  if (!exists) return;
+  (gw.spec.servers ?? []).forEach((server, i) => {
+    const tls = server?.tls;
+    if (!tls) return;
+    const names = [...(tls.credentialName ? [{ name: tls.credentialName, at: ['credentialName'] as FieldPath }] : []), ...(tls.credentialNames ?? []).map((name, j) => ({ name, at: ['credentialNames', j] as FieldPath }))];
+    for (const { name, at } of names) {
+      if (exists(gw.metadata.namespace, name)) continue;
+      out.push(finding(T, gw, ['spec', 'servers', i, 'tls', ...at], `referenced credentialName not found: "${name}"`, 'create the Secret (kubectl create secret tls ...) or the folder certs/<name>/ with tls.crt and tls.key; until then this server cannot complete a handshake'));
+    }
+  });
+}
+
+export { boundGateways };

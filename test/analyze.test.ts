@@ -1,0 +1,128 @@
+// `meshgate analyze` and the analyzers of src/core/analyze/: one config with each class of mistake,
+// checked for code, file:line and resource; the demo's config analyzes clean; output formats,
+// suppressions and the exit status by --failure-threshold; and the same findings reach a snapshot
+// (what hot reload logs once and the admin /problems lists).
+
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { parse as parseYaml } from 'yaml';
+import { loadConfigDir } from '../src/core/config/load.js';
+import { buildSnapshot } from '../src/core/snapshot/build.js';
+import { FIXED_DEPS, INGRESS_ROLE } from './helpers/route-table.js';
+
+const BIN = fileURLToPath(new URL('../../bin/meshgate.js', import.meta.url));
+const MISTAKES = 'test/fixtures/analyze/mistakes';
+
+function run(...args: string[]) {
+  return spawnSync(process.execPath, [BIN, 'analyze', ...args], { encoding: 'utf8', timeout: 60_000 });
+}
+
+interface Row {
+  code: string;
+  level: string;
+  resource: string;
+  origin: string;
+  field: string;
+  message: string;
+}
+
+const EXPECTED: ReadonlyArray<[code: string, origin: string, resource: string, field: string, text: string]> = [
+  ['IST0145', 'gateway.yaml:27', 'Gateway default/demo-gateway', 'spec.servers[1]', 'other-gateway'],
+  ['IST0145', 'more.yaml:12', 'Gateway default/other-gateway', 'spec.servers[0]', 'demo-gateway'],
+  ['IST0127', 'more.yaml:27', 'AuthorizationPolicy default/nobody', 'spec.selector.matchLabels', 'app=user-servise'],
+  ['IST0128', 'more.yaml:41', 'DestinationRule default/external', 'spec.trafficPolicy.tls.insecureSkipVerify', 'does not verify'],
+  ['MG0001', 'more.yaml:43', 'DestinationRule default/user-service', 'metadata.name', 'destination-rules.yaml:18'],
+  ['IST0101', 'virtual-services.yaml:15', 'VirtualService default/product-service', 'spec.http[0].route[0].destination.host', 'produkt-service'],
+  ['IST0101', 'virtual-services.yaml:19', 'VirtualService default/product-service', 'spec.http[0].route[1].destination.subset', '"v3"'],
+  ['IST0101', 'virtual-services.yaml:31', 'VirtualService default/api', 'spec.gateways[0]', 'demo-gatewy'],
+  ['IST0132', 'virtual-services.yaml:44', 'VirtualService default/shop', 'spec.hosts[0]', 'shop.example.com'],
+  ['IST0130', 'virtual-services.yaml:51', 'VirtualService default/shop', 'spec.http[1]', 'no match'],
+  ['IST0131', 'virtual-services.yaml:76', 'VirtualService default/rules', 'spec.http[1].match[0]', 'rule 0'],
+  ['IST0130', 'virtual-services.yaml:83', 'VirtualService default/rules', 'spec.http[2]', 'already in an earlier rule'],
+  ['IST0109', 'virtual-services.yaml:97', 'VirtualService default/mesh-a', 'spec.hosts[0]', 'user-service.default.svc.cluster.local'],
+  ['IST0109', 'virtual-services.yaml:110', 'VirtualService default/mesh-b', 'spec.hosts[0]', 'mesh-a'],
+];
+
+describe('meshgate analyze', () => {
+  it('finds each class of mistake with its code, file:line, resource and field, and exits 1', () => {
+    const r = run(MISTAKES, '-o', 'json');
+    assert.equal(r.status, 1, r.stderr);
+    const rows = JSON.parse(r.stdout) as Row[];
+    const got = rows.map((x) => [x.code, x.origin.replace(`${MISTAKES}/`, ''), x.resource, x.field]);
+    assert.deepEqual(got, EXPECTED.map(([code, origin, resource, field]) => [code, origin, resource, field]));
+    rows.forEach((row, i) => assert.ok(row.message.includes(EXPECTED[i]![4]), `${row.code}: ${row.message}`));
+    // Each finding says what to do.
+    for (const row of rows) assert.match(row.message, /; \S/);
+  });
+
+  it('analyzes the demo config clean (text output, exit 0)', () => {
+    const r = run();
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /No validation issues found/);
+  });
+
+  it('prints YAML, suppresses by CODE=KIND/NAME (with *), and sets the exit status by --failure-threshold', () => {
+    const suppress = ['--suppress', 'IST0101=VirtualService/*', '--suppress', 'IST0145=Gateway/*', '--suppress', 'IST0109=VirtualService default/mesh-*', '--suppress', 'MG0001=DestinationRule/user-service'];
+    const y = run(MISTAKES, '-o', 'yaml', ...suppress);
+    const rows = parseYaml(y.stdout) as Row[];
+    assert.deepEqual([...new Set(rows.map((x) => x.level))].sort(), ['info', 'warning']);
+    assert.equal(y.status, 0, 'only warnings and info left: below the default threshold (error)');
+    assert.equal(run(MISTAKES, ...suppress, '--failure-threshold', 'warning').status, 1);
+    const onlyInfo = run(MISTAKES, ...suppress, '--suppress', 'IST0130=*', '--suppress', 'IST0132=*', '--suppress', 'IST0127=*', '--suppress', 'IST0128=*', '--failure-threshold', 'warning');
+    assert.equal(onlyInfo.status, 0, onlyInfo.stdout);
+    assert.match(onlyInfo.stdout, /\[IST0131\]/);
+  });
+
+  it('refuses a bad option with exit 2', () => {
+    assert.equal(run(MISTAKES, '--failure-threshold', 'fatal').status, 2);
+    assert.equal(run(MISTAKES, '--suppress', 'nonsense').status, 2);
+    assert.equal(run(MISTAKES, '-o', 'xml').status, 2);
+  });
+
+  it('reports an unknown field with the close name as IST0106', () => {
+    const r = run('test/fixtures/analyze/typo', '-o', 'json');
+    const rows = JSON.parse(r.stdout) as Row[];
+    assert.equal(r.status, 1);
+    assert.deepEqual(rows.map((x) => [x.code, x.field]), [['IST0106', 'spec.gatways']]);
+    assert.match(rows[0]!.message, /did you mean `gateways`\?/);
+  });
+});
+
+describe('the same analyzers in a snapshot', () => {
+  it('are listed in snapshot.problems (admin /problems) but never counted as build errors', async () => {
+    const loaded = await loadConfigDir(MISTAKES);
+    const { snapshot, problems, findings } = buildSnapshot(loaded, INGRESS_ROLE, FIXED_DEPS);
+    assert.ok(findings.some((f) => f.code === 'IST0101'));
+    assert.ok(!problems.some((p) => p.code?.startsWith('IST')));
+    for (const f of findings) assert.ok(snapshot.problems.includes(f));
+  });
+});
+
+describe('meshgate explain tells the whole story', () => {
+  function explain(...args: string[]) {
+    return spawnSync(process.execPath, [BIN, 'explain', ...args], { encoding: 'utf8', timeout: 60_000 });
+  }
+
+  it("says 403 for the demo's /user/admin, with the DENY policy, its rule and where it is", () => {
+    const r = explain('http://api.example.com/user/admin');
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /endpoint 127\.0\.0\.1:\d+ ready, sidecar \(mTLS\)/);
+    assert.match(r.stdout, /mTLS STRICT \(PeerAuthentication istio-system\/default\)/);
+    assert.match(r.stdout, /denied: DENY rules\[0\] of AuthorizationPolicy default\/user-service-no-admin matched \(.*security\.yaml:\d+\)/);
+    assert.match(r.stdout, /^result: 403 RBAC: access denied \(AuthorizationPolicy default\/user-service-no-admin\)$/m);
+  });
+
+  it('says forward when the sidecar allows the gateway, and 403 for a caller the ALLOW policy does not name', () => {
+    assert.match(explain('http://api.example.com/user/42').stdout, /^result: forward$/m);
+    const other = explain('--principal', 'spiffe://cluster.local/ns/default/sa/stranger', 'http://api.example.com/user/42').stdout;
+    assert.match(other, /^result: 403 RBAC: access denied/m);
+  });
+
+  it('says 503 NC for a subset no DestinationRule defines, and why', () => {
+    const r = explain('--config', MISTAKES, 'http://product.example.com/');
+    assert.match(r.stdout, /no DestinationRule for product-service\.default\.svc\.cluster\.local defines subset v3\) → 503 NC/);
+    assert.match(r.stdout, /^result: 503 NC for 90% .*; 503 NC for 10% /m);
+  });
+});

@@ -1,0 +1,64 @@
+// The command line's own behaviour: --version and version, a startup failure as one human line
+// with exit 1, the log format (text on a terminal, JSON otherwise, or as --log-format says), and a
+// gateway worker other than the first keeping shared events to worker 0.
+
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { formatTextLine } from '../src/core/telemetry/logger.js';
+
+const BIN = fileURLToPath(new URL('../../bin/meshgate.js', import.meta.url));
+const LOGGER = fileURLToPath(new URL('../src/core/telemetry/logger.js', import.meta.url));
+const VERSION = (JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as { version: string }).version;
+
+function meshgate(...args: string[]) {
+  return spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 60_000 });
+}
+
+describe('meshgate command line', () => {
+  it('prints the version with --version, and build details with version', () => {
+    const short = meshgate('--version');
+    assert.equal(short.status, 0);
+    assert.equal(short.stdout, `meshgate ${VERSION}\n`);
+    const long = meshgate('version');
+    assert.match(long.stdout, new RegExp(`^meshgate: +${VERSION.replace(/\./g, '\\.')}$`, 'm'));
+    assert.match(long.stdout, /^node: +v\d+/m);
+  });
+
+  for (const args of [['demo', '--config', '/nope'], ['analyze', '/nope'], ['routes', '--config', '/nope'], ['certs', '--config', '/nope']]) {
+    it(`meshgate ${args.join(' ')}: one line on stderr, exit 1, no stack`, () => {
+      const r = meshgate(...args);
+      assert.equal(r.status, 1);
+      assert.equal(r.stderr, `meshgate ${args[0]}: config folder /nope does not exist\n`);
+    });
+  }
+
+  it('refuses an unknown --log-format or --log-level with exit 2', () => {
+    assert.equal(meshgate('--log-format', 'xml', 'version').status, 2);
+    assert.equal(meshgate('--log-level', 'loud', 'version').status, 2);
+  });
+
+  it('prints text log lines: time, level, name, message, then fields', () => {
+    const line = formatTextLine(JSON.stringify({ level: 40, time: Date.UTC(2026, 0, 1, 12, 0, 0, 5), pid: 1, hostname: 'h', name: 'meshgate-gateway', worker: 0, msg: 'configuration applied', version: 3, listeners: [8080] }));
+    assert.equal(line, '12:00:00.005 WARN  meshgate-gateway: configuration applied worker=0 version=3 listeners=[8080]');
+  });
+
+  function logWith(env: Record<string, string>, script: string) {
+    return spawnSync(process.execPath, ['--input-type=module', '-e', `import { createLogger } from ${JSON.stringify(LOGGER)};\n${script}`], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 30_000 });
+  }
+
+  it('logs JSON when stderr is not a terminal, text with --log-format text, one whole line per event', () => {
+    const json = logWith({}, "createLogger('t').info({ a: 1 }, 'hello')");
+    assert.equal(JSON.parse(json.stderr).msg, 'hello');
+    const text = logWith({ MESHGATE_LOG_FORMAT: 'text' }, "createLogger('t').info({ a: 1 }, 'hello')");
+    assert.match(text.stderr, /^\d\d:\d\d:\d\d\.\d{3} INFO  t: hello a=1\n$/);
+  });
+
+  it('a gateway worker other than 0 leaves the events all workers share to worker 0, and says its own', () => {
+    const r = logWith({ MESHGATE_LOG_FORMAT: 'json' }, "const l = createLogger('gw', { quietWorker: true }); l.info({ version: 1 }, 'configuration applied'); l.warn({ problem: {} }, 'a config warning'); l.info('gateway serving'); l.info({ seconds: 5 }, 'draining'); l.error('port in use');");
+    const lines = r.stderr.trim().split('\n').map((l) => JSON.parse(l).msg);
+    assert.deepEqual(lines, ['gateway serving', 'draining', 'port in use']);
+  });
+});

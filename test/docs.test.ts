@@ -1,0 +1,97 @@
+// The docs cannot drift from the code: every ```sh block of the README and of each task page under
+// docs/tasks/ is run against the demo mesh (ephemeral ports, a copy of gateway-config/, a fresh
+// certs folder) and must exit 0. Blocks that are not meant to run say so with another info string
+// (console, yaml, text, json); a fence without one is refused, so nothing is skipped by accident.
+
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { RunningDemoMesh } from '../src/demo/mesh.js';
+import { DEMO_WORKLOADS, type DemoWorkload } from '../src/demo/topology.js';
+import { startDemoOnFreePorts, type DemoOnFreePorts } from './helpers/demo-on-free-ports.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const BIN = join(ROOT, 'bin', 'meshgate.js');
+const RUN = 'sh';
+// Asynchronous: the demo mesh answers these commands from this very process.
+const exec = promisify(execFile);
+const NOT_RUN = new Set(['console', 'yaml', 'text', 'json']);
+
+interface Block {
+  readonly file: string;
+  readonly line: number;
+  readonly info: string;
+  readonly body: string;
+}
+
+function blocks(file: string, text: string): Block[] {
+  const out: Block[] = [];
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const open = /^```(.*)$/.exec(lines[i]!);
+    if (!open) continue;
+    const start = i;
+    const body: string[] = [];
+    for (i++; i < lines.length && !lines[i]!.startsWith('```'); i++) body.push(lines[i]!);
+    out.push({ file, line: start + 1, info: open[1]!.trim(), body: body.join('\n') });
+  }
+  return out;
+}
+
+async function docFiles(): Promise<string[]> {
+  const tasks = (await readdir(join(ROOT, 'docs', 'tasks'))).filter((n) => n.endsWith('.md')).map((n) => join('docs', 'tasks', n));
+  return ['README.md', ...tasks.sort()];
+}
+
+describe('documentation', () => {
+  let all: Block[] = [];
+  let demo: DemoOnFreePorts;
+  let mesh: RunningDemoMesh;
+  let dir: string;
+  let moved: readonly DemoWorkload[] = [];
+
+  before(async () => {
+    for (const f of await docFiles()) all.push(...blocks(f, await readFile(join(ROOT, f), 'utf8')));
+    demo = await startDemoOnFreePorts('meshgate-docs-');
+    ({ mesh, dir, workloads: moved } = demo);
+  });
+
+  after(async () => {
+    await demo?.close();
+  });
+
+  it('marks every code block: sh (run here) or console, yaml, text, json (examples)', () => {
+    const unmarked = all.filter((b) => b.info !== RUN && !NOT_RUN.has(b.info)).map((b) => `${b.file}:${b.line} \`\`\`${b.info}`);
+    assert.deepEqual(unmarked, []);
+    assert.ok(all.filter((b) => b.info === RUN).length >= 8, 'the README and task pages show runnable commands');
+  });
+
+  it('runs every sh block of the README and the task pages against the demo', async () => {
+    const gw = mesh.gateway;
+    const port = gw.listenPorts.get(80)!;
+    const httpsPort = gw.listenPorts.get(443)!;
+    const failures: string[] = [];
+    for (const b of all.filter((x) => x.info === RUN)) {
+      let script = b.body
+        .replaceAll('npx meshgate', `${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)}`)
+        .replaceAll('127.0.0.1:8080', `127.0.0.1:${port}`)
+        .replaceAll(':8443', `:${httpsPort}`)
+        .replaceAll('127.0.0.1:15000', `127.0.0.1:${gw.adminPort}`)
+        .replaceAll('127.0.0.1:15021', `127.0.0.1:${gw.statusPort}`)
+        .replaceAll('certs/demo-ca/ca.crt', mesh.demoCaFile)
+        .replaceAll('--certs certs', `--certs ${join(dir, 'certs')}`);
+      DEMO_WORKLOADS.forEach((w, i) => (script = script.replaceAll(`127.0.0.1:${w.port}`, `127.0.0.1:${moved[i]!.port}`)));
+      try {
+        await exec('bash', ['-e', '-o', 'pipefail', '-c', script], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
+      } catch (err) {
+        const e = err as { code?: number; stdout?: string; stderr?: string };
+        failures.push(`${b.file}:${b.line} exited ${e.code}\n${e.stdout ?? ''}\n${e.stderr ?? ''}`);
+      }
+    }
+    assert.deepEqual(failures, []);
+  });
+});
