@@ -11,6 +11,7 @@ import { startGateway } from '../gateway/main.js';
 import { parse, parseLabels, parseLocality, parsePort, parsePorts, parseRedisUrl, parseTrustedProxies } from './options.js';
 import { UsageError } from './main.js';
 import { kubeSource, readableConfigDir, sourceChoice } from './config-source.js';
+import { LIMIT_FLAGS, LIMIT_HELP, parseLimitFlags } from './limit-options.js';
 import { DRAIN_FLAGS, DRAIN_HELP, exitAfterDeadline, parseDrainFlags } from './drain-options.js';
 
 export const GATEWAY_HELP = `usage: meshgate gateway --config DIR --ports 80=8080[,443=8443] [options]
@@ -47,6 +48,7 @@ export const GATEWAY_HELP = `usage: meshgate gateway --config DIR --ports 80=808
   --trusted-proxies N   proxies in front of the gateway that append to x-forwarded-for; rate
                         limits by clientIp count the N-th address from its right (Envoy's
                         xff_num_trusted_hops; default 0: the connection's peer address)
+${LIMIT_HELP}
 ${DRAIN_HELP}
   --workers N           processes sharing the ports, each with its own copy of the configuration;
                         a worker that dies is replaced (default: one per CPU)`;
@@ -73,6 +75,7 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
     redis: { type: 'string' },
     'trusted-proxies': { type: 'string' },
     ...DRAIN_FLAGS,
+    ...LIMIT_FLAGS,
     workers: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   });
@@ -84,6 +87,7 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
   const choice = sourceChoice(values);
   const { drainSeconds, drainDeadlineSeconds } = parseDrainFlags(values);
   const trustedProxies = parseTrustedProxies(values['trusted-proxies']);
+  const limits = parseLimitFlags(values);
   const common = {
     ports: parsePorts(values.ports ?? '80=8080'),
     statusPort: parsePort(values['status-port'], 15021, '--status-port'),
@@ -97,6 +101,7 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
     ...(values['acme-ca'] ? { acmeCa: readFileSync(values['acme-ca'], 'utf8') } : {}),
     ...(values.redis !== undefined ? { redisUrl: parseRedisUrl(values.redis) } : {}),
     trustedProxies,
+    limits,
     drainDeadlineSeconds,
   };
   const workers = values.workers === undefined ? availableParallelism() : Number(values.workers);

@@ -9,6 +9,7 @@ import { startSidecar } from '../sidecar/main.js';
 import { DEFAULT_ROOT_CERT } from './config-source.js';
 import { parse, parseLabels, parseLocality, parsePort, parseRedisUrl, parseTrustedProxies } from './options.js';
 import { UsageError } from './main.js';
+import { LIMIT_FLAGS, LIMIT_HELP, parseLimitFlags } from './limit-options.js';
 import { DRAIN_FLAGS, DRAIN_HELP, exitAfterDeadline, parseDrainFlags } from './drain-options.js';
 
 export const SIDECAR_HELP = `usage: meshgate sidecar --control URL --token FILE --namespace NS --service-account SA
@@ -43,6 +44,7 @@ ends at the app on loopback; outbound, the app uses it as its HTTP proxy
                         rate limits by clientIp count the N-th address from its right (default 0)
   --cert-ttl SECONDS    workload certificate lifetime to ask for (default 86400; rotated at half-life)
   --access-log WHERE    off | stdout | FILE (default stdout)
+${LIMIT_HELP}
 ${DRAIN_HELP}`;
 
 export async function runSidecarCommand(argv: string[]): Promise<number> {
@@ -68,6 +70,7 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
     'cert-ttl': { type: 'string' },
     'access-log': { type: 'string' },
     ...DRAIN_FLAGS,
+    ...LIMIT_FLAGS,
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) {
@@ -86,6 +89,7 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
   const namespace = values.namespace!;
   const appPort = parsePort(values['app-port'], 0, '--app-port');
   const trustedProxies = parseTrustedProxies(values['trusted-proxies']);
+  const limits = parseLimitFlags(values);
   const traffic = {
     ...(values.locality !== undefined ? { locality: parseLocality(values.locality) } : {}),
     ...(values.redis !== undefined ? { redisUrl: parseRedisUrl(values.redis) } : {}),
@@ -123,6 +127,7 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
     outboundTrafficPolicy: policy,
     ...traffic,
     trustedProxies,
+    limits,
     accessLog: values['access-log'] ?? 'stdout',
     logger: log,
     drainDeadlineSeconds,

@@ -2,6 +2,7 @@
 // listen port (listener-set.ts), the status port and the admin port. Everything here is wiring;
 // behaviour lives in core.
 
+import type { HttpLimits } from '../core/proxy/http-limits.js';
 import { pino, type Logger } from 'pino';
 import { FileSource } from '../core/sources/file-source.js';
 import type { ConfigSource } from '../core/sources/source.js';
@@ -55,6 +56,8 @@ export interface GatewayOptions {
    * entry from its right (Envoy's xff_num_trusted_hops; default 0, the connection's peer).
    */
   readonly trustedProxies?: number;
+  /** Request header limits, accept-stage timeouts and upgrade types (docs/request-limits.md). */
+  readonly limits?: HttpLimits;
   readonly logger?: Logger;
   readonly random?: () => number;
   /** The gateway's workload identity: Istio mTLS to mesh endpoints (auto mTLS, ISTIO_MUTUAL). */
@@ -120,7 +123,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     ...(opts.acmeCa ? { acmeCa: opts.acmeCa } : {}),
     ...(opts.acmeChallenges ? { challenges: opts.acmeChallenges } : {}),
   });
-  const ctx = { holder, pools, accessLog, random, drain, rateLimits, ...(opts.identity ? { identity: opts.identity } : {}) };
+  const ctx = { holder, pools, accessLog, random, drain, rateLimits, ...(opts.identity ? { identity: opts.identity } : {}), ...(opts.limits ? { limits: opts.limits } : {}) };
   const listeners = new ListenerSet({
     ports: opts.ports,
     host,

@@ -17,6 +17,8 @@ import { serverTlsOptions } from '../core/tls/server-options.js';
 import type { CredentialStore } from '../core/tls/types.js';
 import { peerSans, xfccFor } from '../core/tls/xfcc.js';
 import { serverForSni } from '../core/routing/server-hosts.js';
+import type { ConnectionTimeouts } from '../core/proxy/connection-limits.js';
+import { DEFAULT_HTTP_LIMITS, applyHttp1Limits, http2ServerLimits } from '../core/proxy/http-limits.js';
 
 interface Entry {
   server: Http2SecureServer;
@@ -33,6 +35,8 @@ export interface TlsServersDeps {
   readonly ctx: HttpHandlerContext;
   readonly credentials: CredentialStore;
   readonly log: Logger;
+  /** The listener's accept-stage timeouts, which watch each server's requests and streams. */
+  readonly timeouts?: ConnectionTimeouts;
   /** The TLS servers of this listener in a snapshot. */
   servers(snapshot: Snapshot): readonly ServerConfig[];
 }
@@ -99,12 +103,16 @@ export class TlsServers {
   }
 
   #create(opts: ReturnType<typeof serverTlsOptions>, policyKey: string, contextKey: string, config: ServerConfig): Entry {
+    const limits = this.deps.ctx.limits ?? DEFAULT_HTTP_LIMITS;
     const server = createSecureServer({
+      ...http2ServerLimits(limits),
       ...opts.context,
       requestCert: opts.requestCert,
       rejectUnauthorized: opts.rejectUnauthorized,
       allowHTTP1: true,
     });
+    applyHttp1Limits(server, limits);
+    this.deps.timeouts?.watch(server);
     const entry: Entry = { server, policyKey, contextKey, config, sockets: new Set() };
     const key = serverKey(config);
     const listener: ListenerInfo = {

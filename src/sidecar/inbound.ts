@@ -31,6 +31,9 @@ import { requestIdOf } from '../core/proxy/headers.js';
 import { relay } from '../core/proxy/relay.js';
 import { LocalReplies, sendLocalReply, type LocalReply } from '../core/proxy/respond.js';
 import { UpstreamPools } from '../core/proxy/upstream-pools.js';
+import { ConnectionTimeouts } from '../core/proxy/connection-limits.js';
+import { DEFAULT_HTTP_LIMITS, applyHttp1Limits, http2ServerLimits, type HttpLimits } from '../core/proxy/http-limits.js';
+import { parseRequestTarget } from '../core/proxy/request-target.js';
 import type { SnapshotHolder } from '../core/snapshot/holder.js';
 import { logWhenDone, newRequestRecord, type AccessLog, type RequestRecord } from '../core/telemetry/access-log.js';
 import { inboundRequestHeaders, meshXfcc } from './inbound-headers.js';
@@ -46,6 +49,8 @@ export interface InboundDeps {
   readonly accessLog: AccessLog;
   readonly log: Logger;
   readonly drain: ConnectionDrain;
+  /** Header limits and timeouts (http-limits.ts); Envoy's defaults without. */
+  readonly limits?: HttpLimits;
 }
 
 /** What the connection told us about the caller. */
@@ -98,10 +103,15 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
     handleInbound(req, res, peerOf(socket), socket);
   };
 
+  const limits = deps.limits ?? DEFAULT_HTTP_LIMITS;
+  const timeouts = new ConnectionTimeouts(limits);
   const plain = createHttpServer({ requestTimeout: 0, keepAliveTimeout: 60_000 });
+  timeouts.watch(plain);
+  applyHttp1Limits(plain, limits);
   deps.drain.serve(plain, { request: onRequest });
-  plain.on('clientError', (_err, socket: Socket) => socket.destroy());
-  const secure: Http2SecureServer = createSecureServer({ ...tlsContext(deps.identity.current()), requestCert: true, rejectUnauthorized: false, allowHTTP1: true });
+  const secure: Http2SecureServer = createSecureServer({ ...http2ServerLimits(limits), ...tlsContext(deps.identity.current()), requestCert: true, rejectUnauthorized: false, allowHTTP1: true });
+  timeouts.watch(secure);
+  applyHttp1Limits(secure, limits);
   deps.drain.serve(secure, { request: onRequest });
   secure.on('secureConnection', (socket: TLSSocket) => {
     const presented = socket.getPeerCertificate();
@@ -119,6 +129,7 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
     socket.once('close', () => sockets.delete(socket));
     socket.on('error', () => socket.destroy());
     deps.drain.accept(socket);
+    timeouts.accept(socket);
     void peekClientHello(socket).then(
       ({ data, hello }) => {
         const mode = mtlsMode();
@@ -148,6 +159,7 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
       deps.log.debug({ remote: socket.remoteAddress, policy: decision?.policy }, 'TLS connection passed to the app refused: AuthorizationPolicy');
       return void socket.destroy();
     }
+    timeouts.release(socket);
     const app = connectTcp(deps.appPort, deps.appHost);
     app.on('error', () => socket.destroy());
     socket.on('close', () => app.destroy());
@@ -169,6 +181,8 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
       sendLocalReply(res, r, { 'x-request-id': requestId });
     };
 
+    const target = parseRequestTarget(req, res, limits);
+    if (!target.ok) return reply(target.reply);
     const path = normalizePath(rawPath(req.url ?? '/'));
     if (path === undefined) return reply(LocalReplies.badRequest);
     // What the policy checks is what the app gets: the normalized path, with the query as it came.
@@ -207,6 +221,7 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
     destroy: () => {
       unsubscribe();
       for (const s of sockets) s.destroy();
+      timeouts.close();
       server.close();
       plain.close();
       secure.close();

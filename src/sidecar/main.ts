@@ -4,6 +4,7 @@
 // outlier ejections that outlive configuration pushes, locality, rate limits), and the status and
 // admin ports. Behaviour lives in core.
 
+import type { HttpLimits } from '../core/proxy/http-limits.js';
 import { pino, type Logger } from 'pino';
 import type { IdentityProvider } from '../core/pki/types.js';
 import { identityMismatch } from '../core/pki/spiffe.js';
@@ -48,6 +49,8 @@ export interface SidecarOptions {
   readonly redisUrl?: string;
   /** Proxies between the app and the sidecar that append to x-forwarded-for (default 0). */
   readonly trustedProxies?: number;
+  /** Request header limits, accept-stage timeouts and upgrade types (docs/request-limits.md). */
+  readonly limits?: HttpLimits;
   readonly logger?: Logger;
   readonly random?: () => number;
   /** Seconds from the start of a drain (or a close) after which whatever is still open is cut (default 25). */
@@ -101,7 +104,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
   });
   const drain = new ConnectionDrain();
   const deadlineMs = (opts.drainDeadlineSeconds ?? DEFAULT_DRAIN_DEADLINE_SECONDS) * 1000;
-  const ctx = { holder, pools, accessLog, random, drain, identity: opts.identity, rateLimits: rateLimiting.context };
+  const ctx = { holder, pools, accessLog, random, drain, identity: opts.identity, rateLimits: rateLimiting.context, ...(opts.limits ? { limits: opts.limits } : {}) };
   const inbound: InboundListener = createInboundListener({
     identity: opts.identity,
     holder,
@@ -112,6 +115,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
     accessLog,
     log,
     drain,
+    ...(opts.limits ? { limits: opts.limits } : {}),
   });
   const outbound: OutboundListener = createOutboundListener({ ctx, outboundTrafficPolicy, log });
   const status = createStatusServer({ ready: () => holder.current() !== undefined && !drain.draining });

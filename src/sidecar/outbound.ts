@@ -14,6 +14,8 @@ import { handleUpgrade } from '../core/proxy/upgrade.js';
 import { hopByHopFree } from '../core/proxy/headers.js';
 import { relay } from '../core/proxy/relay.js';
 import { LocalReplies } from '../core/proxy/respond.js';
+import { ConnectionTimeouts } from '../core/proxy/connection-limits.js';
+import { DEFAULT_HTTP_LIMITS, applyHttp1Limits } from '../core/proxy/http-limits.js';
 import { UpstreamPools } from '../core/proxy/upstream-pools.js';
 import { outboundRouteConfig } from '../core/routing/compile-mesh.js';
 /** meshConfig.outboundTrafficPolicy.mode. */
@@ -60,6 +62,9 @@ export function createOutboundListener(deps: OutboundDeps): OutboundListener {
   };
   const sockets = new Set<Socket>();
   const http = createHttpServer({ requestTimeout: 0, keepAliveTimeout: 60_000 });
+  const timeouts = new ConnectionTimeouts(ctx.limits ?? DEFAULT_HTTP_LIMITS);
+  timeouts.watch(http);
+  applyHttp1Limits(http, ctx.limits ?? DEFAULT_HTTP_LIMITS);
   http.on('connection', (socket: Socket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
@@ -69,9 +74,11 @@ export function createOutboundListener(deps: OutboundDeps): OutboundListener {
     upgrade: (req, socket, head) => handleUpgrade(req, socket, head, listener, ctx),
     connect: (req, socket, head) => tunnel(req, socket, head, deps),
   });
-  http.on('clientError', (_err, socket: Socket) => socket.destroy());
   // Its own listening socket: closing node:http's would also cut idle connections at once, which the drain does gently.
-  const server = createNetServer({ noDelay: true }, (socket) => http.emit('connection', socket));
+  const server = createNetServer({ noDelay: true }, (socket) => {
+    timeouts.accept(socket);
+    http.emit('connection', socket);
+  });
 
   return {
     listen: (port, host) => listenOn(server, port, host),
@@ -79,6 +86,7 @@ export function createOutboundListener(deps: OutboundDeps): OutboundListener {
     close: () => new Promise((resolve) => server.close(() => resolve())),
     destroy: () => {
       for (const s of sockets) s.destroy();
+      timeouts.close();
       server.close();
     },
   };

@@ -20,6 +20,9 @@ import type { UpstreamPools } from './upstream-pools.js';
 import type { IdentityProvider } from '../pki/types.js';
 import type { ConnectionDrain } from './drain.js';
 import type { UpgradeTunnel } from './upgrade-exchange.js';
+import { parseRequestTarget } from './request-target.js';
+import { upgradeAllowed } from './upgrade-policy.js';
+import { DEFAULT_HTTP_LIMITS, type HttpLimits } from './http-limits.js';
 
 export interface HttpHandlerContext {
   readonly holder: SnapshotHolder;
@@ -32,6 +35,8 @@ export interface HttpHandlerContext {
   readonly identity?: IdentityProvider;
   /** RateLimitPolicy counters; without them no rate limit applies. */
   readonly rateLimits?: RateLimitContext;
+  /** Header limits, timeouts and upgrade types of the listeners (http-limits.ts); Envoy's defaults without. */
+  readonly limits?: HttpLimits;
 }
 
 /** Which route config serves a request on this listener (plaintext: the port's `http.<port>`). */
@@ -96,6 +101,7 @@ export function handleHttpRequest(req: IncomingMessage, res: ServerResponse, lis
   const { scheme, select } = listener;
   const port = listener.requestPort ? listener.requestPort(req) : listener.port;
   const socket = req.socket;
+  const target = parseRequestTarget(req, res, ctx.limits);
   const requestId = requestIdOf(req.headers);
   const remoteAddress = socket.remoteAddress ?? '';
   const record = newRequestRecord(req, requestId, authorityOf(req), { address: remoteAddress, port: socket.remotePort ?? 0 }, forwardedFor(req.headers, remoteAddress));
@@ -106,6 +112,8 @@ export function handleHttpRequest(req: IncomingMessage, res: ServerResponse, lis
     sendLocalReply(res, r, { 'x-request-id': requestId });
   };
 
+  if (!target.ok) return reply(target.reply);
+  if (tunnel && !upgradeAllowed(tunnel.protocol, ctx.limits ?? DEFAULT_HTTP_LIMITS)) return reply(LocalReplies.upgradeRefused);
   const path = normalizePath(rawPath(req.url ?? '/'));
   if (path === undefined) return reply(LocalReplies.badRequest);
   if (listener.acmeChallenge && path.startsWith(ACME_PREFIX)) {
