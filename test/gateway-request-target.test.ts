@@ -6,57 +6,17 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ClientHttp2Session } from 'node:http2';
 import { pino } from 'pino';
 import { startGateway, type RunningGateway } from '../src/gateway/main.js';
-import { issueCertificate } from '../src/core/tls/issue-certificate.js';
-import { serviceYaml } from './helpers/cluster-yaml.js';
+import { writeTargetConfig } from './helpers/target-config.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
 import { h2Request, h2Session, rawExchange, type RawOptions } from './helpers/raw-http.js';
 
 const HOST = 'app.example.com';
-
-export async function writeTargetConfig(dir: string, appPort: number): Promise<{ configDir: string; certsDir: string; caPem: string }> {
-  const configDir = join(dir, 'config');
-  const certsDir = join(dir, 'certs');
-  await mkdir(join(certsDir, 'app-cert'), { recursive: true });
-  await mkdir(configDir, { recursive: true });
-  const root = issueCertificate({ subjectCN: 'request target test root', isCA: true, issuer: 'self', days: 2, keyType: 'ec' });
-  const leaf = issueCertificate({ subjectCN: HOST, dnsNames: [HOST, 'other.example.com'], issuer: root, days: 2, keyType: 'ec' });
-  await writeFile(join(certsDir, 'app-cert', 'tls.crt'), leaf.certPem);
-  await writeFile(join(certsDir, 'app-cert', 'tls.key'), leaf.keyPem, { mode: 0o600 });
-  await writeFile(
-    join(configDir, 'gw.yaml'),
-    `apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: edge, namespace: default}
-spec:
-  selector: {istio: ingressgateway}
-  servers:
-  - port: {number: 80, name: http, protocol: HTTP}
-    hosts: [${HOST}]
-  - port: {number: 443, name: https, protocol: HTTPS}
-    hosts: [${HOST}]
-    tls: {mode: SIMPLE, credentialName: app-cert}
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: app, namespace: default}
-spec:
-  hosts: [${HOST}]
-  gateways: [edge]
-  http:
-  - match: [{uri: {exact: /user/admin}}, {uri: {prefix: /admin}}]
-    directResponse: {status: 403, body: {string: denied}}
-  - route: [{destination: {host: app}}]
-`,
-  );
-  await writeFile(join(configDir, 'app.yaml'), serviceYaml('app', [{ pod: 'app-1', port: appPort }]));
-  return { configDir, certsDir, caPem: root.certPem };
-}
 
 describe('parse stage at the gateway: one target, one authority, Envoy limits', () => {
   let app: Upstream;
