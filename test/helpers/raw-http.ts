@@ -3,7 +3,7 @@
 // headers and pseudo-headers node:http2 lets through.
 
 import { connect as netConnect, type Socket } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { connect as h2Connect, type ClientHttp2Session, type OutgoingHttpHeaders } from 'node:http2';
 
 export interface RawAnswer {
@@ -20,17 +20,27 @@ export function parseAnswer(text: string): RawAnswer {
   return { text, status: statuses[0] ?? 0, statuses };
 }
 
+/** TLS to a listener: the CA to trust, the SNI, and a client certificate for mutual TLS. */
+export interface TlsClient {
+  readonly ca: string;
+  readonly servername: string;
+  readonly cert?: string;
+  readonly key?: string;
+  /** ALPN offered (default http/1.1, or h2 for HTTP/2 sessions). */
+  readonly alpn?: string[];
+}
+
 export interface RawOptions {
-  /** TLS with this CA and SNI (ALPN http/1.1). */
-  readonly tls?: { ca: string; servername: string };
+  /** TLS with this CA and SNI. */
+  readonly tls?: TlsClient;
   /** Written after the first chunk, once connected (a second request, a body). */
   readonly more?: Buffer | string;
 }
 
 /** Opens a connection (TLS when asked), resolving once it can be written. */
-export function openSocket(port: number, tls?: { ca: string; servername: string }, alpn = ['http/1.1']): Promise<Socket> {
+export function openSocket(port: number, tls?: TlsClient): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const s = tls ? tlsConnect({ host: '127.0.0.1', port, ca: tls.ca, servername: tls.servername, ALPNProtocols: alpn }) : netConnect(port, '127.0.0.1');
+    const s = tls ? tlsConnect(tlsOptions(port, tls, ['http/1.1'])) : netConnect(port, '127.0.0.1');
     s.once(tls ? 'secureConnect' : 'connect', () => {
       s.off('error', reject);
       resolve(s);
@@ -63,11 +73,24 @@ export interface H2Answer {
   readonly body: string;
 }
 
-export function h2Session(port: number, tls: { ca: string; servername: string }): Promise<ClientHttp2Session> {
+function tlsOptions(port: number, tls: TlsClient, alpn: string[]): ConnectionOptions {
+  return {
+    host: '127.0.0.1',
+    port,
+    ca: tls.ca,
+    servername: tls.servername,
+    ALPNProtocols: tls.alpn ?? alpn,
+    ...(tls.cert ? { cert: tls.cert, key: tls.key } : {}),
+    // Mesh certificates name a SPIFFE identity, not a host.
+    ...(tls.cert ? { checkServerIdentity: () => undefined } : {}),
+  };
+}
+
+export function h2Session(port: number, tls: TlsClient): Promise<ClientHttp2Session> {
   return new Promise((resolve, reject) => {
     // Loopback whatever the authority says; the authority only names the certificate's host.
     const session = h2Connect(`https://${tls.servername}:${port}`, {
-      createConnection: () => tlsConnect({ host: '127.0.0.1', port, ca: tls.ca, servername: tls.servername, ALPNProtocols: ['h2'] }),
+      createConnection: () => tlsConnect(tlsOptions(port, tls, ['h2'])),
     });
     session.once('connect', () => resolve(session));
     session.once('error', reject);
