@@ -24,7 +24,12 @@ describe('parse stage at the gateway: one target, one authority, Envoy limits', 
   let dir: string;
   let plain: number, tlsPort: number;
   let tls: { ca: string; servername: string };
-  let h2: ClientHttp2Session;
+  let h2: ClientHttp2Session | undefined;
+  /** The HTTP/2 session, opened when first needed (the accept stage closes one that sits without a stream). */
+  const session = async (): Promise<ClientHttp2Session> => {
+    if (!h2 || h2.closed || h2.destroyed) h2 = await h2Session(tlsPort, tls);
+    return h2;
+  };
 
   before(async () => {
     app = await startUpstream('app');
@@ -46,7 +51,6 @@ describe('parse stage at the gateway: one target, one authority, Envoy limits', 
     plain = gw.listenPorts.get(80)!;
     tlsPort = gw.listenPorts.get(443)!;
     tls = { ca: cfg.caPem, servername: HOST };
-    h2 = await h2Session(tlsPort, tls);
   });
 
   after(async () => {
@@ -73,7 +77,7 @@ describe('parse stage at the gateway: one target, one authority, Envoy limits', 
       assert.equal((await get(port, '/admin#x', opts)).status, 403, name);
       assert.deepEqual(seenSince(before), [], `${name}: nothing reached the app`);
     }
-    const r = await h2Request(h2, { ':path': '/user/admin#x', ':authority': HOST });
+    const r = await h2Request(await session(), { ':path': '/user/admin#x', ':authority': HOST });
     assert.equal(r.status, 403);
   });
 
@@ -81,17 +85,17 @@ describe('parse stage at the gateway: one target, one authority, Envoy limits', 
     const before = app.seen.length;
     assert.equal((await get(plain, '/ok?q=1#frag', {})).status, 200);
     assert.equal((await get(tlsPort, '/ok#frag?q=2', { tls })).status, 200);
-    assert.equal((await h2Request(h2, { ':path': '/ok?q=3#x', ':authority': HOST })).status, 200);
+    assert.equal((await h2Request(await session(), { ':path': '/ok?q=3#x', ':authority': HOST })).status, 200);
     assert.deepEqual(seenSince(before), ['/ok?q=1', '/ok', '/ok?q=3']);
   });
 
   it('HTTP/2: :authority wins over a host header that disagrees', async () => {
     const before = app.seen.length;
-    const r = await h2Request(h2, { ':path': '/h2', ':authority': HOST, host: 'evil.example.com' });
+    const r = await h2Request(await session(), { ':path': '/h2', ':authority': HOST, host: 'evil.example.com' });
     assert.equal(r.status, 200, r.body);
     assert.equal(app.seen[before]?.headers.host, HOST);
     // The other way round, the unknown :authority is what is routed on.
-    const other = await h2Request(h2, { ':path': '/h2', ':authority': 'other.example.com', host: HOST });
+    const other = await h2Request(await session(), { ':path': '/h2', ':authority': 'other.example.com', host: HOST });
     assert.equal(other.status, 404);
     assert.equal(app.seen.length, before + 1);
   });
@@ -119,7 +123,7 @@ describe('parse stage at the gateway: one target, one authority, Envoy limits', 
       assert.equal((await rawExchange(port, `OPTIONS * HTTP/1.1\r\nhost: ${HOST}\r\nconnection: close\r\n\r\n`, opts)).status, 400, name);
       assert.equal(app.seen.length, before, name);
     }
-    assert.equal((await h2Request(h2, { ':path': '*', ':method': 'OPTIONS', ':authority': HOST })).status !== 200, true);
+    assert.equal((await h2Request(await session(), { ':path': '*', ':method': 'OPTIONS', ':authority': HOST })).status !== 200, true);
   });
 
   it('HTTP/1.0 with Transfer-Encoding: answered, then the connection closes (RFC 9112 §6.1)', async () => {
@@ -149,8 +153,8 @@ describe('parse stage at the gateway: one target, one authority, Envoy limits', 
     }
     const h2many: Record<string, string> = { ':path': '/', ':authority': HOST };
     for (let i = 0; i < 101; i++) h2many[`x-h${i}`] = 'v';
-    assert.equal((await h2Request(h2, h2many)).status, 431);
-    assert.equal((await h2Request(h2, { ':path': '/', ':authority': HOST, 'x-big': 'a'.repeat(61 * 1024) })).status, 431);
-    assert.equal((await h2Request(h2, { ':path': long, ':authority': HOST })).status, 414);
+    assert.equal((await h2Request(await session(), h2many)).status, 431);
+    assert.equal((await h2Request(await session(), { ':path': '/', ':authority': HOST, 'x-big': 'a'.repeat(61 * 1024) })).status, 431);
+    assert.equal((await h2Request(await session(), { ':path': long, ':authority': HOST })).status, 414);
   });
 });

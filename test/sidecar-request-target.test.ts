@@ -74,7 +74,6 @@ describe('sidecar inbound and outbound: one target, one authority, limits and ti
     const client = workloadCertificate(ca, 'default', 'product-service');
     // PERMISSIVE terminates TLS that offers Istio's ALPN, as a mesh peer does.
     mtls = { ca: ca.rootCertPem, servername: 'user-service', cert: client.certChainPem, key: client.keyPem, alpn: ['istio-http/1.1', 'http/1.1'] };
-    h2 = await h2Session(user.inboundPort, { ...mtls, alpn: ['istio-h2', 'h2'] });
   });
 
   after(async () => {
@@ -94,6 +93,8 @@ describe('sidecar inbound and outbound: one target, one authority, limits and ti
       assert.equal((await get(user.inboundPort, '/user/admin#x', tls)).status, 403);
       assert.equal((await get(user.inboundPort, '/admin/x#y', tls)).status, 403);
     }
+    // Opened now: a session with no stream is closed by the (short) header timeout of this test.
+    h2 = await h2Session(user.inboundPort, { ...mtls, alpn: ['istio-h2', 'h2'] });
     assert.equal((await h2Request(h2, { ':path': '/user/admin#x', ':authority': 'user-service' })).status, 403);
     assert.equal(userApp.seen.length, before, 'the app saw none of them');
     assert.equal((await get(user.inboundPort, '/ok?a=1#frag', mtls)).status, 200);

@@ -59,12 +59,12 @@ export function createPortListener(servicePorts: readonly number[], deps: PortLi
   const http = createHttpServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 60_000 });
   const limits = ctx.limits ?? DEFAULT_HTTP_LIMITS;
   const timeouts = new ConnectionTimeouts(limits);
-  timeouts.watch(http);
   applyHttp1Limits(http, limits);
   ctx.drain.serve(http, {
     request: (req, res) => handleHttpRequest(req, res, plain, ctx),
     upgrade: (req, socket, head) => handleUpgrade(req, socket, head, plain, ctx),
   });
+  timeouts.watch(http);
   const tls = new TlsServers({ ctx, timeouts, credentials: deps.credentials, log: deps.log, servers: (snapshot) => current(snapshot)?.servers.filter(isTlsServer) ?? [] });
   const sockets = new Set<Socket>();
 

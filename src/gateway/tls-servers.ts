@@ -112,7 +112,6 @@ export class TlsServers {
       allowHTTP1: true,
     });
     applyHttp1Limits(server, limits);
-    this.deps.timeouts?.watch(server);
     const entry: Entry = { server, policyKey, contextKey, config, sockets: new Set() };
     const key = serverKey(config);
     const listener: ListenerInfo = {
@@ -140,6 +139,7 @@ export class TlsServers {
       request: (req, res) => handleHttpRequest(req, res, listener, this.deps.ctx),
       upgrade: (req, socket, head) => handleUpgrade(req, socket, head, listener, this.deps.ctx),
     });
+    this.deps.timeouts?.watch(server);
     server.on('secureConnection', (socket: TLSSocket) => this.#checkPeer(socket, entry));
     server.on('tlsClientError', () => undefined); // a failed handshake is the client's problem, not a crash
     server.on('sessionError', () => undefined);

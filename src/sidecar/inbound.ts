@@ -106,13 +106,13 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
   const limits = deps.limits ?? DEFAULT_HTTP_LIMITS;
   const timeouts = new ConnectionTimeouts(limits);
   const plain = createHttpServer({ requestTimeout: 0, keepAliveTimeout: 60_000 });
-  timeouts.watch(plain);
   applyHttp1Limits(plain, limits);
   deps.drain.serve(plain, { request: onRequest });
+  timeouts.watch(plain);
   const secure: Http2SecureServer = createSecureServer({ ...http2ServerLimits(limits), ...tlsContext(deps.identity.current()), requestCert: true, rejectUnauthorized: false, allowHTTP1: true });
-  timeouts.watch(secure);
   applyHttp1Limits(secure, limits);
   deps.drain.serve(secure, { request: onRequest });
+  timeouts.watch(secure);
   secure.on('secureConnection', (socket: TLSSocket) => {
     const presented = socket.getPeerCertificate();
     // Only mesh mTLS is terminated here: it needs a certificate that chains to the mesh root and

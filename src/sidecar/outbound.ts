@@ -63,7 +63,6 @@ export function createOutboundListener(deps: OutboundDeps): OutboundListener {
   const sockets = new Set<Socket>();
   const http = createHttpServer({ requestTimeout: 0, keepAliveTimeout: 60_000 });
   const timeouts = new ConnectionTimeouts(ctx.limits ?? DEFAULT_HTTP_LIMITS);
-  timeouts.watch(http);
   applyHttp1Limits(http, ctx.limits ?? DEFAULT_HTTP_LIMITS);
   http.on('connection', (socket: Socket) => {
     sockets.add(socket);
@@ -74,6 +73,7 @@ export function createOutboundListener(deps: OutboundDeps): OutboundListener {
     upgrade: (req, socket, head) => handleUpgrade(req, socket, head, listener, ctx),
     connect: (req, socket, head) => tunnel(req, socket, head, deps),
   });
+  timeouts.watch(http);
   // Its own listening socket: closing node:http's would also cut idle connections at once, which the drain does gently.
   const server = createNetServer({ noDelay: true }, (socket) => {
     timeouts.accept(socket);

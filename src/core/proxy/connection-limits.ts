@@ -67,7 +67,7 @@ export class ConnectionTimeouts {
     this.#start();
   }
 
-  /** Watches the requests, streams and tunnels of an HTTP server that takes accepted sockets. */
+  /** Watches the requests, streams and tunnels of an HTTP server that takes accepted sockets (after its handlers are on). */
   watch(server: HttpServer | Http2SecureServer): void {
     if (server instanceof TlsServer) {
       server.on('secureConnection', (socket: TLSSocket) => {
@@ -97,6 +97,9 @@ export class ConnectionTimeouts {
       res.once('close', () => this.#end(w, req.socket));
     });
     for (const event of ['upgrade', 'connect'] as const) {
+      // Only where the server hands these over: a listener of ours would make node:http treat them
+      // as handled (and leave the connection hanging) where it otherwise serves or closes them.
+      if (server.listenerCount(event) === 0) continue;
       server.on(event, (req: IncomingMessage) => {
         // An h2c upgrade is put back as a plain request on the same connection (upgrade-policy.ts): still timed.
         if (event === 'upgrade' && offersH2c(req)) return;
