@@ -36,9 +36,35 @@ const SEGMENTS = ['admin', 'Admin', 'ADMIN', '%61dmin', 'ad%6Din', '%2561dmin', 
 const SEPARATORS = ['/', '/', '/', '//', '\\', '/./', '/../'];
 const PREFIXES = ['/', '/', '/', '//', '\\', '', '*', `http://${HOST}/`, `http://${HOST}`, 'http://evil.example.com/', `https://${HOST}:443/`, '/user/', '/user/../'];
 
-const pathArb = fc
+const composedPathArb = fc
   .tuple(fc.constantFrom(...PREFIXES), fc.array(fc.tuple(fc.constantFrom(...SEGMENTS), fc.constantFrom(...SEPARATORS)), { maxLength: 5 }), fc.constantFrom(...SEGMENTS))
   .map(([prefix, parts, last]) => prefix + parts.map(([s, sep]) => s + sep).join('') + last);
+
+/** One way of writing a path differently: each is a known bypass shape of the CVE classes named above. */
+const DISGUISES: ReadonlyArray<(p: string) => string> = [
+  (p) => `${p}#x`,
+  (p) => `${p}#/../ok`,
+  (p) => `${p}?#`,
+  (p) => `${p};x=1`,
+  (p) => `${p}%23x`,
+  (p) => p.replace('/admin', '/./admin'),
+  (p) => p.replace('/admin', '/x/../admin'),
+  (p) => p.replace('/admin', '/x/%2e%2e/admin'),
+  (p) => p.replace('/admin', '//admin'),
+  (p) => p.replace('/admin', '\\admin'),
+  (p) => p.replace('/admin', '/%61dmin'),
+  (p) => p.replace('/admin', '/%2561dmin'),
+  (p) => p.replace('/admin', '/%2fadmin'),
+  (p) => p.replace('/admin', '/ADMIN'),
+  (p) => `http://${HOST}${p}`,
+];
+
+/** A denied path in one or more disguises. */
+const disguisedPathArb = fc
+  .tuple(fc.constantFrom('/user/admin', '/admin', '/admin/x'), fc.array(fc.nat(DISGUISES.length - 1), { minLength: 1, maxLength: 3 }))
+  .map(([path, picks]) => picks.reduce<string>((p, i) => DISGUISES[i]!(p), path));
+
+const pathArb = fc.oneof({ weight: 2, arbitrary: composedPathArb }, { weight: 1, arbitrary: disguisedPathArb });
 
 const SMUGGLED = `GET /admin HTTP/1.1\r\nhost: ${HOST}\r\n\r\n`;
 const END_OF_RUN = `GET /end-of-run HTTP/1.1\r\nhost: ${HOST}\r\nconnection: close\r\n\r\n`;
@@ -90,21 +116,25 @@ const OTHER_HEADERS = [
 
 const BODIES = ['', 'hello', '0\r\n\r\n', `0\r\n\r\n${SMUGGLED}`, `5\r\nhello\r\n0\r\n\r\n${SMUGGLED}`, SMUGGLED, `hello${SMUGGLED}`, 'ffffffffffffffff\r\n'];
 
+/** Mostly well-formed around one odd part, so that the odd part is what the gateway has to judge. */
+const mostly = <T>(usual: T, odd: fc.Arbitrary<T>): fc.Arbitrary<T> => fc.oneof({ weight: 3, arbitrary: fc.constant(usual) }, { weight: 2, arbitrary: odd });
+
 const h1Arb = fc.record({
-  method: fc.constantFrom('GET', 'GET', 'POST', 'PUT', 'OPTIONS', 'get', 'G ET', 'HEAD', 'DELETE', 'CONNECT', 'PRI'),
+  method: mostly('GET', fc.constantFrom('POST', 'PUT', 'OPTIONS', 'get', 'G ET', 'HEAD', 'DELETE', 'CONNECT', 'PRI')),
   path: pathArb,
-  version: fc.constantFrom('HTTP/1.1', 'HTTP/1.1', 'HTTP/1.1', 'HTTP/1.0', 'HTTP/1.2', 'HTTP/2.0', 'http/1.1', 'HTTP/1.1 x'),
-  framing: fc.constantFrom(...FRAMING),
-  headers: fc.array(fc.constantFrom(...OTHER_HEADERS), { maxLength: 4 }),
-  body: fc.constantFrom(...BODIES),
-  eol: fc.constantFrom('\r\n', '\r\n', '\r\n', '\n', '\r'),
+  version: mostly('HTTP/1.1', fc.constantFrom('HTTP/1.0', 'HTTP/1.2', 'HTTP/2.0', 'http/1.1', 'HTTP/1.1 x')),
+  host: mostly<string | undefined>(`host: ${HOST}`, fc.constantFrom(undefined, 'host: evil.example.com', `host: ${HOST}:80`, `Host: ${HOST.toUpperCase()}`, 'host:', 'host: a b')),
+  framing: mostly<readonly string[]>([], fc.constantFrom(...FRAMING)),
+  headers: fc.array(fc.constantFrom(...OTHER_HEADERS), { maxLength: 3 }),
+  body: mostly('', fc.constantFrom(...BODIES)),
+  eol: mostly('\r\n', fc.constantFrom('\n', '\r')),
   tls: fc.boolean(),
 });
 
 type H1Case = typeof h1Arb extends fc.Arbitrary<infer T> ? T : never;
 
 function h1Bytes(c: H1Case): string {
-  const lines = [`${c.method} ${c.path} ${c.version}`, ...c.headers, ...c.framing];
+  const lines = [`${c.method} ${c.path} ${c.version}`, ...(c.host !== undefined ? [c.host] : []), ...c.headers, ...c.framing];
   return lines.join(c.eol) + c.eol + c.eol + c.body;
 }
 
@@ -203,7 +233,7 @@ describe('fuzz: malformed HTTP/1 and HTTP/2 requests at the gateway', () => {
     );
     checkUpstream(firstSeen, 'HTTP/1 runs');
     assert.ok(app.seen.length - firstSeen <= sent, `${app.seen.length - firstSeen} upstream requests for ${sent} sent`);
-    const ok = await exchange({ method: 'GET', path: '/alive', version: 'HTTP/1.1', framing: [], headers: [`host: ${HOST}`], body: '', eol: '\r\n', tls: false });
+    const ok = await exchange({ method: 'GET', path: '/alive', version: 'HTTP/1.1', host: `host: ${HOST}`, framing: [], headers: [], body: '', eol: '\r\n', tls: false });
     assert.deepEqual(ok.statuses, [200, 200]);
   });
 
