@@ -10,7 +10,9 @@
 // BENCH_CONNECTIONS (default 50), BENCH_TOOL=wrk|autocannon to force a load generator,
 // BENCH_HANDSHAKE_CLIENTS (default 8) openssl s_time processes side by side, BENCH_NGINX=PATH|none,
 // BENCH_MESH_RATE (default 1000) req/s of the mesh's fixed-rate runs, 0 to leave them out,
-// BENCH_REDIS=PATH|none the redis-server for the store redis row.
+// BENCH_REDIS=PATH|none the redis-server for the store redis row, BENCH_CADDY=PATH|none the caddy
+// of the plain-HTTP caddy row, BENCH_SCALE_SIZES (default
+// 10,100,1000,10000, or none) the generated configurations of the scale rows.
 
 import { cpus } from 'node:os';
 import type { KeyType } from '../src/core/tls/issue-certificate.js';
@@ -23,8 +25,10 @@ import { anchorTable, meshRatios, meshTable, type MeshReport, type MeshRow } fro
 import { runPaced } from './paced-load.js';
 import { cpuSeconds, rssBytes, sampleMax, tempDir } from './processes.js';
 import { handshakeRatio, handshakeTable, loadRatio, loadTable, type HandshakeRow, type LoadRow } from './report.js';
-import { preflight, rateLimitCounts, startFastifyProxy, startMeshgate, startUpstream, stopAll, type RateLimitStore, type Target, type TlsTarget } from './targets.js';
+import { BARE_PROXY, preflight, rateLimitCounts, startBareProxy, startFastifyProxy, startMeshgate, startUpstream, stopAll, type RateLimitStore, type Target, type TlsTarget } from './targets.js';
 import { KEY_LABEL, writeBenchCerts } from './tls-certs.js';
+import { runScale, scaleSizes, scaleTable } from './scale.js';
+import { CADDY, findCaddy, startCaddy } from './caddy.js';
 
 interface Settings {
   readonly tool: LoadTool;
@@ -159,9 +163,11 @@ async function main(): Promise<number> {
   };
   const nginx = findNginx();
   const redisBin = findRedis();
+  const caddyBin = findCaddy();
   console.log(`meshgate bench: ${tool}, ${s.connections} connections, ${s.seconds}s per target, node ${process.version} (OpenSSL ${process.versions.openssl}), ${cpus().length} cpu(s)`);
   if (tool === 'autocannon') console.log('  wrk not found on PATH: using autocannon, which takes more CPU from the targets (apt-get install wrk)');
   if (!nginx) console.log('  nginx not found: the HTTPS comparisons meshgate / nginx are skipped; meshgate\'s HTTPS figures still run (apt-get install nginx)');
+  if (!caddyBin) console.log('  caddy not found: the plain-HTTP row for caddy is skipped (apt-get install caddy)');
   if (!s.openssl) console.log('  openssl not found: new-handshake figures are skipped (apt-get install openssl)');
   else console.log(`  new handshakes: ${s.clients} × \`openssl s_time -new\`, each connection a full TLS handshake and one request`);
   console.log(`  HTTPS: kept-alive rows use the ${KEY_LABEL.rsa} certificate; handshakes run with ${KEY_LABEL.rsa} and ${KEY_LABEL.ec}, the same files for every target`);
@@ -189,6 +195,16 @@ async function main(): Promise<number> {
   loads.push(await measureLoad(s, peer, peer.name, 'http'));
   await peer.stop();
 
+  const bare = await startBareProxy(upstream.port);
+  loads.push(await measureLoad(s, bare, bare.name, 'http'));
+  await bare.stop();
+
+  if (caddyBin) {
+    const caddy = await startCaddy(caddyBin, upstream.port);
+    loads.push(await measureLoad(s, caddy, caddy.name, 'http'));
+    await caddy.stop();
+  }
+
   if (nginx) {
     const ng = await startNginx(nginx, upstream.port, certs);
     await measureTls(s, ng, loads, handshakes);
@@ -211,6 +227,8 @@ async function main(): Promise<number> {
   const row = (target: string) => loads.find((r) => r.target === target);
   const ratios: [string, string][] = [
     ['meshgate / @fastify/http-proxy', loadRatio(row(BASELINE), load('@fastify', 'http'))],
+    ['meshgate / node:http + undici Pool', loadRatio(row(BASELINE), row(BARE_PROXY))],
+    ['meshgate / caddy', loadRatio(row(BASELINE), row(CADDY))],
     ['meshgate / direct', loadRatio(row(BASELINE), load('upstream', 'http'))],
     ['meshgate --workers 2 / 1 worker', loadRatio(row(TWO_WORKERS), row(BASELINE))],
   ];
@@ -236,6 +254,12 @@ async function main(): Promise<number> {
   console.log(anchorTable(meshReport));
   console.log('Istio: one Envoy sidecar (2 workers) at 1000 req/s of 1 KB, Istio 1.24; its 2.7 ms p90 is for two sidecars, halved here.');
   console.log('Here: one sidecar, small answers; the p90 added also holds the gateway\'s side of mTLS. Saturated p90s are mostly queueing.');
+
+  const sizes = scaleSizes();
+  if (sizes.length > 0) {
+    console.log('');
+    console.log(scaleTable(await runScale(sizes)));
+  }
 
   const failed = [
     ...variantProblems,

@@ -1,5 +1,6 @@
-// Entry point of the benchmark's child processes (started by targets.ts with fork): the upstream and
-// the @fastify/http-proxy peer. Each listens on 127.0.0.1 port 0 and reports its port over IPC, so the
+// Entry point of the benchmark's child processes (started by targets.ts with fork): the upstream, the
+// @fastify/http-proxy peer, and the bare proxy: node:http in front of one undici Pool, with no
+// routing, no policy and no logging, the most a Node proxy can do on this machine. Each listens on 127.0.0.1 port 0 and reports its port over IPC, so the
 // parent never guesses ports; each exits when the parent goes away, so none outlives a crashed run.
 
 import { createServer } from 'node:http';
@@ -7,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { fastify } from 'fastify';
 import { fastifyHttpProxy } from '@fastify/http-proxy';
+import { Pool } from 'undici';
 
 /** The Host every request of the benchmark carries; the routes match on it. */
 export const BENCH_HOST = 'bench.example.com';
@@ -36,13 +38,38 @@ async function fastifyProxy(upstreamUrl: string): Promise<number> {
   return (app.server.address() as AddressInfo).port;
 }
 
+async function bareProxy(upstreamUrl: string): Promise<number> {
+  const pool = new Pool(upstreamUrl, { connections: 128, pipelining: 1 });
+  const server = createServer((req, res) => {
+    const headers = { ...req.headers };
+    delete headers.connection;
+    pool
+      .request({ method: req.method as 'GET', path: req.url ?? '/', headers, body: req.method === 'GET' || req.method === 'HEAD' ? null : req })
+      .then(({ statusCode, headers: h, body }) => {
+        delete h.connection;
+        delete h['keep-alive'];
+        delete h['transfer-encoding'];
+        res.writeHead(statusCode, h as Record<string, string>);
+        body.pipe(res);
+      })
+      .catch(() => {
+        res.statusCode = 502;
+        res.end();
+      });
+  });
+  server.keepAliveTimeout = 65_000;
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return (server.address() as AddressInfo).port;
+}
+
 async function child(role: string | undefined, arg: string | undefined): Promise<void> {
   process.on('disconnect', () => process.exit(0));
   process.on('SIGTERM', () => process.exit(0));
   let port: number;
   if (role === 'upstream') port = await upstream();
   else if (role === 'fastify-proxy' && arg) port = await fastifyProxy(arg);
-  else throw new Error(`usage: servers.js upstream | fastify-proxy UPSTREAM_URL (got ${role ?? 'nothing'})`);
+  else if (role === 'bare-proxy' && arg) port = await bareProxy(arg);
+  else throw new Error(`usage: servers.js upstream | fastify-proxy UPSTREAM_URL | bare-proxy UPSTREAM_URL (got ${role ?? 'nothing'})`);
   process.send?.({ port });
 }
 

@@ -54,6 +54,15 @@ export async function startFastifyProxy(upstreamPort: number): Promise<Target> {
   return { name: '@fastify/http-proxy', url: `http://127.0.0.1:${port}/`, host: BENCH_HOST, pid: child.pid, stop: () => child.stop() };
 }
 
+export const BARE_PROXY = 'node:http + undici Pool (no routing)';
+
+/** The Node limit for a proxy: node:http in front of one undici Pool, nothing else. */
+export async function startBareProxy(upstreamPort: number): Promise<Target> {
+  const child = track(fork(SERVERS, ['bare-proxy', `http://127.0.0.1:${upstreamPort}`], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] }), BARE_PROXY);
+  const port = await child.reportedPort();
+  return { name: BARE_PROXY, url: `http://127.0.0.1:${port}/`, host: BENCH_HOST, pid: child.pid, stop: () => child.stop() };
+}
+
 export interface MeshgateTargets {
   readonly http: Target;
   /** One per certificate in `certs`; empty without certificates. */

@@ -211,6 +211,6 @@ describe('AttemptGuard (what forward() holds per request)', () => {
     assert.equal(AttemptGuard.refusal('overflow', undefined).flag, 'UO');
     assert.equal(AttemptGuard.refusal('overflow', undefined).status, 503);
     assert.equal(AttemptGuard.refusal('cancelled', 'timeout').flag, 'UT');
-    assert.equal(AttemptGuard.refusal('admitted', 'downstream').flag, 'UR');
+    assert.equal(AttemptGuard.refusal('admitted', 'downstream').flag, 'DC');
   });
 });

@@ -73,7 +73,7 @@ describe('demo config agrees with the demo topology', () => {
 
   it('every config file loads without problems, and the Gateway serves the demo hosts', async () => {
     const files = (await readdir(CONFIG_DIR)).filter((f) => f.endsWith('.yaml')).sort();
-    assert.deepEqual(files, ['destination-rules.yaml', 'gateway.yaml', 'security.yaml', 'services.yaml', 'virtual-services.yaml']);
+    assert.deepEqual(files, ['destination-rules.yaml', 'gateway-api.yaml', 'gateway.yaml', 'security.yaml', 'services.yaml', 'virtual-services.yaml']);
     for (const f of files) await loadFile(f);
     const { resources } = await loadFile('gateway.yaml');
     const [gw] = resources;

@@ -263,11 +263,11 @@ spec:
     assert.ok(reset.seen.length > 0);
   });
 
-  it('the default policy does not retry a reset: 503 UR', async () => {
+  it('the default policy does not retry a connection reset: 503 UC', async () => {
     const r = await gw.get(HOST, '/reset-default', { 'x-request-id': 'reset-default' });
     assert.equal(r.status, 503);
     assert.equal(resetOnly.seen.length, 1);
-    assert.equal((await logLines(['reset-default'])).get('reset-default')?.response_flags, 'UR');
+    assert.equal((await logLines(['reset-default'])).get('reset-default')?.response_flags, 'UC');
   });
 
   it('the default policy retries an HTTP/2 REFUSED_STREAM', async () => {

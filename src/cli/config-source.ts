@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { configDirProblem } from '../core/config/load.js';
 import type { ConfigSource } from '../core/sources/source.js';
+import type { Snapshot } from '../core/snapshot/snapshot.js';
 import { CommandError, UsageError } from './main.js';
 
 export type SourceChoice =
@@ -74,4 +75,10 @@ export async function kubeSource(choice: { readonly kubeconfig: string | undefin
     throw new UsageError(`--kubeconfig: cannot load ${choice.kubeconfig ?? 'the default kubeconfig'}: ${(err as Error).message}`);
   }
   return new KubeSource({ kubeconfig, namespaces: choice.namespaces, logger: log.child({ source: 'kubernetes' }) });
+}
+
+/** The writer of Gateway API status to the API server the gateway reads (`--config-source kubernetes`). */
+export async function gatewayApiStatusWriter(choice: { readonly kubeconfig: string | undefined }, log: Logger): Promise<{ write(s: Snapshot): unknown; close(): Promise<void> }> {
+  const [{ loadKubeConfig }, { GatewayApiStatusWriter }] = await Promise.all([import('../core/sources/kube-source.js'), import('../core/gateway-api/status-writer.js')]);
+  return new GatewayApiStatusWriter({ kubeconfig: loadKubeConfig(choice.kubeconfig), logger: log.child({ component: 'gateway-api-status' }) });
 }

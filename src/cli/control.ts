@@ -10,7 +10,9 @@ import { startControlPlane } from '../control/main.js';
 import { FileTokenAuthenticator } from '../control/token-authenticator.js';
 import { kubeSource, readableConfigDir, sourceChoice } from './config-source.js';
 import { parse, parsePort } from './options.js';
+import { stopRequested } from '../core/runtime/stop-signals.js';
 import { UsageError } from './main.js';
+import { INJECTION_FLAGS, INJECTION_HELP, injectionOptions } from './injection-options.js';
 
 export const CONTROL_HELP = `usage: meshgate control --config DIR --tokens FILE [options]
        meshgate control --config-source kubernetes [--kubeconfig PATH] [--watch-namespaces a,b] --tokens FILE [options]
@@ -36,6 +38,7 @@ version) and the mesh CA, which signs their certificates for the identity their 
   --debug-port N        GET /debug/proxies, every proxy with its identity, address and versions;
                         on 127.0.0.1 only, whatever --listen-host says (default 15014)
   --listen-host ADDR    address to listen on (default 0.0.0.0)
+${INJECTION_HELP}
 
 Proxies trust the control plane through the CA's root: give them <ca-dir>/${ROOT_CERT_FILE}.`;
 
@@ -53,6 +56,7 @@ export async function runControlCommand(argv: string[]): Promise<number> {
     'status-port': { type: 'string' },
     'debug-port': { type: 'string' },
     'listen-host': { type: 'string' },
+    ...INJECTION_FLAGS,
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) {
@@ -71,6 +75,7 @@ export async function runControlCommand(argv: string[]): Promise<number> {
 
   if ('dir' in choice) readableConfigDir(choice.dir);
   const log = pino({ name: 'meshgate-control' }, pino.destination(2));
+  const stop = stopRequested({ log });
   const authority = loadOrCreateAuthority(caDir, values['trust-domain'] ? { trustDomain: values['trust-domain'] } : {});
   if (!authority.ok) {
     console.error(`meshgate control: the CA in ${caDir} cannot be used: ${authority.message}`);
@@ -91,12 +96,10 @@ export async function runControlCommand(argv: string[]): Promise<number> {
     listenHost: values['listen-host'] ?? '0.0.0.0',
     logger: log,
     ...('dir' in choice ? { configDir: choice.dir } : { source: await kubeSource(choice, log) }),
+    ...injectionOptions(values, 'dir' in choice ? undefined : choice, values['trust-domain'], log),
   });
   log.info({ rootCert: join(caDir, ROOT_CERT_FILE) }, 'proxies verify the control plane with this root');
-  await new Promise<void>((resolve) => {
-    process.once('SIGTERM', resolve);
-    process.once('SIGINT', resolve);
-  });
+  await stop;
   await cp.close();
   return 0;
 }

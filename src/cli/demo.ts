@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { startDemoMesh, type RunningDemoMesh } from '../demo/mesh.js';
 import { DEMO_ADDRESS, DEMO_CONTROL_PORT, DEMO_HOSTS, DEMO_WORKLOADS } from '../demo/topology.js';
 import { parse, parsePort } from './options.js';
+import { stopRequested } from '../core/runtime/stop-signals.js';
 import { UsageError } from './main.js';
 
 export const DEMO_HELP = `usage: meshgate demo [options]
@@ -75,17 +76,8 @@ export async function runDemo(argv: string[]): Promise<number> {
   const gw = mesh.gateway;
   console.log(banner(displayPath(configDir), gw.listenPorts.get(80) ?? port, gw.listenPorts.get(443) ?? httpsPort, displayPath(mesh.demoCaFile), gw.statusPort, gw.adminPort, displayPath(mesh.rootCertFile)));
 
-  await new Promise<void>((resolve) => {
-    const stop = () => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      // A second Ctrl-C while draining means "now".
-      process.once('SIGINT', () => process.exit(130));
-      resolve();
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
+  // `npm start` passes its own SIGINT on, so one Ctrl-C may arrive twice: only a third one means "now".
+  await stopRequested({ log: { info: (_f, message) => console.log(message), warn: (_f, message) => console.log(message) } });
   console.log('\nstopping: gateway, sidecars, apps, control plane');
   await mesh.close();
   return 0;

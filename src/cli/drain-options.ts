@@ -10,8 +10,9 @@ export const DRAIN_FLAGS = {
   'drain-deadline-seconds': { type: 'string' },
 } as const;
 
-export const DRAIN_HELP = `  --drain-seconds N     on SIGTERM: fail readiness at once, keep serving N seconds with
-                        Connection: close (HTTP/1) and GOAWAY (HTTP/2), then close (default 5)
+export const DRAIN_HELP = `  --drain-seconds N     on SIGTERM or SIGINT: fail readiness at once, keep serving N seconds
+                        with Connection: close (HTTP/1) and GOAWAY (HTTP/2), then close
+                        (default 5); a repeated signal changes nothing, a third stops at once
   --drain-deadline-seconds N
                         exit at the latest N seconds after SIGTERM: requests still in flight and
                         long-lived connections (WebSocket, TCP passthrough, gRPC streams) are cut

@@ -4,6 +4,7 @@
 import { explainRequest, gatewayPortFor } from '../core/routing/explain.js';
 import { parse, parseLabels, parsePort, parsePorts } from './options.js';
 import { offlineSnapshot } from './offline-snapshot.js';
+import { statusLines } from '../core/gateway-api/conditions.js';
 import { UsageError } from './main.js';
 
 export async function runExplain(argv: string[]): Promise<number> {
@@ -52,6 +53,9 @@ export async function runExplain(argv: string[]): Promise<number> {
   const result = explainRequest(snapshot, { port: port.port, ...(port.note ? { portNote: port.note } : {}), url, method: (values.request ?? 'GET').toUpperCase(), headers }, loaded.resources);
   for (const l of result.lines) console.log(l);
   console.log(`result: ${result.verdict}`);
+  // Gateway API objects: the status conditions a cluster would show for them (docs/gateway-api.md).
+  const gatewayApi = statusLines(snapshot.gatewayApi);
+  if (gatewayApi.length > 0) console.log(['gateway api status:', ...gatewayApi.map((l) => `  ${l}`)].join('\n'));
   const errors = problems.filter((p) => p.severity === 'error').length;
   if (errors > 0) console.log(`note: the config has ${errors} error${errors === 1 ? '' : 's'}; resources with errors are left out (meshgate validate ${values.config})`);
   return 0;

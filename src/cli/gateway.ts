@@ -4,14 +4,16 @@
 import { pino } from 'pino';
 import { readFileSync } from 'node:fs';
 import cluster from 'node:cluster';
-import { availableParallelism, hostname } from 'node:os';
+import { availableParallelism } from 'node:os';
 import { endWorkerThatCouldNotStart, sharedChallenges, superviseWorkers, workerIndex } from '../gateway/workers.js';
 import { connectToMesh } from '../core/sources/mesh-connection.js';
+import { proxyIdOf } from '../core/sources/control-plane-source.js';
 import { startGateway } from '../gateway/main.js';
 import { parse, parseLabels, parseLocality, parsePort, parsePorts, parseRedisUrl, parseTrustedProxies } from './options.js';
 import { UsageError } from './main.js';
-import { kubeSource, readableConfigDir, sourceChoice } from './config-source.js';
+import { gatewayApiStatusWriter, kubeSource, readableConfigDir, sourceChoice } from './config-source.js';
 import { LIMIT_FLAGS, LIMIT_HELP, parseLimitFlags } from './limit-options.js';
+import { stopRequested } from '../core/runtime/stop-signals.js';
 import { DRAIN_FLAGS, DRAIN_HELP, exitAfterDeadline, parseDrainFlags } from './drain-options.js';
 
 export const GATEWAY_HELP = `usage: meshgate gateway --config DIR --ports 80=8080[,443=8443] [options]
@@ -35,6 +37,10 @@ export const GATEWAY_HELP = `usage: meshgate gateway --config DIR --ports 80=808
   --status-port N       readiness port, GET /healthz/ready (default 15021)
   --admin-port N        admin port on 127.0.0.1: /routes /clusters /config_dump (default 15000)
   --labels LIST         this gateway's labels for Gateway selectors (default istio=ingressgateway)
+  --gateway-name LIST   serve only these Gateway API Gateways, e.g. default/web,shop/edge (default:
+                        every Gateway whose class is meshgate's: controllerName
+                        meshgate.io/gateway-controller or istio.io/gateway-controller, or the
+                        built-in classes meshgate and istio)
   --namespace NS        the gateway's namespace (default istio-system)
   --locality R/Z/S      where the gateway runs (region/zone/subzone), for locality-aware load
                         balancing (DestinationRule localityLbSetting)
@@ -66,6 +72,7 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
     'status-port': { type: 'string' },
     'admin-port': { type: 'string' },
     labels: { type: 'string' },
+    'gateway-name': { type: 'string' },
     namespace: { type: 'string' },
     locality: { type: 'string' },
     'listen-host': { type: 'string' },
@@ -103,6 +110,7 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
     trustedProxies,
     limits,
     drainDeadlineSeconds,
+    ...(values['gateway-name'] !== undefined ? { gatewayNames: parseGatewayNames(values['gateway-name']) } : {}),
   };
   const workers = values.workers === undefined ? availableParallelism() : Number(values.workers);
   if (!Number.isInteger(workers) || workers < 1) throw new UsageError(`--workers: '${values.workers}' is not a number of processes`);
@@ -112,16 +120,20 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
   if (workers > 1 && cluster.isPrimary) return superviseWorkers(workers, log);
   const worker = workerIndex();
   const wlog = worker !== undefined ? log.child({ worker }) : log;
+  // Listening from the start: a signal during startup waits for it, then drains.
+  const stop = stopRequested({ log: wlog });
   let mesh: Awaited<ReturnType<typeof connectToMesh>> | undefined;
   let gw: Awaited<ReturnType<typeof startGateway>>;
   try {
-    mesh = 'control' in choice ? await connectToMesh({ ...choice.control, proxyId: `${hostname()}${worker !== undefined ? `-w${worker}` : ''}.${common.namespace}`, logger: log }) : undefined;
+    mesh = 'control' in choice ? await connectToMesh({ ...choice.control, proxyId: proxyIdOf(worker !== undefined ? `gateway-w${worker}` : 'gateway', common.namespace), logger: log }) : undefined;
     gw = await startGateway({
       ...common,
       logger: wlog,
       // One worker orders ACME certificates; every worker answers the validation requests.
       ...(worker !== undefined ? { acmeOrders: worker === 0, acmeChallenges: sharedChallenges() } : {}),
       ...(mesh ? { source: mesh.source, identity: mesh.identity } : 'dir' in choice ? { configDir: choice.dir } : 'kubeconfig' in choice ? { source: await kubeSource(choice, log) } : {}),
+      // In a cluster one process writes the Gateway API status (the first worker, like ACME orders).
+      ...('kubeconfig' in choice && (worker ?? 0) === 0 ? { gatewayApiStatus: await gatewayApiStatusWriter(choice, log) } : {}),
     });
   } catch (err) {
     // Startup failures (a port in use, an unreachable API server) are said in one line, not a stack.
@@ -129,15 +141,20 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
     wlog.error(`gateway could not start: ${(err as Error)?.message ?? String(err)}`);
     return worker !== undefined ? endWorkerThatCouldNotStart() : 1;
   }
-  // SIGTERM (Kubernetes stopping the pod): drain first. Ctrl-C: a person is waiting, stop now.
-  const signal = await new Promise<string>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    process.once('SIGINT', () => resolve('SIGINT'));
-  });
+  // SIGTERM (Kubernetes stopping the pod) and Ctrl-C alike: drain, so that no request fails.
+  await stop;
   exitAfterDeadline(drainDeadlineSeconds, log);
-  await (signal === 'SIGTERM' ? gw.drain(drainSeconds) : gw.close());
+  await gw.drain(drainSeconds);
   mesh?.close();
   // A worker's channel to the primary would keep it alive after everything else has stopped.
   if (worker !== undefined) process.disconnect?.();
   return 0;
+}
+
+/** `default/web,shop/edge`: Gateway API Gateways by namespace/name. */
+export function parseGatewayNames(text: string): Set<string> {
+  const names = text.split(',').map((s) => s.trim()).filter(Boolean);
+  if (names.length === 0) throw new UsageError('--gateway-name: give namespace/name pairs, e.g. default/web');
+  for (const n of names) if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(n)) throw new UsageError(`--gateway-name: '${n}' is not namespace/name`);
+  return new Set(names);
 }

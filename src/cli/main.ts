@@ -1,19 +1,17 @@
 // `meshgate <command>`: each command only parses its options and calls into a role or the core.
-
-import { runGatewayCommand } from './gateway.js';
-import { runValidate } from './validate.js';
-import { runRoutes } from './routes.js';
-import { runExplain } from './explain.js';
-import { runCerts } from './certs.js';
+// Every command is imported when it runs, never before: a sidecar then loads only what a sidecar runs
+// (no ACME client, no Kubernetes client, no certificate authority), which is most of its memory.
 
 const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promise<number> }> = {
-  gateway: { summary: 'run the ingress gateway on a config folder', run: runGatewayCommand },
+  gateway: { summary: 'run the ingress gateway on a config folder', run: async (argv) => (await import('./gateway.js')).runGatewayCommand(argv) },
   control: { summary: 'run the control plane: config stream and CA for proxies', run: async (argv) => (await import('./control.js')).runControlCommand(argv) },
   sidecar: { summary: 'run the proxy beside one workload: mTLS in and out, policies', run: async (argv) => (await import('./sidecar.js')).runSidecarCommand(argv) },
-  validate: { summary: 'check a config folder; exit 1 on errors', run: runValidate },
-  routes: { summary: 'print the compiled routing table', run: runRoutes },
-  explain: { summary: 'show which server, route and destination a request gets, and why not others', run: runExplain },
-  certs: { summary: 'list the certificates the gateway serves, with problems', run: runCerts },
+  validate: { summary: 'check a config folder; exit 1 on errors', run: async (argv) => (await import('./validate.js')).runValidate(argv) },
+  routes: { summary: 'print the compiled routing table', run: async (argv) => (await import('./routes.js')).runRoutes(argv) },
+  explain: { summary: 'show which server, route and destination a request gets, and why not others', run: async (argv) => (await import('./explain.js')).runExplain(argv) },
+  certs: { summary: 'list the certificates the gateway serves, with problems', run: async (argv) => (await import('./certs.js')).runCerts(argv) },
+  inject: { summary: 'print a manifest with the sidecar injected, like istioctl kube-inject', run: async (argv) => (await import('./inject.js')).runInjectCommand(argv) },
+  iptables: { summary: "install the sidecar's traffic capture (the init container's command)", run: async (argv) => (await import('./iptables.js')).runIptablesCommand(argv) },
   demo: { summary: 'run the demo: backends plus a gateway on gateway-config/', run: async (argv) => (await import('./demo.js')).runDemo(argv) },
 };
 

@@ -5,12 +5,16 @@
 import { pino } from 'pino';
 import { identityMismatch } from '../core/pki/spiffe.js';
 import { connectToMesh } from '../core/sources/mesh-connection.js';
+import { proxyIdOf } from '../core/sources/control-plane-source.js';
 import { startSidecar } from '../sidecar/main.js';
 import { DEFAULT_ROOT_CERT } from './config-source.js';
 import { parse, parseLabels, parseLocality, parsePort, parseRedisUrl, parseTrustedProxies } from './options.js';
 import { UsageError } from './main.js';
 import { LIMIT_FLAGS, LIMIT_HELP, parseLimitFlags } from './limit-options.js';
+import { stopRequested } from '../core/runtime/stop-signals.js';
 import { DRAIN_FLAGS, DRAIN_HELP, exitAfterDeadline, parseDrainFlags } from './drain-options.js';
+import { APP_PROBERS_ENV, parseAppProbers } from '../core/inject/app-probes.js';
+import { ConntrackLookup, CONNTRACK_TABLE } from '../core/capture/original-destination.js';
 
 export const SIDECAR_HELP = `usage: meshgate sidecar --control URL --token FILE --namespace NS --service-account SA
                         --workload NAME --labels app=x,version=v1 --app-port N [options]
@@ -45,6 +49,13 @@ ends at the app on loopback; outbound, the app uses it as its HTTP proxy
   --cert-ttl SECONDS    workload certificate lifetime to ask for (default 86400; rotated at half-life)
   --access-log WHERE    off | stdout | FILE (default stdout)
 ${LIMIT_HELP}
+  --capture             transparent capture (the pod ran \`meshgate iptables\`): the outbound port
+                        takes the app's redirected connections (HTTP routes by Host, other TCP goes
+                        to its original destination from ${CONNTRACK_TABLE}), the inbound port
+                        takes every redirected inbound port and reaches the app on --app-host from
+                        127.0.0.6; --app-port is then only the fallback when conntrack cannot say
+  --probe-port N        the app's rewritten HTTP probes, from the env var ${APP_PROBERS_ENV}
+                        (set by injection), served here (default 15020)
 ${DRAIN_HELP}`;
 
 export async function runSidecarCommand(argv: string[]): Promise<number> {
@@ -69,6 +80,8 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
     'trusted-proxies': { type: 'string' },
     'cert-ttl': { type: 'string' },
     'access-log': { type: 'string' },
+    capture: { type: 'boolean' },
+    'probe-port': { type: 'string' },
     ...DRAIN_FLAGS,
     ...LIMIT_FLAGS,
     help: { type: 'boolean', short: 'h' },
@@ -77,7 +90,7 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
     console.log(SIDECAR_HELP);
     return 0;
   }
-  for (const flag of ['control', 'token', 'namespace', 'service-account', 'workload', 'app-port'] as const) {
+  for (const flag of ['control', 'token', 'namespace', 'service-account', 'workload', ...(values.capture ? [] : (['app-port'] as const))] as const) {
     if (!values[flag]) throw new UsageError(`--${flag} is required`);
   }
   if (!/^https:\/\//.test(values.control!)) throw new UsageError(`--control: '${values.control}' must be an https:// URL`);
@@ -96,11 +109,18 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
   };
 
   const log = pino({ name: 'meshgate-sidecar', base: { workload: `${values.workload}.${namespace}` } }, pino.destination(2));
+  // Listening from the start: a signal during startup waits for it, then drains.
+  const stop = stopRequested({ log });
+  const probers = parseAppProbers(process.env[APP_PROBERS_ENV]);
+  if (probers.problem) log.warn({ problem: probers.problem }, 'application probes are not served');
+  if (values.capture && !(await new ConntrackLookup().readable())) {
+    log.warn({ table: CONNTRACK_TABLE }, 'conntrack table not readable: captured raw TCP has no known destination (HTTP still routes by Host; inbound uses --app-port)');
+  }
   const mesh = await connectToMesh({
     url: values.control!,
     tokenFile: values.token!,
     rootCertFile: values['root-cert'] ?? DEFAULT_ROOT_CERT,
-    proxyId: `${values.workload}.${namespace}`,
+    proxyId: proxyIdOf(values.workload!, namespace),
     logger: log,
     ...(certTtl !== undefined ? { certTtlSeconds: certTtl } : {}),
   });
@@ -129,15 +149,16 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
     trustedProxies,
     limits,
     accessLog: values['access-log'] ?? 'stdout',
+    ...(values.capture ? { capture: true } : {}),
+    appProbers: probers.probers,
+    probePort: parsePort(values['probe-port'], 15020, '--probe-port'),
     logger: log,
     drainDeadlineSeconds,
   });
-  const signal = await new Promise<string>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    process.once('SIGINT', () => resolve('SIGINT'));
-  });
+  // SIGTERM and Ctrl-C alike: drain, so that no request fails.
+  await stop;
   exitAfterDeadline(drainDeadlineSeconds, log);
-  await (signal === 'SIGTERM' ? sidecar.drain(drainSeconds) : sidecar.close());
+  await sidecar.drain(drainSeconds);
   mesh.close();
   return 0;
 }

@@ -17,6 +17,8 @@ import { createControlServer } from './server.js';
 import { createStatusServer } from './status-server.js';
 import { createDebugServer } from './debug-server.js';
 import type { Authenticator } from './token-authenticator.js';
+import { createInjectionWebhook, INJECTION_PORT, type InjectionWebhookOptions } from './injection-webhook.js';
+import type { CaBundleUpdater } from './webhook-ca-bundle.js';
 
 /** Where proxies reach the control plane: on the machine, and as the Service deploy/ creates. */
 export const CONTROL_PLANE_NAMES = [
@@ -50,6 +52,8 @@ export interface ControlPlaneOptions {
   readonly validate?: Validate;
   readonly logger?: Logger;
   readonly now?: () => Date;
+  /** The sidecar injection webhook (off when absent); `port` 0 = any free port, default 15017. */
+  readonly injection?: Omit<InjectionWebhookOptions, 'ca' | 'log'> & { readonly port?: number; readonly caBundle?: CaBundleUpdater };
 }
 
 export interface RunningControlPlane {
@@ -57,6 +61,8 @@ export interface RunningControlPlane {
   readonly statusPort: number;
   /** 0 when there is no debug port. */
   readonly debugPort: number;
+  /** 0 when injection is off. */
+  readonly injectionPort: number;
   /** The trust bundle proxies are given (`--root-cert`). */
   readonly rootCertPem: string;
   readonly registry: ProxyRegistry;
@@ -86,34 +92,42 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   let closing = false;
   const status = createStatusServer(() => !closing && distributor.current !== undefined);
   const debug = opts.debugPort !== undefined ? createDebugServer(registry) : undefined;
+  const injector = opts.injection ? createInjectionWebhook({ ...opts.injection, ca: opts.ca, log: log.child({ component: 'injector' }) }) : undefined;
 
   const stop = async (hard: boolean): Promise<void> => {
     closing = true;
     if (hard) distributor.destroy();
     else await distributor.close().catch(() => undefined);
-    await Promise.all([stopServer(server, hard), stopServer(status, hard), ...(debug ? [stopServer(debug, hard)] : [])]);
+    opts.injection?.caBundle?.close();
+    await Promise.all([stopServer(server, hard), stopServer(status, hard), ...(debug ? [stopServer(debug, hard)] : []), ...(injector ? [stopServer(injector, hard)] : [])]);
   };
 
   let port = 0;
   let statusPort = 0;
   let debugPort = 0;
+  let injectionPort = 0;
   try {
     statusPort = await listen(status, opts.statusPort ?? 15021, host);
     // Whatever --listen-host says: the inventory of the mesh is only for this machine.
     if (debug) debugPort = await listen(debug, opts.debugPort!, '127.0.0.1');
     await distributor.start();
     port = await listen(server, opts.port ?? CONTROL_PLANE_PORT, host);
+    if (injector) {
+      injectionPort = await listen(injector, opts.injection!.port ?? INJECTION_PORT, host);
+      await opts.injection!.caBundle?.update(opts.ca.rootCertPem);
+    }
   } catch (err) {
     await stop(true);
     throw err;
   }
-  log.info({ port, statusPort, ...(debug ? { debugPort } : {}), config: source.description, ca: opts.ca.dir, caSource: opts.ca.source, trustDomain: opts.ca.trustDomain, authenticator: opts.authenticator.description, names }, 'control plane serving');
+  log.info({ port, statusPort, ...(debug ? { debugPort } : {}), ...(injector ? { injectionPort } : {}), config: source.description, ca: opts.ca.dir, caSource: opts.ca.source, trustDomain: opts.ca.trustDomain, authenticator: opts.authenticator.description, names }, 'control plane serving');
 
   let stopping: Promise<void> | undefined;
   return {
     port,
     statusPort,
     debugPort,
+    injectionPort,
     rootCertPem: opts.ca.rootCertPem,
     registry,
     version: () => distributor.current?.version,

@@ -24,6 +24,7 @@ import { createAdminServer } from '../core/admin/admin-server.js';
 import { closeFastify, listenFastify } from '../core/admin/fastify-listen.js';
 import { listenFor } from '../core/proxy/listen.js';
 import type { IdentityProvider } from '../core/pki/types.js';
+import type { Snapshot } from '../core/snapshot/snapshot.js';
 
 export interface GatewayOptions {
   /** Folder of Istio YAML, watched; used when no `source` is given. */
@@ -71,6 +72,10 @@ export interface GatewayOptions {
   readonly now?: () => number;
   /** Seconds from the start of a drain (or a close) after which whatever is still open is cut (default 25). */
   readonly drainDeadlineSeconds?: number;
+  /** Gateway API Gateways to serve (`ns/name`); default every Gateway of meshgate's classes. */
+  readonly gatewayNames?: ReadonlySet<string>;
+  /** Where each snapshot's Gateway API status goes (the API server's status subresource, in a cluster). */
+  readonly gatewayApiStatus?: { write(snapshot: Snapshot): unknown; close(): Promise<void> };
 }
 
 export interface RunningGateway {
@@ -146,6 +151,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     await pools.destroy();
     await (hard ? acme.destroy() : acme.close());
     await credentials.close();
+    await opts.gatewayApiStatus?.close();
     await rateLimiting.close();
     accessLog.flush();
   };
@@ -156,12 +162,14 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     // The Service's ports listen first (connections wait for the first configuration): listeners
     // are compiled for the ports they got, so a server port equal to one of them joins its listener.
     const servicePorts = await listeners.listenServicePorts();
-    const role = { kind: 'gateway' as const, labels: opts.labels ?? { istio: 'ingressgateway' }, namespace: opts.namespace ?? 'istio-system', ports: servicePorts, ...(opts.locality ? { locality: opts.locality } : {}) };
+    const role = { kind: 'gateway' as const, labels: opts.labels ?? { istio: 'ingressgateway' }, namespace: opts.namespace ?? 'istio-system', ports: servicePorts, ...(opts.locality ? { locality: opts.locality } : {}), ...(opts.gatewayNames ? { gatewayNames: opts.gatewayNames } : {}) };
     reloader = new Reloader(source, holder, role, { random, load: pools, live }, log);
     holder.onSwap((s) => void listeners.sync(s));
+    if (opts.gatewayApiStatus) holder.onSwap((s) => void opts.gatewayApiStatus!.write(s));
     await reloader.start();
     const first = holder.current();
     if (first) await listeners.sync(first);
+    if (first) void opts.gatewayApiStatus?.write(first);
     const wantStatus = opts.statusPort ?? 15021;
     const wantAdmin = opts.adminPort ?? 15000;
     statusPort = await listenFor('status port (--status-port)', host, wantStatus, () => listenFastify(status, wantStatus, host));

@@ -14,6 +14,7 @@ import { handleUpgrade } from '../core/proxy/upgrade.js';
 import { ConnectionTimeouts } from '../core/proxy/connection-limits.js';
 import { DEFAULT_HTTP_LIMITS, applyHttp1Limits } from '../core/proxy/http-limits.js';
 import { forwardTcp } from '../core/proxy/tcp-forward.js';
+import { PlaintextHttp } from '../core/proxy/h2c-sniff.js';
 import type { RequestFacts } from '../core/routing/types.js';
 import type { Snapshot } from '../core/snapshot/snapshot.js';
 import { peekClientHello } from '../core/tls/client-hello.js';
@@ -65,6 +66,9 @@ export function createPortListener(servicePorts: readonly number[], deps: PortLi
     upgrade: (req, socket, head) => handleUpgrade(req, socket, head, plain, ctx),
   });
   timeouts.watch(http);
+  // Plaintext connections speak HTTP/1.1 or h2c with prior knowledge, told apart by their first bytes.
+  const plaintext = new PlaintextHttp(http, ctx.drain, (req, res) => handleHttpRequest(req, res, plain, ctx));
+  timeouts.watch(plaintext.h2c);
   const tls = new TlsServers({ ctx, timeouts, credentials: deps.credentials, log: deps.log, servers: (snapshot) => current(snapshot)?.servers.filter(isTlsServer) ?? [] });
   const sockets = new Set<Socket>();
 
@@ -93,14 +97,14 @@ export function createPortListener(servicePorts: readonly number[], deps: PortLi
     }
     const tlsServers = listener?.servers.filter(isTlsServer) ?? [];
     if (tlsServers.length === 0) {
-      http.emit('connection', socket);
+      plaintext.accept(socket);
       return;
     }
     void peekClientHello(socket).then(
       ({ data, hello }) => {
         if (hello.state === 'not-tls' && listener?.httpRouteConfig) {
           socket.unshift(data);
-          http.emit('connection', socket);
+          plaintext.accept(socket);
           return;
         }
         if (hello.state !== 'ok') return void socket.destroy();
@@ -132,6 +136,7 @@ export function createPortListener(servicePorts: readonly number[], deps: PortLi
       for (const s of sockets) s.destroy();
       timeouts.close();
       tls.destroy();
+      plaintext.close();
       server.close();
     },
   };

@@ -1,8 +1,9 @@
 // `--workers N`: the gateway as N processes sharing its listening ports (node:cluster hands each new
 // connection to one of them), so every core serves traffic. Each worker is a whole gateway with its
 // own snapshot from the same source; the primary only supervises: it replaces a worker that dies,
-// passes SIGTERM/SIGINT on (each worker drains itself), relays ACME HTTP-01 answers, because one
-// worker orders certificates while any worker may receive the ACME server's validation request, and
+// stops every worker when any process of the gateway is signalled (each worker drains itself; see
+// core/runtime/stop-signals.ts for why a repeated signal changes nothing), relays ACME HTTP-01
+// answers, because one worker orders certificates while any worker may receive the ACME server's validation request, and
 // keeps the counters of RateLimitPolicy `store: memory` for all workers, so a limit is one limit.
 // A first worker that cannot start (a port in use) says why and exits with WORKER_COULD_NOT_START:
 // the primary then stops the others and exits non-zero, since every replacement would fail the same
@@ -13,6 +14,7 @@ import type { Logger } from 'pino';
 import { RateLimiterClusterMaster } from 'rate-limiter-flexible';
 import { WORKER_COUNT_ENV } from '../core/policy/connection-limits.js';
 import type { ChallengeMap } from './acme/acme-order.js';
+import { isStopMessage, stopRequested, type StopCause, type StopMessage } from '../core/runtime/stop-signals.js';
 
 const INDEX_ENV = 'MESHGATE_WORKER_INDEX';
 
@@ -101,14 +103,33 @@ export function superviseWorkers(count: number, log: Logger): Promise<number> {
     // that write fails (EPIPE) and is of no consequence, but an unhandled 'error' would end the primary.
     w.on('error', (err: Error) => log.debug({ worker: index, err: err.message }, 'worker channel closed'));
     w.on('message', (m: unknown) => {
+      // A worker signalled on its own: the whole gateway stops, as if the primary had been.
+      if (isStopMessage(m) && m.meshgate === 'stop-requested') return stop(m.signal);
       if (!isChallengeMessage(m)) return;
       for (const other of byIndex.values()) if (other !== w && other.isConnected()) other.send(m, undefined, () => undefined);
     });
   };
 
+  /**
+   * Told over the cluster channel, not by a signal: a worker counts only the signals sent to it, so
+   * the primary's word never adds to them (a third signal would end a worker without its drain).
+   */
+  function stop(signal: StopCause): void {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal, workers: byIndex.size }, 'stopping workers');
+    for (const w of byIndex.values()) {
+      if (w.isConnected()) w.send({ meshgate: 'stop', signal } satisfies StopMessage, undefined, () => undefined);
+      else w.process.kill(signal);
+    }
+    if (byIndex.size === 0) settle?.(exitCode);
+  }
+  let settle: ((code: number) => void) | undefined;
+
   // Answers the workers' RateLimiterCluster requests over the cluster channel.
   new RateLimiterClusterMaster();
   return new Promise((resolve) => {
+    settle = resolve;
     cluster.on('exit', (w, code, signal) => {
       const index = [...byIndex.entries()].find(([, x]) => x === w)?.[0];
       if (index === undefined) return;
@@ -133,14 +154,7 @@ export function superviseWorkers(count: number, log: Logger): Promise<number> {
       replaced.add(index);
       fork(index);
     });
-    const stop = (signal: NodeJS.Signals) => () => {
-      if (stopping) return;
-      stopping = true;
-      log.info({ signal, workers: byIndex.size }, 'stopping workers');
-      for (const w of byIndex.values()) w.process.kill(signal);
-    };
-    process.once('SIGTERM', stop('SIGTERM'));
-    process.once('SIGINT', stop('SIGINT'));
+    stopRequested({ log, onForce: () => byIndex.forEach((w) => w.process.kill('SIGKILL')) }).then(stop, () => undefined);
     for (let i = 0; i < count; i++) fork(i);
     log.info({ workers: count }, 'gateway workers started');
   });

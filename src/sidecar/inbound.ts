@@ -29,6 +29,7 @@ import { authorityOf, rawPath, requestFacts } from '../core/proxy/http-handler.j
 import { normalizePath } from '../core/proxy/path-normalize.js';
 import { requestIdOf } from '../core/proxy/headers.js';
 import { relay } from '../core/proxy/relay.js';
+import { PlaintextHttp } from '../core/proxy/h2c-sniff.js';
 import { LocalReplies, sendLocalReply, type LocalReply } from '../core/proxy/respond.js';
 import { UpstreamPools } from '../core/proxy/upstream-pools.js';
 import { ConnectionTimeouts } from '../core/proxy/connection-limits.js';
@@ -45,6 +46,8 @@ export interface InboundDeps {
   /** The port the app listens on; PeerAuthentication's portLevelMtls and AuthorizationPolicy `ports` refer to it. */
   readonly appPort: number;
   readonly appHost: string;
+  /** The address connections to the app come from (127.0.0.6 under capture, so they are not captured again). */
+  readonly appLocalAddress?: string;
   readonly pools: UpstreamPools;
   readonly accessLog: AccessLog;
   readonly log: Logger;
@@ -64,6 +67,8 @@ const PLAINTEXT: Peer = Object.freeze({});
 
 export interface InboundListener {
   listen(port: number, host: string): Promise<number>;
+  /** Serves a connection accepted elsewhere (the capture port, which found its original port). */
+  accept(socket: Socket): void;
   close(): Promise<void>;
   destroy(): void;
 }
@@ -109,6 +114,8 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
   applyHttp1Limits(plain, limits);
   deps.drain.serve(plain, { request: onRequest });
   timeouts.watch(plain);
+  const plaintext = new PlaintextHttp(plain, deps.drain, onRequest);
+  timeouts.watch(plaintext.h2c);
   const secure: Http2SecureServer = createSecureServer({ ...http2ServerLimits(limits), ...tlsContext(deps.identity.current()), requestCert: true, rejectUnauthorized: false, allowHTTP1: true });
   applyHttp1Limits(secure, limits);
   deps.drain.serve(secure, { request: onRequest });
@@ -139,7 +146,7 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
             return void socket.destroy();
           }
           socket.unshift(data);
-          plain.emit('connection', socket);
+          plaintext.accept(socket);
           return;
         }
         if (hello.state !== 'ok') return void socket.destroy();
@@ -160,7 +167,7 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
       return void socket.destroy();
     }
     timeouts.release(socket);
-    const app = connectTcp(deps.appPort, deps.appHost);
+    const app = connectTcp({ port: deps.appPort, host: deps.appHost, ...(deps.appLocalAddress ? { localAddress: deps.appLocalAddress } : {}) });
     app.on('error', () => socket.destroy());
     socket.on('close', () => app.destroy());
     app.on('close', () => socket.destroy());
@@ -212,6 +219,7 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
   const server = createNetServer({ noDelay: true }, onConnection);
   return {
     listen: (port, host) => listenOn(server, port, host),
+    accept: onConnection,
     // Stops accepting; the connections open are the drain's to finish.
     close: () =>
       new Promise((resolve) => {
@@ -224,6 +232,7 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
       timeouts.close();
       server.close();
       plain.close();
+      plaintext.close();
       secure.close();
     },
   };

@@ -23,6 +23,11 @@ import { createAdminServer } from '../core/admin/admin-server.js';
 import { closeFastify, listenFastify } from '../core/admin/fastify-listen.js';
 import { createInboundListener, type InboundListener } from './inbound.js';
 import { createOutboundListener, type OutboundListener, type OutboundTrafficPolicy } from './outbound.js';
+import { ConntrackLookup, type OriginalDestinationLookup } from '../core/capture/original-destination.js';
+import { INBOUND_PASSTHROUGH_ADDRESS } from '../core/capture/iptables-rules.js';
+import type { AppProbers } from '../core/inject/app-probes.js';
+import { createCapture } from './capture.js';
+import { createAppProbeServer } from './app-probes.js';
 
 export interface SidecarOptions {
   /** The workload certificate source; started before the sidecar opens any port. */
@@ -57,6 +62,14 @@ export interface SidecarOptions {
   readonly drainDeadlineSeconds?: number;
   /** Clock for outlier ejections, epoch ms (default Date.now). */
   readonly now?: () => number;
+  /** Transparent capture (after `meshgate iptables`): the ports take redirected connections (capture.ts). */
+  readonly capture?: boolean;
+  /** Where captured connections were going (default: the namespace's conntrack table). */
+  readonly originalDestination?: OriginalDestinationLookup;
+  /** The app's probes rewritten at injection (ISTIO_KUBE_APP_PROBERS), served on `probePort`. */
+  readonly appProbers?: AppProbers;
+  /** Default 15020; listens only when there are probers. */
+  readonly probePort?: number;
 }
 
 export interface RunningSidecar {
@@ -64,6 +77,8 @@ export interface RunningSidecar {
   readonly outboundPort: number;
   readonly statusPort: number;
   readonly adminPort: number;
+  /** 0 when no app probe was rewritten. */
+  readonly probePort: number;
   readonly holder: SnapshotHolder;
   close(): Promise<void>;
   destroy(): Promise<void>;
@@ -105,36 +120,61 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
   const drain = new ConnectionDrain();
   const deadlineMs = (opts.drainDeadlineSeconds ?? DEFAULT_DRAIN_DEADLINE_SECONDS) * 1000;
   const ctx = { holder, pools, accessLog, random, drain, identity: opts.identity, rateLimits: rateLimiting.context, ...(opts.limits ? { limits: opts.limits } : {}) };
-  const inbound: InboundListener = createInboundListener({
-    identity: opts.identity,
-    holder,
-    security: new WorkloadSecurityCache({ namespace: opts.namespace, labels: opts.labels }),
-    appPort: opts.appPort,
-    appHost: opts.appHost ?? '127.0.0.1',
-    pools,
-    accessLog,
-    log,
-    drain,
-    ...(opts.limits ? { limits: opts.limits } : {}),
-  });
+  // Under capture the app is reached on the pod's address from 127.0.0.6, which the rules let through.
+  const appPools = opts.capture ? new UpstreamPools({ localAddress: INBOUND_PASSTHROUGH_ADDRESS }) : pools;
+  const inboundFor = (appPort: number): InboundListener =>
+    createInboundListener({
+      identity: opts.identity,
+      holder,
+      security: new WorkloadSecurityCache({ namespace: opts.namespace, labels: opts.labels }),
+      appPort,
+      appHost: opts.appHost ?? '127.0.0.1',
+      ...(opts.capture ? { appLocalAddress: INBOUND_PASSTHROUGH_ADDRESS } : {}),
+      pools: appPools,
+      accessLog,
+      log,
+      drain,
+      ...(opts.limits ? { limits: opts.limits } : {}),
+    });
+  const inbound: InboundListener = inboundFor(opts.appPort);
   const outbound: OutboundListener = createOutboundListener({ ctx, outboundTrafficPolicy, log });
+  const inboundByPort = new Map<number, InboundListener>([[opts.appPort, inbound]]);
+  const capture = opts.capture
+    ? createCapture({
+        originalDestination: opts.originalDestination ?? new ConntrackLookup(),
+        outbound,
+        inboundFor: (port) => {
+          let l = inboundByPort.get(port);
+          if (!l) inboundByPort.set(port, (l = inboundFor(port)));
+          return l;
+        },
+        defaultAppPort: opts.appPort > 0 ? opts.appPort : undefined,
+        log,
+      })
+    : undefined;
+  const probes = opts.appProbers && Object.keys(opts.appProbers).length > 0
+    ? createAppProbeServer({ probers: opts.appProbers, appHost: opts.appHost ?? '127.0.0.1', ...(opts.capture ? { localAddress: INBOUND_PASSTHROUGH_ADDRESS } : {}) })
+    : undefined;
   const status = createStatusServer({ ready: () => holder.current() !== undefined && !drain.draining });
   const admin = createAdminServer(holder, pools, rateLimiting.limiters);
-  let ports = { inbound: 0, outbound: 0, status: 0, admin: 0 };
+  let ports = { inbound: 0, outbound: 0, status: 0, admin: 0, probe: 0 };
 
   const stopAll = async (hard: boolean, graceMs = deadlineMs): Promise<void> => {
     drain.start();
     await reloader.close().catch(() => undefined);
+    const inbounds = [...inboundByPort.values()];
     if (hard) {
-      inbound.destroy();
+      capture?.destroy();
+      for (const l of inbounds) l.destroy();
       outbound.destroy();
     }
-    const closed = Promise.all([inbound.close(), outbound.close()]);
+    const closed = Promise.all([...inbounds.map((l) => l.close()), outbound.close(), capture?.close(), probes?.close()]);
     await drain.finish(hard ? 0 : graceMs);
     await closed;
     await Promise.all([closeFastify(status), closeFastify(admin)]);
     // No downstream connection is left, so no upstream answer has anyone waiting for it.
     await pools.destroy();
+    if (appPools !== pools) await appPools.destroy();
     await rateLimiting.close();
     accessLog.flush();
   };
@@ -143,16 +183,17 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
     await rateLimiting.start();
     await reloader.start();
     ports = {
-      inbound: await inbound.listen(opts.inboundPort ?? 15006, opts.listenHost ?? '0.0.0.0'),
-      outbound: await outbound.listen(opts.outboundPort ?? 15001, '127.0.0.1'),
+      inbound: await (capture ?? { listenInbound: inbound.listen }).listenInbound(opts.inboundPort ?? 15006, opts.listenHost ?? '0.0.0.0'),
+      outbound: await (capture ?? { listenOutbound: outbound.listen }).listenOutbound(opts.outboundPort ?? 15001, '127.0.0.1'),
       status: await listenFastify(status, opts.statusPort ?? 15021, opts.listenHost ?? '0.0.0.0'),
       admin: await listenFastify(admin, opts.adminPort ?? 15000, '127.0.0.1'),
+      probe: probes ? await probes.listen(opts.probePort ?? 15020, opts.listenHost ?? '0.0.0.0') : 0,
     };
   } catch (err) {
     await stopAll(true);
     throw err;
   }
-  log.info({ ...ports, app: opts.appPort, identity: opts.identity.current().spiffeId }, 'sidecar serving');
+  log.info({ ...ports, app: opts.appPort, ...(opts.capture ? { capture: true } : {}), identity: opts.identity.current().spiffeId }, 'sidecar serving');
 
   let stopping: Promise<void> | undefined;
   const stop = (hard: boolean, graceMs = deadlineMs): Promise<void> => {
@@ -165,6 +206,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
     outboundPort: ports.outbound,
     statusPort: ports.status,
     adminPort: ports.admin,
+    probePort: ports.probe,
     holder,
     close: () => stop(false),
     destroy: () => stop(true),

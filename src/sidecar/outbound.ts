@@ -13,6 +13,7 @@ import { authorityOf, handleHttpRequest, type HttpHandlerContext, type ListenerI
 import { handleUpgrade } from '../core/proxy/upgrade.js';
 import { hopByHopFree } from '../core/proxy/headers.js';
 import { relay } from '../core/proxy/relay.js';
+import { PlaintextHttp } from '../core/proxy/h2c-sniff.js';
 import { LocalReplies } from '../core/proxy/respond.js';
 import { ConnectionTimeouts } from '../core/proxy/connection-limits.js';
 import { DEFAULT_HTTP_LIMITS, applyHttp1Limits } from '../core/proxy/http-limits.js';
@@ -29,6 +30,8 @@ export interface OutboundDeps {
 
 export interface OutboundListener {
   listen(port: number, host: string): Promise<number>;
+  /** Serves an HTTP connection accepted elsewhere (the capture port, which sniffed it). */
+  accept(socket: Socket): void;
   close(): Promise<void>;
   destroy(): void;
 }
@@ -74,19 +77,29 @@ export function createOutboundListener(deps: OutboundDeps): OutboundListener {
     connect: (req, socket, head) => tunnel(req, socket, head, deps),
   });
   timeouts.watch(http);
+  // The app may speak h2c with prior knowledge (a plaintext gRPC client) as well as HTTP/1.1.
+  const plaintext = new PlaintextHttp(http, ctx.drain, (req, res) => handleHttpRequest(req, res, listener, ctx));
+  timeouts.watch(plaintext.h2c);
   // Its own listening socket: closing node:http's would also cut idle connections at once, which the drain does gently.
   const server = createNetServer({ noDelay: true }, (socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
     timeouts.accept(socket);
-    http.emit('connection', socket);
+    plaintext.accept(socket);
   });
 
   return {
     listen: (port, host) => listenOn(server, port, host),
+    accept: (socket) => {
+      timeouts.accept(socket);
+      http.emit('connection', socket);
+    },
     // Stops accepting; the connections open are the drain's to finish.
     close: () => new Promise((resolve) => server.close(() => resolve())),
     destroy: () => {
       for (const s of sockets) s.destroy();
       timeouts.close();
+      plaintext.close();
       server.close();
     },
   };

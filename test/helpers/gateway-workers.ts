@@ -14,6 +14,9 @@ export interface WorkersGateway {
   readonly proc: ChildProcess;
   /** The listening port of Gateway port 80. */
   readonly port: number;
+  readonly statusPort: number;
+  /** How many log lines so far had this `msg`, from any of the processes. */
+  count(msg: string): number;
   /** Process ids of the workers that have logged 'gateway serving'. */
   readonly serving: ReadonlySet<number>;
   /** The primary's live children: the workers. */
@@ -32,27 +35,32 @@ export function childPids(pid: number): number[] {
   }
 }
 
-export async function startWorkersGateway(configDir: string, workers: number, extraArgs: readonly string[] = []): Promise<WorkersGateway> {
+/** `detached`: the gateway leads a process group of its own, so a test can signal the whole group. */
+export async function startWorkersGateway(configDir: string, workers: number, extraArgs: readonly string[] = [], opts: { detached?: boolean } = {}): Promise<WorkersGateway> {
   const port = await freePort();
   const [statusPort, adminPort] = [await freePort(), await freePort()];
   const proc = spawn(
     process.execPath,
     [BIN, 'gateway', '--config', configDir, '--ports', `80=${port}`, '--status-port', String(statusPort), '--admin-port', String(adminPort), '--listen-host', '127.0.0.1', '--access-log', 'off', '--workers', String(workers), '--drain-seconds', '0', ...extraArgs],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
+    { stdio: ['ignore', 'ignore', 'pipe'], detached: opts.detached === true },
   );
   const serving = new Set<number>();
+  const counts = new Map<string, number>();
   createInterface({ input: proc.stderr! }).on('line', (line) => {
     if (!line.startsWith('{')) {
       process.stderr.write(`gateway: ${line}\n`);
       return;
     }
     const entry = JSON.parse(line) as { msg?: string; pid?: number };
+    if (entry.msg !== undefined) counts.set(entry.msg, (counts.get(entry.msg) ?? 0) + 1);
     if (entry.msg === 'gateway serving' && entry.pid !== undefined) serving.add(entry.pid);
   });
   const list = (): number[] => childPids(proc.pid!);
   const gw: WorkersGateway = {
     proc,
     port,
+    statusPort,
+    count: (msg) => counts.get(msg) ?? 0,
     serving,
     workers: list,
     allServing: (count) =>

@@ -96,3 +96,19 @@ export async function eventually(check: () => Promise<boolean>, ms = 3000): Prom
     await new Promise((r) => setTimeout(r, 25));
   }
 }
+
+/** The access log line (JSON) of the request with this x-request-id, once the log has it. */
+export async function accessLogLine(file: string, requestId: string, ms = 5000): Promise<Record<string, unknown>> {
+  const { readFile } = await import('node:fs/promises');
+  let found: Record<string, unknown> | undefined;
+  await eventually(async () => {
+    const text = await readFile(file, 'utf8').catch(() => '');
+    for (const l of text.split('\n')) {
+      if (!l.includes(`"${requestId}"`)) continue;
+      const line = JSON.parse(l) as Record<string, unknown>;
+      if (line.request_id === requestId) found = line;
+    }
+    return found !== undefined;
+  }, ms);
+  return found!;
+}

@@ -15,6 +15,7 @@ interface Collection {
   readonly plural: string;
   /** Built-in kinds: the real server leaves apiVersion/kind off list items. */
   readonly builtIn: boolean;
+  readonly clusterScoped?: boolean;
 }
 
 // Written out here rather than imported from the code under test, so a wrong path there shows up.
@@ -30,6 +31,16 @@ const COLLECTIONS: readonly Collection[] = [
   }),
   { apiVersion: 'security.istio.io/v1', kind: 'PeerAuthentication', plural: 'peerauthentications', builtIn: false },
   { apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', plural: 'authorizationpolicies', builtIn: false },
+  { apiVersion: 'v1', kind: 'Namespace', plural: 'namespaces', builtIn: true, clusterScoped: true },
+  // The Gateway API (standard channel, and TLSRoute/TCPRoute of the experimental one), with status subresources.
+  { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'GatewayClass', plural: 'gatewayclasses', builtIn: false, clusterScoped: true },
+  ...['Gateway:gateways', 'HTTPRoute:httproutes', 'GRPCRoute:grpcroutes'].map((s) => {
+    const [kind, plural] = s.split(':') as [string, string];
+    return { apiVersion: 'gateway.networking.k8s.io/v1', kind, plural, builtIn: false };
+  }),
+  { apiVersion: 'gateway.networking.k8s.io/v1alpha2', kind: 'TLSRoute', plural: 'tlsroutes', builtIn: false },
+  { apiVersion: 'gateway.networking.k8s.io/v1alpha2', kind: 'TCPRoute', plural: 'tcproutes', builtIn: false },
+  { apiVersion: 'gateway.networking.k8s.io/v1beta1', kind: 'ReferenceGrant', plural: 'referencegrants', builtIn: false },
 ];
 
 type Obj = Record<string, unknown> & { metadata: Record<string, unknown> & { name: string; namespace: string } };
@@ -63,6 +74,10 @@ export interface KubeApiStandIn {
   kubeconfigYaml(): string;
   /** Create or replace an object (as `kubectl apply` would end up); returns its new resourceVersion. */
   apply(obj: Record<string, unknown>): string;
+  /** The stored object (with its status), or undefined; `namespace` is ignored for cluster-scoped kinds. */
+  get(apiVersion: string, kind: string, namespace: string, name: string): Record<string, any> | undefined;
+  /** Status writes received (`PUT …/status`), in order: `plural namespace/name`. */
+  readonly statusWrites: string[];
   /** Every document of a YAML text. */
   applyYaml(text: string): void;
   delete(kind: string, namespace: string, name: string): void;
@@ -105,6 +120,39 @@ export async function startKubeApi(opts: { token?: string } = {}): Promise<KubeA
   };
   const withType = (c: Collection, o: Obj): Obj => ({ ...o, apiVersion: c.apiVersion, kind: c.kind });
   const inNamespace = (o: Obj, ns: string | undefined) => ns === undefined || o.metadata.namespace === ns;
+  const statusWrites: string[] = [];
+
+  /** `PUT …/<plural>/<name>/status`: replace the status only, if the resourceVersion sent is current. */
+  const putStatus = (req: IncomingMessage, res: ServerResponse, path: string): void => {
+    const m = /^\/apis\/([^/]+\/[^/]+)(?:\/namespaces\/([^/]+))?\/([^/]+)\/([^/]+)\/status$/.exec(path);
+    const collection = m && COLLECTIONS.find((c) => c.apiVersion === m[1] && c.plural === m[3]);
+    if (!m || !collection) return status(res, 404, 'NotFound', 'the server could not find the requested resource');
+    const key = `${collection.clusterScoped ? '' : decodeURIComponent(m[2] ?? '')}/${decodeURIComponent(m[4]!)}`;
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const objects = store.get(collection)!;
+      const old = objects.get(key);
+      if (!old) return status(res, 404, 'NotFound', `${collection.plural} "${m[4]}" not found`);
+      let body: Obj;
+      try {
+        body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Obj;
+      } catch {
+        return status(res, 400, 'BadRequest', 'the body is not JSON');
+      }
+      if (body.metadata?.resourceVersion !== old.metadata.resourceVersion) {
+        return status(res, 409, 'Conflict', `Operation cannot be fulfilled on ${collection.plural} "${m[4]}": the object has been modified; please apply your changes to the latest version and try again`);
+      }
+      rv++;
+      const obj = { ...old, status: body.status, metadata: { ...old.metadata, resourceVersion: String(rv) } } as Obj;
+      objects.set(key, obj);
+      statusWrites.push(`${collection.plural} ${key.startsWith('/') ? key.slice(1) : key}`);
+      publish(collection, 'MODIFIED', obj);
+      const text = JSON.stringify(withType(collection, obj));
+      res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
+      res.end(text);
+    });
+  };
 
   const publish = (collection: Collection, type: EventType, object: Obj): void => {
     history.push({ rv, collection, type, object });
@@ -133,6 +181,7 @@ export async function startKubeApi(opts: { token?: string } = {}): Promise<KubeA
     requests.push(seen);
     res.on('finish', () => (seen.status ||= res.statusCode));
     if (req.headers.authorization !== `Bearer ${token}`) return status(res, 401, 'Unauthorized', 'Unauthorized');
+    if (req.method === 'PUT' && url.pathname.endsWith('/status')) return putStatus(req, res, url.pathname);
     if (req.method !== 'GET') return status(res, 405, 'MethodNotAllowed', 'the stand-in only lists and watches');
     const target = route(url.pathname);
     if (!target || absent.has(target.collection.plural)) return status(res, 404, 'NotFound', 'the server could not find the requested resource');
@@ -223,22 +272,33 @@ current-context: stand-in
       return kc;
     },
     kubeconfigYaml,
+    statusWrites,
+    get(apiVersion, kind, namespace, name) {
+      const collection = collectionOf(apiVersion, kind);
+      const o = store.get(collection)!.get(`${collection.clusterScoped ? '' : namespace}/${name}`);
+      return o ? structuredClone(withType(collection, o)) : undefined;
+    },
     apply(input) {
       const collection = collectionOf(input.apiVersion, input.kind);
       const meta = (input.metadata ?? {}) as Record<string, unknown>;
       if (typeof meta.name !== 'string') throw new Error('apply: metadata.name is required');
-      const namespace = typeof meta.namespace === 'string' ? meta.namespace : 'default';
+      const namespace = collection.clusterScoped ? '' : typeof meta.namespace === 'string' ? meta.namespace : 'default';
       const objects = store.get(collection)!;
       const key = `${namespace}/${meta.name}`;
       const old = objects.get(key);
       rv++;
       const { apiVersion: _a, kind: _k, ...rest } = structuredClone(input);
+      // metadata.generation counts spec changes, as the API server counts them for objects with a status subresource.
+      const oldGeneration = typeof old?.metadata.generation === 'number' ? old.metadata.generation : 0;
+      const generation = old && JSON.stringify(old.spec) === JSON.stringify(rest.spec) ? oldGeneration : oldGeneration + 1;
       const obj = {
         ...rest,
+        ...(old?.status !== undefined && rest.status === undefined ? { status: old.status } : {}),
         metadata: {
           ...meta,
           name: meta.name,
-          namespace,
+          ...(collection.clusterScoped ? {} : { namespace }),
+          generation,
           uid: old?.metadata.uid ?? randomUUID(),
           resourceVersion: String(rv),
           creationTimestamp: old?.metadata.creationTimestamp ?? meta.creationTimestamp ?? new Date().toISOString().replace(/\.\d+Z$/, 'Z'),

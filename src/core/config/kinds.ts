@@ -20,11 +20,29 @@ const KINDS: Readonly<Record<string, { readonly group: string; readonly versions
   Certificate: { group: 'cert-manager.io', versions: ['v1'] },
   // meshgate's own: what Istio only offers through an EnvoyFilter and an external service.
   RateLimitPolicy: { group: 'meshgate.io', versions: ['v1'] },
+  // The Kubernetes Gateway API (standard channel, and TLSRoute/TCPRoute of the experimental one).
+  GatewayClass: { group: 'gateway.networking.k8s.io', versions: ['v1', 'v1beta1'] },
+  KubernetesGateway: { group: 'gateway.networking.k8s.io', versions: ['v1', 'v1beta1'] },
+  HTTPRoute: { group: 'gateway.networking.k8s.io', versions: ['v1', 'v1beta1'] },
+  GRPCRoute: { group: 'gateway.networking.k8s.io', versions: ['v1'] },
+  TLSRoute: { group: 'gateway.networking.k8s.io', versions: ['v1alpha2', 'v1alpha3'] },
+  TCPRoute: { group: 'gateway.networking.k8s.io', versions: ['v1alpha2'] },
+  ReferenceGrant: { group: 'gateway.networking.k8s.io', versions: ['v1beta1', 'v1alpha2'] },
+  // Namespace labels decide a listener's allowedRoutes selector.
+  Namespace: { group: '', versions: ['v1'] },
 };
+
+/**
+ * The kind a resource travels as inside meshgate: the Gateway API's Gateway becomes
+ * `KubernetesGateway` (Istio's own name for it) so that it never meets code written for Istio's.
+ */
+export function internalKind(apiVersion: string, kind: string): string {
+  return kind === 'Gateway' && apiVersion.startsWith('gateway.networking.k8s.io/') ? 'KubernetesGateway' : kind;
+}
 
 /** Kinds that share a name with ours but belong to other APIs (Gateway API's Gateway) are 'unknown'. */
 export function knownKind(apiVersion: string, kind: string): 'known' | 'unknown' | 'unsupported-version' {
-  const spec = KINDS[kind];
+  const spec = KINDS[internalKind(apiVersion, kind)];
   if (!spec) return 'unknown';
   const slash = apiVersion.lastIndexOf('/');
   const group = slash < 0 ? '' : apiVersion.slice(0, slash);

@@ -4,10 +4,12 @@
 import { readdirSync, statSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { LineCounter, parseAllDocuments, isNode, type Document } from 'yaml';
+import type { Document, LineCounter } from 'yaml';
+import { yaml } from './yaml-module.js';
 import type { FieldPath, ObjectMeta, Origin, Resource } from '../model/resource.js';
 import type { Problem } from './problem.js';
-import { knownKind } from './kinds.js';
+import { internalKind, knownKind } from './kinds.js';
+import { lineIndex } from './line-index.js';
 
 export interface LoadResult {
   readonly resources: Resource[];
@@ -22,7 +24,7 @@ const CONFIG_FILE = /\.(ya?ml|json)$/i;
  * `displayDir` is how file names are shown in problems (defaults to `dir` as given).
  */
 export async function loadConfigDir(dir: string, displayDir = dir): Promise<LoadResult> {
-  const entries = (await readdir(dir)).filter((n) => !n.startsWith('.') && CONFIG_FILE.test(n)).sort();
+  const entries = await configFileNames(dir);
   const resources: Resource[] = [];
   const problems: Problem[] = [];
   for (const name of entries) {
@@ -43,6 +45,11 @@ export async function loadConfigDir(dir: string, displayDir = dir): Promise<Load
   return { resources, problems };
 }
 
+/** The names of the configuration files directly in `dir`, in the order they are read. */
+export async function configFileNames(dir: string): Promise<string[]> {
+  return (await readdir(dir)).filter((n) => !n.startsWith('.') && CONFIG_FILE.test(n)).sort();
+}
+
 /** Why `dir` cannot be read as a config folder (it is missing, not a folder, not readable), or undefined. */
 export function configDirProblem(dir: string): string | undefined {
   try {
@@ -59,6 +66,7 @@ export function configDirProblem(dir: string): string | undefined {
 
 /** Parses one file's text. `firstOrder` numbers the resources after those already loaded. */
 export function parseConfigText(text: string, file: string, firstOrder = 0): LoadResult {
+  const { LineCounter, parseAllDocuments } = yaml();
   const lineCounter = new LineCounter();
   const docs = parseAllDocuments(text, { lineCounter, prettyErrors: false, uniqueKeys: false });
   const resources: Resource[] = [];
@@ -103,14 +111,7 @@ function toResource(
   order: number,
   problems: Problem[],
 ): Resource | undefined {
-  const lineOf = (path: FieldPath): number => {
-    const full = [...base, ...path];
-    for (let n = full.length; n >= 0; n--) {
-      const node = doc.getIn(full.slice(0, n), true);
-      if (isNode(node) && node.range) return lineCounter.linePos(node.range[0]).line;
-    }
-    return lineCounter.linePos(doc.range?.[0] ?? 0).line;
-  };
+  const lineOf = lineIndex(doc, lineCounter, base);
   return resourceFromObject(value, { file, line: lineOf([]), order, lineOf }, problems);
 }
 
@@ -128,7 +129,8 @@ export function resourceFromObject(value: unknown, origin: Origin, problems: Pro
     at([], 'a document must be a mapping with apiVersion, kind and metadata');
     return undefined;
   }
-  const { apiVersion, kind, metadata } = value;
+  const { apiVersion, metadata } = value;
+  const kind = typeof apiVersion === 'string' && typeof value.kind === 'string' ? internalKind(apiVersion, value.kind) : value.kind;
   if (typeof apiVersion !== 'string' || apiVersion === '') return at(['apiVersion'], 'apiVersion is required'), undefined;
   if (typeof kind !== 'string' || kind === '') return at(['kind'], 'kind is required'), undefined;
   if (!isRecord(metadata) || typeof metadata.name !== 'string' || metadata.name === '') {

@@ -10,6 +10,7 @@ import { validateAuthorizationPolicy } from './validate-authorization-policy.js'
 import { validateCertificate, validateIssuer } from './validate-cert-manager.js';
 import { validateDestinationRule } from './validate-destination-rule.js';
 import { validateGateway } from './validate-gateway.js';
+import { validateGatewayClass, validateGRPCRoute, validateHTTPRoute, validateK8sGateway, validateL4Route, validateReferenceGrant } from './validate-gateway-api.js';
 import { validateEndpointSlice, validateEndpoints, validatePod, validateService } from './validate-kube.js';
 import { validatePeerAuthentication } from './validate-peer-authentication.js';
 import { validateRateLimitPolicy } from './validate-rate-limit.js';
@@ -33,6 +34,13 @@ const BY_KIND: Readonly<Record<string, SpecValidator>> = {
   ClusterIssuer: validateIssuer,
   Certificate: validateCertificate,
   RateLimitPolicy: validateRateLimitPolicy,
+  GatewayClass: validateGatewayClass,
+  KubernetesGateway: validateK8sGateway,
+  HTTPRoute: validateHTTPRoute,
+  GRPCRoute: validateGRPCRoute,
+  TLSRoute: validateL4Route,
+  TCPRoute: validateL4Route,
+  ReferenceGrant: validateReferenceGrant,
 };
 
 /** Kinds whose payload sits beside `metadata` rather than under `spec`. */

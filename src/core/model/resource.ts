@@ -34,7 +34,9 @@ export interface Resource<S = unknown> {
 
 /** `kind namespace/name`, the way problems and logs name a resource. */
 export function resourceRef(r: Pick<Resource, 'kind' | 'metadata'>): string {
-  return `${r.kind} ${r.metadata.namespace}/${r.metadata.name}`;
+  // The Gateway API's Gateway travels as KubernetesGateway; people know it by kubectl's name.
+  const kind = r.kind === 'KubernetesGateway' ? 'Gateway.gateway.networking.k8s.io' : r.kind;
+  return `${kind} ${r.metadata.namespace}/${r.metadata.name}`;
 }
 
 /**

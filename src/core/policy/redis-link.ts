@@ -3,7 +3,8 @@
 // is away the limiters decide in memory at once (their insurance limiters), and ioredis keeps
 // reconnecting in the background. An outage is logged when it starts and when it ends, once each.
 
-import { Redis } from 'ioredis';
+import { createRequire } from 'node:module';
+import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 
 export interface RedisLinkOptions {
@@ -37,7 +38,10 @@ export class RedisLink {
   constructor(opts: RedisLinkOptions) {
     this.#log = opts.logger;
     this.#shownUrl = redactUrl(opts.url);
-    this.client = new Redis(opts.url, {
+    // Loaded here, not at start: a proxy without --redis (every sidecar, most gateways) never pays
+    // for the client's code in memory.
+    const { Redis: RedisClient } = createRequire(import.meta.url)('ioredis') as typeof import('ioredis');
+    this.client = new RedisClient(opts.url, {
       lazyConnect: true,
       enableOfflineQueue: false,
       connectTimeout: 2000,

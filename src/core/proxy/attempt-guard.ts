@@ -38,7 +38,7 @@ export class AttemptGuard {
   /** The answer for a gate that did not admit, or that admitted a request which has meanwhile stopped. */
   static refusal(gate: Gate, stopped: 'timeout' | 'downstream' | undefined): LocalReply {
     if (gate === 'overflow') return LocalReplies.overflow;
-    return stopped === 'timeout' ? LocalReplies.timeout : LocalReplies.upstreamReset;
+    return stopped === 'timeout' ? LocalReplies.timeout : stopped === 'downstream' ? LocalReplies.downstreamDisconnect : LocalReplies.upstreamReset;
   }
 
   /** True (and a retry slot taken) when maxRetries leaves room for one more retry. */

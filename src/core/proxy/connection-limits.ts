@@ -20,7 +20,7 @@
 // request_header_timeout); an HTTP/2 one gets GOAWAY; anything else is closed.
 
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
-import type { Http2SecureServer, Http2Session, ServerHttp2Stream } from 'node:http2';
+import type { Http2SecureServer, Http2Server, Http2Session, ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 import { Server as TlsServer, type TLSSocket } from 'node:tls';
 import { DEFAULT_HTTP_LIMITS, type HttpLimits } from './http-limits.js';
@@ -68,7 +68,7 @@ export class ConnectionTimeouts {
   }
 
   /** Watches the requests, streams and tunnels of an HTTP server that takes accepted sockets (after its handlers are on). */
-  watch(server: HttpServer | Http2SecureServer): void {
+  watch(server: HttpServer | Http2Server | Http2SecureServer): void {
     if (server instanceof TlsServer) {
       server.on('secureConnection', (socket: TLSSocket) => {
         const w = this.#of(socket);

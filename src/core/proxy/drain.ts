@@ -18,8 +18,8 @@
 // can cross. One quiet for a second is as safe to close as any keep-alive timeout. The close is a FIN,
 // and a request that crossed it anyway is dropped unserved, so the client may safely send it again.
 
-import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
-import { constants as h2, type Http2SecureServer, type Http2Session } from 'node:http2';
+import { Server as HttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { constants as h2, type Http2SecureServer, type Http2Server, type Http2Session } from 'node:http2';
 import type { Socket } from 'node:net';
 import { Server as TlsServer, type TLSSocket } from 'node:tls';
 
@@ -79,8 +79,8 @@ export class ConnectionDrain {
     });
   }
 
-  /** Serves HTTP on `server` (node:http, or node:http2 with allowHTTP1) with the drain applied. */
-  serve(server: HttpServer | Http2SecureServer, handlers: ServedHandlers): void {
+  /** Serves HTTP on `server` (node:http, node:http2 with allowHTTP1, or plaintext h2c) with the drain applied. */
+  serve(server: HttpServer | Http2SecureServer | Http2Server, handlers: ServedHandlers): void {
     server.on('connection', (socket: Socket) => this.accept(socket));
     if (server instanceof TlsServer) {
       // After the handshake ALPN says which: HTTP/2 becomes a session, anything else is HTTP/1.
@@ -88,8 +88,11 @@ export class ConnectionDrain {
         if (socket.alpnProtocol !== 'h2') this.#trackHttp1(socket);
       });
       (server as Http2SecureServer).on('session', (session: Http2Session) => this.#trackSession(session));
-    } else {
+    } else if (server instanceof HttpServer) {
       server.on('connection', (socket: Socket) => this.#trackHttp1(socket));
+    } else {
+      // Plaintext HTTP/2 with prior knowledge (h2c-sniff.ts): every connection is a session.
+      (server as Http2Server).on('session', (session: Http2Session) => this.#trackSession(session));
     }
     server.on('request', (req: IncomingMessage, res: ServerResponse) => this.#request(req, res, handlers.request));
     // Only servers that handle these get listeners: without one, node:http serves an upgrade as a request.

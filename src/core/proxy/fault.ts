@@ -5,6 +5,7 @@
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import type { FaultPolicy, PerMillion } from '../routing/types.js';
 import { faultAbort, type LocalReply } from './respond.js';
+import { isGrpcRequest } from './grpc-status.js';
 
 const MILLION = 1_000_000;
 
@@ -24,13 +25,9 @@ function fires(chance: PerMillion, random: () => number): boolean {
 export function decideFault(fault: FaultPolicy, random: () => number, headers: IncomingHttpHeaders): FaultDecision | undefined {
   const delay = fault.delay && fires(fault.delay.chance, random) ? fault.delay.ms : undefined;
   const a = fault.abort;
-  const abort = a && fires(a.chance, random) ? faultAbort(a.httpStatus, a.grpcStatus, isGrpc(headers)) : undefined;
+  const abort = a && fires(a.chance, random) ? faultAbort(a.httpStatus, a.grpcStatus, isGrpcRequest(headers)) : undefined;
   if (delay === undefined && !abort) return undefined;
   return { ...(delay !== undefined ? { delayMs: delay } : {}), ...(abort ? { abort } : {}) };
-}
-
-function isGrpc(headers: IncomingHttpHeaders): boolean {
-  return headers['content-type']?.startsWith('application/grpc') === true;
 }
 
 /** Waits out an injected delay; false when the client went away meanwhile (nothing more to do). */

@@ -10,10 +10,12 @@ import { endpointPort } from '../registry/types.js';
 import type { DestinationTarget, ForwardAction, RequestFacts, RetryPolicy } from '../routing/types.js';
 import { applyHeaderRules, downstreamResponseHeaders, upstreamRequestHeaders } from './headers.js';
 import { LocalReplies, addFlag, upstreamTlsFailure, withRetriesExhausted, type LocalReply } from './respond.js';
+import { guardedBody, onDownstreamGone, resetResponse, requestGone, RequestBodyAborted } from './stream-state.js';
+import { boundedByGrpcTimeout, isGrpcRequest } from './grpc-status.js';
 import { sendMirrors } from './mirror.js';
 import { UpstreamPools } from './upstream-pools.js';
 import { exchange, type Cancel, type ExchangeOutcome } from './upstream-exchange.js';
-import { exchangeH2 } from './h2-exchange.js';
+import { exchangeH2, UpstreamStreamReset } from './h2-exchange.js';
 import { exchangeUpgrade, type TunnelConnect, type UpgradeTunnel } from './upgrade-exchange.js';
 import type { RequestRecord } from '../telemetry/access-log.js';
 import type { IdentityProvider } from '../pki/types.js';
@@ -56,6 +58,16 @@ export function pickDestination(action: Pick<ForwardAction, 'destinations' | 'to
 /** Service port protocols spoken as HTTP/2 upstream (Istio's port naming: http2-*, grpc-*). */
 const H2_PROTOCOLS = new Set(['HTTP2', 'GRPC']);
 
+/**
+ * Whether a cluster's upstream connections speak HTTP/2: its port is declared http2 or grpc (by name
+ * or appProtocol), or its DestinationRule asks `h2UpgradePolicy: UPGRADE` for an HTTP port.
+ */
+export function speaksH2(cluster: { readonly port: { readonly protocol: string }; readonly policy?: { readonly connectionPool?: { readonly http?: { readonly h2UpgradePolicy?: string } } } }): boolean {
+  if (H2_PROTOCOLS.has(cluster.port.protocol)) return true;
+  const upgrade = cluster.policy?.connectionPool?.http?.h2UpgradePolicy;
+  return upgrade === 'UPGRADE' && (cluster.port.protocol === 'HTTP' || cluster.port.protocol === 'UNKNOWN');
+}
+
 const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
 
 /** `refused`: an HTTP/2 upstream reset the stream with REFUSED_STREAM (it never processed it). */
@@ -63,9 +75,10 @@ type Failure = { kind: 'connect' | 'reset' | 'refused'; reply: LocalReply };
 
 function classify(err: unknown): Failure {
   if (err instanceof UpstreamTlsError) return { kind: 'connect', reply: upstreamTlsFailure(err.reason) };
+  if (err instanceof UpstreamStreamReset) return { kind: 'reset', reply: LocalReplies.upstreamRemoteReset };
   const code = (err as { code?: string } | undefined)?.code ?? '';
   if (CONNECT_ERRORS.has(code)) return { kind: 'connect', reply: LocalReplies.connectFailure };
-  if (code === 'ERR_HTTP2_STREAM_ERROR' && (err as Error).message.includes('REFUSED_STREAM')) return { kind: 'refused', reply: LocalReplies.upstreamReset };
+  if (code === 'ERR_HTTP2_STREAM_ERROR' && (err as Error).message.includes('REFUSED_STREAM')) return { kind: 'refused', reply: LocalReplies.upstreamRemoteReset };
   if (code === 'UND_ERR_INVALID_ARG' || code === 'HPE_INVALID_CONSTANT' || code.startsWith('HPE_')) return { kind: 'reset', reply: LocalReplies.protocolError };
   return { kind: 'reset', reply: LocalReplies.upstreamReset };
 }
@@ -139,16 +152,20 @@ export async function forward(
   const retry = action.retry;
   // A body that retries or mirrors may need again is copied as it streams, unless its length says
   // at once that it is too large to hold; without a length it is held until it proves too large.
-  let body: ReplayBody | IncomingMessage | undefined;
+  // A client already gone (it reset the stream while a fault delay or a rate limit held it) is not
+  // forwarded at all: a cut-off upload must never reach the upstream as a whole request.
+  if (requestGone(req)) return LocalReplies.downstreamDisconnect;
+  let body: ReplayBody | AsyncIterable<Buffer> | undefined;
   if (requestHasBody(req)) {
     const len = Number(req.headers['content-length'] ?? 0);
-    body = (retry.attempts > 0 || action.mirrors.length > 0) && len <= REPLAY_LIMIT ? new ReplayBody(req, REPLAY_LIMIT) : req;
+    const source = guardedBody(req);
+    body = (retry.attempts > 0 || action.mirrors.length > 0) && len <= REPLAY_LIMIT ? new ReplayBody(source, REPLAY_LIMIT) : source;
   }
   const replayable = (): boolean => body === undefined || (body instanceof ReplayBody && body.replayable);
 
   // Mirrors get the request as the main upstream does, once (not per attempt), with its whole body;
   // a body too large to hold is not mirrored (mirror.ts).
-  if (action.mirrors.length > 0 && body !== req) {
+  if (action.mirrors.length > 0 && (body === undefined || body instanceof ReplayBody)) {
     const mirror = (copy: Buffer | undefined): void =>
       sendMirrors(action.mirrors, { path: fullPath, method: req.method ?? 'GET', headers, ...(copy ? { body: copy } : {}) }, {
         pools: ctx.pools,
@@ -171,11 +188,12 @@ export async function forward(
     stopped ??= why;
     current?.cancel(new Error(why === 'timeout' ? 'route timeout' : 'downstream closed'));
   };
-  const timer = action.timeoutMs > 0 ? setTimeout(() => stop('timeout'), action.timeoutMs) : undefined;
-  const onClose = (): void => {
-    if (!res.writableFinished) stop('downstream');
-  };
-  res.once('close', onClose);
+  // A gRPC call's grpc-timeout bounds the route timeout (Istio sets grpcTimeoutHeaderMax to it).
+  const timeoutMs = isGrpcRequest(req.headers) ? boundedByGrpcTimeout(action.timeoutMs, req.headers) : action.timeoutMs;
+  const timer = timeoutMs > 0 ? setTimeout(() => stop('timeout'), timeoutMs) : undefined;
+  // An HTTP/2 reset or a closed connection cancels the attempt at once (the upstream stream is reset,
+  // the upstream HTTP/1 connection dropped), whatever Node's writable flags say (stream-state.ts).
+  const offGone = onDownstreamGone(res, () => stop('downstream'));
 
   // Circuit breaker and outlier detection: admit each attempt, allow retries, report results.
   const guard = new AttemptGuard(cluster);
@@ -211,7 +229,7 @@ export async function forward(
     if (stopped) c.cancel(new Error(stopped));
   };
   // An upgrade is HTTP/1.1 whatever the port speaks (WebSocket over HTTP/2 would need extended CONNECT).
-  const h2Upstream = H2_PROTOCOLS.has(cluster.port.protocol) && !ctx.upgrade;
+  const h2Upstream = speaksH2(cluster) && !ctx.upgrade;
   try {
     for (let attempt = 0; ; attempt++) {
       attemptsLeft = retry.attempts - attempt;
@@ -231,7 +249,7 @@ export async function forward(
       const lease = ctx.pools.acquire(key, h2Upstream ? undefined : tls.profile, cluster.traffic?.limits);
       started = performance.now();
       const attemptBody = body instanceof ReplayBody ? body.forAttempt() : body;
-      const attemptRequest = { path: fullPath, method: req.method ?? 'GET', headers, ...(attemptBody !== undefined ? { body: attemptBody } : {}) };
+      const attemptRequest = { path: fullPath, method: req.method ?? 'GET', headers, trailers: () => trailersOf(req), ...(attemptBody !== undefined ? { body: attemptBody } : {}) };
       // Envoy lets a response that has started run on to the route timeout: a per-try timeout only
       // ends an attempt that has not answered yet.
       let tryTimedOut = false;
@@ -247,7 +265,7 @@ export async function forward(
         const open: TunnelConnect = (onFailure) => ctx.pools.connect(key, tls.profile, cluster.traffic?.limits, onFailure);
         outcome = await exchangeUpgrade(open, attemptRequest, res, hooks, cancelable, ctx.upgrade);
       } else if (h2Upstream) {
-        outcome = await exchangeH2((h) => ctx.pools.h2Request(key, tls.profile, cluster.traffic?.limits, h), attemptRequest, res, hooks, cancelable);
+        outcome = await exchangeH2((h, o) => ctx.pools.h2Request(key, tls.profile, cluster.traffic?.limits, h, o), attemptRequest, res, hooks, cancelable);
       } else {
         outcome = await exchange(lease.pool, attemptRequest, res, hooks, cancelable);
       }
@@ -259,12 +277,13 @@ export async function forward(
         if (!outcome.complete) {
           // The body broke off half-way (upstream reset, downstream gone, timeout): nothing more can
           // be said to this client; the access log records why.
-          if (!res.destroyed) res.destroy();
-          log.flags = addFlag(log.flags, stopped === 'timeout' ? 'UT' : stopped === 'downstream' ? 'DC' : 'UR');
+          resetResponse(res);
+          log.flags = addFlag(log.flags, stopped === 'timeout' ? 'UT' : stopped === 'downstream' || outcome.error instanceof RequestBodyAborted ? 'DC' : outcome.error instanceof UpstreamStreamReset ? 'UR' : 'UC');
         }
         return undefined;
       }
       if (stopped) return AttemptGuard.refusal('cancelled', stopped);
+      if (outcome.kind === 'failed' && outcome.error instanceof RequestBodyAborted) return LocalReplies.downstreamDisconnect;
       if (outcome.kind === 'failed') {
         // A per-try timeout is retried like a reset; out of retries it answers 504 UT.
         const failure: Failure = tryTimedOut ? { kind: 'reset', reply: LocalReplies.timeout } : classify(outcome.error);
@@ -282,8 +301,17 @@ export async function forward(
   } finally {
     guard.close();
     clearTimeout(timer);
-    res.off('close', onClose);
+    offGone();
   }
+}
+
+/** Trailers the client sent after its body (HTTP/2 trailers, HTTP/1 chunked trailers), if any. */
+function trailersOf(req: IncomingMessage): Record<string, string> | undefined {
+  const t = req.trailers as Record<string, string | undefined> | undefined;
+  if (!t) return undefined;
+  let out: Record<string, string> | undefined;
+  for (const [k, v] of Object.entries(t)) if (v !== undefined && k.charCodeAt(0) !== 58) (out ??= {})[k] = v;
+  return out;
 }
 
 function toList(v: string | number | readonly string[] | undefined): string[] {

@@ -3,15 +3,33 @@
 // the TLS the connector opens (mesh mTLS or DestinationRule origination). undici's HTTP/2 path hands trailers to new-style dispatch
 // handlers as an empty object, and gRPC lives on its trailers (grpc-status), so this path uses
 // node's own client, which carries them. Same contract as exchange(): backpressure, cancel, retry.
+//
+// What gRPC needs from it, besides streaming: an answer that is one HEADERS frame with END_STREAM
+// ("trailers-only", most gRPC errors) goes downstream the same way, never as headers and an empty
+// DATA frame; request trailers go upstream; a request body that breaks off resets the upstream
+// stream (CANCEL) rather than ending it; an upstream RST_STREAM is told apart from a dropped
+// connection, so the access log can say UR rather than UC.
 
 import { constants, type ClientHttp2Stream, type OutgoingHttpHeaders } from 'node:http2';
 import type { ServerResponse } from 'node:http';
-import { Readable } from 'node:stream';
 import { H2Sessions, type H2Opened } from './h2-sessions.js';
 import type { Cancel, ExchangeHooks, ExchangeOutcome, ExchangeRequest } from './upstream-exchange.js';
+import { respondHeadersOnly } from './respond.js';
+import { resetUpstreamStream } from './stream-state.js';
+
+/** Options for the upstream stream: trailers are sent by hand when the request has a body. */
+export type H2StreamOptions = { readonly waitForTrailers?: boolean; readonly endStream?: boolean };
+
+/** An HTTP/2 upstream reset the stream: RST_STREAM with this code (never a connection failure). */
+export class UpstreamStreamReset extends Error {
+  readonly code = 'MESHGATE_UPSTREAM_RST_STREAM';
+  constructor(readonly rstCode: number) {
+    super(`upstream reset the stream (code ${rstCode})`);
+  }
+}
 
 /** `open` starts the attempt's stream with its headers (UpstreamPools.h2Request). */
-export function exchangeH2(open: (headers: OutgoingHttpHeaders) => H2Opened, req: ExchangeRequest, res: ServerResponse, hooks: ExchangeHooks, onCancelable: (c: Cancel) => void): Promise<ExchangeOutcome> {
+export function exchangeH2(open: (headers: OutgoingHttpHeaders, options: H2StreamOptions) => H2Opened, req: ExchangeRequest, res: ServerResponse, hooks: ExchangeHooks, onCancelable: (c: Cancel) => void): Promise<ExchangeOutcome> {
   return new Promise((resolve) => {
     const headers: Record<string, string | string[]> = {};
     for (const [k, v] of Object.entries(req.headers)) if (k !== 'host') headers[k] = v;
@@ -20,7 +38,9 @@ export function exchangeH2(open: (headers: OutgoingHttpHeaders) => H2Opened, req
     headers[':authority'] = String(req.headers.host ?? '');
     let settled = false;
     let forwarding = false;
+    let headersOnly = false;
     let retryStatus = 0;
+    let cancelled = false;
     let trailers: Record<string, string> | undefined;
     const settle = (o: ExchangeOutcome): void => {
       if (settled) return;
@@ -28,13 +48,18 @@ export function exchangeH2(open: (headers: OutgoingHttpHeaders) => H2Opened, req
       res.off('drain', onDrain);
       resolve(o);
     };
-    const opened = open(headers);
+    const hasBody = req.body !== undefined;
+    const opened = open(headers, hasBody ? { waitForTrailers: true } : { endStream: true });
     if (!opened.ok) return settle({ kind: 'failed', error: opened.error });
     const stream: ClientHttp2Stream = opened.stream;
     const session = stream.session!;
     const onDrain = (): void => void stream.resume();
-    onCancelable({ cancel: () => stream.close(constants.NGHTTP2_CANCEL) });
-    stream.on('response', (h) => {
+    const reset = (): void => {
+      cancelled = true;
+      resetUpstreamStream(stream);
+    };
+    onCancelable({ cancel: reset });
+    stream.on('response', (h, flags) => {
       const status = Number(h[':status']);
       if (status < 200) return;
       const upstream: Record<string, string | string[] | undefined> = {};
@@ -45,35 +70,99 @@ export function exchangeH2(open: (headers: OutgoingHttpHeaders) => H2Opened, req
         return;
       }
       forwarding = true;
+      // Trailers-only (HEADERS with END_STREAM): written at the end as one HEADERS frame that ends the
+      // downstream stream too.
+      if ((flags & constants.NGHTTP2_FLAG_END_STREAM) !== 0) {
+        headersOnly = true;
+        const out = hooks.responseHeaders(upstream);
+        stream.once('end', () => {
+          respondHeadersOnly(res, status, out as Record<string, string>);
+          settle({ kind: 'responded', complete: true });
+        });
+        stream.resume();
+        return;
+      }
       res.writeHead(status, hooks.responseHeaders(upstream));
       res.on('drain', onDrain);
     });
     stream.on('data', (chunk: Buffer) => {
-      if (forwarding && !res.write(chunk)) stream.pause();
+      if (forwarding && !headersOnly && !res.write(chunk)) stream.pause();
     });
     stream.on('trailers', (t) => {
       trailers = {};
       for (const [k, v] of Object.entries(t)) if (k.charCodeAt(0) !== 58 && v !== undefined) trailers[k] = String(v);
     });
     stream.on('end', () => {
+      if (headersOnly) return;
       if (!forwarding) return settle(retryStatus ? { kind: 'retry-status', status: retryStatus } : { kind: 'failed', error: new Error('upstream stream ended without a response') });
-      if (trailers && Object.keys(trailers).length > 0) res.addTrailers(trailers);
+      if (trailers && Object.keys(trailers).length > 0) {
+        try {
+          res.addTrailers(trailers);
+        } catch {
+          /* an HTTP/1 response without chunked encoding: nowhere to put them */
+        }
+      }
       res.end();
       settle({ kind: 'responded', complete: true });
     });
     stream.on('error', (err: NodeJS.ErrnoException) => {
-      if (forwarding) return settle({ kind: 'responded', complete: false, error: err });
+      const why = upstreamReason(stream, session, err, cancelled);
+      if (forwarding) return settle({ kind: 'responded', complete: false, error: why });
       // A session that never connected fails its streams: report the connect error itself.
-      settle({ kind: 'failed', error: H2Sessions.failures.get(session) ?? err });
+      settle({ kind: 'failed', error: H2Sessions.failures.get(session) ?? why });
     });
     stream.on('close', () => {
       const failure = H2Sessions.failures.get(session);
       if (!settled && failure && !forwarding) return settle({ kind: 'failed', error: failure });
-      if (!settled) settle(forwarding ? { kind: 'responded', complete: false } : { kind: 'failed', error: Object.assign(new Error('upstream reset the stream'), { code: 'ECONNRESET' }) });
+      const why = upstreamReason(stream, session, undefined, cancelled);
+      if (!settled) settle(forwarding ? { kind: 'responded', complete: false, error: why } : { kind: 'failed', error: why });
     });
-    if (req.body === undefined) stream.end();
-    else if (Buffer.isBuffer(req.body)) stream.end(req.body);
-    else if ('pipe' in req.body) req.body.pipe(stream);
-    else Readable.from(req.body).pipe(stream);
+    if (hasBody) {
+      stream.on('wantTrailers', () => {
+        const t = req.trailers?.();
+        // No trailers: Node ends the stream with an empty DATA frame instead.
+        stream.sendTrailers(t && Object.keys(t).length > 0 ? t : {});
+      });
+      void pump(req.body!, stream).catch(() => {
+        // The body broke off (the client reset or dropped its upload): the upstream must not take
+        // what it got for a whole request.
+        reset();
+      });
+    }
   });
+}
+
+/** Writes the body into the stream with backpressure; rejects when the body fails. */
+async function pump(body: NonNullable<ExchangeRequest['body']>, stream: ClientHttp2Stream): Promise<void> {
+  if (Buffer.isBuffer(body)) {
+    stream.end(body);
+    return;
+  }
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    if (stream.destroyed) return;
+    if (!stream.write(chunk)) {
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          stream.off('drain', done);
+          stream.off('close', done);
+          resolve();
+        };
+        stream.once('drain', done);
+        stream.once('close', done);
+      });
+    }
+  }
+  if (!stream.destroyed) stream.end();
+}
+
+/** Why the upstream stream ended without a whole answer: its RST_STREAM code, or the error itself. */
+function upstreamReason(stream: ClientHttp2Stream, session: ClientHttp2Stream['session'], err: Error | undefined, cancelledHere: boolean): Error {
+  const code = stream.rstCode;
+  // A stream reset while its session is still up is the upstream's RST_STREAM (UR); one that ended
+  // with its session is the connection going away (UC).
+  if (!cancelledHere && code !== undefined && code !== constants.NGHTTP2_NO_ERROR && session && !session.destroyed) {
+    if (code === constants.NGHTTP2_REFUSED_STREAM) return Object.assign(new Error('Stream closed with error code NGHTTP2_REFUSED_STREAM'), { code: 'ERR_HTTP2_STREAM_ERROR' });
+    return new UpstreamStreamReset(code);
+  }
+  return err ?? Object.assign(new Error('upstream reset the stream'), { code: 'ECONNRESET' });
 }

@@ -5,7 +5,7 @@
 // maxRequestsPerConnection streams takes no more and closes once they are done, and a session left
 // without streams for idleTimeout is closed.
 
-import { connect, type ClientHttp2Session, type ClientHttp2Stream, type Http2Session, type OutgoingHttpHeaders } from 'node:http2';
+import { connect, type ClientHttp2Session, type ClientHttp2Stream, type ClientSessionRequestOptions, type Http2Session, type OutgoingHttpHeaders } from 'node:http2';
 import type { Socket } from 'node:net';
 
 /**
@@ -42,7 +42,7 @@ export class H2Sessions {
    * A new stream to `endpoint` (`address:port`) on the session `key` names (the endpoint plus what
    * else tells its sessions apart), opening the session first when there is none.
    */
-  request(key: string, endpoint: string, open: H2Connect, settings: H2SessionSettings, headers: OutgoingHttpHeaders): H2Opened {
+  request(key: string, endpoint: string, open: H2Connect, settings: H2SessionSettings, headers: OutgoingHttpHeaders, options?: ClientSessionRequestOptions): H2Opened {
     let entry = this.#entries.get(key);
     if (!entry || entry.session.closed || entry.session.destroyed) {
       const created = this.#open(key, endpoint, open);
@@ -52,7 +52,7 @@ export class H2Sessions {
     const e = entry;
     let stream: ClientHttp2Stream;
     try {
-      stream = e.session.request(headers);
+      stream = e.session.request(headers, options);
     } catch (error) {
       return { ok: false, error: error as Error };
     }

@@ -2,14 +2,19 @@
 // sidecar does towards its own app, and what an ALLOW_ANY passthrough does towards a host the
 // mesh does not know. The request goes out with the normalized path the proxy checked and routed
 // on (SEMANTICS §5.3), never the raw one, so policy and backend see the same path. The response
-// streams back with backpressure; failures become local replies.
+// streams back with backpressure; failures become local replies. A gRPC request goes to the app over
+// h2c (gRPC is only spoken over HTTP/2), with its trailers, trailers-only answers and resets intact;
+// anything else over pooled HTTP/1.1. A client that goes away cancels the app's request at once.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RequestFacts } from '../routing/types.js';
 import type { RequestRecord } from '../telemetry/access-log.js';
 import { downstreamResponseHeaders } from './headers.js';
 import { LocalReplies, type LocalReply } from './respond.js';
-import { exchange, type Cancel } from './upstream-exchange.js';
+import { exchange, type Cancel, type ExchangeHooks, type ExchangeOutcome } from './upstream-exchange.js';
+import { exchangeH2, UpstreamStreamReset } from './h2-exchange.js';
+import { isGrpcRequest } from './grpc-status.js';
+import { guardedBody, onDownstreamGone, resetResponse, RequestBodyAborted, requestGone } from './stream-state.js';
 import type { UpstreamPools } from './upstream-pools.js';
 
 export function requestHasBody(req: IncomingMessage): boolean {
@@ -30,45 +35,58 @@ export function relay(
   record: RequestRecord,
   reply: (r: LocalReply) => void,
 ): void {
-  const lease = pools.acquire(key);
   record.upstreamHost = key;
+  if (requestGone(req)) return reply(LocalReplies.downstreamDisconnect);
+  const lease = pools.acquire(key);
   let current: Cancel | undefined;
   let downstreamGone = false;
-  res.once('close', () => {
-    if (res.writableFinished) return;
+  const offGone = onDownstreamGone(res, () => {
     downstreamGone = true;
     current?.cancel(new Error('downstream closed'));
   });
   const started = performance.now();
-  exchange(
-    lease.pool,
-    { path: target.queryString ? `${target.path}?${target.queryString}` : target.path, method: req.method ?? 'GET', headers, ...(requestHasBody(req) ? { body: req } : {}) },
-    res,
-    {
-      retryOnStatus: () => false,
-      responseHeaders: (upstream) => {
-        record.upstreamServiceTime = Math.round(performance.now() - started);
-        const out = downstreamResponseHeaders(upstream);
-        out['x-envoy-upstream-service-time'] = String(record.upstreamServiceTime);
-        out.server = 'istio-envoy';
-        return out;
-      },
+  const request = {
+    path: target.queryString ? `${target.path}?${target.queryString}` : target.path,
+    method: req.method ?? 'GET',
+    headers,
+    trailers: () => req.trailers as Record<string, string> | undefined,
+    ...(requestHasBody(req) ? { body: guardedBody(req) } : {}),
+  };
+  const onCancelable = (c: Cancel): void => {
+    current = c;
+    if (downstreamGone) c.cancel(new Error('downstream closed'));
+  };
+  const hooks: ExchangeHooks = {
+    retryOnStatus: () => false,
+    responseHeaders: (upstream) => {
+      record.upstreamServiceTime = Math.round(performance.now() - started);
+      const out = downstreamResponseHeaders(upstream);
+      out['x-envoy-upstream-service-time'] = String(record.upstreamServiceTime);
+      out.server = 'istio-envoy';
+      return out;
     },
-    (c) => {
-      current = c;
-      if (downstreamGone) c.cancel(new Error('downstream closed'));
-    },
-  ).then(
+  };
+  const attempt: Promise<ExchangeOutcome> = isGrpcRequest(req.headers)
+    ? exchangeH2((h, o) => pools.h2Request(key, undefined, undefined, h, o), request, res, hooks, onCancelable)
+    : exchange(lease.pool, request, res, hooks, onCancelable);
+  attempt.then(
     (outcome) => {
       lease.end();
+      offGone();
       if (outcome.kind === 'responded') {
-        if (!outcome.complete && !res.destroyed) res.destroy();
+        if (!outcome.complete) {
+          record.flags = downstreamGone || outcome.error instanceof RequestBodyAborted ? 'DC' : outcome.error instanceof UpstreamStreamReset ? 'UR' : 'UC';
+          resetResponse(res);
+        }
       } else if (outcome.kind === 'failed') {
-        reply(LocalReplies.connectFailure);
+        if (downstreamGone || outcome.error instanceof RequestBodyAborted) reply(LocalReplies.downstreamDisconnect);
+        else if (outcome.error instanceof UpstreamStreamReset) reply(LocalReplies.upstreamRemoteReset);
+        else reply(LocalReplies.connectFailure);
       }
     },
     () => {
       lease.end();
+      offGone();
       reply(LocalReplies.upstreamReset);
     },
   );

@@ -1,7 +1,9 @@
 // The one place where failures become responses: each local reply has a stable error code, the
 // HTTP status Istio/Envoy answers with, the Envoy response flag for logs and metrics, and a body.
 
-import { STATUS_CODES, type ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import { resetResponse } from './stream-state.js';
+import { encodeGrpcMessage, GrpcStatus, httpToGrpcStatus, isGrpcRequest } from './grpc-status.js';
 
 export interface LocalReply {
   readonly code: string;
@@ -12,6 +14,8 @@ export interface LocalReply {
   readonly details: string;
   /** Headers the reply carries besides the usual ones (a gRPC abort's grpc-status). */
   readonly headers?: Readonly<Record<string, string>>;
+  /** The gRPC status a gRPC request gets instead of the one its HTTP status maps to. */
+  readonly grpcStatus?: number;
 }
 
 const reply = (code: string, status: number, flag: string, body: string, details: string): LocalReply =>
@@ -28,13 +32,24 @@ export const LocalReplies = {
     'upstream connect error or disconnect/reset before headers. reset reason: connection failure',
     'upstream_reset_before_response_started{connection_failure}',
   ),
+  /** The upstream connection closed (or was reset at TCP level) before the response started: UC. */
   upstreamReset: reply(
     'UPSTREAM_RESET',
     503,
-    'UR',
+    'UC',
     'upstream connect error or disconnect/reset before headers. reset reason: connection termination',
     'upstream_reset_before_response_started{connection_termination}',
   ),
+  /** An HTTP/2 upstream reset the stream (RST_STREAM) before the response started: UR. */
+  upstreamRemoteReset: reply(
+    'UPSTREAM_REMOTE_RESET',
+    503,
+    'UR',
+    'upstream connect error or disconnect/reset before headers. reset reason: remote reset',
+    'upstream_reset_before_response_started{remote_reset}',
+  ),
+  /** The client went away (closed, reset or cancelled) before its answer: DC, nothing is sent. */
+  downstreamDisconnect: reply('DOWNSTREAM_DISCONNECT', 0, 'DC', '', 'downstream_remote_disconnect'),
   /** A circuit breaker (connectionPool limit) turned the request away without queueing it. */
   overflow: reply(
     'UPSTREAM_OVERFLOW',
@@ -43,7 +58,9 @@ export const LocalReplies = {
     'upstream connect error or disconnect/reset before headers. reset reason: overflow',
     'upstream_reset_before_response_started{overflow}',
   ),
-  timeout: reply('UPSTREAM_TIMEOUT', 504, 'UT', 'upstream request timeout', 'upstream_response_timeout'),
+  // A gRPC call that times out hears DEADLINE_EXCEEDED, not the UNAVAILABLE that 504 maps to (Envoy's
+  // router does the same since its grpc_timeout_returns_deadline_exceeded change).
+  timeout: { ...reply('UPSTREAM_TIMEOUT', 504, 'UT', 'upstream request timeout', 'upstream_response_timeout'), grpcStatus: GrpcStatus.DEADLINE_EXCEEDED },
   misdirected: reply('MISDIRECTED', 421, '-', 'Misdirected Request', 'misdirected_request'),
   badRequest: reply('BAD_REQUEST', 400, '-', 'Bad Request', 'bad_request'),
   /** More request headers, or more bytes of them, than the listener takes (max_headers_count, max_request_headers_kb). */
@@ -107,10 +124,13 @@ export function withRetriesExhausted(r: LocalReply): LocalReply {
 }
 
 export function sendLocalReply(res: ServerResponse, r: LocalReply, extraHeaders?: Record<string, string>): void {
-  if (res.headersSent) {
-    res.destroy();
+  // Nothing can be said to a client that is gone, nor after the headers of another answer.
+  if (res.headersSent || r.status === 0 || res.destroyed) {
+    resetResponse(res);
     return;
   }
+  const req = (res as ServerResponse & { req?: IncomingMessage }).req;
+  if (req && isGrpcRequest(req.headers)) return sendGrpcLocalReply(res, r, extraHeaders);
   const body = Buffer.from(r.body);
   res.writeHead(r.status, {
     ...(body.length > 0 ? { 'content-type': 'text/plain' } : {}),
@@ -120,6 +140,35 @@ export function sendLocalReply(res: ServerResponse, r: LocalReply, extraHeaders?
     ...extraHeaders,
   });
   res.end(body);
+}
+
+/**
+ * A local reply to a gRPC request, the way Envoy makes one: HTTP 200, `content-type: application/grpc`,
+ * `grpc-status` (the reply's own, or its HTTP status mapped) and `grpc-message` (the body text,
+ * percent-encoded; the response details when there is no body), all in one HEADERS frame that ends
+ * the stream (a trailers-only response), so every gRPC client reads the status.
+ */
+function sendGrpcLocalReply(res: ServerResponse, r: LocalReply, extraHeaders?: Record<string, string>): void {
+  const headers: Record<string, string> = {
+    'content-type': 'application/grpc',
+    'grpc-status': String(r.grpcStatus ?? httpToGrpcStatus(r.status)),
+    'grpc-message': encodeGrpcMessage(r.body || r.details),
+    server: 'istio-envoy',
+    ...r.headers,
+    ...extraHeaders,
+  };
+  respondHeadersOnly(res, 200, headers);
+}
+
+/**
+ * A response that is headers alone: on HTTP/2 one HEADERS frame with END_STREAM (no empty DATA frame
+ * after it), which a gRPC trailers-only answer must be; on HTTP/1 a head with no body.
+ */
+export function respondHeadersOnly(res: ServerResponse, status: number, headers: Readonly<Record<string, string | string[] | number | undefined>>): void {
+  res.statusCode = status;
+  for (const [name, value] of Object.entries(headers)) if (value !== undefined) res.setHeader(name, value);
+  if (res.req?.httpVersionMajor !== 2 && !res.hasHeader('content-length')) res.setHeader('content-length', '0');
+  res.end();
 }
 
 /**

@@ -20,6 +20,8 @@ export interface ExchangeRequest {
   readonly headers: Record<string, string | string[]>;
   /** A held body, the request itself, or a replayable body's stream for this attempt (replay-body.ts). */
   readonly body?: Buffer | NodeJS.ReadableStream | AsyncIterable<Buffer>;
+  /** The request's trailers once its body has ended (sent on by HTTP/2 upstreams). */
+  readonly trailers?: () => Record<string, string> | undefined;
 }
 
 export interface ExchangeHooks {

@@ -5,7 +5,7 @@
 // timeouts, requests per connection) gets pools of its own. It also counts the requests in flight
 // per endpoint, which the least-request load balancer reads.
 
-import type { OutgoingHttpHeaders } from 'node:http2';
+import type { ClientSessionRequestOptions, OutgoingHttpHeaders } from 'node:http2';
 import { connect as netConnect, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { Pool } from 'undici';
@@ -24,6 +24,8 @@ export interface PoolOptions {
   readonly certsDir?: string;
   /** Upstream TLS failures are logged here. */
   readonly logger?: Logger;
+  /** Source address of plaintext connections (a captured sidecar's inbound side: 127.0.0.6). */
+  readonly localAddress?: string;
 }
 
 /** Above this, a maxConnections is as good as unlimited for one endpoint's pool. */
@@ -46,12 +48,14 @@ export class UpstreamPools implements EndpointLoad {
   readonly #connector: UpstreamConnector;
   readonly #connectTimeoutMs: number;
   readonly #idlePoolMs: number;
+  readonly #localAddress: string | undefined;
   readonly #sweeper: NodeJS.Timeout;
   #closed = false;
 
   constructor(opts: PoolOptions = {}) {
     this.#connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
     this.#idlePoolMs = opts.idlePoolMs ?? 300_000;
+    this.#localAddress = opts.localAddress;
     this.#connector = new UpstreamConnector({
       connectTimeoutMs: this.#connectTimeoutMs,
       ...(opts.certsDir !== undefined ? { certsDir: opts.certsDir } : {}),
@@ -75,14 +79,14 @@ export class UpstreamPools implements EndpointLoad {
    * on a session that keeps the cluster's connection settings (connect and idle timeouts, requests
    * per connection). An error when the TLS material for a new session cannot be had.
    */
-  h2Request(key: string, tls: UpstreamTlsProfile | undefined, limits: ConnectionLimits | undefined, headers: OutgoingHttpHeaders): H2Opened {
+  h2Request(key: string, tls: UpstreamTlsProfile | undefined, limits: ConnectionLimits | undefined, headers: OutgoingHttpHeaders, options?: ClientSessionRequestOptions): H2Opened {
     if (this.#closed) throw new Error('upstream pools are closed');
     const l = limits ?? DEFAULT_LIMITS;
     const connectTimeoutMs = this.#connectTimeout(l);
     const open: H2Connect = (onFailure) => this.#open(key, tls, ['h2'], connectTimeoutMs, onFailure);
     const sessionKey = `${key}|${tls?.key ?? ''}|${l.maxRequestsPerConnection},${l.idleTimeoutMs ?? ''},${connectTimeoutMs}`;
     const settings = { maxRequestsPerConnection: l.maxRequestsPerConnection, idleTimeoutMs: l.idleTimeoutMs ?? H2_IDLE_TIMEOUT_MS };
-    return this.#h2.request(sessionKey, key, open, settings, headers);
+    return this.#h2.request(sessionKey, key, open, settings, headers, options);
   }
 
   /**
@@ -129,7 +133,7 @@ export class UpstreamPools implements EndpointLoad {
           // The cluster-wide limit is kept by its circuit breaker; no endpoint may exceed it either.
           ...(custom && custom.maxConnections < MAX_POOL_CONNECTIONS ? { connections: custom.maxConnections } : {}),
           ...(custom && custom.maxRequestsPerConnection > 0 ? { maxRequestsPerClient: custom.maxRequestsPerConnection } : {}),
-          ...(tls ? { connect: this.#connector.undiciConnect(tls, host, port, connectTimeout) } : {}),
+          ...(tls ? { connect: this.#connector.undiciConnect(tls, host, port, connectTimeout) } : this.#localAddress ? { localAddress: this.#localAddress } : {}),
         }),
         active: 0,
         lastUsed: Date.now(),

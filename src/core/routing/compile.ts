@@ -9,6 +9,7 @@ import { hostIntersection, resolveShortName } from '../registry/hostname.js';
 import type { Registry } from '../registry/types.js';
 import type { Cluster } from '../policy/types.js';
 import { compileAction } from './actions.js';
+import { translatedSource } from '../gateway-api/route-sources.js';
 import { bindServers, exportedTo, hostsVisibleTo, selectsProxy, vsGateways, type BoundServer } from './gateway-binding.js';
 import { indexVirtualHosts } from './host-index.js';
 import { compileTcpRoute, compileTlsRoutes } from './tls-routes.js';
@@ -115,7 +116,8 @@ function compileHttpRoutes(vs: Resource<VirtualServiceSpec>, bound: BoundServer,
       sawCatchAll = catchAll;
       out.push({
         name: routeName(route, m),
-        source: { virtualService: `${ns}/${vs.metadata.name}`, file: vs.origin.file, line: vs.origin.lineOf(['spec', 'http', i]), httpIndex: i, matchIndex: m ? k : -1 },
+        // A VirtualService made from Gateway API routes names the route rule it came from.
+        source: translatedSource(vs, i) ?? { virtualService: `${ns}/${vs.metadata.name}`, file: vs.origin.file, line: vs.origin.lineOf(['spec', 'http', i]), httpIndex: i, matchIndex: m ? k : -1 },
         conditions: m ? compileMatch(m) : [],
         catchAll,
         action: compileAction(route, m, {

@@ -20,6 +20,8 @@ import { buildRegistry } from '../registry/build.js';
 import { compileGateway, type CompiledGateway } from '../routing/compile.js';
 import { compileMesh } from '../routing/compile-mesh.js';
 import { acmeProblems } from './acme-credentials.js';
+import { translateGatewayApi } from '../gateway-api/translate.js';
+import { EMPTY_STATUS } from '../gateway-api/conditions.js';
 import { keepLastGood } from './last-good.js';
 import type { ProxyRole, Snapshot } from './snapshot.js';
 
@@ -69,8 +71,10 @@ export function buildSnapshot(loaded: LoadResult, role: ProxyRole, deps: Snapsho
     return built;
   };
 
-  const gateways = ofKind<GatewaySpec>(resources, 'Gateway');
-  const virtualServices = ofKind<VirtualServiceSpec>(resources, 'VirtualService');
+  // Gateway API resources join as the Istio Gateways and VirtualServices they stand for (gateways only).
+  const gatewayApi = role.kind === 'gateway' ? translateGatewayApi({ resources, registry, domain, ...(role.ports ? { servicePorts: role.ports } : {}), ...(role.gatewayNames ? { only: role.gatewayNames } : {}) }) : undefined;
+  const gateways = [...ofKind<GatewaySpec>(resources, 'Gateway'), ...(gatewayApi?.gateways ?? [])];
+  const virtualServices = [...ofKind<VirtualServiceSpec>(resources, 'VirtualService'), ...(gatewayApi?.virtualServices ?? [])];
   const routing = { virtualServices, registry, proxyLabels: role.labels, proxyNamespace: role.namespace, domain, cluster };
   // A sidecar has no Gateway listeners: its route configs are looked up by the port the app called.
   const compiled: CompiledGateway = role.kind === 'sidecar' ? { listeners: new Map(), ...compileMesh(routing) } : compileGateway({ ...routing, gateways, servicePorts: role.ports });
@@ -84,7 +88,7 @@ export function buildSnapshot(loaded: LoadResult, role: ProxyRole, deps: Snapsho
   });
 
   const acme = role.kind === 'gateway' ? acmeProblems(compiled.listeners, resources) : [];
-  const problems = [...reconciled.loadProblems, ...validationProblems, ...reconciled.problems, ...registryProblems, ...compiled.problems, ...rateLimits.problems, ...acme];
+  const problems = [...reconciled.loadProblems, ...validationProblems, ...reconciled.problems, ...registryProblems, ...(gatewayApi?.problems ?? []), ...compiled.problems, ...rateLimits.problems, ...acme];
   const snapshot: Snapshot = Object.freeze({
     version,
     createdAt: deps.now?.() ?? new Date(),
@@ -96,6 +100,7 @@ export function buildSnapshot(loaded: LoadResult, role: ProxyRole, deps: Snapsho
     role,
     rateLimits: rateLimits.table,
     problems,
+    gatewayApi: gatewayApi?.status ?? EMPTY_STATUS,
   });
   return { snapshot, problems };
 }

@@ -8,6 +8,7 @@ import type { Cluster } from '../policy/types.js';
 import type { RateLimitTable } from '../policy/rate-limit-table.js';
 import type { Registry } from '../registry/types.js';
 import type { Listener, RouteConfig } from '../routing/types.js';
+import type { GatewayApiStatus } from '../gateway-api/conditions.js';
 
 export interface Snapshot {
   /** Increases by one with every snapshot a holder accepts. */
@@ -31,6 +32,8 @@ export interface Snapshot {
   readonly rateLimits: RateLimitTable;
   /** Problems found while building it (warnings, and errors of resources left out). */
   readonly problems: readonly Problem[];
+  /** Gateway API status of the Gateways this gateway serves and the routes attached to them. */
+  readonly gatewayApi: GatewayApiStatus;
 }
 
 /** What the proxy is: a gateway compiles the Gateway servers whose selector matches its labels. */
@@ -46,6 +49,8 @@ export interface GatewayRole {
    * port not in it is listened on as-is.
    */
   readonly ports?: ReadonlyMap<number, number>;
+  /** Gateway API Gateways to serve (`ns/name`); undefined: every Gateway of meshgate's classes. */
+  readonly gatewayNames?: ReadonlySet<string>;
 }
 
 /** A sidecar compiles the outbound (mesh) routes its workload sees from its namespace. */

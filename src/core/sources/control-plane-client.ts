@@ -6,7 +6,7 @@
 
 import { Agent, request, type RequestOptions } from 'node:https';
 import type { ClientRequest, IncomingMessage } from 'node:http';
-import { StringDecoder } from 'node:string_decoder';
+import { LineReader } from './line-reader.js';
 import { isRecord } from '../config/load.js';
 import {
   ACK_PATH,
@@ -39,7 +39,7 @@ export interface StreamHandle {
 }
 
 /** One stream line may hold a whole configuration; beyond this something is wrong. */
-const MAX_LINE_CHARS = 256 * 1024 * 1024;
+const MAX_LINE_BYTES = 256 * 1024 * 1024;
 /** Silence for this many heartbeat periods means the control plane (or the path to it) is gone. */
 const MISSED_HEARTBEATS = 3.5;
 const MAX_ERROR_BODY = 64 * 1024;
@@ -111,26 +111,21 @@ export class ControlPlaneClient {
         void errorText(res).then((text) => finish(new Error(`the control plane at ${this.url} refused the stream: ${res.statusCode} ${text}`)));
         return;
       }
-      const decoder = new StringDecoder('utf8');
-      let buffered = '';
+      const lines = new LineReader(MAX_LINE_BYTES);
+      const onLine = (line: string): void => {
+        const message = parseStreamMessage(line);
+        if (!message) return;
+        if (message.type === 'hello') {
+          idleMs = Math.round(message.heartbeatMs * MISSED_HEARTBEATS);
+          arm();
+        }
+        handlers.onMessage(message);
+      };
       res.on('data', (chunk: Buffer) => {
         if (done) return;
         arm();
-        buffered += decoder.write(chunk);
-        let nl: number;
-        while (!done && (nl = buffered.indexOf('\n')) >= 0) {
-          const line = buffered.slice(0, nl);
-          buffered = buffered.slice(nl + 1);
-          if (line.trim() === '') continue;
-          const message = parseStreamMessage(line);
-          if (!message) continue;
-          if (message.type === 'hello') {
-            idleMs = Math.round(message.heartbeatMs * MISSED_HEARTBEATS);
-            arm();
-          }
-          handlers.onMessage(message);
-        }
-        if (buffered.length > MAX_LINE_CHARS) finish(new Error(`the control plane sent a line longer than ${MAX_LINE_CHARS} characters`));
+        const tooLong = lines.push(chunk, onLine, () => done);
+        if (tooLong) finish(new Error(`the control plane sent ${tooLong.message}`));
       });
       res.on('end', () => finish(new Error(`the control plane at ${this.url} ended the stream`)));
       res.on('error', (err) => finish(this.#explain(err)));

@@ -26,6 +26,16 @@ export function defaultProxyId(): string {
   return `${hostname()}-${process.pid}`;
 }
 
+/**
+ * A proxy's name on the configuration stream: what it is (`user-service.default`, `gateway-w1.istio-system`)
+ * and which process it is. A stream with the same name replaces the older one (a proxy reconnecting),
+ * so two processes must never share one: replicas of a workload, or two gateways on one host, would
+ * evict each other's stream in a loop. In a pod the host name is the pod's name.
+ */
+export function proxyIdOf(name: string, namespace: string): string {
+  return `${name}.${namespace}:${hostname()}-${process.pid}`;
+}
+
 export class ControlPlaneSource implements ConfigSource {
   readonly #client: ControlPlaneClient;
   readonly #proxyId: string;

@@ -1,5 +1,6 @@
 // FileSource: a folder of YAML/JSON as a ConfigSource. It watches the folder and emits the whole
-// resource set again after each burst of changes (debounced), never a delta.
+// resource set again after each burst of changes (debounced), never a delta. Only the files that
+// changed are read and parsed again (ConfigFolder); a poll of an unchanged folder only stats its files.
 //
 // A file read while it is being written can be empty or cut short: `>` truncates before it writes,
 // and a copy lands in pieces. Applied as read, that removes whatever the file held, and every request
@@ -9,8 +10,9 @@
 // still applies, that much later, with a warning when it removes every resource.
 
 import { watch, type FSWatcher } from 'node:fs';
-import { loadConfigDir, type LoadResult } from '../config/load.js';
+import type { LoadResult } from '../config/load.js';
 import type { Problem } from '../config/problem.js';
+import { ConfigFolder } from './config-folder.js';
 import type { ConfigSource, ConfigUpdate } from './source.js';
 
 export interface FileSourceOptions {
@@ -35,24 +37,25 @@ export class FileSource implements ConfigSource {
   readonly #debounceMs: number;
   readonly #pollMs: number;
   readonly #settleMs: number;
-  #settle: NodeJS.Timeout | undefined;
-  /** Resources per file in the set last applied. */
-  #applied = new Map<string, number>();
-  /** A read that lost resources, waiting to be seen again unchanged. */
-  #pending: { fingerprint: string; since: number } | undefined;
   #watcher: FSWatcher | undefined;
   #timer: NodeJS.Timeout | undefined;
   #poll: NodeJS.Timeout | undefined;
+  #settle: NodeJS.Timeout | undefined;
   #loading: Promise<void> | undefined;
   #again = false;
   #closed = false;
-  #lastText = '';
+  readonly #folder: ConfigFolder;
+  /** Resources per file in the set last applied. */
+  #applied = new Map<string, number>();
+  /** Since when the folder has read as it does now, while that read loses resources and waits. */
+  #pendingSince: number | undefined;
 
   constructor(opts: FileSourceOptions) {
     this.#dir = opts.dir;
     this.#debounceMs = opts.debounceMs ?? 100;
     this.#pollMs = opts.pollMs ?? 5000;
     this.#settleMs = opts.settleMs ?? 1000;
+    this.#folder = new ConfigFolder(opts.dir);
   }
 
   get description(): string {
@@ -60,29 +63,30 @@ export class FileSource implements ConfigSource {
   }
 
   async start(onUpdate: (u: ConfigUpdate) => void): Promise<void> {
+    let first = true;
     const reload = async (): Promise<void> => {
       if (this.#closed) return;
-      const result = await loadConfigDir(this.#dir);
+      const { result, changed } = await this.#folder.read();
       // Poll ticks and duplicate events must not rebuild an unchanged configuration.
-      const fingerprint = JSON.stringify([result.resources.map((r) => [r.origin.file, r.raw]), result.problems]);
-      if (fingerprint === this.#lastText || this.#closed) return;
+      if ((!changed && !first && this.#pendingSince === undefined) || this.#closed) return;
+      first = false;
       const counts = countByFile(result.resources);
       const lost = [...this.#applied].filter(([file, n]) => (counts.get(file) ?? 0) < n);
       let update: LoadResult = result;
       if (lost.length > 0) {
         const now = Date.now();
-        if (this.#pending?.fingerprint !== fingerprint) this.#pending = { fingerprint, since: now };
-        const waited = now - this.#pending.since;
+        // A write that goes on moves the mark.
+        if (changed || this.#pendingSince === undefined) this.#pendingSince = now;
+        const waited = now - this.#pendingSince;
         if (waited < this.#settleMs) {
-          // Read again once it has had time to settle; a write that goes on moves the mark.
+          // Read again once it has had time to settle.
           clearTimeout(this.#settle);
           this.#settle = setTimeout(run, this.#settleMs - waited);
           return;
         }
         update = { ...result, problems: [...result.problems, ...lostWarnings(lost, counts, result.resources.length === 0, this.#settleMs)] };
       }
-      this.#pending = undefined;
-      this.#lastText = fingerprint;
+      this.#pendingSince = undefined;
       this.#applied = counts;
       onUpdate(update);
     };
@@ -106,7 +110,10 @@ export class FileSource implements ConfigSource {
       this.#timer = setTimeout(run, this.#debounceMs);
     };
     await reload();
-    this.#watcher = watch(this.#dir, { persistent: false }, schedule);
+    this.#watcher = watch(this.#dir, { persistent: false }, (_event, name) => {
+      this.#folder.markChanged(name ?? undefined);
+      schedule();
+    });
     this.#watcher.on('error', () => schedule());
     this.#poll = setInterval(run, this.#pollMs);
     this.#poll.unref();

@@ -38,6 +38,17 @@ export const KUBE_KINDS: readonly KubeKind[] = [
   { kind: 'Certificate', apiVersion: 'cert-manager.io/v1', plural: 'certificates', crd: true },
   // meshgate's own kinds (deploy/crds/meshgate-io.yaml).
   { kind: 'RateLimitPolicy', apiVersion: 'meshgate.io/v1', plural: 'ratelimitpolicies', crd: true },
+  // The Kubernetes Gateway API (deploy/crds/gateway-api-standard.yaml); TLSRoute/TCPRoute only where
+  // the experimental channel is installed. Namespaces give their labels to allowedRoutes selectors
+  // and count as absent where they cannot be listed.
+  { kind: 'GatewayClass', apiVersion: 'gateway.networking.k8s.io/v1', plural: 'gatewayclasses', crd: true, clusterScoped: true },
+  { kind: 'Gateway', apiVersion: 'gateway.networking.k8s.io/v1', plural: 'gateways', crd: true },
+  { kind: 'HTTPRoute', apiVersion: 'gateway.networking.k8s.io/v1', plural: 'httproutes', crd: true },
+  { kind: 'GRPCRoute', apiVersion: 'gateway.networking.k8s.io/v1', plural: 'grpcroutes', crd: true },
+  { kind: 'TLSRoute', apiVersion: 'gateway.networking.k8s.io/v1alpha2', plural: 'tlsroutes', crd: true },
+  { kind: 'TCPRoute', apiVersion: 'gateway.networking.k8s.io/v1alpha2', plural: 'tcproutes', crd: true },
+  { kind: 'ReferenceGrant', apiVersion: 'gateway.networking.k8s.io/v1beta1', plural: 'referencegrants', crd: true },
+  { kind: 'Namespace', apiVersion: 'v1', plural: 'namespaces', crd: true, clusterScoped: true },
 ];
 
 /** The collection's URL path: cluster-wide when `namespace` is undefined. */

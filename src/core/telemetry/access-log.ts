@@ -3,6 +3,7 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pino } from 'pino';
+import { responseCompleted } from '../proxy/stream-state.js';
 
 /** Filled in as the request goes; written once when the response ends. */
 export interface RequestRecord {
@@ -75,7 +76,12 @@ export function logWhenDone(req: IncomingMessage, res: ServerResponse, record: R
   meterBodies(req, res, record);
   res.once('close', () => {
     record.responseCode = res.headersSent ? res.statusCode : 0;
-    if (!(res.writableFinished ?? res.writableEnded) && (record.flags === '-' || record.flags === 'DI')) record.flags = record.flags === '-' ? 'DC' : `${record.flags},DC`;
+    // A client that reset its stream or closed its connection before the end: DC, unless the proxy
+    // already said why it cut the response (UT, UR, UC).
+    if (!responseCompleted(res) && (record.flags === '-' || record.flags === 'DI')) {
+      record.flags = record.flags === '-' ? 'DC' : `${record.flags},DC`;
+      if (!res.headersSent && record.details === 'via_upstream') record.details = 'downstream_remote_disconnect';
+    }
     record.durationMs = Math.round(performance.now() - started);
     if (tunnel) {
       record.bytesReceived += tunnel.received;

@@ -1,0 +1,115 @@
+// `meshgate iptables`: the capture init container's command. Installs Istio's REDIRECT rules in the
+// pod's network namespace through iptables-restore (a child process), and lets the sidecar find
+// the original destination of raw TCP by opening the namespace's conntrack table to it. `--dry-run`
+// prints the rules instead.
+
+import { spawn } from 'node:child_process';
+import { chmod } from 'node:fs/promises';
+import { CONNTRACK_TABLE } from '../core/capture/original-destination.js';
+import { captureRules, DEFAULT_CAPTURE, parseCidrList, parsePortList, SIDECAR_OWN_PORTS, type CaptureOptions } from '../core/capture/iptables-rules.js';
+import { parse, parsePort } from './options.js';
+import { CommandError, UsageError } from './main.js';
+
+export const IPTABLES_HELP = `usage: meshgate iptables [options] [--dry-run]
+
+Installs transparent traffic capture in the current network namespace (the pod's), as Istio's
+istio-init does: inbound TCP is redirected to the sidecar's inbound port, outbound TCP to its
+outbound port; the proxy's own traffic (uid/gid 1337) is never captured. Needs NET_ADMIN and NET_RAW
+(root in the init container). Short flags are istio-iptables' own.
+
+  -p, --outbound-port N           outbound redirect target (default 15001)
+  -z, --inbound-port N            inbound redirect target (default 15006)
+  -u, --proxy-uid N               the proxy's uid, exempt from capture (default 1337)
+  -g, --proxy-gid N               the proxy's gid, exempt from capture (default: the uid)
+  -i, --include-outbound-ip-ranges LIST
+                                  CIDRs whose outbound traffic is captured; '*' all (default), '' none
+  -x, --exclude-outbound-ip-ranges LIST
+                                  CIDRs never captured outbound
+  -b, --include-inbound-ports LIST
+                                  inbound ports captured; '*' all (default), '' none
+  -d, --exclude-inbound-ports LIST
+                                  inbound ports never captured (${SIDECAR_OWN_PORTS.join(', ')} always are)
+  -o, --exclude-outbound-ports LIST
+                                  destination ports never captured outbound
+  --keep-conntrack-private        leave ${CONNTRACK_TABLE} root-only (the sidecar then cannot
+                                  find the original destination of raw TCP; HTTP still routes by Host)
+  --dry-run                       print the rules (iptables-restore format) and change nothing
+
+The annotations traffic.sidecar.istio.io/includeOutboundIPRanges, excludeOutboundIPRanges,
+excludeInboundPorts and excludeOutboundPorts become these flags at injection.`;
+
+export function captureOptionsFromFlags(values: Record<string, string | boolean | undefined>): CaptureOptions {
+  const ok = <T>(r: { ok: true; value: T } | { ok: false; message: string }): T => {
+    if (!r.ok) throw new UsageError(r.message);
+    return r.value;
+  };
+  const str = (k: string): string | undefined => (typeof values[k] === 'string' ? (values[k] as string) : undefined);
+  const uid = str('proxy-uid') === undefined ? DEFAULT_CAPTURE.proxyUid : parseId(str('proxy-uid')!, '--proxy-uid');
+  const include = str('include-outbound-ip-ranges');
+  const inbound = str('include-inbound-ports');
+  return {
+    outboundPort: parsePort(str('outbound-port'), DEFAULT_CAPTURE.outboundPort, '--outbound-port'),
+    inboundPort: parsePort(str('inbound-port'), DEFAULT_CAPTURE.inboundPort, '--inbound-port'),
+    proxyUid: uid,
+    proxyGid: str('proxy-gid') === undefined ? uid : parseId(str('proxy-gid')!, '--proxy-gid'),
+    includeOutboundIpRanges: include === undefined || include.trim() === '*' ? '*' : ok(parseCidrList(include, '--include-outbound-ip-ranges')),
+    excludeOutboundIpRanges: ok(parseCidrList(str('exclude-outbound-ip-ranges') ?? '', '--exclude-outbound-ip-ranges')),
+    includeInboundPorts: inbound === undefined || inbound.trim() === '*' ? '*' : ok(parsePortList(inbound, '--include-inbound-ports')),
+    excludeInboundPorts: ok(parsePortList(str('exclude-inbound-ports') ?? '', '--exclude-inbound-ports')),
+    excludeOutboundPorts: ok(parsePortList(str('exclude-outbound-ports') ?? '', '--exclude-outbound-ports')),
+  };
+}
+
+export async function runIptablesCommand(argv: string[]): Promise<number> {
+  const { values } = parse(argv, {
+    'outbound-port': { type: 'string', short: 'p' },
+    'inbound-port': { type: 'string', short: 'z' },
+    'proxy-uid': { type: 'string', short: 'u' },
+    'proxy-gid': { type: 'string', short: 'g' },
+    'include-outbound-ip-ranges': { type: 'string', short: 'i' },
+    'exclude-outbound-ip-ranges': { type: 'string', short: 'x' },
+    'include-inbound-ports': { type: 'string', short: 'b' },
+    'exclude-inbound-ports': { type: 'string', short: 'd' },
+    'exclude-outbound-ports': { type: 'string', short: 'o' },
+    'keep-conntrack-private': { type: 'boolean' },
+    'dry-run': { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (values.help) {
+    console.log(IPTABLES_HELP);
+    return 0;
+  }
+  const rules = captureRules(captureOptionsFromFlags(values));
+  if (values['dry-run']) {
+    console.log(rules.trimEnd());
+    return 0;
+  }
+  await iptablesRestore(rules);
+  if (!values['keep-conntrack-private']) {
+    // The table of this namespace holds only this pod's connections; the sidecar (uid 1337, no
+    // capabilities) reads it to find where redirected raw TCP was going.
+    await chmod(CONNTRACK_TABLE, 0o444).catch((err: NodeJS.ErrnoException) => {
+      console.error(`meshgate iptables: ${CONNTRACK_TABLE} could not be opened to the sidecar (${err.code ?? err.message}); raw TCP capture will not know its destination`);
+    });
+  }
+  console.log('meshgate iptables: capture rules installed');
+  return 0;
+}
+
+function parseId(text: string, flag: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n > 0x7fffffff) throw new UsageError(`${flag}: '${text}' is not a numeric id`);
+  return n;
+}
+
+/** `iptables-restore --noflush`: the nat table's other rules (the runtime's) stay as they are. */
+function iptablesRestore(rules: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('iptables-restore', ['--noflush'], { stdio: ['pipe', 'inherit', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', (err) => reject(new CommandError(`cannot run iptables-restore: ${err.message}`)));
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new CommandError(`iptables-restore failed (exit ${code}): ${stderr.trim()}`))));
+    child.stdin.end(rules);
+  });
+}

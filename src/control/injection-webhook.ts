@@ -1,0 +1,135 @@
+// The sidecar injector: a mutating admission webhook (HTTPS, by default on 15017) the API server calls
+// with an AdmissionReview v1 for every pod the MutatingWebhookConfiguration's selectors chose. It
+// answers with the JSONPatch that adds the sidecar (core/inject), or with no patch when the pod opts
+// out, runs on the host network or already has a sidecar. Its serving certificate is signed by the
+// mesh CA for `<service>.<namespace>.svc`; the configuration's caBundle is kept at the mesh root
+// (webhook-ca-bundle.ts). A review it cannot read is refused (allowed: false): with
+// failurePolicy Fail the pod is not created rather than created outside the mesh.
+
+import { createServer, type Server } from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import type { CertificateAuthority } from '../core/pki/authority.js';
+import { injectPod, type InjectOptions } from '../core/inject/inject-pod.js';
+import { injectionDecision } from '../core/inject/selection.js';
+import { podPatch } from '../core/inject/json-patch.js';
+
+export const INJECTION_PORT = 15017;
+export const INJECT_PATH = '/inject';
+/** An AdmissionReview is a pod and a few fields; anything larger is not one. */
+const MAX_BODY_BYTES = 4 * 1024 * 1024;
+
+type Json = Record<string, unknown>;
+
+export interface InjectionWebhookOptions {
+  readonly ca: CertificateAuthority;
+  /** The Service and namespace the API server calls (`<service>.<namespace>.svc`). */
+  readonly serviceName: string;
+  readonly namespace: string;
+  readonly inject: InjectOptions;
+  /** Namespace labels when known; the API server's selectors decide the namespace half otherwise. */
+  readonly namespaceLabels?: (namespace: string) => Readonly<Record<string, string>> | undefined;
+  readonly log: Logger;
+}
+
+export function webhookNames(serviceName: string, namespace: string): string[] {
+  return [`${serviceName}.${namespace}.svc`, `${serviceName}.${namespace}.svc.cluster.local`, serviceName, 'localhost', '127.0.0.1'];
+}
+
+export function createInjectionWebhook(opts: InjectionWebhookOptions): Server {
+  const tls = opts.ca.issueServerCertificate(webhookNames(opts.serviceName, opts.namespace));
+  return createServer({ cert: tls.certChainPem, key: tls.keyPem }, (req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'POST' || path !== INJECT_PATH) return void send(res, 404, { message: 'not found' });
+    readBody(req).then(
+      (body) => {
+        if (body === undefined) return send(res, 413, { message: 'AdmissionReview too large' });
+        send(res, 200, review(body, opts));
+      },
+      () => res.destroy(),
+    );
+  });
+}
+
+/** The AdmissionReview answer for one request body. */
+export function review(body: string, opts: Pick<InjectionWebhookOptions, 'inject' | 'namespaceLabels' | 'log'>): Json {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body);
+  } catch {
+    return refusal('', 'the body is not JSON');
+  }
+  const request = (parsed as Json | null)?.request as Json | undefined;
+  const uid = typeof request?.uid === 'string' ? request.uid : '';
+  const apiVersion = (parsed as Json).apiVersion;
+  if (!request || (apiVersion !== undefined && apiVersion !== 'admission.k8s.io/v1')) return refusal(uid, 'not an admission.k8s.io/v1 AdmissionReview');
+  const pod = request.object as Json | undefined;
+  const kind = (request.kind as Json | undefined)?.kind;
+  if (kind !== 'Pod' || !pod || typeof pod !== 'object') return allowed(uid);
+  const namespace = typeof request.namespace === 'string' ? request.namespace : String((pod.metadata as Json | undefined)?.namespace ?? 'default');
+  const name = podName(pod);
+  const labels = opts.namespaceLabels?.(namespace);
+  const decision = injectionDecision(pod, { namespace, ...(labels ? { namespaceLabels: labels } : {}), ...(opts.inject.revision ? { revision: opts.inject.revision } : {}) });
+  if (!decision.inject) {
+    opts.log.info({ pod: `${namespace}/${name}`, reason: decision.reason }, 'pod admitted without a sidecar');
+    return allowed(uid);
+  }
+  const owner = ownerOf(pod, namespace);
+  const injected = injectPod(pod, { ...opts.inject, ...(owner ? { owner } : { workloadName: name }) });
+  const patch = podPatch(pod, injected);
+  opts.log.info({ pod: `${namespace}/${name}` }, 'sidecar injected');
+  return {
+    apiVersion: 'admission.k8s.io/v1',
+    kind: 'AdmissionReview',
+    response: { uid, allowed: true, patchType: 'JSONPatch', patch: Buffer.from(JSON.stringify(patch)).toString('base64') },
+  };
+}
+
+/** The workload behind a pod: a ReplicaSet's Deployment (its name less the template hash), or the owner itself. */
+function ownerOf(pod: Json, namespace: string): InjectOptions['owner'] | undefined {
+  const refs = (pod.metadata as Json | undefined)?.ownerReferences;
+  const ref = Array.isArray(refs) ? (refs.find((r: Json) => r.controller === true) ?? refs[0]) as Json | undefined : undefined;
+  if (!ref || typeof ref.name !== 'string' || typeof ref.kind !== 'string') return undefined;
+  if (ref.kind === 'ReplicaSet' && /-[a-z0-9]{5,10}$/.test(ref.name)) {
+    return { apiVersion: 'apps/v1', kind: 'Deployment', name: ref.name.replace(/-[a-z0-9]{5,10}$/, ''), namespace };
+  }
+  return { apiVersion: String(ref.apiVersion ?? 'v1'), kind: ref.kind, name: ref.name, namespace };
+}
+
+/** A pod at admission often has only generateName (`product-6d4f-`). */
+function podName(pod: Json): string {
+  const meta = (pod.metadata ?? {}) as Json;
+  if (typeof meta.name === 'string' && meta.name) return meta.name;
+  return typeof meta.generateName === 'string' ? meta.generateName.replace(/-$/, '') : '(unnamed)';
+}
+
+function allowed(uid: string): Json {
+  return { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid, allowed: true } };
+}
+
+function refusal(uid: string, message: string): Json {
+  return { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid, allowed: false, status: { code: 400, message: `meshgate injector: ${message}` } } };
+}
+
+function send(res: ServerResponse, status: number, body: Json): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
+}
+
+function readBody(req: IncomingMessage): Promise<string | undefined> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_BODY_BYTES) {
+        req.pause();
+        resolve(undefined);
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}

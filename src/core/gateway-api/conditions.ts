@@ -1,0 +1,114 @@
+// The status the Gateway API asks a controller to report, as plain data: conditions (Accepted,
+// Programmed, ResolvedRefs, Conflicted) with their reasons on GatewayClasses, Gateways, listeners
+// and each parent of a route. The translation fills it in; in a cluster it is written to the
+// objects' status subresource (status-writer.ts), with files `analyze`/`explain` show it as problems.
+
+import type { Problem } from '../config/problem.js';
+import { problemAt } from '../config/problem.js';
+import type { ParentReference } from '../model/gateway-api.js';
+import type { FieldPath, Resource } from '../model/resource.js';
+
+export interface Condition {
+  readonly type: string;
+  readonly status: 'True' | 'False' | 'Unknown';
+  readonly reason: string;
+  readonly message: string;
+}
+
+export interface ListenerStatus {
+  readonly name: string;
+  attachedRoutes: number;
+  readonly supportedKinds: ReadonlyArray<{ readonly group: string; readonly kind: string }>;
+  readonly conditions: Condition[];
+}
+
+export interface GatewayStatus {
+  readonly resource: Resource;
+  readonly conditions: Condition[];
+  readonly listeners: ListenerStatus[];
+  /** Filled in by whoever knows the addresses (spec.addresses, or the gateway Service's load balancer). */
+  addresses: ReadonlyArray<{ readonly type: string; readonly value: string }>;
+}
+
+export interface RouteParentStatus {
+  readonly parentRef: ParentReference;
+  /** Index of the parentRef in spec.parentRefs, for file:line. */
+  readonly index: number;
+  readonly conditions: Condition[];
+}
+
+export interface RouteStatus {
+  readonly resource: Resource;
+  readonly parents: RouteParentStatus[];
+}
+
+export interface GatewayApiStatus {
+  readonly gatewayClasses: ReadonlyArray<{ readonly resource: Resource; readonly conditions: Condition[] }>;
+  readonly gateways: readonly GatewayStatus[];
+  readonly routes: readonly RouteStatus[];
+}
+
+export const EMPTY_STATUS: GatewayApiStatus = Object.freeze({ gatewayClasses: [], gateways: [], routes: [] });
+
+export function condition(type: string, ok: boolean, reason: string, message = ''): Condition {
+  return { type, status: ok ? 'True' : 'False', reason, message };
+}
+
+/** Sets the condition of its type, replacing what was there. */
+export function setCondition(list: Condition[], c: Condition): void {
+  const i = list.findIndex((x) => x.type === c.type);
+  if (i < 0) list.push(c);
+  else list[i] = c;
+}
+
+/**
+ * The conditions that say something is wrong, as problems at the field they concern: what
+ * `meshgate analyze`, `validate` and `explain` print in file mode. Conflicted True, and any
+ * Accepted/Programmed/ResolvedRefs False, is a warning: the resource stays, the part is not served.
+ */
+export function statusProblems(status: GatewayApiStatus): Problem[] {
+  const out: Problem[] = [];
+  const bad = (c: Condition): boolean => (c.type === 'Conflicted' ? c.status === 'True' : c.status === 'False');
+  const say = (r: Resource, path: FieldPath, c: Condition, what: string): void => {
+    out.push(problemAt(r, path, `${what}${c.type} ${c.status} (${c.reason})${c.message ? `: ${c.message}` : ''}`, 'warning'));
+  };
+  for (const g of status.gatewayClasses) for (const c of g.conditions) if (bad(c)) say(g.resource, ['spec', 'controllerName'], c, '');
+  for (const g of status.gateways) {
+    for (const c of g.conditions) if (bad(c) && c.reason !== 'ListenersNotValid') say(g.resource, ['spec'], c, '');
+    g.listeners.forEach((l, i) => {
+      for (const c of l.conditions) if (bad(c)) say(g.resource, ['spec', 'listeners', i], c, `listener ${l.name}: `);
+    });
+  }
+  for (const r of status.routes) {
+    for (const p of r.parents) {
+      for (const c of p.conditions) if (bad(c)) say(r.resource, ['spec', 'parentRefs', p.index], c, `parent ${parentText(p.parentRef, r.resource.metadata.namespace)}: `);
+    }
+  }
+  return out;
+}
+
+export function parentText(p: ParentReference, routeNamespace: string): string {
+  return `${p.namespace ?? routeNamespace}/${p.name}${p.sectionName ? `/${p.sectionName}` : ''}${p.port ? `:${p.port}` : ''}`;
+}
+
+/**
+ * The status as lines for people (what `meshgate explain` prints in file mode, the same conditions a
+ * cluster would hold): one line per GatewayClass, Gateway, listener and route parent.
+ */
+export function statusLines(status: GatewayApiStatus): string[] {
+  const conds = (list: readonly Condition[]): string =>
+    list
+      .filter((c) => c.type !== 'Conflicted' || c.status === 'True')
+      .map((c) => `${c.type} ${c.status}${c.reason !== c.type ? ` (${c.reason})` : ''}${c.message && (c.status === 'False' || c.type === 'Conflicted') ? `: ${c.message}` : ''}`)
+      .join(', ');
+  const out: string[] = [];
+  for (const c of status.gatewayClasses) out.push(`GatewayClass ${c.resource.metadata.name}: ${conds(c.conditions)}`);
+  for (const g of status.gateways) {
+    out.push(`Gateway ${g.resource.metadata.namespace}/${g.resource.metadata.name}: ${conds(g.conditions)}`);
+    for (const l of g.listeners) out.push(`  listener ${l.name}: attachedRoutes ${l.attachedRoutes}, ${conds(l.conditions)}`);
+  }
+  for (const r of status.routes) {
+    for (const p of r.parents) out.push(`${r.resource.kind} ${r.resource.metadata.namespace}/${r.resource.metadata.name} → ${parentText(p.parentRef, r.resource.metadata.namespace)}: ${conds(p.conditions)}`);
+  }
+  return out;
+}

@@ -1,0 +1,129 @@
+// The Gateway API status as the API server holds it: for each GatewayClass, Gateway and route this
+// gateway answers for, the `status` its status subresource should carry. Conditions carry
+// observedGeneration and keep their lastTransitionTime while their status stays the same; a
+// route's parents written by other controllers are kept. Pure: status-writer.ts does the writing.
+
+import { MESHGATE_CONTROLLER } from '../model/gateway-api.js';
+import type { Resource } from '../model/resource.js';
+import type { Condition, GatewayApiStatus } from './conditions.js';
+
+export interface StatusObject {
+  readonly resource: Resource;
+  /** `gatewayclasses`, `gateways`, `httproutes` … */
+  readonly plural: string;
+  readonly status: Record<string, unknown>;
+}
+
+const PLURALS: Readonly<Record<string, string>> = {
+  GatewayClass: 'gatewayclasses',
+  KubernetesGateway: 'gateways',
+  HTTPRoute: 'httproutes',
+  GRPCRoute: 'grpcroutes',
+  TLSRoute: 'tlsroutes',
+  TCPRoute: 'tcproutes',
+};
+
+type Obj = Record<string, unknown>;
+
+export interface AddressSource {
+  /** The gateway Service's load-balancer addresses, when the Gateway names none itself. */
+  readonly serviceAddresses: ReadonlyArray<{ readonly type: string; readonly value: string }>;
+}
+
+export function statusObjects(status: GatewayApiStatus, now: Date, addresses: AddressSource): StatusObject[] {
+  const out: StatusObject[] = [];
+  const time = now.toISOString().replace(/\.\d+Z$/, 'Z');
+  for (const c of status.gatewayClasses) {
+    out.push({ resource: c.resource, plural: PLURALS.GatewayClass!, status: { ...current(c.resource), conditions: conditionsOf(c.conditions, c.resource, oldConditions(current(c.resource)), time) } });
+  }
+  for (const g of status.gateways) {
+    const old = current(g.resource);
+    const oldListeners = Array.isArray(old.listeners) ? (old.listeners as Obj[]) : [];
+    const spec = (g.resource.spec ?? {}) as { addresses?: Array<{ type?: string; value: string }> };
+    const addrs = spec.addresses && spec.addresses.length > 0 ? spec.addresses.map((a) => ({ type: a.type ?? 'IPAddress', value: a.value })) : addresses.serviceAddresses;
+    out.push({
+      resource: g.resource,
+      plural: PLURALS.KubernetesGateway!,
+      status: {
+        ...old,
+        addresses: addrs.map((a) => ({ type: a.type, value: a.value })),
+        conditions: conditionsOf(g.conditions, g.resource, oldConditions(old), time),
+        listeners: g.listeners.map((l) => ({
+          name: l.name,
+          supportedKinds: l.supportedKinds.map((k) => ({ group: k.group, kind: k.kind })),
+          attachedRoutes: l.attachedRoutes,
+          conditions: conditionsOf(l.conditions, g.resource, oldConditions(oldListeners.find((x) => x.name === l.name) ?? {}), time),
+        })),
+      },
+    });
+  }
+  for (const r of status.routes) {
+    const old = current(r.resource);
+    const others = (Array.isArray(old.parents) ? (old.parents as Obj[]) : []).filter((p) => p.controllerName !== MESHGATE_CONTROLLER);
+    const oldOurs = (Array.isArray(old.parents) ? (old.parents as Obj[]) : []).filter((p) => p.controllerName === MESHGATE_CONTROLLER);
+    const parents = r.parents.map((p) => {
+      const parentRef = { group: 'gateway.networking.k8s.io', kind: 'Gateway', ...p.parentRef, namespace: p.parentRef.namespace ?? r.resource.metadata.namespace };
+      const before = oldOurs.find((o) => JSON.stringify(o.parentRef) === JSON.stringify(parentRef)) ?? {};
+      return { parentRef, controllerName: MESHGATE_CONTROLLER, conditions: conditionsOf(p.conditions, r.resource, oldConditions(before), time) };
+    });
+    const plural = PLURALS[r.resource.kind];
+    if (plural) out.push({ resource: r.resource, plural, status: { ...old, parents: [...others, ...parents] } });
+  }
+  return out;
+}
+
+/** True when writing `status` would change what the object holds (times aside, which only move with a change). */
+export function statusChanged(o: StatusObject): boolean {
+  return canonical(o.status) !== canonical(current(o.resource));
+}
+
+/** JSON with keys sorted, so that the API server's key order does not look like a change. */
+function canonical(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  if (typeof v === 'object' && v !== null) {
+    return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonical((v as Obj)[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(v) ?? 'null';
+}
+
+/**
+ * The gateway Service's load-balancer addresses: a LoadBalancer Service in the proxy's namespace
+ * whose selector picks the proxy's labels (status.loadBalancer.ingress: ip → IPAddress, hostname → Hostname).
+ */
+export function gatewayServiceAddresses(resources: readonly Resource[], namespace: string, labels: Readonly<Record<string, string>>): Array<{ type: string; value: string }> {
+  for (const r of resources) {
+    if (r.kind !== 'Service' || r.metadata.namespace !== namespace) continue;
+    const spec = r.spec as { type?: string; selector?: Record<string, string> };
+    const selector = Object.entries(spec.selector ?? {});
+    if (spec.type !== 'LoadBalancer' || selector.length === 0 || !selector.every(([k, v]) => labels[k] === v)) continue;
+    const ingress = ((r.raw.status as Obj | undefined)?.loadBalancer as Obj | undefined)?.ingress;
+    if (!Array.isArray(ingress)) continue;
+    return ingress.flatMap((i: Obj) => (typeof i.ip === 'string' ? [{ type: 'IPAddress', value: i.ip }] : typeof i.hostname === 'string' ? [{ type: 'Hostname', value: i.hostname }] : []));
+  }
+  return [];
+}
+
+function current(r: Resource): Obj {
+  const s = r.raw.status;
+  return typeof s === 'object' && s !== null && !Array.isArray(s) ? (s as Obj) : {};
+}
+
+function oldConditions(holder: Obj): Obj[] {
+  return Array.isArray(holder.conditions) ? (holder.conditions as Obj[]) : [];
+}
+
+function conditionsOf(list: readonly Condition[], r: Resource, old: readonly Obj[], time: string): Obj[] {
+  const generation = (r.raw.metadata as Obj | undefined)?.generation;
+  return list.map((c) => {
+    const was = old.find((o) => o.type === c.type);
+    const since = was && was.status === c.status && typeof was.lastTransitionTime === 'string' ? was.lastTransitionTime : time;
+    return {
+      type: c.type,
+      status: c.status,
+      reason: c.reason,
+      message: c.message,
+      ...(typeof generation === 'number' ? { observedGeneration: generation } : {}),
+      lastTransitionTime: since,
+    };
+  });
+}

@@ -1,0 +1,178 @@
+// The Gateway API → the Istio model the route compiler already serves: Gateways of meshgate's
+// classes become Istio Gateways (one per listener, listeners.ts), and the routes attached to them
+// become VirtualServices (one per listener host, its entries in Gateway API precedence), so TLS,
+// policies, retries, rate limits, metrics and `explain` apply unchanged. Alongside comes the status
+// the API asks for (conditions.ts). Istio translates its own Gateway API support the same way.
+
+import type { Problem } from '../config/problem.js';
+import {
+  K8S_GATEWAY_KIND, type GatewayClassSpec, type GRPCRouteSpec, type HTTPRouteSpec, type K8sGatewaySpec, type L4RouteSpec, type ReferenceGrantSpec, type RouteKind,
+} from '../model/gateway-api.js';
+import type { GatewaySpec, HTTPRoute, RouteDestination, VirtualServiceSpec } from '../model/istio.js';
+import type { FieldPath, Origin, Resource } from '../model/resource.js';
+import type { Registry } from '../registry/types.js';
+import { attachRoute, type Attachment, type NamespaceLabels } from './attach.js';
+import { resolveBackend, type BackendContext } from './backends.js';
+import { condition, statusProblems, type Condition, type GatewayApiStatus, type RouteStatus } from './conditions.js';
+import { ruleAction, ruleEntries, type RuleInput } from './http-rules.js';
+import { ourClasses, serveListeners, type ServedListener } from './listeners.js';
+import { comparePrecedence, compareRoutes, type RankedEntry } from './precedence.js';
+import { ReferenceGrants } from './reference-grants.js';
+import { recordSources, type EntrySource } from './route-sources.js';
+
+export interface GatewayApiInput {
+  readonly resources: readonly Resource[];
+  readonly registry: Registry;
+  readonly domain: string;
+  /** The gateway Service's ports (Gateway port → listen port): plaintext listeners share a route config per listen port. */
+  readonly servicePorts?: ReadonlyMap<number, number>;
+  /** Serve only these Gateways (`ns/name`); undefined: every Gateway of meshgate's classes. */
+  readonly only?: ReadonlySet<string>;
+}
+
+export interface GatewayApiTranslation {
+  readonly gateways: readonly Resource<GatewaySpec>[];
+  readonly virtualServices: readonly Resource<VirtualServiceSpec>[];
+  readonly status: GatewayApiStatus;
+  /** The status conditions that report something wrong, as warnings at file:line. */
+  readonly problems: readonly Problem[];
+}
+
+const HTTP_KINDS: readonly RouteKind[] = ['HTTPRoute', 'GRPCRoute'];
+
+export function translateGatewayApi(input: GatewayApiInput): GatewayApiTranslation {
+  const of = <S>(kind: string): Resource<S>[] => input.resources.filter((r) => r.kind === kind) as Resource<S>[];
+  const k8sGateways = of<K8sGatewaySpec>(K8S_GATEWAY_KIND);
+  if (k8sGateways.length === 0) return { gateways: [], virtualServices: [], status: { gatewayClasses: ourClasses(of<GatewayClassSpec>('GatewayClass')).statuses, gateways: [], routes: [] }, problems: [] };
+  const grants = new ReferenceGrants(of<ReferenceGrantSpec>('ReferenceGrant'));
+  const classes = ourClasses(of<GatewayClassSpec>('GatewayClass'));
+  const served = serveListeners(k8sGateways, classes.names, grants, input.only);
+  const namespaces: NamespaceLabels = new Map(of('Namespace').map((n) => [n.metadata.name, n.metadata.labels]));
+
+  const routes: RouteStatus[] = [];
+  const groups = new Map<string, { listener: ServedListener; domain: string; entries: RankedEntry[] }>();
+  const l4: Resource<VirtualServiceSpec>[] = [];
+  for (const kind of ['HTTPRoute', 'GRPCRoute', 'TLSRoute', 'TCPRoute'] as const) {
+    for (const route of of<HTTPRouteSpec & GRPCRouteSpec & L4RouteSpec>(kind).sort(compareRoutes)) {
+      const { attachments, parents } = attachRoute(route, kind, served.listeners, namespaces);
+      if (parents.length === 0) continue;
+      routes.push({ resource: route, parents });
+      const ctx: BackendContext = { routeKind: kind, routeNamespace: route.metadata.namespace, registry: input.registry, grants, domain: input.domain };
+      const refProblems = HTTP_KINDS.includes(kind) ? addHttpEntries(route, kind, attachments, ctx, groups, input.servicePorts) : addL4Route(route, kind, attachments, ctx, l4);
+      const resolved: Condition = refProblems[0] ?? condition('ResolvedRefs', true, 'ResolvedRefs');
+      for (const p of parents) p.conditions.push(resolved);
+    }
+  }
+
+  const virtualServices = [...[...groups.values()].map(groupVirtualService), ...l4];
+  const status: GatewayApiStatus = { gatewayClasses: classes.statuses, gateways: served.gateways, routes };
+  return {
+    gateways: served.listeners.flatMap((l) => (l.istioGateway ? [l.istioGateway] : [])),
+    virtualServices,
+    status,
+    problems: statusProblems(status),
+  };
+}
+
+function addHttpEntries(
+  route: Resource<HTTPRouteSpec & GRPCRouteSpec>,
+  kind: RouteKind,
+  attachments: readonly Attachment[],
+  ctx: BackendContext,
+  groups: Map<string, { listener: ServedListener; domain: string; entries: RankedEntry[] }>,
+  servicePorts: ReadonlyMap<number, number> | undefined,
+): Condition[] {
+  const refProblems: Condition[] = [];
+  const rules = (route.spec.rules ?? []).map((r, ruleIndex): RuleInput => ({
+    kind,
+    ruleIndex,
+    ...(r.name ? { name: r.name } : {}),
+    matches: r.matches ?? [],
+    filters: r.filters ?? [],
+    backendRefs: r.backendRefs ?? [],
+    ...('timeouts' in r && r.timeouts ? { timeouts: r.timeouts } : {}),
+  }));
+  const actions = rules.map((r) => ruleAction(r, ctx));
+  for (const a of actions) refProblems.push(...a.refProblems);
+  for (const att of attachments) {
+    const l = att.listener.listener;
+    // Plaintext listeners on one listen port share a route config (Istio's `http.<port>`): one
+    // VirtualService per host there keeps the precedence across all of them.
+    const key = l.protocol === 'HTTP' ? `http|${servicePorts?.get(l.port) ?? l.port}` : `${att.listener.ref}`;
+    for (const domain of att.hostnames) {
+      const gkey = `${key}|${domain}`;
+      const group = groups.get(gkey) ?? { listener: att.listener, domain, entries: [] };
+      groups.set(gkey, group);
+      rules.forEach((rule, i) => {
+        for (const entry of ruleEntries(rule, actions[i]!, l.port)) group.entries.push({ route, entry });
+      });
+    }
+  }
+  return refProblems;
+}
+
+function groupVirtualService(g: { listener: ServedListener; domain: string; entries: RankedEntry[] }): Resource<VirtualServiceSpec> {
+  const ranked = [...g.entries].sort(comparePrecedence);
+  const http: HTTPRoute[] = [];
+  const sources: EntrySource[] = [];
+  for (const { route, entry } of ranked) {
+    const at: FieldPath = entry.matchIndex >= 0 ? ['spec', 'rules', entry.ruleIndex, 'matches', entry.matchIndex] : ['spec', 'rules', entry.ruleIndex];
+    for (const h of entry.http) {
+      http.push(h);
+      sources.push({
+        virtualService: `${route.kind} ${route.metadata.namespace}/${route.metadata.name}`,
+        file: route.origin.file,
+        line: route.origin.lineOf(at),
+        httpIndex: entry.ruleIndex,
+        matchIndex: entry.matchIndex,
+      });
+    }
+  }
+  const gw = g.listener.gateway;
+  const first = ranked[0]?.route ?? gw;
+  const origin: Origin = {
+    file: first.origin.file,
+    line: first.origin.line,
+    order: gw.origin.order,
+    lineOf: (p) => (p[0] === 'spec' && p[1] === 'http' && typeof p[2] === 'number' ? sources[p[2]]?.line ?? first.origin.line : first.origin.line),
+  };
+  const vs = synthetic(gw, `${g.listener.ref.split('/')[1]}:${g.domain}`, { hosts: [g.domain], gateways: [g.listener.ref], http }, origin);
+  recordSources(vs, sources);
+  return vs;
+}
+
+/** TLSRoute on a passthrough listener (routes by SNI) or TCPRoute (one per listener, the oldest wins). */
+function addL4Route(route: Resource<L4RouteSpec>, kind: RouteKind, attachments: readonly Attachment[], ctx: BackendContext, out: Resource<VirtualServiceSpec>[]): Condition[] {
+  const refProblems: Condition[] = [];
+  const dests: RouteDestination[] = [];
+  for (const ref of (route.spec.rules ?? []).flatMap((r) => r.backendRefs ?? [])) {
+    const r = resolveBackend(ref, ctx);
+    if (!r.ok) {
+      refProblems.push(condition('ResolvedRefs', false, r.reason, r.message));
+      continue;
+    }
+    if ((ref.weight ?? 1) > 0) dests.push({ destination: { host: r.host, port: { number: r.port } }, weight: ref.weight ?? 1 });
+  }
+  // No usable backend: the connection is refused (there is no status code to answer with).
+  if (dests.length === 0) return refProblems;
+  attachments.forEach((att, i) => {
+    const origin: Origin = { ...route.origin, lineOf: (p) => route.origin.lineOf(p[1] === 'tls' || p[1] === 'tcp' ? ['spec', 'rules', 0] : p) };
+    const spec: VirtualServiceSpec =
+      kind === 'TLSRoute'
+        ? { hosts: [...att.hostnames], gateways: [att.listener.ref], tls: [{ match: [{ sniHosts: [...att.hostnames] }], route: dests }] }
+        : { hosts: [att.listener.hostname], gateways: [att.listener.ref], tcp: [{ route: dests }] };
+    out.push(synthetic(route, `${kind}:${route.metadata.name}${attachments.length > 1 ? `:${i}` : ''}`, spec, origin));
+  });
+  return refProblems;
+}
+
+function synthetic(from: Resource, name: string, spec: VirtualServiceSpec, origin: Origin): Resource<VirtualServiceSpec> {
+  return Object.freeze({
+    apiVersion: 'networking.istio.io/v1',
+    kind: 'VirtualService',
+    metadata: { ...from.metadata, name },
+    spec,
+    origin,
+    raw: {},
+  });
+}

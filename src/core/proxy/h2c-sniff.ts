@@ -1,0 +1,70 @@
+// HTTP/1.1 and HTTP/2 with prior knowledge (h2c) on the same plaintext port, as Envoy's HTTP listeners
+// serve them: the first bytes of a connection are read (not consumed) and compared with the HTTP/2
+// connection preface `PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n`. A connection that opens with it goes to an
+// HTTP/2 server, any other to the listener's HTTP/1 server; both hand their requests to the same
+// handler (and the same drain), so an h2c request is routed, limited and logged like any other.
+// This is what lets `curl --http2-prior-knowledge` and plaintext gRPC clients reach a plaintext port.
+
+import type { Server as HttpServer } from 'node:http';
+import { createServer as createH2cServer, type Http2Server } from 'node:http2';
+import type { Socket } from 'node:net';
+import type { ConnectionDrain, RequestHandler } from './drain.js';
+
+export const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+
+/** How long a connection may stay silent before it is handed to HTTP/1 (and its header timeout). */
+const SNIFF_TIMEOUT_MS = 10_000;
+
+/** 'h2' once the preface is complete, 'http1' as soon as a byte differs, undefined while undecided. */
+export function sniffPreface(data: Buffer): 'h2' | 'http1' | undefined {
+  const n = Math.min(data.length, H2_PREFACE.length);
+  if (data.compare(H2_PREFACE, 0, n, 0, n) !== 0) return 'http1';
+  return data.length >= H2_PREFACE.length ? 'h2' : undefined;
+}
+
+export class PlaintextHttp {
+  readonly h2c: Http2Server;
+  readonly #http1: HttpServer;
+
+  /** `http1` is the listener's HTTP/1 server; h2c requests go to `request` through the same drain. */
+  constructor(http1: HttpServer, drain: ConnectionDrain, request: RequestHandler) {
+    this.#http1 = http1;
+    this.h2c = createH2cServer();
+    drain.serve(this.h2c, { request });
+    // A client's protocol error ends its own session; it is nothing for this process to report.
+    this.h2c.on('sessionError', () => undefined);
+  }
+
+  /** Serves a plaintext connection (its first bytes, if any were read already, unshifted back). */
+  accept(socket: Socket): void {
+    const chunks: Buffer[] = [];
+    let done = false;
+    const finish = (to: 'h2' | 'http1'): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      socket.off('readable', onReadable);
+      socket.off('end', onEnd);
+      if (chunks.length > 0) socket.unshift(Buffer.concat(chunks));
+      if (socket.destroyed) return;
+      (to === 'h2' ? this.h2c : this.#http1).emit('connection', socket);
+    };
+    const onReadable = (): void => {
+      let chunk: Buffer | null;
+      while (!done && (chunk = socket.read() as Buffer | null) !== null) {
+        chunks.push(chunk);
+        const verdict = sniffPreface(chunks.length === 1 ? chunk : Buffer.concat(chunks));
+        if (verdict) finish(verdict);
+      }
+    };
+    const onEnd = (): void => finish('http1');
+    const timer = setTimeout(() => finish('http1'), SNIFF_TIMEOUT_MS);
+    timer.unref();
+    socket.on('readable', onReadable);
+    socket.on('end', onEnd);
+  }
+
+  close(): void {
+    this.h2c.close();
+  }
+}

@@ -1,0 +1,98 @@
+// A config folder read again and again (FileSource): only the files whose state on disk changed, or
+// that a watch event named, are read and parsed again; the others keep their parsed resources, the
+// very same objects, so a reload of a large folder costs what the edit costs and a poll of an unchanged
+// folder costs a stat per file. Resources are numbered across the folder (file order, then document
+// order) as loadConfigDir numbers them, so precedence by order is the same either way.
+
+import { readFile, stat } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import { configFileNames, parseConfigText, type LoadResult } from '../config/load.js';
+import type { Resource } from '../model/resource.js';
+
+interface ParsedFile {
+  /** What stat said when the file was read: inode, size, modification and change times. */
+  readonly stamp: string;
+  readonly text: string;
+  readonly result: LoadResult;
+  /** The order of its first resource in the folder, as its resources are numbered now. */
+  readonly firstOrder: number;
+}
+
+export class ConfigFolder {
+  readonly #files = new Map<string, ParsedFile>();
+  /** Names a watch event reported: read again even if stat shows nothing (a rewrite within one tick). */
+  readonly #named = new Set<string>();
+  #names: string[] = [];
+
+  constructor(
+    private readonly dir: string,
+    private readonly displayDir = dir,
+  ) {}
+
+  /** A watch event: `name` changed (or, without one, anything may have). */
+  markChanged(name?: string): void {
+    if (name) this.#named.add(name);
+    else this.#files.clear();
+  }
+
+  /** The folder's resources now, and whether they differ from the last read. */
+  async read(): Promise<{ result: LoadResult; changed: boolean }> {
+    const names = await configFileNames(this.dir);
+    let changed = names.length !== this.#names.length || names.some((n, i) => n !== this.#names[i]);
+    const named = new Set(this.#named);
+    this.#named.clear();
+    const resources: Resource[] = [];
+    const problems: LoadResult['problems'] = [];
+    const present: string[] = [];
+    for (const name of names) {
+      const file = await this.#readFile(name, resources.length, named.has(name));
+      if (!file) {
+        changed = true;
+        continue;
+      }
+      if (file.changed) changed = true;
+      present.push(name);
+      resources.push(...file.parsed.result.resources);
+      problems.push(...file.parsed.result.problems);
+    }
+    for (const gone of [...this.#files.keys()].filter((n) => !present.includes(n))) this.#files.delete(gone);
+    this.#names = present;
+    return { result: { resources, problems }, changed };
+  }
+
+  async #readFile(name: string, firstOrder: number, named: boolean): Promise<{ parsed: ParsedFile; changed: boolean } | undefined> {
+    const path = join(this.dir, name);
+    let stamp: string;
+    let text: string;
+    const known = this.#files.get(name);
+    try {
+      const s = await stat(path);
+      if (!s.isFile()) return undefined;
+      stamp = `${s.ino}:${s.size}:${s.mtimeMs}:${s.ctimeMs}`;
+      if (known && known.stamp === stamp && !named) return { parsed: this.#renumbered(name, known, firstOrder), changed: false };
+      text = await readFile(path, 'utf8');
+    } catch (err) {
+      // A file that vanished between the listing and the read (an editor's rename) is not there this time.
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'EISDIR') return undefined;
+      throw err;
+    }
+    if (known && known.text === text) return { parsed: this.#renumbered(name, { ...known, stamp }, firstOrder), changed: false };
+    const shown = join(this.displayDir, relative(this.dir, path));
+    const parsed: ParsedFile = { stamp, text, result: parseConfigText(text, shown, firstOrder), firstOrder };
+    this.#files.set(name, parsed);
+    return { parsed, changed: true };
+  }
+
+  /** The file's resources numbered from `firstOrder` (new objects only when a file before it changed size). */
+  #renumbered(name: string, file: ParsedFile, firstOrder: number): ParsedFile {
+    if (file.firstOrder === firstOrder) {
+      this.#files.set(name, file);
+      return file;
+    }
+    const shift = firstOrder - file.firstOrder;
+    const resources = file.result.resources.map((r) => ({ ...r, origin: { ...r.origin, order: r.origin.order + shift } }));
+    const moved: ParsedFile = { ...file, firstOrder, result: { resources, problems: file.result.problems } };
+    this.#files.set(name, moved);
+    return moved;
+  }
+}

@@ -1,0 +1,65 @@
+// The sidecar's probe port (15020): the kubelet's HTTP probes, rewritten at injection to
+// `/app-health/<container>/readyz|livez|startupz`, arrive here in plaintext (15020 is never
+// captured), and the sidecar runs the app's real probe from ISTIO_KUBE_APP_PROBERS against the app
+// and answers with its status code. Only the status travels back, as Istio's agent does: a probe
+// answer is no channel for app content. A probe that cannot connect or times out is 503.
+
+import { createServer, request as httpRequest, type Server } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import type { AppProbers } from '../core/inject/app-probes.js';
+import { listenOn } from '../core/proxy/listen.js';
+
+export interface AppProbeOptions {
+  readonly probers: AppProbers;
+  /** Where the app listens (the pod's address under capture). */
+  readonly appHost: string;
+  /** Source address of probe connections (127.0.0.6 under capture, so they are not captured). */
+  readonly localAddress?: string;
+}
+
+export interface AppProbeServer {
+  listen(port: number, host: string): Promise<number>;
+  close(): Promise<void>;
+}
+
+export function createAppProbeServer(opts: AppProbeOptions): AppProbeServer {
+  const server: Server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0]!;
+    const prober = Object.prototype.hasOwnProperty.call(opts.probers, path) ? opts.probers[path] : undefined;
+    if (!prober || (req.method !== 'GET' && req.method !== 'HEAD')) {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('no such probe\n');
+      return;
+    }
+    const get = prober.httpGet;
+    const https = get.scheme === 'HTTPS';
+    const headers: Record<string, string> = { 'user-agent': 'kube-probe/meshgate' };
+    for (const h of get.httpHeaders ?? []) headers[h.name.toLowerCase()] = h.value;
+    const timeoutMs = Math.max(1, prober.timeoutSeconds ?? 1) * 1000;
+    const call = (https ? httpsRequest : httpRequest)(
+      {
+        host: get.host ?? opts.appHost,
+        port: get.port,
+        path: get.path ?? '/',
+        method: 'GET',
+        headers,
+        ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),
+        // The kubelet does not verify an app's certificate on an HTTPS probe either.
+        ...(https ? { rejectUnauthorized: false } : {}),
+        timeout: timeoutMs,
+      },
+      (answer) => {
+        answer.resume();
+        answer.once('end', () => res.writeHead(answer.statusCode ?? 500).end());
+      },
+    );
+    call.once('timeout', () => call.destroy(new Error('probe timed out')));
+    call.once('error', () => {
+      if (!res.headersSent) res.writeHead(503, { 'content-type': 'text/plain' }).end('app probe failed\n');
+    });
+    call.end();
+  });
+  return {
+    listen: (port, host) => listenOn(server, port, host),
+    close: () => new Promise((resolve) => (server.listening ? server.close(() => resolve()) : resolve())),
+  };
+}

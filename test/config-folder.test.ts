@@ -1,0 +1,57 @@
+// A config folder read again: unchanged files keep their parsed resources (the same objects), an edit
+// is read alone, resources stay numbered across the folder as loadConfigDir numbers them, and a
+// removed file's resources go.
+
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, unlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfigDir } from '../src/core/config/load.js';
+import { ConfigFolder } from '../src/core/sources/config-folder.js';
+
+const svc = (name: string) => `apiVersion: v1\nkind: Service\nmetadata: {name: ${name}, namespace: default}\nspec:\n  ports: [{name: http, port: 80}]\n`;
+
+describe('ConfigFolder', () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'meshgate-folder-'));
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  const orders = (r: { resources: { metadata: { name: string }; origin: { order: number } }[] }) => r.resources.map((x) => `${x.metadata.name}@${x.origin.order}`);
+
+  it('reads only what changed, and numbers resources as a full load does', async () => {
+    await writeFile(join(dir, 'a.yaml'), svc('a1'));
+    await writeFile(join(dir, 'b.yaml'), `${svc('b1')}---\n${svc('b2')}`);
+    const folder = new ConfigFolder(dir);
+    const first = await folder.read();
+    assert.equal(first.changed, true);
+    assert.deepEqual(orders(first.result), ['a1@0', 'b1@1', 'b2@2']);
+
+    const again = await folder.read();
+    assert.equal(again.changed, false, 'nothing changed on disk');
+    assert.equal(again.result.resources[1], first.result.resources[1], 'the same parsed objects');
+
+    await writeFile(join(dir, 'a.yaml'), `${svc('a1')}---\n${svc('a2')}`);
+    folder.markChanged('a.yaml');
+    const edited = await folder.read();
+    assert.equal(edited.changed, true);
+    assert.deepEqual(orders(edited.result), orders(await loadConfigDir(dir)));
+    assert.deepEqual(orders(edited.result), ['a1@0', 'a2@1', 'b1@2', 'b2@3']);
+    assert.equal(edited.result.resources[2]!.spec, first.result.resources[1]!.spec, 'b.yaml was not parsed again');
+    assert.equal(edited.result.resources[2]!.origin.lineOf(['spec', 'ports', 0]), first.result.resources[1]!.origin.lineOf(['spec', 'ports', 0]));
+  });
+
+  it('a rewrite with the same text is no change; a removed file takes its resources with it', async () => {
+    const folder = new ConfigFolder(dir);
+    await folder.read();
+    await writeFile(join(dir, 'b.yaml'), `${svc('b1')}---\n${svc('b2')}`);
+    folder.markChanged('b.yaml');
+    assert.equal((await folder.read()).changed, false);
+    await unlink(join(dir, 'b.yaml'));
+    const after = await folder.read();
+    assert.equal(after.changed, true);
+    assert.deepEqual(after.result.resources.map((r) => r.metadata.name), ['a1', 'a2']);
+  });
+});
