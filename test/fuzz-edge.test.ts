@@ -11,18 +11,14 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { ClientHttp2Session, OutgoingHttpHeaders } from 'node:http2';
 import fc from 'fast-check';
-import { pino } from 'pino';
-import { startGateway, type RunningGateway } from '../src/gateway/main.js';
+import type { RunningGateway } from '../src/gateway/main.js';
 import { DEFAULT_HTTP_LIMITS } from '../src/core/proxy/http-limits.js';
 import { normalizePath } from '../src/core/proxy/path-normalize.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
 import { h2Request, h2Session, openSocket, readUntilClosed, type RawAnswer, type TlsClient } from './helpers/raw-http.js';
-import { HOST, writeTargetConfig } from './helpers/target-config.js';
+import { HOST, startTargetGateway, type TargetGateway } from './helpers/target-config.js';
 
 const SEED = 0x5eed8;
 
@@ -152,7 +148,7 @@ const h2Arb = fc.record({
 
 describe('fuzz: malformed HTTP/1 and HTTP/2 requests at the gateway', () => {
   let app: Upstream;
-  let dir: string;
+  let target: TargetGateway;
   let gw: RunningGateway;
   let plain: number, tlsPort: number;
   let tls: TlsClient;
@@ -160,33 +156,14 @@ describe('fuzz: malformed HTTP/1 and HTTP/2 requests at the gateway', () => {
 
   before(async () => {
     app = await startUpstream('app');
-    dir = await mkdtemp(join(tmpdir(), 'meshgate-fuzz-'));
-    const cfg = await writeTargetConfig(dir, app.port);
-    gw = await startGateway({
-      configDir: cfg.configDir,
-      certsDir: cfg.certsDir,
-      ports: new Map([
-        [80, 0],
-        [443, 0],
-      ]),
-      listenHost: '127.0.0.1',
-      statusPort: 0,
-      adminPort: 0,
-      accessLog: 'off',
-      logger: pino({ level: 'silent' }),
-      // A request that never completes is cut within a bounded time.
-      limits: { ...DEFAULT_HTTP_LIMITS, requestHeadersTimeoutMs: 2000, idleTimeoutMs: 2000 },
-    });
-    plain = gw.listenPorts.get(80)!;
-    tlsPort = gw.listenPorts.get(443)!;
-    tls = { ca: cfg.caPem, servername: HOST };
+    target = await startTargetGateway(app.port, { ...DEFAULT_HTTP_LIMITS, requestHeadersTimeoutMs: 2000, idleTimeoutMs: 2000 });
+    ({ gw, plain, tlsPort, tls } = target);
   });
 
   after(async () => {
     session?.destroy();
-    await gw?.destroy();
+    await target?.close();
     await app?.close();
-    await rm(dir, { recursive: true, force: true });
   });
 
   /** Upstream requests since `from`: the gateway's own, never denied, never with a fragment. */

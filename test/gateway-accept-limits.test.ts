@@ -6,16 +6,12 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { Socket } from 'node:net';
-import { pino } from 'pino';
-import { startGateway, type RunningGateway } from '../src/gateway/main.js';
+import type { RunningGateway } from '../src/gateway/main.js';
 import { DEFAULT_HTTP_LIMITS } from '../src/core/proxy/http-limits.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
 import { h2Request, h2Session, openSocket, rawExchange, readUntilClosed } from './helpers/raw-http.js';
-import { writeTargetConfig } from './helpers/target-config.js';
+import { startTargetGateway, type TargetGateway } from './helpers/target-config.js';
 
 const HOST = 'app.example.com';
 
@@ -37,7 +33,7 @@ function readUntil(s: Socket, pattern: RegExp): Promise<string> {
 
 describe('accept stage: header and idle timeouts on every listener; the upgrade policy', () => {
   let app: Upstream;
-  let dir: string;
+  let target: TargetGateway;
   let gw: RunningGateway;
   let plain: number, tlsPort: number;
   let tls: { ca: string; servername: string };
@@ -49,32 +45,13 @@ describe('accept stage: header and idle timeouts on every listener; the upgrade 
       socket.write(`HTTP/1.1 101 Switching Protocols\r\nupgrade: ${req.headers.upgrade}\r\nconnection: Upgrade\r\n\r\n`);
       socket.on('data', (d: Buffer) => socket.write(Buffer.concat([Buffer.from('echo:'), d])));
     });
-    dir = await mkdtemp(join(tmpdir(), 'meshgate-accept-'));
-    const cfg = await writeTargetConfig(dir, app.port);
-    gw = await startGateway({
-      configDir: cfg.configDir,
-      certsDir: cfg.certsDir,
-      ports: new Map([
-        [80, 0],
-        [443, 0],
-      ]),
-      listenHost: '127.0.0.1',
-      statusPort: 0,
-      adminPort: 0,
-      accessLog: 'off',
-      logger: pino({ level: 'silent' }),
-      // Short enough for a test; the behaviour, not the timing, is asserted.
-      limits: { ...DEFAULT_HTTP_LIMITS, requestHeadersTimeoutMs: 400, idleTimeoutMs: 800, upgradeTypes: ['websocket', 'x-custom'] },
-    });
-    plain = gw.listenPorts.get(80)!;
-    tlsPort = gw.listenPorts.get(443)!;
-    tls = { ca: cfg.caPem, servername: HOST };
+    target = await startTargetGateway(app.port, { ...DEFAULT_HTTP_LIMITS, requestHeadersTimeoutMs: 400, idleTimeoutMs: 800, upgradeTypes: ['websocket', 'x-custom'] });
+    ({ gw, plain, tlsPort, tls } = target);
   });
 
   after(async () => {
-    await gw?.destroy();
+    await target?.close();
     await app?.close();
-    await rm(dir, { recursive: true, force: true });
   });
 
   it('closes a connection that says nothing, plaintext or before its ClientHello', async () => {

@@ -6,13 +6,9 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { ClientHttp2Session } from 'node:http2';
-import { pino } from 'pino';
-import { startGateway, type RunningGateway } from '../src/gateway/main.js';
-import { writeTargetConfig } from './helpers/target-config.js';
+import type { RunningGateway } from '../src/gateway/main.js';
+import { startTargetGateway, type TargetGateway } from './helpers/target-config.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
 import { h2Request, h2Session, rawExchange, type RawOptions } from './helpers/raw-http.js';
 
@@ -21,7 +17,7 @@ const HOST = 'app.example.com';
 describe('parse stage at the gateway: one target, one authority, Envoy limits', () => {
   let app: Upstream;
   let gw: RunningGateway;
-  let dir: string;
+  let target: TargetGateway;
   let plain: number, tlsPort: number;
   let tls: { ca: string; servername: string };
   let h2: ClientHttp2Session | undefined;
@@ -33,31 +29,14 @@ describe('parse stage at the gateway: one target, one authority, Envoy limits', 
 
   before(async () => {
     app = await startUpstream('app');
-    dir = await mkdtemp(join(tmpdir(), 'meshgate-target-'));
-    const cfg = await writeTargetConfig(dir, app.port);
-    gw = await startGateway({
-      configDir: cfg.configDir,
-      certsDir: cfg.certsDir,
-      ports: new Map([
-        [80, 0],
-        [443, 0],
-      ]),
-      listenHost: '127.0.0.1',
-      statusPort: 0,
-      adminPort: 0,
-      accessLog: 'off',
-      logger: pino({ level: 'silent' }),
-    });
-    plain = gw.listenPorts.get(80)!;
-    tlsPort = gw.listenPorts.get(443)!;
-    tls = { ca: cfg.caPem, servername: HOST };
+    target = await startTargetGateway(app.port);
+    ({ gw, plain, tlsPort, tls } = target);
   });
 
   after(async () => {
     h2?.destroy();
-    await gw?.destroy();
+    await target?.close();
     await app?.close();
-    await rm(dir, { recursive: true, force: true });
   });
 
   const h1Listeners = (): Array<[string, number, RawOptions]> => [

@@ -2,10 +2,15 @@
 // and SIMPLE TLS with HTTP/2 (443), a route that denies /user/admin and /admin* with a 403 direct
 // response, and everything else to the app. The certificate comes from a throwaway root.
 
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pino } from 'pino';
+import { startGateway, type RunningGateway } from '../../src/gateway/main.js';
+import type { HttpLimits } from '../../src/core/proxy/http-limits.js';
 import { issueCertificate } from '../../src/core/tls/issue-certificate.js';
 import { serviceYaml } from './cluster-yaml.js';
+import type { TlsClient } from './raw-http.js';
 
 export const HOST = 'app.example.com';
 
@@ -46,4 +51,44 @@ spec:
   );
   await writeFile(join(configDir, 'app.yaml'), serviceYaml('app', [{ pod: 'app-1', port: appPort }]));
   return { configDir, certsDir, caPem: root.certPem };
+}
+
+export interface TargetGateway {
+  readonly gw: RunningGateway;
+  /** The plaintext (80) and TLS (443) listen ports. */
+  readonly plain: number;
+  readonly tlsPort: number;
+  /** How a client reaches the TLS port: the throwaway root and the SNI. */
+  readonly tls: TlsClient;
+  close(): Promise<void>;
+}
+
+/** A gateway on loopback serving the configuration above, in front of the app on `appPort`. */
+export async function startTargetGateway(appPort: number, limits?: HttpLimits): Promise<TargetGateway> {
+  const dir = await mkdtemp(join(tmpdir(), 'meshgate-target-'));
+  const cfg = await writeTargetConfig(dir, appPort);
+  const gw = await startGateway({
+    configDir: cfg.configDir,
+    certsDir: cfg.certsDir,
+    ports: new Map([
+      [80, 0],
+      [443, 0],
+    ]),
+    listenHost: '127.0.0.1',
+    statusPort: 0,
+    adminPort: 0,
+    accessLog: 'off',
+    logger: pino({ level: 'silent' }),
+    ...(limits ? { limits } : {}),
+  });
+  return {
+    gw,
+    plain: gw.listenPorts.get(80)!,
+    tlsPort: gw.listenPorts.get(443)!,
+    tls: { ca: cfg.caPem, servername: HOST },
+    close: async () => {
+      await gw.destroy();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
 }
