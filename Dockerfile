@@ -1,9 +1,18 @@
-# meshgate's container image: the `meshgate` command, running by default as an ingress gateway on the
-# config folder mounted at /etc/meshgate/config, with Gateway ports 80 and 443 on 8080 and 8443 (the
-# ports Istio's ingress gateway uses, so Services and probes written for it carry over).
+# meshgate's container image: the `meshgate` command as uid 1337 (the uid Istio's proxies run as and
+# traffic capture exempts), on a read-only root filesystem: nothing in the image is written at run
+# time, and the manifests in deploy/ mount the few writable folders (/tmp, the certs folder) as
+# emptyDir. By default it runs an ingress gateway on the config folder mounted at /etc/meshgate/config,
+# with Gateway ports 80 and 443 on 8080 and 8443 (the ports Istio's ingress gateway uses, so Services
+# and probes written for it carry over); deploy/ gives every role its own arguments.
+#
+# The base is the Node line package.json supports and CI tests (engines: node >= 20): Node 20 on
+# Debian 12, the same in both stages. scripts/build-image.sh builds it with podman, also where no
+# registry can be reached.
 
 # --- build: compile TypeScript, then keep only the runtime dependencies --------------------------
-FROM node:26-slim AS build
+FROM node:20-bookworm-slim AS build
+# A private CA for the npm registry (a proxy that terminates TLS), if the build environment needs one.
+ARG NODE_EXTRA_CA_CERTS
 WORKDIR /src
 COPY package.json package-lock.json ./
 # Dependencies first, without the prepare script (no sources yet), so this layer is cached
@@ -15,9 +24,8 @@ COPY src ./src
 RUN npx tsc -p . && npm prune --omit=dev --no-audit --no-fund
 
 # --- runtime --------------------------------------------------------------------------------------
-FROM node:26-slim
+FROM node:20-bookworm-slim
 ENV NODE_ENV=production
-# 1337 is the uid Istio's proxies run as; mesh traffic capture rules exempt it by uid.
 RUN groupadd --gid 1337 meshgate \
  && useradd --uid 1337 --gid 1337 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin meshgate \
  && mkdir -p /etc/meshgate/config
@@ -26,7 +34,7 @@ COPY --from=build /src/package.json ./
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/bin ./bin
 COPY --from=build /src/dist/src ./dist/src
-# The demo config, for `docker run IMAGE validate gateway-config` and friends.
+# The demo config, for `podman run IMAGE validate gateway-config` and friends.
 COPY gateway-config ./gateway-config
 USER 1337:1337
 EXPOSE 8080 8443 15021 15090

@@ -71,13 +71,13 @@ export async function startMesh(appPort: number): Promise<MeshTargets> {
       '--labels', 'app=bench-upstream', '--app-port', String(appPort),
       '--inbound-port', String(inbound), '--outbound-port', String(outbound),
       '--status-port', String(scStatus), '--admin-port', String(scAdmin),
-      '--listen-host', '127.0.0.1', '--access-log', 'off', '--drain-seconds', '0',
+      '--listen-host', '127.0.0.1', '--access-log', 'off', '--metrics-port', '0', '--drain-seconds', '0',
     ], 'meshgate sidecar');
     children.push(sidecar);
     const gateway = meshgate([
       'gateway', ...mesh, '--token', join(dir, 'gateway.token'),
       '--ports', `80=${gwPort}`, '--status-port', String(gwStatus), '--admin-port', String(gwAdmin),
-      '--listen-host', '127.0.0.1', '--access-log', 'off', '--drain-seconds', '0', '--workers', '1',
+      '--listen-host', '127.0.0.1', '--access-log', 'off', '--metrics-port', '0', '--drain-seconds', '0', '--workers', '1',
     ], 'meshgate gateway (mesh)');
     children.push(gateway);
     await Promise.all([sidecar.until(() => isReady(scStatus), 20_000), gateway.until(() => isReady(gwStatus), 20_000)]);

@@ -14,6 +14,8 @@
 // of the plain-HTTP caddy row, BENCH_SCALE_SIZES (default
 // 10,100,1000,10000, or none) the generated configurations of the scale rows.
 
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { cpus } from 'node:os';
 import type { KeyType } from '../src/core/tls/issue-certificate.js';
 import { findOpenssl, handshakePreflight, runHandshakes, stopHandshakes } from './handshakes.js';
@@ -46,6 +48,8 @@ const SETTLE_MS = 2000;
 const BASELINE = 'meshgate';
 const TWO_WORKERS = 'meshgate --workers 2';
 const rateLimited = (store: RateLimitStore) => `meshgate + RateLimitPolicy (${store})`;
+const OBSERVED = 'meshgate, metrics + tracing 1 %';
+const UNOBSERVED = 'meshgate, metrics and tracing off';
 
 function envInt(name: string, fallback: number): number {
   const v = process.env[name];
@@ -87,6 +91,17 @@ async function measureVariants(s: Settings, upstreamPort: number, redisBin: stri
   const two = await startMeshgate(upstreamPort, { workers: 2 });
   loads.push(await measureLoad(s, two.http, TWO_WORKERS, 'http'));
   await two.stop();
+  // The observability pair, back to back: Istio metrics plus 1 % of requests traced to an OTLP sink,
+  // against both off. The sink only answers 200; what it costs is the proxy's.
+  const sink = createServer((req, res) => req.resume().on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end('{}')));
+  await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
+  const otlpPort = (sink.address() as AddressInfo).port;
+  for (const mode of ['on', 'off'] as const) {
+    const gw = await startMeshgate(upstreamPort, { observability: { mode, otlpPort } });
+    loads.push(await measureLoad(s, gw.http, mode === 'on' ? OBSERVED : UNOBSERVED, 'http'));
+    await gw.stop();
+  }
+  sink.close();
   const problems: string[] = [];
   for (const store of redisBin ? (['memory', 'redis'] as const) : (['memory'] as const)) {
     const redis = store === 'redis' ? await startRedis(redisBin!) : undefined;
@@ -231,6 +246,7 @@ async function main(): Promise<number> {
     ['meshgate / caddy', loadRatio(row(BASELINE), row(CADDY))],
     ['meshgate / direct', loadRatio(row(BASELINE), load('upstream', 'http'))],
     ['meshgate --workers 2 / 1 worker', loadRatio(row(TWO_WORKERS), row(BASELINE))],
+    ['metrics + tracing 1 % / both off', loadRatio(row(OBSERVED), row(UNOBSERVED))],
   ];
   for (const store of ['memory', 'redis'] as const) {
     const limited = row(rateLimited(store));

@@ -79,6 +79,19 @@ export interface MeshgateOptions {
   /** A RateLimitPolicy on the route the load takes, with this store; `redis` needs `redisUrl`. */
   readonly rateLimit?: RateLimitStore;
   readonly redisUrl?: string;
+  /**
+   * Istio metrics on a metrics port and tracing at 1 % to an OTLP/HTTP sink on loopback (`on`), or
+   * both off (`off`: no metrics port, tracing disabled in the mesh config). Absent: no metrics port.
+   */
+  readonly observability?: { readonly mode: 'on' | 'off'; readonly otlpPort: number };
+}
+
+/** The mesh config of the observability pair: tracing at 1 % to the sink, or none. */
+function meshConfigMap(o: NonNullable<MeshgateOptions['observability']>): string {
+  const mesh = o.mode === 'on'
+    ? `defaultConfig: {tracing: {sampling: 1}}\n    extensionProviders: [{name: otel, opentelemetry: {service: 127.0.0.1, port: ${o.otlpPort}, http: {path: /v1/traces}}}]\n    defaultProviders: {tracing: [otel]}`
+    : 'enableTracing: false';
+  return `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: istio, namespace: istio-system}\ndata:\n  mesh: |\n    ${mesh}\n`;
 }
 
 /**
@@ -89,6 +102,8 @@ export async function startMeshgate(upstreamPort: number, opts: MeshgateOptions 
   const { certs } = opts;
   const dir = await tempDir('meshgate-bench-');
   await writeFile(join(dir, 'bench.yaml'), meshgateConfig(upstreamPort, { tls: certs !== undefined, ...(opts.rateLimit ? { rateLimit: opts.rateLimit } : {}) }));
+  if (opts.observability) await writeFile(join(dir, 'mesh-config.yaml'), meshConfigMap(opts.observability));
+  const [metricsPort] = opts.observability?.mode === 'on' ? await freePorts(1) : [0];
   const keyTypes = certs ? KEY_TYPES : [];
   const [port, statusPort, adminPort, ...tlsPorts] = (await freePorts(3 + keyTypes.length)) as [number, number, number, ...number[]];
   const portMap = [`80=${port}`, ...keyTypes.map((k, i) => `${TLS_GATEWAY_PORT[k]}=${tlsPorts[i]}`)].join(',');
@@ -101,6 +116,7 @@ export async function startMeshgate(upstreamPort: number, opts: MeshgateOptions 
     '--admin-port', String(adminPort),
     '--listen-host', '127.0.0.1',
     '--access-log', 'off',
+    '--metrics-port', String(metricsPort ?? 0),
     '--workers', String(opts.workers ?? 1),
     ...(opts.redisUrl ? ['--redis', opts.redisUrl] : []),
     // No drain period: nothing is connected when the bench stops it, and it should exit at once.

@@ -4,22 +4,18 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { connect as http2Connect } from 'node:http2';
 import { request as httpsRequest, type RequestOptions } from 'node:https';
 import { connect as netConnect } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { ConnectionOptions, TLSSocket } from 'node:tls';
-import { fileURLToPath } from 'node:url';
-import { pino } from 'pino';
 import type { BackendReply } from '../src/demo/backend.js';
-import { startDemoMesh, type RunningDemoMesh } from '../src/demo/mesh.js';
-import { DEMO_WORKLOADS, type DemoWorkload } from '../src/demo/topology.js';
+import type { RunningDemoMesh } from '../src/demo/mesh.js';
+import { DEMO_WORKLOADS } from '../src/demo/topology.js';
 import { eventually, send } from './helpers/gateway.js';
-import { freePort } from './helpers/ports.js';
+import { startTestDemoMesh, type TestDemoMesh } from './helpers/demo-mesh.js';
 
-const CONFIG_DIR = fileURLToPath(new URL('../../gateway-config/', import.meta.url));
 
 
 describe('the demo mesh', () => {
@@ -28,41 +24,17 @@ describe('the demo mesh', () => {
   let port: number;
   let httpsPort: number;
 
+  let demo: TestDemoMesh;
+
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'meshgate-demo-mesh-'));
-    const config = join(dir, 'config');
-    await cp(CONFIG_DIR, config, { recursive: true });
-    let services = await readFile(join(config, 'services.yaml'), 'utf8');
-    const workloads: DemoWorkload[] = [];
-    for (const w of DEMO_WORKLOADS) {
-      const moved = { ...w, port: await freePort(), appPort: await freePort(), outboundPort: await freePort() };
-      services = services.replace(new RegExp(`\\b${w.port}\\b`, 'g'), String(moved.port));
-      workloads.push(moved);
-    }
-    await writeFile(join(config, 'services.yaml'), services);
-    mesh = await startDemoMesh({
-      configDir: config,
-      certsDir: join(dir, 'certs'),
-      gatewayPorts: new Map([
-        [80, 0],
-        [443, 0],
-      ]),
-      listenHost: '127.0.0.1',
-      statusPort: 0,
-      adminPort: 0,
-      accessLog: 'off',
-      workloads,
-      controlPort: 0,
-      logger: pino({ level: 'silent' }),
-    });
-    port = mesh.gateway.listenPorts.get(80)!;
+    demo = await startTestDemoMesh({ metricsPort: undefined, debugPort: undefined });
+    mesh = demo.mesh;
+    dir = dirname(demo.configDir);
+    port = demo.port;
     httpsPort = mesh.gateway.listenPorts.get(443)!;
   });
 
-  after(async () => {
-    await mesh?.close();
-    await rm(dir, { recursive: true, force: true });
-  });
+  after(() => demo?.close());
 
   it('product.example.com crosses gateway → product sidecar → product app → user sidecar → user app, each hop with the caller identity', async () => {
     const r = await send(port, 'product.example.com', '/');

@@ -1,21 +1,26 @@
 // The Kubernetes manifests in deploy/ against the code they run: every file parses, kustomize lists
-// what it should, RBAC and CRDs cover what KubeSource reads, and the command lines of the control
-// plane, the gateway joining the mesh and the example sidecar are ones the real CLI parser accepts,
-// with every file they name mounted from the Secret or ConfigMap that holds it.
+// what it should (and `kubectl kustomize` builds it when kubectl is installed), RBAC and CRDs cover
+// what KubeSource reads and grant Secrets only in the own namespace, and the command lines of the
+// control plane, the gateway joining the mesh and the example sidecar are ones the real CLI parser
+// accepts, with every file they name mounted from the projected token or ConfigMap that holds it;
+// every container runs as uid 1337 on a read-only root with its writable folders as emptyDir.
 
 import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parse as parseYaml, parseAllDocuments } from 'yaml';
+import { parseAllDocuments } from 'yaml';
 import { KUBE_KINDS } from '../src/core/sources/kube-objects.js';
 import { main } from '../src/cli/main.js';
 import { sourceChoice } from '../src/cli/config-source.js';
 import { parseLabels } from '../src/cli/options.js';
 import { CONTROL_PLANE_NAMES } from '../src/control/main.js';
-import { bearerToken, parseTokenFile } from '../src/control/token-authenticator.js';
+import { DEFAULT_TOKEN_FILE } from '../src/cli/config-source.js';
+import { ROOT_CONFIGMAP } from '../src/control/root-cert-publisher.js';
+import { TOKEN_REVIEW_PATH } from '../src/control/token-review.js';
 
 type Doc = Record<string, any>;
 
@@ -56,7 +61,10 @@ async function assertCliAccepts(t: TestContext, args: readonly string[]): Promis
   assert.equal(code, 0, `meshgate ${args.join(' ')}: ${errors.join('\n')}`);
 }
 
-/** Which Secret or ConfigMap key a file in a container comes from, through its mount and volume. */
+/**
+ * Which Secret or ConfigMap key (or projected service-account token, named by its audience) a file
+ * in a container comes from, through its mount and volume.
+ */
 function fileSource(pod: Doc, container: Doc, file: string): { kind: string; name: string; key: string } | undefined {
   const mount = (container.volumeMounts ?? []).find((m: Doc) => file.startsWith(`${m.mountPath}/`));
   if (!mount) return undefined;
@@ -64,6 +72,8 @@ function fileSource(pod: Doc, container: Doc, file: string): { kind: string; nam
   const volume = (pod.volumes ?? []).find((v: Doc) => v.name === mount.name);
   assert.ok(volume, `volume ${mount.name} of mount ${mount.mountPath}`);
   for (const source of volume.projected ? volume.projected.sources : [volume]) {
+    const sat = source.serviceAccountToken;
+    if (sat && sat.path === rest) return { kind: 'serviceAccountToken', name: sat.audience, key: sat.path };
     for (const kind of ['secret', 'configMap']) {
       const s = source[kind];
       if (!s) continue;
@@ -104,23 +114,28 @@ function assertGrantsWhatKubeSourceReads(role: Doc): void {
   }
 }
 
-/** The bootstrap token list, and which identity a proxy's token Secret stands for in it. */
-async function bootstrapTokens() {
-  const all = await docs('deploy/bootstrap-tokens.yaml');
-  const listSecret = find(all, 'Secret', 'meshgate-bootstrap-tokens');
-  const list = parseYaml(listSecret.stringData['tokens.yaml']) as Array<{ token: string; namespace: string; serviceAccount: string }>;
-  return {
-    all,
-    listSecret,
-    list,
-    identityOf(namespace: string, secretName: string) {
-      const s = all.find((d) => d.kind === 'Secret' && d.metadata.name === secretName && d.metadata.namespace === namespace);
-      assert.ok(s, `token Secret ${namespace}/${secretName} in bootstrap-tokens.yaml`);
-      const entry = list.find((e) => e.token === s.stringData.token);
-      assert.ok(entry, `the token of ${namespace}/${secretName} is in the control plane's list`);
-      return { namespace: entry.namespace, serviceAccount: entry.serviceAccount };
-    },
-  };
+type Rule = { apiGroups: string[]; resources: string[]; verbs: string[]; resourceNames?: string[] };
+
+/** Whether `rules` allow `verb` on `group/resource` (named `name`, when the call names one). */
+function allows(rules: Rule[], group: string, resource: string, verb: string, name?: string): boolean {
+  return rules.some((r) => r.apiGroups.includes(group) && r.resources.includes(resource) && r.verbs.includes(verb) && (r.resourceNames === undefined || (name !== undefined && r.resourceNames.includes(name))));
+}
+
+/** Every container: uid 1337, read-only root, no privilege; every writable mount an emptyDir. */
+function assertLockedDown(pod: Doc, what: string): void {
+  for (const c of pod.containers as Doc[]) {
+    const sc = { ...pod.securityContext, ...c.securityContext };
+    assert.equal(sc.runAsUser, 1337, `${what}/${c.name}: uid 1337`);
+    assert.equal(sc.runAsNonRoot, true);
+    assert.equal(c.securityContext.readOnlyRootFilesystem, true, `${what}/${c.name}: read-only root`);
+    assert.equal(c.securityContext.allowPrivilegeEscalation, false);
+    for (const m of (c.volumeMounts ?? []) as Doc[]) {
+      if (m.readOnly) continue;
+      const v = (pod.volumes as Doc[]).find((x) => x.name === m.name);
+      assert.ok(v?.emptyDir || v?.secret || v?.configMap || v?.projected, `${what}/${c.name}: ${m.mountPath} has a volume`);
+      if (!v.secret && !v.configMap && !v.projected) assert.ok(v.emptyDir, `${what}/${c.name}: writable ${m.mountPath} is an emptyDir`);
+    }
+  }
 }
 
 describe('deploy/ manifests', () => {
@@ -134,8 +149,9 @@ describe('deploy/ manifests', () => {
     const base = (await docs('deploy/kustomization.yaml'))[0]!;
     for (const r of base.resources as string[]) assert.ok(existsSync(repo(`deploy/${r}`)), `deploy/${r} exists`);
     assert.ok(base.resources.includes('control-plane.yaml'));
-    // Applied once by hand: in the kustomization, every `kubectl apply -k` would reset real tokens to placeholders.
-    assert.ok(!base.resources.includes('bootstrap-tokens.yaml'));
+    // Cluster mode has no bootstrap tokens: service-account tokens and TokenReview replace them.
+    assert.ok(!existsSync(repo('deploy/bootstrap-tokens.yaml')));
+    for (const f of files) assert.ok(!(await readFile(repo(f), 'utf8')).includes('meshgate-bootstrap-tokens'), `${f} names no bootstrap token Secret`);
     // What the README tells people to uncomment.
     assert.match(await readFile(repo('deploy/kustomization.yaml'), 'utf8'), /^# components:\n# - components\/gateway-joins-mesh$/m);
 
@@ -147,10 +163,28 @@ describe('deploy/ manifests', () => {
     for (const p of component.patches as Array<{ path: string }>) assert.ok(existsSync(repo(`deploy/components/gateway-joins-mesh/${p.path}`)));
   });
 
+  it('kubectl kustomize builds deploy/ into istio-system, RBAC included', async (t) => {
+    let out: string;
+    try {
+      out = execFileSync('kubectl', ['kustomize', repo('deploy')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return t.skip('kubectl not installed');
+      throw err;
+    }
+    const built = parseAllDocuments(out).map((d) => d.toJS() as Doc);
+    for (const kind of ['Role', 'RoleBinding', 'Deployment', 'ServiceAccount', 'Service']) {
+      for (const d of built.filter((x) => x.kind === kind)) assert.equal(d.metadata.namespace, 'istio-system', `${kind} ${d.metadata.name}`);
+    }
+    for (const d of built.filter((x) => x.kind === 'RoleBinding' || x.kind === 'ClusterRoleBinding')) {
+      for (const s of d.subjects) assert.equal(s.namespace, 'istio-system');
+    }
+    assert.ok(built.some((d) => d.kind === 'Role' && d.metadata.name === 'meshgate-ingressgateway'));
+  });
+
   it('RBAC grants list and watch on every collection KubeSource reads, and the CRDs define the Istio kinds', async () => {
     const rbac = await docs('deploy/rbac.yaml');
-    assertGrantsWhatKubeSourceReads(find(rbac, 'ClusterRole'));
-    assert.deepEqual(find(rbac, 'ClusterRoleBinding').subjects, [{ kind: 'ServiceAccount', name: 'meshgate-ingressgateway', namespace: 'istio-system' }]);
+    assertGrantsWhatKubeSourceReads(find(rbac, 'ClusterRole', 'meshgate-ingressgateway'));
+    assert.deepEqual(find(rbac, 'ClusterRoleBinding', 'meshgate-ingressgateway').subjects, [{ kind: 'ServiceAccount', name: 'meshgate-ingressgateway', namespace: 'istio-system' }]);
 
     const crdFiles: Record<string, Array<[string, boolean, boolean]>> = {
       'networking.istio.io': [['v1', true, true], ['v1beta1', true, false], ['v1alpha3', true, false]],
@@ -172,9 +206,29 @@ describe('deploy/ manifests', () => {
     const pod = deployment.spec.template.spec;
     assert.equal(pod.automountServiceAccountToken, true);
     assert.deepEqual(pod.containers[0].args.slice(0, 3), ['gateway', '--config-source', 'kubernetes']);
+    assertLockedDown(pod, 'gateway');
   });
 
-  it('the control plane runs flags `meshgate control` accepts, on mounted tokens and CA, with the rights KubeSource needs', async (t) => {
+  it('the gateway reads Secrets in its own namespace only: a Role, never a ClusterRole', async () => {
+    const rbac = await docs('deploy/rbac.yaml');
+    for (const cr of rbac.filter((d) => d.kind === 'ClusterRole')) {
+      assert.ok(!cr.rules.some((r: Rule) => r.apiGroups.includes('') && r.resources.includes('secrets')), `ClusterRole ${cr.metadata.name} grants no Secrets`);
+    }
+    const binding = find(rbac, 'RoleBinding', 'meshgate-ingressgateway');
+    assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: 'meshgate-ingressgateway', namespace: 'istio-system' }]);
+    assert.equal(binding.roleRef.kind, 'Role');
+    const role = find(rbac, 'Role', binding.roleRef.name);
+    // What KubeSecrets (list + watch of credentialName Secrets) and ACME's Secret storage (get, create, update) do.
+    for (const verb of ['list', 'watch', 'get', 'create', 'update']) assert.ok(allows(role.rules, '', 'secrets', verb, 'shop-tls'), `secrets ${verb}`);
+    assert.ok(!allows(role.rules, '', 'secrets', 'delete', 'shop-tls'));
+
+    const deployment = find(await docs('deploy/gateway.yaml'), 'Deployment');
+    const c = deployment.spec.template.spec.containers[0];
+    const args = expandArgs(c.args, c, { name: 'gw-1', namespace: 'istio-system', labels: {}, spec: deployment.spec.template.spec });
+    assert.equal(flagValues(args).namespace, 'istio-system', 'credentialName Secrets come from the pod namespace');
+  });
+
+  it('the control plane runs flags `meshgate control` accepts, with no token file and no CA folder, and the rights it needs', async (t) => {
     const cp = await docs('deploy/control-plane.yaml');
     const deployment = find(cp, 'Deployment', 'meshgate-control');
     const pod = deployment.spec.template.spec;
@@ -183,11 +237,11 @@ describe('deploy/ manifests', () => {
     await assertCliAccepts(t, c.args);
     const v = flagValues(c.args);
     assert.deepEqual(sourceChoice(v), { kubeconfig: undefined, namespaces: [] });
-
-    assert.deepEqual(fileSource(pod, c, v.tokens!), { kind: 'secret', name: 'meshgate-bootstrap-tokens', key: 'tokens.yaml' });
-    const caMount = c.volumeMounts.find((m: Doc) => m.mountPath === v['ca-dir']);
-    assert.ok(caMount && !caMount.readOnly, '--ca-dir is a writable mount (an empty one gets a new root)');
-    assert.ok(pod.volumes.find((vol: Doc) => vol.name === caMount.name).emptyDir);
+    // TokenReview instead of a token list; the CA in Secrets of its namespace instead of a folder.
+    assert.equal(v.tokens, undefined);
+    assert.equal(v['ca-dir'], undefined);
+    assert.deepEqual(c.env.find((e: Doc) => e.name === 'POD_NAMESPACE').valueFrom, { fieldRef: { fieldPath: 'metadata.namespace' } });
+    assertLockedDown(pod, 'control plane');
 
     const port = Number(v.port);
     assert.ok(c.ports.some((p: Doc) => p.containerPort === port));
@@ -198,37 +252,34 @@ describe('deploy/ manifests', () => {
     // Proxies verify the control plane's certificate for the Service's name.
     assert.ok((CONTROL_PLANE_NAMES as readonly string[]).includes(`${service.metadata.name}.istio-system.svc`));
 
-    // RBAC: its ServiceAccount is bound to a ClusterRole granting everything KubeSource reads.
+    // RBAC: bound to the ClusterRole granting everything KubeSource reads, and to its own.
     assert.equal(pod.serviceAccountName, find(cp, 'ServiceAccount').metadata.name);
     assert.equal(pod.automountServiceAccountToken, true);
-    const binding = find(cp, 'ClusterRoleBinding');
-    assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: pod.serviceAccountName, namespace: 'istio-system' }]);
-    const role = find(await docs('deploy/rbac.yaml'), 'ClusterRole', binding.roleRef.name);
-    assertGrantsWhatKubeSourceReads(role);
+    const rbac = await docs('deploy/rbac.yaml');
+    const bindings = [...cp, ...rbac].filter((d) => ['ClusterRoleBinding', 'RoleBinding'].includes(d.kind) && d.subjects.some((s: Doc) => s.name === pod.serviceAccountName));
+    for (const b of bindings) assert.deepEqual(b.subjects, [{ kind: 'ServiceAccount', name: pod.serviceAccountName, namespace: 'istio-system' }]);
+    const clusterRules: Rule[] = bindings.filter((b) => b.kind === 'ClusterRoleBinding').flatMap((b) => find(rbac, 'ClusterRole', b.roleRef.name).rules);
+    const ownRules: Rule[] = bindings.filter((b) => b.kind === 'RoleBinding').flatMap((b) => find(rbac, b.roleRef.kind, b.roleRef.name).rules);
+    assertGrantsWhatKubeSourceReads({ rules: clusterRules });
+    assert.ok(TOKEN_REVIEW_PATH.startsWith('/apis/authentication.k8s.io/'));
+    assert.ok(allows(clusterRules, 'authentication.k8s.io', 'tokenreviews', 'create'));
+    for (const verb of ['list', 'watch', 'get', 'create', 'update']) assert.ok(allows(clusterRules, '', 'configmaps', verb, ROOT_CONFIGMAP), `configmaps ${verb} in every namespace`);
+    for (const verb of ['list', 'watch']) assert.ok(allows(clusterRules, '', 'namespaces', verb));
+    // kube-mesh's injector keeps its MutatingWebhookConfiguration's caBundle current.
+    for (const verb of ['get', 'patch']) assert.ok(allows(clusterRules, 'admissionregistration.k8s.io', 'mutatingwebhookconfigurations', verb, 'meshgate-sidecar-injector'));
+    assert.ok(!allows(clusterRules, 'admissionregistration.k8s.io', 'mutatingwebhookconfigurations', 'patch', 'someone-elses-webhook'));
+    // Secrets: none cluster-wide; in its namespace the CA Secrets only (and create, which RBAC cannot narrow by name).
+    assert.ok(!clusterRules.some((r) => r.resources.includes('secrets')));
+    for (const name of ['cacerts', 'istio-ca-secret']) assert.ok(allows(ownRules, '', 'secrets', 'get', name), name);
+    assert.ok(allows(ownRules, '', 'secrets', 'create', 'istio-ca-secret'));
+    assert.ok(!allows(ownRules, '', 'secrets', 'get', 'shop-tls'), "the gateway's certificates are not the control plane's to read");
+    assert.ok(!allows(ownRules, '', 'secrets', 'list'));
     for (const k of KUBE_KINDS.filter((x) => x.apiVersion.startsWith('security.istio.io/'))) {
-      assert.ok(role.rules.some((r: Doc) => r.apiGroups.includes('security.istio.io') && r.resources.includes(k.plural)), k.plural);
+      assert.ok(clusterRules.some((r) => r.apiGroups.includes('security.istio.io') && r.resources.includes(k.plural)), k.plural);
     }
   });
 
-  it('the bootstrap tokens are a list the control plane reads, and the placeholders can never authenticate', async () => {
-    const { all, listSecret, list, identityOf } = await bootstrapTokens();
-    assert.equal(listSecret.metadata.namespace, 'istio-system');
-    const parsed = parseTokenFile(listSecret.stringData['tokens.yaml'], 'tokens.yaml');
-    assert.ok(parsed.ok);
-    assert.deepEqual(parsed.problems, []);
-    assert.equal(parsed.entries.length, list.length);
-    for (const e of list) {
-      assert.match(e.token, /REPLACE ME/);
-      // A bearer token has no spaces: an unedited file lets nobody in.
-      assert.equal(bearerToken(`Bearer ${e.token}`), undefined, e.token);
-    }
-    // Every proxy token Secret pairs with the list's entry for its own namespace.
-    for (const s of all.filter((d) => d !== listSecret)) {
-      assert.equal(identityOf(s.metadata.namespace, s.metadata.name).namespace, s.metadata.namespace);
-    }
-  });
-
-  it('the gateway component joins the mesh with flags `meshgate gateway` accepts, its token and the mesh root mounted', async (t) => {
+  it('the gateway component joins the mesh with flags `meshgate gateway` accepts, its projected token and the published root mounted', async (t) => {
     const base = find(await docs('deploy/gateway.yaml'), 'Deployment');
     const patch = find(await docs('deploy/components/gateway-joins-mesh/gateway.yaml'), 'Deployment');
     assert.equal(patch.metadata.name, base.metadata.name);
@@ -250,12 +301,11 @@ describe('deploy/ manifests', () => {
 
     const pod = { ...basePod, volumes: [...basePod.volumes, ...patch.spec.template.spec.volumes] };
     const c = { ...baseC, volumeMounts: [...baseC.volumeMounts, ...pc.volumeMounts] };
-    const token = fileSource(pod, c, choice.control.tokenFile);
-    assert.ok(token);
-    assert.deepEqual([token.kind, token.key], ['secret', 'token']);
-    const { identityOf } = await bootstrapTokens();
-    assert.deepEqual(identityOf('istio-system', token.name), { namespace: 'istio-system', serviceAccount: basePod.serviceAccountName });
-    assert.deepEqual(fileSource(pod, c, choice.control.rootCertFile), { kind: 'configMap', name: 'meshgate-ca-root-cert', key: 'root-cert.pem' });
+    assert.equal(choice.control.tokenFile, DEFAULT_TOKEN_FILE);
+    assert.deepEqual(fileSource(pod, c, choice.control.tokenFile), { kind: 'serviceAccountToken', name: 'istio-ca', key: 'istio-token' });
+    assert.deepEqual(fileSource(pod, c, choice.control.rootCertFile), { kind: 'configMap', name: ROOT_CONFIGMAP, key: 'root-cert.pem' });
+    // In the mesh, credentialName still comes from the Secrets of the gateway's namespace.
+    assert.equal(v.credentials, 'kubernetes');
   });
 
   it('the example workload: sidecar flags `meshgate sidecar` accepts, its identity, the Service on the inbound port, the app behind it', async (t) => {
@@ -283,12 +333,10 @@ describe('deploy/ manifests', () => {
     const url = new URL(v.control!);
     assert.ok((CONTROL_PLANE_NAMES as readonly string[]).includes(url.hostname), url.hostname);
 
+    // Its identity is its service account's, vouched for by TokenReview of the projected token.
     const token = fileSource(pod, sidecar, v.token!);
-    assert.ok(token);
-    assert.deepEqual([token.kind, token.key], ['secret', 'token']);
-    const { identityOf } = await bootstrapTokens();
-    assert.deepEqual(identityOf(namespace, token.name), { namespace, serviceAccount: pod.serviceAccountName });
-    assert.deepEqual(fileSource(pod, sidecar, v['root-cert']!), { kind: 'configMap', name: 'meshgate-ca-root-cert', key: 'root-cert.pem' });
+    assert.deepEqual(token && [token.kind, token.name], ['serviceAccountToken', 'istio-ca']);
+    assert.deepEqual(fileSource(pod, sidecar, v['root-cert']!), { kind: 'configMap', name: ROOT_CONFIGMAP, key: 'root-cert.pem' });
 
     // Without traffic capture the Service must send callers to the sidecar's inbound port.
     const inbound = Number(v['inbound-port']);

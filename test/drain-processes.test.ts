@@ -41,7 +41,7 @@ function startEdgeGateway(edge: EdgeConfig, ports: EdgePorts, drain: string[]): 
     'gateway', '--config', edge.configDir, '--certs', edge.certsDir,
     '--ports', `80=${ports.http},443=${ports.https},9000=${ports.tcp}`,
     '--status-port', String(ports.status), '--admin-port', '0', '--listen-host', '127.0.0.1',
-    '--access-log', 'off', '--workers', '1', ...drain,
+    '--access-log', 'off', '--metrics-port', '0', '--workers', '1', ...drain,
   ]);
 }
 
@@ -281,7 +281,7 @@ describe('drain of processes under SIGTERM', () => {
       'sidecar', '--control', `https://127.0.0.1:${ports.control}`, '--root-cert', join(caDir, 'root-cert.pem'), '--token', join(mesh, 'user.token'),
       '--namespace', 'default', '--service-account', 'user-service', '--workload', 'user-0', '--labels', 'app=user-service',
       '--app-port', String(app.port), '--inbound-port', String(ports.inbound), '--outbound-port', String(ports.outbound),
-      '--status-port', String(ports.status), '--admin-port', '0', '--listen-host', '127.0.0.1', '--access-log', 'off', '--drain-seconds', '4',
+      '--status-port', String(ports.status), '--admin-port', '0', '--listen-host', '127.0.0.1', '--access-log', 'off', '--metrics-port', '0', '--drain-seconds', '4',
     ]));
     await eventually(() => ready(ports.status), 60_000);
 

@@ -71,7 +71,9 @@ const ROUTES = [
   - matches: [{queryParams: [{name: animal, value: dolphin}]}]
     backendRefs: [{name: infra-backend-v2, port: 8080}]
   - matches: [{queryParams: [{name: animal, value: dolphin}, {name: color, value: blue}]}]
-    backendRefs: [{name: infra-backend-v3, port: 8080}]`,
+    backendRefs: [{name: infra-backend-v3, port: 8080}]
+  - matches: [{queryParams: [{name: Mixed, value: Case}]}]
+    backendRefs: [{name: infra-backend-v1, port: 8080}]`,
   ),
   route(
     'method',
@@ -158,7 +160,9 @@ const ROUTES = [
     backendRefs: [{name: infra-backend-v1, port: 8080, weight: 0}]
   - matches: [{path: {value: /none}}]
   - matches: [{path: {value: /kind}}]
-    backendRefs: [{group: example.com, kind: Thing, name: infra-backend-v1, port: 8080}]`,
+    backendRefs: [{group: example.com, kind: Thing, name: infra-backend-v1, port: 8080}]
+  - matches: [{path: {value: /partial}}]
+    backendRefs: [{name: infra-backend-v1, port: 8080}, {name: does-not-exist, port: 8080}]`,
   ),
   // Cross namespace: a route in the web namespace on the Gateway that admits all namespaces …
   route('cross-namespace', `  hostnames: [cross.example]\n  rules:\n  - backendRefs: [{name: web-backend, port: 8080}]`, { namespace: WEB, parent: `{name: all-namespaces, namespace: ${INFRA}}` }),
@@ -191,6 +195,7 @@ spec:
   listeners:
   - {name: specific, port: 80, protocol: HTTP, hostname: very.specific.com}
   - {name: wildcard, port: 80, protocol: HTTP, hostname: "*.wildcard.io"}
+  - {name: grpc-only, port: 80, protocol: HTTP, hostname: grpc-only.wildcard.io, allowedRoutes: {kinds: [{kind: GRPCRoute}]}}
 ---
 ${route('specific-host', `  hostnames: [non.matching.com, very.specific.com]\n  rules:\n  - matches: [{path: {value: /s1}}]\n    backendRefs: [{name: infra-backend-v1, port: 8080}]`, { parent: '{name: hostnames}' })}---
 ${route('wildcard-host', `  hostnames: [non.matching.com, "*.wildcard.io"]\n  rules:\n  - matches: [{path: {value: /s2}}]\n    backendRefs: [{name: infra-backend-v2, port: 8080}]`, { parent: '{name: hostnames}' })}---
@@ -269,6 +274,9 @@ describe('Gateway API conformance on files', () => {
     assert.equal(await backend('query.example', '/?animal=dolphin&color=blue'), 'infra-backend-v3');
     assert.equal(await backend('query.example', '/?animal=dolphin&color=red'), 'infra-backend-v2');
     assert.equal(await backend('query.example', '/?color=blue'), '404');
+    // Query parameter names compare exactly.
+    assert.equal(await backend('query.example', '/?Mixed=Case'), 'infra-backend-v1');
+    assert.equal(await backend('query.example', '/?mixed=Case'), '404');
   });
 
   it('HTTPRouteMethodMatching', async () => {
@@ -336,6 +344,10 @@ describe('Gateway API conformance on files', () => {
     assert.equal(await backend('broken.example', '/zero'), '500');
     assert.equal(await backend('broken.example', '/none'), '500');
     assert.equal(await backend('broken.example', '/kind'), '500');
+    // Half the weight goes to a backend that does not exist: that half, and only that half, fails with 500.
+    const seen = new Set<string>();
+    for (let i = 0; i < 30; i++) seen.add(await backend('broken.example', '/partial'));
+    assert.deepEqual([...seen].sort(), ['500', 'infra-backend-v1']);
     const c = parentConditions(INFRA, 'broken-backends');
     assert.equal(cond(c, 'Accepted'), 'True/Accepted');
     assert.equal(cond(c, 'ResolvedRefs'), 'False/BackendNotFound');
@@ -355,10 +367,12 @@ describe('Gateway API conformance on files', () => {
     assert.equal(await backend('foo.bar.wildcard.io', '/s3'), 'infra-backend-v3');
     assert.equal(await backend('foo.wildcard.io', '/s3'), '404');
     assert.equal(await backend('wildcard.io', '/s2'), '404');
+    // The most specific listener takes the request even with no route of its own.
+    assert.equal(await backend('grpc-only.wildcard.io', '/s2'), '404');
     assert.equal(cond(parentConditions(INFRA, 'no-intersection'), 'Accepted'), 'False/NoMatchingListenerHostname');
     const gws = gw.gw.holder.current()!.gatewayApi.gateways;
     const hostnames = gws.find((g) => g.resource.metadata.name === 'hostnames')!;
-    assert.deepEqual(hostnames.listeners.map((l) => [l.name, l.attachedRoutes]), [['specific', 1], ['wildcard', 2]]);
+    assert.deepEqual(hostnames.listeners.map((l) => [l.name, l.attachedRoutes]), [['specific', 1], ['wildcard', 2], ['grpc-only', 0]]);
   });
 
   it('GRPCRoute: service and method matches become paths, headers still match', async () => {

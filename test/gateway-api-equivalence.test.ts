@@ -5,7 +5,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
-import { startTestGateway, type TestGateway } from './helpers/gateway.js';
+import { eventually, startTestGateway, type TestGateway } from './helpers/gateway.js';
 import { serviceYaml } from './helpers/cluster-yaml.js';
 
 const ISTIO = `apiVersion: networking.istio.io/v1
@@ -112,4 +112,22 @@ describe('HTTPRoute and the equivalent VirtualService answer alike', () => {
       assert.deepEqual(b, a);
     });
   }
+
+  it('a RateLimitPolicy targets an HTTPRoute rule as it targets a VirtualService route', async () => {
+    await gwapi.write(
+      'limit.yaml',
+      `apiVersion: meshgate.io/v1
+kind: RateLimitPolicy
+metadata: {name: old-paths, namespace: default}
+spec:
+  targetRef: {kind: HTTPRoute, name: api, route: legacy}
+  limits: [{key: {clientIp: {}}, requests: 1, interval: 1h}]
+`,
+    );
+    await gwapi.write('routes.yaml', GATEWAY_API.replace('  - matches: [{path: {value: /old}}]', '  - name: legacy\n    matches: [{path: {value: /old}}]'));
+    await eventually(async () => (await gwapi.get('api.example.com', '/old/x')).status === 429, 5000);
+    // Other rules of the route are not limited.
+    assert.equal((await gwapi.get('api.example.com', '/users')).status, 200);
+    assert.equal((await gwapi.get('api.example.com', '/users')).status, 200);
+  });
 });

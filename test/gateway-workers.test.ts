@@ -86,7 +86,7 @@ describe('a gateway that cannot start', () => {
       const busyPort = (busy.address() as { port: number }).port;
       try {
         await writeFile(join(dir, 'gw.yaml'), gatewayYaml(['app.example.com']));
-        const args = [BIN, 'gateway', '--config', dir, '--ports', '80=0', '--status-port', String(busyPort), '--admin-port', '0', '--listen-host', '127.0.0.1', '--access-log', 'off', '--workers', workers];
+        const args = [BIN, 'gateway', '--config', dir, '--ports', '80=0', '--status-port', String(busyPort), '--admin-port', '0', '--listen-host', '127.0.0.1', '--access-log', 'off', '--metrics-port', '0', '--workers', workers];
         const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
         let stderr = '';
         child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));

@@ -271,7 +271,7 @@ describe('KubeSource', () => {
 
   it('close() and destroy() are safe twice and stop all requests', async () => {
     const w = await watch(api);
-    await until(() => api.openWatches() >= 10, 'every collection watched');
+    await until(() => api.openWatches() >= 12, 'every collection watched');
     await w.source.close();
     await w.source.close();
     w.source.destroy();
@@ -367,8 +367,10 @@ describe('meshgate gateway options', () => {
     await assert.rejects(runGatewayCommand(['--config', 'x', '--config-source', 'kubernetes']), /give one of/);
     await assert.rejects(runGatewayCommand(['--config', 'x', '--control', 'https://cp:15012', '--token', 't']), /give one of/);
     await assert.rejects(runGatewayCommand(['--control', 'http://cp:15012', '--token', 't']), /must be an https:\/\/ URL/);
-    await assert.rejects(runGatewayCommand(['--control', 'https://cp:15012']), /needs --token/);
+    await assert.rejects(runGatewayCommand(['--control', 'https://cp:15012', '--token', '']), /--token needs a FILE/);
     await assert.rejects(runGatewayCommand(['--config-source', 'etcd']), /--config-source: 'etcd'/);
     await assert.rejects(runGatewayCommand(['--config', 'x', '--watch-namespaces', 'a']), /--watch-namespaces.*--config-source kubernetes/);
+    await assert.rejects(runGatewayCommand(['--config', 'x', '--credentials', 'kubernetes']), /--credentials kubernetes goes with --config-source kubernetes or --control/);
+    await assert.rejects(runGatewayCommand(['--config-source', 'kubernetes', '--credentials', 'vault']), /--credentials: 'vault'/);
   });
 });

@@ -60,13 +60,13 @@ describe('the mesh as processes: control plane outage and certificate rotation u
       'sidecar', ...mesh, '--token', join(dir, 'user.token'),
       '--namespace', 'default', '--service-account', 'user-service', '--workload', 'user-0', '--labels', 'app=user-service',
       '--app-port', String(app.port), '--inbound-port', String(ports.inbound), '--outbound-port', '0',
-      '--status-port', String(ports.sidecarStatus), '--admin-port', '0', '--listen-host', '127.0.0.1', '--access-log', 'off',
+      '--status-port', String(ports.sidecarStatus), '--admin-port', '0', '--listen-host', '127.0.0.1', '--access-log', 'off', '--metrics-port', '0',
       // Short-lived certificates: renewed every 10 s, again and again while the test runs.
       '--cert-ttl', '20',
     ]);
     gateway = meshgate([
       'gateway', ...mesh, '--token', join(dir, 'gw.token'),
-      '--ports', `80=${ports.gateway}`, '--status-port', String(ports.gatewayStatus), '--admin-port', '0', '--listen-host', '127.0.0.1', '--access-log', 'off',
+      '--ports', `80=${ports.gateway}`, '--status-port', String(ports.gatewayStatus), '--admin-port', '0', '--listen-host', '127.0.0.1', '--access-log', 'off', '--metrics-port', '0',
       // Two workers, each its own proxy of the control plane with its own identity and snapshot.
       '--workers', '2',
     ]);

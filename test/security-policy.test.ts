@@ -228,7 +228,7 @@ describe('AuthorizationPolicy scope', () => {
     ['a selector in another namespace does not apply', [ap('x', 'web', 'selector: {matchLabels: {app: reviews}}')], false],
     ['a root-namespace selector applies in every namespace', [ap('x', 'istio-system', 'selector: {matchLabels: {app: reviews}}')], true],
     ['targetRefs never attach to a workload', [ap('x', 'shop', 'targetRefs: [{kind: Service, group: "", name: reviews}]')], false],
-    ['CUSTOM is ignored', [ap('x', 'shop', 'action: CUSTOM\nprovider: {name: ext}\nrules: [{}]')], false],
+    ['CUSTOM denies what its rules match: no external authorizer, so fail closed', [ap('x', 'shop', 'action: CUSTOM\nprovider: {name: ext}\nrules: [{}]')], true],
     ['AUDIT never changes the decision', [ap('x', 'shop', 'action: AUDIT\nrules: [{}]')], false],
     ['a dry-run policy never changes the decision', [ap('x', 'shop', '{}', ', annotations: {"istio.io/dry-run": "true"}')], false],
     ['a dry-run DENY never changes the decision', [ap('x', 'shop', 'action: DENY\nrules: [{}]', ', annotations: {"istio.io/dry-run": "True"}')], false],
@@ -377,9 +377,18 @@ allowRules('remoteIpBlocks: the original client, defaulting to the peer', `- fro
   ['peer inside, remote outside', http({ sourceIp: '203.0.113.8', remoteIp: '198.51.100.1' }), false],
 ]);
 
-allowRules('requestPrincipals: no JWT support, so an ALLOW rule never matches', `- from: [{source: {requestPrincipals: ["*"]}}]\n- from: [{source: {notRequestPrincipals: ["*"]}}]\n- when: [{key: "request.auth.claims[groups]", values: [admin]}]`, [
-  ['HTTP', http(), false],
-  ['TCP', tcp(), false],
+allowRules('requestPrincipals and request.auth: read from the verified JWT (RequestAuthentication)', `- from: [{source: {requestPrincipals: ["https://issuer.example/*"]}}]\n  when: [{key: "request.auth.claims[groups]", values: [admin]}]\n- from: [{source: {requestPrincipals: ["https://other.example/bob"]}}]\n  when: [{key: request.auth.audiences, values: ["api.*"]}, {key: "request.auth.claims[org][team]", values: [blue]}, {key: request.auth.presenter, values: [web]}]`, [
+  ['no token: no principal', http(), false],
+  ['TCP: never', tcp(), false],
+  ['admin in the groups list', http({ auth: { principal: 'https://issuer.example/alice', audiences: [], claims: { groups: ['dev', 'admin'] } } }), true],
+  ['not in the group', http({ auth: { principal: 'https://issuer.example/alice', audiences: [], claims: { groups: ['dev'] } } }), false],
+  ['nested claim, audience and presenter', http({ auth: { principal: 'https://other.example/bob', audiences: ['web', 'api.shop'], presenter: 'web', claims: { org: { team: 'blue' } } } }), true],
+  ['nested claim differs', http({ auth: { principal: 'https://other.example/bob', audiences: ['api.shop'], presenter: 'web', claims: { org: { team: 'red' } } } }), false],
+]);
+
+allowRules('notRequestPrincipals ["*"]: requests without a token', `- from: [{source: {notRequestPrincipals: ["*"]}}]`, [
+  ['no token', http(), true],
+  ['a token', http({ auth: { principal: 'iss/sub', audiences: [], claims: {} } }), false],
 ]);
 
 authzTable('requestPrincipals in DENY: every request carries no token', [

@@ -5,7 +5,12 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { loadOrCreateAuthority } from '../src/core/pki/authority.js';
+import { ROOT_CERT_FILE } from '../src/core/pki/ca-files.js';
 
 const MODULE = fileURLToPath(new URL('../src/core/runtime/stop-signals.js', import.meta.url));
 
@@ -66,5 +71,27 @@ describe('stop signals', () => {
     p.child.kill('SIGINT');
     assert.equal(await exit, 130);
     assert.ok(!p.lines.includes('drained'), 'the drain was not waited for');
+  });
+});
+
+describe('a proxy stopped while it starts', () => {
+  it('ends at once when its control plane cannot be reached: nothing to drain', async () => {
+    const bin = fileURLToPath(new URL('../../bin/meshgate.js', import.meta.url));
+    const dir = await mkdtemp(join(tmpdir(), 'meshgate-stop-'));
+    assert.ok(loadOrCreateAuthority(dir).ok);
+    await writeFile(join(dir, 'token'), 'a-token\n');
+    // Port 1 on loopback: nothing listens there, so the certificate request is retried for ever.
+    const child = spawn(process.execPath, [bin, 'sidecar', '--control', 'https://127.0.0.1:1', '--root-cert', join(dir, ROOT_CERT_FILE), '--token', join(dir, 'token'), '--namespace', 'default', '--service-account', 'sa', '--workload', 'w', '--app-port', '9', '--inbound-port', '0', '--outbound-port', '0', '--status-port', '0', '--admin-port', '0', '--listen-host', '127.0.0.1'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let log = '';
+    const exit = exitOf(child);
+    const asked = new Promise<void>((resolve, reject) => {
+      child.stderr!.on('data', (d: Buffer) => ((log += d.toString()), log.includes('workload certificate') && resolve()));
+      void exit.then(() => reject(new Error(`exited before asking for a certificate:\n${log}`)));
+    });
+    await asked;
+    child.kill('SIGTERM');
+    assert.equal(await exit, 0, log);
+    assert.match(log, /stopped before it was serving/);
+    await rm(dir, { recursive: true, force: true });
   });
 });

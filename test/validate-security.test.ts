@@ -128,8 +128,8 @@ table('AuthorizationPolicy', 'AuthorizationPolicy: source values', [
   { name: 'serviceAccounts: wildcard, too many parts, empty namespace', spec: RULE('- from: [{source: {serviceAccounts: ["a*", a/b/c, /b]}}]'), expect: [err('spec.rules[0].from[0].source.serviceAccounts[0]', 'no wildcards'), err('spec.rules[0].from[0].source.serviceAccounts[1]', '<namespace>/<serviceaccount>'), err('spec.rules[0].from[0].source.serviceAccounts[2]', 'both non-empty')] },
   { name: 'serviceAccounts with namespaces', spec: RULE('- from: [{source: {serviceAccounts: [a/b], namespaces: [a]}}]'), expect: [err('spec.rules[0].from[0].source.serviceAccounts', 'cannot be set together with namespaces')] },
   { name: 'more than 16 serviceAccounts', spec: RULE(`- from: [{source: {serviceAccounts: [${Array.from({ length: 17 }, (_, i) => `s${i}`).join(', ')}]}}]`), expect: [err('spec.rules[0].from[0].source.serviceAccounts', 'at most 16')] },
-  { name: 'requestPrincipals in ALLOW', spec: RULE('- from: [{source: {requestPrincipals: ["*"]}}]'), expect: [warn('spec.rules[0].from[0].source.requestPrincipals', 'an ALLOW rule that uses it never matches')] },
-  { name: 'notRequestPrincipals in DENY', spec: `action: DENY\n${RULE('- from: [{source: {notRequestPrincipals: ["*"]}}]')}`, expect: [warn('spec.rules[0].from[0].source.notRequestPrincipals', 'every request counts as carrying no token')] },
+  { name: 'requestPrincipals in ALLOW', spec: RULE('- from: [{source: {requestPrincipals: ["*"]}}]'), expect: [] },
+  { name: 'notRequestPrincipals in DENY', spec: `action: DENY\n${RULE('- from: [{source: {notRequestPrincipals: ["*"]}}]')}`, expect: [] },
   { name: 'a number where a string belongs', spec: RULE('- from: [{source: {namespaces: [42]}}]'), expect: [err('spec.rules[0].from[0].source.namespaces[0]', 'quote 42 in YAML')] },
 ]);
 
@@ -165,8 +165,8 @@ table('AuthorizationPolicy', 'AuthorizationPolicy: when conditions', [
   { name: 'no values', spec: RULE('- when: [{key: source.ip}]'), expect: [err('spec.rules[0].when[0]', 'at least one of values or notValues must be set for source.ip')] },
   { name: 'no key', spec: RULE('- when: [{values: [a]}]'), expect: [err('spec.rules[0].when[0].key', 'key is required')] },
   { name: 'bad values for typed keys', spec: RULE('- when:\n  - {key: source.ip, values: [nope]}\n  - {key: destination.port, notValues: ["99999"]}\n  - {key: source.serviceAccount, values: ["a/*"]}\n  - {key: connection.sni, values: [""]}'), expect: [err('spec.rules[0].when[0].values[0]', 'not an IP address'), err('spec.rules[0].when[1].notValues[0]', 'not a port number'), err('spec.rules[0].when[2].values[0]', 'no wildcards'), err('spec.rules[0].when[3].values[0]', 'must not be empty')] },
-  { name: 'JWT claims are not supported', spec: RULE('- when: [{key: "request.auth.claims[groups]", values: [admin]}]'), expect: [warn('spec.rules[0].when[0].key', 'an ALLOW rule that uses it never matches')] },
-  { name: 'nested JWT claims', spec: RULE('- when: [{key: "request.auth.claims[a][b]", values: [x]}, {key: request.auth.audiences, values: [y]}]'), expect: [warn('spec.rules[0].when[0].key', 'JWT'), warn('spec.rules[0].when[1].key', 'JWT')] },
+  { name: 'JWT claims', spec: RULE('- when: [{key: "request.auth.claims[groups]", values: [admin]}]'), expect: [] },
+  { name: 'nested JWT claims', spec: RULE('- when: [{key: "request.auth.claims[a][b]", values: [x]}, {key: request.auth.audiences, values: [y]}]'), expect: [] },
   { name: 'bad JWT claim key', spec: RULE('- when: [{key: request.auth.claims, values: [x]}]'), expect: [err('spec.rules[0].when[0].key', 'write request.auth.claims[<claim>]')] },
   { name: 'Envoy filter metadata', spec: RULE('- when: [{key: "experimental.envoy.filters.network.mysql_proxy[db.table]", values: ["[update]"]}]'), expect: [warn('spec.rules[0].when[0].key', 'Envoy filter metadata')] },
   { name: 'misspelt condition field', spec: RULE('- when: [{key: source.ip, value: [1.2.3.4]}]'), expect: [err('spec.rules[0].when[0].value', 'unknown field'), err('spec.rules[0].when[0]', 'at least one of values or notValues')] },

@@ -22,6 +22,11 @@ export interface ControlChoice {
 
 /** The mesh root a proxy trusts the control plane through when `--root-cert` is not given. */
 export const DEFAULT_ROOT_CERT = join('certs', 'mesh-ca', 'root-cert.pem');
+/**
+ * Where a pod's projected service-account token for audience `istio-ca` is mounted (Istio's path):
+ * the proxy's credential in cluster mode when `--token` is not given.
+ */
+export const DEFAULT_TOKEN_FILE = '/var/run/secrets/tokens/istio-token';
 
 export interface SourceValues {
   config?: string;
@@ -44,8 +49,8 @@ export function sourceChoice(values: SourceValues): SourceChoice {
   }
   if (values.control !== undefined) {
     if (!/^https:\/\//.test(values.control)) throw new UsageError(`--control: '${values.control}' must be an https:// URL (the control plane's TLS port, e.g. https://meshgate-control.istio-system.svc:15012)`);
-    if (!values.token) throw new UsageError('--control needs --token FILE (the bearer token this proxy authenticates with)');
-    return { control: { url: values.control, tokenFile: values.token, rootCertFile: values['root-cert'] ?? DEFAULT_ROOT_CERT } };
+    if (values.token === '') throw new UsageError('--token needs a FILE (the bearer token this proxy authenticates with)');
+    return { control: { url: values.control, tokenFile: values.token ?? DEFAULT_TOKEN_FILE, rootCertFile: values['root-cert'] ?? DEFAULT_ROOT_CERT } };
   }
   if (given === 0) throw new UsageError('--config DIR or --config-source kubernetes is required');
   if (!kind) {
@@ -75,6 +80,12 @@ export async function kubeSource(choice: { readonly kubeconfig: string | undefin
     throw new UsageError(`--kubeconfig: cannot load ${choice.kubeconfig ?? 'the default kubeconfig'}: ${(err as Error).message}`);
   }
   return new KubeSource({ kubeconfig, namespaces: choice.namespaces, logger: log.child({ source: 'kubernetes' }) });
+}
+
+/** The Secrets of the gateway's own namespace, where `credentialName` points in cluster mode. */
+export async function kubeSecrets(choice: { readonly kubeconfig: string | undefined }, namespace: string, log: Logger) {
+  const [{ loadKubeConfig }, { KubeSecrets }] = await Promise.all([import('../core/sources/kube-source.js'), import('../core/sources/kube-secrets.js')]);
+  return new KubeSecrets({ kubeconfig: loadKubeConfig(choice.kubeconfig), namespace, logger: log.child({ source: 'kubernetes', secrets: namespace }) });
 }
 
 /** The writer of Gateway API status to the API server the gateway reads (`--config-source kubernetes`). */

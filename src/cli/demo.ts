@@ -23,6 +23,8 @@ everything.
   --certs DIR           certificates folder; the demo CA and demo-tls are created there (default certs)
   --status-port N       readiness port, GET /healthz/ready (default 15021)
   --admin-port N        admin port on 127.0.0.1 (default 15000)
+  --metrics-port N      the gateway's Istio metrics, GET /stats/prometheus (default 15090; 0 = off);
+                        the sidecars serve theirs on 19381, 19382, 19383
   --listen-host ADDR    address the gateway listens on (default 127.0.0.1)
   --access-log WHERE    off | stdout | FILE (default stdout)`;
 
@@ -37,6 +39,7 @@ export async function runDemo(argv: string[]): Promise<number> {
     certs: { type: 'string' },
     'status-port': { type: 'string' },
     'admin-port': { type: 'string' },
+    'metrics-port': { type: 'string' },
     'listen-host': { type: 'string' },
     'access-log': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
@@ -51,6 +54,7 @@ export async function runDemo(argv: string[]): Promise<number> {
   const certsDir = values.certs ?? 'certs';
   const statusPort = parsePort(values['status-port'], 15021, '--status-port');
   const adminPort = parsePort(values['admin-port'], 15000, '--admin-port');
+  const metricsPort = parsePort(values['metrics-port'], 15090, '--metrics-port');
   const listenHost = values['listen-host'] ?? '127.0.0.1';
   if (values['access-log'] === '') throw new UsageError('--access-log needs off, stdout or a file name');
 
@@ -66,11 +70,13 @@ export async function runDemo(argv: string[]): Promise<number> {
       listenHost,
       statusPort,
       adminPort,
+      ...(metricsPort !== 0 ? { metricsPort } : {}),
+      debugPort: 15014,
       accessLog: values['access-log'] ?? 'stdout',
     });
   } catch (err) {
     // The workloads' ports are fixed because services.yaml names them; no flag can move them.
-    const fixed = DEMO_WORKLOADS.flatMap((w) => [w.port, w.appPort, w.outboundPort]).join(', ');
+    const fixed = [...DEMO_WORKLOADS.flatMap((w) => [w.port, w.appPort, w.outboundPort, w.metricsPort]), 15014].join(', ');
     return failedToListen(err, 'a part of the demo', `It needs ${port}, ${httpsPort}, ${statusPort}, ${adminPort}, ${DEMO_CONTROL_PORT} and ${fixed}; is another demo running?`);
   }
   const gw = mesh.gateway;
@@ -108,6 +114,7 @@ meshgate demo: gateway on ${base} (Gateway port 80) and https://127.0.0.1:${http
   mesh:     control plane https://127.0.0.1:${DEMO_CONTROL_PORT}, root ${meshRoot}
             ${workloads.join('\n            ')}
   ready:    http://127.0.0.1:${statusPort}/healthz/ready    admin: http://127.0.0.1:${adminPort}/routes
+  graph:    http://127.0.0.1:15014/ (the live service graph; meshgate dashboard opens it)
 
 Try:
   curl --cacert ${caFile} --resolve ${user}:${httpsPort}:127.0.0.1 https://${user}:${httpsPort}/

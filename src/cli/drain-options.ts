@@ -50,3 +50,18 @@ export function exitAfterDeadline(deadlineSeconds: number, log: Logger): void {
     process.exit(1);
   }, (deadlineSeconds + 1) * 1000).unref();
 }
+
+/**
+ * What a stop does from the moment it is asked for: a proxy still starting has nothing to drain and
+ * ends at once (a control plane that cannot be reached would otherwise keep a stopping proxy in its
+ * startup for ever); one that serves has the deadline armed, and its drain runs.
+ */
+export function armStop(stop: Promise<unknown>, serving: () => boolean, deadlineSeconds: number, log: Logger): void {
+  void stop.then(() => {
+    if (!serving()) {
+      log.info('stopped before it was serving: nothing to drain');
+      process.exit(0);
+    }
+    exitAfterDeadline(deadlineSeconds, log);
+  });
+}

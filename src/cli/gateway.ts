@@ -9,12 +9,13 @@ import { endWorkerThatCouldNotStart, sharedChallenges, superviseWorkers, workerI
 import { connectToMesh } from '../core/sources/mesh-connection.js';
 import { proxyIdOf } from '../core/sources/control-plane-source.js';
 import { startGateway } from '../gateway/main.js';
+import { DEFAULT_METRICS_PORT, serveClusterMetrics } from '../core/telemetry/metrics-server.js';
 import { parse, parseLabels, parseLocality, parsePort, parsePorts, parseRedisUrl, parseTrustedProxies } from './options.js';
 import { UsageError } from './main.js';
-import { gatewayApiStatusWriter, kubeSource, readableConfigDir, sourceChoice } from './config-source.js';
+import { gatewayApiStatusWriter, kubeSecrets, kubeSource, readableConfigDir, sourceChoice } from './config-source.js';
 import { LIMIT_FLAGS, LIMIT_HELP, parseLimitFlags } from './limit-options.js';
 import { stopRequested } from '../core/runtime/stop-signals.js';
-import { DRAIN_FLAGS, DRAIN_HELP, exitAfterDeadline, parseDrainFlags } from './drain-options.js';
+import { DRAIN_FLAGS, DRAIN_HELP, armStop, parseDrainFlags } from './drain-options.js';
 
 export const GATEWAY_HELP = `usage: meshgate gateway --config DIR --ports 80=8080[,443=8443] [options]
        meshgate gateway --config-source kubernetes [--kubeconfig PATH] [--watch-namespaces a,b] [options]
@@ -31,12 +32,20 @@ export const GATEWAY_HELP = `usage: meshgate gateway --config DIR --ports 80=808
   --control URL         join the mesh: the control plane (https://…:15012) gives this gateway its
                         configuration and its workload identity, used for mutual TLS to every
                         endpoint that runs a sidecar
-  --token FILE          bearer token for --control (re-read on every call)
+  --token FILE          bearer token for --control (re-read on every call); default
+                        /var/run/secrets/tokens/istio-token, the pod's projected service-account
+                        token (audience istio-ca) that the control plane checks by TokenReview
   --root-cert FILE      the mesh root the control plane must chain to (default certs/mesh-ca/root-cert.pem)
   --ports LIST          Gateway port=listen port pairs, e.g. 80=8080,443=8443
   --status-port N       readiness port, GET /healthz/ready (default 15021)
   --admin-port N        admin port on 127.0.0.1: /routes /clusters /config_dump (default 15000)
-  --labels LIST         this gateway's labels for Gateway selectors (default istio=ingressgateway)
+  --metrics-port N      Istio's metrics for Prometheus, GET /stats/prometheus (default 15090; 0 = off;
+                        with --workers, one scrape returns the sum over the workers)
+  --labels LIST         this gateway's labels for Gateway, AuthorizationPolicy and
+                        RequestAuthentication selectors (default istio=ingressgateway)
+  --namespace NS        the gateway's namespace (default istio-system); with --config-source
+                        kubernetes, credentialName is a Secret in it (kubernetes.io/tls, or
+                        cert/key/cacert; <name>-cacert for MUTUAL's CA), followed as it changes
   --gateway-name LIST   serve only these Gateway API Gateways, e.g. default/web,shop/edge (default:
                         every Gateway whose class is meshgate's: controllerName
                         meshgate.io/gateway-controller or istio.io/gateway-controller, or the
@@ -46,14 +55,19 @@ export const GATEWAY_HELP = `usage: meshgate gateway --config DIR --ports 80=808
                         balancing (DestinationRule localityLbSetting)
   --listen-host ADDR    address to listen on (default 0.0.0.0)
   --access-log WHERE    off | stdout | FILE (default stdout)
-  --certs DIR           certificates for credentialName: DIR/<name>/tls.crt, tls.key, ca.crt (default certs)
+  --certs DIR           certificates for credentialName: DIR/<name>/tls.crt, tls.key, ca.crt (default
+                        certs); with --config-source kubernetes only ACME's account keys live there
+  --credentials FROM    where credentialName is read: kubernetes (Secrets of --namespace, the default
+                        with --config-source kubernetes; with --control too, for a gateway in the
+                        mesh) or files (folders of --certs, the default otherwise)
   --acme-ca FILE        extra CA (PEM) to trust for ACME servers, e.g. a private ACME CA
   --redis URL           Redis for RateLimitPolicy counters with store: redis, shared by every
                         gateway replica, e.g. redis://redis.istio-system:6379 (while Redis is
                         unreachable each gateway limits in its own memory)
   --trusted-proxies N   proxies in front of the gateway that append to x-forwarded-for; rate
-                        limits by clientIp count the N-th address from its right (Envoy's
-                        xff_num_trusted_hops; default 0: the connection's peer address)
+                        limits by clientIp and AuthorizationPolicy remoteIpBlocks take the N-th
+                        address from its right (Envoy's xff_num_trusted_hops, Istio's
+                        numTrustedProxies; default 0: the connection's peer address)
 ${LIMIT_HELP}
 ${DRAIN_HELP}
   --workers N           processes sharing the ports, each with its own copy of the configuration;
@@ -71,6 +85,7 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
     ports: { type: 'string' },
     'status-port': { type: 'string' },
     'admin-port': { type: 'string' },
+    'metrics-port': { type: 'string' },
     labels: { type: 'string' },
     'gateway-name': { type: 'string' },
     namespace: { type: 'string' },
@@ -78,6 +93,7 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
     'listen-host': { type: 'string' },
     'access-log': { type: 'string' },
     certs: { type: 'string' },
+    credentials: { type: 'string' },
     'acme-ca': { type: 'string' },
     redis: { type: 'string' },
     'trusted-proxies': { type: 'string' },
@@ -112,26 +128,45 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
     drainDeadlineSeconds,
     ...(values['gateway-name'] !== undefined ? { gatewayNames: parseGatewayNames(values['gateway-name']) } : {}),
   };
+  const credentialsFrom = values.credentials ?? ('kubeconfig' in choice ? 'kubernetes' : 'files');
+  if (credentialsFrom !== 'kubernetes' && credentialsFrom !== 'files') throw new UsageError(`--credentials: '${credentialsFrom}' is not kubernetes or files`);
+  if (credentialsFrom === 'kubernetes' && 'dir' in choice) throw new UsageError('--credentials kubernetes goes with --config-source kubernetes or --control');
+  const metricsPort = parsePort(values['metrics-port'], DEFAULT_METRICS_PORT, '--metrics-port');
   const workers = values.workers === undefined ? availableParallelism() : Number(values.workers);
   if (!Number.isInteger(workers) || workers < 1) throw new UsageError(`--workers: '${values.workers}' is not a number of processes`);
   // Checked in the primary, once the options are known good: workers would each die on it.
   if ('dir' in choice) readableConfigDir(choice.dir);
   const log = pino({ name: 'meshgate-gateway' }, pino.destination(2));
-  if (workers > 1 && cluster.isPrimary) return superviseWorkers(workers, log);
+  if (workers > 1 && cluster.isPrimary) {
+    // The workers count; the primary answers the scrape with their sum.
+    const metrics = metricsPort === 0
+      ? undefined
+      : await serveClusterMetrics(metricsPort, common.listenHost).catch((err: unknown) => {
+        log.error({ port: metricsPort, error: (err as Error).message }, 'metrics port (--metrics-port) cannot listen; serving without /stats/prometheus');
+        return undefined;
+      });
+    const code = await superviseWorkers(workers, log);
+    await metrics?.close();
+    return code;
+  }
   const worker = workerIndex();
   const wlog = worker !== undefined ? log.child({ worker }) : log;
   // Listening from the start: a signal during startup waits for it, then drains.
   const stop = stopRequested({ log: wlog });
+  let serving = false;
+  armStop(stop, () => serving, drainDeadlineSeconds, wlog);
   let mesh: Awaited<ReturnType<typeof connectToMesh>> | undefined;
   let gw: Awaited<ReturnType<typeof startGateway>>;
   try {
     mesh = 'control' in choice ? await connectToMesh({ ...choice.control, proxyId: proxyIdOf(worker !== undefined ? `gateway-w${worker}` : 'gateway', common.namespace), logger: log }) : undefined;
     gw = await startGateway({
       ...common,
+      ...(metricsPort === 0 ? {} : { metricsPort: worker !== undefined ? ('primary' as const) : metricsPort }),
       logger: wlog,
       // One worker orders ACME certificates; every worker answers the validation requests.
       ...(worker !== undefined ? { acmeOrders: worker === 0, acmeChallenges: sharedChallenges() } : {}),
       ...(mesh ? { source: mesh.source, identity: mesh.identity } : 'dir' in choice ? { configDir: choice.dir } : 'kubeconfig' in choice ? { source: await kubeSource(choice, log) } : {}),
+      ...(credentialsFrom === 'kubernetes' ? { secrets: await kubeSecrets({ kubeconfig: 'kubeconfig' in choice ? choice.kubeconfig : undefined }, common.namespace, log) } : {}),
       // In a cluster one process writes the Gateway API status (the first worker, like ACME orders).
       ...('kubeconfig' in choice && (worker ?? 0) === 0 ? { gatewayApiStatus: await gatewayApiStatusWriter(choice, log) } : {}),
     });
@@ -141,9 +176,9 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
     wlog.error(`gateway could not start: ${(err as Error)?.message ?? String(err)}`);
     return worker !== undefined ? endWorkerThatCouldNotStart() : 1;
   }
+  serving = true;
   // SIGTERM (Kubernetes stopping the pod) and Ctrl-C alike: drain, so that no request fails.
   await stop;
-  exitAfterDeadline(drainDeadlineSeconds, log);
   await gw.drain(drainSeconds);
   mesh?.close();
   // A worker's channel to the primary would keep it alive after everything else has stopped.

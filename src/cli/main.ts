@@ -13,6 +13,7 @@ const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promi
   inject: { summary: 'print a manifest with the sidecar injected, like istioctl kube-inject', run: async (argv) => (await import('./inject.js')).runInjectCommand(argv) },
   iptables: { summary: "install the sidecar's traffic capture (the init container's command)", run: async (argv) => (await import('./iptables.js')).runIptablesCommand(argv) },
   demo: { summary: 'run the demo: backends plus a gateway on gateway-config/', run: async (argv) => (await import('./demo.js')).runDemo(argv) },
+  dashboard: { summary: 'print (and open) the URL of the live service graph', run: async (argv) => (await import('./dashboard.js')).runDashboard(argv) },
 };
 
 export function usage(): string {

@@ -12,7 +12,7 @@ import { parse, parseLabels, parseLocality, parsePort, parseRedisUrl, parseTrust
 import { UsageError } from './main.js';
 import { LIMIT_FLAGS, LIMIT_HELP, parseLimitFlags } from './limit-options.js';
 import { stopRequested } from '../core/runtime/stop-signals.js';
-import { DRAIN_FLAGS, DRAIN_HELP, exitAfterDeadline, parseDrainFlags } from './drain-options.js';
+import { DRAIN_FLAGS, DRAIN_HELP, armStop, parseDrainFlags } from './drain-options.js';
 import { APP_PROBERS_ENV, parseAppProbers } from '../core/inject/app-probes.js';
 import { ConntrackLookup, CONNTRACK_TABLE } from '../core/capture/original-destination.js';
 
@@ -37,6 +37,7 @@ ends at the app on loopback; outbound, the app uses it as its HTTP proxy
   --outbound-port N     outbound proxy port on 127.0.0.1 (default 15001)
   --status-port N       readiness, GET /healthz/ready (default 15021)
   --admin-port N        admin on 127.0.0.1 (default 15000)
+  --metrics-port N      Istio's metrics for Prometheus, GET /stats/prometheus (default 15090; 0 = off)
   --listen-host ADDR    address the inbound and status ports listen on (default 0.0.0.0)
   --outbound-traffic-policy ALLOW_ANY|REGISTRY_ONLY
                         hosts the mesh does not know: pass through (default) or answer 502
@@ -73,6 +74,7 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
     'outbound-port': { type: 'string' },
     'status-port': { type: 'string' },
     'admin-port': { type: 'string' },
+    'metrics-port': { type: 'string' },
     'listen-host': { type: 'string' },
     'outbound-traffic-policy': { type: 'string' },
     locality: { type: 'string' },
@@ -111,6 +113,8 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
   const log = pino({ name: 'meshgate-sidecar', base: { workload: `${values.workload}.${namespace}` } }, pino.destination(2));
   // Listening from the start: a signal during startup waits for it, then drains.
   const stop = stopRequested({ log });
+  let serving = false;
+  armStop(stop, () => serving, drainDeadlineSeconds, log);
   const probers = parseAppProbers(process.env[APP_PROBERS_ENV]);
   if (probers.problem) log.warn({ problem: probers.problem }, 'application probes are not served');
   if (values.capture && !(await new ConntrackLookup().readable())) {
@@ -143,6 +147,7 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
     outboundPort: parsePort(values['outbound-port'], 15001, '--outbound-port'),
     statusPort: parsePort(values['status-port'], 15021, '--status-port'),
     adminPort: parsePort(values['admin-port'], 15000, '--admin-port'),
+    ...((m) => (m === 0 ? {} : { metricsPort: m }))(parsePort(values['metrics-port'], 15090, '--metrics-port')),
     listenHost: values['listen-host'] ?? '0.0.0.0',
     outboundTrafficPolicy: policy,
     ...traffic,
@@ -155,9 +160,9 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
     logger: log,
     drainDeadlineSeconds,
   });
+  serving = true;
   // SIGTERM and Ctrl-C alike: drain, so that no request fails.
   await stop;
-  exitAfterDeadline(drainDeadlineSeconds, log);
   await sidecar.drain(drainSeconds);
   mesh.close();
   return 0;

@@ -16,9 +16,14 @@ import { ProxyRegistry } from './proxy-registry.js';
 import { createControlServer } from './server.js';
 import { createStatusServer } from './status-server.js';
 import { createDebugServer } from './debug-server.js';
+import { ControlMetrics } from './control-metrics.js';
+import { MeshDashboard } from './mesh-dashboard.js';
+import { serveMetrics, type MetricsServer } from '../core/telemetry/metrics-server.js';
 import type { Authenticator } from './token-authenticator.js';
 import { createInjectionWebhook, INJECTION_PORT, type InjectionWebhookOptions } from './injection-webhook.js';
 import type { CaBundleUpdater } from './webhook-ca-bundle.js';
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { RootCertPublisher } from './root-cert-publisher.js';
 
 /** Where proxies reach the control plane: on the machine, and as the Service deploy/ creates. */
 export const CONTROL_PLANE_NAMES = [
@@ -45,6 +50,10 @@ export interface ControlPlaneOptions {
   readonly statusPort?: number;
   /** Debug port on 127.0.0.1 (`/debug/proxies`); 0 = any free port; absent = none. */
   readonly debugPort?: number;
+  /** `GET /metrics` on `listenHost` for Prometheus (0 = any free port; absent = only on the debug port). */
+  readonly metricsPort?: number;
+  /** Where the dashboard collects proxies' metrics (`host:port`); default each connected proxy's address on 15090. */
+  readonly dashboardTargets?: () => readonly string[];
   /** More names for the server certificate, beside CONTROL_PLANE_NAMES. */
   readonly hostnames?: readonly string[];
   readonly debounceMs?: number;
@@ -54,6 +63,13 @@ export interface ControlPlaneOptions {
   readonly now?: () => Date;
   /** The sidecar injection webhook (off when absent); `port` 0 = any free port, default 15017. */
   readonly injection?: Omit<InjectionWebhookOptions, 'ca' | 'log'> & { readonly port?: number; readonly caBundle?: CaBundleUpdater };
+  /**
+   * Cluster mode: the API server the control plane writes to. It publishes the mesh root as the
+   * ConfigMap istio-ca-root-cert in every namespace and keeps it there.
+   */
+  readonly kubeconfig?: KubeConfig;
+  /** Back-off of the root publisher's retries (default 1 s doubling to 30 s). */
+  readonly kubeBackoff?: { readonly initialMs: number; readonly maxMs: number };
 }
 
 export interface RunningControlPlane {
@@ -61,6 +77,8 @@ export interface RunningControlPlane {
   readonly statusPort: number;
   /** 0 when there is no debug port. */
   readonly debugPort: number;
+  /** 0 when there is no metrics port of its own. */
+  readonly metricsPort: number;
   /** 0 when injection is off. */
   readonly injectionPort: number;
   /** The trust bundle proxies are given (`--root-cert`). */
@@ -77,7 +95,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   const host = opts.listenHost ?? '0.0.0.0';
   if (!opts.source && opts.configDir === undefined) throw new Error('startControlPlane needs configDir or source');
   const source = opts.source ?? new FileSource({ dir: opts.configDir! });
-  const registry = new ProxyRegistry({ log: log.child({ component: 'proxies' }), ...(opts.now ? { now: opts.now } : {}) });
+  const metrics = new ControlMetrics();
+  const registry = new ProxyRegistry({ log: log.child({ component: 'proxies' }), metrics, ...(opts.now ? { now: opts.now } : {}) });
   const distributor = new ConfigDistributor({
     source,
     registry,
@@ -88,25 +107,31 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   });
   const names = [...new Set([...CONTROL_PLANE_NAMES, ...(opts.hostnames ?? [])])];
   const tls = opts.ca.issueServerCertificate(names);
-  const server = createControlServer({ tls, authenticator: opts.authenticator, distributor, registry, ca: opts.ca, log: log.child({ component: 'api' }) });
+  const server = createControlServer({ tls, authenticator: opts.authenticator, distributor, registry, ca: opts.ca, metrics, log: log.child({ component: 'api' }) });
   let closing = false;
   const status = createStatusServer(() => !closing && distributor.current !== undefined);
-  const debug = opts.debugPort !== undefined ? createDebugServer(registry) : undefined;
+  const debug = opts.debugPort !== undefined ? createDebugServer(registry, metrics, new MeshDashboard({ registry, config: () => distributor.current, ...(opts.dashboardTargets ? { targets: opts.dashboardTargets } : {}) })) : undefined;
   const injector = opts.injection ? createInjectionWebhook({ ...opts.injection, ca: opts.ca, log: log.child({ component: 'injector' }) }) : undefined;
+  // Loaded only in cluster mode: the Kubernetes client is large, and file mode does without it.
+  const publisher: RootCertPublisher | undefined = opts.kubeconfig
+    ? new (await import('./root-cert-publisher.js')).RootCertPublisher({ kubeconfig: opts.kubeconfig, rootCertPem: opts.ca.rootCertPem, logger: log.child({ component: 'root-cert' }), ...(opts.kubeBackoff ? { backoff: opts.kubeBackoff } : {}) })
+    : undefined;
 
   const stop = async (hard: boolean): Promise<void> => {
     closing = true;
     if (hard) distributor.destroy();
     else await distributor.close().catch(() => undefined);
     opts.injection?.caBundle?.close();
-    await Promise.all([stopServer(server, hard), stopServer(status, hard), ...(debug ? [stopServer(debug, hard)] : []), ...(injector ? [stopServer(injector, hard)] : [])]);
+    await Promise.all([stopServer(server, hard), stopServer(status, hard), ...(debug ? [stopServer(debug, hard)] : []), ...(injector ? [stopServer(injector, hard)] : []), ...(publisher ? [publisher.close()] : []), metricsServer?.close()]);
   };
 
   let port = 0;
   let statusPort = 0;
   let debugPort = 0;
+  let metricsServer: MetricsServer | undefined;
   let injectionPort = 0;
   try {
+    if (opts.metricsPort !== undefined) metricsServer = await serveMetrics([metrics.registry], opts.metricsPort, host);
     statusPort = await listen(status, opts.statusPort ?? 15021, host);
     // Whatever --listen-host says: the inventory of the mesh is only for this machine.
     if (debug) debugPort = await listen(debug, opts.debugPort!, '127.0.0.1');
@@ -116,6 +141,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
       injectionPort = await listen(injector, opts.injection!.port ?? INJECTION_PORT, host);
       await opts.injection!.caBundle?.update(opts.ca.rootCertPem);
     }
+    // In the background: its lists retry until the API server answers, and each namespace's
+    // ConfigMap is written as soon as it can be; proxies can be served meanwhile.
+    void publisher?.start();
   } catch (err) {
     await stop(true);
     throw err;
@@ -127,6 +155,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     port,
     statusPort,
     debugPort,
+    metricsPort: metricsServer?.port ?? 0,
     injectionPort,
     rootCertPem: opts.ca.rootCertPem,
     registry,

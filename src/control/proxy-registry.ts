@@ -6,6 +6,7 @@
 import type { Logger } from 'pino';
 import { formatProblem, type Problem } from '../core/config/problem.js';
 import { isRecord } from '../core/config/load.js';
+import type { ControlMetrics } from './control-metrics.js';
 
 /** One proxy as `GET /debug/proxies` lists it. */
 export interface ProxyStatus {
@@ -34,6 +35,8 @@ export interface ProxySession {
   acknowledgedVersion: string | undefined;
   rejectedVersion: string | undefined;
   rejectedBecause: string[];
+  /** When `sentVersion` was sent, for the convergence time. */
+  sentAt?: number;
 }
 
 export type AckOutcome = { ok: true } | { ok: false; status: number; message: string };
@@ -46,6 +49,7 @@ export interface ProxyRegistryOptions {
   readonly now?: () => Date;
   /** A disconnected proxy is listed this long, then forgotten (default one hour). */
   readonly forgetAfterMs?: number;
+  readonly metrics?: ControlMetrics;
 }
 
 export class ProxyRegistry {
@@ -53,8 +57,10 @@ export class ProxyRegistry {
   readonly #log: Logger;
   readonly #now: () => Date;
   readonly #forgetAfterMs: number;
+  readonly #metrics: ControlMetrics | undefined;
 
   constructor(opts: ProxyRegistryOptions) {
+    this.#metrics = opts.metrics;
     this.#log = opts.log;
     this.#now = opts.now ?? (() => new Date());
     this.#forgetAfterMs = opts.forgetAfterMs ?? 3600_000;
@@ -84,15 +90,20 @@ export class ProxyRegistry {
       rejectedBecause: carried?.rejectedBecause ?? [],
     };
     this.#sessions.set(id, session);
+    this.#metrics?.proxyConnected();
     return { ok: true, session, replaced: old && old.disconnectedAt === undefined ? old : undefined };
   }
 
   disconnect(session: ProxySession): void {
-    session.disconnectedAt ??= this.#now();
+    if (session.disconnectedAt) return;
+    session.disconnectedAt = this.#now();
+    this.#metrics?.proxyDisconnected();
   }
 
   sent(session: ProxySession, version: string): void {
     session.sentVersion = version;
+    session.sentAt = performance.now();
+    this.#metrics?.pushed();
   }
 
   /** `body` is the parsed JSON of an acknowledgement; `identity` the caller's. */
@@ -105,11 +116,15 @@ export class ProxyRegistry {
     if (session.identity !== identity) return { ok: false, status: 403, message: `proxy ${body.proxy} subscribed as ${session.identity}` };
     const fields = { proxy: session.id, identity, version: body.version };
     if (body.accepted) {
-      if (session.acknowledgedVersion !== body.version) this.#log.info(fields, 'proxy applied configuration');
+      if (session.acknowledgedVersion !== body.version) {
+        this.#log.info(fields, 'proxy applied configuration');
+        this.#metrics?.acknowledged(session.sentVersion === body.version && session.sentAt !== undefined ? (performance.now() - session.sentAt) / 1000 : undefined);
+      }
       session.acknowledgedVersion = body.version;
       return { ok: true };
     }
     const why = problemLines(body.problems);
+    if (session.rejectedVersion !== body.version) this.#metrics?.rejected();
     session.rejectedVersion = body.version;
     session.rejectedBecause = why;
     this.#log.warn({ ...fields, problems: why, running: session.acknowledgedVersion ?? null }, 'proxy refused configuration; it keeps running its current one');

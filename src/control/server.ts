@@ -20,6 +20,7 @@ import { ACK_PATH, CERTIFICATES_PATH, STREAM_PATH } from '../core/sources/contro
 import { answerCertificateRequest } from './ca-service.js';
 import type { ConfigDistributor } from './config-distributor.js';
 import type { ProxyRegistry } from './proxy-registry.js';
+import type { ControlMetrics } from './control-metrics.js';
 import { bearerToken, type Authenticator, type Caller } from './token-authenticator.js';
 
 export interface ControlServerOptions {
@@ -30,6 +31,7 @@ export interface ControlServerOptions {
   readonly registry: ProxyRegistry;
   readonly ca: CertificateAuthority;
   readonly log: Logger;
+  readonly metrics?: ControlMetrics;
 }
 
 /** A CSR is about 1 KiB; an acknowledgement carries at most a list of problems. */
@@ -91,6 +93,7 @@ async function handle(opts: ControlServerOptions, req: IncomingMessage, res: Ser
     }
     case CERTIFICATES_PATH: {
       const answer = answerCertificateRequest(opts.ca, caller, await readJson(req), opts.log);
+      opts.metrics?.certificateRequest(answer.ok);
       return answer.ok ? reply(res, 200, answer.body) : reply(res, answer.status, { error: answer.message });
     }
   }

@@ -53,7 +53,7 @@ export async function startBackend(opts: BackendOptions): Promise<RunningBackend
       send(res, { status: 'ok', service, version, instance });
       return;
     }
-    const calls = opts.calls ? await callThroughProxy(opts.calls.proxyPort, opts.calls.urls, req.headers['x-request-id']) : undefined;
+    const calls = opts.calls ? await callThroughProxy(opts.calls.proxyPort, opts.calls.urls, propagated(req)) : undefined;
     const reply: BackendReply = {
       service,
       version,
@@ -97,13 +97,25 @@ function send(res: ServerResponse, value: unknown): void {
   res.end(body);
 }
 
-/** GET each URL through an HTTP proxy (absolute-form request target), passing the request id along as apps in a mesh should. */
-async function callThroughProxy(proxyPort: number, urls: readonly string[], requestId: string | string[] | undefined): Promise<Record<string, { status: number; body: unknown }>> {
+/** The headers an app in a mesh passes on to its own calls so traces join up: the request id and the trace context. */
+const PROPAGATED = ['x-request-id', 'traceparent', 'tracestate', 'x-b3-traceid', 'x-b3-spanid', 'x-b3-parentspanid', 'x-b3-sampled', 'x-b3-flags', 'b3'];
+
+function propagated(req: IncomingMessage): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of PROPAGATED) {
+    const v = req.headers[name];
+    if (typeof v === 'string') out[name] = v;
+  }
+  return out;
+}
+
+/** GET each URL through an HTTP proxy (absolute-form request target), passing the request id and trace context along as apps in a mesh should. */
+async function callThroughProxy(proxyPort: number, urls: readonly string[], passOn: Record<string, string>): Promise<Record<string, { status: number; body: unknown }>> {
   const out: Record<string, { status: number; body: unknown }> = {};
   for (const url of urls) {
     out[url] = await new Promise((resolve) => {
       const target = new URL(url);
-      const req = request({ host: '127.0.0.1', port: proxyPort, path: url, headers: { host: target.host, ...(typeof requestId === 'string' ? { 'x-request-id': requestId } : {}) } }, (res) => {
+      const req = request({ host: '127.0.0.1', port: proxyPort, path: url, headers: { host: target.host, ...passOn } }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => {

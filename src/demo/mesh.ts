@@ -30,9 +30,13 @@ export interface DemoMeshOptions {
   readonly statusPort: number;
   readonly adminPort: number;
   readonly accessLog: string;
+  /** The gateway's Prometheus port (absent = no metrics on the gateway). */
+  readonly metricsPort?: number;
   /** The demo's fixed ports unless a test passes its own. */
   readonly workloads?: readonly DemoWorkload[];
   readonly controlPort?: number;
+  /** The control plane's debug port (metrics, the dashboard); absent = none. */
+  readonly debugPort?: number;
   readonly logger?: Logger;
 }
 
@@ -109,6 +113,9 @@ export async function startDemoMesh(opts: DemoMeshOptions): Promise<RunningDemoM
       port: opts.controlPort ?? DEMO_CONTROL_PORT,
       listenHost: DEMO_ADDRESS,
       statusPort: 0,
+      ...(opts.debugPort !== undefined ? { debugPort: opts.debugPort } : {}),
+      // Every demo proxy is on this machine, each with a metrics port of its own.
+      dashboardTargets: () => [gateway?.metricsPort, ...sidecars.map((s) => s.metricsPort)].filter((p): p is number => !!p).map((p) => `127.0.0.1:${p}`),
       logger: quiet('control'),
     });
     const url = `https://127.0.0.1:${control.port}`;
@@ -142,6 +149,7 @@ export async function startDemoMesh(opts: DemoMeshOptions): Promise<RunningDemoM
           appHost: DEMO_ADDRESS,
           inboundPort: w.port,
           outboundPort: w.outboundPort,
+          metricsPort: w.metricsPort,
           statusPort: 0,
           adminPort: 0,
           listenHost: DEMO_ADDRESS,
@@ -161,6 +169,7 @@ export async function startDemoMesh(opts: DemoMeshOptions): Promise<RunningDemoM
       statusPort: opts.statusPort,
       adminPort: opts.adminPort,
       accessLog: opts.accessLog,
+      ...(opts.metricsPort !== undefined ? { metricsPort: opts.metricsPort } : {}),
       logger: log,
     });
   } catch (err) {

@@ -17,6 +17,8 @@ export interface DemoWorkload {
   readonly appPort: number;
   /** The sidecar's outbound port: the app's HTTP proxy. */
   readonly outboundPort: number;
+  /** The sidecar's Prometheus port (`/stats/prometheus`); 0 = any free port. */
+  readonly metricsPort: number;
   /** The pod's service account, hence its SPIFFE identity. */
   readonly serviceAccount: string;
   /** Services the app calls on every request, by name, through its sidecar. */
@@ -28,9 +30,9 @@ export const DEMO_ADDRESS = '127.0.0.1';
 
 // Fixed rather than ephemeral: the embedded config is static YAML that has to name them.
 export const DEMO_WORKLOADS: readonly DemoWorkload[] = Object.freeze([
-  { service: 'user-service', version: 'v1', instance: 'user-service-v1-0', port: 19081, appPort: 19181, outboundPort: 19281, serviceAccount: 'user-service', calls: [] },
-  { service: 'product-service', version: 'v1', instance: 'product-service-v1-0', port: 19082, appPort: 19182, outboundPort: 19282, serviceAccount: 'product-service', calls: ['http://user-service/users/1'] },
-  { service: 'product-service', version: 'v2', instance: 'product-service-v2-0', port: 19083, appPort: 19183, outboundPort: 19283, serviceAccount: 'product-service', calls: ['http://user-service/users/1'] },
+  { service: 'user-service', version: 'v1', instance: 'user-service-v1-0', port: 19081, appPort: 19181, outboundPort: 19281, metricsPort: 19381, serviceAccount: 'user-service', calls: [] },
+  { service: 'product-service', version: 'v1', instance: 'product-service-v1-0', port: 19082, appPort: 19182, outboundPort: 19282, metricsPort: 19382, serviceAccount: 'product-service', calls: ['http://user-service/users/1'] },
+  { service: 'product-service', version: 'v2', instance: 'product-service-v2-0', port: 19083, appPort: 19183, outboundPort: 19283, metricsPort: 19383, serviceAccount: 'product-service', calls: ['http://user-service/users/1'] },
 ]);
 
 /** The hosts the demo Gateway serves, in the order the banner shows them. */

@@ -1,29 +1,24 @@
-// The gateway role: wires a config source, the snapshot holder, upstream pools, one listener per
-// listen port (listener-set.ts), the status port and the admin port. Everything here is wiring;
-// behaviour lives in core.
+// The gateway role: the shared proxy runtime (core/runtime) plus what only an edge has — one
+// listener per listen port (listener-set.ts), the credential store for its TLS servers, and ACME.
+// Everything here is wiring; behaviour and lifecycle live in core.
 
 import type { HttpLimits } from '../core/proxy/http-limits.js';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { FileSource } from '../core/sources/file-source.js';
+import type { SnapshotHolder } from '../core/snapshot/holder.js';
+import { ProxyRuntime } from '../core/runtime/proxy-runtime.js';
 import type { ConfigSource } from '../core/sources/source.js';
-import { SnapshotHolder } from '../core/snapshot/holder.js';
-import { Reloader } from '../core/snapshot/reloader.js';
-import { UpstreamPools } from '../core/proxy/upstream-pools.js';
-import { LiveClusters } from '../core/policy/live-clusters.js';
-import { createAccessLog } from '../core/telemetry/access-log.js';
+import { describeWorkload, partsOfSpiffe } from '../core/telemetry/workload.js';
 import type { RateLimitStats } from '../core/policy/rate-limiters.js';
-import { createRateLimiting } from '../core/proxy/rate-limiting.js';
-import { ConnectionDrain, DEFAULT_DRAIN_DEADLINE_SECONDS } from '../core/proxy/drain.js';
 import { createPortListener } from './port-listener.js';
 import { ListenerSet } from './listener-set.js';
 import { createCredentialStore } from '../core/tls/credential-store.js';
 import { AcmeManager } from './acme/acme-manager.js';
 import type { ChallengeMap } from './acme/acme-order.js';
-import { createStatusServer } from '../core/admin/status-server.js';
-import { createAdminServer } from '../core/admin/admin-server.js';
-import { closeFastify, listenFastify } from '../core/admin/fastify-listen.js';
-import { listenFor } from '../core/proxy/listen.js';
 import type { IdentityProvider } from '../core/pki/types.js';
+import type { SecretReader, SecretWriter } from '../core/tls/types.js';
+import { fileStorage } from './acme/certificate-files.js';
+import { secretStorage } from './acme/certificate-secrets.js';
 import type { Snapshot } from '../core/snapshot/snapshot.js';
 
 export interface GatewayOptions {
@@ -44,10 +39,17 @@ export interface GatewayOptions {
   readonly labels?: Record<string, string>;
   /** `off`, `stdout` (default) or a file path. */
   readonly accessLog?: string;
+  /** Prometheus port of `/stats/prometheus` (0 = any free port; absent = no metrics); `'primary'` under `--workers`. */
+  readonly metricsPort?: number | 'primary';
   /** The gateway's namespace (DestinationRule lookup order starts there). */
   readonly namespace?: string;
   /** Where `credentialName` certificates live: `<certsDir>/<name>/tls.crt|tls.key|ca.crt` (default `certs`). */
   readonly certsDir?: string;
+  /**
+   * Cluster mode: `credentialName` is a Secret in the gateway's namespace, read from here instead of
+   * certsDir (a KubeSecrets). The gateway starts it before its first configuration and closes it.
+   */
+  readonly secrets?: SecretReader & SecretWriter & { start(): Promise<void>; close(): Promise<void> };
   /** PEM of a CA to trust for ACME servers (a private ACME CA), on top of the system roots. */
   readonly acmeCa?: string;
   /** Redis for RateLimitPolicy counters with `store: redis`, shared by every replica (`redis://host:6379`). */
@@ -83,6 +85,8 @@ export interface RunningGateway {
   readonly listenPorts: ReadonlyMap<number, number>;
   readonly statusPort: number;
   readonly adminPort: number;
+  /** 0 when metrics are off (or served by the `--workers` primary). */
+  readonly metricsPort: number;
   readonly holder: SnapshotHolder;
   /** Requests allowed and refused by rate limits, and how Redis is doing when it is used. */
   rateLimitStats(): RateLimitStats;
@@ -98,107 +102,98 @@ export interface RunningGateway {
 }
 
 export async function startGateway(opts: GatewayOptions): Promise<RunningGateway> {
-  const log = opts.logger ?? pino({ name: 'meshgate-gateway' }, pino.destination(2));
   const host = opts.listenHost ?? '0.0.0.0';
-  const holder = new SnapshotHolder();
   const certsDir = opts.certsDir ?? 'certs';
-  const pools = new UpstreamPools({ certsDir, logger: log.child({ component: 'upstream-tls' }) });
-  const accessLog = createAccessLog(opts.accessLog ?? 'stdout');
-  const random = opts.random ?? Math.random;
-  const live = new LiveClusters(opts.now ? { now: opts.now } : {});
   if (!opts.source && opts.configDir === undefined) throw new Error('startGateway needs configDir or source');
   const source = opts.source ?? new FileSource({ dir: opts.configDir! });
-  const rateLimiting = createRateLimiting({
-    holder,
-    logger: log.child({ component: 'ratelimit' }),
+  const labels = opts.labels ?? { istio: 'ingressgateway' };
+  const namespace = opts.namespace ?? 'istio-system';
+  const id = partsOfSpiffe(opts.identity?.current().spiffeId);
+  const rt = new ProxyRuntime({
+    name: 'meshgate-gateway',
+    source,
+    certsDir,
+    // The gateway is a workload too: AuthorizationPolicy and RequestAuthentication select it by its labels.
+    workload: { namespace, labels },
+    telemetry: {
+      role: 'gateway',
+      self: describeWorkload({ namespace: id?.namespace ?? namespace, labels, serviceAccount: id?.serviceAccount ?? 'meshgate-ingressgateway' }),
+      ...(opts.metricsPort !== undefined ? { metricsPort: opts.metricsPort } : {}),
+    },
+    ...(opts.logger ? { logger: opts.logger } : {}),
+    ...(opts.accessLog !== undefined ? { accessLog: opts.accessLog } : {}),
+    ...(opts.random ? { random: opts.random } : {}),
+    ...(opts.now ? { now: opts.now } : {}),
     ...(opts.redisUrl ? { redisUrl: opts.redisUrl } : {}),
     ...(opts.trustedProxies !== undefined ? { trustedProxies: opts.trustedProxies } : {}),
+    ...(opts.drainDeadlineSeconds !== undefined ? { drainDeadlineSeconds: opts.drainDeadlineSeconds } : {}),
+    ...(opts.identity ? { identity: opts.identity } : {}),
+    ...(opts.limits ? { limits: opts.limits } : {}),
   });
-  const { limiters, context: rateLimits } = rateLimiting;
-  const drain = new ConnectionDrain();
-  const deadlineMs = (opts.drainDeadlineSeconds ?? DEFAULT_DRAIN_DEADLINE_SECONDS) * 1000;
-  const status = createStatusServer({ ready: () => holder.current() !== undefined && !drain.draining });
-  const admin = createAdminServer(holder, pools, limiters);
-  const credentials = createCredentialStore({ certsDir, logger: log });
+  const { log, holder } = rt;
+  const credentials = createCredentialStore({ certsDir, logger: log, ...(opts.secrets ? { secrets: opts.secrets } : {}) });
   const acme = new AcmeManager({
-    certsDir,
+    // Where issued certificates go is where credentialName is read from: files, or the Secrets.
+    storage: opts.secrets ? secretStorage(opts.secrets) : fileStorage(certsDir),
     holder,
     logger: log.child({ component: 'acme' }),
-    random,
+    random: rt.random,
     ...(opts.acmeCa ? { acmeCa: opts.acmeCa } : {}),
     ...(opts.acmeChallenges ? { challenges: opts.acmeChallenges } : {}),
   });
-  const ctx = { holder, pools, accessLog, random, drain, rateLimits, ...(opts.identity ? { identity: opts.identity } : {}), ...(opts.limits ? { limits: opts.limits } : {}) };
+  // Every gateway listener is an edge: it authenticates and authorizes for the gateway's workload.
+  const ctx = rt.inboundCtx();
   const listeners = new ListenerSet({
     ports: opts.ports,
     host,
     log,
     create: (servicePorts) => createPortListener(servicePorts, { ctx, credentials, log, acmeChallenge: (token) => acme.challengeResponse(token) }),
   });
-  let reloader: Reloader | undefined;
-  let statusPort = 0;
-  let adminPort = 0;
+  rt.add(listeners);
+  rt.add({ close: () => acme.close(), destroy: () => acme.destroy() });
+  rt.add({ close: () => credentials.close(), destroy: () => credentials.close() });
+  const secrets = opts.secrets;
+  if (secrets) rt.add({ close: () => secrets.close(), destroy: () => secrets.close() });
+  const apiStatus = opts.gatewayApiStatus;
+  if (apiStatus) rt.add({ close: () => apiStatus.close(), destroy: () => apiStatus.close() });
+  let servicePorts: ReadonlyMap<number, number> = new Map();
 
-  const stopAll = async (hard: boolean, graceMs = deadlineMs): Promise<void> => {
-    drain.start();
-    await reloader?.close().catch(() => undefined);
-    if (hard) listeners.destroy();
-    const closed = listeners.close();
-    await drain.finish(hard ? 0 : graceMs);
-    await closed;
-    await Promise.all([closeFastify(status), closeFastify(admin)]);
-    // No downstream connection is left, so no upstream answer has anyone waiting for it.
-    await pools.destroy();
-    await (hard ? acme.destroy() : acme.close());
-    await credentials.close();
-    await opts.gatewayApiStatus?.close();
-    await rateLimiting.close();
-    accessLog.flush();
-  };
-
-  try {
-    // Connected before traffic, so the first requests already share counters; unreachable is fine too.
-    await rateLimiting.start();
+  await rt.start({
     // The Service's ports listen first (connections wait for the first configuration): listeners
     // are compiled for the ports they got, so a server port equal to one of them joins its listener.
-    const servicePorts = await listeners.listenServicePorts();
-    const role = { kind: 'gateway' as const, labels: opts.labels ?? { istio: 'ingressgateway' }, namespace: opts.namespace ?? 'istio-system', ports: servicePorts, ...(opts.locality ? { locality: opts.locality } : {}), ...(opts.gatewayNames ? { gatewayNames: opts.gatewayNames } : {}) };
-    reloader = new Reloader(source, holder, role, { random, load: pools, live }, log);
-    holder.onSwap((s) => void listeners.sync(s));
-    if (opts.gatewayApiStatus) holder.onSwap((s) => void opts.gatewayApiStatus!.write(s));
-    await reloader.start();
-    const first = holder.current();
-    if (first) await listeners.sync(first);
-    if (first) void opts.gatewayApiStatus?.write(first);
-    const wantStatus = opts.statusPort ?? 15021;
-    const wantAdmin = opts.adminPort ?? 15000;
-    statusPort = await listenFor('status port (--status-port)', host, wantStatus, () => listenFastify(status, wantStatus, host));
-    adminPort = await listenFor('admin port (--admin-port)', '127.0.0.1', wantAdmin, () => listenFastify(admin, wantAdmin, '127.0.0.1'));
+    beforeConfig: async () => {
+      // The first configuration resolves its credentialNames at once: the Secrets must be there by then.
+      await opts.secrets?.start();
+      servicePorts = await listeners.listenServicePorts();
+      holder.onSwap((s) => void listeners.sync(s));
+      if (opts.gatewayApiStatus) holder.onSwap((s) => void opts.gatewayApiStatus!.write(s));
+    },
+    role: () => ({ kind: 'gateway', labels, namespace, ports: servicePorts, ...(opts.locality ? { locality: opts.locality } : {}), ...(opts.gatewayNames ? { gatewayNames: opts.gatewayNames } : {}) }),
+    afterConfig: async () => {
+      const first = holder.current();
+      if (first) await listeners.sync(first);
+      if (first) void opts.gatewayApiStatus?.write(first);
+    },
+    statusHost: host,
+    statusPort: opts.statusPort ?? 15021,
+    adminPort: opts.adminPort ?? 15000,
     // Only once the HTTP ports listen can the ACME server's HTTP-01 validation reach us.
-    if (opts.acmeOrders ?? true) acme.start();
-  } catch (err) {
-    await stopAll(true);
-    throw err;
-  }
-  log.info({ ports: Object.fromEntries(listeners.listenPorts), statusPort, adminPort, config: source.description }, 'gateway serving');
+    afterListen: () => {
+      if (opts.acmeOrders ?? true) acme.start();
+    },
+  });
+  log.info({ ports: Object.fromEntries(listeners.listenPorts), statusPort: rt.statusPort, adminPort: rt.adminPort, metricsPort: rt.metricsPort, config: source.description }, 'gateway serving');
 
-  let stopping: Promise<void> | undefined;
-  const stop = (hard: boolean, graceMs = deadlineMs): Promise<void> => {
-    // Also cuts short a drain period or grace already under way.
-    if (hard) drain.destroy();
-    return (stopping ??= stopAll(hard, graceMs));
-  };
   return {
     listenPorts: listeners.listenPorts,
-    statusPort,
-    adminPort,
+    statusPort: rt.statusPort,
+    adminPort: rt.adminPort,
+    metricsPort: rt.metricsPort,
     holder,
-    rateLimitStats: () => limiters.stats(),
-    close: () => stop(false),
-    drain: (seconds) => {
-      if (!drain.draining) log.info({ seconds }, 'draining: readiness fails now, serving continues until the drain period ends');
-      return drain.period(seconds * 1000).then(() => stop(false, deadlineMs - seconds * 1000));
-    },
-    destroy: () => stop(true),
+    rateLimitStats: () => rt.rateLimiting.limiters.stats(),
+    close: () => rt.close(),
+    drain: (seconds) => rt.drainFor(seconds),
+    destroy: () => rt.destroy(),
   };
 }
+

@@ -1,6 +1,7 @@
 // The listener for one listen port, with the servers of every Gateway port that listens there.
 // Plaintext HTTP goes straight to the HTTP server. When the port has TLS servers, the ClientHello is
-// peeked (not consumed) to read the SNI, which picks the Gateway server: PASSTHROUGH pipes the
+// peeked (not consumed) to read the SNI, which picks the Gateway server through the SNI index the
+// snapshot's listener compiles once (core/routing/sni-index.ts): PASSTHROUGH pipes the
 // untouched bytes to the `tls` route's destination; the others hand the socket to that server's own
 // TLS server. The choice uses the snapshot current at accept; a connection that arrives before the
 // first configuration waits for it.
@@ -19,7 +20,8 @@ import type { RequestFacts } from '../core/routing/types.js';
 import type { Snapshot } from '../core/snapshot/snapshot.js';
 import { peekClientHello } from '../core/tls/client-hello.js';
 import type { CredentialStore } from '../core/tls/types.js';
-import { isTlsServer, serverForSni, tlsServerFor } from '../core/routing/server-hosts.js';
+import { tlsServerFor } from '../core/routing/server-hosts.js';
+import { sniIndexOf } from '../core/routing/sni-index.js';
 import { TlsServers } from './tls-servers.js';
 
 export interface PortListenerDeps {
@@ -69,7 +71,8 @@ export function createPortListener(servicePorts: readonly number[], deps: PortLi
   // Plaintext connections speak HTTP/1.1 or h2c with prior knowledge, told apart by their first bytes.
   const plaintext = new PlaintextHttp(http, ctx.drain, (req, res) => handleHttpRequest(req, res, plain, ctx));
   timeouts.watch(plaintext.h2c);
-  const tls = new TlsServers({ ctx, timeouts, credentials: deps.credentials, log: deps.log, servers: (snapshot) => current(snapshot)?.servers.filter(isTlsServer) ?? [] });
+  // Requests node:http cannot read are answered by applyHttp1Limits' clientError handler (400/408/414/431).
+  const tls = new TlsServers({ ctx, timeouts, credentials: deps.credentials, log: deps.log, sni: (snapshot) => sniIndexOf(current(snapshot)) });
   const sockets = new Set<Socket>();
 
   const onConnection = (socket: Socket): void => {
@@ -92,11 +95,10 @@ export function createPortListener(servicePorts: readonly number[], deps: PortLi
     const tcp = listener?.protocol === 'TCP' ? listener.servers.find((s) => s.tcpRoute)?.tcpRoute : undefined;
     if (tcp) {
       timeouts.release(socket);
-      forwardTcp(socket, Buffer.alloc(0), tcp.destinations, tcp.totalWeight, { random: ctx.random });
+      forwardTcp(socket, Buffer.alloc(0), tcp.destinations, tcp.totalWeight, { random: ctx.random, observer: ctx.accessLog });
       return;
     }
-    const tlsServers = listener?.servers.filter(isTlsServer) ?? [];
-    if (tlsServers.length === 0) {
+    if (sniIndexOf(listener).servers.length === 0) {
       plaintext.accept(socket);
       return;
     }
@@ -109,15 +111,14 @@ export function createPortListener(servicePorts: readonly number[], deps: PortLi
         }
         if (hello.state !== 'ok') return void socket.destroy();
         // Re-read the snapshot: a reload may have landed while the hello was in flight.
-        const servers = current(ctx.holder.current())?.servers.filter(isTlsServer) ?? [];
-        const server = serverForSni(servers, hello.sni);
+        const server = sniIndexOf(current(ctx.holder.current())).lookup(hello.sni);
         if (!server) return void socket.destroy();
         const mode = server.tls?.mode ?? 'PASSTHROUGH';
         if (mode === 'PASSTHROUGH' || mode === 'AUTO_PASSTHROUGH') {
           const route = server.tlsRoutes?.lookup(hello.sni);
           if (!route) return void socket.destroy();
           timeouts.release(socket);
-          forwardTcp(socket, data, route.destinations, route.totalWeight, { random: ctx.random });
+          forwardTcp(socket, data, route.destinations, route.totalWeight, { random: ctx.random, observer: ctx.accessLog });
           return;
         }
         socket.unshift(data);

@@ -16,9 +16,10 @@ import type { Snapshot } from '../core/snapshot/snapshot.js';
 import { serverTlsOptions } from '../core/tls/server-options.js';
 import type { CredentialStore } from '../core/tls/types.js';
 import { peerSans, xfccFor } from '../core/tls/xfcc.js';
-import { serverForSni } from '../core/routing/server-hosts.js';
 import type { ConnectionTimeouts } from '../core/proxy/connection-limits.js';
 import { DEFAULT_HTTP_LIMITS, applyHttp1Limits, http2ServerLimits } from '../core/proxy/http-limits.js';
+import { peerIdentity } from '../core/tls/peer-identity.js';
+import type { SniIndex } from '../core/routing/sni-index.js';
 
 interface Entry {
   server: Http2SecureServer;
@@ -37,8 +38,8 @@ export interface TlsServersDeps {
   readonly log: Logger;
   /** The listener's accept-stage timeouts, which watch each server's requests and streams. */
   readonly timeouts?: ConnectionTimeouts;
-  /** The TLS servers of this listener in a snapshot. */
-  servers(snapshot: Snapshot): readonly ServerConfig[];
+  /** The SNI index of this listener's TLS servers in a snapshot (compiled once per snapshot). */
+  sni(snapshot: Snapshot): SniIndex;
 }
 
 /** Identifies a Gateway server across snapshots. */
@@ -131,7 +132,7 @@ export class TlsServers {
       // one, say, with its own client-certificate policy) must open its own connection, or that
       // server's TLS policy would be bypassed.
       misdirected: (host, snapshot) => {
-        const own = serverForSni(this.deps.servers(snapshot), host);
+        const own = this.deps.sni(snapshot).lookup(host);
         return own !== undefined && serverKey(own) !== key;
       },
     };
@@ -177,7 +178,7 @@ export class TlsServers {
     const cached = this.#principal.get(socket);
     if (cached !== undefined) return cached ?? undefined;
     const peer = socket.authorized ? socket.getPeerCertificate() : undefined;
-    const uri = peer ? (peer.subjectaltname ?? '').split(', ').find((san) => san.startsWith('URI:'))?.slice(4) : undefined;
+    const uri = peer ? peerIdentity(peer).uris[0] : undefined;
     this.#principal.set(socket, uri ?? null);
     return uri;
   }

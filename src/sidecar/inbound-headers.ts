@@ -6,6 +6,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { PeerCertificate } from 'node:tls';
 import { hopByHopFree } from '../core/proxy/headers.js';
 import { xfccFor } from '../core/tls/xfcc.js';
+import { PEER_METADATA_HEADER, PEER_METADATA_ID_HEADER } from '../core/telemetry/workload.js';
 
 export interface InboundFacts {
   readonly requestId: string;
@@ -19,6 +20,9 @@ export function inboundRequestHeaders(incoming: IncomingHttpHeaders, f: InboundF
   out.host = f.authority;
   out['x-request-id'] = f.requestId;
   out['x-forwarded-proto'] ??= 'http';
+  // Peer metadata is for this proxy's telemetry, not the app (Istio removes it too).
+  delete out[PEER_METADATA_HEADER];
+  delete out[PEER_METADATA_ID_HEADER];
   // A plaintext caller (PERMISSIVE) could claim any identity in this header: it is dropped, not forwarded.
   const previous = incoming['x-forwarded-client-cert'];
   if (f.xfcc === undefined) delete out['x-forwarded-client-cert'];

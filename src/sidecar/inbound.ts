@@ -1,8 +1,9 @@
 // The sidecar's inbound side (15006): every connection to the workload arrives here. Mutual TLS is
 // terminated with the workload certificate and the peer's SPIFFE identity read from its verified
-// chain; PeerAuthentication decides whether plaintext is let in at all (STRICT closes it), and
-// AuthorizationPolicy decides each request (403 `RBAC: access denied`). Allowed requests go to the
-// app on loopback with the caller's identity in x-forwarded-client-cert.
+// chain; PeerAuthentication decides whether plaintext is let in at all (STRICT closes it). Each HTTP
+// request then goes through the same pipeline as every listener's (core/proxy/http-handler.ts):
+// RequestAuthentication, AuthorizationPolicy (403 `RBAC: access denied`), and the local-app act
+// stage, which hands it to the app on loopback with the caller's identity in x-forwarded-client-cert.
 //
 // What a connection gets, as Istio's inbound filter chains decide it from the ClientHello:
 //   STRICT      TLS: mutual TLS, a client certificate required; plaintext: closed.
@@ -25,18 +26,13 @@ import type { WorkloadSecurityCache } from '../core/policy/workload-security.js'
 import type { IdentityProvider, WorkloadCertificate } from '../core/pki/types.js';
 import { spiffeIdsOfCertificate } from '../core/pki/spiffe.js';
 import { peekClientHello } from '../core/tls/client-hello.js';
-import { authorityOf, rawPath, requestFacts } from '../core/proxy/http-handler.js';
-import { normalizePath } from '../core/proxy/path-normalize.js';
-import { requestIdOf } from '../core/proxy/headers.js';
-import { relay } from '../core/proxy/relay.js';
+import { handleHttpRequest, type HttpHandlerContext, type ListenerInfo } from '../core/proxy/http-handler.js';
 import { PlaintextHttp } from '../core/proxy/h2c-sniff.js';
-import { LocalReplies, sendLocalReply, type LocalReply } from '../core/proxy/respond.js';
+import type { AccessLog } from '../core/telemetry/access-log.js';
 import { UpstreamPools } from '../core/proxy/upstream-pools.js';
 import { ConnectionTimeouts } from '../core/proxy/connection-limits.js';
 import { DEFAULT_HTTP_LIMITS, applyHttp1Limits, http2ServerLimits, type HttpLimits } from '../core/proxy/http-limits.js';
-import { parseRequestTarget } from '../core/proxy/request-target.js';
 import type { SnapshotHolder } from '../core/snapshot/holder.js';
-import { logWhenDone, newRequestRecord, type AccessLog, type RequestRecord } from '../core/telemetry/access-log.js';
 import { inboundRequestHeaders, meshXfcc } from './inbound-headers.js';
 
 export interface InboundDeps {
@@ -103,10 +99,25 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
     return peer;
   };
 
-  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
-    const socket = connectionOf(req);
-    handleInbound(req, res, peerOf(socket), socket);
+  // HTTP goes through the one request pipeline (core/proxy/http-handler.ts): parse, authenticate,
+  // authorize, then the local-app act stage; this listener only says who the peer is and where the app is.
+  const ctx: HttpHandlerContext = { holder: deps.holder, pools: deps.pools, accessLog: deps.accessLog, random: Math.random, drain: deps.drain, security: deps.security, ...(deps.limits ? { limits: deps.limits } : {}) };
+  const listener: ListenerInfo = {
+    port: deps.appPort,
+    scheme: 'http',
+    select: () => undefined,
+    destinationPort: () => deps.appPort,
+    peerPrincipal: (req) => peerOf(connectionOf(req)).spiffeId,
+    localApp: {
+      key: appKey,
+      cluster,
+      headers: (req, facts, requestId) => {
+        const peer = peerOf(connectionOf(req));
+        return inboundRequestHeaders(req.headers, { requestId, authority: facts.authority, ...(peer.xfcc ? { xfcc: peer.xfcc } : {}) });
+      },
+    },
   };
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => handleHttpRequest(req, res, listener, ctx);
 
   const limits = deps.limits ?? DEFAULT_HTTP_LIMITS;
   const timeouts = new ConnectionTimeouts(limits);
@@ -173,47 +184,6 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
     app.on('close', () => socket.destroy());
     app.write(data);
     socket.pipe(app).pipe(socket);
-  };
-
-  const handleInbound = (req: IncomingMessage, res: ServerResponse, peer: Peer, socket: Socket): void => {
-    const requestId = requestIdOf(req.headers);
-    const record: RequestRecord = {
-      ...newRequestRecord(req, requestId, authorityOf(req), { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 }),
-      upstreamCluster: cluster,
-    };
-    logWhenDone(req, res, record, deps.accessLog);
-    const reply = (r: LocalReply): void => {
-      record.flags = r.flag;
-      record.details = r.details;
-      sendLocalReply(res, r, { 'x-request-id': requestId });
-    };
-
-    const target = parseRequestTarget(req, res, limits);
-    if (!target.ok) return reply(target.reply);
-    const path = normalizePath(rawPath(req.url ?? '/'));
-    if (path === undefined) return reply(LocalReplies.badRequest);
-    // What the policy checks is what the app gets: the normalized path, with the query as it came.
-    const facts = requestFacts(req, deps.appPort, 'http', path);
-    const authz = authorizer();
-    if (!authz) return reply(LocalReplies.noHealthyUpstream);
-    if (!authz.empty) {
-      const decision = authz.evaluate({
-        ...(peer.spiffeId ? { principal: peer.spiffeId.slice('spiffe://'.length) } : {}),
-        sourceIp: socket.remoteAddress ?? '',
-        destinationPort: deps.appPort,
-        host: facts.authority,
-        method: facts.method,
-        path,
-        headers: req.headers,
-      });
-      if (!decision.allowed) {
-        const details = decision.policy ? `rbac_access_denied_matched_policy[${decision.policy}]` : LocalReplies.rbacDenied.details;
-        return reply({ ...LocalReplies.rbacDenied, details });
-      }
-    }
-
-    const headers = inboundRequestHeaders(req.headers, { requestId, authority: facts.authority, ...(peer.xfcc ? { xfcc: peer.xfcc } : {}) });
-    relay(deps.pools, appKey, req, res, facts, headers, record, reply);
   };
 
   const server = createNetServer({ noDelay: true }, onConnection);

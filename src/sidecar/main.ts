@@ -1,26 +1,17 @@
-// The sidecar role: wires one workload's proxy — its identity (already obtained), its configuration
-// stream, the inbound side (15006, mTLS in → authorization → app), the outbound side (15001, the
-// app's HTTP proxy → routes → mTLS out, with the gateway's traffic policy: circuit breakers and
-// outlier ejections that outlive configuration pushes, locality, rate limits), and the status and
-// admin ports. Behaviour lives in core.
+// The sidecar role: the shared proxy runtime (core/runtime) for one workload — its identity (already
+// obtained) and configuration stream — plus its two listeners: the inbound side (15006, mTLS in →
+// authentication → authorization → app) and the outbound side (15001, the app's HTTP proxy → routes
+// → mTLS out, with the gateway's traffic policy). Behaviour and lifecycle live in core.
 
 import type { HttpLimits } from '../core/proxy/http-limits.js';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
 import type { IdentityProvider } from '../core/pki/types.js';
+import type { SnapshotHolder } from '../core/snapshot/holder.js';
+import { ProxyRuntime } from '../core/runtime/proxy-runtime.js';
 import { identityMismatch } from '../core/pki/spiffe.js';
-import { LiveClusters } from '../core/policy/live-clusters.js';
-import { WorkloadSecurityCache } from '../core/policy/workload-security.js';
-import { createRateLimiting } from '../core/proxy/rate-limiting.js';
-import { UpstreamPools } from '../core/proxy/upstream-pools.js';
-import { ConnectionDrain, DEFAULT_DRAIN_DEADLINE_SECONDS } from '../core/proxy/drain.js';
-import { SnapshotHolder } from '../core/snapshot/holder.js';
-import { Reloader } from '../core/snapshot/reloader.js';
 import type { SidecarRole } from '../core/snapshot/snapshot.js';
 import type { ConfigSource } from '../core/sources/source.js';
-import { createAccessLog } from '../core/telemetry/access-log.js';
-import { createStatusServer } from '../core/admin/status-server.js';
-import { createAdminServer } from '../core/admin/admin-server.js';
-import { closeFastify, listenFastify } from '../core/admin/fastify-listen.js';
+import { describeWorkload } from '../core/telemetry/workload.js';
 import { createInboundListener, type InboundListener } from './inbound.js';
 import { createOutboundListener, type OutboundListener, type OutboundTrafficPolicy } from './outbound.js';
 import { ConntrackLookup, type OriginalDestinationLookup } from '../core/capture/original-destination.js';
@@ -28,6 +19,7 @@ import { INBOUND_PASSTHROUGH_ADDRESS } from '../core/capture/iptables-rules.js';
 import type { AppProbers } from '../core/inject/app-probes.js';
 import { createCapture } from './capture.js';
 import { createAppProbeServer } from './app-probes.js';
+import { UpstreamPools } from '../core/proxy/upstream-pools.js';
 
 export interface SidecarOptions {
   /** The workload certificate source; started before the sidecar opens any port. */
@@ -48,6 +40,10 @@ export interface SidecarOptions {
   readonly listenHost?: string;
   readonly outboundTrafficPolicy?: OutboundTrafficPolicy;
   readonly accessLog?: string;
+  /** Prometheus port of `/stats/prometheus` (0 = any free port; absent = no metrics). */
+  readonly metricsPort?: number;
+  /** The workload's name in metrics and traces (default from its labels: `app-version`, `app`). */
+  readonly workloadName?: string;
   /** Where the workload runs, `region/zone/subzone`, for locality-aware load balancing. */
   readonly locality?: string;
   /** Redis for RateLimitPolicy limits with `store: redis` on the outbound side. */
@@ -77,6 +73,8 @@ export interface RunningSidecar {
   readonly outboundPort: number;
   readonly statusPort: number;
   readonly adminPort: number;
+  /** 0 when metrics are off. */
+  readonly metricsPort: number;
   /** 0 when no app probe was rewritten. */
   readonly probePort: number;
   readonly holder: SnapshotHolder;
@@ -94,11 +92,6 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
   // Policies are chosen by the namespace and labels given here; the peers see the certificate's identity.
   const mismatch = identityMismatch(opts.identity.current().spiffeId, opts);
   if (mismatch) throw new Error(`sidecar refused to start: ${mismatch}`);
-  const log = opts.logger ?? pino({ name: 'meshgate-sidecar' }, pino.destination(2));
-  const holder = new SnapshotHolder();
-  const pools = new UpstreamPools();
-  const accessLog = createAccessLog(opts.accessLog ?? 'stdout');
-  const random = opts.random ?? Math.random;
   const outboundTrafficPolicy = opts.outboundTrafficPolicy ?? 'ALLOW_ANY';
   const role: SidecarRole = {
     kind: 'sidecar',
@@ -108,36 +101,48 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
     outboundTrafficPolicy,
     ...(opts.locality ? { locality: opts.locality } : {}),
   };
-  // One set of breaker counters and ejections for the sidecar's life: a push must not reset them.
-  const live = new LiveClusters(opts.now ? { now: opts.now } : {});
-  const reloader = new Reloader(opts.source, holder, role, { random, load: pools, live }, log);
-  const rateLimiting = createRateLimiting({
-    holder,
-    logger: log.child({ component: 'ratelimit' }),
+  const rt = new ProxyRuntime({
+    name: 'meshgate-sidecar',
+    source: opts.source,
+    identity: opts.identity,
+    workload: { namespace: opts.namespace, labels: opts.labels },
+    telemetry: {
+      role: 'sidecar',
+      self: describeWorkload({ namespace: opts.namespace, labels: opts.labels, serviceAccount: opts.serviceAccount, ...(opts.workloadName ? { workload: opts.workloadName } : {}) }),
+      ...(opts.metricsPort !== undefined ? { metricsPort: opts.metricsPort } : {}),
+    },
+    ...(opts.logger ? { logger: opts.logger } : {}),
+    ...(opts.accessLog !== undefined ? { accessLog: opts.accessLog } : {}),
+    ...(opts.random ? { random: opts.random } : {}),
+    ...(opts.now ? { now: opts.now } : {}),
     ...(opts.redisUrl ? { redisUrl: opts.redisUrl } : {}),
     ...(opts.trustedProxies !== undefined ? { trustedProxies: opts.trustedProxies } : {}),
+    ...(opts.drainDeadlineSeconds !== undefined ? { drainDeadlineSeconds: opts.drainDeadlineSeconds } : {}),
+    ...(opts.limits ? { limits: opts.limits } : {}),
   });
-  const drain = new ConnectionDrain();
-  const deadlineMs = (opts.drainDeadlineSeconds ?? DEFAULT_DRAIN_DEADLINE_SECONDS) * 1000;
-  const ctx = { holder, pools, accessLog, random, drain, identity: opts.identity, rateLimits: rateLimiting.context, ...(opts.limits ? { limits: opts.limits } : {}) };
+  const { log } = rt;
   // Under capture the app is reached on the pod's address from 127.0.0.6, which the rules let through.
-  const appPools = opts.capture ? new UpstreamPools({ localAddress: INBOUND_PASSTHROUGH_ADDRESS }) : pools;
-  const inboundFor = (appPort: number): InboundListener =>
-    createInboundListener({
+  const appPools = opts.capture ? new UpstreamPools({ localAddress: INBOUND_PASSTHROUGH_ADDRESS }) : rt.pools;
+  const inboundFor = (appPort: number): InboundListener => {
+    const listener = createInboundListener({
       identity: opts.identity,
-      holder,
-      security: new WorkloadSecurityCache({ namespace: opts.namespace, labels: opts.labels }),
+      holder: rt.holder,
+      security: rt.security,
       appPort,
       appHost: opts.appHost ?? '127.0.0.1',
       ...(opts.capture ? { appLocalAddress: INBOUND_PASSTHROUGH_ADDRESS } : {}),
       pools: appPools,
-      accessLog,
+      accessLog: rt.accessLog,
       log,
-      drain,
+      drain: rt.drain,
       ...(opts.limits ? { limits: opts.limits } : {}),
     });
+    rt.add(listener);
+    return listener;
+  };
   const inbound: InboundListener = inboundFor(opts.appPort);
-  const outbound: OutboundListener = createOutboundListener({ ctx, outboundTrafficPolicy, log });
+  const outbound: OutboundListener = createOutboundListener({ ctx: rt.ctx, outboundTrafficPolicy, log });
+  rt.add(outbound);
   const inboundByPort = new Map<number, InboundListener>([[opts.appPort, inbound]]);
   const capture = opts.capture
     ? createCapture({
@@ -152,67 +157,41 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
         log,
       })
     : undefined;
+  if (capture) rt.add(capture);
   const probes = opts.appProbers && Object.keys(opts.appProbers).length > 0
     ? createAppProbeServer({ probers: opts.appProbers, appHost: opts.appHost ?? '127.0.0.1', ...(opts.capture ? { localAddress: INBOUND_PASSTHROUGH_ADDRESS } : {}) })
     : undefined;
-  const status = createStatusServer({ ready: () => holder.current() !== undefined && !drain.draining });
-  const admin = createAdminServer(holder, pools, rateLimiting.limiters);
-  let ports = { inbound: 0, outbound: 0, status: 0, admin: 0, probe: 0 };
-
-  const stopAll = async (hard: boolean, graceMs = deadlineMs): Promise<void> => {
-    drain.start();
-    await reloader.close().catch(() => undefined);
-    const inbounds = [...inboundByPort.values()];
-    if (hard) {
-      capture?.destroy();
-      for (const l of inbounds) l.destroy();
-      outbound.destroy();
-    }
-    const closed = Promise.all([...inbounds.map((l) => l.close()), outbound.close(), capture?.close(), probes?.close()]);
-    await drain.finish(hard ? 0 : graceMs);
-    await closed;
-    await Promise.all([closeFastify(status), closeFastify(admin)]);
-    // No downstream connection is left, so no upstream answer has anyone waiting for it.
-    await pools.destroy();
-    if (appPools !== pools) await appPools.destroy();
-    await rateLimiting.close();
-    accessLog.flush();
+  if (probes) rt.add({ close: () => probes.close(), destroy: () => probes.close() });
+  // The runtime's pools go when the runtime stops; the app's own pools (capture) right after.
+  const thenAppPools = async (stopped: Promise<void>): Promise<void> => {
+    await stopped;
+    if (appPools !== rt.pools) await appPools.destroy();
   };
+  const ports = { inbound: 0, outbound: 0, probe: 0 };
 
-  try {
-    await rateLimiting.start();
-    await reloader.start();
-    ports = {
-      inbound: await (capture ?? { listenInbound: inbound.listen }).listenInbound(opts.inboundPort ?? 15006, opts.listenHost ?? '0.0.0.0'),
-      outbound: await (capture ?? { listenOutbound: outbound.listen }).listenOutbound(opts.outboundPort ?? 15001, '127.0.0.1'),
-      status: await listenFastify(status, opts.statusPort ?? 15021, opts.listenHost ?? '0.0.0.0'),
-      admin: await listenFastify(admin, opts.adminPort ?? 15000, '127.0.0.1'),
-      probe: probes ? await probes.listen(opts.probePort ?? 15020, opts.listenHost ?? '0.0.0.0') : 0,
-    };
-  } catch (err) {
-    await stopAll(true);
-    throw err;
-  }
-  log.info({ ...ports, app: opts.appPort, ...(opts.capture ? { capture: true } : {}), identity: opts.identity.current().spiffeId }, 'sidecar serving');
+  await rt.start({
+    role: () => role,
+    afterConfig: async () => {
+      ports.inbound = await (capture ?? { listenInbound: inbound.listen }).listenInbound(opts.inboundPort ?? 15006, opts.listenHost ?? '0.0.0.0');
+      ports.outbound = await (capture ?? { listenOutbound: outbound.listen }).listenOutbound(opts.outboundPort ?? 15001, '127.0.0.1');
+      ports.probe = probes ? await probes.listen(opts.probePort ?? 15020, opts.listenHost ?? '0.0.0.0') : 0;
+    },
+    statusHost: opts.listenHost ?? '0.0.0.0',
+    statusPort: opts.statusPort ?? 15021,
+    adminPort: opts.adminPort ?? 15000,
+  });
+  log.info({ ...ports, status: rt.statusPort, admin: rt.adminPort, metrics: rt.metricsPort, app: opts.appPort, ...(opts.capture ? { capture: true } : {}), identity: opts.identity.current().spiffeId }, 'sidecar serving');
 
-  let stopping: Promise<void> | undefined;
-  const stop = (hard: boolean, graceMs = deadlineMs): Promise<void> => {
-    // Also cuts short a drain period or grace already under way.
-    if (hard) drain.destroy();
-    return (stopping ??= stopAll(hard, graceMs));
-  };
   return {
     inboundPort: ports.inbound,
     outboundPort: ports.outbound,
-    statusPort: ports.status,
-    adminPort: ports.admin,
+    statusPort: rt.statusPort,
+    adminPort: rt.adminPort,
+    metricsPort: rt.metricsPort,
     probePort: ports.probe,
-    holder,
-    close: () => stop(false),
-    destroy: () => stop(true),
-    drain: (seconds) => {
-      if (!drain.draining) log.info({ seconds }, 'draining: readiness fails now, serving continues until the drain period ends');
-      return drain.period(seconds * 1000).then(() => stop(false, deadlineMs - seconds * 1000));
-    },
+    holder: rt.holder,
+    close: () => thenAppPools(rt.close()),
+    destroy: () => thenAppPools(rt.destroy()),
+    drain: (seconds) => thenAppPools(rt.drainFor(seconds)),
   };
 }

@@ -14,7 +14,7 @@ import { handleUpgrade } from '../core/proxy/upgrade.js';
 import { hopByHopFree } from '../core/proxy/headers.js';
 import { relay } from '../core/proxy/relay.js';
 import { PlaintextHttp } from '../core/proxy/h2c-sniff.js';
-import { LocalReplies } from '../core/proxy/respond.js';
+import { LocalReplies, rawLocalReply } from '../core/proxy/respond.js';
 import { ConnectionTimeouts } from '../core/proxy/connection-limits.js';
 import { DEFAULT_HTTP_LIMITS, applyHttp1Limits } from '../core/proxy/http-limits.js';
 import { UpstreamPools } from '../core/proxy/upstream-pools.js';
@@ -109,12 +109,12 @@ export function createOutboundListener(deps: OutboundDeps): OutboundListener {
 function tunnel(req: IncomingMessage, socket: Socket, head: Buffer, deps: OutboundDeps): void {
   socket.on('error', () => socket.destroy());
   const m = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(req.url ?? '');
-  if (!m) return void socket.end('HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n');
+  if (!m) return void socket.end(rawLocalReply(LocalReplies.badRequest));
   const host = m[1]!.replace(/^\[|\]$/g, '');
   const port = Number(m[2]);
   const snapshot = deps.ctx.holder.current();
   if (deps.outboundTrafficPolicy === 'REGISTRY_ONLY' && !snapshot?.registry.lookup(host.toLowerCase())) {
-    return void socket.end('HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n');
+    return void socket.end(rawLocalReply(LocalReplies.registryOnly));
   }
   const upstream = connectTcp(port, host);
   upstream.once('connect', () => {
@@ -123,7 +123,7 @@ function tunnel(req: IncomingMessage, socket: Socket, head: Buffer, deps: Outbou
     socket.pipe(upstream).pipe(socket);
   });
   upstream.on('error', () => {
-    if (!upstream.readyState || upstream.connecting) socket.end('HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n');
+    if (!upstream.readyState || upstream.connecting) socket.end(rawLocalReply(LocalReplies.connectFailure));
     else socket.destroy();
   });
   socket.on('close', () => upstream.destroy());

@@ -41,7 +41,7 @@ export async function startWorkersGateway(configDir: string, workers: number, ex
   const [statusPort, adminPort] = [await freePort(), await freePort()];
   const proc = spawn(
     process.execPath,
-    [BIN, 'gateway', '--config', configDir, '--ports', `80=${port}`, '--status-port', String(statusPort), '--admin-port', String(adminPort), '--listen-host', '127.0.0.1', '--access-log', 'off', '--workers', String(workers), '--drain-seconds', '0', ...extraArgs],
+    [BIN, 'gateway', '--config', configDir, '--ports', `80=${port}`, '--status-port', String(statusPort), '--admin-port', String(adminPort), '--listen-host', '127.0.0.1', '--access-log', 'off', '--workers', String(workers), '--drain-seconds', '0', '--metrics-port', '0', ...extraArgs],
     { stdio: ['ignore', 'ignore', 'pipe'], detached: opts.detached === true },
   );
   const serving = new Set<number>();

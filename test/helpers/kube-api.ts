@@ -1,7 +1,10 @@
 // A stand-in for the Kubernetes API server, enough for list+watch clients: it holds objects per
 // collection, numbers every change with a global resourceVersion, answers lists and streams watch
-// events the way kube-apiserver does, and can be told to fail (404 for an absent CRD, 403, 500,
-// 410 Gone, dropped connections) so tests can watch a client cope.
+// events the way kube-apiserver does (field selectors `a=b` / `a!=b` included), and can be told to
+// fail (404 for an absent CRD, 403, 500, 410 Gone, dropped connections) so tests can watch a client
+// cope. Clients that write get single-object GET, create (POST, 409 when it exists), replace (PUT,
+// 409 on a stale resourceVersion) and DELETE, and TokenReview answers from the tokens a test
+// registers (`addServiceAccountToken`).
 
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -24,6 +27,8 @@ const COLLECTIONS: readonly Collection[] = [
   { apiVersion: 'v1', kind: 'Pod', plural: 'pods', builtIn: true },
   { apiVersion: 'v1', kind: 'Endpoints', plural: 'endpoints', builtIn: true },
   { apiVersion: 'v1', kind: 'Secret', plural: 'secrets', builtIn: true },
+  { apiVersion: 'v1', kind: 'ConfigMap', plural: 'configmaps', builtIn: true },
+  { apiVersion: 'v1', kind: 'Namespace', plural: 'namespaces', builtIn: true, clusterScoped: true },
   { apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', plural: 'endpointslices', builtIn: true },
   ...['Gateway:gateways', 'VirtualService:virtualservices', 'DestinationRule:destinationrules', 'ServiceEntry:serviceentries', 'WorkloadEntry:workloadentries'].map((s) => {
     const [kind, plural] = s.split(':') as [string, string];
@@ -31,7 +36,10 @@ const COLLECTIONS: readonly Collection[] = [
   }),
   { apiVersion: 'security.istio.io/v1', kind: 'PeerAuthentication', plural: 'peerauthentications', builtIn: false },
   { apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', plural: 'authorizationpolicies', builtIn: false },
-  { apiVersion: 'v1', kind: 'Namespace', plural: 'namespaces', builtIn: true, clusterScoped: true },
+  { apiVersion: 'cert-manager.io/v1', kind: 'Issuer', plural: 'issuers', builtIn: false },
+  { apiVersion: 'cert-manager.io/v1', kind: 'ClusterIssuer', plural: 'clusterissuers', builtIn: false, clusterScoped: true },
+  { apiVersion: 'cert-manager.io/v1', kind: 'Certificate', plural: 'certificates', builtIn: false },
+  { apiVersion: 'telemetry.istio.io/v1', kind: 'Telemetry', plural: 'telemetries', builtIn: false },
   // The Gateway API (standard channel, and TLSRoute/TCPRoute of the experimental one), with status subresources.
   { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'GatewayClass', plural: 'gatewayclasses', builtIn: false, clusterScoped: true },
   ...['Gateway:gateways', 'HTTPRoute:httproutes', 'GRPCRoute:grpcroutes'].map((s) => {
@@ -49,6 +57,7 @@ type EventType = 'ADDED' | 'MODIFIED' | 'DELETED';
 interface Watcher {
   readonly collection: Collection;
   readonly namespace: string | undefined;
+  readonly selector: (o: Obj) => boolean;
   readonly res: ServerResponse;
   held: boolean;
 }
@@ -58,6 +67,8 @@ export interface SeenRequest {
   readonly path: string;
   readonly query: Record<string, string>;
   readonly authorization: string | undefined;
+  /** The JSON body of a POST or PUT. */
+  body?: unknown;
   /** The status answered (a watch refused with an `ERROR` event counts as 410). */
   status: number;
 }
@@ -81,6 +92,12 @@ export interface KubeApiStandIn {
   /** Every document of a YAML text. */
   applyYaml(text: string): void;
   delete(kind: string, namespace: string, name: string): void;
+  /** Every stored object of a kind. */
+  all(kind: string): Array<Record<string, any>>;
+  /** TokenReview accepts `token` (for `audiences`, default ['istio-ca']) as that service account. */
+  addServiceAccountToken(token: string, namespace: string, serviceAccount: string, audiences?: readonly string[]): void;
+  /** TokenReview answers this status instead (500, 403 …) until set back to undefined. */
+  tokenReviewFailure: number | undefined;
   /** Serve 404 for a collection (its CRD is not installed), or serve it again. */
   setAbsent(plural: string, absent: boolean): void;
   setForbidden(plural: string, forbidden: boolean): void;
@@ -110,6 +127,8 @@ export async function startKubeApi(opts: { token?: string } = {}): Promise<KubeA
   const forbidden = new Set<string>();
   const failures = new Map<string, { status: number; on: 'list' | 'watch' | 'any'; times: number }>();
   const requests: SeenRequest[] = [];
+  const reviewTokens = new Map<string, { namespace: string; serviceAccount: string; audiences: readonly string[] }>();
+  const reviewState = { failure: undefined as number | undefined };
   let rv = 1000;
   let compactedRv = 0;
 
@@ -120,6 +139,18 @@ export async function startKubeApi(opts: { token?: string } = {}): Promise<KubeA
   };
   const withType = (c: Collection, o: Obj): Obj => ({ ...o, apiVersion: c.apiVersion, kind: c.kind });
   const inNamespace = (o: Obj, ns: string | undefined) => ns === undefined || o.metadata.namespace === ns;
+  // Field selectors as the API server reads them: comma-separated `path=value` / `path!=value` terms.
+  const fieldValue = (o: Obj, path: string): unknown => path.split('.').reduce<unknown>((v, k) => (v && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined), o);
+  const selectorOf = (text: string | undefined): ((o: Obj) => boolean) => {
+    if (!text) return () => true;
+    const terms = text.split(',').map((t) => {
+      const m = /^([A-Za-z.]+)(!=|==|=)(.*)$/.exec(t.trim());
+      if (!m) throw new Error(`bad field selector ${t}`);
+      return { path: m[1]!, not: m[2] === '!=', value: m[3]! };
+    });
+    return (o) => terms.every((t) => (String(fieldValue(o, t.path) ?? '') === t.value) !== t.not);
+  };
+
   const statusWrites: string[] = [];
 
   /** `PUT …/<plural>/<name>/status`: replace the status only, if the resourceVersion sent is current. */
@@ -157,7 +188,7 @@ export async function startKubeApi(opts: { token?: string } = {}): Promise<KubeA
   const publish = (collection: Collection, type: EventType, object: Obj): void => {
     history.push({ rv, collection, type, object });
     const line = JSON.stringify({ type, object: withType(collection, object) }) + '\n';
-    for (const w of watchers) if (!w.held && w.collection === collection && inNamespace(object, w.namespace)) w.res.write(line);
+    for (const w of watchers) if (!w.held && w.collection === collection && inNamespace(object, w.namespace) && w.selector(object)) w.res.write(line);
   };
 
   const status = (res: ServerResponse, code: number, reason: string, message: string): void => {
@@ -166,12 +197,117 @@ export async function startKubeApi(opts: { token?: string } = {}): Promise<KubeA
     res.end(body);
   };
 
-  const route = (path: string): { collection: Collection; namespace: string | undefined } | undefined => {
-    const m = /^\/(?:api\/(v1)|apis\/([^/]+\/[^/]+))(?:\/namespaces\/([^/]+))?\/([^/]+)$/.exec(path);
+  const route = (path: string): { collection: Collection; namespace: string | undefined; name?: string } | undefined => {
+    const m = /^\/(?:api\/(v1)|apis\/([^/]+\/[^/]+))(?:\/namespaces\/([^/]+))?\/([^/]+)(?:\/([^/]+))?$/.exec(path);
     if (!m) return undefined;
     const apiVersion = m[1] ?? m[2];
+    // `/api/v1/namespaces/NAME` is one Namespace, not a collection in it.
+    if (apiVersion === 'v1' && m[3] === undefined && m[4] === 'namespaces' && m[5] !== undefined) {
+      return { collection: COLLECTIONS.find((c) => c.plural === 'namespaces')!, namespace: undefined, name: decodeURIComponent(m[5]) };
+    }
     const collection = COLLECTIONS.find((c) => c.apiVersion === apiVersion && c.plural === m[4]);
-    return collection ? { collection, namespace: m[3] === undefined ? undefined : decodeURIComponent(m[3]) } : undefined;
+    return collection ? { collection, namespace: m[3] === undefined ? undefined : decodeURIComponent(m[3]), ...(m[5] !== undefined ? { name: decodeURIComponent(m[5]) } : {}) } : undefined;
+  };
+  const keyOf = (c: Collection, namespace: string | undefined, name: string) => `${c.clusterScoped ? '' : (namespace ?? 'default')}/${name}`;
+  const json = (res: ServerResponse, code: number, body: unknown): void => {
+    const text = JSON.stringify(body);
+    res.writeHead(code, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
+    res.end(text);
+  };
+  const readBody = async (req: IncomingMessage): Promise<unknown> => {
+    const chunks: Buffer[] = [];
+    for await (const c of req as AsyncIterable<Buffer>) chunks.push(c);
+    return JSON.parse(Buffer.concat(chunks).toString('utf8') || 'null');
+  };
+  /** Stores `obj` (new or replacing), publishing the event; returns the stored object. */
+  const store1 = (collection: Collection, namespace: string | undefined, input: Record<string, unknown>): Obj => {
+    const meta = (input.metadata ?? {}) as Record<string, unknown>;
+    const name = String(meta.name);
+    const ns = collection.clusterScoped ? '' : (namespace ?? (typeof meta.namespace === 'string' ? meta.namespace : 'default'));
+    const objects = store.get(collection)!;
+    const key = keyOf(collection, ns, name);
+    const old = objects.get(key);
+    rv++;
+    const { apiVersion: _a, kind: _k, ...rest } = structuredClone(input);
+    // metadata.generation counts spec changes, as the API server counts them for objects with a status subresource.
+    const oldGeneration = typeof old?.metadata.generation === 'number' ? old.metadata.generation : 0;
+    const generation = old && JSON.stringify(old.spec) === JSON.stringify(rest.spec) ? oldGeneration : oldGeneration + 1;
+    const obj = {
+      ...rest,
+      ...(old?.status !== undefined && rest.status === undefined ? { status: old.status } : {}),
+      metadata: {
+        ...meta,
+        name,
+        ...(collection.clusterScoped ? {} : { namespace: ns }),
+        generation,
+        uid: old?.metadata.uid ?? randomUUID(),
+        resourceVersion: String(rv),
+        creationTimestamp: old?.metadata.creationTimestamp ?? meta.creationTimestamp ?? new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+      },
+    } as unknown as Obj;
+    objects.set(key, obj);
+    publish(collection, old ? 'MODIFIED' : 'ADDED', obj);
+    return obj;
+  };
+
+  /** POST, PUT, DELETE and GET of one object; TokenReview. */
+  const write = async (req: IncomingMessage, res: ServerResponse, url: URL, seen: SeenRequest): Promise<void> => {
+    if (req.method === 'POST' && url.pathname === '/apis/authentication.k8s.io/v1/tokenreviews') {
+      const body = (await readBody(req)) as { spec?: { token?: string; audiences?: string[] } } | null;
+      seen.body = body;
+      if (reviewState.failure !== undefined) return status(res, reviewState.failure, 'InternalError', 'token review failed (injected by the test)');
+      const token = body?.spec?.token ?? '';
+      const wanted = body?.spec?.audiences ?? [];
+      const known = reviewTokens.get(token);
+      // Like kube-apiserver: authenticated only if the token is valid for one of the asked audiences.
+      const audiences = known ? (wanted.length === 0 ? [...known.audiences] : wanted.filter((a) => known.audiences.includes(a))) : [];
+      const ok = known !== undefined && audiences.length > 0;
+      return json(res, 201, {
+        apiVersion: 'authentication.k8s.io/v1',
+        kind: 'TokenReview',
+        metadata: { creationTimestamp: null },
+        spec: body?.spec ?? {},
+        status: ok
+          ? { authenticated: true, audiences, user: { username: `system:serviceaccount:${known.namespace}:${known.serviceAccount}`, uid: randomUUID(), groups: ['system:serviceaccounts', `system:serviceaccounts:${known.namespace}`, 'system:authenticated'] } }
+          : { user: {}, error: '[invalid bearer token, token lookup failed]' },
+      });
+    }
+    const target = route(url.pathname);
+    if (!target) return status(res, 404, 'NotFound', 'the server could not find the requested resource');
+    const { collection, namespace, name } = target;
+    if (forbidden.has(collection.plural)) return status(res, 403, 'Forbidden', `${collection.plural} is forbidden (set by the test)`);
+    const objects = store.get(collection)!;
+    if (req.method === 'GET') {
+      const o = objects.get(keyOf(collection, namespace, name!));
+      return o ? json(res, 200, withType(collection, o)) : status(res, 404, 'NotFound', `${collection.plural} "${name}" not found`);
+    }
+    if (req.method === 'DELETE') {
+      const o = objects.get(keyOf(collection, namespace, name!));
+      if (!o) return status(res, 404, 'NotFound', `${collection.plural} "${name}" not found`);
+      api.delete(collection.kind, o.metadata.namespace ?? '', o.metadata.name);
+      return json(res, 200, { kind: 'Status', apiVersion: 'v1', status: 'Success' });
+    }
+    const body = (await readBody(req)) as Record<string, any>;
+    seen.body = body;
+    const bodyName = body?.metadata?.name;
+    if (typeof bodyName !== 'string') return status(res, 422, 'Invalid', 'metadata.name: Required value');
+    if (body.metadata.namespace !== undefined && body.metadata.namespace !== namespace) return status(res, 400, 'BadRequest', 'the namespace of the object does not match the namespace on the request');
+    const existing = objects.get(keyOf(collection, namespace, bodyName));
+    if (req.method === 'POST' && name === undefined) {
+      if (existing) return status(res, 409, 'AlreadyExists', `${collection.plural} "${bodyName}" already exists`);
+      return json(res, 201, withType(collection, store1(collection, namespace, { ...body, metadata: { ...body.metadata, resourceVersion: undefined } })));
+    }
+    if (req.method === 'PUT' && name !== undefined) {
+      if (name !== bodyName) return status(res, 400, 'BadRequest', 'the name of the object does not match the name on the URL');
+      if (!existing) return status(res, 404, 'NotFound', `${collection.plural} "${name}" not found`);
+      const asked = body.metadata.resourceVersion;
+      if (asked !== undefined && asked !== existing.metadata.resourceVersion) {
+        return status(res, 409, 'Conflict', `Operation cannot be fulfilled on ${collection.plural} "${name}": the object has been modified; please apply your changes to the latest version and try again`);
+      }
+      if (collection.kind === 'Secret' && body.type !== undefined && existing.type !== undefined && body.type !== existing.type) return status(res, 422, 'Invalid', 'type: Invalid value: field is immutable');
+      return json(res, 200, withType(collection, store1(collection, namespace, body)));
+    }
+    return status(res, 405, 'MethodNotAllowed', `${req.method} is not served on ${url.pathname}`);
   };
 
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
@@ -182,11 +318,15 @@ export async function startKubeApi(opts: { token?: string } = {}): Promise<KubeA
     res.on('finish', () => (seen.status ||= res.statusCode));
     if (req.headers.authorization !== `Bearer ${token}`) return status(res, 401, 'Unauthorized', 'Unauthorized');
     if (req.method === 'PUT' && url.pathname.endsWith('/status')) return putStatus(req, res, url.pathname);
-    if (req.method !== 'GET') return status(res, 405, 'MethodNotAllowed', 'the stand-in only lists and watches');
     const target = route(url.pathname);
+    if (req.method !== 'GET' || target?.name !== undefined || url.pathname.startsWith('/apis/authentication.k8s.io/')) {
+      write(req, res, url, seen).catch((err: Error) => status(res, 500, 'InternalError', err.message));
+      return;
+    }
     if (!target || absent.has(target.collection.plural)) return status(res, 404, 'NotFound', 'the server could not find the requested resource');
     const { collection, namespace } = target;
     const watch = query.watch === 'true' || query.watch === '1';
+    const selector = selectorOf(query.fieldSelector);
     if (forbidden.has(collection.plural)) {
       const verb = watch ? 'watch' : 'list';
       const group = collection.apiVersion.includes('/') ? collection.apiVersion.split('/')[0] : '';
@@ -199,7 +339,7 @@ export async function startKubeApi(opts: { token?: string } = {}): Promise<KubeA
     }
     if (!watch) {
       const items = [...store.get(collection)!.values()]
-        .filter((o) => inNamespace(o, namespace))
+        .filter((o) => inNamespace(o, namespace) && selector(o))
         .sort((a, b) => `${a.metadata.namespace}/${a.metadata.name}`.localeCompare(`${b.metadata.namespace}/${b.metadata.name}`))
         .map((o) => (collection.builtIn ? o : withType(collection, o)));
       const body = JSON.stringify({ kind: `${collection.kind}List`, apiVersion: collection.apiVersion, metadata: { resourceVersion: String(rv) }, items });
@@ -220,15 +360,15 @@ export async function startKubeApi(opts: { token?: string } = {}): Promise<KubeA
     res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' });
     res.flushHeaders();
     seen.status = 200;
-    const w: Watcher = { collection, namespace, res, held: false };
+    const w: Watcher = { collection, namespace, selector, res, held: false };
     watchers.add(w);
     res.on('close', () => watchers.delete(w));
     if (fromRv === undefined) {
       // No version: the current state as synthetic ADDED events, then what follows.
-      for (const o of store.get(collection)!.values()) if (inNamespace(o, namespace)) res.write(JSON.stringify({ type: 'ADDED', object: withType(collection, o) }) + '\n');
+      for (const o of store.get(collection)!.values()) if (inNamespace(o, namespace) && selector(o)) res.write(JSON.stringify({ type: 'ADDED', object: withType(collection, o) }) + '\n');
     } else {
       for (const e of history) {
-        if (e.rv > fromRv && e.collection === collection && inNamespace(e.object, namespace)) res.write(JSON.stringify({ type: e.type, object: withType(collection, e.object) }) + '\n');
+        if (e.rv > fromRv && e.collection === collection && inNamespace(e.object, namespace) && selector(e.object)) res.write(JSON.stringify({ type: e.type, object: withType(collection, e.object) }) + '\n');
       }
     }
   };
@@ -283,30 +423,7 @@ current-context: stand-in
       const meta = (input.metadata ?? {}) as Record<string, unknown>;
       if (typeof meta.name !== 'string') throw new Error('apply: metadata.name is required');
       const namespace = collection.clusterScoped ? '' : typeof meta.namespace === 'string' ? meta.namespace : 'default';
-      const objects = store.get(collection)!;
-      const key = `${namespace}/${meta.name}`;
-      const old = objects.get(key);
-      rv++;
-      const { apiVersion: _a, kind: _k, ...rest } = structuredClone(input);
-      // metadata.generation counts spec changes, as the API server counts them for objects with a status subresource.
-      const oldGeneration = typeof old?.metadata.generation === 'number' ? old.metadata.generation : 0;
-      const generation = old && JSON.stringify(old.spec) === JSON.stringify(rest.spec) ? oldGeneration : oldGeneration + 1;
-      const obj = {
-        ...rest,
-        ...(old?.status !== undefined && rest.status === undefined ? { status: old.status } : {}),
-        metadata: {
-          ...meta,
-          name: meta.name,
-          ...(collection.clusterScoped ? {} : { namespace }),
-          generation,
-          uid: old?.metadata.uid ?? randomUUID(),
-          resourceVersion: String(rv),
-          creationTimestamp: old?.metadata.creationTimestamp ?? meta.creationTimestamp ?? new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
-        },
-      } as unknown as Obj;
-      objects.set(key, obj);
-      publish(collection, old ? 'MODIFIED' : 'ADDED', obj);
-      return String(rv);
+      return String(store1(collection, namespace, input).metadata.resourceVersion);
     },
     applyYaml(text) {
       for (const doc of parseAllDocuments(text)) {
@@ -318,11 +435,26 @@ current-context: stand-in
       const collection = COLLECTIONS.find((c) => c.kind === kind);
       if (!collection) throw new Error(`delete: unknown kind ${kind}`);
       const objects = store.get(collection)!;
-      const old = objects.get(`${namespace}/${name}`);
+      const key = keyOf(collection, namespace, name);
+      const old = objects.get(key);
       if (!old) throw new Error(`delete: ${kind} ${namespace}/${name} does not exist`);
-      objects.delete(`${namespace}/${name}`);
+      objects.delete(key);
       rv++;
       publish(collection, 'DELETED', { ...old, metadata: { ...old.metadata, resourceVersion: String(rv) } });
+    },
+    all(kind) {
+      const collection = COLLECTIONS.find((c) => c.kind === kind);
+      if (!collection) throw new Error(`all: unknown kind ${kind}`);
+      return [...store.get(collection)!.values()].map((o) => structuredClone(withType(collection, o)));
+    },
+    addServiceAccountToken(t, namespace, serviceAccount, audiences = ['istio-ca']) {
+      reviewTokens.set(t, { namespace, serviceAccount, audiences });
+    },
+    get tokenReviewFailure() {
+      return reviewState.failure;
+    },
+    set tokenReviewFailure(v) {
+      reviewState.failure = v;
     },
     setAbsent(plural, yes) {
       if (yes) absent.add(plural);

@@ -10,9 +10,15 @@ import { endpointKey } from '../policy/lb-endpoints.js';
 import type { Cluster } from '../policy/types.js';
 import { printRoutes } from '../routing/print.js';
 import type { SnapshotHolder } from '../snapshot/holder.js';
+import { DASHBOARD_HTML, type DashboardData } from '../telemetry/dashboard-page.js';
 
-export function createAdminServer(holder: SnapshotHolder, pools: UpstreamPools, limiters?: RateLimiters): FastifyInstance {
+/** `dashboard`: this proxy's own traffic as the service graph (a gateway without a control plane). */
+export function createAdminServer(holder: SnapshotHolder, pools: UpstreamPools, limiters?: RateLimiters, dashboard?: () => Promise<DashboardData>): FastifyInstance {
   const app = fastify({ logger: false });
+  if (dashboard) {
+    app.get('/dashboard', async (_req, reply) => reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(DASHBOARD_HTML));
+    for (const path of ['/graph.json', '/dashboard/graph.json']) app.get(path, async (_req, reply) => reply.header('cache-control', 'no-store').send(await dashboard()));
+  }
   const snapshotOr503 = () => holder.current();
   app.get('/', async () => ({ endpoints: ['/config_dump', '/routes', '/clusters', '/problems', '/rate_limits'] }));
   app.get('/config_dump', async (_req, reply) => {

@@ -9,10 +9,14 @@ const KINDS: Readonly<Record<string, { readonly group: string; readonly versions
   WorkloadEntry: { group: 'networking.istio.io', versions: ['v1', 'v1beta1', 'v1alpha3'] },
   PeerAuthentication: { group: 'security.istio.io', versions: ['v1', 'v1beta1'] },
   AuthorizationPolicy: { group: 'security.istio.io', versions: ['v1', 'v1beta1'] },
+  RequestAuthentication: { group: 'security.istio.io', versions: ['v1', 'v1beta1'] },
   Service: { group: '', versions: ['v1'] },
   Endpoints: { group: '', versions: ['v1'] },
   Pod: { group: '', versions: ['v1'] },
   Secret: { group: '', versions: ['v1'] },
+  // Only the mesh config (`istio` in istio-system) is read; other ConfigMaps load and are ignored.
+  ConfigMap: { group: '', versions: ['v1'] },
+  Telemetry: { group: 'telemetry.istio.io', versions: ['v1', 'v1alpha1'] },
   EndpointSlice: { group: 'discovery.k8s.io', versions: ['v1'] },
   // cert-manager's own resources: a Certificate whose secretName a Gateway server uses is issued by the gateway.
   Issuer: { group: 'cert-manager.io', versions: ['v1'] },

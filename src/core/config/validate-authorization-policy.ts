@@ -1,7 +1,7 @@
 // Validation of security.istio.io AuthorizationPolicy (SEMANTICS §5.2): Istio's own rules (selector
 // or targetRefs, DENY/CUSTOM need rules, non-empty sources and operations, IPs, ports, path templates,
-// known `when` keys) plus warnings where meshgate cannot do what the policy asks (CUSTOM, JWT
-// attributes, targetRefs) and where a DENY rule silently widens on plain TCP traffic.
+// known `when` keys) plus warnings where meshgate cannot do what the policy asks (CUSTOM,
+// targetRefs) and where a DENY rule silently widens on plain TCP traffic.
 
 import type { FieldPath } from '../model/resource.js';
 import { DRY_RUN_ANNOTATION } from '../model/security.js';
@@ -19,7 +19,6 @@ const SOURCE_FIELDS = [
 ] as const;
 const OPERATION_FIELDS = ['hosts', 'notHosts', 'ports', 'notPorts', 'methods', 'notMethods', 'paths', 'notPaths'] as const;
 const IP_FIELDS = new Set(['ipBlocks', 'notIpBlocks', 'remoteIpBlocks', 'notRemoteIpBlocks']);
-const HTTP_ONLY_SOURCE = ['requestPrincipals', 'notRequestPrincipals'];
 /** Target kinds Istio accepts, by canonical group (`core` for the empty group). */
 const TARGET_KINDS: Readonly<Record<string, string>> = {
   Service: 'core',
@@ -49,7 +48,7 @@ export function validateAuthorizationPolicy(c: Checker, spec: Obj): void {
   if (provider) strictFields(c, provider, ['spec', 'provider'], ['name']);
   const providerName = provider ? asString(c, provider.name, ['spec', 'provider', 'name']) : undefined;
   if (action === 'CUSTOM') {
-    c.warn(['spec', 'action'], 'CUSTOM (an external authorizer) is not supported by meshgate; this policy is ignored');
+    c.warn(['spec', 'action'], 'CUSTOM (an external authorizer) is not supported by meshgate; requests its rules match are denied (fail closed)');
     if (!hasRules) c.error(['spec', 'rules'], 'CUSTOM without rules never triggers; add an empty rule {} to send every request to the provider');
     else if (!providerName) c.error(['spec', 'provider', 'name'], 'provider.name is required with action CUSTOM');
   } else if (provider && action !== undefined) {
@@ -151,13 +150,6 @@ function checkSource(c: Checker, source: Obj, at: FieldPath, action: Action): vo
   const usesSa = ['serviceAccounts', 'notServiceAccounts'].find((f) => Array.isArray(source[f]) && (source[f] as unknown[]).length > 0);
   const usesIdentity = ['principals', 'notPrincipals', 'namespaces', 'notNamespaces'].find((f) => Array.isArray(source[f]) && (source[f] as unknown[]).length > 0);
   if (usesSa && usesIdentity) c.error([...at, usesSa], `cannot be set together with ${usesIdentity}; serviceAccounts already names the namespace`);
-  for (const f of HTTP_ONLY_SOURCE) if (isSet(source[f])) c.warn([...at, f], jwtMessage(f, action));
-}
-
-function jwtMessage(what: string, action: Action): string {
-  return action === 'ALLOW'
-    ? `${what} needs JWT authentication, which meshgate does not do; an ALLOW rule that uses it never matches`
-    : `${what} needs JWT authentication, which meshgate does not do; every request counts as carrying no token`;
 }
 
 function checkOperation(c: Checker, op: Obj, at: FieldPath): void {
@@ -205,9 +197,6 @@ function checkCondition(c: Checker, cond: Obj, at: FieldPath, action: Action): C
     case 'invalid':
       c.error([...at, 'key'], attr.message);
       return undefined;
-    case 'jwt':
-      c.warn([...at, 'key'], jwtMessage(key, action));
-      break;
     case 'envoy-filter':
       c.warn([...at, 'key'], action === 'ALLOW'
         ? `${key} reads Envoy filter metadata, which meshgate does not have; an ALLOW rule that uses it never matches`

@@ -8,7 +8,7 @@ import {
   isHeaderName, isSet, knownFields, type Obj,
 } from './validate-common.js';
 
-const TARGET_KINDS = ['VirtualService', 'Gateway'] as const;
+const TARGET_KINDS = ['VirtualService', 'Gateway', 'HTTPRoute'] as const;
 const KEY_KINDS = ['clientIp', 'header', 'principal'];
 /** Counters are integers in Redis and in memory; far beyond any real limit, well inside 2^53. */
 const MAX_REQUESTS = 1_000_000_000;
@@ -49,7 +49,7 @@ function checkTargetRef(c: Checker, v: unknown, at: FieldPath): void {
   }
   const host = asString(c, ref.host, [...at, 'host']);
   if (host !== undefined) {
-    if (kind === 'VirtualService') c.error([...at, 'host'], 'host goes with kind Gateway; a VirtualService target is narrowed with route');
+    if (kind === 'VirtualService' || kind === 'HTTPRoute') c.error([...at, 'host'], `host goes with kind Gateway; a ${kind} target is narrowed with route`);
     else {
       const why = hostProblem(host, false);
       if (why) c.error([...at, 'host'], why);

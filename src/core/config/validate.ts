@@ -13,9 +13,11 @@ import { validateGateway } from './validate-gateway.js';
 import { validateGatewayClass, validateGRPCRoute, validateHTTPRoute, validateK8sGateway, validateL4Route, validateReferenceGrant } from './validate-gateway-api.js';
 import { validateEndpointSlice, validateEndpoints, validatePod, validateService } from './validate-kube.js';
 import { validatePeerAuthentication } from './validate-peer-authentication.js';
+import { validateRequestAuthentication } from './validate-request-authentication.js';
 import { validateRateLimitPolicy } from './validate-rate-limit.js';
 import { validateServiceEntry, validateWorkloadEntry } from './validate-service-entry.js';
 import { validateVirtualService } from './validate-virtual-service.js';
+import { validateConfigMap, validateTelemetry } from './validate-telemetry.js';
 
 export { parseDuration } from './validate-common.js';
 
@@ -29,11 +31,13 @@ const BY_KIND: Readonly<Record<string, SpecValidator>> = {
   WorkloadEntry: validateWorkloadEntry,
   PeerAuthentication: validatePeerAuthentication,
   AuthorizationPolicy: validateAuthorizationPolicy,
+  RequestAuthentication: validateRequestAuthentication,
   Service: validateService,
   Issuer: validateIssuer,
   ClusterIssuer: validateIssuer,
   Certificate: validateCertificate,
   RateLimitPolicy: validateRateLimitPolicy,
+  Telemetry: validateTelemetry,
   GatewayClass: validateGatewayClass,
   KubernetesGateway: validateK8sGateway,
   HTTPRoute: validateHTTPRoute,
@@ -47,10 +51,11 @@ const BY_KIND: Readonly<Record<string, SpecValidator>> = {
 const TOP_LEVEL: Readonly<Record<string, SpecValidator>> = {
   EndpointSlice: validateEndpointSlice,
   Endpoints: validateEndpoints,
+  ConfigMap: validateConfigMap,
 };
 
 /** Kinds whose names are checked here (Istio's rules; meshgate's own kinds follow them). */
-const ISTIO_KINDS = new Set(['Gateway', 'VirtualService', 'DestinationRule', 'ServiceEntry', 'WorkloadEntry', 'PeerAuthentication', 'AuthorizationPolicy', 'RateLimitPolicy']);
+const ISTIO_KINDS = new Set(['Gateway', 'VirtualService', 'DestinationRule', 'ServiceEntry', 'WorkloadEntry', 'PeerAuthentication', 'AuthorizationPolicy', 'RequestAuthentication', 'RateLimitPolicy', 'Telemetry']);
 
 export function validateResource(r: Resource): Problem[] {
   let c: Checker | undefined;

@@ -12,6 +12,7 @@ import type { HTTPMatchRequest, HTTPRoute, HTTPRouteDestination, HeaderOperation
 import { resolveBackend, type BackendContext } from './backends.js';
 import type { Condition } from './conditions.js';
 import { condition } from './conditions.js';
+import { INVALID_BACKEND_HOST } from './route-sources.js';
 
 /** Sort facts of one match (precedence.ts). */
 export interface MatchRank {
@@ -102,9 +103,8 @@ export function ruleAction(rule: RuleInput, ctx: BackendContext): RuleAction {
     });
   }
   if (valid === 0) return { base: { ...named, ...headers, directResponse: { status: 500 } }, refProblems };
-  // The share meant for invalid backends must still fail rather than go elsewhere: it goes to a
-  // destination with no cluster (503 NC here; the spec asks 500, see docs/gateway-api.md).
-  const route = invalid > 0 ? [...dests, { destination: { host: `invalid-backend.gateway-api.${ctx.domain}` }, weight: invalid }] : dests;
+  // The share meant for invalid backends must still fail (500) rather than go elsewhere.
+  const route = invalid > 0 ? [...dests, { destination: { host: INVALID_BACKEND_HOST }, weight: invalid }] : dests;
   return {
     base: { ...named, ...headers, ...timing, route, ...(mirrors.length > 0 ? { mirrors } : {}) },
     ...(rewrite ? { rewrite } : {}),

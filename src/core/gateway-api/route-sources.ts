@@ -14,6 +14,12 @@ export interface EntrySource {
   readonly matchIndex: number;
 }
 
+/**
+ * The destination host that stands for the share of a rule's weight meant for backendRefs that
+ * cannot be used (no such Service, no ReferenceGrant …): it has no cluster, and answers 500.
+ */
+export const INVALID_BACKEND_HOST = 'invalid-backend.gateway-api.meshgate.internal';
+
 const SOURCES = new WeakMap<Resource, readonly EntrySource[]>();
 
 export function recordSources(vs: Resource, sources: readonly EntrySource[]): void {

@@ -50,7 +50,7 @@ export function translateGatewayApi(input: GatewayApiInput): GatewayApiTranslati
   const namespaces: NamespaceLabels = new Map(of('Namespace').map((n) => [n.metadata.name, n.metadata.labels]));
 
   const routes: RouteStatus[] = [];
-  const groups = new Map<string, { listener: ServedListener; domain: string; entries: RankedEntry[] }>();
+  const groups = new Map<string, Group>();
   const l4: Resource<VirtualServiceSpec>[] = [];
   for (const kind of ['HTTPRoute', 'GRPCRoute', 'TLSRoute', 'TCPRoute'] as const) {
     for (const route of of<HTTPRouteSpec & GRPCRouteSpec & L4RouteSpec>(kind).sort(compareRoutes)) {
@@ -64,6 +64,16 @@ export function translateGatewayApi(input: GatewayApiInput): GatewayApiTranslati
     }
   }
 
+  // A request for a listener's own hostname is that listener's, routes or not: it must not reach a
+  // wildcard listener's routes on the same port, so each specific HTTP(S) listener host gets a vhost
+  // that ends in 404.
+  for (const l of served.listeners) {
+    if (!l.istioGateway || l.hostname === '*' || (l.listener.protocol !== 'HTTP' && l.listener.protocol !== 'HTTPS')) continue;
+    const gkey = `${groupKey(l, input.servicePorts)}|${l.hostname}`;
+    const group = groups.get(gkey) ?? { listener: l, domain: l.hostname, entries: [] };
+    groups.set(gkey, group);
+    group.closedBy ??= l;
+  }
   const virtualServices = [...[...groups.values()].map(groupVirtualService), ...l4];
   const status: GatewayApiStatus = { gatewayClasses: classes.statuses, gateways: served.gateways, routes };
   return {
@@ -79,7 +89,7 @@ function addHttpEntries(
   kind: RouteKind,
   attachments: readonly Attachment[],
   ctx: BackendContext,
-  groups: Map<string, { listener: ServedListener; domain: string; entries: RankedEntry[] }>,
+  groups: Map<string, Group>,
   servicePorts: ReadonlyMap<number, number> | undefined,
 ): Condition[] {
   const refProblems: Condition[] = [];
@@ -96,9 +106,7 @@ function addHttpEntries(
   for (const a of actions) refProblems.push(...a.refProblems);
   for (const att of attachments) {
     const l = att.listener.listener;
-    // Plaintext listeners on one listen port share a route config (Istio's `http.<port>`): one
-    // VirtualService per host there keeps the precedence across all of them.
-    const key = l.protocol === 'HTTP' ? `http|${servicePorts?.get(l.port) ?? l.port}` : `${att.listener.ref}`;
+    const key = groupKey(att.listener, servicePorts);
     for (const domain of att.hostnames) {
       const gkey = `${key}|${domain}`;
       const group = groups.get(gkey) ?? { listener: att.listener, domain, entries: [] };
@@ -111,7 +119,23 @@ function addHttpEntries(
   return refProblems;
 }
 
-function groupVirtualService(g: { listener: ServedListener; domain: string; entries: RankedEntry[] }): Resource<VirtualServiceSpec> {
+/** The rules meant for one host of one route config, and the listener whose host closes it with a 404. */
+interface Group {
+  readonly listener: ServedListener;
+  readonly domain: string;
+  readonly entries: RankedEntry[];
+  closedBy?: ServedListener;
+}
+
+/**
+ * Plaintext listeners on one listen port share a route config (Istio's `http.<port>`): one
+ * VirtualService per host there keeps the precedence across all of them. A TLS listener has its own.
+ */
+function groupKey(l: ServedListener, servicePorts: ReadonlyMap<number, number> | undefined): string {
+  return l.listener.protocol === 'HTTP' ? `http|${servicePorts?.get(l.listener.port) ?? l.listener.port}` : l.ref;
+}
+
+function groupVirtualService(g: Group): Resource<VirtualServiceSpec> {
   const ranked = [...g.entries].sort(comparePrecedence);
   const http: HTTPRoute[] = [];
   const sources: EntrySource[] = [];
@@ -127,6 +151,17 @@ function groupVirtualService(g: { listener: ServedListener; domain: string; entr
         matchIndex: entry.matchIndex,
       });
     }
+  }
+  if (g.closedBy) {
+    const l = g.closedBy;
+    http.push({ name: 'no-route', directResponse: { status: 404 } });
+    sources.push({
+      virtualService: `Gateway ${l.gateway.metadata.namespace}/${l.gateway.metadata.name} listener ${l.listener.name} (no route matched)`,
+      file: l.gateway.origin.file,
+      line: l.gateway.origin.lineOf(['spec', 'listeners', l.index]),
+      httpIndex: l.index,
+      matchIndex: -1,
+    });
   }
   const gw = g.listener.gateway;
   const first = ranked[0]?.route ?? gw;

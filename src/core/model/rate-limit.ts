@@ -5,7 +5,8 @@
 
 export type RateLimitTargetRef =
   | { readonly kind: 'VirtualService'; readonly name: string; /** An `http[].name` of that VirtualService. */ readonly route?: string }
-  | { readonly kind: 'Gateway'; readonly name: string; /** One exact host name the Gateway serves. */ readonly host?: string };
+  | { readonly kind: 'Gateway'; readonly name: string; /** One exact host name the Gateway serves. */ readonly host?: string }
+  | { readonly kind: 'HTTPRoute'; readonly name: string; /** A `rules[].name` of that Gateway API HTTPRoute. */ readonly route?: string };
 
 /** Exactly one member is set: what requests are counted by. */
 export interface RateLimitKey {

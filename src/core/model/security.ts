@@ -90,3 +90,41 @@ export interface AuthorizationPolicySpec {
 
 /** Annotation that turns an AuthorizationPolicy into a dry run: evaluated for show, never enforced. */
 export const DRY_RUN_ANNOTATION = 'istio.io/dry-run';
+
+// ---------------------------------------------------------------- RequestAuthentication
+
+/** A header a token is read from; the prefix (`Bearer `) is cut off, and a value without it holds no token. */
+export interface JwtHeader {
+  readonly name: string;
+  readonly prefix?: string;
+}
+
+/** `outputClaimToHeaders`: a verified token's claim copied into a request header for the upstream. */
+export interface ClaimToHeader {
+  readonly header: string;
+  readonly claim: string;
+}
+
+/** One issuer a workload accepts tokens from (Istio's JWTRule). */
+export interface JwtRule {
+  readonly issuer: string;
+  readonly audiences?: readonly string[];
+  readonly jwksUri?: string;
+  /** A JSON Web Key Set written inline, as a JSON string. */
+  readonly jwks?: string;
+  readonly fromHeaders?: readonly JwtHeader[];
+  readonly fromParams?: readonly string[];
+  readonly fromCookies?: readonly string[];
+  readonly outputPayloadToHeader?: string;
+  readonly outputClaimToHeaders?: readonly ClaimToHeader[];
+  readonly forwardOriginalToken?: boolean;
+  /** How long a JWKS fetch may take (a duration, default 5s). */
+  readonly timeout?: string;
+}
+
+export interface RequestAuthenticationSpec {
+  readonly selector?: WorkloadSelector;
+  readonly targetRef?: PolicyTargetReference;
+  readonly targetRefs?: readonly PolicyTargetReference[];
+  readonly jwtRules?: readonly JwtRule[];
+}

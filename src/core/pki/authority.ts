@@ -12,7 +12,7 @@ import { sign } from 'node:crypto';
 import { isIP } from 'node:net';
 import forge from 'node-forge';
 import { algorithmIdentifier, binary, issueCertificate, issuerOf, pemBlock, seq, serialNumber, time } from '../tls/issue-certificate.js';
-import { loadOrCreateCaFiles } from './ca-files.js';
+import { loadOrCreateCaFiles, type CaMaterial } from './ca-files.js';
 import { readCsr } from './csr.js';
 import { DEFAULT_TRUST_DOMAIN, parseSpiffeId, spiffeIdOf } from './spiffe.js';
 import type { WorkloadIdentity } from './types.js';
@@ -46,7 +46,17 @@ export function loadOrCreateAuthority(dir: string, opts: { trustDomain?: string;
   const clock = opts.now ?? (() => new Date());
   const loaded = loadOrCreateCaFiles(dir, trustDomain, clock());
   if (!loaded.ok) return loaded;
-  const m = loaded.material;
+  return { ok: true, ca: authorityFrom(loaded.material, dir, { trustDomain, now: clock }) };
+}
+
+/**
+ * The CA over material read from anywhere (a folder, or Secrets in cluster mode); `where` says where
+ * in logs (`certs/mesh-ca`, `Secret istio-system/istio-ca-secret`). The trust domain must be valid.
+ */
+export function authorityFrom(m: CaMaterial, where: string, opts: { trustDomain: string; now: () => Date }): CertificateAuthority {
+  const { trustDomain } = opts;
+  const clock = opts.now;
+  const dir = where;
   const signer = { ...issuerOf({ certPem: m.signerCertPem, keyPem: m.signerKeyPem }), notAfter: new Date(m.signerCert.validTo) };
   // forge signs RSA in JavaScript; converting the key once keeps that off every request.
   const forgeKey = m.signerKey.asymmetricKeyType === 'rsa' ? pki.privateKeyFromPem(m.signerKey.export({ type: 'pkcs1', format: 'pem' }).toString()) : undefined;
@@ -59,70 +69,67 @@ export function loadOrCreateAuthority(dir: string, opts: { trustDomain?: string;
   const upward = [...(m.signerCertPem === m.chainRootPem ? [] : [m.signerCertPem]), ...m.intermediatePems];
 
   return {
-    ok: true,
-    ca: {
-      trustDomain,
-      rootCertPem: m.trustBundlePem,
-      source: m.source,
-      dir,
+    trustDomain,
+    rootCertPem: m.trustBundlePem,
+    source: m.source,
+    dir,
 
-      signWorkloadCsr(csrPem, identity, sopts = {}) {
-        const spiffeId = spiffeIdOf(identity);
-        if (!parseSpiffeId(spiffeId)) return { ok: false, message: `not a workload identity: ${spiffeId}` };
-        if (identity.trustDomain !== trustDomain) return { ok: false, message: `identity ${spiffeId} is not in this CA's trust domain ${trustDomain}` };
-        const ttl = sopts.ttlSeconds === undefined || sopts.ttlSeconds <= 0 ? DEFAULT_WORKLOAD_TTL_SECONDS : sopts.ttlSeconds;
-        if (!Number.isFinite(ttl)) return { ok: false, message: `invalid TTL ${sopts.ttlSeconds}` };
-        if (ttl > MAX_WORKLOAD_TTL_SECONDS) return { ok: false, message: `requested TTL ${ttl}s is above the maximum of ${MAX_WORKLOAD_TTL_SECONDS}s (90 days)` };
-        const csr = readCsr(csrPem);
-        if (!csr.ok) return csr;
-        const now = sopts.now ?? clock();
-        if (now.getTime() >= signer.notAfter.getTime()) return { ok: false, message: `the CA certificate expired at ${signer.notAfter.toISOString()}` };
+    signWorkloadCsr(csrPem, identity, sopts = {}) {
+      const spiffeId = spiffeIdOf(identity);
+      if (!parseSpiffeId(spiffeId)) return { ok: false, message: `not a workload identity: ${spiffeId}` };
+      if (identity.trustDomain !== trustDomain) return { ok: false, message: `identity ${spiffeId} is not in this CA's trust domain ${trustDomain}` };
+      const ttl = sopts.ttlSeconds === undefined || sopts.ttlSeconds <= 0 ? DEFAULT_WORKLOAD_TTL_SECONDS : sopts.ttlSeconds;
+      if (!Number.isFinite(ttl)) return { ok: false, message: `invalid TTL ${sopts.ttlSeconds}` };
+      if (ttl > MAX_WORKLOAD_TTL_SECONDS) return { ok: false, message: `requested TTL ${ttl}s is above the maximum of ${MAX_WORKLOAD_TTL_SECONDS}s (90 days)` };
+      const csr = readCsr(csrPem);
+      if (!csr.ok) return csr;
+      const now = sopts.now ?? clock();
+      if (now.getTime() >= signer.notAfter.getTime()) return { ok: false, message: `the CA certificate expired at ${signer.notAfter.toISOString()}` };
 
-        const notBefore = new Date(now.getTime() - BACKDATE_MS);
-        const notAfter = new Date(Math.min(now.getTime() + Math.round(ttl * 1000), signer.notAfter.getTime()));
-        const cn = csr.csr.hasCommonName && spiffeId.length <= MAX_CN_LENGTH ? spiffeId : undefined;
-        const holder = pki.createCertificate();
-        holder.setSubject(cn ? [{ name: 'commonName', value: cn }] : []);
-        holder.setExtensions([
-          { name: 'basicConstraints', cA: false, critical: true },
-          { name: 'keyUsage', critical: true, digitalSignature: true, keyEncipherment: true },
-          { name: 'extKeyUsage', serverAuth: true, clientAuth: true },
-          // RFC 5280 §4.2.1.6: with an empty subject the SAN carries the identity and must be critical.
-          { name: 'subjectAltName', critical: !cn, altNames: [{ type: 6, value: spiffeId }] },
-          { name: 'authorityKeyIdentifier', keyIdentifier: signer.keyId },
-        ]);
-        const sigAlg = algorithmIdentifier(m.signerKey);
-        const tbs = seq([
-          asn1.create(asn1.Class.CONTEXT_SPECIFIC, 0, true, [asn1.create(asn1.Class.UNIVERSAL, asn1.Type.INTEGER, false, asn1.integerToDer(2).getBytes())]),
-          asn1.create(asn1.Class.UNIVERSAL, asn1.Type.INTEGER, false, serialNumber()),
-          sigAlg,
-          signer.name,
-          seq([time(notBefore), time(notAfter)]),
-          pki.distinguishedNameToAsn1(holder.subject),
-          asn1.fromDer(binary(csr.csr.spkiDer), { decodeBitStrings: false } as unknown as boolean),
-          (pki as unknown as { certificateExtensionsToAsn1(exts: unknown[]): forge.asn1.Asn1 }).certificateExtensionsToAsn1(holder.extensions),
-        ]);
-        const tbsDer = Buffer.from(asn1.toDer(tbs).getBytes(), 'binary');
-        const cert = seq([tbs, algorithmIdentifier(m.signerKey), asn1.create(asn1.Class.UNIVERSAL, asn1.Type.BITSTRING, false, '\x00' + binary(signTbs(tbsDer)))]);
-        const leafPem = pemBlock('CERTIFICATE', Buffer.from(asn1.toDer(cert).getBytes(), 'binary'));
-        return { ok: true, certChain: [leafPem, ...upward, m.chainRootPem] };
-      },
+      const notBefore = new Date(now.getTime() - BACKDATE_MS);
+      const notAfter = new Date(Math.min(now.getTime() + Math.round(ttl * 1000), signer.notAfter.getTime()));
+      const cn = csr.csr.hasCommonName && spiffeId.length <= MAX_CN_LENGTH ? spiffeId : undefined;
+      const holder = pki.createCertificate();
+      holder.setSubject(cn ? [{ name: 'commonName', value: cn }] : []);
+      holder.setExtensions([
+        { name: 'basicConstraints', cA: false, critical: true },
+        { name: 'keyUsage', critical: true, digitalSignature: true, keyEncipherment: true },
+        { name: 'extKeyUsage', serverAuth: true, clientAuth: true },
+        // RFC 5280 §4.2.1.6: with an empty subject the SAN carries the identity and must be critical.
+        { name: 'subjectAltName', critical: !cn, altNames: [{ type: 6, value: spiffeId }] },
+        { name: 'authorityKeyIdentifier', keyIdentifier: signer.keyId },
+      ]);
+      const sigAlg = algorithmIdentifier(m.signerKey);
+      const tbs = seq([
+        asn1.create(asn1.Class.CONTEXT_SPECIFIC, 0, true, [asn1.create(asn1.Class.UNIVERSAL, asn1.Type.INTEGER, false, asn1.integerToDer(2).getBytes())]),
+        asn1.create(asn1.Class.UNIVERSAL, asn1.Type.INTEGER, false, serialNumber()),
+        sigAlg,
+        signer.name,
+        seq([time(notBefore), time(notAfter)]),
+        pki.distinguishedNameToAsn1(holder.subject),
+        asn1.fromDer(binary(csr.csr.spkiDer), { decodeBitStrings: false } as unknown as boolean),
+        (pki as unknown as { certificateExtensionsToAsn1(exts: unknown[]): forge.asn1.Asn1 }).certificateExtensionsToAsn1(holder.extensions),
+      ]);
+      const tbsDer = Buffer.from(asn1.toDer(tbs).getBytes(), 'binary');
+      const cert = seq([tbs, algorithmIdentifier(m.signerKey), asn1.create(asn1.Class.UNIVERSAL, asn1.Type.BITSTRING, false, '\x00' + binary(signTbs(tbsDer)))]);
+      const leafPem = pemBlock('CERTIFICATE', Buffer.from(asn1.toDer(cert).getBytes(), 'binary'));
+      return { ok: true, certChain: [leafPem, ...upward, m.chainRootPem] };
+    },
 
-      issueServerCertificate(names, iopts = {}) {
-        const notBefore = new Date(clock().getTime() - BACKDATE_MS);
-        const left = (signer.notAfter.getTime() - notBefore.getTime()) / DAY_MS;
-        const leaf = issueCertificate({
-          subjectCN: names[0] ?? 'meshgate control plane',
-          dnsNames: names.filter((n) => isIP(n) === 0),
-          ipAddresses: names.filter((n) => isIP(n) !== 0),
-          issuer: { certPem: m.signerCertPem, keyPem: m.signerKeyPem },
-          days: Math.min(iopts.days ?? 365, left),
-          notBefore,
-          keyType: 'rsa',
-          extKeyUsage: ['serverAuth'],
-        });
-        return { certChainPem: [leaf.certPem, ...upward].join(''), keyPem: leaf.keyPem };
-      },
+    issueServerCertificate(names, iopts = {}) {
+      const notBefore = new Date(clock().getTime() - BACKDATE_MS);
+      const left = (signer.notAfter.getTime() - notBefore.getTime()) / DAY_MS;
+      const leaf = issueCertificate({
+        subjectCN: names[0] ?? 'meshgate control plane',
+        dnsNames: names.filter((n) => isIP(n) === 0),
+        ipAddresses: names.filter((n) => isIP(n) !== 0),
+        issuer: { certPem: m.signerCertPem, keyPem: m.signerKeyPem },
+        days: Math.min(iopts.days ?? 365, left),
+        notBefore,
+        keyType: 'rsa',
+        extKeyUsage: ['serverAuth'],
+      });
+      return { certChainPem: [leaf.certPem, ...upward].join(''), keyPem: leaf.keyPem };
     },
   };
 }

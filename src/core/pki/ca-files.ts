@@ -4,7 +4,9 @@
 // Without cert-chain.pem the CA is self-signed: ca-cert.pem is the root, and root-cert.pem repeats it.
 // An empty (or missing) folder gets a new self-signed root (10 years, RSA 2048) on first start; later
 // starts load the same one. With cert-chain.pem the CA is plugged in: ca-cert/ca-key sign, usually as
-// an intermediate of an operator's root. Every check names the file it is about.
+// an intermediate of an operator's root. Every check names the file it is about. The same checks read
+// the keys of a Secret in cluster mode (control/ca-secrets.ts): `caMaterialFrom` takes the texts and
+// how to name each one, wherever they came from.
 
 import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
@@ -41,40 +43,62 @@ export function loadOrCreateCaFiles(dir: string, trustDomain: string, now: Date)
   if (!read.ok) return read;
   const files = read.files;
   if (Object.values(files).every((t) => t === undefined)) return createSelfSigned(dir, trustDomain, now);
+  const loaded = caMaterialFrom(files, (name) => join(dir, name), now);
+  if (!loaded.ok) return loaded;
+  if (loaded.material.source === 'self-signed' && files[ROOT_CERT_FILE] === undefined) {
+    const wrote = writeFiles(dir, [[ROOT_CERT_FILE, loaded.material.chainRootPem, 0o644]]);
+    if (!wrote.ok) return wrote;
+  }
+  return loaded;
+}
 
-  const missing = (names: string[]): Result => ({ ok: false, message: `${join(dir, names.find((n) => files[n] === undefined)!)} is missing` });
+/** A new self-signed root for the trust domain (10 years, RSA 2048, backdated 2 minutes), as istiod makes one. */
+export function newSelfSignedRoot(trustDomain: string, now: Date): { certPem: string; keyPem: string } {
+  return issueCertificate({
+    subjectCN: 'meshgate mesh root CA',
+    organization: trustDomain,
+    days: ROOT_DAYS,
+    isCA: true,
+    keyType: 'rsa',
+    notBefore: new Date(now.getTime() - BACKDATE_MS),
+  });
+}
+
+/**
+ * The CA from the texts of its four files (undefined when absent), each named by `where` in messages:
+ * a path in a folder, or a Secret's key. Checks what loadOrCreateCaFiles checks; writes nothing.
+ */
+export function caMaterialFrom(files: Readonly<Record<string, string | undefined>>, where: (file: string) => string, now: Date): Result {
+  const missing = (names: string[]): Result => ({ ok: false, message: `${where(names.find((n) => files[n] === undefined)!)} is missing` });
   const plugged = files[CERT_CHAIN_FILE] !== undefined;
   const required = plugged ? [CA_CERT_FILE, CA_KEY_FILE, ROOT_CERT_FILE] : [CA_CERT_FILE, CA_KEY_FILE];
   if (required.some((n) => files[n] === undefined)) return missing(required);
 
-  const signer = readSigner(dir, files[CA_CERT_FILE]!, files[CA_KEY_FILE]!, now);
+  const signer = readSigner(where, files[CA_CERT_FILE]!, files[CA_KEY_FILE]!, now);
   if (!signer.ok) return signer;
   const { cert, key } = signer;
 
   if (!plugged) {
-    if (!signedBySelf(cert)) return { ok: false, message: `${join(dir, CA_CERT_FILE)} is not self-signed, and ${CERT_CHAIN_FILE} (its chain to a root) is missing` };
+    if (!signedBySelf(cert)) return { ok: false, message: `${where(CA_CERT_FILE)} is not self-signed, and ${CERT_CHAIN_FILE} (its chain to a root) is missing` };
     const rootText = files[ROOT_CERT_FILE];
-    if (rootText === undefined) {
-      const wrote = writeFiles(dir, [[ROOT_CERT_FILE, pemOf(cert), 0o644]]);
-      if (!wrote.ok) return wrote;
-    } else {
-      const roots = readCertFile(dir, ROOT_CERT_FILE, rootText);
+    if (rootText !== undefined) {
+      const roots = readCertFile(where, ROOT_CERT_FILE, rootText);
       if (!roots.ok) return roots;
-      if (!roots.certs.some((r) => sameCertificate(r, cert))) return { ok: false, message: `${join(dir, ROOT_CERT_FILE)} does not hold the self-signed certificate of ${CA_CERT_FILE}` };
+      if (!roots.certs.some((r) => sameCertificate(r, cert))) return { ok: false, message: `${where(ROOT_CERT_FILE)} does not hold the self-signed certificate of ${CA_CERT_FILE}` };
     }
     return { ok: true, material: material('self-signed', cert, key, [], cert, rootText ?? pemOf(cert)) };
   }
 
-  const roots = readCertFile(dir, ROOT_CERT_FILE, files[ROOT_CERT_FILE]!);
+  const roots = readCertFile(where, ROOT_CERT_FILE, files[ROOT_CERT_FILE]!);
   if (!roots.ok) return roots;
-  const chain = readCertFile(dir, CERT_CHAIN_FILE, files[CERT_CHAIN_FILE]!);
+  const chain = readCertFile(where, CERT_CHAIN_FILE, files[CERT_CHAIN_FILE]!);
   if (!chain.ok) return chain;
   // Istio's cert-chain.pem usually starts with ca-cert itself and ends with the root; both are optional.
   const between = chain.certs.filter((c, i) => !(i === 0 && sameCertificate(c, cert)) && !roots.certs.some((r) => sameCertificate(r, c)));
   const path = [cert, ...between];
   const walk = chainToRoot(path, roots.certs);
-  if (!walk.ok) return { ok: false, message: `${join(dir, CERT_CHAIN_FILE)}: the chain of ${CA_CERT_FILE} does not lead to a root in ${ROOT_CERT_FILE}: ${walk.message}` };
-  if (walk.length !== path.length) return { ok: false, message: `${join(dir, CERT_CHAIN_FILE)}: certificates after the ${walk.length}. are not part of ${CA_CERT_FILE}'s chain` };
+  if (!walk.ok) return { ok: false, message: `${where(CERT_CHAIN_FILE)}: the chain of ${CA_CERT_FILE} does not lead to a root in ${ROOT_CERT_FILE}: ${walk.message}` };
+  if (walk.length !== path.length) return { ok: false, message: `${where(CERT_CHAIN_FILE)}: certificates after the ${walk.length}. are not part of ${CA_CERT_FILE}'s chain` };
   const signerIsRoot = roots.certs.some((r) => sameCertificate(r, cert));
   return { ok: true, material: material('plugged-in', cert, key, signerIsRoot ? [] : between, walk.root, files[ROOT_CERT_FILE]!) };
 }
@@ -93,14 +117,7 @@ function material(source: CaMaterial['source'], cert: X509Certificate, key: KeyO
 }
 
 function createSelfSigned(dir: string, trustDomain: string, now: Date): Result {
-  const root = issueCertificate({
-    subjectCN: 'meshgate mesh root CA',
-    organization: trustDomain,
-    days: ROOT_DAYS,
-    isCA: true,
-    keyType: 'rsa',
-    notBefore: new Date(now.getTime() - BACKDATE_MS),
-  });
+  const root = newSelfSignedRoot(trustDomain, now);
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
   } catch (err) {
@@ -117,29 +134,29 @@ function createSelfSigned(dir: string, trustDomain: string, now: Date): Result {
   return { ok: true, material: material('self-signed', cert, createPrivateKey(root.keyPem), [], cert, root.certPem) };
 }
 
-function readSigner(dir: string, certText: string, keyText: string, now: Date): { ok: true; cert: X509Certificate; key: KeyObject } | { ok: false; message: string } {
-  const certs = readCertFile(dir, CA_CERT_FILE, certText);
+function readSigner(where: (file: string) => string, certText: string, keyText: string, now: Date): { ok: true; cert: X509Certificate; key: KeyObject } | { ok: false; message: string } {
+  const certs = readCertFile(where, CA_CERT_FILE, certText);
   if (!certs.ok) return certs;
-  if (certs.certs.length !== 1) return { ok: false, message: `${join(dir, CA_CERT_FILE)} must hold one certificate, found ${certs.certs.length}` };
+  if (certs.certs.length !== 1) return { ok: false, message: `${where(CA_CERT_FILE)} must hold one certificate, found ${certs.certs.length}` };
   const cert = certs.certs[0]!;
   let key: KeyObject;
   try {
     key = createPrivateKey(keyText);
   } catch (err) {
-    return { ok: false, message: `${join(dir, CA_KEY_FILE)} is not a readable private key: ${(err as Error).message}` };
+    return { ok: false, message: `${where(CA_KEY_FILE)} is not a readable private key: ${(err as Error).message}` };
   }
-  if (key.asymmetricKeyType !== 'rsa' && key.asymmetricKeyType !== 'ec') return { ok: false, message: `${join(dir, CA_KEY_FILE)}: unsupported key type ${key.asymmetricKeyType} (RSA or ECDSA)` };
-  if (!cert.checkPrivateKey(key)) return { ok: false, message: `${join(dir, CA_KEY_FILE)} does not match the certificate in ${CA_CERT_FILE}` };
-  if (!cert.ca) return { ok: false, message: `${join(dir, CA_CERT_FILE)} is not a CA certificate` };
-  if (new Date(cert.validTo).getTime() <= now.getTime()) return { ok: false, message: `${join(dir, CA_CERT_FILE)} expired at ${new Date(cert.validTo).toISOString()}` };
+  if (key.asymmetricKeyType !== 'rsa' && key.asymmetricKeyType !== 'ec') return { ok: false, message: `${where(CA_KEY_FILE)}: unsupported key type ${key.asymmetricKeyType} (RSA or ECDSA)` };
+  if (!cert.checkPrivateKey(key)) return { ok: false, message: `${where(CA_KEY_FILE)} does not match the certificate in ${CA_CERT_FILE}` };
+  if (!cert.ca) return { ok: false, message: `${where(CA_CERT_FILE)} is not a CA certificate` };
+  if (new Date(cert.validTo).getTime() <= now.getTime()) return { ok: false, message: `${where(CA_CERT_FILE)} expired at ${new Date(cert.validTo).toISOString()}` };
   return { ok: true, cert, key };
 }
 
-function readCertFile(dir: string, name: string, text: string): { ok: true; certs: X509Certificate[] } | { ok: false; message: string } {
+function readCertFile(where: (file: string) => string, name: string, text: string): { ok: true; certs: X509Certificate[] } | { ok: false; message: string } {
   const pems = pemCertificates(text);
-  if (pems.length === 0) return { ok: false, message: `${join(dir, name)} holds no PEM certificate` };
+  if (pems.length === 0) return { ok: false, message: `${where(name)} holds no PEM certificate` };
   const parsed = parseCertificates(pems);
-  if (!parsed.ok) return { ok: false, message: `${join(dir, name)}: certificate ${parsed.index + 1} does not parse: ${parsed.message}` };
+  if (!parsed.ok) return { ok: false, message: `${where(name)}: certificate ${parsed.index + 1} does not parse: ${parsed.message}` };
   return parsed;
 }
 

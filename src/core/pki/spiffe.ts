@@ -4,7 +4,7 @@
 
 import type { X509Certificate } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
-import { subjectAltNames } from '../tls/credential-check.js';
+import { peerIdentity } from '../tls/peer-identity.js';
 import type { WorkloadIdentity } from './types.js';
 
 export const DEFAULT_TRUST_DOMAIN = 'cluster.local';
@@ -47,8 +47,5 @@ export function principalOf(spiffeId: string): string {
 
 /** The certificate's URI SANs that are SPIFFE ids, in certificate order. */
 export function spiffeIdsOfCertificate(cert: X509Certificate | PeerCertificate): string[] {
-  const text = 'subjectAltName' in cert && typeof cert.subjectAltName === 'string' ? cert.subjectAltName : (cert as PeerCertificate).subjectaltname;
-  return subjectAltNames(text)
-    .filter((n) => n.type === 'URI' && n.value.startsWith(SCHEME))
-    .map((n) => n.value);
+  return peerIdentity(cert).uris.filter((u) => u.startsWith(SCHEME));
 }

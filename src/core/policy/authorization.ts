@@ -1,9 +1,10 @@
 // AuthorizationPolicy evaluation for one workload (SEMANTICS §5.2). compileAuthorization() picks the
 // policies that apply (root namespace and own namespace, selector or namespace-wide; targetRefs
 // attach to gateways and waypoints, never to a workload here), compiles every rule twice, for HTTP
-// and for plain TCP, and leaves evaluate() nothing to do but compare: DENY first, then ALLOW, where a
-// workload without ALLOW policies allows everything. AUDIT and CUSTOM never change the decision here
-// (CUSTOM needs an external authorizer meshgate does not have), and nor does a dry-run policy.
+// and for plain TCP, and leaves evaluate() nothing to do but compare: CUSTOM, then DENY, then ALLOW,
+// where a workload without ALLOW policies allows everything. CUSTOM asks an external authorizer,
+// which meshgate does not have: a request its rules match is denied (fail closed), as if the
+// provider had said no. AUDIT never changes the decision, and nor does a dry-run policy.
 
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Resource } from '../model/resource.js';
@@ -13,6 +14,7 @@ import { selectorMatches } from '../registry/labels.js';
 import { toIpAddress } from './authz-match.js';
 import { compileRule, isObj, list, obj, type Condition, type Ctx, type RuleIR, type Test } from './authz-rules.js';
 import type { WorkloadRef } from './peer-authentication.js';
+import type { RequestAuth } from './request-authentication.js';
 
 export type { WorkloadRef } from './peer-authentication.js';
 
@@ -31,6 +33,8 @@ export interface AuthzRequest {
   readonly path: string;
   readonly headers: IncomingHttpHeaders;
   readonly sni?: string;
+  /** The verified JWT of the request (RequestAuthentication), if it carried one. */
+  readonly auth?: RequestAuth;
 }
 
 export interface AuthzDecision {
@@ -40,7 +44,7 @@ export interface AuthzDecision {
   readonly reason: string;
 }
 
-export type TcpAuthzRequest = Omit<AuthzRequest, 'host' | 'method' | 'path' | 'headers'>;
+export type TcpAuthzRequest = Omit<AuthzRequest, 'host' | 'method' | 'path' | 'headers' | 'auth'>;
 
 export interface Authorizer {
   /**
@@ -74,24 +78,31 @@ export function compileAuthorization(resources: readonly Resource[], workload: W
     .filter((r) => r.kind === 'AuthorizationPolicy' && appliesTo(r, workload, rootNamespace))
     // Root-namespace policies first (Istio evaluates them in a filter of their own), oldest first.
     .sort((a, b) => rank(a, rootNamespace) - rank(b, rootNamespace) || compareByCreation(a, b));
+  const custom: CompiledPolicy[] = [];
   const deny: CompiledPolicy[] = [];
   const allow: CompiledPolicy[] = [];
   for (const r of applicable) {
     if (isDryRun(r)) continue;
     const spec = obj(r.spec);
     const action = spec.action ?? 'ALLOW';
-    if (action !== 'ALLOW' && action !== 'DENY') continue;
+    if (action !== 'ALLOW' && action !== 'DENY' && action !== 'CUSTOM') continue;
     const rules = list(spec.rules).map((rule) => (isObj(rule) ? compileRule(rule, r.metadata.namespace) : undefined));
-    (action === 'DENY' ? deny : allow).push(compilePolicy(resourceRef(r), action, rules));
+    if (action === 'CUSTOM') custom.push(compilePolicy(resourceRef(r), 'DENY', rules, 'CUSTOM'));
+    else (action === 'DENY' ? deny : allow).push(compilePolicy(resourceRef(r), action, rules));
   }
-  return new PolicySet(deny, allow);
+  // CUSTOM is evaluated before DENY in Istio; both only ever deny here.
+  return new PolicySet([...custom, ...deny], allow);
 }
 
 function rank(r: Resource, root: string): number {
   return r.metadata.namespace === root ? 0 : 1;
 }
 
-function appliesTo(r: Resource, workload: WorkloadRef, root: string): boolean {
+/**
+ * Whether a security policy (AuthorizationPolicy, RequestAuthentication) selects a workload: in its
+ * namespace or the root namespace, by `selector.matchLabels` or namespace-wide; targetRefs never.
+ */
+export function appliesTo(r: Resource, workload: WorkloadRef, root: string): boolean {
   const ns = r.metadata.namespace;
   if (ns !== workload.namespace && ns !== root) return false;
   const spec = obj(r.spec);
@@ -106,7 +117,7 @@ function isDryRun(r: Resource): boolean {
   return ['1', 't', 'T', 'true', 'TRUE', 'True'].includes(r.metadata.annotations[DRY_RUN_ANNOTATION] ?? '');
 }
 
-function compilePolicy(ref: string, action: 'ALLOW' | 'DENY', rules: ReadonlyArray<RuleIR | undefined>): CompiledPolicy {
+function compilePolicy(ref: string, action: 'ALLOW' | 'DENY', rules: ReadonlyArray<RuleIR | undefined>, written: 'ALLOW' | 'DENY' | 'CUSTOM' = action): CompiledPolicy {
   const http: CompiledRule[] = [];
   const tcp: CompiledRule[] = [];
   rules.forEach((rule, i) => {
@@ -114,7 +125,7 @@ function compilePolicy(ref: string, action: 'ALLOW' | 'DENY', rules: ReadonlyArr
     const decision: AuthzDecision = Object.freeze({
       allowed: action === 'ALLOW',
       policy: ref,
-      reason: `${action} rules[${i}] of ${ref} matched`,
+      reason: written === 'CUSTOM' ? `CUSTOM rules[${i}] of ${ref} matched and meshgate has no external authorizer: denied` : `${action} rules[${i}] of ${ref} matched`,
     });
     // An ALLOW rule that needs an attribute meshgate cannot know never matches (it would only widen access).
     const hasUnsupported = all(rule).some((c) => c.unsupported);
@@ -174,6 +185,7 @@ class PolicySet implements Authorizer {
       method: req.method,
       path: q < 0 ? path : path.slice(0, q),
       headers: req.headers ?? {},
+      ...(req.auth ? { auth: req.auth } : {}),
     };
     return this.decide(ctx, 'http');
   }

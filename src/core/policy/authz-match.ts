@@ -261,12 +261,13 @@ export function pathMatcher(patterns: readonly string[]): StringTest {
 
 // ---------------------------------------------------------------- `when` keys
 
-/** What a `when` key reads. `jwt` and `envoy-filter` are recognised but not supported by meshgate. */
+/** What a `when` key reads. `envoy-filter` is recognised but not supported by meshgate. */
 export type ConditionAttribute =
   | { readonly kind: 'header'; readonly name: string }
   | { readonly kind: 'source.ip' | 'remote.ip' | 'destination.ip' | 'destination.port' | 'connection.sni' }
   | { readonly kind: 'source.namespace' | 'source.principal' | 'source.serviceAccount' | 'source.trustDomain' }
-  | { readonly kind: 'jwt' | 'envoy-filter' }
+  | { readonly kind: 'jwt'; readonly field: 'principal' | 'audiences' | 'presenter' | 'claims'; /** `[a][b]` → ['a', 'b']. */ readonly claim?: readonly string[] }
+  | { readonly kind: 'envoy-filter' }
   | { readonly kind: 'invalid'; readonly message: string };
 
 const SIMPLE_KEYS = new Set([
@@ -283,7 +284,8 @@ export function parseConditionKey(key: string): ConditionAttribute {
   const header = HEADER_KEY.exec(key);
   if (header) return { kind: 'header', name: header[1]!.toLowerCase() };
   if (key.startsWith('request.headers')) return { kind: 'invalid', message: `bad key ${JSON.stringify(key)}: write request.headers[<header-name>]` };
-  if (JWT_KEYS.has(key) || CLAIM_KEY.test(key)) return { kind: 'jwt' };
+  if (JWT_KEYS.has(key)) return { kind: 'jwt', field: key.slice('request.auth.'.length) as 'principal' | 'audiences' | 'presenter' };
+  if (CLAIM_KEY.test(key)) return { kind: 'jwt', field: 'claims', claim: [...key.matchAll(/\[([^[\]]+)\]/g)].map((m) => m[1]!) };
   if (key.startsWith('request.auth.claims')) return { kind: 'invalid', message: `bad key ${JSON.stringify(key)}: write request.auth.claims[<claim>] (nested as [a][b])` };
   if (ENVOY_FILTER_KEY.test(key)) return { kind: 'envoy-filter' };
   if (key.startsWith('experimental.envoy.filters.')) return { kind: 'invalid', message: `bad key ${JSON.stringify(key)}: write experimental.envoy.filters.<filter>[<key>]` };

@@ -4,6 +4,7 @@
 // plain-TCP and ALLOW/DENY variants Istio builds from the same rule.
 
 import type { IncomingHttpHeaders } from 'node:http';
+import type { RequestAuth } from './request-authentication.js';
 import {
   ipMatcher, namespaceMatcher, parseConditionKey, parsePortText, pathMatcher, serviceAccountMatcher, stringMatcher, trustDomainOf,
   type IpAddress, type IpTest, type StringTest,
@@ -23,6 +24,8 @@ export interface Ctx {
   readonly method?: string;
   readonly path?: string;
   readonly headers?: IncomingHttpHeaders;
+  /** The request's verified JWT (RequestAuthentication); absent when it carried none. */
+  readonly auth?: RequestAuth;
 }
 
 export type Test = (ctx: Ctx) => boolean;
@@ -31,7 +34,7 @@ export interface Condition {
   readonly test: Test;
   /** Envoy cannot evaluate it on a TCP filter chain (hosts, methods, paths, headers, JWT). */
   readonly httpOnly: boolean;
-  /** JWT claims and Envoy filter metadata: meshgate has neither, so the attribute is always absent. */
+  /** Envoy filter metadata: meshgate has none, so the attribute is always absent. */
   readonly unsupported: boolean;
 }
 
@@ -90,7 +93,7 @@ function on(m: StringTest, get: (c: Ctx) => string | undefined): Test {
 function compileSource(s: Record<string, unknown>, policyNamespace: string): Condition[] {
   const out: Condition[] = [];
   field(out, strings(s.principals), strings(s.notPrincipals), principalTest);
-  field(out, strings(s.requestPrincipals), strings(s.notRequestPrincipals), absent, { httpOnly: true, unsupported: true });
+  field(out, strings(s.requestPrincipals), strings(s.notRequestPrincipals), (vs) => on(stringMatcher(vs, 'non-empty'), (c) => c.auth?.principal), { httpOnly: true });
   field(out, strings(s.namespaces), strings(s.notNamespaces), namespaceTest);
   field(out, strings(s.serviceAccounts), strings(s.notServiceAccounts), (vs) => on(serviceAccountMatcher(vs, policyNamespace), (c) => c.principal));
   field(out, strings(s.trustDomains), [], trustDomainTest);
@@ -147,9 +150,15 @@ function compileCondition(key: string, values: string[], notValues: string[], po
     case 'source.trustDomain':
       field(out, values, notValues, trustDomainTest);
       break;
-    case 'jwt':
-      field(out, values, notValues, absent, { httpOnly: true, unsupported: true });
+    case 'jwt': {
+      const read = jwtAttribute(attr.field, attr.claim);
+      field(out, values, notValues, (vs) => {
+        const m = stringMatcher(vs, 'non-empty');
+        // A list (audiences, a list claim) matches when one of its values does.
+        return (c) => read(c).some((v) => m(v));
+      }, { httpOnly: true });
       break;
+    }
     case 'envoy-filter':
       field(out, values, notValues, absent, { unsupported: true });
       break;
@@ -157,6 +166,28 @@ function compileCondition(key: string, values: string[], notValues: string[], po
       return undefined;
   }
   return out;
+}
+
+/** The values a `request.auth.*` key reads from the verified token; none without one. */
+function jwtAttribute(field: 'principal' | 'audiences' | 'presenter' | 'claims', claim: readonly string[] | undefined): (c: Ctx) => readonly string[] {
+  switch (field) {
+    case 'principal':
+      return (c) => (c.auth ? [c.auth.principal] : []);
+    case 'audiences':
+      return (c) => c.auth?.audiences ?? [];
+    case 'presenter':
+      return (c) => (c.auth?.presenter !== undefined ? [c.auth.presenter] : []);
+    case 'claims':
+      return (c) => {
+        let v: unknown = c.auth?.claims;
+        for (const name of claim ?? []) v = isObj(v) ? v[name] : undefined;
+        // Istio matches string claims and lists of strings; other types never match.
+        if (typeof v === 'string') return [v];
+        if (Array.isArray(v)) return v.filter((x): x is string => typeof x === 'string');
+        if (typeof v === 'boolean') return [String(v)];
+        return [];
+      };
+  }
 }
 
 /** Envoy keeps Host as `:authority`; repeated headers are compared joined with commas. */

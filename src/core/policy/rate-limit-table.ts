@@ -76,6 +76,7 @@ export function compileRateLimits(input: RateLimitCompileInput): { table: RateLi
       const rules = rulesOf(policy);
       const ref = policy.spec.targetRef;
       if (ref.kind === 'VirtualService') bindVirtualService(policy, rules, input, bind, problems);
+      else if (ref.kind === 'HTTPRoute') bindHttpRoute(policy, rules, input, bind, problems);
       else bindGateway(policy, rules, input, bind, problems);
     } catch (err) {
       // A bug here must not cost the gateway its configuration: report it against the policy.
@@ -151,6 +152,23 @@ function bindVirtualService(policy: Resource<RateLimitPolicySpec>, rules: readon
       }
     }
   }
+}
+
+/** A Gateway API HTTPRoute (or one named rule of it): every compiled route that came from it. */
+function bindHttpRoute(policy: Resource<RateLimitPolicySpec>, rules: readonly RateLimitRule[], input: RateLimitCompileInput, bind: Bind, problems: Problem[]): void {
+  const ref = policy.spec.targetRef as { kind: 'HTTPRoute'; name: string; route?: string };
+  const source = `HTTPRoute ${policy.metadata.namespace}/${ref.name}`;
+  let found = false;
+  for (const config of input.routeConfigs.values()) {
+    for (const vhost of config.virtualHosts) {
+      for (const route of vhost.routes) {
+        if (route.source.virtualService !== source) continue;
+        found = true;
+        if (ref.route === undefined || route.name === ref.route) bind(vhost, route, rules);
+      }
+    }
+  }
+  if (!found) problems.push(problemAt(policy, ['spec', 'targetRef', 'name'], `${source} is not served by this gateway (missing, or attached to no Gateway it serves); this policy limits nothing`, 'warning'));
 }
 
 function bindGateway(policy: Resource<RateLimitPolicySpec>, rules: readonly RateLimitRule[], input: RateLimitCompileInput, bind: Bind, problems: Problem[]): void {

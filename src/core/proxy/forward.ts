@@ -18,6 +18,7 @@ import { exchange, type Cancel, type ExchangeOutcome } from './upstream-exchange
 import { exchangeH2, UpstreamStreamReset } from './h2-exchange.js';
 import { exchangeUpgrade, type TunnelConnect, type UpgradeTunnel } from './upgrade-exchange.js';
 import type { RequestRecord } from '../telemetry/access-log.js';
+import { PEER_METADATA_HEADER, workloadOfEndpoint } from '../telemetry/workload.js';
 import type { IdentityProvider } from '../pki/types.js';
 import { decideUpstreamTls } from '../tls/upstream-tls.js';
 import { UpstreamTlsError } from '../tls/upstream-connector.js';
@@ -41,6 +42,8 @@ export interface ForwardContext {
   readonly responseHeaders?: Readonly<Record<string, string>>;
   /** An upgrade request: each attempt is an upgrade exchange on a connection of its own. */
   readonly upgrade?: UpgradeTunnel;
+  /** This proxy's peer metadata (workload.ts), told to mesh peers over Istio mTLS. */
+  readonly peerMetadata?: string;
 }
 
 /** A destination by relative weight; used for HTTP routes and for piped (tls/tcp) connections alike. */
@@ -133,7 +136,7 @@ export async function forward(
   if (!dest) return LocalReplies.clusterNotFound;
   log.upstreamCluster = dest.clusterName;
   const cluster = dest.cluster;
-  if (!cluster) return LocalReplies.clusterNotFound;
+  if (!cluster) return dest.invalidBackend ? LocalReplies.invalidBackend : LocalReplies.clusterNotFound;
   if (cluster.endpoints.length === 0) return LocalReplies.noHealthyUpstream;
 
   const path = action.rewritePath ? action.rewritePath(facts.path) : facts.path;
@@ -239,10 +242,12 @@ export async function forward(
       setCookie = pick.setCookie;
       const key = UpstreamPools.key(pick.endpoint.address, endpointPort(pick.endpoint, cluster.port));
       log.upstreamHost = key;
+      log.upstreamPeer = workloadOfEndpoint(pick.endpoint);
       headers['x-envoy-attempt-count'] = String(attempt + 1);
       const tls = decideUpstreamTls(cluster, pick.endpoint, ctx.identity, String(headers.host ?? ''));
       // Never plaintext where the rule asks for mTLS; without a certificate no endpoint is reachable.
       if (!tls.ok) return attempt > 0 ? withRetriesExhausted(upstreamTlsFailure(tls.reason)) : upstreamTlsFailure(tls.reason);
+      if (ctx.peerMetadata && tls.profile?.kind === 'ISTIO_MUTUAL') headers[PEER_METADATA_HEADER] = ctx.peerMetadata;
       const gate = await guard.admit(h2Upstream, cancelable);
       current = undefined;
       if (gate !== 'admitted' || stopped) return AttemptGuard.refusal(gate, stopped);

@@ -9,9 +9,11 @@ import { findRoute } from '../routing/lookup.js';
 import type { FaultPolicy, ForwardAction, RedirectAction, RequestFacts, RouteConfig } from '../routing/types.js';
 import { normalizeHost } from '../routing/host-index.js';
 import { logWhenDone, newRequestRecord, type AccessLog, type RequestRecord } from '../telemetry/access-log.js';
+import { peerOfRequest } from '../telemetry/workload.js';
 import { applyHeaderRules, forwardedFor, requestIdOf } from './headers.js';
 import { normalizePath } from './path-normalize.js';
 import { forward, type ForwardContext } from './forward.js';
+import { relay } from './relay.js';
 import { LocalReplies, addFlag, sendLocalReply, type LocalReply } from './respond.js';
 import { evaluateCors } from './cors.js';
 import { decideFault, holdFor } from './fault.js';
@@ -23,6 +25,9 @@ import type { UpgradeTunnel } from './upgrade-exchange.js';
 import { parseRequestTarget } from './request-target.js';
 import { upgradeAllowed } from './upgrade-policy.js';
 import { DEFAULT_HTTP_LIMITS, type HttpLimits } from './http-limits.js';
+import type { WorkloadSecurityCache } from '../policy/workload-security.js';
+import { principalOf } from '../pki/spiffe.js';
+import { authenticateAndAuthorize } from './security-stage.js';
 
 export interface HttpHandlerContext {
   readonly holder: SnapshotHolder;
@@ -37,6 +42,15 @@ export interface HttpHandlerContext {
   readonly rateLimits?: RateLimitContext;
   /** Header limits, timeouts and upgrade types of the listeners (http-limits.ts); Envoy's defaults without. */
   readonly limits?: HttpLimits;
+  /**
+   * The proxy's own workload (a gateway by its labels, a sidecar's app): with it, requests are
+   * authenticated (RequestAuthentication) and authorized (AuthorizationPolicy) before routing acts.
+   */
+  readonly security?: WorkloadSecurityCache;
+  /** Proxies in front that append to x-forwarded-for (Envoy's xff_num_trusted_hops): `remoteIpBlocks` reads past them. */
+  readonly trustedProxies?: number;
+  /** This proxy's peer metadata header value, sent to mesh peers (telemetry/workload.ts). */
+  readonly peerMetadata?: string;
 }
 
 /** Which route config serves a request on this listener (plaintext: the port's `http.<port>`). */
@@ -58,10 +72,26 @@ export interface ListenerInfo {
   httpsPort?(facts: RequestFacts, snapshot: Snapshot): number | undefined;
   /** ACME HTTP-01: the key authorization for a token, answered before routing. */
   acmeChallenge?(token: string): string | undefined;
+  /** AuthorizationPolicy `ports` / destination.port (default: the port the connection came in on). */
+  destinationPort?(req: IncomingMessage): number;
   /** When the port differs per request (a sidecar's outbound side: the port the app asked for). */
   requestPort?(req: IncomingMessage): number;
+  /**
+   * A sidecar's inbound side: the act stage hands every request that passed authorization to the
+   * workload's own app (no route table), with the headers the app is given.
+   */
+  localApp?: LocalApp;
   /** A host no virtual host knows; without this hook it is 404 NR (a sidecar passes it through or answers 502). */
   unknownHost?(req: IncomingMessage, res: ServerResponse, facts: RequestFacts, record: RequestRecord, reply: (r: LocalReply) => void): void;
+}
+
+/** The app beside a sidecar, as the inbound listener's act stage reaches it. */
+export interface LocalApp {
+  /** Upstream pool key of the app (UpstreamPools.key). */
+  readonly key: string;
+  /** Envoy's cluster name for it (`inbound|<port>||`), for the access log. */
+  readonly cluster: string;
+  headers(req: IncomingMessage, facts: RequestFacts, requestId: string): Record<string, string | string[]>;
 }
 
 const ACME_PREFIX = '/.well-known/acme-challenge/';
@@ -104,11 +134,21 @@ export function handleHttpRequest(req: IncomingMessage, res: ServerResponse, lis
   const target = parseRequestTarget(req, res, ctx.limits);
   const requestId = requestIdOf(req.headers);
   const remoteAddress = socket.remoteAddress ?? '';
-  const record = newRequestRecord(req, requestId, authorityOf(req), { address: remoteAddress, port: socket.remotePort ?? 0 }, forwardedFor(req.headers, remoteAddress));
+  // Delivered to the local app (a sidecar's inbound side), Istio reports it as the destination, with
+  // the verified caller's workload.
+  const record: RequestRecord = listener.localApp
+    ? { ...newRequestRecord(req, requestId, authorityOf(req), { address: remoteAddress, port: socket.remotePort ?? 0 }), upstreamCluster: listener.localApp.cluster, reporter: 'destination' }
+    : newRequestRecord(req, requestId, authorityOf(req), { address: remoteAddress, port: socket.remotePort ?? 0 }, forwardedFor(req.headers, remoteAddress));
+  if (listener.localApp) {
+    const downstreamPeer = peerOfRequest(req.headers, listener.peerPrincipal?.(req));
+    if (downstreamPeer) record.downstreamPeer = downstreamPeer;
+  }
   logWhenDone(req, res, record, ctx.accessLog, tunnel);
+  ctx.accessLog.startSpan?.(req, record);
   const reply = (r: LocalReply): void => {
     record.flags = addFlag(record.flags, r.flag);
     record.details = r.details;
+    record.errorCode = r.code;
     sendLocalReply(res, r, { 'x-request-id': requestId });
   };
 
@@ -129,6 +169,56 @@ export function handleHttpRequest(req: IncomingMessage, res: ServerResponse, lis
   const config = snapshot && select(snapshot, req);
   const facts = requestFacts(req, port, scheme, path);
   if (snapshot && listener.misdirected?.(facts.host, snapshot)) return reply(LocalReplies.misdirected);
+  const ex: Exchange = { req, res, listener, ctx, record, reply, requestId, remoteAddress, facts, snapshot, config, ...(tunnel ? { tunnel } : {}) };
+  // authenticate → authorize, for listeners that serve a workload of their own (ctx.security); before
+  // routing acts, as Envoy's jwt_authn and RBAC filters run before its router.
+  const security = ctx.security && snapshot ? ctx.security.for(snapshot) : undefined;
+  // Without a configuration there is no policy to check the request against: closed, not open.
+  if (ctx.security && !security) return reply(LocalReplies.noHealthyUpstream);
+  if (!security) return routeAndAct(ex);
+  const principal = listener.peerPrincipal?.(req);
+  const outcome = authenticateAndAuthorize(security, req, facts, {
+    address: remoteAddress,
+    ...(principal ? { principal: principalOf(principal) } : {}),
+    destinationPort: listener.destinationPort?.(req) ?? socket.localPort ?? port,
+    ...(socket.localAddress ? { destinationIp: socket.localAddress } : {}),
+  }, ctx.trustedProxies ?? 0);
+  if (!(outcome instanceof Promise)) return outcome ? reply(outcome) : routeAndAct(ex);
+  outcome.then(
+    (r) => {
+      if (res.destroyed) return; // the client gave up while the token was checked
+      if (r) reply(r);
+      else routeAndAct(ex);
+    },
+    (err: unknown) => {
+      record.details = `internal_error:${(err as Error).message}`;
+      reply(LocalReplies.upstreamReset);
+    },
+  );
+}
+
+/** One request between its stages: what the listener and the parse stage established. */
+interface Exchange {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly listener: ListenerInfo;
+  readonly ctx: HttpHandlerContext;
+  readonly tunnel?: UpgradeTunnel;
+  readonly record: RequestRecord;
+  readonly reply: (r: LocalReply) => void;
+  readonly requestId: string;
+  readonly remoteAddress: string;
+  readonly facts: RequestFacts;
+  readonly snapshot: Snapshot | undefined;
+  readonly config: RouteConfig | undefined;
+}
+
+/** select's outcome acted on: not found, TLS redirect, CORS, rate limit, fault, then the route's action. */
+function routeAndAct(ex: Exchange): void {
+  const { req, res, listener, ctx, tunnel, record, reply, requestId, remoteAddress, facts, snapshot, config } = ex;
+  const { scheme } = listener;
+  // act: local app. What the policy checked is what the app gets: the normalized path, the query as it came.
+  if (listener.localApp) return relay(ctx.pools, listener.localApp.key, req, res, facts, listener.localApp.headers(req, facts, requestId), record, reply);
   if (!config) return listener.unknownHost && snapshot ? listener.unknownHost(req, res, facts, record, reply) : reply(LocalReplies.noRoute);
   const { virtualHost, route } = findRoute(config, facts);
   if (!virtualHost && listener.unknownHost) return listener.unknownHost(req, res, facts, record, reply);
@@ -175,6 +265,7 @@ export function handleHttpRequest(req: IncomingMessage, res: ServerResponse, lis
       ...(ctx.identity ? { identity: ctx.identity } : {}),
       ...(corsHeaders ? { responseHeaders: corsHeaders } : {}),
       ...(tunnel ? { upgrade: tunnel } : {}),
+      ...(ctx.peerMetadata ? { peerMetadata: ctx.peerMetadata } : {}),
     };
     (action.fault ? faultThenForward(req, res, facts, action, action.fault, fctx, record) : forward(req, res, facts, action, fctx, record)).then(
       (failure) => {

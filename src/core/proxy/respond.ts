@@ -24,6 +24,8 @@ const reply = (code: string, status: number, flag: string, body: string, details
 export const LocalReplies = {
   noRoute: reply('NO_ROUTE', 404, 'NR', '', 'route_not_found'),
   clusterNotFound: reply('CLUSTER_NOT_FOUND', 503, 'NC', '', 'cluster_not_found'),
+  /** A Gateway API backendRef that cannot be used: the Gateway API asks 500 for its share of requests. */
+  invalidBackend: reply('INVALID_BACKEND', 500, 'NC', '', 'cluster_not_found'),
   noHealthyUpstream: reply('NO_HEALTHY_UPSTREAM', 503, 'UH', 'no healthy upstream', 'no_healthy_upstream'),
   connectFailure: reply(
     'UPSTREAM_CONNECT',
@@ -82,6 +84,26 @@ export const LocalReplies = {
 /** A 400 whose details say what was wrong with the request (Envoy's %RESPONSE_CODE_DETAILS%). */
 export function badRequest(details: string): LocalReply {
   return { ...LocalReplies.badRequest, details };
+}
+
+/** AuthorizationPolicy denied: details name the deciding policy, or `[none]` when no ALLOW rule matched. */
+export function rbacDenied(policy: string | undefined): LocalReply {
+  return policy ? { ...LocalReplies.rbacDenied, details: `rbac_access_denied_matched_policy[${policy}]` } : LocalReplies.rbacDenied;
+}
+
+/**
+ * RequestAuthentication refused the request's token: 401 with Envoy's jwt_authn status text as the
+ * body (`Jwt verification fails`, `Jwt is expired`, …) and a Bearer challenge.
+ */
+export function jwtDenied(reason: string): LocalReply {
+  return {
+    code: 'MESHGATE_ERR_JWT_INVALID',
+    status: 401,
+    flag: '-',
+    body: reason,
+    details: `jwt_authn_access_denied{${reason.replace(/[^A-Za-z0-9]+/g, '_')}}`,
+    headers: { 'www-authenticate': 'Bearer realm="meshgate", error="invalid_token"' },
+  };
 }
 
 /** A 429 whose details name the RateLimitPolicy limit that refused (`ns/name[index]`), for the access log. */

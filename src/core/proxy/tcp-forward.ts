@@ -11,6 +11,8 @@ import { endpointPort } from '../registry/types.js';
 import { endpointKey } from '../policy/lb-endpoints.js';
 import type { DestinationTarget } from '../routing/types.js';
 import { pickDestination } from './forward.js';
+import type { AccessLog } from '../telemetry/access-log.js';
+import { workloadOfEndpoint } from '../telemetry/workload.js';
 
 /** Istio's mesh-wide default `connectTimeout`. */
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
@@ -33,6 +35,8 @@ export interface TcpForwardDeps {
   readonly connectTimeoutMs?: number;
   /** Called once, when the downstream connection (and the upstream one, if any) have closed. */
   readonly onDone?: (record: TcpForwardRecord) => void;
+  /** Istio's TCP metrics: a connection opened to an endpoint, and closed. */
+  readonly observer?: Pick<AccessLog, 'tcpOpened' | 'tcpClosed'>;
 }
 
 /**
@@ -54,9 +58,11 @@ export function forwardTcp(
   let open = 1; // sockets still to close before the record is written
   let spliced = false;
   let reported = false;
+  let peer: Endpoint | undefined;
   const report = (): void => {
     if (reported) return;
     reported = true;
+    if (peer) deps.observer?.tcpClosed?.({ reporter: 'source', cluster: dest?.clusterName ?? '', upstreamPeer: workloadOfEndpoint(peer), flags: flags || (spliced ? '-' : 'DC'), bytesReceived: downstream.bytesRead, bytesSent: downstream.bytesWritten });
     deps.onDone?.({
       cluster: dest?.clusterName ?? '',
       ...(upstreamHost !== undefined ? { upstreamHost } : {}),
@@ -145,6 +151,8 @@ export function forwardTcp(
       }
       open++;
       spliced = true;
+      peer = pick;
+      deps.observer?.tcpOpened?.({ reporter: 'source', cluster: dest.clusterName, upstreamPeer: workloadOfEndpoint(pick) });
       upstream.once('close', closed);
       splice(downstream, upstream, initial);
     };

@@ -13,6 +13,7 @@ import { resolveShortName } from '../registry/hostname.js';
 import type { Registry } from '../registry/types.js';
 import { GRPC_STATUS } from '../config/validate-route-policies.js';
 import { compileRegex, compileStringMatch } from './string-match.js';
+import { INVALID_BACKEND_HOST } from '../gateway-api/route-sources.js';
 import type { CorsRules, DestinationTarget, FaultPolicy, HeaderRules, MirrorPolicy, PathRewrite, PerMillion, RetryPolicy, RouteAction } from './types.js';
 
 export interface ActionContext {
@@ -91,6 +92,7 @@ export function compileDestinations(dests: readonly HTTPRouteDestination[], ctx:
       weight: d.weight ?? 0,
       ...target,
       cluster: ctx.cluster(target.host, target.port, target.subset),
+      ...(target.host === INVALID_BACKEND_HOST ? { invalidBackend: true as const } : {}),
       requestHeaders: req.rules,
       responseHeaders: headerRules(d.headers?.response).rules,
       ...(req.authority !== undefined ? { authority: req.authority } : {}),

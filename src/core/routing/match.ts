@@ -44,7 +44,8 @@ export function compileMatch(m: HTTPMatchRequest): Condition[] {
     if (IGNORED_HEADER_KEYS.has(name) || name.startsWith('@')) continue;
     out.push(withoutHeader(name, compileStringMatch(sm, { presenceForEmpty: true })));
   }
-  for (const [name, sm] of entries(m.queryParams)) {
+  // Query parameter names compare exactly (Envoy's query_parameters); only header names fold case.
+  for (const [name, sm] of Object.entries(m.queryParams ?? {}).map(([k, v]) => [k, v ?? {}] as const)) {
     // `exact: ""` asks only that the key be there (`?debug`), as Istio translates it.
     const pred = sm.exact === '' ? compileStringMatch({}, { presenceForEmpty: true }) : compileStringMatch(sm, { presenceForEmpty: true });
     out.push(condition(`query ${name}`, (r) => r.query.get(name), pred));

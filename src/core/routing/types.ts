@@ -50,6 +50,8 @@ export interface DestinationTarget {
   readonly clusterName: string;
   /** Undefined when the service, port or subset does not exist: 503 NC at request time. */
   readonly cluster: Cluster | undefined;
+  /** Stands for Gateway API backendRefs that cannot be used: 500 instead of 503 (gateway-api/http-rules.ts). */
+  readonly invalidBackend?: true;
   readonly requestHeaders: HeaderRules;
   readonly responseHeaders: HeaderRules;
   /** Authority rewrite from destination-level `headers.request.set.host`. */

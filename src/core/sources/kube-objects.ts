@@ -32,10 +32,14 @@ export const KUBE_KINDS: readonly KubeKind[] = [
   { kind: 'WorkloadEntry', apiVersion: 'networking.istio.io/v1', plural: 'workloadentries', crd: true },
   { kind: 'PeerAuthentication', apiVersion: 'security.istio.io/v1', plural: 'peerauthentications', crd: true },
   { kind: 'AuthorizationPolicy', apiVersion: 'security.istio.io/v1', plural: 'authorizationpolicies', crd: true },
+  { kind: 'RequestAuthentication', apiVersion: 'security.istio.io/v1', plural: 'requestauthentications', crd: true },
   // cert-manager's resources: Certificates whose secretName a Gateway server uses are issued by ACME.
   { kind: 'Issuer', apiVersion: 'cert-manager.io/v1', plural: 'issuers', crd: true },
   { kind: 'ClusterIssuer', apiVersion: 'cert-manager.io/v1', plural: 'clusterissuers', crd: true, clusterScoped: true },
   { kind: 'Certificate', apiVersion: 'cert-manager.io/v1', plural: 'certificates', crd: true },
+  // The mesh config (the `istio` ConfigMap) and Istio's Telemetry; `crd`: an API without them is tolerated.
+  { kind: 'ConfigMap', apiVersion: 'v1', plural: 'configmaps', crd: true },
+  { kind: 'Telemetry', apiVersion: 'telemetry.istio.io/v1', plural: 'telemetries', crd: true },
   // meshgate's own kinds (deploy/crds/meshgate-io.yaml).
   { kind: 'RateLimitPolicy', apiVersion: 'meshgate.io/v1', plural: 'ratelimitpolicies', crd: true },
   // The Kubernetes Gateway API (deploy/crds/gateway-api-standard.yaml); TLSRoute/TCPRoute only where

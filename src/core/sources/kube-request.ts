@@ -1,6 +1,7 @@
-// The two HTTP calls KubeSource makes to the API server, both through @kubernetes/client-node's
-// KubeConfig (so every auth method it knows works): a plain list of a collection, and the client's
-// own watch, wrapped so that closing the source can abort every watch still open.
+// The HTTP calls meshgate makes to the API server, all through @kubernetes/client-node's KubeConfig
+// (so every auth method it knows works): a plain list of a collection, the client's own watch,
+// wrapped so that closing can abort every watch still open, and single calls (get, create, replace,
+// TokenReview) for the few objects meshgate writes or asks about.
 
 import { HttpMethod, RequestContext, Watch, type KubeConfig } from '@kubernetes/client-node';
 import { STATUS_CODES } from 'node:http';
@@ -14,8 +15,9 @@ export class KubeApiError extends Error {
     readonly statusCode: number,
     readonly path: string,
     detail: string,
+    method = 'GET',
   ) {
-    super(`${statusCode} ${STATUS_CODES[statusCode] ?? 'error'} from GET ${path}${detail ? `: ${detail}` : ''}`);
+    super(`${statusCode} ${STATUS_CODES[statusCode] ?? 'error'} from ${method} ${path}${detail ? `: ${detail}` : ''}`);
     this.name = 'KubeApiError';
   }
 }
@@ -33,38 +35,75 @@ export function serverOf(kc: KubeConfig): string {
 
 /**
  * GET a collection as JSON, the objects untouched (the generated typed clients would turn them into
- * model classes with Dates; the watch hands us plain JSON, and both must look the same).
+ * model classes with Dates; the watch hands us plain JSON, and both must look the same). `query`
+ * carries selectors (`fieldSelector=…`), the same ones the watch is given.
  */
-export async function listCollection(kc: KubeConfig, path: string, signal: AbortSignal): Promise<KubeList> {
+export async function listCollection(kc: KubeConfig, path: string, signal: AbortSignal, query = ''): Promise<KubeList> {
+  const res = await kubeRequest(kc, 'GET', path + query, { signal });
+  if (res.status !== 200) throw new KubeApiError(res.status, path, statusMessage(res.text), 'GET');
+  const body: unknown = JSON.parse(res.text);
+  if (!isRecord(body) || !Array.isArray(body.items)) throw new Error(`GET ${path}: the answer is not a list`);
+  return body as unknown as KubeList;
+}
+
+/**
+ * One call to the API server with the kubeconfig's credentials: the status and the body's text.
+ * Network failures throw; every HTTP status is the caller's to judge.
+ */
+export async function kubeRequest(
+  kc: KubeConfig,
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE',
+  path: string,
+  opts: { readonly body?: unknown; readonly signal?: AbortSignal; readonly timeoutMs?: number } = {},
+): Promise<{ status: number; text: string }> {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new Error('the kubeconfig has no current cluster');
-  const ctx = new RequestContext(cluster.server + path, HttpMethod.GET);
+  const ctx = new RequestContext(cluster.server + path, HttpMethod[method]);
   await kc.applySecurityAuthentication(ctx);
   // The kubeconfig makes a fresh dispatcher per request when TLS options apply; close it after use
   // so its idle connection does not linger.
   const dispatcher = ctx.getDispatcher();
-  // A list that hangs must not hold the source's start forever: give up after a minute.
+  // A call that hangs must not hold its caller forever: give up after a minute.
   const abort = new AbortController();
-  const onAbort = (): void => abort.abort(signal.reason);
-  signal.addEventListener('abort', onAbort, { once: true });
-  const timer = setTimeout(() => abort.abort(new Error(`GET ${path}: no answer in 60 s`)), 60_000);
+  const onAbort = (): void => abort.abort(opts.signal?.reason);
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  const ms = opts.timeoutMs ?? 60_000;
+  const timer = setTimeout(() => abort.abort(new Error(`${method} ${path}: no answer in ${ms / 1000} s`)), ms);
   try {
-    if (signal.aborted) throw new Error('closed');
+    if (opts.signal?.aborted) throw new Error('closed');
     const res = await fetch(ctx.getUrl(), {
-      headers: { ...ctx.getHeaders(), accept: 'application/json' },
+      method,
+      headers: { ...ctx.getHeaders(), accept: 'application/json', ...(opts.body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      ...(opts.body !== undefined ? { body: JSON.stringify(opts.body) } : {}),
       ...(dispatcher ? { dispatcher } : {}),
       signal: abort.signal,
     });
-    const text = await res.text();
-    if (res.status !== 200) throw new KubeApiError(res.status, path, statusMessage(text));
-    const body: unknown = JSON.parse(text);
-    if (!isRecord(body) || !Array.isArray(body.items)) throw new Error(`GET ${path}: the answer is not a list`);
-    return body as unknown as KubeList;
+    return { status: res.status, text: await res.text() };
   } finally {
     clearTimeout(timer);
-    signal.removeEventListener('abort', onAbort);
+    opts.signal?.removeEventListener('abort', onAbort);
     await dispatcher?.close().catch(() => undefined);
   }
+}
+
+/** A JSON answer with the status expected, or a KubeApiError that says what the server said. */
+export async function kubeJson(
+  kc: KubeConfig,
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE',
+  path: string,
+  expect: readonly number[],
+  body?: unknown,
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await kubeRequest(kc, method, path, body === undefined ? {} : { body });
+  if (!expect.includes(res.status)) throw new KubeApiError(res.status, path, statusMessage(res.text), method);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(res.text);
+  } catch {
+    throw new Error(`${method} ${path}: the answer is not JSON`);
+  }
+  if (!isRecord(parsed)) throw new Error(`${method} ${path}: the answer is not an object`);
+  return { status: res.status, body: parsed };
 }
 
 /**
@@ -130,6 +169,32 @@ export class TrackedWatch extends Watch {
   /** Resolves once no watch is half-way through connecting (each one aborts itself as it connects). */
   async settled(): Promise<void> {
     while (this.#connecting.size > 0) await Promise.allSettled([...this.#connecting]);
+  }
+}
+
+/**
+ * The waits ListWatch makes between watch reconnects, cut short at close() so that nothing lingers:
+ * `delay` is its `delayFn`; after `wakeAll()` every wait, and any later one, ends at once.
+ */
+export class WakeableDelays {
+  readonly #waiting = new Set<() => void>();
+  #closed = false;
+
+  readonly delay = (ms: number): Promise<void> =>
+    new Promise<void>((resolve) => {
+      if (this.#closed) return resolve();
+      const wake = (): void => {
+        clearTimeout(t);
+        this.#waiting.delete(wake);
+        resolve();
+      };
+      const t = setTimeout(wake, ms);
+      this.#waiting.add(wake);
+    });
+
+  wakeAll(): void {
+    this.#closed = true;
+    for (const wake of [...this.#waiting]) wake();
   }
 }
 

@@ -7,7 +7,7 @@ import { KubeConfig, ListWatch, type KubernetesListObject, type KubernetesObject
 import { pino, type Logger } from 'pino';
 import type { ConfigSource, ConfigUpdate } from './source.js';
 import { KUBE_KINDS, collectionPath, toLoadResult, type KubeKind, type KubeObject } from './kube-objects.js';
-import { TrackedWatch, describeError, listCollection, serverOf, statusOf } from './kube-request.js';
+import { TrackedWatch, WakeableDelays, describeError, listCollection, serverOf, statusOf } from './kube-request.js';
 
 export interface KubeSourceOptions {
   /** Default: `loadKubeConfig()` (in-cluster service account, $KUBECONFIG or ~/.kube/config). */
@@ -57,7 +57,7 @@ export class KubeSource implements ConfigSource {
   readonly #random: () => number;
   readonly #watch: TrackedWatch;
   readonly #abort = new AbortController();
-  readonly #delays = new Set<() => void>();
+  readonly #delays = new WakeableDelays();
   readonly #slots: Slot[] = [];
   #onUpdate: ((u: ConfigUpdate) => void) | undefined;
   #timer: NodeJS.Timeout | undefined;
@@ -115,8 +115,7 @@ export class KubeSource implements ConfigSource {
     for (const slot of this.#slots) clearTimeout(slot.retry);
     this.#abort.abort(new Error('KubeSource closed'));
     this.#watch.abortAll();
-    for (const wake of this.#delays) wake();
-    this.#delays.clear();
+    this.#delays.wakeAll();
     await Promise.all(this.#slots.map((s) => s.informer.stop().catch(() => undefined)));
     await this.#watch.settled();
     this.#waiter?.reject(new Error(`KubeSource closed before the first list of ${serverOf(this.#kc)} completed`));
@@ -130,18 +129,7 @@ export class KubeSource implements ConfigSource {
       return result as unknown as KubernetesListObject<KubernetesObject>;
     };
     // ListWatch waits between watch reconnects; make those waits end at close() so nothing lingers.
-    const delayFn = (ms: number): Promise<void> =>
-      new Promise<void>((resolve) => {
-        if (this.#closed) return resolve();
-        const wake = (): void => {
-          clearTimeout(t);
-          this.#delays.delete(wake);
-          resolve();
-        };
-        const t = setTimeout(wake, ms);
-        this.#delays.add(wake);
-      });
-    const informer = new ListWatch<KubernetesObject>(slot.path, this.#watch, list, false, undefined, undefined, { delayFn });
+    const informer = new ListWatch<KubernetesObject>(slot.path, this.#watch, list, false, undefined, undefined, { delayFn: this.#delays.delay });
     const changed = (): void => {
       if (slot.informer === informer) this.#changed();
     };

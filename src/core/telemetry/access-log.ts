@@ -3,6 +3,7 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pino } from 'pino';
+import type { WorkloadInfo } from './workload.js';
 import { responseCompleted } from '../proxy/stream-state.js';
 
 /** Filled in as the request goes; written once when the response ends. */
@@ -26,6 +27,20 @@ export interface RequestRecord {
   upstreamCluster?: string;
   routeName?: string;
   readonly downstreamRemoteAddress: string;
+  /** The stable `MESHGATE_ERR_*` code of the local reply that answered, if one did (respond.ts). */
+  errorCode?: string;
+  /** Istio's `reporter`: `source` (gateway, client sidecar) or `destination` (server sidecar). */
+  reporter: 'source' | 'destination';
+  /** The verified mesh peer that sent the request (server side), from its certificate and peer metadata. */
+  downstreamPeer?: WorkloadInfo;
+  /** The workload of the endpoint the request went to (client side). */
+  upstreamPeer?: WorkloadInfo;
+  /** A gRPC request (content-type application/grpc*): request_protocol `grpc`. */
+  readonly grpc: boolean;
+  /** grpc-status of the answer (headers or trailers), when gRPC. */
+  grpcStatus?: string;
+  /** The request's trace span, ended from this record (tracing.ts). */
+  span?: { end(record: RequestRecord): void };
 }
 
 /**
@@ -57,6 +72,8 @@ export function newRequestRecord(
     requestId,
     authority,
     downstreamRemoteAddress: `${remote.address}:${remote.port}`,
+    reporter: 'source',
+    grpc: typeof req.headers['content-type'] === 'string' && req.headers['content-type'].startsWith('application/grpc'),
   };
 }
 
@@ -87,6 +104,7 @@ export function logWhenDone(req: IncomingMessage, res: ServerResponse, record: R
       record.bytesReceived += tunnel.received;
       record.bytesSent += tunnel.sent;
     }
+    if (record.grpc) record.grpcStatus ??= grpcStatusOf(res);
     log.write(record);
   });
 }
@@ -110,6 +128,14 @@ function meterBodies(req: IncomingMessage, res: ServerResponse, record: RequestR
     if (counts()) record.bytesSent += byteLength(chunk, rest[0]);
     return (write as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
   } as ServerResponse['write'];
+  if (record.grpc) {
+    const addTrailers = res.addTrailers;
+    res.addTrailers = function (this: ServerResponse, headers: Parameters<ServerResponse['addTrailers']>[0]): void {
+      const status = (headers as Record<string, unknown>)['grpc-status'];
+      if (status !== undefined) record.grpcStatus = String(status);
+      addTrailers.call(this, headers);
+    };
+  }
   const end = res.end;
   res.end = function (this: ServerResponse, chunk?: unknown, ...rest: unknown[]): ServerResponse {
     if (typeof chunk !== 'function' && chunk != null && counts()) record.bytesSent += byteLength(chunk, rest[0]);
@@ -117,14 +143,40 @@ function meterBodies(req: IncomingMessage, res: ServerResponse, record: RequestR
   } as ServerResponse['end'];
 }
 
+/** grpc-status from a trailers-only answer's headers, or from the trailers (meterBodies notes them). */
+function grpcStatusOf(res: ServerResponse): string | undefined {
+  const v = res.getHeader('grpc-status');
+  return v === undefined ? undefined : String(v);
+}
+
 function byteLength(chunk: unknown, encoding: unknown): number {
   if (typeof chunk === 'string') return Buffer.byteLength(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8');
   return ArrayBuffer.isView(chunk) ? chunk.byteLength : 0;
 }
 
+/** Where finished request records go (the access log alone, or the whole observe step: proxy-telemetry.ts). */
 export interface AccessLog {
   write(r: RequestRecord): void;
   flush(): void;
+  /** At a request's start, for sinks that trace: the span starts and becomes the upstream's parent. */
+  startSpan?(req: IncomingMessage, record: RequestRecord): void;
+  /** TCP proxy connections, for the sinks that count them (Istio's TCP metrics). */
+  tcpOpened?(c: TcpOpened): void;
+  tcpClosed?(c: TcpClosed): void;
+}
+
+/** A TCP connection the proxy spliced to an endpoint, as the TCP metrics label it. */
+export interface TcpOpened {
+  readonly reporter: 'source' | 'destination';
+  readonly cluster: string;
+  readonly upstreamPeer?: WorkloadInfo;
+  readonly downstreamPeer?: WorkloadInfo;
+}
+
+export interface TcpClosed extends TcpOpened {
+  readonly flags: string;
+  readonly bytesReceived: number;
+  readonly bytesSent: number;
 }
 
 export const NO_ACCESS_LOG: AccessLog = { write: () => undefined, flush: () => undefined };
@@ -156,6 +208,7 @@ export function createAccessLog(target: string): AccessLog {
         upstream_cluster: r.upstreamCluster ?? null,
         route_name: r.routeName ?? null,
         downstream_remote_address: r.downstreamRemoteAddress,
+        ...(r.errorCode !== undefined ? { meshgate_error_code: r.errorCode } : {}),
       }) + '\n');
     },
     flush() {

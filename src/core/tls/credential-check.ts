@@ -7,6 +7,7 @@ import { createHash, createPrivateKey, X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
 import { createSecureContext } from 'node:tls';
 import type { ServerCredential } from './types.js';
+import { subjectAltNames } from './peer-identity.js';
 
 export interface Material {
   readonly certPem: string;
@@ -96,34 +97,8 @@ export function parseCertificates(text: string, name: string): { ok: true; certs
   return { ok: true, certs };
 }
 
-export interface AltName {
-  readonly type: 'DNS' | 'IP' | 'URI' | 'other';
-  readonly value: string;
-}
-
-/**
- * Node's `subjectAltName` text (`DNS:a.com, IP Address:127.0.0.1, URI:spiffe://…`) as a list. Values
- * with commas or quotes come JSON-quoted (Node ≥ 17.3), so a plain split on ", " is not enough.
- */
-export function subjectAltNames(text: string | undefined): AltName[] {
-  const out: AltName[] = [];
-  if (!text) return out;
-  const re = /\s*([A-Za-z ]+):("(?:[^"\\]|\\.)*"|[^,]*)(?:,|$)/g;
-  for (let m = re.exec(text); m !== null && m[0] !== ''; m = re.exec(text)) {
-    const raw = m[2]!;
-    let value = raw;
-    if (raw.startsWith('"')) {
-      try {
-        value = JSON.parse(raw) as string;
-      } catch {
-        value = raw.slice(1, -1);
-      }
-    }
-    const kind = m[1]!.trim();
-    out.push({ type: kind === 'DNS' ? 'DNS' : kind === 'IP Address' ? 'IP' : kind === 'URI' ? 'URI' : 'other', value });
-  }
-  return out;
-}
+// SANs are read by the one peer-identity parser.
+export { subjectAltNames, type AltName } from './peer-identity.js';
 
 /**
  * Whether a certificate with these SANs is valid for a server host, by the rules TLS clients apply

@@ -1,8 +1,10 @@
-// The certificates Gateway servers terminate TLS with, read from files and kept current.
+// The certificates Gateway servers terminate TLS with, read from files or Secrets and kept current.
 //
-// `credentialName: X` is a folder `<certsDir>/X/` holding a Kubernetes Secret's keys: `tls.crt` and
-// `tls.key` (kubernetes.io/tls) or `cert` and `key` (Istio's Opaque form); the client CA for MUTUAL is
-// `ca.crt` / `cacert` in the same folder or in the separate credential `X-cacert`. File settings
+// `credentialName: X` is a Kubernetes Secret's keys: `tls.crt` and `tls.key` (kubernetes.io/tls) or
+// `cert` and `key` (Istio's Opaque form); the client CA for MUTUAL is `ca.crt` / `cacert` in the same
+// credential or in the separate credential `X-cacert`. Where the keys are read from is the one
+// difference between the modes: a folder `<certsDir>/X/` on one machine, or, in cluster mode
+// (`secrets` given), the Secret X in the gateway's own namespace, as Istio does. File settings
 // (`serverCertificate`, `privateKey`, `caCertificates`) are paths, relative ones to the process cwd.
 //
 // The first resolution reads synchronously (it happens when a configuration is loaded, never per
@@ -16,10 +18,15 @@ import { basename, dirname, join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { ServerTlsSettings } from '../model/istio.js';
 import { checkMaterial, validityProblems } from './credential-check.js';
-import type { CredentialProblem, CredentialStore, ServerCredential } from './types.js';
+import type { CredentialProblem, CredentialStore, SecretReader, ServerCredential } from './types.js';
 
 export interface CredentialStoreOptions {
   readonly certsDir: string;
+  /**
+   * Cluster mode: `credentialName` is a Secret of this reader's namespace instead of a folder of
+   * certsDir (file settings stay files). Its changes are followed as the folders' are.
+   */
+  readonly secrets?: SecretReader;
   readonly logger?: Logger;
   /** Quiet time after the last file event before re-reading (writers touch several files). */
   readonly debounceMs?: number;
@@ -36,6 +43,8 @@ export function createCredentialStore(opts: CredentialStoreOptions): FileCredent
 
 interface Candidate {
   readonly path: string;
+  /** Read from this Secret's key instead of `path`. */
+  readonly secret?: { readonly name: string; readonly key: string };
   /** How messages name it: `tls.crt` in a credential folder, the configured path otherwise. */
   readonly name: string;
 }
@@ -52,6 +61,8 @@ interface Spec {
   readonly missing: { readonly cert: string; readonly key: string };
   /** A credential's folder: when it is absent, that is the one thing to say. */
   readonly folder?: { readonly path: string; readonly shown: string };
+  /** The same for a credential's Secret. */
+  readonly secret?: { readonly name: string; readonly shown: string };
   readonly dirs: readonly string[];
   readonly invalid?: string;
 }
@@ -85,6 +96,8 @@ export class FileCredentialStore implements CredentialStore {
   readonly #pollMs: number;
   readonly #watch: boolean;
   readonly #now: () => Date;
+  readonly #secrets: SecretReader | undefined;
+  #unsubscribeSecrets: (() => void) | undefined;
   readonly #entries = new Map<string, Entry>();
   readonly #combined = new Map<string, ServerCredential>();
   readonly #watchers = new Map<string, { watcher: FSWatcher; ino: number }>();
@@ -101,6 +114,7 @@ export class FileCredentialStore implements CredentialStore {
     this.#pollMs = opts.pollMs ?? 5000;
     this.#watch = opts.watch ?? true;
     this.#now = opts.now ?? (() => new Date());
+    this.#secrets = opts.secrets;
   }
 
   forServer(tls: ServerTlsSettings): ServerCredential | undefined {
@@ -140,6 +154,8 @@ export class FileCredentialStore implements CredentialStore {
     clearTimeout(this.#debounce);
     clearInterval(this.#poll);
     this.#debounce = this.#poll = undefined;
+    this.#unsubscribeSecrets?.();
+    this.#unsubscribeSecrets = undefined;
     for (const { watcher } of this.#watchers.values()) watcher.close();
     this.#watchers.clear();
   }
@@ -159,6 +175,7 @@ export class FileCredentialStore implements CredentialStore {
   }
 
   #credentialSpec(name: string, caCredential: string | undefined): Spec {
+    if (this.#secrets) return this.#secretSpec(this.#secrets.namespace, name, caCredential);
     const key = `credential:${name}|${caCredential ?? ''}`;
     const shown = `${this.#shownCertsDir}/${name}`;
     const base = { key, name, label: `credential ${name}`, description: `credential ${name} (${shown})` };
@@ -178,6 +195,26 @@ export class FileCredentialStore implements CredentialStore {
       missing: { cert: `no tls.crt (or cert) in ${shown}`, key: `no tls.key (or key) in ${shown}` },
       folder: { path: dir, shown },
       dirs: [this.#certsDir, dir, ...caDirs.map((d) => join(this.#certsDir, d))],
+    };
+  }
+
+  /** Istio's lookup in cluster mode: the same keys as a folder's files, in Secrets of the gateway's namespace. */
+  #secretSpec(namespace: string, name: string, caCredential: string | undefined): Spec {
+    const shown = `Secret ${namespace}/${name}`;
+    const keys = (secret: string, prefix: string, list: string[]): Candidate[] =>
+      list.map((k) => ({ path: '', secret: { name: secret, key: k }, name: `${prefix}${k}` }));
+    const caSecrets = caCredential ? [caCredential] : [name, `${name}-cacert`];
+    return {
+      key: `secret:${name}|${caCredential ?? ''}`,
+      name,
+      label: `credential ${name}`,
+      description: `credential ${name} (${shown})`,
+      cert: keys(name, '', ['tls.crt', 'cert']),
+      privateKey: keys(name, '', ['tls.key', 'key']),
+      ca: caSecrets.flatMap((c) => keys(c, c === name ? '' : `Secret ${namespace}/${c} `, ['ca.crt', 'cacert'])),
+      missing: { cert: `no tls.crt (or cert) in ${shown}`, key: `no tls.key (or key) in ${shown}` },
+      secret: { name, shown },
+      dirs: [],
     };
   }
 
@@ -241,6 +278,11 @@ export class FileCredentialStore implements CredentialStore {
     const problems: string[] = [];
     const first = (cands: readonly Candidate[]): { name: string; text: string } | undefined => {
       for (const c of cands) {
+        if (c.secret) {
+          const text = this.#secrets?.get(c.secret.name)?.data[c.secret.key];
+          if (text !== undefined) return { name: c.name, text };
+          continue;
+        }
         try {
           return { name: c.name, text: readFileSync(c.path, 'utf8') };
         } catch (err) {
@@ -258,6 +300,8 @@ export class FileCredentialStore implements CredentialStore {
     const ca = first(spec.ca);
     if (problems.length === 0 && !cert && !key && spec.folder && !isDirectory(spec.folder.path)) {
       problems.push(`${spec.folder.shown} does not exist`);
+    } else if (problems.length === 0 && !cert && !key && spec.secret && !this.#secrets?.get(spec.secret.name)) {
+      problems.push(`${spec.secret.shown} does not exist`);
     } else if (problems.length === 0) {
       if (!cert) problems.push(spec.missing.cert);
       if (!key) problems.push(spec.missing.key);
@@ -280,7 +324,7 @@ export class FileCredentialStore implements CredentialStore {
     if (problems.length === 0) {
       const result = checkMaterial(
         { certPem: read.cert!.text, keyPem: read.key!.text, ...(read.ca ? { caPem: read.ca.text, caName: read.ca.name } : {}), certName: read.cert!.name, keyName: read.key!.name },
-        spec.folder ? sourceOf(spec.folder.path) : 'file',
+        spec.folder ? sourceOf(spec.folder.path) : spec.secret ? secretSourceOf(this.#secrets?.get(spec.secret.name)?.annotations) : 'file',
         spec.description,
       );
       if (result.ok) {
@@ -314,6 +358,7 @@ export class FileCredentialStore implements CredentialStore {
 
   #startWatching(): void {
     if (!this.#watch || this.#closed) return;
+    if (this.#secrets && !this.#unsubscribeSecrets) this.#unsubscribeSecrets = this.#secrets.onChange(() => this.#schedule());
     this.#armWatchers();
     if (!this.#poll) {
       this.#poll = setInterval(() => this.#recheck(), this.#pollMs);
@@ -403,4 +448,12 @@ function sourceOf(folder: string): ServerCredential['source'] {
   } catch {
     return 'file';
   }
+}
+
+/** The annotation the gateway's ACME writes on the Secrets it manages (acme-manager's Secret storage). */
+export const SOURCE_ANNOTATION = 'meshgate.io/source';
+
+function secretSourceOf(annotations: Readonly<Record<string, string>> | undefined): ServerCredential['source'] {
+  const v = annotations?.[SOURCE_ANNOTATION];
+  return v === 'acme' || v === 'self-signed' ? v : 'file';
 }

@@ -47,3 +47,30 @@ export interface CredentialStore {
   onChange(listener: () => void): () => void;
   close(): Promise<void>;
 }
+
+/**
+ * Kubernetes Secrets of one namespace, as the credential store reads them in cluster mode
+ * (`credentialName` is a Secret in the gateway's own namespace, as in Istio).
+ */
+export interface SecretReader {
+  readonly namespace: string;
+  /** The Secret's type and its data decoded to text, or undefined when there is none by that name. */
+  get(name: string): { readonly type: string; readonly data: Readonly<Record<string, string>>; readonly annotations?: Readonly<Record<string, string>> } | undefined;
+  /** Fired after Secrets changed (debounced); readers look again. */
+  onChange(listener: () => void): () => void;
+}
+
+/**
+ * The same namespace's Secrets read and written directly (not from the watch's cache), for what the
+ * gateway keeps there itself: ACME certificates and account keys.
+ */
+export interface SecretWriter {
+  readonly namespace: string;
+  fetch(name: string): Promise<{ readonly type: string; readonly data: Readonly<Record<string, string>>; readonly annotations: Readonly<Record<string, string>> } | undefined>;
+  /** Creates or replaces; `onlyCreate` leaves an existing one alone and says so (`created: false`). */
+  put(
+    name: string,
+    secret: { readonly type: string; readonly data: Readonly<Record<string, string>>; readonly annotations?: Readonly<Record<string, string>>; readonly labels?: Readonly<Record<string, string>> },
+    opts?: { readonly onlyCreate?: boolean },
+  ): Promise<{ created: boolean }>;
+}

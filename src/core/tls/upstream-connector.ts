@@ -14,6 +14,7 @@ import type { Logger } from 'pino';
 import type { buildConnector } from 'undici';
 import type { WorkloadCertificate } from '../pki/types.js';
 import type { IstioMutualProfile, OriginationProfile, UpstreamTlsProfile } from './upstream-tls.js';
+import { subjectAltNames } from './peer-identity.js';
 
 export interface UpstreamConnectorOptions {
   /** Where `credentialName` lives: `<certsDir>/<name>/tls.crt|tls.key|ca.crt` (default `certs`). */
@@ -330,21 +331,9 @@ export function checkNames(names: readonly string[], peer: PeerCertificate): Err
   return identityError('hostname_mismatch', `server certificate (${sans}) matches none of ${names.join(', ')}`);
 }
 
-/** Values of one kind from Node's `subjectaltname` string (`DNS:a, URI:spiffe://…`; quoted when odd). */
+/** Values of one kind from Node's `subjectaltname` string (the one peer-identity parser). */
 export function sanEntries(subjectaltname: string | undefined, kind: 'URI' | 'DNS'): string[] {
-  if (!subjectaltname) return [];
-  const out: string[] = [];
-  const re = /(?:^|, )([A-Za-z ]+):("(?:[^"\\]|\\.)*"|[^,]*)/g;
-  for (let m = re.exec(subjectaltname); m; m = re.exec(subjectaltname)) {
-    if (m[1] !== kind) continue;
-    const raw = m[2]!;
-    try {
-      out.push(raw.startsWith('"') ? (JSON.parse(raw) as string) : raw);
-    } catch {
-      /* unparseable quoting: not a name we could match */
-    }
-  }
-  return out;
+  return subjectAltNames(subjectaltname).filter((n) => n.type === kind).map((n) => n.value);
 }
 
 /** Verification codes OpenSSL reports for a chain it would not accept. */

@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
 import { subjectRfc2253 } from './distinguished-name.js';
+import { peerIdentity } from './peer-identity.js';
 
 export function xfccFor(peer: PeerCertificate, by?: string, opts: { readonly cert?: boolean } = {}): string | undefined {
   if (!peer || !peer.raw) return undefined;
@@ -18,16 +19,13 @@ export function xfccFor(peer: PeerCertificate, by?: string, opts: { readonly cer
   // RFC 2253 escapes `"` itself, so the quoted value needs no more escaping.
   parts.push(`Subject="${subjectRfc2253(peer.raw)}"`);
   // Envoy's field order: By, Hash, Cert, Subject, URI, then DNS.
-  const sans = (peer.subjectaltname ?? '').split(', ').filter(Boolean);
-  for (const san of sans) if (san.startsWith('URI:')) parts.push(`URI=${san.slice(4)}`);
-  for (const san of sans) if (san.startsWith('DNS:')) parts.push(`DNS=${san.slice(4)}`);
+  const id = peerIdentity(peer);
+  for (const uri of id.uris) parts.push(`URI=${uri}`);
+  for (const dns of id.dnsNames) parts.push(`DNS=${dns}`);
   return parts.join(';');
 }
 
 /** The DNS and URI SANs of a peer certificate, for `subjectAltNames` checks. */
 export function peerSans(peer: PeerCertificate): string[] {
-  return (peer.subjectaltname ?? '')
-    .split(', ')
-    .filter(Boolean)
-    .map((s) => s.replace(/^(DNS|URI|IP Address|email):/, ''));
+  return [...peerIdentity(peer).sans];
 }

@@ -11,16 +11,21 @@ import type { SnapshotHolder } from '../../core/snapshot/holder.js';
 import type { Snapshot } from '../../core/snapshot/snapshot.js';
 import { checkMaterial } from '../../core/tls/credential-check.js';
 import { selfSignedStandIn } from '../../core/tls/issue-certificate.js';
-import { accountKey, describeAcmeError, orderCertificate, type ChallengeMap } from './acme-order.js';
+import { describeAcmeError, orderCertificate, type ChallengeMap } from './acme-order.js';
 import { trustDirectory } from './acme-trust.js';
-import { readStored, recordError, writeStored, type CertificateSource, type FailureRecord, type StoredCertificate } from './certificate-files.js';
+import { fileStorage, recordFailure, type CertificateSource, type CertificateStorage, type FailureRecord, type StoredCertificate } from './certificate-files.js';
 import { isReal, renewAt, satisfies, standInDue } from './certificate-facts.js';
 import { DEFAULT_BACKOFF, renewalTime, retryDelay, type BackoffOptions } from './renewal-policy.js';
 import { wantedCertificates, type ResolvedIssuer, type WantedCertificate } from './wanted-certificates.js';
 
 export interface AcmeManagerOptions {
-  /** Where credentials live: `<certsDir>/<secretName>/tls.crt|tls.key|meta.json`; account keys at `<privateKeySecretRef.name>/tls.key`. */
-  readonly certsDir: string;
+  /**
+   * Where credentials live: `<certsDir>/<secretName>/tls.crt|tls.key|meta.json` and account keys at
+   * `<privateKeySecretRef.name>/tls.key` (fileStorage), or the Secrets of those names (secretStorage).
+   */
+  readonly storage?: CertificateStorage;
+  /** Shorthand for `storage: fileStorage(certsDir)`. */
+  readonly certsDir?: string;
   readonly holder: SnapshotHolder;
   readonly logger: Logger;
   /** PEM of a CA to trust for the ACME server (a private or test ACME CA), on top of the system roots. */
@@ -84,7 +89,7 @@ interface Entry {
 const STAND_IN_HOURS = 24;
 
 export class AcmeManager {
-  readonly #opts: AcmeManagerOptions;
+  readonly #opts: AcmeManagerOptions & { readonly storage: CertificateStorage };
   readonly #log: Logger;
   readonly #now: () => number;
   readonly #random: () => number;
@@ -101,7 +106,8 @@ export class AcmeManager {
   #closing: Promise<void> | undefined;
 
   constructor(opts: AcmeManagerOptions) {
-    this.#opts = opts;
+    if (!opts.storage && opts.certsDir === undefined) throw new Error('AcmeManager needs storage or certsDir');
+    this.#opts = { ...opts, storage: opts.storage ?? fileStorage(opts.certsDir!) };
     this.#challenges = opts.challenges ?? new Map();
     this.#log = opts.logger;
     this.#now = opts.now ?? Date.now;
@@ -213,9 +219,9 @@ export class AcmeManager {
 
   /** One look at one certificate: stand-in if needed, then an order if one is due. */
   async #step(secretName: string, entry: Entry): Promise<void> {
-    const { certsDir } = this.#opts;
-    // The disk is the truth: someone may have replaced or removed the files since the last look.
-    entry.stored = await readStored(certsDir, secretName);
+    const { storage } = this.#opts;
+    // The store is the truth: someone may have replaced or removed the certificate since the last look.
+    entry.stored = await storage.read(secretName);
     const w = entry.wanted;
     const now = this.#now();
     const real = isReal(entry.stored) ? entry.stored : undefined;
@@ -244,12 +250,12 @@ export class AcmeManager {
     const standIn = selfSignedStandIn(w.dnsNames, STAND_IN_HOURS);
     const leaf = new X509Certificate(standIn.certPem);
     if (this.#closed) return;
-    await writeStored(this.#opts.certsDir, secretName, {
+    await this.#opts.storage.write(secretName, {
       certPem: standIn.certPem,
       keyPem: standIn.keyPem,
       meta: { source: 'self-signed', issuer: 'self-signed', notAfter: new Date(leaf.validTo).toISOString(), ...entry.failure },
     });
-    entry.stored = await readStored(this.#opts.certsDir, secretName);
+    entry.stored = await this.#opts.storage.read(secretName);
     this.#log.warn({ secretName }, `certificate ${name(w)}: waiting for ACME (${reason}); serving a self-signed stand-in`);
     this.#emit(secretName, 'self-signed', leaf);
   }
@@ -257,7 +263,7 @@ export class AcmeManager {
   // ------------------------------------------------------------------ ordering
 
   async #issue(secretName: string, entry: Entry, w: WantedCertificate, issuer: ResolvedIssuer, real: StoredCertificate | undefined): Promise<void> {
-    const { certsDir } = this.#opts;
+    const { storage } = this.#opts;
     const renewing = real !== undefined;
     entry.issuing = true;
     const started = Date.now();
@@ -282,12 +288,12 @@ export class AcmeManager {
       if (this.#closed || this.#entries.get(secretName) !== entry) return;
       const leaf = new X509Certificate(issued.certPem);
       const notAfter = new Date(leaf.validTo);
-      await writeStored(certsDir, secretName, {
+      await storage.write(secretName, {
         certPem: issued.certPem,
         keyPem: issued.keyPem,
         meta: { source: 'acme', issuer: issuer.ref, server: issuer.acme.server, notAfter: notAfter.toISOString() },
       });
-      entry.stored = await readStored(certsDir, secretName);
+      entry.stored = await storage.read(secretName);
       entry.failures = 0;
       entry.nextAttemptAt = 0;
       delete entry.failure;
@@ -314,8 +320,8 @@ export class AcmeManager {
       );
       const current = entry.stored;
       if (current?.meta) {
-        await recordError(certsDir, secretName, current, entry.failure).catch((e: unknown) => this.#log.error({ err: e, secretName }, 'could not record the failure in meta.json'));
-        entry.stored = await readStored(certsDir, secretName);
+        await recordFailure(storage, secretName, current, entry.failure).catch((e: unknown) => this.#log.error({ err: e, secretName }, `could not record the failure in ${storage.metaName}`));
+        entry.stored = await storage.read(secretName);
       }
     } finally {
       entry.issuing = false;
@@ -323,7 +329,7 @@ export class AcmeManager {
   }
 
   async #accountKey(issuer: ResolvedIssuer): Promise<string> {
-    const key = await accountKey(this.#opts.certsDir, issuer.accountKey);
+    const key = await this.#opts.storage.accountKey(issuer.accountKey);
     if (key.note) this.#log.info({ issuer: issuer.ref, file: key.file }, `${issuer.ref}: ${key.note}`);
     return key.pem;
   }

@@ -6,6 +6,7 @@ import type { X509Certificate } from 'node:crypto';
 import type { StoredCertificate } from './certificate-files.js';
 import { renewalTime } from './renewal-policy.js';
 import type { WantedCertificate } from './wanted-certificates.js';
+import { peerIdentity } from '../../core/tls/peer-identity.js';
 
 const CURVE_OF_SIZE: Readonly<Record<number, string>> = { 256: 'prime256v1', 384: 'secp384r1', 521: 'secp521r1' };
 
@@ -54,10 +55,7 @@ export function standInDue(w: WantedCertificate, stored: StoredCertificate | und
 }
 
 export function dnsNamesOf(leaf: X509Certificate): string[] {
-  return (leaf.subjectAltName ?? '')
-    .split(', ')
-    .filter((s) => s.startsWith('DNS:'))
-    .map((s) => s.slice(4).toLowerCase());
+  return peerIdentity(leaf).dnsNames.map((n) => n.toLowerCase());
 }
 
 function sameNames(a: readonly string[], b: readonly string[]): boolean {

@@ -7,6 +7,8 @@
 import { X509Certificate, randomBytes } from 'node:crypto';
 import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { accountKey, type AccountKey } from './acme-order.js';
+import type { AccountKeyLocation } from './wanted-certificates.js';
 
 export type CertificateSource = 'acme' | 'self-signed';
 
@@ -34,6 +36,38 @@ export interface StoredCertificate {
   readonly leaf: X509Certificate;
 }
 
+/**
+ * Where the ACME manager keeps what it obtains: folders of certsDir (below), or Secrets of the
+ * gateway's namespace in cluster mode (certificate-secrets.ts), the same places credentialName is
+ * read from in each mode.
+ */
+export interface CertificateStorage {
+  /** What is stored now, or undefined when there is no readable certificate. */
+  read(secretName: string): Promise<StoredCertificate | undefined>;
+  /** Replaces certificate, key and meta in one step. */
+  write(secretName: string, files: { certPem: string; keyPem: string; meta: CertificateMeta }): Promise<void>;
+  /** The ACME account key at `privateKeySecretRef`, made on first use. */
+  accountKey(at: AccountKeyLocation): Promise<AccountKey>;
+  /** Where a failure record is kept, for log lines: `meta.json`, or the Secret's annotation. */
+  readonly metaName: string;
+}
+
+export function fileStorage(certsDir: string): CertificateStorage {
+  return {
+    read: (secretName) => readStored(certsDir, secretName),
+    write: (secretName, files) => writeStored(certsDir, secretName, files),
+    accountKey: (at) => accountKey(certsDir, at),
+    metaName: 'meta.json',
+  };
+}
+
+/** Rewrites only the failure record of what is stored, keeping certificate and key as they are. */
+export async function recordFailure(storage: CertificateStorage, secretName: string, stored: StoredCertificate, failure: FailureRecord): Promise<void> {
+  if (!stored.meta) return; // not ours to annotate
+  const { lastError: _e, lastErrorAt: _a, nextAttemptAt: _n, ...rest } = stored.meta;
+  await storage.write(secretName, { certPem: stored.certPem, keyPem: stored.keyPem, meta: { ...rest, ...failure } });
+}
+
 const FILES = ['tls.crt', 'tls.key', 'meta.json'] as const;
 const DATA_LINK = '..data';
 
@@ -51,6 +85,11 @@ export async function readStored(certsDir: string, secretName: string): Promise<
   } catch {
     return undefined;
   }
+  return storedFrom(certPem, keyPem, await readFile(join(dir, 'meta.json'), 'utf8').catch(() => undefined));
+}
+
+/** A stored certificate from its texts, or undefined when the certificate does not parse; meta only when it is ours. */
+export function storedFrom(certPem: string, keyPem: string, metaText: string | undefined): StoredCertificate | undefined {
   let leaf: X509Certificate;
   try {
     leaf = new X509Certificate(certPem);
@@ -59,7 +98,7 @@ export async function readStored(certsDir: string, secretName: string): Promise<
   }
   let meta: CertificateMeta | undefined;
   try {
-    const parsed: unknown = JSON.parse(await readFile(join(dir, 'meta.json'), 'utf8'));
+    const parsed: unknown = JSON.parse(metaText ?? '');
     if (isMeta(parsed)) meta = parsed;
   } catch {
     // no meta: not ours
@@ -88,13 +127,6 @@ export async function writeStored(certsDir: string, secretName: string, files: {
   await removeOldVersions(dir, versionName);
 }
 
-/** Rewrites only meta.json's failure record, keeping certificate and key as they are. */
-export async function recordError(certsDir: string, secretName: string, stored: StoredCertificate, failure: FailureRecord): Promise<void> {
-  if (!stored.meta) return; // not ours to annotate
-  const { lastError: _e, lastErrorAt: _a, nextAttemptAt: _n, ...rest } = stored.meta;
-  await writeStored(certsDir, secretName, { certPem: stored.certPem, keyPem: stored.keyPem, meta: { ...rest, ...failure } });
-}
-
 async function replaceWithSymlink(dir: string, name: string, target: string): Promise<void> {
   const tmp = join(dir, `.${name}.${randomBytes(6).toString('hex')}.tmp`);
   await symlink(target, tmp);
@@ -119,7 +151,7 @@ function ensureNewline(s: string): string {
   return s.endsWith('\n') ? s : s + '\n';
 }
 
-function isMeta(v: unknown): v is CertificateMeta {
+export function isMeta(v: unknown): v is CertificateMeta {
   if (typeof v !== 'object' || v === null) return false;
   const m = v as Record<string, unknown>;
   return (m.source === 'acme' || m.source === 'self-signed') && typeof m.issuer === 'string' && typeof m.notAfter === 'string';

@@ -1,0 +1,98 @@
+// Validation of security.istio.io RequestAuthentication: each jwtRule names an issuer, takes its keys
+// from exactly one place (inline `jwks`, which must parse as a key set, or an http(s) `jwksUri`),
+// and reads tokens from well-formed headers and parameters. A rule with no key source at all is
+// refused rather than guessed: meshgate does no OpenID discovery, and a rule that can verify nothing
+// would turn every token of that issuer away.
+
+import type { FieldPath } from '../model/resource.js';
+import { strictFields } from './validate-authorization-policy.js';
+import { Checker, asBool, asString, checkDuration, checkWorkloadSelector, eachObj, isHeaderName, isSet, stringList, type Obj } from './validate-common.js';
+
+const RULE_FIELDS = [
+  'issuer', 'audiences', 'jwksUri', 'jwks', 'fromHeaders', 'fromParams', 'fromCookies',
+  'outputPayloadToHeader', 'outputClaimToHeaders', 'forwardOriginalToken', 'timeout',
+];
+
+export function validateRequestAuthentication(c: Checker, spec: Obj): void {
+  strictFields(c, spec, ['spec'], ['selector', 'targetRef', 'targetRefs', 'jwtRules']);
+  checkWorkloadSelector(c, spec.selector, ['spec', 'selector'], 'matchLabels');
+  for (const f of ['targetRef', 'targetRefs']) {
+    if (isSet(spec[f])) c.warn(['spec', f], 'a policy with targetRefs attaches to Gateway API gateways and waypoints; meshgate applies it nowhere');
+  }
+  const issuers = new Map<string, FieldPath>();
+  eachObj(c, spec.jwtRules, ['spec', 'jwtRules'], (rule, at) => {
+    const issuer = checkRule(c, rule, at);
+    if (issuer === undefined) return;
+    const first = issuers.get(issuer);
+    if (first) c.error([...at, 'issuer'], `issuer ${JSON.stringify(issuer)} is already configured by jwtRules[${String(first[first.length - 1])}]; one rule per issuer`);
+    else issuers.set(issuer, at);
+  });
+}
+
+function checkRule(c: Checker, rule: Obj, at: FieldPath): string | undefined {
+  strictFields(c, rule, at, RULE_FIELDS);
+  const issuer = asString(c, rule.issuer, [...at, 'issuer']);
+  if (!issuer) c.error([...at, 'issuer'], 'issuer is required');
+  stringList(c, rule.audiences, [...at, 'audiences']).forEach(({ value, at: vAt }) => {
+    if (value === '') c.error(vAt, 'must not be empty');
+  });
+  const uri = asString(c, rule.jwksUri, [...at, 'jwksUri']);
+  const jwks = asString(c, rule.jwks, [...at, 'jwks']);
+  if (uri !== undefined && jwks !== undefined) c.error([...at, 'jwks'], 'cannot be set together with jwksUri; use one of them');
+  if (uri !== undefined && !isHttpUrl(uri)) c.error([...at, 'jwksUri'], `${JSON.stringify(uri)} is not an http or https URL`);
+  if (jwks !== undefined) {
+    const why = jwksProblem(jwks);
+    if (why) c.error([...at, 'jwks'], why);
+  }
+  if (uri === undefined && jwks === undefined) {
+    c.error(at, 'set jwksUri or jwks: meshgate does not discover keys from the issuer (OpenID discovery), so this rule could verify no token');
+  }
+  eachObj(c, rule.fromHeaders, [...at, 'fromHeaders'], (h, hAt) => {
+    strictFields(c, h, hAt, ['name', 'prefix']);
+    const name = asString(c, h.name, [...hAt, 'name']);
+    if (!name) c.error([...hAt, 'name'], 'name is required');
+    else if (!isHeaderName(name.toLowerCase())) c.error([...hAt, 'name'], `${JSON.stringify(name)} is not a valid header name`);
+    asString(c, h.prefix, [...hAt, 'prefix']);
+  });
+  for (const f of ['fromParams', 'fromCookies']) {
+    for (const { value, at: vAt } of stringList(c, rule[f], [...at, f])) if (value === '') c.error(vAt, 'must not be empty');
+  }
+  if (isSet(rule.fromCookies)) c.warn([...at, 'fromCookies'], 'tokens in cookies are not read by meshgate; requests carrying one there count as carrying no token');
+  const payloadHeader = asString(c, rule.outputPayloadToHeader, [...at, 'outputPayloadToHeader']);
+  if (payloadHeader !== undefined && !isHeaderName(payloadHeader.toLowerCase())) c.error([...at, 'outputPayloadToHeader'], `${JSON.stringify(payloadHeader)} is not a valid header name`);
+  eachObj(c, rule.outputClaimToHeaders, [...at, 'outputClaimToHeaders'], (o, oAt) => {
+    strictFields(c, o, oAt, ['header', 'claim']);
+    const header = asString(c, o.header, [...oAt, 'header']);
+    const claim = asString(c, o.claim, [...oAt, 'claim']);
+    if (!header) c.error([...oAt, 'header'], 'header is required');
+    else if (!isHeaderName(header.toLowerCase())) c.error([...oAt, 'header'], `${JSON.stringify(header)} is not a valid header name`);
+    if (!claim) c.error([...oAt, 'claim'], 'claim is required');
+  });
+  asBool(c, rule.forwardOriginalToken, [...at, 'forwardOriginalToken']);
+  checkDuration(c, rule.timeout, [...at, 'timeout']);
+  return issuer || undefined;
+}
+
+function isHttpUrl(s: string): boolean {
+  try {
+    const u = new URL(s);
+    return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '';
+  } catch {
+    return false;
+  }
+}
+
+/** Why an inline `jwks` is not a JSON Web Key Set, or undefined. */
+export function jwksProblem(text: string): string | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    return `jwks is not JSON: ${(err as Error).message}`;
+  }
+  if (typeof parsed !== 'object' || parsed === null || !Array.isArray((parsed as { keys?: unknown }).keys)) return 'jwks must be a JSON object with a "keys" list (a JSON Web Key Set)';
+  const keys = (parsed as { keys: unknown[] }).keys;
+  if (keys.length === 0) return 'jwks has no keys, so no token could verify';
+  if (keys.some((k) => typeof k !== 'object' || k === null || typeof (k as { kty?: unknown }).kty !== 'string')) return 'every key in jwks needs a "kty"';
+  return undefined;
+}

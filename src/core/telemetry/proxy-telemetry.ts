@@ -1,0 +1,146 @@
+// One proxy's observe step: the sink every request record ends in (logWhenDone) writes the access-log
+// line, counts Istio's metrics and ends the trace span, all from the same record, so the three never
+// disagree. TCP connections report here too. What each part does is decided by the mesh config and
+// Telemetry resources of the current snapshot (telemetry-policy.ts).
+
+import type { Snapshot } from '../snapshot/snapshot.js';
+import { createAccessLog, type AccessLog, type RequestRecord } from './access-log.js';
+import { IstioMetrics, serviceOfHost, type ServiceName, type TcpConnectionRecord } from './istio-metrics.js';
+import { encodePeerMetadata, type WorkloadInfo } from './workload.js';
+import { offerToPrimary, serveMetrics, type MetricsServer } from './metrics-server.js';
+import { DEFAULT_TELEMETRY_POLICY, telemetryPolicyFor, type TelemetryPolicy } from './telemetry-policy.js';
+import { ProxyTracer } from './tracing.js';
+import { ServiceGraphBuilder } from './service-graph.js';
+import type { DashboardData } from './dashboard-page.js';
+import { nodeDetails } from './dashboard-details.js';
+
+export interface ProxyTelemetryOptions {
+  /** `off`, `stdout` or a file path. */
+  readonly accessLog: string;
+  readonly self: WorkloadInfo;
+  readonly role: 'gateway' | 'sidecar';
+  /**
+   * The port of `/stats/prometheus` (0 = any free port; absent = no metrics at all, which the CLI's
+   * `--metrics-port 0` means). `'primary'`: count, and let the `--workers` primary serve the sum.
+   */
+  readonly metricsPort?: number | 'primary';
+  /** The current snapshot: the mesh config and Telemetry resources, and a sidecar's own Service. */
+  readonly snapshot?: () => Snapshot | undefined;
+  /** The workload's labels, for Telemetry selectors and to find its Service in the registry. */
+  readonly labels?: Readonly<Record<string, string>>;
+  readonly random?: () => number;
+}
+
+export interface ProxyTelemetry extends AccessLog {
+  readonly self: WorkloadInfo;
+  readonly tracer: ProxyTracer;
+  /** The telemetry policy of the current snapshot. */
+  policy(): TelemetryPolicy;
+  /** This proxy's own traffic as the dashboard's graph (undefined without metrics). */
+  readonly dashboard?: () => Promise<DashboardData>;
+  /** The `x-envoy-peer-metadata` value this proxy sends to mesh peers. */
+  readonly peerMetadata: string;
+  readonly metrics?: IstioMetrics;
+  /**
+   * Opens the metrics port (when there is one); resolves to the port bound, 0 for none. A port that
+   * cannot be opened is logged and leaves the proxy serving without it: traffic matters more.
+   */
+  listen(host: string, log: { error(o: object, msg: string): void }): Promise<number>;
+  close(): Promise<void>;
+  /** A TCP connection was opened / closed by the TCP proxy. */
+  tcpOpened(c: Pick<TcpConnectionRecord, 'reporter' | 'cluster' | 'upstreamPeer' | 'downstreamPeer'>): void;
+  tcpClosed(c: TcpConnectionRecord): void;
+}
+
+export function createProxyTelemetry(o: ProxyTelemetryOptions): ProxyTelemetry {
+  const log = createAccessLog(o.accessLog);
+  const selfService = o.role === 'sidecar' && o.snapshot ? serviceFinder(o.snapshot, o.self.namespace, o.labels ?? {}) : undefined;
+  const policies = new WeakMap<Snapshot, TelemetryPolicy>();
+  const policy = (): TelemetryPolicy => {
+    const s = o.snapshot?.();
+    if (!s) return DEFAULT_TELEMETRY_POLICY;
+    let p = policies.get(s);
+    if (!p) {
+      p = telemetryPolicyFor(s.resources, { namespace: o.self.namespace, labels: o.labels ?? {} });
+      policies.set(s, p);
+    }
+    return p;
+  };
+  const tracer = new ProxyTracer({ self: o.self, role: o.role, policy, ...(selfService ? { selfService } : {}), ...(o.random ? { random: o.random } : {}) });
+  const port = o.metricsPort;
+  const metrics = port !== undefined ? new IstioMetrics({ self: o.self, role: o.role, ...(selfService ? { selfService } : {}) }) : undefined;
+  if (metrics && port === 'primary') offerToPrimary([metrics.registry]);
+  let server: MetricsServer | undefined;
+  const graph = new ServiceGraphBuilder();
+  const dashboard = metrics
+    ? async (): Promise<DashboardData> => {
+      const g = graph.update([await metrics.registry.getMetricsAsJSON()]);
+      const s = o.snapshot?.();
+      return { ...g, title: `meshgate ${o.role} ${o.self.workload} · its own traffic`, details: nodeDetails(g.nodes, s?.resources ?? [], s?.problems ?? []) };
+    }
+    : undefined;
+  return {
+    ...(dashboard ? { dashboard } : {}),
+    self: o.self,
+    tracer,
+    policy,
+    peerMetadata: encodePeerMetadata(o.self),
+    ...(metrics ? { metrics } : {}),
+    async listen(host, logger) {
+      if (!metrics || typeof port !== 'number') return 0;
+      try {
+        server = await serveMetrics([metrics.registry], port, host);
+      } catch (err) {
+        logger.error({ port, host, error: (err as Error).message }, 'metrics port (--metrics-port) cannot listen; serving without /stats/prometheus');
+        return 0;
+      }
+      return server.port;
+    },
+    close: async () => {
+      await server?.close();
+      await tracer.close();
+      log.flush();
+    },
+    startSpan: (req, record) => tracer.start(req, record),
+    write(r: RequestRecord) {
+      const p = policy();
+      if (p.accessLog) log.write(r);
+      if (metrics) {
+        metrics.setPolicy(p.metrics);
+        metrics.observeRequest(r);
+      }
+      r.span?.end(r);
+    },
+    flush: () => log.flush(),
+    tcpOpened: (c) => {
+      metrics?.setPolicy(policy().metrics);
+      metrics?.tcpOpenedNow(c);
+    },
+    tcpClosed: (c) => metrics?.tcpClosedNow(c),
+  };
+}
+
+/**
+ * The Service whose endpoints are this workload (its pods' labels match ours), as Istio's inbound
+ * cluster metadata names it; looked up once per snapshot.
+ */
+function serviceFinder(snapshot: () => Snapshot | undefined, namespace: string, labels: Readonly<Record<string, string>>): () => ServiceName | undefined {
+  const cache = new WeakMap<Snapshot, ServiceName | null>();
+  return () => {
+    const s = snapshot();
+    if (!s) return undefined;
+    let found = cache.get(s);
+    if (found === undefined) {
+      found = null;
+      for (const svc of s.registry.services.values()) {
+        if (svc.namespace !== namespace || svc.kind !== 'Service') continue;
+        if (svc.endpoints.some((e) => e.namespace === namespace && Object.entries(labels).every(([k, v]) => e.labels[k] === v))) {
+          found = serviceOfHost(svc.hostname);
+          break;
+        }
+      }
+      cache.set(s, found);
+    }
+    return found ?? undefined;
+  };
+}

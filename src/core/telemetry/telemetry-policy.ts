@@ -1,0 +1,153 @@
+// What Istio's telemetry configuration decides for one proxy: the mesh config (the `istio` ConfigMap
+// in the root namespace, `data.mesh`: defaultConfig.tracing.sampling, enableTracing,
+// extensionProviders, defaultProviders) overlaid by `Telemetry` resources, mesh-wide (root
+// namespace, no selector), then the proxy's namespace, then those whose selector matches its labels
+// — the more specific one wins for each thing it sets. Computed once per snapshot.
+
+import { parse as parseYaml } from 'yaml';
+import type { Resource } from '../model/resource.js';
+import type { IstioMetricName, MetricsPolicy } from './istio-metrics.js';
+import { DEFAULT_METRICS_POLICY, HTTP_METRICS, TCP_METRICS } from './istio-metrics.js';
+
+export const DEFAULT_ROOT_NAMESPACE = 'istio-system';
+/** PILOT_TRACE_SAMPLING's default: 1 %. */
+export const DEFAULT_SAMPLING_PERCENT = 1;
+
+export interface TraceProvider {
+  readonly name: string;
+  readonly kind: 'opentelemetry' | 'zipkin';
+  /** Where spans are POSTed: OTLP/HTTP `…/v1/traces`, or Zipkin's `…/api/v2/spans`. */
+  readonly url: string;
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+export interface TelemetryPolicy {
+  readonly samplingPercent: number;
+  /** Undefined: spans are not exported (no provider, or tracing disabled). */
+  readonly traceProvider?: TraceProvider;
+  readonly accessLog: boolean;
+  readonly metrics: MetricsPolicy;
+}
+
+export const DEFAULT_TELEMETRY_POLICY: TelemetryPolicy = Object.freeze({ samplingPercent: DEFAULT_SAMPLING_PERCENT, accessLog: true, metrics: DEFAULT_METRICS_POLICY });
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+
+/** Istio's metric selector names → the Prometheus series they stand for. */
+export const METRIC_SELECTORS: Readonly<Record<string, readonly IstioMetricName[]>> = {
+  ALL_METRICS: [...HTTP_METRICS, ...TCP_METRICS],
+  REQUEST_COUNT: ['istio_requests_total'],
+  REQUEST_DURATION: ['istio_request_duration_milliseconds'],
+  REQUEST_SIZE: ['istio_request_bytes'],
+  RESPONSE_SIZE: ['istio_response_bytes'],
+  TCP_OPENED_CONNECTIONS: ['istio_tcp_connections_opened_total'],
+  TCP_CLOSED_CONNECTIONS: ['istio_tcp_connections_closed_total'],
+  TCP_SENT_BYTES: ['istio_tcp_sent_bytes_total'],
+  TCP_RECEIVED_BYTES: ['istio_tcp_received_bytes_total'],
+};
+
+/** `data.mesh` of the root namespace's `istio` ConfigMap, parsed (undefined when absent or not YAML). */
+export function meshConfigOf(resources: readonly Resource[]): Obj | undefined {
+  for (const r of resources) {
+    if (r.kind !== 'ConfigMap' || r.metadata.name !== 'istio' || r.metadata.namespace !== DEFAULT_ROOT_NAMESPACE) continue;
+    const data = isObj(r.raw) && isObj(r.raw['data']) ? r.raw['data'] : undefined;
+    const text = data?.['mesh'];
+    if (typeof text !== 'string') return undefined;
+    try {
+      const v = parseYaml(text) as unknown;
+      return isObj(v) ? v : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+  return undefined;
+}
+
+function providerOf(mesh: Obj | undefined, name: string): TraceProvider | undefined {
+  for (const p of list(mesh?.['extensionProviders'])) {
+    if (!isObj(p) || p['name'] !== name) continue;
+    const otel = p['opentelemetry'];
+    const zipkin = p['zipkin'];
+    const spec = isObj(otel) ? otel : isObj(zipkin) ? zipkin : undefined;
+    if (!spec || typeof spec['service'] !== 'string' || typeof spec['port'] !== 'number') return undefined;
+    const host = spec['service'].includes(':') && !spec['service'].startsWith('[') ? `[${spec['service']}]` : spec['service'];
+    const http = isObj(spec['http']) ? spec['http'] : undefined;
+    const headers: Record<string, string> = {};
+    for (const h of list(http?.['headers'])) if (isObj(h) && typeof h['name'] === 'string' && typeof h['value'] === 'string') headers[h['name']] = h['value'];
+    const path = isObj(otel) ? (typeof http?.['path'] === 'string' ? http['path'] : '/v1/traces') : typeof spec['path'] === 'string' ? spec['path'] : '/api/v2/spans';
+    return { name, kind: isObj(otel) ? 'opentelemetry' : 'zipkin', url: `http://${host}:${spec['port']}${path.startsWith('/') ? path : `/${path}`}`, headers };
+  }
+  return undefined;
+}
+
+/** The Telemetry resources that apply to a workload, least specific first. */
+function applicable(resources: readonly Resource[], root: string, namespace: string, labels: Readonly<Record<string, string>>): Resource[] {
+  const byScope: Resource[][] = [[], [], []];
+  for (const r of resources) {
+    if (r.kind !== 'Telemetry' || !isObj(r.spec)) continue;
+    const selector = isObj(r.spec['selector']) && isObj(r.spec['selector']['matchLabels']) ? (r.spec['selector']['matchLabels'] as Obj) : undefined;
+    if (selector) {
+      if (r.metadata.namespace === namespace && Object.entries(selector).every(([k, v]) => labels[k] === v)) byScope[2]!.push(r);
+    } else if (r.metadata.namespace === namespace && namespace !== root) byScope[1]!.push(r);
+    else if (r.metadata.namespace === root) byScope[0]!.push(r);
+  }
+  return byScope.flat();
+}
+
+export function telemetryPolicyFor(resources: readonly Resource[], workload: { namespace: string; labels: Readonly<Record<string, string>> }): TelemetryPolicy {
+  const mesh = meshConfigOf(resources);
+  const root = typeof mesh?.['rootNamespace'] === 'string' ? mesh['rootNamespace'] : DEFAULT_ROOT_NAMESPACE;
+  const defaultConfig = isObj(mesh?.['defaultConfig']) ? mesh['defaultConfig'] : undefined;
+  const tracing = isObj(defaultConfig?.['tracing']) ? defaultConfig['tracing'] : undefined;
+  let samplingPercent = typeof tracing?.['sampling'] === 'number' ? tracing['sampling'] : DEFAULT_SAMPLING_PERCENT;
+  const enableTracing = mesh?.['enableTracing'] !== false;
+  const defaults = isObj(mesh?.['defaultProviders']) ? mesh['defaultProviders'] : undefined;
+  let providerName = typeof list(defaults?.['tracing'])[0] === 'string' ? (list(defaults?.['tracing'])[0] as string) : undefined;
+  let spansOff = !enableTracing;
+  let accessLog = true;
+  const disabled = new Set<IstioMetricName>();
+  const removed = new Map<IstioMetricName, Set<string>>();
+
+  for (const t of applicable(resources, root, workload.namespace, workload.labels)) {
+    const spec = t.spec as Obj;
+    for (const tr of list(spec['tracing'])) {
+      if (!isObj(tr)) continue;
+      const providers = list(tr['providers']).filter(isObj);
+      if (providers.length > 0 && typeof providers[0]!['name'] === 'string') providerName = providers[0]!['name'];
+      if (typeof tr['randomSamplingPercentage'] === 'number') samplingPercent = tr['randomSamplingPercentage'];
+      if (typeof tr['disableSpanReporting'] === 'boolean') spansOff = tr['disableSpanReporting'];
+    }
+    for (const al of list(spec['accessLogging'])) {
+      if (isObj(al) && typeof al['disabled'] === 'boolean') accessLog = !al['disabled'];
+    }
+    for (const m of list(spec['metrics'])) {
+      if (!isObj(m)) continue;
+      for (const o of list(m['overrides'])) {
+        if (!isObj(o)) continue;
+        const match = isObj(o['match']) ? o['match'] : {};
+        const names = METRIC_SELECTORS[typeof match['metric'] === 'string' ? match['metric'] : 'ALL_METRICS'] ?? [];
+        for (const n of names) {
+          if (o['disabled'] === true) disabled.add(n);
+          else if (o['disabled'] === false) disabled.delete(n);
+          const tags = isObj(o['tagOverrides']) ? o['tagOverrides'] : {};
+          for (const [tag, op] of Object.entries(tags)) {
+            if (isObj(op) && op['operation'] === 'REMOVE') {
+              const set = removed.get(n) ?? new Set<string>();
+              set.add(tag);
+              removed.set(n, set);
+            }
+          }
+        }
+      }
+    }
+  }
+  const provider = providerName && !spansOff ? providerOf(mesh, providerName) : undefined;
+  return {
+    samplingPercent: Math.min(100, Math.max(0, samplingPercent)),
+    ...(provider ? { traceProvider: provider } : {}),
+    accessLog,
+    metrics: disabled.size === 0 && removed.size === 0 ? DEFAULT_METRICS_POLICY : { disabled, removedTags: removed },
+  };
+}

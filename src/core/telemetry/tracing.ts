@@ -1,0 +1,168 @@
+// A span per request, as Envoy's tracer makes one in every proxy of Istio: the caller's context is
+// honoured (its sampling decision included), a new trace is sampled at the configured percentage,
+// this proxy's span becomes the parent of the upstream request (trace-context.ts rewrites the
+// request's headers, so whatever sends it upstream carries it), and the span is ended from the
+// same request record the access log and the metrics use, with Istio's span name and tags.
+// Spans go out with OpenTelemetry's SDK: OTLP/HTTP to an `opentelemetry` provider, Zipkin's JSON
+// to a `zipkin` one, batched off the request path.
+
+import { randomBytes } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, createTraceState, trace, type Span, type Tracer } from '@opentelemetry/api';
+import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { AlwaysOnSampler, BasicTracerProvider, BatchSpanProcessor, type ReadableSpan, type SpanExporter } from '@opentelemetry/sdk-trace-base';
+import type { RequestRecord } from './access-log.js';
+import type { ServiceName } from './istio-metrics.js';
+import { extractContext, injectContext, samplingOnly } from './trace-context.js';
+import type { TelemetryPolicy, TraceProvider } from './telemetry-policy.js';
+import type { WorkloadInfo } from './workload.js';
+
+export interface TracerOptions {
+  readonly self: WorkloadInfo;
+  readonly role: 'gateway' | 'sidecar';
+  /** The policy in force (telemetry-policy.ts), read per request. */
+  readonly policy: () => TelemetryPolicy;
+  readonly selfService?: () => ServiceName | undefined;
+  readonly random?: () => number;
+}
+
+interface Exporting {
+  readonly provider: BasicTracerProvider;
+  readonly tracer: Tracer;
+}
+
+export class ProxyTracer {
+  readonly #o: TracerOptions;
+  readonly #random: () => number;
+  readonly #nodeId: string;
+  readonly #exporters = new Map<string, Exporting>();
+
+  constructor(o: TracerOptions) {
+    this.#o = o;
+    this.#random = o.random ?? Math.random;
+    // Envoy's node id: <type>~<ip>~<pod>.<namespace>~<namespace>.svc.cluster.local
+    this.#nodeId = `${o.role === 'gateway' ? 'router' : 'sidecar'}~127.0.0.1~${o.self.workload}.${o.self.namespace}~${o.self.namespace}.svc.cluster.local`;
+  }
+
+  /** At the start of a request: decide, start the span, and make it the upstream's parent. */
+  start(req: IncomingMessage, record: RequestRecord): void {
+    const headers = req.headers;
+    const parent = extractContext(headers);
+    const policy = this.#o.policy();
+    const sampled = parent?.sampled ?? samplingOnly(headers) ?? this.#random() * 100 < policy.samplingPercent;
+    const exporting = sampled && policy.traceProvider ? this.#exporterFor(policy.traceProvider) : undefined;
+    if (!exporting) {
+      // Not recorded here, but the trace goes on: the next hop sees the same trace and decision.
+      injectContext(headers, { traceId: parent?.traceId ?? randomBytes(16).toString('hex'), spanId: randomBytes(8).toString('hex'), sampled, ...(parent?.tracestate ? { tracestate: parent.tracestate } : {}) }, parent?.spanId);
+      return;
+    }
+    const context = parent
+      ? trace.setSpanContext(ROOT_CONTEXT, { traceId: parent.traceId, spanId: parent.spanId, traceFlags: TraceFlags.SAMPLED, isRemote: true, ...(parent.tracestate ? { traceState: createTraceState(parent.tracestate) } : {}) })
+      : ROOT_CONTEXT;
+    const span = exporting.tracer.startSpan(record.authority || 'unknown', { kind: record.reporter === 'destination' ? SpanKind.SERVER : SpanKind.CLIENT, startTime: record.startTime }, context);
+    const own = span.spanContext();
+    injectContext(headers, { traceId: own.traceId, spanId: own.spanId, sampled: true, ...(parent?.tracestate ? { tracestate: parent.tracestate } : {}) }, parent?.spanId);
+    record.span = { end: (r) => this.#end(span, r) };
+  }
+
+  #end(span: Span, r: RequestRecord): void {
+    const self = this.#o.self;
+    const cluster = r.upstreamCluster;
+    const server = r.reporter === 'destination';
+    let name: string;
+    if (cluster?.startsWith('outbound|')) {
+      const [, port, , host] = cluster.split('|');
+      name = `${host}:${port}/*`;
+    } else if (server) {
+      const svc = this.#o.selfService?.();
+      name = `${svc?.host ?? r.authority}:${cluster?.split('|')[1] ?? ''}/*`;
+    } else name = `${r.authority}/*`;
+    span.updateName(name);
+    span.setAttributes({
+      'istio.canonical_service': self.canonicalService ?? self.workload,
+      'istio.canonical_revision': self.canonicalRevision ?? 'latest',
+      'istio.mesh_id': 'cluster.local',
+      'istio.namespace': self.namespace,
+      node_id: this.#nodeId,
+      component: 'proxy',
+      'guid:x-request-id': r.requestId,
+      'http.url': `http://${r.authority}${r.path}`,
+      'http.method': r.method,
+      'http.protocol': r.protocol,
+      'http.status_code': String(r.responseCode),
+      response_flags: r.flags || '-',
+      request_size: String(r.bytesReceived),
+      response_size: String(r.bytesSent),
+      upstream_cluster: cluster ?? '-',
+      'upstream_cluster.name': cluster ?? '-',
+      downstream_cluster: '-',
+      'peer.address': r.downstreamRemoteAddress.replace(/:\d+$/, ''),
+      ...(r.userAgent ? { user_agent: r.userAgent } : {}),
+    });
+    // Envoy marks 5xx answers (and no answer) as errors.
+    if (r.responseCode >= 500 || r.responseCode === 0) {
+      span.setAttribute('error', true);
+      span.setStatus({ code: SpanStatusCode.ERROR });
+    }
+    span.end(new Date(r.startTime.getTime() + r.durationMs));
+  }
+
+  #exporterFor(p: TraceProvider): Exporting {
+    const key = `${p.kind} ${p.url} ${JSON.stringify(p.headers)}`;
+    let e = this.#exporters.get(key);
+    if (!e) {
+      const exporter: SpanExporter = p.kind === 'opentelemetry' ? new OTLPTraceExporter({ url: p.url, headers: { ...p.headers } }) : new ZipkinJsonExporter(p.url, this.#o.self.canonicalService ?? this.#o.self.workload);
+      const provider = new BasicTracerProvider({
+        resource: resourceFromAttributes({ 'service.name': `${this.#o.self.canonicalService ?? this.#o.self.workload}.${this.#o.self.namespace}` }),
+        sampler: new AlwaysOnSampler(),
+        spanProcessors: [new BatchSpanProcessor(exporter, { scheduledDelayMillis: 1000 })],
+      });
+      e = { provider, tracer: provider.getTracer('meshgate') };
+      this.#exporters.set(key, e);
+    }
+    return e;
+  }
+
+  /** Sends what is batched (close, tests). */
+  async flush(): Promise<void> {
+    await Promise.all([...this.#exporters.values()].map((e) => e.provider.forceFlush().catch(() => undefined)));
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.#exporters.values()].map((e) => e.provider.shutdown().catch(() => undefined)));
+    this.#exporters.clear();
+  }
+}
+
+/** Zipkin v2 JSON over HTTP, for an Istio `zipkin` extension provider. */
+class ZipkinJsonExporter implements SpanExporter {
+  constructor(
+    private readonly url: string,
+    private readonly serviceName: string,
+  ) {}
+
+  export(spans: ReadableSpan[], done: (r: ExportResult) => void): void {
+    const micros = (t: [number, number]): number => Math.round(t[0] * 1e6 + t[1] / 1e3);
+    const body = spans.map((s) => ({
+      traceId: s.spanContext().traceId,
+      id: s.spanContext().spanId,
+      ...(s.parentSpanContext?.spanId ? { parentId: s.parentSpanContext.spanId } : {}),
+      name: s.name,
+      kind: s.kind === SpanKind.SERVER ? 'SERVER' : 'CLIENT',
+      timestamp: micros(s.startTime),
+      duration: Math.max(1, micros(s.duration)),
+      localEndpoint: { serviceName: this.serviceName },
+      tags: Object.fromEntries(Object.entries(s.attributes).map(([k, v]) => [k, String(v)])),
+    }));
+    fetch(this.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }).then(
+      (r) => done({ code: r.ok ? ExportResultCode.SUCCESS : ExportResultCode.FAILED }),
+      (err: unknown) => done({ code: ExportResultCode.FAILED, error: err as Error }),
+    );
+  }
+
+  shutdown(): Promise<void> {
+    return Promise.resolve();
+  }
+}

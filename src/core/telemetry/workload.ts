@@ -1,0 +1,135 @@
+// Who a proxy, its peer or an endpoint is, in the words Istio's standard metrics and trace tags use:
+// workload name, namespace, principal, app, version, canonical service/revision, cluster. Proxies of
+// the mesh tell each other who they are in the `x-envoy-peer-metadata` request header (Istio's HTTP
+// metadata exchange; ours carries the same fields as base64 JSON), sent only to mesh peers over
+// mutual TLS and believed only from them.
+
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Endpoint } from '../registry/types.js';
+
+export interface WorkloadInfo {
+  readonly workload: string;
+  readonly namespace: string;
+  /** Full SPIFFE URI of its certificate, when it has one. */
+  readonly principal?: string;
+  readonly app?: string;
+  readonly version?: string;
+  readonly canonicalService?: string;
+  readonly canonicalRevision?: string;
+  /** Istio's cluster ID (`Kubernetes` unless configured). */
+  readonly cluster?: string;
+}
+
+export const PEER_METADATA_HEADER = 'x-envoy-peer-metadata';
+export const PEER_METADATA_ID_HEADER = 'x-envoy-peer-metadata-id';
+export const DEFAULT_CLUSTER_ID = 'Kubernetes';
+export const TRUST_DOMAIN = 'cluster.local';
+
+type Labels = Readonly<Record<string, string>>;
+
+/**
+ * A workload's name from its labels, the same rule on every side so that a client's
+ * destination_workload and a server's own name agree: `app-version` (a Deployment per version, as
+ * Istio's samples name them), `app`, or the fallback (a pod or service account name).
+ */
+export function workloadNameOf(labels: Labels, fallback: string): string {
+  const app = labels['app'] ?? labels['app.kubernetes.io/name'];
+  const version = labels['version'] ?? labels['app.kubernetes.io/version'];
+  if (app && version) return `${app}-${version}`;
+  return app ?? fallback;
+}
+
+/** Istio's canonical service and revision labels, with their fallbacks (revision `latest`). */
+export function canonicalOf(labels: Labels, workload: string): { service: string; revision: string } {
+  return {
+    service: labels['service.istio.io/canonical-name'] ?? labels['app.kubernetes.io/name'] ?? labels['app'] ?? workload,
+    revision: labels['service.istio.io/canonical-revision'] ?? labels['app.kubernetes.io/version'] ?? labels['version'] ?? 'latest',
+  };
+}
+
+/** Namespace and service account of a SPIFFE ID `spiffe://<td>/ns/<ns>/sa/<sa>`. */
+export function partsOfSpiffe(id: string | undefined): { namespace: string; serviceAccount: string } | undefined {
+  const m = id ? /^spiffe:\/\/[^/]+\/ns\/([^/]+)\/sa\/([^/]+)$/.exec(id) : null;
+  return m ? { namespace: m[1]!, serviceAccount: m[2]! } : undefined;
+}
+
+export function spiffeOf(namespace: string, serviceAccount: string): string {
+  return `spiffe://${TRUST_DOMAIN}/ns/${namespace}/sa/${serviceAccount}`;
+}
+
+/** A proxy's own description, from what its role knows (namespace, service account, labels). */
+export function describeWorkload(o: { namespace: string; labels: Labels; serviceAccount?: string; workload?: string; principal?: string; cluster?: string }): WorkloadInfo {
+  const workload = o.workload ?? workloadNameOf(o.labels, o.serviceAccount ?? 'unknown');
+  const canonical = canonicalOf(o.labels, workload);
+  const principal = o.principal ?? (o.serviceAccount ? spiffeOf(o.namespace, o.serviceAccount) : undefined);
+  return Object.freeze({
+    workload,
+    namespace: o.namespace,
+    ...(principal ? { principal } : {}),
+    ...(o.labels['app'] ? { app: o.labels['app'] } : {}),
+    ...(o.labels['version'] ? { version: o.labels['version'] } : {}),
+    canonicalService: canonical.service,
+    canonicalRevision: canonical.revision,
+    cluster: o.cluster ?? DEFAULT_CLUSTER_ID,
+  });
+}
+
+const endpointCache = new WeakMap<Endpoint, WorkloadInfo>();
+
+/** The workload behind an endpoint, from its labels (what a client knows of its destination). */
+export function workloadOfEndpoint(e: Endpoint): WorkloadInfo {
+  let w = endpointCache.get(e);
+  if (!w) {
+    w = describeWorkload({
+      namespace: e.namespace,
+      labels: e.labels,
+      ...(e.serviceAccount ? { serviceAccount: e.serviceAccount } : {}),
+      // Only a sidecar presents a certificate; a plain endpoint has no principal.
+      ...(e.meshTls ? {} : { principal: '' }),
+    });
+    endpointCache.set(e, w);
+  }
+  return w;
+}
+
+/** The header value a proxy sends about itself to mesh peers (computed once per proxy). */
+export function encodePeerMetadata(self: WorkloadInfo): string {
+  return Buffer.from(JSON.stringify(self)).toString('base64');
+}
+
+/**
+ * What a server learns of its client: the principal from the verified certificate (never from a
+ * header), the rest from the peer metadata when the caller is a mesh peer. Plaintext callers are unknown.
+ */
+export function peerOfRequest(headers: IncomingHttpHeaders, principal: string | undefined): WorkloadInfo | undefined {
+  if (!principal) return undefined;
+  const raw = headers[PEER_METADATA_HEADER];
+  let told: Partial<WorkloadInfo> = {};
+  if (typeof raw === 'string' && raw.length < 4096) {
+    try {
+      const v = JSON.parse(Buffer.from(raw, 'base64').toString('utf8')) as unknown;
+      if (v && typeof v === 'object') told = v as Partial<WorkloadInfo>;
+    } catch {
+      /* not ours: only the principal is known */
+    }
+  }
+  const str = (x: unknown): string | undefined => (typeof x === 'string' && x.length <= 253 ? x : undefined);
+  const m = /^spiffe:\/\/[^/]+\/ns\/([^/]+)\/sa\/([^/]+)$/.exec(principal);
+  const workload = str(told.workload) ?? m?.[2] ?? 'unknown';
+  const app = str(told.app);
+  const version = str(told.version);
+  const canonicalService = str(told.canonicalService);
+  const canonicalRevision = str(told.canonicalRevision);
+  const cluster = str(told.cluster);
+  return {
+    workload,
+    // The namespace is the certificate's: a peer cannot claim another one.
+    namespace: m?.[1] ?? str(told.namespace) ?? 'unknown',
+    principal,
+    ...(app ? { app } : {}),
+    ...(version ? { version } : {}),
+    ...(canonicalService ? { canonicalService } : {}),
+    ...(canonicalRevision ? { canonicalRevision } : {}),
+    ...(cluster ? { cluster } : {}),
+  };
+}

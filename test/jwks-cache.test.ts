@@ -1,0 +1,96 @@
+// The JWKS cache against a real loopback server and an injected clock: one fetch serves until the
+// refresh interval, then keys are fetched again; a failed refetch keeps serving the stale keys
+// (stale-if-error); an unknown key id refetches early but at most once per minRefetch; a URI that
+// never answered has no keys (tokens fail closed); concurrent requests share one fetch.
+
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { JwksCache } from '../src/core/policy/jwks-cache.js';
+
+describe('JwksCache', () => {
+  let server: Server;
+  let uri: string;
+  let hits = 0;
+  let mode: 'ok' | 'fail' | 'rotated' = 'ok';
+
+  before(async () => {
+    server = createServer((_req, res) => {
+      hits++;
+      if (mode === 'fail') {
+        res.writeHead(503);
+        res.end('down');
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ keys: [{ kty: 'oct', kid: mode === 'rotated' ? 'k2' : 'k1', k: 'AAAA' }] }));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    uri = `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks`;
+  });
+  after(() => new Promise((r) => server.close(r)));
+
+  it('fetches once, serves from cache until the refresh interval, then refetches', async () => {
+    mode = 'ok';
+    hits = 0;
+    let now = 1_000_000;
+    const cache = new JwksCache({ now: () => now, refreshMs: 60_000, minRefetchMs: 5_000 });
+    const [a, b] = await Promise.all([cache.keys(uri, 1000), cache.keys(uri, 1000)]);
+    assert.equal(hits, 1, 'concurrent first requests share one fetch');
+    assert.equal(a?.keys[0]?.kid, 'k1');
+    assert.equal(a, b);
+    now += 59_000;
+    await cache.keys(uri, 1000);
+    assert.equal(hits, 1);
+    now += 2_000;
+    mode = 'rotated';
+    const c = await cache.keys(uri, 1000);
+    assert.equal(hits, 2);
+    assert.equal(c?.keys[0]?.kid, 'k2');
+  });
+
+  it('stale-if-error: a failed refresh keeps the last keys, and is not retried on every request', async () => {
+    mode = 'ok';
+    hits = 0;
+    let now = 0;
+    const cache = new JwksCache({ now: () => now, refreshMs: 60_000, minRefetchMs: 5_000 });
+    await cache.keys(uri, 1000);
+    mode = 'fail';
+    now += 61_000;
+    const stale = await cache.keys(uri, 1000);
+    assert.equal(stale?.keys[0]?.kid, 'k1');
+    assert.equal(hits, 2);
+    assert.match(cache.status(uri).lastError ?? '', /503/);
+    now += 1_000;
+    await cache.keys(uri, 1000);
+    assert.equal(hits, 2, 'within minRefetch the stale keys serve without asking');
+    mode = 'rotated';
+    now += 5_000;
+    const fresh = await cache.keys(uri, 1000);
+    assert.equal(fresh?.keys[0]?.kid, 'k2');
+    assert.equal(cache.status(uri).lastError, undefined);
+  });
+
+  it('an unknown key id forces one early refetch, no more often than minRefetch', async () => {
+    mode = 'ok';
+    hits = 0;
+    let now = 0;
+    const cache = new JwksCache({ now: () => now, refreshMs: 60_000, minRefetchMs: 5_000 });
+    await cache.keys(uri, 1000);
+    now += 5_000;
+    mode = 'rotated';
+    assert.equal((await cache.keys(uri, 1000, true))?.keys[0]?.kid, 'k2');
+    assert.equal(hits, 2);
+    now += 1_000;
+    await cache.keys(uri, 1000, true);
+    assert.equal(hits, 2, 'forced again too soon: the cached keys serve');
+  });
+
+  it('a URI that never answered has no keys', async () => {
+    mode = 'fail';
+    const cache = new JwksCache({ minRefetchMs: 5_000 });
+    assert.equal(await cache.keys(uri, 1000), undefined);
+    assert.equal(await cache.keys('http://127.0.0.1:1/none', 1000), undefined);
+  });
+});
