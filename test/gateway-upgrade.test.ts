@@ -216,7 +216,7 @@ describe('upgrade requests take the same path as any request', () => {
   it('a RateLimitPolicy counts upgrade requests like any other', async () => {
     const statuses: number[] = [];
     for (let i = 0; i < 3; i++) {
-      const a = await upgrade(gw.port, WS, '/limited', { protocol: 'foo' });
+      const a = await upgrade(gw.port, WS, '/limited');
       a.socket.destroy();
       statuses.push(a.status);
     }

@@ -13,6 +13,7 @@ import { DEFAULT_METRICS_PORT, serveClusterMetrics } from '../core/telemetry/met
 import { parse, parseLabels, parseLocality, parsePort, parsePorts, parseRedisUrl, parseTrustedProxies } from './options.js';
 import { UsageError } from './main.js';
 import { gatewayApiStatusWriter, kubeSecrets, kubeSource, readableConfigDir, sourceChoice } from './config-source.js';
+import { LIMIT_FLAGS, LIMIT_HELP, parseLimitFlags } from './limit-options.js';
 import { stopRequested } from '../core/runtime/stop-signals.js';
 import { DRAIN_FLAGS, DRAIN_HELP, armStop, parseDrainFlags } from './drain-options.js';
 
@@ -67,6 +68,7 @@ export const GATEWAY_HELP = `usage: meshgate gateway --config DIR --ports 80=808
                         limits by clientIp and AuthorizationPolicy remoteIpBlocks take the N-th
                         address from its right (Envoy's xff_num_trusted_hops, Istio's
                         numTrustedProxies; default 0: the connection's peer address)
+${LIMIT_HELP}
 ${DRAIN_HELP}
   --workers N           processes sharing the ports, each with its own copy of the configuration;
                         a worker that dies is replaced (default: one per CPU)`;
@@ -96,6 +98,7 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
     redis: { type: 'string' },
     'trusted-proxies': { type: 'string' },
     ...DRAIN_FLAGS,
+    ...LIMIT_FLAGS,
     workers: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   });
@@ -107,6 +110,7 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
   const choice = sourceChoice(values);
   const { drainSeconds, drainDeadlineSeconds } = parseDrainFlags(values);
   const trustedProxies = parseTrustedProxies(values['trusted-proxies']);
+  const limits = parseLimitFlags(values);
   const common = {
     ports: parsePorts(values.ports ?? '80=8080'),
     statusPort: parsePort(values['status-port'], 15021, '--status-port'),
@@ -120,6 +124,7 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
     ...(values['acme-ca'] ? { acmeCa: readFileSync(values['acme-ca'], 'utf8') } : {}),
     ...(values.redis !== undefined ? { redisUrl: parseRedisUrl(values.redis) } : {}),
     trustedProxies,
+    limits,
     drainDeadlineSeconds,
     ...(values['gateway-name'] !== undefined ? { gatewayNames: parseGatewayNames(values['gateway-name']) } : {}),
   };

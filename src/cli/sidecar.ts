@@ -10,6 +10,7 @@ import { startSidecar } from '../sidecar/main.js';
 import { DEFAULT_ROOT_CERT } from './config-source.js';
 import { parse, parseLabels, parseLocality, parsePort, parseRedisUrl, parseTrustedProxies } from './options.js';
 import { UsageError } from './main.js';
+import { LIMIT_FLAGS, LIMIT_HELP, parseLimitFlags } from './limit-options.js';
 import { stopRequested } from '../core/runtime/stop-signals.js';
 import { DRAIN_FLAGS, DRAIN_HELP, armStop, parseDrainFlags } from './drain-options.js';
 import { APP_PROBERS_ENV, parseAppProbers } from '../core/inject/app-probes.js';
@@ -48,6 +49,7 @@ ends at the app on loopback; outbound, the app uses it as its HTTP proxy
                         rate limits by clientIp count the N-th address from its right (default 0)
   --cert-ttl SECONDS    workload certificate lifetime to ask for (default 86400; rotated at half-life)
   --access-log WHERE    off | stdout | FILE (default stdout)
+${LIMIT_HELP}
   --capture             transparent capture (the pod ran \`meshgate iptables\`): the outbound port
                         takes the app's redirected connections (HTTP routes by Host, other TCP goes
                         to its original destination from ${CONNTRACK_TABLE}), the inbound port
@@ -83,6 +85,7 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
     capture: { type: 'boolean' },
     'probe-port': { type: 'string' },
     ...DRAIN_FLAGS,
+    ...LIMIT_FLAGS,
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) {
@@ -101,6 +104,7 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
   const namespace = values.namespace!;
   const appPort = parsePort(values['app-port'], 0, '--app-port');
   const trustedProxies = parseTrustedProxies(values['trusted-proxies']);
+  const limits = parseLimitFlags(values);
   const traffic = {
     ...(values.locality !== undefined ? { locality: parseLocality(values.locality) } : {}),
     ...(values.redis !== undefined ? { redisUrl: parseRedisUrl(values.redis) } : {}),
@@ -148,6 +152,7 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
     outboundTrafficPolicy: policy,
     ...traffic,
     trustedProxies,
+    limits,
     accessLog: values['access-log'] ?? 'stdout',
     ...(values.capture ? { capture: true } : {}),
     appProbers: probers.probers,

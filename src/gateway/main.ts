@@ -2,6 +2,7 @@
 // listener per listen port (listener-set.ts), the credential store for its TLS servers, and ACME.
 // Everything here is wiring; behaviour and lifecycle live in core.
 
+import type { HttpLimits } from '../core/proxy/http-limits.js';
 import type { Logger } from 'pino';
 import { FileSource } from '../core/sources/file-source.js';
 import type { SnapshotHolder } from '../core/snapshot/holder.js';
@@ -58,6 +59,8 @@ export interface GatewayOptions {
    * entry from its right (Envoy's xff_num_trusted_hops; default 0, the connection's peer).
    */
   readonly trustedProxies?: number;
+  /** Request header limits, accept-stage timeouts and upgrade types (docs/request-limits.md). */
+  readonly limits?: HttpLimits;
   readonly logger?: Logger;
   readonly random?: () => number;
   /** The gateway's workload identity: Istio mTLS to mesh endpoints (auto mTLS, ISTIO_MUTUAL). */
@@ -125,6 +128,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     ...(opts.trustedProxies !== undefined ? { trustedProxies: opts.trustedProxies } : {}),
     ...(opts.drainDeadlineSeconds !== undefined ? { drainDeadlineSeconds: opts.drainDeadlineSeconds } : {}),
     ...(opts.identity ? { identity: opts.identity } : {}),
+    ...(opts.limits ? { limits: opts.limits } : {}),
   });
   const { log, holder } = rt;
   const credentials = createCredentialStore({ certsDir, logger: log, ...(opts.secrets ? { secrets: opts.secrets } : {}) });

@@ -12,7 +12,8 @@ import type { Logger } from 'pino';
 import { listenOn } from '../core/proxy/listen.js';
 import { handleHttpRequest, type HttpHandlerContext, type ListenerInfo } from '../core/proxy/http-handler.js';
 import { handleUpgrade } from '../core/proxy/upgrade.js';
-import { LocalReplies, rawLocalReply } from '../core/proxy/respond.js';
+import { ConnectionTimeouts } from '../core/proxy/connection-limits.js';
+import { DEFAULT_HTTP_LIMITS, applyHttp1Limits } from '../core/proxy/http-limits.js';
 import { forwardTcp } from '../core/proxy/tcp-forward.js';
 import { PlaintextHttp } from '../core/proxy/h2c-sniff.js';
 import type { RequestFacts } from '../core/routing/types.js';
@@ -59,17 +60,19 @@ export function createPortListener(servicePorts: readonly number[], deps: PortLi
     ...(deps.acmeChallenge ? { acmeChallenge: deps.acmeChallenge } : {}),
   };
   const http = createHttpServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 60_000 });
+  const limits = ctx.limits ?? DEFAULT_HTTP_LIMITS;
+  const timeouts = new ConnectionTimeouts(limits);
+  applyHttp1Limits(http, limits);
   ctx.drain.serve(http, {
     request: (req, res) => handleHttpRequest(req, res, plain, ctx),
     upgrade: (req, socket, head) => handleUpgrade(req, socket, head, plain, ctx),
   });
+  timeouts.watch(http);
   // Plaintext connections speak HTTP/1.1 or h2c with prior knowledge, told apart by their first bytes.
   const plaintext = new PlaintextHttp(http, ctx.drain, (req, res) => handleHttpRequest(req, res, plain, ctx));
-  http.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-    if (socket.writable && err.code !== 'ECONNRESET') socket.end(rawLocalReply(LocalReplies.badRequest));
-    else socket.destroy();
-  });
-  const tls = new TlsServers({ ctx, credentials: deps.credentials, log: deps.log, sni: (snapshot) => sniIndexOf(current(snapshot)) });
+  timeouts.watch(plaintext.h2c);
+  // Requests node:http cannot read are answered by applyHttp1Limits' clientError handler (400/408/414/431).
+  const tls = new TlsServers({ ctx, timeouts, credentials: deps.credentials, log: deps.log, sni: (snapshot) => sniIndexOf(current(snapshot)) });
   const sockets = new Set<Socket>();
 
   const onConnection = (socket: Socket): void => {
@@ -77,6 +80,7 @@ export function createPortListener(servicePorts: readonly number[], deps: PortLi
     socket.once('close', () => sockets.delete(socket));
     socket.on('error', () => socket.destroy());
     ctx.drain.accept(socket);
+    timeouts.accept(socket);
     // The Service ports listen before the first configuration: a connection that early waits for it.
     if (ctx.holder.current()) return dispatch(socket);
     const off = ctx.holder.onSwap(() => {
@@ -90,6 +94,7 @@ export function createPortListener(servicePorts: readonly number[], deps: PortLi
     // A plain TCP server: its one `tcp` route takes the whole connection (SEMANTICS §1.3).
     const tcp = listener?.protocol === 'TCP' ? listener.servers.find((s) => s.tcpRoute)?.tcpRoute : undefined;
     if (tcp) {
+      timeouts.release(socket);
       forwardTcp(socket, Buffer.alloc(0), tcp.destinations, tcp.totalWeight, { random: ctx.random, observer: ctx.accessLog });
       return;
     }
@@ -112,6 +117,7 @@ export function createPortListener(servicePorts: readonly number[], deps: PortLi
         if (mode === 'PASSTHROUGH' || mode === 'AUTO_PASSTHROUGH') {
           const route = server.tlsRoutes?.lookup(hello.sni);
           if (!route) return void socket.destroy();
+          timeouts.release(socket);
           forwardTcp(socket, data, route.destinations, route.totalWeight, { random: ctx.random, observer: ctx.accessLog });
           return;
         }
@@ -129,6 +135,7 @@ export function createPortListener(servicePorts: readonly number[], deps: PortLi
     close: () => new Promise((resolve) => server.close(() => resolve())),
     destroy: () => {
       for (const s of sockets) s.destroy();
+      timeouts.close();
       tls.destroy();
       plaintext.close();
       server.close();

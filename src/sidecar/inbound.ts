@@ -30,6 +30,8 @@ import { handleHttpRequest, type HttpHandlerContext, type ListenerInfo } from '.
 import { PlaintextHttp } from '../core/proxy/h2c-sniff.js';
 import type { AccessLog } from '../core/telemetry/access-log.js';
 import { UpstreamPools } from '../core/proxy/upstream-pools.js';
+import { ConnectionTimeouts } from '../core/proxy/connection-limits.js';
+import { DEFAULT_HTTP_LIMITS, applyHttp1Limits, http2ServerLimits, type HttpLimits } from '../core/proxy/http-limits.js';
 import type { SnapshotHolder } from '../core/snapshot/holder.js';
 import { inboundRequestHeaders, meshXfcc } from './inbound-headers.js';
 
@@ -46,6 +48,8 @@ export interface InboundDeps {
   readonly accessLog: AccessLog;
   readonly log: Logger;
   readonly drain: ConnectionDrain;
+  /** Header limits and timeouts (http-limits.ts); Envoy's defaults without. */
+  readonly limits?: HttpLimits;
 }
 
 /** What the connection told us about the caller. */
@@ -97,7 +101,7 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
 
   // HTTP goes through the one request pipeline (core/proxy/http-handler.ts): parse, authenticate,
   // authorize, then the local-app act stage; this listener only says who the peer is and where the app is.
-  const ctx: HttpHandlerContext = { holder: deps.holder, pools: deps.pools, accessLog: deps.accessLog, random: Math.random, drain: deps.drain, security: deps.security };
+  const ctx: HttpHandlerContext = { holder: deps.holder, pools: deps.pools, accessLog: deps.accessLog, random: Math.random, drain: deps.drain, security: deps.security, ...(deps.limits ? { limits: deps.limits } : {}) };
   const listener: ListenerInfo = {
     port: deps.appPort,
     scheme: 'http',
@@ -115,12 +119,18 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
   };
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => handleHttpRequest(req, res, listener, ctx);
 
+  const limits = deps.limits ?? DEFAULT_HTTP_LIMITS;
+  const timeouts = new ConnectionTimeouts(limits);
   const plain = createHttpServer({ requestTimeout: 0, keepAliveTimeout: 60_000 });
+  applyHttp1Limits(plain, limits);
   deps.drain.serve(plain, { request: onRequest });
-  plain.on('clientError', (_err, socket: Socket) => socket.destroy());
+  timeouts.watch(plain);
   const plaintext = new PlaintextHttp(plain, deps.drain, onRequest);
-  const secure: Http2SecureServer = createSecureServer({ ...tlsContext(deps.identity.current()), requestCert: true, rejectUnauthorized: false, allowHTTP1: true });
+  timeouts.watch(plaintext.h2c);
+  const secure: Http2SecureServer = createSecureServer({ ...http2ServerLimits(limits), ...tlsContext(deps.identity.current()), requestCert: true, rejectUnauthorized: false, allowHTTP1: true });
+  applyHttp1Limits(secure, limits);
   deps.drain.serve(secure, { request: onRequest });
+  timeouts.watch(secure);
   secure.on('secureConnection', (socket: TLSSocket) => {
     const presented = socket.getPeerCertificate();
     // Only mesh mTLS is terminated here: it needs a certificate that chains to the mesh root and
@@ -137,6 +147,7 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
     socket.once('close', () => sockets.delete(socket));
     socket.on('error', () => socket.destroy());
     deps.drain.accept(socket);
+    timeouts.accept(socket);
     void peekClientHello(socket).then(
       ({ data, hello }) => {
         const mode = mtlsMode();
@@ -166,6 +177,7 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
       deps.log.debug({ remote: socket.remoteAddress, policy: decision?.policy }, 'TLS connection passed to the app refused: AuthorizationPolicy');
       return void socket.destroy();
     }
+    timeouts.release(socket);
     const app = connectTcp({ port: deps.appPort, host: deps.appHost, ...(deps.appLocalAddress ? { localAddress: deps.appLocalAddress } : {}) });
     app.on('error', () => socket.destroy());
     socket.on('close', () => app.destroy());
@@ -187,6 +199,7 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
     destroy: () => {
       unsubscribe();
       for (const s of sockets) s.destroy();
+      timeouts.close();
       server.close();
       plain.close();
       plaintext.close();

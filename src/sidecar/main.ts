@@ -3,6 +3,7 @@
 // authentication → authorization → app) and the outbound side (15001, the app's HTTP proxy → routes
 // → mTLS out, with the gateway's traffic policy). Behaviour and lifecycle live in core.
 
+import type { HttpLimits } from '../core/proxy/http-limits.js';
 import type { Logger } from 'pino';
 import type { IdentityProvider } from '../core/pki/types.js';
 import type { SnapshotHolder } from '../core/snapshot/holder.js';
@@ -49,6 +50,8 @@ export interface SidecarOptions {
   readonly redisUrl?: string;
   /** Proxies between the app and the sidecar that append to x-forwarded-for (default 0). */
   readonly trustedProxies?: number;
+  /** Request header limits, accept-stage timeouts and upgrade types (docs/request-limits.md). */
+  readonly limits?: HttpLimits;
   readonly logger?: Logger;
   readonly random?: () => number;
   /** Seconds from the start of a drain (or a close) after which whatever is still open is cut (default 25). */
@@ -115,6 +118,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
     ...(opts.redisUrl ? { redisUrl: opts.redisUrl } : {}),
     ...(opts.trustedProxies !== undefined ? { trustedProxies: opts.trustedProxies } : {}),
     ...(opts.drainDeadlineSeconds !== undefined ? { drainDeadlineSeconds: opts.drainDeadlineSeconds } : {}),
+    ...(opts.limits ? { limits: opts.limits } : {}),
   });
   const { log } = rt;
   // Under capture the app is reached on the pod's address from 127.0.0.6, which the rules let through.
@@ -131,6 +135,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
       accessLog: rt.accessLog,
       log,
       drain: rt.drain,
+      ...(opts.limits ? { limits: opts.limits } : {}),
     });
     rt.add(listener);
     return listener;

@@ -15,6 +15,8 @@ import { hopByHopFree } from '../core/proxy/headers.js';
 import { relay } from '../core/proxy/relay.js';
 import { PlaintextHttp } from '../core/proxy/h2c-sniff.js';
 import { LocalReplies, rawLocalReply } from '../core/proxy/respond.js';
+import { ConnectionTimeouts } from '../core/proxy/connection-limits.js';
+import { DEFAULT_HTTP_LIMITS, applyHttp1Limits } from '../core/proxy/http-limits.js';
 import { UpstreamPools } from '../core/proxy/upstream-pools.js';
 import { outboundRouteConfig } from '../core/routing/compile-mesh.js';
 /** meshConfig.outboundTrafficPolicy.mode. */
@@ -63,6 +65,8 @@ export function createOutboundListener(deps: OutboundDeps): OutboundListener {
   };
   const sockets = new Set<Socket>();
   const http = createHttpServer({ requestTimeout: 0, keepAliveTimeout: 60_000 });
+  const timeouts = new ConnectionTimeouts(ctx.limits ?? DEFAULT_HTTP_LIMITS);
+  applyHttp1Limits(http, ctx.limits ?? DEFAULT_HTTP_LIMITS);
   http.on('connection', (socket: Socket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
@@ -72,23 +76,29 @@ export function createOutboundListener(deps: OutboundDeps): OutboundListener {
     upgrade: (req, socket, head) => handleUpgrade(req, socket, head, listener, ctx),
     connect: (req, socket, head) => tunnel(req, socket, head, deps),
   });
-  http.on('clientError', (_err, socket: Socket) => socket.destroy());
+  timeouts.watch(http);
   // The app may speak h2c with prior knowledge (a plaintext gRPC client) as well as HTTP/1.1.
   const plaintext = new PlaintextHttp(http, ctx.drain, (req, res) => handleHttpRequest(req, res, listener, ctx));
+  timeouts.watch(plaintext.h2c);
   // Its own listening socket: closing node:http's would also cut idle connections at once, which the drain does gently.
   const server = createNetServer({ noDelay: true }, (socket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
+    timeouts.accept(socket);
     plaintext.accept(socket);
   });
 
   return {
     listen: (port, host) => listenOn(server, port, host),
-    accept: (socket) => http.emit('connection', socket),
+    accept: (socket) => {
+      timeouts.accept(socket);
+      http.emit('connection', socket);
+    },
     // Stops accepting; the connections open are the drain's to finish.
     close: () => new Promise((resolve) => server.close(() => resolve())),
     destroy: () => {
       for (const s of sockets) s.destroy();
+      timeouts.close();
       plaintext.close();
       server.close();
     },

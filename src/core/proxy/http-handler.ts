@@ -22,6 +22,9 @@ import type { UpstreamPools } from './upstream-pools.js';
 import type { IdentityProvider } from '../pki/types.js';
 import type { ConnectionDrain } from './drain.js';
 import type { UpgradeTunnel } from './upgrade-exchange.js';
+import { parseRequestTarget } from './request-target.js';
+import { upgradeAllowed } from './upgrade-policy.js';
+import { DEFAULT_HTTP_LIMITS, type HttpLimits } from './http-limits.js';
 import type { WorkloadSecurityCache } from '../policy/workload-security.js';
 import { principalOf } from '../pki/spiffe.js';
 import { authenticateAndAuthorize } from './security-stage.js';
@@ -37,6 +40,8 @@ export interface HttpHandlerContext {
   readonly identity?: IdentityProvider;
   /** RateLimitPolicy counters; without them no rate limit applies. */
   readonly rateLimits?: RateLimitContext;
+  /** Header limits, timeouts and upgrade types of the listeners (http-limits.ts); Envoy's defaults without. */
+  readonly limits?: HttpLimits;
   /**
    * The proxy's own workload (a gateway by its labels, a sidecar's app): with it, requests are
    * authenticated (RequestAuthentication) and authorized (AuthorizationPolicy) before routing acts.
@@ -126,6 +131,7 @@ export function handleHttpRequest(req: IncomingMessage, res: ServerResponse, lis
   const { scheme, select } = listener;
   const port = listener.requestPort ? listener.requestPort(req) : listener.port;
   const socket = req.socket;
+  const target = parseRequestTarget(req, res, ctx.limits);
   const requestId = requestIdOf(req.headers);
   const remoteAddress = socket.remoteAddress ?? '';
   // Delivered to the local app (a sidecar's inbound side), Istio reports it as the destination, with
@@ -146,6 +152,8 @@ export function handleHttpRequest(req: IncomingMessage, res: ServerResponse, lis
     sendLocalReply(res, r, { 'x-request-id': requestId });
   };
 
+  if (!target.ok) return reply(target.reply);
+  if (tunnel && !upgradeAllowed(tunnel.protocol, ctx.limits ?? DEFAULT_HTTP_LIMITS)) return reply(LocalReplies.upgradeRefused);
   const path = normalizePath(rawPath(req.url ?? '/'));
   if (path === undefined) return reply(LocalReplies.badRequest);
   if (listener.acmeChallenge && path.startsWith(ACME_PREFIX)) {

@@ -65,6 +65,13 @@ export const LocalReplies = {
   timeout: { ...reply('UPSTREAM_TIMEOUT', 504, 'UT', 'upstream request timeout', 'upstream_response_timeout'), grpcStatus: GrpcStatus.DEADLINE_EXCEEDED },
   misdirected: reply('MISDIRECTED', 421, '-', 'Misdirected Request', 'misdirected_request'),
   badRequest: reply('BAD_REQUEST', 400, '-', 'Bad Request', 'bad_request'),
+  /** More request headers, or more bytes of them, than the listener takes (max_headers_count, max_request_headers_kb). */
+  headersTooLarge: reply('HEADERS_TOO_LARGE', 431, '-', 'Request Header Fields Too Large', 'request_headers_too_large'),
+  uriTooLong: reply('URI_TOO_LONG', 414, '-', 'URI Too Long', 'uri_too_long'),
+  /** The request headers did not arrive within request_headers_timeout. */
+  requestHeadersTimeout: reply('REQUEST_HEADERS_TIMEOUT', 408, '-', 'request timeout', 'request_header_timeout'),
+  /** An Upgrade protocol no upgrade_configs entry allows (Envoy answers 403 `upgrade_failed`). */
+  upgradeRefused: reply('UPGRADE_REFUSED', 403, '-', '', 'upgrade_failed'),
   protocolError: reply('UPSTREAM_PROTOCOL', 502, 'UPE', 'upstream protocol error', 'upstream_protocol_error'),
   /** AuthorizationPolicy said no (details name the deciding policy, as Envoy's RBAC filter does). */
   rbacDenied: reply('RBAC_DENIED', 403, '-', 'RBAC: access denied', 'rbac_access_denied_matched_policy[none]'),
@@ -73,6 +80,11 @@ export const LocalReplies = {
   // Envoy's local rate limit filter: 429, flag RL, body and details `local_rate_limited`.
   rateLimited: reply('RATE_LIMITED', 429, 'RL', 'local_rate_limited', 'local_rate_limited'),
 } as const;
+
+/** A 400 whose details say what was wrong with the request (Envoy's %RESPONSE_CODE_DETAILS%). */
+export function badRequest(details: string): LocalReply {
+  return { ...LocalReplies.badRequest, details };
+}
 
 /** AuthorizationPolicy denied: details name the deciding policy, or `[none]` when no ALLOW rule matched. */
 export function rbacDenied(policy: string | undefined): LocalReply {

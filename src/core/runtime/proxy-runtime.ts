@@ -24,6 +24,7 @@ import { createAdminServer } from '../admin/admin-server.js';
 import { closeFastify, listenFastify } from '../admin/fastify-listen.js';
 import { listenFor } from '../proxy/listen.js';
 import type { IdentityProvider } from '../pki/types.js';
+import type { HttpLimits } from '../proxy/http-limits.js';
 
 export interface RuntimeOptions {
   /** Logger name (`meshgate-gateway`, `meshgate-sidecar`). */
@@ -39,6 +40,8 @@ export interface RuntimeOptions {
   /** Proxies in front that append to x-forwarded-for (Envoy's xff_num_trusted_hops; default 0). */
   readonly trustedProxies?: number;
   readonly drainDeadlineSeconds?: number;
+  /** Header limits, timeouts and upgrade types of every listener (http-limits.ts; the CLI's limit flags). */
+  readonly limits?: HttpLimits;
   /** Where `credentialName` files live, for upstream TLS (the gateway's `--certs`). */
   readonly certsDir?: string;
   /** The proxy's workload identity: mTLS to mesh endpoints. */
@@ -130,6 +133,7 @@ export class ProxyRuntime {
       rateLimits: this.rateLimiting.context,
       trustedProxies: opts.trustedProxies ?? 0,
       ...(opts.identity ? { identity: opts.identity } : {}),
+      ...(opts.limits ? { limits: opts.limits } : {}),
     };
   }
 

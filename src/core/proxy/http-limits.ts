@@ -1,0 +1,124 @@
+// The limits every HTTP listener applies to what a client may send, with Envoy's defaults and names
+// (docs/request-limits.md): how long request headers may take (request_headers_timeout), how long a
+// connection may sit with no request (idle_timeout), how many request headers (max_headers_count) and
+// how many bytes of them (max_request_headers_kb), how long a URL, and which Upgrade protocols are
+// let through (upgrade_configs). One object, built once from the command line, read by the accept
+// stage (connection-limits.ts, the servers' own settings here) and the parse stage (request-target.ts).
+
+import type { IncomingMessage, Server as HttpServer } from 'node:http';
+import type { Http2SecureServer } from 'node:http2';
+import type { Socket } from 'node:net';
+import { LocalReplies, rawLocalReply, type LocalReply } from './respond.js';
+
+export interface HttpLimits {
+  /** Envoy `request_headers_timeout`: from a connection's accept, or a request's first byte, to its complete headers. */
+  readonly requestHeadersTimeoutMs: number;
+  /** Envoy `common_http_protocol_options.idle_timeout`: a connection with no request in flight this long is closed. */
+  readonly idleTimeoutMs: number;
+  /** Envoy `common_http_protocol_options.max_headers_count`. */
+  readonly maxHeadersCount: number;
+  /** Envoy `max_request_headers_kb`, in bytes: names, values and the request target together. */
+  readonly maxRequestHeadersBytes: number;
+  /** The longest request target (path and query) answered rather than refused with 414. */
+  readonly maxUrlBytes: number;
+  /** Envoy `upgrade_configs[].upgrade_type`, lower case: the Upgrade protocols proxied; others are refused. */
+  readonly upgradeTypes: readonly string[];
+}
+
+/**
+ * Envoy's limits (100 headers, 60 KiB); its idle timeout (1 h); the 10 s header timeout Envoy's edge
+ * guidance recommends (Envoy itself leaves it off, which is how slowloris connections stay forever);
+ * WebSocket as the one upgrade, as Istio configures it.
+ */
+export const DEFAULT_HTTP_LIMITS: HttpLimits = Object.freeze({
+  requestHeadersTimeoutMs: 10_000,
+  idleTimeoutMs: 3_600_000,
+  maxHeadersCount: 100,
+  maxRequestHeadersBytes: 60 * 1024,
+  maxUrlBytes: 60 * 1024,
+  upgradeTypes: Object.freeze(['websocket']),
+});
+
+/**
+ * What node:http's own parser is allowed to buffer: room for a URL and headers each at their limit,
+ * so that a request over either limit still parses and is answered 414 or 431 knowing which; only a
+ * request over both together is cut by the parser (and answered from clientErrorReply).
+ */
+export function parserHeaderBytes(limits: HttpLimits): number {
+  return limits.maxRequestHeadersBytes + limits.maxUrlBytes + 1024;
+}
+
+/** node:http server settings; `maxHeaderSize` is read per connection, so it can be set after creation. */
+export function applyHttp1Limits(server: HttpServer | Http2SecureServer, limits: HttpLimits): void {
+  const s = server as unknown as { maxHeaderSize?: number; maxHeadersCount?: number | null };
+  s.maxHeaderSize = parserHeaderBytes(limits);
+  // One more than the limit, so that too many is seen (node:http silently drops headers past its count).
+  s.maxHeadersCount = limits.maxHeadersCount + 1;
+  server.on('clientError', (err: NodeJS.ErrnoException & { rawPacket?: Buffer; bytesParsed?: number }, socket: Socket) => {
+    // Already answered (the parser may report the rest of the same bytes again): let the answer go out.
+    if (socket.writableEnded) return;
+    const reply = clientErrorReply(err);
+    if (!reply || !socket.writable) return void socket.destroy();
+    socket.end(rawLocalReply(reply));
+    // A client that never reads the answer does not keep the connection.
+    setTimeout(() => socket.destroy(), 1000).unref();
+  });
+}
+
+/** Settings for node:http2 servers: the same limits, with room to answer them with 431 rather than a reset. */
+export function http2ServerLimits(limits: HttpLimits): { maxHeaderListPairs: number; settings: { maxHeaderListSize: number } } {
+  return {
+    // Pseudo-headers count as pairs to node:http2; room for them and one header over the limit.
+    maxHeaderListPairs: limits.maxHeadersCount + 8,
+    settings: { maxHeaderListSize: parserHeaderBytes(limits) },
+  };
+}
+
+/**
+ * node:http could not read a request (`clientError`): the answer Envoy gives, or undefined when there
+ * is nobody to answer (the client went away).
+ */
+export function clientErrorReply(err: NodeJS.ErrnoException & { rawPacket?: Buffer; bytesParsed?: number }): LocalReply | undefined {
+  switch (err.code) {
+    case 'ECONNRESET':
+    case 'EPIPE':
+      return undefined;
+    case 'HPE_HEADER_OVERFLOW':
+      return overflowInRequestLine(err.rawPacket, err.bytesParsed) ? LocalReplies.uriTooLong : LocalReplies.headersTooLarge;
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return LocalReplies.requestHeadersTimeout;
+    default:
+      return LocalReplies.badRequest;
+  }
+}
+
+/**
+ * True when the parser visibly ran out of room inside the request line. The parser reports only the
+ * chunk it was reading: when that chunk starts with the request line and has no line end before the
+ * point of failure, the URL is what is too long. Anything else is 431, as Envoy answers it (it counts
+ * the URL among the header bytes).
+ */
+function overflowInRequestLine(packet: Buffer | undefined, at: number | undefined): boolean {
+  if (!packet || !/^[A-Z]+ /.test(packet.subarray(0, 24).toString('latin1'))) return false;
+  const end = packet.indexOf('\r\n');
+  return end < 0 || (at !== undefined && at <= end);
+}
+
+/**
+ * The request-level limits on a parsed request (HTTP/1 and HTTP/2 alike): the URL, the number of
+ * headers (pseudo-headers aside, as Envoy counts them) and their bytes. Undefined when within them.
+ */
+export function requestOverLimits(req: IncomingMessage, limits: HttpLimits): LocalReply | undefined {
+  const url = req.url ?? '';
+  if (Buffer.byteLength(url) > limits.maxUrlBytes) return LocalReplies.uriTooLong;
+  const raw = req.rawHeaders;
+  let count = 0;
+  let bytes = url.length;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    bytes += name.length + raw[i + 1]!.length;
+    if (name.charCodeAt(0) !== 58) count++;
+  }
+  if (count > limits.maxHeadersCount || bytes > limits.maxRequestHeadersBytes) return LocalReplies.headersTooLarge;
+  return undefined;
+}

@@ -1,0 +1,94 @@
+// A gateway configuration for the parse- and accept-stage tests: app.example.com on plain HTTP (80)
+// and SIMPLE TLS with HTTP/2 (443), a route that denies /user/admin and /admin* with a 403 direct
+// response, and everything else to the app. The certificate comes from a throwaway root.
+
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { startGateway, type RunningGateway } from '../../src/gateway/main.js';
+import type { HttpLimits } from '../../src/core/proxy/http-limits.js';
+import { issueCertificate } from '../../src/core/tls/issue-certificate.js';
+import { serviceYaml } from './cluster-yaml.js';
+import type { TlsClient } from './raw-http.js';
+
+export const HOST = 'app.example.com';
+
+export async function writeTargetConfig(dir: string, appPort: number): Promise<{ configDir: string; certsDir: string; caPem: string }> {
+  const configDir = join(dir, 'config');
+  const certsDir = join(dir, 'certs');
+  await mkdir(join(certsDir, 'app-cert'), { recursive: true });
+  await mkdir(configDir, { recursive: true });
+  const root = issueCertificate({ subjectCN: 'request target test root', isCA: true, issuer: 'self', days: 2, keyType: 'ec' });
+  const leaf = issueCertificate({ subjectCN: HOST, dnsNames: [HOST, 'other.example.com'], issuer: root, days: 2, keyType: 'ec' });
+  await writeFile(join(certsDir, 'app-cert', 'tls.crt'), leaf.certPem);
+  await writeFile(join(certsDir, 'app-cert', 'tls.key'), leaf.keyPem, { mode: 0o600 });
+  await writeFile(
+    join(configDir, 'gw.yaml'),
+    `apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: edge, namespace: default}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 80, name: http, protocol: HTTP}
+    hosts: [${HOST}]
+  - port: {number: 443, name: https, protocol: HTTPS}
+    hosts: [${HOST}]
+    tls: {mode: SIMPLE, credentialName: app-cert}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: app, namespace: default}
+spec:
+  hosts: [${HOST}]
+  gateways: [edge]
+  http:
+  - match: [{uri: {exact: /user/admin}}, {uri: {prefix: /admin}}]
+    directResponse: {status: 403, body: {string: denied}}
+  - route: [{destination: {host: app}}]
+`,
+  );
+  await writeFile(join(configDir, 'app.yaml'), serviceYaml('app', [{ pod: 'app-1', port: appPort }]));
+  return { configDir, certsDir, caPem: root.certPem };
+}
+
+export interface TargetGateway {
+  readonly gw: RunningGateway;
+  /** The plaintext (80) and TLS (443) listen ports. */
+  readonly plain: number;
+  readonly tlsPort: number;
+  /** How a client reaches the TLS port: the throwaway root and the SNI. */
+  readonly tls: TlsClient;
+  close(): Promise<void>;
+}
+
+/** A gateway on loopback serving the configuration above, in front of the app on `appPort`. */
+export async function startTargetGateway(appPort: number, limits?: HttpLimits): Promise<TargetGateway> {
+  const dir = await mkdtemp(join(tmpdir(), 'meshgate-target-'));
+  const cfg = await writeTargetConfig(dir, appPort);
+  const gw = await startGateway({
+    configDir: cfg.configDir,
+    certsDir: cfg.certsDir,
+    ports: new Map([
+      [80, 0],
+      [443, 0],
+    ]),
+    listenHost: '127.0.0.1',
+    statusPort: 0,
+    adminPort: 0,
+    accessLog: 'off',
+    logger: pino({ level: 'silent' }),
+    ...(limits ? { limits } : {}),
+  });
+  return {
+    gw,
+    plain: gw.listenPorts.get(80)!,
+    tlsPort: gw.listenPorts.get(443)!,
+    tls: { ca: cfg.caPem, servername: HOST },
+    close: async () => {
+      await gw.destroy();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
