@@ -15,6 +15,11 @@ export interface KubeKind {
   readonly crd: boolean;
   /** Cluster-scoped kinds (ClusterIssuer) are listed once, whatever namespaces are watched. */
   readonly clusterScoped?: boolean;
+  /**
+   * Only this one object is read (by a field selector, in its namespace): the mesh config is the
+   * ConfigMap `istio` in istio-system, and no other ConfigMap is any of the proxy's business.
+   */
+  readonly only?: { readonly namespace: string; readonly name: string };
 }
 
 /**
@@ -38,7 +43,7 @@ export const KUBE_KINDS: readonly KubeKind[] = [
   { kind: 'ClusterIssuer', apiVersion: 'cert-manager.io/v1', plural: 'clusterissuers', crd: true, clusterScoped: true },
   { kind: 'Certificate', apiVersion: 'cert-manager.io/v1', plural: 'certificates', crd: true },
   // The mesh config (the `istio` ConfigMap) and Istio's Telemetry; `crd`: an API without them is tolerated.
-  { kind: 'ConfigMap', apiVersion: 'v1', plural: 'configmaps', crd: true },
+  { kind: 'ConfigMap', apiVersion: 'v1', plural: 'configmaps', crd: true, only: { namespace: 'istio-system', name: 'istio' } },
   { kind: 'Telemetry', apiVersion: 'telemetry.istio.io/v1', plural: 'telemetries', crd: true },
   // meshgate's own kinds (deploy/crds/meshgate-io.yaml).
   { kind: 'RateLimitPolicy', apiVersion: 'meshgate.io/v1', plural: 'ratelimitpolicies', crd: true },

@@ -76,7 +76,7 @@ export class KubeSource implements ConfigSource {
     this.#random = opts.random ?? Math.random;
     this.#watch = new TrackedWatch(this.#kc, (path) => this.#watching(path));
     for (const kind of KUBE_KINDS) {
-      for (const ns of kind.clusterScoped ? [undefined] : (this.#namespaces ?? [undefined])) {
+      for (const ns of kind.only ? [kind.only.namespace] : kind.clusterScoped ? [undefined] : (this.#namespaces ?? [undefined])) {
         const slot: Slot = { kind, path: collectionPath(kind, ns), listed: false, absent: false, failures: 0, lastError: undefined, retry: undefined } as Slot;
         slot.informer = this.#makeInformer(slot);
         this.#slots.push(slot);
@@ -123,13 +123,14 @@ export class KubeSource implements ConfigSource {
   }
 
   #makeInformer(slot: Slot): ListWatch<KubernetesObject> {
+    const fieldSelector = slot.kind.only ? `metadata.name=${slot.kind.only.name}` : undefined;
     const list = async (): Promise<KubernetesListObject<KubernetesObject>> => {
-      const result = await listCollection(this.#kc, slot.path, this.#abort.signal);
+      const result = await listCollection(this.#kc, slot.path, this.#abort.signal, fieldSelector ? `?fieldSelector=${encodeURIComponent(fieldSelector)}` : '');
       this.#listed(slot);
       return result as unknown as KubernetesListObject<KubernetesObject>;
     };
     // ListWatch waits between watch reconnects; make those waits end at close() so nothing lingers.
-    const informer = new ListWatch<KubernetesObject>(slot.path, this.#watch, list, false, undefined, undefined, { delayFn: this.#delays.delay });
+    const informer = new ListWatch<KubernetesObject>(slot.path, this.#watch, list, false, undefined, fieldSelector, { delayFn: this.#delays.delay });
     const changed = (): void => {
       if (slot.informer === informer) this.#changed();
     };
