@@ -1,4 +1,4 @@
-// Circuit breaking (SEMANTICS §3.1 connectionPool): the limits Istio derives from a connectionPool
+// Circuit breaking (docs/concepts/resilience.md): the limits Istio derives from a connectionPool
 // block (MaxUint32 defaults, 0 = default), and the breaker's counting: connections, a bounded
 // first-come-first-served wait, overflow at once beyond it, request and retry limits, cancelled waits;
 // and the per-request guard forward() uses to admit attempts, hold retries and report results.

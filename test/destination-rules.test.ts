@@ -1,4 +1,4 @@
-// DestinationRule resolution (SEMANTICS §3.2): short names, exportTo, lookup order, most specific host,
+// DestinationRule resolution (docs/concepts/resilience.md): short names, exportTo, lookup order, most specific host,
 // merging several rules; then the effective policy per subset and port, and clusters built from them
 // (with their circuit-breaker limits and outlier settings, replaced block by block).
 

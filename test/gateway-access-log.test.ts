@@ -1,4 +1,4 @@
-// Integration: the access-log fields Istio's default format carries (SEMANTICS §7.3), as Envoy fills
+// Integration: the access-log fields Istio's default format carries (docs/observability.md), as Envoy fills
 // them: bytes_received and bytes_sent count body bytes only (however the body was framed), protocol
 // is HTTP/1.1 or HTTP/2, x_forwarded_for is the header as sent upstream (client address appended),
 // and route_name is null when the route has no name. Over HTTP/1.1 and over HTTP/2 with TLS.

@@ -135,7 +135,7 @@ rules:
     assert.equal((await gw.get('other.example.com', '/public/a')).status, 403);
     assert.equal((await gw.get('app.example.com', '/api/x')).status, 403);
     assert.equal((await gw.get('app.example.com', '/api/x', { 'x-api-key': 'nope' })).status, 403);
-    // /public/* does not match /public itself (SEMANTICS: a prefix with the slash).
+    // /public/* does not match /public itself (Istio's semantics: a prefix with the slash).
     assert.equal((await gw.get('app.example.com', '/public')).status, 403);
   });
 

@@ -1,4 +1,4 @@
-// Integration: how Gateway server ports become listening ports (SEMANTICS §1.3). `--ports` is the
+// Integration: how Gateway server ports become listening ports (docs/reference/routing.md). `--ports` is the
 // gateway Service (port=targetPort); a server port it does not map is listened on as-is, and servers
 // whose ports end up on one listen port share that listener, each keeping its own `match.port`. A
 // port that cannot be opened is logged with its servers while every other port keeps serving.

@@ -1,4 +1,4 @@
-// Host name rules of SEMANTICS §0.1: symmetric matching, one-way subsets, intersection, specificity
+// Host name rules of docs/reference/routing.md: symmetric matching, one-way subsets, intersection, specificity
 // order and short-name expansion.
 
 import { describe, it } from 'node:test';

@@ -1,7 +1,7 @@
 // Unit tables for the sidecar (outbound) route compiler: Istio YAML in, lookup out, no sockets.
 // Default routes per service port, the Host forms each service answers to, exportTo, mesh binding,
 // first-VirtualService-wins, compile-time source matching, match.port, weights, hosts outside the
-// registry and wildcards. SEMANTICS §0.1, §2.1, §2.2, appendix 3 and 9.
+// registry and wildcards. docs/reference/routing.md 3 and 9.
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,4 +1,4 @@
-// Outlier detection with an injected clock (SEMANTICS §3.1 outlierDetection): Istio's defaults and
+// Outlier detection with an injected clock (docs/concepts/resilience.md): Istio's defaults and
 // field mapping, consecutive 5xx / gateway / local-origin counting, ejection times that grow with
 // each ejection and return on interval ticks, maxEjectionPercent with its "at least one" rule.
 

@@ -1,5 +1,5 @@
 // Unit tables for the per-route policies: how retries, timeouts, faults, mirrors and CORS compile
-// from VirtualService YAML (SEMANTICS §2.4), and the request-path decisions made from them (fault
+// from VirtualService YAML (docs/reference/routing.md), and the request-path decisions made from them (fault
 // draws, CORS answers, the mirrored host) with a seeded random source.
 
 import { describe, it } from 'node:test';

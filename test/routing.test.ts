@@ -1,7 +1,7 @@
 // Unit tables for the gateway route compiler and lookup: Istio YAML in, lookup result out, no sockets.
 // Covers Gateway ↔ VirtualService binding (host scopes, gateway names, exportTo, selectors), host
 // intersection and virtual-host order, VirtualService merging, every HTTPMatchRequest field, and the
-// compiled actions (weights, destinations, redirect, direct response, rewrites). SEMANTICS §0–§2.
+// compiled actions (weights, destinations, redirect, direct response, rewrites). docs/reference/routing.md
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -467,7 +467,7 @@ describe('merging: several VirtualServices for one host', () => {
 
   it('a match on the server port alone is a catch-all and moves after later VirtualServices', () => {
     // Istio drops `port` from the Envoy match, leaving prefix "/" with no header or query matcher:
-    // IsCatchAllRoute is true, so SortVHostRoutes moves it to the end (SEMANTICS §1.3).
+    // IsCatchAllRoute is true, so SortVHostRoutes moves it to the end (docs/reference/routing.md).
     const snap = compileValid(
       toYaml(
         gateway(['*']),

@@ -1,6 +1,6 @@
-// Unit tables for the security policies of one workload: PeerAuthentication composition (SEMANTICS
-// §5.1: scope, levels, oldest wins, UNSET inherits, port-level modes) and AuthorizationPolicy decisions
-// (SEMANTICS §5.2: scope, DENY before ALLOW, empty-policy semantics, every field and value form, `when`
+// Unit tables for the security policies of one workload: PeerAuthentication composition (docs/security.md:
+// scope, levels, oldest wins, UNSET inherits, port-level modes) and AuthorizationPolicy decisions
+// (docs/security.md: scope, DENY before ALLOW, empty-policy semantics, every field and value form, `when`
 // keys, JWT attributes, plain TCP, dry run). YAML in, modes and decisions out.
 
 import { describe, it } from 'node:test';
@@ -37,7 +37,7 @@ const REVIEWS: WorkloadRef = { namespace: 'shop', labels: { app: 'reviews', vers
 
 // ---------------------------------------------------------------- PeerAuthentication
 
-describe('PeerAuthentication: the mode of one workload port (SEMANTICS §5.1)', () => {
+describe('PeerAuthentication: the mode of one workload port (docs/security.md)', () => {
   interface Case {
     readonly name: string;
     readonly docs: readonly string[];

@@ -1,4 +1,4 @@
-// Unit tables for routes of piped connections (SEMANTICS §1.3, §2.5): VirtualService `tls` rules on a
+// Unit tables for routes of piped connections (docs/reference/routing.md): VirtualService `tls` rules on a
 // PASSTHROUGH Gateway server (exact and wildcard sniHosts, weights, destination ports, port and
 // gateway filters, host binding, duplicate SNI values, `*`, AUTO_PASSTHROUGH) and the single `tcp`
 // rule of a TCP server (first VirtualService wins). YAML in, table lookup out.
@@ -135,7 +135,7 @@ describe('tls routes on a PASSTHROUGH server', () => {
     assert.deepEqual(clustersFor(t, 'special.example.com'), [A]);
     assert.deepEqual(clustersFor(t, 'x.example.com'), [B]);
     assert.deepEqual(clustersFor(t, 'x.y.example.com'), [B]);
-    // §2.5: `*.com` matches foo.example.com and example.com alike.
+    // `*.com` matches foo.example.com and example.com alike.
     assert.deepEqual(clustersFor(t, 'example.com'), [C]);
     assert.deepEqual(clustersFor(t, 'foo.other.com'), [C]);
     assert.equal(t.lookup('example.org'), undefined);

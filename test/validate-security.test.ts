@@ -1,4 +1,4 @@
-// Unit tables for validating PeerAuthentication and AuthorizationPolicy (SEMANTICS §5.1, §5.2): YAML
+// Unit tables for validating PeerAuthentication and AuthorizationPolicy (docs/security.md): YAML
 // in, problems out (severity, field path, message, and for some the line); then a garbage feed that
 // must never make validation or compilation throw.
 
@@ -68,7 +68,7 @@ function table(kind: string, title: string, cases: readonly Case[]): void {
   });
 }
 
-table('PeerAuthentication', 'PeerAuthentication (SEMANTICS §5.1)', [
+table('PeerAuthentication', 'PeerAuthentication (docs/security.md)', [
   { name: 'namespace-wide STRICT', spec: 'mtls: {mode: STRICT}', expect: [] },
   { name: 'empty spec (UNSET everywhere)', spec: '{}', expect: [] },
   { name: 'every mode name', spec: 'selector: {matchLabels: {app: a}}\nmtls: {mode: UNSET}\nportLevelMtls:\n  "80": {mode: DISABLE}\n  8080: {mode: PERMISSIVE}\n  9000: {mode: STRICT}\n  9001: {}', expect: [] },
@@ -88,7 +88,7 @@ table('PeerAuthentication', 'PeerAuthentication (SEMANTICS §5.1)', [
 
 const RULE = (body: string): string => `rules:\n${body}`;
 
-table('AuthorizationPolicy', 'AuthorizationPolicy: action, scope, rules (SEMANTICS §5.2)', [
+table('AuthorizationPolicy', 'AuthorizationPolicy: action, scope, rules (docs/security.md)', [
   { name: 'spec: {} (allow nothing) is valid', spec: '{}', expect: [] },
   { name: 'rules: [{}] (allow all) is valid', spec: 'rules: [{}]', expect: [] },
   { name: 'DENY without rules', spec: 'action: DENY', expect: [err('spec.rules', 'DENY without rules never triggers', 5)] },

@@ -72,7 +72,7 @@ function table(title: string, cases: readonly Case[]): void {
 const SERVER = (extra: string, protocol = 'HTTPS', port = 443): string =>
   `servers:\n- port: {number: ${port}, name: p, protocol: ${protocol}}\n  hosts: [a.example.com]\n${extra}`;
 
-table('Gateway (SEMANTICS §1.2)', [
+table('Gateway (docs/reference/routing.md)', [
   { name: 'a plain HTTP server is fine', kind: 'Gateway', spec: SERVER('', 'HTTP', 80), expect: [] },
   { name: 'HTTPS without tls', kind: 'Gateway', spec: SERVER('', 'HTTPS'), expect: [err('spec.servers[0].tls', 'must have tls settings', 6)] },
   { name: 'TLS without tls', kind: 'Gateway', spec: SERVER('', 'tls'), expect: [err('spec.servers[0].tls', 'must have tls settings')] },
@@ -138,7 +138,7 @@ table('Gateway (SEMANTICS §1.2)', [
 const VS = (http: string, top = 'hosts: [a.example.com]\ngateways: [gw]'): string => `${top}\nhttp:\n${http}`;
 const ROUTE = '  route: [{destination: {host: svc}}]';
 
-table('VirtualService top level (SEMANTICS §2.1)', [
+table('VirtualService top level (docs/reference/routing.md)', [
   { name: 'needs http, tcp or tls', kind: 'VirtualService', spec: 'hosts: [a.example.com]', expect: [err('spec', 'at least one http, tcp or tls')] },
   { name: '* for the mesh is rejected', kind: 'VirtualService', spec: VS(`-${ROUTE.slice(1)}`, 'hosts: ["*"]'), expect: [err('spec.hosts[0]', 'host * is not allowed')] },
   { name: '* with mesh listed is rejected', kind: 'VirtualService', spec: VS(`-${ROUTE.slice(1)}`, 'hosts: ["*"]\ngateways: [gw, mesh]'), expect: [err('spec.hosts[0]', 'host * is not allowed')] },
@@ -158,7 +158,7 @@ table('VirtualService top level (SEMANTICS §2.1)', [
   { name: 'an http rule after a catch-all is left to the analyzer (IST0130)', kind: 'VirtualService', spec: VS(`-${ROUTE.slice(1)}\n- match: [{uri: {prefix: /a}}]\n${ROUTE}`), expect: [] },
 ]);
 
-table('HTTP matches and StringMatch (SEMANTICS §0.3, §2.2)', [
+table('HTTP matches and StringMatch (docs/reference/routing.md)', [
   { name: 'exact, prefix and regex', kind: 'VirtualService', spec: VS(`- match: [{uri: {exact: /a}}, {uri: {prefix: /b}}, {uri: {regex: "/c/[0-9]+"}}]\n${ROUTE}`), expect: [] },
   { name: 'two kinds in one StringMatch', kind: 'VirtualService', spec: VS(`- match: [{uri: {exact: /a, prefix: /b}}]\n${ROUTE}`), expect: [err('spec.http[0].match[0].uri', 'only one of exact, prefix or regex')] },
   { name: 'empty uri match', kind: 'VirtualService', spec: VS(`- match: [{uri: {}}]\n${ROUTE}`), expect: [err('spec.http[0].match[0].uri', 'needs one of exact, prefix or regex')] },
@@ -185,7 +185,7 @@ table('HTTP matches and StringMatch (SEMANTICS §0.3, §2.2)', [
   { name: 'misspelt field is an error with the close name', kind: 'VirtualService', spec: VS(`- matches: [{uri: {exact: /a}}]\n${ROUTE}`), expect: [err('spec.http[0].matches', 'unknown field; did you mean `match`?')] },
 ]);
 
-table('HTTP route actions (SEMANTICS §2.3, §2.4)', [
+table('HTTP route actions (docs/reference/routing.md)', [
   { name: 'route and redirect', kind: 'VirtualService', spec: VS(`- redirect: {uri: /x}\n${ROUTE}`), expect: [err('spec.http[0].redirect', 'cannot be combined with route')] },
   { name: 'redirect and directResponse', kind: 'VirtualService', spec: VS('- redirect: {uri: /x}\n  directResponse: {status: 200}'), expect: [err('spec.http[0].directResponse', 'cannot be combined with redirect')] },
   { name: 'route and directResponse', kind: 'VirtualService', spec: VS(`- directResponse: {status: 200}\n${ROUTE}`), expect: [err('spec.http[0].directResponse', 'cannot be combined with route')] },
@@ -241,7 +241,7 @@ table('HTTP route actions (SEMANTICS §2.3, §2.4)', [
   { name: 'cors', kind: 'VirtualService', spec: VS(`- corsPolicy: {allowOrigins: [{exact: "https://a.com"}, {regex: "("}], allowMethods: [GET, get], maxAge: 1.5s}\n${ROUTE}`), expect: [err('spec.http[0].corsPolicy.allowOrigins[1].regex', 'RE2'), err('spec.http[0].corsPolicy.allowMethods[1]', 'not an HTTP method'), err('spec.http[0].corsPolicy.maxAge', 'whole seconds')] },
 ]);
 
-table('tls and tcp routes (SEMANTICS §2.5)', [
+table('tls and tcp routes (docs/reference/routing.md)', [
   { name: 'tls route with sniHosts', kind: 'VirtualService', spec: 'hosts: ["*.example.com"]\ngateways: [gw]\ntls:\n- match: [{port: 443, sniHosts: [a.example.com]}]\n  route: [{destination: {host: a, port: {number: 443}}}]', expect: [] },
   { name: 'tls route without sniHosts', kind: 'VirtualService', spec: 'hosts: [a.example.com]\ntls:\n- match: [{port: 443}]\n  route: [{destination: {host: a}}]', expect: [err('spec.tls[0].match[0].sniHosts', 'sniHosts is required')] },
   { name: 'tls route without match', kind: 'VirtualService', spec: 'hosts: [a.example.com]\ntls:\n- route: [{destination: {host: a}}]', expect: [err('spec.tls[0].match', 'at least one match')] },
@@ -250,7 +250,7 @@ table('tls and tcp routes (SEMANTICS §2.5)', [
   { name: 'tcp route without route', kind: 'VirtualService', spec: 'hosts: [db]\ntcp:\n- match: [{port: 3306}]', expect: [err('spec.tcp[0].route', 'at least one destination')] },
 ]);
 
-table('DestinationRule (SEMANTICS §3.1)', [
+table('DestinationRule (docs/concepts/resilience.md)', [
   { name: 'host is required', kind: 'DestinationRule', spec: 'subsets: [{name: v1, labels: {version: v1}}]', expect: [err('spec.host', 'host is required')] },
   { name: 'wildcard hosts are allowed', kind: 'DestinationRule', spec: 'host: "*.example.com"\ntrafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}', expect: [] },
   { name: 'duplicate and bad subset names', kind: 'DestinationRule', spec: 'host: r\nsubsets:\n- {name: v1}\n- {name: v1}\n- {name: V_2}\n- {labels: {a: b}}', expect: [err('spec.subsets[1].name', 'duplicate subset name', 8), err('spec.subsets[2].name', 'may use only'), err('spec.subsets[3].name', 'required')] },
@@ -278,7 +278,7 @@ table('DestinationRule (SEMANTICS §3.1)', [
   { name: 'workloadSelector limits exportTo', kind: 'DestinationRule', spec: 'host: r\nworkloadSelector: {matchLabels: {app: a}}\nexportTo: ["*"]\ntrafficPolicy: {tls: {mode: ISTIO_MUTUAL}}', expect: [err('spec.exportTo[0]', 'own namespace')] },
 ]);
 
-table('ServiceEntry and WorkloadEntry (SEMANTICS §4)', [
+table('ServiceEntry and WorkloadEntry (docs/reference/routing.md)', [
   { name: 'an external API', kind: 'ServiceEntry', spec: 'hosts: [api.example.com]\nports: [{number: 443, name: https, protocol: TLS}]\nresolution: DNS\nlocation: MESH_EXTERNAL', expect: [] },
   { name: 'hosts are required', kind: 'ServiceEntry', spec: 'ports: [{number: 80, name: http, protocol: HTTP}]', expect: [err('spec.hosts', 'at least one host')] },
   { name: '* is not a host', kind: 'ServiceEntry', spec: 'hosts: ["*"]\nports: [{number: 80, name: http, protocol: HTTP}]', expect: [err('spec.hosts[0]', 'not allowed in a ServiceEntry')] },

@@ -1,6 +1,6 @@
 // The gateway's listening ports, one port listener per listen port as Envoy has one listener per
 // port. `--ports` is the gateway Service (port=targetPort): those listen for the gateway's whole life.
-// A Gateway server port that no entry maps is listened on as-is, as Istio binds it (SEMANTICS §1.3),
+// A Gateway server port that no entry maps is listened on as-is, as Istio binds it (docs/reference/routing.md),
 // for as long as a configuration has servers there (connections still open when it goes get a few
 // seconds to finish). Such a port that cannot be opened is logged with the Gateway servers that
 // wanted it and tried again with the next configuration; every other port keeps serving.

@@ -91,7 +91,7 @@ export function createPortListener(servicePorts: readonly number[], deps: PortLi
 
   const dispatch = (socket: Socket): void => {
     const listener = current(ctx.holder.current());
-    // A plain TCP server: its one `tcp` route takes the whole connection (SEMANTICS §1.3).
+    // A plain TCP server: its one `tcp` route takes the whole connection (docs/reference/routing.md).
     const tcp = listener?.protocol === 'TCP' ? listener.servers.find((s) => s.tcpRoute)?.tcpRoute : undefined;
     if (tcp) {
       timeouts.release(socket);

@@ -1,4 +1,4 @@
-// Validation of security.istio.io AuthorizationPolicy (SEMANTICS §5.2): Istio's own rules (selector
+// Validation of security.istio.io AuthorizationPolicy (docs/security.md): Istio's own rules (selector
 // or targetRefs, DENY/CUSTOM need rules, non-empty sources and operations, IPs, ports, path templates,
 // known `when` keys) plus warnings where meshgate cannot do what the policy asks (CUSTOM,
 // targetRefs) and where a DENY rule silently widens on plain TCP traffic.

@@ -1,6 +1,6 @@
 // Validation of networking.istio.io DestinationRule: host, subsets and every traffic-policy block
 // (load balancer, connection pool, outlier detection, client TLS, port-level settings), following
-// SEMANTICS §3.1.
+// docs/concepts/resilience.md
 
 import type { FieldPath } from '../model/resource.js';
 import {

@@ -1,5 +1,5 @@
 // Validation of networking.istio.io Gateway: servers, ports, `[namespace/]host` entries and the
-// server TLS block, following Istio's own rules (SEMANTICS §1.1, §1.2).
+// server TLS block, following Istio's own rules (docs/reference/routing.md).
 
 import type { FieldPath } from '../model/resource.js';
 import {

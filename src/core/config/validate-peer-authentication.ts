@@ -1,4 +1,4 @@
-// Validation of security.istio.io PeerAuthentication (SEMANTICS §5.1): the mode names, portLevelMtls
+// Validation of security.istio.io PeerAuthentication (docs/security.md): the mode names, portLevelMtls
 // only under a selector and keyed by valid ports, and a warning for the selector policies in the root
 // namespace that Istio ignores.
 

@@ -1,5 +1,5 @@
 // Validation of the per-route policies of an HTTP route: retries, fault injection and CORS
-// (SEMANTICS §2.4), with the enumerations Envoy accepts for them.
+// (docs/reference/routing.md), with the enumerations Envoy accepts for them.
 
 import type { FieldPath } from '../model/resource.js';
 import {

@@ -1,7 +1,7 @@
 // Validation of the route pieces a VirtualService is made of: HTTP routes and their matches,
 // actions (route | redirect | directResponse | delegate), the conflicts between them, rewrites,
 // mirrors, header operations, and the destinations and gateway names that tls/tcp routes share
-// (SEMANTICS §2.2–§2.5). Retries, faults and CORS are in validate-route-policies.ts.
+// (docs/reference/routing.md). Retries, faults and CORS are in validate-route-policies.ts.
 
 import type { FieldPath } from '../model/resource.js';
 import {

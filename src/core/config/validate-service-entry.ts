@@ -1,5 +1,5 @@
 // Validation of networking.istio.io ServiceEntry and WorkloadEntry: hosts, ports, resolution and
-// location, and endpoints, which are WorkloadEntry specs inline (SEMANTICS §4).
+// location, and endpoints, which are WorkloadEntry specs inline (docs/reference/routing.md).
 
 import type { FieldPath } from '../model/resource.js';
 import {

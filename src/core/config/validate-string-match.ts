@@ -1,5 +1,5 @@
 // Istio's StringMatch (exact | prefix | regex) and its regex rules: RE2 syntax, at most 1024
-// characters, never empty; where an empty prefix or an empty match `{}` is allowed (SEMANTICS §0.3).
+// characters, never empty; where an empty prefix or an empty match `{}` is allowed (docs/reference/routing.md).
 
 import { RE2JS } from 're2js';
 import type { FieldPath } from '../model/resource.js';
@@ -55,7 +55,7 @@ export function checkStringMatch(c: Checker, v: unknown, path: FieldPath, place:
   if (kind === 'prefix' && text === '' && place !== 'uri') c.error(at, 'prefix must not be empty here (an empty prefix is allowed only for uri)');
   if (kind === 'regex') {
     if (text === '*' && inMap) {
-      // Istio turns this invalid regex into a presence match rather than rejecting it (SEMANTICS §0.3).
+      // Istio turns this invalid regex into a presence match rather than rejecting it (docs/reference/routing.md).
       const means = place === 'withoutHeaders' ? 'the header must be absent' : 'any value matches, as long as it is present';
       c.warn(at, `regex "*" is not valid RE2; like Istio, meshgate reads it as a presence match (${means}); write {} to say so`);
       return;

@@ -1,6 +1,6 @@
 // Validation of networking.istio.io VirtualService as a whole: hosts (and whether `*` may be used),
 // gateway binding, delegate rules, tls/tcp routes, and rules that can never be reached
-// (SEMANTICS §0.1, §2.1, §2.5). HTTP route details live in validate-routes.ts.
+// (docs/reference/routing.md). HTTP route details live in validate-routes.ts.
 
 import type { FieldPath } from '../model/resource.js';
 import {

@@ -1,4 +1,4 @@
-// AuthorizationPolicy evaluation for one workload (SEMANTICS §5.2). compileAuthorization() picks the
+// AuthorizationPolicy evaluation for one workload (docs/security.md). compileAuthorization() picks the
 // policies that apply (root namespace and own namespace, selector or namespace-wide; targetRefs
 // attach to gateways and waypoints, never to a workload here), compiles every rule twice, for HTTP
 // and for plain TCP, and leaves evaluate() nothing to do but compare: CUSTOM, then DENY, then ALLOW,

@@ -1,4 +1,4 @@
-// The value matchers of AuthorizationPolicy (SEMANTICS §5.2), compiled once per policy so that a
+// The value matchers of AuthorizationPolicy (docs/security.md), compiled once per policy so that a
 // request is only compared: Istio's `exact`, `prefix*`, `*suffix` and `*` strings, peer identities
 // (principal, namespace, service account, trust domain), CIDR lists, Envoy URI templates for paths,
 // and the names a `when` condition may use. Validation reads the same definitions, so what it

@@ -1,4 +1,4 @@
-// The rules of an AuthorizationPolicy compiled into conditions over one request (SEMANTICS §5.2):
+// The rules of an AuthorizationPolicy compiled into conditions over one request (docs/security.md):
 // every Source, Operation and `when` field becomes a test of its values (ORed) and one of its
 // notValues (negated), each marked HTTP-only or unsupported so that authorization.ts can derive the
 // plain-TCP and ALLOW/DENY variants Istio builds from the same rule.

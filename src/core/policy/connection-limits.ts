@@ -1,6 +1,6 @@
 // connectionLimits(): a DestinationRule's connectionPool block → the numbers one cluster runs with.
 // Istio replaces Envoy's circuit-breaker defaults (1024 connections, 1024 pending, 1024 requests,
-// 3 retries) with MaxUint32, and reads 0 as "use the default" (SEMANTICS §3.1, appendix item 10).
+// 3 retries) with MaxUint32, and reads 0 as "use the default" (docs/concepts/resilience.md).
 // Envoy counts a cluster's limits across all its worker threads. A gateway's `--workers` are
 // processes that share no memory, and asking one place for every request would cost a round trip
 // each, so each worker enforces its share instead: ceil(limit / workers), at least 1. The total the

@@ -1,4 +1,4 @@
-// Which DestinationRule applies to a service as seen from a proxy (SEMANTICS §3.2): host short names
+// Which DestinationRule applies to a service as seen from a proxy (docs/concepts/resilience.md): host short names
 // resolved in the rule's namespace, exportTo visibility, the lookup order proxy namespace → service
 // namespace → root namespace with the most specific host winning at each step, and the merge of
 // several rules for one host (subsets concatenated, the oldest top-level trafficPolicy kept).

@@ -1,4 +1,4 @@
-// Outlier detection for one cluster, as Envoy runs it with the settings Istio gives it (SEMANTICS §3.1):
+// Outlier detection for one cluster, as Envoy runs it with the settings Istio gives it (docs/concepts/resilience.md):
 // consecutive 5xx / gateway errors (and, when split, local-origin failures) eject an endpoint at once;
 // it returns at the first interval tick after baseEjectionTime × (times ejected), capped at 300 s
 // (or baseEjectionTime if longer), and the multiplier decays by one per healthy interval. At most

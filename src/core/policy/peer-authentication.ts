@@ -1,5 +1,5 @@
 // The mTLS mode a workload accepts on each of its ports, composed from PeerAuthentication the way
-// Istio does it (SEMANTICS §5.1): mesh (root namespace, no selector) < namespace (no selector) <
+// Istio does it (docs/security.md): mesh (root namespace, no selector) < namespace (no selector) <
 // workload (selector, own namespace only), each level's oldest policy alone counting, UNSET inheriting
 // from the level above, and the workload policy's portLevelMtls on top. It governs what a sidecar's
 // inbound side accepts; clients read it too, for auto mTLS: a workload whose mode is DISABLE on a

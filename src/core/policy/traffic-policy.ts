@@ -1,5 +1,5 @@
 // The traffic policy one cluster (service port × subset) runs with, after Istio's replacement rules
-// (SEMANTICS §3.2): a matching portLevelSettings entry replaces a policy wholesale for that port, and
+// (docs/concepts/resilience.md): a matching portLevelSettings entry replaces a policy wholesale for that port, and
 // each block the subset sets replaces the destination's block — whole blocks, never field by field.
 
 import type { ClientTlsSettings, ConnectionPoolSettings, LoadBalancerSettings, OutlierDetection, TrafficPolicy } from '../model/istio.js';

@@ -8,7 +8,7 @@ import type { CircuitBreaker } from './circuit-breaker.js';
 import type { ConnectionLimits } from './connection-limits.js';
 import type { OutlierDetector, OutlierSettings } from './outlier-detection.js';
 
-/** The policy that applies to one cluster after subset and portLevelSettings replacement (SEMANTICS §3.2). */
+/** The policy that applies to one cluster after subset and portLevelSettings replacement (docs/concepts/resilience.md). */
 export interface EffectiveTrafficPolicy {
   readonly loadBalancer?: LoadBalancerSettings;
   readonly connectionPool?: ConnectionPoolSettings;

@@ -1,4 +1,4 @@
-// CORS (VirtualService `corsPolicy`, SEMANTICS §2.4), as Envoy's CORS filter applies it: a preflight
+// CORS (VirtualService `corsPolicy`, docs/reference/routing.md), as Envoy's CORS filter applies it: a preflight
 // (OPTIONS with Origin and Access-Control-Request-Method) from an allowed origin is answered by the
 // proxy itself; any other request from an allowed origin goes on and its response gets
 // Access-Control-Allow-Origin (the origin echoed), -Allow-Credentials and -Expose-Headers.

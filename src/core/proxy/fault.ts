@@ -1,4 +1,4 @@
-// Fault injection (VirtualService `fault`, SEMANTICS §2.4): before a request goes upstream it may be
+// Fault injection (VirtualService `fault`, docs/reference/routing.md): before a request goes upstream it may be
 // held for a fixed delay (flag DI), then answered locally with an abort (flag FI), each at its own
 // percentage. The draws come from the injected random source, so tests know exactly which fire.
 

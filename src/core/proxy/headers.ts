@@ -99,7 +99,7 @@ export function downstreamResponseHeaders(upstream: Record<string, string | stri
   return out;
 }
 
-/** set overwrites, add appends, remove deletes (SEMANTICS §2.4). */
+/** set overwrites, add appends, remove deletes (docs/reference/routing.md). */
 export function applyHeaderRules(headers: Record<string, string | string[] | number | undefined>, rules: HeaderRules): void {
   for (const name of rules.remove) delete headers[name];
   for (const [name, value] of rules.set) headers[name] = value;

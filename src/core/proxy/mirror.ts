@@ -1,4 +1,4 @@
-// Traffic mirroring (VirtualService `mirror`/`mirrors`, SEMANTICS §2.4): a copy of the request, as it
+// Traffic mirroring (VirtualService `mirror`/`mirrors`, docs/reference/routing.md): a copy of the request, as it
 // goes upstream, is sent to each mirror destination at its percentage, with its Host unchanged: Istio
 // ≥ 1.28 no longer appends Envoy's `-shadow` suffix (DISABLE_SHADOW_HOST_SUFFIX). Fire-and-forget:
 // the answer is read and thrown away, failures are swallowed, and nothing here can delay or fail the

@@ -1,7 +1,7 @@
 // relay(): one request to one fixed upstream (no route, no retries, no load balancing) — what a
 // sidecar does towards its own app, and what an ALLOW_ANY passthrough does towards a host the
 // mesh does not know. The request goes out with the normalized path the proxy checked and routed
-// on (SEMANTICS §5.3), never the raw one, so policy and backend see the same path. The response
+// on (docs/security.md), never the raw one, so policy and backend see the same path. The response
 // streams back with backpressure; failures become local replies. A gRPC request goes to the app over
 // h2c (gRPC is only spoken over HTTP/2), with its trailers, trailers-only answers and resets intact;
 // anything else over pooled HTTP/1.1. A client that goes away cancels the app's request at once.

@@ -38,7 +38,7 @@ function parse(req: IncomingMessage, res: ServerResponse, limits: HttpLimits): T
   const over = requestOverLimits(req, limits);
   if (over) return { ok: false, reply: over };
   const method = req.method ?? '';
-  // SEMANTICS: methods are case-sensitive tokens and Envoy refuses lower-case ones (only HTTP/2 can send them).
+  // Istio's semantics: methods are case-sensitive tokens and Envoy refuses lower-case ones (only HTTP/2 can send them).
   if (!/^[A-Z][A-Z0-9_-]*$/.test(method)) return refuse('invalid_method');
   const h2 = req.httpVersionMajor >= 2;
   let url = req.url ?? '';

@@ -1,4 +1,4 @@
-// Host names and wildcards exactly as Istio compares them (SEMANTICS §0.1): overlap, one-way subset,
+// Host names and wildcards exactly as Istio compares them (docs/reference/routing.md): overlap, one-way subset,
 // intersection of two host lists, "most specific" ordering and short-name expansion. Gateways,
 // VirtualServices, DestinationRules and ServiceEntries all share these rules.
 

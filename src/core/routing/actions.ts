@@ -28,7 +28,7 @@ export interface ActionContext {
 
 export const NO_HEADER_RULES: HeaderRules = Object.freeze({ set: [], add: [], remove: [] });
 
-/** Istio's default when `retries` is unset: 2 attempts on connect failure / refused stream (SEMANTICS §2.4). */
+/** Istio's default when `retries` is unset: 2 attempts on connect failure / refused stream (docs/reference/routing.md). */
 const DEFAULT_RETRY_ON = 'connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes';
 
 export function compileAction(route: HTTPRoute, match: HTTPMatchRequest | undefined, ctx: ActionContext): RouteAction {
@@ -181,7 +181,7 @@ function perMillion(p: Percent | undefined): PerMillion {
 }
 
 /**
- * Istio's TranslateFault. A delay or abort without a percentage never fires (SEMANTICS §2.4: the
+ * Istio's TranslateFault. A delay or abort without a percentage never fires (docs/reference/routing.md: the
  * default is 0 %), so it is left out; the deprecated whole-number `percent` of a delay still counts.
  */
 function compileFault(f: HTTPFaultInjection | undefined): FaultPolicy | undefined {

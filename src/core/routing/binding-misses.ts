@@ -1,5 +1,5 @@
 // Why no VirtualService gave a Gateway server a virtual host for a request's host: for every
-// VirtualService with a host matching the request, the rule of SEMANTICS §1.3/§2.1 that kept it
+// VirtualService with a host matching the request, the rule of docs/reference/routing.md that kept it
 // off this server (invalid, exportTo, gateways, the server host's namespace scope, host overlap,
 // match.port/match.gateways). What `meshgate explain` prints on a virtual-host miss.
 

@@ -1,4 +1,4 @@
-// The route compiler for a sidecar's outbound side (SEMANTICS §2.1, appendix 3 and 9): one route config
+// The route compiler for a sidecar's outbound side (docs/reference/routing.md 3 and 9): one route config
 // per port, named by the number ('80', '9080'). Every visible service with an HTTP-family port gets a
 // virtual host there that sends everything to `outbound|<port>||<fqdn>`; a mesh-bound VirtualService
 // takes over the hosts it names instead. Unlike gateways, VirtualServices are not merged: for one host

@@ -1,5 +1,5 @@
 // The route compiler for a gateway: Gateway servers × bound VirtualServices → listeners and route
-// configs with virtual hosts, in Istio's order (SEMANTICS §1.3, §2.1): routes of several
+// configs with virtual hosts, in Istio's order (docs/reference/routing.md): routes of several
 // VirtualServices for one host appended by creation time, catch-alls moved last.
 
 import type { GatewaySpec, HTTPMatchRequest, HTTPRoute, Labels, VirtualServiceSpec } from '../model/istio.js';

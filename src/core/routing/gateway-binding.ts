@@ -1,6 +1,6 @@
 // Which Gateway servers a gateway proxy serves, and which VirtualServices bind to them: selector
 // matching, the `ns/host` scopes of server hosts, gateway reference names, and port merging rules
-// of SEMANTICS §1.3.
+// of docs/reference/routing.md
 
 import type { GatewayServer, GatewaySpec, Labels, VirtualServiceSpec } from '../model/istio.js';
 import type { Resource } from '../model/resource.js';
@@ -103,7 +103,7 @@ export interface BoundServer {
 /**
  * The servers of all Gateways selecting this proxy, merged per listen port as Istio merges them: a
  * server port the gateway Service exposes listens on its targetPort, any other on its own number
- * (SEMANTICS §1.3), so servers on 80 and on 8080 share listener 8080 behind Service 80→8080.
+ * (docs/reference/routing.md), so servers on 80 and on 8080 share listener 8080 behind Service 80→8080.
  * Plaintext HTTP servers on one listener share `http.<listenPort>`; a plaintext server whose protocol
  * cannot merge with the listener's first one is skipped; a TLS server repeating a host already on its
  * listener is skipped.

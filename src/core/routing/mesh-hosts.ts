@@ -1,5 +1,5 @@
 // The Host header forms a sidecar's outbound route config answers to for one service port
-// (SEMANTICS §0.1, appendix 9): the FQDN, and for a Kubernetes Service the shorter names a pod's DNS
+// (docs/reference/routing.md 9): the FQDN, and for a Kubernetes Service the shorter names a pod's DNS
 // search path resolves. The bare `name` only resolves, and so only routes, from the service's own
 // namespace. Every form is also listed with `:<port>`; lookups ignore the port (hasPortSuffix), as
 // Istio's sidecar route configs set ignore_port_in_host_matching.

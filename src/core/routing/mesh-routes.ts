@@ -1,4 +1,4 @@
-// The http routes one mesh-bound VirtualService gives a sidecar on one service port (SEMANTICS §2.2):
+// The http routes one mesh-bound VirtualService gives a sidecar on one service port (docs/reference/routing.md):
 // matches are compiled as for gateways, but `port`, `gateways`, `sourceLabels` and `sourceNamespace`
 // are settled here, against the port and the proxy, and never looked at per request. Also the
 // registry view a sidecar resolves destination ports with.

@@ -1,4 +1,4 @@
-// Routes for connections a gateway pipes without parsing (SEMANTICS §1.3, §2.5): VirtualService
+// Routes for connections a gateway pipes without parsing (docs/reference/routing.md): VirtualService
 // `tls` rules for PASSTHROUGH servers, keyed by the SNI of the ClientHello, and the single `tcp`
 // rule of a TCP server. Destinations resolve exactly as for HTTP routes (actions.ts).
 
@@ -121,7 +121,7 @@ export function buildTlsRouteTable(routes: readonly TlsRoute[]): TlsRouteTable {
       const name = sni.toLowerCase();
       const hit = exact.get(name);
       if (hit) return hit;
-      // `*.com` takes `example.com` and `foo.example.com` alike: the suffix is `.com` (§2.5).
+      // `*.com` takes `example.com` and `foo.example.com` alike: the suffix is `.com` (docs/reference/routing.md).
       for (const w of wildcards) if (name.length > w.suffix.length && name.endsWith(w.suffix)) return w.route;
       return any;
     },

@@ -84,7 +84,7 @@ export interface RetryPolicy {
  */
 export type PerMillion = number;
 
-/** `fault` of a route (SEMANTICS §2.4); a part without a percentage is left out, since it never fires. */
+/** `fault` of a route (docs/reference/routing.md); a part without a percentage is left out, since it never fires. */
 export interface FaultPolicy {
   readonly delay?: { readonly ms: number; readonly chance: PerMillion };
   /** `grpcStatus` set: a gRPC answer (HTTP 200, grpc-status); otherwise `httpStatus`. */
@@ -252,7 +252,7 @@ export interface Listener {
   /**
    * The port it listens on: a server port the gateway Service exposes is translated to its
    * targetPort (80 → 8080), any other is used as-is, so one listener may hold servers of several
-   * Gateway ports (SEMANTICS §1.3). Without a Service mapping (offline tools) it is the Gateway port.
+   * Gateway ports (docs/reference/routing.md). Without a Service mapping (offline tools) it is the Gateway port.
    */
   readonly port: number;
   /** HTTP, HTTPS, TLS, TCP … of the first server that claimed the port. */

@@ -1,5 +1,5 @@
 // The access log: one JSON line per request through pino's asynchronous destination (SonicBoom), with the fields
-// of Istio's default access log (SEMANTICS §7.3) under the keys Istio's JSON encoding uses.
+// of Istio's default access log (docs/observability.md) under the keys Istio's JSON encoding uses.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pino } from 'pino';

@@ -1,4 +1,4 @@
-// Istio's standard metrics (SEMANTICS §7.1) with prom-client: the names, label names, label values
+// Istio's standard metrics (docs/observability.md) with prom-client: the names, label names, label values
 // and histogram buckets Istio's proxies emit, so Prometheus queries, Grafana dashboards and Kiali work
 // unchanged. Fed from the request record the access log is written from (one observe step) and
 // from the TCP proxy's connection record. Label values come from configuration and the registry,

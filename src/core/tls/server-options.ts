@@ -8,7 +8,7 @@ import type { SecureContextOptions, SecureVersion } from 'node:tls';
 import type { ServerTlsSettings, TlsProtocolVersion } from '../model/istio.js';
 import type { ServerCredential } from './types.js';
 
-/** Istio's server-side default cipher list (SEMANTICS §1.1); TLS 1.3 suites are OpenSSL's defaults. */
+/** Istio's server-side default cipher list (docs/reference/routing.md); TLS 1.3 suites are OpenSSL's defaults. */
 export const ISTIO_DEFAULT_CIPHERS = [
   'ECDHE-ECDSA-AES256-GCM-SHA384',
   'ECDHE-RSA-AES256-GCM-SHA384',

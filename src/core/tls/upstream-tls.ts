@@ -1,5 +1,5 @@
 // Which TLS, if any, a connection to one endpoint of one cluster gets, and whom the server must be
-// (SEMANTICS §3.1 ClientTLSSettings and auto mTLS, §6 identities). The answer is a profile: a plain
+// (docs/concepts/resilience.md and auto mTLS, docs/concepts/mesh-security.md). The answer is a profile: a plain
 // description the connector turns into sockets, with a `key` so that connections of different
 // profiles never share a pool. Pure and cached: it runs on every request attempt.
 //
