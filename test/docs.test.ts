@@ -56,7 +56,7 @@ describe('documentation', () => {
 
   before(async () => {
     for (const f of await docFiles()) all.push(...blocks(f, await readFile(join(ROOT, f), 'utf8')));
-    demo = await startDemoOnFreePorts('meshgate-docs-');
+    demo = await startDemoOnFreePorts();
     ({ mesh, dir, workloads: moved } = demo);
   });
 
