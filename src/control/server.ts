@@ -1,5 +1,7 @@
 // The control plane's TLS endpoint (port 15012): authenticates every call by its bearer token, then
-//   GET  /v1/config/stream?proxy=ID   the configuration stream (NDJSON, long-lived)
+//   GET  /v1/config/stream?proxy=ID&role=sidecar|gateway&labels=k=v,…
+//                                     the configuration stream (NDJSON, long-lived); what it
+//                                     carries is scoped to the caller's namespace, role and labels
 //   POST /v1/config/ack               a proxy says whether it applied a version
 //   POST /v1/certificates             a CSR signed for the caller's identity
 // (The list of proxies is on the loopback debug port, debug-server.ts: a token is not enough for it.)
@@ -16,7 +18,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { CertificateAuthority } from '../core/pki/authority.js';
 import { spiffeIdOf } from '../core/pki/spiffe.js';
-import { ACK_PATH, CERTIFICATES_PATH, STREAM_PATH } from '../core/sources/control-plane-wire.js';
+import { ACK_PATH, CERTIFICATES_PATH, STREAM_PATH, parseDescription } from '../core/sources/control-plane-wire.js';
 import { answerCertificateRequest } from './ca-service.js';
 import type { ConfigDistributor } from './config-distributor.js';
 import type { ProxyRegistry } from './proxy-registry.js';
@@ -82,7 +84,11 @@ async function handle(opts: ControlServerOptions, req: IncomingMessage, res: Ser
     case STREAM_PATH: {
       const id = url.searchParams.get('proxy') ?? '';
       if (!PROXY_ID.test(id)) return reply(res, 400, { error: 'proxy=ID is required: letters, digits, . _ : -' });
-      const connected = opts.registry.connect(id, identity, req.socket.remoteAddress ?? '');
+      const described = parseDescription(url.searchParams);
+      if (typeof described === 'string') return reply(res, 400, { error: described });
+      // The namespace is the token's, never the caller's say: it decides which policies it receives.
+      const meta = { ...described, namespace: caller.namespace };
+      const connected = opts.registry.connect(id, identity, req.socket.remoteAddress ?? '', meta);
       if (!connected.ok) return reply(res, 409, { error: connected.message });
       opts.distributor.open(connected.session, res, connected.replaced);
       return;
