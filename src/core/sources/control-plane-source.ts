@@ -30,6 +30,9 @@ export interface ControlPlaneSourceOptions {
   readonly startTimeoutMs?: number;
 }
 
+/** Tries of one acknowledgement before waiting for the next subscription to repeat it. */
+const ACK_ATTEMPTS = 4;
+
 export function defaultProxyId(): string {
   return `${hostname()}-${process.pid}`;
 }
@@ -214,10 +217,19 @@ export class ControlPlaneSource implements ConfigSource {
     }
   }
 
-  #ack(version: string, outcome: ConfigOutcome): void {
+  #ack(version: string, outcome: ConfigOutcome, attempt = 1): void {
     const ack = outcome.accepted ? { proxy: this.#proxyId, version, accepted: true } : { proxy: this.#proxyId, version, accepted: false, problems: outcome.problems };
-    // A lost acknowledgement is repeated after the next subscription, which repeats the version.
-    this.#client.ack(ack).catch((err: unknown) => this.#log.warn({ version, error: (err as Error).message }, 'could not acknowledge a configuration version'));
+    this.#client.ack(ack).catch((err: unknown) => {
+      // A pooled connection the server closed as idle fails the POST; the acknowledgement is
+      // repeatable, so it is tried again a few times while the version is still the one held (and
+      // after that, repeated on the next subscription, which repeats the version).
+      if (attempt < ACK_ATTEMPTS && !this.#closed && this.#version === version) {
+        const retry = setTimeout(() => this.#ack(version, outcome, attempt + 1), 50 * attempt);
+        retry.unref();
+        return;
+      }
+      this.#log.warn({ version, error: (err as Error).message }, 'could not acknowledge a configuration version');
+    });
   }
 
   #ended(reason: Error): void {
