@@ -38,6 +38,8 @@ export interface ControlServerOptions {
 
 /** A CSR is about 1 KiB; an acknowledgement carries at most a list of problems. */
 const MAX_BODY_BYTES = 1 << 20;
+/** How long an idle acknowledgement connection stays open (a minute and a bit, as HTTP load balancers keep them). */
+const ACK_KEEP_ALIVE_MS = 65_000;
 const PROXY_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,252}$/;
 
 const ROUTES: Readonly<Record<string, string>> = {
@@ -65,6 +67,9 @@ export function createControlServer(opts: ControlServerOptions): Server {
       reply(res, 500, { error: 'internal error' });
     });
   });
+  // A proxy acknowledges every push on a pooled connection beside its stream; Node's 5 s default
+  // would close it between pushes, and each push would then cost every proxy a new TLS handshake.
+  server.keepAliveTimeout = ACK_KEEP_ALIVE_MS;
   // Proxies that fail the handshake (a wrong root, a port scanner) are worth a debug line, not a crash.
   server.on('tlsClientError', (err, socket) => log.debug({ error: err.message, address: socket.remoteAddress }, 'TLS handshake failed'));
   return server;
