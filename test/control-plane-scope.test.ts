@@ -19,6 +19,8 @@ import { ControlPlaneSource } from '../src/core/sources/control-plane-source.js'
 import { decodeResources, resourceKey, type ProxyDescription, type StreamMessage } from '../src/core/sources/control-plane-wire.js';
 import type { ConfigUpdate } from '../src/core/sources/source.js';
 import { startControlPlane, type RunningControlPlane } from '../src/control/main.js';
+import { ScopeIndex } from '../src/control/proxy-scope.js';
+import { parseConfigText } from '../src/core/config/load.js';
 import { FileTokenAuthenticator } from '../src/control/token-authenticator.js';
 import { eventually } from './helpers/gateway.js';
 
@@ -238,7 +240,7 @@ describe('control plane: each proxy receives what concerns it', () => {
     }
   });
 
-  it('the namespace is the token\'s: a shop token describing itself as a gateway gets no Gateway bound in istio-system and no Secret', async () => {
+  it("the namespace is the token's: a shop token describing itself as a gateway still gets no other namespace's policy and no Secret", async () => {
     const keys = await f.keysFor(SHOP_TOKEN, 'liar-1', { role: 'gateway', labels: { istio: 'ingressgateway' } });
     assert.ok(!keys.some((k) => k.startsWith('Secret/')));
     assert.ok(!keys.includes('AuthorizationPolicy/other/payments-deny'));
@@ -280,6 +282,36 @@ describe('control plane: each proxy receives what concerns it', () => {
     } finally {
       await reviews.source.close();
     }
+  });
+});
+
+describe('which Sidecar applies', () => {
+  const sidecar = (ns: string, hosts: string[], selector?: string) => `apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: s-${ns}-${selector ?? 'all'}, namespace: ${ns}}
+spec:
+${selector ? `  workloadSelector: {labels: {app: ${selector}}}\n` : ''}  egress: [{hosts: ${JSON.stringify(hosts)}}]
+`;
+  const services = (keys: Set<unknown>) => [...keys].map((r) => resourceKey(r as never)).filter((k) => k.startsWith('Service/')).sort();
+  const index = new ScopeIndex(
+    parseConfigText(
+      [service('a', 'team'), service('b', 'team'), service('c', 'shop'), service('d', 'istio-system'), sidecar('istio-system', ['./*', 'istio-system/*']), sidecar('shop', ['*/*']), sidecar('team', ['shop/*'], 'b')].join('---\n'),
+      'sidecars.yaml',
+    ).resources,
+  );
+
+  it("the root namespace's default applies where a namespace has none, with `.` the workload's namespace", () => {
+    assert.deepEqual(services(index.scope({ role: 'sidecar', namespace: 'team', labels: { app: 'a' } })), ['Service/istio-system/d', 'Service/team/a', 'Service/team/b']);
+  });
+
+  it("a namespace's own Sidecar wins over the root's, and one selecting the workload over both", () => {
+    assert.deepEqual(services(index.scope({ role: 'sidecar', namespace: 'shop', labels: {} })), ['Service/istio-system/d', 'Service/shop/c', 'Service/team/a', 'Service/team/b']);
+    // b's own Sidecar imports shop/* only; its own Service is its inbound.
+    assert.deepEqual(services(index.scope({ role: 'sidecar', namespace: 'team', labels: { app: 'b' } })), ['Service/shop/c', 'Service/team/b']);
+  });
+
+  it('gateways ignore Sidecars', () => {
+    assert.equal(services(index.scope({ role: 'gateway', namespace: 'istio-system', labels: {} })).length, 4);
   });
 });
 
