@@ -9,6 +9,7 @@
 
 import type { ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
+import { analyze } from '../core/analyze/run.js';
 import { formatProblem, type Problem } from '../core/config/problem.js';
 import type { ConfigSource, ConfigUpdate } from '../core/sources/source.js';
 import type { StreamMessage } from '../core/sources/control-plane-wire.js';
@@ -40,6 +41,12 @@ interface Stream {
   resync: boolean;
 }
 
+/**
+ * The cross-resource analyzers (the ones proxies run too) only report, never refuse, and cost far
+ * more than a push at scale: they run this long after the last push of a burst, not in its way.
+ */
+const ANALYZE_QUIET_MS = 5000;
+
 const HEARTBEAT_LINE = `${JSON.stringify({ type: 'heartbeat' } satisfies StreamMessage)}\n`;
 
 export class ConfigDistributor {
@@ -53,6 +60,9 @@ export class ConfigDistributor {
   #index: ScopeIndex | undefined;
   #latest: ConfigUpdate | undefined;
   #timer: NodeJS.Timeout | undefined;
+  #analysis: NodeJS.Timeout | undefined;
+  /** The analyzers' findings, on `#current` once they have run on it (until then, on the set before). */
+  #findings: readonly Problem[] = [];
   #heartbeat: NodeJS.Timeout | undefined;
   #reported = new Set<string>();
   #closed = false;
@@ -71,8 +81,10 @@ export class ConfigDistributor {
     this.#heartbeat.unref();
   }
 
+  /** The set handed out, its problems including the analyzers' findings once they have run. */
   get current(): PublishedSet | undefined {
-    return this.#current;
+    const c = this.#current;
+    return c && this.#findings.length > 0 ? { ...c, problems: [...c.problems, ...this.#findings] } : c;
   }
 
   /** Opens `res` as the stream of `session`; `replaced` is the same proxy's previous stream, now ended. */
@@ -127,6 +139,7 @@ export class ConfigDistributor {
     if (this.#closed) return;
     this.#closed = true;
     clearTimeout(this.#timer);
+    clearTimeout(this.#analysis);
     clearInterval(this.#heartbeat);
     for (const s of this.#streams.values()) s.res.end();
     await this.#opts.source.close();
@@ -135,6 +148,7 @@ export class ConfigDistributor {
   destroy(): void {
     this.#closed = true;
     clearTimeout(this.#timer);
+    clearTimeout(this.#analysis);
     clearInterval(this.#heartbeat);
     for (const s of this.#streams.values()) s.res.destroy();
     this.#opts.source.destroy();
@@ -165,10 +179,19 @@ export class ConfigDistributor {
       this.#log.error({ err }, 'preparing the configuration failed; proxies keep the last set');
       return;
     }
-    this.#report(next.problems);
-    if (next.version === this.#current?.version) return;
+    if (next.version === this.#current?.version) return this.#report([...next.problems, ...this.#findings]);
+    const first = this.#current === undefined;
     const index = new ScopeIndex(next.resources);
     this.#current = next;
+    // The first set's findings are said at once (nothing waits on a push yet); later ones after the burst.
+    if (first) this.#analyze();
+    else {
+      // The last findings stand (and are not said again) until the analyzers have run on this set.
+      this.#report([...next.problems, ...this.#findings]);
+      clearTimeout(this.#analysis);
+      this.#analysis = setTimeout(() => this.#analyze(), ANALYZE_QUIET_MS);
+      this.#analysis.unref();
+    }
     this.#index = index;
     let pushed = 0;
     for (const [key, slot] of this.#views) {
@@ -192,6 +215,14 @@ export class ConfigDistributor {
       pushed++;
     }
     this.#log.info({ version: next.version, resources: next.resources.length, proxies: this.#streams.size, pushed, views: this.#views.size }, 'configuration version published');
+  }
+
+  #analyze(): void {
+    this.#analysis = undefined;
+    const set = this.#current;
+    if (!set || this.#closed) return;
+    this.#findings = analyze(set.resources);
+    this.#report([...set.problems, ...this.#findings]);
   }
 
   #sendDelta(stream: Stream, delta: ViewDelta): void {

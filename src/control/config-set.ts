@@ -7,7 +7,6 @@
 // change in time proportional to the change.
 
 import { createHash } from 'node:crypto';
-import { analyze } from '../core/analyze/run.js';
 import type { LoadResult } from '../core/config/load.js';
 import type { Problem } from '../core/config/problem.js';
 import { validateAll } from '../core/config/validate.js';
@@ -31,7 +30,10 @@ export interface PublishedSet {
   readonly version: string;
   readonly resources: readonly Resource[];
   readonly entries: ReadonlyMap<string, Entry>;
-  /** What the control plane found wrong with its input (those resources were left out or kept at their last good version). */
+  /**
+   * What the control plane found wrong with its input (those resources were left out or kept at
+   * their last good version); the cross-resource findings are added by the distributor, off the push.
+   */
   readonly problems: readonly Problem[];
 }
 
@@ -64,8 +66,6 @@ export function publishableSet(loaded: LoadResult, previous: readonly Resource[]
     resources.push(r);
     version.add(entry.digest);
   }
-  // The same cross-resource analyzers the proxies run: reported here once, never a reason to refuse.
-  problems.push(...analyze(resources));
   return { version: version.hex(), resources, entries, problems };
 }
 
