@@ -33,14 +33,15 @@ export function reuseRoutes<L extends RouteLookups>(vs: Resource, key: string, l
   let byKey = kept.get(vs);
   const known = byKey?.get(key);
   if (known && stillHolds(known, lookups)) return known.routes;
-  const services: Array<readonly [string, Service | undefined]> = [];
-  const clusters: Array<readonly [string, number, string, Cluster | undefined]> = [];
+  // Each distinct lookup once: a VirtualService's routes mostly ask for the same host again.
+  const services = new Map<string, readonly [string, Service | undefined]>();
+  const clusters = new Map<string, readonly [string, number, string, Cluster | undefined]>();
   const registry: Registry = {
     // Only lookup() is recorded: compiling a route must not read `services` (it would not be seen here).
     services: lookups.registry.services,
     lookup: (host) => {
       const s = lookups.registry.lookup(host);
-      services.push([host, s]);
+      services.set(host, [host, s]);
       return s;
     },
   };
@@ -49,13 +50,13 @@ export function reuseRoutes<L extends RouteLookups>(vs: Resource, key: string, l
     registry,
     cluster: (host: string, port: number, subset: string) => {
       const c = lookups.cluster(host, port, subset);
-      clusters.push([host, port, subset, c]);
+      clusters.set(`${port}|${subset}|${host}`, [host, port, subset, c]);
       return c;
     },
   };
   const routes = compile(recording);
   if (!byKey) kept.set(vs, (byKey = new Map()));
-  byKey.set(key, { services, clusters, routes });
+  byKey.set(key, { services: [...services.values()], clusters: [...clusters.values()], routes });
   return routes;
 }
 

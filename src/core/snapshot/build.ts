@@ -101,7 +101,7 @@ export function buildSnapshot(loaded: LoadResult, role: ProxyRole, deps: Snapsho
   });
 
   const acme = role.kind === 'gateway' ? acmeProblems(compiled.listeners, resources) : [];
-  const findings = analyze(resources, { domain, ...(role.kind === 'gateway' ? { gatewayLabels: [role.labels] } : {}) });
+  const findings = analyze(resources, { domain, registry, ...(role.kind === 'gateway' ? { gatewayLabels: [role.labels] } : {}) });
   const emptied = emptiedFileProblems(loaded, previous?.resources);
   const problems = [...reconciled.loadProblems, ...emptied, ...validationProblems, ...reconciled.problems, ...registryProblems, ...(gatewayApi?.problems ?? []), ...compiled.problems, ...rateLimits.problems, ...acme];
   const snapshot: Snapshot = Object.freeze({
