@@ -3,10 +3,10 @@
 // process of its own (bench/scale-size.ts). Printed as a table against size, bars of build time,
 // memory and edit → served against size, and the route lookup rate at the largest size as a ratio of
 // the smallest's. Idle CPU is measured for BENCH_SCALE_IDLE_SECONDS (default 30) at the largest size
-// and 5 s at the others.
+// and 5 s at the others. `node dist/bench/scale.js` runs these rows alone.
 
 import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { ScaleSample } from './scale-size.js';
 
 const SIZE_SCRIPT = fileURLToPath(new URL('./scale-size.js', import.meta.url));
@@ -43,9 +43,9 @@ export async function runScale(sizes: readonly number[]): Promise<ScaleSample[]>
 }
 
 export function scaleTable(samples: readonly ScaleSample[]): string {
-  const head = ['services', 'resources', 'read (ms)', 'build (ms)', 'heap (MB)', 'rss (MB)', 'edit → served (ms, median / most)', 'edit: rebuild (ms)', `heap / rss after ${samples[0]?.reloads ?? 10} edits (MB)`, 'idle cpu (% of a core)', 'lookups/s'];
+  const head = ['services', 'resources', 'read (ms)', 'build (ms)', 'heap (MB)', 'rss (MB)', 'edit → served (ms, median / most)', 'edit: rebuild (ms)', `heap / rss after ${samples[0]?.reloads ?? 10} edits (MB)`, 'idle cpu (% of a core)', 'lookups/s (10 hosts)', 'lookups/s (1,000 hosts)'];
   const rows = samples.map((s) =>
-    [s.services, s.resources, s.loadMs, s.buildMs, s.heapMB, s.rssMB, `${s.editServedMs} / ${s.editServedMaxMs}`, s.editBuildMs, `${s.heapAfterReloadsMB} / ${s.rssAfterReloadsMB}`, `${s.idleCpuPercent} (${s.idleSeconds} s)`, s.lookupsPerSecond].map(String),
+    [s.services, s.resources, s.loadMs, s.buildMs, s.heapMB, s.rssMB, `${s.editServedMs} / ${s.editServedMaxMs}`, s.editBuildMs, `${s.heapAfterReloadsMB} / ${s.rssAfterReloadsMB}`, `${s.idleCpuPercent} (${s.idleSeconds} s)`, s.lookupsPerSecond, s.spreadLookupsPerSecond].map(String),
   );
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: readonly string[]) => `| ${cells.map((c, i) => c.padStart(widths[i]!)).join(' | ')} |`;
@@ -54,7 +54,8 @@ export function scaleTable(samples: readonly ScaleSample[]): string {
   if (samples.length >= 2) {
     const small = samples[0]!;
     const large = samples[samples.length - 1]!;
-    out.push(`route lookups at ${large.services} services / at ${small.services}: ${(large.lookupsPerSecond / small.lookupsPerSecond).toFixed(2)}× (the lookup alone, in process, best of three 1 s rounds: host by one map probe, then the host's own routes)`);
+    out.push(`route lookups at ${large.services} services / at ${small.services}: ${(large.lookupsPerSecond / small.lookupsPerSecond).toFixed(2)}× (the lookup alone, in process, best of three 1 s rounds, requests to 10 hosts at both sizes: host by one map probe, then the host's own routes)`);
+    out.push(`  with requests to 1,000 hosts: ${(large.spreadLookupsPerSecond / small.spreadLookupsPerSecond).toFixed(2)}× (each lookup touches another virtual host, so memory cache misses grow with the configuration; about ${(1e6 / large.spreadLookupsPerSecond).toFixed(1)} µs a lookup at ${large.services})`);
   }
   out.push('read: the folder parsed from scratch; build: the first snapshot; edit: one service of a 100-service file changed on disk, seen by the file watch, that file read again and the snapshot rebuilt, reusing what the edit did not touch (median and most of the edits; "rebuild" is the build alone).');
   return out.join('\n');
@@ -65,4 +66,11 @@ function plot(what: string, samples: readonly ScaleSample[], value: (s: ScaleSam
   const most = Math.max(1, ...samples.map(value));
   const label = Math.max(...samples.map((s) => String(s.services).length));
   return [`${what} against services:`, ...samples.map((s) => `  ${String(s.services).padStart(label)} ${'#'.repeat(Math.max(1, Math.round((value(s) / most) * 50)))} ${value(s)}`)];
+}
+
+// Run directly: the scale rows alone, without the rest of the bench.
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const started = performance.now();
+  console.log(scaleTable(await runScale(scaleSizes())));
+  console.log(`scale rows: ${((performance.now() - started) / 1000).toFixed(0)} s`);
 }
