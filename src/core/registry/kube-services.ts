@@ -67,7 +67,8 @@ function kubeServiceOnce(r: Resource, slices: readonly Resource[] | undefined, e
   return service;
 }
 
-function sameItems<T>(a: readonly T[] | undefined, b: readonly T[] | undefined): boolean {
+/** Two lists with the very same items in the same order (both absent counts as the same). */
+export function sameItems<T>(a: readonly T[] | undefined, b: readonly T[] | undefined): boolean {
   if (a === b) return true;
   if (!a || !b || a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;

@@ -7,6 +7,7 @@
 import type { MergedDestinationRule } from '../policy/destination-rules.js';
 import type { ClusterDeps } from '../policy/cluster.js';
 import type { Cluster } from '../policy/types.js';
+import { sameItems } from '../registry/kube-services.js';
 import type { Service, ServicePort } from '../registry/types.js';
 
 interface Kept {
@@ -66,10 +67,4 @@ function sameRule(a: MergedDestinationRule | undefined, b: MergedDestinationRule
     sameItems(a.sources, b.sources) &&
     a.subsets.every((s) => a.subsetSources.get(s.name) === b.subsetSources.get(s.name))
   );
-}
-
-function sameItems(a: readonly unknown[], b: readonly unknown[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
