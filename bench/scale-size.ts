@@ -73,10 +73,17 @@ function gatewayRoutes(s: Snapshot): RouteConfig {
   return s.routeConfigs.get(`http.${SCALE_GATEWAY_PORT}`) ?? [...s.routeConfigs.values()][0]!;
 }
 
-/** Requests to `hosts` hosts spread over a configuration of `services` services. */
-function requestsTo(services: number, hosts: number): RequestFacts[] {
+/**
+ * Requests to `hosts` hosts spread over a configuration of `services` services, each matching its
+ * host's first route (the edited service's route says `/api/v<edits>` by now), so that every lookup
+ * does the same work at every size.
+ */
+function requestsTo(services: number, hosts: number, edited = -1): RequestFacts[] {
   const step = Math.max(1, Math.floor(services / hosts));
-  return Array.from({ length: 1000 }, (_, i) => facts(((i % hosts) * step) % services));
+  return Array.from({ length: 1000 }, (_, i) => {
+    const host = ((i % hosts) * step) % services;
+    return facts(host, host === edited ? `/api/v${RELOADS}/items` : undefined);
+  });
 }
 
 /** Lookups per second over one 200 ms round. */
@@ -101,14 +108,14 @@ function lookupRound(config: RouteConfig, requests: readonly RequestFacts[]): nu
  * does not). `spread`: the large configuration with requests to 1,000 hosts, which also pays the
  * memory cache misses of touching another virtual host each time.
  */
-async function lookupRates(config: RouteConfig, services: number): Promise<{ rate: number; small: number; spread: number }> {
+async function lookupRates(config: RouteConfig, services: number, edited: number): Promise<{ rate: number; small: number; spread: number }> {
   const dir = await mkdtemp(join(tmpdir(), 'meshgate-scale-small-'));
   try {
     await writeScaleConfig(dir, 10);
     const small = gatewayRoutes(buildSnapshot((await new ConfigFolder(dir).read()).result, ROLE, DEPS).snapshot);
-    const here = requestsTo(services, 10);
+    const here = requestsTo(services, 10, edited);
     const there = requestsTo(10, 10);
-    const wide = requestsTo(services, 1000);
+    const wide = requestsTo(services, 1000, edited);
     let best = { rate: 0, small: 0, spread: 0 };
     for (let round = 0; round < 10; round++) {
       best = {
@@ -177,7 +184,7 @@ try {
   const used = process.cpuUsage(cpu);
   const idleCpuPercent = ((used.user + used.system) / 1000 / (performance.now() - idleStart)) * 100;
 
-  const lookups = await lookupRates(gatewayRoutes(holder.current()!), services);
+  const lookups = await lookupRates(gatewayRoutes(holder.current()!), services, target);
   const sample: ScaleSample = {
     services,
     resources: first.result.resources.length,
