@@ -40,6 +40,8 @@ function checkRule(c: Checker, rule: Obj, at: FieldPath): string | undefined {
   const jwks = asString(c, rule.jwks, [...at, 'jwks']);
   if (uri !== undefined && jwks !== undefined) c.error([...at, 'jwks'], 'cannot be set together with jwksUri; use one of them');
   if (uri !== undefined && !isHttpUrl(uri)) c.error([...at, 'jwksUri'], `${JSON.stringify(uri)} is not an http or https URL`);
+  // Istio accepts a plain-http jwksUri and warns: keys fetched without TLS can be swapped on the way.
+  else if (uri !== undefined && uri.startsWith('http:')) c.warn([...at, 'jwksUri'], 'keys are fetched over plain http, where anyone on the path can replace them; use https');
   if (jwks !== undefined) {
     const why = jwksProblem(jwks);
     if (why) c.error([...at, 'jwks'], why);
