@@ -104,7 +104,7 @@ table('DestinationRule', [
   ['outlier detection at the limits', DR('outlierDetection: {consecutive5xxErrors: 0, interval: 1s, baseEjectionTime: 30s, maxEjectionPercent: 100, minHealthPercent: 0}')],
   ['ISTIO_MUTUAL', DR('tls: {mode: ISTIO_MUTUAL}')],
   ['portLevelSettings', 'host: reviews\ntrafficPolicy:\n  portLevelSettings:\n  - port: {number: 9080}\n    loadBalancer: {simple: RANDOM}'],
-  ['aggression below 1', DR('loadBalancer: {warmup: {duration: 60s, aggression: 0.5}}'), 'spec.trafficPolicy.loadBalancer.warmup.aggression', 'at least 1'],
+  ['aggression 0 (Istio wants more than 0)', DR('loadBalancer: {warmup: {duration: 60s, aggression: 0}}'), 'spec.trafficPolicy.loadBalancer.warmup.aggression', 'greater than 0'],
   ['minimumPercent over 100', DR('loadBalancer: {warmup: {duration: 60s, minimumPercent: 101}}'), 'spec.trafficPolicy.loadBalancer.warmup.minimumPercent', 'between 0 and 100'],
   ['minimumPercent as a mapping (not Istio\'s type)', DR('loadBalancer: {warmup: {duration: 60s, minimumPercent: {value: 10}}}'), 'spec.trafficPolicy.loadBalancer.warmup.minimumPercent', 'must be a number'],
   ['maxEjectionPercent over 100', DR('outlierDetection: {maxEjectionPercent: 101}'), 'spec.trafficPolicy.outlierDetection.maxEjectionPercent', ''],
