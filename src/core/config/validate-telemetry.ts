@@ -68,8 +68,9 @@ export function validateTelemetry(c: Checker, spec: Obj): void {
       if (match) {
         knownFields(c, match, [...oat, 'match'], ['metric', 'customMetric', 'mode']);
         atMostOne(c, match, [...oat, 'match'], ['metric', 'customMetric']);
-        const metric = asEnum(c, match['metric'], [...oat, 'match', 'metric'], ISTIO_METRICS);
-        if (metric !== undefined && !(metric in METRIC_SELECTORS)) c.warn([...oat, 'match', 'metric'], `${metric} is not recorded by meshgate; this override does nothing`);
+        const metric = asString(c, match['metric'], [...oat, 'match', 'metric']);
+        if (metric !== undefined && !(ISTIO_METRICS as readonly string[]).includes(metric)) c.error([...oat, 'match', 'metric'], `unknown metric '${metric}'; expected one of ${ISTIO_METRICS.join(', ')}`);
+        else if (metric !== undefined && !(metric in METRIC_SELECTORS)) c.warn([...oat, 'match', 'metric'], `${metric} is not recorded by meshgate; this override does nothing`);
         const custom = asString(c, match['customMetric'], [...oat, 'match', 'customMetric']);
         if (custom === '') c.error([...oat, 'match', 'customMetric'], 'must not be empty');
         else if (custom !== undefined) c.warn([...oat, 'match', 'customMetric'], 'custom metrics are not supported; this override is ignored');
