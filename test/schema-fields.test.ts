@@ -7,10 +7,9 @@
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseConfigText } from '../src/core/config/load.js';
-import { formatProblem, type Problem } from '../src/core/config/problem.js';
-import { validateResource } from '../src/core/config/validate.js';
+import { formatProblem } from '../src/core/config/problem.js';
 import { fieldName, problems, readFields, sample } from './helpers/istio-fields.js';
+import { table } from './helpers/schema-table.js';
 
 const FIELDS = readFields();
 const KINDS = [...new Set(FIELDS.map((f) => f.kind))];
@@ -62,37 +61,9 @@ describe('every field of the Istio kinds meshgate reads', () => {
 
 // ------------------------------------------------------------------ valid and invalid documents
 
-const API: Record<string, string> = {
-  PeerAuthentication: 'security.istio.io/v1', AuthorizationPolicy: 'security.istio.io/v1', RequestAuthentication: 'security.istio.io/v1', Telemetry: 'telemetry.istio.io/v1',
-};
-
-function problemsOf(kind: string, spec: string): Problem[] {
-  const body = spec.split('\n').map((l) => (l ? `  ${l}` : l)).join('\n');
-  const { resources, problems: loadProblems } = parseConfigText(`apiVersion: ${API[kind] ?? 'networking.istio.io/v1'}\nkind: ${kind}\nmetadata: {name: t, namespace: default}\nspec:\n${body}\n`, 't.yaml');
-  assert.deepEqual(loadProblems.map(formatProblem), []);
-  return validateResource(resources[0]!);
-}
-
-/** `[name, spec]` Istio accepts; `[name, spec, field, message]` Istio refuses, at that field. */
-type Row = readonly [string, string] | readonly [string, string, string, string];
-
-function table(kind: string, rows: readonly Row[]): void {
-  describe(`${kind} documents`, () => {
-    for (const [name, spec, field, message] of rows) {
-      it(field ? `refuses ${name}` : `accepts ${name}`, () => {
-        const found = problemsOf(kind, spec);
-        const errors = found.filter((p) => p.severity === 'error');
-        const shown = found.map(formatProblem).join('\n  ');
-        if (!field) return assert.deepEqual(errors.map(formatProblem), [], `Istio accepts this; found:\n  ${shown}`);
-        assert.ok(errors.some((p) => p.field === field && p.message.includes(message!)), `expected ${field}: ${message}; found:\n  ${shown}`);
-      });
-    }
-  });
-}
-
 const RULE = 'jwtRules:\n- issuer: example.com\n  jwksUri: https://example.com/jwks.json';
 
-table('RequestAuthentication', [
+table('RequestAuthentication documents', 'RequestAuthentication', [
   ['every field of a rule', `targetRefs: [{group: "", kind: Service, name: foo}]\njwtRules:\n- issuer: example.com\n  audiences: [a]\n  jwksUri: https://example.com/jwks.json\n  forwardOriginalToken: true\n  fromCookies: [session]\n  fromHeaders: [{name: x-jwt, prefix: "Bearer "}]\n  fromParams: [token]\n  outputClaimToHeaders: [{claim: sub, header: x-sub}]\n  outputPayloadToHeader: x-payload\n  timeout: 5s\n  spaceDelimitedClaims: [custom_scope, provider.login.scope]`],
   ['the old spelling jwks_uri', 'jwtRules:\n- issuer: example.com\n  jwks_uri: https://example.com/jwks.json'],
   ['a plain-http jwksUri (a warning)', 'jwtRules:\n- issuer: example.com\n  jwksUri: http://example.com/jwks.json'],
@@ -112,7 +83,7 @@ table('RequestAuthentication', [
   ['two rules for one issuer', 'jwtRules:\n- issuer: a\n  jwksUri: https://a/j\n- issuer: a\n  jwksUri: https://a/k', 'spec.jwtRules[1].issuer', 'already configured'],
 ]);
 
-table('Telemetry', [
+table('Telemetry documents', 'Telemetry', [
   ['every field', 'metrics:\n- providers: [{name: prometheus}]\n  reportingInterval: 5s\n  overrides:\n  - tagOverrides:\n      request_method: {value: request.method}\n    match: {customMetric: foo}\n    disabled: false\n  - match: {metric: GRPC_REQUEST_MESSAGES, mode: CLIENT}\n    disabled: true\naccessLogging:\n- disabled: false\n  filter: {expression: "true"}\n  match: {mode: CLIENT}\n  providers: [{name: envoy}]\ntracing:\n- providers: [{name: otel}]\n  match: {mode: CLIENT_AND_SERVER}\n  randomSamplingPercentage: 54.54\n  useRequestIdForTraceSampling: true\n  disableSpanReporting: false\n  disableContextPropagation: false\n  enableIstioTags: true\n  customTags:\n    env: {environment: {name: NAME, defaultValue: d}}\n    header: {header: {name: x-name, defaultValue: d}}\n    literal: {literal: {value: v}}\n    formatted: {formatter: {value: "%REQ(:PATH)%"}}'],
   ['UPSERT with a value', 'metrics:\n- overrides:\n  - tagOverrides: {foo: {operation: UPSERT, value: add}}'],
   ['REMOVE without a value', 'metrics:\n- overrides:\n  - tagOverrides: {foo: {operation: REMOVE}}'],
@@ -132,7 +103,7 @@ table('Telemetry', [
 
 const TP = (policy: string) => `host: reviews\ntrafficPolicy:\n  ${policy}`;
 
-table('DestinationRule', [
+table('DestinationRule documents', 'DestinationRule', [
   ['retryBudget with percent as a number and budgetInterval', TP('retryBudget: {percent: 20, minRetryConcurrency: 3, budgetInterval: 10s}')],
   ['outlierDetectionHttpErrorCodes', TP('outlierDetection: {consecutive5xxErrors: 3, outlierDetectionHttpErrorCodes: [500, 599, 429]}')],
   ['zoneAwareLbSetting', TP('loadBalancer: {zoneAwareLbSetting: {enabled: true, minClusterSize: 3, failover: [{from: us-east, to: us-west}], failoverPriority: [app]}}\n  outlierDetection: {consecutive5xxErrors: 3}')],
@@ -151,7 +122,7 @@ table('DestinationRule', [
   ['a tunnel protocol other than CONNECT or POST', TP('tunnel: {protocol: GET, targetHost: a, targetPort: 8080}'), 'spec.trafficPolicy.tunnel.protocol', 'is not allowed'],
 ]);
 
-table('VirtualService', [
+table('VirtualService documents', 'VirtualService', [
   ['the old spelling mirror_percent', 'hosts: [r]\nhttp:\n- route: [{destination: {host: r}}]\n  mirror: {host: m}\n  mirror_percent: 50'],
   ['mirror_percent above 100', 'hosts: [r]\nhttp:\n- route: [{destination: {host: r}}]\n  mirror: {host: m}\n  mirror_percent: 101', 'spec.http[0].mirror_percent', 'at most 100'],
 ]);
