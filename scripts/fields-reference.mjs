@@ -20,7 +20,7 @@ const ISTIO_DOCS = {
 // Warnings that state a difference from Istio (not supported, deprecated, ignored) …
 const DIFFERENCE = /meshgate|not supported|not implemented|deprecated|not read|ignored|not evaluated/;
 // … and not those that only say the one-field sample document is incomplete.
-const CONTEXT = /tls\.mode defaults|allows no origin|has no percentage|has no httpStatus|start with "\/"|case-sensitively|meant for MESH_INTERNAL|needs outlierDetection|only when outlierDetection/;
+const CONTEXT = /OpenID discovery|tls\.mode defaults|allows no origin|has no percentage|has no httpStatus|start with "\/"|case-sensitively|meant for MESH_INTERNAL|needs outlierDetection|only when outlierDetection/;
 // The traffic policy repeats under each subset and each port; it is listed once.
 const REPEATED = /^(subsets\.-\.trafficPolicy\.|trafficPolicy\.portLevelSettings\.-\.)/;
 

@@ -65,6 +65,7 @@ const RULE = 'jwtRules:\n- issuer: example.com\n  jwksUri: https://example.com/j
 
 table('RequestAuthentication documents', 'RequestAuthentication', [
   ['every field of a rule', `targetRefs: [{group: "", kind: Service, name: foo}]\njwtRules:\n- issuer: example.com\n  audiences: [a]\n  jwksUri: https://example.com/jwks.json\n  forwardOriginalToken: true\n  fromCookies: [session]\n  fromHeaders: [{name: x-jwt, prefix: "Bearer "}]\n  fromParams: [token]\n  outputClaimToHeaders: [{claim: sub, header: x-sub}]\n  outputPayloadToHeader: x-payload\n  timeout: 5s\n  spaceDelimitedClaims: [custom_scope, provider.login.scope]`],
+  ['a rule without jwksUri or jwks (Istio discovers the keys; meshgate warns and refuses its tokens)', 'jwtRules:\n- issuer: https://accounts.example.com'],
   ['the old spelling jwks_uri', 'jwtRules:\n- issuer: example.com\n  jwks_uri: https://example.com/jwks.json'],
   ['a plain-http jwksUri (a warning)', 'jwtRules:\n- issuer: example.com\n  jwksUri: http://example.com/jwks.json'],
   ['a selector', `selector: {matchLabels: {app: web}}\n${RULE}`],

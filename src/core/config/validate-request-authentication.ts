@@ -1,8 +1,8 @@
 // Validation of security.istio.io RequestAuthentication: each jwtRule names an issuer, takes its keys
 // from exactly one place (inline `jwks`, which must parse as a key set, or an http(s) `jwksUri`),
 // and reads tokens from well-formed headers and parameters. A rule with no key source at all is
-// refused rather than guessed: meshgate does no OpenID discovery, and a rule that can verify nothing
-// would turn every token of that issuer away.
+// valid Istio (its keys come from OpenID discovery), so it is a warning: meshgate does no discovery,
+// and such a rule verifies nothing, turning every token of that issuer away (fail closed).
 
 import type { FieldPath } from '../model/resource.js';
 import { checkPolicyScope, strictFields } from './validate-authorization-policy.js';
@@ -47,7 +47,8 @@ function checkRule(c: Checker, rule: Obj, at: FieldPath): string | undefined {
     if (why) c.error([...at, 'jwks'], why);
   }
   if (uri === undefined && jwks === undefined) {
-    c.error(at, 'set jwksUri or jwks: meshgate does not discover keys from the issuer (OpenID discovery), so this rule could verify no token');
+    // Istio accepts this and discovers the keys from the issuer; meshgate does not, and fails closed.
+    c.warn(at, 'no jwksUri or jwks: meshgate does not discover keys from the issuer (OpenID discovery), so every token of this issuer is refused (401); set jwksUri');
   }
   eachObj(c, rule.fromHeaders, [...at, 'fromHeaders'], (h, hAt) => {
     strictFields(c, h, hAt, ['name', 'prefix']);
