@@ -7,6 +7,9 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { loadConfigDir } from '../src/core/config/load.js';
 import { buildSnapshot } from '../src/core/snapshot/build.js';
@@ -87,6 +90,49 @@ describe('meshgate analyze', () => {
     assert.equal(r.status, 1);
     assert.deepEqual(rows.map((x) => [x.code, x.field]), [['IST0106', 'spec.gatways']]);
     assert.match(rows[0]!.message, /did you mean `gateways`\?/);
+  });
+});
+
+describe('analyzers for the Gateway API, Telemetry, RequestAuthentication, gateway Services and port names', () => {
+  const MORE = 'test/fixtures/analyze/more-kinds';
+  const MORE_EXPECTED: ReadonlyArray<[code: string, origin: string, field: string, text: string]> = [
+    ['IST0101', 'gateway-api.yaml:14', 'spec.parentRefs[0].name', '"default/edg"'],
+    ['IST0101', 'gateway-api.yaml:16', 'spec.parentRefs[1].sectionName', '"https"'],
+    ['IST0101', 'gateway-api.yaml:20', 'spec.rules[0].backendRefs[1]', 'default/web-v2 does not exist'],
+    ['MG0002', 'gateway-api.yaml:21', 'spec.rules[0].backendRefs[2]', 'no ReferenceGrant'],
+    ['IST0162', 'istio.yaml:7', 'spec.servers[0].port.number', 'port 8443'],
+    ['IST0127', 'istio.yaml:14', 'spec.selector.matchLabels', 'app=wbe'],
+    ['IST0133', 'istio.yaml:17', 'spec.jwtRules[0].jwksUri', 'plain http'],
+    ['IST0160', 'istio.yaml:21', 'metadata.name', 'tracing, logs'],
+    ['IST0157', 'istio.yaml:24', 'spec.tracing[0].providers[0].name', '"jaegr"'],
+    ['IST0160', 'istio.yaml:28', 'metadata.name', 'tracing, logs'],
+    ['IST0127', 'istio.yaml:37', 'spec.selector.matchLabels', 'app=nobody'],
+    ['IST0118', 'services.yaml:9', 'spec.ports[1].name', '"metrics"'],
+  ];
+
+  it('reports each with its code, file:line and field', () => {
+    const r = run(MORE, '-o', 'json');
+    assert.equal(r.status, 1, r.stderr);
+    const rows = JSON.parse(r.stdout) as Row[];
+    assert.deepEqual(rows.map((x) => [x.code, x.origin.replace(`${MORE}/`, ''), x.field]), MORE_EXPECTED.map(([code, origin, field]) => [code, origin, field]));
+    rows.forEach((row, i) => assert.ok(row.message.includes(MORE_EXPECTED[i]![3]), `${row.code}: ${row.message}`));
+  });
+
+  it('warns about an empty folder, an emptied file and a config with no routes (exit 0 by default)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'meshgate-analyze-empty-'));
+    try {
+      const empty = run(dir, '-o', 'json');
+      assert.equal(empty.status, 0);
+      assert.deepEqual((JSON.parse(empty.stdout) as Row[]).map((x) => [x.code, x.level, x.origin]), [['MG0004', 'warning', dir]]);
+      assert.equal(run(dir, '--failure-threshold', 'warning').status, 1);
+      await writeFile(join(dir, 'routes.yaml'), '');
+      await copyFile('gateway-config/gateway.yaml', join(dir, 'gateway.yaml'));
+      const rows = JSON.parse(run(dir, '-o', 'json').stdout) as Row[];
+      assert.deepEqual(rows.map((x) => [x.code, x.origin]).sort(), [['MG0003', `${join(dir, 'routes.yaml')}:1`], ['MG0004', dir]]);
+      assert.match(rows.find((x) => x.code === 'MG0004')!.message, /no routes/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -1,6 +1,7 @@
 // The docs cannot drift from the code: every ```sh block of the README and of each task page under
 // docs/tasks/ is run against the demo mesh (ephemeral ports, a copy of gateway-config/, a fresh
-// certs folder) and must exit 0. Blocks that are not meant to run say so with another info string
+// certs folder) and must exit 0, in file order, so a page may save config, wait until the demo has
+// applied it, check what happens, and remove it again (circuit breaking, rate limiting). Blocks that are not meant to run say so with another info string
 // (console, yaml, text, json); a fence without one is refused, so nothing is skipped by accident.
 
 import { after, before, describe, it } from 'node:test';
@@ -83,8 +84,12 @@ describe('documentation', () => {
         .replaceAll('127.0.0.1:15000', `127.0.0.1:${gw.adminPort}`)
         .replaceAll('127.0.0.1:15021', `127.0.0.1:${gw.statusPort}`)
         .replaceAll('certs/demo-ca/ca.crt', mesh.demoCaFile)
-        .replaceAll('--certs certs', `--certs ${join(dir, 'certs')}`);
-      DEMO_WORKLOADS.forEach((w, i) => (script = script.replaceAll(`127.0.0.1:${w.port}`, `127.0.0.1:${moved[i]!.port}`)));
+        .replaceAll('--certs certs', `--certs ${join(dir, 'certs')}`)
+        // Pages that change the config (and undo it) change the demo's copy, which it reloads.
+        .replaceAll('gateway-config', join(dir, 'config'));
+      DEMO_WORKLOADS.forEach((w, i) => {
+        script = script.replaceAll(`127.0.0.1:${w.port}`, `127.0.0.1:${moved[i]!.port}`).replaceAll(`127.0.0.1:${w.outboundPort}`, `127.0.0.1:${moved[i]!.outboundPort}`);
+      });
       try {
         await exec('bash', ['-e', '-o', 'pipefail', '-c', script], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
       } catch (err) {

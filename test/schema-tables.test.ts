@@ -7,45 +7,14 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseConfigText } from '../src/core/config/load.js';
-import { formatProblem } from '../src/core/config/problem.js';
-import { validateAll, validateResource } from '../src/core/config/validate.js';
+import { validateAll } from '../src/core/config/validate.js';
 import { setAllowUnknownFields } from '../src/core/config/field-policy.js';
-
-const API: Record<string, string> = { PeerAuthentication: 'security.istio.io/v1', AuthorizationPolicy: 'security.istio.io/v1' };
-
-function doc(kind: string, spec: string): string {
-  const body = spec.split('\n').map((l) => (l ? `  ${l}` : l)).join('\n');
-  return `apiVersion: ${API[kind] ?? 'networking.istio.io/v1'}\nkind: ${kind}\nmetadata: {name: t, namespace: default}\nspec:\n${body}\n`;
-}
-
-function problemsOf(kind: string, spec: string) {
-  const { resources, problems } = parseConfigText(doc(kind, spec), 't.yaml');
-  assert.deepEqual(problems.map(formatProblem), [], 'the document must read');
-  assert.equal(resources.length, 1);
-  return validateResource(resources[0]!);
-}
-
-/** A valid case: `[name, spec]`; an invalid one: `[name, spec, field, message]`. */
-type Row = readonly [string, string] | readonly [string, string, string, string];
-
-function table(kind: string, rows: readonly Row[]): void {
-  describe(kind, () => {
-    for (const [name, spec, field, message] of rows) {
-      it(field ? `refuses ${name}` : `accepts ${name}`, () => {
-        const found = problemsOf(kind, spec);
-        const errors = found.filter((p) => p.severity === 'error');
-        const shown = found.map(formatProblem).join('\n  ');
-        if (!field) return assert.deepEqual(errors.map(formatProblem), [], `Istio accepts this; found:\n  ${shown}`);
-        assert.ok(errors.some((p) => p.field === field && p.message.includes(message!)), `expected ${field}: ${message}; found:\n  ${shown}`);
-      });
-    }
-  });
-}
+import { problemsOf, schemaDoc as doc, table } from './helpers/schema-table.js';
 
 const HTTP_SERVER = 'servers:\n- port: {number: 80, name: http, protocol: HTTP}\n  hosts: ["*"]';
 const TLS = (tls: string) => `servers:\n- port: {number: 443, name: https, protocol: HTTPS}\n  hosts: [a.example.com]\n  tls: ${tls}`;
 
-table('Gateway', [
+table('Gateway', 'Gateway', [
   ['a plain HTTP server', HTTP_SERVER],
   ['a selector and namespaced hosts', 'selector: {istio: ingressgateway}\nservers:\n- port: {number: 80, name: http, protocol: HTTP}\n  hosts: ["./a.example.com", "ns1/*.example.com"]'],
   ['upper-case host names (Istio checks labels with A-Z allowed)', 'servers:\n- port: {number: 80, name: http, protocol: HTTP}\n  hosts: [Bookinfo.Example.COM]'],
@@ -66,7 +35,7 @@ table('Gateway', [
 
 const ROUTE = (extra = '') => `hosts: [reviews]\nhttp:\n- route:\n  - destination: {host: reviews}\n${extra}`;
 
-table('VirtualService', [
+table('VirtualService', 'VirtualService', [
   ['a route', ROUTE()],
   ['gateways with mesh', `gateways: [mesh, istio-system/gw]\n${ROUTE()}`],
   ['upper-case hosts', 'hosts: [Reviews.Example.com]\nhttp:\n- route:\n  - destination: {host: Reviews.Example.com}'],
@@ -95,7 +64,7 @@ table('VirtualService', [
 
 const DR = (policy: string) => `host: reviews\ntrafficPolicy:\n  ${policy}`;
 
-table('DestinationRule', [
+table('DestinationRule', 'DestinationRule', [
   ['subsets', 'host: reviews\nsubsets:\n- name: v1\n  labels: {version: v1}'],
   ['warmup with minimumPercent and aggression as numbers (DoubleValue)', DR('loadBalancer: {simple: ROUND_ROBIN, warmup: {duration: 60s, minimumPercent: 10, aggression: 1.5}}')],
   ['warmupDurationSecs', DR('loadBalancer: {simple: LEAST_REQUEST, warmupDurationSecs: 30s}')],
@@ -104,7 +73,7 @@ table('DestinationRule', [
   ['outlier detection at the limits', DR('outlierDetection: {consecutive5xxErrors: 0, interval: 1s, baseEjectionTime: 30s, maxEjectionPercent: 100, minHealthPercent: 0}')],
   ['ISTIO_MUTUAL', DR('tls: {mode: ISTIO_MUTUAL}')],
   ['portLevelSettings', 'host: reviews\ntrafficPolicy:\n  portLevelSettings:\n  - port: {number: 9080}\n    loadBalancer: {simple: RANDOM}'],
-  ['aggression below 1', DR('loadBalancer: {warmup: {duration: 60s, aggression: 0.5}}'), 'spec.trafficPolicy.loadBalancer.warmup.aggression', 'at least 1'],
+  ['aggression 0 (Istio wants more than 0)', DR('loadBalancer: {warmup: {duration: 60s, aggression: 0}}'), 'spec.trafficPolicy.loadBalancer.warmup.aggression', 'greater than 0'],
   ['minimumPercent over 100', DR('loadBalancer: {warmup: {duration: 60s, minimumPercent: 101}}'), 'spec.trafficPolicy.loadBalancer.warmup.minimumPercent', 'between 0 and 100'],
   ['minimumPercent as a mapping (not Istio\'s type)', DR('loadBalancer: {warmup: {duration: 60s, minimumPercent: {value: 10}}}'), 'spec.trafficPolicy.loadBalancer.warmup.minimumPercent', 'must be a number'],
   ['maxEjectionPercent over 100', DR('outlierDetection: {maxEjectionPercent: 101}'), 'spec.trafficPolicy.outlierDetection.maxEjectionPercent', ''],
@@ -114,7 +83,7 @@ table('DestinationRule', [
   ['no host', 'subsets:\n- name: v1', 'spec.host', ''],
 ]);
 
-table('ServiceEntry', [
+table('ServiceEntry', 'ServiceEntry', [
   ['an external host', 'hosts: [api.example.com]\nports: [{number: 443, name: https, protocol: TLS}]\nresolution: DNS\nlocation: MESH_EXTERNAL'],
   ['addresses with IPv6 written the way Kubernetes reads it', 'hosts: [db.example.com]\naddresses: [1.2.3.4, 001:db8::]\nports: [{number: 5432, name: tcp, protocol: TCP}]\nresolution: STATIC\nendpoints: [{address: 1.2.3.4}]'],
   ['upper-case hosts', 'hosts: [API.Example.com]\nports: [{number: 80, name: http, protocol: HTTP}]\nresolution: DNS'],
@@ -123,19 +92,19 @@ table('ServiceEntry', [
   ['no hosts', 'ports: [{number: 80, name: http, protocol: HTTP}]\nresolution: DNS', 'spec.hosts', ''],
 ]);
 
-table('WorkloadEntry', [
+table('WorkloadEntry', 'WorkloadEntry', [
   ['an address with labels', 'address: 10.0.0.1\nlabels: {app: a}\nports: {http: 8080}'],
   ['a port over 65535', 'address: 10.0.0.1\nports: {http: 70000}', 'spec.ports.http', ''],
 ]);
 
-table('PeerAuthentication', [
+table('PeerAuthentication', 'PeerAuthentication', [
   ['STRICT', 'mtls: {mode: STRICT}'],
   ['port-level PERMISSIVE with a selector', 'selector: {matchLabels: {app: a}}\nmtls: {mode: STRICT}\nportLevelMtls:\n  8080: {mode: PERMISSIVE}'],
   ['an unknown mode', 'mtls: {mode: ON}', 'spec.mtls.mode', 'is not allowed'],
   ['a misspelt field', 'mtl: {mode: STRICT}', 'spec.mtl', 'did you mean `mtls`?'],
 ]);
 
-table('AuthorizationPolicy', [
+table('AuthorizationPolicy', 'AuthorizationPolicy', [
   ['ALLOW with sources and operations', 'action: ALLOW\nrules:\n- from: [{source: {principals: [cluster.local/ns/a/sa/b]}}]\n  to: [{operation: {methods: [GET], paths: [/api/*]}}]'],
   ['source.notTrustDomains', 'rules:\n- from: [{source: {notTrustDomains: [other.local]}}]'],
   ['an empty rule (allow all)', 'rules:\n- {}'],

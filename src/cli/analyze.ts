@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { stringify } from 'yaml';
 import { analyze, asSchemaFindings, atLeast, isSuppressed, parseSuppression, type Suppression } from '../core/analyze/run.js';
-import { loadConfigDir, type LoadResult } from '../core/config/load.js';
+import { emptyConfigFindings } from '../core/analyze/empty-config.js';
+import { configFileNames, loadConfigDir, type LoadResult } from '../core/config/load.js';
 import { formatProblem, type Problem, type Severity } from '../core/config/problem.js';
 import { validateAll } from '../core/config/validate.js';
 import { kubeSource, readableConfigDir, sourceChoice } from './config-source.js';
@@ -21,7 +22,8 @@ Checks a config folder (default: the gateway-config/ shipped with meshgate) or t
 mistakes that each resource alone does not show: hosts, subsets, gateways, credentials and selectors
 that point at nothing (IST0101), conflicting VirtualServices (IST0109) and Gateways (IST0145), rules
 that can never match (IST0130, IST0131), hosts a Gateway does not serve (IST0132), and more; every
-validation problem is reported too (IST0106 errors, IST0133 warnings). Codes and names are Istio's.
+validation problem is reported too (IST0106 errors, IST0133 warnings). Codes and names are Istio's;
+meshgate's own are MG…, among them an empty config file, folder, or a config with no routes.
 
   --config DIR                 the folder to analyze (or give it as DIR)
   --config-source kubernetes   analyze what the Kubernetes API holds (with --kubeconfig FILE,
@@ -74,6 +76,7 @@ export async function runAnalyze(argv: string[]): Promise<number> {
 
   let loaded: LoadResult;
   let source: string;
+  let missing: Problem[] = [];
   const kube = values['config-source'] !== undefined;
   if (kube) {
     const choice = sourceChoice({ 'config-source': values['config-source'], kubeconfig: values.kubeconfig, 'watch-namespaces': values['watch-namespaces'] });
@@ -85,7 +88,9 @@ export async function runAnalyze(argv: string[]): Promise<number> {
     source = 'the cluster';
   } else {
     const dir = positionals[0] ?? values.config ?? PACKAGED_CONFIG;
-    loaded = await loadConfigDir(readableConfigDir(dir));
+    const readable = readableConfigDir(dir);
+    loaded = await loadConfigDir(readable);
+    missing = emptyConfigFindings(dir, (await configFileNames(readable)).map((n) => join(readable, n)), loaded);
     source = dir;
   }
 
@@ -94,7 +99,7 @@ export async function runAnalyze(argv: string[]): Promise<number> {
   const secrets = new Set(loaded.resources.filter((r) => r.kind === 'Secret').map((r) => `${r.metadata.namespace}/${r.metadata.name}`));
   const credentialExists = kube ? (ns: string, name: string) => secrets.has(`${ns}/${name}`) : certsDir !== undefined ? (ns: string, name: string) => secrets.has(`${ns}/${name}`) || existsSync(join(certsDir, name)) : undefined;
   const findings = analyze(valid, { gatewayLabels: [values.labels ? parseLabels(values.labels) : { istio: 'ingressgateway' }], ...(credentialExists ? { credentialExists } : {}) });
-  const all = [...asSchemaFindings([...loaded.problems, ...validation]), ...findings]
+  const all = [...asSchemaFindings([...loaded.problems, ...validation]), ...missing, ...findings]
     .filter((p) => !isSuppressed(p, suppressions))
     .sort((a, b) => (a.file === b.file ? a.line - b.line : a.file < b.file ? -1 : 1));
   const shown = all.filter((p) => atLeast(p, showAt));
@@ -118,5 +123,5 @@ function level(text: string, flag: string): Severity {
 
 /** One finding for -o json|yaml: Istio's code, the level, where, and the message. */
 function asRecord(p: Problem): Record<string, unknown> {
-  return { code: p.code ?? null, level: p.severity, resource: p.resource || null, origin: p.file ? `${p.file}:${p.line}` : null, field: p.field || null, message: p.message };
+  return { code: p.code ?? null, level: p.severity, resource: p.resource || null, origin: p.file ? (p.line > 0 ? `${p.file}:${p.line}` : p.file) : null, field: p.field || null, message: p.message };
 }

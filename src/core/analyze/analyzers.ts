@@ -9,12 +9,16 @@ import type { AnalysisContext } from './context.js';
 import { conflictingGateways } from './conflicting-gateways.js';
 import { conflictingMeshHosts } from './conflicting-mesh-hosts.js';
 import { duplicateCertificate } from './duplicate-certificate.js';
+import { gatewayApiReferences } from './gateway-api-references.js';
+import { gatewayPortOnService } from './gateway-port-on-service.js';
 import { hostNotInGateway } from './host-not-in-gateway.js';
 import { noMatchingWorkloads } from './no-matching-workloads.js';
+import { portNaming } from './port-naming.js';
 import { portSelectorRequired } from './port-selector-required.js';
 import { referencedResourceNotFound } from './referenced-resource-not-found.js';
 import { serverCertificateVerification } from './server-certificate-verification.js';
 import { serviceEntryAddresses } from './service-entry-addresses.js';
+import { telemetryProviders } from './telemetry-providers.js';
 import { unreachableRules } from './unreachable-rules.js';
 
 export interface Analyzer {
@@ -33,4 +37,8 @@ export const ANALYZERS: readonly Analyzer[] = [
   { name: 'server-certificate-verification', run: serverCertificateVerification },
   { name: 'service-entry-addresses', run: serviceEntryAddresses },
   { name: 'duplicate-certificate', run: duplicateCertificate },
+  { name: 'gateway-api-references', run: gatewayApiReferences },
+  { name: 'telemetry-providers', run: telemetryProviders },
+  { name: 'gateway-port-on-service', run: gatewayPortOnService },
+  { name: 'port-naming', run: portNaming },
 ];

@@ -16,6 +16,7 @@ export const MESSAGES = {
   ReferencedResourceNotFound: { code: 'IST0101', name: 'ReferencedResourceNotFound', severity: 'error' },
   SchemaValidationError: { code: 'IST0106', name: 'SchemaValidationError', severity: 'error' },
   ConflictingMeshGatewayVirtualServiceHosts: { code: 'IST0109', name: 'ConflictingMeshGatewayVirtualServiceHosts', severity: 'error' },
+  PortNameIsNotUnderNamingConvention: { code: 'IST0118', name: 'PortNameIsNotUnderNamingConvention', severity: 'info' },
   VirtualServiceDestinationPortSelectorRequired: { code: 'IST0112', name: 'VirtualServiceDestinationPortSelectorRequired', severity: 'error' },
   NoMatchingWorkloadsFound: { code: 'IST0127', name: 'NoMatchingWorkloadsFound', severity: 'warning' },
   NoServerCertificateVerificationDestinationLevel: { code: 'IST0128', name: 'NoServerCertificateVerificationDestinationLevel', severity: 'warning' },
@@ -27,7 +28,14 @@ export const MESSAGES = {
   ServiceEntryAddressesRequired: { code: 'IST0134', name: 'ServiceEntryAddressesRequired', severity: 'warning' },
   GatewayDuplicateCertificate: { code: 'IST0138', name: 'GatewayDuplicateCertificate', severity: 'warning' },
   ConflictingGateways: { code: 'IST0145', name: 'ConflictingGateways', severity: 'error' },
+  InvalidTelemetryProvider: { code: 'IST0157', name: 'InvalidTelemetryProvider', severity: 'warning' },
+  ConflictingTelemetryWorkloadSelectors: { code: 'IST0159', name: 'ConflictingTelemetryWorkloadSelectors', severity: 'error' },
+  MultipleTelemetriesWithoutWorkloadSelectors: { code: 'IST0160', name: 'MultipleTelemetriesWithoutWorkloadSelectors', severity: 'error' },
+  GatewayPortNotDefinedOnService: { code: 'IST0162', name: 'GatewayPortNotDefinedOnService', severity: 'warning' },
   DuplicateResource: { code: 'MG0001', name: 'DuplicateResource', severity: 'error' },
+  ReferenceNotPermitted: { code: 'MG0002', name: 'ReferenceNotPermitted', severity: 'error' },
+  EmptyConfigFile: { code: 'MG0003', name: 'EmptyConfigFile', severity: 'warning' },
+  NoRoutes: { code: 'MG0004', name: 'NoRoutes', severity: 'warning' },
 } as const satisfies Record<string, MessageType>;
 
 /** A finding on one field of one resource; `fix` says what to do, in a sentence. */

@@ -1,5 +1,5 @@
-// IST0127 NoMatchingWorkloadsFound: an AuthorizationPolicy, PeerAuthentication or DestinationRule
-// workloadSelector whose labels no workload carries. Such a policy protects nothing, which is
+// IST0127 NoMatchingWorkloadsFound: an AuthorizationPolicy, PeerAuthentication, RequestAuthentication,
+// Telemetry or DestinationRule workloadSelector whose labels no workload carries. Such a policy protects nothing, which is
 // usually a typo in a label rather than the intent.
 
 import type { Labels } from '../model/istio.js';
@@ -17,7 +17,7 @@ export function noMatchingWorkloads(ctx: AnalysisContext): Problem[] {
     let labels: Labels | undefined;
     let at: FieldPath = [];
     const spec = (r.spec ?? {}) as { selector?: { matchLabels?: Labels }; workloadSelector?: { matchLabels?: Labels } };
-    if (r.kind === 'AuthorizationPolicy' || r.kind === 'PeerAuthentication') [labels, at] = [spec.selector?.matchLabels, ['spec', 'selector', 'matchLabels']];
+    if (r.kind === 'AuthorizationPolicy' || r.kind === 'PeerAuthentication' || r.kind === 'RequestAuthentication' || r.kind === 'Telemetry') [labels, at] = [spec.selector?.matchLabels, ['spec', 'selector', 'matchLabels']];
     else if (r.kind === 'DestinationRule') [labels, at] = [spec.workloadSelector?.matchLabels, ['spec', 'workloadSelector', 'matchLabels']];
     if (!labels || Object.keys(labels).length === 0) continue;
     const ns = r.metadata.namespace;

@@ -46,11 +46,12 @@ export function problemAt(resource: Resource, path: FieldPath, message: string, 
 
 /** `gateway-config/vs.yaml:14 VirtualService default/product spec.http[0].route[1].weight: must not be negative` */
 export function formatProblem(p: Problem): string {
-  const where = `${p.file}:${p.line}${p.column ? `:${p.column}` : ''}`;
+  // A problem of the whole config (an empty folder) has no line: the folder alone is the place.
+  const where = p.line > 0 ? `${p.file}:${p.line}${p.column ? `:${p.column}` : ''}` : p.file;
   const what = [p.resource, p.field].filter(Boolean).join(' ');
   const tag = p.severity === 'error' ? '' : `${p.severity}: `;
   const code = p.code ? `[${p.code}] ` : '';
-  return `${where} ${what}${what ? ': ' : ''}${tag}${code}${p.message}`;
+  return `${where}${where ? ' ' : ''}${what}${what ? ': ' : ''}${tag}${code}${p.message}`;
 }
 
 export function hasErrors(problems: readonly Problem[]): boolean {

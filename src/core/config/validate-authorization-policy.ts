@@ -46,7 +46,7 @@ export function validateAuthorizationPolicy(c: Checker, spec: Obj): void {
   strictFields(c, spec, ['spec'], ['selector', 'targetRef', 'targetRefs', 'action', 'provider', 'rules']);
   const action: Action | undefined = isSet(spec.action) ? asEnum(c, spec.action, ['spec', 'action'], ACTIONS) : 'ALLOW';
   checkDryRun(c);
-  checkScope(c, spec);
+  checkPolicyScope(c, spec);
 
   const hasRules = Array.isArray(spec.rules) && spec.rules.length > 0;
   const provider = asObj(c, spec.provider, ['spec', 'provider']);
@@ -70,7 +70,8 @@ function checkDryRun(c: Checker): void {
   c.warn(['metadata', 'annotations', DRY_RUN_ANNOTATION], `${JSON.stringify(value)} is not "true" or "false"; the policy is enforced`);
 }
 
-function checkScope(c: Checker, spec: Obj): void {
+/** selector, or targetRef, or targetRefs (at most one), as AuthorizationPolicy, RequestAuthentication and Telemetry share them. */
+export function checkPolicyScope(c: Checker, spec: Obj): void {
   checkWorkloadSelector(c, spec.selector, ['spec', 'selector'], 'matchLabels');
   const set = ['selector', 'targetRef', 'targetRefs'].filter((f) => isSet(spec[f]) && !(Array.isArray(spec[f]) && (spec[f] as unknown[]).length === 0));
   for (const extra of set.slice(1)) c.error(['spec', extra], `cannot be set together with ${set[0]}; use only one of selector, targetRef, targetRefs`);

@@ -4,7 +4,7 @@
 
 import type { FieldPath } from '../model/resource.js';
 import {
-  Checker, asBool, asEnum, asInt, asNumber, asObj, asString, atMostOne, checkDuration, checkExportTo, checkLabels, checkPercent,
+  Checker, asBool, asEnum, asInt, asList, asNumber, asObj, asString, atMostOne, checkDuration, checkExportTo, checkLabels,
   checkLocalityText, checkPort, checkWorkloadSelector, eachObj, hostProblem, isDnsLabel, isIpAddress, isSet, knownFields, stringList, type Obj,
 } from './validate-common.js';
 
@@ -51,6 +51,9 @@ export function validateDestinationRule(c: Checker, spec: Obj): void {
   }
 }
 
+/** Kubernetes' topology labels, which zone-aware balancing orders by itself. */
+const TOPOLOGY_LABELS = ['topology.kubernetes.io/region', 'topology.kubernetes.io/zone', 'topology.istio.io/subzone'];
+
 function checkTrafficPolicy(c: Checker, v: unknown, at: FieldPath, topLevel: boolean): void {
   const p = asObj(c, v, at);
   if (!p) return;
@@ -71,8 +74,11 @@ function checkTrafficPolicy(c: Checker, v: unknown, at: FieldPath, topLevel: boo
   }
   const budget = asObj(c, p.retryBudget, [...at, 'retryBudget']);
   if (budget) {
-    knownFields(c, budget, [...at, 'retryBudget'], ['percent', 'minRetryConcurrency']);
-    checkPercent(c, budget.percent, [...at, 'retryBudget', 'percent']);
+    knownFields(c, budget, [...at, 'retryBudget'], ['percent', 'minRetryConcurrency', 'budgetInterval']);
+    // A plain number (a DoubleValue), not Istio's Percent mapping.
+    const pct = asNumber(c, budget.percent, [...at, 'retryBudget', 'percent']);
+    if (pct !== undefined && (pct < 0 || pct > 100)) c.error([...at, 'retryBudget', 'percent'], `must be between 0 and 100, not ${pct}`);
+    checkDuration(c, budget.budgetInterval, [...at, 'retryBudget', 'budgetInterval']);
     asInt(c, budget.minRetryConcurrency, [...at, 'retryBudget', 'minRetryConcurrency'], 0);
   }
   const ports = new Map<number, number>();
@@ -92,11 +98,13 @@ function checkTrafficPolicy(c: Checker, v: unknown, at: FieldPath, topLevel: boo
 function checkLoadBalancer(c: Checker, v: unknown, at: FieldPath, hasOutlier: boolean): void {
   const lb = asObj(c, v, at);
   if (!lb) return;
-  knownFields(c, lb, at, ['simple', 'consistentHash', 'localityLbSetting', 'warmupDurationSecs', 'warmup']);
+  knownFields(c, lb, at, ['simple', 'consistentHash', 'localityLbSetting', 'zoneAwareLbSetting', 'warmupDurationSecs', 'warmup']);
   atMostOne(c, lb, at, ['simple', 'consistentHash']);
   asEnum(c, lb.simple, [...at, 'simple'], SIMPLE_LB);
   checkConsistentHash(c, lb.consistentHash, [...at, 'consistentHash']);
   checkLocality(c, lb.localityLbSetting, [...at, 'localityLbSetting'], hasOutlier);
+  if (isSet(lb.localityLbSetting) && isSet(lb.zoneAwareLbSetting)) c.error([...at, 'zoneAwareLbSetting'], 'only one of localityLbSetting and zoneAwareLbSetting can be set');
+  checkZoneAware(c, lb.zoneAwareLbSetting, [...at, 'zoneAwareLbSetting'], hasOutlier);
   checkDuration(c, lb.warmupDurationSecs, [...at, 'warmupDurationSecs']);
   const warmup = asObj(c, lb.warmup, [...at, 'warmup']);
   if (warmup) {
@@ -108,8 +116,33 @@ function checkLoadBalancer(c: Checker, v: unknown, at: FieldPath, hasOutlier: bo
     const min = asNumber(c, warmup.minimumPercent, [...wAt, 'minimumPercent']);
     if (min !== undefined && (min < 0 || min > 100)) c.error([...wAt, 'minimumPercent'], `must be between 0 and 100, not ${min}`);
     const aggression = asNumber(c, warmup.aggression, [...wAt, 'aggression']);
-    if (aggression !== undefined && aggression < 1) c.error([...wAt, 'aggression'], `must be at least 1, not ${aggression}`);
+    if (aggression !== undefined && aggression <= 0) c.error([...wAt, 'aggression'], `must be greater than 0, not ${aggression}`);
   }
+}
+
+/** Istio's newer zone-aware balancing: validated as Istio does; meshgate balances by locality instead. */
+function checkZoneAware(c: Checker, v: unknown, at: FieldPath, hasOutlier: boolean): void {
+  const z = asObj(c, v, at);
+  if (!z) return;
+  knownFields(c, z, at, ['enabled', 'failover', 'failoverPriority', 'minClusterSize']);
+  asBool(c, z.enabled, [...at, 'enabled']);
+  asInt(c, z.minClusterSize, [...at, 'minClusterSize'], 1);
+  const priority = stringList(c, z.failoverPriority, [...at, 'failoverPriority']);
+  for (const { value, at: pAt } of priority) {
+    if (TOPOLOGY_LABELS.includes(value)) c.error(pAt, `must not use topology label ${value}: region and zone order is applied already`);
+  }
+  let failovers = 0;
+  eachObj(c, z.failover, [...at, 'failover'], (f, fAt) => {
+    failovers++;
+    knownFields(c, f, fAt, ['from', 'to']);
+    const from = asString(c, f.from, [...fAt, 'from']) ?? '';
+    const to = asString(c, f.to, [...fAt, 'to']) ?? '';
+    if (from === to) c.error(fAt, 'failover must name two different regions');
+    if (from.includes('/') || to.includes('/')) c.error(fAt, 'failover names regions only; zones are handled by themselves');
+    if (from.includes('*') || to.includes('*')) c.error(fAt, 'failover regions cannot contain "*"');
+  });
+  if ((failovers > 0 || priority.length > 0) && !hasOutlier) c.warn(at, 'failover needs outlierDetection: without it no endpoint is ever ejected');
+  c.warn(at, 'zoneAwareLbSetting is not implemented by meshgate; endpoints are balanced as with localityLbSetting defaults');
 }
 
 function checkConsistentHash(c: Checker, v: unknown, at: FieldPath): void {
@@ -243,8 +276,11 @@ function checkOutlierDetection(c: Checker, v: unknown, at: FieldPath): void {
   const o = asObj(c, v, at);
   if (!o) return;
   const counts = ['consecutiveErrors', 'consecutive5xxErrors', 'consecutiveGatewayErrors', 'consecutiveLocalOriginFailures'];
-  knownFields(c, o, at, [...counts, 'splitExternalLocalOriginErrors', 'interval', 'baseEjectionTime', 'maxEjectionPercent', 'minHealthPercent']);
+  knownFields(c, o, at, [...counts, 'splitExternalLocalOriginErrors', 'interval', 'baseEjectionTime', 'maxEjectionPercent', 'minHealthPercent', 'outlierDetectionHttpErrorCodes']);
   for (const f of counts) asInt(c, o[f], [...at, f], 0);
+  const codes = asList(c, o.outlierDetectionHttpErrorCodes, [...at, 'outlierDetectionHttpErrorCodes']);
+  codes?.forEach((code, i) => asInt(c, code, [...at, 'outlierDetectionHttpErrorCodes', i], 100, 599));
+  if (codes && codes.length > 0) c.warn([...at, 'outlierDetectionHttpErrorCodes'], 'not implemented by meshgate: 5xx answers count as errors, other codes do not');
   if (isSet(o.consecutiveErrors)) c.warn([...at, 'consecutiveErrors'], 'consecutiveErrors is deprecated; use consecutive5xxErrors or consecutiveGatewayErrors');
   const split = asBool(c, o.splitExternalLocalOriginErrors, [...at, 'splitExternalLocalOriginErrors']);
   if (typeof o.consecutiveLocalOriginFailures === 'number' && o.consecutiveLocalOriginFailures > 0 && !split) {

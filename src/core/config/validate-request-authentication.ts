@@ -1,24 +1,21 @@
 // Validation of security.istio.io RequestAuthentication: each jwtRule names an issuer, takes its keys
 // from exactly one place (inline `jwks`, which must parse as a key set, or an http(s) `jwksUri`),
 // and reads tokens from well-formed headers and parameters. A rule with no key source at all is
-// refused rather than guessed: meshgate does no OpenID discovery, and a rule that can verify nothing
-// would turn every token of that issuer away.
+// valid Istio (its keys come from OpenID discovery), so it is a warning: meshgate does no discovery,
+// and such a rule verifies nothing, turning every token of that issuer away (fail closed).
 
 import type { FieldPath } from '../model/resource.js';
-import { strictFields } from './validate-authorization-policy.js';
-import { Checker, asBool, asString, checkDuration, checkWorkloadSelector, eachObj, isHeaderName, isSet, stringList, type Obj } from './validate-common.js';
+import { checkPolicyScope, strictFields } from './validate-authorization-policy.js';
+import { Checker, asBool, asString, checkDuration, eachObj, isHeaderName, isSet, stringList, type Obj } from './validate-common.js';
 
 const RULE_FIELDS = [
-  'issuer', 'audiences', 'jwksUri', 'jwks', 'fromHeaders', 'fromParams', 'fromCookies',
-  'outputPayloadToHeader', 'outputClaimToHeaders', 'forwardOriginalToken', 'timeout',
+  'issuer', 'audiences', 'jwksUri', 'jwks_uri', 'jwks', 'fromHeaders', 'fromParams', 'fromCookies',
+  'outputPayloadToHeader', 'outputClaimToHeaders', 'forwardOriginalToken', 'timeout', 'spaceDelimitedClaims', 'presence',
 ];
 
 export function validateRequestAuthentication(c: Checker, spec: Obj): void {
   strictFields(c, spec, ['spec'], ['selector', 'targetRef', 'targetRefs', 'jwtRules']);
-  checkWorkloadSelector(c, spec.selector, ['spec', 'selector'], 'matchLabels');
-  for (const f of ['targetRef', 'targetRefs']) {
-    if (isSet(spec[f])) c.warn(['spec', f], 'a policy with targetRefs attaches to Gateway API gateways and waypoints; meshgate applies it nowhere');
-  }
+  checkPolicyScope(c, spec);
   const issuers = new Map<string, FieldPath>();
   eachObj(c, spec.jwtRules, ['spec', 'jwtRules'], (rule, at) => {
     const issuer = checkRule(c, rule, at);
@@ -36,16 +33,22 @@ function checkRule(c: Checker, rule: Obj, at: FieldPath): string | undefined {
   stringList(c, rule.audiences, [...at, 'audiences']).forEach(({ value, at: vAt }) => {
     if (value === '') c.error(vAt, 'must not be empty');
   });
-  const uri = asString(c, rule.jwksUri, [...at, 'jwksUri']);
+  // `jwks_uri` is the field's old spelling, still in Istio's schema; it means the same.
+  const uriField = isSet(rule.jwks_uri) && !isSet(rule.jwksUri) ? 'jwks_uri' : 'jwksUri';
+  if (isSet(rule.jwks_uri) && isSet(rule.jwksUri)) c.error([...at, 'jwks_uri'], 'cannot be set together with jwksUri (its new name); keep jwksUri');
+  const uri = asString(c, rule[uriField], [...at, uriField]);
   const jwks = asString(c, rule.jwks, [...at, 'jwks']);
   if (uri !== undefined && jwks !== undefined) c.error([...at, 'jwks'], 'cannot be set together with jwksUri; use one of them');
-  if (uri !== undefined && !isHttpUrl(uri)) c.error([...at, 'jwksUri'], `${JSON.stringify(uri)} is not an http or https URL`);
+  if (uri !== undefined && !isHttpUrl(uri)) c.error([...at, uriField], `${JSON.stringify(uri)} is not an http or https URL`);
+  // Istio accepts a plain-http jwksUri and warns: keys fetched without TLS can be swapped on the way.
+  else if (uri !== undefined && uri.startsWith('http:')) c.warn([...at, uriField], 'keys are fetched over plain http, where anyone on the path can replace them; use https');
   if (jwks !== undefined) {
     const why = jwksProblem(jwks);
     if (why) c.error([...at, 'jwks'], why);
   }
   if (uri === undefined && jwks === undefined) {
-    c.error(at, 'set jwksUri or jwks: meshgate does not discover keys from the issuer (OpenID discovery), so this rule could verify no token');
+    // Istio accepts this and discovers the keys from the issuer; meshgate does not, and fails closed.
+    c.warn(at, 'no jwksUri or jwks: meshgate does not discover keys from the issuer (OpenID discovery), so every token of this issuer is refused (401); set jwksUri');
   }
   eachObj(c, rule.fromHeaders, [...at, 'fromHeaders'], (h, hAt) => {
     strictFields(c, h, hAt, ['name', 'prefix']);
@@ -69,6 +72,13 @@ function checkRule(c: Checker, rule: Obj, at: FieldPath): string | undefined {
     if (!claim) c.error([...oAt, 'claim'], 'claim is required');
   });
   asBool(c, rule.forwardOriginalToken, [...at, 'forwardOriginalToken']);
+  const spaced = stringList(c, rule.spaceDelimitedClaims, [...at, 'spaceDelimitedClaims']);
+  for (const { value, at: vAt } of spaced) if (value === '') c.error(vAt, 'must not be empty');
+  if (spaced.length > 64) c.error([...at, 'spaceDelimitedClaims'], 'at most 64 claims');
+  if (isSet(rule.presence)) {
+    asString(c, rule.presence, [...at, 'presence']);
+    c.warn([...at, 'presence'], 'presence is not supported by meshgate: a token of this issuer is optional unless an AuthorizationPolicy requires a requestPrincipal');
+  }
   checkDuration(c, rule.timeout, [...at, 'timeout']);
   return issuer || undefined;
 }

@@ -23,7 +23,7 @@ export interface RouteContext {
 
 const HTTP_ROUTE_FIELDS = [
   'name', 'match', 'route', 'redirect', 'directResponse', 'delegate', 'rewrite', 'timeout', 'retries', 'fault',
-  'mirror', 'mirrors', 'mirrorPercentage', 'mirrorPercent', 'corsPolicy', 'headers',
+  'mirror', 'mirrors', 'mirrorPercentage', 'mirrorPercent', 'mirror_percent', 'corsPolicy', 'headers',
 ];
 const MATCH_FIELDS = [
   'name', 'uri', 'scheme', 'method', 'authority', 'headers', 'port', 'sourceLabels', 'gateways', 'queryParams',
@@ -50,12 +50,14 @@ export function validateHttpRoute(c: Checker, route: Obj, at: FieldPath, ctx: Ro
   checkFault(c, route.fault, [...at, 'fault']);
   checkDestination(c, route.mirror, [...at, 'mirror']);
   checkPercent(c, route.mirrorPercentage, [...at, 'mirrorPercentage']);
-  for (const f of ['mirrorPercentage', 'mirrorPercent']) {
+  for (const f of ['mirrorPercentage', 'mirrorPercent', 'mirror_percent']) {
     if (isSet(route[f]) && !isSet(route.mirror)) c.warn([...at, f], `${f} applies only to mirror; it does nothing here${isSet(route.mirrors) ? ' (use mirrors[].percentage)' : ''}`);
   }
-  if (isSet(route.mirrorPercent)) {
-    asInt(c, route.mirrorPercent, [...at, 'mirrorPercent'], 0, 100);
-    c.warn([...at, 'mirrorPercent'], 'mirrorPercent is deprecated; use mirrorPercentage: {value: N}');
+  // `mirror_percent` is the old spelling of mirrorPercent that Istio's schema still lists.
+  for (const f of ['mirrorPercent', 'mirror_percent']) {
+    if (!isSet(route[f])) continue;
+    asInt(c, route[f], [...at, f], 0, 100);
+    c.warn([...at, f], `${f} is deprecated; use mirrorPercentage: {value: N}`);
   }
   eachObj(c, route.mirrors, [...at, 'mirrors'], (m, mAt) => {
     knownFields(c, m, mAt, ['destination', 'percentage']);

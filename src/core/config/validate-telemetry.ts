@@ -5,41 +5,108 @@
 // config is one string to the ConfigMap.
 
 import { parse as parseYaml } from 'yaml';
-import { asBool, asList, asNumber, asObj, asString, checkPercent, checkPort, checkWorkloadSelector, eachObj, isObj, knownFields, type Checker, type Obj } from './validate-common.js';
+import type { FieldPath } from '../model/resource.js';
+import { checkPolicyScope } from './validate-authorization-policy.js';
+import { asBool, asEnum, asList, asNumber, asObj, asString, atMostOne, checkDuration, checkPort, eachObj, isObj, isSet, knownFields, type Checker, type Obj } from './validate-common.js';
 import { METRIC_SELECTORS } from '../telemetry/telemetry-policy.js';
 
 const TELEMETRY_FIELDS = ['selector', 'targetRef', 'targetRefs', 'tracing', 'metrics', 'accessLogging'];
+const MODES = ['CLIENT_AND_SERVER', 'CLIENT', 'SERVER'] as const;
+/** Istio's metric selectors; those meshgate does not record yet are accepted and do nothing. */
+const ISTIO_METRICS = ['ALL_METRICS', 'REQUEST_COUNT', 'REQUEST_DURATION', 'REQUEST_SIZE', 'RESPONSE_SIZE', 'TCP_OPENED_CONNECTIONS', 'TCP_CLOSED_CONNECTIONS', 'TCP_SENT_BYTES', 'TCP_RECEIVED_BYTES', 'GRPC_REQUEST_MESSAGES', 'GRPC_RESPONSE_MESSAGES'] as const;
 
+/** Every field of Istio's Telemetry, with the checks its schema makes (docs/reference/fields.md). */
 export function validateTelemetry(c: Checker, spec: Obj): void {
   knownFields(c, spec, ['spec'], TELEMETRY_FIELDS);
-  if (spec['selector'] !== undefined) checkWorkloadSelector(c, spec['selector'], ['spec', 'selector'], 'matchLabels');
+  checkPolicyScope(c, spec);
   eachObj(c, spec['tracing'], ['spec', 'tracing'], (t, at) => {
-    knownFields(c, t, at, ['match', 'providers', 'randomSamplingPercentage', 'disableSpanReporting', 'customTags', 'useRequestIdForTraceSampling', 'enableIstioTags']);
-    eachObj(c, t['providers'], [...at, 'providers'], (p, pat) => asString(c, p['name'], [...pat, 'name']));
-    if (t['randomSamplingPercentage'] !== undefined) checkPercent(c, t['randomSamplingPercentage'], [...at, 'randomSamplingPercentage']);
-    asBool(c, t['disableSpanReporting'], [...at, 'disableSpanReporting']);
+    knownFields(c, t, at, ['match', 'providers', 'randomSamplingPercentage', 'disableSpanReporting', 'customTags', 'useRequestIdForTraceSampling', 'enableIstioTags', 'disableContextPropagation']);
+    checkMatch(c, t['match'], [...at, 'match']);
+    checkProviders(c, t['providers'], [...at, 'providers']);
+    // A plain number (a DoubleValue), not Istio's Percent mapping.
+    const pct = asNumber(c, t['randomSamplingPercentage'], [...at, 'randomSamplingPercentage']);
+    if (pct !== undefined && (pct < 0 || pct > 100)) c.error([...at, 'randomSamplingPercentage'], `must be between 0 and 100, not ${pct}`);
+    for (const f of ['disableSpanReporting', 'useRequestIdForTraceSampling', 'enableIstioTags', 'disableContextPropagation']) asBool(c, t[f], [...at, f]);
+    const tags = asObj(c, t['customTags'], [...at, 'customTags']);
+    for (const [name, tag] of Object.entries(tags ?? {})) {
+      const tAt = [...at, 'customTags', name];
+      const o = asObj(c, tag, tAt);
+      if (!o) continue;
+      knownFields(c, o, tAt, ['literal', 'environment', 'header', 'formatter']);
+      atMostOne(c, o, tAt, ['literal', 'environment', 'header', 'formatter']);
+      const need = (kind: string, field: string, extra: string[]): void => {
+        const v = asObj(c, o[kind], [...tAt, kind]);
+        if (!v) return;
+        knownFields(c, v, [...tAt, kind], [field, ...extra]);
+        if (!asString(c, v[field], [...tAt, kind, field])) c.error([...tAt, kind, field], `${field} is required`);
+        for (const e of extra) asString(c, v[e], [...tAt, kind, e]);
+      };
+      need('literal', 'value', []);
+      need('environment', 'name', ['defaultValue']);
+      need('header', 'name', ['defaultValue']);
+      need('formatter', 'value', []);
+    }
   });
   eachObj(c, spec['accessLogging'], ['spec', 'accessLogging'], (a, at) => {
     knownFields(c, a, at, ['match', 'providers', 'disabled', 'filter']);
+    checkMatch(c, a['match'], [...at, 'match']);
+    checkProviders(c, a['providers'], [...at, 'providers']);
     asBool(c, a['disabled'], [...at, 'disabled']);
+    const filter = asObj(c, a['filter'], [...at, 'filter']);
+    if (filter) {
+      knownFields(c, filter, [...at, 'filter'], ['expression']);
+      if (asString(c, filter['expression'], [...at, 'filter', 'expression']) !== undefined) c.warn([...at, 'filter', 'expression'], 'CEL filters are not evaluated by meshgate; every request is logged');
+    }
   });
   eachObj(c, spec['metrics'], ['spec', 'metrics'], (m, at) => {
     knownFields(c, m, at, ['providers', 'overrides', 'reportingInterval']);
+    checkProviders(c, m['providers'], [...at, 'providers']);
+    checkDuration(c, m['reportingInterval'], [...at, 'reportingInterval']);
     eachObj(c, m['overrides'], [...at, 'overrides'], (o, oat) => {
       knownFields(c, o, oat, ['match', 'disabled', 'tagOverrides']);
       const match = asObj(c, o['match'], [...oat, 'match']);
-      const metric = match ? asString(c, match['metric'], [...oat, 'match', 'metric']) : undefined;
-      if (metric !== undefined && !(metric in METRIC_SELECTORS)) c.error([...oat, 'match', 'metric'], `unknown metric '${metric}'; expected one of ${Object.keys(METRIC_SELECTORS).join(', ')}`);
-      if (match?.['customMetric'] !== undefined) c.warn([...oat, 'match', 'customMetric'], 'custom metrics are not supported; this override is ignored');
+      if (match) {
+        knownFields(c, match, [...oat, 'match'], ['metric', 'customMetric', 'mode']);
+        atMostOne(c, match, [...oat, 'match'], ['metric', 'customMetric']);
+        const metric = asString(c, match['metric'], [...oat, 'match', 'metric']);
+        if (metric !== undefined && !(ISTIO_METRICS as readonly string[]).includes(metric)) c.error([...oat, 'match', 'metric'], `unknown metric '${metric}'; expected one of ${ISTIO_METRICS.join(', ')}`);
+        else if (metric !== undefined && !(metric in METRIC_SELECTORS)) c.warn([...oat, 'match', 'metric'], `${metric} is not recorded by meshgate; this override does nothing`);
+        const custom = asString(c, match['customMetric'], [...oat, 'match', 'customMetric']);
+        if (custom === '') c.error([...oat, 'match', 'customMetric'], 'must not be empty');
+        else if (custom !== undefined) c.warn([...oat, 'match', 'customMetric'], 'custom metrics are not supported; this override is ignored');
+        asEnum(c, match['mode'], [...oat, 'match', 'mode'], MODES);
+      }
       asBool(c, o['disabled'], [...oat, 'disabled']);
       const tags = asObj(c, o['tagOverrides'], [...oat, 'tagOverrides']);
       for (const [tag, op] of Object.entries(tags ?? {})) {
-        const opObj = asObj(c, op, [...oat, 'tagOverrides', tag]);
-        const operation = opObj?.['operation'];
-        if (operation === 'UPSERT') c.warn([...oat, 'tagOverrides', tag, 'operation'], 'UPSERT (expressions) is not supported; only REMOVE takes effect');
-        else if (operation !== undefined && operation !== 'REMOVE') c.error([...oat, 'tagOverrides', tag, 'operation'], `operation must be UPSERT or REMOVE, not ${String(operation)}`);
+        const tAt = [...oat, 'tagOverrides', tag];
+        const opObj = asObj(c, op, tAt);
+        if (!opObj) continue;
+        knownFields(c, opObj, tAt, ['operation', 'value']);
+        // UPSERT is the default operation.
+        const operation = isSet(opObj['operation']) ? asEnum(c, opObj['operation'], [...tAt, 'operation'], ['UPSERT', 'REMOVE'] as const) : 'UPSERT';
+        const value = asString(c, opObj['value'], [...tAt, 'value']);
+        if (operation === 'REMOVE' && isSet(opObj['value'])) c.error([...tAt, 'value'], 'must not be set when operation is REMOVE');
+        if (operation === 'UPSERT') {
+          if (!value) c.error([...tAt, 'value'], 'value (an expression) must be set when operation is UPSERT');
+          else c.warn([...tAt, 'operation'], 'UPSERT (expressions) is not supported; only REMOVE takes effect');
+        }
       }
     });
+  });
+}
+
+function checkMatch(c: Checker, v: unknown, at: FieldPath): void {
+  const m = asObj(c, v, at);
+  if (!m) return;
+  knownFields(c, m, at, ['mode']);
+  asEnum(c, m['mode'], [...at, 'mode'], MODES);
+}
+
+function checkProviders(c: Checker, v: unknown, at: FieldPath): void {
+  eachObj(c, v, at, (p, pat) => {
+    knownFields(c, p, pat, ['name']);
+    if (!asString(c, p['name'], [...pat, 'name'])) c.error([...pat, 'name'], 'name is required (an extensionProvider of the mesh config)');
   });
 }
 

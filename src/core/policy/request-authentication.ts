@@ -97,6 +97,8 @@ function compileProvider(rule: Record<string, unknown>): Provider | undefined {
   if (issuer === '') return undefined;
   const timeoutMs = typeof rule.timeout === 'string' ? (parseDuration(rule.timeout) ?? DEFAULT_JWKS_TIMEOUT_MS) : DEFAULT_JWKS_TIMEOUT_MS;
   let keys: Provider['keys'];
+  // `jwks_uri`: the old spelling Istio's schema still accepts.
+  const uri: unknown = rule.jwksUri ?? (rule as { jwks_uri?: unknown }).jwks_uri;
   if (typeof rule.jwks === 'string') {
     let set: JSONWebKeySet;
     try {
@@ -105,8 +107,8 @@ function compileProvider(rule: Record<string, unknown>): Provider | undefined {
       set = { keys: [] }; // validation refuses this; an unreadable set verifies nothing
     }
     keys = { inline: createLocalJWKSet(set) };
-  } else if (typeof rule.jwksUri === 'string') {
-    keys = { uri: rule.jwksUri, timeoutMs };
+  } else if (typeof uri === 'string') {
+    keys = { uri, timeoutMs };
   } else {
     keys = { inline: createLocalJWKSet({ keys: [] }) };
   }

@@ -214,7 +214,9 @@ function compileMirrors(route: HTTPRoute, ctx: ActionContext): MirrorPolicy[] {
   if (route.mirrors && route.mirrors.length > 0) {
     for (const m of route.mirrors) wanted.push({ destination: m.destination, chance: m.percentage ? perMillion(m.percentage) : MILLION });
   } else if (route.mirror) {
-    const chance = route.mirrorPercentage ? perMillion(route.mirrorPercentage) : route.mirrorPercent !== undefined ? perMillion({ value: route.mirrorPercent }) : MILLION;
+    // `mirror_percent`: the old spelling Istio's schema still accepts.
+    const legacy = route.mirrorPercent ?? (route as { mirror_percent?: number }).mirror_percent;
+    const chance = route.mirrorPercentage ? perMillion(route.mirrorPercentage) : legacy !== undefined ? perMillion({ value: legacy }) : MILLION;
     wanted.push({ destination: route.mirror, chance });
   }
   return wanted
