@@ -18,8 +18,10 @@ import type { UpstreamTlsProfile } from '../tls/upstream-tls.js';
 
 // undici's Pool alone (its own file, 23 modules with what it uses): the package's index also loads
 // fetch, WebSocket, caches, mocks and more (111 modules), which every proxy would hold for nothing.
-const Pool = createRequire(import.meta.url)('undici/lib/dispatcher/pool.js') as typeof UndiciPool;
-type Pool = UndiciPool;
+// Without the index, a Pool has no request()/stream()/pipeline()/connect()/upgrade() (the index adds
+// them to every dispatcher); the proxy only dispatches, and the type says so.
+type Pool = Omit<UndiciPool, 'request' | 'stream' | 'pipeline' | 'connect' | 'upgrade'>;
+const Pool = createRequire(import.meta.url)('undici/lib/dispatcher/pool.js') as new (origin: string, options?: UndiciPool.Options) => Pool;
 
 export interface PoolOptions {
   /** Connect timeout (Istio's connectionPool.tcp.connectTimeout default: 10 s). */
