@@ -1,6 +1,6 @@
 // The mesh as a user runs it, for the benchmark: `meshgate control` on a config folder with its own
-// CA, one `meshgate sidecar` in front of the upstream (the app), and `meshgate gateway --control`,
-// each a process of its own on 127.0.0.1. The gateway gets its configuration and workload
+// CA, one `meshgate sidecar` in front of the upstream (the app), with the NODE_OPTIONS injection gives
+// a sidecar, and `meshgate gateway --control`, each a process of its own on 127.0.0.1. The gateway gets its configuration and workload
 // certificate from the control plane and, because the app's Pod carries the sidecar label, reaches
 // the app through the sidecar's inbound port over mutual TLS; PeerAuthentication STRICT means a
 // request that did not come over mTLS would fail, so a 200 proves the path.
@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { freePorts, tempDir, track, type Child } from './processes.js';
 import { BENCH_HOST } from './servers.js';
 import { isReady, meshgateConfig, preflight, type Target } from './targets.js';
+import { SIDECAR_NODE_OPTIONS } from '../src/core/inject/sidecar-node-options.js';
 
 // dist/bench/ → the package root.
 const MESHGATE_BIN = fileURLToPath(new URL('../../bin/meshgate.js', import.meta.url));
@@ -29,8 +30,16 @@ export interface MeshTargets {
   stop(): Promise<void>;
 }
 
-function meshgate(args: readonly string[], label: string): Child {
-  return track(spawn(process.execPath, [MESHGATE_BIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'] }), label);
+function meshgate(args: readonly string[], label: string, env?: NodeJS.ProcessEnv): Child {
+  return track(spawn(process.execPath, [MESHGATE_BIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'], ...(env ? { env } : {}) }), label);
+}
+
+/**
+ * The sidecar's NODE_OPTIONS: what injection gives the proxy container, unless BENCH_SIDECAR_NODE_OPTIONS
+ * says otherwise (an A/B of V8 settings; empty for Node's defaults).
+ */
+export function sidecarNodeOptions(): string {
+  return process.env.BENCH_SIDECAR_NODE_OPTIONS ?? SIDECAR_NODE_OPTIONS;
 }
 
 export async function startMesh(appPort: number): Promise<MeshTargets> {
@@ -72,7 +81,7 @@ export async function startMesh(appPort: number): Promise<MeshTargets> {
       '--inbound-port', String(inbound), '--outbound-port', String(outbound),
       '--status-port', String(scStatus), '--admin-port', String(scAdmin),
       '--listen-host', '127.0.0.1', '--access-log', 'off', '--metrics-port', '0', '--drain-seconds', '0',
-    ], 'meshgate sidecar');
+    ], 'meshgate sidecar', { ...process.env, NODE_OPTIONS: sidecarNodeOptions() });
     children.push(sidecar);
     const gateway = meshgate([
       'gateway', ...mesh, '--token', join(dir, 'gateway.token'),

@@ -10,6 +10,8 @@
 // BENCH_CONNECTIONS (default 50), BENCH_TOOL=wrk|autocannon to force a load generator,
 // BENCH_HANDSHAKE_CLIENTS (default 8) openssl s_time processes side by side, BENCH_NGINX=PATH|none,
 // BENCH_MESH_RATE (default 1000) req/s of the mesh's fixed-rate runs, 0 to leave them out,
+// BENCH_ONLY=sidecar only the mesh rows (the sidecar's cost beside Istio's), BENCH_SIDECAR_NODE_OPTIONS
+// the sidecar's NODE_OPTIONS instead of those injection gives it (an A/B of V8 settings),
 // BENCH_REDIS=PATH|none the redis-server for the store redis row, BENCH_CADDY=PATH|none the caddy
 // of the plain-HTTP caddy row, BENCH_HAPROXY=PATH|none the haproxy of its plain-HTTP row, BENCH_SCALE_SIZES (default
 // 10,100,1000,10000, or none) the generated configurations of the scale and push rows,
@@ -195,6 +197,8 @@ async function main(): Promise<number> {
   console.log(`  rate limits: a RateLimitPolicy counting every request (one client, one key) with store memory${redisBin ? ' and store redis (redis-server, a process of its own)' : '; redis-server not found, so the store redis row is skipped (apt-get install redis-server)'}`);
   console.log(`  mesh: control plane, one sidecar and the gateway, each its own process; saturated with ${tool}${s.meshRate > 0 ? `, then ${s.meshRate} req/s spread evenly (the bench's own client, timed from when each request was due)` : ''}`);
 
+  if (process.env.BENCH_ONLY === 'sidecar') return sidecarOnly(s);
+
   const loads: LoadRow[] = [];
   const handshakes: HandshakeRow[] = [];
   const certs = await writeBenchCerts(await tempDir('meshgate-bench-certs-'));
@@ -282,8 +286,6 @@ async function main(): Promise<number> {
   console.log(meshTable(meshReport));
   console.log('');
   console.log(anchorTable(meshReport));
-  console.log('Istio: one Envoy sidecar (2 workers) at 1000 req/s of 1 KB, Istio 1.24; its 2.7 ms p90 is for two sidecars, halved here.');
-  console.log('Here: one sidecar, small answers; the p90 added also holds the gateway\'s side of mTLS. Saturated p90s are mostly queueing.');
 
   const sizes = scaleSizes();
   if (sizes.length > 0) {
@@ -299,6 +301,22 @@ async function main(): Promise<number> {
     ...meshReport.rows.filter((r) => r.result.errors > 0).map((r) => `${r.label}: ${r.result.errors} failed requests (${r.result.errorDetail})`),
     ...handshakes.filter((r) => r.result.errors > 0).map((r) => `${r.target} handshakes ${KEY_LABEL[r.keyType]}: ${r.result.errorDetail}`),
   ];
+  for (const f of failed) console.error(f);
+  return failed.length > 0 ? 1 : 0;
+}
+
+/** BENCH_ONLY=sidecar: the mesh rows alone, plain against mTLS, and the sidecar beside Istio's figures. */
+async function sidecarOnly(s: Settings): Promise<number> {
+  const upstream = await startUpstream();
+  const report = await measureMesh(s, upstream.port);
+  await upstream.stop();
+  console.log('');
+  for (const [label, value] of meshRatios(report)) console.log(`${label}: ${value}`);
+  console.log('');
+  console.log(meshTable(report));
+  console.log('');
+  console.log(anchorTable(report));
+  const failed = report.rows.filter((r) => r.result.errors > 0).map((r) => `${r.label}: ${r.result.errors} failed requests (${r.result.errorDetail})`);
   for (const f of failed) console.error(f);
   return failed.length > 0 ? 1 : 0;
 }

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { Agent, request } from 'undici';
-import { createWorkloadCsr } from '../src/core/pki/csr.js';
+import { createWorkloadCsr } from '../src/core/pki/workload-csr.js';
 import { spiffeIdsOfCertificate } from '../src/core/pki/spiffe.js';
 import { issueCertificate } from '../src/core/tls/issue-certificate.js';
 import { connectToMesh } from '../src/core/sources/mesh-connection.js';

@@ -16,7 +16,7 @@ import { request } from 'undici';
 import { validateAll } from '../src/core/config/validate.js';
 import type { Resource } from '../src/core/model/resource.js';
 import { loadOrCreateAuthority, type CertificateAuthority } from '../src/core/pki/authority.js';
-import { createWorkloadCsr } from '../src/core/pki/csr.js';
+import { createWorkloadCsr } from '../src/core/pki/workload-csr.js';
 import { IdentityClient } from '../src/core/pki/identity-client.js';
 import { spiffeIdsOfCertificate } from '../src/core/pki/spiffe.js';
 import { ControlPlaneClient } from '../src/core/sources/control-plane-client.js';

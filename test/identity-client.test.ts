@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadOrCreateAuthority, type CertificateAuthority } from '../src/core/pki/authority.js';
-import { createWorkloadCsr } from '../src/core/pki/csr.js';
+import { createWorkloadCsr } from '../src/core/pki/workload-csr.js';
 import { acceptIssuedChain, IdentityClient, rotationDelayMs } from '../src/core/pki/identity-client.js';
 import type { WorkloadCertificate, WorkloadIdentity } from '../src/core/pki/types.js';
 import { issueCertificate } from '../src/core/tls/issue-certificate.js';

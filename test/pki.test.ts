@@ -14,7 +14,7 @@ import { connect as tlsConnect, createServer as createTlsServer, type TLSSocket 
 import type { AddressInfo } from 'node:net';
 import { issueCertificate, type IssuedCertificate } from '../src/core/tls/issue-certificate.js';
 import { loadOrCreateAuthority, type CertificateAuthority } from '../src/core/pki/authority.js';
-import { createWorkloadCsr } from '../src/core/pki/csr.js';
+import { createWorkloadCsr } from '../src/core/pki/workload-csr.js';
 import { DEFAULT_TRUST_DOMAIN, parseSpiffeId, principalOf, spiffeIdOf, spiffeIdsOfCertificate } from '../src/core/pki/spiffe.js';
 import type { WorkloadIdentity } from '../src/core/pki/types.js';
 

@@ -2,6 +2,7 @@
 // control plane before it opens any port, then serves inbound (mTLS → authorization → app) and
 // outbound (the app's HTTP proxy → routes → mTLS) with the configuration the control plane streams.
 
+import { setFlagsFromString } from 'node:v8';
 import { createLogger } from '../core/telemetry/logger.js';
 import { identityMismatch } from '../core/pki/spiffe.js';
 import { connectToMesh } from '../core/sources/mesh-connection.js';
@@ -110,6 +111,10 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
     ...(values.redis !== undefined ? { redisUrl: parseRedisUrl(values.redis) } : {}),
   };
 
+  // Before the first upstream connection compiles undici's HTTP parser (WebAssembly): its hot
+  // function, optimized by V8's top tier, takes some 35 MB of compiler memory that a sidecar would
+  // keep at its peak; V8's baseline code parses the app's answers at a fraction of the sidecar's CPU.
+  setFlagsFromString('--liftoff-only');
   const log = createLogger('meshgate-sidecar', { base: { workload: `${values.workload}.${namespace}` } });
   // Listening from the start: a signal during startup waits for it, then drains.
   const stop = stopRequested({ log });

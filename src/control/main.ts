@@ -15,7 +15,7 @@ import type { Validate } from './config-set.js';
 import { ConfigDistributor } from './config-distributor.js';
 import { ProxyRegistry } from './proxy-registry.js';
 import { createControlServer } from './server.js';
-import { createStatusServer } from './status-server.js';
+import { createStatusServer } from '../core/admin/status-server.js';
 import { createDebugServer } from './debug-server.js';
 import { ControlMetrics } from './control-metrics.js';
 import { MeshDashboard } from './mesh-dashboard.js';

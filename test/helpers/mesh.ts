@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import { loadOrCreateAuthority, type CertificateAuthority } from '../../src/core/pki/authority.js';
-import { createWorkloadCsr } from '../../src/core/pki/csr.js';
+import { createWorkloadCsr } from '../../src/core/pki/workload-csr.js';
 import { spiffeIdOf } from '../../src/core/pki/spiffe.js';
 import type { WorkloadCertificate } from '../../src/core/pki/types.js';
 import { ManualIdentity } from './mesh-tls.js';

@@ -1,17 +1,18 @@
-// The status port (15021): `/healthz/ready` answers 200 once the first snapshot serves and while
-// the proxy is not draining — what a Kubernetes readiness probe and a load balancer look at.
+// The status port (15021): `/healthz/ready` answers 200 while the process is ready — a proxy once its
+// first snapshot serves and while it is not draining, the control plane once it can hand out a
+// validated set and sign — which is what a Kubernetes readiness probe and a load balancer look at.
+// Plain node:http: one fixed path needs no framework, and every proxy runs this port.
 
-import { fastify, type FastifyInstance } from 'fastify';
+import { createServer, type Server } from 'node:http';
 
-export interface ReadinessSource {
-  ready(): boolean;
-}
-
-export function createStatusServer(readiness: ReadinessSource): FastifyInstance {
-  const app = fastify({ logger: false });
-  app.get('/healthz/ready', async (_req, reply) => {
-    if (readiness.ready()) return reply.code(200).type('text/plain').send('');
-    return reply.code(503).type('text/plain').send('not ready\n');
+export function createStatusServer(ready: () => boolean): Server {
+  return createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path !== '/healthz/ready') {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+      return;
+    }
+    if (ready()) res.writeHead(200, { 'content-type': 'text/plain' }).end('');
+    else res.writeHead(503, { 'content-type': 'text/plain' }).end('not ready\n');
   });
-  return app;
 }

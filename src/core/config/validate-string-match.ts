@@ -1,7 +1,7 @@
 // Istio's StringMatch (exact | prefix | regex) and its regex rules: RE2 syntax, at most 1024
 // characters, never empty; where an empty prefix or an empty match `{}` is allowed (docs/reference/routing.md).
 
-import { RE2JS } from 're2js';
+import { compileRegex } from '../routing/string-match.js';
 import type { FieldPath } from '../model/resource.js';
 import { asString, describe, isObj, isSet, knownFields, type Checker } from './validate-common.js';
 
@@ -11,7 +11,7 @@ export function regexProblem(re: string): string | undefined {
   // Istio approximates Envoy's RE2 program-size limit by length.
   if (re.length > 1024) return `regex is too long (${re.length} characters; at most 1024)`;
   try {
-    RE2JS.compile(re);
+    compileRegex(re);
     return undefined;
   } catch (err) {
     const why = err instanceof Error ? err.message : String(err);

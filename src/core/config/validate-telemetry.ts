@@ -4,7 +4,7 @@
 // defaultProviders). Problems inside `data.mesh` point at the `mesh` key's line, since the mesh
 // config is one string to the ConfigMap.
 
-import { parse as parseYaml } from 'yaml';
+import { yaml } from './yaml-module.js';
 import type { FieldPath } from '../model/resource.js';
 import { checkPolicyScope } from './validate-authorization-policy.js';
 import { asBool, asEnum, asList, asNumber, asObj, asString, atMostOne, checkDuration, checkPort, eachObj, isObj, isSet, knownFields, type Checker, type Obj } from './validate-common.js';
@@ -121,7 +121,7 @@ export function validateConfigMap(c: Checker, raw: Obj): void {
   if (typeof text !== 'string') return c.error(at, 'mesh must be a string holding the mesh config as YAML');
   let mesh: unknown;
   try {
-    mesh = parseYaml(text);
+    mesh = yaml().parse(text);
   } catch (err) {
     return c.error(at, `mesh is not YAML: ${(err as Error).message.split('\n')[0]}`);
   }

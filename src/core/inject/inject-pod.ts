@@ -15,6 +15,7 @@
 
 import { APP_PROBERS_ENV, rewriteAppProbes } from './app-probes.js';
 import { DEFAULT_REVISION, STATUS_ANNOTATION } from './selection.js';
+import { SIDECAR_NODE_OPTIONS } from './sidecar-node-options.js';
 
 type Json = Record<string, unknown>;
 
@@ -134,6 +135,7 @@ export function injectPod(pod: Json, opts: InjectOptions): Json {
       ...(opts.owner ? [{ name: 'ISTIO_META_OWNER', value: `kubernetes://apis/${opts.owner.apiVersion}/namespaces/${opts.owner.namespace}/${opts.owner.kind.toLowerCase()}s/${opts.owner.name}` }] : []),
       { name: 'ISTIO_META_MESH_ID', value: trustDomain },
       { name: 'TRUST_DOMAIN', value: trustDomain },
+      { name: 'NODE_OPTIONS', value: SIDECAR_NODE_OPTIONS },
       ...(Object.keys(probers).length > 0 ? [{ name: APP_PROBERS_ENV, value: JSON.stringify(probers) }] : []),
     ],
     readinessProbe: {

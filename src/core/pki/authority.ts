@@ -11,7 +11,8 @@
 import { sign } from 'node:crypto';
 import { isIP } from 'node:net';
 import forge from 'node-forge';
-import { algorithmIdentifier, binary, issueCertificate, issuerOf, pemBlock, seq, serialNumber, time } from '../tls/issue-certificate.js';
+import { algorithmIdentifier, binary, issueCertificate, issuerOf, seq, serialNumber, time } from '../tls/issue-certificate.js';
+import { pemBlock } from './pem-chain.js';
 import { loadOrCreateCaFiles, type CaMaterial } from './ca-files.js';
 import { readCsr } from './csr.js';
 import { DEFAULT_TRUST_DOMAIN, parseSpiffeId, spiffeIdOf } from './spiffe.js';

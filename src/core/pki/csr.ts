@@ -1,51 +1,13 @@
-// PKCS#10 certificate signing requests: a proxy creates one for a fresh key (the key never leaves the
-// proxy), the CA reads one back and checks its self-signature (proof the caller holds the key).
-//
-// Keys come from Node's native crypto; the DER structure is assembled with node-forge's ASN.1 and
-// signed with Node's `sign()`, so RSA and ECDSA keys take the same path. The CSR carries no names:
-// the CA writes the caller's authenticated identity and ignores whatever a CSR asks for.
+// PKCS#10 certificate signing requests, the CA's side: it reads one back and checks its self-signature
+// (proof the caller holds the key). A proxy writes them in workload-csr.ts. The CSR's names are not
+// used: the CA writes the caller's authenticated identity and ignores whatever a CSR asks for.
 
-import { createPublicKey, generateKeyPair, sign, verify, type KeyObject } from 'node:crypto';
-import { promisify } from 'node:util';
+import { createPublicKey, verify, type KeyObject } from 'node:crypto';
 import forge from 'node-forge';
-import { algorithmIdentifier, binary, generateKey, pemBlock, seq, type KeyType } from '../tls/issue-certificate.js';
+import { binary } from '../tls/issue-certificate.js';
+import { derBounds } from './der.js';
 
 const { asn1 } = forge;
-
-export interface WorkloadCsr {
-  readonly csrPem: string;
-  /** PKCS#8 PEM. */
-  readonly keyPem: string;
-}
-
-export function createWorkloadCsr(opts: { keyType?: KeyType } = {}): WorkloadCsr {
-  return csrFor(generateKey(opts.keyType ?? 'rsa'));
-}
-
-/** Same as createWorkloadCsr, without blocking the event loop while an RSA key is generated. */
-export async function createWorkloadCsrAsync(opts: { keyType?: KeyType } = {}): Promise<WorkloadCsr> {
-  const pair = await (opts.keyType === 'ec'
-    ? promisify(generateKeyPair)('ec', { namedCurve: 'prime256v1' })
-    : promisify(generateKeyPair)('rsa', { modulusLength: 2048 }));
-  return csrFor(pair.privateKey);
-}
-
-function csrFor(key: KeyObject): WorkloadCsr {
-  const spkiDer = createPublicKey(key).export({ type: 'spki', format: 'der' });
-  const info = seq([
-    asn1.create(asn1.Class.UNIVERSAL, asn1.Type.INTEGER, false, asn1.integerToDer(0).getBytes()),
-    seq([]), // empty subject
-    fromDer(spkiDer),
-    asn1.create(asn1.Class.CONTEXT_SPECIFIC, 0, true, []), // no attributes
-  ]);
-  const infoDer = Buffer.from(asn1.toDer(info).getBytes(), 'binary');
-  const signature = sign('sha256', infoDer, key);
-  const csr = seq([info, algorithmIdentifier(key), asn1.create(asn1.Class.UNIVERSAL, asn1.Type.BITSTRING, false, '\x00' + binary(signature))]);
-  return {
-    csrPem: pemBlock('CERTIFICATE REQUEST', Buffer.from(asn1.toDer(csr).getBytes(), 'binary')),
-    keyPem: key.export({ type: 'pkcs8', format: 'pem' }).toString(),
-  };
-}
 
 /** What the CA takes from a CSR whose self-signature checked out. */
 export interface VerifiedCsr {
@@ -74,9 +36,9 @@ export function readCsr(csrPem: string): { ok: true; csr: VerifiedCsr } | { ok: 
   const der = Buffer.from(blocks[0]!.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64');
   try {
     // The signed bytes are taken from the input as they are, not re-encoded.
-    const outer = tlv(der, 0);
+    const outer = derBounds(der, 0);
     if (der[0] !== 0x30 || outer.end !== der.length) throw new Error('not a DER SEQUENCE');
-    const infoDer = der.subarray(outer.contentStart, tlv(der, outer.contentStart).end);
+    const infoDer = der.subarray(outer.contentStart, derBounds(der, outer.contentStart).end);
 
     const root = fromDer(der);
     const [info, sigAlg, sigBits] = root.value as forge.asn1.Asn1[];
@@ -124,22 +86,4 @@ function hasCommonName(name: forge.asn1.Asn1): boolean {
 
 function fromDer(der: Buffer): forge.asn1.Asn1 {
   return asn1.fromDer(binary(der), { strict: true, decodeBitStrings: false } as unknown as boolean);
-}
-
-/** Where the DER element at `offset` keeps its content and where it ends. */
-function tlv(der: Buffer, offset: number): { contentStart: number; end: number } {
-  const first = der[offset + 1];
-  if (first === undefined) throw new Error('truncated');
-  let length = first;
-  let header = 2;
-  if (first & 0x80) {
-    const n = first & 0x7f;
-    if (n === 0 || n > 4) throw new Error('unsupported length encoding');
-    length = 0;
-    for (let i = 0; i < n; i++) length = length * 256 + (der[offset + 2 + i] ?? 0);
-    header += n;
-  }
-  const end = offset + header + length;
-  if (end > der.length) throw new Error('truncated');
-  return { contentStart: offset + header, end };
 }

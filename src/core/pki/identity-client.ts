@@ -9,7 +9,7 @@
 
 import { createPrivateKey } from 'node:crypto';
 import type { Logger } from 'pino';
-import { createWorkloadCsrAsync } from './csr.js';
+import { createWorkloadCsrAsync } from './workload-csr.js';
 import { chainToRoot, parseCertificates, pemCertificates } from './pem-chain.js';
 import { spiffeIdsOfCertificate } from './spiffe.js';
 import type { IdentityProvider, WorkloadCertificate } from './types.js';

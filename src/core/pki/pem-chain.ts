@@ -1,10 +1,16 @@
-// Certificate chains as PEM text: splitting bundles into single certificates, and walking a chain
-// (leaf first) up to one of the trust bundle's roots. Shared by the CA, which checks a plugged-in
+// PEM text: writing a block; certificate chains: splitting bundles into single certificates, and
+// walking a chain (leaf first) up to one of the trust bundle's roots. Shared by the CA, which checks a plugged-in
 // intermediate at load, and the identity client, which checks every answer of the CA.
 
 import { X509Certificate } from 'node:crypto';
 
 const CERT_BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
+
+/** DER as a PEM block of `label` (64 base64 characters a line). */
+export function pemBlock(label: string, der: Buffer): string {
+  const body = der.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '');
+  return `-----BEGIN ${label}-----\n${body}\n-----END ${label}-----\n`;
+}
 
 /** Every CERTIFICATE block of `text`, each normalized to end with one newline. */
 export function pemCertificates(text: string): string[] {

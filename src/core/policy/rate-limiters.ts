@@ -10,11 +10,18 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import cluster from 'node:cluster';
-import { BurstyRateLimiter, RateLimiterCluster, RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
+import { createRequire } from 'node:module';
+import type { RateLimiterCluster, RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import type { RateLimitRule } from './rate-limit-table.js';
 import type { RedisLink, RedisLinkStats } from './redis-link.js';
 
 /** What one rule says about one request. */
+type Flexible = typeof import('rate-limiter-flexible');
+let flexibleLoaded: Flexible | undefined;
+// Loaded with the first limiter a rule needs: a proxy whose configuration has no RateLimitPolicy
+// (most sidecars) never holds the library.
+const flexible = (): Flexible => (flexibleLoaded ??= createRequire(import.meta.url)('rate-limiter-flexible') as Flexible);
+
 export interface RateLimitDecision {
   readonly rule: RateLimitRule;
   readonly allowed: boolean;
@@ -68,7 +75,7 @@ export class RateLimiters {
     try {
       res = await this.#limiterFor(rule).consume(key);
     } catch (rejection) {
-      if (rejection instanceof RateLimiterRes) {
+      if (rejection instanceof flexible().RateLimiterRes) {
         this.#limited++;
         return { rule, allowed: false, limit: rule.requests, remaining: 0, resetSeconds: Math.max(1, Math.ceil(rejection.msBeforeNext / 1000)) };
       }
@@ -122,7 +129,7 @@ export class RateLimiters {
         redis.noteLocalDecision();
         return consume(key, n, options);
       };
-      return new RateLimiterRedis({
+      return new (flexible().RateLimiterRedis)({
         storeClient: redis.client,
         points,
         duration,
@@ -134,7 +141,7 @@ export class RateLimiters {
     };
     const main = window(rule.requests, rule.intervalSeconds, prefix);
     if (rule.burst === 0) return main;
-    return new BurstyRateLimiter(main, window(rule.burst, rule.burstSeconds, `${prefix}:burst`));
+    return new (flexible().BurstyRateLimiter)(main, window(rule.burst, rule.burstSeconds, `${prefix}:burst`));
   }
 }
 
@@ -142,5 +149,6 @@ type LocalLimiter = RateLimiterMemory | RateLimiterCluster;
 
 /** Counts in this process, or, in a worker of one gateway (`--workers`), in the primary for all of them. */
 function local(opts: { points: number; duration: number; keyPrefix: string }): LocalLimiter {
-  return cluster.isWorker ? new RateLimiterCluster({ ...opts, timeoutMs: 1000 }) : new RateLimiterMemory(opts);
+  const { RateLimiterCluster: InPrimary, RateLimiterMemory: InProcess } = flexible();
+  return cluster.isWorker ? new InPrimary({ ...opts, timeoutMs: 1000 }) : new InProcess(opts);
 }

@@ -36,7 +36,7 @@ export interface Cancel {
   cancel(reason: Error): void;
 }
 
-export function exchange(pool: Dispatcher, req: ExchangeRequest, res: ServerResponse, hooks: ExchangeHooks, onCancelable: (c: Cancel) => void): Promise<ExchangeOutcome> {
+export function exchange(pool: Pick<Dispatcher, 'dispatch'>, req: ExchangeRequest, res: ServerResponse, hooks: ExchangeHooks, onCancelable: (c: Cancel) => void): Promise<ExchangeOutcome> {
   return new Promise((resolve) => {
     let controller: Dispatcher.DispatchController | undefined;
     let cancelled: Error | undefined;

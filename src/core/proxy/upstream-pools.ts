@@ -8,12 +8,20 @@
 import type { ClientSessionRequestOptions, OutgoingHttpHeaders } from 'node:http2';
 import { connect as netConnect, type Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { Pool } from 'undici';
+import { createRequire } from 'node:module';
+import type { Pool as UndiciPool } from 'undici';
 import { H2Sessions, type H2Connect, type H2Opened } from './h2-sessions.js';
 import type { EndpointLoad } from '../policy/types.js';
 import { DEFAULT_LIMITS, isDefaultLimits, type ConnectionLimits } from '../policy/connection-limits.js';
 import { UpstreamConnector } from '../tls/upstream-connector.js';
 import type { UpstreamTlsProfile } from '../tls/upstream-tls.js';
+
+// undici's Pool alone (its own file, 23 modules with what it uses): the package's index also loads
+// fetch, WebSocket, caches, mocks and more (111 modules), which every proxy would hold for nothing.
+// Without the index, a Pool has no request()/stream()/pipeline()/connect()/upgrade() (the index adds
+// them to every dispatcher); the proxy only dispatches, and the type says so.
+type Pool = Omit<UndiciPool, 'request' | 'stream' | 'pipeline' | 'connect' | 'upgrade'>;
+const Pool = createRequire(import.meta.url)('undici/lib/dispatcher/pool.js') as new (origin: string, options?: UndiciPool.Options) => Pool;
 
 export interface PoolOptions {
   /** Connect timeout (Istio's connectionPool.tcp.connectTimeout default: 10 s). */

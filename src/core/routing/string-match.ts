@@ -1,7 +1,8 @@
 // Compiles Istio StringMatch values (exact | prefix | regex) into predicates. Regexes are RE2
 // (linear time, no backtracking on the request path) and must match the whole input, as in Envoy.
 
-import { RE2JS } from 're2js';
+import { createRequire } from 'node:module';
+import type { RE2JS } from 're2js';
 import type { StringMatch } from '../model/istio.js';
 
 export interface StringPredicate {
@@ -11,9 +12,15 @@ export interface StringPredicate {
   test(value: string | undefined): boolean;
 }
 
-/** Compiles a full-match RE2 regex; throws on invalid input (validation has already rejected those). */
+type Re2 = typeof import('re2js');
+let re2Loaded: Re2 | undefined;
+
+/**
+ * Compiles a full-match RE2 regex; throws on invalid input (validation has already rejected those).
+ * The engine is loaded with the first regex: most proxies' routes have none.
+ */
 export function compileRegex(pattern: string, flags = 0): RE2JS {
-  return RE2JS.compile(pattern, flags);
+  return (re2Loaded ??= createRequire(import.meta.url)('re2js') as Re2).RE2JS.compile(pattern, flags);
 }
 
 /**

@@ -4,9 +4,9 @@
 // (drain period, listeners close, in-flight requests finish, cut at the deadline) or hard. A role
 // builds its listeners on `ctx` and hands them over; it adds no lifecycle of its own.
 
+import type { Server } from 'node:http';
 import type { Logger } from 'pino';
 import { createLogger } from '../telemetry/logger.js';
-import type { FastifyInstance } from 'fastify';
 import { SnapshotHolder } from '../snapshot/holder.js';
 import { Reloader } from '../snapshot/reloader.js';
 import type { ProxyRole } from '../snapshot/snapshot.js';
@@ -20,9 +20,8 @@ import { createRateLimiting, type RateLimiting } from '../proxy/rate-limiting.js
 import { ConnectionDrain, DEFAULT_DRAIN_DEADLINE_SECONDS } from '../proxy/drain.js';
 import type { HttpHandlerContext } from '../proxy/http-handler.js';
 import { createStatusServer } from '../admin/status-server.js';
-import { createAdminServer } from '../admin/admin-server.js';
-import { closeFastify, listenFastify } from '../admin/fastify-listen.js';
-import { listenFor } from '../proxy/listen.js';
+import { closeHttpServer, createAdminPort, type AdminPort } from '../admin/admin-port.js';
+import { listenFor, listenOn } from '../proxy/listen.js';
 import type { IdentityProvider } from '../pki/types.js';
 import type { HttpLimits } from '../proxy/http-limits.js';
 
@@ -93,8 +92,8 @@ export class ProxyRuntime {
   /** Where `/stats/prometheus` listens; 0 when the proxy has none. */
   metricsPort = 0;
   readonly #deadlineMs: number;
-  readonly #status: FastifyInstance;
-  readonly #admin: FastifyInstance;
+  readonly #status: Server;
+  readonly #admin: AdminPort;
   readonly #parts: RuntimePart[] = [];
   #reloader: Reloader | undefined;
   #stopping: Promise<void> | undefined;
@@ -121,8 +120,8 @@ export class ProxyRuntime {
     });
     this.security = new WorkloadSecurityCache({ namespace: opts.workload.namespace, labels: opts.workload.labels });
     this.#deadlineMs = (opts.drainDeadlineSeconds ?? DEFAULT_DRAIN_DEADLINE_SECONDS) * 1000;
-    this.#status = createStatusServer({ ready: () => this.holder.current() !== undefined && !this.drain.draining });
-    this.#admin = createAdminServer(this.holder, this.pools, this.rateLimiting.limiters, this.accessLog.dashboard);
+    this.#status = createStatusServer(() => this.holder.current() !== undefined && !this.drain.draining);
+    this.#admin = createAdminPort(async () => (await import('../admin/admin-server.js')).createAdminServer(this.holder, this.pools, this.rateLimiting.limiters, this.accessLog.dashboard));
     this.ctx = {
       holder: this.holder,
       pools: this.pools,
@@ -156,8 +155,8 @@ export class ProxyRuntime {
       this.#reloader = new Reloader(this.opts.source, this.holder, s.role(), { random: this.random, load: this.pools, live: this.live }, this.log);
       await this.#reloader.start();
       await s.afterConfig?.();
-      this.statusPort = await listenFor('status port (--status-port)', s.statusHost, s.statusPort, () => listenFastify(this.#status, s.statusPort, s.statusHost));
-      this.adminPort = await listenFor('admin port (--admin-port)', '127.0.0.1', s.adminPort, () => listenFastify(this.#admin, s.adminPort, '127.0.0.1'));
+      this.statusPort = await listenFor('status port (--status-port)', s.statusHost, s.statusPort, () => listenOn(this.#status, s.statusPort, s.statusHost));
+      this.adminPort = await listenFor('admin port (--admin-port)', '127.0.0.1', s.adminPort, () => listenOn(this.#admin.server, s.adminPort, '127.0.0.1'));
       this.metricsPort = await this.accessLog.listen(s.statusHost, this.log);
       s.afterListen?.();
     } catch (err) {
@@ -198,7 +197,7 @@ export class ProxyRuntime {
     const closed = Promise.all(this.#parts.map((p) => p.close()));
     await this.drain.finish(hard ? 0 : graceMs);
     await closed;
-    await Promise.all([closeFastify(this.#status), closeFastify(this.#admin)]);
+    await Promise.all([closeHttpServer(this.#status), this.#admin.close()]);
     // No downstream connection is left, so no upstream answer has anyone waiting for it.
     await this.pools.destroy();
     await this.rateLimiting.close();

@@ -5,7 +5,8 @@
 // never from a path or a request id; a series cap keeps a flood of Host headers (passthrough) from
 // growing the registry without bound.
 
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Counter, Histogram, Registry } from 'prom-client';
+import { promClient } from './prom-client-module.js';
 import type { RequestRecord } from './access-log.js';
 import type { WorkloadInfo } from './workload.js';
 
@@ -183,7 +184,7 @@ interface HttpChildren {
  * key and one map lookup per metric rather than prom-client hashing 25 labels four times.
  */
 export class IstioMetrics {
-  readonly registry = new Registry();
+  readonly registry: Registry = new (promClient().Registry)();
   private readonly requests: Counter<IstioLabel>;
   private readonly duration: Histogram<IstioLabel>;
   private readonly requestBytes: Histogram<IstioLabel>;
@@ -203,6 +204,7 @@ export class IstioMetrics {
     const labelNames = [...ISTIO_LABELS];
     const registers = [this.registry];
     const buckets = [...ISTIO_BUCKETS];
+    const { Counter, Gauge, Histogram } = promClient();
     this.requests = new Counter({ name: 'istio_requests_total', help: 'Requests handled, by Istio standard labels.', labelNames, registers });
     this.duration = new Histogram({ name: 'istio_request_duration_milliseconds', help: 'Request duration in milliseconds.', labelNames, buckets, registers });
     this.requestBytes = new Histogram({ name: 'istio_request_bytes', help: 'Request body sizes in bytes.', labelNames, buckets, registers });

@@ -3,7 +3,8 @@
 // AggregatorRegistry over the cluster channel), so one scrape returns the sum over workers.
 
 import { createServer, type Server } from 'node:http';
-import { AggregatorRegistry, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
+import { promClient } from './prom-client-module.js';
 import { listenOn } from '../proxy/listen.js';
 
 export const METRICS_PATH = '/stats/prometheus';
@@ -61,13 +62,13 @@ export function serveMetrics(registries: readonly Registry[], port: number, host
 
 /** In the `--workers` primary: the sum of every worker's series. */
 export function serveClusterMetrics(port: number, host: string): Promise<MetricsServer> {
-  const aggregator = new AggregatorRegistry();
+  const aggregator = new (promClient().AggregatorRegistry)();
   return serve(async () => ({ body: await aggregator.clusterMetrics(), contentType: aggregator.contentType }), port, host);
 }
 
 /** In a worker: the registries the primary's scrape collects from this process. */
 export function offerToPrimary(registries: readonly Registry[]): void {
-  AggregatorRegistry.setRegistries([...registries]);
+  promClient().AggregatorRegistry.setRegistries([...registries]);
   // Constructing one is what makes a worker answer the primary's requests (prom-client adds its listener then).
-  new AggregatorRegistry();
+  new (promClient().AggregatorRegistry)();
 }

@@ -4,7 +4,7 @@
 // namespace, no selector), then the proxy's namespace, then those whose selector matches its labels
 // — the more specific one wins for each thing it sets. Computed once per snapshot.
 
-import { parse as parseYaml } from 'yaml';
+import { yaml } from '../config/yaml-module.js';
 import type { Resource } from '../model/resource.js';
 import type { IstioMetricName, MetricsPolicy } from './istio-metrics.js';
 import { DEFAULT_METRICS_POLICY, HTTP_METRICS, TCP_METRICS } from './istio-metrics.js';
@@ -56,7 +56,7 @@ export function meshConfigOf(resources: readonly Resource[]): Obj | undefined {
     const text = data?.['mesh'];
     if (typeof text !== 'string') return undefined;
     try {
-      const v = parseYaml(text) as unknown;
+      const v = yaml().parse(text) as unknown;
       return isObj(v) ? v : undefined;
     } catch {
       return undefined;

@@ -6,18 +6,58 @@
 // Spans go out with OpenTelemetry's SDK: OTLP/HTTP to an `opentelemetry` provider, Zipkin's JSON
 // to a `zipkin` one, batched off the request path.
 
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, createTraceState, trace, type Span, type Tracer } from '@opentelemetry/api';
-import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { resourceFromAttributes } from '@opentelemetry/resources';
-import { AlwaysOnSampler, BasicTracerProvider, BatchSpanProcessor, type ReadableSpan, type SpanExporter } from '@opentelemetry/sdk-trace-base';
+import { createRequire } from 'node:module';
+import type { Span, Tracer } from '@opentelemetry/api';
+import type { ExportResult } from '@opentelemetry/core';
+import type { BasicTracerProvider, ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { RequestRecord } from './access-log.js';
 import type { ServiceName } from './istio-metrics.js';
 import { extractContext, injectContext, samplingOnly } from './trace-context.js';
 import type { TelemetryPolicy, TraceProvider } from './telemetry-policy.js';
 import type { WorkloadInfo } from './workload.js';
+
+/** OpenTelemetry's API and SDK, the same copies an import would give (they are CommonJS packages). */
+interface Otel {
+  readonly api: typeof import('@opentelemetry/api');
+  readonly core: typeof import('@opentelemetry/core');
+  readonly otlp: typeof import('@opentelemetry/exporter-trace-otlp-http');
+  readonly resources: typeof import('@opentelemetry/resources');
+  readonly sdk: typeof import('@opentelemetry/sdk-trace-base');
+}
+
+let otelLoaded: Otel | undefined;
+
+// Loaded when a span is first recorded, not when the proxy starts: most proxies export no traces,
+// and the SDK with its OTLP exporter is some 230 modules a sidecar would otherwise hold for nothing.
+function otel(): Otel {
+  if (!otelLoaded) {
+    const require = createRequire(import.meta.url);
+    otelLoaded = {
+      api: require('@opentelemetry/api'),
+      core: require('@opentelemetry/core'),
+      otlp: require('@opentelemetry/exporter-trace-otlp-http'),
+      resources: require('@opentelemetry/resources'),
+      sdk: require('@opentelemetry/sdk-trace-base'),
+    };
+  }
+  return otelLoaded;
+}
+
+// Every request gets ids, sampled or not: taken from a pool filled 4 KB at a time (as crypto.randomUUID
+// does) rather than one call into OpenSSL per id, which was a few percent of a sidecar's CPU.
+const idPool = Buffer.alloc(4096);
+let idPoolAt = idPool.length;
+
+function randomHex(bytes: number): string {
+  if (idPoolAt + bytes > idPool.length) {
+    randomFillSync(idPool);
+    idPoolAt = 0;
+  }
+  idPoolAt += bytes;
+  return idPool.toString('hex', idPoolAt - bytes, idPoolAt);
+}
 
 export interface TracerOptions {
   readonly self: WorkloadInfo;
@@ -55,9 +95,10 @@ export class ProxyTracer {
     const exporting = sampled && policy.traceProvider ? this.#exporterFor(policy.traceProvider) : undefined;
     if (!exporting) {
       // Not recorded here, but the trace goes on: the next hop sees the same trace and decision.
-      injectContext(headers, { traceId: parent?.traceId ?? randomBytes(16).toString('hex'), spanId: randomBytes(8).toString('hex'), sampled, ...(parent?.tracestate ? { tracestate: parent.tracestate } : {}) }, parent?.spanId);
+      injectContext(headers, { traceId: parent?.traceId ?? randomHex(16), spanId: randomHex(8), sampled, ...(parent?.tracestate ? { tracestate: parent.tracestate } : {}) }, parent?.spanId);
       return;
     }
+    const { ROOT_CONTEXT, SpanKind, TraceFlags, createTraceState, trace } = otel().api;
     const context = parent
       ? trace.setSpanContext(ROOT_CONTEXT, { traceId: parent.traceId, spanId: parent.spanId, traceFlags: TraceFlags.SAMPLED, isRemote: true, ...(parent.tracestate ? { traceState: createTraceState(parent.tracestate) } : {}) })
       : ROOT_CONTEXT;
@@ -104,7 +145,7 @@ export class ProxyTracer {
     // Envoy marks 5xx answers (and no answer) as errors.
     if (r.responseCode >= 500 || r.responseCode === 0) {
       span.setAttribute('error', true);
-      span.setStatus({ code: SpanStatusCode.ERROR });
+      span.setStatus({ code: otel().api.SpanStatusCode.ERROR });
     }
     span.end(new Date(r.startTime.getTime() + r.durationMs));
   }
@@ -113,6 +154,7 @@ export class ProxyTracer {
     const key = `${p.kind} ${p.url} ${JSON.stringify(p.headers)}`;
     let e = this.#exporters.get(key);
     if (!e) {
+      const { otlp: { OTLPTraceExporter }, resources: { resourceFromAttributes }, sdk: { AlwaysOnSampler, BasicTracerProvider, BatchSpanProcessor } } = otel();
       const exporter: SpanExporter = p.kind === 'opentelemetry' ? new OTLPTraceExporter({ url: p.url, headers: { ...p.headers } }) : new ZipkinJsonExporter(p.url, this.#o.self.canonicalService ?? this.#o.self.workload);
       const provider = new BasicTracerProvider({
         resource: resourceFromAttributes({ 'service.name': `${this.#o.self.canonicalService ?? this.#o.self.workload}.${this.#o.self.namespace}` }),
@@ -150,12 +192,13 @@ class ZipkinJsonExporter implements SpanExporter {
       id: s.spanContext().spanId,
       ...(s.parentSpanContext?.spanId ? { parentId: s.parentSpanContext.spanId } : {}),
       name: s.name,
-      kind: s.kind === SpanKind.SERVER ? 'SERVER' : 'CLIENT',
+      kind: s.kind === otel().api.SpanKind.SERVER ? 'SERVER' : 'CLIENT',
       timestamp: micros(s.startTime),
       duration: Math.max(1, micros(s.duration)),
       localEndpoint: { serviceName: this.serviceName },
       tags: Object.fromEntries(Object.entries(s.attributes).map(([k, v]) => [k, String(v)])),
     }));
+    const { ExportResultCode } = otel().core;
     fetch(this.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }).then(
       (r) => done({ code: r.ok ? ExportResultCode.SUCCESS : ExportResultCode.FAILED }),
       (err: unknown) => done({ code: ExportResultCode.FAILED, error: err as Error }),

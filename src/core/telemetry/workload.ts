@@ -104,8 +104,25 @@ export function encodePeerMetadata(self: WorkloadInfo): string {
 export function peerOfRequest(headers: IncomingHttpHeaders, principal: string | undefined): WorkloadInfo | undefined {
   if (!principal) return undefined;
   const raw = headers[PEER_METADATA_HEADER];
+  // A peer sends the same metadata on every request: decoded once per (principal, value), as Envoy
+  // keeps it per connection. The cache is bounded; past its size it starts over.
+  const key = typeof raw === 'string' && raw.length < MAX_METADATA ? `${principal}\n${raw}` : principal;
+  const known = peerCache.get(key);
+  if (known) return known;
+  const peer = Object.freeze(decodePeer(raw, principal));
+  if (peerCache.size >= PEER_CACHE_SIZE) peerCache.clear();
+  peerCache.set(key, peer);
+  return peer;
+}
+
+const PEER_CACHE_SIZE = 256;
+/** Longer values are not peer metadata a proxy sends, and are ignored. */
+const MAX_METADATA = 4096;
+const peerCache = new Map<string, WorkloadInfo>();
+
+function decodePeer(raw: string | string[] | undefined, principal: string): WorkloadInfo {
   let told: Partial<WorkloadInfo> = {};
-  if (typeof raw === 'string' && raw.length < 4096) {
+  if (typeof raw === 'string' && raw.length < MAX_METADATA) {
     try {
       const v = JSON.parse(Buffer.from(raw, 'base64').toString('utf8')) as unknown;
       if (v && typeof v === 'object') told = v as Partial<WorkloadInfo>;

@@ -4,9 +4,15 @@
 // escaping, and bytes outside printable ASCII as `\XX`. Attributes OpenSSL has no name for appear
 // as a dotted OID with the value's DER in hex (`1.2.3.4=#0C03616263`).
 
-import forge from 'node-forge';
+import { createRequire } from 'node:module';
+import type forgeModule from 'node-forge';
+import { derBounds } from '../pki/der.js';
 
-const { asn1 } = forge;
+type Forge = typeof forgeModule;
+let forgeLoaded: Forge | undefined;
+// Loaded for the first certificate whose subject has names: mesh workload certificates have none, so
+// a sidecar answers their `Subject=""` without holding node-forge.
+const forgeLib = (): Forge => (forgeLoaded ??= createRequire(import.meta.url)('node-forge') as Forge);
 
 /** OpenSSL's short names of the attribute types found in certificate subjects. */
 const SHORT_NAMES: Readonly<Record<string, string>> = {
@@ -46,7 +52,10 @@ const CHAR_WIDTH: Readonly<Record<number, number>> = { 12: 0, 18: 1, 19: 1, 20: 
 
 /** The subject of a DER certificate in RFC 2253 form; '' when the certificate cannot be read. */
 export function subjectRfc2253(der: Buffer): string {
-  let cert: forge.asn1.Asn1;
+  if (subjectIsEmpty(der)) return '';
+  const forge = forgeLib();
+  const { asn1 } = forge;
+  let cert: forgeModule.asn1.Asn1;
   try {
     cert = asn1.fromDer(der.toString('binary'), { strict: false, decodeBitStrings: false } as unknown as boolean);
   } catch {
@@ -57,14 +66,29 @@ export function subjectRfc2253(der: Buffer): string {
   const first = tbs[0];
   const subject = tbs[first?.tagClass === asn1.Class.CONTEXT_SPECIFIC ? 5 : 4];
   if (!subject) return '';
-  const rdns = children(subject).map((set) => children(set).map(attribute));
+  const rdns = children(subject).map((set) => children(set).map((atv) => attribute(forge, atv)));
   return rdns
     .reverse()
     .map((rdn) => rdn.reverse().join('+'))
     .join(',');
 }
 
-function attribute(atv: forge.asn1.Asn1): string {
+/** Whether the certificate's subject is an empty SEQUENCE; false also when the DER is not as expected. */
+function subjectIsEmpty(der: Buffer): boolean {
+  try {
+    const tbs = derBounds(der, derBounds(der, 0).contentStart);
+    // TBSCertificate: [0] version (absent in v1), serialNumber, signature, issuer, validity, subject.
+    let at = tbs.contentStart;
+    const skip = der[at] === 0xa0 ? 5 : 4;
+    for (let i = 0; i < skip; i++) at = derBounds(der, at).end;
+    return der[at] === 0x30 && der[at + 1] === 0;
+  } catch {
+    return false;
+  }
+}
+
+function attribute(forge: Forge, atv: forgeModule.asn1.Asn1): string {
+  const { asn1 } = forge;
   const [type, value] = children(atv);
   if (!type || !value || typeof type.value !== 'string') return '';
   const oid = asn1.derToOid(forge.util.createBuffer(type.value));
@@ -107,6 +131,6 @@ function escapeValue(text: string): string {
   return out;
 }
 
-function children(node: forge.asn1.Asn1 | undefined): forge.asn1.Asn1[] {
+function children(node: forgeModule.asn1.Asn1 | undefined): forgeModule.asn1.Asn1[] {
   return node && Array.isArray(node.value) ? node.value : [];
 }

@@ -10,6 +10,7 @@
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign, X509Certificate, type KeyObject } from 'node:crypto';
 import { isIP } from 'node:net';
 import forge from 'node-forge';
+import { pemBlock } from '../pki/pem-chain.js';
 
 const { asn1, pki } = forge;
 
@@ -187,7 +188,3 @@ export function binary(b: Buffer): string {
   return b.toString('binary');
 }
 
-export function pemBlock(label: string, der: Buffer): string {
-  const body = der.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '');
-  return `-----BEGIN ${label}-----\n${body}\n-----END ${label}-----\n`;
-}

@@ -1,0 +1,46 @@
+// The admin port's server (15000, loopback only). It is node:http; the admin routes (admin-server.ts,
+// on fastify) are built on the first request to it. Few proxies are ever asked, and fastify with its
+// schema compilers is a good part of the memory a sidecar would otherwise hold from its start.
+
+import { createServer, type Server } from 'node:http';
+import type { FastifyInstance } from 'fastify';
+
+export interface AdminPort {
+  readonly server: Server;
+  close(): Promise<void>;
+}
+
+export function createAdminPort(build: () => Promise<FastifyInstance>): AdminPort {
+  let app: Promise<FastifyInstance> | undefined;
+  const ready = (): Promise<FastifyInstance> =>
+    (app ??= build().then(async (a) => {
+      await a.ready();
+      return a;
+    }));
+  const server = createServer((req, res) => {
+    ready().then(
+      // What fastify's own server would call: its router, hooks and replies, unchanged.
+      (a) => a.routing(req, res),
+      (err: unknown) => {
+        app = undefined; // the next request tries again
+        res.writeHead(500, { 'content-type': 'text/plain' }).end(`admin routes failed to load: ${(err as Error).message}\n`);
+      },
+    );
+  });
+  return {
+    server,
+    close: async () => {
+      await closeHttpServer(server);
+      if (app) await (await app.catch(() => undefined))?.close().catch(() => undefined);
+    },
+  };
+}
+
+/** Stops a small local server (status, admin): no new connections, open ones cut; never throws. */
+export function closeHttpServer(server: Server): Promise<void> {
+  if (!server.listening) return Promise.resolve();
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}
