@@ -5,7 +5,8 @@ import { createLogger } from '../core/telemetry/logger.js';
 import { readFileSync } from 'node:fs';
 import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
-import { endWorkerThatCouldNotStart, sharedChallenges, superviseWorkers, workerIndex } from '../gateway/workers.js';
+import { endWorkerThatCouldNotStart, sharedChallenges, superviseWorkers, workerIndex, workerTotal } from '../gateway/workers.js';
+import { workerBreakers } from '../core/runtime/worker-breakers.js';
 import { connectToMesh } from '../core/sources/mesh-connection.js';
 import { proxyIdOf } from '../core/sources/control-plane-source.js';
 import { startGateway } from '../gateway/main.js';
@@ -167,6 +168,8 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
       logger: wlog,
       // One worker orders ACME certificates; every worker answers the validation requests.
       ...(worker !== undefined ? { acmeOrders: worker === 0, acmeChallenges: sharedChallenges() } : {}),
+      // DestinationRule limits hold for all workers together: the primary counts limited clusters.
+      ...(worker !== undefined ? { breakers: workerBreakers(workerTotal()) } : {}),
       ...(mesh ? { source: mesh.source, identity: mesh.identity } : 'dir' in choice ? { configDir: choice.dir } : 'kubeconfig' in choice ? { source: await kubeSource(choice, log) } : {}),
       ...(credentialsFrom === 'kubernetes' ? { secrets: await kubeSecrets({ kubeconfig: 'kubeconfig' in choice ? choice.kubeconfig : undefined }, common.namespace, log) } : {}),
       // In a cluster one process writes the Gateway API status (the first worker, like ACME orders).

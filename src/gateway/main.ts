@@ -20,6 +20,7 @@ import type { SecretReader, SecretWriter } from '../core/tls/types.js';
 import { fileStorage } from './acme/certificate-files.js';
 import { secretStorage } from './acme/certificate-secrets.js';
 import type { Snapshot } from '../core/snapshot/snapshot.js';
+import type { ClusterBreaker } from '../core/policy/circuit-breaker.js';
 
 export interface GatewayOptions {
   /** Folder of Istio YAML, watched; used when no `source` is given. */
@@ -72,6 +73,8 @@ export interface GatewayOptions {
   readonly locality?: string;
   /** Clock for outlier ejections, epoch ms (default Date.now). */
   readonly now?: () => number;
+  /** Makes each cluster's circuit breaker; `--workers` count limited clusters in the primary. */
+  readonly breakers?: (cluster: string) => ClusterBreaker;
   /** Seconds from the start of a drain (or a close) after which whatever is still open is cut (default 25). */
   readonly drainDeadlineSeconds?: number;
   /** Gateway API Gateways to serve (`ns/name`); default every Gateway of meshgate's classes. */
@@ -124,6 +127,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     ...(opts.accessLog !== undefined ? { accessLog: opts.accessLog } : {}),
     ...(opts.random ? { random: opts.random } : {}),
     ...(opts.now ? { now: opts.now } : {}),
+    ...(opts.breakers ? { breakers: opts.breakers } : {}),
     ...(opts.redisUrl ? { redisUrl: opts.redisUrl } : {}),
     ...(opts.trustedProxies !== undefined ? { trustedProxies: opts.trustedProxies } : {}),
     ...(opts.drainDeadlineSeconds !== undefined ? { drainDeadlineSeconds: opts.drainDeadlineSeconds } : {}),
