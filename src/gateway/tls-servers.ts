@@ -3,7 +3,10 @@
 // http/1.1. Sockets arrive already accepted, after the port listener chose the server by SNI; a
 // request whose Host the SNI rules give to another server is answered 421.
 // Certificates are swapped in with setSecureContext for new handshakes; open connections keep going.
+// Sessions resume by tickets under the gateway's shared, rotated keys (core/tls/session-tickets.ts);
+// each server has its own session id context, so a session resumes only on the server that made it.
 
+import { createHash } from 'node:crypto';
 import { createSecureServer, type Http2SecureServer } from 'node:http2';
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
@@ -20,6 +23,7 @@ import type { ConnectionTimeouts } from '../core/proxy/connection-limits.js';
 import { DEFAULT_HTTP_LIMITS, applyHttp1Limits, http2ServerLimits } from '../core/proxy/http-limits.js';
 import { peerIdentity } from '../core/tls/peer-identity.js';
 import type { SniIndex } from '../core/routing/sni-index.js';
+import type { SessionTickets } from '../core/tls/session-tickets.js';
 
 interface Entry {
   server: Http2SecureServer;
@@ -40,6 +44,8 @@ export interface TlsServersDeps {
   readonly timeouts?: ConnectionTimeouts;
   /** The SNI index of this listener's TLS servers in a snapshot (compiled once per snapshot). */
   sni(snapshot: Snapshot): SniIndex;
+  /** Session ticket keys (shared by every server and, under `--workers`, every worker). */
+  readonly tickets: SessionTickets;
 }
 
 /** Identifies a Gateway server across snapshots. */
@@ -95,7 +101,8 @@ export class TlsServers {
       entry = this.#create(opts, policyKey, contextKey, config);
       this.#entries.set(key, entry);
     } else if (entry.contextKey !== contextKey) {
-      entry.server.setSecureContext(opts.context);
+      entry.server.setSecureContext({ ...opts.context, ...this.#sessionOptions(policyKey, contextKey) });
+      this.deps.tickets.attach(entry.server);
       entry.contextKey = contextKey;
       this.deps.log.info({ server: key, credential: cred.description, notAfter: cred.notAfter.toISOString() }, 'TLS certificate swapped in for new handshakes');
     }
@@ -108,10 +115,12 @@ export class TlsServers {
     const server = createSecureServer({
       ...http2ServerLimits(limits),
       ...opts.context,
+      ...this.#sessionOptions(policyKey, contextKey),
       requestCert: opts.requestCert,
       rejectUnauthorized: opts.rejectUnauthorized,
       allowHTTP1: true,
     });
+    this.deps.tickets.attach(server);
     applyHttp1Limits(server, limits);
     const entry: Entry = { server, policyKey, contextKey, config, sockets: new Set() };
     const key = serverKey(config);
@@ -145,6 +154,14 @@ export class TlsServers {
     server.on('tlsClientError', () => undefined); // a failed handshake is the client's problem, not a crash
     server.on('sessionError', () => undefined);
     return entry;
+  }
+
+  /**
+   * The session id context names everything the server verifies and presents (as Envoy derives its
+   * own): a session made where no client certificate was asked for never resumes where one is required.
+   */
+  #sessionOptions(policyKey: string, contextKey: string): ReturnType<SessionTickets['contextOptions']> {
+    return this.deps.tickets.contextOptions(createHash('sha256').update(`${policyKey}\n${contextKey}`).digest('hex').slice(0, 32));
   }
 
   /** OPTIONAL_MUTUAL: a certificate, if sent, must verify; `subjectAltNames` must match when set. */

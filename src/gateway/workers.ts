@@ -14,6 +14,7 @@ import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import { RateLimiterClusterMaster } from 'rate-limiter-flexible';
 import { PrimaryBreakers } from '../core/runtime/worker-breakers.js';
+import { PrimaryTicketKeys } from '../core/runtime/worker-ticket-keys.js';
 import type { ChallengeMap } from './acme/acme-order.js';
 import { isStopMessage, stopRequested, type StopCause, type StopMessage } from '../core/runtime/stop-signals.js';
 
@@ -102,11 +103,13 @@ export function superviseWorkers(count: number, log: Logger): Promise<number> {
   let exitCode = 0;
   let quickDeaths = 0;
   const breakers = new PrimaryBreakers();
+  const ticketKeys = new PrimaryTicketKeys();
 
   const fork = (index: number): void => {
     // The count lets each worker take its share of maxRetries (worker-breakers.ts says why).
     const w = cluster.fork({ [INDEX_ENV]: String(index), [COUNT_ENV]: String(count) });
     breakers.attach(w);
+    ticketKeys.attach(w);
     byIndex.set(index, w);
     startedAt.set(index, Date.now());
     // A worker that is stopping closes its channel while messages may still be on their way to it:
@@ -138,7 +141,7 @@ export function superviseWorkers(count: number, log: Logger): Promise<number> {
 
   // Answers the workers' RateLimiterCluster requests over the cluster channel.
   new RateLimiterClusterMaster();
-  return new Promise((resolve) => {
+  return new Promise<number>((resolve) => {
     settle = resolve;
     cluster.on('exit', (w, code, signal) => {
       // Whatever slots it held come free, or the limit would shrink with every crash.
@@ -169,5 +172,5 @@ export function superviseWorkers(count: number, log: Logger): Promise<number> {
     stopRequested({ log, onForce: () => byIndex.forEach((w) => w.process.kill('SIGKILL')) }).then(stop, () => undefined);
     for (let i = 0; i < count; i++) fork(i);
     log.info({ workers: count }, 'gateway workers started');
-  });
+  }).finally(() => ticketKeys.close());
 }
