@@ -48,6 +48,14 @@ export interface TlsServersDeps {
   readonly tickets: SessionTickets;
 }
 
+interface Resolved {
+  readonly key: string;
+  readonly cred: NonNullable<ReturnType<CredentialStore['forServer']>>;
+  readonly opts: ReturnType<typeof serverTlsOptions>;
+  readonly policyKey: string;
+  readonly contextKey: string;
+}
+
 /** Identifies a Gateway server across snapshots. */
 function serverKey(s: ServerConfig): string {
   return `${s.gateway}#${s.serverIndex}`;
@@ -59,8 +67,13 @@ export class TlsServers {
   readonly #xfcc = new WeakMap<object, string | null>();
   readonly #principal = new WeakMap<object, string | null>();
   readonly #complained = new Set<string>();
+  /** Forgotten whenever certificate material changes, so the next connection resolves afresh. */
+  #resolved = new WeakMap<ServerConfig, Resolved>();
+  readonly #offCredentials: () => void;
 
-  constructor(private readonly deps: TlsServersDeps) {}
+  constructor(private readonly deps: TlsServersDeps) {
+    this.#offCredentials = deps.credentials.onChange(() => (this.#resolved = new WeakMap()));
+  }
 
   /** Hands an accepted socket (ClientHello already unshifted) to the server for `config`. */
   accept(socket: Socket, config: ServerConfig): void {
@@ -74,9 +87,14 @@ export class TlsServers {
     entry.server.emit('connection', socket);
   }
 
-  #entryFor(config: ServerConfig): Entry | undefined {
-    const tls = config.tls;
-    if (!tls) return undefined;
+  /**
+   * What a server config resolves to: its credential, options and keys. Resolved once per config
+   * object (a snapshot's) and credential change, not once per connection: the handshake path then
+   * only looks it up.
+   */
+  #resolve(config: ServerConfig, tls: NonNullable<ServerConfig['tls']>): Resolved | undefined {
+    const cached = this.#resolved.get(config);
+    if (cached) return cached;
     const key = serverKey(config);
     const cred = this.deps.credentials.forServer(tls);
     if (!cred) {
@@ -89,7 +107,17 @@ export class TlsServers {
     this.#complained.delete(key);
     const opts = serverTlsOptions(tls, cred);
     const policyKey = `${opts.requestCert}/${opts.rejectUnauthorized}`;
-    const contextKey = `${cred.version}|${JSON.stringify(tls)}`;
+    const resolved: Resolved = { key, cred, opts, policyKey, contextKey: `${cred.version}|${JSON.stringify(tls)}` };
+    this.#resolved.set(config, resolved);
+    return resolved;
+  }
+
+  #entryFor(config: ServerConfig): Entry | undefined {
+    const tls = config.tls;
+    if (!tls) return undefined;
+    const r = this.#resolve(config, tls);
+    if (!r) return undefined;
+    const { key, cred, opts, policyKey, contextKey } = r;
     let entry = this.#entries.get(key);
     if (entry && entry.policyKey !== policyKey) {
       // Node fixes the client-certificate policy per server object: retire the old one (its open
@@ -201,6 +229,7 @@ export class TlsServers {
   }
 
   destroy(): void {
+    this.#offCredentials();
     for (const e of [...this.#entries.values(), ...this.#retired]) {
       for (const s of e.sockets) s.destroy();
       e.server.close();

@@ -60,6 +60,9 @@ function parse(key: TicketKey): Parsed {
 
 const ZERO = Buffer.alloc(16);
 
+/** IVs are drawn from a pool filled 64 at a time: one call into the random generator per 64 tickets. */
+const IV_POOL_BYTES = 64 * 16;
+
 export class SessionTickets {
   readonly enabled: boolean;
   #current: Parsed;
@@ -68,6 +71,8 @@ export class SessionTickets {
   /** Servers that got the current key by setTicketKeys (no callback hook): told again on rotation. */
   readonly #fixed = new Set<TlsServer>();
   #timer: NodeJS.Timeout | undefined;
+  #ivs = Buffer.alloc(0);
+  #ivAt = 0;
 
   constructor(opts: { readonly enabled?: boolean; readonly keys?: TicketKeys } = {}) {
     this.enabled = opts.enabled ?? true;
@@ -140,11 +145,22 @@ export class SessionTickets {
    */
   #callback(name: Buffer, _iv: Buffer, encrypt: boolean): unknown[] {
     const cur = this.#current;
-    if (encrypt) return [FOUND, cur.hmac, cur.aes, cur.name, randomFillSync(Buffer.allocUnsafe(16))];
+    if (encrypt) return [FOUND, cur.hmac, cur.aes, cur.name, this.#iv()];
     if (name.equals(cur.name)) return [FOUND, cur.hmac, cur.aes];
     const prev = this.#previous;
     // Decrypted with the previous key: resumed, and the client is sent a ticket under the current one.
     if (prev && name.equals(prev.name)) return [FOUND_RENEW, prev.hmac, prev.aes];
     return [NOT_FOUND, ZERO, ZERO];
+  }
+
+  /** A fresh random IV (Node copies it into the ticket, so a view into the pool will do). */
+  #iv(): Buffer {
+    if (this.#ivAt >= this.#ivs.length) {
+      this.#ivs = randomFillSync(Buffer.allocUnsafe(IV_POOL_BYTES));
+      this.#ivAt = 0;
+    }
+    const iv = this.#ivs.subarray(this.#ivAt, this.#ivAt + 16);
+    this.#ivAt += 16;
+    return iv;
   }
 }
