@@ -15,6 +15,7 @@ import { serviceYaml } from './helpers/cluster-yaml.js';
 import { startWorkersGateway, type WorkersGateway } from './helpers/gateway-workers.js';
 import { freePort } from './helpers/ports.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
+import { writeCredential } from './helpers/credentials.js';
 
 const root = issueCertificate({ subjectCN: 'tickets test root', isCA: true, issuer: 'self', days: 30, keyType: 'ec' });
 const clientRoot = issueCertificate({ subjectCN: 'tickets client root', isCA: true, issuer: 'self', days: 30, keyType: 'ec' });
@@ -45,13 +46,7 @@ function visit(port: number, servername: string, session?: Buffer, extra: Connec
   });
 }
 
-async function writeCredential(certs: string, name: string, dnsNames: string[], ca?: string): Promise<void> {
-  const pem = issueCertificate({ subjectCN: dnsNames[0]!, dnsNames, issuer: root, days: 30, keyType: 'ec' });
-  await mkdir(join(certs, name), { recursive: true });
-  await writeFile(join(certs, name, 'tls.crt'), pem.certPem);
-  await writeFile(join(certs, name, 'tls.key'), pem.keyPem, { mode: 0o600 });
-  if (ca) await writeFile(join(certs, name, 'ca.crt'), ca);
-}
+const serverPem = (host: string) => issueCertificate({ subjectCN: host, dnsNames: [host], issuer: root, days: 30, keyType: 'ec' });
 
 describe('gateway --workers 2: TLS session tickets', { timeout: 120_000 }, () => {
   let dir: string;
@@ -67,8 +62,8 @@ describe('gateway --workers 2: TLS session tickets', { timeout: 120_000 }, () =>
     const certs = join(dir, 'certs');
     const config = join(dir, 'config');
     await mkdir(config);
-    await writeCredential(certs, 'open-cert', ['open.example.com']);
-    await writeCredential(certs, 'mutual-cert', ['mutual.example.com'], clientRoot.certPem);
+    await writeCredential(certs, 'open-cert', serverPem('open.example.com'));
+    await writeCredential(certs, 'mutual-cert', serverPem('mutual.example.com'), clientRoot.certPem);
     await writeFile(join(config, 'svc.yaml'), serviceYaml('app', [{ pod: 'app-0', port: app.port }]));
     await writeFile(
       join(config, 'edge.yaml'),
