@@ -175,7 +175,7 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
   if (worker === undefined) sessionTickets.rotateEvery();
   else if (sessionTickets.enabled && !(await followPrimaryTicketKeys(sessionTickets))) wlog.warn('no TLS session ticket keys from the primary yet: this worker\'s tickets resume only on itself until they come');
   try {
-    mesh = 'control' in choice ? await connectToMesh({ ...choice.control, proxyId: proxyIdOf(worker !== undefined ? `gateway-w${worker}` : 'gateway', common.namespace), logger: log }) : undefined;
+    mesh = 'control' in choice ? await connectToMesh({ ...choice.control, proxyId: proxyIdOf(worker !== undefined ? `gateway-w${worker}` : 'gateway', common.namespace), description: { role: 'gateway', labels: common.labels }, logger: log }) : undefined;
     gw = await startGateway({
       ...common,
       ...(metricsPort === 0 ? {} : { metricsPort: worker !== undefined ? ('primary' as const) : metricsPort }),
