@@ -8,6 +8,10 @@
 // s_time sends "GET <path> HTTP/1.0" with nothing else; the path given to it ends the request line
 // early and adds the Host and Connection headers, so the request is the same HTTP/1.1 request wrk
 // sends, and it is routed like every other request of the benchmark.
+//
+// Resumption: `s_time -reuse` makes one full handshake and then offers its session on every new
+// connection; it prints `r` for each connection that resumed and `*` for each full handshake, so the
+// row says both how fast resumed connections come and how many really resumed.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:tls';
@@ -19,6 +23,8 @@ export interface HandshakeOptions {
   /** s_time processes side by side. */
   readonly clients: number;
   readonly seconds: number;
+  /** Offer the session of the first connection on every later one (`s_time -reuse`). */
+  readonly resume?: boolean;
 }
 
 export interface HandshakeResult {
@@ -29,6 +35,8 @@ export interface HandshakeResult {
   /** Connections whose answer was missing or short, and s_time processes that gave up. */
   readonly errors: number;
   readonly errorDetail: string;
+  /** With `resume`: connections that resumed (the rest were full handshakes). */
+  readonly resumed?: number;
 }
 
 export interface ProbeResult {
@@ -104,13 +112,14 @@ export async function handshakePreflight(t: TlsTarget): Promise<{ negotiated: st
 /** Runs `clients` s_time processes for `seconds` against `t` and adds up what they did. */
 export async function runHandshakes(openssl: string, t: TlsTarget, opts: HandshakeOptions, answerBytes: number): Promise<HandshakeResult> {
   const seconds = Math.max(1, Math.round(opts.seconds));
-  const args = ['s_time', '-connect', `127.0.0.1:${t.port}`, '-new', '-time', String(seconds), '-www', sTimePath(t.host)];
+  const args = ['s_time', '-connect', `127.0.0.1:${t.port}`, opts.resume ? '-reuse' : '-new', '-time', String(seconds), '-www', sTimePath(t.host)];
   const started = performance.now();
   const outcomes = await Promise.all(Array.from({ length: opts.clients }, () => sTime(openssl, args)));
   // s_time stops on a whole-second clock tick, so its own duration is rounded: time it here instead.
   const wall = (performance.now() - started) / 1000;
   let handshakes = 0;
   let bytes = 0;
+  let resumed = 0;
   const failures: string[] = [];
   for (const o of outcomes) {
     const m = /(\d+) connections in [\d.]+s; [\d.]+ connections\/user sec, bytes read (\d+)/.exec(o.stdout);
@@ -120,6 +129,8 @@ export async function runHandshakes(openssl: string, t: TlsTarget, opts: Handsha
     }
     handshakes += Number(m[1]);
     bytes += Number(m[2]);
+    // The progress characters sit on their own lines before the summary.
+    if (opts.resume) for (const line of o.stdout.split('\n')) if (/^[r*]+$/.test(line)) resumed += line.split('r').length - 1;
   }
   // A connection reset before the answer still counts as a connection for s_time: find those by the
   // bytes that are missing (answers vary by a few bytes, e.g. a Date header, hence the margin).
@@ -129,7 +140,7 @@ export async function runHandshakes(openssl: string, t: TlsTarget, opts: Handsha
     short > 0 ? `${short} connections without a full answer (${(bytes / handshakes).toFixed(0)} of ${answerBytes} bytes on average)` : '',
     failures.length > 0 ? `${failures.length} s_time processes failed: ${failures[0]}` : '',
   ].filter(Boolean).join('; ');
-  return { handshakes, rate: wall > 0 ? handshakes / wall : 0, seconds: wall, errors, errorDetail: detail };
+  return { handshakes, rate: wall > 0 ? handshakes / wall : 0, seconds: wall, errors, errorDetail: detail, ...(opts.resume ? { resumed } : {}) };
 }
 
 function sTime(openssl: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {

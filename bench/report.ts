@@ -20,6 +20,8 @@ export interface LoadRow {
 export interface HandshakeRow {
   readonly target: string;
   readonly keyType: KeyType;
+  /** `s_time -reuse`: every connection offers the first one's session. */
+  readonly resumption?: boolean;
   readonly result: HandshakeResult;
   readonly cores: number | undefined;
 }
@@ -49,13 +51,15 @@ export function loadTable(rows: readonly LoadRow[]): string {
 
 export function handshakeTable(rows: readonly HandshakeRow[]): string {
   return table(
-    ['target', 'certificate', 'handshakes/s', 'cpu', 'handshakes/s per core', 'errors'],
+    ['target', 'certificate', 'handshake', 'handshakes/s', 'cpu', 'handshakes/s per core', 'resumed', 'errors'],
     rows.map((r) => [
       r.target,
       KEY_LABEL[r.keyType],
+      r.resumption ? 'resumption' : 'new',
       fmt(r.result.rate),
       fmt(r.cores, 2),
       fmt(perCore(r.result.rate, r.cores)),
+      r.result.resumed === undefined ? '–' : `${((100 * r.result.resumed) / Math.max(1, r.result.handshakes)).toFixed(1)} %`,
       String(r.result.errors),
     ]),
   );

@@ -121,14 +121,15 @@ async function measureVariants(s: Settings, upstreamPort: number, redisBin: stri
   return problems;
 }
 
-async function measureHandshakes(s: Settings, openssl: string, t: TlsTarget): Promise<HandshakeRow> {
+/** `resume`: every connection offers one session (`s_time -reuse`): the resumption rate. */
+async function measureHandshakes(s: Settings, openssl: string, t: TlsTarget, resume = false): Promise<HandshakeRow> {
   const { negotiated, answerBytes } = await handshakePreflight(t);
-  process.stdout.write(`  ${t.name} new handshakes (${KEY_LABEL[t.keyType]}, ${negotiated}): warm-up ${s.warmup}s, then ${s.seconds}s ... `);
-  const opts = { clients: s.clients, seconds: s.seconds };
+  process.stdout.write(`  ${t.name} ${resume ? 'resumed' : 'new'} handshakes (${KEY_LABEL[t.keyType]}, ${negotiated}): warm-up ${s.warmup}s, then ${s.seconds}s ... `);
+  const opts = { clients: s.clients, seconds: s.seconds, resume };
   if (s.warmup > 0) await runHandshakes(openssl, t, { ...opts, seconds: s.warmup }, answerBytes);
   const { value: result, cores: [cores] } = await withCpu([t.pid], () => runHandshakes(openssl, t, opts, answerBytes));
-  console.log(`${Math.round(result.rate)} handshakes/s`);
-  return { target: t.name, keyType: t.keyType, result, cores };
+  console.log(`${Math.round(result.rate)} handshakes/s${result.resumed !== undefined ? `, ${result.resumed} of ${result.handshakes} resumed` : ''}`);
+  return { target: t.name, keyType: t.keyType, result, cores, ...(resume ? { resumption: true } : {}) };
 }
 
 /** A TLS-terminating proxy: kept-alive requests with the RSA certificate, then handshakes with each. */
@@ -137,6 +138,7 @@ async function measureTls(s: Settings, targets: readonly TlsTarget[], loads: Loa
   loads.push(await measureLoad(s, rsa, `${rsa.name} HTTPS (${KEY_LABEL.rsa})`, 'https'));
   if (!s.openssl) return;
   for (const t of targets) handshakes.push(await measureHandshakes(s, s.openssl, t));
+  handshakes.push(await measureHandshakes(s, s.openssl, rsa, true));
 }
 
 /** One mesh measurement: the gateway's CPU and, on the mTLS path, the sidecar's CPU and peak memory. */
@@ -191,7 +193,7 @@ async function main(): Promise<number> {
   if (!caddyBin) console.log('  caddy not found: the plain-HTTP row for caddy is skipped (apt-get install caddy)');
   if (!haproxyBin) console.log('  haproxy not found: the plain-HTTP row for haproxy is skipped (apt-get install haproxy)');
   if (!s.openssl) console.log('  openssl not found: new-handshake figures are skipped (apt-get install openssl)');
-  else console.log(`  new handshakes: ${s.clients} × \`openssl s_time -new\`, each connection a full TLS handshake and one request`);
+  else console.log(`  new handshakes: ${s.clients} × \`openssl s_time -new\`, each connection a full TLS handshake and one request; resumed: \`s_time -reuse\`, each connection offering one session`);
   console.log(`  HTTPS: kept-alive rows use the ${KEY_LABEL.rsa} certificate; handshakes run with ${KEY_LABEL.rsa} and ${KEY_LABEL.ec}, the same files for every target`);
   console.log(`  workers: meshgate --workers 2 against one worker; on ${cpus().length} cpu(s) shared with the load generator and the upstream, a second worker gains only what they leave`);
   console.log(`  rate limits: a RateLimitPolicy counting every request (one client, one key) with store memory${redisBin ? ' and store redis (redis-server, a process of its own)' : '; redis-server not found, so the store redis row is skipped (apt-get install redis-server)'}`);
@@ -254,7 +256,7 @@ async function main(): Promise<number> {
   }
   console.log('');
   const load = (target: string, kind: LoadRow['kind']) => loads.find((r) => r.kind === kind && r.target.startsWith(target));
-  const hs = (target: string, k: KeyType) => handshakes.find((r) => r.target === target && r.keyType === k);
+  const hs = (target: string, k: KeyType, resumption = false) => handshakes.find((r) => r.target === target && r.keyType === k && (r.resumption ?? false) === resumption);
   const row = (target: string) => loads.find((r) => r.target === target);
   const ratios: [string, string][] = [
     ['meshgate / @fastify/http-proxy', loadRatio(row(BASELINE), load('@fastify', 'http'))],
@@ -277,6 +279,7 @@ async function main(): Promise<number> {
     for (const k of handshakes.length > 0 ? (['rsa', 'ec'] as const) : []) {
       ratios.push([`meshgate / nginx, handshakes ${KEY_LABEL[k]}`, handshakeRatio(hs('meshgate', k), hs('nginx', k))]);
     }
+    if (handshakes.length > 0) ratios.push([`meshgate / nginx, resumed handshakes`, handshakeRatio(hs('meshgate', 'rsa', true), hs('nginx', 'rsa', true))]);
   }
   ratios.push(...meshRatios(meshReport));
   const width = Math.max(...ratios.map(([label]) => label.length)) + 1;
@@ -300,6 +303,8 @@ async function main(): Promise<number> {
     ...loads.filter((r) => r.result.errors > 0).map((r) => `${r.target}: ${r.result.errors} failed requests (${r.result.errorDetail})`),
     ...meshReport.rows.filter((r) => r.result.errors > 0).map((r) => `${r.label}: ${r.result.errors} failed requests (${r.result.errorDetail})`),
     ...handshakes.filter((r) => r.result.errors > 0).map((r) => `${r.target} handshakes ${KEY_LABEL[r.keyType]}: ${r.result.errorDetail}`),
+    // A resumption row where sessions did not resume measured full handshakes under another name.
+    ...handshakes.filter((r) => r.resumption && (r.result.resumed ?? 0) < r.result.handshakes * 0.9).map((r) => `${r.target} resumed handshakes: only ${r.result.resumed} of ${r.result.handshakes} resumed`),
   ];
   for (const f of failed) console.error(f);
   return failed.length > 0 ? 1 : 0;

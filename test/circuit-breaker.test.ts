@@ -6,7 +6,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { CircuitBreaker, type Cancel, type Slot } from '../src/core/policy/circuit-breaker.js';
-import { DEFAULT_LIMITS, MAX_UINT32, connectionLimits, isDefaultLimits, type ConnectionLimits } from '../src/core/policy/connection-limits.js';
+import { DEFAULT_LIMITS, MAX_UINT32, connectionLimits, hasFiniteLimits, isDefaultLimits, type ConnectionLimits } from '../src/core/policy/connection-limits.js';
 import { OutlierDetector, outlierSettings } from '../src/core/policy/outlier-detection.js';
 import type { Cluster } from '../src/core/policy/types.js';
 import { AttemptGuard } from '../src/core/proxy/attempt-guard.js';
@@ -42,18 +42,19 @@ describe('connectionLimits', () => {
     assert.ok(!isDefaultLimits(l));
   });
 
-  it('with workers, each takes ceil(limit / workers), at least 1; unset limits and the rest stay as they are', () => {
+  it('limits are the totals for the whole proxy (workers count them in one place), and empty blocks are the defaults', () => {
     const pool = { tcp: { maxConnections: 10, connectTimeout: '1s' }, http: { http1MaxPendingRequests: 1, http2MaxRequests: 7, maxRetries: 2, maxRequestsPerConnection: 5 } };
-    assert.deepEqual(connectionLimits(pool, 3), {
-      maxConnections: 4,
+    assert.deepEqual(connectionLimits(pool), {
+      maxConnections: 10,
       maxPendingRequests: 1,
-      maxRequests: 3,
-      maxRetries: 1,
+      maxRequests: 7,
+      maxRetries: 2,
       maxRequestsPerConnection: 5,
       connectTimeoutMs: 1000,
     });
-    assert.deepEqual(connectionLimits(pool, 1), connectionLimits(pool));
-    assert.ok(isDefaultLimits(connectionLimits({ tcp: {}, http: {} }, 4)));
+    assert.ok(hasFiniteLimits(connectionLimits(pool)));
+    assert.ok(isDefaultLimits(connectionLimits({ tcp: {}, http: {} })));
+    assert.ok(!hasFiniteLimits(connectionLimits({ tcp: {}, http: { maxRequestsPerConnection: 1 } })));
   });
 });
 

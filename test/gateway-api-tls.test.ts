@@ -17,14 +17,9 @@ import { startUpstream, type Upstream } from './helpers/upstream.js';
 import { eventually } from './helpers/gateway.js';
 import { seededRandom } from './helpers/random.js';
 import { serviceYaml } from './helpers/cluster-yaml.js';
+import { writeCredential } from './helpers/credentials.js';
 
 const NS = 'gateway-conformance-infra';
-
-async function writeCredential(certs: string, name: string, pem: IssuedCertificate): Promise<void> {
-  await mkdir(join(certs, name), { recursive: true });
-  await writeFile(join(certs, name, 'tls.crt'), pem.certPem);
-  await writeFile(join(certs, name, 'tls.key'), pem.keyPem, { mode: 0o600 });
-}
 
 describe('Gateway API TLS listeners on files', () => {
   let root: IssuedCertificate;

@@ -22,16 +22,9 @@ import { startUpstream, type Upstream } from './helpers/upstream.js';
 import { eventually } from './helpers/gateway.js';
 import { seededRandom } from './helpers/random.js';
 import { serviceYaml } from './helpers/cluster-yaml.js';
+import { writeCredential } from './helpers/credentials.js';
 
 type Pem = { certPem: string; keyPem: string };
-
-async function writeCredential(certs: string, name: string, pem: Pem, ca?: string): Promise<void> {
-  const dir = join(certs, name);
-  await mkdir(dir, { recursive: true });
-  await writeFile(join(dir, 'tls.crt'), pem.certPem);
-  await writeFile(join(dir, 'tls.key'), pem.keyPem, { mode: 0o600 });
-  if (ca) await writeFile(join(dir, 'ca.crt'), ca);
-}
 
 /** One GET on an open HTTP/2 session, with `authority` as :authority. */
 function h2Get(session: ClientHttp2Session, authority: string): Promise<{ status: number; body: string }> {

@@ -5,7 +5,10 @@ import { createLogger } from '../core/telemetry/logger.js';
 import { readFileSync } from 'node:fs';
 import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
-import { endWorkerThatCouldNotStart, sharedChallenges, superviseWorkers, workerIndex } from '../gateway/workers.js';
+import { endWorkerThatCouldNotStart, sharedChallenges, superviseWorkers, workerIndex, workerTotal } from '../gateway/workers.js';
+import { workerBreakers } from '../core/runtime/worker-breakers.js';
+import { followPrimaryTicketKeys } from '../core/runtime/worker-ticket-keys.js';
+import { SessionTickets } from '../core/tls/session-tickets.js';
 import { connectToMesh } from '../core/sources/mesh-connection.js';
 import { proxyIdOf } from '../core/sources/control-plane-source.js';
 import { startGateway } from '../gateway/main.js';
@@ -70,8 +73,13 @@ export const GATEWAY_HELP = `usage: meshgate gateway --config DIR --ports 80=808
                         numTrustedProxies; default 0: the connection's peer address)
 ${LIMIT_HELP}
 ${DRAIN_HELP}
+  --tls-session-tickets on|off
+                        TLS session resumption by tickets (default on): keys rotate hourly, the
+                        previous key still resumes, and every worker shares them; off: every
+                        connection is a full handshake
   --workers N           processes sharing the ports, each with its own copy of the configuration;
-                        a worker that dies is replaced (default: one per CPU)`;
+                        a worker that dies is replaced; connectionPool limits and ticket keys are
+                        shared by all (default: one per CPU)`;
 
 export async function runGatewayCommand(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
@@ -99,6 +107,7 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
     'trusted-proxies': { type: 'string' },
     ...DRAIN_FLAGS,
     ...LIMIT_FLAGS,
+    'tls-session-tickets': { type: 'string' },
     workers: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   });
@@ -131,6 +140,8 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
   const credentialsFrom = values.credentials ?? ('kubeconfig' in choice ? 'kubernetes' : 'files');
   if (credentialsFrom !== 'kubernetes' && credentialsFrom !== 'files') throw new UsageError(`--credentials: '${credentialsFrom}' is not kubernetes or files`);
   if (credentialsFrom === 'kubernetes' && 'dir' in choice) throw new UsageError('--credentials kubernetes goes with --config-source kubernetes or --control');
+  const ticketsFlag = values['tls-session-tickets'] ?? 'on';
+  if (ticketsFlag !== 'on' && ticketsFlag !== 'off') throw new UsageError(`--tls-session-tickets: '${ticketsFlag}' is not on or off`);
   const metricsPort = parsePort(values['metrics-port'], DEFAULT_METRICS_PORT, '--metrics-port');
   const workers = values.workers === undefined ? availableParallelism() : Number(values.workers);
   if (!Number.isInteger(workers) || workers < 1) throw new UsageError(`--workers: '${values.workers}' is not a number of processes`);
@@ -159,6 +170,10 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
   armStop(stop, () => serving, drainDeadlineSeconds, wlog);
   let mesh: Awaited<ReturnType<typeof connectToMesh>> | undefined;
   let gw: Awaited<ReturnType<typeof startGateway>>;
+  const sessionTickets = new SessionTickets({ enabled: ticketsFlag === 'on' });
+  // Workers take the primary's keys (and its rotations), so a ticket resumes on any of them.
+  if (worker === undefined) sessionTickets.rotateEvery();
+  else if (sessionTickets.enabled && !(await followPrimaryTicketKeys(sessionTickets))) wlog.warn('no TLS session ticket keys from the primary yet: this worker\'s tickets resume only on itself until they come');
   try {
     mesh = 'control' in choice ? await connectToMesh({ ...choice.control, proxyId: proxyIdOf(worker !== undefined ? `gateway-w${worker}` : 'gateway', common.namespace), description: { role: 'gateway', labels: common.labels }, logger: log }) : undefined;
     gw = await startGateway({
@@ -167,6 +182,9 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
       logger: wlog,
       // One worker orders ACME certificates; every worker answers the validation requests.
       ...(worker !== undefined ? { acmeOrders: worker === 0, acmeChallenges: sharedChallenges() } : {}),
+      sessionTickets,
+      // DestinationRule limits hold for all workers together: the primary counts limited clusters.
+      ...(worker !== undefined ? { breakers: workerBreakers(workerTotal()) } : {}),
       ...(mesh ? { source: mesh.source, identity: mesh.identity } : 'dir' in choice ? { configDir: choice.dir } : 'kubeconfig' in choice ? { source: await kubeSource(choice, log) } : {}),
       ...(credentialsFrom === 'kubernetes' ? { secrets: await kubeSecrets({ kubeconfig: 'kubeconfig' in choice ? choice.kubeconfig : undefined }, common.namespace, log) } : {}),
       // In a cluster one process writes the Gateway API status (the first worker, like ACME orders).

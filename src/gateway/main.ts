@@ -20,6 +20,8 @@ import type { SecretReader, SecretWriter } from '../core/tls/types.js';
 import { fileStorage } from './acme/certificate-files.js';
 import { secretStorage } from './acme/certificate-secrets.js';
 import type { Snapshot } from '../core/snapshot/snapshot.js';
+import type { ClusterBreaker } from '../core/policy/circuit-breaker.js';
+import { SessionTickets } from '../core/tls/session-tickets.js';
 
 export interface GatewayOptions {
   /** Folder of Istio YAML, watched; used when no `source` is given. */
@@ -72,6 +74,13 @@ export interface GatewayOptions {
   readonly locality?: string;
   /** Clock for outlier ejections, epoch ms (default Date.now). */
   readonly now?: () => number;
+  /**
+   * TLS session ticket keys (`--workers`: the primary's). Default: on, with keys of this process,
+   * rotated hourly.
+   */
+  readonly sessionTickets?: SessionTickets;
+  /** Makes each cluster's circuit breaker; `--workers` count limited clusters in the primary. */
+  readonly breakers?: (cluster: string) => ClusterBreaker;
   /** Seconds from the start of a drain (or a close) after which whatever is still open is cut (default 25). */
   readonly drainDeadlineSeconds?: number;
   /** Gateway API Gateways to serve (`ns/name`); default every Gateway of meshgate's classes. */
@@ -124,6 +133,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     ...(opts.accessLog !== undefined ? { accessLog: opts.accessLog } : {}),
     ...(opts.random ? { random: opts.random } : {}),
     ...(opts.now ? { now: opts.now } : {}),
+    ...(opts.breakers ? { breakers: opts.breakers } : {}),
     ...(opts.redisUrl ? { redisUrl: opts.redisUrl } : {}),
     ...(opts.trustedProxies !== undefined ? { trustedProxies: opts.trustedProxies } : {}),
     ...(opts.drainDeadlineSeconds !== undefined ? { drainDeadlineSeconds: opts.drainDeadlineSeconds } : {}),
@@ -143,11 +153,18 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   });
   // Every gateway listener is an edge: it authenticates and authorizes for the gateway's workload.
   const ctx = rt.inboundCtx();
+  let tickets = opts.sessionTickets;
+  if (!tickets) {
+    tickets = new SessionTickets();
+    tickets.rotateEvery();
+  }
+  const sessionTickets = tickets;
+  rt.add({ close: async () => sessionTickets.stop(), destroy: () => sessionTickets.stop() });
   const listeners = new ListenerSet({
     ports: opts.ports,
     host,
     log,
-    create: (servicePorts) => createPortListener(servicePorts, { ctx, credentials, log, acmeChallenge: (token) => acme.challengeResponse(token) }),
+    create: (servicePorts) => createPortListener(servicePorts, { ctx, credentials, log, tickets: sessionTickets, acmeChallenge: (token) => acme.challengeResponse(token) }),
   });
   rt.add(listeners);
   rt.add({ close: () => acme.close(), destroy: () => acme.destroy() });

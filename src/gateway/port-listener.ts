@@ -23,6 +23,7 @@ import type { CredentialStore } from '../core/tls/types.js';
 import { tlsServerFor } from '../core/routing/server-hosts.js';
 import { sniIndexOf } from '../core/routing/sni-index.js';
 import { TlsServers } from './tls-servers.js';
+import type { SessionTickets } from '../core/tls/session-tickets.js';
 
 export interface PortListenerDeps {
   readonly ctx: HttpHandlerContext;
@@ -30,6 +31,8 @@ export interface PortListenerDeps {
   readonly log: Logger;
   /** ACME HTTP-01 answers, served before routing on plaintext HTTP. */
   readonly acmeChallenge?: (token: string) => string | undefined;
+  /** TLS session ticket keys of every TLS server. */
+  readonly tickets: SessionTickets;
 }
 
 export interface PortListener {
@@ -72,7 +75,7 @@ export function createPortListener(servicePorts: readonly number[], deps: PortLi
   const plaintext = new PlaintextHttp(http, ctx.drain, (req, res) => handleHttpRequest(req, res, plain, ctx));
   timeouts.watch(plaintext.h2c);
   // Requests node:http cannot read are answered by applyHttp1Limits' clientError handler (400/408/414/431).
-  const tls = new TlsServers({ ctx, timeouts, credentials: deps.credentials, log: deps.log, sni: (snapshot) => sniIndexOf(current(snapshot)) });
+  const tls = new TlsServers({ ctx, timeouts, credentials: deps.credentials, log: deps.log, tickets: deps.tickets, sni: (snapshot) => sniIndexOf(current(snapshot)) });
   const sockets = new Set<Socket>();
 
   const onConnection = (socket: Socket): void => {

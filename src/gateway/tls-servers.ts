@@ -3,7 +3,10 @@
 // http/1.1. Sockets arrive already accepted, after the port listener chose the server by SNI; a
 // request whose Host the SNI rules give to another server is answered 421.
 // Certificates are swapped in with setSecureContext for new handshakes; open connections keep going.
+// Sessions resume by tickets under the gateway's shared, rotated keys (core/tls/session-tickets.ts);
+// each server has its own session id context, so a session resumes only on the server that made it.
 
+import { createHash } from 'node:crypto';
 import { createSecureServer, type Http2SecureServer } from 'node:http2';
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
@@ -20,6 +23,7 @@ import type { ConnectionTimeouts } from '../core/proxy/connection-limits.js';
 import { DEFAULT_HTTP_LIMITS, applyHttp1Limits, http2ServerLimits } from '../core/proxy/http-limits.js';
 import { peerIdentity } from '../core/tls/peer-identity.js';
 import type { SniIndex } from '../core/routing/sni-index.js';
+import type { SessionTickets } from '../core/tls/session-tickets.js';
 
 interface Entry {
   server: Http2SecureServer;
@@ -40,6 +44,16 @@ export interface TlsServersDeps {
   readonly timeouts?: ConnectionTimeouts;
   /** The SNI index of this listener's TLS servers in a snapshot (compiled once per snapshot). */
   sni(snapshot: Snapshot): SniIndex;
+  /** Session ticket keys (shared by every server and, under `--workers`, every worker). */
+  readonly tickets: SessionTickets;
+}
+
+interface Resolved {
+  readonly key: string;
+  readonly cred: NonNullable<ReturnType<CredentialStore['forServer']>>;
+  readonly opts: ReturnType<typeof serverTlsOptions>;
+  readonly policyKey: string;
+  readonly contextKey: string;
 }
 
 /** Identifies a Gateway server across snapshots. */
@@ -53,8 +67,13 @@ export class TlsServers {
   readonly #xfcc = new WeakMap<object, string | null>();
   readonly #principal = new WeakMap<object, string | null>();
   readonly #complained = new Set<string>();
+  /** Forgotten whenever certificate material changes, so the next connection resolves afresh. */
+  #resolved = new WeakMap<ServerConfig, Resolved>();
+  readonly #offCredentials: () => void;
 
-  constructor(private readonly deps: TlsServersDeps) {}
+  constructor(private readonly deps: TlsServersDeps) {
+    this.#offCredentials = deps.credentials.onChange(() => (this.#resolved = new WeakMap()));
+  }
 
   /** Hands an accepted socket (ClientHello already unshifted) to the server for `config`. */
   accept(socket: Socket, config: ServerConfig): void {
@@ -68,9 +87,14 @@ export class TlsServers {
     entry.server.emit('connection', socket);
   }
 
-  #entryFor(config: ServerConfig): Entry | undefined {
-    const tls = config.tls;
-    if (!tls) return undefined;
+  /**
+   * What a server config resolves to: its credential, options and keys. Resolved once per config
+   * object (a snapshot's) and credential change, not once per connection: the handshake path then
+   * only looks it up.
+   */
+  #resolve(config: ServerConfig, tls: NonNullable<ServerConfig['tls']>): Resolved | undefined {
+    const cached = this.#resolved.get(config);
+    if (cached) return cached;
     const key = serverKey(config);
     const cred = this.deps.credentials.forServer(tls);
     if (!cred) {
@@ -83,7 +107,17 @@ export class TlsServers {
     this.#complained.delete(key);
     const opts = serverTlsOptions(tls, cred);
     const policyKey = `${opts.requestCert}/${opts.rejectUnauthorized}`;
-    const contextKey = `${cred.version}|${JSON.stringify(tls)}`;
+    const resolved: Resolved = { key, cred, opts, policyKey, contextKey: `${cred.version}|${JSON.stringify(tls)}` };
+    this.#resolved.set(config, resolved);
+    return resolved;
+  }
+
+  #entryFor(config: ServerConfig): Entry | undefined {
+    const tls = config.tls;
+    if (!tls) return undefined;
+    const r = this.#resolve(config, tls);
+    if (!r) return undefined;
+    const { key, cred, opts, policyKey, contextKey } = r;
     let entry = this.#entries.get(key);
     if (entry && entry.policyKey !== policyKey) {
       // Node fixes the client-certificate policy per server object: retire the old one (its open
@@ -95,7 +129,8 @@ export class TlsServers {
       entry = this.#create(opts, policyKey, contextKey, config);
       this.#entries.set(key, entry);
     } else if (entry.contextKey !== contextKey) {
-      entry.server.setSecureContext(opts.context);
+      entry.server.setSecureContext({ ...opts.context, ...this.#sessionOptions(policyKey, contextKey) });
+      this.deps.tickets.attach(entry.server);
       entry.contextKey = contextKey;
       this.deps.log.info({ server: key, credential: cred.description, notAfter: cred.notAfter.toISOString() }, 'TLS certificate swapped in for new handshakes');
     }
@@ -108,10 +143,12 @@ export class TlsServers {
     const server = createSecureServer({
       ...http2ServerLimits(limits),
       ...opts.context,
+      ...this.#sessionOptions(policyKey, contextKey),
       requestCert: opts.requestCert,
       rejectUnauthorized: opts.rejectUnauthorized,
       allowHTTP1: true,
     });
+    this.deps.tickets.attach(server);
     applyHttp1Limits(server, limits);
     const entry: Entry = { server, policyKey, contextKey, config, sockets: new Set() };
     const key = serverKey(config);
@@ -145,6 +182,14 @@ export class TlsServers {
     server.on('tlsClientError', () => undefined); // a failed handshake is the client's problem, not a crash
     server.on('sessionError', () => undefined);
     return entry;
+  }
+
+  /**
+   * The session id context names everything the server verifies and presents (as Envoy derives its
+   * own): a session made where no client certificate was asked for never resumes where one is required.
+   */
+  #sessionOptions(policyKey: string, contextKey: string): ReturnType<SessionTickets['contextOptions']> {
+    return this.deps.tickets.contextOptions(createHash('sha256').update(`${policyKey}\n${contextKey}`).digest('hex').slice(0, 32));
   }
 
   /** OPTIONAL_MUTUAL: a certificate, if sent, must verify; `subjectAltNames` must match when set. */
@@ -184,6 +229,7 @@ export class TlsServers {
   }
 
   destroy(): void {
+    this.#offCredentials();
     for (const e of [...this.#entries.values(), ...this.#retired]) {
       for (const s of e.sockets) s.destroy();
       e.server.close();

@@ -3,8 +3,9 @@
 // own snapshot from the same source; the primary only supervises: it replaces a worker that dies,
 // stops every worker when any process of the gateway is signalled (each worker drains itself; see
 // core/runtime/stop-signals.ts for why a repeated signal changes nothing), relays ACME HTTP-01
-// answers, because one worker orders certificates while any worker may receive the ACME server's validation request, and
-// keeps the counters of RateLimitPolicy `store: memory` for all workers, so a limit is one limit.
+// answers, because one worker orders certificates while any worker may receive the ACME server's validation request,
+// keeps the counters of RateLimitPolicy `store: memory` and of DestinationRule connectionPool limits
+// for all workers, so a limit is one limit, and hands every worker the same TLS session ticket keys.
 // A first worker that cannot start (a port in use) says why and exits with WORKER_COULD_NOT_START:
 // the primary then stops the others and exits non-zero, since every replacement would fail the same
 // way. A replacement that cannot start counts as a crash: its siblings are serving.
@@ -12,11 +13,13 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import { RateLimiterClusterMaster } from 'rate-limiter-flexible';
-import { WORKER_COUNT_ENV } from '../core/policy/connection-limits.js';
+import { PrimaryBreakers } from '../core/runtime/worker-breakers.js';
+import { PrimaryTicketKeys } from '../core/runtime/worker-ticket-keys.js';
 import type { ChallengeMap } from './acme/acme-order.js';
 import { isStopMessage, stopRequested, type StopCause, type StopMessage } from '../core/runtime/stop-signals.js';
 
 const INDEX_ENV = 'MESHGATE_WORKER_INDEX';
+const COUNT_ENV = 'MESHGATE_WORKER_COUNT';
 
 /** The exit code of a worker whose gateway could not start (sysexits' EX_CONFIG). */
 const WORKER_COULD_NOT_START = 78;
@@ -36,6 +39,12 @@ function isChallengeMessage(m: unknown): m is ChallengeMessage {
 export function workerIndex(): number | undefined {
   const v = process.env[INDEX_ENV];
   return cluster.isWorker && v !== undefined ? Number(v) : undefined;
+}
+
+/** How many workers the gateway runs (1 when this process is not a worker). */
+export function workerTotal(): number {
+  const n = Number(process.env[COUNT_ENV]);
+  return cluster.isWorker && Number.isInteger(n) && n > 1 ? n : 1;
 }
 
 /**
@@ -93,10 +102,14 @@ export function superviseWorkers(count: number, log: Logger): Promise<number> {
   let stopping = false;
   let exitCode = 0;
   let quickDeaths = 0;
+  const breakers = new PrimaryBreakers();
+  const ticketKeys = new PrimaryTicketKeys();
 
   const fork = (index: number): void => {
-    // The count lets each worker take its share of the DestinationRule connection limits.
-    const w = cluster.fork({ [INDEX_ENV]: String(index), [WORKER_COUNT_ENV]: String(count) });
+    // The count lets each worker take its share of maxRetries (worker-breakers.ts says why).
+    const w = cluster.fork({ [INDEX_ENV]: String(index), [COUNT_ENV]: String(count) });
+    breakers.attach(w);
+    ticketKeys.attach(w);
     byIndex.set(index, w);
     startedAt.set(index, Date.now());
     // A worker that is stopping closes its channel while messages may still be on their way to it:
@@ -128,9 +141,11 @@ export function superviseWorkers(count: number, log: Logger): Promise<number> {
 
   // Answers the workers' RateLimiterCluster requests over the cluster channel.
   new RateLimiterClusterMaster();
-  return new Promise((resolve) => {
+  return new Promise<number>((resolve) => {
     settle = resolve;
     cluster.on('exit', (w, code, signal) => {
+      // Whatever slots it held come free, or the limit would shrink with every crash.
+      breakers.detach(w);
       const index = [...byIndex.entries()].find(([, x]) => x === w)?.[0];
       if (index === undefined) return;
       byIndex.delete(index);
@@ -157,5 +172,5 @@ export function superviseWorkers(count: number, log: Logger): Promise<number> {
     stopRequested({ log, onForce: () => byIndex.forEach((w) => w.process.kill('SIGKILL')) }).then(stop, () => undefined);
     for (let i = 0; i < count; i++) fork(i);
     log.info({ workers: count }, 'gateway workers started');
-  });
+  }).finally(() => ticketKeys.close());
 }

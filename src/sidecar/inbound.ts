@@ -15,6 +15,7 @@
 
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createSecureServer, type Http2SecureServer } from 'node:http2';
+import { SessionTickets } from '../core/tls/session-tickets.js';
 import { connect as connectTcp, createServer as createNetServer, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
@@ -127,7 +128,12 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
   timeouts.watch(plain);
   const plaintext = new PlaintextHttp(plain, deps.drain, onRequest);
   timeouts.watch(plaintext.h2c);
-  const secure: Http2SecureServer = createSecureServer({ ...http2ServerLimits(limits), ...tlsContext(deps.identity.current()), requestCert: true, rejectUnauthorized: false, allowHTTP1: true });
+  // Sessions resume by tickets under keys rotated hourly (core/tls/session-tickets.ts).
+  const tickets = new SessionTickets();
+  tickets.rotateEvery();
+  const sessions = tickets.contextOptions('meshgate-sidecar-inbound');
+  const secure: Http2SecureServer = createSecureServer({ ...http2ServerLimits(limits), ...tlsContext(deps.identity.current()), ...sessions, requestCert: true, rejectUnauthorized: false, allowHTTP1: true });
+  tickets.attach(secure);
   applyHttp1Limits(secure, limits);
   deps.drain.serve(secure, { request: onRequest });
   timeouts.watch(secure);
@@ -140,7 +146,10 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
   secure.on('tlsClientError', () => undefined);
   secure.on('sessionError', () => undefined);
   // New handshakes present the rotated certificate; open connections keep theirs.
-  const unsubscribe = deps.identity.onRotate((cert) => secure.setSecureContext(tlsContext(cert)));
+  const unsubscribe = deps.identity.onRotate((cert) => {
+    secure.setSecureContext({ ...tlsContext(cert), ...sessions });
+    tickets.attach(secure);
+  });
 
   const onConnection = (socket: Socket): void => {
     sockets.add(socket);
@@ -194,10 +203,12 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
     close: () =>
       new Promise((resolve) => {
         unsubscribe();
+        tickets.stop();
         server.close(() => resolve());
       }),
     destroy: () => {
       unsubscribe();
+      tickets.stop();
       for (const s of sockets) s.destroy();
       timeouts.close();
       server.close();

@@ -32,11 +32,25 @@ export interface BreakerCounters {
   readonly overflows: { readonly connections: number; readonly pending: number; readonly requests: number; readonly retries: number };
 }
 
+/**
+ * What one cluster's traffic is counted against: a CircuitBreaker in this process or, under the
+ * gateway's `--workers`, one whose finite limits are counted by the primary for every worker
+ * (core/runtime/worker-breakers.ts), whose answers therefore may come later.
+ */
+export interface ClusterBreaker {
+  admit(limits: ConnectionLimits, multiplexed: boolean, onCancelable?: (c: Cancel) => void): Admission | Promise<Waited | 'overflow'>;
+  openConnection(limits: ConnectionLimits): Admission | Promise<Admission>;
+  /** Synchronous: a retry is decided the moment an answer's status arrives. */
+  tryRetry(limits: ConnectionLimits): boolean;
+  retryDone(): void;
+  counters(): BreakerCounters;
+}
+
 interface Waiter {
   resolve(w: Waited): void;
 }
 
-export class CircuitBreaker {
+export class CircuitBreaker implements ClusterBreaker {
   #connections = 0;
   #requests = 0;
   #retries = 0;

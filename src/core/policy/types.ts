@@ -4,7 +4,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { ClientTlsSettings, ConnectionPoolSettings, LoadBalancerSettings, OutlierDetection } from '../model/istio.js';
 import type { Endpoint, Service, ServicePort } from '../registry/types.js';
-import type { CircuitBreaker } from './circuit-breaker.js';
+import type { ClusterBreaker } from './circuit-breaker.js';
 import type { ConnectionLimits } from './connection-limits.js';
 import type { OutlierDetector, OutlierSettings } from './outlier-detection.js';
 
@@ -67,7 +67,7 @@ export interface Cluster {
 export interface ClusterTraffic {
   readonly limits: ConnectionLimits;
   /** Shared by every snapshot's cluster of the same name. */
-  readonly breaker: CircuitBreaker;
+  readonly breaker: ClusterBreaker;
   /** Present when the policy sets outlierDetection. */
   readonly outlier?: { readonly settings: OutlierSettings; readonly detector: OutlierDetector };
   /** `address:port` of every endpoint, in the order of `endpoints`. */

@@ -5,6 +5,7 @@
 // maxConnections turns connections away (UO) and connect failures count towards outlier ejection.
 
 import { connect, type Socket } from 'node:net';
+import type { Slot } from '../policy/circuit-breaker.js';
 import type { Cluster } from '../policy/types.js';
 import type { Endpoint } from '../registry/types.js';
 import { endpointPort } from '../registry/types.js';
@@ -107,60 +108,68 @@ export function forwardTcp(
     const port = endpointPort(pick, cluster.port);
     upstreamHost = `${pick.address}:${port}`;
     const host = endpointKey(pick, cluster.port);
-    const slot = traffic?.breaker.openConnection(traffic.limits);
-    if (slot === 'overflow') return refuse('UO');
-    let upstream: Socket;
-    try {
-      upstream = connect({ host: pick.address, port, allowHalfOpen: true, noDelay: true });
-    } catch {
-      // An endpoint that cannot even be dialled (a bad port) fails like a refused connection.
-      slot?.release();
-      outlier(host, false);
-      return retry ? refuse('UF,URX') : attempt(true);
-    }
-    upstream.setTimeout(timeoutMs);
-
-    const abandon = (): void => {
-      upstream.destroy();
-      slot?.release();
-    };
-    const cleanup = (): void => {
-      upstream.off('connect', onConnect);
-      upstream.off('error', onFail);
-      upstream.off('timeout', onFail);
-      downstream.off('close', abandon);
-    };
-    const onFail = (): void => {
-      cleanup();
-      upstream.on('error', () => {}); // a late error of an abandoned attempt is not ours to raise
-      upstream.destroy();
-      slot?.release();
-      outlier(host, false);
-      if (downstream.destroyed) return;
-      if (!retry) attempt(true);
-      else refuse('UF,URX');
-    };
-    const onConnect = (): void => {
-      cleanup();
-      outlier(host, true);
-      upstream.once('close', () => slot?.release());
-      upstream.setTimeout(0);
-      if (downstream.destroyed) {
-        upstream.destroy();
-        return;
+    const dial = (slot: Slot | undefined): void => {
+      let upstream: Socket;
+      try {
+        upstream = connect({ host: pick.address, port, allowHalfOpen: true, noDelay: true });
+      } catch {
+        // An endpoint that cannot even be dialled (a bad port) fails like a refused connection.
+        slot?.release();
+        outlier(host, false);
+        return retry ? refuse('UF,URX') : attempt(true);
       }
-      open++;
-      spliced = true;
-      peer = pick;
-      deps.observer?.tcpOpened?.({ reporter: 'source', cluster: dest.clusterName, upstreamPeer: workloadOfEndpoint(pick) });
-      upstream.once('close', closed);
-      splice(downstream, upstream, initial);
+      upstream.setTimeout(timeoutMs);
+
+      const abandon = (): void => {
+        upstream.destroy();
+        slot?.release();
+      };
+      const cleanup = (): void => {
+        upstream.off('connect', onConnect);
+        upstream.off('error', onFail);
+        upstream.off('timeout', onFail);
+        downstream.off('close', abandon);
+      };
+      const onFail = (): void => {
+        cleanup();
+        upstream.on('error', () => {}); // a late error of an abandoned attempt is not ours to raise
+        upstream.destroy();
+        slot?.release();
+        outlier(host, false);
+        if (downstream.destroyed) return;
+        if (!retry) attempt(true);
+        else refuse('UF,URX');
+      };
+      const onConnect = (): void => {
+        cleanup();
+        outlier(host, true);
+        upstream.once('close', () => slot?.release());
+        upstream.setTimeout(0);
+        if (downstream.destroyed) {
+          upstream.destroy();
+          return;
+        }
+        open++;
+        spliced = true;
+        peer = pick;
+        deps.observer?.tcpOpened?.({ reporter: 'source', cluster: dest.clusterName, upstreamPeer: workloadOfEndpoint(pick) });
+        upstream.once('close', closed);
+        splice(downstream, upstream, initial);
+      };
+      // The client went away while we were still connecting.
+      downstream.once('close', abandon);
+      upstream.once('connect', onConnect);
+      upstream.once('error', onFail);
+      upstream.once('timeout', onFail);
     };
-    // The client went away while we were still connecting.
-    downstream.once('close', abandon);
-    upstream.once('connect', onConnect);
-    upstream.once('error', onFail);
-    upstream.once('timeout', onFail);
+    const admission = traffic?.breaker.openConnection(traffic.limits);
+    if (admission instanceof Promise) {
+      // Counted by the `--workers` primary: dial once it answers; a client gone meanwhile frees the slot.
+      void admission.then((slot) => (slot === 'overflow' ? refuse('UO') : downstream.destroyed ? slot.release() : dial(slot)));
+      return;
+    }
+    if (admission === 'overflow') return refuse('UO');
+    dial(admission);
   };
   attempt(false);
 }

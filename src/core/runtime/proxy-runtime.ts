@@ -13,6 +13,7 @@ import type { ProxyRole } from '../snapshot/snapshot.js';
 import type { ConfigSource } from '../sources/source.js';
 import { UpstreamPools } from '../proxy/upstream-pools.js';
 import { LiveClusters } from '../policy/live-clusters.js';
+import type { ClusterBreaker } from '../policy/circuit-breaker.js';
 import { WorkloadSecurityCache } from '../policy/workload-security.js';
 import { createProxyTelemetry, type ProxyTelemetry } from '../telemetry/proxy-telemetry.js';
 import type { WorkloadInfo } from '../telemetry/workload.js';
@@ -35,6 +36,8 @@ export interface RuntimeOptions {
   readonly random?: () => number;
   /** Clock for outlier ejections, epoch ms (default Date.now). */
   readonly now?: () => number;
+  /** Makes each cluster's circuit breaker (default: counted in this process). */
+  readonly breakers?: (cluster: string) => ClusterBreaker;
   readonly redisUrl?: string;
   /** Proxies in front that append to x-forwarded-for (Envoy's xff_num_trusted_hops; default 0). */
   readonly trustedProxies?: number;
@@ -111,7 +114,7 @@ export class ProxyRuntime {
     });
     this.random = opts.random ?? Math.random;
     // One set of breaker counters and ejections for the process's life: a push must not reset them.
-    this.live = new LiveClusters(opts.now ? { now: opts.now } : {});
+    this.live = new LiveClusters({ ...(opts.now ? { now: opts.now } : {}), ...(opts.breakers ? { breaker: opts.breakers } : {}) });
     this.rateLimiting = createRateLimiting({
       holder: this.holder,
       logger: this.log.child({ component: 'ratelimit' }),
