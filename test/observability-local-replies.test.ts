@@ -118,13 +118,17 @@ spec:
     assert.equal(found.length, 1, `one ${code} ${flags} series in\n${samples.map((s) => JSON.stringify(s.labels)).join('\n')}`);
     return found[0]!.labels;
   };
-  const routedTo = (l: Record<string, string>, service: string, name: string): void => {
+  // The client side takes destination_service_namespace from the workload it reached, as Istio does:
+  // a reply that reached no endpoint says unknown there even when the service is known.
+  const routedTo = (l: Record<string, string>, service: string, name: string, reached = false): void => {
     assert.equal(l.destination_service, service);
     assert.equal(l.destination_service_name, name);
-    assert.equal(l.destination_service_namespace, 'default');
+    assert.equal(l.destination_service_namespace, reached ? 'default' : 'unknown');
+    assert.equal(l.destination_canonical_revision, reached ? 'v1' : 'latest');
   };
   const unknownDestination = (l: Record<string, string>): void => {
     for (const k of ['destination_service', 'destination_service_name', 'destination_service_namespace', 'destination_workload', 'destination_workload_namespace', 'destination_principal', 'destination_app', 'destination_version', 'destination_canonical_service', 'destination_cluster']) assert.equal(l[k], 'unknown', k);
+    assert.equal(l.destination_canonical_revision, 'latest');
   };
 
   it('a reply after routing names the routed service, and no workload when no endpoint was picked', () => {
@@ -135,16 +139,16 @@ spec:
       assert.equal(l.destination_principal, 'unknown');
     }
     routedTo(one('503', 'UH'), 'empty.default.svc.cluster.local', 'empty');
-    routedTo(one('503', 'UO'), APP, 'app');
+    routedTo(one('503', 'UO'), APP, 'app', true);
   });
 
   it('a reply after an endpoint was picked names it too (504 UT); a delay (DI) is reported with the answer', () => {
     const ut = one('504', 'UT');
-    routedTo(ut, APP, 'app');
+    routedTo(ut, APP, 'app', true);
     assert.equal(ut.destination_workload, 'app-v1');
     assert.equal(ut.destination_version, 'v1');
     const di = one('200', 'DI');
-    routedTo(di, APP, 'app');
+    routedTo(di, APP, 'app', true);
     assert.equal(di.destination_workload, 'app-v1');
   });
 

@@ -193,16 +193,6 @@ describe('Istio labels for one record', () => {
     const series = text.split('\n').filter((l) => l.startsWith('istio_requests_total{')).length;
     assert.ok(series <= 101, `${series} series`);
   });
-
-  it('Telemetry can disable a metric and remove a tag', async () => {
-    const m = new IstioMetrics({ self, role: 'gateway' });
-    m.setPolicy({ disabled: new Set(['istio_request_bytes']), removedTags: new Map([['istio_requests_total', new Set(['source_principal'])]]) });
-    m.observeRequest(record({}));
-    const text = await m.registry.metrics();
-    assert.doesNotMatch(text, /^istio_request_bytes_count\{/m);
-    assert.match(text, /^istio_requests_total\{[^}]*source_principal=""/m);
-    assert.match(text, /^istio_response_bytes_count\{/m);
-  });
 });
 
 describe('--workers: one scrape is the sum over the workers', () => {

@@ -6,7 +6,8 @@
 
 import { parse as parseYaml } from 'yaml';
 import { asBool, asList, asNumber, asObj, asString, checkPercent, checkPort, checkWorkloadSelector, eachObj, isObj, knownFields, type Checker, type Obj } from './validate-common.js';
-import { METRIC_SELECTORS } from '../telemetry/telemetry-policy.js';
+import { isStandardLabel, METRIC_SELECTORS, validLabelName, WORKLOAD_MODES } from '../telemetry/metrics-overrides.js';
+import { compileExpression } from '../telemetry/metric-expression.js';
 
 const TELEMETRY_FIELDS = ['selector', 'targetRef', 'targetRefs', 'tracing', 'metrics', 'accessLogging'];
 
@@ -33,14 +34,29 @@ export function validateTelemetry(c: Checker, spec: Obj): void {
       if (match?.['customMetric'] !== undefined) c.warn([...oat, 'match', 'customMetric'], 'custom metrics are not supported; this override is ignored');
       asBool(c, o['disabled'], [...oat, 'disabled']);
       const tags = asObj(c, o['tagOverrides'], [...oat, 'tagOverrides']);
-      for (const [tag, op] of Object.entries(tags ?? {})) {
-        const opObj = asObj(c, op, [...oat, 'tagOverrides', tag]);
-        const operation = opObj?.['operation'];
-        if (operation === 'UPSERT') c.warn([...oat, 'tagOverrides', tag, 'operation'], 'UPSERT (expressions) is not supported; only REMOVE takes effect');
-        else if (operation !== undefined && operation !== 'REMOVE') c.error([...oat, 'tagOverrides', tag, 'operation'], `operation must be UPSERT or REMOVE, not ${String(operation)}`);
-      }
+      const mode = match ? asString(c, match['mode'], [...oat, 'match', 'mode']) : undefined;
+      if (mode !== undefined && !(WORKLOAD_MODES as readonly string[]).includes(mode)) c.error([...oat, 'match', 'mode'], `mode must be one of ${WORKLOAD_MODES.join(', ')}, not ${mode}`);
+      for (const [tag, op] of Object.entries(tags ?? {})) checkTagOverride(c, tag, op, [...oat, 'tagOverrides', tag]);
     });
   });
+}
+
+/** One `tagOverrides` entry: a label Prometheus accepts, REMOVE of one of Istio's, UPSERT of an expression meshgate evaluates. */
+function checkTagOverride(c: Checker, tag: string, op: unknown, at: (string | number)[]): void {
+  const opObj = asObj(c, op, at);
+  if (!opObj) return;
+  knownFields(c, opObj, at, ['operation', 'value']);
+  if (!validLabelName(tag)) return c.error(at, `'${tag}' is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*, not le or __…)`);
+  const operation = opObj['operation'] ?? 'UPSERT';
+  if (operation === 'REMOVE') {
+    if (!isStandardLabel(tag)) c.warn(at, `'${tag}' is not one of Istio's labels; REMOVE changes nothing`);
+    return;
+  }
+  if (operation !== 'UPSERT') return c.error([...at, 'operation'], `operation must be UPSERT or REMOVE, not ${String(operation)}`);
+  const value = asString(c, opObj['value'], [...at, 'value']);
+  if (value === undefined) return c.error([...at, 'value'], 'UPSERT needs a value (an expression such as request.host)');
+  const compiled = compileExpression(value);
+  if (!compiled.ok) c.warn([...at, 'value'], `expression not supported (${compiled.reason}); this override is ignored`);
 }
 
 /** A ConfigMap: only the mesh config (`istio` in istio-system) means anything to meshgate. */
