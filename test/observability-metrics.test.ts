@@ -21,6 +21,9 @@ import { startWorkersGateway } from './helpers/gateway-workers.js';
 import { startUpstream } from './helpers/upstream.js';
 import { freePort, freshGet } from './helpers/ports.js';
 import { samplesOf, scrape, type Sample } from './helpers/prometheus-text.js';
+import { pino } from 'pino';
+import { ControlMetrics } from '../src/control/control-metrics.js';
+import { review } from '../src/control/injection-webhook.js';
 
 const BROKEN = `apiVersion: networking.istio.io/v1
 kind: Gateway
@@ -126,6 +129,24 @@ describe('Istio metrics on every proxy of the demo mesh', () => {
     assert.equal(value('citadel_server_success_cert_issuance_count'), value('citadel_server_csr_count'));
     assert.ok(value('pilot_xds_pushes') >= 4);
     assert.ok(value('pilot_proxy_convergence_time_count') >= 4);
+    assert.ok(value('pilot_services') >= 2, 'the demo\'s Services');
+    assert.ok(value('citadel_server_root_cert_expiry_timestamp') > Date.now() / 1000);
+    assert.ok(value('citadel_server_root_cert_expiry_seconds') > 0);
+    assert.equal(value('citadel_server_authentication_failure_count'), 0);
+    assert.match(text, /^istio_build\{component="pilot",tag="[^"]+"\} 1$/m);
+  });
+
+  it('the injector counts its reviews by outcome, as istiod does', async () => {
+    const metrics = new ControlMetrics();
+    const opts = { inject: { image: 'meshgate:test', controlAddress: 'https://control:15012' }, log: pino({ level: 'silent' }), metrics };
+    const podReview = (labels: Record<string, string>): string => JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'u', kind: { kind: 'Pod' }, namespace: 'shop', object: { metadata: { name: 'p', labels }, spec: { containers: [{ name: 'app', image: 'app' }] } } } });
+    review(podReview({ 'sidecar.istio.io/inject': 'true' }), opts);
+    review(podReview({ 'sidecar.istio.io/inject': 'false' }), opts);
+    review('not json', opts);
+    const text = await metrics.registry.metrics();
+    for (const [name, n] of [['sidecar_injection_requests_total', 3], ['sidecar_injection_success_total', 1], ['sidecar_injection_skip_total', 1], ['sidecar_injection_failure_total', 1]] as const) {
+      assert.match(text, new RegExp(`^${name} ${n}$`, 'm'));
+    }
   });
 
   it('durations and sizes are histograms with Istio buckets', async () => {
