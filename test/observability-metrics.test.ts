@@ -198,6 +198,18 @@ describe('Istio labels for one record', () => {
     assert.equal(asGateway.destination_service, 'unknown');
   });
 
+  it('a sidecar\'s outbound local replies: no route names the Host asked for, a routed reply its service', () => {
+    const nr = requestLabels(record({ responseCode: 404, flags: 'NR', authority: 'Orders.Shop:8080' }), { self, role: 'sidecar' });
+    assert.equal(nr.destination_service, 'orders.shop');
+    assert.equal(nr.destination_service_name, 'orders.shop');
+    assert.equal(nr.destination_service_namespace, 'unknown');
+    const limited = requestLabels(record({ responseCode: 429, flags: 'RL', upstreamCluster: 'outbound|9080||orders.shop.svc.cluster.local' }), { self, role: 'sidecar' });
+    assert.equal(limited.destination_service, 'orders.shop.svc.cluster.local');
+    assert.equal(limited.destination_service_name, 'orders');
+    assert.equal(limited.destination_workload, 'unknown');
+    assert.equal(limited.destination_canonical_revision, 'latest');
+  });
+
   it('gRPC: request_protocol grpc and grpc_response_status; a server with a plaintext caller says none', () => {
     const l = requestLabels(record({ grpc: true, grpcStatus: '14', reporter: 'destination' }), { self, role: 'sidecar' });
     assert.equal(l.request_protocol, 'grpc');
