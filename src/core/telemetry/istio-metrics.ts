@@ -153,13 +153,10 @@ export class IstioMetrics {
       if (mode.disabled.has(name)) return NOOP;
       let l = this.labelsFor(mode, name, labels, values);
       if (peerOnly) l = Object.fromEntries(Object.entries(l).filter(([k]) => !NON_PEER.has(k)));
+      // prom-client's children hold functions already bound to their label set: no wrapper on the request path.
       const series = this.series[name];
-      if (series instanceof Histogram) {
-        const h = series.labels(l);
-        return { inc: () => undefined, observe: (v) => h.observe(v) };
-      }
-      const c = series.labels(l);
-      return { inc: (v) => c.inc(v), observe: () => undefined };
+      if (series instanceof Histogram) return { inc: NOOP.inc, observe: series.labels(l).observe };
+      return { inc: series.labels(l).inc, observe: NOOP.observe };
     };
     return {
       total: sink('istio_requests_total'),
