@@ -1,42 +1,139 @@
 // One size of the scale rows, in a process of its own so that its memory is its own: generate the
-// configuration, load and build the gateway's snapshot, edit one service and read and build again
-// (as the file source does after an edit), look routes up, and print one JSON line.
-// Run by bench/scale.ts as `node --expose-gc dist/bench/scale-size.js N`.
+// configuration, read the folder and build the gateway's snapshot, then serve it as the gateway does
+// (a FileSource watching the folder, a Reloader swapping snapshots): edit one service's route 10
+// times and time each edit from the write until a snapshot that routes by the new text is swapped in,
+// take the heap and RSS after those reloads, the CPU spent while nothing changes, and the route
+// lookup rate. Prints one JSON line.
+// Run by bench/scale.ts as `node --expose-gc dist/bench/scale-size.js N [IDLE_SECONDS]`.
 
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildSnapshot } from '../src/core/snapshot/build.js';
+import { pino } from 'pino';
+import { LiveClusters } from '../src/core/policy/live-clusters.js';
 import { findRoute } from '../src/core/routing/lookup.js';
-import type { RequestFacts } from '../src/core/routing/types.js';
-import type { ProxyRole } from '../src/core/snapshot/snapshot.js';
+import type { RequestFacts, RouteConfig } from '../src/core/routing/types.js';
+import { buildSnapshot } from '../src/core/snapshot/build.js';
+import { SnapshotHolder } from '../src/core/snapshot/holder.js';
+import { Reloader } from '../src/core/snapshot/reloader.js';
+import type { ProxyRole, Snapshot } from '../src/core/snapshot/snapshot.js';
 import { ConfigFolder } from '../src/core/sources/config-folder.js';
-import { editService, fileOf, scaleHost, writeScaleConfig, SCALE_GATEWAY_PORT } from './scale-config.js';
+import { FileSource } from '../src/core/sources/file-source.js';
+import { editService, scaleHost, writeScaleConfig, SCALE_GATEWAY_PORT } from './scale-config.js';
 
 export interface ScaleSample {
   readonly services: number;
   readonly resources: number;
+  /** The folder read and parsed from scratch. */
   readonly loadMs: number;
+  /** The first snapshot built from it. */
   readonly buildMs: number;
   readonly heapMB: number;
   readonly rssMB: number;
-  readonly editReadMs: number;
+  /** Write of one edited file → the snapshot that routes by it is swapped in (file events, debounce included): median and most of the edits. */
+  readonly editServedMs: number;
+  readonly editServedMaxMs: number;
+  /** Of that, the rebuild alone (the Reloader given the update → swapped), median. */
   readonly editBuildMs: number;
+  readonly reloads: number;
   readonly heapAfterReloadsMB: number;
+  readonly rssAfterReloadsMB: number;
+  /** CPU the process spent while nothing changed, as a share of one core, over idleSeconds. */
+  readonly idleCpuPercent: number;
+  readonly idleSeconds: number;
+  /** Route lookups per second, requests to 10 hosts spread over the configuration. */
   readonly lookupsPerSecond: number;
+  /** The same in a 10-service configuration, measured in turn with it in the same process. */
+  readonly smallLookupsPerSecond: number;
+  /** Requests to 1,000 hosts (or every host when fewer). */
+  readonly spreadLookupsPerSecond: number;
 }
 
 const ROLE: ProxyRole = { kind: 'gateway', labels: { istio: 'ingressgateway' }, namespace: 'istio-system' };
-const DEPS = { random: Math.random, load: { active: () => 0 } };
-const RELOADS = 5;
+// As the runtime builds: live cluster state that outlives reloads.
+const DEPS = { random: Math.random, load: { active: () => 0 }, live: new LiveClusters() };
+const RELOADS = 10;
 
-function heapMB(): number {
+function memory(): { heapMB: number; rssMB: number } {
   (globalThis as { gc?: () => void }).gc?.();
-  return Math.round(process.memoryUsage().heapUsed / 1e6);
+  const m = process.memoryUsage();
+  return { heapMB: Math.round(m.heapUsed / 1e6), rssMB: Math.round(m.rss / 1e6) };
+}
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+function facts(i: number, path = '/api/v0/items'): RequestFacts {
+  return { port: SCALE_GATEWAY_PORT, host: scaleHost(i), authority: scaleHost(i), path, queryString: '', query: new Map(), method: 'GET', scheme: 'http', headers: {} } as unknown as RequestFacts;
+}
+
+function gatewayRoutes(s: Snapshot): RouteConfig {
+  return s.routeConfigs.get(`http.${SCALE_GATEWAY_PORT}`) ?? [...s.routeConfigs.values()][0]!;
+}
+
+/**
+ * Requests to `hosts` hosts spread over a configuration of `services` services, each matching its
+ * host's first route (the edited service's route says `/api/v<edits>` by now), so that every lookup
+ * does the same work at every size.
+ */
+function requestsTo(services: number, hosts: number, edited = -1): RequestFacts[] {
+  const step = Math.max(1, Math.floor(services / hosts));
+  return Array.from({ length: 1000 }, (_, i) => {
+    const host = ((i % hosts) * step) % services;
+    return facts(host, host === edited ? `/api/v${RELOADS}/items` : undefined);
+  });
+}
+
+/** Lookups per second over one 200 ms round. */
+function lookupRound(config: RouteConfig, requests: readonly RequestFacts[]): number {
+  let found = 0;
+  let lookups = 0;
+  const t = performance.now();
+  const until = t + 200;
+  while (performance.now() < until) {
+    for (let i = 0; i < requests.length; i++) if (findRoute(config, requests[i]!).route) found++;
+    lookups += requests.length;
+  }
+  if (found !== lookups) throw new Error(`only ${found} of ${lookups} lookups found a route`);
+  return lookups / ((performance.now() - t) / 1000);
+}
+
+/**
+ * Route lookups per second in this configuration and in one of 10 services built in this same
+ * process, rounds taken in turn and the best of 10 kept for each, so that both see the same machine
+ * (a shared machine moves figures taken apart by more than the difference). Requests go to 10 hosts
+ * in both: what the ratio shows is the lookup's own cost against size (an index stays flat, a scan
+ * does not). `spread`: the large configuration with requests to 1,000 hosts, which also pays the
+ * memory cache misses of touching another virtual host each time.
+ */
+async function lookupRates(config: RouteConfig, services: number, edited: number): Promise<{ rate: number; small: number; spread: number }> {
+  const dir = await mkdtemp(join(tmpdir(), 'meshgate-scale-small-'));
+  try {
+    await writeScaleConfig(dir, 10);
+    const small = gatewayRoutes(buildSnapshot((await new ConfigFolder(dir).read()).result, ROLE, DEPS).snapshot);
+    const here = requestsTo(services, 10, edited);
+    const there = requestsTo(10, 10);
+    const wide = requestsTo(services, 1000, edited);
+    let best = { rate: 0, small: 0, spread: 0 };
+    for (let round = 0; round < 10; round++) {
+      best = {
+        rate: Math.max(best.rate, lookupRound(config, here)),
+        small: Math.max(best.small, lookupRound(small, there)),
+        spread: Math.max(best.spread, lookupRound(config, wide)),
+      };
+    }
+    return { rate: Math.round(best.rate), small: Math.round(best.small), spread: Math.round(best.spread) };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 const services = Number(process.argv[2]);
+const idleSeconds = Number(process.argv[3] ?? 10);
 const dir = await mkdtemp(join(tmpdir(), 'meshgate-scale-'));
+let reloader: Reloader | undefined;
 try {
   await writeScaleConfig(dir, services);
   const folder = new ConfigFolder(dir);
@@ -44,52 +141,71 @@ try {
   const first = await folder.read();
   const loadMs = performance.now() - t;
   t = performance.now();
-  let snapshot = buildSnapshot(first.result, ROLE, DEPS).snapshot;
+  const holder = new SnapshotHolder();
+  holder.swap(buildSnapshot(first.result, ROLE, DEPS, undefined, holder.nextVersion()).snapshot);
   const buildMs = performance.now() - t;
-  const heap = heapMB();
-  const rssMB = Math.round(process.memoryUsage().rss / 1e6);
+  const built = memory();
 
-  let editReadMs = 0;
-  let editBuildMs = 0;
+  // Serve it as the gateway does: the folder watched, each change built and swapped in.
+  const source = new FileSource({ dir, folder });
+  reloader = new Reloader(source, holder, ROLE, DEPS, pino({ level: 'silent' }));
+  let applyStart = 0;
+  const apply = reloader.apply.bind(reloader);
+  reloader.apply = (u) => {
+    applyStart = performance.now();
+    apply(u);
+  };
+  await reloader.start();
+
+  const target = Math.floor(services / 2);
+  const served: number[] = [];
+  const rebuilt: number[] = [];
   for (let r = 1; r <= RELOADS; r++) {
-    const target = Math.floor(services / 2);
+    const probe = facts(target, `/api/v${r}/items`);
+    const swapped = new Promise<void>((resolve) => {
+      const off = holder.onSwap((s) => {
+        if (findRoute(gatewayRoutes(s), probe).route?.name !== 'api') return;
+        rebuilt.push(performance.now() - applyStart);
+        off();
+        resolve();
+      });
+    });
+    const written = performance.now();
     await editService(dir, services, target, r);
-    folder.markChanged(fileOf(target));
-    t = performance.now();
-    const read = await folder.read();
-    editReadMs += performance.now() - t;
-    t = performance.now();
-    snapshot = buildSnapshot(read.result, ROLE, DEPS, snapshot).snapshot;
-    editBuildMs += performance.now() - t;
+    await swapped;
+    served.push(performance.now() - written);
   }
+  const after = memory();
 
-  const config = snapshot.routeConfigs.get(`http.${SCALE_GATEWAY_PORT}`) ?? [...snapshot.routeConfigs.values()][0]!;
-  const facts = (i: number): RequestFacts => ({ port: SCALE_GATEWAY_PORT, host: scaleHost(i), authority: scaleHost(i), path: '/api/v0/items', queryString: '', query: new Map(), method: 'GET', scheme: 'http', headers: {} }) as RequestFacts;
-  const requests = Array.from({ length: 1000 }, (_, i) => facts((i * 7919) % services));
-  let found = 0;
-  t = performance.now();
-  const until = t + 1000;
-  let lookups = 0;
-  while (performance.now() < until) {
-    for (let i = 0; i < requests.length; i++) if (findRoute(config, requests[i]!).route) found++;
-    lookups += requests.length;
-  }
-  const lookupsPerSecond = Math.round(lookups / ((performance.now() - t) / 1000));
-  if (found !== lookups) throw new Error(`only ${found} of ${lookups} lookups found a route`);
+  // Nothing changes now: what does watching the folder cost?
+  const cpu = process.cpuUsage();
+  const idleStart = performance.now();
+  await new Promise((resolve) => setTimeout(resolve, idleSeconds * 1000));
+  const used = process.cpuUsage(cpu);
+  const idleCpuPercent = ((used.user + used.system) / 1000 / (performance.now() - idleStart)) * 100;
 
+  const lookups = await lookupRates(gatewayRoutes(holder.current()!), services, target);
   const sample: ScaleSample = {
     services,
     resources: first.result.resources.length,
     loadMs: Math.round(loadMs),
     buildMs: Math.round(buildMs),
-    heapMB: heap,
-    rssMB,
-    editReadMs: Math.round(editReadMs / RELOADS),
-    editBuildMs: Math.round(editBuildMs / RELOADS),
-    heapAfterReloadsMB: heapMB(),
-    lookupsPerSecond,
+    heapMB: built.heapMB,
+    rssMB: built.rssMB,
+    editServedMs: Math.round(median(served)),
+    editServedMaxMs: Math.round(Math.max(...served)),
+    editBuildMs: Math.round(median(rebuilt)),
+    reloads: RELOADS,
+    heapAfterReloadsMB: after.heapMB,
+    rssAfterReloadsMB: after.rssMB,
+    idleCpuPercent: Math.round(idleCpuPercent * 100) / 100,
+    idleSeconds,
+    lookupsPerSecond: lookups.rate,
+    smallLookupsPerSecond: lookups.small,
+    spreadLookupsPerSecond: lookups.spread,
   };
   process.stdout.write(`${JSON.stringify(sample)}\n`);
 } finally {
+  await reloader?.close();
   await rm(dir, { recursive: true, force: true });
 }

@@ -1,10 +1,12 @@
 // The scale rows of `npm run bench`: the generated configuration of bench/scale-config.ts at each
 // size (BENCH_SCALE_SIZES, default 10,100,1000,10000 services; `none` leaves them out), each size in a
-// process of its own (bench/scale-size.ts). Printed as a table against size, with the route lookup
-// rate at the largest size as a ratio of the smallest's.
+// process of its own (bench/scale-size.ts). Printed as a table against size, bars of build time,
+// memory and edit → served against size, and the route lookup rate at the largest size as a ratio of
+// the smallest's. Idle CPU is measured for BENCH_SCALE_IDLE_SECONDS (default 30) at the largest size
+// and 5 s at the others. `node dist/bench/scale.js` runs these rows alone.
 
 import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { ScaleSample } from './scale-size.js';
 
 const SIZE_SCRIPT = fileURLToPath(new URL('./scale-size.js', import.meta.url));
@@ -17,9 +19,9 @@ export function scaleSizes(): number[] {
   return sizes;
 }
 
-function measure(services: number): Promise<ScaleSample> {
+function measure(services: number, idleSeconds: number): Promise<ScaleSample> {
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, ['--expose-gc', SIZE_SCRIPT, String(services)], { maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
+    execFile(process.execPath, ['--expose-gc', SIZE_SCRIPT, String(services), String(idleSeconds)], { maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
       if (err) return reject(new Error(`scale ${services}: ${stderr.trim() || err.message}`));
       resolve(JSON.parse(stdout.trim().split('\n').pop()!) as ScaleSample);
     });
@@ -28,26 +30,46 @@ function measure(services: number): Promise<ScaleSample> {
 
 export async function runScale(sizes: readonly number[]): Promise<ScaleSample[]> {
   const samples: ScaleSample[] = [];
+  const largest = Math.max(...sizes);
+  const idle = Number(process.env.BENCH_SCALE_IDLE_SECONDS ?? 30);
   for (const n of sizes) {
     process.stdout.write(`scale: ${n} services … `);
-    const s = await measure(n);
-    console.log(`built in ${s.buildMs} ms`);
+    const started = performance.now();
+    const s = await measure(n, n === largest ? idle : 5);
+    console.log(`built in ${s.buildMs} ms, edit served in ${s.editServedMs} ms (${((performance.now() - started) / 1000).toFixed(0)} s for this size)`);
     samples.push(s);
   }
   return samples;
 }
 
 export function scaleTable(samples: readonly ScaleSample[]): string {
-  const head = ['services', 'resources', 'read (ms)', 'build (ms)', 'heap (MB)', 'rss (MB)', 'edit: read (ms)', 'edit: build (ms)', 'heap after 5 edits (MB)', 'lookups/s'];
-  const rows = samples.map((s) => [s.services, s.resources, s.loadMs, s.buildMs, s.heapMB, s.rssMB, s.editReadMs, s.editBuildMs, s.heapAfterReloadsMB, s.lookupsPerSecond].map(String));
+  const head = ['services', 'resources', 'read (ms)', 'build (ms)', 'heap (MB)', 'rss (MB)', 'edit → served (ms, median / most)', 'edit: rebuild (ms)', `heap / rss after ${samples[0]?.reloads ?? 10} edits (MB)`, 'idle cpu (% of a core)', 'lookups/s (10 hosts)', '/ at 10 services', 'lookups/s (1,000 hosts)'];
+  const rows = samples.map((s) =>
+    [s.services, s.resources, s.loadMs, s.buildMs, s.heapMB, s.rssMB, `${s.editServedMs} / ${s.editServedMaxMs}`, s.editBuildMs, `${s.heapAfterReloadsMB} / ${s.rssAfterReloadsMB}`, `${s.idleCpuPercent} (${s.idleSeconds} s)`, s.lookupsPerSecond, `${(s.lookupsPerSecond / s.smallLookupsPerSecond).toFixed(2)}×`, s.spreadLookupsPerSecond].map(String),
+  );
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: readonly string[]) => `| ${cells.map((c, i) => c.padStart(widths[i]!)).join(' | ')} |`;
   const out = [line(head), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map(line)];
-  if (samples.length >= 2) {
-    const small = samples[0]!;
-    const large = samples[samples.length - 1]!;
-    out.push(`route lookups at ${large.services} services / at ${small.services}: ${(large.lookupsPerSecond / small.lookupsPerSecond).toFixed(2)}× (the lookup alone, in process; HTTP req/s carry it in about a microsecond of a request's cost)`);
+  out.push('', ...plot('build (ms)', samples, (s) => s.buildMs), ...plot('rss after edits (MB)', samples, (s) => s.rssAfterReloadsMB), ...plot('edit → served (ms)', samples, (s) => s.editServedMs));
+  const large = samples[samples.length - 1];
+  if (large) {
+    out.push(`route lookups at ${large.services} services / at 10: ${(large.lookupsPerSecond / large.smallLookupsPerSecond).toFixed(2)}× (the lookup alone, both configurations in one process, rounds in turn, best of 10; requests to 10 hosts in both: host by one map probe, then the host's own routes)`);
+    out.push(`  with requests to 1,000 hosts of ${large.services}: ${large.spreadLookupsPerSecond} lookups/s, ${(1e6 / large.spreadLookupsPerSecond).toFixed(1)} µs each (another virtual host each time: memory cache misses, not the index)`);
   }
-  out.push('read: the folder parsed from scratch; edit: one service of a 100-service file changed, that file read again and the whole snapshot built again (averaged over 5 edits).');
+  out.push('read: the folder parsed from scratch; build: the first snapshot; edit: one service of a 100-service file changed on disk, seen by the file watch, that file read again and the snapshot rebuilt, reusing what the edit did not touch (median and most of the edits; "rebuild" is the build alone).');
   return out.join('\n');
+}
+
+/** One bar per size, scaled to the largest value: a plot of `what` against size in plain text. */
+function plot(what: string, samples: readonly ScaleSample[], value: (s: ScaleSample) => number): string[] {
+  const most = Math.max(1, ...samples.map(value));
+  const label = Math.max(...samples.map((s) => String(s.services).length));
+  return [`${what} against services:`, ...samples.map((s) => `  ${String(s.services).padStart(label)} ${'#'.repeat(Math.max(1, Math.round((value(s) / most) * 50)))} ${value(s)}`)];
+}
+
+// Run directly: the scale rows alone, without the rest of the bench.
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const started = performance.now();
+  console.log(scaleTable(await runScale(scaleSizes())));
+  console.log(`scale rows: ${((performance.now() - started) / 1000).toFixed(0)} s`);
 }

@@ -54,4 +54,19 @@ describe('ConfigFolder', () => {
     assert.equal(after.changed, true);
     assert.deepEqual(after.result.resources.map((r) => r.metadata.name), ['a1', 'a2']);
   });
+
+  it('in a file read again, a document that reads as before keeps its object; one that moved or changed does not', async () => {
+    await writeFile(join(dir, 'c.yaml'), `${svc('c1')}---\n${svc('c2')}---\n${svc('c3')}`);
+    const folder = new ConfigFolder(dir);
+    const before = (await folder.read()).result.resources.filter((r) => r.origin.file.endsWith('c.yaml'));
+    // c2's port changes; c3's text is the same but one line lower.
+    await writeFile(join(dir, 'c.yaml'), `${svc('c1')}---\n${svc('c2').replace('port: 80', 'port: 81')}\n---\n${svc('c3')}`);
+    folder.markChanged('c.yaml');
+    const now = (await folder.read()).result.resources.filter((r) => r.origin.file.endsWith('c.yaml'));
+    assert.equal(now[0], before[0], 'c1 is the same object');
+    assert.notEqual(now[1], before[1]);
+    assert.notEqual(now[2], before[2]);
+    assert.equal(now[2]!.origin.line, before[2]!.origin.line + 1, 'c3 says its new line');
+    assert.deepEqual(now.map((r) => r.origin.line), (await loadConfigDir(dir)).resources.filter((r) => r.origin.file.endsWith('c.yaml')).map((r) => r.origin.line));
+  });
 });

@@ -18,6 +18,8 @@ export interface AnalysisOptions {
    * when it cannot be known here, and then credentialNames are not checked.
    */
   readonly credentialExists?: (namespace: string, name: string) => boolean;
+  /** The registry of exactly these resources and domain, when the caller already built it (a reload). */
+  readonly registry?: Registry;
 }
 
 export interface AnalysisContext {
@@ -38,7 +40,7 @@ export interface AnalysisContext {
 
 export function analysisContext(resources: readonly Resource[], options: AnalysisOptions = {}): AnalysisContext {
   const domain = options.domain ?? 'cluster.local';
-  const { registry } = buildRegistry(resources, { domain });
+  const registry = options.registry ?? buildRegistry(resources, { domain }).registry;
   const ofKind = <S>(kind: string) => resources.filter((r) => r.kind === kind) as Resource<S>[];
   const gateways = ofKind<GatewaySpec>('Gateway');
   const byRef = new Map<string, Resource<GatewaySpec>>(gateways.map((g) => [`${g.metadata.namespace}/${g.metadata.name}`, g]));

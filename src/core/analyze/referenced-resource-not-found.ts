@@ -3,7 +3,7 @@
 // defines (503 NC), a Gateway that does not exist (the routes are never bound: 404), a Gateway whose
 // selector matches no gateway workload, and a credentialName with no Secret behind it.
 
-import type { Destination, GatewaySpec, HTTPRoute, VirtualServiceSpec } from '../model/istio.js';
+import type { Destination, DestinationRuleSpec, GatewaySpec, HTTPRoute, VirtualServiceSpec } from '../model/istio.js';
 import type { FieldPath, Resource } from '../model/resource.js';
 import type { Problem } from '../config/problem.js';
 import { hostMatches, isWildcardHost } from '../registry/hostname.js';
@@ -15,13 +15,14 @@ const T = MESSAGES.ReferencedResourceNotFound;
 
 export function referencedResourceNotFound(ctx: AnalysisContext): Problem[] {
   const out: Problem[] = [];
+  const hasSubset = subsetIndex(ctx);
   for (const vs of ctx.virtualServices) {
     const ns = vs.metadata.namespace;
     (vs.spec.gateways ?? []).forEach((g, i) => {
       if (g === 'mesh' || ctx.gateway(g, ns)) return;
       out.push(finding(T, vs, ['spec', 'gateways', i], `referenced gateway not found: "${g}"`, 'create that Gateway, or correct the name (namespace/name, or name in this namespace)'));
     });
-    eachDestination(vs, (d, at) => checkDestination(ctx, vs, d, at, out));
+    eachDestination(vs, (d, at) => checkDestination(ctx, hasSubset, vs, d, at, out));
   }
   for (const gw of ctx.gateways) checkGateway(ctx, gw, out);
   return out;
@@ -42,7 +43,35 @@ export function eachDestination(vs: Resource<VirtualServiceSpec>, each: (d: Dest
   }
 }
 
-function checkDestination(ctx: AnalysisContext, vs: Resource<VirtualServiceSpec>, d: Destination, at: FieldPath, out: Problem[]): void {
+type SubsetCheck = (serviceHost: string, subset: string) => boolean;
+
+/**
+ * Whether a DestinationRule whose host covers `serviceHost` defines `subset`: rules by the host they
+ * name, so that each destination probes the rules for its host instead of scanning every rule (at
+ * 10,000 services the scan made this analyzer quadratic and the slowest step of a reload).
+ */
+function subsetIndex(ctx: AnalysisContext): SubsetCheck {
+  const exact = new Map<string, Resource<DestinationRuleSpec>[]>();
+  const all: Array<readonly [string, Resource<DestinationRuleSpec>]> = [];
+  for (const dr of ctx.destinationRules) {
+    const host = typeof dr.spec.host === 'string' ? ctx.fqdn(dr.spec.host, dr.metadata.namespace) : '';
+    if (host === '') continue;
+    all.push([host, dr]);
+    if (isWildcardHost(host)) continue;
+    const list = exact.get(host);
+    if (list) list.push(dr);
+    else exact.set(host, [dr]);
+  }
+  const wildcards = all.filter(([host]) => isWildcardHost(host));
+  const defines = (dr: Resource<DestinationRuleSpec>, subset: string): boolean => (dr.spec.subsets ?? []).some((s) => s?.name === subset);
+  return (serviceHost, subset) => {
+    // A wildcard service host (a ServiceEntry's) can overlap plain rule hosts too: look at every rule.
+    if (isWildcardHost(serviceHost)) return all.some(([host, dr]) => hostMatches(host, serviceHost) && defines(dr, subset));
+    return (exact.get(serviceHost) ?? []).some((dr) => defines(dr, subset)) || wildcards.some(([host, dr]) => hostMatches(host, serviceHost) && defines(dr, subset));
+  };
+}
+
+function checkDestination(ctx: AnalysisContext, hasSubset: SubsetCheck, vs: Resource<VirtualServiceSpec>, d: Destination, at: FieldPath, out: Problem[]): void {
   if (typeof d.host !== 'string' || d.host === '') return;
   const host = ctx.fqdn(d.host, vs.metadata.namespace);
   if (isWildcardHost(host)) return;
@@ -52,11 +81,7 @@ function checkDestination(ctx: AnalysisContext, vs: Resource<VirtualServiceSpec>
     return;
   }
   if (!d.subset) return;
-  const defined = ctx.destinationRules.some((dr) => {
-    const drHost = typeof dr.spec.host === 'string' ? ctx.fqdn(dr.spec.host, dr.metadata.namespace) : '';
-    return drHost !== '' && hostMatches(drHost, service.hostname) && (dr.spec.subsets ?? []).some((s) => s?.name === d.subset);
-  });
-  if (!defined) {
+  if (!hasSubset(service.hostname, d.subset)) {
     out.push(finding(T, vs, [...at, 'subset'], `referenced subset not found: "${d.subset}" of host ${service.hostname}`, 'define it in a DestinationRule for that host (subsets: - name: ...); until then this route answers 503 NC'));
   }
 }

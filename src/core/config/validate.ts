@@ -81,6 +81,19 @@ export function validateResource(r: Resource): Problem[] {
   }
 }
 
+/**
+ * What validateResource() said about each resource object. A resource is frozen and its problems
+ * depend on it alone, so a reload that keeps a file's resources (the same objects) does not
+ * validate them again: an edit re-validates what it changed, not the whole folder.
+ */
+const validated = new WeakMap<Resource, readonly Problem[]>();
+
+function validateOnce(r: Resource): readonly Problem[] {
+  let found = validated.get(r);
+  if (!found) validated.set(r, (found = validateResource(r)));
+  return found;
+}
+
 export function validateAll(resources: readonly Resource[]): { valid: Resource[]; problems: Problem[] } {
   const valid: Resource[] = [];
   const problems: Problem[] = [];
@@ -103,7 +116,7 @@ export function validateAll(resources: readonly Resource[]): { valid: Resource[]
       continue;
     }
     first.set(key, r);
-    const found = validateResource(r);
+    const found = validateOnce(r);
     problems.push(...found);
     if (!hasErrors(found)) valid.push(r);
   }

@@ -33,7 +33,46 @@ export function kubeServices(resources: readonly Resource[], pods: PodIndex, dom
     }
   }
   const services = resources.filter((r) => r.kind === 'Service' && r.apiVersion === 'v1').sort(compareByCreation);
-  return services.map((r) => kubeService(r, slices.get(key(r)), endpointsByName.get(key(r)), pods, domain, problems));
+  return services.map((r) => kubeServiceOnce(r, slices.get(key(r)), endpointsByName.get(key(r)), pods, domain, problems));
+}
+
+/** One Service's registry entry as last built, with everything it was built from. */
+interface Built {
+  readonly slices: readonly Resource[] | undefined;
+  readonly endpoints: Resource | undefined;
+  readonly pods: object;
+  readonly domain: string;
+  readonly service: Service;
+  readonly problems: readonly Problem[];
+}
+
+/**
+ * Registry entries by the Service resource they came from. A reload that keeps a Service, its
+ * EndpointSlices (or Endpoints) and the Pods as the very same objects gets the very same entry back:
+ * at 10,000 services an edit of one then costs a probe per service, and what was compiled against
+ * an unchanged entry (clusters, routes) can be kept too, because the entry is identical.
+ */
+const built = new WeakMap<Resource, Built>();
+
+function kubeServiceOnce(r: Resource, slices: readonly Resource[] | undefined, endpoints: Resource | undefined, pods: PodIndex, domain: string, problems: Problem[]): Service {
+  const known = built.get(r);
+  if (known && known.endpoints === endpoints && known.pods === pods.identity && known.domain === domain && sameItems(known.slices, slices)) {
+    problems.push(...known.problems);
+    return known.service;
+  }
+  const own: Problem[] = [];
+  const service = kubeService(r, slices, endpoints, pods, domain, own);
+  built.set(r, { slices, endpoints, pods: pods.identity, domain, service, problems: own });
+  problems.push(...own);
+  return service;
+}
+
+/** Two lists with the very same items in the same order (both absent counts as the same). */
+export function sameItems<T>(a: readonly T[] | undefined, b: readonly T[] | undefined): boolean {
+  if (a === b) return true;
+  if (!a || !b || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 function key(r: Resource): string {

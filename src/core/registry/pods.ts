@@ -23,14 +23,28 @@ export interface PodInfo {
   locality(fallbackZone?: string): string;
 }
 
+/** The Pod resources of the last index built, and the identity that stands for them. */
+let lastPods: readonly Resource[] = [];
+let lastIdentity: object = {};
+
 export class PodIndex {
   readonly #byName = new Map<string, PodInfo>();
   readonly #byIp = new Map<string, PodInfo>();
   readonly #byNamespace = new Map<string, PodInfo[]>();
+  /**
+   * The same object for two indexes built from the very same Pod resources in the same order (two
+   * reloads in a row that kept every Pod): what was derived from one index holds for the other.
+   */
+  readonly identity: object;
 
   constructor(resources: readonly Resource[]) {
-    for (const r of resources) {
-      if (r.kind !== 'Pod') continue;
+    const podResources = resources.filter((r) => r.kind === 'Pod');
+    if (podResources.length !== lastPods.length || podResources.some((p, i) => p !== lastPods[i])) {
+      lastPods = podResources;
+      lastIdentity = {};
+    }
+    this.identity = lastIdentity;
+    for (const r of podResources) {
       const pod = podInfo(r);
       const ns = pod.namespace;
       this.#byName.set(`${ns}/${pod.name}`, pod);

@@ -12,6 +12,7 @@ import { compileAction } from './actions.js';
 import { translatedSource } from '../gateway-api/route-sources.js';
 import { bindServers, exportedTo, hostsVisibleTo, selectsProxy, vsGateways, type BoundServer } from './gateway-binding.js';
 import { indexVirtualHosts } from './host-index.js';
+import { reuseRoutes } from './route-reuse.js';
 import { compileTcpRoute, compileTlsRoutes } from './tls-routes.js';
 import { compileMatch, isCatchAll } from './match.js';
 import type { CompiledRoute, Listener, RouteConfig, ServerConfig, VirtualHost } from './types.js';
@@ -87,7 +88,8 @@ function bindVirtualService(vs: Resource<VirtualServiceSpec>, bound: BoundServer
   const vsHosts = (spec.hosts ?? []).map((h) => resolveShortName(h, ns, input.domain).toLowerCase());
   const domains = [...new Set(hostIntersection(hostsVisibleTo(bound.hosts, ns), vsHosts))];
   if (domains.length === 0) return;
-  const routes = compileHttpRoutes(vs, bound, input);
+  // Only the gateway's name and the server's port reach the routes (compileHttpRoutes).
+  const routes = reuseRoutes(vs, `${bound.gatewayRef}|${bound.server.port.number}|${input.domain}`, input, (lookups) => compileHttpRoutes(vs, bound, lookups));
   if (routes.length === 0) return;
   for (const domain of domains) {
     const draft = vhosts.get(domain) ?? { routes: [], requireTls: false };

@@ -25,6 +25,7 @@ import { emptiedFileProblems } from './emptied-files.js';
 import { translateGatewayApi } from '../gateway-api/translate.js';
 import { EMPTY_STATUS } from '../gateway-api/conditions.js';
 import { keepLastGood } from './last-good.js';
+import { clusterDeps as reuseDeps, reuseCluster } from './cluster-reuse.js';
 import type { ProxyRole, Snapshot } from './snapshot.js';
 
 export interface SnapshotDeps {
@@ -66,13 +67,18 @@ export function buildSnapshot(loaded: LoadResult, role: ProxyRole, deps: Snapsho
     ...(peerAuthentication ? { peerAuthentication } : {}),
   };
   const missing = new Set<string>();
+  const sameDeps = reuseDeps(clusterDeps, peerAuthentication ? ofKind(resources, 'PeerAuthentication') : []);
   const cluster = (host: string, port: number, subset: string): Cluster | undefined => {
     const name = clusterName(port, subset, host);
     const known = clusters.get(name);
     if (known || missing.has(name)) return known;
     const service = registry.lookup(host);
     const servicePort = service?.ports.find((p) => p.number === port);
-    const built = service && servicePort ? buildCluster(service, servicePort, subset, rules.forHost(service.hostname, role.namespace, service.namespace, role.labels), clusterDeps) : undefined;
+    let built: Cluster | undefined;
+    if (service && servicePort) {
+      const dr = rules.forHost(service.hostname, role.namespace, service.namespace, role.labels);
+      built = reuseCluster(service, servicePort, subset, dr, sameDeps, () => buildCluster(service, servicePort, subset, dr, clusterDeps));
+    }
     if (built) clusters.set(name, built);
     else missing.add(name);
     return built;
@@ -95,7 +101,7 @@ export function buildSnapshot(loaded: LoadResult, role: ProxyRole, deps: Snapsho
   });
 
   const acme = role.kind === 'gateway' ? acmeProblems(compiled.listeners, resources) : [];
-  const findings = analyze(resources, { domain, ...(role.kind === 'gateway' ? { gatewayLabels: [role.labels] } : {}) });
+  const findings = analyze(resources, { domain, registry, ...(role.kind === 'gateway' ? { gatewayLabels: [role.labels] } : {}) });
   const emptied = emptiedFileProblems(loaded, previous?.resources);
   const problems = [...reconciled.loadProblems, ...emptied, ...validationProblems, ...reconciled.problems, ...registryProblems, ...(gatewayApi?.problems ?? []), ...compiled.problems, ...rateLimits.problems, ...acme];
   const snapshot: Snapshot = Object.freeze({

@@ -30,6 +30,8 @@ function isUnreadable(p: Problem): boolean {
 export function keepLastGood(previous: readonly Resource[] | undefined, valid: readonly Resource[], invalid: readonly Resource[], loadProblems: readonly Problem[]): Reconciled {
   if (!previous || previous.length === 0) return { resources: [...valid], loadProblems: [...loadProblems], problems: [] };
   const unreadable = new Set(loadProblems.filter(isUnreadable).map((p) => p.file));
+  // Nothing can be kept: skip indexing every resource by key (most reloads of a large folder).
+  if (unreadable.size === 0 && invalid.length === 0) return { resources: [...valid], loadProblems: [...loadProblems], problems: [] };
   const problems: Problem[] = [];
   const present = new Set(valid.map(resourceKey));
   const previousByKey = new Map(previous.map((r) => [resourceKey(r), r] as const));

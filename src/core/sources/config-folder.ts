@@ -1,13 +1,15 @@
 // A config folder read again and again (FileSource): only the files whose state on disk changed, or
 // that a watch event named, are read and parsed again; the others keep their parsed resources, the
 // very same objects, so a reload of a large folder costs what the edit costs and a poll of an unchanged
-// folder costs a stat per file. Resources are numbered across the folder (file order, then document
+// folder costs a stat per file. In a file read again, a document that reads exactly as before (the same
+// fields, values and lines) keeps its old object too, so that an edit of one resource in a file of a
+// hundred touches that one resource: what was built from the others is reused. Resources are numbered across the folder (file order, then document
 // order) as loadConfigDir numbers them, so precedence by order is the same either way.
 
 import { readFile, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { configFileNames, parseConfigText, type LoadResult } from '../config/load.js';
-import type { Resource } from '../model/resource.js';
+import type { FieldPath, Resource } from '../model/resource.js';
 
 interface ParsedFile {
   /** What stat said when the file was read: inode, size, modification and change times. */
@@ -23,6 +25,8 @@ export class ConfigFolder {
   /** Names a watch event reported: read again even if stat shows nothing (a rewrite within one tick). */
   readonly #named = new Set<string>();
   #names: string[] = [];
+  /** What the last read gave. */
+  #last: LoadResult | undefined;
 
   constructor(
     private readonly dir: string,
@@ -41,23 +45,34 @@ export class ConfigFolder {
     let changed = names.length !== this.#names.length || names.some((n, i) => n !== this.#names[i]);
     const named = new Set(this.#named);
     this.#named.clear();
-    const resources: Resource[] = [];
-    const problems: LoadResult['problems'] = [];
+    const files: ParsedFile[] = [];
     const present: string[] = [];
+    let count = 0;
     for (const name of names) {
-      const file = await this.#readFile(name, resources.length, named.has(name));
+      const file = await this.#readFile(name, count, named.has(name));
       if (!file) {
         changed = true;
         continue;
       }
       if (file.changed) changed = true;
       present.push(name);
-      resources.push(...file.parsed.result.resources);
-      problems.push(...file.parsed.result.problems);
+      files.push(file.parsed);
+      count += file.parsed.result.resources.length;
     }
-    for (const gone of [...this.#files.keys()].filter((n) => !present.includes(n))) this.#files.delete(gone);
+    const kept = new Set(present);
+    for (const gone of [...this.#files.keys()].filter((n) => !kept.has(n))) this.#files.delete(gone);
     this.#names = present;
-    return { result: { resources, problems }, changed };
+    // A read that finds nothing new (a poll) gives the last result itself: nothing is allocated
+    // for a folder of 10,000 services that nobody touched.
+    if (!changed && this.#last) return { result: this.#last, changed };
+    const resources: Resource[] = [];
+    const problems: LoadResult['problems'] = [];
+    for (const file of files) {
+      for (const r of file.result.resources) resources.push(r);
+      for (const p of file.result.problems) problems.push(p);
+    }
+    this.#last = { resources, problems };
+    return { result: this.#last, changed };
   }
 
   async #readFile(name: string, firstOrder: number, named: boolean): Promise<{ parsed: ParsedFile; changed: boolean } | undefined> {
@@ -78,7 +93,8 @@ export class ConfigFolder {
     }
     if (known && known.text === text) return { parsed: this.#renumbered(name, { ...known, stamp }, firstOrder), changed: false };
     const shown = join(this.displayDir, relative(this.dir, path));
-    const parsed: ParsedFile = { stamp, text, result: parseConfigText(text, shown, firstOrder), firstOrder };
+    const result = parseConfigText(text, shown, firstOrder);
+    const parsed: ParsedFile = { stamp, text, result: known ? keepUnchanged(known.result, result) : result, firstOrder };
     this.#files.set(name, parsed);
     return { parsed, changed: true };
   }
@@ -95,4 +111,48 @@ export class ConfigFolder {
     this.#files.set(name, moved);
     return moved;
   }
+}
+
+/**
+ * `now` with each resource that is the same as the one at its place in `before` replaced by that old
+ * object: same kind, name, position and start line, and the same fields with the same values on the
+ * same lines (so that every problem found in it would say the same thing).
+ */
+function keepUnchanged(before: LoadResult, now: LoadResult): LoadResult {
+  let kept = 0;
+  const resources = now.resources.map((r, i) => {
+    const old = before.resources[i];
+    if (!old || !sameDocument(old, r)) return r;
+    kept++;
+    return old;
+  });
+  return kept === 0 ? now : { resources, problems: now.problems };
+}
+
+function sameDocument(a: Resource, b: Resource): boolean {
+  const x = a.origin;
+  const y = b.origin;
+  if (x.file !== y.file || x.line !== y.line || x.order !== y.order || a.kind !== b.kind || a.apiVersion !== b.apiVersion) return false;
+  return sameTree(a.raw, b.raw, [], x.lineOf, y.lineOf);
+}
+
+function sameTree(x: unknown, y: unknown, path: FieldPath, lineA: (p: FieldPath) => number, lineB: (p: FieldPath) => number): boolean {
+  if (lineA(path) !== lineB(path)) return false;
+  if (Array.isArray(x)) {
+    if (!Array.isArray(y) || x.length !== y.length) return false;
+    for (let i = 0; i < x.length; i++) if (!sameTree(x[i], y[i], [...path, i], lineA, lineB)) return false;
+    return true;
+  }
+  if (typeof x === 'object' && x !== null) {
+    if (typeof y !== 'object' || y === null || Array.isArray(y) || Object.getPrototypeOf(x) !== Object.prototype || Object.getPrototypeOf(y) !== Object.prototype) return false;
+    const kx = Object.keys(x);
+    const ky = Object.keys(y);
+    if (kx.length !== ky.length) return false;
+    for (let i = 0; i < kx.length; i++) {
+      const k = kx[i]!;
+      if (k !== ky[i] || !sameTree((x as Record<string, unknown>)[k], (y as Record<string, unknown>)[k], [...path, k], lineA, lineB)) return false;
+    }
+    return true;
+  }
+  return Object.is(x, y);
 }

@@ -23,6 +23,8 @@ export interface FileSourceOptions {
   readonly pollMs?: number;
   /** How long a read that loses resources must stay the same before it applies (a partial write settles). */
   readonly settleMs?: number;
+  /** The folder as already read (its files parsed), so the first read of the source only stats them. */
+  readonly folder?: ConfigFolder;
 }
 
 /** Resources per file, to see which files lost some. */
@@ -55,7 +57,7 @@ export class FileSource implements ConfigSource {
     this.#debounceMs = opts.debounceMs ?? 100;
     this.#pollMs = opts.pollMs ?? 5000;
     this.#settleMs = opts.settleMs ?? 1000;
-    this.#folder = new ConfigFolder(opts.dir);
+    this.#folder = opts.folder ?? new ConfigFolder(opts.dir);
   }
 
   get description(): string {
