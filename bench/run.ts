@@ -12,7 +12,8 @@
 // BENCH_MESH_RATE (default 1000) req/s of the mesh's fixed-rate runs, 0 to leave them out,
 // BENCH_REDIS=PATH|none the redis-server for the store redis row, BENCH_CADDY=PATH|none the caddy
 // of the plain-HTTP caddy row, BENCH_HAPROXY=PATH|none the haproxy of its plain-HTTP row, BENCH_SCALE_SIZES (default
-// 10,100,1000,10000, or none) the generated configurations of the scale rows;
+// 10,100,1000,10000, or none) the generated configurations of the scale and push rows,
+// BENCH_XDS_PROXIES (default 200) the proxies subscribed in the push rows;
 // BENCH_ONLY=observability runs only the pair "metrics + tracing 1 %" against "both off".
 
 import { createServer } from 'node:http';
@@ -32,6 +33,7 @@ import { handshakeRatio, handshakeTable, loadRatio, loadTable, type HandshakeRow
 import { BARE_PROXY, preflight, rateLimitCounts, startBareProxy, startFastifyProxy, startMeshgate, startUpstream, stopAll, type RateLimitStore, type Target, type TlsTarget } from './targets.js';
 import { KEY_LABEL, writeBenchCerts } from './tls-certs.js';
 import { runScale, scaleSizes, scaleTable } from './scale.js';
+import { pushTable, runPush } from './xds-push.js';
 import { CADDY, findCaddy, startCaddy } from './caddy.js';
 
 interface Settings {
@@ -324,6 +326,8 @@ async function main(): Promise<number> {
   if (sizes.length > 0) {
     console.log('');
     console.log(scaleTable(await runScale(sizes)));
+    console.log('');
+    console.log(pushTable(await runPush(sizes)));
   }
 
   const failed = [

@@ -169,7 +169,7 @@ describe('control plane in cluster mode', () => {
       await writeFile(tokenFile, 'ingress-token\n');
       await eventually(async () => rootIn('istio-system') !== undefined, 10_000);
       await writeFile(rootFile, rootIn('istio-system')!);
-      const mesh = await connectToMesh({ url: `https://127.0.0.1:${cp.port}`, tokenFile, rootCertFile: rootFile, proxyId: 'gw-1.istio-system', logger: silent });
+      const mesh = await connectToMesh({ url: `https://127.0.0.1:${cp.port}`, tokenFile, rootCertFile: rootFile, proxyId: 'gw-1.istio-system', description: { role: 'gateway', labels: { istio: 'ingressgateway' } }, logger: silent });
       try {
         assert.equal(mesh.identity.current().spiffeId, 'spiffe://cluster.local/ns/istio-system/sa/meshgate-ingressgateway');
       } finally {

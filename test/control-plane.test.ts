@@ -21,7 +21,7 @@ import { IdentityClient } from '../src/core/pki/identity-client.js';
 import { spiffeIdsOfCertificate } from '../src/core/pki/spiffe.js';
 import { ControlPlaneClient } from '../src/core/sources/control-plane-client.js';
 import { ControlPlaneSource } from '../src/core/sources/control-plane-source.js';
-import { decodeResources, type StreamMessage } from '../src/core/sources/control-plane-wire.js';
+import { decodeResources, type ProxyDescription, type StreamMessage } from '../src/core/sources/control-plane-wire.js';
 import type { ProxyStatus } from '../src/control/proxy-registry.js';
 import { startControlPlane, type RunningControlPlane } from '../src/control/main.js';
 import { FileTokenAuthenticator, bearerToken, parseTokenFile } from '../src/control/token-authenticator.js';
@@ -115,6 +115,17 @@ class Fixture {
     return (await this.proxies()).find((p) => p.id === id);
   }
 
+  /** The version `id` was last sent, once it has acknowledged it. */
+  async converged(id: string): Promise<string> {
+    let version = '';
+    await eventually(async () => {
+      const p = await this.proxy(id);
+      version = p?.sentVersion ?? '';
+      return p?.connected === true && p.sentVersion !== null && p.acknowledgedVersion === p.sentVersion;
+    });
+    return version;
+  }
+
   async close(): Promise<void> {
     for (const c of this.clients) c.close();
     await this.cp.destroy();
@@ -122,8 +133,10 @@ class Fixture {
   }
 }
 
+const GATEWAY: ProxyDescription = { role: 'gateway', labels: { istio: 'ingressgateway' } };
+
 /** Reads one stream until `count` messages arrived. */
-function firstMessages(client: ControlPlaneClient, proxyId: string, count: number): Promise<StreamMessage[]> {
+function firstMessages(client: ControlPlaneClient, proxyId: string, count: number, description: ProxyDescription = GATEWAY): Promise<StreamMessage[]> {
   return new Promise((resolve, reject) => {
     const got: StreamMessage[] = [];
     const s = client.openStream(proxyId, {
@@ -136,7 +149,7 @@ function firstMessages(client: ControlPlaneClient, proxyId: string, count: numbe
         }
       },
       onEnd: reject,
-    });
+    }, description);
   });
 }
 
@@ -181,7 +194,7 @@ describe('control plane: configuration stream', () => {
     assert.equal(hello?.type, 'hello');
     assert.equal(hello.type === 'hello' && hello.identity, GATEWAY_ID);
     assert.ok(config?.type === 'config');
-    assert.equal(config.version, f.cp.version());
+    assert.equal(config.version, (await f.proxy('reader-1'))?.sentVersion);
     const { resources, problems } = decodeResources(config.resources);
     assert.deepEqual(problems, []);
     const names = resources.map((r) => `${r.kind}/${r.metadata.name}`);
@@ -196,11 +209,10 @@ describe('control plane: configuration stream', () => {
   });
 
   it('feeds a gateway; an edit in the folder arrives as a new version and is acknowledged', async () => {
-    source = new ControlPlaneSource({ client: f.client(), proxyId: 'gw-1', backoff: { initialMs: 20, maxMs: 200 }, random: seededRandom(1) });
+    source = new ControlPlaneSource({ client: f.client(), proxyId: 'gw-1', description: GATEWAY, backoff: { initialMs: 20, maxMs: 200 }, random: seededRandom(1) });
     gw = await startGateway({ source, ports: new Map([[80, 0]]), listenHost: '127.0.0.1', statusPort: 0, adminPort: 0, accessLog: 'off', logger: silent });
     assert.equal(await get(), 'a');
-    const first = f.cp.version();
-    await eventually(async () => (await f.proxy('gw-1'))?.acknowledgedVersion === first);
+    const first = await f.converged('gw-1');
     const listed = (await f.proxy('gw-1'))!;
     assert.equal(listed.identity, GATEWAY_ID);
     assert.equal(listed.connected, true);
@@ -208,18 +220,17 @@ describe('control plane: configuration stream', () => {
 
     await f.write('vs.yaml', route('svc-b'));
     await eventually(async () => (await get()) === 'b');
-    const second = f.cp.version();
+    const second = await f.converged('gw-1');
     assert.notEqual(second, first);
-    await eventually(async () => (await f.proxy('gw-1'))?.acknowledgedVersion === second);
   });
 
   it('a version the proxy refuses leaves its snapshot serving and is listed as rejected, with file:line', async () => {
     const serving = gw.holder.current()!.version;
-    const accepted = f.cp.version();
+    const accepted = await f.converged('gw-1');
     f.lax = true;
     await f.write('vs.yaml', route('svc-a', ', weight: -1'));
-    await eventually(async () => f.cp.version() !== accepted);
-    const refused = f.cp.version();
+    await eventually(async () => ((await f.proxy('gw-1'))?.sentVersion ?? accepted) !== accepted);
+    const refused = (await f.proxy('gw-1'))!.sentVersion;
     await eventually(async () => (await f.proxy('gw-1'))?.rejectedVersion === refused);
     const listed = (await f.proxy('gw-1'))!;
     assert.equal(listed.acknowledgedVersion, accepted);
@@ -233,8 +244,8 @@ describe('control plane: configuration stream', () => {
   });
 
   it('keeps serving while the control plane is down, and resubscribes when it is back on the same port and CA', async () => {
-    const before = f.cp.version();
-    await eventually(async () => (await f.proxy('gw-1'))?.acknowledgedVersion === before);
+    const before = await f.converged('gw-1');
+    const global = f.cp.version();
     const serving = gw.holder.current()!.version;
     await f.cp.close();
     assert.equal(await get(), 'a');
@@ -242,16 +253,13 @@ describe('control plane: configuration stream', () => {
 
     await f.start();
     // The same content is the same version: acknowledged again, not rebuilt.
-    assert.equal(f.cp.version(), before);
-    await eventually(async () => {
-      const p = await f.proxy('gw-1');
-      return p?.connected === true && p.acknowledgedVersion === before;
-    });
+    assert.equal(f.cp.version(), global);
+    assert.equal(await f.converged('gw-1'), before);
     assert.equal(gw.holder.current()!.version, serving);
 
     await f.write('vs.yaml', route('svc-b'));
     await eventually(async () => (await get()) === 'b');
-    await eventually(async () => (await f.proxy('gw-1'))?.acknowledgedVersion === f.cp.version());
+    assert.notEqual(await f.converged('gw-1'), before);
   });
 
   it('refuses an acknowledgement for a proxy that subscribed as someone else', async () => {

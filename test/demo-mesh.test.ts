@@ -124,7 +124,7 @@ describe('the demo mesh', () => {
     // Acknowledgements travel on their own; wait for them rather than for a fixed time.
     await eventually(async () => {
       const proxies = mesh.control.registry.list();
-      return proxies.length === DEMO_WORKLOADS.length + 1 && proxies.every((p) => p.acknowledgedVersion === mesh.control.version());
+      return proxies.length === DEMO_WORKLOADS.length + 1 && proxies.every((p) => p.sentVersion !== null && p.acknowledgedVersion === p.sentVersion);
     });
   });
 });

@@ -160,7 +160,7 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
   let mesh: Awaited<ReturnType<typeof connectToMesh>> | undefined;
   let gw: Awaited<ReturnType<typeof startGateway>>;
   try {
-    mesh = 'control' in choice ? await connectToMesh({ ...choice.control, proxyId: proxyIdOf(worker !== undefined ? `gateway-w${worker}` : 'gateway', common.namespace), logger: log }) : undefined;
+    mesh = 'control' in choice ? await connectToMesh({ ...choice.control, proxyId: proxyIdOf(worker !== undefined ? `gateway-w${worker}` : 'gateway', common.namespace), description: { role: 'gateway', labels: common.labels }, logger: log }) : undefined;
     gw = await startGateway({
       ...common,
       ...(metricsPort === 0 ? {} : { metricsPort: worker !== undefined ? ('primary' as const) : metricsPort }),

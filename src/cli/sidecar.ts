@@ -125,6 +125,7 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
     tokenFile: values.token!,
     rootCertFile: values['root-cert'] ?? DEFAULT_ROOT_CERT,
     proxyId: proxyIdOf(values.workload!, namespace),
+    description: { role: 'sidecar', labels: values.labels ? parseLabels(values.labels) : {} },
     logger: log,
     ...(certTtl !== undefined ? { certTtlSeconds: certTtl } : {}),
   });

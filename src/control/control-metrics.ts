@@ -27,8 +27,9 @@ export class ControlMetrics {
 
   constructor() {
     const registers = [this.registry];
-    // Istio names pushes by xDS type; ours is one whole set per push, which is all of them at once.
-    this.pushes = new Counter({ name: 'pilot_xds_pushes', help: 'Pushes of configuration to proxies, by type (ours send the whole set: `sotw`; write failures: `sotw_senderr`).', labelNames: ['type'], registers });
+    // Istio names pushes by xDS type; ours carry every kind at once: a proxy's whole subset (`sotw`,
+    // on subscribing) or what changed in it (`delta`).
+    this.pushes = new Counter({ name: 'pilot_xds_pushes', help: 'Pushes of configuration to proxies, by type: `sotw` (the whole subset a proxy receives) or `delta` (what changed in it).', labelNames: ['type'], registers });
     this.connectedProxies = new Gauge({ name: 'pilot_xds', help: 'Proxies connected to this control plane.', registers });
     this.rejects = new Counter({ name: 'pilot_total_xds_rejects', help: 'Configuration versions proxies refused.', registers });
     this.convergence = new Histogram({ name: 'pilot_proxy_convergence_time', help: 'Seconds from sending a configuration version to a proxy until it acknowledged it.', buckets: [0.1, 0.5, 1, 3, 5, 10, 20, 30], registers });
@@ -107,8 +108,8 @@ export class ControlMetrics {
     this.connectedProxies.set((this.connected = Math.max(0, this.connected - 1)));
   }
 
-  pushed(ok = true): void {
-    this.pushes.inc({ type: ok ? 'sotw' : 'sotw_senderr' });
+  pushed(kind: 'sotw' | 'delta'): void {
+    this.pushes.inc({ type: kind });
   }
 
   acknowledged(seconds: number | undefined): void {

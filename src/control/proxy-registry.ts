@@ -7,12 +7,16 @@ import type { Logger } from 'pino';
 import { formatProblem, type Problem } from '../core/config/problem.js';
 import { isRecord } from '../core/config/load.js';
 import type { ControlMetrics } from './control-metrics.js';
+import type { ProxyMeta } from './proxy-scope.js';
 
 /** One proxy as `GET /debug/proxies` lists it. */
 export interface ProxyStatus {
   readonly id: string;
   /** The SPIFFE id its token authenticated as. */
   readonly identity: string;
+  /** `sidecar` or `gateway`, as it subscribed. */
+  readonly role: string;
+  readonly labels: Readonly<Record<string, string>>;
   readonly connected: boolean;
   readonly address: string;
   readonly connectedAt: string;
@@ -28,6 +32,8 @@ export interface ProxyStatus {
 export interface ProxySession {
   readonly id: string;
   readonly identity: string;
+  /** Role and labels as it subscribed, namespace from its identity: what decides its subset. */
+  readonly meta: ProxyMeta;
   readonly address: string;
   readonly connectedAt: Date;
   disconnectedAt: Date | undefined;
@@ -71,7 +77,7 @@ export class ProxyRegistry {
    * must not take over another's record); the same identity subscribing again replaces its session,
    * and what it had acknowledged carries over (the proxy still runs it).
    */
-  connect(id: string, identity: string, address: string): { ok: true; session: ProxySession; replaced: ProxySession | undefined } | { ok: false; message: string } {
+  connect(id: string, identity: string, address: string, meta: ProxyMeta): { ok: true; session: ProxySession; replaced: ProxySession | undefined } | { ok: false; message: string } {
     this.#forget();
     const old = this.#sessions.get(id);
     if (old && old.identity !== identity && old.disconnectedAt === undefined) {
@@ -81,6 +87,7 @@ export class ProxyRegistry {
     const session: ProxySession = {
       id,
       identity,
+      meta,
       address,
       connectedAt: this.#now(),
       disconnectedAt: undefined,
@@ -100,10 +107,11 @@ export class ProxyRegistry {
     this.#metrics?.proxyDisconnected();
   }
 
-  sent(session: ProxySession, version: string): void {
+  /** `kind`: the whole subset (`sotw`) or what changed in it (`delta`). */
+  sent(session: ProxySession, version: string, kind: 'sotw' | 'delta'): void {
     session.sentVersion = version;
     session.sentAt = performance.now();
-    this.#metrics?.pushed();
+    this.#metrics?.pushed(kind);
   }
 
   /** `body` is the parsed JSON of an acknowledgement; `identity` the caller's. */
@@ -138,6 +146,8 @@ export class ProxyRegistry {
       .map((s) => ({
         id: s.id,
         identity: s.identity,
+        role: s.meta.role,
+        labels: { ...s.meta.labels },
         connected: s.disconnectedAt === undefined,
         address: s.address,
         connectedAt: s.connectedAt.toISOString(),

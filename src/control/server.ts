@@ -1,5 +1,7 @@
 // The control plane's TLS endpoint (port 15012): authenticates every call by its bearer token, then
-//   GET  /v1/config/stream?proxy=ID   the configuration stream (NDJSON, long-lived)
+//   GET  /v1/config/stream?proxy=ID&role=sidecar|gateway&labels=k=v,…
+//                                     the configuration stream (NDJSON, long-lived); what it
+//                                     carries is scoped to the caller's namespace, role and labels
 //   POST /v1/config/ack               a proxy says whether it applied a version
 //   POST /v1/certificates             a CSR signed for the caller's identity
 // (The list of proxies is on the loopback debug port, debug-server.ts: a token is not enough for it.)
@@ -16,7 +18,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { CertificateAuthority } from '../core/pki/authority.js';
 import { spiffeIdOf } from '../core/pki/spiffe.js';
-import { ACK_PATH, CERTIFICATES_PATH, STREAM_PATH } from '../core/sources/control-plane-wire.js';
+import { ACK_PATH, CERTIFICATES_PATH, STREAM_PATH, parseDescription } from '../core/sources/control-plane-wire.js';
 import { answerCertificateRequest } from './ca-service.js';
 import type { ConfigDistributor } from './config-distributor.js';
 import type { ProxyRegistry } from './proxy-registry.js';
@@ -36,6 +38,8 @@ export interface ControlServerOptions {
 
 /** A CSR is about 1 KiB; an acknowledgement carries at most a list of problems. */
 const MAX_BODY_BYTES = 1 << 20;
+/** How long an idle acknowledgement connection stays open (a minute and a bit, as HTTP load balancers keep them). */
+const ACK_KEEP_ALIVE_MS = 65_000;
 const PROXY_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,252}$/;
 
 const ROUTES: Readonly<Record<string, string>> = {
@@ -63,6 +67,9 @@ export function createControlServer(opts: ControlServerOptions): Server {
       reply(res, 500, { error: 'internal error' });
     });
   });
+  // A proxy acknowledges every push on a pooled connection beside its stream; Node's 5 s default
+  // would close it between pushes, and each push would then cost every proxy a new TLS handshake.
+  server.keepAliveTimeout = ACK_KEEP_ALIVE_MS;
   // Proxies that fail the handshake (a wrong root, a port scanner) are worth a debug line, not a crash.
   server.on('tlsClientError', (err, socket) => log.debug({ error: err.message, address: socket.remoteAddress }, 'TLS handshake failed'));
   return server;
@@ -85,7 +92,11 @@ async function handle(opts: ControlServerOptions, req: IncomingMessage, res: Ser
     case STREAM_PATH: {
       const id = url.searchParams.get('proxy') ?? '';
       if (!PROXY_ID.test(id)) return reply(res, 400, { error: 'proxy=ID is required: letters, digits, . _ : -' });
-      const connected = opts.registry.connect(id, identity, req.socket.remoteAddress ?? '');
+      const described = parseDescription(url.searchParams);
+      if (typeof described === 'string') return reply(res, 400, { error: described });
+      // The namespace is the token's, never the caller's say: it decides which policies it receives.
+      const meta = { ...described, namespace: caller.namespace };
+      const connected = opts.registry.connect(id, identity, req.socket.remoteAddress ?? '', meta);
       if (!connected.ok) return reply(res, 409, { error: connected.message });
       opts.distributor.open(connected.session, res, connected.replaced);
       return;

@@ -12,6 +12,7 @@ import { createLogger } from '../core/telemetry/logger.js';
 import type { Logger } from 'pino';
 import { loadOrCreateAuthority } from '../core/pki/authority.js';
 import { ROOT_CERT_FILE } from '../core/pki/ca-files.js';
+import type { ProxyDescription } from '../core/sources/control-plane-wire.js';
 import { connectToMesh, type MeshConnection } from '../core/sources/mesh-connection.js';
 import { startControlPlane, type RunningControlPlane } from '../control/main.js';
 import { FileTokenAuthenticator } from '../control/token-authenticator.js';
@@ -120,8 +121,8 @@ export async function startDemoMesh(opts: DemoMeshOptions): Promise<RunningDemoM
       logger: quiet('control'),
     });
     const url = `https://127.0.0.1:${control.port}`;
-    const join = async (id: Identity, proxyId: string, logger: Logger): Promise<MeshConnection> => {
-      const c = await connectToMesh({ url, tokenFile: tokens.tokenFile(id), rootCertFile, proxyId, logger });
+    const join = async (id: Identity, proxyId: string, description: ProxyDescription, logger: Logger): Promise<MeshConnection> => {
+      const c = await connectToMesh({ url, tokenFile: tokens.tokenFile(id), rootCertFile, proxyId, description, logger });
       connections.push(c);
       return c;
     };
@@ -138,14 +139,15 @@ export async function startDemoMesh(opts: DemoMeshOptions): Promise<RunningDemoM
         }),
       );
       const logger = quiet(`sidecar ${w.instance}`);
-      const mesh = await join({ namespace: DEMO_NAMESPACE, serviceAccount: w.serviceAccount }, `${w.instance}.${DEMO_NAMESPACE}`, logger);
+      const labels = { app: w.service, version: w.version };
+      const mesh = await join({ namespace: DEMO_NAMESPACE, serviceAccount: w.serviceAccount }, `${w.instance}.${DEMO_NAMESPACE}`, { role: 'sidecar', labels }, logger);
       sidecars.push(
         await startSidecar({
           identity: mesh.identity,
           source: mesh.source,
           namespace: DEMO_NAMESPACE,
           serviceAccount: w.serviceAccount,
-          labels: { app: w.service, version: w.version },
+          labels,
           appPort: w.appPort,
           appHost: DEMO_ADDRESS,
           inboundPort: w.port,
@@ -160,7 +162,8 @@ export async function startDemoMesh(opts: DemoMeshOptions): Promise<RunningDemoM
       );
     }
 
-    const gatewayMesh = await join(DEMO_GATEWAY_IDENTITY, `meshgate-ingressgateway.${DEMO_GATEWAY_IDENTITY.namespace}`, log);
+    // startGateway's default labels, which the demo's Gateway selects.
+    const gatewayMesh = await join(DEMO_GATEWAY_IDENTITY, `meshgate-ingressgateway.${DEMO_GATEWAY_IDENTITY.namespace}`, { role: 'gateway', labels: { istio: 'ingressgateway' } }, log);
     gateway = await startGateway({
       source: gatewayMesh.source,
       identity: gatewayMesh.identity,

@@ -7,6 +7,8 @@ const KINDS: Readonly<Record<string, { readonly group: string; readonly versions
   DestinationRule: { group: 'networking.istio.io', versions: ['v1', 'v1beta1', 'v1alpha3'] },
   ServiceEntry: { group: 'networking.istio.io', versions: ['v1', 'v1beta1', 'v1alpha3'] },
   WorkloadEntry: { group: 'networking.istio.io', versions: ['v1', 'v1beta1', 'v1alpha3'] },
+  // What a sidecar imports (egress.hosts); the control plane narrows each sidecar's configuration by it.
+  Sidecar: { group: 'networking.istio.io', versions: ['v1', 'v1beta1', 'v1alpha3'] },
   PeerAuthentication: { group: 'security.istio.io', versions: ['v1', 'v1beta1'] },
   AuthorizationPolicy: { group: 'security.istio.io', versions: ['v1', 'v1beta1'] },
   RequestAuthentication: { group: 'security.istio.io', versions: ['v1', 'v1beta1'] },

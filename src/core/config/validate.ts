@@ -18,6 +18,7 @@ import { validateRateLimitPolicy } from './validate-rate-limit.js';
 import { validateServiceEntry, validateWorkloadEntry } from './validate-service-entry.js';
 import { validateVirtualService } from './validate-virtual-service.js';
 import { validateConfigMap, validateTelemetry } from './validate-telemetry.js';
+import { validateSidecar } from './validate-sidecar.js';
 
 export { parseDuration } from './validate-common.js';
 
@@ -29,6 +30,7 @@ const BY_KIND: Readonly<Record<string, SpecValidator>> = {
   DestinationRule: validateDestinationRule,
   ServiceEntry: validateServiceEntry,
   WorkloadEntry: validateWorkloadEntry,
+  Sidecar: validateSidecar,
   PeerAuthentication: validatePeerAuthentication,
   AuthorizationPolicy: validateAuthorizationPolicy,
   RequestAuthentication: validateRequestAuthentication,
@@ -55,7 +57,7 @@ const TOP_LEVEL: Readonly<Record<string, SpecValidator>> = {
 };
 
 /** Kinds whose names are checked here (Istio's rules; meshgate's own kinds follow them). */
-const ISTIO_KINDS = new Set(['Gateway', 'VirtualService', 'DestinationRule', 'ServiceEntry', 'WorkloadEntry', 'PeerAuthentication', 'AuthorizationPolicy', 'RequestAuthentication', 'RateLimitPolicy', 'Telemetry']);
+const ISTIO_KINDS = new Set(['Gateway', 'VirtualService', 'DestinationRule', 'ServiceEntry', 'WorkloadEntry', 'Sidecar', 'PeerAuthentication', 'AuthorizationPolicy', 'RequestAuthentication', 'RateLimitPolicy', 'Telemetry']);
 
 export function validateResource(r: Resource): Problem[] {
   let c: Checker | undefined;

@@ -12,7 +12,9 @@ import {
   ACK_PATH,
   CERTIFICATES_PATH,
   STREAM_PATH,
+  describeQuery,
   parseStreamMessage,
+  type ProxyDescription,
   type AckRequest,
   type StreamMessage,
 } from './control-plane-wire.js';
@@ -78,8 +80,11 @@ export class ControlPlaneClient {
     return this.#base.origin;
   }
 
-  /** Opens the configuration stream as `proxyId`. Heartbeats are watched here: silence ends the stream. */
-  openStream(proxyId: string, handlers: StreamHandlers): StreamHandle {
+  /**
+   * Opens the configuration stream as `proxyId`, described as `description` (what it is sent depends
+   * on it). Heartbeats are watched here: silence ends the stream.
+   */
+  openStream(proxyId: string, handlers: StreamHandlers, description: ProxyDescription = { role: 'sidecar', labels: {} }): StreamHandle {
     let done = false;
     let watchdog: NodeJS.Timeout | undefined;
     let idleMs = this.#timeoutMs;
@@ -102,7 +107,7 @@ export class ControlPlaneClient {
       queueMicrotask(() => finish(new Error(headers.message)));
       return { close: () => finish(undefined) };
     }
-    const path = `${STREAM_PATH}?proxy=${encodeURIComponent(proxyId)}`;
+    const path = `${STREAM_PATH}?proxy=${encodeURIComponent(proxyId)}&${describeQuery(description)}`;
     req = request(new URL(path, this.#base), { method: 'GET', agent: this.#agent, headers: headers.value });
     arm();
     req.on('error', (err) => finish(this.#explain(err)));

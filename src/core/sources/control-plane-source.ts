@@ -1,19 +1,27 @@
-// ControlPlaneSource: a control plane's configuration stream as a ConfigSource. Each version arrives
-// whole; its resources are rebuilt (with the control plane's file:line), emitted, and the outcome
-// the consumer reports (applied, or refused with its errors) goes back as an acknowledgement.
+// ControlPlaneSource: a control plane's configuration stream as a ConfigSource. The first version of
+// a subscription arrives whole, later ones as deltas: only the resources that changed are decoded
+// (with the control plane's file:line), the rest are kept as the same objects, and the whole set is
+// emitted with what changed named (ConfigUpdate.changed). The outcome the consumer reports (applied,
+// or refused with its errors) goes back as an acknowledgement. A delta that does not apply (its base
+// is not the version held, or it is malformed) changes nothing: the proxy keeps serving what it has
+// and subscribes again at once, which starts with the whole set (a resync).
 // When the stream breaks the proxy keeps serving what it has (nothing is emitted, a line is logged)
 // and subscribes again with back-off; a version it already has is acknowledged again, not rebuilt.
 
 import { pino, type Logger } from 'pino';
 import { hostname } from 'node:os';
 import type { ControlPlaneClient, StreamHandle } from './control-plane-client.js';
-import { decodeResources, type StreamMessage } from './control-plane-wire.js';
+import { decodeResources, resourceKey, type ProxyDescription, type StreamMessage } from './control-plane-wire.js';
 import type { ConfigOutcome, ConfigSource, ConfigUpdate } from './source.js';
+import type { Problem } from '../config/problem.js';
+import type { Resource } from '../model/resource.js';
 
 export interface ControlPlaneSourceOptions {
   readonly client: ControlPlaneClient;
   /** How this proxy is listed by the control plane; unique per proxy (default `<hostname>-<pid>`). */
   readonly proxyId?: string;
+  /** What the control plane scopes this proxy's configuration by (default: a sidecar without labels). */
+  readonly description?: ProxyDescription;
   readonly logger?: Logger;
   /** Delays between subscriptions after a failure: first, doubling up to max (default 250 ms → 5 s), minus up to 20% jitter. */
   readonly backoff?: { readonly initialMs: number; readonly maxMs: number };
@@ -21,6 +29,9 @@ export interface ControlPlaneSourceOptions {
   /** start() rejects when no set has arrived after this long (default: it waits as long as it takes). */
   readonly startTimeoutMs?: number;
 }
+
+/** Tries of one acknowledgement before waiting for the next subscription to repeat it. */
+const ACK_ATTEMPTS = 4;
 
 export function defaultProxyId(): string {
   return `${hostname()}-${process.pid}`;
@@ -39,6 +50,7 @@ export function proxyIdOf(name: string, namespace: string): string {
 export class ControlPlaneSource implements ConfigSource {
   readonly #client: ControlPlaneClient;
   readonly #proxyId: string;
+  readonly #description: ProxyDescription | undefined;
   readonly #log: Logger;
   readonly #backoff: { readonly initialMs: number; readonly maxMs: number };
   readonly #random: () => number;
@@ -52,12 +64,17 @@ export class ControlPlaneSource implements ConfigSource {
   #lastError: string | undefined;
   #outage = false;
   #version: string | undefined;
+  /** The set of `#version`, by resourceKey: what a delta applies to. */
+  #resources = new Map<string, Resource>();
   #outcome: ConfigOutcome | undefined;
+  #resyncs = 0;
+  #badInARow = 0;
   #closed = false;
 
   constructor(opts: ControlPlaneSourceOptions) {
     this.#client = opts.client;
     this.#proxyId = opts.proxyId ?? defaultProxyId();
+    this.#description = opts.description;
     this.#log = opts.logger ?? pino({ level: 'silent' });
     this.#backoff = opts.backoff ?? { initialMs: 250, maxMs: 5000 };
     this.#random = opts.random ?? Math.random;
@@ -70,6 +87,11 @@ export class ControlPlaneSource implements ConfigSource {
 
   get proxyId(): string {
     return this.#proxyId;
+  }
+
+  /** How many times a delta did not apply and the whole set was asked for again. */
+  get resyncs(): number {
+    return this.#resyncs;
   }
 
   start(onUpdate: (u: ConfigUpdate) => void): Promise<void> {
@@ -105,10 +127,34 @@ export class ControlPlaneSource implements ConfigSource {
   #subscribe(): void {
     this.#retry = undefined;
     if (this.#closed) return;
-    this.#stream = this.#client.openStream(this.#proxyId, {
-      onMessage: (m) => this.#message(m),
-      onEnd: (reason) => this.#ended(reason),
-    });
+    const stream = this.#client.openStream(
+      this.#proxyId,
+      {
+        onMessage: (m) => {
+          if (this.#stream === stream) this.#message(m);
+        },
+        onEnd: (reason) => {
+          if (this.#stream === stream) this.#ended(reason);
+        },
+      },
+      this.#description,
+    );
+    this.#stream = stream;
+  }
+
+  /** Keeps what is served and subscribes again at once: a new subscription starts with the whole set. */
+  #resync(why: string, extra: Record<string, unknown>): void {
+    this.#resyncs++;
+    // Twice in a row without a good version between: the control plane keeps sending what cannot be
+    // read, so back off as after any failure instead of asking again in a loop.
+    if (this.#badInARow++ > 0) {
+      this.#stream?.close();
+      return this.#ended(new Error(`configuration stream unreadable again: ${why}`));
+    }
+    this.#log.warn({ controlPlane: this.#client.url, version: this.#version ?? null, reason: why, ...extra }, 'configuration delta not applied; the current configuration keeps serving; asking for the whole set');
+    this.#stream?.close();
+    this.#stream = undefined;
+    this.#subscribe();
   }
 
   #message(m: StreamMessage): void {
@@ -117,19 +163,44 @@ export class ControlPlaneSource implements ConfigSource {
       this.#log.debug({ proxy: m.proxy, identity: m.identity, heartbeatMs: m.heartbeatMs }, 'subscribed to the control plane');
       return;
     }
+    if (m.type === 'bad-delta') return this.#resync(m.reason, {});
+    if (m.type === 'delta') return this.#delta(m);
     if (this.#outage) this.#log.info({ controlPlane: this.#client.url, version: m.version }, 'control plane stream back');
     this.#outage = false;
     this.#failures = 0;
     this.#lastError = undefined;
     if (m.version === this.#version) {
       // A new subscription (or a control plane that restarted) repeats what we have: say again what became of it.
+      this.#badInARow = 0;
       if (this.#outcome) this.#ack(m.version, this.#outcome);
       return;
     }
-    this.#version = m.version;
-    this.#outcome = undefined;
-    const version = m.version;
     const loaded = decodeResources(m.resources);
+    this.#resources = new Map(loaded.resources.map((r) => [resourceKey(r), r]));
+    this.#emit(m.version, { ...loaded });
+  }
+
+  /** Applies a delta to the set held, or resyncs; never emits a set it could not build whole. */
+  #delta(m: Extract<StreamMessage, { type: 'delta' }>): void {
+    if (this.#version === undefined || m.base !== this.#version) return this.#resync('the delta is not from the version held', { base: m.base });
+    if (m.version === this.#version) return;
+    const decoded = decodeResources(m.updated);
+    const broken = decoded.problems.length > 0 || decoded.resources.length !== m.updated.length;
+    if (broken) return this.#resync('the delta holds a resource that cannot be read', { problems: decoded.problems.slice(0, 5).map(problemText) });
+    const next = new Map(this.#resources);
+    for (const key of m.removed) next.delete(key);
+    for (const r of decoded.resources) next.set(resourceKey(r), r);
+    this.#resources = next;
+    // Configuration order (file, then document) as a whole set would have it.
+    const resources = [...next.values()].sort((a, b) => a.origin.order - b.origin.order);
+    this.#emit(m.version, { resources, problems: [], changed: { updated: decoded.resources, removed: [...m.removed] } });
+  }
+
+  #emit(version: string, update: Omit<ConfigUpdate, 'acknowledge'>): void {
+    this.#badInARow = 0;
+    this.#version = version;
+    this.#outcome = undefined;
+    const loaded = update;
     let answered = false;
     const acknowledge = (outcome: ConfigOutcome): void => {
       if (answered || this.#closed) return;
@@ -137,7 +208,7 @@ export class ControlPlaneSource implements ConfigSource {
       if (this.#version === version) this.#outcome = outcome;
       this.#ack(version, outcome);
     };
-    this.#log.debug({ version, resources: loaded.resources.length }, 'configuration version received');
+    this.#log.debug({ version, resources: loaded.resources.length, ...(loaded.changed ? { updated: loaded.changed.updated.length, removed: loaded.changed.removed.length } : {}) }, 'configuration version received');
     this.#onUpdate?.({ ...loaded, acknowledge });
     if (this.#waiter) {
       clearTimeout(this.#startTimer);
@@ -146,10 +217,19 @@ export class ControlPlaneSource implements ConfigSource {
     }
   }
 
-  #ack(version: string, outcome: ConfigOutcome): void {
+  #ack(version: string, outcome: ConfigOutcome, attempt = 1): void {
     const ack = outcome.accepted ? { proxy: this.#proxyId, version, accepted: true } : { proxy: this.#proxyId, version, accepted: false, problems: outcome.problems };
-    // A lost acknowledgement is repeated after the next subscription, which repeats the version.
-    this.#client.ack(ack).catch((err: unknown) => this.#log.warn({ version, error: (err as Error).message }, 'could not acknowledge a configuration version'));
+    this.#client.ack(ack).catch((err: unknown) => {
+      // A pooled connection the server closed as idle fails the POST; the acknowledgement is
+      // repeatable, so it is tried again a few times while the version is still the one held (and
+      // after that, repeated on the next subscription, which repeats the version).
+      if (attempt < ACK_ATTEMPTS && !this.#closed && this.#version === version) {
+        const retry = setTimeout(() => this.#ack(version, outcome, attempt + 1), 50 * attempt);
+        retry.unref();
+        return;
+      }
+      this.#log.warn({ version, error: (err as Error).message }, 'could not acknowledge a configuration version');
+    });
   }
 
   #ended(reason: Error): void {
@@ -173,4 +253,8 @@ export class ControlPlaneSource implements ConfigSource {
     this.#waiter.reject(err);
     this.#waiter = undefined;
   }
+}
+
+function problemText(p: Problem): string {
+  return `${p.file}:${p.line} ${p.resource} ${p.field}: ${p.message}`;
 }

@@ -28,11 +28,61 @@ export interface WireResource {
   readonly object: unknown;
 }
 
-/** One line of the stream (NDJSON). `hello` comes first, then `config` at once and on every change. */
+/**
+ * One line of the stream (NDJSON). `hello` comes first, then `config` (the proxy's whole set) at
+ * once; after that each change is a `delta` from the version the proxy has (`base`) to `version`:
+ * the resources added or changed, and the keys (resourceKey) of those removed. A proxy whose
+ * version is not `base`, or that cannot read a delta, keeps what it runs and subscribes again,
+ * which starts with a whole `config`.
+ */
 export type StreamMessage =
   | { readonly type: 'hello'; readonly proxy: string; readonly identity: string; readonly heartbeatMs: number }
   | { readonly type: 'config'; readonly version: string; readonly resources: readonly WireResource[] }
-  | { readonly type: 'heartbeat' };
+  | { readonly type: 'delta'; readonly version: string; readonly base: string; readonly updated: readonly WireResource[]; readonly removed: readonly string[] }
+  | { readonly type: 'heartbeat' }
+  /** Not sent: what a proxy makes of a `delta` line it cannot read. */
+  | { readonly type: 'bad-delta'; readonly reason: string };
+
+/** What a proxy tells about itself when it subscribes (its namespace comes from its token). */
+export interface ProxyDescription {
+  /** `gateway` or `sidecar` (the default: the narrower of the two). */
+  readonly role: 'sidecar' | 'gateway';
+  /** Its workload labels: which Gateways, Sidecars and policies select it. */
+  readonly labels: Readonly<Record<string, string>>;
+}
+
+/** How a resource is named in a delta: one per kind, namespace and name (as the API server allows). */
+export function resourceKey(r: { readonly kind: string; readonly metadata: { readonly namespace: string; readonly name: string } }): string {
+  return `${r.kind}/${r.metadata.namespace}/${r.metadata.name}`;
+}
+
+/** `role=gateway&labels=istio%3Dingressgateway`: the query a stream subscription carries beside `proxy=`. */
+export function describeQuery(d: ProxyDescription): string {
+  const labels = Object.entries(d.labels).map(([k, v]) => `${k}=${v}`).join(',');
+  return `role=${d.role}${labels ? `&labels=${encodeURIComponent(labels)}` : ''}`;
+}
+
+const LABEL_KEY = /^([a-z0-9]([-a-z0-9.]*[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
+const LABEL_VALUE = /^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$/;
+const MAX_LABELS = 64;
+
+/** The control plane's reading of that query; a message when it is malformed. */
+export function parseDescription(params: URLSearchParams): ProxyDescription | string {
+  const role = params.get('role') ?? 'sidecar';
+  if (role !== 'sidecar' && role !== 'gateway') return `role must be sidecar or gateway, not ${JSON.stringify(role.slice(0, 40))}`;
+  const labels: Record<string, string> = {};
+  const text = params.get('labels') ?? '';
+  const pairs = text === '' ? [] : text.split(',');
+  if (pairs.length > MAX_LABELS) return `at most ${MAX_LABELS} labels`;
+  for (const pair of pairs) {
+    const eq = pair.indexOf('=');
+    const k = eq < 0 ? pair : pair.slice(0, eq);
+    const v = eq < 0 ? '' : pair.slice(eq + 1);
+    if (k.length > 253 || v.length > 63 || !LABEL_KEY.test(k) || !LABEL_VALUE.test(v)) return `labels: ${JSON.stringify(pair.slice(0, 80))} is not key=value`;
+    labels[k] = v;
+  }
+  return { role, labels };
+}
 
 export interface AckRequest {
   readonly proxy: string;
@@ -117,13 +167,14 @@ function originOf(v: unknown): Origin | undefined {
   };
 }
 
-/** One stream line, or undefined when it is not a message this version knows (skipped, not fatal). */
+/** One stream line, or undefined when it is a message this version does not know (skipped, not fatal). */
 export function parseStreamMessage(text: string): StreamMessage | undefined {
   let v: unknown;
   try {
     v = JSON.parse(text);
   } catch {
-    return undefined;
+    // A line cut or garbled on the way may have been a delta: the proxy cannot tell, so it resyncs.
+    return { type: 'bad-delta', reason: 'a stream line that is not JSON' };
   }
   if (!isRecord(v)) return undefined;
   if (v.type === 'heartbeat') return { type: 'heartbeat' };
@@ -132,6 +183,14 @@ export function parseStreamMessage(text: string): StreamMessage | undefined {
   }
   if (v.type === 'config' && typeof v.version === 'string' && Array.isArray(v.resources)) {
     return { type: 'config', version: v.version, resources: v.resources as WireResource[] };
+  }
+  if (v.type === 'delta') {
+    // A delta that is not well formed must still reach the proxy, which refuses it and resyncs:
+    // skipping it silently would leave the proxy a version behind without knowing.
+    const ok = typeof v.version === 'string' && typeof v.base === 'string' && Array.isArray(v.updated) && Array.isArray(v.removed) && v.removed.every((k) => typeof k === 'string');
+    return ok
+      ? { type: 'delta', version: v.version as string, base: v.base as string, updated: v.updated as WireResource[], removed: v.removed as string[] }
+      : { type: 'bad-delta', reason: 'a delta without version, base, updated and removed (a list of keys)' };
   }
   return undefined;
 }

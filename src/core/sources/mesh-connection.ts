@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { IdentityClient } from '../pki/identity-client.js';
 import { ControlPlaneClient } from './control-plane-client.js';
 import { ControlPlaneSource } from './control-plane-source.js';
+import type { ProxyDescription } from './control-plane-wire.js';
 
 export interface MeshConnectionOptions {
   /** `https://host:15012`. */
@@ -16,6 +17,8 @@ export interface MeshConnectionOptions {
   /** The mesh root (the control plane's `root-cert.pem`, or Istio's `istio-ca-root-cert` ConfigMap). */
   readonly rootCertFile: string;
   readonly proxyId: string;
+  /** What the proxy is and its labels: the control plane sends it only what concerns it. */
+  readonly description: ProxyDescription;
   readonly logger: Logger;
   /** Workload certificate lifetime to ask for (default 24 h). */
   readonly certTtlSeconds?: number;
@@ -46,7 +49,7 @@ export async function connectToMesh(opts: MeshConnectionOptions): Promise<MeshCo
     client.close();
     throw err;
   }
-  const source = new ControlPlaneSource({ client, proxyId: opts.proxyId, logger: opts.logger.child({ component: 'config-stream' }) });
+  const source = new ControlPlaneSource({ client, proxyId: opts.proxyId, description: opts.description, logger: opts.logger.child({ component: 'config-stream' }) });
   return {
     identity,
     source,

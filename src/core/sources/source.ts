@@ -3,6 +3,7 @@
 
 import type { LoadResult } from '../config/load.js';
 import type { Problem } from '../config/problem.js';
+import type { Resource } from '../model/resource.js';
 
 /** What became of one update: applied, or refused as a whole with the errors that refused it. */
 export type ConfigOutcome = { readonly accepted: true } | { readonly accepted: false; readonly problems: readonly Problem[] };
@@ -17,6 +18,13 @@ export interface ConfigUpdate extends LoadResult {
    * validated it and an error here means the two sides disagree.
    */
   readonly acknowledge?: (outcome: ConfigOutcome) => void;
+  /**
+   * Set when the source knows what changed since its previous update (a control plane's delta):
+   * the resources added or changed, and the keys (`Kind/namespace/name`) of those removed. Every
+   * resource not named here is the very same object as in the previous update, so a consumer can
+   * rebuild only what depends on these. `resources` is still the whole set.
+   */
+  readonly changed?: { readonly updated: readonly Resource[]; readonly removed: readonly string[] };
 }
 
 export interface ConfigSource {
