@@ -15,7 +15,8 @@
 // BENCH_REDIS=PATH|none the redis-server for the store redis row, BENCH_CADDY=PATH|none the caddy
 // of the plain-HTTP caddy row, BENCH_HAPROXY=PATH|none the haproxy of its plain-HTTP row, BENCH_SCALE_SIZES (default
 // 10,100,1000,10000, or none) the generated configurations of the scale and push rows,
-// BENCH_XDS_PROXIES (default 200) the proxies subscribed in the push rows.
+// BENCH_XDS_PROXIES (default 200) the proxies subscribed in the push rows;
+// BENCH_ONLY=observability runs only the pair "metrics + tracing 1 %" against "both off".
 
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -96,18 +97,7 @@ async function measureVariants(s: Settings, upstreamPort: number, redisBin: stri
   const two = await startMeshgate(upstreamPort, { workers: 2 });
   loads.push(await measureLoad(s, two.http, TWO_WORKERS, 'http'));
   await two.stop();
-  // The observability pair, back to back: Istio metrics plus 1 % of requests traced to an OTLP sink,
-  // against both off. The sink only answers 200; what it costs is the proxy's.
-  const sink = createServer((req, res) => req.resume().on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end('{}')));
-  await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
-  const otlpPort = (sink.address() as AddressInfo).port;
-  for (const mode of ['on', 'off'] as const) {
-    const gw = await startMeshgate(upstreamPort, { observability: { mode, otlpPort } });
-    loads.push(await measureLoad(s, gw.http, mode === 'on' ? OBSERVED : UNOBSERVED, 'http'));
-    await gw.stop();
-  }
-  sink.close();
-  const problems: string[] = [];
+  const problems: string[] = await measureObservability(s, upstreamPort, loads);
   for (const store of redisBin ? (['memory', 'redis'] as const) : (['memory'] as const)) {
     const redis = store === 'redis' ? await startRedis(redisBin!) : undefined;
     const gw = await startMeshgate(upstreamPort, { rateLimit: store, ...(redis ? { redisUrl: redis.url } : {}) });
@@ -119,6 +109,52 @@ async function measureVariants(s: Settings, upstreamPort: number, redisBin: stri
     await redis?.stop();
   }
   return problems;
+}
+
+/**
+ * The observability pair, back to back: Istio metrics plus 1 % of requests traced to an OTLP sink,
+ * against both off. The sink only answers 200; what it costs is the proxy's. Returns what went
+ * wrong: an "on" row whose proxy counted nothing did not measure what it says.
+ */
+async function measureObservability(s: Settings, upstreamPort: number, loads: LoadRow[]): Promise<string[]> {
+  let spanBatches = 0;
+  const sink = createServer((req, res) => req.resume().on('end', () => {
+    spanBatches++;
+    res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+  }));
+  await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
+  const otlpPort = (sink.address() as AddressInfo).port;
+  const problems: string[] = [];
+  for (const mode of ['on', 'off'] as const) {
+    const gw = await startMeshgate(upstreamPort, { observability: { mode, otlpPort } });
+    loads.push(await measureLoad(s, gw.http, mode === 'on' ? OBSERVED : UNOBSERVED, 'http'));
+    if (mode === 'on') {
+      const counted = await requestsCounted(gw.metricsPort);
+      if (!(counted > 0)) problems.push(`${OBSERVED}: the gateway's /stats/prometheus counted ${counted} requests`);
+      console.log(`    ${counted} requests in istio_requests_total, ${spanBatches} span batches exported so far`);
+    }
+    await gw.stop();
+  }
+  sink.close();
+  return problems;
+}
+
+/** The sum of istio_requests_total on a proxy's metrics port. */
+async function requestsCounted(port: number): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/stats/prometheus`)).text();
+  return [...text.matchAll(/^istio_requests_total\{[^}]*\} (\S+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+}
+
+/** `BENCH_ONLY=observability`: the observability pair alone, its two rows and their ratio. */
+async function observabilityOnly(s: Settings, upstreamPort: number): Promise<number> {
+  const loads: LoadRow[] = [];
+  const problems = await measureObservability(s, upstreamPort, loads);
+  console.log('');
+  console.log(loadTable(loads));
+  console.log(`metrics + tracing 1 % / both off: ${loadRatio(loads.find((r) => r.target === OBSERVED), loads.find((r) => r.target === UNOBSERVED))}`);
+  const failed = [...problems, ...loads.filter((r) => r.result.errors > 0).map((r) => `${r.target}: ${r.result.errors} failed requests (${r.result.errorDetail})`)];
+  for (const f of failed) console.error(f);
+  return failed.length > 0 ? 1 : 0;
 }
 
 /** `resume`: every connection offers one session (`s_time -reuse`): the resumption rate. */
@@ -205,6 +241,7 @@ async function main(): Promise<number> {
   const handshakes: HandshakeRow[] = [];
   const certs = await writeBenchCerts(await tempDir('meshgate-bench-certs-'));
   const upstream = await startUpstream();
+  if (process.env.BENCH_ONLY === 'observability') return observabilityOnly(s, upstream.port);
 
   // One proxy at a time, so an idle proxy never takes CPU from the one being measured. The
   // variants of meshgate follow its baseline at once, so their ratios span the least time.

@@ -68,6 +68,8 @@ export interface MeshgateTargets {
   /** One per certificate in `certs`; empty without certificates. */
   readonly https: readonly TlsTarget[];
   readonly adminPort: number;
+  /** Its /stats/prometheus port (0: metrics off). */
+  readonly metricsPort: number;
   stop(): Promise<void>;
 }
 
@@ -134,7 +136,7 @@ export async function startMeshgate(upstreamPort: number, opts: MeshgateOptions 
     pid: child.pid,
     stop,
   }));
-  return { http: { name: 'meshgate', url: `http://127.0.0.1:${port}/`, host: BENCH_HOST, pid: child.pid, stop }, https, adminPort, stop };
+  return { http: { name: 'meshgate', url: `http://127.0.0.1:${port}/`, host: BENCH_HOST, pid: child.pid, stop }, https, adminPort, metricsPort: metricsPort ?? 0, stop };
 }
 
 /** What a meshgate process's admin port says about its rate limits (the fields the bench checks). */

@@ -191,8 +191,10 @@ spec:
     assert.equal(cart.samplingPercent, 50);
     assert.equal(cart.accessLog, false);
     assert.equal(cart.traceProvider?.url, 'http://127.0.0.1:4318/v1/traces');
-    assert.ok(cart.metrics.disabled.has('istio_request_bytes'));
-    assert.ok(cart.metrics.removedTags.get('istio_requests_total')?.has('source_principal'));
+    for (const mode of [cart.metrics.client, cart.metrics.server]) {
+      assert.ok(mode.disabled.has('istio_request_bytes'));
+      assert.ok(mode.tags.get('istio_requests_total')?.removed.has('source_principal'));
+    }
     const other = telemetryPolicyFor(resources, { namespace: 'default', labels: { app: 'x' } });
     assert.equal(other.samplingPercent, 10);
     assert.equal(other.accessLog, true);

@@ -3,10 +3,16 @@
 // proxies refusing a version (`pilot_total_xds_rejects`), the time from a push to the proxy's
 // acknowledgement (`pilot_proxy_convergence_time`, seconds), and certificate signing
 // (`citadel_server_csr_count`, `citadel_server_success_cert_issuance_count`,
-// `citadel_server_csr_sign_err_count`). Served on the debug port at `/metrics`, as istiod serves
-// its monitoring port (15014).
+// `citadel_server_csr_sign_err_count`, `citadel_server_authentication_failure_count`, the root's
+// expiry), services known (`pilot_services`), sidecar injection (`sidecar_injection_*_total`) and
+// `istio_build{component="pilot"}`. Served on the debug port at `/metrics`, as istiod serves its
+// monitoring port (15014).
 
+import { X509Certificate } from 'node:crypto';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/** The version istio_build reports (meshgate's own). */
+const BUILD_TAG = '0.1.0';
 
 export class ControlMetrics {
   readonly registry = new Registry();
@@ -31,6 +37,67 @@ export class ControlMetrics {
     this.issued = new Counter({ name: 'citadel_server_success_cert_issuance_count', help: 'Certificates issued.', registers });
     this.signErrors = new Counter({ name: 'citadel_server_csr_sign_err_count', help: 'Certificate signing requests refused.', registers });
     this.connectedProxies.set(0);
+    this.addIstiodSeries(registers);
+  }
+
+  // Further istiod series, kept apart from the push counters above (docs/reference/metrics.md).
+  private authFailures!: Counter;
+  private injections!: Record<'requests' | 'success' | 'skip' | 'failure', Counter>;
+  private rootNotAfter: number | undefined;
+  private services: () => number = () => 0;
+
+  private addIstiodSeries(registers: Registry[]): void {
+    new Gauge({ name: 'istio_build', help: 'Istio component build info.', labelNames: ['component', 'tag'], registers }).set({ component: 'pilot', tag: BUILD_TAG }, 1);
+    this.authFailures = new Counter({ name: 'citadel_server_authentication_failure_count', help: 'Certificate signing requests whose caller could not be authenticated.', registers });
+    const metrics = this;
+    new Gauge({
+      name: 'citadel_server_root_cert_expiry_timestamp', help: 'When the root certificate expires (Unix seconds).', registers,
+      collect() {
+        if (metrics.rootNotAfter !== undefined) this.set(metrics.rootNotAfter / 1000);
+      },
+    });
+    new Gauge({
+      name: 'citadel_server_root_cert_expiry_seconds', help: 'Seconds until the root certificate expires.', registers,
+      collect() {
+        if (metrics.rootNotAfter !== undefined) this.set(Math.round((metrics.rootNotAfter - Date.now()) / 1000));
+      },
+    });
+    new Gauge({
+      name: 'pilot_services', help: 'Services known to the control plane.', registers,
+      collect() {
+        this.set(metrics.services());
+      },
+    });
+    const counter = (name: string, help: string): Counter => new Counter({ name, help, registers });
+    this.injections = {
+      requests: counter('sidecar_injection_requests_total', 'Pods the injection webhook was asked about.'),
+      success: counter('sidecar_injection_success_total', 'Pods given a sidecar.'),
+      skip: counter('sidecar_injection_skip_total', 'Pods admitted without a sidecar.'),
+      failure: counter('sidecar_injection_failure_total', 'Admission reviews refused.'),
+    };
+  }
+
+  /** The trust bundle proxies are given: its first certificate's expiry. */
+  rootCertificate(pem: string): void {
+    try {
+      this.rootNotAfter = new Date(new X509Certificate(pem).validTo).getTime();
+    } catch {
+      this.rootNotAfter = undefined;
+    }
+  }
+
+  /** How to count the services of the current configuration, read at scrape time. */
+  countServices(count: () => number): void {
+    this.services = count;
+  }
+
+  certificateAuthenticationFailed(): void {
+    this.authFailures.inc();
+  }
+
+  injection(outcome: 'success' | 'skip' | 'failure'): void {
+    this.injections.requests.inc();
+    this.injections[outcome].inc();
   }
 
   proxyConnected(): void {

@@ -13,6 +13,7 @@ import type { CertificateAuthority } from '../core/pki/authority.js';
 import { injectPod, type InjectOptions } from '../core/inject/inject-pod.js';
 import { injectionDecision } from '../core/inject/selection.js';
 import { podPatch } from '../core/inject/json-patch.js';
+import type { ControlMetrics } from './control-metrics.js';
 
 export const INJECTION_PORT = 15017;
 export const INJECT_PATH = '/inject';
@@ -30,6 +31,8 @@ export interface InjectionWebhookOptions {
   /** Namespace labels when known; the API server's selectors decide the namespace half otherwise. */
   readonly namespaceLabels?: (namespace: string) => Readonly<Record<string, string>> | undefined;
   readonly log: Logger;
+  /** sidecar_injection_*_total, as istiod counts them. */
+  readonly metrics?: Pick<ControlMetrics, 'injection'>;
 }
 
 export function webhookNames(serviceName: string, namespace: string): string[] {
@@ -52,7 +55,14 @@ export function createInjectionWebhook(opts: InjectionWebhookOptions): Server {
 }
 
 /** The AdmissionReview answer for one request body. */
-export function review(body: string, opts: Pick<InjectionWebhookOptions, 'inject' | 'namespaceLabels' | 'log'>): Json {
+export function review(body: string, opts: Pick<InjectionWebhookOptions, 'inject' | 'namespaceLabels' | 'log' | 'metrics'>): Json {
+  const answer = decide(body, opts);
+  const r = answer.response as Json;
+  opts.metrics?.injection(r.allowed === false ? 'failure' : r.patch !== undefined ? 'success' : 'skip');
+  return answer;
+}
+
+function decide(body: string, opts: Pick<InjectionWebhookOptions, 'inject' | 'namespaceLabels' | 'log'>): Json {
   let parsed: unknown;
   try {
     parsed = JSON.parse(body);

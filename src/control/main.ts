@@ -97,6 +97,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   if (!opts.source && opts.configDir === undefined) throw new Error('startControlPlane needs configDir or source');
   const source = opts.source ?? new FileSource({ dir: opts.configDir! });
   const metrics = new ControlMetrics();
+  metrics.rootCertificate(opts.ca.rootCertPem);
   const registry = new ProxyRegistry({ log: log.child({ component: 'proxies' }), metrics, ...(opts.now ? { now: opts.now } : {}) });
   const distributor = new ConfigDistributor({
     source,
@@ -106,13 +107,14 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     ...(opts.heartbeatMs !== undefined ? { heartbeatMs: opts.heartbeatMs } : {}),
     ...(opts.validate ? { validate: opts.validate } : {}),
   });
+  metrics.countServices(() => distributor.current?.resources.filter((r) => r.kind === 'Service' || r.kind === 'ServiceEntry').length ?? 0);
   const names = [...new Set([...CONTROL_PLANE_NAMES, ...(opts.hostnames ?? [])])];
   const tls = opts.ca.issueServerCertificate(names);
   const server = createControlServer({ tls, authenticator: opts.authenticator, distributor, registry, ca: opts.ca, metrics, log: log.child({ component: 'api' }) });
   let closing = false;
   const status = createStatusServer(() => !closing && distributor.current !== undefined);
   const debug = opts.debugPort !== undefined ? createDebugServer(registry, metrics, new MeshDashboard({ registry, config: () => distributor.current, ...(opts.dashboardTargets ? { targets: opts.dashboardTargets } : {}) })) : undefined;
-  const injector = opts.injection ? createInjectionWebhook({ ...opts.injection, ca: opts.ca, log: log.child({ component: 'injector' }) }) : undefined;
+  const injector = opts.injection ? createInjectionWebhook({ ...opts.injection, ca: opts.ca, metrics, log: log.child({ component: 'injector' }) }) : undefined;
   // Loaded only in cluster mode: the Kubernetes client is large, and file mode does without it.
   const publisher: RootCertPublisher | undefined = opts.kubeconfig
     ? new (await import('./root-cert-publisher.js')).RootCertPublisher({ kubeconfig: opts.kubeconfig, rootCertPem: opts.ca.rootCertPem, logger: log.child({ component: 'root-cert' }), ...(opts.kubeBackoff ? { backoff: opts.kubeBackoff } : {}) })

@@ -79,7 +79,10 @@ async function handle(opts: ControlServerOptions, req: IncomingMessage, res: Ser
   const url = new URL(req.url ?? '/', 'https://control.invalid');
   // Authentication comes before routing, so an unauthenticated caller learns nothing, not even which paths exist.
   const caller = await authenticate(opts, req, url.pathname);
-  if (!caller) return reply(res, 401, { error: 'a valid bearer token is required' }, { 'www-authenticate': 'Bearer' });
+  if (!caller) {
+    if (url.pathname === CERTIFICATES_PATH) opts.metrics?.certificateAuthenticationFailed();
+    return reply(res, 401, { error: 'a valid bearer token is required' }, { 'www-authenticate': 'Bearer' });
+  }
   const identity = spiffeIdOf({ trustDomain: opts.ca.trustDomain, ...caller });
   const method = ROUTES[url.pathname];
   if (!method) return reply(res, 404, { error: `no such path ${url.pathname}` });

@@ -8,12 +8,10 @@ import { yaml } from './yaml-module.js';
 import type { FieldPath } from '../model/resource.js';
 import { checkPolicyScope } from './validate-authorization-policy.js';
 import { asBool, asEnum, asList, asNumber, asObj, asString, atMostOne, checkDuration, checkPort, eachObj, isObj, isSet, knownFields, type Checker, type Obj } from './validate-common.js';
-import { METRIC_SELECTORS } from '../telemetry/telemetry-policy.js';
+import { isStandardLabel, METRIC_SELECTORS, validLabelName, WORKLOAD_MODES } from '../telemetry/metrics-overrides.js';
+import { compileExpression } from '../telemetry/metric-expression.js';
 
 const TELEMETRY_FIELDS = ['selector', 'targetRef', 'targetRefs', 'tracing', 'metrics', 'accessLogging'];
-const MODES = ['CLIENT_AND_SERVER', 'CLIENT', 'SERVER'] as const;
-/** Istio's metric selectors; those meshgate does not record yet are accepted and do nothing. */
-const ISTIO_METRICS = ['ALL_METRICS', 'REQUEST_COUNT', 'REQUEST_DURATION', 'REQUEST_SIZE', 'RESPONSE_SIZE', 'TCP_OPENED_CONNECTIONS', 'TCP_CLOSED_CONNECTIONS', 'TCP_SENT_BYTES', 'TCP_RECEIVED_BYTES', 'GRPC_REQUEST_MESSAGES', 'GRPC_RESPONSE_MESSAGES'] as const;
 
 /** Every field of Istio's Telemetry, with the checks its schema makes (docs/reference/fields.md). */
 export function validateTelemetry(c: Checker, spec: Obj): void {
@@ -69,29 +67,15 @@ export function validateTelemetry(c: Checker, spec: Obj): void {
         knownFields(c, match, [...oat, 'match'], ['metric', 'customMetric', 'mode']);
         atMostOne(c, match, [...oat, 'match'], ['metric', 'customMetric']);
         const metric = asString(c, match['metric'], [...oat, 'match', 'metric']);
-        if (metric !== undefined && !(ISTIO_METRICS as readonly string[]).includes(metric)) c.error([...oat, 'match', 'metric'], `unknown metric '${metric}'; expected one of ${ISTIO_METRICS.join(', ')}`);
-        else if (metric !== undefined && !(metric in METRIC_SELECTORS)) c.warn([...oat, 'match', 'metric'], `${metric} is not recorded by meshgate; this override does nothing`);
+        if (metric !== undefined && !(metric in METRIC_SELECTORS)) c.error([...oat, 'match', 'metric'], `unknown metric '${metric}'; expected one of ${Object.keys(METRIC_SELECTORS).join(', ')}`);
         const custom = asString(c, match['customMetric'], [...oat, 'match', 'customMetric']);
         if (custom === '') c.error([...oat, 'match', 'customMetric'], 'must not be empty');
         else if (custom !== undefined) c.warn([...oat, 'match', 'customMetric'], 'custom metrics are not supported; this override is ignored');
-        asEnum(c, match['mode'], [...oat, 'match', 'mode'], MODES);
+        asEnum(c, match['mode'], [...oat, 'match', 'mode'], WORKLOAD_MODES);
       }
       asBool(c, o['disabled'], [...oat, 'disabled']);
       const tags = asObj(c, o['tagOverrides'], [...oat, 'tagOverrides']);
-      for (const [tag, op] of Object.entries(tags ?? {})) {
-        const tAt = [...oat, 'tagOverrides', tag];
-        const opObj = asObj(c, op, tAt);
-        if (!opObj) continue;
-        knownFields(c, opObj, tAt, ['operation', 'value']);
-        // UPSERT is the default operation.
-        const operation = isSet(opObj['operation']) ? asEnum(c, opObj['operation'], [...tAt, 'operation'], ['UPSERT', 'REMOVE'] as const) : 'UPSERT';
-        const value = asString(c, opObj['value'], [...tAt, 'value']);
-        if (operation === 'REMOVE' && isSet(opObj['value'])) c.error([...tAt, 'value'], 'must not be set when operation is REMOVE');
-        if (operation === 'UPSERT') {
-          if (!value) c.error([...tAt, 'value'], 'value (an expression) must be set when operation is UPSERT');
-          else c.warn([...tAt, 'operation'], 'UPSERT (expressions) is not supported; only REMOVE takes effect');
-        }
-      }
+      for (const [tag, op] of Object.entries(tags ?? {})) checkTagOverride(c, tag, op, [...oat, 'tagOverrides', tag]);
     });
   });
 }
@@ -100,7 +84,7 @@ function checkMatch(c: Checker, v: unknown, at: FieldPath): void {
   const m = asObj(c, v, at);
   if (!m) return;
   knownFields(c, m, at, ['mode']);
-  asEnum(c, m['mode'], [...at, 'mode'], MODES);
+  asEnum(c, m['mode'], [...at, 'mode'], WORKLOAD_MODES);
 }
 
 function checkProviders(c: Checker, v: unknown, at: FieldPath): void {
@@ -108,6 +92,26 @@ function checkProviders(c: Checker, v: unknown, at: FieldPath): void {
     knownFields(c, p, pat, ['name']);
     if (!asString(c, p['name'], [...pat, 'name'])) c.error([...pat, 'name'], 'name is required (an extensionProvider of the mesh config)');
   });
+}
+
+/** One `tagOverrides` entry: a label Prometheus accepts, REMOVE of one of Istio's, UPSERT of an expression meshgate evaluates. */
+function checkTagOverride(c: Checker, tag: string, op: unknown, at: FieldPath): void {
+  const opObj = asObj(c, op, at);
+  if (!opObj) return;
+  knownFields(c, opObj, at, ['operation', 'value']);
+  if (!validLabelName(tag)) return c.error(at, `'${tag}' is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*, not le or __…)`);
+  // UPSERT is the default operation.
+  const operation = opObj['operation'] ?? 'UPSERT';
+  if (operation === 'REMOVE') {
+    if (isSet(opObj['value'])) c.error([...at, 'value'], 'must not be set when operation is REMOVE');
+    if (!isStandardLabel(tag)) c.warn(at, `'${tag}' is not one of Istio's labels; REMOVE changes nothing`);
+    return;
+  }
+  if (operation !== 'UPSERT') return c.error([...at, 'operation'], `operation must be UPSERT or REMOVE, not ${String(operation)}`);
+  const value = asString(c, opObj['value'], [...at, 'value']);
+  if (value === undefined) return c.error([...at, 'value'], 'UPSERT needs a value (an expression such as request.host)');
+  const compiled = compileExpression(value);
+  if (!compiled.ok) c.warn([...at, 'value'], `expression not supported (${compiled.reason}); this override is ignored`);
 }
 
 /** A ConfigMap: only the mesh config (`istio` in istio-system) means anything to meshgate. */

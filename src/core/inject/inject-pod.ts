@@ -9,13 +9,15 @@
 //     the root certificate from the ConfigMap istio-ca-root-cert at /var/run/secrets/istio, and
 //     Istio's istio-envoy, istio-data and istio-podinfo;
 //   labels security.istio.io/tlsMode=istio and service.istio.io/canonical-name/-revision;
-//   annotations sidecar.istio.io/status and kubectl's default container;
+//   annotations sidecar.istio.io/status, kubectl's default container, and prometheus.io/scrape|port|path
+//     at the sidecar's metrics unless the pod has its own (prometheus-annotations.ts);
 //   HTTP probes of the app rewritten through the sidecar's 15020 (app-probes.ts).
 // The pod is copied, never changed in place.
 
 import { APP_PROBERS_ENV, rewriteAppProbes } from './app-probes.js';
 import { DEFAULT_REVISION, STATUS_ANNOTATION } from './selection.js';
 import { SIDECAR_NODE_OPTIONS } from './sidecar-node-options.js';
+import { addScrapeAnnotations, SIDECAR_METRICS_PORT } from './prometheus-annotations.js';
 
 type Json = Record<string, unknown>;
 
@@ -80,6 +82,7 @@ export function injectPod(pod: Json, opts: InjectOptions): Json {
     annotations['kubectl.kubernetes.io/default-container'] ??= appNames[0];
   }
 
+  addScrapeAnnotations(annotations);
   const probers = annotations[A.rewriteProbes] === 'false' ? {} : rewriteAppProbes(containers);
   const podPorts = containers.flatMap((c) => (Array.isArray(c.ports) ? (c.ports as Json[]) : []));
   const appPort = podPorts.find((p) => typeof p.containerPort === 'number')?.containerPort as number | undefined;
@@ -106,7 +109,7 @@ export function injectPod(pod: Json, opts: InjectOptions): Json {
     name: PROXY_CONTAINER,
     image: opts.image,
     ...(opts.imagePullPolicy ? { imagePullPolicy: opts.imagePullPolicy } : {}),
-    ports: [{ containerPort: 15090, protocol: 'TCP', name: 'http-envoy-prom' }],
+    ports: [{ containerPort: SIDECAR_METRICS_PORT, protocol: 'TCP', name: 'http-envoy-prom' }],
     args: [
       'sidecar',
       '--control', opts.controlAddress,

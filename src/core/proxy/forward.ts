@@ -44,6 +44,8 @@ export interface ForwardContext {
   readonly upgrade?: UpgradeTunnel;
   /** This proxy's peer metadata (workload.ts), told to mesh peers over Istio mTLS. */
   readonly peerMetadata?: string;
+  /** The destination picked when the route was selected (routedDestination); picked here without it. */
+  readonly destination?: DestinationTarget;
 }
 
 /** A destination by relative weight; used for HTTP routes and for piped (tls/tcp) connections alike. */
@@ -56,6 +58,18 @@ export function pickDestination(action: Pick<ForwardAction, 'destinations' | 'to
     if (r < 0) return d;
   }
   return ds[ds.length - 1];
+}
+
+/**
+ * The route's destination, picked once when the route is selected, as Envoy resolves a route's
+ * (weighted) cluster before any filter runs, and named in the record when that cluster exists: a
+ * local reply before the upstream (401, 403, 429, a fault) then reports the routed service, as
+ * Istio's metrics do. A cluster that does not exist (NC) stays unnamed: Envoy has no cluster for it.
+ */
+export function routedDestination(action: Pick<ForwardAction, 'destinations' | 'totalWeight'>, random: () => number, record: RequestRecord): DestinationTarget | undefined {
+  const dest = pickDestination(action, random);
+  if (dest?.cluster) record.upstreamCluster = dest.clusterName;
+  return dest;
 }
 
 /** Service port protocols spoken as HTTP/2 upstream (Istio's port naming: http2-*, grpc-*). */
@@ -132,9 +146,8 @@ export async function forward(
   ctx: ForwardContext,
   log: RequestRecord,
 ): Promise<LocalReply | undefined> {
-  const dest = pickDestination(action, ctx.random);
+  const dest = ctx.destination ?? routedDestination(action, ctx.random, log);
   if (!dest) return LocalReplies.clusterNotFound;
-  log.upstreamCluster = dest.clusterName;
   const cluster = dest.cluster;
   if (!cluster) return dest.invalidBackend ? LocalReplies.invalidBackend : LocalReplies.clusterNotFound;
   if (cluster.endpoints.length === 0) return LocalReplies.noHealthyUpstream;

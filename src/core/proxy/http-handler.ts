@@ -12,7 +12,7 @@ import { logWhenDone, newRequestRecord, type AccessLog, type RequestRecord } fro
 import { peerOfRequest } from '../telemetry/workload.js';
 import { applyHeaderRules, forwardedFor, requestIdOf } from './headers.js';
 import { normalizePath } from './path-normalize.js';
-import { forward, type ForwardContext } from './forward.js';
+import { forward, routedDestination, type ForwardContext } from './forward.js';
 import { relay } from './relay.js';
 import { LocalReplies, addFlag, sendLocalReply, type LocalReply } from './respond.js';
 import { evaluateCors } from './cors.js';
@@ -183,11 +183,11 @@ export function handleHttpRequest(req: IncomingMessage, res: ServerResponse, lis
     destinationPort: listener.destinationPort?.(req) ?? socket.localPort ?? port,
     ...(socket.localAddress ? { destinationIp: socket.localAddress } : {}),
   }, ctx.trustedProxies ?? 0);
-  if (!(outcome instanceof Promise)) return outcome ? reply(outcome) : routeAndAct(ex);
+  if (!(outcome instanceof Promise)) return outcome ? refuse(ex, outcome) : routeAndAct(ex);
   outcome.then(
     (r) => {
       if (res.destroyed) return; // the client gave up while the token was checked
-      if (r) reply(r);
+      if (r) refuse(ex, r);
       else routeAndAct(ex);
     },
     (err: unknown) => {
@@ -213,6 +213,16 @@ interface Exchange {
   readonly config: RouteConfig | undefined;
 }
 
+/**
+ * A request authn/authz refused: Envoy has resolved its route (and cluster) before these filters run,
+ * so the reply reports the routed service (Istio's metrics, the access log's upstream_cluster).
+ */
+function refuse(ex: Exchange, r: LocalReply): void {
+  const route = ex.config ? findRoute(ex.config, ex.facts).route : undefined;
+  if (route?.action.kind === 'forward') routedDestination(route.action, ex.ctx.random, ex.record);
+  ex.reply(r);
+}
+
 /** select's outcome acted on: not found, TLS redirect, CORS, rate limit, fault, then the route's action. */
 function routeAndAct(ex: Exchange): void {
   const { req, res, listener, ctx, tunnel, record, reply, requestId, remoteAddress, facts, snapshot, config } = ex;
@@ -229,6 +239,8 @@ function routeAndAct(ex: Exchange): void {
   if (!route || !virtualHost) return reply(LocalReplies.noRoute);
   if (route.name) record.routeName = route.name;
   const action = route.action;
+  // The weighted pick is made with the route, before rate limits and faults, so their replies name it.
+  const destination = action.kind === 'forward' ? routedDestination(action, ctx.random, record) : undefined;
   let corsHeaders: Record<string, string> | undefined;
   if (action.cors) {
     const cors = evaluateCors(action.cors, facts.method, req.headers);
@@ -266,6 +278,7 @@ function routeAndAct(ex: Exchange): void {
       ...(corsHeaders ? { responseHeaders: corsHeaders } : {}),
       ...(tunnel ? { upgrade: tunnel } : {}),
       ...(ctx.peerMetadata ? { peerMetadata: ctx.peerMetadata } : {}),
+      ...(destination ? { destination } : {}),
     };
     (action.fault ? faultThenForward(req, res, facts, action, action.fault, fctx, record) : forward(req, res, facts, action, fctx, record)).then(
       (failure) => {

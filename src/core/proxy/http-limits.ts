@@ -50,8 +50,11 @@ export function parserHeaderBytes(limits: HttpLimits): number {
 
 /** node:http server settings; `maxHeaderSize` is read per connection, so it can be set after creation. */
 export function applyHttp1Limits(server: HttpServer | Http2SecureServer, limits: HttpLimits): void {
-  const s = server as unknown as { maxHeaderSize?: number; maxHeadersCount?: number | null };
+  const s = server as unknown as { maxHeaderSize?: number; maxHeadersCount?: number | null; requireHostHeader?: boolean };
   s.maxHeaderSize = parserHeaderBytes(limits);
+  // An HTTP/1.1 request without Host is the parse stage's 400 (missing_host_header), logged and
+  // counted like every local reply, not an answer node:http writes on its own.
+  s.requireHostHeader = false;
   // One more than the limit, so that too many is seen (node:http silently drops headers past its count).
   s.maxHeadersCount = limits.maxHeadersCount + 1;
   server.on('clientError', (err: NodeJS.ErrnoException & { rawPacket?: Buffer; bytesParsed?: number }, socket: Socket) => {

@@ -5,6 +5,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pino } from 'pino';
 import type { WorkloadInfo } from './workload.js';
 import { responseCompleted } from '../proxy/stream-state.js';
+import { GrpcMessageCounter } from './grpc-messages.js';
 
 /** Filled in as the request goes; written once when the response ends. */
 export interface RequestRecord {
@@ -39,6 +40,10 @@ export interface RequestRecord {
   readonly grpc: boolean;
   /** grpc-status of the answer (headers or trailers), when gRPC. */
   grpcStatus?: string;
+  /** gRPC messages each way, counted as the bodies pass (gRPC only). */
+  grpcMessages?: { readonly request: GrpcMessageCounter; readonly response: GrpcMessageCounter };
+  /** The request itself, for Telemetry tag expressions that read its headers or connection (metric-attributes.ts). */
+  request?: IncomingMessage;
   /** The request's trace span, ended from this record (tracing.ts). */
   span?: { end(record: RequestRecord): void };
 }
@@ -90,6 +95,7 @@ export interface TunnelBytes {
  */
 export function logWhenDone(req: IncomingMessage, res: ServerResponse, record: RequestRecord, log: AccessLog, tunnel?: TunnelBytes): void {
   const started = performance.now();
+  record.request = req;
   meterBodies(req, res, record);
   res.once('close', () => {
     record.responseCode = res.headersSent ? res.statusCode : 0;
@@ -116,9 +122,13 @@ export function logWhenDone(req: IncomingMessage, res: ServerResponse, record: R
  * parser hands over body data) and the response's write and end are counted on their way through.
  */
 function meterBodies(req: IncomingMessage, res: ServerResponse, record: RequestRecord): void {
+  const messages = record.grpc ? (record.grpcMessages = { request: new GrpcMessageCounter(), response: new GrpcMessageCounter() }) : undefined;
   const push = req.push;
   req.push = function (this: IncomingMessage, chunk: unknown, encoding?: BufferEncoding): boolean {
-    if (chunk) record.bytesReceived += byteLength(chunk, encoding);
+    if (chunk) {
+      record.bytesReceived += byteLength(chunk, encoding);
+      if (messages && ArrayBuffer.isView(chunk)) messages.request.feed(chunk as Uint8Array);
+    }
     return push.call(this, chunk, encoding);
   };
   // No body goes out for HEAD, 1xx, 204 or 304, whatever is written.
@@ -126,6 +136,7 @@ function meterBodies(req: IncomingMessage, res: ServerResponse, record: RequestR
   const write = res.write;
   res.write = function (this: ServerResponse, chunk: unknown, ...rest: unknown[]): boolean {
     if (counts()) record.bytesSent += byteLength(chunk, rest[0]);
+    if (messages && ArrayBuffer.isView(chunk)) messages.response.feed(chunk as Uint8Array);
     return (write as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
   } as ServerResponse['write'];
   if (record.grpc) {
@@ -137,8 +148,13 @@ function meterBodies(req: IncomingMessage, res: ServerResponse, record: RequestR
     };
   }
   const end = res.end;
+  const h2 = req.httpVersionMajor >= 2;
   res.end = function (this: ServerResponse, chunk?: unknown, ...rest: unknown[]): ServerResponse {
-    if (typeof chunk !== 'function' && chunk != null && counts()) record.bytesSent += byteLength(chunk, rest[0]);
+    // HTTP/2's compatibility response ends by calling write() with the last chunk: counted there.
+    if (!h2 && typeof chunk !== 'function' && chunk != null) {
+      if (counts()) record.bytesSent += byteLength(chunk, rest[0]);
+      if (messages && ArrayBuffer.isView(chunk)) messages.response.feed(chunk as Uint8Array);
+    }
     return (end as (...a: unknown[]) => ServerResponse).call(this, chunk, ...rest);
   } as ServerResponse['end'];
 }

@@ -6,8 +6,7 @@
 
 import { yaml } from '../config/yaml-module.js';
 import type { Resource } from '../model/resource.js';
-import type { IstioMetricName, MetricsPolicy } from './istio-metrics.js';
-import { DEFAULT_METRICS_POLICY, HTTP_METRICS, TCP_METRICS } from './istio-metrics.js';
+import { DEFAULT_METRICS_POLICY, metricsPolicyFrom, type MetricsPolicy } from './metrics-overrides.js';
 
 export const DEFAULT_ROOT_NAMESPACE = 'istio-system';
 /** PILOT_TRACE_SAMPLING's default: 1 %. */
@@ -34,19 +33,6 @@ export const DEFAULT_TELEMETRY_POLICY: TelemetryPolicy = Object.freeze({ samplin
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
-
-/** Istio's metric selector names → the Prometheus series they stand for. */
-export const METRIC_SELECTORS: Readonly<Record<string, readonly IstioMetricName[]>> = {
-  ALL_METRICS: [...HTTP_METRICS, ...TCP_METRICS],
-  REQUEST_COUNT: ['istio_requests_total'],
-  REQUEST_DURATION: ['istio_request_duration_milliseconds'],
-  REQUEST_SIZE: ['istio_request_bytes'],
-  RESPONSE_SIZE: ['istio_response_bytes'],
-  TCP_OPENED_CONNECTIONS: ['istio_tcp_connections_opened_total'],
-  TCP_CLOSED_CONNECTIONS: ['istio_tcp_connections_closed_total'],
-  TCP_SENT_BYTES: ['istio_tcp_sent_bytes_total'],
-  TCP_RECEIVED_BYTES: ['istio_tcp_received_bytes_total'],
-};
 
 /** `data.mesh` of the root namespace's `istio` ConfigMap, parsed (undefined when absent or not YAML). */
 export function meshConfigOf(resources: readonly Resource[]): Obj | undefined {
@@ -107,8 +93,7 @@ export function telemetryPolicyFor(resources: readonly Resource[], workload: { n
   let providerName = typeof list(defaults?.['tracing'])[0] === 'string' ? (list(defaults?.['tracing'])[0] as string) : undefined;
   let spansOff = !enableTracing;
   let accessLog = true;
-  const disabled = new Set<IstioMetricName>();
-  const removed = new Map<IstioMetricName, Set<string>>();
+  const metricsEntries: unknown[] = [];
 
   for (const t of applicable(resources, root, workload.namespace, workload.labels)) {
     const spec = t.spec as Obj;
@@ -122,32 +107,13 @@ export function telemetryPolicyFor(resources: readonly Resource[], workload: { n
     for (const al of list(spec['accessLogging'])) {
       if (isObj(al) && typeof al['disabled'] === 'boolean') accessLog = !al['disabled'];
     }
-    for (const m of list(spec['metrics'])) {
-      if (!isObj(m)) continue;
-      for (const o of list(m['overrides'])) {
-        if (!isObj(o)) continue;
-        const match = isObj(o['match']) ? o['match'] : {};
-        const names = METRIC_SELECTORS[typeof match['metric'] === 'string' ? match['metric'] : 'ALL_METRICS'] ?? [];
-        for (const n of names) {
-          if (o['disabled'] === true) disabled.add(n);
-          else if (o['disabled'] === false) disabled.delete(n);
-          const tags = isObj(o['tagOverrides']) ? o['tagOverrides'] : {};
-          for (const [tag, op] of Object.entries(tags)) {
-            if (isObj(op) && op['operation'] === 'REMOVE') {
-              const set = removed.get(n) ?? new Set<string>();
-              set.add(tag);
-              removed.set(n, set);
-            }
-          }
-        }
-      }
-    }
+    metricsEntries.push(...list(spec['metrics']));
   }
   const provider = providerName && !spansOff ? providerOf(mesh, providerName) : undefined;
   return {
     samplingPercent: Math.min(100, Math.max(0, samplingPercent)),
     ...(provider ? { traceProvider: provider } : {}),
     accessLog,
-    metrics: disabled.size === 0 && removed.size === 0 ? DEFAULT_METRICS_POLICY : { disabled, removedTags: removed },
+    metrics: metricsEntries.length === 0 && !mesh ? DEFAULT_METRICS_POLICY : metricsPolicyFrom(metricsEntries, mesh),
   };
 }

@@ -1,0 +1,163 @@
+// The label values of Istio's standard metrics for one request or connection, as Istio's stats filter
+// computes them (docs/reference/metrics.md): which side reports, what it knows of its peer, and where
+// a value is `unknown` or `latest`. Values come from configuration, the registry, certificates and
+// peer metadata, never from a path or a request id.
+
+import type { RequestRecord } from './access-log.js';
+import type { WorkloadInfo } from './workload.js';
+
+/** Istio's label names, in the order its stats filter defines them. */
+export const ISTIO_LABELS = [
+  'reporter',
+  'source_workload',
+  'source_workload_namespace',
+  'source_principal',
+  'source_app',
+  'source_version',
+  'source_canonical_service',
+  'source_canonical_revision',
+  'source_cluster',
+  'destination_workload',
+  'destination_workload_namespace',
+  'destination_principal',
+  'destination_app',
+  'destination_version',
+  'destination_service',
+  'destination_service_name',
+  'destination_service_namespace',
+  'destination_canonical_service',
+  'destination_canonical_revision',
+  'destination_cluster',
+  'request_protocol',
+  'response_code',
+  'grpc_response_status',
+  'response_flags',
+  'connection_security_policy',
+] as const;
+export type IstioLabel = (typeof ISTIO_LABELS)[number];
+export type IstioLabels = Record<IstioLabel, string>;
+
+/**
+ * The labels of the gRPC message counters: who and where only. Istio reports them before it adds the
+ * protocol, code, status, flags and security labels (they are also sent while a stream is open).
+ */
+export const PEER_LABELS: readonly IstioLabel[] = ISTIO_LABELS.slice(0, ISTIO_LABELS.indexOf('request_protocol'));
+
+const UNKNOWN = 'unknown';
+
+/** What a proxy knows of itself and its own service when it reports. */
+export interface ReporterContext {
+  readonly self: WorkloadInfo;
+  /** The proxy's role: a sidecar client falls back to the Host header for destination_service. */
+  readonly role: 'gateway' | 'sidecar';
+  /** The service(s) this workload serves, for the server side's destination_service (sidecars only). */
+  selfService?(): ServiceName | undefined;
+}
+
+export interface ServiceName {
+  readonly host: string;
+  readonly name: string;
+  readonly namespace: string;
+}
+
+/** `outbound|port|subset|fqdn` → the service; PassthroughCluster / BlackHoleCluster as Istio names them. */
+export function serviceOfCluster(cluster: string | undefined): ServiceName | undefined {
+  if (!cluster) return undefined;
+  if (cluster === 'PassthroughCluster' || cluster === 'BlackHoleCluster') return { host: UNKNOWN, name: cluster, namespace: UNKNOWN };
+  if (!cluster.startsWith('outbound|')) return undefined;
+  const host = cluster.slice(cluster.lastIndexOf('|') + 1);
+  return serviceOfHost(host);
+}
+
+export function serviceOfHost(host: string): ServiceName {
+  const m = /^([^.]+)\.([^.]+)\.svc\./.exec(host);
+  return m ? { host, name: m[1]!, namespace: m[2]! } : { host, name: host, namespace: UNKNOWN };
+}
+
+type SourceLabels = Pick<IstioLabels, 'source_workload' | 'source_workload_namespace' | 'source_principal' | 'source_app' | 'source_version' | 'source_canonical_service' | 'source_canonical_revision' | 'source_cluster'>;
+type DestinationLabels = Pick<IstioLabels, 'destination_workload' | 'destination_workload_namespace' | 'destination_principal' | 'destination_app' | 'destination_version' | 'destination_service' | 'destination_service_name' | 'destination_service_namespace' | 'destination_canonical_service' | 'destination_canonical_revision' | 'destination_cluster'>;
+
+// A missing canonical revision is `latest` on either side, with or without a peer (Istio's default).
+function sourceLabels(w: WorkloadInfo | undefined): SourceLabels {
+  return {
+    source_workload: w?.workload || UNKNOWN,
+    source_workload_namespace: w?.namespace || UNKNOWN,
+    source_principal: w?.principal || UNKNOWN,
+    source_app: w?.app || UNKNOWN,
+    source_version: w?.version || UNKNOWN,
+    source_canonical_service: w?.canonicalService || UNKNOWN,
+    source_canonical_revision: w?.canonicalRevision || 'latest',
+    source_cluster: w?.cluster || UNKNOWN,
+  };
+}
+
+/**
+ * The service comes from the routed cluster (client) or the workload's own Service (server), but
+ * destination_service_namespace is the destination workload's namespace, as Istio writes it: a
+ * client's local reply that reached no endpoint says `unknown` there.
+ */
+function destinationLabels(w: WorkloadInfo | undefined, svc: ServiceName | undefined): DestinationLabels {
+  return {
+    destination_workload: w?.workload || UNKNOWN,
+    destination_workload_namespace: w?.namespace || UNKNOWN,
+    destination_principal: w?.principal || UNKNOWN,
+    destination_app: w?.app || UNKNOWN,
+    destination_version: w?.version || UNKNOWN,
+    destination_service: svc?.host || UNKNOWN,
+    destination_service_name: svc?.name || UNKNOWN,
+    destination_service_namespace: w?.namespace || UNKNOWN,
+    destination_canonical_service: w?.canonicalService || UNKNOWN,
+    destination_canonical_revision: w?.canonicalRevision || 'latest',
+    destination_cluster: w?.cluster || UNKNOWN,
+  };
+}
+
+/** The labels of one request as Istio's stats filter writes them for this reporter. */
+export function requestLabels(r: RequestRecord, ctx: ReporterContext, hostFallback = true): IstioLabels {
+  const server = r.reporter === 'destination';
+  let svc: ServiceName | undefined;
+  if (server) svc = ctx.selfService?.();
+  else {
+    svc = serviceOfCluster(r.upstreamCluster);
+    // A sidecar client names an unknown destination by the Host it asked for; a gateway does not.
+    if (hostFallback && ctx.role === 'sidecar' && (!svc || svc.host === UNKNOWN)) {
+      const host = r.authority.replace(/:\d+$/, '').toLowerCase();
+      if (host) svc = { host, name: svc?.name ?? host, namespace: svc?.namespace ?? UNKNOWN };
+    }
+  }
+  return {
+    reporter: r.reporter,
+    ...sourceLabels(server ? r.downstreamPeer : ctx.self),
+    ...destinationLabels(server ? ctx.self : r.upstreamPeer, svc),
+    request_protocol: r.grpc ? 'grpc' : 'http',
+    response_code: String(r.responseCode),
+    grpc_response_status: r.grpc ? (r.grpcStatus ?? '') : '',
+    response_flags: r.flags || '-',
+    connection_security_policy: server ? (r.downstreamPeer ? 'mutual_tls' : 'none') : UNKNOWN,
+  };
+}
+
+/** One TCP connection the proxy carried (tcp_proxy), for the four TCP metrics. */
+export interface TcpConnectionRecord {
+  readonly reporter: 'source' | 'destination';
+  readonly cluster: string;
+  readonly flags: string;
+  readonly bytesReceived: number;
+  readonly bytesSent: number;
+  readonly upstreamPeer?: WorkloadInfo;
+  readonly downstreamPeer?: WorkloadInfo;
+}
+
+export function tcpLabels(c: TcpConnectionRecord, ctx: ReporterContext): IstioLabels {
+  const server = c.reporter === 'destination';
+  return {
+    reporter: c.reporter,
+    ...sourceLabels(server ? c.downstreamPeer : ctx.self),
+    ...destinationLabels(server ? ctx.self : c.upstreamPeer, server ? ctx.selfService?.() : serviceOfCluster(c.cluster)),
+    request_protocol: 'tcp',
+    response_code: '0',
+    grpc_response_status: '',
+    response_flags: c.flags || '-',
+    connection_security_policy: server ? (c.downstreamPeer ? 'mutual_tls' : 'none') : UNKNOWN,
+  };
+}

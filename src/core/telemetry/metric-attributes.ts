@@ -1,0 +1,120 @@
+// The request and connection attributes a Telemetry `tagOverrides` expression can read
+// (metric-expression.ts), with Envoy's attribute names (request.host, response.code,
+// upstream_peer.app, …), built lazily from the record the observe step already has: nothing is
+// computed for a request unless an UPSERT reads it.
+
+import type { IncomingMessage } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import type { RequestRecord } from './access-log.js';
+import type { Attributes, Value } from './metric-expression.js';
+import type { WorkloadInfo } from './workload.js';
+
+const PEER_FIELDS = ['workload', 'namespace', 'app', 'version', 'service', 'revision', 'cluster'] as const;
+
+/** Envoy's attributes meshgate provides: root → field → whether it is a map (`headers`). */
+const KNOWN: Readonly<Record<string, Readonly<Record<string, 'value' | 'map'>>>> = {
+  request: { host: 'value', method: 'value', path: 'value', url_path: 'value', scheme: 'value', protocol: 'value', id: 'value', useragent: 'value', referer: 'value', headers: 'map', size: 'value' },
+  response: { code: 'value', code_details: 'value', flags: 'value', grpc_status: 'value', size: 'value' },
+  source: { address: 'value', port: 'value' },
+  destination: { address: 'value', port: 'value' },
+  connection: { mtls: 'value', requested_server_name: 'value' },
+  upstream: { address: 'value', port: 'value' },
+  xds: { cluster_name: 'value', route_name: 'value' },
+  upstream_peer: Object.fromEntries(PEER_FIELDS.map((f) => [f, 'value'])),
+  downstream_peer: Object.fromEntries(PEER_FIELDS.map((f) => [f, 'value'])),
+};
+
+/** True when a path (`['request', 'headers', '[]']`) names an attribute meshgate has; else why not. */
+export function knownAttribute(path: readonly string[]): true | string {
+  const [root, name, ...rest] = path;
+  const fields = KNOWN[root!];
+  if (!fields) return `attribute '${root}' is not supported (known: ${Object.keys(KNOWN).join(', ')})`;
+  if (name === undefined) return true;
+  const kind = fields[name];
+  if (!kind) return `attribute '${root}.${name}' is not supported (known: ${Object.keys(fields).map((f) => `${root}.${f}`).join(', ')})`;
+  if (rest.length > (kind === 'map' ? 1 : 0)) return `attribute '${path.join('.').replace('.[]', '[…]')}' is not supported`;
+  return true;
+}
+
+function peer(w: WorkloadInfo | undefined): Value {
+  if (!w) return undefined;
+  return { workload: w.workload, namespace: w.namespace, app: w.app, version: w.version, service: w.canonicalService, revision: w.canonicalRevision, cluster: w.cluster };
+}
+
+function headerMap(h: Readonly<Record<string, string | string[] | number | undefined>>): ReadonlyMap<string, string> {
+  const m = new Map<string, string>();
+  for (const [k, v] of Object.entries(h)) if (v !== undefined) m.set(k.toLowerCase(), Array.isArray(v) ? v.join(',') : String(v));
+  return m;
+}
+
+function splitAddress(a: string | undefined): { address?: string; port?: number } {
+  const m = a ? /^\[?(.*?)\]?:(\d+)$/.exec(a) : null;
+  return m ? { address: m[1]!, port: Number(m[2]) } : {};
+}
+
+/** The attributes of one finished HTTP request. */
+export function requestAttributes(r: RequestRecord): Attributes {
+  const req: IncomingMessage | undefined = r.request;
+  return (root) => {
+    switch (root) {
+      case 'request': {
+        const q = r.path.indexOf('?');
+        return {
+          host: r.authority,
+          method: r.method,
+          path: r.path,
+          url_path: q >= 0 ? r.path.slice(0, q) : r.path,
+          scheme: req && (req.socket as TLSSocket).encrypted ? 'https' : 'http',
+          protocol: r.protocol,
+          id: r.requestId,
+          useragent: r.userAgent,
+          referer: typeof req?.headers.referer === 'string' ? req.headers.referer : undefined,
+          headers: headerMap(req?.headers ?? {}),
+          size: r.bytesReceived,
+        };
+      }
+      case 'response':
+        return {
+          code: r.responseCode,
+          code_details: r.details,
+          flags: r.flags,
+          grpc_status: r.grpcStatus !== undefined ? Number(r.grpcStatus) : undefined,
+          size: r.bytesSent,
+        };
+      case 'source':
+        return splitAddress(r.downstreamRemoteAddress) as Value;
+      case 'destination':
+        return { address: req?.socket.localAddress, port: req?.socket.localPort };
+      case 'connection':
+        return { mtls: r.downstreamPeer !== undefined, requested_server_name: req ? ((req.socket as TLSSocket).servername || undefined) : undefined };
+      case 'upstream':
+        return splitAddress(r.upstreamHost) as Value;
+      case 'xds':
+        return { cluster_name: r.upstreamCluster, route_name: r.routeName };
+      case 'upstream_peer':
+        return peer(r.upstreamPeer);
+      case 'downstream_peer':
+        return peer(r.downstreamPeer);
+      default:
+        return undefined;
+    }
+  };
+}
+
+/** The attributes of one TCP connection: who is on each end and the cluster; no request. */
+export function connectionAttributes(c: { cluster: string; upstreamPeer?: WorkloadInfo; downstreamPeer?: WorkloadInfo }): Attributes {
+  return (root) => {
+    switch (root) {
+      case 'connection':
+        return { mtls: c.downstreamPeer !== undefined };
+      case 'xds':
+        return { cluster_name: c.cluster };
+      case 'upstream_peer':
+        return peer(c.upstreamPeer);
+      case 'downstream_peer':
+        return peer(c.downstreamPeer);
+      default:
+        return undefined;
+    }
+  };
+}
