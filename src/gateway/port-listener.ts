@@ -10,7 +10,7 @@ import { createServer as createHttpServer } from 'node:http';
 import { createServer as createNetServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { listenOn } from '../core/proxy/listen.js';
-import { handleHttpRequest, type HttpHandlerContext, type ListenerInfo } from '../core/proxy/http-handler.js';
+import { handleHttpRequest, Pipelines, type HttpHandlerContext, type ListenerInfo } from '../core/proxy/http-handler.js';
 import { handleUpgrade } from '../core/proxy/upgrade.js';
 import { ConnectionTimeouts } from '../core/proxy/connection-limits.js';
 import { DEFAULT_HTTP_LIMITS, applyHttp1Limits } from '../core/proxy/http-limits.js';
@@ -52,6 +52,7 @@ export function createPortListener(servicePorts: readonly number[], deps: PortLi
       return servicePorts[0] ?? listenPort;
     },
     scheme: 'http',
+    stages: Pipelines.gatewayPlaintext,
     select: (snapshot) => {
       const name = current(snapshot)?.httpRouteConfig;
       return name ? snapshot.routeConfigs.get(name) : undefined;

@@ -9,7 +9,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
-import { handleHttpRequest, type HttpHandlerContext, type ListenerInfo } from '../core/proxy/http-handler.js';
+import { handleHttpRequest, Pipelines, type HttpHandlerContext, type ListenerInfo } from '../core/proxy/http-handler.js';
 import { handleUpgrade } from '../core/proxy/upgrade.js';
 import type { ServerConfig } from '../core/routing/types.js';
 import type { Snapshot } from '../core/snapshot/snapshot.js';
@@ -121,6 +121,7 @@ export class TlsServers {
         return entry.config.port;
       },
       scheme: 'https',
+      stages: Pipelines.gateway,
       select: (snapshot) => {
         const name = entry.config.routeConfig;
         return name ? snapshot.routeConfigs.get(name) : undefined;

@@ -26,7 +26,7 @@ import type { WorkloadSecurityCache } from '../core/policy/workload-security.js'
 import type { IdentityProvider, WorkloadCertificate } from '../core/pki/types.js';
 import { spiffeIdsOfCertificate } from '../core/pki/spiffe.js';
 import { peekClientHello } from '../core/tls/client-hello.js';
-import { handleHttpRequest, type HttpHandlerContext, type ListenerInfo } from '../core/proxy/http-handler.js';
+import { handleHttpRequest, Pipelines, type HttpHandlerContext, type ListenerInfo } from '../core/proxy/http-handler.js';
 import { PlaintextHttp } from '../core/proxy/h2c-sniff.js';
 import type { AccessLog } from '../core/telemetry/access-log.js';
 import { UpstreamPools } from '../core/proxy/upstream-pools.js';
@@ -106,6 +106,7 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
     port: deps.appPort,
     scheme: 'http',
     select: () => undefined,
+    stages: Pipelines.sidecarInbound,
     destinationPort: () => deps.appPort,
     peerPrincipal: (req) => peerOf(connectionOf(req)).spiffeId,
     localApp: {

@@ -9,15 +9,12 @@ import { createServer as createHttpServer, type IncomingMessage } from 'node:htt
 import { connect as connectTcp, createServer as createNetServer, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { listenOn } from '../core/proxy/listen.js';
-import { authorityOf, handleHttpRequest, type HttpHandlerContext, type ListenerInfo } from '../core/proxy/http-handler.js';
+import { authorityOf, handleHttpRequest, Pipelines, type HttpHandlerContext, type ListenerInfo } from '../core/proxy/http-handler.js';
 import { handleUpgrade } from '../core/proxy/upgrade.js';
-import { hopByHopFree } from '../core/proxy/headers.js';
-import { relay } from '../core/proxy/relay.js';
 import { PlaintextHttp } from '../core/proxy/h2c-sniff.js';
 import { LocalReplies, rawLocalReply } from '../core/proxy/respond.js';
 import { ConnectionTimeouts } from '../core/proxy/connection-limits.js';
 import { DEFAULT_HTTP_LIMITS, applyHttp1Limits } from '../core/proxy/http-limits.js';
-import { UpstreamPools } from '../core/proxy/upstream-pools.js';
 import { outboundRouteConfig } from '../core/routing/compile-mesh.js';
 /** meshConfig.outboundTrafficPolicy.mode. */
 export type OutboundTrafficPolicy = 'ALLOW_ANY' | 'REGISTRY_ONLY';
@@ -51,17 +48,8 @@ export function createOutboundListener(deps: OutboundDeps): OutboundListener {
     scheme: 'http',
     requestPort: destinationPort,
     select: (snapshot, req) => outboundRouteConfig(snapshot, destinationPort(req)),
-    unknownHost: (req, res, facts, record, reply) => {
-      if (deps.outboundTrafficPolicy === 'REGISTRY_ONLY') {
-        record.routeName = 'block_all';
-        return reply(LocalReplies.registryOnly);
-      }
-      record.routeName = 'allow_any';
-      record.upstreamCluster = 'PassthroughCluster';
-      const headers = hopByHopFree(req.headers);
-      headers.host = facts.authority;
-      relay(ctx.pools, UpstreamPools.key(facts.host, facts.port), req, res, facts, headers, record, reply);
-    },
+    stages: Pipelines.sidecarOutbound,
+    unknownHost: deps.outboundTrafficPolicy === 'REGISTRY_ONLY' ? 'registry-only' : 'passthrough',
   };
   const sockets = new Set<Socket>();
   const http = createHttpServer({ requestTimeout: 0, keepAliveTimeout: 60_000 });
