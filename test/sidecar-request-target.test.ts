@@ -9,6 +9,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ClientHttp2Session } from 'node:http2';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import type { CertificateAuthority } from '../src/core/pki/authority.js';
 import { FileSource } from '../src/core/sources/file-source.js';
@@ -149,5 +150,41 @@ describe('sidecar inbound and outbound: one target, one authority, limits and ti
     }
     // Before its ClientHello, too.
     await readUntilClosed(await openSocket(user.inboundPort));
+  });
+
+  it('outbound: a CONNECT tunnel is a byte stream, not cut by the header or idle timeout', async () => {
+    const echo = createNetServer((s) => s.pipe(s));
+    await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve));
+    const echoPort = (echo.address() as AddressInfo).port;
+    const tunnel = await openSocket(product.outboundPort);
+    try {
+      const established = new Promise<string>((resolve) => {
+        let text = '';
+        const onData = (b: Buffer): void => {
+          text += b.toString('latin1');
+          if (!text.includes('\r\n\r\n')) return;
+          tunnel.off('data', onData);
+          resolve(text);
+        };
+        tunnel.on('data', onData);
+      });
+      tunnel.write(`CONNECT 127.0.0.1:${echoPort} HTTP/1.1\r\nhost: 127.0.0.1:${echoPort}\r\n\r\n`);
+      assert.match(await established, /^HTTP\/1\.1 200/);
+      // Silent connections opened after the tunnel are closed by the header timeout, then (served
+      // nothing for longer than the idle timeout) a second one: the tunnel is older than both.
+      await readUntilClosed(await openSocket(product.outboundPort));
+      await readUntilClosed(await openSocket(product.outboundPort));
+      await readUntilClosed(await openSocket(product.outboundPort));
+      const back = new Promise<string>((resolve) => {
+        tunnel.once('data', (b: Buffer) => resolve(b.toString()));
+        tunnel.once('close', () => resolve('(the tunnel was closed)'));
+        if (tunnel.destroyed) resolve('(the tunnel was closed)');
+      });
+      tunnel.write('still here');
+      assert.equal(await back, 'still here');
+    } finally {
+      tunnel.destroy();
+      echo.close();
+    }
   });
 });

@@ -16,8 +16,7 @@ import type { Snapshot } from '../core/snapshot/snapshot.js';
 import { serverTlsOptions } from '../core/tls/server-options.js';
 import type { CredentialStore } from '../core/tls/types.js';
 import { peerSans, xfccFor } from '../core/tls/xfcc.js';
-import type { ConnectionTimeouts } from '../core/proxy/connection-limits.js';
-import { DEFAULT_HTTP_LIMITS, applyHttp1Limits, http2ServerLimits } from '../core/proxy/http-limits.js';
+import type { AcceptStep } from '../core/proxy/accept.js';
 import { peerIdentity } from '../core/tls/peer-identity.js';
 import type { SniIndex } from '../core/routing/sni-index.js';
 
@@ -36,8 +35,8 @@ export interface TlsServersDeps {
   readonly ctx: HttpHandlerContext;
   readonly credentials: CredentialStore;
   readonly log: Logger;
-  /** The listener's accept-stage timeouts, which watch each server's requests and streams. */
-  readonly timeouts?: ConnectionTimeouts;
+  /** The listener's accept step: each server is served through it (limits, drain, timeouts). */
+  readonly accept: AcceptStep;
   /** The SNI index of this listener's TLS servers in a snapshot (compiled once per snapshot). */
   sni(snapshot: Snapshot): SniIndex;
 }
@@ -104,15 +103,13 @@ export class TlsServers {
   }
 
   #create(opts: ReturnType<typeof serverTlsOptions>, policyKey: string, contextKey: string, config: ServerConfig): Entry {
-    const limits = this.deps.ctx.limits ?? DEFAULT_HTTP_LIMITS;
     const server = createSecureServer({
-      ...http2ServerLimits(limits),
+      ...this.deps.accept.http2Options(),
       ...opts.context,
       requestCert: opts.requestCert,
       rejectUnauthorized: opts.rejectUnauthorized,
       allowHTTP1: true,
     });
-    applyHttp1Limits(server, limits);
     const entry: Entry = { server, policyKey, contextKey, config, sockets: new Set() };
     const key = serverKey(config);
     const listener: ListenerInfo = {
@@ -137,11 +134,10 @@ export class TlsServers {
         return own !== undefined && serverKey(own) !== key;
       },
     };
-    this.deps.ctx.drain.serve(server, {
+    this.deps.accept.serve(server, {
       request: (req, res) => handleHttpRequest(req, res, listener, this.deps.ctx),
       upgrade: (req, socket, head) => handleUpgrade(req, socket, head, listener, this.deps.ctx),
     });
-    this.deps.timeouts?.watch(server);
     server.on('secureConnection', (socket: TLSSocket) => this.#checkPeer(socket, entry));
     server.on('tlsClientError', () => undefined); // a failed handshake is the client's problem, not a crash
     server.on('sessionError', () => undefined);

@@ -13,7 +13,7 @@
 //   DISABLE     TLS: passed to the app as TCP; plaintext: HTTP to the app.
 // Bytes passed as TCP are only subject to AuthorizationPolicy's L4 rules (closed when denied).
 
-import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createSecureServer, type Http2SecureServer } from 'node:http2';
 import { connect as connectTcp, createServer as createNetServer, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
@@ -27,11 +27,10 @@ import type { IdentityProvider, WorkloadCertificate } from '../core/pki/types.js
 import { spiffeIdsOfCertificate } from '../core/pki/spiffe.js';
 import { peekClientHello } from '../core/tls/client-hello.js';
 import { handleHttpRequest, Pipelines, type HttpHandlerContext, type ListenerInfo } from '../core/proxy/http-handler.js';
-import { PlaintextHttp } from '../core/proxy/h2c-sniff.js';
 import type { AccessLog } from '../core/telemetry/access-log.js';
 import { UpstreamPools } from '../core/proxy/upstream-pools.js';
-import { ConnectionTimeouts } from '../core/proxy/connection-limits.js';
-import { DEFAULT_HTTP_LIMITS, applyHttp1Limits, http2ServerLimits, type HttpLimits } from '../core/proxy/http-limits.js';
+import { AcceptStep } from '../core/proxy/accept.js';
+import type { HttpLimits } from '../core/proxy/http-limits.js';
 import type { SnapshotHolder } from '../core/snapshot/holder.js';
 import { inboundRequestHeaders, meshXfcc } from './inbound-headers.js';
 
@@ -71,7 +70,6 @@ export interface InboundListener {
 
 export function createInboundListener(deps: InboundDeps): InboundListener {
   const peers = new WeakMap<Socket, Peer>();
-  const sockets = new Set<Socket>();
   const appKey = UpstreamPools.key(deps.appHost, deps.appPort);
   const cluster = `inbound|${deps.appPort}||`;
 
@@ -120,18 +118,11 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
   };
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => handleHttpRequest(req, res, listener, ctx);
 
-  const limits = deps.limits ?? DEFAULT_HTTP_LIMITS;
-  const timeouts = new ConnectionTimeouts(limits);
-  const plain = createHttpServer({ requestTimeout: 0, keepAliveTimeout: 60_000 });
-  applyHttp1Limits(plain, limits);
-  deps.drain.serve(plain, { request: onRequest });
-  timeouts.watch(plain);
-  const plaintext = new PlaintextHttp(plain, deps.drain, onRequest);
-  timeouts.watch(plaintext.h2c);
-  const secure: Http2SecureServer = createSecureServer({ ...http2ServerLimits(limits), ...tlsContext(deps.identity.current()), requestCert: true, rejectUnauthorized: false, allowHTTP1: true });
-  applyHttp1Limits(secure, limits);
-  deps.drain.serve(secure, { request: onRequest });
-  timeouts.watch(secure);
+  // The one accept step (core/proxy/accept.ts): limits, drain and timeouts for every connection.
+  const step = new AcceptStep({ drain: deps.drain, limits: deps.limits });
+  const { plaintext } = step.plaintext({ request: onRequest });
+  const secure: Http2SecureServer = createSecureServer({ ...step.http2Options(), ...tlsContext(deps.identity.current()), requestCert: true, rejectUnauthorized: false, allowHTTP1: true });
+  step.serve(secure, { request: onRequest });
   secure.on('secureConnection', (socket: TLSSocket) => {
     const presented = socket.getPeerCertificate();
     // Only mesh mTLS is terminated here: it needs a certificate that chains to the mesh root and
@@ -144,11 +135,7 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
   const unsubscribe = deps.identity.onRotate((cert) => secure.setSecureContext(tlsContext(cert)));
 
   const onConnection = (socket: Socket): void => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-    socket.on('error', () => socket.destroy());
-    deps.drain.accept(socket);
-    timeouts.accept(socket);
+    step.accept(socket);
     void peekClientHello(socket).then(
       ({ data, hello }) => {
         const mode = mtlsMode();
@@ -178,7 +165,7 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
       deps.log.debug({ remote: socket.remoteAddress, policy: decision?.policy }, 'TLS connection passed to the app refused: AuthorizationPolicy');
       return void socket.destroy();
     }
-    timeouts.release(socket);
+    step.release(socket);
     const app = connectTcp({ port: deps.appPort, host: deps.appHost, ...(deps.appLocalAddress ? { localAddress: deps.appLocalAddress } : {}) });
     app.on('error', () => socket.destroy());
     socket.on('close', () => app.destroy());
@@ -199,10 +186,8 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
       }),
     destroy: () => {
       unsubscribe();
-      for (const s of sockets) s.destroy();
-      timeouts.close();
+      step.destroy();
       server.close();
-      plain.close();
       plaintext.close();
       secure.close();
     },
