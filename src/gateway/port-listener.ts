@@ -12,6 +12,7 @@ import { listenOn } from '../core/proxy/listen.js';
 import { handleHttpRequest, Pipelines, type HttpHandlerContext, type ListenerInfo } from '../core/proxy/http-handler.js';
 import { handleUpgrade } from '../core/proxy/upgrade.js';
 import { AcceptStep } from '../core/proxy/accept.js';
+import { authorizeConnection } from '../core/proxy/stages/authorize-connection.js';
 import { forwardTcp } from '../core/proxy/tcp-forward.js';
 import type { RequestFacts } from '../core/routing/types.js';
 import type { Snapshot } from '../core/snapshot/snapshot.js';
@@ -77,11 +78,21 @@ export function createPortListener(servicePorts: readonly number[], deps: PortLi
     });
   };
 
+  // A connection passed through as TCP meets the gateway's AuthorizationPolicy L4 rules (as Istio's
+  // gateway TCP filter chains do): closed, counted and logged when denied.
+  const authorized = (socket: Socket, cluster: string | undefined, sni?: string): boolean =>
+    !ctx.security ||
+    authorizeConnection(
+      { holder: ctx.holder, security: ctx.security, accessLog: ctx.accessLog, log: deps.log },
+      { socket, destinationPort: listenPort, cluster: cluster ?? '', reporter: 'source', ...(sni ? { sni } : {}) },
+    );
+
   const dispatch = (socket: Socket): void => {
     const listener = current(ctx.holder.current());
     // A plain TCP server: its one `tcp` route takes the whole connection (docs/reference/routing.md).
     const tcp = listener?.protocol === 'TCP' ? listener.servers.find((s) => s.tcpRoute)?.tcpRoute : undefined;
     if (tcp) {
+      if (!authorized(socket, tcp.destinations[0]?.clusterName)) return;
       step.release(socket);
       forwardTcp(socket, Buffer.alloc(0), tcp.destinations, tcp.totalWeight, { random: ctx.random, observer: ctx.accessLog });
       return;
@@ -105,6 +116,7 @@ export function createPortListener(servicePorts: readonly number[], deps: PortLi
         if (mode === 'PASSTHROUGH' || mode === 'AUTO_PASSTHROUGH') {
           const route = server.tlsRoutes?.lookup(hello.sni);
           if (!route) return void socket.destroy();
+          if (!authorized(socket, route.destinations[0]?.clusterName, hello.sni)) return;
           step.release(socket);
           forwardTcp(socket, data, route.destinations, route.totalWeight, { random: ctx.random, observer: ctx.accessLog });
           return;

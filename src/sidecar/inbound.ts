@@ -11,16 +11,18 @@
 //               required; other TLS: passed to the app as TCP (an app that terminates TLS itself);
 //               plaintext: HTTP to the app.
 //   DISABLE     TLS: passed to the app as TCP; plaintext: HTTP to the app.
-// Bytes passed as TCP are only subject to AuthorizationPolicy's L4 rules (closed when denied).
+// Mesh mTLS whose ALPN names no HTTP protocol (`istio-peer-exchange`, `istio`) carries TCP, and
+// plaintext whose first bytes are no HTTP request line is opaque TCP: both go to the app as bytes.
+// Bytes passed as TCP are subject to AuthorizationPolicy's L4 rules (core/proxy/stages/
+// authorize-connection.ts): a denied connection is closed, counted and logged.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createSecureServer, type Http2SecureServer } from 'node:http2';
 import { connect as connectTcp, createServer as createNetServer, type Socket } from 'node:net';
-import type { TLSSocket } from 'node:tls';
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { listenOn } from '../core/proxy/listen.js';
 import type { ConnectionDrain } from '../core/proxy/drain.js';
-import type { Authorizer } from '../core/policy/authorization.js';
 import type { MtlsMode } from '../core/policy/peer-authentication.js';
 import type { WorkloadSecurityCache } from '../core/policy/workload-security.js';
 import type { IdentityProvider, WorkloadCertificate } from '../core/pki/types.js';
@@ -30,6 +32,7 @@ import { handleHttpRequest, Pipelines, type HttpHandlerContext, type ListenerInf
 import type { AccessLog } from '../core/telemetry/access-log.js';
 import { UpstreamPools } from '../core/proxy/upstream-pools.js';
 import { AcceptStep } from '../core/proxy/accept.js';
+import { authorizeConnection } from '../core/proxy/stages/authorize-connection.js';
 import type { HttpLimits } from '../core/proxy/http-limits.js';
 import type { SnapshotHolder } from '../core/snapshot/holder.js';
 import { inboundRequestHeaders, meshXfcc } from './inbound-headers.js';
@@ -76,10 +79,6 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
   const mtlsMode = (): MtlsMode => {
     const snapshot = deps.holder.current();
     return snapshot ? deps.security.for(snapshot).peerAuthentication.modeFor(deps.appPort) : 'STRICT';
-  };
-  const authorizer = (): Authorizer | undefined => {
-    const snapshot = deps.holder.current();
-    return snapshot ? deps.security.for(snapshot).authorizer : undefined;
   };
 
   // Read lazily per connection: an HTTP/2 request sees its session's socket through a proxy object.
@@ -134,6 +133,17 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
   // New handshakes present the rotated certificate; open connections keep theirs.
   const unsubscribe = deps.identity.onRotate((cert) => secure.setSecureContext(tlsContext(cert)));
 
+  // Mesh mTLS carrying TCP (a peer that offers Istio's ALPN but no HTTP one): terminated here, then
+  // the decrypted bytes go to the app once AuthorizationPolicy's L4 rules allow the peer.
+  const tcpSecure = createTlsServer({ ...tlsContext(deps.identity.current()), requestCert: true, rejectUnauthorized: false, ALPNProtocols: ['istio-peer-exchange', 'istio'] }, (socket: TLSSocket) => {
+    const presented = socket.getPeerCertificate();
+    const spiffeId = socket.authorized && presented ? spiffeIdsOfCertificate(presented)[0] : undefined;
+    if (!spiffeId) return void socket.destroy();
+    passToApp(socket, Buffer.alloc(0), { spiffeId });
+  });
+  tcpSecure.on('tlsClientError', () => undefined);
+  const unsubscribeTcp = deps.identity.onRotate((cert) => tcpSecure.setSecureContext(tlsContext(cert)));
+
   const onConnection = (socket: Socket): void => {
     step.accept(socket);
     void peekClientHello(socket).then(
@@ -144,33 +154,38 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
             deps.log.debug({ remote: socket.remoteAddress }, 'plaintext connection refused: PeerAuthentication STRICT');
             return void socket.destroy();
           }
+          // Opaque TCP (a database protocol, say): no HTTP request line, so to the app as TCP.
+          if (!looksLikeHttp(data)) return passToApp(socket, data, {});
           socket.unshift(data);
           plaintext.accept(socket);
           return;
         }
         if (hello.state !== 'ok') return void socket.destroy();
-        if (mode === 'DISABLE' || (mode === 'PERMISSIVE' && !offersMeshAlpn(hello.alpn))) return passToApp(socket, data, hello.sni);
+        if (mode === 'DISABLE' || (mode === 'PERMISSIVE' && !offersMeshAlpn(hello.alpn))) return passToApp(socket, data, hello.sni ? { sni: hello.sni } : {});
         socket.unshift(data);
-        secure.emit('connection', socket);
+        (offersHttpAlpn(hello.alpn) ? secure : tcpSecure).emit('connection', socket);
       },
       () => socket.destroy(),
     );
   };
 
-  /** TLS that is not ours to terminate: the app speaks it itself, only L4 authorization applies. */
-  const passToApp = (socket: Socket, data: Buffer, sni: string | undefined): void => {
-    const authz = authorizer();
-    const decision = authz?.evaluateTcp({ sourceIp: socket.remoteAddress ?? '', destinationPort: deps.appPort, ...(sni ? { sni } : {}) });
-    if (!decision?.allowed) {
-      deps.log.debug({ remote: socket.remoteAddress, policy: decision?.policy }, 'TLS connection passed to the app refused: AuthorizationPolicy');
-      return void socket.destroy();
-    }
+  /**
+   * A connection the app serves as TCP (opaque TCP, TLS it terminates itself, mesh mTLS carrying
+   * TCP): AuthorizationPolicy's L4 rules decide (core authorize-connection stage), then the bytes
+   * are piped to the app untouched (`data`: bytes already read from the socket).
+   */
+  const passToApp = (socket: Socket, data: Buffer, peer: { spiffeId?: string; sni?: string }): void => {
+    const allowed = authorizeConnection(
+      { holder: deps.holder, security: deps.security, accessLog: deps.accessLog, log: deps.log },
+      { socket, destinationPort: deps.appPort, cluster, reporter: 'destination', ...peer },
+    );
+    if (!allowed) return;
     step.release(socket);
     const app = connectTcp({ port: deps.appPort, host: deps.appHost, ...(deps.appLocalAddress ? { localAddress: deps.appLocalAddress } : {}) });
     app.on('error', () => socket.destroy());
     socket.on('close', () => app.destroy());
     app.on('close', () => socket.destroy());
-    app.write(data);
+    if (data.length > 0) app.write(data);
     socket.pipe(app).pipe(socket);
   };
 
@@ -182,14 +197,17 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
     close: () =>
       new Promise((resolve) => {
         unsubscribe();
+        unsubscribeTcp();
         server.close(() => resolve());
       }),
     destroy: () => {
       unsubscribe();
+      unsubscribeTcp();
       step.destroy();
       server.close();
       plaintext.close();
       secure.close();
+      tcpSecure.close();
     },
   };
 }
@@ -197,6 +215,24 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
 /** Istio's client proxies offer `istio-http/1.1`, `istio-h2`, `istio-peer-exchange`, `istio`. */
 function offersMeshAlpn(alpn: readonly string[] | undefined): boolean {
   return alpn?.some((p) => p.startsWith('istio')) ?? false;
+}
+
+const HTTP_ALPN = new Set(['http/1.0', 'http/1.1', 'h2', 'istio-http/1.0', 'istio-http/1.1', 'istio-h2']);
+
+/** A mesh peer that speaks HTTP says so in its ALPN; one offering only `istio-peer-exchange`/`istio` carries TCP. */
+function offersHttpAlpn(alpn: readonly string[] | undefined): boolean {
+  return alpn === undefined || alpn.some((p) => HTTP_ALPN.has(p));
+}
+
+/**
+ * Whether a plaintext connection's first bytes can be an HTTP request: a method token (upper case,
+ * as the parse stage requires) and a space, or the start of one still arriving. Anything else (a
+ * binary protocol, a lower-case greeting) is opaque TCP. A silent client stays HTTP (and meets the
+ * header timeout), as a server-first protocol is not detectable by its first bytes.
+ */
+export function looksLikeHttp(data: Buffer): boolean {
+  const head = data.subarray(0, 17).toString('latin1');
+  return /^[A-Z]{1,16}(?: |$)/.test(head);
 }
 
 function tlsContext(cert: WorkloadCertificate): { key: string; cert: string; ca: string } {
