@@ -11,6 +11,7 @@ import type { ConfigSource, ConfigUpdate } from '../core/sources/source.js';
 import type { StreamMessage } from '../core/sources/control-plane-wire.js';
 import { publishableSet, type PublishedSet, type Validate } from './config-set.js';
 import type { ProxyRegistry, ProxySession } from './proxy-registry.js';
+import { EndpointFailures, sendEndpointFailure } from '../core/proxy/respond.js';
 
 export interface ConfigDistributorOptions {
   readonly source: ConfigSource;
@@ -69,7 +70,7 @@ export class ConfigDistributor {
   open(session: ProxySession, res: ServerResponse, replaced: ProxySession | undefined): void {
     if (this.#closed) {
       this.#opts.registry.disconnect(session);
-      res.writeHead(503, { 'content-type': 'application/json', connection: 'close' }).end('{"error":"the control plane is shutting down"}');
+      sendEndpointFailure(res, EndpointFailures.shuttingDown, 'json', { connection: 'close' });
       return;
     }
     if (replaced) this.#streams.get(replaced.id)?.res.end();

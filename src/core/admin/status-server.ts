@@ -2,6 +2,7 @@
 // the proxy is not draining — what a Kubernetes readiness probe and a load balancer look at.
 
 import { fastify, type FastifyInstance } from 'fastify';
+import { EndpointFailures, endpointAnswer } from '../proxy/respond.js';
 
 export interface ReadinessSource {
   ready(): boolean;
@@ -11,7 +12,8 @@ export function createStatusServer(readiness: ReadinessSource): FastifyInstance 
   const app = fastify({ logger: false });
   app.get('/healthz/ready', async (_req, reply) => {
     if (readiness.ready()) return reply.code(200).type('text/plain').send('');
-    return reply.code(503).type('text/plain').send('not ready\n');
+    const a = endpointAnswer(EndpointFailures.notReady);
+    return reply.code(a.status).headers(a.headers).send(a.body);
   });
   return app;
 }
