@@ -5,9 +5,8 @@
 
 import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
-import { request } from 'node:http';
 import { join } from 'node:path';
-import { findCommand, freePorts, tempDir, track } from './processes.js';
+import { answersHttp, findCommand, freePorts, tempDir, track } from './processes.js';
 import { BENCH_HOST } from './servers.js';
 import type { Target } from './targets.js';
 
@@ -32,17 +31,6 @@ http://:${port} {
 `;
 }
 
-function answers(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const req = request({ host: '127.0.0.1', port, path: '/', headers: { host: BENCH_HOST } }, (res) => {
-      res.resume();
-      resolve(res.statusCode === 200);
-    });
-    req.on('error', () => resolve(false));
-    req.end();
-  });
-}
-
 export async function startCaddy(caddy: string, upstreamPort: number): Promise<Target> {
   const dir = await tempDir('meshgate-bench-caddy-');
   const [port] = (await freePorts(1)) as [number];
@@ -51,6 +39,6 @@ export async function startCaddy(caddy: string, upstreamPort: number): Promise<T
   // HOME and XDG dirs in the temporary folder: caddy writes its data and config state there.
   const env = { ...process.env, GOMAXPROCS: '1', HOME: dir, XDG_DATA_HOME: dir, XDG_CONFIG_HOME: dir };
   const child = track(spawn(caddy, ['run', '--config', file, '--adapter', 'caddyfile'], { stdio: ['ignore', 'ignore', 'pipe'], env }), 'caddy');
-  await child.until(() => answers(port), 10_000);
+  await child.until(() => answersHttp(port), 10_000);
   return { name: CADDY, url: `http://127.0.0.1:${port}/`, host: BENCH_HOST, pid: child.pid, stop: () => child.stop() };
 }

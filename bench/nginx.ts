@@ -1,6 +1,7 @@
 // nginx as the HTTPS reference: the distribution's nginx, run as a child process (never as a
 // service) with a configuration generated into a temporary folder, terminating TLS with the same
-// certificates as meshgate and proxying to the same upstream over kept-alive connections.
+// certificates as meshgate and proxying to the same upstream over kept-alive connections, and on one
+// more port in plain HTTP (the plain-HTTP reference row beside Caddy and HAProxy).
 // One worker process, so that its figures compare per core with meshgate's single process.
 
 import { spawn } from 'node:child_process';
@@ -9,7 +10,7 @@ import { join } from 'node:path';
 import { findCommand, freePorts, tempDir, track } from './processes.js';
 import { BENCH_HOST } from './servers.js';
 import { KEY_TYPES, type BenchCerts } from './tls-certs.js';
-import type { TlsTarget } from './targets.js';
+import type { Target, TlsTarget } from './targets.js';
 import { tlsProbe } from './handshakes.js';
 
 /** BENCH_NGINX: the nginx binary to run, or `none` to leave nginx out; default the one on PATH. */
@@ -19,21 +20,29 @@ export function findNginx(): string | undefined {
   return chosen || findCommand('nginx');
 }
 
-/** One `server` per certificate, in the order of `ports`. */
+// HTTP/1.1 without "Connection: close" is what lets the upstream connections be reused.
+const PROXY_TO_UPSTREAM = `location / {
+        proxy_pass http://bench_upstream;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+      }`;
+
+/** One `server` per certificate, in the order of `ports`, then a plain-HTTP one on the last port. */
 export function nginxConfig(prefix: string, upstreamPort: number, certs: BenchCerts, ports: readonly number[]): string {
-  const servers = KEY_TYPES.map((k, i) => `
+  const tlsServers = KEY_TYPES.map((k, i) => `
     server {
       listen 127.0.0.1:${ports[i]} ssl;
       ssl_certificate ${certs.byKey[k].certFile};
       ssl_certificate_key ${certs.byKey[k].keyFile};
       ssl_protocols TLSv1.2 TLSv1.3;
-      location / {
-        proxy_pass http://bench_upstream;
-        # HTTP/1.1 without "Connection: close" is what lets the upstream connections be reused.
-        proxy_http_version 1.1;
-        proxy_set_header Connection "";
-      }
-    }`).join('\n');
+      ${PROXY_TO_UPSTREAM}
+    }`);
+  const plainServer = `
+    server {
+      listen 127.0.0.1:${ports[KEY_TYPES.length]};
+      ${PROXY_TO_UPSTREAM}
+    }`;
+  const servers = [...tlsServers, plainServer].join('\n');
   // Every path nginx writes to is in the temporary prefix: the distribution's compiled-in ones
   // (/var/lib/nginx, /var/log/nginx, /run) belong to the system's nginx.
   return `worker_processes 1;
@@ -59,11 +68,13 @@ ${servers}
 `;
 }
 
-/** nginx in front of the upstream, one HTTPS target per certificate. */
-export async function startNginx(nginx: string, upstreamPort: number, certs: BenchCerts): Promise<TlsTarget[]> {
+export const NGINX_HTTP = 'nginx (worker_processes 1)';
+
+/** nginx in front of the upstream: one HTTPS target per certificate, and one plain-HTTP target. */
+export async function startNginx(nginx: string, upstreamPort: number, certs: BenchCerts): Promise<{ https: TlsTarget[]; http: Target }> {
   const prefix = await tempDir('meshgate-bench-nginx-');
   await mkdir(join(prefix, 'tmp'));
-  const ports = await freePorts(KEY_TYPES.length);
+  const ports = await freePorts(KEY_TYPES.length + 1);
   const conf = join(prefix, 'nginx.conf');
   await writeFile(conf, nginxConfig(prefix, upstreamPort, certs, ports));
   // -e: even the messages before the configuration is read stay out of /var/log/nginx.
@@ -71,7 +82,7 @@ export async function startNginx(nginx: string, upstreamPort: number, certs: Ben
   const child = track(spawn(nginx, args, { stdio: ['ignore', 'ignore', 'pipe'] }), 'nginx');
   await child.until(async () => (await tlsProbe(ports[0]!)) !== undefined, 10_000);
   const stop = () => child.stop();
-  return KEY_TYPES.map((keyType, i) => ({
+  const https = KEY_TYPES.map((keyType, i) => ({
     name: 'nginx',
     url: `https://127.0.0.1:${ports[i]}/`,
     host: BENCH_HOST,
@@ -80,4 +91,6 @@ export async function startNginx(nginx: string, upstreamPort: number, certs: Ben
     pid: child.pid,
     stop,
   }));
+  const http: Target = { name: NGINX_HTTP, url: `http://127.0.0.1:${ports[KEY_TYPES.length]}/`, host: BENCH_HOST, pid: child.pid, stop };
+  return { https, http };
 }

@@ -7,9 +7,11 @@
 import type { ChildProcess } from 'node:child_process';
 import { accessSync, constants, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { request } from 'node:http';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
+import { BENCH_HOST } from './servers.js';
 
 const running = new Set<Child>();
 const tempDirs = new Set<string>();
@@ -103,6 +105,18 @@ export class Child {
     const tail = this.stderr.trim() ? `\n--- ${this.label} stderr (tail) ---\n${this.stderr.trim()}` : '';
     return new Error(`${this.label} ${what}${tail}`);
   }
+}
+
+/** Whether a plain-HTTP proxy on 127.0.0.1:`port` answers 200 for the bench host: its readiness. */
+export function answersHttp(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = request({ host: '127.0.0.1', port, path: '/', headers: { host: BENCH_HOST } }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on('error', () => resolve(false));
+    req.end();
+  });
 }
 
 /** Ports the OS hands out, bound and released: for a child that takes ports only as arguments. */

@@ -11,7 +11,7 @@
 // BENCH_HANDSHAKE_CLIENTS (default 8) openssl s_time processes side by side, BENCH_NGINX=PATH|none,
 // BENCH_MESH_RATE (default 1000) req/s of the mesh's fixed-rate runs, 0 to leave them out,
 // BENCH_REDIS=PATH|none the redis-server for the store redis row, BENCH_CADDY=PATH|none the caddy
-// of the plain-HTTP caddy row, BENCH_SCALE_SIZES (default
+// of the plain-HTTP caddy row, BENCH_HAPROXY=PATH|none the haproxy of its plain-HTTP row, BENCH_SCALE_SIZES (default
 // 10,100,1000,10000, or none) the generated configurations of the scale rows.
 
 import { createServer } from 'node:http';
@@ -20,7 +20,8 @@ import { cpus } from 'node:os';
 import type { KeyType } from '../src/core/tls/issue-certificate.js';
 import { findOpenssl, handshakePreflight, runHandshakes, stopHandshakes } from './handshakes.js';
 import { pickTool, runLoad, stopLoad, type LoadTool } from './load.js';
-import { findNginx, startNginx } from './nginx.js';
+import { findNginx, NGINX_HTTP, startNginx } from './nginx.js';
+import { findHaproxy, HAPROXY, startHaproxy } from './haproxy.js';
 import { startMesh } from './mesh.js';
 import { findRedis, startRedis } from './redis.js';
 import { anchorTable, meshRatios, meshTable, type MeshReport, type MeshRow } from './mesh-report.js';
@@ -179,10 +180,12 @@ async function main(): Promise<number> {
   const nginx = findNginx();
   const redisBin = findRedis();
   const caddyBin = findCaddy();
+  const haproxyBin = findHaproxy();
   console.log(`meshgate bench: ${tool}, ${s.connections} connections, ${s.seconds}s per target, node ${process.version} (OpenSSL ${process.versions.openssl}), ${cpus().length} cpu(s)`);
   if (tool === 'autocannon') console.log('  wrk not found on PATH: using autocannon, which takes more CPU from the targets (apt-get install wrk)');
   if (!nginx) console.log('  nginx not found: the HTTPS comparisons meshgate / nginx are skipped; meshgate\'s HTTPS figures still run (apt-get install nginx)');
   if (!caddyBin) console.log('  caddy not found: the plain-HTTP row for caddy is skipped (apt-get install caddy)');
+  if (!haproxyBin) console.log('  haproxy not found: the plain-HTTP row for haproxy is skipped (apt-get install haproxy)');
   if (!s.openssl) console.log('  openssl not found: new-handshake figures are skipped (apt-get install openssl)');
   else console.log(`  new handshakes: ${s.clients} × \`openssl s_time -new\`, each connection a full TLS handshake and one request`);
   console.log(`  HTTPS: kept-alive rows use the ${KEY_LABEL.rsa} certificate; handshakes run with ${KEY_LABEL.rsa} and ${KEY_LABEL.ec}, the same files for every target`);
@@ -220,10 +223,17 @@ async function main(): Promise<number> {
     await caddy.stop();
   }
 
+  if (haproxyBin) {
+    const haproxy = await startHaproxy(haproxyBin, upstream.port);
+    loads.push(await measureLoad(s, haproxy, haproxy.name, 'http'));
+    await haproxy.stop();
+  }
+
   if (nginx) {
     const ng = await startNginx(nginx, upstream.port, certs);
-    await measureTls(s, ng, loads, handshakes);
-    await ng[0]!.stop();
+    loads.push(await measureLoad(s, ng.http, ng.http.name, 'http'));
+    await measureTls(s, ng.https, loads, handshakes);
+    await ng.http.stop();
   }
 
   const meshReport = await measureMesh(s, upstream.port);
@@ -244,6 +254,8 @@ async function main(): Promise<number> {
     ['meshgate / @fastify/http-proxy', loadRatio(row(BASELINE), load('@fastify', 'http'))],
     ['meshgate / node:http + undici Pool', loadRatio(row(BASELINE), row(BARE_PROXY))],
     ['meshgate / caddy', loadRatio(row(BASELINE), row(CADDY))],
+    ['meshgate / haproxy', loadRatio(row(BASELINE), row(HAPROXY))],
+    ['meshgate / nginx, HTTP', loadRatio(row(BASELINE), row(NGINX_HTTP))],
     ['meshgate / direct', loadRatio(row(BASELINE), load('upstream', 'http'))],
     ['meshgate --workers 2 / 1 worker', loadRatio(row(TWO_WORKERS), row(BASELINE))],
     ['metrics + tracing 1 % / both off', loadRatio(row(OBSERVED), row(UNOBSERVED))],
