@@ -18,12 +18,11 @@ import { connect as tlsConnect } from 'node:tls';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import type { CertificateAuthority } from '../src/core/pki/authority.js';
-import { FileSource } from '../src/core/sources/file-source.js';
 import { startSidecar, type RunningSidecar } from '../src/sidecar/main.js';
 import { startGateway } from '../src/gateway/main.js';
-import { serviceYaml } from './helpers/cluster-yaml.js';
+import { tcpGatewayYaml } from './helpers/cluster-yaml.js';
 import { looksLikeHttp } from '../src/sidecar/inbound.js';
-import { fixedIdentity, testAuthority, workloadCertificate } from './helpers/mesh.js';
+import { sidecarOptions, testAuthority, workloadCertificate } from './helpers/mesh.js';
 import { rawExchange } from './helpers/raw-http.js';
 
 const POLICIES = (appPort: number): string => `apiVersion: security.istio.io/v1
@@ -159,18 +158,7 @@ describe('AuthorizationPolicy on TCP at a sidecar inbound side', () => {
       sidecars.set(
         name,
         await startSidecar({
-          identity: fixedIdentity(ca, 'default', name),
-          source: new FileSource({ dir }),
-          namespace: 'default',
-          serviceAccount: name,
-          labels: { app: name },
-          appPort: app.port,
-          inboundPort: 0,
-          outboundPort: 0,
-          statusPort: 0,
-          adminPort: 0,
-          listenHost: '127.0.0.1',
-          accessLog: 'off',
+          ...sidecarOptions(ca, dir, name, app.port),
           logger,
           ...(name === 'deny-http-only' ? { metricsPort: 0 } : {}),
         }),
@@ -259,25 +247,7 @@ describe('AuthorizationPolicy on TCP at the gateway', () => {
     await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
     const echoPort = (echo.address() as AddressInfo).port;
     const dir = await mkdtemp(join(tmpdir(), 'meshgate-gw-tcp-authz-'));
-    const tcpGateway = (deny: boolean): string => `apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: tcp}
-spec:
-  selector: {istio: ingressgateway}
-  servers:
-  - port: {number: 5432, name: tcp, protocol: TCP}
-    hosts: ['*']
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: db}
-spec:
-  hosts: ['*']
-  gateways: [tcp]
-  tcp:
-  - route: [{destination: {host: db, port: {number: 5432}}}]
----
-${serviceYaml('db', [{ pod: 'db-1', port: echoPort }], { port: 5432, portName: 'tcp' })}
+    const tcpGateway = (deny: boolean): string => `${tcpGatewayYaml(echoPort)}
 ${deny ? `---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
