@@ -21,7 +21,7 @@ import { issueCertificate } from '../src/core/tls/issue-certificate.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
 import { eventually } from './helpers/gateway.js';
 import { seededRandom } from './helpers/random.js';
-import { serviceYaml } from './helpers/cluster-yaml.js';
+import { serviceYaml, tcpGatewayYaml } from './helpers/cluster-yaml.js';
 import { writeCredential } from './helpers/credentials.js';
 
 type Pem = { certPem: string; keyPem: string };
@@ -391,25 +391,7 @@ describe('TCP servers', () => {
     const dir = await mkdtemp(join(tmpdir(), 'meshgate-tcp-'));
     await writeFile(
       join(dir, 'all.yaml'),
-      `apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: tcp}
-spec:
-  selector: {istio: ingressgateway}
-  servers:
-  - port: {number: 5432, name: tcp, protocol: TCP}
-    hosts: ['*']
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: db}
-spec:
-  hosts: ['*']
-  gateways: [tcp]
-  tcp:
-  - route: [{destination: {host: db, port: {number: 5432}}}]
----
-${serviceYaml('db', [{ pod: 'db-1', port: echoPort }], { port: 5432, portName: 'tcp' })}`,
+      tcpGatewayYaml(echoPort),
     );
     const gw = await startGateway({ configDir: dir, certsDir: join(dir, 'certs'), ports: new Map([[5432, 0]]), listenHost: '127.0.0.1', statusPort: 0, adminPort: 0, accessLog: 'off', logger: pino({ level: 'silent' }) });
     try {

@@ -13,10 +13,8 @@ import { SignJWT, exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'j
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
 import { eventually, send, startTestGateway, type TestGateway } from './helpers/gateway.js';
-import { fixedIdentity, testAuthority } from './helpers/mesh.js';
-import { FileSource } from '../src/core/sources/file-source.js';
+import { sidecarOptions, testAuthority } from './helpers/mesh.js';
 import { startSidecar, type RunningSidecar } from '../src/sidecar/main.js';
 import { gatewayYaml, serviceYaml } from './helpers/cluster-yaml.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
@@ -252,21 +250,7 @@ spec:
   selector: {matchLabels: {app: jwt-app}}
   rules: [{from: [{source: {requestPrincipals: ["${ISSUER}/*"]}}]}]
 `);
-    sidecar = await startSidecar({
-      identity: fixedIdentity(ca, 'default', 'jwt-app'),
-      source: new FileSource({ dir }),
-      namespace: 'default',
-      serviceAccount: 'jwt-app',
-      labels: { app: 'jwt-app' },
-      appPort: app.port,
-      inboundPort: 0,
-      outboundPort: 0,
-      statusPort: 0,
-      adminPort: 0,
-      listenHost: '127.0.0.1',
-      accessLog: 'off',
-      logger: pino({ level: 'silent' }),
-    });
+    sidecar = await startSidecar(sidecarOptions(ca, dir, 'jwt-app', app.port));
   });
   after(async () => {
     await sidecar.destroy();

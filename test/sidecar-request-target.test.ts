@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ClientHttp2Session } from 'node:http2';
+import { constants, type ClientHttp2Session } from 'node:http2';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import type { CertificateAuthority } from '../src/core/pki/authority.js';
 import { FileSource } from '../src/core/sources/file-source.js';
@@ -18,6 +19,7 @@ import { serviceYaml } from './helpers/cluster-yaml.js';
 import { fixedIdentity, testAuthority, workloadCertificate } from './helpers/mesh.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
 import { freePort } from './helpers/ports.js';
+import { eventually } from './helpers/gateway.js';
 import { h2Request, h2Session, openSocket, rawExchange, readUntilClosed, type TlsClient } from './helpers/raw-http.js';
 
 const POLICIES = `apiVersion: security.istio.io/v1
@@ -97,13 +99,14 @@ describe('sidecar inbound and outbound: one target, one authority, limits and ti
     h2 = await h2Session(user.inboundPort, { ...mtls, alpn: ['istio-h2', 'h2'] });
     assert.equal((await h2Request(h2, { ':path': '/user/admin#x', ':authority': 'user-service' })).status, 403);
     assert.equal(userApp.seen.length, before, 'the app saw none of them');
-    assert.equal((await get(user.inboundPort, '/ok?a=1#frag', mtls)).status, 200);
+    // Right away: an idle session is closed by the (short) idle timeout of this test.
     assert.equal((await h2Request(h2, { ':path': '/ok#frag', ':authority': 'user-service', host: 'evil' })).status, 200);
+    assert.equal((await get(user.inboundPort, '/ok?a=1#frag', mtls)).status, 200);
     assert.deepEqual(
       userApp.seen.slice(before).map((e) => [e.url, e.headers.host]),
       [
-        ['/ok?a=1', 'user-service'],
         ['/ok', 'user-service'],
+        ['/ok?a=1', 'user-service'],
       ],
     );
   });
@@ -149,5 +152,101 @@ describe('sidecar inbound and outbound: one target, one authority, limits and ti
     }
     // Before its ClientHello, too.
     await readUntilClosed(await openSocket(user.inboundPort));
+  });
+
+  it('refuses the asterisk-form with 400 and closes HTTP/1.0 with Transfer-Encoding, inbound and outbound', async () => {
+    const before = userApp.seen.length;
+    for (const [port, tls] of [
+      [user.inboundPort, mtls],
+      [user.inboundPort, undefined],
+      [product.outboundPort, undefined],
+    ] as const) {
+      assert.equal((await get(port, '*', tls)).status, 400);
+      assert.equal((await rawExchange(port, `OPTIONS * HTTP/1.1\r\nhost: user-service\r\nconnection: close\r\n\r\n`, tls ? { tls } : {})).status, 400);
+    }
+    assert.equal(userApp.seen.length, before, 'the app saw none of them');
+    for (const [port, tls, target] of [
+      [user.inboundPort, undefined, '/te'],
+      [product.outboundPort, undefined, 'http://user-service/te'],
+    ] as const) {
+      const r = await rawExchange(port, `POST ${target} HTTP/1.0\r\nhost: user-service\r\nconnection: keep-alive\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n`, tls ? { tls } : {});
+      // rawExchange resolves only once the sidecar has closed the connection.
+      assert.equal(r.status, 200, r.text);
+      assert.match(r.text, /connection: close/i);
+    }
+  });
+
+  it('outbound: only WebSocket upgrades by default, and h2c is served as plain HTTP/1.1', async () => {
+    const refused = await rawExchange(product.outboundPort, `GET http://user-service/up HTTP/1.1\r\nhost: user-service\r\nconnection: upgrade\r\nupgrade: foo\r\n\r\n`);
+    assert.equal(refused.status, 403);
+    const before = userApp.seen.length;
+    const h2c = await rawExchange(product.outboundPort, `GET http://user-service/h2c HTTP/1.1\r\nhost: user-service\r\nconnection: Upgrade, HTTP2-Settings, close\r\nupgrade: h2c\r\nhttp2-settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n`);
+    assert.equal(h2c.status, 200, h2c.text);
+    const seen = userApp.seen.slice(before).find((e) => e.url === '/h2c');
+    assert.ok(seen, 'the app got it as a plain request');
+    assert.equal(seen.headers.upgrade, undefined);
+    assert.equal(seen.headers['http2-settings'], undefined);
+  });
+
+  it('inbound: an HTTP/2 upload the client resets mid-body never completes at the app', async () => {
+    const state = new Map<string, 'started' | 'complete' | 'aborted'>();
+    const track = (req: import('node:http').IncomingMessage): void => {
+      if (req.url !== '/upload-abort') return;
+      state.set('upload', 'started');
+      req.on('end', () => state.set('upload', 'complete'));
+      req.on('close', () => {
+        if (state.get('upload') === 'started') state.set('upload', 'aborted');
+      });
+    };
+    userApp.server.prependListener('request', track);
+    const session = await h2Session(user.inboundPort, { ...mtls, alpn: ['istio-h2', 'h2'] });
+    try {
+      const stream = session.request({ ':method': 'PUT', ':path': '/upload-abort', ':authority': 'user-service', 'content-length': '100' }, { endStream: false });
+      stream.on('error', () => undefined);
+      stream.write('the first part of the body');
+      await eventually(async () => state.get('upload') === 'started', 10_000);
+      stream.close(constants.NGHTTP2_CANCEL);
+      await eventually(async () => state.get('upload') !== 'started', 10_000);
+      assert.equal(state.get('upload'), 'aborted');
+    } finally {
+      session.destroy();
+      userApp.server.off('request', track);
+    }
+  });
+
+  it('outbound: a CONNECT tunnel is a byte stream, not cut by the header or idle timeout', async () => {
+    const echo = createNetServer((s) => s.pipe(s));
+    await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve));
+    const echoPort = (echo.address() as AddressInfo).port;
+    const tunnel = await openSocket(product.outboundPort);
+    try {
+      const established = new Promise<string>((resolve) => {
+        let text = '';
+        const onData = (b: Buffer): void => {
+          text += b.toString('latin1');
+          if (!text.includes('\r\n\r\n')) return;
+          tunnel.off('data', onData);
+          resolve(text);
+        };
+        tunnel.on('data', onData);
+      });
+      tunnel.write(`CONNECT 127.0.0.1:${echoPort} HTTP/1.1\r\nhost: 127.0.0.1:${echoPort}\r\n\r\n`);
+      assert.match(await established, /^HTTP\/1\.1 200/);
+      // Silent connections opened after the tunnel are closed by the header timeout, then (served
+      // nothing for longer than the idle timeout) a second one: the tunnel is older than both.
+      await readUntilClosed(await openSocket(product.outboundPort));
+      await readUntilClosed(await openSocket(product.outboundPort));
+      await readUntilClosed(await openSocket(product.outboundPort));
+      const back = new Promise<string>((resolve) => {
+        tunnel.once('data', (b: Buffer) => resolve(b.toString()));
+        tunnel.once('close', () => resolve('(the tunnel was closed)'));
+        if (tunnel.destroyed) resolve('(the tunnel was closed)');
+      });
+      tunnel.write('still here');
+      assert.equal(await back, 'still here');
+    } finally {
+      tunnel.destroy();
+      echo.close();
+    }
   });
 });

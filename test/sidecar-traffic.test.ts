@@ -12,11 +12,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import type { CertificateAuthority } from '../src/core/pki/authority.js';
-import { FileSource } from '../src/core/sources/file-source.js';
 import { startSidecar, type RunningSidecar, type SidecarOptions } from '../src/sidecar/main.js';
 import { staticServiceEntryYaml } from './helpers/cluster-yaml.js';
 import { eventually } from './helpers/gateway.js';
-import { fixedIdentity, testAuthority, viaProxy } from './helpers/mesh.js';
+import { sidecarOptions, testAuthority, viaProxy } from './helpers/mesh.js';
 import { freePort } from './helpers/ports.js';
 import { redisSkipReason, startRedis, type TestRedis } from './helpers/redis.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
@@ -72,18 +71,7 @@ describe('sidecar outbound: traffic policy and rate limits', () => {
 
   const start = async (extra: Partial<SidecarOptions> = {}): Promise<RunningSidecar> => {
     const s = await startSidecar({
-      identity: fixedIdentity(ca, 'default', 'client'),
-      source: new FileSource({ dir }),
-      namespace: 'default',
-      serviceAccount: 'client',
-      labels: { app: 'client' },
-      appPort: await freePort(),
-      inboundPort: 0,
-      outboundPort: 0,
-      statusPort: 0,
-      adminPort: 0,
-      listenHost: '127.0.0.1',
-      accessLog: 'off',
+      ...sidecarOptions(ca, dir, 'client', await freePort()),
       logger: quiet,
       locality: 'region-a/zone-1',
       ...extra,

@@ -234,10 +234,10 @@ describe('validation of tagOverrides', () => {
     const { problems } = validateAll(parseConfigText(yaml, 'telemetry.yaml').resources);
     const text = problems.map((p) => `${p.file}:${p.line} ${p.severity} ${p.field}: ${p.message}`);
     const has = (re: RegExp): void => assert.ok(text.some((t) => re.test(t)), `${re}\n${text.join('\n')}`);
-    has(/^telemetry\.yaml:7 error .*match\.mode: mode must be one of CLIENT, SERVER, CLIENT_AND_SERVER/);
+    has(/^telemetry\.yaml:7 error .*match\.mode: "BOTH" is not allowed; use one of CLIENT, SERVER, CLIENT_AND_SERVER/);
     has(/^telemetry\.yaml:10 warning .*tagOverrides\.legacy\.value: expression not supported \(operator '\|' is not supported\)/);
     has(/^telemetry\.yaml:11 error .*bad-name.*not a Prometheus label name/);
-    has(/^telemetry\.yaml:12 error .*no_value\.value: UPSERT needs a value/);
+    has(/^telemetry\.yaml:12 error .*no_value\.value: value must be set when operation is UPSERT/);
     has(/^telemetry\.yaml:13 warning .*not_istio.*REMOVE changes nothing/);
     has(/^telemetry\.yaml:14 error .*op\.operation: operation must be UPSERT or REMOVE, not RENAME/);
     assert.ok(!text.some((t) => /tagOverrides\.ok/.test(t)), text.join('\n'));

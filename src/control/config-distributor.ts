@@ -17,6 +17,7 @@ import { publishableSet, type PublishedSet, type Validate } from './config-set.j
 import type { ProxyRegistry, ProxySession } from './proxy-registry.js';
 import { ScopeIndex, scopeKey } from './proxy-scope.js';
 import { ScopedView, type ViewDelta } from './scoped-view.js';
+import { EndpointFailures, sendEndpointFailure } from '../core/proxy/respond.js';
 
 export interface ConfigDistributorOptions {
   readonly source: ConfigSource;
@@ -91,7 +92,7 @@ export class ConfigDistributor {
   open(session: ProxySession, res: ServerResponse, replaced: ProxySession | undefined): void {
     if (this.#closed) {
       this.#opts.registry.disconnect(session);
-      res.writeHead(503, { 'content-type': 'application/json', connection: 'close' }).end('{"error":"the control plane is shutting down"}');
+      sendEndpointFailure(res, EndpointFailures.shuttingDown, 'json', { connection: 'close' });
       return;
     }
     if (replaced) this.#streams.get(replaced.id)?.res.end();

@@ -10,6 +10,7 @@ import type { ProxyRegistry } from './proxy-registry.js';
 import type { ControlMetrics } from './control-metrics.js';
 import type { MeshDashboard } from './mesh-dashboard.js';
 import { serveDashboard } from '../core/telemetry/dashboard-page.js';
+import { EndpointFailures, sendEndpointFailure } from '../core/proxy/respond.js';
 
 export const DEBUG_PROXIES_PATH = '/debug/proxies';
 export const METRICS_PATH = '/metrics';
@@ -23,11 +24,11 @@ export function createDebugServer(registry: ProxyRegistry, metrics?: ControlMetr
       return;
     }
     if (path !== DEBUG_PROXIES_PATH) {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+      sendEndpointFailure(res, EndpointFailures.notFound);
       return;
     }
     if (req.method !== 'GET') {
-      res.writeHead(405, { 'content-type': 'text/plain', allow: 'GET' }).end('GET only\n');
+      sendEndpointFailure(res, EndpointFailures.getOnly);
       return;
     }
     const text = JSON.stringify(registry.list(), null, 2);

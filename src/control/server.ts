@@ -24,6 +24,7 @@ import type { ConfigDistributor } from './config-distributor.js';
 import type { ProxyRegistry } from './proxy-registry.js';
 import type { ControlMetrics } from './control-metrics.js';
 import { bearerToken, type Authenticator, type Caller } from './token-authenticator.js';
+import { apiFailure, sendEndpointFailure } from '../core/proxy/respond.js';
 
 export interface ControlServerOptions {
   /** The server certificate: chain leaf first (PEM), and its key. */
@@ -62,7 +63,7 @@ export function createControlServer(opts: ControlServerOptions): Server {
   const server = createServer({ cert: opts.tls.certChainPem, key: opts.tls.keyPem, minVersion: 'TLSv1.2' }, (req, res) => {
     handle(opts, req, res).catch((err: unknown) => {
       // A body cut short leaves the connection in an unknown state: close it after the answer.
-      if (err instanceof HttpError) return reply(res, err.status, { error: err.message }, err.status === 413 ? { connection: 'close' } : {});
+      if (err instanceof HttpError) return sendEndpointFailure(res, apiFailure(err.status, err.message), 'json', err.status === 413 ? { connection: 'close' } : {});
       log.error({ err, path: req.url }, 'control plane request failed');
       reply(res, 500, { error: 'internal error' });
     });

@@ -6,16 +6,14 @@
 // TLS server. The choice uses the snapshot current at accept; a connection that arrives before the
 // first configuration waits for it.
 
-import { createServer as createHttpServer } from 'node:http';
 import { createServer as createNetServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { listenOn } from '../core/proxy/listen.js';
-import { handleHttpRequest, type HttpHandlerContext, type ListenerInfo } from '../core/proxy/http-handler.js';
+import { handleHttpRequest, Pipelines, type HttpHandlerContext, type ListenerInfo } from '../core/proxy/http-handler.js';
 import { handleUpgrade } from '../core/proxy/upgrade.js';
-import { ConnectionTimeouts } from '../core/proxy/connection-limits.js';
-import { DEFAULT_HTTP_LIMITS, applyHttp1Limits } from '../core/proxy/http-limits.js';
+import { AcceptStep } from '../core/proxy/accept.js';
+import { authorizeConnection } from '../core/proxy/stages/authorize-connection.js';
 import { forwardTcp } from '../core/proxy/tcp-forward.js';
-import { PlaintextHttp } from '../core/proxy/h2c-sniff.js';
 import type { RequestFacts } from '../core/routing/types.js';
 import type { Snapshot } from '../core/snapshot/snapshot.js';
 import { peekClientHello } from '../core/tls/client-hello.js';
@@ -55,6 +53,7 @@ export function createPortListener(servicePorts: readonly number[], deps: PortLi
       return servicePorts[0] ?? listenPort;
     },
     scheme: 'http',
+    stages: Pipelines.gatewayPlaintext,
     select: (snapshot) => {
       const name = current(snapshot)?.httpRouteConfig;
       return name ? snapshot.routeConfigs.get(name) : undefined;
@@ -62,28 +61,18 @@ export function createPortListener(servicePorts: readonly number[], deps: PortLi
     httpsPort: (facts, snapshot) => httpsRedirectPort(facts, snapshot, listenPort, servicePorts),
     ...(deps.acmeChallenge ? { acmeChallenge: deps.acmeChallenge } : {}),
   };
-  const http = createHttpServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 60_000 });
-  const limits = ctx.limits ?? DEFAULT_HTTP_LIMITS;
-  const timeouts = new ConnectionTimeouts(limits);
-  applyHttp1Limits(http, limits);
-  ctx.drain.serve(http, {
+  // The one accept step (core/proxy/accept.ts): limits, drain and timeouts for every connection.
+  const step = new AcceptStep(ctx);
+  // Plaintext connections speak HTTP/1.1 or h2c with prior knowledge, told apart by their first bytes;
+  // requests node:http cannot read are answered by the limits' clientError handler (400/408/414/431).
+  const { plaintext } = step.plaintext({
     request: (req, res) => handleHttpRequest(req, res, plain, ctx),
     upgrade: (req, socket, head) => handleUpgrade(req, socket, head, plain, ctx),
   });
-  timeouts.watch(http);
-  // Plaintext connections speak HTTP/1.1 or h2c with prior knowledge, told apart by their first bytes.
-  const plaintext = new PlaintextHttp(http, ctx.drain, (req, res) => handleHttpRequest(req, res, plain, ctx));
-  timeouts.watch(plaintext.h2c);
-  // Requests node:http cannot read are answered by applyHttp1Limits' clientError handler (400/408/414/431).
-  const tls = new TlsServers({ ctx, timeouts, credentials: deps.credentials, log: deps.log, tickets: deps.tickets, sni: (snapshot) => sniIndexOf(current(snapshot)) });
-  const sockets = new Set<Socket>();
+  const tls = new TlsServers({ ctx, accept: step, credentials: deps.credentials, log: deps.log, tickets: deps.tickets, sni: (snapshot) => sniIndexOf(current(snapshot)) });
 
   const onConnection = (socket: Socket): void => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-    socket.on('error', () => socket.destroy());
-    ctx.drain.accept(socket);
-    timeouts.accept(socket);
+    step.accept(socket);
     // The Service ports listen before the first configuration: a connection that early waits for it.
     if (ctx.holder.current()) return dispatch(socket);
     const off = ctx.holder.onSwap(() => {
@@ -92,12 +81,22 @@ export function createPortListener(servicePorts: readonly number[], deps: PortLi
     });
   };
 
+  // A connection passed through as TCP meets the gateway's AuthorizationPolicy L4 rules (as Istio's
+  // gateway TCP filter chains do): closed, counted and logged when denied.
+  const authorized = (socket: Socket, cluster: string | undefined, sni?: string): boolean =>
+    !ctx.security ||
+    authorizeConnection(
+      { holder: ctx.holder, security: ctx.security, accessLog: ctx.accessLog, log: deps.log },
+      { socket, destinationPort: listenPort, cluster: cluster ?? '', reporter: 'source', ...(sni ? { sni } : {}) },
+    );
+
   const dispatch = (socket: Socket): void => {
     const listener = current(ctx.holder.current());
     // A plain TCP server: its one `tcp` route takes the whole connection (docs/reference/routing.md).
     const tcp = listener?.protocol === 'TCP' ? listener.servers.find((s) => s.tcpRoute)?.tcpRoute : undefined;
     if (tcp) {
-      timeouts.release(socket);
+      if (!authorized(socket, tcp.destinations[0]?.clusterName)) return;
+      step.release(socket);
       forwardTcp(socket, Buffer.alloc(0), tcp.destinations, tcp.totalWeight, { random: ctx.random, observer: ctx.accessLog });
       return;
     }
@@ -120,7 +119,8 @@ export function createPortListener(servicePorts: readonly number[], deps: PortLi
         if (mode === 'PASSTHROUGH' || mode === 'AUTO_PASSTHROUGH') {
           const route = server.tlsRoutes?.lookup(hello.sni);
           if (!route) return void socket.destroy();
-          timeouts.release(socket);
+          if (!authorized(socket, route.destinations[0]?.clusterName, hello.sni)) return;
+          step.release(socket);
           forwardTcp(socket, data, route.destinations, route.totalWeight, { random: ctx.random, observer: ctx.accessLog });
           return;
         }
@@ -137,8 +137,7 @@ export function createPortListener(servicePorts: readonly number[], deps: PortLi
     // Stops accepting; the connections open are the drain's to finish.
     close: () => new Promise((resolve) => server.close(() => resolve())),
     destroy: () => {
-      for (const s of sockets) s.destroy();
-      timeouts.close();
+      step.destroy();
       tls.destroy();
       plaintext.close();
       server.close();

@@ -12,15 +12,14 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
-import { handleHttpRequest, type HttpHandlerContext, type ListenerInfo } from '../core/proxy/http-handler.js';
+import { handleHttpRequest, Pipelines, type HttpHandlerContext, type ListenerInfo } from '../core/proxy/http-handler.js';
 import { handleUpgrade } from '../core/proxy/upgrade.js';
 import type { ServerConfig } from '../core/routing/types.js';
 import type { Snapshot } from '../core/snapshot/snapshot.js';
 import { serverTlsOptions } from '../core/tls/server-options.js';
 import type { CredentialStore } from '../core/tls/types.js';
 import { peerSans, xfccFor } from '../core/tls/xfcc.js';
-import type { ConnectionTimeouts } from '../core/proxy/connection-limits.js';
-import { DEFAULT_HTTP_LIMITS, applyHttp1Limits, http2ServerLimits } from '../core/proxy/http-limits.js';
+import type { AcceptStep } from '../core/proxy/accept.js';
 import { peerIdentity } from '../core/tls/peer-identity.js';
 import type { SniIndex } from '../core/routing/sni-index.js';
 import type { SessionTickets } from '../core/tls/session-tickets.js';
@@ -40,8 +39,8 @@ export interface TlsServersDeps {
   readonly ctx: HttpHandlerContext;
   readonly credentials: CredentialStore;
   readonly log: Logger;
-  /** The listener's accept-stage timeouts, which watch each server's requests and streams. */
-  readonly timeouts?: ConnectionTimeouts;
+  /** The listener's accept step: each server is served through it (limits, drain, timeouts). */
+  readonly accept: AcceptStep;
   /** The SNI index of this listener's TLS servers in a snapshot (compiled once per snapshot). */
   sni(snapshot: Snapshot): SniIndex;
   /** Session ticket keys (shared by every server and, under `--workers`, every worker). */
@@ -139,9 +138,8 @@ export class TlsServers {
   }
 
   #create(opts: ReturnType<typeof serverTlsOptions>, policyKey: string, contextKey: string, config: ServerConfig): Entry {
-    const limits = this.deps.ctx.limits ?? DEFAULT_HTTP_LIMITS;
     const server = createSecureServer({
-      ...http2ServerLimits(limits),
+      ...this.deps.accept.http2Options(),
       ...opts.context,
       ...this.#sessionOptions(policyKey, contextKey),
       requestCert: opts.requestCert,
@@ -149,7 +147,6 @@ export class TlsServers {
       allowHTTP1: true,
     });
     this.deps.tickets.attach(server);
-    applyHttp1Limits(server, limits);
     const entry: Entry = { server, policyKey, contextKey, config, sockets: new Set() };
     const key = serverKey(config);
     const listener: ListenerInfo = {
@@ -158,6 +155,7 @@ export class TlsServers {
         return entry.config.port;
       },
       scheme: 'https',
+      stages: Pipelines.gateway,
       select: (snapshot) => {
         const name = entry.config.routeConfig;
         return name ? snapshot.routeConfigs.get(name) : undefined;
@@ -173,11 +171,10 @@ export class TlsServers {
         return own !== undefined && serverKey(own) !== key;
       },
     };
-    this.deps.ctx.drain.serve(server, {
+    this.deps.accept.serve(server, {
       request: (req, res) => handleHttpRequest(req, res, listener, this.deps.ctx),
       upgrade: (req, socket, head) => handleUpgrade(req, socket, head, listener, this.deps.ctx),
     });
-    this.deps.timeouts?.watch(server);
     server.on('secureConnection', (socket: TLSSocket) => this.#checkPeer(socket, entry));
     server.on('tlsClientError', () => undefined); // a failed handshake is the client's problem, not a crash
     server.on('sessionError', () => undefined);

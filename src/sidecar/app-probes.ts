@@ -8,6 +8,7 @@ import { createServer, request as httpRequest, type Server } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { AppProbers } from '../core/inject/app-probes.js';
 import { listenOn } from '../core/proxy/listen.js';
+import { EndpointFailures, sendEndpointFailure } from '../core/proxy/respond.js';
 
 export interface AppProbeOptions {
   readonly probers: AppProbers;
@@ -27,7 +28,7 @@ export function createAppProbeServer(opts: AppProbeOptions): AppProbeServer {
     const path = (req.url ?? '/').split('?')[0]!;
     const prober = Object.prototype.hasOwnProperty.call(opts.probers, path) ? opts.probers[path] : undefined;
     if (!prober || (req.method !== 'GET' && req.method !== 'HEAD')) {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('no such probe\n');
+      sendEndpointFailure(res, EndpointFailures.noSuchProbe);
       return;
     }
     const get = prober.httpGet;
@@ -54,7 +55,7 @@ export function createAppProbeServer(opts: AppProbeOptions): AppProbeServer {
     );
     call.once('timeout', () => call.destroy(new Error('probe timed out')));
     call.once('error', () => {
-      if (!res.headersSent) res.writeHead(503, { 'content-type': 'text/plain' }).end('app probe failed\n');
+      if (!res.headersSent) sendEndpointFailure(res, EndpointFailures.appProbeFailed);
     });
     call.end();
   });

@@ -16,6 +16,9 @@
 import { connect as connectTcp, createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { listenOn } from '../core/proxy/listen.js';
+import { AcceptStep } from '../core/proxy/accept.js';
+import type { ConnectionDrain } from '../core/proxy/drain.js';
+import type { HttpLimits } from '../core/proxy/http-limits.js';
 import type { Destination, OriginalDestinationLookup } from '../core/capture/original-destination.js';
 import type { InboundListener } from './inbound.js';
 import type { OutboundListener } from './outbound.js';
@@ -33,6 +36,9 @@ export interface CaptureDeps {
   readonly defaultAppPort: number | undefined;
   readonly log: Logger;
   readonly sniffTimeoutMs?: number;
+  /** The proxy's drain and limits, for the accept step every listener shares (core/proxy/accept.ts). */
+  readonly drain: ConnectionDrain;
+  readonly limits?: HttpLimits;
 }
 
 export interface Capture {
@@ -43,20 +49,18 @@ export interface Capture {
 }
 
 export function createCapture(deps: CaptureDeps): Capture {
-  const sockets = new Set<Socket>();
-  const track = (socket: Socket): void => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-    socket.on('error', () => socket.destroy());
-  };
+  // The one accept step: captured connections are drained and timed like any listener's until they
+  // are handed to the inbound or outbound listener (whose own step takes over) or passed on as TCP.
+  const step = new AcceptStep({ drain: deps.drain, limits: deps.limits });
   let outboundPort = 0;
   let inboundPort = 0;
 
   const outbound: Server = createServer({ noDelay: true }, (socket) => {
-    track(socket);
+    step.accept(socket);
     sniff(socket, deps.sniffTimeoutMs ?? SNIFF_TIMEOUT_MS).then((first) => {
       if (first && HTTP_START.test(first.toString('latin1', 0, Math.min(first.length, 8)))) {
         socket.unshift(first);
+        step.release(socket);
         deps.outbound.accept(socket);
         return;
       }
@@ -71,6 +75,7 @@ export function createCapture(deps: CaptureDeps): Capture {
       deps.log.warn({ remote: `${peer.address}:${peer.port}` }, 'captured TCP connection with no known original destination: closed');
       return void socket.destroy();
     }
+    step.release(socket);
     const upstream = connectTcp({ host: target.address, port: target.port, noDelay: true });
     upstream.on('error', () => socket.destroy());
     socket.on('close', () => upstream.destroy());
@@ -82,7 +87,7 @@ export function createCapture(deps: CaptureDeps): Capture {
   };
 
   const inbound: Server = createServer({ noDelay: true }, (socket) => {
-    track(socket);
+    step.accept(socket);
     const peer = { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 };
     deps.originalDestination.lookup(peer, inboundPort).then(
       (target) => {
@@ -91,6 +96,7 @@ export function createCapture(deps: CaptureDeps): Capture {
           deps.log.warn({ remote: `${peer.address}:${peer.port}` }, 'captured inbound connection with no known port and no --app-port: closed');
           return void socket.destroy();
         }
+        step.release(socket);
         deps.inboundFor(port).accept(socket);
       },
       () => socket.destroy(),
@@ -102,7 +108,7 @@ export function createCapture(deps: CaptureDeps): Capture {
     listenInbound: async (port, host) => (inboundPort = await listenOn(inbound, port, host)),
     close: () => Promise.all([closeServer(outbound), closeServer(inbound)]).then(() => undefined),
     destroy: () => {
-      for (const s of sockets) s.destroy();
+      step.destroy();
       outbound.close();
       inbound.close();
     },

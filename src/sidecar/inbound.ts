@@ -11,28 +11,30 @@
 //               required; other TLS: passed to the app as TCP (an app that terminates TLS itself);
 //               plaintext: HTTP to the app.
 //   DISABLE     TLS: passed to the app as TCP; plaintext: HTTP to the app.
-// Bytes passed as TCP are only subject to AuthorizationPolicy's L4 rules (closed when denied).
+// Mesh mTLS whose ALPN names no HTTP protocol (`istio-peer-exchange`, `istio`) carries TCP, and
+// plaintext whose first bytes are no HTTP request line is opaque TCP: both go to the app as bytes.
+// Bytes passed as TCP are subject to AuthorizationPolicy's L4 rules (core/proxy/stages/
+// authorize-connection.ts): a denied connection is closed, counted and logged.
 
-import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createSecureServer, type Http2SecureServer } from 'node:http2';
 import { SessionTickets } from '../core/tls/session-tickets.js';
 import { connect as connectTcp, createServer as createNetServer, type Socket } from 'node:net';
-import type { TLSSocket } from 'node:tls';
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { listenOn } from '../core/proxy/listen.js';
 import type { ConnectionDrain } from '../core/proxy/drain.js';
-import type { Authorizer } from '../core/policy/authorization.js';
 import type { MtlsMode } from '../core/policy/peer-authentication.js';
 import type { WorkloadSecurityCache } from '../core/policy/workload-security.js';
 import type { IdentityProvider, WorkloadCertificate } from '../core/pki/types.js';
 import { spiffeIdsOfCertificate } from '../core/pki/spiffe.js';
 import { peekClientHello } from '../core/tls/client-hello.js';
-import { handleHttpRequest, type HttpHandlerContext, type ListenerInfo } from '../core/proxy/http-handler.js';
-import { PlaintextHttp } from '../core/proxy/h2c-sniff.js';
+import { handleHttpRequest, Pipelines, type HttpHandlerContext, type ListenerInfo } from '../core/proxy/http-handler.js';
 import type { AccessLog } from '../core/telemetry/access-log.js';
 import { UpstreamPools } from '../core/proxy/upstream-pools.js';
-import { ConnectionTimeouts } from '../core/proxy/connection-limits.js';
-import { DEFAULT_HTTP_LIMITS, applyHttp1Limits, http2ServerLimits, type HttpLimits } from '../core/proxy/http-limits.js';
+import { AcceptStep } from '../core/proxy/accept.js';
+import { authorizeConnection } from '../core/proxy/stages/authorize-connection.js';
+import type { HttpLimits } from '../core/proxy/http-limits.js';
 import type { SnapshotHolder } from '../core/snapshot/holder.js';
 import { inboundRequestHeaders, meshXfcc } from './inbound-headers.js';
 
@@ -72,17 +74,12 @@ export interface InboundListener {
 
 export function createInboundListener(deps: InboundDeps): InboundListener {
   const peers = new WeakMap<Socket, Peer>();
-  const sockets = new Set<Socket>();
   const appKey = UpstreamPools.key(deps.appHost, deps.appPort);
   const cluster = `inbound|${deps.appPort}||`;
 
   const mtlsMode = (): MtlsMode => {
     const snapshot = deps.holder.current();
     return snapshot ? deps.security.for(snapshot).peerAuthentication.modeFor(deps.appPort) : 'STRICT';
-  };
-  const authorizer = (): Authorizer | undefined => {
-    const snapshot = deps.holder.current();
-    return snapshot ? deps.security.for(snapshot).authorizer : undefined;
   };
 
   // Read lazily per connection: an HTTP/2 request sees its session's socket through a proxy object.
@@ -107,6 +104,7 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
     port: deps.appPort,
     scheme: 'http',
     select: () => undefined,
+    stages: Pipelines.sidecarInbound,
     destinationPort: () => deps.appPort,
     peerPrincipal: (req) => peerOf(connectionOf(req)).spiffeId,
     localApp: {
@@ -120,23 +118,16 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
   };
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => handleHttpRequest(req, res, listener, ctx);
 
-  const limits = deps.limits ?? DEFAULT_HTTP_LIMITS;
-  const timeouts = new ConnectionTimeouts(limits);
-  const plain = createHttpServer({ requestTimeout: 0, keepAliveTimeout: 60_000 });
-  applyHttp1Limits(plain, limits);
-  deps.drain.serve(plain, { request: onRequest });
-  timeouts.watch(plain);
-  const plaintext = new PlaintextHttp(plain, deps.drain, onRequest);
-  timeouts.watch(plaintext.h2c);
+  // The one accept step (core/proxy/accept.ts): limits, drain and timeouts for every connection.
+  const step = new AcceptStep({ drain: deps.drain, limits: deps.limits });
+  const { plaintext } = step.plaintext({ request: onRequest });
   // Sessions resume by tickets under keys rotated hourly (core/tls/session-tickets.ts).
   const tickets = new SessionTickets();
   tickets.rotateEvery();
   const sessions = tickets.contextOptions('meshgate-sidecar-inbound');
-  const secure: Http2SecureServer = createSecureServer({ ...http2ServerLimits(limits), ...tlsContext(deps.identity.current()), ...sessions, requestCert: true, rejectUnauthorized: false, allowHTTP1: true });
+  const secure: Http2SecureServer = createSecureServer({ ...step.http2Options(), ...tlsContext(deps.identity.current()), ...sessions, requestCert: true, rejectUnauthorized: false, allowHTTP1: true });
   tickets.attach(secure);
-  applyHttp1Limits(secure, limits);
-  deps.drain.serve(secure, { request: onRequest });
-  timeouts.watch(secure);
+  step.serve(secure, { request: onRequest });
   secure.on('secureConnection', (socket: TLSSocket) => {
     const presented = socket.getPeerCertificate();
     // Only mesh mTLS is terminated here: it needs a certificate that chains to the mesh root and
@@ -151,12 +142,19 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
     tickets.attach(secure);
   });
 
+  // Mesh mTLS carrying TCP (a peer that offers Istio's ALPN but no HTTP one): terminated here, then
+  // the decrypted bytes go to the app once AuthorizationPolicy's L4 rules allow the peer.
+  const tcpSecure = createTlsServer({ ...tlsContext(deps.identity.current()), requestCert: true, rejectUnauthorized: false, ALPNProtocols: ['istio-peer-exchange', 'istio'] }, (socket: TLSSocket) => {
+    const presented = socket.getPeerCertificate();
+    const spiffeId = socket.authorized && presented ? spiffeIdsOfCertificate(presented)[0] : undefined;
+    if (!spiffeId) return void socket.destroy();
+    passToApp(socket, Buffer.alloc(0), { spiffeId });
+  });
+  tcpSecure.on('tlsClientError', () => undefined);
+  const unsubscribeTcp = deps.identity.onRotate((cert) => tcpSecure.setSecureContext(tlsContext(cert)));
+
   const onConnection = (socket: Socket): void => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-    socket.on('error', () => socket.destroy());
-    deps.drain.accept(socket);
-    timeouts.accept(socket);
+    step.accept(socket);
     void peekClientHello(socket).then(
       ({ data, hello }) => {
         const mode = mtlsMode();
@@ -165,33 +163,38 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
             deps.log.debug({ remote: socket.remoteAddress }, 'plaintext connection refused: PeerAuthentication STRICT');
             return void socket.destroy();
           }
+          // Opaque TCP (a database protocol, say): no HTTP request line, so to the app as TCP.
+          if (!looksLikeHttp(data)) return passToApp(socket, data, {});
           socket.unshift(data);
           plaintext.accept(socket);
           return;
         }
         if (hello.state !== 'ok') return void socket.destroy();
-        if (mode === 'DISABLE' || (mode === 'PERMISSIVE' && !offersMeshAlpn(hello.alpn))) return passToApp(socket, data, hello.sni);
+        if (mode === 'DISABLE' || (mode === 'PERMISSIVE' && !offersMeshAlpn(hello.alpn))) return passToApp(socket, data, hello.sni ? { sni: hello.sni } : {});
         socket.unshift(data);
-        secure.emit('connection', socket);
+        (offersHttpAlpn(hello.alpn) ? secure : tcpSecure).emit('connection', socket);
       },
       () => socket.destroy(),
     );
   };
 
-  /** TLS that is not ours to terminate: the app speaks it itself, only L4 authorization applies. */
-  const passToApp = (socket: Socket, data: Buffer, sni: string | undefined): void => {
-    const authz = authorizer();
-    const decision = authz?.evaluateTcp({ sourceIp: socket.remoteAddress ?? '', destinationPort: deps.appPort, ...(sni ? { sni } : {}) });
-    if (!decision?.allowed) {
-      deps.log.debug({ remote: socket.remoteAddress, policy: decision?.policy }, 'TLS connection passed to the app refused: AuthorizationPolicy');
-      return void socket.destroy();
-    }
-    timeouts.release(socket);
+  /**
+   * A connection the app serves as TCP (opaque TCP, TLS it terminates itself, mesh mTLS carrying
+   * TCP): AuthorizationPolicy's L4 rules decide (core authorize-connection stage), then the bytes
+   * are piped to the app untouched (`data`: bytes already read from the socket).
+   */
+  const passToApp = (socket: Socket, data: Buffer, peer: { spiffeId?: string; sni?: string }): void => {
+    const allowed = authorizeConnection(
+      { holder: deps.holder, security: deps.security, accessLog: deps.accessLog, log: deps.log },
+      { socket, destinationPort: deps.appPort, cluster, reporter: 'destination', ...peer },
+    );
+    if (!allowed) return;
+    step.release(socket);
     const app = connectTcp({ port: deps.appPort, host: deps.appHost, ...(deps.appLocalAddress ? { localAddress: deps.appLocalAddress } : {}) });
     app.on('error', () => socket.destroy());
     socket.on('close', () => app.destroy());
     app.on('close', () => socket.destroy());
-    app.write(data);
+    if (data.length > 0) app.write(data);
     socket.pipe(app).pipe(socket);
   };
 
@@ -204,17 +207,18 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
       new Promise((resolve) => {
         unsubscribe();
         tickets.stop();
+        unsubscribeTcp();
         server.close(() => resolve());
       }),
     destroy: () => {
       unsubscribe();
       tickets.stop();
-      for (const s of sockets) s.destroy();
-      timeouts.close();
+      unsubscribeTcp();
+      step.destroy();
       server.close();
-      plain.close();
       plaintext.close();
       secure.close();
+      tcpSecure.close();
     },
   };
 }
@@ -222,6 +226,24 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
 /** Istio's client proxies offer `istio-http/1.1`, `istio-h2`, `istio-peer-exchange`, `istio`. */
 function offersMeshAlpn(alpn: readonly string[] | undefined): boolean {
   return alpn?.some((p) => p.startsWith('istio')) ?? false;
+}
+
+const HTTP_ALPN = new Set(['http/1.0', 'http/1.1', 'h2', 'istio-http/1.0', 'istio-http/1.1', 'istio-h2']);
+
+/** A mesh peer that speaks HTTP says so in its ALPN; one offering only `istio-peer-exchange`/`istio` carries TCP. */
+function offersHttpAlpn(alpn: readonly string[] | undefined): boolean {
+  return alpn === undefined || alpn.some((p) => HTTP_ALPN.has(p));
+}
+
+/**
+ * Whether a plaintext connection's first bytes can be an HTTP request: a method token (upper case,
+ * as the parse stage requires) and a space, or the start of one still arriving. Anything else (a
+ * binary protocol, a lower-case greeting) is opaque TCP. A silent client stays HTTP (and meets the
+ * header timeout), as a server-first protocol is not detectable by its first bytes.
+ */
+export function looksLikeHttp(data: Buffer): boolean {
+  const head = data.subarray(0, 17).toString('latin1');
+  return /^[A-Z]{1,16}(?: |$)/.test(head);
 }
 
 function tlsContext(cert: WorkloadCertificate): { key: string; cert: string; ca: string } {

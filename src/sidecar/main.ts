@@ -155,6 +155,8 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
         },
         defaultAppPort: opts.appPort > 0 ? opts.appPort : undefined,
         log,
+        drain: rt.drain,
+        ...(opts.limits ? { limits: opts.limits } : {}),
       })
     : undefined;
   if (capture) rt.add(capture);

@@ -5,19 +5,14 @@
 // Hosts the mesh does not know pass through (ALLOW_ANY) or get 502 (REGISTRY_ONLY), as in Istio.
 // CONNECT tunnels (an HTTPS call through the proxy) are piped to their destination untouched.
 
-import { createServer as createHttpServer, type IncomingMessage } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { connect as connectTcp, createServer as createNetServer, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { listenOn } from '../core/proxy/listen.js';
-import { authorityOf, handleHttpRequest, type HttpHandlerContext, type ListenerInfo } from '../core/proxy/http-handler.js';
+import { authorityOf, handleHttpRequest, Pipelines, type HttpHandlerContext, type ListenerInfo } from '../core/proxy/http-handler.js';
 import { handleUpgrade } from '../core/proxy/upgrade.js';
-import { hopByHopFree } from '../core/proxy/headers.js';
-import { relay } from '../core/proxy/relay.js';
-import { PlaintextHttp } from '../core/proxy/h2c-sniff.js';
 import { LocalReplies, rawLocalReply } from '../core/proxy/respond.js';
-import { ConnectionTimeouts } from '../core/proxy/connection-limits.js';
-import { DEFAULT_HTTP_LIMITS, applyHttp1Limits } from '../core/proxy/http-limits.js';
-import { UpstreamPools } from '../core/proxy/upstream-pools.js';
+import { AcceptStep } from '../core/proxy/accept.js';
 import { outboundRouteConfig } from '../core/routing/compile-mesh.js';
 /** meshConfig.outboundTrafficPolicy.mode. */
 export type OutboundTrafficPolicy = 'ALLOW_ANY' | 'REGISTRY_ONLY';
@@ -51,54 +46,33 @@ export function createOutboundListener(deps: OutboundDeps): OutboundListener {
     scheme: 'http',
     requestPort: destinationPort,
     select: (snapshot, req) => outboundRouteConfig(snapshot, destinationPort(req)),
-    unknownHost: (req, res, facts, record, reply) => {
-      if (deps.outboundTrafficPolicy === 'REGISTRY_ONLY') {
-        record.routeName = 'block_all';
-        return reply(LocalReplies.registryOnly);
-      }
-      record.routeName = 'allow_any';
-      record.upstreamCluster = 'PassthroughCluster';
-      const headers = hopByHopFree(req.headers);
-      headers.host = facts.authority;
-      relay(ctx.pools, UpstreamPools.key(facts.host, facts.port), req, res, facts, headers, record, reply);
-    },
+    stages: Pipelines.sidecarOutbound,
+    unknownHost: deps.outboundTrafficPolicy === 'REGISTRY_ONLY' ? 'registry-only' : 'passthrough',
   };
-  const sockets = new Set<Socket>();
-  const http = createHttpServer({ requestTimeout: 0, keepAliveTimeout: 60_000 });
-  const timeouts = new ConnectionTimeouts(ctx.limits ?? DEFAULT_HTTP_LIMITS);
-  applyHttp1Limits(http, ctx.limits ?? DEFAULT_HTTP_LIMITS);
-  http.on('connection', (socket: Socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-  });
-  ctx.drain.serve(http, {
+  // The one accept step (core/proxy/accept.ts): limits, drain and timeouts for every connection.
+  const step = new AcceptStep(ctx);
+  const { http, plaintext } = step.plaintext({
     request: (req, res) => handleHttpRequest(req, res, listener, ctx),
     upgrade: (req, socket, head) => handleUpgrade(req, socket, head, listener, ctx),
-    connect: (req, socket, head) => tunnel(req, socket, head, deps),
+    connect: (req, socket, head) => tunnel(req, socket, head, deps, step),
   });
-  timeouts.watch(http);
-  // The app may speak h2c with prior knowledge (a plaintext gRPC client) as well as HTTP/1.1.
-  const plaintext = new PlaintextHttp(http, ctx.drain, (req, res) => handleHttpRequest(req, res, listener, ctx));
-  timeouts.watch(plaintext.h2c);
   // Its own listening socket: closing node:http's would also cut idle connections at once, which the drain does gently.
+  // The app may speak h2c with prior knowledge (a plaintext gRPC client) as well as HTTP/1.1.
   const server = createNetServer({ noDelay: true }, (socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-    timeouts.accept(socket);
+    step.accept(socket);
     plaintext.accept(socket);
   });
 
   return {
     listen: (port, host) => listenOn(server, port, host),
     accept: (socket) => {
-      timeouts.accept(socket);
+      step.accept(socket);
       http.emit('connection', socket);
     },
     // Stops accepting; the connections open are the drain's to finish.
     close: () => new Promise((resolve) => server.close(() => resolve())),
     destroy: () => {
-      for (const s of sockets) s.destroy();
-      timeouts.close();
+      step.destroy();
       plaintext.close();
       server.close();
     },
@@ -106,7 +80,9 @@ export function createOutboundListener(deps: OutboundDeps): OutboundListener {
 }
 
 /** `CONNECT host:port`: the app speaks TLS itself end to end; the sidecar only carries the bytes. */
-function tunnel(req: IncomingMessage, socket: Socket, head: Buffer, deps: OutboundDeps): void {
+function tunnel(req: IncomingMessage, socket: Socket, head: Buffer, deps: OutboundDeps, step: AcceptStep): void {
+  // A byte stream from here on, however long it lasts: the header and idle timeouts no longer apply.
+  step.release(socket);
   socket.on('error', () => socket.destroy());
   const m = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(req.url ?? '');
   if (!m) return void socket.end(rawLocalReply(LocalReplies.badRequest));

@@ -59,6 +59,29 @@ spec:
 `;
 }
 
+/** A TCP Gateway server on 5432 whose one tcp route goes to the `db` Service, whose endpoint is `upstreamPort`. */
+export function tcpGatewayYaml(upstreamPort: number): string {
+  return `apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: tcp}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 5432, name: tcp, protocol: TCP}
+    hosts: ['*']
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: db}
+spec:
+  hosts: ['*']
+  gateways: [tcp]
+  tcp:
+  - route: [{destination: {host: db, port: {number: 5432}}}]
+---
+${serviceYaml('db', [{ pod: 'db-1', port: upstreamPort }], { port: 5432, portName: 'tcp' })}`;
+}
+
 /** A MESH_INTERNAL ServiceEntry on port 80 with STATIC loopback endpoints, each with an optional locality. */
 export function staticServiceEntryYaml(host: string, endpoints: ReadonlyArray<{ readonly port: number; readonly locality?: string }>): string {
   return `apiVersion: networking.istio.io/v1

@@ -11,6 +11,9 @@ import { loadOrCreateAuthority, type CertificateAuthority } from '../../src/core
 import { createWorkloadCsr } from '../../src/core/pki/workload-csr.js';
 import { spiffeIdOf } from '../../src/core/pki/spiffe.js';
 import type { WorkloadCertificate } from '../../src/core/pki/types.js';
+import { pino } from 'pino';
+import { FileSource } from '../../src/core/sources/file-source.js';
+import type { SidecarOptions } from '../../src/sidecar/main.js';
 import { ManualIdentity } from './mesh-tls.js';
 
 export async function testAuthority(): Promise<CertificateAuthority> {
@@ -52,4 +55,26 @@ export function viaProxy(proxyPort: number, url: string, headers: Record<string,
     req.on('error', reject);
     req.end();
   });
+}
+
+/**
+ * A test sidecar for workload `name` (labels `app: <name>`, service account `<name>`) reading the
+ * config folder `dir`: loopback, every port chosen by the system, no access log, a silent logger.
+ */
+export function sidecarOptions(ca: CertificateAuthority, dir: string, name: string, appPort: number, namespace = 'default'): SidecarOptions {
+  return {
+    identity: fixedIdentity(ca, namespace, name),
+    source: new FileSource({ dir }),
+    namespace,
+    serviceAccount: name,
+    labels: { app: name },
+    appPort,
+    inboundPort: 0,
+    outboundPort: 0,
+    statusPort: 0,
+    adminPort: 0,
+    listenHost: '127.0.0.1',
+    accessLog: 'off',
+    logger: pino({ level: 'silent' }),
+  };
 }

@@ -2,7 +2,7 @@
 // routing table, clusters with endpoints, live load, circuit-breaker counters and outlier
 // ejections, and current problems.
 
-import { fastify, type FastifyInstance } from 'fastify';
+import { fastify, type FastifyInstance, type FastifyReply } from 'fastify';
 import { formatProblem } from '../config/problem.js';
 import type { RateLimiters } from '../policy/rate-limiters.js';
 import type { UpstreamPools } from '../proxy/upstream-pools.js';
@@ -11,6 +11,7 @@ import type { Cluster } from '../policy/types.js';
 import { printRoutes } from '../routing/print.js';
 import type { SnapshotHolder } from '../snapshot/holder.js';
 import { DASHBOARD_HTML, type DashboardData } from '../telemetry/dashboard-page.js';
+import { EndpointFailures, endpointAnswer } from '../proxy/respond.js';
 
 /** `dashboard`: this proxy's own traffic as the service graph (a gateway without a control plane). */
 export function createAdminServer(holder: SnapshotHolder, pools: UpstreamPools, limiters?: RateLimiters, dashboard?: () => Promise<DashboardData>): FastifyInstance {
@@ -23,7 +24,7 @@ export function createAdminServer(holder: SnapshotHolder, pools: UpstreamPools, 
   app.get('/', async () => ({ endpoints: ['/config_dump', '/routes', '/clusters', '/problems', '/rate_limits'] }));
   app.get('/config_dump', async (_req, reply) => {
     const s = snapshotOr503();
-    if (!s) return reply.code(503).send({ error: 'no configuration yet' });
+    if (!s) return failed(reply, 'json');
     return {
       version: s.version,
       createdAt: s.createdAt.toISOString(),
@@ -32,12 +33,12 @@ export function createAdminServer(holder: SnapshotHolder, pools: UpstreamPools, 
   });
   app.get('/routes', async (_req, reply) => {
     const s = snapshotOr503();
-    if (!s) return reply.code(503).type('text/plain').send('no configuration yet\n');
+    if (!s) return failed(reply, 'text');
     return reply.type('text/plain').send(printRoutes(s));
   });
   app.get('/clusters', async (_req, reply) => {
     const s = snapshotOr503();
-    if (!s) return reply.code(503).send({ error: 'no configuration yet' });
+    if (!s) return failed(reply, 'json');
     return [...s.clusters.values()].map((c) => ({
       name: c.name,
       loadBalancer: c.lb.algorithm,
@@ -91,4 +92,10 @@ function trafficOf(c: Cluster): Record<string, unknown> {
     },
     outlierDetection: t.outlier ? t.outlier.settings : null,
   };
+}
+
+/** No configuration yet: 503, as respond.ts words it. */
+function failed(reply: FastifyReply, format: 'text' | 'json'): FastifyReply {
+  const a = endpointAnswer(EndpointFailures.noConfiguration, format);
+  return reply.code(a.status).headers(a.headers).send(a.body);
 }

@@ -4,15 +4,16 @@
 // Plain node:http: one fixed path needs no framework, and every proxy runs this port.
 
 import { createServer, type Server } from 'node:http';
+import { EndpointFailures, sendEndpointFailure } from '../proxy/respond.js';
 
 export function createStatusServer(ready: () => boolean): Server {
   return createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path !== '/healthz/ready') {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+      sendEndpointFailure(res, EndpointFailures.notFound);
       return;
     }
     if (ready()) res.writeHead(200, { 'content-type': 'text/plain' }).end('');
-    else res.writeHead(503, { 'content-type': 'text/plain' }).end('not ready\n');
+    else sendEndpointFailure(res, EndpointFailures.notReady);
   });
 }

@@ -109,7 +109,7 @@ function checkTagOverride(c: Checker, tag: string, op: unknown, at: FieldPath): 
   }
   if (operation !== 'UPSERT') return c.error([...at, 'operation'], `operation must be UPSERT or REMOVE, not ${String(operation)}`);
   const value = asString(c, opObj['value'], [...at, 'value']);
-  if (value === undefined) return c.error([...at, 'value'], 'UPSERT needs a value (an expression such as request.host)');
+  if (value === undefined) return c.error([...at, 'value'], 'value must be set when operation is UPSERT (an expression such as request.host)');
   const compiled = compileExpression(value);
   if (!compiled.ok) c.warn([...at, 'value'], `expression not supported (${compiled.reason}); this override is ignored`);
 }

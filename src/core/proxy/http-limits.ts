@@ -3,7 +3,7 @@
 // connection may sit with no request (idle_timeout), how many request headers (max_headers_count) and
 // how many bytes of them (max_request_headers_kb), how long a URL, and which Upgrade protocols are
 // let through (upgrade_configs). One object, built once from the command line, read by the accept
-// stage (connection-limits.ts, the servers' own settings here) and the parse stage (request-target.ts).
+// stage (connection-limits.ts, the servers' own settings here) and the parse stage (stages/parse.ts).
 
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Http2SecureServer } from 'node:http2';

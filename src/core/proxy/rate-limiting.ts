@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { RateLimiters } from '../policy/rate-limiters.js';
 import { RedisLink } from '../policy/redis-link.js';
 import type { SnapshotHolder } from '../snapshot/holder.js';
-import type { RateLimitContext } from './rate-limit-gate.js';
+import type { RateLimitContext } from './stages/rate-limit.js';
 
 export interface RateLimitingOptions {
   readonly holder: SnapshotHolder;

@@ -205,3 +205,42 @@ export function rawLocalReply(r: LocalReply): Buffer {
     `content-length: ${body.length}\r\nserver: istio-envoy\r\nconnection: close\r\n\r\n`;
   return Buffer.concat([Buffer.from(head, 'latin1'), body]);
 }
+
+// ---------------------------------------------------------------- the processes' own endpoints
+// The status, admin, metrics and probe ports of every proxy and the control plane's API answer their
+// failures from here too, typed and with stable codes, so that no server decides a failure's status
+// or body on its own. Their clients are probes, scrapers and tools: plain text, or JSON `{"error"}`
+// where the endpoint speaks JSON.
+
+export const EndpointFailures = {
+  notFound: reply('NOT_FOUND', 404, '-', 'not found\n', 'not_found'),
+  getOnly: { ...reply('METHOD_NOT_ALLOWED', 405, '-', 'GET only\n', 'method_not_allowed'), headers: { allow: 'GET' } },
+  /** Readiness: no configuration yet, or draining. */
+  notReady: reply('NOT_READY', 503, '-', 'not ready\n', 'not_ready'),
+  noConfiguration: reply('NO_CONFIGURATION', 503, '-', 'no configuration yet\n', 'no_configuration'),
+  shuttingDown: reply('SHUTTING_DOWN', 503, '-', 'the control plane is shutting down\n', 'shutting_down'),
+  noSuchProbe: reply('NO_SUCH_PROBE', 404, '-', 'no such probe\n', 'no_such_probe'),
+  appProbeFailed: reply('APP_PROBE_FAILED', 503, '-', 'app probe failed\n', 'app_probe_failed'),
+} as const;
+
+/** An endpoint that failed on its own (a metrics render, a dashboard query): 500 with the reason. */
+export function internalFailure(message: string): LocalReply {
+  return reply('INTERNAL', 500, '-', `${message}\n`, 'internal_error');
+}
+
+/** A request an API refused (too large, not JSON, not allowed): the status it named and why. */
+export function apiFailure(status: number, message: string): LocalReply {
+  return reply(`API_${status}`, status, '-', `${message}\n`, 'api_error');
+}
+
+/** What an endpoint failure looks like on the wire, for servers that write through a framework (fastify). */
+export function endpointAnswer(r: LocalReply, format: 'text' | 'json' = 'text'): { status: number; headers: Record<string, string>; body: string } {
+  const body = format === 'json' ? JSON.stringify({ error: r.body.trimEnd() }) : r.body;
+  return { status: r.status, headers: { 'content-type': format === 'json' ? 'application/json' : 'text/plain', ...r.headers }, body };
+}
+
+export function sendEndpointFailure(res: ServerResponse, r: LocalReply, format: 'text' | 'json' = 'text', extraHeaders: Record<string, string> = {}): void {
+  if (res.headersSent) return void res.destroy();
+  const a = endpointAnswer(r, format);
+  res.writeHead(a.status, { ...a.headers, 'content-length': String(Buffer.byteLength(a.body)), ...extraHeaders }).end(a.body);
+}

@@ -7,6 +7,7 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ServiceGraph } from './service-graph.js';
+import { internalFailure, sendEndpointFailure } from '../proxy/respond.js';
 
 /** What a node's panel shows beside its traffic. */
 export interface NodeDetails {
@@ -94,7 +95,7 @@ export function serveDashboard(req: IncomingMessage, res: ServerResponse, data: 
   if (path === '/graph.json' || path === '/dashboard/graph.json') {
     data().then(
       (d) => res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(d)),
-      (err: unknown) => res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ error: (err as Error).message })),
+      (err: unknown) => sendEndpointFailure(res, internalFailure((err as Error).message), 'json'),
     );
     return true;
   }

@@ -6,6 +6,7 @@ import { createServer, type Server } from 'node:http';
 import type { Registry } from 'prom-client';
 import { promClient } from './prom-client-module.js';
 import { listenOn } from '../proxy/listen.js';
+import { EndpointFailures, internalFailure, sendEndpointFailure } from '../proxy/respond.js';
 
 export const METRICS_PATH = '/stats/prometheus';
 export const DEFAULT_METRICS_PORT = 15090;
@@ -26,17 +27,17 @@ function serve(render: Render, port: number, host: string, json?: () => Promise<
     if (req.method === 'GET' && path === JSON_PATH && json) {
       json().then(
         (v) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(v)),
-        (err: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${(err as Error).message}\n`),
+        (err: unknown) => sendEndpointFailure(res, internalFailure((err as Error).message)),
       );
       return;
     }
     if (req.method !== 'GET' || (path !== METRICS_PATH && path !== '/metrics')) {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+      sendEndpointFailure(res, EndpointFailures.notFound);
       return;
     }
     render().then(
       ({ body, contentType }) => res.writeHead(200, { 'content-type': contentType }).end(body),
-      (err: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${(err as Error).message}\n`),
+      (err: unknown) => sendEndpointFailure(res, internalFailure((err as Error).message)),
     );
   });
   server.keepAliveTimeout = 5000;

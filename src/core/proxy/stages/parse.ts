@@ -16,8 +16,8 @@
 // stage, the access log and the upstream read the same target and authority with no second parser.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { DEFAULT_HTTP_LIMITS, requestOverLimits, type HttpLimits } from './http-limits.js';
-import { badRequest, type LocalReply } from './respond.js';
+import { DEFAULT_HTTP_LIMITS, requestOverLimits, type HttpLimits } from '../http-limits.js';
+import { badRequest, type LocalReply } from '../respond.js';
 
 export type TargetResult = { readonly ok: true } | { readonly ok: false; readonly reply: LocalReply };
 

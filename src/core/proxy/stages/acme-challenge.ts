@@ -1,0 +1,20 @@
+// The ACME HTTP-01 stage, which only a gateway's plaintext listeners run: a request for
+// `/.well-known/acme-challenge/<token>` that the gateway's ACME client is waiting on is answered with
+// the key authorization before routing, so a certificate can be issued for a host no route serves yet.
+
+import type { Exchange, StageResult } from './exchange.js';
+import { DONE, factsOf } from './exchange.js';
+
+const ACME_PREFIX = '/.well-known/acme-challenge/';
+
+export function acmeChallenge(ex: Exchange): StageResult {
+  const { listener, res, record } = ex;
+  const path = factsOf(ex).path;
+  if (!listener.acmeChallenge || !path.startsWith(ACME_PREFIX)) return undefined;
+  const answer = listener.acmeChallenge(path.slice(ACME_PREFIX.length));
+  if (answer === undefined) return undefined;
+  record.details = 'acme_challenge';
+  res.writeHead(200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(answer) });
+  res.end(answer);
+  return DONE;
+}

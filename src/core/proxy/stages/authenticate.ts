@@ -1,0 +1,36 @@
+// The authenticate stage of the request pipeline, for listeners that serve a workload of their own
+// (the gateway by its labels, a sidecar's inbound side; ctx.security): the workload's policies for the
+// request's snapshot are found, and the request's JWT is checked (RequestAuthentication: a bad token
+// is 401, none passes; policy/request-authentication.ts). The peer certificate's identity is the
+// listener's to say (tls/peer-identity.ts) and is read by authorize. A listener with a workload but
+// no configuration yet has no policy to check against: closed (503 UH), not open. A sidecar's
+// outbound side has no workload to protect and does not run this stage, as Istio's does not.
+
+import type { AuthnResult } from '../../policy/request-authentication.js';
+import { jwtDenied, LocalReplies } from '../respond.js';
+import { routedDestinationOf } from './select.js';
+import type { Exchange, StageResult } from './exchange.js';
+
+export function authenticate(ex: Exchange): StageResult | Promise<StageResult> {
+  const { ctx, snapshot, req } = ex;
+  if (!ctx.security) return undefined;
+  if (!snapshot) return LocalReplies.noHealthyUpstream;
+  const security = ctx.security.for(snapshot);
+  ex.security = security;
+  if (security.requestAuthentication.empty) return undefined;
+  // Synchronous unless a token has to be verified, so a request without one costs no promise.
+  const authn = security.requestAuthentication.authenticate(req.headers, req.url ?? '/');
+  return authn instanceof Promise ? authn.then((r) => verified(ex, r)) : verified(ex, authn);
+}
+
+function verified(ex: Exchange, authn: AuthnResult | undefined): StageResult {
+  if (!authn) return undefined;
+  if (!authn.ok) {
+    routedDestinationOf(ex);
+    return jwtDenied(authn.reason);
+  }
+  ex.auth = authn.auth;
+  // Removing the token and adding claim headers waits until authorize has allowed the request.
+  if (authn.edits) ex.authnEdits = authn.edits;
+  return undefined;
+}

@@ -1,0 +1,80 @@
+// The authorize stage for a connection passed through as TCP (a sidecar's inbound side: opaque TCP,
+// TLS the app terminates itself, mesh mTLS carrying TCP; a gateway's PASSTHROUGH and TCP servers):
+// AuthorizationPolicy's L4 rules decide (policy/authorization.ts `evaluateTcp`) on what a connection
+// has — the peer certificate's principal (and its namespace), the peer address (`ipBlocks`,
+// `remoteIpBlocks`, which on TCP is the same address), the port, the SNI. As Istio builds its TCP
+// filter chains: an ALLOW rule with an HTTP-only field (methods, paths, hosts, headers,
+// requestPrincipals, request.* conditions) never matches a connection, and in a DENY rule those fields
+// are dropped, so the rule denies more (fail closed). A denied connection is closed before a byte
+// reaches the destination, and, as Envoy's RBAC network filter reports it (termination details
+// `rbac_deny_close`, no response flag), counted in the TCP metrics and logged.
+
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import type { SnapshotHolder } from '../../snapshot/holder.js';
+import type { WorkloadSecurityCache } from '../../policy/workload-security.js';
+import type { AuthzDecision } from '../../policy/authorization.js';
+import type { AccessLog } from '../../telemetry/access-log.js';
+import { principalOf } from '../../pki/spiffe.js';
+import { peerOfRequest } from '../../telemetry/workload.js';
+
+export interface ConnectionAuthorization {
+  readonly holder: SnapshotHolder;
+  /** The workload whose policies apply (a sidecar's app, a gateway by its labels). */
+  readonly security: WorkloadSecurityCache;
+  readonly accessLog: AccessLog;
+  readonly log: Logger;
+}
+
+/** What is known about a connection to pass through. */
+export interface ConnectionFacts {
+  /** The downstream socket (the TLS socket when mesh mTLS was terminated). */
+  readonly socket: Socket;
+  /** The port the connection was for (the app's port at a sidecar, the listen port at a gateway). */
+  readonly destinationPort: number;
+  /** `spiffe://…` of a verified peer certificate; none for plaintext and passed-through TLS. */
+  readonly spiffeId?: string;
+  readonly sni?: string;
+  /** How the TCP metrics name the destination (`inbound|<port>||` at a sidecar). */
+  readonly cluster: string;
+  readonly reporter: 'source' | 'destination';
+}
+
+/** True when the connection may go on; otherwise it has been closed, counted and logged. */
+export function authorizeConnection(a: ConnectionAuthorization, c: ConnectionFacts): boolean {
+  const decision = decide(a, c);
+  if (decision.allowed) return true;
+  const { socket } = c;
+  const downstreamPeer = peerOfRequest({}, c.spiffeId);
+  const labels = { reporter: c.reporter, cluster: c.cluster, ...(downstreamPeer ? { downstreamPeer } : {}) };
+  a.accessLog.tcpOpened?.(labels);
+  a.accessLog.tcpClosed?.({ ...labels, flags: '-', bytesReceived: socket.bytesRead, bytesSent: 0 });
+  a.log.info(
+    {
+      remote: `${socket.remoteAddress ?? ''}:${socket.remotePort ?? 0}`,
+      destinationPort: c.destinationPort,
+      ...(c.spiffeId ? { principal: c.spiffeId } : {}),
+      ...(c.sni ? { sni: c.sni } : {}),
+      policy: decision.policy ?? 'none',
+      reason: decision.reason,
+      connection_termination_details: 'rbac_deny_close',
+    },
+    'connection denied: AuthorizationPolicy',
+  );
+  socket.destroy();
+  return false;
+}
+
+function decide(a: ConnectionAuthorization, c: ConnectionFacts): AuthzDecision {
+  const snapshot = a.holder.current();
+  // No configuration yet: no policy to check against, so closed, not open.
+  if (!snapshot) return { allowed: false, reason: 'no configuration yet' };
+  const { socket } = c;
+  return a.security.for(snapshot).authorizer.evaluateTcp({
+    ...(c.spiffeId ? { principal: principalOf(c.spiffeId) } : {}),
+    sourceIp: socket.remoteAddress ?? '',
+    ...(socket.localAddress ? { destinationIp: socket.localAddress } : {}),
+    destinationPort: c.destinationPort,
+    ...(c.sni ? { sni: c.sni } : {}),
+  });
+}

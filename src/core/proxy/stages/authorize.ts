@@ -1,0 +1,46 @@
+// The authorize stage of the request pipeline: AuthorizationPolicy (CUSTOM, DENY, then ALLOW;
+// policy/authorization.ts) decides with everything known about the request — the peer certificate's
+// principal, the connection's peer address (`ipBlocks`), the original client behind trusted proxies
+// (`remoteIpBlocks`), the port the connection came in on, the normalized path, the token's principal
+// and claims. A denial is 403 `RBAC: access denied` naming the deciding policy. An allowed request
+// then gets the header edits of its verified token (forwardOriginalToken, outputClaimToHeaders).
+
+import { principalOf } from '../../pki/spiffe.js';
+import { trustedClientAddress } from '../client-address.js';
+import { rbacDenied } from '../respond.js';
+import { routedDestinationOf } from './select.js';
+import type { Exchange, StageResult } from './exchange.js';
+import { factsOf } from './exchange.js';
+
+export function authorize(ex: Exchange): StageResult {
+  const { security, req, listener, ctx, remoteAddress, auth } = ex;
+  if (!security) return undefined;
+  const facts = factsOf(ex);
+  const authz = security.authorizer;
+  if (!authz.empty) {
+    const socket = req.socket;
+    const principal = listener.peerPrincipal?.(req);
+    const decision = authz.evaluate({
+      ...(principal ? { principal: principalOf(principal) } : {}),
+      sourceIp: remoteAddress,
+      remoteIp: trustedClientAddress(remoteAddress, facts.headers['x-forwarded-for'], ctx.trustedProxies ?? 0),
+      ...(socket.localAddress ? { destinationIp: socket.localAddress } : {}),
+      destinationPort: listener.destinationPort?.(req) ?? socket.localPort ?? ex.port,
+      host: facts.authority,
+      method: facts.method,
+      path: facts.path,
+      headers: facts.headers,
+      ...(auth ? { auth } : {}),
+    });
+    if (!decision.allowed) {
+      routedDestinationOf(ex);
+      return rbacDenied(decision.policy);
+    }
+  }
+  const edits = ex.authnEdits;
+  if (edits) {
+    for (const name of edits.remove) delete req.headers[name];
+    for (const [name, value] of Object.entries(edits.set)) req.headers[name] = value;
+  }
+  return undefined;
+}

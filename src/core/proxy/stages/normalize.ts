@@ -1,0 +1,50 @@
+// The normalize stage of the request pipeline, right after parse (parse.ts made the target and the
+// authority canonical): only the upgrade protocols the listener allows go on (WebSocket by default,
+// upgrade-policy.ts), the path is normalized as Istio configures Envoy (path-normalize.ts; one that
+// cannot be is 400), and the request's facts are read once — the authority, the normalized path, the
+// query, the method and the headers — for every later stage to match on.
+
+import type { IncomingMessage } from 'node:http';
+import type { RequestFacts } from '../../routing/types.js';
+import { normalizeHost } from '../../routing/host-index.js';
+import { normalizePath } from '../path-normalize.js';
+import { LocalReplies } from '../respond.js';
+import { upgradeAllowed } from '../upgrade-policy.js';
+import { DEFAULT_HTTP_LIMITS } from '../http-limits.js';
+import type { Exchange, StageResult } from './exchange.js';
+
+export function normalize(ex: Exchange): StageResult {
+  const { req, ctx, tunnel, listener } = ex;
+  if (tunnel && !upgradeAllowed(tunnel.protocol, ctx.limits ?? DEFAULT_HTTP_LIMITS)) return LocalReplies.upgradeRefused;
+  const path = normalizePath(rawPath(req.url ?? '/'));
+  if (path === undefined) return LocalReplies.badRequest;
+  ex.facts = requestFacts(req, ex.port, listener.scheme, path);
+  return undefined;
+}
+
+export function requestFacts(req: IncomingMessage, port: number, scheme: string, path: string): RequestFacts {
+  const url = req.url ?? '/';
+  const q = url.indexOf('?');
+  const queryString = q >= 0 ? url.slice(q + 1) : '';
+  const query = new Map<string, string>();
+  if (queryString) {
+    for (const [k, v] of new URLSearchParams(queryString)) if (!query.has(k)) query.set(k, v);
+  }
+  const authority = authorityOf(req);
+  return { port, host: normalizeHost(authority), authority, path, queryString, query, method: req.method ?? 'GET', scheme, headers: req.headers };
+}
+
+export function rawPath(url: string): string {
+  // Absolute-form request targets (`GET http://host/path`) carry the path after the authority.
+  if (url.startsWith('http://') || url.startsWith('https://')) {
+    const slash = url.indexOf('/', url.indexOf('//') + 2);
+    url = slash < 0 ? '/' : url.slice(slash);
+  }
+  const q = url.indexOf('?');
+  return q >= 0 ? url.slice(0, q) : url;
+}
+
+/** Host for HTTP/1, `:authority` for HTTP/2 (after parse, both hold the one canonical authority). */
+export function authorityOf(req: IncomingMessage): string {
+  return req.headers.host ?? (req.headers[':authority'] as string | undefined) ?? '';
+}

@@ -1,0 +1,75 @@
+// The rate-limit stage of the request pipeline, where it meets RateLimitPolicy: once the route is
+// known, every limit bound to it counts the request, and either the request goes on (with
+// x-ratelimit-* headers on its response) or it is answered 429 with Retry-After. A route without
+// limits goes on at once, synchronously.
+
+import { rateLimitKey, type RateLimitSubject } from '../../policy/rate-limit-key.js';
+import type { RateLimitDecision, RateLimiters } from '../../policy/rate-limiters.js';
+import { trustedClientAddress } from '../client-address.js';
+import { rateLimited } from '../respond.js';
+import type { Exchange, StageResult } from './exchange.js';
+import { DONE, factsOf } from './exchange.js';
+
+export interface RateLimitContext {
+  readonly limiters: RateLimiters;
+  /** Proxies in front of the gateway that append to x-forwarded-for (Envoy's xff_num_trusted_hops). */
+  readonly trustedProxies: number;
+}
+
+/**
+ * The rate-limit stage: every limit bound to the request's route counts it. Synchronous (no promise)
+ * when the route has none; otherwise the request goes on, with x-ratelimit-* headers describing the
+ * limit closest to refusing, or is answered 429 with Retry-After by the one that refused.
+ */
+export function rateLimit(ex: Exchange): StageResult | Promise<StageResult> {
+  const { ctx, snapshot, virtualHost, route, res, listener, req } = ex;
+  const limits = ctx.rateLimits;
+  const bindings = limits && virtualHost && route && snapshot?.rateLimits?.lookup(virtualHost, route);
+  if (!bindings) return undefined;
+  const facts = factsOf(ex);
+  const subject: RateLimitSubject = {
+    headers: facts.headers,
+    clientIp: () => trustedClientAddress(ex.remoteAddress, facts.headers['x-forwarded-for'], limits.trustedProxies),
+    principal: () => listener.peerPrincipal?.(req),
+  };
+  const pending: Array<Promise<RateLimitDecision | undefined>> = [];
+  for (const b of bindings) {
+    if (b.onlyHost !== undefined && b.onlyHost !== facts.host) continue;
+    const key = rateLimitKey(b.rule.key, subject);
+    if (key !== undefined) pending.push(limits.limiters.consume(b.rule, key));
+  }
+  if (pending.length === 0) return undefined;
+  return Promise.all(pending).then(
+    (decisions): StageResult => {
+      // The client gave up while the counters were asked: nothing left to answer.
+      if (res.destroyed) return DONE;
+      const shown = mostTelling(decisions);
+      if (shown) {
+        res.setHeader('x-ratelimit-limit', String(shown.limit));
+        res.setHeader('x-ratelimit-remaining', String(shown.remaining));
+        res.setHeader('x-ratelimit-reset', String(shown.resetSeconds));
+      }
+      if (shown && !shown.allowed) {
+        res.setHeader('retry-after', String(shown.resetSeconds));
+        return rateLimited(shown.rule.id);
+      }
+      return undefined;
+    },
+    (): StageResult => {
+      res.destroy(); // a bug past this point must cost one request, not the process
+      return DONE;
+    },
+  );
+}
+
+/** A refusal with the longest wait, else the allowance with the fewest requests left. */
+function mostTelling(decisions: ReadonlyArray<RateLimitDecision | undefined>): RateLimitDecision | undefined {
+  let best: RateLimitDecision | undefined;
+  for (const d of decisions) {
+    if (!d) continue;
+    if (!best) best = d;
+    else if (!d.allowed && (best.allowed || d.resetSeconds > best.resetSeconds)) best = d;
+    else if (d.allowed && best.allowed && d.remaining < best.remaining) best = d;
+  }
+  return best;
+}

@@ -1,0 +1,80 @@
+// The select stage of the request pipeline: the listener's route config, then the virtual host and
+// route in it (routing/lookup.ts, a compiled table: nothing is sorted or parsed per request). A host
+// that the SNI rules give to another TLS server of the port is 421 here. Select only looks up: what a
+// miss means — 404 NR, a host the mesh does not know, an httpsRedirect — is answered by `routed`,
+// which runs after authorize, so that a policy decides before anything about the routes is said (as
+// Envoy's RBAC filter runs before its router).
+
+import { findRoute } from '../../routing/lookup.js';
+import { hopByHopFree } from '../headers.js';
+import { relay } from '../relay.js';
+import { LocalReplies } from '../respond.js';
+import { UpstreamPools } from '../upstream-pools.js';
+import { routedDestination } from '../forward.js';
+import type { DestinationTarget } from '../../routing/types.js';
+import type { Exchange, StageResult } from './exchange.js';
+import { DONE, factsOf } from './exchange.js';
+import { sendRedirect } from './act.js';
+
+export function select(ex: Exchange): StageResult {
+  const { snapshot, listener, req } = ex;
+  const facts = factsOf(ex);
+  const config = snapshot && listener.select(snapshot, req);
+  if (snapshot && listener.misdirected?.(facts.host, snapshot)) return LocalReplies.misdirected;
+  if (!config) return undefined;
+  ex.config = config;
+  const { virtualHost, route } = findRoute(config, facts);
+  if (virtualHost) ex.virtualHost = virtualHost;
+  if (route) ex.route = route;
+  return undefined;
+}
+
+/** What select found, answered: no route (404 NR), an unknown host (the listener's policy), httpsRedirect (301). */
+export function routed(ex: Exchange): StageResult {
+  const { listener, snapshot, config, virtualHost, route, req, res, record } = ex;
+  const facts = factsOf(ex);
+  if (!config) return listener.unknownHost && snapshot ? unknownHost(ex) : LocalReplies.noRoute;
+  if (!virtualHost && listener.unknownHost) return unknownHost(ex);
+  if (virtualHost?.requireTls && listener.scheme === 'http' && snapshot) {
+    const httpsPort = listener.httpsPort?.(facts, snapshot);
+    sendRedirect(res, 301, `https://${facts.host}${httpsPort && httpsPort !== 443 ? `:${httpsPort}` : ''}${req.url ?? '/'}`, record);
+    return DONE;
+  }
+  if (!route || !virtualHost) return LocalReplies.noRoute;
+  if (route.name) record.routeName = route.name;
+  // The weighted pick is made with the route, before rate limits and faults, so their replies name it.
+  routedDestinationOf(ex);
+  return undefined;
+}
+
+/**
+ * The route's destination, picked once: Envoy resolves a route's (weighted) cluster before any
+ * filter runs, so a local reply before the upstream (401, 403, 429, a fault) reports the routed
+ * service, as Istio's metrics do. authenticate and authorize call it when they refuse.
+ */
+export function routedDestinationOf(ex: Exchange): DestinationTarget | undefined {
+  if (ex.destination === undefined && ex.route?.action.kind === 'forward') {
+    const picked = routedDestination(ex.route.action, ex.ctx.random, ex.record);
+    if (picked) ex.destination = picked;
+  }
+  return ex.destination;
+}
+
+/**
+ * A host no virtual host knows, at a sidecar's outbound side (meshConfig.outboundTrafficPolicy):
+ * REGISTRY_ONLY answers 502; ALLOW_ANY passes the request through to the host as asked (PassthroughCluster).
+ */
+function unknownHost(ex: Exchange): StageResult {
+  const { listener, req, res, record, ctx } = ex;
+  const facts = factsOf(ex);
+  if (listener.unknownHost === 'registry-only') {
+    record.routeName = 'block_all';
+    return LocalReplies.registryOnly;
+  }
+  record.routeName = 'allow_any';
+  record.upstreamCluster = 'PassthroughCluster';
+  const headers = hopByHopFree(req.headers);
+  headers.host = facts.authority;
+  relay(ctx.pools, UpstreamPools.key(facts.host, facts.port), req, res, facts, headers, record, ex.reply);
+  return DONE;
+}

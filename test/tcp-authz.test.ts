@@ -1,0 +1,284 @@
+// AuthorizationPolicy on TCP at a sidecar's inbound side and at the gateway, as Istio applies it to
+// TCP filter chains. At a sidecar:
+// opaque plaintext TCP, mesh mTLS carrying TCP (ALPN `istio-peer-exchange`/`istio`) and TLS the app
+// terminates itself all reach the app only through the L4 rules. Source principals, namespaces,
+// ipBlocks and destination ports work on TCP; an ALLOW rule with an HTTP-only field never matches a
+// connection; a DENY rule with one drops the HTTP-only condition and so denies every connection
+// (fail closed) while HTTP requests still see the whole rule. A denied connection is closed before
+// the app sees a byte, counted in Istio's TCP metrics and logged. The gateway's TCP servers and TLS
+// passthrough meet its policies the same way. Real sockets, a real CA.
+
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect as netConnect, createServer as createNetServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import type { CertificateAuthority } from '../src/core/pki/authority.js';
+import { startSidecar, type RunningSidecar } from '../src/sidecar/main.js';
+import { startGateway } from '../src/gateway/main.js';
+import { tcpGatewayYaml } from './helpers/cluster-yaml.js';
+import { looksLikeHttp } from '../src/sidecar/inbound.js';
+import { sidecarOptions, testAuthority, workloadCertificate } from './helpers/mesh.js';
+import { rawExchange } from './helpers/raw-http.js';
+
+const POLICIES = (appPort: number): string => `apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: istio-system}
+spec: {mtls: {mode: PERMISSIVE}}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: deny-get, namespace: default}
+spec:
+  selector: {matchLabels: {app: deny-http-only}}
+  action: DENY
+  rules:
+  - to: [{operation: {methods: [GET]}}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: allow-path, namespace: default}
+spec:
+  selector: {matchLabels: {app: allow-http-only}}
+  action: ALLOW
+  rules:
+  - to: [{operation: {paths: [/x]}}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: allow-product, namespace: default}
+spec:
+  selector: {matchLabels: {app: allow-l4}}
+  action: ALLOW
+  rules:
+  - from: [{source: {principals: [cluster.local/ns/default/sa/product-service]}}]
+    to: [{operation: {ports: ["${appPort}"]}}]
+  - from: [{source: {namespaces: [team-b]}}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: deny-loopback, namespace: default}
+spec:
+  selector: {matchLabels: {app: deny-ip}}
+  action: DENY
+  rules:
+  - from: [{source: {ipBlocks: [127.0.0.1/32]}}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: allow-other-port, namespace: default}
+spec:
+  selector: {matchLabels: {app: allow-other-port}}
+  action: ALLOW
+  rules:
+  - to: [{operation: {ports: ["1"]}}]
+`;
+
+/** Answers an HTTP request line with 200 `ok`, echoes anything else (an app that serves both). */
+function startApp(): Promise<{ server: Server; port: number; received: () => number }> {
+  let received = 0;
+  const server = createNetServer((s) => {
+    s.on('error', () => s.destroy());
+    s.once('data', (first: Buffer) => {
+      received += first.length;
+      if (/^[A-Z]+ \//.test(first.toString('latin1', 0, 16))) return void s.end('HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok');
+      s.write(first);
+      s.on('data', (b: Buffer) => {
+        received += b.length;
+        s.write(b);
+      });
+    });
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ server, port: (server.address() as AddressInfo).port, received: () => received })));
+}
+
+/** Sends `ping` on an open connection: the echo, or null when the connection is closed instead. */
+function ping(s: Socket): Promise<string | null> {
+  return new Promise((resolve) => {
+    let text = '';
+    s.on('data', (b: Buffer) => {
+      text += b.toString();
+      if (text === 'ping') {
+        resolve(text);
+        s.destroy();
+      }
+    });
+    s.on('error', () => undefined);
+    s.once('close', () => resolve(text === '' ? null : text));
+    s.write('ping');
+  });
+}
+
+function plain(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = netConnect(port, '127.0.0.1', () => resolve(s));
+    s.once('error', reject);
+  });
+}
+
+interface Cert {
+  readonly certChainPem: string;
+  readonly keyPem: string;
+}
+
+function tls(port: number, ca: string, alpn: string[], cert?: Cert): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = tlsConnect({ port, host: '127.0.0.1', ca, servername: 'app', ALPNProtocols: alpn, ...(cert ? { cert: cert.certChainPem, key: cert.keyPem } : {}), rejectUnauthorized: false }, () => resolve(s));
+    s.once('error', reject);
+  });
+}
+
+describe('AuthorizationPolicy on TCP at a sidecar inbound side', () => {
+  let ca: CertificateAuthority;
+  let dir: string;
+  let app: Awaited<ReturnType<typeof startApp>>;
+  const sidecars = new Map<string, RunningSidecar>();
+  const lines: string[] = [];
+  const logger = pino(
+    { level: 'info' },
+    new Writable({
+      write(chunk: Buffer, _enc, done) {
+        lines.push(chunk.toString());
+        done();
+      },
+    }),
+  );
+  const inbound = (name: string): number => sidecars.get(name)!.inboundPort;
+
+  before(async () => {
+    ca = await testAuthority();
+    app = await startApp();
+    dir = await mkdtemp(join(tmpdir(), 'meshgate-tcp-authz-'));
+    await writeFile(join(dir, 'security.yaml'), POLICIES(app.port));
+    for (const name of ['open', 'deny-http-only', 'allow-http-only', 'allow-l4', 'deny-ip', 'allow-other-port']) {
+      sidecars.set(
+        name,
+        await startSidecar({
+          ...sidecarOptions(ca, dir, name, app.port),
+          logger,
+          ...(name === 'deny-http-only' ? { metricsPort: 0 } : {}),
+        }),
+      );
+    }
+  });
+
+  after(async () => {
+    await Promise.all([...sidecars.values()].map((s) => s.destroy()));
+    app?.server.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('tells an HTTP request line from opaque bytes', () => {
+    assert.equal(looksLikeHttp(Buffer.from('GET / HTTP/1.1\r\n')), true);
+    assert.equal(looksLikeHttp(Buffer.from('PRI * HTTP/2.0\r\n')), true);
+    assert.equal(looksLikeHttp(Buffer.from('POS')), true);
+    assert.equal(looksLikeHttp(Buffer.from('ping')), false);
+    assert.equal(looksLikeHttp(Buffer.from([0x16, 0x03, 0x01])), false);
+    assert.equal(looksLikeHttp(Buffer.from('*1\r\n$4\r\nPING\r\n')), false);
+  });
+
+  it('passes opaque TCP to the app where no policy applies', async () => {
+    assert.equal(await ping(await plain(inbound('open'))), 'ping');
+  });
+
+  it('DENY with only HTTP fields denies every TCP connection, and only the matching HTTP requests', async () => {
+    const before = app.received();
+    assert.equal(await ping(await plain(inbound('deny-http-only'))), null);
+    // Mesh mTLS carrying TCP is denied the same way, after the handshake.
+    assert.equal(await ping(await tls(inbound('deny-http-only'), ca.rootCertPem, ['istio-peer-exchange', 'istio'], workloadCertificate(ca, 'default', 'product-service'))), null);
+    assert.equal(app.received(), before, 'the app saw no byte of the denied connections');
+    const head = (method: string): string => `${method} /x HTTP/1.1\r\nhost: app\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`;
+    assert.equal((await rawExchange(inbound('deny-http-only'), head('GET'))).status, 403);
+    assert.equal((await rawExchange(inbound('deny-http-only'), head('POST'))).status, 200);
+  });
+
+  it('ALLOW with only HTTP fields never matches a TCP connection', async () => {
+    assert.equal(await ping(await plain(inbound('allow-http-only'))), null);
+    assert.equal((await rawExchange(inbound('allow-http-only'), `GET /x HTTP/1.1\r\nhost: app\r\nconnection: close\r\n\r\n`)).status, 200);
+  });
+
+  it('source principals, namespaces and destination ports decide on TCP', async () => {
+    const port = inbound('allow-l4');
+    const product = workloadCertificate(ca, 'default', 'product-service');
+    assert.equal(await ping(await tls(port, ca.rootCertPem, ['istio-peer-exchange', 'istio'], product)), 'ping');
+    // Another workload of the namespace: neither the principal nor the namespace rule matches.
+    assert.equal(await ping(await tls(port, ca.rootCertPem, ['istio-peer-exchange', 'istio'], workloadCertificate(ca, 'default', 'other'))), null);
+    // A workload of team-b, by the namespaces rule.
+    assert.equal(await ping(await tls(port, ca.rootCertPem, ['istio-peer-exchange', 'istio'], workloadCertificate(ca, 'team-b', 'anyone'))), 'ping');
+    // Plaintext has no principal, and TLS the app terminates itself shows none either.
+    assert.equal(await ping(await plain(port)), null);
+    const passthrough = await new Promise<Socket>((resolve) => {
+      const s = netConnect(port, '127.0.0.1', () => resolve(s));
+    });
+    // A ClientHello with no Istio ALPN is passed through as TCP; here it is closed before the app answers.
+    const closed = new Promise<void>((resolve) => passthrough.once('close', () => resolve()));
+    passthrough.on('error', () => undefined);
+    const hello = tlsConnect({ socket: passthrough, servername: 'app.example', rejectUnauthorized: false });
+    hello.on('error', () => undefined);
+    await closed;
+    // The port decides: a policy allowing only port 1 denies the app's port.
+    assert.equal(await ping(await tls(inbound('allow-other-port'), ca.rootCertPem, ['istio-peer-exchange', 'istio'], product)), null);
+  });
+
+  it('ipBlocks decide on the peer address', async () => {
+    assert.equal(await ping(await plain(inbound('deny-ip'))), null);
+  });
+
+  it('counts and logs a denied connection', async () => {
+    assert.equal(await ping(await plain(inbound('deny-http-only'))), null);
+    const metrics = await (await fetch(`http://127.0.0.1:${sidecars.get('deny-http-only')!.metricsPort}/stats/prometheus`)).text();
+    const closed = metrics.split('\n').filter((l) => l.startsWith('istio_tcp_connections_closed_total{') && l.includes('reporter="destination"'));
+    assert.ok(closed.length > 0, metrics);
+    assert.match(closed[0]!, /response_flags="-"/);
+    assert.match(closed[0]!, /destination_workload="deny-http-only"/);
+    const denied = lines.map((l) => JSON.parse(l) as { msg: string; policy?: string; connection_termination_details?: string }).filter((l) => l.msg === 'connection denied: AuthorizationPolicy');
+    assert.ok(denied.some((l) => l.policy === 'AuthorizationPolicy default/deny-get' || l.policy?.includes('deny-get')), JSON.stringify(denied));
+    assert.ok(denied.every((l) => l.connection_termination_details === 'rbac_deny_close'));
+  });
+});
+
+describe('AuthorizationPolicy on TCP at the gateway', () => {
+  it('a TCP server is closed to a connection a gateway DENY policy matches (HTTP-only fields dropped)', async () => {
+    const echo = createNetServer((s) => s.pipe(s));
+    await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
+    const echoPort = (echo.address() as AddressInfo).port;
+    const dir = await mkdtemp(join(tmpdir(), 'meshgate-gw-tcp-authz-'));
+    const tcpGateway = (deny: boolean): string => `${tcpGatewayYaml(echoPort)}
+${deny ? `---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: no-get, namespace: istio-system}
+spec:
+  selector: {matchLabels: {istio: ingressgateway}}
+  action: DENY
+  rules:
+  - to: [{operation: {methods: [GET], ports: ["1"]}}]
+  - from: [{source: {ipBlocks: [127.0.0.1/32]}}]
+    to: [{operation: {methods: [GET]}}]
+` : ''}`;
+    await writeFile(join(dir, 'all.yaml'), tcpGateway(false));
+    const gw = await startGateway({ configDir: dir, certsDir: join(dir, 'certs'), ports: new Map([[5432, 0]]), listenHost: '127.0.0.1', statusPort: 0, adminPort: 0, accessLog: 'off', logger: pino({ level: 'silent' }) });
+    try {
+      const port = gw.listenPorts.get(5432)!;
+      assert.equal(await ping(await plain(port)), 'ping');
+      const applied = new Promise<void>((resolve) => {
+        const off = gw.holder.onSwap(() => {
+          off();
+          resolve();
+        });
+      });
+      await writeFile(join(dir, 'all.yaml'), tcpGateway(true));
+      await applied;
+      // The first rule's port does not match; the second's peer does, its method is HTTP-only and dropped.
+      assert.equal(await ping(await plain(port)), null);
+    } finally {
+      await gw.destroy();
+      echo.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
