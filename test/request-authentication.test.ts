@@ -273,7 +273,6 @@ describe('RequestAuthentication validation, with file and line', () => {
   const cases: Array<[string, string, string, string]> = [
     // [what, jwtRules YAML, field path, message part]
     ['issuer is required', '- {jwksUri: "https://a.example/k"}', 'spec.jwtRules[0].issuer', 'issuer is required'],
-    ['no key source', '- {issuer: a}', 'spec.jwtRules[0]', 'set jwksUri or jwks'],
     ['both key sources', `- {issuer: a, jwksUri: "https://a.example/k", jwks: '{"keys":[{"kty":"oct","k":"AA"}]}'}`, 'spec.jwtRules[0].jwks', 'cannot be set together with jwksUri'],
     ['jwksUri not http', '- {issuer: a, jwksUri: "file:///etc/keys"}', 'spec.jwtRules[0].jwksUri', 'not an http or https URL'],
     ['jwks not JSON', `- {issuer: a, jwks: 'nope'}`, 'spec.jwtRules[0].jwks', 'jwks is not JSON'],
@@ -295,4 +294,13 @@ describe('RequestAuthentication validation, with file and line', () => {
       assert.equal(valid.length, 0);
     });
   }
+
+  it('no key source: accepted, as Istio accepts it (it would discover the keys), with a warning that meshgate refuses every token', () => {
+    const text = 'apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata: {name: r, namespace: default}\nspec:\n  jwtRules:\n  - {issuer: a}\n';
+    const { valid, problems } = validateAll(parseConfigText(text, 'ra.yaml').resources);
+    assert.equal(valid.length, 1);
+    const p = problems.find((x) => x.field === 'spec.jwtRules[0]');
+    assert.equal(p?.severity, 'warning', JSON.stringify(problems));
+    assert.match(p!.message, /no jwksUri or jwks.*401/);
+  });
 });
