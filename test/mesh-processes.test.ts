@@ -16,7 +16,7 @@ import { gatewayYaml, serviceYaml } from './helpers/cluster-yaml.js';
 import { eventually, send } from './helpers/gateway.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
 import { freePort, freshGet } from './helpers/ports.js';
-import { exited, meshgate, ready, type MeshgateProcess } from './helpers/processes.js';
+import { allReady, exited, meshgate, type MeshgateProcess } from './helpers/processes.js';
 
 const ROUTE = (extra = '') => `apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -52,7 +52,7 @@ describe('the mesh as processes: control plane outage and certificate rotation u
     const ca = join(dir, 'ca');
     controlArgs = ['control', '--config', config, '--tokens', join(dir, 'tokens.yaml'), '--ca-dir', ca, '--port', String(ports.control), '--status-port', String(ports.controlStatus), '--debug-port', '0', '--listen-host', '127.0.0.1'];
     control = meshgate(controlArgs);
-    await eventually(() => ready(ports.controlStatus), 20_000);
+    await allReady({ control: { proc: control, statusPort: ports.controlStatus } }, 20_000);
     assert.ok(existsSync(join(ca, 'root-cert.pem')));
     const mesh = ['--control', `https://127.0.0.1:${ports.control}`, '--root-cert', join(ca, 'root-cert.pem')];
     sidecarStarted = Date.now();
@@ -70,7 +70,7 @@ describe('the mesh as processes: control plane outage and certificate rotation u
       // Two workers, each its own proxy of the control plane with its own identity and snapshot.
       '--workers', '2',
     ]);
-    await eventually(async () => (await ready(ports.sidecarStatus)) && (await ready(ports.gatewayStatus)), 20_000);
+    await allReady({ sidecar: { proc: sidecar, statusPort: ports.sidecarStatus }, gateway: { proc: gateway, statusPort: ports.gatewayStatus } }, 20_000);
   });
 
   after(async () => {
@@ -130,7 +130,7 @@ describe('the mesh as processes: control plane outage and certificate rotation u
       // Serve a good while with nobody to ask for configuration or certificates.
       await new Promise((r) => setTimeout(r, 1500));
       control = meshgate(controlArgs);
-      await eventually(() => ready(ports.controlStatus), 20_000);
+      await allReady({ control: { proc: control, statusPort: ports.controlStatus } }, 20_000);
     });
     assert.ok(total > 50, `only ${total} requests`);
     assert.deepEqual(failures, [], `${failures.length} of ${total} failed`);

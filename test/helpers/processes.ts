@@ -40,6 +40,24 @@ export async function ready(statusPort: number): Promise<boolean> {
   }
 }
 
+/**
+ * Waits until every process answers ready on its status port; if one does not in `ms`, fails with
+ * each process's exit status and the tail of its stderr, so that a slow or failed start says why.
+ */
+export async function allReady(procs: Record<string, { proc: MeshgateProcess | undefined; statusPort: number }>, ms: number): Promise<void> {
+  const until = Date.now() + ms;
+  for (;;) {
+    const states = await Promise.all(Object.values(procs).map((p) => ready(p.statusPort)));
+    if (states.every(Boolean)) return;
+    if (Date.now() > until) {
+      const report = Object.entries(procs).map(([name, { proc }], i) =>
+        `--- ${name}: ${states[i] ? 'ready' : 'not ready'}, exit ${proc?.exitCode ?? proc?.signalCode ?? 'none'}\n${proc?.log() ?? ''}`);
+      throw new Error(`not ready within ${ms} ms\n${report.join('\n')}`);
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
 /** Resolves with the exit code (or the signal's name) once the process has ended. */
 export function exited(child: ChildProcess | undefined): Promise<number | string | null> {
   if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child ? (child.exitCode ?? child.signalCode) : null);
