@@ -24,7 +24,7 @@ import type { ConfigDistributor } from './config-distributor.js';
 import type { ProxyRegistry } from './proxy-registry.js';
 import type { ControlMetrics } from './control-metrics.js';
 import { bearerToken, type Authenticator, type Caller } from './token-authenticator.js';
-import { apiFailure, sendEndpointFailure } from '../core/proxy/respond.js';
+import { apiFailure, internalFailure, sendEndpointFailure, type LocalReply } from '../core/proxy/respond.js';
 
 export interface ControlServerOptions {
   /** The server certificate: chain leaf first (PEM), and its key. */
@@ -65,7 +65,7 @@ export function createControlServer(opts: ControlServerOptions): Server {
       // A body cut short leaves the connection in an unknown state: close it after the answer.
       if (err instanceof HttpError) return sendEndpointFailure(res, apiFailure(err.status, err.message), 'json', err.status === 413 ? { connection: 'close' } : {});
       log.error({ err, path: req.url }, 'control plane request failed');
-      reply(res, 500, { error: 'internal error' });
+      fail(res, internalFailure('internal error'));
     });
   });
   // A proxy acknowledges every push on a pooled connection beside its stream; Node's 5 s default
@@ -82,34 +82,34 @@ async function handle(opts: ControlServerOptions, req: IncomingMessage, res: Ser
   const caller = await authenticate(opts, req, url.pathname);
   if (!caller) {
     if (url.pathname === CERTIFICATES_PATH) opts.metrics?.certificateAuthenticationFailed();
-    return reply(res, 401, { error: 'a valid bearer token is required' }, { 'www-authenticate': 'Bearer' });
+    return fail(res, apiFailure(401, 'a valid bearer token is required'), { 'www-authenticate': 'Bearer' });
   }
   const identity = spiffeIdOf({ trustDomain: opts.ca.trustDomain, ...caller });
   const method = ROUTES[url.pathname];
-  if (!method) return reply(res, 404, { error: `no such path ${url.pathname}` });
-  if (req.method !== method) return reply(res, 405, { error: `${url.pathname} takes ${method}` }, { allow: method });
+  if (!method) return fail(res, apiFailure(404, `no such path ${url.pathname}`));
+  if (req.method !== method) return fail(res, apiFailure(405, `${url.pathname} takes ${method}`), { allow: method });
 
   switch (url.pathname) {
     case STREAM_PATH: {
       const id = url.searchParams.get('proxy') ?? '';
-      if (!PROXY_ID.test(id)) return reply(res, 400, { error: 'proxy=ID is required: letters, digits, . _ : -' });
+      if (!PROXY_ID.test(id)) return fail(res, apiFailure(400, 'proxy=ID is required: letters, digits, . _ : -'));
       const described = parseDescription(url.searchParams);
-      if (typeof described === 'string') return reply(res, 400, { error: described });
+      if (typeof described === 'string') return fail(res, apiFailure(400, described));
       // The namespace is the token's, never the caller's say: it decides which policies it receives.
       const meta = { ...described, namespace: caller.namespace };
       const connected = opts.registry.connect(id, identity, req.socket.remoteAddress ?? '', meta);
-      if (!connected.ok) return reply(res, 409, { error: connected.message });
+      if (!connected.ok) return fail(res, apiFailure(409, connected.message));
       opts.distributor.open(connected.session, res, connected.replaced);
       return;
     }
     case ACK_PATH: {
       const outcome = opts.registry.acknowledge(identity, await readJson(req));
-      return outcome.ok ? reply(res, 200, {}) : reply(res, outcome.status, { error: outcome.message });
+      return outcome.ok ? reply(res, 200, {}) : fail(res, apiFailure(outcome.status, outcome.message));
     }
     case CERTIFICATES_PATH: {
       const answer = answerCertificateRequest(opts.ca, caller, await readJson(req), opts.log);
       opts.metrics?.certificateRequest(answer.ok);
-      return answer.ok ? reply(res, 200, answer.body) : reply(res, answer.status, { error: answer.message });
+      return answer.ok ? reply(res, 200, answer.body) : fail(res, apiFailure(answer.status, answer.message));
     }
   }
 }
@@ -143,6 +143,11 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   } catch {
     throw new HttpError(400, 'the body is not JSON');
   }
+}
+
+/** A refused or failed API request, written by respond.ts like every other failure; never cached. */
+function fail(res: ServerResponse, r: LocalReply, headers: Record<string, string> = {}): void {
+  sendEndpointFailure(res, r, 'json', { 'cache-control': 'no-store', ...headers });
 }
 
 function reply(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
