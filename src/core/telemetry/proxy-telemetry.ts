@@ -56,14 +56,22 @@ export function createProxyTelemetry(o: ProxyTelemetryOptions): ProxyTelemetry {
   const log = createAccessLog(o.accessLog);
   const selfService = o.role === 'sidecar' && o.snapshot ? serviceFinder(o.snapshot, o.self.namespace, o.labels ?? {}) : undefined;
   const policies = new WeakMap<Snapshot, TelemetryPolicy>();
+  // Read twice per request (the span's start, the record's end): the last snapshot's answer is kept at hand.
+  let lastSnapshot: Snapshot | undefined;
+  let lastPolicy: TelemetryPolicy = DEFAULT_TELEMETRY_POLICY;
   const policy = (): TelemetryPolicy => {
     const s = o.snapshot?.();
     if (!s) return DEFAULT_TELEMETRY_POLICY;
+    if (s === lastSnapshot) return lastPolicy;
     let p = policies.get(s);
     if (!p) {
       p = telemetryPolicyFor(s.resources, { namespace: o.self.namespace, labels: o.labels ?? {} });
       policies.set(s, p);
+      const provider = p.traceProvider;
+      if (provider && p.samplingPercent > 0) setImmediate(() => tracer.prepare(provider));
     }
+    lastSnapshot = s;
+    lastPolicy = p;
     return p;
   };
   const tracer = new ProxyTracer({ self: o.self, role: o.role, policy, ...(selfService ? { selfService } : {}), ...(o.random ? { random: o.random } : {}) });
