@@ -131,11 +131,33 @@ export class IstioMetrics {
     c.requestBytes?.observe(r.bytesReceived);
     c.responseBytes?.observe(r.bytesSent);
     // Istio counts gRPC messages for gRPC requests only.
-    if (r.grpcMessages) {
-      if (typeof c.messages === 'function') c.messages = c.messages();
-      c.messages[0]?.inc(r.grpcMessages.request.count);
-      c.messages[1]?.inc(r.grpcMessages.response.count);
-    }
+    if (r.grpcMessages) this.messages(r, c);
+  }
+
+  /** The messages of a gRPC request not counted yet: all of them, or those since the last periodic report. */
+  private messages(r: RequestRecord, c: HttpChildren): void {
+    const m = r.grpcMessages!;
+    const done = (r.grpcReported ??= { request: 0, response: 0 });
+    if (typeof c.messages === 'function') c.messages = c.messages();
+    c.messages[0]?.inc(m.request.count - done.request);
+    c.messages[1]?.inc(m.response.count - done.response);
+    done.request = m.request.count;
+    done.response = m.response.count;
+  }
+
+  /**
+   * A gRPC stream still open: its messages so far (periodic-report.ts). Only the peer labels name
+   * these series, and those are known once the request is routed.
+   */
+  grpcMessagesSoFar(r: RequestRecord): void {
+    const m = r.grpcMessages;
+    if (!m || (m.request.count === (r.grpcReported?.request ?? 0) && m.response.count === (r.grpcReported?.response ?? 0))) return;
+    this.messages(r, this.keyed(r, this.modeOf(r.reporter)));
+  }
+
+  /** A TCP connection still open: the bytes it carried since the last report. */
+  tcpSoFar(c: Pick<TcpConnectionRecord, 'reporter' | 'cluster' | 'upstreamPeer' | 'downstreamPeer'>, sent: number, received: number): void {
+    this.tcp({ ...c, flags: '-', bytesReceived: received, bytesSent: sent }, [['istio_tcp_sent_bytes_total', sent], ['istio_tcp_received_bytes_total', received]]);
   }
 
   /** The request's children through the per-part index; what it has not seen yet comes from keyed(). */

@@ -13,6 +13,7 @@ import { ProxyTracer } from './tracing.js';
 import { ServiceGraphBuilder } from './service-graph.js';
 import type { DashboardData } from './dashboard-page.js';
 import { nodeDetails } from './dashboard-details.js';
+import { PeriodicReports } from './periodic-report.js';
 
 export interface ProxyTelemetryOptions {
   /** `off`, `stdout` or a file path. */
@@ -29,6 +30,8 @@ export interface ProxyTelemetryOptions {
   /** The workload's labels, for Telemetry selectors and to find its Service in the registry. */
   readonly labels?: Readonly<Record<string, string>>;
   readonly random?: () => number;
+  /** How often open TCP connections and gRPC streams report what they carried so far (default 5 s, Istio's). */
+  readonly reportingIntervalMs?: number;
 }
 
 export interface ProxyTelemetry extends AccessLog {
@@ -78,6 +81,7 @@ export function createProxyTelemetry(o: ProxyTelemetryOptions): ProxyTelemetry {
   const port = o.metricsPort;
   const metrics = port !== undefined ? new IstioMetrics({ self: o.self, role: o.role, ...(selfService ? { selfService } : {}) }) : undefined;
   if (metrics && port === 'primary') offerToPrimary([metrics.registry]);
+  const reports = metrics ? new PeriodicReports(metrics, o.reportingIntervalMs) : undefined;
   let server: MetricsServer | undefined;
   const graph = new ServiceGraphBuilder();
   const dashboard = metrics
@@ -105,15 +109,20 @@ export function createProxyTelemetry(o: ProxyTelemetryOptions): ProxyTelemetry {
       return server.port;
     },
     close: async () => {
+      reports?.stop();
       await server?.close();
       await tracer.close();
       log.flush();
     },
-    startSpan: (req, record) => tracer.start(req, record),
+    startSpan: (req, record) => {
+      tracer.start(req, record);
+      if (record.grpc) reports?.streamStarted(record);
+    },
     write(r: RequestRecord) {
       const p = policy();
       if (p.accessLog) log.write(r);
       if (metrics) {
+        if (r.grpc) reports?.streamEnded(r);
         metrics.setPolicy(p.metrics);
         metrics.observeRequest(r);
       }
@@ -123,8 +132,9 @@ export function createProxyTelemetry(o: ProxyTelemetryOptions): ProxyTelemetry {
     tcpOpened: (c) => {
       metrics?.setPolicy(policy().metrics);
       metrics?.tcpOpenedNow(c);
+      reports?.tcpOpened(c);
     },
-    tcpClosed: (c) => metrics?.tcpClosedNow(c),
+    tcpClosed: (c) => metrics?.tcpClosedNow(reports ? reports.tcpClosed(c) : c),
   };
 }
 
