@@ -11,6 +11,8 @@ import { GrpcMessageCounter } from '../src/core/telemetry/grpc-messages.js';
 import { describeWorkload } from '../src/core/telemetry/workload.js';
 import { samplesOf } from './helpers/prometheus-text.js';
 import { eventually } from './helpers/gateway.js';
+import { telemetryPolicyFor } from '../src/core/telemetry/telemetry-policy.js';
+import { parseConfigText } from '../src/core/config/load.js';
 
 const self = describeWorkload({ namespace: 'shop', labels: { app: 'cart', version: 'v3' }, serviceAccount: 'cart' });
 const db = describeWorkload({ namespace: 'shop', labels: { app: 'db', version: 'v1' }, serviceAccount: 'db' });
@@ -97,5 +99,18 @@ describe('periodic reports of what is still open', () => {
     } finally {
       await t.close();
     }
+  });
+});
+
+describe('the reporting interval', () => {
+  const telemetryYaml = (name: string, namespace: string, interval: string, selector = ''): string =>
+    `apiVersion: telemetry.istio.io/v1\nkind: Telemetry\nmetadata: {name: ${name}, namespace: ${namespace}}\nspec:\n${selector}  metrics:\n  - providers: [{name: prometheus}]\n    reportingInterval: ${interval}\n`;
+
+  it('is Istio\'s 5 s unless a Telemetry sets metrics[].reportingInterval; the most specific one wins', () => {
+    const policy = (yaml: string) => telemetryPolicyFor(parseConfigText(yaml, 'telemetry.yaml').resources, { namespace: 'shop', labels: { app: 'cart' } });
+    assert.equal(policy('').reportingIntervalMs, undefined);
+    assert.equal(policy(telemetryYaml('mesh', 'istio-system', '10s')).reportingIntervalMs, 10_000);
+    const both = [telemetryYaml('mesh', 'istio-system', '10s'), telemetryYaml('cart', 'shop', '1500ms', '  selector: {matchLabels: {app: cart}}\n')].join('---\n');
+    assert.equal(policy(both).reportingIntervalMs, 1500);
   });
 });

@@ -1,5 +1,5 @@
 // Reports what long-lived TCP connections and gRPC streams have carried so far, every reporting
-// interval (Istio's `tcp_reporting_duration`, 5 s by default), so that a connection or stream that
+// interval (Istio's `tcp_reporting_duration`: 5 s, or a Telemetry's `reportingInterval`), so that a connection or stream that
 // stays open for hours shows in istio_tcp_sent_bytes_total / istio_tcp_received_bytes_total and in
 // the gRPC message counters while it is open, not only when it ends. When it ends, only what was
 // not reported yet is added: the totals are the same as if everything were counted at the end.
@@ -23,7 +23,7 @@ export class PeriodicReports {
 
   constructor(
     private readonly metrics: IstioMetrics,
-    private readonly intervalMs: number = DEFAULT_REPORTING_INTERVAL_MS,
+    private intervalMs: number = DEFAULT_REPORTING_INTERVAL_MS,
   ) {}
 
   /** A TCP connection whose byte counts can be read while it is open (`connection`). */
@@ -63,6 +63,16 @@ export class PeriodicReports {
     }
     for (const r of this.streams) this.metrics.grpcMessagesSoFar(r);
     if (this.connections.size === 0 && this.streams.size === 0) this.stop();
+  }
+
+  /** The interval in force (a Telemetry `reportingInterval`); a running timer takes it at once. */
+  setInterval(ms: number): void {
+    if (ms === this.intervalMs) return;
+    this.intervalMs = ms;
+    if (this.timer) {
+      this.stop();
+      this.arm();
+    }
   }
 
   stop(): void {

@@ -13,7 +13,7 @@ import { ProxyTracer } from './tracing.js';
 import { ServiceGraphBuilder } from './service-graph.js';
 import type { DashboardData } from './dashboard-page.js';
 import { nodeDetails } from './dashboard-details.js';
-import { PeriodicReports } from './periodic-report.js';
+import { DEFAULT_REPORTING_INTERVAL_MS, PeriodicReports } from './periodic-report.js';
 
 export interface ProxyTelemetryOptions {
   /** `off`, `stdout` or a file path. */
@@ -30,7 +30,7 @@ export interface ProxyTelemetryOptions {
   /** The workload's labels, for Telemetry selectors and to find its Service in the registry. */
   readonly labels?: Readonly<Record<string, string>>;
   readonly random?: () => number;
-  /** How often open TCP connections and gRPC streams report what they carried so far (default 5 s, Istio's). */
+  /** How often open TCP connections and gRPC streams report what they carried so far, unless a Telemetry's reportingInterval says (default 5 s, Istio's). */
   readonly reportingIntervalMs?: number;
 }
 
@@ -81,7 +81,8 @@ export function createProxyTelemetry(o: ProxyTelemetryOptions): ProxyTelemetry {
   const port = o.metricsPort;
   const metrics = port !== undefined ? new IstioMetrics({ self: o.self, role: o.role, ...(selfService ? { selfService } : {}) }) : undefined;
   if (metrics && port === 'primary') offerToPrimary([metrics.registry]);
-  const reports = metrics ? new PeriodicReports(metrics, o.reportingIntervalMs) : undefined;
+  const reportingIntervalMs = o.reportingIntervalMs ?? DEFAULT_REPORTING_INTERVAL_MS;
+  const reports = metrics ? new PeriodicReports(metrics, reportingIntervalMs) : undefined;
   let server: MetricsServer | undefined;
   const graph = new ServiceGraphBuilder();
   const dashboard = metrics
@@ -116,13 +117,17 @@ export function createProxyTelemetry(o: ProxyTelemetryOptions): ProxyTelemetry {
     },
     startSpan: (req, record) => {
       tracer.start(req, record);
-      if (record.grpc) reports?.streamStarted(record);
+      if (record.grpc && reports) {
+        reports.setInterval(policy().reportingIntervalMs ?? reportingIntervalMs);
+        reports.streamStarted(record);
+      }
     },
     write(r: RequestRecord) {
       const p = policy();
       if (p.accessLog) log.write(r);
       if (metrics) {
         if (r.grpc) reports?.streamEnded(r);
+        reports?.setInterval(p.reportingIntervalMs ?? reportingIntervalMs);
         metrics.setPolicy(p.metrics);
         metrics.observeRequest(r);
       }
@@ -130,7 +135,9 @@ export function createProxyTelemetry(o: ProxyTelemetryOptions): ProxyTelemetry {
     },
     flush: () => log.flush(),
     tcpOpened: (c) => {
-      metrics?.setPolicy(policy().metrics);
+      const p = policy();
+      metrics?.setPolicy(p.metrics);
+      reports?.setInterval(p.reportingIntervalMs ?? reportingIntervalMs);
       metrics?.tcpOpenedNow(c);
       reports?.tcpOpened(c);
     },
