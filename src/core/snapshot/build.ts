@@ -26,6 +26,7 @@ import { translateGatewayApi } from '../gateway-api/translate.js';
 import { EMPTY_STATUS } from '../gateway-api/conditions.js';
 import { keepLastGood } from './last-good.js';
 import { clusterDeps as reuseDeps, reuseCluster } from './cluster-reuse.js';
+import { destinationRulePass, keepPasses, registryPass } from './pass-reuse.js';
 import type { ProxyRole, Snapshot } from './snapshot.js';
 
 export interface SnapshotDeps {
@@ -56,8 +57,10 @@ export function buildSnapshot(loaded: LoadResult, role: ProxyRole, deps: Snapsho
   const reconciled = keepLastGood(previous?.resources, valid, invalid, loaded.problems);
   const resources = reconciled.resources;
 
-  const { registry, problems: registryProblems } = buildRegistry(resources, { domain });
-  const rules = indexDestinationRules(resources, { domain });
+  const registryKept = registryPass(previous, resources, domain, () => buildRegistry(resources, { domain }));
+  const { registry, problems: registryProblems } = registryKept.result;
+  const rulesKept = destinationRulePass(previous, resources, domain, () => indexDestinationRules(resources, { domain }));
+  const rules = rulesKept.result;
   const clusters = new Map<string, Cluster>();
   const peerAuthentication = peerAuthenticationIndex(resources);
   const clusterDeps: ClusterDeps = {
@@ -117,6 +120,7 @@ export function buildSnapshot(loaded: LoadResult, role: ProxyRole, deps: Snapsho
     problems: [...problems, ...findings],
     gatewayApi: gatewayApi?.status ?? EMPTY_STATUS,
   });
+  keepPasses(snapshot, { registry: registryKept, rules: rulesKept });
   return { snapshot, problems, findings };
 }
 
