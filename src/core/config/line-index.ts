@@ -17,8 +17,12 @@ import type { FieldPath } from '../model/resource.js';
  */
 type Table = Array<number | string | Table | undefined>;
 
-/** `lineOf` for the value at `base` of `doc`: the line of the deepest field of the path that exists. */
-export function lineIndex(doc: Document.Parsed, lineCounter: LineCounter, base: FieldPath): (path: FieldPath) => number {
+/**
+ * `lineOf` for the value at `base` of `doc`: the line of the deepest field of the path that exists.
+ * `keys` holds one string per field name seen, shared by the tables of every document of a file
+ * (the parser gives each occurrence a string of its own).
+ */
+export function lineIndex(doc: Document.Parsed, lineCounter: LineCounter, base: FieldPath, keys: Map<string, string> = new Map()): (path: FieldPath) => number {
   const { isMap, isNode, isPair, isScalar, isSeq } = yaml();
   const docLine = lineCounter.linePos(doc.range?.[0] ?? 0).line;
   const root = base.length === 0 ? doc.contents : doc.getIn(base, true);
@@ -31,7 +35,9 @@ export function lineIndex(doc: Document.Parsed, lineCounter: LineCounter, base: 
       const table: Table = [own];
       for (const pair of node.items) {
         if (!isPair(pair)) continue;
-        const k = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
+        const read = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
+        let k = keys.get(read);
+        if (k === undefined) keys.set(read, (k = read));
         // A scalar value's line is its key's line.
         let lines: Table | number | undefined;
         if (isScalar(pair.value) || pair.value === null) lines = isNode(pair.key) && pair.key.range ? lineAt(pair.key.range[0]) : undefined;
@@ -54,7 +60,11 @@ export function lineIndex(doc: Document.Parsed, lineCounter: LineCounter, base: 
     return own;
   };
   const top = visit(root);
-  const fallback = (Array.isArray(top) ? (top[0] as number | undefined) : top) ?? docLine;
+  return lookup(top, (Array.isArray(top) ? (top[0] as number | undefined) : top) ?? docLine);
+}
+
+/** Made apart from lineIndex() so that the function kept per resource holds the table alone, not the parser's state. */
+function lookup(top: Table | number | undefined, fallback: number): (path: FieldPath) => number {
   return (path: FieldPath): number => {
     let line = fallback;
     let table: Table | number | undefined = top;
