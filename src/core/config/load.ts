@@ -73,6 +73,8 @@ export function parseConfigText(text: string, file: string, firstOrder = 0): Loa
   const problems: Problem[] = [];
   const docList = Array.isArray(docs) ? docs : [docs];
   const keys = new Map<string, string>();
+  // Only text with `:,` or `:]` somewhere can hold such an item: the rest need not be walked again.
+  const flowColons = text.includes(':,') || text.includes(':]');
   for (const doc of docList) {
     const docLine = lineCounter.linePos(doc.range?.[0] ?? 0).line;
     const error = doc.errors[0];
@@ -82,7 +84,7 @@ export function parseConfigText(text: string, file: string, firstOrder = 0): Loa
       problems.push({ severity: 'error', file, line, column: col, resource: '', field: '', message: `cannot parse: ${firstLine(error.message)}` });
       continue;
     }
-    readFlowColonsAsKubernetesDoes(doc, text);
+    if (flowColons) readFlowColonsAsKubernetesDoes(doc, text);
     const value: unknown = doc.toJS({ maxAliasCount: 100 });
     if (value === null || value === undefined) continue; // empty document (`---` at the end of a file)
     if (!isRecord(value)) {
