@@ -46,15 +46,16 @@ export function worldOf(resources: readonly Resource[], registry: Registry, doma
   return last!;
 }
 
-const kept = new WeakMap<Resource, Map<string, { readonly world: World; readonly findings: readonly Problem[] }>>();
+/** By analyzer, then by VirtualService object (weak: the findings go with the resource). */
+const kept = new Map<string, WeakMap<Resource, { readonly world: World; readonly findings: readonly Problem[] }>>();
 
 /** `check()`'s findings about `vs` for analyzer `name`, from the last run if `world` is the same. */
 export function perVirtualService(name: string, vs: Resource, world: World, check: () => Problem[]): readonly Problem[] {
-  let byAnalyzer = kept.get(vs);
-  if (!byAnalyzer) kept.set(vs, (byAnalyzer = new Map()));
-  const known = byAnalyzer.get(name);
+  let byResource = kept.get(name);
+  if (!byResource) kept.set(name, (byResource = new WeakMap()));
+  const known = byResource.get(vs);
   if (known && known.world === world) return known.findings;
   const findings = check();
-  byAnalyzer.set(name, { world, findings });
+  byResource.set(vs, { world, findings });
   return findings;
 }
