@@ -24,6 +24,9 @@ interface Kept<T> {
 export interface KeptPasses {
   readonly registry: Kept<{ registry: Registry; problems: readonly Problem[] }>;
   readonly rules: Kept<DestinationRuleIndex>;
+  /** What else a cluster is built from: the proxy's namespace (rule lookup) and the cluster deps (cluster-reuse.ts). */
+  readonly namespace: string;
+  readonly clusterDeps: readonly unknown[];
 }
 
 /** By the snapshot they were built for: weak, so they go with it. */
@@ -43,6 +46,12 @@ export function registryPass(previous: Snapshot | undefined, resources: readonly
 export function destinationRulePass(previous: Snapshot | undefined, resources: readonly Resource[], domain: string, build: () => DestinationRuleIndex): KeptPasses['rules'] {
   const inputs = resources.filter((r) => r.kind === 'DestinationRule');
   return reuse(previous && passes.get(previous)?.rules, inputs, domain, build);
+}
+
+/** Whether clusters are built now from exactly what `previous`'s were: then its clusters hold, by name. */
+export function sameClusterInputs(previous: Snapshot, registry: KeptPasses['registry'], rules: KeptPasses['rules'], namespace: string, clusterDeps: readonly unknown[]): boolean {
+  const kept = passes.get(previous);
+  return kept !== undefined && kept.registry === registry && kept.rules === rules && kept.namespace === namespace && sameItems(kept.clusterDeps, clusterDeps);
 }
 
 /** Remembers what `snapshot` was built with, for the build after it. */
