@@ -86,6 +86,21 @@ function routeOf(s: Snapshot, host: string): CompiledRoute {
   return vh.routes[0]!;
 }
 
+/** Two services, their rules and a Gateway written to `dir`, read by a ConfigFolder; `read(name)` reads again after an edit of that file. */
+async function twoServices(dir: string) {
+  await writeFile(join(dir, 'a-gateway.yaml'), GATEWAY);
+  await writeFile(join(dir, 'b-one.yaml'), service('one'));
+  await writeFile(join(dir, 'c-two.yaml'), service('two'));
+  await writeFile(join(dir, 'd-rules.yaml'), `${rule('one')}---\n${rule('two')}`);
+  const folder = new ConfigFolder(dir);
+  const read = async (name: string) => {
+    folder.markChanged(name);
+    return (await folder.read()).result;
+  };
+  const fromScratch = async () => served(buildSnapshot(await loadConfigDir(dir), ROLE, deps()).snapshot);
+  return { folder, d: deps(), read, fromScratch };
+}
+
 describe('incremental snapshot build', () => {
   let dir: string;
   before(async () => {
@@ -94,17 +109,7 @@ describe('incremental snapshot build', () => {
   after(() => rm(dir, { recursive: true, force: true }));
 
   it('keeps what an edit does not touch and rebuilds what it reaches, as a build from scratch would be', async () => {
-    await writeFile(join(dir, 'a-gateway.yaml'), GATEWAY);
-    await writeFile(join(dir, 'b-one.yaml'), service('one'));
-    await writeFile(join(dir, 'c-two.yaml'), service('two'));
-    await writeFile(join(dir, 'd-rules.yaml'), `${rule('one')}---\n${rule('two')}`);
-    const folder = new ConfigFolder(dir);
-    const d = deps();
-    const read = async (name: string) => {
-      folder.markChanged(name);
-      return (await folder.read()).result;
-    };
-    const fromScratch = async () => served(buildSnapshot(await loadConfigDir(dir), ROLE, deps()).snapshot);
+    const { folder, d, read, fromScratch } = await twoServices(dir);
 
     const first = buildSnapshot((await folder.read()).result, ROLE, d).snapshot;
     assert.deepEqual(served(first), await fromScratch());
@@ -143,17 +148,7 @@ describe('incremental snapshot build', () => {
 
   it('keeps the registry, the rules and the findings of what an edit does not touch; findings follow every edit as from scratch', async () => {
     const sub = await mkdtemp(join(dir, 'findings-'));
-    await writeFile(join(sub, 'a-gateway.yaml'), GATEWAY);
-    await writeFile(join(sub, 'b-one.yaml'), service('one'));
-    await writeFile(join(sub, 'c-two.yaml'), service('two'));
-    await writeFile(join(sub, 'd-rules.yaml'), `${rule('one')}---\n${rule('two')}`);
-    const folder = new ConfigFolder(sub);
-    const d = deps();
-    const read = async (name: string) => {
-      folder.markChanged(name);
-      return (await folder.read()).result;
-    };
-    const fromScratch = async () => served(buildSnapshot(await loadConfigDir(sub), ROLE, deps()).snapshot);
+    const { folder, d, read, fromScratch } = await twoServices(sub);
     const codes = (s: Snapshot) => s.problems.filter((p) => p.code).map((p) => `${p.code} ${p.resource} ${p.field}`);
 
     const first = buildSnapshot((await folder.read()).result, ROLE, d).snapshot;
