@@ -56,7 +56,7 @@ export function parserHeaderBytes(limits: HttpLimits): number {
  * keep-alive timeout of its own), a gateway dropped every connection to a sidecar that sat idle for 4 s
  * and opened a new mTLS one at the next burst: handshakes on both sides, in the latency tail.
  */
-export const HTTP1_KEEP_ALIVE_MS = 60_000;
+const HTTP1_KEEP_ALIVE_MS = 60_000;
 
 /** node:http server settings; `maxHeaderSize` is read per connection, so it can be set after creation. */
 export function applyHttp1Limits(server: HttpServer | Http2SecureServer, limits: HttpLimits): void {
