@@ -86,6 +86,8 @@ export interface MeshgateOptions {
    * both off (`off`: no metrics port, tracing disabled in the mesh config). Absent: no metrics port.
    */
   readonly observability?: { readonly mode: 'on' | 'off'; readonly otlpPort: number };
+  /** Node options before the CLI's path (e.g. `--cpu-prof`, which NODE_OPTIONS does not carry). */
+  readonly nodeArgs?: readonly string[];
 }
 
 /** The mesh config of the observability pair: tracing at 1 % to the sink, or none. */
@@ -110,6 +112,7 @@ export async function startMeshgate(upstreamPort: number, opts: MeshgateOptions 
   const [port, statusPort, adminPort, ...tlsPorts] = (await freePorts(3 + keyTypes.length)) as [number, number, number, ...number[]];
   const portMap = [`80=${port}`, ...keyTypes.map((k, i) => `${TLS_GATEWAY_PORT[k]}=${tlsPorts[i]}`)].join(',');
   const args = [
+    ...(opts.nodeArgs ?? []),
     MESHGATE_BIN, 'gateway',
     '--config', dir,
     ...(certs ? ['--certs', certs.dir] : []),
