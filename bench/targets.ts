@@ -37,6 +37,7 @@ export interface TlsTarget extends Target {
 // dist/bench/ → the package root.
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SERVERS = fileURLToPath(new URL('./servers.js', import.meta.url));
+const TLS_FLOOR_SERVER = fileURLToPath(new URL('./tls-floor.js', import.meta.url));
 const MESHGATE_BIN = join(ROOT, 'bin', 'meshgate.js');
 
 /** The Gateway port of meshgate's HTTPS server for each certificate (one server per certificate). */
@@ -61,6 +62,23 @@ export async function startBareProxy(upstreamPort: number): Promise<Target> {
   const child = track(fork(SERVERS, ['bare-proxy', `http://127.0.0.1:${upstreamPort}`], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] }), BARE_PROXY);
   const port = await child.reportedPort();
   return { name: BARE_PROXY, url: `http://127.0.0.1:${port}/`, host: BENCH_HOST, pid: child.pid, stop: () => child.stop() };
+}
+
+export const TLS_FLOOR = 'node:https + undici Pool';
+
+/**
+ * The Node floor for TLS (tls-floor.ts), one server per bench certificate: `proxy`, a bare node:https
+ * server in front of one undici Pool (the bare proxy over TLS, the row meshgate's HTTPS compares
+ * with); `answer`, a bare node:https server answering by itself (the least Node does per handshake).
+ */
+export async function startTlsFloor(upstreamPort: number, certs: BenchCerts, mode: 'proxy' | 'answer' = 'proxy'): Promise<TlsTarget[]> {
+  const name = mode === 'proxy' ? TLS_FLOOR : 'node:https answering';
+  return Promise.all(KEY_TYPES.map(async (keyType): Promise<TlsTarget> => {
+    const c = certs.byKey[keyType];
+    const child = track(fork(TLS_FLOOR_SERVER, [mode, c.certFile, c.keyFile, `http://127.0.0.1:${upstreamPort}`], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] }), name);
+    const port = await child.reportedPort();
+    return { name, url: `https://127.0.0.1:${port}/`, host: BENCH_HOST, port, keyType, pid: child.pid, stop: () => child.stop() };
+  }));
 }
 
 export interface MeshgateTargets {

@@ -11,33 +11,18 @@
 // processes, default 8), TLS_COST_TARGETS (comma list of meshgate,nginx,floor,floor-proxy),
 // TLS_COST_PROFILE=DIR (meshgate runs under --cpu-prof, the profile written into DIR when it stops).
 
-import { fork } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { findOpenssl, handshakePreflight, runHandshakes } from './handshakes.js';
 import { runLoad } from './load.js';
 import { findNginx, startNginx } from './nginx.js';
-import { cpuSeconds, stopAll, tempDir, track } from './processes.js';
-import { BENCH_HOST } from './servers.js';
-import { startMeshgate, startUpstream, type TlsTarget } from './targets.js';
-import { KEY_LABEL, KEY_TYPES, writeBenchCerts, type BenchCerts } from './tls-certs.js';
+import { cpuSeconds, stopAll, tempDir } from './processes.js';
+import { startMeshgate, startTlsFloor, startUpstream, type TlsTarget } from './targets.js';
+import { KEY_LABEL, writeBenchCerts } from './tls-certs.js';
 import type { KeyType } from '../src/core/tls/issue-certificate.js';
-
-const FLOOR = fileURLToPath(new URL('./tls-floor.js', import.meta.url));
 
 interface Cost {
   /** CPU milliseconds per operation. */
   readonly ms: number;
   readonly ops: number;
-}
-
-async function startFloor(mode: 'answer' | 'proxy', certs: BenchCerts, upstreamPort: number): Promise<TlsTarget[]> {
-  return Promise.all(KEY_TYPES.map(async (keyType) => {
-    const c = certs.byKey[keyType];
-    const child = track(fork(FLOOR, [mode, c.certFile, c.keyFile, `http://127.0.0.1:${upstreamPort}`], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] }), `floor ${mode}`);
-    const port = await child.reportedPort();
-    const name = mode === 'answer' ? 'node:https answering' : 'node:https + undici Pool';
-    return { name, url: `https://127.0.0.1:${port}/`, host: BENCH_HOST, port, keyType, pid: child.pid, stop: () => child.stop() };
-  }));
 }
 
 async function measured(pid: number | undefined, work: () => Promise<number>): Promise<Cost> {
@@ -69,8 +54,8 @@ async function main(): Promise<void> {
   }
   const nginx = wanted.has('nginx') ? findNginx() : undefined;
   if (nginx) targets.push((await startNginx(nginx, upstream.port, certs)).https);
-  if (wanted.has('floor')) targets.push(await startFloor('answer', certs, upstream.port));
-  if (wanted.has('floor-proxy')) targets.push(await startFloor('proxy', certs, upstream.port));
+  if (wanted.has('floor')) targets.push(await startTlsFloor(upstream.port, certs, 'answer'));
+  if (wanted.has('floor-proxy')) targets.push(await startTlsFloor(upstream.port, certs, 'proxy'));
 
   const results = new Map<string, number[]>();
   const add = (key: string, c: Cost) => (results.get(key) ?? results.set(key, []).get(key)!).push(c.ms);

@@ -1,4 +1,4 @@
-// The Node floor for TLS, as a child of the benchmark (forked with an IPC channel, like servers.ts):
+// The Node floor for TLS, a child of the benchmark (targets.ts forks it with an IPC channel, like servers.ts):
 // a bare `node:https` server with the bench certificate and nothing else. `answer` writes the
 // upstream's body itself (the least a Node TLS server can do per handshake or request); `proxy`
 // forwards to the upstream through one undici Pool (the bare HTTP proxy's row, over TLS). What
@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { pathToFileURL } from 'node:url';
 import { Pool } from 'undici';
 import { UPSTREAM_BODY } from './servers.js';
 
@@ -46,7 +47,10 @@ async function main(mode: string | undefined, certFile: string | undefined, keyF
   process.send?.({ port: (server.address() as AddressInfo).port });
 }
 
-main(process.argv[2], process.argv[3], process.argv[4], process.argv[5]).catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+// Only run as a child (forked with an IPC channel).
+if (process.send && process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main(process.argv[2], process.argv[3], process.argv[4], process.argv[5]).catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });
+}

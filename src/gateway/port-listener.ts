@@ -14,7 +14,7 @@ import { handleUpgrade } from '../core/proxy/upgrade.js';
 import { AcceptStep } from '../core/proxy/accept.js';
 import { authorizeConnection } from '../core/proxy/stages/authorize-connection.js';
 import { forwardTcp } from '../core/proxy/tcp-forward.js';
-import type { RequestFacts } from '../core/routing/types.js';
+import type { RequestFacts, ServerConfig } from '../core/routing/types.js';
 import type { Snapshot } from '../core/snapshot/snapshot.js';
 import { peekClientHello } from '../core/tls/client-hello.js';
 import type { CredentialStore } from '../core/tls/types.js';
@@ -100,8 +100,16 @@ export function createPortListener(servicePorts: readonly number[], deps: PortLi
       forwardTcp(socket, Buffer.alloc(0), tcp.destinations, tcp.totalWeight, { random: ctx.random, observer: ctx.accessLog });
       return;
     }
-    if (sniIndexOf(listener).servers.length === 0) {
+    const sni = sniIndexOf(listener);
+    if (sni.servers.length === 0) {
       plaintext.accept(socket);
+      return;
+    }
+    const sole = soleTerminatingServer(sni.servers, listener?.httpRouteConfig);
+    if (sole) {
+      // Whatever the hello says, the peek could only choose this server: OpenSSL reads the hello
+      // itself, which spares every handshake a read, a parse and a copy in JavaScript.
+      tls.accept(socket, sole);
       return;
     }
     void peekClientHello(socket).then(
@@ -143,6 +151,19 @@ export function createPortListener(servicePorts: readonly number[], deps: PortLi
       server.close();
     },
   };
+}
+
+/**
+ * The listener's one TLS server when the ClientHello cannot change where a connection goes: it
+ * terminates TLS, takes every SNI and none (`*` among its hosts), and no plaintext HTTP shares the
+ * port. Anything that is not a usable hello then fails OpenSSL's handshake and is closed, as the peek
+ * would have closed it.
+ */
+function soleTerminatingServer(servers: readonly ServerConfig[], httpRouteConfig: string | undefined): ServerConfig | undefined {
+  const only = servers.length === 1 ? servers[0]! : undefined;
+  if (!only || httpRouteConfig || !only.hosts.includes('*')) return undefined;
+  const mode = only.tls?.mode ?? 'PASSTHROUGH';
+  return mode === 'PASSTHROUGH' || mode === 'AUTO_PASSTHROUGH' ? undefined : only;
 }
 
 /**
