@@ -3,7 +3,8 @@
 // peeked (not consumed) to read the SNI, which picks the Gateway server through the SNI index the
 // snapshot's listener compiles once (core/routing/sni-index.ts): PASSTHROUGH pipes the
 // untouched bytes to the `tls` route's destination; the others hand the socket to that server's own
-// TLS server. The choice uses the snapshot current at accept; a connection that arrives before the
+// TLS server. A port whose one TLS server terminates for every host skips the peek: the hello could
+// not change the choice, and a handshake is cheaper without reading it twice. The choice uses the snapshot current at accept; a connection that arrives before the
 // first configuration waits for it.
 
 import { createServer as createNetServer, type Server, type Socket } from 'node:net';
