@@ -5,11 +5,12 @@
 // meshgate costs beyond these is its own; what these cost beyond nginx is Node's.
 
 import { readFileSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { Pool } from 'undici';
-import { UPSTREAM_BODY } from './servers.js';
+import { UPSTREAM_BODY, bareProxyHandler } from './servers.js';
 
 async function main(mode: string | undefined, certFile: string | undefined, keyFile: string | undefined, upstreamUrl: string | undefined): Promise<void> {
   if ((mode !== 'answer' && mode !== 'proxy') || !certFile || !keyFile || (mode === 'proxy' && !upstreamUrl)) {
@@ -18,30 +19,13 @@ async function main(mode: string | undefined, certFile: string | undefined, keyF
   process.on('disconnect', () => process.exit(0));
   process.on('SIGTERM', () => process.exit(0));
   const body = Buffer.from(UPSTREAM_BODY);
-  const pool = mode === 'proxy' ? new Pool(upstreamUrl!, { connections: 128, pipelining: 1 }) : undefined;
-  const server = createServer({ cert: readFileSync(certFile), key: readFileSync(keyFile) }, (req, res) => {
-    if (!pool) {
-      req.resume();
-      res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
-      res.end(body);
-      return;
-    }
-    const headers = { ...req.headers };
-    delete headers.connection;
-    pool
-      .request({ method: 'GET', path: req.url ?? '/', headers })
-      .then(({ statusCode, headers: h, body: b }) => {
-        delete h.connection;
-        delete h['keep-alive'];
-        delete h['transfer-encoding'];
-        res.writeHead(statusCode, h as Record<string, string>);
-        b.pipe(res);
-      })
-      .catch(() => {
-        res.statusCode = 502;
-        res.end();
-      });
-  });
+  const answer = (req: IncomingMessage, res: ServerResponse): void => {
+    req.resume();
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
+    res.end(body);
+  };
+  const handler = mode === 'proxy' ? bareProxyHandler(new Pool(upstreamUrl!, { connections: 128, pipelining: 1 })) : answer;
+  const server = createServer({ cert: readFileSync(certFile), key: readFileSync(keyFile) }, handler);
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   process.send?.({ port: (server.address() as AddressInfo).port });
