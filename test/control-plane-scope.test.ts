@@ -210,13 +210,13 @@ describe('control plane: each proxy receives what concerns it', () => {
   });
   after(async () => f?.close());
 
-  it('a sidecar narrowed by its Sidecar egress.hosts gets its namespace and team/*, its own policies, no Secret', async () => {
+  it('a sidecar narrowed by its Sidecar egress.hosts gets its namespace and team/*, its own policies and Sidecar, no Secret', async () => {
     const keys = await f.keysFor(SHOP_TOKEN, 'reviews-1', { role: 'sidecar', labels: { app: 'reviews' } });
-    for (const k of ['Service/shop/reviews', 'Service/shop/ratings', 'EndpointSlice/shop/ratings-1', 'Service/team/billing', 'EndpointSlice/team/billing-1', 'AuthorizationPolicy/shop/reviews-deny']) {
+    for (const k of ['Service/shop/reviews', 'Service/shop/ratings', 'EndpointSlice/shop/ratings-1', 'Service/team/billing', 'EndpointSlice/team/billing-1', 'AuthorizationPolicy/shop/reviews-deny', 'Sidecar/shop/reviews']) {
       assert.ok(keys.includes(k), `${k} missing from ${keys.join(' ')}`);
     }
-    // Another namespace (not imported), a policy selecting another workload, routes of gateways, Secrets, Sidecars.
-    for (const k of keys) assert.doesNotMatch(k, /\/other\/|^Secret\/|^Sidecar\/|^Gateway\/|ratings-deny|VirtualService\/shop\/(bound|unbound)/, k);
+    // Another namespace (not imported), a policy selecting another workload, routes of gateways, Secrets, other workloads' Sidecars.
+    for (const k of keys) assert.doesNotMatch(k, /\/other\/|^Secret\/|^Sidecar\/shop\/isolated|^Gateway\/|ratings-deny|VirtualService\/shop\/(bound|unbound)/, k);
   });
 
   it('without a Sidecar a workload sees every exported service, but not what exportTo keeps in its namespace', async () => {

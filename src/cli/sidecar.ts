@@ -41,7 +41,8 @@ ends at the app on loopback; outbound, the app uses it as its HTTP proxy
   --metrics-port N      Istio's metrics for Prometheus, GET /stats/prometheus (default 15090; 0 = off)
   --listen-host ADDR    address the inbound and status ports listen on (default 0.0.0.0)
   --outbound-traffic-policy ALLOW_ANY|REGISTRY_ONLY
-                        hosts the mesh does not know: pass through (default) or answer 502
+                        hosts the mesh does not know: pass through (default) or answer 502,
+                        unless the workload's Sidecar resource or the mesh config sets a mode
   --locality R/Z/S      where the workload runs (region/zone/subzone), for locality-aware load
                         balancing of its outbound calls (DestinationRule localityLbSetting)
   --redis URL           Redis for RateLimitPolicy counters with store: redis on outbound calls,

@@ -5,6 +5,7 @@
 // Hosts the mesh does not know pass through (ALLOW_ANY) or get 502 (REGISTRY_ONLY), as in Istio.
 // CONNECT tunnels (an HTTPS call through the proxy) are piped to their destination untouched.
 
+import { outboundTrafficModeOf } from '../core/policy/outbound-traffic-policy.js';
 import type { IncomingMessage } from 'node:http';
 import { connect as connectTcp, createServer as createNetServer, type Socket } from 'node:net';
 import type { Logger } from 'pino';
@@ -14,12 +15,9 @@ import { handleUpgrade } from '../core/proxy/upgrade.js';
 import { LocalReplies, rawLocalReply } from '../core/proxy/respond.js';
 import { AcceptStep } from '../core/proxy/accept.js';
 import { outboundRouteConfig } from '../core/routing/compile-mesh.js';
-/** meshConfig.outboundTrafficPolicy.mode. */
-export type OutboundTrafficPolicy = 'ALLOW_ANY' | 'REGISTRY_ONLY';
 
 export interface OutboundDeps {
   readonly ctx: HttpHandlerContext;
-  readonly outboundTrafficPolicy: OutboundTrafficPolicy;
   readonly log: Logger;
 }
 
@@ -47,7 +45,7 @@ export function createOutboundListener(deps: OutboundDeps): OutboundListener {
     requestPort: destinationPort,
     select: (snapshot, req) => outboundRouteConfig(snapshot, destinationPort(req)),
     stages: Pipelines.sidecarOutbound,
-    unknownHost: deps.outboundTrafficPolicy === 'REGISTRY_ONLY' ? 'registry-only' : 'passthrough',
+    unknownHost: 'outbound-traffic-policy',
   };
   // The one accept step (core/proxy/accept.ts): limits, drain and timeouts for every connection.
   const step = new AcceptStep(ctx);
@@ -89,7 +87,7 @@ function tunnel(req: IncomingMessage, socket: Socket, head: Buffer, deps: Outbou
   const host = m[1]!.replace(/^\[|\]$/g, '');
   const port = Number(m[2]);
   const snapshot = deps.ctx.holder.current();
-  if (deps.outboundTrafficPolicy === 'REGISTRY_ONLY' && !snapshot?.registry.lookup(host.toLowerCase())) {
+  if (snapshot && outboundTrafficModeOf(snapshot) === 'REGISTRY_ONLY' && !snapshot.registry.lookup(host.toLowerCase())) {
     return void socket.end(rawLocalReply(LocalReplies.registryOnly));
   }
   const upstream = connectTcp(port, host);

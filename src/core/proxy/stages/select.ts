@@ -6,6 +6,7 @@
 // Envoy's RBAC filter runs before its router).
 
 import { findRoute } from '../../routing/lookup.js';
+import { outboundTrafficModeOf } from '../../policy/outbound-traffic-policy.js';
 import { hopByHopFree } from '../headers.js';
 import { relay } from '../relay.js';
 import { LocalReplies } from '../respond.js';
@@ -61,13 +62,13 @@ export function routedDestinationOf(ex: Exchange): DestinationTarget | undefined
 }
 
 /**
- * A host no virtual host knows, at a sidecar's outbound side (meshConfig.outboundTrafficPolicy):
- * REGISTRY_ONLY answers 502; ALLOW_ANY passes the request through to the host as asked (PassthroughCluster).
+ * A host no virtual host knows, at a sidecar's outbound side (outboundTrafficPolicy, from its Sidecar
+ * resource, the mesh config or its flag: policy/outbound-traffic-policy.ts): REGISTRY_ONLY answers 502; ALLOW_ANY passes the request through to the host as asked (PassthroughCluster).
  */
 function unknownHost(ex: Exchange): StageResult {
   const { listener, req, res, record, ctx } = ex;
   const facts = factsOf(ex);
-  if (listener.unknownHost === 'registry-only') {
+  if (!ex.snapshot || outboundTrafficModeOf(ex.snapshot) === 'REGISTRY_ONLY') {
     record.routeName = 'block_all';
     return LocalReplies.registryOnly;
   }
