@@ -1,6 +1,7 @@
 // `npm run bench`: meshgate against @fastify/http-proxy and against the upstream alone over HTTP,
 // against itself with `--workers 2` and under a RateLimitPolicy (store memory, and redis when
-// redis-server is installed), against nginx over HTTPS (kept-alive requests, and new handshakes),
+// redis-server is installed), against nginx and the Node floor (node:https + undici Pool) over HTTPS (kept-alive requests, new
+// and resumed handshakes),
 // and the mesh path (gateway → sidecar → app over mTLS against gateway → app), one target after
 // another in the same run and on
 // the same machine, so that the ratios printed at the end mean something even where absolute
