@@ -279,6 +279,14 @@ describe('control plane: each proxy receives what concerns it', () => {
       assert.match(metrics, /pilot_xds_pushes\{type="delta"\} [1-9]/);
       assert.match(metrics, /pilot_xds_pushes\{type="sotw"\} [1-9]/);
       assert.match(metrics, /pilot_proxy_convergence_time_count [1-9]/);
+      // Why the pushes happened (a Service changed; a Service and its EndpointSlice went), how long
+      // each took and how big it was, by istiod's names.
+      assert.match(metrics, /pilot_push_triggers\{type="service"\} [1-9]/);
+      assert.match(metrics, /pilot_push_triggers\{type="endpoint"\} [1-9]/);
+      assert.match(metrics, /pilot_xds_push_time_count\{type="delta"\} [1-9]/);
+      assert.match(metrics, /pilot_xds_push_time_bucket\{le="30",type="sotw"\} [1-9]/);
+      const size = (type: string): number => Number(new RegExp(`^pilot_xds_config_size_bytes_sum\\{type="${type}"\\} (\\S+)$`, 'm').exec(metrics)?.[1]);
+      assert.ok(size('sotw') > 0 && size('delta') > 0);
     } finally {
       await reviews.source.close();
     }

@@ -120,6 +120,8 @@ export interface Exchange {
   /** authenticate: the workload's compiled policies, the verified token and its header edits. */
   security?: WorkloadSecurity;
   auth?: RequestAuth;
+  /** The authenticate stage has run (select runs it early for routes on JWT claims). */
+  authenticated?: true;
   authnEdits?: AuthnHeaderEdits;
   /** cors: headers every answer to an actual CORS request carries. */
   corsHeaders?: Record<string, string>;
