@@ -2,7 +2,8 @@
 // `@request.auth.claims.groups` is chosen by the claims of the verified token, never by a header the
 // client sends. No token: the route does not match (404); a bad token: 401 before any route; a token
 // whose list claim holds the group: routed; one without it: 404. Nested claims, both spellings,
-// `withoutHeaders` on a claim, and case kept in claim names. docs/reference/routing.md.
+// `withoutHeaders` on a claim, and case kept in claim names; and `meshgate analyze`'s IST0149 for
+// claim routes at a gateway no RequestAuthentication applies to. docs/reference/routing.md.
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,6 +11,9 @@ import { SignJWT, exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'j
 import { startTestGateway, type TestGateway } from './helpers/gateway.js';
 import { gatewayYaml, serviceYaml } from './helpers/cluster-yaml.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
+import { parseConfigText } from '../src/core/config/load.js';
+import { analysisContext } from '../src/core/analyze/context.js';
+import { jwtClaimRouting } from '../src/core/analyze/jwt-claim-routing.js';
 
 const ISSUER = 'testing@secure.istio.io';
 
@@ -110,5 +114,36 @@ spec:
     assert.equal((await gw.get('httpbin.example.com', '/nested', await bearer({ team: { name: 'platform', tier: 'free' } }))).status, 404);
     assert.equal((await gw.get('httpbin.example.com', '/admin', await bearer({ 'org.example/role': 'Admin' }))).status, 200);
     assert.equal((await gw.get('httpbin.example.com', '/admin', await bearer({ 'org.example/role': 'admin' }))).status, 404);
+  });
+});
+
+describe('IST0149 JwtClaimBasedRoutingWithoutRequestAuthN', () => {
+  const CONFIG = `apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: istio-system}
+spec:
+  selector: {istio: ingressgateway}
+  servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ["*"]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: httpbin, namespace: default}
+spec:
+  hosts: [httpbin.example.com]
+  gateways: [istio-system/gw]
+  http:
+  - match: [{headers: {"@request.auth.claims.groups": {exact: group1}}}]
+    route: [{destination: {host: httpbin}}]
+`;
+  const findings = (extra: string) => jwtClaimRouting(analysisContext(parseConfigText(CONFIG + extra, 'jwt.yaml').resources)).map((p) => [p.code, p.field, p.line]);
+
+  it('reports a claim route at a gateway without a RequestAuthentication, at the claim key', () => {
+    assert.deepEqual(findings(''), [['IST0149', 'spec.http[0].match[0].headers["@request.auth.claims.groups"]', 15]]);
+  });
+
+  it('is quiet once a RequestAuthentication selects the gateway, and not for one selecting another workload', () => {
+    const ra = (selector: string) => `---\napiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata: {name: jwt, namespace: istio-system}\nspec:\n  selector: {matchLabels: {${selector}}}\n  jwtRules: [{issuer: a, jwksUri: "https://a.example/keys"}]\n`;
+    assert.deepEqual(findings(ra('istio: ingressgateway')), []);
+    assert.equal(findings(ra('app: other')).length, 1);
   });
 });

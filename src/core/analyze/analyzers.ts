@@ -12,6 +12,7 @@ import { duplicateCertificate } from './duplicate-certificate.js';
 import { gatewayApiReferences } from './gateway-api-references.js';
 import { gatewayPortOnService } from './gateway-port-on-service.js';
 import { hostNotInGateway } from './host-not-in-gateway.js';
+import { jwtClaimRouting } from './jwt-claim-routing.js';
 import { noMatchingWorkloads } from './no-matching-workloads.js';
 import { portNaming } from './port-naming.js';
 import { portSelectorRequired } from './port-selector-required.js';
@@ -41,4 +42,5 @@ export const ANALYZERS: readonly Analyzer[] = [
   { name: 'telemetry-providers', run: telemetryProviders },
   { name: 'gateway-port-on-service', run: gatewayPortOnService },
   { name: 'port-naming', run: portNaming },
+  { name: 'jwt-claim-routing', run: jwtClaimRouting },
 ];
