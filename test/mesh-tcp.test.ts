@@ -17,6 +17,8 @@ import { connect as netConnect, createServer, type AddressInfo, type Server, typ
 import type { CertificateAuthority } from '../src/core/pki/authority.js';
 import type { Destination, OriginalDestinationLookup } from '../src/core/capture/original-destination.js';
 import { startSidecar, type RunningSidecar } from '../src/sidecar/main.js';
+import { startGateway } from '../src/gateway/main.js';
+import { pino } from 'pino';
 import { serviceYaml } from './helpers/cluster-yaml.js';
 import { fixedIdentity, sidecarOptions, testAuthority, untilSnapshot } from './helpers/mesh.js';
 
@@ -257,6 +259,52 @@ spec:
     const text = await (await fetch(`http://127.0.0.1:${sidecars.v1!.metricsPort}/stats/prometheus`)).text();
     const opened = text.split('\n').filter((l) => l.startsWith('istio_tcp_connections_opened_total{') && l.includes('reporter="destination"') && l.includes('source_principal="spiffe://cluster.local/ns/default/sa/curl"'));
     assert.ok(opened.length > 0, text.split('\n').filter((l) => l.startsWith('istio_tcp')).join('\n'));
+  });
+
+  it('the ingress gateway’s TCP server reaches tcp-echo over mutual TLS too', async () => {
+    await writeFile(
+      join(dir, 'gateway.yaml'),
+      `apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: tcp-echo-gateway, namespace: default}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 31400, name: tcp, protocol: TCP}
+    hosts: ['*']
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: tcp-echo-gateway, namespace: default}
+spec:
+  hosts: ['*']
+  gateways: [tcp-echo-gateway]
+  tcp:
+  - match: [{port: 31400}]
+    route: [{destination: {host: tcp-echo, port: {number: 9000}, subset: v2}}]
+`,
+    );
+    const gw = await startGateway({
+      configDir: dir,
+      certsDir: join(dir, 'certs'),
+      ports: new Map([[31400, 0]]),
+      identity: fixedIdentity(ca, 'istio-system', 'istio-ingressgateway-service-account'),
+      listenHost: '127.0.0.1',
+      statusPort: 0,
+      adminPort: 0,
+      accessLog: 'off',
+      logger: pino({ level: 'silent' }),
+    });
+    try {
+      const s = netConnect(gw.listenPorts.get(31400)!, '127.0.0.1');
+      s.on('error', () => undefined);
+      const answer = readUntil(s, 'gw');
+      s.write('gw');
+      assert.equal((await answer).data, 'two gw');
+      s.destroy();
+    } finally {
+      await gw.destroy();
+    }
   });
 
   it('a server-first protocol on a declared port gets its greeting through both sidecars (STRICT)', async () => {
