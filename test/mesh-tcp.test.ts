@@ -222,6 +222,14 @@ spec:
     assert.equal(r.data, 'one world');
   });
 
+  it('carries a half-close both ways: a client that ends its side after the request still gets the reply', async () => {
+    const s = await dial('curl', ECHO_IP, 9000);
+    s.on('error', () => undefined);
+    const answer = readUntil(s, 'never');
+    s.end('bye');
+    assert.deepEqual(await answer, { data: 'one bye', closed: true });
+  });
+
   it('refuses plaintext at the server sidecar (STRICT): the app never sees the connection', async () => {
     const before = v1.connections;
     const s = netConnect(sidecars.v1!.inboundPort, '127.0.0.1');

@@ -77,8 +77,8 @@ export function createCapture(deps: CaptureDeps): Capture {
       const mesh = deps.tcp.byAddress(target.address, target.port);
       if (!isOpaqueTcp(mesh?.port.protocol ?? 'UNKNOWN', target.port)) return;
       decided = true;
-      sniffer.stop();
-      forward(socket, undefined, target, mesh);
+      // Bytes the sniffer may already have read go first.
+      forward(socket, sniffer.stop(), target, mesh);
     });
     sniffer.first.then(async (first) => {
       if (decided) return;
@@ -142,16 +142,18 @@ export function createCapture(deps: CaptureDeps): Capture {
 
 /**
  * The first bytes a client sends, or undefined when it sends nothing in time (or `stop()` was
- * called). Read in paused mode and not paused explicitly afterwards, so whoever takes the socket
+ * called; it returns the bytes if they had been read). Read in paused mode and not paused explicitly afterwards, so whoever takes the socket
  * next (node:http's 'data' listener, a pipe) starts the flow; bytes not read yet stay queued.
  */
-function sniff(socket: Socket, timeoutMs: number): { first: Promise<Buffer | undefined>; stop(): void } {
+function sniff(socket: Socket, timeoutMs: number): { first: Promise<Buffer | undefined>; stop(): Buffer | undefined } {
   let finish: (b: Buffer | undefined) => void = () => undefined;
+  let read: Buffer | undefined;
   const first = new Promise<Buffer | undefined>((resolve) => {
     let done = false;
     finish = (b) => {
       if (done) return;
       done = true;
+      read = b;
       clearTimeout(timer);
       socket.off('readable', onReadable);
       socket.off('end', onEnd);
@@ -166,7 +168,14 @@ function sniff(socket: Socket, timeoutMs: number): { first: Promise<Buffer | und
     socket.on('readable', onReadable);
     socket.once('end', onEnd);
   });
-  return { first, stop: () => finish(undefined) };
+  // Stopping returns what was read before (the caller owns those bytes now).
+  return {
+    first,
+    stop: () => {
+      finish(undefined);
+      return read;
+    },
+  };
 }
 
 /** A connection made straight to the capture port (no redirect) would otherwise loop to itself. */

@@ -236,7 +236,9 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
     const downstreamPeer = peerOfRequest({}, peer.spiffeId);
     const labels = { reporter: 'destination' as const, cluster, ...(downstreamPeer ? { downstreamPeer } : {}) };
     deps.accessLog.tcpOpened?.(labels);
-    const app = connectTcp({ port: deps.appPort, host: deps.appHost, ...(deps.appLocalAddress ? { localAddress: deps.appLocalAddress } : {}) });
+    // Each direction ends on its own: a client's FIN after its request (`echo x | nc`) must not cut off the reply.
+    socket.allowHalfOpen = true;
+    const app = connectTcp({ port: deps.appPort, host: deps.appHost, allowHalfOpen: true, ...(deps.appLocalAddress ? { localAddress: deps.appLocalAddress } : {}) });
     app.on('error', () => socket.destroy());
     socket.on('close', () => app.destroy());
     app.on('close', () => socket.destroy());
