@@ -1,5 +1,5 @@
 // The mesh as a user runs it, for the benchmark: `meshgate control` on a config folder with its own
-// CA, one `meshgate sidecar` in front of the upstream (the app), with the NODE_OPTIONS injection gives
+// CA, one `meshgate sidecar` in front of the upstream (the app), with the environment injection gives
 // a sidecar, and `meshgate gateway --control`, each a process of its own on 127.0.0.1. The gateway gets its configuration and workload
 // certificate from the control plane and, because the app's Pod carries the sidecar label, reaches
 // the app through the sidecar's inbound port over mutual TLS; PeerAuthentication STRICT means a
@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { freePorts, tempDir, track, type Child } from './processes.js';
 import { BENCH_HOST } from './servers.js';
 import { isReady, meshgateConfig, preflight, type Target } from './targets.js';
-import { SIDECAR_NODE_OPTIONS } from '../src/core/inject/sidecar-node-options.js';
+import { SIDECAR_ENV, SIDECAR_NODE_OPTIONS } from '../src/core/inject/sidecar-node-options.js';
 
 // dist/bench/ → the package root.
 const MESHGATE_BIN = fileURLToPath(new URL('../../bin/meshgate.js', import.meta.url));
@@ -81,7 +81,7 @@ export async function startMesh(appPort: number): Promise<MeshTargets> {
       '--inbound-port', String(inbound), '--outbound-port', String(outbound),
       '--status-port', String(scStatus), '--admin-port', String(scAdmin),
       '--listen-host', '127.0.0.1', '--access-log', 'off', '--metrics-port', '0', '--drain-seconds', '0',
-    ], 'meshgate sidecar', { ...process.env, NODE_OPTIONS: sidecarNodeOptions() });
+    ], 'meshgate sidecar', { ...process.env, ...SIDECAR_ENV, NODE_OPTIONS: sidecarNodeOptions() });
     children.push(sidecar);
     const gateway = meshgate([
       'gateway', ...mesh, '--token', join(dir, 'gateway.token'),

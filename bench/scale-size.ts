@@ -28,6 +28,9 @@ export interface ScaleSample {
   readonly loadMs: number;
   /** The first snapshot built from it. */
   readonly buildMs: number;
+  /** CPU time (user + system) of the read and of the build: what a shared machine does not inflate as much as wall time. */
+  readonly loadCpuMs: number;
+  readonly buildCpuMs: number;
   readonly heapMB: number;
   readonly rssMB: number;
   /** Write of one edited file → the snapshot that routes by it is swapped in (file events, debounce included): median and most of the edits. */
@@ -35,6 +38,8 @@ export interface ScaleSample {
   readonly editServedMaxMs: number;
   /** Of that, the rebuild alone (the Reloader given the update → swapped), median. */
   readonly editBuildMs: number;
+  /** CPU time of that rebuild, median. */
+  readonly editBuildCpuMs: number;
   readonly reloads: number;
   readonly heapAfterReloadsMB: number;
   readonly rssAfterReloadsMB: number;
@@ -58,6 +63,11 @@ function memory(): { heapMB: number; rssMB: number } {
   (globalThis as { gc?: () => void }).gc?.();
   const m = process.memoryUsage();
   return { heapMB: Math.round(m.heapUsed / 1e6), rssMB: Math.round(m.rss / 1e6) };
+}
+
+function cpuMs(since: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(since);
+  return Math.round((used.user + used.system) / 1000);
 }
 
 function median(xs: readonly number[]): number {
@@ -138,22 +148,29 @@ try {
   await writeScaleConfig(dir, services);
   const folder = new ConfigFolder(dir);
   let t = performance.now();
+  let cpu = process.cpuUsage();
   const first = await folder.read();
   const loadMs = performance.now() - t;
+  const loadCpuMs = cpuMs(cpu);
   t = performance.now();
+  cpu = process.cpuUsage();
   const holder = new SnapshotHolder();
   holder.swap(buildSnapshot(first.result, ROLE, DEPS, undefined, holder.nextVersion()).snapshot);
   const buildMs = performance.now() - t;
+  const buildCpuMs = cpuMs(cpu);
   const built = memory();
 
   // Serve it as the gateway does: the folder watched, each change built and swapped in.
   const source = new FileSource({ dir, folder });
   reloader = new Reloader(source, holder, ROLE, DEPS, pino({ level: 'silent' }));
   let applyStart = 0;
+  const rebuiltCpu: number[] = [];
   const apply = reloader.apply.bind(reloader);
   reloader.apply = (u) => {
     applyStart = performance.now();
-    apply(u);
+    const before = process.cpuUsage();
+    apply(u); // builds and swaps synchronously
+    rebuiltCpu.push(cpuMs(before));
   };
   await reloader.start();
 
@@ -178,7 +195,7 @@ try {
   const after = memory();
 
   // Nothing changes now: what does watching the folder cost?
-  const cpu = process.cpuUsage();
+  cpu = process.cpuUsage();
   const idleStart = performance.now();
   await new Promise((resolve) => setTimeout(resolve, idleSeconds * 1000));
   const used = process.cpuUsage(cpu);
@@ -190,11 +207,15 @@ try {
     resources: first.result.resources.length,
     loadMs: Math.round(loadMs),
     buildMs: Math.round(buildMs),
+    loadCpuMs,
+    buildCpuMs,
     heapMB: built.heapMB,
     rssMB: built.rssMB,
     editServedMs: Math.round(median(served)),
     editServedMaxMs: Math.round(Math.max(...served)),
     editBuildMs: Math.round(median(rebuilt)),
+    // The first apply is the start's own delivery of the folder; the edits' rebuilds follow.
+    editBuildCpuMs: median(rebuiltCpu.slice(-RELOADS)),
     reloads: RELOADS,
     heapAfterReloadsMB: after.heapMB,
     rssAfterReloadsMB: after.rssMB,

@@ -210,13 +210,13 @@ describe('control plane: each proxy receives what concerns it', () => {
   });
   after(async () => f?.close());
 
-  it('a sidecar narrowed by its Sidecar egress.hosts gets its namespace and team/*, its own policies, no Secret', async () => {
+  it('a sidecar narrowed by its Sidecar egress.hosts gets its namespace and team/*, its own policies and Sidecar, no Secret', async () => {
     const keys = await f.keysFor(SHOP_TOKEN, 'reviews-1', { role: 'sidecar', labels: { app: 'reviews' } });
-    for (const k of ['Service/shop/reviews', 'Service/shop/ratings', 'EndpointSlice/shop/ratings-1', 'Service/team/billing', 'EndpointSlice/team/billing-1', 'AuthorizationPolicy/shop/reviews-deny']) {
+    for (const k of ['Service/shop/reviews', 'Service/shop/ratings', 'EndpointSlice/shop/ratings-1', 'Service/team/billing', 'EndpointSlice/team/billing-1', 'AuthorizationPolicy/shop/reviews-deny', 'Sidecar/shop/reviews']) {
       assert.ok(keys.includes(k), `${k} missing from ${keys.join(' ')}`);
     }
-    // Another namespace (not imported), a policy selecting another workload, routes of gateways, Secrets, Sidecars.
-    for (const k of keys) assert.doesNotMatch(k, /\/other\/|^Secret\/|^Sidecar\/|^Gateway\/|ratings-deny|VirtualService\/shop\/(bound|unbound)/, k);
+    // Another namespace (not imported), a policy selecting another workload, routes of gateways, Secrets, other workloads' Sidecars.
+    for (const k of keys) assert.doesNotMatch(k, /\/other\/|^Secret\/|^Sidecar\/shop\/isolated|^Gateway\/|ratings-deny|VirtualService\/shop\/(bound|unbound)/, k);
   });
 
   it('without a Sidecar a workload sees every exported service, but not what exportTo keeps in its namespace', async () => {
@@ -279,6 +279,14 @@ describe('control plane: each proxy receives what concerns it', () => {
       assert.match(metrics, /pilot_xds_pushes\{type="delta"\} [1-9]/);
       assert.match(metrics, /pilot_xds_pushes\{type="sotw"\} [1-9]/);
       assert.match(metrics, /pilot_proxy_convergence_time_count [1-9]/);
+      // Why the pushes happened (a Service changed; a Service and its EndpointSlice went), how long
+      // each took and how big it was, by istiod's names.
+      assert.match(metrics, /pilot_push_triggers\{type="service"\} [1-9]/);
+      assert.match(metrics, /pilot_push_triggers\{type="endpoint"\} [1-9]/);
+      assert.match(metrics, /pilot_xds_push_time_count\{type="delta"\} [1-9]/);
+      assert.match(metrics, /pilot_xds_push_time_bucket\{le="30",type="sotw"\} [1-9]/);
+      const size = (type: string): number => Number(new RegExp(`^pilot_xds_config_size_bytes_sum\\{type="${type}"\\} (\\S+)$`, 'm').exec(metrics)?.[1]);
+      assert.ok(size('sotw') > 0 && size('delta') > 0);
     } finally {
       await reviews.source.close();
     }

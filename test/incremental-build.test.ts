@@ -86,6 +86,21 @@ function routeOf(s: Snapshot, host: string): CompiledRoute {
   return vh.routes[0]!;
 }
 
+/** Two services, their rules and a Gateway written to `dir`, read by a ConfigFolder; `read(name)` reads again after an edit of that file. */
+async function twoServices(dir: string) {
+  await writeFile(join(dir, 'a-gateway.yaml'), GATEWAY);
+  await writeFile(join(dir, 'b-one.yaml'), service('one'));
+  await writeFile(join(dir, 'c-two.yaml'), service('two'));
+  await writeFile(join(dir, 'd-rules.yaml'), `${rule('one')}---\n${rule('two')}`);
+  const folder = new ConfigFolder(dir);
+  const read = async (name: string) => {
+    folder.markChanged(name);
+    return (await folder.read()).result;
+  };
+  const fromScratch = async () => served(buildSnapshot(await loadConfigDir(dir), ROLE, deps()).snapshot);
+  return { folder, d: deps(), read, fromScratch };
+}
+
 describe('incremental snapshot build', () => {
   let dir: string;
   before(async () => {
@@ -94,17 +109,7 @@ describe('incremental snapshot build', () => {
   after(() => rm(dir, { recursive: true, force: true }));
 
   it('keeps what an edit does not touch and rebuilds what it reaches, as a build from scratch would be', async () => {
-    await writeFile(join(dir, 'a-gateway.yaml'), GATEWAY);
-    await writeFile(join(dir, 'b-one.yaml'), service('one'));
-    await writeFile(join(dir, 'c-two.yaml'), service('two'));
-    await writeFile(join(dir, 'd-rules.yaml'), `${rule('one')}---\n${rule('two')}`);
-    const folder = new ConfigFolder(dir);
-    const d = deps();
-    const read = async (name: string) => {
-      folder.markChanged(name);
-      return (await folder.read()).result;
-    };
-    const fromScratch = async () => served(buildSnapshot(await loadConfigDir(dir), ROLE, deps()).snapshot);
+    const { folder, d, read, fromScratch } = await twoServices(dir);
 
     const first = buildSnapshot((await folder.read()).result, ROLE, d).snapshot;
     assert.deepEqual(served(first), await fromScratch());
@@ -139,5 +144,44 @@ describe('incremental snapshot build', () => {
     const fifth = buildSnapshot(await read('b-one.yaml'), ROLE, d, fourth);
     assert.deepEqual(routeOf(fifth.snapshot, 'one.example.com').conditions.map((c) => c.what), ['uri prefix "/v2"']);
     assert.ok(fifth.problems.some((p) => p.resource === 'VirtualService default/one' && /last good version keeps serving/.test(p.message)));
+  });
+
+  it('keeps the registry, the rules and the findings of what an edit does not touch; findings follow every edit as from scratch', async () => {
+    const sub = await mkdtemp(join(dir, 'findings-'));
+    const { folder, d, read, fromScratch } = await twoServices(sub);
+    const codes = (s: Snapshot) => s.problems.filter((p) => p.code).map((p) => `${p.code} ${p.resource} ${p.field}`);
+
+    const first = buildSnapshot((await folder.read()).result, ROLE, d).snapshot;
+    assert.deepEqual(codes(first), []);
+
+    // A route to a subset no rule defines, on a host the Gateway does not serve: found in the edited one only.
+    await writeFile(join(sub, 'b-one.yaml'), service('one').replace('subset: v1', 'subset: v9').replace('one.example.com', 'one.example.org'));
+    const second = buildSnapshot(await read('b-one.yaml'), ROLE, d, first).snapshot;
+    assert.deepEqual(served(second), await fromScratch());
+    assert.deepEqual(codes(second).sort(), ['IST0101 VirtualService default/one spec.http[0].route[0].destination.subset', 'IST0132 VirtualService default/one spec.hosts[0]']);
+    assert.equal(second.registry, first.registry, 'no Service changed: the same registry');
+
+    // A rule loses its subset: the untouched VirtualService that routes to it is found too.
+    await writeFile(join(sub, 'd-rules.yaml'), `${rule('one')}---\n${rule('two').replace('subsets: [{name: v1, labels: {}}]', 'subsets: []')}`);
+    const third = buildSnapshot(await read('d-rules.yaml'), ROLE, d, second).snapshot;
+    assert.deepEqual(served(third), await fromScratch());
+    assert.ok(codes(third).includes('IST0101 VirtualService default/two spec.http[0].route[0].destination.subset'));
+    assert.equal(third.registry, second.registry);
+
+    // A Service gains a second port: routes without a port are found, and the registry is new.
+    await writeFile(join(sub, 'c-two.yaml'), service('two').replace('ports: [{name: http, port: 8080}]}', 'ports: [{name: http, port: 8080}, {name: http-alt, port: 9090}]}'));
+    const fourth = buildSnapshot(await read('c-two.yaml'), ROLE, d, third).snapshot;
+    assert.deepEqual(served(fourth), await fromScratch());
+    assert.ok(codes(fourth).some((c) => c.startsWith('IST0112 VirtualService default/two')));
+    assert.notEqual(fourth.registry, third.registry);
+
+    // Put back as it was: the findings go.
+    await writeFile(join(sub, 'b-one.yaml'), service('one'));
+    await writeFile(join(sub, 'c-two.yaml'), service('two'));
+    await writeFile(join(sub, 'd-rules.yaml'), `${rule('one')}---\n${rule('two')}`);
+    folder.markChanged();
+    const fifth = buildSnapshot((await folder.read()).result, ROLE, d, fourth).snapshot;
+    assert.deepEqual(served(fifth), await fromScratch());
+    assert.deepEqual(codes(fifth), []);
   });
 });

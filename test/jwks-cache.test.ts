@@ -9,6 +9,10 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { JwksCache } from '../src/core/policy/jwks-cache.js';
 
+// The fetch timeout is not under test: a generous one, so a slow machine (the first fetch also loads
+// the HTTP client) never turns into a miss.
+const FETCH_TIMEOUT_MS = 30_000;
+
 describe('JwksCache', () => {
   let server: Server;
   let uri: string;
@@ -36,16 +40,16 @@ describe('JwksCache', () => {
     hits = 0;
     let now = 1_000_000;
     const cache = new JwksCache({ now: () => now, refreshMs: 60_000, minRefetchMs: 5_000 });
-    const [a, b] = await Promise.all([cache.keys(uri, 1000), cache.keys(uri, 1000)]);
+    const [a, b] = await Promise.all([cache.keys(uri, FETCH_TIMEOUT_MS), cache.keys(uri, FETCH_TIMEOUT_MS)]);
     assert.equal(hits, 1, 'concurrent first requests share one fetch');
     assert.equal(a?.keys[0]?.kid, 'k1');
     assert.equal(a, b);
     now += 59_000;
-    await cache.keys(uri, 1000);
+    await cache.keys(uri, FETCH_TIMEOUT_MS);
     assert.equal(hits, 1);
     now += 2_000;
     mode = 'rotated';
-    const c = await cache.keys(uri, 1000);
+    const c = await cache.keys(uri, FETCH_TIMEOUT_MS);
     assert.equal(hits, 2);
     assert.equal(c?.keys[0]?.kid, 'k2');
   });
@@ -55,19 +59,19 @@ describe('JwksCache', () => {
     hits = 0;
     let now = 0;
     const cache = new JwksCache({ now: () => now, refreshMs: 60_000, minRefetchMs: 5_000 });
-    await cache.keys(uri, 1000);
+    await cache.keys(uri, FETCH_TIMEOUT_MS);
     mode = 'fail';
     now += 61_000;
-    const stale = await cache.keys(uri, 1000);
+    const stale = await cache.keys(uri, FETCH_TIMEOUT_MS);
     assert.equal(stale?.keys[0]?.kid, 'k1');
     assert.equal(hits, 2);
     assert.match(cache.status(uri).lastError ?? '', /503/);
     now += 1_000;
-    await cache.keys(uri, 1000);
+    await cache.keys(uri, FETCH_TIMEOUT_MS);
     assert.equal(hits, 2, 'within minRefetch the stale keys serve without asking');
     mode = 'rotated';
     now += 5_000;
-    const fresh = await cache.keys(uri, 1000);
+    const fresh = await cache.keys(uri, FETCH_TIMEOUT_MS);
     assert.equal(fresh?.keys[0]?.kid, 'k2');
     assert.equal(cache.status(uri).lastError, undefined);
   });
@@ -77,20 +81,20 @@ describe('JwksCache', () => {
     hits = 0;
     let now = 0;
     const cache = new JwksCache({ now: () => now, refreshMs: 60_000, minRefetchMs: 5_000 });
-    await cache.keys(uri, 1000);
+    await cache.keys(uri, FETCH_TIMEOUT_MS);
     now += 5_000;
     mode = 'rotated';
-    assert.equal((await cache.keys(uri, 1000, true))?.keys[0]?.kid, 'k2');
+    assert.equal((await cache.keys(uri, FETCH_TIMEOUT_MS, true))?.keys[0]?.kid, 'k2');
     assert.equal(hits, 2);
     now += 1_000;
-    await cache.keys(uri, 1000, true);
+    await cache.keys(uri, FETCH_TIMEOUT_MS, true);
     assert.equal(hits, 2, 'forced again too soon: the cached keys serve');
   });
 
   it('a URI that never answered has no keys', async () => {
     mode = 'fail';
     const cache = new JwksCache({ minRefetchMs: 5_000 });
-    assert.equal(await cache.keys(uri, 1000), undefined);
-    assert.equal(await cache.keys('http://127.0.0.1:1/none', 1000), undefined);
+    assert.equal(await cache.keys(uri, FETCH_TIMEOUT_MS), undefined);
+    assert.equal(await cache.keys('http://127.0.0.1:1/none', FETCH_TIMEOUT_MS), undefined);
   });
 });

@@ -18,7 +18,7 @@ const INT32_MAX = 2147483647;
 
 describe('every field of the Istio kinds meshgate reads', () => {
   it('lists every kind meshgate validates', () => {
-    assert.deepEqual(KINDS, ['Gateway', 'VirtualService', 'DestinationRule', 'ServiceEntry', 'WorkloadEntry', 'PeerAuthentication', 'AuthorizationPolicy', 'RequestAuthentication', 'Telemetry']);
+    assert.deepEqual(KINDS, ['Gateway', 'VirtualService', 'DestinationRule', 'ServiceEntry', 'WorkloadEntry', 'Sidecar', 'PeerAuthentication', 'AuthorizationPolicy', 'RequestAuthentication', 'Telemetry']);
     assert.ok(FIELDS.length > 800);
   });
 
@@ -126,4 +126,17 @@ table('DestinationRule documents', 'DestinationRule', [
 table('VirtualService documents', 'VirtualService', [
   ['the old spelling mirror_percent', 'hosts: [r]\nhttp:\n- route: [{destination: {host: r}}]\n  mirror: {host: m}\n  mirror_percent: 50'],
   ['mirror_percent above 100', 'hosts: [r]\nhttp:\n- route: [{destination: {host: r}}]\n  mirror: {host: m}\n  mirror_percent: 101', 'spec.http[0].mirror_percent', 'at most 100'],
+]);
+
+table('Sidecar documents', 'Sidecar', [
+  ['egress hosts and the mode', 'egress:\n- hosts: ["./*", "istio-system/*"]\noutboundTrafficPolicy: {mode: REGISTRY_ONLY}'],
+  ['listeners with ports, a catch-all egress last', 'workloadSelector: {labels: {app: ratings}}\ningress:\n- port: {number: 9080, protocol: HTTP, name: somename}\n  defaultEndpoint: unix:///var/run/someuds.sock\n  captureMode: IPTABLES\negress:\n- port: {number: 3306, protocol: MYSQL, name: egressmysql}\n  captureMode: NONE\n  bind: 127.0.0.1\n  hosts: ["*/mysql.foo.com"]\n- hosts: ["istio-system/*"]'],
+  ['an egress proxy with ALLOW_ANY', 'outboundTrafficPolicy:\n  mode: ALLOW_ANY\n  egressProxy: {host: foo.bar.svc.cluster.local, subset: v1, port: {number: 443}}'],
+  ['an unknown mode', 'outboundTrafficPolicy: {mode: BLOCK}', 'spec.outboundTrafficPolicy.mode', 'is not allowed'],
+  ['an egress proxy with REGISTRY_ONLY', 'outboundTrafficPolicy:\n  mode: REGISTRY_ONLY\n  egressProxy: {host: foo.bar}', 'spec.outboundTrafficPolicy.egressProxy', 'only allowed with mode ALLOW_ANY'],
+  ['an egress host without a namespace', 'egress:\n- hosts: ["reviews"]', 'spec.egress[0].hosts[0]', 'namespace/dnsName'],
+  ['two catch-all egress listeners', 'egress:\n- hosts: ["./*"]\n- hosts: ["istio-system/*"]', 'spec.egress[1].port', 'only one egress listener'],
+  ['an ingress listener without a port', 'ingress:\n- defaultEndpoint: 127.0.0.1:8080', 'spec.ingress[0].port', 'needs a port'],
+  ['a defaultEndpoint on another address', 'ingress:\n- port: {number: 9080, protocol: HTTP, name: http}\n  defaultEndpoint: 10.0.0.1:8080', 'spec.ingress[0].defaultEndpoint', 'must be 127.0.0.1:PORT'],
+  ['an unknown capture mode', 'egress:\n- hosts: ["./*"]\n  captureMode: SOMETIMES', 'spec.egress[0].captureMode', 'is not allowed'],
 ]);

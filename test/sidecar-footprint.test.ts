@@ -14,6 +14,7 @@ import { X509Certificate } from 'node:crypto';
 import { createWorkloadCsr } from '../src/core/pki/workload-csr.js';
 import { readCsr } from '../src/core/pki/csr.js';
 import { subjectRfc2253 } from '../src/core/tls/distinguished-name.js';
+import { SIDECAR_ENV, SIDECAR_V8_FLAGS } from '../src/core/inject/sidecar-node-options.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'meshgate-footprint-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -37,6 +38,14 @@ describe('sidecar footprint', () => {
     // undici's Pool, not its index (fetch, WebSocket, caches, mocks).
     assert.ok(packages.has('undici'));
     assert.ok(!modules.some((m) => /node_modules\/undici\/index\.js$/.test(m)), "undici's index is loaded");
+  });
+
+  it("the sidecar's V8 flags and environment are ones this Node accepts", () => {
+    // v8.setFlagsFromString ignores a flag V8 does not know; the command line refuses it.
+    execFileSync(process.execPath, [...SIDECAR_V8_FLAGS.split(' '), '-e', '0'], { stdio: 'pipe' });
+    // NODE_OPTIONS takes only the V8 flags Node lists; a process with another does not start.
+    const out = execFileSync(process.execPath, ['-p', 'process.env.MALLOC_ARENA_MAX'], { env: { ...process.env, ...SIDECAR_ENV }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    assert.equal(out.trim(), SIDECAR_ENV.MALLOC_ARENA_MAX);
   });
 
   for (const keyType of ['rsa', 'ec'] as const) {

@@ -16,6 +16,7 @@ import { stopRequested } from '../core/runtime/stop-signals.js';
 import { DRAIN_FLAGS, DRAIN_HELP, armStop, parseDrainFlags } from './drain-options.js';
 import { APP_PROBERS_ENV, parseAppProbers } from '../core/inject/app-probes.js';
 import { ConntrackLookup, CONNTRACK_TABLE } from '../core/capture/original-destination.js';
+import { SIDECAR_V8_FLAGS } from '../core/inject/sidecar-node-options.js';
 
 export const SIDECAR_HELP = `usage: meshgate sidecar --control URL --token FILE --namespace NS --service-account SA
                         --workload NAME --labels app=x,version=v1 --app-port N [options]
@@ -41,7 +42,8 @@ ends at the app on loopback; outbound, the app uses it as its HTTP proxy
   --metrics-port N      Istio's metrics for Prometheus, GET /stats/prometheus (default 15090; 0 = off)
   --listen-host ADDR    address the inbound and status ports listen on (default 0.0.0.0)
   --outbound-traffic-policy ALLOW_ANY|REGISTRY_ONLY
-                        hosts the mesh does not know: pass through (default) or answer 502
+                        hosts the mesh does not know: pass through (default) or answer 502,
+                        unless the workload's Sidecar resource or the mesh config sets a mode
   --locality R/Z/S      where the workload runs (region/zone/subzone), for locality-aware load
                         balancing of its outbound calls (DestinationRule localityLbSetting)
   --redis URL           Redis for RateLimitPolicy counters with store: redis on outbound calls,
@@ -111,10 +113,8 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
     ...(values.redis !== undefined ? { redisUrl: parseRedisUrl(values.redis) } : {}),
   };
 
-  // Before the first upstream connection compiles undici's HTTP parser (WebAssembly): its hot
-  // function, optimized by V8's top tier, takes some 35 MB of compiler memory that a sidecar would
-  // keep at its peak; V8's baseline code parses the app's answers at a fraction of the sidecar's CPU.
-  setFlagsFromString('--liftoff-only');
+  // Before the configuration is built and undici's HTTP parser compiled (why: in the file of the flags).
+  setFlagsFromString(SIDECAR_V8_FLAGS);
   const log = createLogger('meshgate-sidecar', { base: { workload: `${values.workload}.${namespace}` } });
   // Listening from the start: a signal during startup waits for it, then drains.
   const stop = stopRequested({ log });

@@ -18,6 +18,7 @@ import type { ProxyRegistry, ProxySession } from './proxy-registry.js';
 import { ScopeIndex, scopeKey } from './proxy-scope.js';
 import { ScopedView, type ViewDelta } from './scoped-view.js';
 import { EndpointFailures, sendEndpointFailure } from '../core/proxy/respond.js';
+import { pushReasonOf, type ControlMetrics, type PushReason } from './control-metrics.js';
 
 export interface ConfigDistributorOptions {
   readonly source: ConfigSource;
@@ -29,6 +30,8 @@ export interface ConfigDistributorOptions {
   readonly heartbeatMs?: number;
   /** What decides which resources may be sent (default validateAll); a seam for version-skew tests. */
   readonly validate?: Validate;
+  /** Where the reasons of each new version are counted (pilot_push_triggers). */
+  readonly metrics?: Pick<ControlMetrics, 'pushTriggered'>;
 }
 
 interface Stream {
@@ -182,6 +185,7 @@ export class ConfigDistributor {
     }
     if (next.version === this.#current?.version) return this.#report([...next.problems, ...this.#findings]);
     const first = this.#current === undefined;
+    if (this.#current && this.#opts.metrics) this.#opts.metrics.pushTriggered(changeReasons(this.#current, next));
     const index = new ScopeIndex(next.resources);
     this.#current = next;
     // The first set's findings are said at once (nothing waits on a push yet); later ones after the burst.
@@ -201,10 +205,11 @@ export class ConfigDistributor {
         this.#views.delete(key);
         continue;
       }
+      const started = performance.now();
       const delta = slot.view.update(index, next);
       if (!delta) continue;
       for (const s of slot.members) {
-        this.#sendDelta(s, delta);
+        this.#sendDelta(s, delta, started);
         pushed++;
       }
     }
@@ -226,7 +231,8 @@ export class ConfigDistributor {
     this.#report([...set.problems, ...this.#findings]);
   }
 
-  #sendDelta(stream: Stream, delta: ViewDelta): void {
+  /** `started`: when computing the delta (shared by the view's members) began, for the push time. */
+  #sendDelta(stream: Stream, delta: ViewDelta, started: number): void {
     if (stream.blocked) {
       stream.resync = true;
       return;
@@ -235,7 +241,7 @@ export class ConfigDistributor {
     if (stream.version !== delta.base) return this.#sendFull(stream);
     this.#write(stream, delta.line);
     stream.version = delta.version;
-    this.#opts.registry.sent(stream.session, delta.version, 'delta');
+    this.#opts.registry.sent(stream.session, delta.version, 'delta', Buffer.byteLength(delta.line), (performance.now() - started) / 1000);
   }
 
   #sendFull(stream: Stream): void {
@@ -245,9 +251,11 @@ export class ConfigDistributor {
       stream.resync = true;
       return;
     }
-    this.#write(stream, view.fullLine());
+    const started = performance.now();
+    const line = view.fullLine();
+    this.#write(stream, line);
     stream.version = view.version;
-    this.#opts.registry.sent(stream.session, view.version, 'sotw');
+    this.#opts.registry.sent(stream.session, view.version, 'sotw', Buffer.byteLength(line), (performance.now() - started) / 1000);
   }
 
   #write(stream: Stream, line: string): void {
@@ -278,4 +286,19 @@ export class ConfigDistributor {
     }
     this.#reported = now;
   }
+}
+
+/** The reasons, as istiod names them, of the change from one published set to the next. */
+function changeReasons(previous: PublishedSet, next: PublishedSet): Set<PushReason> {
+  const reasons = new Set<PushReason>();
+  for (const [key, e] of next.entries) {
+    const was = previous.entries.get(key);
+    if (!was || (was !== e && !sameDigest(was.digest, e.digest))) reasons.add(pushReasonOf(e.resource.kind));
+  }
+  for (const key of previous.entries.keys()) if (!next.entries.has(key)) reasons.add(pushReasonOf(key.slice(0, key.indexOf('/'))));
+  return reasons;
+}
+
+function sameDigest(a: Uint32Array, b: Uint32Array): boolean {
+  return a[0] === b[0] && a[1] === b[1] && a[2] === b[2] && a[3] === b[3];
 }

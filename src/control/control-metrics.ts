@@ -1,7 +1,10 @@
 // The control plane's own metrics, named after istiod's so the dashboards and alerts written for
 // istiod read them: configuration pushes (`pilot_xds_pushes`), proxies connected (`pilot_xds`),
 // proxies refusing a version (`pilot_total_xds_rejects`), the time from a push to the proxy's
-// acknowledgement (`pilot_proxy_convergence_time`, seconds), and certificate signing
+// acknowledgement (`pilot_proxy_convergence_time`, seconds), the time one push to one proxy takes
+// from computing what it gets to having written it (`pilot_xds_push_time`, seconds), the size of
+// what was written (`pilot_xds_config_size_bytes`), why pushes happened (`pilot_push_triggers`, by
+// istiod's reasons: endpoint, service, config, secret, namespace, global), and certificate signing
 // (`citadel_server_csr_count`, `citadel_server_success_cert_issuance_count`,
 // `citadel_server_csr_sign_err_count`, `citadel_server_authentication_failure_count`, the root's
 // expiry), services known (`pilot_services`), sidecar injection (`sidecar_injection_*_total`) and
@@ -10,6 +13,32 @@
 
 import { X509Certificate } from 'node:crypto';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/** istiod's push trigger reasons that a change of configuration can carry. */
+export type PushReason = 'endpoint' | 'service' | 'config' | 'secret' | 'namespace' | 'global';
+
+/** The reason a change to a resource of this kind triggers a push, as istiod names it. */
+export function pushReasonOf(kind: string): PushReason {
+  switch (kind) {
+    case 'Endpoints':
+    case 'EndpointSlice':
+    case 'Pod':
+    case 'WorkloadEntry':
+      return 'endpoint';
+    case 'Service':
+    case 'ServiceEntry':
+      return 'service';
+    case 'Secret':
+      return 'secret';
+    case 'Namespace':
+      return 'namespace';
+    // The mesh config (the `istio` ConfigMap) changes everything.
+    case 'ConfigMap':
+      return 'global';
+    default:
+      return 'config';
+  }
+}
 
 /** The version istio_build reports (meshgate's own). */
 const BUILD_TAG = '0.1.0';
@@ -24,6 +53,9 @@ export class ControlMetrics {
   private readonly issued: Counter;
   private readonly signErrors: Counter;
   private connected = 0;
+  private readonly pushTime: Histogram<'type'>;
+  private readonly configSize: Histogram<'type'>;
+  private readonly triggers: Counter<'type'>;
 
   constructor() {
     const registers = [this.registry];
@@ -36,6 +68,10 @@ export class ControlMetrics {
     this.csrs = new Counter({ name: 'citadel_server_csr_count', help: 'Certificate signing requests received.', registers });
     this.issued = new Counter({ name: 'citadel_server_success_cert_issuance_count', help: 'Certificates issued.', registers });
     this.signErrors = new Counter({ name: 'citadel_server_csr_sign_err_count', help: 'Certificate signing requests refused.', registers });
+    // istiod's buckets for both (seconds; bytes: 10K, 1M, 4M, 10M, 40M).
+    this.pushTime = new Histogram({ name: 'pilot_xds_push_time', help: 'Seconds one push to one proxy takes, from computing what it gets to having written it, by type (`sotw` or `delta`).', labelNames: ['type'], buckets: [0.01, 0.1, 1, 3, 5, 10, 20, 30], registers });
+    this.configSize = new Histogram({ name: 'pilot_xds_config_size_bytes', help: 'Bytes of configuration pushed to a proxy, by type (`sotw` or `delta`).', labelNames: ['type'], buckets: [1, 10000, 1000000, 4000000, 10000000, 40000000], registers });
+    this.triggers = new Counter({ name: 'pilot_push_triggers', help: 'Pushes triggered, by the reason for the push (what kind of resource changed).', labelNames: ['type'], registers });
     this.connectedProxies.set(0);
     this.addIstiodSeries(registers);
   }
@@ -108,8 +144,16 @@ export class ControlMetrics {
     this.connectedProxies.set((this.connected = Math.max(0, this.connected - 1)));
   }
 
-  pushed(kind: 'sotw' | 'delta'): void {
+  /** One push written to one proxy: its size in bytes and how long it took (seconds), when known. */
+  pushed(kind: 'sotw' | 'delta', bytes?: number, seconds?: number): void {
     this.pushes.inc({ type: kind });
+    if (bytes !== undefined) this.configSize.observe({ type: kind }, bytes);
+    if (seconds !== undefined) this.pushTime.observe({ type: kind }, seconds);
+  }
+
+  /** A new configuration version is going out, for these reasons (each counted once per version). */
+  pushTriggered(reasons: Iterable<PushReason>): void {
+    for (const type of reasons) this.triggers.inc({ type });
   }
 
   acknowledged(seconds: number | undefined): void {

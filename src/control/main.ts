@@ -103,6 +103,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     source,
     registry,
     log,
+    metrics,
     ...(opts.debounceMs !== undefined ? { debounceMs: opts.debounceMs } : {}),
     ...(opts.heartbeatMs !== undefined ? { heartbeatMs: opts.heartbeatMs } : {}),
     ...(opts.validate ? { validate: opts.validate } : {}),

@@ -107,11 +107,11 @@ export class ProxyRegistry {
     this.#metrics?.proxyDisconnected();
   }
 
-  /** `kind`: the whole subset (`sotw`) or what changed in it (`delta`). */
-  sent(session: ProxySession, version: string, kind: 'sotw' | 'delta'): void {
+  /** `kind`: the whole subset (`sotw`) or what changed in it (`delta`); its size and the seconds the push took, for the metrics. */
+  sent(session: ProxySession, version: string, kind: 'sotw' | 'delta', bytes?: number, seconds?: number): void {
     session.sentVersion = version;
     session.sentAt = performance.now();
-    this.#metrics?.pushed(kind);
+    this.#metrics?.pushed(kind, bytes, seconds);
   }
 
   /** `body` is the parsed JSON of an acknowledgement; `identity` the caller's. */

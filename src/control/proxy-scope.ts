@@ -7,13 +7,14 @@
 // VirtualServices bound to the mesh that it imports and the services they route to, the
 // DestinationRules, endpoints and pods of those services, and the security and telemetry policies
 // that select it (its namespace and the root namespace, by selector), plus the PeerAuthentications
-// of the namespaces it sends to (whether a destination takes mutual TLS is decided by them).
+// of the namespaces it sends to (whether a destination takes mutual TLS is decided by them), and
+// the Sidecar resource that applies to it (it reads outboundTrafficPolicy there).
 // A gateway receives the Istio Gateways that select its labels, the VirtualServices bound to them,
 // the Gateway API and cert-manager kinds, every service exported to its namespace with its
 // endpoints and rules, and the policies that select it.
 // Nobody receives Secrets (proxies read TLS material through their own credential store), another
-// namespace's AuthorizationPolicy/RequestAuthentication/Telemetry that does not select it, Sidecars,
-// ConfigMaps other than the mesh config, or any kind not listed here: what is not known to be
+// namespace's AuthorizationPolicy/RequestAuthentication/Telemetry that does not select it, the
+// Sidecars of other workloads, ConfigMaps other than the mesh config, or any kind not listed here: what is not known to be
 // needed is not sent.
 
 import { isRecord } from '../core/config/load.js';
@@ -25,7 +26,7 @@ import { selectorMatches } from '../core/registry/labels.js';
 import { exportedTo, MESH_GATEWAY, selectsProxy, vsGateways } from '../core/routing/gateway-binding.js';
 import { DEFAULT_ROOT_NAMESPACE } from '../core/telemetry/telemetry-policy.js';
 import type { GatewaySpec, VirtualServiceSpec } from '../core/model/istio.js';
-import { imports, SidecarIndex, type EgressScope } from './sidecar-egress.js';
+import { imports, SidecarIndex, type EgressScope } from '../core/policy/sidecar-scope.js';
 
 export type ProxyRole = 'sidecar' | 'gateway';
 
@@ -93,6 +94,9 @@ export class ScopeIndex {
     const out = new Set<Resource>();
     const egress: EgressScope = p.role === 'sidecar' ? this.sidecars.egressOf(p.namespace, p.labels) : undefined;
     const workload = { namespace: p.namespace, labels: p.labels };
+    // Its own Sidecar resource, for what the sidecar reads of it itself (outboundTrafficPolicy).
+    const sidecar = p.role === 'sidecar' ? this.sidecars.applicable(p.namespace, p.labels) : undefined;
+    if (sidecar) out.add(sidecar);
 
     // Routes first: a sidecar's imported VirtualServices pull in the services they route to.
     const wantedHosts: string[] = [];
@@ -185,7 +189,7 @@ export class ScopeIndex {
           } else if (GATEWAY_ONLY_KINDS.has(r.kind)) {
             if (p.role === 'gateway') out.add(r);
           }
-        // Secret, Sidecar, and kinds not named here: never sent.
+        // Secret, other workloads' Sidecars, and kinds not named here: never sent.
       }
     }
     return out;

@@ -13,7 +13,8 @@ import type { SidecarRole } from '../core/snapshot/snapshot.js';
 import type { ConfigSource } from '../core/sources/source.js';
 import { describeWorkload } from '../core/telemetry/workload.js';
 import { createInboundListener, type InboundListener } from './inbound.js';
-import { createOutboundListener, type OutboundListener, type OutboundTrafficPolicy } from './outbound.js';
+import { createOutboundListener, type OutboundListener } from './outbound.js';
+import type { OutboundTrafficMode } from '../core/policy/sidecar-scope.js';
 import { ConntrackLookup, type OriginalDestinationLookup } from '../core/capture/original-destination.js';
 import { INBOUND_PASSTHROUGH_ADDRESS } from '../core/capture/iptables-rules.js';
 import type { AppProbers } from '../core/inject/app-probes.js';
@@ -39,7 +40,7 @@ export interface SidecarOptions {
   readonly adminPort?: number;
   /** Address the inbound side listens on (default 0.0.0.0); outbound, status and admin stay on loopback. */
   readonly listenHost?: string;
-  readonly outboundTrafficPolicy?: OutboundTrafficPolicy;
+  readonly outboundTrafficPolicy?: OutboundTrafficMode;
   readonly accessLog?: string;
   /** Prometheus port of `/stats/prometheus` (0 = any free port; absent = no metrics). */
   readonly metricsPort?: number;
@@ -144,7 +145,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
   };
   const inbound: InboundListener = inboundFor(opts.appPort);
   const tcp = createOutboundTcp({ holder: rt.holder, identity: opts.identity, accessLog: rt.accessLog, random: rt.random, log });
-  const outbound: OutboundListener = createOutboundListener({ ctx: rt.ctx, outboundTrafficPolicy, log, tcp });
+  const outbound: OutboundListener = createOutboundListener({ ctx: rt.ctx, log, tcp });
   rt.add(outbound);
   const inboundByPort = new Map<number, InboundListener>([[opts.appPort, inbound]]);
   const capture = opts.capture

@@ -7,6 +7,7 @@
 // that can carry TCP take that port's `tcp` route and mutual TLS, as captured TCP does
 // (outbound-tcp.ts); to anything else they are piped to their destination untouched.
 
+import { outboundTrafficModeOf } from '../core/policy/outbound-traffic-policy.js';
 import type { IncomingMessage } from 'node:http';
 import { connect as connectTcp, createServer as createNetServer, type Socket } from 'node:net';
 import type { Logger } from 'pino';
@@ -17,12 +18,9 @@ import { LocalReplies, rawLocalReply } from '../core/proxy/respond.js';
 import { AcceptStep } from '../core/proxy/accept.js';
 import { outboundRouteConfig } from '../core/routing/compile-mesh.js';
 import type { OutboundTcp } from './outbound-tcp.js';
-/** meshConfig.outboundTrafficPolicy.mode. */
-export type OutboundTrafficPolicy = 'ALLOW_ANY' | 'REGISTRY_ONLY';
 
 export interface OutboundDeps {
   readonly ctx: HttpHandlerContext;
-  readonly outboundTrafficPolicy: OutboundTrafficPolicy;
   readonly log: Logger;
   readonly tcp: OutboundTcp;
 }
@@ -51,7 +49,7 @@ export function createOutboundListener(deps: OutboundDeps): OutboundListener {
     requestPort: destinationPort,
     select: (snapshot, req) => outboundRouteConfig(snapshot, destinationPort(req)),
     stages: Pipelines.sidecarOutbound,
-    unknownHost: deps.outboundTrafficPolicy === 'REGISTRY_ONLY' ? 'registry-only' : 'passthrough',
+    unknownHost: 'outbound-traffic-policy',
   };
   // The one accept step (core/proxy/accept.ts): limits, drain and timeouts for every connection.
   const step = new AcceptStep(ctx);
@@ -98,7 +96,7 @@ function tunnel(req: IncomingMessage, socket: Socket, head: Buffer, deps: Outbou
     return deps.tcp.forward(socket, head, mesh);
   }
   const snapshot = deps.ctx.holder.current();
-  if (deps.outboundTrafficPolicy === 'REGISTRY_ONLY' && !snapshot?.registry.lookup(host.toLowerCase())) {
+  if (snapshot && outboundTrafficModeOf(snapshot) === 'REGISTRY_ONLY' && !snapshot.registry.lookup(host.toLowerCase())) {
     return void socket.end(rawLocalReply(LocalReplies.registryOnly));
   }
   const upstream = connectTcp(port, host);

@@ -7,6 +7,7 @@ import type { Resource } from '../model/resource.js';
 import { buildRegistry } from '../registry/build.js';
 import { resolveShortName } from '../registry/hostname.js';
 import type { Registry } from '../registry/types.js';
+import { worldOf, type World } from './per-virtual-service.js';
 
 export interface AnalysisOptions {
   /** Cluster domain for short names (default cluster.local). */
@@ -36,6 +37,8 @@ export interface AnalysisContext {
   gateway(ref: string, namespace: string): Resource<GatewaySpec> | undefined;
   /** The host a resource in `namespace` means by `host` (short names resolved, lower-cased). */
   fqdn(host: string, namespace: string): string;
+  /** Everything but the VirtualServices: the same object while that is unchanged (per-virtual-service.ts). */
+  readonly world: World;
 }
 
 export function analysisContext(resources: readonly Resource[], options: AnalysisOptions = {}): AnalysisContext {
@@ -65,6 +68,7 @@ export function analysisContext(resources: readonly Resource[], options: Analysi
     options,
     gateway: (ref, namespace) => byRef.get(ref.includes('/') ? ref : `${namespace}/${ref}`),
     fqdn: (host, namespace) => resolveShortName(host, namespace, domain).toLowerCase(),
+    world: worldOf(resources, registry, domain, options),
   };
 }
 

@@ -10,19 +10,27 @@ import { hostMatches, isWildcardHost } from '../registry/hostname.js';
 import { selectorMatches } from '../registry/labels.js';
 import { boundGateways, type AnalysisContext } from './context.js';
 import { finding, MESSAGES } from './finding.js';
+import { perVirtualService } from './per-virtual-service.js';
 
 const T = MESSAGES.ReferencedResourceNotFound;
 
 export function referencedResourceNotFound(ctx: AnalysisContext): Problem[] {
   const out: Problem[] = [];
-  const hasSubset = subsetIndex(ctx);
+  // Built only when a VirtualService is checked again (kept findings need no rule lookups).
+  let hasSubset: SubsetCheck | undefined;
   for (const vs of ctx.virtualServices) {
-    const ns = vs.metadata.namespace;
-    (vs.spec.gateways ?? []).forEach((g, i) => {
-      if (g === 'mesh' || ctx.gateway(g, ns)) return;
-      out.push(finding(T, vs, ['spec', 'gateways', i], `referenced gateway not found: "${g}"`, 'create that Gateway, or correct the name (namespace/name, or name in this namespace)'));
+    const found = perVirtualService('referenced-resource-not-found', vs, ctx.world, () => {
+      const about: Problem[] = [];
+      const ns = vs.metadata.namespace;
+      (vs.spec.gateways ?? []).forEach((g, i) => {
+        if (g === 'mesh' || ctx.gateway(g, ns)) return;
+        about.push(finding(T, vs, ['spec', 'gateways', i], `referenced gateway not found: "${g}"`, 'create that Gateway, or correct the name (namespace/name, or name in this namespace)'));
+      });
+      hasSubset ??= subsetIndex(ctx);
+      eachDestination(vs, (d, at) => checkDestination(ctx, hasSubset!, vs, d, at, about));
+      return about;
     });
-    eachDestination(vs, (d, at) => checkDestination(ctx, hasSubset, vs, d, at, out));
+    for (const p of found) out.push(p);
   }
   for (const gw of ctx.gateways) checkGateway(ctx, gw, out);
   return out;

@@ -72,6 +72,9 @@ export function parseConfigText(text: string, file: string, firstOrder = 0): Loa
   const resources: Resource[] = [];
   const problems: Problem[] = [];
   const docList = Array.isArray(docs) ? docs : [docs];
+  const keys = new Map<string, string>();
+  // Only text with `:,` or `:]` somewhere can hold such an item: the rest need not be walked again.
+  const flowColons = text.includes(':,') || text.includes(':]');
   for (const doc of docList) {
     const docLine = lineCounter.linePos(doc.range?.[0] ?? 0).line;
     const error = doc.errors[0];
@@ -81,7 +84,7 @@ export function parseConfigText(text: string, file: string, firstOrder = 0): Loa
       problems.push({ severity: 'error', file, line, column: col, resource: '', field: '', message: `cannot parse: ${firstLine(error.message)}` });
       continue;
     }
-    readFlowColonsAsKubernetesDoes(doc, text);
+    if (flowColons) readFlowColonsAsKubernetesDoes(doc, text);
     const value: unknown = doc.toJS({ maxAliasCount: 100 });
     if (value === null || value === undefined) continue; // empty document (`---` at the end of a file)
     if (!isRecord(value)) {
@@ -92,12 +95,12 @@ export function parseConfigText(text: string, file: string, firstOrder = 0): Loa
     if (value.kind === 'List' || (typeof value.kind === 'string' && value.kind.endsWith('List') && Array.isArray(value.items))) {
       const items = Array.isArray(value.items) ? value.items : [];
       items.forEach((item, i) => {
-        const r = toResource(item, doc, lineCounter, file, ['items', i], firstOrder + resources.length, problems);
+        const r = toResource(item, doc, lineCounter, keys, file, ['items', i], firstOrder + resources.length, problems);
         if (r) resources.push(r);
       });
       continue;
     }
-    const r = toResource(value, doc, lineCounter, file, [], firstOrder + resources.length, problems);
+    const r = toResource(value, doc, lineCounter, keys, file, [], firstOrder + resources.length, problems);
     if (r) resources.push(r);
   }
   return { resources, problems };
@@ -132,12 +135,13 @@ function toResource(
   value: unknown,
   doc: Document.Parsed,
   lineCounter: LineCounter,
+  keys: Map<string, string>,
   file: string,
   base: FieldPath,
   order: number,
   problems: Problem[],
 ): Resource | undefined {
-  const lineOf = lineIndex(doc, lineCounter, base);
+  const lineOf = lineIndex(doc, lineCounter, base, keys);
   return resourceFromObject(value, { file, line: lineOf([]), order, lineOf }, problems);
 }
 

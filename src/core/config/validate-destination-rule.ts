@@ -233,7 +233,7 @@ function checkLocality(c: Checker, v: unknown, at: FieldPath, hasOutlier: boolea
   }
 }
 
-function checkConnectionPool(c: Checker, v: unknown, at: FieldPath): void {
+export function checkConnectionPool(c: Checker, v: unknown, at: FieldPath): void {
   const pool = asObj(c, v, at);
   if (!pool) return;
   knownFields(c, pool, at, ['tcp', 'http']);

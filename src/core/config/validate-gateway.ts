@@ -7,7 +7,7 @@ import {
   isDnsLabel, isIpAddress, isSet, knownFields, stringList, type Obj,
 } from './validate-common.js';
 
-const PROTOCOLS = ['HTTP', 'HTTPS', 'GRPC', 'GRPC-WEB', 'HTTP2', 'MONGO', 'TCP', 'TLS', 'REDIS', 'MYSQL'] as const;
+export const PROTOCOLS = ['HTTP', 'HTTPS', 'GRPC', 'GRPC-WEB', 'HTTP2', 'MONGO', 'TCP', 'TLS', 'REDIS', 'MYSQL'] as const;
 const HTTP_PROTOCOLS = new Set(['HTTP', 'HTTP2', 'GRPC', 'GRPC-WEB']);
 const TLS_PROTOCOLS = new Set(['HTTPS', 'TLS']);
 
@@ -128,7 +128,7 @@ export function serverHostProblem(entry: string): string | undefined {
   return hostProblem(host);
 }
 
-function validateServerTls(c: Checker, tls: Obj, at: FieldPath, onHttpServer: boolean): void {
+export function validateServerTls(c: Checker, tls: Obj, at: FieldPath, onHttpServer: boolean): void {
   knownFields(c, tls, at, TLS_FIELDS);
   asBool(c, tls.httpsRedirect, [...at, 'httpsRedirect']);
   asBool(c, tls.insecureSkipVerify, [...at, 'insecureSkipVerify']);

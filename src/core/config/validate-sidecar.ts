@@ -1,18 +1,27 @@
-// Istio's `Sidecar` kind (networking.istio.io): which workloads it selects (`workloadSelector.labels`)
-// and, in `egress[].hosts`, which services and routes those sidecars import, as `namespace/dnsName`
-// (`./*`, `*/*`, `~/*`, `prod/*.example.com`). The control plane narrows what it sends a sidecar by
-// it; the other fields (ingress listeners, ports, capture modes) are accepted and not acted on.
+// Istio's `Sidecar` kind (networking.istio.io), every field of its schema: which workloads it selects
+// (`workloadSelector.labels`); in `egress[].hosts`, which services and routes those sidecars import,
+// as `namespace/dnsName` (`./*`, `*/*`, `~/*`, `prod/*.example.com`); `outboundTrafficPolicy.mode`
+// for hosts the mesh does not know. The control plane narrows what it sends a sidecar by the egress
+// hosts and the sidecar applies the mode (policy/outbound-traffic-policy.ts); the listener fields
+// (ports, bind, capture modes, ingress TLS and connection pools) are checked and not acted on.
 
-import { asString, checkWorkloadSelector, eachObj, hostProblem, knownFields, stringList, type Checker, type Obj } from './validate-common.js';
+import { checkConnectionPool } from './validate-destination-rule.js';
+import { PROTOCOLS, validateServerTls } from './validate-gateway.js';
+import { asEnum, asObj, asString, checkPort, checkWorkloadSelector, eachObj, hostProblem, isIpAddress, isSet, knownFields, stringList, type Checker, type Obj } from './validate-common.js';
+import type { FieldPath } from '../model/resource.js';
 
 const SIDECAR_FIELDS = ['workloadSelector', 'egress', 'ingress', 'outboundTrafficPolicy', 'inboundConnectionPool'];
+const CAPTURE_MODES = ['DEFAULT', 'IPTABLES', 'NONE'] as const;
 
 export function validateSidecar(c: Checker, spec: Obj): void {
   knownFields(c, spec, ['spec'], SIDECAR_FIELDS);
   if (spec['workloadSelector'] !== undefined) checkWorkloadSelector(c, spec['workloadSelector'], ['spec', 'workloadSelector'], 'labels');
+  const egress: Array<{ listener: Obj; at: FieldPath }> = [];
   eachObj(c, spec['egress'], ['spec', 'egress'], (e, at) => {
+    egress.push({ listener: e, at });
     knownFields(c, e, at, ['port', 'bind', 'captureMode', 'hosts']);
-    if (e['bind'] !== undefined) asString(c, e['bind'], [...at, 'bind']);
+    checkListenerAddress(c, e, at);
+    if (isSet(e['port'])) checkSidecarPort(c, e['port'], [...at, 'port']);
     const hosts = stringList(c, e['hosts'], [...at, 'hosts']);
     if (hosts.length === 0) c.error([...at, 'hosts'], 'an egress listener needs at least one host (namespace/dnsName)');
     for (const { value, at: hostAt } of hosts) {
@@ -20,6 +29,69 @@ export function validateSidecar(c: Checker, spec: Obj): void {
       if (problem) c.error(hostAt, problem);
     }
   });
+  // As Istio's webhook: one catch-all egress listener (without a port), and it comes last.
+  const catchAll = egress.filter((e) => !isSet(e.listener['port']));
+  if (catchAll.length > 1) c.error([...catchAll[1]!.at, 'port'], 'only one egress listener may leave out the port (the catch-all listener)');
+  else if (catchAll.length === 1 && catchAll[0] !== egress.at(-1)) c.error(catchAll[0]!.at, 'the egress listener without a port (the catch-all) must be the last one');
+  eachObj(c, spec['ingress'], ['spec', 'ingress'], (i, at) => {
+    knownFields(c, i, at, ['port', 'bind', 'captureMode', 'defaultEndpoint', 'tls', 'connectionPool']);
+    checkListenerAddress(c, i, at);
+    if (isSet(i['port'])) checkSidecarPort(c, i['port'], [...at, 'port']);
+    else c.error([...at, 'port'], 'an ingress listener needs a port, as {number, protocol, name}');
+    const endpoint = asString(c, i['defaultEndpoint'], [...at, 'defaultEndpoint']);
+    if (endpoint !== undefined && endpoint !== '' && !/^(127\.0\.0\.1|0\.0\.0\.0|\[::1\]|\[::\]):\d{1,5}$/.test(endpoint) && !endpoint.startsWith('unix://')) {
+      c.error([...at, 'defaultEndpoint'], `${JSON.stringify(endpoint)} must be 127.0.0.1:PORT, 0.0.0.0:PORT, [::1]:PORT, [::]:PORT or unix:///path`);
+    }
+    const tls = isSet(i['tls']) ? asObj(c, i['tls'], [...at, 'tls']) : undefined;
+    if (tls) validateServerTls(c, tls, [...at, 'tls'], false);
+    if (isSet(i['connectionPool'])) checkConnectionPool(c, i['connectionPool'], [...at, 'connectionPool']);
+  });
+  if (isSet(spec['inboundConnectionPool'])) checkConnectionPool(c, spec['inboundConnectionPool'], ['spec', 'inboundConnectionPool']);
+  checkOutboundTrafficPolicy(c, spec['outboundTrafficPolicy'], ['spec', 'outboundTrafficPolicy']);
+}
+
+/** `{mode, egressProxy}`: Istio takes an egress proxy only with ALLOW_ANY. */
+function checkOutboundTrafficPolicy(c: Checker, v: unknown, at: FieldPath): void {
+  if (!isSet(v)) return;
+  const policy = asObj(c, v, at);
+  if (!policy) return;
+  knownFields(c, policy, at, ['mode', 'egressProxy']);
+  const mode = asEnum(c, policy['mode'], [...at, 'mode'], ['REGISTRY_ONLY', 'ALLOW_ANY'] as const);
+  if (!isSet(policy['egressProxy'])) return;
+  const proxy = asObj(c, policy['egressProxy'], [...at, 'egressProxy']);
+  if (!proxy) return;
+  if (mode !== 'ALLOW_ANY') c.error([...at, 'egressProxy'], 'egressProxy is only allowed with mode ALLOW_ANY');
+  knownFields(c, proxy, [...at, 'egressProxy'], ['host', 'subset', 'port']);
+  const host = asString(c, proxy['host'], [...at, 'egressProxy', 'host']);
+  if (!host) c.error([...at, 'egressProxy', 'host'], 'egressProxy.host is required');
+  asString(c, proxy['subset'], [...at, 'egressProxy', 'subset']);
+  const port = isSet(proxy['port']) ? asObj(c, proxy['port'], [...at, 'egressProxy', 'port']) : undefined;
+  if (port) {
+    knownFields(c, port, [...at, 'egressProxy', 'port'], ['number']);
+    checkPort(c, port['number'], [...at, 'egressProxy', 'port', 'number']);
+  }
+}
+
+/** `bind` (an IP address or unix:// path) and `captureMode` of an ingress or egress listener. */
+function checkListenerAddress(c: Checker, listener: Obj, at: FieldPath): void {
+  const bind = asString(c, listener['bind'], [...at, 'bind']);
+  if (bind !== undefined && bind !== '' && !bind.startsWith('unix://') && !isIpAddress(bind)) c.error([...at, 'bind'], `${JSON.stringify(bind)} is not an IP address or unix:// path`);
+  asEnum(c, listener['captureMode'], [...at, 'captureMode'], CAPTURE_MODES);
+}
+
+/** A SidecarPort: `{number, protocol, name, targetPort}`. */
+function checkSidecarPort(c: Checker, v: unknown, at: FieldPath): void {
+  const port = asObj(c, v, at);
+  if (!port) return;
+  knownFields(c, port, at, ['number', 'protocol', 'name', 'targetPort']);
+  if (isSet(port['number'])) checkPort(c, port['number'], [...at, 'number']);
+  else c.error([...at, 'number'], 'port.number is required');
+  if (isSet(port['targetPort'])) checkPort(c, port['targetPort'], [...at, 'targetPort']);
+  asString(c, port['name'], [...at, 'name']);
+  const protocol = asString(c, port['protocol'], [...at, 'protocol']);
+  if (protocol !== undefined && !(PROTOCOLS as readonly string[]).includes(protocol.toUpperCase())) {
+    c.error([...at, 'protocol'], `unsupported protocol ${JSON.stringify(protocol)}; use one of ${PROTOCOLS.join(', ')}`);
+  }
 }
 
 /** `namespace/dnsName`: the namespace `*`, `.`, `~` or a name; the dnsName `*`, `*.suffix` or a FQDN. */

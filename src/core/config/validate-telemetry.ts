@@ -1,7 +1,7 @@
 // Istio's telemetry configuration: the `telemetry.istio.io` `Telemetry` kind (tracing providers and
 // sampling, access logging on/off, metric overrides), and the mesh config in the root namespace's
 // `istio` ConfigMap (`data.mesh`, itself YAML: defaultConfig.tracing.sampling, extensionProviders,
-// defaultProviders). Problems inside `data.mesh` point at the `mesh` key's line, since the mesh
+// defaultProviders, outboundTrafficPolicy.mode). Problems inside `data.mesh` point at the `mesh` key's line, since the mesh
 // config is one string to the ConfigMap.
 
 import { yaml } from './yaml-module.js';
@@ -139,6 +139,8 @@ export function validateConfigMap(c: Checker, raw: Obj): void {
     if (s !== undefined && (s < 0 || s > 100)) c.error([...at, 'defaultConfig', 'tracing', 'sampling'], `sampling is a percentage, 0 to 100, not ${s}`);
   }
   asBool(c, m['enableTracing'], [...at, 'enableTracing']);
+  const outbound = asObj(c, m['outboundTrafficPolicy'], [...at, 'outboundTrafficPolicy']);
+  if (outbound) asEnum(c, outbound['mode'], [...at, 'outboundTrafficPolicy', 'mode'], ['REGISTRY_ONLY', 'ALLOW_ANY'] as const);
   const names = new Set<string>();
   eachObj(c, m['extensionProviders'], [...at, 'extensionProviders'], (p, pat) => {
     const name = asString(c, p['name'], [...pat, 'name']);

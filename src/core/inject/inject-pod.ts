@@ -16,7 +16,7 @@
 
 import { APP_PROBERS_ENV, rewriteAppProbes } from './app-probes.js';
 import { DEFAULT_REVISION, STATUS_ANNOTATION } from './selection.js';
-import { SIDECAR_NODE_OPTIONS } from './sidecar-node-options.js';
+import { SIDECAR_ENV } from './sidecar-node-options.js';
 import { addScrapeAnnotations, SIDECAR_METRICS_PORT } from './prometheus-annotations.js';
 
 type Json = Record<string, unknown>;
@@ -138,7 +138,7 @@ export function injectPod(pod: Json, opts: InjectOptions): Json {
       ...(opts.owner ? [{ name: 'ISTIO_META_OWNER', value: `kubernetes://apis/${opts.owner.apiVersion}/namespaces/${opts.owner.namespace}/${opts.owner.kind.toLowerCase()}s/${opts.owner.name}` }] : []),
       { name: 'ISTIO_META_MESH_ID', value: trustDomain },
       { name: 'TRUST_DOMAIN', value: trustDomain },
-      { name: 'NODE_OPTIONS', value: SIDECAR_NODE_OPTIONS },
+      ...Object.entries(SIDECAR_ENV).map(([name, value]) => ({ name, value })),
       ...(Object.keys(probers).length > 0 ? [{ name: APP_PROBERS_ENV, value: JSON.stringify(probers) }] : []),
     ],
     readinessProbe: {

@@ -1,9 +1,41 @@
-// The Node.js options a sidecar runs with: NODE_OPTIONS of the injected proxy container, and of the
-// benchmark's sidecar, so that it measures what a pod runs (docs/benchmarks.md).
+// How a sidecar's Node.js runs: NODE_OPTIONS and the environment of the injected proxy container
+// (also the benchmark's sidecar, so that it measures what a pod runs), and the V8 flags the sidecar
+// command sets on itself, which NODE_OPTIONS does not accept. docs/benchmarks.md has the measurements.
 //
 // V8 sizes its young generation for allocation-heavy programs: semi-spaces grow to 16 MB each, and
 // once grown they stay resident. A proxy's garbage is per request and dies young, so small
 // semi-spaces only mean more, shorter scavenges; at 4 MB a sidecar under load holds about 24 MB less.
+// (At 2 MB it holds 4 MB less again, but scavenges promote more and its CPU per request rose.)
 // The old generation is left to V8's default limit: a proxy's configuration can be large, and a
 // limit it outgrows would end the process.
 export const SIDECAR_NODE_OPTIONS = '--max-semi-space-size=4';
+
+/**
+ * glibc gives each thread that allocates an arena of its own (up to 8 per core), and keeps what an
+ * arena once held: V8's background compile and GC threads left a few MB each in theirs under load.
+ * Two arenas serve a process whose JavaScript runs on one thread.
+ */
+export const SIDECAR_MALLOC_ARENA_MAX = '2';
+
+/** The environment variables injection and the benchmark give a sidecar's process. */
+export const SIDECAR_ENV: Readonly<Record<string, string>> = {
+  NODE_OPTIONS: SIDECAR_NODE_OPTIONS,
+  MALLOC_ARENA_MAX: SIDECAR_MALLOC_ARENA_MAX,
+};
+
+/**
+ * Set by `meshgate sidecar` on itself (node:v8 setFlagsFromString) before it loads its configuration
+ * or opens a connection, so that they hold however the process was started:
+ *
+ * - `--optimize-for-size`: V8 lets the old generation grow, before it collects, to up to four times
+ *   what was live at the last full collection (at least 8 MB more). A proxy holds little that lives
+ *   (its configuration, its connections) and much that dies at middle age (requests in flight when a
+ *   scavenge runs): at 1000 req/s that headroom was most of what the sidecar gained under load. With
+ *   this flag V8 grows the old generation by at most 1.3 times (at least 2 MB) and lets the young
+ *   generation shrink when idle; a full collection of a proxy's small heap is short, and the CPU per
+ *   request stayed within the noise of our measurements.
+ * - `--liftoff-only`: undici's HTTP parser (WebAssembly) stays in V8's baseline tier. The top tier's
+ *   compile of its hot function took some 35 MB of compiler memory, the sidecar's peak; the baseline
+ *   code parses the app's answers at a fraction of the sidecar's CPU.
+ */
+export const SIDECAR_V8_FLAGS = '--optimize-for-size --liftoff-only';

@@ -72,7 +72,7 @@ export function forwardTcp(
   const report = (): void => {
     if (reported) return;
     reported = true;
-    if (peer) deps.observer?.tcpClosed?.({ reporter: 'source', cluster: dest?.clusterName ?? '', upstreamPeer: workloadOfEndpoint(peer), flags: flags || (spliced ? '-' : 'DC'), bytesReceived: downstream.bytesRead, bytesSent: downstream.bytesWritten });
+    if (peer) deps.observer?.tcpClosed?.({ reporter: 'source', cluster: dest?.clusterName ?? '', upstreamPeer: workloadOfEndpoint(peer), connection: downstream, flags: flags || (spliced ? '-' : 'DC'), bytesReceived: downstream.bytesRead, bytesSent: downstream.bytesWritten });
     deps.onDone?.({
       cluster: dest?.clusterName ?? '',
       ...(upstreamHost !== undefined ? { upstreamHost } : {}),
@@ -174,7 +174,7 @@ export function forwardTcp(
         open++;
         spliced = true;
         peer = pick;
-        deps.observer?.tcpOpened?.({ reporter: 'source', cluster: dest.clusterName, upstreamPeer: workloadOfEndpoint(pick) });
+        deps.observer?.tcpOpened?.({ reporter: 'source', cluster: dest.clusterName, upstreamPeer: workloadOfEndpoint(pick), connection: downstream });
         upstream.once('close', closed);
         splice(downstream, upstream, initial);
       };

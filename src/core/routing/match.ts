@@ -5,6 +5,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { HTTPMatchRequest, StringMatch } from '../model/istio.js';
 import type { Condition, RequestFacts } from './types.js';
 import { compileStringMatch, type StringPredicate } from './string-match.js';
+import { claimCondition, isClaimKey } from './claim-match.js';
 
 /** Header keys that Istio reads as pseudo-headers and ignores inside `headers` maps. */
 const IGNORED_HEADER_KEYS = new Set(['uri', 'scheme', 'method', 'authority']);
@@ -44,6 +45,9 @@ export function compileMatch(m: HTTPMatchRequest): Condition[] {
     if (IGNORED_HEADER_KEYS.has(name) || name.startsWith('@')) continue;
     out.push(withoutHeader(name, compileStringMatch(sm, { presenceForEmpty: true })));
   }
+  // JWT claims keep their case (header names fold it).
+  for (const [key, sm] of Object.entries(m.headers ?? {})) if (isClaimKey(key)) out.push(claimCondition(key, compileStringMatch(sm ?? {}, { presenceForEmpty: true }), false));
+  for (const [key, sm] of Object.entries(m.withoutHeaders ?? {})) if (isClaimKey(key)) out.push(claimCondition(key, compileStringMatch(sm ?? {}, { presenceForEmpty: true }), true));
   // Query parameter names compare exactly (Envoy's query_parameters); only header names fold case.
   for (const [name, sm] of Object.entries(m.queryParams ?? {}).map(([k, v]) => [k, v ?? {}] as const)) {
     // `exact: ""` asks only that the key be there (`?debug`), as Istio translates it.

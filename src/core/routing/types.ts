@@ -24,6 +24,8 @@ export interface RequestFacts {
   readonly method: string;
   readonly scheme: string;
   readonly headers: IncomingHttpHeaders;
+  /** The verified JWT's claims, once authentication has run (routes that match claims ask for it). */
+  readonly claims?: Readonly<Record<string, unknown>>;
 }
 
 /** One compiled condition of a match; `what` names it for people (`uri prefix "/user"`). */
@@ -32,6 +34,8 @@ export interface Condition {
   /** The value the condition looked at, for `explain` (e.g. the path). */
   actual(req: RequestFacts): string;
   test(req: RequestFacts): boolean;
+  /** It reads the request's JWT claims (routing/claim-match.ts): authentication must run first. */
+  readonly claim?: true;
 }
 
 export interface HeaderRules {

@@ -27,6 +27,7 @@ import { translateGatewayApi } from '../gateway-api/translate.js';
 import { EMPTY_STATUS } from '../gateway-api/conditions.js';
 import { keepLastGood } from './last-good.js';
 import { clusterDeps as reuseDeps, reuseCluster } from './cluster-reuse.js';
+import { destinationRulePass, keepPasses, registryPass, sameClusterInputs } from './pass-reuse.js';
 import type { ProxyRole, Snapshot } from './snapshot.js';
 
 export interface SnapshotDeps {
@@ -57,8 +58,10 @@ export function buildSnapshot(loaded: LoadResult, role: ProxyRole, deps: Snapsho
   const reconciled = keepLastGood(previous?.resources, valid, invalid, loaded.problems);
   const resources = reconciled.resources;
 
-  const { registry, problems: registryProblems } = buildRegistry(resources, { domain });
-  const rules = indexDestinationRules(resources, { domain });
+  const registryKept = registryPass(previous, resources, domain, () => buildRegistry(resources, { domain }));
+  const { registry, problems: registryProblems } = registryKept.result;
+  const rulesKept = destinationRulePass(previous, resources, domain, () => indexDestinationRules(resources, { domain }));
+  const rules = rulesKept.result;
   const clusters = new Map<string, Cluster>();
   const peerAuthentication = peerAuthenticationIndex(resources);
   const clusterDeps: ClusterDeps = {
@@ -69,10 +72,18 @@ export function buildSnapshot(loaded: LoadResult, role: ProxyRole, deps: Snapsho
   };
   const missing = new Set<string>();
   const sameDeps = reuseDeps(clusterDeps, peerAuthentication ? ofKind(resources, 'PeerAuthentication') : []);
+  // Built from the same registry, rules, proxy and deps as the snapshot before: a cluster it had is
+  // the one reuseCluster() would give again, without a registry and a rule lookup per destination.
+  const kept = previous && sameClusterInputs(previous, registryKept, rulesKept, role.namespace, sameDeps) ? previous.clusters : undefined;
   const cluster = (host: string, port: number, subset: string): Cluster | undefined => {
     const name = clusterName(port, subset, host);
     const known = clusters.get(name);
     if (known || missing.has(name)) return known;
+    const carried = kept?.get(name);
+    if (carried) {
+      clusters.set(name, carried);
+      return carried;
+    }
     const service = registry.lookup(host);
     const servicePort = service?.ports.find((p) => p.number === port);
     let built: Cluster | undefined;
@@ -120,6 +131,7 @@ export function buildSnapshot(loaded: LoadResult, role: ProxyRole, deps: Snapsho
     problems: [...problems, ...findings],
     gatewayApi: gatewayApi?.status ?? EMPTY_STATUS,
   });
+  keepPasses(snapshot, { registry: registryKept, rules: rulesKept, namespace: role.namespace, clusterDeps: sameDeps });
   return { snapshot, problems, findings };
 }
 

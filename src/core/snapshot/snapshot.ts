@@ -2,6 +2,7 @@
 // listeners and route configs, compiled for its role (a gateway or a sidecar). A request reads
 // `holder.current()` once and uses only that object.
 
+import type { OutboundTrafficMode } from '../policy/sidecar-scope.js';
 import type { Problem } from '../config/problem.js';
 import type { Resource } from '../model/resource.js';
 import type { Cluster } from '../policy/types.js';
@@ -62,8 +63,11 @@ export interface SidecarRole {
   readonly namespace: string;
   readonly labels: Readonly<Record<string, string>>;
   readonly serviceAccount: string;
-  /** meshConfig.outboundTrafficPolicy.mode; default ALLOW_ANY. */
-  readonly outboundTrafficPolicy: 'ALLOW_ANY' | 'REGISTRY_ONLY';
+  /**
+   * `--outbound-traffic-policy`: the mode when neither a Sidecar resource nor the mesh config sets
+   * one (policy/outbound-traffic-policy.ts); default ALLOW_ANY.
+   */
+  readonly outboundTrafficPolicy: OutboundTrafficMode;
   /** Where the workload runs, `region/zone/subzone`, for locality-aware load balancing. */
   readonly locality?: string;
 }

@@ -42,6 +42,8 @@ export interface RequestRecord {
   grpcStatus?: string;
   /** gRPC messages each way, counted as the bodies pass (gRPC only). */
   grpcMessages?: { readonly request: GrpcMessageCounter; readonly response: GrpcMessageCounter };
+  /** How many of those the metrics already counted while the stream was open (periodic-report.ts). */
+  grpcReported?: { request: number; response: number };
   /** The request itself, for Telemetry tag expressions that read its headers or connection (metric-attributes.ts). */
   request?: IncomingMessage;
   /** The request's trace span, ended from this record (tracing.ts). */
@@ -187,6 +189,11 @@ export interface TcpOpened {
   readonly cluster: string;
   readonly upstreamPeer?: WorkloadInfo;
   readonly downstreamPeer?: WorkloadInfo;
+  /**
+   * The downstream socket (the same object when it closes): what it has carried so far is reported
+   * every reporting interval while it is open, as Istio does for long-lived connections.
+   */
+  readonly connection?: { readonly bytesRead: number; readonly bytesWritten: number };
 }
 
 export interface TcpClosed extends TcpOpened {

@@ -6,12 +6,13 @@
 // headers (passthrough) or of values an UPSERT expression reads from requests from growing the
 // registry without bound.
 
-import type { Counter, Histogram, Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import { promClient } from './prom-client-module.js';
 import type { RequestRecord } from './access-log.js';
 import { ISTIO_LABELS, PEER_LABELS, requestLabels, tcpLabels, type IstioLabels, type ReporterContext, type TcpConnectionRecord } from './istio-labels.js';
 import { connectionAttributes, requestAttributes } from './metric-attributes.js';
 import type { Attributes } from './metric-expression.js';
+import { CellTable, collectCounter, collectHistogram, CounterCell, HistogramCell } from './series-cells.js';
 import { addedLabels, applyTagRules, DEFAULT_METRICS_POLICY, MAX_EXPRESSION_VALUE, type IstioMetricName, type MetricsPolicy, type ModeMetricsPolicy } from './metrics-overrides.js';
 
 export { ISTIO_LABELS, requestLabels, serviceOfCluster, serviceOfHost, tcpLabels } from './istio-labels.js';
@@ -25,32 +26,42 @@ export const ISTIO_BUCKETS: readonly number[] = Object.freeze([0.5, 1, 5, 10, 25
 /** A bound on distinct label sets; past it, the Host header and expression values no longer name series. */
 const MAX_SERIES = 10_000;
 
-interface Sink {
-  inc(v?: number): void;
-  observe(v: number): void;
-}
-const NOOP: Sink = { inc: () => undefined, observe: () => undefined };
-
-interface HttpChildren {
-  readonly total: Sink;
-  readonly duration: Sink;
-  readonly requestBytes: Sink;
-  readonly responseBytes: Sink;
-  readonly requestMessages: Sink;
-  readonly responseMessages: Sink;
-}
-
-type Series = Counter<string> | Histogram<string>;
+const HISTOGRAMS = new Set<IstioMetricName>(['istio_request_duration_milliseconds', 'istio_request_bytes', 'istio_response_bytes']);
 
 /**
- * The Istio series of one proxy process. Children are cached by label set, so a request costs one
- * key and one map lookup per metric rather than prom-client hashing 25 labels each time.
+ * The cells one cached label set counts into, one per metric (absent: the metric is disabled). The
+ * gRPC message cells are found at the first gRPC request, so their series appear when first counted.
+ */
+interface HttpChildren {
+  readonly total: CounterCell | undefined;
+  readonly duration: HistogramCell | undefined;
+  readonly requestBytes: HistogramCell | undefined;
+  readonly responseBytes: HistogramCell | undefined;
+  messages: (() => readonly [CounterCell | undefined, CounterCell | undefined]) | readonly [CounterCell | undefined, CounterCell | undefined];
+}
+
+/** Children by what varies per request, one map per part: cluster, Host (when it names the series), code, flags and gRPC status. */
+type ByCluster = Map<string, Map<string, Map<number, Map<string, HttpChildren>>>>;
+
+/** The key of "no peer" in the per-peer index. */
+const NO_PEER = Object.freeze({});
+
+/**
+ * The Istio series of one proxy process. A request adds to cells (series-cells.ts) its cached label
+ * set already holds; prom-client is filled from them when scraped.
  */
 export class IstioMetrics {
   readonly registry: Registry = new (promClient().Registry)();
-  private series!: Record<IstioMetricName, Series>;
+  private tables: Partial<Record<IstioMetricName, CellTable<CounterCell> | CellTable<HistogramCell>>> = {};
   private added: readonly string[] = [];
+  /** Every cached label set, by the content of what the request varies in (requestKey). */
   private readonly children = new Map<string, HttpChildren>();
+  /**
+   * The same children found without building a string: by the peer object (cached per endpoint and
+   * per peer metadata, so the same object request after request), then the request's own parts. A
+   * WeakMap, so peers the caches drop do not stay here.
+   */
+  private fast = { source: new WeakMap<object, ByCluster>(), destination: new WeakMap<object, ByCluster>() };
   private policy: MetricsPolicy = DEFAULT_METRICS_POLICY;
   private readonly maxSeries: number;
 
@@ -67,27 +78,34 @@ export class IstioMetrics {
    * series afresh (as a changed Istio stats configuration does); removing one leaves it unset.
    */
   private build(added: readonly string[]): void {
-    for (const name of Object.keys(this.series ?? {})) this.registry.removeSingleMetric(name);
+    for (const name of Object.keys(this.tables)) this.registry.removeSingleMetric(name);
+    this.tables = {};
     this.added = added;
     const registers = [this.registry];
     const labelNames = [...ISTIO_LABELS, ...added];
     const peerLabels = [...PEER_LABELS, ...added];
     const buckets = [...ISTIO_BUCKETS];
     const { Counter, Histogram } = promClient();
-    const counter = (name: string, help: string, names = labelNames): Counter<string> => new Counter({ name, help, labelNames: names, registers });
-    const histogram = (name: string, help: string): Histogram<string> => new Histogram({ name, help, labelNames, buckets, registers });
-    this.series = {
-      istio_requests_total: counter('istio_requests_total', 'Requests handled, by Istio standard labels.'),
-      istio_request_duration_milliseconds: histogram('istio_request_duration_milliseconds', 'Request duration in milliseconds.'),
-      istio_request_bytes: histogram('istio_request_bytes', 'Request body sizes in bytes.'),
-      istio_response_bytes: histogram('istio_response_bytes', 'Response body sizes in bytes.'),
-      istio_request_messages_total: counter('istio_request_messages_total', 'gRPC messages received from the client.', peerLabels),
-      istio_response_messages_total: counter('istio_response_messages_total', 'gRPC messages sent to the client.', peerLabels),
-      istio_tcp_sent_bytes_total: counter('istio_tcp_sent_bytes_total', 'Bytes sent to the downstream over TCP connections.'),
-      istio_tcp_received_bytes_total: counter('istio_tcp_received_bytes_total', 'Bytes received from the downstream over TCP connections.'),
-      istio_tcp_connections_opened_total: counter('istio_tcp_connections_opened_total', 'TCP connections opened.'),
-      istio_tcp_connections_closed_total: counter('istio_tcp_connections_closed_total', 'TCP connections closed.'),
+    const counter = (name: IstioMetricName, help: string, names = labelNames): void => {
+      const table = new CellTable(names, (l) => new CounterCell(l));
+      this.tables[name] = table;
+      new Counter({ name, help, labelNames: names, registers, collect: collectCounter(table) });
     };
+    const histogram = (name: IstioMetricName, help: string): void => {
+      const table = new CellTable(labelNames, (l) => new HistogramCell(l, buckets));
+      this.tables[name] = table;
+      new Histogram({ name, help, labelNames, buckets, registers, collect: collectHistogram(table, buckets) });
+    };
+    counter('istio_requests_total', 'Requests handled, by Istio standard labels.');
+    histogram('istio_request_duration_milliseconds', 'Request duration in milliseconds.');
+    histogram('istio_request_bytes', 'Request body sizes in bytes.');
+    histogram('istio_response_bytes', 'Response body sizes in bytes.');
+    counter('istio_request_messages_total', 'gRPC messages received from the client.', peerLabels);
+    counter('istio_response_messages_total', 'gRPC messages sent to the client.', peerLabels);
+    counter('istio_tcp_sent_bytes_total', 'Bytes sent to the downstream over TCP connections.');
+    counter('istio_tcp_received_bytes_total', 'Bytes received from the downstream over TCP connections.');
+    counter('istio_tcp_connections_opened_total', 'TCP connections opened.');
+    counter('istio_tcp_connections_closed_total', 'TCP connections closed.');
   }
 
   /** Telemetry resources changed: disabled metrics, removed and upserted labels. Cached children are rebuilt. */
@@ -95,6 +113,7 @@ export class IstioMetrics {
     if (policy === this.policy) return;
     this.policy = policy;
     this.children.clear();
+    this.fast = { source: new WeakMap(), destination: new WeakMap() };
     const added = addedLabels(policy);
     if (added.join(',') !== this.added.join(',')) this.build(added);
   }
@@ -106,6 +125,64 @@ export class IstioMetrics {
   /** The observe step for one finished HTTP request. */
   observeRequest(r: RequestRecord): void {
     const mode = this.modeOf(r.reporter);
+    const c = mode.expressions.length === 0 && this.children.size < this.maxSeries ? this.indexed(r, mode) : this.keyed(r, mode);
+    c.total?.inc(1);
+    c.duration?.observe(r.durationMs);
+    c.requestBytes?.observe(r.bytesReceived);
+    c.responseBytes?.observe(r.bytesSent);
+    // Istio counts gRPC messages for gRPC requests only.
+    if (r.grpcMessages) this.messages(r, c);
+  }
+
+  /** The messages of a gRPC request not counted yet: all of them, or those since the last periodic report. */
+  private messages(r: RequestRecord, c: HttpChildren): void {
+    const m = r.grpcMessages!;
+    const done = (r.grpcReported ??= { request: 0, response: 0 });
+    if (typeof c.messages === 'function') c.messages = c.messages();
+    c.messages[0]?.inc(m.request.count - done.request);
+    c.messages[1]?.inc(m.response.count - done.response);
+    done.request = m.request.count;
+    done.response = m.response.count;
+  }
+
+  /**
+   * A gRPC stream still open: its messages so far (periodic-report.ts). Only the peer labels name
+   * these series, and those are known once the request is routed.
+   */
+  grpcMessagesSoFar(r: RequestRecord): void {
+    const m = r.grpcMessages;
+    if (!m || (m.request.count === (r.grpcReported?.request ?? 0) && m.response.count === (r.grpcReported?.response ?? 0))) return;
+    this.messages(r, this.keyed(r, this.modeOf(r.reporter)));
+  }
+
+  /** A TCP connection still open: the bytes it carried since the last report. */
+  tcpSoFar(c: Pick<TcpConnectionRecord, 'reporter' | 'cluster' | 'upstreamPeer' | 'downstreamPeer'>, sent: number, received: number): void {
+    this.tcp({ ...c, flags: '-', bytesReceived: received, bytesSent: sent }, [['istio_tcp_sent_bytes_total', sent], ['istio_tcp_received_bytes_total', received]]);
+  }
+
+  /** The request's children through the per-part index; what it has not seen yet comes from keyed(). */
+  private indexed(r: RequestRecord, mode: ModeMetricsPolicy): HttpChildren {
+    const server = r.reporter === 'destination';
+    const peer = (server ? r.downstreamPeer : r.upstreamPeer) ?? NO_PEER;
+    const byPeer = server ? this.fast.destination : this.fast.source;
+    let byCluster = byPeer.get(peer);
+    if (!byCluster) byPeer.set(peer, (byCluster = new Map()));
+    const cluster = r.upstreamCluster ?? '';
+    let byHost = byCluster.get(cluster);
+    if (!byHost) byCluster.set(cluster, (byHost = new Map()));
+    const host = cluster.startsWith('outbound|') ? '' : r.authority;
+    let byCode = byHost.get(host);
+    if (!byCode) byHost.set(host, (byCode = new Map()));
+    let byOutcome = byCode.get(r.responseCode);
+    if (!byOutcome) byCode.set(r.responseCode, (byOutcome = new Map()));
+    const outcome = r.grpc ? `${r.flags}|g${r.grpcStatus ?? ''}` : r.flags;
+    let c = byOutcome.get(outcome);
+    if (!c) byOutcome.set(outcome, (c = this.keyed(r, mode)));
+    return c;
+  }
+
+  /** The request's children by the content of its label-relevant parts (and expression values), made when new. */
+  private keyed(r: RequestRecord, mode: ModeMetricsPolicy): HttpChildren {
     // Past the cap neither the Host header nor an expression names a series: what is left is bounded by configuration.
     const full = this.children.size >= this.maxSeries;
     const values = mode.expressions.length > 0 ? evaluate(mode, full ? undefined : requestAttributes(r)) : NO_VALUES;
@@ -115,15 +192,7 @@ export class IstioMetrics {
       c = this.childrenFor(mode, requestLabels(r, this.ctx, !full), values);
       this.children.set(key, c);
     }
-    c.total.inc();
-    c.duration.observe(r.durationMs);
-    c.requestBytes.observe(r.bytesReceived);
-    c.responseBytes.observe(r.bytesSent);
-    // Istio counts gRPC messages for gRPC requests only.
-    if (r.grpcMessages) {
-      c.requestMessages.inc(r.grpcMessages.request.count);
-      c.responseMessages.inc(r.grpcMessages.response.count);
-    }
+    return c;
   }
 
   /** A TCP connection opened (counted at once) … */
@@ -141,33 +210,32 @@ export class IstioMetrics {
     const mode = this.modeOf(c.reporter);
     const labels = tcpLabels(c, this.ctx);
     const values = mode.expressions.length > 0 ? evaluate(mode, connectionAttributes(c)) : NO_VALUES;
-    for (const [name, v] of counts) {
-      if (mode.disabled.has(name)) continue;
-      (this.series[name] as Counter<string>).inc(this.labelsFor(mode, name, labels, values), v);
-    }
+    for (const [name, v] of counts) this.counterCell(mode, name, labels, values)?.inc(v);
   }
 
   private labelsFor(mode: ModeMetricsPolicy, name: IstioMetricName, labels: IstioLabels, values: readonly string[]): Record<string, string> {
     return applyTagRules(labels, mode.tags.get(name), values);
   }
 
+  private counterCell(mode: ModeMetricsPolicy, name: IstioMetricName, labels: IstioLabels, values: readonly string[], peerOnly = false): CounterCell | undefined {
+    if (mode.disabled.has(name) || HISTOGRAMS.has(name)) return undefined;
+    let l = this.labelsFor(mode, name, labels, values);
+    if (peerOnly) l = Object.fromEntries(Object.entries(l).filter(([k]) => !NON_PEER.has(k)));
+    return (this.tables[name] as CellTable<CounterCell>).cellFor(l);
+  }
+
+  private histogramCell(mode: ModeMetricsPolicy, name: IstioMetricName, labels: IstioLabels, values: readonly string[]): HistogramCell | undefined {
+    if (mode.disabled.has(name) || !HISTOGRAMS.has(name)) return undefined;
+    return (this.tables[name] as CellTable<HistogramCell>).cellFor(this.labelsFor(mode, name, labels, values));
+  }
+
   private childrenFor(mode: ModeMetricsPolicy, labels: IstioLabels, values: readonly string[]): HttpChildren {
-    const sink = (name: IstioMetricName, peerOnly = false): Sink => {
-      if (mode.disabled.has(name)) return NOOP;
-      let l = this.labelsFor(mode, name, labels, values);
-      if (peerOnly) l = Object.fromEntries(Object.entries(l).filter(([k]) => !NON_PEER.has(k)));
-      // prom-client's children hold functions already bound to their label set: no wrapper on the request path.
-      const series = this.series[name];
-      if (series instanceof promClient().Histogram) return { inc: NOOP.inc, observe: series.labels(l).observe };
-      return { inc: series.labels(l).inc, observe: NOOP.observe };
-    };
     return {
-      total: sink('istio_requests_total'),
-      duration: sink('istio_request_duration_milliseconds'),
-      requestBytes: sink('istio_request_bytes'),
-      responseBytes: sink('istio_response_bytes'),
-      requestMessages: sink('istio_request_messages_total', true),
-      responseMessages: sink('istio_response_messages_total', true),
+      total: this.counterCell(mode, 'istio_requests_total', labels, values),
+      duration: this.histogramCell(mode, 'istio_request_duration_milliseconds', labels, values),
+      requestBytes: this.histogramCell(mode, 'istio_request_bytes', labels, values),
+      responseBytes: this.histogramCell(mode, 'istio_response_bytes', labels, values),
+      messages: () => [this.counterCell(mode, 'istio_request_messages_total', labels, values, true), this.counterCell(mode, 'istio_response_messages_total', labels, values, true)],
     };
   }
 }

@@ -13,6 +13,7 @@ import { ProxyTracer } from './tracing.js';
 import { ServiceGraphBuilder } from './service-graph.js';
 import type { DashboardData } from './dashboard-page.js';
 import { nodeDetails } from './dashboard-details.js';
+import { DEFAULT_REPORTING_INTERVAL_MS, PeriodicReports } from './periodic-report.js';
 
 export interface ProxyTelemetryOptions {
   /** `off`, `stdout` or a file path. */
@@ -29,6 +30,8 @@ export interface ProxyTelemetryOptions {
   /** The workload's labels, for Telemetry selectors and to find its Service in the registry. */
   readonly labels?: Readonly<Record<string, string>>;
   readonly random?: () => number;
+  /** How often open TCP connections and gRPC streams report what they carried so far, unless a Telemetry's reportingInterval says (default 5 s, Istio's). */
+  readonly reportingIntervalMs?: number;
 }
 
 export interface ProxyTelemetry extends AccessLog {
@@ -56,20 +59,30 @@ export function createProxyTelemetry(o: ProxyTelemetryOptions): ProxyTelemetry {
   const log = createAccessLog(o.accessLog);
   const selfService = o.role === 'sidecar' && o.snapshot ? serviceFinder(o.snapshot, o.self.namespace, o.labels ?? {}) : undefined;
   const policies = new WeakMap<Snapshot, TelemetryPolicy>();
+  // Read twice per request (the span's start, the record's end): the last snapshot's answer is kept at hand.
+  let lastSnapshot: Snapshot | undefined;
+  let lastPolicy: TelemetryPolicy = DEFAULT_TELEMETRY_POLICY;
   const policy = (): TelemetryPolicy => {
     const s = o.snapshot?.();
     if (!s) return DEFAULT_TELEMETRY_POLICY;
+    if (s === lastSnapshot) return lastPolicy;
     let p = policies.get(s);
     if (!p) {
       p = telemetryPolicyFor(s.resources, { namespace: o.self.namespace, labels: o.labels ?? {} });
       policies.set(s, p);
+      const provider = p.traceProvider;
+      if (provider && p.samplingPercent > 0) setImmediate(() => tracer.prepare(provider));
     }
+    lastSnapshot = s;
+    lastPolicy = p;
     return p;
   };
   const tracer = new ProxyTracer({ self: o.self, role: o.role, policy, ...(selfService ? { selfService } : {}), ...(o.random ? { random: o.random } : {}) });
   const port = o.metricsPort;
   const metrics = port !== undefined ? new IstioMetrics({ self: o.self, role: o.role, ...(selfService ? { selfService } : {}) }) : undefined;
   if (metrics && port === 'primary') offerToPrimary([metrics.registry]);
+  const reportingIntervalMs = o.reportingIntervalMs ?? DEFAULT_REPORTING_INTERVAL_MS;
+  const reports = metrics ? new PeriodicReports(metrics, reportingIntervalMs) : undefined;
   let server: MetricsServer | undefined;
   const graph = new ServiceGraphBuilder();
   const dashboard = metrics
@@ -97,15 +110,24 @@ export function createProxyTelemetry(o: ProxyTelemetryOptions): ProxyTelemetry {
       return server.port;
     },
     close: async () => {
+      reports?.stop();
       await server?.close();
       await tracer.close();
       log.flush();
     },
-    startSpan: (req, record) => tracer.start(req, record),
+    startSpan: (req, record) => {
+      tracer.start(req, record);
+      if (record.grpc && reports) {
+        reports.setInterval(policy().reportingIntervalMs ?? reportingIntervalMs);
+        reports.streamStarted(record);
+      }
+    },
     write(r: RequestRecord) {
       const p = policy();
       if (p.accessLog) log.write(r);
       if (metrics) {
+        if (r.grpc) reports?.streamEnded(r);
+        reports?.setInterval(p.reportingIntervalMs ?? reportingIntervalMs);
         metrics.setPolicy(p.metrics);
         metrics.observeRequest(r);
       }
@@ -113,10 +135,13 @@ export function createProxyTelemetry(o: ProxyTelemetryOptions): ProxyTelemetry {
     },
     flush: () => log.flush(),
     tcpOpened: (c) => {
-      metrics?.setPolicy(policy().metrics);
+      const p = policy();
+      metrics?.setPolicy(p.metrics);
+      reports?.setInterval(p.reportingIntervalMs ?? reportingIntervalMs);
       metrics?.tcpOpenedNow(c);
+      reports?.tcpOpened(c);
     },
-    tcpClosed: (c) => metrics?.tcpClosedNow(c),
+    tcpClosed: (c) => metrics?.tcpClosedNow(reports ? reports.tcpClosed(c) : c),
   };
 }
 

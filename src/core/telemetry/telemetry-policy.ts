@@ -6,6 +6,7 @@
 
 import { yaml } from '../config/yaml-module.js';
 import type { Resource } from '../model/resource.js';
+import { parseDuration } from '../config/duration.js';
 import { DEFAULT_METRICS_POLICY, metricsPolicyFrom, type MetricsPolicy } from './metrics-overrides.js';
 
 export const DEFAULT_ROOT_NAMESPACE = 'istio-system';
@@ -26,6 +27,8 @@ export interface TelemetryPolicy {
   readonly traceProvider?: TraceProvider;
   readonly accessLog: boolean;
   readonly metrics: MetricsPolicy;
+  /** `metrics[].reportingInterval` of the most specific Telemetry that sets it: how often open connections and streams report. */
+  readonly reportingIntervalMs?: number;
 }
 
 export const DEFAULT_TELEMETRY_POLICY: TelemetryPolicy = Object.freeze({ samplingPercent: DEFAULT_SAMPLING_PERCENT, accessLog: true, metrics: DEFAULT_METRICS_POLICY });
@@ -109,11 +112,18 @@ export function telemetryPolicyFor(resources: readonly Resource[], workload: { n
     }
     metricsEntries.push(...list(spec['metrics']));
   }
+  let reportingIntervalMs: number | undefined;
+  for (const m of metricsEntries) {
+    const ms = isObj(m) && typeof m['reportingInterval'] === 'string' ? parseDuration(m['reportingInterval']) : undefined;
+    // Validation refuses less than 1 ms; 0 would be a timer spinning.
+    if (ms !== undefined && ms >= 1) reportingIntervalMs = ms;
+  }
   const provider = providerName && !spansOff ? providerOf(mesh, providerName) : undefined;
   return {
     samplingPercent: Math.min(100, Math.max(0, samplingPercent)),
     ...(provider ? { traceProvider: provider } : {}),
     accessLog,
     metrics: metricsEntries.length === 0 && !mesh ? DEFAULT_METRICS_POLICY : metricsPolicyFrom(metricsEntries, mesh),
+    ...(reportingIntervalMs !== undefined ? { reportingIntervalMs } : {}),
   };
 }

@@ -78,6 +78,7 @@ export class ProxyTracer {
   readonly #random: () => number;
   readonly #nodeId: string;
   readonly #exporters = new Map<string, Exporting>();
+  #closed = false;
 
   constructor(o: TracerOptions) {
     this.#o = o;
@@ -94,8 +95,19 @@ export class ProxyTracer {
     const sampled = parent?.sampled ?? samplingOnly(headers) ?? this.#random() * 100 < policy.samplingPercent;
     const exporting = sampled && policy.traceProvider ? this.#exporterFor(policy.traceProvider) : undefined;
     if (!exporting) {
-      // Not recorded here, but the trace goes on: the next hop sees the same trace and decision.
-      injectContext(headers, { traceId: parent?.traceId ?? randomHex(16), spanId: randomHex(8), sampled, ...(parent?.tracestate ? { tracestate: parent.tracestate } : {}) }, parent?.spanId);
+      // Not recorded here, but the trace goes on: the next hop sees the same trace and decision. A
+      // new trace takes both ids from one read of the pool.
+      let traceId: string;
+      let spanId: string;
+      if (parent) {
+        traceId = parent.traceId;
+        spanId = randomHex(8);
+      } else {
+        const ids = randomHex(24);
+        traceId = ids.slice(0, 32);
+        spanId = ids.slice(32);
+      }
+      injectContext(headers, { traceId, spanId, sampled, ...(parent?.tracestate ? { tracestate: parent.tracestate } : {}) }, parent?.spanId);
       return;
     }
     const { ROOT_CONTEXT, SpanKind, TraceFlags, createTraceState, trace } = otel().api;
@@ -150,6 +162,15 @@ export class ProxyTracer {
     span.end(new Date(r.startTime.getTime() + r.durationMs));
   }
 
+  /**
+   * Loads the SDK and opens the provider's exporter ahead of the first sampled request, off the
+   * request path: loading some 230 modules inside a request held that request and every other one
+   * behind it. Called when a policy that will export spans comes into force.
+   */
+  prepare(p: TraceProvider): void {
+    if (!this.#closed) this.#exporterFor(p);
+  }
+
   #exporterFor(p: TraceProvider): Exporting {
     const key = `${p.kind} ${p.url} ${JSON.stringify(p.headers)}`;
     let e = this.#exporters.get(key);
@@ -173,6 +194,7 @@ export class ProxyTracer {
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
     await Promise.all([...this.#exporters.values()].map((e) => e.provider.shutdown().catch(() => undefined)));
     this.#exporters.clear();
   }

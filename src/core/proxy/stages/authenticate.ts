@@ -13,7 +13,9 @@ import type { Exchange, StageResult } from './exchange.js';
 
 export function authenticate(ex: Exchange): StageResult | Promise<StageResult> {
   const { ctx, snapshot, req } = ex;
-  if (!ctx.security) return undefined;
+  if (!ctx.security || ex.authenticated) return undefined;
+  // Once per request: select runs this first when routes match on JWT claims.
+  ex.authenticated = true;
   if (!snapshot) return LocalReplies.noHealthyUpstream;
   const security = ctx.security.for(snapshot);
   ex.security = security;

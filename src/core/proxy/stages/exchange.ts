@@ -50,8 +50,8 @@ export interface HttpHandlerContext {
 /** Which route config serves a request on this listener (plaintext: the port's `http.<port>`). */
 export type RouteConfigSelector = (snapshot: Snapshot, req: IncomingMessage) => RouteConfig | undefined;
 
-/** What a listener does with a host no virtual host knows (a sidecar's outbound side, outboundTrafficPolicy). */
-export type UnknownHostPolicy = 'passthrough' | 'registry-only';
+/** What a listener does with a host no virtual host knows: a sidecar's outbound side applies outboundTrafficPolicy. */
+export type UnknownHostPolicy = 'outbound-traffic-policy';
 
 /** What the listener a request arrived on knows about it. */
 export interface ListenerInfo {
@@ -120,6 +120,8 @@ export interface Exchange {
   /** authenticate: the workload's compiled policies, the verified token and its header edits. */
   security?: WorkloadSecurity;
   auth?: RequestAuth;
+  /** The authenticate stage has run (select runs it early for routes on JWT claims). */
+  authenticated?: true;
   authnEdits?: AuthnHeaderEdits;
   /** cors: headers every answer to an actual CORS request carries. */
   corsHeaders?: Record<string, string>;

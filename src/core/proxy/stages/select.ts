@@ -6,17 +6,19 @@
 // Envoy's RBAC filter runs before its router).
 
 import { findRoute } from '../../routing/lookup.js';
+import { outboundTrafficModeOf } from '../../policy/outbound-traffic-policy.js';
 import { hopByHopFree } from '../headers.js';
 import { relay } from '../relay.js';
 import { LocalReplies } from '../respond.js';
 import { UpstreamPools } from '../upstream-pools.js';
 import { routedDestination } from '../forward.js';
-import type { DestinationTarget } from '../../routing/types.js';
+import type { DestinationTarget, RouteConfig, VirtualHost } from '../../routing/types.js';
+import { authenticate } from './authenticate.js';
 import type { Exchange, StageResult } from './exchange.js';
 import { DONE, factsOf } from './exchange.js';
 import { sendRedirect } from './act.js';
 
-export function select(ex: Exchange): StageResult {
+export function select(ex: Exchange): StageResult | Promise<StageResult> {
   const { snapshot, listener, req } = ex;
   const facts = factsOf(ex);
   const config = snapshot && listener.select(snapshot, req);
@@ -25,8 +27,40 @@ export function select(ex: Exchange): StageResult {
   ex.config = config;
   const { virtualHost, route } = findRoute(config, facts);
   if (virtualHost) ex.virtualHost = virtualHost;
+  if (virtualHost && routesByClaims(virtualHost)) return selectByClaims(ex, config);
   if (route) ex.route = route;
   return undefined;
+}
+
+/**
+ * A virtual host with routes on JWT claims (gateways only): the token is verified first, as Envoy's
+ * jwt_authn filter runs before its router, and the route is chosen with the claims it carries. A bad
+ * token is refused here (401) before any route is chosen; the authenticate stage then has nothing left to do.
+ */
+function selectByClaims(ex: Exchange, config: RouteConfig): StageResult | Promise<StageResult> {
+  const chosen = (result: StageResult): StageResult => {
+    if (result !== undefined) return result;
+    const facts = { ...factsOf(ex), claims: ex.auth?.claims ?? NO_CLAIMS };
+    ex.facts = facts;
+    const { route } = findRoute(config, facts);
+    if (route) ex.route = route;
+    return undefined;
+  };
+  const authn = authenticate(ex);
+  return authn instanceof Promise ? authn.then(chosen) : chosen(authn);
+}
+
+const NO_CLAIMS: Readonly<Record<string, unknown>> = Object.freeze({});
+const claimHosts = new WeakMap<VirtualHost, boolean>();
+
+/** Whether any route of the virtual host has a condition on JWT claims (worked out once per compiled host). */
+function routesByClaims(vh: VirtualHost): boolean {
+  let yes = claimHosts.get(vh);
+  if (yes === undefined) {
+    yes = vh.routes.some((r) => r.conditions.some((c) => c.claim === true));
+    claimHosts.set(vh, yes);
+  }
+  return yes;
 }
 
 /** What select found, answered: no route (404 NR), an unknown host (the listener's policy), httpsRedirect (301). */
@@ -61,13 +95,13 @@ export function routedDestinationOf(ex: Exchange): DestinationTarget | undefined
 }
 
 /**
- * A host no virtual host knows, at a sidecar's outbound side (meshConfig.outboundTrafficPolicy):
- * REGISTRY_ONLY answers 502; ALLOW_ANY passes the request through to the host as asked (PassthroughCluster).
+ * A host no virtual host knows, at a sidecar's outbound side (outboundTrafficPolicy, from its Sidecar
+ * resource, the mesh config or its flag: policy/outbound-traffic-policy.ts): REGISTRY_ONLY answers 502; ALLOW_ANY passes the request through to the host as asked (PassthroughCluster).
  */
 function unknownHost(ex: Exchange): StageResult {
   const { listener, req, res, record, ctx } = ex;
   const facts = factsOf(ex);
-  if (listener.unknownHost === 'registry-only') {
+  if (!ex.snapshot || outboundTrafficModeOf(ex.snapshot) === 'REGISTRY_ONLY') {
     record.routeName = 'block_all';
     return LocalReplies.registryOnly;
   }

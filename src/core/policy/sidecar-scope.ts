@@ -1,15 +1,15 @@
-// Istio's `Sidecar` resource as the control plane reads it: which one applies to a workload, and
-// which hosts its `egress[].hosts` import. The applicable Sidecar is the one in the workload's
+// Istio's `Sidecar` resource: which one applies to a workload, and which hosts its `egress[].hosts`
+// import (the control plane narrows what it sends a sidecar by them). The applicable Sidecar is the one in the workload's
 // namespace whose `workloadSelector` selects it, else the one of that namespace without a selector,
 // else the root namespace's one without a selector (the mesh-wide default). Egress hosts are
 // `namespace/dnsName`: the namespace `*` (every namespace), `.` (the workload's namespace, also when
 // the Sidecar is the root namespace's default), `~` (none) or a name; the dnsName `*`, `*.suffix` or
 // a host. No applicable Sidecar, or one without egress listeners, imports everything visible.
 
-import { isRecord } from '../core/config/load.js';
-import { compareByCreation, type Resource } from '../core/model/resource.js';
-import { hostMatches } from '../core/registry/hostname.js';
-import { selectorMatches } from '../core/registry/labels.js';
+import { isRecord } from '../config/load.js';
+import { compareByCreation, type Resource } from '../model/resource.js';
+import { hostMatches } from '../registry/hostname.js';
+import { selectorMatches } from '../registry/labels.js';
 
 export interface EgressHost {
   /** A namespace name, `*`, or `~` (matches nothing). `.` is already replaced by the workload's namespace. */
@@ -51,6 +51,13 @@ export class SidecarIndex {
     return (this.#byNamespace.get(this.rootNamespace) ?? []).find((s) => workloadSelector(s) === undefined);
   }
 
+  /** The applicable Sidecar's `outboundTrafficPolicy.mode`, if it sets one. */
+  outboundModeOf(namespace: string, labels: Readonly<Record<string, string>>): OutboundTrafficMode | undefined {
+    const sidecar = this.applicable(namespace, labels);
+    const spec = sidecar && isRecord(sidecar.spec) ? sidecar.spec : {};
+    return outboundModeIn(spec.outboundTrafficPolicy);
+  }
+
   /** The egress hosts of the Sidecar applying to a workload (see EgressScope). */
   egressOf(namespace: string, labels: Readonly<Record<string, string>>): EgressScope {
     const sidecar = this.applicable(namespace, labels);
@@ -71,6 +78,15 @@ export class SidecarIndex {
     }
     return hosts;
   }
+}
+
+/** Istio's outboundTrafficPolicy modes: pass unknown hosts through, or refuse them. */
+export type OutboundTrafficMode = 'ALLOW_ANY' | 'REGISTRY_ONLY';
+
+/** `{ mode: ... }` of a Sidecar's or the mesh config's outboundTrafficPolicy; undefined when unset or not a mode. */
+export function outboundModeIn(policy: unknown): OutboundTrafficMode | undefined {
+  const mode = isRecord(policy) ? policy.mode : undefined;
+  return mode === 'ALLOW_ANY' || mode === 'REGISTRY_ONLY' ? mode : undefined;
 }
 
 /** Whether `host` of namespace `namespace` (a service's, or a VirtualService's) is imported. */

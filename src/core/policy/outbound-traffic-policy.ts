@@ -1,0 +1,30 @@
+// What a sidecar does with a host the mesh does not know (Istio's outboundTrafficPolicy): ALLOW_ANY
+// passes it through as asked (PassthroughCluster), REGISTRY_ONLY refuses it (BlackHoleCluster). As in
+// Istio, the Sidecar resource that applies to the workload decides first, then the mesh config
+// (`outboundTrafficPolicy.mode` in `data.mesh` of the `istio` ConfigMap), then the sidecar's own
+// default (`meshgate sidecar --outbound-traffic-policy`, ALLOW_ANY). Worked out once per snapshot.
+
+import type { Snapshot } from '../snapshot/snapshot.js';
+import { DEFAULT_ROOT_NAMESPACE, meshConfigOf } from '../telemetry/telemetry-policy.js';
+import { outboundModeIn, SidecarIndex, type OutboundTrafficMode } from './sidecar-scope.js';
+
+const modes = new WeakMap<Snapshot, OutboundTrafficMode>();
+
+/** The outboundTrafficPolicy mode for the proxy a snapshot was built for (a gateway: its default, ALLOW_ANY). */
+export function outboundTrafficModeOf(snapshot: Snapshot): OutboundTrafficMode {
+  let mode = modes.get(snapshot);
+  if (mode === undefined) {
+    mode = decide(snapshot);
+    modes.set(snapshot, mode);
+  }
+  return mode;
+}
+
+function decide(snapshot: Snapshot): OutboundTrafficMode {
+  const role = snapshot.role;
+  if (role.kind !== 'sidecar') return 'ALLOW_ANY';
+  const mesh = meshConfigOf(snapshot.resources);
+  const root = typeof mesh?.['rootNamespace'] === 'string' ? mesh['rootNamespace'] : DEFAULT_ROOT_NAMESPACE;
+  const sidecars = new SidecarIndex(snapshot.resources.filter((r) => r.kind === 'Sidecar'), root);
+  return sidecars.outboundModeOf(role.namespace, role.labels) ?? outboundModeIn(mesh?.['outboundTrafficPolicy']) ?? role.outboundTrafficPolicy;
+}
