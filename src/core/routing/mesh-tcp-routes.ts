@@ -10,10 +10,9 @@
 // Built with the snapshot, for every service port that can carry TCP (anything but a declared
 // HTTP-family or UDP port), so the connection path only looks things up.
 
-import type { L4MatchAttributes, Labels, VirtualServiceSpec } from '../model/istio.js';
+import type { L4MatchAttributes, VirtualServiceSpec } from '../model/istio.js';
 import type { Resource } from '../model/resource.js';
 import { isRecord } from '../config/load.js';
-import type { Cluster } from '../policy/types.js';
 import { compareHostSpecificity, isWildcardHost, mostSpecificHost, resolveShortName } from '../registry/hostname.js';
 import { selectorMatches } from '../registry/labels.js';
 import type { Registry, Service, ServicePort } from '../registry/types.js';
@@ -21,16 +20,12 @@ import { compileDestinations } from './actions.js';
 import { orderForProxy } from './compile.js';
 import { exportedTo, MESH_GATEWAY, vsGateways } from './gateway-binding.js';
 import { registryAtPort } from './mesh-routes.js';
+import type { MeshCompileInput } from './compile-mesh.js';
 import type { L4Route, L4RouteSource } from './types.js';
 
-export interface MeshTcpInput {
+/** What the sidecar's HTTP routes are compiled from, plus the resources that give services their addresses. */
+export interface MeshTcpInput extends MeshCompileInput {
   readonly resources: readonly Resource[];
-  readonly virtualServices: readonly Resource<VirtualServiceSpec>[];
-  readonly registry: Registry;
-  readonly proxyLabels: Labels;
-  readonly proxyNamespace: string;
-  readonly domain: string;
-  cluster(host: string, port: number, subset: string): Cluster | undefined;
 }
 
 /** A service port a connection was meant for, and where its bytes go. */
