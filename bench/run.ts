@@ -1,6 +1,7 @@
 // `npm run bench`: meshgate against @fastify/http-proxy and against the upstream alone over HTTP,
 // against itself with `--workers 2` and under a RateLimitPolicy (store memory, and redis when
-// redis-server is installed), against nginx over HTTPS (kept-alive requests, and new handshakes),
+// redis-server is installed), against nginx and the Node floor (node:https + undici Pool) over HTTPS (kept-alive requests, new
+// and resumed handshakes),
 // and the mesh path (gateway → sidecar → app over mTLS against gateway → app), one target after
 // another in the same run and on
 // the same machine, so that the ratios printed at the end mean something even where absolute
@@ -32,7 +33,7 @@ import { anchorTable, meshRatios, meshTable, type MeshReport, type MeshRow } fro
 import { runPaced } from './paced-load.js';
 import { cpuSeconds, rssBytes, sampleMax, tempDir } from './processes.js';
 import { handshakeRatio, handshakeTable, loadRatio, loadTable, type HandshakeRow, type LoadRow } from './report.js';
-import { BARE_PROXY, preflight, rateLimitCounts, startBareProxy, startFastifyProxy, startMeshgate, startUpstream, stopAll, type RateLimitStore, type Target, type TlsTarget } from './targets.js';
+import { BARE_PROXY, TLS_FLOOR, preflight, rateLimitCounts, startBareProxy, startFastifyProxy, startMeshgate, startTlsFloor, startUpstream, stopAll, type RateLimitStore, type Target, type TlsTarget } from './targets.js';
 import { KEY_LABEL, writeBenchCerts } from './tls-certs.js';
 import { runScale, scaleSizes, scaleTable } from './scale.js';
 import { pushTable, runPush } from './xds-push.js';
@@ -254,6 +255,11 @@ async function main(): Promise<number> {
   await measureTls(s, mesh.https, loads, handshakes);
   await mesh.stop();
 
+  // The Node floor for TLS beside it: what meshgate's HTTPS could reach with no routing at all.
+  const tlsFloor = await startTlsFloor(upstream.port, certs);
+  await measureTls(s, tlsFloor, loads, handshakes);
+  await Promise.all(tlsFloor.map((t) => t.stop()));
+
   const peer = await startFastifyProxy(upstream.port);
   loads.push(await measureLoad(s, peer, peer.name, 'http'));
   await peer.stop();
@@ -317,6 +323,15 @@ async function main(): Promise<number> {
       ratios.push([`meshgate / nginx, handshakes ${KEY_LABEL[k]}`, handshakeRatio(hs('meshgate', k), hs('nginx', k))]);
     }
     if (handshakes.length > 0) ratios.push([`meshgate / nginx, resumed handshakes`, handshakeRatio(hs('meshgate', 'rsa', true), hs('nginx', 'rsa', true))]);
+    // How far the Node floor itself is from nginx: the most meshgate's TLS rows could reach in Node.
+    ratios.push([`${TLS_FLOOR} / nginx, HTTPS kept-alive`, loadRatio(load(TLS_FLOOR, 'https'), load('nginx', 'https'))]);
+    for (const k of handshakes.length > 0 ? (['rsa', 'ec'] as const) : []) {
+      ratios.push([`${TLS_FLOOR} / nginx, handshakes ${KEY_LABEL[k]}`, handshakeRatio(hs(TLS_FLOOR, k), hs('nginx', k))]);
+    }
+  }
+  ratios.push([`meshgate / ${TLS_FLOOR}, HTTPS kept-alive`, loadRatio(load('meshgate', 'https'), load(TLS_FLOOR, 'https'))]);
+  for (const k of handshakes.length > 0 ? (['rsa', 'ec'] as const) : []) {
+    ratios.push([`meshgate / ${TLS_FLOOR}, handshakes ${KEY_LABEL[k]}`, handshakeRatio(hs('meshgate', k), hs(TLS_FLOOR, k))]);
   }
   ratios.push(...meshRatios(meshReport));
   const width = Math.max(...ratios.map(([label]) => label.length)) + 1;

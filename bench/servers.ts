@@ -3,7 +3,7 @@
 // routing, no policy and no logging, the most a Node proxy can do on this machine. Each listens on 127.0.0.1 port 0 and reports its port over IPC, so the
 // parent never guesses ports; each exits when the parent goes away, so none outlives a crashed run.
 
-import { createServer } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { fastify } from 'fastify';
@@ -38,9 +38,9 @@ async function fastifyProxy(upstreamUrl: string): Promise<number> {
   return (app.server.address() as AddressInfo).port;
 }
 
-async function bareProxy(upstreamUrl: string): Promise<number> {
-  const pool = new Pool(upstreamUrl, { connections: 128, pipelining: 1 });
-  const server = createServer((req, res) => {
+/** The bare proxy's request handler: one undici Pool, headers passed on minus hop-by-hop ones. */
+export function bareProxyHandler(pool: Pool): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
     const headers = { ...req.headers };
     delete headers.connection;
     pool
@@ -56,7 +56,11 @@ async function bareProxy(upstreamUrl: string): Promise<number> {
         res.statusCode = 502;
         res.end();
       });
-  });
+  };
+}
+
+async function bareProxy(upstreamUrl: string): Promise<number> {
+  const server = createServer(bareProxyHandler(new Pool(upstreamUrl, { connections: 128, pipelining: 1 })));
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return (server.address() as AddressInfo).port;

@@ -37,6 +37,7 @@ export interface TlsTarget extends Target {
 // dist/bench/ → the package root.
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SERVERS = fileURLToPath(new URL('./servers.js', import.meta.url));
+const TLS_FLOOR_SERVER = fileURLToPath(new URL('./tls-floor.js', import.meta.url));
 const MESHGATE_BIN = join(ROOT, 'bin', 'meshgate.js');
 
 /** The Gateway port of meshgate's HTTPS server for each certificate (one server per certificate). */
@@ -63,6 +64,23 @@ export async function startBareProxy(upstreamPort: number): Promise<Target> {
   return { name: BARE_PROXY, url: `http://127.0.0.1:${port}/`, host: BENCH_HOST, pid: child.pid, stop: () => child.stop() };
 }
 
+export const TLS_FLOOR = 'node:https + undici Pool';
+
+/**
+ * The Node floor for TLS (tls-floor.ts), one server per bench certificate: `proxy`, a bare node:https
+ * server in front of one undici Pool (the bare proxy over TLS, the row meshgate's HTTPS compares
+ * with); `answer`, a bare node:https server answering by itself (the least Node does per handshake).
+ */
+export async function startTlsFloor(upstreamPort: number, certs: BenchCerts, mode: 'proxy' | 'answer' = 'proxy'): Promise<TlsTarget[]> {
+  const name = mode === 'proxy' ? TLS_FLOOR : 'node:https answering';
+  return Promise.all(KEY_TYPES.map(async (keyType): Promise<TlsTarget> => {
+    const c = certs.byKey[keyType];
+    const child = track(fork(TLS_FLOOR_SERVER, [mode, c.certFile, c.keyFile, `http://127.0.0.1:${upstreamPort}`], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] }), name);
+    const port = await child.reportedPort();
+    return { name, url: `https://127.0.0.1:${port}/`, host: BENCH_HOST, port, keyType, pid: child.pid, stop: () => child.stop() };
+  }));
+}
+
 export interface MeshgateTargets {
   readonly http: Target;
   /** One per certificate in `certs`; empty without certificates. */
@@ -86,6 +104,8 @@ export interface MeshgateOptions {
    * both off (`off`: no metrics port, tracing disabled in the mesh config). Absent: no metrics port.
    */
   readonly observability?: { readonly mode: 'on' | 'off'; readonly otlpPort: number };
+  /** Node options before the CLI's path (e.g. `--cpu-prof`, which NODE_OPTIONS does not carry). */
+  readonly nodeArgs?: readonly string[];
 }
 
 /** The mesh config of the observability pair: tracing at 1 % to the sink, or none. */
@@ -110,6 +130,7 @@ export async function startMeshgate(upstreamPort: number, opts: MeshgateOptions 
   const [port, statusPort, adminPort, ...tlsPorts] = (await freePorts(3 + keyTypes.length)) as [number, number, number, ...number[]];
   const portMap = [`80=${port}`, ...keyTypes.map((k, i) => `${TLS_GATEWAY_PORT[k]}=${tlsPorts[i]}`)].join(',');
   const args = [
+    ...(opts.nodeArgs ?? []),
     MESHGATE_BIN, 'gateway',
     '--config', dir,
     ...(certs ? ['--certs', certs.dir] : []),

@@ -104,19 +104,19 @@ describe('control plane in cluster mode', () => {
     const rootIn = (ns: string): string | undefined => api.get('v1', 'ConfigMap', ns, ROOT_CONFIGMAP)?.data?.['root-cert.pem'];
 
     it('publishes the root as ConfigMap istio-ca-root-cert in every namespace, and keeps it there', async () => {
-      await eventually(async () => ['default', 'istio-system', 'shop'].every((ns) => rootIn(ns) === cp.rootCertPem), 10_000);
+      await eventually(async () => ['default', 'istio-system', 'shop'].every((ns) => rootIn(ns) === cp.rootCertPem));
       assert.equal(api.get('v1', 'ConfigMap', 'kube-system', ROOT_CONFIGMAP), undefined, 'kube-system is left alone');
       assert.equal(api.get('v1', 'ConfigMap', 'shop', ROOT_CONFIGMAP)!.metadata.labels['istio.io/config'], 'true');
 
       api.apply(namespace('late'));
-      await eventually(async () => rootIn('late') === cp.rootCertPem, 10_000);
+      await eventually(async () => rootIn('late') === cp.rootCertPem);
 
       api.delete('ConfigMap', 'shop', ROOT_CONFIGMAP);
-      await eventually(async () => rootIn('shop') === cp.rootCertPem, 10_000);
+      await eventually(async () => rootIn('shop') === cp.rootCertPem);
 
       const edited = api.get('v1', 'ConfigMap', 'default', ROOT_CONFIGMAP)!;
       api.apply({ ...edited, data: { 'root-cert.pem': 'not the root' } });
-      await eventually(async () => rootIn('default') === cp.rootCertPem, 10_000);
+      await eventually(async () => rootIn('default') === cp.rootCertPem);
 
       // Only ConfigMaps of that name are ever read.
       for (const r of api.requests.filter((x) => x.method === 'GET' && x.path === '/api/v1/configmaps')) assert.equal(r.query.fieldSelector, `metadata.name=${ROOT_CONFIGMAP}`);
@@ -167,7 +167,7 @@ describe('control plane in cluster mode', () => {
       const tokenFile = join(dir, 'istio-token');
       const rootFile = join(dir, 'root-cert.pem');
       await writeFile(tokenFile, 'ingress-token\n');
-      await eventually(async () => rootIn('istio-system') !== undefined, 10_000);
+      await eventually(async () => rootIn('istio-system') !== undefined);
       await writeFile(rootFile, rootIn('istio-system')!);
       const mesh = await connectToMesh({ url: `https://127.0.0.1:${cp.port}`, tokenFile, rootCertFile: rootFile, proxyId: 'gw-1.istio-system', description: { role: 'gateway', labels: { istio: 'ingressgateway' } }, logger: silent });
       try {

@@ -127,7 +127,7 @@ describe('drain of processes under SIGTERM', () => {
     await rm(dir, { recursive: true, force: true });
   });
   const tls = () => ({ servername: APP_HOST, ca: edge.caPem });
-  const heldReached = (path: string) => eventually(async () => held.has(path), 10_000);
+  const heldReached = (path: string) => eventually(async () => held.has(path));
 
   it('an idle HTTP/2 client gets GOAWAY at drain start, the final one later, and the gateway exits', async () => {
     const { proc: gw, ports } = await startEdgeGateway(edge, ['--drain-seconds', '1'], spawned);
@@ -156,7 +156,7 @@ describe('drain of processes under SIGTERM', () => {
     const tcpClosed = closedBy(tcp);
 
     gw.kill('SIGTERM');
-    await eventually(async () => !(await ready(ports.status)), 10_000);
+    await eventually(async () => !(await ready(ports.status)));
     // Draining: the long-lived connections still carry bytes.
     assert.equal(await echoed(ws, 'ws-during'), 'ws-during');
     assert.equal(await echoed(tcp, 'tcp-during'), 'tcp-during');
@@ -242,10 +242,10 @@ describe('drain of processes under SIGTERM', () => {
     try {
       await eventually(async () => total() >= 100, 30_000);
       a.kill('SIGTERM');
-      await eventually(async () => !(await ready(portsA.status)), 10_000);
+      await eventually(async () => !(await ready(portsA.status)));
       // The endpoint removal takes a while to reach the load balancer: new connections still land on A.
       const atRemoval = served.get(portsA.status) ?? 0;
-      await eventually(async () => (served.get(portsA.status) ?? 0) >= atRemoval + 30, 10_000);
+      await eventually(async () => (served.get(portsA.status) ?? 0) >= atRemoval + 30);
       target = portsB;
       assert.equal(await exited(a), 0, a.log());
       await eventually(async () => (served.get(portsB.status) ?? 0) >= 100 && total() >= 400, 30_000);
@@ -301,14 +301,14 @@ describe('drain of processes under SIGTERM', () => {
     await heldReached('/hold/outbound');
 
     sidecar.kill('SIGTERM');
-    await eventually(async () => !(await ready(ports.status)), 10_000);
+    await eventually(async () => !(await ready(ports.status)));
     assert.equal(await inboundGoaway, NOTICE);
     // New requests are still served while the endpoint removal spreads.
     const during = await (await Http1Connection.open(ports.outbound)).get(appAuthority, `http://${appAuthority}/during`);
     assert.equal(during.status, 200);
     assert.equal(during.headers.connection, 'close');
     // The drain period ends, the listeners close; the held requests are still being answered.
-    await eventually(async () => (await refused(ports.inbound)) && (await refused(ports.outbound)), 10_000);
+    await eventually(async () => (await refused(ports.inbound)) && (await refused(ports.outbound)));
     held.get('/hold/inbound')!();
     held.get('/hold/outbound')!();
     assert.deepEqual(await inFlightIn, { status: 200 });

@@ -88,7 +88,7 @@ describe('gateway --workers: a stop signal to any of its processes drains once',
     await loop.warm();
     const signalled = Date.now();
     for (let i = 0; i < times; i++) for (const pid of signalTargets(gw, target)) process.kill(pid, signal);
-    await eventually(async () => !(await ready(gw.statusPort)), 10_000);
+    await eventually(async () => !(await ready(gw.statusPort)));
     // Readiness failing is the first step; serving goes on for the rest of the drain period.
     const rest = LOOP_AFTER_SIGNAL_MS - (Date.now() - signalled);
     if (rest > 0) await new Promise((r) => setTimeout(r, rest));
@@ -113,9 +113,9 @@ describe('gateway --workers: a stop signal to any of its processes drains once',
     // Each signal waits for the one before to be seen: two of the same signal pending at once are
     // one to the kernel, as they would be for a person pressing Ctrl-C twice within a millisecond.
     process.kill(gw.proc.pid!, 'SIGTERM');
-    await eventually(async () => gw.count('stopping workers') === 1, 10_000);
+    await eventually(async () => gw.count('stopping workers') === 1);
     process.kill(gw.proc.pid!, 'SIGTERM');
-    await eventually(async () => gw.count('already stopping; 1 more signal(s) stop at once') === 1, 10_000);
+    await eventually(async () => gw.count('already stopping; 1 more signal(s) stop at once') === 1);
     process.kill(gw.proc.pid!, 'SIGTERM');
     assert.equal(await exit, 143, 'exit code 128 + SIGTERM, long before the 30 s drain period ends');
   });

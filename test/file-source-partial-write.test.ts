@@ -84,7 +84,7 @@ describe('config files caught half-written', () => {
     // A writer that pauses between truncating and writing: the watcher reads the file meanwhile.
     await new Promise((r) => setTimeout(r, WRITER_PAUSE_MS));
     await writeFile(file, `${GATEWAY}---\n${routes('v2')}`);
-    await eventually(() => marker('v2'), 5000);
+    await eventually(() => marker('v2'));
     const statuses = await loop.stop();
     assert.ok(statuses.length > 0);
     assert.deepEqual(
@@ -100,7 +100,7 @@ describe('config files caught half-written', () => {
     // The writer pauses with only the first document written.
     await new Promise((r) => setTimeout(r, WRITER_PAUSE_MS));
     await writeFile(file, `${GATEWAY}---\n${routes('v3')}`);
-    await eventually(() => marker('v3'), 5000);
+    await eventually(() => marker('v3'));
     const statuses = await loop.stop();
     assert.deepEqual(
       statuses.filter((s) => s !== 200),

@@ -402,7 +402,7 @@ spec:
   to: [{group: "", kind: Service, name: web-backend}]
 `,
     );
-    await eventually(async () => (await backend('grant.example', '/')) === 'web-backend', 5000);
+    await eventually(async () => (await backend('grant.example', '/')) === 'web-backend');
     assert.equal(cond(parentConditions(INFRA, 'reference-grant'), 'ResolvedRefs'), 'True/ResolvedRefs');
   });
 

@@ -119,7 +119,7 @@ spec:
   });
 
   it('writes GatewayClass, Gateway and listener status', async () => {
-    await eventually(async () => show(gatewayStatus()?.conditions, 'Programmed') === 'True/Programmed', 5000);
+    await eventually(async () => show(gatewayStatus()?.conditions, 'Programmed') === 'True/Programmed');
     const s = gatewayStatus()!;
     assert.equal(show(s.conditions, 'Accepted'), 'True/Accepted');
     assert.equal(s.conditions!.find((c) => c.type === 'Accepted')!.observedGeneration, 1);
@@ -128,14 +128,14 @@ spec:
     assert.equal(listener.attachedRoutes, 2);
     assert.equal(show(listener.conditions, 'ResolvedRefs'), 'True/ResolvedRefs');
     assert.equal(show(listener.conditions, 'Programmed'), 'True/Programmed');
-    await eventually(async () => show(api.get(GW, 'GatewayClass', '', 'meshgate')?.status?.conditions, 'Accepted') === 'True/Accepted', 5000);
+    await eventually(async () => show(api.get(GW, 'GatewayClass', '', 'meshgate')?.status?.conditions, 'Accepted') === 'True/Accepted');
     // Another controller's class and Gateway are left alone.
     assert.equal(api.get(GW, 'GatewayClass', '', 'someone-else')?.status, undefined);
     assert.equal(api.get(GW, 'Gateway', NS, 'not-ours')?.status, undefined);
   });
 
   it('writes route parents: Accepted, and ResolvedRefs False RefNotPermitted without a ReferenceGrant', async () => {
-    await eventually(async () => routeParent(NS, 'api') !== undefined && routeParent(NS, 'cross') !== undefined, 5000);
+    await eventually(async () => routeParent(NS, 'api') !== undefined && routeParent(NS, 'cross') !== undefined);
     assert.equal(show(routeParent(NS, 'api')!.conditions, 'Accepted'), 'True/Accepted');
     assert.equal(show(routeParent(NS, 'api')!.conditions, 'ResolvedRefs'), 'True/ResolvedRefs');
     assert.equal(show(routeParent(NS, 'cross')!.conditions, 'Accepted'), 'True/Accepted');
@@ -147,7 +147,7 @@ spec:
   from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: ${NS}}]
   to: [{group: "", kind: Service}]
 `);
-    await eventually(async () => show(routeParent(NS, 'cross')?.conditions, 'ResolvedRefs') === 'True/ResolvedRefs', 5000);
+    await eventually(async () => show(routeParent(NS, 'cross')?.conditions, 'ResolvedRefs') === 'True/ResolvedRefs');
     assert.equal((await send(port, 'cross.example', '/')).json().name, 'web-backend');
   });
 
@@ -161,7 +161,7 @@ spec:
   - {name: http, port: 80, protocol: HTTP}
   - {name: udp, port: 5353, protocol: UDP}
 `);
-    await eventually(async () => gatewayStatus()?.conditions?.find((c) => c.type === 'Accepted')?.observedGeneration === 2, 5000);
+    await eventually(async () => gatewayStatus()?.conditions?.find((c) => c.type === 'Accepted')?.observedGeneration === 2);
     const s = gatewayStatus()!;
     assert.equal(show(s.conditions, 'Accepted'), 'True/ListenersNotValid');
     assert.equal(show(s.listeners!.find((l) => l.name === 'udp')!.conditions, 'Accepted'), 'False/UnsupportedProtocol');
@@ -171,6 +171,6 @@ spec:
       await new Promise((r) => setTimeout(r, 300));
       return api.statusWrites.length === n;
     };
-    await eventually(settled, 5000);
+    await eventually(settled);
   });
 });

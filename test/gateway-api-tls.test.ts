@@ -193,7 +193,7 @@ spec:
   to: [{group: "", kind: Secret}]
 `,
     );
-    await eventually(async () => listenerCondition('tls', 'https-other', 'ResolvedRefs') === 'True/ResolvedRefs', 5000);
-    await eventually(async () => (await httpsGet('other.example.com').catch(() => ({ status: 0 }))).status === 200, 5000);
+    await eventually(async () => listenerCondition('tls', 'https-other', 'ResolvedRefs') === 'True/ResolvedRefs');
+    await eventually(async () => (await httpsGet('other.example.com').catch(() => ({ status: 0 }))).status === 200);
   });
 });

@@ -267,10 +267,10 @@ spec:
       try {
         c.send(uploadHeaders(host, id), frame(FrameType.DATA, 0, 1, Buffer.from('first part of the body')));
         // The upstream has the request in hand, its body streaming; then the client gives up.
-        await eventually(async () => seenOf(upstream).get(id) === 'started', 5000);
+        await eventually(async () => seenOf(upstream).get(id) === 'started');
         c.send(rstStream(1, constants.NGHTTP2_CANCEL));
         assert.equal((await logLine(id)).response_flags, 'DC');
-        await eventually(async () => seenOf(upstream).get(id) !== 'started', 5000);
+        await eventually(async () => seenOf(upstream).get(id) !== 'started');
         assert.equal(seenOf(upstream).get(id), 'aborted');
       } finally {
         c.close();
@@ -285,7 +285,7 @@ spec:
         await c.until(() => c.on(1).some((f) => f.type === FrameType.RST_STREAM || (f.flags & Flag.END_STREAM) !== 0));
         await logLine(id);
         // Whether or not it got as far as the upstream, it never arrived there whole.
-        await eventually(async () => seenOf(upstream).get(id) !== 'started', 5000);
+        await eventually(async () => seenOf(upstream).get(id) !== 'started');
         assert.notEqual(seenOf(upstream).get(id), 'complete');
       } finally {
         c.close();

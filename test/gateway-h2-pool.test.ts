@@ -115,7 +115,7 @@ spec:
   it('a session without requests for idleTimeout is closed', async () => {
     assert.equal((await gw.get(HOST, '/idle')).status, 200);
     assert.equal(idle.sessions, 1);
-    await eventually(async () => idle.closed === 1, 5000);
+    await eventually(async () => idle.closed === 1);
     assert.equal((await gw.get(HOST, '/idle')).status, 200, 'a new session serves the next request');
     assert.equal(idle.sessions, 2);
   });

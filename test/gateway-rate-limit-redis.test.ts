@@ -107,7 +107,7 @@ describe('rate limiting, store redis, shared by two gateways', { skip: redisSkip
 
   it('once Redis is back the shared limit applies again', async () => {
     await redis.restart();
-    await eventually(async () => a.gw.gw.rateLimitStats().redis?.up === true && b.gw.gw.rateLimitStats().redis?.up === true, 10_000);
+    await eventually(async () => a.gw.gw.rateLimitStats().redis?.up === true && b.gw.gw.rateLimitStats().redis?.up === true);
     const s = await alternate('k3', 2 * LIMIT);
     assert.equal(allowed(s), LIMIT, JSON.stringify(s));
     for (const g of [a, b]) {

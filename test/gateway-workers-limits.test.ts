@@ -94,7 +94,7 @@ spec:
     );
     // Two connections with two requests waiting behind them, for both workers together; the rest
     // overflow. Per-worker limits of the whole 2 + 2 would let every request in and none overflow.
-    await eventually(async () => held.length + overflows.length >= 6, 10_000).catch(() =>
+    await eventually(async () => held.length + overflows.length >= 6).catch(() =>
       assert.fail(`${held.length} requests at the upstream and ${overflows.length} overflowed: more than 2 + 2 were let in`),
     );
     assert.ok(held.length <= 2, `${held.length} requests reached the upstream at once; the limit is 2 connections`);

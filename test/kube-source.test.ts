@@ -349,12 +349,12 @@ describe('gateway fed by the Kubernetes API', () => {
       assert.equal(first.json().url, '/hello');
 
       api.apply(route('svc-b'));
-      await eventually(async () => (await send(port, 'app.example.com', '/')).json().name === 'b', 10_000);
+      await eventually(async () => (await send(port, 'app.example.com', '/')).json().name === 'b');
       assert.equal((await send(port, 'app.example.com', '/')).status, 200);
 
       // Deleting the route takes the host away.
       api.delete('VirtualService', 'default', 'app');
-      await eventually(async () => (await send(port, 'app.example.com', '/')).status === 404, 10_000);
+      await eventually(async () => (await send(port, 'app.example.com', '/')).status === 404);
     } finally {
       await gw.destroy();
     }

@@ -46,7 +46,7 @@ async function checkCalls(client: EchoClient, echo: EchoServer): Promise<void> {
     }),
   );
   call.cancel();
-  await eventually(async () => echo.cancelled > before && echo.open === 0, 5000);
+  await eventually(async () => echo.cancelled > before && echo.open === 0);
 }
 
 describe('gRPC through the mesh: gateway → sidecar → app, and app → sidecar → sidecar → app', () => {

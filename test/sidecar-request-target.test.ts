@@ -205,9 +205,9 @@ describe('sidecar inbound and outbound: one target, one authority, limits and ti
       const stream = session.request({ ':method': 'PUT', ':path': '/upload-abort', ':authority': 'user-service', 'content-length': '100' }, { endStream: false });
       stream.on('error', () => undefined);
       stream.write('the first part of the body');
-      await eventually(async () => state.get('upload') === 'started', 10_000);
+      await eventually(async () => state.get('upload') === 'started');
       stream.close(constants.NGHTTP2_CANCEL);
-      await eventually(async () => state.get('upload') !== 'started', 10_000);
+      await eventually(async () => state.get('upload') !== 'started');
       assert.equal(state.get('upload'), 'aborted');
     } finally {
       session.destroy();

@@ -139,7 +139,7 @@ describe('sidecar outbound: traffic policy and rate limits', () => {
         assert.deepEqual(await who(11), { 503: 1, z2: 10 });
         const version = sidecar.holder.current()!.version;
         await writeFile(join(dir, 'pushed.yaml'), staticServiceEntryYaml('other.internal', [{ port: api.port }]));
-        await eventually(async () => sidecar.holder.current()!.version > version, 10_000);
+        await eventually(async () => sidecar.holder.current()!.version > version);
         // A fresh cluster state would send the next call to zone-1 again, and it would fail.
         assert.deepEqual(await who(10), { z2: 10 });
       } finally {

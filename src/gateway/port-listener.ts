@@ -3,7 +3,8 @@
 // peeked (not consumed) to read the SNI, which picks the Gateway server through the SNI index the
 // snapshot's listener compiles once (core/routing/sni-index.ts): PASSTHROUGH pipes the
 // untouched bytes to the `tls` route's destination; the others hand the socket to that server's own
-// TLS server. The choice uses the snapshot current at accept; a connection that arrives before the
+// TLS server. A port whose one TLS server terminates for every host skips the peek: the hello could
+// not change the choice, and a handshake is cheaper without reading it twice. The choice uses the snapshot current at accept; a connection that arrives before the
 // first configuration waits for it.
 
 import { createServer as createNetServer, type Server, type Socket } from 'node:net';
@@ -15,7 +16,7 @@ import { AcceptStep } from '../core/proxy/accept.js';
 import { authorizeConnection } from '../core/proxy/stages/authorize-connection.js';
 import { forwardTcp } from '../core/proxy/tcp-forward.js';
 import { UpstreamConnector } from '../core/tls/upstream-connector.js';
-import type { RequestFacts } from '../core/routing/types.js';
+import type { RequestFacts, ServerConfig } from '../core/routing/types.js';
 import type { Snapshot } from '../core/snapshot/snapshot.js';
 import { peekClientHello } from '../core/tls/client-hello.js';
 import type { CredentialStore } from '../core/tls/types.js';
@@ -104,8 +105,16 @@ export function createPortListener(servicePorts: readonly number[], deps: PortLi
       forwardTcp(socket, Buffer.alloc(0), tcp.destinations, tcp.totalWeight, tcpDeps);
       return;
     }
-    if (sniIndexOf(listener).servers.length === 0) {
+    const sni = sniIndexOf(listener);
+    if (sni.servers.length === 0) {
       plaintext.accept(socket);
+      return;
+    }
+    const sole = soleTerminatingServer(sni.servers, listener?.httpRouteConfig);
+    if (sole) {
+      // Whatever the hello says, the peek could only choose this server: OpenSSL reads the hello
+      // itself, which spares every handshake a read, a parse and a copy in JavaScript.
+      tls.accept(socket, sole);
       return;
     }
     void peekClientHello(socket).then(
@@ -147,6 +156,19 @@ export function createPortListener(servicePorts: readonly number[], deps: PortLi
       server.close();
     },
   };
+}
+
+/**
+ * The listener's one TLS server when the ClientHello cannot change where a connection goes: it
+ * terminates TLS, takes every SNI and none (`*` among its hosts), and no plaintext HTTP shares the
+ * port. Anything that is not a usable hello then fails OpenSSL's handshake and is closed, as the peek
+ * would have closed it.
+ */
+function soleTerminatingServer(servers: readonly ServerConfig[], httpRouteConfig: string | undefined): ServerConfig | undefined {
+  const only = servers.length === 1 ? servers[0]! : undefined;
+  if (!only || httpRouteConfig || !only.hosts.includes('*')) return undefined;
+  const mode = only.tls?.mode ?? 'PASSTHROUGH';
+  return mode === 'PASSTHROUGH' || mode === 'AUTO_PASSTHROUGH' ? undefined : only;
 }
 
 /**

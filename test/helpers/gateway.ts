@@ -87,8 +87,11 @@ export async function send(port: number, host: string, path: string, headers: Re
   return { status: r.statusCode, headers: r.headers, text, json: () => JSON.parse(text) };
 }
 
-/** Waits until `check` passes (config reloads are asynchronous), up to `ms`. */
-export async function eventually(check: () => Promise<boolean>, ms = 3000): Promise<void> {
+/**
+ * Waits until `check` passes (config reloads are asynchronous), up to `ms`: generous, since it returns
+ * as soon as the condition holds and a loaded machine can take seconds to reload.
+ */
+export async function eventually(check: () => Promise<boolean>, ms = 20_000): Promise<void> {
   const until = Date.now() + ms;
   for (;;) {
     if (await check()) return;
@@ -98,7 +101,7 @@ export async function eventually(check: () => Promise<boolean>, ms = 3000): Prom
 }
 
 /** The access log line (JSON) of the request with this x-request-id, once the log has it. */
-export async function accessLogLine(file: string, requestId: string, ms = 5000): Promise<Record<string, unknown>> {
+export async function accessLogLine(file: string, requestId: string, ms = 20_000): Promise<Record<string, unknown>> {
   const { readFile } = await import('node:fs/promises');
   let found: Record<string, unknown> | undefined;
   await eventually(async () => {

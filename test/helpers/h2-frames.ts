@@ -89,7 +89,7 @@ export class RawH2 {
   }
 
   /** Resolves once `check` holds for what arrived (or the connection closed). */
-  async until(check: () => boolean, ms = 10_000): Promise<void> {
+  async until(check: () => boolean, ms = 20_000): Promise<void> {
     const deadline = Date.now() + ms;
     while (!check()) {
       if (this.closed) return;

@@ -174,7 +174,7 @@ async function stopChild(children: Set<ChildProcess>, child: ChildProcess): Prom
   clearTimeout(timer);
 }
 
-async function waitFor(ready: () => Promise<boolean>, what: string, child: ChildProcess, timeoutMs = 10_000): Promise<void> {
+async function waitFor(ready: () => Promise<boolean>, what: string, child: ChildProcess, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`${what} exited with ${child.exitCode}: ${outputOf(child)}`);

@@ -87,7 +87,7 @@ function ping(port: number): Promise<boolean> {
   });
 }
 
-async function until(check: () => Promise<boolean>, what: string, ms = 5000): Promise<void> {
+async function until(check: () => Promise<boolean>, what: string, ms = 20_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);

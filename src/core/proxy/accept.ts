@@ -54,7 +54,7 @@ export class AcceptStep {
 
   /** A plaintext port's HTTP/1.1 server and the h2c one beside it (h2c-sniff.ts), both served here. */
   plaintext(handlers: ServedHandlers): { readonly http: HttpServer; readonly plaintext: PlaintextHttp } {
-    const http = createHttpServer({ requestTimeout: 0, keepAliveTimeout: 60_000 });
+    const http = createHttpServer({ requestTimeout: 0 });
     this.serve(http, handlers);
     const plaintext = new PlaintextHttp(http, this.#drain, handlers.request);
     this.#timeouts.watch(plaintext.h2c as Http2Server);

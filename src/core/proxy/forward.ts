@@ -261,7 +261,9 @@ export async function forward(
       // Never plaintext where the rule asks for mTLS; without a certificate no endpoint is reachable.
       if (!tls.ok) return attempt > 0 ? withRetriesExhausted(upstreamTlsFailure(tls.reason)) : upstreamTlsFailure(tls.reason);
       if (ctx.peerMetadata && tls.profile?.kind === 'ISTIO_MUTUAL') headers[PEER_METADATA_HEADER] = ctx.peerMetadata;
-      const gate = await guard.admit(h2Upstream, cancelable);
+      // Admitted at once unless a circuit breaker makes the attempt wait: no await (a microtask turn) then.
+      const admission = guard.admit(h2Upstream, cancelable);
+      const gate = admission instanceof Promise ? await admission : admission;
       current = undefined;
       if (gate !== 'admitted' || stopped) return AttemptGuard.refusal(gate, stopped);
       const lease = ctx.pools.acquire(key, h2Upstream ? undefined : tls.profile, cluster.traffic?.limits);

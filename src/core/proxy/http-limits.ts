@@ -48,10 +48,22 @@ export function parserHeaderBytes(limits: HttpLimits): number {
   return limits.maxRequestHeadersBytes + limits.maxUrlBytes + 1024;
 }
 
+/**
+ * How long node:http keeps an HTTP/1 connection with no next request, on every listener, plaintext or
+ * TLS. node:http announces it (`Keep-Alive: timeout=60`), and a client that reads it, as undici does
+ * (so a meshgate peer in front of a sidecar), keeps its idle connections that long instead of its own
+ * few seconds. Without the announcement on TLS servers (node:http2's HTTP/1 fallback has no
+ * keep-alive timeout of its own), a gateway dropped every connection to a sidecar that sat idle for 4 s
+ * and opened a new mTLS one at the next burst: handshakes on both sides, in the latency tail.
+ */
+const HTTP1_KEEP_ALIVE_MS = 60_000;
+
 /** node:http server settings; `maxHeaderSize` is read per connection, so it can be set after creation. */
 export function applyHttp1Limits(server: HttpServer | Http2SecureServer, limits: HttpLimits): void {
-  const s = server as unknown as { maxHeaderSize?: number; maxHeadersCount?: number | null; requireHostHeader?: boolean };
+  const s = server as unknown as { maxHeaderSize?: number; maxHeadersCount?: number | null; requireHostHeader?: boolean; keepAliveTimeout?: number };
   s.maxHeaderSize = parserHeaderBytes(limits);
+  // Never announced longer than the idle timeout, which closes the connection first (connection-limits.ts).
+  s.keepAliveTimeout = limits.idleTimeoutMs > 0 ? Math.min(HTTP1_KEEP_ALIVE_MS, limits.idleTimeoutMs) : HTTP1_KEEP_ALIVE_MS;
   // An HTTP/1.1 request without Host is the parse stage's 400 (missing_host_header), logged and
   // counted like every local reply, not an answer node:http writes on its own.
   s.requireHostHeader = false;

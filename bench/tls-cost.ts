@@ -1,0 +1,99 @@
+// CPU per TLS handshake and per kept-alive HTTPS request, for meshgate, nginx and the Node floor
+// (tls-floor.ts: a bare node:https server answering by itself, and one proxying through an undici
+// Pool), measured the way the bench's per-core figures are: the target's user + system CPU time
+// (/proc/<pid>/stat, with its children for nginx) before and after a run, divided by what the run
+// did. CPU per operation holds on a loaded machine, where rates do not; the targets take turns in
+// rounds so that each round compares them in the same minute, and the median round is printed.
+//
+//   npx tsc -p . && node dist/bench/tls-cost.js
+//
+// TLS_COST_ROUNDS (default 3), TLS_COST_SECONDS (per run, default 5), TLS_COST_CLIENTS (s_time
+// processes, default 8), TLS_COST_TARGETS (comma list of meshgate,nginx,floor,floor-proxy),
+// TLS_COST_PROFILE=DIR (meshgate runs under --cpu-prof, the profile written into DIR when it stops).
+
+import { findOpenssl, handshakePreflight, runHandshakes } from './handshakes.js';
+import { runLoad } from './load.js';
+import { findNginx, startNginx } from './nginx.js';
+import { cpuSeconds, stopAll, tempDir } from './processes.js';
+import { startMeshgate, startTlsFloor, startUpstream, type TlsTarget } from './targets.js';
+import { KEY_LABEL, writeBenchCerts } from './tls-certs.js';
+import type { KeyType } from '../src/core/tls/issue-certificate.js';
+
+interface Cost {
+  /** CPU milliseconds per operation. */
+  readonly ms: number;
+  readonly ops: number;
+}
+
+async function measured(pid: number | undefined, work: () => Promise<number>): Promise<Cost> {
+  const before = cpuSeconds(pid);
+  const ops = await work();
+  const after = cpuSeconds(pid);
+  if (before === undefined || after === undefined || ops === 0) return { ms: NaN, ops };
+  return { ms: ((after - before) * 1000) / ops, ops };
+}
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s[Math.floor(s.length / 2)]!;
+}
+
+async function main(): Promise<void> {
+  const rounds = Number(process.env.TLS_COST_ROUNDS ?? 3);
+  const seconds = Number(process.env.TLS_COST_SECONDS ?? 5);
+  const clients = Number(process.env.TLS_COST_CLIENTS ?? 8);
+  const wanted = new Set((process.env.TLS_COST_TARGETS ?? 'meshgate,nginx,floor,floor-proxy').split(','));
+  const openssl = findOpenssl();
+  if (!openssl) throw new Error('openssl is needed (apt-get install openssl)');
+  const certs = await writeBenchCerts(await tempDir('meshgate-tls-cost-'));
+  const upstream = await startUpstream();
+  const targets: (readonly TlsTarget[])[] = [];
+  if (wanted.has('meshgate')) {
+    const profile = process.env.TLS_COST_PROFILE;
+    targets.push((await startMeshgate(upstream.port, { certs, ...(profile ? { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', profile] } : {}) })).https);
+  }
+  const nginx = wanted.has('nginx') ? findNginx() : undefined;
+  if (nginx) targets.push((await startNginx(nginx, upstream.port, certs)).https);
+  if (wanted.has('floor')) targets.push(await startTlsFloor(upstream.port, certs, 'answer'));
+  if (wanted.has('floor-proxy')) targets.push(await startTlsFloor(upstream.port, certs, 'proxy'));
+
+  const results = new Map<string, number[]>();
+  const add = (key: string, c: Cost) => (results.get(key) ?? results.set(key, []).get(key)!).push(c.ms);
+  for (const group of targets) for (const t of group) console.log(`${t.name} ${KEY_LABEL[t.keyType]}: ${(await handshakePreflight(t)).negotiated}`);
+  // A warm-up for each: the JIT compiles the handshake and request paths before anything counts.
+  for (const group of targets) {
+    for (const t of group) await runHandshakes(openssl, t, { clients, seconds: 2 }, (await handshakePreflight(t)).answerBytes);
+    const rsa = group.find((t) => t.keyType === 'rsa')!;
+    await runLoad('wrk', { url: rsa.url, host: rsa.host, connections: 50, seconds: 2 });
+  }
+  for (let round = 1; round <= rounds; round++) {
+    for (const group of targets) {
+      for (const t of group) {
+        const { answerBytes } = await handshakePreflight(t);
+        const c = await measured(t.pid, async () => (await runHandshakes(openssl, t, { clients, seconds }, answerBytes)).handshakes);
+        add(`${t.name}|${t.keyType}|new`, c);
+        console.log(`round ${round}: ${t.name} ${KEY_LABEL[t.keyType]} new handshake ${c.ms.toFixed(3)} ms CPU (${c.ops})`);
+      }
+      const rsa = group.find((t) => t.keyType === 'rsa')!;
+      const r = await measured(rsa.pid, async () => (await runLoad('wrk', { url: rsa.url, host: rsa.host, connections: 50, seconds })).requests);
+      add(`${rsa.name}|rsa|kept-alive`, r);
+      console.log(`round ${round}: ${rsa.name} kept-alive request ${(r.ms * 1000).toFixed(1)} µs CPU (${r.ops})`);
+    }
+  }
+  console.log('\nmedian CPU per operation');
+  const nginxOf = (k: string) => median(results.get(`nginx|${k}`) ?? []);
+  for (const [key, xs] of results) {
+    const [name, keyType, kind] = key.split('|') as [string, KeyType, string];
+    const m = median(xs);
+    const vsNginx = name !== 'nginx' && nginx ? ` → per core ${(nginxOf(`${keyType}|${kind}`) / m).toFixed(2)}× nginx` : '';
+    const shown = kind === 'kept-alive' ? `${(m * 1000).toFixed(1)} µs per request` : `${m.toFixed(3)} ms per handshake`;
+    console.log(`${name.padEnd(26)} ${KEY_LABEL[keyType].padEnd(12)} ${kind.padEnd(10)} ${shown}${vsNginx}`);
+  }
+}
+
+main()
+  .catch((err) => {
+    console.error(err);
+    process.exitCode = 1;
+  })
+  .finally(() => stopAll());
