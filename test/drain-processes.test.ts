@@ -22,7 +22,6 @@ import { serviceYaml } from './helpers/cluster-yaml.js';
 import { APP_HOST, writeEdgeConfig, type EdgeConfig } from './helpers/edge-config.js';
 import { eventually } from './helpers/gateway.js';
 import { workloadCertificate } from './helpers/mesh.js';
-import { freePort } from './helpers/ports.js';
 import { exited, meshgate, ready, type MeshgateProcess } from './helpers/processes.js';
 import { Http1Connection, IdleH2Client } from './helpers/raw-clients.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
@@ -36,17 +35,17 @@ interface EdgePorts {
   readonly status: number;
 }
 
-function startEdgeGateway(edge: EdgeConfig, ports: EdgePorts, drain: string[]): MeshgateProcess {
-  return meshgate([
+/** The gateway on ports it binds itself (port 0), read from its `gateway serving` line. */
+async function startEdgeGateway(edge: EdgeConfig, drain: string[], track: (c: MeshgateProcess) => MeshgateProcess): Promise<{ proc: MeshgateProcess; ports: EdgePorts }> {
+  const proc = track(meshgate([
     'gateway', '--config', edge.configDir, '--certs', edge.certsDir,
-    '--ports', `80=${ports.http},443=${ports.https},9000=${ports.tcp}`,
-    '--status-port', String(ports.status), '--admin-port', '0', '--listen-host', '127.0.0.1',
+    '--ports', '80=0,443=0,9000=0',
+    '--status-port', '0', '--admin-port', '0', '--listen-host', '127.0.0.1',
     '--access-log', 'off', '--metrics-port', '0', '--workers', '1', ...drain,
-  ]);
-}
-
-async function edgePorts(): Promise<EdgePorts> {
-  return { http: await freePort(), https: await freePort(), tcp: await freePort(), status: await freePort() };
+  ]));
+  const line = await proc.serving();
+  const listen = line.ports as Record<string, number>;
+  return { proc, ports: { http: Number(listen['80']), https: Number(listen['443']), tcp: Number(listen['9000']), status: Number(line.statusPort) } };
 }
 
 /** Nothing accepts connections on `port` any more. */
@@ -131,8 +130,7 @@ describe('drain of processes under SIGTERM', () => {
   const heldReached = (path: string) => eventually(async () => held.has(path));
 
   it('an idle HTTP/2 client gets GOAWAY at drain start, the final one later, and the gateway exits', async () => {
-    const ports = await edgePorts();
-    const gw = spawned(startEdgeGateway(edge, ports, ['--drain-seconds', '1']));
+    const { proc: gw, ports } = await startEdgeGateway(edge, ['--drain-seconds', '1'], spawned);
     await eventually(() => ready(ports.status), 60_000);
     const client = await IdleH2Client.open(ports.https, tls());
     gw.kill('SIGTERM');
@@ -145,8 +143,7 @@ describe('drain of processes under SIGTERM', () => {
   });
 
   it('WebSocket and TCP connections keep working while draining, are closed at the deadline, and the gateway exits', async () => {
-    const ports = await edgePorts();
-    const gw = spawned(startEdgeGateway(edge, ports, ['--drain-seconds', '2', '--drain-deadline-seconds', '6']));
+    const { proc: gw, ports } = await startEdgeGateway(edge, ['--drain-seconds', '2', '--drain-deadline-seconds', '6'], spawned);
     await eventually(() => ready(ports.status), 60_000);
     const ws = netConnect({ host: '127.0.0.1', port: ports.http });
     await new Promise((r) => ws.once('connect', r));
@@ -170,9 +167,7 @@ describe('drain of processes under SIGTERM', () => {
   });
 
   it('a load run across SIGTERM, with a second gateway taking over, fails no request', async (t) => {
-    const [portsA, portsB] = [await edgePorts(), await edgePorts()];
-    const a = spawned(startEdgeGateway(edge, portsA, ['--drain-seconds', '6']));
-    const b = spawned(startEdgeGateway(edge, portsB, []));
+    const [{ proc: a, ports: portsA }, { proc: b, ports: portsB }] = await Promise.all([startEdgeGateway(edge, ['--drain-seconds', '6'], spawned), startEdgeGateway(edge, [], spawned)]);
     await eventually(async () => (await ready(portsA.status)) && (await ready(portsB.status)), 60_000);
 
     // Where the load balancer sends new connections: the old gateway, until its endpoint is removed.
@@ -268,21 +263,24 @@ describe('drain of processes under SIGTERM', () => {
   });
 
   it('a sidecar fails readiness at once and serves its in-flight requests, inbound and outbound, to the end', async () => {
-    const ports = { control: await freePort(), controlStatus: await freePort(), inbound: await freePort(), outbound: await freePort(), status: await freePort() };
     const mesh = join(dir, 'mesh');
     await mkdir(join(mesh, 'config'), { recursive: true });
-    await writeFile(join(mesh, 'config', 'svc.yaml'), serviceYaml('user-service', [{ pod: 'user-0', port: ports.inbound, serviceAccount: 'user-service' }]));
     await writeFile(join(mesh, 'tokens.yaml'), '- {token: tok-user, namespace: default, serviceAccount: user-service}\n');
     await writeFile(join(mesh, 'user.token'), 'tok-user\n');
     const caDir = join(mesh, 'ca');
-    const control = spawned(meshgate(['control', '--config', join(mesh, 'config'), '--tokens', join(mesh, 'tokens.yaml'), '--ca-dir', caDir, '--port', String(ports.control), '--status-port', String(ports.controlStatus), '--debug-port', '0', '--listen-host', '127.0.0.1']));
-    await eventually(() => ready(ports.controlStatus), 60_000);
+    // Each process binds port 0 and names the ports it got in its `… serving` line.
+    const control = spawned(meshgate(['control', '--config', join(mesh, 'config'), '--tokens', join(mesh, 'tokens.yaml'), '--ca-dir', caDir, '--port', '0', '--status-port', '0', '--debug-port', '0', '--listen-host', '127.0.0.1']));
+    const cp = await control.serving();
+    await eventually(() => ready(Number(cp.statusPort)), 60_000);
     const sidecar = spawned(meshgate([
-      'sidecar', '--control', `https://127.0.0.1:${ports.control}`, '--root-cert', join(caDir, 'root-cert.pem'), '--token', join(mesh, 'user.token'),
+      'sidecar', '--control', `https://127.0.0.1:${Number(cp.port)}`, '--root-cert', join(caDir, 'root-cert.pem'), '--token', join(mesh, 'user.token'),
       '--namespace', 'default', '--service-account', 'user-service', '--workload', 'user-0', '--labels', 'app=user-service',
-      '--app-port', String(app.port), '--inbound-port', String(ports.inbound), '--outbound-port', String(ports.outbound),
-      '--status-port', String(ports.status), '--admin-port', '0', '--listen-host', '127.0.0.1', '--access-log', 'off', '--metrics-port', '0', '--drain-seconds', '4',
+      '--app-port', String(app.port), '--inbound-port', '0', '--outbound-port', '0',
+      '--status-port', '0', '--admin-port', '0', '--listen-host', '127.0.0.1', '--access-log', 'off', '--metrics-port', '0', '--drain-seconds', '4',
     ]));
+    const sc = await sidecar.serving();
+    const ports = { inbound: Number(sc.inbound), outbound: Number(sc.outbound), status: Number(sc.status) };
+    await writeFile(join(mesh, 'config', 'svc.yaml'), serviceYaml('user-service', [{ pod: 'user-0', port: ports.inbound, serviceAccount: 'user-service' }]));
     await eventually(() => ready(ports.status), 60_000);
 
     // A mesh peer calls in over mutual TLS and HTTP/2; the app calls out through its proxy.

@@ -8,7 +8,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exited, meshgate, ready, type MeshgateProcess } from './helpers/processes.js';
-import { freePort, freshGet } from './helpers/ports.js';
+import { freshGet } from './helpers/ports.js';
 import { eventually } from './helpers/gateway.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
 import { serviceYaml } from './helpers/cluster-yaml.js';
@@ -50,9 +50,12 @@ describe('meshgate gateway serving Gateway API Gateways from files', () => {
   });
 
   const start = async (extra: string[]): Promise<{ http: number; child: MeshgateProcess }> => {
-    const [http, status] = [await freePort(), await freePort()];
-    const child = meshgate(['gateway', '--config', dir, '--ports', `80=${http}`, '--status-port', String(status), '--admin-port', '0', '--listen-host', '127.0.0.1', '--access-log', 'off', '--workers', '1', ...extra]);
+    // Port 0: the gateway says in its `gateway serving` line which ports it got.
+    const child = meshgate(['gateway', '--config', dir, '--ports', '80=0', '--status-port', '0', '--admin-port', '0', '--listen-host', '127.0.0.1', '--access-log', 'off', '--workers', '1', ...extra]);
     children.push(child);
+    const line = await child.serving();
+    const http = Number((line.ports as Record<string, number>)['80']);
+    const status = Number(line.statusPort);
     await eventually(() => ready(status), 60_000).catch((err: Error) => assert.fail(`${err.message}\n${child.log()}`));
     return { http, child };
   };

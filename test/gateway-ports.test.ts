@@ -5,7 +5,7 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:net';
+import { createServer, type AddressInfo, type Server } from 'node:net';
 import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
 import { serviceYaml } from './helpers/cluster-yaml.js';
@@ -123,9 +123,10 @@ describe('Gateway server ports and listeners', () => {
   });
 
   it('logs a server port that cannot be opened with its server, keeps serving the others, and opens it with a later configuration', async () => {
-    const blocked = await freePort();
+    // The blocker holds its port from the start (port 0): no window in which another test could take it.
     const blocker: Server = createServer();
-    await new Promise<void>((r) => blocker.listen(blocked, '127.0.0.1', r));
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+    const blocked = (blocker.address() as AddressInfo).port;
     const { logger, lines } = capturedLogger();
     const gw: TestGateway = await twoServers(blocked, '  - route: [{destination: {host: eighty}}]', { logger });
     try {

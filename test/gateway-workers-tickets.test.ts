@@ -13,7 +13,6 @@ import { connect, type ConnectionOptions } from 'node:tls';
 import { issueCertificate } from '../src/core/tls/issue-certificate.js';
 import { serviceYaml } from './helpers/cluster-yaml.js';
 import { startWorkersGateway, type WorkersGateway } from './helpers/gateway-workers.js';
-import { freePort } from './helpers/ports.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
 import { writeCredential } from './helpers/credentials.js';
 
@@ -90,11 +89,11 @@ spec:
   - route: [{destination: {host: app}}]
 `,
     );
-    onPort = await freePort();
-    offPort = await freePort();
-    // The last --ports wins over the helper's own: only the HTTPS port listens.
-    on = await startWorkersGateway(config, 2, ['--certs', certs, '--ports', `443=${onPort}`]);
-    off = await startWorkersGateway(config, 2, ['--certs', certs, '--ports', `443=${offPort}`, '--tls-session-tickets', 'off']);
+    // The last --ports wins over the helper's own: only the HTTPS port listens, on a port of its choosing.
+    on = await startWorkersGateway(config, 2, ['--certs', certs, '--ports', '443=0']);
+    off = await startWorkersGateway(config, 2, ['--certs', certs, '--ports', '443=0', '--tls-session-tickets', 'off']);
+    onPort = on.ports['443']!;
+    offPort = off.ports['443']!;
   });
 
   after(async () => {

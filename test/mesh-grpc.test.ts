@@ -15,7 +15,7 @@ import { startSidecar, type RunningSidecar } from '../src/sidecar/main.js';
 import type { CertificateAuthority } from '../src/core/pki/authority.js';
 import { eventually, startTestGateway, type TestGateway } from './helpers/gateway.js';
 import { gatewayYaml, serviceYaml } from './helpers/cluster-yaml.js';
-import { fixedIdentity, testAuthority } from './helpers/mesh.js';
+import { fixedIdentity, testAuthority, untilSnapshot } from './helpers/mesh.js';
 import { freePort } from './helpers/ports.js';
 import { echoClient, grpc, startEchoServer, unary, type EchoClient, type EchoServer } from './helpers/grpc.js';
 
@@ -60,9 +60,7 @@ describe('gRPC through the mesh: gateway → sidecar → app, and app → sideca
   before(async () => {
     ca = await testAuthority();
     echo = await startEchoServer();
-    const inbound = await freePort();
     dir = await mkdtemp(join(tmpdir(), 'meshgate-mesh-grpc-'));
-    const services = serviceYaml('echo', [{ pod: 'echo-0', port: inbound, serviceAccount: 'echo', labels: { 'security.istio.io/tlsMode': 'istio' } }], { portName: 'grpc' });
     const vs = `apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: echo}
@@ -72,10 +70,13 @@ spec:
   http:
   - route: [{destination: {host: echo}}]
 `;
-    await writeFile(join(dir, 'services.yaml'), services);
     const common = { statusPort: 0, adminPort: 0, outboundPort: 0, listenHost: '127.0.0.1', accessLog: 'off', logger: quiet, namespace: 'default', source: new FileSource({ dir }) };
-    server = await startSidecar({ ...common, identity: fixedIdentity(ca, 'default', 'echo'), serviceAccount: 'echo', labels: { app: 'echo' }, appPort: echo.port, inboundPort: inbound });
+    server = await startSidecar({ ...common, identity: fixedIdentity(ca, 'default', 'echo'), serviceAccount: 'echo', labels: { app: 'echo' }, appPort: echo.port, inboundPort: 0 });
     client = await startSidecar({ ...common, source: new FileSource({ dir }), identity: fixedIdentity(ca, 'default', 'caller'), serviceAccount: 'caller', labels: { app: 'caller' }, appPort: await freePort(), inboundPort: 0 });
+    // The service's endpoint is the server sidecar's inbound port, which it chose (port 0).
+    const services = serviceYaml('echo', [{ pod: 'echo-0', port: server.inboundPort, serviceAccount: 'echo', labels: { 'security.istio.io/tlsMode': 'istio' } }], { portName: 'grpc' });
+    await writeFile(join(dir, 'services.yaml'), services);
+    await Promise.all([server, client].map((s) => untilSnapshot(s.holder, (snap) => snap.registry.lookup('echo.default.svc.cluster.local') !== undefined)));
     gw = await startTestGateway({ 'gateway.yaml': gatewayYaml([HOST]), 'services.yaml': services, 'vs.yaml': vs }, { identity: fixedIdentity(ca, 'istio-system', 'ingressgateway') });
   });
 

@@ -15,7 +15,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { gatewayYaml, serviceYaml } from './helpers/cluster-yaml.js';
 import { eventually, send } from './helpers/gateway.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
-import { freePort, freshGet } from './helpers/ports.js';
+import { freshGet } from './helpers/ports.js';
 import { allReady, exited, meshgate, type MeshgateProcess } from './helpers/processes.js';
 
 const ROUTE = (extra = '') => `apiVersion: networking.istio.io/v1
@@ -38,20 +38,24 @@ describe('the mesh as processes: control plane outage and certificate rotation u
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'meshgate-processes-'));
-    for (const k of Object.keys(ports) as (keyof typeof ports)[]) ports[k] = await freePort();
     app = await startUpstream('user-app');
     const config = join(dir, 'config');
     await mkdir(config);
     await writeFile(join(config, 'gw.yaml'), gatewayYaml(['app.example.com']));
     await writeFile(join(config, 'vs.yaml'), ROUTE());
-    await writeFile(join(config, 'svc.yaml'), serviceYaml('user-service', [{ pod: 'user-0', port: ports.inbound, serviceAccount: 'user-service', labels: { 'security.istio.io/tlsMode': 'istio' } }]));
     await writeFile(join(config, 'pa.yaml'), 'apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: default, namespace: istio-system}\nspec: {mtls: {mode: STRICT}}\n');
     await writeFile(join(dir, 'tokens.yaml'), '- {token: tok-user, namespace: default, serviceAccount: user-service}\n- {token: tok-gw, namespace: istio-system, serviceAccount: meshgate-ingressgateway}\n');
     await writeFile(join(dir, 'user.token'), 'tok-user\n');
     await writeFile(join(dir, 'gw.token'), 'tok-gw\n');
     const ca = join(dir, 'ca');
-    controlArgs = ['control', '--config', config, '--tokens', join(dir, 'tokens.yaml'), '--ca-dir', ca, '--port', String(ports.control), '--status-port', String(ports.controlStatus), '--debug-port', '0', '--listen-host', '127.0.0.1'];
-    control = meshgate(controlArgs);
+    // Every process binds port 0 and says in its `… serving` line which ports it got.
+    const controlFlags = (port: number) => ['control', '--config', config, '--tokens', join(dir, 'tokens.yaml'), '--ca-dir', ca, '--port', String(port), '--status-port', '0', '--debug-port', '0', '--listen-host', '127.0.0.1'];
+    control = meshgate(controlFlags(0));
+    const cp = await control.serving();
+    ports.control = Number(cp.port);
+    ports.controlStatus = Number(cp.statusPort);
+    // A restarted control plane comes back on the address the proxies know.
+    controlArgs = controlFlags(ports.control);
     await allReady({ control: { proc: control, statusPort: ports.controlStatus } }, 20_000);
     assert.ok(existsSync(join(ca, 'root-cert.pem')));
     const mesh = ['--control', `https://127.0.0.1:${ports.control}`, '--root-cert', join(ca, 'root-cert.pem')];
@@ -59,18 +63,30 @@ describe('the mesh as processes: control plane outage and certificate rotation u
     sidecar = meshgate([
       'sidecar', ...mesh, '--token', join(dir, 'user.token'),
       '--namespace', 'default', '--service-account', 'user-service', '--workload', 'user-0', '--labels', 'app=user-service',
-      '--app-port', String(app.port), '--inbound-port', String(ports.inbound), '--outbound-port', '0',
-      '--status-port', String(ports.sidecarStatus), '--admin-port', '0', '--listen-host', '127.0.0.1', '--access-log', 'off', '--metrics-port', '0',
+      '--app-port', String(app.port), '--inbound-port', '0', '--outbound-port', '0',
+      '--status-port', '0', '--admin-port', '0', '--listen-host', '127.0.0.1', '--access-log', 'off', '--metrics-port', '0',
       // Short-lived certificates: renewed every 10 s, again and again while the test runs.
       '--cert-ttl', '20',
     ]);
     gateway = meshgate([
       'gateway', ...mesh, '--token', join(dir, 'gw.token'),
-      '--ports', `80=${ports.gateway}`, '--status-port', String(ports.gatewayStatus), '--admin-port', '0', '--listen-host', '127.0.0.1', '--access-log', 'off', '--metrics-port', '0',
+      '--ports', '80=0', '--status-port', '0', '--admin-port', '0', '--listen-host', '127.0.0.1', '--access-log', 'off', '--metrics-port', '0',
       // Two workers, each its own proxy of the control plane with its own identity and snapshot.
       '--workers', '2',
     ]);
+    const [sc, gw] = await Promise.all([sidecar.serving(), gateway.serving()]);
+    ports.inbound = Number(sc.inbound);
+    ports.sidecarStatus = Number(sc.status);
+    ports.gateway = Number((gw.ports as Record<string, number>)['80']);
+    ports.gatewayStatus = Number(gw.statusPort);
+    // The service's endpoint is the sidecar's inbound port, known now.
+    await writeFile(join(config, 'svc.yaml'), serviceYaml('user-service', [{ pod: 'user-0', port: ports.inbound, serviceAccount: 'user-service', labels: { 'security.istio.io/tlsMode': 'istio' } }]));
     await allReady({ sidecar: { proc: sidecar, statusPort: ports.sidecarStatus }, gateway: { proc: gateway, statusPort: ports.gatewayStatus } }, 20_000);
+    // Both gateway workers route to it once the control plane has pushed the service.
+    await eventually(async () => {
+      for (let i = 0; i < 4; i++) if ((await freshGet(ports.gateway, 'app.example.com', '/ready')).status !== 200) return false;
+      return true;
+    }, 20_000);
   });
 
   after(async () => {
@@ -130,6 +146,7 @@ describe('the mesh as processes: control plane outage and certificate rotation u
       // Serve a good while with nobody to ask for configuration or certificates.
       await new Promise((r) => setTimeout(r, 1500));
       control = meshgate(controlArgs);
+      ports.controlStatus = Number((await control.serving()).statusPort);
       await allReady({ control: { proc: control, statusPort: ports.controlStatus } }, 20_000);
     });
     assert.ok(total > 50, `only ${total} requests`);

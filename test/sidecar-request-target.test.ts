@@ -16,7 +16,7 @@ import { FileSource } from '../src/core/sources/file-source.js';
 import { startSidecar, type RunningSidecar } from '../src/sidecar/main.js';
 import { DEFAULT_HTTP_LIMITS } from '../src/core/proxy/http-limits.js';
 import { serviceYaml } from './helpers/cluster-yaml.js';
-import { fixedIdentity, testAuthority, workloadCertificate } from './helpers/mesh.js';
+import { fixedIdentity, testAuthority, untilSnapshot, workloadCertificate } from './helpers/mesh.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
 import { freePort } from './helpers/ports.js';
 import { eventually } from './helpers/gateway.js';
@@ -51,10 +51,8 @@ describe('sidecar inbound and outbound: one target, one authority, limits and ti
   before(async () => {
     ca = await testAuthority();
     userApp = await startUpstream('user-app');
-    const userInbound = await freePort();
     dir = await mkdtemp(join(tmpdir(), 'meshgate-sidecar-target-'));
     await writeFile(join(dir, 'security.yaml'), POLICIES);
-    await writeFile(join(dir, 'services.yaml'), serviceYaml('user-service', [{ pod: 'user-0', port: userInbound, serviceAccount: 'user-service', labels: { 'security.istio.io/tlsMode': 'istio' } }]));
     user = await startSidecar({
       ...common,
       identity: fixedIdentity(ca, 'default', 'user-service'),
@@ -62,7 +60,7 @@ describe('sidecar inbound and outbound: one target, one authority, limits and ti
       serviceAccount: 'user-service',
       labels: { app: 'user-service' },
       appPort: userApp.port,
-      inboundPort: userInbound,
+      inboundPort: 0,
     });
     product = await startSidecar({
       ...common,
@@ -73,6 +71,9 @@ describe('sidecar inbound and outbound: one target, one authority, limits and ti
       appPort: await freePort(),
       inboundPort: 0,
     });
+    // The service's endpoint is the user sidecar's inbound port, which it chose (port 0).
+    await writeFile(join(dir, 'services.yaml'), serviceYaml('user-service', [{ pod: 'user-0', port: user.inboundPort, serviceAccount: 'user-service', labels: { 'security.istio.io/tlsMode': 'istio' } }]));
+    await Promise.all([user, product].map((s) => untilSnapshot(s.holder, (snap) => snap.registry.lookup('user-service.default.svc.cluster.local') !== undefined)));
     const client = workloadCertificate(ca, 'default', 'product-service');
     // PERMISSIVE terminates TLS that offers Istio's ALPN, as a mesh peer does.
     mtls = { ca: ca.rootCertPem, servername: 'user-service', cert: client.certChainPem, key: client.keyPem, alpn: ['istio-http/1.1', 'http/1.1'] };

@@ -16,7 +16,7 @@ import { spiffeIdsOfCertificate } from '../src/core/pki/spiffe.js';
 import { FileSource } from '../src/core/sources/file-source.js';
 import { startSidecar, type RunningSidecar } from '../src/sidecar/main.js';
 import { serviceYaml } from './helpers/cluster-yaml.js';
-import { fixedIdentity, testAuthority, viaProxy, workloadCertificate } from './helpers/mesh.js';
+import { fixedIdentity, testAuthority, untilSnapshot, viaProxy, workloadCertificate } from './helpers/mesh.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
 import { freePort } from './helpers/ports.js';
 import { issueCertificate } from '../src/core/tls/issue-certificate.js';
@@ -128,17 +128,9 @@ describe('sidecars: service to service over mutual TLS', () => {
     outside = await startUpstream('outside');
     legacyHttp = await startUpstream('legacy-app');
     legacyApp = await startDualApp(legacyHttp);
-    const userInbound = await freePort();
-    const legacyInbound = await freePort();
     dir = await mkdtemp(join(tmpdir(), 'meshgate-sidecar-'));
     await writeFile(join(dir, 'security.yaml'), SECURITY);
     const sidecarLabel = { 'security.istio.io/tlsMode': 'istio' };
-    await writeFile(
-      join(dir, 'services.yaml'),
-      serviceYaml('user-service', [{ pod: 'user-0', port: userInbound, serviceAccount: 'user-service', labels: sidecarLabel }]) +
-        '---\n' +
-        serviceYaml('legacy', [{ pod: 'legacy-0', port: legacyInbound, serviceAccount: 'legacy', labels: sidecarLabel }]),
-    );
     userSidecar = await startSidecar({
       ...common,
       identity: fixedIdentity(ca, 'default', 'user-service'),
@@ -146,7 +138,7 @@ describe('sidecars: service to service over mutual TLS', () => {
       serviceAccount: 'user-service',
       labels: { app: 'user-service' },
       appPort: userApp.port,
-      inboundPort: userInbound,
+      inboundPort: 0,
     });
     productSidecar = await startSidecar({
       ...common,
@@ -174,8 +166,16 @@ describe('sidecars: service to service over mutual TLS', () => {
       serviceAccount: 'legacy',
       labels: { app: 'legacy' },
       appPort: legacyApp.port,
-      inboundPort: legacyInbound,
+      inboundPort: 0,
     });
+    // The services' endpoints are the sidecars' inbound ports, which they chose (port 0).
+    await writeFile(
+      join(dir, 'services.yaml'),
+      serviceYaml('user-service', [{ pod: 'user-0', port: userSidecar.inboundPort, serviceAccount: 'user-service', labels: sidecarLabel }]) +
+        '---\n' +
+        serviceYaml('legacy', [{ pod: 'legacy-0', port: legacySidecar.inboundPort, serviceAccount: 'legacy', labels: sidecarLabel }]),
+    );
+    await Promise.all([userSidecar, productSidecar, strictEgress, legacySidecar].map((s) => untilSnapshot(s.holder, (snap) => snap.registry.lookup('legacy.default.svc.cluster.local') !== undefined)));
   });
 
   after(async () => {

@@ -15,6 +15,7 @@ import { handleUpgrade } from '../core/proxy/upgrade.js';
 import { AcceptStep } from '../core/proxy/accept.js';
 import { authorizeConnection } from '../core/proxy/stages/authorize-connection.js';
 import { forwardTcp } from '../core/proxy/tcp-forward.js';
+import { UpstreamConnector } from '../core/tls/upstream-connector.js';
 import type { RequestFacts, ServerConfig } from '../core/routing/types.js';
 import type { Snapshot } from '../core/snapshot/snapshot.js';
 import { peekClientHello } from '../core/tls/client-hello.js';
@@ -91,6 +92,9 @@ export function createPortListener(servicePorts: readonly number[], deps: PortLi
       { socket, destinationPort: listenPort, cluster: cluster ?? '', reporter: 'source', ...(sni ? { sni } : {}) },
     );
 
+  // Piped connections get the TLS an HTTP request to the same cluster would: auto mTLS to sidecars.
+  const tcpDeps = { random: ctx.random, observer: ctx.accessLog, tls: { connector: new UpstreamConnector({ logger: deps.log }), ...(ctx.identity ? { identity: ctx.identity } : {}) } };
+
   const dispatch = (socket: Socket): void => {
     const listener = current(ctx.holder.current());
     // A plain TCP server: its one `tcp` route takes the whole connection (docs/reference/routing.md).
@@ -98,7 +102,7 @@ export function createPortListener(servicePorts: readonly number[], deps: PortLi
     if (tcp) {
       if (!authorized(socket, tcp.destinations[0]?.clusterName)) return;
       step.release(socket);
-      forwardTcp(socket, Buffer.alloc(0), tcp.destinations, tcp.totalWeight, { random: ctx.random, observer: ctx.accessLog });
+      forwardTcp(socket, Buffer.alloc(0), tcp.destinations, tcp.totalWeight, tcpDeps);
       return;
     }
     const sni = sniIndexOf(listener);
@@ -130,7 +134,7 @@ export function createPortListener(servicePorts: readonly number[], deps: PortLi
           if (!route) return void socket.destroy();
           if (!authorized(socket, route.destinations[0]?.clusterName, hello.sni)) return;
           step.release(socket);
-          forwardTcp(socket, data, route.destinations, route.totalWeight, { random: ctx.random, observer: ctx.accessLog });
+          forwardTcp(socket, data, route.destinations, route.totalWeight, tcpDeps);
           return;
         }
         socket.unshift(data);

@@ -2,11 +2,16 @@
 // what reaches its ports was redirected by iptables, so the port a connection was meant for is not
 // the port it arrived on.
 //
-// Outbound (15001): the app connected to `product-service:8080` with no proxy setting. The first
-// bytes decide: an HTTP request goes to the outbound HTTP side, which routes by its Host header
-// like any proxied request; anything else (TLS the app speaks itself, a database protocol, or a
-// server-first protocol that sends nothing within the sniffing window) is raw TCP, forwarded to the
-// original destination read from conntrack (core/capture/original-destination.ts), plaintext.
+// Outbound (15001): the app connected to `product-service:8080` with no proxy setting. The original
+// destination (read from conntrack, core/capture/original-destination.ts) and the first bytes
+// decide. A port of a mesh service whose protocol is declared TCP (`tcp`, `tls`, `mysql`, … or
+// appProtocol), or an undeclared port Istio assumes to be TCP (3306, …), is TCP from the start: the
+// client is not waited for, so a server-first protocol (MySQL, SMTP) gets its greeting. Otherwise the
+// port is sniffed: an HTTP request goes to the outbound HTTP side, which routes by its Host header
+// like any proxied request; anything else (TLS the app speaks itself, a binary protocol, or nothing
+// within the sniffing window) is TCP. TCP to a mesh service port takes its `tcp` route and mutual
+// TLS to the server's sidecar (outbound-tcp.ts); TCP to anything else goes to the original
+// destination as it is.
 //
 // Inbound (15006): a caller connected to the app's port; the original port (from conntrack, else
 // --app-port) picks the inbound listener for that app port, which applies PeerAuthentication
@@ -22,6 +27,9 @@ import type { HttpLimits } from '../core/proxy/http-limits.js';
 import type { Destination, OriginalDestinationLookup } from '../core/capture/original-destination.js';
 import type { InboundListener } from './inbound.js';
 import type { OutboundListener } from './outbound.js';
+import type { OutboundTcp } from './outbound-tcp.js';
+import { isOpaqueTcp } from '../core/registry/protocol.js';
+import type { MeshTcpTarget } from '../core/routing/mesh-tcp-routes.js';
 
 /** How long the outbound side waits for a client's first bytes before treating the stream as TCP. */
 export const SNIFF_TIMEOUT_MS = 250;
@@ -30,6 +38,8 @@ const HTTP_START = /^(GET|HEAD|POST|PUT|DELETE|OPTIONS|PATCH|TRACE|CONNECT|PRI) 
 export interface CaptureDeps {
   readonly originalDestination: OriginalDestinationLookup;
   readonly outbound: OutboundListener;
+  /** TCP to mesh services: routes and mutual TLS. */
+  readonly tcp: OutboundTcp;
   /** The inbound listener for an app port (made on first use, kept for the sidecar's life). */
   readonly inboundFor: (appPort: number) => InboundListener;
   /** --app-port: the port inbound connections go to when conntrack cannot say. */
@@ -57,25 +67,40 @@ export function createCapture(deps: CaptureDeps): Capture {
 
   const outbound: Server = createServer({ noDelay: true }, (socket) => {
     step.accept(socket);
-    sniff(socket, deps.sniffTimeoutMs ?? SNIFF_TIMEOUT_MS).then((first) => {
+    const peer = { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 };
+    // The destination and the first bytes are looked for at once: a declared TCP port must not wait.
+    const original = deps.originalDestination.lookup(peer, outboundPort).catch(() => undefined);
+    const sniffer = sniff(socket, deps.sniffTimeoutMs ?? SNIFF_TIMEOUT_MS);
+    let decided = false;
+    void original.then((target) => {
+      if (decided || !target || isSelf(target, outboundPort)) return;
+      const mesh = deps.tcp.byAddress(target.address, target.port);
+      if (!isOpaqueTcp(mesh?.port.protocol ?? 'UNKNOWN', target.port)) return;
+      decided = true;
+      // Bytes the sniffer may already have read go first.
+      forward(socket, sniffer.stop(), target, mesh);
+    });
+    sniffer.first.then(async (first) => {
+      if (decided) return;
+      decided = true;
       if (first && HTTP_START.test(first.toString('latin1', 0, Math.min(first.length, 8)))) {
         socket.unshift(first);
         step.release(socket);
         deps.outbound.accept(socket);
         return;
       }
-      void forwardTcp(socket, first);
+      const target = await original;
+      forward(socket, first, target, target && deps.tcp.byAddress(target.address, target.port));
     }, () => socket.destroy());
   });
 
-  const forwardTcp = async (socket: Socket, first: Buffer | undefined): Promise<void> => {
-    const peer = { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 };
-    const target = await deps.originalDestination.lookup(peer, outboundPort);
+  const forward = (socket: Socket, first: Buffer | undefined, target: Destination | undefined, mesh: MeshTcpTarget | undefined): void => {
     if (!target || isSelf(target, outboundPort)) {
-      deps.log.warn({ remote: `${peer.address}:${peer.port}` }, 'captured TCP connection with no known original destination: closed');
+      deps.log.warn({ remote: `${socket.remoteAddress ?? ''}:${socket.remotePort ?? 0}` }, 'captured TCP connection with no known original destination: closed');
       return void socket.destroy();
     }
     step.release(socket);
+    if (mesh) return deps.tcp.forward(socket, first ?? Buffer.alloc(0), mesh);
     const upstream = connectTcp({ host: target.address, port: target.port, noDelay: true });
     upstream.on('error', () => socket.destroy());
     socket.on('close', () => upstream.destroy());
@@ -116,16 +141,19 @@ export function createCapture(deps: CaptureDeps): Capture {
 }
 
 /**
- * The first bytes a client sends, or undefined when it sends nothing in time. Read in paused mode
- * and not paused explicitly afterwards, so whoever takes the socket next (node:http's 'data'
- * listener, a pipe) starts the flow.
+ * The first bytes a client sends, or undefined when it sends nothing in time (or `stop()` was
+ * called; it returns the bytes if they had been read). Read in paused mode and not paused explicitly afterwards, so whoever takes the socket
+ * next (node:http's 'data' listener, a pipe) starts the flow; bytes not read yet stay queued.
  */
-function sniff(socket: Socket, timeoutMs: number): Promise<Buffer | undefined> {
-  return new Promise((resolve) => {
+function sniff(socket: Socket, timeoutMs: number): { first: Promise<Buffer | undefined>; stop(): Buffer | undefined } {
+  let finish: (b: Buffer | undefined) => void = () => undefined;
+  let read: Buffer | undefined;
+  const first = new Promise<Buffer | undefined>((resolve) => {
     let done = false;
-    const finish = (b: Buffer | undefined): void => {
+    finish = (b) => {
       if (done) return;
       done = true;
+      read = b;
       clearTimeout(timer);
       socket.off('readable', onReadable);
       socket.off('end', onEnd);
@@ -140,6 +168,14 @@ function sniff(socket: Socket, timeoutMs: number): Promise<Buffer | undefined> {
     socket.on('readable', onReadable);
     socket.once('end', onEnd);
   });
+  // Stopping returns what was read before (the caller owns those bytes now).
+  return {
+    first,
+    stop: () => {
+      finish(undefined);
+      return read;
+    },
+  };
 }
 
 /** A connection made straight to the capture port (no redirect) would otherwise loop to itself. */

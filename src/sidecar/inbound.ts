@@ -13,6 +13,17 @@
 //   DISABLE     TLS: passed to the app as TCP; plaintext: HTTP to the app.
 // Mesh mTLS whose ALPN names no HTTP protocol (`istio-peer-exchange`, `istio`) carries TCP, and
 // plaintext whose first bytes are no HTTP request line is opaque TCP: both go to the app as bytes.
+//
+// A port whose protocol is declared TCP (a service selecting this workload names it `tcp`, `mysql`,
+// … or sets appProtocol; or it is undeclared and one of the ports Istio assumes TCP, such as 3306)
+// is never sniffed for HTTP, and the client is not left waiting to speak first, as a server-first
+// protocol's client (MySQL, SMTP) waits for the server's greeting:
+//   DISABLE     passed to the app at once.
+//   STRICT      the mesh client's sidecar opens with its ClientHello at once; nothing to wait for.
+//   PERMISSIVE  only the first bytes tell mTLS from plaintext: a client silent for
+//               PERMISSIVE_DETECTION_MS is plaintext and passed to the app, which then greets it.
+// On an undeclared port a client that stays silent through the ClientHello timeout is passed to the
+// app as plaintext TCP too (STRICT closes it).
 // Bytes passed as TCP are subject to AuthorizationPolicy's L4 rules (core/proxy/stages/
 // authorize-connection.ts): a denied connection is closed, counted and logged.
 
@@ -37,6 +48,13 @@ import { authorizeConnection } from '../core/proxy/stages/authorize-connection.j
 import type { HttpLimits } from '../core/proxy/http-limits.js';
 import type { SnapshotHolder } from '../core/snapshot/holder.js';
 import { inboundRequestHeaders, meshXfcc } from './inbound-headers.js';
+import { isOpaqueTcp } from '../core/registry/protocol.js';
+import { workloadPortProtocol, type Workload } from '../core/registry/workload-port-protocol.js';
+import type { Snapshot } from '../core/snapshot/snapshot.js';
+import { peerOfRequest } from '../core/telemetry/workload.js';
+
+/** PERMISSIVE on a declared TCP port: how long a silent client may take before it counts as plaintext. */
+export const PERMISSIVE_DETECTION_MS = 300;
 
 export interface InboundDeps {
   readonly identity: IdentityProvider;
@@ -44,6 +62,8 @@ export interface InboundDeps {
   readonly security: WorkloadSecurityCache;
   /** The port the app listens on; PeerAuthentication's portLevelMtls and AuthorizationPolicy `ports` refer to it. */
   readonly appPort: number;
+  /** The workload whose services declare the port's protocol (namespace, labels). */
+  readonly workload: Workload;
   readonly appHost: string;
   /** The address connections to the app come from (127.0.0.6 under capture, so they are not captured again). */
   readonly appLocalAddress?: string;
@@ -76,6 +96,22 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
   const peers = new WeakMap<Socket, Peer>();
   const appKey = UpstreamPools.key(deps.appHost, deps.appPort);
   const cluster = `inbound|${deps.appPort}||`;
+
+  // Whether the app port is declared TCP, once per snapshot; the port we listen on counts too, for
+  // services whose endpoints name the sidecar's inbound port (no capture).
+  let listenPort = 0;
+  const opaqueBySnapshot = new WeakMap<Snapshot, boolean>();
+  const opaqueTcp = (): boolean => {
+    const snapshot = deps.holder.current();
+    if (!snapshot) return false;
+    let opaque = opaqueBySnapshot.get(snapshot);
+    if (opaque === undefined) {
+      const protocol = workloadPortProtocol(snapshot.registry, deps.workload, listenPort ? [deps.appPort, listenPort] : [deps.appPort]);
+      opaque = isOpaqueTcp(protocol, deps.appPort);
+      opaqueBySnapshot.set(snapshot, opaque);
+    }
+    return opaque;
+  };
 
   const mtlsMode = (): MtlsMode => {
     const snapshot = deps.holder.current();
@@ -155,16 +191,22 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
 
   const onConnection = (socket: Socket): void => {
     step.accept(socket);
-    void peekClientHello(socket).then(
-      ({ data, hello }) => {
+    const opaque = opaqueTcp();
+    const initialMode = mtlsMode();
+    // Declared TCP without mTLS: no bytes to wait for.
+    if (opaque && initialMode === 'DISABLE') return passToApp(socket, Buffer.alloc(0), {});
+    void peekClientHello(socket, opaque && initialMode === 'PERMISSIVE' ? PERMISSIVE_DETECTION_MS : undefined).then(
+      ({ data, hello, stopped }) => {
         const mode = mtlsMode();
-        if (hello.state === 'not-tls') {
+        const silent = data.length === 0 && stopped === 'timeout';
+        if (hello.state === 'not-tls' || silent) {
           if (mode === 'STRICT') {
             deps.log.debug({ remote: socket.remoteAddress }, 'plaintext connection refused: PeerAuthentication STRICT');
             return void socket.destroy();
           }
-          // Opaque TCP (a database protocol, say): no HTTP request line, so to the app as TCP.
-          if (!looksLikeHttp(data)) return passToApp(socket, data, {});
+          // Opaque TCP (a database protocol, say, or a client waiting for a server-first greeting):
+          // no HTTP request line, so to the app as TCP. A declared TCP port is never HTTP.
+          if (silent || opaque || !looksLikeHttp(data)) return passToApp(socket, data, {});
           socket.unshift(data);
           plaintext.accept(socket);
           return;
@@ -190,17 +232,24 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
     );
     if (!allowed) return;
     step.release(socket);
-    const app = connectTcp({ port: deps.appPort, host: deps.appHost, ...(deps.appLocalAddress ? { localAddress: deps.appLocalAddress } : {}) });
+    // Istio's TCP metrics, reported by the destination: opened now, closed with the bytes carried.
+    const downstreamPeer = peerOfRequest({}, peer.spiffeId);
+    const labels = { reporter: 'destination' as const, cluster, ...(downstreamPeer ? { downstreamPeer } : {}) };
+    deps.accessLog.tcpOpened?.(labels);
+    // Each direction ends on its own: a client's FIN after its request (`echo x | nc`) must not cut off the reply.
+    socket.allowHalfOpen = true;
+    const app = connectTcp({ port: deps.appPort, host: deps.appHost, allowHalfOpen: true, ...(deps.appLocalAddress ? { localAddress: deps.appLocalAddress } : {}) });
     app.on('error', () => socket.destroy());
     socket.on('close', () => app.destroy());
     app.on('close', () => socket.destroy());
+    socket.once('close', () => deps.accessLog.tcpClosed?.({ ...labels, flags: '-', bytesReceived: socket.bytesRead, bytesSent: socket.bytesWritten }));
     if (data.length > 0) app.write(data);
     socket.pipe(app).pipe(socket);
   };
 
   const server = createNetServer({ noDelay: true }, onConnection);
   return {
-    listen: (port, host) => listenOn(server, port, host),
+    listen: async (port, host) => (listenPort = await listenOn(server, port, host)),
     accept: onConnection,
     // Stops accepting; the connections open are the drain's to finish.
     close: () =>

@@ -19,6 +19,7 @@ import { ConntrackLookup, type OriginalDestinationLookup } from '../core/capture
 import { INBOUND_PASSTHROUGH_ADDRESS } from '../core/capture/iptables-rules.js';
 import type { AppProbers } from '../core/inject/app-probes.js';
 import { createCapture } from './capture.js';
+import { createOutboundTcp } from './outbound-tcp.js';
 import { createAppProbeServer } from './app-probes.js';
 import { UpstreamPools } from '../core/proxy/upstream-pools.js';
 
@@ -130,6 +131,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
       holder: rt.holder,
       security: rt.security,
       appPort,
+      workload: { namespace: opts.namespace, labels: opts.labels },
       appHost: opts.appHost ?? '127.0.0.1',
       ...(opts.capture ? { appLocalAddress: INBOUND_PASSTHROUGH_ADDRESS } : {}),
       pools: appPools,
@@ -142,13 +144,15 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
     return listener;
   };
   const inbound: InboundListener = inboundFor(opts.appPort);
-  const outbound: OutboundListener = createOutboundListener({ ctx: rt.ctx, log });
+  const tcp = createOutboundTcp({ holder: rt.holder, identity: opts.identity, accessLog: rt.accessLog, random: rt.random, log });
+  const outbound: OutboundListener = createOutboundListener({ ctx: rt.ctx, log, tcp });
   rt.add(outbound);
   const inboundByPort = new Map<number, InboundListener>([[opts.appPort, inbound]]);
   const capture = opts.capture
     ? createCapture({
         originalDestination: opts.originalDestination ?? new ConntrackLookup(),
         outbound,
+        tcp,
         inboundFor: (port) => {
           let l = inboundByPort.get(port);
           if (!l) inboundByPort.set(port, (l = inboundFor(port)));

@@ -3,7 +3,9 @@
 // for picks the outbound route config, the host its virtual host, and from there it is the same
 // routing, load balancing and forwarding the gateway does — with mutual TLS to mesh endpoints.
 // Hosts the mesh does not know pass through (ALLOW_ANY) or get 502 (REGISTRY_ONLY), as in Istio.
-// CONNECT tunnels (an HTTPS call through the proxy) are piped to their destination untouched.
+// CONNECT tunnels (an HTTPS call through the proxy, or any TCP the app sends) to a mesh service port
+// that can carry TCP take that port's `tcp` route and mutual TLS, as captured TCP does
+// (outbound-tcp.ts); to anything else they are piped to their destination untouched.
 
 import { outboundTrafficModeOf } from '../core/policy/outbound-traffic-policy.js';
 import type { IncomingMessage } from 'node:http';
@@ -15,10 +17,12 @@ import { handleUpgrade } from '../core/proxy/upgrade.js';
 import { LocalReplies, rawLocalReply } from '../core/proxy/respond.js';
 import { AcceptStep } from '../core/proxy/accept.js';
 import { outboundRouteConfig } from '../core/routing/compile-mesh.js';
+import type { OutboundTcp } from './outbound-tcp.js';
 
 export interface OutboundDeps {
   readonly ctx: HttpHandlerContext;
   readonly log: Logger;
+  readonly tcp: OutboundTcp;
 }
 
 export interface OutboundListener {
@@ -86,6 +90,11 @@ function tunnel(req: IncomingMessage, socket: Socket, head: Buffer, deps: Outbou
   if (!m) return void socket.end(rawLocalReply(LocalReplies.badRequest));
   const host = m[1]!.replace(/^\[|\]$/g, '');
   const port = Number(m[2]);
+  const mesh = deps.tcp.byHost(host, port);
+  if (mesh) {
+    socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+    return deps.tcp.forward(socket, head, mesh);
+  }
   const snapshot = deps.ctx.holder.current();
   if (snapshot && outboundTrafficModeOf(snapshot) === 'REGISTRY_ONLY' && !snapshot.registry.lookup(host.toLowerCase())) {
     return void socket.end(rawLocalReply(LocalReplies.registryOnly));

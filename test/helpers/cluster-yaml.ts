@@ -10,7 +10,7 @@ export interface TestEndpoint {
   readonly serviceAccount?: string;
 }
 
-export function serviceYaml(name: string, endpoints: readonly TestEndpoint[], opts: { namespace?: string; port?: number; portName?: string } = {}): string {
+export function serviceYaml(name: string, endpoints: readonly TestEndpoint[], opts: { namespace?: string; port?: number; portName?: string; clusterIP?: string } = {}): string {
   const ns = opts.namespace ?? 'default';
   const port = opts.port ?? 80;
   const portName = opts.portName ?? 'http';
@@ -19,7 +19,7 @@ export function serviceYaml(name: string, endpoints: readonly TestEndpoint[], op
 kind: Service
 metadata: {name: ${name}, namespace: ${ns}}
 spec:
-  selector: {app: ${name}}
+  selector: {app: ${name}}${opts.clusterIP ? `\n  clusterIP: ${opts.clusterIP}` : ''}
   ports: [{name: ${portName}, port: ${port}, targetPort: ${portName}}]`,
   ];
   for (const ep of endpoints) {

@@ -1,19 +1,22 @@
-// `meshgate gateway --workers N` as a real process tree for tests: started on a config folder with
-// free loopback ports, and returned once every worker has logged 'gateway serving' (a forked worker
-// is not yet listening, and while only one worker listens its death closes the port).
+// `meshgate gateway --workers N` as a real process tree for tests: started on a config folder on
+// port 0 (the workers share each port the primary bound; the first 'gateway serving' line names them,
+// so no test hands it a port that another test could take first), and returned once every worker
+// has logged 'gateway serving' (a forked worker is not yet listening, and while only one worker
+// listens its death closes the port).
 
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { eventually } from './gateway.js';
-import { freePort } from './ports.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/meshgate.js', import.meta.url));
 
 export interface WorkersGateway {
   readonly proc: ChildProcess;
-  /** The listening port of Gateway port 80. */
+  /** The listening port of Gateway port 80 (0 when `--ports` in the extra arguments maps no 80). */
   readonly port: number;
+  /** Listening ports by Gateway port, as the gateway reported them. */
+  readonly ports: Readonly<Record<string, number>>;
   readonly statusPort: number;
   /** How many log lines so far had this `msg`, from any of the processes. */
   count(msg: string): number;
@@ -37,14 +40,14 @@ export function childPids(pid: number): number[] {
 
 /** `detached`: the gateway leads a process group of its own, so a test can signal the whole group. */
 export async function startWorkersGateway(configDir: string, workers: number, extraArgs: readonly string[] = [], opts: { detached?: boolean } = {}): Promise<WorkersGateway> {
-  const port = await freePort();
-  const [statusPort, adminPort] = [await freePort(), await freePort()];
   const proc = spawn(
     process.execPath,
-    [BIN, 'gateway', '--config', configDir, '--ports', `80=${port}`, '--status-port', String(statusPort), '--admin-port', String(adminPort), '--listen-host', '127.0.0.1', '--access-log', 'off', '--workers', String(workers), '--drain-seconds', '0', '--metrics-port', '0', ...extraArgs],
+    [BIN, 'gateway', '--config', configDir, '--ports', '80=0', '--status-port', '0', '--admin-port', '0', '--listen-host', '127.0.0.1', '--access-log', 'off', '--workers', String(workers), '--drain-seconds', '0', '--metrics-port', '0', ...extraArgs],
     { stdio: ['ignore', 'ignore', 'pipe'], detached: opts.detached === true },
   );
   const serving = new Set<number>();
+  let firstServing: (e: { ports?: Record<string, number>; statusPort?: number }) => void = () => undefined;
+  const served = new Promise<{ ports?: Record<string, number>; statusPort?: number }>((resolve) => (firstServing = resolve));
   const counts = new Map<string, number>();
   createInterface({ input: proc.stderr! }).on('line', (line) => {
     if (!line.startsWith('{')) {
@@ -53,12 +56,22 @@ export async function startWorkersGateway(configDir: string, workers: number, ex
     }
     const entry = JSON.parse(line) as { msg?: string; pid?: number };
     if (entry.msg !== undefined) counts.set(entry.msg, (counts.get(entry.msg) ?? 0) + 1);
-    if (entry.msg === 'gateway serving' && entry.pid !== undefined) serving.add(entry.pid);
+    if (entry.msg === 'gateway serving' && entry.pid !== undefined) {
+      serving.add(entry.pid);
+      firstServing((entry as { ports?: Record<string, number>; statusPort?: number }));
+    }
   });
+  const exitedEarly = new Promise<never>((_, reject) => proc.once('exit', (code, signal) => reject(new Error(`gateway exited (${code ?? signal}) before serving`))));
+  exitedEarly.catch(() => undefined);
+  const first = await Promise.race([served, exitedEarly]);
+  const ports = first.ports ?? {};
+  const port = ports['80'] ?? 0;
+  const statusPort = first.statusPort ?? 0;
   const list = (): number[] => childPids(proc.pid!);
   const gw: WorkersGateway = {
     proc,
     port,
+    ports,
     statusPort,
     count: (msg) => counts.get(msg) ?? 0,
     serving,

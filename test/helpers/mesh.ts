@@ -14,6 +14,8 @@ import type { WorkloadCertificate } from '../../src/core/pki/types.js';
 import { pino } from 'pino';
 import { FileSource } from '../../src/core/sources/file-source.js';
 import type { SidecarOptions } from '../../src/sidecar/main.js';
+import type { SnapshotHolder } from '../../src/core/snapshot/holder.js';
+import type { Snapshot } from '../../src/core/snapshot/snapshot.js';
 import { ManualIdentity } from './mesh-tls.js';
 
 export async function testAuthority(): Promise<CertificateAuthority> {
@@ -77,4 +79,17 @@ export function sidecarOptions(ca: CertificateAuthority, dir: string, name: stri
     accessLog: 'off',
     logger: pino({ level: 'silent' }),
   };
+}
+
+/** Resolves once `holder` serves a snapshot for which `ready` holds (a configuration edit has landed). */
+export function untilSnapshot(holder: SnapshotHolder, ready: (s: Snapshot) => boolean): Promise<Snapshot> {
+  return new Promise((resolve) => {
+    const now = holder.current();
+    if (now && ready(now)) return resolve(now);
+    const off = holder.onSwap((s) => {
+      if (!ready(s)) return;
+      off();
+      resolve(s);
+    });
+  });
 }

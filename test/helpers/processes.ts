@@ -7,14 +7,25 @@ import { request } from 'undici';
 
 const BIN = fileURLToPath(new URL('../../../bin/meshgate.js', import.meta.url));
 
-/** `log()`: the last of stderr; `count(msg)`: how many JSON log lines so far had that `msg`. */
-export type MeshgateProcess = ChildProcess & { log(): string; count(msg: string): number };
+/**
+ * `log()`: the last of stderr; `count(msg)`: how many JSON log lines so far had that `msg`;
+ * `serving()`: the first `… serving` line (`control plane serving`, `sidecar serving`, `gateway
+ * serving`), which names the ports the process listens on — so tests start processes on port 0 and
+ * read the ports they got, instead of handing them a port that was free a moment ago (another test
+ * may take it in between).
+ */
+export type MeshgateProcess = ChildProcess & { log(): string; count(msg: string): number; serving(): Promise<ServingLine> };
+
+/** The JSON of a `… serving` log line: ports by name (`port`, `statusPort`, `status`, `inbound`, `ports`, …). */
+export type ServingLine = Record<string, unknown> & { readonly msg: string };
 
 export function meshgate(args: string[]): MeshgateProcess {
   const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'] }) as MeshgateProcess;
   let err = '';
   let partial = '';
   const counts = new Map<string, number>();
+  let served: ServingLine | undefined;
+  const waiting: Array<(line: ServingLine | Error) => void> = [];
   child.stderr!.on('data', (d: Buffer) => {
     err = (err + d.toString()).slice(-4000);
     const lines = (partial + d.toString()).split('\n');
@@ -22,10 +33,24 @@ export function meshgate(args: string[]): MeshgateProcess {
     for (const line of lines) {
       const msg = /"msg":"((?:[^"\\]|\\.)*)"/.exec(line)?.[1];
       if (msg !== undefined) counts.set(msg, (counts.get(msg) ?? 0) + 1);
+      if (!served && msg?.endsWith(' serving')) {
+        served = JSON.parse(line) as ServingLine;
+        for (const w of waiting.splice(0)) w(served);
+      }
     }
+  });
+  child.once('exit', (code, signal) => {
+    const failure = new Error(`exited (${code ?? signal}) before serving\n${err}`);
+    for (const w of waiting.splice(0)) w(failure);
   });
   child.log = () => err;
   child.count = (msg) => counts.get(msg) ?? 0;
+  child.serving = () =>
+    new Promise((resolve, reject) => {
+      if (served) return resolve(served);
+      if (child.exitCode !== null || child.signalCode !== null) return reject(new Error(`exited (${child.exitCode ?? child.signalCode}) before serving\n${err}`));
+      waiting.push((r) => (r instanceof Error ? reject(r) : resolve(r)));
+    });
   return child;
 }
 

@@ -3,6 +3,10 @@
 // already read (the peeked ClientHello) go first. A missing cluster, no endpoint, or a failed connect
 // closes the downstream connection, which is all TCP can say (no status code to send). The cluster's
 // maxConnections turns connections away (UO) and connect failures count towards outlier ejection.
+// Given the proxy's identity and a connector, the connection to the endpoint gets the TLS an HTTP
+// request would (upstream-tls.ts): auto mTLS to an endpoint with a sidecar (ALPN `istio-peer-exchange`,
+// `istio`, which tells the server sidecar it carries TCP), a DestinationRule's ISTIO_MUTUAL, SIMPLE
+// or MUTUAL; a TLS failure counts as a connect failure (UF).
 
 import { connect, type Socket } from 'node:net';
 import type { Slot } from '../policy/circuit-breaker.js';
@@ -14,6 +18,9 @@ import type { DestinationTarget } from '../routing/types.js';
 import { pickDestination } from './forward.js';
 import type { AccessLog } from '../telemetry/access-log.js';
 import { workloadOfEndpoint } from '../telemetry/workload.js';
+import type { IdentityProvider } from '../pki/types.js';
+import { decideUpstreamTls } from '../tls/upstream-tls.js';
+import type { UpstreamConnector } from '../tls/upstream-connector.js';
 
 /** Istio's mesh-wide default `connectTimeout`. */
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
@@ -38,6 +45,8 @@ export interface TcpForwardDeps {
   readonly onDone?: (record: TcpForwardRecord) => void;
   /** Istio's TCP metrics: a connection opened to an endpoint, and closed. */
   readonly observer?: Pick<AccessLog, 'tcpOpened' | 'tcpClosed'>;
+  /** TLS towards endpoints (auto mTLS, DestinationRule `tls`); without it every connection is plaintext. */
+  readonly tls?: { readonly connector: UpstreamConnector; readonly identity?: IdentityProvider };
 }
 
 /**
@@ -110,8 +119,21 @@ export function forwardTcp(
     const host = endpointKey(pick, cluster.port);
     const dial = (slot: Slot | undefined): void => {
       let upstream: Socket;
+      let ready = 'connect';
       try {
-        upstream = connect({ host: pick.address, port, allowHalfOpen: true, noDelay: true });
+        const decision = deps.tls ? decideUpstreamTls(cluster, pick, deps.tls.identity, cluster.service.hostname) : undefined;
+        // Mutual TLS the rule asks for and this proxy cannot do is refused, never sent in plaintext.
+        if (decision && !decision.ok) throw new Error(decision.message);
+        const profile = decision?.ok ? decision.profile : undefined;
+        if (profile && deps.tls) {
+          const opened = deps.tls.connector.open(profile, pick.address, port, [], () => undefined, timeoutMs);
+          if (!opened.ok) throw opened.error;
+          upstream = opened.socket;
+          upstream.allowHalfOpen = true;
+          ready = 'secureConnect';
+        } else {
+          upstream = connect({ host: pick.address, port, allowHalfOpen: true, noDelay: true });
+        }
       } catch {
         // An endpoint that cannot even be dialled (a bad port) fails like a refused connection.
         slot?.release();
@@ -125,7 +147,7 @@ export function forwardTcp(
         slot?.release();
       };
       const cleanup = (): void => {
-        upstream.off('connect', onConnect);
+        upstream.off(ready, onConnect);
         upstream.off('error', onFail);
         upstream.off('timeout', onFail);
         downstream.off('close', abandon);
@@ -158,7 +180,7 @@ export function forwardTcp(
       };
       // The client went away while we were still connecting.
       downstream.once('close', abandon);
-      upstream.once('connect', onConnect);
+      upstream.once(ready, onConnect);
       upstream.once('error', onFail);
       upstream.once('timeout', onFail);
     };

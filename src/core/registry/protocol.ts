@@ -53,3 +53,19 @@ export function kubePortProtocol(name: string | undefined, appProtocol: string |
 export function isHttpCapable(protocol: string): boolean {
   return protocol === 'HTTP' || protocol === 'HTTP2' || protocol === 'GRPC' || protocol === 'GRPC-WEB' || protocol === 'HTTP_PROXY' || protocol === 'UNKNOWN';
 }
+
+/**
+ * Ports Istio assumes to carry TCP when their protocol is not declared: they commonly carry
+ * server-first protocols (SMTP, DNS, MySQL, MongoDB), which sniffing would stall.
+ */
+export const SERVER_FIRST_PORTS: ReadonlySet<number> = new Set([25, 53, 3306, 27017]);
+
+/**
+ * Whether a connection to a port of this protocol is opaque TCP from its first byte, so a proxy
+ * must not wait for the client to speak: declared TCP, TLS, HTTPS, MONGO, MYSQL, REDIS, and an
+ * undeclared port that is one of SERVER_FIRST_PORTS. Only undeclared ports are sniffed.
+ */
+export function isOpaqueTcp(protocol: string, port: number): boolean {
+  if (protocol === 'UNKNOWN') return SERVER_FIRST_PORTS.has(port);
+  return !isHttpCapable(protocol) && protocol !== 'UDP' && protocol !== 'UNSUPPORTED';
+}

@@ -11,6 +11,7 @@ import type { RateLimitPolicySpec } from '../model/rate-limit.js';
 import type { Resource } from '../model/resource.js';
 import { indexDestinationRules } from '../policy/destination-rules.js';
 import { buildCluster, type ClusterDeps } from '../policy/cluster.js';
+import { compileMeshTcp } from '../routing/mesh-tcp-routes.js';
 import { LiveClusters } from '../policy/live-clusters.js';
 import { peerAuthenticationIndex } from '../policy/peer-authentication.js';
 import { compileRateLimits } from '../policy/rate-limit-table.js';
@@ -102,6 +103,7 @@ export function buildSnapshot(loaded: LoadResult, role: ProxyRole, deps: Snapsho
   const routing = { virtualServices, registry, proxyLabels: role.labels, proxyNamespace: role.namespace, domain, cluster };
   // A sidecar has no Gateway listeners: its route configs are looked up by the port the app called.
   const compiled: CompiledGateway = role.kind === 'sidecar' ? { listeners: new Map(), ...compileMesh(routing) } : compileGateway({ ...routing, gateways, servicePorts: role.ports });
+  const meshTcp = role.kind === 'sidecar' ? compileMeshTcp({ ...routing, resources }) : undefined;
 
   const rateLimits = compileRateLimits({
     policies: ofKind<RateLimitPolicySpec>(resources, 'RateLimitPolicy'),
@@ -123,6 +125,7 @@ export function buildSnapshot(loaded: LoadResult, role: ProxyRole, deps: Snapsho
     clusters,
     listeners: compiled.listeners,
     routeConfigs: compiled.routeConfigs,
+    ...(meshTcp ? { meshTcp } : {}),
     role,
     rateLimits: rateLimits.table,
     problems: [...problems, ...findings],

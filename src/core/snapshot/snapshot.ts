@@ -10,6 +10,7 @@ import type { RateLimitTable } from '../policy/rate-limit-table.js';
 import type { Registry } from '../registry/types.js';
 import type { Listener, RouteConfig } from '../routing/types.js';
 import type { GatewayApiStatus } from '../gateway-api/conditions.js';
+import type { MeshTcpTable } from '../routing/mesh-tcp-routes.js';
 
 export interface Snapshot {
   /** Increases by one with every snapshot a holder accepts. */
@@ -27,6 +28,8 @@ export interface Snapshot {
    * per service port, named by the number as Istio names them (`80`, `9080`).
    */
   readonly routeConfigs: ReadonlyMap<string, RouteConfig>;
+  /** Sidecar: where a TCP connection to a mesh service port goes (routing/mesh-tcp-routes.ts); absent for gateways. */
+  readonly meshTcp?: MeshTcpTable;
   /** The role it was compiled for. */
   readonly role: ProxyRole;
   /** Which RateLimitPolicy limits apply to each (virtual host, route). */

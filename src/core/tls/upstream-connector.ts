@@ -41,9 +41,12 @@ export class UpstreamTlsError extends Error {
 /**
  * Istio mTLS says so in ALPN, ahead of the protocol itself (`istio-http/1.1`, `istio`, `http/1.1`),
  * as Istio's client proxies do: a PERMISSIVE server terminates mTLS only for these, and hands other
- * TLS to its app. Servers pick the real protocol from the end of the list.
+ * TLS to its app. Servers pick the real protocol from the end of the list. A TCP stream offers
+ * only `istio-peer-exchange` and `istio`, which the server sidecar takes to mean TCP.
  */
 export function meshAlpn(alpn: readonly string[]): string[] {
+  // No application protocol: a TCP stream, announced as Istio's client proxies announce one.
+  if (alpn.length === 0) return ['istio-peer-exchange', 'istio'];
   return [...alpn.map((p) => `istio-${p}`), 'istio', ...alpn];
 }
 

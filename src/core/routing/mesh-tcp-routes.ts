@@ -1,0 +1,157 @@
+// Where a sidecar sends a TCP connection its app opened to a mesh service (docs/tasks/tcp-traffic.md):
+// the outbound side learns the address and port the app dialled (a Service's cluster IP, a
+// ServiceEntry address, found through capture) or the name (`CONNECT host:port`), and this table
+// answers with the service port, its protocol and the weighted destinations, as Istio builds a
+// sidecar's outbound TCP filter chains:
+// - the first mesh-bound VirtualService (in the proxy's order) naming the service, exactly or by the
+//   most specific wildcard, that has `tcp` rules; its first rule whose match applies (`port`,
+//   `sourceLabels`, `sourceNamespace`, `gateways` naming `mesh`; no match list matches everything);
+// - else, or when no rule applies, the service's own cluster `outbound|<port>||<host>`.
+// Built with the snapshot, for every service port that can carry TCP (anything but a declared
+// HTTP-family or UDP port), so the connection path only looks things up.
+
+import type { L4MatchAttributes, VirtualServiceSpec } from '../model/istio.js';
+import type { Resource } from '../model/resource.js';
+import { isRecord } from '../config/load.js';
+import { compareHostSpecificity, isWildcardHost, mostSpecificHost, resolveShortName } from '../registry/hostname.js';
+import { selectorMatches } from '../registry/labels.js';
+import type { Registry, Service, ServicePort } from '../registry/types.js';
+import { compileDestinations } from './actions.js';
+import { orderForProxy } from './compile.js';
+import { exportedTo, MESH_GATEWAY, vsGateways } from './gateway-binding.js';
+import { registryAtPort } from './mesh-routes.js';
+import type { MeshCompileInput } from './compile-mesh.js';
+import type { L4Route, L4RouteSource } from './types.js';
+
+/** What the sidecar's HTTP routes are compiled from, plus the resources that give services their addresses. */
+export interface MeshTcpInput extends MeshCompileInput {
+  readonly resources: readonly Resource[];
+}
+
+/** A service port a connection was meant for, and where its bytes go. */
+export interface MeshTcpTarget {
+  readonly service: Service;
+  readonly port: ServicePort;
+  readonly route: L4Route;
+}
+
+export interface MeshTcpTable {
+  /** The target for a connection to `address:port` (a cluster IP or ServiceEntry address). */
+  byAddress(address: string, port: number): MeshTcpTarget | undefined;
+  /** The target for a connection to a service by name (FQDN or a short name in the proxy's namespace). */
+  byHost(host: string, port: number): MeshTcpTarget | undefined;
+}
+
+export const EMPTY_MESH_TCP: MeshTcpTable = Object.freeze({ byAddress: () => undefined, byHost: () => undefined });
+
+/** Declared protocols whose ports carry HTTP only: never routed as TCP. */
+const HTTP_ONLY = new Set(['HTTP', 'HTTP2', 'GRPC', 'GRPC-WEB', 'HTTP_PROXY', 'UDP', 'UNSUPPORTED']);
+
+const DEFAULT_SOURCE: L4RouteSource = Object.freeze({ virtualService: '', file: '', line: 0, kind: 'tcp', routeIndex: -1, matchIndex: -1 });
+
+export function compileMeshTcp(input: MeshTcpInput): MeshTcpTable {
+  const visible = new Map<string, Service>();
+  for (const [host, s] of input.registry.services) if (exportedTo(s.exportTo, s.namespace, input.proxyNamespace)) visible.set(host, s);
+
+  // VirtualServices with tcp rules, bound to the mesh and visible here, in the proxy's order.
+  const tcpVs = orderForProxy(
+    input.virtualServices.filter((vs) => (vs.spec.tcp?.length ?? 0) > 0 && exportedTo(vs.spec.exportTo, vs.metadata.namespace, input.proxyNamespace) && vsGateways(vs.spec, vs.metadata.namespace).has(MESH_GATEWAY)),
+    input.proxyNamespace,
+  );
+  const exact = new Map<string, Resource<VirtualServiceSpec>>();
+  const wild = new Map<string, Resource<VirtualServiceSpec>>();
+  for (const vs of tcpVs) {
+    for (const h of vs.spec.hosts ?? []) {
+      const host = resolveShortName(h, vs.metadata.namespace, input.domain).toLowerCase();
+      const into = isWildcardHost(host) ? wild : exact;
+      if (!into.has(host)) into.set(host, vs);
+    }
+  }
+  const wildcards = [...wild].sort((a, b) => compareHostSpecificity(a[0], b[0]));
+
+  const targets = new Map<string, MeshTcpTarget>(); // `host|port`
+  const portRegistries = new Map<number, Registry>();
+  for (const [host, service] of visible) {
+    if (isWildcardHost(host)) continue;
+    const owner = mostSpecificHost(host, exact, wildcards);
+    for (const port of service.ports) {
+      if (HTTP_ONLY.has(port.protocol)) continue;
+      let registry = portRegistries.get(port.number);
+      if (!registry) portRegistries.set(port.number, (registry = registryAtPort(visible, input.registry, port.number)));
+      const route = (owner && ruleRoute(owner, port.number, input, registry)) || defaultRoute(service, port.number, input, registry);
+      targets.set(`${host}|${port.number}`, Object.freeze({ service, port, route }));
+    }
+  }
+
+  // Addresses the app may dial: Kubernetes cluster IPs and ServiceEntry addresses (exact IPs).
+  const addresses = new Map<string, string[]>(); // address → hostnames
+  const add = (address: string, host: string): void => {
+    const list = addresses.get(address) ?? [];
+    list.push(host);
+    addresses.set(address, list);
+  };
+  for (const r of input.resources) {
+    const spec = r.spec;
+    if (!isRecord(spec)) continue;
+    if (r.kind === 'Service') {
+      const host = `${r.metadata.name}.${r.metadata.namespace}.svc.${input.domain}`.toLowerCase();
+      const ips = new Set<string>([...(typeof spec.clusterIP === 'string' ? [spec.clusterIP] : []), ...(Array.isArray(spec.clusterIPs) ? spec.clusterIPs.filter((x): x is string => typeof x === 'string') : [])]);
+      for (const ip of ips) if (ip && ip !== 'None') add(ip, host);
+    } else if (r.kind === 'ServiceEntry' && Array.isArray(spec.addresses) && Array.isArray(spec.hosts)) {
+      for (const a of spec.addresses) if (typeof a === 'string' && !a.includes('/')) for (const h of spec.hosts) if (typeof h === 'string') add(a, h.toLowerCase());
+    }
+  }
+
+  const byHostPort = (host: string, port: number): MeshTcpTarget | undefined => targets.get(`${host}|${port}`);
+  return Object.freeze({
+    byAddress(address: string, port: number): MeshTcpTarget | undefined {
+      for (const host of addresses.get(address) ?? []) {
+        const t = byHostPort(host, port);
+        if (t) return t;
+      }
+      return undefined;
+    },
+    byHost(host: string, port: number): MeshTcpTarget | undefined {
+      const name = host.toLowerCase().replace(/\.$/, '');
+      const found = input.registry.lookup(name.includes('.') ? name : resolveShortName(name, input.proxyNamespace, input.domain));
+      return found ? byHostPort(found.hostname, port) : undefined;
+    },
+  });
+}
+
+/** The first tcp rule of `vs` that applies to this proxy on `port`, as a route; undefined when none does. */
+function ruleRoute(vs: Resource<VirtualServiceSpec>, port: number, input: MeshTcpInput, registry: Registry): L4Route | undefined {
+  const ns = vs.metadata.namespace;
+  const rules = vs.spec.tcp ?? [];
+  for (let i = 0; i < rules.length; i++) {
+    const rule = rules[i]!;
+    if (!rule.route || rule.route.length === 0) continue;
+    const matches = rule.match ?? [];
+    const k = matches.length === 0 ? -1 : matches.findIndex((m) => l4MatchesProxy(m, port, input));
+    if (matches.length > 0 && k < 0) continue;
+    const destinations = compileDestinations(rule.route, { namespace: ns, listenerPort: port, registry, domain: input.domain, cluster: input.cluster });
+    const source: L4RouteSource = {
+      virtualService: `${ns}/${vs.metadata.name}`,
+      file: vs.origin.file,
+      line: vs.origin.lineOf(k >= 0 ? ['spec', 'tcp', i, 'match', k] : ['spec', 'tcp', i]),
+      kind: 'tcp',
+      routeIndex: i,
+      matchIndex: k,
+    };
+    return { source, destinations, totalWeight: destinations.reduce((s, d) => s + d.weight, 0) };
+  }
+  return undefined;
+}
+
+/** Istio's sidecar L4 match: `port` (0 = any), then `gateways` (must name mesh) or the source fields. */
+function l4MatchesProxy(m: L4MatchAttributes, port: number, input: MeshTcpInput): boolean {
+  if (m.port && m.port !== port) return false;
+  if (m.gateways && m.gateways.length > 0) return m.gateways.includes(MESH_GATEWAY);
+  if (!selectorMatches(m.sourceLabels, input.proxyLabels)) return false;
+  return !m.sourceNamespace || m.sourceNamespace === input.proxyNamespace;
+}
+
+function defaultRoute(s: Service, port: number, input: MeshTcpInput, registry: Registry): L4Route {
+  const destinations = compileDestinations([{ destination: { host: s.hostname, port: { number: port } } }], { namespace: s.namespace, listenerPort: port, registry, domain: input.domain, cluster: input.cluster });
+  return { source: DEFAULT_SOURCE, destinations, totalWeight: destinations.reduce((sum, d) => sum + d.weight, 0) };
+}

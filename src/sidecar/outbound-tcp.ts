@@ -1,0 +1,48 @@
+// The sidecar's outbound TCP path: a connection the app opened to a mesh service port that is not
+// HTTP (captured, or a `CONNECT host:port` through the outbound port) goes where the snapshot's mesh
+// TCP table says (core/routing/mesh-tcp-routes.ts: VirtualService `tcp` routes with their weights,
+// else the service's cluster), to an endpoint picked by the cluster's load balancer, and — auto mTLS —
+// over mutual TLS with this workload's certificate when the endpoint runs a sidecar (ALPN
+// `istio-peer-exchange`, `istio`, so the server sidecar knows it carries TCP), as Istio's client
+// sidecar does; a DestinationRule `tls` block decides instead when it has one. Counted in Istio's TCP
+// metrics with `reporter="source"`.
+
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import type { IdentityProvider } from '../core/pki/types.js';
+import { forwardTcp } from '../core/proxy/tcp-forward.js';
+import type { MeshTcpTarget } from '../core/routing/mesh-tcp-routes.js';
+import type { SnapshotHolder } from '../core/snapshot/holder.js';
+import type { AccessLog } from '../core/telemetry/access-log.js';
+import { UpstreamConnector } from '../core/tls/upstream-connector.js';
+
+export interface OutboundTcpDeps {
+  readonly holder: SnapshotHolder;
+  readonly identity: IdentityProvider;
+  readonly accessLog: AccessLog;
+  readonly random: () => number;
+  readonly log: Logger;
+}
+
+export interface OutboundTcp {
+  /** The mesh service port at `address:port` (a cluster IP, a ServiceEntry address), if any. */
+  byAddress(address: string, port: number): MeshTcpTarget | undefined;
+  /** The mesh service port named `host:port`, if any. */
+  byHost(host: string, port: number): MeshTcpTarget | undefined;
+  /** Pipes `socket` (after `initial`, bytes already read from it) to the target's route. */
+  forward(socket: Socket, initial: Buffer, target: MeshTcpTarget): void;
+}
+
+export function createOutboundTcp(deps: OutboundTcpDeps): OutboundTcp {
+  const connector = new UpstreamConnector({ logger: deps.log });
+  const tls = { connector, identity: deps.identity };
+  const table = () => deps.holder.current()?.meshTcp;
+  return {
+    byAddress: (address, port) => table()?.byAddress(address, port),
+    byHost: (host, port) => table()?.byHost(host, port),
+    forward: (socket, initial, target) => {
+      const { route } = target;
+      forwardTcp(socket, initial, route.destinations, route.totalWeight, { random: deps.random, observer: deps.accessLog, tls });
+    },
+  };
+}
