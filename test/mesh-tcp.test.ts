@@ -222,6 +222,21 @@ spec:
     assert.equal(r.data, 'one world');
   });
 
+  it('REGISTRY_ONLY (a Sidecar resource selecting the caller) closes captured TCP to a destination the mesh does not know', async () => {
+    const outside = `127.0.0.1:${v2.port}`;
+    assert.equal((await exchange('curl', '127.0.0.1', v2.port, 'out')).data, 'two out', `ALLOW_ANY: ${outside} passes through`);
+    await writeFile(join(dir, 'egress.yaml'), 'apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: intruder, namespace: default}\nspec:\n  workloadSelector: {labels: {app: intruder}}\n  outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n');
+    try {
+      await untilSnapshot(sidecars['intruder']!.holder, (snap) => snap.resources.some((r) => r.kind === 'Sidecar'));
+      const blocked = await exchange('intruder', '127.0.0.1', v2.port, 'out');
+      assert.deepEqual(blocked, { data: '', closed: true });
+      assert.equal((await exchange('intruder', ECHO_IP, 9000, 'mesh')).data, 'one mesh', 'a mesh service still answers');
+    } finally {
+      await rm(join(dir, 'egress.yaml'));
+      await untilSnapshot(sidecars['intruder']!.holder, (snap) => !snap.resources.some((r) => r.kind === 'Sidecar'));
+    }
+  });
+
   it('carries a half-close both ways: a client that ends its side after the request still gets the reply', async () => {
     const s = await dial('curl', ECHO_IP, 9000);
     s.on('error', () => undefined);

@@ -11,7 +11,7 @@
 // like any proxied request; anything else (TLS the app speaks itself, a binary protocol, or nothing
 // within the sniffing window) is TCP. TCP to a mesh service port takes its `tcp` route and mutual
 // TLS to the server's sidecar (outbound-tcp.ts); TCP to anything else goes to the original
-// destination as it is.
+// destination as it is under outboundTrafficPolicy ALLOW_ANY, and is closed under REGISTRY_ONLY.
 //
 // Inbound (15006): a caller connected to the app's port; the original port (from conntrack, else
 // --app-port) picks the inbound listener for that app port, which applies PeerAuthentication
@@ -99,8 +99,15 @@ export function createCapture(deps: CaptureDeps): Capture {
       deps.log.warn({ remote: `${socket.remoteAddress ?? ''}:${socket.remotePort ?? 0}` }, 'captured TCP connection with no known original destination: closed');
       return void socket.destroy();
     }
+    if (mesh) {
+      step.release(socket);
+      return deps.tcp.forward(socket, first ?? Buffer.alloc(0), mesh);
+    }
+    if (!deps.tcp.passesUnknown()) {
+      deps.log.debug({ destination: `${target.address}:${target.port}` }, 'captured TCP connection to a destination the mesh does not know, under REGISTRY_ONLY: closed (BlackHoleCluster)');
+      return void socket.destroy();
+    }
     step.release(socket);
-    if (mesh) return deps.tcp.forward(socket, first ?? Buffer.alloc(0), mesh);
     const upstream = connectTcp({ host: target.address, port: target.port, noDelay: true });
     upstream.on('error', () => socket.destroy());
     socket.on('close', () => upstream.destroy());

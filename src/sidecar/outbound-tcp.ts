@@ -10,6 +10,7 @@
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { IdentityProvider } from '../core/pki/types.js';
+import { outboundTrafficModeOf } from '../core/policy/outbound-traffic-policy.js';
 import { forwardTcp } from '../core/proxy/tcp-forward.js';
 import type { MeshTcpTarget } from '../core/routing/mesh-tcp-routes.js';
 import type { SnapshotHolder } from '../core/snapshot/holder.js';
@@ -29,6 +30,11 @@ export interface OutboundTcp {
   byAddress(address: string, port: number): MeshTcpTarget | undefined;
   /** The mesh service port named `host:port`, if any. */
   byHost(host: string, port: number): MeshTcpTarget | undefined;
+  /**
+   * Whether TCP to a destination the mesh does not know may pass through (outboundTrafficPolicy
+   * ALLOW_ANY, PassthroughCluster); REGISTRY_ONLY, or no configuration yet, closes it (BlackHoleCluster).
+   */
+  passesUnknown(): boolean;
   /** Pipes `socket` (after `initial`, bytes already read from it) to the target's route. */
   forward(socket: Socket, initial: Buffer, target: MeshTcpTarget): void;
 }
@@ -40,6 +46,10 @@ export function createOutboundTcp(deps: OutboundTcpDeps): OutboundTcp {
   return {
     byAddress: (address, port) => table()?.byAddress(address, port),
     byHost: (host, port) => table()?.byHost(host, port),
+    passesUnknown: () => {
+      const snapshot = deps.holder.current();
+      return snapshot !== undefined && outboundTrafficModeOf(snapshot) === 'ALLOW_ANY';
+    },
     forward: (socket, initial, target) => {
       const { route } = target;
       forwardTcp(socket, initial, route.destinations, route.totalWeight, { random: deps.random, observer: deps.accessLog, tls });
