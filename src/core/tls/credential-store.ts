@@ -18,6 +18,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { ServerTlsSettings } from '../model/istio.js';
 import { checkMaterial, validityProblems } from './credential-check.js';
+import { secretSourceOf, sourceOf } from './credential-source.js';
 import type { CredentialProblem, CredentialStore, SecretReader, ServerCredential } from './types.js';
 
 export interface CredentialStoreOptions {
@@ -438,22 +439,4 @@ function isDirectory(path: string): boolean {
   } catch {
     return false;
   }
-}
-
-/** ACME writes `meta.json` beside the certificate it manages; anything else was put there by a person. */
-function sourceOf(folder: string): ServerCredential['source'] {
-  try {
-    const meta = JSON.parse(readFileSync(join(folder, 'meta.json'), 'utf8')) as { source?: string };
-    return meta.source === 'acme' || meta.source === 'self-signed' ? meta.source : 'file';
-  } catch {
-    return 'file';
-  }
-}
-
-/** The annotation the gateway's ACME writes on the Secrets it manages (acme-manager's Secret storage). */
-export const SOURCE_ANNOTATION = 'meshgate.io/source';
-
-function secretSourceOf(annotations: Readonly<Record<string, string>> | undefined): ServerCredential['source'] {
-  const v = annotations?.[SOURCE_ANNOTATION];
-  return v === 'acme' || v === 'self-signed' ? v : 'file';
 }

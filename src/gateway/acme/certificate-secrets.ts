@@ -10,7 +10,7 @@
 import { X509Certificate } from 'node:crypto';
 import acme from 'acme-client';
 import type { SecretWriter } from '../../core/tls/types.js';
-import { SOURCE_ANNOTATION } from '../../core/tls/credential-store.js';
+import { SOURCE_ANNOTATION } from '../../core/tls/credential-source.js';
 import type { AccountKey } from './acme-order.js';
 import { storedFrom, type CertificateStorage, type StoredCertificate } from './certificate-files.js';
 
