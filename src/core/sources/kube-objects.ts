@@ -35,6 +35,8 @@ export const KUBE_KINDS: readonly KubeKind[] = [
   { kind: 'DestinationRule', apiVersion: 'networking.istio.io/v1', plural: 'destinationrules', crd: true },
   { kind: 'ServiceEntry', apiVersion: 'networking.istio.io/v1', plural: 'serviceentries', crd: true },
   { kind: 'WorkloadEntry', apiVersion: 'networking.istio.io/v1', plural: 'workloadentries', crd: true },
+  // Istio's Sidecar: egress.hosts narrows what the control plane sends a sidecar; outboundTrafficPolicy.
+  { kind: 'Sidecar', apiVersion: 'networking.istio.io/v1', plural: 'sidecars', crd: true },
   { kind: 'PeerAuthentication', apiVersion: 'security.istio.io/v1', plural: 'peerauthentications', crd: true },
   { kind: 'AuthorizationPolicy', apiVersion: 'security.istio.io/v1', plural: 'authorizationpolicies', crd: true },
   { kind: 'RequestAuthentication', apiVersion: 'security.istio.io/v1', plural: 'requestauthentications', crd: true },
