@@ -3,6 +3,7 @@
 // again, never a delta. Failures never empty the set: the last one keeps serving while the failed
 // collection is retried with back-off.
 
+import { setMaxListeners } from 'node:events';
 import { KubeConfig, ListWatch, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
 import { pino, type Logger } from 'pino';
 import type { ConfigSource, ConfigUpdate } from './source.js';
@@ -56,7 +57,9 @@ export class KubeSource implements ConfigSource {
   readonly #backoff: { readonly initialMs: number; readonly maxMs: number };
   readonly #random: () => number;
   readonly #watch: TrackedWatch;
-  readonly #abort = new AbortController();
+  // One signal ends every list of every kind; each in-flight list adds a listener to it and removes it
+  // when done, so the count is the number of kinds listed at once (over 20), not a leak.
+  readonly #abort = withUnboundedListeners(new AbortController());
   readonly #delays = new WakeableDelays();
   readonly #slots: Slot[] = [];
   #onUpdate: ((u: ConfigUpdate) => void) | undefined;
@@ -256,4 +259,9 @@ export class KubeSource implements ConfigSource {
     this.#waiter = undefined;
     void this.close();
   }
+}
+
+function withUnboundedListeners(controller: AbortController): AbortController {
+  setMaxListeners(0, controller.signal);
+  return controller;
 }
