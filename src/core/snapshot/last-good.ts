@@ -58,7 +58,8 @@ export function keepLastGood(previous: readonly Resource[] | undefined, valid: r
     if (!old || !keep(old)) continue;
     problems.push({ severity: 'warning', file: r.origin.file, line: r.origin.line, resource: resourceRef(r), field: '', message: 'the new version is invalid; the last good version keeps serving' });
   }
-  const cut = new Set(invalid.map((r) => r.origin.file));
+  // Resources made in code have no file: nothing of theirs can be cut short.
+  const cut = new Set(invalid.map((r) => r.origin.file).filter((f) => f !== ''));
   for (const r of previous) {
     if (!cut.has(r.origin.file) || !keep(r)) continue;
     problems.push({ severity: 'warning', file: r.origin.file, line: r.origin.line, resource: resourceRef(r), field: '', message: 'gone from a file that now holds an invalid resource (cut short?); the last good version keeps serving until the file is valid' });
