@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { readFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { eventually, startTestGateway, type TestGateway } from './helpers/gateway.js';
+import { eventually, send, startTestGateway, type TestGateway } from './helpers/gateway.js';
 import { gatewayYaml, serviceYaml } from './helpers/cluster-yaml.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
 
@@ -141,6 +141,66 @@ rules:
 
   it('a request for an unknown route is denied before routing (403, not 404)', async () => {
     assert.equal((await gw.get('nowhere.example.com', '/private')).status, 403);
+  });
+});
+
+describe('gateway: a DENY on hosts holds for every spelling of the host the routes accept', () => {
+  let up: Upstream;
+  let gw: TestGateway;
+  before(async () => {
+    ({ up, gw } = await cluster({
+      'deny-other.yaml': policy('deny-other', 'istio-system', `
+selector: {matchLabels: {istio: ingressgateway}}
+action: DENY
+rules:
+- to: [{operation: {hosts: [other.example.com]}}]`),
+    }));
+  });
+  after(async () => {
+    await gw.close();
+    await up.close();
+  });
+
+  it('a trailing dot routes to the same virtual host, so it is denied too, and never reaches the upstream', async () => {
+    const before = up.seen.length;
+    for (const host of ['other.example.com', 'other.example.com.', 'OTHER.Example.com.']) {
+      assert.equal((await gw.get(host, '/')).status, 403, host);
+    }
+    assert.equal(up.seen.length, before);
+    const r = await gw.get('app.example.com.', '/');
+    assert.equal(r.status, 200);
+    assert.equal(up.seen.at(-1)?.headers.host, 'app.example.com', 'the upstream gets the host without the dot');
+  });
+});
+
+describe('gateway: a policy file cut short keeps its DENY policies', () => {
+  let up: Upstream;
+  let gw: TestGateway;
+  const denyPaths = (name: string, path: string): string => policy(name, 'istio-system', `
+selector: {matchLabels: {istio: ingressgateway}}
+action: DENY
+rules:
+- to: [{operation: {paths: ["${path}"]}}]`);
+  const full = `${denyPaths('deny-a', '/a')}---\n${denyPaths('deny-admin', '/admin')}`;
+  before(async () => {
+    ({ up, gw } = await cluster({ 'policies.yaml': full }));
+  });
+  after(async () => {
+    await gw.close();
+    await up.close();
+  });
+
+  it('a file cut inside its first policy (still YAML, now invalid) keeps both policies until it is whole again', async () => {
+    assert.equal((await gw.get('app.example.com', '/admin')).status, 403);
+    // Cut where a writer might pause: the first document ends mid-rule, the second is gone.
+    await gw.write('policies.yaml', full.slice(0, full.indexOf('rules:') + 'rules:\n- t'.length));
+    await eventually(async () => /policies\.yaml.*deny-admin.*cut short/.test((await send(gw.gw.adminPort, 'localhost', '/problems')).text));
+    assert.equal((await gw.get('app.example.com', '/admin')).status, 403);
+    assert.equal((await gw.get('app.example.com', '/a')).status, 403);
+    // Whole and valid again, without deny-admin: the removal applies.
+    await gw.write('policies.yaml', denyPaths('deny-a', '/a'));
+    await eventually(async () => (await gw.get('app.example.com', '/admin')).status === 200);
+    assert.equal((await gw.get('app.example.com', '/a')).status, 403);
   });
 });
 

@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
+import { createServer as createNetServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -94,6 +95,8 @@ describe('outboundTrafficPolicy: a sidecar under the mesh config REGISTRY_ONLY',
   let dir: string;
   let outside: Upstream;
   let strict: RunningSidecar, lenient: RunningSidecar;
+  let secret: Server;
+  let secretAccepted = 0;
 
   before(async () => {
     const ca = await testAuthority();
@@ -111,7 +114,22 @@ spec:
   resolution: STATIC
   endpoints: [{address: 127.0.0.1}]
 `;
-    await writeFile(join(dir, 'mesh.yaml'), [meshConfig('REGISTRY_ONLY'), serviceEntry, sidecarResource('lenient', 'default', 'ALLOW_ANY', 'lenient')].join('---\n'));
+    // A known name that resolves here: CONNECT to its declared port works, to any other port it must not.
+    const byName = `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: loopback-by-name, namespace: default}
+spec:
+  hosts: [localhost]
+  location: MESH_EXTERNAL
+  ports: [{number: ${outside.port}, name: tls, protocol: TLS}]
+  resolution: DNS
+`;
+    secret = createNetServer((s) => {
+      secretAccepted++;
+      s.destroy();
+    });
+    await new Promise<void>((r) => secret.listen(0, '127.0.0.1', r));
+    await writeFile(join(dir, 'mesh.yaml'), [meshConfig('REGISTRY_ONLY'), serviceEntry, byName, sidecarResource('lenient', 'default', 'ALLOW_ANY', 'lenient')].join('---\n'));
     const common = { statusPort: 0, adminPort: 0, outboundPort: 0, inboundPort: 0, listenHost: '127.0.0.1', accessLog: 'off', logger: pino({ level: 'silent' }), namespace: 'default', appPort: 1 };
     strict = await startSidecar({ ...common, identity: fixedIdentity(ca, 'default', 'sleep'), source: new FileSource({ dir }), serviceAccount: 'sleep', labels: { app: 'sleep' } });
     lenient = await startSidecar({ ...common, identity: fixedIdentity(ca, 'default', 'lenient'), source: new FileSource({ dir }), serviceAccount: 'lenient', labels: { app: 'lenient' } });
@@ -120,7 +138,14 @@ spec:
   after(async () => {
     await Promise.all([strict?.destroy(), lenient?.destroy()]);
     await outside?.close();
+    secret?.close();
     await rm(dir, { recursive: true, force: true });
+  });
+
+  it('CONNECT to a known host passes on its declared port only: any other port is 502, never connected', async () => {
+    assert.equal(await connectStatus(strict.outboundPort, `localhost:${outside.port}`), 200);
+    assert.equal(await connectStatus(strict.outboundPort, `localhost:${(secret.address() as AddressInfo).port}`), 502);
+    assert.equal(secretAccepted, 0);
   });
 
   it('answers 502 for a host the mesh does not know, over HTTP and CONNECT', async () => {

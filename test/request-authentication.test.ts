@@ -155,6 +155,16 @@ spec:
     assert.equal(r.json<{ headers: Record<string, string> }>().headers['x-jwt-group'], 'users');
   });
 
+  it('a client-sent claim or payload header never reaches the upstream without a token, nor with a token that lacks the claim', async () => {
+    const spoof = { 'x-jwt-group': 'admins', 'x-jwt-payload': Buffer.from('{"sub":"admin"}').toString('base64url') };
+    const none = (await gw.get('app.example.com', '/open', spoof)).json<{ headers: Record<string, string> }>().headers;
+    assert.equal(none['x-jwt-group'], undefined);
+    assert.equal(none['x-jwt-payload'], undefined);
+    const t = await token(good, {}, { aud: 'app.example.com' });
+    const lacking = (await gw.get('app.example.com', '/open', { ...bearer(t), ...spoof })).json<{ headers: Record<string, string> }>().headers;
+    assert.equal(lacking['x-jwt-group'], undefined);
+  });
+
   it('claims in `when`: the admin path needs alice in group admins', async () => {
     const admin = await token(good, { group: 'admins' }, { aud: 'app.example.com' });
     const user = await token(good, { group: 'users' }, { aud: 'app.example.com' });

@@ -11,6 +11,8 @@
 //               required; other TLS: passed to the app as TCP (an app that terminates TLS itself);
 //               plaintext: HTTP to the app.
 //   DISABLE     TLS: passed to the app as TCP; plaintext: HTTP to the app.
+// A mesh peer's certificate chains to the mesh root and names a workload of this sidecar's own trust
+// domain; any other certificate is closed after the handshake, as Istio validates the trust domain.
 // Mesh mTLS whose ALPN names no HTTP protocol (`istio-peer-exchange`, `istio`) carries TCP, and
 // plaintext whose first bytes are no HTTP request line is opaque TCP: both go to the app as bytes.
 //
@@ -38,7 +40,7 @@ import type { ConnectionDrain } from '../core/proxy/drain.js';
 import type { MtlsMode } from '../core/policy/peer-authentication.js';
 import type { WorkloadSecurityCache } from '../core/policy/workload-security.js';
 import type { IdentityProvider, WorkloadCertificate } from '../core/pki/types.js';
-import { spiffeIdsOfCertificate } from '../core/pki/spiffe.js';
+import { parseSpiffeId, spiffeIdsOfCertificate } from '../core/pki/spiffe.js';
 import { peekClientHello } from '../core/tls/client-hello.js';
 import { handleHttpRequest, Pipelines, type HttpHandlerContext, type ListenerInfo } from '../core/proxy/http-handler.js';
 import type { AccessLog } from '../core/telemetry/access-log.js';
@@ -118,16 +120,29 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
     return snapshot ? deps.security.for(snapshot).peerAuthentication.modeFor(deps.appPort) : 'STRICT';
   };
 
+  /**
+   * The SPIFFE id of a mesh peer: a certificate that chains to the mesh root and names a workload of
+   * this sidecar's own trust domain. A root shared with another mesh does not make that mesh's
+   * workloads ours (Istio validates the peer's trust domain the same way); undefined otherwise.
+   */
+  const meshPeerId = (socket: TLSSocket): string | undefined => {
+    if (!socket.authorized) return undefined;
+    const spiffeId = spiffeIdsOfCertificate(socket.getPeerCertificate())[0];
+    const own = parseSpiffeId(deps.identity.current().spiffeId)?.trustDomain;
+    if (spiffeId && parseSpiffeId(spiffeId)?.trustDomain === own) return spiffeId;
+    deps.log.info({ remote: socket.remoteAddress, peer: spiffeId ?? null, trustDomain: own }, 'mesh connection refused: the peer certificate names no workload of this trust domain');
+    return undefined;
+  };
+
   // Read lazily per connection: an HTTP/2 request sees its session's socket through a proxy object.
   const peerOf = (socket: Socket): Peer => {
     const known = peers.get(socket);
     if (known) return known;
     const tlsSocket = socket as TLSSocket;
     let peer = PLAINTEXT;
-    if (typeof tlsSocket.getPeerCertificate === 'function' && tlsSocket.authorized) {
-      const presented = tlsSocket.getPeerCertificate();
-      const spiffeId = spiffeIdsOfCertificate(presented)[0];
-      if (spiffeId) peer = { spiffeId, xfcc: meshXfcc(deps.identity.current().spiffeId, presented) };
+    if (typeof tlsSocket.getPeerCertificate === 'function') {
+      const spiffeId = meshPeerId(tlsSocket);
+      if (spiffeId) peer = { spiffeId, xfcc: meshXfcc(deps.identity.current().spiffeId, tlsSocket.getPeerCertificate()) };
     }
     peers.set(socket, peer);
     return peer;
@@ -165,10 +180,9 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
   tickets.attach(secure);
   step.serve(secure, { request: onRequest });
   secure.on('secureConnection', (socket: TLSSocket) => {
-    const presented = socket.getPeerCertificate();
-    // Only mesh mTLS is terminated here: it needs a certificate that chains to the mesh root and
-    // names a workload. Without one the connection is closed, whatever the mode.
-    if (!presented || Object.keys(presented).length === 0 || !socket.authorized || spiffeIdsOfCertificate(presented).length === 0) socket.destroy();
+    // Only mesh mTLS is terminated here: it needs a mesh peer's certificate. Without one the
+    // connection is closed, whatever the mode.
+    if (!peerOf(socket).spiffeId) socket.destroy();
   });
   secure.on('tlsClientError', () => undefined);
   secure.on('sessionError', () => undefined);
@@ -181,8 +195,7 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
   // Mesh mTLS carrying TCP (a peer that offers Istio's ALPN but no HTTP one): terminated here, then
   // the decrypted bytes go to the app once AuthorizationPolicy's L4 rules allow the peer.
   const tcpSecure = createTlsServer({ ...tlsContext(deps.identity.current()), requestCert: true, rejectUnauthorized: false, ALPNProtocols: ['istio-peer-exchange', 'istio'] }, (socket: TLSSocket) => {
-    const presented = socket.getPeerCertificate();
-    const spiffeId = socket.authorized && presented ? spiffeIdsOfCertificate(presented)[0] : undefined;
+    const spiffeId = meshPeerId(socket);
     if (!spiffeId) return void socket.destroy();
     passToApp(socket, Buffer.alloc(0), { spiffeId });
   });

@@ -95,8 +95,12 @@ function tunnel(req: IncomingMessage, socket: Socket, head: Buffer, deps: Outbou
     socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
     return deps.tcp.forward(socket, head, mesh);
   }
+  // REGISTRY_ONLY (or no configuration yet) lets a tunnel through only to a port the mesh declares
+  // for that host, as Istio has no listener (BlackHoleCluster) for any other.
   const snapshot = deps.ctx.holder.current();
-  if (snapshot && outboundTrafficModeOf(snapshot) === 'REGISTRY_ONLY' && !snapshot.registry.lookup(host.toLowerCase())) {
+  const declared = (): boolean => snapshot?.registry.lookup(host.toLowerCase())?.ports.some((p) => p.number === port) ?? false;
+  if ((!snapshot || outboundTrafficModeOf(snapshot) === 'REGISTRY_ONLY') && !declared()) {
+    deps.log.debug({ destination: `${host}:${port}` }, 'CONNECT to a port the mesh does not declare for that host, under REGISTRY_ONLY: 502 (BlackHoleCluster)');
     return void socket.end(rawLocalReply(LocalReplies.registryOnly));
   }
   const upstream = connectTcp(port, host);

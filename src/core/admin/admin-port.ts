@@ -4,6 +4,7 @@
 
 import { createServer, type Server } from 'node:http';
 import type { FastifyInstance } from 'fastify';
+import { internalFailure, sendEndpointFailure } from '../proxy/respond.js';
 
 export interface AdminPort {
   readonly server: Server;
@@ -23,7 +24,7 @@ export function createAdminPort(build: () => Promise<FastifyInstance>): AdminPor
       (a) => a.routing(req, res),
       (err: unknown) => {
         app = undefined; // the next request tries again
-        res.writeHead(500, { 'content-type': 'text/plain' }).end(`admin routes failed to load: ${(err as Error).message}\n`);
+        sendEndpointFailure(res, internalFailure(`admin routes failed to load: ${(err as Error).message}`));
       },
     );
   });

@@ -142,13 +142,24 @@ class JwtProviders implements RequestAuthenticator {
   readonly #byIssuer = new Map<string, Provider>();
   /** Every place any provider reads, once each. */
   readonly #locations: Location[] = [];
+  /**
+   * Every header a verified token writes (outputPayloadToHeader, outputClaimToHeaders). A client's own
+   * value of one is removed from every request, with a token or without: only a verified token may
+   * speak there (Envoy forwards it when no token is sent, which lets a client claim `admins` to a
+   * backend that trusts the header).
+   */
+  readonly #outputHeaders: readonly string[];
+  readonly #noToken: AuthnResult;
 
   constructor(
     providers: readonly Provider[],
     private readonly jwks: JwksCache,
   ) {
     const keys = new Set<string>();
+    const outputs = new Set<string>();
     for (const p of providers) {
+      if (p.payloadHeader) outputs.add(p.payloadHeader);
+      for (const c of p.claimHeaders) outputs.add(c.header);
       this.#byIssuer.set(p.issuer, p);
       for (const l of p.locations) {
         const k = locationKey(l);
@@ -158,11 +169,13 @@ class JwtProviders implements RequestAuthenticator {
         }
       }
     }
+    this.#outputHeaders = [...outputs];
+    this.#noToken = outputs.size === 0 ? NO_TOKEN : Object.freeze({ ok: true, edits: { remove: this.#outputHeaders, set: {} } });
   }
 
   authenticate(headers: IncomingHttpHeaders, url: string): AuthnResult | Promise<AuthnResult> {
     const found = this.#extract(headers, url);
-    if (found.length === 0) return NO_TOKEN;
+    if (found.length === 0) return this.#noToken;
     return this.#verifyAll(found);
   }
 
@@ -191,7 +204,7 @@ class JwtProviders implements RequestAuthenticator {
 
   async #verifyAll(found: readonly Found[]): Promise<AuthnResult> {
     let auth: RequestAuth | undefined;
-    const remove = new Set<string>();
+    const remove = new Set<string>(this.#outputHeaders);
     const set: Record<string, string> = {};
     const checked = new Set<string>();
     for (const f of found) {

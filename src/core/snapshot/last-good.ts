@@ -1,6 +1,9 @@
 // Bad input never loses data: when a reload brings a file that does not parse, or a resource that
 // does not validate, the last good version of what it held keeps serving, and the problem is
-// reported. New valid resources apply at once.
+// reported. New valid resources apply at once. A file that still reads but holds an invalid
+// resource and lost others is taken for a partial write (cut off inside a resource, its tail still
+// YAML): the resources it lost keep serving too until the file is valid again, so a policy file cut
+// short never drops the DENY policies after the cut (security decisions fail closed).
 
 import type { Problem } from '../config/problem.js';
 import type { Resource } from '../model/resource.js';
@@ -54,6 +57,12 @@ export function keepLastGood(previous: readonly Resource[] | undefined, valid: r
     const old = previousByKey.get(resourceKey(r));
     if (!old || !keep(old)) continue;
     problems.push({ severity: 'warning', file: r.origin.file, line: r.origin.line, resource: resourceRef(r), field: '', message: 'the new version is invalid; the last good version keeps serving' });
+  }
+  // Resources made in code have no file: nothing of theirs can be cut short.
+  const cut = new Set(invalid.map((r) => r.origin.file).filter((f) => f !== ''));
+  for (const r of previous) {
+    if (!cut.has(r.origin.file) || !keep(r)) continue;
+    problems.push({ severity: 'warning', file: r.origin.file, line: r.origin.line, resource: resourceRef(r), field: '', message: 'gone from a file that now holds an invalid resource (cut short?); the last good version keeps serving until the file is valid' });
   }
   const said = new Set<string>();
   const annotated = loadProblems.map((p) => {

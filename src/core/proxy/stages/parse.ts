@@ -8,7 +8,9 @@
 //              and anything else not starting with `/` is refused with 400, as Envoy refuses it.
 //   authority  HTTP/2: `:authority` over `host`; HTTP/1: the absolute-form's authority over Host;
 //              two Host headers, a Host with characters no authority has, or no authority at all on
-//              HTTP/1.1 is 400.
+//              HTTP/1.1 is 400. A trailing dot on the host is dropped (`example.com.:80` is
+//              `example.com:80`, Envoy's strip_trailing_host_dot): the routes ignore it, so a policy
+//              on `hosts` must not see a spelling the routes do not.
 //   framing    HTTP/1.0 with Transfer-Encoding: answered, then the connection is closed (RFC 9112 §6.1).
 //   limits     URL length (414), header count and bytes (431) from http-limits.ts.
 //
@@ -71,6 +73,7 @@ function parse(req: IncomingMessage, res: ServerResponse, limits: HttpLimits): T
     else return refuse('missing_host_header');
   }
   if (!AUTHORITY.test(authority)) return refuse('invalid_authority');
+  authority = withoutTrailingDot(authority);
 
   if (!h2 && req.httpVersion === '1.0' && req.headers['transfer-encoding'] !== undefined) {
     res.shouldKeepAlive = false;
@@ -80,6 +83,12 @@ function parse(req: IncomingMessage, res: ServerResponse, limits: HttpLimits): T
   req.headers.host = authority;
   if (h2) req.headers[':authority'] = authority;
   return OK;
+}
+
+/** `example.com.` → `example.com`, `example.com.:8080` → `example.com:8080`; IP literals and `.` alone stay. */
+function withoutTrailingDot(authority: string): string {
+  const m = /^([^[\]:]+)\.(:\d*)?$/.exec(authority);
+  return m ? m[1]! + (m[2] ?? '') : authority;
 }
 
 function refuse(details: string): TargetResult {
