@@ -155,3 +155,47 @@ describe('accept stage: header and idle timeouts on every listener; the upgrade 
   });
 });
 
+
+describe('stream idle timeout: a request in flight that moves no byte is cut', () => {
+  let app: Upstream;
+  let target: TargetGateway;
+
+  before(async () => {
+    app = await startUpstream('app');
+    target = await startTargetGateway(app.port, { ...DEFAULT_HTTP_LIMITS, streamIdleTimeoutMs: 1500 });
+  });
+
+  after(async () => {
+    await target?.close();
+    await app?.close();
+  });
+
+  it('closes a connection whose upload stalls after its headers, plaintext and TLS', async () => {
+    for (const opts of [undefined, target.tls]) {
+      const s = await openSocket(opts ? target.tlsPort : target.plain, opts);
+      const done = readUntilClosed(s);
+      s.write(`POST /upload HTTP/1.1\r\nhost: ${HOST}\r\ncontent-length: 100\r\n\r\n0123456789`);
+      const answer = await done;
+      assert.equal(answer.text, '', 'no answer: the connection is cut');
+    }
+  });
+
+  it('keeps an upload that keeps moving, however long it takes', async () => {
+    const s = await openSocket(target.plain);
+    const answer = readUntil(s, /\r\n\r\n/);
+    s.write(`POST /upload HTTP/1.1\r\nhost: ${HOST}\r\ncontent-length: 30\r\n\r\n`);
+    let sent = 0;
+    // A byte every 100 ms: 3 s in all, twice the timeout, never 1.5 s without one.
+    await new Promise<void>((resolve) => {
+      const drip = setInterval(() => {
+        s.write('x');
+        if (++sent === 30) {
+          clearInterval(drip);
+          resolve();
+        }
+      }, 100);
+    });
+    assert.match(await answer, /^HTTP\/1\.1 200 /);
+    s.destroy();
+  });
+});

@@ -9,6 +9,7 @@ import { UsageError } from './main.js';
 export const LIMIT_FLAGS = {
   'request-headers-timeout': { type: 'string' },
   'idle-timeout': { type: 'string' },
+  'stream-idle-timeout': { type: 'string' },
   'max-headers-count': { type: 'string' },
   'max-request-headers-kb': { type: 'string' },
   'max-url-kb': { type: 'string' },
@@ -24,6 +25,10 @@ export const LIMIT_HELP = `  --request-headers-timeout SECONDS
   --idle-timeout SECONDS
                         close a connection with no request in flight for this long (Envoy
                         idle_timeout; default ${d.idleTimeoutMs / 1000}, 0 turns it off)
+  --stream-idle-timeout SECONDS
+                        cut a request in flight whose connection moves no byte either way for this
+                        long: a stalled upload or an upstream that never answers (Envoy
+                        stream_idle_timeout; default ${d.streamIdleTimeoutMs / 1000}, 0 turns it off)
   --max-headers-count N more request headers than this: 431 (Envoy max_headers_count; default ${d.maxHeadersCount})
   --max-request-headers-kb N
                         more KiB of request headers than this: 431 (Envoy max_request_headers_kb;
@@ -48,6 +53,7 @@ export function parseLimitFlags(values: LimitValues): HttpLimits {
   return Object.freeze({
     requestHeadersTimeoutMs: number('request-headers-timeout', d.requestHeadersTimeoutMs / 1000, 'a number of seconds') * 1000,
     idleTimeoutMs: number('idle-timeout', d.idleTimeoutMs / 1000, 'a number of seconds') * 1000,
+    streamIdleTimeoutMs: number('stream-idle-timeout', d.streamIdleTimeoutMs / 1000, 'a number of seconds') * 1000,
     maxHeadersCount: Math.floor(number('max-headers-count', d.maxHeadersCount, 'a number of headers', 1)),
     maxRequestHeadersBytes: Math.floor(number('max-request-headers-kb', d.maxRequestHeadersBytes / 1024, 'a size in KiB', 1) * 1024),
     maxUrlBytes: Math.floor(number('max-url-kb', d.maxUrlBytes / 1024, 'a size in KiB', 1) * 1024),

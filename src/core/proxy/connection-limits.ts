@@ -12,8 +12,11 @@
 //             header timeout of the accept; after a response, the next request's headers within the
 //             header timeout of its first byte (seen as bytesRead growing, so no byte is copied), and
 //             with no byte at all the connection is idle and closed after the idle timeout.
-//   active    an HTTP/1 request or HTTP/2 stream is in flight: no accept-stage timeout applies (route
-//             timeouts do). An HTTP/2 connection goes back to waiting when its last stream closes.
+//   active    an HTTP/1 request or HTTP/2 stream is in flight: route timeouts apply, and the stream idle
+//             timeout: a connection that moves no byte either way that long (a stalled upload, an
+//             upstream that never answers, a client that stopped reading) is cut. On HTTP/2 it counts
+//             the connection's bytes, not one stream's: any stream's traffic keeps them all. An HTTP/2
+//             connection goes back to waiting when its last stream closes.
 //   tunnel    upgraded or CONNECT: a byte stream, no longer ours to time.
 //
 // A connection that runs out of time mid-headers on HTTP/1 is answered 408 (Envoy's
@@ -38,6 +41,9 @@ interface Watched {
   firstByteAt: number | undefined;
   /** Before the first request the header timeout runs from accept. */
   served: boolean;
+  /** While active: bytesRead + bytesWritten when last seen to change, and when that was. */
+  moved: number;
+  movedAt: number;
   /** The socket an HTTP/1 parser reads (the TLS socket under TLS), to answer 408 on. */
   http1?: Socket;
   session?: Http2Session;
@@ -59,7 +65,7 @@ export class ConnectionTimeouts {
   /** A connection a listener accepted (the raw TCP socket); watched until it closes. */
   accept(socket: Socket): void {
     if (this.#watched.has(socket)) return;
-    this.#watched.set(socket, { active: 0, since: this.now(), bytesAtWait: socket.bytesRead, firstByteAt: undefined, served: false });
+    this.#watched.set(socket, { active: 0, since: this.now(), bytesAtWait: socket.bytesRead, firstByteAt: undefined, served: false, moved: 0, movedAt: 0 });
     socket.once('close', () => {
       this.#watched.delete(socket);
       if (this.#watched.size === 0) this.#stop();
@@ -85,7 +91,7 @@ export class ConnectionTimeouts {
       if (!w) return;
       w.session = session;
       session.on('stream', (stream: ServerHttp2Stream) => {
-        this.#begin(w);
+        this.#begin(w, session.socket as Socket);
         stream.once('close', () => this.#end(w, session.socket as Socket | undefined));
       });
     });
@@ -93,7 +99,7 @@ export class ConnectionTimeouts {
       if (req.httpVersionMajor !== 1) return; // HTTP/2 streams are counted above
       const w = this.#of(req.socket);
       if (!w) return;
-      this.#begin(w);
+      this.#begin(w, req.socket);
       res.once('close', () => this.#end(w, req.socket));
     });
     for (const event of ['upgrade', 'connect'] as const) {
@@ -123,8 +129,12 @@ export class ConnectionTimeouts {
     return this.#watched.has(socket) ? socket : ((socket as unknown as { _parent?: Socket })._parent ?? socket);
   }
 
-  #begin(w: Watched): void {
-    w.active++;
+  #begin(w: Watched, socket: Socket): void {
+    if (w.active++ === 0) {
+      const raw = this.#rawOf(socket);
+      w.moved = raw.bytesRead + raw.bytesWritten;
+      w.movedAt = this.now();
+    }
     w.served = true;
   }
 
@@ -153,9 +163,18 @@ export class ConnectionTimeouts {
 
   #check(): void {
     const now = this.now();
-    const { requestHeadersTimeoutMs: headers, idleTimeoutMs: idle } = this.limits;
+    const { requestHeadersTimeoutMs: headers, idleTimeoutMs: idle, streamIdleTimeoutMs: streamIdle } = this.limits;
     for (const [socket, w] of this.#watched) {
-      if (w.active > 0) continue;
+      if (w.active > 0) {
+        const moved = socket.bytesRead + socket.bytesWritten;
+        if (moved !== w.moved) {
+          w.moved = moved;
+          w.movedAt = now;
+        } else if (streamIdle > 0 && now - w.movedAt >= streamIdle) {
+          this.#cutStalled(socket, w);
+        }
+        continue;
+      }
       if (!w.served) {
         if (headers > 0 && now - w.since >= headers) this.#expire(socket, w, true);
         continue;
@@ -165,6 +184,18 @@ export class ConnectionTimeouts {
         if (headers > 0 && now - w.firstByteAt >= headers) this.#expire(socket, w, true);
       } else if (idle > 0 && now - w.since >= idle) this.#expire(socket, w, false);
     }
+  }
+
+  /**
+   * Stream idle timeout. The request is in the pipeline's hands, which answers a client that went
+   * away (the upstream request is cancelled, the access log says so), so the connection is closed
+   * rather than answered here: a reply written beside the pipeline's would race it. HTTP/2 streams
+   * are reset with the session.
+   */
+  #cutStalled(socket: Socket, w: Watched): void {
+    this.#watched.delete(socket);
+    if (w.session) w.session.destroy();
+    socket.destroy();
   }
 
   #expire(socket: Socket, w: Watched, midRequest: boolean): void {

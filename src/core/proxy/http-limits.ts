@@ -15,6 +15,8 @@ export interface HttpLimits {
   readonly requestHeadersTimeoutMs: number;
   /** Envoy `common_http_protocol_options.idle_timeout`: a connection with no request in flight this long is closed. */
   readonly idleTimeoutMs: number;
+  /** Envoy `stream_idle_timeout`: a request in flight whose connection moves no byte either way this long is cut. */
+  readonly streamIdleTimeoutMs: number;
   /** Envoy `common_http_protocol_options.max_headers_count`. */
   readonly maxHeadersCount: number;
   /** Envoy `max_request_headers_kb`, in bytes: names, values and the request target together. */
@@ -26,13 +28,14 @@ export interface HttpLimits {
 }
 
 /**
- * Envoy's limits (100 headers, 60 KiB); its idle timeout (1 h); the 10 s header timeout Envoy's edge
+ * Envoy's limits (100 headers, 60 KiB); its idle timeout (1 h) and stream idle timeout (5 min); the 10 s header timeout Envoy's edge
  * guidance recommends (Envoy itself leaves it off, which is how slowloris connections stay forever);
  * WebSocket as the one upgrade, as Istio configures it.
  */
 export const DEFAULT_HTTP_LIMITS: HttpLimits = Object.freeze({
   requestHeadersTimeoutMs: 10_000,
   idleTimeoutMs: 3_600_000,
+  streamIdleTimeoutMs: 300_000,
   maxHeadersCount: 100,
   maxRequestHeadersBytes: 60 * 1024,
   maxUrlBytes: 60 * 1024,
