@@ -174,6 +174,28 @@ export function cpuSeconds(pid: number | undefined): number | undefined {
   return ticks / TICKS_PER_SECOND;
 }
 
+/**
+ * CPU seconds used so far by `pid` alone (all its threads), to the nanosecond: the scheduler's
+ * running time of each thread (/proc/PID/task/TID/schedstat). cpuSeconds' ticks are 10 ms, a few
+ * percent of a short slice of load; this is what slices of a second or two are measured with.
+ */
+export function preciseCpuSeconds(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  let ns = 0;
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+      } catch {
+        // a thread that ended since the listing: its time is gone from the sum either way
+      }
+    }
+  } catch {
+    return undefined; // gone, or no /proc
+  }
+  return ns / 1e9;
+}
+
 function statOf(pid: string): { ppid: number; ticks: number } | undefined {
   let text: string;
   try {

@@ -32,7 +32,7 @@ import { findRedis, startRedis } from './redis.js';
 import { anchorTable, meshRatios, meshTable, type MeshReport, type MeshRow } from './mesh-report.js';
 import { runPaced } from './paced-load.js';
 import { cpuSeconds, rssBytes, sampleMax, tempDir } from './processes.js';
-import { handshakeRatio, handshakeTable, loadRatio, loadTable, type HandshakeRow, type LoadRow } from './report.js';
+import { handshakeRatio, handshakeTable, loadRatio, loadTable, median, type HandshakeRow, type LoadRow } from './report.js';
 import { BARE_PROXY, TLS_FLOOR, preflight, rateLimitCounts, startBareProxy, startFastifyProxy, startMeshgate, startTlsFloor, startUpstream, stopAll, type RateLimitStore, type Target, type TlsTarget } from './targets.js';
 import { KEY_LABEL, writeBenchCerts } from './tls-certs.js';
 import { runScale, scaleSizes, scaleTable } from './scale.js';
@@ -92,13 +92,14 @@ async function measureLoad(s: Settings, t: Target, label: string, kind: LoadRow[
 /**
  * meshgate as in the baseline row but for one thing each: two workers; a RateLimitPolicy with store
  * memory; and (with redis-server) one with store redis. Returns what went wrong: a row whose limits
- * refused requests, or whose Redis checks were decided locally, did not measure what it says.
+ * refused requests, or whose Redis checks were decided locally, did not measure what it says; and
+ * the observability pair's ratios (measureObservability).
  */
-async function measureVariants(s: Settings, upstreamPort: number, redisBin: string | undefined, loads: LoadRow[]): Promise<string[]> {
+async function measureVariants(s: Settings, upstreamPort: number, redisBin: string | undefined, loads: LoadRow[]): Promise<{ problems: string[]; observability: string }> {
   const two = await startMeshgate(upstreamPort, { workers: 2 });
   loads.push(await measureLoad(s, two.http, TWO_WORKERS, 'http'));
   await two.stop();
-  const problems: string[] = await measureObservability(s, upstreamPort, loads);
+  const { problems, ratio: observability } = await measureObservability(s, upstreamPort, loads);
   for (const store of redisBin ? (['memory', 'redis'] as const) : (['memory'] as const)) {
     const redis = store === 'redis' ? await startRedis(redisBin!) : undefined;
     const gw = await startMeshgate(upstreamPort, { rateLimit: store, ...(redis ? { redisUrl: redis.url } : {}) });
@@ -109,15 +110,27 @@ async function measureVariants(s: Settings, upstreamPort: number, redisBin: stri
     await gw.stop();
     await redis?.stop();
   }
-  return problems;
+  return { problems, observability };
 }
 
+/** The observability pair: gateways started afresh this many times, rounds per start, requests of warm-up. */
+const OBSERVABILITY_PAIRS = 3;
+const ROUNDS_PER_PAIR = 2;
+const WARM_REQUESTS = 20_000;
+const observabilityRunSeconds = (s: Settings): number => Math.max(2, Math.round(s.seconds / 3));
+
 /**
- * The observability pair, back to back: Istio metrics plus 1 % of requests traced to an OTLP sink,
- * against both off. The sink only answers 200; what it costs is the proxy's. Returns what went
- * wrong: an "on" row whose proxy counted nothing did not measure what it says.
+ * The observability pair: Istio metrics plus 1 % of requests traced to an OTLP sink, against both
+ * off. What tells them apart is a few percent, less than a shared machine drifts in the time one
+ * 10 s run takes and less than two processes of the same build differ by (one can use a tenth more
+ * CPU per request than the other for its whole life), so neither is measured once: the two run in
+ * turns, short runs in the order on off, off on, and the gateways are started afresh for each such
+ * pair of rounds. Each round (one run of each) gives a ratio of req/s and of CPU per request; the
+ * pair's figures are their medians, and its rows each side's median run. The sink only answers 200;
+ * what it costs is the proxy's. Returns what went wrong (an "on" gateway that counted nothing did
+ * not measure what it says) and the ratios.
  */
-async function measureObservability(s: Settings, upstreamPort: number, loads: LoadRow[]): Promise<string[]> {
+async function measureObservability(s: Settings, upstreamPort: number, loads: LoadRow[]): Promise<{ problems: string[]; ratio: string }> {
   let spanBatches = 0;
   const sink = createServer((req, res) => req.resume().on('end', () => {
     spanBatches++;
@@ -126,18 +139,53 @@ async function measureObservability(s: Settings, upstreamPort: number, loads: Lo
   await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
   const otlpPort = (sink.address() as AddressInfo).port;
   const problems: string[] = [];
-  for (const mode of ['on', 'off'] as const) {
-    const gw = await startMeshgate(upstreamPort, { observability: { mode, otlpPort } });
-    loads.push(await measureLoad(s, gw.http, mode === 'on' ? OBSERVED : UNOBSERVED, 'http'));
-    if (mode === 'on') {
-      const counted = await requestsCounted(gw.metricsPort);
-      if (!(counted > 0)) problems.push(`${OBSERVED}: the gateway's /stats/prometheus counted ${counted} requests`);
-      console.log(`    ${counted} requests in istio_requests_total, ${spanBatches} span batches exported so far`);
+  const runs: Record<'on' | 'off', LoadRow[]> = { on: [], off: [] };
+  const seconds = observabilityRunSeconds(s);
+  const rounds = OBSERVABILITY_PAIRS * ROUNDS_PER_PAIR;
+  process.stdout.write(`  observability pair: ${rounds} rounds of ${seconds}s each way, interleaved, gateways restarted every ${ROUNDS_PER_PAIR} ... `);
+  let counted = 0;
+  for (let pair = 0; pair < OBSERVABILITY_PAIRS; pair++) {
+    const gateways = { on: await startMeshgate(upstreamPort, { observability: { mode: 'on', otlpPort } }), off: await startMeshgate(upstreamPort, { observability: { mode: 'off', otlpPort } }) };
+    for (const gw of Object.values(gateways)) {
+      await preflight(gw.http);
+      // Warm by requests, not seconds: a loaded machine serves a few hundred in BENCH_WARMUP_SECONDS,
+      // and a gateway whose JIT has not settled costs several times the CPU per request of a warm one.
+      for (let n = 0, i = 0; s.warmup > 0 && n < WARM_REQUESTS && i < 5; i++) n += (await runLoad(s.tool, { url: gw.http.url, host: gw.http.host, connections: s.connections, seconds: s.warmup })).requests;
     }
-    await gw.stop();
+    for (let round = 0; round < ROUNDS_PER_PAIR; round++) {
+      for (const mode of round % 2 === 0 ? (['on', 'off'] as const) : (['off', 'on'] as const)) {
+        const t = gateways[mode].http;
+        const { value: result, cores: [cores] } = await withCpu([t.pid], () => runLoad(s.tool, { url: t.url, host: t.host, connections: s.connections, seconds }));
+        runs[mode].push({ kind: 'http', target: mode === 'on' ? OBSERVED : UNOBSERVED, result, cores });
+      }
+    }
+    const c = await requestsCounted(gateways.on.metricsPort);
+    if (!(c > 0)) problems.push(`${OBSERVED}: the gateway's /stats/prometheus counted ${c} requests`);
+    counted += c;
+    await gateways.on.stop();
+    await gateways.off.stop();
   }
   sink.close();
-  return problems;
+  const observed = medianRun(runs.on);
+  const unobserved = medianRun(runs.off);
+  loads.push(observed, unobserved);
+  const rps = median(runs.on.map((r, i) => r.result.rps / Math.max(1, runs.off[i]!.result.rps)));
+  const cpu = median(runs.on.map((r, i) => cpuPerRequest(r) / cpuPerRequest(runs.off[i]!)));
+  console.log(`${Math.round(observed.result.rps)} and ${Math.round(unobserved.result.rps)} req/s`);
+  console.log(`    ${counted} requests in istio_requests_total, ${spanBatches} span batches exported`);
+  return { problems, ratio: `${rps.toFixed(2)}× req/s, ${Number.isFinite(cpu) ? cpu.toFixed(2) : 'n/a'}× CPU per request (medians of ${rounds} interleaved rounds of ${seconds}s)` };
+}
+
+/** Of runs of one target, the one with the median req/s; its errors are all of theirs. */
+function medianRun(runs: readonly LoadRow[]): LoadRow {
+  const m = [...runs].sort((a, b) => a.result.rps - b.result.rps)[Math.floor(runs.length / 2)]!;
+  const errors = runs.reduce((n, r) => n + r.result.errors, 0);
+  return { ...m, result: { ...m.result, errors, errorDetail: runs.map((r) => r.result.errorDetail).filter(Boolean).join('; ') } };
+}
+
+/** CPU seconds per request of a run (NaN without /proc). */
+function cpuPerRequest(r: LoadRow): number {
+  return r.cores === undefined || r.result.rps === 0 ? NaN : r.cores / r.result.rps;
 }
 
 /** The sum of istio_requests_total on a proxy's metrics port. */
@@ -149,10 +197,10 @@ async function requestsCounted(port: number): Promise<number> {
 /** `BENCH_ONLY=observability`: the observability pair alone, its two rows and their ratio. */
 async function observabilityOnly(s: Settings, upstreamPort: number): Promise<number> {
   const loads: LoadRow[] = [];
-  const problems = await measureObservability(s, upstreamPort, loads);
+  const { problems, ratio } = await measureObservability(s, upstreamPort, loads);
   console.log('');
   console.log(loadTable(loads));
-  console.log(`metrics + tracing 1 % / both off: ${loadRatio(loads.find((r) => r.target === OBSERVED), loads.find((r) => r.target === UNOBSERVED))}`);
+  console.log(`metrics + tracing 1 % / both off: ${ratio}`);
   const failed = [...problems, ...loads.filter((r) => r.result.errors > 0).map((r) => `${r.target}: ${r.result.errors} failed requests (${r.result.errorDetail})`)];
   for (const f of failed) console.error(f);
   return failed.length > 0 ? 1 : 0;
@@ -249,7 +297,7 @@ async function main(): Promise<number> {
   const plain = await startMeshgate(upstream.port);
   loads.push(await measureLoad(s, plain.http, BASELINE, 'http'));
   await plain.stop();
-  const variantProblems = await measureVariants(s, upstream.port, redisBin, loads);
+  const { problems: variantProblems, observability } = await measureVariants(s, upstream.port, redisBin, loads);
 
   const mesh = await startMeshgate(upstream.port, { certs });
   await measureTls(s, mesh.https, loads, handshakes);
@@ -309,7 +357,7 @@ async function main(): Promise<number> {
     ['meshgate / nginx, HTTP', loadRatio(row(BASELINE), row(NGINX_HTTP))],
     ['meshgate / direct', loadRatio(row(BASELINE), load('upstream', 'http'))],
     ['meshgate --workers 2 / 1 worker', loadRatio(row(TWO_WORKERS), row(BASELINE))],
-    ['metrics + tracing 1 % / both off', loadRatio(row(OBSERVED), row(UNOBSERVED))],
+    ['metrics + tracing 1 % / both off', observability],
   ];
   for (const store of ['memory', 'redis'] as const) {
     const limited = row(rateLimited(store));
