@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
 import type { RunningGateway } from '../src/gateway/main.js';
 import { DEFAULT_HTTP_LIMITS } from '../src/core/proxy/http-limits.js';
+import { MAX_PIPELINED_HTTP1 } from '../src/core/proxy/connection-limits.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
 import { h2Request, h2Session, openSocket, rawExchange, readUntilClosed } from './helpers/raw-http.js';
 import { startTargetGateway, type TargetGateway } from './helpers/target-config.js';
@@ -197,5 +198,39 @@ describe('stream idle timeout: a request in flight that moves no byte is cut', (
     });
     assert.match(await answer, /^HTTP\/1\.1 200 /);
     s.destroy();
+  });
+});
+
+describe('HTTP/1 pipelining: served in order, but not without bound', () => {
+  let app: Upstream;
+  let target: TargetGateway;
+
+  before(async () => {
+    app = await startUpstream('app');
+    target = await startTargetGateway(app.port, DEFAULT_HTTP_LIMITS);
+  });
+
+  after(async () => {
+    await target?.close();
+    await app?.close();
+  });
+
+  const requests = (n: number, last = 'keep-alive'): string =>
+    Array.from({ length: n }, (_, i) => `GET /p/${i} HTTP/1.1\r\nhost: ${HOST}\r\nconnection: ${i === n - 1 ? last : 'keep-alive'}\r\n\r\n`).join('');
+
+  it('answers a few pipelined requests, each in its turn', async () => {
+    const s = await openSocket(target.plain);
+    const done = readUntilClosed(s);
+    s.write(requests(10, 'close'));
+    const answer = await done;
+    assert.equal(answer.text.match(/HTTP\/1\.1 200 /g)?.length, 10, answer.text.slice(0, 300));
+  });
+
+  it(`closes a connection that pipelines more than ${MAX_PIPELINED_HTTP1} requests without reading the answers`, async () => {
+    const s = await openSocket(target.plain);
+    const done = readUntilClosed(s);
+    s.write(requests(2000));
+    const answer = await done;
+    assert.ok((answer.text.match(/HTTP\/1\.1 200 /g)?.length ?? 0) < 2000, 'not every request was taken');
   });
 });

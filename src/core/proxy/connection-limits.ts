@@ -21,6 +21,12 @@
 //
 // A connection that runs out of time mid-headers on HTTP/1 is answered 408 (Envoy's
 // request_header_timeout); an HTTP/2 one gets GOAWAY; anything else is closed.
+//
+// The same count bounds HTTP/1 pipelining: node:http parses every request a client pipelines while
+// the first is answered, each held with its response until its turn, so a client that sends without
+// reading made the proxy hold them all (2 MB of small requests held 80 MB). Envoy stops reading until
+// the answer is written; here a connection with more than MAX_PIPELINED_HTTP1 requests waiting is
+// closed. No browser or HTTP library pipelines that deep.
 
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
 import type { Http2SecureServer, Http2Server, Http2Session, ServerHttp2Stream } from 'node:http2';
@@ -29,6 +35,9 @@ import { Server as TlsServer, type TLSSocket } from 'node:tls';
 import { DEFAULT_HTTP_LIMITS, type HttpLimits } from './http-limits.js';
 import { LocalReplies, rawLocalReply } from './respond.js';
 import { offersH2c } from './upgrade-policy.js';
+
+/** HTTP/1 requests one connection may have parsed and not yet answered. */
+export const MAX_PIPELINED_HTTP1 = 64;
 
 interface Watched {
   /** Requests or streams in flight. */
@@ -101,6 +110,7 @@ export class ConnectionTimeouts {
       if (!w) return;
       this.#begin(w, req.socket);
       res.once('close', () => this.#end(w, req.socket));
+      if (w.active > MAX_PIPELINED_HTTP1) this.#cutFlood(req.socket);
     });
     for (const event of ['upgrade', 'connect'] as const) {
       // Only where the server hands these over: a listener of ours would make node:http treat them
@@ -195,6 +205,12 @@ export class ConnectionTimeouts {
   #cutStalled(socket: Socket, w: Watched): void {
     this.#watched.delete(socket);
     if (w.session) w.session.destroy();
+    socket.destroy();
+  }
+
+  /** Too many pipelined requests waiting: closed, every one of them cancelled, as a client gone away. */
+  #cutFlood(socket: Socket): void {
+    this.#watched.delete(this.#rawOf(socket));
     socket.destroy();
   }
 
