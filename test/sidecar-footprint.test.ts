@@ -29,10 +29,10 @@ const packageOf = (file: string): string | undefined => /node_modules\/((?:@[^/]
 const dist = (path: string) => JSON.stringify(fileURLToPath(new URL(`../src/${path}`, import.meta.url)));
 
 describe('sidecar footprint', () => {
-  it('the sidecar command loads no ACME client, CA, Kubernetes client, YAML parser, fastify, tracing SDK, metrics library, regex engine, rate limiter or Redis client', () => {
+  it('the sidecar command loads no ACME client, CA, Kubernetes client, YAML parser, fastify, tracing SDK, metrics library, regex engine, rate limiter, Redis client or JWT library', () => {
     const { modules } = modulesAfter(`await import(${dist('cli/sidecar.js')});`);
     const packages = new Set(modules.map(packageOf).filter((p) => p !== undefined));
-    for (const p of ['acme-client', 'node-forge', '@kubernetes/client-node', 'yaml', 'fastify', '@opentelemetry/sdk-trace-base', '@opentelemetry/exporter-trace-otlp-http', 'rate-limiter-flexible', 'ioredis', 'prom-client', 're2js']) {
+    for (const p of ['acme-client', 'node-forge', '@kubernetes/client-node', 'yaml', 'fastify', '@opentelemetry/sdk-trace-base', '@opentelemetry/exporter-trace-otlp-http', 'rate-limiter-flexible', 'ioredis', 'prom-client', 're2js', 'jose']) {
       assert.ok(!packages.has(p), `${p} is loaded by the sidecar command`);
     }
     // undici's Pool, not its index (fetch, WebSocket, caches, mocks).

@@ -8,7 +8,7 @@
 // that carried it is removed before the request goes on.
 
 import type { IncomingHttpHeaders } from 'node:http';
-import { createLocalJWKSet, decodeJwt, jwtVerify, type JSONWebKeySet, type JWTPayload } from 'jose';
+import type { JSONWebKeySet, JWTPayload } from 'jose';
 import type { Resource } from '../model/resource.js';
 import { compareByCreation } from '../model/resource.js';
 import { parseDuration } from '../config/duration.js';
@@ -33,7 +33,7 @@ type Location = { readonly header: string; readonly prefix: string } | { readonl
 interface Provider {
   readonly issuer: string;
   readonly audiences: readonly string[];
-  readonly keys: { readonly inline: ReturnType<typeof createLocalJWKSet> } | { readonly uri: string; readonly timeoutMs: number };
+  readonly keys: { readonly inline: JSONWebKeySet } | { readonly uri: string; readonly timeoutMs: number };
   readonly locations: readonly Location[];
   readonly forward: boolean;
   readonly payloadHeader?: string;
@@ -106,11 +106,11 @@ function compileProvider(rule: Record<string, unknown>): Provider | undefined {
     } catch {
       set = { keys: [] }; // validation refuses this; an unreadable set verifies nothing
     }
-    keys = { inline: createLocalJWKSet(set) };
+    keys = { inline: set };
   } else if (typeof uri === 'string') {
     keys = { uri, timeoutMs };
   } else {
-    keys = { inline: createLocalJWKSet({ keys: [] }) };
+    keys = { inline: { keys: [] } };
   }
   const locations: Location[] = [];
   for (const h of list(rule.fromHeaders)) {
@@ -207,6 +207,7 @@ class JwtProviders implements RequestAuthenticator {
     const remove = new Set<string>(this.#outputHeaders);
     const set: Record<string, string> = {};
     const checked = new Set<string>();
+    const { decodeJwt } = await loadJose();
     for (const f of found) {
       if (checked.has(f.token)) continue;
       checked.add(f.token);
@@ -240,7 +241,8 @@ class JwtProviders implements RequestAuthenticator {
     try {
       let payload: JWTPayload;
       if ('inline' in p.keys) {
-        payload = (await jwtVerify(token, p.keys.inline, opts)).payload;
+        const jose = await loadJose();
+        payload = (await jose.jwtVerify(token, localSet(jose, p.keys.inline), opts)).payload;
       } else {
         payload = await this.#verifyRemote(p.keys.uri, p.keys.timeoutMs, token, opts);
       }
@@ -253,14 +255,15 @@ class JwtProviders implements RequestAuthenticator {
   async #verifyRemote(uri: string, timeoutMs: number, token: string, opts: { issuer: string; audience?: string[] }): Promise<JWTPayload> {
     const keys = await this.jwks.keys(uri, timeoutMs);
     if (!keys) throw new JwksUnavailable();
+    const jose = await loadJose();
     try {
-      return (await jwtVerify(token, localSet(keys), opts)).payload;
+      return (await jose.jwtVerify(token, localSet(jose, keys), opts)).payload;
     } catch (err) {
       if ((err as { code?: string }).code !== 'ERR_JWKS_NO_MATCHING_KEY') throw err;
       // The issuer may have rotated its keys since the last fetch: fetch once more, then decide.
       const again = await this.jwks.keys(uri, timeoutMs, true);
       if (!again || again === keys) throw err;
-      return (await jwtVerify(token, localSet(again), opts)).payload;
+      return (await jose.jwtVerify(token, localSet(jose, again), opts)).payload;
     }
   }
 }
@@ -269,11 +272,22 @@ class JwksUnavailable extends Error {
   readonly code = 'MESHGATE_JWKS_UNAVAILABLE';
 }
 
-const localSets = new WeakMap<JSONWebKeySet, ReturnType<typeof createLocalJWKSet>>();
-function localSet(keys: JSONWebKeySet): ReturnType<typeof createLocalJWKSet> {
+type Jose = typeof import('jose');
+let joseLoaded: Promise<Jose> | undefined;
+/**
+ * jose (some 45 modules) is loaded with the first token there is to check: a proxy whose traffic
+ * carries none, as most sidecars', never holds it (docs/benchmarks.md, the sidecar's memory).
+ */
+function loadJose(): Promise<Jose> {
+  return (joseLoaded ??= import('jose'));
+}
+
+/** One key set per fetched or inline JWKS, kept as long as that JWKS is. */
+const localSets = new WeakMap<JSONWebKeySet, ReturnType<Jose['createLocalJWKSet']>>();
+function localSet(jose: Jose, keys: JSONWebKeySet): ReturnType<Jose['createLocalJWKSet']> {
   let s = localSets.get(keys);
   if (!s) {
-    s = createLocalJWKSet(keys);
+    s = jose.createLocalJWKSet(keys);
     localSets.set(keys, s);
   }
   return s;
