@@ -55,24 +55,27 @@ describe('hot reload', () => {
       }
     })();
 
-    await gw.write('vs.yaml', route('svc-b'));
-    await eventually(async () => (await gw.get('app.example.com')).json().name === 'b');
+    try {
+      await gw.write('vs.yaml', route('svc-b'));
+      await eventually(async () => (await gw.get('app.example.com')).json().name === 'b');
 
-    // Broken YAML: the file cannot be parsed; its last good VirtualService keeps serving.
-    await gw.write('vs.yaml', 'apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: app\nspec: [');
-    await new Promise((r) => setTimeout(r, 400));
-    assert.equal((await gw.get('app.example.com')).json().name, 'b');
+      // Broken YAML: the file cannot be parsed; its last good VirtualService keeps serving.
+      await gw.write('vs.yaml', 'apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: app\nspec: [');
+      await new Promise((r) => setTimeout(r, 400));
+      assert.equal((await gw.get('app.example.com')).json().name, 'b');
 
-    // Valid YAML, invalid resource (negative weight): the last good version keeps serving.
-    await gw.write('vs.yaml', route('svc-a').replace('{destination: {host: svc-a}}', '{destination: {host: svc-a}, weight: -1}'));
-    await new Promise((r) => setTimeout(r, 400));
-    assert.equal((await gw.get('app.example.com')).json().name, 'b');
+      // Valid YAML, invalid resource (negative weight): the last good version keeps serving.
+      await gw.write('vs.yaml', route('svc-a').replace('{destination: {host: svc-a}}', '{destination: {host: svc-a}, weight: -1}'));
+      await new Promise((r) => setTimeout(r, 400));
+      assert.equal((await gw.get('app.example.com')).json().name, 'b');
 
-    await gw.write('vs.yaml', route('svc-a'));
-    await eventually(async () => (await gw.get('app.example.com')).json().name === 'a');
-
-    stop = true;
-    await load;
+      await gw.write('vs.yaml', route('svc-a'));
+      await eventually(async () => (await gw.get('app.example.com')).json().name === 'a');
+    } finally {
+      // Also when an assertion fails: the loop would keep the test file running for ever.
+      stop = true;
+      await load;
+    }
     assert.ok(total > 50, `only ${total} requests sent`);
     assert.equal(failures, 0, `${failures} of ${total} requests failed`);
   });

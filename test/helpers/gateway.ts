@@ -84,7 +84,15 @@ export function chunked(bytes: Buffer | string): Readable {
 export async function send(port: number, host: string, path: string, headers: Record<string, string> = {}, method = 'GET', body?: Body): Promise<Reply> {
   const r = await request(`http://127.0.0.1:${port}${path}`, { method: method as 'GET', headers: { host, ...headers }, ...(body !== undefined ? { body } : {}) });
   const text = await r.body.text();
-  return { status: r.statusCode, headers: r.headers, text, json: () => JSON.parse(text) };
+  const json = () => {
+    try {
+      return JSON.parse(text);
+    } catch {
+      // The answer itself says why (a local reply, a flag), where "Unexpected end of JSON input" would not.
+      throw new Error(`not JSON: ${r.statusCode} ${JSON.stringify(text.slice(0, 200))} ${JSON.stringify(r.headers)}`);
+    }
+  };
+  return { status: r.statusCode, headers: r.headers, text, json };
 }
 
 /**
