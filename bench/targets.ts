@@ -49,8 +49,9 @@ export async function startUpstream(): Promise<Target & { readonly port: number 
   return { name: 'upstream (direct)', url: `http://127.0.0.1:${port}/`, host: BENCH_HOST, port, pid: child.pid, stop: () => child.stop() };
 }
 
-export async function startFastifyProxy(upstreamPort: number): Promise<Target> {
-  const child = track(fork(SERVERS, ['fastify-proxy', `http://127.0.0.1:${upstreamPort}`], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] }), '@fastify/http-proxy');
+/** `nodeArgs` (here and for the bare proxy): Node options for the child, e.g. tail.ts's probe. */
+export async function startFastifyProxy(upstreamPort: number, nodeArgs: readonly string[] = []): Promise<Target> {
+  const child = track(fork(SERVERS, ['fastify-proxy', `http://127.0.0.1:${upstreamPort}`], { execArgv: [...nodeArgs], stdio: ['ignore', 'ignore', 'pipe', 'ipc'] }), '@fastify/http-proxy');
   const port = await child.reportedPort();
   return { name: '@fastify/http-proxy', url: `http://127.0.0.1:${port}/`, host: BENCH_HOST, pid: child.pid, stop: () => child.stop() };
 }
@@ -58,8 +59,8 @@ export async function startFastifyProxy(upstreamPort: number): Promise<Target> {
 export const BARE_PROXY = 'node:http + undici Pool (no routing)';
 
 /** The Node limit for a proxy: node:http in front of one undici Pool, nothing else. */
-export async function startBareProxy(upstreamPort: number): Promise<Target> {
-  const child = track(fork(SERVERS, ['bare-proxy', `http://127.0.0.1:${upstreamPort}`], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] }), BARE_PROXY);
+export async function startBareProxy(upstreamPort: number, nodeArgs: readonly string[] = []): Promise<Target> {
+  const child = track(fork(SERVERS, ['bare-proxy', `http://127.0.0.1:${upstreamPort}`], { execArgv: [...nodeArgs], stdio: ['ignore', 'ignore', 'pipe', 'ipc'] }), BARE_PROXY);
   const port = await child.reportedPort();
   return { name: BARE_PROXY, url: `http://127.0.0.1:${port}/`, host: BENCH_HOST, pid: child.pid, stop: () => child.stop() };
 }
@@ -106,6 +107,8 @@ export interface MeshgateOptions {
   readonly observability?: { readonly mode: 'on' | 'off'; readonly otlpPort: number };
   /** Node options before the CLI's path (e.g. `--cpu-prof`, which NODE_OPTIONS does not carry). */
   readonly nodeArgs?: readonly string[];
+  /** Another build's bin/meshgate.js (an A/B of two builds in one run); this tree's by default. */
+  readonly bin?: string;
 }
 
 /** The mesh config of the observability pair: tracing at 1 % to the sink, or none. */
@@ -131,7 +134,7 @@ export async function startMeshgate(upstreamPort: number, opts: MeshgateOptions 
   const portMap = [`80=${port}`, ...keyTypes.map((k, i) => `${TLS_GATEWAY_PORT[k]}=${tlsPorts[i]}`)].join(',');
   const args = [
     ...(opts.nodeArgs ?? []),
-    MESHGATE_BIN, 'gateway',
+    opts.bin ?? MESHGATE_BIN, 'gateway',
     '--config', dir,
     ...(certs ? ['--certs', certs.dir] : []),
     '--ports', portMap,
