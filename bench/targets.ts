@@ -14,6 +14,7 @@ import type { KeyType } from '../src/core/tls/issue-certificate.js';
 import { freePorts, tempDir, track } from './processes.js';
 import { BENCH_HOST, UPSTREAM_BODY } from './servers.js';
 import { CREDENTIAL, KEY_TYPES, type BenchCerts } from './tls-certs.js';
+import { GATEWAY_NODE_OPTIONS } from '../src/gateway/node-options.js';
 
 export { stopAll } from './processes.js';
 export { BENCH_HOST } from './servers.js';
@@ -148,7 +149,9 @@ export async function startMeshgate(upstreamPort: number, opts: MeshgateOptions 
     // No drain period: nothing is connected when the bench stops it, and it should exit at once.
     '--drain-seconds', '0',
   ];
-  const child = track(spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] }), 'meshgate');
+  // NODE_OPTIONS as the gateway's Deployment sets them (workers inherit them); `nodeArgs` come after and win.
+  const env = { ...process.env, NODE_OPTIONS: process.env.BENCH_GATEWAY_NODE_OPTIONS ?? GATEWAY_NODE_OPTIONS };
+  const child = track(spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env }), 'meshgate');
   await child.until(() => isReady(statusPort), 20_000);
   const stop = () => child.stop();
   const https = keyTypes.map((keyType, i): TlsTarget => ({
