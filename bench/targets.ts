@@ -14,6 +14,7 @@ import type { KeyType } from '../src/core/tls/issue-certificate.js';
 import { freePorts, tempDir, track } from './processes.js';
 import { BENCH_HOST, UPSTREAM_BODY } from './servers.js';
 import { CREDENTIAL, KEY_TYPES, type BenchCerts } from './tls-certs.js';
+import { GATEWAY_NODE_OPTIONS } from '../src/gateway/node-options.js';
 
 export { stopAll } from './processes.js';
 export { BENCH_HOST } from './servers.js';
@@ -49,8 +50,9 @@ export async function startUpstream(): Promise<Target & { readonly port: number 
   return { name: 'upstream (direct)', url: `http://127.0.0.1:${port}/`, host: BENCH_HOST, port, pid: child.pid, stop: () => child.stop() };
 }
 
-export async function startFastifyProxy(upstreamPort: number): Promise<Target> {
-  const child = track(fork(SERVERS, ['fastify-proxy', `http://127.0.0.1:${upstreamPort}`], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] }), '@fastify/http-proxy');
+/** `nodeArgs` (here and for the bare proxy): Node options for the child, e.g. tail.ts's probe. */
+export async function startFastifyProxy(upstreamPort: number, nodeArgs: readonly string[] = []): Promise<Target> {
+  const child = track(fork(SERVERS, ['fastify-proxy', `http://127.0.0.1:${upstreamPort}`], { execArgv: [...nodeArgs], stdio: ['ignore', 'ignore', 'pipe', 'ipc'] }), '@fastify/http-proxy');
   const port = await child.reportedPort();
   return { name: '@fastify/http-proxy', url: `http://127.0.0.1:${port}/`, host: BENCH_HOST, pid: child.pid, stop: () => child.stop() };
 }
@@ -58,8 +60,8 @@ export async function startFastifyProxy(upstreamPort: number): Promise<Target> {
 export const BARE_PROXY = 'node:http + undici Pool (no routing)';
 
 /** The Node limit for a proxy: node:http in front of one undici Pool, nothing else. */
-export async function startBareProxy(upstreamPort: number): Promise<Target> {
-  const child = track(fork(SERVERS, ['bare-proxy', `http://127.0.0.1:${upstreamPort}`], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] }), BARE_PROXY);
+export async function startBareProxy(upstreamPort: number, nodeArgs: readonly string[] = []): Promise<Target> {
+  const child = track(fork(SERVERS, ['bare-proxy', `http://127.0.0.1:${upstreamPort}`], { execArgv: [...nodeArgs], stdio: ['ignore', 'ignore', 'pipe', 'ipc'] }), BARE_PROXY);
   const port = await child.reportedPort();
   return { name: BARE_PROXY, url: `http://127.0.0.1:${port}/`, host: BENCH_HOST, pid: child.pid, stop: () => child.stop() };
 }
@@ -106,6 +108,8 @@ export interface MeshgateOptions {
   readonly observability?: { readonly mode: 'on' | 'off'; readonly otlpPort: number };
   /** Node options before the CLI's path (e.g. `--cpu-prof`, which NODE_OPTIONS does not carry). */
   readonly nodeArgs?: readonly string[];
+  /** Another build's bin/meshgate.js (an A/B of two builds in one run); this tree's by default. */
+  readonly bin?: string;
 }
 
 /** The mesh config of the observability pair: tracing at 1 % to the sink, or none. */
@@ -131,7 +135,7 @@ export async function startMeshgate(upstreamPort: number, opts: MeshgateOptions 
   const portMap = [`80=${port}`, ...keyTypes.map((k, i) => `${TLS_GATEWAY_PORT[k]}=${tlsPorts[i]}`)].join(',');
   const args = [
     ...(opts.nodeArgs ?? []),
-    MESHGATE_BIN, 'gateway',
+    opts.bin ?? MESHGATE_BIN, 'gateway',
     '--config', dir,
     ...(certs ? ['--certs', certs.dir] : []),
     '--ports', portMap,
@@ -145,7 +149,9 @@ export async function startMeshgate(upstreamPort: number, opts: MeshgateOptions 
     // No drain period: nothing is connected when the bench stops it, and it should exit at once.
     '--drain-seconds', '0',
   ];
-  const child = track(spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] }), 'meshgate');
+  // NODE_OPTIONS as the gateway's Deployment sets them (workers inherit them); `nodeArgs` come after and win.
+  const env = { ...process.env, NODE_OPTIONS: process.env.BENCH_GATEWAY_NODE_OPTIONS ?? GATEWAY_NODE_OPTIONS };
+  const child = track(spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env }), 'meshgate');
   await child.until(() => isReady(statusPort), 20_000);
   const stop = () => child.stop();
   const https = keyTypes.map((keyType, i): TlsTarget => ({

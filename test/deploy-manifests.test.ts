@@ -21,6 +21,7 @@ import { CONTROL_PLANE_NAMES } from '../src/control/main.js';
 import { DEFAULT_TOKEN_FILE } from '../src/cli/config-source.js';
 import { ROOT_CONFIGMAP } from '../src/control/root-cert-publisher.js';
 import { TOKEN_REVIEW_PATH } from '../src/control/token-review.js';
+import { GATEWAY_NODE_OPTIONS } from '../src/gateway/node-options.js';
 
 type Doc = Record<string, any>;
 
@@ -206,6 +207,8 @@ describe('deploy/ manifests', () => {
     const pod = deployment.spec.template.spec;
     assert.equal(pod.automountServiceAccountToken, true);
     assert.deepEqual(pod.containers[0].args.slice(0, 3), ['gateway', '--config-source', 'kubernetes']);
+    // The Node options the benchmark measures the gateway with.
+    assert.equal(pod.containers[0].env.find((e: Doc) => e.name === 'NODE_OPTIONS')?.value, GATEWAY_NODE_OPTIONS);
     assertLockedDown(pod, 'gateway');
   });
 

@@ -1,0 +1,96 @@
+// Preloaded into a proxy under test (`node --import <this file> ...`) by tail.ts: between two
+// SIGUSR2 it records the process's CPU time, every garbage collection (v8.GCProfiler: kind, pause
+// and the heap before and after, so the bytes allocated in the young generation too) and the event
+// loop's delay (perf_hooks), and on the second SIGUSR2 appends one JSON line to $LOOP_PROBE_OUT.
+// It changes nothing in the process it watches beside one 1 ms sampling timer. With
+// $LOOP_PROBE_PROMOTED set to a file, the window also runs V8's sampling heap profiler keeping the
+// samples that survived the young generation (dropped only when a mark-compact frees them), and
+// writes that profile there: where what gets promoted is allocated.
+
+import { appendFileSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { GCProfiler, writeHeapSnapshot } from 'node:v8';
+
+interface SpaceStats { readonly spaceName: string; readonly spaceUsedSize: number }
+interface GcEvent {
+  readonly gcType: string;
+  readonly cost: number;
+  readonly beforeGC: { readonly heapSpaceStatistics: readonly SpaceStats[] };
+  readonly afterGC: { readonly heapSpaceStatistics: readonly SpaceStats[] };
+}
+
+/** What one window between two signals measured. */
+export interface ProbeWindow {
+  readonly pid: number;
+  readonly cpuUs: number;
+  readonly wallMs: number;
+  /** Per GC kind (Scavenge, MarkSweepCompact, ...): how many, and their pauses in µs. */
+  readonly gc: Record<string, { count: number; totalUs: number; maxUs: number }>;
+  /** Bytes allocated in the young generation (what each scavenge found used, less what the previous one left). */
+  readonly youngAllocated: number;
+  /** Bytes scavenges promoted into the old generation. */
+  readonly promoted: number;
+  /** Resident memory as the window ends, bytes. */
+  readonly rss: number;
+  /** Event-loop delay percentiles, ms. */
+  readonly loopDelayMs: { readonly p50: number; readonly p99: number; readonly max: number };
+}
+
+const used = (stats: readonly SpaceStats[], space: string): number => stats.find((s) => s.spaceName === space)?.spaceUsedSize ?? 0;
+
+let window: { profiler: GCProfiler; cpu: NodeJS.CpuUsage; start: number } | undefined;
+const delay = monitorEventLoopDelay({ resolution: 1 });
+const promotedOut = process.env.LOOP_PROBE_PROMOTED;
+const session = promotedOut ? new Session() : undefined;
+session?.connect();
+
+process.on('SIGUSR2', () => {
+  if (!window) {
+    const profiler = new GCProfiler();
+    profiler.start();
+    delay.reset();
+    delay.enable();
+    session?.post('HeapProfiler.startSampling', { samplingInterval: 8192, includeObjectsCollectedByMajorGC: true });
+    window = { profiler, cpu: process.cpuUsage(), start: performance.now() };
+    // $LOOP_PROBE_SNAPSHOT: a heap snapshot 3 s into the load, to see what holds finished requests.
+    const snapshot = process.env.LOOP_PROBE_SNAPSHOT;
+    if (snapshot) setTimeout(() => writeHeapSnapshot(`${snapshot}.${process.pid}.heapsnapshot`), 3000);
+    return;
+  }
+  const { profiler, cpu, start } = window;
+  window = undefined;
+  const cpuNow = process.cpuUsage(cpu);
+  delay.disable();
+  session?.post('HeapProfiler.stopSampling', (err, r) => {
+    if (!err && promotedOut) writeFileSync(`${promotedOut}.${process.pid}`, JSON.stringify(r.profile));
+  });
+  const events = (profiler.stop()?.statistics ?? []) as unknown as GcEvent[];
+  const gc: ProbeWindow['gc'] = {};
+  let youngAllocated = 0;
+  let promoted = 0;
+  let youngLeft = 0;
+  for (const e of events) {
+    const g = (gc[e.gcType] ??= { count: 0, totalUs: 0, maxUs: 0 });
+    g.count++;
+    g.totalUs += e.cost;
+    g.maxUs = Math.max(g.maxUs, e.cost);
+    const before = used(e.beforeGC.heapSpaceStatistics, 'new_space');
+    const after = used(e.afterGC.heapSpaceStatistics, 'new_space');
+    youngAllocated += Math.max(0, before - youngLeft);
+    youngLeft = after;
+    if (e.gcType === 'Scavenge') promoted += Math.max(0, used(e.afterGC.heapSpaceStatistics, 'old_space') - used(e.beforeGC.heapSpaceStatistics, 'old_space'));
+  }
+  const ms = (ns: number): number => Math.round(ns / 1e4) / 100;
+  const out: ProbeWindow = {
+    pid: process.pid,
+    cpuUs: cpuNow.user + cpuNow.system,
+    wallMs: performance.now() - start,
+    gc,
+    youngAllocated,
+    promoted,
+    rss: process.memoryUsage.rss(),
+    loopDelayMs: { p50: ms(delay.percentile(50)), p99: ms(delay.percentile(99)), max: ms(delay.max) },
+  };
+  if (process.env.LOOP_PROBE_OUT) appendFileSync(process.env.LOOP_PROBE_OUT, `${JSON.stringify(out)}\n`);
+});
