@@ -122,43 +122,75 @@ export function logWhenDone(req: IncomingMessage, res: ServerResponse, record: R
  * (after chunked or HTTP/2 framing, whether or not anything read it) and what went out as the
  * response body, headers not included. Node keeps no such count, so the request's push (where the
  * parser hands over body data) and the response's write and end are counted on their way through.
+ *
+ * The counting methods are the same functions for every request, finding the request's meter on
+ * the object they are called on: a closure per request and method, put on each request and
+ * response, kept whole requests reachable past a young-generation collection, and at load the
+ * gateway promoted some 2.5 KB per request into the old generation (docs/benchmarks.md).
  */
 function meterBodies(req: IncomingMessage, res: ServerResponse, record: RequestRecord): void {
   const messages = record.grpc ? (record.grpcMessages = { request: new GrpcMessageCounter(), response: new GrpcMessageCounter() }) : undefined;
-  const push = req.push;
-  req.push = function (this: IncomingMessage, chunk: unknown, encoding?: BufferEncoding): boolean {
-    if (chunk) {
-      record.bytesReceived += byteLength(chunk, encoding);
-      if (messages && ArrayBuffer.isView(chunk)) messages.request.feed(chunk as Uint8Array);
-    }
-    return push.call(this, chunk, encoding);
-  };
-  // No body goes out for HEAD, 1xx, 204 or 304, whatever is written.
-  const counts = (): boolean => req.method !== 'HEAD' && res.statusCode >= 200 && res.statusCode !== 204 && res.statusCode !== 304;
-  const write = res.write;
-  res.write = function (this: ServerResponse, chunk: unknown, ...rest: unknown[]): boolean {
-    if (counts()) record.bytesSent += byteLength(chunk, rest[0]);
-    if (messages && ArrayBuffer.isView(chunk)) messages.response.feed(chunk as Uint8Array);
-    return (write as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
-  } as ServerResponse['write'];
-  if (record.grpc) {
-    const addTrailers = res.addTrailers;
-    res.addTrailers = function (this: ServerResponse, headers: Parameters<ServerResponse['addTrailers']>[0]): void {
-      const status = (headers as Record<string, unknown>)['grpc-status'];
-      if (status !== undefined) record.grpcStatus = String(status);
-      addTrailers.call(this, headers);
-    };
+  const meter: Meter = { record, req, res, messages, h2: req.httpVersionMajor >= 2, push: req.push, write: res.write, end: res.end, addTrailers: res.addTrailers };
+  (req as unknown as Metered)[METER] = meter;
+  (res as unknown as Metered)[METER] = meter;
+  req.push = meteredPush;
+  res.write = meteredWrite as ServerResponse['write'];
+  if (record.grpc) res.addTrailers = meteredAddTrailers;
+  res.end = meteredEnd as ServerResponse['end'];
+}
+
+/** One request's counts and the methods the metered ones stand in front of. */
+interface Meter {
+  readonly record: RequestRecord;
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly messages: { readonly request: GrpcMessageCounter; readonly response: GrpcMessageCounter } | undefined;
+  /** HTTP/2's compatibility response ends by calling write() with the last chunk: counted there. */
+  readonly h2: boolean;
+  readonly push: IncomingMessage['push'];
+  readonly write: ServerResponse['write'];
+  readonly end: ServerResponse['end'];
+  readonly addTrailers: ServerResponse['addTrailers'];
+}
+
+const METER = Symbol('meshgate.bodyMeter');
+type Metered = { [METER]: Meter };
+
+/** No body goes out for HEAD, 1xx, 204 or 304, whatever is written. */
+function countsBody(m: Meter): boolean {
+  return m.req.method !== 'HEAD' && m.res.statusCode >= 200 && m.res.statusCode !== 204 && m.res.statusCode !== 304;
+}
+
+function meteredPush(this: IncomingMessage, chunk: unknown, encoding?: BufferEncoding): boolean {
+  const m = (this as unknown as Metered)[METER];
+  if (chunk) {
+    m.record.bytesReceived += byteLength(chunk, encoding);
+    if (m.messages && ArrayBuffer.isView(chunk)) m.messages.request.feed(chunk as Uint8Array);
   }
-  const end = res.end;
-  const h2 = req.httpVersionMajor >= 2;
-  res.end = function (this: ServerResponse, chunk?: unknown, ...rest: unknown[]): ServerResponse {
-    // HTTP/2's compatibility response ends by calling write() with the last chunk: counted there.
-    if (!h2 && typeof chunk !== 'function' && chunk != null) {
-      if (counts()) record.bytesSent += byteLength(chunk, rest[0]);
-      if (messages && ArrayBuffer.isView(chunk)) messages.response.feed(chunk as Uint8Array);
-    }
-    return (end as (...a: unknown[]) => ServerResponse).call(this, chunk, ...rest);
-  } as ServerResponse['end'];
+  return m.push.call(this, chunk, encoding);
+}
+
+function meteredWrite(this: ServerResponse, chunk: unknown, ...rest: unknown[]): boolean {
+  const m = (this as unknown as Metered)[METER];
+  if (countsBody(m)) m.record.bytesSent += byteLength(chunk, rest[0]);
+  if (m.messages && ArrayBuffer.isView(chunk)) m.messages.response.feed(chunk as Uint8Array);
+  return (m.write as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
+}
+
+function meteredEnd(this: ServerResponse, chunk?: unknown, ...rest: unknown[]): ServerResponse {
+  const m = (this as unknown as Metered)[METER];
+  if (!m.h2 && typeof chunk !== 'function' && chunk != null) {
+    if (countsBody(m)) m.record.bytesSent += byteLength(chunk, rest[0]);
+    if (m.messages && ArrayBuffer.isView(chunk)) m.messages.response.feed(chunk as Uint8Array);
+  }
+  return (m.end as (...a: unknown[]) => ServerResponse).call(this, chunk, ...rest);
+}
+
+function meteredAddTrailers(this: ServerResponse, headers: Parameters<ServerResponse['addTrailers']>[0]): void {
+  const m = (this as unknown as Metered)[METER];
+  const status = (headers as Record<string, unknown>)['grpc-status'];
+  if (status !== undefined) m.record.grpcStatus = String(status);
+  m.addTrailers.call(this, headers);
 }
 
 /** grpc-status from a trailers-only answer's headers, or from the trailers (meterBodies notes them). */
