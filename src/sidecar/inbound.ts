@@ -118,17 +118,26 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
     return snapshot ? deps.security.for(snapshot).peerAuthentication.modeFor(deps.appPort) : 'STRICT';
   };
 
-  // Read lazily per connection: an HTTP/2 request sees its session's socket through a proxy object.
+  /**
+   * The caller a verified mesh certificate names, with this hop's XFCC element: undefined without
+   * one. Reading them (Node's certificate object, its SANs, the XFCC hash and subject) takes tens of
+   * microseconds, so it is done once per connection, when the handshake is checked, and kept for the
+   * connection's requests.
+   */
+  const meshPeer = (socket: TLSSocket): Peer | undefined => {
+    if (!socket.authorized) return undefined;
+    const presented = socket.getPeerCertificate();
+    const spiffeId = presented ? spiffeIdsOfCertificate(presented)[0] : undefined;
+    return spiffeId ? { spiffeId, xfcc: meshXfcc(deps.identity.current().spiffeId, presented) } : undefined;
+  };
+
+  // An HTTP/2 request sees its session's socket through a proxy object, not the socket the handshake
+  // check saw: read again for it, once per session.
   const peerOf = (socket: Socket): Peer => {
     const known = peers.get(socket);
     if (known) return known;
     const tlsSocket = socket as TLSSocket;
-    let peer = PLAINTEXT;
-    if (typeof tlsSocket.getPeerCertificate === 'function' && tlsSocket.authorized) {
-      const presented = tlsSocket.getPeerCertificate();
-      const spiffeId = spiffeIdsOfCertificate(presented)[0];
-      if (spiffeId) peer = { spiffeId, xfcc: meshXfcc(deps.identity.current().spiffeId, presented) };
-    }
+    const peer = (typeof tlsSocket.getPeerCertificate === 'function' && meshPeer(tlsSocket)) || PLAINTEXT;
     peers.set(socket, peer);
     return peer;
   };
@@ -165,10 +174,11 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
   tickets.attach(secure);
   step.serve(secure, { request: onRequest });
   secure.on('secureConnection', (socket: TLSSocket) => {
-    const presented = socket.getPeerCertificate();
     // Only mesh mTLS is terminated here: it needs a certificate that chains to the mesh root and
     // names a workload. Without one the connection is closed, whatever the mode.
-    if (!presented || Object.keys(presented).length === 0 || !socket.authorized || spiffeIdsOfCertificate(presented).length === 0) socket.destroy();
+    const peer = meshPeer(socket);
+    if (!peer) return void socket.destroy();
+    peers.set(socket, peer);
   });
   secure.on('tlsClientError', () => undefined);
   secure.on('sessionError', () => undefined);
