@@ -121,29 +121,31 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
   };
 
   /**
-   * The SPIFFE id of a mesh peer: a certificate that chains to the mesh root and names a workload of
-   * this sidecar's own trust domain. A root shared with another mesh does not make that mesh's
-   * workloads ours (Istio validates the peer's trust domain the same way); undefined otherwise.
+   * The caller a verified mesh certificate names, with this hop's XFCC element: a certificate that
+   * chains to the mesh root and names a workload of this sidecar's own trust domain. A root shared
+   * with another mesh does not make that mesh's workloads ours (Istio validates the peer's trust
+   * domain the same way); undefined otherwise. Reading them (Node's certificate object, its SANs, the
+   * XFCC hash and subject) takes tens of microseconds, so it is done once per connection, when the
+   * handshake is checked, and kept for the connection's requests.
    */
-  const meshPeerId = (socket: TLSSocket): string | undefined => {
+  const meshPeer = (socket: TLSSocket): Peer | undefined => {
     if (!socket.authorized) return undefined;
-    const spiffeId = spiffeIdsOfCertificate(socket.getPeerCertificate())[0];
-    const own = parseSpiffeId(deps.identity.current().spiffeId)?.trustDomain;
-    if (spiffeId && parseSpiffeId(spiffeId)?.trustDomain === own) return spiffeId;
-    deps.log.info({ remote: socket.remoteAddress, peer: spiffeId ?? null, trustDomain: own }, 'mesh connection refused: the peer certificate names no workload of this trust domain');
+    const presented = socket.getPeerCertificate();
+    const spiffeId = presented ? spiffeIdsOfCertificate(presented)[0] : undefined;
+    const own = deps.identity.current().spiffeId;
+    const trustDomain = parseSpiffeId(own)?.trustDomain;
+    if (spiffeId && parseSpiffeId(spiffeId)?.trustDomain === trustDomain) return { spiffeId, xfcc: meshXfcc(own, presented) };
+    deps.log.info({ remote: socket.remoteAddress, peer: spiffeId ?? null, trustDomain }, 'mesh connection refused: the peer certificate names no workload of this trust domain');
     return undefined;
   };
 
-  // Read lazily per connection: an HTTP/2 request sees its session's socket through a proxy object.
+  // An HTTP/2 request sees its session's socket through a proxy object, not the socket the handshake
+  // check saw: read again for it, once per session.
   const peerOf = (socket: Socket): Peer => {
     const known = peers.get(socket);
     if (known) return known;
     const tlsSocket = socket as TLSSocket;
-    let peer = PLAINTEXT;
-    if (typeof tlsSocket.getPeerCertificate === 'function') {
-      const spiffeId = meshPeerId(tlsSocket);
-      if (spiffeId) peer = { spiffeId, xfcc: meshXfcc(deps.identity.current().spiffeId, tlsSocket.getPeerCertificate()) };
-    }
+    const peer = (typeof tlsSocket.getPeerCertificate === 'function' && meshPeer(tlsSocket)) || PLAINTEXT;
     peers.set(socket, peer);
     return peer;
   };
@@ -180,9 +182,11 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
   tickets.attach(secure);
   step.serve(secure, { request: onRequest });
   secure.on('secureConnection', (socket: TLSSocket) => {
-    // Only mesh mTLS is terminated here: it needs a mesh peer's certificate. Without one the
-    // connection is closed, whatever the mode.
-    if (!peerOf(socket).spiffeId) socket.destroy();
+    // Only mesh mTLS is terminated here: it needs a certificate that chains to the mesh root and
+    // names a workload of this trust domain. Without one the connection is closed, whatever the mode.
+    const peer = meshPeer(socket);
+    if (!peer) return void socket.destroy();
+    peers.set(socket, peer);
   });
   secure.on('tlsClientError', () => undefined);
   secure.on('sessionError', () => undefined);
@@ -195,9 +199,9 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
   // Mesh mTLS carrying TCP (a peer that offers Istio's ALPN but no HTTP one): terminated here, then
   // the decrypted bytes go to the app once AuthorizationPolicy's L4 rules allow the peer.
   const tcpSecure = createTlsServer({ ...tlsContext(deps.identity.current()), requestCert: true, rejectUnauthorized: false, ALPNProtocols: ['istio-peer-exchange', 'istio'] }, (socket: TLSSocket) => {
-    const spiffeId = meshPeerId(socket);
-    if (!spiffeId) return void socket.destroy();
-    passToApp(socket, Buffer.alloc(0), { spiffeId });
+    const peer = meshPeer(socket);
+    if (!peer) return void socket.destroy();
+    passToApp(socket, Buffer.alloc(0), { spiffeId: peer.spiffeId });
   });
   tcpSecure.on('tlsClientError', () => undefined);
   const unsubscribeTcp = deps.identity.onRotate((cert) => tcpSecure.setSecureContext(tlsContext(cert)));
