@@ -56,7 +56,7 @@ export function createOutboundTcp(deps: OutboundTcpDeps): OutboundTcp {
     forward: (socket, initial, target) => {
       const pipe = (bytes: Buffer, sni: string | undefined): void => {
         const route = (sni !== undefined && target.sni?.lookup(sni)) || target.route;
-        forwardTcp(socket, bytes, route.destinations, route.totalWeight, { random: deps.random, observer: deps.accessLog, tls });
+        forwardTcp(socket, bytes, route.destinations, route.totalWeight, { random: deps.random, observer: deps.accessLog, tls, ...(sni ? { sni } : {}) });
       };
       if (!target.sni) return pipe(initial, undefined);
       const hello = parseClientHello(initial);
