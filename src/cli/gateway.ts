@@ -70,7 +70,9 @@ export const GATEWAY_HELP = `usage: meshgate gateway --config DIR --ports 80=808
   --trusted-proxies N   proxies in front of the gateway that append to x-forwarded-for; rate
                         limits by clientIp and AuthorizationPolicy remoteIpBlocks take the N-th
                         address from its right (Envoy's xff_num_trusted_hops, Istio's
-                        numTrustedProxies; default 0: the connection's peer address)
+                        numTrustedProxies; default: the mesh config's
+                        defaultConfig.gatewayTopology.numTrustedProxies, else 0: the
+                        connection's peer address)
 ${LIMIT_HELP}
 ${DRAIN_HELP}
   --tls-session-tickets on|off

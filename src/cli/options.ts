@@ -55,9 +55,10 @@ export function parseLocality(text: string): string {
   return parts.map((p) => p.trim()).join('/');
 }
 
-/** `--trusted-proxies N`: 0, 1, 2 … (default 0). */
-export function parseTrustedProxies(text: string | undefined): number {
-  const n = text === undefined ? 0 : Number(text);
+/** `--trusted-proxies N`: 0, 1, 2 …; absent, undefined (the mesh config decides, else 0). */
+export function parseTrustedProxies(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
   if (!Number.isInteger(n) || n < 0) throw new UsageError(`--trusted-proxies: '${text}' is not a number of proxies (0, 1, 2 ...)`);
   return n;
 }
