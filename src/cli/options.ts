@@ -28,6 +28,18 @@ export function parsePorts(text: string): Map<number, number> {
   return out;
 }
 
+/**
+ * The labels of Istio's default ingress gateway pod, so that selectors copied from Istio's tasks
+ * (`app: istio-ingressgateway` in the AuthorizationPolicy examples, `istio: ingressgateway` in
+ * Gateways) select a gateway started without --labels.
+ */
+export const DEFAULT_GATEWAY_LABELS: Readonly<Record<string, string>> = Object.freeze({ app: 'istio-ingressgateway', istio: 'ingressgateway' });
+
+/** `--labels` of a gateway command, or Istio's ingress gateway labels without it. */
+export function gatewayLabels(text: string | undefined): Record<string, string> {
+  return text ? parseLabels(text) : { ...DEFAULT_GATEWAY_LABELS };
+}
+
 /** `istio=ingressgateway,app=x` → { istio: 'ingressgateway', app: 'x' }. */
 export function parseLabels(text: string): Record<string, string> {
   const out: Record<string, string> = {};
