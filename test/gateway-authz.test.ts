@@ -241,3 +241,31 @@ rules:
     assert.equal((await one.gw.get('app.example.com', '/', { 'x-forwarded-for': '192.0.2.7' })).status, 200);
   });
 });
+
+describe('gateway: numTrustedProxies from the mesh config (defaultConfig.gatewayTopology), as istioctl install sets it', () => {
+  const files = {
+    'deny-net.yaml': policy('deny-net', 'istio-system', 'action: DENY\nrules:\n- from: [{source: {remoteIpBlocks: ["203.0.113.0/24"]}}]'),
+    'mesh.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: istio, namespace: istio-system}\ndata:\n  mesh: |\n    defaultConfig:\n      gatewayTopology:\n        numTrustedProxies: 2\n',
+  };
+  let mesh: { up: Upstream; gw: TestGateway };
+  let own: { up: Upstream; gw: TestGateway };
+  before(async () => {
+    mesh = await cluster(files);
+    own = await cluster(files, { trustedProxies: 0 });
+  });
+  after(async () => {
+    for (const c of [mesh, own]) {
+      await c.gw.close();
+      await c.up.close();
+    }
+  });
+
+  it('two trusted proxies: the second x-forwarded-for entry from the right is the client', async () => {
+    assert.equal((await mesh.gw.get('app.example.com', '/', { 'x-forwarded-for': '203.0.113.9, 198.51.100.1' })).status, 403);
+    assert.equal((await mesh.gw.get('app.example.com', '/', { 'x-forwarded-for': '203.0.113.9, 198.51.100.1, 198.51.100.2' })).status, 200);
+  });
+
+  it("the gateway's own --trusted-proxies wins over the mesh config, as the pod annotation does in Istio", async () => {
+    assert.equal((await own.gw.get('app.example.com', '/', { 'x-forwarded-for': '203.0.113.9, 198.51.100.1' })).status, 200);
+  });
+});

@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as netConnect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { CertificateAuthority } from '../src/core/pki/authority.js';
-import type { Destination, OriginalDestinationLookup } from '../src/core/capture/original-destination.js';
+import { RecordedDestinations } from './helpers/original-destinations.js';
 import { startSidecar, type RunningSidecar } from '../src/sidecar/main.js';
 import { startGateway } from '../src/gateway/main.js';
 import { pino } from 'pino';
@@ -52,23 +52,6 @@ async function greeterApp(): Promise<{ server: Server; port: number }> {
   return { server, port: (server.address() as AddressInfo).port };
 }
 
-/**
- * The original destination of each connection the client apps make, as conntrack would tell it: the
- * test records it once its socket is connected; the sidecar's lookup waits for that record.
- */
-class Destinations implements OriginalDestinationLookup {
-  readonly #known = new Map<number, Destination>();
-  readonly #waiting = new Map<number, (d: Destination) => void>();
-  record(localPort: number, d: Destination): void {
-    this.#known.set(localPort, d);
-    this.#waiting.get(localPort)?.(d);
-  }
-  lookup(peer: Destination): Promise<Destination | undefined> {
-    const hit = this.#known.get(peer.port);
-    if (hit) return Promise.resolve(hit);
-    return new Promise((resolve) => this.#waiting.set(peer.port, resolve));
-  }
-}
 
 /** Reads from `s` until `text` has arrived (or the socket closed): everything read. */
 function readUntil(s: Socket, text: string): Promise<{ data: string; closed: boolean }> {
@@ -92,7 +75,7 @@ function readUntil(s: Socket, text: string): Promise<{ data: string; closed: boo
 describe('TCP between sidecars over mutual TLS (STRICT)', () => {
   let ca: CertificateAuthority;
   let dir: string;
-  const destinations = new Destinations();
+  const destinations = new RecordedDestinations();
   const apps: Array<{ server: Server }> = [];
   let v1: Awaited<ReturnType<typeof echoApp>>, v2: Awaited<ReturnType<typeof echoApp>>, secure: Awaited<ReturnType<typeof echoApp>>;
   let mysql: Awaited<ReturnType<typeof greeterApp>>, smtp: Awaited<ReturnType<typeof greeterApp>>;

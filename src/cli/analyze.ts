@@ -14,7 +14,7 @@ import { validateAll } from '../core/config/validate.js';
 import { kubeSource, readableConfigDir, sourceChoice } from './config-source.js';
 import { PACKAGED_CONFIG } from './default-config.js';
 import { UsageError } from './main.js';
-import { parse, parseLabels } from './options.js';
+import { parse, gatewayLabels } from './options.js';
 
 export const ANALYZE_HELP = `usage: meshgate analyze [DIR] [options]
 
@@ -35,7 +35,7 @@ meshgate's own are MG…, among them an empty config file, folder, or a config w
   --suppress CODE=KIND/NAME    leave out a finding, e.g. IST0132=VirtualService/reviews or
                                'IST0101=VirtualService default/*'; repeat for more
   --labels k=v,...             the gateway's labels that Gateway selectors must match
-                               (default istio=ingressgateway)
+                               (default app=istio-ingressgateway,istio=ingressgateway)
   --certs DIR                  also check that each credentialName has a folder DIR/<name>/
                                (in a cluster, Secrets are checked without this)
   --allow-unknown-fields       unknown fields are warnings, not errors`;
@@ -98,7 +98,7 @@ export async function runAnalyze(argv: string[]): Promise<number> {
   const certsDir = values.certs;
   const secrets = new Set(loaded.resources.filter((r) => r.kind === 'Secret').map((r) => `${r.metadata.namespace}/${r.metadata.name}`));
   const credentialExists = kube ? (ns: string, name: string) => secrets.has(`${ns}/${name}`) : certsDir !== undefined ? (ns: string, name: string) => secrets.has(`${ns}/${name}`) || existsSync(join(certsDir, name)) : undefined;
-  const findings = analyze(valid, { gatewayLabels: [values.labels ? parseLabels(values.labels) : { istio: 'ingressgateway' }], ...(credentialExists ? { credentialExists } : {}) });
+  const findings = analyze(valid, { gatewayLabels: [gatewayLabels(values.labels)], ...(credentialExists ? { credentialExists } : {}) });
   const all = [...asSchemaFindings([...loaded.problems, ...validation]), ...missing, ...findings]
     .filter((p) => !isSuppressed(p, suppressions))
     .sort((a, b) => (a.file === b.file ? a.line - b.line : a.file < b.file ? -1 : 1));

@@ -15,7 +15,7 @@ import type { ServerCredential } from '../core/tls/types.js';
 import { readStored, type StoredCertificate } from '../gateway/acme/certificate-files.js';
 import { isReal, reissueReason, renewAt } from '../gateway/acme/certificate-facts.js';
 import { wantedCertificates, type WantedCertificate } from '../gateway/acme/wanted-certificates.js';
-import { parse, parseLabels } from './options.js';
+import { parse, gatewayLabels } from './options.js';
 import { offlineSnapshot } from './offline-snapshot.js';
 import { PACKAGED_CONFIG } from './default-config.js';
 
@@ -29,11 +29,11 @@ export async function runCerts(argv: string[], write: (text: string) => void = (
     true,
   );
   if (values.help) {
-    write('usage: meshgate certs [--config DIR] [--certs certs] [--labels istio=ingressgateway] [--namespace istio-system]\n  exits 1 when a TLS server has no usable certificate or its ACME certificate cannot be obtained\n  --config DIR   default: the gateway-config/ shipped with meshgate (as for meshgate demo)\n');
+    write('usage: meshgate certs [--config DIR] [--certs certs] [--labels app=istio-ingressgateway,istio=ingressgateway] [--namespace istio-system]\n  exits 1 when a TLS server has no usable certificate or its ACME certificate cannot be obtained\n  --config DIR   default: the gateway-config/ shipped with meshgate (as for meshgate demo)\n');
     return 0;
   }
   const dir = values.config ?? positionals[0] ?? PACKAGED_CONFIG;
-  const { snapshot, problems } = await offlineSnapshot(dir, values.labels ? parseLabels(values.labels) : { istio: 'ingressgateway' }, values.namespace ?? 'istio-system');
+  const { snapshot, problems } = await offlineSnapshot(dir, gatewayLabels(values.labels), values.namespace ?? 'istio-system');
 
   const servers = [...snapshot.listeners.values()]
     .sort((a, b) => a.port - b.port)

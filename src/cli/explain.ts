@@ -2,7 +2,7 @@
 // answer to "why 404?". The URL can be the one you curled: its port is translated as --ports says.
 
 import { explainRequest, gatewayPortFor } from '../core/routing/explain.js';
-import { parse, parseLabels, parsePort, parsePorts } from './options.js';
+import { parse, parsePort, parsePorts, gatewayLabels } from './options.js';
 import { offlineSnapshot } from './offline-snapshot.js';
 import { statusLines } from '../core/gateway-api/conditions.js';
 import { UsageError } from './main.js';
@@ -56,7 +56,7 @@ export async function runExplain(argv: string[]): Promise<number> {
     headers[h.slice(0, colon).trim().toLowerCase()] = h.slice(colon + 1).trim();
   }
   const port = values.port !== undefined ? { port: parsePort(values.port, 0, '--port') } : gatewayPortFor(url, parsePorts(values.ports ?? '80=8080,443=8443'));
-  const { snapshot, problems, loaded } = await offlineSnapshot(configDir, values.labels ? parseLabels(values.labels) : { istio: 'ingressgateway' }, values.namespace ?? 'istio-system');
+  const { snapshot, problems, loaded } = await offlineSnapshot(configDir, gatewayLabels(values.labels), values.namespace ?? 'istio-system');
   const result = explainRequest(snapshot, { port: port.port, ...(port.note ? { portNote: port.note } : {}), ...(values.principal ? { principal: values.principal.replace(/^spiffe:\/\//, '') } : {}), url, method: (values.request ?? 'GET').toUpperCase(), headers }, loaded.resources);
   for (const l of result.lines) console.log(l);
   console.log(`result: ${result.verdict}`);

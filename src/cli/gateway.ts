@@ -13,7 +13,7 @@ import { connectToMesh } from '../core/sources/mesh-connection.js';
 import { proxyIdOf } from '../core/sources/control-plane-source.js';
 import { startGateway } from '../gateway/main.js';
 import { DEFAULT_METRICS_PORT, serveClusterMetrics } from '../core/telemetry/metrics-server.js';
-import { parse, parseLabels, parseLocality, parsePort, parsePorts, parseRedisUrl, parseTrustedProxies } from './options.js';
+import { parse, parseLocality, parsePort, parsePorts, parseRedisUrl, parseTrustedProxies, gatewayLabels } from './options.js';
 import { UsageError } from './main.js';
 import { gatewayApiStatusWriter, kubeSecrets, kubeSource, readableConfigDir, sourceChoice } from './config-source.js';
 import { LIMIT_FLAGS, LIMIT_HELP, parseLimitFlags } from './limit-options.js';
@@ -45,7 +45,8 @@ export const GATEWAY_HELP = `usage: meshgate gateway --config DIR --ports 80=808
   --metrics-port N      Istio's metrics for Prometheus, GET /stats/prometheus (default 15090; 0 = off;
                         with --workers, one scrape returns the sum over the workers)
   --labels LIST         this gateway's labels for Gateway, AuthorizationPolicy and
-                        RequestAuthentication selectors (default istio=ingressgateway)
+                        RequestAuthentication selectors (default
+                        app=istio-ingressgateway,istio=ingressgateway, Istio's ingress gateway's)
   --namespace NS        the gateway's namespace (default istio-system); with --config-source
                         kubernetes, credentialName is a Secret in it (kubernetes.io/tls, or
                         cert/key/cacert; <name>-cacert for MUTUAL's CA), followed as it changes
@@ -70,7 +71,9 @@ export const GATEWAY_HELP = `usage: meshgate gateway --config DIR --ports 80=808
   --trusted-proxies N   proxies in front of the gateway that append to x-forwarded-for; rate
                         limits by clientIp and AuthorizationPolicy remoteIpBlocks take the N-th
                         address from its right (Envoy's xff_num_trusted_hops, Istio's
-                        numTrustedProxies; default 0: the connection's peer address)
+                        numTrustedProxies; default: the mesh config's
+                        defaultConfig.gatewayTopology.numTrustedProxies, else 0: the
+                        connection's peer address)
 ${LIMIT_HELP}
 ${DRAIN_HELP}
   --tls-session-tickets on|off
@@ -124,7 +127,7 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
     ports: parsePorts(values.ports ?? '80=8080'),
     statusPort: parsePort(values['status-port'], 15021, '--status-port'),
     adminPort: parsePort(values['admin-port'], 15000, '--admin-port'),
-    labels: values.labels ? parseLabels(values.labels) : { istio: 'ingressgateway' },
+    labels: gatewayLabels(values.labels),
     namespace: values.namespace ?? 'istio-system',
     ...(values.locality !== undefined ? { locality: parseLocality(values.locality) } : {}),
     listenHost: values['listen-host'] ?? '0.0.0.0',

@@ -28,6 +28,18 @@ export function parsePorts(text: string): Map<number, number> {
   return out;
 }
 
+/**
+ * The labels of Istio's default ingress gateway pod, so that selectors copied from Istio's tasks
+ * (`app: istio-ingressgateway` in the AuthorizationPolicy examples, `istio: ingressgateway` in
+ * Gateways) select a gateway started without --labels.
+ */
+export const DEFAULT_GATEWAY_LABELS: Readonly<Record<string, string>> = Object.freeze({ app: 'istio-ingressgateway', istio: 'ingressgateway' });
+
+/** `--labels` of a gateway command, or Istio's ingress gateway labels without it. */
+export function gatewayLabels(text: string | undefined): Record<string, string> {
+  return text ? parseLabels(text) : { ...DEFAULT_GATEWAY_LABELS };
+}
+
 /** `istio=ingressgateway,app=x` → { istio: 'ingressgateway', app: 'x' }. */
 export function parseLabels(text: string): Record<string, string> {
   const out: Record<string, string> = {};
@@ -55,9 +67,10 @@ export function parseLocality(text: string): string {
   return parts.map((p) => p.trim()).join('/');
 }
 
-/** `--trusted-proxies N`: 0, 1, 2 … (default 0). */
-export function parseTrustedProxies(text: string | undefined): number {
-  const n = text === undefined ? 0 : Number(text);
+/** `--trusted-proxies N`: 0, 1, 2 …; absent, undefined (the mesh config decides, else 0). */
+export function parseTrustedProxies(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
   if (!Number.isInteger(n) || n < 0) throw new UsageError(`--trusted-proxies: '${text}' is not a number of proxies (0, 1, 2 ...)`);
   return n;
 }

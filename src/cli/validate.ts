@@ -2,7 +2,7 @@
 // is an error, 0 with warnings only.
 
 import { formatProblem } from '../core/config/problem.js';
-import { parse, parseLabels } from './options.js';
+import { parse, gatewayLabels } from './options.js';
 import { offlineSnapshot } from './offline-snapshot.js';
 import { UsageError } from './main.js';
 
@@ -22,7 +22,7 @@ export async function runValidate(argv: string[]): Promise<number> {
   }
   const dir = positionals[0] ?? values.config;
   if (!dir) throw new UsageError('which folder? meshgate validate DIR');
-  const { snapshot, problems } = await offlineSnapshot(dir, values.labels ? parseLabels(values.labels) : { istio: 'ingressgateway' }, values.namespace ?? 'istio-system');
+  const { snapshot, problems } = await offlineSnapshot(dir, gatewayLabels(values.labels), values.namespace ?? 'istio-system');
   for (const p of problems) console.log(formatProblem(p));
   const errors = problems.filter((p) => p.severity === 'error').length;
   const warnings = problems.length - errors;

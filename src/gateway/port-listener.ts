@@ -134,7 +134,7 @@ export function createPortListener(servicePorts: readonly number[], deps: PortLi
           if (!route) return void socket.destroy();
           if (!authorized(socket, route.destinations[0]?.clusterName, hello.sni)) return;
           step.release(socket);
-          forwardTcp(socket, data, route.destinations, route.totalWeight, tcpDeps);
+          forwardTcp(socket, data, route.destinations, route.totalWeight, hello.sni ? { ...tcpDeps, sni: hello.sni } : tcpDeps);
           return;
         }
         socket.unshift(data);

@@ -10,7 +10,10 @@
 // port is sniffed: an HTTP request goes to the outbound HTTP side, which routes by its Host header
 // like any proxied request; anything else (TLS the app speaks itself, a binary protocol, or nothing
 // within the sniffing window) is TCP. TCP to a mesh service port takes its `tcp` route and mutual
-// TLS to the server's sidecar (outbound-tcp.ts); TCP to anything else goes to the original
+// TLS to the server's sidecar (outbound-tcp.ts). TLS to an address the mesh does not know (an external
+// name the app resolved itself) is matched by the ClientHello's SNI against the mesh's hosts and
+// ports, as Istio's wildcard-address listener matches a ServiceEntry's hosts by server name, so a
+// ServiceEntry for `api.example.com:443` lets it out under REGISTRY_ONLY. TCP to anything else goes to the original
 // destination as it is under outboundTrafficPolicy ALLOW_ANY, and is closed under REGISTRY_ONLY.
 //
 // Inbound (15006): a caller connected to the app's port; the original port (from conntrack, else
@@ -29,6 +32,7 @@ import type { InboundListener } from './inbound.js';
 import type { OutboundListener } from './outbound.js';
 import type { OutboundTcp } from './outbound-tcp.js';
 import { isOpaqueTcp } from '../core/registry/protocol.js';
+import { parseClientHello } from '../core/tls/client-hello.js';
 import type { MeshTcpTarget } from '../core/routing/mesh-tcp-routes.js';
 
 /** How long the outbound side waits for a client's first bytes before treating the stream as TCP. */
@@ -90,9 +94,14 @@ export function createCapture(deps: CaptureDeps): Capture {
         return;
       }
       const target = await original;
-      forward(socket, first, target, target && deps.tcp.byAddress(target.address, target.port));
+      forward(socket, first, target, target && (deps.tcp.byAddress(target.address, target.port) ?? bySni(first, target.port)));
     }, () => socket.destroy());
   });
+
+  const bySni = (first: Buffer | undefined, port: number): MeshTcpTarget | undefined => {
+    const hello = first ? parseClientHello(first) : undefined;
+    return hello?.sni ? deps.tcp.byHost(hello.sni, port) : undefined;
+  };
 
   const forward = (socket: Socket, first: Buffer | undefined, target: Destination | undefined, mesh: MeshTcpTarget | undefined): void => {
     if (!target || isSelf(target, outboundPort)) {

@@ -259,7 +259,13 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
     app.on('error', () => socket.destroy());
     socket.on('close', () => app.destroy());
     app.on('close', () => socket.destroy());
-    socket.once('close', () => deps.accessLog.tcpClosed?.({ ...labels, flags: '-', bytesReceived: socket.bytesRead, bytesSent: socket.bytesWritten }));
+    const startTime = new Date();
+    const downstreamRemoteAddress = `${socket.remoteAddress ?? ''}:${socket.remotePort ?? 0}`;
+    socket.once('close', () => {
+      const carried = { bytesReceived: socket.bytesRead, bytesSent: socket.bytesWritten };
+      deps.accessLog.tcpClosed?.({ ...labels, flags: '-', ...carried });
+      deps.accessLog.writeTcp?.({ startTime, durationMs: Date.now() - startTime.getTime(), flags: '-', ...carried, upstreamHost: `${deps.appHost}:${deps.appPort}`, upstreamCluster: cluster, downstreamRemoteAddress, ...(peer.sni ? { sni: peer.sni } : {}) });
+    });
     if (data.length > 0) app.write(data);
     socket.pipe(app).pipe(socket);
   };

@@ -6,12 +6,15 @@
 // `istio-peer-exchange`, `istio`, so the server sidecar knows it carries TCP), as Istio's client
 // sidecar does; a DestinationRule `tls` block decides instead when it has one. Counted in Istio's TCP
 // metrics with `reporter="source"`.
+// A port whose VirtualService has `tls` rules routes by the SNI of the app's ClientHello: the hello is
+// read (the app speaks first in TLS) and handed on untouched with the rest of the bytes.
 
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { IdentityProvider } from '../core/pki/types.js';
 import { outboundTrafficModeOf } from '../core/policy/outbound-traffic-policy.js';
 import { forwardTcp } from '../core/proxy/tcp-forward.js';
+import { parseClientHello, peekClientHello } from '../core/tls/client-hello.js';
 import type { MeshTcpTarget } from '../core/routing/mesh-tcp-routes.js';
 import type { SnapshotHolder } from '../core/snapshot/holder.js';
 import type { AccessLog } from '../core/telemetry/access-log.js';
@@ -51,8 +54,16 @@ export function createOutboundTcp(deps: OutboundTcpDeps): OutboundTcp {
       return snapshot !== undefined && outboundTrafficModeOf(snapshot) === 'ALLOW_ANY';
     },
     forward: (socket, initial, target) => {
-      const { route } = target;
-      forwardTcp(socket, initial, route.destinations, route.totalWeight, { random: deps.random, observer: deps.accessLog, tls });
+      const pipe = (bytes: Buffer, sni: string | undefined): void => {
+        const route = (sni !== undefined && target.sni?.lookup(sni)) || target.route;
+        forwardTcp(socket, bytes, route.destinations, route.totalWeight, { random: deps.random, observer: deps.accessLog, tls, ...(sni ? { sni } : {}) });
+      };
+      if (!target.sni) return pipe(initial, undefined);
+      const hello = parseClientHello(initial);
+      if (hello.state !== 'need-more') return pipe(initial, hello.state === 'ok' ? (hello.sni ?? '') : undefined);
+      // The rest of the hello is still on its way: read it with the bytes already in hand in front.
+      if (initial.length > 0) socket.unshift(initial);
+      void peekClientHello(socket).then(({ data, hello: full }) => pipe(data, full.state === 'ok' ? (full.sni ?? '') : undefined));
     },
   };
 }

@@ -138,6 +138,11 @@ export function validateConfigMap(c: Checker, raw: Obj): void {
     const s = asNumber(c, tracing['sampling'], [...at, 'defaultConfig', 'tracing', 'sampling']);
     if (s !== undefined && (s < 0 || s > 100)) c.error([...at, 'defaultConfig', 'tracing', 'sampling'], `sampling is a percentage, 0 to 100, not ${s}`);
   }
+  const topology = dc ? asObj(c, dc['gatewayTopology'], [...at, 'defaultConfig', 'gatewayTopology']) : undefined;
+  if (topology?.['numTrustedProxies'] !== undefined) {
+    const n = asNumber(c, topology['numTrustedProxies'], [...at, 'defaultConfig', 'gatewayTopology', 'numTrustedProxies']);
+    if (n !== undefined && (!Number.isInteger(n) || n < 0)) c.error([...at, 'defaultConfig', 'gatewayTopology', 'numTrustedProxies'], `numTrustedProxies is a number of proxies (0, 1, 2 …), not ${n}`);
+  }
   asBool(c, m['enableTracing'], [...at, 'enableTracing']);
   const outbound = asObj(c, m['outboundTrafficPolicy'], [...at, 'outboundTrafficPolicy']);
   if (outbound) asEnum(c, outbound['mode'], [...at, 'outboundTrafficPolicy', 'mode'], ['REGISTRY_ONLY', 'ALLOW_ANY'] as const);

@@ -32,7 +32,7 @@ export function createRateLimiting(opts: RateLimitingOptions): RateLimiting {
   opts.holder.onSwap((s) => limiters.retain(s.rateLimits.rules));
   return {
     limiters,
-    context: { limiters, trustedProxies: opts.trustedProxies ?? 0 },
+    context: { limiters, ...(opts.trustedProxies !== undefined ? { trustedProxies: opts.trustedProxies } : {}) },
     start: async () => {
       await redis?.start();
     },

@@ -43,8 +43,10 @@ export interface TcpForwardDeps {
   readonly connectTimeoutMs?: number;
   /** Called once, when the downstream connection (and the upstream one, if any) have closed. */
   readonly onDone?: (record: TcpForwardRecord) => void;
-  /** Istio's TCP metrics: a connection opened to an endpoint, and closed. */
-  readonly observer?: Pick<AccessLog, 'tcpOpened' | 'tcpClosed'>;
+  /** Istio's TCP metrics (a connection opened to an endpoint, and closed) and the access-log line. */
+  readonly observer?: Pick<AccessLog, 'tcpOpened' | 'tcpClosed' | 'writeTcp'>;
+  /** The SNI that chose the route (TLS passed through), for the access log. */
+  readonly sni?: string;
   /** TLS towards endpoints (auto mTLS, DestinationRule `tls`); without it every connection is plaintext. */
   readonly tls?: { readonly connector: UpstreamConnector; readonly identity?: IdentityProvider };
 }
@@ -62,6 +64,7 @@ export function forwardTcp(
   deps: TcpForwardDeps,
 ): void {
   const started = Date.now();
+  const downstreamRemoteAddress = `${downstream.remoteAddress ?? ''}:${downstream.remotePort ?? 0}`;
   const dest = pickDestination({ destinations, totalWeight }, deps.random);
   let flags = '';
   let upstreamHost: string | undefined;
@@ -73,7 +76,7 @@ export function forwardTcp(
     if (reported) return;
     reported = true;
     if (peer) deps.observer?.tcpClosed?.({ reporter: 'source', cluster: dest?.clusterName ?? '', upstreamPeer: workloadOfEndpoint(peer), connection: downstream, flags: flags || (spliced ? '-' : 'DC'), bytesReceived: downstream.bytesRead, bytesSent: downstream.bytesWritten });
-    deps.onDone?.({
+    const record: TcpForwardRecord = {
       cluster: dest?.clusterName ?? '',
       ...(upstreamHost !== undefined ? { upstreamHost } : {}),
       // Closed with no verdict and never connected: the client left while we were choosing or dialling.
@@ -81,7 +84,9 @@ export function forwardTcp(
       bytesReceived: downstream.bytesRead,
       bytesSent: downstream.bytesWritten,
       durationMs: Date.now() - started,
-    });
+    };
+    deps.observer?.writeTcp?.({ ...record, startTime: new Date(started), upstreamCluster: record.cluster, downstreamRemoteAddress, ...(deps.sni ? { sni: deps.sni } : {}) });
+    deps.onDone?.(record);
   };
   const closed = (): void => {
     if (--open === 0) report();

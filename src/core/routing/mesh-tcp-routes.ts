@@ -7,6 +7,10 @@
 //   most specific wildcard, that has `tcp` rules; its first rule whose match applies (`port`,
 //   `sourceLabels`, `sourceNamespace`, `gateways` naming `mesh`; no match list matches everything);
 // - else, or when no rule applies, the service's own cluster `outbound|<port>||<host>`.
+// That VirtualService's `tls` rules (Istio's routes for TLS the app speaks itself) whose match
+// applies to the proxy and port become an SNI table on the target: the connection's ClientHello
+// picks by `sniHosts` (exact, then the longest wildcard, then `*`), and a hello no rule names, or no
+// TLS at all, takes the route above.
 // Built with the snapshot, for every service port that can carry TCP (anything but a declared
 // HTTP-family or UDP port), so the connection path only looks things up.
 
@@ -21,7 +25,8 @@ import { orderForProxy } from './compile.js';
 import { exportedTo, MESH_GATEWAY, vsGateways } from './gateway-binding.js';
 import { registryAtPort } from './mesh-routes.js';
 import type { MeshCompileInput } from './compile-mesh.js';
-import type { L4Route, L4RouteSource } from './types.js';
+import { buildTlsRouteTable } from './tls-routes.js';
+import type { L4Route, L4RouteSource, TlsRoute, TlsRouteTable } from './types.js';
 
 /** What the sidecar's HTTP routes are compiled from, plus the resources that give services their addresses. */
 export interface MeshTcpInput extends MeshCompileInput {
@@ -33,6 +38,8 @@ export interface MeshTcpTarget {
   readonly service: Service;
   readonly port: ServicePort;
   readonly route: L4Route;
+  /** The VirtualService's `tls` rules for this port, by SNI; absent when it has none. */
+  readonly sni?: TlsRouteTable;
 }
 
 export interface MeshTcpTable {
@@ -53,9 +60,9 @@ export function compileMeshTcp(input: MeshTcpInput): MeshTcpTable {
   const visible = new Map<string, Service>();
   for (const [host, s] of input.registry.services) if (exportedTo(s.exportTo, s.namespace, input.proxyNamespace)) visible.set(host, s);
 
-  // VirtualServices with tcp rules, bound to the mesh and visible here, in the proxy's order.
+  // VirtualServices with tcp or tls rules, bound to the mesh and visible here, in the proxy's order.
   const tcpVs = orderForProxy(
-    input.virtualServices.filter((vs) => (vs.spec.tcp?.length ?? 0) > 0 && exportedTo(vs.spec.exportTo, vs.metadata.namespace, input.proxyNamespace) && vsGateways(vs.spec, vs.metadata.namespace).has(MESH_GATEWAY)),
+    input.virtualServices.filter((vs) => (vs.spec.tcp?.length ?? 0) + (vs.spec.tls?.length ?? 0) > 0 && exportedTo(vs.spec.exportTo, vs.metadata.namespace, input.proxyNamespace) && vsGateways(vs.spec, vs.metadata.namespace).has(MESH_GATEWAY)),
     input.proxyNamespace,
   );
   const exact = new Map<string, Resource<VirtualServiceSpec>>();
@@ -79,7 +86,8 @@ export function compileMeshTcp(input: MeshTcpInput): MeshTcpTable {
       let registry = portRegistries.get(port.number);
       if (!registry) portRegistries.set(port.number, (registry = registryAtPort(visible, input.registry, port.number)));
       const route = (owner && ruleRoute(owner, port.number, input, registry)) || defaultRoute(service, port.number, input, registry);
-      targets.set(`${host}|${port.number}`, Object.freeze({ service, port, route }));
+      const sni = owner && sniRoutes(owner, port.number, input, registry);
+      targets.set(`${host}|${port.number}`, Object.freeze({ service, port, route, ...(sni ? { sni } : {}) }));
     }
   }
 
@@ -141,6 +149,23 @@ function ruleRoute(vs: Resource<VirtualServiceSpec>, port: number, input: MeshTc
     return { source, destinations, totalWeight: destinations.reduce((s, d) => s + d.weight, 0) };
   }
   return undefined;
+}
+
+/** The `tls` rules of `vs` whose match applies to this proxy on `port`, keyed by SNI; undefined when none does. */
+function sniRoutes(vs: Resource<VirtualServiceSpec>, port: number, input: MeshTcpInput, registry: Registry): TlsRouteTable | undefined {
+  const ns = vs.metadata.namespace;
+  const routes: TlsRoute[] = [];
+  (vs.spec.tls ?? []).forEach((rule, i) => {
+    if (!rule.route || rule.route.length === 0) return;
+    (rule.match ?? []).forEach((m, k) => {
+      if (!l4MatchesProxy(m, port, input)) return;
+      const destinations = compileDestinations(rule.route!, { namespace: ns, listenerPort: port, registry, domain: input.domain, cluster: input.cluster });
+      const source: L4RouteSource = { virtualService: `${ns}/${vs.metadata.name}`, file: vs.origin.file, line: vs.origin.lineOf(['spec', 'tls', i, 'match', k]), kind: 'tls', routeIndex: i, matchIndex: k };
+      const totalWeight = destinations.reduce((s, d) => s + d.weight, 0);
+      for (const sniHost of new Set(m.sniHosts.map((h) => h.toLowerCase()))) routes.push({ sniHost, source, destinations, totalWeight });
+    });
+  });
+  return routes.length > 0 ? buildTlsRouteTable(routes) : undefined;
 }
 
 /** Istio's sidecar L4 match: `port` (0 = any), then `gateways` (must name mesh) or the source fields. */

@@ -133,7 +133,7 @@ export class ProxyRuntime {
       random: this.random,
       drain: this.drain,
       rateLimits: this.rateLimiting.context,
-      trustedProxies: opts.trustedProxies ?? 0,
+      ...(opts.trustedProxies !== undefined ? { trustedProxies: opts.trustedProxies } : {}),
       ...(opts.identity ? { identity: opts.identity } : {}),
       ...(opts.limits ? { limits: opts.limits } : {}),
     };

@@ -1,5 +1,7 @@
 // The access log: one JSON line per request through pino's asynchronous destination (SonicBoom), with the fields
-// of Istio's default access log (docs/observability.md) under the keys Istio's JSON encoding uses.
+// of Istio's default access log (docs/observability.md) under the keys Istio's JSON encoding uses. A
+// connection the proxy passes through as TCP gets one line when it closes, as Envoy's tcp_proxy logs
+// it: the same keys, the HTTP ones empty (response_code 0), the bytes and duration of the connection.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pino } from 'pino';
@@ -213,6 +215,25 @@ export interface AccessLog {
   /** TCP proxy connections, for the sinks that count them (Istio's TCP metrics). */
   tcpOpened?(c: TcpOpened): void;
   tcpClosed?(c: TcpClosed): void;
+  /** A TCP connection's access-log line, when it has closed (whether or not it reached an endpoint). */
+  writeTcp?(c: TcpLogLine): void;
+}
+
+/** What the access log says of one TCP connection. */
+export interface TcpLogLine {
+  readonly startTime: Date;
+  readonly durationMs: number;
+  /** Envoy's response flags (`UF`, `UH`, `NR`, `UO`, `DC`, …); '' or '-' for none. */
+  readonly flags: string;
+  /** Why the proxy closed it (`rbac_deny_close`), if it did. */
+  readonly terminationDetails?: string;
+  readonly bytesReceived: number;
+  readonly bytesSent: number;
+  readonly upstreamHost?: string;
+  readonly upstreamCluster: string;
+  readonly downstreamRemoteAddress: string;
+  /** The SNI of the ClientHello that chose the route, for TLS passed through. */
+  readonly sni?: string;
 }
 
 /** A TCP connection the proxy spliced to an endpoint, as the TCP metrics label it. */
@@ -264,6 +285,31 @@ export function createAccessLog(target: string): AccessLog {
         route_name: r.routeName ?? null,
         downstream_remote_address: r.downstreamRemoteAddress,
         ...(r.errorCode !== undefined ? { meshgate_error_code: r.errorCode } : {}),
+      }) + '\n');
+    },
+    writeTcp(c) {
+      dest.write(JSON.stringify({
+        start_time: c.startTime.toISOString(),
+        method: null,
+        path: null,
+        protocol: null,
+        response_code: 0,
+        response_flags: c.flags || '-',
+        response_code_details: null,
+        connection_termination_details: c.terminationDetails ?? null,
+        bytes_received: c.bytesReceived,
+        bytes_sent: c.bytesSent,
+        duration: c.durationMs,
+        upstream_service_time: null,
+        x_forwarded_for: null,
+        user_agent: null,
+        request_id: null,
+        authority: null,
+        upstream_host: c.upstreamHost ?? null,
+        upstream_cluster: c.upstreamCluster || null,
+        route_name: null,
+        downstream_remote_address: c.downstreamRemoteAddress,
+        requested_server_name: c.sni ?? null,
       }) + '\n');
     },
     flush() {

@@ -142,6 +142,9 @@ export function createProxyTelemetry(o: ProxyTelemetryOptions): ProxyTelemetry {
       reports?.tcpOpened(c);
     },
     tcpClosed: (c) => metrics?.tcpClosedNow(reports ? reports.tcpClosed(c) : c),
+    writeTcp: (c) => {
+      if (policy().accessLog) log.writeTcp?.(c);
+    },
   };
 }
 

@@ -49,6 +49,17 @@ export function authorizeConnection(a: ConnectionAuthorization, c: ConnectionFac
   const labels = { reporter: c.reporter, cluster: c.cluster, ...(downstreamPeer ? { downstreamPeer } : {}) };
   a.accessLog.tcpOpened?.(labels);
   a.accessLog.tcpClosed?.({ ...labels, flags: '-', bytesReceived: socket.bytesRead, bytesSent: 0 });
+  a.accessLog.writeTcp?.({
+    startTime: new Date(),
+    durationMs: 0,
+    flags: '-',
+    terminationDetails: 'rbac_deny_close',
+    bytesReceived: socket.bytesRead,
+    bytesSent: 0,
+    upstreamCluster: c.cluster,
+    downstreamRemoteAddress: `${socket.remoteAddress ?? ''}:${socket.remotePort ?? 0}`,
+    ...(c.sni ? { sni: c.sni } : {}),
+  });
   a.log.info(
     {
       remote: `${socket.remoteAddress ?? ''}:${socket.remotePort ?? 0}`,

@@ -7,6 +7,7 @@
 
 import { principalOf } from '../../pki/spiffe.js';
 import { trustedClientAddress } from '../client-address.js';
+import { trustedHopsFor } from '../trusted-hops.js';
 import { rbacDenied } from '../respond.js';
 import { routedDestinationOf } from './select.js';
 import type { Exchange, StageResult } from './exchange.js';
@@ -23,7 +24,7 @@ export function authorize(ex: Exchange): StageResult {
     const decision = authz.evaluate({
       ...(principal ? { principal: principalOf(principal) } : {}),
       sourceIp: remoteAddress,
-      remoteIp: trustedClientAddress(remoteAddress, facts.headers['x-forwarded-for'], ctx.trustedProxies ?? 0),
+      remoteIp: trustedClientAddress(remoteAddress, facts.headers['x-forwarded-for'], trustedHopsFor(ex.snapshot, ctx.trustedProxies)),
       ...(socket.localAddress ? { destinationIp: socket.localAddress } : {}),
       destinationPort: listener.destinationPort?.(req) ?? socket.localPort ?? ex.port,
       host: facts.authority,

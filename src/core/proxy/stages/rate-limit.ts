@@ -6,14 +6,15 @@
 import { rateLimitKey, type RateLimitSubject } from '../../policy/rate-limit-key.js';
 import type { RateLimitDecision, RateLimiters } from '../../policy/rate-limiters.js';
 import { trustedClientAddress } from '../client-address.js';
+import { trustedHopsFor } from '../trusted-hops.js';
 import { rateLimited } from '../respond.js';
 import type { Exchange, StageResult } from './exchange.js';
 import { DONE, factsOf } from './exchange.js';
 
 export interface RateLimitContext {
   readonly limiters: RateLimiters;
-  /** Proxies in front of the gateway that append to x-forwarded-for (Envoy's xff_num_trusted_hops). */
-  readonly trustedProxies: number;
+  /** Proxies in front of the gateway that append to x-forwarded-for (Envoy's xff_num_trusted_hops), when set on the proxy itself. */
+  readonly trustedProxies?: number;
 }
 
 /**
@@ -29,7 +30,7 @@ export function rateLimit(ex: Exchange): StageResult | Promise<StageResult> {
   const facts = factsOf(ex);
   const subject: RateLimitSubject = {
     headers: facts.headers,
-    clientIp: () => trustedClientAddress(ex.remoteAddress, facts.headers['x-forwarded-for'], limits.trustedProxies),
+    clientIp: () => trustedClientAddress(ex.remoteAddress, facts.headers['x-forwarded-for'], trustedHopsFor(snapshot, limits.trustedProxies)),
     principal: () => listener.peerPrincipal?.(req),
   };
   const pending: Array<Promise<RateLimitDecision | undefined>> = [];
