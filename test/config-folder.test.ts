@@ -94,4 +94,20 @@ describe('ConfigFolder', () => {
     assert.equal(now[0]!.origin.lineOf, before[0]!.origin.lineOf, 'f1 was taken as parsed before, its line table included');
     assert.notEqual(now[1], before[1]);
   });
+
+  it('after a file before it changed its count, an edited file still takes its unchanged documents at their new order', async () => {
+    await writeFile(join(dir, 'g1.yaml'), svc('g1'));
+    await writeFile(join(dir, 'g2.yaml'), `${svc('g2')}---\n${svc('g3')}`);
+    const folder = new ConfigFolder(dir);
+    await folder.read();
+    await writeFile(join(dir, 'g1.yaml'), `${svc('g1')}---\n${svc('g0')}`);
+    folder.markChanged('g1.yaml');
+    const moved = (await folder.read()).result.resources;
+    await writeFile(join(dir, 'g2.yaml'), `${svc('g2')}---\n${svc('g3').replace('port: 80', 'port: 81')}`);
+    folder.markChanged('g2.yaml');
+    const edited = (await folder.read()).result.resources;
+    assert.deepEqual(orders({ resources: edited }), orders(await loadConfigDir(dir)));
+    const g2 = (rs: typeof edited) => rs.find((r) => r.metadata.name === 'g2');
+    assert.equal(g2(edited), g2(moved), 'g2 as renumbered, not parsed again');
+  });
 });

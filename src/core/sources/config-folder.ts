@@ -96,8 +96,9 @@ export class ConfigFolder {
     }
     if (known && known.text === text) return { parsed: this.#renumbered(name, { ...known, stamp }, firstOrder), changed: false };
     const shown = join(this.displayDir, relative(this.dir, path));
-    const { documents, ...result } = parseConfigText(text, shown, firstOrder, known?.documents);
-    const parsed: ParsedFile = { stamp, text, result: known ? keepUnchanged(known.result, result) : result, documents, firstOrder };
+    const { documents, ...read } = parseConfigText(text, shown, firstOrder, known?.documents);
+    const result = known ? keepUnchanged(known.result, read) : read;
+    const parsed: ParsedFile = { stamp, text, result, documents: holding(documents, result.resources, 0), firstOrder };
     this.#files.set(name, parsed);
     return { parsed, changed: true };
   }
@@ -110,10 +111,20 @@ export class ConfigFolder {
     }
     const shift = firstOrder - file.firstOrder;
     const resources = file.result.resources.map((r) => ({ ...r, origin: { ...r.origin, order: r.origin.order + shift } }));
-    const moved: ParsedFile = { ...file, firstOrder, result: { resources, problems: file.result.problems } };
+    const moved: ParsedFile = { ...file, firstOrder, result: { resources, problems: file.result.problems }, documents: holding(file.documents, resources, shift) };
     this.#files.set(name, moved);
     return moved;
   }
+}
+
+/**
+ * The documents with `resources` (the file's, in document order) in their places and their order
+ * moved by `shift`: what the next read takes from them is what this read gave, and they keep
+ * alive no objects the folder no longer serves.
+ */
+function holding(documents: readonly ParsedDocument[], resources: readonly Resource[], shift: number): ParsedDocument[] {
+  let at = 0;
+  return documents.map((d) => ({ ...d, firstOrder: d.firstOrder + shift, resources: resources.slice(at, (at += d.resources.length)) }));
 }
 
 /**
