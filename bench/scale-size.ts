@@ -149,13 +149,17 @@ try {
   const folder = new ConfigFolder(dir);
   let t = performance.now();
   let cpu = process.cpuUsage();
-  const first = await folder.read();
+  let first: Awaited<ReturnType<ConfigFolder['read']>> | undefined = await folder.read();
+  const resources = first.result.resources.length;
   const loadMs = performance.now() - t;
   const loadCpuMs = cpuMs(cpu);
   t = performance.now();
   cpu = process.cpuUsage();
   const holder = new SnapshotHolder();
   holder.swap(buildSnapshot(first.result, ROLE, DEPS, undefined, holder.nextVersion()).snapshot);
+  // Let the first read go, as the gateway does: held here, the resources it gave (and all that is
+  // cached by them) would outlive an edit that replaces them, and count as growth across reloads.
+  first = undefined;
   const buildMs = performance.now() - t;
   const buildCpuMs = cpuMs(cpu);
   const built = memory();
@@ -204,7 +208,7 @@ try {
   const lookups = await lookupRates(gatewayRoutes(holder.current()!), services, target);
   const sample: ScaleSample = {
     services,
-    resources: first.result.resources.length,
+    resources,
     loadMs: Math.round(loadMs),
     buildMs: Math.round(buildMs),
     loadCpuMs,

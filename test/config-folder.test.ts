@@ -1,13 +1,14 @@
 // A config folder read again: unchanged files keep their parsed resources (the same objects), an edit
 // is read alone, resources stay numbered across the folder as loadConfigDir numbers them, and a
-// removed file's resources go.
+// removed file's resources go. Each document is parsed apart, and an edited file parses only the
+// documents whose text changed.
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfigDir } from '../src/core/config/load.js';
+import { loadConfigDir, parseConfigText } from '../src/core/config/load.js';
 import { ConfigFolder } from '../src/core/sources/config-folder.js';
 
 const svc = (name: string) => `apiVersion: v1\nkind: Service\nmetadata: {name: ${name}, namespace: default}\nspec:\n  ports: [{name: http, port: 80}]\n`;
@@ -68,5 +69,45 @@ describe('ConfigFolder', () => {
     assert.notEqual(now[2], before[2]);
     assert.equal(now[2]!.origin.line, before[2]!.origin.line + 1, 'c3 says its new line');
     assert.deepEqual(now.map((r) => r.origin.line), (await loadConfigDir(dir)).resources.filter((r) => r.origin.file.endsWith('c.yaml')).map((r) => r.origin.line));
+  });
+
+  it('parses each document apart, with the lines, columns and problems of the whole file', () => {
+    const text = `# services\n${svc('d1')}---\n${svc('d2')}--- # next\n\napiVersion: v1\nkind: Service\nmetadata: {name: d3}\nspec: {ports: [{port: x}]}\n---\nkind: [\n`;
+    const { resources, problems } = parseConfigText(text, 'd.yaml');
+    assert.deepEqual(resources.map((r) => [r.metadata.name, r.origin.line, r.origin.lineOf(['spec', 'ports', 0])]), [['d1', 2, 6], ['d2', 8, 12], ['d3', 15, 18]]);
+    assert.deepEqual(problems.map((p) => [p.line, p.column]), [[21, 1]], 'where the parser stops, as in the whole file');
+  });
+
+  it('a quote left open ends with its document: the documents after it still load', () => {
+    const { resources, problems } = parseConfigText(`${svc('e1').replace('name: http', 'name: "http')}---\n${svc('e2')}`, 'e.yaml');
+    assert.deepEqual(resources.map((r) => r.metadata.name), ['e2']);
+    assert.deepEqual(problems.map((p) => [p.line, p.message.startsWith('cannot parse')]), [[6, true]]);
+  });
+
+  it('an edited file parses only the documents whose text changed', async () => {
+    await writeFile(join(dir, 'f.yaml'), `${svc('f1')}---\n${svc('f2')}`);
+    const folder = new ConfigFolder(dir);
+    const before = (await folder.read()).result.resources.filter((r) => r.origin.file.endsWith('f.yaml'));
+    await writeFile(join(dir, 'f.yaml'), `${svc('f1')}---\n${svc('f2').replace('port: 80', 'port: 81')}`);
+    folder.markChanged('f.yaml');
+    const now = (await folder.read()).result.resources.filter((r) => r.origin.file.endsWith('f.yaml'));
+    assert.equal(now[0]!.origin.lineOf, before[0]!.origin.lineOf, 'f1 was taken as parsed before, its line table included');
+    assert.notEqual(now[1], before[1]);
+  });
+
+  it('after a file before it changed its count, an edited file still takes its unchanged documents at their new order', async () => {
+    await writeFile(join(dir, 'g1.yaml'), svc('g1'));
+    await writeFile(join(dir, 'g2.yaml'), `${svc('g2')}---\n${svc('g3')}`);
+    const folder = new ConfigFolder(dir);
+    await folder.read();
+    await writeFile(join(dir, 'g1.yaml'), `${svc('g1')}---\n${svc('g0')}`);
+    folder.markChanged('g1.yaml');
+    const moved = (await folder.read()).result.resources;
+    await writeFile(join(dir, 'g2.yaml'), `${svc('g2')}---\n${svc('g3').replace('port: 80', 'port: 81')}`);
+    folder.markChanged('g2.yaml');
+    const edited = (await folder.read()).result.resources;
+    assert.deepEqual(orders({ resources: edited }), orders(await loadConfigDir(dir)));
+    const g2 = (rs: typeof edited) => rs.find((r) => r.metadata.name === 'g2');
+    assert.equal(g2(edited), g2(moved), 'g2 as renumbered, not parsed again');
   });
 });

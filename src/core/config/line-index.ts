@@ -6,7 +6,7 @@
 // keyed by joined field paths cost a hash table and a string per field: at 10,000 services that was a
 // third of the heap the parsed folder held.
 
-import type { Document, LineCounter } from 'yaml';
+import type { Document } from 'yaml';
 import { yaml } from './yaml-module.js';
 import type { FieldPath } from '../model/resource.js';
 
@@ -17,12 +17,17 @@ import type { FieldPath } from '../model/resource.js';
  */
 type Table = Array<number | string | Table | undefined>;
 
+/** Where an offset of the parsed text is in its file (the parser's LineCounter, or one shifted to where the text starts). */
+export interface Lines {
+  linePos(offset: number): { line: number; col: number };
+}
+
 /**
  * `lineOf` for the value at `base` of `doc`: the line of the deepest field of the path that exists.
  * `keys` holds one string per field name seen, shared by the tables of every document of a file
  * (the parser gives each occurrence a string of its own).
  */
-export function lineIndex(doc: Document.Parsed, lineCounter: LineCounter, base: FieldPath, keys: Map<string, string> = new Map()): (path: FieldPath) => number {
+export function lineIndex(doc: Document.Parsed, lineCounter: Lines, base: FieldPath, keys: Map<string, string> = new Map()): (path: FieldPath) => number {
   const { isMap, isNode, isPair, isScalar, isSeq } = yaml();
   const docLine = lineCounter.linePos(doc.range?.[0] ?? 0).line;
   const root = base.length === 0 ? doc.contents : doc.getIn(base, true);

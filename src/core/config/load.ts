@@ -4,12 +4,12 @@
 import { readdirSync, statSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import type { Document, LineCounter } from 'yaml';
+import type { Document } from 'yaml';
 import { yaml } from './yaml-module.js';
 import type { FieldPath, ObjectMeta, Origin, Resource } from '../model/resource.js';
 import type { Problem } from './problem.js';
 import { internalKind, knownKind } from './kinds.js';
-import { lineIndex } from './line-index.js';
+import { lineIndex, type Lines } from './line-index.js';
 
 export interface LoadResult {
   readonly resources: Resource[];
@@ -64,15 +64,78 @@ export function configDirProblem(dir: string): string | undefined {
   }
 }
 
-/** Parses one file's text. `firstOrder` numbers the resources after those already loaded. */
-export function parseConfigText(text: string, file: string, firstOrder = 0): LoadResult {
+/** One document of a file (or, where the file cannot be split, all of it) and what it gave. */
+export interface ParsedDocument {
+  readonly text: string;
+  /** 1-based line of the file where `text` starts. */
+  readonly line: number;
+  /** The order of its first resource. */
+  readonly firstOrder: number;
+  readonly resources: readonly Resource[];
+  readonly problems: readonly Problem[];
+}
+
+export interface ParsedText extends LoadResult {
+  readonly documents: readonly ParsedDocument[];
+}
+
+/**
+ * Parses one file's text. `firstOrder` numbers the resources after those already loaded. `before`,
+ * what the same file's previous text gave: a document whose text, line and order are as they were
+ * is taken from it, not parsed again, so an edit of one document in a file of hundreds parses one.
+ */
+export function parseConfigText(text: string, file: string, firstOrder = 0, before: readonly ParsedDocument[] = []): ParsedText {
+  const known = new Map(before.map((d) => [d.text, d]));
+  const keys = new Map<string, string>();
+  const documents: ParsedDocument[] = [];
+  const resources: Resource[] = [];
+  const problems: Problem[] = [];
+  for (const part of documentTexts(text)) {
+    const order = firstOrder + resources.length;
+    const kept = known.get(part.text);
+    const parsed = kept && kept.line === part.line && kept.firstOrder === order ? kept : parseDocuments(part.text, part.line, file, order, keys);
+    documents.push(parsed);
+    for (const r of parsed.resources) resources.push(r);
+    for (const p of parsed.problems) problems.push(p);
+  }
+  return { resources, problems, documents };
+}
+
+/**
+ * The file cut at its `---` lines, each part with the line it starts on. A `---` at the start of a
+ * line always begins a document in YAML (it may not occur inside a value), so each part parses as
+ * it would within the file. Parsed apart, each document's syntax tree dies young instead of living
+ * until the whole file is read: at 10,000 services that kept hundreds of MB of old-generation pages
+ * fragmented after the first read. A directive (`%YAML`, `%TAG`) belongs to the document after it:
+ * such a file is parsed whole.
+ */
+function documentTexts(text: string): Array<{ text: string; line: number }> {
+  if (text.startsWith('%') || text.includes('\n%')) return [{ text, line: 1 }];
+  const parts: Array<{ text: string; line: number }> = [];
+  let start = 0;
+  let line = 1;
+  let lines = 0;
+  for (let nl = text.indexOf('\n'); nl !== -1; nl = text.indexOf('\n', nl + 1)) {
+    lines++;
+    if (!text.startsWith('---', nl + 1) || !/^[ \t\r\n]?$/.test(text.charAt(nl + 4))) continue;
+    parts.push({ text: text.slice(start, nl + 1), line });
+    start = nl + 1;
+    line += lines;
+    lines = 0;
+  }
+  parts.push({ text: text.slice(start), line });
+  return parts;
+}
+
+/** The documents of `text`, which starts on line `startLine` of `file`. */
+function parseDocuments(text: string, startLine: number, file: string, firstOrder: number, keys: Map<string, string>): ParsedDocument {
   const { LineCounter, parseAllDocuments } = yaml();
-  const lineCounter = new LineCounter();
-  const docs = parseAllDocuments(text, { lineCounter, prettyErrors: false, uniqueKeys: false });
+  const counter = new LineCounter();
+  const lineCounter: Lines = { linePos: (offset) => { const { line, col } = counter.linePos(offset); return { line: line + startLine - 1, col }; } };
+  const docs = parseAllDocuments(text, { lineCounter: counter, prettyErrors: false, uniqueKeys: false });
   const resources: Resource[] = [];
   const problems: Problem[] = [];
   const docList = Array.isArray(docs) ? docs : [docs];
-  const keys = new Map<string, string>();
   // Only text with `:,` or `:]` somewhere can hold such an item: the rest need not be walked again.
   const flowColons = text.includes(':,') || text.includes(':]');
   for (const doc of docList) {
@@ -103,7 +166,7 @@ export function parseConfigText(text: string, file: string, firstOrder = 0): Loa
     const r = toResource(value, doc, lineCounter, keys, file, [], firstOrder + resources.length, problems);
     if (r) resources.push(r);
   }
-  return { resources, problems };
+  return { text, line: startLine, firstOrder, resources, problems };
 }
 
 /**
@@ -134,7 +197,7 @@ function readFlowColonsAsKubernetesDoes(doc: Document.Parsed, text: string): voi
 function toResource(
   value: unknown,
   doc: Document.Parsed,
-  lineCounter: LineCounter,
+  lineCounter: Lines,
   keys: Map<string, string>,
   file: string,
   base: FieldPath,

@@ -1,14 +1,15 @@
 // A config folder read again and again (FileSource): only the files whose state on disk changed, or
 // that a watch event named, are read and parsed again; the others keep their parsed resources, the
 // very same objects, so a reload of a large folder costs what the edit costs and a poll of an unchanged
-// folder costs a stat per file. In a file read again, a document that reads exactly as before (the same
-// fields, values and lines) keeps its old object too, so that an edit of one resource in a file of a
-// hundred touches that one resource: what was built from the others is reused. Resources are numbered across the folder (file order, then document
+// folder costs a stat per file. In a file read again, a document whose text, line and place are as
+// before is not parsed again, and one that reads exactly as before (the same fields, values and
+// lines) keeps its old object too, so that an edit of one resource in a file of a hundred parses and
+// touches that one resource: what was built from the others is reused. Resources are numbered across the folder (file order, then document
 // order) as loadConfigDir numbers them, so precedence by order is the same either way.
 
 import { readFile, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { configFileNames, parseConfigText, type LoadResult } from '../config/load.js';
+import { configFileNames, parseConfigText, type LoadResult, type ParsedDocument } from '../config/load.js';
 import type { FieldPath, Resource } from '../model/resource.js';
 
 interface ParsedFile {
@@ -16,6 +17,8 @@ interface ParsedFile {
   readonly stamp: string;
   readonly text: string;
   readonly result: LoadResult;
+  /** Its documents as parsed, for the next read of the file to keep those whose text is the same. */
+  readonly documents: readonly ParsedDocument[];
   /** The order of its first resource in the folder, as its resources are numbered now. */
   readonly firstOrder: number;
 }
@@ -93,8 +96,9 @@ export class ConfigFolder {
     }
     if (known && known.text === text) return { parsed: this.#renumbered(name, { ...known, stamp }, firstOrder), changed: false };
     const shown = join(this.displayDir, relative(this.dir, path));
-    const result = parseConfigText(text, shown, firstOrder);
-    const parsed: ParsedFile = { stamp, text, result: known ? keepUnchanged(known.result, result) : result, firstOrder };
+    const { documents, ...read } = parseConfigText(text, shown, firstOrder, known?.documents);
+    const result = known ? keepUnchanged(known.result, read) : read;
+    const parsed: ParsedFile = { stamp, text, result, documents: holding(documents, result.resources, 0), firstOrder };
     this.#files.set(name, parsed);
     return { parsed, changed: true };
   }
@@ -107,10 +111,20 @@ export class ConfigFolder {
     }
     const shift = firstOrder - file.firstOrder;
     const resources = file.result.resources.map((r) => ({ ...r, origin: { ...r.origin, order: r.origin.order + shift } }));
-    const moved: ParsedFile = { ...file, firstOrder, result: { resources, problems: file.result.problems } };
+    const moved: ParsedFile = { ...file, firstOrder, result: { resources, problems: file.result.problems }, documents: holding(file.documents, resources, shift) };
     this.#files.set(name, moved);
     return moved;
   }
+}
+
+/**
+ * The documents with `resources` (the file's, in document order) in their places and their order
+ * moved by `shift`: what the next read takes from them is what this read gave, and they keep
+ * alive no objects the folder no longer serves.
+ */
+function holding(documents: readonly ParsedDocument[], resources: readonly Resource[], shift: number): ParsedDocument[] {
+  let at = 0;
+  return documents.map((d) => ({ ...d, firstOrder: d.firstOrder + shift, resources: resources.slice(at, (at += d.resources.length)) }));
 }
 
 /**
@@ -122,7 +136,7 @@ function keepUnchanged(before: LoadResult, now: LoadResult): LoadResult {
   let kept = 0;
   const resources = now.resources.map((r, i) => {
     const old = before.resources[i];
-    if (!old || !sameDocument(old, r)) return r;
+    if (!old || (old !== r && !sameDocument(old, r))) return r;
     kept++;
     return old;
   });
