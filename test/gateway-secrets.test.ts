@@ -150,11 +150,15 @@ describe('gateway certificates from Secrets (--config-source kubernetes)', () =>
           }
         }
       })();
-      await eventually(async () => seen.length >= 5);
-      api.apply(tlsSecret('shop-tls', second));
-      await eventually(async () => seen.slice(-3).length === 3 && seen.slice(-3).every((s) => s === serialOf(second)));
-      stop = true;
-      await loop;
+      try {
+        await eventually(async () => seen.length >= 5);
+        api.apply(tlsSecret('shop-tls', second));
+        await eventually(async () => seen.slice(-3).length === 3 && seen.slice(-3).every((s) => s === serialOf(second)));
+      } finally {
+        // Also when a wait fails: the loop would keep the test file running for ever.
+        stop = true;
+        await loop;
+      }
       assert.deepEqual(failures, [], 'no request failed during the rotation');
       assert.ok(seen.includes(serialOf(first)) && seen.includes(serialOf(second)));
       assert.ok(!seen.includes(serialOf(foreign)), 'the Secret of another namespace is never served');

@@ -362,13 +362,17 @@ spec:
       }
     })();
     // Load runs before, during and after the swap: counted in requests, not in time.
-    await eventually(async () => total >= 8, 20_000);
-    await writeCredential(certs, 'b-cert', issueCertificate({ subjectCN: 'b.example.com renewed', dnsNames: ['b.example.com'], issuer: root, days: 30 }));
-    await eventually(async () => (await peerCN('b.example.com')) === 'b.example.com renewed');
-    const afterSwap = total;
-    await eventually(async () => total >= afterSwap + 8, 20_000);
-    stop = true;
-    await load;
+    try {
+      await eventually(async () => total >= 8, 20_000);
+      await writeCredential(certs, 'b-cert', issueCertificate({ subjectCN: 'b.example.com renewed', dnsNames: ['b.example.com'], issuer: root, days: 30 }));
+      await eventually(async () => (await peerCN('b.example.com')) === 'b.example.com renewed');
+      const afterSwap = total;
+      await eventually(async () => total >= afterSwap + 8, 20_000);
+    } finally {
+      // Also when a wait fails: the loop would keep the test file running for ever.
+      stop = true;
+      await load;
+    }
     assert.equal(failures, 0, `${failures} of ${total} requests failed during the certificate swap`);
   });
 
