@@ -4,14 +4,14 @@
 //
 // V8 sizes its young generation for allocation-heavy programs: semi-spaces grow to 16 MB each, and
 // once grown they stay resident. A proxy's garbage is per request and dies young, so small
-// semi-spaces only mean more, shorter scavenges. At 2 MB a sidecar under load holds about 5 MB less
-// than at 4 MB: the young generation's 4 MB, and some of the old generation, whose limit V8 sets
-// with the young generation's capacity added. The price is about one more scavenge per hundred
-// requests (docs/benchmarks.md has both). At 1 MB the old generation grew by about as much as the
-// young one shrank: more of each request's objects lived through two scavenges and were promoted.
+// semi-spaces only mean more, shorter scavenges. 4 MB is where that stops paying: at 2 MB a sidecar
+// under load held about 4 MB less, but on a quiet machine the p90 it adds at 1000 req/s went from
+// 0.50–0.59 ms to 1.22–1.99 ms (alternate runs of the bench; docs/benchmarks.md). At 1 MB the old
+// generation grew by about as much as the young one shrank: more of each request's objects lived
+// through two scavenges and were promoted.
 // The old generation is left to V8's default limit: a proxy's configuration can be large, and a
 // limit it outgrows would end the process.
-export const SIDECAR_NODE_OPTIONS = '--max-semi-space-size=2';
+export const SIDECAR_NODE_OPTIONS = '--max-semi-space-size=4';
 
 /**
  * glibc gives each thread that allocates an arena of its own (up to 8 per core), and keeps what an
