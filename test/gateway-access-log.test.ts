@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { issueCertificate } from '../src/core/tls/issue-certificate.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
-import { chunked, eventually, startTestGateway, type TestGateway } from './helpers/gateway.js';
+import { accessLogLine, chunked, eventually, startTestGateway, type TestGateway } from './helpers/gateway.js';
 import { serviceYaml } from './helpers/cluster-yaml.js';
 
 const HOST = 'log.example.com';
@@ -84,15 +84,7 @@ spec:
     await rm(dir, { recursive: true, force: true });
   });
 
-  async function line(file: string, id: string): Promise<Record<string, unknown>> {
-    let found: Record<string, unknown> | undefined;
-    await eventually(async () => {
-      const text = await readFile(join(dir, file), 'utf8').catch(() => '');
-      found = text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.request_id === id);
-      return found !== undefined;
-    });
-    return found!;
-  }
+  const line = (file: string, id: string): Promise<Record<string, unknown>> => accessLogLine(join(dir, file), id);
 
   it('counts body bytes of an upload and of its answer, not the headers', async () => {
     const r = await plain.get(HOST, '/app/upload', { 'x-request-id': 'upload' }, 'POST', Buffer.alloc(3_000_000, 1));

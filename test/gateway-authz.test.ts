@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { readFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { eventually, send, startTestGateway, type TestGateway } from './helpers/gateway.js';
+import { completeJsonLines, eventually, send, startTestGateway, type TestGateway } from './helpers/gateway.js';
 import { gatewayYaml, serviceYaml } from './helpers/cluster-yaml.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
 
@@ -91,8 +91,12 @@ rules:
 
   it('the access log names the error code and the deciding policy', async () => {
     await gw.get('app.example.com', '/admin/log-check');
-    await eventually(async () => (await readFile(join(logDir, 'access.log'), 'utf8').catch(() => '')).includes('/admin/log-check'));
-    const line = (await readFile(join(logDir, 'access.log'), 'utf8')).split('\n').find((l) => l.includes('/admin/log-check'))!;
+    let line = '';
+    await eventually(async () => {
+      const found = completeJsonLines(await readFile(join(logDir, 'access.log'), 'utf8').catch(() => '')).find((l) => String(l.path).includes('/admin/log-check'));
+      line = found ? JSON.stringify(found) : '';
+      return found !== undefined;
+    });
     assert.match(line, /rbac_access_denied_matched_policy\[AuthorizationPolicy istio-system\/deny-admin\]/);
     assert.match(line, /403/);
     assert.equal(JSON.parse(line).meshgate_error_code, 'MESHGATE_ERR_RBAC_DENIED');

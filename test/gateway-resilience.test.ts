@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { createServer as createH2cServer, constants as h2, type Http2Server } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { closedPort, startUpstream, type Upstream } from './helpers/upstream.js';
-import { chunked, eventually, startTestGateway, type TestGateway } from './helpers/gateway.js';
+import { chunked, completeJsonLines, eventually, startTestGateway, type TestGateway } from './helpers/gateway.js';
 import { gatewayYaml, serviceYaml } from './helpers/cluster-yaml.js';
 
 const HOST = 'r.example.com';
@@ -187,11 +187,7 @@ spec:
     const byId = new Map<string, Record<string, unknown>>();
     await eventually(async () => {
       const text = await readFile(logFile, 'utf8').catch(() => '');
-      for (const l of text.split('\n')) {
-        if (!l) continue;
-        const line = JSON.parse(l) as Record<string, unknown>;
-        byId.set(String(line.request_id), line);
-      }
+      for (const line of completeJsonLines(text)) byId.set(String(line.request_id), line);
       return ids.every((id) => byId.has(id));
     }, 5000);
     return byId;

@@ -10,7 +10,7 @@ import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
-import { eventually, startTestGateway, type TestGateway } from './helpers/gateway.js';
+import { accessLogLine, eventually, startTestGateway, type TestGateway } from './helpers/gateway.js';
 import { serviceYaml } from './helpers/cluster-yaml.js';
 
 const WS = 'ws.example.com';
@@ -141,15 +141,7 @@ describe('upgrade requests take the same path as any request', () => {
     await rm(logDir, { recursive: true, force: true });
   });
 
-  async function logLine(id: string): Promise<Record<string, unknown>> {
-    let line: Record<string, unknown> | undefined;
-    await eventually(async () => {
-      const text = await readFile(join(logDir, 'access.log'), 'utf8').catch(() => '');
-      line = text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.request_id === id);
-      return line !== undefined;
-    });
-    return line!;
-  }
+  const logLine = (id: string): Promise<Record<string, unknown>> => accessLogLine(join(logDir, 'access.log'), id);
 
   it('pipes the connection after the upstream 101, and logs the request', async () => {
     const a = await upgrade(gw.port, WS, '/chat', { id: 'ws-101' });

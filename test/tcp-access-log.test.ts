@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { connect as netConnect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { startSidecar, type RunningSidecar } from '../src/sidecar/main.js';
 import { serviceYaml } from './helpers/cluster-yaml.js';
-import { eventually } from './helpers/gateway.js';
+import { completeJsonLines, eventually } from './helpers/gateway.js';
 import { RecordedDestinations } from './helpers/original-destinations.js';
 import { sidecarOptions, testAuthority, untilSnapshot } from './helpers/mesh.js';
 import { closedPort } from './helpers/upstream.js';
@@ -27,7 +27,7 @@ async function tcpLines(file: string, which: (cluster: string) => boolean, count
   let found: Array<Record<string, unknown>> = [];
   await eventually(async () => {
     const text = await readFile(file, 'utf8').catch(() => '');
-    const lines = text.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = completeJsonLines(text);
     found = lines.filter((l) => l['response_code'] === 0 && typeof l['upstream_cluster'] === 'string' && which(l['upstream_cluster']));
     return found.length >= count;
   });

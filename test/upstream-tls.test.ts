@@ -10,7 +10,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startTestGateway, eventually, type Reply, type TestGateway } from './helpers/gateway.js';
+import { startTestGateway, eventually, accessLogLine, type Reply, type TestGateway } from './helpers/gateway.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
 import { gatewayYaml } from './helpers/cluster-yaml.js';
 import { issueCertificate } from '../src/core/tls/issue-certificate.js';
@@ -74,15 +74,7 @@ describe('upstream TLS', () => {
   let dir: string, logFile: string, bareLogFile: string;
 
   const body = (r: Reply): TlsSeen => r.json<TlsSeen>();
-  const logLine = async (file: string, requestId: string): Promise<Record<string, unknown>> => {
-    let line: Record<string, unknown> | undefined;
-    await eventually(async () => {
-      const text = await readFile(file, 'utf8').catch(() => '');
-      line = text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.request_id === requestId);
-      return line !== undefined;
-    });
-    return line!;
-  };
+  const logLine = accessLogLine;
 
   before(async () => {
     meshRoot = newRoot('mesh root');

@@ -108,17 +108,22 @@ export async function eventually(check: () => Promise<boolean>, ms = 20_000): Pr
   }
 }
 
+/**
+ * The JSON lines of a log another process is still writing, leaving out the last one until its
+ * newline is there: a read can land in the middle of a write, and half a line is not JSON yet.
+ */
+export function completeJsonLines(text: string): Array<Record<string, unknown>> {
+  const end = text.lastIndexOf('\n');
+  return end < 0 ? [] : text.slice(0, end).split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
 /** The access log line (JSON) of the request with this x-request-id, once the log has it. */
 export async function accessLogLine(file: string, requestId: string, ms = 20_000): Promise<Record<string, unknown>> {
   const { readFile } = await import('node:fs/promises');
   let found: Record<string, unknown> | undefined;
   await eventually(async () => {
     const text = await readFile(file, 'utf8').catch(() => '');
-    for (const l of text.split('\n')) {
-      if (!l.includes(`"${requestId}"`)) continue;
-      const line = JSON.parse(l) as Record<string, unknown>;
-      if (line.request_id === requestId) found = line;
-    }
+    found = completeJsonLines(text).find((l) => l.request_id === requestId);
     return found !== undefined;
   }, ms);
   return found!;
