@@ -78,13 +78,14 @@ async function withCpu<T>(pids: readonly (number | undefined)[], work: () => Pro
 }
 
 /** Warm-up requests before a load row is measured (up to five warm-up runs). */
-const WARM_REQUESTS = 20_000;
+const WARM_REQUESTS = 50_000;
 
 /**
  * Warms a target by requests, not seconds. A fresh gateway's request path is much more JavaScript
- * than a bare proxy's, and V8 optimizes it only as it runs: after 6 s of HTTPS load meshgate still
- * spent 14.6 µs per request compiling (the Node floor 3.0), after 25 s 1.0 (docs/benchmarks.md, "HTTPS
- * kept-alive"). A row measured after seconds of warm-up on a busy machine measures the compiler.
+ * than a bare proxy's, and V8 optimizes it only as it runs: over HTTPS, meshgate's CPU per request
+ * settled after about 30,000 requests, when some 370 functions had been optimized; after 6 s of load
+ * it still spent 14.6 µs per request compiling (the Node floor 3.0), after 25 s 1.0
+ * (docs/benchmarks.md, "HTTPS kept-alive"). A row measured after seconds of warm-up measures the compiler.
  */
 async function warmUp(s: Settings, opts: Omit<LoadOptions, 'seconds'>): Promise<void> {
   for (let n = 0, i = 0; s.warmup > 0 && n < WARM_REQUESTS && i < 5; i++) n += (await runLoad(s.tool, { ...opts, seconds: s.warmup })).requests;
