@@ -24,7 +24,7 @@ import type { AddressInfo } from 'node:net';
 import { cpus } from 'node:os';
 import type { KeyType } from '../src/core/tls/issue-certificate.js';
 import { findOpenssl, handshakePreflight, runHandshakes, stopHandshakes } from './handshakes.js';
-import { pickTool, runLoad, stopLoad, type LoadTool } from './load.js';
+import { pickTool, runLoad, stopLoad, type LoadOptions, type LoadTool } from './load.js';
 import { findNginx, NGINX_HTTP, startNginx } from './nginx.js';
 import { findHaproxy, HAPROXY, startHaproxy } from './haproxy.js';
 import { startMesh } from './mesh.js';
@@ -77,13 +77,27 @@ async function withCpu<T>(pids: readonly (number | undefined)[], work: () => Pro
   return { value, cores };
 }
 
+/** Warm-up requests before a load row is measured (up to five warm-up runs). */
+const WARM_REQUESTS = 50_000;
+
+/**
+ * Warms a target by requests, not seconds. A fresh gateway's request path is much more JavaScript
+ * than a bare proxy's, and V8 optimizes it only as it runs: over HTTPS, meshgate's CPU per request
+ * settled after about 30,000 requests, when some 370 functions had been optimized; after 6 s of load
+ * it still spent 14.6 µs per request compiling (the Node floor 3.0), after 25 s 1.0
+ * (docs/benchmarks.md, "HTTPS kept-alive"). A row measured after seconds of warm-up measures the compiler.
+ */
+async function warmUp(s: Settings, opts: Omit<LoadOptions, 'seconds'>): Promise<void> {
+  for (let n = 0, i = 0; s.warmup > 0 && n < WARM_REQUESTS && i < 5; i++) n += (await runLoad(s.tool, { ...opts, seconds: s.warmup })).requests;
+}
+
 /** `helper`: a process the target depends on (redis-server), whose CPU is reported beside it. */
 async function measureLoad(s: Settings, t: Target, label: string, kind: LoadRow['kind'], helper?: { name: string; pid: number | undefined }): Promise<LoadRow> {
   await preflight(t);
   process.stdout.write(`  ${label}: warm-up ${s.warmup}s, then ${s.seconds}s ... `);
   const opts = { url: t.url, host: t.host, connections: s.connections };
   // The warm-up lets the JIT settle and pools fill; its figures are thrown away.
-  if (s.warmup > 0) await runLoad(s.tool, { ...opts, seconds: s.warmup });
+  await warmUp(s, opts);
   const { value: result, cores: [cores, helperCores] } = await withCpu([t.pid, helper?.pid], () => runLoad(s.tool, { ...opts, seconds: s.seconds }));
   console.log(`${Math.round(result.rps)} req/s${helper ? `, ${helper.name} ${helperCores?.toFixed(2) ?? 'n/a'} cores` : ''}`);
   return { kind, target: label, result, cores, ...(helper ? { helper: { name: helper.name, cores: helperCores } } : {}) };
@@ -116,7 +130,6 @@ async function measureVariants(s: Settings, upstreamPort: number, redisBin: stri
 /** The observability pair: gateways started afresh this many times, rounds per start, requests of warm-up. */
 const OBSERVABILITY_PAIRS = 3;
 const ROUNDS_PER_PAIR = 2;
-const WARM_REQUESTS = 20_000;
 const observabilityRunSeconds = (s: Settings): number => Math.max(2, Math.round(s.seconds / 3));
 
 /**
@@ -148,9 +161,8 @@ async function measureObservability(s: Settings, upstreamPort: number, loads: Lo
     const gateways = { on: await startMeshgate(upstreamPort, { observability: { mode: 'on', otlpPort } }), off: await startMeshgate(upstreamPort, { observability: { mode: 'off', otlpPort } }) };
     for (const gw of Object.values(gateways)) {
       await preflight(gw.http);
-      // Warm by requests, not seconds: a loaded machine serves a few hundred in BENCH_WARMUP_SECONDS,
-      // and a gateway whose JIT has not settled costs several times the CPU per request of a warm one.
-      for (let n = 0, i = 0; s.warmup > 0 && n < WARM_REQUESTS && i < 5; i++) n += (await runLoad(s.tool, { url: gw.http.url, host: gw.http.host, connections: s.connections, seconds: s.warmup })).requests;
+      // A loaded machine serves a few hundred requests in BENCH_WARMUP_SECONDS.
+      await warmUp(s, { url: gw.http.url, host: gw.http.host, connections: s.connections });
     }
     for (let round = 0; round < ROUNDS_PER_PAIR; round++) {
       for (const mode of round % 2 === 0 ? (['on', 'off'] as const) : (['off', 'on'] as const)) {

@@ -9,13 +9,18 @@
 //
 // TLS_COST_ROUNDS (default 3), TLS_COST_SECONDS (per run, default 5), TLS_COST_CLIENTS (s_time
 // processes, default 8), TLS_COST_TARGETS (comma list of meshgate,nginx,floor,floor-proxy),
-// TLS_COST_PROFILE=DIR (meshgate runs under --cpu-prof, the profile written into DIR when it stops).
+// TLS_COST_PROFILE=DIR (meshgate runs under --cpu-prof, the profile written into DIR when it stops),
+// TLS_COST_WARMUP (seconds of kept-alive load each target gets first, default 2; meshgate's request
+// path needs some 20 s of load before V8 has compiled it), TLS_COST_KINDS (comma list of
+// new,kept-alive; default both), TLS_COST_PLAIN=1 (also meshgate's
+// plaintext port and the bare node:http + undici Pool proxy, kept-alive, in the same rounds: what TLS
+// adds to each is then read beside what each costs without it).
 
 import { findOpenssl, handshakePreflight, runHandshakes } from './handshakes.js';
 import { runLoad } from './load.js';
 import { findNginx, startNginx } from './nginx.js';
 import { cpuSeconds, stopAll, tempDir } from './processes.js';
-import { startMeshgate, startTlsFloor, startUpstream, type TlsTarget } from './targets.js';
+import { startBareProxy, startMeshgate, startTlsFloor, startUpstream, type Target, type TlsTarget } from './targets.js';
 import { KEY_LABEL, writeBenchCerts } from './tls-certs.js';
 import type { KeyType } from '../src/core/tls/issue-certificate.js';
 
@@ -43,15 +48,23 @@ async function main(): Promise<void> {
   const seconds = Number(process.env.TLS_COST_SECONDS ?? 5);
   const clients = Number(process.env.TLS_COST_CLIENTS ?? 8);
   const wanted = new Set((process.env.TLS_COST_TARGETS ?? 'meshgate,nginx,floor,floor-proxy').split(','));
+  const kinds = new Set((process.env.TLS_COST_KINDS ?? 'new,kept-alive').split(','));
+  const plainRows = process.env.TLS_COST_PLAIN === '1';
+  const warmSeconds = Number(process.env.TLS_COST_WARMUP ?? 2);
   const openssl = findOpenssl();
   if (!openssl) throw new Error('openssl is needed (apt-get install openssl)');
   const certs = await writeBenchCerts(await tempDir('meshgate-tls-cost-'));
   const upstream = await startUpstream();
   const targets: (readonly TlsTarget[])[] = [];
+  // Plaintext kept-alive rows (TLS_COST_PLAIN): meshgate's HTTP port, the bare proxy.
+  const plain: Target[] = [];
   if (wanted.has('meshgate')) {
     const profile = process.env.TLS_COST_PROFILE;
-    targets.push((await startMeshgate(upstream.port, { certs, ...(profile ? { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', profile] } : {}) })).https);
+    const gw = await startMeshgate(upstream.port, { certs, ...(profile ? { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', profile] } : {}) });
+    targets.push(gw.https);
+    if (plainRows) plain.push({ ...gw.http, name: 'meshgate (plaintext)' });
   }
+  if (plainRows) plain.push(await startBareProxy(upstream.port));
   const nginx = wanted.has('nginx') ? findNginx() : undefined;
   if (nginx) targets.push((await startNginx(nginx, upstream.port, certs)).https);
   if (wanted.has('floor')) targets.push(await startTlsFloor(upstream.port, certs, 'answer'));
@@ -62,32 +75,43 @@ async function main(): Promise<void> {
   for (const group of targets) for (const t of group) console.log(`${t.name} ${KEY_LABEL[t.keyType]}: ${(await handshakePreflight(t)).negotiated}`);
   // A warm-up for each: the JIT compiles the handshake and request paths before anything counts.
   for (const group of targets) {
-    for (const t of group) await runHandshakes(openssl, t, { clients, seconds: 2 }, (await handshakePreflight(t)).answerBytes);
+    if (kinds.has('new')) for (const t of group) await runHandshakes(openssl, t, { clients, seconds: 2 }, (await handshakePreflight(t)).answerBytes);
     const rsa = group.find((t) => t.keyType === 'rsa')!;
-    await runLoad('wrk', { url: rsa.url, host: rsa.host, connections: 50, seconds: 2 });
+    await runLoad('wrk', { url: rsa.url, host: rsa.host, connections: 50, seconds: warmSeconds });
   }
+  for (const t of plain) await runLoad('wrk', { url: t.url, host: t.host, connections: 50, seconds: warmSeconds });
   for (let round = 1; round <= rounds; round++) {
     for (const group of targets) {
-      for (const t of group) {
+      for (const t of kinds.has('new') ? group : []) {
         const { answerBytes } = await handshakePreflight(t);
         const c = await measured(t.pid, async () => (await runHandshakes(openssl, t, { clients, seconds }, answerBytes)).handshakes);
         add(`${t.name}|${t.keyType}|new`, c);
         console.log(`round ${round}: ${t.name} ${KEY_LABEL[t.keyType]} new handshake ${c.ms.toFixed(3)} ms CPU (${c.ops})`);
       }
+      if (!kinds.has('kept-alive')) continue;
       const rsa = group.find((t) => t.keyType === 'rsa')!;
       const r = await measured(rsa.pid, async () => (await runLoad('wrk', { url: rsa.url, host: rsa.host, connections: 50, seconds })).requests);
       add(`${rsa.name}|rsa|kept-alive`, r);
       console.log(`round ${round}: ${rsa.name} kept-alive request ${(r.ms * 1000).toFixed(1)} µs CPU (${r.ops})`);
     }
+    for (const t of plain) {
+      const r = await measured(t.pid, async () => (await runLoad('wrk', { url: t.url, host: t.host, connections: 50, seconds })).requests);
+      add(`${t.name}|plain|kept-alive`, r);
+      console.log(`round ${round}: ${t.name} kept-alive request ${(r.ms * 1000).toFixed(1)} µs CPU (${r.ops})`);
+    }
   }
   console.log('\nmedian CPU per operation');
   const nginxOf = (k: string) => median(results.get(`nginx|${k}`) ?? []);
   for (const [key, xs] of results) {
-    const [name, keyType, kind] = key.split('|') as [string, KeyType, string];
+    const [name, keyType, kind] = key.split('|') as [string, KeyType | 'plain', string];
     const m = median(xs);
+    if (keyType === 'plain') {
+      console.log(`${name.padEnd(36)} ${'plaintext'.padEnd(12)} ${kind.padEnd(10)} ${(m * 1000).toFixed(1)} µs per request`);
+      continue;
+    }
     const vsNginx = name !== 'nginx' && nginx ? ` → per core ${(nginxOf(`${keyType}|${kind}`) / m).toFixed(2)}× nginx` : '';
     const shown = kind === 'kept-alive' ? `${(m * 1000).toFixed(1)} µs per request` : `${m.toFixed(3)} ms per handshake`;
-    console.log(`${name.padEnd(26)} ${KEY_LABEL[keyType].padEnd(12)} ${kind.padEnd(10)} ${shown}${vsNginx}`);
+    console.log(`${name.padEnd(36)} ${KEY_LABEL[keyType].padEnd(12)} ${kind.padEnd(10)} ${shown}${vsNginx}`);
   }
 }
 

@@ -6,6 +6,7 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Endpoint } from '../registry/types.js';
+import type { PickContext } from '../policy/types.js';
 import { endpointPort } from '../registry/types.js';
 import type { DestinationTarget, ForwardAction, RequestFacts, RetryPolicy } from '../routing/types.js';
 import { applyHeaderRules, downstreamResponseHeaders, upstreamRequestHeaders } from './headers.js';
@@ -213,8 +214,11 @@ export async function forward(
 
   // Circuit breaker and outlier detection: admit each attempt, allow retries, report results.
   const guard = new AttemptGuard(cluster);
-  const tried = new Set<Endpoint>();
-  const pickContext = { headers: req.headers, sourceIp: ctx.remoteAddress, query: facts.query, ...(retry.avoidPreviousHosts ? { exclude: tried } : {}) };
+  // The endpoints tried before this attempt, for a retry policy that avoids them (Istio's default).
+  // The set starts at the first retry: empty, it excludes nothing, and most requests never retry.
+  let tried: Set<Endpoint> | undefined;
+  let previous: Endpoint | undefined;
+  const pickContext: { -readonly [K in keyof PickContext]: PickContext[K] } = { headers: req.headers, sourceIp: ctx.remoteAddress, query: facts.query };
   let setCookie: string | undefined;
   let started = 0;
   const hooks = {
@@ -249,9 +253,10 @@ export async function forward(
   try {
     for (let attempt = 0; ; attempt++) {
       attemptsLeft = retry.attempts - attempt;
+      if (previous && retry.avoidPreviousHosts) pickContext.exclude = (tried ??= new Set<Endpoint>()).add(previous);
       const pick = cluster.lb.pick(pickContext);
       if (!pick) return LocalReplies.noHealthyUpstream;
-      tried.add(pick.endpoint);
+      previous = pick.endpoint;
       setCookie = pick.setCookie;
       const key = UpstreamPools.key(pick.endpoint.address, endpointPort(pick.endpoint, cluster.port));
       log.upstreamHost = key;

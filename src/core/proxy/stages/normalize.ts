@@ -22,13 +22,18 @@ export function normalize(ex: Exchange): StageResult {
   return undefined;
 }
 
+/** The query of every request without one: shared, as nothing writes to a request's query. */
+const NO_QUERY: ReadonlyMap<string, string> = new Map();
+
 export function requestFacts(req: IncomingMessage, port: number, scheme: string, path: string): RequestFacts {
   const url = req.url ?? '/';
   const q = url.indexOf('?');
   const queryString = q >= 0 ? url.slice(q + 1) : '';
-  const query = new Map<string, string>();
+  let query: ReadonlyMap<string, string> = NO_QUERY;
   if (queryString) {
-    for (const [k, v] of new URLSearchParams(queryString)) if (!query.has(k)) query.set(k, v);
+    const params = new Map<string, string>();
+    for (const [k, v] of new URLSearchParams(queryString)) if (!params.has(k)) params.set(k, v);
+    query = params;
   }
   const authority = authorityOf(req);
   return { port, host: normalizeHost(authority), authority, path, queryString, query, method: req.method ?? 'GET', scheme, headers: req.headers };
