@@ -1,5 +1,6 @@
 // One size of the scale rows, in a process of its own so that its memory is its own: generate the
-// configuration, read the folder and build the gateway's snapshot, then serve it as the gateway does
+// configuration, read the folder and build the gateway's snapshot (then its analysis, which the
+// gateway runs after the swap), then serve it as the gateway does
 // (a FileSource watching the folder, a Reloader swapping snapshots): edit one service's route 10
 // times and time each edit from the write until a snapshot that routes by the new text is swapped in,
 // take the heap and RSS after those reloads, the CPU spent while nothing changes, and the route
@@ -31,6 +32,9 @@ export interface ScaleSample {
   /** CPU time (user + system) of the read and of the build: what a shared machine does not inflate as much as wall time. */
   readonly loadCpuMs: number;
   readonly buildCpuMs: number;
+  /** The analyzers' run on the first snapshot, after it is swapped in (not part of the build): wall and CPU. */
+  readonly analysisMs: number;
+  readonly analysisCpuMs: number;
   readonly heapMB: number;
   readonly rssMB: number;
   /** Write of one edited file → the snapshot that routes by it is swapped in (file events, debounce included): median and most of the edits. */
@@ -162,6 +166,12 @@ try {
   first = undefined;
   const buildMs = performance.now() - t;
   const buildCpuMs = cpuMs(cpu);
+  // The analyzers, which run once the snapshot is swapped in (the Reloader reads its problems then).
+  t = performance.now();
+  cpu = process.cpuUsage();
+  void holder.current()!.problems;
+  const analysisMs = performance.now() - t;
+  const analysisCpuMs = cpuMs(cpu);
   const built = memory();
 
   // Serve it as the gateway does: the folder watched, each change built and swapped in.
@@ -213,6 +223,8 @@ try {
     buildMs: Math.round(buildMs),
     loadCpuMs,
     buildCpuMs,
+    analysisMs: Math.round(analysisMs),
+    analysisCpuMs,
     heapMB: built.heapMB,
     rssMB: built.rssMB,
     editServedMs: Math.round(median(served)),
