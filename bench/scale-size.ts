@@ -1,10 +1,12 @@
 // One size of the scale rows, in a process of its own so that its memory is its own: generate the
-// configuration, read the folder and build the gateway's snapshot, then serve it as the gateway does
-// (a FileSource watching the folder, a Reloader swapping snapshots): edit one service's route 10
-// times and time each edit from the write until a snapshot that routes by the new text is swapped in,
-// take the heap and RSS after those reloads, the CPU spent while nothing changes, and the route
-// lookup rate. Prints one JSON line.
-// Run by bench/scale.ts as `node --expose-gc dist/bench/scale-size.js N [IDLE_SECONDS]`.
+// configuration, read the folder and build the gateway's snapshot (then its analysis, which the
+// gateway runs after the swap), then serve it as the gateway does (a FileSource watching the folder,
+// a Reloader swapping snapshots): edit one service's route 10 times and time each edit from the write
+// until a snapshot that routes by the new text is swapped in, take the heap and RSS after those
+// reloads, the CPU spent while nothing changes, the heap and RSS after that idle period, and the
+// route lookup rate. Prints one JSON line.
+// Run by bench/scale.ts as `node --expose-gc dist/bench/scale-size.js N [IDLE_SECONDS]`, with the
+// gateway's NODE_OPTIONS.
 
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -31,6 +33,9 @@ export interface ScaleSample {
   /** CPU time (user + system) of the read and of the build: what a shared machine does not inflate as much as wall time. */
   readonly loadCpuMs: number;
   readonly buildCpuMs: number;
+  /** The analyzers' run on the first snapshot, after it is swapped in (not part of the build): wall and CPU. */
+  readonly analysisMs: number;
+  readonly analysisCpuMs: number;
   readonly heapMB: number;
   readonly rssMB: number;
   /** Write of one edited file → the snapshot that routes by it is swapped in (file events, debounce included): median and most of the edits. */
@@ -43,6 +48,9 @@ export interface ScaleSample {
   readonly reloads: number;
   readonly heapAfterReloadsMB: number;
   readonly rssAfterReloadsMB: number;
+  /** The same after the idle period that follows the edits. */
+  readonly heapAfterIdleMB: number;
+  readonly rssAfterIdleMB: number;
   /** CPU the process spent while nothing changed, as a share of one core, over idleSeconds. */
   readonly idleCpuPercent: number;
   readonly idleSeconds: number;
@@ -162,6 +170,12 @@ try {
   first = undefined;
   const buildMs = performance.now() - t;
   const buildCpuMs = cpuMs(cpu);
+  // The analyzers, which run once the snapshot is swapped in (the Reloader reads its problems then).
+  t = performance.now();
+  cpu = process.cpuUsage();
+  void holder.current()!.problems;
+  const analysisMs = performance.now() - t;
+  const analysisCpuMs = cpuMs(cpu);
   const built = memory();
 
   // Serve it as the gateway does: the folder watched, each change built and swapped in.
@@ -204,6 +218,9 @@ try {
   await new Promise((resolve) => setTimeout(resolve, idleSeconds * 1000));
   const used = process.cpuUsage(cpu);
   const idleCpuPercent = ((used.user + used.system) / 1000 / (performance.now() - idleStart)) * 100;
+  // Steady memory: by now V8's memory reducer has given back what the edits' collections left
+  // committed (the young generation grown to its most, emptied old-generation pages).
+  const settled = memory();
 
   const lookups = await lookupRates(gatewayRoutes(holder.current()!), services, target);
   const sample: ScaleSample = {
@@ -213,6 +230,8 @@ try {
     buildMs: Math.round(buildMs),
     loadCpuMs,
     buildCpuMs,
+    analysisMs: Math.round(analysisMs),
+    analysisCpuMs,
     heapMB: built.heapMB,
     rssMB: built.rssMB,
     editServedMs: Math.round(median(served)),
@@ -223,6 +242,8 @@ try {
     reloads: RELOADS,
     heapAfterReloadsMB: after.heapMB,
     rssAfterReloadsMB: after.rssMB,
+    heapAfterIdleMB: settled.heapMB,
+    rssAfterIdleMB: settled.rssMB,
     idleCpuPercent: Math.round(idleCpuPercent * 100) / 100,
     idleSeconds,
     lookupsPerSecond: lookups.rate,

@@ -1,12 +1,13 @@
 // The scale rows of `npm run bench`: the generated configuration of bench/scale-config.ts at each
 // size (BENCH_SCALE_SIZES, default 10,100,1000,10000 services; `none` leaves them out), each size in a
-// process of its own (bench/scale-size.ts). Printed as a table against size, bars of build time,
+// process of its own (bench/scale-size.ts) with the gateway's NODE_OPTIONS. Printed as a table against size, bars of build time,
 // memory and edit → served against size, and the route lookup rate at the largest size as a ratio of
 // the smallest's. Idle CPU is measured for BENCH_SCALE_IDLE_SECONDS (default 30) at the largest size
 // and 5 s at the others. `node dist/bench/scale.js` runs these rows alone.
 
 import { execFile } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { GATEWAY_NODE_OPTIONS } from '../src/gateway/node-options.js';
 import type { ScaleSample } from './scale-size.js';
 
 const SIZE_SCRIPT = fileURLToPath(new URL('./scale-size.js', import.meta.url));
@@ -21,7 +22,10 @@ export function scaleSizes(): number[] {
 
 function measure(services: number, idleSeconds: number): Promise<ScaleSample> {
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, ['--expose-gc', SIZE_SCRIPT, String(services), String(idleSeconds)], { maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
+    // With the gateway's V8 options (its young generation is larger than the default), so that the
+    // memory figures are those of a gateway.
+    const env = { ...process.env, NODE_OPTIONS: process.env.BENCH_GATEWAY_NODE_OPTIONS ?? GATEWAY_NODE_OPTIONS };
+    execFile(process.execPath, ['--expose-gc', SIZE_SCRIPT, String(services), String(idleSeconds)], { maxBuffer: 1 << 20, env }, (err, stdout, stderr) => {
       if (err) return reject(new Error(`scale ${services}: ${stderr.trim() || err.message}`));
       resolve(JSON.parse(stdout.trim().split('\n').pop()!) as ScaleSample);
     });
@@ -43,9 +47,9 @@ export async function runScale(sizes: readonly number[]): Promise<ScaleSample[]>
 }
 
 export function scaleTable(samples: readonly ScaleSample[]): string {
-  const head = ['services', 'resources', 'read (ms)', 'build (ms)', 'read / build cpu (ms)', 'heap (MB)', 'rss (MB)', 'edit → served (ms, median / most)', 'edit: rebuild (ms)', 'rebuild cpu (ms)', `heap / rss after ${samples[0]?.reloads ?? 10} edits (MB)`, 'idle cpu (% of a core)', 'lookups/s (10 hosts)', '/ at 10 services', 'lookups/s (1,000 hosts)'];
+  const head = ['services', 'resources', 'read (ms)', 'build (ms)', 'read / build cpu (ms)', 'then analysis: ms / cpu ms', 'heap (MB)', 'rss (MB)', 'edit → served (ms, median / most)', 'edit: rebuild (ms)', 'rebuild cpu (ms)', `heap / rss after ${samples[0]?.reloads ?? 10} edits (MB)`, 'idle cpu (% of a core)', 'heap / rss after idle (MB)', 'lookups/s (10 hosts)', '/ at 10 services', 'lookups/s (1,000 hosts)'];
   const rows = samples.map((s) =>
-    [s.services, s.resources, s.loadMs, s.buildMs, `${s.loadCpuMs} / ${s.buildCpuMs}`, s.heapMB, s.rssMB, `${s.editServedMs} / ${s.editServedMaxMs}`, s.editBuildMs, s.editBuildCpuMs, `${s.heapAfterReloadsMB} / ${s.rssAfterReloadsMB}`, `${s.idleCpuPercent} (${s.idleSeconds} s)`, s.lookupsPerSecond, `${(s.lookupsPerSecond / s.smallLookupsPerSecond).toFixed(2)}×`, s.spreadLookupsPerSecond].map(String),
+    [s.services, s.resources, s.loadMs, s.buildMs, `${s.loadCpuMs} / ${s.buildCpuMs}`, `${s.analysisMs} / ${s.analysisCpuMs}`, s.heapMB, s.rssMB, `${s.editServedMs} / ${s.editServedMaxMs}`, s.editBuildMs, s.editBuildCpuMs, `${s.heapAfterReloadsMB} / ${s.rssAfterReloadsMB}`, `${s.idleCpuPercent} (${s.idleSeconds} s)`, `${s.heapAfterIdleMB} / ${s.rssAfterIdleMB}`, s.lookupsPerSecond, `${(s.lookupsPerSecond / s.smallLookupsPerSecond).toFixed(2)}×`, s.spreadLookupsPerSecond].map(String),
   );
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: readonly string[]) => `| ${cells.map((c, i) => c.padStart(widths[i]!)).join(' | ')} |`;
@@ -56,7 +60,7 @@ export function scaleTable(samples: readonly ScaleSample[]): string {
     out.push(`route lookups at ${large.services} services / at 10: ${(large.lookupsPerSecond / large.smallLookupsPerSecond).toFixed(2)}× (the lookup alone, both configurations in one process, rounds in turn, best of 10; requests to 10 hosts in both: host by one map probe, then the host's own routes)`);
     out.push(`  with requests to 1,000 hosts of ${large.services}: ${large.spreadLookupsPerSecond} lookups/s, ${(1e6 / large.spreadLookupsPerSecond).toFixed(1)} µs each (another virtual host each time: memory cache misses, not the index)`);
   }
-  out.push('read: the folder parsed from scratch; build: the first snapshot; edit: one service of a 100-service file changed on disk, seen by the file watch, that file read again and the snapshot rebuilt, reusing what the edit did not touch (median and most of the edits; "rebuild" is the build alone); cpu: user + system time of this process, which load from other processes inflates far less than wall time.');
+  out.push('read: the folder parsed from scratch; build: the first snapshot, up to serving; analysis: the analyzers run on it, which run once it is swapped in; edit: one service of a 100-service file changed on disk, seen by the file watch, that file read again and the snapshot rebuilt, reusing what the edit did not touch (median and most of the edits; "rebuild" is the build alone); cpu: user + system time of this process, which load from other processes inflates far less than wall time; heap / rss: after a full collection, right after the edits and again after the idle period (V8 gives back committed pages once allocation stops).');
   return out.join('\n');
 }
 

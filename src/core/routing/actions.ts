@@ -146,6 +146,15 @@ const GRPC_RETRY_ON: Readonly<Record<string, number>> = { cancelled: 1, 'deadlin
  * an explicit `retryIgnorePreviousHosts: true` does.
  */
 function compileRetry(r: HTTPRetry | undefined, consistentHash: boolean): RetryPolicy {
+  // Most routes set no `retries`: they share one default policy (read-only), not three Sets each.
+  if (!r) return consistentHash ? (DEFAULT_RETRY.hashed ??= retryPolicy(r, true)) : (DEFAULT_RETRY.spread ??= retryPolicy(r, false));
+  return retryPolicy(r, consistentHash);
+}
+
+/** The policies of routes without `retries`, made on first use. */
+const DEFAULT_RETRY: { hashed?: RetryPolicy; spread?: RetryPolicy } = {};
+
+function retryPolicy(r: HTTPRetry | undefined, consistentHash: boolean): RetryPolicy {
   const attempts = r ? r.attempts ?? 0 : 2;
   const on = new Set<string>();
   const statusCodes = new Set<number>();

@@ -20,7 +20,7 @@ import { clusterName } from '../policy/types.js';
 import { buildRegistry } from '../registry/build.js';
 import { compileGateway, type CompiledGateway } from '../routing/compile.js';
 import { compileMesh } from '../routing/compile-mesh.js';
-import { analyze } from '../analyze/run.js';
+import { deferredFindings, withProblems } from './deferred-findings.js';
 import { acmeProblems } from './acme-credentials.js';
 import { emptiedFileProblems } from './emptied-files.js';
 import { translateGatewayApi } from '../gateway-api/translate.js';
@@ -46,6 +46,8 @@ export interface BuildResult {
   /**
    * What the analyzers of src/core/analyze/ found across resources (IST codes). Kept apart from
    * `problems`: they are reported and listed (snapshot.problems) but never refuse a configuration.
+   * Computed on first read (of this or of snapshot.problems), so that a snapshot serves before the
+   * analyzers have run.
    */
   readonly findings: readonly Problem[];
 }
@@ -114,25 +116,34 @@ export function buildSnapshot(loaded: LoadResult, role: ProxyRole, deps: Snapsho
   });
 
   const acme = role.kind === 'gateway' ? acmeProblems(compiled.listeners, resources) : [];
-  const findings = analyze(resources, { domain, registry, ...(role.kind === 'gateway' ? { gatewayLabels: [role.labels] } : {}) });
   const emptied = emptiedFileProblems(loaded, previous?.resources);
   const problems = [...reconciled.loadProblems, ...emptied, ...validationProblems, ...reconciled.problems, ...registryProblems, ...(gatewayApi?.problems ?? []), ...compiled.problems, ...rateLimits.problems, ...acme];
-  const snapshot: Snapshot = Object.freeze({
-    version,
-    createdAt: deps.now?.() ?? new Date(),
-    resources,
-    registry,
-    clusters,
-    listeners: compiled.listeners,
-    routeConfigs: compiled.routeConfigs,
-    ...(meshTcp ? { meshTcp } : {}),
-    role,
-    rateLimits: rateLimits.table,
-    problems: [...problems, ...findings],
-    gatewayApi: gatewayApi?.status ?? EMPTY_STATUS,
-  });
+  // The analyzers run when their findings are first read (the Reloader reads them right after the swap).
+  const analysis = deferredFindings(resources, { domain, registry, ...(role.kind === 'gateway' ? { gatewayLabels: [role.labels] } : {}) }, problems);
+  const snapshot = withProblems(
+    {
+      version,
+      createdAt: deps.now?.() ?? new Date(),
+      resources,
+      registry,
+      clusters,
+      listeners: compiled.listeners,
+      routeConfigs: compiled.routeConfigs,
+      ...(meshTcp ? { meshTcp } : {}),
+      role,
+      rateLimits: rateLimits.table,
+      gatewayApi: gatewayApi?.status ?? EMPTY_STATUS,
+    },
+    analysis.all,
+  );
   keepPasses(snapshot, { registry: registryKept, rules: rulesKept, namespace: role.namespace, clusterDeps: sameDeps });
-  return { snapshot, problems, findings };
+  return {
+    snapshot,
+    problems,
+    get findings() {
+      return analysis.findings();
+    },
+  };
 }
 
 export function ofKind<S>(resources: readonly Resource[], kind: string): Resource<S>[] {

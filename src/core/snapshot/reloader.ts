@@ -1,5 +1,6 @@
 // Connects a ConfigSource to a SnapshotHolder: every whole set it emits is built into a snapshot
-// and swapped in. Build problems are logged once each; the serving snapshot is never lost. A set
+// and swapped in. Build problems and the analyzers' findings are logged once each, just after the
+// swap (the analyzers run then, not before serving); the serving snapshot is never lost. A set
 // that asks to be acknowledged (from a control plane) is all or nothing: with any error it is
 // refused, the current snapshot keeps serving, and the refusal goes back with the errors.
 
@@ -8,10 +9,12 @@ import { formatProblem, hasErrors, type Problem } from '../config/problem.js';
 import type { ConfigOutcome, ConfigSource, ConfigUpdate } from '../sources/source.js';
 import { buildSnapshot, type SnapshotDeps } from './build.js';
 import type { SnapshotHolder } from './holder.js';
-import type { ProxyRole } from './snapshot.js';
+import type { ProxyRole, Snapshot } from './snapshot.js';
 
 export class Reloader {
   #reported = new Set<string>();
+  #unreported: Snapshot[] = [];
+  #reporting: NodeJS.Immediate | undefined;
 
   constructor(
     private readonly source: ConfigSource,
@@ -54,12 +57,24 @@ export class Reloader {
       return { accepted: false, problems: errors };
     }
     this.holder.swap(snapshot);
-    this.#report(snapshot.problems);
+    this.#reportAfterSwap(snapshot);
     this.log.info(
       { version: snapshot.version, resources: snapshot.resources.length, listeners: [...snapshot.listeners.keys()], errors: problems.filter((p) => p.severity === 'error').length },
       'configuration applied',
     );
     return { accepted: true };
+  }
+
+  /**
+   * Reading snapshot.problems runs the analyzers (build.ts): done once the swap is over, so that a
+   * snapshot serves before its findings exist. Every snapshot swapped in is reported, in order.
+   */
+  #reportAfterSwap(snapshot: Snapshot): void {
+    this.#unreported.push(snapshot);
+    this.#reporting ??= setImmediate(() => {
+      this.#reporting = undefined;
+      for (const s of this.#unreported.splice(0)) this.#report(s.problems);
+    });
   }
 
   /** Each distinct problem once, until it goes away and comes back. */
@@ -77,6 +92,9 @@ export class Reloader {
   }
 
   close(): Promise<void> {
+    clearImmediate(this.#reporting);
+    this.#reporting = undefined;
+    this.#unreported = [];
     return this.source.close();
   }
 }

@@ -34,7 +34,11 @@ export interface Snapshot {
   readonly role: ProxyRole;
   /** Which RateLimitPolicy limits apply to each (virtual host, route). */
   readonly rateLimits: RateLimitTable;
-  /** Problems found while building it (warnings, and errors of resources left out). */
+  /**
+   * Problems found while building it (warnings, and errors of resources left out), then the
+   * analyzers' findings. The findings are computed on the first read of this field (the Reloader
+   * reads it just after the swap), so that the analyzers are not on the way to serving.
+   */
   readonly problems: readonly Problem[];
   /** Gateway API status of the Gateways this gateway serves and the routes attached to them. */
   readonly gatewayApi: GatewayApiStatus;
