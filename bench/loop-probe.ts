@@ -2,7 +2,8 @@
 // SIGUSR2 it records the process's CPU time, every garbage collection (v8.GCProfiler: kind, pause
 // and the heap before and after, so the bytes allocated in the young generation too) and the event
 // loop's delay (perf_hooks), and on the second SIGUSR2 appends one JSON line to $LOOP_PROBE_OUT.
-// It changes nothing in the process it watches beside one 1 ms sampling timer. With
+// It changes nothing in the process it watches beside one 1 ms sampling timer ($LOOP_PROBE_DELAY=0
+// leaves that out, where the CPU per request is what is measured and the loop's delay is not). With
 // $LOOP_PROBE_PROMOTED set to a file, the window also runs V8's sampling heap profiler keeping the
 // samples that survived the young generation (dropped only when a mark-compact frees them), and
 // writes that profile there: where what gets promoted is allocated.
@@ -41,6 +42,7 @@ const used = (stats: readonly SpaceStats[], space: string): number => stats.find
 
 let window: { profiler: GCProfiler; cpu: NodeJS.CpuUsage; start: number } | undefined;
 const delay = monitorEventLoopDelay({ resolution: 1 });
+const watchDelay = process.env.LOOP_PROBE_DELAY !== '0';
 const promotedOut = process.env.LOOP_PROBE_PROMOTED;
 const session = promotedOut ? new Session() : undefined;
 session?.connect();
@@ -50,7 +52,7 @@ process.on('SIGUSR2', () => {
     const profiler = new GCProfiler();
     profiler.start();
     delay.reset();
-    delay.enable();
+    if (watchDelay) delay.enable();
     session?.post('HeapProfiler.startSampling', { samplingInterval: 8192, includeObjectsCollectedByMajorGC: true });
     window = { profiler, cpu: process.cpuUsage(), start: performance.now() };
     // $LOOP_PROBE_SNAPSHOT: a heap snapshot 3 s into the load, to see what holds finished requests.

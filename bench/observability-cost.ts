@@ -1,83 +1,186 @@
 // The CPU time per request that Istio metrics plus 1 % tracing cost the gateway, measured where
-// req/s cannot be: on a machine others are loading. Two gateways (metrics + tracing 1 % to a
-// loopback OTLP sink, and both off) run side by side; one at a time takes a short slice of load at
-// a fixed rate, in alternating order (on off, off on, …), and each slice's CPU (its threads' running
-// time from /proc, to the nanosecond) is charged to it. Each round (one slice of each) gives a
-// ratio of their CPU per request. Two processes of the same build can differ by a tenth in CPU per
-// request for their whole life, so the pair is started afresh several times; the figure is the
-// median over all rounds of all pairs (each pair's own median and the totals are printed beside it).
-// req/s at equal CPU is its inverse.
+// req/s cannot be (a machine others are loading), and taken apart: which part of "on" costs what.
+// Gateways in several modes (ObservabilityMode: both off, metrics alone, tracing 1 % alone, the
+// tracing SDK loaded with sampling ~0, both on; tracing to a loopback OTLP sink) run side by side;
+// one at a time takes a short slice of load at a fixed rate, in rotating order, and each slice's CPU
+// is charged to it: every thread's running time from /proc (to the nanosecond), the main thread
+// apart from the helper threads (V8's and libuv's). Each gateway is preloaded with loop-probe.ts, which
+// counts the slice's garbage collections, their pauses and the bytes allocated. A round (one slice
+// of each mode) gives each mode's ratio to "off"; two processes of the same build can differ by a
+// tenth in CPU per request for their whole life, so the set is started afresh several times and the
+// figure is the median over all rounds of all sets.
 //
 //   npx tsc -p . && node dist/bench/observability-cost.js
-//   OBSERVABILITY_PAIRS=4 OBSERVABILITY_SLICES=8 OBSERVABILITY_RATE=500 OBSERVABILITY_SLICE_SECONDS=2 node dist/bench/observability-cost.js
+//   OBSERVABILITY_MODES=on,off OBSERVABILITY_PAIRS=4 OBSERVABILITY_SLICES=8 OBSERVABILITY_RATE=500 OBSERVABILITY_SLICE_SECONDS=2 node dist/bench/observability-cost.js
+//   OBSERVABILITY_BIN=<other build's bin/meshgate.js>: every mode twice, this build's and that one's
+//   ("mode@other"), and each mode's CPU per request of this build over that one's.
 //   OBSERVABILITY_PROFILE=DIR: the gateways run under --cpu-prof, their profiles written into DIR when they stop.
 
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { ProbeWindow } from './loop-probe.js';
 import { runPaced } from './paced-load.js';
-import { preciseCpuSeconds } from './processes.js';
+import { tempDir } from './processes.js';
 import { median } from './report.js';
-import { startMeshgate, startUpstream, stopAll } from './targets.js';
+import { startMeshgate, startUpstream, stopAll, type ObservabilityMode, type Target } from './targets.js';
 
-const pairs = Number(process.env.OBSERVABILITY_PAIRS ?? 4);
+const sets = Number(process.env.OBSERVABILITY_PAIRS ?? 4);
 const slices = Number(process.env.OBSERVABILITY_SLICES ?? 8);
 const rate = Number(process.env.OBSERVABILITY_RATE ?? 500);
 const seconds = Number(process.env.OBSERVABILITY_SLICE_SECONDS ?? 2);
 const profile = process.env.OBSERVABILITY_PROFILE;
+const otherBin = process.env.OBSERVABILITY_BIN;
+// A mode may be given twice as `off#2` (a second gateway of that mode): what two processes of the same build differ by.
+const modes = (process.env.OBSERVABILITY_MODES ?? 'off,metrics,tracing,sdk,on').split(',');
 
 const WARM_REQUESTS = 20_000;
-const MODES = [['on', 'metrics + tracing 1 %'], ['off', 'both off']] as const;
+const LABELS: Record<ObservabilityMode, string> = { off: 'both off', metrics: 'metrics only', tracing: 'tracing 1 % only', sdk: 'tracing SDK, sampling ~0', on: 'metrics + tracing 1 %' };
+const probeArgs = ['--import', new URL('./loop-probe.js', import.meta.url).href];
 
-interface Side {
-  cpu: number;
-  requests: number;
-  /** CPU seconds per request of each slice, by round. */
-  readonly perSlice: number[];
+/**
+ * The threads' running time, ns: the main thread (JavaScript, and the GC's pauses) apart from the
+ * others, which are V8's workers (concurrent marking and sweeping, compiling) and libuv's pool; this
+ * Node names none of them, so they are told apart only by being the main thread or not.
+ */
+interface Threads { main: number; helpers: number; count: number }
+
+function threadTimes(pid: number): Threads {
+  const t: Threads = { main: 0, helpers: 0, count: 0 };
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const ns = Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+      if (Number(tid) === pid) t.main += ns;
+      else t.helpers += ns;
+      t.count++;
+    } catch {
+      // a thread that ended since the listing: its time is gone from the sum either way
+    }
+  }
+  return t;
+}
+
+/** One slice's figures, per request (µs, bytes, per 1,000 requests for GC counts). */
+interface Slice {
+  readonly cpu: number;
+  readonly main: number;
+  readonly helpers: number;
+  readonly threads: number;
+  readonly gcPause: number;
+  readonly scavenges: number;
+  readonly majors: number;
+  readonly young: number;
+  readonly promoted: number;
+  readonly rssMB: number;
+}
+
+interface Gateway { readonly name: string; readonly mode: ObservabilityMode; readonly t: Target; readonly out: string; readonly stop: () => Promise<void> }
+
+async function probeLine(out: string, before: number): Promise<ProbeWindow> {
+  for (let i = 0; i < 100; i++) {
+    const all = existsSync(out) ? readFileSync(out, 'utf8').split('\n').filter(Boolean) : [];
+    if (all.length > before) return JSON.parse(all[all.length - 1]!) as ProbeWindow;
+    await sleep(50);
+  }
+  throw new Error(`${out}: the probe wrote nothing`);
+}
+
+async function slice(g: Gateway): Promise<Slice> {
+  const pid = g.t.pid!;
+  const lines = existsSync(g.out) ? readFileSync(g.out, 'utf8').split('\n').filter(Boolean).length : 0;
+  const a = threadTimes(pid);
+  process.kill(pid, 'SIGUSR2');
+  const r = await runPaced({ url: g.t.url, host: g.t.host, connections: 8, seconds, rate });
+  process.kill(pid, 'SIGUSR2');
+  const b = threadTimes(pid);
+  if (r.errors > 0) throw new Error(`${g.name}: ${r.errors} failed requests (${r.errorDetail})`);
+  const p = await probeLine(g.out, lines);
+  const n = r.requests;
+  const us = (k: 'main' | 'helpers'): number => (b[k] - a[k]) / 1e3 / n;
+  const gc = Object.entries(p.gc);
+  return {
+    cpu: us('main') + us('helpers'),
+    main: us('main'),
+    helpers: us('helpers'),
+    threads: b.count,
+    gcPause: gc.reduce((s, [, x]) => s + x.totalUs, 0) / n,
+    scavenges: ((p.gc['Scavenge']?.count ?? 0) * 1000) / n,
+    majors: (gc.filter(([k]) => k !== 'Scavenge').reduce((s, [, x]) => s + x.count, 0) * 1000) / n,
+    young: p.youngAllocated / n,
+    promoted: p.promoted / n,
+    rssMB: p.rss / 1048576,
+  };
 }
 
 async function main(): Promise<void> {
   // The sink only answers: what exporting costs is the gateway's.
-  const sink = createServer((req, res) => req.resume().on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end('{}')));
+  let batches = 0;
+  const sink = createServer((req, res) => req.resume().on('end', () => {
+    batches++;
+    res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+  }));
   await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
   const otlpPort = (sink.address() as AddressInfo).port;
   const upstream = await startUpstream();
-  const sides: Record<'on' | 'off', Side> = { on: { cpu: 0, requests: 0, perSlice: [] }, off: { cpu: 0, requests: 0, perSlice: [] } };
-  const ratioOf = (from: number): number[] => sides.on.perSlice.slice(from).map((c, i) => c / sides.off.perSlice[from + i]!);
+  const dir = await tempDir('meshgate-observability-');
+  const variants = modes.flatMap((name) => {
+    const mode = name.split('#')[0] as ObservabilityMode;
+    return [{ name, mode, bin: undefined as string | undefined }, ...(otherBin ? [{ name: `${name}@other`, mode, bin: otherBin }] : [])];
+  });
+  const bySlice = new Map<string, Slice[]>(variants.map((v) => [v.name, []]));
+  const ratios = new Map<string, number[]>(variants.map((v) => [v.name, []]));
+  /** This build's CPU per request over the other build's, same mode, by round (OBSERVABILITY_BIN). */
+  const builds = new Map<string, number[]>(modes.map((m) => [m, []]));
+  const baseline = (name: string): string => (name.endsWith('@other') ? 'off@other' : 'off');
+  process.env.LOOP_PROBE_DELAY = '0';
   try {
-    for (let pair = 0; pair < pairs; pair++) {
-      const gateways = [];
-      for (const [mode] of MODES) {
-        const nodeArgs = profile ? ['--cpu-prof', '--cpu-prof-dir', profile, '--cpu-prof-name', `observability-${mode}-${pair}.cpuprofile`] : [];
-        gateways.push({ mode, gw: await startMeshgate(upstream.port, { observability: { mode, otlpPort }, nodeArgs }) });
+    for (let set = 0; set < sets; set++) {
+      const gateways: Gateway[] = [];
+      // The start order turns with each set, so that no mode is always the first started (and the
+      // longest idle before the slices) or always follows the same one.
+      for (const v of variants.map((_, i) => variants[(i + set) % variants.length]!)) {
+        const out = join(dir, `${v.name}-${set}.jsonl`);
+        rmSync(out, { force: true });
+        process.env.LOOP_PROBE_OUT = out;
+        const nodeArgs = [...probeArgs, ...(profile ? ['--cpu-prof', '--cpu-prof-dir', profile, '--cpu-prof-name', `observability-${v.name}-${set}.cpuprofile`] : [])];
+        const gw = await startMeshgate(upstream.port, { observability: { mode: v.mode, otlpPort }, nodeArgs, ...(v.bin ? { bin: v.bin } : {}) });
+        gateways.push({ name: v.name, mode: v.mode, t: gw.http, out, stop: gw.stop });
       }
       // Warm-up, by requests rather than seconds (a loaded machine serves few in a given time): the
-      // JIT settles, pools fill, a sampled request has loaded the tracing SDK.
-      for (const g of gateways) await runPaced({ url: g.gw.http.url, host: g.gw.http.host, connections: 8, seconds: WARM_REQUESTS / 2000, rate: 2000 });
-      const from = sides.on.perSlice.length;
+      // JIT settles, pools fill, the tracing SDK is loaded. In turns, a quarter at a time, so that none
+      // has idled much longer than the others when the slices start.
+      for (let q = 0; q < 4; q++) for (const g of gateways) await runPaced({ url: g.t.url, host: g.t.host, connections: 8, seconds: WARM_REQUESTS / 4 / 2000, rate: 2000 });
       for (let i = 0; i < slices; i++) {
+        const round = new Map<string, Slice>();
         for (let j = 0; j < gateways.length; j++) {
-          const { mode, gw } = gateways[(i + j) % gateways.length]!;
-          const before = preciseCpuSeconds(gw.http.pid);
-          const r = await runPaced({ url: gw.http.url, host: gw.http.host, connections: 8, seconds, rate });
-          const after = preciseCpuSeconds(gw.http.pid);
-          if (before === undefined || after === undefined) throw new Error('no /proc here: CPU time cannot be read');
-          if (r.errors > 0) throw new Error(`${mode}: ${r.errors} failed requests (${r.errorDetail})`);
-          const side = sides[mode];
-          side.cpu += after - before;
-          side.requests += r.requests;
-          side.perSlice.push((after - before) / r.requests);
+          const g = gateways[(i + j) % gateways.length]!;
+          const s = await slice(g);
+          round.set(g.name, s);
+          bySlice.get(g.name)!.push(s);
+        }
+        for (const [name, s] of round) {
+          const off = round.get(baseline(name));
+          if (off) ratios.get(name)!.push(s.cpu / off.cpu);
+          const other = round.get(`${name}@other`);
+          if (other) builds.get(name)!.push(s.cpu / other.cpu);
         }
       }
-      console.log(`pair ${pair + 1}: ${median(ratioOf(from)).toFixed(3)}× CPU per request (median of its ${slices} rounds)`);
-      for (const g of gateways) await g.gw.stop();
+      console.log(`set ${set + 1}: ${variants.map((v) => `${v.name} ${median(ratios.get(v.name)!.slice(-slices)).toFixed(3)}×`).join(', ')} (CPU per request / off, median of its ${slices} rounds)`);
+      for (const g of gateways) await g.stop();
     }
-    for (const [mode, label] of MODES) {
-      const s = sides[mode];
-      console.log(`${label.padEnd(22)} ${s.requests} requests, ${s.cpu.toFixed(2)} s CPU, ${((s.cpu * 1e6) / s.requests).toFixed(1)} µs per request (median slice ${(median(s.perSlice) * 1e6).toFixed(1)} µs)`);
+    const f = (x: number, d = 1): string => x.toFixed(d);
+    console.log(`\n${sets} sets × ${slices} rounds, ${seconds} s slices at ${rate} req/s; per request: CPU µs (all threads, the main thread, the others), GC pause µs; per 1,000 requests: scavenges, mark-compacts; bytes allocated (young generation) and promoted per request`);
+    console.log('| mode | CPU / off | CPU µs | main µs | helpers µs | threads | GC pause µs | scavenges /1k | mark-compacts /1k | allocated B | promoted B | RSS MB |');
+    console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
+    for (const v of variants) {
+      const s = bySlice.get(v.name)!;
+      const m = (k: keyof Slice): number => median(s.map((x) => x[k]));
+      console.log(`| ${v.name === v.mode ? LABELS[v.mode] : `${LABELS[v.mode]} (${v.name})`} | ${f(median(ratios.get(v.name)!), 3)}× | ${f(m('cpu'))} | ${f(m('main'))} | ${f(m('helpers'))} | ${f(m('threads'), 0)} | ${f(m('gcPause'), 2)} | ${f(m('scavenges'), 2)} | ${f(m('majors'), 3)} | ${f(m('young'), 0)} | ${f(m('promoted'), 0)} | ${f(m('rssMB'), 0)} |`);
     }
-    const ratio = median(ratioOf(0));
-    const overall = sides.on.cpu / sides.on.requests / (sides.off.cpu / sides.off.requests);
-    console.log(`metrics + tracing 1 % / both off: ${ratio.toFixed(3)}× CPU per request (median of ${pairs * slices} rounds over ${pairs} pairs; all slices together ${overall.toFixed(3)}×), ${(1 / ratio).toFixed(3)}× req/s at equal CPU`);
+    if (otherBin) console.log(`this build / the other: ${modes.map((m) => `${m} ${f(median(builds.get(m)!), 3)}×`).join(', ')} (CPU per request, median of ${sets * slices} rounds)`);
+    console.log(`${batches} span batches exported to the sink`);
   } finally {
     sink.close();
     await stopAll();

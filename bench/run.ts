@@ -33,7 +33,7 @@ import { anchorTable, meshRatios, meshTable, type MeshReport, type MeshRow } fro
 import { runPaced } from './paced-load.js';
 import { cpuSeconds, rssBytes, sampleMax, tempDir } from './processes.js';
 import { handshakeRatio, handshakeTable, loadRatio, loadTable, median, type HandshakeRow, type LoadRow } from './report.js';
-import { BARE_PROXY, TLS_FLOOR, preflight, rateLimitCounts, startBareProxy, startFastifyProxy, startMeshgate, startTlsFloor, startUpstream, stopAll, type RateLimitStore, type Target, type TlsTarget } from './targets.js';
+import { BARE_PROXY, TLS_FLOOR, preflight, rateLimitCounts, startBareProxy, startFastifyProxy, startMeshgate, startTlsFloor, startUpstream, stopAll, type MeshgateTargets, type RateLimitStore, type Target, type TlsTarget } from './targets.js';
 import { KEY_LABEL, writeBenchCerts } from './tls-certs.js';
 import { runScale, scaleSizes, scaleTable } from './scale.js';
 import { pushTable, runPush } from './xds-push.js';
@@ -128,20 +128,17 @@ async function measureVariants(s: Settings, upstreamPort: number, redisBin: stri
 }
 
 /** The observability pair: gateways started afresh this many times, rounds per start, requests of warm-up. */
-const OBSERVABILITY_PAIRS = 3;
+const OBSERVABILITY_PAIRS = 4;
 const ROUNDS_PER_PAIR = 2;
 const observabilityRunSeconds = (s: Settings): number => Math.max(2, Math.round(s.seconds / 3));
 
 /**
  * The observability pair: Istio metrics plus 1 % of requests traced to an OTLP sink, against both
- * off. What tells them apart is a few percent, less than a shared machine drifts in the time one
- * 10 s run takes and less than two processes of the same build differ by (one can use a tenth more
- * CPU per request than the other for its whole life), so neither is measured once: the two run in
- * turns, short runs in the order on off, off on, and the gateways are started afresh for each such
- * pair of rounds. Each round (one run of each) gives a ratio of req/s and of CPU per request; the
- * pair's figures are their medians, and its rows each side's median run. The sink only answers 200;
- * what it costs is the proxy's. Returns what went wrong (an "on" gateway that counted nothing did
- * not measure what it says) and the ratios.
+ * off. What tells them apart is a few percent, less than a shared machine drifts in a 10 s run and
+ * less than two processes of the same build differ by, so the two take turns (short runs, on off,
+ * off on) and are started afresh for each such pair of rounds. Each round gives a ratio of req/s and
+ * of CPU per request; the figures are their medians, the rows each side's median run. The sink only
+ * answers 200. Returns what went wrong (an "on" gateway that counted nothing) and the ratios.
  */
 async function measureObservability(s: Settings, upstreamPort: number, loads: LoadRow[]): Promise<{ problems: string[]; ratio: string }> {
   let spanBatches = 0;
@@ -158,12 +155,15 @@ async function measureObservability(s: Settings, upstreamPort: number, loads: Lo
   process.stdout.write(`  observability pair: ${rounds} rounds of ${seconds}s each way, interleaved, gateways restarted every ${ROUNDS_PER_PAIR} ... `);
   let counted = 0;
   for (let pair = 0; pair < OBSERVABILITY_PAIRS; pair++) {
-    const gateways = { on: await startMeshgate(upstreamPort, { observability: { mode: 'on', otlpPort } }), off: await startMeshgate(upstreamPort, { observability: { mode: 'off', otlpPort } }) };
-    for (const gw of Object.values(gateways)) {
-      await preflight(gw.http);
-      // A loaded machine serves a few hundred requests in BENCH_WARMUP_SECONDS.
-      await warmUp(s, { url: gw.http.url, host: gw.http.host, connections: s.connections });
-    }
+    // Started and warmed in turns, by requests (an unsettled JIT costs several times the CPU), the first
+    // turning with each pair: the first of gateways warmed one after the other used 5–30 % more CPU
+    // per request whatever its mode, and "on" was always first (docs/benchmarks.md).
+    const order = pair % 2 === 0 ? (['on', 'off'] as const) : (['off', 'on'] as const);
+    const gateways = {} as Record<'on' | 'off', MeshgateTargets>;
+    for (const mode of order) gateways[mode] = await startMeshgate(upstreamPort, { observability: { mode, otlpPort } });
+    for (const mode of order) await preflight(gateways[mode].http);
+    const warmed = { on: 0, off: 0 };
+    for (let i = 0; s.warmup > 0 && i < 5; i++) for (const m of order) if (warmed[m] < WARM_REQUESTS) warmed[m] += (await runLoad(s.tool, { url: gateways[m].http.url, host: gateways[m].http.host, connections: s.connections, seconds: s.warmup })).requests;
     for (let round = 0; round < ROUNDS_PER_PAIR; round++) {
       for (const mode of round % 2 === 0 ? (['on', 'off'] as const) : (['off', 'on'] as const)) {
         const t = gateways[mode].http;

@@ -103,19 +103,30 @@ export interface MeshgateOptions {
   readonly redisUrl?: string;
   /**
    * Istio metrics on a metrics port and tracing at 1 % to an OTLP/HTTP sink on loopback (`on`), or
-   * both off (`off`: no metrics port, tracing disabled in the mesh config). Absent: no metrics port.
+   * both off (`off`: no metrics port, tracing disabled in the mesh config), or one part of `on`
+   * (ObservabilityMode). Absent: no metrics port.
    */
-  readonly observability?: { readonly mode: 'on' | 'off'; readonly otlpPort: number };
+  readonly observability?: { readonly mode: ObservabilityMode; readonly otlpPort: number };
   /** Node options before the CLI's path (e.g. `--cpu-prof`, which NODE_OPTIONS does not carry). */
   readonly nodeArgs?: readonly string[];
   /** Another build's bin/meshgate.js (an A/B of two builds in one run); this tree's by default. */
   readonly bin?: string;
 }
 
-/** The mesh config of the observability pair: tracing at 1 % to the sink, or none. */
+/**
+ * What a gateway of the observability bench observes: `on` (metrics + tracing 1 %), `off` (neither),
+ * or a part of `on` alone: `metrics`, `tracing` (1 %), `sdk` (tracing to the same provider with the
+ * SDK loaded but sampling 0.0001 %, so that almost no span is made: what loading it costs).
+ */
+export type ObservabilityMode = 'on' | 'off' | 'metrics' | 'tracing' | 'sdk';
+
+const SAMPLING: Record<ObservabilityMode, number | undefined> = { on: 1, off: undefined, metrics: undefined, tracing: 1, sdk: 0.0001 };
+
+/** The mesh config of the observability pair: tracing at the mode's rate to the sink, or none. */
 function meshConfigMap(o: NonNullable<MeshgateOptions['observability']>): string {
-  const mesh = o.mode === 'on'
-    ? `defaultConfig: {tracing: {sampling: 1}}\n    extensionProviders: [{name: otel, opentelemetry: {service: 127.0.0.1, port: ${o.otlpPort}, http: {path: /v1/traces}}}]\n    defaultProviders: {tracing: [otel]}`
+  const sampling = SAMPLING[o.mode];
+  const mesh = sampling !== undefined
+    ? `defaultConfig: {tracing: {sampling: ${sampling}}}\n    extensionProviders: [{name: otel, opentelemetry: {service: 127.0.0.1, port: ${o.otlpPort}, http: {path: /v1/traces}}}]\n    defaultProviders: {tracing: [otel]}`
     : 'enableTracing: false';
   return `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: istio, namespace: istio-system}\ndata:\n  mesh: |\n    ${mesh}\n`;
 }
@@ -129,7 +140,8 @@ export async function startMeshgate(upstreamPort: number, opts: MeshgateOptions 
   const dir = await tempDir('meshgate-bench-');
   await writeFile(join(dir, 'bench.yaml'), meshgateConfig(upstreamPort, { tls: certs !== undefined, ...(opts.rateLimit ? { rateLimit: opts.rateLimit } : {}) }));
   if (opts.observability) await writeFile(join(dir, 'mesh-config.yaml'), meshConfigMap(opts.observability));
-  const [metricsPort] = opts.observability?.mode === 'on' ? await freePorts(1) : [0];
+  const mode = opts.observability?.mode;
+  const [metricsPort] = mode === 'on' || mode === 'metrics' ? await freePorts(1) : [0];
   const keyTypes = certs ? KEY_TYPES : [];
   const [port, statusPort, adminPort, ...tlsPorts] = (await freePorts(3 + keyTypes.length)) as [number, number, number, ...number[]];
   const portMap = [`80=${port}`, ...keyTypes.map((k, i) => `${TLS_GATEWAY_PORT[k]}=${tlsPorts[i]}`)].join(',');

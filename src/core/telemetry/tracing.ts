@@ -22,27 +22,51 @@ import type { WorkloadInfo } from './workload.js';
 interface Otel {
   readonly api: typeof import('@opentelemetry/api');
   readonly core: typeof import('@opentelemetry/core');
-  readonly otlp: typeof import('@opentelemetry/exporter-trace-otlp-http');
   readonly resources: typeof import('@opentelemetry/resources');
   readonly sdk: typeof import('@opentelemetry/sdk-trace-base');
+  /** An OTLP/HTTP (JSON) span exporter to this URL with these headers. */
+  readonly otlpExporter: (url: string, headers: Record<string, string>) => SpanExporter;
 }
 
 let otelLoaded: Otel | undefined;
 
-// Loaded when a span is first recorded, not when the proxy starts: most proxies export no traces,
-// and the SDK with its OTLP exporter is some 230 modules a sidecar would otherwise hold for nothing.
+// Loaded when a policy that exports spans comes into force, not when the proxy starts: most proxies
+// export no traces, and the SDK with its exporter is some 150 modules a sidecar would otherwise hold
+// for nothing.
 function otel(): Otel {
   if (!otelLoaded) {
     const require = createRequire(import.meta.url);
     otelLoaded = {
       api: require('@opentelemetry/api'),
       core: require('@opentelemetry/core'),
-      otlp: require('@opentelemetry/exporter-trace-otlp-http'),
       resources: require('@opentelemetry/resources'),
       sdk: require('@opentelemetry/sdk-trace-base'),
+      otlpExporter: otlpExporterFactory(require),
     };
   }
   return otelLoaded;
+}
+
+/**
+ * The OTLP/HTTP exporter made of the pieces it is built from (the exporter base, its node:http
+ * transport, the JSON span serializer), as @opentelemetry/exporter-trace-otlp-http's own class
+ * does with the same calls and arguments. That package's entry point loads the whole of
+ * otlp-transformer with it: the metrics SDK, the logs API and protobufjs, some 100 modules and 2 MB
+ * of heap a proxy that sends JSON spans never uses, and every major GC marks. Should the pieces
+ * move in a later version, the package's own class is used instead.
+ */
+function otlpExporterFactory(require: NodeJS.Require): Otel['otlpExporter'] {
+  try {
+    const base: typeof import('@opentelemetry/otlp-exporter-base') = require('@opentelemetry/otlp-exporter-base');
+    const http: typeof import('@opentelemetry/otlp-exporter-base/node-http') = require('@opentelemetry/otlp-exporter-base/node-http');
+    const { JsonTraceSerializer } = require('@opentelemetry/otlp-transformer/build/src/trace/json') as Pick<typeof import('@opentelemetry/otlp-transformer'), 'JsonTraceSerializer'>;
+    if (!base.OTLPExporterBase || !http.createOtlpHttpExportDelegate || !http.convertLegacyHttpOptions || !JsonTraceSerializer) throw new Error('moved');
+    return (url, headers) =>
+      new base.OTLPExporterBase(http.createOtlpHttpExportDelegate(http.convertLegacyHttpOptions({ url, headers }, 'TRACES', 'v1/traces', { 'Content-Type': 'application/json' }), JsonTraceSerializer));
+  } catch {
+    const { OTLPTraceExporter }: typeof import('@opentelemetry/exporter-trace-otlp-http') = require('@opentelemetry/exporter-trace-otlp-http');
+    return (url, headers) => new OTLPTraceExporter({ url, headers });
+  }
 }
 
 // Every request gets ids, sampled or not: taken from a pool filled 4 KB at a time (as crypto.randomUUID
@@ -175,8 +199,8 @@ export class ProxyTracer {
     const key = `${p.kind} ${p.url} ${JSON.stringify(p.headers)}`;
     let e = this.#exporters.get(key);
     if (!e) {
-      const { otlp: { OTLPTraceExporter }, resources: { resourceFromAttributes }, sdk: { AlwaysOnSampler, BasicTracerProvider, BatchSpanProcessor } } = otel();
-      const exporter: SpanExporter = p.kind === 'opentelemetry' ? new OTLPTraceExporter({ url: p.url, headers: { ...p.headers } }) : new ZipkinJsonExporter(p.url, this.#o.self.canonicalService ?? this.#o.self.workload);
+      const { otlpExporter, resources: { resourceFromAttributes }, sdk: { AlwaysOnSampler, BasicTracerProvider, BatchSpanProcessor } } = otel();
+      const exporter: SpanExporter = p.kind === 'opentelemetry' ? otlpExporter(p.url, { ...p.headers }) : new ZipkinJsonExporter(p.url, this.#o.self.canonicalService ?? this.#o.self.workload);
       const provider = new BasicTracerProvider({
         resource: resourceFromAttributes({ 'service.name': `${this.#o.self.canonicalService ?? this.#o.self.workload}.${this.#o.self.namespace}` }),
         sampler: new AlwaysOnSampler(),
