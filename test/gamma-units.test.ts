@@ -16,6 +16,7 @@ import { findRoute } from '../src/core/routing/lookup.js';
 import type { CompiledRoute, ForwardAction } from '../src/core/routing/types.js';
 import { ScopeIndex } from '../src/control/proxy-scope.js';
 import { compileYaml, FIXED_DEPS, requestFacts } from './helpers/route-table.js';
+import { REQUEST_ROUTING, TRAFFIC_SHIFTING } from './helpers/gamma-yaml.js';
 
 const service = (name: string, ns = 'default', ports = '[{name: http, port: 9080}]', selector = `{app: ${name}}`): string => `apiVersion: v1
 kind: Service
@@ -26,43 +27,6 @@ spec: {selector: ${selector}, ports: ${ports}}
 
 // Istio's bookinfo: reviews, and one Service per version for the Gateway API tabs.
 const BOOKINFO = `${service('reviews')}${service('reviews-v1', 'default', undefined, '{app: reviews, version: v1}')}${service('reviews-v2', 'default', undefined, '{app: reviews, version: v2}')}${service('reviews-v3', 'default', undefined, '{app: reviews, version: v3}')}${service('productpage')}`;
-
-/** An HTTPRoute named reviews attached to Service reviews port 9080, as Istio's Gateway API tabs write them. */
-const reviewsRoute = (rules: string): string => `apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata:
-  name: reviews
-spec:
-  parentRefs:
-  - group: ""
-    kind: Service
-    name: reviews
-    port: 9080
-  rules:
-${rules}`;
-
-// Istio's "Request routing" task, Gateway API tab, unchanged.
-const REQUEST_ROUTING = reviewsRoute(`  - matches:
-    - headers:
-      - name: end-user
-        value: jason
-    backendRefs:
-    - name: reviews-v2
-      port: 9080
-  - backendRefs:
-    - name: reviews-v1
-      port: 9080
-`);
-
-// Istio's "Traffic shifting" task, Gateway API tab.
-const SHIFTING = reviewsRoute(`  - backendRefs:
-    - name: reviews-v1
-      port: 9080
-      weight: 50
-    - name: reviews-v3
-      port: 9080
-      weight: 50
-`);
 
 const PRODUCTPAGE: SidecarRole = Object.freeze({ kind: 'sidecar', namespace: 'default', labels: Object.freeze({ app: 'productpage' }), serviceAccount: 'bookinfo-productpage', outboundTrafficPolicy: 'ALLOW_ANY' });
 
@@ -141,7 +105,7 @@ describe('GAMMA: a sidecar routes by the routes attached to the Service it calls
   });
 
   it('traffic shifting: backendRef weights split the traffic', () => {
-    const { snapshot } = sidecar(BOOKINFO + SHIFTING);
+    const { snapshot } = sidecar(BOOKINFO + TRAFFIC_SHIFTING);
     const r = route(snapshot, 9080, 'reviews');
     assert.ok(r !== 'miss' && r !== 404 && r.action.kind === 'forward');
     assert.deepEqual(r.action.destinations.map((d) => [d.clusterName, d.weight]), [[c('reviews-v1'), 50], [c('reviews-v3'), 50]]);
