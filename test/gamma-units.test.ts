@@ -5,6 +5,10 @@
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseConfigText } from '../src/core/config/load.js';
 import type { Resource } from '../src/core/model/resource.js';
 import { attachToServices } from '../src/core/gateway-api/attach.js';
@@ -15,7 +19,7 @@ import { outboundRouteConfig } from '../src/core/routing/compile-mesh.js';
 import { findRoute } from '../src/core/routing/lookup.js';
 import type { CompiledRoute, ForwardAction } from '../src/core/routing/types.js';
 import { ScopeIndex } from '../src/control/proxy-scope.js';
-import { compileYaml, FIXED_DEPS, requestFacts } from './helpers/route-table.js';
+import { compileYaml, FIXED_DEPS, repoPath, requestFacts } from './helpers/route-table.js';
 import { REQUEST_ROUTING, TRAFFIC_SHIFTING } from './helpers/gamma-yaml.js';
 
 const service = (name: string, ns = 'default', ports = '[{name: http, port: 9080}]', selector = `{app: ${name}}`): string => `apiVersion: v1
@@ -220,7 +224,7 @@ describe('GAMMA: gateways, status and the control plane', () => {
     assert.equal(snapshot.routeConfigs.size, 0);
     const parents = snapshot.gatewayApi.routes.flatMap((r) => r.parents.map((p) => `${p.parentRef.kind} ${p.parentRef.name}: ${p.conditions.map((x) => `${x.type} ${x.status}`).join(', ')}`));
     assert.deepEqual(parents, ['Service reviews: Accepted True, ResolvedRefs True', 'Service missing: Accepted False, ResolvedRefs True']);
-    assert.ok(problems.some((p) => p.message.includes('parent default/missing: Accepted False (NoMatchingParent): Service default/missing does not exist')));
+    assert.ok(problems.some((p) => p.message.includes('parent Service default/missing: Accepted False (NoMatchingParent): Service default/missing does not exist')));
   });
 
   it('validate warns of kind Service without group ""; analyze reports a Service or port that does not exist (IST0101)', () => {
@@ -258,5 +262,38 @@ spec: {egress: [{hosts: [default/reviews.default.svc.cluster.local]}]}
     assert.ok(names('frontend').includes('HTTPRoute frontend/consumer'));
     assert.ok(names('frontend').includes('ReferenceGrant default/frontend-routes'));
     assert.ok(!names('other').some((n) => n.startsWith('KubernetesGateway')));
+  });
+});
+
+describe('GAMMA: meshgate routes and explain for a sidecar', () => {
+  it('--sidecar prints the outbound routes and explains a request as the app sends it, naming the HTTPRoute rule', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'meshgate-gamma-cli-'));
+    try {
+      // Bookinfo's Services with their pods, the per-version Services, and the task's route.
+      await copyFile(repoPath('test/fixtures/bookinfo/services.yaml'), join(dir, 'services.yaml'));
+      const versions = ['v1', 'v2', 'v3'].map((v) => service(`reviews-${v}`, 'default', undefined, `{app: reviews, version: ${v}}`)).join('');
+      await writeFile(join(dir, 'versions.yaml'), versions);
+      await writeFile(join(dir, 'route.yaml'), REQUEST_ROUTING);
+      const cli = (...args: string[]): string => {
+        const r = spawnSync(process.execPath, [repoPath('bin/meshgate.js'), ...args], { encoding: 'utf8', timeout: 60_000 });
+        assert.equal(r.status, 0, r.stderr);
+        return r.stdout;
+      };
+      const routes = cli('routes', '--config', dir, '--sidecar');
+      assert.match(routes, /route config 9080 \(outbound\)\n/);
+      assert.match(routes, /vhost reviews\.default\.svc\.cluster\.local \(also [^)]*\breviews\)\n {4}1\. \[HTTPRoute default\/reviews http\[0\]\.match\[0\]\] when uri prefix "\/" and header end-user exact "jason"/);
+      assert.match(routes, /vhost ratings\.default\.svc\.cluster\.local .*\n {4}1\. default \[default route\] when any request/);
+      const jason = cli('explain', '--config', dir, '--sidecar', '-H', 'end-user: jason', 'http://reviews:9080/reviews/0');
+      assert.match(jason, /route config 9080 \(outbound\)\nvirtual host reviews\.default\.svc\.cluster\.local\n {2}✓ route 1 \[HTTPRoute default\/reviews http\[0\] .*route\.yaml:13\]/);
+      assert.match(jason, /→ outbound\|9080\|\|reviews-v2\.default\.svc\.cluster\.local 100%/);
+      assert.match(jason, /HTTPRoute default\/reviews → Service default\/reviews:9080: Accepted True, ResolvedRefs True/);
+      const other = cli('explain', '--config', dir, '--sidecar', 'http://reviews:9080/reviews/0');
+      assert.match(other, /✗ route 1 .*\n {6}wanted header end-user exact "jason", got \(absent\)/);
+      assert.match(other, /→ outbound\|9080\|\|reviews-v1\.default\.svc\.cluster\.local 100%/);
+      // The gateway's view is unchanged: the route is not attached to any Gateway.
+      assert.match(cli('routes', '--config', dir), /no listeners/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
