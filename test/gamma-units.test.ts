@@ -19,6 +19,7 @@ import { outboundRouteConfig } from '../src/core/routing/compile-mesh.js';
 import { findRoute } from '../src/core/routing/lookup.js';
 import type { CompiledRoute, ForwardAction } from '../src/core/routing/types.js';
 import { ScopeIndex } from '../src/control/proxy-scope.js';
+import { statusObjects } from '../src/core/gateway-api/status-objects.js';
 import { compileYaml, FIXED_DEPS, repoPath, requestFacts } from './helpers/route-table.js';
 import { REQUEST_ROUTING, TRAFFIC_SHIFTING } from './helpers/gamma-yaml.js';
 
@@ -222,9 +223,15 @@ describe('GAMMA: gateways, status and the control plane', () => {
   it('a gateway does not serve a route attached only to a Service, but reports its status there', () => {
     const { snapshot, problems } = compileYaml(BOOKINFO + REQUEST_ROUTING.replace('name: reviews\n    port: 9080', 'name: reviews\n    port: 9080\n  - group: ""\n    kind: Service\n    name: missing'));
     assert.equal(snapshot.routeConfigs.size, 0);
-    const parents = snapshot.gatewayApi.routes.flatMap((r) => r.parents.map((p) => `${p.parentRef.kind} ${p.parentRef.name}: ${p.conditions.map((x) => `${x.type} ${x.status}`).join(', ')}`));
-    assert.deepEqual(parents, ['Service reviews: Accepted True, ResolvedRefs True', 'Service missing: Accepted False, ResolvedRefs True']);
+    const shown = snapshot.gatewayApi.routes.flatMap((r) => r.parents.map((p) => `${p.parentRef.kind} ${p.parentRef.name}: ${p.conditions.map((x) => `${x.type} ${x.status}`).join(', ')}`));
+    assert.deepEqual(shown, ['Service reviews: Accepted True, ResolvedRefs True', 'Service missing: Accepted False, ResolvedRefs True']);
     assert.ok(problems.some((p) => p.message.includes('parent Service default/missing: Accepted False (NoMatchingParent): Service default/missing does not exist')));
+    // In a cluster this is the route's status subresource: parentRef kind Service, group "".
+    const written = statusObjects(snapshot.gatewayApi, new Date(0), { serviceAddresses: [] }).find((o) => o.resource.kind === 'HTTPRoute');
+    const parents = (written?.status as { parents: Array<{ parentRef: object; controllerName: string; conditions: Array<{ type: string; status: string }> }> }).parents;
+    assert.deepEqual(parents[0]!.parentRef, { group: '', kind: 'Service', name: 'reviews', port: 9080, namespace: 'default' });
+    assert.equal(parents[0]!.controllerName, 'meshgate.io/gateway-controller');
+    assert.deepEqual(parents[0]!.conditions.map((x) => `${x.type} ${x.status}`), ['Accepted True', 'ResolvedRefs True']);
   });
 
   it('validate warns of kind Service without group ""; analyze reports a Service or port that does not exist (IST0101)', () => {
