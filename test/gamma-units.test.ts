@@ -151,6 +151,22 @@ spec:
     assert.equal(route(snapshot, 9080, 'reviews', {}, '/reviewsx'), 404, 'PathPrefix matches whole elements, and no rule matched is 404');
   });
 
+  it('a GRPCRoute on a Service routes by gRPC method', () => {
+    const yaml = `${service('echo', 'default', '[{name: grpc, port: 9000}]')}${service('echo-v2', 'default', '[{name: grpc, port: 9000}]')}apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: echo}
+spec:
+  parentRefs: [{group: "", kind: Service, name: echo}]
+  rules:
+  - matches: [{method: {service: echo.Echo, method: Shout}}]
+    backendRefs: [{name: echo-v2, port: 9000}]
+  - backendRefs: [{name: echo, port: 9000}]
+`;
+    const { snapshot } = sidecar(yaml);
+    assert.equal(clusters(snapshot, 9000, 'echo', {}, '/echo.Echo/Shout'), c('echo-v2', 'default', 9000));
+    assert.equal(clusters(snapshot, 9000, 'echo', {}, '/echo.Echo/Say'), c('echo', 'default', 9000));
+  });
+
   it('routes of one namespace for one Service are merged in Gateway API precedence', () => {
     const yaml = `${BOOKINFO}${REQUEST_ROUTING}---
 apiVersion: gateway.networking.k8s.io/v1
