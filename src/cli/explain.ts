@@ -2,8 +2,8 @@
 // answer to "why 404?". The URL can be the one you curled: its port is translated as --ports says.
 
 import { explainRequest, gatewayPortFor } from '../core/routing/explain.js';
-import { parse, parsePort, parsePorts, gatewayLabels } from './options.js';
-import { offlineSnapshot } from './offline-snapshot.js';
+import { parse, parsePort, parsePorts } from './options.js';
+import { offlineBuild, offlineRole } from './offline-snapshot.js';
 import { statusLines } from '../core/gateway-api/conditions.js';
 import { UsageError } from './main.js';
 import { PACKAGED_CONFIG } from './default-config.js';
@@ -20,6 +20,7 @@ export async function runExplain(argv: string[]): Promise<number> {
       labels: { type: 'string' },
       namespace: { type: 'string' },
       principal: { type: 'string' },
+      sidecar: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
     true,
@@ -33,6 +34,8 @@ export async function runExplain(argv: string[]): Promise<number> {
         '  --port N       the Gateway port to explain, whatever the URL says',
         '  --principal ID the gateway\'s mesh identity that destination sidecars authorize (default',
         '                 cluster.local/ns/<--namespace>/sa/meshgate-ingressgateway)',
+        '  --sidecar      explain the request as the app of a workload in --namespace (default default) with',
+        '                 --labels sends it through its sidecar: the route config of the URL port (or --port)',
         '  --config DIR   default: the gateway-config/ shipped with meshgate (as for meshgate demo)',
         'After the route: the cluster, its endpoints, 503 NC/UH when that is the answer, and the',
         "destination sidecar's decision (PeerAuthentication mode, AuthorizationPolicy with the rule).",
@@ -55,8 +58,12 @@ export async function runExplain(argv: string[]): Promise<number> {
     if (colon <= 0) throw new UsageError(`-H '${h}' is not 'name: value'`);
     headers[h.slice(0, colon).trim().toLowerCase()] = h.slice(colon + 1).trim();
   }
-  const port = values.port !== undefined ? { port: parsePort(values.port, 0, '--port') } : gatewayPortFor(url, parsePorts(values.ports ?? '80=8080,443=8443'));
-  const { snapshot, problems, loaded } = await offlineSnapshot(configDir, gatewayLabels(values.labels), values.namespace ?? 'istio-system');
+  // A sidecar's app calls the service port itself: there is no listen port to translate.
+  const port =
+    values.port !== undefined ? { port: parsePort(values.port, 0, '--port') }
+    : values.sidecar ? { port: url.port !== '' ? Number(url.port) : url.protocol === 'https:' ? 443 : 80 }
+    : gatewayPortFor(url, parsePorts(values.ports ?? '80=8080,443=8443'));
+  const { snapshot, problems, loaded } = await offlineBuild(configDir, offlineRole({ sidecar: values.sidecar, labels: values.labels, namespace: values.namespace }));
   const result = explainRequest(snapshot, { port: port.port, ...(port.note ? { portNote: port.note } : {}), ...(values.principal ? { principal: values.principal.replace(/^spiffe:\/\//, '') } : {}), url, method: (values.request ?? 'GET').toUpperCase(), headers }, loaded.resources);
   for (const l of result.lines) console.log(l);
   console.log(`result: ${result.verdict}`);

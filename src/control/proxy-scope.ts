@@ -8,7 +8,8 @@
 // DestinationRules, endpoints and pods of those services, and the security and telemetry policies
 // that select it (its namespace and the root namespace, by selector), plus the PeerAuthentications
 // of the namespaces it sends to (whether a destination takes mutual TLS is decided by them), and
-// the Sidecar resource that applies to it (it reads outboundTrafficPolicy there).
+// the Sidecar resource that applies to it (it reads outboundTrafficPolicy there), and the HTTPRoutes
+// and GRPCRoutes attached to Services it imports that apply to it (mesh-route-scope.ts).
 // A gateway receives the Istio Gateways that select its labels, the VirtualServices bound to them,
 // the Gateway API and cert-manager kinds, every service exported to its namespace with its
 // endpoints and rules, and the policies that select it.
@@ -27,6 +28,7 @@ import { exportedTo, MESH_GATEWAY, selectsProxy, vsGateways } from '../core/rout
 import { DEFAULT_ROOT_NAMESPACE } from '../core/telemetry/telemetry-policy.js';
 import type { GatewaySpec, VirtualServiceSpec } from '../core/model/istio.js';
 import { imports, SidecarIndex, type EgressScope } from '../core/policy/sidecar-scope.js';
+import { meshRoutesFor } from './mesh-route-scope.js';
 
 export type ProxyRole = 'sidecar' | 'gateway';
 
@@ -124,6 +126,15 @@ export class ScopeIndex {
       if (!wanted) continue;
       out.add(vs);
       if (p.role === 'sidecar') for (const d of destinationHosts(spec)) wantedHosts.push(resolveShortName(d, ns, this.domain));
+    }
+
+    // Routes attached to Services (Gateway API mesh support) are the sidecar's VirtualServices too;
+    // a cross-namespace backendRef needs the ReferenceGrants to be judged.
+    if (p.role === 'sidecar') {
+      const mesh = meshRoutesFor([...this.kind('HTTPRoute'), ...this.kind('GRPCRoute')], p.namespace, (ns, h) => imports(egress, ns, h), this.domain);
+      for (const r of mesh.routes) out.add(r);
+      wantedHosts.push(...mesh.backendHosts);
+      if (mesh.routes.length > 0) for (const g of this.kind('ReferenceGrant')) out.add(g);
     }
 
     // Services: visible to the proxy's namespace and imported, routed to, or selecting the proxy itself.

@@ -3,11 +3,13 @@
 // does not exist and for a backendRef to a Service (or port) that does not exist; MG0002
 // ReferenceNotPermitted for a backendRef into another namespace that no ReferenceGrant there allows
 // (the route answers 500 for it). Backends are judged by resolveBackend(), the very code that
-// translates routes, so analyze and traffic cannot disagree.
+// translates routes, so analyze and traffic cannot disagree. A parentRef to a Service (mesh routes)
+// is IST0101 when the Service, or the port it names, does not exist.
 
 import type { Problem } from '../config/problem.js';
 import { GATEWAY_API_GROUP, K8S_GATEWAY_KIND, ROUTE_KINDS, type BackendRef, type HTTPRouteFilter, type K8sGatewaySpec, type ParentReference, type ReferenceGrantSpec, type RouteKind } from '../model/gateway-api.js';
 import type { FieldPath, Resource } from '../model/resource.js';
+import { isServiceParent } from '../gateway-api/attach.js';
 import { resolveBackend } from '../gateway-api/backends.js';
 import { ReferenceGrants } from '../gateway-api/reference-grants.js';
 import type { AnalysisContext } from './context.js';
@@ -29,6 +31,10 @@ export function gatewayApiReferences(ctx: AnalysisContext): Problem[] {
     const kind = r.kind as RouteKind;
     const ns = r.metadata.namespace;
     (route.spec.parentRefs ?? []).forEach((p, i) => {
+      if (p && isServiceParent(p)) {
+        serviceParent(ctx, r, p, i, out);
+        return;
+      }
       if (!p || (p.group ?? GATEWAY_API_GROUP) !== GATEWAY_API_GROUP || (p.kind ?? 'Gateway') !== 'Gateway') return;
       const key = `${p.namespace ?? ns}/${p.name}`;
       const gw = gateways.get(key);
@@ -56,4 +62,17 @@ export function gatewayApiReferences(ctx: AnalysisContext): Problem[] {
     });
   }
   return out;
+}
+
+/** A `group: "", kind: Service` parentRef: the Service and its port must exist for sidecars to apply the route. */
+function serviceParent(ctx: AnalysisContext, r: Resource, p: ParentReference, i: number, out: Problem[]): void {
+  const ns = p.namespace ?? r.metadata.namespace;
+  const service = ctx.registry.lookup(`${p.name}.${ns}.svc.${ctx.domain}`.toLowerCase());
+  if (!service || service.kind !== 'Service') {
+    out.push(finding(MESSAGES.ReferencedResourceNotFound, r, ['spec', 'parentRefs', i, 'name'], `referenced Service not found: "${ns}/${p.name}"`, 'create that Service, or correct the name and namespace; until then sidecars do not apply the route'));
+    return;
+  }
+  if (p.port !== undefined && !service.ports.some((sp) => sp.number === p.port)) {
+    out.push(finding(MESSAGES.ReferencedResourceNotFound, r, ['spec', 'parentRefs', i, 'port'], `Service ${ns}/${p.name} has no port ${p.port} (ports: ${service.ports.map((sp) => sp.number).join(', ')})`, 'use one of the Service\'s ports, or leave port out to route every port'));
+  }
 }

@@ -170,6 +170,10 @@ function routeCommon(c: Checker, spec: Obj): void {
     asString(c, p.namespace, [...at, 'namespace']);
     asString(c, p.sectionName, [...at, 'sectionName']);
     if (isSet(p.port)) asInt(c, p.port, [...at, 'port'], 1, 65535);
+    // The parentRef group defaults to the Gateway API's own: a Service parent must say `group: ""`.
+    if (p.kind === 'Service' && p.group !== '') {
+      c.warn([...at, 'group'], `kind Service needs group: "" (the core group); as written it names ${typeof p.group === 'string' ? p.group : 'gateway.networking.k8s.io'}/Service, which nothing serves, so the route is not attached to Service ${String(p.name)}`);
+    }
   });
   for (const h of stringList(c, spec.hostnames, ['spec', 'hostnames'])) checkHostname(c, h.value, h.at, true);
 }

@@ -2,10 +2,13 @@
 // sectionName and port), each listener's allowedRoutes (namespaces Same/All/Selector, kinds), and
 // the intersection of the listener's hostname with the route's hostnames. A parent where nothing
 // attaches is reported (NoMatchingParent, NotAllowedByListeners, NoMatchingListenerHostname).
+// A parentRef to a core Service (`group: ""`, `kind: Service`, the Gateway API's mesh support) attaches
+// the route to that Service's mesh traffic instead (attachToServices), for sidecars.
 
 import { GATEWAY_API_GROUP, type LabelSelector, type ParentReference, type RouteKind } from '../model/gateway-api.js';
 import type { Resource } from '../model/resource.js';
 import { hostIntersection } from '../registry/hostname.js';
+import type { Registry } from '../registry/types.js';
 import { condition, type RouteParentStatus } from './conditions.js';
 import type { ServedListener } from './listeners.js';
 
@@ -20,6 +23,16 @@ export interface Attachment {
 interface RouteLike {
   readonly parentRefs?: readonly ParentReference[];
   readonly hostnames?: readonly string[];
+}
+
+/** A route attached to a Service: it applies to mesh traffic whose destination is that Service. */
+export interface ServiceAttachment {
+  /** The Service's FQDN, lower-case. */
+  readonly host: string;
+  readonly serviceNamespace: string;
+  /** The parentRef's port (or the port its sectionName names); undefined: every port of the Service. */
+  readonly port?: number;
+  readonly parentIndex: number;
 }
 
 /** Namespace name → labels, for `from: Selector`. */
@@ -73,6 +86,57 @@ export function attachRoute(
   });
   // attachedRoutes counts a route once per listener, however many parentRefs lead to it.
   for (const l of new Set(attachments.map((a) => a.listener))) l.status.attachedRoutes++;
+  return { attachments, parents };
+}
+
+/** True for a parentRef to a core Service (`group: ""`, `kind: Service`): the Gateway API's mesh support. */
+export function isServiceParent(p: ParentReference): boolean {
+  return p.group === '' && p.kind === 'Service';
+}
+
+/**
+ * The Services a route is attached to through its `group: "", kind: Service` parentRefs (GAMMA). A
+ * route in the Service's namespace is its producer's and applies to every client; a route in another
+ * namespace is a consumer's, for the clients of that namespace only (the caller scopes it). Only
+ * HTTPRoute and GRPCRoute attach; a Service or port that does not exist is NoMatchingParent.
+ */
+export function attachToServices(
+  route: Resource<RouteLike>,
+  kind: RouteKind,
+  registry: Registry,
+  domain: string,
+): { attachments: ServiceAttachment[]; parents: RouteParentStatus[] } {
+  const attachments: ServiceAttachment[] = [];
+  const parents: RouteParentStatus[] = [];
+  (route.spec.parentRefs ?? []).forEach((p, index) => {
+    if (!isServiceParent(p)) return;
+    const status: RouteParentStatus = { parentRef: p, index, conditions: [] };
+    parents.push(status);
+    const ns = p.namespace ?? route.metadata.namespace;
+    const shown = `Service ${ns}/${p.name}`;
+    if (kind !== 'HTTPRoute' && kind !== 'GRPCRoute') {
+      status.conditions.push(condition('Accepted', false, 'UnsupportedValue', `meshgate sidecars take HTTPRoutes and GRPCRoutes attached to a Service, not ${kind}s`));
+      return;
+    }
+    const host = `${p.name}.${ns}.svc.${domain}`.toLowerCase();
+    const service = registry.lookup(host);
+    if (!service || service.kind !== 'Service' || service.hostname !== host) {
+      status.conditions.push(condition('Accepted', false, 'NoMatchingParent', `${shown} does not exist`));
+      return;
+    }
+    const named = p.sectionName === undefined ? undefined : service.ports.find((sp) => sp.name === p.sectionName);
+    if (p.sectionName !== undefined && (!named || (p.port !== undefined && named.number !== p.port))) {
+      status.conditions.push(condition('Accepted', false, 'NoMatchingParent', `${shown} has no port named ${p.sectionName}${p.port !== undefined ? ` with number ${p.port}` : ''}`));
+      return;
+    }
+    const port = p.port ?? named?.number;
+    if (port !== undefined && !service.ports.some((sp) => sp.number === port)) {
+      status.conditions.push(condition('Accepted', false, 'NoMatchingParent', `${shown} has no port ${port} (ports: ${service.ports.map((sp) => sp.number).join(', ')})`));
+      return;
+    }
+    status.conditions.push(condition('Accepted', true, 'Accepted'));
+    attachments.push({ host, serviceNamespace: ns, ...(port !== undefined ? { port } : {}), parentIndex: index });
+  });
   return { attachments, parents };
 }
 

@@ -88,7 +88,8 @@ export function statusProblems(status: GatewayApiStatus): Problem[] {
 }
 
 export function parentText(p: ParentReference, routeNamespace: string): string {
-  return `${p.namespace ?? routeNamespace}/${p.name}${p.sectionName ? `/${p.sectionName}` : ''}${p.port ? `:${p.port}` : ''}`;
+  // A Service parent (mesh) is named as such: the bare form means a Gateway.
+  return `${p.group === '' && p.kind === 'Service' ? 'Service ' : ''}${p.namespace ?? routeNamespace}/${p.name}${p.sectionName ? `/${p.sectionName}` : ''}${p.port ? `:${p.port}` : ''}`;
 }
 
 /**

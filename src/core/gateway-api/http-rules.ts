@@ -4,7 +4,7 @@
 // - PathPrefix matches whole path elements: `/foo` becomes exact `/foo` plus prefix `/foo/`.
 // - ReplacePrefixMatch keeps the element boundary: `/foo` → `/bar` turns `/foo/x` into `/bar/x`.
 // - ReplaceFullPath replaces the whole path whatever the match.
-// - A redirect without port or scheme keeps the listener's port; with a scheme, its default port.
+// - A redirect without port or scheme keeps the listener's port (mesh: the request's); with a scheme, its default port.
 // - A rule with no usable backend (none, all weight 0, or all invalid) answers 500.
 
 import type { BackendRef, GRPCRouteMatch, HeaderModifier, HTTPRouteFilter, HTTPRouteMatch, PathModifier, RouteKind, ValueMatch } from '../model/gateway-api.js';
@@ -112,8 +112,11 @@ export function ruleAction(rule: RuleInput, ctx: BackendContext): RuleAction {
   };
 }
 
-/** The entries of one rule as a listener on `listenerPort` serves them. */
-export function ruleEntries(rule: RuleInput, action: RuleAction, listenerPort: number): HttpEntry[] {
+/**
+ * The entries of one rule as a listener on `listenerPort` serves them; undefined for mesh traffic,
+ * where a redirect without port keeps the port the request was sent to.
+ */
+export function ruleEntries(rule: RuleInput, action: RuleAction, listenerPort: number | undefined): HttpEntry[] {
   const matches = rule.matches.length > 0 ? rule.matches : [undefined];
   return matches.map((m, k) => {
     const translated = rule.kind === 'GRPCRoute' ? grpcMatch(m as GRPCRouteMatch | undefined) : httpMatch(m as HTTPRouteMatch | undefined);
@@ -130,7 +133,7 @@ interface Variant {
   readonly exactPath: boolean;
 }
 
-function entryFor(action: RuleAction, v: Variant, listenerPort: number): HTTPRoute {
+function entryFor(action: RuleAction, v: Variant, listenerPort: number | undefined): HTTPRoute {
   const out: { -readonly [K in keyof HTTPRoute]: HTTPRoute[K] } = { ...action.base, match: [v.match] };
   if (action.redirect) out.redirect = redirectFor(action.redirect, v, listenerPort);
   if (action.rewrite && !out.directResponse) {
@@ -149,13 +152,13 @@ function pathRewrite(p: PathModifier, v: Variant): { uri?: string; uriRegexRewri
   return { uri: v.prefixTo(p.replacePrefixMatch ?? '/') };
 }
 
-function redirectFor(r: NonNullable<HTTPRouteFilter['requestRedirect']>, v: Variant, listenerPort: number): NonNullable<HTTPRoute['redirect']> {
+function redirectFor(r: NonNullable<HTTPRouteFilter['requestRedirect']>, v: Variant, listenerPort: number | undefined): NonNullable<HTTPRoute['redirect']> {
   const path = r.path;
   return {
     redirectCode: r.statusCode ?? 302,
     ...(r.scheme ? { scheme: r.scheme } : {}),
     ...(r.hostname ? { authority: r.hostname } : {}),
-    ...(r.port !== undefined ? { port: r.port } : r.scheme ? { derivePort: 'FROM_PROTOCOL_DEFAULT' as const } : { port: listenerPort }),
+    ...(r.port !== undefined ? { port: r.port } : r.scheme ? { derivePort: 'FROM_PROTOCOL_DEFAULT' as const } : listenerPort !== undefined ? { port: listenerPort } : {}),
     ...(path?.type === 'ReplaceFullPath' ? { uri: path.replaceFullPath ?? '/' } : {}),
     ...(path?.type === 'ReplacePrefixMatch' ? { prefixRewrite: v.prefixTo(path.replacePrefixMatch ?? '/') } : {}),
   };

@@ -26,6 +26,11 @@ export function recordSources(vs: Resource, sources: readonly EntrySource[]): vo
   SOURCES.set(vs, sources);
 }
 
+/** True for a VirtualService made from Gateway API routes. */
+export function isTranslated(vs: Resource): boolean {
+  return SOURCES.has(vs);
+}
+
 /** The source of `vs.spec.http[index]` when `vs` was made from Gateway API routes. */
 export function translatedSource(vs: Resource, index: number): EntrySource | undefined {
   return SOURCES.get(vs)?.[index];

@@ -3,22 +3,25 @@
 // become VirtualServices (one per listener host, its entries in Gateway API precedence), so TLS,
 // policies, retries, rate limits, metrics and `explain` apply unchanged. Alongside comes the status
 // the API asks for (conditions.ts). Istio translates its own Gateway API support the same way.
+// Routes attached to Services become mesh-bound VirtualServices for sidecars (mesh-services.ts).
 
 import type { Problem } from '../config/problem.js';
 import {
   K8S_GATEWAY_KIND, type GatewayClassSpec, type GRPCRouteSpec, type HTTPRouteSpec, type K8sGatewaySpec, type L4RouteSpec, type ReferenceGrantSpec, type RouteKind,
 } from '../model/gateway-api.js';
-import type { GatewaySpec, HTTPRoute, RouteDestination, VirtualServiceSpec } from '../model/istio.js';
-import type { FieldPath, Origin, Resource } from '../model/resource.js';
+import type { GatewaySpec, RouteDestination, VirtualServiceSpec } from '../model/istio.js';
+import type { Origin, Resource } from '../model/resource.js';
 import type { Registry } from '../registry/types.js';
-import { attachRoute, type Attachment, type NamespaceLabels } from './attach.js';
+import { attachRoute, attachToServices, type Attachment, type NamespaceLabels } from './attach.js';
 import { resolveBackend, type BackendContext } from './backends.js';
 import { condition, statusProblems, type Condition, type GatewayApiStatus, type RouteStatus } from './conditions.js';
-import { ruleAction, ruleEntries, type RuleInput } from './http-rules.js';
+import { ruleAction, ruleEntries, type RuleAction, type RuleInput } from './http-rules.js';
 import { ourClasses, serveListeners, type ServedListener } from './listeners.js';
-import { comparePrecedence, compareRoutes, type RankedEntry } from './precedence.js';
+import { MeshRoutes } from './mesh-services.js';
+import { compareRoutes, type RankedEntry } from './precedence.js';
 import { ReferenceGrants } from './reference-grants.js';
-import { recordSources, type EntrySource } from './route-sources.js';
+import { recordSources } from './route-sources.js';
+import { entriesOrigin, rankedHttp, synthetic } from './virtual-services.js';
 
 export interface GatewayApiInput {
   readonly resources: readonly Resource[];
@@ -28,11 +31,15 @@ export interface GatewayApiInput {
   readonly servicePorts?: ReadonlyMap<number, number>;
   /** Serve only these Gateways (`ns/name`); undefined: every Gateway of meshgate's classes. */
   readonly only?: ReadonlySet<string>;
+  /** `mesh` (a sidecar): only routes attached to Services; default `gateway`: Gateways and, for status, Services too. */
+  readonly scope?: 'gateway' | 'mesh';
 }
 
 export interface GatewayApiTranslation {
   readonly gateways: readonly Resource<GatewaySpec>[];
   readonly virtualServices: readonly Resource<VirtualServiceSpec>[];
+  /** Bound to `mesh`: what routes attached to Services mean to sidecars. */
+  readonly meshVirtualServices: readonly Resource<VirtualServiceSpec>[];
   readonly status: GatewayApiStatus;
   /** The status conditions that report something wrong, as warnings at file:line. */
   readonly problems: readonly Problem[];
@@ -42,25 +49,35 @@ const HTTP_KINDS: readonly RouteKind[] = ['HTTPRoute', 'GRPCRoute'];
 
 export function translateGatewayApi(input: GatewayApiInput): GatewayApiTranslation {
   const of = <S>(kind: string): Resource<S>[] => input.resources.filter((r) => r.kind === kind) as Resource<S>[];
-  const k8sGateways = of<K8sGatewaySpec>(K8S_GATEWAY_KIND);
-  if (k8sGateways.length === 0) return { gateways: [], virtualServices: [], status: { gatewayClasses: ourClasses(of<GatewayClassSpec>('GatewayClass')).statuses, gateways: [], routes: [] }, problems: [] };
+  const mesh = input.scope === 'mesh';
   const grants = new ReferenceGrants(of<ReferenceGrantSpec>('ReferenceGrant'));
-  const classes = ourClasses(of<GatewayClassSpec>('GatewayClass'));
-  const served = serveListeners(k8sGateways, classes.names, grants, input.only);
+  const classes = ourClasses(mesh ? [] : of<GatewayClassSpec>('GatewayClass'));
+  const served = serveListeners(mesh ? [] : of<K8sGatewaySpec>(K8S_GATEWAY_KIND), classes.names, grants, input.only);
   const namespaces: NamespaceLabels = new Map(of('Namespace').map((n) => [n.metadata.name, n.metadata.labels]));
 
   const routes: RouteStatus[] = [];
   const groups = new Map<string, Group>();
+  const meshRoutes = new MeshRoutes();
   const l4: Resource<VirtualServiceSpec>[] = [];
   for (const kind of ['HTTPRoute', 'GRPCRoute', 'TLSRoute', 'TCPRoute'] as const) {
     for (const route of of<HTTPRouteSpec & GRPCRouteSpec & L4RouteSpec>(kind).sort(compareRoutes)) {
       const { attachments, parents } = attachRoute(route, kind, served.listeners, namespaces);
-      if (parents.length === 0) continue;
-      routes.push({ resource: route, parents });
+      const services = attachToServices(route, kind, input.registry, input.domain);
+      if (parents.length + services.parents.length === 0) continue;
+      routes.push({ resource: route, parents: [...parents, ...services.parents] });
       const ctx: BackendContext = { routeKind: kind, routeNamespace: route.metadata.namespace, registry: input.registry, grants, domain: input.domain };
-      const refProblems = HTTP_KINDS.includes(kind) ? addHttpEntries(route, kind, attachments, ctx, groups, input.servicePorts) : addL4Route(route, kind, attachments, ctx, l4);
+      let refProblems: Condition[];
+      if (HTTP_KINDS.includes(kind)) {
+        const rules = ruleInputs(route, kind);
+        const actions = rules.map((r) => ruleAction(r, ctx));
+        refProblems = actions.flatMap((a) => a.refProblems);
+        addHttpEntries(route, rules, actions, attachments, groups, input.servicePorts);
+        if (services.attachments.length > 0) meshRoutes.add(route, services.attachments, rules.flatMap((r, i) => ruleEntries(r, actions[i]!, undefined)));
+      } else {
+        refProblems = addL4Route(route, kind, attachments, ctx, l4);
+      }
       const resolved: Condition = refProblems[0] ?? condition('ResolvedRefs', true, 'ResolvedRefs');
-      for (const p of parents) p.conditions.push(resolved);
+      for (const p of [...parents, ...services.parents]) p.conditions.push(resolved);
     }
   }
 
@@ -79,21 +96,14 @@ export function translateGatewayApi(input: GatewayApiInput): GatewayApiTranslati
   return {
     gateways: served.listeners.flatMap((l) => (l.istioGateway ? [l.istioGateway] : [])),
     virtualServices,
+    meshVirtualServices: meshRoutes.virtualServices(),
     status,
     problems: statusProblems(status),
   };
 }
 
-function addHttpEntries(
-  route: Resource<HTTPRouteSpec & GRPCRouteSpec>,
-  kind: RouteKind,
-  attachments: readonly Attachment[],
-  ctx: BackendContext,
-  groups: Map<string, Group>,
-  servicePorts: ReadonlyMap<number, number> | undefined,
-): Condition[] {
-  const refProblems: Condition[] = [];
-  const rules = (route.spec.rules ?? []).map((r, ruleIndex): RuleInput => ({
+function ruleInputs(route: Resource<HTTPRouteSpec & GRPCRouteSpec>, kind: RouteKind): RuleInput[] {
+  return (route.spec.rules ?? []).map((r, ruleIndex): RuleInput => ({
     kind,
     ruleIndex,
     ...(r.name ? { name: r.name } : {}),
@@ -102,8 +112,16 @@ function addHttpEntries(
     backendRefs: r.backendRefs ?? [],
     ...('timeouts' in r && r.timeouts ? { timeouts: r.timeouts } : {}),
   }));
-  const actions = rules.map((r) => ruleAction(r, ctx));
-  for (const a of actions) refProblems.push(...a.refProblems);
+}
+
+function addHttpEntries(
+  route: Resource,
+  rules: readonly RuleInput[],
+  actions: readonly RuleAction[],
+  attachments: readonly Attachment[],
+  groups: Map<string, Group>,
+  servicePorts: ReadonlyMap<number, number> | undefined,
+): void {
   for (const att of attachments) {
     const l = att.listener.listener;
     const key = groupKey(att.listener, servicePorts);
@@ -116,7 +134,6 @@ function addHttpEntries(
       });
     }
   }
-  return refProblems;
 }
 
 /** The rules meant for one host of one route config, and the listener whose host closes it with a 404. */
@@ -136,22 +153,7 @@ function groupKey(l: ServedListener, servicePorts: ReadonlyMap<number, number> |
 }
 
 function groupVirtualService(g: Group): Resource<VirtualServiceSpec> {
-  const ranked = [...g.entries].sort(comparePrecedence);
-  const http: HTTPRoute[] = [];
-  const sources: EntrySource[] = [];
-  for (const { route, entry } of ranked) {
-    const at: FieldPath = entry.matchIndex >= 0 ? ['spec', 'rules', entry.ruleIndex, 'matches', entry.matchIndex] : ['spec', 'rules', entry.ruleIndex];
-    for (const h of entry.http) {
-      http.push(h);
-      sources.push({
-        virtualService: `${route.kind} ${route.metadata.namespace}/${route.metadata.name}`,
-        file: route.origin.file,
-        line: route.origin.lineOf(at),
-        httpIndex: entry.ruleIndex,
-        matchIndex: entry.matchIndex,
-      });
-    }
-  }
+  const { http, sources, ranked } = rankedHttp(g.entries);
   if (g.closedBy) {
     const l = g.closedBy;
     http.push({ name: 'no-route', directResponse: { status: 404 } });
@@ -165,13 +167,7 @@ function groupVirtualService(g: Group): Resource<VirtualServiceSpec> {
   }
   const gw = g.listener.gateway;
   const first = ranked[0]?.route ?? gw;
-  const origin: Origin = {
-    file: first.origin.file,
-    line: first.origin.line,
-    order: gw.origin.order,
-    lineOf: (p) => (p[0] === 'spec' && p[1] === 'http' && typeof p[2] === 'number' ? sources[p[2]]?.line ?? first.origin.line : first.origin.line),
-  };
-  const vs = synthetic(gw, `${g.listener.ref.split('/')[1]}:${g.domain}`, { hosts: [g.domain], gateways: [g.listener.ref], http }, origin);
+  const vs = synthetic(gw, `${g.listener.ref.split('/')[1]}:${g.domain}`, { hosts: [g.domain], gateways: [g.listener.ref], http }, entriesOrigin(first, gw.origin.order, sources));
   recordSources(vs, sources);
   return vs;
 }
@@ -199,15 +195,4 @@ function addL4Route(route: Resource<L4RouteSpec>, kind: RouteKind, attachments: 
     out.push(synthetic(route, `${kind}:${route.metadata.name}${attachments.length > 1 ? `:${i}` : ''}`, spec, origin));
   });
   return refProblems;
-}
-
-function synthetic(from: Resource, name: string, spec: VirtualServiceSpec, origin: Origin): Resource<VirtualServiceSpec> {
-  return Object.freeze({
-    apiVersion: 'networking.istio.io/v1',
-    kind: 'VirtualService',
-    metadata: { ...from.metadata, name },
-    spec,
-    origin,
-    raw: {},
-  });
 }

@@ -13,6 +13,7 @@ import { compareHostSpecificity, hostMatches, isWildcardHost, mostSpecificHost, 
 import { isHttpCapable } from '../registry/protocol.js';
 import type { Registry, Service } from '../registry/types.js';
 import type { Snapshot } from '../snapshot/snapshot.js';
+import { translatedSource } from '../gateway-api/route-sources.js';
 import { compileAction } from './actions.js';
 import { orderForProxy } from './compile.js';
 import { exportedTo, MESH_GATEWAY, vsGateways } from './gateway-binding.js';
@@ -75,7 +76,7 @@ export function compileMesh(input: MeshCompileInput): CompiledMesh {
   for (const [host, s] of input.registry.services) if (exportedTo(s.exportTo, s.namespace, input.proxyNamespace)) visible.set(host, s);
 
   const bound = input.virtualServices.filter((vs) => appliesToMesh(vs, input.proxyNamespace));
-  const meshVs = orderForProxy(bound, input.proxyNamespace).map((vs) => prepare(vs, input.domain));
+  const meshVs = orderForProxy(bound, input.proxyNamespace, true).map((vs) => prepare(vs, input.domain));
   const owners = ownerIndex(meshVs, visible, problems);
 
   const servicePorts = new Set<number>();
@@ -123,7 +124,9 @@ function prepare(vs: Resource<VirtualServiceSpec>, domain: string): MeshVs {
   });
   const destinationPorts = new Set<number>();
   for (const r of vs.spec.http ?? []) for (const d of r.route ?? []) if (d.destination.port?.number) destinationPorts.add(d.destination.port.number);
-  return { resource: vs, ref: `${ns}/${vs.metadata.name}`, hosts: [...hostIndex.keys()], hostIndex, destinationPorts };
+  // Made from HTTPRoutes: messages name the route, not a VirtualService nobody wrote.
+  const ref = translatedSource(vs, 0)?.virtualService ?? `VirtualService ${ns}/${vs.metadata.name}`;
+  return { resource: vs, ref, hosts: [...hostIndex.keys()], hostIndex, destinationPorts };
 }
 
 /**
@@ -144,7 +147,7 @@ function ownerIndex(meshVs: readonly MeshVs[], visible: ReadonlyMap<string, Serv
         problemAt(
           vs.resource,
           ['spec', 'hosts', vs.hostIndex.get(host) ?? 0],
-          `host ${host} is also a host of VirtualService ${first.ref}, which comes first; sidecars use only that one for it and ignore this VirtualService there`,
+          `host ${host} is also a host of ${first.ref}, which comes first; sidecars use only that one for it and ignore ${vs.ref} there`,
           'warning',
         ),
       );

@@ -9,7 +9,7 @@ import { hostIntersection, resolveShortName } from '../registry/hostname.js';
 import type { Registry } from '../registry/types.js';
 import type { Cluster } from '../policy/types.js';
 import { compileAction } from './actions.js';
-import { translatedSource } from '../gateway-api/route-sources.js';
+import { isTranslated, translatedSource } from '../gateway-api/route-sources.js';
 import { bindServers, exportedTo, hostsVisibleTo, selectsProxy, vsGateways, type BoundServer } from './gateway-binding.js';
 import { indexVirtualHosts } from './host-index.js';
 import { reuseRoutes } from './route-reuse.js';
@@ -142,8 +142,11 @@ export const REDIRECT_CODES: ReadonlySet<number> = new Set([301, 302, 303, 307, 
  * Istio's VirtualServicesForGateway order: those private to the proxy's namespace, then those
  * exported to it by name, then public ones; creation order within each group.
  */
-export function orderForProxy(list: readonly Resource<VirtualServiceSpec>[], proxyNamespace: string): Resource<VirtualServiceSpec>[] {
+export function orderForProxy(list: readonly Resource<VirtualServiceSpec>[], proxyNamespace: string, gatewayApiOfNamespace = false): Resource<VirtualServiceSpec>[] {
   const tier = (vs: Resource<VirtualServiceSpec>): number => {
+    // Sidecars: Gateway API routes of the proxy's own namespace (consumer routes) come after the
+    // private and explicitly exported VirtualServices and before every public one, as in Istio.
+    if (gatewayApiOfNamespace && vs.metadata.namespace === proxyNamespace && isTranslated(vs)) return 1.5;
     const e = vs.spec.exportTo;
     if (!e || e.length === 0 || e.includes('*')) return 2;
     if (vs.metadata.namespace === proxyNamespace && e.includes('.')) return 0;

@@ -1,5 +1,6 @@
-// Answers "why 404?": for one described request, which Gateway server, virtual host, route and
-// destination would serve it, and for every earlier candidate the condition that did not hold.
+// Answers "why 404?": for one described request, which Gateway server (or, for a sidecar, which
+// outbound route config), virtual host, route and destination would serve it, and for every earlier
+// candidate the condition that did not hold.
 
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Resource } from '../model/resource.js';
@@ -69,6 +70,7 @@ export function explainRequest(snapshot: Snapshot, r: ExplainRequest, loaded: re
     scheme: r.url.protocol.replace(':', ''),
     headers: { ...r.headers, host: authority },
   };
+  if (snapshot.role.kind === 'sidecar') return explainOutbound(snapshot, r, facts, lines);
   lines.push(`request: ${facts.method} ${facts.scheme}://${authority}${facts.path}${r.url.search} on Gateway port ${r.port}`);
   if (r.portNote) lines.push(`  ${r.portNote}`);
   const listener = snapshot.listeners.get(r.port);
@@ -124,6 +126,32 @@ export function explainRequest(snapshot: Snapshot, r: ExplainRequest, loaded: re
     lines.push('  the server has httpsRedirect: plaintext requests are redirected');
     return { lines, verdict: `301 to https://${facts.host}${facts.path}` };
   }
+  return explainRoutes(snapshot, r, facts, ex, lines, () => notBound(listener.servers.filter((s) => s.routeConfig === config.name)));
+}
+
+/**
+ * A sidecar's outbound side: the route config of the port the app called, its virtual host for the
+ * Host, and the routes there (VirtualServices bound to mesh, routes attached to Services, defaults).
+ */
+function explainOutbound(snapshot: Snapshot, r: ExplainRequest, facts: RequestFacts, lines: string[]): ExplainResult {
+  lines.push(`request: ${facts.method} ${facts.scheme}://${facts.authority}${facts.path}${r.url.search} from a sidecar in namespace ${snapshot.role.namespace}, to port ${r.port}`);
+  const config = snapshot.routeConfigs.get(String(r.port));
+  if (!config) {
+    lines.push(`no outbound route config for port ${r.port}: no visible service has an HTTP port ${r.port}; the sidecar applies its outboundTrafficPolicy`);
+    return { lines, verdict: 'outboundTrafficPolicy (no route config)' };
+  }
+  lines.push(`route config ${config.name} (outbound)`);
+  const ex = explainLookup(config, facts);
+  if (!ex.virtualHost) {
+    lines.push(`no virtual host matches host "${facts.host}": not a service visible from namespace ${snapshot.role.namespace} on port ${r.port}; the sidecar applies its outboundTrafficPolicy`);
+    return { lines, verdict: 'outboundTrafficPolicy (no virtual host)' };
+  }
+  lines.push(`virtual host ${ex.virtualHost.domain}`);
+  return explainRoutes(snapshot, r, facts, ex, lines, () => []);
+}
+
+/** The routes of the chosen virtual host: each that did not match and why, then the one that did and its destinations. */
+function explainRoutes(snapshot: Snapshot, r: ExplainRequest, facts: RequestFacts, ex: ReturnType<typeof explainLookup>, lines: string[], unbound: () => string[]): ExplainResult {
   ex.misses.forEach((m, i) => {
     lines.push(`  ✗ route ${i + 1} ${m.route.name ? `${m.route.name} ` : ''}[${m.route.source.virtualService} http[${m.route.source.httpIndex}] ${m.route.source.file}:${m.route.source.line}]`);
     lines.push(`      wanted ${m.failed}`);
@@ -132,7 +160,7 @@ export function explainRequest(snapshot: Snapshot, r: ExplainRequest, loaded: re
   if (!route) {
     lines.push(`  no route matched (${ex.misses.length} tried)`);
     // The route someone expected may be in a VirtualService that never joined this virtual host.
-    const misses = notBound(listener.servers.filter((s) => s.routeConfig === config.name));
+    const misses = unbound();
     if (misses.length > 0) lines.push('  VirtualServices for this host that did not bind here:', ...misses.map((m) => `    ${m}`));
     return { lines, verdict: '404 NR (no route matched)' };
   }
@@ -140,7 +168,8 @@ export function explainRequest(snapshot: Snapshot, r: ExplainRequest, loaded: re
   const a = route.action;
   if (a.kind === 'redirect') return { lines, verdict: `redirect ${a.code}` };
   if (a.kind === 'direct') return { lines, verdict: `direct response ${a.status}` };
-  const principal = r.principal ?? defaultGatewayPrincipal(snapshot.role.namespace);
+  const role = snapshot.role;
+  const principal = r.principal ?? (role.kind === 'sidecar' ? `cluster.local/ns/${role.namespace}/sa/${role.serviceAccount}` : defaultGatewayPrincipal(role.namespace));
   const verdicts: string[] = [];
   for (const d of a.destinations) {
     const share = a.totalWeight > 0 ? `${Math.round((d.weight / a.totalWeight) * 1000) / 10}%` : '100%';

@@ -8,6 +8,7 @@ import type { Resource } from '../model/resource.js';
 import type { Cluster } from '../policy/types.js';
 import { selectorMatches } from '../registry/labels.js';
 import type { Registry, Service } from '../registry/types.js';
+import { translatedSource } from '../gateway-api/route-sources.js';
 import { compileAction } from './actions.js';
 import { REDIRECT_CODES, routeName } from './compile.js';
 import { MESH_GATEWAY } from './gateway-binding.js';
@@ -57,7 +58,7 @@ export function compileMeshHttpRoutes(vs: Resource<VirtualServiceSpec>, port: nu
       sawCatchAll = catchAll;
       out.push({
         name: routeName(route, m),
-        source: { virtualService: `${ns}/${vs.metadata.name}`, file: vs.origin.file, line: vs.origin.lineOf(['spec', 'http', i]), httpIndex: i, matchIndex: m ? k : -1 },
+        source: translatedSource(vs, i) ?? { virtualService: `${ns}/${vs.metadata.name}`, file: vs.origin.file, line: vs.origin.lineOf(['spec', 'http', i]), httpIndex: i, matchIndex: m ? k : -1 },
         conditions: m ? compileMatch(m) : [],
         catchAll,
         action: compileAction(route, m, { namespace: ns, listenerPort: port, registry: ctx.registry, domain: ctx.domain, cluster: ctx.cluster }),

@@ -6,6 +6,7 @@ import { scopedHostText } from './gateway-binding.js';
 import type { CompiledRoute, HeaderRules, L4Route, RouteAction, ServerConfig } from './types.js';
 
 export function printRoutes(snapshot: Snapshot): string {
+  if (snapshot.role.kind === 'sidecar') return printOutboundRoutes(snapshot);
   const lines: string[] = [];
   const ports = [...snapshot.listeners.keys()].sort((a, b) => a - b);
   if (ports.length === 0) lines.push('no listeners: no Gateway selects this proxy');
@@ -38,6 +39,26 @@ export function printRoutes(snapshot: Snapshot): string {
   return lines.join('\n') + '\n';
 }
 
+/**
+ * A sidecar's outbound route configs, one per port the app may call: each virtual host with the Host
+ * forms it answers to, and its routes (VirtualServices and routes attached to Services).
+ */
+function printOutboundRoutes(snapshot: Snapshot): string {
+  const lines: string[] = [];
+  const configs = [...snapshot.routeConfigs.values()].sort((a, b) => Number(a.name) - Number(b.name));
+  if (configs.length === 0) lines.push('no outbound route configs: no visible service has an HTTP port');
+  for (const rc of configs) {
+    lines.push(`route config ${rc.name} (outbound)`);
+    for (const vh of [...rc.virtualHosts].sort((a, b) => (a.domain < b.domain ? -1 : a.domain > b.domain ? 1 : 0))) {
+      const forms = 'domains' in vh ? (vh.domains as readonly string[]).filter((d) => d !== vh.domain && !/:\d+$/.test(d)) : [];
+      lines.push(`  vhost ${vh.domain}${forms.length ? ` (also ${forms.join(', ')})` : ''}`);
+      vh.routes.forEach((r, i) => lines.push(...printRoute(r, i + 1).map((l) => l.slice(2))));
+      if (vh.routes.length === 0) lines.push('    (no routes: 404 NR)');
+    }
+  }
+  return lines.join('\n') + '\n';
+}
+
 /** Passthrough SNI routes and the tcp route; nothing for HTTP(S) servers. */
 function printL4Routes(s: ServerConfig): string[] {
   const out: string[] = [];
@@ -63,7 +84,8 @@ function l4Destinations(r: L4Route): string {
 }
 
 function printRoute(r: CompiledRoute, n: number): string[] {
-  const where = `${r.source.virtualService} http[${r.source.httpIndex}]${r.source.matchIndex >= 0 ? `.match[${r.source.matchIndex}]` : ''}`;
+  // A sidecar's default route for a service comes from no resource.
+  const where = r.source.virtualService === '' ? 'default route' : `${r.source.virtualService} http[${r.source.httpIndex}]${r.source.matchIndex >= 0 ? `.match[${r.source.matchIndex}]` : ''}`;
   const when = r.conditions.length === 0 ? 'any request' : r.conditions.map((c) => c.what).join(' and ');
   const out = [`      ${n}. ${r.name ? `${r.name} ` : ''}[${where}] when ${when}`];
   out.push(...printAction(r.action).map((l) => `         ${l}`));

@@ -24,7 +24,6 @@ import { deferredFindings, withProblems } from './deferred-findings.js';
 import { acmeProblems } from './acme-credentials.js';
 import { emptiedFileProblems } from './emptied-files.js';
 import { translateGatewayApi } from '../gateway-api/translate.js';
-import { EMPTY_STATUS } from '../gateway-api/conditions.js';
 import { keepLastGood } from './last-good.js';
 import { clusterDeps as reuseDeps, reuseCluster } from './cluster-reuse.js';
 import { destinationRulePass, keepPasses, registryPass, sameClusterInputs } from './pass-reuse.js';
@@ -98,10 +97,14 @@ export function buildSnapshot(loaded: LoadResult, role: ProxyRole, deps: Snapsho
     return built;
   };
 
-  // Gateway API resources join as the Istio Gateways and VirtualServices they stand for (gateways only).
-  const gatewayApi = role.kind === 'gateway' ? translateGatewayApi({ resources, registry, domain, ...(role.ports ? { servicePorts: role.ports } : {}), ...(role.gatewayNames ? { only: role.gatewayNames } : {}) }) : undefined;
-  const gateways = [...ofKind<GatewaySpec>(resources, 'Gateway'), ...(gatewayApi?.gateways ?? [])];
-  const virtualServices = [...ofKind<VirtualServiceSpec>(resources, 'VirtualService'), ...(gatewayApi?.virtualServices ?? [])];
+  // Gateway API resources join as the Istio Gateways and VirtualServices they stand for: a gateway
+  // takes the routes attached to its Gateways, a sidecar those attached to Services (mesh-bound).
+  const gatewayApi =
+    role.kind === 'gateway'
+      ? translateGatewayApi({ resources, registry, domain, ...(role.ports ? { servicePorts: role.ports } : {}), ...(role.gatewayNames ? { only: role.gatewayNames } : {}) })
+      : translateGatewayApi({ resources, registry, domain, scope: 'mesh' });
+  const gateways = [...ofKind<GatewaySpec>(resources, 'Gateway'), ...gatewayApi.gateways];
+  const virtualServices = [...ofKind<VirtualServiceSpec>(resources, 'VirtualService'), ...(role.kind === 'gateway' ? gatewayApi.virtualServices : gatewayApi.meshVirtualServices)];
   const routing = { virtualServices, registry, proxyLabels: role.labels, proxyNamespace: role.namespace, domain, cluster };
   // A sidecar has no Gateway listeners: its route configs are looked up by the port the app called.
   const compiled: CompiledGateway = role.kind === 'sidecar' ? { listeners: new Map(), ...compileMesh(routing) } : compileGateway({ ...routing, gateways, servicePorts: role.ports });
@@ -117,7 +120,7 @@ export function buildSnapshot(loaded: LoadResult, role: ProxyRole, deps: Snapsho
 
   const acme = role.kind === 'gateway' ? acmeProblems(compiled.listeners, resources) : [];
   const emptied = emptiedFileProblems(loaded, previous?.resources);
-  const problems = [...reconciled.loadProblems, ...emptied, ...validationProblems, ...reconciled.problems, ...registryProblems, ...(gatewayApi?.problems ?? []), ...compiled.problems, ...rateLimits.problems, ...acme];
+  const problems = [...reconciled.loadProblems, ...emptied, ...validationProblems, ...reconciled.problems, ...registryProblems, ...gatewayApi.problems, ...compiled.problems, ...rateLimits.problems, ...acme];
   // The analyzers run when their findings are first read (the Reloader reads them right after the swap).
   const analysis = deferredFindings(resources, { domain, registry, ...(role.kind === 'gateway' ? { gatewayLabels: [role.labels] } : {}) }, problems);
   const snapshot = withProblems(
@@ -132,7 +135,7 @@ export function buildSnapshot(loaded: LoadResult, role: ProxyRole, deps: Snapsho
       ...(meshTcp ? { meshTcp } : {}),
       role,
       rateLimits: rateLimits.table,
-      gatewayApi: gatewayApi?.status ?? EMPTY_STATUS,
+      gatewayApi: gatewayApi.status,
     },
     analysis.all,
   );

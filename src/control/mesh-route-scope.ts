@@ -1,0 +1,41 @@
+// Which routes attached to Services (the Gateway API's mesh support) a sidecar is sent: those of
+// the Services it imports that apply to its namespace, a producer's route (in the Service's own
+// namespace) for every namespace and a consumer's route only for its own, and the hosts their
+// backends are, so that those Services reach it too. Reads the raw spec: validation happens where
+// the sidecar builds its snapshot.
+
+import { isRecord } from '../core/config/load.js';
+import type { Resource } from '../core/model/resource.js';
+
+export interface MeshRouteScope {
+  readonly routes: Resource[];
+  /** FQDNs of the Services their backendRefs and mirrors name. */
+  readonly backendHosts: string[];
+}
+
+export function meshRoutesFor(routes: readonly Resource[], proxyNamespace: string, imported: (namespace: string, host: string) => boolean, domain: string): MeshRouteScope {
+  const out: MeshRouteScope = { routes: [], backendHosts: [] };
+  for (const r of routes) {
+    const spec = isRecord(r.spec) ? r.spec : {};
+    const ns = r.metadata.namespace;
+    const applies = list(spec.parentRefs).some((p) => {
+      if (p.group !== '' || p.kind !== 'Service' || typeof p.name !== 'string') return false;
+      const serviceNs = typeof p.namespace === 'string' ? p.namespace : ns;
+      return (ns === serviceNs || ns === proxyNamespace) && imported(serviceNs, `${p.name}.${serviceNs}.svc.${domain}`);
+    });
+    if (!applies) continue;
+    out.routes.push(r);
+    for (const rule of list(spec.rules)) {
+      const refs = [...list(rule.backendRefs), ...list(rule.filters).map((f) => (isRecord(f.requestMirror) ? f.requestMirror.backendRef : undefined))];
+      for (const b of refs) {
+        if (!isRecord(b) || typeof b.name !== 'string' || (b.group ?? '') !== '' || (b.kind ?? 'Service') !== 'Service') continue;
+        out.backendHosts.push(`${b.name}.${typeof b.namespace === 'string' ? b.namespace : ns}.svc.${domain}`);
+      }
+    }
+  }
+  return out;
+}
+
+function list(v: unknown): Record<string, unknown>[] {
+  return Array.isArray(v) ? v.filter(isRecord) : [];
+}
