@@ -11,6 +11,8 @@
 // applies to the proxy and port become an SNI table on the target: the connection's ClientHello
 // picks by `sniHosts` (exact, then the longest wildcard, then `*`), and a hello no rule names, or no
 // TLS at all, takes the route above.
+// A headless Service has no address of its own: each endpoint's address is one (the app resolved
+// the name to a pod), and the target says to keep that endpoint (Istio's ORIGINAL_DST cluster).
 // Built with the snapshot, for every service port that can carry TCP (anything but a declared
 // HTTP-family or UDP port), so the connection path only looks things up.
 
@@ -40,6 +42,11 @@ export interface MeshTcpTarget {
   readonly route: L4Route;
   /** The VirtualService's `tls` rules for this port, by SNI; absent when it has none. */
   readonly sni?: TlsRouteTable;
+  /**
+   * Set for a headless Service: the connection goes to the endpoint at the address and port the app
+   * dialled, when the route's cluster has it, instead of one its load balancer picks.
+   */
+  readonly originalDestination?: true;
 }
 
 export interface MeshTcpTable {
@@ -87,11 +94,11 @@ export function compileMeshTcp(input: MeshTcpInput): MeshTcpTable {
       if (!registry) portRegistries.set(port.number, (registry = registryAtPort(visible, input.registry, port.number)));
       const route = (owner && ruleRoute(owner, port.number, input, registry)) || defaultRoute(service, port.number, input, registry);
       const sni = owner && sniRoutes(owner, port.number, input, registry);
-      targets.set(`${host}|${port.number}`, Object.freeze({ service, port, route, ...(sni ? { sni } : {}) }));
+      targets.set(`${host}|${port.number}`, Object.freeze({ service, port, route, ...(sni ? { sni } : {}), ...(service.headless ? { originalDestination: true as const } : {}) }));
     }
   }
 
-  // Addresses the app may dial: Kubernetes cluster IPs and ServiceEntry addresses (exact IPs).
+  // Addresses the app may dial: Kubernetes cluster IPs (a headless Service's endpoint addresses) and ServiceEntry addresses (exact IPs).
   const addresses = new Map<string, string[]>(); // address → hostnames
   const add = (address: string, host: string): void => {
     const list = addresses.get(address) ?? [];
@@ -105,6 +112,8 @@ export function compileMeshTcp(input: MeshTcpInput): MeshTcpTable {
       const host = `${r.metadata.name}.${r.metadata.namespace}.svc.${input.domain}`.toLowerCase();
       const ips = new Set<string>([...(typeof spec.clusterIP === 'string' ? [spec.clusterIP] : []), ...(Array.isArray(spec.clusterIPs) ? spec.clusterIPs.filter((x): x is string => typeof x === 'string') : [])]);
       for (const ip of ips) if (ip && ip !== 'None') add(ip, host);
+      const service = visible.get(host);
+      if (service?.headless) for (const e of service.endpoints) add(e.address, host);
     } else if (r.kind === 'ServiceEntry' && Array.isArray(spec.addresses) && Array.isArray(spec.hosts)) {
       for (const a of spec.addresses) if (typeof a === 'string' && !a.includes('/')) for (const h of spec.hosts) if (typeof h === 'string') add(a, h.toLowerCase());
     }
