@@ -8,7 +8,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { connect as netConnect, createServer, type AddressInfo, type Server } from 'node:net';
+import { createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfigText } from '../src/core/config/load.js';
@@ -17,7 +17,7 @@ import { buildSnapshot } from '../src/core/snapshot/build.js';
 import { startSidecar, type RunningSidecar } from '../src/sidecar/main.js';
 import { FIXED_DEPS } from './helpers/route-table.js';
 import { sidecarOptions, testAuthority, untilSnapshot } from './helpers/mesh.js';
-import { RecordedDestinations } from './helpers/original-destinations.js';
+import { readCaptured, RecordedDestinations } from './helpers/original-destinations.js';
 import { NO_APP } from './helpers/ports.js';
 
 const SERVICE = (clusterIP: string): string => `apiVersion: v1
@@ -122,15 +122,7 @@ describe('a captured connection to a headless Service\'s pod', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  const answerFrom = (ip: string, port: number): Promise<string> =>
-    new Promise((resolve, reject) => {
-      const s = netConnect(client.outboundPort, '127.0.0.1');
-      let data = '';
-      s.once('connect', () => destinations.record(s.localPort!, { address: ip, port }));
-      s.on('data', (d: Buffer) => (data += d.toString()));
-      s.once('close', () => resolve(data));
-      s.once('error', reject);
-    });
+  const answerFrom = (ip: string, port: number): Promise<string> => readCaptured(client.outboundPort, destinations, ip, port);
 
   it('reaches the pod dialled on the service port, every time', async () => {
     const seen: string[] = [];

@@ -8,13 +8,15 @@
 // `istio`, which tells the server sidecar it carries TCP), a DestinationRule's ISTIO_MUTUAL, SIMPLE
 // or MUTUAL; a TLS failure counts as a connect failure (UF).
 // Given an original destination (a headless Service's pod the app dialled), the cluster's endpoint at
-// that address and port is the one used, never another: Envoy's ORIGINAL_DST cluster.
+// that address and port is the one used, never another: Envoy's ORIGINAL_DST cluster. A ServiceEntry
+// with `resolution: NONE` has no endpoints: the dialled address is the endpoint.
 
 import { connect, type Socket } from 'node:net';
 import type { Slot } from '../policy/circuit-breaker.js';
 import type { Cluster } from '../policy/types.js';
 import type { Endpoint } from '../registry/types.js';
 import { endpointPort } from '../registry/types.js';
+import { makeEndpoint } from '../registry/endpoint-set.js';
 import { endpointKey } from '../policy/lb-endpoints.js';
 import type { DestinationTarget } from '../routing/types.js';
 import { pickDestination } from './forward.js';
@@ -216,6 +218,10 @@ export function forwardTcp(
  * (the app dialled the service port, as it does a pod of a headless Service) the only one at that address.
  */
 function originalEndpoint(cluster: Cluster, at: { readonly address: string; readonly port: number }): Endpoint | undefined {
+  const service = cluster.service;
+  if (service.kind === 'ServiceEntry' && service.resolution === 'NONE') {
+    return makeEndpoint({ address: at.address, ports: new Map([[cluster.port.number, at.port]]), labels: {}, locality: '', namespace: service.namespace, meshTls: false, ready: true });
+  }
   const there = cluster.endpoints.filter((e) => e.address === at.address);
   const exact = there.find((e) => endpointPort(e, cluster.port) === at.port);
   return exact ?? (there.length === 1 && at.port === cluster.port.number ? there[0] : undefined);
