@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfigText } from '../src/core/config/load.js';
 import { buildRegistry } from '../src/core/registry/build.js';
+import { outboundRouteConfig, type MeshVirtualHost } from '../src/core/routing/compile-mesh.js';
 import { buildSnapshot } from '../src/core/snapshot/build.js';
 import { startSidecar, type RunningSidecar } from '../src/sidecar/main.js';
 import { FIXED_DEPS } from './helpers/route-table.js';
@@ -85,6 +86,22 @@ describe('headless Service in the sidecar\'s TCP table', () => {
   it('routes a pod\'s own name to a cluster of that pod alone', () => {
     const t = snapshot.meshTcp!.byHost('db-1.db.default.svc.cluster.local', 9000)!;
     assert.deepEqual(t.route.destinations[0]!.cluster!.endpoints.map((e) => e.address), ['10.1.0.2']);
+  });
+});
+
+describe('headless Service in the sidecar\'s HTTP routes', () => {
+  it('gives each pod\'s name a virtual host whose cluster is that pod alone; the service name keeps both', () => {
+    const role = { kind: 'sidecar' as const, namespace: 'default', labels: { app: 'client' }, serviceAccount: 'client', outboundTrafficPolicy: 'ALLOW_ANY' as const };
+    const yaml = SERVICE('None').replace('{name: tcp, port: 9000}', '{name: http, port: 80}') + '---\n' + slice([{ ip: '10.1.0.1', port: 8080, hostname: 'db-0' }, { ip: '10.1.0.2', port: 8080, hostname: 'db-1' }]).replace('name: tcp', 'name: http');
+    const { snapshot } = buildSnapshot(parseConfigText(yaml, 'mesh.yaml'), role, FIXED_DEPS);
+    const endpointsFor = (host: string): string[] => {
+      const action = (outboundRouteConfig(snapshot, 80)!.findVirtualHost(host) as MeshVirtualHost).routes[0]!.action;
+      assert.equal(action.kind, 'forward');
+      return action.kind === 'forward' ? action.destinations[0]!.cluster!.endpoints.map((e) => e.address) : [];
+    };
+    assert.deepEqual(endpointsFor('db-1.db.default.svc.cluster.local'), ['10.1.0.2']);
+    assert.deepEqual(endpointsFor('db-0.db'), ['10.1.0.1'], 'the short name from the same namespace too');
+    assert.deepEqual(endpointsFor('db.default.svc.cluster.local'), ['10.1.0.1', '10.1.0.2']);
   });
 });
 
