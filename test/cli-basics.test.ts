@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { formatTextLine } from '../src/core/telemetry/logger.js';
+import { parseMetricsPort } from '../src/cli/options.js';
 
 const BIN = fileURLToPath(new URL('../../bin/meshgate.js', import.meta.url));
 const LOGGER = fileURLToPath(new URL('../src/core/telemetry/logger.js', import.meta.url));
@@ -60,5 +61,16 @@ describe('meshgate command line', () => {
     const r = logWith({ MESHGATE_LOG_FORMAT: 'json' }, "const l = createLogger('gw', { quietWorker: true }); l.info({ version: 1 }, 'configuration applied'); l.warn({ problem: {} }, 'a config warning'); l.info('gateway serving'); l.info({ seconds: 5 }, 'draining'); l.error('port in use');");
     const lines = r.stderr.trim().split('\n').map((l) => JSON.parse(l).msg);
     assert.deepEqual(lines, ['gateway serving', 'draining', 'port in use']);
+  });
+});
+
+describe('--metrics-port', () => {
+  it('0 is off, any is a port the OS chooses (0 to the listener), N is N; anything else is a usage error', () => {
+    assert.equal(parseMetricsPort('0', 15090, '--metrics-port'), undefined);
+    assert.equal(parseMetricsPort('any', 15090, '--metrics-port'), 0);
+    assert.equal(parseMetricsPort('9102', 15090, '--metrics-port'), 9102);
+    assert.equal(parseMetricsPort(undefined, 15090, '--metrics-port'), 15090);
+    assert.equal(parseMetricsPort(undefined, 0, '--metrics-port'), undefined);
+    assert.throws(() => parseMetricsPort('auto', 15090, '--metrics-port'), /--metrics-port: 'auto' is not a port/);
   });
 });

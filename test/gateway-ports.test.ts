@@ -10,7 +10,7 @@ import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
 import { serviceYaml } from './helpers/cluster-yaml.js';
 import { eventually, send, startTestGateway, type TestGateway } from './helpers/gateway.js';
-import { freePort, freshGet } from './helpers/ports.js';
+import { freshGet } from './helpers/ports.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
 import type { GatewayOptions } from '../src/gateway/main.js';
 
@@ -19,6 +19,19 @@ interface LogLine {
   msg: string;
   port?: number;
   servers?: string[];
+}
+
+/**
+ * A port free when looked at. Only these tests hand one on: what they test is a Gateway server port
+ * number listened on as-is, which the YAML must name before the gateway starts, so the OS cannot
+ * choose it. Everything else binds port 0 and reads the port back.
+ */
+async function unmappedPortNumber(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return port;
 }
 
 /** A logger whose lines the test can read. */
@@ -86,7 +99,7 @@ describe('Gateway server ports and listeners', () => {
     );
 
   it('listens on a server port that --ports does not map, as-is, and says so once', async () => {
-    const n = await freePort();
+    const n = await unmappedPortNumber();
     const { logger, lines } = capturedLogger();
     const gw = await twoServers(n, '  - route: [{destination: {host: eighty}}]', { logger });
     try {
@@ -105,7 +118,7 @@ describe('Gateway server ports and listeners', () => {
   });
 
   it('--ports 80=N: servers on 80 and on N share listener N, and match.port keeps each server its own routes', async () => {
-    const n = await freePort();
+    const n = await unmappedPortNumber();
     const { logger, lines } = capturedLogger();
     const routes = `  - match: [{port: 80}]\n    route: [{destination: {host: eighty}}]\n  - match: [{port: ${n}}]\n    route: [{destination: {host: other}}]`;
     const gw = await twoServers(n, routes, { ports: new Map([[80, n]]), logger });

@@ -16,7 +16,7 @@ import type { CertificateAuthority } from '../src/core/pki/authority.js';
 import { eventually, startTestGateway, type TestGateway } from './helpers/gateway.js';
 import { gatewayYaml, serviceYaml } from './helpers/cluster-yaml.js';
 import { fixedIdentity, testAuthority, untilSnapshot } from './helpers/mesh.js';
-import { freePort } from './helpers/ports.js';
+import { NO_APP } from './helpers/ports.js';
 import { echoClient, grpc, startEchoServer, unary, type EchoClient, type EchoServer } from './helpers/grpc.js';
 
 const HOST = 'grpc.example.com';
@@ -72,7 +72,7 @@ spec:
 `;
     const common = { statusPort: 0, adminPort: 0, outboundPort: 0, listenHost: '127.0.0.1', accessLog: 'off', logger: quiet, namespace: 'default', source: new FileSource({ dir }) };
     server = await startSidecar({ ...common, identity: fixedIdentity(ca, 'default', 'echo'), serviceAccount: 'echo', labels: { app: 'echo' }, appPort: echo.port, inboundPort: 0 });
-    client = await startSidecar({ ...common, source: new FileSource({ dir }), identity: fixedIdentity(ca, 'default', 'caller'), serviceAccount: 'caller', labels: { app: 'caller' }, appPort: await freePort(), inboundPort: 0 });
+    client = await startSidecar({ ...common, source: new FileSource({ dir }), identity: fixedIdentity(ca, 'default', 'caller'), serviceAccount: 'caller', labels: { app: 'caller' }, appPort: NO_APP, inboundPort: 0 });
     // The service's endpoint is the server sidecar's inbound port, which it chose (port 0).
     const services = serviceYaml('echo', [{ pod: 'echo-0', port: server.inboundPort, serviceAccount: 'echo', labels: { 'security.istio.io/tlsMode': 'istio' } }], { portName: 'grpc' });
     await writeFile(join(dir, 'services.yaml'), services);

@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { gatewayYaml, serviceYaml } from './helpers/cluster-yaml.js';
 import { startWorkersGateway } from './helpers/gateway-workers.js';
 import { startUpstream } from './helpers/upstream.js';
-import { freePort, freshGet } from './helpers/ports.js';
+import { freshGet } from './helpers/ports.js';
 import { samplesOf, scrape, type Sample } from './helpers/prometheus-text.js';
 import { pino } from 'pino';
 import { ControlMetrics } from '../src/control/control-metrics.js';
@@ -236,10 +236,12 @@ describe('--workers: one scrape is the sum over the workers', () => {
     await writeFile(join(dir, 'svc.yaml'), serviceYaml('app', [{ pod: 'app-0', port: up.port }]));
     await writeFile(join(dir, 'vs.yaml'), 'apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: app}\nspec:\n  hosts: [app.example.com]\n  gateways: [gw]\n  http:\n  - {name: limited, match: [{uri: {prefix: /limited}}], route: [{destination: {host: app}}]}\n  - {name: main, route: [{destination: {host: app}}]}\n');
     await writeFile(join(dir, 'limit.yaml'), 'apiVersion: meshgate.io/v1\nkind: RateLimitPolicy\nmetadata: {name: three, namespace: default}\nspec:\n  targetRef: {kind: VirtualService, name: app, route: limited}\n  limits: [{key: {clientIp: {}}, requests: 3, interval: 1h}]\n  store: memory\n');
-    const metricsPort = await freePort();
     let gw: Awaited<ReturnType<typeof startWorkersGateway>> | undefined;
     try {
-      gw = await startWorkersGateway(dir, 2, ['--metrics-port', String(metricsPort)]);
+      // 0 turns metrics off; `any` lets the primary bind a port of the OS's choosing and log it.
+      gw = await startWorkersGateway(dir, 2, ['--metrics-port', 'any']);
+      const metricsPort = gw.metricsPort;
+      assert.ok(metricsPort > 0, 'the primary logged its metrics port');
       for (let i = 0; i < 12; i++) assert.equal((await freshGet(gw.port, 'app.example.com', '/')).status, 200);
       const limited = [];
       for (let i = 0; i < 5; i++) limited.push((await freshGet(gw.port, 'app.example.com', '/limited')).status);

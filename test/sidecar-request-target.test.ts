@@ -18,7 +18,7 @@ import { DEFAULT_HTTP_LIMITS } from '../src/core/proxy/http-limits.js';
 import { serviceYaml } from './helpers/cluster-yaml.js';
 import { fixedIdentity, testAuthority, untilSnapshot, workloadCertificate } from './helpers/mesh.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
-import { freePort } from './helpers/ports.js';
+import { NO_APP } from './helpers/ports.js';
 import { eventually } from './helpers/gateway.js';
 import { h2Request, h2Session, openSocket, rawExchange, readUntilClosed, type TlsClient } from './helpers/raw-http.js';
 
@@ -68,7 +68,7 @@ describe('sidecar inbound and outbound: one target, one authority, limits and ti
       source: new FileSource({ dir }),
       serviceAccount: 'product-service',
       labels: { app: 'product-service' },
-      appPort: await freePort(),
+      appPort: NO_APP,
       inboundPort: 0,
     });
     // The service's endpoint is the user sidecar's inbound port, which it chose (port 0).

@@ -16,7 +16,7 @@ import { startSidecar, type RunningSidecar, type SidecarOptions } from '../src/s
 import { staticServiceEntryYaml } from './helpers/cluster-yaml.js';
 import { eventually } from './helpers/gateway.js';
 import { sidecarOptions, testAuthority, viaProxy } from './helpers/mesh.js';
-import { freePort } from './helpers/ports.js';
+import { NO_APP } from './helpers/ports.js';
 import { redisSkipReason, startRedis, type TestRedis } from './helpers/redis.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
 
@@ -71,7 +71,7 @@ describe('sidecar outbound: traffic policy and rate limits', () => {
 
   const start = async (extra: Partial<SidecarOptions> = {}): Promise<RunningSidecar> => {
     const s = await startSidecar({
-      ...sidecarOptions(ca, dir, 'client', await freePort()),
+      ...sidecarOptions(ca, dir, 'client', NO_APP),
       logger: quiet,
       locality: 'region-a/zone-1',
       ...extra,

@@ -18,7 +18,7 @@ import { startSidecar, type RunningSidecar } from '../src/sidecar/main.js';
 import { serviceYaml } from './helpers/cluster-yaml.js';
 import { fixedIdentity, testAuthority, untilSnapshot, viaProxy, workloadCertificate } from './helpers/mesh.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
-import { freePort } from './helpers/ports.js';
+import { NO_APP } from './helpers/ports.js';
 import { issueCertificate } from '../src/core/tls/issue-certificate.js';
 import { peekClientHello } from '../src/core/tls/client-hello.js';
 
@@ -146,7 +146,7 @@ describe('sidecars: service to service over mutual TLS', () => {
       source: new FileSource({ dir }),
       serviceAccount: 'product-service',
       labels: { app: 'product-service' },
-      appPort: await freePort(),
+      appPort: NO_APP,
       inboundPort: 0,
     });
     strictEgress = await startSidecar({
@@ -155,7 +155,7 @@ describe('sidecars: service to service over mutual TLS', () => {
       source: new FileSource({ dir }),
       serviceAccount: 'product-service',
       labels: { app: 'product-service' },
-      appPort: await freePort(),
+      appPort: NO_APP,
       inboundPort: 0,
       outboundTrafficPolicy: 'REGISTRY_ONLY',
     });

@@ -12,7 +12,7 @@ import { TokenReviewAuthenticator } from '../control/token-review.js';
 import { loadOrCreateCaSecrets } from '../control/ca-secrets.js';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { kubeSource, readableConfigDir, sourceChoice } from './config-source.js';
-import { parse, parsePort } from './options.js';
+import { parse, parseMetricsPort, parsePort } from './options.js';
 import { stopRequested } from '../core/runtime/stop-signals.js';
 import { UsageError } from './main.js';
 import { INJECTION_FLAGS, INJECTION_HELP, injectionOptions } from './injection-options.js';
@@ -51,7 +51,8 @@ root is published as the ConfigMap istio-ca-root-cert (key root-cert.pem) in eve
                         on 127.0.0.1 only, whatever --listen-host says (default 15014); also
                         GET /metrics (istiod's names) and the mesh dashboard at /
   --metrics-port N      GET /metrics on --listen-host, for Prometheus in the cluster (default 0 = off;
-                        the debug port serves /metrics on the machine either way)
+                        any = a port the OS chooses, named in the serving log line; the debug
+                        port serves /metrics on the machine either way)
   --listen-host ADDR    address to listen on (default 0.0.0.0)
 ${INJECTION_HELP}
 
@@ -92,7 +93,7 @@ export async function runControlCommand(argv: string[]): Promise<number> {
   const port = parsePort(values.port, CONTROL_PLANE_PORT, '--port');
   const statusPort = parsePort(values['status-port'], 15021, '--status-port');
   const debugPort = parsePort(values['debug-port'], 15014, '--debug-port');
-  const metricsPort = parsePort(values['metrics-port'], 0, '--metrics-port');
+  const metricsPort = parseMetricsPort(values['metrics-port'], 0, '--metrics-port');
   const hostnames = (values.hostname ?? []).flatMap((h) => h.split(',')).map((h) => h.trim()).filter(Boolean);
   const caDir = values['ca-dir'] ?? join('certs', 'mesh-ca');
   const namespace = values.namespace ?? (process.env.POD_NAMESPACE || 'istio-system');
@@ -133,7 +134,7 @@ export async function runControlCommand(argv: string[]): Promise<number> {
     port,
     statusPort,
     debugPort,
-    ...(metricsPort !== 0 ? { metricsPort } : {}),
+    ...(metricsPort !== undefined ? { metricsPort } : {}),
     hostnames,
     listenHost: values['listen-host'] ?? '0.0.0.0',
     logger: log,

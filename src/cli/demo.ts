@@ -5,7 +5,7 @@
 import { relative, isAbsolute } from 'node:path';
 import { startDemoMesh, type RunningDemoMesh } from '../demo/mesh.js';
 import { DEMO_ADDRESS, DEMO_CONTROL_PORT, DEMO_HOSTS, DEMO_WORKLOADS } from '../demo/topology.js';
-import { parse, parsePort } from './options.js';
+import { parse, parseMetricsPort, parsePort } from './options.js';
 import { PACKAGED_CONFIG } from './default-config.js';
 import { readableConfigDir } from './config-source.js';
 import { stopRequested } from '../core/runtime/stop-signals.js';
@@ -24,7 +24,8 @@ everything.
   --certs DIR           certificates folder; the demo CA and demo-tls are created there (default certs)
   --status-port N       readiness port, GET /healthz/ready (default 15021)
   --admin-port N        admin port on 127.0.0.1 (default 15000)
-  --metrics-port N      the gateway's Istio metrics, GET /stats/prometheus (default 15090; 0 = off);
+  --metrics-port N      the gateway's Istio metrics, GET /stats/prometheus (default 15090; 0 = off;
+                        any = a port the OS chooses, named in the serving log line);
                         the sidecars serve theirs on 19381, 19382, 19383
   --listen-host ADDR    address the gateway listens on (default 127.0.0.1)
   --access-log WHERE    off | stdout | FILE (default stdout)`;
@@ -54,7 +55,7 @@ export async function runDemo(argv: string[]): Promise<number> {
   const certsDir = values.certs ?? 'certs';
   const statusPort = parsePort(values['status-port'], 15021, '--status-port');
   const adminPort = parsePort(values['admin-port'], 15000, '--admin-port');
-  const metricsPort = parsePort(values['metrics-port'], 15090, '--metrics-port');
+  const metricsPort = parseMetricsPort(values['metrics-port'], 15090, '--metrics-port');
   const listenHost = values['listen-host'] ?? '127.0.0.1';
   if (values['access-log'] === '') throw new UsageError('--access-log needs off, stdout or a file name');
 
@@ -70,7 +71,7 @@ export async function runDemo(argv: string[]): Promise<number> {
       listenHost,
       statusPort,
       adminPort,
-      ...(metricsPort !== 0 ? { metricsPort } : {}),
+      ...(metricsPort !== undefined ? { metricsPort } : {}),
       debugPort: 15014,
       accessLog: values['access-log'] ?? 'stdout',
     });

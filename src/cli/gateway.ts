@@ -13,7 +13,7 @@ import { connectToMesh } from '../core/sources/mesh-connection.js';
 import { proxyIdOf } from '../core/sources/control-plane-source.js';
 import { startGateway } from '../gateway/main.js';
 import { DEFAULT_METRICS_PORT, serveClusterMetrics } from '../core/telemetry/metrics-server.js';
-import { parse, parseLocality, parsePort, parsePorts, parseRedisUrl, parseTrustedProxies, gatewayLabels } from './options.js';
+import { parse, parseLocality, parseMetricsPort, parsePort, parsePorts, parseRedisUrl, parseTrustedProxies, gatewayLabels } from './options.js';
 import { UsageError } from './main.js';
 import { gatewayApiStatusWriter, kubeSecrets, kubeSource, readableConfigDir, sourceChoice } from './config-source.js';
 import { LIMIT_FLAGS, LIMIT_HELP, parseLimitFlags } from './limit-options.js';
@@ -43,7 +43,8 @@ export const GATEWAY_HELP = `usage: meshgate gateway --config DIR --ports 80=808
   --status-port N       readiness port, GET /healthz/ready (default 15021)
   --admin-port N        admin port on 127.0.0.1: /routes /clusters /config_dump (default 15000)
   --metrics-port N      Istio's metrics for Prometheus, GET /stats/prometheus (default 15090; 0 = off;
-                        with --workers, one scrape returns the sum over the workers)
+                        any = a port the OS chooses, named in the serving log line; with
+                        --workers, one scrape returns the sum over the workers)
   --labels LIST         this gateway's labels for Gateway, AuthorizationPolicy and
                         RequestAuthentication selectors (default
                         app=istio-ingressgateway,istio=ingressgateway, Istio's ingress gateway's)
@@ -145,7 +146,7 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
   if (credentialsFrom === 'kubernetes' && 'dir' in choice) throw new UsageError('--credentials kubernetes goes with --config-source kubernetes or --control');
   const ticketsFlag = values['tls-session-tickets'] ?? 'on';
   if (ticketsFlag !== 'on' && ticketsFlag !== 'off') throw new UsageError(`--tls-session-tickets: '${ticketsFlag}' is not on or off`);
-  const metricsPort = parsePort(values['metrics-port'], DEFAULT_METRICS_PORT, '--metrics-port');
+  const metricsPort = parseMetricsPort(values['metrics-port'], DEFAULT_METRICS_PORT, '--metrics-port');
   const workers = values.workers === undefined ? availableParallelism() : Number(values.workers);
   if (!Number.isInteger(workers) || workers < 1) throw new UsageError(`--workers: '${values.workers}' is not a number of processes`);
   // Checked in the primary, once the options are known good: workers would each die on it.
@@ -153,12 +154,13 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
   if (workers > 1 && cluster.isPrimary) {
     const log = createLogger('meshgate-gateway');
     // The workers count; the primary answers the scrape with their sum.
-    const metrics = metricsPort === 0
+    const metrics = metricsPort === undefined
       ? undefined
       : await serveClusterMetrics(metricsPort, common.listenHost).catch((err: unknown) => {
         log.error({ port: metricsPort, error: (err as Error).message }, 'metrics port (--metrics-port) cannot listen; serving without /stats/prometheus');
         return undefined;
       });
+    if (metrics) log.info({ metricsPort: metrics.port }, 'metrics serving: the sum over the workers');
     const code = await superviseWorkers(workers, log);
     await metrics?.close();
     return code;
@@ -181,7 +183,7 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
     mesh = 'control' in choice ? await connectToMesh({ ...choice.control, proxyId: proxyIdOf(worker !== undefined ? `gateway-w${worker}` : 'gateway', common.namespace), description: { role: 'gateway', labels: common.labels }, logger: log }) : undefined;
     gw = await startGateway({
       ...common,
-      ...(metricsPort === 0 ? {} : { metricsPort: worker !== undefined ? ('primary' as const) : metricsPort }),
+      ...(metricsPort === undefined ? {} : { metricsPort: worker !== undefined ? ('primary' as const) : metricsPort }),
       logger: wlog,
       // One worker orders ACME certificates; every worker answers the validation requests.
       ...(worker !== undefined ? { acmeOrders: worker === 0, acmeChallenges: sharedChallenges() } : {}),

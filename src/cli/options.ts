@@ -51,6 +51,16 @@ export function parseLabels(text: string): Record<string, string> {
   return out;
 }
 
+/**
+ * A metrics port flag: `0` turns the metrics port off (absent here), so a port the OS chooses is
+ * spelled `any` (0 here); the serving log line says which port it got.
+ */
+export function parseMetricsPort(text: string | undefined, fallback: number, flag: string): number | undefined {
+  if (text === 'any') return 0;
+  const n = parsePort(text, fallback, flag);
+  return n === 0 ? undefined : n;
+}
+
 export function parsePort(text: string | undefined, fallback: number, flag: string): number {
   if (text === undefined) return fallback;
   const n = Number(text);

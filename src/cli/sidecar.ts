@@ -9,7 +9,7 @@ import { connectToMesh } from '../core/sources/mesh-connection.js';
 import { proxyIdOf } from '../core/sources/control-plane-source.js';
 import { startSidecar } from '../sidecar/main.js';
 import { DEFAULT_ROOT_CERT } from './config-source.js';
-import { parse, parseLabels, parseLocality, parsePort, parseRedisUrl, parseTrustedProxies } from './options.js';
+import { parse, parseLabels, parseLocality, parseMetricsPort, parsePort, parseRedisUrl, parseTrustedProxies } from './options.js';
 import { UsageError } from './main.js';
 import { LIMIT_FLAGS, LIMIT_HELP, parseLimitFlags } from './limit-options.js';
 import { stopRequested } from '../core/runtime/stop-signals.js';
@@ -39,7 +39,8 @@ ends at the app on loopback; outbound, the app uses it as its HTTP proxy
   --outbound-port N     outbound proxy port on 127.0.0.1 (default 15001)
   --status-port N       readiness, GET /healthz/ready (default 15021)
   --admin-port N        admin on 127.0.0.1 (default 15000)
-  --metrics-port N      Istio's metrics for Prometheus, GET /stats/prometheus (default 15090; 0 = off)
+  --metrics-port N      Istio's metrics for Prometheus, GET /stats/prometheus (default 15090; 0 = off;
+                        any = a port the OS chooses, named in the serving log line)
   --listen-host ADDR    address the inbound and status ports listen on (default 0.0.0.0)
   --outbound-traffic-policy ALLOW_ANY|REGISTRY_ONLY
                         hosts the mesh does not know: pass through (default) or answer 502,
@@ -153,7 +154,7 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
     outboundPort: parsePort(values['outbound-port'], 15001, '--outbound-port'),
     statusPort: parsePort(values['status-port'], 15021, '--status-port'),
     adminPort: parsePort(values['admin-port'], 15000, '--admin-port'),
-    ...((m) => (m === 0 ? {} : { metricsPort: m }))(parsePort(values['metrics-port'], 15090, '--metrics-port')),
+    ...((m) => (m === undefined ? {} : { metricsPort: m }))(parseMetricsPort(values['metrics-port'], 15090, '--metrics-port')),
     listenHost: values['listen-host'] ?? '0.0.0.0',
     outboundTrafficPolicy: policy,
     ...traffic,

@@ -152,7 +152,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     await stop(true);
     throw err;
   }
-  log.info({ port, statusPort, ...(debug ? { debugPort } : {}), ...(injector ? { injectionPort } : {}), config: source.description, ca: opts.ca.dir, caSource: opts.ca.source, trustDomain: opts.ca.trustDomain, authenticator: opts.authenticator.description, names }, 'control plane serving');
+  log.info({ port, statusPort, ...(debug ? { debugPort } : {}), ...(metricsServer ? { metricsPort: metricsServer.port } : {}), ...(injector ? { injectionPort } : {}), config: source.description, ca: opts.ca.dir, caSource: opts.ca.source, trustDomain: opts.ca.trustDomain, authenticator: opts.authenticator.description, names }, 'control plane serving');
 
   let stopping: Promise<void> | undefined;
   return {

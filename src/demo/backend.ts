@@ -15,9 +15,10 @@ export interface BackendOptions {
   /**
    * Services this one calls on every request, by name, through its sidecar's outbound port used as
    * an HTTP proxy (what `HTTP_PROXY=http://127.0.0.1:15001` does for a real app). Their answers are
-   * included in the reply, so one curl shows the whole call chain.
+   * included in the reply, so one curl shows the whole call chain. The proxy's port is asked for at
+   * each call, so the app can start before the sidecar whose port the OS chooses.
    */
-  readonly calls?: { readonly proxyPort: number; readonly urls: readonly string[] };
+  readonly calls?: { readonly proxyPort: () => number; readonly urls: readonly string[] };
 }
 
 export interface RunningBackend {
@@ -53,7 +54,7 @@ export async function startBackend(opts: BackendOptions): Promise<RunningBackend
       send(res, { status: 'ok', service, version, instance });
       return;
     }
-    const calls = opts.calls ? await callThroughProxy(opts.calls.proxyPort, opts.calls.urls, propagated(req)) : undefined;
+    const calls = opts.calls ? await callThroughProxy(opts.calls.proxyPort(), opts.calls.urls, propagated(req)) : undefined;
     const reply: BackendReply = {
       service,
       version,

@@ -34,8 +34,14 @@ export interface DemoMeshOptions {
   readonly accessLog: string;
   /** The gateway's Prometheus port (absent = no metrics on the gateway). */
   readonly metricsPort?: number;
-  /** The demo's fixed ports unless a test passes its own. */
+  /** The demo's fixed ports unless a test passes its own; 0 = any free port (then see `placeEndpoints`). */
   readonly workloads?: readonly DemoWorkload[];
+  /**
+   * Called once every sidecar listens, with the workloads as bound, before the gateway starts: where
+   * the OS chose the sidecars' ports, this writes them into the configuration (the EndpointSlices)
+   * and resolves once the sidecars serve it, so that nothing is handed a port to take later.
+   */
+  readonly placeEndpoints?: (bound: readonly DemoWorkload[], sidecars: readonly RunningSidecar[]) => Promise<void>;
   readonly controlPort?: number;
   /** The control plane's debug port (metrics, the dashboard); absent = none. */
   readonly debugPort?: number;
@@ -48,6 +54,8 @@ export interface RunningDemoMesh {
   readonly demoCaFile: string;
   readonly control: RunningControlPlane;
   readonly sidecars: readonly RunningSidecar[];
+  /** The workloads with the ports their app and sidecar listen on. */
+  readonly workloads: readonly DemoWorkload[];
   /** The mesh root: what `openssl s_client -CAfile` and every proxy trust. */
   readonly rootCertFile: string;
   close(): Promise<void>;
@@ -97,6 +105,7 @@ export async function startDemoMesh(opts: DemoMeshOptions): Promise<RunningDemoM
   const apps: RunningBackend[] = [];
   const sidecars: RunningSidecar[] = [];
   const connections: MeshConnection[] = [];
+  const bound: DemoWorkload[] = [];
   let control: RunningControlPlane | undefined;
   let gateway: RunningGateway | undefined;
   const closeAll = async (): Promise<void> => {
@@ -128,39 +137,40 @@ export async function startDemoMesh(opts: DemoMeshOptions): Promise<RunningDemoM
     };
 
     for (const w of workloads) {
-      apps.push(
-        await startBackend({
-          service: w.service,
-          version: w.version,
-          instance: w.instance,
-          host: DEMO_ADDRESS,
-          port: w.appPort,
-          ...(w.calls.length > 0 ? { calls: { proxyPort: w.outboundPort, urls: w.calls } } : {}),
-        }),
-      );
+      const app = await startBackend({
+        service: w.service,
+        version: w.version,
+        instance: w.instance,
+        host: DEMO_ADDRESS,
+        port: w.appPort,
+        // The app's calls go through its own sidecar, started next.
+        ...(w.calls.length > 0 ? { calls: { proxyPort: () => sidecar.outboundPort, urls: w.calls } } : {}),
+      });
+      apps.push(app);
       const logger = quiet(`sidecar ${w.instance}`);
       const labels = { app: w.service, version: w.version };
       const mesh = await join({ namespace: DEMO_NAMESPACE, serviceAccount: w.serviceAccount }, `${w.instance}.${DEMO_NAMESPACE}`, { role: 'sidecar', labels }, logger);
-      sidecars.push(
-        await startSidecar({
-          identity: mesh.identity,
-          source: mesh.source,
-          namespace: DEMO_NAMESPACE,
-          serviceAccount: w.serviceAccount,
-          labels,
-          appPort: w.appPort,
-          appHost: DEMO_ADDRESS,
-          inboundPort: w.port,
-          outboundPort: w.outboundPort,
-          metricsPort: w.metricsPort,
-          statusPort: 0,
-          adminPort: 0,
-          listenHost: DEMO_ADDRESS,
-          accessLog: 'off',
-          logger,
-        }),
-      );
+      const sidecar: RunningSidecar = await startSidecar({
+        identity: mesh.identity,
+        source: mesh.source,
+        namespace: DEMO_NAMESPACE,
+        serviceAccount: w.serviceAccount,
+        labels,
+        appPort: app.port,
+        appHost: DEMO_ADDRESS,
+        inboundPort: w.port,
+        outboundPort: w.outboundPort,
+        metricsPort: w.metricsPort,
+        statusPort: 0,
+        adminPort: 0,
+        listenHost: DEMO_ADDRESS,
+        accessLog: 'off',
+        logger,
+      });
+      sidecars.push(sidecar);
+      bound.push({ ...w, port: sidecar.inboundPort, appPort: app.port, outboundPort: sidecar.outboundPort, metricsPort: sidecar.metricsPort });
     }
+    await opts.placeEndpoints?.(bound, sidecars);
 
     // startGateway's default labels, which the demo's Gateway selects.
     const gatewayMesh = await join(DEMO_GATEWAY_IDENTITY, `meshgate-ingressgateway.${DEMO_GATEWAY_IDENTITY.namespace}`, { role: 'gateway', labels: { istio: 'ingressgateway' } }, log);
@@ -181,5 +191,5 @@ export async function startDemoMesh(opts: DemoMeshOptions): Promise<RunningDemoM
     throw err;
   }
   let closing: Promise<void> | undefined;
-  return { gateway, demoCaFile: demoCerts.caCertFile, control, sidecars, rootCertFile, close: () => (closing ??= closeAll()) };
+  return { gateway, demoCaFile: demoCerts.caCertFile, control, sidecars, workloads: bound, rootCertFile, close: () => (closing ??= closeAll()) };
 }

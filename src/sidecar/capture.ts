@@ -110,7 +110,7 @@ export function createCapture(deps: CaptureDeps): Capture {
     }
     if (mesh) {
       step.release(socket);
-      return deps.tcp.forward(socket, first ?? Buffer.alloc(0), mesh);
+      return deps.tcp.forward(socket, first ?? Buffer.alloc(0), mesh, target);
     }
     if (!deps.tcp.passesUnknown()) {
       deps.log.debug({ destination: `${target.address}:${target.port}` }, 'captured TCP connection to a destination the mesh does not know, under REGISTRY_ONLY: closed (BlackHoleCluster)');

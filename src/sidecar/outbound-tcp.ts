@@ -38,8 +38,11 @@ export interface OutboundTcp {
    * ALLOW_ANY, PassthroughCluster); REGISTRY_ONLY, or no configuration yet, closes it (BlackHoleCluster).
    */
   passesUnknown(): boolean;
-  /** Pipes `socket` (after `initial`, bytes already read from it) to the target's route. */
-  forward(socket: Socket, initial: Buffer, target: MeshTcpTarget): void;
+  /**
+   * Pipes `socket` (after `initial`, bytes already read from it) to the target's route; `dialled` is
+   * the captured original destination, which a headless Service's target keeps to.
+   */
+  forward(socket: Socket, initial: Buffer, target: MeshTcpTarget, dialled?: { readonly address: string; readonly port: number }): void;
 }
 
 export function createOutboundTcp(deps: OutboundTcpDeps): OutboundTcp {
@@ -53,10 +56,11 @@ export function createOutboundTcp(deps: OutboundTcpDeps): OutboundTcp {
       const snapshot = deps.holder.current();
       return snapshot !== undefined && outboundTrafficModeOf(snapshot) === 'ALLOW_ANY';
     },
-    forward: (socket, initial, target) => {
+    forward: (socket, initial, target, dialled) => {
+      const original = target.originalDestination && dialled ? { originalDestination: dialled } : {};
       const pipe = (bytes: Buffer, sni: string | undefined): void => {
         const route = (sni !== undefined && target.sni?.lookup(sni)) || target.route;
-        forwardTcp(socket, bytes, route.destinations, route.totalWeight, { random: deps.random, observer: deps.accessLog, tls, ...(sni ? { sni } : {}) });
+        forwardTcp(socket, bytes, route.destinations, route.totalWeight, { random: deps.random, observer: deps.accessLog, tls, ...original, ...(sni ? { sni } : {}) });
       };
       if (!target.sni) return pipe(initial, undefined);
       const hello = parseClientHello(initial);

@@ -1,17 +1,20 @@
 // The demo mesh on ephemeral ports for tests that look at it from outside (metrics, traces, the
-// dashboard, the docs): a copy of gateway-config/ with the workloads moved to free ports, and a fresh
-// certs folder. The workloads' ports must be written into services.yaml before anything listens, so a
-// port found free can be taken by another test process before the demo binds it: that collision, and
-// only that, makes the start try again with other ports.
+// dashboard, the docs): a copy of gateway-config/ and a fresh certs folder, every app and sidecar on
+// a port the OS chose. The sidecars' inbound ports are what the EndpointSlices name, so once they
+// listen their ports are written into the copied services.yaml, and the gateway starts once every
+// sidecar serves that: no port is found free and handed on for another process to take first.
 
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
+import type { Snapshot } from '../../src/core/snapshot/snapshot.js';
 import { startDemoMesh, type DemoMeshOptions, type RunningDemoMesh } from '../../src/demo/mesh.js';
-import { DEMO_WORKLOADS, type DemoWorkload } from '../../src/demo/topology.js';
-import { freePort } from './ports.js';
+import { DEMO_NAMESPACE, DEMO_WORKLOADS, type DemoWorkload } from '../../src/demo/topology.js';
+import type { RunningSidecar } from '../../src/sidecar/main.js';
+import { endpointPort } from '../../src/core/registry/types.js';
+import { untilSnapshot } from './mesh.js';
 
 const CONFIG_DIR = fileURLToPath(new URL('../../../gateway-config/', import.meta.url));
 
@@ -20,35 +23,30 @@ export interface TestDemoMesh {
   readonly port: number;
   /** The copied config folder (tests may add resources to it). */
   readonly configDir: string;
-  /** The demo's workloads as moved to their free ports. */
+  /** The demo's workloads on the ports they listen on. */
   readonly workloads: readonly DemoWorkload[];
   close(): Promise<void>;
 }
 
-const PORT_COLLISION_ATTEMPTS = 3;
-
 export async function startTestDemoMesh(extra: Partial<DemoMeshOptions> = {}, addConfig?: (dir: string) => Promise<void>): Promise<TestDemoMesh> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await startOnce(extra, addConfig);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt === PORT_COLLISION_ATTEMPTS) throw err;
-    }
-  }
-}
-
-async function startOnce(extra: Partial<DemoMeshOptions>, addConfig?: (dir: string) => Promise<void>): Promise<TestDemoMesh> {
   const dir = await mkdtemp(join(tmpdir(), 'meshgate-demo-obs-'));
   const config = join(dir, 'config');
   await cp(CONFIG_DIR, config, { recursive: true });
-  let services = await readFile(join(config, 'services.yaml'), 'utf8');
-  const workloads: DemoWorkload[] = [];
-  for (const w of DEMO_WORKLOADS) {
-    const moved = { ...w, port: await freePort(), appPort: await freePort(), outboundPort: await freePort(), metricsPort: 0 };
-    services = services.replace(new RegExp(`\\b${w.port}\\b`, 'g'), String(moved.port));
-    workloads.push(moved);
-  }
-  await writeFile(join(config, 'services.yaml'), services);
+  const servicesFile = join(config, 'services.yaml');
+  const fixed = await readFile(servicesFile, 'utf8');
+  const placeEndpoints = async (bound: readonly DemoWorkload[], sidecars: readonly RunningSidecar[]): Promise<void> => {
+    let services = fixed;
+    bound.forEach((w, i) => (services = services.replace(new RegExp(`\\b${DEMO_WORKLOADS[i]!.port}\\b`, 'g'), String(w.port))));
+    await writeFile(servicesFile, services);
+    // Every service a sidecar is shown (its scope may leave some out) names the ports just written.
+    const placed = (snap: Snapshot): boolean =>
+      bound.every((w) => {
+        const svc = snap.registry.lookup(`${w.service}.${DEMO_NAMESPACE}.svc.cluster.local`);
+        return svc === undefined || svc.endpoints.some((e) => svc.ports.some((p) => endpointPort(e, p) === w.port));
+      });
+    await Promise.all(sidecars.map((s) => untilSnapshot(s.holder, placed)));
+  };
+  const ephemeral = DEMO_WORKLOADS.map((w) => ({ ...w, port: 0, appPort: 0, outboundPort: 0, metricsPort: 0 }));
   await addConfig?.(config);
   let mesh: RunningDemoMesh;
   try {
@@ -64,7 +62,8 @@ async function startOnce(extra: Partial<DemoMeshOptions>, addConfig?: (dir: stri
     adminPort: 0,
     metricsPort: 0,
     accessLog: 'off',
-    workloads,
+    workloads: ephemeral,
+    placeEndpoints,
     controlPort: 0,
     debugPort: 0,
     logger: pino({ level: 'silent' }),
@@ -76,7 +75,7 @@ async function startOnce(extra: Partial<DemoMeshOptions>, addConfig?: (dir: stri
   }
   return {
     mesh,
-    workloads,
+    workloads: mesh.workloads,
     port: mesh.gateway.listenPorts.get(80)!,
     configDir: config,
     close: async () => {

@@ -18,6 +18,8 @@ export interface WorkersGateway {
   /** Listening ports by Gateway port, as the gateway reported them. */
   readonly ports: Readonly<Record<string, number>>;
   readonly statusPort: number;
+  /** The primary's metrics port when `--metrics-port any` asked the OS for one (its log line names it); else 0. */
+  readonly metricsPort: number;
   /** How many log lines so far had this `msg`, from any of the processes. */
   count(msg: string): number;
   /** Process ids of the workers that have logged 'gateway serving'. */
@@ -49,6 +51,7 @@ export async function startWorkersGateway(configDir: string, workers: number, ex
   let firstServing: (e: { ports?: Record<string, number>; statusPort?: number }) => void = () => undefined;
   const served = new Promise<{ ports?: Record<string, number>; statusPort?: number }>((resolve) => (firstServing = resolve));
   const counts = new Map<string, number>();
+  let metricsPort = 0;
   createInterface({ input: proc.stderr! }).on('line', (line) => {
     if (!line.startsWith('{')) {
       process.stderr.write(`gateway: ${line}\n`);
@@ -56,6 +59,7 @@ export async function startWorkersGateway(configDir: string, workers: number, ex
     }
     const entry = JSON.parse(line) as { msg?: string; pid?: number };
     if (entry.msg !== undefined) counts.set(entry.msg, (counts.get(entry.msg) ?? 0) + 1);
+    if (entry.msg?.startsWith('metrics serving') && typeof (entry as { metricsPort?: unknown }).metricsPort === 'number') metricsPort = (entry as { metricsPort: number }).metricsPort;
     if (entry.msg === 'gateway serving' && entry.pid !== undefined) {
       serving.add(entry.pid);
       firstServing((entry as { ports?: Record<string, number>; statusPort?: number }));
@@ -73,6 +77,9 @@ export async function startWorkersGateway(configDir: string, workers: number, ex
     port,
     ports,
     statusPort,
+    get metricsPort() {
+      return metricsPort;
+    },
     count: (msg) => counts.get(msg) ?? 0,
     serving,
     workers: list,

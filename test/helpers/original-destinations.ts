@@ -2,6 +2,7 @@
 // conntrack would tell it. The test records it once its socket is connected (by the socket's local
 // port); the sidecar's lookup waits for that record.
 
+import { connect } from 'node:net';
 import type { Destination, OriginalDestinationLookup } from '../../src/core/capture/original-destination.js';
 
 export class RecordedDestinations implements OriginalDestinationLookup {
@@ -16,4 +17,19 @@ export class RecordedDestinations implements OriginalDestinationLookup {
     if (hit) return Promise.resolve(hit);
     return new Promise((resolve) => this.#waiting.set(peer.port, resolve));
   }
+}
+
+/**
+ * A client app's TCP connection to `address:port`, captured by the sidecar whose outbound port is
+ * `outboundPort`: everything the far end sends until the connection closes ('' when it is refused).
+ */
+export function readCaptured(outboundPort: number, destinations: RecordedDestinations, address: string, port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = connect(outboundPort, '127.0.0.1');
+    let data = '';
+    s.once('connect', () => destinations.record(s.localPort!, { address, port }));
+    s.on('data', (d: Buffer) => (data += d.toString()));
+    s.once('close', () => resolve(data));
+    s.once('error', reject);
+  });
 }

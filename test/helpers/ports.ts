@@ -1,17 +1,14 @@
-// Loopback helpers for tests that start whole processes: a port that is free now (for flags that
-// need a number before the process starts), and a GET on a new connection, so that successive calls
-// may land on different worker processes.
+// Loopback helpers for tests that start whole processes: the app port of a sidecar without an app,
+// and a GET on a new connection, so that successive calls may land on different worker processes.
 
-import { createServer, get as httpGet } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { get as httpGet } from 'node:http';
 
-export async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
+/**
+ * The app port of a sidecar that has no app (a client that only calls out): nothing can listen on
+ * port 0, so traffic to its inbound side fails there rather than reaching whatever another test
+ * bound to a port that was free when looked at.
+ */
+export const NO_APP = 0;
 
 export function freshGet(port: number, host: string, path: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; text: string }> {
   return new Promise((resolve, reject) => {

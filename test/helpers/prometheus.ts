@@ -1,12 +1,13 @@
-// A real Prometheus (Debian's `prometheus` package) for tests: started on a free loopback port with
-// a 1 s scrape interval and one static target per proxy, stopped by PID, its data folder removed.
+// A real Prometheus (Debian's `prometheus` package) for tests: started on loopback port 0 (its web
+// listener logs `msg="Listening on" address=127.0.0.1:N` with the port it bound, and later that it
+// is ready), with a 1 s scrape interval and one static target per proxy, stopped by PID, its data folder removed.
 // Where it is not installed the tests that need it are skipped, except in CI, where it must be.
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from './ports.js';
+import { createInterface } from 'node:readline';
 
 export function prometheusSkipReason(): string | false {
   const probe = spawnSync('prometheus', ['--version'], { encoding: 'utf8' });
@@ -25,7 +26,6 @@ export interface TestPrometheus {
 
 export async function startPrometheus(targets: readonly string[], metricsPath = '/stats/prometheus'): Promise<TestPrometheus> {
   const dir = await mkdtemp(join(tmpdir(), 'meshgate-prometheus-'));
-  const port = await freePort();
   const config = [
     'global: {scrape_interval: 1s, evaluation_interval: 1s}',
     'scrape_configs:',
@@ -35,18 +35,24 @@ export async function startPrometheus(targets: readonly string[], metricsPath = 
     `      - targets: [${targets.map((t) => `'${t}'`).join(', ')}]`,
   ].join('\n');
   await writeFile(join(dir, 'prometheus.yml'), config + '\n');
-  const child: ChildProcess = spawn('prometheus', [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child: ChildProcess = spawn('prometheus', [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, '--web.listen-address=127.0.0.1:0'], { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
-  child.stderr?.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-4000)));
+  // Both from its log: the port its web listener bound, then readiness (after the TSDB has opened).
+  const started = new Promise<number>((resolve, reject) => {
+    let port = 0;
+    createInterface({ input: child.stderr! }).on('line', (line) => {
+      log = (log + line + '\n').slice(-4000);
+      const bound = /msg="Listening on" address=127\.0\.0\.1:(\d+)/.exec(line);
+      if (bound) port = Number(bound[1]);
+      if (port > 0 && line.includes('msg="Server is ready to receive web requests."')) resolve(port);
+    });
+    child.once('exit', () => reject(new Error(`prometheus exited before it was ready: ${log}`)));
+  });
+  const port = await started.catch(async (err: unknown) => {
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  });
   const url = `http://127.0.0.1:${port}`;
-  const until = Date.now() + 30_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`prometheus exited: ${log}`);
-    const ok = await fetch(`${url}/-/ready`).then((r) => r.ok, () => false);
-    if (ok) break;
-    if (Date.now() > until) throw new Error(`prometheus not ready: ${log}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
   return {
     url,
     async query(promql) {

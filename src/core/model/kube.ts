@@ -14,6 +14,7 @@ export interface ServiceSpec {
   readonly selector?: Readonly<Record<string, string>>;
   readonly ports?: readonly ServicePortSpec[];
   readonly clusterIP?: string;
+  readonly clusterIPs?: readonly string[];
   readonly externalName?: string;
 }
 
@@ -46,6 +47,9 @@ export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
 /** v1 Pod, as far as the registry cares: its labels (for subsets), IP and service account. */
 export interface PodSpec {
   readonly serviceAccountName?: string;
+  /** With `subdomain` naming a headless Service: the pod's DNS name `<hostname>.<subdomain>.<ns>.svc.<domain>`. */
+  readonly hostname?: string;
+  readonly subdomain?: string;
   readonly nodeName?: string;
   readonly containers?: ReadonlyArray<{ readonly name?: string; readonly ports?: ReadonlyArray<{ readonly name?: string; readonly containerPort: number }> }>;
 }

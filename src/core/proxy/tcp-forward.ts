@@ -7,12 +7,16 @@
 // request would (upstream-tls.ts): auto mTLS to an endpoint with a sidecar (ALPN `istio-peer-exchange`,
 // `istio`, which tells the server sidecar it carries TCP), a DestinationRule's ISTIO_MUTUAL, SIMPLE
 // or MUTUAL; a TLS failure counts as a connect failure (UF).
+// Given an original destination (a headless Service's pod the app dialled), the cluster's endpoint at
+// that address and port is the one used, never another: Envoy's ORIGINAL_DST cluster. A ServiceEntry
+// with `resolution: NONE` has no endpoints: the dialled address is the endpoint.
 
 import { connect, type Socket } from 'node:net';
 import type { Slot } from '../policy/circuit-breaker.js';
 import type { Cluster } from '../policy/types.js';
 import type { Endpoint } from '../registry/types.js';
 import { endpointPort } from '../registry/types.js';
+import { makeEndpoint } from '../registry/endpoint-set.js';
 import { endpointKey } from '../policy/lb-endpoints.js';
 import type { DestinationTarget } from '../routing/types.js';
 import { pickDestination } from './forward.js';
@@ -47,6 +51,11 @@ export interface TcpForwardDeps {
   readonly observer?: Pick<AccessLog, 'tcpOpened' | 'tcpClosed' | 'writeTcp'>;
   /** The SNI that chose the route (TLS passed through), for the access log. */
   readonly sni?: string;
+  /**
+   * The address and port the app dialled: when the chosen cluster has a ready endpoint there, the
+   * connection goes to it alone (no load balancing, no retry elsewhere).
+   */
+  readonly originalDestination?: { readonly address: string; readonly port: number };
   /** TLS towards endpoints (auto mTLS, DestinationRule `tls`); without it every connection is plaintext. */
   readonly tls?: { readonly connector: UpstreamConnector; readonly identity?: IdentityProvider };
 }
@@ -115,8 +124,11 @@ export function forwardTcp(
     if (traffic?.outlier) traffic.outlier.detector.report(host, ok ? 200 : 'reset', traffic.outlier.settings, traffic.hostKeys);
   };
   const tried = new Set<Endpoint>();
+  const original = deps.originalDestination && originalEndpoint(cluster, deps.originalDestination);
   const attempt = (retry: boolean): void => {
-    const pick = pickEndpoint(cluster, downstream, tried);
+    // The original destination is tried once; failing it is failing the connection.
+    if (original && retry) return refuse('UF');
+    const pick = original ?? pickEndpoint(cluster, downstream, tried);
     if (!pick) return refuse(retry ? 'UF,URX' : 'UH');
     tried.add(pick);
     const port = endpointPort(pick, cluster.port);
@@ -199,6 +211,20 @@ export function forwardTcp(
     dial(admission);
   };
   attempt(false);
+}
+
+/**
+ * The cluster's ready endpoint the app dialled: the one at that address listening on that port, else
+ * (the app dialled the service port, as it does a pod of a headless Service) the only one at that address.
+ */
+function originalEndpoint(cluster: Cluster, at: { readonly address: string; readonly port: number }): Endpoint | undefined {
+  const service = cluster.service;
+  if (service.kind === 'ServiceEntry' && service.resolution === 'NONE') {
+    return makeEndpoint({ address: at.address, ports: new Map([[cluster.port.number, at.port]]), labels: {}, locality: '', namespace: service.namespace, meshTls: false, ready: true });
+  }
+  const there = cluster.endpoints.filter((e) => e.address === at.address);
+  const exact = there.find((e) => endpointPort(e, cluster.port) === at.port);
+  return exact ?? (there.length === 1 && at.port === cluster.port.number ? there[0] : undefined);
 }
 
 /** An endpoint from the cluster's load balancer, avoiding ones that already failed when it can. */

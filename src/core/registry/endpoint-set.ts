@@ -16,6 +16,7 @@ export interface EndpointInput {
   readonly namespace: string;
   readonly meshTls: boolean;
   readonly ready: boolean;
+  readonly hostname?: string;
 }
 
 export class EndpointSet {
@@ -56,5 +57,6 @@ export function makeEndpoint(input: EndpointInput): Endpoint {
     namespace: input.namespace,
     meshTls: input.meshTls,
     ready: input.ready,
+    ...(input.hostname ? { hostname: input.hostname } : {}),
   });
 }

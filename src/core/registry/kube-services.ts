@@ -1,6 +1,10 @@
 // Kubernetes Services as registry entries: `<name>.<ns>.svc.<domain>`, ports with their protocol and
 // target port, and endpoints from EndpointSlices, else v1 Endpoints, else (so that a folder of YAML
-// can describe a cluster compactly) the Pods the Service's selector picks.
+// can describe a cluster compactly) the Pods the Service's selector picks. A headless Service
+// (`clusterIP: None`) is marked so, and each of its endpoints with a DNS hostname (a StatefulSet pod:
+// the slice's `hostname`, or the pod's `hostname` with `subdomain` naming the Service) is also an
+// entry of its own, `<hostname>.<name>.<ns>.svc.<domain>`, with that one endpoint, as cluster DNS
+// answers for it.
 
 import type { Problem } from '../config/problem.js';
 import { problemAt } from '../config/problem.js';
@@ -33,7 +37,7 @@ export function kubeServices(resources: readonly Resource[], pods: PodIndex, dom
     }
   }
   const services = resources.filter((r) => r.kind === 'Service' && r.apiVersion === 'v1').sort(compareByCreation);
-  return services.map((r) => kubeServiceOnce(r, slices.get(key(r)), endpointsByName.get(key(r)), pods, domain, problems));
+  return services.flatMap((r) => kubeServiceOnce(r, slices.get(key(r)), endpointsByName.get(key(r)), pods, domain, problems));
 }
 
 /** One Service's registry entry as last built, with everything it was built from. */
@@ -42,7 +46,7 @@ interface Built {
   readonly endpoints: Resource | undefined;
   readonly pods: object;
   readonly domain: string;
-  readonly service: Service;
+  readonly services: readonly Service[];
   readonly problems: readonly Problem[];
 }
 
@@ -54,17 +58,18 @@ interface Built {
  */
 const built = new WeakMap<Resource, Built>();
 
-function kubeServiceOnce(r: Resource, slices: readonly Resource[] | undefined, endpoints: Resource | undefined, pods: PodIndex, domain: string, problems: Problem[]): Service {
+function kubeServiceOnce(r: Resource, slices: readonly Resource[] | undefined, endpoints: Resource | undefined, pods: PodIndex, domain: string, problems: Problem[]): readonly Service[] {
   const known = built.get(r);
   if (known && known.endpoints === endpoints && known.pods === pods.identity && known.domain === domain && sameItems(known.slices, slices)) {
     problems.push(...known.problems);
-    return known.service;
+    return known.services;
   }
   const own: Problem[] = [];
   const service = kubeService(r, slices, endpoints, pods, domain, own);
-  built.set(r, { slices, endpoints, pods: pods.identity, domain, service, problems: own });
+  const services = service.headless ? [service, ...podHostServices(service)] : [service];
+  built.set(r, { slices, endpoints, pods: pods.identity, domain, services, problems: own });
   problems.push(...own);
-  return service;
+  return services;
 }
 
 /** Two lists with the very same items in the same order (both absent counts as the same). */
@@ -91,6 +96,9 @@ function kubeService(
   const ns = r.metadata.namespace;
   const ports = (Array.isArray(spec.ports) ? spec.ports : []).filter((p) => isRecord(p) && typeof p.port === 'number').map(servicePort);
   const externalName = spec.type === 'ExternalName' && typeof spec.externalName === 'string' && spec.externalName !== '' ? spec.externalName : undefined;
+  const headless = !externalName && spec.clusterIP === 'None';
+  // Per-pod DNS names exist only under a headless Service; `subdomain` must name this one.
+  const dns: PodDns = headless ? { service: r.metadata.name.toLowerCase() } : {};
   const exportTo = (r.metadata.annotations[EXPORT_TO_ANNOTATION] ?? '')
     .split(',')
     .map((s) => s.trim())
@@ -111,11 +119,11 @@ function kubeService(
       }),
     ];
   } else if (slices && slices.length > 0) {
-    list = fromSlices(slices, ports, ns, pods);
+    list = fromSlices(slices, ports, ns, pods, dns);
   } else if (endpoints) {
-    list = fromEndpoints(endpoints, ports, ns, pods);
+    list = fromEndpoints(endpoints, ports, ns, pods, dns);
   } else if (isRecord(spec.selector) && Object.keys(spec.selector).length > 0) {
-    list = fromPods(r, pods.select(ns, spec.selector), ports, problems);
+    list = fromPods(r, pods.select(ns, spec.selector), ports, problems, dns);
   } else {
     list = [];
   }
@@ -128,6 +136,7 @@ function kubeService(
     resolution: externalName ? 'DNS' : 'STATIC',
     location: externalName ? 'MESH_EXTERNAL' : 'MESH_INTERNAL',
     kind: 'Service',
+    ...(headless ? { headless: true as const } : {}),
     exportTo: exportTo.length > 0 ? exportTo : ['*'],
     subjectAltNames: [],
     sources: [resourceRef(r)],
@@ -157,9 +166,32 @@ function mapPorts(ports: readonly ServicePort[], sourcePorts: ReadonlyMap<string
   return out;
 }
 
-function endpointFor(address: string, ports: Map<number, number>, ready: boolean, ns: string, pod: PodInfo | undefined, zone: string) {
+/** Under a headless Service: its name (what a pod's `subdomain` must say); otherwise empty, and no endpoint has a hostname. */
+interface PodDns {
+  readonly service?: string;
+}
+
+/** The endpoint's DNS label under a headless Service: the source's own `hostname`, else the pod's. */
+function dnsHostname(dns: PodDns, given: unknown, pod: PodInfo | undefined): string | undefined {
+  if (dns.service === undefined) return undefined;
+  if (typeof given === 'string' && given !== '') return given.toLowerCase();
+  return pod?.dnsName?.subdomain === dns.service ? pod.dnsName.hostname : undefined;
+}
+
+/** `<hostname>.<service host>` for each endpoint of a headless Service that has one: that endpoint alone. */
+function podHostServices(service: Service): Service[] {
+  const out = new Map<string, Service>();
+  for (const e of service.endpoints) {
+    const hostname = e.hostname && `${e.hostname}.${service.hostname}`;
+    if (hostname && !out.has(hostname)) out.set(hostname, Object.freeze({ ...service, hostname, endpoints: [e] }));
+  }
+  return [...out.values()];
+}
+
+function endpointFor(address: string, ports: Map<number, number>, ready: boolean, ns: string, pod: PodInfo | undefined, zone: string, hostname?: string) {
   const labels = pod?.labels ?? {};
   return {
+    ...(hostname ? { hostname } : {}),
     address,
     ports,
     labels,
@@ -180,7 +212,7 @@ function podFor(pods: PodIndex, ref: Record<string, unknown> | undefined, ns: st
   return named ?? pods.byIp(ns, address);
 }
 
-function fromSlices(slices: readonly Resource[], ports: readonly ServicePort[], ns: string, pods: PodIndex): Endpoint[] {
+function fromSlices(slices: readonly Resource[], ports: readonly ServicePort[], ns: string, pods: PodIndex, dns: PodDns): Endpoint[] {
   const set = new EndpointSet();
   for (const slice of [...slices].sort(compareByCreation)) {
     const body = slice.raw as EndpointSliceBody;
@@ -197,13 +229,13 @@ function fromSlices(slices: readonly Resource[], ports: readonly ServicePort[], 
       const pod = podFor(pods, ref, ns, address);
       const ready = !isRecord(ep.conditions) || ep.conditions.ready !== false;
       const zone = typeof ep.zone === 'string' ? ep.zone : '';
-      set.add(endpointFor(address, mapPorts(ports, slicePorts, pod), ready, ns, pod, zone));
+      set.add(endpointFor(address, mapPorts(ports, slicePorts, pod), ready, ns, pod, zone, dnsHostname(dns, ep.hostname, pod)));
     }
   }
   return set.toList();
 }
 
-function fromEndpoints(r: Resource, ports: readonly ServicePort[], ns: string, pods: PodIndex): Endpoint[] {
+function fromEndpoints(r: Resource, ports: readonly ServicePort[], ns: string, pods: PodIndex, dns: PodDns): Endpoint[] {
   const body = r.raw as EndpointsBody;
   const set = new EndpointSet();
   for (const subset of Array.isArray(body.subsets) ? body.subsets : []) {
@@ -221,14 +253,14 @@ function fromEndpoints(r: Resource, ports: readonly ServicePort[], ns: string, p
         if (!isRecord(a) || typeof a.ip !== 'string' || a.ip === '') continue;
         const ref = isRecord(a.targetRef) ? a.targetRef : undefined;
         const pod = podFor(pods, ref, ns, a.ip);
-        set.add(endpointFor(a.ip, mapPorts(ports, subsetPorts, pod), ready, ns, pod, ''));
+        set.add(endpointFor(a.ip, mapPorts(ports, subsetPorts, pod), ready, ns, pod, '', dnsHostname(dns, a.hostname, pod)));
       }
     }
   }
   return set.toList();
 }
 
-function fromPods(service: Resource, selected: readonly PodInfo[], ports: readonly ServicePort[], problems: Problem[]): Endpoint[] {
+function fromPods(service: Resource, selected: readonly PodInfo[], ports: readonly ServicePort[], problems: Problem[], dns: PodDns): Endpoint[] {
   const set = new EndpointSet();
   const unresolved = new Set<number>();
   for (const pod of selected) {
@@ -239,7 +271,7 @@ function fromPods(service: Resource, selected: readonly PodInfo[], ports: readon
       if (target !== undefined) mapped.set(p.number, target);
       else unresolved.add(i);
     });
-    set.add(endpointFor(pod.ip!, mapped, pod.ready, pod.namespace, pod, ''));
+    set.add(endpointFor(pod.ip!, mapped, pod.ready, pod.namespace, pod, '', dnsHostname(dns, undefined, pod)));
   }
   for (const i of unresolved) {
     const p = ports[i]!;

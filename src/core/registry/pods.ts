@@ -17,6 +17,8 @@ export interface PodInfo {
   readonly ready: boolean;
   /** Finished pods (Succeeded/Failed) never back a service. */
   readonly terminated: boolean;
+  /** `spec.hostname` when `spec.subdomain` is set: its name under the headless Service `subdomain` names. */
+  readonly dnsName?: { readonly hostname: string; readonly subdomain: string };
   /** Named container ports, for Services whose targetPort is a name. */
   readonly namedPorts: ReadonlyMap<string, number>;
   /** Locality from the pod's own labels, or '' when they say nothing. */
@@ -93,6 +95,9 @@ function podInfo(r: Resource): PodInfo {
     meshTls: hasMeshTls(labels),
     ready: readyCondition === undefined || String(readyCondition.status) !== 'False',
     terminated: status.phase === 'Succeeded' || status.phase === 'Failed',
+    ...(typeof spec.hostname === 'string' && spec.hostname !== '' && typeof spec.subdomain === 'string' && spec.subdomain !== ''
+      ? { dnsName: { hostname: spec.hostname.toLowerCase(), subdomain: spec.subdomain.toLowerCase() } }
+      : {}),
     namedPorts,
     locality: (fallbackZone = '') => localityFromLabels(labels, fallbackZone),
   };

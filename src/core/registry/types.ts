@@ -32,6 +32,8 @@ export interface Endpoint {
   readonly meshTls: boolean;
   /** Not ready endpoints are kept for display but never picked. */
   readonly ready: boolean;
+  /** Its DNS label under a headless Service (StatefulSet pods): `<hostname>.<service host>` names it alone. */
+  readonly hostname?: string;
 }
 
 export interface Service {
@@ -43,6 +45,12 @@ export interface Service {
   readonly resolution: Resolution;
   readonly location: Location;
   readonly kind: 'Service' | 'ServiceEntry';
+  /**
+   * A Kubernetes Service with `clusterIP: None`: it has no address of its own, its name resolves to
+   * every endpoint, and a connection to one endpoint's address goes to that endpoint (Istio's
+   * original-destination cluster) rather than to one the load balancer picks.
+   */
+  readonly headless?: true;
   /** `.`, `*`, `~` or namespace names; default `*`. */
   readonly exportTo: readonly string[];
   readonly subjectAltNames: readonly string[];

@@ -22,6 +22,7 @@ export function plainHostDomains(host: string, port: number): HostDomains {
  * For `reviews.default.svc.cluster.local` on 9080, seen from namespace `default`: the FQDN,
  * `reviews.default.svc.cluster`, `reviews.default.svc`, `reviews.default` and `reviews`, each with and
  * without `:9080`. From another namespace `reviews` is left out: it would name that namespace's own service.
+ * A headless Service's pod `web-0.web.default.svc.cluster.local` is `web-0.web` in its namespace.
  */
 export function serviceDomains(service: Service, port: number, proxyNamespace: string, clusterDomain: string): HostDomains {
   const fqdn = service.hostname;
@@ -34,7 +35,9 @@ export function serviceDomains(service: Service, port: number, proxyNamespace: s
   const firstLabel = clusterDomain.split('.')[0] ?? '';
   if (firstLabel !== '' && firstLabel !== clusterDomain) short.push(`${nameNs}.svc.${firstLabel}`);
   short.push(`${nameNs}.svc`, nameNs);
-  if (service.namespace === proxyNamespace) short.push(nameNs.slice(0, dot));
+  // The name before `.<namespace>`: `reviews`, or for a headless Service's pod `web-0.web`.
+  const inNamespace = nameNs.endsWith(`.${service.namespace}`) ? nameNs.slice(0, -service.namespace.length - 1) : nameNs.slice(0, dot);
+  if (service.namespace === proxyNamespace) short.push(inNamespace);
   const domains: string[] = [];
   for (const h of [fqdn, ...short]) domains.push(h, `${h}:${port}`);
   return { domains, shortForms: new Set(short.flatMap((h) => [h, `${h}:${port}`])) };

@@ -11,6 +11,10 @@
 // applies to the proxy and port become an SNI table on the target: the connection's ClientHello
 // picks by `sniHosts` (exact, then the longest wildcard, then `*`), and a hello no rule names, or no
 // TLS at all, takes the route above.
+// A headless Service has no address of its own: each endpoint's address is one (the app resolved
+// the name to a pod), and the target says to keep that endpoint (Istio's ORIGINAL_DST cluster), as
+// it does for a ServiceEntry with `resolution: NONE`, whose `addresses` may be CIDR blocks: a
+// destination IP is matched exactly, else by the longest prefix that contains it (address-table.ts).
 // Built with the snapshot, for every service port that can carry TCP (anything but a declared
 // HTTP-family or UDP port), so the connection path only looks things up.
 
@@ -26,6 +30,7 @@ import { exportedTo, MESH_GATEWAY, vsGateways } from './gateway-binding.js';
 import { registryAtPort } from './mesh-routes.js';
 import type { MeshCompileInput } from './compile-mesh.js';
 import { buildTlsRouteTable } from './tls-routes.js';
+import { AddressTable } from './address-table.js';
 import type { L4Route, L4RouteSource, TlsRoute, TlsRouteTable } from './types.js';
 
 /** What the sidecar's HTTP routes are compiled from, plus the resources that give services their addresses. */
@@ -40,6 +45,12 @@ export interface MeshTcpTarget {
   readonly route: L4Route;
   /** The VirtualService's `tls` rules for this port, by SNI; absent when it has none. */
   readonly sni?: TlsRouteTable;
+  /**
+   * Set for a headless Service and a ServiceEntry with `resolution: NONE`: the connection goes to the
+   * address and port the app dialled (the route's cluster's endpoint there; for resolution NONE,
+   * which has none, that address itself) instead of an endpoint its load balancer picks.
+   */
+  readonly originalDestination?: true;
 }
 
 export interface MeshTcpTable {
@@ -87,17 +98,14 @@ export function compileMeshTcp(input: MeshTcpInput): MeshTcpTable {
       if (!registry) portRegistries.set(port.number, (registry = registryAtPort(visible, input.registry, port.number)));
       const route = (owner && ruleRoute(owner, port.number, input, registry)) || defaultRoute(service, port.number, input, registry);
       const sni = owner && sniRoutes(owner, port.number, input, registry);
-      targets.set(`${host}|${port.number}`, Object.freeze({ service, port, route, ...(sni ? { sni } : {}) }));
+      targets.set(`${host}|${port.number}`, Object.freeze({ service, port, route, ...(sni ? { sni } : {}), ...(keepsOriginalDestination(service) ? { originalDestination: true as const } : {}) }));
     }
   }
 
-  // Addresses the app may dial: Kubernetes cluster IPs and ServiceEntry addresses (exact IPs).
-  const addresses = new Map<string, string[]>(); // address → hostnames
-  const add = (address: string, host: string): void => {
-    const list = addresses.get(address) ?? [];
-    list.push(host);
-    addresses.set(address, list);
-  };
+  // Addresses the app may dial: Kubernetes cluster IPs (a headless Service's endpoint addresses) and
+  // ServiceEntry addresses (IPs and CIDR blocks, the longest prefix first).
+  const addresses = new AddressTable();
+  const add = (address: string, host: string): void => addresses.add(address, host);
   for (const r of input.resources) {
     const spec = r.spec;
     if (!isRecord(spec)) continue;
@@ -105,15 +113,18 @@ export function compileMeshTcp(input: MeshTcpInput): MeshTcpTable {
       const host = `${r.metadata.name}.${r.metadata.namespace}.svc.${input.domain}`.toLowerCase();
       const ips = new Set<string>([...(typeof spec.clusterIP === 'string' ? [spec.clusterIP] : []), ...(Array.isArray(spec.clusterIPs) ? spec.clusterIPs.filter((x): x is string => typeof x === 'string') : [])]);
       for (const ip of ips) if (ip && ip !== 'None') add(ip, host);
+      const service = visible.get(host);
+      if (service?.headless) for (const e of service.endpoints) add(e.address, host);
     } else if (r.kind === 'ServiceEntry' && Array.isArray(spec.addresses) && Array.isArray(spec.hosts)) {
-      for (const a of spec.addresses) if (typeof a === 'string' && !a.includes('/')) for (const h of spec.hosts) if (typeof h === 'string') add(a, h.toLowerCase());
+      for (const a of spec.addresses) if (typeof a === 'string') for (const h of spec.hosts) if (typeof h === 'string') add(a, h.toLowerCase());
     }
   }
+  addresses.seal();
 
   const byHostPort = (host: string, port: number): MeshTcpTarget | undefined => targets.get(`${host}|${port}`);
   return Object.freeze({
     byAddress(address: string, port: number): MeshTcpTarget | undefined {
-      for (const host of addresses.get(address) ?? []) {
+      for (const host of addresses.hostsFor(address)) {
         const t = byHostPort(host, port);
         if (t) return t;
       }
@@ -125,6 +136,11 @@ export function compileMeshTcp(input: MeshTcpInput): MeshTcpTable {
       return found ? byHostPort(found.hostname, port) : undefined;
     },
   });
+}
+
+/** A headless Service, or a ServiceEntry with `resolution: NONE` (its addresses are where traffic goes). */
+function keepsOriginalDestination(s: Service): boolean {
+  return s.headless === true || (s.kind === 'ServiceEntry' && s.resolution === 'NONE');
 }
 
 /** The first tcp rule of `vs` that applies to this proxy on `port`, as a route; undefined when none does. */
