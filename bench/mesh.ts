@@ -26,6 +26,9 @@ export interface MeshTargets {
   /** The gateway's HTTP port; its requests cross the sidecar. */
   readonly gateway: Target;
   readonly sidecarPid: number | undefined;
+  /** The sidecar's inbound (mutual TLS) port, and the mesh CA's folder (sidecar-floor.ts signs its own peers there). */
+  readonly sidecarInbound: number;
+  readonly caDir: string;
   /** Gateway, then sidecar, then control plane. */
   stop(): Promise<void>;
 }
@@ -99,7 +102,7 @@ export async function startMesh(appPort: number): Promise<MeshTargets> {
       await preflight(target); // throws with what the gateway answered
       throw new Error('the mesh did not answer through the sidecar');
     }
-    return { gateway: target, sidecarPid: sidecar.pid, stop };
+    return { gateway: target, sidecarPid: sidecar.pid, sidecarInbound: inbound, caDir, stop };
   } catch (err) {
     await stop();
     throw err;

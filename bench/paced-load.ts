@@ -6,7 +6,7 @@
 // was sent, so a stalled target is charged for the requests it delayed (no coordinated omission).
 // It runs inside the bench's own process; at 1000 req/s that costs a few percent of a core.
 
-import { Pool } from 'undici';
+import { Pool, type buildConnector } from 'undici';
 import type { LoadResult } from './load.js';
 
 export interface PacedOptions {
@@ -16,11 +16,13 @@ export interface PacedOptions {
   readonly seconds: number;
   /** Requests per second, spread evenly. */
   readonly rate: number;
+  /** TLS options for an https:// url (a client certificate, the CA to verify against). */
+  readonly tls?: buildConnector.BuildOptions;
 }
 
 export async function runPaced(opts: PacedOptions): Promise<LoadResult> {
   const url = new URL(opts.url);
-  const pool = new Pool(url.origin, { connections: opts.connections, pipelining: 1, headersTimeout: 10_000, bodyTimeout: 10_000 });
+  const pool = new Pool(url.origin, { connections: opts.connections, pipelining: 1, headersTimeout: 10_000, bodyTimeout: 10_000, ...(opts.tls ? { connect: opts.tls } : {}) });
   const latencies: number[] = [];
   const failures = new Map<string, number>();
   const fail = (why: string): void => void failures.set(why, (failures.get(why) ?? 0) + 1);

@@ -1,14 +1,24 @@
 // `meshgate <command>`: each command only parses its options and calls into a role or the core.
 // Every command is imported when it runs, never before: a sidecar then loads only what a sidecar runs
 // (no ACME client, no Kubernetes client, no certificate authority), which is most of its memory.
+import { setFlagsFromString } from 'node:v8';
 import { setAllowUnknownFields } from '../core/config/field-policy.js';
+import { SIDECAR_V8_FLAGS } from '../core/inject/sidecar-node-options.js';
 import { LOG_LEVELS, logLevel, setLogSettings } from '../core/telemetry/logger.js';
 import { versionDetails, versionLine } from './version.js';
 
 const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promise<number> }> = {
   gateway: { summary: 'run the ingress gateway on a config folder', run: async (argv) => (await import('./gateway.js')).runGatewayCommand(argv) },
   control: { summary: 'run the control plane: config stream and CA for proxies', run: async (argv) => (await import('./control.js')).runControlCommand(argv) },
-  sidecar: { summary: 'run the proxy beside one workload: mTLS in and out, policies', run: async (argv) => (await import('./sidecar.js')).runSidecarCommand(argv) },
+  sidecar: {
+    summary: 'run the proxy beside one workload: mTLS in and out, policies',
+    // The sidecar's V8 flags before its modules load: V8's memory reducer takes its delay when it is
+    // first armed, which can be while they load (why the flags: in the file that has them).
+    run: async (argv) => {
+      setFlagsFromString(SIDECAR_V8_FLAGS);
+      return (await import('./sidecar.js')).runSidecarCommand(argv);
+    },
+  },
   validate: { summary: 'check each resource of a config folder (fast); exit 1 on errors', run: async (argv) => (await import('./validate.js')).runValidate(argv) },
   analyze: { summary: 'find mistakes across resources (Istio analyzer codes); exit 1 by severity', run: async (argv) => (await import('./analyze.js')).runAnalyze(argv) },
   routes: { summary: 'print the compiled routing table', run: async (argv) => (await import('./routes.js')).runRoutes(argv) },

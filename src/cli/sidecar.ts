@@ -2,7 +2,6 @@
 // control plane before it opens any port, then serves inbound (mTLS → authorization → app) and
 // outbound (the app's HTTP proxy → routes → mTLS) with the configuration the control plane streams.
 
-import { setFlagsFromString } from 'node:v8';
 import { createLogger } from '../core/telemetry/logger.js';
 import { identityMismatch } from '../core/pki/spiffe.js';
 import { connectToMesh } from '../core/sources/mesh-connection.js';
@@ -16,7 +15,6 @@ import { stopRequested } from '../core/runtime/stop-signals.js';
 import { DRAIN_FLAGS, DRAIN_HELP, armStop, parseDrainFlags } from './drain-options.js';
 import { APP_PROBERS_ENV, parseAppProbers } from '../core/inject/app-probes.js';
 import { ConntrackLookup, CONNTRACK_TABLE } from '../core/capture/original-destination.js';
-import { SIDECAR_V8_FLAGS } from '../core/inject/sidecar-node-options.js';
 
 export const SIDECAR_HELP = `usage: meshgate sidecar --control URL --token FILE --namespace NS --service-account SA
                         --workload NAME --labels app=x,version=v1 --app-port N [options]
@@ -114,8 +112,6 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
     ...(values.redis !== undefined ? { redisUrl: parseRedisUrl(values.redis) } : {}),
   };
 
-  // Before the configuration is built and undici's HTTP parser compiled (why: in the file of the flags).
-  setFlagsFromString(SIDECAR_V8_FLAGS);
   const log = createLogger('meshgate-sidecar', { base: { workload: `${values.workload}.${namespace}` } });
   // Listening from the start: a signal during startup waits for it, then drains.
   const stop = stopRequested({ log });

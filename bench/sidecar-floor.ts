@@ -1,0 +1,115 @@
+// The sidecar against the Node floor for its work: how much of its CPU and memory at a fixed rate
+// over mutual TLS is Node's (a bare node:https + undici Pool forwarder doing the same hop,
+// sidecar-floor-server.ts) and how much is meshgate's. Run after `npm run build`:
+//
+//   node dist/bench/sidecar-floor.js
+//
+// The mesh starts as the bench starts it (mesh.ts); a client certificate for the gateway's identity
+// and a server certificate for the app's are signed by the mesh's CA, so the bench's paced client
+// (paced-load.ts) speaks mutual TLS straight to the sidecar's inbound port and to the floor, which
+// runs with the sidecar's environment (NODE_OPTIONS, MALLOC_ARENA_MAX) and once more with the V8
+// flags the sidecar sets on itself. The targets take turns, round after round, so a loaded machine
+// weighs on each alike; medians are printed. SIDECAR_FLOOR_ROUNDS (6), SIDECAR_FLOOR_SECONDS (8),
+// SIDECAR_FLOOR_RATE (1000 req/s), over 50 connections.
+
+import { fork } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startMesh } from './mesh.js';
+import { runPaced } from './paced-load.js';
+import { preciseCpuSeconds, rssBytes, sampleMax, stopAll, tempDir, track } from './processes.js';
+import { BENCH_HOST, startUpstream } from './targets.js';
+import { loadOrCreateAuthority } from '../src/core/pki/authority.js';
+import { createWorkloadCsr } from '../src/core/pki/workload-csr.js';
+import { SIDECAR_ENV, SIDECAR_V8_FLAGS } from '../src/core/inject/sidecar-node-options.js';
+
+const FLOOR_SERVER = fileURLToPath(new URL('./sidecar-floor-server.js', import.meta.url));
+const number = (name: string, fallback: number): number => Number(process.env[name] ?? fallback);
+const ROUNDS = number('SIDECAR_FLOOR_ROUNDS', 6);
+const SECONDS = number('SIDECAR_FLOOR_SECONDS', 8);
+const RATE = number('SIDECAR_FLOOR_RATE', 1000);
+const CONNECTIONS = 50;
+
+interface Variant {
+  readonly name: string;
+  readonly pid: number | undefined;
+  readonly port: number;
+}
+
+interface Sample {
+  readonly usPerRequest: number;
+  readonly rssMaxMb: number;
+  readonly p90Ms: number;
+}
+
+/** A certificate for a mesh identity, signed by the mesh's CA; files in `dir` named after `name`. */
+async function meshCertificate(caDir: string, dir: string, name: string, namespace: string, serviceAccount: string): Promise<{ cert: string; key: string }> {
+  const loaded = loadOrCreateAuthority(caDir);
+  if (!loaded.ok) throw new Error(loaded.message);
+  const csr = createWorkloadCsr({ keyType: 'ec' });
+  const signed = loaded.ca.signWorkloadCsr(csr.csrPem, { trustDomain: loaded.ca.trustDomain, namespace, serviceAccount });
+  if (!signed.ok) throw new Error(signed.message);
+  const cert = join(dir, `${name}.pem`);
+  const key = join(dir, `${name}-key.pem`);
+  await Promise.all([writeFile(cert, signed.certChain.join('')), writeFile(key, csr.keyPem, { mode: 0o600 })]);
+  return { cert, key };
+}
+
+async function startFloor(name: string, certs: { cert: string; key: string }, rootCert: string, appPort: number, execArgv: string[]): Promise<Variant> {
+  const child = track(
+    fork(FLOOR_SERVER, [certs.cert, certs.key, rootCert, `http://127.0.0.1:${appPort}`], { execArgv, env: { ...process.env, ...SIDECAR_ENV }, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] }),
+    name,
+  );
+  return { name, pid: child.pid, port: await child.reportedPort() };
+}
+
+const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
+
+async function main(): Promise<void> {
+  const upstream = await startUpstream();
+  const mesh = await startMesh(upstream.port);
+  const dir = await tempDir('meshgate-bench-floor-');
+  const rootCert = join(mesh.caDir, 'root-cert.pem');
+  const client = await meshCertificate(mesh.caDir, dir, 'client', 'istio-system', 'istio-ingressgateway-service-account');
+  const server = await meshCertificate(mesh.caDir, dir, 'server', 'default', 'bench-upstream');
+  const tls = { cert: await readFile(client.cert), key: await readFile(client.key), ca: await readFile(rootCert), checkServerIdentity: () => undefined };
+  const variants: Variant[] = [
+    { name: 'meshgate sidecar', pid: mesh.sidecarPid, port: mesh.sidecarInbound },
+    await startFloor('node:https mTLS + undici Pool', server, rootCert, upstream.port, []),
+    await startFloor('the same + the sidecar\'s V8 flags', server, rootCert, upstream.port, SIDECAR_V8_FLAGS.split(' ')),
+  ];
+  await new Promise((r) => setTimeout(r, 2000));
+  const idle = new Map(variants.map((v) => [v.name, (rssBytes(v.pid) ?? 0) / 2 ** 20]));
+  const samples = new Map<string, Sample[]>(variants.map((v) => [v.name, []]));
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const v of round % 2 === 0 ? variants : [...variants].reverse()) {
+      const opts = { url: `https://127.0.0.1:${v.port}/`, host: BENCH_HOST, connections: CONNECTIONS, rate: RATE, tls };
+      await runPaced({ ...opts, seconds: 2 });
+      const rss = sampleMax(() => rssBytes(v.pid), 100);
+      const cpu0 = preciseCpuSeconds(v.pid) ?? 0;
+      const result = await runPaced({ ...opts, seconds: SECONDS });
+      const cpu = (preciseCpuSeconds(v.pid) ?? 0) - cpu0;
+      const sample = { usPerRequest: (cpu / result.requests) * 1e6, rssMaxMb: (rss.stop() ?? 0) / 2 ** 20, p90Ms: result.p90Ms };
+      if (result.errors > 0) throw new Error(`${v.name}: ${result.errorDetail}`);
+      samples.get(v.name)!.push(sample);
+      console.log(`round ${round + 1} ${v.name}: ${sample.usPerRequest.toFixed(0)} µs CPU per request, RSS max ${sample.rssMaxMb.toFixed(1)} MB, p90 ${sample.p90Ms.toFixed(2)} ms`);
+    }
+  }
+  console.log(`\nmedians of ${ROUNDS} rounds at ${RATE} req/s over mutual TLS (${CONNECTIONS} connections)`);
+  console.log('target                                   µs CPU/request  vCPU per 1000 req/s  RSS idle MB  RSS max MB');
+  for (const v of variants) {
+    const s = samples.get(v.name)!;
+    const us = median(s.map((x) => x.usPerRequest));
+    console.log(`${v.name.padEnd(40)} ${us.toFixed(0).padStart(14)}  ${(us / 1000).toFixed(3).padStart(19)}  ${idle.get(v.name)!.toFixed(1).padStart(11)}  ${median(s.map((x) => x.rssMaxMb)).toFixed(1).padStart(10)}`);
+  }
+  await mesh.stop();
+  await upstream.stop();
+}
+
+main()
+  .catch((err: unknown) => {
+    console.error(`sidecar-floor failed: ${err instanceof Error ? err.message : String(err)}`);
+    process.exitCode = 1;
+  })
+  .finally(() => stopAll());
