@@ -32,7 +32,6 @@ interface Entry {
   contextKey: string;
   /** The latest config of this Gateway server; requests read it when they start. */
   config: ServerConfig;
-  sockets: Set<Socket>;
 }
 
 export interface TlsServersDeps {
@@ -74,15 +73,16 @@ export class TlsServers {
     this.#offCredentials = deps.credentials.onChange(() => (this.#resolved = new WeakMap()));
   }
 
-  /** Hands an accepted socket (ClientHello already unshifted) to the server for `config`. */
+  /**
+   * Hands an accepted socket (ClientHello already unshifted) to the server for `config`. The
+   * listener's accept step tracks it and cuts it on destroy: nothing more is kept per connection here.
+   */
   accept(socket: Socket, config: ServerConfig): void {
     const entry = this.#entryFor(config);
     if (!entry) {
       socket.destroy();
       return;
     }
-    entry.sockets.add(socket);
-    socket.once('close', () => entry.sockets.delete(socket));
     entry.server.emit('connection', socket);
   }
 
@@ -147,7 +147,10 @@ export class TlsServers {
       allowHTTP1: true,
     });
     this.deps.tickets.attach(server);
-    const entry: Entry = { server, policyKey, contextKey, config, sockets: new Set() };
+    const entry: Entry = { server, policyKey, contextKey, config };
+    // A server that asks for no client certificate never has one: its requests skip the per-socket
+    // caches below (two WeakMap entries per connection, each an ephemeron for the collector).
+    const asksCert = opts.requestCert === true;
     const key = serverKey(config);
     const listener: ListenerInfo = {
       // The server's own Gateway port: its listener may hold servers of several (port translation).
@@ -160,8 +163,8 @@ export class TlsServers {
         const name = entry.config.routeConfig;
         return name ? snapshot.routeConfigs.get(name) : undefined;
       },
-      clientCert: (req) => this.#clientCert(req),
-      peerPrincipal: (req) => this.#peerPrincipal(req),
+      clientCert: (req) => (asksCert ? this.#clientCert(req) : undefined),
+      peerPrincipal: (req) => (asksCert ? this.#peerPrincipal(req) : undefined),
       // HTTP/2 reuses a connection for every host its certificate covers, and an HTTP/1.1 client may
       // send any Host: a Host that the SNI rules give to another server of this port (a more specific
       // one, say, with its own client-certificate policy) must open its own connection, or that
@@ -225,12 +228,10 @@ export class TlsServers {
     return uri;
   }
 
+  /** Stops the servers; their connections are the accept step's to cut (AcceptStep.destroy). */
   destroy(): void {
     this.#offCredentials();
-    for (const e of [...this.#entries.values(), ...this.#retired]) {
-      for (const s of e.sockets) s.destroy();
-      e.server.close();
-    }
+    for (const e of [...this.#entries.values(), ...this.#retired]) e.server.close();
     this.#entries.clear();
     this.#retired.clear();
   }

@@ -21,19 +21,34 @@ export class AcceptStep {
   readonly #timeouts: ConnectionTimeouts;
   readonly #sockets = new Set<Socket>();
 
+  /**
+   * The one close listener every accepted socket gets, made once per step: the tracking, the drain
+   * and the timeouts each forget the socket from it, where each used to add a closure of its own to
+   * every connection (three listeners and closures per handshake).
+   */
+  readonly #onClose: (this: Socket) => void;
+
   constructor(ctx: { readonly drain: ConnectionDrain; readonly limits?: HttpLimits | undefined }) {
     this.#drain = ctx.drain;
     this.limits = ctx.limits ?? DEFAULT_HTTP_LIMITS;
     this.#timeouts = new ConnectionTimeouts(this.limits);
+    const sockets = this.#sockets;
+    const drain = this.#drain;
+    const timeouts = this.#timeouts;
+    this.#onClose = function (this: Socket) {
+      sockets.delete(this);
+      drain.closed(this);
+      timeouts.closed(this);
+    };
   }
 
   /** A connection the listener accepted (the raw TCP socket): tracked, drained and timed until it closes. */
   accept(socket: Socket): void {
     if (this.#sockets.has(socket)) return;
     this.#sockets.add(socket);
-    socket.once('close', () => this.#sockets.delete(socket));
-    socket.on('error', () => socket.destroy());
-    this.#drain.accept(socket);
+    socket.once('close', this.#onClose);
+    socket.on('error', destroyOnError);
+    this.#drain.count(socket);
     this.#timeouts.accept(socket);
   }
 
@@ -71,4 +86,9 @@ export class AcceptStep {
     for (const s of this.#sockets) s.destroy();
     this.#timeouts.close();
   }
+}
+
+/** An accepted socket's error closes it (and the error is not an uncaught one); shared, not a closure per socket. */
+function destroyOnError(this: Socket): void {
+  this.destroy();
 }

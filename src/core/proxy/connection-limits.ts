@@ -71,15 +71,20 @@ export class ConnectionTimeouts {
     this.#tick = Math.max(50, Math.min(1000, Math.min(limits.requestHeadersTimeoutMs, limits.idleTimeoutMs) / 4));
   }
 
-  /** A connection a listener accepted (the raw TCP socket); watched until it closes. */
+  /**
+   * A connection a listener accepted (the raw TCP socket); watched until `closed` is called for it
+   * (the accept step's one close listener calls it: no listener of its own per connection).
+   */
   accept(socket: Socket): void {
     if (this.#watched.has(socket)) return;
     this.#watched.set(socket, { active: 0, since: this.now(), bytesAtWait: socket.bytesRead, firstByteAt: undefined, served: false, moved: 0, movedAt: 0 });
-    socket.once('close', () => {
-      this.#watched.delete(socket);
-      if (this.#watched.size === 0) this.#stop();
-    });
     this.#start();
+  }
+
+  /** The connection closed. */
+  closed(socket: Socket): void {
+    this.#watched.delete(socket);
+    if (this.#watched.size === 0) this.#stop();
   }
 
   /** Watches the requests, streams and tunnels of an HTTP server that takes accepted sockets (after its handlers are on). */

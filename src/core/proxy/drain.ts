@@ -72,11 +72,18 @@ export class ConnectionDrain {
   /** A connection a listener accepted; it counts until it closes, and is cut at the deadline. */
   accept(socket: Socket): void {
     if (this.#sockets.has(socket)) return;
+    this.count(socket);
+    socket.once('close', () => this.closed(socket));
+  }
+
+  /** Counts a connection whose owner calls `closed` when it closes (the accept step, one listener for all). */
+  count(socket: Socket): void {
     this.#sockets.add(socket);
-    socket.once('close', () => {
-      this.#sockets.delete(socket);
-      if (this.#sockets.size === 0) this.#allClosed?.();
-    });
+  }
+
+  closed(socket: Socket): void {
+    this.#sockets.delete(socket);
+    if (this.#sockets.size === 0) this.#allClosed?.();
   }
 
   /** Serves HTTP on `server` (node:http, node:http2 with allowHTTP1, or plaintext h2c) with the drain applied. */
