@@ -10,37 +10,9 @@ import { createServer, connect as netConnect, type AddressInfo, type Server, typ
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { MAX_CLIENT_HELLO, parseClientHello, peekClientHello, type ClientHelloInfo } from '../src/core/tls/client-hello.js';
 import { seededRandom } from './helpers/random.js';
+import { captureHello } from './helpers/client-hello.js';
 
 // ------------------------------------------------------------------ capturing real hellos
-
-/** The first TLS record(s) a Node TLS client sends, read by a plain TCP server. */
-async function captureHello(opts: ConnectionOptions): Promise<Buffer> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as AddressInfo;
-  try {
-    const got = new Promise<Buffer>((resolve) => {
-      server.once('connection', (sock) => {
-        let buf = Buffer.alloc(0);
-        sock.on('data', (c: Buffer) => {
-          buf = Buffer.concat([buf, c]);
-          // Node sends the hello in one record: wait for exactly that record.
-          if (buf.length >= 5 && buf.length >= 5 + buf.readUInt16BE(3)) {
-            resolve(buf);
-            sock.destroy();
-          }
-        });
-      });
-    });
-    const client = tlsConnect({ host: '127.0.0.1', port, ...opts });
-    client.on('error', () => {});
-    const hello = await got;
-    client.destroy();
-    return hello;
-  } finally {
-    server.close();
-  }
-}
 
 /** Re-frames the handshake message of `hello` into handshake records of at most `size` bytes. */
 function reframe(hello: Buffer, size: number): Buffer {

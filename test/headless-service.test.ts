@@ -115,7 +115,8 @@ describe('a captured connection to a headless Service\'s pod', () => {
     const ca = await testAuthority();
     dir = await mkdtemp(join(tmpdir(), 'meshgate-headless-'));
     // Two pods on addresses of their own, each answering with its name.
-    for (const [ip, name] of [['127.0.0.2', 'db-0'], ['127.0.0.3', 'db-1']] as const) {
+    // db-2 is not ready yet: StatefulSet peers dial each other before they are.
+    for (const [ip, name] of [['127.0.0.2', 'db-0'], ['127.0.0.3', 'db-1'], ['127.0.0.4', 'db-2']] as const) {
       const server = createServer((s) => {
         s.on('error', () => s.destroy());
         s.end(name);
@@ -123,7 +124,7 @@ describe('a captured connection to a headless Service\'s pod', () => {
       await new Promise<void>((r) => server.listen(0, ip, r));
       pods.push({ server, ip, port: (server.address() as AddressInfo).port });
     }
-    const endpoints = pods.map((p, i) => `- {addresses: [${p.ip}], hostname: db-${i}}`).join('\n');
+    const endpoints = pods.map((p, i) => `- {addresses: [${p.ip}], hostname: db-${i}${i === 2 ? ', conditions: {ready: false}' : ''}}`).join('\n');
     // One slice per pod: the pods listen on ports of their own, as the service's target port.
     const slices = pods
       .map((p, i) => `apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: db-${i}, namespace: default, labels: {kubernetes.io/service-name: db}}\naddressType: IPv4\nports: [{name: tcp, port: ${p.port}}]\nendpoints:\n${endpoints.split('\n')[i]}\n`)
@@ -146,5 +147,9 @@ describe('a captured connection to a headless Service\'s pod', () => {
     for (let i = 0; i < 4; i++) seen.push(await answerFrom('127.0.0.3', 9000));
     for (let i = 0; i < 2; i++) seen.push(await answerFrom('127.0.0.2', 9000));
     assert.deepEqual(seen, ['db-1', 'db-1', 'db-1', 'db-1', 'db-0', 'db-0']);
+  });
+
+  it('reaches a pod that is not ready yet where it was dialled, never another one', async () => {
+    assert.equal(await answerFrom('127.0.0.4', 9000), 'db-2');
   });
 });

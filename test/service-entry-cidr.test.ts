@@ -18,14 +18,15 @@ import { FIXED_DEPS } from './helpers/route-table.js';
 import { sidecarOptions, testAuthority, untilSnapshot } from './helpers/mesh.js';
 import { readCaptured, RecordedDestinations } from './helpers/original-destinations.js';
 import { NO_APP } from './helpers/ports.js';
+import { captureHello } from './helpers/client-hello.js';
 
-const entry = (name: string, addresses: readonly string[], port: number, resolution = 'NONE'): string => `apiVersion: networking.istio.io/v1
+const entry = (name: string, addresses: readonly string[], port: number, resolution = 'NONE', protocol = 'TCP'): string => `apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {name: ${name}, namespace: default}
 spec:
   hosts: [${name}.internal]
   addresses: [${addresses.join(', ')}]
-  ports: [{number: ${port}, name: tcp, protocol: TCP}]
+  ports: [{number: ${port}, name: ${protocol.toLowerCase()}, protocol: ${protocol}}]
   location: MESH_EXTERNAL
   resolution: ${resolution}
 `;
@@ -74,6 +75,20 @@ describe('the sidecar\'s TCP table with CIDR ServiceEntries', () => {
   });
 });
 
+describe('a ServiceEntry named by SNI', () => {
+  const role = { kind: 'sidecar' as const, namespace: 'default', labels: { app: 'client' }, serviceAccount: 'client', outboundTrafficPolicy: 'REGISTRY_ONLY' as const };
+  const yaml = [entry('addressed', ['192.168.10.0/24'], 443, 'NONE', 'TLS'), entry('open', [], 443, 'NONE', 'TLS'), entry('plain', [], 9000, 'NONE', 'TCP')].join('---\n');
+  const { snapshot } = buildSnapshot(parseConfigText(yaml, 'mesh.yaml'), role, FIXED_DEPS);
+
+  it('is found by that name only on a TLS port of an entry that declares no addresses (Istio)', () => {
+    assert.equal(snapshot.meshTcp!.bySni('open.internal', 443)?.service.hostname, 'open.internal');
+    assert.equal(snapshot.meshTcp!.bySni('addressed.internal', 443), undefined, 'its addresses are where it is reached');
+    assert.equal(snapshot.meshTcp!.bySni('plain.internal', 9000), undefined, 'a TCP port matches by address and port only');
+    assert.equal(snapshot.meshTcp!.byHost('addressed.internal', 443)?.service.hostname, 'addressed.internal', 'named in a CONNECT, it is found');
+    assert.equal(snapshot.meshTcp!.byAddress('192.168.10.7', 443)?.service.hostname, 'addressed.internal');
+  });
+});
+
 describe('a captured connection into a CIDR ServiceEntry, under REGISTRY_ONLY', () => {
   let dir: string;
   let client: RunningSidecar;
@@ -91,7 +106,7 @@ describe('a captured connection into a CIDR ServiceEntry, under REGISTRY_ONLY', 
     });
     await new Promise<void>((r) => server.listen(0, '0.0.0.0', r));
     port = (server.address() as AddressInfo).port;
-    await writeFile(join(dir, 'range.yaml'), entry('range', ['127.0.0.0/30'], port));
+    await writeFile(join(dir, 'range.yaml'), entry('range', ['127.0.0.0/30'], port, 'NONE', 'TLS'));
     client = await startSidecar({ ...sidecarOptions(ca, dir, 'client', NO_APP), capture: true, originalDestination: destinations, outboundTrafficPolicy: 'REGISTRY_ONLY' });
     await untilSnapshot(client.holder, (s) => s.meshTcp?.byAddress('127.0.0.2', port) !== undefined);
   });
@@ -108,5 +123,11 @@ describe('a captured connection into a CIDR ServiceEntry, under REGISTRY_ONLY', 
     assert.equal(await answerFrom('127.0.0.2'), 'hello from 127.0.0.2');
     assert.equal(await answerFrom('127.0.0.3'), 'hello from 127.0.0.3');
     assert.equal(await answerFrom('127.0.0.9'), '', 'outside 127.0.0.0/30: unknown, and REGISTRY_ONLY closes it');
+  });
+
+  it('closes an address outside the block even when the ClientHello names the entry\'s host', async () => {
+    const hello = await captureHello({ servername: 'range.internal' });
+    assert.match(await readCaptured(client.outboundPort, destinations, '127.0.0.2', port, hello), /^hello from 127\.0\.0\.2/, 'inside: passed');
+    assert.equal(await readCaptured(client.outboundPort, destinations, '127.0.0.9', port, hello), '', 'outside: the SNI does not open it');
   });
 });

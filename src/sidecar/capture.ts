@@ -100,7 +100,7 @@ export function createCapture(deps: CaptureDeps): Capture {
 
   const bySni = (first: Buffer | undefined, port: number): MeshTcpTarget | undefined => {
     const hello = first ? parseClientHello(first) : undefined;
-    return hello?.sni ? deps.tcp.byHost(hello.sni, port) : undefined;
+    return hello?.sni ? deps.tcp.bySni(hello.sni, port) : undefined;
   };
 
   const forward = (socket: Socket, first: Buffer | undefined, target: Destination | undefined, mesh: MeshTcpTarget | undefined): void => {

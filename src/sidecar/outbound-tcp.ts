@@ -33,6 +33,7 @@ export interface OutboundTcp {
   byAddress(address: string, port: number): MeshTcpTarget | undefined;
   /** The mesh service port named `host:port`, if any. */
   byHost(host: string, port: number): MeshTcpTarget | undefined;
+  bySni(host: string, port: number): MeshTcpTarget | undefined;
   /**
    * Whether TCP to a destination the mesh does not know may pass through (outboundTrafficPolicy
    * ALLOW_ANY, PassthroughCluster); REGISTRY_ONLY, or no configuration yet, closes it (BlackHoleCluster).
@@ -52,6 +53,7 @@ export function createOutboundTcp(deps: OutboundTcpDeps): OutboundTcp {
   return {
     byAddress: (address, port) => table()?.byAddress(address, port),
     byHost: (host, port) => table()?.byHost(host, port),
+    bySni: (host, port) => table()?.bySni(host, port),
     passesUnknown: () => {
       const snapshot = deps.holder.current();
       return snapshot !== undefined && outboundTrafficModeOf(snapshot) === 'ALLOW_ANY';

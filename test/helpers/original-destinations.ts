@@ -22,12 +22,16 @@ export class RecordedDestinations implements OriginalDestinationLookup {
 /**
  * A client app's TCP connection to `address:port`, captured by the sidecar whose outbound port is
  * `outboundPort`: everything the far end sends until the connection closes ('' when it is refused).
+ * `first`: bytes the app sends as soon as it is connected (a ClientHello, say).
  */
-export function readCaptured(outboundPort: number, destinations: RecordedDestinations, address: string, port: number): Promise<string> {
+export function readCaptured(outboundPort: number, destinations: RecordedDestinations, address: string, port: number, first?: Buffer): Promise<string> {
   return new Promise((resolve, reject) => {
     const s = connect(outboundPort, '127.0.0.1');
     let data = '';
-    s.once('connect', () => destinations.record(s.localPort!, { address, port }));
+    s.once('connect', () => {
+      destinations.record(s.localPort!, { address, port });
+      if (first) s.write(first);
+    });
     s.on('data', (d: Buffer) => (data += d.toString()));
     s.once('close', () => resolve(data));
     s.once('error', reject);

@@ -125,7 +125,11 @@ export function forwardTcp(
   };
   const tried = new Set<Endpoint>();
   const original = deps.originalDestination && originalEndpoint(cluster, deps.originalDestination);
+  // A pod of a headless Service is reached where it was dialled or not at all: load balancing a
+  // connection meant for web-1 to web-0 is worse than refusing it (Envoy's ORIGINAL_DST has no fallback).
+  const pinned = deps.originalDestination !== undefined && cluster.service.headless === true;
   const attempt = (retry: boolean): void => {
+    if (pinned && !original) return refuse('UH');
     // The original destination is tried once; failing it is failing the connection.
     if (original && retry) return refuse('UF');
     const pick = original ?? pickEndpoint(cluster, downstream, tried);
@@ -222,7 +226,9 @@ function originalEndpoint(cluster: Cluster, at: { readonly address: string; read
   if (service.kind === 'ServiceEntry' && service.resolution === 'NONE') {
     return makeEndpoint({ address: at.address, ports: new Map([[cluster.port.number, at.port]]), labels: {}, locality: '', namespace: service.namespace, meshTls: false, ready: true });
   }
-  const there = cluster.endpoints.filter((e) => e.address === at.address);
+  // A headless Service's pod is dialled whether it is ready or in a routed subset (StatefulSet peers
+  // dial each other before they are ready); others keep to the cluster's ready endpoints.
+  const there = (service.headless ? service.endpoints : cluster.endpoints).filter((e) => e.address === at.address);
   const exact = there.find((e) => endpointPort(e, cluster.port) === at.port);
   return exact ?? (there.length === 1 && at.port === cluster.port.number ? there[0] : undefined);
 }

@@ -58,9 +58,14 @@ export interface MeshTcpTable {
   byAddress(address: string, port: number): MeshTcpTarget | undefined;
   /** The target for a connection to a service by name (FQDN or a short name in the proxy's namespace). */
   byHost(host: string, port: number): MeshTcpTarget | undefined;
+  /**
+   * The target for a captured connection to an address no entry holds, whose ClientHello names
+   * `host`: byHost, but a ServiceEntry only on a TLS or HTTPS port and when it declares no addresses.
+   */
+  bySni(host: string, port: number): MeshTcpTarget | undefined;
 }
 
-export const EMPTY_MESH_TCP: MeshTcpTable = Object.freeze({ byAddress: () => undefined, byHost: () => undefined });
+export const EMPTY_MESH_TCP: MeshTcpTable = Object.freeze({ byAddress: () => undefined, byHost: () => undefined, bySni: () => undefined });
 
 /** Declared protocols whose ports carry HTTP only: never routed as TCP. */
 const HTTP_ONLY = new Set(['HTTP', 'HTTP2', 'GRPC', 'GRPC-WEB', 'HTTP_PROXY', 'UDP', 'UNSUPPORTED']);
@@ -106,6 +111,8 @@ export function compileMeshTcp(input: MeshTcpInput): MeshTcpTable {
   // ServiceEntry addresses (IPs and CIDR blocks, the longest prefix first).
   const addresses = new AddressTable();
   const add = (address: string, host: string): void => addresses.add(address, host);
+  // ServiceEntry hosts that declare addresses: reached at those addresses only, never by SNI elsewhere.
+  const addressed = new Set<string>();
   for (const r of input.resources) {
     const spec = r.spec;
     if (!isRecord(spec)) continue;
@@ -117,6 +124,7 @@ export function compileMeshTcp(input: MeshTcpInput): MeshTcpTable {
       if (service?.headless) for (const e of service.endpoints) add(e.address, host);
     } else if (r.kind === 'ServiceEntry' && Array.isArray(spec.addresses) && Array.isArray(spec.hosts)) {
       for (const a of spec.addresses) if (typeof a === 'string') for (const h of spec.hosts) if (typeof h === 'string') add(a, h.toLowerCase());
+      if (spec.addresses.length > 0) for (const h of spec.hosts) if (typeof h === 'string') addressed.add(h.toLowerCase());
     }
   }
   addresses.seal();
@@ -135,8 +143,20 @@ export function compileMeshTcp(input: MeshTcpInput): MeshTcpTable {
       const found = input.registry.lookup(name.includes('.') ? name : resolveShortName(name, input.proxyNamespace, input.domain));
       return found ? byHostPort(found.hostname, port) : undefined;
     },
+    bySni(host: string, port: number): MeshTcpTarget | undefined {
+      const target = this.byHost(host, port);
+      // Istio matches a ServiceEntry's hosts by SNI only on its TLS and HTTPS ports, and only when it
+      // declares no addresses (then its listener is on those addresses alone). Anything else named by
+      // SNI at some other address would let an app reach that address through the entry, which under
+      // resolution NONE forwards to whatever was dialled.
+      if (target?.service.kind === 'ServiceEntry' && (addressed.has(target.service.hostname) || !SNI_PROTOCOLS.has(target.port.protocol.toUpperCase()))) return undefined;
+      return target;
+    },
   });
 }
+
+/** Protocols whose connections start with a ClientHello that names the host. */
+const SNI_PROTOCOLS: ReadonlySet<string> = new Set(['TLS', 'HTTPS']);
 
 /** A headless Service, or a ServiceEntry with `resolution: NONE` (its addresses are where traffic goes). */
 function keepsOriginalDestination(s: Service): boolean {
