@@ -218,12 +218,20 @@ async function observabilityOnly(s: Settings, upstreamPort: number): Promise<num
   return failed.length > 0 ? 1 : 0;
 }
 
+/**
+ * Warm-up handshakes before a handshake row is measured (up to five warm-up runs), by count as the
+ * load rows are warmed: a connection runs code a kept-alive request does not (the TLS socket, the
+ * HTTP server's per-connection setup, the close), and a fresh process's CPU per handshake settled
+ * only after some 4,000 to 7,000 of them (docs/benchmarks.md, "New handshakes: the bound").
+ */
+const WARM_HANDSHAKES = 8_000;
+
 /** `resume`: every connection offers one session (`s_time -reuse`): the resumption rate. */
 async function measureHandshakes(s: Settings, openssl: string, t: TlsTarget, resume = false): Promise<HandshakeRow> {
   const { negotiated, answerBytes } = await handshakePreflight(t);
-  process.stdout.write(`  ${t.name} ${resume ? 'resumed' : 'new'} handshakes (${KEY_LABEL[t.keyType]}, ${negotiated}): warm-up ${s.warmup}s, then ${s.seconds}s ... `);
+  process.stdout.write(`  ${t.name} ${resume ? 'resumed' : 'new'} handshakes (${KEY_LABEL[t.keyType]}, ${negotiated}): warm-up up to ${WARM_HANDSHAKES} handshakes in runs of ${s.warmup}s, then ${s.seconds}s ... `);
   const opts = { clients: s.clients, seconds: s.seconds, resume };
-  if (s.warmup > 0) await runHandshakes(openssl, t, { ...opts, seconds: s.warmup }, answerBytes);
+  for (let n = 0, i = 0; s.warmup > 0 && n < WARM_HANDSHAKES && i < 5; i++) n += (await runHandshakes(openssl, t, { ...opts, seconds: s.warmup }, answerBytes)).handshakes;
   const { value: result, cores: [cores] } = await withCpu([t.pid], () => runHandshakes(openssl, t, opts, answerBytes));
   console.log(`${Math.round(result.rate)} handshakes/s${result.resumed !== undefined ? `, ${result.resumed} of ${result.handshakes} resumed` : ''}`);
   return { target: t.name, keyType: t.keyType, result, cores, ...(resume ? { resumption: true } : {}) };

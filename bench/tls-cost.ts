@@ -11,7 +11,8 @@
 // processes, default 8), TLS_COST_TARGETS (comma list of meshgate,nginx,floor,floor-proxy),
 // TLS_COST_PROFILE=DIR (meshgate runs under --cpu-prof, the profile written into DIR when it stops),
 // TLS_COST_WARMUP (seconds of kept-alive load each target gets first, default 2; meshgate's request
-// path needs some 20 s of load before V8 has compiled it), TLS_COST_KINDS (comma list of
+// path needs some 20 s of load before V8 has compiled it), TLS_COST_WARM_HANDSHAKES (new handshakes
+// each target makes first, in runs of 2 s, default 8000), TLS_COST_KINDS (comma list of
 // new,kept-alive; default both), TLS_COST_PLAIN=1 (also meshgate's
 // plaintext port and the bare node:http + undici Pool proxy, kept-alive, in the same rounds: what TLS
 // adds to each is then read beside what each costs without it).
@@ -51,6 +52,7 @@ async function main(): Promise<void> {
   const kinds = new Set((process.env.TLS_COST_KINDS ?? 'new,kept-alive').split(','));
   const plainRows = process.env.TLS_COST_PLAIN === '1';
   const warmSeconds = Number(process.env.TLS_COST_WARMUP ?? 2);
+  const warmHandshakes = Number(process.env.TLS_COST_WARM_HANDSHAKES ?? 8000);
   const openssl = findOpenssl();
   if (!openssl) throw new Error('openssl is needed (apt-get install openssl)');
   const certs = await writeBenchCerts(await tempDir('meshgate-tls-cost-'));
@@ -75,7 +77,13 @@ async function main(): Promise<void> {
   for (const group of targets) for (const t of group) console.log(`${t.name} ${KEY_LABEL[t.keyType]}: ${(await handshakePreflight(t)).negotiated}`);
   // A warm-up for each: the JIT compiles the handshake and request paths before anything counts.
   for (const group of targets) {
-    if (kinds.has('new')) for (const t of group) await runHandshakes(openssl, t, { clients, seconds: 2 }, (await handshakePreflight(t)).answerBytes);
+    // Handshakes by count, as the bench warms its handshake rows (run.ts, WARM_HANDSHAKES).
+    if (kinds.has('new')) {
+      for (const t of group) {
+        const { answerBytes } = await handshakePreflight(t);
+        for (let n = 0, i = 0; n < warmHandshakes && i < 10; i++) n += (await runHandshakes(openssl, t, { clients, seconds: 2 }, answerBytes)).handshakes;
+      }
+    }
     const rsa = group.find((t) => t.keyType === 'rsa')!;
     await runLoad('wrk', { url: rsa.url, host: rsa.host, connections: 50, seconds: warmSeconds });
   }

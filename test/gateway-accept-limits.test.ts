@@ -13,6 +13,7 @@ import { MAX_PIPELINED_HTTP1 } from '../src/core/proxy/connection-limits.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
 import { h2Request, h2Session, openSocket, rawExchange, readUntilClosed } from './helpers/raw-http.js';
 import { startTargetGateway, type TargetGateway } from './helpers/target-config.js';
+import { captureHello } from './helpers/client-hello.js';
 
 const HOST = 'app.example.com';
 
@@ -60,6 +61,16 @@ describe('accept stage: header and idle timeouts on every listener; the upgrade 
     assert.equal((await readUntilClosed(s)).text, '');
     const t = await openSocket(tlsPort);
     assert.equal((await readUntilClosed(t)).text, '');
+  });
+
+  it('closes a TLS connection whose handshake stalls after its ClientHello', async () => {
+    // The accept step bounds the handshake by the header timeout, long before node:tls's own 120 s.
+    const hello = await captureHello({ servername: tls.servername, rejectUnauthorized: false });
+    const s = await openSocket(tlsPort);
+    s.write(hello);
+    // The server answers with its flight and waits for the client's Finished, which never comes.
+    const { text } = await readUntilClosed(s);
+    assert.ok(text.length > 0, 'no server flight');
   });
 
   it('closes a TLS connection whose handshake finished but whose request never comes', async () => {
