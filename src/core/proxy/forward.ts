@@ -22,8 +22,8 @@ import type { RequestRecord } from '../telemetry/access-log.js';
 import { PEER_METADATA_HEADER, workloadOfEndpoint } from '../telemetry/workload.js';
 import type { IdentityProvider } from '../pki/types.js';
 import { decideUpstreamTls, type UpstreamTlsProfile } from '../tls/upstream-tls.js';
-import { UpstreamTlsError } from '../tls/upstream-connector.js';
 import { AttemptGuard, type Gate } from './attempt-guard.js';
+import { backoff, classify, retriableFailure, retriableStatus, type Failure } from './retry-decisions.js';
 import { ReplayBody } from './replay-body.js';
 import { requestHasBody } from './relay.js';
 
@@ -84,59 +84,6 @@ export function speaksH2(cluster: { readonly port: { readonly protocol: string }
   if (H2_PROTOCOLS.has(cluster.port.protocol)) return true;
   const upgrade = cluster.policy?.connectionPool?.http?.h2UpgradePolicy;
   return upgrade === 'UPGRADE' && (cluster.port.protocol === 'HTTP' || cluster.port.protocol === 'UNKNOWN');
-}
-
-const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
-
-/** `refused`: an HTTP/2 upstream reset the stream with REFUSED_STREAM (it never processed it). */
-type Failure = { kind: 'connect' | 'reset' | 'refused'; reply: LocalReply };
-
-function classify(err: unknown): Failure {
-  if (err instanceof UpstreamTlsError) return { kind: 'connect', reply: upstreamTlsFailure(err.reason) };
-  if (err instanceof UpstreamStreamReset) return { kind: 'reset', reply: LocalReplies.upstreamRemoteReset };
-  const code = (err as { code?: string } | undefined)?.code ?? '';
-  if (CONNECT_ERRORS.has(code)) return { kind: 'connect', reply: LocalReplies.connectFailure };
-  if (code === 'ERR_HTTP2_STREAM_ERROR' && (err as Error).message.includes('REFUSED_STREAM')) return { kind: 'refused', reply: LocalReplies.upstreamRemoteReset };
-  if (code === 'UND_ERR_INVALID_ARG' || code === 'HPE_INVALID_CONSTANT' || code.startsWith('HPE_')) return { kind: 'reset', reply: LocalReplies.protocolError };
-  return { kind: 'reset', reply: LocalReplies.upstreamReset };
-}
-
-/** Envoy's wouldRetryFromReset: 5xx, gateway-error and reset cover every failure without a response. */
-function retriableFailure(p: RetryPolicy, f: Failure): boolean {
-  if (p.on.has('reset') || p.on.has('5xx') || p.on.has('gateway-error')) return true;
-  if (f.kind === 'connect') return p.on.has('connect-failure') || p.on.has('reset-before-request');
-  if (f.kind === 'refused') return p.on.has('refused-stream');
-  return false;
-}
-
-function retriableStatus(p: RetryPolicy, status: number, headers: Record<string, string | string[] | undefined>): boolean {
-  if (p.on.has('5xx') && status >= 500) return true;
-  if (p.on.has('gateway-error') && (status === 502 || status === 503 || status === 504)) return true;
-  if (p.on.has('retriable-4xx') && status === 409) return true;
-  if (p.statusCodes.has(status)) return true;
-  // gRPC conditions look at a trailers-only answer's grpc-status.
-  if (p.grpcStatuses.size > 0) {
-    const grpc = headers['grpc-status'];
-    if (grpc !== undefined && p.grpcStatuses.has(Number(grpc))) return true;
-  }
-  return false;
-}
-
-/**
- * Envoy's back-off: full jitter over an exponentially growing window, capped at 10× the base. The
- * wait is cancelable like an attempt, so a route timeout or a departing client ends it at once.
- */
-function backoff(p: RetryPolicy, retry: number, random: () => number, onCancelable: (c: Cancel) => void): Promise<void> {
-  const window = Math.min(p.backoffBaseMs * (2 ** retry - 1 || 1), p.backoffBaseMs * 10);
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, Math.floor(random() * window));
-    onCancelable({
-      cancel() {
-        clearTimeout(timer);
-        resolve();
-      },
-    });
-  });
 }
 
 /** How a forward ended: undefined when the upstream's answer went to the client, else the failure to answer; `bug` when it threw. */
