@@ -23,6 +23,18 @@ export async function stopAll(): Promise<void> {
   tempDirs.clear();
 }
 
+/** Runs a measuring script's main, then stops what it started and exits (1 on an error, after printing it). */
+export function runThenStop(main: () => Promise<void>): void {
+  main().then(
+    () => stopAll().then(() => process.exit(0)),
+    async (err) => {
+      console.error(err);
+      await stopAll();
+      process.exit(1);
+    },
+  );
+}
+
 /** A fresh folder under the OS temp dir, removed by stopAll(). */
 export async function tempDir(prefix: string): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), prefix));

@@ -16,8 +16,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pickTool, runLoad, type LoadResult } from './load.js';
 import { runPaced } from './paced-load.js';
-import { tempDir } from './processes.js';
-import { preflight, startBareProxy, startFastifyProxy, startMeshgate, startUpstream, stopAll, type Target } from './targets.js';
+import { runThenStop, tempDir } from './processes.js';
+import { preflight, startBareProxy, startFastifyProxy, startMeshgate, startUpstream, type Target } from './targets.js';
 import type { ProbeWindow } from './loop-probe.js';
 
 interface Variant { readonly name: string; readonly bin?: string; readonly nodeArgs?: readonly string[] }
@@ -130,11 +130,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => stopAll().then(() => process.exit(0)),
-  async (err) => {
-    console.error(err);
-    await stopAll();
-    process.exit(1);
-  },
-);
+runThenStop(main);

@@ -1,12 +1,12 @@
 // Unit tables for request-path helpers: path normalization, virtual-host lookup order, redirect
-// Location building, and header rules.
+// Location building, header rules, and the request ids a request without one is given.
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { normalizePath } from '../src/core/proxy/path-normalize.js';
 import { indexVirtualHosts, normalizeHost } from '../src/core/routing/host-index.js';
 import { redirectLocation } from '../src/core/proxy/http-handler.js';
-import { applyHeaderRules } from '../src/core/proxy/headers.js';
+import { applyHeaderRules, requestIdOf } from '../src/core/proxy/headers.js';
 import type { RedirectAction, RequestFacts, VirtualHost } from '../src/core/routing/types.js';
 
 describe('normalizePath (Istio BASE normalization)', () => {
@@ -69,4 +69,18 @@ describe('header rules', () => {
     applyHeaderRules(h, { remove: ['a'], set: [['b', 'x']], add: [['c', 'y'], ['d', 'z']] });
     assert.deepEqual(h, { b: 'x', c: ['3', 'y'], d: 'z' });
   });
+});
+
+describe('request ids', () => {
+  it('a request without one gets a random version 4 UUID, never the same twice', () => {
+    const seen = new Set<string>();
+    // More than one batch of random bytes (request-id.ts).
+    for (let i = 0; i < 1000; i++) {
+      const id = requestIdOf({});
+      assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+      seen.add(id);
+    }
+    assert.equal(seen.size, 1000);
+  });
+  it('a request that carries one keeps it', () => assert.equal(requestIdOf({ 'x-request-id': 'abc' }), 'abc'));
 });

@@ -56,6 +56,8 @@ interface Watched {
   /** The socket an HTTP/1 parser reads (the TLS socket under TLS), to answer 408 on. */
   http1?: Socket;
   session?: Http2Session;
+  /** Ends an HTTP/1 request on this connection: one listener per connection, not a closure per request. */
+  onResponseClose?: () => void;
 }
 
 export class ConnectionTimeouts {
@@ -113,8 +115,10 @@ export class ConnectionTimeouts {
       if (req.httpVersionMajor !== 1) return; // HTTP/2 streams are counted above
       const w = this.#of(req.socket);
       if (!w) return;
-      this.#begin(w, req.socket);
-      res.once('close', () => this.#end(w, req.socket));
+      const socket = req.socket;
+      this.#begin(w, socket);
+      // 'close' comes once per response; HTTP/1 requests of one connection share the socket.
+      res.on('close', (w.onResponseClose ??= () => this.#end(w, socket)));
       if (w.active > MAX_PIPELINED_HTTP1) this.#cutFlood(req.socket);
     });
     for (const event of ['upgrade', 'connect'] as const) {

@@ -46,6 +46,8 @@ export interface ServedHandlers {
 interface Http1Connection {
   /** Responses not yet finished. */
   readonly inFlight: Set<ServerResponse>;
+  /** Each response's 'close' listener: one per connection, not a closure per request. */
+  readonly onResponseClose: (this: ServerResponse) => void;
   lastActive: number;
   /** Our FIN is sent: nothing more is served on it. */
   closing: boolean;
@@ -182,7 +184,16 @@ export class ConnectionDrain {
 
   #trackHttp1(socket: Socket): void {
     if (this.#http1.has(socket)) return;
-    this.#http1.set(socket, { inFlight: new Set(), lastActive: Date.now(), closing: false });
+    const conn: Http1Connection = {
+      inFlight: new Set(),
+      lastActive: Date.now(),
+      closing: false,
+      onResponseClose(this: ServerResponse) {
+        conn.inFlight.delete(this);
+        conn.lastActive = Date.now();
+      },
+    };
+    this.#http1.set(socket, conn);
     socket.once('close', () => this.#http1.delete(socket));
   }
 
@@ -212,10 +223,7 @@ export class ConnectionDrain {
     }
     if (conn) {
       conn.inFlight.add(res);
-      res.once('close', () => {
-        conn.inFlight.delete(res);
-        conn.lastActive = Date.now();
-      });
+      res.on('close', conn.onResponseClose);
     }
     if (this.draining) res.setHeader('connection', 'close');
     handler(req, res);

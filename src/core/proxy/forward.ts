@@ -4,9 +4,9 @@
 // attempt's connection gets the TLS its cluster and endpoint call for (Istio mTLS into the mesh,
 // DestinationRule origination outside it, or none).
 
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Endpoint } from '../registry/types.js';
-import type { PickContext } from '../policy/types.js';
+import type { Cluster, PickContext } from '../policy/types.js';
 import { endpointPort } from '../registry/types.js';
 import type { DestinationTarget, ForwardAction, RequestFacts, RetryPolicy } from '../routing/types.js';
 import { applyHeaderRules, downstreamResponseHeaders, upstreamRequestHeaders } from './headers.js';
@@ -15,15 +15,15 @@ import { guardedBody, onDownstreamGone, resetResponse, requestGone, RequestBodyA
 import { boundedByGrpcTimeout, isGrpcRequest } from './grpc-status.js';
 import { sendMirrors } from './mirror.js';
 import { UpstreamPools } from './upstream-pools.js';
-import { exchange, type Cancel, type ExchangeOutcome } from './upstream-exchange.js';
+import { startExchange, type Cancel, type ExchangeHooks, type ExchangeOutcome, type ExchangeRequest } from './upstream-exchange.js';
 import { exchangeH2, UpstreamStreamReset } from './h2-exchange.js';
 import { exchangeUpgrade, type TunnelConnect, type UpgradeTunnel } from './upgrade-exchange.js';
 import type { RequestRecord } from '../telemetry/access-log.js';
 import { PEER_METADATA_HEADER, workloadOfEndpoint } from '../telemetry/workload.js';
 import type { IdentityProvider } from '../pki/types.js';
-import { decideUpstreamTls } from '../tls/upstream-tls.js';
-import { UpstreamTlsError } from '../tls/upstream-connector.js';
-import { AttemptGuard } from './attempt-guard.js';
+import { decideUpstreamTls, type UpstreamTlsProfile } from '../tls/upstream-tls.js';
+import { AttemptGuard, type Gate } from './attempt-guard.js';
+import { backoff, classify, retriableFailure, retriableStatus, type Failure } from './retry-decisions.js';
 import { ReplayBody } from './replay-body.js';
 import { requestHasBody } from './relay.js';
 
@@ -36,17 +36,17 @@ export interface ForwardContext {
   readonly remoteAddress: string;
   readonly requestId: string;
   /** x-forwarded-client-cert of a verified client certificate. */
-  readonly clientCert?: string;
+  readonly clientCert?: string | undefined;
   /** This proxy's workload identity: with it, endpoints that run a sidecar get Istio mTLS. */
-  readonly identity?: IdentityProvider;
+  readonly identity?: IdentityProvider | undefined;
   /** Set on the upstream's response over its own values (the route's CORS headers). */
-  readonly responseHeaders?: Readonly<Record<string, string>>;
+  readonly responseHeaders?: Readonly<Record<string, string>> | undefined;
   /** An upgrade request: each attempt is an upgrade exchange on a connection of its own. */
-  readonly upgrade?: UpgradeTunnel;
+  readonly upgrade?: UpgradeTunnel | undefined;
   /** This proxy's peer metadata (workload.ts), told to mesh peers over Istio mTLS. */
-  readonly peerMetadata?: string;
+  readonly peerMetadata?: string | undefined;
   /** The destination picked when the route was selected (routedDestination); picked here without it. */
-  readonly destination?: DestinationTarget;
+  readonly destination?: DestinationTarget | undefined;
 }
 
 /** A destination by relative weight; used for HTTP routes and for piped (tls/tcp) connections alike. */
@@ -86,248 +86,324 @@ export function speaksH2(cluster: { readonly port: { readonly protocol: string }
   return upgrade === 'UPGRADE' && (cluster.port.protocol === 'HTTP' || cluster.port.protocol === 'UNKNOWN');
 }
 
-const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
+/** How a forward ended: undefined when the upstream's answer went to the client, else the failure to answer; `bug` when it threw. */
+export type ForwardDone = (failure: LocalReply | undefined, bug?: unknown) => void;
 
-/** `refused`: an HTTP/2 upstream reset the stream with REFUSED_STREAM (it never processed it). */
-type Failure = { kind: 'connect' | 'reset' | 'refused'; reply: LocalReply };
-
-function classify(err: unknown): Failure {
-  if (err instanceof UpstreamTlsError) return { kind: 'connect', reply: upstreamTlsFailure(err.reason) };
-  if (err instanceof UpstreamStreamReset) return { kind: 'reset', reply: LocalReplies.upstreamRemoteReset };
-  const code = (err as { code?: string } | undefined)?.code ?? '';
-  if (CONNECT_ERRORS.has(code)) return { kind: 'connect', reply: LocalReplies.connectFailure };
-  if (code === 'ERR_HTTP2_STREAM_ERROR' && (err as Error).message.includes('REFUSED_STREAM')) return { kind: 'refused', reply: LocalReplies.upstreamRemoteReset };
-  if (code === 'UND_ERR_INVALID_ARG' || code === 'HPE_INVALID_CONSTANT' || code.startsWith('HPE_')) return { kind: 'reset', reply: LocalReplies.protocolError };
-  return { kind: 'reset', reply: LocalReplies.upstreamReset };
-}
-
-/** Envoy's wouldRetryFromReset: 5xx, gateway-error and reset cover every failure without a response. */
-function retriableFailure(p: RetryPolicy, f: Failure): boolean {
-  if (p.on.has('reset') || p.on.has('5xx') || p.on.has('gateway-error')) return true;
-  if (f.kind === 'connect') return p.on.has('connect-failure') || p.on.has('reset-before-request');
-  if (f.kind === 'refused') return p.on.has('refused-stream');
-  return false;
-}
-
-function retriableStatus(p: RetryPolicy, status: number, headers: Record<string, string | string[] | undefined>): boolean {
-  if (p.on.has('5xx') && status >= 500) return true;
-  if (p.on.has('gateway-error') && (status === 502 || status === 503 || status === 504)) return true;
-  if (p.on.has('retriable-4xx') && status === 409) return true;
-  if (p.statusCodes.has(status)) return true;
-  // gRPC conditions look at a trailers-only answer's grpc-status.
-  if (p.grpcStatuses.size > 0) {
-    const grpc = headers['grpc-status'];
-    if (grpc !== undefined && p.grpcStatuses.has(Number(grpc))) return true;
-  }
-  return false;
-}
+/** The forward is waiting (for an answer, a circuit breaker's slot, a back-off): it goes on by itself. */
+const PENDING: unique symbol = Symbol('pending');
+type Step = LocalReply | undefined | typeof PENDING;
 
 /**
- * Envoy's back-off: full jitter over an exponentially growing window, capped at 10× the base. The
- * wait is cancelable like an attempt, so a route timeout or a departing client ends it at once.
+ * Sends the request upstream and calls `done` once, when it has ended. Runs synchronously until the
+ * first wait, and then from callbacks: one object per request holds what its attempts share, where
+ * an async function kept it in a context and a dozen closures, and awaited each attempt (a promise
+ * and a turn of the microtask queue; docs/benchmarks.md, "The plain-HTTP path").
  */
-function backoff(p: RetryPolicy, retry: number, random: () => number, onCancelable: (c: Cancel) => void): Promise<void> {
-  const window = Math.min(p.backoffBaseMs * (2 ** retry - 1 || 1), p.backoffBaseMs * 10);
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, Math.floor(random() * window));
-    onCancelable({
-      cancel() {
-        clearTimeout(timer);
-        resolve();
-      },
-    });
-  });
-}
-
-export async function forward(
+export function forward(
   req: IncomingMessage,
   res: ServerResponse,
   facts: RequestFacts,
   action: ForwardAction,
   ctx: ForwardContext,
   log: RequestRecord,
-): Promise<LocalReply | undefined> {
+  done: ForwardDone,
+): void {
   const dest = ctx.destination ?? routedDestination(action, ctx.random, log);
-  if (!dest) return LocalReplies.clusterNotFound;
+  if (!dest) return done(LocalReplies.clusterNotFound);
   const cluster = dest.cluster;
-  if (!cluster) return dest.invalidBackend ? LocalReplies.invalidBackend : LocalReplies.clusterNotFound;
-  if (cluster.endpoints.length === 0) return LocalReplies.noHealthyUpstream;
+  if (!cluster) return done(dest.invalidBackend ? LocalReplies.invalidBackend : LocalReplies.clusterNotFound);
+  if (cluster.endpoints.length === 0) return done(LocalReplies.noHealthyUpstream);
+  new Forwarding(req, res, facts, action, ctx, log, dest, cluster, done).start();
+}
 
-  const path = action.rewritePath ? action.rewritePath(facts.path) : facts.path;
-  const fullPath = facts.queryString ? `${path}?${facts.queryString}` : path;
-  const headers = upstreamRequestHeaders(req.headers, {
-    remoteAddress: ctx.remoteAddress,
-    scheme: facts.scheme,
-    authority: dest.authority ?? action.authority ?? facts.authority,
-    requestId: ctx.requestId,
-    ...(path !== facts.path ? { originalPath: facts.path } : {}),
-    ...(ctx.clientCert ? { clientCert: ctx.clientCert } : {}),
-  });
-  applyHeaderRules(headers, action.requestHeaders);
-  applyHeaderRules(headers, dest.requestHeaders);
-
-  const retry = action.retry;
-  // A body that retries or mirrors may need again is copied as it streams, unless its length says
-  // at once that it is too large to hold; without a length it is held until it proves too large.
-  // A client already gone (it reset the stream while a fault delay or a rate limit held it) is not
-  // forwarded at all: a cut-off upload must never reach the upstream as a whole request.
-  if (requestGone(req)) return LocalReplies.downstreamDisconnect;
-  let body: ReplayBody | AsyncIterable<Buffer> | undefined;
-  if (requestHasBody(req)) {
-    const len = Number(req.headers['content-length'] ?? 0);
-    const source = guardedBody(req);
-    body = (retry.attempts > 0 || action.mirrors.length > 0) && len <= REPLAY_LIMIT ? new ReplayBody(source, REPLAY_LIMIT) : source;
-  }
-  const replayable = (): boolean => body === undefined || (body instanceof ReplayBody && body.replayable);
-
-  // Mirrors get the request as the main upstream does, once (not per attempt), with its whole body;
-  // a body too large to hold is not mirrored (mirror.ts).
-  if (action.mirrors.length > 0 && (body === undefined || body instanceof ReplayBody)) {
-    const mirror = (copy: Buffer | undefined): void =>
-      sendMirrors(action.mirrors, { path: fullPath, method: req.method ?? 'GET', headers, ...(copy ? { body: copy } : {}) }, {
-        pools: ctx.pools,
-        random: ctx.random,
-        ...(ctx.identity ? { identity: ctx.identity } : {}),
-        requestHeaders: req.headers,
-        sourceIp: ctx.remoteAddress,
-        query: facts.query,
-        timeoutMs: action.timeoutMs,
-      });
-    if (body instanceof ReplayBody) void body.complete().then((copy) => copy && mirror(copy));
-    else mirror(undefined);
-  }
-
+/** One forwarded request, from its first attempt to its end (forward()). */
+class Forwarding implements ExchangeHooks {
+  readonly #req: IncomingMessage;
+  readonly #res: ServerResponse;
+  readonly #facts: RequestFacts;
+  readonly #action: ForwardAction;
+  readonly #ctx: ForwardContext;
+  readonly #log: RequestRecord;
+  readonly #dest: DestinationTarget;
+  readonly #cluster: Cluster;
+  readonly #done: ForwardDone;
+  readonly #retry: RetryPolicy;
+  /** Circuit breaker and outlier detection: admit each attempt, allow retries, report results. */
+  readonly #guard: AttemptGuard;
+  // An upgrade is HTTP/1.1 whatever the port speaks (WebSocket over HTTP/2 would need extended CONNECT).
+  readonly #h2Upstream: boolean;
+  readonly #pickContext: { -readonly [K in keyof PickContext]: PickContext[K] };
+  #headers: Record<string, string | string[]> = {};
+  #fullPath = '';
+  #body: ReplayBody | AsyncIterable<Buffer> | undefined;
   // The route timeout spans every attempt; downstream going away cancels everything. No
   // AbortController: the attempt in flight is cancelled through its dispatch controller.
-  let stopped: 'timeout' | 'downstream' | undefined;
-  let current: Cancel | undefined;
-  const stop = (why: 'timeout' | 'downstream'): void => {
-    stopped ??= why;
-    current?.cancel(new Error(why === 'timeout' ? 'route timeout' : 'downstream closed'));
-  };
-  // A gRPC call's grpc-timeout bounds the route timeout (Istio sets grpcTimeoutHeaderMax to it).
-  const timeoutMs = isGrpcRequest(req.headers) ? boundedByGrpcTimeout(action.timeoutMs, req.headers) : action.timeoutMs;
-  const timer = timeoutMs > 0 ? setTimeout(() => stop('timeout'), timeoutMs) : undefined;
-  // An HTTP/2 reset or a closed connection cancels the attempt at once (the upstream stream is reset,
-  // the upstream HTTP/1 connection dropped), whatever Node's writable flags say (stream-state.ts).
-  const offGone = onDownstreamGone(res, () => stop('downstream'));
-
-  // Circuit breaker and outlier detection: admit each attempt, allow retries, report results.
-  const guard = new AttemptGuard(cluster);
+  #stopped: 'timeout' | 'downstream' | undefined;
+  /** The attempt, wait for a connection slot or back-off in flight, to be called off. */
+  #current: Cancel | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #offGone: (() => void) | undefined;
+  #attempt = 0;
+  #attemptsLeft: number;
   // The endpoints tried before this attempt, for a retry policy that avoids them (Istio's default).
   // The set starts at the first retry: empty, it excludes nothing, and most requests never retry.
-  let tried: Set<Endpoint> | undefined;
-  let previous: Endpoint | undefined;
-  const pickContext: { -readonly [K in keyof PickContext]: PickContext[K] } = { headers: req.headers, sourceIp: ctx.remoteAddress, query: facts.query };
-  let setCookie: string | undefined;
-  let started = 0;
-  const hooks = {
-    retryOnStatus: (status: number, upstream: Record<string, string | string[] | undefined>): boolean => {
-      if (retry.attempts === 0 || !retriableStatus(retry, status, upstream)) return false;
-      if (attemptsLeft > 0 && replayable() && guard.mayRetry()) return true;
-      // Envoy's UpstreamRetryLimitExceeded: the answer goes out as it is, flagged URX.
-      if (attemptsLeft === 0) log.flags = addFlag(log.flags, 'URX');
-      return false;
-    },
-    responseHeaders: (upstream: Record<string, string | string[] | undefined>) => {
-      log.upstreamServiceTime = Math.round(performance.now() - started);
-      const out = downstreamResponseHeaders(upstream);
-      out['x-envoy-upstream-service-time'] = String(log.upstreamServiceTime);
-      out['x-envoy-attempt-count'] = headers['x-envoy-attempt-count'];
-      out.server = 'istio-envoy';
-      applyHeaderRules(out as Record<string, string | string[]>, action.responseHeaders);
-      applyHeaderRules(out as Record<string, string | string[]>, dest.responseHeaders);
-      if (ctx.responseHeaders) Object.assign(out, ctx.responseHeaders);
-      if (setCookie) out['set-cookie'] = [...toList(out['set-cookie']), setCookie];
-      return out;
-    },
+  #tried: Set<Endpoint> | undefined;
+  #previous: Endpoint | undefined;
+  #setCookie: string | undefined;
+  /** The attempt in flight: its endpoint, its TLS, its pool lease, its per-try timer. */
+  #key = '';
+  #tls: UpstreamTlsProfile | undefined;
+  #lease: { end(): void } | undefined;
+  #perTry: NodeJS.Timeout | undefined;
+  #tryTimedOut = false;
+  #started = 0;
+
+  /** Attempts, waits for a connection slot and back-offs all register here to be called off. */
+  readonly #cancelable = (c: Cancel): void => {
+    this.#current = c;
+    if (this.#stopped) c.cancel(new Error(this.#stopped));
   };
-  let attemptsLeft = retry.attempts;
-  // Attempts, waits for a connection slot and back-offs all register here to be called off.
-  const cancelable = (c: Cancel): void => {
-    current = c;
-    if (stopped) c.cancel(new Error(stopped));
-  };
-  // An upgrade is HTTP/1.1 whatever the port speaks (WebSocket over HTTP/2 would need extended CONNECT).
-  const h2Upstream = speaksH2(cluster) && !ctx.upgrade;
-  try {
-    for (let attempt = 0; ; attempt++) {
-      attemptsLeft = retry.attempts - attempt;
-      if (previous && retry.avoidPreviousHosts) pickContext.exclude = (tried ??= new Set<Endpoint>()).add(previous);
-      const pick = cluster.lb.pick(pickContext);
-      if (!pick) return LocalReplies.noHealthyUpstream;
-      previous = pick.endpoint;
-      setCookie = pick.setCookie;
-      const key = UpstreamPools.key(pick.endpoint.address, endpointPort(pick.endpoint, cluster.port));
-      log.upstreamHost = key;
-      log.upstreamPeer = workloadOfEndpoint(pick.endpoint);
-      headers['x-envoy-attempt-count'] = String(attempt + 1);
-      const tls = decideUpstreamTls(cluster, pick.endpoint, ctx.identity, String(headers.host ?? ''));
-      // Never plaintext where the rule asks for mTLS; without a certificate no endpoint is reachable.
-      if (!tls.ok) return attempt > 0 ? withRetriesExhausted(upstreamTlsFailure(tls.reason)) : upstreamTlsFailure(tls.reason);
-      if (ctx.peerMetadata && tls.profile?.kind === 'ISTIO_MUTUAL') headers[PEER_METADATA_HEADER] = ctx.peerMetadata;
-      // Admitted at once unless a circuit breaker makes the attempt wait: no await (a microtask turn) then.
-      const admission = guard.admit(h2Upstream, cancelable);
-      const gate = admission instanceof Promise ? await admission : admission;
-      current = undefined;
-      if (gate !== 'admitted' || stopped) return AttemptGuard.refusal(gate, stopped);
-      const lease = ctx.pools.acquire(key, h2Upstream ? undefined : tls.profile, cluster.traffic?.limits);
-      started = performance.now();
-      const attemptBody = body instanceof ReplayBody ? body.forAttempt() : body;
-      const attemptRequest = { path: fullPath, method: req.method ?? 'GET', headers, trailers: () => trailersOf(req), ...(attemptBody !== undefined ? { body: attemptBody } : {}) };
-      // Envoy lets a response that has started run on to the route timeout: a per-try timeout only
-      // ends an attempt that has not answered yet.
-      let tryTimedOut = false;
-      const perTry = retry.perTryTimeoutMs > 0
-        ? setTimeout(() => {
-          if (res.headersSent) return;
-          tryTimedOut = true;
-          current?.cancel(new Error('per-try timeout'));
-        }, retry.perTryTimeoutMs)
-        : undefined;
-      let outcome: ExchangeOutcome;
-      if (ctx.upgrade) {
-        const open: TunnelConnect = (onFailure) => ctx.pools.connect(key, tls.profile, cluster.traffic?.limits, onFailure);
-        outcome = await exchangeUpgrade(open, attemptRequest, res, hooks, cancelable, ctx.upgrade);
-      } else if (h2Upstream) {
-        outcome = await exchangeH2((h, o) => ctx.pools.h2Request(key, tls.profile, cluster.traffic?.limits, h, o), attemptRequest, res, hooks, cancelable);
-      } else {
-        outcome = await exchange(lease.pool, attemptRequest, res, hooks, cancelable);
-      }
-      clearTimeout(perTry);
-      lease.end();
-      guard.done(key, outcome, res.statusCode, stopped);
-      current = undefined;
-      if (outcome.kind === 'responded') {
-        if (!outcome.complete) {
-          // The body broke off half-way (upstream reset, downstream gone, timeout): nothing more can
-          // be said to this client; the access log records why.
-          resetResponse(res);
-          log.flags = addFlag(log.flags, stopped === 'timeout' ? 'UT' : stopped === 'downstream' || outcome.error instanceof RequestBodyAborted ? 'DC' : outcome.error instanceof UpstreamStreamReset ? 'UR' : 'UC');
-        }
-        return undefined;
-      }
-      if (stopped) return AttemptGuard.refusal('cancelled', stopped);
-      if (outcome.kind === 'failed' && outcome.error instanceof RequestBodyAborted) return LocalReplies.downstreamDisconnect;
-      if (outcome.kind === 'failed') {
-        // A per-try timeout is retried like a reset; out of retries it answers 504 UT.
-        const failure: Failure = tryTimedOut ? { kind: 'reset', reply: LocalReplies.timeout } : classify(outcome.error);
-        const retriable = retry.attempts > 0 && retriableFailure(retry, failure);
-        if (!(retriable && attemptsLeft > 0 && replayable() && guard.mayRetry())) {
-          // URX only when the policy would have gone again but the retries ran out, as Envoy flags it.
-          return retriable && attemptsLeft === 0 ? withRetriesExhausted(failure.reply) : failure.reply;
-        }
-      }
-      // A retriable failure or answer (retry-status): wait, then go again unless stopped meanwhile.
-      await backoff(retry, attempt + 1, ctx.random, cancelable);
-      current = undefined;
-      if (stopped) return AttemptGuard.refusal('cancelled', stopped);
-    }
-  } finally {
-    guard.close();
-    clearTimeout(timer);
-    offGone();
+
+  readonly #onOutcome = (o: ExchangeOutcome): void => this.#drive(this.#ended, o);
+
+  constructor(req: IncomingMessage, res: ServerResponse, facts: RequestFacts, action: ForwardAction, ctx: ForwardContext, log: RequestRecord, dest: DestinationTarget, cluster: Cluster, done: ForwardDone) {
+    this.#req = req;
+    this.#res = res;
+    this.#facts = facts;
+    this.#action = action;
+    this.#ctx = ctx;
+    this.#log = log;
+    this.#dest = dest;
+    this.#cluster = cluster;
+    this.#done = done;
+    this.#retry = action.retry;
+    this.#attemptsLeft = action.retry.attempts;
+    this.#guard = new AttemptGuard(cluster);
+    this.#h2Upstream = speaksH2(cluster) && !ctx.upgrade;
+    this.#pickContext = { headers: req.headers, sourceIp: ctx.remoteAddress, query: facts.query };
   }
+
+  start(): void {
+    this.#drive(this.#begin, undefined);
+  }
+
+  /** Runs one step; anything but PENDING ends the request (a throw is a bug, answered as one). */
+  #drive<A>(step: (this: Forwarding, a: A) => Step, arg: A): void {
+    let result: Step;
+    try {
+      result = step.call(this, arg);
+    } catch (err) {
+      this.#close();
+      return this.#done(undefined, err);
+    }
+    if (result === PENDING) return;
+    this.#close();
+    this.#done(result);
+  }
+
+  #close(): void {
+    this.#guard.close();
+    clearTimeout(this.#timer);
+    this.#offGone?.();
+  }
+
+  #begin(): Step {
+    const action = this.#action;
+    const req = this.#req;
+    const facts = this.#facts;
+    const ctx = this.#ctx;
+    const dest = this.#dest;
+    const path = action.rewritePath ? action.rewritePath(facts.path) : facts.path;
+    const fullPath = (this.#fullPath = facts.queryString ? `${path}?${facts.queryString}` : path);
+    const headers = (this.#headers = upstreamRequestHeaders(req.headers, {
+      remoteAddress: ctx.remoteAddress,
+      scheme: facts.scheme,
+      authority: dest.authority ?? action.authority ?? facts.authority,
+      requestId: ctx.requestId,
+      ...(path !== facts.path ? { originalPath: facts.path } : {}),
+      ...(ctx.clientCert ? { clientCert: ctx.clientCert } : {}),
+    }));
+    applyHeaderRules(headers, action.requestHeaders);
+    applyHeaderRules(headers, dest.requestHeaders);
+
+    // A body that retries or mirrors may need again is copied as it streams, unless its length says
+    // at once that it is too large to hold; without a length it is held until it proves too large.
+    // A client already gone (it reset the stream while a fault delay or a rate limit held it) is not
+    // forwarded at all: a cut-off upload must never reach the upstream as a whole request.
+    if (requestGone(req)) return LocalReplies.downstreamDisconnect;
+    if (requestHasBody(req)) {
+      const len = Number(req.headers['content-length'] ?? 0);
+      const source = guardedBody(req);
+      this.#body = (this.#retry.attempts > 0 || action.mirrors.length > 0) && len <= REPLAY_LIMIT ? new ReplayBody(source, REPLAY_LIMIT) : source;
+    }
+    const body = this.#body;
+
+    // Mirrors get the request as the main upstream does, once (not per attempt), with its whole body;
+    // a body too large to hold is not mirrored (mirror.ts).
+    if (action.mirrors.length > 0 && (body === undefined || body instanceof ReplayBody)) {
+      const mirror = (copy: Buffer | undefined): void =>
+        sendMirrors(action.mirrors, { path: fullPath, method: req.method ?? 'GET', headers, ...(copy ? { body: copy } : {}) }, {
+          pools: ctx.pools,
+          random: ctx.random,
+          ...(ctx.identity ? { identity: ctx.identity } : {}),
+          requestHeaders: req.headers,
+          sourceIp: ctx.remoteAddress,
+          query: facts.query,
+          timeoutMs: action.timeoutMs,
+        });
+      if (body instanceof ReplayBody) void body.complete().then((copy) => copy && mirror(copy));
+      else mirror(undefined);
+    }
+
+    // A gRPC call's grpc-timeout bounds the route timeout (Istio sets grpcTimeoutHeaderMax to it).
+    const timeoutMs = isGrpcRequest(req.headers) ? boundedByGrpcTimeout(action.timeoutMs, req.headers) : action.timeoutMs;
+    if (timeoutMs > 0) this.#timer = setTimeout(() => this.#stop('timeout'), timeoutMs);
+    // An HTTP/2 reset or a closed connection cancels the attempt at once (the upstream stream is reset,
+    // the upstream HTTP/1 connection dropped), whatever Node's writable flags say (stream-state.ts).
+    this.#offGone = onDownstreamGone(this.#res, () => this.#stop('downstream'));
+    return this.#next();
+  }
+
+  #stop(why: 'timeout' | 'downstream'): void {
+    this.#stopped ??= why;
+    this.#current?.cancel(new Error(why === 'timeout' ? 'route timeout' : 'downstream closed'));
+  }
+
+  #replayable(): boolean {
+    return this.#body === undefined || (this.#body instanceof ReplayBody && this.#body.replayable);
+  }
+
+  /** The next attempt: an endpoint, its TLS, and room under the circuit breaker. */
+  #next(): Step {
+    const cluster = this.#cluster;
+    const headers = this.#headers;
+    this.#attemptsLeft = this.#retry.attempts - this.#attempt;
+    if (this.#previous && this.#retry.avoidPreviousHosts) this.#pickContext.exclude = (this.#tried ??= new Set<Endpoint>()).add(this.#previous);
+    const pick = cluster.lb.pick(this.#pickContext);
+    if (!pick) return LocalReplies.noHealthyUpstream;
+    this.#previous = pick.endpoint;
+    this.#setCookie = pick.setCookie;
+    const key = (this.#key = UpstreamPools.key(pick.endpoint.address, endpointPort(pick.endpoint, cluster.port)));
+    this.#log.upstreamHost = key;
+    this.#log.upstreamPeer = workloadOfEndpoint(pick.endpoint);
+    headers['x-envoy-attempt-count'] = String(this.#attempt + 1);
+    const tls = decideUpstreamTls(cluster, pick.endpoint, this.#ctx.identity, String(headers.host ?? ''));
+    // Never plaintext where the rule asks for mTLS; without a certificate no endpoint is reachable.
+    if (!tls.ok) return this.#attempt > 0 ? withRetriesExhausted(upstreamTlsFailure(tls.reason)) : upstreamTlsFailure(tls.reason);
+    this.#tls = tls.profile;
+    if (this.#ctx.peerMetadata && tls.profile?.kind === 'ISTIO_MUTUAL') headers[PEER_METADATA_HEADER] = this.#ctx.peerMetadata;
+    // Admitted at once unless a circuit breaker makes the attempt wait.
+    const admission = this.#guard.admit(this.#h2Upstream, this.#cancelable);
+    if (!(admission instanceof Promise)) return this.#send(admission);
+    admission.then((gate) => this.#drive(this.#send, gate), (err: unknown) => this.#drive(rethrow, err));
+    return PENDING;
+  }
+
+  /** The attempt, once the circuit breaker has said whether it may go. */
+  #send(gate: Gate): Step {
+    this.#current = undefined;
+    if (gate !== 'admitted' || this.#stopped) return AttemptGuard.refusal(gate, this.#stopped);
+    const req = this.#req;
+    const res = this.#res;
+    const ctx = this.#ctx;
+    const key = this.#key;
+    const limits = this.#cluster.traffic?.limits;
+    const lease = (this.#lease = ctx.pools.acquire(key, this.#h2Upstream ? undefined : this.#tls, limits));
+    this.#started = performance.now();
+    const body = this.#body instanceof ReplayBody ? this.#body.forAttempt() : this.#body;
+    const request: ExchangeRequest = { path: this.#fullPath, method: req.method ?? 'GET', headers: this.#headers, ...(body !== undefined ? { body } : {}) };
+    // Envoy lets a response that has started run on to the route timeout: a per-try timeout only
+    // ends an attempt that has not answered yet.
+    this.#tryTimedOut = false;
+    const perTryTimeoutMs = this.#retry.perTryTimeoutMs;
+    if (perTryTimeoutMs > 0) {
+      this.#perTry = setTimeout(() => {
+        if (res.headersSent) return;
+        this.#tryTimedOut = true;
+        this.#current?.cancel(new Error('per-try timeout'));
+      }, perTryTimeoutMs);
+    }
+    const tls = this.#tls;
+    if (ctx.upgrade) {
+      const open: TunnelConnect = (onFailure) => ctx.pools.connect(key, tls, limits, onFailure);
+      exchangeUpgrade(open, request, res, this, this.#cancelable, ctx.upgrade).then(this.#onOutcome, (err: unknown) => this.#drive(rethrow, err));
+    } else if (this.#h2Upstream) {
+      const h2Request = { ...request, trailers: () => trailersOf(req) };
+      exchangeH2((h, o) => ctx.pools.h2Request(key, tls, limits, h, o), h2Request, res, this, this.#cancelable).then(this.#onOutcome, (err: unknown) => this.#drive(rethrow, err));
+    } else {
+      startExchange(lease.pool, request, res, this, this.#cancelable, this.#onOutcome);
+    }
+    return PENDING;
+  }
+
+  /** The attempt ended: the answer went out, or the request fails, or it goes again. */
+  #ended(outcome: ExchangeOutcome): Step {
+    const res = this.#res;
+    const retry = this.#retry;
+    const stopped = this.#stopped;
+    clearTimeout(this.#perTry);
+    this.#lease?.end();
+    this.#guard.done(this.#key, outcome, res.statusCode, stopped);
+    this.#current = undefined;
+    if (outcome.kind === 'responded') {
+      if (!outcome.complete) {
+        // The body broke off half-way (upstream reset, downstream gone, timeout): nothing more can
+        // be said to this client; the access log records why.
+        resetResponse(res);
+        this.#log.flags = addFlag(this.#log.flags, stopped === 'timeout' ? 'UT' : stopped === 'downstream' || outcome.error instanceof RequestBodyAborted ? 'DC' : outcome.error instanceof UpstreamStreamReset ? 'UR' : 'UC');
+      }
+      return undefined;
+    }
+    if (stopped) return AttemptGuard.refusal('cancelled', stopped);
+    if (outcome.kind === 'failed' && outcome.error instanceof RequestBodyAborted) return LocalReplies.downstreamDisconnect;
+    if (outcome.kind === 'failed') {
+      // A per-try timeout is retried like a reset; out of retries it answers 504 UT.
+      const failure: Failure = this.#tryTimedOut ? { kind: 'reset', reply: LocalReplies.timeout } : classify(outcome.error);
+      const retriable = retry.attempts > 0 && retriableFailure(retry, failure);
+      if (!(retriable && this.#attemptsLeft > 0 && this.#replayable() && this.#guard.mayRetry())) {
+        // URX only when the policy would have gone again but the retries ran out, as Envoy flags it.
+        return retriable && this.#attemptsLeft === 0 ? withRetriesExhausted(failure.reply) : failure.reply;
+      }
+    }
+    // A retriable failure or answer (retry-status): wait, then go again unless stopped meanwhile.
+    this.#attempt++;
+    backoff(retry, this.#attempt, this.#ctx.random, this.#cancelable).then(() => this.#drive(this.#afterBackoff, undefined), (err: unknown) => this.#drive(rethrow, err));
+    return PENDING;
+  }
+
+  #afterBackoff(): Step {
+    this.#current = undefined;
+    if (this.#stopped) return AttemptGuard.refusal('cancelled', this.#stopped);
+    return this.#next();
+  }
+
+  retryOnStatus(status: number, upstream: Record<string, string | string[] | undefined>): boolean {
+    const retry = this.#retry;
+    if (retry.attempts === 0 || !retriableStatus(retry, status, upstream)) return false;
+    if (this.#attemptsLeft > 0 && this.#replayable() && this.#guard.mayRetry()) return true;
+    // Envoy's UpstreamRetryLimitExceeded: the answer goes out as it is, flagged URX.
+    if (this.#attemptsLeft === 0) this.#log.flags = addFlag(this.#log.flags, 'URX');
+    return false;
+  }
+
+  responseHeaders(upstream: Record<string, string | string[] | undefined>): OutgoingHttpHeaders {
+    const log = this.#log;
+    log.upstreamServiceTime = Math.round(performance.now() - this.#started);
+    const out = downstreamResponseHeaders(upstream);
+    out['x-envoy-upstream-service-time'] = String(log.upstreamServiceTime);
+    out['x-envoy-attempt-count'] = this.#headers['x-envoy-attempt-count'];
+    out.server = 'istio-envoy';
+    applyHeaderRules(out as Record<string, string | string[]>, this.#action.responseHeaders);
+    applyHeaderRules(out as Record<string, string | string[]>, this.#dest.responseHeaders);
+    if (this.#ctx.responseHeaders) Object.assign(out, this.#ctx.responseHeaders);
+    if (this.#setCookie) out['set-cookie'] = [...toList(out['set-cookie']), this.#setCookie];
+    return out;
+  }
+}
+
+/** A step that only throws what a promise it waited on rejected with (answered as a bug). */
+function rethrow(err: unknown): Step {
+  throw err;
 }
 
 /** Trailers the client sent after its body (HTTP/2 trailers, HTTP/1 chunked trailers), if any. */

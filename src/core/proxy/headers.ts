@@ -1,9 +1,9 @@
 // Header handling between downstream and upstream: hop-by-hop headers dropped both ways, the
 // x-forwarded-* and x-request-id headers a gateway sets, and VirtualService header rules applied.
 
-import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { HeaderRules } from '../routing/types.js';
+import { newRequestId } from './request-id.js';
 
 /**
  * RFC 9110 §7.6.1 connection-specific headers, plus those undici manages itself. `expect` is
@@ -53,7 +53,7 @@ export interface ForwardedFacts {
 /** The request id a request carries, or a new one (Envoy generates a UUID when it is absent). */
 export function requestIdOf(headers: IncomingHttpHeaders): string {
   const id = headers['x-request-id'];
-  return typeof id === 'string' && id !== '' ? id : randomUUID();
+  return typeof id === 'string' && id !== '' ? id : newRequestId();
 }
 
 /**

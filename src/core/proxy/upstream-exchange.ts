@@ -2,6 +2,9 @@
 // downstream response through undici's dispatch handler. This skips the response stream and
 // `pipeline()` layers (each allocates an AbortController and a DOMException per request, a quarter
 // of the gateway's CPU when measured) while keeping backpressure: a slow client pauses the upstream.
+// The handler is one object per attempt whose methods live on its class: undici calls them for
+// every request, and a handler made of closures cost a dozen allocations per request
+// (docs/benchmarks.md, "The plain-HTTP path").
 
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
@@ -36,70 +39,103 @@ export interface Cancel {
   cancel(reason: Error): void;
 }
 
+/** The outcome every attempt ends with, as a promise (relay.ts) or a callback (forward.ts). */
 export function exchange(pool: Pick<Dispatcher, 'dispatch'>, req: ExchangeRequest, res: ServerResponse, hooks: ExchangeHooks, onCancelable: (c: Cancel) => void): Promise<ExchangeOutcome> {
-  return new Promise((resolve) => {
-    let controller: Dispatcher.DispatchController | undefined;
-    let cancelled: Error | undefined;
-    let mode: 'waiting' | 'forwarding' | 'draining' = 'waiting';
-    let retryStatus = 0;
-    let settled = false;
-    const settle = (o: ExchangeOutcome): void => {
-      if (settled) return;
-      settled = true;
-      res.off('drain', onDrain);
-      resolve(o);
-    };
-    const onDrain = (): void => controller?.resume();
-    onCancelable({
-      cancel(reason) {
-        cancelled ??= reason;
-        if (controller) controller.abort(reason);
-      },
-    });
+  return new Promise((resolve) => startExchange(pool, req, res, hooks, onCancelable, resolve));
+}
 
-    const handler: Dispatcher.DispatchHandler = {
-      onRequestStart(c) {
-        controller = c;
-        if (cancelled) c.abort(cancelled);
-      },
-      onResponseStart(c, statusCode, headers) {
-        if (statusCode < 200 && statusCode !== 101) return; // 1xx informational: wait for the real answer
-        if (hooks.retryOnStatus(statusCode, headers)) {
-          mode = 'draining';
-          retryStatus = statusCode;
-          return;
-        }
-        mode = 'forwarding';
-        res.writeHead(statusCode, hooks.responseHeaders(headers));
-        res.on('drain', onDrain);
-        void c;
-      },
-      onResponseData(c, chunk) {
-        if (mode !== 'forwarding') return;
-        if (!res.write(chunk)) c.pause();
-      },
-      onResponseEnd(_c, trailers) {
-        if (mode === 'draining') return settle({ kind: 'retry-status', status: retryStatus });
-        // Trailers (gRPC's grpc-status) travel on when the downstream protocol can carry them.
-        if (trailers && Object.keys(trailers).length > 0) {
-          try {
-            res.addTrailers(trailers as Record<string, string>);
-          } catch {
-            /* HTTP/1 response without chunked encoding: nowhere to put them */
-          }
-        }
-        res.end();
-        settle({ kind: 'responded', complete: true });
-      },
-      onResponseError(_c, error) {
-        if (mode === 'forwarding') return settle({ kind: 'responded', complete: false, error });
-        settle({ kind: 'failed', error: cancelled ?? error });
-      },
-    };
-    try {
-      pool.dispatch({ path: req.path, method: req.method as Dispatcher.HttpMethod, headers: req.headers, body: req.body as Dispatcher.DispatchOptions['body'] }, handler);
-    } catch (error) {
-      settle({ kind: 'failed', error: error as Error });
+/** Dispatches the attempt; `onOutcome` is called exactly once, when it ends (at once if it cannot start). */
+export function startExchange(pool: Pick<Dispatcher, 'dispatch'>, req: ExchangeRequest, res: ServerResponse, hooks: ExchangeHooks, onCancelable: (c: Cancel) => void, onOutcome: (o: ExchangeOutcome) => void): void {
+  const attempt = new Http1Attempt(res, hooks, onOutcome);
+  onCancelable(attempt);
+  try {
+    pool.dispatch({ path: req.path, method: req.method as Dispatcher.HttpMethod, headers: req.headers, body: req.body as Dispatcher.DispatchOptions['body'] }, attempt);
+  } catch (error) {
+    attempt.settle({ kind: 'failed', error: error as Error });
+  }
+}
+
+type Mode = 'waiting' | 'forwarding' | 'draining';
+
+const COMPLETE: ExchangeOutcome = Object.freeze({ kind: 'responded', complete: true });
+
+class Http1Attempt implements Dispatcher.DispatchHandler, Cancel {
+  readonly #res: ServerResponse;
+  readonly #hooks: ExchangeHooks;
+  readonly #onOutcome: (o: ExchangeOutcome) => void;
+  #controller: Dispatcher.DispatchController | undefined;
+  #cancelled: Error | undefined;
+  #mode: Mode = 'waiting';
+  #retryStatus = 0;
+  #settled = false;
+  /** Added to the response while forwarding (a slow client's backpressure), removed when settled. */
+  #onDrain: (() => void) | undefined;
+
+  constructor(res: ServerResponse, hooks: ExchangeHooks, onOutcome: (o: ExchangeOutcome) => void) {
+    this.#res = res;
+    this.#hooks = hooks;
+    this.#onOutcome = onOutcome;
+  }
+
+  settle(o: ExchangeOutcome): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    if (this.#onDrain) this.#res.off('drain', this.#onDrain);
+    this.#onOutcome(o);
+  }
+
+  cancel(reason: Error): void {
+    this.#cancelled ??= reason;
+    this.#controller?.abort(reason);
+  }
+
+  onRequestStart(c: Dispatcher.DispatchController): void {
+    this.#controller = c;
+    if (this.#cancelled) c.abort(this.#cancelled);
+  }
+
+  onResponseStart(c: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
+    if (statusCode < 200 && statusCode !== 101) return; // 1xx informational: wait for the real answer
+    if (this.#hooks.retryOnStatus(statusCode, headers)) {
+      this.#mode = 'draining';
+      this.#retryStatus = statusCode;
+      return;
     }
-  });
+    this.#mode = 'forwarding';
+    this.#res.writeHead(statusCode, this.#hooks.responseHeaders(headers));
+  }
+
+  onResponseData(c: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.#mode !== 'forwarding' || this.#res.write(chunk)) return;
+    c.pause();
+    // Listened for only once a write has filled the response's buffer, which most answers never do.
+    if (!this.#onDrain) {
+      this.#onDrain = () => c.resume();
+      this.#res.on('drain', this.#onDrain);
+    }
+  }
+
+  onResponseEnd(_c: Dispatcher.DispatchController, trailers: Record<string, string | string[] | undefined>): void {
+    if (this.#mode === 'draining') return this.settle({ kind: 'retry-status', status: this.#retryStatus });
+    // Trailers (gRPC's grpc-status) travel on when the downstream protocol can carry them.
+    if (trailers && hasAny(trailers)) {
+      try {
+        this.#res.addTrailers(trailers as Record<string, string>);
+      } catch {
+        /* HTTP/1 response without chunked encoding: nowhere to put them */
+      }
+    }
+    this.#res.end();
+    this.settle(COMPLETE);
+  }
+
+  onResponseError(_c: Dispatcher.DispatchController, error: Error): void {
+    if (this.#mode === 'forwarding') return this.settle({ kind: 'responded', complete: false, error });
+    this.settle({ kind: 'failed', error: this.#cancelled ?? error });
+  }
+}
+
+function hasAny(o: object): boolean {
+  for (const _ in o) return true;
+  return false;
 }

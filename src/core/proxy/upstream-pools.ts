@@ -121,7 +121,7 @@ export class UpstreamPools implements EndpointLoad {
    * `limits`, one of its own too); `end()` closes the bracket around each request so least-request
    * sees the load.
    */
-  acquire(key: string, tls?: UpstreamTlsProfile, limits?: ConnectionLimits): { pool: Pool; end(): void } {
+  acquire(key: string, tls?: UpstreamTlsProfile, limits?: ConnectionLimits): Lease {
     if (this.#closed) throw new Error('upstream pools are closed');
     const custom = limits && !isDefaultLimits(limits) ? limits : undefined;
     let poolKey = tls ? `${key}|${tls.key}` : key;
@@ -148,22 +148,10 @@ export class UpstreamPools implements EndpointLoad {
       };
       this.#pools.set(poolKey, e);
     }
-    const entry = e;
-    entry.active++;
-    entry.lastUsed = Date.now();
+    e.active++;
+    e.lastUsed = Date.now();
     this.#active.set(key, (this.#active.get(key) ?? 0) + 1);
-    let ended = false;
-    return {
-      pool: entry.pool,
-      end: () => {
-        if (ended) return;
-        ended = true;
-        entry.active--;
-        const left = (this.#active.get(key) ?? 1) - 1;
-        if (left > 0) this.#active.set(key, left);
-        else this.#active.delete(key);
-      },
-    };
+    return new Lease(e, key, this.#active);
   }
 
   #sweep(): void {
@@ -191,6 +179,31 @@ export class UpstreamPools implements EndpointLoad {
     this.#h2.close();
     await Promise.all([...this.#pools.values()].map((e) => e.pool.destroy().catch(() => undefined)));
     this.#pools.clear();
+  }
+}
+
+/** One request's hold on a pool, for least-request's counts: an object with a method, not a closure per request. */
+class Lease {
+  readonly pool: Pool;
+  readonly #entry: Entry;
+  readonly #key: string;
+  readonly #active: Map<string, number>;
+  #ended = false;
+
+  constructor(entry: Entry, key: string, active: Map<string, number>) {
+    this.pool = entry.pool;
+    this.#entry = entry;
+    this.#key = key;
+    this.#active = active;
+  }
+
+  end(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#entry.active--;
+    const left = (this.#active.get(this.#key) ?? 1) - 1;
+    if (left > 0) this.#active.set(this.#key, left);
+    else this.#active.delete(this.#key);
   }
 }
 

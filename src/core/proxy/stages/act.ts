@@ -34,26 +34,24 @@ export function act(ex: Exchange): StageResult {
     res.end(action.body);
     return DONE;
   }
-  const { ctx, listener, tunnel, corsHeaders } = ex;
-  const xfcc = listener.clientCert?.(req);
+  const { ctx, listener } = ex;
+  // One object, its absent parts undefined: spreading each optional part in made an object apiece.
   const fctx: ForwardContext = {
     pools: ctx.pools,
     random: ctx.random,
     remoteAddress: ex.remoteAddress,
     requestId: ex.requestId,
-    ...(xfcc ? { clientCert: xfcc } : {}),
-    ...(ctx.identity ? { identity: ctx.identity } : {}),
-    ...(corsHeaders ? { responseHeaders: corsHeaders } : {}),
-    ...(tunnel ? { upgrade: tunnel } : {}),
-    ...(ctx.peerMetadata ? { peerMetadata: ctx.peerMetadata } : {}),
-    ...(ex.destination ? { destination: ex.destination } : {}),
+    clientCert: listener.clientCert?.(req),
+    identity: ctx.identity,
+    responseHeaders: ex.corsHeaders,
+    upgrade: ex.tunnel,
+    peerMetadata: ctx.peerMetadata,
+    destination: ex.destination,
   };
-  forward(req, res, facts, action, fctx, record).then(
-    (failure) => {
-      if (failure) ex.reply(failure);
-    },
-    (err: unknown) => internalError(ex, err),
-  );
+  forward(req, res, facts, action, fctx, record, (failure, bug) => {
+    if (bug !== undefined) internalError(ex, bug);
+    else if (failure) ex.reply(failure);
+  });
   return DONE;
 }
 

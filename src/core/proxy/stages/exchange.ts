@@ -99,7 +99,7 @@ export interface Exchange {
   readonly res: ServerResponse;
   readonly listener: ListenerInfo;
   readonly ctx: HttpHandlerContext;
-  readonly tunnel?: UpgradeTunnel;
+  readonly tunnel?: UpgradeTunnel | undefined;
   readonly record: RequestRecord;
   /** The one way a stage's typed failure is written (respond.ts), its flag and code recorded. */
   readonly reply: (r: LocalReply) => void;

@@ -38,5 +38,6 @@ export function openExchange(req: IncomingMessage, res: ServerResponse, listener
     record.errorCode = r.code;
     sendLocalReply(res, r, { 'x-request-id': requestId });
   };
-  return { req, res, listener, ctx, record, reply, requestId, remoteAddress, port, snapshot: ctx.holder.current(), ...(tunnel ? { tunnel } : {}) };
+  // `tunnel` is set (undefined for most requests) rather than spread in: one object, one shape for all.
+  return { req, res, listener, ctx, tunnel, record, reply, requestId, remoteAddress, port, snapshot: ctx.holder.current() };
 }
