@@ -2,6 +2,7 @@
 // what it received, so tests can see exactly what the gateway forwarded.
 
 import { spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { connect as netConnect, type AddressInfo, type Socket } from 'node:net';
 
@@ -58,13 +59,37 @@ export async function startUpstream(name: string, behaviour?: Behaviour): Promis
   };
 }
 
-/** A port nothing listens on (bound, then released). */
+/**
+ * A loopback port nothing listens on, below the kernel's ephemeral range. The kernel never hands
+ * such a port to a listener on port 0 or to an outgoing connection, so no other test's server can
+ * take it between this check and its use, as one could take a port bound here and released. The
+ * few tests that must bind a port known in advance (Redis, an ACME HTTP-01 port) take theirs here
+ * too; a pick is checked to refuse connections and never repeated within a process.
+ */
 export async function closedPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
+  const lowestEphemeral = Number(
+    (await readFile('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').catch(() => '32768')).trim().split(/\s+/)[0],
+  );
+  const lowest = 10_000;
+  for (;;) {
+    const port = lowest + Math.floor(Math.random() * (lowestEphemeral - lowest));
+    if (pickedPorts.has(port)) continue;
+    pickedPorts.add(port);
+    if (await refuses(port)) return port;
+  }
+}
+
+const pickedPorts = new Set<number>();
+
+function refuses(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = netConnect({ host: '127.0.0.1', port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once('error', () => resolve(true));
+  });
 }
 
 /**
