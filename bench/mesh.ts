@@ -7,13 +7,15 @@
 
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePorts, tempDir, track, type Child } from './processes.js';
 import { BENCH_HOST } from './servers.js';
 import { isReady, meshgateConfig, preflight, type Target } from './targets.js';
 import { SIDECAR_ENV, SIDECAR_NODE_OPTIONS } from '../src/core/inject/sidecar-node-options.js';
+import { loadOrCreateAuthority } from '../src/core/pki/authority.js';
+import { createWorkloadCsr } from '../src/core/pki/workload-csr.js';
 
 // dist/bench/ → the package root.
 const MESHGATE_BIN = fileURLToPath(new URL('../../bin/meshgate.js', import.meta.url));
@@ -107,4 +109,26 @@ export async function startMesh(appPort: number): Promise<MeshTargets> {
     await stop();
     throw err;
   }
+}
+
+/** A certificate for a mesh identity, signed by the mesh's CA; files in `dir` named after `name`. */
+export async function meshCertificate(caDir: string, dir: string, name: string, namespace: string, serviceAccount: string): Promise<{ cert: string; key: string }> {
+  const loaded = loadOrCreateAuthority(caDir);
+  if (!loaded.ok) throw new Error(loaded.message);
+  const csr = createWorkloadCsr({ keyType: 'ec' });
+  const signed = loaded.ca.signWorkloadCsr(csr.csrPem, { trustDomain: loaded.ca.trustDomain, namespace, serviceAccount });
+  if (!signed.ok) throw new Error(signed.message);
+  const cert = join(dir, `${name}.pem`);
+  const key = join(dir, `${name}-key.pem`);
+  await Promise.all([writeFile(cert, signed.certChain.join('')), writeFile(key, csr.keyPem, { mode: 0o600 })]);
+  return { cert, key };
+}
+
+/**
+ * TLS options for a client that speaks to the sidecar's inbound port as the gateway does: a
+ * certificate for the gateway's identity, signed by the mesh's CA (files in `dir`).
+ */
+export async function gatewayClientTls(caDir: string, dir: string): Promise<{ cert: Buffer; key: Buffer; ca: Buffer; checkServerIdentity: () => undefined }> {
+  const client = await meshCertificate(caDir, dir, 'client', GATEWAY.namespace, GATEWAY.serviceAccount);
+  return { cert: await readFile(client.cert), key: await readFile(client.key), ca: await readFile(join(caDir, 'root-cert.pem')), checkServerIdentity: () => undefined };
 }

@@ -13,15 +13,12 @@
 // SIDECAR_FLOOR_RATE (1000 req/s), over 50 connections.
 
 import { fork } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startMesh } from './mesh.js';
+import { gatewayClientTls, meshCertificate, startMesh } from './mesh.js';
 import { runPaced } from './paced-load.js';
 import { preciseCpuSeconds, rssBytes, sampleMax, stopAll, tempDir, track } from './processes.js';
 import { BENCH_HOST, startUpstream } from './targets.js';
-import { loadOrCreateAuthority } from '../src/core/pki/authority.js';
-import { createWorkloadCsr } from '../src/core/pki/workload-csr.js';
 import { SIDECAR_ENV, SIDECAR_V8_FLAGS } from '../src/core/inject/sidecar-node-options.js';
 
 const FLOOR_SERVER = fileURLToPath(new URL('./sidecar-floor-server.js', import.meta.url));
@@ -43,19 +40,6 @@ interface Sample {
   readonly p90Ms: number;
 }
 
-/** A certificate for a mesh identity, signed by the mesh's CA; files in `dir` named after `name`. */
-async function meshCertificate(caDir: string, dir: string, name: string, namespace: string, serviceAccount: string): Promise<{ cert: string; key: string }> {
-  const loaded = loadOrCreateAuthority(caDir);
-  if (!loaded.ok) throw new Error(loaded.message);
-  const csr = createWorkloadCsr({ keyType: 'ec' });
-  const signed = loaded.ca.signWorkloadCsr(csr.csrPem, { trustDomain: loaded.ca.trustDomain, namespace, serviceAccount });
-  if (!signed.ok) throw new Error(signed.message);
-  const cert = join(dir, `${name}.pem`);
-  const key = join(dir, `${name}-key.pem`);
-  await Promise.all([writeFile(cert, signed.certChain.join('')), writeFile(key, csr.keyPem, { mode: 0o600 })]);
-  return { cert, key };
-}
-
 async function startFloor(name: string, certs: { cert: string; key: string }, rootCert: string, appPort: number, execArgv: string[]): Promise<Variant> {
   const child = track(
     fork(FLOOR_SERVER, [certs.cert, certs.key, rootCert, `http://127.0.0.1:${appPort}`], { execArgv, env: { ...process.env, ...SIDECAR_ENV }, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] }),
@@ -71,9 +55,8 @@ async function main(): Promise<void> {
   const mesh = await startMesh(upstream.port);
   const dir = await tempDir('meshgate-bench-floor-');
   const rootCert = join(mesh.caDir, 'root-cert.pem');
-  const client = await meshCertificate(mesh.caDir, dir, 'client', 'istio-system', 'istio-ingressgateway-service-account');
   const server = await meshCertificate(mesh.caDir, dir, 'server', 'default', 'bench-upstream');
-  const tls = { cert: await readFile(client.cert), key: await readFile(client.key), ca: await readFile(rootCert), checkServerIdentity: () => undefined };
+  const tls = await gatewayClientTls(mesh.caDir, dir);
   const variants: Variant[] = [
     { name: 'meshgate sidecar', pid: mesh.sidecarPid, port: mesh.sidecarInbound },
     await startFloor('node:https mTLS + undici Pool', server, rootCert, upstream.port, []),
