@@ -20,11 +20,11 @@ export const GATEWAY_NODE_OPTIONS = '--max-semi-space-size=32';
  *
  * - `--heap-growing-percent=20`: V8 lets the old generation grow, before its next full collection,
  *   to up to about three times what was live at the last one. A gateway's live heap is its
- *   configuration (about 25 KB per service), and each reload leaves the snapshot it replaced and the
- *   rebuild's intermediate objects there: at 10,000 services 10 edits took the heap from 245 to 739 MB
- *   before a full collection came, and RSS to 845 MB, pages V8 then keeps for a while. With the old
- *   generation let grow by a fifth (plus the young generation's size, V8's floor), the same edits
- *   peaked at 349 MB of heap and 457 MB of RSS (one run each, on a loaded machine). Requests' garbage
+ *   configuration (about 23 KB per service), and each reload leaves the snapshot it replaced and the
+ *   rebuild's intermediate objects there: at 10,000 services 10 edits took the heap from 233 to
+ *   520 MB before a full collection came, and RSS to 625 MB, pages V8 then keeps for a while. With
+ *   the old generation let grow by a fifth, the same edits ended at 265 MB of heap and 458 MB of RSS
+ *   (the same build, one run each, one after the other on a loaded machine). Requests' garbage
  *   nearly all dies young (above), so this makes full collections more frequent mostly while the
  *   configuration is read or rebuilt. docs/benchmarks.md (scale, fifth pass) has the measurements.
  */
