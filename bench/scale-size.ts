@@ -6,9 +6,10 @@
 // reloads, the CPU spent while nothing changes, the heap and RSS after that idle period, and the
 // route lookup rate. Prints one JSON line.
 // Run by bench/scale.ts as `node --expose-gc dist/bench/scale-size.js N [IDLE_SECONDS]`, with the
-// gateway's NODE_OPTIONS.
+// gateway's NODE_OPTIONS; it sets the V8 flags the gateway command sets on itself.
 
 import { mkdtemp, rm } from 'node:fs/promises';
+import { setFlagsFromString } from 'node:v8';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -21,7 +22,11 @@ import { Reloader } from '../src/core/snapshot/reloader.js';
 import type { ProxyRole, Snapshot } from '../src/core/snapshot/snapshot.js';
 import { ConfigFolder } from '../src/core/sources/config-folder.js';
 import { FileSource } from '../src/core/sources/file-source.js';
+import { GATEWAY_V8_FLAGS } from '../src/gateway/node-options.js';
 import { editService, scaleHost, writeScaleConfig, SCALE_GATEWAY_PORT } from './scale-config.js';
+
+// The V8 flags `meshgate gateway` sets on itself, before anything is read.
+setFlagsFromString(GATEWAY_V8_FLAGS);
 
 export interface ScaleSample {
   readonly services: number;

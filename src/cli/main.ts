@@ -4,11 +4,19 @@
 import { setFlagsFromString } from 'node:v8';
 import { setAllowUnknownFields } from '../core/config/field-policy.js';
 import { SIDECAR_V8_FLAGS } from '../core/inject/sidecar-node-options.js';
+import { GATEWAY_V8_FLAGS } from '../gateway/node-options.js';
 import { LOG_LEVELS, logLevel, setLogSettings } from '../core/telemetry/logger.js';
 import { versionDetails, versionLine } from './version.js';
 
 const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promise<number> }> = {
-  gateway: { summary: 'run the ingress gateway on a config folder', run: async (argv) => (await import('./gateway.js')).runGatewayCommand(argv) },
+  gateway: {
+    summary: 'run the ingress gateway on a config folder',
+    // The gateway's V8 flags before it reads its configuration (why: in the file that has them).
+    run: async (argv) => {
+      setFlagsFromString(GATEWAY_V8_FLAGS);
+      return (await import('./gateway.js')).runGatewayCommand(argv);
+    },
+  },
   control: { summary: 'run the control plane: config stream and CA for proxies', run: async (argv) => (await import('./control.js')).runControlCommand(argv) },
   sidecar: {
     summary: 'run the proxy beside one workload: mTLS in and out, policies',

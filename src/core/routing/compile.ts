@@ -162,7 +162,8 @@ export function routeName(route: HTTPRoute, m: HTTPMatchRequest | undefined): st
 
 /** Istio's SortVHostRoutes: catch-all routes go to the end, everything else keeps its order. */
 function catchAllsLast(routes: CompiledRoute[]): CompiledRoute[] {
-  return [...routes.filter((r) => !r.catchAll), ...routes.filter((r) => r.catchAll)];
+  // concat makes a list of exactly the length: a virtual host's routes are kept by the snapshot.
+  return routes.filter((r) => !r.catchAll).concat(routes.filter((r) => r.catchAll));
 }
 
 /** SNI routes of a PASSTHROUGH server, or the tcp route of a TCP server (tls-routes.ts). */

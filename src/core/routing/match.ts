@@ -54,7 +54,8 @@ export function compileMatch(m: HTTPMatchRequest): Condition[] {
     const pred = sm.exact === '' ? compileStringMatch({}, { presenceForEmpty: true }) : compileStringMatch(sm, { presenceForEmpty: true });
     out.push(condition(`query ${name}`, (r) => r.query.get(name), pred));
   }
-  return out;
+  // Kept by the compiled route: copied to exactly its length (filled by push, it had room for 17).
+  return out.slice();
 }
 
 /** Envoy's invert_match with treat_missing_header_as_empty: a missing header counts as ''. */

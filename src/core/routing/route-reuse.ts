@@ -54,7 +54,8 @@ export function reuseRoutes<L extends RouteLookups>(vs: Resource, key: string, l
       return c;
     },
   };
-  const routes = compile(recording);
+  // Kept as long as the VirtualService: copied to exactly its length (filled by push, it had room for 17).
+  const routes = compile(recording).slice();
   if (!byKey) kept.set(vs, (byKey = new Map()));
   byKey.set(key, { services: [...services.values()], clusters: [...clusters.values()], routes });
   return routes;
