@@ -26,6 +26,7 @@ import { UpstreamTlsError } from '../tls/upstream-connector.js';
 import { AttemptGuard } from './attempt-guard.js';
 import { ReplayBody } from './replay-body.js';
 import { requestHasBody } from './relay.js';
+import { keepsOriginalDestination, originalEndpoint, type Dialled } from '../policy/original-dst.js';
 
 /** Bodies up to this size are kept in memory so a retry can send them again (Envoy buffers similarly). */
 const REPLAY_LIMIT = 64 * 1024;
@@ -47,6 +48,11 @@ export interface ForwardContext {
   readonly peerMetadata?: string;
   /** The destination picked when the route was selected (routedDestination); picked here without it. */
   readonly destination?: DestinationTarget;
+  /**
+   * Where a captured request was going (the original destination): a cluster that keeps to it (a
+   * headless Service, a ServiceEntry with `resolution: NONE`) sends every attempt there (ORIGINAL_DST).
+   */
+  readonly dialled?: Dialled;
 }
 
 /** A destination by relative weight; used for HTTP routes and for piped (tls/tcp) connections alike. */
@@ -151,7 +157,9 @@ export async function forward(
   if (!dest) return LocalReplies.clusterNotFound;
   const cluster = dest.cluster;
   if (!cluster) return dest.invalidBackend ? LocalReplies.invalidBackend : LocalReplies.clusterNotFound;
-  if (cluster.endpoints.length === 0) return LocalReplies.noHealthyUpstream;
+  // Envoy's ORIGINAL_DST: the dialled pod (ready or not) or nothing, the same one on every attempt.
+  const pinned = ctx.dialled && keepsOriginalDestination(cluster.service) ? (originalEndpoint(cluster, ctx.dialled) ?? null) : undefined;
+  if (pinned === null || (!pinned && cluster.endpoints.length === 0)) return LocalReplies.noHealthyUpstream;
 
   const path = action.rewritePath ? action.rewritePath(facts.path) : facts.path;
   const fullPath = facts.queryString ? `${path}?${facts.queryString}` : path;
@@ -254,10 +262,10 @@ export async function forward(
     for (let attempt = 0; ; attempt++) {
       attemptsLeft = retry.attempts - attempt;
       if (previous && retry.avoidPreviousHosts) pickContext.exclude = (tried ??= new Set<Endpoint>()).add(previous);
-      const pick = cluster.lb.pick(pickContext);
+      const pick = pinned ? { endpoint: pinned } : cluster.lb.pick(pickContext);
       if (!pick) return LocalReplies.noHealthyUpstream;
       previous = pick.endpoint;
-      setCookie = pick.setCookie;
+      setCookie = 'setCookie' in pick ? pick.setCookie : undefined;
       const key = UpstreamPools.key(pick.endpoint.address, endpointPort(pick.endpoint, cluster.port));
       log.upstreamHost = key;
       log.upstreamPeer = workloadOfEndpoint(pick.endpoint);

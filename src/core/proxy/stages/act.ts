@@ -36,6 +36,7 @@ export function act(ex: Exchange): StageResult {
   }
   const { ctx, listener, tunnel, corsHeaders } = ex;
   const xfcc = listener.clientCert?.(req);
+  const dialled = listener.dialled?.(req);
   const fctx: ForwardContext = {
     pools: ctx.pools,
     random: ctx.random,
@@ -47,6 +48,7 @@ export function act(ex: Exchange): StageResult {
     ...(tunnel ? { upgrade: tunnel } : {}),
     ...(ctx.peerMetadata ? { peerMetadata: ctx.peerMetadata } : {}),
     ...(ex.destination ? { destination: ex.destination } : {}),
+    ...(dialled ? { dialled } : {}),
   };
   forward(req, res, facts, action, fctx, record).then(
     (failure) => {
