@@ -4,7 +4,7 @@
 // IP among them) to the address dialled (PassthroughCluster) or 502 under REGISTRY_ONLY; on a
 // service's own address whose port it leaves undeclared, to that service whatever the Host; on any
 // other port, as TCP. A real sidecar with capture stood in for by the original-destination lookup,
-// pods as HTTP servers on loopback addresses of their own.
+// pods as HTTP servers on loopback addresses of their own; and a cluster IP as a Host, compiled.
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,6 +14,10 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startSidecar, type RunningSidecar } from '../src/sidecar/main.js';
+import { parseConfigText } from '../src/core/config/load.js';
+import { buildSnapshot } from '../src/core/snapshot/build.js';
+import { outboundRouteConfig } from '../src/core/routing/compile-mesh.js';
+import { FIXED_DEPS } from './helpers/route-table.js';
 import { outboundTrafficModeOf } from '../src/core/policy/outbound-traffic-policy.js';
 import { sidecarOptions, testAuthority, untilSnapshot } from './helpers/mesh.js';
 import { readCaptured, RecordedDestinations } from './helpers/original-destinations.js';
@@ -141,5 +145,15 @@ describe('HTTP captured on its way to an address', () => {
     assert.equal((await get('127.0.0.3', webPort, `127.0.0.3:${webPort}`)).status, 502);
     assert.equal(nameOf(await get('127.0.0.3', webPort, `web:${webPort}`)), 'web-1', 'the mesh service is still reached');
     assert.deepEqual(await get('127.0.0.7', outsidePort, 'anything'), { status: 0, body: '' });
+  });
+});
+
+describe("a Service's cluster IP as Host", () => {
+  it('names the Service on its declared HTTP port, as Istio lists a service address among its domains', () => {
+    const role = { kind: 'sidecar' as const, namespace: 'default', labels: { app: 'client' }, serviceAccount: 'client', outboundTrafficPolicy: 'ALLOW_ANY' as const };
+    const { snapshot } = buildSnapshot(parseConfigText(service('ratings', '10.96.0.5', 'http', 9080), 'mesh.yaml'), role, FIXED_DEPS);
+    const config = outboundRouteConfig(snapshot, 9080)!;
+    assert.equal(config.findVirtualHost('10.96.0.5')?.domain, 'ratings.default.svc.cluster.local');
+    assert.equal(config.findVirtualHost('10.96.0.6'), undefined);
   });
 });
