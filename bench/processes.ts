@@ -131,7 +131,17 @@ export function answersHttp(port: number): Promise<boolean> {
   });
 }
 
-/** Ports the OS hands out, bound and released: for a child that takes ports only as arguments. */
+/**
+ * Ports the OS hands out, bound and released: for a child that takes ports only as numbers in its
+ * arguments or configuration, and cannot be given 0 and asked afterwards. Tests never do this (they
+ * bind 0 and read the port from the `… serving` line); the bench keeps it where that is impossible
+ * or costs a second start phase, so a port taken in between fails a run loudly, never silently:
+ * - nginx, haproxy and caddy read their listen ports from the config files the bench writes, and
+ *   report no port they picked; redis-server's `--port 0` turns TCP off instead of picking one;
+ * - meshgate could take 0 and log its ports, but the mesh bench writes the sidecar's inbound port
+ *   into the control plane's configuration before any process starts, and a `--workers N` gateway's
+ *   ports must be known before its workers share them, so those still come from here.
+ */
 export async function freePorts(n: number): Promise<number[]> {
   const servers = await Promise.all(
     Array.from({ length: n }, () => new Promise<Server>((resolve, reject) => {

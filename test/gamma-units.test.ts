@@ -80,11 +80,11 @@ describe('GAMMA: attaching a route to a Service', () => {
     assert.deepEqual(attach('[{group: "", kind: Service, name: reviews}]').conditions, ['Accepted True Accepted']);
   });
 
-  it('a missing Service, port or port name is NoMatchingParent; TCPRoute on a Service is UnsupportedValue', () => {
+  it('a missing Service, port or port name is NoMatchingParent; a TCPRoute attaches to a Service too', () => {
     assert.deepEqual(attach('[{group: "", kind: Service, name: nope}]').conditions, ['Accepted False NoMatchingParent']);
     assert.deepEqual(attach('[{group: "", kind: Service, name: reviews, port: 8080}]').conditions, ['Accepted False NoMatchingParent']);
     assert.deepEqual(attach('[{group: "", kind: Service, name: ratings, sectionName: http, port: 9090}]').conditions, ['Accepted False NoMatchingParent']);
-    assert.deepEqual(attach('[{group: "", kind: Service, name: reviews}]', 'TCPRoute').conditions, ['Accepted False UnsupportedValue']);
+    assert.deepEqual(attach('[{group: "", kind: Service, name: reviews}]', 'TCPRoute').conditions, ['Accepted True Accepted']);
     assert.deepEqual(attach('[{group: "", kind: Service, name: nope}]').attachments, []);
   });
 

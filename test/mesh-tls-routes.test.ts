@@ -71,7 +71,11 @@ describe('VirtualService tls routes in the mesh (SNI)', () => {
   const tunnelled = (host: string, port: number, sni: string): Promise<string> =>
     new Promise((resolve, reject) => {
       const raw = netConnect(client.outboundPort, '127.0.0.1');
-      raw.once('connect', () => raw.write(`CONNECT ${host}:${port} HTTP/1.1\r\nHost: ${host}:${port}\r\n\r\n`));
+      raw.once('connect', () => {
+        // Not redirected: conntrack names the outbound port itself as where it was going.
+        destinations.record(raw.localPort!, { address: '127.0.0.1', port: client.outboundPort });
+        raw.write(`CONNECT ${host}:${port} HTTP/1.1\r\nHost: ${host}:${port}\r\n\r\n`);
+      });
       raw.once('data', (d: Buffer) => {
         if (!d.toString().startsWith('HTTP/1.1 200')) return resolve('');
         resolve(talkTls(raw, sni, 'hello'));

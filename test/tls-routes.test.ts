@@ -285,15 +285,23 @@ describe('tls routes on a PASSTHROUGH server', () => {
     assert.equal(t.lookup('two.example.com')!.source.matchIndex, 1);
   });
 
-  it('AUTO_PASSTHROUGH is not supported: an empty table and a warning', () => {
-    const { snapshot, warnings } = compile(
-      gateway([{ port: 15443, hosts: ['*.local'], mode: 'AUTO_PASSTHROUGH' }]),
-      vs('a', { hosts: ['a.example.com'], tls: [tlsRule(['a.example.com'], ['a'])] }),
-    );
+  it('AUTO_PASSTHROUGH: a name per service port (and subset) in the SNI, no VirtualService needed', () => {
+    const rule = { apiVersion: 'networking.istio.io/v1', kind: 'DestinationRule', metadata: { name: 'a', namespace: 'default' }, spec: { host: 'a', subsets: [{ name: 'v1', labels: { version: 'v1' } }] } };
+    const { snapshot } = compile(gateway([{ port: 15443, hosts: ['*.local'], mode: 'AUTO_PASSTHROUGH' }]), rule);
     const t = table(snapshot, 15443);
-    assert.equal(t.routes.length, 0);
-    assert.equal(t.lookup('outbound_.443_._.a.default.svc.cluster.local'), undefined);
-    assert.ok(warnings.some((w) => w.includes('AUTO_PASSTHROUGH is not supported')), warnings.join('\n'));
+    assert.equal(t.lookup('outbound_.443_._.a.default.svc.cluster.local')!.destinations[0]!.clusterName, 'outbound|443||a.default.svc.cluster.local');
+    assert.equal(t.lookup('outbound_.443_.v1_.a.default.svc.cluster.local')!.destinations[0]!.clusterName, 'outbound|443|v1|a.default.svc.cluster.local');
+    assert.equal(t.lookup('outbound_.8443_._.multi.default.svc.cluster.local')!.destinations[0]!.clusterName, 'outbound|8443||multi.default.svc.cluster.local');
+    for (const miss of ['a.default.svc.cluster.local', 'outbound_.80_._.a.default.svc.cluster.local', 'outbound_.443_.v2_.a.default.svc.cluster.local', 'outbound_.443_._.nope.default.svc.cluster.local']) {
+      assert.equal(t.lookup(miss), undefined, miss);
+    }
+  });
+
+  it('AUTO_PASSTHROUGH: only hosts within the server hosts; a server that covers none warns', () => {
+    const { snapshot, warnings } = compile(gateway([{ port: 15443, hosts: ['a.default.svc.cluster.local'], mode: 'AUTO_PASSTHROUGH' }, { port: 15444, hosts: ['*.example.com'], mode: 'AUTO_PASSTHROUGH' }]));
+    assert.deepEqual(table(snapshot, 15443).routes.map((r) => r.sniHost), ['outbound_.443_._.a.default.svc.cluster.local']);
+    assert.equal(table(snapshot, 15444).routes.length, 0);
+    assert.ok(warnings.some((w) => w.includes('AUTO_PASSTHROUGH: no service inside the mesh')), warnings.join('\n'));
   });
 
   it('terminating and plaintext servers get no tls table', () => {

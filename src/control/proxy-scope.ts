@@ -131,7 +131,7 @@ export class ScopeIndex {
     // Routes attached to Services (Gateway API mesh support) are the sidecar's VirtualServices too;
     // a cross-namespace backendRef needs the ReferenceGrants to be judged.
     if (p.role === 'sidecar') {
-      const mesh = meshRoutesFor([...this.kind('HTTPRoute'), ...this.kind('GRPCRoute')], p.namespace, (ns, h) => imports(egress, ns, h), this.domain);
+      const mesh = meshRoutesFor([...this.kind('HTTPRoute'), ...this.kind('GRPCRoute'), ...this.kind('TCPRoute'), ...this.kind('TLSRoute')], p.namespace, (ns, h) => imports(egress, ns, h), this.domain);
       for (const r of mesh.routes) out.add(r);
       wantedHosts.push(...mesh.backendHosts);
       if (mesh.routes.length > 0) for (const g of this.kind('ReferenceGrant')) out.add(g);

@@ -7,6 +7,7 @@
 // not change the choice, and a handshake is cheaper without reading it twice. The choice uses the snapshot current at accept; a connection that arrives before the
 // first configuration waits for it.
 
+import { offersIstioMtls } from '../core/routing/auto-passthrough.js';
 import { createServer as createNetServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { listenOn } from '../core/proxy/listen.js';
@@ -130,6 +131,8 @@ export function createPortListener(servicePorts: readonly number[], deps: PortLi
         if (!server) return void socket.destroy();
         const mode = server.tls?.mode ?? 'PASSTHROUGH';
         if (mode === 'PASSTHROUGH' || mode === 'AUTO_PASSTHROUGH') {
+          // AUTO_PASSTHROUGH takes only Istio mTLS to a sidecar, which its client says in ALPN.
+          if (mode === 'AUTO_PASSTHROUGH' && !offersIstioMtls(hello.alpn)) return void socket.destroy();
           const route = server.tlsRoutes?.lookup(hello.sni);
           if (!route) return void socket.destroy();
           if (!authorized(socket, route.destinations[0]?.clusterName, hello.sni)) return;

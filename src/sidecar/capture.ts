@@ -7,8 +7,10 @@
 // decide. A port of a mesh service whose protocol is declared TCP (`tcp`, `tls`, `mysql`, … or
 // appProtocol), or an undeclared port Istio assumes to be TCP (3306, …), is TCP from the start: the
 // client is not waited for, so a server-first protocol (MySQL, SMTP) gets its greeting. Otherwise the
-// port is sniffed: an HTTP request goes to the outbound HTTP side, which routes by its Host header
-// like any proxied request; anything else (TLS the app speaks itself, a binary protocol, or nothing
+// port is sniffed: an HTTP request goes to the outbound HTTP side with its original destination,
+// whose port picks the route config (core/routing/captured-route-config.ts: by Host on a port some
+// service declares HTTP, as that service on an address whose service sniffs the port; HTTP on any
+// other port is TCP like the rest); anything else (TLS the app speaks itself, a binary protocol, or nothing
 // within the sniffing window) is TCP. TCP to a mesh service port takes its `tcp` route and mutual
 // TLS to the server's sidecar (outbound-tcp.ts). TLS to an address the mesh does not know (an external
 // name the app resolved itself) is matched by the ClientHello's SNI against the mesh's hosts and
@@ -87,13 +89,19 @@ export function createCapture(deps: CaptureDeps): Capture {
     sniffer.first.then(async (first) => {
       if (decided) return;
       decided = true;
-      if (first && HTTP_START.test(first.toString('latin1', 0, Math.min(first.length, 8)))) {
-        socket.unshift(first);
-        step.release(socket);
-        deps.outbound.accept(socket);
-        return;
-      }
       const target = await original;
+      if (first && HTTP_START.test(first.toString('latin1', 0, Math.min(first.length, 8)))) {
+        const known = target && !isSelf(target, outboundPort) ? target : undefined;
+        // HTTP that no HTTP listener of Istio's would take (no service has the port as HTTP, and the
+        // address is no service's that sniffs it) is TCP like any other bytes: passed through or closed.
+        if (!known || deps.outbound.serves(known)) {
+          socket.unshift(first);
+          step.release(socket);
+          deps.outbound.accept(socket, known);
+          return;
+        }
+        return forward(socket, first, known, deps.tcp.byAddress(known.address, known.port));
+      }
       forward(socket, first, target, target && (deps.tcp.byAddress(target.address, target.port) ?? bySni(first, target.port)));
     }, () => socket.destroy());
   });

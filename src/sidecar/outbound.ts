@@ -3,6 +3,10 @@
 // for picks the outbound route config, the host its virtual host, and from there it is the same
 // routing, load balancing and forwarding the gateway does — with mutual TLS to mesh endpoints.
 // Hosts the mesh does not know pass through (ALLOW_ANY) or get 502 (REGISTRY_ONLY), as in Istio.
+// A connection the capture port hands over comes with where the app sent it (its original
+// destination): that port, not the Host's, picks the route config, and the address may pick the
+// service outright (core/routing/captured-route-config.ts); passed-through requests go to it, and
+// so do requests for a headless Service (its pod the app resolved and dialled).
 // CONNECT tunnels (an HTTPS call through the proxy, or any TCP the app sends) to a mesh service port
 // that can carry TCP take that port's `tcp` route and mutual TLS, as captured TCP does
 // (outbound-tcp.ts); to anything else they are piped to their destination untouched.
@@ -17,6 +21,8 @@ import { handleUpgrade } from '../core/proxy/upgrade.js';
 import { LocalReplies, rawLocalReply } from '../core/proxy/respond.js';
 import { AcceptStep } from '../core/proxy/accept.js';
 import { outboundRouteConfig } from '../core/routing/compile-mesh.js';
+import { capturedRouteConfig } from '../core/routing/captured-route-config.js';
+import type { Dialled } from '../core/policy/original-dst.js';
 import type { OutboundTcp } from './outbound-tcp.js';
 
 export interface OutboundDeps {
@@ -27,8 +33,10 @@ export interface OutboundDeps {
 
 export interface OutboundListener {
   listen(port: number, host: string): Promise<number>;
-  /** Serves an HTTP connection accepted elsewhere (the capture port, which sniffed it). */
-  accept(socket: Socket): void;
+  /** Serves an HTTP connection accepted elsewhere (the capture port, which sniffed it); `dialled`: its original destination. */
+  accept(socket: Socket, dialled?: Dialled): void;
+  /** Whether an HTTP listener of Istio's would take a captured connection to `dialled` (else it is TCP). */
+  serves(dialled: Dialled): boolean;
   close(): Promise<void>;
   destroy(): void;
 }
@@ -43,11 +51,17 @@ export function destinationPort(req: IncomingMessage): number {
 
 export function createOutboundListener(deps: OutboundDeps): OutboundListener {
   const { ctx } = deps;
+  const dialledBy = new WeakMap<Socket, Dialled>();
+  const dialled = (req: IncomingMessage): Dialled | undefined => dialledBy.get(req.socket);
   const listener: ListenerInfo = {
     port: 80,
     scheme: 'http',
-    requestPort: destinationPort,
-    select: (snapshot, req) => outboundRouteConfig(snapshot, destinationPort(req)),
+    requestPort: (req) => dialled(req)?.port ?? destinationPort(req),
+    select: (snapshot, req) => {
+      const to = dialled(req);
+      return to ? capturedRouteConfig(snapshot, to) : outboundRouteConfig(snapshot, destinationPort(req));
+    },
+    dialled,
     stages: Pipelines.sidecarOutbound,
     unknownHost: 'outbound-traffic-policy',
   };
@@ -67,7 +81,12 @@ export function createOutboundListener(deps: OutboundDeps): OutboundListener {
 
   return {
     listen: (port, host) => listenOn(server, port, host),
-    accept: (socket) => {
+    serves: (to) => {
+      const snapshot = ctx.holder.current();
+      return snapshot !== undefined && capturedRouteConfig(snapshot, to) !== undefined;
+    },
+    accept: (socket, to) => {
+      if (to) dialledBy.set(socket, to);
       step.accept(socket);
       http.emit('connection', socket);
     },

@@ -97,8 +97,8 @@ export function isServiceParent(p: ParentReference): boolean {
 /**
  * The Services a route is attached to through its `group: "", kind: Service` parentRefs (GAMMA). A
  * route in the Service's namespace is its producer's and applies to every client; a route in another
- * namespace is a consumer's, for the clients of that namespace only (the caller scopes it). Only
- * HTTPRoute and GRPCRoute attach; a Service or port that does not exist is NoMatchingParent.
+ * namespace is a consumer's, for the clients of that namespace only (the caller scopes it). Every
+ * route kind meshgate serves attaches, as in Istio; a Service or port that does not exist is NoMatchingParent.
  */
 export function attachToServices(
   route: Resource<RouteLike>,
@@ -114,10 +114,6 @@ export function attachToServices(
     parents.push(status);
     const ns = p.namespace ?? route.metadata.namespace;
     const shown = `Service ${ns}/${p.name}`;
-    if (kind !== 'HTTPRoute' && kind !== 'GRPCRoute') {
-      status.conditions.push(condition('Accepted', false, 'UnsupportedValue', `meshgate sidecars take HTTPRoutes and GRPCRoutes attached to a Service, not ${kind}s`));
-      return;
-    }
     const host = `${p.name}.${ns}.svc.${domain}`.toLowerCase();
     const service = registry.lookup(host);
     if (!service || service.kind !== 'Service' || service.hostname !== host) {

@@ -3,7 +3,8 @@
 // become VirtualServices (one per listener host, its entries in Gateway API precedence), so TLS,
 // policies, retries, rate limits, metrics and `explain` apply unchanged. Alongside comes the status
 // the API asks for (conditions.ts). Istio translates its own Gateway API support the same way.
-// Routes attached to Services become mesh-bound VirtualServices for sidecars (mesh-services.ts).
+// Routes attached to Services become mesh-bound VirtualServices for sidecars (mesh-services.ts,
+// and mesh-l4.ts for TCPRoutes and TLSRoutes).
 
 import type { Problem } from '../config/problem.js';
 import {
@@ -13,7 +14,8 @@ import type { GatewaySpec, RouteDestination, VirtualServiceSpec } from '../model
 import type { Origin, Resource } from '../model/resource.js';
 import type { Registry } from '../registry/types.js';
 import { attachRoute, attachToServices, type Attachment, type NamespaceLabels } from './attach.js';
-import { resolveBackend, type BackendContext } from './backends.js';
+import type { BackendContext } from './backends.js';
+import { l4RuleDestinations, meshL4VirtualServices } from './mesh-l4.js';
 import { condition, statusProblems, type Condition, type GatewayApiStatus, type RouteStatus } from './conditions.js';
 import { ruleAction, ruleEntries, type RuleAction, type RuleInput } from './http-rules.js';
 import { ourClasses, serveListeners, type ServedListener } from './listeners.js';
@@ -59,6 +61,7 @@ export function translateGatewayApi(input: GatewayApiInput): GatewayApiTranslati
   const groups = new Map<string, Group>();
   const meshRoutes = new MeshRoutes();
   const l4: Resource<VirtualServiceSpec>[] = [];
+  const meshL4: Resource<VirtualServiceSpec>[] = [];
   for (const kind of ['HTTPRoute', 'GRPCRoute', 'TLSRoute', 'TCPRoute'] as const) {
     for (const route of of<HTTPRouteSpec & GRPCRouteSpec & L4RouteSpec>(kind).sort(compareRoutes)) {
       const { attachments, parents } = attachRoute(route, kind, served.listeners, namespaces);
@@ -74,7 +77,10 @@ export function translateGatewayApi(input: GatewayApiInput): GatewayApiTranslati
         addHttpEntries(route, rules, actions, attachments, groups, input.servicePorts);
         if (services.attachments.length > 0) meshRoutes.add(route, services.attachments, rules.flatMap((r, i) => ruleEntries(r, actions[i]!, undefined)));
       } else {
-        refProblems = addL4Route(route, kind, attachments, ctx, l4);
+        const l4Rules = l4RuleDestinations(route, ctx);
+        refProblems = l4Rules.refProblems;
+        addL4Route(route, kind, attachments, l4Rules.rules, l4);
+        if (services.attachments.length > 0) meshL4.push(...meshL4VirtualServices(route, kind, services.attachments, l4Rules.rules));
       }
       const resolved: Condition = refProblems[0] ?? condition('ResolvedRefs', true, 'ResolvedRefs');
       for (const p of [...parents, ...services.parents]) p.conditions.push(resolved);
@@ -96,7 +102,7 @@ export function translateGatewayApi(input: GatewayApiInput): GatewayApiTranslati
   return {
     gateways: served.listeners.flatMap((l) => (l.istioGateway ? [l.istioGateway] : [])),
     virtualServices,
-    meshVirtualServices: meshRoutes.virtualServices(),
+    meshVirtualServices: [...meshRoutes.virtualServices(), ...meshL4],
     status,
     problems: statusProblems(status),
   };
@@ -173,19 +179,10 @@ function groupVirtualService(g: Group): Resource<VirtualServiceSpec> {
 }
 
 /** TLSRoute on a passthrough listener (routes by SNI) or TCPRoute (one per listener, the oldest wins). */
-function addL4Route(route: Resource<L4RouteSpec>, kind: RouteKind, attachments: readonly Attachment[], ctx: BackendContext, out: Resource<VirtualServiceSpec>[]): Condition[] {
-  const refProblems: Condition[] = [];
-  const dests: RouteDestination[] = [];
-  for (const ref of (route.spec.rules ?? []).flatMap((r) => r.backendRefs ?? [])) {
-    const r = resolveBackend(ref, ctx);
-    if (!r.ok) {
-      refProblems.push(condition('ResolvedRefs', false, r.reason, r.message));
-      continue;
-    }
-    if ((ref.weight ?? 1) > 0) dests.push({ destination: { host: r.host, port: { number: r.port } }, weight: ref.weight ?? 1 });
-  }
+function addL4Route(route: Resource<L4RouteSpec>, kind: RouteKind, attachments: readonly Attachment[], rules: readonly RouteDestination[][], out: Resource<VirtualServiceSpec>[]): void {
+  const dests = rules.flat();
   // No usable backend: the connection is refused (there is no status code to answer with).
-  if (dests.length === 0) return refProblems;
+  if (dests.length === 0) return;
   attachments.forEach((att, i) => {
     const origin: Origin = { ...route.origin, lineOf: (p) => route.origin.lineOf(p[1] === 'tls' || p[1] === 'tcp' ? ['spec', 'rules', 0] : p) };
     const spec: VirtualServiceSpec =
@@ -194,5 +191,4 @@ function addL4Route(route: Resource<L4RouteSpec>, kind: RouteKind, attachments: 
         : { hosts: [att.listener.hostname], gateways: [att.listener.ref], tcp: [{ route: dests }] };
     out.push(synthetic(route, `${kind}:${route.metadata.name}${attachments.length > 1 ? `:${i}` : ''}`, spec, origin));
   });
-  return refProblems;
 }

@@ -26,6 +26,7 @@ import { AttemptGuard, type Gate } from './attempt-guard.js';
 import { backoff, classify, retriableFailure, retriableStatus, type Failure } from './retry-decisions.js';
 import { ReplayBody } from './replay-body.js';
 import { requestHasBody } from './relay.js';
+import { keepsOriginalDestination, originalEndpoint, type Dialled } from '../policy/original-dst.js';
 
 /** Bodies up to this size are kept in memory so a retry can send them again (Envoy buffers similarly). */
 const REPLAY_LIMIT = 64 * 1024;
@@ -47,6 +48,11 @@ export interface ForwardContext {
   readonly peerMetadata?: string | undefined;
   /** The destination picked when the route was selected (routedDestination); picked here without it. */
   readonly destination?: DestinationTarget | undefined;
+  /**
+   * Where a captured request was going (the original destination): a cluster that keeps to it (a
+   * headless Service, a ServiceEntry with `resolution: NONE`) sends every attempt there (ORIGINAL_DST).
+   */
+  readonly dialled?: Dialled | undefined;
 }
 
 /** A destination by relative weight; used for HTTP routes and for piped (tls/tcp) connections alike. */
@@ -112,8 +118,10 @@ export function forward(
   if (!dest) return done(LocalReplies.clusterNotFound);
   const cluster = dest.cluster;
   if (!cluster) return done(dest.invalidBackend ? LocalReplies.invalidBackend : LocalReplies.clusterNotFound);
-  if (cluster.endpoints.length === 0) return done(LocalReplies.noHealthyUpstream);
-  new Forwarding(req, res, facts, action, ctx, log, dest, cluster, done).start();
+  // Envoy's ORIGINAL_DST: the dialled pod (ready or not) or nothing, the same one on every attempt.
+  const pinned = ctx.dialled && keepsOriginalDestination(cluster.service) ? (originalEndpoint(cluster, ctx.dialled) ?? null) : undefined;
+  if (pinned === null || (!pinned && cluster.endpoints.length === 0)) return done(LocalReplies.noHealthyUpstream);
+  new Forwarding(req, res, facts, action, ctx, log, dest, cluster, pinned, done).start();
 }
 
 /** One forwarded request, from its first attempt to its end (forward()). */
@@ -126,6 +134,8 @@ class Forwarding implements ExchangeHooks {
   readonly #log: RequestRecord;
   readonly #dest: DestinationTarget;
   readonly #cluster: Cluster;
+  /** The endpoint every attempt goes to when the cluster keeps to the original destination. */
+  readonly #pinned: Endpoint | undefined;
   readonly #done: ForwardDone;
   readonly #retry: RetryPolicy;
   /** Circuit breaker and outlier detection: admit each attempt, allow retries, report results. */
@@ -166,7 +176,7 @@ class Forwarding implements ExchangeHooks {
 
   readonly #onOutcome = (o: ExchangeOutcome): void => this.#drive(this.#ended, o);
 
-  constructor(req: IncomingMessage, res: ServerResponse, facts: RequestFacts, action: ForwardAction, ctx: ForwardContext, log: RequestRecord, dest: DestinationTarget, cluster: Cluster, done: ForwardDone) {
+  constructor(req: IncomingMessage, res: ServerResponse, facts: RequestFacts, action: ForwardAction, ctx: ForwardContext, log: RequestRecord, dest: DestinationTarget, cluster: Cluster, pinned: Endpoint | undefined, done: ForwardDone) {
     this.#req = req;
     this.#res = res;
     this.#facts = facts;
@@ -175,6 +185,7 @@ class Forwarding implements ExchangeHooks {
     this.#log = log;
     this.#dest = dest;
     this.#cluster = cluster;
+    this.#pinned = pinned;
     this.#done = done;
     this.#retry = action.retry;
     this.#attemptsLeft = action.retry.attempts;
@@ -279,10 +290,10 @@ class Forwarding implements ExchangeHooks {
     const headers = this.#headers;
     this.#attemptsLeft = this.#retry.attempts - this.#attempt;
     if (this.#previous && this.#retry.avoidPreviousHosts) this.#pickContext.exclude = (this.#tried ??= new Set<Endpoint>()).add(this.#previous);
-    const pick = cluster.lb.pick(this.#pickContext);
+    const pick = this.#pinned ? { endpoint: this.#pinned } : cluster.lb.pick(this.#pickContext);
     if (!pick) return LocalReplies.noHealthyUpstream;
     this.#previous = pick.endpoint;
-    this.#setCookie = pick.setCookie;
+    this.#setCookie = 'setCookie' in pick ? pick.setCookie : undefined;
     const key = (this.#key = UpstreamPools.key(pick.endpoint.address, endpointPort(pick.endpoint, cluster.port)));
     this.#log.upstreamHost = key;
     this.#log.upstreamPeer = workloadOfEndpoint(pick.endpoint);

@@ -16,7 +16,7 @@ import type { Slot } from '../policy/circuit-breaker.js';
 import type { Cluster } from '../policy/types.js';
 import type { Endpoint } from '../registry/types.js';
 import { endpointPort } from '../registry/types.js';
-import { makeEndpoint } from '../registry/endpoint-set.js';
+import { originalEndpoint } from '../policy/original-dst.js';
 import { endpointKey } from '../policy/lb-endpoints.js';
 import type { DestinationTarget } from '../routing/types.js';
 import { pickDestination } from './forward.js';
@@ -215,22 +215,6 @@ export function forwardTcp(
     dial(admission);
   };
   attempt(false);
-}
-
-/**
- * The cluster's ready endpoint the app dialled: the one at that address listening on that port, else
- * (the app dialled the service port, as it does a pod of a headless Service) the only one at that address.
- */
-function originalEndpoint(cluster: Cluster, at: { readonly address: string; readonly port: number }): Endpoint | undefined {
-  const service = cluster.service;
-  if (service.kind === 'ServiceEntry' && service.resolution === 'NONE') {
-    return makeEndpoint({ address: at.address, ports: new Map([[cluster.port.number, at.port]]), labels: {}, locality: '', namespace: service.namespace, meshTls: false, ready: true });
-  }
-  // A headless Service's pod is dialled whether it is ready or in a routed subset (StatefulSet peers
-  // dial each other before they are ready); others keep to the cluster's ready endpoints.
-  const there = (service.headless ? service.endpoints : cluster.endpoints).filter((e) => e.address === at.address);
-  const exact = there.find((e) => endpointPort(e, cluster.port) === at.port);
-  return exact ?? (there.length === 1 && at.port === cluster.port.number ? there[0] : undefined);
 }
 
 /** An endpoint from the cluster's load balancer, avoiding ones that already failed when it can. */

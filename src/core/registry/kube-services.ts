@@ -97,6 +97,7 @@ function kubeService(
   const ports = (Array.isArray(spec.ports) ? spec.ports : []).filter((p) => isRecord(p) && typeof p.port === 'number').map(servicePort);
   const externalName = spec.type === 'ExternalName' && typeof spec.externalName === 'string' && spec.externalName !== '' ? spec.externalName : undefined;
   const headless = !externalName && spec.clusterIP === 'None';
+  const clusterIps = [...new Set([spec.clusterIP, ...(Array.isArray(spec.clusterIPs) ? spec.clusterIPs : [])])].filter((ip): ip is string => typeof ip === 'string' && ip !== '' && ip !== 'None');
   // Per-pod DNS names exist only under a headless Service; `subdomain` must name this one.
   const dns: PodDns = headless ? { service: r.metadata.name.toLowerCase() } : {};
   const exportTo = (r.metadata.annotations[EXPORT_TO_ANNOTATION] ?? '')
@@ -137,6 +138,7 @@ function kubeService(
     location: externalName ? 'MESH_EXTERNAL' : 'MESH_INTERNAL',
     kind: 'Service',
     ...(headless ? { headless: true as const } : {}),
+    ...(clusterIps.length > 0 ? { addresses: clusterIps } : {}),
     exportTo: exportTo.length > 0 ? exportTo : ['*'],
     subjectAltNames: [],
     sources: [resourceRef(r)],

@@ -51,6 +51,11 @@ export interface Service {
    * original-destination cluster) rather than to one the load balancer picks.
    */
   readonly headless?: true;
+  /**
+   * A Kubernetes Service's cluster IPs. Istio lists a service's addresses among its virtual host's
+   * domains, so a request whose Host is the cluster IP (`curl 10.96.0.5:8080`) reaches the service.
+   */
+  readonly addresses?: readonly string[];
   /** `.`, `*`, `~` or namespace names; default `*`. */
   readonly exportTo: readonly string[];
   readonly subjectAltNames: readonly string[];

@@ -80,7 +80,16 @@ export function compileMesh(input: MeshCompileInput): CompiledMesh {
   const owners = ownerIndex(meshVs, visible, problems);
 
   const servicePorts = new Set<number>();
-  for (const s of visible.values()) for (const p of s.ports) if (isHttpCapable(p.protocol)) servicePorts.add(p.number);
+  // Ports Istio listens on at 0.0.0.0 for HTTP: declared HTTP-family, or undeclared on a ServiceEntry
+  // (a Kubernetes Service's undeclared port is sniffed on its own addresses instead).
+  const anyAddress = new Set<number>();
+  for (const s of visible.values()) {
+    for (const p of s.ports) {
+      if (!isHttpCapable(p.protocol)) continue;
+      servicePorts.add(p.number);
+      if (p.protocol !== 'UNKNOWN' || s.kind === 'ServiceEntry') anyAddress.add(p.number);
+    }
+  }
   const ports = new Set(servicePorts);
   // Istio offers every mesh VirtualService to the port-80 route config, whatever its hosts.
   if (meshVs.length > 0) ports.add(80);
@@ -102,7 +111,7 @@ export function compileMesh(input: MeshCompileInput): CompiledMesh {
     const vhosts = virtualHostsForPort(port, meshVs, owners, visible, input, compileRoutes);
     if (vhosts.length === 0 && !servicePorts.has(port)) continue;
     const name = String(port);
-    routeConfigs.set(name, indexMeshVirtualHosts(name, vhosts));
+    routeConfigs.set(name, indexMeshVirtualHosts(name, vhosts, anyAddress.has(port)));
   }
   return { routeConfigs, problems };
 }
@@ -263,7 +272,7 @@ function defaultRoute(s: Service, port: number, registry: Registry, input: MeshC
 }
 
 /** Indexes every port-less domain of every virtual host; a lookup answers with the virtual host itself. */
-function indexMeshVirtualHosts(name: string, vhosts: readonly MeshVirtualHost[]): RouteConfig {
+function indexMeshVirtualHosts(name: string, vhosts: readonly MeshVirtualHost[], anyAddress: boolean): RouteConfig {
   const aliases: VirtualHost[] = [];
   const owner = new Map<VirtualHost, MeshVirtualHost>();
   for (const vh of vhosts) {
@@ -278,6 +287,7 @@ function indexMeshVirtualHosts(name: string, vhosts: readonly MeshVirtualHost[])
   return {
     name,
     virtualHosts: vhosts,
+    anyAddress,
     findVirtualHost: (host) => {
       const hit = index.findVirtualHost(host);
       return hit ? owner.get(hit) : undefined;

@@ -14,6 +14,7 @@ import { bindServers, exportedTo, hostsVisibleTo, selectsProxy, vsGateways, type
 import { indexVirtualHosts } from './host-index.js';
 import { reuseRoutes } from './route-reuse.js';
 import { compileTcpRoute, compileTlsRoutes } from './tls-routes.js';
+import { compileAutoPassthrough } from './auto-passthrough.js';
 import { compileMatch, isCatchAll } from './match.js';
 import type { CompiledRoute, Listener, RouteConfig, ServerConfig, VirtualHost } from './types.js';
 
@@ -28,6 +29,8 @@ export interface GatewayCompileInput {
   /** The gateway Service's ports, port → targetPort; a server port not in it listens as-is. */
   readonly servicePorts?: ReadonlyMap<number, number>;
   cluster(host: string, port: number, subset: string): Cluster | undefined;
+  /** The subset names of the DestinationRule for a host (AUTO_PASSTHROUGH servers route to each). */
+  subsetsOf?(host: string, serviceNamespace: string): readonly string[];
 }
 
 export interface CompiledGateway {
@@ -169,6 +172,7 @@ function catchAllsLast(routes: CompiledRoute[]): CompiledRoute[] {
 /** SNI routes of a PASSTHROUGH server, or the tcp route of a TCP server (tls-routes.ts). */
 function l4Routes(b: BoundServer, virtualServices: readonly Resource<VirtualServiceSpec>[], input: GatewayCompileInput, problems: Problem[]): Pick<ServerConfig, 'tlsRoutes' | 'tcpRoute'> {
   try {
+    if (b.kind === 'passthrough' && b.server.tls?.mode === 'AUTO_PASSTHROUGH') return { tlsRoutes: compileAutoPassthrough(b, input, problems) };
     if (b.kind === 'passthrough') return { tlsRoutes: compileTlsRoutes(b, virtualServices, input, problems) };
     if (b.kind !== 'tcp') return {};
     const tcpRoute = compileTcpRoute(b, virtualServices, input);

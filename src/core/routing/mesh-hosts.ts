@@ -23,6 +23,7 @@ export function plainHostDomains(host: string, port: number): HostDomains {
  * `reviews.default.svc.cluster`, `reviews.default.svc`, `reviews.default` and `reviews`, each with and
  * without `:9080`. From another namespace `reviews` is left out: it would name that namespace's own service.
  * A headless Service's pod `web-0.web.default.svc.cluster.local` is `web-0.web` in its namespace.
+ * A Service's cluster IP is one more name for it.
  */
 export function serviceDomains(service: Service, port: number, proxyNamespace: string, clusterDomain: string): HostDomains {
   const fqdn = service.hostname;
@@ -39,7 +40,9 @@ export function serviceDomains(service: Service, port: number, proxyNamespace: s
   const inNamespace = nameNs.endsWith(`.${service.namespace}`) ? nameNs.slice(0, -service.namespace.length - 1) : nameNs.slice(0, dot);
   if (service.namespace === proxyNamespace) short.push(inNamespace);
   const domains: string[] = [];
-  for (const h of [fqdn, ...short]) domains.push(h, `${h}:${port}`);
+  // Its cluster IPs too, as Istio lists a service's addresses (IPv4: an IPv6 Host has brackets).
+  const ips = (service.addresses ?? []).filter((ip) => !ip.includes(':'));
+  for (const h of [fqdn, ...short, ...ips]) domains.push(h, `${h}:${port}`);
   return { domains, shortForms: new Set(short.flatMap((h) => [h, `${h}:${port}`])) };
 }
 

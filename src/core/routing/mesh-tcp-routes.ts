@@ -31,6 +31,7 @@ import { registryAtPort } from './mesh-routes.js';
 import type { MeshCompileInput } from './compile-mesh.js';
 import { buildTlsRouteTable } from './tls-routes.js';
 import { AddressTable } from './address-table.js';
+import { keepsOriginalDestination } from '../policy/original-dst.js';
 import type { L4Route, L4RouteSource, TlsRoute, TlsRouteTable } from './types.js';
 
 /** What the sidecar's HTTP routes are compiled from, plus the resources that give services their addresses. */
@@ -157,11 +158,6 @@ export function compileMeshTcp(input: MeshTcpInput): MeshTcpTable {
 
 /** Protocols whose connections start with a ClientHello that names the host. */
 const SNI_PROTOCOLS: ReadonlySet<string> = new Set(['TLS', 'HTTPS']);
-
-/** A headless Service, or a ServiceEntry with `resolution: NONE` (its addresses are where traffic goes). */
-function keepsOriginalDestination(s: Service): boolean {
-  return s.headless === true || (s.kind === 'ServiceEntry' && s.resolution === 'NONE');
-}
 
 /** The first tcp rule of `vs` that applies to this proxy on `port`, as a route; undefined when none does. */
 function ruleRoute(vs: Resource<VirtualServiceSpec>, port: number, input: MeshTcpInput, registry: Registry): L4Route | undefined {

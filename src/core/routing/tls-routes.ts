@@ -19,10 +19,12 @@ export interface L4CompileInput {
   readonly proxyNamespace: string;
   readonly domain: string;
   cluster(host: string, port: number, subset: string): Cluster | undefined;
+  /** The subset names of the DestinationRule that applies to a host (AUTO_PASSTHROUGH names them in SNI). */
+  subsetsOf?(host: string, serviceNamespace: string): readonly string[];
 }
 
 /**
- * The SNI table of one PASSTHROUGH server. `virtualServices` must already be in the proxy's order
+ * The SNI table of one PASSTHROUGH server (AUTO_PASSTHROUGH servers: auto-passthrough.ts). `virtualServices` must already be in the proxy's order
  * (creation time, own namespace first), as compile.ts orders them. Each matching `tls[].match[]`
  * contributes its `sniHosts`; a match naming an SNI already taken on this server is skipped whole,
  * as Istio skips the filter chain (with a warning).
@@ -34,13 +36,6 @@ export function compileTlsRoutes(
   problems: Problem[],
 ): TlsRouteTable {
   const routes: TlsRoute[] = [];
-  if (server.server.tls?.mode === 'AUTO_PASSTHROUGH') {
-    // TODO: route on `outbound_.<port>_.<subset>_.<host>` SNI names without VirtualServices.
-    problems.push(
-      problemAt(server.gateway, ['spec', 'servers', server.index, 'tls', 'mode'], 'AUTO_PASSTHROUGH is not supported: connections to this server are closed', 'warning'),
-    );
-    return buildTlsRouteTable(routes);
-  }
   const port = server.server.port.number;
   // SNI → the rule that claimed it, for the duplicate warning.
   const claimed = new Map<string, string>();

@@ -197,6 +197,12 @@ export interface RouteConfig {
   readonly virtualHosts: readonly VirtualHost[];
   /** Exact → longest suffix wildcard → prefix wildcard → `*`. */
   findVirtualHost(host: string): VirtualHost | undefined;
+  /**
+   * Sidecar outbound: some service declares this port HTTP (or a ServiceEntry leaves it undeclared),
+   * so Istio listens on 0.0.0.0 for it and a captured request to any address is routed by its Host
+   * (routing/captured-route-config.ts).
+   */
+  readonly anyAddress?: boolean;
 }
 
 /** One Gateway server after merging, as a listener will serve it. */

@@ -106,8 +106,9 @@ export function buildSnapshot(loaded: LoadResult, role: ProxyRole, deps: Snapsho
   const gateways = [...ofKind<GatewaySpec>(resources, 'Gateway'), ...gatewayApi.gateways];
   const virtualServices = [...ofKind<VirtualServiceSpec>(resources, 'VirtualService'), ...(role.kind === 'gateway' ? gatewayApi.virtualServices : gatewayApi.meshVirtualServices)];
   const routing = { virtualServices, registry, proxyLabels: role.labels, proxyNamespace: role.namespace, domain, cluster };
+  const subsetsOf = (host: string, serviceNamespace: string): string[] => rules.forHost(host, role.namespace, serviceNamespace, role.labels)?.subsets.map((s) => s.name) ?? [];
   // A sidecar has no Gateway listeners: its route configs are looked up by the port the app called.
-  const compiled: CompiledGateway = role.kind === 'sidecar' ? { listeners: new Map(), ...compileMesh(routing) } : compileGateway({ ...routing, gateways, servicePorts: role.ports });
+  const compiled: CompiledGateway = role.kind === 'sidecar' ? { listeners: new Map(), ...compileMesh(routing) } : compileGateway({ ...routing, gateways, servicePorts: role.ports, subsetsOf });
   const meshTcp = role.kind === 'sidecar' ? compileMeshTcp({ ...routing, resources }) : undefined;
 
   const rateLimits = compileRateLimits({

@@ -47,6 +47,7 @@ export function act(ex: Exchange): StageResult {
     upgrade: ex.tunnel,
     peerMetadata: ctx.peerMetadata,
     destination: ex.destination,
+    dialled: listener.dialled?.(req),
   };
   forward(req, res, facts, action, fctx, record, (failure, bug) => {
     if (bug !== undefined) internalError(ex, bug);

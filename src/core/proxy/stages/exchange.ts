@@ -22,6 +22,7 @@ import type { UpstreamPools } from '../upstream-pools.js';
 import type { ConnectionDrain } from '../drain.js';
 import type { UpgradeTunnel } from '../upgrade-exchange.js';
 import type { HttpLimits } from '../http-limits.js';
+import type { Dialled } from '../../policy/original-dst.js';
 
 export interface HttpHandlerContext {
   readonly holder: SnapshotHolder;
@@ -75,6 +76,11 @@ export interface ListenerInfo {
   destinationPort?(req: IncomingMessage): number;
   /** When the port differs per request (a sidecar's outbound side: the port the app asked for). */
   requestPort?(req: IncomingMessage): number;
+  /**
+   * A sidecar's outbound side under capture: where the app sent the request (the connection's
+   * original destination). Passed-through requests go there, and clusters that keep to it (ORIGINAL_DST).
+   */
+  dialled?(req: IncomingMessage): Dialled | undefined;
   /**
    * A sidecar's inbound side: the act stage hands every request that passed authorization to the
    * workload's own app (no route table), with the headers the app is given.

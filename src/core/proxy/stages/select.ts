@@ -96,7 +96,10 @@ export function routedDestinationOf(ex: Exchange): DestinationTarget | undefined
 
 /**
  * A host no virtual host knows, at a sidecar's outbound side (outboundTrafficPolicy, from its Sidecar
- * resource, the mesh config or its flag: policy/outbound-traffic-policy.ts): REGISTRY_ONLY answers 502; ALLOW_ANY passes the request through to the host as asked (PassthroughCluster).
+ * resource, the mesh config or its flag: policy/outbound-traffic-policy.ts): REGISTRY_ONLY answers
+ * 502; ALLOW_ANY passes the request through (PassthroughCluster): under capture to the address the
+ * app dialled, as Envoy's original-destination passthrough does (a Host naming a pod's IP, or any
+ * name, never decides where it goes); through the proxy port to the host it names.
  */
 function unknownHost(ex: Exchange): StageResult {
   const { listener, req, res, record, ctx } = ex;
@@ -109,6 +112,8 @@ function unknownHost(ex: Exchange): StageResult {
   record.upstreamCluster = 'PassthroughCluster';
   const headers = hopByHopFree(req.headers);
   headers.host = facts.authority;
-  relay(ctx.pools, UpstreamPools.key(facts.host, facts.port), req, res, facts, headers, record, ex.reply);
+  const dialled = listener.dialled?.(req);
+  const key = dialled ? UpstreamPools.key(dialled.address, dialled.port) : UpstreamPools.key(facts.host, facts.port);
+  relay(ctx.pools, key, req, res, facts, headers, record, ex.reply);
   return DONE;
 }
