@@ -17,11 +17,10 @@
 //   OBSERVABILITY_PROFILE=DIR: the gateways run under --cpu-prof, their profiles written into DIR when they stop.
 
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ProbeWindow } from './loop-probe.js';
+import { startSpanSink } from './observability-pair.js';
 import { runPaced } from './paced-load.js';
 import { tempDir } from './processes.js';
 import { median } from './report.js';
@@ -115,14 +114,8 @@ async function slice(g: Gateway): Promise<Slice> {
 }
 
 async function main(): Promise<void> {
-  // The sink only answers: what exporting costs is the gateway's.
-  let batches = 0;
-  const sink = createServer((req, res) => req.resume().on('end', () => {
-    batches++;
-    res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
-  }));
-  await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
-  const otlpPort = (sink.address() as AddressInfo).port;
+  const sink = await startSpanSink();
+  const otlpPort = sink.port;
   const upstream = await startUpstream();
   const dir = await tempDir('meshgate-observability-');
   const variants = modes.flatMap((name) => {
@@ -180,7 +173,7 @@ async function main(): Promise<void> {
       console.log(`| ${v.name === v.mode ? LABELS[v.mode] : `${LABELS[v.mode]} (${v.name})`} | ${f(median(ratios.get(v.name)!), 3)}× | ${f(m('cpu'))} | ${f(m('main'))} | ${f(m('helpers'))} | ${f(m('threads'), 0)} | ${f(m('gcPause'), 2)} | ${f(m('scavenges'), 2)} | ${f(m('majors'), 3)} | ${f(m('young'), 0)} | ${f(m('promoted'), 0)} | ${f(m('rssMB'), 0)} |`);
     }
     if (otherBin) console.log(`this build / the other: ${modes.map((m) => `${m} ${f(median(builds.get(m)!), 3)}×`).join(', ')} (CPU per request, median of ${sets * slices} rounds)`);
-    console.log(`${batches} span batches exported to the sink`);
+    console.log(`${sink.batches()} span batches exported to the sink`);
   } finally {
     sink.close();
     await stopAll();

@@ -17,10 +17,9 @@
 // of the plain-HTTP caddy row, BENCH_HAPROXY=PATH|none the haproxy of its plain-HTTP row, BENCH_SCALE_SIZES (default
 // 10,100,1000,10000, or none) the generated configurations of the scale and push rows,
 // BENCH_XDS_PROXIES (default 200) the proxies subscribed in the push rows;
-// BENCH_ONLY=observability runs only the pair "metrics + tracing 1 %" against "both off".
+// BENCH_ONLY=observability runs only the pair "metrics + tracing 1 %" against "both off", BENCH_OBSERVABILITY_PAIRS
+// (default 8) how many times its two gateways are started afresh (observability-pair.ts).
 
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { cpus } from 'node:os';
 import type { KeyType } from '../src/core/tls/issue-certificate.js';
 import { findOpenssl, handshakePreflight, runHandshakes, stopHandshakes } from './handshakes.js';
@@ -31,9 +30,10 @@ import { startMesh } from './mesh.js';
 import { findRedis, startRedis } from './redis.js';
 import { anchorTable, meshRatios, meshTable, type MeshReport, type MeshRow } from './mesh-report.js';
 import { runPaced } from './paced-load.js';
+import { measureObservability } from './observability-pair.js';
 import { cpuSeconds, rssBytes, sampleMax, tempDir } from './processes.js';
-import { handshakeRatio, handshakeTable, loadRatio, loadTable, median, type HandshakeRow, type LoadRow } from './report.js';
-import { BARE_PROXY, TLS_FLOOR, preflight, rateLimitCounts, startBareProxy, startFastifyProxy, startMeshgate, startTlsFloor, startUpstream, stopAll, type MeshgateTargets, type RateLimitStore, type Target, type TlsTarget } from './targets.js';
+import { handshakeRatio, handshakeTable, loadRatio, loadTable, type HandshakeRow, type LoadRow } from './report.js';
+import { BARE_PROXY, TLS_FLOOR, preflight, rateLimitCounts, startBareProxy, startFastifyProxy, startMeshgate, startTlsFloor, startUpstream, stopAll, type RateLimitStore, type Target, type TlsTarget } from './targets.js';
 import { KEY_LABEL, writeBenchCerts } from './tls-certs.js';
 import { runScale, scaleSizes, scaleTable } from './scale.js';
 import { pushTable, runPush } from './xds-push.js';
@@ -55,8 +55,6 @@ const SETTLE_MS = 2000;
 const BASELINE = 'meshgate';
 const TWO_WORKERS = 'meshgate --workers 2';
 const rateLimited = (store: RateLimitStore) => `meshgate + RateLimitPolicy (${store})`;
-const OBSERVED = 'meshgate, metrics + tracing 1 %';
-const UNOBSERVED = 'meshgate, metrics and tracing off';
 
 function envInt(name: string, fallback: number): number {
   const v = process.env[name];
@@ -107,13 +105,15 @@ async function measureLoad(s: Settings, t: Target, label: string, kind: LoadRow[
  * meshgate as in the baseline row but for one thing each: two workers; a RateLimitPolicy with store
  * memory; and (with redis-server) one with store redis. Returns what went wrong: a row whose limits
  * refused requests, or whose Redis checks were decided locally, did not measure what it says; and
- * the observability pair's ratios (measureObservability).
+ * the observability pair's ratios (observability-pair.ts).
  */
 async function measureVariants(s: Settings, upstreamPort: number, redisBin: string | undefined, loads: LoadRow[]): Promise<{ problems: string[]; observability: string }> {
   const two = await startMeshgate(upstreamPort, { workers: 2 });
   loads.push(await measureLoad(s, two.http, TWO_WORKERS, 'http'));
   await two.stop();
-  const { problems, ratio: observability } = await measureObservability(s, upstreamPort, loads);
+  const pair = await measureObservability({ ...s, warmRequests: WARM_REQUESTS }, upstreamPort);
+  loads.push(...pair.rows);
+  const { problems, ratio: observability } = pair;
   for (const store of redisBin ? (['memory', 'redis'] as const) : (['memory'] as const)) {
     const redis = store === 'redis' ? await startRedis(redisBin!) : undefined;
     const gw = await startMeshgate(upstreamPort, { rateLimit: store, ...(redis ? { redisUrl: redis.url } : {}) });
@@ -127,89 +127,9 @@ async function measureVariants(s: Settings, upstreamPort: number, redisBin: stri
   return { problems, observability };
 }
 
-/** The observability pair: gateways started afresh this many times, rounds per start, requests of warm-up. */
-const OBSERVABILITY_PAIRS = 4;
-const ROUNDS_PER_PAIR = 2;
-const observabilityRunSeconds = (s: Settings): number => Math.max(2, Math.round(s.seconds / 3));
-
-/**
- * The observability pair: Istio metrics plus 1 % of requests traced to an OTLP sink, against both
- * off. What tells them apart is a few percent, less than a shared machine drifts in a 10 s run and
- * less than two processes of the same build differ by, so the two take turns (short runs, on off,
- * off on) and are started afresh for each such pair of rounds. Each round gives a ratio of req/s and
- * of CPU per request; the figures are their medians, the rows each side's median run. The sink only
- * answers 200. Returns what went wrong (an "on" gateway that counted nothing) and the ratios.
- */
-async function measureObservability(s: Settings, upstreamPort: number, loads: LoadRow[]): Promise<{ problems: string[]; ratio: string }> {
-  let spanBatches = 0;
-  const sink = createServer((req, res) => req.resume().on('end', () => {
-    spanBatches++;
-    res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
-  }));
-  await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
-  const otlpPort = (sink.address() as AddressInfo).port;
-  const problems: string[] = [];
-  const runs: Record<'on' | 'off', LoadRow[]> = { on: [], off: [] };
-  const seconds = observabilityRunSeconds(s);
-  const rounds = OBSERVABILITY_PAIRS * ROUNDS_PER_PAIR;
-  process.stdout.write(`  observability pair: ${rounds} rounds of ${seconds}s each way, interleaved, gateways restarted every ${ROUNDS_PER_PAIR} ... `);
-  let counted = 0;
-  for (let pair = 0; pair < OBSERVABILITY_PAIRS; pair++) {
-    // Started and warmed in turns, by requests (an unsettled JIT costs several times the CPU), the first
-    // turning with each pair: the first of gateways warmed one after the other used 5–30 % more CPU
-    // per request whatever its mode, and "on" was always first (docs/benchmarks.md).
-    const order = pair % 2 === 0 ? (['on', 'off'] as const) : (['off', 'on'] as const);
-    const gateways = {} as Record<'on' | 'off', MeshgateTargets>;
-    for (const mode of order) gateways[mode] = await startMeshgate(upstreamPort, { observability: { mode, otlpPort } });
-    for (const mode of order) await preflight(gateways[mode].http);
-    const warmed = { on: 0, off: 0 };
-    for (let i = 0; s.warmup > 0 && i < 5; i++) for (const m of order) if (warmed[m] < WARM_REQUESTS) warmed[m] += (await runLoad(s.tool, { url: gateways[m].http.url, host: gateways[m].http.host, connections: s.connections, seconds: s.warmup })).requests;
-    for (let round = 0; round < ROUNDS_PER_PAIR; round++) {
-      for (const mode of round % 2 === 0 ? (['on', 'off'] as const) : (['off', 'on'] as const)) {
-        const t = gateways[mode].http;
-        const { value: result, cores: [cores] } = await withCpu([t.pid], () => runLoad(s.tool, { url: t.url, host: t.host, connections: s.connections, seconds }));
-        runs[mode].push({ kind: 'http', target: mode === 'on' ? OBSERVED : UNOBSERVED, result, cores });
-      }
-    }
-    const c = await requestsCounted(gateways.on.metricsPort);
-    if (!(c > 0)) problems.push(`${OBSERVED}: the gateway's /stats/prometheus counted ${c} requests`);
-    counted += c;
-    await gateways.on.stop();
-    await gateways.off.stop();
-  }
-  sink.close();
-  const observed = medianRun(runs.on);
-  const unobserved = medianRun(runs.off);
-  loads.push(observed, unobserved);
-  const rps = median(runs.on.map((r, i) => r.result.rps / Math.max(1, runs.off[i]!.result.rps)));
-  const cpu = median(runs.on.map((r, i) => cpuPerRequest(r) / cpuPerRequest(runs.off[i]!)));
-  console.log(`${Math.round(observed.result.rps)} and ${Math.round(unobserved.result.rps)} req/s`);
-  console.log(`    ${counted} requests in istio_requests_total, ${spanBatches} span batches exported`);
-  return { problems, ratio: `${rps.toFixed(2)}× req/s, ${Number.isFinite(cpu) ? cpu.toFixed(2) : 'n/a'}× CPU per request (medians of ${rounds} interleaved rounds of ${seconds}s)` };
-}
-
-/** Of runs of one target, the one with the median req/s; its errors are all of theirs. */
-function medianRun(runs: readonly LoadRow[]): LoadRow {
-  const m = [...runs].sort((a, b) => a.result.rps - b.result.rps)[Math.floor(runs.length / 2)]!;
-  const errors = runs.reduce((n, r) => n + r.result.errors, 0);
-  return { ...m, result: { ...m.result, errors, errorDetail: runs.map((r) => r.result.errorDetail).filter(Boolean).join('; ') } };
-}
-
-/** CPU seconds per request of a run (NaN without /proc). */
-function cpuPerRequest(r: LoadRow): number {
-  return r.cores === undefined || r.result.rps === 0 ? NaN : r.cores / r.result.rps;
-}
-
-/** The sum of istio_requests_total on a proxy's metrics port. */
-async function requestsCounted(port: number): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/stats/prometheus`)).text();
-  return [...text.matchAll(/^istio_requests_total\{[^}]*\} (\S+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
-}
-
 /** `BENCH_ONLY=observability`: the observability pair alone, its two rows and their ratio. */
 async function observabilityOnly(s: Settings, upstreamPort: number): Promise<number> {
-  const loads: LoadRow[] = [];
-  const { problems, ratio } = await measureObservability(s, upstreamPort, loads);
+  const { problems, rows: loads, ratio } = await measureObservability({ ...s, warmRequests: WARM_REQUESTS }, upstreamPort);
   console.log('');
   console.log(loadTable(loads));
   console.log(`metrics + tracing 1 % / both off: ${ratio}`);

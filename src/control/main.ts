@@ -135,7 +135,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   let metricsServer: MetricsServer | undefined;
   let injectionPort = 0;
   try {
-    if (opts.metricsPort !== undefined) metricsServer = await serveMetrics([metrics.registry], opts.metricsPort, host);
+    if (opts.metricsPort !== undefined) metricsServer = await serveMetrics(() => [metrics.registry], opts.metricsPort, host);
     statusPort = await listen(status, opts.statusPort ?? 15021, host);
     // Whatever --listen-host says: the inventory of the mesh is only for this machine.
     if (debug) debugPort = await listen(debug, opts.debugPort!, '127.0.0.1');

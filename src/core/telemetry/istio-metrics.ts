@@ -46,14 +46,44 @@ type ByCluster = Map<string, Map<string, Map<number, Map<string, HttpChildren>>>
 /** The key of "no peer" in the per-peer index. */
 const NO_PEER = Object.freeze({});
 
+/** IstioMetrics.last: one request's index parts (gRPC requests are not kept: their status varies too). */
+interface LastHit {
+  children: HttpChildren | undefined;
+  reporter: 'source' | 'destination';
+  peer: object;
+  cluster: string;
+  outbound: boolean;
+  authority: string;
+  code: number;
+  flags: string;
+}
+
+/** Istio's series: name, help, kind, and whether only the peer labels name them (the gRPC message counters). */
+const SERIES: readonly (readonly [IstioMetricName, string, 'counter' | 'histogram', 'peer'?])[] = [
+  ['istio_requests_total', 'Requests handled, by Istio standard labels.', 'counter'],
+  ['istio_request_duration_milliseconds', 'Request duration in milliseconds.', 'histogram'],
+  ['istio_request_bytes', 'Request body sizes in bytes.', 'histogram'],
+  ['istio_response_bytes', 'Response body sizes in bytes.', 'histogram'],
+  ['istio_request_messages_total', 'gRPC messages received from the client.', 'counter', 'peer'],
+  ['istio_response_messages_total', 'gRPC messages sent to the client.', 'counter', 'peer'],
+  ['istio_tcp_sent_bytes_total', 'Bytes sent to the downstream over TCP connections.', 'counter'],
+  ['istio_tcp_received_bytes_total', 'Bytes received from the downstream over TCP connections.', 'counter'],
+  ['istio_tcp_connections_opened_total', 'TCP connections opened.', 'counter'],
+  ['istio_tcp_connections_closed_total', 'TCP connections closed.', 'counter'],
+];
+
 /**
  * The Istio series of one proxy process. A request adds to cells (series-cells.ts) its cached label
- * set already holds; prom-client is filled from them when scraped.
+ * set already holds; prom-client is loaded, and filled from them, only when something first reads
+ * the registry (a scrape, the dashboard, the `--workers` primary): a proxy nobody scrapes never
+ * holds it, and the request path never touches it.
  */
 export class IstioMetrics {
-  readonly registry: Registry = new (promClient().Registry)();
+  #registry: Registry | undefined;
   private tables: Partial<Record<IstioMetricName, CellTable<CounterCell> | CellTable<HistogramCell>>> = {};
   private added: readonly string[] = [];
+  /** The tables were rebuilt (a Telemetry added labels) before the registry was made: istio_build is then listed first, as before. */
+  private relabelled = false;
   /** Every cached label set, by the content of what the request varies in (requestKey). */
   private readonly children = new Map<string, HttpChildren>();
   /**
@@ -62,50 +92,68 @@ export class IstioMetrics {
    * WeakMap, so peers the caches drop do not stay here.
    */
   private fast = { source: new WeakMap<object, ByCluster>(), destination: new WeakMap<object, ByCluster>() };
+  /**
+   * The parts of the last request counted through the index, and its children: traffic mostly
+   * repeats the same peer, cluster, code and flags, and six map lookups per request, each a likely
+   * cache miss in a busy proxy, were most of what counting cost it (docs/benchmarks.md).
+   */
+  private readonly last: LastHit = { children: undefined, reporter: 'source', peer: NO_PEER, cluster: '', outbound: false, authority: '', code: 0, flags: '' };
   private policy: MetricsPolicy = DEFAULT_METRICS_POLICY;
   private readonly maxSeries: number;
+  private readonly version: string;
 
   constructor(private readonly ctx: ReporterContext, opts: { version?: string; maxSeries?: number } = {}) {
     this.maxSeries = opts.maxSeries ?? MAX_SERIES;
+    this.version = opts.version ?? '1.0';
     this.build([]);
-    const { Gauge } = promClient();
-    const build = new Gauge({ name: 'istio_build', help: 'Istio component build info.', labelNames: ['component', 'tag'], registers: [this.registry], aggregator: 'first' });
-    build.set({ component: 'proxy', tag: opts.version ?? '1.0' }, 1);
+  }
+
+  /** prom-client's registry of these series, made (and prom-client loaded) when first asked for. */
+  get registry(): Registry {
+    if (!this.#registry) {
+      const { Gauge, Registry } = promClient();
+      this.#registry = new Registry();
+      const gauge = (): void => {
+        const build = new Gauge({ name: 'istio_build', help: 'Istio component build info.', labelNames: ['component', 'tag'], registers: [this.#registry!], aggregator: 'first' });
+        build.set({ component: 'proxy', tag: this.version }, 1);
+      };
+      if (this.relabelled) gauge();
+      this.register();
+      if (!this.relabelled) gauge();
+    }
+    return this.#registry;
   }
 
   /**
-   * (Re)creates the series with Istio's labels plus those the policy adds. Adding a label starts its
+   * (Re)creates the cells with Istio's labels plus those the policy adds. Adding a label starts its
    * series afresh (as a changed Istio stats configuration does); removing one leaves it unset.
    */
   private build(added: readonly string[]): void {
-    for (const name of Object.keys(this.tables)) this.registry.removeSingleMetric(name);
+    const old = Object.keys(this.tables);
+    if (old.length > 0 && !this.#registry) this.relabelled = true;
+    for (const name of old) this.#registry?.removeSingleMetric(name);
     this.tables = {};
     this.added = added;
-    const registers = [this.registry];
     const labelNames = [...ISTIO_LABELS, ...added];
     const peerLabels = [...PEER_LABELS, ...added];
     const buckets = [...ISTIO_BUCKETS];
+    for (const [name, , kind, peer] of SERIES) {
+      this.tables[name] = kind === 'histogram' ? new CellTable(labelNames, (l) => new HistogramCell(l, buckets)) : new CellTable(peer ? peerLabels : labelNames, (l) => new CounterCell(l));
+    }
+    if (this.#registry) this.register();
+  }
+
+  /** prom-client's metrics for the current tables, each filled from its table when read. */
+  private register(): void {
+    const registers = [this.#registry!];
+    const buckets = [...ISTIO_BUCKETS];
     const { Counter, Histogram } = promClient();
-    const counter = (name: IstioMetricName, help: string, names = labelNames): void => {
-      const table = new CellTable(names, (l) => new CounterCell(l));
-      this.tables[name] = table;
-      new Counter({ name, help, labelNames: names, registers, collect: collectCounter(table) });
-    };
-    const histogram = (name: IstioMetricName, help: string): void => {
-      const table = new CellTable(labelNames, (l) => new HistogramCell(l, buckets));
-      this.tables[name] = table;
-      new Histogram({ name, help, labelNames, buckets, registers, collect: collectHistogram(table, buckets) });
-    };
-    counter('istio_requests_total', 'Requests handled, by Istio standard labels.');
-    histogram('istio_request_duration_milliseconds', 'Request duration in milliseconds.');
-    histogram('istio_request_bytes', 'Request body sizes in bytes.');
-    histogram('istio_response_bytes', 'Response body sizes in bytes.');
-    counter('istio_request_messages_total', 'gRPC messages received from the client.', peerLabels);
-    counter('istio_response_messages_total', 'gRPC messages sent to the client.', peerLabels);
-    counter('istio_tcp_sent_bytes_total', 'Bytes sent to the downstream over TCP connections.');
-    counter('istio_tcp_received_bytes_total', 'Bytes received from the downstream over TCP connections.');
-    counter('istio_tcp_connections_opened_total', 'TCP connections opened.');
-    counter('istio_tcp_connections_closed_total', 'TCP connections closed.');
+    for (const [name, help, kind] of SERIES) {
+      const table = this.tables[name]!;
+      const labelNames = [...table.labelNames];
+      if (kind === 'histogram') new Histogram({ name, help, labelNames, buckets, registers, collect: collectHistogram(table as CellTable<HistogramCell>, buckets) });
+      else new Counter({ name, help, labelNames, registers, collect: collectCounter(table as CellTable<CounterCell>) });
+    }
   }
 
   /** Telemetry resources changed: disabled metrics, removed and upserted labels. Cached children are rebuilt. */
@@ -114,6 +162,7 @@ export class IstioMetrics {
     this.policy = policy;
     this.children.clear();
     this.fast = { source: new WeakMap(), destination: new WeakMap() };
+    this.last.children = undefined;
     const added = addedLabels(policy);
     if (added.join(',') !== this.added.join(',')) this.build(added);
   }
@@ -164,13 +213,16 @@ export class IstioMetrics {
   private indexed(r: RequestRecord, mode: ModeMetricsPolicy): HttpChildren {
     const server = r.reporter === 'destination';
     const peer = (server ? r.downstreamPeer : r.upstreamPeer) ?? NO_PEER;
+    const cluster = r.upstreamCluster ?? '';
+    const l = this.last;
+    if (l.children && !r.grpc && l.peer === peer && l.cluster === cluster && l.code === r.responseCode && l.flags === r.flags && l.reporter === r.reporter && (l.outbound || l.authority === r.authority)) return l.children;
     const byPeer = server ? this.fast.destination : this.fast.source;
     let byCluster = byPeer.get(peer);
     if (!byCluster) byPeer.set(peer, (byCluster = new Map()));
-    const cluster = r.upstreamCluster ?? '';
     let byHost = byCluster.get(cluster);
     if (!byHost) byCluster.set(cluster, (byHost = new Map()));
-    const host = cluster.startsWith('outbound|') ? '' : r.authority;
+    const outbound = cluster.startsWith('outbound|');
+    const host = outbound ? '' : r.authority;
     let byCode = byHost.get(host);
     if (!byCode) byHost.set(host, (byCode = new Map()));
     let byOutcome = byCode.get(r.responseCode);
@@ -178,6 +230,16 @@ export class IstioMetrics {
     const outcome = r.grpc ? `${r.flags}|g${r.grpcStatus ?? ''}` : r.flags;
     let c = byOutcome.get(outcome);
     if (!c) byOutcome.set(outcome, (c = this.keyed(r, mode)));
+    if (!r.grpc) {
+      l.children = c;
+      l.reporter = r.reporter;
+      l.peer = peer;
+      l.cluster = cluster;
+      l.outbound = outbound;
+      l.authority = r.authority;
+      l.code = r.responseCode;
+      l.flags = r.flags;
+    }
     return c;
   }
 

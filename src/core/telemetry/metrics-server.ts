@@ -51,13 +51,19 @@ function serve(render: Render, port: number, host: string, json?: () => Promise<
   }));
 }
 
-/** One process's registries (the proxy's Istio series, plus any others such as a dashboard's). */
-export function serveMetrics(registries: readonly Registry[], port: number, host: string): Promise<MetricsServer> {
+/**
+ * One process's registries (the proxy's Istio series, plus any others such as a dashboard's), asked
+ * for at each scrape: a proxy's registry, and prom-client with it, is made at the first one.
+ */
+export function serveMetrics(registries: () => readonly Registry[], port: number, host: string): Promise<MetricsServer> {
   return serve(
-    async () => ({ body: (await Promise.all(registries.map((r) => r.metrics()))).join('\n'), contentType: registries[0]?.contentType ?? 'text/plain; version=0.0.4; charset=utf-8' }),
+    async () => {
+      const all = registries();
+      return { body: (await Promise.all(all.map((r) => r.metrics()))).join('\n'), contentType: all[0]?.contentType ?? 'text/plain; version=0.0.4; charset=utf-8' };
+    },
     port,
     host,
-    async () => (await Promise.all(registries.map((r) => r.getMetricsAsJSON()))).flat(),
+    async () => (await Promise.all(registries().map((r) => r.getMetricsAsJSON()))).flat(),
   );
 }
 

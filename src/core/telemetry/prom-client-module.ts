@@ -1,5 +1,6 @@
-// prom-client, loaded when a proxy first counts a metric rather than when the program starts: a proxy
-// run with metrics off (`--metrics-port 0`) never holds it, nor the OpenTelemetry API it brings along.
+// prom-client, loaded when a registry is first read (istio-metrics.ts) rather than when the program
+// starts: a proxy run with metrics off (`--metrics-port 0`), or never scraped, never holds it, nor
+// the OpenTelemetry API it brings along.
 
 import { createRequire } from 'node:module';
 

@@ -102,7 +102,7 @@ export function createProxyTelemetry(o: ProxyTelemetryOptions): ProxyTelemetry {
     async listen(host, logger) {
       if (!metrics || typeof port !== 'number') return 0;
       try {
-        server = await serveMetrics([metrics.registry], port, host);
+        server = await serveMetrics(() => [metrics.registry], port, host);
       } catch (err) {
         logger.error({ port, host, error: (err as Error).message }, 'metrics port (--metrics-port) cannot listen; serving without /stats/prometheus');
         return 0;

@@ -51,7 +51,7 @@ export class HistogramCell {
 export class CellTable<C extends CounterCell | HistogramCell> {
   private readonly byKey = new Map<string, C>();
   constructor(
-    private readonly labelNames: readonly string[],
+    readonly labelNames: readonly string[],
     private readonly make: (labels: Readonly<Record<string, string>>) => C,
   ) {}
 
