@@ -205,7 +205,8 @@ class Forwarding implements ExchangeHooks {
       result = step.call(this, arg);
     } catch (err) {
       this.#close();
-      return this.#done(undefined, err);
+      // `bug` must be defined to read as one: a thrown undefined would pass for an answered request.
+      return this.#done(undefined, err ?? new Error(`forward threw ${String(err)}`));
     }
     if (result === PENDING) return;
     this.#close();
