@@ -85,6 +85,17 @@ function randomHex(bytes: number): string {
   return idPool.toString('hex', idPoolAt - bytes, idPoolAt);
 }
 
+/** `address:port` without `:port` (the digits after the last colon, when there are some). */
+function withoutPort(addressPort: string): string {
+  const colon = addressPort.lastIndexOf(':');
+  if (colon < 0 || colon === addressPort.length - 1) return addressPort;
+  for (let i = colon + 1; i < addressPort.length; i++) {
+    const c = addressPort.charCodeAt(i);
+    if (c < 48 || c > 57) return addressPort;
+  }
+  return addressPort.slice(0, colon);
+}
+
 export interface TracerOptions {
   readonly self: WorkloadInfo;
   readonly role: 'gateway' | 'sidecar';
@@ -172,6 +183,8 @@ export class ProxyTracer {
       const svc = this.#o.selfService?.();
       name = `${svc?.host ?? r.authority}:${cluster?.split('|')[1] ?? ''}/*`;
     } else name = `${r.authority}/*`;
+    // One literal of fixed keys, the optional ones added after: a spread of a conditional object
+    // made it a copy through the generic path each time, and a regex ran for the port.
     const attributes: Attributes = {
       'istio.canonical_service': self.canonicalService ?? self.workload,
       'istio.canonical_revision': self.canonicalRevision ?? 'latest',
@@ -190,9 +203,9 @@ export class ProxyTracer {
       upstream_cluster: cluster ?? '-',
       'upstream_cluster.name': cluster ?? '-',
       downstream_cluster: '-',
-      'peer.address': r.downstreamRemoteAddress.replace(/:\d+$/, ''),
-      ...(r.userAgent ? { user_agent: r.userAgent } : {}),
+      'peer.address': withoutPort(r.downstreamRemoteAddress),
     };
+    if (r.userAgent) attributes['user_agent'] = r.userAgent;
     const { api: { SpanStatusCode }, core: { hrTimeDuration, millisToHrTime } } = otel();
     // Envoy marks 5xx answers (and no answer) as errors.
     const error = r.responseCode >= 500 || r.responseCode === 0;
