@@ -15,12 +15,15 @@
 //   OBSERVABILITY_BIN=<other build's bin/meshgate.js>: every mode twice, this build's and that one's
 //   ("mode@other"), and each mode's CPU per request of this build over that one's.
 //   OBSERVABILITY_PROFILE=DIR: the gateways run under --cpu-prof, their profiles written into DIR when they stop.
+//   OBSERVABILITY_RATE=0: each slice saturates the gateway (wrk, 50 connections, as the bench's rows
+//   do) instead of a fixed rate: the load of the pair in `npm run bench`.
 
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ProbeWindow } from './loop-probe.js';
 import { startSpanSink } from './observability-pair.js';
+import { pickTool, runLoad, type LoadResult } from './load.js';
 import { runPaced } from './paced-load.js';
 import { tempDir } from './processes.js';
 import { median } from './report.js';
@@ -36,6 +39,11 @@ const otherBin = process.env.OBSERVABILITY_BIN;
 const modes = (process.env.OBSERVABILITY_MODES ?? 'off,metrics,tracing,sdk,on').split(',');
 
 const WARM_REQUESTS = 20_000;
+
+/** A slice's load: paced at `rate`, or (rate 0) as many requests as 50 connections get answered. */
+function load(t: Target, secs: number): Promise<LoadResult> {
+  return rate > 0 ? runPaced({ url: t.url, host: t.host, connections: 8, seconds: secs, rate }) : runLoad(pickTool(), { url: t.url, host: t.host, connections: 50, seconds: secs });
+}
 const LABELS: Record<ObservabilityMode, string> = { off: 'both off', metrics: 'metrics only', tracing: 'tracing 1 % only', sdk: 'tracing SDK, sampling ~0', on: 'metrics + tracing 1 %' };
 const probeArgs = ['--import', new URL('./loop-probe.js', import.meta.url).href];
 
@@ -91,7 +99,7 @@ async function slice(g: Gateway): Promise<Slice> {
   const lines = existsSync(g.out) ? readFileSync(g.out, 'utf8').split('\n').filter(Boolean).length : 0;
   const a = threadTimes(pid);
   process.kill(pid, 'SIGUSR2');
-  const r = await runPaced({ url: g.t.url, host: g.t.host, connections: 8, seconds, rate });
+  const r = await load(g.t, seconds);
   process.kill(pid, 'SIGUSR2');
   const b = threadTimes(pid);
   if (r.errors > 0) throw new Error(`${g.name}: ${r.errors} failed requests (${r.errorDetail})`);
@@ -144,7 +152,7 @@ async function main(): Promise<void> {
       // Warm-up, by requests rather than seconds (a loaded machine serves few in a given time): the
       // JIT settles, pools fill, the tracing SDK is loaded. In turns, a quarter at a time, so that none
       // has idled much longer than the others when the slices start.
-      for (let q = 0; q < 4; q++) for (const g of gateways) await runPaced({ url: g.t.url, host: g.t.host, connections: 8, seconds: WARM_REQUESTS / 4 / 2000, rate: 2000 });
+      for (let q = 0; q < 4; q++) for (const g of gateways) await (rate > 0 ? runPaced({ url: g.t.url, host: g.t.host, connections: 8, seconds: WARM_REQUESTS / 4 / 2000, rate: 2000 }) : load(g.t, 2));
       for (let i = 0; i < slices; i++) {
         const round = new Map<string, Slice>();
         for (let j = 0; j < gateways.length; j++) {
@@ -164,7 +172,7 @@ async function main(): Promise<void> {
       for (const g of gateways) await g.stop();
     }
     const f = (x: number, d = 1): string => x.toFixed(d);
-    console.log(`\n${sets} sets × ${slices} rounds, ${seconds} s slices at ${rate} req/s; per request: CPU µs (all threads, the main thread, the others), GC pause µs; per 1,000 requests: scavenges, mark-compacts; bytes allocated (young generation) and promoted per request`);
+    console.log(`\n${sets} sets × ${slices} rounds, ${seconds} s slices ${rate > 0 ? `at ${rate} req/s` : 'saturated (50 connections)'}; per request: CPU µs (all threads, the main thread, the others), GC pause µs; per 1,000 requests: scavenges, mark-compacts; bytes allocated (young generation) and promoted per request`);
     console.log('| mode | CPU / off | CPU µs | main µs | helpers µs | threads | GC pause µs | scavenges /1k | mark-compacts /1k | allocated B | promoted B | RSS MB |');
     console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
     for (const v of variants) {

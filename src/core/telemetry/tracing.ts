@@ -9,9 +9,11 @@
 import { randomFillSync } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { createRequire } from 'node:module';
-import type { Span, Tracer } from '@opentelemetry/api';
+import type { Attributes, SpanContext } from '@opentelemetry/api';
 import type { ExportResult } from '@opentelemetry/core';
-import type { BasicTracerProvider, ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
+import type { Resource } from '@opentelemetry/resources';
+import type { ReadableSpan, SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { FinishedSpan, type SpanStart } from './finished-span.js';
 import type { RequestRecord } from './access-log.js';
 import type { ServiceName } from './istio-metrics.js';
 import { extractContext, injectContext, samplingOnly } from './trace-context.js';
@@ -83,6 +85,17 @@ function randomHex(bytes: number): string {
   return idPool.toString('hex', idPoolAt - bytes, idPoolAt);
 }
 
+/** `address:port` without `:port` (the digits after the last colon, when there are some). */
+function withoutPort(addressPort: string): string {
+  const colon = addressPort.lastIndexOf(':');
+  if (colon < 0 || colon === addressPort.length - 1) return addressPort;
+  for (let i = colon + 1; i < addressPort.length; i++) {
+    const c = addressPort.charCodeAt(i);
+    if (c < 48 || c > 57) return addressPort;
+  }
+  return addressPort.slice(0, colon);
+}
+
 export interface TracerOptions {
   readonly self: WorkloadInfo;
   readonly role: 'gateway' | 'sidecar';
@@ -92,10 +105,14 @@ export interface TracerOptions {
   readonly random?: () => number;
 }
 
+/** A provider's span processor (the SDK's batch processor, its exporter behind it) and the resource its spans carry. */
 interface Exporting {
-  readonly provider: BasicTracerProvider;
-  readonly tracer: Tracer;
+  readonly processor: SpanProcessor;
+  readonly resource: Resource;
 }
+
+/** The instrumentation scope of every span, as the SDK's getTracer('meshgate') named it. */
+const SCOPE = Object.freeze({ name: 'meshgate', version: undefined, schemaUrl: undefined });
 
 export class ProxyTracer {
   readonly #o: TracerOptions;
@@ -134,17 +151,27 @@ export class ProxyTracer {
       injectContext(headers, { traceId, spanId, sampled, ...(parent?.tracestate ? { tracestate: parent.tracestate } : {}) }, parent?.spanId);
       return;
     }
-    const { ROOT_CONTEXT, SpanKind, TraceFlags, createTraceState, trace } = otel().api;
-    const context = parent
-      ? trace.setSpanContext(ROOT_CONTEXT, { traceId: parent.traceId, spanId: parent.spanId, traceFlags: TraceFlags.SAMPLED, isRemote: true, ...(parent.tracestate ? { traceState: createTraceState(parent.tracestate) } : {}) })
-      : ROOT_CONTEXT;
-    const span = exporting.tracer.startSpan(record.authority || 'unknown', { kind: record.reporter === 'destination' ? SpanKind.SERVER : SpanKind.CLIENT, startTime: record.startTime }, context);
-    const own = span.spanContext();
-    injectContext(headers, { traceId: own.traceId, spanId: own.spanId, sampled: true, ...(parent?.tracestate ? { tracestate: parent.tracestate } : {}) }, parent?.spanId);
-    record.span = { end: (r) => this.#end(span, r) };
+    // Sampled: the ids and the caller's context now, the span itself when the request ends (finished-span.ts).
+    const { SpanKind, TraceFlags, createTraceState, trace } = otel().api;
+    let caller: SpanContext | undefined;
+    if (parent) {
+      const c: SpanContext = { traceId: parent.traceId, spanId: parent.spanId, traceFlags: TraceFlags.SAMPLED, isRemote: true, ...(parent.tracestate ? { traceState: createTraceState(parent.tracestate) } : {}) };
+      // A context the SDK would not take as a parent (an all-zero span id in B3) starts a new trace, as it did.
+      if (trace.isSpanContextValid(c)) caller = c;
+    }
+    const spanId = randomHex(8);
+    const traceId = caller?.traceId ?? randomHex(16);
+    const start: SpanStart = {
+      context: { traceId, spanId, traceFlags: TraceFlags.SAMPLED, ...(caller?.traceState ? { traceState: caller.traceState } : {}) },
+      parent: caller,
+      kind: record.reporter === 'destination' ? SpanKind.SERVER : SpanKind.CLIENT,
+      startTime: record.startTime,
+    };
+    injectContext(headers, { traceId, spanId, sampled: true, ...(parent?.tracestate ? { tracestate: parent.tracestate } : {}) }, parent?.spanId);
+    record.span = { end: (r) => this.#end(exporting, start, r) };
   }
 
-  #end(span: Span, r: RequestRecord): void {
+  #end(exporting: Exporting, start: SpanStart, r: RequestRecord): void {
     const self = this.#o.self;
     const cluster = r.upstreamCluster;
     const server = r.reporter === 'destination';
@@ -156,8 +183,9 @@ export class ProxyTracer {
       const svc = this.#o.selfService?.();
       name = `${svc?.host ?? r.authority}:${cluster?.split('|')[1] ?? ''}/*`;
     } else name = `${r.authority}/*`;
-    span.updateName(name);
-    span.setAttributes({
+    // One literal of fixed keys, the optional ones added after: a spread of a conditional object
+    // made it a copy through the generic path each time, and a regex ran for the port.
+    const attributes: Attributes = {
       'istio.canonical_service': self.canonicalService ?? self.workload,
       'istio.canonical_revision': self.canonicalRevision ?? 'latest',
       'istio.mesh_id': 'cluster.local',
@@ -175,15 +203,15 @@ export class ProxyTracer {
       upstream_cluster: cluster ?? '-',
       'upstream_cluster.name': cluster ?? '-',
       downstream_cluster: '-',
-      'peer.address': r.downstreamRemoteAddress.replace(/:\d+$/, ''),
-      ...(r.userAgent ? { user_agent: r.userAgent } : {}),
-    });
+      'peer.address': withoutPort(r.downstreamRemoteAddress),
+    };
+    if (r.userAgent) attributes['user_agent'] = r.userAgent;
+    const { api: { SpanStatusCode }, core: { hrTimeDuration, millisToHrTime } } = otel();
     // Envoy marks 5xx answers (and no answer) as errors.
-    if (r.responseCode >= 500 || r.responseCode === 0) {
-      span.setAttribute('error', true);
-      span.setStatus({ code: otel().api.SpanStatusCode.ERROR });
-    }
-    span.end(new Date(r.startTime.getTime() + r.durationMs));
+    const error = r.responseCode >= 500 || r.responseCode === 0;
+    if (error) attributes['error'] = true;
+    const status = { code: error ? SpanStatusCode.ERROR : SpanStatusCode.UNSET };
+    exporting.processor.onEnd(new FinishedSpan(start, { name, attributes, status, durationMs: r.durationMs, resource: exporting.resource, scope: SCOPE, millisToHrTime, hrTimeDuration }));
   }
 
   /**
@@ -199,14 +227,12 @@ export class ProxyTracer {
     const key = `${p.kind} ${p.url} ${JSON.stringify(p.headers)}`;
     let e = this.#exporters.get(key);
     if (!e) {
-      const { otlpExporter, resources: { resourceFromAttributes }, sdk: { AlwaysOnSampler, BasicTracerProvider, BatchSpanProcessor } } = otel();
+      const { otlpExporter, resources: { resourceFromAttributes }, sdk: { BatchSpanProcessor } } = otel();
       const exporter: SpanExporter = p.kind === 'opentelemetry' ? otlpExporter(p.url, { ...p.headers }) : new ZipkinJsonExporter(p.url, this.#o.self.canonicalService ?? this.#o.self.workload);
-      const provider = new BasicTracerProvider({
+      e = {
+        processor: new BatchSpanProcessor(exporter, { scheduledDelayMillis: 1000 }),
         resource: resourceFromAttributes({ 'service.name': `${this.#o.self.canonicalService ?? this.#o.self.workload}.${this.#o.self.namespace}` }),
-        sampler: new AlwaysOnSampler(),
-        spanProcessors: [new BatchSpanProcessor(exporter, { scheduledDelayMillis: 1000 })],
-      });
-      e = { provider, tracer: provider.getTracer('meshgate') };
+      };
       this.#exporters.set(key, e);
     }
     return e;
@@ -214,12 +240,12 @@ export class ProxyTracer {
 
   /** Sends what is batched (close, tests). */
   async flush(): Promise<void> {
-    await Promise.all([...this.#exporters.values()].map((e) => e.provider.forceFlush().catch(() => undefined)));
+    await Promise.all([...this.#exporters.values()].map((e) => e.processor.forceFlush().catch(() => undefined)));
   }
 
   async close(): Promise<void> {
     this.#closed = true;
-    await Promise.all([...this.#exporters.values()].map((e) => e.provider.shutdown().catch(() => undefined)));
+    await Promise.all([...this.#exporters.values()].map((e) => e.processor.shutdown().catch(() => undefined)));
     this.#exporters.clear();
   }
 }
