@@ -16,6 +16,13 @@
 // new,kept-alive; default both), TLS_COST_PLAIN=1 (also meshgate's
 // plaintext port and the bare node:http + undici Pool proxy, kept-alive, in the same rounds: what TLS
 // adds to each is then read beside what each costs without it).
+//
+// TLS_COST_KEYS (comma list of rsa,ec; default both: the certificates whose new handshakes are
+// measured), TLS_COST_OTHER_BIN (another build's bin/meshgate.js, measured as a second meshgate:
+// an A/B of two builds), TLS_COST_TOGETHER=1 (in each round every target is loaded at the same
+// time, each by its own clients, and each process's CPU is read over that same interval: on a
+// shared machine whose load comes and goes, a pair measured together sees the same machine, where
+// targets taking turns see different minutes; the kept-alive rows then run wrk on every target at once).
 
 import { findOpenssl, handshakePreflight, runHandshakes } from './handshakes.js';
 import { runLoad } from './load.js';
@@ -39,6 +46,9 @@ async function measured(pid: number | undefined, work: () => Promise<number>): P
   return { ms: ((after - before) * 1000) / ops, ops };
 }
 
+/** The second meshgate of an A/B (TLS_COST_OTHER_BIN). */
+const OTHER_BUILD = 'meshgate (other build)';
+
 function median(xs: readonly number[]): number {
   const s = [...xs].filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
   return s.length === 0 ? NaN : s[Math.floor(s.length / 2)]!;
@@ -60,11 +70,18 @@ async function main(): Promise<void> {
   const targets: (readonly TlsTarget[])[] = [];
   // Plaintext kept-alive rows (TLS_COST_PLAIN): meshgate's HTTP port, the bare proxy.
   const plain: Target[] = [];
+  const keys = new Set((process.env.TLS_COST_KEYS ?? 'rsa,ec').split(',')) as Set<KeyType>;
   if (wanted.has('meshgate')) {
     const profile = process.env.TLS_COST_PROFILE;
     const gw = await startMeshgate(upstream.port, { certs, ...(profile ? { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', profile] } : {}) });
     targets.push(gw.https);
     if (plainRows) plain.push({ ...gw.http, name: 'meshgate (plaintext)' });
+  }
+  const otherBin = process.env.TLS_COST_OTHER_BIN;
+  if (otherBin) {
+    const gw = await startMeshgate(upstream.port, { certs, bin: otherBin });
+    targets.push(gw.https.map((t) => ({ ...t, name: OTHER_BUILD })));
+    if (plainRows) plain.push({ ...gw.http, name: `${OTHER_BUILD} (plaintext)` });
   }
   if (plainRows) plain.push(await startBareProxy(upstream.port));
   const nginx = wanted.has('nginx') ? findNginx() : undefined;
@@ -79,7 +96,7 @@ async function main(): Promise<void> {
   for (const group of targets) {
     // Handshakes by count, as the bench warms its handshake rows (run.ts, WARM_HANDSHAKES).
     if (kinds.has('new')) {
-      for (const t of group) {
+      for (const t of group.filter((g) => keys.has(g.keyType))) {
         const { answerBytes } = await handshakePreflight(t);
         for (let n = 0, i = 0; n < warmHandshakes && i < 10; i++) n += (await runHandshakes(openssl, t, { clients, seconds: 2 }, answerBytes)).handshakes;
       }
@@ -88,25 +105,28 @@ async function main(): Promise<void> {
     await runLoad('wrk', { url: rsa.url, host: rsa.host, connections: 50, seconds: warmSeconds });
   }
   for (const t of plain) await runLoad('wrk', { url: t.url, host: t.host, connections: 50, seconds: warmSeconds });
+  const together = process.env.TLS_COST_TOGETHER === '1';
+  const handshakes = async (t: TlsTarget): Promise<number> => (await runHandshakes(openssl, t, { clients, seconds }, (await handshakePreflight(t)).answerBytes)).handshakes;
+  const requests = async (t: Target): Promise<number> => (await runLoad('wrk', { url: t.url, host: t.host, connections: 50, seconds })).requests;
+  // One batch: the targets one after the other, or all at once (TLS_COST_TOGETHER).
+  const batch = async <T extends Target>(round: number, ts: readonly T[], key: (t: T) => string, label: string, unit: 'ms' | 'µs', work: (t: T) => Promise<number>): Promise<void> => {
+    const one = async (t: T): Promise<void> => {
+      const c = await measured(t.pid, () => work(t));
+      add(key(t), c);
+      console.log(`round ${round}: ${t.name} ${label} ${(unit === 'ms' ? c.ms : c.ms * 1000).toFixed(unit === 'ms' ? 3 : 1)} ${unit} CPU (${c.ops})`);
+    };
+    if (together) await Promise.all(ts.map(one));
+    else for (const t of ts) await one(t);
+  };
+  const rsaOf = (group: readonly TlsTarget[]) => group.find((t) => t.keyType === 'rsa')!;
   for (let round = 1; round <= rounds; round++) {
-    for (const group of targets) {
-      for (const t of kinds.has('new') ? group : []) {
-        const { answerBytes } = await handshakePreflight(t);
-        const c = await measured(t.pid, async () => (await runHandshakes(openssl, t, { clients, seconds }, answerBytes)).handshakes);
-        add(`${t.name}|${t.keyType}|new`, c);
-        console.log(`round ${round}: ${t.name} ${KEY_LABEL[t.keyType]} new handshake ${c.ms.toFixed(3)} ms CPU (${c.ops})`);
-      }
-      if (!kinds.has('kept-alive')) continue;
-      const rsa = group.find((t) => t.keyType === 'rsa')!;
-      const r = await measured(rsa.pid, async () => (await runLoad('wrk', { url: rsa.url, host: rsa.host, connections: 50, seconds })).requests);
-      add(`${rsa.name}|rsa|kept-alive`, r);
-      console.log(`round ${round}: ${rsa.name} kept-alive request ${(r.ms * 1000).toFixed(1)} µs CPU (${r.ops})`);
+    // By certificate, then by kind: a process serving both certificates is never measured twice at once.
+    for (const keyType of kinds.has('new') ? [...keys] : []) {
+      const ts = targets.map((g) => g.find((t) => t.keyType === keyType)).filter((t): t is TlsTarget => t !== undefined);
+      await batch(round, ts, (t) => `${t.name}|${t.keyType}|new`, `${KEY_LABEL[keyType]} new handshake`, 'ms', handshakes);
     }
-    for (const t of plain) {
-      const r = await measured(t.pid, async () => (await runLoad('wrk', { url: t.url, host: t.host, connections: 50, seconds })).requests);
-      add(`${t.name}|plain|kept-alive`, r);
-      console.log(`round ${round}: ${t.name} kept-alive request ${(r.ms * 1000).toFixed(1)} µs CPU (${r.ops})`);
-    }
+    if (kinds.has('kept-alive')) await batch(round, targets.map(rsaOf), (t) => `${t.name}|rsa|kept-alive`, 'kept-alive request', 'µs', requests);
+    if (plain.length > 0) await batch(round, plain, (t) => `${t.name}|plain|kept-alive`, 'kept-alive request', 'µs', requests);
   }
   console.log('\nmedian CPU per operation');
   const nginxOf = (k: string) => median(results.get(`nginx|${k}`) ?? []);
@@ -120,6 +140,18 @@ async function main(): Promise<void> {
     const vsNginx = name !== 'nginx' && nginx ? ` → per core ${(nginxOf(`${keyType}|${kind}`) / m).toFixed(2)}× nginx` : '';
     const shown = kind === 'kept-alive' ? `${(m * 1000).toFixed(1)} µs per request` : `${m.toFixed(3)} ms per handshake`;
     console.log(`${name.padEnd(36)} ${KEY_LABEL[keyType].padEnd(12)} ${kind.padEnd(10)} ${shown}${vsNginx}`);
+  }
+  // Rounds pair their targets (the same minute, or with TLS_COST_TOGETHER the same seconds): the
+  // median of the per-round ratios is steadier than the ratio of the medians.
+  console.log('\nmedian of per-round ratios (CPU per operation)');
+  for (const [key, xs] of results) {
+    const [name, ...rest] = key.split('|');
+    for (const ref of ['node:https + undici Pool', 'nginx', OTHER_BUILD]) {
+      const ys = results.get([ref, ...rest].join('|'));
+      if (ref === name || name === 'node:https + undici Pool' || name === 'nginx' || !ys) continue;
+      const ratios = xs.map((x, i) => x / ys[i]!);
+      console.log(`${`${name} / ${ref}`.padEnd(60)} ${rest.join(' ').padEnd(16)} ${median(ratios).toFixed(2)}× (rounds ${ratios.map((r) => r.toFixed(2)).join(', ')})`);
+    }
   }
 }
 

@@ -37,6 +37,11 @@ describe('SNI index', () => {
     assert.equal(index.lookup(undefined)?.serverIndex, 0);
   });
 
+  it('gives the first `*` server to every name and to none when `*` is all there is', () => {
+    const index = compileSniIndex([server(0, ['*']), server(1, ['*'])]);
+    for (const sni of ['bench.example.com', 'a.b.c', 'com', undefined]) assert.equal(index.lookup(sni)?.serverIndex, 0);
+  });
+
   it('is compiled once per listener object and skips non-TLS servers', () => {
     const listener = { servers: [{ ...server(0, ['a.com']), protocol: 'HTTP' }, server(1, ['a.com'])] } as unknown as Listener;
     const index = sniIndexOf(listener);

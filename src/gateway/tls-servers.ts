@@ -151,7 +151,6 @@ export class TlsServers {
     // A server that asks for no client certificate never has one: its requests skip the per-socket
     // caches below (two WeakMap entries per connection, each an ephemeron for the collector).
     const asksCert = opts.requestCert === true;
-    const key = serverKey(config);
     const listener: ListenerInfo = {
       // The server's own Gateway port: its listener may hold servers of several (port translation).
       get port() {
@@ -171,14 +170,16 @@ export class TlsServers {
       // server's TLS policy would be bypassed.
       misdirected: (host, snapshot) => {
         const own = this.deps.sni(snapshot).lookup(host);
-        return own !== undefined && serverKey(own) !== key;
+        // The same Gateway server as serverKey names it, compared without building the key per request.
+        return own !== undefined && (own.gateway !== config.gateway || own.serverIndex !== config.serverIndex);
       },
     };
     this.deps.accept.serve(server, {
       request: (req, res) => handleHttpRequest(req, res, listener, this.deps.ctx),
       upgrade: (req, socket, head) => handleUpgrade(req, socket, head, listener, this.deps.ctx),
     });
-    server.on('secureConnection', (socket: TLSSocket) => this.#checkPeer(socket, entry));
+    // Only a server that asks for a client certificate has one to check (the policy is fixed per server object).
+    if (asksCert) server.on('secureConnection', (socket: TLSSocket) => this.#checkPeer(socket, entry));
     server.on('tlsClientError', () => undefined); // a failed handshake is the client's problem, not a crash
     server.on('sessionError', () => undefined);
     return entry;

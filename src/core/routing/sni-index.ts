@@ -44,6 +44,9 @@ export function compileSniIndex(servers: readonly ServerConfig[]): SniIndex {
     }
   }
   if (odd.length > 0) return { servers, lookup: (sni) => serverForSni(servers, sni) };
+  // Only `*` servers (a single-certificate gateway): every name gets the first, and the 421 check on
+  // every HTTPS request need not cut the Host into suffixes to learn that.
+  if (exact.size === 0 && suffixes.size === 0) return { servers, lookup: () => star };
   return {
     servers,
     lookup: (sni) => {
