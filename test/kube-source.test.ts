@@ -244,8 +244,10 @@ describe('KubeSource', () => {
 
   it('start() rejects with the server and the cause when it cannot list (403, nothing listening)', async () => {
     api.setForbidden('pods', true);
+    // The message names the cause only if the first answers arrived before the start deadline: it
+    // leaves a loaded machine seconds for a loopback round trip rather than a fraction of one.
     try {
-      const forbidden = new KubeSource({ kubeconfig: api.kubeconfig(), startTimeoutMs: 800, backoff: FAST });
+      const forbidden = new KubeSource({ kubeconfig: api.kubeconfig(), startTimeoutMs: 3000, backoff: FAST });
       await assert.rejects(forbidden.start(() => undefined), (err: Error) => {
         assert.ok(err.message.includes(api.url), err.message);
         assert.match(err.message, /403 Forbidden from GET \/api\/v1\/pods: pods is forbidden/);
@@ -260,7 +262,7 @@ describe('KubeSource', () => {
     const port = await closedPort();
     const kc = new KubeConfig();
     kc.loadFromString(api.kubeconfigYaml().replace(api.url, `http://127.0.0.1:${port}`));
-    const nowhere = new KubeSource({ kubeconfig: kc, startTimeoutMs: 800, backoff: FAST });
+    const nowhere = new KubeSource({ kubeconfig: kc, startTimeoutMs: 3000, backoff: FAST });
     await assert.rejects(nowhere.start(() => undefined), (err: Error) => {
       assert.ok(err.message.includes(`http://127.0.0.1:${port}`), err.message);
       assert.match(err.message, /ECONNREFUSED/);
