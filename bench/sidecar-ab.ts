@@ -10,12 +10,14 @@
 // Each variant is a mesh of its own as the bench starts it (mesh.ts: control plane, sidecar, gateway),
 // from the package root `root` (a built checkout; this one when left out), its sidecar setting on
 // itself the V8 flags `flags` instead of the command's own (space-separated), without those named in
-// `drop` (sidecar-v8-flags-preload.ts), and with `nodeOptions` instead of the injected NODE_OPTIONS. All are started first; then each round
-// paces 1000 req/s (paced-load.ts, 50 connections) through each gateway in turn, the order reversed
-// every other round: 2 s of warm-up, then SIDECAR_AB_SECONDS (8) measured, SIDECAR_AB_ROUNDS (6)
-// rounds. SIDECAR_AB_TARGET=inbound paces straight to each sidecar's inbound port instead, with a
-// client certificate for the gateway's identity (no gateway, so none of the headers it adds). Printed per variant: the sidecar's CPU per request (utime + stime of all its threads, from
-// /proc), its main thread's share, its RSS 2 s after start and the most it held while measured.
+// `drop` (sidecar-v8-flags-preload.ts), and with `nodeOptions` instead of the injected NODE_OPTIONS.
+// All are started first; then each round paces 1000 req/s (paced-load.ts, 50 connections) through
+// each gateway in turn, the order reversed every other round: 2 s of warm-up, then
+// SIDECAR_AB_SECONDS (8) measured, SIDECAR_AB_ROUNDS (6) rounds. SIDECAR_AB_TARGET=inbound paces
+// straight to each sidecar's inbound port instead, with a client certificate for the gateway's
+// identity (no gateway, so none of the headers it adds). Printed per variant: the sidecar's CPU per
+// request (utime + stime of all its threads, from /proc), its main thread's share, its RSS 2 s after
+// start and the most it held while measured.
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
