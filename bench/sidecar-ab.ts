@@ -4,16 +4,20 @@
 // Run after `npm run build`:
 //
 //   SIDECAR_AB_VARIANTS='[{"name":"before","root":"/path/to/another/checkout"},{"name":"after"},
-//                         {"name":"no --liftoff-only","drop":"--liftoff-only"}]' node dist/bench/sidecar-ab.js
+//                         {"name":"no --liftoff-only","drop":"--liftoff-only"},
+//                         {"name":"other flags","flags":"--liftoff-only","nodeOptions":"--max-semi-space-size=2"}]' node dist/bench/sidecar-ab.js
 //
 // Each variant is a mesh of its own as the bench starts it (mesh.ts: control plane, sidecar, gateway),
-// from the package root `root` (a built checkout; this one when left out), its sidecar without the
-// V8 flags named in `drop` (sidecar-v8-flags-preload.ts). All are started first; then each round
-// paces 1000 req/s (paced-load.ts, 50 connections) through each gateway in turn, the order reversed
-// every other round: 2 s of warm-up, then SIDECAR_AB_SECONDS (8) measured, SIDECAR_AB_ROUNDS (6)
-// rounds. SIDECAR_AB_TARGET=inbound paces straight to each sidecar's inbound port instead, with a
-// client certificate for the gateway's identity (no gateway, so none of the headers it adds). Printed per variant: the sidecar's CPU per request (utime + stime of all its threads, from
-// /proc), its main thread's share, its RSS 2 s after start and the most it held while measured.
+// from the package root `root` (a built checkout; this one when left out), its sidecar setting on
+// itself the V8 flags `flags` instead of the command's own (space-separated), without those named in
+// `drop` (sidecar-v8-flags-preload.ts), and with `nodeOptions` instead of the injected NODE_OPTIONS.
+// All are started first; then each round paces 1000 req/s (paced-load.ts, 50 connections) through
+// each gateway in turn, the order reversed every other round: 2 s of warm-up, then
+// SIDECAR_AB_SECONDS (8) measured, SIDECAR_AB_ROUNDS (6) rounds. SIDECAR_AB_TARGET=inbound paces
+// straight to each sidecar's inbound port instead, with a client certificate for the gateway's
+// identity (no gateway, so none of the headers it adds). Printed per variant: the sidecar's CPU per
+// request (utime + stime of all its threads, from /proc), its main thread's share, its RSS 2 s after
+// start and the most it held while measured.
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -35,6 +39,8 @@ interface Variant {
   readonly name: string;
   readonly root?: string;
   readonly drop?: string;
+  readonly flags?: string;
+  readonly nodeOptions?: string;
 }
 
 interface Running {
@@ -60,8 +66,10 @@ const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[
 async function startVariant(v: Variant, appPort: number): Promise<MeshTargets> {
   const { startMesh } = (await import(join(v.root ?? HERE, 'dist/bench/mesh.js'))) as typeof import('./mesh.js');
   // mesh.ts reads these when it starts the sidecar.
-  process.env.BENCH_SIDECAR_NODE_OPTIONS = `${SIDECAR_NODE_OPTIONS} --import=${PRELOAD}`;
+  process.env.BENCH_SIDECAR_NODE_OPTIONS = `${v.nodeOptions ?? SIDECAR_NODE_OPTIONS} --import=${PRELOAD}`;
   process.env.SIDECAR_AB_DROP_FLAGS = v.drop ?? '';
+  if (v.flags === undefined) delete process.env.SIDECAR_AB_V8_FLAGS;
+  else process.env.SIDECAR_AB_V8_FLAGS = v.flags;
   // On a machine this loaded a process can miss its start-up deadline: one more try before giving up.
   return startMesh(appPort).catch(() => startMesh(appPort));
 }

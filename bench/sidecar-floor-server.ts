@@ -3,15 +3,20 @@
 // mesh certificate (mutual TLS against the mesh's root), in front of one undici Pool to the app,
 // with no routing, policy, headers or telemetry. It loads what a sidecar would load for that and
 // nothing else (undici's Pool alone, as the sidecar does; not servers.ts, which brings fastify), so
-// its memory is the least a Node process holds doing a sidecar's inbound work.
+// its memory is the least a Node process holds doing a sidecar's inbound work. It sets on itself the
+// V8 flags in SIDECAR_FLOOR_V8_FLAGS at run time, as the sidecar sets its own: given on the command
+// line, --optimize-for-size also sizes the young generation down to 1 MB semi-spaces (a V8 flag
+// implication that holds only while the heap is set up), which the sidecar's run-time flags do not.
 
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer } from 'node:https';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
+import { setFlagsFromString } from 'node:v8';
 import type { Dispatcher, Pool as UndiciPool } from 'undici';
 
+if (process.env.SIDECAR_FLOOR_V8_FLAGS) setFlagsFromString(process.env.SIDECAR_FLOOR_V8_FLAGS);
 const Pool = createRequire(import.meta.url)('undici/lib/dispatcher/pool.js') as new (origin: string, options?: UndiciPool.Options) => Dispatcher;
 
 /** Relays one request with undici's dispatch handler, the same interface meshgate's exchange uses. */

@@ -8,7 +8,9 @@
 // and a server certificate for the app's are signed by the mesh's CA, so the bench's paced client
 // (paced-load.ts) speaks mutual TLS straight to the sidecar's inbound port and to the floor, which
 // runs with the sidecar's environment (NODE_OPTIONS, MALLOC_ARENA_MAX) and once more with the V8
-// flags the sidecar sets on itself. The targets take turns, round after round, so a loaded machine
+// flags the sidecar sets on itself, set at run time as the sidecar sets them. SIDECAR_FLOOR_FLAGS, one
+// set of V8 flags a line, adds a floor for each (set at run time; on `node`'s command line when the
+// line starts with `command line:`). The targets take turns, round after round, so a loaded machine
 // weighs on each alike; medians are printed. SIDECAR_FLOOR_ROUNDS (6), SIDECAR_FLOOR_SECONDS (8),
 // SIDECAR_FLOOR_RATE (1000 req/s), over 50 connections.
 
@@ -27,6 +29,7 @@ const ROUNDS = number('SIDECAR_FLOOR_ROUNDS', 6);
 const SECONDS = number('SIDECAR_FLOOR_SECONDS', 8);
 const RATE = number('SIDECAR_FLOOR_RATE', 1000);
 const CONNECTIONS = 50;
+const COMMAND_LINE = 'command line:';
 
 interface Variant {
   readonly name: string;
@@ -40,9 +43,14 @@ interface Sample {
   readonly p90Ms: number;
 }
 
-async function startFloor(name: string, certs: { cert: string; key: string }, rootCert: string, appPort: number, execArgv: string[]): Promise<Variant> {
+/** v8Flags are set at run time; a line that starts with `command line:` gives them to `node` instead. */
+async function startFloor(name: string, certs: { cert: string; key: string }, rootCert: string, appPort: number, v8Flags: string): Promise<Variant> {
+  const onCommandLine = v8Flags.startsWith(COMMAND_LINE);
+  const flags = onCommandLine ? v8Flags.slice(COMMAND_LINE.length).trim() : v8Flags;
+  const env = { ...process.env, ...SIDECAR_ENV, SIDECAR_FLOOR_V8_FLAGS: onCommandLine ? '' : flags };
+  const execArgv = onCommandLine ? flags.split(' ').filter(Boolean) : [];
   const child = track(
-    fork(FLOOR_SERVER, [certs.cert, certs.key, rootCert, `http://127.0.0.1:${appPort}`], { execArgv, env: { ...process.env, ...SIDECAR_ENV }, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] }),
+    fork(FLOOR_SERVER, [certs.cert, certs.key, rootCert, `http://127.0.0.1:${appPort}`], { execArgv, env, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] }),
     name,
   );
   return { name, pid: child.pid, port: await child.reportedPort() };
@@ -59,8 +67,12 @@ async function main(): Promise<void> {
   const tls = await gatewayClientTls(mesh.caDir, dir);
   const variants: Variant[] = [
     { name: 'meshgate sidecar', pid: mesh.sidecarPid, port: mesh.sidecarInbound },
-    await startFloor('node:https mTLS + undici Pool', server, rootCert, upstream.port, []),
-    await startFloor('the same + the sidecar\'s V8 flags', server, rootCert, upstream.port, SIDECAR_V8_FLAGS.split(' ')),
+    await startFloor('node:https mTLS + undici Pool', server, rootCert, upstream.port, ''),
+    await startFloor('the same + the sidecar\'s V8 flags', server, rootCert, upstream.port, SIDECAR_V8_FLAGS),
+    // SIDECAR_FLOOR_FLAGS: more floors, each with the V8 flags of one line (run-time flags).
+    ...(await Promise.all(
+      (process.env.SIDECAR_FLOOR_FLAGS ?? '').split('\n').filter(Boolean).map((flags) => startFloor(`floor: ${flags}`, server, rootCert, upstream.port, flags)),
+    )),
   ];
   await new Promise((r) => setTimeout(r, 2000));
   const idle = new Map(variants.map((v) => [v.name, (rssBytes(v.pid) ?? 0) / 2 ** 20]));
