@@ -1,6 +1,7 @@
 // The command line's own behaviour: --version and version, a startup failure as one human line
 // with exit 1, the log format (text on a terminal, JSON otherwise, or as --log-format says), and a
-// gateway worker other than the first keeping shared events to worker 0.
+// gateway worker other than the first keeping shared events to worker 0; and a Node 20 without
+// require() of ES modules running commands as a newer one does.
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,6 +19,8 @@ function meshgate(...args: string[]) {
   return spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 60_000 });
 }
 
+const CONFIG = fileURLToPath(new URL('../../gateway-config', import.meta.url));
+
 describe('meshgate command line', () => {
   it('prints the version with --version, and build details with version', () => {
     const short = meshgate('--version');
@@ -26,6 +29,19 @@ describe('meshgate command line', () => {
     const long = meshgate('version');
     assert.match(long.stdout, new RegExp(`^meshgate: +${VERSION.replace(/\./g, '\\.')}$`, 'm'));
     assert.match(long.stdout, /^node: +v\d+/m);
+  });
+
+  // Node 20 before 20.19 has no require() of an ES module, which loads validators and the Gateway API
+  // translation on demand (core/runtime/when-needed.ts); this flag gives a newer Node the same lack.
+  it('validates and analyzes the same where Node cannot require() an ES module', () => {
+    for (const command of ['validate', 'analyze']) {
+      const usual = meshgate(command, CONFIG);
+      const older = spawnSync(process.execPath, ['--no-experimental-require-module', BIN, command, CONFIG], { encoding: 'utf8', timeout: 60_000 });
+      assert.equal(older.stderr, usual.stderr, command);
+      assert.equal(older.stdout, usual.stdout, command);
+      assert.equal(older.status, usual.status, command);
+      assert.equal(usual.status, 0, `${command}: ${usual.stdout}${usual.stderr}`);
+    }
   });
 
   for (const args of [['demo', '--config', '/nope'], ['analyze', '/nope'], ['routes', '--config', '/nope'], ['certs', '--config', '/nope']]) {

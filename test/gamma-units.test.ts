@@ -13,7 +13,8 @@ import { parseConfigText } from '../src/core/config/load.js';
 import type { Resource } from '../src/core/model/resource.js';
 import { attachToServices } from '../src/core/gateway-api/attach.js';
 import { buildRegistry } from '../src/core/registry/build.js';
-import { buildSnapshot } from '../src/core/snapshot/build.js';
+import { buildSnapshot, NO_MESH_ROUTES } from '../src/core/snapshot/build.js';
+import { translateGatewayApi } from '../src/core/gateway-api/translate.js';
 import type { SidecarRole, Snapshot } from '../src/core/snapshot/snapshot.js';
 import { outboundRouteConfig } from '../src/core/routing/compile-mesh.js';
 import { findRoute } from '../src/core/routing/lookup.js';
@@ -95,6 +96,17 @@ describe('GAMMA: attaching a route to a Service', () => {
 });
 
 describe('GAMMA: a sidecar routes by the routes attached to the Service it calls', () => {
+  it("a set without routes: the sidecar's build skips the translation, which would give exactly NO_MESH_ROUTES", () => {
+    const loaded = parseConfigText(`${BOOKINFO}apiVersion: gateway.networking.k8s.io/v1
+kind: ReferenceGrant
+metadata: {name: from-default, namespace: other}
+spec: {from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: default}], to: [{group: "", kind: Service}]}
+`, 'mesh.yaml');
+    const { registry } = buildRegistry(loaded.resources, { domain: 'cluster.local' });
+    assert.deepEqual(translateGatewayApi({ resources: loaded.resources, registry, domain: 'cluster.local', scope: 'mesh' }), NO_MESH_ROUTES);
+    assert.equal(buildSnapshot(loaded, PRODUCTPAGE, FIXED_DEPS).snapshot.gatewayApi, NO_MESH_ROUTES.status);
+  });
+
   it("request routing (Istio's task as written): end-user jason to reviews-v2, everyone else to reviews-v1, on every Host form", () => {
     const { snapshot } = sidecar(BOOKINFO + REQUEST_ROUTING);
     for (const host of ['reviews', 'reviews:9080', 'reviews.default', 'reviews.default.svc.cluster.local:9080']) {

@@ -19,9 +19,29 @@ import { SIDECAR_ENV, SIDECAR_V8_FLAGS } from '../src/core/inject/sidecar-node-o
 const dir = mkdtempSync(join(tmpdir(), 'meshgate-footprint-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-/** Runs `code` (an ES module) in a fresh Node and returns the CommonJS modules it ended up holding. */
+/**
+ * Runs `code` (an ES module) in a fresh Node and returns the modules it ended up holding: CommonJS and
+ * what was loaded with require() from `require.cache`, ES modules imported from a loader hook (the
+ * sentinel import, the last message of the hook's port, says every earlier one has arrived).
+ */
 function modulesAfter(code: string): { out: string; modules: string[] } {
-  const script = `${code}\nconst { createRequire } = await import('node:module');\nconsole.log(JSON.stringify({ out: globalThis.out ?? '', modules: Object.keys(createRequire(import.meta.url).cache) }));`;
+  const hook = `let port; export function initialize(d) { port = d.port; } export async function load(url, context, next) { port.postMessage(url); return next(url, context); }`;
+  const script = [
+    `const { createRequire, register } = await import('node:module');`,
+    `const { MessageChannel } = await import('node:worker_threads');`,
+    `const { port1, port2 } = new MessageChannel();`,
+    `const imported = [];`,
+    `const sentinel = 'data:text/javascript,export default 0';`,
+    `const seen = new Promise((resolve) => port1.on('message', (u) => (u === sentinel ? resolve() : imported.push(u))));`,
+    `register('data:text/javascript,' + encodeURIComponent(${JSON.stringify(hook)}), { data: { port: port2 }, transferList: [port2] });`,
+    code,
+    `await import(sentinel);`,
+    `await seen;`,
+    `port1.close();`,
+    `const { fileURLToPath } = await import('node:url');`,
+    `const esm = imported.filter((u) => u.startsWith('file:')).map((u) => fileURLToPath(u));`,
+    `console.log(JSON.stringify({ out: globalThis.out ?? '', modules: [...Object.keys(createRequire(import.meta.url).cache), ...esm] }));`,
+  ].join('\n');
   return JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' })) as { out: string; modules: string[] };
 }
 
@@ -38,6 +58,26 @@ describe('sidecar footprint', () => {
     // undici's Pool, not its index (fetch, WebSocket, caches, mocks).
     assert.ok(packages.has('undici'));
     assert.ok(!modules.some((m) => /node_modules\/undici\/index\.js$/.test(m)), "undici's index is loaded");
+    // Istio's metrics and their server come with the first proxy that counts (not with --metrics-port 0).
+    assert.ok(!modules.some((m) => /dist\/src\/core\/telemetry\/(istio-metrics|metrics-server)\.js$/.test(m)), "the metrics' code is loaded before a proxy counts");
+  });
+
+  it("a sidecar holds only the validators of the kinds it is sent, no Gateway API translation without routes, and no gateway's ACME checks", () => {
+    const set = `apiVersion: v1\nkind: Service\nmetadata: {name: app, namespace: default}\nspec: {selector: {app: app}, ports: [{name: http, port: 8080}]}\n---\napiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: default, namespace: default}\nspec: {mtls: {mode: STRICT}}\n`;
+    const { out, modules } = modulesAfter(
+      `await import(${dist('cli/sidecar.js')});\n` +
+        `const { parseConfigText } = await import(${dist('core/config/load.js')});\n` +
+        `const { buildSnapshot } = await import(${dist('core/snapshot/build.js')});\n` +
+        `const role = { kind: 'sidecar', namespace: 'default', labels: { app: 'app' }, serviceAccount: 'app', outboundTrafficPolicy: 'ALLOW_ANY' };\n` +
+        `const built = buildSnapshot(parseConfigText(${JSON.stringify(set)}, 'set.json'), role, { random: () => 0.5, load: { active: () => 0 } });\n` +
+        `globalThis.out = String(built.problems.filter((p) => p.severity === 'error').length) + ' ' + built.findings.length;`,
+    );
+    assert.match(out, /^0 \d+$/);
+    const ours = modules.map((m) => /dist\/src\/(.*)$/.exec(m)?.[1]).filter((m) => m !== undefined);
+    assert.ok(ours.includes('core/snapshot/build.js') && ours.includes('core/config/validate-peer-authentication.js'), 'the loaded modules are not all listed');
+    for (const m of ['core/config/validate-gateway.js', 'core/config/validate-virtual-service.js', 'core/config/validate-destination-rule.js', 'core/config/validate-gateway-api.js', 'core/config/validate-cert-manager.js', 'core/gateway-api/translate.js', 'core/snapshot/acme-credentials.js']) {
+      assert.ok(!ours.includes(m), `${m} is loaded by a sidecar that does not run it`);
+    }
   });
 
   it("the sidecar's V8 flags and environment are ones this Node accepts", () => {

@@ -7,6 +7,7 @@ import { SIDECAR_V8_FLAGS } from '../core/inject/sidecar-node-options.js';
 import { GATEWAY_V8_FLAGS } from '../gateway/node-options.js';
 import { LOG_LEVELS, logLevel, setLogSettings } from '../core/telemetry/logger.js';
 import { versionDetails, versionLine } from './version.js';
+import { whenNeededLoaded } from '../core/runtime/when-needed.js';
 
 const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promise<number> }> = {
   gateway: {
@@ -14,29 +15,36 @@ const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promi
     // The gateway's V8 flags before it reads its configuration (why: in the file that has them).
     run: async (argv) => {
       setFlagsFromString(GATEWAY_V8_FLAGS);
-      return (await import('./gateway.js')).runGatewayCommand(argv);
+      return (await command(import('./gateway.js'))).runGatewayCommand(argv);
     },
   },
-  control: { summary: 'run the control plane: config stream and CA for proxies', run: async (argv) => (await import('./control.js')).runControlCommand(argv) },
+  control: { summary: 'run the control plane: config stream and CA for proxies', run: async (argv) => (await command(import('./control.js'))).runControlCommand(argv) },
   sidecar: {
     summary: 'run the proxy beside one workload: mTLS in and out, policies',
     // The sidecar's V8 flags before its modules load: V8's memory reducer takes its delay when it is
     // first armed, which can be while they load (why the flags: in the file that has them).
     run: async (argv) => {
       setFlagsFromString(SIDECAR_V8_FLAGS);
-      return (await import('./sidecar.js')).runSidecarCommand(argv);
+      return (await command(import('./sidecar.js'))).runSidecarCommand(argv);
     },
   },
-  validate: { summary: 'check each resource of a config folder (fast); exit 1 on errors', run: async (argv) => (await import('./validate.js')).runValidate(argv) },
-  analyze: { summary: 'find mistakes across resources (Istio analyzer codes); exit 1 by severity', run: async (argv) => (await import('./analyze.js')).runAnalyze(argv) },
-  routes: { summary: 'print the compiled routing table', run: async (argv) => (await import('./routes.js')).runRoutes(argv) },
-  explain: { summary: 'show which server, route and destination a request gets, and why not others', run: async (argv) => (await import('./explain.js')).runExplain(argv) },
-  certs: { summary: 'list the certificates the gateway serves, with problems', run: async (argv) => (await import('./certs.js')).runCerts(argv) },
-  inject: { summary: 'print a manifest with the sidecar injected, like istioctl kube-inject', run: async (argv) => (await import('./inject.js')).runInjectCommand(argv) },
-  iptables: { summary: "install the sidecar's traffic capture (the init container's command)", run: async (argv) => (await import('./iptables.js')).runIptablesCommand(argv) },
-  demo: { summary: 'run the demo: backends plus a gateway on gateway-config/', run: async (argv) => (await import('./demo.js')).runDemo(argv) },
-  dashboard: { summary: 'print (and open) the URL of the live service graph', run: async (argv) => (await import('./dashboard.js')).runDashboard(argv) },
+  validate: { summary: 'check each resource of a config folder (fast); exit 1 on errors', run: async (argv) => (await command(import('./validate.js'))).runValidate(argv) },
+  analyze: { summary: 'find mistakes across resources (Istio analyzer codes); exit 1 by severity', run: async (argv) => (await command(import('./analyze.js'))).runAnalyze(argv) },
+  routes: { summary: 'print the compiled routing table', run: async (argv) => (await command(import('./routes.js'))).runRoutes(argv) },
+  explain: { summary: 'show which server, route and destination a request gets, and why not others', run: async (argv) => (await command(import('./explain.js'))).runExplain(argv) },
+  certs: { summary: 'list the certificates the gateway serves, with problems', run: async (argv) => (await command(import('./certs.js'))).runCerts(argv) },
+  inject: { summary: 'print a manifest with the sidecar injected, like istioctl kube-inject', run: async (argv) => (await command(import('./inject.js'))).runInjectCommand(argv) },
+  iptables: { summary: "install the sidecar's traffic capture (the init container's command)", run: async (argv) => (await command(import('./iptables.js'))).runIptablesCommand(argv) },
+  demo: { summary: 'run the demo: backends plus a gateway on gateway-config/', run: async (argv) => (await command(import('./demo.js'))).runDemo(argv) },
+  dashboard: { summary: 'print (and open) the URL of the live service graph', run: async (argv) => (await command(import('./dashboard.js'))).runDashboard(argv) },
 };
+
+/** A command's module, once the modules it loads on demand can be loaded (core/runtime/when-needed.ts). */
+async function command<M>(module: Promise<M>): Promise<M> {
+  const loaded = await module;
+  await whenNeededLoaded();
+  return loaded;
+}
 
 export function usage(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));

@@ -6,55 +6,67 @@ import type { Resource } from '../model/resource.js';
 import { resourceRef } from '../model/resource.js';
 import { hasErrors, type Problem } from './problem.js';
 import { Checker, describe, isDnsLabel, isDnsSubdomain, isObj, type Obj } from './validate-common.js';
-import { validateAuthorizationPolicy } from './validate-authorization-policy.js';
-import { validateCertificate, validateIssuer } from './validate-cert-manager.js';
-import { validateDestinationRule } from './validate-destination-rule.js';
-import { validateGateway } from './validate-gateway.js';
-import { validateGatewayClass, validateGRPCRoute, validateHTTPRoute, validateK8sGateway, validateL4Route, validateReferenceGrant } from './validate-gateway-api.js';
-import { validateEndpointSlice, validateEndpoints, validatePod, validateService } from './validate-kube.js';
-import { validatePeerAuthentication } from './validate-peer-authentication.js';
-import { validateRequestAuthentication } from './validate-request-authentication.js';
-import { validateRateLimitPolicy } from './validate-rate-limit.js';
-import { validateServiceEntry, validateWorkloadEntry } from './validate-service-entry.js';
-import { validateVirtualService } from './validate-virtual-service.js';
-import { validateConfigMap, validateTelemetry } from './validate-telemetry.js';
-import { validateSidecar } from './validate-sidecar.js';
+import { validatePod } from './validate-kube.js';
+import { whenNeeded } from '../runtime/when-needed.js';
 
 export { parseDuration } from './validate-common.js';
 
 type SpecValidator = (c: Checker, spec: Obj) => void;
 
-const BY_KIND: Readonly<Record<string, SpecValidator>> = {
-  Gateway: validateGateway,
-  VirtualService: validateVirtualService,
-  DestinationRule: validateDestinationRule,
-  ServiceEntry: validateServiceEntry,
-  WorkloadEntry: validateWorkloadEntry,
-  Sidecar: validateSidecar,
-  PeerAuthentication: validatePeerAuthentication,
-  AuthorizationPolicy: validateAuthorizationPolicy,
-  RequestAuthentication: validateRequestAuthentication,
-  Service: validateService,
-  Issuer: validateIssuer,
-  ClusterIssuer: validateIssuer,
-  Certificate: validateCertificate,
-  RateLimitPolicy: validateRateLimitPolicy,
-  Telemetry: validateTelemetry,
-  GatewayClass: validateGatewayClass,
-  KubernetesGateway: validateK8sGateway,
-  HTTPRoute: validateHTTPRoute,
-  GRPCRoute: validateGRPCRoute,
-  TLSRoute: validateL4Route,
-  TCPRoute: validateL4Route,
-  ReferenceGrant: validateReferenceGrant,
+/**
+ * Each kind's validator: its module (`validate-<file>.js`) and export. A module is loaded with the
+ * first resource of a kind it validates (runtime/when-needed.ts), so a process holds only the
+ * validators of the kinds it is given: the control plane sends a sidecar no Gateway, Issuer or
+ * Certificate, and Gateway API routes only when a Service it calls has them.
+ */
+type ValidatorAt = readonly [file: string, name: string];
+
+const BY_KIND: Readonly<Record<string, ValidatorAt>> = {
+  Gateway: ['gateway', 'validateGateway'],
+  VirtualService: ['virtual-service', 'validateVirtualService'],
+  DestinationRule: ['destination-rule', 'validateDestinationRule'],
+  ServiceEntry: ['service-entry', 'validateServiceEntry'],
+  WorkloadEntry: ['service-entry', 'validateWorkloadEntry'],
+  Sidecar: ['sidecar', 'validateSidecar'],
+  PeerAuthentication: ['peer-authentication', 'validatePeerAuthentication'],
+  AuthorizationPolicy: ['authorization-policy', 'validateAuthorizationPolicy'],
+  RequestAuthentication: ['request-authentication', 'validateRequestAuthentication'],
+  Service: ['kube', 'validateService'],
+  Issuer: ['cert-manager', 'validateIssuer'],
+  ClusterIssuer: ['cert-manager', 'validateIssuer'],
+  Certificate: ['cert-manager', 'validateCertificate'],
+  RateLimitPolicy: ['rate-limit', 'validateRateLimitPolicy'],
+  Telemetry: ['telemetry', 'validateTelemetry'],
+  GatewayClass: ['gateway-api', 'validateGatewayClass'],
+  KubernetesGateway: ['gateway-api', 'validateK8sGateway'],
+  HTTPRoute: ['gateway-api', 'validateHTTPRoute'],
+  GRPCRoute: ['gateway-api', 'validateGRPCRoute'],
+  TLSRoute: ['gateway-api', 'validateL4Route'],
+  TCPRoute: ['gateway-api', 'validateL4Route'],
+  ReferenceGrant: ['gateway-api', 'validateReferenceGrant'],
 };
 
 /** Kinds whose payload sits beside `metadata` rather than under `spec`. */
-const TOP_LEVEL: Readonly<Record<string, SpecValidator>> = {
-  EndpointSlice: validateEndpointSlice,
-  Endpoints: validateEndpoints,
-  ConfigMap: validateConfigMap,
+const TOP_LEVEL: Readonly<Record<string, ValidatorAt>> = {
+  EndpointSlice: ['kube', 'validateEndpointSlice'],
+  Endpoints: ['kube', 'validateEndpoints'],
+  ConfigMap: ['telemetry', 'validateConfigMap'],
 };
+
+// Every validator module is named here, as this module loads; each is loaded when first asked for.
+const modules = new Map<string, () => Readonly<Record<string, SpecValidator>>>(
+  [...new Set([...Object.values(BY_KIND), ...Object.values(TOP_LEVEL)].map(([file]) => file))].map((file) => [file, whenNeeded(`./validate-${file}.js`, import.meta.url)]),
+);
+
+function validatorAt(at: ValidatorAt | undefined): SpecValidator | undefined {
+  if (!at) return undefined;
+  const [file, name] = at;
+  const load = modules.get(file);
+  if (!load) throw new Error(`no validator module validate-${file}.js`);
+  const validator = load()[name];
+  if (typeof validator !== 'function') throw new Error(`validate-${file}.js has no ${name}`);
+  return validator;
+}
 
 /** Kinds whose names are checked here (Istio's rules; meshgate's own kinds follow them). */
 const ISTIO_KINDS = new Set(['Gateway', 'VirtualService', 'DestinationRule', 'ServiceEntry', 'WorkloadEntry', 'Sidecar', 'PeerAuthentication', 'AuthorizationPolicy', 'RequestAuthentication', 'RateLimitPolicy', 'Telemetry']);
@@ -64,8 +76,8 @@ export function validateResource(r: Resource): Problem[] {
   try {
     c = new Checker(r);
     checkMetadata(c, r);
-    const byKind = BY_KIND[r.kind];
-    const topLevel = TOP_LEVEL[r.kind];
+    const byKind = validatorAt(BY_KIND[r.kind]);
+    const topLevel = validatorAt(TOP_LEVEL[r.kind]);
     if (byKind) {
       if (isObj(r.spec)) byKind(c, r.spec);
       else c.error(['spec'], `spec must be a mapping, not ${describe(r.spec)}`);

@@ -44,8 +44,13 @@ export interface ServedHandlers {
 }
 
 interface Http1Connection {
-  /** Responses not yet finished. */
-  readonly inFlight: Set<ServerResponse>;
+  /**
+   * Responses not yet finished: an array, not a Set. A connection's Set lives long and is emptied
+   * after every request, and V8 shrinks a Set's table by allocating a new one when it empties: an
+   * object per request that outlives the young generation (it is the connection's), which at 1000
+   * req/s was the largest thing a sidecar's requests left behind (docs/benchmarks.md, sixth round).
+   */
+  readonly inFlight: ServerResponse[];
   /** Each response's 'close' listener: one per connection, not a closure per request. */
   readonly onResponseClose: (this: ServerResponse) => void;
   lastActive: number;
@@ -185,11 +190,17 @@ export class ConnectionDrain {
   #trackHttp1(socket: Socket): void {
     if (this.#http1.has(socket)) return;
     const conn: Http1Connection = {
-      inFlight: new Set(),
+      inFlight: [],
       lastActive: Date.now(),
       closing: false,
       onResponseClose(this: ServerResponse) {
-        conn.inFlight.delete(this);
+        // Order does not matter: the last takes the place of the one that ended. pop() keeps the
+        // array's storage for the next request, where splice() allocates.
+        const i = conn.inFlight.indexOf(this);
+        if (i >= 0) {
+          const last = conn.inFlight.pop()!;
+          if (i < conn.inFlight.length) conn.inFlight[i] = last;
+        }
         conn.lastActive = Date.now();
       },
     };
@@ -222,7 +233,7 @@ export class ConnectionDrain {
       return;
     }
     if (conn) {
-      conn.inFlight.add(res);
+      conn.inFlight.push(res);
       res.on('close', conn.onResponseClose);
     }
     if (this.draining) res.setHeader('connection', 'close');
@@ -232,7 +243,7 @@ export class ConnectionDrain {
   #closeQuiet(): void {
     const now = Date.now();
     for (const [socket, conn] of this.#http1) {
-      if (conn.closing || conn.inFlight.size > 0 || now - conn.lastActive < QUIET_MS) continue;
+      if (conn.closing || conn.inFlight.length > 0 || now - conn.lastActive < QUIET_MS) continue;
       conn.closing = true;
       socket.end();
     }

@@ -51,7 +51,11 @@ interface Entry {
 export class UpstreamPools implements EndpointLoad {
   readonly #pools = new Map<string, Entry>();
   readonly #h2 = new H2Sessions();
-  /** Requests in flight per endpoint (`address:port`), over all of its pools. */
+  /**
+   * Requests in flight per endpoint (`address:port`), over all of its pools. An endpoint's count stays
+   * at 0 until the sweep rather than being deleted with its last request: V8 reallocates a Map's table
+   * when it empties, and a table per request, held by this long-lived Map, outlives the young generation.
+   */
   readonly #active = new Map<string, number>();
   readonly #connector: UpstreamConnector;
   readonly #connectTimeoutMs: number;
@@ -155,6 +159,7 @@ export class UpstreamPools implements EndpointLoad {
   }
 
   #sweep(): void {
+    for (const [key, n] of this.#active) if (n === 0) this.#active.delete(key);
     const cutoff = Date.now() - this.#idlePoolMs;
     for (const [key, e] of this.#pools) {
       if (e.active === 0 && e.lastUsed < cutoff) {
@@ -201,9 +206,7 @@ class Lease {
     if (this.#ended) return;
     this.#ended = true;
     this.#entry.active--;
-    const left = (this.#active.get(this.#key) ?? 1) - 1;
-    if (left > 0) this.#active.set(this.#key, left);
-    else this.#active.delete(this.#key);
+    this.#active.set(this.#key, Math.max(0, (this.#active.get(this.#key) ?? 1) - 1));
   }
 }
 

@@ -21,13 +21,24 @@ import { buildRegistry } from '../registry/build.js';
 import { compileGateway, type CompiledGateway } from '../routing/compile.js';
 import { compileMesh } from '../routing/compile-mesh.js';
 import { deferredFindings, withProblems } from './deferred-findings.js';
-import { acmeProblems } from './acme-credentials.js';
 import { emptiedFileProblems } from './emptied-files.js';
-import { translateGatewayApi } from '../gateway-api/translate.js';
+import { EMPTY_STATUS } from '../gateway-api/conditions.js';
+import type { GatewayApiTranslation } from '../gateway-api/translate.js';
+import { ROUTE_KINDS } from '../model/gateway-api.js';
+import { whenNeeded } from '../runtime/when-needed.js';
 import { keepLastGood } from './last-good.js';
 import { clusterDeps as reuseDeps, reuseCluster } from './cluster-reuse.js';
 import { destinationRulePass, keepPasses, registryPass, sameClusterInputs } from './pass-reuse.js';
 import type { ProxyRole, Snapshot } from './snapshot.js';
+
+// What only some builds run, loaded with the first build that does (runtime/when-needed.ts): a
+// sidecar translates Gateway API routes only when it is sent some (those attached to the Services it
+// calls), and never checks a gateway's ACME credentials.
+const gatewayApiModule = whenNeeded<typeof import('../gateway-api/translate.js')>('../gateway-api/translate.js', import.meta.url);
+const acmeModule = whenNeeded<typeof import('./acme-credentials.js')>('./acme-credentials.js', import.meta.url);
+const MESH_ROUTE_KINDS: ReadonlySet<string> = new Set(ROUTE_KINDS);
+/** What the translation gives a sidecar for a set without routes (test/gateway-api-units.test.ts holds it to that). */
+export const NO_MESH_ROUTES: GatewayApiTranslation = Object.freeze({ gateways: [], virtualServices: [], meshVirtualServices: [], status: EMPTY_STATUS, problems: [] });
 
 export interface SnapshotDeps {
   readonly random: () => number;
@@ -99,10 +110,13 @@ export function buildSnapshot(loaded: LoadResult, role: ProxyRole, deps: Snapsho
 
   // Gateway API resources join as the Istio Gateways and VirtualServices they stand for: a gateway
   // takes the routes attached to its Gateways, a sidecar those attached to Services (mesh-bound).
+  // A sidecar's translation takes only routes; with none in the set it is NO_MESH_ROUTES.
   const gatewayApi =
     role.kind === 'gateway'
-      ? translateGatewayApi({ resources, registry, domain, ...(role.ports ? { servicePorts: role.ports } : {}), ...(role.gatewayNames ? { only: role.gatewayNames } : {}) })
-      : translateGatewayApi({ resources, registry, domain, scope: 'mesh' });
+      ? gatewayApiModule().translateGatewayApi({ resources, registry, domain, ...(role.ports ? { servicePorts: role.ports } : {}), ...(role.gatewayNames ? { only: role.gatewayNames } : {}) })
+      : resources.some((r) => MESH_ROUTE_KINDS.has(r.kind))
+        ? gatewayApiModule().translateGatewayApi({ resources, registry, domain, scope: 'mesh' })
+        : NO_MESH_ROUTES;
   const gateways = [...ofKind<GatewaySpec>(resources, 'Gateway'), ...gatewayApi.gateways];
   const virtualServices = [...ofKind<VirtualServiceSpec>(resources, 'VirtualService'), ...(role.kind === 'gateway' ? gatewayApi.virtualServices : gatewayApi.meshVirtualServices)];
   const routing = { virtualServices, registry, proxyLabels: role.labels, proxyNamespace: role.namespace, domain, cluster };
@@ -119,7 +133,7 @@ export function buildSnapshot(loaded: LoadResult, role: ProxyRole, deps: Snapsho
     routeConfigs: compiled.routeConfigs,
   });
 
-  const acme = role.kind === 'gateway' ? acmeProblems(compiled.listeners, resources) : [];
+  const acme = role.kind === 'gateway' ? acmeModule().acmeProblems(compiled.listeners, resources) : [];
   const emptied = emptiedFileProblems(loaded, previous?.resources);
   const problems = [...reconciled.loadProblems, ...emptied, ...validationProblems, ...reconciled.problems, ...registryProblems, ...gatewayApi.problems, ...compiled.problems, ...rateLimits.problems, ...acme];
   // The analyzers run when their findings are first read (the Reloader reads them right after the swap).

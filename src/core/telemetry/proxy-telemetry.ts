@@ -5,15 +5,22 @@
 
 import type { Snapshot } from '../snapshot/snapshot.js';
 import { createAccessLog, type AccessLog, type RequestRecord } from './access-log.js';
-import { IstioMetrics, serviceOfHost, type ServiceName, type TcpConnectionRecord } from './istio-metrics.js';
+import type { IstioMetrics, ServiceName, TcpConnectionRecord } from './istio-metrics.js';
+import { serviceOfHost } from './istio-labels.js';
 import { encodePeerMetadata, type WorkloadInfo } from './workload.js';
-import { offerToPrimary, serveMetrics, type MetricsServer } from './metrics-server.js';
+import type { MetricsServer } from './metrics-server.js';
 import { DEFAULT_TELEMETRY_POLICY, telemetryPolicyFor, type TelemetryPolicy } from './telemetry-policy.js';
 import { ProxyTracer } from './tracing.js';
 import { ServiceGraphBuilder } from './service-graph.js';
 import type { DashboardData } from './dashboard-page.js';
 import { nodeDetails } from './dashboard-details.js';
 import { DEFAULT_REPORTING_INTERVAL_MS, PeriodicReports } from './periodic-report.js';
+import { whenNeeded } from '../runtime/when-needed.js';
+
+// Istio's metrics, their overrides and the /stats/prometheus server, loaded only by a proxy that counts
+// (runtime/when-needed.ts): `--metrics-port 0` holds none of their code.
+const istioMetrics = whenNeeded<typeof import('./istio-metrics.js')>('./istio-metrics.js', import.meta.url);
+const metricsServer = whenNeeded<typeof import('./metrics-server.js')>('./metrics-server.js', import.meta.url);
 
 export interface ProxyTelemetryOptions {
   /** `off`, `stdout` or a file path. */
@@ -79,8 +86,8 @@ export function createProxyTelemetry(o: ProxyTelemetryOptions): ProxyTelemetry {
   };
   const tracer = new ProxyTracer({ self: o.self, role: o.role, policy, ...(selfService ? { selfService } : {}), ...(o.random ? { random: o.random } : {}) });
   const port = o.metricsPort;
-  const metrics = port !== undefined ? new IstioMetrics({ self: o.self, role: o.role, ...(selfService ? { selfService } : {}) }) : undefined;
-  if (metrics && port === 'primary') offerToPrimary([metrics.registry]);
+  const metrics = port !== undefined ? new (istioMetrics().IstioMetrics)({ self: o.self, role: o.role, ...(selfService ? { selfService } : {}) }) : undefined;
+  if (metrics && port === 'primary') metricsServer().offerToPrimary([metrics.registry]);
   const reportingIntervalMs = o.reportingIntervalMs ?? DEFAULT_REPORTING_INTERVAL_MS;
   const reports = metrics ? new PeriodicReports(metrics, reportingIntervalMs) : undefined;
   let server: MetricsServer | undefined;
@@ -102,7 +109,7 @@ export function createProxyTelemetry(o: ProxyTelemetryOptions): ProxyTelemetry {
     async listen(host, logger) {
       if (!metrics || typeof port !== 'number') return 0;
       try {
-        server = await serveMetrics(() => [metrics.registry], port, host);
+        server = await metricsServer().serveMetrics(() => [metrics.registry], port, host);
       } catch (err) {
         logger.error({ port, host, error: (err as Error).message }, 'metrics port (--metrics-port) cannot listen; serving without /stats/prometheus');
         return 0;
