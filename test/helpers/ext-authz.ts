@@ -68,3 +68,55 @@ data:
 ${meshLines}
 `;
 }
+
+/** What the gRPC authorizer saw of one check (the CheckRequest as proto-loader decodes it). */
+export interface SeenGrpcCheck {
+  readonly attributes: {
+    source?: { address?: { socketAddress?: { address: string; portValue: number } }; principal: string };
+    destination?: { address?: { socketAddress?: { address: string; portValue: number } }; principal: string };
+    request?: { http?: { id: string; method: string; headers: Record<string, string>; path: string; host: string; scheme: string; protocol: string } };
+  };
+}
+
+export interface TestGrpcAuthorizer {
+  readonly port: number;
+  readonly seen: SeenGrpcCheck[];
+  close(): Promise<void>;
+}
+
+/**
+ * The sample's gRPC side (Envoy's Authorization/Check): `x-ext-authz: allow` is OK with
+ * `x-ext-authz-check-result: allowed` for the upstream, `x-removed` taken off the request and a
+ * response header for the client; anything else is PERMISSION_DENIED with a 403 DeniedHttpResponse.
+ * `x-ext-authz: crash` fails the call itself (INTERNAL).
+ */
+export async function startGrpcAuthorizer(): Promise<TestGrpcAuthorizer> {
+  const grpc = await import('@grpc/grpc-js');
+  const loader = await import('@grpc/proto-loader');
+  const { repoPath } = await import('./route-table.js');
+  const definition = loader.loadSync(repoPath('test/fixtures/grpc/ext-authz.proto'), { keepCase: false, defaults: true, longs: Number });
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const service = (grpc.loadPackageDefinition(definition) as any).envoy.service.auth.v3.Authorization.service;
+  const seen: SeenGrpcCheck[] = [];
+  const server = new grpc.Server();
+  const header = (key: string, value: string) => ({ header: { key, value } });
+  server.addService(service, {
+    check(call: { request: SeenGrpcCheck }, cb: (err: { code: number; details: string } | null, reply?: unknown) => void) {
+      seen.push(call.request);
+      const asked = call.request.attributes.request?.http?.headers['x-ext-authz'];
+      if (asked === 'crash') return cb({ code: grpc.status.INTERNAL, details: 'authorizer broke' });
+      if (asked === 'allow') {
+        return cb(null, {
+          status: { code: 0 },
+          okResponse: { headers: [header('x-ext-authz-check-result', 'allowed')], headersToRemove: ['x-removed'], responseHeadersToAdd: [header('x-authz-said', 'yes')] },
+        });
+      }
+      cb(null, {
+        status: { code: grpc.status.PERMISSION_DENIED },
+        deniedResponse: { status: { code: 403 }, headers: [header('x-ext-authz-check-result', 'denied')], body: DENY_BODY },
+      });
+    },
+  });
+  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+  return { port, seen, close: () => new Promise((resolve) => server.tryShutdown(() => resolve())) };
+}

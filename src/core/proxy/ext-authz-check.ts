@@ -25,7 +25,17 @@ import { UpstreamPools } from './upstream-pools.js';
 export type AnswerHeaders = Readonly<Record<string, string | string[]>>;
 
 export type CheckOutcome =
-  | { readonly kind: 'allow'; readonly upstream: AnswerHeaders; readonly downstream: AnswerHeaders }
+  | {
+      readonly kind: 'allow';
+      /** Set on the upstream request, replacing the client's. */
+      readonly upstream: AnswerHeaders;
+      /** Appended to the upstream request's values (a gRPC answer's `append: true`). */
+      readonly upstreamAppend?: AnswerHeaders;
+      /** Taken off the upstream request (a gRPC answer's headers_to_remove). */
+      readonly remove?: readonly string[];
+      /** Added to the client's response. */
+      readonly downstream: AnswerHeaders;
+    }
   | { readonly kind: 'deny'; readonly status: number; readonly body: string; readonly headers: AnswerHeaders }
   | { readonly kind: 'error'; readonly reason: string };
 
@@ -38,8 +48,24 @@ export interface CheckSubject {
   readonly headers: IncomingHttpHeaders;
   readonly sourceIp: string;
   readonly query: ReadonlyMap<string, string>;
+  /** What a gRPC authorizer is also told: the connection's peers and the request's id, scheme and protocol. */
+  readonly peer?: CheckPeers;
   /** The request body held for the check (includeRequestBodyInCheck), and whether it was cut short. */
   readonly body?: { readonly bytes: Buffer; readonly partial: boolean };
+}
+
+export interface CheckPeers {
+  readonly sourcePort?: number | undefined;
+  /** The client's certificate identity, `spiffe://…`. */
+  readonly sourcePrincipal?: string | undefined;
+  readonly destinationAddress?: string | undefined;
+  readonly destinationPort?: number | undefined;
+  /** This proxy's own identity, `spiffe://…`. */
+  readonly destinationPrincipal?: string | undefined;
+  readonly requestId: string;
+  readonly scheme: string;
+  /** `HTTP/1.1` or `HTTP/2`. */
+  readonly protocol: string;
 }
 
 export interface CheckContext {

@@ -12,7 +12,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ExtAuthzAsk } from '../policy/authorization.js';
 import type { ExtAuthzProvider } from '../policy/ext-authz-providers.js';
 import type { RequestFacts } from '../routing/types.js';
-import { checkHttp, type AnswerHeaders, type CheckContext, type CheckOutcome, type CheckSubject } from './ext-authz-check.js';
+import { checkHttp, type CheckContext, type CheckOutcome, type CheckPeers, type CheckSubject } from './ext-authz-check.js';
 import { checkGrpc } from './ext-authz-grpc.js';
 import { extAuthzDenied, extAuthzError, rbacDenied, type LocalReply } from './respond.js';
 
@@ -23,6 +23,8 @@ export interface ExtAuthzRequest {
   readonly remoteAddress: string;
   readonly providers: ReadonlyMap<string, ExtAuthzProvider | { readonly kind: 'broken'; readonly reason: string }> | undefined;
   readonly ctx: CheckContext;
+  /** What a gRPC authorizer is told besides the request itself. */
+  readonly peer: CheckPeers;
 }
 
 /** Asks every provider of `asks`: undefined when all allowed (their headers applied), else the answer to send. */
@@ -35,6 +37,7 @@ export async function askAuthorizers(r: ExtAuthzRequest, asks: readonly ExtAuthz
     headers: facts.headers,
     sourceIp: r.remoteAddress,
     query: facts.query,
+    peer: r.peer,
   };
   const allowed: Array<Extract<CheckOutcome, { kind: 'allow' }>> = [];
   for (const ask of asks) {
@@ -48,14 +51,17 @@ export async function askAuthorizers(r: ExtAuthzRequest, asks: readonly ExtAuthz
     }
     allowed.push(outcome);
   }
+  const headers = r.req.headers as Record<string, string | string[] | undefined>;
   for (const a of allowed) {
-    setAll(r.req.headers as Record<string, string | string[] | undefined>, a.upstream);
+    for (const name of a.remove ?? []) delete headers[name];
+    // The authorizer's headers replace the request's of the same name, or join them when it says append.
+    for (const [name, value] of Object.entries(a.upstream)) headers[name] = value;
+    for (const [name, value] of Object.entries(a.upstreamAppend ?? {})) headers[name] = joined(headers[name], value);
     for (const [name, value] of Object.entries(a.downstream)) r.res.setHeader(name, value);
   }
   return undefined;
 }
 
-/** The authorizer's headers replace the request's of the same name (Envoy's allowed_upstream_headers). */
-function setAll(headers: Record<string, string | string[] | undefined>, from: AnswerHeaders): void {
-  for (const [name, value] of Object.entries(from)) headers[name] = value;
+function joined(current: string | string[] | undefined, more: string | string[]): string {
+  return [...(current === undefined ? [] : [current].flat()), ...[more].flat()].join(',');
 }

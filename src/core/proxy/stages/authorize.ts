@@ -12,6 +12,7 @@ import { trustedClientAddress } from '../client-address.js';
 import { trustedHopsFor } from '../trusted-hops.js';
 import { rbacDenied } from '../respond.js';
 import { askAuthorizers } from '../ext-authz.js';
+import { currentCertificate } from '../../tls/upstream-tls.js';
 import type { AuthzDecision } from '../../policy/authorization.js';
 import { routedDestinationOf } from './select.js';
 import type { Exchange, StageResult } from './exchange.js';
@@ -39,7 +40,17 @@ export function authorize(ex: Exchange): StageResult | Promise<StageResult> {
     });
     if (decision.ask) {
       const { snapshot, res } = ex;
-      const asked = { req, res, facts, remoteAddress, providers: snapshot?.extAuthz, ctx: { pools: ctx.pools, identity: ctx.identity } };
+      const peer = {
+        sourcePort: socket.remotePort,
+        sourcePrincipal: principal,
+        destinationAddress: socket.localAddress,
+        destinationPort: socket.localPort,
+        destinationPrincipal: ctx.identity ? currentCertificate(ctx.identity)?.spiffeId : undefined,
+        requestId: ex.requestId,
+        scheme: facts.scheme,
+        protocol: req.httpVersionMajor === 2 ? 'HTTP/2' : `HTTP/${req.httpVersion}`,
+      };
+      const asked = { req, res, facts, remoteAddress, providers: snapshot?.extAuthz, ctx: { pools: ctx.meshPools ?? ctx.pools, identity: ctx.identity }, peer };
       return askAuthorizers(asked, decision.ask).then((refused) => {
         if (!refused) return decided(ex, decision);
         routedDestinationOf(ex);
