@@ -16,12 +16,6 @@ export const DEFAULT_EXT_AUTHZ_TIMEOUT_MS = 600_000;
 /** Which headers of a list (includeRequestHeadersInCheck, headersTo…): exact, `prefix*` or `*suffix`, any case. */
 export type HeaderNames = (lowerCaseName: string) => boolean;
 
-export interface ExtAuthzBody {
-  readonly maxRequestBytes: number;
-  readonly allowPartialMessage: boolean;
-  readonly packAsBytes: boolean;
-}
-
 interface ProviderCommon {
   readonly name: string;
   /** `service` as written (`[<namespace>/]<hostname>`) and the port. */
@@ -32,7 +26,6 @@ interface ProviderCommon {
   readonly failOpen: boolean;
   /** The status when the authorizer cannot be asked (connect error, timeout, 5xx): default 403. */
   readonly statusOnError: number;
-  readonly body?: ExtAuthzBody;
 }
 
 export interface ExtAuthzHttpProvider extends ProviderCommon {
@@ -123,7 +116,6 @@ function readOne(name: string, kind: 'http' | 'grpc', spec: Obj): ProviderSpec |
   // `[<namespace>/]<hostname>`: the namespace only disambiguates, and hostnames are unique here.
   const host = service.includes('/') ? service.slice(service.indexOf('/') + 1) : service;
   const timeout = typeof spec['timeout'] === 'string' ? parseDuration(spec['timeout']) : undefined;
-  const body = bodyOf(spec['includeRequestBodyInCheck']);
   const common: Omit<ProviderCommon, 'cluster'> & { host: string } = {
     name,
     service,
@@ -132,7 +124,6 @@ function readOne(name: string, kind: 'http' | 'grpc', spec: Obj): ProviderSpec |
     timeoutMs: timeout !== undefined && timeout > 0 ? timeout : DEFAULT_EXT_AUTHZ_TIMEOUT_MS,
     failOpen: spec['failOpen'] === true,
     statusOnError,
-    ...(body ? { body } : {}),
   };
   if (kind === 'grpc') return { kind, ...common };
   const pathPrefix = typeof spec['pathPrefix'] === 'string' ? spec['pathPrefix'] : '';
@@ -189,10 +180,4 @@ export function statusOf(v: unknown): number | undefined {
   if (!/^\d{3}$/.test(text)) return undefined;
   const n = Number(text);
   return n >= 100 && n <= 599 ? n : undefined;
-}
-
-function bodyOf(v: unknown): ExtAuthzBody | undefined {
-  if (!isObj(v)) return undefined;
-  const max = typeof v['maxRequestBytes'] === 'number' && v['maxRequestBytes'] > 0 ? v['maxRequestBytes'] : 0;
-  return { maxRequestBytes: max, allowPartialMessage: v['allowPartialMessage'] === true, packAsBytes: v['packAsBytes'] === true };
 }

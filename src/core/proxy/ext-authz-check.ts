@@ -6,8 +6,8 @@
 //
 //   HTTP provider   the client's method; path = pathPrefix + the (normalized) path and query; the
 //                   client's Host, Authorization and the headers includeRequestHeadersInCheck names,
-//                   then includeAdditionalHeadersInCheck over them; content-length 0 (or the body's
-//                   length when includeRequestBodyInCheck holds one).
+//                   then includeAdditionalHeadersInCheck over them; content-length 0 and no body
+//                   (includeRequestBodyInCheck is validated, not implemented).
 //                   200 allows; a 5xx, a connection failure or the timeout is an error
 //                   (statusOnError, or failOpen); any other status denies with that status.
 //   gRPC provider   Envoy's Authorization/Check call (ext-authz-grpc.ts), answered the same three ways.
@@ -50,8 +50,6 @@ export interface CheckSubject {
   readonly query: ReadonlyMap<string, string>;
   /** What a gRPC authorizer is also told: the connection's peers and the request's id, scheme and protocol. */
   readonly peer?: CheckPeers;
-  /** The request body held for the check (includeRequestBodyInCheck), and whether it was cut short. */
-  readonly body?: { readonly bytes: Buffer; readonly partial: boolean };
 }
 
 export interface CheckPeers {
@@ -110,7 +108,7 @@ export function checkHttp(provider: ExtAuthzHttpProvider, subject: CheckSubject,
       resolve(a ? readAnswer(provider, a) : { kind: 'error', reason: answer.failure });
     });
     try {
-      lease.pool.dispatch({ path: provider.pathPrefix + subject.path, method: subject.method as Dispatcher.HttpMethod, headers, body: subject.body?.bytes ?? null }, answer);
+      lease.pool.dispatch({ path: provider.pathPrefix + subject.path, method: subject.method as Dispatcher.HttpMethod, headers, body: null }, answer);
     } catch (err) {
       answer.fail(err as Error);
     }
@@ -128,10 +126,8 @@ function checkHeaders(provider: ExtAuthzHttpProvider, subject: CheckSubject): Re
   }
   for (const [name, value] of provider.additionalHeaders) out[name] = value;
   out.host = subject.authority;
-  out['content-length'] = String(subject.body?.bytes.length ?? 0);
-  // Envoy marks a body cut at maxRequestBytes (allowPartialMessage) so the authorizer knows.
-  if (subject.body?.partial) out['x-envoy-auth-partial-body'] = 'true';
-  else if (subject.body) out['x-envoy-auth-partial-body'] = 'false';
+  // The body is not sent (includeRequestBodyInCheck is validated only), so its length is 0, as Envoy's default.
+  out['content-length'] = '0';
   return out;
 }
 
