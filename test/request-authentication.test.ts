@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { eventually, send, startTestGateway, type TestGateway } from './helpers/gateway.js';
 import { sidecarOptions, testAuthority } from './helpers/mesh.js';
 import { startSidecar, type RunningSidecar } from '../src/sidecar/main.js';
-import { gatewayYaml, serviceYaml } from './helpers/cluster-yaml.js';
+import { gatewayYaml, serviceYaml, gatewayRouteYaml } from './helpers/cluster-yaml.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
 import { parseConfigText } from '../src/core/config/load.js';
 import { validateAll } from '../src/core/config/validate.js';
@@ -41,15 +41,7 @@ async function token(keys: Keys, claims: Record<string, unknown>, opts: { iss?: 
   return t.sign(keys.privateKey);
 }
 
-const ROUTES = `apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: app, namespace: default}
-spec:
-  hosts: [app.example.com]
-  gateways: [gw]
-  http:
-  - route: [{destination: {host: app}}]
-`;
+const ROUTES = gatewayRouteYaml(['app.example.com']);
 
 describe('RequestAuthentication at the gateway', () => {
   let up: Upstream;

@@ -228,7 +228,6 @@ describe('AuthorizationPolicy scope', () => {
     ['a selector in another namespace does not apply', [ap('x', 'web', 'selector: {matchLabels: {app: reviews}}')], false],
     ['a root-namespace selector applies in every namespace', [ap('x', 'istio-system', 'selector: {matchLabels: {app: reviews}}')], true],
     ['targetRefs never attach to a workload', [ap('x', 'shop', 'targetRefs: [{kind: Service, group: "", name: reviews}]')], false],
-    ['CUSTOM denies what its rules match: no external authorizer, so fail closed', [ap('x', 'shop', 'action: CUSTOM\nprovider: {name: ext}\nrules: [{}]')], true],
     ['AUDIT never changes the decision', [ap('x', 'shop', 'action: AUDIT\nrules: [{}]')], false],
     ['a dry-run policy never changes the decision', [ap('x', 'shop', '{}', ', annotations: {"istio.io/dry-run": "true"}')], false],
     ['a dry-run DENY never changes the decision', [ap('x', 'shop', 'action: DENY\nrules: [{}]', ', annotations: {"istio.io/dry-run": "True"}')], false],
@@ -243,6 +242,16 @@ describe('AuthorizationPolicy scope', () => {
       assert.equal(a.evaluateTcp(tcp()).allowed, !applies);
     });
   }
+  it('CUSTOM names its provider for the requests its rules match; on plain TCP it denies (fail closed)', () => {
+    const a = compileAuthorization(load([ap('x', 'shop', 'action: CUSTOM\nprovider: {name: ext}\nrules: [{to: [{operation: {paths: [/admin]}}]}]'), ap('y', 'shop', 'action: CUSTOM\nprovider: {name: ext}\nrules: [{}]')]), REVIEWS);
+    assert.equal(a.empty, false);
+    const asked = a.evaluate(http({ path: '/admin' }));
+    assert.equal(asked.allowed, true, 'DENY and ALLOW allow it once the provider has');
+    assert.deepEqual(asked.ask, [{ provider: 'ext', policy: 'AuthorizationPolicy shop/x' }], 'one ask per provider');
+    assert.equal(a.evaluateTcp(tcp()).allowed, false);
+    const none = compileAuthorization(load([ap('x', 'shop', 'action: CUSTOM\nprovider: {name: ext}\nrules: [{to: [{operation: {paths: [/admin]}}]}]')]), REVIEWS);
+    assert.equal(none.evaluate(http({ path: '/other' })).ask, undefined);
+  });
   it('no policy at all: empty, and everything is allowed', () => {
     const a = compileAuthorization([], REVIEWS);
     assert.equal(a.empty, true);

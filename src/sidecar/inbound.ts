@@ -70,6 +70,8 @@ export interface InboundDeps {
   /** The address connections to the app come from (127.0.0.6 under capture, so they are not captured again). */
   readonly appLocalAddress?: string;
   readonly pools: UpstreamPools;
+  /** The pools towards the mesh (the outbound side's), when `pools` reach the app only: for external authorizers. */
+  readonly meshPools?: UpstreamPools;
   readonly accessLog: AccessLog;
   readonly log: Logger;
   readonly drain: ConnectionDrain;
@@ -152,7 +154,18 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
 
   // HTTP goes through the one request pipeline (core/proxy/http-handler.ts): parse, authenticate,
   // authorize, then the local-app act stage; this listener only says who the peer is and where the app is.
-  const ctx: HttpHandlerContext = { holder: deps.holder, pools: deps.pools, accessLog: deps.accessLog, random: Math.random, drain: deps.drain, security: deps.security, ...(deps.limits ? { limits: deps.limits } : {}) };
+  // The identity and the mesh pools are for the checks of CUSTOM policies, which call an authorizer in the mesh.
+  const ctx: HttpHandlerContext = {
+    holder: deps.holder,
+    pools: deps.pools,
+    accessLog: deps.accessLog,
+    random: Math.random,
+    drain: deps.drain,
+    security: deps.security,
+    identity: deps.identity,
+    ...(deps.meshPools ? { meshPools: deps.meshPools } : {}),
+    ...(deps.limits ? { limits: deps.limits } : {}),
+  };
   const listener: ListenerInfo = {
     port: deps.appPort,
     scheme: 'http',

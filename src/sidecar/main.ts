@@ -135,6 +135,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
       appHost: opts.appHost ?? '127.0.0.1',
       ...(opts.capture ? { appLocalAddress: INBOUND_PASSTHROUGH_ADDRESS } : {}),
       pools: appPools,
+      meshPools: rt.pools,
       accessLog: rt.accessLog,
       log,
       drain: rt.drain,

@@ -96,3 +96,16 @@ spec:
 ${endpoints.map((e) => `  - {address: 127.0.0.1, ports: {http: ${e.port}}${e.locality ? `, locality: ${e.locality}` : ''}}`).join('\n')}
 `;
 }
+
+/** A VirtualService `app` of namespace default binding `hosts` on Gateway `gw` to one destination. */
+export function gatewayRouteYaml(hosts: readonly string[], destination = 'app'): string {
+  return `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: app, namespace: default}
+spec:
+  hosts: ${JSON.stringify(hosts)}
+  gateways: [gw]
+  http:
+  - route: [{destination: {host: ${destination}}}]
+`;
+}

@@ -9,6 +9,7 @@ import type { AnalysisContext } from './context.js';
 import { conflictingGateways } from './conflicting-gateways.js';
 import { conflictingMeshHosts } from './conflicting-mesh-hosts.js';
 import { duplicateCertificate } from './duplicate-certificate.js';
+import { extAuthzProviders } from './ext-authz-providers.js';
 import { gatewayApiReferences } from './gateway-api-references.js';
 import { gatewayPortOnService } from './gateway-port-on-service.js';
 import { hostNotInGateway } from './host-not-in-gateway.js';
@@ -43,4 +44,5 @@ export const ANALYZERS: readonly Analyzer[] = [
   { name: 'gateway-port-on-service', run: gatewayPortOnService },
   { name: 'port-naming', run: portNaming },
   { name: 'jwt-claim-routing', run: jwtClaimRouting },
+  { name: 'ext-authz-providers', run: extAuthzProviders },
 ];

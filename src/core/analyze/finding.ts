@@ -37,6 +37,7 @@ export const MESSAGES = {
   ReferenceNotPermitted: { code: 'MG0002', name: 'ReferenceNotPermitted', severity: 'error' },
   EmptyConfigFile: { code: 'MG0003', name: 'EmptyConfigFile', severity: 'warning' },
   NoRoutes: { code: 'MG0004', name: 'NoRoutes', severity: 'warning' },
+  InvalidExtAuthzProvider: { code: 'MG0005', name: 'InvalidExtAuthzProvider', severity: 'error' },
 } as const satisfies Record<string, MessageType>;
 
 /** A finding on one field of one resource; `fix` says what to do, in a sentence. */

@@ -1,7 +1,8 @@
 // Validation of security.istio.io AuthorizationPolicy (docs/security.md): Istio's own rules (selector
 // or targetRefs, DENY/CUSTOM need rules, non-empty sources and operations, IPs, ports, path templates,
-// known `when` keys) plus warnings where meshgate cannot do what the policy asks (CUSTOM,
-// targetRefs) and where a DENY rule silently widens on plain TCP traffic.
+// known `when` keys) plus warnings where meshgate cannot do what the policy asks (targetRefs) and
+// where a DENY rule silently widens on plain TCP traffic. Whether a CUSTOM policy's provider exists
+// is the analyzers' question (analyze/ext-authz-providers.ts): it lives in the mesh config.
 
 import type { FieldPath } from '../model/resource.js';
 import { DRY_RUN_ANNOTATION } from '../model/security.js';
@@ -53,7 +54,6 @@ export function validateAuthorizationPolicy(c: Checker, spec: Obj): void {
   if (provider) strictFields(c, provider, ['spec', 'provider'], ['name']);
   const providerName = provider ? asString(c, provider.name, ['spec', 'provider', 'name']) : undefined;
   if (action === 'CUSTOM') {
-    c.warn(['spec', 'action'], 'CUSTOM (an external authorizer) is not supported by meshgate; requests its rules match are denied (fail closed)');
     if (!hasRules) c.error(['spec', 'rules'], 'CUSTOM without rules never triggers; add an empty rule {} to send every request to the provider');
     else if (!providerName) c.error(['spec', 'provider', 'name'], 'provider.name is required with action CUSTOM');
   } else if (provider && action !== undefined) {

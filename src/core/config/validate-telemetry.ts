@@ -1,7 +1,7 @@
 // Istio's telemetry configuration: the `telemetry.istio.io` `Telemetry` kind (tracing providers and
 // sampling, access logging on/off, metric overrides), and the mesh config in the root namespace's
-// `istio` ConfigMap (`data.mesh`, itself YAML: defaultConfig.tracing.sampling, extensionProviders,
-// defaultProviders, outboundTrafficPolicy.mode). Problems inside `data.mesh` point at the `mesh` key's line, since the mesh
+// `istio` ConfigMap (`data.mesh`, itself YAML: defaultConfig.tracing.sampling, extensionProviders —
+// tracing ones here, external authorizers in validate-ext-authz.ts —, defaultProviders, outboundTrafficPolicy.mode). Problems inside `data.mesh` point at the `mesh` key's line, since the mesh
 // config is one string to the ConfigMap.
 
 import { yaml } from './yaml-module.js';
@@ -10,6 +10,7 @@ import { checkPolicyScope } from './validate-authorization-policy.js';
 import { asBool, asEnum, asList, asNumber, asObj, asString, atMostOne, checkDuration, checkPort, eachObj, isObj, isSet, knownFields, type Checker, type Obj } from './validate-common.js';
 import { isStandardLabel, METRIC_SELECTORS, validLabelName, WORKLOAD_MODES } from '../telemetry/metrics-overrides.js';
 import { compileExpression } from '../telemetry/metric-expression.js';
+import { checkExtAuthzProvider } from './validate-ext-authz.js';
 
 const TELEMETRY_FIELDS = ['selector', 'targetRef', 'targetRefs', 'tracing', 'metrics', 'accessLogging'];
 
@@ -150,6 +151,7 @@ export function validateConfigMap(c: Checker, raw: Obj): void {
   eachObj(c, m['extensionProviders'], [...at, 'extensionProviders'], (p, pat) => {
     const name = asString(c, p['name'], [...pat, 'name']);
     if (name) names.add(name);
+    checkExtAuthzProvider(c, p, pat);
     const otel = asObj(c, p['opentelemetry'], [...pat, 'opentelemetry']);
     const zipkin = asObj(c, p['zipkin'], [...pat, 'zipkin']);
     const spec = otel ?? zipkin;

@@ -2,9 +2,11 @@
 // policies that apply (root namespace and own namespace, selector or namespace-wide; targetRefs
 // attach to gateways and waypoints, never to a workload here), compiles every rule twice, for HTTP
 // and for plain TCP, and leaves evaluate() nothing to do but compare: CUSTOM, then DENY, then ALLOW,
-// where a workload without ALLOW policies allows everything. CUSTOM asks an external authorizer,
-// which meshgate does not have: a request its rules match is denied (fail closed), as if the
-// provider had said no. AUDIT never changes the decision, and nor does a dry-run policy.
+// where a workload without ALLOW policies allows everything. A CUSTOM policy whose rules match names
+// the external authorizer (its `provider`) that must allow the request before DENY and ALLOW count;
+// the asking is the authorize stage's (proxy/ext-authz.ts). On plain TCP there is no request to send
+// an authorizer, so a matching CUSTOM rule denies (fail closed). AUDIT never changes the decision,
+// and nor does a dry-run policy.
 
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Resource } from '../model/resource.js';
@@ -42,6 +44,18 @@ export interface AuthzDecision {
   /** `AuthorizationPolicy ns/name` that decided. */
   readonly policy?: string;
   readonly reason: string;
+  /**
+   * CUSTOM policies matched: each provider named must allow the request first (in this order, one
+   * ask per provider); `allowed` is then what DENY and ALLOW say.
+   */
+  readonly ask?: readonly ExtAuthzAsk[];
+}
+
+/** A CUSTOM policy that matched a request, and the extension provider it names. */
+export interface ExtAuthzAsk {
+  readonly provider: string;
+  /** `AuthorizationPolicy ns/name`. */
+  readonly policy: string;
 }
 
 export type TcpAuthzRequest = Omit<AuthzRequest, 'host' | 'method' | 'path' | 'headers' | 'auth'>;
@@ -49,7 +63,7 @@ export type TcpAuthzRequest = Omit<AuthzRequest, 'host' | 'method' | 'path' | 'h
 export interface Authorizer {
   /**
    * No policy applies: everything is allowed without evaluating. (Policies that cannot change a
-   * decision, AUDIT, CUSTOM and dry-run ones, do not count.)
+   * decision, AUDIT and dry-run ones, do not count.)
    */
   readonly empty: boolean;
   /** HTTP. */
@@ -67,6 +81,8 @@ interface CompiledRule {
 
 interface CompiledPolicy {
   readonly ref: string;
+  /** CUSTOM: the extension provider its matches are sent to. */
+  readonly ask?: ExtAuthzAsk;
   readonly http: readonly CompiledRule[];
   readonly tcp: readonly CompiledRule[];
 }
@@ -87,11 +103,13 @@ export function compileAuthorization(resources: readonly Resource[], workload: W
     const action = spec.action ?? 'ALLOW';
     if (action !== 'ALLOW' && action !== 'DENY' && action !== 'CUSTOM') continue;
     const rules = list(spec.rules).map((rule) => (isObj(rule) ? compileRule(rule, r.metadata.namespace) : undefined));
-    if (action === 'CUSTOM') custom.push(compilePolicy(resourceRef(r), 'DENY', rules, 'CUSTOM'));
-    else (action === 'DENY' ? deny : allow).push(compilePolicy(resourceRef(r), action, rules));
+    if (action === 'CUSTOM') {
+      const provider = isObj(spec.provider) && typeof spec.provider.name === 'string' ? spec.provider.name : '';
+      // Matched like DENY rules (a condition meshgate cannot read widens the match: the authorizer is asked).
+      custom.push({ ...compilePolicy(resourceRef(r), 'DENY', rules, 'CUSTOM'), ask: Object.freeze({ provider, policy: resourceRef(r) }) });
+    } else (action === 'DENY' ? deny : allow).push(compilePolicy(resourceRef(r), action, rules));
   }
-  // CUSTOM is evaluated before DENY in Istio; both only ever deny here.
-  return new PolicySet([...custom, ...deny], allow);
+  return new PolicySet(custom, deny, allow);
 }
 
 function rank(r: Resource, root: string): number {
@@ -125,7 +143,7 @@ function compilePolicy(ref: string, action: 'ALLOW' | 'DENY', rules: ReadonlyArr
     const decision: AuthzDecision = Object.freeze({
       allowed: action === 'ALLOW',
       policy: ref,
-      reason: written === 'CUSTOM' ? `CUSTOM rules[${i}] of ${ref} matched and meshgate has no external authorizer: denied` : `${action} rules[${i}] of ${ref} matched`,
+      reason: written === 'CUSTOM' ? `CUSTOM rules[${i}] of ${ref} matched, on a connection with no HTTP request to send its authorizer: denied` : `${action} rules[${i}] of ${ref} matched`,
     });
     // An ALLOW rule that needs an attribute meshgate cannot know never matches (it would only widen access).
     const hasUnsupported = all(rule).some((c) => c.unsupported);
@@ -168,10 +186,11 @@ const NO_ALLOW_MATCH: AuthzDecision = Object.freeze({ allowed: false, reason: 'n
 class PolicySet implements Authorizer {
   readonly empty: boolean;
   constructor(
+    private readonly custom: readonly CompiledPolicy[],
     private readonly deny: readonly CompiledPolicy[],
     private readonly allow: readonly CompiledPolicy[],
   ) {
-    this.empty = deny.length === 0 && allow.length === 0;
+    this.empty = custom.length === 0 && deny.length === 0 && allow.length === 0;
   }
 
   evaluate(req: AuthzRequest): AuthzDecision {
@@ -187,12 +206,21 @@ class PolicySet implements Authorizer {
       headers: req.headers ?? {},
       ...(req.auth ? { auth: req.auth } : {}),
     };
-    return this.decide(ctx, 'http');
+    const decision = this.decide(ctx, 'http');
+    if (this.custom.length === 0) return decision;
+    let ask: ExtAuthzAsk[] | undefined;
+    for (const p of this.custom) {
+      if (!p.ask || ask?.some((a) => a.provider === p.ask!.provider)) continue;
+      if (p.http.some((rule) => rule.test(ctx))) (ask ??= []).push(p.ask);
+    }
+    return ask ? { ...decision, ask } : decision;
   }
 
   evaluateTcp(req: TcpAuthzRequest): AuthzDecision {
     if (this.empty) return EMPTY_ALLOWED;
-    return this.decide(l4(req), 'tcp');
+    const ctx = l4(req);
+    for (const p of this.custom) for (const rule of p.tcp) if (rule.test(ctx)) return rule.decision;
+    return this.decide(ctx, 'tcp');
   }
 
   private decide(ctx: Ctx, chain: 'http' | 'tcp'): AuthzDecision {

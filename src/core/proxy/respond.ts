@@ -12,8 +12,8 @@ export interface LocalReply {
   readonly body: string;
   /** Envoy's %RESPONSE_CODE_DETAILS%. */
   readonly details: string;
-  /** Headers the reply carries besides the usual ones (a gRPC abort's grpc-status). */
-  readonly headers?: Readonly<Record<string, string>>;
+  /** Headers the reply carries besides the usual ones (a gRPC abort's grpc-status, an authorizer's set-cookie). */
+  readonly headers?: Readonly<Record<string, string | string[]>>;
   /** The gRPC status a gRPC request gets instead of the one its HTTP status maps to. */
   readonly grpcStatus?: number;
 }
@@ -104,6 +104,22 @@ export function jwtDenied(reason: string): LocalReply {
     details: `jwt_authn_access_denied{${reason.replace(/[^A-Za-z0-9]+/g, '_')}}`,
     headers: { 'www-authenticate': 'Bearer realm="meshgate", error="invalid_token"' },
   };
+}
+
+/**
+ * A CUSTOM policy's external authorizer said no (flag UAEX, as Envoy's ext_authz filter sets it): its
+ * status, its body and the headers it may send to the client (content-type among them) go as they came.
+ */
+export function extAuthzDenied(status: number, body: string, headers: Readonly<Record<string, string | string[]>>): LocalReply {
+  return { code: 'MESHGATE_ERR_EXT_AUTHZ_DENIED', status, flag: 'UAEX', body, details: 'ext_authz_denied', headers };
+}
+
+/**
+ * The authorizer could not be asked (no such provider, connect failure, timeout, a 5xx answer):
+ * the provider's statusOnError (403 unless set), an empty body, flag UAEX; `why` goes to the details.
+ */
+export function extAuthzError(status: number, why: string): LocalReply {
+  return { code: 'MESHGATE_ERR_EXT_AUTHZ_ERROR', status, flag: 'UAEX', body: '', details: `ext_authz_error{${why.replace(/[^A-Za-z0-9]+/g, '_')}}` };
 }
 
 /** A 429 whose details name the RateLimitPolicy limit that refused (`ns/name[index]`), for the access log. */

@@ -76,6 +76,8 @@ function serverSide(cluster: Cluster, e: Endpoint, resources: readonly Resource[
     path: req.path,
     headers: req.headers,
   });
+  // What an external authorizer will say cannot be known here: explain says who is asked first.
+  for (const ask of decision.ask ?? []) lines.push(`      CUSTOM: ${ask.policy} sends the request to provider "${ask.provider}" first, which must allow it`);
   const policy = resources.find((r) => resourceRef(r) === decision.policy);
   const where = policy ? ` (${policy.origin.file}:${policy.origin.line})` : '';
   lines.push(`      AuthorizationPolicy: ${decision.allowed ? 'allowed' : 'denied'}: ${decision.reason}${where}`);

@@ -15,6 +15,7 @@ import { compileMeshTcp } from '../routing/mesh-tcp-routes.js';
 import { LiveClusters } from '../policy/live-clusters.js';
 import { peerAuthenticationIndex } from '../policy/peer-authentication.js';
 import { compileRateLimits } from '../policy/rate-limit-table.js';
+import { compileExtAuthzProviders } from '../policy/ext-authz-providers.js';
 import type { Cluster, EndpointLoad } from '../policy/types.js';
 import { clusterName } from '../policy/types.js';
 import { buildRegistry } from '../registry/build.js';
@@ -133,6 +134,9 @@ export function buildSnapshot(loaded: LoadResult, role: ProxyRole, deps: Snapsho
     routeConfigs: compiled.routeConfigs,
   });
 
+  // A CUSTOM policy's authorizer is reached through a cluster of its own, as a route's destination is.
+  const extAuthz = compileExtAuthzProviders(resources, (host, port) => cluster(host, port, ''));
+
   const acme = role.kind === 'gateway' ? acmeModule().acmeProblems(compiled.listeners, resources) : [];
   const emptied = emptiedFileProblems(loaded, previous?.resources);
   const problems = [...reconciled.loadProblems, ...emptied, ...validationProblems, ...reconciled.problems, ...registryProblems, ...gatewayApi.problems, ...compiled.problems, ...rateLimits.problems, ...acme];
@@ -150,6 +154,7 @@ export function buildSnapshot(loaded: LoadResult, role: ProxyRole, deps: Snapsho
       ...(meshTcp ? { meshTcp } : {}),
       role,
       rateLimits: rateLimits.table,
+      ...(extAuthz.size > 0 ? { extAuthz } : {}),
       gatewayApi: gatewayApi.status,
     },
     analysis.all,

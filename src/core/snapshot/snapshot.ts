@@ -11,6 +11,7 @@ import type { Registry } from '../registry/types.js';
 import type { Listener, RouteConfig } from '../routing/types.js';
 import type { GatewayApiStatus } from '../gateway-api/conditions.js';
 import type { MeshTcpTable } from '../routing/mesh-tcp-routes.js';
+import type { ExtAuthzProviders } from '../policy/ext-authz-providers.js';
 
 export interface Snapshot {
   /** Increases by one with every snapshot a holder accepts. */
@@ -34,6 +35,8 @@ export interface Snapshot {
   readonly role: ProxyRole;
   /** Which RateLimitPolicy limits apply to each (virtual host, route). */
   readonly rateLimits: RateLimitTable;
+  /** The mesh config's external authorizers (CUSTOM policies name them), their clusters resolved; none when absent. */
+  readonly extAuthz?: ExtAuthzProviders;
   /**
    * Problems found while building it (warnings, and errors of resources left out), then the
    * analyzers' findings. The findings are computed on the first read of this field (the Reloader

@@ -156,7 +156,8 @@ function cached(cluster: Cluster, key: string, fresh: (d: UpstreamTlsDecision) =
   return d;
 }
 
-function currentCertificate(identity: IdentityProvider): WorkloadCertificate | undefined {
+/** The workload certificate the provider holds now, or none while it has not been issued one. */
+export function currentCertificate(identity: IdentityProvider): WorkloadCertificate | undefined {
   try {
     return identity.current();
   } catch {

@@ -2,18 +2,23 @@
 // policy/authorization.ts) decides with everything known about the request — the peer certificate's
 // principal, the connection's peer address (`ipBlocks`), the original client behind trusted proxies
 // (`remoteIpBlocks`), the port the connection came in on, the normalized path, the token's principal
-// and claims. A denial is 403 `RBAC: access denied` naming the deciding policy. An allowed request
-// then gets the header edits of its verified token (forwardOriginalToken, outputClaimToHeaders).
+// and claims. A denial is 403 `RBAC: access denied` naming the deciding policy. A request CUSTOM
+// policies matched waits for their external authorizers first (../ext-authz.ts), whose denial comes
+// before DENY and ALLOW, as Envoy's ext_authz filter comes before its RBAC filters. An allowed
+// request then gets the header edits of its verified token (forwardOriginalToken, outputClaimToHeaders).
 
 import { principalOf } from '../../pki/spiffe.js';
 import { trustedClientAddress } from '../client-address.js';
 import { trustedHopsFor } from '../trusted-hops.js';
 import { rbacDenied } from '../respond.js';
+import { askAuthorizers } from '../ext-authz.js';
+import { currentCertificate } from '../../tls/upstream-tls.js';
+import type { AuthzDecision } from '../../policy/authorization.js';
 import { routedDestinationOf } from './select.js';
 import type { Exchange, StageResult } from './exchange.js';
 import { factsOf } from './exchange.js';
 
-export function authorize(ex: Exchange): StageResult {
+export function authorize(ex: Exchange): StageResult | Promise<StageResult> {
   const { security, req, listener, ctx, remoteAddress, auth } = ex;
   if (!security) return undefined;
   const facts = factsOf(ex);
@@ -33,11 +38,41 @@ export function authorize(ex: Exchange): StageResult {
       headers: facts.headers,
       ...(auth ? { auth } : {}),
     });
-    if (!decision.allowed) {
-      routedDestinationOf(ex);
-      return rbacDenied(decision.policy);
+    if (decision.ask) {
+      const { snapshot, res } = ex;
+      const peer = {
+        sourcePort: socket.remotePort,
+        sourcePrincipal: principal,
+        destinationAddress: socket.localAddress,
+        destinationPort: socket.localPort,
+        destinationPrincipal: ctx.identity ? currentCertificate(ctx.identity)?.spiffeId : undefined,
+        requestId: ex.requestId,
+        scheme: facts.scheme,
+        protocol: req.httpVersionMajor === 2 ? 'HTTP/2' : `HTTP/${req.httpVersion}`,
+      };
+      const asked = { req, res, facts, remoteAddress, providers: snapshot?.extAuthz, ctx: { pools: ctx.meshPools ?? ctx.pools, identity: ctx.identity }, peer };
+      return askAuthorizers(asked, decision.ask).then((refused) => {
+        if (!refused) return decided(ex, decision);
+        routedDestinationOf(ex);
+        return refused;
+      });
     }
+    return decided(ex, decision);
   }
+  return authorized(ex);
+}
+
+/** What DENY and ALLOW say, once any external authorizer has allowed. */
+function decided(ex: Exchange, decision: AuthzDecision): StageResult {
+  if (!decision.allowed) {
+    routedDestinationOf(ex);
+    return rbacDenied(decision.policy);
+  }
+  return authorized(ex);
+}
+
+function authorized(ex: Exchange): StageResult {
+  const { req } = ex;
   const edits = ex.authnEdits;
   if (edits) {
     for (const name of edits.remove) delete req.headers[name];

@@ -27,6 +27,8 @@ import type { Dialled } from '../../policy/original-dst.js';
 export interface HttpHandlerContext {
   readonly holder: SnapshotHolder;
   readonly pools: UpstreamPools;
+  /** Where `pools` reach only the workload's own app (a sidecar's inbound side): the pools towards the mesh, for external authorizers. */
+  readonly meshPools?: UpstreamPools;
   readonly accessLog: AccessLog;
   readonly random: () => number;
   /** The proxy's connections, which every listener accepts and serves HTTP through (graceful drain). */

@@ -1,0 +1,161 @@
+// The protobuf messages of Envoy's Authorization service (envoy.service.auth.v3), written and read
+// by hand: the CheckRequest meshgate sends and the parts of a CheckResponse it acts on. Only the
+// proto3 wire format is needed (varints, length-delimited fields), and the field numbers are those
+// of external_auth.proto and attribute_context.proto; unknown fields of an answer are skipped.
+
+/** What a CheckRequest says about one request (AttributeContext). */
+export interface CheckAttributes {
+  readonly source: { readonly address: string; readonly port: number; readonly principal?: string | undefined };
+  readonly destination: { readonly address: string; readonly port: number; readonly principal?: string | undefined };
+  readonly timeMs: number;
+  readonly http: {
+    readonly id: string;
+    readonly method: string;
+    /** Lower-case names; pseudo-headers (`:authority`, `:method`, `:path`) included, as Envoy sends them. */
+    readonly headers: ReadonlyArray<readonly [string, string]>;
+    readonly path: string;
+    readonly host: string;
+    readonly scheme: string;
+    readonly size?: number | undefined;
+    readonly protocol: string;
+  };
+}
+
+/** A CheckResponse, as far as the decision goes. */
+export interface CheckAnswer {
+  /** google.rpc.Status code: 0 (OK) allows. */
+  readonly code: number;
+  /** DeniedHttpResponse.status (0 when unset). */
+  readonly deniedStatus: number;
+  readonly deniedBody: string;
+  /** Denied: to the client. OK: onto the upstream request. `append` as HeaderValueOption says. */
+  readonly headers: ReadonlyArray<HeaderOption>;
+  /** OkHttpResponse.headers_to_remove. */
+  readonly headersToRemove: readonly string[];
+  /** OkHttpResponse.response_headers_to_add: to the client. */
+  readonly responseHeaders: ReadonlyArray<HeaderOption>;
+}
+
+export interface HeaderOption {
+  readonly key: string;
+  readonly value: string;
+  readonly append: boolean;
+}
+
+// ---------------------------------------------------------------- writing
+
+function varint(n: number): Buffer {
+  const out: number[] = [];
+  let v = n;
+  while (v >= 0x80) {
+    out.push((v % 0x80) | 0x80);
+    v = Math.floor(v / 0x80);
+  }
+  out.push(v);
+  return Buffer.from(out);
+}
+
+function bytesField(field: number, value: Buffer): Buffer {
+  return Buffer.concat([varint((field << 3) | 2), varint(value.length), value]);
+}
+
+/** A string field; proto3 leaves out the empty string. */
+function str(field: number, value: string | undefined): Buffer {
+  return value ? bytesField(field, Buffer.from(value, 'utf8')) : Buffer.alloc(0);
+}
+
+function uint(field: number, value: number | undefined): Buffer {
+  return value ? Buffer.concat([varint(field << 3), varint(value)]) : Buffer.alloc(0);
+}
+
+function msg(field: number, ...parts: Buffer[]): Buffer {
+  return bytesField(field, Buffer.concat(parts));
+}
+
+function peer(p: CheckAttributes['source']): Buffer {
+  // Peer.address (Address.socket_address: SocketAddress.address = 2, port_value = 3), Peer.principal = 4.
+  return Buffer.concat([msg(1, msg(1, str(2, p.address), uint(3, p.port))), str(4, p.principal)]);
+}
+
+/** CheckRequest{attributes} for one request. */
+export function encodeCheckRequest(a: CheckAttributes): Buffer {
+  const h = a.http;
+  const headers = h.headers.map(([k, v]) => msg(3, str(1, k), str(2, v)));
+  const http = Buffer.concat([str(1, h.id), str(2, h.method), ...headers, str(4, h.path), str(5, h.host), str(6, h.scheme), uint(9, h.size), str(10, h.protocol)]);
+  const time = Buffer.concat([uint(1, Math.floor(a.timeMs / 1000)), uint(2, (a.timeMs % 1000) * 1_000_000)]);
+  const request = Buffer.concat([msg(1, time), bytesField(2, http)]);
+  return msg(1, msg(1, peer(a.source)), msg(2, peer(a.destination)), msg(4, request));
+}
+
+// ---------------------------------------------------------------- reading
+
+/** The fields of one message: number → the values (numbers for varints, buffers for the rest). */
+type Fields = Map<number, Array<number | Buffer>>;
+
+function fields(buf: Buffer): Fields {
+  const out: Fields = new Map();
+  let i = 0;
+  const readVarint = (): number => {
+    let result = 0;
+    let mul = 1;
+    for (;;) {
+      if (i >= buf.length) throw new Error('truncated varint');
+      const b = buf[i++]!;
+      result += (b & 0x7f) * mul;
+      if (b < 0x80) return result;
+      mul *= 0x80;
+    }
+  };
+  while (i < buf.length) {
+    const tag = readVarint();
+    const field = Math.floor(tag / 8);
+    const wire = tag % 8;
+    let value: number | Buffer;
+    if (wire === 0) value = readVarint();
+    else if (wire === 2) {
+      const len = readVarint();
+      if (i + len > buf.length) throw new Error('truncated field');
+      value = buf.subarray(i, i + len);
+      i += len;
+    } else if (wire === 1 || wire === 5) {
+      const len = wire === 1 ? 8 : 4;
+      value = buf.subarray(i, i + len);
+      i += len;
+    } else throw new Error(`unsupported wire type ${wire}`);
+    const list = out.get(field);
+    if (list) list.push(value);
+    else out.set(field, [value]);
+  }
+  return out;
+}
+
+const first = (f: Fields, n: number): number | Buffer | undefined => f.get(n)?.[0];
+const bufOf = (v: number | Buffer | undefined): Buffer => (Buffer.isBuffer(v) ? v : Buffer.alloc(0));
+const numOf = (v: number | Buffer | undefined): number => (typeof v === 'number' ? v : 0);
+const textOf = (v: number | Buffer | undefined): string => bufOf(v).toString('utf8');
+
+function headerOptions(f: Fields, n: number): HeaderOption[] {
+  return (f.get(n) ?? []).map((v) => {
+    const option = fields(bufOf(v));
+    const header = fields(bufOf(first(option, 1)));
+    // HeaderValueOption.append is a BoolValue; Envoy's ext_authz takes it as false when unset.
+    const append = numOf(first(fields(bufOf(first(option, 2))), 1)) === 1;
+    return { key: textOf(first(header, 1)).toLowerCase(), value: textOf(first(header, 2)), append };
+  });
+}
+
+/** A CheckResponse; throws on bytes that are not one (the caller answers that as an error). */
+export function decodeCheckResponse(buf: Buffer): CheckAnswer {
+  const top = fields(buf);
+  const code = numOf(first(fields(bufOf(first(top, 1))), 1));
+  const denied = top.has(2) ? fields(bufOf(first(top, 2))) : undefined;
+  const ok = top.has(3) ? fields(bufOf(first(top, 3))) : undefined;
+  return {
+    code,
+    deniedStatus: denied ? numOf(first(fields(bufOf(first(denied, 1))), 1)) : 0,
+    deniedBody: denied ? textOf(first(denied, 3)) : '',
+    headers: denied ? headerOptions(denied, 2) : ok ? headerOptions(ok, 2) : [],
+    headersToRemove: ok ? (ok.get(5) ?? []).map((v) => textOf(v).toLowerCase()) : [],
+    responseHeaders: ok ? headerOptions(ok, 6) : [],
+  };
+}
