@@ -152,7 +152,7 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
 
   // HTTP goes through the one request pipeline (core/proxy/http-handler.ts): parse, authenticate,
   // authorize, then the local-app act stage; this listener only says who the peer is and where the app is.
-  const ctx: HttpHandlerContext = { holder: deps.holder, pools: deps.pools, accessLog: deps.accessLog, random: Math.random, drain: deps.drain, security: deps.security, ...(deps.limits ? { limits: deps.limits } : {}) };
+  const ctx: HttpHandlerContext = { holder: deps.holder, pools: deps.pools, accessLog: deps.accessLog, random: Math.random, drain: deps.drain, security: deps.security, log: deps.log, ...(deps.limits ? { limits: deps.limits } : {}) };
   const listener: ListenerInfo = {
     port: deps.appPort,
     scheme: 'http',
