@@ -66,6 +66,8 @@ class Http1Attempt implements Dispatcher.DispatchHandler, Cancel {
   #controller: Dispatcher.DispatchController | undefined;
   #cancelled: Error | undefined;
   #mode: Mode = 'waiting';
+  /** The status being forwarded, or retried. */
+  #status = 0;
   #retryStatus = 0;
   #settled = false;
   /** Added to the response while forwarding (a slow client's backpressure), removed when settled. */
@@ -102,6 +104,7 @@ class Http1Attempt implements Dispatcher.DispatchHandler, Cancel {
       return;
     }
     this.#mode = 'forwarding';
+    this.#status = statusCode;
     this.#res.writeHead(statusCode, this.#hooks.responseHeaders(headers));
   }
 
@@ -130,7 +133,16 @@ class Http1Attempt implements Dispatcher.DispatchHandler, Cancel {
   }
 
   onResponseError(_c: Dispatcher.DispatchController, error: Error): void {
-    if (this.#mode === 'forwarding') return this.settle({ kind: 'responded', complete: false, error });
+    if (this.#mode === 'forwarding') {
+      // A 204 or 304 never has a body, but may say the Content-Length its body would have had
+      // (RFC 9110 §8.6); undici takes the missing bytes for a short body and fails the response,
+      // which is whole: it is answered as it came, not cut off.
+      if ((this.#status === 304 || this.#status === 204) && (error as { code?: string }).code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') {
+        this.#res.end();
+        return this.settle(COMPLETE);
+      }
+      return this.settle({ kind: 'responded', complete: false, error });
+    }
     this.settle({ kind: 'failed', error: this.#cancelled ?? error });
   }
 }
