@@ -103,9 +103,11 @@ class Http1Attempt implements Dispatcher.DispatchHandler, Cancel {
       this.#retryStatus = statusCode;
       return;
     }
+    // Forwarding once the head is written: one the client's protocol cannot carry (a status above
+    // 599 to an HTTP/2 client) throws, undici fails the attempt, and nothing reached the client.
+    this.#res.writeHead(statusCode, this.#hooks.responseHeaders(headers));
     this.#mode = 'forwarding';
     this.#status = statusCode;
-    this.#res.writeHead(statusCode, this.#hooks.responseHeaders(headers));
   }
 
   onResponseData(c: Dispatcher.DispatchController, chunk: Buffer): void {
