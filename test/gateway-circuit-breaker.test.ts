@@ -16,13 +16,14 @@ interface BreakerView {
   connections: number;
   pending: number;
   requests: number;
+  retries: number;
   overflows: { connections: number; pending: number; requests: number; retries: number };
   maxConnections: number;
   maxPendingRequests: number;
 }
 
 describe('circuit breaking (connectionPool)', () => {
-  let slow: Upstream, capped: Upstream;
+  let slow: Upstream, capped: Upstream, failsThrice: Upstream;
   const held: ServerResponse[] = [];
   let gw: TestGateway;
 
@@ -45,9 +46,15 @@ describe('circuit breaking (connectionPool)', () => {
     };
     slow = await startUpstream('slow', hold);
     capped = await startUpstream('capped', hold);
+    // 503 to every attempt but a request's fourth.
+    failsThrice = await startUpstream('fails-thrice', (req, res) => {
+      if (req.headers['x-envoy-attempt-count'] === '4') return false;
+      res.writeHead(503, { 'content-length': '0' }).end();
+      return true;
+    });
     gw = await startTestGateway({
-      'gateway.yaml': gatewayYaml(['slow.example.com', 'capped.example.com', 'impatient.example.com']),
-      'services.yaml': [serviceYaml('slow', [{ pod: 'slow-1', port: slow.port }]), serviceYaml('capped', [{ pod: 'capped-1', port: capped.port }])].join('---\n'),
+      'gateway.yaml': gatewayYaml(['slow.example.com', 'capped.example.com', 'impatient.example.com', 'retries.example.com']),
+      'services.yaml': [serviceYaml('slow', [{ pod: 'slow-1', port: slow.port }]), serviceYaml('capped', [{ pod: 'capped-1', port: capped.port }]), serviceYaml('fails-thrice', [{ pod: 'ft-1', port: failsThrice.port }])].join('---\n'),
       'rules.yaml': `apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: {name: slow}
@@ -66,14 +73,22 @@ spec:
   trafficPolicy:
     connectionPool:
       http: {http2MaxRequests: 1}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: fails-thrice}
+spec: {host: fails-thrice, trafficPolicy: {connectionPool: {http: {maxRetries: 1}}}}
 `,
       'vs.yaml': `apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: routes}
 spec:
-  hosts: [slow.example.com, capped.example.com, impatient.example.com]
+  hosts: [slow.example.com, capped.example.com, impatient.example.com, retries.example.com]
   gateways: [gw]
   http:
+  - match: [{authority: {exact: retries.example.com}}]
+    retries: {attempts: 3, retryOn: 5xx}
+    route: [{destination: {host: fails-thrice}}]
   - match: [{authority: {exact: capped.example.com}}]
     route: [{destination: {host: capped}}]
   - match: [{authority: {exact: impatient.example.com}}]
@@ -87,7 +102,7 @@ spec:
   after(async () => {
     answerAll();
     await gw.close();
-    await Promise.all([slow.close(), capped.close()]);
+    await Promise.all([slow.close(), capped.close(), failsThrice.close()]);
   });
 
   const SLOW = 'outbound|80||slow.default.svc.cluster.local';
@@ -161,5 +176,17 @@ spec:
     await eventually(async () => held.length === 1);
     answerAll();
     assert.equal((await second).status, 200);
+  });
+
+  it('maxRetries bounds retries in flight, not a request’s retries one after another', async () => {
+    // Each retry's slot passes to the next (Envoy gives the previous retry back before counting the
+    // next): maxRetries 1 lets one request use all three of its retries.
+    const r = await gw.get('retries.example.com', '/again');
+    assert.equal(r.status, 200);
+    assert.equal(r.headers['x-envoy-attempt-count'], '4');
+    assert.equal(failsThrice.seen.length, 4);
+    const b = await breaker('outbound|80||fails-thrice.default.svc.cluster.local');
+    assert.equal(b.retries, 0, 'no retry slot is left held');
+    assert.equal(b.overflows.retries, 0);
   });
 });

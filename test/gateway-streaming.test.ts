@@ -36,6 +36,12 @@ describe('gateway streaming', () => {
         src.pipe(res);
         return true;
       }
+      if (req.url === '/not-modified') {
+        // The Content-Length the body would have had: allowed on a 304, which never has a body.
+        res.writeHead(304, { etag: '"v1"', 'content-length': '12' });
+        res.end();
+        return true;
+      }
       return false;
     });
     app.server.on('upgrade', (req, socket) => {
@@ -132,5 +138,23 @@ describe('gateway streaming', () => {
     assert.equal(body.headers['keep-alive'], undefined);
     assert.equal(body.headers.te, undefined, 'te other than "trailers" stays on its hop');
     assert.equal(body.headers['x-kept'], 'yes');
+  });
+
+  it('passes a 304 that names a Content-Length on as a whole answer, and the connection serves on', async () => {
+    const socket = connect(gw.port, '127.0.0.1');
+    await new Promise((r) => socket.once('connect', r));
+    socket.write('GET /not-modified HTTP/1.1\r\nhost: app.example.com\r\nif-none-match: "v1"\r\n\r\nGET /after HTTP/1.1\r\nhost: app.example.com\r\n\r\n');
+    let text = '';
+    // Read until the second answer's JSON has ended, or the gateway closed the connection.
+    for await (const d of socket) {
+      text += (d as Buffer).toString();
+      if (text.endsWith('}')) break;
+    }
+    socket.destroy();
+    assert.match(text, /^HTTP\/1\.1 304 /, text);
+    assert.match(text, /\r\netag: "v1"\r\n/i);
+    const second = text.indexOf('HTTP/1.1 200 ');
+    assert.ok(second > 0, `the next request on the connection is answered: ${JSON.stringify(text)}`);
+    assert.equal((JSON.parse(text.slice(text.indexOf('\r\n\r\n', second) + 4)) as { url: string }).url, '/after');
   });
 });

@@ -162,6 +162,7 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
     random: Math.random,
     drain: deps.drain,
     security: deps.security,
+    log: deps.log,
     identity: deps.identity,
     ...(deps.meshPools ? { meshPools: deps.meshPools } : {}),
     ...(deps.limits ? { limits: deps.limits } : {}),

@@ -45,6 +45,15 @@ export class AttemptGuard {
   mayRetry(): boolean {
     const t = this.#t;
     if (!t || this.#retryReserved) return true;
+    // A retry that answered with a status the policy retries is still in flight when the next retry
+    // is decided (its slot goes at done()): its slot passes to the next retry, as Envoy gives back
+    // the previous retry before it counts the next one. Asked for a slot of its own, a request could
+    // retry only once under maxRetries: 1, however many attempts its policy allows.
+    if (this.#retryInFlight) {
+      this.#retryInFlight = false;
+      this.#retryReserved = true;
+      return true;
+    }
     if (!t.breaker.tryRetry(t.limits)) return false;
     this.#retryReserved = true;
     return true;

@@ -213,9 +213,12 @@ class Forwarding implements ExchangeHooks {
     this.#done(result);
   }
 
+  /** Frees everything the request holds, however it ended: an attempt that threw never reached #ended. */
   #close(): void {
     this.#guard.close();
     clearTimeout(this.#timer);
+    clearTimeout(this.#perTry);
+    this.#lease?.end();
     this.#offGone?.();
   }
 

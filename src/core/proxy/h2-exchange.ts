@@ -10,7 +10,7 @@
 // stream (CANCEL) rather than ending it; an upstream RST_STREAM is told apart from a dropped
 // connection, so the access log can say UR rather than UC.
 
-import { constants, type ClientHttp2Stream, type OutgoingHttpHeaders } from 'node:http2';
+import { constants, type ClientHttp2Stream, type IncomingHttpHeaders, type IncomingHttpStatusHeader, type OutgoingHttpHeaders } from 'node:http2';
 import type { ServerResponse } from 'node:http';
 import { H2Sessions, type H2Opened } from './h2-sessions.js';
 import type { Cancel, ExchangeHooks, ExchangeOutcome, ExchangeRequest } from './upstream-exchange.js';
@@ -59,7 +59,22 @@ export function exchangeH2(open: (headers: OutgoingHttpHeaders, options: H2Strea
       resetUpstreamStream(stream);
     };
     onCancelable({ cancel: reset });
+    // An answer the client's protocol cannot carry (HTTP/2 allows no status above 599) throws when it
+    // is written, inside node:http2's own callbacks, where a throw would end the process. Nothing
+    // reached the client: the attempt fails as an upstream protocol error.
+    const unwritable = (error: unknown): void => {
+      forwarding = false;
+      reset();
+      settle({ kind: 'failed', error: error as Error });
+    };
     stream.on('response', (h, flags) => {
+      try {
+        onResponse(h, flags);
+      } catch (error) {
+        unwritable(error);
+      }
+    });
+    const onResponse = (h: IncomingHttpHeaders & IncomingHttpStatusHeader, flags: number): void => {
       const status = Number(h[':status']);
       if (status < 200) return;
       const upstream: Record<string, string | string[] | undefined> = {};
@@ -76,7 +91,11 @@ export function exchangeH2(open: (headers: OutgoingHttpHeaders, options: H2Strea
         headersOnly = true;
         const out = hooks.responseHeaders(upstream);
         stream.once('end', () => {
-          respondHeadersOnly(res, status, out as Record<string, string>);
+          try {
+            respondHeadersOnly(res, status, out as Record<string, string>);
+          } catch (error) {
+            return unwritable(error);
+          }
           settle({ kind: 'responded', complete: true });
         });
         stream.resume();
@@ -84,7 +103,7 @@ export function exchangeH2(open: (headers: OutgoingHttpHeaders, options: H2Strea
       }
       res.writeHead(status, hooks.responseHeaders(upstream));
       res.on('drain', onDrain);
-    });
+    };
     stream.on('data', (chunk: Buffer) => {
       if (forwarding && !headersOnly && !res.write(chunk)) stream.pause();
     });

@@ -61,7 +61,13 @@ export function handleHttpRequest(req: IncomingMessage, res: ServerResponse, lis
   const target = parseRequestTarget(req, res, ctx.limits);
   const ex = openExchange(req, res, listener, ctx, port, tunnel);
   if (!target.ok) return ex.reply(target.reply);
-  run(listener.stages ?? Pipelines.gateway, ex, 0);
+  // A stage that throws is a bug: answered and logged like one, never left to the server's 'request'
+  // event, where it would end the process and every request in it.
+  try {
+    run(listener.stages ?? Pipelines.gateway, ex, 0);
+  } catch (err) {
+    internalError(ex, err);
+  }
 }
 
 /** Runs the stages from `from` on; synchronous until a stage has to wait, then from where it resumed. */

@@ -14,6 +14,7 @@ import { LocalReplies, type LocalReply } from './respond.js';
 import { exchange, type Cancel, type ExchangeHooks, type ExchangeOutcome } from './upstream-exchange.js';
 import { exchangeH2, UpstreamStreamReset } from './h2-exchange.js';
 import { isGrpcRequest } from './grpc-status.js';
+import { classify } from './retry-decisions.js';
 import { guardedBody, onDownstreamGone, resetResponse, RequestBodyAborted, requestGone } from './stream-state.js';
 import type { UpstreamPools } from './upstream-pools.js';
 
@@ -79,9 +80,9 @@ export function relay(
           resetResponse(res);
         }
       } else if (outcome.kind === 'failed') {
-        if (downstreamGone || outcome.error instanceof RequestBodyAborted) reply(LocalReplies.downstreamDisconnect);
-        else if (outcome.error instanceof UpstreamStreamReset) reply(LocalReplies.upstreamRemoteReset);
-        else reply(LocalReplies.connectFailure);
+        // Told apart as forward() tells them (retry-decisions.ts): a refused connection is UF, one
+        // the app dropped UC, a stream it reset UR, an answer that could not be parsed UPE.
+        reply(downstreamGone || outcome.error instanceof RequestBodyAborted ? LocalReplies.downstreamDisconnect : classify(outcome.error).reply);
       }
     },
     () => {

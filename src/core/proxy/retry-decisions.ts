@@ -20,7 +20,8 @@ export function classify(err: unknown): Failure {
   const code = (err as { code?: string } | undefined)?.code ?? '';
   if (CONNECT_ERRORS.has(code)) return { kind: 'connect', reply: LocalReplies.connectFailure };
   if (code === 'ERR_HTTP2_STREAM_ERROR' && (err as Error).message.includes('REFUSED_STREAM')) return { kind: 'refused', reply: LocalReplies.upstreamRemoteReset };
-  if (code === 'UND_ERR_INVALID_ARG' || code === 'HPE_INVALID_CONSTANT' || code.startsWith('HPE_')) return { kind: 'reset', reply: LocalReplies.protocolError };
+  // A response the parser refused, or one the client's protocol cannot carry (a status above 599 to an HTTP/2 client).
+  if (code === 'UND_ERR_INVALID_ARG' || code.startsWith('HPE_') || code === 'ERR_HTTP2_STATUS_INVALID') return { kind: 'reset', reply: LocalReplies.protocolError };
   return { kind: 'reset', reply: LocalReplies.upstreamReset };
 }
 

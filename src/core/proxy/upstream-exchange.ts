@@ -66,6 +66,8 @@ class Http1Attempt implements Dispatcher.DispatchHandler, Cancel {
   #controller: Dispatcher.DispatchController | undefined;
   #cancelled: Error | undefined;
   #mode: Mode = 'waiting';
+  /** The status being forwarded, or retried. */
+  #status = 0;
   #retryStatus = 0;
   #settled = false;
   /** Added to the response while forwarding (a slow client's backpressure), removed when settled. */
@@ -101,8 +103,11 @@ class Http1Attempt implements Dispatcher.DispatchHandler, Cancel {
       this.#retryStatus = statusCode;
       return;
     }
-    this.#mode = 'forwarding';
+    // Forwarding once the head is written: one the client's protocol cannot carry (a status above
+    // 599 to an HTTP/2 client) throws, undici fails the attempt, and nothing reached the client.
     this.#res.writeHead(statusCode, this.#hooks.responseHeaders(headers));
+    this.#mode = 'forwarding';
+    this.#status = statusCode;
   }
 
   onResponseData(c: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -130,7 +135,16 @@ class Http1Attempt implements Dispatcher.DispatchHandler, Cancel {
   }
 
   onResponseError(_c: Dispatcher.DispatchController, error: Error): void {
-    if (this.#mode === 'forwarding') return this.settle({ kind: 'responded', complete: false, error });
+    if (this.#mode === 'forwarding') {
+      // A 204 or 304 never has a body, but may say the Content-Length its body would have had
+      // (RFC 9110 §8.6); undici takes the missing bytes for a short body and fails the response,
+      // which is whole: it is answered as it came, not cut off.
+      if ((this.#status === 304 || this.#status === 204) && (error as { code?: string }).code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') {
+        this.#res.end();
+        return this.settle(COMPLETE);
+      }
+      return this.settle({ kind: 'responded', complete: false, error });
+    }
     this.settle({ kind: 'failed', error: this.#cancelled ?? error });
   }
 }

@@ -133,6 +133,7 @@ export class ProxyRuntime {
       random: this.random,
       drain: this.drain,
       rateLimits: this.rateLimiting.context,
+      log: this.log,
       ...(opts.trustedProxies !== undefined ? { trustedProxies: opts.trustedProxies } : {}),
       ...(opts.identity ? { identity: opts.identity } : {}),
       ...(opts.limits ? { limits: opts.limits } : {}),

@@ -71,8 +71,11 @@ export function actLocalApp(ex: Exchange): StageResult {
 
 /** A bug, not an expected failure: answered as Envoy answers an internal error, and the proxy keeps serving. */
 export function internalError(ex: Exchange, err: unknown): void {
-  ex.record.details = `internal_error:${(err as Error).message}`;
-  ex.reply(LocalReplies.upstreamReset);
+  // Whatever was thrown (an Error, or null, a string …): reading .message off null would throw again.
+  const message = err instanceof Error ? err.message : String(err);
+  ex.ctx.log?.error({ err, requestId: ex.requestId, path: ex.req.url }, 'request handling failed');
+  // The access log keeps what failed: the reply's own details would say "connection termination".
+  ex.reply({ ...LocalReplies.upstreamReset, details: `internal_error:${message.replace(/\s+/g, '_')}` });
 }
 
 export function sendRedirect(res: ServerResponse, code: number, location: string, record: RequestRecord): void {

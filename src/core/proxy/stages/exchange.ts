@@ -9,6 +9,7 @@
 // them in and chooses the stage list (http-handler.ts), and adds no request handling of its own.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
 import type { Snapshot } from '../../snapshot/snapshot.js';
 import type { SnapshotHolder } from '../../snapshot/holder.js';
 import type { CompiledRoute, DestinationTarget, RequestFacts, RouteConfig, VirtualHost } from '../../routing/types.js';
@@ -48,6 +49,8 @@ export interface HttpHandlerContext {
   readonly trustedProxies?: number;
   /** This proxy's peer metadata header value, sent to mesh peers (telemetry/workload.ts). */
   readonly peerMetadata?: string;
+  /** Where a request that hit a bug is reported (stages/act.ts internalError), besides its access-log line. */
+  readonly log?: Logger;
 }
 
 /** Which route config serves a request on this listener (plaintext: the port's `http.<port>`). */
