@@ -19,6 +19,7 @@ import { startSidecar, type RunningSidecar } from '../src/sidecar/main.js';
 import { parseConfigText } from '../src/core/config/load.js';
 import { buildSnapshot } from '../src/core/snapshot/build.js';
 import { outboundRouteConfig } from '../src/core/routing/compile-mesh.js';
+import { normalizeHost } from '../src/core/routing/host-index.js';
 import { FIXED_DEPS } from './helpers/route-table.js';
 import { outboundTrafficModeOf } from '../src/core/policy/outbound-traffic-policy.js';
 import { sidecarOptions, testAuthority, untilSnapshot } from './helpers/mesh.js';
@@ -184,5 +185,15 @@ describe("a Service's cluster IP as Host", () => {
     const config = outboundRouteConfig(snapshot, 9080)!;
     assert.equal(config.findVirtualHost('10.96.0.5')?.domain, 'ratings.default.svc.cluster.local');
     assert.equal(config.findVirtualHost('10.96.0.6'), undefined);
+  });
+
+  it('names it by an IPv6 cluster IP too, as a Host writes one (in brackets)', () => {
+    const role = { kind: 'sidecar' as const, namespace: 'default', labels: { app: 'client' }, serviceAccount: 'client', outboundTrafficPolicy: 'ALLOW_ANY' as const };
+    const dual = service('ratings', '10.96.0.5', 'http', 9080).replace('  clusterIP: 10.96.0.5', '  clusterIP: 10.96.0.5\n  clusterIPs: [10.96.0.5, "FD00::10"]');
+    const { snapshot } = buildSnapshot(parseConfigText(dual, 'mesh.yaml'), role, FIXED_DEPS);
+    const config = outboundRouteConfig(snapshot, 9080)!;
+    assert.equal(config.findVirtualHost(normalizeHost('[fd00::10]:9080'))?.domain, 'ratings.default.svc.cluster.local');
+    assert.equal(config.findVirtualHost(normalizeHost('[FD00::10]'))?.domain, 'ratings.default.svc.cluster.local');
+    assert.equal(config.findVirtualHost(normalizeHost('[fd00::11]:9080')), undefined);
   });
 });
