@@ -100,6 +100,6 @@ describe('which upstreams speak HTTP/2', () => {
     assert.equal(clusterProtocol({ port: { protocol: 'HTTP' }, policy: { connectionPool: { http: { useClientProtocol: true } } } }, false), 'downstream');
     assert.deepEqual([upstreamH2('downstream', req(2)), upstreamH2('downstream', req(1)), upstreamH2('h2', req(1)), upstreamH2('http1', req(2))], [true, false, true, false]);
     // A sidecar's inbound cluster for the app's port.
-    assert.deepEqual(['GRPC', 'HTTP2', 'UNKNOWN', 'HTTP', 'GRPC-WEB'].map(appPortProtocol), ['h2', 'h2', 'downstream', 'http1', 'http1']);
+    assert.deepEqual(['GRPC', 'HTTP2', 'UNKNOWN', 'HTTP', 'GRPC-WEB'].map(appPortProtocol), ['h2', 'h2', 'http1', 'http1', 'http1']);
   });
 });

@@ -87,8 +87,8 @@ interface Peer {
 
 const PLAINTEXT: Peer = Object.freeze({});
 
-/** No configuration yet: nothing is declared, so HTTP goes to the app as the caller spoke it. */
-const UNDECLARED = Object.freeze({ opaque: false, protocol: 'downstream' as const });
+/** No configuration yet: nothing is declared, so HTTP goes to the app over HTTP/1.1 (gRPC over h2c). */
+const UNDECLARED = Object.freeze({ opaque: false, protocol: 'http1' as const });
 
 export interface InboundListener {
   listen(port: number, host: string): Promise<number>;
@@ -104,7 +104,7 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
   const cluster = `inbound|${deps.appPort}||`;
 
   // The app port's declared protocol, once per snapshot: whether it is TCP, and whether the app
-  // speaks HTTP/2 (grpc, http2) or what the caller spoke (left to detection). The port we listen on
+  // speaks HTTP/2 (grpc, http2) or HTTP/1.1 (gRPC aside). The port we listen on
   // counts too, for services whose endpoints name the sidecar's inbound port (no capture).
   let listenPort = 0;
   const declaredBySnapshot = new WeakMap<Snapshot, { readonly opaque: boolean; readonly protocol: UpstreamProtocol }>();

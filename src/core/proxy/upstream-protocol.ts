@@ -3,11 +3,14 @@
 //     HTTP/2, and so does an HTTP port whose DestinationRule asks `h2UpgradePolicy: UPGRADE`;
 //   - a port whose protocol is left to detection (UNKNOWN) speaks whatever the client spoke, on a
 //     sidecar's clusters (USE_DOWNSTREAM_PROTOCOL; a gateway does not detect protocols), and so does a
-//     cluster whose DestinationRule sets `useClientProtocol`, the PassthroughCluster, and a sidecar's
-//     inbound cluster for an app port left to detection;
+//     cluster whose DestinationRule sets `useClientProtocol`, and the PassthroughCluster;
 //   - anything else speaks HTTP/1.1.
-// So a gRPC or h2c client behind a sidecar keeps HTTP/2 end to end on an undeclared port, where an
-// HTTP/1.1 hop in between would turn its trailers-only errors into INTERNAL.
+// So a gRPC or h2c client behind a sidecar keeps HTTP/2 between the sidecars on an undeclared port,
+// where an HTTP/1.1 hop in between would turn its trailers-only errors into INTERNAL.
+// A sidecar's inbound side gives the app HTTP/2 when its port is declared grpc or http2, and HTTP/1.1
+// otherwise, gRPC requests aside (relay.ts): Istio would give an undeclared port the caller's
+// protocol, but then any peer that negotiates HTTP/2 by ALPN inside mutual TLS would reach an
+// HTTP/1.1-only app over h2c, where it reached it over HTTP/1.1 before.
 
 import type { IncomingMessage } from 'node:http';
 
@@ -41,8 +44,7 @@ export function clusterProtocol(cluster: ClusterLike, detects: boolean): Upstrea
 
 /** A sidecar's inbound cluster for an app port declared with `protocol` (UNKNOWN when undeclared). */
 export function appPortProtocol(protocol: string): UpstreamProtocol {
-  if (H2_PROTOCOLS.has(protocol)) return 'h2';
-  return protocol === 'UNKNOWN' ? 'downstream' : 'http1';
+  return H2_PROTOCOLS.has(protocol) ? 'h2' : 'http1';
 }
 
 /** Whether this request goes upstream over HTTP/2. */
