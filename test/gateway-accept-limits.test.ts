@@ -7,6 +7,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
+import { connect as connectH2 } from 'node:http2';
 import type { RunningGateway } from '../src/gateway/main.js';
 import { DEFAULT_HTTP_LIMITS } from '../src/core/proxy/http-limits.js';
 import { MAX_PIPELINED_HTTP1 } from '../src/core/proxy/connection-limits.js';
@@ -40,8 +41,15 @@ describe('accept stage: header and idle timeouts on every listener; the upgrade 
   let plain: number, tlsPort: number;
   let tls: { ca: string; servername: string };
 
+  /** Answers to `/hold` requests, sent when a test says. */
+  const held: Array<() => void> = [];
+
   before(async () => {
-    app = await startUpstream('app');
+    app = await startUpstream('app', (req, res) => {
+      if (req.url !== '/hold') return false;
+      held.push(() => res.end('released'));
+      return true;
+    });
     app.server.on('upgrade', (req, socket: Socket) => {
       app.seen.push({ name: 'app', method: req.method ?? '', url: req.url ?? '', headers: req.headers, bodyBytes: 0 });
       socket.write(`HTTP/1.1 101 Switching Protocols\r\nupgrade: ${req.headers.upgrade}\r\nconnection: Upgrade\r\n\r\n`);
@@ -119,6 +127,31 @@ describe('accept stage: header and idle timeouts on every listener; the upgrade 
     await goaway;
   });
 
+  it('h2c with prior knowledge: a stream outlives the header timeout; the session, once quiet, gets GOAWAY', { timeout: 20_000 }, async () => {
+    const session = connectH2(`http://127.0.0.1:${plain}`);
+    session.on('error', () => undefined);
+    const closed = new Promise<void>((resolve) => session.once('close', () => resolve())).then(() => void (sessionGone = true));
+    const goaway = new Promise<void>((resolve) => session.once('goaway', () => resolve()));
+    assert.equal((await h2Request(session, { ':path': '/first', ':authority': HOST })).status, 200);
+    const answer = h2Request(session, { ':path': '/hold', ':authority': HOST });
+    await Promise.race([eventuallyHeld(), closed]);
+    assert.equal(held.length, 1, 'the session was closed before its stream reached the upstream');
+    // A connection opened after the held stream began is closed by the header timeout: it has passed for the stream too.
+    await readUntilClosed(await openSocket(plain));
+    held.shift()!();
+    const r = await answer;
+    assert.equal(r.status, 200);
+    assert.equal(r.body, 'released');
+    await goaway;
+    await closed;
+  });
+
+  /** Until the upstream holds a request. */
+  let sessionGone = false;
+  const eventuallyHeld = async (): Promise<void> => {
+    while (held.length === 0 && !sessionGone) await new Promise((r) => setImmediate(r));
+  };
+
   it('refuses an Upgrade protocol that is not configured (403) and tunnels one that is', async () => {
     const refused = await rawExchange(plain, `GET /ws HTTP/1.1\r\nhost: ${HOST}\r\nconnection: upgrade\r\nupgrade: spdy/3.1\r\n\r\n`);
     assert.equal(refused.status, 403, refused.text);
@@ -172,8 +205,15 @@ describe('stream idle timeout: a request in flight that moves no byte is cut', (
   let app: Upstream;
   let target: TargetGateway;
 
+  /** Answers to `/hold` requests, sent when a test says. */
+  const held: Array<() => void> = [];
+
   before(async () => {
-    app = await startUpstream('app');
+    app = await startUpstream('app', (req, res) => {
+      if (req.url !== '/hold') return false;
+      held.push(() => res.end('released'));
+      return true;
+    });
     target = await startTargetGateway(app.port, { ...DEFAULT_HTTP_LIMITS, streamIdleTimeoutMs: 1500 });
   });
 
@@ -216,8 +256,15 @@ describe('HTTP/1 pipelining: served in order, but not without bound', () => {
   let app: Upstream;
   let target: TargetGateway;
 
+  /** Answers to `/hold` requests, sent when a test says. */
+  const held: Array<() => void> = [];
+
   before(async () => {
-    app = await startUpstream('app');
+    app = await startUpstream('app', (req, res) => {
+      if (req.url !== '/hold') return false;
+      held.push(() => res.end('released'));
+      return true;
+    });
     target = await startTargetGateway(app.port, DEFAULT_HTTP_LIMITS);
   });
 

@@ -6,7 +6,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { boundedByGrpcTimeout, encodeGrpcMessage, grpcTimeoutMs, httpToGrpcStatus, isGrpcRequest } from '../src/core/proxy/grpc-status.js';
 import { H2_PREFACE, sniffPreface } from '../src/core/proxy/h2c-sniff.js';
-import { speaksH2 } from '../src/core/proxy/forward.js';
+import type { IncomingMessage } from 'node:http';
+import { appPortProtocol, clusterProtocol, speaksH2, upstreamH2 } from '../src/core/proxy/upstream-protocol.js';
 import { kubePortProtocol } from '../src/core/registry/protocol.js';
 
 describe('gRPC pieces', () => {
@@ -88,5 +89,17 @@ describe('which upstreams speak HTTP/2', () => {
     assert.equal(speaksH2(cluster('HTTP', 'UPGRADE')), true);
     assert.equal(speaksH2(cluster('HTTP', 'DO_NOT_UPGRADE')), false);
     assert.equal(speaksH2(cluster('TCP', 'UPGRADE')), false);
+  });
+
+  it("a port left to detection speaks the client's protocol on a sidecar, not on a gateway; so does useClientProtocol", () => {
+    const req = (major: number) => ({ httpVersionMajor: major }) as IncomingMessage;
+    assert.equal(clusterProtocol(cluster('UNKNOWN'), true), 'downstream');
+    assert.equal(clusterProtocol(cluster('UNKNOWN'), false), 'http1');
+    assert.equal(clusterProtocol(cluster('HTTP'), true), 'http1');
+    assert.equal(clusterProtocol(cluster('GRPC'), false), 'h2');
+    assert.equal(clusterProtocol({ port: { protocol: 'HTTP' }, policy: { connectionPool: { http: { useClientProtocol: true } } } }, false), 'downstream');
+    assert.deepEqual([upstreamH2('downstream', req(2)), upstreamH2('downstream', req(1)), upstreamH2('h2', req(1)), upstreamH2('http1', req(2))], [true, false, true, false]);
+    // A sidecar's inbound cluster for the app's port.
+    assert.deepEqual(['GRPC', 'HTTP2', 'UNKNOWN', 'HTTP', 'GRPC-WEB'].map(appPortProtocol), ['h2', 'h2', 'http1', 'http1', 'http1']);
   });
 });

@@ -7,7 +7,8 @@
 // decide. A port of a mesh service whose protocol is declared TCP (`tcp`, `tls`, `mysql`, … or
 // appProtocol), or an undeclared port Istio assumes to be TCP (3306, …), is TCP from the start: the
 // client is not waited for, so a server-first protocol (MySQL, SMTP) gets its greeting. Otherwise the
-// port is sniffed: an HTTP request goes to the outbound HTTP side with its original destination,
+// port is sniffed: an HTTP request (HTTP/1.x, or the HTTP/2 preface of a client with prior knowledge,
+// as plaintext gRPC clients send) goes to the outbound HTTP side with its original destination,
 // whose port picks the route config (core/routing/captured-route-config.ts: by Host on a port some
 // service declares HTTP, as that service on an address whose service sniffs the port; HTTP on any
 // other port is TCP like the rest); anything else (TLS the app speaks itself, a binary protocol, or nothing

@@ -51,6 +51,7 @@ import type { HttpLimits } from '../core/proxy/http-limits.js';
 import type { SnapshotHolder } from '../core/snapshot/holder.js';
 import { inboundRequestHeaders, meshXfcc } from './inbound-headers.js';
 import { isOpaqueTcp } from '../core/registry/protocol.js';
+import { appPortProtocol, type UpstreamProtocol } from '../core/proxy/upstream-protocol.js';
 import { workloadPortProtocol, type Workload } from '../core/registry/workload-port-protocol.js';
 import type { Snapshot } from '../core/snapshot/snapshot.js';
 import { peerOfRequest } from '../core/telemetry/workload.js';
@@ -88,6 +89,9 @@ interface Peer {
 
 const PLAINTEXT: Peer = Object.freeze({});
 
+/** No configuration yet: nothing is declared, so HTTP goes to the app over HTTP/1.1 (gRPC over h2c). */
+const UNDECLARED = Object.freeze({ opaque: false, protocol: 'http1' as const });
+
 export interface InboundListener {
   listen(port: number, host: string): Promise<number>;
   /** Serves a connection accepted elsewhere (the capture port, which found its original port). */
@@ -101,21 +105,23 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
   const appKey = UpstreamPools.key(deps.appHost, deps.appPort);
   const cluster = `inbound|${deps.appPort}||`;
 
-  // Whether the app port is declared TCP, once per snapshot; the port we listen on counts too, for
-  // services whose endpoints name the sidecar's inbound port (no capture).
+  // The app port's declared protocol, once per snapshot: whether it is TCP, and whether the app
+  // speaks HTTP/2 (grpc, http2) or HTTP/1.1 (gRPC aside). The port we listen on
+  // counts too, for services whose endpoints name the sidecar's inbound port (no capture).
   let listenPort = 0;
-  const opaqueBySnapshot = new WeakMap<Snapshot, boolean>();
-  const opaqueTcp = (): boolean => {
+  const declaredBySnapshot = new WeakMap<Snapshot, { readonly opaque: boolean; readonly protocol: UpstreamProtocol }>();
+  const declared = (): { readonly opaque: boolean; readonly protocol: UpstreamProtocol } => {
     const snapshot = deps.holder.current();
-    if (!snapshot) return false;
-    let opaque = opaqueBySnapshot.get(snapshot);
-    if (opaque === undefined) {
+    if (!snapshot) return UNDECLARED;
+    let known = declaredBySnapshot.get(snapshot);
+    if (known === undefined) {
       const protocol = workloadPortProtocol(snapshot.registry, deps.workload, listenPort ? [deps.appPort, listenPort] : [deps.appPort]);
-      opaque = isOpaqueTcp(protocol, deps.appPort);
-      opaqueBySnapshot.set(snapshot, opaque);
+      known = { opaque: isOpaqueTcp(protocol, deps.appPort), protocol: appPortProtocol(protocol) };
+      declaredBySnapshot.set(snapshot, known);
     }
-    return opaque;
+    return known;
   };
+  const opaqueTcp = (): boolean => declared().opaque;
 
   const mtlsMode = (): MtlsMode => {
     const snapshot = deps.holder.current();
@@ -177,6 +183,7 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
     localApp: {
       key: appKey,
       cluster,
+      protocol: () => declared().protocol,
       headers: (req, facts, requestId) => {
         const peer = peerOf(connectionOf(req));
         return inboundRequestHeaders(req.headers, { requestId, authority: facts.authority, ...(peer.xfcc ? { xfcc: peer.xfcc } : {}) });

@@ -6,7 +6,9 @@
 // A connection the capture port hands over comes with where the app sent it (its original
 // destination): that port, not the Host's, picks the route config, and the address may pick the
 // service outright (core/routing/captured-route-config.ts); passed-through requests go to it, and
-// so do requests for a headless Service (its pod the app resolved and dialled).
+// so do requests for a headless Service (its pod the app resolved and dialled). Captured or sent to
+// the port, a connection may be HTTP/1.1 or h2c with prior knowledge (a plaintext gRPC client), told
+// apart by its first bytes (core/proxy/h2c-sniff.ts).
 // CONNECT tunnels (an HTTPS call through the proxy, or any TCP the app sends) to a mesh service port
 // that can carry TCP take that port's `tcp` route and mutual TLS, as captured TCP does
 // (outbound-tcp.ts); to anything else they are piped to their destination untouched.
@@ -33,7 +35,7 @@ export interface OutboundDeps {
 
 export interface OutboundListener {
   listen(port: number, host: string): Promise<number>;
-  /** Serves an HTTP connection accepted elsewhere (the capture port, which sniffed it); `dialled`: its original destination. */
+  /** Serves an HTTP/1.1 or h2c connection accepted elsewhere (the capture port, which sniffed it); `dialled`: its original destination. */
   accept(socket: Socket, dialled?: Dialled): void;
   /** Whether an HTTP listener of Istio's would take a captured connection to `dialled` (else it is TCP). */
   serves(dialled: Dialled): boolean;
@@ -51,8 +53,12 @@ export function destinationPort(req: IncomingMessage): number {
 
 export function createOutboundListener(deps: OutboundDeps): OutboundListener {
   const { ctx } = deps;
+  // Keyed by the accepted socket, which an h2c request names only through the sniffer (h2c-sniff.ts).
   const dialledBy = new WeakMap<Socket, Dialled>();
-  const dialled = (req: IncomingMessage): Dialled | undefined => dialledBy.get(req.socket);
+  const dialled = (req: IncomingMessage): Dialled | undefined => {
+    const socket = plaintext.socketOf(req);
+    return socket && dialledBy.get(socket);
+  };
   const listener: ListenerInfo = {
     port: 80,
     scheme: 'http',
@@ -67,7 +73,7 @@ export function createOutboundListener(deps: OutboundDeps): OutboundListener {
   };
   // The one accept step (core/proxy/accept.ts): limits, drain and timeouts for every connection.
   const step = new AcceptStep(ctx);
-  const { http, plaintext } = step.plaintext({
+  const { plaintext } = step.plaintext({
     request: (req, res) => handleHttpRequest(req, res, listener, ctx),
     upgrade: (req, socket, head) => handleUpgrade(req, socket, head, listener, ctx),
     connect: (req, socket, head) => tunnel(req, socket, head, deps, step),
@@ -85,10 +91,11 @@ export function createOutboundListener(deps: OutboundDeps): OutboundListener {
       const snapshot = ctx.holder.current();
       return snapshot !== undefined && capturedRouteConfig(snapshot, to) !== undefined;
     },
+    // Captured HTTP is HTTP/1.1 or h2c with prior knowledge (a plaintext gRPC client), as on the port itself.
     accept: (socket, to) => {
       if (to) dialledBy.set(socket, to);
       step.accept(socket);
-      http.emit('connection', socket);
+      plaintext.accept(socket);
     },
     // Stops accepting; the connections open are the drain's to finish.
     close: () => new Promise((resolve) => server.close(() => resolve())),

@@ -33,7 +33,8 @@ export interface EchoServer {
   close(): Promise<void>;
 }
 
-export async function startEchoServer(): Promise<EchoServer> {
+/** `address`: where it listens (`host:port`; port 0 for any free one). */
+export async function startEchoServer(address = '127.0.0.1:0'): Promise<EchoServer> {
   const server = new grpc.Server();
   const s: EchoServer = {
     port: 0,
@@ -53,6 +54,9 @@ export async function startEchoServer(): Promise<EchoServer> {
     const md = new grpc.Metadata();
     const trace = incoming.get('trace-bin')[0];
     if (trace !== undefined) md.set('echo-bin', trace as Buffer);
+    // Who the call came from, as a sidecar tells its app (mesh tests).
+    const xfcc = incoming.get('x-forwarded-client-cert')[0];
+    if (xfcc !== undefined) md.set('echo-xfcc', String(xfcc));
     md.set('served-by', 'echo');
     return md;
   };
@@ -106,7 +110,7 @@ export async function startEchoServer(): Promise<EchoServer> {
     },
   });
   (s as { port: number }).port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
+    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
   );
   return s;
 }
@@ -117,9 +121,9 @@ export type EchoClient = grpc.Client & {
   clientStream(md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, reply?: EchoReply) => void): grpc.ClientWritableStream<object>;
 };
 
-/** A plaintext (h2c) client of `127.0.0.1:port` that sends `authority` as :authority. */
-export function echoClient(port: number, authority: string): EchoClient {
-  return new EchoService(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), { 'grpc.default_authority': authority }) as unknown as EchoClient;
+/** A plaintext (h2c) client of `host:port` that sends `authority` as :authority. */
+export function echoClient(port: number, authority: string, host = '127.0.0.1'): EchoClient {
+  return new EchoService(`${host}:${port}`, grpc.credentials.createInsecure(), { 'grpc.default_authority': authority }) as unknown as EchoClient;
 }
 
 export interface UnaryResult {

@@ -2,7 +2,7 @@
 // conntrack would tell it. The test records it once its socket is connected (by the socket's local
 // port); the sidecar's lookup waits for that record.
 
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import type { Destination, OriginalDestinationLookup } from '../../src/core/capture/original-destination.js';
 
 export class RecordedDestinations implements OriginalDestinationLookup {
@@ -26,14 +26,18 @@ export class RecordedDestinations implements OriginalDestinationLookup {
  */
 export function readCaptured(outboundPort: number, destinations: RecordedDestinations, address: string, port: number, first?: Buffer): Promise<string> {
   return new Promise((resolve, reject) => {
-    const s = connect(outboundPort, '127.0.0.1');
+    const s = connectCaptured(outboundPort, destinations, address, port);
     let data = '';
-    s.once('connect', () => {
-      destinations.record(s.localPort!, { address, port });
-      if (first) s.write(first);
-    });
+    if (first) s.once('connect', () => s.write(first));
     s.on('data', (d: Buffer) => (data += d.toString()));
     s.once('close', () => resolve(data));
     s.once('error', reject);
   });
+}
+
+/** A client app's TCP connection to `address:port`, captured by the sidecar whose outbound port is `outboundPort`. */
+export function connectCaptured(outboundPort: number, destinations: RecordedDestinations, address: string, port: number): Socket {
+  const s = connect(outboundPort, '127.0.0.1');
+  s.once('connect', () => destinations.record(s.localPort!, { address, port }));
+  return s;
 }

@@ -72,7 +72,7 @@ export class AcceptStep {
     const http = createHttpServer({ requestTimeout: 0 });
     this.serve(http, handlers);
     const plaintext = new PlaintextHttp(http, this.#drain, handlers.request);
-    this.#timeouts.watch(plaintext.h2c as Http2Server);
+    this.#timeouts.watch(plaintext.h2c as Http2Server, (session) => plaintext.socketOf(session));
     return { http, plaintext };
   }
 

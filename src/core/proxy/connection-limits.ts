@@ -89,8 +89,12 @@ export class ConnectionTimeouts {
     if (this.#watched.size === 0) this.#stop();
   }
 
-  /** Watches the requests, streams and tunnels of an HTTP server that takes accepted sockets (after its handlers are on). */
-  watch(server: HttpServer | Http2Server | Http2SecureServer): void {
+  /**
+   * Watches the requests, streams and tunnels of an HTTP server that takes accepted sockets (after its
+   * handlers are on). `socketOf`: the accepted socket under a session, for a server whose sessions show
+   * only a proxy of a plain socket (h2c: h2c-sniff.ts); over TLS the proxy's `_parent` names it.
+   */
+  watch(server: HttpServer | Http2Server | Http2SecureServer, socketOf?: (session: Http2Session) => Socket | undefined): void {
     if (server instanceof TlsServer) {
       server.on('secureConnection', (socket: TLSSocket) => {
         const w = this.#of(socket);
@@ -103,12 +107,14 @@ export class ConnectionTimeouts {
       });
     }
     server.on('session', (session: Http2Session) => {
-      const w = session.socket && this.#of(session.socket as Socket);
+      const raw = socketOf?.(session);
+      const w = raw ? this.#watched.get(raw) : session.socket && this.#of(session.socket as Socket);
       if (!w) return;
       w.session = session;
+      const socket = raw ?? (session.socket as Socket);
       session.on('stream', (stream: ServerHttp2Stream) => {
-        this.#begin(w, session.socket as Socket);
-        stream.once('close', () => this.#end(w, session.socket as Socket | undefined));
+        this.#begin(w, socket);
+        stream.once('close', () => this.#end(w, raw ?? (session.socket as Socket | undefined)));
       });
     });
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {

@@ -26,6 +26,7 @@ import { AttemptGuard, type Gate } from './attempt-guard.js';
 import { backoff, classify, retriableFailure, retriableStatus, type Failure } from './retry-decisions.js';
 import { ReplayBody } from './replay-body.js';
 import { requestHasBody } from './relay.js';
+import { clusterProtocol, upstreamH2 } from './upstream-protocol.js';
 import { keepsOriginalDestination, originalEndpoint, type Dialled } from '../policy/original-dst.js';
 
 /** Bodies up to this size are kept in memory so a retry can send them again (Envoy buffers similarly). */
@@ -53,6 +54,11 @@ export interface ForwardContext {
    * headless Service, a ServiceEntry with `resolution: NONE`) sends every attempt there (ORIGINAL_DST).
    */
   readonly dialled?: Dialled | undefined;
+  /**
+   * The proxy detects protocols (a sidecar's outbound side): a cluster whose port is left to detection
+   * speaks upstream what the client spoke (upstream-protocol.ts).
+   */
+  readonly detectsProtocol?: boolean | undefined;
 }
 
 /** A destination by relative weight; used for HTTP routes and for piped (tls/tcp) connections alike. */
@@ -77,19 +83,6 @@ export function routedDestination(action: Pick<ForwardAction, 'destinations' | '
   const dest = pickDestination(action, random);
   if (dest?.cluster) record.upstreamCluster = dest.clusterName;
   return dest;
-}
-
-/** Service port protocols spoken as HTTP/2 upstream (Istio's port naming: http2-*, grpc-*). */
-const H2_PROTOCOLS = new Set(['HTTP2', 'GRPC']);
-
-/**
- * Whether a cluster's upstream connections speak HTTP/2: its port is declared http2 or grpc (by name
- * or appProtocol), or its DestinationRule asks `h2UpgradePolicy: UPGRADE` for an HTTP port.
- */
-export function speaksH2(cluster: { readonly port: { readonly protocol: string }; readonly policy?: { readonly connectionPool?: { readonly http?: { readonly h2UpgradePolicy?: string } } } }): boolean {
-  if (H2_PROTOCOLS.has(cluster.port.protocol)) return true;
-  const upgrade = cluster.policy?.connectionPool?.http?.h2UpgradePolicy;
-  return upgrade === 'UPGRADE' && (cluster.port.protocol === 'HTTP' || cluster.port.protocol === 'UNKNOWN');
 }
 
 /** How a forward ended: undefined when the upstream's answer went to the client, else the failure to answer; `bug` when it threw. */
@@ -190,7 +183,7 @@ class Forwarding implements ExchangeHooks {
     this.#retry = action.retry;
     this.#attemptsLeft = action.retry.attempts;
     this.#guard = new AttemptGuard(cluster);
-    this.#h2Upstream = speaksH2(cluster) && !ctx.upgrade;
+    this.#h2Upstream = !ctx.upgrade && upstreamH2(clusterProtocol(cluster, ctx.detectsProtocol === true), req);
     this.#pickContext = { headers: req.headers, sourceIp: ctx.remoteAddress, query: facts.query };
   }
 

@@ -4,9 +4,12 @@
 // HTTP/2 server, any other to the listener's HTTP/1 server; both hand their requests to the same
 // handler (and the same drain), so an h2c request is routed, limited and logged like any other.
 // This is what lets `curl --http2-prior-knowledge` and plaintext gRPC clients reach a plaintext port.
+// node:http2 shows an h2c request (and its session) only a proxy of the TCP socket, so what a
+// listener knows per connection (the accept step's timeouts, a captured connection's original
+// destination) is found through `socketOf`, which names the accepted socket for either protocol.
 
-import type { Server as HttpServer } from 'node:http';
-import { createServer as createH2cServer, type Http2Server } from 'node:http2';
+import type { IncomingMessage, Server as HttpServer } from 'node:http';
+import { createServer as createH2cServer, type Http2Server, type Http2Session } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { ConnectionDrain, RequestHandler } from './drain.js';
 
@@ -25,11 +28,19 @@ export function sniffPreface(data: Buffer): 'h2' | 'http1' | undefined {
 export class PlaintextHttp {
   readonly h2c: Http2Server;
   readonly #http1: HttpServer;
+  /** The accepted socket under each h2c session. */
+  readonly #sockets = new WeakMap<Http2Session, Socket>();
+  /** The socket being handed to the h2c server: its session is made (and announced) synchronously. */
+  #handing: Socket | undefined;
 
   /** `http1` is the listener's HTTP/1 server; h2c requests go to `request` through the same drain. */
   constructor(http1: HttpServer, drain: ConnectionDrain, request: RequestHandler) {
     this.#http1 = http1;
     this.h2c = createH2cServer();
+    // First of the 'session' listeners, so that the others can already ask socketOf.
+    this.h2c.on('session', (session: Http2Session) => {
+      if (this.#handing) this.#sockets.set(session, this.#handing);
+    });
     drain.serve(this.h2c, { request });
     // A client's protocol error ends its own session; it is nothing for this process to report.
     this.h2c.on('sessionError', () => undefined);
@@ -47,7 +58,13 @@ export class PlaintextHttp {
       socket.off('end', onEnd);
       if (chunks.length > 0) socket.unshift(Buffer.concat(chunks));
       if (socket.destroyed) return;
-      (to === 'h2' ? this.h2c : this.#http1).emit('connection', socket);
+      if (to === 'http1') return void this.#http1.emit('connection', socket);
+      this.#handing = socket;
+      try {
+        this.h2c.emit('connection', socket);
+      } finally {
+        this.#handing = undefined;
+      }
     };
     const onReadable = (): void => {
       let chunk: Buffer | null;
@@ -62,6 +79,12 @@ export class PlaintextHttp {
     timer.unref();
     socket.on('readable', onReadable);
     socket.on('end', onEnd);
+  }
+
+  /** The accepted socket a session (h2c) or a request (h2c or HTTP/1) runs on; undefined for a session of another server. */
+  socketOf(of: Http2Session | IncomingMessage): Socket | undefined {
+    const session = 'httpVersionMajor' in of ? (of as unknown as { stream?: { session?: Http2Session } }).stream?.session : of;
+    return session ? this.#sockets.get(session) : (of as IncomingMessage).socket;
   }
 
   close(): void {

@@ -17,11 +17,9 @@ import { endpointPort } from '../registry/types.js';
 import type { MirrorPolicy } from '../routing/types.js';
 import { decideUpstreamTls } from '../tls/upstream-tls.js';
 import { UpstreamPools } from './upstream-pools.js';
+import { speaksH2 } from './upstream-protocol.js';
 
 const MILLION = 1_000_000;
-
-/** Service port protocols spoken as HTTP/2 upstream (as in forward.ts). */
-const H2_PROTOCOLS = new Set(['HTTP2', 'GRPC']);
 
 export interface MirrorRequest {
   readonly path: string;
@@ -65,7 +63,7 @@ function mirrorOnce(m: MirrorPolicy, req: MirrorRequest, ctx: MirrorContext): vo
   if (!tls.ok) return;
   const key = UpstreamPools.key(pick.endpoint.address, endpointPort(pick.endpoint, cluster.port));
   const headers = { ...req.headers, host };
-  if (H2_PROTOCOLS.has(cluster.port.protocol)) return mirrorH2(key, tls.profile, cluster.traffic?.limits, headers, req, ctx);
+  if (speaksH2(cluster)) return mirrorH2(key, tls.profile, cluster.traffic?.limits, headers, req, ctx);
 
   const lease = ctx.pools.acquire(key, tls.profile);
   let controller: Dispatcher.DispatchController | undefined;

@@ -2,9 +2,10 @@
 // sidecar does towards its own app, and what an ALLOW_ANY passthrough does towards a host the
 // mesh does not know. The request goes out with the normalized path the proxy checked and routed
 // on (docs/security.md), never the raw one, so policy and backend see the same path. The response
-// streams back with backpressure; failures become local replies. A gRPC request goes to the app over
-// h2c (gRPC is only spoken over HTTP/2), with its trailers, trailers-only answers and resets intact;
-// anything else over pooled HTTP/1.1. A client that goes away cancels the app's request at once.
+// streams back with backpressure; failures become local replies. The upstream's protocol
+// (upstream-protocol.ts) says whether a request goes over h2c or pooled HTTP/1.1; a gRPC request goes
+// over h2c whatever it says (gRPC is only spoken over HTTP/2), with its trailers, trailers-only answers
+// and resets intact. A client that goes away cancels the app's request at once.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RequestFacts } from '../routing/types.js';
@@ -15,6 +16,7 @@ import { exchange, type Cancel, type ExchangeHooks, type ExchangeOutcome } from 
 import { exchangeH2, UpstreamStreamReset } from './h2-exchange.js';
 import { isGrpcRequest } from './grpc-status.js';
 import { classify } from './retry-decisions.js';
+import { upstreamH2, type UpstreamProtocol } from './upstream-protocol.js';
 import { guardedBody, onDownstreamGone, resetResponse, RequestBodyAborted, requestGone } from './stream-state.js';
 import type { UpstreamPools } from './upstream-pools.js';
 
@@ -28,6 +30,7 @@ export function requestHasBody(req: IncomingMessage): boolean {
 export function relay(
   pools: UpstreamPools,
   key: string,
+  protocol: UpstreamProtocol,
   req: IncomingMessage,
   res: ServerResponse,
   /** The normalized path and the query, as read by requestFacts(). */
@@ -67,7 +70,7 @@ export function relay(
       return out;
     },
   };
-  const attempt: Promise<ExchangeOutcome> = isGrpcRequest(req.headers)
+  const attempt: Promise<ExchangeOutcome> = upstreamH2(protocol, req) || isGrpcRequest(req.headers)
     ? exchangeH2((h, o) => pools.h2Request(key, undefined, undefined, h, o), request, res, hooks, onCancelable)
     : exchange(lease.pool, request, res, hooks, onCancelable);
   attempt.then(

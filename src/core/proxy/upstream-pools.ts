@@ -117,7 +117,9 @@ export class UpstreamPools implements EndpointLoad {
   #open(key: string, tls: UpstreamTlsProfile | undefined, alpn: readonly string[], timeoutMs: number, onFailure: (err: Error) => void): { ok: true; socket: Socket } | { ok: false; error: Error } {
     const { host, port } = splitKey(key);
     if (tls) return this.#connector.open(tls, host, port, alpn, onFailure, timeoutMs);
-    return { ok: true, socket: connectPlain(host, port, timeoutMs, onFailure) };
+    // Plaintext sessions and upgrade connections to the app come from the same source as its HTTP/1 pool:
+    // under capture, a connection to the pod's own address from anywhere but 127.0.0.6 is captured again.
+    return { ok: true, socket: connectPlain(host, port, timeoutMs, onFailure, this.#localAddress) };
   }
 
   /**
@@ -214,8 +216,8 @@ class Lease {
  * A plaintext connection that gives up after `timeoutMs` (Envoy's connect_timeout) with the error
  * undici uses for it, so a timeout reads as a connect failure (503 UF) like a refusal does.
  */
-function connectPlain(host: string, port: number, timeoutMs: number, onFailure: (err: Error) => void): Socket {
-  const socket = netConnect({ host, port, noDelay: true });
+function connectPlain(host: string, port: number, timeoutMs: number, onFailure: (err: Error) => void, localAddress: string | undefined): Socket {
+  const socket = netConnect({ host, port, noDelay: true, ...(localAddress ? { localAddress } : {}) });
   const timer = setTimeout(() => {
     socket.destroy(Object.assign(new Error(`connect to ${host}:${port} timed out`), { code: 'UND_ERR_CONNECT_TIMEOUT' }));
   }, timeoutMs);

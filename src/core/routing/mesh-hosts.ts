@@ -40,8 +40,9 @@ export function serviceDomains(service: Service, port: number, proxyNamespace: s
   const inNamespace = nameNs.endsWith(`.${service.namespace}`) ? nameNs.slice(0, -service.namespace.length - 1) : nameNs.slice(0, dot);
   if (service.namespace === proxyNamespace) short.push(inNamespace);
   const domains: string[] = [];
-  // Its cluster IPs too, as Istio lists a service's addresses (IPv4: an IPv6 Host has brackets).
-  const ips = (service.addresses ?? []).filter((ip) => !ip.includes(':'));
+  // Its cluster IPs too, as Istio lists a service's addresses; an IPv6 one as a Host writes it,
+  // in brackets (`[fd00::10]:8080`; normalizeHost keeps them). A CIDR is no Host.
+  const ips = (service.addresses ?? []).filter((ip) => !ip.includes('/')).map((ip) => (ip.includes(':') ? `[${ip.toLowerCase()}]` : ip));
   for (const h of [fqdn, ...short, ...ips]) domains.push(h, `${h}:${port}`);
   return { domains, shortForms: new Set(short.flatMap((h) => [h, `${h}:${port}`])) };
 }

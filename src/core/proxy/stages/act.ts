@@ -48,6 +48,7 @@ export function act(ex: Exchange): StageResult {
     peerMetadata: ctx.peerMetadata,
     destination: ex.destination,
     dialled: listener.dialled?.(req),
+    detectsProtocol: ex.snapshot?.role.kind === 'sidecar',
   };
   forward(req, res, facts, action, fctx, record, (failure, bug) => {
     if (bug !== undefined) internalError(ex, bug);
@@ -65,7 +66,7 @@ export function actLocalApp(ex: Exchange): StageResult {
   const app = listener.localApp;
   if (!app) return LocalReplies.noRoute;
   const facts = factsOf(ex);
-  relay(ctx.pools, app.key, req, res, facts, app.headers(req, facts, requestId), record, ex.reply);
+  relay(ctx.pools, app.key, app.protocol(), req, res, facts, app.headers(req, facts, requestId), record, ex.reply);
   return DONE;
 }
 

@@ -24,6 +24,7 @@ import type { ConnectionDrain } from '../drain.js';
 import type { UpgradeTunnel } from '../upgrade-exchange.js';
 import type { HttpLimits } from '../http-limits.js';
 import type { Dialled } from '../../policy/original-dst.js';
+import type { UpstreamProtocol } from '../upstream-protocol.js';
 
 export interface HttpHandlerContext {
   readonly holder: SnapshotHolder;
@@ -102,6 +103,8 @@ export interface LocalApp {
   /** Envoy's cluster name for it (`inbound|<port>||`), for the access log. */
   readonly cluster: string;
   headers(req: IncomingMessage, facts: RequestFacts, requestId: string): Record<string, string | string[]>;
+  /** What the app's port speaks, as the services that select the workload declare it (upstream-protocol.ts). */
+  protocol(): UpstreamProtocol;
 }
 
 /** One request between its stages: what the listener and the stages so far established. */

@@ -114,6 +114,7 @@ function unknownHost(ex: Exchange): StageResult {
   headers.host = facts.authority;
   const dialled = listener.dialled?.(req);
   const key = dialled ? UpstreamPools.key(dialled.address, dialled.port) : UpstreamPools.key(facts.host, facts.port);
-  relay(ctx.pools, key, req, res, facts, headers, record, ex.reply);
+  // The PassthroughCluster speaks what the client spoke (an h2c client's request stays HTTP/2).
+  relay(ctx.pools, key, 'downstream', req, res, facts, headers, record, ex.reply);
   return DONE;
 }
