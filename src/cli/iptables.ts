@@ -4,9 +4,10 @@
 // prints the rules instead.
 
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { chmod } from 'node:fs/promises';
 import { CONNTRACK_TABLE } from '../core/capture/original-destination.js';
-import { captureRules, DEFAULT_CAPTURE, parseCidrList, parsePortList, SIDECAR_OWN_PORTS, type CaptureOptions } from '../core/capture/iptables-rules.js';
+import { captureRules, DEFAULT_CAPTURE, ipv6InboundRefusal, parseCidrList, parsePortList, SIDECAR_OWN_PORTS, type CaptureOptions } from '../core/capture/iptables-rules.js';
 import { parse, parsePort } from './options.js';
 import { CommandError, UsageError } from './main.js';
 
@@ -34,6 +35,10 @@ outbound port; the proxy's own traffic (uid/gid 1337) is never captured. Needs N
   --keep-conntrack-private        leave ${CONNTRACK_TABLE} root-only (the sidecar then cannot
                                   find the original destination of raw TCP; HTTP still routes by Host)
   --dry-run                       print the rules (iptables-restore format) and change nothing
+
+IPv6 is not captured: where the namespace has IPv6, inbound IPv6 other than loopback is refused
+(ip6tables), as istio-iptables does when inbound IPv6 is not enabled, so that nothing reaches the
+app past the sidecar's policies; the pod then has no IPv6 beyond loopback.
 
 The annotations traffic.sidecar.istio.io/includeOutboundIPRanges, excludeOutboundIPRanges,
 excludeInboundPorts and excludeOutboundPorts become these flags at injection.`;
@@ -81,10 +86,12 @@ export async function runIptablesCommand(argv: string[]): Promise<number> {
   }
   const rules = captureRules(captureOptionsFromFlags(values));
   if (values['dry-run']) {
-    console.log(rules.trimEnd());
+    console.log(`${rules}\n# ip6tables-restore, where the namespace has IPv6:\n${ipv6InboundRefusal()}`.trimEnd());
     return 0;
   }
-  await iptablesRestore(rules);
+  await restore('iptables-restore', rules);
+  // A namespace without IPv6 (disabled in the kernel) has nothing for IPv6 to come in by.
+  if (existsSync('/proc/net/if_inet6')) await restore('ip6tables-restore', ipv6InboundRefusal());
   if (!values['keep-conntrack-private']) {
     // The table of this namespace holds only this pod's connections; the sidecar (uid 1337, no
     // capabilities) reads it to find where redirected raw TCP was going.
@@ -102,14 +109,14 @@ function parseId(text: string, flag: string): number {
   return n;
 }
 
-/** `iptables-restore --noflush`: the nat table's other rules (the runtime's) stay as they are. */
-function iptablesRestore(rules: string): Promise<void> {
+/** `iptables-restore --noflush` (or ip6tables'): the tables' other rules (the runtime's) stay as they are. */
+function restore(command: 'iptables-restore' | 'ip6tables-restore', rules: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn('iptables-restore', ['--noflush'], { stdio: ['pipe', 'inherit', 'pipe'] });
+    const child = spawn(command, ['--noflush'], { stdio: ['pipe', 'inherit', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', (err) => reject(new CommandError(`cannot run iptables-restore: ${err.message}`)));
-    child.on('close', (code) => (code === 0 ? resolve() : reject(new CommandError(`iptables-restore failed (exit ${code}): ${stderr.trim()}`))));
+    child.on('error', (err) => reject(new CommandError(`cannot run ${command}: ${err.message}`)));
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new CommandError(`${command} failed (exit ${code}): ${stderr.trim()}`))));
     child.stdin.end(rules);
   });
 }

@@ -65,6 +65,17 @@ export function parsePortList(text: string, what: string): Parsed<number[]> {
   return { ok: true, value: out };
 }
 
+/**
+ * IPv6 is not captured (the rules above are IPv4's). Left open, a pod's IPv6 address would reach the
+ * app past its sidecar, and so past PeerAuthentication and AuthorizationPolicy. As istio-iptables does
+ * when inbound IPv6 is not enabled, the filter table lets in only loopback and what belongs to an
+ * established connection, and refuses the rest (neighbour discovery too: the pod then has no IPv6
+ * beyond loopback). For ip6tables-restore.
+ */
+export function ipv6InboundRefusal(): string {
+  return ['* filter', '-A INPUT -m state --state ESTABLISHED -j ACCEPT', '-A INPUT -i lo -d ::1/128 -j ACCEPT', '-A INPUT -j REJECT', 'COMMIT', ''].join('\n');
+}
+
 /** A comma-separated CIDR list (an address alone means /32); IPv6 is not captured, so it is refused. */
 export function parseCidrList(text: string, what: string): Parsed<string[]> {
   const out: string[] = [];
