@@ -26,6 +26,11 @@ RUN npx tsc -p . && npm prune --omit=dev --no-audit --no-fund
 # --- runtime --------------------------------------------------------------------------------------
 FROM node:20-bookworm-slim
 ENV NODE_ENV=production
+# iptables (iptables-restore, ip6tables-restore) for the injected init container, which runs this
+# image's `meshgate iptables` to install the pod's traffic capture.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends iptables \
+ && rm -rf /var/lib/apt/lists/*
 RUN groupadd --gid 1337 meshgate \
  && useradd --uid 1337 --gid 1337 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin meshgate \
  && mkdir -p /etc/meshgate/config
