@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds meshgate's container image from the Dockerfile with podman, and checks it runs the way the
-# manifests in deploy/ run it: as uid 1337 on a read-only root filesystem.
+# manifests in deploy/ run it: as uid 1337 on a read-only root filesystem, and as the injected init
+# container runs it: `meshgate iptables` installs capture in a network namespace of its own.
 #
 #   scripts/build-image.sh [TAG]          (default meshgate:0.1.0, the name deploy/ uses)
 #
@@ -69,5 +70,10 @@ if podman "${pm[@]}" run "${run_opts[@]}" --read-only "$tag" --version; then :; 
   echo "(meshgate --version is not there yet in this tree)"
 fi
 podman "${pm[@]}" run "${run_opts[@]}" --read-only --entrypoint id "$tag" -u | grep -qx 1337
+say "checks: the init container's capture installs from the image (meshgate iptables, own network namespace)"
+podman "${pm[@]}" run "${run_opts[@]}" --read-only --network none --user 0:0 \
+  --cap-add NET_ADMIN --cap-add NET_RAW --entrypoint sh "$tag" \
+  -c 'node bin/meshgate.js iptables && iptables-save -t nat | grep -q ISTIO_REDIRECT' \
+  || { echo "meshgate iptables did not install capture inside the image" >&2; exit 1; }
 if [ "${SAVE:-}" != "" ]; then podman "${pm[@]}" save -o "$SAVE" "$tag"; fi
 say "built $tag"
