@@ -6,7 +6,8 @@
 // leaves that out, where the CPU per request is what is measured and the loop's delay is not). With
 // $LOOP_PROBE_PROMOTED set to a file, the window also runs V8's sampling heap profiler keeping the
 // samples that survived the young generation (dropped only when a mark-compact frees them), and
-// writes that profile there: where what gets promoted is allocated.
+// writes that profile there: where what gets promoted is allocated (run it with --expose-gc and send
+// the second signal after the load has stopped, so that the last requests' garbage is left out).
 
 import { appendFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
@@ -26,8 +27,8 @@ export interface ProbeWindow {
   readonly pid: number;
   readonly cpuUs: number;
   readonly wallMs: number;
-  /** Per GC kind (Scavenge, MarkSweepCompact, ...): how many, and their pauses in µs. */
-  readonly gc: Record<string, { count: number; totalUs: number; maxUs: number }>;
+  /** Per GC kind (Scavenge, MarkSweepCompact, ...): how many, and their pauses in µs (the median too: the max is often the scheduler's). */
+  readonly gc: Record<string, { count: number; totalUs: number; maxUs: number; p50Us: number }>;
   /** Bytes allocated in the young generation (what each scavenge found used, less what the previous one left). */
   readonly youngAllocated: number;
   /** Bytes scavenges promoted into the old generation. */
@@ -35,7 +36,7 @@ export interface ProbeWindow {
   /** Resident memory as the window ends, bytes. */
   readonly rss: number;
   /** Event-loop delay percentiles, ms. */
-  readonly loopDelayMs: { readonly p50: number; readonly p99: number; readonly max: number };
+  readonly loopDelayMs: { readonly p50: number; readonly p90: number; readonly p99: number; readonly p999: number; readonly max: number };
 }
 
 const used = (stats: readonly SpaceStats[], space: string): number => stats.find((s) => s.spaceName === space)?.spaceUsedSize ?? 0;
@@ -64,25 +65,33 @@ process.on('SIGUSR2', () => {
   window = undefined;
   const cpuNow = process.cpuUsage(cpu);
   delay.disable();
+  const events = (profiler.stop()?.statistics ?? []) as unknown as GcEvent[];
+  // Samples still in the young generation are mostly the last requests' garbage, not what was
+  // promoted: with --expose-gc, two scavenges (after the load has stopped, so nothing is in flight)
+  // drop them, and what is left outlived two, as promoted objects do.
+  const collect = (globalThis as { gc?: (o: { type: string }) => void }).gc;
+  if (session && collect) for (let i = 0; i < 2; i++) collect({ type: 'minor' });
   session?.post('HeapProfiler.stopSampling', (err, r) => {
     if (!err && promotedOut) writeFileSync(`${promotedOut}.${process.pid}`, JSON.stringify(r.profile));
   });
-  const events = (profiler.stop()?.statistics ?? []) as unknown as GcEvent[];
   const gc: ProbeWindow['gc'] = {};
+  const pauses: Record<string, number[]> = {};
   let youngAllocated = 0;
   let promoted = 0;
   let youngLeft = 0;
   for (const e of events) {
-    const g = (gc[e.gcType] ??= { count: 0, totalUs: 0, maxUs: 0 });
+    const g = (gc[e.gcType] ??= { count: 0, totalUs: 0, maxUs: 0, p50Us: 0 });
     g.count++;
     g.totalUs += e.cost;
     g.maxUs = Math.max(g.maxUs, e.cost);
+    (pauses[e.gcType] ??= []).push(e.cost);
     const before = used(e.beforeGC.heapSpaceStatistics, 'new_space');
     const after = used(e.afterGC.heapSpaceStatistics, 'new_space');
     youngAllocated += Math.max(0, before - youngLeft);
     youngLeft = after;
     if (e.gcType === 'Scavenge') promoted += Math.max(0, used(e.afterGC.heapSpaceStatistics, 'old_space') - used(e.beforeGC.heapSpaceStatistics, 'old_space'));
   }
+  for (const [kind, xs] of Object.entries(pauses)) gc[kind]!.p50Us = xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const ms = (ns: number): number => Math.round(ns / 1e4) / 100;
   const out: ProbeWindow = {
     pid: process.pid,
@@ -92,7 +101,7 @@ process.on('SIGUSR2', () => {
     youngAllocated,
     promoted,
     rss: process.memoryUsage.rss(),
-    loopDelayMs: { p50: ms(delay.percentile(50)), p99: ms(delay.percentile(99)), max: ms(delay.max) },
+    loopDelayMs: { p50: ms(delay.percentile(50)), p90: ms(delay.percentile(90)), p99: ms(delay.percentile(99)), p999: ms(delay.percentile(99.9)), max: ms(delay.max) },
   };
   if (process.env.LOOP_PROBE_OUT) appendFileSync(process.env.LOOP_PROBE_OUT, `${JSON.stringify(out)}\n`);
 });

@@ -17,22 +17,15 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { runLoad, type LoadTool } from './load.js';
 import { preciseCpuSeconds } from './processes.js';
-import type { LoadRow } from './report.js';
+import { quantile, type LoadRow } from './report.js';
+import { warmInTurns, type RoundSettings } from './plain-rounds.js';
 import { preflight, startMeshgate, type MeshgateTargets } from './targets.js';
 
 export const OBSERVED = 'meshgate, metrics + tracing 1 %';
 export const UNOBSERVED = 'meshgate, metrics and tracing off';
 
-export interface PairSettings {
-  readonly tool: LoadTool;
-  /** Seconds of each warm-up run (0: no warm-up). */
-  readonly warmup: number;
-  /** Requests each gateway serves before it is measured. */
-  readonly warmRequests: number;
-  readonly connections: number;
-  /** Seconds of a whole row; the pair's runs are a third of it (at least 2 s). */
-  readonly seconds: number;
-}
+/** As the plain rounds' settings, but the pair's runs are a third of a row (at least 2 s). */
+export type PairSettings = RoundSettings;
 
 /** Gateways started afresh this many times (BENCH_OBSERVABILITY_PAIRS), rounds (one run each) per start. */
 const PAIRS = Number(process.env.BENCH_OBSERVABILITY_PAIRS || 8);
@@ -40,14 +33,6 @@ const ROUNDS_PER_PAIR = 2;
 
 type Mode = 'on' | 'off';
 const other = (m: Mode): Mode => (m === 'on' ? 'off' : 'on');
-
-/** The q-quantile, interpolated between neighbours (q 0.5: the median of an even count is the mean of the middle two). */
-function quantile(xs: readonly number[], q: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const at = (s.length - 1) * q;
-  const lo = Math.floor(at);
-  return s[lo]! + (s[Math.min(lo + 1, s.length - 1)]! - s[lo]!) * (at - lo);
-}
 
 /** One run's req/s and CPU seconds per request (from the scheduler's running time of every thread, to the ns). */
 interface Run {
@@ -63,14 +48,6 @@ async function measured(s: PairSettings, g: MeshgateTargets, mode: Mode, seconds
   const cpu = cpu0 === undefined ? undefined : preciseCpuSeconds(t.pid)! - cpu0;
   const wall = (performance.now() - t0) / 1000;
   return { row: { kind: 'http', target: mode === 'on' ? OBSERVED : UNOBSERVED, result, cores: cpu === undefined ? undefined : cpu / wall }, cpuPerRequest: cpu === undefined || result.requests === 0 ? NaN : cpu / result.requests };
-}
-
-/** Both warmed in turns, the same number of runs each, until both have served `warmRequests` (at most five runs). */
-async function warmBoth(s: PairSettings, gateways: Record<Mode, MeshgateTargets>, order: readonly Mode[]): Promise<void> {
-  const served = { on: 0, off: 0 };
-  for (let i = 0; s.warmup > 0 && i < 5 && Math.min(served.on, served.off) < s.warmRequests; i++) {
-    for (const m of order) served[m] += (await runLoad(s.tool, { url: gateways[m].http.url, host: gateways[m].http.host, connections: s.connections, seconds: s.warmup })).requests;
-  }
 }
 
 /** An OTLP/HTTP receiver on loopback that only answers (what exporting costs is the gateway's), counting the batches. */
@@ -123,7 +100,7 @@ export async function measureObservability(s: PairSettings, upstreamPort: number
       const gateways = {} as Record<Mode, MeshgateTargets>;
       for (const mode of order) gateways[mode] = await startMeshgate(upstreamPort, { observability: { mode, otlpPort } });
       for (const mode of order) await preflight(gateways[mode].http);
-      await warmBoth(s, gateways, order);
+      await warmInTurns(s, order.map((m) => gateways[m].http));
       const fromRps = rps.length;
       for (let round = 0; round < ROUNDS_PER_PAIR; round++) {
         const got = {} as Record<Mode, Run>;

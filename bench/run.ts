@@ -16,7 +16,10 @@
 // BENCH_REDIS=PATH|none the redis-server for the store redis row, BENCH_CADDY=PATH|none the caddy
 // of the plain-HTTP caddy row, BENCH_HAPROXY=PATH|none the haproxy of its plain-HTTP row, BENCH_SCALE_SIZES (default
 // 10,100,1000,10000, or none) the generated configurations of the scale and push rows,
-// BENCH_XDS_PROXIES (default 200) the proxies subscribed in the push rows;
+// BENCH_XDS_PROXIES (default 200) the proxies subscribed in the push rows; BENCH_PLAIN_STARTS (default 2)
+// how many times meshgate, @fastify/http-proxy and the bare proxy are started afresh for their rounds in
+// turns (plain-rounds.ts);
+// BENCH_ONLY=plain runs only meshgate, @fastify/http-proxy and the bare proxy in turns;
 // BENCH_ONLY=observability runs only the pair "metrics + tracing 1 %" against "both off", BENCH_OBSERVABILITY_PAIRS
 // (default 8) how many times its two gateways are started afresh (observability-pair.ts).
 
@@ -31,9 +34,10 @@ import { findRedis, startRedis } from './redis.js';
 import { anchorTable, meshRatios, meshTable, type MeshReport, type MeshRow } from './mesh-report.js';
 import { runPaced } from './paced-load.js';
 import { measureObservability } from './observability-pair.js';
+import { measurePlainRounds } from './plain-rounds.js';
 import { cpuSeconds, rssBytes, sampleMax, tempDir } from './processes.js';
 import { handshakeRatio, handshakeTable, loadRatio, loadTable, type HandshakeRow, type LoadRow } from './report.js';
-import { BARE_PROXY, TLS_FLOOR, preflight, rateLimitCounts, startBareProxy, startFastifyProxy, startMeshgate, startTlsFloor, startUpstream, stopAll, type RateLimitStore, type Target, type TlsTarget } from './targets.js';
+import { BARE_PROXY, TLS_FLOOR, preflight, rateLimitCounts, startMeshgate, startTlsFloor, startUpstream, stopAll, type RateLimitStore, type Target, type TlsTarget } from './targets.js';
 import { KEY_LABEL, writeBenchCerts } from './tls-certs.js';
 import { runScale, scaleSizes, scaleTable } from './scale.js';
 import { pushTable, runPush } from './xds-push.js';
@@ -130,9 +134,25 @@ async function measureVariants(s: Settings, upstreamPort: number, redisBin: stri
 /** `BENCH_ONLY=observability`: the observability pair alone, its two rows and their ratio. */
 async function observabilityOnly(s: Settings, upstreamPort: number): Promise<number> {
   const { problems, rows: loads, ratio } = await measureObservability({ ...s, warmRequests: WARM_REQUESTS }, upstreamPort);
+  return printOnly(loads, [['metrics + tracing 1 % / both off', ratio]], problems);
+}
+
+/** `BENCH_ONLY=plain`: meshgate, @fastify/http-proxy and the bare proxy in turns, their rows and ratios. */
+async function plainOnly(s: Settings, upstreamPort: number): Promise<number> {
+  const { rows: loads, p99 } = await measurePlainRounds({ ...s, warmRequests: WARM_REQUESTS }, upstreamPort, BASELINE);
+  const [meshgate, fastify, bare] = loads;
+  return printOnly(loads, [
+    ['meshgate / @fastify/http-proxy', loadRatio(meshgate, fastify)],
+    ['meshgate / node:http + undici Pool', loadRatio(meshgate, bare)],
+    ['plain HTTP p99 per round', p99],
+  ], []);
+}
+
+/** What a `BENCH_ONLY` run prints: its rows, its ratios, and what failed (the exit code). */
+function printOnly(loads: readonly LoadRow[], ratios: readonly (readonly [string, string])[], problems: readonly string[]): number {
   console.log('');
   console.log(loadTable(loads));
-  console.log(`metrics + tracing 1 % / both off: ${ratio}`);
+  for (const [label, value] of ratios) console.log(`${label}: ${value}`);
   const failed = [...problems, ...loads.filter((r) => r.result.errors > 0).map((r) => `${r.target}: ${r.result.errors} failed requests (${r.result.errorDetail})`)];
   for (const f of failed) console.error(f);
   return failed.length > 0 ? 1 : 0;
@@ -220,6 +240,7 @@ async function main(): Promise<number> {
   if (!s.openssl) console.log('  openssl not found: new-handshake figures are skipped (apt-get install openssl)');
   else console.log(`  new handshakes: ${s.clients} × \`openssl s_time -new\`, each connection a full TLS handshake and one request; resumed: \`s_time -reuse\`, each connection offering one session`);
   console.log(`  HTTPS: kept-alive rows use the ${KEY_LABEL.rsa} certificate; handshakes run with ${KEY_LABEL.rsa} and ${KEY_LABEL.ec}, the same files for every target`);
+  console.log(`  plain HTTP: meshgate, @fastify/http-proxy and the bare proxy take turns in rounds; their rows are the medians over the rounds`);
   console.log(`  workers: meshgate --workers 2 against one worker; on ${cpus().length} cpu(s) shared with the load generator and the upstream, a second worker gains only what they leave`);
   console.log(`  rate limits: a RateLimitPolicy counting every request (one client, one key) with store memory${redisBin ? ' and store redis (redis-server, a process of its own)' : '; redis-server not found, so the store redis row is skipped (apt-get install redis-server)'}`);
   console.log(`  mesh: control plane, one sidecar and the gateway, each its own process; saturated with ${tool}${s.meshRate > 0 ? `, then ${s.meshRate} req/s spread evenly (the bench's own client, timed from when each request was due)` : ''}`);
@@ -231,12 +252,14 @@ async function main(): Promise<number> {
   const certs = await writeBenchCerts(await tempDir('meshgate-bench-certs-'));
   const upstream = await startUpstream();
   if (process.env.BENCH_ONLY === 'observability') return observabilityOnly(s, upstream.port);
+  if (process.env.BENCH_ONLY === 'plain') return plainOnly(s, upstream.port);
 
   // One proxy at a time, so an idle proxy never takes CPU from the one being measured. The
   // variants of meshgate follow its baseline at once, so their ratios span the least time.
-  const plain = await startMeshgate(upstream.port);
-  loads.push(await measureLoad(s, plain.http, BASELINE, 'http'));
-  await plain.stop();
+  // meshgate, @fastify/http-proxy and the bare proxy in turns (plain-rounds.ts): the p99 target's rows.
+  const plain = await measurePlainRounds({ ...s, warmRequests: WARM_REQUESTS }, upstream.port, BASELINE);
+  const [meshgateRow, fastifyRow, bareRow] = plain.rows as [LoadRow, LoadRow, LoadRow];
+  loads.push(meshgateRow);
   const { problems: variantProblems, observability } = await measureVariants(s, upstream.port, redisBin, loads);
 
   const mesh = await startMeshgate(upstream.port, { certs });
@@ -248,13 +271,7 @@ async function main(): Promise<number> {
   await measureTls(s, tlsFloor, loads, handshakes);
   await Promise.all(tlsFloor.map((t) => t.stop()));
 
-  const peer = await startFastifyProxy(upstream.port);
-  loads.push(await measureLoad(s, peer, peer.name, 'http'));
-  await peer.stop();
-
-  const bare = await startBareProxy(upstream.port);
-  loads.push(await measureLoad(s, bare, bare.name, 'http'));
-  await bare.stop();
+  loads.push(fastifyRow, bareRow);
 
   if (caddyBin) {
     const caddy = await startCaddy(caddyBin, upstream.port);
@@ -292,6 +309,7 @@ async function main(): Promise<number> {
   const ratios: [string, string][] = [
     ['meshgate / @fastify/http-proxy', loadRatio(row(BASELINE), load('@fastify', 'http'))],
     ['meshgate / node:http + undici Pool', loadRatio(row(BASELINE), row(BARE_PROXY))],
+    ['plain HTTP p99 per round', plain.p99],
     ['meshgate / caddy', loadRatio(row(BASELINE), row(CADDY))],
     ['meshgate / haproxy', loadRatio(row(BASELINE), row(HAPROXY))],
     ['meshgate / nginx, HTTP', loadRatio(row(BASELINE), row(NGINX_HTTP))],

@@ -72,9 +72,13 @@ function figures(r: Run): Record<string, number> {
     scavengesPer1k: ((scavenge?.count ?? 0) / n) * 1000,
     majorPer1k: (gc.filter((g) => g !== scavenge).reduce((s, g) => s + g.count, 0) / n) * 1000,
     gcMaxMs: Math.max(0, ...gc.map((g) => g.maxUs)) / 1000,
+    scavengeP50Ms: (scavenge?.p50Us ?? 0) / 1000,
+    majorMaxMs: Math.max(0, ...gc.filter((g) => g !== scavenge).map((g) => g.maxUs)) / 1000,
     youngBytesPerReq: r.probe.youngAllocated / n,
     promotedBytesPerReq: r.probe.promoted / n,
+    loopP90: r.probe.loopDelayMs.p90,
     loopP99: r.probe.loopDelayMs.p99,
+    loopP999: r.probe.loopDelayMs.p999,
     loopMax: r.probe.loopDelayMs.max,
     rssMB: r.probe.rss / 1048576,
   };
