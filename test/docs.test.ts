@@ -9,11 +9,11 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { readdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { RunningDemoMesh } from '../src/demo/mesh.js';
 import { DEMO_WORKLOADS, type DemoWorkload } from '../src/demo/topology.js';
-import { startDemoOnFreePorts, type DemoOnFreePorts } from './helpers/demo-on-free-ports.js';
+import { startTestDemoMesh, type TestDemoMesh } from './helpers/demo-mesh.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const BIN = join(ROOT, 'bin', 'meshgate.js');
@@ -50,15 +50,17 @@ async function docFiles(): Promise<string[]> {
 
 describe('documentation', () => {
   let all: Block[] = [];
-  let demo: DemoOnFreePorts;
+  let demo: TestDemoMesh;
   let mesh: RunningDemoMesh;
   let dir: string;
   let moved: readonly DemoWorkload[] = [];
 
   before(async () => {
     for (const f of await docFiles()) all.push(...blocks(f, await readFile(join(ROOT, f), 'utf8')));
-    demo = await startDemoOnFreePorts();
-    ({ mesh, dir, workloads: moved } = demo);
+    // The demo as `npm start` runs it: no metrics or debug ports.
+    demo = await startTestDemoMesh({ metricsPort: undefined, debugPort: undefined });
+    ({ mesh, workloads: moved } = demo);
+    dir = dirname(demo.configDir);
   });
 
   after(async () => {
