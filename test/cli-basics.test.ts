@@ -52,6 +52,18 @@ describe('meshgate command line', () => {
     });
   }
 
+  // No KUBECONFIG, no ~/.kube/config, not in a pod: said at once, before any worker starts, rather
+  // than after the API's start timeout (the client would fall back to plain http://localhost:8080).
+  for (const command of ['gateway', 'control', 'analyze']) {
+    it(`meshgate ${command} --config-source kubernetes without any kubeconfig: one line, exit 1`, () => {
+      const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'KUBECONFIG' && !k.startsWith('KUBERNETES_')));
+      const r = spawnSync(process.execPath, [BIN, command, '--config-source', 'kubernetes'], { encoding: 'utf8', timeout: 60_000, env: { ...env, HOME: '/nonexistent' } });
+      assert.equal(r.status, 1, r.stderr);
+      assert.match(r.stderr, new RegExp(`^meshgate ${command}: no Kubernetes configuration found: set KUBECONFIG or pass --kubeconfig FILE, [^\n]+\n$`));
+      assert.equal(r.stdout, '');
+    });
+  }
+
   it('refuses an unknown --log-format or --log-level with exit 2', () => {
     assert.equal(meshgate('--log-format', 'xml', 'version').status, 2);
     assert.equal(meshgate('--log-level', 'loud', 'version').status, 2);

@@ -15,7 +15,7 @@ import { startGateway } from '../gateway/main.js';
 import { DEFAULT_METRICS_PORT, serveClusterMetrics } from '../core/telemetry/metrics-server.js';
 import { parse, parseLocality, parseMetricsPort, parsePort, parsePorts, parseRedisUrl, parseTrustedProxies, gatewayLabels } from './options.js';
 import { UsageError } from './main.js';
-import { gatewayApiStatusWriter, kubeSecrets, kubeSource, readableConfigDir, sourceChoice } from './config-source.js';
+import { gatewayApiStatusWriter, kubeSecrets, kubeSource, readableConfigDir, sourceChoice, usableKubeConfig } from './config-source.js';
 import { LIMIT_FLAGS, LIMIT_HELP, parseLimitFlags } from './limit-options.js';
 import { stopRequested } from '../core/runtime/stop-signals.js';
 import { DRAIN_FLAGS, DRAIN_HELP, armStop, parseDrainFlags } from './drain-options.js';
@@ -151,6 +151,7 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
   if (!Number.isInteger(workers) || workers < 1) throw new UsageError(`--workers: '${values.workers}' is not a number of processes`);
   // Checked in the primary, once the options are known good: workers would each die on it.
   if ('dir' in choice) readableConfigDir(choice.dir);
+  else if ('kubeconfig' in choice) await usableKubeConfig(choice);
   if (workers > 1 && cluster.isPrimary) {
     const log = createLogger('meshgate-gateway');
     // The workers count; the primary answers the scrape with their sum.
