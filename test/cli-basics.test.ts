@@ -64,6 +64,21 @@ describe('meshgate command line', () => {
     });
   }
 
+  // A file a flag names and the command reads: the flag, the file and why, before anything starts.
+  const READABLE = fileURLToPath(new URL('../../package.json', import.meta.url));
+  for (const [args, line] of [
+    [['gateway', '--config', CONFIG, '--acme-ca', '/nope'], '--acme-ca: cannot read /nope: ENOENT'],
+    [['gateway', '--control', 'https://127.0.0.1:1', '--token', READABLE, '--root-cert', '/nope'], '--root-cert: cannot read /nope: ENOENT'],
+    [['sidecar', '--control', 'https://127.0.0.1:1', '--token', '/nope', '--root-cert', READABLE, '--namespace', 'd', '--workload', 'w', '--service-account', 's', '--app-port', '8080'], '--token: cannot read /nope: ENOENT'],
+    [['inject', '-f', '/nope'], '-f: cannot read /nope: ENOENT'],
+  ] as const) {
+    it(`meshgate ${args[0]} ${line.split(':')[0]} naming no file: one line, exit 1`, () => {
+      const r = meshgate(...args);
+      assert.equal(r.status, 1, r.stderr);
+      assert.equal(r.stderr, `meshgate ${args[0]}: ${line}\n`);
+    });
+  }
+
   it('refuses an unknown --log-format or --log-level with exit 2', () => {
     assert.equal(meshgate('--log-format', 'xml', 'version').status, 2);
     assert.equal(meshgate('--log-level', 'loud', 'version').status, 2);
