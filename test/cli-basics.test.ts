@@ -87,6 +87,9 @@ describe('meshgate command line', () => {
   it('prints text log lines: time, level, name, message, then fields', () => {
     const line = formatTextLine(JSON.stringify({ level: 40, time: Date.UTC(2026, 0, 1, 12, 0, 0, 5), pid: 1, hostname: 'h', name: 'meshgate-gateway', worker: 0, msg: 'configuration applied', version: 3, listeners: [8080] }));
     assert.equal(line, '12:00:00.005 WARN  meshgate-gateway: configuration applied worker=0 version=3 listeners=[8080]');
+    // A config problem's message already holds its file, line, resource and field: not said twice.
+    const problem = formatTextLine(JSON.stringify({ level: 50, time: Date.UTC(2026, 0, 1, 12, 0, 0, 5), name: 'meshgate-gateway', problem: { severity: 'error', file: 'a.yaml', line: 3 }, msg: 'a.yaml:3 VirtualService default/x spec.gatways: unknown field' }));
+    assert.equal(problem, '12:00:00.005 ERROR meshgate-gateway: a.yaml:3 VirtualService default/x spec.gatways: unknown field');
   });
 
   function logWith(env: Record<string, string>, script: string) {

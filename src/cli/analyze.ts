@@ -3,6 +3,7 @@
 // JSON or YAML; exit 1 when a finding reaches --failure-threshold.
 
 import { existsSync } from 'node:fs';
+import { plural } from './plural.js';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { stringify } from 'yaml';
@@ -110,7 +111,7 @@ export async function runAnalyze(argv: string[]): Promise<number> {
   else {
     for (const p of shown) console.log(formatProblem(p));
     const count = (s: Severity) => all.filter((p) => p.severity === s).length;
-    console.log(`${loaded.resources.length} resources analyzed: ${count('error')} errors, ${count('warning')} warnings, ${count('info')} info`);
+    console.log(`${plural(loaded.resources.length, 'resource')} analyzed: ${plural(count('error'), 'error')}, ${plural(count('warning'), 'warning')}, ${count('info')} info`);
   }
   return all.some((p) => atLeast(p, failAt)) ? 1 : 0;
 }
