@@ -93,7 +93,7 @@ describe('meshgate analyze', () => {
   });
 });
 
-describe('analyzers for the Gateway API, Telemetry, RequestAuthentication, gateway Services and port names', () => {
+describe('analyzers for the Gateway API, Telemetry, RequestAuthentication, Sidecar, gateway Services and port names', () => {
   const MORE = 'test/fixtures/analyze/more-kinds';
   const MORE_EXPECTED: ReadonlyArray<[code: string, origin: string, field: string, text: string]> = [
     ['IST0101', 'gateway-api.yaml:14', 'spec.parentRefs[0].name', '"default/edg"'],
@@ -106,8 +106,14 @@ describe('analyzers for the Gateway API, Telemetry, RequestAuthentication, gatew
     ['IST0160', 'istio.yaml:21', 'metadata.name', 'tracing, logs'],
     ['IST0157', 'istio.yaml:24', 'spec.tracing[0].providers[0].name', '"jaegr"'],
     ['IST0160', 'istio.yaml:28', 'metadata.name', 'tracing, logs'],
-    ['IST0127', 'istio.yaml:37', 'spec.selector.matchLabels', 'app=nobody'],
+    ['IST0101', 'istio.yaml:37', 'spec.selector.matchLabels', 'referenced selector not found: no workload in namespace default carries the labels app=nobody'],
     ['IST0118', 'services.yaml:9', 'spec.ports[1].name', '"metrics"'],
+    ['IST0111', 'sidecars.yaml:4', 'metadata.name', 'default, default-too'],
+    ['IST0111', 'sidecars.yaml:10', 'metadata.name', 'default, default-too'],
+    ['IST0110', 'sidecars.yaml:18', 'spec.workloadSelector', 'web-a, web-b'],
+    ['IST0110', 'sidecars.yaml:25', 'spec.workloadSelector', 'web-a, web-b'],
+    ['IST0101', 'sidecars.yaml:32', 'spec.workloadSelector.labels', 'app=ghost'],
+    ['IST0119', 'sidecars.yaml:39', 'spec.selector.matchLabels', 'port 5432 (tcp-postgres'],
   ];
 
   it('reports each with its code, file:line and field', () => {
