@@ -124,6 +124,26 @@ describe('analyzers for the Gateway API, Telemetry, RequestAuthentication, Sidec
     rows.forEach((row, i) => assert.ok(row.message.includes(MORE_EXPECTED[i]![3]), `${row.code}: ${row.message}`));
   });
 
+  it('reports what a Gateway API status would show as wrong (MG0006), and a certificateRef to no Secret (IST0101, with --certs)', async () => {
+    const STATUS = 'test/fixtures/analyze/gateway-api-status';
+    const certs = await mkdtemp(join(tmpdir(), 'meshgate-analyze-certs-'));
+    try {
+      const r = run(STATUS, '--certs', certs, '-o', 'json');
+      assert.equal(r.status, 1, r.stderr);
+      const rows = (JSON.parse(r.stdout) as Row[]).map((x) => [x.code, x.origin.replace(`${STATUS}/`, ''), x.field, x.message]);
+      assert.deepEqual(rows.map((x) => x.slice(0, 3)), [
+        ['IST0101', 'gateway-api.yaml:19', 'spec.listeners[1].tls.certificateRefs[0].name'],
+        ['MG0006', 'gateway-api.yaml:25', 'spec.parentRefs[0]'],
+      ]);
+      assert.match(rows[0]![3]!, /referenced Secret not found: "default\/missing-cert"/);
+      assert.match(rows[1]![3]!, /Accepted False \(NoMatchingListenerHostname\)/);
+      // Without --certs in file mode whether a Secret exists cannot be known: only the status finding.
+      assert.deepEqual((JSON.parse(run(STATUS, '-o', 'json').stdout) as Row[]).map((x) => x.code), ['MG0006']);
+    } finally {
+      await rm(certs, { recursive: true, force: true });
+    }
+  });
+
   it('warns about an empty folder, an emptied file and a config with no routes (exit 0 by default)', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'meshgate-analyze-empty-'));
     try {

@@ -41,6 +41,7 @@ export const MESSAGES = {
   EmptyConfigFile: { code: 'MG0003', name: 'EmptyConfigFile', severity: 'warning' },
   NoRoutes: { code: 'MG0004', name: 'NoRoutes', severity: 'warning' },
   InvalidExtAuthzProvider: { code: 'MG0005', name: 'InvalidExtAuthzProvider', severity: 'error' },
+  GatewayApiCondition: { code: 'MG0006', name: 'GatewayApiCondition', severity: 'warning' },
 } as const satisfies Record<string, MessageType>;
 
 /** A finding on one field of one resource; `fix` says what to do, in a sentence. */
