@@ -48,6 +48,20 @@ async function docFiles(): Promise<string[]> {
   return ['README.md', ...tasks.sort()];
 }
 
+// The layout page drifts as folders are added: every folder of src/ (two levels down) must be on it.
+describe('docs/reference/layout.md', () => {
+  it('names every folder of src/', async () => {
+    const page = await readFile(join(ROOT, 'docs', 'reference', 'layout.md'), 'utf8');
+    const folders: string[] = [];
+    for (const top of await readdir(join(ROOT, 'src'), { withFileTypes: true })) {
+      if (!top.isDirectory()) continue;
+      folders.push(top.name);
+      for (const sub of await readdir(join(ROOT, 'src', top.name), { withFileTypes: true })) if (sub.isDirectory()) folders.push(sub.name);
+    }
+    assert.deepEqual(folders.filter((f) => !new RegExp(`^ +${f}/ `, 'm').test(page)), []);
+  });
+});
+
 describe('documentation', () => {
   let all: Block[] = [];
   let demo: TestDemoMesh;
