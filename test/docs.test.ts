@@ -8,6 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -59,6 +60,22 @@ describe('docs/reference/layout.md', () => {
       for (const sub of await readdir(join(ROOT, 'src', top.name), { withFileTypes: true })) if (sub.isDirectory()) folders.push(sub.name);
     }
     assert.deepEqual(folders.filter((f) => !new RegExp(`^ +${f}/ `, 'm').test(page)), []);
+  });
+});
+
+// Relative links of the README and every page under docs/ lead to a file that exists.
+describe('links between the docs', () => {
+  it('resolve to files of the repository', async () => {
+    const pages = ['README.md', ...(await readdir(join(ROOT, 'docs'), { recursive: true })).filter((n) => n.endsWith('.md')).map((n) => join('docs', n))];
+    const broken: string[] = [];
+    for (const page of pages) {
+      const prose = (await readFile(join(ROOT, page), 'utf8')).replace(/```[\s\S]*?```/g, '');
+      for (const [, link] of prose.matchAll(/\]\(([^)\s]+)\)/g)) {
+        if (/^(https?:|mailto:|#)/.test(link!)) continue;
+        if (!existsSync(join(ROOT, dirname(page), link!.split('#')[0]!))) broken.push(`${page}: ${link}`);
+      }
+    }
+    assert.deepEqual(broken, []);
   });
 });
 
