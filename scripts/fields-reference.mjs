@@ -33,7 +33,8 @@ export async function fieldsReference() {
     'Every field of the Istio kinds meshgate reads, as Istio\'s v1 schemas declare it. A field means what',
     'Istio\'s reference for its kind says (linked under each heading); the **meshgate** column says where',
     'meshgate differs: it is the warning `meshgate validate` prints when the field is set (empty: no',
-    'difference). Types, enums and ranges are checked as Istio\'s schema and webhook check them: a value',
+    'difference). Types, enums, ranges and the schema\'s limits (required keys, one-of groups, lengths and',
+    'counts) are checked as Istio\'s schema and webhook check them: a value',
     'Istio refuses is an error, a value Istio accepts never is. The same fields under',
     '`subsets[].trafficPolicy` and `trafficPolicy.portLevelSettings[]` are listed once, under `trafficPolicy`.',
     '`[]` is an item of a list, `{}` a value of a map. This page is generated from the validators',
@@ -46,7 +47,7 @@ export async function fieldsReference() {
     for (const f of own) {
       const at = fieldName(f.path);
       const notes = [...new Set(problems(f, sample(f)).filter((p) => p.severity === 'warning' && (p.field === at || p.field.startsWith(`${at}.`) || at.startsWith(`${p.field}.`) || at.startsWith(`${p.field}[`)) && DIFFERENCE.test(p.message) && !CONTEXT.test(p.message)).map((p) => p.message))];
-      const type = [f.type, f.enumValues ? `one of ${f.enumValues.map((e) => `\`${e}\``).join(', ')}` : '', f.duration ? 'duration (≥ 1ms)' : '', range(f)].filter(Boolean).join('; ');
+      const type = [f.type, f.enumValues ? `one of ${f.enumValues.map((e) => `\`${e}\``).join(', ')}` : '', f.duration ? 'duration (≥ 1ms)' : '', range(f), limits(f)].filter(Boolean).join('; ');
       const shown = f.path.map((p) => (p === '-' ? '[]' : p === '*' ? '{}' : p)).join('.').replaceAll('.[]', '[]').replaceAll('.{}', '{}');
       parts.push(`| \`${shown}\` | ${type} | ${notes.join(' ').replaceAll('|', '\\|')} |`);
     }
@@ -54,6 +55,19 @@ export async function fieldsReference() {
   }
   parts.push('[Docs index](../README.md)', '');
   return parts.join('\n');
+}
+
+/** The schema's structural limits, as the API server (and meshgate) enforce them. */
+function limits(f) {
+  return [
+    f.required ? `requires ${f.required.map((k) => `\`${k}\``).join(', ')}` : '',
+    f.oneOf ? `at most one of ${f.oneOf.map((k) => `\`${k}\``).join(', ')}` : '',
+    f.minLength === 1 ? 'not empty' : '',
+    f.maxLength !== undefined ? `≤ ${f.maxLength} characters` : '',
+    f.minItems === 1 ? 'not empty' : '',
+    f.maxItems !== undefined ? `≤ ${f.maxItems} items` : '',
+    f.maxProperties !== undefined ? `≤ ${f.maxProperties} entries` : '',
+  ].filter(Boolean).join('; ');
 }
 
 function range(f) {

@@ -93,7 +93,7 @@ describe('meshgate analyze', () => {
   });
 });
 
-describe('analyzers for the Gateway API, Telemetry, RequestAuthentication, gateway Services and port names', () => {
+describe('analyzers for the Gateway API, Telemetry, RequestAuthentication, Sidecar, gateway Services and port names', () => {
   const MORE = 'test/fixtures/analyze/more-kinds';
   const MORE_EXPECTED: ReadonlyArray<[code: string, origin: string, field: string, text: string]> = [
     ['IST0101', 'gateway-api.yaml:14', 'spec.parentRefs[0].name', '"default/edg"'],
@@ -106,8 +106,14 @@ describe('analyzers for the Gateway API, Telemetry, RequestAuthentication, gatew
     ['IST0160', 'istio.yaml:21', 'metadata.name', 'tracing, logs'],
     ['IST0157', 'istio.yaml:24', 'spec.tracing[0].providers[0].name', '"jaegr"'],
     ['IST0160', 'istio.yaml:28', 'metadata.name', 'tracing, logs'],
-    ['IST0127', 'istio.yaml:37', 'spec.selector.matchLabels', 'app=nobody'],
+    ['IST0101', 'istio.yaml:37', 'spec.selector.matchLabels', 'referenced selector not found: no workload in namespace default carries the labels app=nobody'],
     ['IST0118', 'services.yaml:9', 'spec.ports[1].name', '"metrics"'],
+    ['IST0111', 'sidecars.yaml:4', 'metadata.name', 'default, default-too'],
+    ['IST0111', 'sidecars.yaml:10', 'metadata.name', 'default, default-too'],
+    ['IST0110', 'sidecars.yaml:18', 'spec.workloadSelector', 'web-a, web-b'],
+    ['IST0110', 'sidecars.yaml:25', 'spec.workloadSelector', 'web-a, web-b'],
+    ['IST0101', 'sidecars.yaml:32', 'spec.workloadSelector.labels', 'app=ghost'],
+    ['IST0119', 'sidecars.yaml:39', 'spec.selector.matchLabels', 'port 5432 (tcp-postgres'],
   ];
 
   it('reports each with its code, file:line and field', () => {
@@ -116,6 +122,26 @@ describe('analyzers for the Gateway API, Telemetry, RequestAuthentication, gatew
     const rows = JSON.parse(r.stdout) as Row[];
     assert.deepEqual(rows.map((x) => [x.code, x.origin.replace(`${MORE}/`, ''), x.field]), MORE_EXPECTED.map(([code, origin, field]) => [code, origin, field]));
     rows.forEach((row, i) => assert.ok(row.message.includes(MORE_EXPECTED[i]![3]), `${row.code}: ${row.message}`));
+  });
+
+  it('reports what a Gateway API status would show as wrong (MG0006), and a certificateRef to no Secret (IST0101, with --certs)', async () => {
+    const STATUS = 'test/fixtures/analyze/gateway-api-status';
+    const certs = await mkdtemp(join(tmpdir(), 'meshgate-analyze-certs-'));
+    try {
+      const r = run(STATUS, '--certs', certs, '-o', 'json');
+      assert.equal(r.status, 1, r.stderr);
+      const rows = (JSON.parse(r.stdout) as Row[]).map((x) => [x.code, x.origin.replace(`${STATUS}/`, ''), x.field, x.message]);
+      assert.deepEqual(rows.map((x) => x.slice(0, 3)), [
+        ['IST0101', 'gateway-api.yaml:19', 'spec.listeners[1].tls.certificateRefs[0].name'],
+        ['MG0006', 'gateway-api.yaml:25', 'spec.parentRefs[0]'],
+      ]);
+      assert.match(rows[0]![3]!, /referenced Secret not found: "default\/missing-cert"/);
+      assert.match(rows[1]![3]!, /Accepted False \(NoMatchingListenerHostname\)/);
+      // Without --certs in file mode whether a Secret exists cannot be known: only the status finding.
+      assert.deepEqual((JSON.parse(run(STATUS, '-o', 'json').stdout) as Row[]).map((x) => x.code), ['MG0006']);
+    } finally {
+      await rm(certs, { recursive: true, force: true });
+    }
   });
 
   it('warns about an empty folder, an emptied file and a config with no routes (exit 0 by default)', async () => {

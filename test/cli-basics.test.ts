@@ -52,6 +52,33 @@ describe('meshgate command line', () => {
     });
   }
 
+  // No KUBECONFIG, no ~/.kube/config, not in a pod: said at once, before any worker starts, rather
+  // than after the API's start timeout (the client would fall back to plain http://localhost:8080).
+  for (const command of ['gateway', 'control', 'analyze']) {
+    it(`meshgate ${command} --config-source kubernetes without any kubeconfig: one line, exit 1`, () => {
+      const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'KUBECONFIG' && !k.startsWith('KUBERNETES_')));
+      const r = spawnSync(process.execPath, [BIN, command, '--config-source', 'kubernetes'], { encoding: 'utf8', timeout: 60_000, env: { ...env, HOME: '/nonexistent' } });
+      assert.equal(r.status, 1, r.stderr);
+      assert.match(r.stderr, new RegExp(`^meshgate ${command}: no Kubernetes configuration found: set KUBECONFIG or pass --kubeconfig FILE, [^\n]+\n$`));
+      assert.equal(r.stdout, '');
+    });
+  }
+
+  // A file a flag names and the command reads: the flag, the file and why, before anything starts.
+  const READABLE = fileURLToPath(new URL('../../package.json', import.meta.url));
+  for (const [args, line] of [
+    [['gateway', '--config', CONFIG, '--acme-ca', '/nope'], '--acme-ca: cannot read /nope: ENOENT'],
+    [['gateway', '--control', 'https://127.0.0.1:1', '--token', READABLE, '--root-cert', '/nope'], '--root-cert: cannot read /nope: ENOENT'],
+    [['sidecar', '--control', 'https://127.0.0.1:1', '--token', '/nope', '--root-cert', READABLE, '--namespace', 'd', '--workload', 'w', '--service-account', 's', '--app-port', '8080'], '--token: cannot read /nope: ENOENT'],
+    [['inject', '-f', '/nope'], '-f: cannot read /nope: ENOENT'],
+  ] as const) {
+    it(`meshgate ${args[0]} ${line.split(':')[0]} naming no file: one line, exit 1`, () => {
+      const r = meshgate(...args);
+      assert.equal(r.status, 1, r.stderr);
+      assert.equal(r.stderr, `meshgate ${args[0]}: ${line}\n`);
+    });
+  }
+
   it('refuses an unknown --log-format or --log-level with exit 2', () => {
     assert.equal(meshgate('--log-format', 'xml', 'version').status, 2);
     assert.equal(meshgate('--log-level', 'loud', 'version').status, 2);
@@ -60,6 +87,9 @@ describe('meshgate command line', () => {
   it('prints text log lines: time, level, name, message, then fields', () => {
     const line = formatTextLine(JSON.stringify({ level: 40, time: Date.UTC(2026, 0, 1, 12, 0, 0, 5), pid: 1, hostname: 'h', name: 'meshgate-gateway', worker: 0, msg: 'configuration applied', version: 3, listeners: [8080] }));
     assert.equal(line, '12:00:00.005 WARN  meshgate-gateway: configuration applied worker=0 version=3 listeners=[8080]');
+    // A config problem's message already holds its file, line, resource and field: not said twice.
+    const problem = formatTextLine(JSON.stringify({ level: 50, time: Date.UTC(2026, 0, 1, 12, 0, 0, 5), name: 'meshgate-gateway', problem: { severity: 'error', file: 'a.yaml', line: 3 }, msg: 'a.yaml:3 VirtualService default/x spec.gatways: unknown field' }));
+    assert.equal(problem, '12:00:00.005 ERROR meshgate-gateway: a.yaml:3 VirtualService default/x spec.gatways: unknown field');
   });
 
   function logWith(env: Record<string, string>, script: string) {

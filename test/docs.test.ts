@@ -8,12 +8,13 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { RunningDemoMesh } from '../src/demo/mesh.js';
 import { DEMO_WORKLOADS, type DemoWorkload } from '../src/demo/topology.js';
-import { startDemoOnFreePorts, type DemoOnFreePorts } from './helpers/demo-on-free-ports.js';
+import { startTestDemoMesh, type TestDemoMesh } from './helpers/demo-mesh.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const BIN = join(ROOT, 'bin', 'meshgate.js');
@@ -48,17 +49,49 @@ async function docFiles(): Promise<string[]> {
   return ['README.md', ...tasks.sort()];
 }
 
+// The layout page drifts as folders are added: every folder of src/ (two levels down) must be on it.
+describe('docs/reference/layout.md', () => {
+  it('names every folder of src/', async () => {
+    const page = await readFile(join(ROOT, 'docs', 'reference', 'layout.md'), 'utf8');
+    const folders: string[] = [];
+    for (const top of await readdir(join(ROOT, 'src'), { withFileTypes: true })) {
+      if (!top.isDirectory()) continue;
+      folders.push(top.name);
+      for (const sub of await readdir(join(ROOT, 'src', top.name), { withFileTypes: true })) if (sub.isDirectory()) folders.push(sub.name);
+    }
+    assert.deepEqual(folders.filter((f) => !new RegExp(`^ +${f}/ `, 'm').test(page)), []);
+  });
+});
+
+// Relative links of the README and every page under docs/ lead to a file that exists.
+describe('links between the docs', () => {
+  it('resolve to files of the repository', async () => {
+    const pages = ['README.md', ...(await readdir(join(ROOT, 'docs'), { recursive: true })).filter((n) => n.endsWith('.md')).map((n) => join('docs', n))];
+    const broken: string[] = [];
+    for (const page of pages) {
+      const prose = (await readFile(join(ROOT, page), 'utf8')).replace(/```[\s\S]*?```/g, '');
+      for (const [, link] of prose.matchAll(/\]\(([^)\s]+)\)/g)) {
+        if (/^(https?:|mailto:|#)/.test(link!)) continue;
+        if (!existsSync(join(ROOT, dirname(page), link!.split('#')[0]!))) broken.push(`${page}: ${link}`);
+      }
+    }
+    assert.deepEqual(broken, []);
+  });
+});
+
 describe('documentation', () => {
   let all: Block[] = [];
-  let demo: DemoOnFreePorts;
+  let demo: TestDemoMesh;
   let mesh: RunningDemoMesh;
   let dir: string;
   let moved: readonly DemoWorkload[] = [];
 
   before(async () => {
     for (const f of await docFiles()) all.push(...blocks(f, await readFile(join(ROOT, f), 'utf8')));
-    demo = await startDemoOnFreePorts();
-    ({ mesh, dir, workloads: moved } = demo);
+    // The demo as `npm start` runs it: no metrics or debug ports.
+    demo = await startTestDemoMesh({ metricsPort: undefined, debugPort: undefined });
+    ({ mesh, workloads: moved } = demo);
+    dir = dirname(demo.configDir);
   });
 
   after(async () => {

@@ -2,7 +2,9 @@
 // fields, types, enums and ranges of Istio's v1 schemas): one document per field, with a value of the
 // field's type, must never meet "unknown field"; every enum value must be accepted; a negative value
 // in an unsigned field and a value past a tight maximum (percentages, status codes) must be refused
-// at that field, and the bounds themselves accepted. A field Istio adds shows up here first.
+// at that field, and the bounds themselves accepted; a value of another type, a duration under 1ms,
+// and anything past the schema's structural limits (required keys, oneOf, lengths, item and entry
+// counts) must be refused at that field. A field Istio adds shows up here first.
 // Beside it, the valid and invalid documents of each kind written from Istio's webhook rules.
 
 import { describe, it } from 'node:test';
@@ -56,8 +58,35 @@ describe('every field of the Istio kinds meshgate reads', () => {
       }
       assert.deepEqual(wrong, []);
     });
+
+    it(`${kind}: a value of another type, and every structural limit of the schema, is refused at the field`, () => {
+      const wrong: string[] = [];
+      for (const f of fields) {
+        const at = fieldName(f.path);
+        const refused = (leaf: unknown, exact = false) => problems(f, leaf).some((p) => p.severity === 'error' && (p.field === at || (!exact && (p.field.startsWith(`${at}.`) || p.field.startsWith(`${at}[`)))));
+        const child = (key: string) => FIELDS.find((g) => g.kind === kind && g.path.join('.') === [...f.path, key].join('.'));
+        const otherType = OTHER_TYPE[f.type];
+        if (otherType !== undefined && !refused(otherType)) wrong.push(`${at} (${f.type}) accepts ${JSON.stringify(otherType)}`);
+        if (f.duration && !refused('0.5ms')) wrong.push(`${at} accepts 0.5ms (a duration of at least 1ms)`);
+        if (f.minLength === 1 && !refused('')) wrong.push(`${at} accepts "" (minLength 1)`);
+        if (f.maxLength !== undefined && !refused('a'.repeat(f.maxLength + 1))) wrong.push(`${at} accepts ${f.maxLength + 1} characters (maxLength ${f.maxLength})`);
+        if (f.minItems === 1 && !refused([], true)) wrong.push(`${at} accepts [] (minItems 1)`);
+        const item = child('-');
+        if (f.maxItems !== undefined && !refused(Array.from({ length: f.maxItems + 1 }, (_, i) => (item?.type === 'string' ? `a${i}.example.com` : sample(item!))), true)) wrong.push(`${at} accepts ${f.maxItems + 1} items (maxItems ${f.maxItems})`);
+        if (f.maxProperties !== undefined && !refused(Object.fromEntries(Array.from({ length: f.maxProperties + 1 }, (_, i) => [`k${i}`, '1'])), true)) wrong.push(`${at} accepts ${f.maxProperties + 1} entries (maxProperties ${f.maxProperties})`);
+        if (f.required && !refused({})) wrong.push(`${at} accepts {} (requires ${f.required.join(', ')})`);
+        if (f.oneOf) {
+          const both = Object.fromEntries(f.oneOf.slice(0, 2).map((k) => [k, sample(child(k)!)]));
+          if (!refused(both)) wrong.push(`${at} accepts ${JSON.stringify(both)} (only one of ${f.oneOf.join(', ')})`);
+        }
+      }
+      assert.deepEqual(wrong, []);
+    });
   }
 });
+
+/** A value of another type than the schema's, for each type (int-or-string takes both). */
+const OTHER_TYPE: Readonly<Record<string, unknown>> = { string: { a: 1 }, integer: 'abc', number: 'abc', boolean: 'abc', object: 'abc', array: 'abc' };
 
 // ------------------------------------------------------------------ valid and invalid documents
 

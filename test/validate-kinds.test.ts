@@ -29,6 +29,10 @@ const KINDS: ReadonlyArray<readonly [apiVersion: string, kind: string]> = [
   ['gateway.networking.k8s.io/v1alpha2', 'TLSRoute'],
   ['gateway.networking.k8s.io/v1alpha2', 'TCPRoute'],
   ['gateway.networking.k8s.io/v1beta1', 'ReferenceGrant'],
+  // The standard channel serves these at v1 too, with the same schema.
+  ['gateway.networking.k8s.io/v1', 'TLSRoute'],
+  ['gateway.networking.k8s.io/v1', 'TCPRoute'],
+  ['gateway.networking.k8s.io/v1', 'ReferenceGrant'],
   ['v1', 'Service'],
   ['v1', 'Endpoints'],
   ['v1', 'ConfigMap'],

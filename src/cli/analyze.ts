@@ -8,6 +8,7 @@ import { pino } from 'pino';
 import { stringify } from 'yaml';
 import { analyze, asSchemaFindings, atLeast, isSuppressed, parseSuppression, type Suppression } from '../core/analyze/run.js';
 import { emptyConfigFindings } from '../core/analyze/empty-config.js';
+import { gatewayApiStatusFindings } from '../core/analyze/gateway-api-status.js';
 import { configFileNames, loadConfigDir, type LoadResult } from '../core/config/load.js';
 import { formatProblem, type Problem, type Severity } from '../core/config/problem.js';
 import { validateAll } from '../core/config/validate.js';
@@ -15,6 +16,7 @@ import { kubeSource, readableConfigDir, sourceChoice } from './config-source.js'
 import { PACKAGED_CONFIG } from './default-config.js';
 import { UsageError } from './main.js';
 import { parse, gatewayLabels } from './options.js';
+import { plural } from './plural.js';
 
 export const ANALYZE_HELP = `usage: meshgate analyze [DIR] [options]
 
@@ -98,7 +100,7 @@ export async function runAnalyze(argv: string[]): Promise<number> {
   const certsDir = values.certs;
   const secrets = new Set(loaded.resources.filter((r) => r.kind === 'Secret').map((r) => `${r.metadata.namespace}/${r.metadata.name}`));
   const credentialExists = kube ? (ns: string, name: string) => secrets.has(`${ns}/${name}`) : certsDir !== undefined ? (ns: string, name: string) => secrets.has(`${ns}/${name}`) || existsSync(join(certsDir, name)) : undefined;
-  const findings = analyze(valid, { gatewayLabels: [gatewayLabels(values.labels)], ...(credentialExists ? { credentialExists } : {}) });
+  const findings = [...analyze(valid, { gatewayLabels: [gatewayLabels(values.labels)], ...(credentialExists ? { credentialExists } : {}) }), ...gatewayApiStatusFindings(valid)];
   const all = [...asSchemaFindings([...loaded.problems, ...validation]), ...missing, ...findings]
     .filter((p) => !isSuppressed(p, suppressions))
     .sort((a, b) => (a.file === b.file ? a.line - b.line : a.file < b.file ? -1 : 1));
@@ -110,7 +112,7 @@ export async function runAnalyze(argv: string[]): Promise<number> {
   else {
     for (const p of shown) console.log(formatProblem(p));
     const count = (s: Severity) => all.filter((p) => p.severity === s).length;
-    console.log(`${loaded.resources.length} resources analyzed: ${count('error')} errors, ${count('warning')} warnings, ${count('info')} info`);
+    console.log(`${plural(loaded.resources.length, 'resource')} analyzed: ${plural(count('error'), 'error')}, ${plural(count('warning'), 'warning')}, ${count('info')} info`);
   }
   return all.some((p) => atLeast(p, failAt)) ? 1 : 0;
 }

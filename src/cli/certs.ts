@@ -7,6 +7,7 @@
 // can gate a deploy.
 
 import { join } from 'node:path';
+import { plural } from './plural.js';
 import { formatPath, formatProblem, type Problem } from '../core/config/problem.js';
 import type { ServerConfig } from '../core/routing/types.js';
 import { parseCertificates, sansCover } from '../core/tls/credential-check.js';
@@ -235,8 +236,4 @@ function describeCertificate(c: ServerCredential, now: Date, mutual: boolean): s
 function caSubjects(pem: string): string {
   const parsed = parseCertificates(pem, 'CA bundle');
   return parsed.ok ? parsed.certs.map((c) => c.subject.split('\n').join(', ')).join('; ') : 'unreadable';
-}
-
-function plural(n: number, word: string): string {
-  return `${n} ${word}${n === 1 ? '' : 's'}`;
 }

@@ -72,14 +72,20 @@ export function readableConfigDir(dir: string): string {
 
 export async function kubeSource(choice: { readonly kubeconfig: string | undefined; readonly namespaces: string[] }, log: Logger): Promise<ConfigSource> {
   // Loaded only here: the Kubernetes client is large, and every other command can do without it.
-  const { KubeSource, loadKubeConfig } = await import('../core/sources/kube-source.js');
-  let kubeconfig;
+  const { KubeSource } = await import('../core/sources/kube-source.js');
+  return new KubeSource({ kubeconfig: await usableKubeConfig(choice), namespaces: choice.namespaces, logger: log.child({ source: 'kubernetes' }) });
+}
+
+/** The kubeconfig `--config-source kubernetes` reads, or the one-line reason it cannot be loaded (checked before anything starts). */
+export async function usableKubeConfig(choice: { readonly kubeconfig: string | undefined }) {
+  const { loadKubeConfig } = await import('../core/sources/kube-source.js');
   try {
-    kubeconfig = loadKubeConfig(choice.kubeconfig);
+    return loadKubeConfig(choice.kubeconfig);
   } catch (err) {
-    throw new UsageError(`--kubeconfig: cannot load ${choice.kubeconfig ?? 'the default kubeconfig'}: ${(err as Error).message}`);
+    const message = (err as Error).message;
+    // Not a mistyped command line but a missing or broken file: a startup failure (exit 1).
+    throw new CommandError(choice.kubeconfig === undefined ? message : `--kubeconfig: cannot load ${choice.kubeconfig}: ${message}`);
   }
-  return new KubeSource({ kubeconfig, namespaces: choice.namespaces, logger: log.child({ source: 'kubernetes' }) });
 }
 
 /** The Secrets of the gateway's own namespace, where `credentialName` points in cluster mode. */

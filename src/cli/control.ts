@@ -11,7 +11,7 @@ import { FileTokenAuthenticator, type Authenticator } from '../control/token-aut
 import { TokenReviewAuthenticator } from '../control/token-review.js';
 import { loadOrCreateCaSecrets } from '../control/ca-secrets.js';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { kubeSource, readableConfigDir, sourceChoice } from './config-source.js';
+import { kubeSource, readableConfigDir, sourceChoice, usableKubeConfig } from './config-source.js';
 import { parse, parseMetricsPort, parsePort } from './options.js';
 import { stopRequested } from '../core/runtime/stop-signals.js';
 import { UsageError } from './main.js';
@@ -103,14 +103,7 @@ export async function runControlCommand(argv: string[]): Promise<number> {
   const log = createLogger('meshgate-control');
   const stop = stopRequested({ log });
   let kubeconfig: KubeConfig | undefined;
-  if (cluster) {
-    const { loadKubeConfig } = await import('../core/sources/kube-source.js');
-    try {
-      kubeconfig = loadKubeConfig(choice.kubeconfig);
-    } catch (err) {
-      throw new UsageError(`--kubeconfig: cannot load ${choice.kubeconfig ?? 'the default kubeconfig'}: ${(err as Error).message}`);
-    }
-  }
+  if (cluster) kubeconfig = await usableKubeConfig(choice);
   const caWhere = kubeconfig && values['ca-dir'] === undefined ? `namespace ${namespace}` : caDir;
   const authority = kubeconfig && values['ca-dir'] === undefined ? await loadOrCreateCaSecrets(kubeconfig, namespace, { ...trust, logger: log.child({ component: 'ca' }) }) : loadOrCreateAuthority(caDir, trust);
   if (!authority.ok) {

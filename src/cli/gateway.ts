@@ -2,7 +2,6 @@
 // Kubernetes API.
 
 import { createLogger } from '../core/telemetry/logger.js';
-import { readFileSync } from 'node:fs';
 import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import { endWorkerThatCouldNotStart, sharedChallenges, superviseWorkers, workerIndex, workerTotal } from '../gateway/workers.js';
@@ -13,9 +12,9 @@ import { connectToMesh } from '../core/sources/mesh-connection.js';
 import { proxyIdOf } from '../core/sources/control-plane-source.js';
 import { startGateway } from '../gateway/main.js';
 import { DEFAULT_METRICS_PORT, serveClusterMetrics } from '../core/telemetry/metrics-server.js';
-import { parse, parseLocality, parseMetricsPort, parsePort, parsePorts, parseRedisUrl, parseTrustedProxies, gatewayLabels } from './options.js';
+import { parse, parseLocality, parseMetricsPort, parsePort, parsePorts, parseRedisUrl, parseTrustedProxies, gatewayLabels, readFlagFile, readableFlagFile } from './options.js';
 import { UsageError } from './main.js';
-import { gatewayApiStatusWriter, kubeSecrets, kubeSource, readableConfigDir, sourceChoice } from './config-source.js';
+import { gatewayApiStatusWriter, kubeSecrets, kubeSource, readableConfigDir, sourceChoice, usableKubeConfig } from './config-source.js';
 import { LIMIT_FLAGS, LIMIT_HELP, parseLimitFlags } from './limit-options.js';
 import { stopRequested } from '../core/runtime/stop-signals.js';
 import { DRAIN_FLAGS, DRAIN_HELP, armStop, parseDrainFlags } from './drain-options.js';
@@ -134,7 +133,7 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
     listenHost: values['listen-host'] ?? '0.0.0.0',
     accessLog: values['access-log'] ?? 'stdout',
     certsDir: values.certs ?? 'certs',
-    ...(values['acme-ca'] ? { acmeCa: readFileSync(values['acme-ca'], 'utf8') } : {}),
+    ...(values['acme-ca'] ? { acmeCa: readFlagFile(values['acme-ca'], '--acme-ca') } : {}),
     ...(values.redis !== undefined ? { redisUrl: parseRedisUrl(values.redis) } : {}),
     trustedProxies,
     limits,
@@ -151,6 +150,11 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
   if (!Number.isInteger(workers) || workers < 1) throw new UsageError(`--workers: '${values.workers}' is not a number of processes`);
   // Checked in the primary, once the options are known good: workers would each die on it.
   if ('dir' in choice) readableConfigDir(choice.dir);
+  else if ('kubeconfig' in choice) await usableKubeConfig(choice);
+  else {
+    readableFlagFile(choice.control.tokenFile, '--token');
+    readableFlagFile(choice.control.rootCertFile, '--root-cert');
+  }
   if (workers > 1 && cluster.isPrimary) {
     const log = createLogger('meshgate-gateway');
     // The workers count; the primary answers the scrape with their sum.

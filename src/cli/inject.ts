@@ -1,11 +1,10 @@
 // `meshgate inject -f FILE`: the sidecar injection of the cluster's webhook, offline, like
 // `istioctl kube-inject`: prints the manifest with every pod template injected.
 
-import { readFileSync } from 'node:fs';
 import { kubeInject } from '../core/inject/workloads.js';
 import { DEFAULT_INJECT_IMAGE, DEFAULT_CONTROL_ADDRESS } from '../core/inject/defaults.js';
-import { parse } from './options.js';
-import { CommandError, UsageError } from './main.js';
+import { parse, readFlagFile } from './options.js';
+import { UsageError } from './main.js';
 
 export const INJECT_HELP = `usage: meshgate inject -f FILE [options]
 
@@ -36,12 +35,7 @@ export async function runInjectCommand(argv: string[]): Promise<number> {
     return 0;
   }
   if (!values.filename) throw new UsageError('-f FILE is required');
-  let text: string;
-  try {
-    text = readFileSync(values.filename === '-' ? 0 : values.filename, 'utf8');
-  } catch (err) {
-    throw new CommandError(`cannot read ${values.filename}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
+  const text = readFlagFile(values.filename === '-' ? 0 : values.filename, '-f');
   const controlAddress = values['control-address'] ?? DEFAULT_CONTROL_ADDRESS;
   if (!/^https:\/\//.test(controlAddress)) throw new UsageError(`--control-address: '${controlAddress}' must be an https:// URL`);
   const result = kubeInject(

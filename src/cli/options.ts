@@ -1,8 +1,27 @@
 // Parsing helpers shared by the commands: `--ports 80=8080,443=8443`, `--labels a=b,c=d`, `--locality r/z/s`,
-// `--trusted-proxies N`, `--redis URL`.
+// `--trusted-proxies N`, `--redis URL`, and the files flags name.
 
+import { accessSync, constants, readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { UsageError } from './main.js';
+import { CommandError, UsageError } from './main.js';
+
+/** The text of a file a flag names (0: stdin), or one line that names the flag, the file and why not. */
+export function readFlagFile(path: string | 0, flag: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new CommandError(`${flag}: cannot read ${path === 0 ? 'stdin' : path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}
+
+/** Checks, before anything starts, that a file read later (a token, a root certificate) is there and readable. */
+export function readableFlagFile(path: string, flag: string): void {
+  try {
+    accessSync(path, constants.R_OK);
+  } catch (err) {
+    throw new CommandError(`${flag}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}
 
 export function parse<T extends NonNullable<ParseArgsConfig['options']>>(argv: string[], options: T, allowPositionals = false) {
   try {

@@ -8,7 +8,7 @@ import { connectToMesh } from '../core/sources/mesh-connection.js';
 import { proxyIdOf } from '../core/sources/control-plane-source.js';
 import { startSidecar } from '../sidecar/main.js';
 import { DEFAULT_ROOT_CERT } from './config-source.js';
-import { parse, parseLabels, parseLocality, parseMetricsPort, parsePort, parseRedisUrl, parseTrustedProxies } from './options.js';
+import { parse, parseLabels, parseLocality, parseMetricsPort, parsePort, parseRedisUrl, parseTrustedProxies, readableFlagFile } from './options.js';
 import { UsageError } from './main.js';
 import { LIMIT_FLAGS, LIMIT_HELP, parseLimitFlags } from './limit-options.js';
 import { stopRequested } from '../core/runtime/stop-signals.js';
@@ -111,6 +111,9 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
     ...(values.locality !== undefined ? { locality: parseLocality(values.locality) } : {}),
     ...(values.redis !== undefined ? { redisUrl: parseRedisUrl(values.redis) } : {}),
   };
+
+  readableFlagFile(values.token!, '--token');
+  readableFlagFile(values['root-cert'] ?? DEFAULT_ROOT_CERT, '--root-cert');
 
   const log = createLogger('meshgate-sidecar', { base: { workload: `${values.workload}.${namespace}` } });
   // Listening from the start: a signal during startup waits for it, then drains.

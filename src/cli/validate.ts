@@ -2,6 +2,7 @@
 // is an error, 0 with warnings only.
 
 import { formatProblem } from '../core/config/problem.js';
+import { plural } from './plural.js';
 import { parse, gatewayLabels } from './options.js';
 import { offlineSnapshot } from './offline-snapshot.js';
 import { UsageError } from './main.js';
@@ -26,7 +27,7 @@ export async function runValidate(argv: string[]): Promise<number> {
   for (const p of problems) console.log(formatProblem(p));
   const errors = problems.filter((p) => p.severity === 'error').length;
   const warnings = problems.length - errors;
-  console.log(`${snapshot.resources.length} resources valid, ${errors} error${errors === 1 ? '' : 's'}, ${warnings} warning${warnings === 1 ? '' : 's'}`);
+  console.log(`${plural(snapshot.resources.length, 'resource')} valid, ${plural(errors, 'error')}, ${plural(warnings, 'warning')}`);
   console.log(`references between resources are not checked here; run: meshgate analyze ${dir}`);
   return errors > 0 ? 1 : 0;
 }

@@ -18,6 +18,15 @@ export interface Field {
   readonly min?: number;
   readonly max?: number;
   readonly duration: boolean;
+  /** Keys an object must have, and keys of which at most one may be set (the schema's oneOf). */
+  readonly required?: readonly string[];
+  readonly oneOf?: readonly string[];
+  /** Lengths of a string, items of a list, entries of a map, as the schema bounds them. */
+  readonly minLength?: number;
+  readonly maxLength?: number;
+  readonly minItems?: number;
+  readonly maxItems?: number;
+  readonly maxProperties?: number;
 }
 
 export function readFields(): Field[] {
@@ -33,10 +42,9 @@ export function readFields(): Field[] {
     }
     const [path = '', type = '', ...extra] = line.trim().split(' ');
     const opt = (k: string) => extra.find((e) => e.startsWith(`${k}=`))?.slice(k.length + 1);
-    const enumValues = opt('enum')?.split(',');
-    const min = opt('min');
-    const max = opt('max');
-    out.push({ kind, apiVersion, path: path.split('.'), type, duration: extra.includes('duration'), ...(enumValues ? { enumValues } : {}), ...(min !== undefined ? { min: Number(min) } : {}), ...(max !== undefined ? { max: Number(max) } : {}) });
+    const lists = Object.fromEntries((['enum', 'required', 'oneOf'] as const).flatMap((k) => (opt(k) ? [[k === 'enum' ? 'enumValues' : k, opt(k)!.split(',')]] : [])));
+    const numbers = Object.fromEntries((['min', 'max', 'minLength', 'maxLength', 'minItems', 'maxItems', 'maxProperties'] as const).flatMap((k) => (opt(k) !== undefined ? [[k, Number(opt(k))]] : [])));
+    out.push({ kind, apiVersion, path: path.split('.'), type, duration: extra.includes('duration'), ...lists, ...numbers });
   }
   return out;
 }

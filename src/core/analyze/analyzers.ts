@@ -20,6 +20,8 @@ import { portSelectorRequired } from './port-selector-required.js';
 import { referencedResourceNotFound } from './referenced-resource-not-found.js';
 import { serverCertificateVerification } from './server-certificate-verification.js';
 import { serviceEntryAddresses } from './service-entry-addresses.js';
+import { sidecarSelectors } from './sidecar-selectors.js';
+import { jwtServicePorts } from './jwt-service-ports.js';
 import { telemetryProviders } from './telemetry-providers.js';
 import { unreachableRules } from './unreachable-rules.js';
 
@@ -44,5 +46,7 @@ export const ANALYZERS: readonly Analyzer[] = [
   { name: 'gateway-port-on-service', run: gatewayPortOnService },
   { name: 'port-naming', run: portNaming },
   { name: 'jwt-claim-routing', run: jwtClaimRouting },
+  { name: 'jwt-service-ports', run: jwtServicePorts },
+  { name: 'sidecar-selectors', run: sidecarSelectors },
   { name: 'ext-authz-providers', run: extAuthzProviders },
 ];

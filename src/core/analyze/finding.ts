@@ -17,7 +17,10 @@ export const MESSAGES = {
   SchemaValidationError: { code: 'IST0106', name: 'SchemaValidationError', severity: 'error' },
   ConflictingMeshGatewayVirtualServiceHosts: { code: 'IST0109', name: 'ConflictingMeshGatewayVirtualServiceHosts', severity: 'error' },
   PortNameIsNotUnderNamingConvention: { code: 'IST0118', name: 'PortNameIsNotUnderNamingConvention', severity: 'info' },
+  ConflictingSidecarWorkloadSelectors: { code: 'IST0110', name: 'ConflictingSidecarWorkloadSelectors', severity: 'error' },
+  MultipleSidecarsWithoutWorkloadSelectors: { code: 'IST0111', name: 'MultipleSidecarsWithoutWorkloadSelectors', severity: 'error' },
   VirtualServiceDestinationPortSelectorRequired: { code: 'IST0112', name: 'VirtualServiceDestinationPortSelectorRequired', severity: 'error' },
+  JwtFailureDueToInvalidServicePortPrefix: { code: 'IST0119', name: 'JwtFailureDueToInvalidServicePortPrefix', severity: 'warning' },
   NoMatchingWorkloadsFound: { code: 'IST0127', name: 'NoMatchingWorkloadsFound', severity: 'warning' },
   NoServerCertificateVerificationDestinationLevel: { code: 'IST0128', name: 'NoServerCertificateVerificationDestinationLevel', severity: 'warning' },
   NoServerCertificateVerificationPortLevel: { code: 'IST0129', name: 'NoServerCertificateVerificationPortLevel', severity: 'warning' },
@@ -38,6 +41,7 @@ export const MESSAGES = {
   EmptyConfigFile: { code: 'MG0003', name: 'EmptyConfigFile', severity: 'warning' },
   NoRoutes: { code: 'MG0004', name: 'NoRoutes', severity: 'warning' },
   InvalidExtAuthzProvider: { code: 'MG0005', name: 'InvalidExtAuthzProvider', severity: 'error' },
+  GatewayApiCondition: { code: 'MG0006', name: 'GatewayApiCondition', severity: 'warning' },
 } as const satisfies Record<string, MessageType>;
 
 /** A finding on one field of one resource; `fix` says what to do, in a sentence. */

@@ -4,7 +4,8 @@
 // ReferenceNotPermitted for a backendRef into another namespace that no ReferenceGrant there allows
 // (the route answers 500 for it). Backends are judged by resolveBackend(), the very code that
 // translates routes, so analyze and traffic cannot disagree. A parentRef to a Service (mesh routes)
-// is IST0101 when the Service, or the port it names, does not exist.
+// is IST0101 when the Service, or the port it names, does not exist; so is a listener's certificateRef
+// to a Secret that does not exist, as for an Istio Gateway's credentialName.
 
 import type { Problem } from '../config/problem.js';
 import { GATEWAY_API_GROUP, K8S_GATEWAY_KIND, ROUTE_KINDS, type BackendRef, type HTTPRouteFilter, type K8sGatewaySpec, type ParentReference, type ReferenceGrantSpec, type RouteKind } from '../model/gateway-api.js';
@@ -25,6 +26,7 @@ export function gatewayApiReferences(ctx: AnalysisContext): Problem[] {
   const gateways = new Map<string, Resource<K8sGatewaySpec>>();
   for (const r of ctx.resources) if (r.kind === K8S_GATEWAY_KIND) gateways.set(`${r.metadata.namespace}/${r.metadata.name}`, r as Resource<K8sGatewaySpec>);
   const grants = new ReferenceGrants(ctx.resources.filter((r) => r.kind === 'ReferenceGrant') as Resource<ReferenceGrantSpec>[]);
+  for (const gw of gateways.values()) certificateRefs(ctx, gw, out);
   for (const r of ctx.resources) {
     if (!(ROUTE_KINDS as readonly string[]).includes(r.kind)) continue;
     const route = r as Resource<AnyRoute>;
@@ -62,6 +64,20 @@ export function gatewayApiReferences(ctx: AnalysisContext): Problem[] {
     });
   }
   return out;
+}
+
+/** A listener's `certificateRefs` to a Secret that does not exist (when that can be known: a cluster, or `--certs DIR`). */
+function certificateRefs(ctx: AnalysisContext, gw: Resource<K8sGatewaySpec>, out: Problem[]): void {
+  const exists = ctx.options.credentialExists;
+  if (!exists) return;
+  (gw.spec.listeners ?? []).forEach((l, i) => {
+    (l?.tls?.certificateRefs ?? []).forEach((ref, j) => {
+      if (!ref || typeof ref.name !== 'string' || (ref.group ?? '') !== '' || (ref.kind ?? 'Secret') !== 'Secret') return;
+      const ns = ref.namespace ?? gw.metadata.namespace;
+      if (exists(ns, ref.name)) return;
+      out.push(finding(MESSAGES.ReferencedResourceNotFound, gw, ['spec', 'listeners', i, 'tls', 'certificateRefs', j, 'name'], `referenced Secret not found: "${ns}/${ref.name}"`, `create the Secret (kubectl create secret tls ...) or the folder certs/${ref.name}/ with tls.crt and tls.key; until then listener ${l.name} cannot complete a handshake`));
+    });
+  });
 }
 
 /** A `group: "", kind: Service` parentRef: the Service and its port must exist for sidecars to apply the route. */

@@ -6,11 +6,11 @@
 // Telemetries of one namespace that both apply to the same workloads, where which one wins is undefined.
 
 import type { Problem } from '../config/problem.js';
-import type { Resource } from '../model/resource.js';
-import { selectorMatches } from '../registry/labels.js';
+import type { Labels } from '../model/istio.js';
 import { meshConfigOf } from '../telemetry/telemetry-policy.js';
 import type { AnalysisContext } from './context.js';
 import { finding, MESSAGES } from './finding.js';
+import { selectorConflicts } from './selector-conflicts.js';
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -51,30 +51,13 @@ export function telemetryProviders(ctx: AnalysisContext): Problem[] {
     }
   }
   // Conflicts, per namespace.
-  const byNamespace = new Map<string, Resource[]>();
-  for (const t of telemetries) byNamespace.set(t.metadata.namespace, [...(byNamespace.get(t.metadata.namespace) ?? []), t]);
-  for (const [ns, list_] of byNamespace) {
-    const selectorOf = (t: Resource): Record<string, string> | undefined => {
-      const s = isObj(t.spec) && isObj(t.spec['selector']) && isObj(t.spec['selector']['matchLabels']) ? (t.spec['selector']['matchLabels'] as Record<string, string>) : undefined;
-      return s && Object.keys(s).length > 0 ? s : undefined;
-    };
-    const targeted = (t: Resource): boolean => isObj(t.spec) && (t.spec['targetRef'] !== undefined || t.spec['targetRefs'] !== undefined);
-    const unselected = list_.filter((t) => !selectorOf(t) && !targeted(t));
-    if (unselected.length > 1) {
-      const shown = unselected.map((t) => t.metadata.name).join(', ');
-      for (const t of unselected) out.push(finding(MESSAGES.MultipleTelemetriesWithoutWorkloadSelectors, t, ['metadata', 'name'], `the Telemetries ${shown} in namespace ${ns} have no workload selector; which one applies is undefined`, 'merge them into one, or give all but one a selector'));
-    }
-    const selected = list_.filter((t) => selectorOf(t));
-    for (const w of ctx.workloads) {
-      if (w.namespace !== ns) continue;
-      const matching = selected.filter((t) => selectorMatches(selectorOf(t)!, w.labels));
-      if (matching.length < 2) continue;
-      const shown = matching.map((t) => t.metadata.name).join(', ');
-      const label = Object.entries(w.labels).map(([k, v]) => `${k}=${v}`).join(',');
-      for (const t of matching) out.push(finding(MESSAGES.ConflictingTelemetryWorkloadSelectors, t, ['spec', 'selector'], `the Telemetries ${shown} in namespace ${ns} select the same workload (${label}); which one applies is undefined`, 'make the selectors disjoint, or merge the Telemetries'));
-      // One report per conflicting set is enough.
-      selected.splice(0, selected.length, ...selected.filter((t) => !matching.includes(t)));
-    }
-  }
+  out.push(...selectorConflicts(ctx, telemetries, {
+    plural: 'Telemetries',
+    selector: (t) => (isObj(t.spec) && isObj(t.spec['selector']) && isObj(t.spec['selector']['matchLabels']) ? (t.spec['selector']['matchLabels'] as Labels) : undefined),
+    selectorPath: ['spec', 'selector'],
+    skip: (t) => isObj(t.spec) && (t.spec['targetRef'] !== undefined || t.spec['targetRefs'] !== undefined),
+    withoutSelectors: MESSAGES.MultipleTelemetriesWithoutWorkloadSelectors,
+    conflictingSelectors: MESSAGES.ConflictingTelemetryWorkloadSelectors,
+  }));
   return out;
 }

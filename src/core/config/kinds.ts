@@ -26,14 +26,15 @@ const KINDS: Readonly<Record<string, { readonly group: string; readonly versions
   Certificate: { group: 'cert-manager.io', versions: ['v1'] },
   // meshgate's own: what Istio only offers through an EnvoyFilter and an external service.
   RateLimitPolicy: { group: 'meshgate.io', versions: ['v1'] },
-  // The Kubernetes Gateway API (standard channel, and TLSRoute/TCPRoute of the experimental one).
+  // The Kubernetes Gateway API (standard channel; TLSRoute, TCPRoute and ReferenceGrant also at their
+  // older versions, whose schemas are the same).
   GatewayClass: { group: 'gateway.networking.k8s.io', versions: ['v1', 'v1beta1'] },
   KubernetesGateway: { group: 'gateway.networking.k8s.io', versions: ['v1', 'v1beta1'] },
   HTTPRoute: { group: 'gateway.networking.k8s.io', versions: ['v1', 'v1beta1'] },
   GRPCRoute: { group: 'gateway.networking.k8s.io', versions: ['v1'] },
-  TLSRoute: { group: 'gateway.networking.k8s.io', versions: ['v1alpha2', 'v1alpha3'] },
-  TCPRoute: { group: 'gateway.networking.k8s.io', versions: ['v1alpha2'] },
-  ReferenceGrant: { group: 'gateway.networking.k8s.io', versions: ['v1beta1', 'v1alpha2'] },
+  TLSRoute: { group: 'gateway.networking.k8s.io', versions: ['v1', 'v1alpha2', 'v1alpha3'] },
+  TCPRoute: { group: 'gateway.networking.k8s.io', versions: ['v1', 'v1alpha2'] },
+  ReferenceGrant: { group: 'gateway.networking.k8s.io', versions: ['v1', 'v1beta1', 'v1alpha2'] },
   // Namespace labels decide a listener's allowedRoutes selector.
   Namespace: { group: '', versions: ['v1'] },
 };

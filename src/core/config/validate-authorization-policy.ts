@@ -10,7 +10,7 @@ import {
   isPathTemplate, parseConditionKey, parsePortText, pathTemplateProblem, serviceAccountProblem, wildcardProblem, type ConditionAttribute,
 } from '../policy/authz-match.js';
 import { closest } from './suggest.js';
-import { Checker, asEnum, asObj, asString, checkWorkloadSelector, eachObj, isIpOrCidr, isSet, stringList, type Obj } from './validate-common.js';
+import { Checker, asEnum, asObj, asString, checkSize, checkWorkloadSelector, eachObj, isIpOrCidr, isSet, stringList, type Obj } from './validate-common.js';
 
 const ACTIONS = ['ALLOW', 'DENY', 'AUDIT', 'CUSTOM'] as const;
 type Action = (typeof ACTIONS)[number];
@@ -61,6 +61,7 @@ export function validateAuthorizationPolicy(c: Checker, spec: Obj): void {
   }
   if (action === 'DENY' && !hasRules) c.error(['spec', 'rules'], 'DENY without rules never triggers; add an empty rule {} to deny every request');
 
+  checkSize(c, spec.rules, ['spec', 'rules'], { max: 512 });
   eachObj(c, spec.rules, ['spec', 'rules'], (rule, at) => checkRule(c, rule, at, action ?? 'ALLOW'));
 }
 
@@ -77,6 +78,7 @@ export function checkPolicyScope(c: Checker, spec: Obj): void {
   for (const extra of set.slice(1)) c.error(['spec', extra], `cannot be set together with ${set[0]}; use only one of selector, targetRef, targetRefs`);
   const target = asObj(c, spec.targetRef, ['spec', 'targetRef']);
   if (target) checkTargetRef(c, target, ['spec', 'targetRef']);
+  checkSize(c, spec.targetRefs, ['spec', 'targetRefs'], { max: 16 });
   eachObj(c, spec.targetRefs, ['spec', 'targetRefs'], (ref, at) => checkTargetRef(c, ref, at));
   if (set.includes('targetRef') || set.includes('targetRefs')) {
     const field = set.includes('targetRefs') ? 'targetRefs' : 'targetRef';
@@ -90,6 +92,9 @@ function checkTargetRef(c: Checker, ref: Obj, at: FieldPath): void {
   const kind = asString(c, ref.kind, [...at, 'kind']);
   const name = asString(c, ref.name, [...at, 'name']);
   if (!name) c.error([...at, 'name'], 'targetRef name is required');
+  // Istio's schema: a DNS subdomain's 253 characters for the group and the name.
+  checkSize(c, group, [...at, 'group'], { max: 253 });
+  checkSize(c, name, [...at, 'name'], { max: 253 });
   if (asString(c, ref.namespace, [...at, 'namespace'])) c.error([...at, 'namespace'], 'must not be set: a policy can only target resources in its own namespace');
   if (!kind) c.error([...at, 'kind'], 'targetRef kind is required');
   else if (TARGET_KINDS[kind] !== (group === '' ? 'core' : group)) {
@@ -101,6 +106,7 @@ function checkTargetRef(c: Checker, ref: Obj, at: FieldPath): void {
 function checkRule(c: Checker, rule: Obj, at: FieldPath, action: Action): void {
   strictFields(c, rule, at, ['from', 'to', 'when']);
   if (Array.isArray(rule.from) && rule.from.length === 0) c.error([...at, 'from'], 'must not be empty; leave from out to match any source');
+  checkSize(c, rule.from, [...at, 'from'], { max: 512 });
   if (Array.isArray(rule.to) && rule.to.length === 0) c.error([...at, 'to'], 'must not be empty; leave to out to match any operation');
   const sources: Obj[] = [];
   const operations: Obj[] = [];

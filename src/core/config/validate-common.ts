@@ -132,6 +132,18 @@ export function atMostOne(c: Checker, o: Obj, path: FieldPath, fields: readonly 
   return set[0];
 }
 
+/**
+ * The size limits of Istio's CRD schema (minItems/maxItems, maxProperties, maxLength): the API server
+ * refuses a resource past them, so meshgate does too, at the field. Counts list items, map entries or
+ * characters, whichever `v` is; anything else is left to the type check.
+ */
+export function checkSize(c: Checker, v: unknown, path: FieldPath, limits: { readonly min?: number; readonly max: number }): void {
+  const [n, unit] = Array.isArray(v) ? [v.length, 'items'] : isObj(v) ? [Object.keys(v).length, 'entries'] : typeof v === 'string' ? [v.length, 'characters'] : [undefined, ''];
+  if (n === undefined) return;
+  if (limits.min !== undefined && n < limits.min) c.error(path, limits.min === 1 ? 'must not be empty; leave the field out instead' : `must have at least ${limits.min} ${unit}`);
+  else if (n > limits.max) c.error(path, `has ${n} ${unit}; Istio's schema allows at most ${limits.max}`);
+}
+
 export function describe(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'a list';
@@ -227,9 +239,10 @@ export function labelKeyProblem(key: string): string | undefined {
 }
 
 /** A Kubernetes-style label map (also used for selectors). */
-export function checkLabels(c: Checker, v: unknown, path: FieldPath): void {
+export function checkLabels(c: Checker, v: unknown, path: FieldPath, maxEntries?: number): void {
   const o = asObj(c, v, path);
   if (!o) return;
+  if (maxEntries !== undefined) checkSize(c, o, path, { max: maxEntries });
   for (const [key, value] of Object.entries(o)) {
     const at = [...path, key];
     const keyProblem = labelKeyProblem(key);
@@ -329,5 +342,6 @@ export function checkWorkloadSelector(c: Checker, v: unknown, path: FieldPath, f
     else c.warn(path, 'selector has no labels, so it selects every workload in the namespace');
     return;
   }
-  checkLabels(c, labels, [...path, field]);
+  // Istio's schema: 4096 entries in a security selector's matchLabels, 256 in a workload selector's labels.
+  checkLabels(c, labels, [...path, field], field === 'matchLabels' ? 4096 : 256);
 }

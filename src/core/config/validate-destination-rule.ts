@@ -4,7 +4,7 @@
 
 import type { FieldPath } from '../model/resource.js';
 import {
-  Checker, asBool, asEnum, asInt, asList, asNumber, asObj, asString, atMostOne, checkDuration, checkExportTo, checkLabels,
+  Checker, asBool, asEnum, asInt, asList, asNumber, asObj, asString, atMostOne, checkDuration, checkExportTo, checkLabels, checkSize,
   checkLocalityText, checkPort, checkWorkloadSelector, eachObj, hostProblem, isDnsLabel, isIpAddress, isSet, knownFields, stringList, type Obj,
 } from './validate-common.js';
 
@@ -82,6 +82,7 @@ function checkTrafficPolicy(c: Checker, v: unknown, at: FieldPath, topLevel: boo
     asInt(c, budget.minRetryConcurrency, [...at, 'retryBudget', 'minRetryConcurrency'], 0);
   }
   const ports = new Map<number, number>();
+  checkSize(c, p.portLevelSettings, [...at, 'portLevelSettings'], { max: 4096 });
   eachObj(c, p.portLevelSettings, [...at, 'portLevelSettings'], (pl, plAt, i) => {
     const port = asObj(c, pl.port, [...plAt, 'port']);
     if (!port || !isSet(port.number)) c.error([...plAt, 'port', 'number'], 'port.number is required: the service port this policy applies to');

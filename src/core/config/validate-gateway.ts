@@ -3,7 +3,7 @@
 
 import type { FieldPath } from '../model/resource.js';
 import {
-  Checker, asBool, asEnum, asObj, asString, checkLabels, checkPort, describe, eachObj, hostProblem,
+  Checker, asBool, asEnum, asObj, asString, checkLabels, checkPort, checkSize, describe, eachObj, hostProblem,
   isDnsLabel, isIpAddress, isSet, knownFields, stringList, type Obj,
 } from './validate-common.js';
 
@@ -49,6 +49,7 @@ function validateServer(c: Checker, server: Obj, at: FieldPath): string | undefi
   const bind = asString(c, server.bind, [...at, 'bind']);
   if (bind !== undefined && !bind.startsWith('unix://') && !isIpAddress(bind)) c.error([...at, 'bind'], `${JSON.stringify(bind)} is not an IP address or unix:// path`);
   asString(c, server.name, [...at, 'name']);
+  asString(c, server.defaultEndpoint, [...at, 'defaultEndpoint']);
 
   const port = validatePort(c, server.port, [...at, 'port'], bind?.startsWith('unix://') === true);
   const tls = asObj(c, server.tls, [...at, 'tls']);
@@ -142,6 +143,8 @@ export function validateServerTls(c: Checker, tls: Obj, at: FieldPath, onHttpSer
     for (const f of ['serverCertificate', 'privateKey', 'caCertificates']) asString(c, cert[f], [...certAt, f]);
     tlsCertificates.push({ cert, at: certAt });
   });
+  // Istio's schema: one or two of each (an RSA and an ECDSA certificate), refused past that.
+  for (const f of ['credentialNames', 'tlsCertificates']) checkSize(c, tls[f], [...at, f], { min: 1, max: 2 });
   validateProtocolVersions(c, tls, at);
   if (onHttpServer) return; // only httpsRedirect matters there, and the caller has checked the rest
 
@@ -167,8 +170,6 @@ export function validateServerTls(c: Checker, tls: Obj, at: FieldPath, onHttpSer
     tlsCertificates.length > 0 ? 'tlsCertificates' : undefined,
   ].filter((s): s is string => s !== undefined);
   if (sources.length > 1) c.error(at, `only one certificate source may be set, found ${sources.join(' and ')}`);
-  if (credentialNames.length > 2) c.warn([...at, 'credentialNames'], 'at most 2 credentials (one RSA, one ECDSA) are used');
-  if (tlsCertificates.length > 2) c.warn([...at, 'tlsCertificates'], 'at most 2 certificates (one RSA, one ECDSA) are used');
 
   const mutual = mode === 'MUTUAL' || mode === 'OPTIONAL_MUTUAL';
   const remote = has('credentialName') || credentialNames.length > 0;

@@ -6,7 +6,7 @@
 
 import type { FieldPath } from '../model/resource.js';
 import { checkPolicyScope, strictFields } from './validate-authorization-policy.js';
-import { Checker, asBool, asString, checkDuration, eachObj, isHeaderName, isSet, stringList, type Obj } from './validate-common.js';
+import { Checker, asBool, asString, checkDuration, checkSize, eachObj, isHeaderName, isSet, stringList, type Obj } from './validate-common.js';
 
 const RULE_FIELDS = [
   'issuer', 'audiences', 'jwksUri', 'jwks_uri', 'jwks', 'fromHeaders', 'fromParams', 'fromCookies',
@@ -17,6 +17,7 @@ export function validateRequestAuthentication(c: Checker, spec: Obj): void {
   strictFields(c, spec, ['spec'], ['selector', 'targetRef', 'targetRefs', 'jwtRules']);
   checkPolicyScope(c, spec);
   const issuers = new Map<string, FieldPath>();
+  checkSize(c, spec.jwtRules, ['spec', 'jwtRules'], { max: 4096 });
   eachObj(c, spec.jwtRules, ['spec', 'jwtRules'], (rule, at) => {
     const issuer = checkRule(c, rule, at);
     if (issuer === undefined) return;

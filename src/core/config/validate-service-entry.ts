@@ -3,7 +3,7 @@
 
 import type { FieldPath } from '../model/resource.js';
 import {
-  Checker, asEnum, asInt, asObj, asString, checkExportTo, checkLabels, checkLocalityText, checkPort, checkWorkloadSelector,
+  Checker, asEnum, asInt, asObj, asString, checkExportTo, checkLabels, checkLocalityText, checkPort, checkSize, checkWorkloadSelector,
   eachObj, hostProblem, isDnsLabel, isDnsSubdomain, isIpAddress, isIpOrCidr, isSet, isWildcardHost, knownFields, stringList, type Obj,
 } from './validate-common.js';
 
@@ -32,6 +32,10 @@ export function validateServiceEntry(c: Checker, spec: Obj): void {
     }
   }
 
+  // Istio's schema: at most 256 addresses and ports, 4096 endpoints.
+  checkSize(c, spec.addresses, ['spec', 'addresses'], { max: 256 });
+  checkSize(c, spec.ports, ['spec', 'ports'], { max: 256 });
+  checkSize(c, spec.endpoints, ['spec', 'endpoints'], { max: 4096 });
   const addresses = stringList(c, spec.addresses, ['spec', 'addresses']);
   for (const { value, at } of addresses) {
     if (!isIpOrCidr(value)) c.error(at, `${JSON.stringify(value)} is not an IP address or CIDR block`);
@@ -145,14 +149,18 @@ export function validateWorkloadEntrySpec(c: Checker, we: Obj, at: FieldPath, op
     else if (hostProblem(address, false)) c.error([...at, 'address'], `${JSON.stringify(address)} is not an IP address or host name`);
   }
   const ports = asObj(c, we.ports, [...at, 'ports']);
+  // Istio's schema: 128 ports, 256 labels, 2048 characters of network and locality.
+  checkSize(c, ports, [...at, 'ports'], { max: 128 });
   for (const [name, port] of Object.entries(ports ?? {})) {
     const pAt = [...at, 'ports', name];
     if (!isDnsLabel(name)) c.error(pAt, `port name ${JSON.stringify(name)} may use only a-z, 0-9 and '-'`);
     else if (opts.servicePorts && !opts.servicePorts.has(name)) c.error(pAt, `port ${JSON.stringify(name)} is not one of the ServiceEntry's port names`);
     checkPort(c, port, pAt);
   }
-  checkLabels(c, we.labels, [...at, 'labels']);
+  checkLabels(c, we.labels, [...at, 'labels'], 256);
   const locality = asString(c, we.locality, [...at, 'locality']);
+  checkSize(c, locality, [...at, 'locality'], { max: 2048 });
+  checkSize(c, network, [...at, 'network'], { max: 2048 });
   if (locality) checkLocalityText(c, locality, [...at, 'locality'], false);
   asInt(c, we.weight, [...at, 'weight'], 0);
   const sa = asString(c, we.serviceAccount, [...at, 'serviceAccount']);

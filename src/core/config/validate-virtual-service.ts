@@ -4,7 +4,7 @@
 
 import type { FieldPath } from '../model/resource.js';
 import {
-  Checker, checkExportTo, checkLabels, checkPort, eachObj, hostProblem, hostSubsetOf, hostsOverlap,
+  Checker, asString, checkExportTo, checkLabels, checkPort, eachObj, hostProblem, hostSubsetOf, hostsOverlap,
   isDnsLabel, isIpAddress, isIpOrCidr, isObj, isSet, knownFields, stringList, type Obj,
 } from './validate-common.js';
 import { resolveGatewayName } from '../routing/gateway-binding.js';
@@ -99,7 +99,7 @@ function checkL4Match(c: Checker, m: Obj, at: FieldPath, ctx: RouteContext): voi
   for (const { value, at: sAt } of stringList(c, m.destinationSubnets, [...at, 'destinationSubnets'])) {
     if (!isIpOrCidr(value)) c.error(sAt, `${JSON.stringify(value)} is not an IP address or CIDR block`);
   }
-  if (isSet(m.sourceSubnet)) c.warn([...at, 'sourceSubnet'], 'sourceSubnet is deprecated and ignored');
+  if (asString(c, m.sourceSubnet, [...at, 'sourceSubnet']) !== undefined) c.warn([...at, 'sourceSubnet'], 'sourceSubnet is deprecated and ignored');
   if (isSet(m.port)) checkPort(c, m.port, [...at, 'port']);
   checkLabels(c, m.sourceLabels, [...at, 'sourceLabels']);
   checkGatewayNames(c, m.gateways, [...at, 'gateways'], ctx);

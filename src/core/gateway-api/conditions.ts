@@ -63,12 +63,13 @@ export function setCondition(list: Condition[], c: Condition): void {
 
 /**
  * The conditions that say something is wrong, as problems at the field they concern: what
- * `meshgate analyze`, `validate` and `explain` print in file mode. Conflicted True, and any
+ * `meshgate analyze`, `validate` and `explain` print in file mode (`leaveOut`: conditions the caller
+ * reports in its own words). Conflicted True, and any
  * Accepted/Programmed/ResolvedRefs False, is a warning: the resource stays, the part is not served.
  */
-export function statusProblems(status: GatewayApiStatus): Problem[] {
+export function statusProblems(status: GatewayApiStatus, leaveOut: (c: Condition) => boolean = () => false): Problem[] {
   const out: Problem[] = [];
-  const bad = (c: Condition): boolean => (c.type === 'Conflicted' ? c.status === 'True' : c.status === 'False');
+  const bad = (c: Condition): boolean => (c.type === 'Conflicted' ? c.status === 'True' : c.status === 'False') && !leaveOut(c);
   const say = (r: Resource, path: FieldPath, c: Condition, what: string): void => {
     out.push(problemAt(r, path, `${what}${c.type} ${c.status} (${c.reason})${c.message ? `: ${c.message}` : ''}`, 'warning'));
   };

@@ -4,6 +4,9 @@
 // collection is retried with back-off.
 
 import { setMaxListeners } from 'node:events';
+import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import { KubeConfig, ListWatch, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
 import { pino, type Logger } from 'pino';
 import type { ConfigSource, ConfigUpdate } from './source.js';
@@ -43,8 +46,15 @@ interface Slot {
 /** A KubeConfig from `path`, or the default places, the way kubectl finds one. */
 export function loadKubeConfig(path?: string): KubeConfig {
   const kc = new KubeConfig();
-  if (path) kc.loadFromFile(path);
-  else kc.loadFromDefault();
+  if (path) {
+    kc.loadFromFile(path);
+    return kc;
+  }
+  kc.loadFromDefault();
+  // Finding nothing, the client falls back to http://localhost:8080, which it then refuses (plain
+  // HTTP) on every list: say what is missing now rather than after the start timeout.
+  const nothingFound = !process.env['KUBECONFIG'] && !existsSync(join(homedir(), '.kube', 'config')) && kc.getCurrentCluster()?.server === 'http://localhost:8080';
+  if (nothingFound) throw new Error('no Kubernetes configuration found: set KUBECONFIG or pass --kubeconfig FILE, create ~/.kube/config, or run in a pod (it uses its service account)');
   return kc;
 }
 

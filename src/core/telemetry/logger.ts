@@ -62,7 +62,8 @@ function isSharedEvent(args: readonly unknown[]): boolean {
 }
 
 const LEVEL_NAMES: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
-const SKIP = new Set(['level', 'time', 'pid', 'hostname', 'name', 'msg']);
+// `problem` repeats what its message already says (file:line resource field: message); JSON keeps it for machines.
+const SKIP = new Set(['level', 'time', 'pid', 'hostname', 'name', 'msg', 'problem']);
 
 /** `15:04:05.123 INFO  meshgate-gateway: configuration applied version=1 resources=17`, one write per line. */
 export function textDestination(fd: number): DestinationStream {
