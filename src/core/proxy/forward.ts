@@ -299,6 +299,7 @@ class Forwarding implements ExchangeHooks {
     // Never plaintext where the rule asks for mTLS; without a certificate no endpoint is reachable.
     if (!tls.ok) return this.#attempt > 0 ? withRetriesExhausted(upstreamTlsFailure(tls.reason)) : upstreamTlsFailure(tls.reason);
     this.#tls = tls.profile;
+    this.#log.upstreamMtls = tls.profile?.kind === 'ISTIO_MUTUAL';
     if (this.#ctx.peerMetadata && tls.profile?.kind === 'ISTIO_MUTUAL') headers[PEER_METADATA_HEADER] = this.#ctx.peerMetadata;
     // Admitted at once unless a circuit breaker makes the attempt wait.
     const admission = this.#guard.admit(this.#h2Upstream, this.#cancelable);

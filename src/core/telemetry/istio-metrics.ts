@@ -51,6 +51,7 @@ interface LastHit {
   children: HttpChildren | undefined;
   reporter: 'source' | 'destination';
   peer: object;
+  mtls: boolean;
   cluster: string;
   outbound: boolean;
   authority: string;
@@ -91,13 +92,13 @@ export class IstioMetrics {
    * per peer metadata, so the same object request after request), then the request's own parts. A
    * WeakMap, so peers the caches drop do not stay here.
    */
-  private fast = { source: new WeakMap<object, ByCluster>(), destination: new WeakMap<object, ByCluster>() };
+  private fast = { source: new WeakMap<object, ByCluster>(), sourceMtls: new WeakMap<object, ByCluster>(), destination: new WeakMap<object, ByCluster>() };
   /**
    * The parts of the last request counted through the index, and its children: traffic mostly
    * repeats the same peer, cluster, code and flags, and six map lookups per request, each a likely
    * cache miss in a busy proxy, were most of what counting cost it (docs/benchmarks.md).
    */
-  private readonly last: LastHit = { children: undefined, reporter: 'source', peer: NO_PEER, cluster: '', outbound: false, authority: '', code: 0, flags: '' };
+  private readonly last: LastHit = { children: undefined, reporter: 'source', peer: NO_PEER, mtls: false, cluster: '', outbound: false, authority: '', code: 0, flags: '' };
   private policy: MetricsPolicy = DEFAULT_METRICS_POLICY;
   private readonly maxSeries: number;
   private readonly version: string;
@@ -161,7 +162,7 @@ export class IstioMetrics {
     if (policy === this.policy) return;
     this.policy = policy;
     this.children.clear();
-    this.fast = { source: new WeakMap(), destination: new WeakMap() };
+    this.fast = { source: new WeakMap(), sourceMtls: new WeakMap(), destination: new WeakMap() };
     this.last.children = undefined;
     const added = addedLabels(policy);
     if (added.join(',') !== this.added.join(',')) this.build(added);
@@ -213,10 +214,12 @@ export class IstioMetrics {
   private indexed(r: RequestRecord, mode: ModeMetricsPolicy): HttpChildren {
     const server = r.reporter === 'destination';
     const peer = (server ? r.downstreamPeer : r.upstreamPeer) ?? NO_PEER;
+    const mtls = r.upstreamMtls === true;
     const cluster = r.upstreamCluster ?? '';
     const l = this.last;
-    if (l.children && !r.grpc && l.peer === peer && l.cluster === cluster && l.code === r.responseCode && l.flags === r.flags && l.reporter === r.reporter && (l.outbound || l.authority === r.authority)) return l.children;
-    const byPeer = server ? this.fast.destination : this.fast.source;
+    if (l.children && !r.grpc && l.peer === peer && l.mtls === mtls && l.cluster === cluster && l.code === r.responseCode && l.flags === r.flags && l.reporter === r.reporter && (l.outbound || l.authority === r.authority)) return l.children;
+    // A client's source_principal depends on whether the endpoint was reached over Istio mutual TLS.
+    const byPeer = server ? this.fast.destination : mtls ? this.fast.sourceMtls : this.fast.source;
     let byCluster = byPeer.get(peer);
     if (!byCluster) byPeer.set(peer, (byCluster = new Map()));
     let byHost = byCluster.get(cluster);
@@ -234,6 +237,7 @@ export class IstioMetrics {
       l.children = c;
       l.reporter = r.reporter;
       l.peer = peer;
+      l.mtls = mtls;
       l.cluster = cluster;
       l.outbound = outbound;
       l.authority = r.authority;
@@ -318,5 +322,5 @@ function evaluate(mode: ModeMetricsPolicy, attributes: Attributes | undefined): 
 /** Everything requestLabels() reads that varies per request, as one string. */
 function requestKey(r: RequestRecord, withHost: boolean): string {
   const peer = r.reporter === 'destination' ? r.downstreamPeer : r.upstreamPeer;
-  return `${r.reporter}|${peer?.principal ?? ''}|${peer?.workload ?? ''}|${peer?.namespace ?? ''}|${peer?.version ?? ''}|${peer?.app ?? ''}|${r.upstreamCluster ?? ''}|${withHost && !r.upstreamCluster?.startsWith('outbound|') ? r.authority : ''}|${r.responseCode}|${r.flags}|${r.grpc ? `g${r.grpcStatus ?? ''}` : ''}`;
+  return `${r.reporter}|${r.upstreamMtls ? 'm' : ''}|${peer?.principal ?? ''}|${peer?.workload ?? ''}|${peer?.namespace ?? ''}|${peer?.version ?? ''}|${peer?.app ?? ''}|${r.upstreamCluster ?? ''}|${withHost && !r.upstreamCluster?.startsWith('outbound|') ? r.authority : ''}|${r.responseCode}|${r.flags}|${r.grpc ? `g${r.grpcStatus ?? ''}` : ''}`;
 }
