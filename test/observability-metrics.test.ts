@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { send } from './helpers/gateway.js';
 import { startTestDemoMesh, type TestDemoMesh } from './helpers/demo-mesh.js';
 import { prometheusSkipReason, startPrometheus } from './helpers/prometheus.js';
-import { IstioMetrics, ISTIO_BUCKETS, requestLabels } from '../src/core/telemetry/istio-metrics.js';
+import { IstioMetrics, ISTIO_BUCKETS, requestLabels, TCP_LABELS, tcpLabels } from '../src/core/telemetry/istio-metrics.js';
 import type { RequestRecord } from '../src/core/telemetry/access-log.js';
 import { describeWorkload } from '../src/core/telemetry/workload.js';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -241,6 +241,15 @@ describe('Istio labels for one record', () => {
     assert.equal(server().destination_service, 'cart');
     assert.equal(server().destination_service_name, 'cart');
     assert.equal(server().destination_service_namespace, 'shop');
+  });
+
+  it('TCP series carry no response code and no gRPC status, as Istio\'s TCP stats; a plaintext endpoint gets no source principal', () => {
+    const endpoint = describeWorkload({ namespace: 'shop', labels: { app: 'db' }, serviceAccount: 'db' });
+    const l = tcpLabels({ reporter: 'source', cluster: 'outbound|5432||db.shop.svc.cluster.local', flags: '-', bytesReceived: 1, bytesSent: 1, upstreamPeer: endpoint }, { self, role: 'sidecar' });
+    assert.deepEqual(Object.keys(l), [...TCP_LABELS]);
+    assert.equal(l.request_protocol, 'tcp');
+    assert.equal(l.source_principal, 'unknown');
+    assert.equal(l.destination_service_namespace, 'shop');
   });
 
   it('Host headers cannot grow the series without bound', async () => {

@@ -43,6 +43,13 @@ export type IstioLabels = Record<IstioLabel, string>;
  */
 export const PEER_LABELS: readonly IstioLabel[] = ISTIO_LABELS.slice(0, ISTIO_LABELS.indexOf('request_protocol'));
 
+/**
+ * The labels of the four TCP series: Istio's TCP stats have no response code and no gRPC status, as
+ * a connection has neither.
+ */
+export const TCP_LABELS: readonly IstioLabel[] = ISTIO_LABELS.filter((l) => l !== 'response_code' && l !== 'grpc_response_status');
+export type TcpLabels = Omit<IstioLabels, 'response_code' | 'grpc_response_status'>;
+
 const UNKNOWN = 'unknown';
 
 /** What a proxy knows of itself and its own service when it reports. */
@@ -170,14 +177,12 @@ export interface TcpConnectionRecord {
   readonly downstreamPeer?: WorkloadInfo;
 }
 
-export function tcpLabels(c: TcpConnectionRecord, ctx: ReporterContext): IstioLabels {
+export function tcpLabels(c: TcpConnectionRecord, ctx: ReporterContext): TcpLabels {
   const server = c.reporter === 'destination';
   return {
     reporter: c.reporter,
     ...peers(server, ctx, c.downstreamPeer, c.upstreamPeer, c.upstreamMtls, server ? ownService(ctx) : serviceOfCluster(c.cluster)),
     request_protocol: 'tcp',
-    response_code: '0',
-    grpc_response_status: '',
     response_flags: c.flags || '-',
     connection_security_policy: server ? (c.downstreamPeer ? 'mutual_tls' : 'none') : UNKNOWN,
   };

@@ -9,13 +9,13 @@
 import type { Registry } from 'prom-client';
 import { promClient } from './prom-client-module.js';
 import type { RequestRecord } from './access-log.js';
-import { ISTIO_LABELS, PEER_LABELS, requestLabels, tcpLabels, type IstioLabels, type ReporterContext, type TcpConnectionRecord } from './istio-labels.js';
+import { ISTIO_LABELS, PEER_LABELS, requestLabels, TCP_LABELS, tcpLabels, type IstioLabels, type ReporterContext, type TcpConnectionRecord, type TcpLabels } from './istio-labels.js';
 import { connectionAttributes, requestAttributes } from './metric-attributes.js';
 import type { Attributes } from './metric-expression.js';
 import { CellTable, collectCounter, collectHistogram, CounterCell, HistogramCell } from './series-cells.js';
 import { addedLabels, applyTagRules, DEFAULT_METRICS_POLICY, MAX_EXPRESSION_VALUE, type IstioMetricName, type MetricsPolicy, type ModeMetricsPolicy } from './metrics-overrides.js';
 
-export { ISTIO_LABELS, requestLabels, serviceOfCluster, serviceOfHost, tcpLabels } from './istio-labels.js';
+export { ISTIO_LABELS, requestLabels, serviceOfCluster, serviceOfHost, TCP_LABELS, tcpLabels } from './istio-labels.js';
 export type { IstioLabel, IstioLabels, ReporterContext, ServiceName, TcpConnectionRecord } from './istio-labels.js';
 export type { IstioMetricName, MetricsPolicy } from './metrics-overrides.js';
 export { DEFAULT_METRICS_POLICY } from './metrics-overrides.js';
@@ -59,18 +59,18 @@ interface LastHit {
   flags: string;
 }
 
-/** Istio's series: name, help, kind, and whether only the peer labels name them (the gRPC message counters). */
-const SERIES: readonly (readonly [IstioMetricName, string, 'counter' | 'histogram', 'peer'?])[] = [
+/** Istio's series: name, help, kind, and their labels when not all of Istio's (the gRPC message counters: the peers; TCP: no code or gRPC status). */
+const SERIES: readonly (readonly [IstioMetricName, string, 'counter' | 'histogram', ('peer' | 'tcp')?])[] = [
   ['istio_requests_total', 'Requests handled, by Istio standard labels.', 'counter'],
   ['istio_request_duration_milliseconds', 'Request duration in milliseconds.', 'histogram'],
   ['istio_request_bytes', 'Request body sizes in bytes.', 'histogram'],
   ['istio_response_bytes', 'Response body sizes in bytes.', 'histogram'],
   ['istio_request_messages_total', 'gRPC messages received from the client.', 'counter', 'peer'],
   ['istio_response_messages_total', 'gRPC messages sent to the client.', 'counter', 'peer'],
-  ['istio_tcp_sent_bytes_total', 'Bytes sent to the downstream over TCP connections.', 'counter'],
-  ['istio_tcp_received_bytes_total', 'Bytes received from the downstream over TCP connections.', 'counter'],
-  ['istio_tcp_connections_opened_total', 'TCP connections opened.', 'counter'],
-  ['istio_tcp_connections_closed_total', 'TCP connections closed.', 'counter'],
+  ['istio_tcp_sent_bytes_total', 'Bytes sent to the downstream over TCP connections.', 'counter', 'tcp'],
+  ['istio_tcp_received_bytes_total', 'Bytes received from the downstream over TCP connections.', 'counter', 'tcp'],
+  ['istio_tcp_connections_opened_total', 'TCP connections opened.', 'counter', 'tcp'],
+  ['istio_tcp_connections_closed_total', 'TCP connections closed.', 'counter', 'tcp'],
 ];
 
 /**
@@ -136,10 +136,10 @@ export class IstioMetrics {
     this.tables = {};
     this.added = added;
     const labelNames = [...ISTIO_LABELS, ...added];
-    const peerLabels = [...PEER_LABELS, ...added];
+    const subsets = { peer: [...PEER_LABELS, ...added], tcp: [...TCP_LABELS, ...added] };
     const buckets = [...ISTIO_BUCKETS];
-    for (const [name, , kind, peer] of SERIES) {
-      this.tables[name] = kind === 'histogram' ? new CellTable(labelNames, (l) => new HistogramCell(l, buckets)) : new CellTable(peer ? peerLabels : labelNames, (l) => new CounterCell(l));
+    for (const [name, , kind, subset] of SERIES) {
+      this.tables[name] = kind === 'histogram' ? new CellTable(labelNames, (l) => new HistogramCell(l, buckets)) : new CellTable(subset ? subsets[subset] : labelNames, (l) => new CounterCell(l));
     }
     if (this.#registry) this.register();
   }
@@ -279,11 +279,11 @@ export class IstioMetrics {
     for (const [name, v] of counts) this.counterCell(mode, name, labels, values)?.inc(v);
   }
 
-  private labelsFor(mode: ModeMetricsPolicy, name: IstioMetricName, labels: IstioLabels, values: readonly string[]): Record<string, string> {
+  private labelsFor(mode: ModeMetricsPolicy, name: IstioMetricName, labels: IstioLabels | TcpLabels, values: readonly string[]): Record<string, string> {
     return applyTagRules(labels, mode.tags.get(name), values);
   }
 
-  private counterCell(mode: ModeMetricsPolicy, name: IstioMetricName, labels: IstioLabels, values: readonly string[], peerOnly = false): CounterCell | undefined {
+  private counterCell(mode: ModeMetricsPolicy, name: IstioMetricName, labels: IstioLabels | TcpLabels, values: readonly string[], peerOnly = false): CounterCell | undefined {
     if (mode.disabled.has(name) || HISTOGRAMS.has(name)) return undefined;
     let l = this.labelsFor(mode, name, labels, values);
     if (peerOnly) l = Object.fromEntries(Object.entries(l).filter(([k]) => !NON_PEER.has(k)));
