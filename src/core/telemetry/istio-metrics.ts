@@ -251,7 +251,7 @@ export class IstioMetrics {
   private keyed(r: RequestRecord, mode: ModeMetricsPolicy): HttpChildren {
     // Past the cap neither the Host header nor an expression names a series: what is left is bounded by configuration.
     const full = this.children.size >= this.maxSeries;
-    const values = mode.expressions.length > 0 ? evaluate(mode, full ? undefined : requestAttributes(r)) : NO_VALUES;
+    const values = mode.expressions.length > 0 ? evaluate(mode, full ? undefined : requestAttributes(r, this.ctx)) : NO_VALUES;
     const key = values.length > 0 ? `${requestKey(r, !full)}|${values.join('\u0001')}` : requestKey(r, !full);
     let c = this.children.get(key);
     if (!c) {
@@ -275,7 +275,7 @@ export class IstioMetrics {
   private tcp(c: TcpConnectionRecord, counts: readonly (readonly [IstioMetricName, number])[]): void {
     const mode = this.modeOf(c.reporter);
     const labels = tcpLabels(c, this.ctx);
-    const values = mode.expressions.length > 0 ? evaluate(mode, connectionAttributes(c)) : NO_VALUES;
+    const values = mode.expressions.length > 0 ? evaluate(mode, connectionAttributes(c, this.ctx)) : NO_VALUES;
     for (const [name, v] of counts) this.counterCell(mode, name, labels, values)?.inc(v);
   }
 
