@@ -1,9 +1,12 @@
 // A Telemetry resource changed under a running gateway, read from a config folder and from the
 // Kubernetes API alike: one that disables a metric and sets the trace sampling is in force for the
 // next requests, and a new version of it (sampling 0, the metric back) replaces it without a restart.
+// And the mesh config's other tracing provider kind, zipkin, receiving the gateway's spans.
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { startGateway, type RunningGateway } from '../src/gateway/main.js';
 import { KubeSource } from '../src/core/sources/kube-source.js';
@@ -126,4 +129,55 @@ describe('Telemetry from the Kubernetes API, changed while the gateway runs', ()
     receiver,
     change: async (yaml) => api.applyYaml(yaml),
   }));
+});
+
+describe('a zipkin provider', () => {
+  let up: Upstream;
+  let gw: TestGateway;
+  let zipkin: Server;
+  const spans: { traceId: string; name: string; kind: string; tags: Record<string, string> }[] = [];
+  before(async () => {
+    zipkin = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        if (req.url === '/api/v2/spans') spans.push(...(JSON.parse(Buffer.concat(chunks).toString('utf8')) as typeof spans));
+        res.writeHead(202).end();
+      });
+    });
+    await new Promise<void>((r) => zipkin.listen(0, '127.0.0.1', r));
+    up = await startUpstream('app');
+    gw = await startTestGateway({
+      'gw.yaml': gatewayYaml([HOST]),
+      'svc.yaml': serviceYaml('app', [{ pod: 'app-0', port: up.port }]),
+      'vs.yaml': ROUTE,
+      'mesh.yaml': `apiVersion: v1
+kind: ConfigMap
+metadata: {name: istio, namespace: istio-system}
+data:
+  mesh: |
+    extensionProviders:
+    - name: zipkin
+      zipkin: {service: 127.0.0.1, port: ${(zipkin.address() as AddressInfo).port}}
+    defaultProviders:
+      tracing: [zipkin]
+`,
+      'telemetry.yaml': telemetry(100, false),
+    });
+  });
+  after(async () => {
+    await gw?.close();
+    await up?.close();
+    zipkin?.close();
+  });
+
+  it('receives the gateway\'s span as Zipkin v2 JSON on /api/v2/spans, with Istio\'s tags', async () => {
+    assert.equal((await gw.get(HOST, '/', { 'x-request-id': 'to-zipkin' })).status, 200);
+    await eventually(async () => spans.some((s) => s.tags['guid:x-request-id'] === 'to-zipkin'));
+    const s = spans.find((x) => x.tags['guid:x-request-id'] === 'to-zipkin')!;
+    assert.match(s.traceId, /^[0-9a-f]{32}$/);
+    assert.equal(s.kind, 'CLIENT');
+    assert.equal(s.tags['http.status_code'], '200');
+    assert.match(s.name, /^app\.default\.svc\.cluster\.local:\d+\/\*$/);
+  });
 });

@@ -71,7 +71,7 @@ export function validateTelemetry(c: Checker, spec: Obj): void {
         if (metric !== undefined && !(metric in METRIC_SELECTORS)) c.error([...oat, 'match', 'metric'], `unknown metric '${metric}'; expected one of ${Object.keys(METRIC_SELECTORS).join(', ')}`);
         const custom = asString(c, match['customMetric'], [...oat, 'match', 'customMetric']);
         if (custom === '') c.error([...oat, 'match', 'customMetric'], 'must not be empty');
-        else if (custom !== undefined) c.warn([...oat, 'match', 'customMetric'], 'custom metrics are not supported; this override is ignored');
+        else if (custom !== undefined) c.warn([...oat, 'match', 'customMetric'], 'custom metrics are not supported (Istio declares them in its stats filter\'s definitions, which only an EnvoyFilter sets); this override is ignored');
         asEnum(c, match['mode'], [...oat, 'match', 'mode'], WORKLOAD_MODES);
       }
       asBool(c, o['disabled'], [...oat, 'disabled']);
