@@ -8,7 +8,9 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pino } from 'pino';
 import { injectPod } from '../src/core/inject/inject-pod.js';
+import { review } from '../src/control/injection-webhook.js';
 import { parseAppScrapeSettings, PROMETHEUS_SCRAPE_ENV } from '../src/core/inject/prometheus-annotations.js';
 import { startSidecar, type RunningSidecar } from '../src/sidecar/main.js';
 import type { CertificateAuthority } from '../src/core/pki/authority.js';
@@ -59,6 +61,18 @@ describe('injection points Prometheus at the merged endpoint', () => {
       assert.deepEqual(scrapeKeys(annotationsOf(out)), given);
       assert.equal(scrapeEnvOf(out), undefined);
     }
+  });
+
+  it('the mesh config\'s enablePrometheusMerge: false turns it off, unless the pod asks with merge-metrics "true"', () => {
+    const off = { ...OPTS, enablePrometheusMerge: false };
+    assert.deepEqual(scrapeKeys(annotationsOf(injectPod(pod({ 'prometheus.io/port': '9100' }), off))), { 'prometheus.io/port': '9100' });
+    const asked = injectPod(pod({ 'prometheus.istio.io/merge-metrics': 'true', 'prometheus.io/port': '9100' }), off);
+    assert.equal(annotationsOf(asked)['prometheus.io/port'], '15020');
+    // The admission webhook reads it from the mesh config it serves.
+    const admission = JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'u1', kind: { group: '', version: 'v1', kind: 'Pod' }, namespace: 'shop', object: pod({ 'prometheus.io/port': '9100' }) } });
+    const patchOf = (merge: boolean): string => Buffer.from(String((review(admission, { inject: OPTS, log: pino({ level: 'silent' }), namespaceLabels: () => ({ 'istio-injection': 'enabled' }), prometheusMerge: () => merge }).response as Json).patch), 'base64').toString('utf8');
+    assert.match(patchOf(true), /"prometheus\.io\/port":"15020"/);
+    assert.match(patchOf(false), /"prometheus\.io\/port":"9100"/);
   });
 
   it('injecting twice keeps the app\'s settings', () => {

@@ -145,6 +145,7 @@ export function validateConfigMap(c: Checker, raw: Obj): void {
     if (n !== undefined && (!Number.isInteger(n) || n < 0)) c.error([...at, 'defaultConfig', 'gatewayTopology', 'numTrustedProxies'], `numTrustedProxies is a number of proxies (0, 1, 2 …), not ${n}`);
   }
   asBool(c, m['enableTracing'], [...at, 'enableTracing']);
+  asBool(c, m['enablePrometheusMerge'], [...at, 'enablePrometheusMerge']);
   const outbound = asObj(c, m['outboundTrafficPolicy'], [...at, 'outboundTrafficPolicy']);
   if (outbound) asEnum(c, outbound['mode'], [...at, 'outboundTrafficPolicy', 'mode'], ['REGISTRY_ONLY', 'ALLOW_ANY'] as const);
   const names = new Set<string>();

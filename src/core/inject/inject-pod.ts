@@ -41,6 +41,8 @@ export interface InjectOptions {
   readonly imagePullPolicy?: string;
   /** Used when the pod has no name yet (a Deployment's template): the workload's name. */
   readonly workloadName?: string;
+  /** The mesh config's `enablePrometheusMerge` (default true); a pod's merge-metrics annotation wins. */
+  readonly enablePrometheusMerge?: boolean;
   /** `apiVersion` and `kind` of the owning workload, for ISTIO_META_OWNER. */
   readonly owner?: { readonly apiVersion: string; readonly kind: string; readonly name: string; readonly namespace: string };
 }
@@ -87,7 +89,7 @@ export function injectPod(pod: Json, opts: InjectOptions): Json {
   // A pod injected before already points at 15020: the app's settings are in its old proxy's env.
   const scrapeEnv = pointsAtMergedMetrics(annotations)
     ? (((previousProxy?.env as Json[] | undefined) ?? []).find((e) => e.name === PROMETHEUS_SCRAPE_ENV)?.value as string | undefined) ?? '{}'
-    : applyMetricsMerge(annotations);
+    : applyMetricsMerge(annotations, opts.enablePrometheusMerge ?? true);
   const probers = annotations[A.rewriteProbes] === 'false' ? {} : rewriteAppProbes(containers);
   const podPorts = containers.flatMap((c) => (Array.isArray(c.ports) ? (c.ports as Json[]) : []));
   const appPort = podPorts.find((p) => typeof p.containerPort === 'number')?.containerPort as number | undefined;

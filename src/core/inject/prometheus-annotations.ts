@@ -5,7 +5,8 @@
 // 15020 with its Istio series followed by the app's own metrics (sidecar/merged-metrics.ts), so one
 // scrape per pod gets both, and the app's metrics stay scraped (docs/reference/metrics.md).
 //
-// Left alone: a pod with `prometheus.istio.io/merge-metrics: "false"`, a pod whose scrape annotation
+// Left alone: a pod with `prometheus.istio.io/merge-metrics: "false"` (or without "true" when the mesh
+// config says `enablePrometheusMerge: false`), a pod whose scrape annotation
 // says false (it asked not to be scraped), and a pod already pointing at 15020 (injected before).
 
 import { PROBE_PORT } from './app-probes.js';
@@ -53,8 +54,9 @@ function scrapeSettings(annotations: Readonly<Record<string, string>>): AppScrap
  * ISTIO_PROMETHEUS_ANNOTATIONS for the sidecar (`{}` when the pod had no scrape settings: the sidecar
  * then serves its own series there), or undefined when the pod is left alone.
  */
-export function applyMetricsMerge(annotations: Record<string, string>): string | undefined {
-  if (parseBool(annotations[MERGE_METRICS_ANNOTATION]) === false) return undefined;
+export function applyMetricsMerge(annotations: Record<string, string>, meshDefault = true): string | undefined {
+  // The pod's annotation first, then the mesh config's enablePrometheusMerge (default on).
+  if (!(parseBool(annotations[MERGE_METRICS_ANNOTATION]) ?? meshDefault)) return undefined;
   const app = scrapeSettings(annotations);
   if (parseBool(app.scrape) === false) return undefined;
   if (app.port === String(MERGED_METRICS_PORT)) return undefined;
