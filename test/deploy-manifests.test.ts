@@ -5,6 +5,7 @@
 // accepts, with every file they name mounted from the projected token or ConfigMap that holds it;
 // every container runs as uid 1337 on a read-only root with its writable folders as emptyDir.
 
+import { DEFAULT_METRICS_PORT } from '../src/core/telemetry/metrics-server.js';
 import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -210,6 +211,12 @@ describe('deploy/ manifests', () => {
     // The Node options the benchmark measures the gateway with.
     assert.equal(pod.containers[0].env.find((e: Doc) => e.name === 'NODE_OPTIONS')?.value, GATEWAY_NODE_OPTIONS);
     assertLockedDown(pod, 'gateway');
+    // Prometheus' pod discovery finds Istio's metrics where the gateway serves them (its default --metrics-port).
+    const scrape = deployment.spec.template.metadata.annotations;
+    const prom = pod.containers[0].ports.find((p: Doc) => p.name === 'http-envoy-prom');
+    assert.deepEqual([scrape['prometheus.io/scrape'], scrape['prometheus.io/port'], scrape['prometheus.io/path']], ['true', String(prom.containerPort), '/stats/prometheus']);
+    assert.equal(prom.containerPort, DEFAULT_METRICS_PORT);
+    assert.ok(!pod.containers[0].args.includes('--metrics-port'));
   });
 
   it('the gateway reads Secrets in its own namespace only: a Role, never a ClusterRole', async () => {

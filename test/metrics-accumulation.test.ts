@@ -11,7 +11,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Registry } from 'prom-client';
 import { promClient } from '../src/core/telemetry/prom-client-module.js';
-import { DEFAULT_METRICS_POLICY, IstioMetrics, ISTIO_BUCKETS, ISTIO_LABELS, requestLabels, tcpLabels, type IstioMetricName, type MetricsPolicy, type ReporterContext, type TcpConnectionRecord } from '../src/core/telemetry/istio-metrics.js';
+import { DEFAULT_METRICS_POLICY, IstioMetrics, ISTIO_BUCKETS, ISTIO_LABELS, requestLabels, TCP_LABELS, tcpLabels, type IstioMetricName, type MetricsPolicy, type ReporterContext, type TcpConnectionRecord } from '../src/core/telemetry/istio-metrics.js';
 import { requestAttributes, connectionAttributes } from '../src/core/telemetry/metric-attributes.js';
 import { addedLabels, applyTagRules, type ModeMetricsPolicy } from '../src/core/telemetry/metrics-overrides.js';
 import { PEER_LABELS } from '../src/core/telemetry/istio-labels.js';
@@ -85,13 +85,14 @@ class Reference {
     const { Counter, Histogram } = promClient();
     const labelNames = [...ISTIO_LABELS, ...addedLabels(policy)];
     const peer = [...PEER_LABELS, ...addedLabels(policy)];
+    const tcp = [...TCP_LABELS, ...addedLabels(policy)];
     const names: IstioMetricName[] = ['istio_requests_total', ...HISTOGRAMS, 'istio_request_messages_total', 'istio_response_messages_total', 'istio_tcp_sent_bytes_total', 'istio_tcp_received_bytes_total', 'istio_tcp_connections_opened_total', 'istio_tcp_connections_closed_total'];
     for (const name of names) {
       if (HISTOGRAMS.includes(name)) {
         const h = new Histogram({ name, help: 'x', labelNames, buckets: [...ISTIO_BUCKETS], registers: [this.registry] });
         this.metrics.set(name, { inc: () => assert.fail(), observe: (l, v) => h.observe(l, v) });
       } else {
-        const c = new Counter({ name, help: 'x', labelNames: name.includes('messages') ? peer : labelNames, registers: [this.registry] });
+        const c = new Counter({ name, help: 'x', labelNames: name.includes('messages') ? peer : name.startsWith('istio_tcp_') ? tcp : labelNames, registers: [this.registry] });
         this.metrics.set(name, { inc: (l, v) => c.inc(l, v), observe: () => assert.fail() });
       }
     }

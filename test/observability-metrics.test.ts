@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { send } from './helpers/gateway.js';
 import { startTestDemoMesh, type TestDemoMesh } from './helpers/demo-mesh.js';
 import { prometheusSkipReason, startPrometheus } from './helpers/prometheus.js';
-import { IstioMetrics, ISTIO_BUCKETS, requestLabels } from '../src/core/telemetry/istio-metrics.js';
+import { IstioMetrics, ISTIO_BUCKETS, requestLabels, TCP_LABELS, tcpLabels } from '../src/core/telemetry/istio-metrics.js';
 import type { RequestRecord } from '../src/core/telemetry/access-log.js';
 import { describeWorkload } from '../src/core/telemetry/workload.js';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -67,7 +67,8 @@ describe('Istio metrics on every proxy of the demo mesh', () => {
       assert.equal(s.labels.reporter, 'source');
       assert.equal(s.labels.source_workload, 'meshgate-ingressgateway');
       assert.equal(s.labels.source_workload_namespace, 'istio-system');
-      assert.equal(s.labels.source_principal, 'spiffe://cluster.local/ns/istio-system/sa/meshgate-ingressgateway');
+      // Its own identity only over mutual TLS to an endpoint, as Istio reads it from the connection.
+      assert.equal(s.labels.source_principal, s.labels.destination_workload === 'unknown' ? 'unknown' : 'spiffe://cluster.local/ns/istio-system/sa/meshgate-ingressgateway', JSON.stringify(s.labels));
       assert.equal(s.labels.connection_security_policy, 'unknown');
       assert.equal(s.labels.request_protocol, 'http');
       assert.equal(s.labels.grpc_response_status, '');
@@ -217,6 +218,38 @@ describe('Istio labels for one record', () => {
     assert.equal(l.connection_security_policy, 'none');
     assert.equal(l.source_workload, 'unknown');
     assert.equal(l.source_principal, 'unknown');
+  });
+
+  it('principals are what the connection proved; a workload no Service selects is its canonical service', () => {
+    const caller = describeWorkload({ namespace: 'web', labels: { app: 'front' }, serviceAccount: 'front' });
+    const endpoint = describeWorkload({ namespace: 'shop', labels: { app: 'orders' }, serviceAccount: 'orders' });
+    const cluster = 'outbound|9080||orders.shop.svc.cluster.local';
+    const overMtls = requestLabels(record({ upstreamCluster: cluster, upstreamPeer: endpoint, upstreamMtls: true }), { self, role: 'sidecar' });
+    assert.equal(overMtls.source_principal, 'spiffe://cluster.local/ns/shop/sa/cart');
+    assert.equal(overMtls.destination_principal, 'spiffe://cluster.local/ns/shop/sa/orders');
+    const plaintext = requestLabels(record({ upstreamCluster: cluster, upstreamPeer: endpoint, upstreamMtls: false }), { self, role: 'gateway' });
+    assert.equal(plaintext.source_principal, 'unknown');
+    // A reply that reached no endpoint: the routed service's namespace, no principal on either side.
+    const limited = requestLabels(record({ responseCode: 429, flags: 'RL', upstreamCluster: cluster }), { self, role: 'gateway' });
+    assert.equal(limited.source_principal, 'unknown');
+    assert.equal(limited.destination_principal, 'unknown');
+    assert.equal(limited.destination_service_namespace, 'shop');
+    const server = (peer?: typeof caller): ReturnType<typeof requestLabels> => requestLabels(record({ reporter: 'destination', ...(peer ? { downstreamPeer: peer } : {}) }), { self, role: 'sidecar' });
+    assert.equal(server(caller).destination_principal, 'spiffe://cluster.local/ns/shop/sa/cart');
+    assert.equal(server(caller).source_principal, 'spiffe://cluster.local/ns/web/sa/front');
+    assert.equal(server().destination_principal, 'unknown');
+    assert.equal(server().destination_service, 'cart');
+    assert.equal(server().destination_service_name, 'cart');
+    assert.equal(server().destination_service_namespace, 'shop');
+  });
+
+  it('TCP series carry no response code and no gRPC status, as Istio\'s TCP stats; a plaintext endpoint gets no source principal', () => {
+    const endpoint = describeWorkload({ namespace: 'shop', labels: { app: 'db' }, serviceAccount: 'db' });
+    const l = tcpLabels({ reporter: 'source', cluster: 'outbound|5432||db.shop.svc.cluster.local', flags: '-', bytesReceived: 1, bytesSent: 1, upstreamPeer: endpoint }, { self, role: 'sidecar' });
+    assert.deepEqual(Object.keys(l), [...TCP_LABELS]);
+    assert.equal(l.request_protocol, 'tcp');
+    assert.equal(l.source_principal, 'unknown');
+    assert.equal(l.destination_service_namespace, 'shop');
   });
 
   it('Host headers cannot grow the series without bound', async () => {

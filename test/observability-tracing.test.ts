@@ -6,66 +6,16 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { AddressInfo } from 'node:net';
 import { eventually, send } from './helpers/gateway.js';
 import { startTestDemoMesh, type TestDemoMesh } from './helpers/demo-mesh.js';
 import { extractContext, injectContext } from '../src/core/telemetry/trace-context.js';
 import { telemetryPolicyFor } from '../src/core/telemetry/telemetry-policy.js';
 import { parseConfigText } from '../src/core/config/load.js';
 import { validateAll } from '../src/core/config/validate.js';
-
-interface OtlpSpan {
-  traceId: string;
-  spanId: string;
-  parentSpanId?: string;
-  name: string;
-  kind: number;
-  attributes: { key: string; value: { stringValue?: string; boolValue?: boolean } }[];
-}
-
-/** A minimal OTLP/HTTP (JSON) trace receiver. */
-async function startReceiver(): Promise<{ server: Server; port: number; spans: OtlpSpan[] }> {
-  const spans: OtlpSpan[] = [];
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      if (req.url === '/v1/traces') {
-        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { resourceSpans: { scopeSpans: { spans: OtlpSpan[] }[] }[] };
-        for (const rs of body.resourceSpans) for (const ss of rs.scopeSpans) spans.push(...ss.spans);
-      }
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { server, port: (server.address() as AddressInfo).port, spans };
-}
-
-const attr = (s: OtlpSpan, key: string): string | boolean | undefined => {
-  const v = s.attributes.find((a) => a.key === key)?.value;
-  return v?.stringValue ?? v?.boolValue;
-};
-
-const meshConfig = (port: number, sampling: number): string => `apiVersion: v1
-kind: ConfigMap
-metadata: {name: istio, namespace: istio-system}
-data:
-  mesh: |
-    defaultConfig:
-      tracing:
-        sampling: ${sampling}
-    extensionProviders:
-    - name: otel
-      opentelemetry:
-        service: 127.0.0.1
-        port: ${port}
-        http: {path: /v1/traces}
-    defaultProviders:
-      tracing: [otel]
-`;
+import { attr, meshConfig, startReceiver, type OtlpSpan } from './helpers/otlp-receiver.js';
 
 describe('a trace across the demo mesh', () => {
   let demo: TestDemoMesh;

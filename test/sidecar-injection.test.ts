@@ -403,36 +403,3 @@ describe('meshgate iptables --dry-run', () => {
     assert.equal(badPort.code, 2);
   });
 });
-
-describe('scrape annotations for the sidecar\'s Istio metrics', () => {
-  const annotationsOf = (p: Json): Record<string, string> => (p.metadata as { annotations: Record<string, string> }).annotations;
-  const withAnnotations = (a: Record<string, string>): Json => {
-    const p = pod();
-    (p.metadata as Json).annotations = a;
-    return p;
-  };
-
-  it('point Prometheus at the port the sidecar serves /stats/prometheus on, which the proxy container names', () => {
-    const out = injectPod(pod(), OPTS);
-    const a = annotationsOf(out);
-    assert.equal(a['prometheus.io/scrape'], 'true');
-    assert.equal(a['prometheus.io/port'], '15090');
-    assert.equal(a['prometheus.io/path'], '/stats/prometheus');
-    const proxy = (out.spec as { containers: Json[] }).containers.find((c) => c.name === 'istio-proxy')!;
-    assert.deepEqual(proxy.ports, [{ containerPort: 15090, protocol: 'TCP', name: 'http-envoy-prom' }]);
-  });
-
-  it('leave a pod\'s own scrape settings, an opt-out and merge-metrics "false" as they are', () => {
-    const own = { 'prometheus.io/scrape': 'true', 'prometheus.io/port': '9100', 'prometheus.io/path': '/metrics' };
-    const cases: Record<string, string>[] = [own, { 'prometheus.io/port': '9100' }, { 'prometheus.io/scrape': 'false' }, { 'prometheus.istio.io/merge-metrics': 'false' }];
-    for (const given of cases) {
-      const a = annotationsOf(injectPod(withAnnotations({ ...given }), OPTS));
-      for (const k of ['prometheus.io/scrape', 'prometheus.io/port', 'prometheus.io/path']) assert.equal(a[k], given[k], `${JSON.stringify(given)} ${k}`);
-    }
-  });
-
-  it('injecting twice changes nothing more', () => {
-    const once = injectPod(pod(), OPTS);
-    assert.deepEqual(annotationsOf(injectPod(once, OPTS)), annotationsOf(once));
-  });
-});

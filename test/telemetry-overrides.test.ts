@@ -36,7 +36,7 @@ function withHeaders(headers: Record<string, string>, over: Partial<RequestRecor
 const value = (expr: string, r: RequestRecord): string | undefined => {
   const c = compileExpression(expr);
   assert.ok(c.ok, `${expr}: ${c.ok ? '' : c.reason}`);
-  return c.expression.evaluate(requestAttributes(r));
+  return c.expression.evaluate(requestAttributes(r, { role: 'sidecar', self }));
 };
 
 describe('tagOverrides expressions', () => {
@@ -56,6 +56,11 @@ describe('tagOverrides expressions', () => {
     assert.equal(value('xds.cluster_name', r), 'outbound|80||pay.shop.svc.cluster.local');
     assert.equal(value('source.address', r), '10.0.0.7');
     assert.equal(value('connection.mtls', r), 'false');
+    // Istio also exposes the proxy's node metadata.
+    assert.equal(value("node.metadata['NAMESPACE']", r), 'shop');
+    assert.equal(value("node.metadata['WORKLOAD_NAME']", r), 'cart-v3');
+    assert.equal(value("node.metadata['CLUSTER_ID']", r), 'Kubernetes');
+    assert.equal(value('node.id', r), 'sidecar~127.0.0.1~cart-v3.shop~shop.svc.cluster.local');
   });
 
   it('conditions, has(), in and string methods', () => {

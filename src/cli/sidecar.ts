@@ -14,6 +14,7 @@ import { LIMIT_FLAGS, LIMIT_HELP, parseLimitFlags } from './limit-options.js';
 import { stopRequested } from '../core/runtime/stop-signals.js';
 import { DRAIN_FLAGS, DRAIN_HELP, armStop, parseDrainFlags } from './drain-options.js';
 import { APP_PROBERS_ENV, parseAppProbers } from '../core/inject/app-probes.js';
+import { parseAppScrapeSettings, PROMETHEUS_SCRAPE_ENV } from '../core/inject/prometheus-annotations.js';
 import { ConntrackLookup, CONNTRACK_TABLE } from '../core/capture/original-destination.js';
 
 export const SIDECAR_HELP = `usage: meshgate sidecar --control URL --token FILE --namespace NS --service-account SA
@@ -57,8 +58,10 @@ ${LIMIT_HELP}
                         to its original destination from ${CONNTRACK_TABLE}), the inbound port
                         takes every redirected inbound port and reaches the app on --app-host from
                         127.0.0.6; --app-port is then only the fallback when conntrack cannot say
-  --probe-port N        the app's rewritten HTTP probes, from the env var ${APP_PROBERS_ENV}
-                        (set by injection), served here (default 15020)
+  --probe-port N        the app's rewritten HTTP probes, from the env var ${APP_PROBERS_ENV},
+                        and with ${PROMETHEUS_SCRAPE_ENV} set, GET /stats/prometheus: this
+                        sidecar's Istio metrics followed by the app's own from the port and path
+                        it names (both set by injection), served here (default 15020)
 ${DRAIN_HELP}`;
 
 export async function runSidecarCommand(argv: string[]): Promise<number> {
@@ -122,6 +125,8 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
   armStop(stop, () => serving, drainDeadlineSeconds, log);
   const probers = parseAppProbers(process.env[APP_PROBERS_ENV]);
   if (probers.problem) log.warn({ problem: probers.problem }, 'application probes are not served');
+  const scrape = parseAppScrapeSettings(process.env[PROMETHEUS_SCRAPE_ENV]);
+  if (scrape.problem) log.warn({ problem: scrape.problem }, 'the merged metrics endpoint serves the sidecar\'s metrics only');
   if (values.capture && !(await new ConntrackLookup().readable())) {
     log.warn({ table: CONNTRACK_TABLE }, 'conntrack table not readable: captured raw TCP has no known destination (HTTP still routes by Host; inbound uses --app-port)');
   }
@@ -163,6 +168,7 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
     ...(values.capture ? { capture: true } : {}),
     appProbers: probers.probers,
     probePort: parsePort(values['probe-port'], 15020, '--probe-port'),
+    ...(scrape.merge ? { mergedMetrics: scrape.target ? { app: scrape.target } : {} } : {}),
     logger: log,
     drainDeadlineSeconds,
   });

@@ -33,6 +33,8 @@ export interface InjectionWebhookOptions {
   readonly log: Logger;
   /** sidecar_injection_*_total, as istiod counts them. */
   readonly metrics?: Pick<ControlMetrics, 'injection'>;
+  /** The mesh config's `enablePrometheusMerge` now (default true). */
+  readonly prometheusMerge?: () => boolean;
 }
 
 export function webhookNames(serviceName: string, namespace: string): string[] {
@@ -55,14 +57,14 @@ export function createInjectionWebhook(opts: InjectionWebhookOptions): Server {
 }
 
 /** The AdmissionReview answer for one request body. */
-export function review(body: string, opts: Pick<InjectionWebhookOptions, 'inject' | 'namespaceLabels' | 'log' | 'metrics'>): Json {
+export function review(body: string, opts: Pick<InjectionWebhookOptions, 'inject' | 'namespaceLabels' | 'log' | 'metrics' | 'prometheusMerge'>): Json {
   const answer = decide(body, opts);
   const r = answer.response as Json;
   opts.metrics?.injection(r.allowed === false ? 'failure' : r.patch !== undefined ? 'success' : 'skip');
   return answer;
 }
 
-function decide(body: string, opts: Pick<InjectionWebhookOptions, 'inject' | 'namespaceLabels' | 'log'>): Json {
+function decide(body: string, opts: Pick<InjectionWebhookOptions, 'inject' | 'namespaceLabels' | 'log' | 'prometheusMerge'>): Json {
   let parsed: unknown;
   try {
     parsed = JSON.parse(body);
@@ -85,7 +87,8 @@ function decide(body: string, opts: Pick<InjectionWebhookOptions, 'inject' | 'na
     return allowed(uid);
   }
   const owner = ownerOf(pod, namespace);
-  const injected = injectPod(pod, { ...opts.inject, ...(owner ? { owner } : { workloadName: name }) });
+  const merge = opts.prometheusMerge?.();
+  const injected = injectPod(pod, { ...opts.inject, ...(owner ? { owner } : { workloadName: name }), ...(merge !== undefined ? { enablePrometheusMerge: merge } : {}) });
   const patch = podPatch(pod, injected);
   opts.log.info({ pod: `${namespace}/${name}` }, 'sidecar injected');
   return {

@@ -2,6 +2,7 @@
 // the CA to the certificate endpoint, and the status port. Everything here is wiring; behaviour
 // lives in the files it wires and in core.
 
+import { meshConfigOf } from '../core/telemetry/telemetry-policy.js';
 import type { Server as HttpsServer } from 'node:https';
 import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -115,7 +116,16 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   let closing = false;
   const status = createStatusServer(() => !closing && distributor.current !== undefined);
   const debug = opts.debugPort !== undefined ? createDebugServer(registry, metrics, new MeshDashboard({ registry, config: () => distributor.current, ...(opts.dashboardTargets ? { targets: opts.dashboardTargets } : {}) })) : undefined;
-  const injector = opts.injection ? createInjectionWebhook({ ...opts.injection, ca: opts.ca, metrics, log: log.child({ component: 'injector' }) }) : undefined;
+  // The mesh config of the configuration being served decides metrics merging, as istiod's does.
+  const merges = new WeakMap<object, boolean>();
+  const prometheusMerge = (): boolean => {
+    const set = distributor.current;
+    if (!set) return true;
+    let on = merges.get(set);
+    if (on === undefined) merges.set(set, (on = meshConfigOf(set.resources)?.['enablePrometheusMerge'] !== false));
+    return on;
+  };
+  const injector = opts.injection ? createInjectionWebhook({ prometheusMerge, ...opts.injection, ca: opts.ca, metrics, log: log.child({ component: 'injector' }) }) : undefined;
   // Loaded only in cluster mode: the Kubernetes client is large, and file mode does without it.
   const publisher: RootCertPublisher | undefined = opts.kubeconfig
     ? new (await import('./root-cert-publisher.js')).RootCertPublisher({ kubeconfig: opts.kubeconfig, rootCertPem: opts.ca.rootCertPem, logger: log.child({ component: 'root-cert' }), ...(opts.kubeBackoff ? { backoff: opts.kubeBackoff } : {}) })

@@ -1,13 +1,15 @@
-// The sidecar's probe port (15020): the kubelet's HTTP probes, rewritten at injection to
-// `/app-health/<container>/readyz|livez|startupz`, arrive here in plaintext (15020 is never
-// captured), and the sidecar runs the app's real probe from ISTIO_KUBE_APP_PROBERS against the app
+// The sidecar's port 15020, Istio's agent port: the merged metrics at /stats/prometheus when
+// injection asked for them (merged-metrics.ts), and the app's probes. The kubelet's HTTP probes,
+// rewritten at injection to `/app-health/<container>/readyz|livez|startupz`, arrive here in
+// plaintext (15020 is never captured), and the sidecar runs the app's real probe from ISTIO_KUBE_APP_PROBERS against the app
 // and answers with its status code. Only the status travels back, as Istio's agent does: a probe
 // answer is no channel for app content. A probe that cannot connect or times out is 503.
 
-import { createServer, request as httpRequest, type Server } from 'node:http';
+import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { AppProbers } from '../core/inject/app-probes.js';
 import { listenOn } from '../core/proxy/listen.js';
+import { SIDECAR_METRICS_PATH as METRICS_PATH } from '../core/inject/prometheus-annotations.js';
 import { EndpointFailures, sendEndpointFailure } from '../core/proxy/respond.js';
 
 export interface AppProbeOptions {
@@ -16,6 +18,8 @@ export interface AppProbeOptions {
   readonly appHost: string;
   /** Source address of probe connections (127.0.0.6 under capture, so they are not captured). */
   readonly localAddress?: string;
+  /** GET /stats/prometheus: the merged metrics (absent: injection did not merge them here). */
+  readonly metrics?: (req: IncomingMessage, res: ServerResponse) => void;
 }
 
 export interface AppProbeServer {
@@ -26,6 +30,10 @@ export interface AppProbeServer {
 export function createAppProbeServer(opts: AppProbeOptions): AppProbeServer {
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0]!;
+    if (path === METRICS_PATH && opts.metrics && req.method === 'GET') {
+      opts.metrics(req, res);
+      return;
+    }
     const prober = Object.prototype.hasOwnProperty.call(opts.probers, path) ? opts.probers[path] : undefined;
     if (!prober || (req.method !== 'GET' && req.method !== 'HEAD')) {
       sendEndpointFailure(res, EndpointFailures.noSuchProbe);

@@ -18,6 +18,8 @@ import type { OutboundTrafficMode } from '../core/policy/sidecar-scope.js';
 import { ConntrackLookup, type OriginalDestinationLookup } from '../core/capture/original-destination.js';
 import { INBOUND_PASSTHROUGH_ADDRESS } from '../core/capture/iptables-rules.js';
 import type { AppProbers } from '../core/inject/app-probes.js';
+import type { AppMetricsTarget } from '../core/inject/prometheus-annotations.js';
+import { mergedMetricsHandler } from './merged-metrics.js';
 import { createCapture } from './capture.js';
 import { createOutboundTcp } from './outbound-tcp.js';
 import { createAppProbeServer } from './app-probes.js';
@@ -66,8 +68,13 @@ export interface SidecarOptions {
   readonly originalDestination?: OriginalDestinationLookup;
   /** The app's probes rewritten at injection (ISTIO_KUBE_APP_PROBERS), served on `probePort`. */
   readonly appProbers?: AppProbers;
-  /** Default 15020; listens only when there are probers. */
+  /** Default 15020; listens only when there are probers or merged metrics. */
   readonly probePort?: number;
+  /**
+   * Serve the merged metrics on `probePort` (injection's ISTIO_PROMETHEUS_ANNOTATIONS): the sidecar's
+   * Istio series, then the app's own from `app` when the pod named where they are.
+   */
+  readonly mergedMetrics?: { readonly app?: AppMetricsTarget };
 }
 
 export interface RunningSidecar {
@@ -77,7 +84,7 @@ export interface RunningSidecar {
   readonly adminPort: number;
   /** 0 when metrics are off. */
   readonly metricsPort: number;
-  /** 0 when no app probe was rewritten. */
+  /** 0 when no app probe was rewritten and no metrics are merged. */
   readonly probePort: number;
   readonly holder: SnapshotHolder;
   close(): Promise<void>;
@@ -166,8 +173,11 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
       })
     : undefined;
   if (capture) rt.add(capture);
-  const probes = opts.appProbers && Object.keys(opts.appProbers).length > 0
-    ? createAppProbeServer({ probers: opts.appProbers, appHost: opts.appHost ?? '127.0.0.1', ...(opts.capture ? { localAddress: INBOUND_PASSTHROUGH_ADDRESS } : {}) })
+  const metrics = opts.mergedMetrics
+    ? mergedMetricsHandler({ own: () => rt.accessLog.metrics?.registry, log, ...(opts.mergedMetrics.app ? { app: opts.mergedMetrics.app } : {}) })
+    : undefined;
+  const probes = (opts.appProbers && Object.keys(opts.appProbers).length > 0) || metrics
+    ? createAppProbeServer({ probers: opts.appProbers ?? {}, appHost: opts.appHost ?? '127.0.0.1', ...(opts.capture ? { localAddress: INBOUND_PASSTHROUGH_ADDRESS } : {}), ...(metrics ? { metrics } : {}) })
     : undefined;
   if (probes) rt.add({ close: () => probes.close(), destroy: () => probes.close() });
   // The runtime's pools go when the runtime stops; the app's own pools (capture) right after.

@@ -71,7 +71,7 @@ export function validateTelemetry(c: Checker, spec: Obj): void {
         if (metric !== undefined && !(metric in METRIC_SELECTORS)) c.error([...oat, 'match', 'metric'], `unknown metric '${metric}'; expected one of ${Object.keys(METRIC_SELECTORS).join(', ')}`);
         const custom = asString(c, match['customMetric'], [...oat, 'match', 'customMetric']);
         if (custom === '') c.error([...oat, 'match', 'customMetric'], 'must not be empty');
-        else if (custom !== undefined) c.warn([...oat, 'match', 'customMetric'], 'custom metrics are not supported; this override is ignored');
+        else if (custom !== undefined) c.warn([...oat, 'match', 'customMetric'], 'custom metrics are not supported (Istio declares them in its stats filter\'s definitions, which only an EnvoyFilter sets); this override is ignored');
         asEnum(c, match['mode'], [...oat, 'match', 'mode'], WORKLOAD_MODES);
       }
       asBool(c, o['disabled'], [...oat, 'disabled']);
@@ -145,6 +145,7 @@ export function validateConfigMap(c: Checker, raw: Obj): void {
     if (n !== undefined && (!Number.isInteger(n) || n < 0)) c.error([...at, 'defaultConfig', 'gatewayTopology', 'numTrustedProxies'], `numTrustedProxies is a number of proxies (0, 1, 2 …), not ${n}`);
   }
   asBool(c, m['enableTracing'], [...at, 'enableTracing']);
+  asBool(c, m['enablePrometheusMerge'], [...at, 'enablePrometheusMerge']);
   const outbound = asObj(c, m['outboundTrafficPolicy'], [...at, 'outboundTrafficPolicy']);
   if (outbound) asEnum(c, outbound['mode'], [...at, 'outboundTrafficPolicy', 'mode'], ['REGISTRY_ONLY', 'ALLOW_ANY'] as const);
   const names = new Set<string>();

@@ -10,14 +10,15 @@
 //     Istio's istio-envoy, istio-data and istio-podinfo;
 //   labels security.istio.io/tlsMode=istio and service.istio.io/canonical-name/-revision;
 //   annotations sidecar.istio.io/status, kubectl's default container, and prometheus.io/scrape|port|path
-//     at the sidecar's metrics unless the pod has its own (prometheus-annotations.ts);
+//     at the sidecar's merged metrics on 15020, the app's own scrape settings handed to the sidecar
+//     in ISTIO_PROMETHEUS_ANNOTATIONS (prometheus-annotations.ts);
 //   HTTP probes of the app rewritten through the sidecar's 15020 (app-probes.ts).
 // The pod is copied, never changed in place.
 
 import { APP_PROBERS_ENV, rewriteAppProbes } from './app-probes.js';
 import { DEFAULT_REVISION, STATUS_ANNOTATION } from './selection.js';
 import { SIDECAR_ENV } from './sidecar-node-options.js';
-import { addScrapeAnnotations, SIDECAR_METRICS_PORT } from './prometheus-annotations.js';
+import { applyMetricsMerge, pointsAtMergedMetrics, PROMETHEUS_SCRAPE_ENV, SIDECAR_METRICS_PORT } from './prometheus-annotations.js';
 
 type Json = Record<string, unknown>;
 
@@ -40,6 +41,8 @@ export interface InjectOptions {
   readonly imagePullPolicy?: string;
   /** Used when the pod has no name yet (a Deployment's template): the workload's name. */
   readonly workloadName?: string;
+  /** The mesh config's `enablePrometheusMerge` (default true); a pod's merge-metrics annotation wins. */
+  readonly enablePrometheusMerge?: boolean;
   /** `apiVersion` and `kind` of the owning workload, for ISTIO_META_OWNER. */
   readonly owner?: { readonly apiVersion: string; readonly kind: string; readonly name: string; readonly namespace: string };
 }
@@ -69,6 +72,7 @@ export function injectPod(pod: Json, opts: InjectOptions): Json {
   const spec = ((out.spec ??= {}) as Json);
   const labels = ((meta.labels ??= {}) as Record<string, string>);
   const annotations = ((meta.annotations ??= {}) as Record<string, string>);
+  const previousProxy = ((spec.containers ?? []) as Json[]).find((c) => c.name === PROXY_CONTAINER);
   const containers = ((spec.containers ??= []) as Json[]).filter((c) => c.name !== PROXY_CONTAINER);
   const appNames = containers.map((c) => String(c.name ?? ''));
   const trustDomain = opts.trustDomain ?? 'cluster.local';
@@ -82,7 +86,10 @@ export function injectPod(pod: Json, opts: InjectOptions): Json {
     annotations['kubectl.kubernetes.io/default-container'] ??= appNames[0];
   }
 
-  addScrapeAnnotations(annotations);
+  // A pod injected before already points at 15020: the app's settings are in its old proxy's env.
+  const scrapeEnv = pointsAtMergedMetrics(annotations)
+    ? (((previousProxy?.env as Json[] | undefined) ?? []).find((e) => e.name === PROMETHEUS_SCRAPE_ENV)?.value as string | undefined) ?? '{}'
+    : applyMetricsMerge(annotations, opts.enablePrometheusMerge ?? true);
   const probers = annotations[A.rewriteProbes] === 'false' ? {} : rewriteAppProbes(containers);
   const podPorts = containers.flatMap((c) => (Array.isArray(c.ports) ? (c.ports as Json[]) : []));
   const appPort = podPorts.find((p) => typeof p.containerPort === 'number')?.containerPort as number | undefined;
@@ -140,6 +147,7 @@ export function injectPod(pod: Json, opts: InjectOptions): Json {
       { name: 'TRUST_DOMAIN', value: trustDomain },
       ...Object.entries(SIDECAR_ENV).map(([name, value]) => ({ name, value })),
       ...(Object.keys(probers).length > 0 ? [{ name: APP_PROBERS_ENV, value: JSON.stringify(probers) }] : []),
+      ...(scrapeEnv !== undefined ? [{ name: PROMETHEUS_SCRAPE_ENV, value: scrapeEnv }] : []),
     ],
     readinessProbe: {
       httpGet: { path: '/healthz/ready', port: 15021 },

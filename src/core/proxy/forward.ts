@@ -299,6 +299,9 @@ class Forwarding implements ExchangeHooks {
     // Never plaintext where the rule asks for mTLS; without a certificate no endpoint is reachable.
     if (!tls.ok) return this.#attempt > 0 ? withRetriesExhausted(upstreamTlsFailure(tls.reason)) : upstreamTlsFailure(tls.reason);
     this.#tls = tls.profile;
+    // Set only when true: a plaintext upstream's record keeps its shape (no property added per request).
+    if (tls.profile?.kind === 'ISTIO_MUTUAL') this.#log.upstreamMtls = true;
+    else if (this.#log.upstreamMtls) this.#log.upstreamMtls = false;
     if (this.#ctx.peerMetadata && tls.profile?.kind === 'ISTIO_MUTUAL') headers[PEER_METADATA_HEADER] = this.#ctx.peerMetadata;
     // Admitted at once unless a circuit breaker makes the attempt wait.
     const admission = this.#guard.admit(this.#h2Upstream, this.#cancelable);

@@ -81,10 +81,11 @@ export function forwardTcp(
   let spliced = false;
   let reported = false;
   let peer: Endpoint | undefined;
+  let mtls = false;
   const report = (): void => {
     if (reported) return;
     reported = true;
-    if (peer) deps.observer?.tcpClosed?.({ reporter: 'source', cluster: dest?.clusterName ?? '', upstreamPeer: workloadOfEndpoint(peer), connection: downstream, flags: flags || (spliced ? '-' : 'DC'), bytesReceived: downstream.bytesRead, bytesSent: downstream.bytesWritten });
+    if (peer) deps.observer?.tcpClosed?.({ reporter: 'source', cluster: dest?.clusterName ?? '', upstreamPeer: workloadOfEndpoint(peer), upstreamMtls: mtls, connection: downstream, flags: flags || (spliced ? '-' : 'DC'), bytesReceived: downstream.bytesRead, bytesSent: downstream.bytesWritten });
     const record: TcpForwardRecord = {
       cluster: dest?.clusterName ?? '',
       ...(upstreamHost !== undefined ? { upstreamHost } : {}),
@@ -146,6 +147,7 @@ export function forwardTcp(
         // Mutual TLS the rule asks for and this proxy cannot do is refused, never sent in plaintext.
         if (decision && !decision.ok) throw new Error(decision.message);
         const profile = decision?.ok ? decision.profile : undefined;
+        mtls = profile?.kind === 'ISTIO_MUTUAL';
         if (profile && deps.tls) {
           const opened = deps.tls.connector.open(profile, pick.address, port, [], () => undefined, timeoutMs);
           if (!opened.ok) throw opened.error;
@@ -195,7 +197,7 @@ export function forwardTcp(
         open++;
         spliced = true;
         peer = pick;
-        deps.observer?.tcpOpened?.({ reporter: 'source', cluster: dest.clusterName, upstreamPeer: workloadOfEndpoint(pick), connection: downstream });
+        deps.observer?.tcpOpened?.({ reporter: 'source', cluster: dest.clusterName, upstreamPeer: workloadOfEndpoint(pick), upstreamMtls: mtls, connection: downstream });
         upstream.once('close', closed);
         splice(downstream, upstream, initial);
       };

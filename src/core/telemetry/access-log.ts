@@ -38,6 +38,8 @@ export interface RequestRecord {
   downstreamPeer?: WorkloadInfo;
   /** The workload of the endpoint the request went to (client side). */
   upstreamPeer?: WorkloadInfo;
+  /** The request went to it over Istio mutual TLS: this proxy's certificate named it (source_principal). */
+  upstreamMtls?: boolean;
   /** A gRPC request (content-type application/grpc*): request_protocol `grpc`. */
   readonly grpc: boolean;
   /** grpc-status of the answer (headers or trailers), when gRPC. */
@@ -241,6 +243,8 @@ export interface TcpOpened {
   readonly reporter: 'source' | 'destination';
   readonly cluster: string;
   readonly upstreamPeer?: WorkloadInfo;
+  /** The connection to the endpoint is Istio mutual TLS (this proxy's certificate names it there). */
+  readonly upstreamMtls?: boolean;
   readonly downstreamPeer?: WorkloadInfo;
   /**
    * The downstream socket (the same object when it closes): what it has carried so far is reported

@@ -43,6 +43,13 @@ export type IstioLabels = Record<IstioLabel, string>;
  */
 export const PEER_LABELS: readonly IstioLabel[] = ISTIO_LABELS.slice(0, ISTIO_LABELS.indexOf('request_protocol'));
 
+/**
+ * The labels of the four TCP series: Istio's TCP stats have no response code and no gRPC status, as
+ * a connection has neither.
+ */
+export const TCP_LABELS: readonly IstioLabel[] = ISTIO_LABELS.filter((l) => l !== 'response_code' && l !== 'grpc_response_status');
+export type TcpLabels = Omit<IstioLabels, 'response_code' | 'grpc_response_status'>;
+
 const UNKNOWN = 'unknown';
 
 /** What a proxy knows of itself and its own service when it reports. */
@@ -78,11 +85,12 @@ type SourceLabels = Pick<IstioLabels, 'source_workload' | 'source_workload_names
 type DestinationLabels = Pick<IstioLabels, 'destination_workload' | 'destination_workload_namespace' | 'destination_principal' | 'destination_app' | 'destination_version' | 'destination_service' | 'destination_service_name' | 'destination_service_namespace' | 'destination_canonical_service' | 'destination_canonical_revision' | 'destination_cluster'>;
 
 // A missing canonical revision is `latest` on either side, with or without a peer (Istio's default).
-function sourceLabels(w: WorkloadInfo | undefined): SourceLabels {
+// `principal`: the source's SPIFFE ID as the connection proved it, else `unknown`.
+function sourceLabels(w: WorkloadInfo | undefined, principal: string | undefined): SourceLabels {
   return {
     source_workload: w?.workload || UNKNOWN,
     source_workload_namespace: w?.namespace || UNKNOWN,
-    source_principal: w?.principal || UNKNOWN,
+    source_principal: principal || UNKNOWN,
     source_app: w?.app || UNKNOWN,
     source_version: w?.version || UNKNOWN,
     source_canonical_service: w?.canonicalService || UNKNOWN,
@@ -92,31 +100,52 @@ function sourceLabels(w: WorkloadInfo | undefined): SourceLabels {
 }
 
 /**
- * The service comes from the routed cluster (client) or the workload's own Service (server), but
- * destination_service_namespace is the destination workload's namespace, as Istio writes it: a
- * client's local reply that reached no endpoint says `unknown` there.
+ * The service comes from the routed cluster (client) or the workload's own Service (server). Its
+ * namespace is the service's where the cluster names one, else the destination workload's, as
+ * Istio's stats filter writes it: a client's reply to a host outside the registry that reached no
+ * endpoint says `unknown` there.
  */
-function destinationLabels(w: WorkloadInfo | undefined, svc: ServiceName | undefined): DestinationLabels {
+function destinationLabels(w: WorkloadInfo | undefined, svc: ServiceName | undefined, principal: string | undefined): DestinationLabels {
   return {
     destination_workload: w?.workload || UNKNOWN,
     destination_workload_namespace: w?.namespace || UNKNOWN,
-    destination_principal: w?.principal || UNKNOWN,
+    destination_principal: principal || UNKNOWN,
     destination_app: w?.app || UNKNOWN,
     destination_version: w?.version || UNKNOWN,
     destination_service: svc?.host || UNKNOWN,
     destination_service_name: svc?.name || UNKNOWN,
-    destination_service_namespace: w?.namespace || UNKNOWN,
+    destination_service_namespace: (svc && svc.namespace !== UNKNOWN ? svc.namespace : w?.namespace) || UNKNOWN,
     destination_canonical_service: w?.canonicalService || UNKNOWN,
     destination_canonical_revision: w?.canonicalRevision || 'latest',
     destination_cluster: w?.cluster || UNKNOWN,
   };
 }
 
+/** A server's own service: its Service, else (a workload no Service selects) its canonical name, as Istio writes it. */
+function ownService(ctx: ReporterContext): ServiceName {
+  const own = ctx.selfService?.();
+  if (own) return own;
+  const name = ctx.self.canonicalService || UNKNOWN;
+  return { host: name, name, namespace: ctx.self.namespace || UNKNOWN };
+}
+
+/**
+ * Who the two sides are, by reporter. Principals are what the connection's certificates proved, as
+ * Istio reads them from the TLS session: a server names itself and its caller only over mutual TLS;
+ * a client names itself only when it went to the endpoint over Istio mutual TLS (not for a local
+ * reply that reached none, nor for a plaintext endpoint), and the endpoint by its identity.
+ */
+function peers(server: boolean, ctx: ReporterContext, downstreamPeer: WorkloadInfo | undefined, upstreamPeer: WorkloadInfo | undefined, upstreamMtls: boolean | undefined, svc: ServiceName | undefined): SourceLabels & DestinationLabels {
+  return server
+    ? { ...sourceLabels(downstreamPeer, downstreamPeer?.principal), ...destinationLabels(ctx.self, svc, downstreamPeer ? ctx.self.principal : undefined) }
+    : { ...sourceLabels(ctx.self, upstreamMtls ? ctx.self.principal : undefined), ...destinationLabels(upstreamPeer, svc, upstreamPeer?.principal) };
+}
+
 /** The labels of one request as Istio's stats filter writes them for this reporter. */
 export function requestLabels(r: RequestRecord, ctx: ReporterContext, hostFallback = true): IstioLabels {
   const server = r.reporter === 'destination';
   let svc: ServiceName | undefined;
-  if (server) svc = ctx.selfService?.();
+  if (server) svc = ownService(ctx);
   else {
     svc = serviceOfCluster(r.upstreamCluster);
     // A sidecar client names an unknown destination by the Host it asked for; a gateway does not.
@@ -127,8 +156,7 @@ export function requestLabels(r: RequestRecord, ctx: ReporterContext, hostFallba
   }
   return {
     reporter: r.reporter,
-    ...sourceLabels(server ? r.downstreamPeer : ctx.self),
-    ...destinationLabels(server ? ctx.self : r.upstreamPeer, svc),
+    ...peers(server, ctx, r.downstreamPeer, r.upstreamPeer, r.upstreamMtls, svc),
     request_protocol: r.grpc ? 'grpc' : 'http',
     response_code: String(r.responseCode),
     grpc_response_status: r.grpc ? (r.grpcStatus ?? '') : '',
@@ -145,18 +173,16 @@ export interface TcpConnectionRecord {
   readonly bytesReceived: number;
   readonly bytesSent: number;
   readonly upstreamPeer?: WorkloadInfo;
+  readonly upstreamMtls?: boolean;
   readonly downstreamPeer?: WorkloadInfo;
 }
 
-export function tcpLabels(c: TcpConnectionRecord, ctx: ReporterContext): IstioLabels {
+export function tcpLabels(c: TcpConnectionRecord, ctx: ReporterContext): TcpLabels {
   const server = c.reporter === 'destination';
   return {
     reporter: c.reporter,
-    ...sourceLabels(server ? c.downstreamPeer : ctx.self),
-    ...destinationLabels(server ? ctx.self : c.upstreamPeer, server ? ctx.selfService?.() : serviceOfCluster(c.cluster)),
+    ...peers(server, ctx, c.downstreamPeer, c.upstreamPeer, c.upstreamMtls, server ? ownService(ctx) : serviceOfCluster(c.cluster)),
     request_protocol: 'tcp',
-    response_code: '0',
-    grpc_response_status: '',
     response_flags: c.flags || '-',
     connection_security_policy: server ? (c.downstreamPeer ? 'mutual_tls' : 'none') : UNKNOWN,
   };

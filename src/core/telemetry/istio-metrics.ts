@@ -9,13 +9,13 @@
 import type { Registry } from 'prom-client';
 import { promClient } from './prom-client-module.js';
 import type { RequestRecord } from './access-log.js';
-import { ISTIO_LABELS, PEER_LABELS, requestLabels, tcpLabels, type IstioLabels, type ReporterContext, type TcpConnectionRecord } from './istio-labels.js';
+import { ISTIO_LABELS, PEER_LABELS, requestLabels, TCP_LABELS, tcpLabels, type IstioLabels, type ReporterContext, type TcpConnectionRecord, type TcpLabels } from './istio-labels.js';
 import { connectionAttributes, requestAttributes } from './metric-attributes.js';
 import type { Attributes } from './metric-expression.js';
 import { CellTable, collectCounter, collectHistogram, CounterCell, HistogramCell } from './series-cells.js';
 import { addedLabels, applyTagRules, DEFAULT_METRICS_POLICY, MAX_EXPRESSION_VALUE, type IstioMetricName, type MetricsPolicy, type ModeMetricsPolicy } from './metrics-overrides.js';
 
-export { ISTIO_LABELS, requestLabels, serviceOfCluster, serviceOfHost, tcpLabels } from './istio-labels.js';
+export { ISTIO_LABELS, requestLabels, serviceOfCluster, serviceOfHost, TCP_LABELS, tcpLabels } from './istio-labels.js';
 export type { IstioLabel, IstioLabels, ReporterContext, ServiceName, TcpConnectionRecord } from './istio-labels.js';
 export type { IstioMetricName, MetricsPolicy } from './metrics-overrides.js';
 export { DEFAULT_METRICS_POLICY } from './metrics-overrides.js';
@@ -51,6 +51,7 @@ interface LastHit {
   children: HttpChildren | undefined;
   reporter: 'source' | 'destination';
   peer: object;
+  mtls: boolean;
   cluster: string;
   outbound: boolean;
   authority: string;
@@ -58,18 +59,18 @@ interface LastHit {
   flags: string;
 }
 
-/** Istio's series: name, help, kind, and whether only the peer labels name them (the gRPC message counters). */
-const SERIES: readonly (readonly [IstioMetricName, string, 'counter' | 'histogram', 'peer'?])[] = [
+/** Istio's series: name, help, kind, and their labels when not all of Istio's (the gRPC message counters: the peers; TCP: no code or gRPC status). */
+const SERIES: readonly (readonly [IstioMetricName, string, 'counter' | 'histogram', ('peer' | 'tcp')?])[] = [
   ['istio_requests_total', 'Requests handled, by Istio standard labels.', 'counter'],
   ['istio_request_duration_milliseconds', 'Request duration in milliseconds.', 'histogram'],
   ['istio_request_bytes', 'Request body sizes in bytes.', 'histogram'],
   ['istio_response_bytes', 'Response body sizes in bytes.', 'histogram'],
   ['istio_request_messages_total', 'gRPC messages received from the client.', 'counter', 'peer'],
   ['istio_response_messages_total', 'gRPC messages sent to the client.', 'counter', 'peer'],
-  ['istio_tcp_sent_bytes_total', 'Bytes sent to the downstream over TCP connections.', 'counter'],
-  ['istio_tcp_received_bytes_total', 'Bytes received from the downstream over TCP connections.', 'counter'],
-  ['istio_tcp_connections_opened_total', 'TCP connections opened.', 'counter'],
-  ['istio_tcp_connections_closed_total', 'TCP connections closed.', 'counter'],
+  ['istio_tcp_sent_bytes_total', 'Bytes sent to the downstream over TCP connections.', 'counter', 'tcp'],
+  ['istio_tcp_received_bytes_total', 'Bytes received from the downstream over TCP connections.', 'counter', 'tcp'],
+  ['istio_tcp_connections_opened_total', 'TCP connections opened.', 'counter', 'tcp'],
+  ['istio_tcp_connections_closed_total', 'TCP connections closed.', 'counter', 'tcp'],
 ];
 
 /**
@@ -91,13 +92,13 @@ export class IstioMetrics {
    * per peer metadata, so the same object request after request), then the request's own parts. A
    * WeakMap, so peers the caches drop do not stay here.
    */
-  private fast = { source: new WeakMap<object, ByCluster>(), destination: new WeakMap<object, ByCluster>() };
+  private fast = { source: new WeakMap<object, ByCluster>(), sourceMtls: new WeakMap<object, ByCluster>(), destination: new WeakMap<object, ByCluster>() };
   /**
    * The parts of the last request counted through the index, and its children: traffic mostly
    * repeats the same peer, cluster, code and flags, and six map lookups per request, each a likely
    * cache miss in a busy proxy, were most of what counting cost it (docs/benchmarks.md).
    */
-  private readonly last: LastHit = { children: undefined, reporter: 'source', peer: NO_PEER, cluster: '', outbound: false, authority: '', code: 0, flags: '' };
+  private readonly last: LastHit = { children: undefined, reporter: 'source', peer: NO_PEER, mtls: false, cluster: '', outbound: false, authority: '', code: 0, flags: '' };
   private policy: MetricsPolicy = DEFAULT_METRICS_POLICY;
   private readonly maxSeries: number;
   private readonly version: string;
@@ -135,10 +136,10 @@ export class IstioMetrics {
     this.tables = {};
     this.added = added;
     const labelNames = [...ISTIO_LABELS, ...added];
-    const peerLabels = [...PEER_LABELS, ...added];
+    const subsets = { peer: [...PEER_LABELS, ...added], tcp: [...TCP_LABELS, ...added] };
     const buckets = [...ISTIO_BUCKETS];
-    for (const [name, , kind, peer] of SERIES) {
-      this.tables[name] = kind === 'histogram' ? new CellTable(labelNames, (l) => new HistogramCell(l, buckets)) : new CellTable(peer ? peerLabels : labelNames, (l) => new CounterCell(l));
+    for (const [name, , kind, subset] of SERIES) {
+      this.tables[name] = kind === 'histogram' ? new CellTable(labelNames, (l) => new HistogramCell(l, buckets)) : new CellTable(subset ? subsets[subset] : labelNames, (l) => new CounterCell(l));
     }
     if (this.#registry) this.register();
   }
@@ -161,7 +162,7 @@ export class IstioMetrics {
     if (policy === this.policy) return;
     this.policy = policy;
     this.children.clear();
-    this.fast = { source: new WeakMap(), destination: new WeakMap() };
+    this.fast = { source: new WeakMap(), sourceMtls: new WeakMap(), destination: new WeakMap() };
     this.last.children = undefined;
     const added = addedLabels(policy);
     if (added.join(',') !== this.added.join(',')) this.build(added);
@@ -213,10 +214,12 @@ export class IstioMetrics {
   private indexed(r: RequestRecord, mode: ModeMetricsPolicy): HttpChildren {
     const server = r.reporter === 'destination';
     const peer = (server ? r.downstreamPeer : r.upstreamPeer) ?? NO_PEER;
+    const mtls = r.upstreamMtls === true;
     const cluster = r.upstreamCluster ?? '';
     const l = this.last;
-    if (l.children && !r.grpc && l.peer === peer && l.cluster === cluster && l.code === r.responseCode && l.flags === r.flags && l.reporter === r.reporter && (l.outbound || l.authority === r.authority)) return l.children;
-    const byPeer = server ? this.fast.destination : this.fast.source;
+    if (l.children && !r.grpc && l.peer === peer && l.mtls === mtls && l.cluster === cluster && l.code === r.responseCode && l.flags === r.flags && l.reporter === r.reporter && (l.outbound || l.authority === r.authority)) return l.children;
+    // A client's source_principal depends on whether the endpoint was reached over Istio mutual TLS.
+    const byPeer = server ? this.fast.destination : mtls ? this.fast.sourceMtls : this.fast.source;
     let byCluster = byPeer.get(peer);
     if (!byCluster) byPeer.set(peer, (byCluster = new Map()));
     let byHost = byCluster.get(cluster);
@@ -234,6 +237,7 @@ export class IstioMetrics {
       l.children = c;
       l.reporter = r.reporter;
       l.peer = peer;
+      l.mtls = mtls;
       l.cluster = cluster;
       l.outbound = outbound;
       l.authority = r.authority;
@@ -247,7 +251,7 @@ export class IstioMetrics {
   private keyed(r: RequestRecord, mode: ModeMetricsPolicy): HttpChildren {
     // Past the cap neither the Host header nor an expression names a series: what is left is bounded by configuration.
     const full = this.children.size >= this.maxSeries;
-    const values = mode.expressions.length > 0 ? evaluate(mode, full ? undefined : requestAttributes(r)) : NO_VALUES;
+    const values = mode.expressions.length > 0 ? evaluate(mode, full ? undefined : requestAttributes(r, this.ctx)) : NO_VALUES;
     const key = values.length > 0 ? `${requestKey(r, !full)}|${values.join('\u0001')}` : requestKey(r, !full);
     let c = this.children.get(key);
     if (!c) {
@@ -271,15 +275,15 @@ export class IstioMetrics {
   private tcp(c: TcpConnectionRecord, counts: readonly (readonly [IstioMetricName, number])[]): void {
     const mode = this.modeOf(c.reporter);
     const labels = tcpLabels(c, this.ctx);
-    const values = mode.expressions.length > 0 ? evaluate(mode, connectionAttributes(c)) : NO_VALUES;
+    const values = mode.expressions.length > 0 ? evaluate(mode, connectionAttributes(c, this.ctx)) : NO_VALUES;
     for (const [name, v] of counts) this.counterCell(mode, name, labels, values)?.inc(v);
   }
 
-  private labelsFor(mode: ModeMetricsPolicy, name: IstioMetricName, labels: IstioLabels, values: readonly string[]): Record<string, string> {
+  private labelsFor(mode: ModeMetricsPolicy, name: IstioMetricName, labels: IstioLabels | TcpLabels, values: readonly string[]): Record<string, string> {
     return applyTagRules(labels, mode.tags.get(name), values);
   }
 
-  private counterCell(mode: ModeMetricsPolicy, name: IstioMetricName, labels: IstioLabels, values: readonly string[], peerOnly = false): CounterCell | undefined {
+  private counterCell(mode: ModeMetricsPolicy, name: IstioMetricName, labels: IstioLabels | TcpLabels, values: readonly string[], peerOnly = false): CounterCell | undefined {
     if (mode.disabled.has(name) || HISTOGRAMS.has(name)) return undefined;
     let l = this.labelsFor(mode, name, labels, values);
     if (peerOnly) l = Object.fromEntries(Object.entries(l).filter(([k]) => !NON_PEER.has(k)));
@@ -318,5 +322,5 @@ function evaluate(mode: ModeMetricsPolicy, attributes: Attributes | undefined): 
 /** Everything requestLabels() reads that varies per request, as one string. */
 function requestKey(r: RequestRecord, withHost: boolean): string {
   const peer = r.reporter === 'destination' ? r.downstreamPeer : r.upstreamPeer;
-  return `${r.reporter}|${peer?.principal ?? ''}|${peer?.workload ?? ''}|${peer?.namespace ?? ''}|${peer?.version ?? ''}|${peer?.app ?? ''}|${r.upstreamCluster ?? ''}|${withHost && !r.upstreamCluster?.startsWith('outbound|') ? r.authority : ''}|${r.responseCode}|${r.flags}|${r.grpc ? `g${r.grpcStatus ?? ''}` : ''}`;
+  return `${r.reporter}|${r.upstreamMtls ? 'm' : ''}|${peer?.principal ?? ''}|${peer?.workload ?? ''}|${peer?.namespace ?? ''}|${peer?.version ?? ''}|${peer?.app ?? ''}|${r.upstreamCluster ?? ''}|${withHost && !r.upstreamCluster?.startsWith('outbound|') ? r.authority : ''}|${r.responseCode}|${r.flags}|${r.grpc ? `g${r.grpcStatus ?? ''}` : ''}`;
 }

@@ -7,7 +7,7 @@ import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { RequestRecord } from './access-log.js';
 import type { Attributes, Value } from './metric-expression.js';
-import type { WorkloadInfo } from './workload.js';
+import { nodeIdOf, partsOfSpiffe, TRUST_DOMAIN, type WorkloadInfo } from './workload.js';
 
 const PEER_FIELDS = ['workload', 'namespace', 'app', 'version', 'service', 'revision', 'cluster'] as const;
 
@@ -20,6 +20,7 @@ const KNOWN: Readonly<Record<string, Readonly<Record<string, 'value' | 'map'>>>>
   connection: { mtls: 'value', requested_server_name: 'value' },
   upstream: { address: 'value', port: 'value' },
   xds: { cluster_name: 'value', route_name: 'value' },
+  node: { id: 'value', metadata: 'map' },
   upstream_peer: Object.fromEntries(PEER_FIELDS.map((f) => [f, 'value'])),
   downstream_peer: Object.fromEntries(PEER_FIELDS.map((f) => [f, 'value'])),
 };
@@ -34,6 +35,26 @@ export function knownAttribute(path: readonly string[]): true | string {
   if (!kind) return `attribute '${root}.${name}' is not supported (known: ${Object.keys(fields).map((f) => `${root}.${f}`).join(', ')})`;
   if (rest.length > (kind === 'map' ? 1 : 0)) return `attribute '${path.join('.').replace('.[]', '[…]')}' is not supported`;
   return true;
+}
+
+/** The proxy reporting: Envoy's `node` attribute, whose metadata Istio fills from the pod. */
+export interface ReportingNode {
+  readonly role: 'gateway' | 'sidecar';
+  readonly self: WorkloadInfo;
+}
+
+const nodes = new WeakMap<WorkloadInfo, Value>();
+
+/** `node.id` and `node.metadata['NAMESPACE' | 'WORKLOAD_NAME' | 'CLUSTER_ID' | 'MESH_ID' | 'SERVICE_ACCOUNT']`, made once per proxy. */
+function nodeAttribute(n: ReportingNode | undefined): Value {
+  if (!n) return undefined;
+  let v = nodes.get(n.self);
+  if (!v) {
+    const sa = partsOfSpiffe(n.self.principal)?.serviceAccount;
+    const metadata = new Map<string, string>([['namespace', n.self.namespace], ['workload_name', n.self.workload], ['cluster_id', n.self.cluster ?? ''], ['mesh_id', TRUST_DOMAIN], ...(sa ? [['service_account', sa] as [string, string]] : [])]);
+    nodes.set(n.self, (v = { id: nodeIdOf(n.role, n.self), metadata }));
+  }
+  return v;
 }
 
 function peer(w: WorkloadInfo | undefined): Value {
@@ -52,8 +73,8 @@ function splitAddress(a: string | undefined): { address?: string; port?: number 
   return m ? { address: m[1]!, port: Number(m[2]) } : {};
 }
 
-/** The attributes of one finished HTTP request. */
-export function requestAttributes(r: RequestRecord): Attributes {
+/** The attributes of one finished HTTP request, as the proxy `node` reporting it sees them. */
+export function requestAttributes(r: RequestRecord, node?: ReportingNode): Attributes {
   const req: IncomingMessage | undefined = r.request;
   return (root) => {
     switch (root) {
@@ -95,6 +116,8 @@ export function requestAttributes(r: RequestRecord): Attributes {
         return peer(r.upstreamPeer);
       case 'downstream_peer':
         return peer(r.downstreamPeer);
+      case 'node':
+        return nodeAttribute(node);
       default:
         return undefined;
     }
@@ -102,7 +125,7 @@ export function requestAttributes(r: RequestRecord): Attributes {
 }
 
 /** The attributes of one TCP connection: who is on each end and the cluster; no request. */
-export function connectionAttributes(c: { cluster: string; upstreamPeer?: WorkloadInfo; downstreamPeer?: WorkloadInfo }): Attributes {
+export function connectionAttributes(c: { cluster: string; upstreamPeer?: WorkloadInfo; downstreamPeer?: WorkloadInfo }, node?: ReportingNode): Attributes {
   return (root) => {
     switch (root) {
       case 'connection':
@@ -113,6 +136,8 @@ export function connectionAttributes(c: { cluster: string; upstreamPeer?: Worklo
         return peer(c.upstreamPeer);
       case 'downstream_peer':
         return peer(c.downstreamPeer);
+      case 'node':
+        return nodeAttribute(node);
       default:
         return undefined;
     }

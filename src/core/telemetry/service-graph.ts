@@ -62,7 +62,7 @@ function countEdges(scrapes: readonly Samples[], nodes: Map<string, GraphNode>):
     const l = labels as Record<string, string>;
     const src = nodeOf(l.source_workload ?? 'unknown', l.source_workload_namespace ?? 'unknown', l.source_app ?? 'unknown');
     // A request that never reached a workload (a local reply: 429, 503 UH, 404 NR) ends at its service,
-    // in the namespace its name says (Istio leaves destination_service_namespace unknown then), or at `unknown`.
+    // in the namespace its name says (else destination_service_namespace, unknown for a host outside the registry), or at `unknown`.
     const dst = l.destination_workload && l.destination_workload !== 'unknown'
       ? nodeOf(l.destination_workload, l.destination_workload_namespace ?? 'unknown', l.destination_app ?? 'unknown')
       : nodeOf(l.destination_service_name && l.destination_service_name !== 'unknown' ? l.destination_service_name : 'unknown', /^[^.]+\.([^.]+)\.svc\./.exec(l.destination_service ?? '')?.[1] ?? l.destination_service_namespace ?? 'unknown', 'unknown');

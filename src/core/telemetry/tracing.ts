@@ -6,6 +6,7 @@
 // Spans go out with OpenTelemetry's SDK: OTLP/HTTP to an `opentelemetry` provider, Zipkin's JSON
 // to a `zipkin` one, batched off the request path.
 
+import { nodeIdOf } from './workload.js';
 import { randomFillSync } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { createRequire } from 'node:module';
@@ -124,8 +125,7 @@ export class ProxyTracer {
   constructor(o: TracerOptions) {
     this.#o = o;
     this.#random = o.random ?? Math.random;
-    // Envoy's node id: <type>~<ip>~<pod>.<namespace>~<namespace>.svc.cluster.local
-    this.#nodeId = `${o.role === 'gateway' ? 'router' : 'sidecar'}~127.0.0.1~${o.self.workload}.${o.self.namespace}~${o.self.namespace}.svc.cluster.local`;
+    this.#nodeId = nodeIdOf(o.role, o.self);
   }
 
   /** At the start of a request: decide, start the span, and make it the upstream's parent. */

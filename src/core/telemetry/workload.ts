@@ -74,6 +74,11 @@ export function describeWorkload(o: { namespace: string; labels: Labels; service
   });
 }
 
+/** Envoy's node id, as Istio sets it: `<type>~<ip>~<pod>.<namespace>~<namespace>.svc.cluster.local`. */
+export function nodeIdOf(role: 'gateway' | 'sidecar', self: WorkloadInfo): string {
+  return `${role === 'gateway' ? 'router' : 'sidecar'}~127.0.0.1~${self.workload}.${self.namespace}~${self.namespace}.svc.cluster.local`;
+}
+
 const endpointCache = new WeakMap<Endpoint, WorkloadInfo>();
 
 /** The workload behind an endpoint, from its labels (what a client knows of its destination). */
