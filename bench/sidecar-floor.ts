@@ -1,6 +1,6 @@
 // The sidecar against the Node floor for its work: how much of its CPU and memory at a fixed rate
 // over mutual TLS is Node's (a bare node:https + undici Pool forwarder doing the same hop,
-// sidecar-floor-server.ts) and how much is meshgate's. Run after `npm run build`:
+// sidecar-floor-server.ts, and the same with node:http's client to the app) and how much is meshgate's. Run after `npm run build`:
 //
 //   node dist/bench/sidecar-floor.js
 //
@@ -44,10 +44,10 @@ interface Sample {
 }
 
 /** v8Flags are set at run time; a line that starts with `command line:` gives them to `node` instead. */
-async function startFloor(name: string, certs: { cert: string; key: string }, rootCert: string, appPort: number, v8Flags: string): Promise<Variant> {
+async function startFloor(name: string, certs: { cert: string; key: string }, rootCert: string, appPort: number, v8Flags: string, appClient = 'undici'): Promise<Variant> {
   const onCommandLine = v8Flags.startsWith(COMMAND_LINE);
   const flags = onCommandLine ? v8Flags.slice(COMMAND_LINE.length).trim() : v8Flags;
-  const env = { ...process.env, ...SIDECAR_ENV, SIDECAR_FLOOR_V8_FLAGS: onCommandLine ? '' : flags };
+  const env = { ...process.env, ...SIDECAR_ENV, SIDECAR_FLOOR_V8_FLAGS: onCommandLine ? '' : flags, SIDECAR_FLOOR_APP_CLIENT: appClient };
   const execArgv = onCommandLine ? flags.split(' ').filter(Boolean) : [];
   const child = track(
     fork(FLOOR_SERVER, [certs.cert, certs.key, rootCert, `http://127.0.0.1:${appPort}`], { execArgv, env, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] }),
@@ -69,11 +69,15 @@ async function main(): Promise<void> {
     { name: 'meshgate sidecar', pid: mesh.sidecarPid, port: mesh.sidecarInbound },
     await startFloor('node:https mTLS + undici Pool', server, rootCert, upstream.port, ''),
     await startFloor('the same + the sidecar\'s V8 flags', server, rootCert, upstream.port, SIDECAR_V8_FLAGS),
+    await startFloor('the same, node:http client to the app', server, rootCert, upstream.port, SIDECAR_V8_FLAGS, 'node:http'),
     // SIDECAR_FLOOR_FLAGS: more floors, each with the V8 flags of one line (run-time flags).
     ...(await Promise.all(
       (process.env.SIDECAR_FLOOR_FLAGS ?? '').split('\n').filter(Boolean).map((flags) => startFloor(`floor: ${flags}`, server, rootCert, upstream.port, flags)),
     )),
   ];
+  // One request through each first, as the mesh's start sent one through the sidecar: idle is then
+  // a process that has served, its client to the app set up (undici's parser compiled).
+  for (const v of variants) await runPaced({ url: `https://127.0.0.1:${v.port}/`, host: BENCH_HOST, connections: 1, rate: 10, seconds: 0.2, tls });
   await new Promise((r) => setTimeout(r, 2000));
   const idle = new Map(variants.map((v) => [v.name, (rssBytes(v.pid) ?? 0) / 2 ** 20]));
   const samples = new Map<string, Sample[]>(variants.map((v) => [v.name, []]));

@@ -15,14 +15,14 @@ export interface InboundFacts {
   readonly xfcc?: string;
 }
 
+/** Peer metadata is for this proxy's telemetry, not the app (Istio removes it too). */
+const NOT_FOR_THE_APP: ReadonlySet<string> = new Set([PEER_METADATA_HEADER, PEER_METADATA_ID_HEADER]);
+
 export function inboundRequestHeaders(incoming: IncomingHttpHeaders, f: InboundFacts): Record<string, string | string[]> {
-  const out = hopByHopFree(incoming);
+  const out = hopByHopFree(incoming, false, NOT_FOR_THE_APP);
   out.host = f.authority;
   out['x-request-id'] = f.requestId;
   out['x-forwarded-proto'] ??= 'http';
-  // Peer metadata is for this proxy's telemetry, not the app (Istio removes it too).
-  delete out[PEER_METADATA_HEADER];
-  delete out[PEER_METADATA_ID_HEADER];
   // A plaintext caller (PERMISSIVE) could claim any identity in this header: it is dropped, not forwarded.
   const previous = incoming['x-forwarded-client-cert'];
   if (f.xfcc === undefined) delete out['x-forwarded-client-cert'];

@@ -9,7 +9,7 @@ import type { Endpoint } from '../registry/types.js';
 import type { Cluster, PickContext } from '../policy/types.js';
 import { endpointPort } from '../registry/types.js';
 import type { DestinationTarget, ForwardAction, RequestFacts, RetryPolicy } from '../routing/types.js';
-import { applyHeaderRules, downstreamResponseHeaders, upstreamRequestHeaders } from './headers.js';
+import { answerHeaders, applyHeaderRules, upstreamRequestHeaders } from './headers.js';
 import { LocalReplies, addFlag, upstreamTlsFailure, withRetriesExhausted, type LocalReply } from './respond.js';
 import { guardedBody, onDownstreamGone, resetResponse, requestGone, RequestBodyAborted } from './stream-state.js';
 import { boundedByGrpcTimeout, isGrpcRequest } from './grpc-status.js';
@@ -398,12 +398,8 @@ class Forwarding implements ExchangeHooks {
   }
 
   responseHeaders(upstream: Record<string, string | string[] | undefined>): OutgoingHttpHeaders {
-    const log = this.#log;
-    log.upstreamServiceTime = Math.round(performance.now() - this.#started);
-    const out = downstreamResponseHeaders(upstream);
-    out['x-envoy-upstream-service-time'] = String(log.upstreamServiceTime);
+    const out = answerHeaders(upstream, this.#log, this.#started);
     out['x-envoy-attempt-count'] = this.#headers['x-envoy-attempt-count'];
-    out.server = 'istio-envoy';
     applyHeaderRules(out as Record<string, string | string[]>, this.#action.responseHeaders);
     applyHeaderRules(out as Record<string, string | string[]>, this.#dest.responseHeaders);
     if (this.#ctx.responseHeaders) Object.assign(out, this.#ctx.responseHeaders);

@@ -148,7 +148,7 @@ export class ProxyTracer {
         traceId = ids.slice(0, 32);
         spanId = ids.slice(32);
       }
-      injectContext(headers, { traceId, spanId, sampled, ...(parent?.tracestate ? { tracestate: parent.tracestate } : {}) }, parent?.spanId);
+      injectContext(headers, { traceId, spanId, sampled, tracestate: parent?.tracestate }, parent?.spanId);
       return;
     }
     // Sampled: the ids and the caller's context now, the span itself when the request ends (finished-span.ts).
@@ -167,7 +167,7 @@ export class ProxyTracer {
       kind: record.reporter === 'destination' ? SpanKind.SERVER : SpanKind.CLIENT,
       startTime: record.startTime,
     };
-    injectContext(headers, { traceId, spanId, sampled: true, ...(parent?.tracestate ? { tracestate: parent.tracestate } : {}) }, parent?.spanId);
+    injectContext(headers, { traceId, spanId, sampled: true, tracestate: parent?.tracestate }, parent?.spanId);
     record.span = { end: (r) => this.#end(exporting, start, r) };
   }
 

@@ -17,10 +17,10 @@ export function openExchange(req: IncomingMessage, res: ServerResponse, listener
   const socket = req.socket;
   const requestId = requestIdOf(req.headers);
   const remoteAddress = socket.remoteAddress ?? '';
-  const remote = { address: remoteAddress, port: socket.remotePort ?? 0 };
+  const remotePort = socket.remotePort ?? 0;
   const record: RequestRecord = listener.localApp
-    ? newRequestRecord(req, requestId, authorityOf(req), remote)
-    : newRequestRecord(req, requestId, authorityOf(req), remote, forwardedFor(req.headers, remoteAddress));
+    ? newRequestRecord(req, requestId, authorityOf(req), remoteAddress, remotePort)
+    : newRequestRecord(req, requestId, authorityOf(req), remoteAddress, remotePort, forwardedFor(req.headers, remoteAddress));
   if (listener.localApp) {
     // Delivered to the local app (a sidecar's inbound side), Istio reports it as the destination, with
     // the verified caller's workload. Set on the record itself: a spread copy of it per request was
