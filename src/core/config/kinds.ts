@@ -63,6 +63,8 @@ const QUIET: ReadonlySet<string> = new Set([
   'rbac.authorization.k8s.io/RoleBinding',
   'rbac.authorization.k8s.io/ClusterRole',
   'rbac.authorization.k8s.io/ClusterRoleBinding',
+  // Enforced by the network plugin, below the mesh (Istio's egress gateway task applies one).
+  'networking.k8s.io/NetworkPolicy',
   'policy/PodDisruptionBudget',
   'autoscaling/HorizontalPodAutoscaler',
 ]);
