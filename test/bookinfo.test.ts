@@ -1,10 +1,14 @@
 // The bookinfo sample's networking YAML, as published with Istio's traffic-management tasks, compiled
 // for the ingress gateway: it must validate cleanly, route the five productpage paths, leave the
 // mesh-only VirtualServices off the gateway, and honour the reviews variants once bound to it.
+// Then the YAML of other Istio tasks (test/fixtures/istio-tasks/), beside the sample manifests they
+// are applied with: `validate` and `analyze` must find nothing in either.
 
 import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { formatProblem } from '../src/core/config/problem.js';
@@ -174,4 +178,25 @@ describe('bookinfo sample', () => {
       assert.deepEqual(outcome(snapshot, { port: PORT, host: 'reviews.example.com', path: '/' }), [reviews('v1'), reviews('v3')]);
     });
   });
+});
+
+describe('Istio task YAML beside the sample manifests it is applied with', () => {
+  const BIN = fileURLToPath(new URL('../../bin/meshgate.js', import.meta.url));
+  const meshgate = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 60_000 });
+  // authorization: httpbin and sleep (ServiceAccount, Service, Deployment) in foo with the dry-run,
+  // JWT and TCP tasks' policies; egress: sleep with the external-service and TLS-origination
+  // ServiceEntries and DestinationRules, which hold no route and no Gateway.
+  for (const name of ['authorization', 'egress']) {
+    const dir = repoPath(`test/fixtures/istio-tasks/${name}`);
+    it(`${name}: validate reports no warning (ServiceAccounts, RBAC and Deployments are not config mistakes)`, () => {
+      const r = meshgate('validate', dir);
+      assert.equal(r.status, 0, r.stdout + r.stderr);
+      assert.match(r.stdout, / 0 errors, 0 warnings/);
+    });
+    it(`${name}: analyze finds nothing (selectors match the Deployments' pods; no Gateway needs no route)`, () => {
+      const r = meshgate('analyze', dir, '-o', 'json');
+      assert.equal(r.status, 0, r.stderr);
+      assert.deepEqual(JSON.parse(r.stdout), []);
+    });
+  }
 });

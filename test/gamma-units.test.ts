@@ -163,6 +163,40 @@ spec:
     assert.equal(route(snapshot, 9080, 'reviews', {}, '/reviewsx'), 404, 'PathPrefix matches whole elements, and no rule matched is 404');
   });
 
+  it("Istio's egress task: an HTTPRoute on a ServiceEntry to its Hostname applies its timeout to the external host", () => {
+    const yaml = `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: httpbin-ext}
+spec:
+  hosts: [httpbin.org]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: DNS
+  location: MESH_EXTERNAL
+---
+apiVersion: gateway.networking.k8s.io/v1beta1
+kind: HTTPRoute
+metadata: {name: httpbin-ext}
+spec:
+  parentRefs: [{kind: ServiceEntry, group: networking.istio.io, name: httpbin-ext}]
+  hostnames: [httpbin.org]
+  rules:
+  - timeouts: {request: 3s}
+    backendRefs: [{kind: Hostname, group: networking.istio.io, name: httpbin.org, port: 80}]
+`;
+    const { snapshot, warnings } = sidecar(yaml);
+    assert.deepEqual(warnings, []);
+    const fwd = route(snapshot, 80, 'httpbin.org', {}, '/delay/5');
+    assert.ok(fwd !== 'miss' && fwd !== 404 && fwd.action.kind === 'forward', String(fwd));
+    assert.equal((fwd.action as ForwardAction).timeoutMs, 3000);
+    assert.deepEqual((fwd.action as ForwardAction).destinations.map((d) => d.clusterName), ['outbound|80||httpbin.org']);
+    // A ServiceEntry that does not exist, or a Hostname no ServiceEntry has, is reported on the route.
+    const missing = sidecar(yaml.replace('name: httpbin-ext}]', 'name: nope}]').replace('name: httpbin.org, port', 'name: nope.org, port'));
+    assert.deepEqual(missing.warnings.filter((w) => /ServiceEntry default\/nope does not exist/.test(w)).length, 1, missing.warnings.join('\n'));
+    // The control plane sends a sidecar the route with the ServiceEntry it is attached to.
+    const sent = [...new ScopeIndex(parseConfigText(yaml, 'all.yaml').resources).scope({ role: 'sidecar', namespace: 'default', labels: {} })].map((r) => `${r.kind} ${r.metadata.name}`);
+    assert.ok(sent.includes('HTTPRoute httpbin-ext') && sent.includes('ServiceEntry httpbin-ext'), sent.join(', '));
+  });
+
   it('a GRPCRoute on a Service routes by gRPC method', () => {
     const yaml = `${service('echo', 'default', '[{name: grpc, port: 9000}]')}${service('echo-v2', 'default', '[{name: grpc, port: 9000}]')}apiVersion: gateway.networking.k8s.io/v1
 kind: GRPCRoute

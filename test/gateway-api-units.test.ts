@@ -1,6 +1,6 @@
 // Unit tables for the Gateway API translation: YAML in, problems (file:line), status conditions and
 // routes out. Validation, listener conflicts and protocols, allowedRoutes kinds and namespace
-// selectors, --gateway-name narrowing, and what `explain` prints.
+// selectors, --gateway-name narrowing, Istio's Hostname backends, and what `explain` prints.
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -8,7 +8,7 @@ import { parseConfigText } from '../src/core/config/load.js';
 import { formatProblem } from '../src/core/config/problem.js';
 import { buildSnapshot } from '../src/core/snapshot/build.js';
 import { statusLines, type Condition } from '../src/core/gateway-api/conditions.js';
-import { FIXED_DEPS, compileYaml } from './helpers/route-table.js';
+import { FIXED_DEPS, compileYaml, outcome } from './helpers/route-table.js';
 import { serviceYaml } from './helpers/cluster-yaml.js';
 
 const svc = serviceYaml('app', [{ pod: 'app-1', port: 9999 }], { port: 8080 });
@@ -131,6 +131,32 @@ ${gateway('gw', '  - {name: http, port: 80, protocol: HTTP}').replace('gatewayCl
     const { snapshot } = compileYaml(yaml);
     assert.equal(snapshot.gatewayApi.gateways.length, 0);
     assert.equal(snapshot.listeners.size, 0);
+  });
+
+  it("Istio's Hostname backend (egress gateway task): a ServiceEntry host by name, refused when no ServiceEntry has it", () => {
+    const yaml = `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: cnn}
+spec:
+  hosts: [edition.cnn.com]
+  ports: [{number: 80, name: http-port, protocol: HTTP}]
+  resolution: DNS
+---
+${gateway('cnn-egress-gateway', '  - {name: http, hostname: edition.cnn.com, port: 80, protocol: HTTP, allowedRoutes: {namespaces: {from: Same}}}')}---
+apiVersion: gateway.networking.k8s.io/v1beta1
+kind: HTTPRoute
+metadata: {name: forward-cnn-from-egress-gateway}
+spec:
+  parentRefs: [{name: cnn-egress-gateway}]
+  hostnames: [edition.cnn.com]
+  rules:
+  - backendRefs: [{kind: Hostname, group: networking.istio.io, name: edition.cnn.com, port: 80}]
+`;
+    const ok = compileYaml(yaml);
+    assert.deepEqual(ok.problems.map(formatProblem), []);
+    assert.equal(outcome(ok.snapshot, { port: 80, host: 'edition.cnn.com', path: '/politics' }), 'outbound|80||edition.cnn.com');
+    const lines = statusLines(compileYaml(yaml.replace('name: edition.cnn.com, port: 80}', 'name: www.cnn.com, port: 80}')).snapshot.gatewayApi);
+    assert.ok(lines.includes('HTTPRoute default/forward-cnn-from-egress-gateway → default/cnn-egress-gateway: Accepted True, ResolvedRefs False (BackendNotFound): Hostname www.cnn.com is no host of a ServiceEntry or Service'), lines.join('\n'));
   });
 
   it('statusLines: what explain prints', () => {

@@ -2,12 +2,15 @@
 // namespace exactly as at a sidecar (root-namespace policies apply everywhere). A DENY on `/admin*`
 // for `istio: ingressgateway` answers 403 `RBAC: access denied` and the upstream never sees the
 // request; ALLOW-only policies deny what they do not name; `remoteIpBlocks` reads the client behind
-// --trusted-proxies from x-forwarded-for and `ipBlocks` the connection's peer.
+// --trusted-proxies from x-forwarded-for and `ipBlocks` the connection's peer. A dry-run policy
+// changes no answer and logs what it would have decided.
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { join } from 'node:path';
 import { completeJsonLines, eventually, send, startTestGateway, type TestGateway } from './helpers/gateway.js';
 import { gatewayYaml, serviceYaml } from './helpers/cluster-yaml.js';
@@ -271,5 +274,55 @@ describe('gateway: numTrustedProxies from the mesh config (defaultConfig.gateway
 
   it("the gateway's own --trusted-proxies wins over the mesh config, as the pod annotation does in Istio", async () => {
     assert.equal((await own.gw.get('app.example.com', '/', { 'x-forwarded-for': '203.0.113.9, 198.51.100.1' })).status, 200);
+  });
+});
+
+describe("gateway: a dry-run policy (istio.io/dry-run, Istio's dry-run task) logs what it would decide and enforces nothing", () => {
+  let up: Upstream;
+  let gw: TestGateway;
+  const lines: Array<Record<string, unknown>> = [];
+  before(async () => {
+    const stream = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        for (const l of chunk.toString('utf8').split('\n')) if (l.trim() !== '') lines.push(JSON.parse(l) as Record<string, unknown>);
+        done();
+      },
+    });
+    ({ up, gw } = await cluster(
+      {
+        'dry-run.yaml': policy('deny-path-headers', 'istio-system', `
+selector: {matchLabels: {istio: ingressgateway}}
+action: DENY
+rules:
+- to: [{operation: {paths: ["/headers"]}}]
+`).replace('namespace: istio-system}', 'namespace: istio-system, annotations: {"istio.io/dry-run": "true"}}'),
+      },
+      { logger: pino({ level: 'info' }, stream) },
+    ));
+  });
+  after(async () => {
+    await gw?.close();
+    await up?.close();
+  });
+
+  /** GETs `path` (it must pass: 200) and gives the log line of its dry-run evaluation. */
+  async function passesAndLogs(path: string, requestId: string): Promise<Record<string, unknown>> {
+    const r = await gw.get('app.example.com', path, { 'x-request-id': requestId });
+    assert.equal(r.status, 200);
+    await eventually(async () => lines.some((l) => l.requestId === requestId));
+    return lines.find((l) => l.requestId === requestId)!;
+  }
+
+  it('/headers passes (200), and the log says the DENY would have denied it, naming the rule', async () => {
+    const shadow = await passesAndLogs('/headers', 'dry-1');
+    assert.equal(shadow.msg, 'rbac shadow denied, matched policy ns[istio-system]-policy[deny-path-headers]-rule[0]');
+    assert.equal(shadow.authz_dry_run_action, 'deny');
+    assert.equal(shadow.authz_dry_run_result, 'denied');
+  });
+
+  it('another path: the DENY would have allowed it', async () => {
+    const shadow = await passesAndLogs('/ip', 'dry-2');
+    assert.equal(shadow.authz_dry_run_result, 'allowed');
+    assert.equal(shadow.policy, undefined);
   });
 });

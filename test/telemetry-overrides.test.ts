@@ -53,6 +53,9 @@ describe('tagOverrides expressions', () => {
     assert.equal(value('string(response.code)', r), '200');
     assert.equal(value('upstream_peer.app', r), 'pay');
     assert.equal(value("upstream_peer.app + '-' + upstream_peer.version", r), 'pay-v2');
+    // Istio's metrics customization task reads peer labels as a struct of {value}.
+    assert.equal(value("upstream_peer.labels['app'].value", r), 'pay');
+    assert.equal(value("upstream_peer.labels['team'].value", r), undefined, 'a label peer metadata does not carry is unknown');
     assert.equal(value('xds.cluster_name', r), 'outbound|80||pay.shop.svc.cluster.local');
     assert.equal(value('source.address', r), '10.0.0.7');
     assert.equal(value('connection.mtls', r), 'false');
@@ -69,6 +72,8 @@ describe('tagOverrides expressions', () => {
     assert.equal(value("request.url_path.startsWith('/api') ? 'api' : 'web'", r), 'api');
     assert.equal(value("response.code == 200 && request.method != 'POST'", r), 'true');
     assert.equal(value("!(request.host.endsWith('.example.com'))", r), 'false');
+    assert.equal(value('response.code >= 200 && response.code < 300', r), 'true', 'relations, as access-log filters use them');
+    assert.equal(value("response.code > 400 || request.method <= 'GET'", r), 'true');
   });
 
   it('fail at run time to undefined (the label says unknown): a missing header, a type mismatch', () => {

@@ -87,7 +87,7 @@ describe('upstream TLS', () => {
     foreign = await startTlsUpstream('foreign', { cert: workloadCertificate(otherRoot, spiffe('default', 'foreign')), clientCa: meshRoot.certPem });
     grpc = await startTlsUpstream('grpc', { cert: workloadCertificate(meshRoot, spiffe('default', 'grpc')), clientCa: meshRoot.certPem, h2: true });
     rotating = await startTlsUpstream('rotating', { cert: workloadCertificate(meshRoot, spiffe('default', 'rotating')), clientCa: meshRoot.certPem });
-    external = await startTlsUpstream('external', { cert: issueCertificate({ subjectCN: 'api.external.test', dnsNames: ['api.external.test'], issuer: extRoot, days: 1, keyType: 'ec' }) });
+    external = await startTlsUpstream('external', { cert: issueCertificate({ subjectCN: 'api.external.test', dnsNames: ['api.external.test', 'edition.external.test'], issuer: extRoot, days: 1, keyType: 'ec' }) });
     mutualExternal = await startTlsUpstream('mutual', {
       cert: issueCertificate({ subjectCN: 'mtls.external.test', dnsNames: ['mtls.external.test'], issuer: extRoot, days: 1, keyType: 'ec' }),
       clientCa: clientRoot.certPem,
@@ -156,6 +156,30 @@ describe('upstream TLS', () => {
         serviceEntry('public', 'public.external.test', external.port),
         vs('public', 'public.external.test', 'public.external.test'),
         dr('public', 'public.external.test', '{mode: SIMPLE}'),
+        // Istio's egress TLS origination task: the app sends plain HTTP to port 80, which the
+        // ServiceEntry maps to 443 (targetPort) and the DestinationRule's port 80 turns into TLS.
+        `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: edition, namespace: default}
+spec:
+  hosts: [edition.external.test]
+  ports:
+  - {number: 80, name: http-port, protocol: HTTP, targetPort: ${external.port}}
+  - {number: 443, name: https-port, protocol: HTTPS}
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.1}]
+`,
+        vs('edition', 'edition.external.test', 'edition.external.test', 80),
+        `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: edition, namespace: default}
+spec:
+  host: edition.external.test
+  trafficPolicy:
+    portLevelSettings:
+    - port: {number: 80}
+      tls: {mode: SIMPLE, caCertificates: ${caFile}}
+`,
         serviceEntry('mtls', 'mtls.external.test', mutualExternal.port),
         vs('mtls', 'mtls.external.test', 'mtls.external.test'),
         dr('mtls', 'mtls.external.test', '{mode: MUTUAL, credentialName: ext-client}'),
@@ -294,6 +318,12 @@ describe('upstream TLS', () => {
       const seen = body(r);
       assert.equal(seen.sni, 'api.external.test');
       assert.deepEqual(seen.peerUris, [], 'no client certificate for SIMPLE');
+    });
+
+    it("port-level SIMPLE on a ServiceEntry's port 80 with targetPort 443 (egress TLS origination task)", async () => {
+      const r = await gw.get('edition.external.test', '/politics');
+      assert.equal(r.status, 200, r.text);
+      assert.equal(body(r).sni, 'edition.external.test');
     });
 
     it('SIMPLE verifies the host name against the server certificate', async () => {

@@ -91,6 +91,12 @@ export class ScopeIndex {
     return this.#byKind.get(kind) ?? [];
   }
 
+  /** The hosts of ServiceEntry `namespace/name` (a mesh route's parent). */
+  entryHosts(namespace: string, name: string): readonly string[] {
+    const entry = this.#services.find((s) => s.resource.kind === 'ServiceEntry' && s.namespace === namespace && s.resource.metadata.name === name);
+    return entry ? entry.hosts.map((h) => h.toLowerCase()) : [];
+  }
+
   /** The subset of the configuration that concerns `p`. */
   scope(p: ProxyMeta): Set<Resource> {
     const out = new Set<Resource>();
@@ -131,7 +137,7 @@ export class ScopeIndex {
     // Routes attached to Services (Gateway API mesh support) are the sidecar's VirtualServices too;
     // a cross-namespace backendRef needs the ReferenceGrants to be judged.
     if (p.role === 'sidecar') {
-      const mesh = meshRoutesFor([...this.kind('HTTPRoute'), ...this.kind('GRPCRoute'), ...this.kind('TCPRoute'), ...this.kind('TLSRoute')], p.namespace, (ns, h) => imports(egress, ns, h), this.domain);
+      const mesh = meshRoutesFor([...this.kind('HTTPRoute'), ...this.kind('GRPCRoute'), ...this.kind('TCPRoute'), ...this.kind('TLSRoute')], p.namespace, (ns, h) => imports(egress, ns, h), this.domain, (ns, name) => this.entryHosts(ns, name));
       for (const r of mesh.routes) out.add(r);
       wantedHosts.push(...mesh.backendHosts);
       if (mesh.routes.length > 0) for (const g of this.kind('ReferenceGrant')) out.add(g);

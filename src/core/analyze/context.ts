@@ -30,7 +30,7 @@ export interface AnalysisContext {
   readonly virtualServices: readonly Resource<VirtualServiceSpec>[];
   readonly gateways: readonly Resource<GatewaySpec>[];
   readonly destinationRules: readonly Resource<DestinationRuleSpec>[];
-  /** Every workload's labels and namespace: Pods, WorkloadEntries, service endpoints, gateway processes. */
+  /** Every workload's labels and namespace: Pods, pod templates, WorkloadEntries, service endpoints, gateway processes. */
   readonly workloads: ReadonlyArray<{ readonly namespace: string; readonly labels: Labels }>;
   readonly options: AnalysisOptions;
   /** `ns/name` of a Gateway named by a VirtualService in `namespace` (`name` alone means its own namespace). */
@@ -50,6 +50,8 @@ export function analysisContext(resources: readonly Resource[], options: Analysi
   const workloads: Array<{ namespace: string; labels: Labels }> = [];
   for (const r of resources) {
     if (r.kind === 'Pod') workloads.push({ namespace: r.metadata.namespace, labels: r.metadata.labels });
+    const template = podTemplateLabels(r);
+    if (template) workloads.push({ namespace: r.metadata.namespace, labels: template });
     if (r.kind === 'WorkloadEntry') {
       const labels = (r.spec as { labels?: Labels } | null)?.labels ?? {};
       workloads.push({ namespace: r.metadata.namespace, labels: { ...r.metadata.labels, ...labels } });
@@ -71,6 +73,22 @@ export function analysisContext(resources: readonly Resource[], options: Analysi
     world: worldOf(resources, registry, domain, options),
   };
 }
+
+/** The labels a workload controller (Deployment, CronJob …) gives the pods it runs; undefined for other kinds. */
+function podTemplateLabels(r: Resource): Labels | undefined {
+  if (!CONTROLLERS.has(r.kind)) return undefined;
+  const spec = r.spec as { template?: PodTemplate; jobTemplate?: { spec?: { template?: PodTemplate } } } | null;
+  const template = r.kind === 'CronJob' ? spec?.jobTemplate?.spec?.template : spec?.template;
+  const labels: unknown = template?.metadata?.labels;
+  if (!labels || typeof labels !== 'object') return undefined;
+  return Object.fromEntries(Object.entries(labels).map(([k, v]) => [k, String(v)]));
+}
+
+interface PodTemplate {
+  readonly metadata?: { readonly labels?: unknown };
+}
+
+const CONTROLLERS = new Set(['Deployment', 'StatefulSet', 'DaemonSet', 'ReplicaSet', 'Job', 'CronJob', 'ReplicationController']);
 
 /** The gateways a VirtualService binds to: `mesh` when it names none. */
 export function boundGateways(vs: Resource<VirtualServiceSpec>): readonly string[] {

@@ -1,7 +1,8 @@
 // Configuration that is missing rather than wrong, which no per-resource check can see: a config file
 // that holds no resource at all (emptied, or cut short by a write still in progress: `>` truncates
-// before it writes), a folder with no config files, and a config with no routes, where the gateway
-// answers 404 NR to everything. Hot reload says the same when a file it served is emptied
+// before it writes), a folder with no config files, and Gateways with no routes, where the gateway
+// answers 404 NR to everything. A config with no Gateway either is mesh config (ServiceEntries and
+// policies for sidecars, as Istio's egress and security tasks apply it), which needs no route. Hot reload says the same when a file it served is emptied
 // (snapshot/emptied-files.ts); this is the offline view, with no earlier snapshot to compare with.
 
 import type { LoadResult } from '../config/load.js';
@@ -9,6 +10,7 @@ import type { Problem } from '../config/problem.js';
 import { MESSAGES } from './finding.js';
 
 const ROUTE_KINDS = new Set(['VirtualService', 'HTTPRoute', 'GRPCRoute', 'TLSRoute', 'TCPRoute']);
+const GATEWAY_KINDS = new Set(['Gateway', 'KubernetesGateway']);
 
 /** `files`: the config files of the folder, as the loader names them in origins (folder/name). */
 export function emptyConfigFindings(folder: string, files: readonly string[], loaded: LoadResult): Problem[] {
@@ -21,8 +23,8 @@ export function emptyConfigFindings(folder: string, files: readonly string[], lo
   }
   if (files.length === 0) {
     out.push(at(folder, MESSAGES.NoRoutes, `the folder holds no config files (*.yaml, *.yml, *.json): a gateway started on it answers 404 NR to every request; is this the right folder?`));
-  } else if (!loaded.resources.some((r) => ROUTE_KINDS.has(r.kind))) {
-    out.push(at(folder, MESSAGES.NoRoutes, `the config holds no routes (no VirtualService or HTTPRoute, GRPCRoute, TLSRoute, TCPRoute): a gateway answers 404 NR to every request; a file holding them may be missing or cut short`));
+  } else if (loaded.resources.some((r) => GATEWAY_KINDS.has(r.kind)) && !loaded.resources.some((r) => ROUTE_KINDS.has(r.kind))) {
+    out.push(at(folder, MESSAGES.NoRoutes, `the config holds Gateways but no routes (no VirtualService or HTTPRoute, GRPCRoute, TLSRoute, TCPRoute): the gateway answers 404 NR to every request; a file holding them may be missing or cut short`));
   }
   return out;
 }

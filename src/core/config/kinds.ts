@@ -1,5 +1,6 @@
 // Which apiVersion/kind pairs meshgate reads. Anything else is reported and ignored, so a folder that
-// also holds unrelated manifests (Deployments, ConfigMaps) still loads.
+// also holds unrelated manifests still loads; the Kubernetes kinds that every sample beside Istio's
+// config holds (ServiceAccounts, RBAC) are ignored without a word, as Istio ignores them.
 
 const KINDS: Readonly<Record<string, { readonly group: string; readonly versions: readonly string[] }>> = {
   Gateway: { group: 'networking.istio.io', versions: ['v1', 'v1beta1', 'v1alpha3'] },
@@ -37,7 +38,37 @@ const KINDS: Readonly<Record<string, { readonly group: string; readonly versions
   ReferenceGrant: { group: 'gateway.networking.k8s.io', versions: ['v1', 'v1beta1', 'v1alpha2'] },
   // Namespace labels decide a listener's allowedRoutes selector.
   Namespace: { group: '', versions: ['v1'] },
+  // Workload controllers: only their pod template's labels are read, so that a selector
+  // (AuthorizationPolicy, DestinationRule workloadSelector …) finds the workloads of the
+  // Deployments beside it in a folder before any Pod exists (analyze, IST0127).
+  Deployment: { group: 'apps', versions: ['v1'] },
+  StatefulSet: { group: 'apps', versions: ['v1'] },
+  DaemonSet: { group: 'apps', versions: ['v1'] },
+  ReplicaSet: { group: 'apps', versions: ['v1'] },
+  Job: { group: 'batch', versions: ['v1'] },
+  CronJob: { group: 'batch', versions: ['v1'] },
+  ReplicationController: { group: '', versions: ['v1'] },
 };
+
+/**
+ * Kubernetes kinds that say nothing about traffic or policy and that the manifests applied with
+ * Istio's config routinely hold (`kubectl apply -f samples/httpbin/httpbin.yaml` creates a
+ * ServiceAccount): ignored quietly, by group/kind.
+ */
+const QUIET: ReadonlySet<string> = new Set([
+  '/ServiceAccount',
+  '/PersistentVolumeClaim',
+  '/LimitRange',
+  '/ResourceQuota',
+  'rbac.authorization.k8s.io/Role',
+  'rbac.authorization.k8s.io/RoleBinding',
+  'rbac.authorization.k8s.io/ClusterRole',
+  'rbac.authorization.k8s.io/ClusterRoleBinding',
+  // Enforced by the network plugin, below the mesh (Istio's egress gateway task applies one).
+  'networking.k8s.io/NetworkPolicy',
+  'policy/PodDisruptionBudget',
+  'autoscaling/HorizontalPodAutoscaler',
+]);
 
 /**
  * The kind a resource travels as inside meshgate: the Gateway API's Gateway becomes
@@ -48,11 +79,12 @@ export function internalKind(apiVersion: string, kind: string): string {
 }
 
 /** Kinds that share a name with ours but belong to other APIs (Gateway API's Gateway) are 'unknown'. */
-export function knownKind(apiVersion: string, kind: string): 'known' | 'unknown' | 'unsupported-version' {
-  const spec = KINDS[internalKind(apiVersion, kind)];
-  if (!spec) return 'unknown';
+export function knownKind(apiVersion: string, kind: string): 'known' | 'unknown' | 'unsupported-version' | 'quiet' {
   const slash = apiVersion.lastIndexOf('/');
   const group = slash < 0 ? '' : apiVersion.slice(0, slash);
+  if (QUIET.has(`${group}/${kind}`)) return 'quiet';
+  const spec = KINDS[internalKind(apiVersion, kind)];
+  if (!spec) return 'unknown';
   const version = slash < 0 ? apiVersion : apiVersion.slice(slash + 1);
   if (group !== spec.group) return 'unknown';
   return spec.versions.includes(version) ? 'known' : 'unsupported-version';

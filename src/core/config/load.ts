@@ -261,6 +261,7 @@ export function resourceFromObject(value: unknown, origin: Origin, problems: Pro
     problems.push({ severity: 'error', file, line: lineOf(['apiVersion']), resource: ref, field: 'apiVersion', message: `${apiVersion} is not a supported version of ${kind}` });
     return undefined;
   }
+  if (known === 'quiet') return undefined;
   if (known === 'unknown') {
     problems.push({ severity: 'warning', file, line: lineOf(['kind']), resource: ref, field: 'kind', message: `${apiVersion} ${kind} is not a kind meshgate reads; ignored` });
     return undefined;

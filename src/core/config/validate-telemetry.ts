@@ -54,7 +54,9 @@ export function validateTelemetry(c: Checker, spec: Obj): void {
     const filter = asObj(c, a['filter'], [...at, 'filter']);
     if (filter) {
       knownFields(c, filter, [...at, 'filter'], ['expression']);
-      if (asString(c, filter['expression'], [...at, 'filter', 'expression']) !== undefined) c.warn([...at, 'filter', 'expression'], 'CEL filters are not evaluated by meshgate; every request is logged');
+      const expression = asString(c, filter['expression'], [...at, 'filter', 'expression']);
+      const compiled = expression !== undefined ? compileExpression(expression) : undefined;
+      if (compiled && !compiled.ok) c.warn([...at, 'filter', 'expression'], `expression not supported (${compiled.reason}); every request is logged`);
     }
   });
   eachObj(c, spec['metrics'], ['spec', 'metrics'], (m, at) => {

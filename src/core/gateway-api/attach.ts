@@ -3,12 +3,14 @@
 // the intersection of the listener's hostname with the route's hostnames. A parent where nothing
 // attaches is reported (NoMatchingParent, NotAllowedByListeners, NoMatchingListenerHostname).
 // A parentRef to a core Service (`group: ""`, `kind: Service`, the Gateway API's mesh support) attaches
-// the route to that Service's mesh traffic instead (attachToServices), for sidecars.
+// the route to that Service's mesh traffic instead (attachToServices), for sidecars; so does one to
+// an Istio ServiceEntry (`group: networking.istio.io`), for each of its hosts, as Istio's egress tasks
+// write it.
 
 import { GATEWAY_API_GROUP, type LabelSelector, type ParentReference, type RouteKind } from '../model/gateway-api.js';
 import type { Resource } from '../model/resource.js';
 import { hostIntersection } from '../registry/hostname.js';
-import type { Registry } from '../registry/types.js';
+import type { Registry, Service } from '../registry/types.js';
 import { condition, type RouteParentStatus } from './conditions.js';
 import type { ServedListener } from './listeners.js';
 
@@ -94,6 +96,24 @@ export function isServiceParent(p: ParentReference): boolean {
   return p.group === '' && p.kind === 'Service';
 }
 
+/** True for a parentRef to an Istio ServiceEntry, which Istio attaches like a Service, one host each. */
+export function isServiceEntryParent(p: ParentReference): boolean {
+  return p.group === ISTIO_NETWORKING_GROUP && p.kind === 'ServiceEntry';
+}
+
+const ISTIO_NETWORKING_GROUP = 'networking.istio.io';
+
+/** The registry's services a Service or ServiceEntry parentRef names, and how to name it in a condition. */
+function parentServices(p: ParentReference, ns: string, registry: Registry, domain: string): { shown: string; services: Service[] } {
+  if (isServiceEntryParent(p)) {
+    const source = `ServiceEntry ${ns}/${p.name}`;
+    return { shown: source, services: [...registry.services.values()].filter((s) => s.kind === 'ServiceEntry' && s.sources.includes(source)) };
+  }
+  const host = `${p.name}.${ns}.svc.${domain}`.toLowerCase();
+  const service = registry.lookup(host);
+  return { shown: `Service ${ns}/${p.name}`, services: service && service.kind === 'Service' && service.hostname === host ? [service] : [] };
+}
+
 /**
  * The Services a route is attached to through its `group: "", kind: Service` parentRefs (GAMMA). A
  * route in the Service's namespace is its producer's and applies to every client; a route in another
@@ -109,29 +129,29 @@ export function attachToServices(
   const attachments: ServiceAttachment[] = [];
   const parents: RouteParentStatus[] = [];
   (route.spec.parentRefs ?? []).forEach((p, index) => {
-    if (!isServiceParent(p)) return;
+    if (!isServiceParent(p) && !isServiceEntryParent(p)) return;
     const status: RouteParentStatus = { parentRef: p, index, conditions: [] };
     parents.push(status);
     const ns = p.namespace ?? route.metadata.namespace;
-    const shown = `Service ${ns}/${p.name}`;
-    const host = `${p.name}.${ns}.svc.${domain}`.toLowerCase();
-    const service = registry.lookup(host);
-    if (!service || service.kind !== 'Service' || service.hostname !== host) {
+    const { shown, services } = parentServices(p, ns, registry, domain);
+    if (services.length === 0) {
       status.conditions.push(condition('Accepted', false, 'NoMatchingParent', `${shown} does not exist`));
       return;
     }
-    const named = p.sectionName === undefined ? undefined : service.ports.find((sp) => sp.name === p.sectionName);
+    // A ServiceEntry's hosts share its ports: the first host's are every host's.
+    const ports = services[0]!.ports;
+    const named = p.sectionName === undefined ? undefined : ports.find((sp) => sp.name === p.sectionName);
     if (p.sectionName !== undefined && (!named || (p.port !== undefined && named.number !== p.port))) {
       status.conditions.push(condition('Accepted', false, 'NoMatchingParent', `${shown} has no port named ${p.sectionName}${p.port !== undefined ? ` with number ${p.port}` : ''}`));
       return;
     }
     const port = p.port ?? named?.number;
-    if (port !== undefined && !service.ports.some((sp) => sp.number === port)) {
-      status.conditions.push(condition('Accepted', false, 'NoMatchingParent', `${shown} has no port ${port} (ports: ${service.ports.map((sp) => sp.number).join(', ')})`));
+    if (port !== undefined && !ports.some((sp) => sp.number === port)) {
+      status.conditions.push(condition('Accepted', false, 'NoMatchingParent', `${shown} has no port ${port} (ports: ${ports.map((sp) => sp.number).join(', ')})`));
       return;
     }
     status.conditions.push(condition('Accepted', true, 'Accepted'));
-    attachments.push({ host, serviceNamespace: ns, ...(port !== undefined ? { port } : {}), parentIndex: index });
+    for (const service of services) attachments.push({ host: service.hostname, serviceNamespace: ns, ...(port !== undefined ? { port } : {}), parentIndex: index });
   });
   return { attachments, parents };
 }

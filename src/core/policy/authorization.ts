@@ -6,7 +6,8 @@
 // the external authorizer (its `provider`) that must allow the request before DENY and ALLOW count;
 // the asking is the authorize stage's (proxy/ext-authz.ts). On plain TCP there is no request to send
 // an authorizer, so a matching CUSTOM rule denies (fail closed). AUDIT never changes the decision,
-// and nor does a dry-run policy.
+// and nor does a dry-run policy (`istio.io/dry-run`): its ALLOW and DENY rules are evaluated on their
+// own, as Istio's shadow rules are, and evaluateDryRun() says what they would have decided.
 
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Resource } from '../model/resource.js';
@@ -60,6 +61,14 @@ export interface ExtAuthzAsk {
 
 export type TcpAuthzRequest = Omit<AuthzRequest, 'host' | 'method' | 'path' | 'headers' | 'auth'>;
 
+/** What the dry-run policies of one action would have decided (Istio's authz_dry_run_* labels). */
+export interface DryRunResult {
+  readonly action: 'allow' | 'deny';
+  readonly result: 'allowed' | 'denied';
+  /** Istio's id of the rule that matched, `ns[foo]-policy[name]-rule[0]`; absent when none did. */
+  readonly rule?: string;
+}
+
 export interface Authorizer {
   /**
    * No policy applies: everything is allowed without evaluating. (Policies that cannot change a
@@ -70,6 +79,10 @@ export interface Authorizer {
   evaluate(req: AuthzRequest): AuthzDecision;
   /** L4: rules with HTTP-only fields are skipped in ALLOW; in DENY those fields are ignored, which widens the rule. */
   evaluateTcp(req: TcpAuthzRequest): AuthzDecision;
+  /** Dry-run policies apply to this workload. */
+  readonly dryRun: boolean;
+  /** HTTP: what the dry-run DENY policies, then the dry-run ALLOW policies, would decide (each set that exists). */
+  evaluateDryRun(req: AuthzRequest): readonly DryRunResult[];
 }
 
 // ---------------------------------------------------------------- compiled form
@@ -77,6 +90,8 @@ export interface Authorizer {
 interface CompiledRule {
   readonly test: Test;
   readonly decision: AuthzDecision;
+  /** `ns[foo]-policy[name]-rule[0]`, as Istio names rules in its logs and metrics. */
+  readonly id: string;
 }
 
 interface CompiledPolicy {
@@ -95,21 +110,24 @@ export function compileAuthorization(resources: readonly Resource[], workload: W
     // Root-namespace policies first (Istio evaluates them in a filter of their own), oldest first.
     .sort((a, b) => rank(a, rootNamespace) - rank(b, rootNamespace) || compareByCreation(a, b));
   const custom: CompiledPolicy[] = [];
-  const deny: CompiledPolicy[] = [];
-  const allow: CompiledPolicy[] = [];
+  const enforced = { deny: [] as CompiledPolicy[], allow: [] as CompiledPolicy[] };
+  const dryRun = { deny: [] as CompiledPolicy[], allow: [] as CompiledPolicy[] };
   for (const r of applicable) {
-    if (isDryRun(r)) continue;
     const spec = obj(r.spec);
     const action = spec.action ?? 'ALLOW';
     if (action !== 'ALLOW' && action !== 'DENY' && action !== 'CUSTOM') continue;
+    const dry = isDryRun(r);
+    // A dry-run CUSTOM policy has no authorizer to ask; it is left out, as before.
+    if (dry && action === 'CUSTOM') continue;
     const rules = list(spec.rules).map((rule) => (isObj(rule) ? compileRule(rule, r.metadata.namespace) : undefined));
+    const id = `ns[${r.metadata.namespace}]-policy[${r.metadata.name}]`;
     if (action === 'CUSTOM') {
       const provider = isObj(spec.provider) && typeof spec.provider.name === 'string' ? spec.provider.name : '';
       // Matched like DENY rules (a condition meshgate cannot read widens the match: the authorizer is asked).
-      custom.push({ ...compilePolicy(resourceRef(r), 'DENY', rules, 'CUSTOM'), ask: Object.freeze({ provider, policy: resourceRef(r) }) });
-    } else (action === 'DENY' ? deny : allow).push(compilePolicy(resourceRef(r), action, rules));
+      custom.push({ ...compilePolicy(resourceRef(r), 'DENY', rules, id, 'CUSTOM'), ask: Object.freeze({ provider, policy: resourceRef(r) }) });
+    } else (dry ? dryRun : enforced)[action === 'DENY' ? 'deny' : 'allow'].push(compilePolicy(resourceRef(r), action, rules, id));
   }
-  return new PolicySet(custom, deny, allow);
+  return new PolicySet(custom, enforced.deny, enforced.allow, dryRun);
 }
 
 function rank(r: Resource, root: string): number {
@@ -135,7 +153,7 @@ function isDryRun(r: Resource): boolean {
   return ['1', 't', 'T', 'true', 'TRUE', 'True'].includes(r.metadata.annotations[DRY_RUN_ANNOTATION] ?? '');
 }
 
-function compilePolicy(ref: string, action: 'ALLOW' | 'DENY', rules: ReadonlyArray<RuleIR | undefined>, written: 'ALLOW' | 'DENY' | 'CUSTOM' = action): CompiledPolicy {
+function compilePolicy(ref: string, action: 'ALLOW' | 'DENY', rules: ReadonlyArray<RuleIR | undefined>, policyId: string, written: 'ALLOW' | 'DENY' | 'CUSTOM' = action): CompiledPolicy {
   const http: CompiledRule[] = [];
   const tcp: CompiledRule[] = [];
   rules.forEach((rule, i) => {
@@ -147,10 +165,11 @@ function compilePolicy(ref: string, action: 'ALLOW' | 'DENY', rules: ReadonlyArr
     });
     // An ALLOW rule that needs an attribute meshgate cannot know never matches (it would only widen access).
     const hasUnsupported = all(rule).some((c) => c.unsupported);
-    if (action === 'DENY' || !hasUnsupported) http.push({ test: ruleTest(rule, () => true), decision });
+    const id = `${policyId}-rule[${i}]`;
+    if (action === 'DENY' || !hasUnsupported) http.push({ test: ruleTest(rule, () => true), decision, id });
     // On TCP, Istio drops a whole ALLOW rule with HTTP-only conditions, and drops only the conditions in DENY.
-    if (action === 'DENY') tcp.push({ test: ruleTest(rule, (c) => !c.httpOnly), decision });
-    else if (!hasUnsupported && !all(rule).some((c) => c.httpOnly)) tcp.push({ test: ruleTest(rule, () => true), decision });
+    if (action === 'DENY') tcp.push({ test: ruleTest(rule, (c) => !c.httpOnly), decision, id });
+    else if (!hasUnsupported && !all(rule).some((c) => c.httpOnly)) tcp.push({ test: ruleTest(rule, () => true), decision, id });
   });
   return { ref, http, tcp };
 }
@@ -185,27 +204,20 @@ const NO_ALLOW_MATCH: AuthzDecision = Object.freeze({ allowed: false, reason: 'n
 
 class PolicySet implements Authorizer {
   readonly empty: boolean;
+  readonly dryRun: boolean;
   constructor(
     private readonly custom: readonly CompiledPolicy[],
     private readonly deny: readonly CompiledPolicy[],
     private readonly allow: readonly CompiledPolicy[],
+    private readonly shadow: { readonly deny: readonly CompiledPolicy[]; readonly allow: readonly CompiledPolicy[] },
   ) {
     this.empty = custom.length === 0 && deny.length === 0 && allow.length === 0;
+    this.dryRun = shadow.deny.length > 0 || shadow.allow.length > 0;
   }
 
   evaluate(req: AuthzRequest): AuthzDecision {
     if (this.empty) return EMPTY_ALLOWED;
-    const path = typeof req.path === 'string' ? req.path : '';
-    const q = path.indexOf('?');
-    const host = typeof req.host === 'string' && req.host !== '' ? req.host : undefined;
-    const ctx: Ctx = {
-      ...l4(req),
-      ...(host !== undefined ? { host: host.toLowerCase(), rawHost: host } : {}),
-      method: req.method,
-      path: q < 0 ? path : path.slice(0, q),
-      headers: req.headers ?? {},
-      ...(req.auth ? { auth: req.auth } : {}),
-    };
+    const ctx = httpCtx(req);
     const decision = this.decide(ctx, 'http');
     if (this.custom.length === 0) return decision;
     let ask: ExtAuthzAsk[] | undefined;
@@ -214,6 +226,25 @@ class PolicySet implements Authorizer {
       if (p.http.some((rule) => rule.test(ctx))) (ask ??= []).push(p.ask);
     }
     return ask ? { ...decision, ask } : decision;
+  }
+
+  evaluateDryRun(req: AuthzRequest): readonly DryRunResult[] {
+    if (!this.dryRun) return [];
+    const ctx = httpCtx(req);
+    const matched = (policies: readonly CompiledPolicy[]): string | undefined => {
+      for (const p of policies) for (const rule of p.http) if (rule.test(ctx)) return rule.id;
+      return undefined;
+    };
+    const out: DryRunResult[] = [];
+    if (this.shadow.deny.length > 0) {
+      const rule = matched(this.shadow.deny);
+      out.push(rule ? { action: 'deny', result: 'denied', rule } : { action: 'deny', result: 'allowed' });
+    }
+    if (this.shadow.allow.length > 0) {
+      const rule = matched(this.shadow.allow);
+      out.push(rule ? { action: 'allow', result: 'allowed', rule } : { action: 'allow', result: 'denied' });
+    }
+    return out;
   }
 
   evaluateTcp(req: TcpAuthzRequest): AuthzDecision {
@@ -229,6 +260,20 @@ class PolicySet implements Authorizer {
     for (const p of this.allow) for (const rule of p[chain]) if (rule.test(ctx)) return rule.decision;
     return NO_ALLOW_MATCH;
   }
+}
+
+function httpCtx(req: AuthzRequest): Ctx {
+  const path = typeof req.path === 'string' ? req.path : '';
+  const q = path.indexOf('?');
+  const host = typeof req.host === 'string' && req.host !== '' ? req.host : undefined;
+  return {
+    ...l4(req),
+    ...(host !== undefined ? { host: host.toLowerCase(), rawHost: host } : {}),
+    method: req.method,
+    path: q < 0 ? path : path.slice(0, q),
+    headers: req.headers ?? {},
+    ...(req.auth ? { auth: req.auth } : {}),
+  };
 }
 
 function l4(req: TcpAuthzRequest): Ctx {

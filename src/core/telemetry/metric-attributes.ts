@@ -11,8 +11,11 @@ import { nodeIdOf, partsOfSpiffe, TRUST_DOMAIN, type WorkloadInfo } from './work
 
 const PEER_FIELDS = ['workload', 'namespace', 'app', 'version', 'service', 'revision', 'cluster'] as const;
 
-/** Envoy's attributes meshgate provides: root → field → whether it is a map (`headers`). */
-const KNOWN: Readonly<Record<string, Readonly<Record<string, 'value' | 'map'>>>> = {
+/**
+ * Envoy's attributes meshgate provides: root → field → whether it is a map (`headers`), or a peer's
+ * `labels`, a struct of `{value}` as Istio's peer metadata holds them (`upstream_peer.labels['app'].value`).
+ */
+const KNOWN: Readonly<Record<string, Readonly<Record<string, 'value' | 'map' | 'labels'>>>> = {
   request: { host: 'value', method: 'value', path: 'value', url_path: 'value', scheme: 'value', protocol: 'value', id: 'value', useragent: 'value', referer: 'value', headers: 'map', size: 'value' },
   response: { code: 'value', code_details: 'value', flags: 'value', grpc_status: 'value', size: 'value' },
   source: { address: 'value', port: 'value' },
@@ -21,8 +24,8 @@ const KNOWN: Readonly<Record<string, Readonly<Record<string, 'value' | 'map'>>>>
   upstream: { address: 'value', port: 'value' },
   xds: { cluster_name: 'value', route_name: 'value' },
   node: { id: 'value', metadata: 'map' },
-  upstream_peer: Object.fromEntries(PEER_FIELDS.map((f) => [f, 'value'])),
-  downstream_peer: Object.fromEntries(PEER_FIELDS.map((f) => [f, 'value'])),
+  upstream_peer: { ...Object.fromEntries(PEER_FIELDS.map((f) => [f, 'value'])), labels: 'labels' },
+  downstream_peer: { ...Object.fromEntries(PEER_FIELDS.map((f) => [f, 'value'])), labels: 'labels' },
 };
 
 /** True when a path (`['request', 'headers', '[]']`) names an attribute meshgate has; else why not. */
@@ -33,6 +36,7 @@ export function knownAttribute(path: readonly string[]): true | string {
   if (name === undefined) return true;
   const kind = fields[name];
   if (!kind) return `attribute '${root}.${name}' is not supported (known: ${Object.keys(fields).map((f) => `${root}.${f}`).join(', ')})`;
+  if (kind === 'labels' && rest.length === 2 && rest[0] === '[]' && rest[1] === 'value') return true;
   if (rest.length > (kind === 'map' ? 1 : 0)) return `attribute '${path.join('.').replace('.[]', '[…]')}' is not supported`;
   return true;
 }
@@ -59,7 +63,20 @@ function nodeAttribute(n: ReportingNode | undefined): Value {
 
 function peer(w: WorkloadInfo | undefined): Value {
   if (!w) return undefined;
-  return { workload: w.workload, namespace: w.namespace, app: w.app, version: w.version, service: w.canonicalService, revision: w.canonicalRevision, cluster: w.cluster };
+  return { workload: w.workload, namespace: w.namespace, app: w.app, version: w.version, service: w.canonicalService, revision: w.canonicalRevision, cluster: w.cluster, labels: peerLabels(w) };
+}
+
+/** The labels a peer's metadata carries (app, version, its canonical name and revision); others are unknown. */
+function peerLabels(w: WorkloadInfo): Value {
+  const out: Record<string, { value: string }> = {};
+  const add = (k: string, v: string | undefined): void => {
+    if (v !== undefined) out[k] = { value: v };
+  };
+  add('app', w.app);
+  add('version', w.version);
+  add('service.istio.io/canonical-name', w.canonicalService);
+  add('service.istio.io/canonical-revision', w.canonicalRevision);
+  return out;
 }
 
 function headerMap(h: Readonly<Record<string, string | string[] | number | undefined>>): ReadonlyMap<string, string> {

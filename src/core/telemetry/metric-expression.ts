@@ -2,10 +2,11 @@
 // stats filter evaluates them in) that Istio's documentation and common recipes use, compiled once per
 // snapshot and evaluated per request against its attributes (metric-attributes.ts). Supported:
 // string, integer and boolean literals; attribute paths with `.field` and `['key']`; `+`; `==`, `!=`,
-// `in`; `!`, `&&`, `||`; `cond ? a : b`; `string(x)`, `has(a.b)`, and the string methods
+// `<`, `<=`, `>`, `>=` (numbers, or strings), `in`; `!`, `&&`, `||`; `cond ? a : b`; `string(x)`, `has(a.b)`, and the string methods
 // `startsWith`, `endsWith`, `contains`. Anything else does not compile, with the reason, so
 // validation can say where; an expression that fails at run time (a missing header, a type
-// mismatch) yields `unknown`, as in Istio.
+// mismatch) yields `unknown`, as in Istio. An access-log `filter.expression` is the same language,
+// its value `true` or not.
 
 import { knownAttribute } from './metric-attributes.js';
 
@@ -31,10 +32,13 @@ type Node =
   | { k: 'call'; fn: 'string' | 'has'; arg: Node }
   | { k: 'method'; fn: 'startsWith' | 'endsWith' | 'contains'; of: Node; arg: Node }
   | { k: 'not'; of: Node }
-  | { k: 'bin'; op: '+' | '==' | '!=' | '&&' | '||' | 'in'; a: Node; b: Node }
+  | { k: 'bin'; op: '+' | '==' | '!=' | '&&' | '||' | 'in' | Relation; a: Node; b: Node }
   | { k: 'cond'; c: Node; t: Node; f: Node };
 
-const TOKEN = /\s*(?:(\d+)|'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)"|([A-Za-z_][A-Za-z0-9_]*)|(==|!=|&&|\|\||[-+.!?:()[\],<>|*/%]))/y;
+type Relation = '<' | '<=' | '>' | '>=';
+const RELATIONS: ReadonlySet<string> = new Set(['<', '<=', '>', '>=']);
+
+const TOKEN = /\s*(?:(\d+)|'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)"|([A-Za-z_][A-Za-z0-9_]*)|(==|!=|<=|>=|&&|\|\||[-+.!?:()[\],<>|*/%]))/y;
 
 type Token = { t: 'num'; v: number } | { t: 'str'; v: string } | { t: 'id'; v: string } | { t: 'op'; v: string };
 
@@ -106,15 +110,15 @@ class Parser {
   private eq(): Node {
     const a = this.add();
     const t = this.tokens[this.i];
-    if (t?.t === 'op' && (t.v === '==' || t.v === '!=')) {
+    if (t?.t === 'op' && (t.v === '==' || t.v === '!=' || RELATIONS.has(t.v))) {
       this.i++;
-      return { k: 'bin', op: t.v, a, b: this.add() };
+      return { k: 'bin', op: t.v as '==' | '!=' | Relation, a, b: this.add() };
     }
     if (t?.t === 'id' && t.v === 'in') {
       this.i++;
       return { k: 'bin', op: 'in', a, b: this.add() };
     }
-    if (t?.t === 'op' && /^[<>|*/%-]$/.test(t.v)) throw new Error(`operator '${t.v}' is not supported`);
+    if (t?.t === 'op' && /^[|*/%-]$/.test(t.v)) throw new Error(`operator '${t.v}' is not supported`);
     return a;
   }
 
@@ -308,7 +312,9 @@ function evaluate(n: Node, a: Attributes): Value {
         return undefined;
       }
       if (typeof l === 'object' || typeof r === 'object' || typeof l !== typeof r) return undefined;
-      return n.op === '==' ? l === r : l !== r;
+      if (n.op === '==' || n.op === '!=') return n.op === '==' ? l === r : l !== r;
+      if (typeof l === 'boolean' || typeof r === 'boolean') return undefined;
+      return n.op === '<' ? l < r : n.op === '<=' ? l <= r : n.op === '>' ? l > r : l >= r;
     }
   }
 }

@@ -16,6 +16,7 @@ import type { DashboardData } from './dashboard-page.js';
 import { nodeDetails } from './dashboard-details.js';
 import { DEFAULT_REPORTING_INTERVAL_MS, PeriodicReports } from './periodic-report.js';
 import { whenNeeded } from '../runtime/when-needed.js';
+import { logsConnection, logsRequest } from './access-log-policy.js';
 
 // Istio's metrics, their overrides and the /stats/prometheus server, loaded only by a proxy that counts
 // (runtime/when-needed.ts): `--metrics-port 0` holds none of their code.
@@ -131,7 +132,7 @@ export function createProxyTelemetry(o: ProxyTelemetryOptions): ProxyTelemetry {
     },
     write(r: RequestRecord) {
       const p = policy();
-      if (p.accessLog) log.write(r);
+      if (logsRequest(p.accessLog, r)) log.write(r);
       if (metrics) {
         if (r.grpc) reports?.streamEnded(r);
         reports?.setInterval(p.reportingIntervalMs ?? reportingIntervalMs);
@@ -150,7 +151,7 @@ export function createProxyTelemetry(o: ProxyTelemetryOptions): ProxyTelemetry {
     },
     tcpClosed: (c) => metrics?.tcpClosedNow(reports ? reports.tcpClosed(c) : c),
     writeTcp: (c) => {
-      if (policy().accessLog) log.writeTcp?.(c);
+      if (logsConnection(policy().accessLog, c)) log.writeTcp?.(c);
     },
   };
 }

@@ -8,6 +8,7 @@ import { yaml } from '../config/yaml-module.js';
 import type { Resource } from '../model/resource.js';
 import { parseDuration } from '../config/duration.js';
 import { DEFAULT_METRICS_POLICY, metricsPolicyFrom, type MetricsPolicy } from './metrics-overrides.js';
+import { accessLogPolicyFrom, DEFAULT_ACCESS_LOG_POLICY, type AccessLogPolicy } from './access-log-policy.js';
 
 export const DEFAULT_ROOT_NAMESPACE = 'istio-system';
 /** PILOT_TRACE_SAMPLING's default: 1 %. */
@@ -25,13 +26,13 @@ export interface TelemetryPolicy {
   readonly samplingPercent: number;
   /** Undefined: spans are not exported (no provider, or tracing disabled). */
   readonly traceProvider?: TraceProvider;
-  readonly accessLog: boolean;
+  readonly accessLog: AccessLogPolicy;
   readonly metrics: MetricsPolicy;
   /** `metrics[].reportingInterval` of the most specific Telemetry that sets it: how often open connections and streams report. */
   readonly reportingIntervalMs?: number;
 }
 
-export const DEFAULT_TELEMETRY_POLICY: TelemetryPolicy = Object.freeze({ samplingPercent: DEFAULT_SAMPLING_PERCENT, accessLog: true, metrics: DEFAULT_METRICS_POLICY });
+export const DEFAULT_TELEMETRY_POLICY: TelemetryPolicy = Object.freeze({ samplingPercent: DEFAULT_SAMPLING_PERCENT, accessLog: DEFAULT_ACCESS_LOG_POLICY, metrics: DEFAULT_METRICS_POLICY });
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -95,7 +96,7 @@ export function telemetryPolicyFor(resources: readonly Resource[], workload: { n
   const defaults = isObj(mesh?.['defaultProviders']) ? mesh['defaultProviders'] : undefined;
   let providerName = typeof list(defaults?.['tracing'])[0] === 'string' ? (list(defaults?.['tracing'])[0] as string) : undefined;
   let spansOff = !enableTracing;
-  let accessLog = true;
+  const accessLogEntries: unknown[] = [];
   const metricsEntries: unknown[] = [];
 
   for (const t of applicable(resources, root, workload.namespace, workload.labels)) {
@@ -107,9 +108,7 @@ export function telemetryPolicyFor(resources: readonly Resource[], workload: { n
       if (typeof tr['randomSamplingPercentage'] === 'number') samplingPercent = tr['randomSamplingPercentage'];
       if (typeof tr['disableSpanReporting'] === 'boolean') spansOff = tr['disableSpanReporting'];
     }
-    for (const al of list(spec['accessLogging'])) {
-      if (isObj(al) && typeof al['disabled'] === 'boolean') accessLog = !al['disabled'];
-    }
+    accessLogEntries.push(...list(spec['accessLogging']));
     metricsEntries.push(...list(spec['metrics']));
   }
   let reportingIntervalMs: number | undefined;
@@ -122,7 +121,7 @@ export function telemetryPolicyFor(resources: readonly Resource[], workload: { n
   return {
     samplingPercent: Math.min(100, Math.max(0, samplingPercent)),
     ...(provider ? { traceProvider: provider } : {}),
-    accessLog,
+    accessLog: accessLogPolicyFrom(accessLogEntries),
     metrics: metricsEntries.length === 0 && !mesh ? DEFAULT_METRICS_POLICY : metricsPolicyFrom(metricsEntries, mesh),
     ...(reportingIntervalMs !== undefined ? { reportingIntervalMs } : {}),
   };

@@ -6,6 +6,9 @@
 // policies matched waits for their external authorizers first (../ext-authz.ts), whose denial comes
 // before DENY and ALLOW, as Envoy's ext_authz filter comes before its RBAC filters. An allowed
 // request then gets the header edits of its verified token (forwardOriginalToken, outputClaimToHeaders).
+// Dry-run policies (`istio.io/dry-run`) decide nothing; what they would have decided is logged, one
+// line per request and action, as Envoy's RBAC shadow rules log it (`shadow denied, matched policy
+// ns[foo]-policy[name]-rule[0]`), with authz_dry_run_action and authz_dry_run_result.
 
 import { principalOf } from '../../pki/spiffe.js';
 import { trustedClientAddress } from '../client-address.js';
@@ -13,7 +16,7 @@ import { trustedHopsFor } from '../trusted-hops.js';
 import { rbacDenied } from '../respond.js';
 import { askAuthorizers } from '../ext-authz.js';
 import { currentCertificate } from '../../tls/upstream-tls.js';
-import type { AuthzDecision } from '../../policy/authorization.js';
+import type { AuthzDecision, AuthzRequest, DryRunResult } from '../../policy/authorization.js';
 import { routedDestinationOf } from './select.js';
 import type { Exchange, StageResult } from './exchange.js';
 import { factsOf } from './exchange.js';
@@ -23,10 +26,10 @@ export function authorize(ex: Exchange): StageResult | Promise<StageResult> {
   if (!security) return undefined;
   const facts = factsOf(ex);
   const authz = security.authorizer;
-  if (!authz.empty) {
+  if (!authz.empty || authz.dryRun) {
     const socket = req.socket;
     const principal = listener.peerPrincipal?.(req);
-    const decision = authz.evaluate({
+    const request: AuthzRequest = {
       ...(principal ? { principal: principalOf(principal) } : {}),
       sourceIp: remoteAddress,
       remoteIp: trustedClientAddress(remoteAddress, facts.headers['x-forwarded-for'], trustedHopsFor(ex.snapshot, ctx.trustedProxies)),
@@ -37,7 +40,10 @@ export function authorize(ex: Exchange): StageResult | Promise<StageResult> {
       path: facts.path,
       headers: facts.headers,
       ...(auth ? { auth } : {}),
-    });
+    };
+    if (authz.dryRun) logDryRun(ex, authz.evaluateDryRun(request));
+    if (authz.empty) return authorized(ex);
+    const decision = authz.evaluate(request);
     if (decision.ask) {
       const { snapshot, res } = ex;
       const peer = {
@@ -60,6 +66,15 @@ export function authorize(ex: Exchange): StageResult | Promise<StageResult> {
     return decided(ex, decision);
   }
   return authorized(ex);
+}
+
+function logDryRun(ex: Exchange, results: readonly DryRunResult[]): void {
+  const log = ex.ctx.log;
+  if (!log) return;
+  for (const r of results) {
+    const fields = { requestId: ex.requestId, authz_dry_run_action: r.action, authz_dry_run_result: r.result, ...(r.rule ? { policy: r.rule } : {}) };
+    log.info(fields, r.rule ? `rbac shadow ${r.result}, matched policy ${r.rule}` : `rbac shadow ${r.result}, no dry-run ${r.action.toUpperCase()} policy matched`);
+  }
 }
 
 /** What DENY and ALLOW say, once any external authorizer has allowed. */
