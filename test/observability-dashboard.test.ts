@@ -38,10 +38,18 @@ describe('the service graph in headless Chromium', { skip }, () => {
     await toUser.waitFor({ timeout: 20_000 });
     assert.match((await toUser.locator('text').textContent()) ?? '', /req\/s · \d+(\.\d)?% · p99/);
     assert.equal(await toUser.locator('title').textContent(), 'mutual TLS');
-    // The gateway is the entry: leftmost.
-    const x = async (id: string): Promise<number> => (await page.locator(`.node[data-id="${id}"]`).boundingBox())!.x;
-    assert.ok((await x('istio-system/meshgate-ingressgateway')) < (await x('default/product-service-v1')));
-    assert.ok((await x('default/product-service-v1')) < (await x('default/user-service-v1')));
+    // The gateway is the entry: leftmost. The three positions are read at one instant in the page,
+    // since a refresh of the graph may replace a node between two separate reads (then it has no box).
+    const ids = ['istio-system/meshgate-ingressgateway', 'default/product-service-v1', 'default/user-service-v1'];
+    type Doc = { querySelector(s: string): { getBoundingClientRect(): { x: number; width: number } } | null };
+    const xs = (await (
+      await page.waitForFunction((wanted) => {
+        const doc = (globalThis as unknown as { document: Doc }).document;
+        const boxes = wanted.map((id) => doc.querySelector(`.node[data-id="${id}"]`)?.getBoundingClientRect());
+        return boxes.every((b) => b && b.width > 0) ? boxes.map((b) => b!.x) : null;
+      }, ids, { timeout: 10_000 })
+    ).jsonValue()) as number[];
+    assert.ok(xs[0]! < xs[1]! && xs[1]! < xs[2]!, `left to right: ${ids.join(', ')} at ${xs.join(', ')}`);
 
     // Live: more traffic shows up without a reload.
     const status = page.locator('#status');
