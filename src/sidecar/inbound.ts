@@ -43,6 +43,7 @@ import type { IdentityProvider, WorkloadCertificate } from '../core/pki/types.js
 import { parseSpiffeId, spiffeIdsOfCertificate } from '../core/pki/spiffe.js';
 import { peekClientHello } from '../core/tls/client-hello.js';
 import { handleHttpRequest, Pipelines, type HttpHandlerContext, type ListenerInfo } from '../core/proxy/http-handler.js';
+import { handleUpgrade } from '../core/proxy/upgrade.js';
 import type { AccessLog } from '../core/telemetry/access-log.js';
 import { UpstreamPools } from '../core/proxy/upstream-pools.js';
 import { AcceptStep } from '../core/proxy/accept.js';
@@ -190,18 +191,22 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
       },
     },
   };
-  const onRequest = (req: IncomingMessage, res: ServerResponse): void => handleHttpRequest(req, res, listener, ctx);
+  // Upgrade requests (WebSocket) take the same stages, then a tunnel to the app (core/proxy/upgrade.ts).
+  const handlers = {
+    request: (req: IncomingMessage, res: ServerResponse): void => handleHttpRequest(req, res, listener, ctx),
+    upgrade: (req: IncomingMessage, socket: Socket, head: Buffer): void => handleUpgrade(req, socket, head, listener, ctx),
+  };
 
   // The one accept step (core/proxy/accept.ts): limits, drain and timeouts for every connection.
   const step = new AcceptStep({ drain: deps.drain, limits: deps.limits });
-  const { plaintext } = step.plaintext({ request: onRequest });
+  const { plaintext } = step.plaintext(handlers);
   // Sessions resume by tickets under keys rotated hourly (core/tls/session-tickets.ts).
   const tickets = new SessionTickets();
   tickets.rotateEvery();
   const sessions = tickets.contextOptions('meshgate-sidecar-inbound');
   const secure: Http2SecureServer = createSecureServer({ ...step.http2Options(), ...tlsContext(deps.identity.current()), ...sessions, requestCert: true, rejectUnauthorized: false, allowHTTP1: true });
   tickets.attach(secure);
-  step.serve(secure, { request: onRequest });
+  step.serve(secure, handlers);
   secure.on('secureConnection', (socket: TLSSocket) => {
     // Only mesh mTLS is terminated here: it needs a certificate that chains to the mesh root and
     // names a workload of this trust domain. Without one the connection is closed, whatever the mode.

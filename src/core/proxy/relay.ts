@@ -17,6 +17,7 @@ import { exchangeH2, UpstreamStreamReset } from './h2-exchange.js';
 import { isGrpcRequest } from './grpc-status.js';
 import { classify } from './retry-decisions.js';
 import { upstreamH2, type UpstreamProtocol } from './upstream-protocol.js';
+import { exchangeUpgrade, type UpgradeTunnel } from './upgrade-exchange.js';
 import { guardedBody, onDownstreamGone, resetResponse, RequestBodyAborted, requestGone } from './stream-state.js';
 import type { UpstreamPools } from './upstream-pools.js';
 
@@ -38,6 +39,8 @@ export function relay(
   headers: Record<string, string | string[]>,
   record: RequestRecord,
   reply: (r: LocalReply) => void,
+  /** Set for an upgrade request (upgrade.ts). */
+  tunnel?: UpgradeTunnel,
 ): void {
   record.upstreamHost = key;
   if (requestGone(req)) return reply(LocalReplies.downstreamDisconnect);
@@ -70,7 +73,9 @@ export function relay(
       return out;
     },
   };
-  const attempt: Promise<ExchangeOutcome> = upstreamH2(protocol, req) || isGrpcRequest(req.headers)
+  const attempt: Promise<ExchangeOutcome> = tunnel
+    ? exchangeUpgrade((onFailure) => pools.connect(key, undefined, undefined, onFailure), request, res, hooks, onCancelable, tunnel)
+    : upstreamH2(protocol, req) || isGrpcRequest(req.headers)
     ? exchangeH2((h, o) => pools.h2Request(key, undefined, undefined, h, o), request, res, hooks, onCancelable)
     : exchange(lease.pool, request, res, hooks, onCancelable);
   attempt.then(
