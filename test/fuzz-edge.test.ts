@@ -5,9 +5,10 @@
 //   - nothing reaches the upstream that the client did not send: every upstream request carries the
 //     gateway's own x-forwarded-for (a request smuggled inside a body would reach the upstream with
 //     none of the gateway's headers), and there are never more of them than requests the client sent;
-//   - no policy bypass: a path the route table denies (/admin, /admin/*, /user/admin) never reaches
-//     the upstream, whatever its encoding (percent-encoding, `..`, `//`, `#`, `;`, case, backslash)
-//     under Istio's default normalization, and no path upstream carries a fragment.
+//   - no policy bypass: a path the route table denies (/admin, /admin/*, /user/admin) or the
+//     gateway's AuthorizationPolicy denies (/private, /private/*) never reaches the upstream, whatever
+//     its encoding (percent-encoding, `..`, `//`, `#`, `;`, case, backslash) under Istio's default
+//     normalization, and no path upstream carries a fragment.
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -22,19 +23,22 @@ import { HOST, startTargetGateway, type TargetGateway } from './helpers/target-c
 
 const SEED = 0x5eed8;
 
-/** The routes deny these (a 403 direct response): none may reach the upstream. */
+/** The routes deny the first (a 403 direct response), the AuthorizationPolicy the others: none may reach the upstream. */
 function denied(path: string): boolean {
-  return path === '/user/admin' || path.startsWith('/admin');
+  return path === '/user/admin' || path.startsWith('/admin') || path === '/private' || path.startsWith('/private/');
 }
 
 /** Path pieces that normalize, decode or confuse their way towards a denied path. */
-const SEGMENTS = ['admin', 'Admin', 'ADMIN', '%61dmin', 'ad%6Din', '%2561dmin', 'user', 'x', '..', '.', '%2e%2e', '%2E', '', ';', 'admin;x=1', 'admin%3B', '%2F', '%2fadmin', '%5C', 'admin%00', 'admin#', '#frag', '?q=1', 'admin?', '%23', '\\', 'a b', '%', '%zz', 'é'];
+const SEGMENTS = ['admin', 'Admin', 'ADMIN', '%61dmin', 'ad%6Din', '%2561dmin', 'private', '%70rivate', 'priv%61te', 'Private', 'private;x', 'private%2F', 'user', 'x', '..', '.', '%2e%2e', '%2E', '', ';', 'admin;x=1', 'admin%3B', '%2F', '%2fadmin', '%5C', 'admin%00', 'admin#', '#frag', '?q=1', 'admin?', '%23', '\\', 'a b', '%', '%zz', 'é'];
 const SEPARATORS = ['/', '/', '/', '//', '\\', '/./', '/../'];
 const PREFIXES = ['/', '/', '/', '//', '\\', '', '*', `http://${HOST}/`, `http://${HOST}`, 'http://evil.example.com/', `https://${HOST}:443/`, '/user/', '/user/../'];
 
 const composedPathArb = fc
   .tuple(fc.constantFrom(...PREFIXES), fc.array(fc.tuple(fc.constantFrom(...SEGMENTS), fc.constantFrom(...SEPARATORS)), { maxLength: 5 }), fc.constantFrom(...SEGMENTS))
   .map(([prefix, parts, last]) => prefix + parts.map(([s, sep]) => s + sep).join('') + last);
+
+/** The segment of a denied path that the disguises below rewrite. */
+const DENIED_SEGMENT = /\/(admin|private)/;
 
 /** One way of writing a path differently: each is a known bypass shape of the CVE classes named above. */
 const DISGUISES: ReadonlyArray<(p: string) => string> = [
@@ -43,21 +47,21 @@ const DISGUISES: ReadonlyArray<(p: string) => string> = [
   (p) => `${p}?#`,
   (p) => `${p};x=1`,
   (p) => `${p}%23x`,
-  (p) => p.replace('/admin', '/./admin'),
-  (p) => p.replace('/admin', '/x/../admin'),
-  (p) => p.replace('/admin', '/x/%2e%2e/admin'),
-  (p) => p.replace('/admin', '//admin'),
-  (p) => p.replace('/admin', '\\admin'),
-  (p) => p.replace('/admin', '/%61dmin'),
-  (p) => p.replace('/admin', '/%2561dmin'),
-  (p) => p.replace('/admin', '/%2fadmin'),
-  (p) => p.replace('/admin', '/ADMIN'),
+  (p) => p.replace(DENIED_SEGMENT, '/./$1'),
+  (p) => p.replace(DENIED_SEGMENT, '/x/../$1'),
+  (p) => p.replace(DENIED_SEGMENT, '/x/%2e%2e/$1'),
+  (p) => p.replace(DENIED_SEGMENT, '//$1'),
+  (p) => p.replace(DENIED_SEGMENT, '\\$1'),
+  (p) => p.replace(DENIED_SEGMENT, (_, w: string) => `/%${w.charCodeAt(0).toString(16)}${w.slice(1)}`),
+  (p) => p.replace(DENIED_SEGMENT, (_, w: string) => `/%25${w.charCodeAt(0).toString(16)}${w.slice(1)}`),
+  (p) => p.replace(DENIED_SEGMENT, '/%2f$1'),
+  (p) => p.replace(DENIED_SEGMENT, (_, w: string) => `/${w.toUpperCase()}`),
   (p) => `http://${HOST}${p}`,
 ];
 
 /** A denied path in one or more disguises. */
 const disguisedPathArb = fc
-  .tuple(fc.constantFrom('/user/admin', '/admin', '/admin/x'), fc.array(fc.nat(DISGUISES.length - 1), { minLength: 1, maxLength: 3 }))
+  .tuple(fc.constantFrom('/user/admin', '/admin', '/admin/x', '/private', '/private/x'), fc.array(fc.nat(DISGUISES.length - 1), { minLength: 1, maxLength: 3 }))
   .map(([path, picks]) => picks.reduce<string>((p, i) => DISGUISES[i]!(p), path));
 
 const pathArb = fc.oneof({ weight: 2, arbitrary: composedPathArb }, { weight: 1, arbitrary: disguisedPathArb });
