@@ -305,4 +305,27 @@ describe('sidecar inbound and outbound: one target, one authority, limits and ti
       echo.close();
     }
   });
+
+  it('outbound: a CONNECT tunnel carries a half-close, so a client done writing still gets the whole reply', async () => {
+    // Reads until the client's FIN, then answers and closes: only works if the tunnel carries half-closes.
+    const late = createNetServer({ allowHalfOpen: true }, (s) => {
+      let got = '';
+      s.on('data', (b: Buffer) => (got += b.toString()));
+      s.on('end', () => s.end(`got ${got}`));
+    });
+    await new Promise<void>((resolve) => late.listen(0, '127.0.0.1', resolve));
+    const port = (late.address() as AddressInfo).port;
+    const tunnel = await openSocket(product.outboundPort);
+    tunnel.allowHalfOpen = true;
+    try {
+      const established = await answerHead(tunnel, `CONNECT 127.0.0.1:${port} HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\n\r\n`);
+      assert.match(established, /^HTTP\/1\.1 200/);
+      const reply = readUntilClosed(tunnel);
+      tunnel.end('request');
+      assert.equal((await reply).text, 'got request');
+    } finally {
+      tunnel.destroy();
+      late.close();
+    }
+  });
 });

@@ -32,7 +32,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createSecureServer, type Http2SecureServer } from 'node:http2';
 import { SessionTickets } from '../core/tls/session-tickets.js';
-import { connect as connectTcp, createServer as createNetServer, type Socket } from 'node:net';
+import { createServer as createNetServer, type Socket } from 'node:net';
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { listenOn } from '../core/proxy/listen.js';
@@ -48,6 +48,7 @@ import type { AccessLog } from '../core/telemetry/access-log.js';
 import { UpstreamPools } from '../core/proxy/upstream-pools.js';
 import { AcceptStep } from '../core/proxy/accept.js';
 import { authorizeConnection } from '../core/proxy/stages/authorize-connection.js';
+import { passThrough } from '../core/proxy/tcp-passthrough.js';
 import type { HttpLimits } from '../core/proxy/http-limits.js';
 import type { SnapshotHolder } from '../core/snapshot/holder.js';
 import { inboundRequestHeaders, meshXfcc } from './inbound-headers.js';
@@ -279,12 +280,6 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
     const downstreamPeer = peerOfRequest({}, peer.spiffeId);
     const labels = { reporter: 'destination' as const, cluster, ...(downstreamPeer ? { downstreamPeer } : {}) };
     deps.accessLog.tcpOpened?.(labels);
-    // Each direction ends on its own: a client's FIN after its request (`echo x | nc`) must not cut off the reply.
-    socket.allowHalfOpen = true;
-    const app = connectTcp({ port: deps.appPort, host: deps.appHost, allowHalfOpen: true, ...(deps.appLocalAddress ? { localAddress: deps.appLocalAddress } : {}) });
-    app.on('error', () => socket.destroy());
-    socket.on('close', () => app.destroy());
-    app.on('close', () => socket.destroy());
     const startTime = new Date();
     const downstreamRemoteAddress = `${socket.remoteAddress ?? ''}:${socket.remotePort ?? 0}`;
     socket.once('close', () => {
@@ -292,8 +287,7 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
       deps.accessLog.tcpClosed?.({ ...labels, flags: '-', ...carried });
       deps.accessLog.writeTcp?.({ startTime, durationMs: Date.now() - startTime.getTime(), flags: '-', ...carried, upstreamHost: `${deps.appHost}:${deps.appPort}`, upstreamCluster: cluster, downstreamRemoteAddress, ...(peer.sni ? { sni: peer.sni } : {}) });
     });
-    if (data.length > 0) app.write(data);
-    socket.pipe(app).pipe(socket);
+    passThrough(socket, data, { host: deps.appHost, port: deps.appPort, localAddress: deps.appLocalAddress });
   };
 
   const server = createNetServer({ noDelay: true }, onConnection);
