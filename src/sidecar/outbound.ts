@@ -44,11 +44,12 @@ export interface OutboundListener {
   destroy(): void;
 }
 
-/** The port the app asked for: from an absolute-form target, else the Host header, else 80. */
-export function destinationPort(req: IncomingMessage): number {
-  const url = req.url ?? '';
-  const authority = url.startsWith('http://') ? url.slice(7, (url.indexOf('/', 7) + 1 || url.length + 1) - 1) : authorityOf(req);
-  const m = /:(\d+)$/.exec(authority);
+/**
+ * The port the app asked for: the request's one authority's (the parse stage made an absolute-form
+ * target's authority the Host before anything asks), else 80.
+ */
+function destinationPort(req: IncomingMessage): number {
+  const m = /:(\d+)$/.exec(authorityOf(req));
   return m ? Number(m[1]) : 80;
 }
 
