@@ -19,27 +19,12 @@ import type { CertificateAuthority } from '../src/core/pki/authority.js';
 import { FileSource } from '../src/core/sources/file-source.js';
 import { startSidecar, type RunningSidecar } from '../src/sidecar/main.js';
 import { DEFAULT_HTTP_LIMITS } from '../src/core/proxy/http-limits.js';
-import { serviceYaml } from './helpers/cluster-yaml.js';
+import { permissiveDenyPathsYaml, serviceYaml } from './helpers/cluster-yaml.js';
 import { fixedIdentity, testAuthority, untilSnapshot, workloadCertificate } from './helpers/mesh.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
 import { NO_APP } from './helpers/ports.js';
 import { eventually } from './helpers/gateway.js';
 import { answerHead, echoed, h2Request, h2Session, openSocket, rawExchange, readUntilClosed, type TlsClient } from './helpers/raw-http.js';
-
-const POLICIES = `apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata: {name: default, namespace: istio-system}
-spec: {mtls: {mode: PERMISSIVE}}
----
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: no-admin, namespace: default}
-spec:
-  selector: {matchLabels: {app: user-service}}
-  action: DENY
-  rules:
-  - to: [{operation: {paths: [/user/admin, /admin/*]}}]
-`;
 
 describe('sidecar inbound and outbound: one target, one authority, limits and timeouts', () => {
   let ca: CertificateAuthority;
@@ -64,7 +49,7 @@ describe('sidecar inbound and outbound: one target, one authority, limits and ti
       socket.pipe(socket);
     });
     dir = await mkdtemp(join(tmpdir(), 'meshgate-sidecar-target-'));
-    await writeFile(join(dir, 'security.yaml'), POLICIES);
+    await writeFile(join(dir, 'security.yaml'), permissiveDenyPathsYaml('user-service', ['/user/admin', '/admin/*']));
     user = await startSidecar({
       ...common,
       identity: fixedIdentity(ca, 'default', 'user-service'),
@@ -227,15 +212,17 @@ describe('sidecar inbound and outbound: one target, one authority, limits and ti
     assert.equal(upgrades.length, before);
   });
 
-  it('only WebSocket upgrades by default, and h2c is served as plain HTTP/1.1, inbound and outbound', async () => {
-    for (const [port, target] of [
-      [product.outboundPort, 'http://user-service/up'],
-      [user.inboundPort, '/up'],
+  it('only WebSocket upgrades by default, and h2c is served as plain HTTP/1.1: outbound, inbound plaintext and mTLS', async () => {
+    for (const [port, target, tls] of [
+      [product.outboundPort, 'http://user-service/up', undefined],
+      [user.inboundPort, '/up', undefined],
+      [user.inboundPort, '/up', mtls],
     ] as const) {
-      const refused = await rawExchange(port, `GET ${target} HTTP/1.1\r\nhost: user-service\r\nconnection: upgrade\r\nupgrade: foo\r\n\r\n`);
+      const opts = tls ? { tls } : {};
+      const refused = await rawExchange(port, `GET ${target} HTTP/1.1\r\nhost: user-service\r\nconnection: upgrade\r\nupgrade: foo\r\n\r\n`, opts);
       assert.equal(refused.status, 403, target);
       const before = userApp.seen.length;
-      const h2c = await rawExchange(port, `GET ${target.replace('/up', '/h2c')} HTTP/1.1\r\nhost: user-service\r\nconnection: Upgrade, HTTP2-Settings, close\r\nupgrade: h2c\r\nhttp2-settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n`);
+      const h2c = await rawExchange(port, `GET ${target.replace('/up', '/h2c')} HTTP/1.1\r\nhost: user-service\r\nconnection: Upgrade, HTTP2-Settings, close\r\nupgrade: h2c\r\nhttp2-settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n`, opts);
       assert.equal(h2c.status, 200, h2c.text);
       const seen = userApp.seen.slice(before).find((e) => e.url === '/h2c');
       assert.ok(seen, 'the app got it as a plain request');

@@ -20,16 +20,12 @@ import { pino } from 'pino';
 import type { CertificateAuthority } from '../src/core/pki/authority.js';
 import { startSidecar, type RunningSidecar } from '../src/sidecar/main.js';
 import { startGateway, type RunningGateway } from '../src/gateway/main.js';
-import { serviceYaml, tcpGatewayYaml } from './helpers/cluster-yaml.js';
+import { PERMISSIVE_MESH_YAML, serviceYaml, tcpGatewayYaml } from './helpers/cluster-yaml.js';
 import { looksLikeHttp } from '../src/sidecar/inbound.js';
 import { sidecarOptions, testAuthority, workloadCertificate } from './helpers/mesh.js';
 import { rawExchange } from './helpers/raw-http.js';
 
-const POLICIES = (appPort: number): string => `apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata: {name: default, namespace: istio-system}
-spec: {mtls: {mode: PERMISSIVE}}
----
+const POLICIES = (appPort: number): string => `${PERMISSIVE_MESH_YAML}---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata: {name: deny-get, namespace: default}
