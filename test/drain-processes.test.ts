@@ -24,6 +24,7 @@ import { eventually } from './helpers/gateway.js';
 import { workloadCertificate } from './helpers/mesh.js';
 import { exited, meshgate, ready, type MeshgateProcess } from './helpers/processes.js';
 import { Http1Connection, IdleH2Client } from './helpers/raw-clients.js';
+import { echoed } from './helpers/raw-http.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
 
 const NOTICE = 2 ** 31 - 1;
@@ -54,23 +55,6 @@ function refused(port: number): Promise<boolean> {
     const s = netConnect({ host: '127.0.0.1', port });
     s.once('connect', () => (s.destroy(), resolve(false)));
     s.once('error', () => resolve(true));
-  });
-}
-
-/** Writes `text` and resolves with what comes back, once as much has arrived (or `until` is seen). */
-function echoed(socket: Socket, text: string, until?: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let got = '';
-    const onData = (d: Buffer) => {
-      got += d.toString();
-      if (until ? got.includes(until) : got.length >= text.length) {
-        socket.off('data', onData);
-        resolve(got);
-      }
-    };
-    socket.on('data', onData);
-    socket.once('close', () => reject(new Error(`closed after '${got}'`)));
-    socket.write(text);
   });
 }
 

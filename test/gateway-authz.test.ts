@@ -1,9 +1,10 @@
 // Integration: AuthorizationPolicy enforced at the gateway, selected by the gateway's own labels and
 // namespace exactly as at a sidecar (root-namespace policies apply everywhere). A DENY on `/admin*`
 // for `istio: ingressgateway` answers 403 `RBAC: access denied` and the upstream never sees the
-// request; ALLOW-only policies deny what they do not name; `remoteIpBlocks` reads the client behind
-// --trusted-proxies from x-forwarded-for and `ipBlocks` the connection's peer. A dry-run policy
-// changes no answer and logs what it would have decided.
+// request, whatever an AUDIT policy matching everything says; ALLOW-only policies deny what they do
+// not name; `remoteIpBlocks` reads the client behind --trusted-proxies from x-forwarded-for and
+// `ipBlocks` the connection's peer. A dry-run policy changes no answer and logs what it would have
+// decided.
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -65,6 +66,8 @@ rules:
         // Not the gateway's: another namespace, another workload's labels.
         'elsewhere.yaml': policy('deny-all-default', 'default', 'selector: {matchLabels: {istio: ingressgateway}}\naction: DENY\nrules: [{}]'),
         'other-workload.yaml': policy('deny-egress', 'istio-system', 'selector: {matchLabels: {istio: egressgateway}}\naction: DENY\nrules: [{}]'),
+        // AUDIT matches every request and decides nothing: what DENY denies stays denied, the rest passes.
+        'audit-all.yaml': policy('audit-all', 'istio-system', 'selector: {matchLabels: {istio: ingressgateway}}\naction: AUDIT\nrules: [{}]'),
       },
       {},
       join(logDir, 'access.log'),
@@ -86,7 +89,7 @@ rules:
     assert.equal(up.seen.length, before);
   });
 
-  it('other paths pass; policies of other namespaces and workloads do not apply', async () => {
+  it('other paths pass; an AUDIT policy decides nothing, and policies of other namespaces and workloads do not apply', async () => {
     const r = await gw.get('app.example.com', '/user');
     assert.equal(r.status, 200);
     assert.equal(r.json().url, '/user');

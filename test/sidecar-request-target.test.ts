@@ -2,6 +2,10 @@
 // inbound (plaintext under PERMISSIVE, mutual TLS over HTTP/1 and HTTP/2) and outbound (the app's
 // HTTP proxy). A #fragment never gets past an AuthorizationPolicy DENY nor reaches the app, the
 // authority is one, Envoy's header limits answer 431, and silent or slowloris connections are closed.
+// Upgrades take the same stages on both sides: a WebSocket reaches the app as a tunnel (across the
+// mesh, at the inbound side and passed through to a host the mesh does not know), after the policy;
+// other protocols are 403 and h2c is plain HTTP/1.1. Before, both relays (to the app, and the
+// passthrough) sent an upgrade on as a plain request: the app answered 200 and no tunnel opened.
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,33 +13,18 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { constants, type ClientHttp2Session } from 'node:http2';
-import { createServer as createNetServer, type AddressInfo } from 'node:net';
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { pino } from 'pino';
 import type { CertificateAuthority } from '../src/core/pki/authority.js';
 import { FileSource } from '../src/core/sources/file-source.js';
 import { startSidecar, type RunningSidecar } from '../src/sidecar/main.js';
 import { DEFAULT_HTTP_LIMITS } from '../src/core/proxy/http-limits.js';
-import { serviceYaml } from './helpers/cluster-yaml.js';
+import { permissiveDenyPathsYaml, serviceYaml } from './helpers/cluster-yaml.js';
 import { fixedIdentity, testAuthority, untilSnapshot, workloadCertificate } from './helpers/mesh.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
 import { NO_APP } from './helpers/ports.js';
 import { eventually } from './helpers/gateway.js';
-import { h2Request, h2Session, openSocket, rawExchange, readUntilClosed, type TlsClient } from './helpers/raw-http.js';
-
-const POLICIES = `apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata: {name: default, namespace: istio-system}
-spec: {mtls: {mode: PERMISSIVE}}
----
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: no-admin, namespace: default}
-spec:
-  selector: {matchLabels: {app: user-service}}
-  action: DENY
-  rules:
-  - to: [{operation: {paths: [/user/admin, /admin/*]}}]
-`;
+import { answerHead, echoed, h2Request, h2Session, openSocket, rawExchange, readUntilClosed, type TlsClient } from './helpers/raw-http.js';
 
 describe('sidecar inbound and outbound: one target, one authority, limits and timeouts', () => {
   let ca: CertificateAuthority;
@@ -44,6 +33,8 @@ describe('sidecar inbound and outbound: one target, one authority, limits and ti
   let user: RunningSidecar, product: RunningSidecar;
   let mtls: TlsClient;
   let h2: ClientHttp2Session;
+  /** Upgrades the app saw: `<protocol> <path>`. */
+  const upgrades: string[] = [];
   const quiet = pino({ level: 'silent' });
   const limits = { ...DEFAULT_HTTP_LIMITS, requestHeadersTimeoutMs: 400, idleTimeoutMs: 800 };
   const common = { statusPort: 0, adminPort: 0, outboundPort: 0, listenHost: '127.0.0.1', accessLog: 'off', logger: quiet, namespace: 'default', limits };
@@ -51,8 +42,14 @@ describe('sidecar inbound and outbound: one target, one authority, limits and ti
   before(async () => {
     ca = await testAuthority();
     userApp = await startUpstream('user-app');
+    // The app's WebSocket endpoint: 101, then every byte back.
+    userApp.server.on('upgrade', (req, socket: Socket) => {
+      upgrades.push(`${String(req.headers.upgrade)} ${req.url ?? ''}`);
+      socket.write('HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n\r\n');
+      socket.pipe(socket);
+    });
     dir = await mkdtemp(join(tmpdir(), 'meshgate-sidecar-target-'));
-    await writeFile(join(dir, 'security.yaml'), POLICIES);
+    await writeFile(join(dir, 'security.yaml'), permissiveDenyPathsYaml('user-service', ['/user/admin', '/admin/*']));
     user = await startSidecar({
       ...common,
       identity: fixedIdentity(ca, 'default', 'user-service'),
@@ -177,16 +174,61 @@ describe('sidecar inbound and outbound: one target, one authority, limits and ti
     }
   });
 
-  it('outbound: only WebSocket upgrades by default, and h2c is served as plain HTTP/1.1', async () => {
-    const refused = await rawExchange(product.outboundPort, `GET http://user-service/up HTTP/1.1\r\nhost: user-service\r\nconnection: upgrade\r\nupgrade: foo\r\n\r\n`);
-    assert.equal(refused.status, 403);
-    const before = userApp.seen.length;
-    const h2c = await rawExchange(product.outboundPort, `GET http://user-service/h2c HTTP/1.1\r\nhost: user-service\r\nconnection: Upgrade, HTTP2-Settings, close\r\nupgrade: h2c\r\nhttp2-settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n`);
-    assert.equal(h2c.status, 200, h2c.text);
-    const seen = userApp.seen.slice(before).find((e) => e.url === '/h2c');
-    assert.ok(seen, 'the app got it as a plain request');
-    assert.equal(seen.headers.upgrade, undefined);
-    assert.equal(seen.headers['http2-settings'], undefined);
+  const wsRequest = (target: string, host = 'user-service'): string =>
+    `GET ${target} HTTP/1.1\r\nhost: ${host}\r\nconnection: Upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`;
+
+  /** A WebSocket upgrade through `port`: the 101's head, then whether bytes come back through the tunnel. */
+  const websocket = async (port: number, target: string, opts: { tls?: TlsClient; host?: string } = {}): Promise<{ head: string; echo?: string }> => {
+    const s = await openSocket(port, opts.tls);
+    try {
+      const head = await answerHead(s, wsRequest(target, opts.host));
+      if (!head.startsWith('HTTP/1.1 101')) return { head };
+      return { head, echo: await echoed(s, 'over the tunnel').catch((err: Error) => err.message) };
+    } finally {
+      s.destroy();
+    }
+  };
+
+  it('WebSocket: the app gets the upgrade and the tunnel carries bytes, inbound (plaintext, mTLS) and outbound across the mesh', async () => {
+    const ways = [
+      ['inbound plaintext', () => websocket(user.inboundPort, '/ws/plain')],
+      ['inbound mTLS', () => websocket(user.inboundPort, '/ws/mtls', { tls: mtls })],
+      ['outbound, across the mesh', () => websocket(product.outboundPort, 'http://user-service/ws/mesh')],
+      // A host the mesh does not know is passed through (ALLOW_ANY), as a tunnel too.
+      ['outbound passthrough', () => websocket(product.outboundPort, `http://127.0.0.1:${userApp.port}/ws/passthrough`, { host: `127.0.0.1:${userApp.port}` })],
+    ] as const;
+    for (const [way, open] of ways) {
+      const { head, echo } = await open();
+      assert.match(head, /^HTTP\/1\.1 101/, `${way}: ${head}`);
+      assert.equal(echo, 'over the tunnel', way);
+    }
+    assert.deepEqual(upgrades, ['websocket /ws/plain', 'websocket /ws/mtls', 'websocket /ws/mesh', 'websocket /ws/passthrough']);
+  });
+
+  it('WebSocket: an upgrade to a path the inbound AuthorizationPolicy denies is 403, and the app sees none', async () => {
+    const before = upgrades.length;
+    assert.match((await websocket(user.inboundPort, '/admin/ws')).head, /^HTTP\/1\.1 403/);
+    assert.match((await websocket(product.outboundPort, 'http://user-service/admin/ws')).head, /^HTTP\/1\.1 403/);
+    assert.equal(upgrades.length, before);
+  });
+
+  it('only WebSocket upgrades by default, and h2c is served as plain HTTP/1.1: outbound, inbound plaintext and mTLS', async () => {
+    for (const [port, target, tls] of [
+      [product.outboundPort, 'http://user-service/up', undefined],
+      [user.inboundPort, '/up', undefined],
+      [user.inboundPort, '/up', mtls],
+    ] as const) {
+      const opts = tls ? { tls } : {};
+      const refused = await rawExchange(port, `GET ${target} HTTP/1.1\r\nhost: user-service\r\nconnection: upgrade\r\nupgrade: foo\r\n\r\n`, opts);
+      assert.equal(refused.status, 403, target);
+      const before = userApp.seen.length;
+      const h2c = await rawExchange(port, `GET ${target.replace('/up', '/h2c')} HTTP/1.1\r\nhost: user-service\r\nconnection: Upgrade, HTTP2-Settings, close\r\nupgrade: h2c\r\nhttp2-settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n`, opts);
+      assert.equal(h2c.status, 200, h2c.text);
+      const seen = userApp.seen.slice(before).find((e) => e.url === '/h2c');
+      assert.ok(seen, 'the app got it as a plain request');
+      assert.equal(seen.headers.upgrade, undefined);
+      assert.equal(seen.headers['http2-settings'], undefined);
+    }
   });
 
   it('inbound: an HTTP/2 upload the client resets mid-body never completes at the app', async () => {
@@ -248,6 +290,29 @@ describe('sidecar inbound and outbound: one target, one authority, limits and ti
     } finally {
       tunnel.destroy();
       echo.close();
+    }
+  });
+
+  it('outbound: a CONNECT tunnel carries a half-close, so a client done writing still gets the whole reply', async () => {
+    // Reads until the client's FIN, then answers and closes: only works if the tunnel carries half-closes.
+    const late = createNetServer({ allowHalfOpen: true }, (s) => {
+      let got = '';
+      s.on('data', (b: Buffer) => (got += b.toString()));
+      s.on('end', () => s.end(`got ${got}`));
+    });
+    await new Promise<void>((resolve) => late.listen(0, '127.0.0.1', resolve));
+    const port = (late.address() as AddressInfo).port;
+    const tunnel = await openSocket(product.outboundPort);
+    tunnel.allowHalfOpen = true;
+    try {
+      const established = await answerHead(tunnel, `CONNECT 127.0.0.1:${port} HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\n\r\n`);
+      assert.match(established, /^HTTP\/1\.1 200/);
+      const reply = readUntilClosed(tunnel);
+      tunnel.end('request');
+      assert.equal((await reply).text, 'got request');
+    } finally {
+      tunnel.destroy();
+      late.close();
     }
   });
 });

@@ -14,22 +14,18 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as netConnect, createServer as createNetServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
+import { connect as tlsConnect, createServer as createTlsServer } from 'node:tls';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import type { CertificateAuthority } from '../src/core/pki/authority.js';
 import { startSidecar, type RunningSidecar } from '../src/sidecar/main.js';
-import { startGateway } from '../src/gateway/main.js';
-import { tcpGatewayYaml } from './helpers/cluster-yaml.js';
+import { startGateway, type RunningGateway } from '../src/gateway/main.js';
+import { PERMISSIVE_MESH_YAML, serviceYaml, tcpGatewayYaml } from './helpers/cluster-yaml.js';
 import { looksLikeHttp } from '../src/sidecar/inbound.js';
 import { sidecarOptions, testAuthority, workloadCertificate } from './helpers/mesh.js';
 import { rawExchange } from './helpers/raw-http.js';
 
-const POLICIES = (appPort: number): string => `apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata: {name: default, namespace: istio-system}
-spec: {mtls: {mode: PERMISSIVE}}
----
+const POLICIES = (appPort: number): string => `${PERMISSIVE_MESH_YAML}---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata: {name: deny-get, namespace: default}
@@ -241,6 +237,36 @@ describe('AuthorizationPolicy on TCP at a sidecar inbound side', () => {
   });
 });
 
+/** A gateway on the config folder `dir`, listening for the Service port `port` on a port of its own. */
+function gatewayOn(dir: string, port: number): Promise<RunningGateway> {
+  return startGateway({ configDir: dir, certsDir: join(dir, 'certs'), ports: new Map([[port, 0]]), listenHost: '127.0.0.1', statusPort: 0, adminPort: 0, accessLog: 'off', logger: pino({ level: 'silent' }) });
+}
+
+/** A DENY AuthorizationPolicy selecting the gateway by its labels, with these `rules` (YAML list items). */
+function gatewayDeny(rules: string): string {
+  return `---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: deny, namespace: istio-system}
+spec:
+  selector: {matchLabels: {istio: ingressgateway}}
+  action: DENY
+  rules:${rules}
+`;
+}
+
+/** Writes `file` and resolves once the gateway applies what it now says. */
+async function rewrite(gw: RunningGateway, file: string, text: string): Promise<void> {
+  const applied = new Promise<void>((resolve) => {
+    const off = gw.holder.onSwap(() => {
+      off();
+      resolve();
+    });
+  });
+  await writeFile(file, text);
+  await applied;
+}
+
 describe('AuthorizationPolicy on TCP at the gateway', () => {
   it('a TCP server is closed to a connection a gateway DENY policy matches (HTTP-only fields dropped)', async () => {
     const echo = createNetServer((s) => s.pipe(s));
@@ -248,36 +274,82 @@ describe('AuthorizationPolicy on TCP at the gateway', () => {
     const echoPort = (echo.address() as AddressInfo).port;
     const dir = await mkdtemp(join(tmpdir(), 'meshgate-gw-tcp-authz-'));
     const tcpGateway = (deny: boolean): string => `${tcpGatewayYaml(echoPort)}
-${deny ? `---
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: no-get, namespace: istio-system}
-spec:
-  selector: {matchLabels: {istio: ingressgateway}}
-  action: DENY
-  rules:
+${deny ? gatewayDeny(`
   - to: [{operation: {methods: [GET], ports: ["1"]}}]
   - from: [{source: {ipBlocks: [127.0.0.1/32]}}]
-    to: [{operation: {methods: [GET]}}]
-` : ''}`;
+    to: [{operation: {methods: [GET]}}]`) : ''}`;
     await writeFile(join(dir, 'all.yaml'), tcpGateway(false));
-    const gw = await startGateway({ configDir: dir, certsDir: join(dir, 'certs'), ports: new Map([[5432, 0]]), listenHost: '127.0.0.1', statusPort: 0, adminPort: 0, accessLog: 'off', logger: pino({ level: 'silent' }) });
+    const gw = await gatewayOn(dir, 5432);
     try {
       const port = gw.listenPorts.get(5432)!;
       assert.equal(await ping(await plain(port)), 'ping');
-      const applied = new Promise<void>((resolve) => {
-        const off = gw.holder.onSwap(() => {
-          off();
-          resolve();
-        });
-      });
-      await writeFile(join(dir, 'all.yaml'), tcpGateway(true));
-      await applied;
+      await rewrite(gw, join(dir, 'all.yaml'), tcpGateway(true));
       // The first rule's port does not match; the second's peer does, its method is HTTP-only and dropped.
       assert.equal(await ping(await plain(port)), null);
     } finally {
       await gw.destroy();
       echo.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a TLS PASSTHROUGH server is closed to a connection a DENY policy matches by connection.sni, before the upstream sees a byte', async () => {
+    // The upstream terminates TLS itself (the gateway only passes it through) and echoes.
+    const ca = await testAuthority();
+    const cert = workloadCertificate(ca, 'default', 'db');
+    let handshakes = 0;
+    const upstream = createTlsServer({ cert: cert.certChainPem, key: cert.keyPem }, (s) => {
+      handshakes++;
+      s.on('error', () => s.destroy());
+      s.pipe(s);
+    });
+    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+    const upstreamPort = (upstream.address() as AddressInfo).port;
+    const dir = await mkdtemp(join(tmpdir(), 'meshgate-gw-tls-authz-'));
+    const config = (deny: boolean): string => `apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: pass}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 8443, name: tls, protocol: TLS}
+    hosts: ['*.example.com']
+    tls: {mode: PASSTHROUGH}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: pass}
+spec:
+  hosts: ['*.example.com']
+  gateways: [pass]
+  tls:
+  - match: [{sniHosts: ['*.example.com']}]
+    route: [{destination: {host: db, port: {number: 8443}}}]
+---
+${serviceYaml('db', [{ pod: 'db-1', port: upstreamPort }], { port: 8443, portName: 'tls' })}
+${deny ? gatewayDeny(`
+  - when: [{key: connection.sni, values: [b.example.com]}]
+  - from: [{source: {ipBlocks: [10.0.0.0/8]}}]
+    to: [{operation: {paths: [/x]}}]`) : ''}`;
+    await writeFile(join(dir, 'all.yaml'), config(false));
+    const gw = await gatewayOn(dir, 8443);
+    const through = (sni: string): Promise<string | null> =>
+      new Promise((resolve) => {
+        const s = tlsConnect({ port: gw.listenPorts.get(8443)!, host: '127.0.0.1', servername: sni, ca: ca.rootCertPem, rejectUnauthorized: false }, () => void ping(s).then(resolve));
+        s.once('error', () => resolve(null));
+      });
+    try {
+      assert.equal(await through('a.example.com'), 'ping');
+      assert.equal(await through('b.example.com'), 'ping');
+      await rewrite(gw, join(dir, 'all.yaml'), config(true));
+      const before = handshakes;
+      // The second rule's peer does not match, whatever its dropped path says; the first names b's SNI.
+      assert.equal(await through('a.example.com'), 'ping');
+      assert.equal(await through('b.example.com'), null);
+      assert.equal(handshakes, before + 1, 'the denied connection never reached the upstream');
+    } finally {
+      await gw.destroy();
+      upstream.close();
       await rm(dir, { recursive: true, force: true });
     }
   });

@@ -8,7 +8,8 @@ import { FileSource } from '../core/sources/file-source.js';
 import type { SnapshotHolder } from '../core/snapshot/holder.js';
 import { ProxyRuntime } from '../core/runtime/proxy-runtime.js';
 import type { ConfigSource } from '../core/sources/source.js';
-import { describeWorkload, partsOfSpiffe } from '../core/telemetry/workload.js';
+import { describeWorkload } from '../core/telemetry/workload.js';
+import { parseSpiffeId } from '../core/pki/spiffe.js';
 import type { RateLimitStats } from '../core/policy/rate-limiters.js';
 import { createPortListener } from './port-listener.js';
 import { ListenerSet } from './listener-set.js';
@@ -117,7 +118,8 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   const source = opts.source ?? new FileSource({ dir: opts.configDir! });
   const labels = opts.labels ?? { istio: 'ingressgateway' };
   const namespace = opts.namespace ?? 'istio-system';
-  const id = partsOfSpiffe(opts.identity?.current().spiffeId);
+  const spiffeId = opts.identity?.current().spiffeId;
+  const id = spiffeId ? parseSpiffeId(spiffeId) : undefined;
   const rt = new ProxyRuntime({
     name: 'meshgate-gateway',
     source,

@@ -24,10 +24,11 @@
 // (STRICT refuses plaintext), AuthorizationPolicy and forwards to the app on the pod's address from
 // 127.0.0.6, a source the capture rules let through.
 
-import { connect as connectTcp, createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { listenOn } from '../core/proxy/listen.js';
 import { AcceptStep } from '../core/proxy/accept.js';
+import { passThrough } from '../core/proxy/tcp-passthrough.js';
 import type { ConnectionDrain } from '../core/proxy/drain.js';
 import type { HttpLimits } from '../core/proxy/http-limits.js';
 import type { Destination, OriginalDestinationLookup } from '../core/capture/original-destination.js';
@@ -126,14 +127,7 @@ export function createCapture(deps: CaptureDeps): Capture {
       return void socket.destroy();
     }
     step.release(socket);
-    const upstream = connectTcp({ host: target.address, port: target.port, noDelay: true });
-    upstream.on('error', () => socket.destroy());
-    socket.on('close', () => upstream.destroy());
-    upstream.on('close', () => socket.destroy());
-    upstream.once('connect', () => {
-      if (first) upstream.write(first);
-      socket.pipe(upstream).pipe(socket);
-    });
+    passThrough(socket, first ?? Buffer.alloc(0), { host: target.address, port: target.port });
   };
 
   const inbound: Server = createServer({ noDelay: true }, (socket) => {

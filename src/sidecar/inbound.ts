@@ -32,7 +32,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createSecureServer, type Http2SecureServer } from 'node:http2';
 import { SessionTickets } from '../core/tls/session-tickets.js';
-import { connect as connectTcp, createServer as createNetServer, type Socket } from 'node:net';
+import { createServer as createNetServer, type Socket } from 'node:net';
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { listenOn } from '../core/proxy/listen.js';
@@ -43,10 +43,12 @@ import type { IdentityProvider, WorkloadCertificate } from '../core/pki/types.js
 import { parseSpiffeId, spiffeIdsOfCertificate } from '../core/pki/spiffe.js';
 import { peekClientHello } from '../core/tls/client-hello.js';
 import { handleHttpRequest, Pipelines, type HttpHandlerContext, type ListenerInfo } from '../core/proxy/http-handler.js';
+import { handleUpgrade } from '../core/proxy/upgrade.js';
 import type { AccessLog } from '../core/telemetry/access-log.js';
 import { UpstreamPools } from '../core/proxy/upstream-pools.js';
 import { AcceptStep } from '../core/proxy/accept.js';
 import { authorizeConnection } from '../core/proxy/stages/authorize-connection.js';
+import { passThrough } from '../core/proxy/tcp-passthrough.js';
 import type { HttpLimits } from '../core/proxy/http-limits.js';
 import type { SnapshotHolder } from '../core/snapshot/holder.js';
 import { inboundRequestHeaders, meshXfcc } from './inbound-headers.js';
@@ -190,18 +192,22 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
       },
     },
   };
-  const onRequest = (req: IncomingMessage, res: ServerResponse): void => handleHttpRequest(req, res, listener, ctx);
+  // Upgrade requests (WebSocket) take the same stages, then a tunnel to the app (core/proxy/upgrade.ts).
+  const handlers = {
+    request: (req: IncomingMessage, res: ServerResponse): void => handleHttpRequest(req, res, listener, ctx),
+    upgrade: (req: IncomingMessage, socket: Socket, head: Buffer): void => handleUpgrade(req, socket, head, listener, ctx),
+  };
 
   // The one accept step (core/proxy/accept.ts): limits, drain and timeouts for every connection.
   const step = new AcceptStep({ drain: deps.drain, limits: deps.limits });
-  const { plaintext } = step.plaintext({ request: onRequest });
+  const { plaintext } = step.plaintext(handlers);
   // Sessions resume by tickets under keys rotated hourly (core/tls/session-tickets.ts).
   const tickets = new SessionTickets();
   tickets.rotateEvery();
   const sessions = tickets.contextOptions('meshgate-sidecar-inbound');
   const secure: Http2SecureServer = createSecureServer({ ...step.http2Options(), ...tlsContext(deps.identity.current()), ...sessions, requestCert: true, rejectUnauthorized: false, allowHTTP1: true });
   tickets.attach(secure);
-  step.serve(secure, { request: onRequest });
+  step.serve(secure, handlers);
   secure.on('secureConnection', (socket: TLSSocket) => {
     // Only mesh mTLS is terminated here: it needs a certificate that chains to the mesh root and
     // names a workload of this trust domain. Without one the connection is closed, whatever the mode.
@@ -274,12 +280,6 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
     const downstreamPeer = peerOfRequest({}, peer.spiffeId);
     const labels = { reporter: 'destination' as const, cluster, ...(downstreamPeer ? { downstreamPeer } : {}) };
     deps.accessLog.tcpOpened?.(labels);
-    // Each direction ends on its own: a client's FIN after its request (`echo x | nc`) must not cut off the reply.
-    socket.allowHalfOpen = true;
-    const app = connectTcp({ port: deps.appPort, host: deps.appHost, allowHalfOpen: true, ...(deps.appLocalAddress ? { localAddress: deps.appLocalAddress } : {}) });
-    app.on('error', () => socket.destroy());
-    socket.on('close', () => app.destroy());
-    app.on('close', () => socket.destroy());
     const startTime = new Date();
     const downstreamRemoteAddress = `${socket.remoteAddress ?? ''}:${socket.remotePort ?? 0}`;
     socket.once('close', () => {
@@ -287,8 +287,7 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
       deps.accessLog.tcpClosed?.({ ...labels, flags: '-', ...carried });
       deps.accessLog.writeTcp?.({ startTime, durationMs: Date.now() - startTime.getTime(), flags: '-', ...carried, upstreamHost: `${deps.appHost}:${deps.appPort}`, upstreamCluster: cluster, downstreamRemoteAddress, ...(peer.sni ? { sni: peer.sni } : {}) });
     });
-    if (data.length > 0) app.write(data);
-    socket.pipe(app).pipe(socket);
+    passThrough(socket, data, { host: deps.appHost, port: deps.appPort, localAddress: deps.appLocalAddress });
   };
 
   const server = createNetServer({ noDelay: true }, onConnection);

@@ -15,13 +15,14 @@
 
 import { outboundTrafficModeOf } from '../core/policy/outbound-traffic-policy.js';
 import type { IncomingMessage } from 'node:http';
-import { connect as connectTcp, createServer as createNetServer, type Socket } from 'node:net';
+import { createServer as createNetServer, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { listenOn } from '../core/proxy/listen.js';
 import { authorityOf, handleHttpRequest, Pipelines, type HttpHandlerContext, type ListenerInfo } from '../core/proxy/http-handler.js';
 import { handleUpgrade } from '../core/proxy/upgrade.js';
 import { LocalReplies, rawLocalReply } from '../core/proxy/respond.js';
 import { AcceptStep } from '../core/proxy/accept.js';
+import { passThrough } from '../core/proxy/tcp-passthrough.js';
 import { outboundRouteConfig } from '../core/routing/compile-mesh.js';
 import { capturedRouteConfig } from '../core/routing/captured-route-config.js';
 import type { Dialled } from '../core/policy/original-dst.js';
@@ -43,11 +44,12 @@ export interface OutboundListener {
   destroy(): void;
 }
 
-/** The port the app asked for: from an absolute-form target, else the Host header, else 80. */
-export function destinationPort(req: IncomingMessage): number {
-  const url = req.url ?? '';
-  const authority = url.startsWith('http://') ? url.slice(7, (url.indexOf('/', 7) + 1 || url.length + 1) - 1) : authorityOf(req);
-  const m = /:(\d+)$/.exec(authority);
+/**
+ * The port the app asked for: the request's one authority's (the parse stage made an absolute-form
+ * target's authority the Host before anything asks), else 80.
+ */
+function destinationPort(req: IncomingMessage): number {
+  const m = /:(\d+)$/.exec(authorityOf(req));
   return m ? Number(m[1]) : 80;
 }
 
@@ -129,16 +131,8 @@ function tunnel(req: IncomingMessage, socket: Socket, head: Buffer, deps: Outbou
     deps.log.debug({ destination: `${host}:${port}` }, 'CONNECT to a port the mesh does not declare for that host, under REGISTRY_ONLY: 502 (BlackHoleCluster)');
     return void socket.end(rawLocalReply(LocalReplies.registryOnly));
   }
-  const upstream = connectTcp(port, host);
-  upstream.once('connect', () => {
-    socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-    if (head.length > 0) upstream.write(head);
-    socket.pipe(upstream).pipe(socket);
+  passThrough(socket, head, { host, port }, {
+    onConnect: () => void socket.write('HTTP/1.1 200 Connection Established\r\n\r\n'),
+    onFailure: () => void socket.end(rawLocalReply(LocalReplies.connectFailure)),
   });
-  upstream.on('error', () => {
-    if (!upstream.readyState || upstream.connecting) socket.end(rawLocalReply(LocalReplies.connectFailure));
-    else socket.destroy();
-  });
-  socket.on('close', () => upstream.destroy());
-  upstream.on('close', () => socket.destroy());
 }

@@ -109,3 +109,27 @@ spec:
   - route: [{destination: {host: ${destination}}}]
 `;
 }
+
+/** PeerAuthentication PERMISSIVE mesh-wide: plaintext and mesh mTLS are both let in. */
+export const PERMISSIVE_MESH_YAML = `apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: istio-system}
+spec: {mtls: {mode: PERMISSIVE}}
+`;
+
+/**
+ * PeerAuthentication PERMISSIVE mesh-wide (plaintext and mesh mTLS both let in) and a DENY
+ * AuthorizationPolicy on `paths` for the workload labelled `app: <app>` in namespace default.
+ */
+export function permissiveDenyPathsYaml(app: string, paths: readonly string[]): string {
+  return `${PERMISSIVE_MESH_YAML}---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: deny-paths, namespace: default}
+spec:
+  selector: {matchLabels: {app: ${app}}}
+  action: DENY
+  rules:
+  - to: [{operation: {paths: [${paths.join(', ')}]}}]
+`;
+}

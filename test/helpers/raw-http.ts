@@ -59,6 +59,22 @@ export function readUntilClosed(s: Socket): Promise<RawAnswer> {
   });
 }
 
+/** Writes `request` and resolves with the answer's head (up to the blank line), leaving the socket open for what follows (an upgrade). */
+export function answerHead(s: Socket, request: string): Promise<string> {
+  return new Promise((resolve) => {
+    let text = '';
+    const onData = (b: Buffer): void => {
+      text += b.toString('latin1');
+      if (!text.includes('\r\n\r\n')) return;
+      s.off('data', onData);
+      resolve(text.slice(0, text.indexOf('\r\n\r\n')));
+    };
+    s.on('data', onData);
+    s.once('close', () => resolve(text || '(closed)'));
+    s.write(request);
+  });
+}
+
 /** Sends `bytes` and reads until the server closes (requests should say `connection: close`). */
 export async function rawExchange(port: number, bytes: Buffer | string, opts: RawOptions = {}): Promise<RawAnswer> {
   const s = await openSocket(port, opts.tls);
@@ -114,5 +130,22 @@ export function h2Request(session: ClientHttp2Session, headers: OutgoingHttpHead
     stream.on('error', () => undefined);
     stream.on('close', () => resolve({ status, body: text }));
     if (body !== undefined) stream.end(body);
+  });
+}
+
+/** Writes `text` and resolves with what comes back, once as much has arrived (or `until` is seen). */
+export function echoed(socket: Socket, text: string, until?: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let got = '';
+    const onData = (d: Buffer) => {
+      got += d.toString();
+      if (until ? got.includes(until) : got.length >= text.length) {
+        socket.off('data', onData);
+        resolve(got);
+      }
+    };
+    socket.on('data', onData);
+    socket.once('close', () => reject(new Error(`closed after '${got}'`)));
+    socket.write(text);
   });
 }

@@ -1,6 +1,7 @@
 // A gateway configuration for the parse- and accept-stage tests: app.example.com on plain HTTP (80)
 // and SIMPLE TLS with HTTP/2 (443), a route that denies /user/admin and /admin* with a 403 direct
-// response, and everything else to the app. The certificate comes from a throwaway root.
+// response, an AuthorizationPolicy selecting the gateway that denies /private and /private/*, and
+// everything else to the app. The certificate comes from a throwaway root.
 
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -47,6 +48,15 @@ spec:
   - match: [{uri: {exact: /user/admin}}, {uri: {prefix: /admin}}]
     directResponse: {status: 403, body: {string: denied}}
   - route: [{destination: {host: app}}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: no-private, namespace: istio-system}
+spec:
+  selector: {matchLabels: {istio: ingressgateway}}
+  action: DENY
+  rules:
+  - to: [{operation: {paths: [/private, /private/*]}}]
 `,
   );
   await writeFile(join(configDir, 'app.yaml'), serviceYaml('app', [{ pod: 'app-1', port: appPort }]));

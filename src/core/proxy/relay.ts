@@ -17,6 +17,7 @@ import { exchangeH2, UpstreamStreamReset } from './h2-exchange.js';
 import { isGrpcRequest } from './grpc-status.js';
 import { classify } from './retry-decisions.js';
 import { upstreamH2, type UpstreamProtocol } from './upstream-protocol.js';
+import { exchangeUpgrade, type UpgradeTunnel } from './upgrade-exchange.js';
 import { guardedBody, onDownstreamGone, resetResponse, RequestBodyAborted, requestGone } from './stream-state.js';
 import type { UpstreamPools } from './upstream-pools.js';
 
@@ -38,10 +39,12 @@ export function relay(
   headers: Record<string, string | string[]>,
   record: RequestRecord,
   reply: (r: LocalReply) => void,
+  /** Set for an upgrade request (upgrade.ts). */
+  tunnel?: UpgradeTunnel,
 ): void {
   record.upstreamHost = key;
   if (requestGone(req)) return reply(LocalReplies.downstreamDisconnect);
-  new Relaying(pools, key, req, res, record, reply).start(protocol, target, headers);
+  new Relaying(pools, key, req, res, record, reply).start(protocol, target, headers, tunnel);
 }
 
 /**
@@ -98,19 +101,23 @@ class Relaying implements ExchangeHooks {
     }
   };
 
-  start(protocol: UpstreamProtocol, target: Pick<RequestFacts, 'path' | 'queryString'>, headers: Record<string, string | string[]>): void {
+  start(protocol: UpstreamProtocol, target: Pick<RequestFacts, 'path' | 'queryString'>, headers: Record<string, string | string[]>, tunnel: UpgradeTunnel | undefined): void {
     const req = this.#req;
     const path = target.queryString ? `${target.path}?${target.queryString}` : target.path;
     const method = req.method ?? 'GET';
     const body = requestHasBody(req) ? guardedBody(req) : undefined;
-    if (upstreamH2(protocol, req) || isGrpcRequest(req.headers)) {
-      const key = this.#key;
-      const pools = this.#pools;
+    const key = this.#key;
+    const pools = this.#pools;
+    const failed = (): void => {
+      this.#end();
+      this.#reply(LocalReplies.upstreamReset);
+    };
+    if (tunnel) {
+      const request: ExchangeRequest = { path, method, headers, body };
+      exchangeUpgrade((onFailure) => pools.connect(key, undefined, undefined, onFailure), request, this.#res, this, this.#onCancelable, tunnel).then(this.#onOutcome, failed);
+    } else if (upstreamH2(protocol, req) || isGrpcRequest(req.headers)) {
       const request: ExchangeRequest = { path, method, headers, body, trailers: () => req.trailers as Record<string, string> | undefined };
-      exchangeH2((h, o) => pools.h2Request(key, undefined, undefined, h, o), request, this.#res, this, this.#onCancelable).then(this.#onOutcome, () => {
-        this.#end();
-        this.#reply(LocalReplies.upstreamReset);
-      });
+      exchangeH2((h, o) => pools.h2Request(key, undefined, undefined, h, o), request, this.#res, this, this.#onCancelable).then(this.#onOutcome, failed);
     } else {
       startExchange(this.#lease.pool, { path, method, headers, body }, this.#res, this, this.#onCancelable, this.#onOutcome);
     }

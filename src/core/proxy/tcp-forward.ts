@@ -25,6 +25,7 @@ import { workloadOfEndpoint } from '../telemetry/workload.js';
 import type { IdentityProvider } from '../pki/types.js';
 import { decideUpstreamTls } from '../tls/upstream-tls.js';
 import type { UpstreamConnector } from '../tls/upstream-connector.js';
+import { splice } from './tcp-passthrough.js';
 
 /** Istio's mesh-wide default `connectTimeout`. */
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
@@ -228,25 +229,4 @@ function pickEndpoint(cluster: Cluster, downstream: Socket, tried: ReadonlySet<E
     ...(tried.size > 0 ? { exclude: tried } : {}),
   });
   return pick?.endpoint;
-}
-
-/**
- * Pipes both ways. End of input on one side becomes a FIN on the other (half-close), so either may
- * keep talking after the other is done. A side that closes without finishing both directions
- * (reset, error, local destroy) takes the other down with it.
- */
-function splice(downstream: Socket, upstream: Socket, initial: Buffer): void {
-  upstream.on('error', () => upstream.destroy());
-  if (initial.length > 0) upstream.write(initial);
-  downstream.pipe(upstream);
-  upstream.pipe(downstream);
-  const follow = (self: Socket, other: Socket) => (): void => {
-    if (other.destroyed) return;
-    const clean = self.readableEnded && self.writableFinished;
-    // After a clean close the other side has already been ended by the pipe and closes once flushed.
-    if (clean) other.end();
-    else other.destroy();
-  };
-  downstream.once('close', follow(downstream, upstream));
-  upstream.once('close', follow(upstream, downstream));
 }

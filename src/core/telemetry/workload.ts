@@ -47,12 +47,6 @@ export function canonicalOf(labels: Labels, workload: string): { service: string
   };
 }
 
-/** Namespace and service account of a SPIFFE ID `spiffe://<td>/ns/<ns>/sa/<sa>`. */
-export function partsOfSpiffe(id: string | undefined): { namespace: string; serviceAccount: string } | undefined {
-  const m = id ? /^spiffe:\/\/[^/]+\/ns\/([^/]+)\/sa\/([^/]+)$/.exec(id) : null;
-  return m ? { namespace: m[1]!, serviceAccount: m[2]! } : undefined;
-}
-
 export function spiffeOf(namespace: string, serviceAccount: string): string {
   return `spiffe://${TRUST_DOMAIN}/ns/${namespace}/sa/${serviceAccount}`;
 }

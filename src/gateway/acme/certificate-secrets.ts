@@ -11,6 +11,7 @@ import { X509Certificate } from 'node:crypto';
 import acme from 'acme-client';
 import type { SecretWriter } from '../../core/tls/types.js';
 import { SOURCE_ANNOTATION } from '../../core/tls/credential-source.js';
+import { peerIdentity } from '../../core/tls/peer-identity.js';
 import type { AccountKey } from './acme-order.js';
 import { storedFrom, type CertificateStorage, type StoredCertificate } from './certificate-files.js';
 
@@ -32,7 +33,7 @@ export function secretStorage(secrets: SecretWriter): CertificateStorage {
 
     async write(secretName, files) {
       const leaf = new X509Certificate(files.certPem);
-      const altNames = (leaf.subjectAltName ?? '').split(', ').filter((n) => n.startsWith('DNS:')).map((n) => n.slice(4));
+      const altNames = peerIdentity(leaf).dnsNames;
       const [kind, ...rest] = files.meta.issuer.split(' ');
       const issuerName = (rest.join(' ').split('/').pop() ?? '') || files.meta.issuer;
       await secrets.put(secretName, {

@@ -1,0 +1,72 @@
+// The act of a connection passed through as bytes, the one way every listener carries TCP once it
+// has decided where it goes (and the connection's authorize stage let it): to one fixed address — a
+// sidecar's inbound side to its app, captured TCP to its original destination under ALLOW_ANY, a
+// CONNECT tunnel to a host the mesh does not know — with passThrough(), or to a routed cluster's
+// endpoint (tcp-forward.ts), both through splice(). Each direction ends on its own, as Envoy's
+// tcp_proxy half-closes: a client that sends its request and then its FIN (`echo x | nc`, a CONNECT
+// client done writing) still gets the whole reply.
+
+import { connect, type Socket } from 'node:net';
+
+export interface PassThroughTarget {
+  readonly host: string;
+  readonly port: number;
+  /** The source address (127.0.0.6 towards a captured pod's app, so the connection is not captured again). */
+  readonly localAddress?: string | undefined;
+}
+
+export interface PassThroughHooks {
+  /** The destination accepted the connection; called before any byte goes either way (a CONNECT answers 200 here). */
+  readonly onConnect?: () => void;
+  /** The connection could not be made: the caller answers (a CONNECT's 503); without it the downstream connection is closed. */
+  readonly onFailure?: (err: Error) => void;
+}
+
+/**
+ * Connects to `to` and splices `downstream` to it once connected. `initial` holds bytes already read
+ * from `downstream` (a peeked ClientHello, sniffed first bytes, a CONNECT's head); they go first.
+ */
+export function passThrough(downstream: Socket, initial: Buffer, to: PassThroughTarget, hooks: PassThroughHooks = {}): void {
+  downstream.allowHalfOpen = true;
+  downstream.on('error', () => downstream.destroy());
+  const upstream = connect({ host: to.host, port: to.port, allowHalfOpen: true, noDelay: true, ...(to.localAddress ? { localAddress: to.localAddress } : {}) });
+  let connected = false;
+  const abandon = (): void => void upstream.destroy();
+  // The client went away while the connection was still being made.
+  downstream.once('close', abandon);
+  upstream.once('connect', () => {
+    connected = true;
+    downstream.off('close', abandon);
+    if (downstream.destroyed) return void upstream.destroy();
+    hooks.onConnect?.();
+    splice(downstream, upstream, initial);
+  });
+  upstream.once('error', (err) => {
+    if (connected) return; // splice's own listeners take it from here
+    upstream.destroy();
+    if (downstream.destroyed) return;
+    if (hooks.onFailure) hooks.onFailure(err);
+    else downstream.destroy();
+  });
+}
+
+/**
+ * Pipes both ways. End of input on one side becomes a FIN on the other (half-close), so either may
+ * keep talking after the other is done. A side that closes without finishing both directions
+ * (reset, error, local destroy) takes the other down with it.
+ */
+export function splice(downstream: Socket, upstream: Socket, initial: Buffer): void {
+  upstream.on('error', () => upstream.destroy());
+  if (initial.length > 0) upstream.write(initial);
+  downstream.pipe(upstream);
+  upstream.pipe(downstream);
+  const follow = (self: Socket, other: Socket) => (): void => {
+    if (other.destroyed) return;
+    const clean = self.readableEnded && self.writableFinished;
+    // After a clean close the other side has already been ended by the pipe and closes once flushed.
+    if (clean) other.end();
+    else other.destroy();
+  };
+  downstream.once('close', follow(downstream, upstream));
+  upstream.once('close', follow(upstream, downstream));
+}
