@@ -7,7 +7,8 @@ import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { RequestRecord } from './access-log.js';
 import type { Attributes, Value } from './metric-expression.js';
-import { nodeIdOf, partsOfSpiffe, TRUST_DOMAIN, type WorkloadInfo } from './workload.js';
+import { nodeIdOf, TRUST_DOMAIN, type WorkloadInfo } from './workload.js';
+import { parseSpiffeId } from '../pki/spiffe.js';
 
 const PEER_FIELDS = ['workload', 'namespace', 'app', 'version', 'service', 'revision', 'cluster'] as const;
 
@@ -54,7 +55,7 @@ function nodeAttribute(n: ReportingNode | undefined): Value {
   if (!n) return undefined;
   let v = nodes.get(n.self);
   if (!v) {
-    const sa = partsOfSpiffe(n.self.principal)?.serviceAccount;
+    const sa = (n.self.principal ? parseSpiffeId(n.self.principal) : undefined)?.serviceAccount;
     const metadata = new Map<string, string>([['namespace', n.self.namespace], ['workload_name', n.self.workload], ['cluster_id', n.self.cluster ?? ''], ['mesh_id', TRUST_DOMAIN], ...(sa ? [['service_account', sa] as [string, string]] : [])]);
     nodes.set(n.self, (v = { id: nodeIdOf(n.role, n.self), metadata }));
   }
