@@ -14,6 +14,9 @@
 //   OBSERVABILITY_MODES=on,off OBSERVABILITY_PAIRS=4 OBSERVABILITY_SLICES=8 OBSERVABILITY_RATE=500 OBSERVABILITY_SLICE_SECONDS=2 node dist/bench/observability-cost.js
 //   OBSERVABILITY_BIN=<other build's bin/meshgate.js>: every mode twice, this build's and that one's
 //   ("mode@other"), and each mode's CPU per request of this build over that one's.
+//   OBSERVABILITY_OTHER_NODE_ARGS="<node flags>": the same, "mode@other" being this build with these
+//   flags on its command line too (after NODE_OPTIONS, so they win): an A/B of V8 settings, e.g.
+//   "--min-semi-space-size=32". With OBSERVABILITY_BIN, that build gets them.
 //   OBSERVABILITY_PROFILE=DIR: the gateways run under --cpu-prof, their profiles written into DIR when they stop.
 //   OBSERVABILITY_RATE=0: each slice saturates the gateway (wrk, 50 connections, as the bench's rows
 //   do) instead of a fixed rate: the load of the pair in `npm run bench`.
@@ -35,6 +38,8 @@ const rate = Number(process.env.OBSERVABILITY_RATE ?? 500);
 const seconds = Number(process.env.OBSERVABILITY_SLICE_SECONDS ?? 2);
 const profile = process.env.OBSERVABILITY_PROFILE;
 const otherBin = process.env.OBSERVABILITY_BIN;
+const otherNodeArgs = (process.env.OBSERVABILITY_OTHER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+const hasOther = otherBin !== undefined || otherNodeArgs.length > 0;
 // A mode may be given twice as `off#2` (a second gateway of that mode): what two processes of the same build differ by.
 const modes = (process.env.OBSERVABILITY_MODES ?? 'off,metrics,tracing,sdk,on').split(',');
 
@@ -81,6 +86,7 @@ interface Slice {
   readonly young: number;
   readonly promoted: number;
   readonly rssMB: number;
+  readonly youngMB: number;
 }
 
 interface Gateway { readonly name: string; readonly mode: ObservabilityMode; readonly t: Target; readonly out: string; readonly stop: () => Promise<void> }
@@ -118,6 +124,7 @@ async function slice(g: Gateway): Promise<Slice> {
     young: p.youngAllocated / n,
     promoted: p.promoted / n,
     rssMB: p.rss / 1048576,
+    youngMB: p.youngSize / 1048576,
   };
 }
 
@@ -128,7 +135,7 @@ async function main(): Promise<void> {
   const dir = await tempDir('meshgate-observability-');
   const variants = modes.flatMap((name) => {
     const mode = name.split('#')[0] as ObservabilityMode;
-    return [{ name, mode, bin: undefined as string | undefined }, ...(otherBin ? [{ name: `${name}@other`, mode, bin: otherBin }] : [])];
+    return [{ name, mode, bin: undefined as string | undefined, extra: [] as string[] }, ...(hasOther ? [{ name: `${name}@other`, mode, bin: otherBin, extra: otherNodeArgs }] : [])];
   });
   const bySlice = new Map<string, Slice[]>(variants.map((v) => [v.name, []]));
   const ratios = new Map<string, number[]>(variants.map((v) => [v.name, []]));
@@ -145,7 +152,7 @@ async function main(): Promise<void> {
         const out = join(dir, `${v.name}-${set}.jsonl`);
         rmSync(out, { force: true });
         process.env.LOOP_PROBE_OUT = out;
-        const nodeArgs = [...probeArgs, ...(profile ? ['--cpu-prof', '--cpu-prof-dir', profile, '--cpu-prof-name', `observability-${v.name}-${set}.cpuprofile`] : [])];
+        const nodeArgs = [...v.extra, ...probeArgs, ...(profile ? ['--cpu-prof', '--cpu-prof-dir', profile, '--cpu-prof-name', `observability-${v.name}-${set}.cpuprofile`] : [])];
         const gw = await startMeshgate(upstream.port, { observability: { mode: v.mode, otlpPort }, nodeArgs, ...(v.bin ? { bin: v.bin } : {}) });
         gateways.push({ name: v.name, mode: v.mode, t: gw.http, out, stop: gw.stop });
       }
@@ -169,18 +176,20 @@ async function main(): Promise<void> {
         }
       }
       console.log(`set ${set + 1}: ${variants.map((v) => `${v.name} ${median(ratios.get(v.name)!.slice(-slices)).toFixed(3)}×`).join(', ')} (CPU per request / off, median of its ${slices} rounds)`);
+      const own = (v: { name: string }, k: keyof Slice): number => median(bySlice.get(v.name)!.slice(-slices).map((x) => x[k]));
+      console.log(`       ${variants.map((v) => `${v.name} ${own(v, 'cpu').toFixed(1)} µs, ${own(v, 'scavenges').toFixed(2)} scavenges/1k, young ${own(v, 'youngMB').toFixed(1)} MB`).join('; ')}`);
       for (const g of gateways) await g.stop();
     }
     const f = (x: number, d = 1): string => x.toFixed(d);
-    console.log(`\n${sets} sets × ${slices} rounds, ${seconds} s slices ${rate > 0 ? `at ${rate} req/s` : 'saturated (50 connections)'}; per request: CPU µs (all threads, the main thread, the others), GC pause µs; per 1,000 requests: scavenges, mark-compacts; bytes allocated (young generation) and promoted per request`);
-    console.log('| mode | CPU / off | CPU µs | main µs | helpers µs | threads | GC pause µs | scavenges /1k | mark-compacts /1k | allocated B | promoted B | RSS MB |');
-    console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
+    console.log(`\n${sets} sets × ${slices} rounds, ${seconds} s slices ${rate > 0 ? `at ${rate} req/s` : 'saturated (50 connections)'}; per request: CPU µs (all threads, the main thread, the others), GC pause µs; per 1,000 requests: scavenges, mark-compacts; bytes allocated (young generation) and promoted per request; the young generation's size V8 had set it to`);
+    console.log('| mode | CPU / off | CPU µs | main µs | helpers µs | threads | GC pause µs | scavenges /1k | mark-compacts /1k | allocated B | promoted B | young gen MB | RSS MB |');
+    console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
     for (const v of variants) {
       const s = bySlice.get(v.name)!;
       const m = (k: keyof Slice): number => median(s.map((x) => x[k]));
-      console.log(`| ${v.name === v.mode ? LABELS[v.mode] : `${LABELS[v.mode]} (${v.name})`} | ${f(median(ratios.get(v.name)!), 3)}× | ${f(m('cpu'))} | ${f(m('main'))} | ${f(m('helpers'))} | ${f(m('threads'), 0)} | ${f(m('gcPause'), 2)} | ${f(m('scavenges'), 2)} | ${f(m('majors'), 3)} | ${f(m('young'), 0)} | ${f(m('promoted'), 0)} | ${f(m('rssMB'), 0)} |`);
+      console.log(`| ${v.name === v.mode ? LABELS[v.mode] : `${LABELS[v.mode]} (${v.name})`} | ${f(median(ratios.get(v.name)!), 3)}× | ${f(m('cpu'))} | ${f(m('main'))} | ${f(m('helpers'))} | ${f(m('threads'), 0)} | ${f(m('gcPause'), 2)} | ${f(m('scavenges'), 2)} | ${f(m('majors'), 3)} | ${f(m('young'), 0)} | ${f(m('promoted'), 0)} | ${f(m('youngMB'), 1)} | ${f(m('rssMB'), 0)} |`);
     }
-    if (otherBin) console.log(`this build / the other: ${modes.map((m) => `${m} ${f(median(builds.get(m)!), 3)}×`).join(', ')} (CPU per request, median of ${sets * slices} rounds)`);
+    if (hasOther) console.log(`this build / the other${otherNodeArgs.length > 0 ? ` (${otherNodeArgs.join(' ')})` : ''}: ${modes.map((m) => `${m} ${f(median(builds.get(m)!), 3)}×`).join(', ')} (CPU per request, median of ${sets * slices} rounds)`);
     console.log(`${sink.batches()} span batches exported to the sink`);
   } finally {
     sink.close();
