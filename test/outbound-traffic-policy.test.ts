@@ -161,6 +161,14 @@ spec:
     assert.equal(outside.seen.at(-1)?.url, '/known');
   });
 
+  it('CONNECT to a port no TCP port can be is 400, and the sidecar keeps serving', async () => {
+    // Under ALLOW_ANY the target goes to a socket connect, which throws on a port past 65535.
+    assert.equal(await connectStatus(lenient.outboundPort, '127.0.0.1:99999'), 400);
+    assert.equal(await connectStatus(lenient.outboundPort, 'example.test:0'), 400);
+    const r = await viaProxy(lenient.outboundPort, `http://127.0.0.1:${outside.port}/after-bad-port`);
+    assert.equal(r.status, 200, r.text);
+  });
+
   it("passes unknown hosts through for the workload whose Sidecar resource says ALLOW_ANY", async () => {
     const r = await viaProxy(lenient.outboundPort, `http://127.0.0.1:${outside.port}/lenient`);
     assert.equal(r.status, 200, r.text);

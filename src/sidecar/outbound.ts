@@ -118,6 +118,8 @@ function tunnel(req: IncomingMessage, socket: Socket, head: Buffer, deps: Outbou
   if (!m) return void socket.end(rawLocalReply(LocalReplies.badRequest));
   const host = m[1]!.replace(/^\[|\]$/g, '');
   const port = Number(m[2]);
+  // No TCP port is 0 or past 65535 (a socket connect throws on the latter, taking the process down).
+  if (port < 1 || port > 65535) return void socket.end(rawLocalReply(LocalReplies.badRequest));
   const mesh = deps.tcp.byHost(host, port);
   if (mesh) {
     socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
