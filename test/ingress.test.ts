@@ -7,16 +7,13 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
 import { Agent, request } from 'undici';
-import { startGateway, type RunningGateway } from '../src/gateway/main.js';
 import { issueCertificate, type IssuedCertificate } from '../src/core/tls/issue-certificate.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
-import { send } from './helpers/gateway.js';
-import { seededRandom } from './helpers/random.js';
+import { startTestGateway, type TestGateway } from './helpers/gateway.js';
 import { serviceYaml } from './helpers/cluster-yaml.js';
 import { writeCredential } from './helpers/credentials.js';
 
@@ -57,103 +54,57 @@ spec:
               name: http
 `;
 
-const MORE = `apiVersion: networking.k8s.io/v1
+/** An Ingress of one host; `annotation` is its kubernetes.io/ingress.class (none: no class at all). */
+function ingress(name: string, host: string, annotation: string | undefined, paths: readonly string[]): string {
+  return `apiVersion: networking.k8s.io/v1
 kind: Ingress
 metadata:
-  name: legacy
-  annotations: {kubernetes.io/ingress.class: istio}
+  name: ${name}${annotation ? `\n  annotations: {kubernetes.io/ingress.class: ${annotation}}` : ''}
 spec:
   rules:
-  - host: legacy.example.com
+  - host: ${host}
     http:
       paths:
-      - {path: /, pathType: Prefix, backend: {service: {name: catchall, port: {number: 80}}}}
-      - {path: /api/*, pathType: ImplementationSpecific, backend: {service: {name: httpbin, port: {number: 8000}}}}
+${paths.map((p) => `      - ${p}`).join('\n')}
 ---
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata:
-  name: longer
-  annotations: {kubernetes.io/ingress.class: istio}
-spec:
-  rules:
-  - host: legacy.example.com
-    http:
-      paths:
-      - {path: /api/v2, pathType: Prefix, backend: {service: {name: v2, port: {number: 80}}}}
----
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata:
-  name: nginx-owned
-  annotations: {kubernetes.io/ingress.class: nginx}
-spec:
-  rules:
-  - host: nginx.example.com
-    http:
-      paths:
-      - {path: /, pathType: Prefix, backend: {service: {name: httpbin, port: {number: 8000}}}}
----
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata:
-  name: classless
-spec:
-  rules:
-  - host: classless.example.com
-    http:
-      paths:
-      - {path: /, pathType: Prefix, backend: {service: {name: httpbin, port: {number: 8000}}}}
 `;
+}
+
+const path = (p: string, type: string, service: string, port: number): string => `{path: ${p}, pathType: ${type}, backend: {service: {name: ${service}, port: {number: ${port}}}}}`;
+
+const MORE = [
+  ingress('legacy', 'legacy.example.com', 'istio', [path('/', 'Prefix', 'catchall', 80), path('/api/*', 'ImplementationSpecific', 'httpbin', 8000)]),
+  ingress('longer', 'legacy.example.com', 'istio', [path('/api/v2', 'Prefix', 'v2', 80)]),
+  ingress('nginx-owned', 'nginx.example.com', 'nginx', [path('/', 'Prefix', 'httpbin', 8000)]),
+  ingress('classless', 'classless.example.com', undefined, [path('/', 'Prefix', 'httpbin', 8000)]),
+].join('');
 
 describe('Kubernetes Ingress on files', () => {
   let root: IssuedCertificate;
   let httpbin: Upstream, catchall: Upstream, v2: Upstream;
-  let gw: RunningGateway;
-  let dir: string;
-  let httpPort: number, httpsPort: number;
-  const get = (host: string, path: string) => send(httpPort, host, path);
+  let gw: TestGateway;
+  let certs: string;
+  let httpsPort: number;
+  const get = (host: string, path: string) => gw.get(host, path);
 
   before(async () => {
     root = issueCertificate({ subjectCN: 'ingress test root', isCA: true, issuer: 'self', days: 30 });
     [httpbin, catchall, v2] = await Promise.all([startUpstream('httpbin'), startUpstream('catchall'), startUpstream('v2')]);
-    dir = await mkdtemp(join(tmpdir(), 'meshgate-ingress-'));
-    const config = join(dir, 'config');
-    const certs = join(dir, 'certs');
-    await mkdir(config);
+    certs = await mkdtemp(join(tmpdir(), 'meshgate-ingress-certs-'));
     await writeCredential(certs, 'httpbin-credential', issueCertificate({ subjectCN: 'httpbin.example.com', dnsNames: ['httpbin.example.com'], issuer: root, days: 30 }));
-    await writeFile(join(config, 'task.yaml'), TASK);
-    await writeFile(join(config, 'more.yaml'), MORE);
-    await writeFile(
-      join(config, 'services.yaml'),
-      [
-        serviceYaml('httpbin', [{ pod: 'httpbin-1', port: httpbin.port }], { port: 8000 }),
-        serviceYaml('catchall', [{ pod: 'catchall-1', port: catchall.port }]),
-        serviceYaml('v2', [{ pod: 'v2-1', port: v2.port }]),
-      ].join('---\n'),
-    );
-    gw = await startGateway({
-      configDir: config,
-      certsDir: certs,
-      ports: new Map([
-        [80, 0],
-        [443, 0],
-      ]),
-      listenHost: '127.0.0.1',
-      statusPort: 0,
-      adminPort: 0,
-      accessLog: 'off',
-      logger: pino({ level: 'silent' }),
-      random: seededRandom(3),
-    });
-    httpPort = gw.listenPorts.get(80)!;
-    httpsPort = gw.listenPorts.get(443)!;
+    const services = [
+      serviceYaml('httpbin', [{ pod: 'httpbin-1', port: httpbin.port }], { port: 8000 }),
+      serviceYaml('catchall', [{ pod: 'catchall-1', port: catchall.port }]),
+      serviceYaml('v2', [{ pod: 'v2-1', port: v2.port }]),
+    ].join('---\n');
+    gw = await startTestGateway({ 'task.yaml': TASK, 'more.yaml': MORE, 'services.yaml': services }, { certsDir: certs, gateway: { ports: new Map([[80, 0], [443, 0]]) } });
+    httpsPort = gw.gw.listenPorts.get(443)!;
   });
 
   after(async () => {
-    await gw?.destroy();
+    await gw?.close();
     await Promise.all([httpbin?.close(), catchall?.close(), v2?.close()]);
-    if (dir) await rm(dir, { recursive: true, force: true });
+    if (certs) await rm(certs, { recursive: true, force: true });
   });
 
   it("Istio's task: the Host header picks the Ingress rule, a Prefix path routes to the backend", async () => {
