@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { ingressPathMatch } from '../src/core/ingress/paths.js';
 import { compileYaml, outcome } from './helpers/route-table.js';
 import { serviceYaml } from './helpers/cluster-yaml.js';
+import { INGRESS_CLASSES, ingressYaml } from './helpers/ingress-yaml.js';
 
 const SERVICE = serviceYaml('web', [{ pod: 'web-1', port: 9000 }]);
 
@@ -21,36 +22,10 @@ ${mesh.split('\n').map((l) => `    ${l}`).join('\n')}
 `;
 }
 
-function ingress(name: string, host: string, opts: { annotation?: string; className?: string } = {}): string {
-  return `apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata:
-  name: ${name}
-  namespace: default${opts.annotation ? `\n  annotations: {kubernetes.io/ingress.class: ${opts.annotation}}` : ''}
-spec:${opts.className ? `\n  ingressClassName: ${opts.className}` : ''}
-  rules:
-  - host: ${host}
-    http:
-      paths:
-      - {path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}
----
-`;
-}
-
-const CLASSES = `apiVersion: networking.k8s.io/v1
-kind: IngressClass
-metadata: {name: istio}
-spec: {controller: istio.io/ingress-controller}
----
-apiVersion: networking.k8s.io/v1
-kind: IngressClass
-metadata: {name: nginx}
-spec: {controller: k8s.io/ingress-nginx}
----
-`;
+const ingress = (name: string, host: string, opts: { annotation?: string; className?: string } = {}): string => ingressYaml(name, host, opts);
 
 const SET =
-  CLASSES +
+  INGRESS_CLASSES +
   ingress('none', 'none.example.com') +
   ingress('annotated', 'annotated.example.com', { annotation: 'istio' }) +
   ingress('other-annotation', 'other.example.com', { annotation: 'nginx' }) +

@@ -15,6 +15,7 @@ import { issueCertificate, type IssuedCertificate } from '../src/core/tls/issue-
 import { startUpstream, type Upstream } from './helpers/upstream.js';
 import { startTestGateway, type TestGateway } from './helpers/gateway.js';
 import { serviceYaml } from './helpers/cluster-yaml.js';
+import { ingressPath, ingressYaml } from './helpers/ingress-yaml.js';
 import { writeCredential } from './helpers/credentials.js';
 
 /** Istio's task, unchanged but for the second path (a named port) and the tls entry. */
@@ -54,23 +55,8 @@ spec:
               name: http
 `;
 
-/** An Ingress of one host; `annotation` is its kubernetes.io/ingress.class (none: no class at all). */
-function ingress(name: string, host: string, annotation: string | undefined, paths: readonly string[]): string {
-  return `apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata:
-  name: ${name}${annotation ? `\n  annotations: {kubernetes.io/ingress.class: ${annotation}}` : ''}
-spec:
-  rules:
-  - host: ${host}
-    http:
-      paths:
-${paths.map((p) => `      - ${p}`).join('\n')}
----
-`;
-}
-
-const path = (p: string, type: string, service: string, port: number): string => `{path: ${p}, pathType: ${type}, backend: {service: {name: ${service}, port: {number: ${port}}}}}`;
+const path = ingressPath;
+const ingress = (name: string, host: string, annotation: string | undefined, paths: readonly string[]): string => ingressYaml(name, host, { ...(annotation ? { annotation } : {}), paths });
 
 const MORE = [
   ingress('legacy', 'legacy.example.com', 'istio', [path('/', 'Prefix', 'catchall', 80), path('/api/*', 'ImplementationSpecific', 'httpbin', 8000)]),
