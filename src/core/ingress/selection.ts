@@ -16,6 +16,9 @@ import { INGRESS_CLASS_ANNOTATION, ISTIO_INGRESS_CONTROLLER } from '../model/ing
 import type { Resource } from '../model/resource.js';
 import { meshConfigOf } from '../telemetry/telemetry-policy.js';
 
+/** Where istiod puts the Gateways it makes from Ingresses (its K8S_INGRESS_NS default). */
+export const INGRESS_GATEWAY_NAMESPACE = 'istio-system';
+
 export type IngressControllerMode = 'OFF' | 'DEFAULT' | 'STRICT';
 
 export interface IngressSettings {
