@@ -16,6 +16,13 @@ const BAD_SUFFIXES = ['/..', '/.'];
 export function validateIngressClass(c: Checker, spec: Obj): void {
   knownFields(c, spec, ['spec'], ['controller', 'parameters']);
   const controller = asString(c, spec.controller, ['spec', 'controller']);
+  if (controller === undefined) c.error(['spec', 'controller'], 'is required (istio.io/ingress-controller for Istio and meshgate)');
+  const params = asObj(c, spec.parameters, ['spec', 'parameters']);
+  if (params) {
+    knownFields(c, params, ['spec', 'parameters'], ['apiGroup', 'kind', 'name', 'namespace', 'scope']);
+    for (const k of ['apiGroup', 'kind', 'name', 'namespace', 'scope']) asString(c, params[k], ['spec', 'parameters', k]);
+    for (const k of ['kind', 'name']) if (params[k] === undefined) c.error(['spec', 'parameters', k], 'is required');
+  }
   if (controller !== undefined && !/^[a-z0-9.-]+\/[A-Za-z0-9/\-._~%!$&'()*+,;=:]+$/.test(controller)) {
     c.error(['spec', 'controller'], `${JSON.stringify(controller)} must be a domain-prefixed path such as istio.io/ingress-controller`);
   }
@@ -88,8 +95,12 @@ function checkBackend(c: Checker, b: Obj, at: FieldPath): void {
   }
   if (isSet(b.resource)) {
     const r = asObj(c, b.resource, [...at, 'resource']);
-    if (r) for (const k of ['kind', 'name']) if (asString(c, r[k], [...at, 'resource', k]) === undefined) c.error([...at, 'resource', k], 'is required');
-    c.warn([...at, 'resource'], 'is not served: Istio routes only to Service backends, so this path is left out');
+    if (r) {
+      knownFields(c, r, [...at, 'resource'], ['apiGroup', 'kind', 'name']);
+      asString(c, r.apiGroup, [...at, 'resource', 'apiGroup']);
+      for (const k of ['kind', 'name']) if (asString(c, r[k], [...at, 'resource', k]) === undefined) c.error([...at, 'resource', k], 'is required');
+    }
+    c.warn([...at, 'resource'], 'is ignored (Istio routes only to Service backends): this path is left out');
     return;
   }
   const svc = asObj(c, b.service, [...at, 'service']);
