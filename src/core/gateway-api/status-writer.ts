@@ -81,12 +81,12 @@ export class GatewayApiStatusWriter {
         });
         const text = await res.text();
         if (res.status === 409) this.#log.debug({ path }, 'status write conflicted; the newer object brings another write');
-        else if (res.status >= 300) this.#log.warn({ path, status: res.status, answer: text.slice(0, 300) }, 'could not write Gateway API status');
+        else if (res.status >= 300) this.#log.warn({ path, status: res.status, answer: text.slice(0, 300) }, 'could not write status');
       } finally {
         await dispatcher?.close().catch(() => undefined);
       }
     } catch (err) {
-      this.#log.warn({ path, error: (err as Error).message }, 'could not write Gateway API status');
+      this.#log.warn({ path, error: (err as Error).message }, 'could not write status');
     }
   }
 }

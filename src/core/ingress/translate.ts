@@ -108,9 +108,12 @@ export function translateIngress(input: IngressInput): IngressTranslation {
 function ingressGateway(ing: Resource<IngressSpec>, selector: Readonly<Record<string, string>>): Resource<GatewaySpec> {
   const { name, namespace } = ing.metadata;
   const servers: GatewayServer[] = [];
+  // servers[i] came from spec.tls[tlsIndex[i]]; the HTTP server, last, from the Ingress itself.
+  const tlsIndex: number[] = [];
   (ing.spec.tls ?? []).forEach((tls, i) => {
     // An entry without a secretName gives no server (Istio logs it); validation warns.
     if (!tls.secretName) return;
+    tlsIndex.push(i);
     servers.push({
       port: { number: 443, protocol: 'HTTPS', name: `https-443-ingress-${name}-${namespace}-${i}` },
       hosts: tls.hosts && tls.hosts.length > 0 ? [...tls.hosts] : ['*'],
@@ -123,7 +126,10 @@ function ingressGateway(ing: Resource<IngressSpec>, selector: Readonly<Record<st
     file: ing.origin.file,
     line: ing.origin.line,
     order: ing.origin.order,
-    lineOf: (p) => (p[0] === 'spec' && p[1] === 'servers' && typeof p[2] === 'number' && p[2] < servers.length - 1 ? ing.origin.lineOf(['spec', 'tls', tlsIndexOf(servers[p[2]]!)]) : ing.origin.line),
+    lineOf: (p) => {
+      const i = p[0] === 'spec' && p[1] === 'servers' && typeof p[2] === 'number' ? tlsIndex[p[2]] : undefined;
+      return i === undefined ? ing.origin.line : ing.origin.lineOf(['spec', 'tls', i]);
+    },
   };
   return Object.freeze({
     apiVersion: 'networking.istio.io/v1',
@@ -133,8 +139,4 @@ function ingressGateway(ing: Resource<IngressSpec>, selector: Readonly<Record<st
     origin,
     raw: {},
   });
-}
-
-function tlsIndexOf(server: GatewayServer): number {
-  return Number(server.port.name.slice(server.port.name.lastIndexOf('-') + 1));
 }
