@@ -106,6 +106,26 @@ ${SERVICE}`;
   });
 });
 
+describe('Ingress hosts and backends', () => {
+  it('a rule without a host serves every Host; a path whose port name the Service lacks is left out', () => {
+    const yaml = `apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: any, namespace: default, annotations: {kubernetes.io/ingress.class: istio}}
+spec:
+  rules:
+  - http:
+      paths:
+      - {path: /web, pathType: Prefix, backend: {service: {name: web, port: {name: http}}}}
+      - {path: /admin, pathType: Prefix, backend: {service: {name: web, port: {name: admin}}}}
+---
+${SERVICE}`;
+    const snapshot = compileYaml(yaml).snapshot;
+    assert.notEqual(outcome(snapshot, { host: 'whatever.example.org', path: '/web/x' }), 404);
+    assert.notEqual(outcome(snapshot, { host: 'other.example.net', path: '/web' }), 404);
+    assert.equal(outcome(snapshot, { host: 'whatever.example.org', path: '/admin' }), 404);
+  });
+});
+
 describe('Ingress validation', () => {
   const messages = (spec: string): string[] =>
     compileYaml(`apiVersion: networking.k8s.io/v1
