@@ -17,6 +17,11 @@ const ISTIO_DOCS = {
   RequestAuthentication: 'security/request_authentication/',
   Telemetry: 'telemetry/',
 };
+// Kubernetes' own kinds that meshgate reads as Istio does, with Kubernetes' reference.
+const KUBERNETES_DOCS = {
+  Ingress: 'https://kubernetes.io/docs/reference/kubernetes-api/service-resources/ingress-v1/',
+  IngressClass: 'https://kubernetes.io/docs/reference/kubernetes-api/service-resources/ingress-class-v1/',
+};
 // Warnings that state a difference from Istio (not supported, deprecated, ignored) …
 const DIFFERENCE = /meshgate|not supported|not implemented|deprecated|not read|ignored|not evaluated/;
 // … and not those that only say the one-field sample document is incomplete.
@@ -30,8 +35,9 @@ export async function fieldsReference() {
   const parts = [
     '# Field reference',
     '',
-    'Every field of the Istio kinds meshgate reads, as Istio\'s v1 schemas declare it. A field means what',
-    'Istio\'s reference for its kind says (linked under each heading); the **meshgate** column says where',
+    'Every field of the Istio kinds meshgate reads, as Istio\'s v1 schemas declare it, and of the Kubernetes',
+    'Ingress kinds it serves as Istio does. A field means what',
+    'the reference for its kind says (linked under each heading); the **meshgate** column says where',
     'meshgate differs: it is the warning `meshgate validate` prints when the field is set (empty: no',
     'difference). Types, enums, ranges and the schema\'s limits (required keys, one-of groups, lengths and',
     'counts) are checked as Istio\'s schema and webhook check them: a value',
@@ -43,7 +49,8 @@ export async function fieldsReference() {
   ];
   for (const kind of [...new Set(fields.map((f) => f.kind))]) {
     const own = fields.filter((f) => f.kind === kind && !REPEATED.test(f.path.join('.')));
-    parts.push(`## ${kind}`, '', `Istio: <https://istio.io/latest/docs/reference/config/${ISTIO_DOCS[kind]}> (\`${own[0].apiVersion}\`)`, '', '| field | type | meshgate |', '|---|---|---|');
+    const reference = KUBERNETES_DOCS[kind] ? `Kubernetes: <${KUBERNETES_DOCS[kind]}>` : `Istio: <https://istio.io/latest/docs/reference/config/${ISTIO_DOCS[kind]}>`;
+    parts.push(`## ${kind}`, '', `${reference} (\`${own[0].apiVersion}\`)`, '', '| field | type | meshgate |', '|---|---|---|');
     for (const f of own) {
       const at = fieldName(f.path);
       const notes = [...new Set(problems(f, sample(f)).filter((p) => p.severity === 'warning' && (p.field === at || p.field.startsWith(`${at}.`) || at.startsWith(`${p.field}.`) || at.startsWith(`${p.field}[`)) && DIFFERENCE.test(p.message) && !CONTEXT.test(p.message)).map((p) => p.message))];

@@ -23,6 +23,7 @@ import { ScopeIndex } from '../src/control/proxy-scope.js';
 import { parseConfigText } from '../src/core/config/load.js';
 import { FileTokenAuthenticator } from '../src/control/token-authenticator.js';
 import { eventually } from './helpers/gateway.js';
+import { INGRESS_CLASSES, ingressYaml } from './helpers/ingress-yaml.js';
 
 const SHOP_TOKEN = 'shop-token-0123456789';
 const GATEWAY_TOKEN = 'gateway-token-0123456789';
@@ -320,6 +321,13 @@ ${selector ? `  workloadSelector: {labels: {app: ${selector}}}\n` : ''}  egress:
 
   it('gateways ignore Sidecars', () => {
     assert.equal(services(index.scope({ role: 'gateway', namespace: 'istio-system', labels: {} })).length, 4);
+  });
+
+  it('Ingresses and IngressClasses go to gateways (which serve them), never to sidecars', () => {
+    const ingressIndex = new ScopeIndex(parseConfigText(INGRESS_CLASSES + ingressYaml('shop', 'shop.example.com', { namespace: 'shop', className: 'istio' }), 'ingress.yaml').resources);
+    const kinds = (role: 'gateway' | 'sidecar') => [...ingressIndex.scope({ role, namespace: role === 'gateway' ? 'istio-system' : 'shop', labels: {} })].map((r) => resourceKey(r as never).split('/')[0]).sort();
+    assert.deepEqual(kinds('gateway'), ['Ingress', 'IngressClass', 'IngressClass']);
+    assert.deepEqual(kinds('sidecar'), []);
   });
 });
 

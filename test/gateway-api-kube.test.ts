@@ -6,11 +6,9 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { pino } from 'pino';
-import { startGateway, type RunningGateway } from '../src/gateway/main.js';
-import { KubeSource } from '../src/core/sources/kube-source.js';
-import { GatewayApiStatusWriter } from '../src/core/gateway-api/status-writer.js';
+import type { RunningGateway } from '../src/gateway/main.js';
 import { startKubeApi, type KubeApiStandIn } from './helpers/kube-api.js';
+import { startKubeGateway } from './helpers/kube-gateway.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
 import { eventually, send } from './helpers/gateway.js';
 import { serviceYaml } from './helpers/cluster-yaml.js';
@@ -91,18 +89,7 @@ spec:
   rules:
   - backendRefs: [{name: web-backend, namespace: web, port: 8080}]
 `);
-    const logger = pino({ level: 'silent' });
-    gw = await startGateway({
-      source: new KubeSource({ kubeconfig: api.kubeconfig(), debounceMs: 20, logger }),
-      gatewayApiStatus: new GatewayApiStatusWriter({ kubeconfig: api.kubeconfig(), logger }),
-      ports: new Map([[80, 0]]),
-      listenHost: '127.0.0.1',
-      statusPort: 0,
-      adminPort: 0,
-      accessLog: 'off',
-      logger,
-    });
-    port = gw.listenPorts.get(80)!;
+    ({ gw, port } = await startKubeGateway(api.kubeconfig()));
   });
   after(async () => {
     await gw?.destroy();

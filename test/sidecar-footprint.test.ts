@@ -75,7 +75,7 @@ describe('sidecar footprint', () => {
     assert.match(out, /^0 \d+$/);
     const ours = modules.map((m) => /dist\/src\/(.*)$/.exec(m)?.[1]).filter((m) => m !== undefined);
     assert.ok(ours.includes('core/snapshot/build.js') && ours.includes('core/config/validate-peer-authentication.js'), 'the loaded modules are not all listed');
-    for (const m of ['core/config/validate-gateway.js', 'core/config/validate-virtual-service.js', 'core/config/validate-destination-rule.js', 'core/config/validate-gateway-api.js', 'core/config/validate-cert-manager.js', 'core/gateway-api/translate.js', 'core/snapshot/acme-credentials.js']) {
+    for (const m of ['core/config/validate-gateway.js', 'core/config/validate-virtual-service.js', 'core/config/validate-destination-rule.js', 'core/config/validate-gateway-api.js', 'core/config/validate-cert-manager.js', 'core/gateway-api/translate.js', 'core/ingress/translate.js', 'core/snapshot/acme-credentials.js']) {
       assert.ok(!ours.includes(m), `${m} is loaded by a sidecar that does not run it`);
     }
   });

@@ -11,7 +11,7 @@
 // the Sidecar resource that applies to it (it reads outboundTrafficPolicy there), and the HTTPRoutes
 // and GRPCRoutes attached to Services it imports that apply to it (mesh-route-scope.ts).
 // A gateway receives the Istio Gateways that select its labels, the VirtualServices bound to them,
-// the Gateway API and cert-manager kinds, every service exported to its namespace with its
+// the Gateway API, Ingress and cert-manager kinds, every service exported to its namespace with its
 // endpoints and rules, and the policies that select it.
 // Nobody receives Secrets (proxies read TLS material through their own credential store), another
 // namespace's AuthorizationPolicy/RequestAuthentication/Telemetry that does not select it, the
@@ -47,7 +47,7 @@ export function scopeKey(p: ProxyMeta): string {
 }
 
 const MESH_CONFIG_MAP = 'istio';
-const GATEWAY_ONLY_KINDS = new Set(['GatewayClass', 'KubernetesGateway', 'HTTPRoute', 'GRPCRoute', 'TLSRoute', 'TCPRoute', 'ReferenceGrant', 'Issuer', 'ClusterIssuer', 'Certificate']);
+const GATEWAY_ONLY_KINDS = new Set(['GatewayClass', 'KubernetesGateway', 'HTTPRoute', 'GRPCRoute', 'TLSRoute', 'TCPRoute', 'ReferenceGrant', 'Issuer', 'ClusterIssuer', 'Certificate', 'Ingress', 'IngressClass']);
 const WORKLOAD_POLICIES = new Set(['AuthorizationPolicy', 'RequestAuthentication', 'Telemetry']);
 
 interface ServiceLike {

@@ -30,6 +30,8 @@ const COLLECTIONS: readonly Collection[] = [
   { apiVersion: 'v1', kind: 'ConfigMap', plural: 'configmaps', builtIn: true },
   { apiVersion: 'v1', kind: 'Namespace', plural: 'namespaces', builtIn: true, clusterScoped: true },
   { apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', plural: 'endpointslices', builtIn: true },
+  { apiVersion: 'networking.k8s.io/v1', kind: 'Ingress', plural: 'ingresses', builtIn: true },
+  { apiVersion: 'networking.k8s.io/v1', kind: 'IngressClass', plural: 'ingressclasses', builtIn: true, clusterScoped: true },
   ...['Gateway:gateways', 'VirtualService:virtualservices', 'DestinationRule:destinationrules', 'ServiceEntry:serviceentries', 'WorkloadEntry:workloadentries'].map((s) => {
     const [kind, plural] = s.split(':') as [string, string];
     return { apiVersion: 'networking.istio.io/v1', kind, plural, builtIn: false };

@@ -13,6 +13,7 @@ import { extAuthzProviders } from './ext-authz-providers.js';
 import { gatewayApiReferences } from './gateway-api-references.js';
 import { gatewayPortOnService } from './gateway-port-on-service.js';
 import { hostNotInGateway } from './host-not-in-gateway.js';
+import { ingressReferences } from './ingress-references.js';
 import { jwtClaimRouting } from './jwt-claim-routing.js';
 import { noMatchingWorkloads } from './no-matching-workloads.js';
 import { portNaming } from './port-naming.js';
@@ -42,6 +43,7 @@ export const ANALYZERS: readonly Analyzer[] = [
   { name: 'service-entry-addresses', run: serviceEntryAddresses },
   { name: 'duplicate-certificate', run: duplicateCertificate },
   { name: 'gateway-api-references', run: gatewayApiReferences },
+  { name: 'ingress-references', run: ingressReferences },
   { name: 'telemetry-providers', run: telemetryProviders },
   { name: 'gateway-port-on-service', run: gatewayPortOnService },
   { name: 'port-naming', run: portNaming },

@@ -36,6 +36,9 @@ const KINDS: Readonly<Record<string, { readonly group: string; readonly versions
   TLSRoute: { group: 'gateway.networking.k8s.io', versions: ['v1', 'v1alpha2', 'v1alpha3'] },
   TCPRoute: { group: 'gateway.networking.k8s.io', versions: ['v1', 'v1alpha2'] },
   ReferenceGrant: { group: 'gateway.networking.k8s.io', versions: ['v1', 'v1beta1', 'v1alpha2'] },
+  // Kubernetes Ingress, served as Istio serves it (core/ingress/).
+  Ingress: { group: 'networking.k8s.io', versions: ['v1'] },
+  IngressClass: { group: 'networking.k8s.io', versions: ['v1'] },
   // Namespace labels decide a listener's allowedRoutes selector.
   Namespace: { group: '', versions: ['v1'] },
   // Workload controllers: only their pod template's labels are read, so that a selector

@@ -44,6 +44,8 @@ const BY_KIND: Readonly<Record<string, ValidatorAt>> = {
   TLSRoute: ['gateway-api', 'validateL4Route'],
   TCPRoute: ['gateway-api', 'validateL4Route'],
   ReferenceGrant: ['gateway-api', 'validateReferenceGrant'],
+  Ingress: ['ingress', 'validateIngress'],
+  IngressClass: ['ingress', 'validateIngressClass'],
 };
 
 /** Kinds whose payload sits beside `metadata` rather than under `spec`. */

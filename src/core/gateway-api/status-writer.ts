@@ -1,5 +1,6 @@
 // Writes the Gateway API status of each new snapshot to the API server: PUT on the status
-// subresource of every GatewayClass, Gateway and route whose status would change. Writes go one
+// subresource of every GatewayClass, Gateway and route whose status would change, and of every
+// Ingress served (its load balancer addresses, ingress/status.ts). Writes go one
 // at a time; snapshots arriving meanwhile collapse into the newest. A conflict (409: the object
 // changed under us) needs nothing: the change brings a new snapshot, and with it a new write.
 
@@ -8,6 +9,7 @@ import type { Logger } from 'pino';
 import { fetch } from 'undici';
 import type { Snapshot } from '../snapshot/snapshot.js';
 import { gatewayServiceAddresses, statusChanged, statusObjects, type StatusObject } from './status-objects.js';
+import { ingressStatusObjects } from '../ingress/status.js';
 
 export interface StatusWriterOptions {
   readonly kubeconfig: KubeConfig;
@@ -49,7 +51,7 @@ export class GatewayApiStatusWriter {
       this.#pending = undefined;
       const role = snapshot.role;
       const addresses = role.kind === 'gateway' ? gatewayServiceAddresses(snapshot.resources, role.namespace, role.labels) : [];
-      const objects = statusObjects(snapshot.gatewayApi, this.#now(), { serviceAddresses: addresses }).filter(statusChanged);
+      const objects = [...statusObjects(snapshot.gatewayApi, this.#now(), { serviceAddresses: addresses }), ...ingressStatusObjects(snapshot)].filter(statusChanged);
       for (const o of objects) {
         if (this.#closed) return;
         await this.#put(o);
@@ -79,12 +81,12 @@ export class GatewayApiStatusWriter {
         });
         const text = await res.text();
         if (res.status === 409) this.#log.debug({ path }, 'status write conflicted; the newer object brings another write');
-        else if (res.status >= 300) this.#log.warn({ path, status: res.status, answer: text.slice(0, 300) }, 'could not write Gateway API status');
+        else if (res.status >= 300) this.#log.warn({ path, status: res.status, answer: text.slice(0, 300) }, 'could not write status');
       } finally {
         await dispatcher?.close().catch(() => undefined);
       }
     } catch (err) {
-      this.#log.warn({ path, error: (err as Error).message }, 'could not write Gateway API status');
+      this.#log.warn({ path, error: (err as Error).message }, 'could not write status');
     }
   }
 }

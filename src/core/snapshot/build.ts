@@ -37,6 +37,8 @@ import type { ProxyRole, Snapshot } from './snapshot.js';
 // calls), and never checks a gateway's ACME credentials.
 const gatewayApiModule = whenNeeded<typeof import('../gateway-api/translate.js')>('../gateway-api/translate.js', import.meta.url);
 const acmeModule = whenNeeded<typeof import('./acme-credentials.js')>('./acme-credentials.js', import.meta.url);
+// Ingresses are translated only by a gateway given some.
+const ingressModule = whenNeeded<typeof import('../ingress/translate.js')>('../ingress/translate.js', import.meta.url);
 const MESH_ROUTE_KINDS: ReadonlySet<string> = new Set(ROUTE_KINDS);
 /** What the translation gives a sidecar for a set without routes (test/gateway-api-units.test.ts holds it to that). */
 export const NO_MESH_ROUTES: GatewayApiTranslation = Object.freeze({ gateways: [], virtualServices: [], meshVirtualServices: [], status: EMPTY_STATUS, problems: [] });
@@ -118,8 +120,14 @@ export function buildSnapshot(loaded: LoadResult, role: ProxyRole, deps: Snapsho
       : resources.some((r) => MESH_ROUTE_KINDS.has(r.kind))
         ? gatewayApiModule().translateGatewayApi({ resources, registry, domain, scope: 'mesh' })
         : NO_MESH_ROUTES;
-  const gateways = [...ofKind<GatewaySpec>(resources, 'Gateway'), ...gatewayApi.gateways];
-  const virtualServices = [...ofKind<VirtualServiceSpec>(resources, 'VirtualService'), ...(role.kind === 'gateway' ? gatewayApi.virtualServices : gatewayApi.meshVirtualServices)];
+  // Kubernetes Ingresses join the same way, as the Gateways and VirtualServices istiod makes of them.
+  const ingress = role.kind === 'gateway' && resources.some((r) => r.kind === 'Ingress') ? ingressModule().translateIngress({ resources, registry, domain }) : undefined;
+  const gateways = [...ofKind<GatewaySpec>(resources, 'Gateway'), ...gatewayApi.gateways, ...(ingress?.gateways ?? [])];
+  const virtualServices = [
+    ...ofKind<VirtualServiceSpec>(resources, 'VirtualService'),
+    ...(role.kind === 'gateway' ? gatewayApi.virtualServices : gatewayApi.meshVirtualServices),
+    ...(ingress?.virtualServices ?? []),
+  ];
   const routing = { virtualServices, registry, proxyLabels: role.labels, proxyNamespace: role.namespace, domain, cluster };
   const subsetsOf = (host: string, serviceNamespace: string): string[] => rules.forHost(host, role.namespace, serviceNamespace, role.labels)?.subsets.map((s) => s.name) ?? [];
   // A sidecar has no Gateway listeners: its route configs are looked up by the port the app called.

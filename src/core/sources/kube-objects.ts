@@ -60,6 +60,10 @@ export const KUBE_KINDS: readonly KubeKind[] = [
   { kind: 'TCPRoute', apiVersion: 'gateway.networking.k8s.io/v1alpha2', plural: 'tcproutes', crd: true },
   { kind: 'ReferenceGrant', apiVersion: 'gateway.networking.k8s.io/v1beta1', plural: 'referencegrants', crd: true },
   { kind: 'Namespace', apiVersion: 'v1', plural: 'namespaces', crd: true, clusterScoped: true },
+  // Kubernetes Ingress (core/ingress/), served as Istio serves it; `crd`: an API that does not
+  // serve them counts as having none.
+  { kind: 'Ingress', apiVersion: 'networking.k8s.io/v1', plural: 'ingresses', crd: true },
+  { kind: 'IngressClass', apiVersion: 'networking.k8s.io/v1', plural: 'ingressclasses', crd: true, clusterScoped: true },
 ];
 
 /** The collection's URL path: cluster-wide when `namespace` is undefined. */
