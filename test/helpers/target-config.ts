@@ -70,6 +70,8 @@ export interface TargetGateway {
   readonly tlsPort: number;
   /** How a client reaches the TLS port: the throwaway root and the SNI. */
   readonly tls: TlsClient;
+  /** The folder the gateway watches: a file written there is a new configuration. */
+  readonly configDir: string;
   close(): Promise<void>;
 }
 
@@ -96,6 +98,7 @@ export async function startTargetGateway(appPort: number, limits?: HttpLimits): 
     plain: gw.listenPorts.get(80)!,
     tlsPort: gw.listenPorts.get(443)!,
     tls: { ca: cfg.caPem, servername: HOST },
+    configDir: cfg.configDir,
     close: async () => {
       await gw.destroy();
       await rm(dir, { recursive: true, force: true });
