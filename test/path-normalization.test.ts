@@ -16,7 +16,7 @@ import { validateAll } from '../src/core/config/validate.js';
 import type { SnapshotHolder } from '../src/core/snapshot/holder.js';
 import { FileSource } from '../src/core/sources/file-source.js';
 import { startSidecar, type RunningSidecar } from '../src/sidecar/main.js';
-import { startTargetGateway, type TargetGateway, HOST } from './helpers/target-config.js';
+import { HOST, targetGatewayForSuite } from './helpers/target-config.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
 import { h2Request, h2Session, rawExchange } from './helpers/raw-http.js';
 import { meshConfigMap } from './helpers/ext-authz.js';
@@ -103,24 +103,15 @@ async function useMode(dir: string, holder: SnapshotHolder, mode: PathNormalizat
 }
 
 describe('pathNormalization at a gateway: a DENY on /private and /private/*', () => {
-  let app: Upstream;
-  let target: TargetGateway;
-  before(async () => {
-    app = await startUpstream('app');
-    target = await startTargetGateway(app.port);
-  });
-  after(async () => {
-    await target?.close();
-    await app?.close();
-  });
+  const suite = targetGatewayForSuite();
   const get = async (path: string): Promise<{ status: number; url: string | undefined }> => {
-    const n = app.seen.length;
-    const r = await rawExchange(target.plain, `GET ${path} HTTP/1.1\r\nhost: ${HOST}\r\nconnection: close\r\n\r\n`);
-    return { status: r.status, url: app.seen.length > n ? app.seen[n]!.url : undefined };
+    const n = suite.app.seen.length;
+    const r = await rawExchange(suite.target.plain, `GET ${path} HTTP/1.1\r\nhost: ${HOST}\r\nconnection: close\r\n\r\n`);
+    return { status: r.status, url: suite.app.seen.length > n ? suite.app.seen[n]!.url : undefined };
   };
 
   it('BASE (no mesh config): `..;` and `.;` segments are dot segments; slashes are neither merged nor decoded, as Istio', async () => {
-    assert.equal(pathNormalizationFor(target.gw.holder.current()), 'BASE');
+    assert.equal(pathNormalizationFor(suite.target.gw.holder.current()), 'BASE');
     assert.deepEqual(await get('/x/..;/private'), { status: 403, url: undefined });
     assert.deepEqual(await get('/.;/private/a'), { status: 403, url: undefined });
     assert.deepEqual(await get('//private'), { status: 200, url: '//private' });
@@ -128,12 +119,12 @@ describe('pathNormalization at a gateway: a DENY on /private and /private/*', ()
   });
 
   it('DECODE_AND_MERGE_SLASHES: %2F, %5C and // runs cannot get past the DENY, HTTP/1 and HTTP/2; the decoded path goes upstream', async () => {
-    await useMode(target.configDir, target.gw.holder, 'DECODE_AND_MERGE_SLASHES');
+    await useMode(suite.target.configDir, suite.target.gw.holder, 'DECODE_AND_MERGE_SLASHES');
     for (const p of ['//private', '///private/a', '/%2Fprivate', '/%2fprivate%2Fa', '/x%2F..%2Fprivate', '/x%5C..%5Cprivate', '/x/%2e%2e%2fprivate', '/a/..%2F/private']) {
       assert.deepEqual(await get(p), { status: 403, url: undefined }, p);
     }
     assert.deepEqual(await get('/a%2Fb//c%5Cd?x=%2F'), { status: 200, url: '/a/b/c/d?x=%2F' });
-    const h2 = await h2Session(target.tlsPort, target.tls);
+    const h2 = await h2Session(suite.target.tlsPort, suite.target.tls);
     try {
       assert.equal((await h2Request(h2, { ':path': '//private', ':authority': HOST })).status, 403);
       assert.equal((await h2Request(h2, { ':path': '/%2Fprivate', ':authority': HOST })).status, 403);
@@ -143,14 +134,14 @@ describe('pathNormalization at a gateway: a DENY on /private and /private/*', ()
   });
 
   it('MERGE_SLASHES: // runs merged, %2F kept', async () => {
-    await useMode(target.configDir, target.gw.holder, 'MERGE_SLASHES');
+    await useMode(suite.target.configDir, suite.target.gw.holder, 'MERGE_SLASHES');
     assert.deepEqual(await get('//private'), { status: 403, url: undefined });
     assert.deepEqual(await get('/a//b/'), { status: 200, url: '/a/b/' });
     assert.deepEqual(await get('/%2Fprivate'), { status: 200, url: '/%2Fprivate' });
   });
 
   it('NONE: the path as sent, for matching and upstream (a DENY on /private no longer covers /x/../private, as in Istio)', async () => {
-    await useMode(target.configDir, target.gw.holder, 'NONE');
+    await useMode(suite.target.configDir, suite.target.gw.holder, 'NONE');
     assert.deepEqual(await get('/x/../private'), { status: 200, url: '/x/../private' });
     assert.deepEqual(await get('/%70rivate'), { status: 200, url: '/%70rivate' });
     assert.deepEqual(await get('/private#x'), { status: 403, url: undefined });
