@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { chunked, startTestGateway, type TestGateway } from './helpers/gateway.js';
 import { gatewayYaml, serviceYaml, gatewayRouteYaml } from './helpers/cluster-yaml.js';
 import { BODY_DENIED, gatewayCustomPolicy, meshConfigMap, startGrpcAuthorizer, startHttpAuthorizer, type TestAuthorizer, type TestGrpcAuthorizer } from './helpers/ext-authz.js';
+import { rawExchange } from './helpers/raw-http.js';
 import { parseConfigText } from '../src/core/config/load.js';
 import { validateAll } from '../src/core/config/validate.js';
 
@@ -134,6 +135,14 @@ describe('gateway: CUSTOM providers with includeRequestBodyInCheck', () => {
       [`${BODY_DENIED} first`, 'false'],
     ]);
     assert.deepEqual(bodies.slice(apps), [long, long]);
+  });
+
+  it('a denial after reading only the start of a long body: the rest is read and dropped, and the HTTP/1 connection serves its next request', async () => {
+    const body = `${BODY_DENIED}${'x'.repeat(200_000)}`;
+    const first = `POST /partial/a HTTP/1.1\r\nhost: app.example.com\r\nx-ext-authz: allow\r\ncontent-length: ${body.length}\r\n\r\n`;
+    const second = 'GET /ok HTTP/1.1\r\nhost: app.example.com\r\nconnection: close\r\n\r\n';
+    const r = await rawExchange(gw.port, first, { more: `${body}${second}` });
+    assert.deepEqual(r.text.match(/HTTP\/1\.1 \d+/g), ['HTTP/1.1 403', 'HTTP/1.1 200']);
   });
 
   it('gRPC provider: attributes.request.http.body, or raw_body with packAsBytes; the partial-body header with the others', async () => {

@@ -5,7 +5,7 @@
 // is kept here, and guardedBody (stream-state.ts) yields what was read ahead before reading on, so the
 // upstream gets the body whole and in order, its length and completeness checked as ever.
 
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 
 interface ReadAhead {
   readonly reader: AsyncIterator<Buffer>;
@@ -13,6 +13,8 @@ interface ReadAhead {
   size: number;
   ended: boolean;
   failure?: unknown;
+  /** bodyFromStart took the body on: the upstream side reads the rest. */
+  handedOver: boolean;
 }
 
 const readAheads = new WeakMap<IncomingMessage, ReadAhead>();
@@ -29,11 +31,17 @@ export interface BodyStart {
  * Reads `req`'s body until `limit` bytes are held or it ends; undefined when the client broke it
  * off (the request is then gone). Several callers may ask in turn: each reads on from the last.
  */
-export async function readBodyStart(req: IncomingMessage, limit: number): Promise<BodyStart | undefined> {
+export async function readBodyStart(req: IncomingMessage, res: ServerResponse, limit: number): Promise<BodyStart | undefined> {
   let ahead = readAheads.get(req);
   if (!ahead) {
-    ahead = { reader: (req as AsyncIterable<Buffer>)[Symbol.asyncIterator](), held: [], size: 0, ended: false };
-    readAheads.set(req, ahead);
+    const created: ReadAhead = { reader: (req as AsyncIterable<Buffer>)[Symbol.asyncIterator](), held: [], size: 0, ended: false, handedOver: false };
+    readAheads.set(req, (ahead = created));
+    // Answered without forwarding (a denial, a 413): the rest of the body is read and dropped, as
+    // node:http dumps a body nobody read. Node does not once reading began, and an HTTP/1 connection
+    // would wait for the unread bytes before its next request.
+    res.once('finish', () => {
+      if (!created.handedOver) void discardRest(created);
+    });
   }
   while (!ahead.ended && ahead.failure === undefined && ahead.size < limit) {
     try {
@@ -57,7 +65,21 @@ export async function readBodyStart(req: IncomingMessage, limit: number): Promis
  */
 export function bodyFromStart(req: IncomingMessage): AsyncIterable<Buffer> {
   const ahead = readAheads.get(req);
-  return ahead ? replayed(ahead) : (req as AsyncIterable<Buffer>);
+  if (!ahead) return req as AsyncIterable<Buffer>;
+  ahead.handedOver = true;
+  return replayed(ahead);
+}
+
+async function discardRest(ahead: ReadAhead): Promise<void> {
+  ahead.held.length = 0;
+  try {
+    while (!ahead.ended && ahead.failure === undefined) {
+      const r = await ahead.reader.next();
+      if (r.done) ahead.ended = true;
+    }
+  } catch {
+    // The client went away: nothing left to read.
+  }
 }
 
 async function* replayed(ahead: ReadAhead): AsyncGenerator<Buffer> {

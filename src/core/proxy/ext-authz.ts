@@ -85,7 +85,7 @@ async function bodyInCheck(req: IncomingMessage, res: ServerResponse, spec: Requ
   const declared = Number(req.headers['content-length']);
   if (!spec.allowPartial && declared > spec.maxBytes) return tooLarge(req, res);
   // One byte past the limit tells a body that is too long from one that just fits.
-  const start = await readBodyStart(req, spec.allowPartial ? spec.maxBytes : spec.maxBytes + 1);
+  const start = await readBodyStart(req, res, spec.allowPartial ? spec.maxBytes : spec.maxBytes + 1);
   if (!start) return { refused: LocalReplies.downstreamDisconnect };
   if (start.bytes.length <= spec.maxBytes) return { body: { bytes: start.bytes, partial: false } };
   if (!spec.allowPartial) return tooLarge(req, res);
