@@ -12,22 +12,11 @@ import { join } from 'node:path';
 import { accessLogLine, startTestGateway, type TestGateway } from './helpers/gateway.js';
 import { gatewayYaml, serviceYaml, gatewayRouteYaml } from './helpers/cluster-yaml.js';
 import { closedPort, startUpstream, type Upstream } from './helpers/upstream.js';
-import { DENY_BODY, meshConfigMap, startHttpAuthorizer, type TestAuthorizer } from './helpers/ext-authz.js';
+import { DENY_BODY, gatewayCustomPolicy, meshConfigMap, startHttpAuthorizer, type TestAuthorizer } from './helpers/ext-authz.js';
 
 const ROUTES = gatewayRouteYaml(['app.example.com']);
 
-function custom(name: string, provider: string, paths: string[]): string {
-  return `apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: ${name}, namespace: istio-system}
-spec:
-  selector: {matchLabels: {istio: ingressgateway}}
-  action: CUSTOM
-  provider: {name: ${provider}}
-  rules:
-  - to: [{operation: {paths: ${JSON.stringify(paths)}}}]
-`;
-}
+const custom = gatewayCustomPolicy;
 
 const MESH = `    extensionProviders:
     - name: "sample-ext-authz-http"

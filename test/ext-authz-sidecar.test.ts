@@ -15,13 +15,14 @@ import { serviceYaml } from './helpers/cluster-yaml.js';
 import { sidecarOptions, testAuthority, untilSnapshot, viaProxy } from './helpers/mesh.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
 import { NO_APP } from './helpers/ports.js';
-import { DENY_BODY, meshConfigMap, startGrpcAuthorizer, type TestGrpcAuthorizer } from './helpers/ext-authz.js';
+import { BODY_DENIED, DENY_BODY, meshConfigMap, startGrpcAuthorizer, type TestGrpcAuthorizer } from './helpers/ext-authz.js';
 
 const MESH = `    extensionProviders:
     - name: "sample-ext-authz-grpc"
       envoyExtAuthzGrpc:
         service: "ext-authz.foo.svc.cluster.local"
-        port: "9000"`;
+        port: "9000"
+        includeRequestBodyInCheck: {maxRequestBytes: 64}`;
 
 // STRICT: the authorizer's sidecar takes the check only over the mesh's mutual TLS.
 const POLICY = `apiVersion: security.istio.io/v1
@@ -110,6 +111,15 @@ describe('sidecars: CUSTOM with an envoyExtAuthzGrpc provider over mutual TLS', 
     assert.ok(http.id, 'the request id');
     assert.equal(check.source!.principal, 'spiffe://cluster.local/ns/foo/sa/curl');
     assert.equal(check.destination!.principal, 'spiffe://cluster.local/ns/foo/sa/httpbin');
+  });
+
+  it('includeRequestBodyInCheck: the authorizer decides on the body, and httpbin still gets all of it', async () => {
+    const before = httpbin.seen.length;
+    assert.equal((await viaProxy(curlSidecar.outboundPort, 'http://httpbin.foo:8000/headers', { 'x-ext-authz': 'allow' }, 'sidecar body')).status, 200);
+    assert.equal(authz.seen.at(-1)!.attributes.request!.http!.body, 'sidecar body');
+    assert.equal((await viaProxy(curlSidecar.outboundPort, 'http://httpbin.foo:8000/headers', { 'x-ext-authz': 'allow' }, BODY_DENIED)).status, 403);
+    assert.equal((await viaProxy(curlSidecar.outboundPort, 'http://httpbin.foo:8000/headers', { 'x-ext-authz': 'allow' }, 'x'.repeat(65))).status, 413);
+    assert.deepEqual(httpbin.seen.slice(before).map((e) => [e.method, e.bodyBytes]), [['POST', 12]]);
   });
 
   it('paths the policy does not name go to httpbin without a check', async () => {

@@ -105,6 +105,28 @@ describe('parse stage at the gateway: one target, one authority, Envoy limits', 
     assert.equal((await h2Request(await session(), { ':path': '*', ':method': 'OPTIONS', ':authority': HOST })).status !== 200, true);
   });
 
+  it('HTTP/1: a request line saying HTTP/2.0 is 400, as Envoy\'s codec refuses it (it passed for HTTP/2 and skipped the duplicate-Host rule)', async () => {
+    for (const [name, port, opts] of h1Listeners()) {
+      const before = app.seen.length;
+      const r = await rawExchange(port, `GET /ok HTTP/2.0\r\nhost: ${HOST}\r\nhost: evil.example.com\r\n\r\n`, opts);
+      assert.equal(r.status, 400, `${name}: ${r.text}`);
+      assert.equal((await rawExchange(port, `GET /ok HTTP/2.0\r\nhost: ${HOST}\r\n\r\n`, opts)).status, 400, name);
+      assert.equal(app.seen.length, before, name);
+    }
+  });
+
+  it('CONNECT is 404, as Envoy answers it where no route matches CONNECT: HTTP/1 (plaintext, TLS) and HTTP/2; no tunnel opens', async () => {
+    for (const [name, port, opts] of h1Listeners()) {
+      const before = app.seen.length;
+      // A request smuggled after the CONNECT is never read: the connection ends with the answer.
+      const r = await rawExchange(port, `CONNECT 127.0.0.1:${app.port} HTTP/1.1\r\nhost: 127.0.0.1:${app.port}\r\n\r\nGET /ok HTTP/1.1\r\nhost: ${HOST}\r\n\r\n`, opts);
+      assert.match(r.text, /^HTTP\/1\.1 404 /, name);
+      assert.equal(r.text.match(/HTTP\/1\.1 /g)?.length, 1, `${name}: one answer`);
+      assert.equal(app.seen.length, before, name);
+    }
+    assert.equal((await h2Request(await session(), { ':method': 'CONNECT', ':authority': `127.0.0.1:${app.port}` })).status, 404);
+  });
+
   it('HTTP/1.0 with Transfer-Encoding: answered, then the connection closes (RFC 9112 §6.1)', async () => {
     for (const [name, port, opts] of h1Listeners()) {
       const r = await rawExchange(port, `POST /te HTTP/1.0\r\nhost: ${HOST}\r\nconnection: keep-alive\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n`, opts);

@@ -71,6 +71,9 @@ export function createPortListener(servicePorts: readonly number[], deps: PortLi
   const { plaintext } = step.plaintext({
     request: (req, res) => handleHttpRequest(req, res, plain, ctx),
     upgrade: (req, socket, head) => handleUpgrade(req, socket, head, plain, ctx),
+    // CONNECT takes the same pipeline, which answers it 404 as Envoy does (without a handler, node
+    // closes the connection with no answer).
+    connect: (req, socket, head) => handleUpgrade(req, socket, head, plain, ctx),
   });
   const tls = new TlsServers({ ctx, accept: step, credentials: deps.credentials, log: deps.log, tickets: deps.tickets, sni: (snapshot) => sniIndexOf(current(snapshot)) });
 

@@ -177,6 +177,7 @@ export class TlsServers {
     this.deps.accept.serve(server, {
       request: (req, res) => handleHttpRequest(req, res, listener, this.deps.ctx),
       upgrade: (req, socket, head) => handleUpgrade(req, socket, head, listener, this.deps.ctx),
+      connect: (req, socket, head) => handleUpgrade(req, socket, head, listener, this.deps.ctx),
     });
     // Only a server that asks for a client certificate has one to check (the policy is fixed per server object).
     if (asksCert) server.on('secureConnection', (socket: TLSSocket) => this.#checkPeer(socket, entry));

@@ -1,12 +1,17 @@
 // A small external authorizer for tests, answering the way Istio's ext-authz sample does: a request
 // carrying `x-ext-authz: allow` is allowed (200, `x-ext-authz-check-result: allowed`), any other is
 // denied (403, `x-ext-authz-check-result: denied` and a body saying why). `x-ext-authz: crash`
-// answers 500 and `x-ext-authz: hang` never answers, for the error paths. It records every check.
+// answers 500 and `x-ext-authz: hang` never answers, for the error paths. A check whose body (sent
+// under includeRequestBodyInCheck) holds `deny-me` is denied whatever the header says. It records
+// every check.
 
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 
 export const DENY_BODY = 'denied by ext_authz for not found header `x-ext-authz: allow` in the request';
+
+/** A request body holding this is denied by both test authorizers, when they are sent the body. */
+export const BODY_DENIED = 'deny-me';
 
 export interface SeenCheck {
   readonly method: string;
@@ -32,7 +37,7 @@ export async function startHttpAuthorizer(): Promise<TestAuthorizer> {
       const asked = req.headers['x-ext-authz'];
       if (asked === 'hang') return;
       if (asked === 'crash') return void res.writeHead(500, { 'content-type': 'text/plain' }).end('authorizer broke');
-      const allowed = asked === 'allow';
+      const allowed = asked === 'allow' && !Buffer.concat(chunks).includes(BODY_DENIED);
       res.setHeader('x-ext-authz-check-result', allowed ? 'allowed' : 'denied');
       res.setHeader('x-ext-authz-check-received', `${req.method} ${req.url}`);
       if (allowed) {
@@ -69,12 +74,26 @@ ${meshLines}
 `;
 }
 
+/** An AuthorizationPolicy selecting the gateway that sends requests to `paths` to `provider` (CUSTOM). */
+export function gatewayCustomPolicy(name: string, provider: string, paths: readonly string[]): string {
+  return `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: ${name}, namespace: istio-system}
+spec:
+  selector: {matchLabels: {istio: ingressgateway}}
+  action: CUSTOM
+  provider: {name: ${provider}}
+  rules:
+  - to: [{operation: {paths: ${JSON.stringify(paths)}}}]
+`;
+}
+
 /** What the gRPC authorizer saw of one check (the CheckRequest as proto-loader decodes it). */
 export interface SeenGrpcCheck {
   readonly attributes: {
     source?: { address?: { socketAddress?: { address: string; portValue: number } }; principal: string };
     destination?: { address?: { socketAddress?: { address: string; portValue: number } }; principal: string };
-    request?: { http?: { id: string; method: string; headers: Record<string, string>; path: string; host: string; scheme: string; protocol: string } };
+    request?: { http?: { id: string; method: string; headers: Record<string, string>; path: string; host: string; scheme: string; protocol: string; body: string; rawBody: Buffer } };
   };
 }
 
@@ -87,7 +106,8 @@ export interface TestGrpcAuthorizer {
 /**
  * The sample's gRPC side (Envoy's Authorization/Check): `x-ext-authz: allow` is OK with
  * `x-ext-authz-check-result: allowed` for the upstream, `x-removed` taken off the request and a
- * response header for the client; anything else is PERMISSION_DENIED with a 403 DeniedHttpResponse.
+ * response header for the client; anything else (or a body holding `deny-me`) is PERMISSION_DENIED
+ * with a 403 DeniedHttpResponse.
  * `x-ext-authz: crash` fails the call itself (INTERNAL).
  */
 export async function startGrpcAuthorizer(): Promise<TestGrpcAuthorizer> {
@@ -103,9 +123,11 @@ export async function startGrpcAuthorizer(): Promise<TestGrpcAuthorizer> {
   server.addService(service, {
     check(call: { request: SeenGrpcCheck }, cb: (err: { code: number; details: string } | null, reply?: unknown) => void) {
       seen.push(call.request);
-      const asked = call.request.attributes.request?.http?.headers['x-ext-authz'];
+      const http = call.request.attributes.request?.http;
+      const asked = http?.headers['x-ext-authz'];
       if (asked === 'crash') return cb({ code: grpc.status.INTERNAL, details: 'authorizer broke' });
-      if (asked === 'allow') {
+      const bodyDenied = `${http?.body ?? ''}${http?.rawBody?.toString() ?? ''}`.includes(BODY_DENIED);
+      if (asked === 'allow' && !bodyDenied) {
         return cb(null, {
           status: { code: 0 },
           okResponse: { headers: [header('x-ext-authz-check-result', 'allowed')], headersToRemove: ['x-removed'], responseHeadersToAdd: [header('x-authz-said', 'yes')] },

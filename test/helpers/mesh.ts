@@ -47,15 +47,16 @@ export function fixedIdentity(ca: CertificateAuthority, namespace: string, servi
 }
 
 /** A GET through an HTTP proxy (the sidecar's outbound port), as an app with HTTP_PROXY makes it. */
-export function viaProxy(proxyPort: number, url: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: IncomingHttpHeaders; text: string }> {
+export function viaProxy(proxyPort: number, url: string, headers: Record<string, string> = {}, body?: string): Promise<{ status: number; headers: IncomingHttpHeaders; text: string }> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port: proxyPort, path: url, headers: { host: new URL(url).host, ...headers } }, (res) => {
+    const method = body === undefined ? 'GET' : 'POST';
+    const req = httpRequest({ host: '127.0.0.1', port: proxyPort, path: url, method, headers: { host: new URL(url).host, ...headers } }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString() }));
     });
     req.on('error', reject);
-    req.end();
+    req.end(body);
   });
 }
 

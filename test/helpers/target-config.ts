@@ -3,6 +3,7 @@
 // response, an AuthorizationPolicy selecting the gateway that denies /private and /private/*, and
 // everything else to the app. The certificate comes from a throwaway root.
 
+import { after, before } from 'node:test';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +13,7 @@ import type { HttpLimits } from '../../src/core/proxy/http-limits.js';
 import { issueCertificate } from '../../src/core/tls/issue-certificate.js';
 import { serviceYaml } from './cluster-yaml.js';
 import type { TlsClient } from './raw-http.js';
+import { startUpstream, type Upstream } from './upstream.js';
 
 export const HOST = 'app.example.com';
 
@@ -70,6 +72,8 @@ export interface TargetGateway {
   readonly tlsPort: number;
   /** How a client reaches the TLS port: the throwaway root and the SNI. */
   readonly tls: TlsClient;
+  /** The folder the gateway watches: a file written there is a new configuration. */
+  readonly configDir: string;
   close(): Promise<void>;
 }
 
@@ -96,9 +100,32 @@ export async function startTargetGateway(appPort: number, limits?: HttpLimits): 
     plain: gw.listenPorts.get(80)!,
     tlsPort: gw.listenPorts.get(443)!,
     tls: { ca: cfg.caPem, servername: HOST },
+    configDir: cfg.configDir,
     close: async () => {
       await gw.destroy();
       await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** An app and a gateway in front of it, started before the calling suite's tests and stopped after them. */
+export function targetGatewayForSuite(): { readonly app: Upstream; readonly target: TargetGateway } {
+  let app: Upstream | undefined;
+  let target: TargetGateway | undefined;
+  before(async () => {
+    app = await startUpstream('app');
+    target = await startTargetGateway(app.port);
+  });
+  after(async () => {
+    await target?.close();
+    await app?.close();
+  });
+  return {
+    get app() {
+      return app!;
+    },
+    get target() {
+      return target!;
     },
   };
 }

@@ -35,10 +35,11 @@ export function checkExtAuthzProvider(c: Checker, entry: Obj, at: FieldPath): vo
   if (body) {
     const bat = [...pat, 'includeRequestBodyInCheck'];
     knownFields(c, body, bat, ['maxRequestBytes', 'allowPartialMessage', 'packAsBytes']);
-    asInt(c, body['maxRequestBytes'], [...bat, 'maxRequestBytes'], 0, 4_294_967_295);
+    const max = asInt(c, body['maxRequestBytes'], [...bat, 'maxRequestBytes'], 0, 4_294_967_295);
+    if (!max) c.warn([...bat, 'maxRequestBytes'], `maxRequestBytes must be set above 0 (Envoy refuses a configuration without it); ${BROKEN}`);
     asBool(c, body['allowPartialMessage'], [...bat, 'allowPartialMessage']);
     asBool(c, body['packAsBytes'], [...bat, 'packAsBytes']);
-    c.warn(bat, 'meshgate does not send the request body to the authorizer: the check carries content-length 0, as without this field');
+    if (body['packAsBytes'] === true && kind === 'envoyExtAuthzHttp') c.warn([...bat, 'packAsBytes'], 'packAsBytes only changes what a gRPC provider gets; an HTTP provider gets the body as the check request\'s body either way');
   }
   if (kind === 'envoyExtAuthzGrpc') return;
   const prefix = asString(c, spec['pathPrefix'], [...pat, 'pathPrefix']);

@@ -1,8 +1,9 @@
 // Istio's telemetry configuration: the `telemetry.istio.io` `Telemetry` kind (tracing providers and
 // sampling, access logging on/off, metric overrides), and the mesh config in the root namespace's
 // `istio` ConfigMap (`data.mesh`, itself YAML: defaultConfig.tracing.sampling, extensionProviders —
-// tracing ones here, external authorizers in validate-ext-authz.ts —, defaultProviders, outboundTrafficPolicy.mode). Problems inside `data.mesh` point at the `mesh` key's line, since the mesh
-// config is one string to the ConfigMap.
+// tracing ones here, external authorizers in validate-ext-authz.ts —, defaultProviders,
+// outboundTrafficPolicy.mode, pathNormalization.normalization). Problems inside `data.mesh` point at
+// the `mesh` key's line, since the mesh config is one string to the ConfigMap.
 
 import { yaml } from './yaml-module.js';
 import type { FieldPath } from '../model/resource.js';
@@ -11,6 +12,7 @@ import { asBool, asEnum, asList, asNumber, asObj, asString, atMostOne, checkDura
 import { isStandardLabel, METRIC_SELECTORS, validLabelName, WORKLOAD_MODES } from '../telemetry/metrics-overrides.js';
 import { compileExpression } from '../telemetry/metric-expression.js';
 import { checkExtAuthzProvider } from './validate-ext-authz.js';
+import { PATH_NORMALIZATIONS } from '../proxy/path-normalize.js';
 
 const TELEMETRY_FIELDS = ['selector', 'targetRef', 'targetRefs', 'tracing', 'metrics', 'accessLogging'];
 
@@ -150,6 +152,11 @@ export function validateConfigMap(c: Checker, raw: Obj): void {
   asBool(c, m['enablePrometheusMerge'], [...at, 'enablePrometheusMerge']);
   const outbound = asObj(c, m['outboundTrafficPolicy'], [...at, 'outboundTrafficPolicy']);
   if (outbound) asEnum(c, outbound['mode'], [...at, 'outboundTrafficPolicy', 'mode'], ['REGISTRY_ONLY', 'ALLOW_ANY'] as const);
+  const normalization = asObj(c, m['pathNormalization'], [...at, 'pathNormalization']);
+  if (normalization) {
+    knownFields(c, normalization, [...at, 'pathNormalization'], ['normalization']);
+    asEnum(c, normalization['normalization'], [...at, 'pathNormalization', 'normalization'], PATH_NORMALIZATIONS);
+  }
   const names = new Set<string>();
   eachObj(c, m['extensionProviders'], [...at, 'extensionProviders'], (p, pat) => {
     const name = asString(c, p['name'], [...pat, 'name']);

@@ -26,6 +26,17 @@ interface ProviderCommon {
   readonly failOpen: boolean;
   /** The status when the authorizer cannot be asked (connect error, timeout, 5xx): default 403. */
   readonly statusOnError: number;
+  /** includeRequestBodyInCheck: the body goes with the check (Envoy's with_request_body); none when unset. */
+  readonly body?: RequestBodyInCheck;
+}
+
+export interface RequestBodyInCheck {
+  /** maxRequestBytes: how much of the body is held for the check. */
+  readonly maxBytes: number;
+  /** allowPartialMessage: a longer body is checked by its first maxBytes; without it, a longer body is 413. */
+  readonly allowPartial: boolean;
+  /** packAsBytes: a gRPC check carries the body as raw_body (bytes) rather than body (string). */
+  readonly packAsBytes: boolean;
 }
 
 export interface ExtAuthzHttpProvider extends ProviderCommon {
@@ -116,6 +127,14 @@ function readOne(name: string, kind: 'http' | 'grpc', spec: Obj): ProviderSpec |
   // `[<namespace>/]<hostname>`: the namespace only disambiguates, and hostnames are unique here.
   const host = service.includes('/') ? service.slice(service.indexOf('/') + 1) : service;
   const timeout = typeof spec['timeout'] === 'string' ? parseDuration(spec['timeout']) : undefined;
+  const bodySpec = spec['includeRequestBodyInCheck'];
+  let body: RequestBodyInCheck | undefined;
+  if (isObj(bodySpec)) {
+    const max = bodySpec['maxRequestBytes'];
+    // Envoy refuses a buffer of 0 bytes (max_request_bytes > 0), and with it the whole listener.
+    if (typeof max !== 'number' || !Number.isInteger(max) || max < 1 || max > 4_294_967_295) return broken(`includeRequestBodyInCheck.maxRequestBytes must be 1 to 4294967295, found: ${String(max ?? 0)}`);
+    body = { maxBytes: max, allowPartial: bodySpec['allowPartialMessage'] === true, packAsBytes: bodySpec['packAsBytes'] === true };
+  }
   const common: Omit<ProviderCommon, 'cluster'> & { host: string } = {
     name,
     service,
@@ -124,6 +143,7 @@ function readOne(name: string, kind: 'http' | 'grpc', spec: Obj): ProviderSpec |
     timeoutMs: timeout !== undefined && timeout > 0 ? timeout : DEFAULT_EXT_AUTHZ_TIMEOUT_MS,
     failOpen: spec['failOpen'] === true,
     statusOnError,
+    ...(body ? { body } : {}),
   };
   if (kind === 'grpc') return { kind, ...common };
   const pathPrefix = typeof spec['pathPrefix'] === 'string' ? spec['pathPrefix'] : '';

@@ -114,6 +114,9 @@ export class ConnectionDrain {
       const handler = handlers[event];
       if (!handler) continue;
       server.on(event, (req: IncomingMessage, socket: Socket, head: Buffer) => {
+        // node:http2 hands an HTTP/2 CONNECT to 'connect' listeners as (request, response), not a
+        // socket: a request like any other, which the pipeline answers.
+        if (req.httpVersionMajor === 2) return this.#request(req, socket as unknown as ServerResponse, handlers.request);
         // No longer HTTP/1 requests but a stream of bytes: it lasts until either side or the deadline ends it.
         this.#http1.delete(socket);
         handler(req, socket, head);

@@ -6,8 +6,9 @@
 //
 //   HTTP provider   the client's method; path = pathPrefix + the (normalized) path and query; the
 //                   client's Host, Authorization and the headers includeRequestHeadersInCheck names,
-//                   then includeAdditionalHeadersInCheck over them; content-length 0 and no body
-//                   (includeRequestBodyInCheck is validated, not implemented).
+//                   then includeAdditionalHeadersInCheck over them; no body (content-length 0)
+//                   unless includeRequestBodyInCheck held one (ext-authz.ts): then it is the
+//                   check's body.
 //                   200 allows; a 5xx, a connection failure or the timeout is an error
 //                   (statusOnError, or failOpen); any other status denies with that status.
 //   gRPC provider   Envoy's Authorization/Check call (ext-authz-grpc.ts), answered the same three ways.
@@ -50,7 +51,19 @@ export interface CheckSubject {
   readonly query: ReadonlyMap<string, string>;
   /** What a gRPC authorizer is also told: the connection's peers and the request's id, scheme and protocol. */
   readonly peer?: CheckPeers;
+  /** The body, when the provider asks for it (includeRequestBodyInCheck) and the request has one. */
+  readonly body?: CheckBody;
 }
+
+export interface CheckBody {
+  /** The body, or its first maxRequestBytes. */
+  readonly bytes: Buffer;
+  /** Only the first maxRequestBytes of a longer body (Envoy's x-envoy-auth-partial-body: true). */
+  readonly partial: boolean;
+}
+
+/** The header Envoy adds to a check that carries a body: whether the body was cut at maxRequestBytes. */
+export const PARTIAL_BODY_HEADER = 'x-envoy-auth-partial-body';
 
 export interface CheckPeers {
   readonly sourcePort?: number | undefined;
@@ -108,7 +121,7 @@ export function checkHttp(provider: ExtAuthzHttpProvider, subject: CheckSubject,
       resolve(a ? readAnswer(provider, a) : { kind: 'error', reason: answer.failure });
     });
     try {
-      lease.pool.dispatch({ path: provider.pathPrefix + subject.path, method: subject.method as Dispatcher.HttpMethod, headers, body: null }, answer);
+      lease.pool.dispatch({ path: provider.pathPrefix + subject.path, method: subject.method as Dispatcher.HttpMethod, headers, body: subject.body?.bytes ?? null }, answer);
     } catch (err) {
       answer.fail(err as Error);
     }
@@ -126,8 +139,11 @@ function checkHeaders(provider: ExtAuthzHttpProvider, subject: CheckSubject): Re
   }
   for (const [name, value] of provider.additionalHeaders) out[name] = value;
   out.host = subject.authority;
-  // The body is not sent (includeRequestBodyInCheck is validated only), so its length is 0, as Envoy's default.
-  out['content-length'] = '0';
+  // The check's own length: its body's (what includeRequestBodyInCheck held), else 0, as Envoy's.
+  const body = subject.body;
+  out['content-length'] = String(body?.bytes.length ?? 0);
+  // Envoy adds this to the check's headers; an HTTP check carries it when the header list names it.
+  if (body && named?.(PARTIAL_BODY_HEADER)) out[PARTIAL_BODY_HEADER] = String(body.partial);
   return out;
 }
 

@@ -1,7 +1,8 @@
 // The check with an envoyExtAuthzGrpc provider: Envoy's `envoy.service.auth.v3.Authorization/Check`
 // call over HTTP/2 (the pools' sessions, with Istio mTLS when the authorizer runs a sidecar), its
 // CheckRequest carrying the request's attributes: the peers (address, port, SPIFFE principal) and
-// the HTTP request with all its headers, pseudo-headers included, as Envoy sends a gRPC authorizer.
+// the HTTP request with all its headers, pseudo-headers included, as Envoy sends a gRPC authorizer,
+// and the body when the provider asks for it (`body`, or `raw_body` bytes with packAsBytes).
 // The answer: status OK allows (OkHttpResponse headers onto the upstream request, headers_to_remove
 // taken off it, response_headers_to_add onto the client's response); any other status denies with
 // DeniedHttpResponse's status (403 when unset), headers and body; a call that fails (connection,
@@ -9,7 +10,7 @@
 
 import { constants } from 'node:http2';
 import type { ExtAuthzGrpcProvider } from '../policy/ext-authz-providers.js';
-import { authorizerEndpoint, type CheckContext, type CheckOutcome, type CheckSubject } from './ext-authz-check.js';
+import { authorizerEndpoint, PARTIAL_BODY_HEADER, type CheckContext, type CheckOutcome, type CheckSubject } from './ext-authz-check.js';
 import { decodeCheckResponse, encodeCheckRequest, type CheckAnswer, type HeaderOption } from './ext-authz-wire.js';
 
 const CHECK_PATH = '/envoy.service.auth.v3.Authorization/Check';
@@ -19,7 +20,7 @@ const MAX_ANSWER_BYTES = 1024 * 1024;
 export function checkGrpc(provider: ExtAuthzGrpcProvider, subject: CheckSubject, ctx: CheckContext): Promise<CheckOutcome> {
   const target = authorizerEndpoint(provider, subject, ctx.identity);
   if (!target.ok) return Promise.resolve({ kind: 'error', reason: target.reason });
-  const message = encodeCheckRequest(attributesOf(subject));
+  const message = encodeCheckRequest(attributesOf(subject, provider.body?.packAsBytes === true));
   const frame = Buffer.alloc(5 + message.length);
   frame.writeUInt32BE(message.length, 1);
   message.copy(frame, 5);
@@ -76,13 +77,16 @@ export function checkGrpc(provider: ExtAuthzGrpcProvider, subject: CheckSubject,
   });
 }
 
-function attributesOf(s: CheckSubject): Parameters<typeof encodeCheckRequest>[0] {
+function attributesOf(s: CheckSubject, packAsBytes: boolean): Parameters<typeof encodeCheckRequest>[0] {
   const headers: Array<[string, string]> = [[':authority', s.authority], [':method', s.method], [':path', s.path]];
   for (const name in s.headers) {
     const v = s.headers[name];
     if (v === undefined || name === 'host' || name.charCodeAt(0) === 58) continue;
     headers.push([name, Array.isArray(v) ? v.join(',') : v]);
   }
+  const body = s.body;
+  // Envoy adds whether the body was cut to the headers it reports (x-envoy-auth-partial-body).
+  if (body) headers.push([PARTIAL_BODY_HEADER, String(body.partial)]);
   const length = Number(s.headers['content-length']);
   return {
     source: { address: s.sourceIp, port: s.peer?.sourcePort ?? 0, principal: s.peer?.sourcePrincipal },
@@ -97,6 +101,7 @@ function attributesOf(s: CheckSubject): Parameters<typeof encodeCheckRequest>[0]
       scheme: s.peer?.scheme ?? 'http',
       size: Number.isFinite(length) && length > 0 ? length : undefined,
       protocol: s.peer?.protocol ?? 'HTTP/1.1',
+      ...(body ? { body: body.bytes, packAsBytes: packAsBytes } : {}),
     },
   };
 }

@@ -18,6 +18,9 @@ export interface CheckAttributes {
     readonly scheme: string;
     readonly size?: number | undefined;
     readonly protocol: string;
+    /** includeRequestBodyInCheck: the body (or its start); `body` (string) unless packAsBytes, then `raw_body`. */
+    readonly body?: Buffer;
+    readonly packAsBytes?: boolean;
   };
 }
 
@@ -77,11 +80,16 @@ function peer(p: CheckAttributes['source']): Buffer {
   return Buffer.concat([msg(1, msg(1, str(2, p.address), uint(3, p.port))), str(4, p.principal)]);
 }
 
+/** HttpRequest.body (11, a string: the bytes as they are, as Envoy copies them) or raw_body (12). */
+function bodyOf(h: CheckAttributes['http']): Buffer {
+  return h.body && h.body.length > 0 ? bytesField(h.packAsBytes ? 12 : 11, h.body) : Buffer.alloc(0);
+}
+
 /** CheckRequest{attributes} for one request. */
 export function encodeCheckRequest(a: CheckAttributes): Buffer {
   const h = a.http;
   const headers = h.headers.map(([k, v]) => msg(3, str(1, k), str(2, v)));
-  const http = Buffer.concat([str(1, h.id), str(2, h.method), ...headers, str(4, h.path), str(5, h.host), str(6, h.scheme), uint(9, h.size), str(10, h.protocol)]);
+  const http = Buffer.concat([str(1, h.id), str(2, h.method), ...headers, str(4, h.path), str(5, h.host), str(6, h.scheme), uint(9, h.size), str(10, h.protocol), bodyOf(h)]);
   const time = Buffer.concat([uint(1, Math.floor(a.timeMs / 1000)), uint(2, (a.timeMs % 1000) * 1_000_000)]);
   const request = Buffer.concat([msg(1, time), bytesField(2, http)]);
   return msg(1, msg(1, peer(a.source)), msg(2, peer(a.destination)), msg(4, request));

@@ -68,6 +68,8 @@ export const LocalReplies = {
   /** More request headers, or more bytes of them, than the listener takes (max_headers_count, max_request_headers_kb). */
   headersTooLarge: reply('HEADERS_TOO_LARGE', 431, '-', 'Request Header Fields Too Large', 'request_headers_too_large'),
   uriTooLong: reply('URI_TOO_LONG', 414, '-', 'URI Too Long', 'uri_too_long'),
+  /** A body longer than a buffer that must hold all of it (an authorizer's maxRequestBytes without allowPartialMessage). */
+  payloadTooLarge: reply('PAYLOAD_TOO_LARGE', 413, '-', 'Payload Too Large', 'request_payload_too_large'),
   /** The request headers did not arrive within request_headers_timeout. */
   requestHeadersTimeout: reply('REQUEST_HEADERS_TIMEOUT', 408, '-', 'request timeout', 'request_header_timeout'),
   /** An Upgrade protocol no upgrade_configs entry allows (Envoy answers 403 `upgrade_failed`). */

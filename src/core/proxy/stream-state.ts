@@ -10,6 +10,7 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { constants } from 'node:http2';
+import { bodyFromStart } from './body-read-ahead.js';
 
 interface MaybeH2 {
   readonly stream?: { readonly rstCode?: number; readonly closed?: boolean; readonly destroyed?: boolean };
@@ -71,7 +72,8 @@ export async function* guardedBody(req: IncomingMessage): AsyncGenerator<Buffer>
   const expected = declared !== undefined ? Number(declared) : undefined;
   let received = 0;
   try {
-    for await (const chunk of req as AsyncIterable<Buffer>) {
+    // From the first byte: an external authorizer may have read the start of it already.
+    for await (const chunk of bodyFromStart(req)) {
       received += chunk.length;
       yield chunk;
     }

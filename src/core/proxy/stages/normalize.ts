@@ -1,23 +1,27 @@
 // The normalize stage of the request pipeline, right after parse (parse.ts made the target and the
 // authority canonical): only the upgrade protocols the listener allows go on (WebSocket by default,
-// upgrade-policy.ts), the path is normalized as Istio configures Envoy (path-normalize.ts; one that
-// cannot be is 400), and the request's facts are read once — the authority, the normalized path, the
-// query, the method and the headers — for every later stage to match on.
+// upgrade-policy.ts), the path is normalized as the mesh config's pathNormalization says (Istio's
+// BASE by default, path-normalize.ts; one that cannot be is 400), and the request's facts are read
+// once — the authority, the normalized path, the query, the method and the headers — for every
+// later stage to match on.
 
 import type { IncomingMessage } from 'node:http';
 import type { RequestFacts } from '../../routing/types.js';
 import { normalizeHost } from '../../routing/host-index.js';
-import { normalizePath } from '../path-normalize.js';
-import { LocalReplies } from '../respond.js';
+import { normalizePath, pathNormalizationFor } from '../path-normalize.js';
+import { badRequest, LocalReplies } from '../respond.js';
 import { upgradeAllowed } from '../upgrade-policy.js';
 import { DEFAULT_HTTP_LIMITS } from '../http-limits.js';
 import type { Exchange, StageResult } from './exchange.js';
 
+/** Envoy's details for a path it cannot normalize (a NUL). */
+const PATH_NORMALIZATION_FAILED = badRequest('path_normalization_failed');
+
 export function normalize(ex: Exchange): StageResult {
   const { req, ctx, tunnel, listener } = ex;
   if (tunnel && !upgradeAllowed(tunnel.protocol, ctx.limits ?? DEFAULT_HTTP_LIMITS)) return LocalReplies.upgradeRefused;
-  const path = normalizePath(rawPath(req.url ?? '/'));
-  if (path === undefined) return LocalReplies.badRequest;
+  const path = normalizePath(rawPath(req.url ?? '/'), pathNormalizationFor(ex.snapshot));
+  if (path === undefined) return PATH_NORMALIZATION_FAILED;
   ex.facts = requestFacts(req, ex.port, listener.scheme, path);
   return undefined;
 }

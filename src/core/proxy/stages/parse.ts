@@ -11,7 +11,9 @@
 //              HTTP/1.1 is 400. A trailing dot on the host is dropped (`example.com.:80` is
 //              `example.com:80`, Envoy's strip_trailing_host_dot): the routes ignore it, so a policy
 //              on `hosts` must not see a spelling the routes do not.
-//   framing    HTTP/1.0 with Transfer-Encoding: answered, then the connection is closed (RFC 9112 §6.1).
+//   method     an upper-case token (400 otherwise); CONNECT, which no route matches, is 404.
+//   framing    HTTP/1.0 with Transfer-Encoding: answered, then the connection is closed (RFC 9112 §6.1);
+//              a request line saying HTTP/2.0 on an HTTP/1 connection is 400.
 //   limits     URL length (414), header count and bytes (431) from http-limits.ts.
 //
 // The request is made canonical in place (`req.url`, `host`, `:authority`), so that every later
@@ -19,7 +21,7 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { DEFAULT_HTTP_LIMITS, requestOverLimits, type HttpLimits } from '../http-limits.js';
-import { badRequest, type LocalReply } from '../respond.js';
+import { badRequest, LocalReplies, type LocalReply } from '../respond.js';
 
 export type TargetResult = { readonly ok: true } | { readonly ok: false; readonly reply: LocalReply };
 
@@ -42,7 +44,14 @@ function parse(req: IncomingMessage, res: ServerResponse, limits: HttpLimits): T
   const method = req.method ?? '';
   // Istio's semantics: methods are case-sensitive tokens and Envoy refuses lower-case ones (only HTTP/2 can send them).
   if (!/^[A-Z][A-Z0-9_-]*$/.test(method)) return refuse('invalid_method');
+  // No route meshgate compiles matches CONNECT (Istio configures no connect_matcher): Envoy answers
+  // 404. (A sidecar's outbound port tunnels HTTP/1 CONNECT before any request reaches here.)
+  if (method === 'CONNECT') return { ok: false, reply: LocalReplies.noRoute };
   const h2 = req.httpVersionMajor >= 2;
+  // Node's HTTP/1 parser takes `HTTP/2.0` in a request line (for h2c's `PRI * HTTP/2.0` preface):
+  // such a request would pass for HTTP/2 here and skip the duplicate-Host and HTTP/1.0 rules.
+  // Envoy's HTTP/1 codec refuses the version; only node:http2 makes real HTTP/2 requests.
+  if (h2 && !('stream' in req)) return refuse('http1.codec_error');
   let url = req.url ?? '';
   let authority: string | undefined;
 
