@@ -68,10 +68,10 @@ spec:
     retries: {attempts: 2, perTryTimeout: 100ms, retryOn: reset}
     route: [{destination: {host: hang-pair}}]
   - match: [{uri: {prefix: /per-try-only}}]
-    retries: {attempts: 1, perTryTimeout: 50ms, retryOn: reset}
+    retries: {attempts: 1, perTryTimeout: 200ms, retryOn: reset}
     route: [{destination: {host: hang-a}}]
   - match: [{uri: {prefix: /per-try-not-retriable}}]
-    retries: {attempts: 2, perTryTimeout: 50ms, retryOn: connect-failure}
+    retries: {attempts: 2, perTryTimeout: 200ms, retryOn: connect-failure}
     route: [{destination: {host: hang-b}}]
   - match: [{uri: {prefix: /timeout}}]
     timeout: 100ms
@@ -236,6 +236,8 @@ spec:
     const r = await gw.get(HOST, '/per-try-only', { 'x-request-id': 'per-try-only' });
     assert.equal(r.status, 504);
     assert.equal(r.text, 'upstream request timeout');
+    // The second attempt's request and the 504 reach this process on two sockets, in either order.
+    await eventually(async () => hangA.seen.length >= 2);
     assert.equal(hangA.seen.length, 2);
     assert.equal((await logLines(['per-try-only'])).get('per-try-only')?.response_flags, 'UT,URX');
   });
