@@ -18,7 +18,7 @@ import type { AddressInfo } from 'node:net';
 import { runLoad, type LoadTool } from './load.js';
 import { preciseCpuSeconds } from './processes.js';
 import { quantile, type LoadRow } from './report.js';
-import { warmInTurns, type RoundSettings } from './plain-rounds.js';
+import { warmInTurns, type RoundSettings } from './rounds.js';
 import { preflight, startMeshgate, type MeshgateTargets } from './targets.js';
 
 export const OBSERVED = 'meshgate, metrics + tracing 1 %';

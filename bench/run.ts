@@ -18,8 +18,10 @@
 // 10,100,1000,10000, or none) the generated configurations of the scale and push rows,
 // BENCH_XDS_PROXIES (default 200) the proxies subscribed in the push rows; BENCH_PLAIN_STARTS (default 2)
 // how many times meshgate, @fastify/http-proxy and the bare proxy are started afresh for their rounds in
-// turns (plain-rounds.ts);
+// turns, BENCH_HTTPS_STARTS (default 2) the same for the HTTPS kept-alive rows of meshgate, the Node
+// floor and nginx (rounds.ts);
 // BENCH_ONLY=plain runs only meshgate, @fastify/http-proxy and the bare proxy in turns;
+// BENCH_ONLY=https runs only the HTTPS kept-alive rows in turns (no handshakes);
 // BENCH_ONLY=observability runs only the pair "metrics + tracing 1 %" against "both off", BENCH_OBSERVABILITY_PAIRS
 // (default 8) how many times its two gateways are started afresh (observability-pair.ts).
 
@@ -34,11 +36,11 @@ import { findRedis, startRedis } from './redis.js';
 import { anchorTable, meshRatios, meshTable, type MeshReport, type MeshRow } from './mesh-report.js';
 import { runPaced } from './paced-load.js';
 import { measureObservability } from './observability-pair.js';
-import { measurePlainRounds } from './plain-rounds.js';
+import { measureHttpsRounds, measurePlainRounds } from './rounds.js';
 import { cpuSeconds, rssBytes, sampleMax, tempDir } from './processes.js';
 import { handshakeRatio, handshakeTable, loadRatio, loadTable, type HandshakeRow, type LoadRow } from './report.js';
 import { BARE_PROXY, TLS_FLOOR, preflight, rateLimitCounts, startMeshgate, startTlsFloor, startUpstream, stopAll, type RateLimitStore, type Target, type TlsTarget } from './targets.js';
-import { KEY_LABEL, writeBenchCerts } from './tls-certs.js';
+import { KEY_LABEL, writeBenchCerts, type BenchCerts } from './tls-certs.js';
 import { runScale, scaleSizes, scaleTable } from './scale.js';
 import { pushTable, runPush } from './xds-push.js';
 import { CADDY, findCaddy, startCaddy } from './caddy.js';
@@ -148,6 +150,19 @@ async function plainOnly(s: Settings, upstreamPort: number): Promise<number> {
   ], []);
 }
 
+/** `BENCH_ONLY=https`: meshgate, the Node floor and nginx over HTTPS kept-alive in turns, their rows and ratios. */
+async function httpsOnly(s: Settings, upstreamPort: number, certs: BenchCerts, nginx: string | undefined): Promise<number> {
+  const { rows: loads, perCore } = await measureHttpsRounds({ ...s, warmRequests: WARM_REQUESTS }, upstreamPort, certs, nginx);
+  const [meshgate, floor, ng] = loads;
+  return printOnly(loads, [
+    ...(ng ? ([['meshgate / nginx, HTTPS kept-alive', loadRatio(meshgate, ng)], [`${TLS_FLOOR} / nginx, HTTPS kept-alive`, loadRatio(floor, ng)]] as const) : []),
+    [`meshgate / ${TLS_FLOOR}, HTTPS kept-alive`, loadRatio(meshgate, floor)],
+    [HTTPS_PER_ROUND, perCore],
+  ], []);
+}
+
+const HTTPS_PER_ROUND = 'HTTPS kept-alive per core per round';
+
 /** What a `BENCH_ONLY` run prints: its rows, its ratios, and what failed (the exit code). */
 function printOnly(loads: readonly LoadRow[], ratios: readonly (readonly [string, string])[], problems: readonly string[]): number {
   console.log('');
@@ -177,13 +192,10 @@ async function measureHandshakes(s: Settings, openssl: string, t: TlsTarget, res
   return { target: t.name, keyType: t.keyType, result, cores, ...(resume ? { resumption: true } : {}) };
 }
 
-/** A TLS-terminating proxy: kept-alive requests with the RSA certificate, then handshakes with each. */
-async function measureTls(s: Settings, targets: readonly TlsTarget[], loads: LoadRow[], handshakes: HandshakeRow[]): Promise<void> {
-  const rsa = targets.find((t) => t.keyType === 'rsa')!;
-  loads.push(await measureLoad(s, rsa, `${rsa.name} HTTPS (${KEY_LABEL.rsa})`, 'https'));
-  if (!s.openssl) return;
-  for (const t of targets) handshakes.push(await measureHandshakes(s, s.openssl, t));
-  handshakes.push(await measureHandshakes(s, s.openssl, rsa, true));
+/** A TLS-terminating proxy's handshakes: new with each certificate, then resumed with the RSA one (its kept-alive row is taken in turns, rounds.ts). */
+async function measureHandshakesOf(openssl: string, s: Settings, targets: readonly TlsTarget[], handshakes: HandshakeRow[]): Promise<void> {
+  for (const t of targets) handshakes.push(await measureHandshakes(s, openssl, t));
+  handshakes.push(await measureHandshakes(s, openssl, targets.find((t) => t.keyType === 'rsa')!, true));
 }
 
 /** One mesh measurement: the gateway's CPU and, on the mTLS path, the sidecar's CPU and peak memory. */
@@ -241,6 +253,7 @@ async function main(): Promise<number> {
   else console.log(`  new handshakes: ${s.clients} × \`openssl s_time -new\`, each connection a full TLS handshake and one request; resumed: \`s_time -reuse\`, each connection offering one session`);
   console.log(`  HTTPS: kept-alive rows use the ${KEY_LABEL.rsa} certificate; handshakes run with ${KEY_LABEL.rsa} and ${KEY_LABEL.ec}, the same files for every target`);
   console.log(`  plain HTTP: meshgate, @fastify/http-proxy and the bare proxy take turns in rounds; their rows are the medians over the rounds`);
+  console.log(`  HTTPS kept-alive: meshgate, the Node floor${nginx ? ' and nginx' : ''} take turns in rounds in the same way; handshakes run one target at a time`);
   console.log(`  workers: meshgate --workers 2 against one worker; on ${cpus().length} cpu(s) shared with the load generator and the upstream, a second worker gains only what they leave`);
   console.log(`  rate limits: a RateLimitPolicy counting every request (one client, one key) with store memory${redisBin ? ' and store redis (redis-server, a process of its own)' : '; redis-server not found, so the store redis row is skipped (apt-get install redis-server)'}`);
   console.log(`  mesh: control plane, one sidecar and the gateway, each its own process; saturated with ${tool}${s.meshRate > 0 ? `, then ${s.meshRate} req/s spread evenly (the bench's own client, timed from when each request was due)` : ''}`);
@@ -253,23 +266,30 @@ async function main(): Promise<number> {
   const upstream = await startUpstream();
   if (process.env.BENCH_ONLY === 'observability') return observabilityOnly(s, upstream.port);
   if (process.env.BENCH_ONLY === 'plain') return plainOnly(s, upstream.port);
+  if (process.env.BENCH_ONLY === 'https') return httpsOnly(s, upstream.port, certs, nginx);
 
   // One proxy at a time, so an idle proxy never takes CPU from the one being measured. The
   // variants of meshgate follow its baseline at once, so their ratios span the least time.
-  // meshgate, @fastify/http-proxy and the bare proxy in turns (plain-rounds.ts): the p99 target's rows.
+  // meshgate, @fastify/http-proxy and the bare proxy in turns (rounds.ts): the p99 target's rows.
   const plain = await measurePlainRounds({ ...s, warmRequests: WARM_REQUESTS }, upstream.port, BASELINE);
   const [meshgateRow, fastifyRow, bareRow] = plain.rows as [LoadRow, LoadRow, LoadRow];
   loads.push(meshgateRow);
   const { problems: variantProblems, observability } = await measureVariants(s, upstream.port, redisBin, loads);
 
-  const mesh = await startMeshgate(upstream.port, { certs });
-  await measureTls(s, mesh.https, loads, handshakes);
-  await mesh.stop();
+  // meshgate, the Node floor for TLS (what meshgate's HTTPS could reach with no routing at all) and
+  // nginx over HTTPS kept-alive in turns (rounds.ts): the kept-alive TLS target's rows.
+  const https = await measureHttpsRounds({ ...s, warmRequests: WARM_REQUESTS }, upstream.port, certs, nginx);
+  const [meshgateHttps, floorHttps, nginxHttps] = https.rows;
+  loads.push(meshgateHttps!, floorHttps!);
 
-  // The Node floor for TLS beside it: what meshgate's HTTPS could reach with no routing at all.
-  const tlsFloor = await startTlsFloor(upstream.port, certs);
-  await measureTls(s, tlsFloor, loads, handshakes);
-  await Promise.all(tlsFloor.map((t) => t.stop()));
+  if (s.openssl) {
+    const mesh = await startMeshgate(upstream.port, { certs });
+    await measureHandshakesOf(s.openssl, s, mesh.https, handshakes);
+    await mesh.stop();
+    const tlsFloor = await startTlsFloor(upstream.port, certs);
+    await measureHandshakesOf(s.openssl, s, tlsFloor, handshakes);
+    await Promise.all(tlsFloor.map((t) => t.stop()));
+  }
 
   loads.push(fastifyRow, bareRow);
 
@@ -287,8 +307,8 @@ async function main(): Promise<number> {
 
   if (nginx) {
     const ng = await startNginx(nginx, upstream.port, certs);
-    loads.push(await measureLoad(s, ng.http, ng.http.name, 'http'));
-    await measureTls(s, ng.https, loads, handshakes);
+    loads.push(await measureLoad(s, ng.http, ng.http.name, 'http'), nginxHttps!);
+    if (s.openssl) await measureHandshakesOf(s.openssl, s, ng.https, handshakes);
     await ng.http.stop();
   }
 
@@ -336,6 +356,7 @@ async function main(): Promise<number> {
     }
   }
   ratios.push([`meshgate / ${TLS_FLOOR}, HTTPS kept-alive`, loadRatio(load('meshgate', 'https'), load(TLS_FLOOR, 'https'))]);
+  ratios.push([HTTPS_PER_ROUND, https.perCore]);
   for (const k of handshakes.length > 0 ? (['rsa', 'ec'] as const) : []) {
     ratios.push([`meshgate / ${TLS_FLOOR}, handshakes ${KEY_LABEL[k]}`, handshakeRatio(hs('meshgate', k), hs(TLS_FLOOR, k))]);
   }
