@@ -40,6 +40,7 @@ import { handshakeRatio, handshakeTable, loadRatio, loadTable, type HandshakeRow
 import { BARE_PROXY, TLS_FLOOR, preflight, rateLimitCounts, startMeshgate, startTlsFloor, startUpstream, stopAll, type RateLimitStore, type Target, type TlsTarget } from './targets.js';
 import { KEY_LABEL, writeBenchCerts } from './tls-certs.js';
 import { runScale, scaleSizes, scaleTable } from './scale.js';
+import { servedScale } from './scale-served.js';
 import { pushTable, runPush } from './xds-push.js';
 import { CADDY, findCaddy, startCaddy } from './caddy.js';
 
@@ -349,15 +350,21 @@ async function main(): Promise<number> {
   console.log(anchorTable(meshReport));
 
   const sizes = scaleSizes();
+  let servedProblems: string[] = [];
   if (sizes.length > 0) {
+    const table = scaleTable(await runScale(sizes));
+    const served = await servedScale({ ...s, warmRequests: WARM_REQUESTS }, upstream.port, sizes);
+    servedProblems = served.problems;
     console.log('');
-    console.log(scaleTable(await runScale(sizes)));
+    console.log(table);
+    for (const line of served.lines) console.log(line);
     console.log('');
     console.log(pushTable(await runPush(sizes)));
   }
 
   const failed = [
     ...variantProblems,
+    ...servedProblems,
     ...loads.filter((r) => r.result.errors > 0).map((r) => `${r.target}: ${r.result.errors} failed requests (${r.result.errorDetail})`),
     ...meshReport.rows.filter((r) => r.result.errors > 0).map((r) => `${r.label}: ${r.result.errors} failed requests (${r.result.errorDetail})`),
     ...handshakes.filter((r) => r.result.errors > 0).map((r) => `${r.target} handshakes ${KEY_LABEL[r.keyType]}: ${r.result.errorDetail}`),

@@ -2,13 +2,16 @@
 // size (BENCH_SCALE_SIZES, default 10,100,1000,10000 services; `none` leaves them out), each size in a
 // process of its own (bench/scale-size.ts) with the gateway's NODE_OPTIONS. Printed as a table against size, bars of build time,
 // memory and edit → served against size, and the route lookup rate at the largest size as a ratio of
-// the smallest's. Idle CPU is measured for BENCH_SCALE_IDLE_SECONDS (default 30) at the largest size
+// the smallest's; then the served pair (scale-served.ts). Idle CPU is measured for BENCH_SCALE_IDLE_SECONDS (default 30) at the largest size
 // and 5 s at the others. `node dist/bench/scale.js` runs these rows alone.
 
 import { execFile } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { GATEWAY_NODE_OPTIONS } from '../src/gateway/node-options.js';
 import type { ScaleSample } from './scale-size.js';
+import { pickTool } from './load.js';
+import { servedScale } from './scale-served.js';
+import { startUpstream, stopAll } from './targets.js';
 
 const SIZE_SCRIPT = fileURLToPath(new URL('./scale-size.js', import.meta.url));
 
@@ -72,8 +75,18 @@ function plot(what: string, samples: readonly ScaleSample[], value: (s: ScaleSam
 }
 
 // Run directly: the scale rows alone, without the rest of the bench.
+// The served pair follows, with an upstream and the load generator of its own.
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const started = performance.now();
-  console.log(scaleTable(await runScale(scaleSizes())));
+  const sizes = scaleSizes();
+  const table = scaleTable(await runScale(sizes));
+  const upstream = await startUpstream();
+  try {
+    const served = await servedScale({ tool: pickTool(), warmup: 2, warmRequests: 50_000, connections: 50, seconds: 10 }, upstream.port, sizes);
+    console.log(table);
+    for (const line of [...served.lines, ...served.problems]) console.log(line);
+  } finally {
+    await stopAll();
+  }
   console.log(`scale rows: ${((performance.now() - started) / 1000).toFixed(0)} s`);
 }
