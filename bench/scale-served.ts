@@ -20,7 +20,7 @@ import { scaleHost, writeScaleConfig } from './scale-config.js';
 import { preflight, startMeshgate, type MeshgateTargets, type Target } from './targets.js';
 
 /** Rounds in turns (BENCH_SCALE_SERVED_ROUNDS) and seconds of each run. */
-const ROUNDS = Number(process.env.BENCH_SCALE_SERVED_ROUNDS || 6);
+const ROUNDS = Number(process.env.BENCH_SCALE_SERVED_ROUNDS || 8);
 const RUN_SECONDS = 2;
 /** A 10,000-service gateway was ready after 11 s on a quiet machine and 50 s on this one loaded. */
 const READY_MS = 300_000;
