@@ -5,13 +5,17 @@
 
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { findCommand } from './processes.js';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { findCommand, tempDir } from './processes.js';
 
 export type LoadTool = 'wrk' | 'autocannon';
 
 export interface LoadOptions {
   readonly url: string;
   readonly host: string;
+  /** Hosts the requests go to in turn instead of `host` alone (the scale bench's spread of virtual hosts). */
+  readonly hosts?: readonly string[];
   readonly connections: number;
   readonly seconds: number;
 }
@@ -45,8 +49,34 @@ export function runLoad(tool: LoadTool, opts: LoadOptions): Promise<LoadResult> 
   return tool === 'wrk' ? runWrk(opts) : runAutocannon(opts);
 }
 
+/**
+ * A wrk script sending each request to the next of `hosts`: the requests are formatted once, at
+ * start, so that wrk's Lua costs a table index per request.
+ */
+function hostsScript(hosts: readonly string[]): Promise<string> {
+  const key = hosts.join(' ');
+  let file = scripts.get(key);
+  if (!file) scripts.set(key, (file = writeHostsScript(hosts)));
+  return file;
+}
+
+/** Scripts already written, by their hosts: one file for all the runs of a row. */
+const scripts = new Map<string, Promise<string>>();
+
+async function writeHostsScript(hosts: readonly string[]): Promise<string> {
+  const file = join(await tempDir('meshgate-bench-wrk-'), 'hosts.lua');
+  await writeFile(file, `local hosts = {${hosts.map((h) => JSON.stringify(h)).join(', ')}}
+local reqs = {}
+local i = 0
+init = function(args) for _, h in ipairs(hosts) do table.insert(reqs, wrk.format(nil, nil, { Host = h })) end end
+request = function() i = i % #reqs + 1; return reqs[i] end
+`);
+  return file;
+}
+
 async function runWrk(opts: LoadOptions): Promise<LoadResult> {
-  const args = ['-t1', `-c${opts.connections}`, `-d${opts.seconds}s`, '--latency', '-H', `Host: ${opts.host}`, opts.url];
+  const target = opts.hosts ? ['-s', await hostsScript(opts.hosts)] : ['-H', `Host: ${opts.host}`];
+  const args = ['-t1', `-c${opts.connections}`, `-d${opts.seconds}s`, '--latency', ...target, opts.url];
   const out = await new Promise<string>((resolve, reject) => {
     const p = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     runningWrk.add(p);
@@ -111,6 +141,8 @@ async function runAutocannon(opts: LoadOptions): Promise<LoadResult> {
     connections: opts.connections,
     duration: opts.seconds,
     headers: { host: opts.host },
+    // autocannon sends each connection's requests in turn through this list.
+    ...(opts.hosts ? { requests: opts.hosts.map((host) => ({ headers: { host } })) } : {}),
   });
   const total = r.requests.total;
   const resets = r.resets ?? 0;

@@ -64,7 +64,7 @@ const starts = (name: string): number => Number(process.env[name] || 2);
 export async function warmInTurns(s: RoundSettings, targets: readonly Target[]): Promise<void> {
   const served = targets.map(() => 0);
   for (let i = 0; s.warmup > 0 && i < 5 && Math.min(...served) < s.warmRequests; i++) {
-    for (const [j, t] of targets.entries()) served[j]! += (await runLoad(s.tool, { url: t.url, host: t.host, connections: s.connections, seconds: s.warmup })).requests;
+    for (const [j, t] of targets.entries()) served[j]! += (await runLoad(s.tool, { url: t.url, host: t.host, ...(t.hosts ? { hosts: t.hosts } : {}), connections: s.connections, seconds: s.warmup })).requests;
   }
 }
 

@@ -16,6 +16,7 @@
 // BENCH_REDIS=PATH|none the redis-server for the store redis row, BENCH_CADDY=PATH|none the caddy
 // of the plain-HTTP caddy row, BENCH_HAPROXY=PATH|none the haproxy of its plain-HTTP row, BENCH_SCALE_SIZES (default
 // 10,100,1000,10000, or none) the generated configurations of the scale and push rows,
+// BENCH_SCALE_SERVED_ROUNDS (default 8, 0 to leave it out) the rounds of the scale rows' served pair (scale-served.ts),
 // BENCH_XDS_PROXIES (default 200) the proxies subscribed in the push rows; BENCH_PLAIN_STARTS (default 2)
 // how many times meshgate, @fastify/http-proxy and the bare proxy are started afresh for their rounds in
 // turns, BENCH_HTTPS_STARTS (default 2) the same for the HTTPS kept-alive rows of meshgate, the Node
@@ -42,6 +43,7 @@ import { handshakeRatio, handshakeTable, loadRatio, loadTable, type HandshakeRow
 import { BARE_PROXY, TLS_FLOOR, preflight, rateLimitCounts, startMeshgate, startTlsFloor, startUpstream, stopAll, type RateLimitStore, type Target, type TlsTarget } from './targets.js';
 import { KEY_LABEL, writeBenchCerts, type BenchCerts } from './tls-certs.js';
 import { runScale, scaleSizes, scaleTable } from './scale.js';
+import { servedScale } from './scale-served.js';
 import { pushTable, runPush } from './xds-push.js';
 import { CADDY, findCaddy, startCaddy } from './caddy.js';
 
@@ -370,15 +372,21 @@ async function main(): Promise<number> {
   console.log(anchorTable(meshReport));
 
   const sizes = scaleSizes();
+  let servedProblems: string[] = [];
   if (sizes.length > 0) {
+    const table = scaleTable(await runScale(sizes));
+    const served = await servedScale({ ...s, warmRequests: WARM_REQUESTS }, upstream.port, sizes);
+    servedProblems = served.problems;
     console.log('');
-    console.log(scaleTable(await runScale(sizes)));
+    console.log(table);
+    for (const line of served.lines) console.log(line);
     console.log('');
     console.log(pushTable(await runPush(sizes)));
   }
 
   const failed = [
     ...variantProblems,
+    ...servedProblems,
     ...loads.filter((r) => r.result.errors > 0).map((r) => `${r.target}: ${r.result.errors} failed requests (${r.result.errorDetail})`),
     ...meshReport.rows.filter((r) => r.result.errors > 0).map((r) => `${r.label}: ${r.result.errors} failed requests (${r.result.errorDetail})`),
     ...handshakes.filter((r) => r.result.errors > 0).map((r) => `${r.target} handshakes ${KEY_LABEL[r.keyType]}: ${r.result.errorDetail}`),

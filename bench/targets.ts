@@ -24,6 +24,8 @@ export interface Target {
   readonly name: string;
   readonly url: string;
   readonly host: string;
+  /** Hosts to send the requests to in turn instead of `host` alone (LoadOptions.hosts). */
+  readonly hosts?: readonly string[];
   /** The process whose CPU the target costs (the proxy; the upstream when measured alone). */
   readonly pid?: number;
   stop(): Promise<void>;
@@ -111,6 +113,11 @@ export interface MeshgateOptions {
   readonly nodeArgs?: readonly string[];
   /** Another build's bin/meshgate.js (an A/B of two builds in one run); this tree's by default. */
   readonly bin?: string;
+  /**
+   * Serve this folder (its Gateway's port 80 on the HTTP target) instead of the bench's own routes,
+   * and wait up to `readyMs` (default 20 s) for it to be ready: the scale bench's generated configurations.
+   */
+  readonly config?: { readonly dir: string; readonly readyMs: number };
 }
 
 /**
@@ -137,8 +144,8 @@ function meshConfigMap(o: NonNullable<MeshgateOptions['observability']>): string
  */
 export async function startMeshgate(upstreamPort: number, opts: MeshgateOptions = {}): Promise<MeshgateTargets> {
   const { certs } = opts;
-  const dir = await tempDir('meshgate-bench-');
-  await writeFile(join(dir, 'bench.yaml'), meshgateConfig(upstreamPort, { tls: certs !== undefined, ...(opts.rateLimit ? { rateLimit: opts.rateLimit } : {}) }));
+  const dir = opts.config?.dir ?? (await tempDir('meshgate-bench-'));
+  if (!opts.config) await writeFile(join(dir, 'bench.yaml'), meshgateConfig(upstreamPort, { tls: certs !== undefined, ...(opts.rateLimit ? { rateLimit: opts.rateLimit } : {}) }));
   if (opts.observability) await writeFile(join(dir, 'mesh-config.yaml'), meshConfigMap(opts.observability));
   const mode = opts.observability?.mode;
   const [metricsPort] = mode === 'on' || mode === 'metrics' ? await freePorts(1) : [0];
@@ -164,7 +171,7 @@ export async function startMeshgate(upstreamPort: number, opts: MeshgateOptions 
   // NODE_OPTIONS as the gateway's Deployment sets them (workers inherit them); `nodeArgs` come after and win.
   const env = { ...process.env, NODE_OPTIONS: process.env.BENCH_GATEWAY_NODE_OPTIONS ?? GATEWAY_NODE_OPTIONS };
   const child = track(spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env }), 'meshgate');
-  await child.until(() => isReady(statusPort), 20_000);
+  await child.until(() => isReady(statusPort), opts.config?.readyMs ?? 20_000);
   const stop = () => child.stop();
   const https = keyTypes.map((keyType, i): TlsTarget => ({
     name: 'meshgate',
