@@ -20,6 +20,13 @@ import { upstreamH2, type UpstreamProtocol } from './upstream-protocol.js';
 import { exchangeUpgrade, type UpgradeTunnel } from './upgrade-exchange.js';
 import { guardedBody, onDownstreamGone, resetResponse, RequestBodyAborted, requestGone } from './stream-state.js';
 import type { UpstreamPools } from './upstream-pools.js';
+import type { ConnectionLimits } from '../policy/connection-limits.js';
+
+/** The one upstream a relay goes to: its pool key, and the connection limits its pool keeps (a Sidecar's inbound connectionPool). */
+export interface RelayUpstream {
+  readonly key: string;
+  readonly limits?: ConnectionLimits;
+}
 
 export function requestHasBody(req: IncomingMessage): boolean {
   // HTTP/2 frames the body itself: a request has one unless its headers ended the stream.
@@ -30,7 +37,7 @@ export function requestHasBody(req: IncomingMessage): boolean {
 
 export function relay(
   pools: UpstreamPools,
-  key: string,
+  upstream: RelayUpstream,
   protocol: UpstreamProtocol,
   req: IncomingMessage,
   res: ServerResponse,
@@ -42,9 +49,9 @@ export function relay(
   /** Set for an upgrade request (upgrade.ts). */
   tunnel?: UpgradeTunnel,
 ): void {
-  record.upstreamHost = key;
+  record.upstreamHost = upstream.key;
   if (requestGone(req)) return reply(LocalReplies.downstreamDisconnect);
-  new Relaying(pools, key, req, res, record, reply).start(protocol, target, headers, tunnel);
+  new Relaying(pools, upstream, req, res, record, reply).start(protocol, target, headers, tunnel);
 }
 
 /**
@@ -55,6 +62,7 @@ export function relay(
 class Relaying implements ExchangeHooks {
   readonly #pools: UpstreamPools;
   readonly #key: string;
+  readonly #limits: ConnectionLimits | undefined;
   readonly #req: IncomingMessage;
   readonly #res: ServerResponse;
   readonly #record: RequestRecord;
@@ -65,14 +73,15 @@ class Relaying implements ExchangeHooks {
   #current: Cancel | undefined;
   #downstreamGone = false;
 
-  constructor(pools: UpstreamPools, key: string, req: IncomingMessage, res: ServerResponse, record: RequestRecord, reply: (r: LocalReply) => void) {
+  constructor(pools: UpstreamPools, upstream: RelayUpstream, req: IncomingMessage, res: ServerResponse, record: RequestRecord, reply: (r: LocalReply) => void) {
     this.#pools = pools;
-    this.#key = key;
+    this.#key = upstream.key;
+    this.#limits = upstream.limits;
     this.#req = req;
     this.#res = res;
     this.#record = record;
     this.#reply = reply;
-    this.#lease = pools.acquire(key);
+    this.#lease = pools.acquire(upstream.key, undefined, upstream.limits);
     this.#offGone = onDownstreamGone(res, this.#onGone);
   }
 
@@ -107,6 +116,7 @@ class Relaying implements ExchangeHooks {
     const method = req.method ?? 'GET';
     const body = requestHasBody(req) ? guardedBody(req) : undefined;
     const key = this.#key;
+    const limits = this.#limits;
     const pools = this.#pools;
     const failed = (): void => {
       this.#end();
@@ -114,10 +124,10 @@ class Relaying implements ExchangeHooks {
     };
     if (tunnel) {
       const request: ExchangeRequest = { path, method, headers, body };
-      exchangeUpgrade((onFailure) => pools.connect(key, undefined, undefined, onFailure), request, this.#res, this, this.#onCancelable, tunnel).then(this.#onOutcome, failed);
+      exchangeUpgrade((onFailure) => pools.connect(key, undefined, limits, onFailure), request, this.#res, this, this.#onCancelable, tunnel).then(this.#onOutcome, failed);
     } else if (upstreamH2(protocol, req) || isGrpcRequest(req.headers)) {
       const request: ExchangeRequest = { path, method, headers, body, trailers: () => req.trailers as Record<string, string> | undefined };
-      exchangeH2((h, o) => pools.h2Request(key, undefined, undefined, h, o), request, this.#res, this, this.#onCancelable).then(this.#onOutcome, failed);
+      exchangeH2((h, o) => pools.h2Request(key, undefined, limits, h, o), request, this.#res, this, this.#onCancelable).then(this.#onOutcome, failed);
     } else {
       startExchange(this.#lease.pool, { path, method, headers, body }, this.#res, this, this.#onCancelable, this.#onOutcome);
     }
