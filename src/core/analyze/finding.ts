@@ -42,6 +42,7 @@ export const MESSAGES = {
   NoRoutes: { code: 'MG0004', name: 'NoRoutes', severity: 'warning' },
   InvalidExtAuthzProvider: { code: 'MG0005', name: 'InvalidExtAuthzProvider', severity: 'error' },
   GatewayApiCondition: { code: 'MG0006', name: 'GatewayApiCondition', severity: 'warning' },
+  SidecarIngressTlsIgnored: { code: 'MG0007', name: 'SidecarIngressTlsIgnored', severity: 'warning' },
 } as const satisfies Record<string, MessageType>;
 
 /** A finding on one field of one resource; `fix` says what to do, in a sentence. */
