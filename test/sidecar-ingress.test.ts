@@ -129,11 +129,22 @@ describe('Sidecar ingress listeners: defaultEndpoint and TLS terminated in the s
   let udsApp: ReturnType<typeof createServer>;
   let udsPath: string;
   let exampleCa: IssuedCertificate, otherCa: IssuedCertificate, client: IssuedCertificate, stranger: IssuedCertificate;
-  let internal: RunningSidecar, uds: RunningSidecar, simple: RunningSidecar, mutual: RunningSidecar, strict: RunningSidecar;
+  let internal: RunningSidecar, uds: RunningSidecar, simple: RunningSidecar, mutual: RunningSidecar, strict: RunningSidecar, pooled: RunningSidecar;
+  // The pooled workload's app: holds every request until the test lets them go, and counts how many it holds at once.
+  let slowApp: Upstream;
+  const held: Array<() => void> = [];
+  let heldMost = 0;
+  let onHeld: (() => void) | undefined;
 
   before(async () => {
     ca = await testAuthority();
     app = await startUpstream('httpbin');
+    slowApp = await startUpstream('slow', (_req, res) => {
+      held.push(() => res.end('released'));
+      heldMost = Math.max(heldMost, held.length);
+      onHeld?.();
+      return true;
+    });
     dir = await mkdtemp(join(tmpdir(), 'meshgate-sidecar-ingress-'));
     udsPath = join(dir, 'app.sock');
     udsApp = createServer((req, res) => res.end(`over the unix socket ${req.url}`));
@@ -159,16 +170,18 @@ describe('Sidecar ingress listeners: defaultEndpoint and TLS terminated in the s
         sidecarYaml('uds', `  - port: {number: ${INTERNAL}, protocol: HTTP, name: internal}\n    defaultEndpoint: unix://${udsPath}\n`) +
         sidecarYaml('simple', tlsListener('SIMPLE', { cert: files.cert, key: files.key }, app.port)) +
         sidecarYaml('mutual', tlsListener('MUTUAL', files, app.port)) +
-        sidecarYaml('strict', tlsListener('SIMPLE', { cert: files.cert, key: files.key }, app.port)),
+        sidecarYaml('strict', tlsListener('SIMPLE', { cert: files.cert, key: files.key }, app.port)) +
+        sidecarYaml('pooled', `  - port: {number: ${INTERNAL}, protocol: HTTP, name: internal}\n    defaultEndpoint: 127.0.0.1:${slowApp.port}\n    connectionPool: {tcp: {maxConnections: 1}, http: {http1MaxPendingRequests: 1}}\n`),
     );
     const start = (name: string, port: number): Promise<RunningSidecar> => startSidecar({ ...sidecarOptions(ca, config, name, port), metricsPort: 0 });
-    [internal, uds, simple, mutual, strict] = await Promise.all([start('internal', INTERNAL), start('uds', INTERNAL), start('simple', EXTERNAL), start('mutual', EXTERNAL), start('strict', EXTERNAL)]);
-    await Promise.all([internal, uds, simple, mutual, strict].map((s) => untilSnapshot(s.holder, (snap) => snap.resources.some((r) => r.kind === 'Sidecar'))));
+    [internal, uds, simple, mutual, strict, pooled] = await Promise.all([start('internal', INTERNAL), start('uds', INTERNAL), start('simple', EXTERNAL), start('mutual', EXTERNAL), start('strict', EXTERNAL), start('pooled', INTERNAL)]);
+    await Promise.all([internal, uds, simple, mutual, strict, pooled].map((s) => untilSnapshot(s.holder, (snap) => snap.resources.some((r) => r.kind === 'Sidecar'))));
   });
 
   after(async () => {
-    await Promise.all([internal, uds, simple, mutual, strict].map((s) => s?.destroy()));
-    await app?.close();
+    await Promise.all([internal, uds, simple, mutual, strict, pooled].map((s) => s?.destroy()));
+    for (const release of held.splice(0)) release();
+    await Promise.all([app?.close(), slowApp?.close()]);
     await new Promise<void>((r) => (udsApp ? udsApp.close(() => r()) : r()));
     await rm(dir, { recursive: true, force: true });
   });
@@ -233,5 +246,24 @@ describe('Sidecar ingress listeners: defaultEndpoint and TLS terminated in the s
       s.on('error', reject);
     });
     assert.equal(peerCn, 'httpbin.test.svc.cluster.local');
+  });
+
+  it('keeps to the listener\'s connectionPool towards the app: one connection, one request waiting, the next 503 UO', async () => {
+    const cert = workloadCertificate(ca, 'default', 'sleep');
+    const first = new Promise<void>((r) => (onHeld = r));
+    const a = meshGet(pooled.inboundPort, cert, '/a');
+    await first;
+    // The app holds /a: of the next two, one waits for the connection and the other overflows at once.
+    const b = meshGet(pooled.inboundPort, cert, '/b');
+    const c = meshGet(pooled.inboundPort, cert, '/c');
+    const overflowed = await Promise.race([b, c]);
+    assert.equal(overflowed.status, 503);
+    assert.match(overflowed.text, /reset reason: overflow/);
+    // From now on the app answers at once; the waiting request gets the connection after /a.
+    onHeld = () => held.splice(0).forEach((release) => release());
+    onHeld();
+    assert.equal((await a).status, 200);
+    assert.deepEqual([(await b).status, (await c).status].sort(), [200, 503]);
+    assert.equal(heldMost, 1);
   });
 });

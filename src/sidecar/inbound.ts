@@ -71,6 +71,8 @@ import type { PassThroughTarget } from '../core/proxy/tcp-passthrough.js';
 import type { ServerTlsSettings } from '../core/model/istio.js';
 import type { CredentialStore } from '../core/tls/types.js';
 import { IngressTls } from './ingress-tls.js';
+import { hasFiniteLimits } from '../core/policy/connection-limits.js';
+import type { ClusterBreaker } from '../core/policy/circuit-breaker.js';
 
 /** PERMISSIVE on a declared TCP port: how long a silent client may take before it counts as plaintext. */
 export const PERMISSIVE_DETECTION_MS = 300;
@@ -99,6 +101,8 @@ export interface InboundDeps {
   readonly limits?: HttpLimits;
   /** Certificate files of Sidecar ingress listeners' `tls`. */
   readonly credentials: CredentialStore;
+  /** The circuit breaker of an inbound cluster (by name), kept across snapshots. */
+  readonly breaker?: (cluster: string) => ClusterBreaker;
 }
 
 /** What the connection told us about the caller. */
@@ -142,7 +146,8 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
   // (`0.0.0.0`/`[::]`: the app host when it is of that family, else loopback, as Istio falls back).
   const targetOf = (ingress: IngressListener | undefined): Pick<PortPlan, 'upstream' | 'tcp' | 'shown'> => {
     const e = ingress?.endpoint;
-    const limits = ingress ? { limits: ingress.limits } : {};
+    // Finite connectionPool limits are counted by the port's circuit breaker, as a cluster's are.
+    const limits = ingress ? { limits: ingress.limits, ...(deps.breaker && hasFiniteLimits(ingress.limits) ? { breaker: deps.breaker(cluster) } : {}) } : {};
     if (e?.kind === 'unix') {
       const key = UpstreamPools.unixKey(e.path);
       return { upstream: { key, ...limits }, tcp: { host: '', port: 0, path: e.path }, shown: key };

@@ -151,6 +151,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
       log,
       drain: rt.drain,
       credentials,
+      breaker: (cluster) => rt.live.breaker(cluster),
       ...(opts.limits ? { limits: opts.limits } : {}),
     });
     rt.add(listener);

@@ -21,11 +21,16 @@ import { exchangeUpgrade, type UpgradeTunnel } from './upgrade-exchange.js';
 import { guardedBody, onDownstreamGone, resetResponse, RequestBodyAborted, requestGone } from './stream-state.js';
 import type { UpstreamPools } from './upstream-pools.js';
 import type { ConnectionLimits } from '../policy/connection-limits.js';
+import type { ClusterBreaker, Slot } from '../policy/circuit-breaker.js';
 
-/** The one upstream a relay goes to: its pool key, and the connection limits its pool keeps (a Sidecar's inbound connectionPool). */
+/**
+ * The one upstream a relay goes to: its pool key and, for a Sidecar's inbound connectionPool, the
+ * limits its pool keeps and the circuit breaker that counts them (past them: 503 UO, as forward()).
+ */
 export interface RelayUpstream {
   readonly key: string;
   readonly limits?: ConnectionLimits;
+  readonly breaker?: ClusterBreaker;
 }
 
 export function requestHasBody(req: IncomingMessage): boolean {
@@ -63,6 +68,8 @@ class Relaying implements ExchangeHooks {
   readonly #pools: UpstreamPools;
   readonly #key: string;
   readonly #limits: ConnectionLimits | undefined;
+  readonly #breaker: ClusterBreaker | undefined;
+  #slot: Slot | undefined;
   readonly #req: IncomingMessage;
   readonly #res: ServerResponse;
   readonly #record: RequestRecord;
@@ -77,6 +84,7 @@ class Relaying implements ExchangeHooks {
     this.#pools = pools;
     this.#key = upstream.key;
     this.#limits = upstream.limits;
+    this.#breaker = upstream.breaker;
     this.#req = req;
     this.#res = res;
     this.#record = record;
@@ -110,7 +118,39 @@ class Relaying implements ExchangeHooks {
     }
   };
 
+  /** Goes at once, or when the circuit breaker has room (HTTP/1: a connection free, waiting up to maxPendingRequests). */
   start(protocol: UpstreamProtocol, target: Pick<RequestFacts, 'path' | 'queryString'>, headers: Record<string, string | string[]>, tunnel: UpgradeTunnel | undefined): void {
+    const breaker = this.#breaker;
+    const limits = this.#limits;
+    if (!breaker || !limits) return this.#go(protocol, target, headers, tunnel);
+    const multiplexed = !tunnel && (upstreamH2(protocol, this.#req) || isGrpcRequest(this.#req.headers));
+    const admission = breaker.admit(limits, multiplexed, this.#onCancelable);
+    if (admission === 'overflow') return this.#refuse(LocalReplies.overflow);
+    if (!(admission instanceof Promise)) {
+      this.#slot = admission;
+      return this.#go(protocol, target, headers, tunnel);
+    }
+    admission.then(
+      (waited) => {
+        this.#current = undefined;
+        if (waited === 'overflow') return this.#refuse(LocalReplies.overflow);
+        if (waited === 'cancelled' || this.#downstreamGone) {
+          if (waited !== 'cancelled') waited.release();
+          return this.#refuse(LocalReplies.downstreamDisconnect);
+        }
+        this.#slot = waited;
+        this.#go(protocol, target, headers, tunnel);
+      },
+      () => this.#refuse(LocalReplies.upstreamReset),
+    );
+  }
+
+  #refuse(reply: LocalReply): void {
+    this.#end();
+    this.#reply(reply);
+  }
+
+  #go(protocol: UpstreamProtocol, target: Pick<RequestFacts, 'path' | 'queryString'>, headers: Record<string, string | string[]>, tunnel: UpgradeTunnel | undefined): void {
     const req = this.#req;
     const path = target.queryString ? `${target.path}?${target.queryString}` : target.path;
     const method = req.method ?? 'GET';
@@ -136,6 +176,8 @@ class Relaying implements ExchangeHooks {
   #end(): void {
     this.#lease.end();
     this.#offGone();
+    this.#slot?.release();
+    this.#slot = undefined;
   }
 
   retryOnStatus(): boolean {
