@@ -47,6 +47,9 @@ export function validateSidecar(c: Checker, spec: Obj): void {
     const number = isSet(i['port']) && typeof i['port'] === 'object' ? (i['port'] as Obj)['number'] : undefined;
     if (number !== undefined && ingressPorts.has(number)) c.error([...at, 'port', 'number'], `ingress port ${String(number)} is already taken by an earlier ingress listener; ports must be unique`);
     ingressPorts.add(number);
+    // Istio binds a listener of the sidecar's own for these; meshgate's inbound side takes every port already.
+    if (typeof i['bind'] === 'string' && i['bind'] !== '') c.warn([...at, 'bind'], 'ignored: the sidecar opens no listener of its own for an ingress port; traffic reaches it through capture (or --inbound-port)');
+    if (i['captureMode'] === 'NONE') c.warn([...at, 'captureMode'], 'NONE is ignored: the sidecar opens no listener of its own for an ingress port; traffic reaches it through capture (or --inbound-port)');
     const endpoint = asString(c, i['defaultEndpoint'], [...at, 'defaultEndpoint']);
     if (endpoint !== undefined && endpoint !== '' && !/^(127\.0\.0\.1|0\.0\.0\.0|\[::1\]|\[::\]):\d{1,5}$/.test(endpoint) && !endpoint.startsWith('unix://')) {
       c.error([...at, 'defaultEndpoint'], `${JSON.stringify(endpoint)} must be 127.0.0.1:PORT, 0.0.0.0:PORT, [::1]:PORT, [::]:PORT or unix:///path`);
