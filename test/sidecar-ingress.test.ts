@@ -11,6 +11,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, get as httpGet, request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { connect as tlsConnect } from 'node:tls';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CertificateAuthority } from '../src/core/pki/authority.js';
@@ -35,8 +36,8 @@ ${listeners}---
 `;
 }
 
-function tlsListener(mode: string, files: { cert: string; key: string; ca?: string }, appPort: number): string {
-  return `  - port: {number: ${EXTERNAL}, protocol: HTTPS, name: external}
+function tlsListener(mode: string, files: { cert: string; key: string; ca?: string }, appPort: number, protocol = 'HTTPS'): string {
+  return `  - port: {number: ${EXTERNAL}, protocol: ${protocol}, name: external}
     defaultEndpoint: 127.0.0.1:${appPort}
     tls:
       mode: ${mode}
@@ -129,6 +130,8 @@ describe('Sidecar ingress listeners: defaultEndpoint and TLS terminated in the s
   let udsApp: ReturnType<typeof createServer>;
   let udsPath: string;
   let exampleCa: IssuedCertificate, otherCa: IssuedCertificate, client: IssuedCertificate, stranger: IssuedCertificate;
+  let tcpApp: ReturnType<typeof createNetServer>;
+  let tlsTcp: RunningSidecar;
   let internal: RunningSidecar, uds: RunningSidecar, simple: RunningSidecar, mutual: RunningSidecar, strict: RunningSidecar, pooled: RunningSidecar;
   // The pooled workload's app: holds every request until the test lets them go, and counts how many it holds at once.
   let slowApp: Upstream;
@@ -149,6 +152,9 @@ describe('Sidecar ingress listeners: defaultEndpoint and TLS terminated in the s
     udsPath = join(dir, 'app.sock');
     udsApp = createServer((req, res) => res.end(`over the unix socket ${req.url}`));
     await new Promise<void>((r) => udsApp.listen(udsPath, r));
+    // A TCP app: answers what it was sent, in plaintext (the sidecar took the TLS off).
+    tcpApp = createNetServer((socket) => socket.once('data', (d: Buffer) => socket.end(`tcp app got ${d.toString()}`)));
+    await new Promise<void>((r) => tcpApp.listen(0, '127.0.0.1', r));
     // The task's certificates: a CA, the server's certificate, and a client's, all signed by it.
     exampleCa = issueCertificate({ subjectCN: 'example.com', organization: 'example Inc.', issuer: 'self', isCA: true, days: 1 });
     otherCa = issueCertificate({ subjectCN: 'other.example', issuer: 'self', isCA: true, days: 1 });
@@ -165,21 +171,24 @@ describe('Sidecar ingress listeners: defaultEndpoint and TLS terminated in the s
     await mkdir(config);
     await writeFile(
       join(config, 'mesh.yaml'),
-      peerAuthentication(['simple', 'mutual']) +
+      peerAuthentication(['simple', 'mutual', 'tlstcp']) +
         sidecarYaml('internal', `  - port: {number: ${INTERNAL}, protocol: HTTP, name: internal}\n    defaultEndpoint: 127.0.0.1:${app.port}\n`) +
         sidecarYaml('uds', `  - port: {number: ${INTERNAL}, protocol: HTTP, name: internal}\n    defaultEndpoint: unix://${udsPath}\n`) +
         sidecarYaml('simple', tlsListener('SIMPLE', { cert: files.cert, key: files.key }, app.port)) +
         sidecarYaml('mutual', tlsListener('MUTUAL', files, app.port)) +
         sidecarYaml('strict', tlsListener('SIMPLE', { cert: files.cert, key: files.key }, app.port)) +
+        sidecarYaml('tlstcp', tlsListener('SIMPLE', { cert: files.cert, key: files.key }, (tcpApp.address() as AddressInfo).port, 'TLS')) +
         sidecarYaml('pooled', `  - port: {number: ${INTERNAL}, protocol: HTTP, name: internal}\n    defaultEndpoint: 127.0.0.1:${slowApp.port}\n    connectionPool: {tcp: {maxConnections: 1}, http: {http1MaxPendingRequests: 1}}\n`),
     );
     const start = (name: string, port: number): Promise<RunningSidecar> => startSidecar({ ...sidecarOptions(ca, config, name, port), metricsPort: 0 });
     [internal, uds, simple, mutual, strict, pooled] = await Promise.all([start('internal', INTERNAL), start('uds', INTERNAL), start('simple', EXTERNAL), start('mutual', EXTERNAL), start('strict', EXTERNAL), start('pooled', INTERNAL)]);
-    await Promise.all([internal, uds, simple, mutual, strict, pooled].map((s) => untilSnapshot(s.holder, (snap) => snap.resources.some((r) => r.kind === 'Sidecar'))));
+    tlsTcp = await start('tlstcp', EXTERNAL);
+    await Promise.all([internal, uds, simple, mutual, strict, pooled, tlsTcp].map((s) => untilSnapshot(s.holder, (snap) => snap.resources.some((r) => r.kind === 'Sidecar'))));
   });
 
   after(async () => {
-    await Promise.all([internal, uds, simple, mutual, strict, pooled].map((s) => s?.destroy()));
+    await Promise.all([internal, uds, simple, mutual, strict, pooled, tlsTcp].map((s) => s?.destroy()));
+    await new Promise<void>((r) => (tcpApp ? tcpApp.close(() => r()) : r()));
     for (const release of held.splice(0)) release();
     await Promise.all([app?.close(), slowApp?.close()]);
     await new Promise<void>((r) => (udsApp ? udsApp.close(() => r()) : r()));
@@ -265,5 +274,16 @@ describe('Sidecar ingress listeners: defaultEndpoint and TLS terminated in the s
     assert.equal((await a).status, 200);
     assert.deepEqual([(await b).status, (await c).status].sort(), [200, 503]);
     assert.equal(heldMost, 1);
+  });
+
+  it('a TLS port: the sidecar terminates the client\'s TLS and the app gets the bytes as TCP', async () => {
+    const answer = await new Promise<string>((resolve, reject) => {
+      let text = '';
+      const s = tlsConnect({ host: '127.0.0.1', port: tlsTcp.inboundPort, ca: exampleCa.certPem, servername: 'httpbin.test.svc.cluster.local' }, () => s.write('ping'));
+      s.on('data', (d: Buffer) => (text += d.toString()));
+      s.on('end', () => resolve(text));
+      s.on('error', reject);
+    });
+    assert.equal(answer, 'tcp app got ping');
   });
 });
