@@ -100,6 +100,7 @@ describe('analyzers for the Gateway API, Telemetry, RequestAuthentication, Sidec
     ['IST0101', 'gateway-api.yaml:16', 'spec.parentRefs[1].sectionName', '"https"'],
     ['IST0101', 'gateway-api.yaml:20', 'spec.rules[0].backendRefs[1]', 'default/web-v2 does not exist'],
     ['MG0002', 'gateway-api.yaml:21', 'spec.rules[0].backendRefs[2]', 'no ReferenceGrant'],
+    ['MG0008', 'ingress-tls.yaml:41', 'spec.ingress[0].tls', 'PeerAuthentication test/default leaves port 9080 STRICT'],
     ['IST0162', 'istio.yaml:7', 'spec.servers[0].port.number', 'port 8443'],
     ['IST0127', 'istio.yaml:14', 'spec.selector.matchLabels', 'app=wbe'],
     ['IST0133', 'istio.yaml:17', 'spec.jwtRules[0].jwksUri', 'plain http'],

@@ -168,4 +168,10 @@ table('Sidecar documents', 'Sidecar', [
   ['an ingress listener without a port', 'ingress:\n- defaultEndpoint: 127.0.0.1:8080', 'spec.ingress[0].port', 'needs a port'],
   ['a defaultEndpoint on another address', 'ingress:\n- port: {number: 9080, protocol: HTTP, name: http}\n  defaultEndpoint: 10.0.0.1:8080', 'spec.ingress[0].defaultEndpoint', 'must be 127.0.0.1:PORT'],
   ['an unknown capture mode', 'egress:\n- hosts: ["./*"]\n  captureMode: SOMETIMES', 'spec.egress[0].captureMode', 'is not allowed'],
+  ["the ingress sidecar TLS termination task's listener", 'ingress:\n- port: {number: 9080, protocol: HTTPS, name: external}\n  defaultEndpoint: 0.0.0.0:80\n  tls: {mode: MUTUAL, serverCertificate: /etc/istio/tls-certs/tls.crt, privateKey: /etc/istio/tls-certs/tls.key, caCertificates: /etc/istio/tls-ca-certs/ca.crt}'],
+  ['ingress tls from a credentialName', 'ingress:\n- port: {number: 9080, protocol: HTTPS, name: external}\n  tls: {mode: SIMPLE, credentialName: httpbin}', 'spec.ingress[0].tls.credentialName', 'not supported'],
+  ['ingress tls with ISTIO_MUTUAL', 'ingress:\n- port: {number: 9080, protocol: HTTPS, name: external}\n  tls: {mode: ISTIO_MUTUAL}', 'spec.ingress[0].tls', 'PeerAuthentication decides'],
+  ['ingress tls with subjectAltNames', 'ingress:\n- port: {number: 9080, protocol: HTTPS, name: external}\n  defaultEndpoint: 0.0.0.0:80\n  tls: {mode: MUTUAL, serverCertificate: /etc/istio/tls-certs/tls.crt, privateKey: /etc/istio/tls-certs/tls.key, caCertificates: /etc/istio/tls-ca-certs/ca.crt, subjectAltNames: [a.example]}', 'spec.ingress[0].tls.subjectAltNames', 'not supported'],
+  ['ingress tls on an HTTP port', 'ingress:\n- port: {number: 9080, protocol: HTTP, name: http}\n  tls: {mode: SIMPLE, serverCertificate: /a.crt, privateKey: /a.key}', 'spec.ingress[0].tls', 'HTTPS or TLS'],
+  ['two ingress listeners on one port', 'ingress:\n- port: {number: 9080, protocol: HTTP, name: a}\n- port: {number: 9080, protocol: HTTP, name: b}', 'spec.ingress[1].port.number', 'must be unique'],
 ]);

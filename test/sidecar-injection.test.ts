@@ -74,6 +74,40 @@ describe('injection selection (Istio: either side disabled wins, then either sid
   });
 });
 
+describe('user volumes (sidecar.istio.io/userVolume, userVolumeMount)', () => {
+  // The annotations of Istio's "Ingress Sidecar TLS Termination" task, in the object form, and the list form.
+  const TASK = {
+    'sidecar.istio.io/userVolume': '{"tls-secret":{"secret":{"secretName":"httpbin-mtls-termination","optional":true}},"tls-ca-secret":{"secret":{"secretName":"httpbin-mtls-termination-cacert"}}}',
+    'sidecar.istio.io/userVolumeMount': '{"tls-secret":{"mountPath":"/etc/istio/tls-certs/","readOnly":true},"tls-ca-secret":{"mountPath":"/etc/istio/tls-ca-certs/","readOnly":true}}',
+  };
+
+  it('adds the volumes to the pod and mounts them in the proxy, once however often the pod is injected', () => {
+    const once = injectPod(pod({}, { metadata: { annotations: TASK } }), OPTS) as Json;
+    const twice = injectPod(once, OPTS) as Json;
+    for (const out of [once, twice]) {
+      const volumes = (out.spec.volumes as Json[]).filter((v) => v.name.startsWith('tls-'));
+      assert.deepEqual(volumes, [
+        { name: 'tls-secret', secret: { secretName: 'httpbin-mtls-termination', optional: true } },
+        { name: 'tls-ca-secret', secret: { secretName: 'httpbin-mtls-termination-cacert' } },
+      ]);
+      const proxy = (out.spec.containers as Json[]).find((c) => c.name === 'istio-proxy')!;
+      assert.deepEqual((proxy.volumeMounts as Json[]).filter((m) => m.name.startsWith('tls-')), [
+        { name: 'tls-secret', mountPath: '/etc/istio/tls-certs/', readOnly: true },
+        { name: 'tls-ca-secret', mountPath: '/etc/istio/tls-ca-certs/', readOnly: true },
+      ]);
+      const app = (out.spec.containers as Json[]).find((c) => c.name === 'app')!;
+      assert.equal(app.volumeMounts, undefined);
+    }
+  });
+
+  it('reads the list form too, and ignores an annotation that is not JSON', () => {
+    const out = injectPod(pod({}, { metadata: { annotations: { 'sidecar.istio.io/userVolume': '[{"name":"wasm","configMap":{"name":"wasm"}}]', 'sidecar.istio.io/userVolumeMount': 'not json' } } }), OPTS) as Json;
+    assert.deepEqual((out.spec.volumes as Json[]).at(-1), { name: 'wasm', configMap: { name: 'wasm' } });
+    const proxy = (out.spec.containers as Json[]).find((c) => c.name === 'istio-proxy')!;
+    assert.equal((proxy.volumeMounts as Json[]).some((m) => m.name === 'wasm'), false);
+  });
+});
+
 /** A stand-in API server holding one MutatingWebhookConfiguration, answering GET and JSON-patch PATCH. */
 async function webhookConfigApi(): Promise<{ server: Server; kc: KubeConfig; config: Json; patches: number }> {
   const state = {

@@ -13,6 +13,8 @@ export interface InboundFacts {
   readonly authority: string;
   /** This hop's element, present only when the caller authenticated with a mesh certificate. */
   readonly xfcc?: string;
+  /** `https` when this sidecar terminated the client's own TLS (a Sidecar ingress listener's `tls`); default `http`. */
+  readonly proto?: 'https';
 }
 
 /** Peer metadata is for this proxy's telemetry, not the app (Istio removes it too). */
@@ -22,7 +24,7 @@ export function inboundRequestHeaders(incoming: IncomingHttpHeaders, f: InboundF
   const out = hopByHopFree(incoming, false, NOT_FOR_THE_APP);
   out.host = f.authority;
   out['x-request-id'] = f.requestId;
-  out['x-forwarded-proto'] ??= 'http';
+  out['x-forwarded-proto'] ??= f.proto ?? 'http';
   // A plaintext caller (PERMISSIVE) could claim any identity in this header: it is dropped, not forwarded.
   const previous = incoming['x-forwarded-client-cert'];
   if (f.xfcc === undefined) delete out['x-forwarded-client-cert'];

@@ -28,6 +28,14 @@
 // app as plaintext TCP too (STRICT closes it).
 // Bytes passed as TCP are subject to AuthorizationPolicy's L4 rules (core/proxy/stages/
 // authorize-connection.ts): a denied connection is closed, counted and logged.
+//
+// A Sidecar resource's ingress listener for this port (core/policy/sidecar-ingress.ts) changes
+// three things, read per configuration: the declared protocol is its port's; traffic goes to its
+// `defaultEndpoint` instead of the app's same port, within its `connectionPool`; and its `tls`, on a
+// port PeerAuthentication leaves DISABLE (as Istio applies it nowhere else), is terminated here for
+// clients outside the mesh (ingress-tls.ts) — plaintext and mesh mTLS are then closed, and MUTUAL
+// requires a client certificate its caCertificates signed. PeerAuthentication, AuthorizationPolicy,
+// the cluster name, the access log and the metrics keep to the port the caller dialled.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createSecureServer, type Http2SecureServer } from 'node:http2';
@@ -57,6 +65,14 @@ import { appPortProtocol, type UpstreamProtocol } from '../core/proxy/upstream-p
 import { workloadPortProtocol, type Workload } from '../core/registry/workload-port-protocol.js';
 import type { Snapshot } from '../core/snapshot/snapshot.js';
 import { peerOfRequest } from '../core/telemetry/workload.js';
+import { sidecarIngressOf, type IngressListener } from '../core/policy/sidecar-ingress.js';
+import type { RelayUpstream } from '../core/proxy/relay.js';
+import type { PassThroughTarget } from '../core/proxy/tcp-passthrough.js';
+import type { ServerTlsSettings } from '../core/model/istio.js';
+import type { CredentialStore } from '../core/tls/types.js';
+import { IngressTls } from './ingress-tls.js';
+import { hasFiniteLimits } from '../core/policy/connection-limits.js';
+import type { ClusterBreaker } from '../core/policy/circuit-breaker.js';
 
 /** PERMISSIVE on a declared TCP port: how long a silent client may take before it counts as plaintext. */
 export const PERMISSIVE_DETECTION_MS = 300;
@@ -65,7 +81,10 @@ export interface InboundDeps {
   readonly identity: IdentityProvider;
   readonly holder: SnapshotHolder;
   readonly security: WorkloadSecurityCache;
-  /** The port the app listens on; PeerAuthentication's portLevelMtls and AuthorizationPolicy `ports` refer to it. */
+  /**
+   * The port callers dial (the app's, unless a Sidecar ingress listener for it names another
+   * endpoint); PeerAuthentication's portLevelMtls and AuthorizationPolicy `ports` refer to it.
+   */
   readonly appPort: number;
   /** The workload whose services declare the port's protocol (namespace, labels). */
   readonly workload: Workload;
@@ -80,6 +99,10 @@ export interface InboundDeps {
   readonly drain: ConnectionDrain;
   /** Header limits and timeouts (http-limits.ts); Envoy's defaults without. */
   readonly limits?: HttpLimits;
+  /** Certificate files of Sidecar ingress listeners' `tls`. */
+  readonly credentials: CredentialStore;
+  /** The circuit breaker of an inbound cluster (by name), kept across snapshots. */
+  readonly breaker?: (cluster: string) => ClusterBreaker;
 }
 
 /** What the connection told us about the caller. */
@@ -87,12 +110,25 @@ interface Peer {
   /** `spiffe://…` of a verified client certificate; undefined for plaintext. */
   readonly spiffeId?: string;
   readonly xfcc?: string;
+  /** TLS terminated for a client outside the mesh (a Sidecar ingress listener's `tls`). */
+  readonly external?: true;
 }
 
 const PLAINTEXT: Peer = Object.freeze({});
 
-/** No configuration yet: nothing is declared, so HTTP goes to the app over HTTP/1.1 (gRPC over h2c). */
-const UNDECLARED = Object.freeze({ opaque: false, protocol: 'http1' as const });
+/** What this port does under one configuration: its protocol, where its traffic goes, its own TLS. */
+interface PortPlan {
+  readonly opaque: boolean;
+  readonly protocol: UpstreamProtocol;
+  readonly upstream: RelayUpstream;
+  readonly tcp: PassThroughTarget;
+  /** Shown in the TCP access log as the upstream host. */
+  readonly shown: string;
+  readonly tls?: ServerTlsSettings;
+}
+
+/** A client outside the mesh, set on the TLS socket itself: an HTTP/2 request reads it through its session's socket proxy. */
+const EXTERNAL_PEER = Symbol('meshgate.ingressPeer');
 
 export interface InboundListener {
   listen(port: number, host: string): Promise<number>;
@@ -104,26 +140,46 @@ export interface InboundListener {
 
 export function createInboundListener(deps: InboundDeps): InboundListener {
   const peers = new WeakMap<Socket, Peer>();
-  const appKey = UpstreamPools.key(deps.appHost, deps.appPort);
   const cluster = `inbound|${deps.appPort}||`;
 
-  // The app port's declared protocol, once per snapshot: whether it is TCP, and whether the app
-  // speaks HTTP/2 (grpc, http2) or HTTP/1.1 (gRPC aside). The port we listen on
-  // counts too, for services whose endpoints name the sidecar's inbound port (no capture).
+  // Where the port's traffic goes: the app on the same port, or a Sidecar ingress listener's endpoint
+  // (`0.0.0.0`/`[::]`: the app host when it is of that family, else loopback, as Istio falls back).
+  const targetOf = (ingress: IngressListener | undefined): Pick<PortPlan, 'upstream' | 'tcp' | 'shown'> => {
+    const e = ingress?.endpoint;
+    // Finite connectionPool limits are counted by the port's circuit breaker, as a cluster's are.
+    const limits = ingress ? { limits: ingress.limits, ...(deps.breaker && hasFiniteLimits(ingress.limits) ? { breaker: deps.breaker(cluster) } : {}) } : {};
+    if (e?.kind === 'unix') {
+      const key = UpstreamPools.unixKey(e.path);
+      return { upstream: { key, ...limits }, tcp: { host: '', port: 0, path: e.path }, shown: key };
+    }
+    const v6 = (h: string): boolean => h.includes(':');
+    const host = !e ? deps.appHost : e.host === 'pod-ipv4' ? (v6(deps.appHost) ? '127.0.0.1' : deps.appHost) : e.host === 'pod-ipv6' ? (v6(deps.appHost) ? deps.appHost : '::1') : e.host;
+    const port = e ? e.port : deps.appPort;
+    const key = UpstreamPools.key(host, port);
+    // An IPv4 source (127.0.0.6 under capture) cannot reach an IPv6 address.
+    const localAddress = v6(host) ? undefined : deps.appLocalAddress;
+    return { upstream: { key, ...limits }, tcp: { host, port, localAddress }, shown: key };
+  };
+  const defaultPlan: PortPlan = { opaque: false, protocol: 'http1', ...targetOf(undefined) };
+
+  // The port's plan, once per snapshot: whether it is TCP, whether the app speaks HTTP/2 (grpc,
+  // http2) or HTTP/1.1 (gRPC aside), where it is. The Sidecar ingress listener's protocol wins over
+  // the services'; of those, the port we listen on counts too, for services whose endpoints name the
+  // sidecar's inbound port (no capture). No configuration yet: nothing is declared, HTTP/1.1.
   let listenPort = 0;
-  const declaredBySnapshot = new WeakMap<Snapshot, { readonly opaque: boolean; readonly protocol: UpstreamProtocol }>();
-  const declared = (): { readonly opaque: boolean; readonly protocol: UpstreamProtocol } => {
+  const plans = new WeakMap<Snapshot, PortPlan>();
+  const plan = (): PortPlan => {
     const snapshot = deps.holder.current();
-    if (!snapshot) return UNDECLARED;
-    let known = declaredBySnapshot.get(snapshot);
+    if (!snapshot) return defaultPlan;
+    let known = plans.get(snapshot);
     if (known === undefined) {
-      const protocol = workloadPortProtocol(snapshot.registry, deps.workload, listenPort ? [deps.appPort, listenPort] : [deps.appPort]);
-      known = { opaque: isOpaqueTcp(protocol, deps.appPort), protocol: appPortProtocol(protocol) };
-      declaredBySnapshot.set(snapshot, known);
+      const ingress = sidecarIngressOf(snapshot).listeners.get(deps.appPort);
+      const protocol = ingress?.protocol ?? workloadPortProtocol(snapshot.registry, deps.workload, listenPort ? [deps.appPort, listenPort] : [deps.appPort]);
+      known = { opaque: isOpaqueTcp(protocol, deps.appPort), protocol: appPortProtocol(protocol), ...targetOf(ingress), ...(ingress?.tls ? { tls: ingress.tls } : {}) };
+      plans.set(snapshot, known);
     }
     return known;
   };
-  const opaqueTcp = (): boolean => declared().opaque;
 
   const mtlsMode = (): MtlsMode => {
     const snapshot = deps.holder.current();
@@ -152,7 +208,7 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
   // An HTTP/2 request sees its session's socket through a proxy object, not the socket the handshake
   // check saw: read again for it, once per session.
   const peerOf = (socket: Socket): Peer => {
-    const known = peers.get(socket);
+    const known = peers.get(socket) ?? (socket as unknown as { [EXTERNAL_PEER]?: Peer })[EXTERNAL_PEER];
     if (known) return known;
     const tlsSocket = socket as TLSSocket;
     const peer = (typeof tlsSocket.getPeerCertificate === 'function' && meshPeer(tlsSocket)) || PLAINTEXT;
@@ -183,12 +239,12 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
     destinationPort: () => deps.appPort,
     peerPrincipal: (req) => peerOf(connectionOf(req)).spiffeId,
     localApp: {
-      key: appKey,
+      upstream: () => plan().upstream,
       cluster,
-      protocol: () => declared().protocol,
+      protocol: () => plan().protocol,
       headers: (req, facts, requestId) => {
         const peer = peerOf(connectionOf(req));
-        return inboundRequestHeaders(req.headers, { requestId, authority: facts.authority, ...(peer.xfcc ? { xfcc: peer.xfcc } : {}) });
+        return inboundRequestHeaders(req.headers, { requestId, authority: facts.authority, ...(peer.xfcc ? { xfcc: peer.xfcc } : {}), ...(peer.external ? { proto: 'https' } : {}) });
       },
     },
   };
@@ -233,19 +289,45 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
   tcpSecure.on('tlsClientError', () => undefined);
   const unsubscribeTcp = deps.identity.onRotate((cert) => tcpSecure.setSecureContext(tlsContext(cert)));
 
+  // TLS a Sidecar ingress listener terminates for clients outside the mesh: no mesh identity, the
+  // client certificate (MUTUAL) in this hop's XFCC element.
+  const externalPeer = (socket: TLSSocket): Peer => {
+    const presented = socket.authorized ? socket.getPeerCertificate() : undefined;
+    const xfcc = presented && presented.raw ? meshXfcc(deps.identity.current().spiffeId, presented) : undefined;
+    const peer: Peer = { external: true, ...(xfcc ? { xfcc } : {}) };
+    (socket as unknown as { [EXTERNAL_PEER]?: Peer })[EXTERNAL_PEER] = peer;
+    return peer;
+  };
+  const ingressTls = new IngressTls({
+    credentials: deps.credentials,
+    log: deps.log,
+    step,
+    handlers,
+    onSecure: (socket) => void externalPeer(socket),
+    onTcp: (socket) => {
+      externalPeer(socket);
+      passToApp(socket, Buffer.alloc(0), socket.servername ? { sni: socket.servername } : {});
+    },
+  });
+  /** The port's own TLS, when a Sidecar ingress listener gives it and PeerAuthentication leaves the port DISABLE. */
+  const ownTls = (p: PortPlan, mode: MtlsMode): ServerTlsSettings | undefined => (mode === 'DISABLE' ? p.tls : undefined);
+
   const onConnection = (socket: Socket): void => {
     step.accept(socket);
-    const opaque = opaqueTcp();
+    const initialPlan = plan();
+    const opaque = initialPlan.opaque;
     const initialMode = mtlsMode();
-    // Declared TCP without mTLS: no bytes to wait for.
-    if (opaque && initialMode === 'DISABLE') return passToApp(socket, Buffer.alloc(0), {});
+    // Declared TCP without mTLS or TLS of its own: no bytes to wait for.
+    if (opaque && initialMode === 'DISABLE' && !ownTls(initialPlan, initialMode)) return passToApp(socket, Buffer.alloc(0), {});
     void peekClientHello(socket, opaque && initialMode === 'PERMISSIVE' ? PERMISSIVE_DETECTION_MS : undefined).then(
       ({ data, hello, stopped }) => {
         const mode = mtlsMode();
+        const current = plan();
+        const own = ownTls(current, mode);
         const silent = data.length === 0 && stopped === 'timeout';
         if (hello.state === 'not-tls' || silent) {
-          if (mode === 'STRICT') {
-            deps.log.debug({ remote: socket.remoteAddress }, 'plaintext connection refused: PeerAuthentication STRICT');
+          if (mode === 'STRICT' || own) {
+            deps.log.debug({ remote: socket.remoteAddress }, own ? 'plaintext connection refused: the port terminates TLS (Sidecar ingress tls)' : 'plaintext connection refused: PeerAuthentication STRICT');
             return void socket.destroy();
           }
           // Opaque TCP (a database protocol, say, or a client waiting for a server-first greeting):
@@ -256,6 +338,10 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
           return;
         }
         if (hello.state !== 'ok') return void socket.destroy();
+        if (own) {
+          socket.unshift(data);
+          return ingressTls.accept(socket, own, !current.opaque);
+        }
         if (mode === 'DISABLE' || (mode === 'PERMISSIVE' && !offersMeshAlpn(hello.alpn))) return passToApp(socket, data, hello.sni ? { sni: hello.sni } : {});
         socket.unshift(data);
         (offersHttpAlpn(hello.alpn) ? secure : tcpSecure).emit('connection', socket);
@@ -276,6 +362,7 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
     );
     if (!allowed) return;
     step.release(socket);
+    const { tcp, shown } = plan();
     // Istio's TCP metrics, reported by the destination: opened now, closed with the bytes carried.
     const downstreamPeer = peerOfRequest({}, peer.spiffeId);
     const labels = { reporter: 'destination' as const, cluster, ...(downstreamPeer ? { downstreamPeer } : {}) };
@@ -285,9 +372,9 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
     socket.once('close', () => {
       const carried = { bytesReceived: socket.bytesRead, bytesSent: socket.bytesWritten };
       deps.accessLog.tcpClosed?.({ ...labels, flags: '-', ...carried });
-      deps.accessLog.writeTcp?.({ startTime, durationMs: Date.now() - startTime.getTime(), flags: '-', ...carried, upstreamHost: `${deps.appHost}:${deps.appPort}`, upstreamCluster: cluster, downstreamRemoteAddress, ...(peer.sni ? { sni: peer.sni } : {}) });
+      deps.accessLog.writeTcp?.({ startTime, durationMs: Date.now() - startTime.getTime(), flags: '-', ...carried, upstreamHost: shown, upstreamCluster: cluster, downstreamRemoteAddress, ...(peer.sni ? { sni: peer.sni } : {}) });
     });
-    passThrough(socket, data, { host: deps.appHost, port: deps.appPort, localAddress: deps.appLocalAddress });
+    passThrough(socket, data, tcp);
   };
 
   const server = createNetServer({ noDelay: true }, onConnection);
@@ -300,12 +387,14 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
         unsubscribe();
         tickets.stop();
         unsubscribeTcp();
+        ingressTls.close();
         server.close(() => resolve());
       }),
     destroy: () => {
       unsubscribe();
       tickets.stop();
       unsubscribeTcp();
+      ingressTls.close();
       step.destroy();
       server.close();
       plaintext.close();

@@ -24,6 +24,7 @@ import { createCapture } from './capture.js';
 import { createOutboundTcp } from './outbound-tcp.js';
 import { createAppProbeServer } from './app-probes.js';
 import { UpstreamPools } from '../core/proxy/upstream-pools.js';
+import { createCredentialStore } from '../core/tls/credential-store.js';
 
 export interface SidecarOptions {
   /** The workload certificate source; started before the sidecar opens any port. */
@@ -132,6 +133,9 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
   const { log } = rt;
   // Under capture the app is reached on the pod's address from 127.0.0.6, which the rules let through.
   const appPools = opts.capture ? new UpstreamPools({ localAddress: INBOUND_PASSTHROUGH_ADDRESS }) : rt.pools;
+  // Sidecar ingress listeners' `tls` files (Istio takes no credentialName there), watched for rotation.
+  const credentials = createCredentialStore({ certsDir: '.', logger: log });
+  rt.add({ close: () => credentials.close(), destroy: () => void credentials.close() });
   const inboundFor = (appPort: number): InboundListener => {
     const listener = createInboundListener({
       identity: opts.identity,
@@ -146,6 +150,8 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
       accessLog: rt.accessLog,
       log,
       drain: rt.drain,
+      credentials,
+      breaker: (cluster) => rt.live.breaker(cluster),
       ...(opts.limits ? { limits: opts.limits } : {}),
     });
     rt.add(listener);

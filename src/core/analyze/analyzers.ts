@@ -22,6 +22,7 @@ import { referencedResourceNotFound } from './referenced-resource-not-found.js';
 import { serverCertificateVerification } from './server-certificate-verification.js';
 import { serviceEntryAddresses } from './service-entry-addresses.js';
 import { sidecarSelectors } from './sidecar-selectors.js';
+import { sidecarIngressTls } from './sidecar-ingress-tls.js';
 import { jwtServicePorts } from './jwt-service-ports.js';
 import { telemetryProviders } from './telemetry-providers.js';
 import { unreachableRules } from './unreachable-rules.js';
@@ -50,5 +51,6 @@ export const ANALYZERS: readonly Analyzer[] = [
   { name: 'jwt-claim-routing', run: jwtClaimRouting },
   { name: 'jwt-service-ports', run: jwtServicePorts },
   { name: 'sidecar-selectors', run: sidecarSelectors },
+  { name: 'sidecar-ingress-tls', run: sidecarIngressTls },
   { name: 'ext-authz-providers', run: extAuthzProviders },
 ];

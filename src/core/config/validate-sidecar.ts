@@ -2,8 +2,13 @@
 // (`workloadSelector.labels`); in `egress[].hosts`, which services and routes those sidecars import,
 // as `namespace/dnsName` (`./*`, `*/*`, `~/*`, `prod/*.example.com`); `outboundTrafficPolicy.mode`
 // for hosts the mesh does not know. The control plane narrows what it sends a sidecar by the egress
-// hosts and the sidecar applies the mode (policy/outbound-traffic-policy.ts); the listener fields
-// (ports, bind, capture modes, ingress TLS and connection pools) are checked and not acted on.
+// hosts and the sidecar applies the mode (policy/outbound-traffic-policy.ts). Ingress listeners act
+// on the inbound side (policy/sidecar-ingress.ts): per `port`, its protocol, its `defaultEndpoint`,
+// its `tls` (certificate files; Istio refuses credentialName, subjectAltNames, httpsRedirect and the
+// mesh modes there) and its `connectionPool`, and `inboundConnectionPool` for the other ports.
+// `bind` and `captureMode` are checked and not acted on: under capture every inbound port already
+// reaches the inbound side, and without it the sidecar listens on its one inbound port (docs/sidecar-injection.md).
+// Egress listeners' ports, bind and capture modes are checked and not acted on either.
 
 import { checkConnectionPool } from './validate-destination-rule.js';
 import { PROTOCOLS, validateServerTls } from './validate-gateway.js';
@@ -33,21 +38,46 @@ export function validateSidecar(c: Checker, spec: Obj): void {
   const catchAll = egress.filter((e) => !isSet(e.listener['port']));
   if (catchAll.length > 1) c.error([...catchAll[1]!.at, 'port'], 'only one egress listener may leave out the port (the catch-all listener)');
   else if (catchAll.length === 1 && catchAll[0] !== egress.at(-1)) c.error(catchAll[0]!.at, 'the egress listener without a port (the catch-all) must be the last one');
+  const ingressPorts = new Set<unknown>();
   eachObj(c, spec['ingress'], ['spec', 'ingress'], (i, at) => {
     knownFields(c, i, at, ['port', 'bind', 'captureMode', 'defaultEndpoint', 'tls', 'connectionPool']);
     checkListenerAddress(c, i, at);
     if (isSet(i['port'])) checkSidecarPort(c, i['port'], [...at, 'port']);
     else c.error([...at, 'port'], 'an ingress listener needs a port, as {number, protocol, name}');
+    const number = isSet(i['port']) && typeof i['port'] === 'object' ? (i['port'] as Obj)['number'] : undefined;
+    if (number !== undefined && ingressPorts.has(number)) c.error([...at, 'port', 'number'], `ingress port ${String(number)} is already taken by an earlier ingress listener; ports must be unique`);
+    ingressPorts.add(number);
+    // Istio binds a listener of the sidecar's own for these; meshgate's inbound side takes every port already.
+    if (typeof i['bind'] === 'string' && i['bind'] !== '') c.warn([...at, 'bind'], 'ignored: the sidecar opens no listener of its own for an ingress port; traffic reaches it through capture (or --inbound-port)');
+    if (i['captureMode'] === 'NONE') c.warn([...at, 'captureMode'], 'NONE is ignored: the sidecar opens no listener of its own for an ingress port; traffic reaches it through capture (or --inbound-port)');
     const endpoint = asString(c, i['defaultEndpoint'], [...at, 'defaultEndpoint']);
     if (endpoint !== undefined && endpoint !== '' && !/^(127\.0\.0\.1|0\.0\.0\.0|\[::1\]|\[::\]):\d{1,5}$/.test(endpoint) && !endpoint.startsWith('unix://')) {
       c.error([...at, 'defaultEndpoint'], `${JSON.stringify(endpoint)} must be 127.0.0.1:PORT, 0.0.0.0:PORT, [::1]:PORT, [::]:PORT or unix:///path`);
     }
     const tls = isSet(i['tls']) ? asObj(c, i['tls'], [...at, 'tls']) : undefined;
-    if (tls) validateServerTls(c, tls, [...at, 'tls'], false);
+    if (tls) {
+      validateServerTls(c, tls, [...at, 'tls'], false);
+      checkIngressTls(c, tls, [...at, 'tls'], number !== undefined ? (i['port'] as Obj)['protocol'] : undefined);
+    }
     if (isSet(i['connectionPool'])) checkConnectionPool(c, i['connectionPool'], [...at, 'connectionPool']);
   });
   if (isSet(spec['inboundConnectionPool'])) checkConnectionPool(c, spec['inboundConnectionPool'], ['spec', 'inboundConnectionPool']);
   checkOutboundTrafficPolicy(c, spec['outboundTrafficPolicy'], ['spec', 'outboundTrafficPolicy']);
+}
+
+/**
+ * What Istio's validator refuses in an ingress listener's `tls` beyond a Gateway server's rules:
+ * the sidecar reads certificate files only, verifies no client SANs, redirects nothing, and leaves
+ * the mesh's own modes to PeerAuthentication; the port must be declared HTTPS or TLS.
+ */
+function checkIngressTls(c: Checker, tls: Obj, at: FieldPath, protocol: unknown): void {
+  for (const f of ['credentialName', 'credentialNames', 'tlsCertificates', 'subjectAltNames']) {
+    if (isSet(tls[f]) && !(Array.isArray(tls[f]) && (tls[f] as unknown[]).length === 0)) c.error([...at, f], `${f} is not supported in a Sidecar ingress listener's tls; use serverCertificate, privateKey and caCertificates files`);
+  }
+  if (tls['httpsRedirect'] === true) c.error([...at, 'httpsRedirect'], 'httpsRedirect is not supported in a Sidecar ingress listener');
+  if (tls['mode'] === 'ISTIO_MUTUAL' || tls['mode'] === 'AUTO_PASSTHROUGH') c.error(at, `mode ${String(tls['mode'])} cannot be set in a Sidecar ingress listener's tls (PeerAuthentication decides mesh mTLS)`);
+  const p = typeof protocol === 'string' ? protocol.toUpperCase() : '';
+  if (p !== 'HTTPS' && p !== 'TLS') c.error(at, `tls needs the port's protocol to be HTTPS or TLS, not ${JSON.stringify(protocol ?? '')}`);
 }
 
 /** `{mode, egressProxy}`: Istio takes an egress proxy only with ALLOW_ANY. */

@@ -12,12 +12,14 @@
 //   annotations sidecar.istio.io/status, kubectl's default container, and prometheus.io/scrape|port|path
 //     at the sidecar's merged metrics on 15020, the app's own scrape settings handed to the sidecar
 //     in ISTIO_PROMETHEUS_ANNOTATIONS (prometheus-annotations.ts);
-//   HTTP probes of the app rewritten through the sidecar's 15020 (app-probes.ts).
+//   HTTP probes of the app rewritten through the sidecar's 15020 (app-probes.ts);
+//   the pod's sidecar.istio.io/userVolume volumes, mounted in the proxy by userVolumeMount (user-volumes.ts).
 // The pod is copied, never changed in place.
 
 import { APP_PROBERS_ENV, rewriteAppProbes } from './app-probes.js';
 import { DEFAULT_REVISION, STATUS_ANNOTATION } from './selection.js';
 import { SIDECAR_ENV } from './sidecar-node-options.js';
+import { userVolumes } from './user-volumes.js';
 import { applyMetricsMerge, pointsAtMergedMetrics, PROMETHEUS_SCRAPE_ENV, SIDECAR_METRICS_PORT } from './prometheus-annotations.js';
 
 type Json = Record<string, unknown>;
@@ -94,6 +96,7 @@ export function injectPod(pod: Json, opts: InjectOptions): Json {
   const podPorts = containers.flatMap((c) => (Array.isArray(c.ports) ? (c.ports as Json[]) : []));
   const appPort = podPorts.find((p) => typeof p.containerPort === 'number')?.containerPort as number | undefined;
   const resources = resourcesFrom(annotations);
+  const user = userVolumes(annotations);
 
   const init: Json = {
     name: INIT_CONTAINER,
@@ -172,12 +175,13 @@ export function injectPod(pod: Json, opts: InjectOptions): Json {
       { mountPath: '/etc/istio/proxy', name: 'istio-envoy' },
       { mountPath: '/var/run/secrets/tokens', name: 'istio-token' },
       { mountPath: '/etc/istio/pod', name: 'istio-podinfo' },
+      ...user.mounts,
     ],
   };
 
   spec.containers = [...containers, proxy];
   spec.initContainers = [...((spec.initContainers as Json[] | undefined) ?? []).filter((c) => c.name !== INIT_CONTAINER), init];
-  const ours = new Set<string>(VOLUMES);
+  const ours = new Set<string>([...VOLUMES, ...user.volumes.map((v) => String(v.name))]);
   spec.volumes = [
     ...((spec.volumes as Json[] | undefined) ?? []).filter((v) => !ours.has(String(v.name))),
     { name: 'istio-envoy', emptyDir: { medium: 'Memory' } },
@@ -193,6 +197,7 @@ export function injectPod(pod: Json, opts: InjectOptions): Json {
     },
     { name: 'istio-token', projected: { sources: [{ serviceAccountToken: { path: 'istio-token', expirationSeconds: 43200, audience: TOKEN_AUDIENCE } }] } },
     { name: 'istiod-ca-cert', configMap: { name: ROOT_CONFIGMAP } },
+    ...user.volumes,
   ];
   annotations[STATUS_ANNOTATION] = JSON.stringify({
     initContainers: [INIT_CONTAINER],

@@ -5,8 +5,10 @@
 // default (`meshgate sidecar --outbound-traffic-policy`, ALLOW_ANY). Worked out once per snapshot.
 
 import type { Snapshot } from '../snapshot/snapshot.js';
-import { DEFAULT_ROOT_NAMESPACE, meshConfigOf } from '../telemetry/telemetry-policy.js';
-import { outboundModeIn, SidecarIndex, type OutboundTrafficMode } from './sidecar-scope.js';
+import { isRecord } from '../config/load.js';
+import { meshConfigOf } from '../telemetry/telemetry-policy.js';
+import { applicableSidecar } from './applicable-sidecar.js';
+import { outboundModeIn, type OutboundTrafficMode } from './sidecar-scope.js';
 
 const modes = new WeakMap<Snapshot, OutboundTrafficMode>();
 
@@ -24,7 +26,7 @@ function decide(snapshot: Snapshot): OutboundTrafficMode {
   const role = snapshot.role;
   if (role.kind !== 'sidecar') return 'ALLOW_ANY';
   const mesh = meshConfigOf(snapshot.resources);
-  const root = typeof mesh?.['rootNamespace'] === 'string' ? mesh['rootNamespace'] : DEFAULT_ROOT_NAMESPACE;
-  const sidecars = new SidecarIndex(snapshot.resources.filter((r) => r.kind === 'Sidecar'), root);
-  return sidecars.outboundModeOf(role.namespace, role.labels) ?? outboundModeIn(mesh?.['outboundTrafficPolicy']) ?? role.outboundTrafficPolicy;
+  const sidecar = applicableSidecar(snapshot);
+  const own = sidecar && isRecord(sidecar.spec) ? outboundModeIn(sidecar.spec.outboundTrafficPolicy) : undefined;
+  return own ?? outboundModeIn(mesh?.['outboundTrafficPolicy']) ?? role.outboundTrafficPolicy;
 }

@@ -51,13 +51,6 @@ export class SidecarIndex {
     return (this.#byNamespace.get(this.rootNamespace) ?? []).find((s) => workloadSelector(s) === undefined);
   }
 
-  /** The applicable Sidecar's `outboundTrafficPolicy.mode`, if it sets one. */
-  outboundModeOf(namespace: string, labels: Readonly<Record<string, string>>): OutboundTrafficMode | undefined {
-    const sidecar = this.applicable(namespace, labels);
-    const spec = sidecar && isRecord(sidecar.spec) ? sidecar.spec : {};
-    return outboundModeIn(spec.outboundTrafficPolicy);
-  }
-
   /** The egress hosts of the Sidecar applying to a workload (see EgressScope). */
   egressOf(namespace: string, labels: Readonly<Record<string, string>>): EgressScope {
     const sidecar = this.applicable(namespace, labels);

@@ -20,6 +20,18 @@ import { upstreamH2, type UpstreamProtocol } from './upstream-protocol.js';
 import { exchangeUpgrade, type UpgradeTunnel } from './upgrade-exchange.js';
 import { guardedBody, onDownstreamGone, resetResponse, RequestBodyAborted, requestGone } from './stream-state.js';
 import type { UpstreamPools } from './upstream-pools.js';
+import type { ConnectionLimits } from '../policy/connection-limits.js';
+import type { ClusterBreaker, Slot } from '../policy/circuit-breaker.js';
+
+/**
+ * The one upstream a relay goes to: its pool key and, for a Sidecar's inbound connectionPool, the
+ * limits its pool keeps and the circuit breaker that counts them (past them: 503 UO, as forward()).
+ */
+export interface RelayUpstream {
+  readonly key: string;
+  readonly limits?: ConnectionLimits;
+  readonly breaker?: ClusterBreaker;
+}
 
 export function requestHasBody(req: IncomingMessage): boolean {
   // HTTP/2 frames the body itself: a request has one unless its headers ended the stream.
@@ -30,7 +42,7 @@ export function requestHasBody(req: IncomingMessage): boolean {
 
 export function relay(
   pools: UpstreamPools,
-  key: string,
+  upstream: RelayUpstream,
   protocol: UpstreamProtocol,
   req: IncomingMessage,
   res: ServerResponse,
@@ -42,9 +54,9 @@ export function relay(
   /** Set for an upgrade request (upgrade.ts). */
   tunnel?: UpgradeTunnel,
 ): void {
-  record.upstreamHost = key;
+  record.upstreamHost = upstream.key;
   if (requestGone(req)) return reply(LocalReplies.downstreamDisconnect);
-  new Relaying(pools, key, req, res, record, reply).start(protocol, target, headers, tunnel);
+  new Relaying(pools, upstream, req, res, record, reply).start(protocol, target, headers, tunnel);
 }
 
 /**
@@ -55,6 +67,9 @@ export function relay(
 class Relaying implements ExchangeHooks {
   readonly #pools: UpstreamPools;
   readonly #key: string;
+  readonly #limits: ConnectionLimits | undefined;
+  readonly #breaker: ClusterBreaker | undefined;
+  #slot: Slot | undefined;
   readonly #req: IncomingMessage;
   readonly #res: ServerResponse;
   readonly #record: RequestRecord;
@@ -65,14 +80,16 @@ class Relaying implements ExchangeHooks {
   #current: Cancel | undefined;
   #downstreamGone = false;
 
-  constructor(pools: UpstreamPools, key: string, req: IncomingMessage, res: ServerResponse, record: RequestRecord, reply: (r: LocalReply) => void) {
+  constructor(pools: UpstreamPools, upstream: RelayUpstream, req: IncomingMessage, res: ServerResponse, record: RequestRecord, reply: (r: LocalReply) => void) {
     this.#pools = pools;
-    this.#key = key;
+    this.#key = upstream.key;
+    this.#limits = upstream.limits;
+    this.#breaker = upstream.breaker;
     this.#req = req;
     this.#res = res;
     this.#record = record;
     this.#reply = reply;
-    this.#lease = pools.acquire(key);
+    this.#lease = pools.acquire(upstream.key, undefined, upstream.limits);
     this.#offGone = onDownstreamGone(res, this.#onGone);
   }
 
@@ -101,12 +118,45 @@ class Relaying implements ExchangeHooks {
     }
   };
 
+  /** Goes at once, or when the circuit breaker has room (HTTP/1: a connection free, waiting up to maxPendingRequests). */
   start(protocol: UpstreamProtocol, target: Pick<RequestFacts, 'path' | 'queryString'>, headers: Record<string, string | string[]>, tunnel: UpgradeTunnel | undefined): void {
+    const breaker = this.#breaker;
+    const limits = this.#limits;
+    if (!breaker || !limits) return this.#go(protocol, target, headers, tunnel);
+    const multiplexed = !tunnel && (upstreamH2(protocol, this.#req) || isGrpcRequest(this.#req.headers));
+    const admission = breaker.admit(limits, multiplexed, this.#onCancelable);
+    if (admission === 'overflow') return this.#refuse(LocalReplies.overflow);
+    if (!(admission instanceof Promise)) {
+      this.#slot = admission;
+      return this.#go(protocol, target, headers, tunnel);
+    }
+    admission.then(
+      (waited) => {
+        this.#current = undefined;
+        if (waited === 'overflow') return this.#refuse(LocalReplies.overflow);
+        if (waited === 'cancelled' || this.#downstreamGone) {
+          if (waited !== 'cancelled') waited.release();
+          return this.#refuse(LocalReplies.downstreamDisconnect);
+        }
+        this.#slot = waited;
+        this.#go(protocol, target, headers, tunnel);
+      },
+      () => this.#refuse(LocalReplies.upstreamReset),
+    );
+  }
+
+  #refuse(reply: LocalReply): void {
+    this.#end();
+    this.#reply(reply);
+  }
+
+  #go(protocol: UpstreamProtocol, target: Pick<RequestFacts, 'path' | 'queryString'>, headers: Record<string, string | string[]>, tunnel: UpgradeTunnel | undefined): void {
     const req = this.#req;
     const path = target.queryString ? `${target.path}?${target.queryString}` : target.path;
     const method = req.method ?? 'GET';
     const body = requestHasBody(req) ? guardedBody(req) : undefined;
     const key = this.#key;
+    const limits = this.#limits;
     const pools = this.#pools;
     const failed = (): void => {
       this.#end();
@@ -114,10 +164,10 @@ class Relaying implements ExchangeHooks {
     };
     if (tunnel) {
       const request: ExchangeRequest = { path, method, headers, body };
-      exchangeUpgrade((onFailure) => pools.connect(key, undefined, undefined, onFailure), request, this.#res, this, this.#onCancelable, tunnel).then(this.#onOutcome, failed);
+      exchangeUpgrade((onFailure) => pools.connect(key, undefined, limits, onFailure), request, this.#res, this, this.#onCancelable, tunnel).then(this.#onOutcome, failed);
     } else if (upstreamH2(protocol, req) || isGrpcRequest(req.headers)) {
       const request: ExchangeRequest = { path, method, headers, body, trailers: () => req.trailers as Record<string, string> | undefined };
-      exchangeH2((h, o) => pools.h2Request(key, undefined, undefined, h, o), request, this.#res, this, this.#onCancelable).then(this.#onOutcome, failed);
+      exchangeH2((h, o) => pools.h2Request(key, undefined, limits, h, o), request, this.#res, this, this.#onCancelable).then(this.#onOutcome, failed);
     } else {
       startExchange(this.#lease.pool, { path, method, headers, body }, this.#res, this, this.#onCancelable, this.#onOutcome);
     }
@@ -126,6 +176,8 @@ class Relaying implements ExchangeHooks {
   #end(): void {
     this.#lease.end();
     this.#offGone();
+    this.#slot?.release();
+    this.#slot = undefined;
   }
 
   retryOnStatus(): boolean {

@@ -13,6 +13,8 @@ export interface PassThroughTarget {
   readonly port: number;
   /** The source address (127.0.0.6 towards a captured pod's app, so the connection is not captured again). */
   readonly localAddress?: string | undefined;
+  /** A Unix domain socket instead of host and port (a Sidecar ingress listener's `unix://` endpoint). */
+  readonly path?: string;
 }
 
 export interface PassThroughHooks {
@@ -29,7 +31,9 @@ export interface PassThroughHooks {
 export function passThrough(downstream: Socket, initial: Buffer, to: PassThroughTarget, hooks: PassThroughHooks = {}): void {
   downstream.allowHalfOpen = true;
   downstream.on('error', () => downstream.destroy());
-  const upstream = connect({ host: to.host, port: to.port, allowHalfOpen: true, noDelay: true, ...(to.localAddress ? { localAddress: to.localAddress } : {}) });
+  const upstream = to.path !== undefined
+    ? connect({ path: to.path, allowHalfOpen: true })
+    : connect({ host: to.host, port: to.port, allowHalfOpen: true, noDelay: true, ...(to.localAddress ? { localAddress: to.localAddress } : {}) });
   let connected = false;
   const abandon = (): void => void upstream.destroy();
   // The client went away while the connection was still being made.

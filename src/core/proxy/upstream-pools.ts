@@ -82,6 +82,11 @@ export class UpstreamPools implements EndpointLoad {
     return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
   }
 
+  /** A Unix domain socket's key, `unix://<path>` (a Sidecar ingress listener's endpoint); plaintext only. */
+  static unixKey(path: string): string {
+    return `${UNIX_PREFIX}${path}`;
+  }
+
   active(key: string): number {
     return this.#active.get(key) ?? 0;
   }
@@ -115,11 +120,13 @@ export class UpstreamPools implements EndpointLoad {
   }
 
   #open(key: string, tls: UpstreamTlsProfile | undefined, alpn: readonly string[], timeoutMs: number, onFailure: (err: Error) => void): { ok: true; socket: Socket } | { ok: false; error: Error } {
+    if (key.startsWith(UNIX_PREFIX)) return { ok: true, socket: connectPlain({ path: key.slice(UNIX_PREFIX.length) }, timeoutMs, onFailure) };
     const { host, port } = splitKey(key);
     if (tls) return this.#connector.open(tls, host, port, alpn, onFailure, timeoutMs);
     // Plaintext sessions and upgrade connections to the app come from the same source as its HTTP/1 pool:
     // under capture, a connection to the pod's own address from anywhere but 127.0.0.6 is captured again.
-    return { ok: true, socket: connectPlain(host, port, timeoutMs, onFailure, this.#localAddress) };
+    // An IPv4 source (127.0.0.6) cannot reach an IPv6 address (a Sidecar ingress endpoint `[::1]:P`).
+    return { ok: true, socket: connectPlain({ host, port, ...(this.#localAddress && !host.includes(':') ? { localAddress: this.#localAddress } : {}) }, timeoutMs, onFailure) };
   }
 
   /**
@@ -134,10 +141,10 @@ export class UpstreamPools implements EndpointLoad {
     if (custom) poolKey += `|${custom.maxConnections},${custom.maxRequestsPerConnection},${custom.connectTimeoutMs},${custom.idleTimeoutMs ?? ''}`;
     let e = this.#pools.get(poolKey);
     if (!e) {
-      const { host, port } = splitKey(key);
+      const unix = key.startsWith(UNIX_PREFIX) ? key.slice(UNIX_PREFIX.length) : undefined;
       const connectTimeout = custom?.connectTimeoutMs ?? this.#connectTimeoutMs;
       e = {
-        pool: new Pool(`http://${key}`, {
+        pool: new Pool(unix !== undefined ? 'http://localhost' : `http://${key}`, {
           connectTimeout,
           // Istio's route timeout is off by default: undici must not impose its own 300 s limits.
           headersTimeout: 0,
@@ -147,7 +154,7 @@ export class UpstreamPools implements EndpointLoad {
           // The cluster-wide limit is kept by its circuit breaker; no endpoint may exceed it either.
           ...(custom && custom.maxConnections < MAX_POOL_CONNECTIONS ? { connections: custom.maxConnections } : {}),
           ...(custom && custom.maxRequestsPerConnection > 0 ? { maxRequestsPerClient: custom.maxRequestsPerConnection } : {}),
-          ...(tls ? { connect: this.#connector.undiciConnect(tls, host, port, connectTimeout) } : this.#localAddress ? { localAddress: this.#localAddress } : {}),
+          ...(unix !== undefined ? { socketPath: unix } : tls ? this.#tlsConnect(key, tls, connectTimeout) : this.#localAddress && !key.startsWith('[') ? { localAddress: this.#localAddress } : {}),
         }),
         active: 0,
         lastUsed: Date.now(),
@@ -158,6 +165,11 @@ export class UpstreamPools implements EndpointLoad {
     e.lastUsed = Date.now();
     this.#active.set(key, (this.#active.get(key) ?? 0) + 1);
     return new Lease(e, key, this.#active);
+  }
+
+  #tlsConnect(key: string, tls: UpstreamTlsProfile, connectTimeout: number): Pick<UndiciPool.Options, 'connect'> {
+    const { host, port } = splitKey(key);
+    return { connect: this.#connector.undiciConnect(tls, host, port, connectTimeout) };
   }
 
   #sweep(): void {
@@ -216,10 +228,11 @@ class Lease {
  * A plaintext connection that gives up after `timeoutMs` (Envoy's connect_timeout) with the error
  * undici uses for it, so a timeout reads as a connect failure (503 UF) like a refusal does.
  */
-function connectPlain(host: string, port: number, timeoutMs: number, onFailure: (err: Error) => void, localAddress: string | undefined): Socket {
-  const socket = netConnect({ host, port, noDelay: true, ...(localAddress ? { localAddress } : {}) });
+function connectPlain(to: { host: string; port: number; localAddress?: string } | { path: string }, timeoutMs: number, onFailure: (err: Error) => void): Socket {
+  const socket = 'path' in to ? netConnect({ path: to.path }) : netConnect({ ...to, noDelay: true });
   const timer = setTimeout(() => {
-    socket.destroy(Object.assign(new Error(`connect to ${host}:${port} timed out`), { code: 'UND_ERR_CONNECT_TIMEOUT' }));
+    const where = 'path' in to ? to.path : `${to.host}:${to.port}`;
+    socket.destroy(Object.assign(new Error(`connect to ${where} timed out`), { code: 'UND_ERR_CONNECT_TIMEOUT' }));
   }, timeoutMs);
   timer.unref();
   const onError = (err: Error): void => {
@@ -233,6 +246,8 @@ function connectPlain(host: string, port: number, timeoutMs: number, onFailure: 
   });
   return socket;
 }
+
+const UNIX_PREFIX = 'unix://';
 
 /** `10.0.0.1:80` / `[::1]:80` → host and port. */
 function splitKey(key: string): { host: string; port: number } {

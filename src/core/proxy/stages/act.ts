@@ -66,7 +66,7 @@ export function actLocalApp(ex: Exchange): StageResult {
   const app = listener.localApp;
   if (!app) return LocalReplies.noRoute;
   const facts = factsOf(ex);
-  relay(ctx.pools, app.key, app.protocol(), req, res, facts, app.headers(req, facts, requestId), record, ex.reply, ex.tunnel);
+  relay(ctx.pools, app.upstream(), app.protocol(), req, res, facts, app.headers(req, facts, requestId), record, ex.reply, ex.tunnel);
   return DONE;
 }
 

@@ -25,6 +25,7 @@ import type { UpgradeTunnel } from '../upgrade-exchange.js';
 import type { HttpLimits } from '../http-limits.js';
 import type { Dialled } from '../../policy/original-dst.js';
 import type { UpstreamProtocol } from '../upstream-protocol.js';
+import type { RelayUpstream } from '../relay.js';
 
 export interface HttpHandlerContext {
   readonly holder: SnapshotHolder;
@@ -98,8 +99,8 @@ export interface ListenerInfo {
 
 /** The app beside a sidecar, as the inbound listener's act stage reaches it. */
 export interface LocalApp {
-  /** Upstream pool key of the app (UpstreamPools.key). */
-  readonly key: string;
+  /** Where the app is (its pool key) and the connection limits towards it, for the configuration now serving. */
+  upstream(): RelayUpstream;
   /** Envoy's cluster name for it (`inbound|<port>||`), for the access log. */
   readonly cluster: string;
   headers(req: IncomingMessage, facts: RequestFacts, requestId: string): Record<string, string | string[]>;

@@ -115,6 +115,6 @@ function unknownHost(ex: Exchange): StageResult {
   const dialled = listener.dialled?.(req);
   const key = dialled ? UpstreamPools.key(dialled.address, dialled.port) : UpstreamPools.key(facts.host, facts.port);
   // The PassthroughCluster speaks what the client spoke (an h2c client's request stays HTTP/2).
-  relay(ctx.pools, key, 'downstream', req, res, facts, headers, record, ex.reply, ex.tunnel);
+  relay(ctx.pools, { key }, 'downstream', req, res, facts, headers, record, ex.reply, ex.tunnel);
   return DONE;
 }
