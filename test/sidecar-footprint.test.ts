@@ -60,6 +60,8 @@ describe('sidecar footprint', () => {
     assert.ok(!modules.some((m) => /node_modules\/undici\/index\.js$/.test(m)), "undici's index is loaded");
     // Istio's metrics and their server come with the first proxy that counts (not with --metrics-port 0).
     assert.ok(!modules.some((m) => /dist\/src\/core\/telemetry\/(istio-metrics|metrics-server)\.js$/.test(m)), "the metrics' code is loaded before a proxy counts");
+    // The external authorizers' client comes with the first request a CUSTOM policy sends to one.
+    assert.ok(!modules.some((m) => /dist\/src\/core\/proxy\/ext-authz(-check|-grpc|-wire)?\.js$/.test(m)), "the external authorizers' client is loaded before a CUSTOM policy asks one");
   });
 
   it("a sidecar holds only the validators of the kinds it is sent, no Gateway API translation without routes, no gateway's ACME checks and no analyzers", () => {
