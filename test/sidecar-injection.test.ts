@@ -225,7 +225,7 @@ describe('the admission webhook', () => {
     assert.equal(env.ISTIO_META_APP_CONTAINERS, 'app');
     assert.equal(env.ISTIO_META_INTERCEPTION_MODE, 'REDIRECT');
     assert.equal(env.NODE_OPTIONS, '--max-semi-space-size=4', 'V8 heap sized for a proxy');
-    assert.equal(env.MALLOC_ARENA_MAX, '2', 'glibc arenas bounded');
+    assert.equal(env.MALLOC_ARENA_MAX, '1', 'glibc arenas bounded');
     assert.equal(env.ISTIO_META_WORKLOAD_NAME, 'product-7f9c4d8b6'.replace(/-[a-z0-9]+$/, ''));
     assert.equal(env.ISTIO_META_OWNER, 'kubernetes://apis/apps/v1/namespaces/shop/deployments/product-7f9c4d8b6'.replace('product-7f9c4d8b6', 'product'));
     assert.equal(env.TRUST_DOMAIN, 'cluster.local');

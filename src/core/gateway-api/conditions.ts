@@ -48,8 +48,6 @@ export interface GatewayApiStatus {
   readonly routes: readonly RouteStatus[];
 }
 
-export const EMPTY_STATUS: GatewayApiStatus = Object.freeze({ gatewayClasses: [], gateways: [], routes: [] });
-
 export function condition(type: string, ok: boolean, reason: string, message = ''): Condition {
   return { type, status: ok ? 'True' : 'False', reason, message };
 }

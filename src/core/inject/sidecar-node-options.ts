@@ -16,9 +16,11 @@ export const SIDECAR_NODE_OPTIONS = '--max-semi-space-size=4';
 /**
  * glibc gives each thread that allocates an arena of its own (up to 8 per core), and keeps what an
  * arena once held: V8's background compile and GC threads left a few MB each in theirs under load.
- * Two arenas serve a process whose JavaScript runs on one thread.
+ * One arena serves a process whose JavaScript runs on one thread: with two, the second (V8's helper
+ * threads') held about 0.5 MB more idle, and sharing one cost no CPU per request we could resolve
+ * (docs/benchmarks.md, eighth round); each thread's malloc cache keeps it off the arena's lock.
  */
-export const SIDECAR_MALLOC_ARENA_MAX = '2';
+export const SIDECAR_MALLOC_ARENA_MAX = '1';
 
 /** The environment variables injection and the benchmark give a sidecar's process. */
 export const SIDECAR_ENV: Readonly<Record<string, string>> = {

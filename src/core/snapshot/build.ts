@@ -23,7 +23,6 @@ import { compileGateway, type CompiledGateway } from '../routing/compile.js';
 import { compileMesh } from '../routing/compile-mesh.js';
 import { deferredFindings, withProblems } from './deferred-findings.js';
 import { emptiedFileProblems } from './emptied-files.js';
-import { EMPTY_STATUS } from '../gateway-api/conditions.js';
 import type { GatewayApiTranslation } from '../gateway-api/translate.js';
 import { ROUTE_KINDS } from '../model/gateway-api.js';
 import { whenNeeded } from '../runtime/when-needed.js';
@@ -41,7 +40,7 @@ const acmeModule = whenNeeded<typeof import('./acme-credentials.js')>('./acme-cr
 const ingressModule = whenNeeded<typeof import('../ingress/translate.js')>('../ingress/translate.js', import.meta.url);
 const MESH_ROUTE_KINDS: ReadonlySet<string> = new Set(ROUTE_KINDS);
 /** What the translation gives a sidecar for a set without routes (test/gateway-api-units.test.ts holds it to that). */
-export const NO_MESH_ROUTES: GatewayApiTranslation = Object.freeze({ gateways: [], virtualServices: [], meshVirtualServices: [], status: EMPTY_STATUS, problems: [] });
+export const NO_MESH_ROUTES: GatewayApiTranslation = Object.freeze({ gateways: [], virtualServices: [], meshVirtualServices: [], status: Object.freeze({ gatewayClasses: [], gateways: [], routes: [] }), problems: [] });
 
 export interface SnapshotDeps {
   readonly random: () => number;
@@ -57,8 +56,9 @@ export interface BuildResult {
   /** Everything found, parse problems included. */
   readonly problems: readonly Problem[];
   /**
-   * What the analyzers of src/core/analyze/ found across resources (IST codes). Kept apart from
-   * `problems`: they are reported and listed (snapshot.problems) but never refuse a configuration.
+   * What the analyzers of src/core/analyze/ found across resources (IST codes); none for a sidecar.
+   * Kept apart from `problems`: they are reported and listed (snapshot.problems) but never refuse a
+   * configuration.
    * Computed on first read (of this or of snapshot.problems), so that a snapshot serves before the
    * analyzers have run.
    */
@@ -149,7 +149,10 @@ export function buildSnapshot(loaded: LoadResult, role: ProxyRole, deps: Snapsho
   const emptied = emptiedFileProblems(loaded, previous?.resources);
   const problems = [...reconciled.loadProblems, ...emptied, ...validationProblems, ...reconciled.problems, ...registryProblems, ...gatewayApi.problems, ...compiled.problems, ...rateLimits.problems, ...acme];
   // The analyzers run when their findings are first read (the Reloader reads them right after the swap).
-  const analysis = deferredFindings(resources, { domain, registry, ...(role.kind === 'gateway' ? { gatewayLabels: [role.labels] } : {}) }, problems);
+  // Not in a sidecar: as Envoy does not, it takes its set from a control plane that analyzes the whole
+  // mesh (a sidecar's set is its scoped part of it) and logs the findings; what protects the proxy,
+  // validation, still refuses a set here.
+  const analysis = deferredFindings(resources, role.kind === 'gateway' ? { domain, registry, gatewayLabels: [role.labels] } : undefined, problems);
   const snapshot = withProblems(
     {
       version,

@@ -3,12 +3,18 @@
 // the Reloader reads the findings just after (at 10,000 services they are a third of a first build).
 // Kept in a module of its own so that the closures a snapshot holds close over the resources, the
 // analysis options and the build's problems only, not over everything the build had in scope.
+//
+// A build without analysis (a sidecar's: its control plane analyzes the whole mesh, as istiod does
+// for Envoy) has no findings, and a process that only makes such builds never loads the analyzers.
 
 import type { Problem } from '../config/problem.js';
 import type { Resource } from '../model/resource.js';
-import { analyze } from '../analyze/run.js';
 import type { AnalysisOptions } from '../analyze/context.js';
+import { whenNeeded } from '../runtime/when-needed.js';
 import type { Snapshot } from './snapshot.js';
+
+const analyzeModule = whenNeeded<typeof import('../analyze/run.js')>('../analyze/run.js', import.meta.url);
+const NO_FINDINGS: readonly Problem[] = Object.freeze([]);
 
 export interface DeferredFindings {
   /** The analyzers' findings, run on the first call. */
@@ -17,8 +23,10 @@ export interface DeferredFindings {
   readonly all: () => readonly Problem[];
 }
 
-export function deferredFindings(resources: readonly Resource[], options: AnalysisOptions, problems: readonly Problem[]): DeferredFindings {
-  const findings = once(() => analyze(resources, options));
+/** `options` undefined: no analysis, the findings are none and `all` is the build's problems. */
+export function deferredFindings(resources: readonly Resource[], options: AnalysisOptions | undefined, problems: readonly Problem[]): DeferredFindings {
+  if (options === undefined) return { findings: () => NO_FINDINGS, all: () => problems };
+  const findings = once(() => analyzeModule().analyze(resources, options));
   return { findings, all: once(() => [...problems, ...findings()]) };
 }
 

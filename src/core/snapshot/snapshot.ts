@@ -38,9 +38,10 @@ export interface Snapshot {
   /** The mesh config's external authorizers (CUSTOM policies name them), their clusters resolved; none when absent. */
   readonly extAuthz?: ExtAuthzProviders;
   /**
-   * Problems found while building it (warnings, and errors of resources left out), then the
-   * analyzers' findings. The findings are computed on the first read of this field (the Reloader
-   * reads it just after the swap), so that the analyzers are not on the way to serving.
+   * Problems found while building it (warnings, and errors of resources left out), then, for a
+   * gateway, the analyzers' findings (a sidecar's control plane analyzes instead). The findings are
+   * computed on the first read of this field (the Reloader reads it just after the swap), so that the
+   * analyzers are not on the way to serving.
    */
   readonly problems: readonly Problem[];
   /** Gateway API status of the Gateways this gateway serves and the routes attached to them. */

@@ -14,12 +14,16 @@ import { principalOf } from '../../pki/spiffe.js';
 import { trustedClientAddress } from '../client-address.js';
 import { trustedHopsFor } from '../trusted-hops.js';
 import { rbacDenied } from '../respond.js';
-import { askAuthorizers } from '../ext-authz.js';
+import { whenNeeded } from '../../runtime/when-needed.js';
 import { currentCertificate } from '../../tls/upstream-tls.js';
 import type { AuthzDecision, AuthzRequest, DryRunResult } from '../../policy/authorization.js';
 import { routedDestinationOf } from './select.js';
 import type { Exchange, StageResult } from './exchange.js';
 import { factsOf } from './exchange.js';
+
+// The external authorizers' client (HTTP and gRPC, four modules) is loaded with the first request a
+// CUSTOM policy sends to one: most proxies have no such policy (runtime/when-needed.ts).
+const extAuthz = whenNeeded<typeof import('../ext-authz.js')>('../ext-authz.js', import.meta.url);
 
 export function authorize(ex: Exchange): StageResult | Promise<StageResult> {
   const { security, req, listener, ctx, remoteAddress, auth } = ex;
@@ -57,7 +61,7 @@ export function authorize(ex: Exchange): StageResult | Promise<StageResult> {
         protocol: req.httpVersionMajor === 2 ? 'HTTP/2' : `HTTP/${req.httpVersion}`,
       };
       const asked = { req, res, facts, remoteAddress, providers: snapshot?.extAuthz, ctx: { pools: ctx.meshPools ?? ctx.pools, identity: ctx.identity }, peer };
-      return askAuthorizers(asked, decision.ask).then((refused) => {
+      return extAuthz().askAuthorizers(asked, decision.ask).then((refused) => {
         if (!refused) return decided(ex, decision);
         routedDestinationOf(ex);
         return refused;
