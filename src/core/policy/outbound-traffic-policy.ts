@@ -8,6 +8,9 @@ import type { Snapshot } from '../snapshot/snapshot.js';
 import { DEFAULT_ROOT_NAMESPACE, meshConfigOf } from '../telemetry/telemetry-policy.js';
 import { outboundModeIn, SidecarIndex, type OutboundTrafficMode } from './sidecar-scope.js';
 
+/** Envoy's cluster for traffic to destinations the mesh does not know, as Istio names it in metrics and logs. */
+export const PASSTHROUGH_CLUSTER = 'PassthroughCluster';
+
 const modes = new WeakMap<Snapshot, OutboundTrafficMode>();
 
 /** The outboundTrafficPolicy mode for the proxy a snapshot was built for (a gateway: its default, ALLOW_ANY). */

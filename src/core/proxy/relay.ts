@@ -20,6 +20,7 @@ import { upstreamH2, type UpstreamProtocol } from './upstream-protocol.js';
 import { exchangeUpgrade, type UpgradeTunnel } from './upgrade-exchange.js';
 import { guardedBody, onDownstreamGone, resetResponse, RequestBodyAborted, requestGone } from './stream-state.js';
 import type { UpstreamPools } from './upstream-pools.js';
+import type { ConnectionLimits } from '../policy/connection-limits.js';
 
 export function requestHasBody(req: IncomingMessage): boolean {
   // HTTP/2 frames the body itself: a request has one unless its headers ended the stream.
@@ -40,11 +41,13 @@ export function relay(
   record: RequestRecord,
   reply: (r: LocalReply) => void,
   /** Set for an upgrade request (upgrade.ts). */
-  tunnel?: UpgradeTunnel,
+  tunnel: UpgradeTunnel | undefined,
+  /** The connection settings (the mesh's connectTimeout: policy/connection-limits.ts). */
+  limits: ConnectionLimits,
 ): void {
   record.upstreamHost = key;
   if (requestGone(req)) return reply(LocalReplies.downstreamDisconnect);
-  new Relaying(pools, key, req, res, record, reply).start(protocol, target, headers, tunnel);
+  new Relaying(pools, key, req, res, record, reply, limits).start(protocol, target, headers, tunnel);
 }
 
 /**
@@ -55,6 +58,7 @@ export function relay(
 class Relaying implements ExchangeHooks {
   readonly #pools: UpstreamPools;
   readonly #key: string;
+  readonly #limits: ConnectionLimits;
   readonly #req: IncomingMessage;
   readonly #res: ServerResponse;
   readonly #record: RequestRecord;
@@ -65,14 +69,15 @@ class Relaying implements ExchangeHooks {
   #current: Cancel | undefined;
   #downstreamGone = false;
 
-  constructor(pools: UpstreamPools, key: string, req: IncomingMessage, res: ServerResponse, record: RequestRecord, reply: (r: LocalReply) => void) {
+  constructor(pools: UpstreamPools, key: string, req: IncomingMessage, res: ServerResponse, record: RequestRecord, reply: (r: LocalReply) => void, limits: ConnectionLimits) {
     this.#pools = pools;
     this.#key = key;
+    this.#limits = limits;
     this.#req = req;
     this.#res = res;
     this.#record = record;
     this.#reply = reply;
-    this.#lease = pools.acquire(key);
+    this.#lease = pools.acquire(key, undefined, limits);
     this.#offGone = onDownstreamGone(res, this.#onGone);
   }
 
@@ -108,16 +113,17 @@ class Relaying implements ExchangeHooks {
     const body = requestHasBody(req) ? guardedBody(req) : undefined;
     const key = this.#key;
     const pools = this.#pools;
+    const limits = this.#limits;
     const failed = (): void => {
       this.#end();
       this.#reply(LocalReplies.upstreamReset);
     };
     if (tunnel) {
       const request: ExchangeRequest = { path, method, headers, body };
-      exchangeUpgrade((onFailure) => pools.connect(key, undefined, undefined, onFailure), request, this.#res, this, this.#onCancelable, tunnel).then(this.#onOutcome, failed);
+      exchangeUpgrade((onFailure) => pools.connect(key, undefined, limits, onFailure), request, this.#res, this, this.#onCancelable, tunnel).then(this.#onOutcome, failed);
     } else if (upstreamH2(protocol, req) || isGrpcRequest(req.headers)) {
       const request: ExchangeRequest = { path, method, headers, body, trailers: () => req.trailers as Record<string, string> | undefined };
-      exchangeH2((h, o) => pools.h2Request(key, undefined, undefined, h, o), request, this.#res, this, this.#onCancelable).then(this.#onOutcome, failed);
+      exchangeH2((h, o) => pools.h2Request(key, undefined, limits, h, o), request, this.#res, this, this.#onCancelable).then(this.#onOutcome, failed);
     } else {
       startExchange(this.#lease.pool, { path, method, headers, body }, this.#res, this, this.#onCancelable, this.#onOutcome);
     }

@@ -11,6 +11,7 @@ import type { RequestRecord } from '../../telemetry/access-log.js';
 import { applyHeaderRules } from '../headers.js';
 import { forward, type ForwardContext } from '../forward.js';
 import { relay } from '../relay.js';
+import { connectTimeoutFor, limitsWithConnectTimeout } from '../../policy/connection-limits.js';
 import { LocalReplies } from '../respond.js';
 import type { Exchange, StageResult } from './exchange.js';
 import { DONE, factsOf } from './exchange.js';
@@ -66,7 +67,9 @@ export function actLocalApp(ex: Exchange): StageResult {
   const app = listener.localApp;
   if (!app) return LocalReplies.noRoute;
   const facts = factsOf(ex);
-  relay(ctx.pools, app.key, app.protocol(), req, res, facts, app.headers(req, facts, requestId), record, ex.reply, ex.tunnel);
+  // The app's inbound cluster has no rule of its own: the mesh's connectTimeout.
+  const limits = limitsWithConnectTimeout(connectTimeoutFor(ex.snapshot));
+  relay(ctx.pools, app.key, app.protocol(), req, res, facts, app.headers(req, facts, requestId), record, ex.reply, ex.tunnel, limits);
   return DONE;
 }
 
