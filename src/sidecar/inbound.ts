@@ -49,6 +49,7 @@ import { UpstreamPools } from '../core/proxy/upstream-pools.js';
 import { AcceptStep } from '../core/proxy/accept.js';
 import { authorizeConnection } from '../core/proxy/stages/authorize-connection.js';
 import { passThrough } from '../core/proxy/tcp-passthrough.js';
+import { connectTimeoutFor } from '../core/policy/connection-limits.js';
 import type { HttpLimits } from '../core/proxy/http-limits.js';
 import type { SnapshotHolder } from '../core/snapshot/holder.js';
 import { inboundRequestHeaders, meshXfcc } from './inbound-headers.js';
@@ -276,18 +277,16 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
     );
     if (!allowed) return;
     step.release(socket);
-    // Istio's TCP metrics, reported by the destination: opened now, closed with the bytes carried.
+    // Istio's TCP metrics and the access-log line, reported by the destination (core/proxy/tcp-record.ts).
     const downstreamPeer = peerOfRequest({}, peer.spiffeId);
-    const labels = { reporter: 'destination' as const, cluster, ...(downstreamPeer ? { downstreamPeer } : {}) };
-    deps.accessLog.tcpOpened?.(labels);
-    const startTime = new Date();
-    const downstreamRemoteAddress = `${socket.remoteAddress ?? ''}:${socket.remotePort ?? 0}`;
-    socket.once('close', () => {
-      const carried = { bytesReceived: socket.bytesRead, bytesSent: socket.bytesWritten };
-      deps.accessLog.tcpClosed?.({ ...labels, flags: '-', ...carried });
-      deps.accessLog.writeTcp?.({ startTime, durationMs: Date.now() - startTime.getTime(), flags: '-', ...carried, upstreamHost: `${deps.appHost}:${deps.appPort}`, upstreamCluster: cluster, downstreamRemoteAddress, ...(peer.sni ? { sni: peer.sni } : {}) });
+    const to = { host: deps.appHost, port: deps.appPort, localAddress: deps.appLocalAddress, connectTimeoutMs: connectTimeoutFor(deps.holder.current()) };
+    passThrough(socket, data, to, {
+      record: { observer: deps.accessLog, reporter: 'destination', cluster, downstreamPeer, sni: peer.sni },
+      onFailure: (err) => {
+        deps.log.debug({ app: `${deps.appHost}:${deps.appPort}`, error: err.message }, 'connection to the app failed (UF): closed');
+        socket.destroy();
+      },
     });
-    passThrough(socket, data, { host: deps.appHost, port: deps.appPort, localAddress: deps.appLocalAddress });
   };
 
   const server = createNetServer({ noDelay: true }, onConnection);
