@@ -142,12 +142,36 @@ export function requestAttributes(r: RequestRecord, node?: ReportingNode): Attri
   };
 }
 
-/** The attributes of one TCP connection: who is on each end and the cluster; no request. */
-export function connectionAttributes(c: { cluster: string; upstreamPeer?: WorkloadInfo; downstreamPeer?: WorkloadInfo }, node?: ReportingNode): Attributes {
+/** What is known of one TCP connection: the cluster and peers always; the rest once its line is written. */
+export interface ConnectionFacts {
+  readonly cluster: string;
+  readonly upstreamPeer?: WorkloadInfo | undefined;
+  readonly downstreamPeer?: WorkloadInfo | undefined;
+  /** Envoy's response flags ('' or '-' for none). */
+  readonly flags?: string;
+  readonly bytesReceived?: number;
+  readonly bytesSent?: number;
+  readonly upstreamHost?: string | undefined;
+  readonly downstreamRemoteAddress?: string;
+  readonly sni?: string | undefined;
+}
+
+/**
+ * The attributes of one TCP connection, for tag expressions and access-log filters alike: who is on
+ * each end, the cluster, the flags and bytes, the addresses; no request (`request.*` is an error and
+ * `response.code` is 0, as Envoy has no HTTP status for a TCP connection).
+ */
+export function connectionAttributes(c: ConnectionFacts, node?: ReportingNode): Attributes {
   return (root) => {
     switch (root) {
       case 'connection':
-        return { mtls: c.downstreamPeer !== undefined };
+        return { mtls: c.downstreamPeer !== undefined, requested_server_name: c.sni || undefined };
+      case 'response':
+        return c.flags === undefined ? undefined : { code: 0, flags: c.flags || '-', size: c.bytesSent };
+      case 'source':
+        return splitAddress(c.downstreamRemoteAddress) as Value;
+      case 'upstream':
+        return splitAddress(c.upstreamHost) as Value;
       case 'xds':
         return { cluster_name: c.cluster };
       case 'upstream_peer':
