@@ -110,9 +110,10 @@ describe('passed-through TCP in the access log and the TCP metrics (PassthroughC
   });
 
   it('a Telemetry accessLogging filter applies to those lines as it does to requests', async () => {
+    // No status on a TCP connection: the first half is an error, and the flags decide, as in CEL.
     await writeFile(
       join(dir, 'telemetry.yaml'),
-      'apiVersion: telemetry.istio.io/v1\nkind: Telemetry\nmetadata: {name: mesh-default, namespace: istio-system}\nspec:\n  accessLogging:\n  - providers: [{name: envoy}]\n    filter: {expression: \'response.flags != "-"\'}\n',
+      'apiVersion: telemetry.istio.io/v1\nkind: Telemetry\nmetadata: {name: mesh-default, namespace: istio-system}\nspec:\n  accessLogging:\n  - providers: [{name: envoy}]\n    filter: {expression: \'response.code >= 400 || response.flags != "-"\'}\n',
     );
     await untilSnapshot(proxy.holder, (s) => s.resources.some((r) => r.kind === 'Telemetry'));
     assert.equal((await tunnel(proxy.outboundPort, `127.0.0.1:${echoPort}`, 'quiet')).status, 200);

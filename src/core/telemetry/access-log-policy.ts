@@ -56,7 +56,7 @@ export function logsRequest(p: AccessLogPolicy, r: RequestRecord): boolean {
 /**
  * Whether a TCP connection's line is written: inbound clusters are the SERVER side; its filter reads
  * the connection's attributes (metric-attributes.ts), so `response.flags != "-"` keeps failed
- * connections, and an expression on request attributes, which a TCP connection has none of, is false.
+ * connections, and an expression on request or status attributes, which a TCP connection has none of, is false.
  */
 export function logsConnection(p: AccessLogPolicy, c: TcpLogLine): boolean {
   const mode = c.upstreamCluster.startsWith('inbound|') ? p.server : p.client;

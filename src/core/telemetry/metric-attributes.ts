@@ -149,8 +149,6 @@ export interface ConnectionFacts {
   readonly downstreamPeer?: WorkloadInfo | undefined;
   /** Envoy's response flags ('' or '-' for none). */
   readonly flags?: string;
-  readonly bytesReceived?: number;
-  readonly bytesSent?: number;
   readonly upstreamHost?: string | undefined;
   readonly downstreamRemoteAddress?: string;
   readonly sni?: string | undefined;
@@ -158,8 +156,8 @@ export interface ConnectionFacts {
 
 /**
  * The attributes of one TCP connection, for tag expressions and access-log filters alike: who is on
- * each end, the cluster, the flags and bytes, the addresses; no request (`request.*` is an error and
- * `response.code` is 0, as Envoy has no HTTP status for a TCP connection).
+ * each end, the cluster, the flags, the addresses; no request (`request.*`, `response.code` and
+ * `response.size` are errors, as Envoy has no request, status or body for a TCP connection).
  */
 export function connectionAttributes(c: ConnectionFacts, node?: ReportingNode): Attributes {
   return (root) => {
@@ -167,7 +165,8 @@ export function connectionAttributes(c: ConnectionFacts, node?: ReportingNode): 
       case 'connection':
         return { mtls: c.downstreamPeer !== undefined, requested_server_name: c.sni || undefined };
       case 'response':
-        return c.flags === undefined ? undefined : { code: 0, flags: c.flags || '-', size: c.bytesSent };
+        // Envoy sets a TCP connection's flags, not an HTTP status or body size: those stay errors.
+        return c.flags === undefined ? undefined : { flags: c.flags || '-' };
       case 'source':
         return splitAddress(c.downstreamRemoteAddress) as Value;
       case 'upstream':
