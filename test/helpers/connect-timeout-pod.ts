@@ -3,7 +3,8 @@
 // `connectTimeout` — one the app uses as its HTTP proxy (CONNECT), one capturing (the original
 // destination stood in for), one whose app is at the dropping address — each sends a connection
 // there. Prints one JSON object with what the app saw, the access-log lines and the TCP metrics.
-// Usage: node connect-timeout-pod.js <address> <port> <connectTimeout>
+// Usage: node connect-timeout-pod.js <address> <port> <connectTimeout>. Without them it does nothing,
+// as when `node --test dist/test/` loads every file under it.
 
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
@@ -16,8 +17,7 @@ import { completeJsonLines, eventually } from './gateway.js';
 import { scrape, samplesOf } from './prometheus-text.js';
 import { tunnel } from './tunnel.js';
 
-const [address, portText, connectTimeout] = process.argv.slice(2) as [string, string, string];
-const port = Number(portText);
+const args = process.argv.slice(2);
 
 /** Sends `text` to a sidecar's inbound port and half-closes: what came back before the close. */
 function exchangeInbound(inboundPort: number, text: string): Promise<string> {
@@ -43,29 +43,33 @@ async function closedWithUf(s: RunningSidecar): Promise<Array<Record<string, str
     .map((x) => ({ destination_service_name: x.labels['destination_service_name']!, reporter: x.labels['reporter']!, value: String(x.value) }));
 }
 
-const ca = await testAuthority();
-const dir = await mkdtemp(join(tmpdir(), 'meshgate-connect-timeout-'));
-await writeFile(join(dir, 'mesh.yaml'), `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: istio, namespace: istio-system}\ndata:\n  mesh: |\n    connectTimeout: ${connectTimeout}\n`);
-const destinations = new RecordedDestinations();
-const common = { accessLog: '', metricsPort: 0 };
-const proxy = await startSidecar({ ...sidecarOptions(ca, dir, 'curl', 1), ...common, accessLog: join(dir, 'proxy.log') });
-const captured = await startSidecar({ ...sidecarOptions(ca, dir, 'curl', 1), ...common, accessLog: join(dir, 'captured.log'), capture: true, originalDestination: destinations });
-const server = await startSidecar({ ...sidecarOptions(ca, dir, 'db', port), ...common, accessLog: join(dir, 'server.log'), appHost: address });
-const all = [proxy, captured, server];
-await Promise.all(all.map((s) => untilSnapshot(s.holder, (snap) => snap.connectTimeoutMs !== undefined)));
+async function run(address: string, port: number, connectTimeout: string): Promise<void> {
+  const ca = await testAuthority();
+  const dir = await mkdtemp(join(tmpdir(), 'meshgate-connect-timeout-'));
+  await writeFile(join(dir, 'mesh.yaml'), `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: istio, namespace: istio-system}\ndata:\n  mesh: |\n    connectTimeout: ${connectTimeout}\n`);
+  const destinations = new RecordedDestinations();
+  const common = { accessLog: '', metricsPort: 0 };
+  const proxy = await startSidecar({ ...sidecarOptions(ca, dir, 'curl', 1), ...common, accessLog: join(dir, 'proxy.log') });
+  const captured = await startSidecar({ ...sidecarOptions(ca, dir, 'curl', 1), ...common, accessLog: join(dir, 'captured.log'), capture: true, originalDestination: destinations });
+  const server = await startSidecar({ ...sidecarOptions(ca, dir, 'db', port), ...common, accessLog: join(dir, 'server.log'), appHost: address });
+  const all = [proxy, captured, server];
+  await Promise.all(all.map((s) => untilSnapshot(s.holder, (snap) => snap.connectTimeoutMs !== undefined)));
 
-const [connectAnswer, capturedAnswer, inboundAnswer] = await Promise.all([
-  tunnel(proxy.outboundPort, `${address}:${port}`, 'x'),
-  exchangeCaptured(captured.outboundPort, destinations, address, port, 'x'),
-  exchangeInbound(server.inboundPort, 'x'),
-]);
-const result = {
-  connect: connectAnswer,
-  captured: capturedAnswer,
-  inbound: inboundAnswer,
-  lines: { proxy: await linesOf(join(dir, 'proxy.log')), captured: await linesOf(join(dir, 'captured.log')), server: await linesOf(join(dir, 'server.log')) },
-  closedWithUf: { proxy: await closedWithUf(proxy), captured: await closedWithUf(captured), server: await closedWithUf(server) },
-};
-await Promise.all(all.map((s) => s.destroy()));
-await rm(dir, { recursive: true, force: true });
-process.stdout.write(`${JSON.stringify(result)}\n`);
+  const [connectAnswer, capturedAnswer, inboundAnswer] = await Promise.all([
+    tunnel(proxy.outboundPort, `${address}:${port}`, 'x'),
+    exchangeCaptured(captured.outboundPort, destinations, address, port, 'x'),
+    exchangeInbound(server.inboundPort, 'x'),
+  ]);
+  const result = {
+    connect: connectAnswer,
+    captured: capturedAnswer,
+    inbound: inboundAnswer,
+    lines: { proxy: await linesOf(join(dir, 'proxy.log')), captured: await linesOf(join(dir, 'captured.log')), server: await linesOf(join(dir, 'server.log')) },
+    closedWithUf: { proxy: await closedWithUf(proxy), captured: await closedWithUf(captured), server: await closedWithUf(server) },
+  };
+  await Promise.all(all.map((s) => s.destroy()));
+  await rm(dir, { recursive: true, force: true });
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+}
+
+if (args.length === 3) await run(args[0]!, Number(args[1]), args[2]!);
