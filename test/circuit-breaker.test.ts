@@ -6,7 +6,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { CircuitBreaker, type Cancel, type Slot } from '../src/core/policy/circuit-breaker.js';
-import { DEFAULT_LIMITS, MAX_UINT32, connectionLimits, hasFiniteLimits, isDefaultLimits, type ConnectionLimits } from '../src/core/policy/connection-limits.js';
+import { DEFAULT_LIMITS, MAX_UINT32, connectionLimits, connectTimeoutFor, hasFiniteLimits, isDefaultLimits, limitsWithConnectTimeout, type ConnectionLimits } from '../src/core/policy/connection-limits.js';
+import { buildSnapshot } from '../src/core/snapshot/build.js';
+import { parseConfigText } from '../src/core/config/load.js';
 import { OutlierDetector, outlierSettings } from '../src/core/policy/outlier-detection.js';
 import type { Cluster } from '../src/core/policy/types.js';
 import { AttemptGuard } from '../src/core/proxy/attempt-guard.js';
@@ -64,6 +66,53 @@ function slot(a: unknown): Slot {
   assert.ok(a && typeof a === 'object' && 'release' in a, `expected a slot, got ${String(a)}`);
   return a as Slot;
 }
+
+describe('connect timeout: the rule\'s, else the mesh config\'s connectTimeout, else 10 s', () => {
+  const config = (mesh: string): string => `apiVersion: v1
+kind: ConfigMap
+metadata: {name: istio, namespace: istio-system}
+data:
+  mesh: |
+${mesh}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: db, namespace: default}
+spec:
+  hosts: [db.example.com]
+  ports: [{number: 5432, name: tcp, protocol: TCP}, {number: 80, name: http, protocol: HTTP}]
+  resolution: DNS
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: db, namespace: default}
+spec:
+  host: db.example.com
+  trafficPolicy:
+    portLevelSettings:
+    - port: {number: 80}
+      connectionPool: {tcp: {connectTimeout: 250ms}}
+`;
+  const snapshotOf = (mesh: string) =>
+    buildSnapshot(parseConfigText(config(mesh), 'mesh.yaml'), { kind: 'sidecar', namespace: 'default', labels: { app: 'curl' }, serviceAccount: 'curl', outboundTrafficPolicy: 'ALLOW_ANY' }, { random: () => 0.5, load: { active: () => 0 } }).snapshot;
+
+  it('a destination no cluster describes (PassthroughCluster, the app) takes the mesh config\'s; clusters keep it unless their rule says', () => {
+    const s = snapshotOf('    connectTimeout: 2s');
+    assert.equal(connectTimeoutFor(s), 2000);
+    const cluster = (port: number) => [...s.clusters.values()].find((c) => c.port.number === port);
+    assert.equal(connectTimeoutFor(s, cluster(5432)), 2000, 'no rule of its own: the mesh\'s');
+    assert.equal(connectTimeoutFor(s, cluster(80)), 250, 'the rule\'s port-level connectTimeout');
+  });
+
+  it('without one, 10 s, with the default limits\' fast paths intact', () => {
+    const s = snapshotOf('    enableTracing: false');
+    assert.equal(connectTimeoutFor(s), 10_000);
+    assert.equal(connectTimeoutFor(undefined), 10_000);
+    assert.equal(limitsWithConnectTimeout(10_000), DEFAULT_LIMITS);
+    assert.ok(!isDefaultLimits(limitsWithConnectTimeout(2000)));
+    assert.equal(limitsWithConnectTimeout(2000), limitsWithConnectTimeout(2000), 'one object per value');
+  });
+});
 
 describe('CircuitBreaker', () => {
   it('past maxConnections attempts wait up to http1MaxPendingRequests, then overflow at once', async () => {

@@ -97,7 +97,7 @@ describe('the sidecar\'s merged endpoint', () => {
   let ca: CertificateAuthority;
   let dir: string;
   let app: Upstream;
-  let merged: RunningSidecar, broken: RunningSidecar;
+  let merged: RunningSidecar, broken: RunningSidecar, huge: RunningSidecar, slow: RunningSidecar;
 
   before(async () => {
     ca = await testAuthority();
@@ -111,14 +111,35 @@ describe('the sidecar\'s merged endpoint', () => {
         res.writeHead(500).end('no');
         return true;
       }
+      // An exposition with no end: written as fast as it is read, until the reader goes away.
+      if (req.url === '/huge') {
+        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
+        const line = Buffer.from('shop_endless_total 1\n'.repeat(4096));
+        const more = (): void => {
+          while (!res.destroyed && res.write(line));
+          if (!res.destroyed) res.once('drain', more);
+        };
+        more();
+        return true;
+      }
+      // An exposition that drips: a line now and then, never the end.
+      if (req.url === '/slow') {
+        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
+        res.write('shop_slow_total 1\n');
+        const drip = setInterval(() => res.write('# still here\n'), 100);
+        res.once('close', () => clearInterval(drip));
+        return true;
+      }
       return false;
     });
     const opts = { ...sidecarOptions(ca, dir, 'shop', app.port), metricsPort: 0, probePort: 0 };
     merged = await startSidecar({ ...opts, mergedMetrics: { app: { port: app.port, path: '/custom' } } });
     broken = await startSidecar({ ...opts, mergedMetrics: { app: { port: app.port, path: '/broken' } } });
+    huge = await startSidecar({ ...opts, mergedMetrics: { app: { port: app.port, path: '/huge' } } });
+    slow = await startSidecar({ ...opts, mergedMetrics: { app: { port: app.port, path: '/slow' } } });
   });
   after(async () => {
-    await Promise.all([merged?.destroy(), broken?.destroy()]);
+    await Promise.all([merged?.destroy(), broken?.destroy(), huge?.destroy(), slow?.destroy()]);
     await app?.close();
     await rm(dir, { recursive: true, force: true });
   });
@@ -139,5 +160,32 @@ describe('the sidecar\'s merged endpoint', () => {
     const text = await scrape(broken.probePort);
     assert.equal(samplesOf(text, 'istio_requests_total').length, 1, text);
     assert.ok(!text.includes('shop_orders_total'));
+  });
+
+  /** The app's failed scrapes as the agent's own series count them. */
+  const appFailures = (text: string): number => samplesOf(text, 'istio_agent_scrape_failures_total').find((x) => x.labels['type'] === 'application')?.value ?? 0;
+
+  it('an app whose metrics never end is cut at the cap: the sidecar\'s series are served, the failure counted', async () => {
+    const text = await scrape(huge.probePort);
+    assert.ok(text.includes('# TYPE istio_requests_total'), 'the sidecar\'s own series');
+    assert.ok(!text.includes('shop_endless_total'), 'nothing of the app\'s part');
+    assert.ok(text.length < 1024 * 1024, `an answer of ${text.length} bytes`);
+    assert.equal(appFailures(text), 1);
+    assert.deepEqual(samplesOf(text, 'istio_agent_scrapes_total'), [{ labels: {}, value: 1 }]);
+  });
+
+  it('an app that never finishes its answer is given up at the scrape\'s timeout, not kept alive by a drip', async () => {
+    const r = await fetch(`http://127.0.0.1:${slow.probePort}/stats/prometheus`, { headers: { 'x-prometheus-scrape-timeout-seconds': '0.5' } });
+    assert.equal(r.status, 200);
+    const text = await r.text();
+    assert.ok(text.includes('# TYPE istio_requests_total'));
+    assert.ok(!text.includes('shop_slow_total'));
+    assert.equal(appFailures(text), 1);
+  });
+
+  it('a healthy app\'s scrapes count no failure', async () => {
+    const text = await scrape(merged.probePort);
+    assert.equal(appFailures(text), 0);
+    assert.ok(text.indexOf('istio_agent_scrapes_total') < text.indexOf('istio_requests_total'), 'the agent\'s series lead, as istio-agent writes them');
   });
 });

@@ -82,6 +82,14 @@ describe('tagOverrides expressions', () => {
     assert.equal(value('downstream_peer.app', r), undefined);
   });
 
+  it('&& and || decide over an error as CEL does: error || true is true, error && false is false', () => {
+    assert.equal(value("request.headers['x-absent'] == 'a' || response.code == 200", r), 'true');
+    assert.equal(value("response.code == 200 || request.headers['x-absent'] == 'a'", r), 'true');
+    assert.equal(value("request.headers['x-absent'] == 'a' && response.code == 404", r), 'false');
+    assert.equal(value("request.headers['x-absent'] == 'a' || response.code == 404", r), undefined);
+    assert.equal(value("request.headers['x-absent'] == 'a' && response.code == 200", r), undefined);
+  });
+
   it('refuse at compile time what meshgate does not evaluate, saying why', () => {
     for (const [expr, why] of [
       ["request.headers['x'] | 'unknown'", /operator '\|' is not supported/],

@@ -28,7 +28,6 @@ import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { listenOn } from '../core/proxy/listen.js';
 import { AcceptStep } from '../core/proxy/accept.js';
-import { passThrough } from '../core/proxy/tcp-passthrough.js';
 import type { ConnectionDrain } from '../core/proxy/drain.js';
 import type { HttpLimits } from '../core/proxy/http-limits.js';
 import type { Destination, OriginalDestinationLookup } from '../core/capture/original-destination.js';
@@ -127,7 +126,7 @@ export function createCapture(deps: CaptureDeps): Capture {
       return void socket.destroy();
     }
     step.release(socket);
-    passThrough(socket, first ?? Buffer.alloc(0), { host: target.address, port: target.port });
+    deps.tcp.passThrough(socket, first ?? Buffer.alloc(0), { host: target.address, port: target.port });
   };
 
   const inbound: Server = createServer({ noDelay: true }, (socket) => {

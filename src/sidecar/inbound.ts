@@ -57,6 +57,7 @@ import { UpstreamPools } from '../core/proxy/upstream-pools.js';
 import { AcceptStep } from '../core/proxy/accept.js';
 import { authorizeConnection } from '../core/proxy/stages/authorize-connection.js';
 import { passThrough } from '../core/proxy/tcp-passthrough.js';
+import { connectTimeoutFor, hasFiniteLimits, limitsWithConnectTimeout } from '../core/policy/connection-limits.js';
 import type { HttpLimits } from '../core/proxy/http-limits.js';
 import type { SnapshotHolder } from '../core/snapshot/holder.js';
 import { inboundRequestHeaders, meshXfcc } from './inbound-headers.js';
@@ -71,7 +72,6 @@ import type { PassThroughTarget } from '../core/proxy/tcp-passthrough.js';
 import type { ServerTlsSettings } from '../core/model/istio.js';
 import type { CredentialStore } from '../core/tls/types.js';
 import { IngressTls } from './ingress-tls.js';
-import { hasFiniteLimits } from '../core/policy/connection-limits.js';
 import type { ClusterBreaker } from '../core/policy/circuit-breaker.js';
 
 /** PERMISSIVE on a declared TCP port: how long a silent client may take before it counts as plaintext. */
@@ -144,13 +144,16 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
 
   // Where the port's traffic goes: the app on the same port, or a Sidecar ingress listener's endpoint
   // (`0.0.0.0`/`[::]`: the app host when it is of that family, else loopback, as Istio falls back).
-  const targetOf = (ingress: IngressListener | undefined): Pick<PortPlan, 'upstream' | 'tcp' | 'shown'> => {
+  const targetOf = (ingress: IngressListener | undefined, snapshot: Snapshot | undefined): Pick<PortPlan, 'upstream' | 'tcp' | 'shown'> => {
     const e = ingress?.endpoint;
+    // The listener's connectionPool, else the mesh config's connect timeout (policy/connection-limits.ts).
+    const limits = ingress?.limits ?? limitsWithConnectTimeout(connectTimeoutFor(snapshot));
     // Finite connectionPool limits are counted by the port's circuit breaker, as a cluster's are.
-    const limits = ingress ? { limits: ingress.limits, ...(deps.breaker && hasFiniteLimits(ingress.limits) ? { breaker: deps.breaker(cluster) } : {}) } : {};
+    const upstreamOf = (key: string): RelayUpstream => ({ key, limits, ...(deps.breaker && hasFiniteLimits(limits) ? { breaker: deps.breaker(cluster) } : {}) });
+    const connectTimeoutMs = limits.connectTimeoutMs;
     if (e?.kind === 'unix') {
       const key = UpstreamPools.unixKey(e.path);
-      return { upstream: { key, ...limits }, tcp: { host: '', port: 0, path: e.path }, shown: key };
+      return { upstream: upstreamOf(key), tcp: { host: '', port: 0, path: e.path, connectTimeoutMs }, shown: key };
     }
     const v6 = (h: string): boolean => h.includes(':');
     const host = !e ? deps.appHost : e.host === 'pod-ipv4' ? (v6(deps.appHost) ? '127.0.0.1' : deps.appHost) : e.host === 'pod-ipv6' ? (v6(deps.appHost) ? deps.appHost : '::1') : e.host;
@@ -158,9 +161,9 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
     const key = UpstreamPools.key(host, port);
     // An IPv4 source (127.0.0.6 under capture) cannot reach an IPv6 address.
     const localAddress = v6(host) ? undefined : deps.appLocalAddress;
-    return { upstream: { key, ...limits }, tcp: { host, port, localAddress }, shown: key };
+    return { upstream: upstreamOf(key), tcp: { host, port, localAddress, connectTimeoutMs }, shown: key };
   };
-  const defaultPlan: PortPlan = { opaque: false, protocol: 'http1', ...targetOf(undefined) };
+  const defaultPlan: PortPlan = { opaque: false, protocol: 'http1', ...targetOf(undefined, undefined) };
 
   // The port's plan, once per snapshot: whether it is TCP, whether the app speaks HTTP/2 (grpc,
   // http2) or HTTP/1.1 (gRPC aside), where it is. The Sidecar ingress listener's protocol wins over
@@ -175,7 +178,7 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
     if (known === undefined) {
       const ingress = sidecarIngressOf(snapshot).listeners.get(deps.appPort);
       const protocol = ingress?.protocol ?? workloadPortProtocol(snapshot.registry, deps.workload, listenPort ? [deps.appPort, listenPort] : [deps.appPort]);
-      known = { opaque: isOpaqueTcp(protocol, deps.appPort), protocol: appPortProtocol(protocol), ...targetOf(ingress), ...(ingress?.tls ? { tls: ingress.tls } : {}) };
+      known = { opaque: isOpaqueTcp(protocol, deps.appPort), protocol: appPortProtocol(protocol), ...targetOf(ingress, snapshot), ...(ingress?.tls ? { tls: ingress.tls } : {}) };
       plans.set(snapshot, known);
     }
     return known;
@@ -363,18 +366,15 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
     if (!allowed) return;
     step.release(socket);
     const { tcp, shown } = plan();
-    // Istio's TCP metrics, reported by the destination: opened now, closed with the bytes carried.
+    // Istio's TCP metrics and the access-log line, reported by the destination (core/proxy/tcp-record.ts).
     const downstreamPeer = peerOfRequest({}, peer.spiffeId);
-    const labels = { reporter: 'destination' as const, cluster, ...(downstreamPeer ? { downstreamPeer } : {}) };
-    deps.accessLog.tcpOpened?.(labels);
-    const startTime = new Date();
-    const downstreamRemoteAddress = `${socket.remoteAddress ?? ''}:${socket.remotePort ?? 0}`;
-    socket.once('close', () => {
-      const carried = { bytesReceived: socket.bytesRead, bytesSent: socket.bytesWritten };
-      deps.accessLog.tcpClosed?.({ ...labels, flags: '-', ...carried });
-      deps.accessLog.writeTcp?.({ startTime, durationMs: Date.now() - startTime.getTime(), flags: '-', ...carried, upstreamHost: shown, upstreamCluster: cluster, downstreamRemoteAddress, ...(peer.sni ? { sni: peer.sni } : {}) });
+    passThrough(socket, data, tcp, {
+      record: { observer: deps.accessLog, reporter: 'destination', cluster, downstreamPeer, sni: peer.sni },
+      onFailure: (err) => {
+        deps.log.debug({ app: shown, error: err.message }, 'connection to the app failed (UF): closed');
+        socket.destroy();
+      },
     });
-    passThrough(socket, data, tcp);
   };
 
   const server = createNetServer({ noDelay: true }, onConnection);

@@ -8,17 +8,23 @@
 // metrics with `reporter="source"`.
 // A port whose VirtualService has `tls` rules routes by the SNI of the app's ClientHello: the hello is
 // read (the app speaks first in TLS) and handed on untouched with the rest of the bytes.
+// TCP to a destination the mesh does not know (captured under ALLOW_ANY, a CONNECT to an unknown
+// host) goes to it as it is: Istio's PassthroughCluster, with the mesh's connectTimeout (a
+// DestinationRule's for a host the registry declares), counted and logged under that cluster name.
 
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { IdentityProvider } from '../core/pki/types.js';
-import { outboundTrafficModeOf } from '../core/policy/outbound-traffic-policy.js';
+import { outboundTrafficModeOf, PASSTHROUGH_CLUSTER } from '../core/policy/outbound-traffic-policy.js';
 import { forwardTcp } from '../core/proxy/tcp-forward.js';
 import { parseClientHello, peekClientHello } from '../core/tls/client-hello.js';
 import type { MeshTcpTarget } from '../core/routing/mesh-tcp-routes.js';
 import type { SnapshotHolder } from '../core/snapshot/holder.js';
 import type { AccessLog } from '../core/telemetry/access-log.js';
 import { UpstreamConnector } from '../core/tls/upstream-connector.js';
+import { passThrough, type PassThroughHooks } from '../core/proxy/tcp-passthrough.js';
+import { connectTimeoutFor } from '../core/policy/connection-limits.js';
+import { clusterName } from '../core/policy/types.js';
 
 export interface OutboundTcpDeps {
   readonly holder: SnapshotHolder;
@@ -44,6 +50,11 @@ export interface OutboundTcp {
    * the captured original destination, which a headless Service's target keeps to.
    */
   forward(socket: Socket, initial: Buffer, target: MeshTcpTarget, dialled?: { readonly address: string; readonly port: number }): void;
+  /**
+   * Pipes `socket` (after `initial`) to `host:port` as it is (PassthroughCluster). A connection that
+   * cannot be made in time fails with UF: `onFailure` answers (a CONNECT's 503), else it is closed.
+   */
+  passThrough(socket: Socket, initial: Buffer, to: { readonly host: string; readonly port: number }, hooks?: Pick<PassThroughHooks, 'onConnect' | 'onFailure'>): void;
 }
 
 export function createOutboundTcp(deps: OutboundTcpDeps): OutboundTcp {
@@ -70,6 +81,20 @@ export function createOutboundTcp(deps: OutboundTcpDeps): OutboundTcp {
       // The rest of the hello is still on its way: read it with the bytes already in hand in front.
       if (initial.length > 0) socket.unshift(initial);
       void peekClientHello(socket).then(({ data, hello: full }) => pipe(data, full.state === 'ok' ? (full.sni ?? '') : undefined));
+    },
+    passThrough: (socket, initial, to, hooks = {}) => {
+      const snapshot = deps.holder.current();
+      const service = snapshot?.registry.lookup(to.host.toLowerCase());
+      const declared = service && snapshot?.clusters.get(clusterName(to.port, '', service.hostname));
+      passThrough(socket, initial, { ...to, connectTimeoutMs: connectTimeoutFor(snapshot, declared) }, {
+        ...hooks,
+        record: { observer: deps.accessLog, reporter: 'source', cluster: PASSTHROUGH_CLUSTER },
+        onFailure: (err) => {
+          deps.log.debug({ destination: `${to.host}:${to.port}`, error: err.message }, 'passthrough connection failed (UF)');
+          if (hooks.onFailure) hooks.onFailure(err);
+          else socket.destroy();
+        },
+      });
     },
   };
 }

@@ -22,7 +22,6 @@ import { authorityOf, handleHttpRequest, Pipelines, type HttpHandlerContext, typ
 import { handleUpgrade } from '../core/proxy/upgrade.js';
 import { LocalReplies, rawLocalReply } from '../core/proxy/respond.js';
 import { AcceptStep } from '../core/proxy/accept.js';
-import { passThrough } from '../core/proxy/tcp-passthrough.js';
 import { outboundRouteConfig } from '../core/routing/compile-mesh.js';
 import { capturedRouteConfig } from '../core/routing/captured-route-config.js';
 import type { Dialled } from '../core/policy/original-dst.js';
@@ -133,7 +132,7 @@ function tunnel(req: IncomingMessage, socket: Socket, head: Buffer, deps: Outbou
     deps.log.debug({ destination: `${host}:${port}` }, 'CONNECT to a port the mesh does not declare for that host, under REGISTRY_ONLY: 502 (BlackHoleCluster)');
     return void socket.end(rawLocalReply(LocalReplies.registryOnly));
   }
-  passThrough(socket, head, { host, port }, {
+  deps.tcp.passThrough(socket, head, { host, port }, {
     onConnect: () => void socket.write('HTTP/1.1 200 Connection Established\r\n\r\n'),
     onFailure: () => void socket.end(rawLocalReply(LocalReplies.connectFailure)),
   });

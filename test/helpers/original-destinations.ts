@@ -41,3 +41,15 @@ export function connectCaptured(outboundPort: number, destinations: RecordedDest
   s.once('connect', () => destinations.record(s.localPort!, { address, port }));
   return s;
 }
+
+/** A captured connection of the app to `address:port` that sends `text` then its FIN: what came back before the close. */
+export function exchangeCaptured(outboundPort: number, destinations: RecordedDestinations, address: string, port: number, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = connectCaptured(outboundPort, destinations, address, port);
+    let data = '';
+    s.once('connect', () => s.end(text));
+    s.on('data', (d: Buffer) => (data += d.toString()));
+    s.once('close', () => resolve(data));
+    s.once('error', reject);
+  });
+}

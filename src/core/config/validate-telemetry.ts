@@ -2,8 +2,8 @@
 // sampling, access logging on/off, metric overrides), and the mesh config in the root namespace's
 // `istio` ConfigMap (`data.mesh`, itself YAML: defaultConfig.tracing.sampling, extensionProviders —
 // tracing ones here, external authorizers in validate-ext-authz.ts —, defaultProviders,
-// outboundTrafficPolicy.mode, pathNormalization.normalization). Problems inside `data.mesh` point at
-// the `mesh` key's line, since the mesh config is one string to the ConfigMap.
+// outboundTrafficPolicy.mode, pathNormalization.normalization, connectTimeout). Problems inside
+// `data.mesh` point at the `mesh` key's line, since the mesh config is one string to the ConfigMap.
 
 import { yaml } from './yaml-module.js';
 import type { FieldPath } from '../model/resource.js';
@@ -150,6 +150,7 @@ export function validateConfigMap(c: Checker, raw: Obj): void {
   }
   asBool(c, m['enableTracing'], [...at, 'enableTracing']);
   asBool(c, m['enablePrometheusMerge'], [...at, 'enablePrometheusMerge']);
+  checkDuration(c, m['connectTimeout'], [...at, 'connectTimeout']);
   const outbound = asObj(c, m['outboundTrafficPolicy'], [...at, 'outboundTrafficPolicy']);
   if (outbound) asEnum(c, outbound['mode'], [...at, 'outboundTrafficPolicy', 'mode'], ['REGISTRY_ONLY', 'ALLOW_ANY'] as const);
   const normalization = asObj(c, m['pathNormalization'], [...at, 'pathNormalization']);

@@ -29,6 +29,8 @@ export interface ClusterDeps extends LoadBalancerDeps {
   readonly proxy?: ProxyPlacement;
   /** Each workload's effective PeerAuthentication; absent: none exists, every sidecar takes mTLS. */
   readonly peerAuthentication?: (workload: WorkloadRef) => PeerAuthenticationPolicy;
+  /** The mesh config's connectTimeout, which a DestinationRule without its own keeps (default 10 s). */
+  readonly meshConnectTimeoutMs?: number;
 }
 
 export function buildCluster(
@@ -51,7 +53,7 @@ export function buildCluster(
   const outlier = outlierSettings(policy.outlierDetection);
   const detector = outlier ? live.detector(name) : undefined;
   const traffic: ClusterTraffic = Object.freeze({
-    limits: connectionLimits(policy.connectionPool),
+    limits: connectionLimits(policy.connectionPool, deps.meshConnectTimeoutMs),
     breaker: live.breaker(name),
     ...(outlier && detector ? { outlier: Object.freeze({ settings: outlier, detector }) } : {}),
     hostKeys: endpoints.map((e) => endpointKey(e, port)),

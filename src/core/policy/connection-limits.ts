@@ -3,9 +3,14 @@
 // 3 retries) with MaxUint32, and reads 0 as "use the default" (docs/concepts/resilience.md).
 // Envoy counts a cluster's limits across all its worker threads; a gateway's `--workers` do the same
 // through counters the primary keeps (core/runtime/worker-breakers.ts), so these are the totals.
+// The connect timeout is the rule's `tcp.connectTimeout`, else the mesh config's `connectTimeout`
+// (10 s unless set), as Istio fills every cluster's connect_timeout; connectTimeoutFor() is the one
+// answer for every connection the proxy opens, the PassthroughCluster and the sidecar's app included.
 
 import { parseDuration } from '../config/duration.js';
 import type { ConnectionPoolSettings } from '../model/istio.js';
+import type { Snapshot } from '../snapshot/snapshot.js';
+import type { Cluster } from './types.js';
 
 export const MAX_UINT32 = 4_294_967_295;
 
@@ -37,9 +42,12 @@ export const DEFAULT_LIMITS: ConnectionLimits = Object.freeze({
   connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS,
 });
 
-/** The limits of one cluster, for the proxy as a whole. */
-export function connectionLimits(pool: ConnectionPoolSettings | undefined): ConnectionLimits {
-  if (!pool || typeof pool !== 'object') return DEFAULT_LIMITS;
+/**
+ * The limits of one cluster, for the proxy as a whole; `meshConnectTimeoutMs` is the mesh config's
+ * connectTimeout, which a rule without its own keeps.
+ */
+export function connectionLimits(pool: ConnectionPoolSettings | undefined, meshConnectTimeoutMs = DEFAULT_CONNECT_TIMEOUT_MS): ConnectionLimits {
+  if (!pool || typeof pool !== 'object') return limitsWithConnectTimeout(meshConnectTimeoutMs);
   const tcp = pool.tcp ?? {};
   const http = pool.http ?? {};
   const connectTimeout = durationMs(tcp.connectTimeout);
@@ -52,9 +60,36 @@ export function connectionLimits(pool: ConnectionPoolSettings | undefined): Conn
     maxRequests: limit(http.http2MaxRequests),
     maxRetries: limit(http.maxRetries),
     maxRequestsPerConnection: count(http.maxRequestsPerConnection, 0),
-    connectTimeoutMs: connectTimeout !== undefined && connectTimeout > 0 ? connectTimeout : DEFAULT_CONNECT_TIMEOUT_MS,
+    connectTimeoutMs: connectTimeout !== undefined && connectTimeout > 0 ? connectTimeout : meshConnectTimeoutMs,
     ...(idle !== undefined && idle > 0 ? { idleTimeoutMs: idle } : {}),
   });
+}
+
+const withTimeout = new Map<number, ConnectionLimits>([[DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_LIMITS]]);
+
+/**
+ * The default limits with another connect timeout: what a connection no rule describes gets (the
+ * PassthroughCluster, a sidecar's own app) under a mesh config that sets connectTimeout. One object
+ * per value, so pools keyed by limits see the same settings as the same.
+ */
+export function limitsWithConnectTimeout(ms: number): ConnectionLimits {
+  let l = withTimeout.get(ms);
+  if (!l) withTimeout.set(ms, (l = Object.freeze({ ...DEFAULT_LIMITS, connectTimeoutMs: ms })));
+  return l;
+}
+
+/** The mesh config's `connectTimeout` (a duration such as `10s`): 10 s when unset, zero or unreadable. */
+export function meshConnectTimeoutMs(mesh: Readonly<Record<string, unknown>> | undefined): number {
+  const ms = durationMs(mesh?.['connectTimeout']);
+  return ms !== undefined && ms > 0 ? ms : DEFAULT_CONNECT_TIMEOUT_MS;
+}
+
+/**
+ * How long a connection the proxy opens may take to be made: its cluster's (the DestinationRule's,
+ * else the mesh's), else, for a destination no cluster describes, the mesh config's connectTimeout.
+ */
+export function connectTimeoutFor(snapshot: Snapshot | undefined, cluster?: Cluster): number {
+  return cluster?.traffic?.limits.connectTimeoutMs ?? snapshot?.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
 }
 
 /** True when some counted limit is finite: only then must `--workers` count it in one place. */

@@ -10,6 +10,9 @@ import { meshConfigOf } from '../telemetry/telemetry-policy.js';
 import { applicableSidecar } from './applicable-sidecar.js';
 import { outboundModeIn, type OutboundTrafficMode } from './sidecar-scope.js';
 
+/** Envoy's cluster for traffic to destinations the mesh does not know, as Istio names it in metrics and logs. */
+export const PASSTHROUGH_CLUSTER = 'PassthroughCluster';
+
 const modes = new WeakMap<Snapshot, OutboundTrafficMode>();
 
 /** The outboundTrafficPolicy mode for the proxy a snapshot was built for (a gateway: its default, ALLOW_ANY). */

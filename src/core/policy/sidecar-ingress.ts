@@ -20,7 +20,7 @@ import type { ConnectionPoolSettings, ServerTlsSettings } from '../model/istio.j
 import { parseProtocol } from '../registry/protocol.js';
 import type { Snapshot } from '../snapshot/snapshot.js';
 import { applicableSidecar } from './applicable-sidecar.js';
-import { connectionLimits, DEFAULT_LIMITS, type ConnectionLimits } from './connection-limits.js';
+import { connectionLimits, connectTimeoutFor, DEFAULT_LIMITS, limitsWithConnectTimeout, type ConnectionLimits } from './connection-limits.js';
 
 /** Where an ingress listener's traffic goes. `pod`: the app host (pod address) of that IP family. */
 export type IngressEndpoint =
@@ -65,7 +65,9 @@ function compile(snapshot: Snapshot): SidecarIngress {
   const sidecar = applicableSidecar(snapshot);
   const spec = sidecar && isRecord(sidecar.spec) ? sidecar.spec : undefined;
   if (!sidecar || !spec) return NONE;
-  const limits = isRecord(spec.inboundConnectionPool) ? connectionLimits(spec.inboundConnectionPool as ConnectionPoolSettings) : DEFAULT_LIMITS;
+  // A pool without its own connectTimeout keeps the mesh config's, as a DestinationRule's does.
+  const mesh = connectTimeoutFor(snapshot);
+  const limits = isRecord(spec.inboundConnectionPool) ? connectionLimits(spec.inboundConnectionPool as ConnectionPoolSettings, mesh) : limitsWithConnectTimeout(mesh);
   const listeners = new Map<number, IngressListener>();
   for (const i of Array.isArray(spec.ingress) ? spec.ingress : []) {
     if (!isRecord(i) || !isRecord(i.port) || typeof i.port.number !== 'number') continue;
@@ -81,7 +83,7 @@ function compile(snapshot: Snapshot): SidecarIngress {
       ...(typeof i.port.name === 'string' ? { name: i.port.name } : {}),
       ...(endpoint ? { endpoint } : {}),
       ...(tls ? { tls } : {}),
-      limits: isRecord(i.connectionPool) ? connectionLimits(i.connectionPool as ConnectionPoolSettings) : limits,
+      limits: isRecord(i.connectionPool) ? connectionLimits(i.connectionPool as ConnectionPoolSettings, mesh) : limits,
       sidecar: `${sidecar.metadata.name}.${sidecar.metadata.namespace}`,
     });
   }

@@ -29,7 +29,8 @@ import type { ClusterBreaker, Slot } from '../policy/circuit-breaker.js';
  */
 export interface RelayUpstream {
   readonly key: string;
-  readonly limits?: ConnectionLimits;
+  /** Its connection settings: the connect timeout always (policy/connection-limits.ts), pool limits where set. */
+  readonly limits: ConnectionLimits;
   readonly breaker?: ClusterBreaker;
 }
 
@@ -67,7 +68,7 @@ export function relay(
 class Relaying implements ExchangeHooks {
   readonly #pools: UpstreamPools;
   readonly #key: string;
-  readonly #limits: ConnectionLimits | undefined;
+  readonly #limits: ConnectionLimits;
   readonly #breaker: ClusterBreaker | undefined;
   #slot: Slot | undefined;
   readonly #req: IncomingMessage;
@@ -122,7 +123,7 @@ class Relaying implements ExchangeHooks {
   start(protocol: UpstreamProtocol, target: Pick<RequestFacts, 'path' | 'queryString'>, headers: Record<string, string | string[]>, tunnel: UpgradeTunnel | undefined): void {
     const breaker = this.#breaker;
     const limits = this.#limits;
-    if (!breaker || !limits) return this.#go(protocol, target, headers, tunnel);
+    if (!breaker) return this.#go(protocol, target, headers, tunnel);
     const multiplexed = !tunnel && (upstreamH2(protocol, this.#req) || isGrpcRequest(this.#req.headers));
     const admission = breaker.admit(limits, multiplexed, this.#onCancelable);
     if (admission === 'overflow') return this.#refuse(LocalReplies.overflow);

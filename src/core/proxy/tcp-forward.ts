@@ -20,28 +20,16 @@ import { originalEndpoint } from '../policy/original-dst.js';
 import { endpointKey } from '../policy/lb-endpoints.js';
 import type { DestinationTarget } from '../routing/types.js';
 import { pickDestination } from './forward.js';
-import type { AccessLog } from '../telemetry/access-log.js';
 import { workloadOfEndpoint } from '../telemetry/workload.js';
 import type { IdentityProvider } from '../pki/types.js';
 import { decideUpstreamTls } from '../tls/upstream-tls.js';
 import type { UpstreamConnector } from '../tls/upstream-connector.js';
 import { splice } from './tcp-passthrough.js';
+import { TcpConnectionRecord, type TcpObserver, type TcpSummary } from './tcp-record.js';
+import { connectTimeoutFor } from '../policy/connection-limits.js';
 
-/** Istio's mesh-wide default `connectTimeout`. */
-const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
-
-export interface TcpForwardRecord {
-  /** `outbound|<port>|<subset>|<host>`, or '' when no destination could be chosen. */
-  readonly cluster: string;
-  /** `address:port` of the endpoint used (or last tried). */
-  readonly upstreamHost?: string;
-  /** Envoy response flags: '' on success, `NR`, `NC`, `UH`, `UO`, `UF,URX` (connect retried and failed again), `DC` (client left first). */
-  readonly flags: string;
-  /** Bytes read from the downstream connection (including the peeked ones) and written to it. */
-  readonly bytesReceived: number;
-  readonly bytesSent: number;
-  readonly durationMs: number;
-}
+/** A forwarded connection as it ended (tcp-record.ts). */
+export type TcpForwardRecord = TcpSummary;
 
 export interface TcpForwardDeps {
   readonly random: () => number;
@@ -49,7 +37,7 @@ export interface TcpForwardDeps {
   /** Called once, when the downstream connection (and the upstream one, if any) have closed. */
   readonly onDone?: (record: TcpForwardRecord) => void;
   /** Istio's TCP metrics (a connection opened to an endpoint, and closed) and the access-log line. */
-  readonly observer?: Pick<AccessLog, 'tcpOpened' | 'tcpClosed' | 'writeTcp'>;
+  readonly observer?: TcpObserver;
   /** The SNI that chose the route (TLS passed through), for the access log. */
   readonly sni?: string;
   /**
@@ -73,31 +61,12 @@ export function forwardTcp(
   totalWeight: number,
   deps: TcpForwardDeps,
 ): void {
-  const started = Date.now();
-  const downstreamRemoteAddress = `${downstream.remoteAddress ?? ''}:${downstream.remotePort ?? 0}`;
   const dest = pickDestination({ destinations, totalWeight }, deps.random);
-  let flags = '';
-  let upstreamHost: string | undefined;
+  const record = new TcpConnectionRecord(downstream, initial.length, { observer: deps.observer, reporter: 'source', cluster: dest?.clusterName ?? '', sni: deps.sni });
   let open = 1; // sockets still to close before the record is written
-  let spliced = false;
-  let reported = false;
-  let peer: Endpoint | undefined;
-  let mtls = false;
   const report = (): void => {
-    if (reported) return;
-    reported = true;
-    if (peer) deps.observer?.tcpClosed?.({ reporter: 'source', cluster: dest?.clusterName ?? '', upstreamPeer: workloadOfEndpoint(peer), upstreamMtls: mtls, connection: downstream, flags: flags || (spliced ? '-' : 'DC'), bytesReceived: downstream.bytesRead, bytesSent: downstream.bytesWritten });
-    const record: TcpForwardRecord = {
-      cluster: dest?.clusterName ?? '',
-      ...(upstreamHost !== undefined ? { upstreamHost } : {}),
-      // Closed with no verdict and never connected: the client left while we were choosing or dialling.
-      flags: flags || (spliced ? '' : 'DC'),
-      bytesReceived: downstream.bytesRead,
-      bytesSent: downstream.bytesWritten,
-      durationMs: Date.now() - started,
-    };
-    deps.observer?.writeTcp?.({ ...record, startTime: new Date(started), upstreamCluster: record.cluster, downstreamRemoteAddress, ...(deps.sni ? { sni: deps.sni } : {}) });
-    deps.onDone?.(record);
+    const summary = record.finish();
+    deps.onDone?.(summary);
   };
   const closed = (): void => {
     if (--open === 0) report();
@@ -113,14 +82,14 @@ export function forwardTcp(
   downstream.once('close', closed);
 
   const refuse = (flag: string): void => {
-    flags = flag;
+    record.flags = flag;
     downstream.destroy();
   };
   if (!dest) return refuse('NR');
   const cluster = dest.cluster;
   if (!cluster) return refuse('NC');
 
-  const timeoutMs = deps.connectTimeoutMs ?? cluster.traffic?.limits.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+  const timeoutMs = deps.connectTimeoutMs ?? connectTimeoutFor(undefined, cluster);
   const traffic = cluster.traffic;
   const outlier = (host: string, ok: boolean): void => {
     if (traffic?.outlier) traffic.outlier.detector.report(host, ok ? 200 : 'reset', traffic.outlier.settings, traffic.hostKeys);
@@ -138,11 +107,12 @@ export function forwardTcp(
     if (!pick) return refuse(retry ? 'UF,URX' : 'UH');
     tried.add(pick);
     const port = endpointPort(pick, cluster.port);
-    upstreamHost = `${pick.address}:${port}`;
+    record.upstreamHost = `${pick.address}:${port}`;
     const host = endpointKey(pick, cluster.port);
     const dial = (slot: Slot | undefined): void => {
       let upstream: Socket;
       let ready = 'connect';
+      let mtls = false;
       try {
         const decision = deps.tls ? decideUpstreamTls(cluster, pick, deps.tls.identity, cluster.service.hostname) : undefined;
         // Mutual TLS the rule asks for and this proxy cannot do is refused, never sent in plaintext.
@@ -196,9 +166,7 @@ export function forwardTcp(
           return;
         }
         open++;
-        spliced = true;
-        peer = pick;
-        deps.observer?.tcpOpened?.({ reporter: 'source', cluster: dest.clusterName, upstreamPeer: workloadOfEndpoint(pick), upstreamMtls: mtls, connection: downstream });
+        record.connected(`${pick.address}:${port}`, { peer: workloadOfEndpoint(pick), mtls });
         upstream.once('close', closed);
         splice(downstream, upstream, initial);
       };

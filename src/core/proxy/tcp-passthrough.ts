@@ -7,6 +7,7 @@
 // client done writing) still gets the whole reply.
 
 import { connect, type Socket } from 'node:net';
+import { TcpConnectionRecord, type TcpRecordOptions } from './tcp-record.js';
 
 export interface PassThroughTarget {
   readonly host: string;
@@ -15,13 +16,20 @@ export interface PassThroughTarget {
   readonly localAddress?: string | undefined;
   /** A Unix domain socket instead of host and port (a Sidecar ingress listener's `unix://` endpoint). */
   readonly path?: string;
+  /**
+   * How long the connection may take to be made (Envoy's connect_timeout: policy/connection-limits.ts,
+   * connectTimeoutFor); past it the attempt is abandoned and the connection fails with UF.
+   */
+  readonly connectTimeoutMs: number;
 }
 
 export interface PassThroughHooks {
   /** The destination accepted the connection; called before any byte goes either way (a CONNECT answers 200 here). */
   readonly onConnect?: () => void;
-  /** The connection could not be made: the caller answers (a CONNECT's 503); without it the downstream connection is closed. */
+  /** The connection could not be made (refused, unreachable, timed out): the caller answers (a CONNECT's 503); without it the downstream connection is closed. */
   readonly onFailure?: (err: Error) => void;
+  /** Istio's TCP metrics and the access-log line of the connection (tcp-record.ts). */
+  readonly record?: TcpRecordOptions;
 }
 
 /**
@@ -29,29 +37,53 @@ export interface PassThroughHooks {
  * from `downstream` (a peeked ClientHello, sniffed first bytes, a CONNECT's head); they go first.
  */
 export function passThrough(downstream: Socket, initial: Buffer, to: PassThroughTarget, hooks: PassThroughHooks = {}): void {
+  const record = hooks.record ? new TcpConnectionRecord(downstream, initial.length, hooks.record) : undefined;
+  let open = 1; // sockets still to close before the record is written
+  const closed = (): void => {
+    if (--open === 0) record?.finish();
+  };
+  if (downstream.destroyed) return closed();
   downstream.allowHalfOpen = true;
   downstream.on('error', () => downstream.destroy());
+  downstream.once('close', closed);
   const upstream = to.path !== undefined
     ? connect({ path: to.path, allowHalfOpen: true })
     : connect({ host: to.host, port: to.port, allowHalfOpen: true, noDelay: true, ...(to.localAddress ? { localAddress: to.localAddress } : {}) });
+  // Until connected, a socket idle this long is a connect that did not happen in time.
+  upstream.setTimeout(to.connectTimeoutMs);
+  const address = to.path ?? `${to.host}:${to.port}`;
   let connected = false;
   const abandon = (): void => void upstream.destroy();
   // The client went away while the connection was still being made.
   downstream.once('close', abandon);
+  const fail = (err: Error): void => {
+    if (connected) return; // splice's own listeners take it from here
+    upstream.off('timeout', timedOut);
+    upstream.on('error', () => {}); // a late error of an abandoned attempt is not ours to raise
+    upstream.destroy();
+    if (downstream.destroyed) return;
+    if (record) {
+      record.flags = 'UF';
+      record.upstreamHost = address;
+    }
+    if (hooks.onFailure) hooks.onFailure(err);
+    else downstream.destroy();
+  };
+  const timedOut = (): void => fail(Object.assign(new Error(`connect to ${address} timed out after ${to.connectTimeoutMs} ms`), { code: 'ETIMEDOUT' }));
+  upstream.once('timeout', timedOut);
   upstream.once('connect', () => {
     connected = true;
+    upstream.setTimeout(0);
+    upstream.off('timeout', timedOut);
     downstream.off('close', abandon);
     if (downstream.destroyed) return void upstream.destroy();
     hooks.onConnect?.();
+    open++;
+    record?.connected(address);
+    upstream.once('close', closed);
     splice(downstream, upstream, initial);
   });
-  upstream.once('error', (err) => {
-    if (connected) return; // splice's own listeners take it from here
-    upstream.destroy();
-    if (downstream.destroyed) return;
-    if (hooks.onFailure) hooks.onFailure(err);
-    else downstream.destroy();
-  });
+  upstream.once('error', fail);
 }
 
 /**

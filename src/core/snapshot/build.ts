@@ -11,6 +11,8 @@ import type { RateLimitPolicySpec } from '../model/rate-limit.js';
 import type { Resource } from '../model/resource.js';
 import { indexDestinationRules } from '../policy/destination-rules.js';
 import { buildCluster, type ClusterDeps } from '../policy/cluster.js';
+import { DEFAULT_CONNECT_TIMEOUT_MS, meshConnectTimeoutMs } from '../policy/connection-limits.js';
+import { meshConfigOf } from '../telemetry/telemetry-policy.js';
 import { compileMeshTcp } from '../routing/mesh-tcp-routes.js';
 import { LiveClusters } from '../policy/live-clusters.js';
 import { peerAuthenticationIndex } from '../policy/peer-authentication.js';
@@ -79,8 +81,10 @@ export function buildSnapshot(loaded: LoadResult, role: ProxyRole, deps: Snapsho
   const rules = rulesKept.result;
   const clusters = new Map<string, Cluster>();
   const peerAuthentication = peerAuthenticationIndex(resources);
+  const connectTimeoutMs = meshConnectTimeoutMs(meshConfigOf(resources));
   const clusterDeps: ClusterDeps = {
     ...deps,
+    ...(connectTimeoutMs !== DEFAULT_CONNECT_TIMEOUT_MS ? { meshConnectTimeoutMs: connectTimeoutMs } : {}),
     live: deps.live ?? new LiveClusters(),
     proxy: { locality: role.locality ?? '', labels: role.labels },
     ...(peerAuthentication ? { peerAuthentication } : {}),
@@ -166,6 +170,7 @@ export function buildSnapshot(loaded: LoadResult, role: ProxyRole, deps: Snapsho
       role,
       rateLimits: rateLimits.table,
       ...(extAuthz.size > 0 ? { extAuthz } : {}),
+      ...(connectTimeoutMs !== DEFAULT_CONNECT_TIMEOUT_MS ? { connectTimeoutMs } : {}),
       gatewayApi: gatewayApi.status,
     },
     analysis.all,

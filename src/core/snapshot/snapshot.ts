@@ -35,6 +35,8 @@ export interface Snapshot {
   readonly role: ProxyRole;
   /** Which RateLimitPolicy limits apply to each (virtual host, route). */
   readonly rateLimits: RateLimitTable;
+  /** The mesh config's `connectTimeout` in ms (policy/connection-limits.ts: connectTimeoutFor); absent: 10 s. */
+  readonly connectTimeoutMs?: number;
   /** The mesh config's external authorizers (CUSTOM policies name them), their clusters resolved; none when absent. */
   readonly extAuthz?: ExtAuthzProviders;
   /**

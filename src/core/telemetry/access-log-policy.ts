@@ -3,11 +3,11 @@
 // `filter.expression` for the mode an entry's `match.mode` names (CLIENT: what the proxy sends,
 // reporter source; SERVER: what it receives for its workload, reporter destination;
 // CLIENT_AND_SERVER, the default: both). A filter is the expression language of metric-expression.ts;
-// a request is logged when it evaluates to true. One that does not compile is reported by validation
+// a request, or a TCP connection's line, is logged when it evaluates to true. One that does not compile is reported by validation
 // and left out here, so everything is logged, as without it.
 
 import type { RequestRecord, TcpLogLine } from './access-log.js';
-import { requestAttributes } from './metric-attributes.js';
+import { connectionAttributes, requestAttributes } from './metric-attributes.js';
 import { compileExpression, type CompiledExpression } from './metric-expression.js';
 
 export interface AccessLogMode {
@@ -53,7 +53,13 @@ export function logsRequest(p: AccessLogPolicy, r: RequestRecord): boolean {
   return mode.filter === undefined || mode.filter.evaluate(requestAttributes(r)) === 'true';
 }
 
-/** Whether a TCP connection's line is written: inbound clusters are the SERVER side. Filters read request attributes, so they do not apply. */
+/**
+ * Whether a TCP connection's line is written: inbound clusters are the SERVER side; its filter reads
+ * the connection's attributes (metric-attributes.ts), so `response.flags != "-"` keeps failed
+ * connections, and an expression on request or status attributes, which a TCP connection has none of, is false.
+ */
 export function logsConnection(p: AccessLogPolicy, c: TcpLogLine): boolean {
-  return (c.upstreamCluster.startsWith('inbound|') ? p.server : p.client).enabled;
+  const mode = c.upstreamCluster.startsWith('inbound|') ? p.server : p.client;
+  if (!mode.enabled) return false;
+  return mode.filter === undefined || mode.filter.evaluate(connectionAttributes({ ...c, cluster: c.upstreamCluster })) === 'true';
 }

@@ -253,6 +253,9 @@ export interface TcpLogLine {
   readonly downstreamRemoteAddress: string;
   /** The SNI of the ClientHello that chose the route, for TLS passed through. */
   readonly sni?: string;
+  /** The peers, for Telemetry access-log filters (`upstream_peer.app`, `downstream_peer.namespace`). */
+  readonly upstreamPeer?: WorkloadInfo;
+  readonly downstreamPeer?: WorkloadInfo;
 }
 
 /** A TCP connection the proxy spliced to an endpoint, as the TCP metrics label it. */

@@ -142,12 +142,35 @@ export function requestAttributes(r: RequestRecord, node?: ReportingNode): Attri
   };
 }
 
-/** The attributes of one TCP connection: who is on each end and the cluster; no request. */
-export function connectionAttributes(c: { cluster: string; upstreamPeer?: WorkloadInfo; downstreamPeer?: WorkloadInfo }, node?: ReportingNode): Attributes {
+/** What is known of one TCP connection: the cluster and peers always; the rest once its line is written. */
+export interface ConnectionFacts {
+  readonly cluster: string;
+  readonly upstreamPeer?: WorkloadInfo | undefined;
+  readonly downstreamPeer?: WorkloadInfo | undefined;
+  /** Envoy's response flags ('' or '-' for none). */
+  readonly flags?: string;
+  readonly upstreamHost?: string | undefined;
+  readonly downstreamRemoteAddress?: string;
+  readonly sni?: string | undefined;
+}
+
+/**
+ * The attributes of one TCP connection, for tag expressions and access-log filters alike: who is on
+ * each end, the cluster, the flags, the addresses; no request (`request.*`, `response.code` and
+ * `response.size` are errors, as Envoy has no request, status or body for a TCP connection).
+ */
+export function connectionAttributes(c: ConnectionFacts, node?: ReportingNode): Attributes {
   return (root) => {
     switch (root) {
       case 'connection':
-        return { mtls: c.downstreamPeer !== undefined };
+        return { mtls: c.downstreamPeer !== undefined, requested_server_name: c.sni || undefined };
+      case 'response':
+        // Envoy sets a TCP connection's flags, not an HTTP status or body size: those stay errors.
+        return c.flags === undefined ? undefined : { flags: c.flags || '-' };
+      case 'source':
+        return splitAddress(c.downstreamRemoteAddress) as Value;
+      case 'upstream':
+        return splitAddress(c.upstreamHost) as Value;
       case 'xds':
         return { cluster_name: c.cluster };
       case 'upstream_peer':

@@ -296,11 +296,14 @@ function evaluate(n: Node, a: Attributes): Value {
     }
     case 'bin': {
       if (n.op === '&&' || n.op === '||') {
+        // CEL's logic is commutative over errors: `error || true` is true, `error && false` false
+        // (a TCP connection's `response.code >= 400 || xds.cluster_name == 'x'` still decides).
+        const decisive = n.op === '||';
         const l = evaluate(n.a, a);
-        if (typeof l !== 'boolean') return undefined;
-        if (n.op === '&&' ? !l : l) return l;
+        if (l === decisive) return l;
         const r = evaluate(n.b, a);
-        return typeof r === 'boolean' ? r : undefined;
+        if (r === decisive) return r;
+        return typeof l === 'boolean' && typeof r === 'boolean' ? !decisive : undefined;
       }
       const l = evaluate(n.a, a);
       const r = evaluate(n.b, a);

@@ -6,9 +6,10 @@
 // Envoy's RBAC filter runs before its router).
 
 import { findRoute } from '../../routing/lookup.js';
-import { outboundTrafficModeOf } from '../../policy/outbound-traffic-policy.js';
+import { outboundTrafficModeOf, PASSTHROUGH_CLUSTER } from '../../policy/outbound-traffic-policy.js';
 import { hopByHopFree } from '../headers.js';
 import { relay } from '../relay.js';
+import { connectTimeoutFor, limitsWithConnectTimeout } from '../../policy/connection-limits.js';
 import { LocalReplies } from '../respond.js';
 import { UpstreamPools } from '../upstream-pools.js';
 import { routedDestination } from '../forward.js';
@@ -109,12 +110,12 @@ function unknownHost(ex: Exchange): StageResult {
     return LocalReplies.registryOnly;
   }
   record.routeName = 'allow_any';
-  record.upstreamCluster = 'PassthroughCluster';
+  record.upstreamCluster = PASSTHROUGH_CLUSTER;
   const headers = hopByHopFree(req.headers);
   headers.host = facts.authority;
   const dialled = listener.dialled?.(req);
   const key = dialled ? UpstreamPools.key(dialled.address, dialled.port) : UpstreamPools.key(facts.host, facts.port);
   // The PassthroughCluster speaks what the client spoke (an h2c client's request stays HTTP/2).
-  relay(ctx.pools, { key }, 'downstream', req, res, facts, headers, record, ex.reply, ex.tunnel);
+  relay(ctx.pools, { key, limits: limitsWithConnectTimeout(connectTimeoutFor(ex.snapshot)) }, 'downstream', req, res, facts, headers, record, ex.reply, ex.tunnel);
   return DONE;
 }
