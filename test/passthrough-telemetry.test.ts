@@ -124,3 +124,41 @@ describe('passed-through TCP in the access log and the TCP metrics (PassthroughC
     assert.deepEqual(after.map((l) => l['upstream_host']), [`127.0.0.1:${gone}`]);
   });
 });
+
+describe('captured TCP refused under REGISTRY_ONLY in the access log and the TCP metrics (BlackHoleCluster)', () => {
+  let dir: string;
+  let echo: Server;
+  let echoPort: number;
+  let captured: RunningSidecar;
+  const destinations = new RecordedDestinations();
+
+  before(async () => {
+    const ca = await testAuthority();
+    dir = await mkdtemp(join(tmpdir(), 'meshgate-blackhole-'));
+    echo = createServer((s) => s.on('error', () => s.destroy()).on('data', (d) => s.write(d)));
+    await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
+    echoPort = (echo.address() as AddressInfo).port;
+    await writeFile(join(dir, 'mesh.yaml'), 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: istio, namespace: istio-system}\ndata:\n  mesh: |\n    outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n');
+    captured = await startSidecar({ ...sidecarOptions(ca, dir, 'curl', 1), capture: true, originalDestination: destinations, accessLog: join(dir, 'captured.log'), metricsPort: 0 });
+    await untilSnapshot(captured.holder, (snap) => snap.resources.length > 0);
+  });
+
+  after(async () => {
+    await captured?.destroy();
+    echo?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('closes the connection, logs it with UH and counts it as BlackHoleCluster', async () => {
+    assert.equal(await exchangeCaptured(captured.outboundPort, destinations, '127.0.0.1', echoPort, 'blocked'), '', 'closed, nothing echoed');
+    let lines: Line[] = [];
+    await eventually(async () => {
+      lines = completeJsonLines(await readFile(join(dir, 'captured.log'), 'utf8').catch(() => '')).filter((l) => l['upstream_cluster'] === 'BlackHoleCluster');
+      return lines.length >= 1;
+    });
+    assert.equal(lines[0]!['response_flags'], 'UH');
+    assert.equal(lines[0]!['bytes_sent'], 0);
+    const closed = samplesOf(await scrape(captured.metricsPort), 'istio_tcp_connections_closed_total').filter((s) => s.labels['destination_service_name'] === 'BlackHoleCluster');
+    assert.deepEqual(closed.map((s) => [s.labels['response_flags'], s.value]), [['UH', 1]]);
+  });
+});

@@ -123,7 +123,7 @@ export function createCapture(deps: CaptureDeps): Capture {
     }
     if (!deps.tcp.passesUnknown()) {
       deps.log.debug({ destination: `${target.address}:${target.port}` }, 'captured TCP connection to a destination the mesh does not know, under REGISTRY_ONLY: closed (BlackHoleCluster)');
-      return void socket.destroy();
+      return deps.tcp.blackHole(socket, first ?? Buffer.alloc(0));
     }
     step.release(socket);
     deps.tcp.passThrough(socket, first ?? Buffer.alloc(0), { host: target.address, port: target.port });

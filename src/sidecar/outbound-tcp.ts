@@ -15,7 +15,7 @@
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { IdentityProvider } from '../core/pki/types.js';
-import { outboundTrafficModeOf, PASSTHROUGH_CLUSTER } from '../core/policy/outbound-traffic-policy.js';
+import { BLACKHOLE_CLUSTER, outboundTrafficModeOf, PASSTHROUGH_CLUSTER } from '../core/policy/outbound-traffic-policy.js';
 import { forwardTcp } from '../core/proxy/tcp-forward.js';
 import { parseClientHello, peekClientHello } from '../core/tls/client-hello.js';
 import type { MeshTcpTarget } from '../core/routing/mesh-tcp-routes.js';
@@ -23,6 +23,7 @@ import type { SnapshotHolder } from '../core/snapshot/holder.js';
 import type { AccessLog } from '../core/telemetry/access-log.js';
 import { UpstreamConnector } from '../core/tls/upstream-connector.js';
 import { passThrough, type PassThroughHooks } from '../core/proxy/tcp-passthrough.js';
+import { TcpConnectionRecord } from '../core/proxy/tcp-record.js';
 import { connectTimeoutFor } from '../core/policy/connection-limits.js';
 import { clusterName } from '../core/policy/types.js';
 
@@ -55,6 +56,11 @@ export interface OutboundTcp {
    * cannot be made in time fails with UF: `onFailure` answers (a CONNECT's 503), else it is closed.
    */
   passThrough(socket: Socket, initial: Buffer, to: { readonly host: string; readonly port: number }, hooks?: Pick<PassThroughHooks, 'onConnect' | 'onFailure'>): void;
+  /**
+   * Closes `socket` (after `initial` was read from it), refused under REGISTRY_ONLY: counted and
+   * logged as Envoy's BlackHoleCluster reports it, flag UH, so that what was blocked shows.
+   */
+  blackHole(socket: Socket, initial: Buffer): void;
 }
 
 export function createOutboundTcp(deps: OutboundTcpDeps): OutboundTcp {
@@ -95,6 +101,12 @@ export function createOutboundTcp(deps: OutboundTcpDeps): OutboundTcp {
           else socket.destroy();
         },
       });
+    },
+    blackHole: (socket, initial) => {
+      const record = new TcpConnectionRecord(socket, initial.length, { observer: deps.accessLog, reporter: 'source', cluster: BLACKHOLE_CLUSTER });
+      record.flags = 'UH';
+      socket.once('close', () => record.finish());
+      socket.destroy();
     },
   };
 }

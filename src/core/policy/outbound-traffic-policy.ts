@@ -12,6 +12,8 @@ import { outboundModeIn, type OutboundTrafficMode } from './sidecar-scope.js';
 
 /** Envoy's cluster for traffic to destinations the mesh does not know, as Istio names it in metrics and logs. */
 export const PASSTHROUGH_CLUSTER = 'PassthroughCluster';
+/** Envoy's cluster with no endpoints that REGISTRY_ONLY sends such TCP to: the connection is closed with UH. */
+export const BLACKHOLE_CLUSTER = 'BlackHoleCluster';
 
 const modes = new WeakMap<Snapshot, OutboundTrafficMode>();
 
