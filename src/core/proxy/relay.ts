@@ -24,8 +24,9 @@ import type { ConnectionLimits } from '../policy/connection-limits.js';
 import type { ClusterBreaker, Slot } from '../policy/circuit-breaker.js';
 
 /**
- * The one upstream a relay goes to: its pool key and, for a Sidecar's inbound connectionPool, the
- * limits its pool keeps and the circuit breaker that counts them (past them: 503 UO, as forward()).
+ * The one upstream a relay goes to: its pool key, the connection settings its pool keeps and, where
+ * a Sidecar's inbound connectionPool sets finite limits, the circuit breaker that counts them (past
+ * them: 503 UO, as forward()).
  */
 export interface RelayUpstream {
   readonly key: string;
