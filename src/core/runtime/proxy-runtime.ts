@@ -121,7 +121,8 @@ export class ProxyRuntime {
       ...(opts.redisUrl ? { redisUrl: opts.redisUrl } : {}),
       ...(opts.trustedProxies !== undefined ? { trustedProxies: opts.trustedProxies } : {}),
     });
-    this.security = new WorkloadSecurityCache({ namespace: opts.workload.namespace, labels: opts.workload.labels });
+    const identity = opts.identity;
+    this.security = new WorkloadSecurityCache({ namespace: opts.workload.namespace, labels: opts.workload.labels }, identity ? { ownSpiffeId: () => identity.current().spiffeId } : {});
     this.#deadlineMs = (opts.drainDeadlineSeconds ?? DEFAULT_DRAIN_DEADLINE_SECONDS) * 1000;
     this.#status = createStatusServer(() => this.holder.current() !== undefined && !this.drain.draining);
     this.#admin = createAdminPort(async () => (await import('../admin/admin-server.js')).createAdminServer(this.holder, this.pools, this.rateLimiting.limiters, this.accessLog.dashboard));
