@@ -84,6 +84,8 @@ export interface Authorizer {
   readonly dryRun: boolean;
   /** HTTP: what the dry-run DENY policies, then the dry-run ALLOW policies, would decide (each set that exists). */
   evaluateDryRun(req: AuthzRequest): readonly DryRunResult[];
+  /** The same for a connection passed through as TCP, by the TCP variants of their rules (as evaluateTcp). */
+  evaluateDryRunTcp(req: TcpAuthzRequest): readonly DryRunResult[];
 }
 
 // ---------------------------------------------------------------- compiled form
@@ -231,10 +233,16 @@ class PolicySet implements Authorizer {
   }
 
   evaluateDryRun(req: AuthzRequest): readonly DryRunResult[] {
-    if (!this.dryRun) return [];
-    const ctx = httpCtx(req);
+    return this.dryRun ? this.shadowResults(httpCtx(req), 'http') : [];
+  }
+
+  evaluateDryRunTcp(req: TcpAuthzRequest): readonly DryRunResult[] {
+    return this.dryRun ? this.shadowResults(l4(req), 'tcp') : [];
+  }
+
+  private shadowResults(ctx: Ctx, chain: 'http' | 'tcp'): readonly DryRunResult[] {
     const matched = (policies: readonly CompiledPolicy[]): string | undefined => {
-      for (const p of policies) for (const rule of p.http) if (rule.test(ctx)) return rule.id;
+      for (const p of policies) for (const rule of p[chain]) if (rule.test(ctx)) return rule.id;
       return undefined;
     };
     const out: DryRunResult[] = [];
