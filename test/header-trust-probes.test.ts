@@ -10,12 +10,13 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { SignJWT, exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'jose';
 import { send, startTestGateway, type TestGateway } from './helpers/gateway.js';
-import { gatewayYaml, serviceYaml } from './helpers/cluster-yaml.js';
+import { gatewayTopologyYaml, gatewayYaml, serviceYaml } from './helpers/cluster-yaml.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
 
 const HOST = 'app.example.com';
 const ISSUER = 'https://issuer.example';
 
+/** No retries for /fail, a long timeout elsewhere: what a client's x-envoy-* headers would change. */
 const ROUTES = `apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: app, namespace: default}
@@ -23,11 +24,8 @@ spec:
   hosts: [${HOST}]
   gateways: [gw]
   http:
-  - match: [{uri: {prefix: /fail}}]
-    route: [{destination: {host: app}}]
-    retries: {attempts: 0}
-  - route: [{destination: {host: app}}]
-    timeout: 20s
+  - {match: [{uri: {prefix: /fail}}], route: [{destination: {host: app}}], retries: {attempts: 0}}
+  - {route: [{destination: {host: app}}], timeout: 20s}
 `;
 
 function securityYaml(jwk: JWK): string {
@@ -59,16 +57,6 @@ spec:
     from: [{source: {remoteIpBlocks: ["203.0.113.0/24"]}}]
 `;
 }
-
-const TOPOLOGY = `apiVersion: v1
-kind: ConfigMap
-metadata: {name: istio, namespace: istio-system}
-data:
-  mesh: |
-    defaultConfig:
-      gatewayTopology:
-        numTrustedProxies: 1
-`;
 
 describe('header trust at the gateway edge', () => {
   let app: Upstream;
@@ -103,7 +91,7 @@ describe('header trust at the gateway edge', () => {
       'security.yaml': securityYaml(jwk),
     };
     gw = await startTestGateway(files);
-    trusting = await startTestGateway({ ...files, 'mesh.yaml': TOPOLOGY });
+    trusting = await startTestGateway({ ...files, 'mesh.yaml': gatewayTopologyYaml(1) });
   });
   after(async () => {
     await gw?.close();
