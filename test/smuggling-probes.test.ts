@@ -151,45 +151,49 @@ describe('request smuggling probes against a byte-recording upstream', () => {
       socket.once('close', done);
     });
 
-  it('a malformed request pipelined behind one whose answer is in flight: that answer goes out whole, then 400 (never inside it)', async () => {
+  /** Runs `exchange` on a new connection to each listener while the upstream holds its answers; resolves with what each listener sent until it closed. */
+  const whileHeld = async (exchange: (s: Socket) => Promise<void>): Promise<Array<readonly [string, RawAnswer]>> => {
     upstream.hold = true;
+    const out: Array<readonly [string, RawAnswer]> = [];
     try {
       for (const [name, open] of ports()) {
         const s = await open();
         const all = readUntilClosed(s);
-        const first = received(s, 'first');
-        s.write(`GET /a HTTP/1.1\r\nhost: ${HOST}\r\n\r\n`);
-        await first;
-        s.write(`GET /b HTTP/1.1\r\nhost: ${HOST}\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\nxy`);
-        // Time for the proxy to read the bad request while the answer is held; were it later, the test would pass without proving anything, never fail falsely.
-        await new Promise((r) => setTimeout(r, 200));
-        upstream.release();
-        const r = await all;
-        assert.deepEqual(r.statuses, [200, 400], name);
-        assert.match(r.text, /\r\n\r\nfirst-lastHTTP\/1\.1 400 /, name);
+        await exchange(s);
+        out.push([name, await all]);
       }
     } finally {
       upstream.hold = false;
+    }
+    return out;
+  };
+
+  it('a malformed request pipelined behind one whose answer is in flight: that answer goes out whole, then 400 (never inside it)', async () => {
+    const answers = await whileHeld(async (s) => {
+      const first = received(s, 'first');
+      s.write(`GET /a HTTP/1.1\r\nhost: ${HOST}\r\n\r\n`);
+      await first;
+      s.write(`GET /b HTTP/1.1\r\nhost: ${HOST}\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\nxy`);
+      // Time for the proxy to read the bad request while the answer is held; were it later, the test would pass without proving anything, never fail falsely.
+      await new Promise((r) => setTimeout(r, 200));
+      upstream.release();
+    });
+    for (const [name, r] of answers) {
+      assert.deepEqual(r.statuses, [200, 400], name);
+      assert.match(r.text, /\r\n\r\nfirst-lastHTTP\/1\.1 400 /, name);
     }
   });
 
   it('a body that turns malformed after its request was answered whole: no second answer, the connection closed', async () => {
-    upstream.hold = true;
-    try {
-      for (const [name, open] of ports()) {
-        const s = await open();
-        const all = readUntilClosed(s);
-        const answered = received(s, 'first-last');
-        s.write(`POST /a HTTP/1.1\r\nhost: ${HOST}\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n`);
-        await received(s, 'first');
-        upstream.release();
-        await answered;
-        s.write(`zz\r\n\r\n${SMUGGLED}`);
-        const r = await all;
-        assert.deepEqual(r.statuses, [200], `${name}: ${JSON.stringify(r.text.slice(-60))}`);
-      }
-    } finally {
-      upstream.hold = false;
-    }
+    const answers = await whileHeld(async (s) => {
+      const answered = received(s, 'first-last');
+      const first = received(s, 'first');
+      s.write(`POST /a HTTP/1.1\r\nhost: ${HOST}\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n`);
+      await first;
+      upstream.release();
+      await answered;
+      s.write(`zz\r\n\r\n${SMUGGLED}`);
+    });
+    for (const [name, r] of answers) assert.deepEqual(r.statuses, [200], `${name}: ${JSON.stringify(r.text.slice(-60))}`);
   });
 });
