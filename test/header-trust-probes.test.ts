@@ -1,7 +1,7 @@
 // Security probes of the headers an outside client may send a gateway, each compared with what an
 // Istio gateway's Envoy does: headers only a proxy may set (x-forwarded-client-cert, x-envoy-*,
-// x-forwarded-proto) never reach the upstream as the client wrote them and change neither retries
-// nor timeouts; x-forwarded-for and x-real-ip decide `remoteIpBlocks` only through the trusted hop
+// x-forwarded-proto) never reach the upstream, a route or a policy as the client wrote them and
+// change neither retries nor timeouts; x-forwarded-for and x-real-ip decide `remoteIpBlocks` only through the trusted hop
 // count (gatewayTopology.numTrustedProxies); the headers a verified token writes
 // (outputClaimToHeaders, outputPayloadToHeader) are what AuthorizationPolicy reads, never a
 // client's own value of them, with a token or without.
@@ -16,7 +16,7 @@ import { startUpstream, type Upstream } from './helpers/upstream.js';
 const HOST = 'app.example.com';
 const ISSUER = 'https://issuer.example';
 
-/** No retries for /fail, a long timeout elsewhere: what a client's x-envoy-* headers would change. */
+/** Routes on headers only a proxy may set; no retries for /fail, a long timeout elsewhere: what a client's x-envoy-* headers would change. */
 const ROUTES = `apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: app, namespace: default}
@@ -24,6 +24,8 @@ spec:
   hosts: [${HOST}]
   gateways: [gw]
   http:
+  - {match: [{headers: {x-envoy-internal: {exact: "true"}}}], directResponse: {status: 200, body: {string: internal-only}}}
+  - {match: [{headers: {x-forwarded-client-cert: {regex: ".*ns/admin.*"}}}], directResponse: {status: 200, body: {string: admins-only}}}
   - {match: [{uri: {prefix: /fail}}], route: [{destination: {host: app}}], retries: {attempts: 0}}
   - {route: [{destination: {host: app}}], timeout: 20s}
 `;
@@ -55,6 +57,16 @@ spec:
     when: [{key: "request.headers[x-jwt-payload]", values: ["*"]}]
   - to: [{operation: {paths: ["/office*"]}}]
     from: [{source: {remoteIpBlocks: ["203.0.113.0/24"]}}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: https-only, namespace: istio-system}
+spec:
+  selector: {matchLabels: {istio: ingressgateway}}
+  action: DENY
+  rules:
+  - to: [{operation: {paths: ["/secure*"]}}]
+    when: [{key: "request.headers[x-forwarded-proto]", notValues: [https]}]
 `;
 }
 
@@ -125,6 +137,17 @@ describe('header trust at the gateway edge', () => {
     assert.equal(h['x-forwarded-for'], '10.0.0.1, 127.0.0.1');
     // x-real-ip is no header Envoy reads or writes: passed on, trusted by nothing.
     assert.equal(h['x-real-ip'], '10.0.0.1');
+  });
+
+  it('routes and policies read the sanitized request: a DENY on x-forwarded-proto other than https, routes on x-envoy-internal or x-forwarded-client-cert', async () => {
+    assert.equal((await gw.get(HOST, '/secure', { 'x-forwarded-proto': 'https' })).status, 403);
+    const seen = app.seen.length;
+    for (const h of <Array<Record<string, string>>>[{ 'x-envoy-internal': 'true' }, { 'x-forwarded-client-cert': 'URI=spiffe://cluster.local/ns/admin/sa/root' }]) {
+      const r = await gw.get(HOST, '/anything', h);
+      assert.equal(r.status, 200, JSON.stringify(h));
+      assert.doesNotMatch(r.text, /only/, JSON.stringify(h));
+    }
+    assert.equal(app.seen.length - seen, 2);
   });
 
   it('x-envoy-retry-on / x-envoy-max-retries from outside cause no retry; x-envoy-upstream-rq-timeout-ms shortens no timeout', async () => {
