@@ -1,174 +1,19 @@
 // Istio's "Egress Gateways" task on real sockets: the sleep app's sidecar sends edition.cnn.com to a
 // gateway run as istio-egressgateway, which sends it on to the external host (a loopback server
-// standing in for it). The YAML is the task's; the ServiceEntry's endpoint is the one change: the
-// external host's address is 127.0.0.1 here, where the task lets DNS find it. docs/tasks/egress-gateway.md.
+// standing in for it). The YAML is the task's (test/fixtures/egress-gateway/); the ServiceEntry's
+// endpoint is the one change: 127.0.0.1 here, where the task lets DNS find the host.
+// docs/tasks/egress-gateway.md.
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
+import type { CertificateAuthority } from '../src/core/pki/authority.js';
 import { issueCertificate } from '../src/core/tls/issue-certificate.js';
 import { accessLogLine } from './helpers/gateway.js';
 import { testAuthority, viaProxy } from './helpers/mesh.js';
 import { newRoot, startTlsUpstream, type TlsSeen, type TlsUpstream } from './helpers/mesh-tls.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
-import { httpsViaProxy, startEgressMesh, type EgressMesh } from './helpers/egress-gateway.js';
-
-const cnnEntry = (http: number, https: number): string => `apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata:
-  name: cnn
-spec:
-  hosts:
-  - edition.cnn.com
-  ports:
-  - number: 80
-    name: http-port
-    protocol: HTTP
-  - number: 443
-    name: https
-    protocol: HTTPS
-  resolution: STATIC
-  endpoints:
-  - address: 127.0.0.1
-    ports: {http-port: ${http}, https: ${https}}
-`;
-
-const HTTP_GATEWAY = `apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata:
-  name: istio-egressgateway
-spec:
-  selector:
-    istio: egressgateway
-  servers:
-  - port:
-      number: 80
-      name: http
-      protocol: HTTP
-    hosts:
-    - edition.cnn.com
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata:
-  name: egressgateway-for-cnn
-spec:
-  host: istio-egressgateway.istio-system.svc.cluster.local
-  subsets:
-  - name: cnn
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: direct-cnn-through-egress-gateway
-spec:
-  hosts:
-  - edition.cnn.com
-  gateways:
-  - istio-egressgateway
-  - mesh
-  http:
-  - match:
-    - gateways:
-      - mesh
-      port: 80
-    route:
-    - destination:
-        host: istio-egressgateway.istio-system.svc.cluster.local
-        subset: cnn
-        port:
-          number: 80
-      weight: 100
-  - match:
-    - gateways:
-      - istio-egressgateway
-      port: 80
-    route:
-    - destination:
-        host: edition.cnn.com
-        port:
-          number: 80
-      weight: 100
-`;
-
-const HTTPS_GATEWAY = `apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata:
-  name: cnn
-spec:
-  hosts:
-  - edition.cnn.com
-  ports:
-  - number: 443
-    name: tls
-    protocol: TLS
-  resolution: STATIC
-  endpoints: [{address: 127.0.0.1, ports: {tls: TLS_PORT}}]
----
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata:
-  name: istio-egressgateway
-spec:
-  selector:
-    istio: egressgateway
-  servers:
-  - port:
-      number: 443
-      name: tls
-      protocol: TLS
-    hosts:
-    - edition.cnn.com
-    tls:
-      mode: PASSTHROUGH
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata:
-  name: egressgateway-for-cnn
-spec:
-  host: istio-egressgateway.istio-system.svc.cluster.local
-  subsets:
-  - name: cnn
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: direct-cnn-through-egress-gateway
-spec:
-  hosts:
-  - edition.cnn.com
-  gateways:
-  - mesh
-  - istio-egressgateway
-  tls:
-  - match:
-    - gateways:
-      - mesh
-      port: 443
-      sniHosts:
-      - edition.cnn.com
-    route:
-    - destination:
-        host: istio-egressgateway.istio-system.svc.cluster.local
-        subset: cnn
-        port:
-          number: 443
-  - match:
-    - gateways:
-      - istio-egressgateway
-      port: 443
-      sniHosts:
-      - edition.cnn.com
-    route:
-    - destination:
-        host: edition.cnn.com
-        port:
-          number: 443
-      weight: 100
-`;
+import { httpsViaProxy, startEgressMesh, taskYaml, type EgressMesh } from './helpers/egress-gateway.js';
 
 describe('Egress Gateways: HTTP through the egress gateway', () => {
   let cnn: Upstream;
@@ -177,7 +22,7 @@ describe('Egress Gateways: HTTP through the egress gateway', () => {
   before(async () => {
     const ca = await testAuthority();
     cnn = await startUpstream('edition.cnn.com');
-    mesh = await startEgressMesh(ca, { 'cnn.yaml': cnnEntry(cnn.port, 1), 'egress.yaml': HTTP_GATEWAY });
+    mesh = await startEgressMesh(ca, { 'task.yaml': await taskYaml('http.yaml', { entries: { 'edition.cnn.com': { 'http-port': cnn.port } } }) });
   });
   after(async () => {
     await mesh?.close();
@@ -200,6 +45,8 @@ describe('Egress Gateways: HTTP through the egress gateway', () => {
     assert.equal(atGateway.authority, 'edition.cnn.com');
     assert.equal(atGateway.path, '/politics');
     assert.equal(atGateway.response_code, 200);
+    // The egress gateway's Service names port 80 http2: the sidecar speaks HTTP/2 to it, as in Istio's log line.
+    assert.equal(atGateway.protocol, 'HTTP/2');
   });
 });
 
@@ -212,7 +59,7 @@ describe('Egress Gateways: HTTPS passed through the egress gateway by SNI', () =
     const ca = await testAuthority();
     root = newRoot('public web root');
     cnn = await startTlsUpstream('edition.cnn.com', { cert: issueCertificate({ subjectCN: 'edition.cnn.com', dnsNames: ['edition.cnn.com'], issuer: root, days: 1, keyType: 'ec' }) });
-    mesh = await startEgressMesh(ca, { 'egress.yaml': HTTPS_GATEWAY.replace('TLS_PORT', String(cnn.port)) });
+    mesh = await startEgressMesh(ca, { 'task.yaml': await taskYaml('https.yaml', { entries: { 'edition.cnn.com': { tls: cnn.port } } }) });
   });
   after(async () => {
     await mesh?.close();
@@ -238,8 +85,44 @@ describe('Egress Gateways: HTTPS passed through the egress gateway by SNI', () =
   });
 });
 
-void mkdtemp;
-void rm;
-void writeFile;
-void tmpdir;
-void join;
+describe('Egress Gateways: mutual TLS from the sidecar to the egress gateway (ISTIO_MUTUAL)', () => {
+  let cnn: Upstream;
+  let mesh: EgressMesh;
+  let ca: CertificateAuthority;
+
+  before(async () => {
+    ca = await testAuthority();
+    cnn = await startUpstream('edition.cnn.com');
+    mesh = await startEgressMesh(ca, { 'task.yaml': await taskYaml('mtls.yaml', { entries: { 'edition.cnn.com': { 'http-port': cnn.port } } }) });
+  });
+  after(async () => {
+    await mesh?.close();
+    await cnn?.close();
+  });
+
+  it('the sidecar reaches the gateway over mTLS, with the SNI the rule names, and the gateway sends on plain HTTP', async () => {
+    const r = await viaProxy(mesh.sidecar.outboundPort, 'http://edition.cnn.com/politics');
+    assert.equal(r.status, 200, r.text);
+    const seen = cnn.seen.at(-1)!;
+    assert.equal(seen.url, '/politics');
+    const id = String(seen.headers['x-request-id']);
+    const atSidecar = await accessLogLine(mesh.sidecarLog, id);
+    assert.equal(atSidecar.upstream_cluster, 'outbound|443|cnn|istio-egressgateway.istio-system.svc.cluster.local');
+    assert.equal(atSidecar.upstream_host, `127.0.0.1:${mesh.gatewayHttps}`);
+    const atGateway = await accessLogLine(mesh.gatewayLog, id);
+    assert.equal(atGateway.upstream_cluster, 'outbound|80||edition.cnn.com');
+    // The gateway saw the sleep workload's identity: its XFCC names it to the external host.
+    assert.match(String(seen.headers['x-forwarded-client-cert'] ?? ''), /URI=spiffe:\/\/cluster\.local\/ns\/default\/sa\/sleep/);
+  });
+
+  it('refuses a client without a mesh certificate on that port', async () => {
+    const refused = await new Promise<string>((resolve) => {
+      const s = tlsConnect({ host: '127.0.0.1', port: mesh.gatewayHttps, servername: 'edition.cnn.com', rejectUnauthorized: false });
+      s.on('secureConnect', () => s.write('GET /politics HTTP/1.1\r\nHost: edition.cnn.com\r\n\r\n'));
+      s.on('data', () => resolve('answered'));
+      s.on('error', (e) => resolve(e.message));
+      s.on('close', () => resolve('closed'));
+    });
+    assert.notEqual(refused, 'answered');
+  });
+});

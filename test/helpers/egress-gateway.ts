@@ -3,12 +3,13 @@
 // istio-system, its own mesh identity), the gateway's Service and pod as a cluster holds them, and
 // requests the way the app makes them through its sidecar (HTTP_PROXY, CONNECT for https://).
 
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { pino } from 'pino';
+import { parseAllDocuments, stringify } from 'yaml';
 import { startGateway, type RunningGateway } from '../../src/gateway/main.js';
 import { startSidecar, type RunningSidecar } from '../../src/sidecar/main.js';
 import type { CertificateAuthority } from '../../src/core/pki/authority.js';
@@ -53,6 +54,65 @@ endpoints:
 `;
 }
 
+/** Where the stand-ins for the outside world listen on loopback. */
+export interface Outside {
+  /** ServiceEntry host → its port name → the loopback port serving it. */
+  readonly entries?: Record<string, Record<string, number>>;
+  /** `namespace/name` of a Service outside the mesh (no sidecar) → the loopback port of its one pod. */
+  readonly services?: Record<string, number>;
+  /**
+   * A PEM file to trust where a rule's SIMPLE TLS trusts the public roots: the stand-in's CA stands
+   * in for them (set as the rule's caCertificates).
+   */
+  readonly publicRoots?: string;
+}
+
+/**
+ * A task's YAML as Istio's docs write it (test/fixtures/egress-gateway/), pointed at the loopback
+ * stand-ins: a ServiceEntry that lets DNS find its host gets a static 127.0.0.1 endpoint instead, a
+ * Service outside the mesh gets a pod and EndpointSlice as the cluster would hold them. Nothing else
+ * changes.
+ */
+export async function taskYaml(fixture: string, outside: Outside): Promise<string> {
+  const text = await readFile(new URL(`../../../test/fixtures/egress-gateway/${fixture}`, import.meta.url), 'utf8');
+  const out: string[] = [];
+  for (const doc of parseAllDocuments(text)) {
+    const r = doc.toJS() as { kind: string; metadata: { name: string; namespace?: string }; spec: Record<string, unknown> };
+    if (r.kind === 'ServiceEntry') {
+      const ports = outside.entries?.[(r.spec['hosts'] as string[])[0]!];
+      if (ports) Object.assign(r.spec, { resolution: 'STATIC', endpoints: [{ address: '127.0.0.1', ports }] });
+    }
+    if (r.kind === 'DestinationRule' && outside.publicRoots) {
+      const policies = [r.spec['trafficPolicy'], ...(((r.spec['trafficPolicy'] as { portLevelSettings?: unknown[] })?.portLevelSettings) ?? [])] as Array<{ tls?: Record<string, unknown> } | undefined>;
+      for (const p of policies) if (p?.tls?.['mode'] === 'SIMPLE' && !p.tls['caCertificates'] && !p.tls['credentialName']) p.tls['caCertificates'] = outside.publicRoots;
+    }
+    out.push(stringify(r));
+    const ns = r.metadata.namespace ?? 'default';
+    const port = r.kind === 'Service' ? outside.services?.[`${ns}/${r.metadata.name}`] : undefined;
+    if (port !== undefined) out.push(outsidePod(r.metadata.name, ns, r.spec['selector'] as Record<string, string>, port));
+  }
+  return out.join('---\n');
+}
+
+/** A pod without a sidecar behind Service `name`, and the EndpointSlice naming it (its one port, unnamed). */
+function outsidePod(name: string, ns: string, labels: Record<string, string>, port: number): string {
+  return `apiVersion: v1
+kind: Pod
+metadata: {name: ${name}-0, namespace: ${ns}, labels: ${JSON.stringify(labels)}}
+status: {podIP: 127.0.0.1}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: ${name}-0, namespace: ${ns}, labels: {kubernetes.io/service-name: ${name}}}
+addressType: IPv4
+ports: [{name: '', port: ${port}}]
+endpoints:
+- addresses: [127.0.0.1]
+  conditions: {ready: true}
+  targetRef: {kind: Pod, name: ${name}-0, namespace: ${ns}}
+`;
+}
+
 export interface EgressMesh {
   readonly dir: string;
   readonly sidecar: RunningSidecar;
@@ -71,7 +131,7 @@ export interface EgressMesh {
  * Starts the egress gateway, then writes its Service (now that its ports are known) and `files`, then
  * the sidecar. `certsDir` holds the gateway's credentialName secrets.
  */
-export async function startEgressMesh(ca: CertificateAuthority, files: Record<string, string>, certsDir?: string): Promise<EgressMesh> {
+export async function startEgressMesh(ca: CertificateAuthority, files: Record<string, string>, certsDir?: { gateway?: string; sidecar?: string }): Promise<EgressMesh> {
   const dir = await mkdtemp(join(tmpdir(), 'meshgate-egressgw-'));
   const logs = await mkdtemp(join(tmpdir(), 'meshgate-egressgw-logs-'));
   const gatewayLog = join(logs, 'egressgateway.log');
@@ -91,13 +151,13 @@ export async function startEgressMesh(ca: CertificateAuthority, files: Record<st
     accessLog: gatewayLog,
     logger: pino({ level: 'silent' }),
     random: seededRandom(7),
-    ...(certsDir ? { certsDir } : {}),
+    ...(certsDir?.gateway ? { certsDir: certsDir.gateway } : {}),
   });
   const gatewayHttp = gateway.listenPorts.get(80)!;
   const gatewayHttps = gateway.listenPorts.get(443)!;
   const all = { 'egressgateway.yaml': egressGatewayServiceYaml(gatewayHttp, gatewayHttps), ...files };
   for (const [name, text] of Object.entries(all)) await writeFile(join(dir, name), text);
-  const sidecar = await startSidecar({ ...sidecarOptions(ca, dir, 'sleep', 1), source: new FileSource({ dir }), accessLog: sidecarLog });
+  const sidecar = await startSidecar({ ...sidecarOptions(ca, dir, 'sleep', 1), source: new FileSource({ dir }), accessLog: sidecarLog, ...(certsDir?.sidecar ? { certsDir: certsDir.sidecar } : {}) });
   const landed = async (file: string, yaml: string): Promise<void> => {
     await Promise.all([gateway.holder, sidecar.holder].map((h) => serves(h, file, yaml)));
   };

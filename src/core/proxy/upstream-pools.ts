@@ -77,6 +77,14 @@ export class UpstreamPools implements EndpointLoad {
     this.#sweeper.unref();
   }
 
+  /**
+   * The TLS connector of this proxy's pools: piped TCP uses it too, so a DestinationRule's TLS files
+   * and credentialName are read from the same folder, and cached once, whichever path connects.
+   */
+  get connector(): UpstreamConnector {
+    return this.#connector;
+  }
+
   /** `address:port` (IPv6 in brackets). */
   static key(address: string, port: number): string {
     return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
