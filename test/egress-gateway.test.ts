@@ -48,6 +48,15 @@ describe('Egress Gateways: HTTP through the egress gateway', () => {
     // The egress gateway's Service names port 80 http2: the sidecar speaks HTTP/2 to it, as in Istio's log line.
     assert.equal(atGateway.protocol, 'HTTP/2');
   });
+
+  it("counts the request at the sidecar under the egress gateway's name, and at the gateway under the external host's", async () => {
+    const requests = async (port: number): Promise<string[]> =>
+      (await (await fetch(`http://127.0.0.1:${port}/stats/prometheus`)).text()).split('\n').filter((l) => l.startsWith('istio_requests_total{'));
+    const atSidecar = await requests(mesh.sidecar.metricsPort);
+    assert.ok(atSidecar.some((l) => /reporter="source",source_workload="sleep".*destination_service="istio-egressgateway\.istio-system\.svc\.cluster\.local",destination_service_name="istio-egressgateway".*response_code="200"/.test(l)), atSidecar.join('\n'));
+    const atGateway = await requests(mesh.gateway.metricsPort);
+    assert.ok(atGateway.some((l) => /reporter="source",source_workload="istio-egressgateway".*destination_service="edition\.cnn\.com",destination_service_name="edition\.cnn\.com".*response_code="200"/.test(l)), atGateway.join('\n'));
+  });
 });
 
 describe('Egress Gateways: HTTPS passed through the egress gateway by SNI', () => {

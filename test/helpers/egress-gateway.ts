@@ -149,6 +149,7 @@ export async function startEgressMesh(ca: CertificateAuthority, files: Record<st
     statusPort: 0,
     adminPort: 0,
     accessLog: gatewayLog,
+    metricsPort: 0,
     logger: pino({ level: 'silent' }),
     random: seededRandom(7),
     ...(certsDir?.gateway ? { certsDir: certsDir.gateway } : {}),
@@ -157,7 +158,7 @@ export async function startEgressMesh(ca: CertificateAuthority, files: Record<st
   const gatewayHttps = gateway.listenPorts.get(443)!;
   const all = { 'egressgateway.yaml': egressGatewayServiceYaml(gatewayHttp, gatewayHttps), ...files };
   for (const [name, text] of Object.entries(all)) await writeFile(join(dir, name), text);
-  const sidecar = await startSidecar({ ...sidecarOptions(ca, dir, 'sleep', 1), source: new FileSource({ dir }), accessLog: sidecarLog, ...(certsDir?.sidecar ? { certsDir: certsDir.sidecar } : {}) });
+  const sidecar = await startSidecar({ ...sidecarOptions(ca, dir, 'sleep', 1), source: new FileSource({ dir }), accessLog: sidecarLog, metricsPort: 0, ...(certsDir?.sidecar ? { certsDir: certsDir.sidecar } : {}) });
   const landed = async (file: string, yaml: string): Promise<void> => {
     await Promise.all([gateway.holder, sidecar.holder].map((h) => serves(h, file, yaml)));
   };
