@@ -9,7 +9,8 @@ import assert from 'node:assert/strict';
 import { connect as tlsConnect } from 'node:tls';
 import type { CertificateAuthority } from '../src/core/pki/authority.js';
 import { issueCertificate } from '../src/core/tls/issue-certificate.js';
-import { accessLogLine } from './helpers/gateway.js';
+import { readFile } from 'node:fs/promises';
+import { accessLogLine, completeJsonLines, eventually } from './helpers/gateway.js';
 import { testAuthority, viaProxy } from './helpers/mesh.js';
 import { newRoot, startTlsUpstream, type TlsSeen, type TlsUpstream } from './helpers/mesh-tls.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
@@ -82,12 +83,10 @@ describe('Egress Gateways: HTTPS passed through the egress gateway by SNI', () =
     assert.equal(seen.sni, 'edition.cnn.com');
     assert.equal(seen.path, '/politics');
     let line: Record<string, unknown> | undefined;
-    const { readFile } = await import('node:fs/promises');
-    for (let i = 0; i < 400 && !line; i++) {
-      const text = await readFile(mesh.gatewayLog, 'utf8').catch(() => '');
-      line = text.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.requested_server_name === 'edition.cnn.com');
-      if (!line) await new Promise((res) => setTimeout(res, 25));
-    }
+    await eventually(async () => {
+      line = completeJsonLines(await readFile(mesh.gatewayLog, 'utf8').catch(() => '')).find((l) => l.requested_server_name === 'edition.cnn.com');
+      return line !== undefined;
+    });
     assert.ok(line, 'the egress gateway logs the passed-through connection');
     assert.equal(line.upstream_cluster, 'outbound|443||edition.cnn.com');
     assert.equal(line.upstream_host, `127.0.0.1:${cnn.port}`);

@@ -15,6 +15,8 @@ import { testAuthority, viaProxy } from './helpers/mesh.js';
 import { newRoot, startTlsUpstream, type Pem, type TlsSeen, type TlsUpstream } from './helpers/mesh-tls.js';
 import { httpsViaProxy, startEgressMesh, taskYaml, type EgressMesh } from './helpers/egress-gateway.js';
 import type { CertificateAuthority } from '../src/core/pki/authority.js';
+import { UpstreamConnector } from '../src/core/tls/upstream-connector.js';
+import type { SecretReader } from '../src/core/tls/types.js';
 
 const NGINX = 'my-nginx.mesh-external.svc.cluster.local';
 
@@ -104,5 +106,23 @@ describe('TLS origination', () => {
     assert.equal(seen.sni, NGINX);
     const atGateway = await accessLogLine(mesh.gatewayLog, 'gateway-mtls-origination-1');
     assert.equal(atGateway.upstream_cluster, `outbound|443||${NGINX}`);
+  });
+
+  it('in a cluster, credentialName is the Secret of the proxy\'s namespace (kubectl create -n istio-system secret generic client-credential)', async () => {
+    const client = issueCertificate({ subjectCN: 'secret.client.example.com', issuer: nginxRoot, days: 1, keyType: 'ec', extKeyUsage: ['clientAuth'] });
+    const data: Record<string, string> = { 'tls.crt': client.certPem, 'tls.key': client.keyPem, 'ca.crt': nginxRoot.certPem };
+    const secrets: SecretReader = { namespace: 'istio-system', get: (name) => (name === 'client-credential' ? { type: 'Opaque', data } : undefined), onChange: () => () => undefined };
+    // The folder is not read in cluster mode: it holds another client certificate.
+    const connector = new UpstreamConnector({ certsDir: join(dir, 'certs'), secrets });
+    const profile = { kind: 'MUTUAL' as const, key: 'k', sni: NGINX, verifyNames: [NGINX], insecureSkipVerify: false, credentialName: 'client-credential' };
+    const seen = await new Promise<TlsSeen>((resolve, reject) => {
+      const opened = connector.open(profile, '127.0.0.1', nginx.port, ['http/1.1'], reject);
+      if (!opened.ok) return reject(opened.error);
+      let raw = '';
+      opened.socket.on('secureConnect', () => opened.socket.write(`GET / HTTP/1.1\r\nHost: ${NGINX}\r\nConnection: close\r\n\r\n`));
+      opened.socket.on('data', (d: Buffer) => (raw += d.toString()));
+      opened.socket.on('close', () => resolve(JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4)) as TlsSeen));
+    });
+    assert.equal(seen.peerCN, 'secret.client.example.com');
   });
 });

@@ -124,6 +124,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     name: 'meshgate-gateway',
     source,
     certsDir,
+    ...(opts.secrets ? { secrets: opts.secrets } : {}),
     // The gateway is a workload too: AuthorizationPolicy and RequestAuthentication select it by its labels.
     workload: { namespace, labels },
     telemetry: {
