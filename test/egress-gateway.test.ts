@@ -11,7 +11,8 @@ import type { CertificateAuthority } from '../src/core/pki/authority.js';
 import { issueCertificate } from '../src/core/tls/issue-certificate.js';
 import { readFile } from 'node:fs/promises';
 import { accessLogLine, completeJsonLines, eventually } from './helpers/gateway.js';
-import { testAuthority, viaProxy } from './helpers/mesh.js';
+import { X509Certificate } from 'node:crypto';
+import { testAuthority, viaProxy, workloadCertificate } from './helpers/mesh.js';
 import { newRoot, startTlsUpstream, type TlsSeen, type TlsUpstream } from './helpers/mesh-tls.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
 import { httpsViaProxy, startEgressMesh, taskYaml, type EgressMesh } from './helpers/egress-gateway.js';
@@ -121,6 +122,26 @@ describe('Egress Gateways: mutual TLS from the sidecar to the egress gateway (IS
     assert.equal(atGateway.upstream_cluster, 'outbound|80||edition.cnn.com');
     // The gateway saw the sleep workload's identity: its XFCC names it to the external host.
     assert.match(String(seen.headers['x-forwarded-client-cert'] ?? ''), /URI=spiffe:\/\/cluster\.local\/ns\/default\/sa\/sleep/);
+  });
+
+  it("presents the gateway's rotated workload certificate from the next handshake on", async () => {
+    const client = workloadCertificate(ca, 'default', 'sleep');
+    const presented = (): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const s = tlsConnect({ host: '127.0.0.1', port: mesh.gatewayHttps, servername: 'edition.cnn.com', cert: client.certChainPem, key: client.keyPem, ca: client.rootCertPem, checkServerIdentity: () => undefined });
+        s.on('secureConnect', () => {
+          resolve(s.getPeerCertificate().fingerprint256);
+          s.destroy();
+        });
+        s.on('error', reject);
+      });
+    const fingerprint = (pem: string): string => new X509Certificate(pem).fingerprint256;
+    assert.equal(await presented(), fingerprint(mesh.gatewayIdentity.current().certChainPem));
+    const next = workloadCertificate(ca, 'istio-system', 'istio-egressgateway-service-account');
+    mesh.gatewayIdentity.rotate(next);
+    await eventually(async () => (await presented()) === fingerprint(next.certChainPem));
+    const r = await viaProxy(mesh.sidecar.outboundPort, 'http://edition.cnn.com/politics');
+    assert.equal(r.status, 200, r.text);
   });
 
   it('refuses a client without a mesh certificate on that port', async () => {

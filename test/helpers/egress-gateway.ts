@@ -17,6 +17,7 @@ import { FileSource } from '../../src/core/sources/file-source.js';
 import { parseConfigText } from '../../src/core/config/load.js';
 import type { SnapshotHolder } from '../../src/core/snapshot/holder.js';
 import { fixedIdentity, sidecarOptions, untilSnapshot } from './mesh.js';
+import type { ManualIdentity } from './mesh-tls.js';
 import { seededRandom } from './random.js';
 
 /** The egress gateway's Service as `istioctl install` makes it: 80 (http2) → 8080, 443 (https) → 8443. */
@@ -117,6 +118,8 @@ export interface EgressMesh {
   readonly dir: string;
   readonly sidecar: RunningSidecar;
   readonly gateway: RunningGateway;
+  /** The egress gateway's workload identity, to rotate by hand. */
+  readonly gatewayIdentity: ManualIdentity;
   /** The ports the egress gateway listens on for its Service ports 80 and 443. */
   readonly gatewayHttp: number;
   readonly gatewayHttps: number;
@@ -135,6 +138,7 @@ export async function startEgressMesh(ca: CertificateAuthority, files: Record<st
   const dir = await mkdtemp(join(tmpdir(), 'meshgate-egressgw-'));
   const logs = await mkdtemp(join(tmpdir(), 'meshgate-egressgw-logs-'));
   const gatewayLog = join(logs, 'egressgateway.log');
+  const gatewayIdentity = fixedIdentity(ca, 'istio-system', 'istio-egressgateway-service-account');
   const sidecarLog = join(logs, 'sidecar.log');
   const gateway = await startGateway({
     configDir: dir,
@@ -144,7 +148,7 @@ export async function startEgressMesh(ca: CertificateAuthority, files: Record<st
     ]),
     labels: { istio: 'egressgateway', app: 'istio-egressgateway' },
     namespace: 'istio-system',
-    identity: fixedIdentity(ca, 'istio-system', 'istio-egressgateway-service-account'),
+    identity: gatewayIdentity,
     listenHost: '127.0.0.1',
     statusPort: 0,
     adminPort: 0,
@@ -167,6 +171,7 @@ export async function startEgressMesh(ca: CertificateAuthority, files: Record<st
     dir,
     sidecar,
     gateway,
+    gatewayIdentity,
     gatewayHttp,
     gatewayHttps,
     sidecarLog,
