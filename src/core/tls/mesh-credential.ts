@@ -27,7 +27,7 @@ export function meshServerCredential(identity: IdentityProvider | undefined): Se
       certPem: cert.certChainPem,
       keyPem: cert.keyPem,
       caPem: cert.rootCertPem,
-      source: 'file' as const,
+      source: 'mesh' as const,
       description: `workload certificate ${cert.spiffeId}`,
       // A workload certificate's subject is empty: its name is the SPIFFE URI SAN.
       subject: leaf.subject ? distinguishedName(leaf.subject) : '',
