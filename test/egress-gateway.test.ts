@@ -144,6 +144,22 @@ describe('Egress Gateways: mutual TLS from the sidecar to the egress gateway (IS
     assert.equal(r.status, 200, r.text);
   });
 
+  it("lets an AuthorizationPolicy on the egress gateway allow workloads by the identity of their mTLS", async () => {
+    const policy = (principal: string): string => `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: allow-egress, namespace: istio-system}
+spec:
+  selector: {matchLabels: {istio: egressgateway}}
+  action: ALLOW
+  rules:
+  - from: [{source: {principals: ["${principal}"]}}]
+`;
+    await mesh.write('policy.yaml', policy('cluster.local/ns/default/sa/other'));
+    assert.equal((await viaProxy(mesh.sidecar.outboundPort, 'http://edition.cnn.com/politics')).status, 403);
+    await mesh.write('policy.yaml', policy('cluster.local/ns/default/sa/sleep'));
+    assert.equal((await viaProxy(mesh.sidecar.outboundPort, 'http://edition.cnn.com/politics')).status, 200);
+  });
+
   it('refuses a client without a mesh certificate on that port', async () => {
     const refused = await new Promise<string>((resolve) => {
       const s = tlsConnect({ host: '127.0.0.1', port: mesh.gatewayHttps, servername: 'edition.cnn.com', rejectUnauthorized: false });
