@@ -58,13 +58,10 @@ interface Settings {
 }
 
 /**
- * When the sidecar's idle memory is read: the most it holds from IDLE_FROM_MS to IDLE_TO_MS after the
- * mesh is ready, VmRSS every 250 ms, before any load. Idle means a sidecar in its steady state with
- * nothing to do. Start-up (the first configuration, the certificate, the first snapshot) leaves
- * garbage in V8's young generation, which V8's memory reducer gives back some seconds after ready
- * (docs/benchmarks.md, eighth and ninth rounds); a single reading 2 s after ready fell on either side
- * of that collection and moved by up to 1.5 MB from run to run of one build, while the RSS from 10 s
- * on stays flat. The start-up figure is printed beside it (the most held before IDLE_FROM_MS).
+ * The sidecar's idle memory: the most VmRSS it holds IDLE_FROM_MS to IDLE_TO_MS after ready, before
+ * any load, its steady state. One reading 2 s after ready fell on either side of V8's memory reducer
+ * giving back start-up's young generation, 1.4 MB apart between runs of one build (docs/benchmarks.md,
+ * ninth round); the most held before IDLE_FROM_MS is printed beside it.
  */
 const IDLE_FROM_MS = 10_000;
 const IDLE_TO_MS = 20_000;
@@ -234,13 +231,13 @@ async function measureMesh(s: Settings, appPort: number): Promise<MeshReport> {
 
   const mesh = await startMesh(appPort);
   process.stdout.write(`  sidecar idle: the most held ${IDLE_FROM_MS / 1000}–${IDLE_TO_MS / 1000} s after ready ... `);
-  const readRss = () => rssBytes(mesh.sidecarPid);
-  const startUp = sampleMax(readRss, 250);
-  await new Promise((r) => setTimeout(r, IDLE_FROM_MS));
-  const sidecarStartRssBytes = startUp.stop();
-  const steady = sampleMax(readRss, 250);
-  await new Promise((r) => setTimeout(r, IDLE_TO_MS - IDLE_FROM_MS));
-  const sidecarIdleRssBytes = steady.stop();
+  const mostFor = async (ms: number) => {
+    const rss = sampleMax(() => rssBytes(mesh.sidecarPid), 250);
+    await new Promise((r) => setTimeout(r, ms));
+    return rss.stop();
+  };
+  const sidecarStartRssBytes = await mostFor(IDLE_FROM_MS);
+  const sidecarIdleRssBytes = await mostFor(IDLE_TO_MS - IDLE_FROM_MS);
   console.log(`${((sidecarIdleRssBytes ?? NaN) / 2 ** 20).toFixed(1)} MB`);
   for (const mode of modes) rows.push(await measureMeshLoad(s, mesh.gateway, 'mtls', mode, mesh.sidecarPid));
   await mesh.stop();
