@@ -57,8 +57,14 @@ interface Settings {
   readonly meshRate: number;
 }
 
-/** How long the sidecar sits after start before its idle memory is read. */
-const SETTLE_MS = 2000;
+/**
+ * The sidecar's idle memory: the most VmRSS it holds IDLE_FROM_MS to IDLE_TO_MS after ready, before
+ * any load, its steady state. One reading 2 s after ready fell on either side of V8's memory reducer
+ * giving back start-up's young generation, 1.4 MB apart between runs of one build (docs/benchmarks.md,
+ * ninth round); the most held before IDLE_FROM_MS is printed beside it.
+ */
+const IDLE_FROM_MS = 10_000;
+const IDLE_TO_MS = 20_000;
 
 const BASELINE = 'meshgate';
 const TWO_WORKERS = 'meshgate --workers 2';
@@ -224,11 +230,18 @@ async function measureMesh(s: Settings, appPort: number): Promise<MeshReport> {
   await plain.stop();
 
   const mesh = await startMesh(appPort);
-  await new Promise((r) => setTimeout(r, SETTLE_MS));
-  const sidecarIdleRssBytes = rssBytes(mesh.sidecarPid);
+  process.stdout.write(`  sidecar idle: the most held ${IDLE_FROM_MS / 1000}–${IDLE_TO_MS / 1000} s after ready ... `);
+  const mostFor = async (ms: number) => {
+    const rss = sampleMax(() => rssBytes(mesh.sidecarPid), 250);
+    await new Promise((r) => setTimeout(r, ms));
+    return rss.stop();
+  };
+  const sidecarStartRssBytes = await mostFor(IDLE_FROM_MS);
+  const sidecarIdleRssBytes = await mostFor(IDLE_TO_MS - IDLE_FROM_MS);
+  console.log(`${((sidecarIdleRssBytes ?? NaN) / 2 ** 20).toFixed(1)} MB`);
   for (const mode of modes) rows.push(await measureMeshLoad(s, mesh.gateway, 'mtls', mode, mesh.sidecarPid));
   await mesh.stop();
-  return { rows, sidecarIdleRssBytes };
+  return { rows, sidecarIdleRssBytes, sidecarStartRssBytes, idleWindowS: [IDLE_FROM_MS / 1000, IDLE_TO_MS / 1000] };
 }
 
 async function main(): Promise<number> {

@@ -64,6 +64,16 @@ describe('sidecar footprint', () => {
     assert.ok(!modules.some((m) => /dist\/src\/core\/proxy\/ext-authz(-check|-grpc|-wire)?\.js$/.test(m)), "the external authorizers' client is loaded before a CUSTOM policy asks one");
   });
 
+  it("no module the sidecar command loads imports node:tls as an ES module (Node's view of it reads the bundled root certificates)", () => {
+    const { modules } = modulesAfter(`await import(${dist('cli/sidecar.js')});`);
+    const ours = modules.filter((m) => /dist\/src\/.*\.js$/.test(m));
+    assert.ok(ours.some((m) => m.endsWith('core/tls/node-tls.js')), 'the loaded modules are not all listed');
+    for (const m of ours) {
+      // Type imports leave nothing in the emitted JavaScript; a value import of node:tls leaves this.
+      assert.doesNotMatch(readFileSync(m, 'utf8'), /\bfrom\s*['"]node:tls['"]|\bimport\s*\(?\s*['"]node:tls['"]/, `${m} imports node:tls: take it from core/tls/node-tls.ts`);
+    }
+  });
+
   it("a sidecar holds only the validators of the kinds it is sent, no Gateway API translation without routes, no gateway's ACME checks and no analyzers", () => {
     const set = `apiVersion: v1\nkind: Service\nmetadata: {name: app, namespace: default}\nspec: {selector: {app: app}, ports: [{name: http, port: 8080}]}\n---\napiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: default, namespace: default}\nspec: {mtls: {mode: STRICT}}\n`;
     const { out, modules } = modulesAfter(

@@ -10,7 +10,8 @@
 
 import { createSecureServer, type Http2SecureServer } from 'node:http2';
 import type { Socket } from 'node:net';
-import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
+import type { Server as TlsServer, TLSSocket } from 'node:tls';
+import { createServer as createTlsServer } from '../core/tls/node-tls.js';
 import type { Logger } from 'pino';
 import type { AcceptStep } from '../core/proxy/accept.js';
 import type { ServedHandlers } from '../core/proxy/drain.js';

@@ -21,7 +21,8 @@
 import { Server as HttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { constants as h2, type Http2SecureServer, type Http2Server, type Http2Session } from 'node:http2';
 import type { Socket } from 'node:net';
-import { Server as TlsServer, type TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
+import { Server as TlsServer } from '../tls/node-tls.js';
 
 /** The largest HTTP/2 stream id: a GOAWAY naming it refuses no stream the client has opened or will open. */
 const SHUTDOWN_NOTICE_LAST_STREAM = 2 ** 31 - 1;

@@ -5,7 +5,7 @@
 
 import { createHash, createPrivateKey, X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
-import { createSecureContext } from 'node:tls';
+import { createSecureContext } from './node-tls.js';
 import type { ServerCredential } from './types.js';
 import { subjectAltNames } from './peer-identity.js';
 

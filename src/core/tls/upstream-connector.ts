@@ -10,7 +10,8 @@
 import { createHash } from 'node:crypto';
 import { statSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { checkServerIdentity, connect as tlsConnect, createSecureContext, type ConnectionOptions, type PeerCertificate, type SecureContext, type TLSSocket } from 'node:tls';
+import type { ConnectionOptions, PeerCertificate, SecureContext, TLSSocket } from 'node:tls';
+import { checkServerIdentity, connect as tlsConnect, createSecureContext } from './node-tls.js';
 import type { Logger } from 'pino';
 import type { buildConnector } from 'undici';
 import type { WorkloadCertificate } from '../pki/types.js';
