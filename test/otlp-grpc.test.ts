@@ -2,16 +2,20 @@
 // `opentelemetry` provider without `http` gets the gateway's spans over gRPC, an `envoyOtelAls`
 // provider chosen by a Telemetry gets one OTLP log record per request (body in Istio's text format,
 // the labels' operators evaluated, the request's trace ids), both at a real gRPC collector on
-// loopback. A collector that never answers leaves every answer as it was, and says so once.
+// loopback; through the demo mesh the sidecars send theirs too. A collector that never answers
+// leaves every answer as it was, and says so once.
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { eventually, startTestGateway, type TestGateway } from './helpers/gateway.js';
+import { eventually, send, startTestGateway, type TestGateway } from './helpers/gateway.js';
 import { blackholePort, startUpstream, type Upstream } from './helpers/upstream.js';
 import { gatewayRouteYaml, gatewayYaml, serviceYaml } from './helpers/cluster-yaml.js';
 import { startOtlpGrpcCollector, type OtlpGrpcCollector } from './helpers/otlp-grpc-collector.js';
+import { startTestDemoMesh, type TestDemoMesh } from './helpers/demo-mesh.js';
 
 const HOST = 'otel.example.com';
 
@@ -108,6 +112,36 @@ describe('OTLP over gRPC to a collector', () => {
     assert.equal(log.spanId, span.spanId);
     const start = Date.parse(log.body.slice(1, 25));
     assert.equal(Number(BigInt(log.timeUnixNano) / 1_000_000n), start, "the record's time is the request's start");
+  });
+});
+
+describe('through the demo mesh, sidecars export over gRPC too', () => {
+  let collector: OtlpGrpcCollector;
+  let demo: TestDemoMesh;
+  before(async () => {
+    collector = await startOtlpGrpcCollector();
+    demo = await startTestDemoMesh({}, (dir) => writeFile(join(dir, 'mesh-config.yaml'), meshConfig(collector.port)));
+  });
+  after(async () => {
+    await demo?.close();
+    await collector?.close();
+  });
+
+  it("the sidecars' spans join the gateway's trace, and every hop sends its access-log record", async () => {
+    const r = await send(demo.port, 'product.example.com', '/', { 'x-request-id': 'mesh-grpc-1' });
+    assert.equal(r.status, 200);
+    const spans = () => collector.spans.filter((s) => s.attributes['guid:x-request-id'] === 'mesh-grpc-1');
+    await eventually(async () => spans().length >= 4);
+    assert.equal(new Set(spans().map((s) => s.traceId)).size, 1, 'one trace');
+    const userIn = spans().find((s) => s.attributes['istio.canonical_service'] === 'user-service');
+    assert.equal(userIn?.kind, 2, "user-service's sidecar: a SERVER span");
+    assert.match(String(userIn?.attributes['node_id']), /^sidecar~/);
+    const logs = () => collector.logs.filter((l) => l.body.includes('"mesh-grpc-1"'));
+    await eventually(async () => logs().length >= 4);
+    const sidecarLogs = logs().filter((l) => l.resource['node_name']?.startsWith('sidecar~'));
+    assert.ok(sidecarLogs.length >= 3, `one record per sidecar hop, got ${sidecarLogs.length}`);
+    assert.ok(sidecarLogs.some((l) => l.resource['cluster_name'] === 'user-service.default'));
+    for (const l of logs()) assert.equal(l.traceId, spans()[0]!.traceId);
   });
 });
 

@@ -22,7 +22,7 @@ import { extractContext, injectContext, samplingOnly } from './trace-context.js'
 import type { TelemetryPolicy, TraceProvider } from './telemetry-policy.js';
 import type { WorkloadInfo } from './workload.js';
 import { reportingFailures, settledWithin, type EventLog } from './export-failures.js';
-import { grpcOptions } from './otlp-grpc.js';
+import { whenNeeded } from '../runtime/when-needed.js';
 
 /** OpenTelemetry's API and SDK, the same copies an import would give (they are CommonJS packages). */
 interface Otel {
@@ -35,6 +35,9 @@ interface Otel {
 }
 
 let otelLoaded: Otel | undefined;
+
+// OpenTelemetry's OTLP/gRPC span exporter, loaded with the first gRPC provider only (otlp-grpc.ts).
+const otlpGrpc = whenNeeded<typeof import('./otlp-grpc.js')>('./otlp-grpc.js', import.meta.url);
 
 // Loaded when a policy that exports spans comes into force, not when the proxy starts: most proxies
 // export no traces, and the SDK with its exporter is some 150 modules a sidecar would otherwise hold
@@ -87,17 +90,6 @@ function randomHex(bytes: number): string {
   }
   idPoolAt += bytes;
   return idPool.toString('hex', idPoolAt - bytes, idPoolAt);
-}
-
-/**
- * OpenTelemetry's OTLP/gRPC span exporter, plaintext to `http://host:port` as the HTTP exporter is.
- * Loaded on the first gRPC provider only: @grpc/grpc-js and protobufjs come with it, a few MB a
- * sidecar that exports no spans over gRPC must not hold (docs/observability.md).
- */
-function otlpGrpcExporter(url: string, metadata: Readonly<Record<string, string>>, timeoutMs: number | undefined): SpanExporter {
-  const require = createRequire(import.meta.url);
-  const { OTLPTraceExporter }: typeof import('@opentelemetry/exporter-trace-otlp-grpc') = require('@opentelemetry/exporter-trace-otlp-grpc');
-  return new OTLPTraceExporter({ url, ...grpcOptions(require, metadata, timeoutMs) });
 }
 
 /** `address:port` without `:port` (the digits after the last colon, when there are some). */
@@ -247,7 +239,7 @@ export class ProxyTracer {
       const exporter: SpanExporter = p.kind === 'zipkin'
         ? new ZipkinJsonExporter(p.url, this.#o.self.canonicalService ?? this.#o.self.workload)
         : p.protocol === 'grpc'
-          ? otlpGrpcExporter(p.url, p.headers, p.timeoutMs)
+          ? otlpGrpc().otlpGrpcSpanExporter(p.url, p.headers, p.timeoutMs)
           : otlpExporter(p.url, { ...p.headers }, p.timeoutMs);
       e = {
         processor: new BatchSpanProcessor(reportingFailures(exporter, 'span', p.url, this.#o.events), { scheduledDelayMillis: 1000, ...(p.timeoutMs !== undefined ? { exportTimeoutMillis: p.timeoutMs } : {}) }),
