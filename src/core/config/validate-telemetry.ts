@@ -191,7 +191,6 @@ export function validateConfigMap(c: Checker, raw: Obj): void {
 
 /** An envoyOtelAls provider's logName and logFormat: text and label values are Envoy format strings. */
 function checkOtelLogFormat(c: Checker, als: Obj, at: FieldPath): void {
-  knownFields(c, als, at, ['service', 'port', 'logName', 'logFormat']);
   asString(c, als['logName'], [...at, 'logName']);
   const format = asObj(c, als['logFormat'], [...at, 'logFormat']);
   if (!format) return;
