@@ -11,8 +11,9 @@
 //               required; other TLS: passed to the app as TCP (an app that terminates TLS itself);
 //               plaintext: HTTP to the app.
 //   DISABLE     TLS: passed to the app as TCP; plaintext: HTTP to the app.
-// A mesh peer's certificate chains to the mesh root and names a workload of this sidecar's own trust
-// domain; any other certificate is closed after the handshake, as Istio validates the trust domain.
+// A mesh peer's certificate chains to the mesh root and names a workload of this sidecar's trust
+// domain or one of the mesh config's trustDomainAliases (core/pki/trust-domain.ts); any other
+// certificate is closed after the handshake, as Istio validates the peer's trust domain.
 // Mesh mTLS whose ALPN names no HTTP protocol (`istio-peer-exchange`, `istio`) carries TCP, and
 // plaintext whose first bytes are no HTTP request line is opaque TCP: both go to the app as bytes.
 //
@@ -48,7 +49,8 @@ import type { ConnectionDrain } from '../core/proxy/drain.js';
 import type { MtlsMode } from '../core/policy/peer-authentication.js';
 import type { WorkloadSecurityCache } from '../core/policy/workload-security.js';
 import type { IdentityProvider, WorkloadCertificate } from '../core/pki/types.js';
-import { parseSpiffeId, spiffeIdsOfCertificate } from '../core/pki/spiffe.js';
+import { spiffeIdsOfCertificate } from '../core/pki/spiffe.js';
+import { acceptsPeer, trustDomainsOf } from '../core/pki/trust-domain.js';
 import { peekClientHello } from '../core/tls/client-hello.js';
 import { handleHttpRequest, Pipelines, type HttpHandlerContext, type ListenerInfo } from '../core/proxy/http-handler.js';
 import { handleUpgrade } from '../core/proxy/upgrade.js';
@@ -191,7 +193,7 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
 
   /**
    * The caller a verified mesh certificate names, with this hop's XFCC element: a certificate that
-   * chains to the mesh root and names a workload of this sidecar's own trust domain. A root shared
+   * chains to the mesh root and names a workload of this sidecar's trust domain or an alias. A root shared
    * with another mesh does not make that mesh's workloads ours (Istio validates the peer's trust
    * domain the same way); undefined otherwise. Reading them (Node's certificate object, its SANs, the
    * XFCC hash and subject) takes tens of microseconds, so it is done once per connection, when the
@@ -202,9 +204,10 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
     const presented = socket.getPeerCertificate();
     const spiffeId = presented ? spiffeIdsOfCertificate(presented)[0] : undefined;
     const own = deps.identity.current().spiffeId;
-    const trustDomain = parseSpiffeId(own)?.trustDomain;
-    if (spiffeId && parseSpiffeId(spiffeId)?.trustDomain === trustDomain) return { spiffeId, xfcc: meshXfcc(own, presented) };
-    deps.log.info({ remote: socket.remoteAddress, peer: spiffeId ?? null, trustDomain }, 'mesh connection refused: the peer certificate names no workload of this trust domain');
+    const snapshot = deps.holder.current();
+    const tds = snapshot ? deps.security.for(snapshot).trustDomains : trustDomainsOf([], own);
+    if (acceptsPeer(tds, spiffeId)) return { spiffeId: spiffeId!, xfcc: meshXfcc(own, presented) };
+    deps.log.info({ remote: socket.remoteAddress, peer: spiffeId ?? null, trustDomain: tds.trustDomain, trustDomainAliases: tds.aliases }, 'mesh connection refused: the peer certificate names no workload of this trust domain or its aliases');
     return undefined;
   };
 

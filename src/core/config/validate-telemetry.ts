@@ -1,8 +1,9 @@
 // Istio's telemetry configuration: the `telemetry.istio.io` `Telemetry` kind (tracing providers and
 // sampling, access logging on/off, metric overrides), and the mesh config in the root namespace's
 // `istio` ConfigMap (`data.mesh`, itself YAML: defaultConfig.tracing.sampling, extensionProviders —
-// tracing and OpenTelemetry access-log ones here, external authorizers in validate-ext-authz.ts —, defaultProviders,
-// outboundTrafficPolicy.mode, pathNormalization.normalization, connectTimeout). Problems inside
+// tracing and OpenTelemetry access-log ones here, external authorizers in validate-ext-authz.ts —,
+// defaultProviders, outboundTrafficPolicy.mode, pathNormalization.normalization, connectTimeout,
+// trustDomain and trustDomainAliases in validate-trust-domain.ts). Problems inside
 // `data.mesh` point at the `mesh` key's line, since the mesh config is one string to the ConfigMap.
 
 import { yaml } from './yaml-module.js';
@@ -12,6 +13,7 @@ import { asBool, asEnum, asList, asNumber, asObj, asString, atMostOne, checkDura
 import { isStandardLabel, METRIC_SELECTORS, validLabelName, WORKLOAD_MODES } from '../telemetry/metrics-overrides.js';
 import { compileExpression } from '../telemetry/metric-expression.js';
 import { checkExtAuthzProvider } from './validate-ext-authz.js';
+import { checkTrustDomains } from './validate-trust-domain.js';
 import { PATH_NORMALIZATIONS } from '../proxy/path-normalize.js';
 import { compileFormat } from '../telemetry/access-log-format.js';
 
@@ -149,6 +151,7 @@ export function validateConfigMap(c: Checker, raw: Obj): void {
     const n = asNumber(c, topology['numTrustedProxies'], [...at, 'defaultConfig', 'gatewayTopology', 'numTrustedProxies']);
     if (n !== undefined && (!Number.isInteger(n) || n < 0)) c.error([...at, 'defaultConfig', 'gatewayTopology', 'numTrustedProxies'], `numTrustedProxies is a number of proxies (0, 1, 2 …), not ${n}`);
   }
+  checkTrustDomains(c, m, at);
   asBool(c, m['enableTracing'], [...at, 'enableTracing']);
   asBool(c, m['enablePrometheusMerge'], [...at, 'enablePrometheusMerge']);
   checkDuration(c, m['connectTimeout'], [...at, 'connectTimeout']);

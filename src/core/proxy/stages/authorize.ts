@@ -7,8 +7,7 @@
 // before DENY and ALLOW, as Envoy's ext_authz filter comes before its RBAC filters. An allowed
 // request then gets the header edits of its verified token (forwardOriginalToken, outputClaimToHeaders).
 // Dry-run policies (`istio.io/dry-run`) decide nothing; what they would have decided is logged, one
-// line per request and action, as Envoy's RBAC shadow rules log it (`shadow denied, matched policy
-// ns[foo]-policy[name]-rule[0]`), with authz_dry_run_action and authz_dry_run_result.
+// line per request and action (dry-run-log.ts).
 
 import { principalOf } from '../../pki/spiffe.js';
 import { trustedClientAddress } from '../client-address.js';
@@ -16,7 +15,8 @@ import { trustedHopsFor } from '../trusted-hops.js';
 import { rbacDenied } from '../respond.js';
 import { whenNeeded } from '../../runtime/when-needed.js';
 import { currentCertificate } from '../../tls/upstream-tls.js';
-import type { AuthzDecision, AuthzRequest, DryRunResult } from '../../policy/authorization.js';
+import type { AuthzDecision, AuthzRequest } from '../../policy/authorization.js';
+import { logDryRun } from './dry-run-log.js';
 import { routedDestinationOf } from './select.js';
 import type { Exchange, StageResult } from './exchange.js';
 import { factsOf } from './exchange.js';
@@ -45,7 +45,7 @@ export function authorize(ex: Exchange): StageResult | Promise<StageResult> {
       headers: facts.headers,
       ...(auth ? { auth } : {}),
     };
-    if (authz.dryRun) logDryRun(ex, authz.evaluateDryRun(request));
+    if (authz.dryRun) logDryRun(ctx.log, authz.evaluateDryRun(request), { requestId: ex.requestId });
     if (authz.empty) return authorized(ex);
     const decision = authz.evaluate(request);
     if (decision.ask) {
@@ -70,15 +70,6 @@ export function authorize(ex: Exchange): StageResult | Promise<StageResult> {
     return decided(ex, decision);
   }
   return authorized(ex);
-}
-
-function logDryRun(ex: Exchange, results: readonly DryRunResult[]): void {
-  const log = ex.ctx.log;
-  if (!log) return;
-  for (const r of results) {
-    const fields = { requestId: ex.requestId, authz_dry_run_action: r.action, authz_dry_run_result: r.result, ...(r.rule ? { policy: r.rule } : {}) };
-    log.info(fields, r.rule ? `rbac shadow ${r.result}, matched policy ${r.rule}` : `rbac shadow ${r.result}, no dry-run ${r.action.toUpperCase()} policy matched`);
-  }
 }
 
 /** What DENY and ALLOW say, once any external authorizer has allowed. */
