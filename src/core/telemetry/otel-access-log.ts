@@ -42,6 +42,8 @@ const MAX_QUEUE = 2048;
 export class OtelAccessLogs {
   readonly #o: OtelAccessLogOptions;
   readonly #sinks = new Map<string, Sink>();
+  /** Each policy's provider object to its sink: a line finds it without making the key. */
+  #byProvider = new WeakMap<OtelLogProvider, Sink>();
   #closed = false;
 
   constructor(o: OtelAccessLogOptions) {
@@ -69,6 +71,9 @@ export class OtelAccessLogs {
   }
 
   #sinkFor(p: OtelLogProvider): Sink {
+    const known = this.#byProvider.get(p);
+    if (known) return known;
+    // A new snapshot makes new provider objects: the same settings keep the same exporter and queue.
     const key = `${p.url} ${p.logName} ${p.text ?? ''} ${JSON.stringify(p.labels)}`;
     let sink = this.#sinks.get(key);
     if (!sink) {
@@ -95,6 +100,7 @@ export class OtelAccessLogs {
       };
       this.#sinks.set(key, sink);
     }
+    this.#byProvider.set(p, sink);
     return sink;
   }
 
@@ -107,6 +113,7 @@ export class OtelAccessLogs {
     this.#closed = true;
     await settledWithin(Promise.all([...this.#sinks.values()].map((s) => s.provider.shutdown().catch(() => undefined))));
     this.#sinks.clear();
+    this.#byProvider = new WeakMap();
   }
 }
 
