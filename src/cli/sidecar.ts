@@ -52,6 +52,8 @@ ends at the app on loopback; outbound, the app uses it as its HTTP proxy
                         rate limits by clientIp count the N-th address from its right (default 0)
   --cert-ttl SECONDS    workload certificate lifetime to ask for (default 86400; rotated at half-life)
   --access-log WHERE    off | stdout | FILE (default stdout)
+  --certs DIR           where a DestinationRule's credentialName (TLS origination) is read:
+                        DIR/<name>/tls.crt, tls.key, ca.crt (default certs)
 ${LIMIT_HELP}
   --capture             transparent capture (the pod ran \`meshgate iptables\`): the outbound port
                         takes the app's redirected connections (HTTP routes by Host, other TCP goes
@@ -87,6 +89,7 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
     'trusted-proxies': { type: 'string' },
     'cert-ttl': { type: 'string' },
     'access-log': { type: 'string' },
+    certs: { type: 'string' },
     capture: { type: 'boolean' },
     'probe-port': { type: 'string' },
     ...DRAIN_FLAGS,
@@ -165,6 +168,7 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
     trustedProxies,
     limits,
     accessLog: values['access-log'] ?? 'stdout',
+    ...(values.certs ? { certsDir: values.certs } : {}),
     ...(values.capture ? { capture: true } : {}),
     appProbers: probers.probers,
     probePort: parsePort(values['probe-port'], 15020, '--probe-port'),

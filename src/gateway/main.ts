@@ -124,6 +124,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     name: 'meshgate-gateway',
     source,
     certsDir,
+    ...(opts.secrets ? { secrets: opts.secrets } : {}),
     // The gateway is a workload too: AuthorizationPolicy and RequestAuthentication select it by its labels.
     workload: { namespace, labels },
     telemetry: {
@@ -143,7 +144,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     ...(opts.limits ? { limits: opts.limits } : {}),
   });
   const { log, holder } = rt;
-  const credentials = createCredentialStore({ certsDir, logger: log, ...(opts.secrets ? { secrets: opts.secrets } : {}) });
+  const credentials = createCredentialStore({ certsDir, logger: log, ...(opts.secrets ? { secrets: opts.secrets } : {}), ...(opts.identity ? { identity: opts.identity } : {}) });
   const acme = new AcmeManager({
     // Where issued certificates go is where credentialName is read from: files, or the Secrets.
     storage: opts.secrets ? secretStorage(opts.secrets) : fileStorage(certsDir),

@@ -16,7 +16,6 @@ import { handleUpgrade } from '../core/proxy/upgrade.js';
 import { AcceptStep } from '../core/proxy/accept.js';
 import { authorizeConnection } from '../core/proxy/stages/authorize-connection.js';
 import { forwardTcp } from '../core/proxy/tcp-forward.js';
-import { UpstreamConnector } from '../core/tls/upstream-connector.js';
 import type { RequestFacts, ServerConfig } from '../core/routing/types.js';
 import type { Snapshot } from '../core/snapshot/snapshot.js';
 import { peekClientHello } from '../core/tls/client-hello.js';
@@ -97,7 +96,7 @@ export function createPortListener(servicePorts: readonly number[], deps: PortLi
     );
 
   // Piped connections get the TLS an HTTP request to the same cluster would: auto mTLS to sidecars.
-  const tcpDeps = { random: ctx.random, observer: ctx.accessLog, tls: { connector: new UpstreamConnector({ logger: deps.log }), ...(ctx.identity ? { identity: ctx.identity } : {}) } };
+  const tcpDeps = { random: ctx.random, observer: ctx.accessLog, tls: { connector: ctx.pools.connector, ...(ctx.identity ? { identity: ctx.identity } : {}) } };
 
   const dispatch = (socket: Socket): void => {
     const listener = current(ctx.holder.current());

@@ -99,7 +99,8 @@ export class TlsServers {
     if (!cred) {
       if (!this.#complained.has(key)) {
         this.#complained.add(key);
-        this.deps.log.error({ server: key, credential: tls.credentialName ?? tls.serverCertificate }, 'TLS server has no usable certificate; its connections are closed');
+        if (tls.mode === 'ISTIO_MUTUAL') this.deps.log.error({ server: key }, 'ISTIO_MUTUAL server needs the gateway\'s workload certificate, and this gateway has none (join the mesh: --control); its connections are closed');
+        else this.deps.log.error({ server: key, credential: tls.credentialName ?? tls.serverCertificate }, 'TLS server has no usable certificate; its connections are closed');
       }
       return undefined;
     }

@@ -45,6 +45,11 @@ export interface SidecarOptions {
   readonly listenHost?: string;
   readonly outboundTrafficPolicy?: OutboundTrafficMode;
   readonly accessLog?: string;
+  /**
+   * Where a DestinationRule's `credentialName` (TLS origination, MUTUAL) is read:
+   * `<certsDir>/<name>/tls.crt|tls.key|ca.crt` (default `certs`).
+   */
+  readonly certsDir?: string;
   /** Prometheus port of `/stats/prometheus` (0 = any free port; absent = no metrics). */
   readonly metricsPort?: number;
   /** The workload's name in metrics and traces (default from its labels: `app-version`, `app`). */
@@ -129,6 +134,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
     ...(opts.trustedProxies !== undefined ? { trustedProxies: opts.trustedProxies } : {}),
     ...(opts.drainDeadlineSeconds !== undefined ? { drainDeadlineSeconds: opts.drainDeadlineSeconds } : {}),
     ...(opts.limits ? { limits: opts.limits } : {}),
+    certsDir: opts.certsDir ?? 'certs',
   });
   const { log } = rt;
   // Under capture the app is reached on the pod's address from 127.0.0.6, which the rules let through.
@@ -158,7 +164,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
     return listener;
   };
   const inbound: InboundListener = inboundFor(opts.appPort);
-  const tcp = createOutboundTcp({ holder: rt.holder, identity: opts.identity, accessLog: rt.accessLog, random: rt.random, log });
+  const tcp = createOutboundTcp({ holder: rt.holder, identity: opts.identity, connector: rt.pools.connector, accessLog: rt.accessLog, random: rt.random, log });
   const outbound: OutboundListener = createOutboundListener({ ctx: rt.ctx, log, tcp });
   rt.add(outbound);
   const inboundByPort = new Map<number, InboundListener>([[opts.appPort, inbound]]);

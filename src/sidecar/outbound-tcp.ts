@@ -21,7 +21,7 @@ import { parseClientHello, peekClientHello } from '../core/tls/client-hello.js';
 import type { MeshTcpTarget } from '../core/routing/mesh-tcp-routes.js';
 import type { SnapshotHolder } from '../core/snapshot/holder.js';
 import type { AccessLog } from '../core/telemetry/access-log.js';
-import { UpstreamConnector } from '../core/tls/upstream-connector.js';
+import type { UpstreamConnector } from '../core/tls/upstream-connector.js';
 import { passThrough, type PassThroughHooks } from '../core/proxy/tcp-passthrough.js';
 import { TcpConnectionRecord } from '../core/proxy/tcp-record.js';
 import { connectTimeoutFor } from '../core/policy/connection-limits.js';
@@ -30,6 +30,8 @@ import { clusterName } from '../core/policy/types.js';
 export interface OutboundTcpDeps {
   readonly holder: SnapshotHolder;
   readonly identity: IdentityProvider;
+  /** The proxy's upstream TLS connector (its pools'), shared with HTTP. */
+  readonly connector: UpstreamConnector;
   readonly accessLog: AccessLog;
   readonly random: () => number;
   readonly log: Logger;
@@ -64,8 +66,7 @@ export interface OutboundTcp {
 }
 
 export function createOutboundTcp(deps: OutboundTcpDeps): OutboundTcp {
-  const connector = new UpstreamConnector({ logger: deps.log });
-  const tls = { connector, identity: deps.identity };
+  const tls = { connector: deps.connector, identity: deps.identity };
   const table = () => deps.holder.current()?.meshTcp;
   return {
     byAddress: (address, port) => table()?.byAddress(address, port),

@@ -1,59 +1,17 @@
 // A stand-in for the Kubernetes API server, enough for list+watch clients: it holds objects per
-// collection, numbers every change with a global resourceVersion, answers lists and streams watch
-// events the way kube-apiserver does (field selectors `a=b` / `a!=b` included), and can be told to
-// fail (404 for an absent CRD, 403, 500, 410 Gone, dropped connections) so tests can watch a client
-// cope. Clients that write get single-object GET, create (POST, 409 when it exists), replace (PUT,
-// 409 on a stale resourceVersion) and DELETE, and TokenReview answers from the tokens a test
-// registers (`addServiceAccountToken`).
+// collection (kube-api-kinds.ts), numbers every change with a global resourceVersion, answers lists
+// and streams watch events the way kube-apiserver does (field selectors `a=b` / `a!=b` included),
+// and can be told to fail (404 for an absent CRD, 403, 500, 410 Gone, dropped connections) so tests
+// can watch a client cope. Writes, single-object reads and TokenReview are kube-api-writes.ts's.
 
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { parseAllDocuments } from 'yaml';
 import { KubeConfig } from '@kubernetes/client-node';
+import { COLLECTIONS, keyOf, route, withType, type Collection, type Obj } from './kube-api-kinds.js';
+import { answerStatus as status, putStatus, writeOne, type WriteContext } from './kube-api-writes.js';
 
-interface Collection {
-  readonly apiVersion: string;
-  readonly kind: string;
-  readonly plural: string;
-  /** Built-in kinds: the real server leaves apiVersion/kind off list items. */
-  readonly builtIn: boolean;
-  readonly clusterScoped?: boolean;
-}
-
-// Written out here rather than imported from the code under test, so a wrong path there shows up.
-const COLLECTIONS: readonly Collection[] = [
-  { apiVersion: 'v1', kind: 'Service', plural: 'services', builtIn: true },
-  { apiVersion: 'v1', kind: 'Pod', plural: 'pods', builtIn: true },
-  { apiVersion: 'v1', kind: 'Endpoints', plural: 'endpoints', builtIn: true },
-  { apiVersion: 'v1', kind: 'Secret', plural: 'secrets', builtIn: true },
-  { apiVersion: 'v1', kind: 'ConfigMap', plural: 'configmaps', builtIn: true },
-  { apiVersion: 'v1', kind: 'Namespace', plural: 'namespaces', builtIn: true, clusterScoped: true },
-  { apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', plural: 'endpointslices', builtIn: true },
-  { apiVersion: 'networking.k8s.io/v1', kind: 'Ingress', plural: 'ingresses', builtIn: true },
-  { apiVersion: 'networking.k8s.io/v1', kind: 'IngressClass', plural: 'ingressclasses', builtIn: true, clusterScoped: true },
-  ...['Gateway:gateways', 'VirtualService:virtualservices', 'DestinationRule:destinationrules', 'ServiceEntry:serviceentries', 'WorkloadEntry:workloadentries'].map((s) => {
-    const [kind, plural] = s.split(':') as [string, string];
-    return { apiVersion: 'networking.istio.io/v1', kind, plural, builtIn: false };
-  }),
-  { apiVersion: 'security.istio.io/v1', kind: 'PeerAuthentication', plural: 'peerauthentications', builtIn: false },
-  { apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', plural: 'authorizationpolicies', builtIn: false },
-  { apiVersion: 'cert-manager.io/v1', kind: 'Issuer', plural: 'issuers', builtIn: false },
-  { apiVersion: 'cert-manager.io/v1', kind: 'ClusterIssuer', plural: 'clusterissuers', builtIn: false, clusterScoped: true },
-  { apiVersion: 'cert-manager.io/v1', kind: 'Certificate', plural: 'certificates', builtIn: false },
-  { apiVersion: 'telemetry.istio.io/v1', kind: 'Telemetry', plural: 'telemetries', builtIn: false },
-  // The Gateway API (standard channel, and TLSRoute/TCPRoute of the experimental one), with status subresources.
-  { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'GatewayClass', plural: 'gatewayclasses', builtIn: false, clusterScoped: true },
-  ...['Gateway:gateways', 'HTTPRoute:httproutes', 'GRPCRoute:grpcroutes'].map((s) => {
-    const [kind, plural] = s.split(':') as [string, string];
-    return { apiVersion: 'gateway.networking.k8s.io/v1', kind, plural, builtIn: false };
-  }),
-  { apiVersion: 'gateway.networking.k8s.io/v1alpha2', kind: 'TLSRoute', plural: 'tlsroutes', builtIn: false },
-  { apiVersion: 'gateway.networking.k8s.io/v1alpha2', kind: 'TCPRoute', plural: 'tcproutes', builtIn: false },
-  { apiVersion: 'gateway.networking.k8s.io/v1beta1', kind: 'ReferenceGrant', plural: 'referencegrants', builtIn: false },
-];
-
-type Obj = Record<string, unknown> & { metadata: Record<string, unknown> & { name: string; namespace: string } };
 type EventType = 'ADDED' | 'MODIFIED' | 'DELETED';
 
 interface Watcher {
@@ -139,7 +97,6 @@ export async function startKubeApi(opts: { token?: string } = {}): Promise<KubeA
     if (!c) throw new Error(`the stand-in does not serve ${String(apiVersion)} ${String(kind)}`);
     return c;
   };
-  const withType = (c: Collection, o: Obj): Obj => ({ ...o, apiVersion: c.apiVersion, kind: c.kind });
   const inNamespace = (o: Obj, ns: string | undefined) => ns === undefined || o.metadata.namespace === ns;
   // Field selectors as the API server reads them: comma-separated `path=value` / `path!=value` terms.
   const fieldValue = (o: Obj, path: string): unknown => path.split('.').reduce<unknown>((v, k) => (v && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined), o);
@@ -155,72 +112,12 @@ export async function startKubeApi(opts: { token?: string } = {}): Promise<KubeA
 
   const statusWrites: string[] = [];
 
-  /** `PUT …/<plural>/<name>/status`: replace the status only, if the resourceVersion sent is current. */
-  const putStatus = (req: IncomingMessage, res: ServerResponse, path: string): void => {
-    const m = /^\/apis\/([^/]+\/[^/]+)(?:\/namespaces\/([^/]+))?\/([^/]+)\/([^/]+)\/status$/.exec(path);
-    const collection = m && COLLECTIONS.find((c) => c.apiVersion === m[1] && c.plural === m[3]);
-    if (!m || !collection) return status(res, 404, 'NotFound', 'the server could not find the requested resource');
-    const key = `${collection.clusterScoped ? '' : decodeURIComponent(m[2] ?? '')}/${decodeURIComponent(m[4]!)}`;
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const objects = store.get(collection)!;
-      const old = objects.get(key);
-      if (!old) return status(res, 404, 'NotFound', `${collection.plural} "${m[4]}" not found`);
-      let body: Obj;
-      try {
-        body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Obj;
-      } catch {
-        return status(res, 400, 'BadRequest', 'the body is not JSON');
-      }
-      if (body.metadata?.resourceVersion !== old.metadata.resourceVersion) {
-        return status(res, 409, 'Conflict', `Operation cannot be fulfilled on ${collection.plural} "${m[4]}": the object has been modified; please apply your changes to the latest version and try again`);
-      }
-      rv++;
-      const obj = { ...old, status: body.status, metadata: { ...old.metadata, resourceVersion: String(rv) } } as Obj;
-      objects.set(key, obj);
-      statusWrites.push(`${collection.plural} ${key.startsWith('/') ? key.slice(1) : key}`);
-      publish(collection, 'MODIFIED', obj);
-      const text = JSON.stringify(withType(collection, obj));
-      res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
-      res.end(text);
-    });
-  };
-
   const publish = (collection: Collection, type: EventType, object: Obj): void => {
     history.push({ rv, collection, type, object });
     const line = JSON.stringify({ type, object: withType(collection, object) }) + '\n';
     for (const w of watchers) if (!w.held && w.collection === collection && inNamespace(object, w.namespace) && w.selector(object)) w.res.write(line);
   };
 
-  const status = (res: ServerResponse, code: number, reason: string, message: string): void => {
-    const body = JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code });
-    res.writeHead(code, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) });
-    res.end(body);
-  };
-
-  const route = (path: string): { collection: Collection; namespace: string | undefined; name?: string } | undefined => {
-    const m = /^\/(?:api\/(v1)|apis\/([^/]+\/[^/]+))(?:\/namespaces\/([^/]+))?\/([^/]+)(?:\/([^/]+))?$/.exec(path);
-    if (!m) return undefined;
-    const apiVersion = m[1] ?? m[2];
-    // `/api/v1/namespaces/NAME` is one Namespace, not a collection in it.
-    if (apiVersion === 'v1' && m[3] === undefined && m[4] === 'namespaces' && m[5] !== undefined) {
-      return { collection: COLLECTIONS.find((c) => c.plural === 'namespaces')!, namespace: undefined, name: decodeURIComponent(m[5]) };
-    }
-    const collection = COLLECTIONS.find((c) => c.apiVersion === apiVersion && c.plural === m[4]);
-    return collection ? { collection, namespace: m[3] === undefined ? undefined : decodeURIComponent(m[3]), ...(m[5] !== undefined ? { name: decodeURIComponent(m[5]) } : {}) } : undefined;
-  };
-  const keyOf = (c: Collection, namespace: string | undefined, name: string) => `${c.clusterScoped ? '' : (namespace ?? 'default')}/${name}`;
-  const json = (res: ServerResponse, code: number, body: unknown): void => {
-    const text = JSON.stringify(body);
-    res.writeHead(code, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
-    res.end(text);
-  };
-  const readBody = async (req: IncomingMessage): Promise<unknown> => {
-    const chunks: Buffer[] = [];
-    for await (const c of req as AsyncIterable<Buffer>) chunks.push(c);
-    return JSON.parse(Buffer.concat(chunks).toString('utf8') || 'null');
-  };
   /** Stores `obj` (new or replacing), publishing the event; returns the stored object. */
   const store1 = (collection: Collection, namespace: string | undefined, input: Record<string, unknown>): Obj => {
     const meta = (input.metadata ?? {}) as Record<string, unknown>;
@@ -252,64 +149,22 @@ export async function startKubeApi(opts: { token?: string } = {}): Promise<KubeA
     return obj;
   };
 
-  /** POST, PUT, DELETE and GET of one object; TokenReview. */
-  const write = async (req: IncomingMessage, res: ServerResponse, url: URL, seen: SeenRequest): Promise<void> => {
-    if (req.method === 'POST' && url.pathname === '/apis/authentication.k8s.io/v1/tokenreviews') {
-      const body = (await readBody(req)) as { spec?: { token?: string; audiences?: string[] } } | null;
-      seen.body = body;
-      if (reviewState.failure !== undefined) return status(res, reviewState.failure, 'InternalError', 'token review failed (injected by the test)');
-      const token = body?.spec?.token ?? '';
-      const wanted = body?.spec?.audiences ?? [];
-      const known = reviewTokens.get(token);
-      // Like kube-apiserver: authenticated only if the token is valid for one of the asked audiences.
-      const audiences = known ? (wanted.length === 0 ? [...known.audiences] : wanted.filter((a) => known.audiences.includes(a))) : [];
-      const ok = known !== undefined && audiences.length > 0;
-      return json(res, 201, {
-        apiVersion: 'authentication.k8s.io/v1',
-        kind: 'TokenReview',
-        metadata: { creationTimestamp: null },
-        spec: body?.spec ?? {},
-        status: ok
-          ? { authenticated: true, audiences, user: { username: `system:serviceaccount:${known.namespace}:${known.serviceAccount}`, uid: randomUUID(), groups: ['system:serviceaccounts', `system:serviceaccounts:${known.namespace}`, 'system:authenticated'] } }
-          : { user: {}, error: '[invalid bearer token, token lookup failed]' },
-      });
-    }
-    const target = route(url.pathname);
-    if (!target) return status(res, 404, 'NotFound', 'the server could not find the requested resource');
-    const { collection, namespace, name } = target;
-    if (forbidden.has(collection.plural)) return status(res, 403, 'Forbidden', `${collection.plural} is forbidden (set by the test)`);
-    const objects = store.get(collection)!;
-    if (req.method === 'GET') {
-      const o = objects.get(keyOf(collection, namespace, name!));
-      return o ? json(res, 200, withType(collection, o)) : status(res, 404, 'NotFound', `${collection.plural} "${name}" not found`);
-    }
-    if (req.method === 'DELETE') {
-      const o = objects.get(keyOf(collection, namespace, name!));
-      if (!o) return status(res, 404, 'NotFound', `${collection.plural} "${name}" not found`);
-      api.delete(collection.kind, o.metadata.namespace ?? '', o.metadata.name);
-      return json(res, 200, { kind: 'Status', apiVersion: 'v1', status: 'Success' });
-    }
-    const body = (await readBody(req)) as Record<string, any>;
-    seen.body = body;
-    const bodyName = body?.metadata?.name;
-    if (typeof bodyName !== 'string') return status(res, 422, 'Invalid', 'metadata.name: Required value');
-    if (body.metadata.namespace !== undefined && body.metadata.namespace !== namespace) return status(res, 400, 'BadRequest', 'the namespace of the object does not match the namespace on the request');
-    const existing = objects.get(keyOf(collection, namespace, bodyName));
-    if (req.method === 'POST' && name === undefined) {
-      if (existing) return status(res, 409, 'AlreadyExists', `${collection.plural} "${bodyName}" already exists`);
-      return json(res, 201, withType(collection, store1(collection, namespace, { ...body, metadata: { ...body.metadata, resourceVersion: undefined } })));
-    }
-    if (req.method === 'PUT' && name !== undefined) {
-      if (name !== bodyName) return status(res, 400, 'BadRequest', 'the name of the object does not match the name on the URL');
-      if (!existing) return status(res, 404, 'NotFound', `${collection.plural} "${name}" not found`);
-      const asked = body.metadata.resourceVersion;
-      if (asked !== undefined && asked !== existing.metadata.resourceVersion) {
-        return status(res, 409, 'Conflict', `Operation cannot be fulfilled on ${collection.plural} "${name}": the object has been modified; please apply your changes to the latest version and try again`);
-      }
-      if (collection.kind === 'Secret' && body.type !== undefined && existing.type !== undefined && body.type !== existing.type) return status(res, 422, 'Invalid', 'type: Invalid value: field is immutable');
-      return json(res, 200, withType(collection, store1(collection, namespace, body)));
-    }
-    return status(res, 405, 'MethodNotAllowed', `${req.method} is not served on ${url.pathname}`);
+  const writes: WriteContext = {
+    store,
+    statusWrites,
+    forbidden,
+    reviewTokens,
+    reviewState,
+    store1,
+    replaceStatus(collection, key, newStatus) {
+      const old = store.get(collection)!.get(key)!;
+      rv++;
+      const obj = { ...old, status: newStatus, metadata: { ...old.metadata, resourceVersion: String(rv) } } as Obj;
+      store.get(collection)!.set(key, obj);
+      publish(collection, 'MODIFIED', obj);
+      return obj;
+    },
+    remove: (kind, namespace, name) => api.delete(kind, namespace, name),
   };
 
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
@@ -319,10 +174,13 @@ export async function startKubeApi(opts: { token?: string } = {}): Promise<KubeA
     requests.push(seen);
     res.on('finish', () => (seen.status ||= res.statusCode));
     if (req.headers.authorization !== `Bearer ${token}`) return status(res, 401, 'Unauthorized', 'Unauthorized');
-    if (req.method === 'PUT' && url.pathname.endsWith('/status')) return putStatus(req, res, url.pathname);
+    if (req.method === 'PUT' && url.pathname.endsWith('/status')) {
+      putStatus(writes, req, res, url.pathname).catch((err: Error) => status(res, 500, 'InternalError', err.message));
+      return;
+    }
     const target = route(url.pathname);
     if (req.method !== 'GET' || target?.name !== undefined || url.pathname.startsWith('/apis/authentication.k8s.io/')) {
-      write(req, res, url, seen).catch((err: Error) => status(res, 500, 'InternalError', err.message));
+      writeOne(writes, req, res, url, seen).catch((err: Error) => status(res, 500, 'InternalError', err.message));
       return;
     }
     if (!target || absent.has(target.collection.plural)) return status(res, 404, 'NotFound', 'the server could not find the requested resource');

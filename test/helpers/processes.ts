@@ -19,8 +19,9 @@ export type MeshgateProcess = ChildProcess & { log(): string; count(msg: string)
 /** The JSON of a `… serving` log line: ports by name (`port`, `statusPort`, `status`, `inbound`, `ports`, …). */
 export type ServingLine = Record<string, unknown> & { readonly msg: string };
 
-export function meshgate(args: string[]): MeshgateProcess {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'] }) as MeshgateProcess;
+/** `env`: variables added to this process's environment (NODE_EXTRA_CA_CERTS, say). */
+export function meshgate(args: string[], env: Record<string, string> = {}): MeshgateProcess {
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } }) as MeshgateProcess;
   let err = '';
   let partial = '';
   const counts = new Map<string, number>();

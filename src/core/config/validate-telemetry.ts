@@ -3,10 +3,10 @@
 // `istio` ConfigMap (`data.mesh`, itself YAML: defaultConfig.tracing.sampling, extensionProviders —
 // tracing and OpenTelemetry access-log ones here, external authorizers in validate-ext-authz.ts —,
 // defaultProviders, outboundTrafficPolicy.mode, pathNormalization.normalization, connectTimeout,
-// trustDomain and trustDomainAliases in validate-trust-domain.ts). Problems inside
-// `data.mesh` point at the `mesh` key's line, since the mesh config is one string to the ConfigMap.
+// trustDomain and trustDomainAliases in validate-trust-domain.ts). A problem inside `data.mesh`
+// names its field's own line in the block (config/embedded-yaml.ts).
 
-import { yaml } from './yaml-module.js';
+import { parseEmbeddedYaml } from './embedded-yaml.js';
 import type { FieldPath } from '../model/resource.js';
 import { checkPolicyScope } from './validate-authorization-policy.js';
 import { asBool, asEnum, asList, asNumber, asObj, asString, atMostOne, checkDuration, checkPort, eachObj, isObj, isSet, knownFields, type Checker, type Obj } from './validate-common.js';
@@ -131,12 +131,9 @@ export function validateConfigMap(c: Checker, raw: Obj): void {
   if (text === undefined) return;
   const at = ['data', 'mesh'];
   if (typeof text !== 'string') return c.error(at, 'mesh must be a string holding the mesh config as YAML');
-  let mesh: unknown;
-  try {
-    mesh = yaml().parse(text);
-  } catch (err) {
-    return c.error(at, `mesh is not YAML: ${(err as Error).message.split('\n')[0]}`);
-  }
+  const parsed = parseEmbeddedYaml(text);
+  if (!parsed.ok) return c.errorInText(at, parsed.line, parsed.column, `mesh is not YAML: ${parsed.message}`);
+  const mesh = parsed.value;
   if (mesh === null || mesh === undefined) return;
   const m = asObj(c, mesh, at);
   if (!m) return;

@@ -15,6 +15,7 @@ import type { EndpointLoad } from '../policy/types.js';
 import { DEFAULT_LIMITS, isDefaultLimits, type ConnectionLimits } from '../policy/connection-limits.js';
 import { UpstreamConnector } from '../tls/upstream-connector.js';
 import type { UpstreamTlsProfile } from '../tls/upstream-tls.js';
+import type { SecretReader } from '../tls/types.js';
 
 // undici's Pool alone (its own file, 23 modules with what it uses): the package's index also loads
 // fetch, WebSocket, caches, mocks and more (111 modules), which every proxy would hold for nothing.
@@ -30,6 +31,8 @@ export interface PoolOptions {
   readonly idlePoolMs?: number;
   /** Where DestinationRule `credentialName` material lives (default `certs`). */
   readonly certsDir?: string;
+  /** Cluster mode: a DestinationRule's credentialName is a Secret of the proxy's namespace. */
+  readonly secrets?: SecretReader;
   /** Upstream TLS failures are logged here. */
   readonly logger?: Logger;
   /** Source address of plaintext connections (a captured sidecar's inbound side: 127.0.0.6). */
@@ -71,10 +74,19 @@ export class UpstreamPools implements EndpointLoad {
     this.#connector = new UpstreamConnector({
       connectTimeoutMs: this.#connectTimeoutMs,
       ...(opts.certsDir !== undefined ? { certsDir: opts.certsDir } : {}),
+      ...(opts.secrets ? { secrets: opts.secrets } : {}),
       ...(opts.logger ? { logger: opts.logger } : {}),
     });
     this.#sweeper = setInterval(() => this.#sweep(), Math.min(this.#idlePoolMs, 60_000));
     this.#sweeper.unref();
+  }
+
+  /**
+   * The TLS connector of this proxy's pools: piped TCP uses it too, so a DestinationRule's TLS files
+   * and credentialName are read from the same folder, and cached once, whichever path connects.
+   */
+  get connector(): UpstreamConnector {
+    return this.#connector;
   }
 
   /** `address:port` (IPv6 in brackets). */

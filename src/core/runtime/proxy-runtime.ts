@@ -12,6 +12,7 @@ import { Reloader } from '../snapshot/reloader.js';
 import type { ProxyRole } from '../snapshot/snapshot.js';
 import type { ConfigSource } from '../sources/source.js';
 import { UpstreamPools } from '../proxy/upstream-pools.js';
+import type { SecretReader } from '../tls/types.js';
 import { LiveClusters } from '../policy/live-clusters.js';
 import type { ClusterBreaker } from '../policy/circuit-breaker.js';
 import { WorkloadSecurityCache } from '../policy/workload-security.js';
@@ -47,6 +48,8 @@ export interface RuntimeOptions {
   readonly limits?: HttpLimits;
   /** Where `credentialName` files live, for upstream TLS (the gateway's `--certs`). */
   readonly certsDir?: string;
+  /** Cluster mode: a DestinationRule's credentialName is a Secret of the proxy's namespace instead. */
+  readonly secrets?: SecretReader;
   /** The proxy's workload identity: mTLS to mesh endpoints. */
   readonly identity?: IdentityProvider;
   /** The proxy's own workload, whose RequestAuthentication and AuthorizationPolicy its inbound listeners enforce. */
@@ -104,7 +107,9 @@ export class ProxyRuntime {
 
   constructor(private readonly opts: RuntimeOptions) {
     this.log = opts.logger ?? createLogger(opts.name);
-    this.pools = new UpstreamPools(opts.certsDir !== undefined ? { certsDir: opts.certsDir, logger: this.log.child({ component: 'upstream-tls' }) } : {});
+    this.pools = new UpstreamPools(
+      opts.certsDir !== undefined ? { certsDir: opts.certsDir, logger: this.log.child({ component: 'upstream-tls' }), ...(opts.secrets ? { secrets: opts.secrets } : {}) } : {},
+    );
     this.accessLog = createProxyTelemetry({
       accessLog: opts.accessLog ?? 'stdout',
       role: opts.telemetry.role,

@@ -132,7 +132,7 @@ function expandIpv6(ip: string): string {
 }
 
 /** `CN=a\nO=b` (Node's form) → `CN=a, O=b`. */
-function distinguishedName(text: string): string {
+export function distinguishedName(text: string): string {
   return text.split('\n').filter(Boolean).join(', ');
 }
 

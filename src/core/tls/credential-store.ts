@@ -20,6 +20,8 @@ import type { ServerTlsSettings } from '../model/istio.js';
 import { checkMaterial, validityProblems } from './credential-check.js';
 import { secretSourceOf, sourceOf } from './credential-source.js';
 import type { CredentialProblem, CredentialStore, SecretReader, ServerCredential } from './types.js';
+import type { IdentityProvider } from '../pki/types.js';
+import { meshServerCredential } from './mesh-credential.js';
 
 export interface CredentialStoreOptions {
   readonly certsDir: string;
@@ -28,6 +30,8 @@ export interface CredentialStoreOptions {
    * certsDir (file settings stay files). Its changes are followed as the folders' are.
    */
   readonly secrets?: SecretReader;
+  /** The proxy's workload identity: what an ISTIO_MUTUAL server presents; its rotations fire onChange. */
+  readonly identity?: IdentityProvider;
   readonly logger?: Logger;
   /** Quiet time after the last file event before re-reading (writers touch several files). */
   readonly debounceMs?: number;
@@ -99,6 +103,8 @@ export class FileCredentialStore implements CredentialStore {
   readonly #now: () => Date;
   readonly #secrets: SecretReader | undefined;
   #unsubscribeSecrets: (() => void) | undefined;
+  readonly #identity: IdentityProvider | undefined;
+  #unsubscribeIdentity: (() => void) | undefined;
   readonly #entries = new Map<string, Entry>();
   readonly #combined = new Map<string, ServerCredential>();
   readonly #watchers = new Map<string, { watcher: FSWatcher; ino: number }>();
@@ -116,9 +122,14 @@ export class FileCredentialStore implements CredentialStore {
     this.#watch = opts.watch ?? true;
     this.#now = opts.now ?? (() => new Date());
     this.#secrets = opts.secrets;
+    this.#identity = opts.identity;
+    this.#unsubscribeIdentity = opts.identity?.onRotate(() => {
+      for (const l of this.#listeners) l();
+    });
   }
 
   forServer(tls: ServerTlsSettings): ServerCredential | undefined {
+    if (tls.mode === 'ISTIO_MUTUAL') return meshServerCredential(this.#identity);
     const mutual = MUTUAL_MODES.has(tls.mode ?? '');
     const entries = this.#specsFor(tls).map((s) => this.#entry(s));
     if (mutual) for (const e of entries) e.mutual = true;
@@ -157,6 +168,8 @@ export class FileCredentialStore implements CredentialStore {
     this.#debounce = this.#poll = undefined;
     this.#unsubscribeSecrets?.();
     this.#unsubscribeSecrets = undefined;
+    this.#unsubscribeIdentity?.();
+    this.#unsubscribeIdentity = undefined;
     for (const { watcher } of this.#watchers.values()) watcher.close();
     this.#watchers.clear();
   }

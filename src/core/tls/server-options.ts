@@ -34,15 +34,16 @@ const LEGACY_SECURITY_LEVEL = '@SECLEVEL=0';
 
 export interface ServerTlsOptions {
   readonly context: SecureContextOptions;
-  /** Ask for a client certificate (MUTUAL, OPTIONAL_MUTUAL). */
+  /** Ask for a client certificate (MUTUAL, OPTIONAL_MUTUAL, ISTIO_MUTUAL). */
   readonly requestCert: boolean;
-  /** Refuse the handshake without a valid client certificate (MUTUAL). */
+  /** Refuse the handshake without a valid client certificate (MUTUAL, ISTIO_MUTUAL). */
   readonly rejectUnauthorized: boolean;
 }
 
 export function serverTlsOptions(tls: ServerTlsSettings, cred: ServerCredential): ServerTlsOptions {
   const mode = tls.mode ?? 'PASSTHROUGH';
-  const mutual = mode === 'MUTUAL' || mode === 'OPTIONAL_MUTUAL';
+  // ISTIO_MUTUAL: the credential is the workload certificate and its CA the mesh trust bundle.
+  const mutual = mode === 'MUTUAL' || mode === 'OPTIONAL_MUTUAL' || mode === 'ISTIO_MUTUAL';
   const context: SecureContextOptions = {
     // credentialNames may give an RSA and an ECDSA certificate: OpenSSL serves whichever the
     // client's signature algorithms prefer.
@@ -54,7 +55,7 @@ export function serverTlsOptions(tls: ServerTlsSettings, cred: ServerCredential)
     honorCipherOrder: true,
     ...(mutual && cred.caPem ? { ca: cred.caPem } : {}),
   };
-  return { context, requestCert: mutual, rejectUnauthorized: mode === 'MUTUAL' };
+  return { context, requestCert: mutual, rejectUnauthorized: mode === 'MUTUAL' || mode === 'ISTIO_MUTUAL' };
 }
 
 /** `minProtocolVersion` TLSV1_0 or TLSV1_1 (the validator warns about such servers). */

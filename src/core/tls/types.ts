@@ -9,8 +9,11 @@ export interface ServerCredential {
   readonly keyPem: string;
   /** CA bundle for verifying client certificates (MUTUAL / OPTIONAL_MUTUAL). */
   readonly caPem?: string;
-  /** Where it came from: `file`, `acme`, or `self-signed` (a stand-in while ACME has not delivered). */
-  readonly source: 'file' | 'acme' | 'self-signed';
+  /**
+   * Where it came from: `file`, `acme`, `self-signed` (a stand-in while ACME has not delivered), or
+   * `mesh` (the proxy's workload certificate, for ISTIO_MUTUAL).
+   */
+  readonly source: 'file' | 'acme' | 'self-signed' | 'mesh';
   /** `credential demo-tls (certs/demo-tls)` or `files /etc/certs/tls.crt` — for logs and `meshgate certs`. */
   readonly description: string;
   readonly subject: string;

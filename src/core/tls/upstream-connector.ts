@@ -7,18 +7,25 @@
 // Any failure after the TCP connect (handshake, chain, peer identity) becomes an UpstreamTlsError
 // with a short reason for the access log's response details; a refused TCP connect stays what it is.
 
+import { createHash } from 'node:crypto';
 import { statSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { checkServerIdentity, connect as tlsConnect, createSecureContext, type ConnectionOptions, type PeerCertificate, type SecureContext, type TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { buildConnector } from 'undici';
 import type { WorkloadCertificate } from '../pki/types.js';
+import type { SecretReader } from './types.js';
 import type { IstioMutualProfile, OriginationProfile, UpstreamTlsProfile } from './upstream-tls.js';
 import { subjectAltNames } from './peer-identity.js';
 
 export interface UpstreamConnectorOptions {
   /** Where `credentialName` lives: `<certsDir>/<name>/tls.crt|tls.key|ca.crt` (default `certs`). */
   readonly certsDir?: string;
+  /**
+   * Cluster mode: `credentialName` is the Secret of that name in the proxy's namespace (its keys as
+   * the folder's files), as Istio reads it; certsDir is then not used for it.
+   */
+  readonly secrets?: SecretReader;
   /** Istio's connectionPool.tcp.connectTimeout default: 10 s. */
   readonly connectTimeoutMs?: number;
   readonly logger?: Logger;
@@ -63,6 +70,7 @@ const LOG_EVERY_MS = 10_000;
 
 export class UpstreamConnector {
   readonly #certsDir: string;
+  readonly #secrets: SecretReader | undefined;
   readonly #connectTimeoutMs: number;
   readonly #log: Logger | undefined;
   readonly #now: () => number;
@@ -75,6 +83,7 @@ export class UpstreamConnector {
 
   constructor(opts: UpstreamConnectorOptions = {}) {
     this.#certsDir = resolve(opts.certsDir ?? 'certs');
+    this.#secrets = opts.secrets;
     this.#connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
     this.#log = opts.logger;
     this.#now = opts.now ?? Date.now;
@@ -233,11 +242,14 @@ export class UpstreamConnector {
     if (profile.credentialName) {
       const name = profile.credentialName;
       if (!CREDENTIAL_NAME.test(name) || name.includes('..')) return missing('credential_invalid', `${JSON.stringify(name)} is not a valid credential name`);
-      const dir = join(this.#certsDir, name);
-      ca = this.#firstFile([join(dir, 'ca.crt'), join(dir, 'cacert'), join(this.#certsDir, `${name}-cacert`, 'ca.crt'), join(this.#certsDir, `${name}-cacert`, 'cacert')]);
+      // The same keys in a Secret as in a folder: tls.crt / cert, tls.key / key, ca.crt / cacert, the
+      // CA possibly in its own `<name>-cacert`.
+      const first = (places: ReadonlyArray<readonly [string, string]>): FileVersion | undefined =>
+        this.#secrets ? this.#firstSecretKey(places) : this.#firstFile(places.map(([folder, file]) => join(this.#certsDir, folder, file)));
+      ca = first([[name, 'ca.crt'], [name, 'cacert'], [`${name}-cacert`, 'ca.crt'], [`${name}-cacert`, 'cacert']]);
       if (profile.kind === 'MUTUAL') {
-        cert = this.#firstFile([join(dir, 'tls.crt'), join(dir, 'cert')]);
-        key = this.#firstFile([join(dir, 'tls.key'), join(dir, 'key')]);
+        cert = first([[name, 'tls.crt'], [name, 'cert']]);
+        key = first([[name, 'tls.key'], [name, 'key']]);
       }
     }
     if (profile.caCertificates) {
@@ -260,6 +272,15 @@ export class UpstreamConnector {
       ...(cert ? { cert: cert.text } : {}),
       ...(key ? { key: key.text } : {}),
     };
+  }
+
+  /** The first of these (Secret, key) pairs the proxy's namespace holds; stamped by its content. */
+  #firstSecretKey(places: ReadonlyArray<readonly [string, string]>): FileVersion | undefined {
+    for (const [secret, key] of places) {
+      const text = this.#secrets!.get(secret)?.data[key];
+      if (text !== undefined) return { stamp: `secret:${secret}/${key}@${createHash('sha256').update(text).digest('hex').slice(0, 16)}`, text };
+    }
+    return undefined;
   }
 
   #firstFile(paths: readonly string[]): FileVersion | undefined {

@@ -22,7 +22,7 @@ export interface IstioMutualProfile {
   /** Tells pools apart: connections are only reused by requests of the same profile. */
   readonly key: string;
   readonly identity: IdentityProvider;
-  /** `outbound_.<port>_.<subset>_.<fqdn>`, as Istio sets it. */
+  /** `outbound_.<port>_.<subset>_.<fqdn>`, as Istio sets it, unless the DestinationRule's `sni` says otherwise. */
   readonly sni: string;
   /** SPIFFE URIs the server may present; empty: any certificate that chains to the mesh root. */
   readonly peerIdentities: readonly string[];
@@ -99,7 +99,8 @@ function istioMutual(cluster: Cluster, endpoint: Endpoint, identity: IdentityPro
   const sameIdentity = (d: UpstreamTlsDecision): boolean => d.ok && d.profile?.kind === 'ISTIO_MUTUAL' && d.profile.identity === identity;
   return cached(cluster, cacheKey, sameIdentity, () => {
     const peerIdentities = expectedPeers(cluster, endpoint, tls, trustDomain);
-    const sni = `outbound_.${cluster.port.number}_.${cluster.subset}_.${cluster.service.hostname}`;
+    // A rule's `sni` replaces the cluster's name: an egress gateway picks its server by it.
+    const sni = tls?.sni || `outbound_.${cluster.port.number}_.${cluster.subset}_.${cluster.service.hostname}`;
     return {
       ok: true,
       profile: Object.freeze({

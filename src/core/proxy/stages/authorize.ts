@@ -4,8 +4,9 @@
 // (`remoteIpBlocks`), the port the connection came in on, the normalized path, the token's principal
 // and claims. A denial is 403 `RBAC: access denied` naming the deciding policy. A request CUSTOM
 // policies matched waits for their external authorizers first (../ext-authz.ts), whose denial comes
-// before DENY and ALLOW, as Envoy's ext_authz filter comes before its RBAC filters. An allowed
-// request then gets the header edits of its verified token (forwardOriginalToken, outputClaimToHeaders).
+// before DENY and ALLOW, as Envoy's ext_authz filter comes before its RBAC filters. The verified
+// token's header edits (forwardOriginalToken, outputClaimToHeaders) were made by authenticate, so
+// every check here reads the headers the upstream will get.
 // Dry-run policies (`istio.io/dry-run`) decide nothing; what they would have decided is logged, one
 // line per request and action (dry-run-log.ts).
 
@@ -46,7 +47,7 @@ export function authorize(ex: Exchange): StageResult | Promise<StageResult> {
       ...(auth ? { auth } : {}),
     };
     if (authz.dryRun) logDryRun(ctx.log, authz.evaluateDryRun(request), { requestId: ex.requestId });
-    if (authz.empty) return authorized(ex);
+    if (authz.empty) return undefined;
     const decision = authz.evaluate(request);
     if (decision.ask) {
       const { snapshot, res } = ex;
@@ -69,7 +70,7 @@ export function authorize(ex: Exchange): StageResult | Promise<StageResult> {
     }
     return decided(ex, decision);
   }
-  return authorized(ex);
+  return undefined;
 }
 
 /** What DENY and ALLOW say, once any external authorizer has allowed. */
@@ -77,16 +78,6 @@ function decided(ex: Exchange, decision: AuthzDecision): StageResult {
   if (!decision.allowed) {
     routedDestinationOf(ex);
     return rbacDenied(decision.policy);
-  }
-  return authorized(ex);
-}
-
-function authorized(ex: Exchange): StageResult {
-  const { req } = ex;
-  const edits = ex.authnEdits;
-  if (edits) {
-    for (const name of edits.remove) delete req.headers[name];
-    for (const [name, value] of Object.entries(edits.set)) req.headers[name] = value;
   }
   return undefined;
 }
