@@ -29,12 +29,12 @@ function problemsOf(resources: readonly Resource[]): string[] {
 
 describe('mesh config problems at their own line', () => {
   it('names the line of the field inside the block, for errors and warnings', () => {
-    const text = meshConfigMap([...SAMPLING, 'extensionProviders:', '- name: otel', '  opentelemetry: {service: otel.istio-system.svc, port: 4317}']);
+    const text = meshConfigMap([...SAMPLING, 'extensionProviders:', '- name: otel', '  envoyOtelAls: {service: otel.istio-system.svc, port: 4317, logFormat: {text: "%FILTER_STATE(x)%"}}']);
     const problems = problemsOf(parseConfigText(text, 'mesh.yaml').resources);
     assert.deepEqual(problems, [
       'mesh.yaml:11 ConfigMap istio-system/istio data.mesh.defaultConfig.tracing.sampling: sampling is a percentage, 0 to 100, not 200',
       'mesh.yaml:13 ConfigMap istio-system/istio data.mesh.outboundTrafficPolicy.mode: "NOPE" is not allowed; use one of REGISTRY_ONLY, ALLOW_ANY',
-      "mesh.yaml:16 ConfigMap istio-system/istio data.mesh.extensionProviders[0].opentelemetry: warning: spans are exported over OTLP/HTTP only: set opentelemetry.http (path /v1/traces) and point port at the collector's HTTP port (4318)",
+      "mesh.yaml:16 ConfigMap istio-system/istio data.mesh.extensionProviders[0].envoyOtelAls.logFormat.text: warning: %FILTER_STATE(x)% is not evaluated by meshgate and prints '-'",
     ]);
   });
 

@@ -1,10 +1,10 @@
 // Istio's telemetry configuration: the `telemetry.istio.io` `Telemetry` kind (tracing providers and
 // sampling, access logging on/off, metric overrides), and the mesh config in the root namespace's
 // `istio` ConfigMap (`data.mesh`, itself YAML: defaultConfig.tracing.sampling, extensionProviders —
-// tracing ones here, external authorizers in validate-ext-authz.ts —, defaultProviders,
-// outboundTrafficPolicy.mode, pathNormalization.normalization, connectTimeout, trustDomain and
-// trustDomainAliases in validate-trust-domain.ts). A problem inside `data.mesh` names its field's
-// own line in the block (config/embedded-yaml.ts).
+// tracing and OpenTelemetry access-log ones here, external authorizers in validate-ext-authz.ts —,
+// defaultProviders, outboundTrafficPolicy.mode, pathNormalization.normalization, connectTimeout,
+// trustDomain and trustDomainAliases in validate-trust-domain.ts). A problem inside `data.mesh`
+// names its field's own line in the block (config/embedded-yaml.ts).
 
 import { parseEmbeddedYaml } from './embedded-yaml.js';
 import type { FieldPath } from '../model/resource.js';
@@ -15,6 +15,7 @@ import { compileExpression } from '../telemetry/metric-expression.js';
 import { checkExtAuthzProvider } from './validate-ext-authz.js';
 import { checkTrustDomains } from './validate-trust-domain.js';
 import { PATH_NORMALIZATIONS } from '../proxy/path-normalize.js';
+import { compileFormat } from '../telemetry/access-log-format.js';
 
 const TELEMETRY_FIELDS = ['selector', 'targetRef', 'targetRefs', 'tracing', 'metrics', 'accessLogging'];
 
@@ -165,16 +166,43 @@ export function validateConfigMap(c: Checker, raw: Obj): void {
     checkExtAuthzProvider(c, p, pat);
     const otel = asObj(c, p['opentelemetry'], [...pat, 'opentelemetry']);
     const zipkin = asObj(c, p['zipkin'], [...pat, 'zipkin']);
-    const spec = otel ?? zipkin;
+    const als = asObj(c, p['envoyOtelAls'], [...pat, 'envoyOtelAls']);
+    const spec = otel ?? zipkin ?? als;
     if (!spec) return;
-    const kind = otel ? 'opentelemetry' : 'zipkin';
+    const kind = otel ? 'opentelemetry' : zipkin ? 'zipkin' : 'envoyOtelAls';
     if (asString(c, spec['service'], [...pat, kind, 'service']) === undefined) c.error([...pat, kind, 'service'], 'service is required');
     if (spec['port'] === undefined) c.error([...pat, kind, 'port'], 'port is required');
     else checkPort(c, spec['port'], [...pat, kind, 'port']);
-    if (otel && otel['http'] === undefined) c.warn([...pat, kind], 'spans are exported over OTLP/HTTP only: set opentelemetry.http (path /v1/traces) and point port at the collector\'s HTTP port (4318)');
+    // Without `http` an opentelemetry provider is OTLP over gRPC (the collector's 4317), as in Istio.
+    for (const transport of ['http', 'grpc'] as const) {
+      const t = otel ? asObj(c, otel[transport], [...pat, kind, transport]) : undefined;
+      if (t) checkDuration(c, t['timeout'], [...pat, kind, transport, 'timeout']);
+    }
+    if (als) checkOtelLogFormat(c, als, [...pat, kind]);
   });
   const defaults = asObj(c, m['defaultProviders'], [...at, 'defaultProviders']);
   for (const [i, n] of (asList(c, defaults?.['tracing'], [...at, 'defaultProviders', 'tracing']) ?? []).entries()) {
     if (typeof n === 'string' && !names.has(n)) c.error([...at, 'defaultProviders', 'tracing', i], `no extensionProvider is named '${n}'`);
+  }
+  for (const [i, n] of (asList(c, defaults?.['accessLogging'], [...at, 'defaultProviders', 'accessLogging']) ?? []).entries()) {
+    if (typeof n === 'string' && n !== 'envoy' && !names.has(n)) c.error([...at, 'defaultProviders', 'accessLogging', i], `no extensionProvider is named '${n}' (nor is it the built-in 'envoy')`);
+  }
+}
+
+/** An envoyOtelAls provider's logName and logFormat: text and label values are Envoy format strings. */
+function checkOtelLogFormat(c: Checker, als: Obj, at: FieldPath): void {
+  asString(c, als['logName'], [...at, 'logName']);
+  const format = asObj(c, als['logFormat'], [...at, 'logFormat']);
+  if (!format) return;
+  knownFields(c, format, [...at, 'logFormat'], ['text', 'labels']);
+  const checkOperators = (text: string, fat: FieldPath): void => {
+    const { unsupported } = compileFormat(text);
+    if (unsupported.length > 0) c.warn(fat, `${unsupported.join(', ')} ${unsupported.length === 1 ? 'is' : 'are'} not evaluated by meshgate and ${unsupported.length === 1 ? 'prints' : 'print'} '-'`);
+  };
+  const text = asString(c, format['text'], [...at, 'logFormat', 'text']);
+  if (text) checkOperators(text, [...at, 'logFormat', 'text']);
+  for (const [k, v] of Object.entries(asObj(c, format['labels'], [...at, 'logFormat', 'labels']) ?? {})) {
+    const v2 = asString(c, v, [...at, 'logFormat', 'labels', k]);
+    if (v2 !== undefined) checkOperators(v2, [...at, 'logFormat', 'labels', k]);
   }
 }

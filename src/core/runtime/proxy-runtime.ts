@@ -116,6 +116,7 @@ export class ProxyRuntime {
       self: opts.telemetry.self,
       snapshot: () => this.holder.current(),
       labels: opts.workload.labels,
+      events: this.log.child({ component: 'telemetry' }),
       ...(opts.telemetry.metricsPort !== undefined ? { metricsPort: opts.telemetry.metricsPort } : {}),
     });
     this.random = opts.random ?? Math.random;

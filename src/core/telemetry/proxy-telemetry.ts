@@ -17,11 +17,16 @@ import { nodeDetails } from './dashboard-details.js';
 import { DEFAULT_REPORTING_INTERVAL_MS, PeriodicReports } from './periodic-report.js';
 import { whenNeeded } from '../runtime/when-needed.js';
 import { logsConnection, logsRequest } from './access-log-policy.js';
+import type { EventLog } from './export-failures.js';
+import type { OtelAccessLogs } from './otel-access-log.js';
 
 // Istio's metrics, their overrides and the /stats/prometheus server, loaded only by a proxy that counts
 // (runtime/when-needed.ts): `--metrics-port 0` holds none of their code.
 const istioMetrics = whenNeeded<typeof import('./istio-metrics.js')>('./istio-metrics.js', import.meta.url);
 const metricsServer = whenNeeded<typeof import('./metrics-server.js')>('./metrics-server.js', import.meta.url);
+// Access lines to OpenTelemetry collectors over gRPC, with the logs SDK and @grpc/grpc-js: loaded by
+// a proxy whose policy names an `envoyOtelAls` provider, never by one that does not (its memory).
+const otelAccessLog = whenNeeded<typeof import('./otel-access-log.js')>('./otel-access-log.js', import.meta.url);
 
 export interface ProxyTelemetryOptions {
   /** `off`, `stdout` or a file path. */
@@ -40,6 +45,8 @@ export interface ProxyTelemetryOptions {
   readonly random?: () => number;
   /** How often open TCP connections and gRPC streams report what they carried so far, unless a Telemetry's reportingInterval says (default 5 s, Istio's). */
   readonly reportingIntervalMs?: number;
+  /** Where failed exports to a collector (spans, access logs) are said, at most once a minute each. */
+  readonly events?: EventLog;
 }
 
 export interface ProxyTelemetry extends AccessLog {
@@ -80,12 +87,15 @@ export function createProxyTelemetry(o: ProxyTelemetryOptions): ProxyTelemetry {
       policies.set(s, p);
       const provider = p.traceProvider;
       if (provider && p.samplingPercent > 0) setImmediate(() => tracer.prepare(provider));
+      for (const sink of p.accessLog.otel) setImmediate(() => otelLogs().prepare(sink.provider));
     }
     lastSnapshot = s;
     lastPolicy = p;
     return p;
   };
-  const tracer = new ProxyTracer({ self: o.self, role: o.role, policy, ...(selfService ? { selfService } : {}), ...(o.random ? { random: o.random } : {}) });
+  const tracer = new ProxyTracer({ self: o.self, role: o.role, policy, ...(selfService ? { selfService } : {}), ...(o.random ? { random: o.random } : {}), ...(o.events ? { events: o.events } : {}) });
+  let otelLogsMade: OtelAccessLogs | undefined;
+  const otelLogs = (): OtelAccessLogs => (otelLogsMade ??= new (otelAccessLog().OtelAccessLogs)({ self: o.self, role: o.role, ...(o.events ? { events: o.events } : {}) }));
   const port = o.metricsPort;
   const metrics = port !== undefined ? new (istioMetrics().IstioMetrics)({ self: o.self, role: o.role, ...(selfService ? { selfService } : {}) }) : undefined;
   if (metrics && port === 'primary') metricsServer().offerToPrimary([metrics.registry]);
@@ -121,6 +131,7 @@ export function createProxyTelemetry(o: ProxyTelemetryOptions): ProxyTelemetry {
       reports?.stop();
       await server?.close();
       await tracer.close();
+      await otelLogsMade?.close();
       log.flush();
     },
     startSpan: (req, record) => {
@@ -133,6 +144,7 @@ export function createProxyTelemetry(o: ProxyTelemetryOptions): ProxyTelemetry {
     write(r: RequestRecord) {
       const p = policy();
       if (logsRequest(p.accessLog, r)) log.write(r);
+      for (const sink of p.accessLog.otel) if (logsRequest(sink, r)) otelLogs().write(sink.provider, r);
       if (metrics) {
         if (r.grpc) reports?.streamEnded(r);
         reports?.setInterval(p.reportingIntervalMs ?? reportingIntervalMs);
@@ -151,7 +163,9 @@ export function createProxyTelemetry(o: ProxyTelemetryOptions): ProxyTelemetry {
     },
     tcpClosed: (c) => metrics?.tcpClosedNow(reports ? reports.tcpClosed(c) : c),
     writeTcp: (c) => {
-      if (logsConnection(policy().accessLog, c)) log.writeTcp?.(c);
+      const p = policy().accessLog;
+      if (logsConnection(p, c)) log.writeTcp?.(c);
+      for (const sink of p.otel) if (logsConnection(sink, c)) otelLogs().write(sink.provider, c);
     },
   };
 }

@@ -9,6 +9,7 @@ import type { Resource } from '../model/resource.js';
 import { parseDuration } from '../config/duration.js';
 import { DEFAULT_METRICS_POLICY, metricsPolicyFrom, type MetricsPolicy } from './metrics-overrides.js';
 import { accessLogPolicyFrom, DEFAULT_ACCESS_LOG_POLICY, type AccessLogPolicy } from './access-log-policy.js';
+import { collectorUrl, extensionProvider } from './extension-providers.js';
 
 export const DEFAULT_ROOT_NAMESPACE = 'istio-system';
 /** PILOT_TRACE_SAMPLING's default: 1 %. */
@@ -17,9 +18,17 @@ export const DEFAULT_SAMPLING_PERCENT = 1;
 export interface TraceProvider {
   readonly name: string;
   readonly kind: 'opentelemetry' | 'zipkin';
-  /** Where spans are POSTed: OTLP/HTTP `…/v1/traces`, or Zipkin's `…/api/v2/spans`. */
+  /**
+   * How spans travel: OTLP over gRPC for an `opentelemetry` provider without `http` (Istio's meaning
+   * of that provider, as its tracing tasks write it), HTTP for one with `http` and for Zipkin.
+   */
+  readonly protocol: 'http' | 'grpc';
+  /** Where spans go: OTLP/HTTP `…/v1/traces`, Zipkin's `…/api/v2/spans`, or the gRPC collector's `http://host:port` (plaintext). */
   readonly url: string;
+  /** HTTP headers (`http.headers`), or gRPC metadata (`grpc.initialMetadata`). */
   readonly headers: Readonly<Record<string, string>>;
+  /** `http.timeout` or `grpc.timeout`: how long one export may take (the exporter's own default when absent). */
+  readonly timeoutMs?: number;
 }
 
 export interface TelemetryPolicy {
@@ -52,20 +61,29 @@ export function meshConfigOf(resources: readonly Resource[]): Obj | undefined {
 }
 
 function providerOf(mesh: Obj | undefined, name: string): TraceProvider | undefined {
-  for (const p of list(mesh?.['extensionProviders'])) {
-    if (!isObj(p) || p['name'] !== name) continue;
-    const otel = p['opentelemetry'];
-    const zipkin = p['zipkin'];
-    const spec = isObj(otel) ? otel : isObj(zipkin) ? zipkin : undefined;
-    if (!spec || typeof spec['service'] !== 'string' || typeof spec['port'] !== 'number') return undefined;
-    const host = spec['service'].includes(':') && !spec['service'].startsWith('[') ? `[${spec['service']}]` : spec['service'];
-    const http = isObj(spec['http']) ? spec['http'] : undefined;
-    const headers: Record<string, string> = {};
-    for (const h of list(http?.['headers'])) if (isObj(h) && typeof h['name'] === 'string' && typeof h['value'] === 'string') headers[h['name']] = h['value'];
-    const path = isObj(otel) ? (typeof http?.['path'] === 'string' ? http['path'] : '/v1/traces') : typeof spec['path'] === 'string' ? spec['path'] : '/api/v2/spans';
-    return { name, kind: isObj(otel) ? 'opentelemetry' : 'zipkin', url: `http://${host}:${spec['port']}${path.startsWith('/') ? path : `/${path}`}`, headers };
+  const p = extensionProvider(mesh, name);
+  const otel = p?.['opentelemetry'];
+  const zipkin = p?.['zipkin'];
+  const spec = isObj(otel) ? otel : isObj(zipkin) ? zipkin : undefined;
+  const base = spec ? collectorUrl(spec) : undefined;
+  if (!spec || !base) return undefined;
+  const http = isObj(spec['http']) ? spec['http'] : undefined;
+  const grpc = isObj(otel) && !http;
+  const service = grpc ? (isObj(spec['grpc']) ? spec['grpc'] : undefined) : http;
+  const headers: Record<string, string> = {};
+  for (const h of list(grpc ? service?.['initialMetadata'] : http?.['headers'])) {
+    if (isObj(h) && typeof h['name'] === 'string' && typeof h['value'] === 'string') headers[grpc ? h['name'].toLowerCase() : h['name']] = h['value'];
   }
-  return undefined;
+  const timeoutMs = typeof service?.['timeout'] === 'string' ? parseDuration(service['timeout']) : undefined;
+  const path = grpc ? '' : isObj(otel) ? (typeof http?.['path'] === 'string' ? http['path'] : '/v1/traces') : typeof spec['path'] === 'string' ? spec['path'] : '/api/v2/spans';
+  return {
+    name,
+    kind: isObj(otel) ? 'opentelemetry' : 'zipkin',
+    protocol: grpc ? 'grpc' : 'http',
+    url: `${base}${path === '' || path.startsWith('/') ? path : `/${path}`}`,
+    headers,
+    ...(timeoutMs !== undefined && timeoutMs > 0 ? { timeoutMs } : {}),
+  };
 }
 
 /** The Telemetry resources that apply to a workload, least specific first. */
@@ -117,7 +135,7 @@ export function telemetryPolicyFor(resources: readonly Resource[], workload: { n
   return {
     samplingPercent: Math.min(100, Math.max(0, samplingPercent)),
     ...(provider ? { traceProvider: provider } : {}),
-    accessLog: accessLogPolicyFrom(accessLogEntries),
+    accessLog: accessLogPolicyFrom(accessLogEntries, mesh),
     metrics: metricsEntries.length === 0 && !mesh ? DEFAULT_METRICS_POLICY : metricsPolicyFrom(metricsEntries, mesh),
     ...(reportingIntervalMs !== undefined ? { reportingIntervalMs } : {}),
   };

@@ -3,8 +3,9 @@
 // this proxy's span becomes the parent of the upstream request (trace-context.ts rewrites the
 // request's headers, so whatever sends it upstream carries it), and the span is ended from the
 // same request record the access log and the metrics use, with Istio's span name and tags.
-// Spans go out with OpenTelemetry's SDK: OTLP/HTTP to an `opentelemetry` provider, Zipkin's JSON
-// to a `zipkin` one, batched off the request path.
+// Spans go out with OpenTelemetry's SDK, batched off the request path by its batch span processor,
+// through one of three exporters: OTLP over gRPC to an `opentelemetry` provider without `http` (as
+// Istio reads it), OTLP/HTTP to one with `http`, Zipkin's JSON to a `zipkin` one.
 
 import { nodeIdOf } from './workload.js';
 import { randomFillSync } from 'node:crypto';
@@ -20,6 +21,8 @@ import type { ServiceName } from './istio-metrics.js';
 import { extractContext, injectContext, samplingOnly } from './trace-context.js';
 import type { TelemetryPolicy, TraceProvider } from './telemetry-policy.js';
 import type { WorkloadInfo } from './workload.js';
+import { reportingFailures, settledWithin, type EventLog } from './export-failures.js';
+import { whenNeeded } from '../runtime/when-needed.js';
 
 /** OpenTelemetry's API and SDK, the same copies an import would give (they are CommonJS packages). */
 interface Otel {
@@ -27,11 +30,14 @@ interface Otel {
   readonly core: typeof import('@opentelemetry/core');
   readonly resources: typeof import('@opentelemetry/resources');
   readonly sdk: typeof import('@opentelemetry/sdk-trace-base');
-  /** An OTLP/HTTP (JSON) span exporter to this URL with these headers. */
-  readonly otlpExporter: (url: string, headers: Record<string, string>) => SpanExporter;
+  /** An OTLP/HTTP (JSON) span exporter to this URL with these headers (and timeout). */
+  readonly otlpExporter: (url: string, headers: Record<string, string>, timeoutMs?: number) => SpanExporter;
 }
 
 let otelLoaded: Otel | undefined;
+
+// OpenTelemetry's OTLP/gRPC span exporter, loaded with the first gRPC provider only (otlp-grpc.ts).
+const otlpGrpc = whenNeeded<typeof import('./otlp-grpc.js')>('./otlp-grpc.js', import.meta.url);
 
 // Loaded when a policy that exports spans comes into force, not when the proxy starts: most proxies
 // export no traces, and the SDK with its exporter is some 150 modules a sidecar would otherwise hold
@@ -64,11 +70,11 @@ function otlpExporterFactory(require: NodeJS.Require): Otel['otlpExporter'] {
     const http: typeof import('@opentelemetry/otlp-exporter-base/node-http') = require('@opentelemetry/otlp-exporter-base/node-http');
     const { JsonTraceSerializer } = require('@opentelemetry/otlp-transformer/build/src/trace/json') as Pick<typeof import('@opentelemetry/otlp-transformer'), 'JsonTraceSerializer'>;
     if (!base.OTLPExporterBase || !http.createOtlpHttpExportDelegate || !http.convertLegacyHttpOptions || !JsonTraceSerializer) throw new Error('moved');
-    return (url, headers) =>
-      new base.OTLPExporterBase(http.createOtlpHttpExportDelegate(http.convertLegacyHttpOptions({ url, headers }, 'TRACES', 'v1/traces', { 'Content-Type': 'application/json' }), JsonTraceSerializer));
+    return (url, headers, timeoutMs) =>
+      new base.OTLPExporterBase(http.createOtlpHttpExportDelegate(http.convertLegacyHttpOptions({ url, headers, ...(timeoutMs !== undefined ? { timeoutMillis: timeoutMs } : {}) }, 'TRACES', 'v1/traces', { 'Content-Type': 'application/json' }), JsonTraceSerializer));
   } catch {
     const { OTLPTraceExporter }: typeof import('@opentelemetry/exporter-trace-otlp-http') = require('@opentelemetry/exporter-trace-otlp-http');
-    return (url, headers) => new OTLPTraceExporter({ url, headers });
+    return (url, headers, timeoutMs) => new OTLPTraceExporter({ url, headers, ...(timeoutMs !== undefined ? { timeoutMillis: timeoutMs } : {}) });
   }
 }
 
@@ -104,6 +110,8 @@ export interface TracerOptions {
   readonly policy: () => TelemetryPolicy;
   readonly selfService?: () => ServiceName | undefined;
   readonly random?: () => number;
+  /** Where an exporter's failures are said (rate-limited: export-failures.ts). */
+  readonly events?: EventLog;
 }
 
 /** A provider's span processor (the SDK's batch processor, its exporter behind it) and the resource its spans carry. */
@@ -224,13 +232,17 @@ export class ProxyTracer {
   }
 
   #exporterFor(p: TraceProvider): Exporting {
-    const key = `${p.kind} ${p.url} ${JSON.stringify(p.headers)}`;
+    const key = `${p.kind} ${p.protocol} ${p.url} ${JSON.stringify(p.headers)} ${p.timeoutMs ?? ''}`;
     let e = this.#exporters.get(key);
     if (!e) {
       const { otlpExporter, resources: { resourceFromAttributes }, sdk: { BatchSpanProcessor } } = otel();
-      const exporter: SpanExporter = p.kind === 'opentelemetry' ? otlpExporter(p.url, { ...p.headers }) : new ZipkinJsonExporter(p.url, this.#o.self.canonicalService ?? this.#o.self.workload);
+      const exporter: SpanExporter = p.kind === 'zipkin'
+        ? new ZipkinJsonExporter(p.url, this.#o.self.canonicalService ?? this.#o.self.workload)
+        : p.protocol === 'grpc'
+          ? otlpGrpc().otlpGrpcSpanExporter(p.url, p.headers, p.timeoutMs)
+          : otlpExporter(p.url, { ...p.headers }, p.timeoutMs);
       e = {
-        processor: new BatchSpanProcessor(exporter, { scheduledDelayMillis: 1000 }),
+        processor: new BatchSpanProcessor(reportingFailures(exporter, 'span', p.url, this.#o.events), { scheduledDelayMillis: 1000, ...(p.timeoutMs !== undefined ? { exportTimeoutMillis: p.timeoutMs } : {}) }),
         resource: resourceFromAttributes({ 'service.name': `${this.#o.self.canonicalService ?? this.#o.self.workload}.${this.#o.self.namespace}` }),
       };
       this.#exporters.set(key, e);
@@ -245,7 +257,7 @@ export class ProxyTracer {
 
   async close(): Promise<void> {
     this.#closed = true;
-    await Promise.all([...this.#exporters.values()].map((e) => e.processor.shutdown().catch(() => undefined)));
+    await settledWithin(Promise.all([...this.#exporters.values()].map((e) => e.processor.shutdown().catch(() => undefined))));
     this.#exporters.clear();
   }
 }
