@@ -1,57 +1,18 @@
 // A stand-in for the Kubernetes API server, enough for list+watch clients: it holds objects per
 // collection, numbers every change with a global resourceVersion, answers lists and streams watch
-// events the way kube-apiserver does (field selectors `a=b` / `a!=b` included), and can be told to
-// fail (404 for an absent CRD, 403, 500, 410 Gone, dropped connections) so tests can watch a client
-// cope. Clients that write get single-object GET, create (POST, 409 when it exists), replace (PUT,
-// 409 on a stale resourceVersion) and DELETE, and TokenReview answers from the tokens a test
-// registers (`addServiceAccountToken`).
+// events the way kube-apiserver does (field and label selectors: kube-api-collections.ts), and can
+// be told to fail (404 for an absent CRD, 403, 500 on reads or writes, 410 Gone, dropped
+// connections) so tests can watch a client cope. Clients that write get single-object GET, create
+// (POST, 409 when it exists), replace (PUT, 404 when it does not, 409 on a stale resourceVersion)
+// and DELETE, and TokenReview answers from the tokens a test registers (`addServiceAccountToken`).
 
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { parseAllDocuments } from 'yaml';
 import { KubeConfig } from '@kubernetes/client-node';
-
-interface Collection {
-  readonly apiVersion: string;
-  readonly kind: string;
-  readonly plural: string;
-  /** Built-in kinds: the real server leaves apiVersion/kind off list items. */
-  readonly builtIn: boolean;
-  readonly clusterScoped?: boolean;
-}
-
-// Written out here rather than imported from the code under test, so a wrong path there shows up.
-const COLLECTIONS: readonly Collection[] = [
-  { apiVersion: 'v1', kind: 'Service', plural: 'services', builtIn: true },
-  { apiVersion: 'v1', kind: 'Pod', plural: 'pods', builtIn: true },
-  { apiVersion: 'v1', kind: 'Endpoints', plural: 'endpoints', builtIn: true },
-  { apiVersion: 'v1', kind: 'Secret', plural: 'secrets', builtIn: true },
-  { apiVersion: 'v1', kind: 'ConfigMap', plural: 'configmaps', builtIn: true },
-  { apiVersion: 'v1', kind: 'Namespace', plural: 'namespaces', builtIn: true, clusterScoped: true },
-  { apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', plural: 'endpointslices', builtIn: true },
-  { apiVersion: 'networking.k8s.io/v1', kind: 'Ingress', plural: 'ingresses', builtIn: true },
-  { apiVersion: 'networking.k8s.io/v1', kind: 'IngressClass', plural: 'ingressclasses', builtIn: true, clusterScoped: true },
-  ...['Gateway:gateways', 'VirtualService:virtualservices', 'DestinationRule:destinationrules', 'ServiceEntry:serviceentries', 'WorkloadEntry:workloadentries'].map((s) => {
-    const [kind, plural] = s.split(':') as [string, string];
-    return { apiVersion: 'networking.istio.io/v1', kind, plural, builtIn: false };
-  }),
-  { apiVersion: 'security.istio.io/v1', kind: 'PeerAuthentication', plural: 'peerauthentications', builtIn: false },
-  { apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', plural: 'authorizationpolicies', builtIn: false },
-  { apiVersion: 'cert-manager.io/v1', kind: 'Issuer', plural: 'issuers', builtIn: false },
-  { apiVersion: 'cert-manager.io/v1', kind: 'ClusterIssuer', plural: 'clusterissuers', builtIn: false, clusterScoped: true },
-  { apiVersion: 'cert-manager.io/v1', kind: 'Certificate', plural: 'certificates', builtIn: false },
-  { apiVersion: 'telemetry.istio.io/v1', kind: 'Telemetry', plural: 'telemetries', builtIn: false },
-  // The Gateway API (standard channel, and TLSRoute/TCPRoute of the experimental one), with status subresources.
-  { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'GatewayClass', plural: 'gatewayclasses', builtIn: false, clusterScoped: true },
-  ...['Gateway:gateways', 'HTTPRoute:httproutes', 'GRPCRoute:grpcroutes'].map((s) => {
-    const [kind, plural] = s.split(':') as [string, string];
-    return { apiVersion: 'gateway.networking.k8s.io/v1', kind, plural, builtIn: false };
-  }),
-  { apiVersion: 'gateway.networking.k8s.io/v1alpha2', kind: 'TLSRoute', plural: 'tlsroutes', builtIn: false },
-  { apiVersion: 'gateway.networking.k8s.io/v1alpha2', kind: 'TCPRoute', plural: 'tcproutes', builtIn: false },
-  { apiVersion: 'gateway.networking.k8s.io/v1beta1', kind: 'ReferenceGrant', plural: 'referencegrants', builtIn: false },
-];
+import { tokenReview, type ReviewToken, type TokenReviewBody } from './kube-api-token-review.js';
+import { COLLECTIONS, fieldSelectorOf, labelSelectorOf, type Collection } from './kube-api-collections.js';
 
 type Obj = Record<string, unknown> & { metadata: Record<string, unknown> & { name: string; namespace: string } };
 type EventType = 'ADDED' | 'MODIFIED' | 'DELETED';
@@ -103,8 +64,8 @@ export interface KubeApiStandIn {
   /** Serve 404 for a collection (its CRD is not installed), or serve it again. */
   setAbsent(plural: string, absent: boolean): void;
   setForbidden(plural: string, forbidden: boolean): void;
-  /** The next `times` requests on the collection answer `status` (list, watch or either). */
-  failNext(plural: string, opts?: { status?: number; on?: 'list' | 'watch' | 'any'; times?: number }): void;
+  /** The next `times` requests on the collection answer `status`: lists, watches, either (`any`), or writes (create, replace, delete). */
+  failNext(plural: string, opts?: { status?: number; on?: 'list' | 'watch' | 'any' | 'write'; times?: number }): void;
   /** Forget the event history: watches from any earlier resourceVersion are now too old. */
   compact(): void;
   /** Open watches stop receiving events (a stalled connection); later watches are not affected. */
@@ -127,9 +88,9 @@ export async function startKubeApi(opts: { token?: string } = {}): Promise<KubeA
   const sockets = new Set<Socket>();
   const absent = new Set<string>();
   const forbidden = new Set<string>();
-  const failures = new Map<string, { status: number; on: 'list' | 'watch' | 'any'; times: number }>();
+  const failures = new Map<string, { status: number; on: 'list' | 'watch' | 'any' | 'write'; times: number }>();
   const requests: SeenRequest[] = [];
-  const reviewTokens = new Map<string, { namespace: string; serviceAccount: string; audiences: readonly string[] }>();
+  const reviewTokens = new Map<string, ReviewToken>();
   const reviewState = { failure: undefined as number | undefined };
   let rv = 1000;
   let compactedRv = 0;
@@ -141,17 +102,6 @@ export async function startKubeApi(opts: { token?: string } = {}): Promise<KubeA
   };
   const withType = (c: Collection, o: Obj): Obj => ({ ...o, apiVersion: c.apiVersion, kind: c.kind });
   const inNamespace = (o: Obj, ns: string | undefined) => ns === undefined || o.metadata.namespace === ns;
-  // Field selectors as the API server reads them: comma-separated `path=value` / `path!=value` terms.
-  const fieldValue = (o: Obj, path: string): unknown => path.split('.').reduce<unknown>((v, k) => (v && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined), o);
-  const selectorOf = (text: string | undefined): ((o: Obj) => boolean) => {
-    if (!text) return () => true;
-    const terms = text.split(',').map((t) => {
-      const m = /^([A-Za-z.]+)(!=|==|=)(.*)$/.exec(t.trim());
-      if (!m) throw new Error(`bad field selector ${t}`);
-      return { path: m[1]!, not: m[2] === '!=', value: m[3]! };
-    });
-    return (o) => terms.every((t) => (String(fieldValue(o, t.path) ?? '') === t.value) !== t.not);
-  };
 
   const statusWrites: string[] = [];
 
@@ -173,19 +123,18 @@ export async function startKubeApi(opts: { token?: string } = {}): Promise<KubeA
       } catch {
         return status(res, 400, 'BadRequest', 'the body is not JSON');
       }
-      if (body.metadata?.resourceVersion !== old.metadata.resourceVersion) {
-        return status(res, 409, 'Conflict', `Operation cannot be fulfilled on ${collection.plural} "${m[4]}": the object has been modified; please apply your changes to the latest version and try again`);
-      }
+      if (body.metadata?.resourceVersion !== old.metadata.resourceVersion) return conflict(res, collection, m[4]!);
       rv++;
       const obj = { ...old, status: body.status, metadata: { ...old.metadata, resourceVersion: String(rv) } } as Obj;
       objects.set(key, obj);
       statusWrites.push(`${collection.plural} ${key.startsWith('/') ? key.slice(1) : key}`);
       publish(collection, 'MODIFIED', obj);
-      const text = JSON.stringify(withType(collection, obj));
-      res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
-      res.end(text);
+      json(res, 200, withType(collection, obj));
     });
   };
+
+  const conflict = (res: ServerResponse, c: Collection, name: string): void =>
+    status(res, 409, 'Conflict', `Operation cannot be fulfilled on ${c.plural} "${name}": the object has been modified; please apply your changes to the latest version and try again`);
 
   const publish = (collection: Collection, type: EventType, object: Obj): void => {
     history.push({ rv, collection, type, object });
@@ -255,30 +204,21 @@ export async function startKubeApi(opts: { token?: string } = {}): Promise<KubeA
   /** POST, PUT, DELETE and GET of one object; TokenReview. */
   const write = async (req: IncomingMessage, res: ServerResponse, url: URL, seen: SeenRequest): Promise<void> => {
     if (req.method === 'POST' && url.pathname === '/apis/authentication.k8s.io/v1/tokenreviews') {
-      const body = (await readBody(req)) as { spec?: { token?: string; audiences?: string[] } } | null;
+      const body = (await readBody(req)) as TokenReviewBody | null;
       seen.body = body;
       if (reviewState.failure !== undefined) return status(res, reviewState.failure, 'InternalError', 'token review failed (injected by the test)');
-      const token = body?.spec?.token ?? '';
-      const wanted = body?.spec?.audiences ?? [];
-      const known = reviewTokens.get(token);
-      // Like kube-apiserver: authenticated only if the token is valid for one of the asked audiences.
-      const audiences = known ? (wanted.length === 0 ? [...known.audiences] : wanted.filter((a) => known.audiences.includes(a))) : [];
-      const ok = known !== undefined && audiences.length > 0;
-      return json(res, 201, {
-        apiVersion: 'authentication.k8s.io/v1',
-        kind: 'TokenReview',
-        metadata: { creationTimestamp: null },
-        spec: body?.spec ?? {},
-        status: ok
-          ? { authenticated: true, audiences, user: { username: `system:serviceaccount:${known.namespace}:${known.serviceAccount}`, uid: randomUUID(), groups: ['system:serviceaccounts', `system:serviceaccounts:${known.namespace}`, 'system:authenticated'] } }
-          : { user: {}, error: '[invalid bearer token, token lookup failed]' },
-      });
+      return json(res, 201, tokenReview(body, reviewTokens));
     }
     const target = route(url.pathname);
     if (!target) return status(res, 404, 'NotFound', 'the server could not find the requested resource');
     const { collection, namespace, name } = target;
     if (forbidden.has(collection.plural)) return status(res, 403, 'Forbidden', `${collection.plural} is forbidden (set by the test)`);
     const objects = store.get(collection)!;
+    const failure = failures.get(collection.plural);
+    if (failure?.on === 'write' && req.method !== 'GET') {
+      if (--failure.times <= 0) failures.delete(collection.plural);
+      return status(res, failure.status, 'InternalError', 'an error on the server ("injected by the test") has prevented the request from succeeding');
+    }
     if (req.method === 'GET') {
       const o = objects.get(keyOf(collection, namespace, name!));
       return o ? json(res, 200, withType(collection, o)) : status(res, 404, 'NotFound', `${collection.plural} "${name}" not found`);
@@ -303,9 +243,7 @@ export async function startKubeApi(opts: { token?: string } = {}): Promise<KubeA
       if (name !== bodyName) return status(res, 400, 'BadRequest', 'the name of the object does not match the name on the URL');
       if (!existing) return status(res, 404, 'NotFound', `${collection.plural} "${name}" not found`);
       const asked = body.metadata.resourceVersion;
-      if (asked !== undefined && asked !== existing.metadata.resourceVersion) {
-        return status(res, 409, 'Conflict', `Operation cannot be fulfilled on ${collection.plural} "${name}": the object has been modified; please apply your changes to the latest version and try again`);
-      }
+      if (asked !== undefined && asked !== existing.metadata.resourceVersion) return conflict(res, collection, name);
       if (collection.kind === 'Secret' && body.type !== undefined && existing.type !== undefined && body.type !== existing.type) return status(res, 422, 'Invalid', 'type: Invalid value: field is immutable');
       return json(res, 200, withType(collection, store1(collection, namespace, body)));
     }
@@ -328,14 +266,16 @@ export async function startKubeApi(opts: { token?: string } = {}): Promise<KubeA
     if (!target || absent.has(target.collection.plural)) return status(res, 404, 'NotFound', 'the server could not find the requested resource');
     const { collection, namespace } = target;
     const watch = query.watch === 'true' || query.watch === '1';
-    const selector = selectorOf(query.fieldSelector);
+    const fields = fieldSelectorOf(query.fieldSelector);
+    const labels = labelSelectorOf(query.labelSelector);
+    const selector = (o: Obj): boolean => fields(o) && labels(o);
     if (forbidden.has(collection.plural)) {
       const verb = watch ? 'watch' : 'list';
       const group = collection.apiVersion.includes('/') ? collection.apiVersion.split('/')[0] : '';
       return status(res, 403, 'Forbidden', `${collection.plural}${group ? `.${group}` : ''} is forbidden: User "system:serviceaccount:test:test" cannot ${verb} resource "${collection.plural}" in API group "${group}" at the cluster scope`);
     }
     const failure = failures.get(collection.plural);
-    if (failure && (failure.on === 'any' || (failure.on === 'watch') === watch)) {
+    if (failure && failure.on !== 'write' && (failure.on === 'any' || (failure.on === 'watch') === watch)) {
       if (--failure.times <= 0) failures.delete(collection.plural);
       return status(res, failure.status, 'InternalError', 'an error on the server ("injected by the test") has prevented the request from succeeding');
     }
@@ -344,10 +284,7 @@ export async function startKubeApi(opts: { token?: string } = {}): Promise<KubeA
         .filter((o) => inNamespace(o, namespace) && selector(o))
         .sort((a, b) => `${a.metadata.namespace}/${a.metadata.name}`.localeCompare(`${b.metadata.namespace}/${b.metadata.name}`))
         .map((o) => (collection.builtIn ? o : withType(collection, o)));
-      const body = JSON.stringify({ kind: `${collection.kind}List`, apiVersion: collection.apiVersion, metadata: { resourceVersion: String(rv) }, items });
-      res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) });
-      res.end(body);
-      return;
+      return json(res, 200, { kind: `${collection.kind}List`, apiVersion: collection.apiVersion, metadata: { resourceVersion: String(rv) }, items });
     }
     const from = query.resourceVersion;
     const fromRv = from === undefined || from === '' || from === '0' ? undefined : Number(from);

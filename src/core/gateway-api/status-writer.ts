@@ -51,7 +51,7 @@ export class GatewayApiStatusWriter {
       this.#pending = undefined;
       const role = snapshot.role;
       const addresses = role.kind === 'gateway' ? gatewayServiceAddresses(snapshot.resources, role.namespace, role.labels) : [];
-      const objects = [...statusObjects(snapshot.gatewayApi, this.#now(), { serviceAddresses: addresses }), ...ingressStatusObjects(snapshot)].filter(statusChanged);
+      const objects = [...statusObjects(snapshot.gatewayApi, this.#now(), { serviceAddresses: addresses, resources: snapshot.resources }), ...ingressStatusObjects(snapshot)].filter(statusChanged);
       for (const o of objects) {
         if (this.#closed) return;
         await this.#put(o);
