@@ -135,9 +135,11 @@ export function deploymentObjects(gw: GatewayObject, controller: string, setting
           },
           spec: {
             serviceAccountName: sa,
+            // The token is how the gateway reads the API server (list+watch, status writes).
+            automountServiceAccountToken: true,
             // Listener ports below 1024 are bound by the unprivileged gateway itself, as Istio's
             // gateway pods bind them: the Service's ports are the listener ports, end to end.
-            securityContext: { runAsUser: 1337, runAsGroup: 1337, runAsNonRoot: true, fsGroup: 1337, sysctls: [{ name: 'net.ipv4.ip_unprivileged_port_start', value: '0' }] },
+            securityContext: { runAsUser: 1337, runAsGroup: 1337, runAsNonRoot: true, fsGroup: 1337, seccompProfile: { type: 'RuntimeDefault' }, sysctls: [{ name: 'net.ipv4.ip_unprivileged_port_start', value: '0' }] },
             containers: [gatewayContainer(`${namespace}/${gwName}`, proxyLabels, settings.image)],
             volumes: [
               { name: 'certs', emptyDir: {} },
