@@ -24,6 +24,8 @@ import {
 
 /** The ClusterRoleBinding (deploy/rbac.yaml) whose subjects are the gateways' service accounts. */
 export const GATEWAYS_BINDING = 'meshgate-gateways';
+/** Writes of one object in a row that do not hold before this controller stops writing it. */
+const MAX_UNHELD_WRITES = 3;
 /** The ClusterRole it binds: what a gateway reads, and the status it writes. */
 const GATEWAYS_ROLE = 'meshgate-ingressgateway';
 
@@ -55,6 +57,8 @@ export class GatewayDeployer {
    */
   readonly #foreign = new Map<string, string>();
   readonly #rounds: ReconcileRounds;
+  /** `kind ns/name` → what was written, and how many writes of it in a row did not hold. */
+  readonly #unheld = new Map<string, { wanted: string; tries: number; said: boolean }>();
 
   constructor(opts: GatewayDeployerOptions) {
     this.#opts = opts;
@@ -138,9 +142,23 @@ export class GatewayDeployer {
         }
         return true;
       }
-      if (covers(live, wanted)) return true;
+      if (covers(live, wanted)) {
+        this.#unheld.delete(what);
+        return true;
+      }
+      // Our last writes of the same fields did not hold (something else writes them back, or the
+      // API server stores them differently): writing again would only start another round of it.
+      const text = JSON.stringify(wanted);
+      const last = this.#unheld.get(what);
+      const tries = last?.wanted === text ? last.tries : 0;
+      if (tries >= MAX_UNHELD_WRITES) {
+        if (!last!.said) this.#opts.logger.error({ object: what }, 'what was written for its Gateway does not stay (another controller?); not writing it again until the Gateway changes');
+        last!.said = true;
+        return true;
+      }
       // Replace with the stored resourceVersion: if it changed meanwhile, 409, and its watch event brings another round.
       await kubeJson(this.#opts.kubeconfig, 'PUT', `${path}/${encodeURIComponent(meta.name)}`, [200], withOwned(live, wanted));
+      this.#unheld.set(what, { wanted: text, tries: tries + 1, said: false });
       this.#opts.logger.info({ object: what }, 'updated for its Gateway');
       return true;
     } catch (err) {
@@ -158,7 +176,8 @@ export class GatewayDeployer {
       roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: GATEWAYS_ROLE },
       subjects,
     };
-    if (live && covers(live, { roleRef: wanted.roleRef, subjects })) return true;
+    // Subjects only: roleRef cannot change, and a binding to another role is not ours to fix.
+    if (live && covers(live, { subjects })) return true;
     if (!live && subjects.length === 0) return true;
     const path = '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings';
     try {
