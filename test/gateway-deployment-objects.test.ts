@@ -6,6 +6,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { deploymentName, deploymentObjects, isAutomated, isManualDeployment, type GatewayObject } from '../src/core/gateway-api/deployment-objects.js';
 import { covers, withOwned } from '../src/core/sources/kube-owned.js';
+import { parseGatewayNames, runGatewayCommand } from '../src/cli/gateway.js';
+import { parseLabels, parsePorts } from '../src/cli/options.js';
 
 const gateway = (spec: Partial<GatewayObject['spec']> = {}, metadata: Partial<GatewayObject['metadata']> = {}): GatewayObject => ({
   metadata: { name: 'web', namespace: 'shop', uid: 'u-1', ...metadata },
@@ -51,6 +53,21 @@ describe('automated deployment objects', () => {
     ]);
     assert.equal(spec.type, 'LoadBalancer');
     assert.equal(spec.loadBalancerIP, '203.0.113.9');
+  });
+
+  it('runs the gateway with flags and values `meshgate gateway` accepts', async (t) => {
+    const o = deploymentObjects(gateway({}, { labels: { team: 'shop' } }), 'istio.io/gateway-controller', { image: 'img' });
+    const pod = (o.deployment as { spec: { template: { metadata: { labels: Record<string, string> }; spec: { containers: Array<{ args: string[] }> } } } }).spec.template;
+    const args = pod.spec.containers[0]!.args.map((a) => (a === '$(POD_NAMESPACE)' ? 'shop' : a));
+    assert.equal(args[0], 'gateway');
+    const value = (flag: string) => args[args.indexOf(flag) + 1]!;
+    assert.deepEqual([...parseGatewayNames(value('--gateway-name'))], ['shop/web']);
+    assert.deepEqual([...parsePorts(value('--ports'))], [[80, 80]], 'no port moved');
+    const { 'sidecar.istio.io/inject': _, ...selectable } = pod.metadata.labels;
+    assert.deepEqual(parseLabels(value('--labels')), selectable, 'the gateway’s labels are its pod’s');
+    // Every flag is known (the parser is strict); --help stops before anything starts.
+    t.mock.method(console, 'log', () => undefined);
+    assert.equal(await runGatewayCommand([...args.slice(1), '--help']), 0);
   });
 });
 
