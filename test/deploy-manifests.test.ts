@@ -188,7 +188,10 @@ describe('deploy/ manifests', () => {
 
   it('RBAC grants list and watch on every collection KubeSource reads, and the CRDs define the Istio kinds', async () => {
     const rbac = await docs('deploy/rbac.yaml');
-    assertGrantsWhatKubeSourceReads(find(rbac, 'ClusterRole', 'meshgate-ingressgateway'));
+    const gatewayRole = find(rbac, 'ClusterRole', 'meshgate-ingressgateway');
+    assertGrantsWhatKubeSourceReads(gatewayRole);
+    // The status writer reads one Node at a time (Ingress status with `ingressService: ""`); it never lists them.
+    assert.ok(allows(gatewayRole.rules, '', 'nodes', 'get', 'node-1') && !allows(gatewayRole.rules, '', 'nodes', 'list'));
     assert.deepEqual(find(rbac, 'ClusterRoleBinding', 'meshgate-ingressgateway').subjects, [{ kind: 'ServiceAccount', name: 'meshgate-ingressgateway', namespace: 'istio-system' }]);
 
     const crdFiles: Record<string, Array<[string, boolean, boolean]>> = {

@@ -14,7 +14,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { join } from 'node:path';
 import { completeJsonLines, eventually, send, startTestGateway, type TestGateway } from './helpers/gateway.js';
-import { gatewayYaml, serviceYaml } from './helpers/cluster-yaml.js';
+import { gatewayTopologyYaml, gatewayYaml, serviceYaml } from './helpers/cluster-yaml.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
 
 const ROUTES = `apiVersion: networking.istio.io/v1
@@ -255,7 +255,7 @@ rules:
 describe('gateway: numTrustedProxies from the mesh config (defaultConfig.gatewayTopology), as istioctl install sets it', () => {
   const files = {
     'deny-net.yaml': policy('deny-net', 'istio-system', 'action: DENY\nrules:\n- from: [{source: {remoteIpBlocks: ["203.0.113.0/24"]}}]'),
-    'mesh.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: istio, namespace: istio-system}\ndata:\n  mesh: |\n    defaultConfig:\n      gatewayTopology:\n        numTrustedProxies: 2\n',
+    'mesh.yaml': gatewayTopologyYaml(2),
   };
   let mesh: { up: Upstream; gw: TestGateway };
   let own: { up: Upstream; gw: TestGateway };

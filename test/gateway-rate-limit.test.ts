@@ -127,6 +127,13 @@ describe('rate limiting, store memory', () => {
     assert.deepEqual(await statuses(() => gw.get('b.wild.example.com'), 3), [200, 200, 200]);
   });
 
+  it('without trusted proxies, x-forwarded-for, x-real-ip or x-envoy-external-address from the client make no new client', async () => {
+    await gw.get('a.wild.example.com'); // the one request of this client's window, unless an earlier test took it
+    for (const h of <Array<Record<string, string>>>[{ 'x-forwarded-for': '198.51.100.7' }, { 'x-real-ip': '198.51.100.8' }, { 'x-envoy-external-address': '198.51.100.9' }, { 'x-forwarded-for': '198.51.100.10, 198.51.100.11' }]) {
+      assert.equal((await gw.get('a.wild.example.com', '/', h)).status, 429, JSON.stringify(h));
+    }
+  });
+
   it('a reload that leaves a limit unchanged keeps its count; changing the limit starts it over', async () => {
     const version = gw.gw.holder.current()!.version;
     await gw.write('extra.yaml', policyYaml('extra', '{kind: VirtualService, name: api}', '{key: {clientIp: {}}, requests: 100, interval: 1h}'));

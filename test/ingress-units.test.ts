@@ -5,6 +5,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ingressPathMatch } from '../src/core/ingress/paths.js';
+import { gatewayLabels } from '../src/cli/options.js';
 import { compileYaml, outcome } from './helpers/route-table.js';
 import { serviceYaml } from './helpers/cluster-yaml.js';
 import { INGRESS_CLASSES, ingressYaml } from './helpers/ingress-yaml.js';
@@ -63,6 +64,15 @@ describe('Ingress selection (MeshConfig ingressControllerMode, ingressClass, Ing
     assert.deepEqual(served(mine, { istio: 'edge' }), ['annotated', 'classed']);
     assert.deepEqual(served(meshConfig('ingressService: my-gw') + SET, { istio: 'my-gw' }), ['annotated', 'classed']);
     assert.deepEqual(served(meshConfig('ingressService: istio-ingressgateway') + SET), ['annotated', 'classed']);
+  });
+
+  it('a gateway given --gateway-name carries the labels Istio gives a Gateway API Gateway\'s own pods: no Ingress is its, unless --labels says so', () => {
+    const edge = gatewayLabels(undefined, new Set(['shop/edge']));
+    assert.deepEqual(edge, { 'gateway.networking.k8s.io/gateway-name': 'edge' });
+    assert.deepEqual(served(SET, edge), []);
+    assert.deepEqual(served(SET, gatewayLabels(undefined, new Set(['shop/edge', 'shop/internal']))), []);
+    assert.deepEqual(served(SET, gatewayLabels('istio=ingressgateway', new Set(['shop/edge']))), ['annotated', 'classed']);
+    assert.deepEqual(gatewayLabels(undefined), { app: 'istio-ingressgateway', istio: 'ingressgateway' });
   });
 });
 

@@ -214,8 +214,8 @@ spec:
     const { resources } = parseConfigText(bad, 'telemetry.yaml');
     const { problems } = validateAll(resources);
     const text = problems.map((p) => `${p.file}:${p.line} ${p.resource} ${p.field}: ${p.message}`);
-    assert.ok(text.some((t) => /^telemetry\.yaml:5 ConfigMap istio-system\/istio data\.mesh\.defaultConfig\.tracing\.sampling: sampling is a percentage/.test(t)), text.join('\n'));
-    assert.ok(text.some((t) => /no extensionProvider is named 'nowhere'/.test(t)), text.join('\n'));
+    assert.ok(text.some((t) => /^telemetry\.yaml:7 ConfigMap istio-system\/istio data\.mesh\.defaultConfig\.tracing\.sampling: sampling is a percentage/.test(t)), text.join('\n'));
+    assert.ok(text.some((t) => /^telemetry\.yaml:9 .* data\.mesh\.defaultProviders\.tracing\[0\]: no extensionProvider is named 'nowhere'/.test(t)), text.join('\n'));
     assert.ok(text.some((t) => /^telemetry\.yaml:17 Telemetry default\/t .*unknown metric 'REQUEST_COLOUR'/.test(t)), text.join('\n'));
   });
 });

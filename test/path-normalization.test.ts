@@ -85,12 +85,12 @@ describe('pathNormalization: the four modes as Istio sets Envoy', () => {
       assert.equal(normalizePath(input, 'DECODE_AND_MERGE_SLASHES'), want, input);
     }
   });
-  it('validation: an unknown mode or field is an error at the mesh key, with the field', () => {
+  it('validation: an unknown mode or field is an error at its own line in the mesh block, with the field', () => {
     const text = meshConfigMap('    pathNormalization: {normalization: DECODE_AND_MERGE, other: 1}');
     const { problems } = validateAll(parseConfigText(text, 'mesh.yaml').resources);
     const lines = problems.map((p) => `${p.file}:${p.line} ${p.severity} ${p.field}: ${p.message}`);
-    assert.ok(lines.some((l) => /^mesh\.yaml:5 error data\.mesh\.pathNormalization\.normalization: "DECODE_AND_MERGE" is not allowed; use one of .*DECODE_AND_MERGE_SLASHES/.test(l)), lines.join('\n'));
-    assert.ok(lines.some((l) => /^mesh\.yaml:5 error data\.mesh\.pathNormalization\.other: unknown field/.test(l)), lines.join('\n'));
+    assert.ok(lines.some((l) => /^mesh\.yaml:6 error data\.mesh\.pathNormalization\.normalization: "DECODE_AND_MERGE" is not allowed; use one of .*DECODE_AND_MERGE_SLASHES/.test(l)), lines.join('\n'));
+    assert.ok(lines.some((l) => /^mesh\.yaml:6 error data\.mesh\.pathNormalization\.other: unknown field/.test(l)), lines.join('\n'));
     const good = validateAll(parseConfigText(meshConfigMap('    pathNormalization: {normalization: MERGE_SLASHES}'), 'mesh.yaml').resources);
     assert.deepEqual(good.problems, []);
   });

@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect as netConnect, createServer as createNetServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { connect as netConnect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { connect as tlsConnect, createServer as createTlsServer } from 'node:tls';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
@@ -24,6 +24,7 @@ import { PERMISSIVE_MESH_YAML, serviceYaml, tcpGatewayYaml } from './helpers/clu
 import { looksLikeHttp } from '../src/sidecar/inbound.js';
 import { sidecarOptions, testAuthority, workloadCertificate } from './helpers/mesh.js';
 import { rawExchange } from './helpers/raw-http.js';
+import { ping, plain, startApp, tls } from './helpers/tcp-probe.js';
 
 const POLICIES = (appPort: number): string => `${PERMISSIVE_MESH_YAML}---
 apiVersion: security.istio.io/v1
@@ -73,60 +74,6 @@ spec:
   rules:
   - to: [{operation: {ports: ["1"]}}]
 `;
-
-/** Answers an HTTP request line with 200 `ok`, echoes anything else (an app that serves both). */
-function startApp(): Promise<{ server: Server; port: number; received: () => number }> {
-  let received = 0;
-  const server = createNetServer((s) => {
-    s.on('error', () => s.destroy());
-    s.once('data', (first: Buffer) => {
-      received += first.length;
-      if (/^[A-Z]+ \//.test(first.toString('latin1', 0, 16))) return void s.end('HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok');
-      s.write(first);
-      s.on('data', (b: Buffer) => {
-        received += b.length;
-        s.write(b);
-      });
-    });
-  });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ server, port: (server.address() as AddressInfo).port, received: () => received })));
-}
-
-/** Sends `ping` on an open connection: the echo, or null when the connection is closed instead. */
-function ping(s: Socket): Promise<string | null> {
-  return new Promise((resolve) => {
-    let text = '';
-    s.on('data', (b: Buffer) => {
-      text += b.toString();
-      if (text === 'ping') {
-        resolve(text);
-        s.destroy();
-      }
-    });
-    s.on('error', () => undefined);
-    s.once('close', () => resolve(text === '' ? null : text));
-    s.write('ping');
-  });
-}
-
-function plain(port: number): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const s = netConnect(port, '127.0.0.1', () => resolve(s));
-    s.once('error', reject);
-  });
-}
-
-interface Cert {
-  readonly certChainPem: string;
-  readonly keyPem: string;
-}
-
-function tls(port: number, ca: string, alpn: string[], cert?: Cert): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const s = tlsConnect({ port, host: '127.0.0.1', ca, servername: 'app', ALPNProtocols: alpn, ...(cert ? { cert: cert.certChainPem, key: cert.keyPem } : {}), rejectUnauthorized: false }, () => resolve(s));
-    s.once('error', reject);
-  });
-}
 
 describe('AuthorizationPolicy on TCP at a sidecar inbound side', () => {
   let ca: CertificateAuthority;

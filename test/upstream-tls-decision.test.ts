@@ -56,6 +56,15 @@ describe('upstream TLS decision', () => {
     assert.equal(noSubset.sni, 'outbound_.8080_._.cart.shop.svc.cluster.local');
   });
 
+  it('ISTIO_MUTUAL peers: the account in our trust domain and in each of the mesh config\'s other trust domains', () => {
+    const c = { ...cluster(undefined), trustDomainAliases: ['new-td', 'example.org', 'old-td'] };
+    const p = profile(c, endpoint());
+    assert.deepEqual(p?.kind === 'ISTIO_MUTUAL' && p.peerIdentities, ['spiffe://example.org/ns/shop/sa/cart', 'spiffe://new-td/ns/shop/sa/cart', 'spiffe://old-td/ns/shop/sa/cart']);
+    // A DestinationRule's own SANs are taken as written.
+    const rule = profile({ ...cluster({ mode: 'ISTIO_MUTUAL', subjectAltNames: ['spiffe://x/ns/a/sa/b'] }), trustDomainAliases: ['old-td'] }, endpoint());
+    assert.deepEqual(rule?.kind === 'ISTIO_MUTUAL' && rule.peerIdentities, ['spiffe://x/ns/a/sa/b']);
+  });
+
   it('ISTIO_MUTUAL peers: DestinationRule SANs, else the ServiceEntry SANs, else the account, else chain only', () => {
     const rule = profile(cluster({ mode: 'ISTIO_MUTUAL', subjectAltNames: ['spiffe://x/ns/a/sa/b'] }, { sans: ['spiffe://se'] }), endpoint());
     assert.deepEqual(rule?.kind === 'ISTIO_MUTUAL' && rule.peerIdentities, ['spiffe://x/ns/a/sa/b']);

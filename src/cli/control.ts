@@ -17,6 +17,7 @@ import { stopRequested } from '../core/runtime/stop-signals.js';
 import { UsageError } from './main.js';
 import { INJECTION_FLAGS, INJECTION_HELP, injectionOptions } from './injection-options.js';
 import { DEFAULT_INJECT_IMAGE } from '../core/inject/defaults.js';
+import { ServedTrustDomain } from '../control/served-trust-domain.js';
 
 export const CONTROL_HELP = `usage: meshgate control --config DIR --tokens FILE [options]
        meshgate control --config-source kubernetes [--kubeconfig PATH] [--watch-namespaces a,b] [options]
@@ -44,7 +45,8 @@ root is published as the ConfigMap istio-ca-root-cert (key root-cert.pem) in eve
   --ca-dir DIR          the mesh CA: ca-cert.pem, ca-key.pem, root-cert.pem[, cert-chain.pem]; an
                         empty folder gets a new self-signed root (default certs/mesh-ca; in
                         cluster mode the Secrets above unless --ca-dir is given)
-  --trust-domain NAME   SPIFFE trust domain (default cluster.local)
+  --trust-domain NAME   SPIFFE trust domain of the certificates it issues; overrides the mesh
+                        config's trustDomain (default: that, else cluster.local)
   --hostname NAME       another name proxies reach the control plane by, for its certificate
                         (repeatable; localhost, 127.0.0.1 and meshgate-control[.istio-system.svc] always are)
   --status-port N       readiness port, GET /healthz/ready (default 15021)
@@ -98,10 +100,11 @@ export async function runControlCommand(argv: string[]): Promise<number> {
   const hostnames = (values.hostname ?? []).flatMap((h) => h.split(',')).map((h) => h.trim()).filter(Boolean);
   const caDir = values['ca-dir'] ?? join('certs', 'mesh-ca');
   const namespace = values.namespace ?? (process.env.POD_NAMESPACE || 'istio-system');
-  const trust = values['trust-domain'] ? { trustDomain: values['trust-domain'] } : {};
 
   if ('dir' in choice) readableConfigDir(choice.dir);
   const log = createLogger('meshgate-control');
+  const served = new ServedTrustDomain(values['trust-domain'] || undefined, log.child({ component: 'ca' }));
+  const trust = { trustDomain: () => served.current() };
   const stop = stopRequested({ log });
   let kubeconfig: KubeConfig | undefined;
   if (cluster) kubeconfig = await usableKubeConfig(choice);
@@ -123,6 +126,7 @@ export async function runControlCommand(argv: string[]): Promise<number> {
   }
   const cp = await startControlPlane({
     ca: authority.ca,
+    trustDomain: served,
     authenticator,
     // Gateway API automated deployment: the gateways run the image injected sidecars run, as Istio's do.
     ...(kubeconfig ? { kubeconfig, gatewayImage: values['proxy-image'] ?? DEFAULT_INJECT_IMAGE } : {}),

@@ -46,7 +46,10 @@ export const GATEWAY_HELP = `usage: meshgate gateway --config DIR --ports 80=808
                         --workers, one scrape returns the sum over the workers)
   --labels LIST         this gateway's labels for Gateway, AuthorizationPolicy and
                         RequestAuthentication selectors (default
-                        app=istio-ingressgateway,istio=ingressgateway, Istio's ingress gateway's)
+                        app=istio-ingressgateway,istio=ingressgateway, Istio's ingress gateway's;
+                        with --gateway-name of one Gateway, gateway.networking.k8s.io/gateway-name=
+                        its name, as Istio labels a Gateway's own Deployment, so Ingresses and
+                        Istio Gateways selecting istio=ingressgateway are not served)
   --namespace NS        the gateway's namespace (default istio-system); with --config-source
                         kubernetes, credentialName is a Secret in it (kubernetes.io/tls, or
                         cert/key/cacert; <name>-cacert for MUTUAL's CA), followed as it changes
@@ -124,11 +127,12 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
   const { drainSeconds, drainDeadlineSeconds } = parseDrainFlags(values);
   const trustedProxies = parseTrustedProxies(values['trusted-proxies']);
   const limits = parseLimitFlags(values);
+  const gatewayNames = values['gateway-name'] !== undefined ? parseGatewayNames(values['gateway-name']) : undefined;
   const common = {
     ports: parsePorts(values.ports ?? '80=8080'),
     statusPort: parsePort(values['status-port'], 15021, '--status-port'),
     adminPort: parsePort(values['admin-port'], 15000, '--admin-port'),
-    labels: gatewayLabels(values.labels),
+    labels: gatewayLabels(values.labels, gatewayNames),
     namespace: values.namespace ?? 'istio-system',
     ...(values.locality !== undefined ? { locality: parseLocality(values.locality) } : {}),
     listenHost: values['listen-host'] ?? '0.0.0.0',
@@ -139,7 +143,7 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
     trustedProxies,
     limits,
     drainDeadlineSeconds,
-    ...(values['gateway-name'] !== undefined ? { gatewayNames: parseGatewayNames(values['gateway-name']) } : {}),
+    ...(gatewayNames ? { gatewayNames } : {}),
   };
   const credentialsFrom = values.credentials ?? ('kubeconfig' in choice ? 'kubernetes' : 'files');
   if (credentialsFrom !== 'kubernetes' && credentialsFrom !== 'files') throw new UsageError(`--credentials: '${credentialsFrom}' is not kubernetes or files`);

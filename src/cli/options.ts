@@ -54,9 +54,21 @@ export function parsePorts(text: string): Map<number, number> {
  */
 export const DEFAULT_GATEWAY_LABELS: Readonly<Record<string, string>> = Object.freeze({ app: 'istio-ingressgateway', istio: 'ingressgateway' });
 
-/** `--labels` of a gateway command, or Istio's ingress gateway labels without it. */
-export function gatewayLabels(text: string | undefined): Record<string, string> {
-  return text ? parseLabels(text) : { ...DEFAULT_GATEWAY_LABELS };
+/** The label Istio puts on the pods of the Deployment it makes for one Gateway API Gateway (its name). */
+export const GATEWAY_NAME_LABEL = 'gateway.networking.k8s.io/gateway-name';
+
+/**
+ * `--labels` of a gateway command. Without it, Istio's ingress gateway labels; but a gateway given
+ * `--gateway-name` is one dedicated to Gateway API Gateways, and Istio labels such a Deployment's
+ * pods with the Gateway's name only: so neither the Gateways that select `istio: ingressgateway` nor
+ * the Ingresses (their Gateway selects the mesh config's ingressSelector) are its, as in Istio.
+ */
+export function gatewayLabels(text: string | undefined, gatewayNames?: ReadonlySet<string>): Record<string, string> {
+  if (text) return parseLabels(text);
+  if (!gatewayNames) return { ...DEFAULT_GATEWAY_LABELS };
+  const [only, ...more] = gatewayNames;
+  // Several Gateways have no one name to carry; --labels says what such a gateway is.
+  return only !== undefined && more.length === 0 ? { [GATEWAY_NAME_LABEL]: only.slice(only.indexOf('/') + 1) } : {};
 }
 
 /** `istio=ingressgateway,app=x` → { istio: 'ingressgateway', app: 'x' }. */

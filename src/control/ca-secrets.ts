@@ -7,9 +7,9 @@
 
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { authorityFrom, type CertificateAuthority } from '../core/pki/authority.js';
+import { authorityFrom, invalidTrustDomain, type CertificateAuthority, type TrustDomainSource } from '../core/pki/authority.js';
 import { CA_CERT_FILE, CA_KEY_FILE, CERT_CHAIN_FILE, ROOT_CERT_FILE, caMaterialFrom, newSelfSignedRoot } from '../core/pki/ca-files.js';
-import { DEFAULT_TRUST_DOMAIN, parseSpiffeId, spiffeIdOf } from '../core/pki/spiffe.js';
+import { DEFAULT_TRUST_DOMAIN } from '../core/pki/spiffe.js';
 import { getSecret, putSecret } from '../core/sources/kube-secrets.js';
 import { describeError } from '../core/sources/kube-request.js';
 
@@ -22,10 +22,11 @@ export type CaLoad = { ok: true; ca: CertificateAuthority } | { ok: false; messa
 export async function loadOrCreateCaSecrets(
   kc: KubeConfig,
   namespace: string,
-  opts: { trustDomain?: string; now?: () => Date; logger?: Logger } = {},
+  opts: { trustDomain?: TrustDomainSource; now?: () => Date; logger?: Logger } = {},
 ): Promise<CaLoad> {
   const trustDomain = opts.trustDomain ?? DEFAULT_TRUST_DOMAIN;
-  if (!parseSpiffeId(spiffeIdOf({ trustDomain, namespace: 'ns', serviceAccount: 'sa' }))) return { ok: false, message: `invalid trust domain ${JSON.stringify(trustDomain)}` };
+  const first = invalidTrustDomain(trustDomain);
+  if (first.invalid) return { ok: false, message: `invalid trust domain ${JSON.stringify(first.name)}` };
   const now = opts.now ?? (() => new Date());
   const log = opts.logger;
   const fromSecret = (name: string, data: Record<string, string>): CaLoad => {
@@ -46,7 +47,7 @@ export async function loadOrCreateCaSecrets(
         log?.info({ secret: `${namespace}/${SELF_SIGNED_CA_SECRET}` }, 'using the self-signed root stored on an earlier start');
         return fromSecret(SELF_SIGNED_CA_SECRET, own.data);
       }
-      const root = newSelfSignedRoot(trustDomain, now());
+      const root = newSelfSignedRoot(first.name, now());
       // root-cert.pem too: the Secret then reads like a cacerts one to a person looking at it.
       const put = await putSecret(
         kc,

@@ -35,6 +35,8 @@ export interface InjectionWebhookOptions {
   readonly metrics?: Pick<ControlMetrics, 'injection'>;
   /** The mesh config's `enablePrometheusMerge` now (default true). */
   readonly prometheusMerge?: () => boolean;
+  /** The trust domain the CA signs for now (TRUST_DOMAIN and ISTIO_META_MESH_ID of the sidecar). */
+  readonly trustDomain?: () => string;
 }
 
 export function webhookNames(serviceName: string, namespace: string): string[] {
@@ -57,14 +59,14 @@ export function createInjectionWebhook(opts: InjectionWebhookOptions): Server {
 }
 
 /** The AdmissionReview answer for one request body. */
-export function review(body: string, opts: Pick<InjectionWebhookOptions, 'inject' | 'namespaceLabels' | 'log' | 'metrics' | 'prometheusMerge'>): Json {
+export function review(body: string, opts: Pick<InjectionWebhookOptions, 'inject' | 'namespaceLabels' | 'log' | 'metrics' | 'prometheusMerge' | 'trustDomain'>): Json {
   const answer = decide(body, opts);
   const r = answer.response as Json;
   opts.metrics?.injection(r.allowed === false ? 'failure' : r.patch !== undefined ? 'success' : 'skip');
   return answer;
 }
 
-function decide(body: string, opts: Pick<InjectionWebhookOptions, 'inject' | 'namespaceLabels' | 'log' | 'prometheusMerge'>): Json {
+function decide(body: string, opts: Pick<InjectionWebhookOptions, 'inject' | 'namespaceLabels' | 'log' | 'prometheusMerge' | 'trustDomain'>): Json {
   let parsed: unknown;
   try {
     parsed = JSON.parse(body);
@@ -88,7 +90,8 @@ function decide(body: string, opts: Pick<InjectionWebhookOptions, 'inject' | 'na
   }
   const owner = ownerOf(pod, namespace);
   const merge = opts.prometheusMerge?.();
-  const injected = injectPod(pod, { ...opts.inject, ...(owner ? { owner } : { workloadName: name }), ...(merge !== undefined ? { enablePrometheusMerge: merge } : {}) });
+  const trustDomain = opts.trustDomain?.();
+  const injected = injectPod(pod, { ...opts.inject, ...(trustDomain ? { trustDomain } : {}), ...(owner ? { owner } : { workloadName: name }), ...(merge !== undefined ? { enablePrometheusMerge: merge } : {}) });
   const patch = podPatch(pod, injected);
   opts.log.info({ pod: `${namespace}/${name}` }, 'sidecar injected');
   return {

@@ -27,6 +27,7 @@ import type { CaBundleUpdater } from './webhook-ca-bundle.js';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { RootCertPublisher } from './root-cert-publisher.js';
 import type { GatewayDeployer } from './gateway-deployer.js';
+import type { ServedTrustDomain } from './served-trust-domain.js';
 
 /** Where proxies reach the control plane: on the machine, and as the Service deploy/ creates. */
 export const CONTROL_PLANE_NAMES = [
@@ -45,6 +46,8 @@ export interface ControlPlaneOptions {
   readonly configDir?: string;
   readonly source?: ConfigSource;
   readonly ca: CertificateAuthority;
+  /** The trust domain the CA reads at each signing: made to follow the mesh config being served. */
+  readonly trustDomain?: ServedTrustDomain;
   readonly authenticator: Authenticator;
   /** TLS port for proxies (default 15012); 0 = any free port. */
   readonly port?: number;
@@ -115,6 +118,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     ...(opts.heartbeatMs !== undefined ? { heartbeatMs: opts.heartbeatMs } : {}),
     ...(opts.validate ? { validate: opts.validate } : {}),
   });
+  opts.trustDomain?.follow(() => distributor.current?.resources);
   metrics.countServices(() => distributor.current?.resources.filter((r) => r.kind === 'Service' || r.kind === 'ServiceEntry').length ?? 0);
   const names = [...new Set([...CONTROL_PLANE_NAMES, ...(opts.hostnames ?? [])])];
   const tls = opts.ca.issueServerCertificate(names);
@@ -131,7 +135,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     if (on === undefined) merges.set(set, (on = meshConfigOf(set.resources)?.['enablePrometheusMerge'] !== false));
     return on;
   };
-  const injector = opts.injection ? createInjectionWebhook({ prometheusMerge, ...opts.injection, ca: opts.ca, metrics, log: log.child({ component: 'injector' }) }) : undefined;
+  const injector = opts.injection ? createInjectionWebhook({ prometheusMerge, trustDomain: () => opts.ca.trustDomain, ...opts.injection, ca: opts.ca, metrics, log: log.child({ component: 'injector' }) }) : undefined;
   // Loaded only in cluster mode: the Kubernetes client is large, and file mode does without it.
   const publisher: RootCertPublisher | undefined = opts.kubeconfig
     ? new (await import('./root-cert-publisher.js')).RootCertPublisher({ kubeconfig: opts.kubeconfig, rootCertPem: opts.ca.rootCertPem, logger: log.child({ component: 'root-cert' }), ...(opts.kubeBackoff ? { backoff: opts.kubeBackoff } : {}) })

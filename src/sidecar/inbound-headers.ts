@@ -21,7 +21,7 @@ export interface InboundFacts {
 const NOT_FOR_THE_APP: ReadonlySet<string> = new Set([PEER_METADATA_HEADER, PEER_METADATA_ID_HEADER]);
 
 export function inboundRequestHeaders(incoming: IncomingHttpHeaders, f: InboundFacts): Record<string, string | string[]> {
-  const out = hopByHopFree(incoming, false, NOT_FOR_THE_APP);
+  const out = hopByHopFree(incoming, NOT_FOR_THE_APP);
   out.host = f.authority;
   out['x-request-id'] = f.requestId;
   out['x-forwarded-proto'] ??= f.proto ?? 'http';

@@ -11,8 +11,9 @@
 //               required; other TLS: passed to the app as TCP (an app that terminates TLS itself);
 //               plaintext: HTTP to the app.
 //   DISABLE     TLS: passed to the app as TCP; plaintext: HTTP to the app.
-// A mesh peer's certificate chains to the mesh root and names a workload of this sidecar's own trust
-// domain; any other certificate is closed after the handshake, as Istio validates the trust domain.
+// A mesh peer's certificate chains to the mesh root and names a workload of this sidecar's trust
+// domain or one of the mesh config's trustDomainAliases (core/pki/trust-domain.ts); any other
+// certificate is closed after the handshake, as Istio validates the peer's trust domain.
 // Mesh mTLS whose ALPN names no HTTP protocol (`istio-peer-exchange`, `istio`) carries TCP, and
 // plaintext whose first bytes are no HTTP request line is opaque TCP: both go to the app as bytes.
 //
@@ -48,7 +49,8 @@ import type { ConnectionDrain } from '../core/proxy/drain.js';
 import type { MtlsMode } from '../core/policy/peer-authentication.js';
 import type { WorkloadSecurityCache } from '../core/policy/workload-security.js';
 import type { IdentityProvider, WorkloadCertificate } from '../core/pki/types.js';
-import { parseSpiffeId, spiffeIdsOfCertificate } from '../core/pki/spiffe.js';
+import { acceptsPeer, trustDomainsOf } from '../core/pki/trust-domain.js';
+import { peerIdentity } from '../core/tls/peer-identity.js';
 import { peekClientHello } from '../core/tls/client-hello.js';
 import { handleHttpRequest, Pipelines, type HttpHandlerContext, type ListenerInfo } from '../core/proxy/http-handler.js';
 import { handleUpgrade } from '../core/proxy/upgrade.js';
@@ -191,7 +193,7 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
 
   /**
    * The caller a verified mesh certificate names, with this hop's XFCC element: a certificate that
-   * chains to the mesh root and names a workload of this sidecar's own trust domain. A root shared
+   * chains to the mesh root and names a workload of this sidecar's trust domain or an alias. A root shared
    * with another mesh does not make that mesh's workloads ours (Istio validates the peer's trust
    * domain the same way); undefined otherwise. Reading them (Node's certificate object, its SANs, the
    * XFCC hash and subject) takes tens of microseconds, so it is done once per connection, when the
@@ -200,11 +202,16 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
   const meshPeer = (socket: TLSSocket): Peer | undefined => {
     if (!socket.authorized) return undefined;
     const presented = socket.getPeerCertificate();
-    const spiffeId = presented ? spiffeIdsOfCertificate(presented)[0] : undefined;
+    // An X.509-SVID names exactly one URI SAN. Policies here read one principal, where Envoy's RBAC
+    // matches any URI SAN: a second name would let its DENY rules be dodged by the first.
+    const uris = presented ? peerIdentity(presented).uris : [];
+    const spiffeId = uris.length === 1 ? uris[0] : undefined;
     const own = deps.identity.current().spiffeId;
-    const trustDomain = parseSpiffeId(own)?.trustDomain;
-    if (spiffeId && parseSpiffeId(spiffeId)?.trustDomain === trustDomain) return { spiffeId, xfcc: meshXfcc(own, presented) };
-    deps.log.info({ remote: socket.remoteAddress, peer: spiffeId ?? null, trustDomain }, 'mesh connection refused: the peer certificate names no workload of this trust domain');
+    const snapshot = deps.holder.current();
+    const tds = snapshot ? deps.security.for(snapshot).trustDomains : trustDomainsOf([], own);
+    if (acceptsPeer(tds, spiffeId)) return { spiffeId: spiffeId!, xfcc: meshXfcc(own, presented) };
+    const why = uris.length > 1 ? 'the peer certificate names more than one URI SAN' : 'the peer certificate names no workload of this trust domain or its aliases';
+    deps.log.info({ remote: socket.remoteAddress, peer: uris.length > 0 ? uris.join(', ') : null, trustDomain: tds.trustDomain, trustDomainAliases: tds.aliases }, `mesh connection refused: ${why}`);
     return undefined;
   };
 
@@ -252,9 +259,13 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
     },
   };
   // Upgrade requests (WebSocket) take the same stages, then a tunnel to the app (core/proxy/upgrade.ts).
+  // CONNECT too, which the pipeline answers 404 as Envoy's inbound listener does (Istio routes it no
+  // CONNECT): without a handler node:http closes an HTTP/1 CONNECT unanswered, and node:http2 answers
+  // an HTTP/2 one 405 itself, neither of them logged.
   const handlers = {
     request: (req: IncomingMessage, res: ServerResponse): void => handleHttpRequest(req, res, listener, ctx),
     upgrade: (req: IncomingMessage, socket: Socket, head: Buffer): void => handleUpgrade(req, socket, head, listener, ctx),
+    connect: (req: IncomingMessage, socket: Socket, head: Buffer): void => handleUpgrade(req, socket, head, listener, ctx),
   };
 
   // The one accept step (core/proxy/accept.ts): limits, drain and timeouts for every connection.

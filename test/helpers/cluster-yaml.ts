@@ -133,3 +133,8 @@ spec:
   - to: [{operation: {paths: [${paths.join(', ')}]}}]
 `;
 }
+
+/** The mesh config (ConfigMap `istio`) saying how many proxies in front of gateways append to x-forwarded-for. */
+export function gatewayTopologyYaml(numTrustedProxies: number): string {
+  return `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: istio, namespace: istio-system}\ndata:\n  mesh: |\n    defaultConfig:\n      gatewayTopology:\n        numTrustedProxies: ${numTrustedProxies}\n`;
+}

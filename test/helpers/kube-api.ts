@@ -1,20 +1,17 @@
 // A stand-in for the Kubernetes API server, enough for list+watch clients: it holds objects per
-// collection, numbers every change with a global resourceVersion, answers lists and streams watch
-// events the way kube-apiserver does (field and label selectors: kube-api-collections.ts), and can
-// be told to fail (404 for an absent CRD, 403, 500 on reads or writes, 410 Gone, dropped
-// connections) so tests can watch a client cope. Clients that write get single-object GET, create
-// (POST, 409 when it exists), replace (PUT, 404 when it does not, 409 on a stale resourceVersion)
-// and DELETE, and TokenReview answers from the tokens a test registers (`addServiceAccountToken`).
+// collection (kube-api-kinds.ts), numbers every change with a global resourceVersion, answers lists
+// and streams watch events the way kube-apiserver does (field and label selectors included), and
+// can be told to fail (404 for an absent CRD, 403, 500 on reads or writes, 410 Gone, dropped
+// connections) so tests can watch a client cope. Writes, single-object reads and TokenReview are kube-api-writes.ts's.
 
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { parseAllDocuments } from 'yaml';
 import { KubeConfig } from '@kubernetes/client-node';
-import { tokenReview, type ReviewToken, type TokenReviewBody } from './kube-api-token-review.js';
-import { COLLECTIONS, fieldSelectorOf, labelSelectorOf, type Collection } from './kube-api-collections.js';
+import { COLLECTIONS, fieldSelectorOf, keyOf, labelSelectorOf, route, withType, type Collection, type Obj } from './kube-api-kinds.js';
+import { answerStatus as status, putStatus, writeOne, type WriteContext } from './kube-api-writes.js';
 
-type Obj = Record<string, unknown> & { metadata: Record<string, unknown> & { name: string; namespace: string } };
 type EventType = 'ADDED' | 'MODIFIED' | 'DELETED';
 
 interface Watcher {
@@ -90,7 +87,7 @@ export async function startKubeApi(opts: { token?: string } = {}): Promise<KubeA
   const forbidden = new Set<string>();
   const failures = new Map<string, { status: number; on: 'list' | 'watch' | 'any' | 'write'; times: number }>();
   const requests: SeenRequest[] = [];
-  const reviewTokens = new Map<string, ReviewToken>();
+  const reviewTokens = new Map<string, { namespace: string; serviceAccount: string; audiences: readonly string[] }>();
   const reviewState = { failure: undefined as number | undefined };
   let rv = 1000;
   let compactedRv = 0;
@@ -100,41 +97,9 @@ export async function startKubeApi(opts: { token?: string } = {}): Promise<KubeA
     if (!c) throw new Error(`the stand-in does not serve ${String(apiVersion)} ${String(kind)}`);
     return c;
   };
-  const withType = (c: Collection, o: Obj): Obj => ({ ...o, apiVersion: c.apiVersion, kind: c.kind });
   const inNamespace = (o: Obj, ns: string | undefined) => ns === undefined || o.metadata.namespace === ns;
 
   const statusWrites: string[] = [];
-
-  /** `PUT …/<plural>/<name>/status`: replace the status only, if the resourceVersion sent is current. */
-  const putStatus = (req: IncomingMessage, res: ServerResponse, path: string): void => {
-    const m = /^\/apis\/([^/]+\/[^/]+)(?:\/namespaces\/([^/]+))?\/([^/]+)\/([^/]+)\/status$/.exec(path);
-    const collection = m && COLLECTIONS.find((c) => c.apiVersion === m[1] && c.plural === m[3]);
-    if (!m || !collection) return status(res, 404, 'NotFound', 'the server could not find the requested resource');
-    const key = `${collection.clusterScoped ? '' : decodeURIComponent(m[2] ?? '')}/${decodeURIComponent(m[4]!)}`;
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const objects = store.get(collection)!;
-      const old = objects.get(key);
-      if (!old) return status(res, 404, 'NotFound', `${collection.plural} "${m[4]}" not found`);
-      let body: Obj;
-      try {
-        body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Obj;
-      } catch {
-        return status(res, 400, 'BadRequest', 'the body is not JSON');
-      }
-      if (body.metadata?.resourceVersion !== old.metadata.resourceVersion) return conflict(res, collection, m[4]!);
-      rv++;
-      const obj = { ...old, status: body.status, metadata: { ...old.metadata, resourceVersion: String(rv) } } as Obj;
-      objects.set(key, obj);
-      statusWrites.push(`${collection.plural} ${key.startsWith('/') ? key.slice(1) : key}`);
-      publish(collection, 'MODIFIED', obj);
-      json(res, 200, withType(collection, obj));
-    });
-  };
-
-  const conflict = (res: ServerResponse, c: Collection, name: string): void =>
-    status(res, 409, 'Conflict', `Operation cannot be fulfilled on ${c.plural} "${name}": the object has been modified; please apply your changes to the latest version and try again`);
 
   const publish = (collection: Collection, type: EventType, object: Obj): void => {
     history.push({ rv, collection, type, object });
@@ -142,34 +107,6 @@ export async function startKubeApi(opts: { token?: string } = {}): Promise<KubeA
     for (const w of watchers) if (!w.held && w.collection === collection && inNamespace(object, w.namespace) && w.selector(object)) w.res.write(line);
   };
 
-  const status = (res: ServerResponse, code: number, reason: string, message: string): void => {
-    const body = JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code });
-    res.writeHead(code, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) });
-    res.end(body);
-  };
-
-  const route = (path: string): { collection: Collection; namespace: string | undefined; name?: string } | undefined => {
-    const m = /^\/(?:api\/(v1)|apis\/([^/]+\/[^/]+))(?:\/namespaces\/([^/]+))?\/([^/]+)(?:\/([^/]+))?$/.exec(path);
-    if (!m) return undefined;
-    const apiVersion = m[1] ?? m[2];
-    // `/api/v1/namespaces/NAME` is one Namespace, not a collection in it.
-    if (apiVersion === 'v1' && m[3] === undefined && m[4] === 'namespaces' && m[5] !== undefined) {
-      return { collection: COLLECTIONS.find((c) => c.plural === 'namespaces')!, namespace: undefined, name: decodeURIComponent(m[5]) };
-    }
-    const collection = COLLECTIONS.find((c) => c.apiVersion === apiVersion && c.plural === m[4]);
-    return collection ? { collection, namespace: m[3] === undefined ? undefined : decodeURIComponent(m[3]), ...(m[5] !== undefined ? { name: decodeURIComponent(m[5]) } : {}) } : undefined;
-  };
-  const keyOf = (c: Collection, namespace: string | undefined, name: string) => `${c.clusterScoped ? '' : (namespace ?? 'default')}/${name}`;
-  const json = (res: ServerResponse, code: number, body: unknown): void => {
-    const text = JSON.stringify(body);
-    res.writeHead(code, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
-    res.end(text);
-  };
-  const readBody = async (req: IncomingMessage): Promise<unknown> => {
-    const chunks: Buffer[] = [];
-    for await (const c of req as AsyncIterable<Buffer>) chunks.push(c);
-    return JSON.parse(Buffer.concat(chunks).toString('utf8') || 'null');
-  };
   /** Stores `obj` (new or replacing), publishing the event; returns the stored object. */
   const store1 = (collection: Collection, namespace: string | undefined, input: Record<string, unknown>): Obj => {
     const meta = (input.metadata ?? {}) as Record<string, unknown>;
@@ -201,53 +138,28 @@ export async function startKubeApi(opts: { token?: string } = {}): Promise<KubeA
     return obj;
   };
 
-  /** POST, PUT, DELETE and GET of one object; TokenReview. */
-  const write = async (req: IncomingMessage, res: ServerResponse, url: URL, seen: SeenRequest): Promise<void> => {
-    if (req.method === 'POST' && url.pathname === '/apis/authentication.k8s.io/v1/tokenreviews') {
-      const body = (await readBody(req)) as TokenReviewBody | null;
-      seen.body = body;
-      if (reviewState.failure !== undefined) return status(res, reviewState.failure, 'InternalError', 'token review failed (injected by the test)');
-      return json(res, 201, tokenReview(body, reviewTokens));
-    }
-    const target = route(url.pathname);
-    if (!target) return status(res, 404, 'NotFound', 'the server could not find the requested resource');
-    const { collection, namespace, name } = target;
-    if (forbidden.has(collection.plural)) return status(res, 403, 'Forbidden', `${collection.plural} is forbidden (set by the test)`);
-    const objects = store.get(collection)!;
-    const failure = failures.get(collection.plural);
-    if (failure?.on === 'write' && req.method !== 'GET') {
-      if (--failure.times <= 0) failures.delete(collection.plural);
-      return status(res, failure.status, 'InternalError', 'an error on the server ("injected by the test") has prevented the request from succeeding');
-    }
-    if (req.method === 'GET') {
-      const o = objects.get(keyOf(collection, namespace, name!));
-      return o ? json(res, 200, withType(collection, o)) : status(res, 404, 'NotFound', `${collection.plural} "${name}" not found`);
-    }
-    if (req.method === 'DELETE') {
-      const o = objects.get(keyOf(collection, namespace, name!));
-      if (!o) return status(res, 404, 'NotFound', `${collection.plural} "${name}" not found`);
-      api.delete(collection.kind, o.metadata.namespace ?? '', o.metadata.name);
-      return json(res, 200, { kind: 'Status', apiVersion: 'v1', status: 'Success' });
-    }
-    const body = (await readBody(req)) as Record<string, any>;
-    seen.body = body;
-    const bodyName = body?.metadata?.name;
-    if (typeof bodyName !== 'string') return status(res, 422, 'Invalid', 'metadata.name: Required value');
-    if (body.metadata.namespace !== undefined && body.metadata.namespace !== namespace) return status(res, 400, 'BadRequest', 'the namespace of the object does not match the namespace on the request');
-    const existing = objects.get(keyOf(collection, namespace, bodyName));
-    if (req.method === 'POST' && name === undefined) {
-      if (existing) return status(res, 409, 'AlreadyExists', `${collection.plural} "${bodyName}" already exists`);
-      return json(res, 201, withType(collection, store1(collection, namespace, { ...body, metadata: { ...body.metadata, resourceVersion: undefined } })));
-    }
-    if (req.method === 'PUT' && name !== undefined) {
-      if (name !== bodyName) return status(res, 400, 'BadRequest', 'the name of the object does not match the name on the URL');
-      if (!existing) return status(res, 404, 'NotFound', `${collection.plural} "${name}" not found`);
-      const asked = body.metadata.resourceVersion;
-      if (asked !== undefined && asked !== existing.metadata.resourceVersion) return conflict(res, collection, name);
-      if (collection.kind === 'Secret' && body.type !== undefined && existing.type !== undefined && body.type !== existing.type) return status(res, 422, 'Invalid', 'type: Invalid value: field is immutable');
-      return json(res, 200, withType(collection, store1(collection, namespace, body)));
-    }
-    return status(res, 405, 'MethodNotAllowed', `${req.method} is not served on ${url.pathname}`);
+  const writes: WriteContext = {
+    store,
+    statusWrites,
+    forbidden,
+    reviewTokens,
+    reviewState,
+    store1,
+    replaceStatus(collection, key, newStatus) {
+      const old = store.get(collection)!.get(key)!;
+      rv++;
+      const obj = { ...old, status: newStatus, metadata: { ...old.metadata, resourceVersion: String(rv) } } as Obj;
+      store.get(collection)!.set(key, obj);
+      publish(collection, 'MODIFIED', obj);
+      return obj;
+    },
+    remove: (kind, namespace, name) => api.delete(kind, namespace, name),
+    failWrite(plural) {
+      const failure = failures.get(plural);
+      if (failure?.on !== 'write') return undefined;
+      if (--failure.times <= 0) failures.delete(plural);
+      return failure.status;
+    },
   };
 
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
@@ -257,10 +169,13 @@ export async function startKubeApi(opts: { token?: string } = {}): Promise<KubeA
     requests.push(seen);
     res.on('finish', () => (seen.status ||= res.statusCode));
     if (req.headers.authorization !== `Bearer ${token}`) return status(res, 401, 'Unauthorized', 'Unauthorized');
-    if (req.method === 'PUT' && url.pathname.endsWith('/status')) return putStatus(req, res, url.pathname);
+    if (req.method === 'PUT' && url.pathname.endsWith('/status')) {
+      putStatus(writes, req, res, url.pathname).catch((err: Error) => status(res, 500, 'InternalError', err.message));
+      return;
+    }
     const target = route(url.pathname);
     if (req.method !== 'GET' || target?.name !== undefined || url.pathname.startsWith('/apis/authentication.k8s.io/')) {
-      write(req, res, url, seen).catch((err: Error) => status(res, 500, 'InternalError', err.message));
+      writeOne(writes, req, res, url, seen).catch((err: Error) => status(res, 500, 'InternalError', err.message));
       return;
     }
     if (!target || absent.has(target.collection.plural)) return status(res, 404, 'NotFound', 'the server could not find the requested resource');
@@ -284,7 +199,10 @@ export async function startKubeApi(opts: { token?: string } = {}): Promise<KubeA
         .filter((o) => inNamespace(o, namespace) && selector(o))
         .sort((a, b) => `${a.metadata.namespace}/${a.metadata.name}`.localeCompare(`${b.metadata.namespace}/${b.metadata.name}`))
         .map((o) => (collection.builtIn ? o : withType(collection, o)));
-      return json(res, 200, { kind: `${collection.kind}List`, apiVersion: collection.apiVersion, metadata: { resourceVersion: String(rv) }, items });
+      const body = JSON.stringify({ kind: `${collection.kind}List`, apiVersion: collection.apiVersion, metadata: { resourceVersion: String(rv) }, items });
+      res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) });
+      res.end(body);
+      return;
     }
     const from = query.resourceVersion;
     const fromRv = from === undefined || from === '' || from === '0' ? undefined : Number(from);

@@ -18,6 +18,7 @@ import { jwtClaimRouting } from './jwt-claim-routing.js';
 import { noMatchingWorkloads } from './no-matching-workloads.js';
 import { portNaming } from './port-naming.js';
 import { portSelectorRequired } from './port-selector-required.js';
+import { principalTrustDomains } from './principal-trust-domains.js';
 import { referencedResourceNotFound } from './referenced-resource-not-found.js';
 import { serverCertificateVerification } from './server-certificate-verification.js';
 import { serviceEntryAddresses } from './service-entry-addresses.js';
@@ -53,4 +54,5 @@ export const ANALYZERS: readonly Analyzer[] = [
   { name: 'sidecar-selectors', run: sidecarSelectors },
   { name: 'sidecar-ingress-tls', run: sidecarIngressTls },
   { name: 'ext-authz-providers', run: extAuthzProviders },
+  { name: 'principal-trust-domains', run: principalTrustDomains },
 ];

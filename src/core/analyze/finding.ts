@@ -44,6 +44,7 @@ export const MESSAGES = {
   GatewayApiCondition: { code: 'MG0006', name: 'GatewayApiCondition', severity: 'warning' },
   IngressNotServed: { code: 'MG0007', name: 'IngressNotServed', severity: 'warning' },
   SidecarIngressTlsIgnored: { code: 'MG0008', name: 'SidecarIngressTlsIgnored', severity: 'warning' },
+  PrincipalOutsideTrustDomain: { code: 'MG0009', name: 'PrincipalOutsideTrustDomain', severity: 'warning' },
 } as const satisfies Record<string, MessageType>;
 
 /** A finding on one field of one resource; `fix` says what to do, in a sentence. */

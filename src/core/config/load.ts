@@ -10,6 +10,7 @@ import type { FieldPath, ObjectMeta, Origin, Resource } from '../model/resource.
 import type { Problem } from './problem.js';
 import { internalKind, knownKind } from './kinds.js';
 import { lineIndex, type Lines } from './line-index.js';
+import { blockTextStarts, embeddedYamlFields, withEmbeddedLines } from './embedded-yaml.js';
 
 export interface LoadResult {
   readonly resources: Resource[];
@@ -158,12 +159,12 @@ function parseDocuments(text: string, startLine: number, file: string, firstOrde
     if (value.kind === 'List' || (typeof value.kind === 'string' && value.kind.endsWith('List') && Array.isArray(value.items))) {
       const items = Array.isArray(value.items) ? value.items : [];
       items.forEach((item, i) => {
-        const r = toResource(item, doc, lineCounter, keys, file, ['items', i], firstOrder + resources.length, problems);
+        const r = toResource(item, doc, text, lineCounter, keys, file, ['items', i], firstOrder + resources.length, problems);
         if (r) resources.push(r);
       });
       continue;
     }
-    const r = toResource(value, doc, lineCounter, keys, file, [], firstOrder + resources.length, problems);
+    const r = toResource(value, doc, text, lineCounter, keys, file, [], firstOrder + resources.length, problems);
     if (r) resources.push(r);
   }
   return { text, line: startLine, firstOrder, resources, problems };
@@ -222,6 +223,7 @@ function readFlowColonsAsKubernetesDoes(doc: Document.Parsed, text: string): voi
 function toResource(
   value: unknown,
   doc: Document.Parsed,
+  source: string,
   lineCounter: Lines,
   keys: Map<string, string>,
   file: string,
@@ -230,7 +232,10 @@ function toResource(
   problems: Problem[],
 ): Resource | undefined {
   const lineOf = lineIndex(doc, lineCounter, base, keys);
-  return resourceFromObject(value, { file, line: lineOf([]), order, lineOf }, problems);
+  // Where embedded YAML (the mesh config) starts is read now, while the syntax tree is at hand.
+  const embedded = embeddedYamlFields(value);
+  const textStart = embedded.length > 0 ? blockTextStarts(doc, source, lineCounter, base, embedded) : undefined;
+  return resourceFromObject(value, { file, line: lineOf([]), order, lineOf, ...(textStart ? { textStart } : {}) }, problems);
 }
 
 /**
@@ -275,7 +280,7 @@ export function resourceFromObject(value: unknown, origin: Origin, problems: Pro
     ...(typeof metadata.resourceVersion === 'string' ? { resourceVersion: metadata.resourceVersion } : {}),
   };
   const spec = value.spec === undefined || value.spec === null ? {} : value.spec;
-  return Object.freeze({ apiVersion, kind, metadata: meta, spec, origin, raw: value });
+  return Object.freeze({ apiVersion, kind, metadata: meta, spec, origin: withEmbeddedLines(origin, value), raw: value });
 }
 
 function timestampText(v: unknown): string {

@@ -5,6 +5,7 @@
 import { isIP } from 'node:net';
 import type { FieldPath, Resource } from '../model/resource.js';
 import { problemAt, type Problem } from './problem.js';
+import { placeInText } from './embedded-yaml.js';
 import { parseDurationNs } from './duration.js';
 import { allowUnknownFields } from './field-policy.js';
 import { closest } from './suggest.js';
@@ -20,6 +21,10 @@ export class Checker {
   }
   warn(path: FieldPath, message: string): void {
     this.problems.push(problemAt(this.resource, path, message, 'warning'));
+  }
+  /** An error at line `line`, column `column` of the embedded YAML text at `field` (a syntax error in the mesh config). */
+  errorInText(field: FieldPath, line: number, column: number, message: string): void {
+    this.problems.push({ ...problemAt(this.resource, field, message, 'error'), ...placeInText(this.resource.origin, field, line, column) });
   }
 }
 

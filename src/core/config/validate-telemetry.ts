@@ -2,16 +2,18 @@
 // sampling, access logging on/off, metric overrides), and the mesh config in the root namespace's
 // `istio` ConfigMap (`data.mesh`, itself YAML: defaultConfig.tracing.sampling, extensionProviders —
 // tracing ones here, external authorizers in validate-ext-authz.ts —, defaultProviders,
-// outboundTrafficPolicy.mode, pathNormalization.normalization, connectTimeout). Problems inside
-// `data.mesh` point at the `mesh` key's line, since the mesh config is one string to the ConfigMap.
+// outboundTrafficPolicy.mode, pathNormalization.normalization, connectTimeout, trustDomain and
+// trustDomainAliases in validate-trust-domain.ts). A problem inside `data.mesh` names its field's
+// own line in the block (config/embedded-yaml.ts).
 
-import { yaml } from './yaml-module.js';
+import { parseEmbeddedYaml } from './embedded-yaml.js';
 import type { FieldPath } from '../model/resource.js';
 import { checkPolicyScope } from './validate-authorization-policy.js';
 import { asBool, asEnum, asList, asNumber, asObj, asString, atMostOne, checkDuration, checkPort, eachObj, isObj, isSet, knownFields, type Checker, type Obj } from './validate-common.js';
 import { isStandardLabel, METRIC_SELECTORS, validLabelName, WORKLOAD_MODES } from '../telemetry/metrics-overrides.js';
 import { compileExpression } from '../telemetry/metric-expression.js';
 import { checkExtAuthzProvider } from './validate-ext-authz.js';
+import { checkTrustDomains } from './validate-trust-domain.js';
 import { PATH_NORMALIZATIONS } from '../proxy/path-normalize.js';
 
 const TELEMETRY_FIELDS = ['selector', 'targetRef', 'targetRefs', 'tracing', 'metrics', 'accessLogging'];
@@ -128,12 +130,9 @@ export function validateConfigMap(c: Checker, raw: Obj): void {
   if (text === undefined) return;
   const at = ['data', 'mesh'];
   if (typeof text !== 'string') return c.error(at, 'mesh must be a string holding the mesh config as YAML');
-  let mesh: unknown;
-  try {
-    mesh = yaml().parse(text);
-  } catch (err) {
-    return c.error(at, `mesh is not YAML: ${(err as Error).message.split('\n')[0]}`);
-  }
+  const parsed = parseEmbeddedYaml(text);
+  if (!parsed.ok) return c.errorInText(at, parsed.line, parsed.column, `mesh is not YAML: ${parsed.message}`);
+  const mesh = parsed.value;
   if (mesh === null || mesh === undefined) return;
   const m = asObj(c, mesh, at);
   if (!m) return;
@@ -148,6 +147,7 @@ export function validateConfigMap(c: Checker, raw: Obj): void {
     const n = asNumber(c, topology['numTrustedProxies'], [...at, 'defaultConfig', 'gatewayTopology', 'numTrustedProxies']);
     if (n !== undefined && (!Number.isInteger(n) || n < 0)) c.error([...at, 'defaultConfig', 'gatewayTopology', 'numTrustedProxies'], `numTrustedProxies is a number of proxies (0, 1, 2 …), not ${n}`);
   }
+  checkTrustDomains(c, m, at);
   asBool(c, m['enableTracing'], [...at, 'enableTracing']);
   asBool(c, m['enablePrometheusMerge'], [...at, 'enablePrometheusMerge']);
   checkDuration(c, m['connectTimeout'], [...at, 'connectTimeout']);

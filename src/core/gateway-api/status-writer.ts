@@ -1,15 +1,16 @@
 // Writes the Gateway API status of each new snapshot to the API server: PUT on the status
 // subresource of every GatewayClass, Gateway and route whose status would change, and of every
-// Ingress served (its load balancer addresses, ingress/status.ts). Writes go one
-// at a time; snapshots arriving meanwhile collapse into the newest. A conflict (409: the object
-// changed under us) needs nothing: the change brings a new snapshot, and with it a new write.
+// Ingress served or no longer served (its load balancer addresses, or none: ingress/status.ts, which
+// may name Nodes to read first). Writes go one at a time; snapshots arriving meanwhile collapse into
+// the newest. A conflict (409: the object changed under us) needs nothing: the change brings a new
+// snapshot, and with it a new write.
 
 import { HttpMethod, RequestContext, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { fetch } from 'undici';
 import type { Snapshot } from '../snapshot/snapshot.js';
 import { gatewayServiceAddresses, statusChanged, statusObjects, type StatusObject } from './status-objects.js';
-import { ingressStatusObjects } from '../ingress/status.js';
+import { ingressStatusNodes, ingressStatusObjects, nodeExternalAddresses } from '../ingress/status.js';
 
 export interface StatusWriterOptions {
   readonly kubeconfig: KubeConfig;
@@ -23,6 +24,8 @@ export class GatewayApiStatusWriter {
   readonly #now: () => Date;
   #pending: Snapshot | undefined;
   #running: Promise<void> | undefined;
+  /** The Ingresses whose status the last round wrote (or has yet to see cleared). */
+  #ingressesServed: ReadonlySet<string> = new Set();
   #closed = false;
 
   constructor(opts: StatusWriterOptions) {
@@ -51,7 +54,9 @@ export class GatewayApiStatusWriter {
       this.#pending = undefined;
       const role = snapshot.role;
       const addresses = role.kind === 'gateway' ? gatewayServiceAddresses(snapshot.resources, role.namespace, role.labels) : [];
-      const objects = [...statusObjects(snapshot.gatewayApi, this.#now(), { serviceAddresses: addresses, resources: snapshot.resources }), ...ingressStatusObjects(snapshot)].filter(statusChanged);
+      const ingress = ingressStatusObjects(snapshot, this.#ingressesServed, await this.#nodeAddresses(ingressStatusNodes(snapshot)));
+      this.#ingressesServed = ingress.served;
+      const objects = [...statusObjects(snapshot.gatewayApi, this.#now(), { serviceAddresses: addresses, resources: snapshot.resources }), ...ingress.objects].filter(statusChanged);
       for (const o of objects) {
         if (this.#closed) return;
         await this.#put(o);
@@ -59,34 +64,57 @@ export class GatewayApiStatusWriter {
     }
   }
 
+  /**
+   * The ExternalIP addresses of the first of `names` that can be read (istiod's choice: the first
+   * running ingress gateway pod whose Node it finds). A Node that cannot be read (gone, or the RBAC
+   * lacks `get` on nodes) is skipped, and said once per reason at debug level.
+   */
+  async #nodeAddresses(names: readonly string[]): Promise<Map<string, string[]>> {
+    for (const name of names) {
+      const path = `/api/v1/nodes/${encodeURIComponent(name)}`;
+      try {
+        const { status, text } = await this.#request('GET', path);
+        if (status === 200) return new Map([[name, nodeExternalAddresses(JSON.parse(text) as unknown)]]);
+        this.#log.debug({ path, status, answer: text.slice(0, 300) }, 'could not read the node of an ingress gateway pod');
+      } catch (err) {
+        this.#log.debug({ path, error: (err as Error).message }, 'could not read the node of an ingress gateway pod');
+      }
+    }
+    return new Map();
+  }
+
   async #put(o: StatusObject): Promise<void> {
     const r = o.resource;
     const apiVersion = String(r.raw.apiVersion ?? 'gateway.networking.k8s.io/v1');
     const scope = r.kind === 'GatewayClass' ? '' : `/namespaces/${encodeURIComponent(r.metadata.namespace)}`;
     const path = `/apis/${apiVersion}${scope}/${o.plural}/${encodeURIComponent(r.metadata.name)}/status`;
-    const body = JSON.stringify({ ...r.raw, status: o.status });
     try {
-      const cluster = this.#kc.getCurrentCluster();
-      if (!cluster) throw new Error('the kubeconfig has no current cluster');
-      const ctx = new RequestContext(cluster.server + path, HttpMethod.PUT);
-      await this.#kc.applySecurityAuthentication(ctx);
-      const dispatcher = ctx.getDispatcher();
-      try {
-        const res = await fetch(ctx.getUrl(), {
-          method: 'PUT',
-          headers: { ...ctx.getHeaders(), accept: 'application/json', 'content-type': 'application/json' },
-          body,
-          ...(dispatcher ? { dispatcher } : {}),
-          signal: AbortSignal.timeout(30_000),
-        });
-        const text = await res.text();
-        if (res.status === 409) this.#log.debug({ path }, 'status write conflicted; the newer object brings another write');
-        else if (res.status >= 300) this.#log.warn({ path, status: res.status, answer: text.slice(0, 300) }, 'could not write status');
-      } finally {
-        await dispatcher?.close().catch(() => undefined);
-      }
+      const { status, text } = await this.#request('PUT', path, JSON.stringify({ ...r.raw, status: o.status }));
+      if (status === 409) this.#log.debug({ path }, 'status write conflicted; the newer object brings another write');
+      else if (status >= 300) this.#log.warn({ path, status, answer: text.slice(0, 300) }, 'could not write status');
     } catch (err) {
       this.#log.warn({ path, error: (err as Error).message }, 'could not write status');
+    }
+  }
+
+  /** One request to the API server with the kubeconfig's credentials: its status and text. */
+  async #request(method: 'GET' | 'PUT', path: string, body?: string): Promise<{ status: number; text: string }> {
+    const cluster = this.#kc.getCurrentCluster();
+    if (!cluster) throw new Error('the kubeconfig has no current cluster');
+    const ctx = new RequestContext(cluster.server + path, method === 'PUT' ? HttpMethod.PUT : HttpMethod.GET);
+    await this.#kc.applySecurityAuthentication(ctx);
+    const dispatcher = ctx.getDispatcher();
+    try {
+      const res = await fetch(ctx.getUrl(), {
+        method,
+        headers: { ...ctx.getHeaders(), accept: 'application/json', ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+        ...(body !== undefined ? { body } : {}),
+        ...(dispatcher ? { dispatcher } : {}),
+        signal: AbortSignal.timeout(30_000),
+      });
+      return { status: res.status, text: await res.text() };
+    } finally {
+      await dispatcher?.close().catch(() => undefined);
     }
   }
 }

@@ -11,6 +11,18 @@ export interface Origin {
   /** Position of the document among everything loaded (file order, then document order). */
   readonly order: number;
   lineOf(path: FieldPath): number;
+  /**
+   * Where the text of a string field that is itself YAML (the mesh config, config/embedded-yaml.ts)
+   * starts in the source, when the source can say: its first line there, and how far its lines are
+   * indented. Undefined where the text's lines are not the source's (a folded or quoted scalar).
+   */
+  textStart?(path: FieldPath): TextStart | undefined;
+}
+
+/** Line `n` of an embedded text is line `line + n - 1` of the source, its column `c` column `indent + c`. */
+export interface TextStart {
+  readonly line: number;
+  readonly indent: number;
 }
 
 export interface ObjectMeta {

@@ -41,21 +41,35 @@ export interface CertificateAuthority {
   issueServerCertificate(names: readonly string[], opts?: { days?: number }): { certChainPem: string; keyPem: string };
 }
 
-export function loadOrCreateAuthority(dir: string, opts: { trustDomain?: string; now?: () => Date } = {}): { ok: true; ca: CertificateAuthority } | { ok: false; message: string } {
+/**
+ * The trust domain a CA signs for: fixed, or read at each signing (the control plane's choice of
+ * flag, mesh config or default: control/served-trust-domain.ts), which must return a valid one.
+ */
+export type TrustDomainSource = string | (() => string);
+
+export function loadOrCreateAuthority(dir: string, opts: { trustDomain?: TrustDomainSource; now?: () => Date } = {}): { ok: true; ca: CertificateAuthority } | { ok: false; message: string } {
   const trustDomain = opts.trustDomain ?? DEFAULT_TRUST_DOMAIN;
-  if (!parseSpiffeId(spiffeIdOf({ trustDomain, namespace: 'ns', serviceAccount: 'sa' }))) return { ok: false, message: `invalid trust domain ${JSON.stringify(trustDomain)}` };
+  const first = invalidTrustDomain(trustDomain);
+  if (first.invalid) return { ok: false, message: `invalid trust domain ${JSON.stringify(first.name)}` };
   const clock = opts.now ?? (() => new Date());
-  const loaded = loadOrCreateCaFiles(dir, trustDomain, clock());
+  const loaded = loadOrCreateCaFiles(dir, first.name, clock());
   if (!loaded.ok) return loaded;
   return { ok: true, ca: authorityFrom(loaded.material, dir, { trustDomain, now: clock }) };
+}
+
+/** The domain a source names now, and whether it cannot be written into a SPIFFE id. */
+export function invalidTrustDomain(source: TrustDomainSource): { name: string; invalid: boolean } {
+  const name = typeof source === 'function' ? source() : source;
+  return { name, invalid: !parseSpiffeId(spiffeIdOf({ trustDomain: name, namespace: 'ns', serviceAccount: 'sa' })) };
 }
 
 /**
  * The CA over material read from anywhere (a folder, or Secrets in cluster mode); `where` says where
  * in logs (`certs/mesh-ca`, `Secret istio-system/istio-ca-secret`). The trust domain must be valid.
  */
-export function authorityFrom(m: CaMaterial, where: string, opts: { trustDomain: string; now: () => Date }): CertificateAuthority {
-  const { trustDomain } = opts;
+export function authorityFrom(m: CaMaterial, where: string, opts: { trustDomain: TrustDomainSource; now: () => Date }): CertificateAuthority {
+  const source = opts.trustDomain;
+  const trustDomainNow = typeof source === 'function' ? source : () => source;
   const clock = opts.now;
   const dir = where;
   const signer = { ...issuerOf({ certPem: m.signerCertPem, keyPem: m.signerKeyPem }), notAfter: new Date(m.signerCert.validTo) };
@@ -70,7 +84,9 @@ export function authorityFrom(m: CaMaterial, where: string, opts: { trustDomain:
   const upward = [...(m.signerCertPem === m.chainRootPem ? [] : [m.signerCertPem]), ...m.intermediatePems];
 
   return {
-    trustDomain,
+    get trustDomain() {
+      return trustDomainNow();
+    },
     rootCertPem: m.trustBundlePem,
     source: m.source,
     dir,
@@ -78,6 +94,7 @@ export function authorityFrom(m: CaMaterial, where: string, opts: { trustDomain:
     signWorkloadCsr(csrPem, identity, sopts = {}) {
       const spiffeId = spiffeIdOf(identity);
       if (!parseSpiffeId(spiffeId)) return { ok: false, message: `not a workload identity: ${spiffeId}` };
+      const trustDomain = trustDomainNow();
       if (identity.trustDomain !== trustDomain) return { ok: false, message: `identity ${spiffeId} is not in this CA's trust domain ${trustDomain}` };
       const ttl = sopts.ttlSeconds === undefined || sopts.ttlSeconds <= 0 ? DEFAULT_WORKLOAD_TTL_SECONDS : sopts.ttlSeconds;
       if (!Number.isFinite(ttl)) return { ok: false, message: `invalid TTL ${sopts.ttlSeconds}` };

@@ -17,6 +17,7 @@ import { selectorMatches } from '../registry/labels.js';
 import { toIpAddress } from './authz-match.js';
 import { compileRule, isObj, list, obj, type Condition, type Ctx, type RuleIR, type Test } from './authz-rules.js';
 import type { WorkloadRef } from './peer-authentication.js';
+import { DEFAULT_TRUST_DOMAINS, type TrustDomains } from '../pki/trust-domain.js';
 import type { RequestAuth } from './request-authentication.js';
 
 export type { WorkloadRef } from './peer-authentication.js';
@@ -83,6 +84,8 @@ export interface Authorizer {
   readonly dryRun: boolean;
   /** HTTP: what the dry-run DENY policies, then the dry-run ALLOW policies, would decide (each set that exists). */
   evaluateDryRun(req: AuthzRequest): readonly DryRunResult[];
+  /** The same for a connection passed through as TCP, by the TCP variants of their rules (as evaluateTcp). */
+  evaluateDryRunTcp(req: TcpAuthzRequest): readonly DryRunResult[];
 }
 
 // ---------------------------------------------------------------- compiled form
@@ -104,7 +107,8 @@ interface CompiledPolicy {
 
 // ---------------------------------------------------------------- compile
 
-export function compileAuthorization(resources: readonly Resource[], workload: WorkloadRef, rootNamespace = 'istio-system'): Authorizer {
+/** `tds`: the trust domains its principals stand for (core/pki/trust-domain.ts); cluster.local alone by default. */
+export function compileAuthorization(resources: readonly Resource[], workload: WorkloadRef, rootNamespace = 'istio-system', tds: TrustDomains = DEFAULT_TRUST_DOMAINS): Authorizer {
   const applicable = resources
     .filter((r) => r.kind === 'AuthorizationPolicy' && appliesTo(r, workload, rootNamespace))
     // Root-namespace policies first (Istio evaluates them in a filter of their own), oldest first.
@@ -119,7 +123,7 @@ export function compileAuthorization(resources: readonly Resource[], workload: W
     const dry = isDryRun(r);
     // A dry-run CUSTOM policy has no authorizer to ask; it is left out, as before.
     if (dry && action === 'CUSTOM') continue;
-    const rules = list(spec.rules).map((rule) => (isObj(rule) ? compileRule(rule, r.metadata.namespace) : undefined));
+    const rules = list(spec.rules).map((rule) => (isObj(rule) ? compileRule(rule, r.metadata.namespace, tds) : undefined));
     const id = `ns[${r.metadata.namespace}]-policy[${r.metadata.name}]`;
     if (action === 'CUSTOM') {
       const provider = isObj(spec.provider) && typeof spec.provider.name === 'string' ? spec.provider.name : '';
@@ -229,10 +233,16 @@ class PolicySet implements Authorizer {
   }
 
   evaluateDryRun(req: AuthzRequest): readonly DryRunResult[] {
-    if (!this.dryRun) return [];
-    const ctx = httpCtx(req);
+    return this.dryRun ? this.shadowResults(httpCtx(req), 'http') : [];
+  }
+
+  evaluateDryRunTcp(req: TcpAuthzRequest): readonly DryRunResult[] {
+    return this.dryRun ? this.shadowResults(l4(req), 'tcp') : [];
+  }
+
+  private shadowResults(ctx: Ctx, chain: 'http' | 'tcp'): readonly DryRunResult[] {
     const matched = (policies: readonly CompiledPolicy[]): string | undefined => {
-      for (const p of policies) for (const rule of p.http) if (rule.test(ctx)) return rule.id;
+      for (const p of policies) for (const rule of p[chain]) if (rule.test(ctx)) return rule.id;
       return undefined;
     };
     const out: DryRunResult[] = [];

@@ -9,6 +9,8 @@ import {
   ipMatcher, namespaceMatcher, parseConditionKey, parsePortText, pathMatcher, serviceAccountMatcher, stringMatcher, trustDomainOf,
   type IpAddress, type IpTest, type StringTest,
 } from './authz-match.js';
+import { withTrustDomainAliases } from './principal-aliases.js';
+import { DEFAULT_TRUST_DOMAINS, type TrustDomains } from '../pki/trust-domain.js';
 
 /** What one evaluation reads, prepared once per request. */
 export interface Ctx {
@@ -46,16 +48,18 @@ export interface RuleIR {
   readonly broken: boolean;
 }
 
-export function compileRule(rule: Record<string, unknown>, policyNamespace: string): RuleIR {
+/** `tds`: the trust domains principals are rewritten across (core/policy/principal-aliases.ts). */
+export function compileRule(rule: Record<string, unknown>, policyNamespace: string, tds: TrustDomains = DEFAULT_TRUST_DOMAINS): RuleIR {
   let broken = false;
+  const principals = (vs: readonly string[]): Test => principalTest(withTrustDomainAliases(tds, vs));
   const from = Array.isArray(rule.from)
-    ? rule.from.map((f) => compileSource(isObj(f) ? obj(f.source) : {}, policyNamespace))
+    ? rule.from.map((f) => compileSource(isObj(f) ? obj(f.source) : {}, policyNamespace, principals))
     : undefined;
   const to = Array.isArray(rule.to) ? rule.to.map((t) => compileOperation(isObj(t) ? obj(t.operation) : {})) : undefined;
   const when: Condition[] = [];
   for (const w of list(rule.when)) {
     const cond = obj(w);
-    const made = compileCondition(typeof cond.key === 'string' ? cond.key : '', strings(cond.values), strings(cond.notValues), policyNamespace);
+    const made = compileCondition(typeof cond.key === 'string' ? cond.key : '', strings(cond.values), strings(cond.notValues), policyNamespace, principals);
     if (made === undefined) broken = true;
     else when.push(...made);
   }
@@ -90,9 +94,9 @@ function on(m: StringTest, get: (c: Ctx) => string | undefined): Test {
   return (c) => m(get(c));
 }
 
-function compileSource(s: Record<string, unknown>, policyNamespace: string): Condition[] {
+function compileSource(s: Record<string, unknown>, policyNamespace: string, principals: (vs: readonly string[]) => Test): Condition[] {
   const out: Condition[] = [];
-  field(out, strings(s.principals), strings(s.notPrincipals), principalTest);
+  field(out, strings(s.principals), strings(s.notPrincipals), principals);
   field(out, strings(s.requestPrincipals), strings(s.notRequestPrincipals), (vs) => on(stringMatcher(vs, 'non-empty'), (c) => c.auth?.principal), { httpOnly: true });
   field(out, strings(s.namespaces), strings(s.notNamespaces), namespaceTest);
   field(out, strings(s.serviceAccounts), strings(s.notServiceAccounts), (vs) => on(serviceAccountMatcher(vs, policyNamespace), (c) => c.principal));
@@ -114,7 +118,7 @@ function compileOperation(o: Record<string, unknown>): Condition[] {
 }
 
 /** undefined for a key Istio does not know: the whole rule is then skipped, as Istio does. */
-function compileCondition(key: string, values: string[], notValues: string[], policyNamespace: string): Condition[] | undefined {
+function compileCondition(key: string, values: string[], notValues: string[], policyNamespace: string, principals: (vs: readonly string[]) => Test): Condition[] | undefined {
   const attr = parseConditionKey(key);
   const out: Condition[] = [];
   switch (attr.kind) {
@@ -142,7 +146,7 @@ function compileCondition(key: string, values: string[], notValues: string[], po
       field(out, values, notValues, namespaceTest);
       break;
     case 'source.principal':
-      field(out, values, notValues, principalTest);
+      field(out, values, notValues, principals);
       break;
     case 'source.serviceAccount':
       field(out, values, notValues, (vs) => on(serviceAccountMatcher(vs, policyNamespace), (c) => c.principal));

@@ -31,6 +31,8 @@ export interface ClusterDeps extends LoadBalancerDeps {
   readonly peerAuthentication?: (workload: WorkloadRef) => PeerAuthenticationPolicy;
   /** The mesh config's connectTimeout, which a DestinationRule without its own keeps (default 10 s). */
   readonly meshConnectTimeoutMs?: number;
+  /** The mesh config's trustDomain and trustDomainAliases: more domains an endpoint's identity may be in. */
+  readonly trustDomainAliases?: readonly string[];
 }
 
 export function buildCluster(
@@ -75,7 +77,8 @@ export function buildCluster(
         build: algorithm,
       });
   const plaintext = plaintextSidecars(endpoints, port, deps.peerAuthentication);
-  return Object.freeze({ name, service, port, subset, endpoints, policy, lb, traffic, ...(plaintext ? { plaintextSidecars: plaintext } : {}) });
+  const aliases = deps.trustDomainAliases?.length ? { trustDomainAliases: deps.trustDomainAliases } : {};
+  return Object.freeze({ name, service, port, subset, endpoints, policy, lb, traffic, ...(plaintext ? { plaintextSidecars: plaintext } : {}), ...aliases });
 }
 
 /** Sidecar endpoints whose PeerAuthentication is DISABLE on the port they serve this cluster on. */

@@ -61,6 +61,12 @@ export interface Cluster {
    * port: auto mTLS sends them plaintext, as their sidecar accepts nothing else.
    */
   readonly plaintextSidecars?: ReadonlySet<Endpoint>;
+  /**
+   * Trust domains besides the proxy's own that an endpoint's identity may name (the mesh config's
+   * trustDomain and trustDomainAliases): auto mTLS accepts its service account in each, as Istio
+   * expands a service's accounts with the aliases.
+   */
+  readonly trustDomainAliases?: readonly string[];
 }
 
 /** A cluster's connectionPool and outlierDetection, resolved, with the live state they act on. */

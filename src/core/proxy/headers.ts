@@ -57,13 +57,30 @@ export function requestIdOf(headers: IncomingHttpHeaders): string {
 }
 
 /**
- * The end-to-end headers of a request: hop-by-hop, Connection-listed, `host` and HTTP/2 pseudo-headers
- * removed. With `untrusted`, the headers only a proxy may set (x-envoy-*, x-forwarded-proto,
- * x-forwarded-client-cert) are removed too, as the edge does for requests from outside. Those named
- * in `dropped` are left out as well: left out of the copy rather than deleted from it, as a deleted
- * property turns the object into a hash table that every later read and undici's walk pay for.
+ * The request as Envoy's connection manager hands it to its filters and routes on a listener that
+ * forwards (a gateway, a sidecar's outbound side), every request counting as external as Istio
+ * configures Envoy: the headers only a proxy may set are this proxy's, not the client's. Client
+ * x-envoy-* and x-forwarded-client-cert go (the latter set again from a verified client certificate,
+ * Istio's SANITIZE_SET), x-forwarded-proto is the connection's scheme. Done in place before routes,
+ * authorization and external authorizers read the request: a DENY on `x-forwarded-proto` other than
+ * https, or a route on `x-envoy-internal`, must not take the client's word. Deletes only what a
+ * client sent, which is rare: a deleted property costs every later read of the object.
  */
-export function hopByHopFree(incoming: IncomingHttpHeaders, untrusted = false, dropped?: ReadonlySet<string>): Record<string, string | string[]> {
+export function sanitizeForwardedRequest(headers: IncomingHttpHeaders, scheme: string, clientCert: string | undefined): void {
+  for (const name in headers) {
+    if (name.charCodeAt(0) === 120 && (name.startsWith('x-envoy-') || name === 'x-forwarded-client-cert')) delete headers[name];
+  }
+  if (clientCert !== undefined) headers['x-forwarded-client-cert'] = clientCert;
+  if (headers['x-forwarded-proto'] !== scheme) headers['x-forwarded-proto'] = scheme;
+}
+
+/**
+ * The end-to-end headers of a request: hop-by-hop, Connection-listed, `host` and HTTP/2 pseudo-headers
+ * removed. Those named in `dropped` are left out as well: left out of the copy rather than deleted
+ * from it, as a deleted property turns the object into a hash table that every later read and
+ * undici's walk pay for.
+ */
+export function hopByHopFree(incoming: IncomingHttpHeaders, dropped?: ReadonlySet<string>): Record<string, string | string[]> {
   const listed = connectionListed(incoming.connection);
   const out: Record<string, string | string[]> = {};
   for (const name in incoming) {
@@ -72,7 +89,6 @@ export function hopByHopFree(incoming: IncomingHttpHeaders, untrusted = false, d
     if (v === undefined || listed?.has(name) || name === 'host' || name.charCodeAt(0) === 58 || dropped?.has(name)) continue;
     // `te: trailers` is the one hop-by-hop value that must travel: gRPC servers check it.
     if (HOP_BY_HOP.has(name) && !(name === 'te' && v === 'trailers')) continue;
-    if (untrusted && (name.startsWith('x-envoy-') || name === 'x-forwarded-proto' || name === 'x-forwarded-client-cert')) continue;
     out[name] = v;
   }
   return out;
@@ -84,9 +100,9 @@ export function forwardedFor(incoming: IncomingHttpHeaders, remoteAddress: strin
   return xff ? `${String(xff)}, ${remoteAddress}` : remoteAddress;
 }
 
-/** Headers for the upstream request, before route header rules. */
+/** Headers for the upstream request, before route header rules (`incoming` sanitized as above). */
 export function upstreamRequestHeaders(incoming: IncomingHttpHeaders, f: ForwardedFacts): Record<string, string | string[]> {
-  const out = hopByHopFree(incoming, true);
+  const out = hopByHopFree(incoming);
   out['x-forwarded-for'] = forwardedFor(incoming, f.remoteAddress);
   out['x-forwarded-proto'] = f.scheme;
   out['x-request-id'] = f.requestId;

@@ -5,7 +5,7 @@
 // let through (upgrade_configs). One object, built once from the command line, read by the accept
 // stage (connection-limits.ts, the servers' own settings here) and the parse stage (stages/parse.ts).
 
-import type { IncomingMessage, Server as HttpServer } from 'node:http';
+import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
 import type { Http2SecureServer } from 'node:http2';
 import type { Socket } from 'node:net';
 import { LocalReplies, rawLocalReply, type LocalReply } from './respond.js';
@@ -77,10 +77,38 @@ export function applyHttp1Limits(server: HttpServer | Http2SecureServer, limits:
     if (socket.writableEnded) return;
     const reply = clientErrorReply(err);
     if (!reply || !socket.writable) return void socket.destroy();
-    socket.end(rawLocalReply(reply));
-    // A client that never reads the answer does not keep the connection.
-    setTimeout(() => socket.destroy(), 1000).unref();
+    answerInTurn(socket as Http1Socket, reply);
   });
+}
+
+/** What node:http keeps on an HTTP/1 socket: the response being written, and the parser's message. */
+type Http1Socket = Socket & {
+  _httpMessage?: (ServerResponse & { req?: IncomingMessage }) | null;
+  parser?: { incoming?: IncomingMessage | null } | null;
+};
+
+/**
+ * Answers bytes node:http could not parse with `reply`, then closes, in the connection's turn: the
+ * answers owed to requests parsed before it (pipelined) go out whole first, as Envoy reads no next
+ * request before answering the last. Written at once, the error landed inside an answer being
+ * streamed, or before one not yet begun, and the client took it for that request's answer. A body
+ * that turns malformed after its request was handed on is not answered twice: once that request's
+ * answer has begun (or gone out whole, its body still being read), the connection is only closed.
+ */
+function answerInTurn(socket: Http1Socket, reply: LocalReply): void {
+  const failed = socket.parser?.incoming;
+  const midBody = failed !== null && failed !== undefined && !failed.complete;
+  const owed = socket._httpMessage;
+  if (owed && !(midBody && owed.req === failed)) {
+    owed.once('close', () => {
+      if (!socket.destroyed && !socket.writableEnded) answerInTurn(socket, reply);
+    });
+    return;
+  }
+  if (midBody && (!owed || owed.headersSent)) return void socket.destroy();
+  socket.end(rawLocalReply(reply));
+  // A client that never reads the answer does not keep the connection.
+  setTimeout(() => socket.destroy(), 1000).unref();
 }
 
 /** Settings for node:http2 servers: the same limits, with room to answer them with 431 rather than a reset. */

@@ -6,6 +6,7 @@
 
 import type { IncomingHttpHeaders } from 'node:http';
 import { compileAuthorization } from '../policy/authorization.js';
+import { trustDomainsOf } from '../pki/trust-domain.js';
 import { compilePeerAuthentication } from '../policy/peer-authentication.js';
 import type { Cluster } from '../policy/types.js';
 import { endpointPort, type Endpoint } from '../registry/types.js';
@@ -62,7 +63,8 @@ function serverSide(cluster: Cluster, e: Endpoint, resources: readonly Resource[
   }
   const principal = plaintext ? undefined : req.principal;
   lines.push(`      caller identity: ${principal ?? 'none (plaintext)'}`);
-  const authz = compileAuthorization(resources, workload);
+  // The destination's certificate is not at hand here: its trust domains are the mesh config's.
+  const authz = compileAuthorization(resources, workload, 'istio-system', trustDomainsOf(resources, undefined));
   if (authz.empty) {
     lines.push('      AuthorizationPolicy: none applies, every request is allowed');
     return { lines };

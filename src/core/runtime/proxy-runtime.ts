@@ -15,6 +15,7 @@ import { UpstreamPools } from '../proxy/upstream-pools.js';
 import { LiveClusters } from '../policy/live-clusters.js';
 import type { ClusterBreaker } from '../policy/circuit-breaker.js';
 import { WorkloadSecurityCache } from '../policy/workload-security.js';
+import { currentCertificate } from '../tls/upstream-tls.js';
 import { createProxyTelemetry, type ProxyTelemetry } from '../telemetry/proxy-telemetry.js';
 import type { WorkloadInfo } from '../telemetry/workload.js';
 import { createRateLimiting, type RateLimiting } from '../proxy/rate-limiting.js';
@@ -121,7 +122,8 @@ export class ProxyRuntime {
       ...(opts.redisUrl ? { redisUrl: opts.redisUrl } : {}),
       ...(opts.trustedProxies !== undefined ? { trustedProxies: opts.trustedProxies } : {}),
     });
-    this.security = new WorkloadSecurityCache({ namespace: opts.workload.namespace, labels: opts.workload.labels });
+    const identity = opts.identity;
+    this.security = new WorkloadSecurityCache({ namespace: opts.workload.namespace, labels: opts.workload.labels }, identity ? { ownSpiffeId: () => currentCertificate(identity)?.spiffeId } : {});
     this.#deadlineMs = (opts.drainDeadlineSeconds ?? DEFAULT_DRAIN_DEADLINE_SECONDS) * 1000;
     this.#status = createStatusServer(() => this.holder.current() !== undefined && !this.drain.draining);
     this.#admin = createAdminPort(async () => (await import('../admin/admin-server.js')).createAdminServer(this.holder, this.pools, this.rateLimiting.limiters, this.accessLog.dashboard));

@@ -13,6 +13,7 @@ import { indexDestinationRules } from '../policy/destination-rules.js';
 import { buildCluster, type ClusterDeps } from '../policy/cluster.js';
 import { DEFAULT_CONNECT_TIMEOUT_MS, meshConnectTimeoutMs } from '../policy/connection-limits.js';
 import { meshConfigOf } from '../telemetry/telemetry-policy.js';
+import { meshTrustDomains } from '../pki/trust-domain.js';
 import { compileMeshTcp } from '../routing/mesh-tcp-routes.js';
 import { LiveClusters } from '../policy/live-clusters.js';
 import { peerAuthenticationIndex } from '../policy/peer-authentication.js';
@@ -82,9 +83,12 @@ export function buildSnapshot(loaded: LoadResult, role: ProxyRole, deps: Snapsho
   const clusters = new Map<string, Cluster>();
   const peerAuthentication = peerAuthenticationIndex(resources);
   const connectTimeoutMs = meshConnectTimeoutMs(meshConfigOf(resources));
+  const meshDomains = meshTrustDomains(resources);
+  const trustDomainAliases = [...new Set([...(meshDomains.trustDomain ? [meshDomains.trustDomain] : []), ...meshDomains.aliases])];
   const clusterDeps: ClusterDeps = {
     ...deps,
     ...(connectTimeoutMs !== DEFAULT_CONNECT_TIMEOUT_MS ? { meshConnectTimeoutMs: connectTimeoutMs } : {}),
+    ...(trustDomainAliases.length > 0 ? { trustDomainAliases } : {}),
     live: deps.live ?? new LiveClusters(),
     proxy: { locality: role.locality ?? '', labels: role.labels },
     ...(peerAuthentication ? { peerAuthentication } : {}),

@@ -48,7 +48,7 @@ export function reuseCluster(
 
 /** The deps of buildCluster() other than the service and rule, as a list compared item by item. */
 export function clusterDeps(deps: ClusterDeps, peerAuthentications: readonly unknown[]): unknown[] {
-  return [deps.random, deps.load, deps.live, deps.proxy?.locality, deps.proxy?.labels, deps.peerAuthentication !== undefined, deps.meshConnectTimeoutMs, ...peerAuthentications];
+  return [deps.random, deps.load, deps.live, deps.proxy?.locality, deps.proxy?.labels, deps.peerAuthentication !== undefined, deps.meshConnectTimeoutMs, deps.trustDomainAliases?.join(','), ...peerAuthentications];
 }
 
 /**

@@ -10,6 +10,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { configFileNames, parseConfigText, type LoadResult, type ParsedDocument } from '../config/load.js';
+import { embeddedYamlFields } from '../config/embedded-yaml.js';
 import type { FieldPath, Resource } from '../model/resource.js';
 
 interface ParsedFile {
@@ -147,6 +148,8 @@ function sameDocument(a: Resource, b: Resource): boolean {
   const x = a.origin;
   const y = b.origin;
   if (x.file !== y.file || x.line !== y.line || x.order !== y.order || a.kind !== b.kind || a.apiVersion !== b.apiVersion) return false;
+  // The mesh config's text indented anew keeps its lines but moves a syntax error's column.
+  for (const f of embeddedYamlFields(a.raw)) if (x.textStart?.(f)?.indent !== y.textStart?.(f)?.indent) return false;
   return sameTree(a.raw, b.raw, [], x.lineOf, y.lineOf);
 }
 

@@ -6,7 +6,8 @@
 import { createHash } from 'node:crypto';
 import { isRecord, resourceFromObject, type LoadResult } from '../config/load.js';
 import type { Problem } from '../config/problem.js';
-import type { FieldPath, Origin, Resource } from '../model/resource.js';
+import type { FieldPath, Origin, Resource, TextStart } from '../model/resource.js';
+import { embeddedYamlFields } from '../config/embedded-yaml.js';
 
 export const STREAM_PATH = '/v1/config/stream';
 export const ACK_PATH = '/v1/config/ack';
@@ -21,6 +22,8 @@ export interface WireOrigin {
   readonly order: number;
   /** `JSON.stringify(path)` → line, only where a field's line differs from its parent's. */
   readonly lines: Readonly<Record<string, number>>;
+  /** `JSON.stringify(path)` → [line, indent] where an embedded YAML text (the mesh config) starts (Origin.textStart). */
+  readonly texts?: Readonly<Record<string, readonly [number, number]>>;
 }
 
 export interface WireResource {
@@ -119,7 +122,13 @@ export function encodeResource(r: Resource): WireResource {
     else if (isRecord(value)) for (const [k, v] of Object.entries(value)) walk(v, [...path, k], line);
   };
   walk(r.raw, [], Number.NaN);
-  return { origin: { file: r.origin.file, line: r.origin.line, order: r.origin.order, lines }, object: r.raw };
+  // The proxy reads the embedded text's own lines from the object; where the text starts is all it needs besides.
+  let texts: Record<string, readonly [number, number]> | undefined;
+  for (const field of embeddedYamlFields(r.raw)) {
+    const start = r.origin.textStart?.(field);
+    if (start) (texts ??= {})[pathKey(field)] = [start.line, start.indent];
+  }
+  return { origin: { file: r.origin.file, line: r.origin.line, order: r.origin.order, lines, ...(texts ? { texts } : {}) }, object: r.raw };
 }
 
 /** The version of a set: the same resources give the same version, whichever process sends them. */
@@ -152,10 +161,15 @@ function originOf(v: unknown): Origin | undefined {
   const lines = new Map<string, number>();
   for (const [k, line] of Object.entries(v.lines)) if (isLine(line)) lines.set(k, line);
   const first = v.line;
+  const texts = new Map<string, TextStart>();
+  for (const [k, at] of Object.entries(isRecord(v.texts) ? v.texts : {})) {
+    if (Array.isArray(at) && isLine(at[0]) && isLine(at[1])) texts.set(k, { line: at[0], indent: at[1] });
+  }
   return {
     file: v.file,
     line: first,
     order: v.order,
+    ...(texts.size > 0 ? { textStart: (path: FieldPath) => texts.get(pathKey(path)) } : {}),
     // The nearest field on the path that has a line of its own, as the YAML loader answers.
     lineOf(path: FieldPath): number {
       for (let n = path.length; n >= 0; n--) {

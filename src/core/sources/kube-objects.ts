@@ -4,7 +4,7 @@
 
 import { resourceFromObject, isRecord, type LoadResult } from '../config/load.js';
 import type { Problem } from '../config/problem.js';
-import type { Resource } from '../model/resource.js';
+import type { Resource, TextStart } from '../model/resource.js';
 
 export interface KubeKind {
   readonly kind: string;
@@ -97,11 +97,17 @@ export function toLoadResult(objects: ReadonlyArray<{ readonly kind: KubeKind; r
   const resources: Resource[] = [];
   const problems: Problem[] = [];
   for (const { kind, obj } of all) {
-    const r = resourceFromObject(asServed(kind, obj), { file: kubeOrigin(kind, obj), line: 1, order: resources.length, lineOf: () => 1 }, problems);
+    // An object from the API has no file: every field is on its line 1, and embedded YAML (the mesh
+    // config) counts lines from its own text's first.
+    const r = resourceFromObject(asServed(kind, obj), { file: kubeOrigin(kind, obj), line: 1, order: resources.length, lineOf: onLineOne, textStart: textFromItsOwnFirstLine }, problems);
     if (r) resources.push(r);
   }
   return { resources, problems };
 }
+
+const onLineOne = (): number => 1;
+const TEXT_START: TextStart = Object.freeze({ line: 1, indent: 0 });
+const textFromItsOwnFirstLine = (): TextStart => TEXT_START;
 
 /** `kube:VirtualService/default/reviews`: what problems print where a file name would be. */
 export function kubeOrigin(kind: KubeKind, obj: KubeObject): string {

@@ -4,7 +4,7 @@
 // namespace, no selector), then the proxy's namespace, then those whose selector matches its labels
 // — the more specific one wins for each thing it sets. Computed once per snapshot.
 
-import { yaml } from '../config/yaml-module.js';
+import { parseEmbeddedYaml } from '../config/embedded-yaml.js';
 import type { Resource } from '../model/resource.js';
 import { parseDuration } from '../config/duration.js';
 import { DEFAULT_METRICS_POLICY, metricsPolicyFrom, type MetricsPolicy } from './metrics-overrides.js';
@@ -45,12 +45,8 @@ export function meshConfigOf(resources: readonly Resource[]): Obj | undefined {
     const data = isObj(r.raw) && isObj(r.raw['data']) ? r.raw['data'] : undefined;
     const text = data?.['mesh'];
     if (typeof text !== 'string') return undefined;
-    try {
-      const v = yaml().parse(text) as unknown;
-      return isObj(v) ? v : undefined;
-    } catch {
-      return undefined;
-    }
+    const parsed = parseEmbeddedYaml(text);
+    return parsed.ok && isObj(parsed.value) ? parsed.value : undefined;
   }
   return undefined;
 }

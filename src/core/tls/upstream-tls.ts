@@ -113,13 +113,19 @@ function istioMutual(cluster: Cluster, endpoint: Endpoint, identity: IdentityPro
   });
 }
 
-/** DR subjectAltNames, else the ServiceEntry's, else the endpoint's own service account, else none. */
+/**
+ * DR subjectAltNames, else the ServiceEntry's, else the endpoint's own service account in this
+ * proxy's trust domain and the mesh config's other ones (trustDomain, trustDomainAliases), else none.
+ */
 function expectedPeers(cluster: Cluster, endpoint: Endpoint, tls: ClientTlsSettings | undefined, trustDomain: string | undefined): string[] {
   const fromRule = nonEmpty(tls?.subjectAltNames);
   if (fromRule) return [...fromRule];
   const fromService = nonEmpty(cluster.service.subjectAltNames);
   if (fromService) return [...fromService];
-  if (endpoint.serviceAccount && trustDomain) return [`spiffe://${trustDomain}/ns/${endpoint.namespace}/sa/${endpoint.serviceAccount}`];
+  if (endpoint.serviceAccount && trustDomain) {
+    const domains = [trustDomain, ...(cluster.trustDomainAliases ?? []).filter((d) => d !== trustDomain)];
+    return domains.map((d) => `spiffe://${d}/ns/${endpoint.namespace}/sa/${endpoint.serviceAccount}`);
+  }
   return [];
 }
 

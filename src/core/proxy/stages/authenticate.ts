@@ -1,7 +1,8 @@
 // The authenticate stage of the request pipeline, for listeners that serve a workload of their own
 // (the gateway by its labels, a sidecar's inbound side; ctx.security): the workload's policies for the
 // request's snapshot are found, and the request's JWT is checked (RequestAuthentication: a bad token
-// is 401, none passes; policy/request-authentication.ts). The peer certificate's identity is the
+// is 401, none passes; policy/request-authentication.ts), and its header edits are made at once
+// (the token header removed, claim headers set, client-sent claim headers dropped). The peer certificate's identity is the
 // listener's to say (tls/peer-identity.ts) and is read by authorize. A listener with a workload but
 // no configuration yet has no policy to check against: closed (503 UH), not open. A sidecar's
 // outbound side has no workload to protect and does not run this stage, as Istio's does not.
@@ -32,7 +33,15 @@ function verified(ex: Exchange, authn: AuthnResult | undefined): StageResult {
     return jwtDenied(authn.reason);
   }
   ex.auth = authn.auth;
-  // Removing the token and adding claim headers waits until authorize has allowed the request.
-  if (authn.edits) ex.authnEdits = authn.edits;
+  // The token's header goes and the claim headers are written now, before authorization and any
+  // external authorizer read the request, as Envoy's jwt_authn filter edits it ahead of ext_authz
+  // and RBAC: a `when` on `request.headers[<claim header>]` reads the verified claim, never a value
+  // the client sent under that name.
+  const edits = authn.edits;
+  if (edits) {
+    const headers = ex.req.headers;
+    for (const name of edits.remove) delete headers[name];
+    for (const name in edits.set) headers[name] = edits.set[name];
+  }
   return undefined;
 }

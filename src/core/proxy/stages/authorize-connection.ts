@@ -7,13 +7,16 @@
 // requestPrincipals, request.* conditions) never matches a connection, and in a DENY rule those fields
 // are dropped, so the rule denies more (fail closed). A denied connection is closed before a byte
 // reaches the destination, and, as Envoy's RBAC network filter reports it (termination details
-// `rbac_deny_close`, no response flag), counted in the TCP metrics and logged.
+// `rbac_deny_close`, no response flag), counted in the TCP metrics and logged. Dry-run policies
+// (`istio.io/dry-run`) decide nothing here either: their shadow result is logged as for HTTP
+// (dry-run-log.ts), one line per action and connection.
 
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { SnapshotHolder } from '../../snapshot/holder.js';
 import type { WorkloadSecurityCache } from '../../policy/workload-security.js';
-import type { AuthzDecision } from '../../policy/authorization.js';
+import type { AuthzDecision, TcpAuthzRequest } from '../../policy/authorization.js';
+import { logDryRun } from './dry-run-log.js';
 import type { AccessLog } from '../../telemetry/access-log.js';
 import { principalOf } from '../../pki/spiffe.js';
 import { peerOfRequest } from '../../telemetry/workload.js';
@@ -43,8 +46,8 @@ export interface ConnectionFacts {
 /** True when the connection may go on; otherwise it has been closed, counted and logged. */
 export function authorizeConnection(a: ConnectionAuthorization, c: ConnectionFacts): boolean {
   const decision = decide(a, c);
-  if (decision.allowed) return true;
   const { socket } = c;
+  if (decision.allowed) return true;
   const downstreamPeer = peerOfRequest({}, c.spiffeId);
   const labels = { reporter: c.reporter, cluster: c.cluster, ...(downstreamPeer ? { downstreamPeer } : {}) };
   a.accessLog.tcpOpened?.(labels);
@@ -81,11 +84,18 @@ function decide(a: ConnectionAuthorization, c: ConnectionFacts): AuthzDecision {
   // No configuration yet: no policy to check against, so closed, not open.
   if (!snapshot) return { allowed: false, reason: 'no configuration yet' };
   const { socket } = c;
-  return a.security.for(snapshot).authorizer.evaluateTcp({
+  const authz = a.security.for(snapshot).authorizer;
+  const request: TcpAuthzRequest = {
     ...(c.spiffeId ? { principal: principalOf(c.spiffeId) } : {}),
     sourceIp: socket.remoteAddress ?? '',
     ...(socket.localAddress ? { destinationIp: socket.localAddress } : {}),
     destinationPort: c.destinationPort,
     ...(c.sni ? { sni: c.sni } : {}),
-  });
+  };
+  // Dry-run policies are evaluated before the enforced ones decide, whatever they decide, as
+  // Envoy's network RBAC filter runs its shadow rules on every connection.
+  if (authz.dryRun) {
+    logDryRun(a.log, authz.evaluateDryRunTcp(request), { remote: `${socket.remoteAddress ?? ''}:${socket.remotePort ?? 0}`, destinationPort: c.destinationPort, ...(c.spiffeId ? { principal: c.spiffeId } : {}) });
+  }
+  return authz.evaluateTcp(request);
 }

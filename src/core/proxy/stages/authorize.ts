@@ -4,11 +4,11 @@
 // (`remoteIpBlocks`), the port the connection came in on, the normalized path, the token's principal
 // and claims. A denial is 403 `RBAC: access denied` naming the deciding policy. A request CUSTOM
 // policies matched waits for their external authorizers first (../ext-authz.ts), whose denial comes
-// before DENY and ALLOW, as Envoy's ext_authz filter comes before its RBAC filters. An allowed
-// request then gets the header edits of its verified token (forwardOriginalToken, outputClaimToHeaders).
+// before DENY and ALLOW, as Envoy's ext_authz filter comes before its RBAC filters. The verified
+// token's header edits (forwardOriginalToken, outputClaimToHeaders) were made by authenticate, so
+// every check here reads the headers the upstream will get.
 // Dry-run policies (`istio.io/dry-run`) decide nothing; what they would have decided is logged, one
-// line per request and action, as Envoy's RBAC shadow rules log it (`shadow denied, matched policy
-// ns[foo]-policy[name]-rule[0]`), with authz_dry_run_action and authz_dry_run_result.
+// line per request and action (dry-run-log.ts).
 
 import { principalOf } from '../../pki/spiffe.js';
 import { trustedClientAddress } from '../client-address.js';
@@ -16,7 +16,8 @@ import { trustedHopsFor } from '../trusted-hops.js';
 import { rbacDenied } from '../respond.js';
 import { whenNeeded } from '../../runtime/when-needed.js';
 import { currentCertificate } from '../../tls/upstream-tls.js';
-import type { AuthzDecision, AuthzRequest, DryRunResult } from '../../policy/authorization.js';
+import type { AuthzDecision, AuthzRequest } from '../../policy/authorization.js';
+import { logDryRun } from './dry-run-log.js';
 import { routedDestinationOf } from './select.js';
 import type { Exchange, StageResult } from './exchange.js';
 import { factsOf } from './exchange.js';
@@ -45,8 +46,8 @@ export function authorize(ex: Exchange): StageResult | Promise<StageResult> {
       headers: facts.headers,
       ...(auth ? { auth } : {}),
     };
-    if (authz.dryRun) logDryRun(ex, authz.evaluateDryRun(request));
-    if (authz.empty) return authorized(ex);
+    if (authz.dryRun) logDryRun(ctx.log, authz.evaluateDryRun(request), { requestId: ex.requestId });
+    if (authz.empty) return undefined;
     const decision = authz.evaluate(request);
     if (decision.ask) {
       const { snapshot, res } = ex;
@@ -69,16 +70,7 @@ export function authorize(ex: Exchange): StageResult | Promise<StageResult> {
     }
     return decided(ex, decision);
   }
-  return authorized(ex);
-}
-
-function logDryRun(ex: Exchange, results: readonly DryRunResult[]): void {
-  const log = ex.ctx.log;
-  if (!log) return;
-  for (const r of results) {
-    const fields = { requestId: ex.requestId, authz_dry_run_action: r.action, authz_dry_run_result: r.result, ...(r.rule ? { policy: r.rule } : {}) };
-    log.info(fields, r.rule ? `rbac shadow ${r.result}, matched policy ${r.rule}` : `rbac shadow ${r.result}, no dry-run ${r.action.toUpperCase()} policy matched`);
-  }
+  return undefined;
 }
 
 /** What DENY and ALLOW say, once any external authorizer has allowed. */
@@ -86,16 +78,6 @@ function decided(ex: Exchange, decision: AuthzDecision): StageResult {
   if (!decision.allowed) {
     routedDestinationOf(ex);
     return rbacDenied(decision.policy);
-  }
-  return authorized(ex);
-}
-
-function authorized(ex: Exchange): StageResult {
-  const { req } = ex;
-  const edits = ex.authnEdits;
-  if (edits) {
-    for (const name of edits.remove) delete req.headers[name];
-    for (const [name, value] of Object.entries(edits.set)) req.headers[name] = value;
   }
   return undefined;
 }

@@ -16,7 +16,7 @@ import type { CompiledRoute, DestinationTarget, RequestFacts, RouteConfig, Virtu
 import type { AccessLog, RequestRecord } from '../../telemetry/access-log.js';
 import type { IdentityProvider } from '../../pki/types.js';
 import type { WorkloadSecurity, WorkloadSecurityCache } from '../../policy/workload-security.js';
-import type { AuthnHeaderEdits, RequestAuth } from '../../policy/request-authentication.js';
+import type { RequestAuth } from '../../policy/request-authentication.js';
 import type { LocalReply } from '../respond.js';
 import type { RateLimitContext } from './rate-limit.js';
 import type { UpstreamPools } from '../upstream-pools.js';
@@ -132,12 +132,11 @@ export interface Exchange {
   route?: CompiledRoute;
   /** The route's (weighted) destination, picked once (select.ts routedDestinationOf). */
   destination?: DestinationTarget;
-  /** authenticate: the workload's compiled policies, the verified token and its header edits. */
+  /** authenticate: the workload's compiled policies and the verified token. */
   security?: WorkloadSecurity;
   auth?: RequestAuth;
   /** The authenticate stage has run (select runs it early for routes on JWT claims). */
   authenticated?: true;
-  authnEdits?: AuthnHeaderEdits;
   /** cors: headers every answer to an actual CORS request carries. */
   corsHeaders?: Record<string, string>;
 }

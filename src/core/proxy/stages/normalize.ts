@@ -1,14 +1,16 @@
 // The normalize stage of the request pipeline, right after parse (parse.ts made the target and the
 // authority canonical): only the upgrade protocols the listener allows go on (WebSocket by default,
 // upgrade-policy.ts), the path is normalized as the mesh config's pathNormalization says (Istio's
-// BASE by default, path-normalize.ts; one that cannot be is 400), and the request's facts are read
-// once — the authority, the normalized path, the query, the method and the headers — for every
-// later stage to match on.
+// BASE by default, path-normalize.ts; one that cannot be is 400), the headers only a proxy may set
+// are sanitized on listeners that forward (headers.ts), and the request's facts are read once — the
+// authority, the normalized path, the query, the method and the headers — for every later stage to
+// match on.
 
 import type { IncomingMessage } from 'node:http';
 import type { RequestFacts } from '../../routing/types.js';
 import { normalizeHost } from '../../routing/host-index.js';
 import { normalizePath, pathNormalizationFor } from '../path-normalize.js';
+import { sanitizeForwardedRequest } from '../headers.js';
 import { badRequest, LocalReplies } from '../respond.js';
 import { upgradeAllowed } from '../upgrade-policy.js';
 import { DEFAULT_HTTP_LIMITS } from '../http-limits.js';
@@ -22,6 +24,9 @@ export function normalize(ex: Exchange): StageResult {
   if (tunnel && !upgradeAllowed(tunnel.protocol, ctx.limits ?? DEFAULT_HTTP_LIMITS)) return LocalReplies.upgradeRefused;
   const path = normalizePath(rawPath(req.url ?? '/'), pathNormalizationFor(ex.snapshot));
   if (path === undefined) return PATH_NORMALIZATION_FAILED;
+  // A listener that forwards sanitizes what only a proxy may say; a sidecar's inbound side hands a
+  // mesh peer's request to the app as it came (sidecar/inbound-headers.ts).
+  if (!listener.localApp) sanitizeForwardedRequest(req.headers, listener.scheme, listener.clientCert?.(req));
   ex.facts = requestFacts(req, ex.port, listener.scheme, path);
   return undefined;
 }

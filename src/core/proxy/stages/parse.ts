@@ -45,7 +45,8 @@ function parse(req: IncomingMessage, res: ServerResponse, limits: HttpLimits): T
   // Istio's semantics: methods are case-sensitive tokens and Envoy refuses lower-case ones (only HTTP/2 can send them).
   if (!/^[A-Z][A-Z0-9_-]*$/.test(method)) return refuse('invalid_method');
   // No route meshgate compiles matches CONNECT (Istio configures no connect_matcher): Envoy answers
-  // 404. (A sidecar's outbound port tunnels HTTP/1 CONNECT before any request reaches here.)
+  // 404, at a gateway and at a sidecar's inbound side alike. (A sidecar's outbound port tunnels
+  // HTTP/1 CONNECT before any request reaches here.)
   if (method === 'CONNECT') return { ok: false, reply: LocalReplies.noRoute };
   const h2 = req.httpVersionMajor >= 2;
   // Node's HTTP/1 parser takes `HTTP/2.0` in a request line (for h2c's `PRI * HTTP/2.0` preface):

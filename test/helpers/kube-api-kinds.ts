@@ -1,6 +1,6 @@
-// What the Kubernetes API stand-in (kube-api.ts) serves: its collections, written out here rather
-// than imported from the code under test (so a wrong path there shows up), and the list/watch
-// selectors as kube-apiserver reads them.
+// What the Kubernetes API stand-in (kube-api.ts) serves: its collections, written out here rather than
+// imported from the code under test, so that a wrong path there shows up, how objects are keyed
+// and sent back, and which of them a list or watch selects (field and label selectors).
 
 export interface Collection {
   readonly apiVersion: string;
@@ -19,6 +19,7 @@ export const COLLECTIONS: readonly Collection[] = [
   { apiVersion: 'v1', kind: 'ConfigMap', plural: 'configmaps', builtIn: true },
   { apiVersion: 'v1', kind: 'ServiceAccount', plural: 'serviceaccounts', builtIn: true },
   { apiVersion: 'v1', kind: 'Namespace', plural: 'namespaces', builtIn: true, clusterScoped: true },
+  { apiVersion: 'v1', kind: 'Node', plural: 'nodes', builtIn: true, clusterScoped: true },
   { apiVersion: 'apps/v1', kind: 'Deployment', plural: 'deployments', builtIn: true },
   { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', plural: 'rolebindings', builtIn: true },
   { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', plural: 'clusterrolebindings', builtIn: true, clusterScoped: true },
@@ -46,12 +47,35 @@ export const COLLECTIONS: readonly Collection[] = [
   { apiVersion: 'gateway.networking.k8s.io/v1beta1', kind: 'ReferenceGrant', plural: 'referencegrants', builtIn: false },
 ];
 
-type Obj = Record<string, unknown>;
+export type Obj = Record<string, unknown> & { metadata: Record<string, unknown> & { name: string; namespace: string } };
+
+/** The object as sent: with its apiVersion and kind. */
+export function withType(c: Collection, o: Obj): Obj {
+  return { ...o, apiVersion: c.apiVersion, kind: c.kind };
+}
+
+/** `namespace/name`, or `/name` for a cluster-scoped kind. */
+export function keyOf(c: Collection, namespace: string | undefined, name: string): string {
+  return `${c.clusterScoped ? '' : (namespace ?? 'default')}/${name}`;
+}
+
+/** The collection, and for one object its name, that a URL path names; undefined when it names none. */
+export function route(path: string): { collection: Collection; namespace: string | undefined; name?: string } | undefined {
+  const m = /^\/(?:api\/(v1)|apis\/([^/]+\/[^/]+))(?:\/namespaces\/([^/]+))?\/([^/]+)(?:\/([^/]+))?$/.exec(path);
+  if (!m) return undefined;
+  const apiVersion = m[1] ?? m[2];
+  // `/api/v1/namespaces/NAME` is one Namespace, not a collection in it.
+  if (apiVersion === 'v1' && m[3] === undefined && m[4] === 'namespaces' && m[5] !== undefined) {
+    return { collection: COLLECTIONS.find((c) => c.plural === 'namespaces')!, namespace: undefined, name: decodeURIComponent(m[5]) };
+  }
+  const collection = COLLECTIONS.find((c) => c.apiVersion === apiVersion && c.plural === m[4]);
+  return collection ? { collection, namespace: m[3] === undefined ? undefined : decodeURIComponent(m[3]), ...(m[5] !== undefined ? { name: decodeURIComponent(m[5]) } : {}) } : undefined;
+}
 
 /** Field selectors as the API server reads them: comma-separated `path=value` / `path!=value` terms. */
 export function fieldSelectorOf(text: string | undefined): (o: Obj) => boolean {
   if (!text) return () => true;
-  const fieldValue = (o: Obj, path: string): unknown => path.split('.').reduce<unknown>((v, k) => (v && typeof v === 'object' ? (v as Obj)[k] : undefined), o);
+  const fieldValue = (o: Obj, path: string): unknown => path.split('.').reduce<unknown>((v, k) => (v && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined), o);
   const terms = text.split(',').map((t) => {
     const m = /^([A-Za-z.]+)(!=|==|=)(.*)$/.exec(t.trim());
     if (!m) throw new Error(`bad field selector ${t}`);
@@ -69,7 +93,7 @@ export function labelSelectorOf(text: string | undefined): (o: Obj) => boolean {
     return { absent: m[1] === '!', key: m[2]!, op: m[3], value: m[4] ?? '' };
   });
   return (o) => {
-    const labels = ((o.metadata as Obj | undefined)?.labels ?? {}) as Record<string, string>;
+    const labels = (o.metadata.labels ?? {}) as Record<string, string>;
     return terms.every((t) => {
       const has = Object.hasOwn(labels, t.key);
       if (t.absent) return !has;

@@ -1,0 +1,131 @@
+// What the Kubernetes API stand-in (kube-api.ts) answers to clients that write, or read one object:
+// single-object GET, create (POST, 409 when it exists), replace (PUT, 404 when it does not, 409 on
+// a stale resourceVersion) and DELETE, each failing when a test says so; the status subresource
+// (PUT …/status), and TokenReview from the tokens a test registers. Answers are shaped as
+// kube-apiserver's (a `Status` object for every failure).
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import { COLLECTIONS, keyOf, route, withType, type Collection, type Obj } from './kube-api-kinds.js';
+
+/** The stand-in's state and operations that writes use. */
+export interface WriteContext {
+  readonly store: Map<Collection, Map<string, Obj>>;
+  /** `plural namespace/name` of each status write, in order. */
+  readonly statusWrites: string[];
+  readonly forbidden: ReadonlySet<string>;
+  readonly reviewTokens: ReadonlyMap<string, { namespace: string; serviceAccount: string; audiences: readonly string[] }>;
+  readonly reviewState: { readonly failure: number | undefined };
+  /** Stores `input` (new or replacing), publishing the event; returns the stored object. */
+  store1(collection: Collection, namespace: string | undefined, input: Record<string, unknown>): Obj;
+  /** Replaces the status of the stored object at `key`, publishing the event; returns it. */
+  replaceStatus(collection: Collection, key: string, status: unknown): Obj;
+  remove(kind: string, namespace: string, name: string): void;
+  /** The status a write to the collection is to fail with (injected by the test), if any. */
+  failWrite(plural: string): number | undefined;
+}
+
+/** A failure, as kube-apiserver words it. */
+export function answerStatus(res: ServerResponse, code: number, reason: string, message: string): void {
+  const body = JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code });
+  res.writeHead(code, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+function json(res: ServerResponse, code: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(code, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+async function readBody(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  for await (const c of req as AsyncIterable<Buffer>) chunks.push(c);
+  return JSON.parse(Buffer.concat(chunks).toString('utf8') || 'null');
+}
+
+/** `PUT …/<plural>/<name>/status`: replace the status only, if the resourceVersion sent is current. */
+export async function putStatus(ctx: WriteContext, req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+  const m = /^\/apis?\/(v1|[^/]+\/[^/]+)(?:\/namespaces\/([^/]+))?\/([^/]+)\/([^/]+)\/status$/.exec(path);
+  const collection = m && COLLECTIONS.find((c) => c.apiVersion === m[1] && c.plural === m[3]);
+  if (!m || !collection) return answerStatus(res, 404, 'NotFound', 'the server could not find the requested resource');
+  const key = `${collection.clusterScoped ? '' : decodeURIComponent(m[2] ?? '')}/${decodeURIComponent(m[4]!)}`;
+  let body: Obj;
+  try {
+    body = (await readBody(req)) as Obj;
+  } catch {
+    return answerStatus(res, 400, 'BadRequest', 'the body is not JSON');
+  }
+  const old = ctx.store.get(collection)!.get(key);
+  if (!old) return answerStatus(res, 404, 'NotFound', `${collection.plural} "${m[4]}" not found`);
+  if (body?.metadata?.resourceVersion !== old.metadata.resourceVersion) {
+    return answerStatus(res, 409, 'Conflict', `Operation cannot be fulfilled on ${collection.plural} "${m[4]}": the object has been modified; please apply your changes to the latest version and try again`);
+  }
+  const obj = ctx.replaceStatus(collection, key, body.status);
+  ctx.statusWrites.push(`${collection.plural} ${key.startsWith('/') ? key.slice(1) : key}`);
+  json(res, 200, withType(collection, obj));
+}
+
+/** POST, PUT, DELETE and GET of one object; TokenReview. */
+export async function writeOne(ctx: WriteContext, req: IncomingMessage, res: ServerResponse, url: URL, seen: { body?: unknown }): Promise<void> {
+  if (req.method === 'POST' && url.pathname === '/apis/authentication.k8s.io/v1/tokenreviews') return tokenReview(ctx, req, res, seen);
+  const target = route(url.pathname);
+  if (!target) return answerStatus(res, 404, 'NotFound', 'the server could not find the requested resource');
+  const { collection, namespace, name } = target;
+  if (ctx.forbidden.has(collection.plural)) return answerStatus(res, 403, 'Forbidden', `${collection.plural} is forbidden (set by the test)`);
+  const objects = ctx.store.get(collection)!;
+  const failure = req.method === 'GET' ? undefined : ctx.failWrite(collection.plural);
+  if (failure !== undefined) return answerStatus(res, failure, 'InternalError', 'an error on the server ("injected by the test") has prevented the request from succeeding');
+  if (req.method === 'GET') {
+    const o = objects.get(keyOf(collection, namespace, name!));
+    return o ? json(res, 200, withType(collection, o)) : answerStatus(res, 404, 'NotFound', `${collection.plural} "${name}" not found`);
+  }
+  if (req.method === 'DELETE') {
+    const o = objects.get(keyOf(collection, namespace, name!));
+    if (!o) return answerStatus(res, 404, 'NotFound', `${collection.plural} "${name}" not found`);
+    ctx.remove(collection.kind, o.metadata.namespace ?? '', o.metadata.name);
+    return json(res, 200, { kind: 'Status', apiVersion: 'v1', status: 'Success' });
+  }
+  const body = (await readBody(req)) as Record<string, any>;
+  seen.body = body;
+  const bodyName = body?.metadata?.name;
+  if (typeof bodyName !== 'string') return answerStatus(res, 422, 'Invalid', 'metadata.name: Required value');
+  if (body.metadata.namespace !== undefined && body.metadata.namespace !== namespace) return answerStatus(res, 400, 'BadRequest', 'the namespace of the object does not match the namespace on the request');
+  const existing = objects.get(keyOf(collection, namespace, bodyName));
+  if (req.method === 'POST' && name === undefined) {
+    if (existing) return answerStatus(res, 409, 'AlreadyExists', `${collection.plural} "${bodyName}" already exists`);
+    return json(res, 201, withType(collection, ctx.store1(collection, namespace, { ...body, metadata: { ...body.metadata, resourceVersion: undefined } })));
+  }
+  if (req.method === 'PUT' && name !== undefined) {
+    if (name !== bodyName) return answerStatus(res, 400, 'BadRequest', 'the name of the object does not match the name on the URL');
+    if (!existing) return answerStatus(res, 404, 'NotFound', `${collection.plural} "${name}" not found`);
+    const asked = body.metadata.resourceVersion;
+    if (asked !== undefined && asked !== existing.metadata.resourceVersion) {
+      return answerStatus(res, 409, 'Conflict', `Operation cannot be fulfilled on ${collection.plural} "${name}": the object has been modified; please apply your changes to the latest version and try again`);
+    }
+    if (collection.kind === 'Secret' && body.type !== undefined && existing.type !== undefined && body.type !== existing.type) return answerStatus(res, 422, 'Invalid', 'type: Invalid value: field is immutable');
+    return json(res, 200, withType(collection, ctx.store1(collection, namespace, body)));
+  }
+  return answerStatus(res, 405, 'MethodNotAllowed', `${req.method} is not served on ${url.pathname}`);
+}
+
+async function tokenReview(ctx: WriteContext, req: IncomingMessage, res: ServerResponse, seen: { body?: unknown }): Promise<void> {
+  const body = (await readBody(req)) as { spec?: { token?: string; audiences?: string[] } } | null;
+  seen.body = body;
+  if (ctx.reviewState.failure !== undefined) return answerStatus(res, ctx.reviewState.failure, 'InternalError', 'token review failed (injected by the test)');
+  const token = body?.spec?.token ?? '';
+  const wanted = body?.spec?.audiences ?? [];
+  const known = ctx.reviewTokens.get(token);
+  // Like kube-apiserver: authenticated only if the token is valid for one of the asked audiences.
+  const audiences = known ? (wanted.length === 0 ? [...known.audiences] : wanted.filter((a) => known.audiences.includes(a))) : [];
+  const ok = known !== undefined && audiences.length > 0;
+  json(res, 201, {
+    apiVersion: 'authentication.k8s.io/v1',
+    kind: 'TokenReview',
+    metadata: { creationTimestamp: null },
+    spec: body?.spec ?? {},
+    status: ok
+      ? { authenticated: true, audiences, user: { username: `system:serviceaccount:${known.namespace}:${known.serviceAccount}`, uid: randomUUID(), groups: ['system:serviceaccounts', `system:serviceaccounts:${known.namespace}`, 'system:authenticated'] } }
+      : { user: {}, error: '[invalid bearer token, token lookup failed]' },
+  });
+}

@@ -1,0 +1,92 @@
+// CONNECT at a sidecar's inbound side. Istio's inbound HTTP connection manager allows no CONNECT
+// upgrade and its routes match no CONNECT (an HTTP/1 CONNECT has no path), so Envoy's router answers
+// 404 `route_not_found` (NR). meshgate answers the same through its one pipeline, with an access-log
+// line, on HTTP/1 (plaintext and mutual TLS) and HTTP/2; the app sees nothing, and a request sent
+// after the CONNECT on the same connection is never read. Before, HTTP/1 was closed unanswered and
+// HTTP/2 answered 405 by node:http2 itself, neither logged.
+
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { FileSource } from '../src/core/sources/file-source.js';
+import { startSidecar, type RunningSidecar } from '../src/sidecar/main.js';
+import { serviceYaml } from './helpers/cluster-yaml.js';
+import { fixedIdentity, testAuthority, untilSnapshot, workloadCertificate } from './helpers/mesh.js';
+import { startUpstream, type Upstream } from './helpers/upstream.js';
+import { completeJsonLines, eventually } from './helpers/gateway.js';
+import { h2Request, h2Session, rawExchange, type TlsClient } from './helpers/raw-http.js';
+
+describe('CONNECT at the sidecar inbound side', () => {
+  let dir: string;
+  let app: Upstream;
+  let sidecar: RunningSidecar;
+  let mtls: TlsClient;
+  let accessLog: string;
+
+  before(async () => {
+    const ca = await testAuthority();
+    app = await startUpstream('app');
+    dir = await mkdtemp(join(tmpdir(), 'meshgate-inbound-connect-'));
+    accessLog = join(dir, 'access.log');
+    const config = join(dir, 'config');
+    await mkdir(config);
+    sidecar = await startSidecar({
+      statusPort: 0,
+      adminPort: 0,
+      outboundPort: 0,
+      inboundPort: 0,
+      listenHost: '127.0.0.1',
+      accessLog,
+      logger: pino({ level: 'silent' }),
+      namespace: 'default',
+      identity: fixedIdentity(ca, 'default', 'app'),
+      source: new FileSource({ dir: config }),
+      serviceAccount: 'app',
+      labels: { app: 'app' },
+      appPort: app.port,
+    });
+    await writeFile(join(config, 'services.yaml'), serviceYaml('app', [{ pod: 'app-0', port: sidecar.inboundPort, serviceAccount: 'app' }]));
+    await untilSnapshot(sidecar.holder, (snap) => snap.registry.lookup('app.default.svc.cluster.local') !== undefined);
+    const client = workloadCertificate(ca, 'default', 'client');
+    mtls = { ca: ca.rootCertPem, servername: 'app', cert: client.certChainPem, key: client.keyPem, alpn: ['istio-http/1.1', 'http/1.1'] };
+  });
+  after(async () => {
+    await sidecar?.destroy();
+    await app?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  const logged = async (id: string): Promise<Record<string, unknown>> => {
+    let line: Record<string, unknown> | undefined;
+    await eventually(async () => (line = completeJsonLines(await readFile(accessLog, 'utf8').catch(() => '')).find((l) => l.request_id === id)) !== undefined);
+    return line!;
+  };
+
+  it('is 404 NR (route_not_found) on HTTP/1, plaintext and mutual TLS, logged; the app sees nothing and nothing after it is read', async () => {
+    for (const [name, tls] of [['plaintext', undefined], ['mutual TLS', mtls]] as const) {
+      const before = app.seen.length;
+      const id = `connect-${name.replace(' ', '-')}`;
+      const r = await rawExchange(sidecar.inboundPort, `CONNECT 127.0.0.1:${app.port} HTTP/1.1\r\nhost: 127.0.0.1:${app.port}\r\nx-request-id: ${id}\r\n\r\nGET /smuggled HTTP/1.1\r\nhost: app\r\n\r\n`, tls ? { tls } : {});
+      assert.match(r.text, /^HTTP\/1\.1 404 /, `${name}: ${r.text}`);
+      assert.equal(r.text.match(/HTTP\/1\.1 /g)?.length, 1, `${name}: one answer, then the connection ends`);
+      assert.equal(app.seen.length, before, `${name}: the app saw nothing`);
+      const line = await logged(id);
+      assert.deepEqual([line.method, line.response_code, line.response_flags, line.response_code_details], ['CONNECT', 404, 'NR', 'route_not_found'], name);
+    }
+  });
+
+  it('is 404 on HTTP/2 too, through the same pipeline (node:http2 alone would answer 405)', async () => {
+    const session = await h2Session(sidecar.inboundPort, { ...mtls, alpn: ['istio-h2', 'h2'] });
+    try {
+      const r = await h2Request(session, { ':method': 'CONNECT', ':authority': `127.0.0.1:${app.port}`, 'x-request-id': 'connect-h2' });
+      assert.equal(r.status, 404);
+    } finally {
+      session.destroy();
+    }
+    const line = await logged('connect-h2');
+    assert.deepEqual([line.method, line.response_code, line.response_flags], ['CONNECT', 404, 'NR']);
+  });
+});
