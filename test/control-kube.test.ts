@@ -3,7 +3,8 @@
 // an operator's cacerts preferred, a broken one named), callers authenticated by TokenReview with
 // the identity from the review and never from the request, and the mesh root published as the
 // ConfigMap istio-ca-root-cert in every namespace and put back when deleted or changed. A proxy then
-// joins with nothing but its projected token and the root read from that ConfigMap.
+// joins with nothing but its projected token and the root read from that ConfigMap. Gateway API
+// Gateways get gateways of their own (gateway-deployment.test.ts tests that in detail).
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -90,6 +91,7 @@ describe('control plane in cluster mode', () => {
         source: new KubeSource({ kubeconfig, debounceMs: 20, backoff: FAST, logger: silent }),
         kubeconfig,
         kubeBackoff: FAST,
+        gatewayImage: 'registry.example/meshgate:1.2.3',
         port: 0,
         statusPort: 0,
         listenHost: '127.0.0.1',
@@ -120,6 +122,12 @@ describe('control plane in cluster mode', () => {
 
       // Only ConfigMaps of that name are ever read.
       for (const r of api.requests.filter((x) => x.method === 'GET' && x.path === '/api/v1/configmaps')) assert.equal(r.query.fieldSelector, `metadata.name=${ROOT_CONFIGMAP}`);
+    });
+
+    it('deploys gateways for a Gateway API Gateway, in the image it was given (automated deployment)', async () => {
+      api.apply({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway', metadata: { name: 'web', namespace: 'shop' }, spec: { gatewayClassName: 'istio', listeners: [{ name: 'http', port: 80, protocol: 'HTTP' }] } });
+      await eventually(async () => api.get('apps/v1', 'Deployment', 'shop', 'web-istio') !== undefined);
+      assert.equal(api.get('apps/v1', 'Deployment', 'shop', 'web-istio')!.spec.template.spec.containers[0].image, 'registry.example/meshgate:1.2.3');
     });
 
     const post = async (token: string | undefined, csrPem: string) => {

@@ -20,6 +20,8 @@ import { sourceChoice } from '../src/cli/config-source.js';
 import { parseLabels } from '../src/cli/options.js';
 import { CONTROL_PLANE_NAMES } from '../src/control/main.js';
 import { DEFAULT_TOKEN_FILE } from '../src/cli/config-source.js';
+import { GATEWAYS_BINDING } from '../src/control/gateway-deployer.js';
+import { GATEWAY_SECRETS_ROLE } from '../src/core/gateway-api/deployment-objects.js';
 import { ROOT_CONFIGMAP } from '../src/control/root-cert-publisher.js';
 import { TOKEN_REVIEW_PATH } from '../src/control/token-review.js';
 import { GATEWAY_NODE_OPTIONS } from '../src/gateway/node-options.js';
@@ -178,7 +180,8 @@ describe('deploy/ manifests', () => {
       for (const d of built.filter((x) => x.kind === kind)) assert.equal(d.metadata.namespace, 'istio-system', `${kind} ${d.metadata.name}`);
     }
     for (const d of built.filter((x) => x.kind === 'RoleBinding' || x.kind === 'ClusterRoleBinding')) {
-      for (const s of d.subjects) assert.equal(s.namespace, 'istio-system');
+      // meshgate-gateways leaves its subjects to the control plane.
+      for (const s of d.subjects ?? []) assert.equal(s.namespace, 'istio-system');
     }
     assert.ok(built.some((d) => d.kind === 'Role' && d.metadata.name === 'meshgate-ingressgateway'));
   });
@@ -222,10 +225,12 @@ describe('deploy/ manifests', () => {
     assert.ok(!pod.containers[0].args.includes('--metrics-port'));
   });
 
-  it('the gateway reads Secrets in its own namespace only: a Role, never a ClusterRole', async () => {
+  it('the gateway reads Secrets in its own namespace only: a Role, or a ClusterRole never bound cluster-wide', async () => {
     const rbac = await docs('deploy/rbac.yaml');
-    for (const cr of rbac.filter((d) => d.kind === 'ClusterRole')) {
-      assert.ok(!cr.rules.some((r: Rule) => r.apiGroups.includes('') && r.resources.includes('secrets')), `ClusterRole ${cr.metadata.name} grants no Secrets`);
+    const cp = await docs('deploy/control-plane.yaml');
+    const boundClusterWide = new Set([...rbac, ...cp].filter((d) => d.kind === 'ClusterRoleBinding').map((b) => b.roleRef.name));
+    for (const cr of rbac.filter((d) => d.kind === 'ClusterRole' && d.rules.some((r: Rule) => r.apiGroups.includes('') && r.resources.includes('secrets')))) {
+      assert.ok(!boundClusterWide.has(cr.metadata.name), `ClusterRole ${cr.metadata.name} grants Secrets: only RoleBindings may bind it`);
     }
     const binding = find(rbac, 'RoleBinding', 'meshgate-ingressgateway');
     assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: 'meshgate-ingressgateway', namespace: 'istio-system' }]);
@@ -269,7 +274,7 @@ describe('deploy/ manifests', () => {
     assert.equal(pod.serviceAccountName, find(cp, 'ServiceAccount').metadata.name);
     assert.equal(pod.automountServiceAccountToken, true);
     const rbac = await docs('deploy/rbac.yaml');
-    const bindings = [...cp, ...rbac].filter((d) => ['ClusterRoleBinding', 'RoleBinding'].includes(d.kind) && d.subjects.some((s: Doc) => s.name === pod.serviceAccountName));
+    const bindings = [...cp, ...rbac].filter((d) => ['ClusterRoleBinding', 'RoleBinding'].includes(d.kind) && (d.subjects ?? []).some((s: Doc) => s.name === pod.serviceAccountName));
     for (const b of bindings) assert.deepEqual(b.subjects, [{ kind: 'ServiceAccount', name: pod.serviceAccountName, namespace: 'istio-system' }]);
     const clusterRules: Rule[] = bindings.filter((b) => b.kind === 'ClusterRoleBinding').flatMap((b) => find(rbac, 'ClusterRole', b.roleRef.name).rules);
     const ownRules: Rule[] = bindings.filter((b) => b.kind === 'RoleBinding').flatMap((b) => find(rbac, b.roleRef.kind, b.roleRef.name).rules);
@@ -290,6 +295,24 @@ describe('deploy/ manifests', () => {
     for (const k of KUBE_KINDS.filter((x) => x.apiVersion.startsWith('security.istio.io/'))) {
       assert.ok(clusterRules.some((r) => r.apiGroups.includes('security.istio.io') && r.resources.includes(k.plural)), k.plural);
     }
+  });
+
+  it('the control plane may make and keep the objects of Gateway API automated deployment, and grant their gateways no more than the shared gateway has', async () => {
+    const rbac = await docs('deploy/rbac.yaml');
+    const rules: Rule[] = find(rbac, 'ClusterRole', 'meshgate-control').rules;
+    for (const [group, resource] of [['', 'services'], ['', 'serviceaccounts'], ['apps', 'deployments'], ['rbac.authorization.k8s.io', 'rolebindings']] as const) {
+      for (const verb of ['get', 'list', 'watch', 'create', 'update']) assert.ok(allows(rules, group, resource, verb), `${resource} ${verb}`);
+    }
+    for (const verb of ['get', 'list', 'watch', 'update']) assert.ok(allows(rules, 'rbac.authorization.k8s.io', 'clusterrolebindings', verb, GATEWAYS_BINDING), `clusterrolebindings ${verb}`);
+    assert.ok(!allows(rules, 'rbac.authorization.k8s.io', 'clusterrolebindings', 'update', 'cluster-admin'));
+    for (const role of [GATEWAY_SECRETS_ROLE, 'meshgate-ingressgateway']) assert.ok(allows(rules, 'rbac.authorization.k8s.io', 'clusterroles', 'bind', role), role);
+    assert.ok(!allows(rules, 'rbac.authorization.k8s.io', 'clusterroles', 'bind', 'cluster-admin'));
+    const binding = find(rbac, 'ClusterRoleBinding', GATEWAYS_BINDING);
+    assert.equal(binding.roleRef.name, 'meshgate-ingressgateway');
+    assert.equal(binding.subjects, undefined, 'applying deploy/ again leaves the control plane’s subjects alone');
+    const secrets = find(rbac, 'ClusterRole', GATEWAY_SECRETS_ROLE).rules;
+    for (const verb of ['list', 'watch', 'get', 'create', 'update']) assert.ok(allows(secrets, '', 'secrets', verb, 'shop-tls'), `secrets ${verb}`);
+    assert.ok(!allows(secrets, '', 'secrets', 'delete', 'shop-tls'));
   });
 
   it('the gateway component joins the mesh with flags `meshgate gateway` accepts, its projected token and the published root mounted', async (t) => {

@@ -16,6 +16,7 @@ import { parse, parseMetricsPort, parsePort } from './options.js';
 import { stopRequested } from '../core/runtime/stop-signals.js';
 import { UsageError } from './main.js';
 import { INJECTION_FLAGS, INJECTION_HELP, injectionOptions } from './injection-options.js';
+import { DEFAULT_INJECT_IMAGE } from '../core/inject/defaults.js';
 import { ServedTrustDomain } from '../control/served-trust-domain.js';
 
 export const CONTROL_HELP = `usage: meshgate control --config DIR --tokens FILE [options]
@@ -127,7 +128,8 @@ export async function runControlCommand(argv: string[]): Promise<number> {
     ca: authority.ca,
     trustDomain: served,
     authenticator,
-    ...(kubeconfig ? { kubeconfig } : {}),
+    // Gateway API automated deployment: the gateways run the image injected sidecars run, as Istio's do.
+    ...(kubeconfig ? { kubeconfig, gatewayImage: values['proxy-image'] ?? DEFAULT_INJECT_IMAGE } : {}),
     port,
     statusPort,
     debugPort,

@@ -56,7 +56,8 @@ export const GATEWAY_HELP = `usage: meshgate gateway --config DIR --ports 80=808
   --gateway-name LIST   serve only these Gateway API Gateways, e.g. default/web,shop/edge (default:
                         every Gateway whose class is meshgate's: controllerName
                         meshgate.io/gateway-controller or istio.io/gateway-controller, or the
-                        built-in classes meshgate and istio)
+                        built-in classes meshgate and istio; but not those the control plane has
+                        deployed gateways for, which serve them)
   --namespace NS        the gateway's namespace (default istio-system)
   --locality R/Z/S      where the gateway runs (region/zone/subzone), for locality-aware load
                         balancing (DestinationRule localityLbSetting)

@@ -32,7 +32,8 @@ export const INJECTION_HELP = `  --injection-port N    HTTPS port of the sidecar
                         that Service's namespace (default $POD_NAMESPACE, else istio-system)
   --webhook-config NAME the MutatingWebhookConfiguration whose caBundle is kept at the mesh root
                         (default ${DEFAULT_WEBHOOK_CONFIG}; kubernetes mode only)
-  --proxy-image IMAGE   the image injected sidecars run (default ${DEFAULT_INJECT_IMAGE})
+  --proxy-image IMAGE   the image injected sidecars run, and in cluster mode the gateways deployed for
+                        Gateway API Gateways (default ${DEFAULT_INJECT_IMAGE})
   --control-address URL the control plane as injected sidecars reach it
                         (default ${DEFAULT_CONTROL_ADDRESS})`;
 

@@ -26,6 +26,7 @@ import { createInjectionWebhook, INJECTION_PORT, type InjectionWebhookOptions } 
 import type { CaBundleUpdater } from './webhook-ca-bundle.js';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { RootCertPublisher } from './root-cert-publisher.js';
+import type { GatewayDeployer } from './gateway-deployer.js';
 import type { ServedTrustDomain } from './served-trust-domain.js';
 
 /** Where proxies reach the control plane: on the machine, and as the Service deploy/ creates. */
@@ -73,8 +74,13 @@ export interface ControlPlaneOptions {
    * ConfigMap istio-ca-root-cert in every namespace and keeps it there.
    */
   readonly kubeconfig?: KubeConfig;
-  /** Back-off of the root publisher's retries (default 1 s doubling to 30 s). */
+  /** Back-off of the root publisher's and the gateway deployer's retries (default 1 s doubling to 30 s). */
   readonly kubeBackoff?: { readonly initialMs: number; readonly maxMs: number };
+  /**
+   * Cluster mode: the meshgate image of the gateways deployed for Gateway API Gateways (automated
+   * deployment, gateway-deployer.ts); absent: Gateways get no deployment of their own.
+   */
+  readonly gatewayImage?: string;
 }
 
 export interface RunningControlPlane {
@@ -134,13 +140,16 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   const publisher: RootCertPublisher | undefined = opts.kubeconfig
     ? new (await import('./root-cert-publisher.js')).RootCertPublisher({ kubeconfig: opts.kubeconfig, rootCertPem: opts.ca.rootCertPem, logger: log.child({ component: 'root-cert' }), ...(opts.kubeBackoff ? { backoff: opts.kubeBackoff } : {}) })
     : undefined;
+  const deployer: GatewayDeployer | undefined = opts.kubeconfig && opts.gatewayImage !== undefined
+    ? new (await import('./gateway-deployer.js')).GatewayDeployer({ kubeconfig: opts.kubeconfig, image: opts.gatewayImage, logger: log.child({ component: 'gateway-deployer' }), ...(opts.kubeBackoff ? { backoff: opts.kubeBackoff } : {}) })
+    : undefined;
 
   const stop = async (hard: boolean): Promise<void> => {
     closing = true;
     if (hard) distributor.destroy();
     else await distributor.close().catch(() => undefined);
     opts.injection?.caBundle?.close();
-    await Promise.all([stopServer(server, hard), stopServer(status, hard), ...(debug ? [stopServer(debug, hard)] : []), ...(injector ? [stopServer(injector, hard)] : []), ...(publisher ? [publisher.close()] : []), metricsServer?.close()]);
+    await Promise.all([stopServer(server, hard), stopServer(status, hard), ...(debug ? [stopServer(debug, hard)] : []), ...(injector ? [stopServer(injector, hard)] : []), ...(publisher ? [publisher.close()] : []), ...(deployer ? [deployer.close()] : []), metricsServer?.close()]);
   };
 
   let port = 0;
@@ -162,6 +171,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     // In the background: its lists retry until the API server answers, and each namespace's
     // ConfigMap is written as soon as it can be; proxies can be served meanwhile.
     void publisher?.start();
+    void deployer?.start();
   } catch (err) {
     await stop(true);
     throw err;

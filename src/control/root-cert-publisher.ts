@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import { isRecord } from '../core/config/load.js';
 import { KubeInformer } from '../core/sources/kube-informer.js';
 import { describeError, kubeJson } from '../core/sources/kube-request.js';
+import { ReconcileRounds } from '../core/sources/reconcile-rounds.js';
 
 export const ROOT_CONFIGMAP = 'istio-ca-root-cert';
 export const ROOT_CONFIGMAP_KEY = 'root-cert.pem';
@@ -27,55 +28,35 @@ export class RootCertPublisher {
   readonly #opts: RootCertPublisherOptions;
   readonly #namespaces: KubeInformer;
   readonly #configMaps: KubeInformer;
-  #running: Promise<void> | undefined;
-  #again = false;
-  #failures = 0;
-  #retry: NodeJS.Timeout | undefined;
-  #closed = false;
+  readonly #rounds: ReconcileRounds;
 
   constructor(opts: RootCertPublisherOptions) {
     this.#opts = opts;
     const common = { kubeconfig: opts.kubeconfig, logger: opts.logger, ...(opts.backoff ? { backoff: opts.backoff } : {}) };
     this.#namespaces = new KubeInformer({ ...common, path: '/api/v1/namespaces' });
     this.#configMaps = new KubeInformer({ ...common, path: '/api/v1/configmaps', fieldSelector: `metadata.name=${ROOT_CONFIGMAP}` });
-    this.#namespaces.onChange(() => this.#reconcile());
-    this.#configMaps.onChange(() => this.#reconcile());
+    this.#rounds = new ReconcileRounds({ round: () => this.#round(), ready: () => this.#namespaces.listed && this.#configMaps.listed, ...(opts.backoff ? { backoff: opts.backoff } : {}) });
+    this.#namespaces.onChange(() => this.#rounds.trigger());
+    this.#configMaps.onChange(() => this.#rounds.trigger());
   }
 
   /** Resolves once both collections are listed and the first round of writes is done (failed or not). */
   async start(): Promise<void> {
     await Promise.all([this.#namespaces.start(), this.#configMaps.start()]);
-    this.#reconcile();
-    while (this.#running) await this.#running;
+    this.#rounds.trigger();
+    await this.#rounds.settled();
   }
 
   async close(): Promise<void> {
-    this.#closed = true;
-    clearTimeout(this.#retry);
-    await Promise.all([this.#namespaces.close(), this.#configMaps.close()]);
-    while (this.#running) await this.#running;
+    await Promise.all([this.#rounds.close(), this.#namespaces.close(), this.#configMaps.close()]);
   }
 
-  #reconcile(): void {
-    if (this.#closed || !this.#namespaces.listed || !this.#configMaps.listed) return;
-    if (this.#running) {
-      this.#again = true;
-      return;
-    }
-    this.#running = this.#round().finally(() => {
-      this.#running = undefined;
-      if (this.#again) {
-        this.#again = false;
-        this.#reconcile();
-      }
-    });
-  }
-
-  async #round(): Promise<void> {
+  /** Writes what differs; resolves to how many writes failed. */
+  async #round(): Promise<number> {
     const { kubeconfig: kc, rootCertPem, logger: log } = this.#opts;
     let failed = 0;
     for (const ns of this.#namespaces.list()) {
-      if (this.#closed) return;
+      if (this.#rounds.closed) return failed;
       const name = ns.metadata?.name;
       if (!name || IGNORED_NAMESPACES.has(name)) continue;
       // A namespace being deleted refuses new objects; writing would only fail.
@@ -105,13 +86,6 @@ export class RootCertPublisher {
         log.warn({ namespace: name, error: describeError(err) }, `cannot write ConfigMap ${name}/${ROOT_CONFIGMAP}; trying again`);
       }
     }
-    if (failed === 0) {
-      this.#failures = 0;
-      return;
-    }
-    const { initialMs, maxMs } = this.#opts.backoff ?? { initialMs: 1000, maxMs: 30_000 };
-    const delay = Math.min(maxMs, initialMs * 2 ** Math.min(this.#failures++, 30));
-    clearTimeout(this.#retry);
-    this.#retry = setTimeout(() => this.#reconcile(), delay);
+    return failed;
   }
 }

@@ -1,6 +1,6 @@
 // What the Kubernetes API stand-in (kube-api.ts) serves: its collections, written out here rather than
-// imported from the code under test, so that a wrong path there shows up, and how objects are keyed
-// and sent back.
+// imported from the code under test, so that a wrong path there shows up, how objects are keyed
+// and sent back, and which of them a list or watch selects (field and label selectors).
 
 export interface Collection {
   readonly apiVersion: string;
@@ -17,8 +17,12 @@ export const COLLECTIONS: readonly Collection[] = [
   { apiVersion: 'v1', kind: 'Endpoints', plural: 'endpoints', builtIn: true },
   { apiVersion: 'v1', kind: 'Secret', plural: 'secrets', builtIn: true },
   { apiVersion: 'v1', kind: 'ConfigMap', plural: 'configmaps', builtIn: true },
+  { apiVersion: 'v1', kind: 'ServiceAccount', plural: 'serviceaccounts', builtIn: true },
   { apiVersion: 'v1', kind: 'Namespace', plural: 'namespaces', builtIn: true, clusterScoped: true },
   { apiVersion: 'v1', kind: 'Node', plural: 'nodes', builtIn: true, clusterScoped: true },
+  { apiVersion: 'apps/v1', kind: 'Deployment', plural: 'deployments', builtIn: true },
+  { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', plural: 'rolebindings', builtIn: true },
+  { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', plural: 'clusterrolebindings', builtIn: true, clusterScoped: true },
   { apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', plural: 'endpointslices', builtIn: true },
   { apiVersion: 'networking.k8s.io/v1', kind: 'Ingress', plural: 'ingresses', builtIn: true },
   { apiVersion: 'networking.k8s.io/v1', kind: 'IngressClass', plural: 'ingressclasses', builtIn: true, clusterScoped: true },
@@ -66,4 +70,35 @@ export function route(path: string): { collection: Collection; namespace: string
   }
   const collection = COLLECTIONS.find((c) => c.apiVersion === apiVersion && c.plural === m[4]);
   return collection ? { collection, namespace: m[3] === undefined ? undefined : decodeURIComponent(m[3]), ...(m[5] !== undefined ? { name: decodeURIComponent(m[5]) } : {}) } : undefined;
+}
+
+/** Field selectors as the API server reads them: comma-separated `path=value` / `path!=value` terms. */
+export function fieldSelectorOf(text: string | undefined): (o: Obj) => boolean {
+  if (!text) return () => true;
+  const fieldValue = (o: Obj, path: string): unknown => path.split('.').reduce<unknown>((v, k) => (v && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined), o);
+  const terms = text.split(',').map((t) => {
+    const m = /^([A-Za-z.]+)(!=|==|=)(.*)$/.exec(t.trim());
+    if (!m) throw new Error(`bad field selector ${t}`);
+    return { path: m[1]!, not: m[2] === '!=', value: m[3]! };
+  });
+  return (o) => terms.every((t) => (String(fieldValue(o, t.path) ?? '') === t.value) !== t.not);
+}
+
+/** Label selectors, the equality forms: `key`, `!key`, `key=value`, `key==value`, `key!=value`. */
+export function labelSelectorOf(text: string | undefined): (o: Obj) => boolean {
+  if (!text) return () => true;
+  const terms = text.split(',').map((t) => {
+    const m = /^(!?)([A-Za-z0-9._/-]+)(?:(!=|==|=)(.*))?$/.exec(t.trim());
+    if (!m) throw new Error(`bad label selector ${t}`);
+    return { absent: m[1] === '!', key: m[2]!, op: m[3], value: m[4] ?? '' };
+  });
+  return (o) => {
+    const labels = (o.metadata.labels ?? {}) as Record<string, string>;
+    return terms.every((t) => {
+      const has = Object.hasOwn(labels, t.key);
+      if (t.absent) return !has;
+      if (t.op === undefined) return has;
+      return t.op === '!=' ? labels[t.key] !== t.value : has && labels[t.key] === t.value;
+    });
+  };
 }

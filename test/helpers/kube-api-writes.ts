@@ -1,7 +1,8 @@
 // What the Kubernetes API stand-in (kube-api.ts) answers to clients that write, or read one object:
-// single-object GET, create (POST, 409 when it exists), replace (PUT, 409 on a stale
-// resourceVersion), DELETE, the status subresource (PUT …/status), and TokenReview from the tokens a
-// test registers. Answers are shaped as kube-apiserver's (a `Status` object for every failure).
+// single-object GET, create (POST, 409 when it exists), replace (PUT, 404 when it does not, 409 on
+// a stale resourceVersion) and DELETE, each failing when a test says so; the status subresource
+// (PUT …/status), and TokenReview from the tokens a test registers. Answers are shaped as
+// kube-apiserver's (a `Status` object for every failure).
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
@@ -20,6 +21,8 @@ export interface WriteContext {
   /** Replaces the status of the stored object at `key`, publishing the event; returns it. */
   replaceStatus(collection: Collection, key: string, status: unknown): Obj;
   remove(kind: string, namespace: string, name: string): void;
+  /** The status a write to the collection is to fail with (injected by the test), if any. */
+  failWrite(plural: string): number | undefined;
 }
 
 /** A failure, as kube-apiserver words it. */
@@ -71,6 +74,8 @@ export async function writeOne(ctx: WriteContext, req: IncomingMessage, res: Ser
   const { collection, namespace, name } = target;
   if (ctx.forbidden.has(collection.plural)) return answerStatus(res, 403, 'Forbidden', `${collection.plural} is forbidden (set by the test)`);
   const objects = ctx.store.get(collection)!;
+  const failure = req.method === 'GET' ? undefined : ctx.failWrite(collection.plural);
+  if (failure !== undefined) return answerStatus(res, failure, 'InternalError', 'an error on the server ("injected by the test") has prevented the request from succeeding');
   if (req.method === 'GET') {
     const o = objects.get(keyOf(collection, namespace, name!));
     return o ? json(res, 200, withType(collection, o)) : answerStatus(res, 404, 'NotFound', `${collection.plural} "${name}" not found`);

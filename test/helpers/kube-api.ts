@@ -1,15 +1,15 @@
 // A stand-in for the Kubernetes API server, enough for list+watch clients: it holds objects per
 // collection (kube-api-kinds.ts), numbers every change with a global resourceVersion, answers lists
-// and streams watch events the way kube-apiserver does (field selectors `a=b` / `a!=b` included),
-// and can be told to fail (404 for an absent CRD, 403, 500, 410 Gone, dropped connections) so tests
-// can watch a client cope. Writes, single-object reads and TokenReview are kube-api-writes.ts's.
+// and streams watch events the way kube-apiserver does (field and label selectors included), and
+// can be told to fail (404 for an absent CRD, 403, 500 on reads or writes, 410 Gone, dropped
+// connections) so tests can watch a client cope. Writes, single-object reads and TokenReview are kube-api-writes.ts's.
 
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { parseAllDocuments } from 'yaml';
 import { KubeConfig } from '@kubernetes/client-node';
-import { COLLECTIONS, keyOf, route, withType, type Collection, type Obj } from './kube-api-kinds.js';
+import { COLLECTIONS, fieldSelectorOf, keyOf, labelSelectorOf, route, withType, type Collection, type Obj } from './kube-api-kinds.js';
 import { answerStatus as status, putStatus, writeOne, type WriteContext } from './kube-api-writes.js';
 
 type EventType = 'ADDED' | 'MODIFIED' | 'DELETED';
@@ -61,8 +61,8 @@ export interface KubeApiStandIn {
   /** Serve 404 for a collection (its CRD is not installed), or serve it again. */
   setAbsent(plural: string, absent: boolean): void;
   setForbidden(plural: string, forbidden: boolean): void;
-  /** The next `times` requests on the collection answer `status` (list, watch or either). */
-  failNext(plural: string, opts?: { status?: number; on?: 'list' | 'watch' | 'any'; times?: number }): void;
+  /** The next `times` requests on the collection answer `status`: lists, watches, either (`any`), or writes (create, replace, delete). */
+  failNext(plural: string, opts?: { status?: number; on?: 'list' | 'watch' | 'any' | 'write'; times?: number }): void;
   /** Forget the event history: watches from any earlier resourceVersion are now too old. */
   compact(): void;
   /** Open watches stop receiving events (a stalled connection); later watches are not affected. */
@@ -85,7 +85,7 @@ export async function startKubeApi(opts: { token?: string } = {}): Promise<KubeA
   const sockets = new Set<Socket>();
   const absent = new Set<string>();
   const forbidden = new Set<string>();
-  const failures = new Map<string, { status: number; on: 'list' | 'watch' | 'any'; times: number }>();
+  const failures = new Map<string, { status: number; on: 'list' | 'watch' | 'any' | 'write'; times: number }>();
   const requests: SeenRequest[] = [];
   const reviewTokens = new Map<string, { namespace: string; serviceAccount: string; audiences: readonly string[] }>();
   const reviewState = { failure: undefined as number | undefined };
@@ -98,17 +98,6 @@ export async function startKubeApi(opts: { token?: string } = {}): Promise<KubeA
     return c;
   };
   const inNamespace = (o: Obj, ns: string | undefined) => ns === undefined || o.metadata.namespace === ns;
-  // Field selectors as the API server reads them: comma-separated `path=value` / `path!=value` terms.
-  const fieldValue = (o: Obj, path: string): unknown => path.split('.').reduce<unknown>((v, k) => (v && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined), o);
-  const selectorOf = (text: string | undefined): ((o: Obj) => boolean) => {
-    if (!text) return () => true;
-    const terms = text.split(',').map((t) => {
-      const m = /^([A-Za-z.]+)(!=|==|=)(.*)$/.exec(t.trim());
-      if (!m) throw new Error(`bad field selector ${t}`);
-      return { path: m[1]!, not: m[2] === '!=', value: m[3]! };
-    });
-    return (o) => terms.every((t) => (String(fieldValue(o, t.path) ?? '') === t.value) !== t.not);
-  };
 
   const statusWrites: string[] = [];
 
@@ -165,6 +154,12 @@ export async function startKubeApi(opts: { token?: string } = {}): Promise<KubeA
       return obj;
     },
     remove: (kind, namespace, name) => api.delete(kind, namespace, name),
+    failWrite(plural) {
+      const failure = failures.get(plural);
+      if (failure?.on !== 'write') return undefined;
+      if (--failure.times <= 0) failures.delete(plural);
+      return failure.status;
+    },
   };
 
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
@@ -186,14 +181,16 @@ export async function startKubeApi(opts: { token?: string } = {}): Promise<KubeA
     if (!target || absent.has(target.collection.plural)) return status(res, 404, 'NotFound', 'the server could not find the requested resource');
     const { collection, namespace } = target;
     const watch = query.watch === 'true' || query.watch === '1';
-    const selector = selectorOf(query.fieldSelector);
+    const fields = fieldSelectorOf(query.fieldSelector);
+    const labels = labelSelectorOf(query.labelSelector);
+    const selector = (o: Obj): boolean => fields(o) && labels(o);
     if (forbidden.has(collection.plural)) {
       const verb = watch ? 'watch' : 'list';
       const group = collection.apiVersion.includes('/') ? collection.apiVersion.split('/')[0] : '';
       return status(res, 403, 'Forbidden', `${collection.plural}${group ? `.${group}` : ''} is forbidden: User "system:serviceaccount:test:test" cannot ${verb} resource "${collection.plural}" in API group "${group}" at the cluster scope`);
     }
     const failure = failures.get(collection.plural);
-    if (failure && (failure.on === 'any' || (failure.on === 'watch') === watch)) {
+    if (failure && failure.on !== 'write' && (failure.on === 'any' || (failure.on === 'watch') === watch)) {
       if (--failure.times <= 0) failures.delete(collection.plural);
       return status(res, failure.status, 'InternalError', 'an error on the server ("injected by the test") has prevented the request from succeeding');
     }

@@ -7,7 +7,8 @@ import { startGateway, type RunningGateway } from '../../src/gateway/main.js';
 import { KubeSource } from '../../src/core/sources/kube-source.js';
 import { GatewayApiStatusWriter } from '../../src/core/gateway-api/status-writer.js';
 
-export async function startKubeGateway(kubeconfig: KubeConfig): Promise<{ gw: RunningGateway; port: number }> {
+/** `opts`: the gateway's --gateway-name and --labels, for a gateway of a Gateway's own deployment. */
+export async function startKubeGateway(kubeconfig: KubeConfig, opts: { gatewayNames?: ReadonlySet<string>; labels?: Record<string, string>; namespace?: string } = {}): Promise<{ gw: RunningGateway; port: number }> {
   const logger = pino({ level: 'silent' });
   const gw = await startGateway({
     source: new KubeSource({ kubeconfig, debounceMs: 20, logger }),
@@ -18,6 +19,7 @@ export async function startKubeGateway(kubeconfig: KubeConfig): Promise<{ gw: Ru
     adminPort: 0,
     accessLog: 'off',
     logger,
+    ...opts,
   });
   return { gw, port: gw.listenPorts.get(80)! };
 }

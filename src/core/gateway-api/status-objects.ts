@@ -3,9 +3,10 @@
 // observedGeneration and keep their lastTransitionTime while their status stays the same; a
 // route's parents written by other controllers are kept. Pure: status-writer.ts does the writing.
 
-import { MESHGATE_CONTROLLER } from '../model/gateway-api.js';
+import { MESHGATE_CONTROLLER, type K8sGatewaySpec } from '../model/gateway-api.js';
 import type { Resource } from '../model/resource.js';
 import type { Condition, GatewayApiStatus } from './conditions.js';
+import { ownService } from './deployment-objects.js';
 
 export interface StatusObject {
   readonly resource: Resource;
@@ -28,6 +29,8 @@ type Obj = Record<string, unknown>;
 export interface AddressSource {
   /** The gateway Service's load-balancer addresses, when the Gateway names none itself. */
   readonly serviceAddresses: ReadonlyArray<{ readonly type: string; readonly value: string }>;
+  /** Where the Service of a Gateway's own deployment is found (automated deployment). */
+  readonly resources?: readonly Resource[];
 }
 
 export function statusObjects(status: GatewayApiStatus, now: Date, addresses: AddressSource): StatusObject[] {
@@ -40,7 +43,10 @@ export function statusObjects(status: GatewayApiStatus, now: Date, addresses: Ad
     const old = current(g.resource);
     const oldListeners = Array.isArray(old.listeners) ? (old.listeners as Obj[]) : [];
     const spec = (g.resource.spec ?? {}) as { addresses?: Array<{ type?: string; value: string }> };
-    const addrs = spec.addresses && spec.addresses.length > 0 ? spec.addresses.map((a) => ({ type: a.type ?? 'IPAddress', value: a.value })) : addresses.serviceAddresses;
+    const own = addresses.resources ? ownService(g.resource as Resource<K8sGatewaySpec>, addresses.resources) : undefined;
+    const addrs = own
+      ? ownServiceAddresses(own)
+      : spec.addresses && spec.addresses.length > 0 ? spec.addresses.map((a) => ({ type: a.type ?? 'IPAddress', value: a.value })) : addresses.serviceAddresses;
     out.push({
       resource: g.resource,
       plural: PLURALS.KubernetesGateway!,
@@ -96,11 +102,26 @@ export function gatewayServiceAddresses(resources: readonly Resource[], namespac
     const spec = r.spec as { type?: string; selector?: Record<string, string> };
     const selector = Object.entries(spec.selector ?? {});
     if (spec.type !== 'LoadBalancer' || selector.length === 0 || !selector.every(([k, v]) => labels[k] === v)) continue;
-    const ingress = ((r.raw.status as Obj | undefined)?.loadBalancer as Obj | undefined)?.ingress;
-    if (!Array.isArray(ingress)) continue;
-    return ingress.flatMap((i: Obj) => (typeof i.ip === 'string' ? [{ type: 'IPAddress', value: i.ip }] : typeof i.hostname === 'string' ? [{ type: 'Hostname', value: i.hostname }] : []));
+    const ingress = loadBalancerAddresses(r);
+    if (ingress) return ingress;
   }
   return [];
+}
+
+/**
+ * The addresses of a Gateway's own Service, as Istio reports them: its load balancer's once
+ * assigned (none while pending); any other type, its cluster name (`<svc>.<ns>.svc.cluster.local`).
+ */
+function ownServiceAddresses(svc: Resource): Array<{ type: string; value: string }> {
+  if ((svc.spec as { type?: string }).type === 'LoadBalancer') return loadBalancerAddresses(svc) ?? [];
+  return [{ type: 'Hostname', value: `${svc.metadata.name}.${svc.metadata.namespace}.svc.cluster.local` }];
+}
+
+/** status.loadBalancer.ingress: ip → IPAddress, hostname → Hostname; undefined when there is none. */
+function loadBalancerAddresses(svc: Resource): Array<{ type: string; value: string }> | undefined {
+  const ingress = ((svc.raw.status as Obj | undefined)?.loadBalancer as Obj | undefined)?.ingress;
+  if (!Array.isArray(ingress)) return undefined;
+  return ingress.flatMap((i: Obj) => (typeof i.ip === 'string' ? [{ type: 'IPAddress', value: i.ip }] : typeof i.hostname === 'string' ? [{ type: 'Hostname', value: i.hostname }] : []));
 }
 
 function current(r: Resource): Obj {

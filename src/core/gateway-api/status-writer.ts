@@ -56,7 +56,7 @@ export class GatewayApiStatusWriter {
       const addresses = role.kind === 'gateway' ? gatewayServiceAddresses(snapshot.resources, role.namespace, role.labels) : [];
       const ingress = ingressStatusObjects(snapshot, this.#ingressesServed, await this.#nodeAddresses(ingressStatusNodes(snapshot)));
       this.#ingressesServed = ingress.served;
-      const objects = [...statusObjects(snapshot.gatewayApi, this.#now(), { serviceAddresses: addresses }), ...ingress.objects].filter(statusChanged);
+      const objects = [...statusObjects(snapshot.gatewayApi, this.#now(), { serviceAddresses: addresses, resources: snapshot.resources }), ...ingress.objects].filter(statusChanged);
       for (const o of objects) {
         if (this.#closed) return;
         await this.#put(o);

@@ -19,6 +19,7 @@ import { l4RuleDestinations, meshL4VirtualServices } from './mesh-l4.js';
 import { condition, statusProblems, type Condition, type GatewayApiStatus, type RouteStatus } from './conditions.js';
 import { ruleAction, ruleEntries, type RuleAction, type RuleInput } from './http-rules.js';
 import { ourClasses, serveListeners, type ServedListener } from './listeners.js';
+import { ownService } from './deployment-objects.js';
 import { MeshRoutes } from './mesh-services.js';
 import { compareRoutes, type RankedEntry } from './precedence.js';
 import { ReferenceGrants } from './reference-grants.js';
@@ -54,7 +55,10 @@ export function translateGatewayApi(input: GatewayApiInput): GatewayApiTranslati
   const mesh = input.scope === 'mesh';
   const grants = new ReferenceGrants(of<ReferenceGrantSpec>('ReferenceGrant'));
   const classes = ourClasses(mesh ? [] : of<GatewayClassSpec>('GatewayClass'));
-  const served = serveListeners(mesh ? [] : of<K8sGatewaySpec>(K8S_GATEWAY_KIND), classes.names, grants, input.only);
+  const k8sGateways = mesh ? [] : of<K8sGatewaySpec>(K8S_GATEWAY_KIND);
+  // Without --gateway-name, a gateway serves the Gateways that have no deployment of their own.
+  const only = input.only ?? new Set(k8sGateways.filter((g) => !ownService(g, input.resources)).map((g) => `${g.metadata.namespace}/${g.metadata.name}`));
+  const served = serveListeners(k8sGateways, classes.names, grants, only);
   const namespaces: NamespaceLabels = new Map(of('Namespace').map((n) => [n.metadata.name, n.metadata.labels]));
 
   const routes: RouteStatus[] = [];

@@ -15,6 +15,8 @@ export interface KubeInformerOptions {
   readonly path: string;
   /** Sent on the list and on every watch, e.g. `type!=helm.sh/release.v1`. */
   readonly fieldSelector?: string;
+  /** Likewise, e.g. `gateway.istio.io/managed` (the objects carrying that label). */
+  readonly labelSelector?: string;
   readonly logger: Logger;
   /** Quiet time after a change before listeners hear of it (default 20 ms: a re-list is one burst). */
   readonly debounceMs?: number;
@@ -95,8 +97,9 @@ export class KubeInformer {
   }
 
   #make(): ListWatch<KubernetesObject> {
-    const { path, fieldSelector } = this.#opts;
-    const query = fieldSelector ? `?fieldSelector=${encodeURIComponent(fieldSelector)}` : '';
+    const { path, fieldSelector, labelSelector } = this.#opts;
+    const params = new URLSearchParams({ ...(fieldSelector ? { fieldSelector } : {}), ...(labelSelector ? { labelSelector } : {}) }).toString();
+    const query = params ? `?${params}` : '';
     const list = async (): Promise<KubernetesListObject<KubernetesObject>> => {
       const result = await listCollection(this.#opts.kubeconfig, path, this.#abort.signal, query);
       if (this.#lastError) this.#opts.logger.info({ path }, 'Kubernetes API list recovered');
@@ -110,7 +113,7 @@ export class KubeInformer {
       this.#changed();
       return result as unknown as KubernetesListObject<KubernetesObject>;
     };
-    const informer = new ListWatch<KubernetesObject>(path, this.#watch, list, false, undefined, fieldSelector, { delayFn: this.#delays.delay });
+    const informer = new ListWatch<KubernetesObject>(path, this.#watch, list, false, labelSelector, fieldSelector, { delayFn: this.#delays.delay });
     const changed = (): void => {
       if (this.#informer === informer) this.#changed();
     };
