@@ -50,8 +50,8 @@ import type { ConnectionDrain } from '../core/proxy/drain.js';
 import type { MtlsMode } from '../core/policy/peer-authentication.js';
 import type { WorkloadSecurityCache } from '../core/policy/workload-security.js';
 import type { IdentityProvider, WorkloadCertificate } from '../core/pki/types.js';
-import { acceptsPeer, trustDomainsOf } from '../core/pki/trust-domain.js';
-import { peerIdentity } from '../core/tls/peer-identity.js';
+import { trustDomainsOf } from '../core/pki/trust-domain.js';
+import { verifiedMeshPeer } from './mesh-peer.js';
 import { peekClientHello } from '../core/tls/client-hello.js';
 import { handleHttpRequest, Pipelines, type HttpHandlerContext, type ListenerInfo } from '../core/proxy/http-handler.js';
 import { handleUpgrade } from '../core/proxy/upgrade.js';
@@ -192,28 +192,12 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
     return snapshot ? deps.security.for(snapshot).peerAuthentication.modeFor(deps.appPort) : 'STRICT';
   };
 
-  /**
-   * The caller a verified mesh certificate names, with this hop's XFCC element: a certificate that
-   * chains to the mesh root and names a workload of this sidecar's trust domain or an alias. A root shared
-   * with another mesh does not make that mesh's workloads ours (Istio validates the peer's trust
-   * domain the same way); undefined otherwise. Reading them (Node's certificate object, its SANs, the
-   * XFCC hash and subject) takes tens of microseconds, so it is done once per connection, when the
-   * handshake is checked, and kept for the connection's requests.
-   */
+  // The mesh caller a connection's certificate names (mesh-peer.ts), in the trust domains of the
+  // configuration in force.
   const meshPeer = (socket: TLSSocket): Peer | undefined => {
-    if (!socket.authorized) return undefined;
-    const presented = socket.getPeerCertificate();
-    // An X.509-SVID names exactly one URI SAN. Policies here read one principal, where Envoy's RBAC
-    // matches any URI SAN: a second name would let its DENY rules be dodged by the first.
-    const uris = presented ? peerIdentity(presented).uris : [];
-    const spiffeId = uris.length === 1 ? uris[0] : undefined;
     const own = deps.identity.current().spiffeId;
     const snapshot = deps.holder.current();
-    const tds = snapshot ? deps.security.for(snapshot).trustDomains : trustDomainsOf([], own);
-    if (acceptsPeer(tds, spiffeId)) return { spiffeId: spiffeId!, xfcc: meshXfcc(own, presented) };
-    const why = uris.length > 1 ? 'the peer certificate names more than one URI SAN' : 'the peer certificate names no workload of this trust domain or its aliases';
-    deps.log.info({ remote: socket.remoteAddress, peer: uris.length > 0 ? uris.join(', ') : null, trustDomain: tds.trustDomain, trustDomainAliases: tds.aliases }, `mesh connection refused: ${why}`);
-    return undefined;
+    return verifiedMeshPeer(socket, own, snapshot ? deps.security.for(snapshot).trustDomains : trustDomainsOf([], own), deps.log);
   };
 
   // An HTTP/2 request sees its session's socket through a proxy object, not the socket the handshake
