@@ -190,8 +190,8 @@ describe('deploy/ manifests', () => {
     const rbac = await docs('deploy/rbac.yaml');
     const gatewayRole = find(rbac, 'ClusterRole', 'meshgate-ingressgateway');
     assertGrantsWhatKubeSourceReads(gatewayRole);
-    // The status writer reads one Node at a time (Ingress status with `ingressService: ""`); it never lists them.
-    assert.ok(allows(gatewayRole.rules, '', 'nodes', 'get', 'node-1') && !allows(gatewayRole.rules, '', 'nodes', 'list'));
+    // The status writer reads and watches the Nodes of its pods by name (Ingress status with `ingressService: ""`).
+    assert.ok(allows(gatewayRole.rules, '', 'nodes', 'get', 'node-1') && allows(gatewayRole.rules, '', 'nodes', 'list') && allows(gatewayRole.rules, '', 'nodes', 'watch'));
     assert.deepEqual(find(rbac, 'ClusterRoleBinding', 'meshgate-ingressgateway').subjects, [{ kind: 'ServiceAccount', name: 'meshgate-ingressgateway', namespace: 'istio-system' }]);
 
     const crdFiles: Record<string, Array<[string, boolean, boolean]>> = {

@@ -44,7 +44,8 @@ describe('automated deployment objects', () => {
     assert.equal(meta.labels.team, 'shop');
     assert.equal(meta.labels.ignored, undefined);
     assert.equal(meta.labels['gateway.networking.k8s.io/x'], undefined);
-    assert.deepEqual(meta.annotations, { 'cloud.example/lb': 'internal' });
+    // Beside the Gateway's, the record of the keys handed down (so that one removed later comes off).
+    assert.deepEqual(meta.annotations, { 'cloud.example/lb': 'internal', 'gateway.meshgate.io/owned-metadata': '{"labels":["team"],"annotations":["cloud.example/lb"]}' });
     const spec = (o.service as { spec: { ports: unknown[]; loadBalancerIP?: string; type: string } }).spec;
     assert.deepEqual(spec.ports, [
       { name: 'status-port', port: 15021, protocol: 'TCP', appProtocol: 'tcp' },

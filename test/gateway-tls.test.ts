@@ -21,7 +21,7 @@ import { issueCertificate } from '../src/core/tls/issue-certificate.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
 import { eventually } from './helpers/gateway.js';
 import { seededRandom } from './helpers/random.js';
-import { serviceYaml, tcpGatewayYaml } from './helpers/cluster-yaml.js';
+import { serviceYaml } from './helpers/cluster-yaml.js';
 import { writeCredential } from './helpers/credentials.js';
 
 type Pem = { certPem: string; keyPem: string };
@@ -383,104 +383,5 @@ spec:
     await writeFile(join(certs, 'a-cert', 'tls.key'), current.keyPem);
     await new Promise((r) => setTimeout(r, 500));
     assert.equal(await peerCN('a.example.com'), 'a.example.com');
-  });
-});
-
-describe('TCP servers', () => {
-  it('pipes a plain TCP Gateway port to its tcp route', async () => {
-    const { createServer } = await import('node:net');
-    const echo = createServer((s) => s.pipe(s));
-    await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
-    const echoPort = (echo.address() as { port: number }).port;
-    const dir = await mkdtemp(join(tmpdir(), 'meshgate-tcp-'));
-    await writeFile(
-      join(dir, 'all.yaml'),
-      tcpGatewayYaml(echoPort),
-    );
-    const gw = await startGateway({ configDir: dir, certsDir: join(dir, 'certs'), ports: new Map([[5432, 0]]), listenHost: '127.0.0.1', statusPort: 0, adminPort: 0, accessLog: 'off', logger: pino({ level: 'silent' }) });
-    try {
-      const { connect } = await import('node:net');
-      const got = await new Promise<string>((resolve, reject) => {
-        const c = connect(gw.listenPorts.get(5432)!, '127.0.0.1', () => c.end('ping over tcp'));
-        let text = '';
-        c.setEncoding('utf8');
-        c.on('data', (d: string) => (text += d));
-        c.on('end', () => resolve(text));
-        c.on('error', reject);
-      });
-      assert.equal(got, 'ping over tcp');
-    } finally {
-      await gw.destroy();
-      echo.close();
-      await rm(dir, { recursive: true, force: true });
-    }
-  });
-});
-
-describe('gRPC through the gateway', () => {
-  it('carries a gRPC call over TLS + HTTP/2 to a cleartext HTTP/2 upstream, trailers included', async () => {
-    const { createServer: createH2cServer, connect: h2connect } = await import('node:http2');
-    const upstream = createH2cServer();
-    upstream.on('stream', (stream, headers) => {
-      const chunks: Buffer[] = [];
-      stream.on('data', (c: Buffer) => chunks.push(c));
-      stream.on('end', () => {
-        stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'x-saw-te': String(headers.te) }, { waitForTrailers: true });
-        stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0', 'grpc-message': 'ok' }));
-        stream.end(Buffer.concat(chunks));
-      });
-    });
-    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
-    const upstreamPort = (upstream.address() as { port: number }).port;
-    const root = issueCertificate({ subjectCN: 'grpc root', isCA: true, issuer: 'self', days: 1 });
-    const dir = await mkdtemp(join(tmpdir(), 'meshgate-grpc-'));
-    await writeCredential(join(dir, 'certs'), 'grpc-cert', issueCertificate({ subjectCN: 'grpc.example.com', dnsNames: ['grpc.example.com'], issuer: root, days: 1 }));
-    await writeFile(
-      join(dir, 'all.yaml'),
-      `apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: gw}
-spec:
-  selector: {istio: ingressgateway}
-  servers:
-  - port: {number: 443, name: https, protocol: HTTPS}
-    hosts: [grpc.example.com]
-    tls: {mode: SIMPLE, credentialName: grpc-cert}
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: grpc}
-spec:
-  hosts: [grpc.example.com]
-  gateways: [gw]
-  http:
-  - route: [{destination: {host: greeter}}]
----
-${serviceYaml('greeter', [{ pod: 'greeter-1', port: upstreamPort }], { port: 9000, portName: 'grpc' })}`,
-    );
-    const gw = await startGateway({ configDir: dir, certsDir: join(dir, 'certs'), ports: new Map([[443, 0]]), listenHost: '127.0.0.1', statusPort: 0, adminPort: 0, accessLog: 'off', logger: pino({ level: 'silent' }) });
-    const session = h2connect(`https://127.0.0.1:${gw.listenPorts.get(443)}`, { servername: 'grpc.example.com', ca: root.certPem });
-    try {
-      const result = await new Promise<{ headers: Record<string, unknown>; trailers: Record<string, unknown>; body: Buffer }>((resolve, reject) => {
-        const req = session.request({ ':method': 'POST', ':path': '/helloworld.Greeter/SayHello', ':authority': 'grpc.example.com', 'content-type': 'application/grpc', te: 'trailers' });
-        let headers: Record<string, unknown> = {};
-        const body: Buffer[] = [];
-        req.on('response', (h) => (headers = h));
-        req.on('data', (c: Buffer) => body.push(c));
-        req.on('trailers', (trailers) => resolve({ headers, trailers, body: Buffer.concat(body) }));
-        req.on('error', reject);
-        req.end(Buffer.from([0, 0, 0, 0, 2, 8, 1]));
-      });
-      assert.equal(result.headers[':status'], 200);
-      assert.equal(result.headers['x-saw-te'], 'trailers');
-      assert.equal(result.trailers['grpc-status'], '0');
-      assert.equal(result.trailers['grpc-message'], 'ok');
-      assert.deepEqual([...result.body], [0, 0, 0, 0, 2, 8, 1]);
-    } finally {
-      session.close();
-      await gw.destroy();
-      upstream.close();
-      await rm(dir, { recursive: true, force: true });
-    }
   });
 });

@@ -3,7 +3,7 @@
 // Istio's class, follows an Ingress applied later, leaves another controller's Ingress alone, and
 // writes status.loadBalancer.ingress from the ingress Service's load balancer as istiod does; clears
 // it when the Ingress stops being the mesh's; and, with `ingressService: ""`, writes the external
-// address of the node its gateway pod runs on.
+// address of the node its gateway pod runs on, and follows a change of that node's address.
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -119,6 +119,15 @@ describe('Kubernetes Ingress with the Kubernetes stand-in: node addresses withou
     assert.deepEqual(lb(), [{ ip: '198.51.100.7' }]);
     const reads = api.requests.filter((r) => r.path.startsWith('/api/v1/nodes/')).map((r) => r.path);
     assert.deepEqual([...new Set(reads)], ['/api/v1/nodes/node-gone', '/api/v1/nodes/node-1']);
-    assert.ok(!api.requests.some((r) => r.path === '/api/v1/nodes'), 'nodes are read one by one, never listed');
+    const lists = api.requests.filter((r) => r.path === '/api/v1/nodes');
+    assert.ok(lists.every((r) => /^metadata\.name=node-(1|gone)$/.test(r.query.fieldSelector ?? '')), 'nodes are listed and watched one by one by name, never all of them');
+  });
+
+  it("follows a change of that node's ExternalIP without a configuration change (a watch on the node)", async () => {
+    await api.until(() => JSON.stringify(lb()) === JSON.stringify([{ ip: '198.51.100.7' }]), 'the first status');
+    await api.until(() => api.openWatches('nodes') > 0, 'a watch on the nodes');
+    const node = api.get('v1', 'Node', '', 'node-1')!;
+    api.apply({ ...node, status: { addresses: [{ type: 'ExternalIP', address: '198.51.100.8' }] } });
+    await api.until(() => JSON.stringify(lb()) === JSON.stringify([{ ip: '198.51.100.8' }]), 'the status with the new address');
   });
 });

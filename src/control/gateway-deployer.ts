@@ -18,6 +18,7 @@ import { collectionPath, type KubeKind, type KubeObject } from '../core/sources/
 import { describeError, kubeJson } from '../core/sources/kube-request.js';
 import { covers, withOwned } from '../core/sources/kube-owned.js';
 import { ReconcileRounds } from '../core/sources/reconcile-rounds.js';
+import { withoutStaleKeys } from '../core/gateway-api/owned-metadata.js';
 import {
   CREATE_ONLY, MANAGED_LABEL, controllerOf, deploymentObjects, isAutomated, serviceAccountName, type GatewayObject,
 } from '../core/gateway-api/deployment-objects.js';
@@ -142,7 +143,9 @@ export class GatewayDeployer {
         }
         return true;
       }
-      if (covers(live, wanted)) {
+      // Keys the Gateway no longer hands down come off; the rest of what is there stays.
+      const kept = withoutStaleKeys(live as Record<string, unknown>, wanted);
+      if (kept === live && covers(live, wanted)) {
         this.#unheld.delete(what);
         return true;
       }
@@ -157,7 +160,7 @@ export class GatewayDeployer {
         return true;
       }
       // Replace with the stored resourceVersion: if it changed meanwhile, 409, and its watch event brings another round.
-      await kubeJson(this.#opts.kubeconfig, 'PUT', `${path}/${encodeURIComponent(meta.name)}`, [200], withOwned(live, wanted));
+      await kubeJson(this.#opts.kubeconfig, 'PUT', `${path}/${encodeURIComponent(meta.name)}`, [200], withOwned(kept, wanted));
       this.#unheld.set(what, { wanted: text, tries: tries + 1, said: false });
       this.#opts.logger.info({ object: what }, 'updated for its Gateway');
       return true;

@@ -74,6 +74,11 @@ export interface KubeApiStandIn {
   /** Destroy each open watch's connection mid-stream. */
   dropWatches(): void;
   openWatches(plural?: string): number;
+  /**
+   * Resolves once `check` holds, looked at again after every stored change and every answered
+   * request (no polling); rejects after `ms` saying `what` was not reached.
+   */
+  until(check: () => boolean, what: string, ms?: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -100,9 +105,15 @@ export async function startKubeApi(opts: { token?: string } = {}): Promise<KubeA
   const inNamespace = (o: Obj, ns: string | undefined) => ns === undefined || o.metadata.namespace === ns;
 
   const statusWrites: string[] = [];
+  const waiters = new Set<() => void>();
+  /** After the change in hand is complete: each waiter looks at the stand-in again. */
+  const wake = (): void => queueMicrotask(() => {
+    for (const w of [...waiters]) w();
+  });
 
   const publish = (collection: Collection, type: EventType, object: Obj): void => {
     history.push({ rv, collection, type, object });
+    wake();
     const line = JSON.stringify({ type, object: withType(collection, object) }) + '\n';
     for (const w of watchers) if (!w.held && w.collection === collection && inNamespace(object, w.namespace) && w.selector(object)) w.res.write(line);
   };
@@ -167,7 +178,10 @@ export async function startKubeApi(opts: { token?: string } = {}): Promise<KubeA
     const query = Object.fromEntries(url.searchParams);
     const seen: SeenRequest = { method: req.method ?? '', path: url.pathname, query, authorization: req.headers.authorization, status: 0 };
     requests.push(seen);
-    res.on('finish', () => (seen.status ||= res.statusCode));
+    res.on('finish', () => {
+      seen.status ||= res.statusCode;
+      wake();
+    });
     if (req.headers.authorization !== `Bearer ${token}`) return status(res, 401, 'Unauthorized', 'Unauthorized');
     if (req.method === 'PUT' && url.pathname.endsWith('/status')) {
       putStatus(writes, req, res, url.pathname).catch((err: Error) => status(res, 500, 'InternalError', err.message));
@@ -270,6 +284,22 @@ current-context: stand-in
     },
     kubeconfigYaml,
     statusWrites,
+    until(check, what, ms = 20_000) {
+      return new Promise<void>((resolve, reject) => {
+        const look = (): void => {
+          if (!check()) return;
+          waiters.delete(look);
+          clearTimeout(timer);
+          resolve();
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(look);
+          reject(new Error(`not reached in ${ms} ms: ${what}`));
+        }, ms);
+        waiters.add(look);
+        look();
+      });
+    },
     get(apiVersion, kind, namespace, name) {
       const collection = collectionOf(apiVersion, kind);
       const o = store.get(collection)!.get(`${collection.clusterScoped ? '' : namespace}/${name}`);

@@ -8,6 +8,7 @@
 
 import { BUILT_IN_CLASSES } from './listeners.js';
 import { CONTROLLER_NAMES, MESHGATE_CONTROLLER } from '../model/gateway-api.js';
+import { OWNED_KEYS_ANNOTATION, ownedKeysValue } from './owned-metadata.js';
 
 type Obj = Record<string, unknown>;
 
@@ -20,7 +21,7 @@ export const SERVICE_TYPE_ANNOTATION = 'networking.istio.io/service-type';
 const NAME_OVERRIDE = 'gateway.istio.io/name-override';
 const SERVICE_ACCOUNT_OVERRIDE = 'gateway.istio.io/service-account';
 /** Not carried to the objects: kubectl's bookkeeping and the annotations that steer this controller. */
-const NOT_PROPAGATED = new Set(['kubectl.kubernetes.io/last-applied-configuration', NAME_OVERRIDE, SERVICE_ACCOUNT_OVERRIDE, 'gateway.istio.io/controller-version']);
+const NOT_PROPAGATED = new Set(['kubectl.kubernetes.io/last-applied-configuration', NAME_OVERRIDE, SERVICE_ACCOUNT_OVERRIDE, 'gateway.istio.io/controller-version', OWNED_KEYS_ANNOTATION]);
 /** The ClusterRole (deploy/rbac.yaml) that lets a gateway read and write Secrets of its own namespace. */
 export const GATEWAY_SECRETS_ROLE = 'meshgate-gateway-secrets';
 
@@ -96,11 +97,13 @@ export function deploymentObjects(gw: GatewayObject, controller: string, setting
     [MANAGED_LABEL]: controller.replaceAll('/', '-'),
   };
   const annotations = infrastructure(gw, 'annotations');
+  // The keys handed down from the Gateway, so that one it drops is taken off the objects too.
+  const owned = ownedKeysValue({ labels: Object.keys(infrastructure(gw, 'labels')), annotations: Object.keys(annotations) });
   const metadata = (objectName: string): Obj => ({
     name: objectName,
     namespace,
     labels,
-    ...(Object.keys(annotations).length > 0 ? { annotations } : {}),
+    annotations: { ...annotations, [OWNED_KEYS_ANNOTATION]: owned },
     // Kubernetes deletes them with the Gateway.
     ownerReferences: [{ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway', name: gwName, uid: gw.metadata.uid ?? '' }],
   });

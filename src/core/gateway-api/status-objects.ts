@@ -53,7 +53,7 @@ export function statusObjects(status: GatewayApiStatus, now: Date, addresses: Ad
       status: {
         ...old,
         addresses: addrs.map((a) => ({ type: a.type, value: a.value })),
-        conditions: conditionsOf(g.conditions, g.resource, oldConditions(old), time),
+        conditions: conditionsOf(own ? withOwnServiceProgrammed(g.conditions, own, g.resource, addrs.length > 0) : g.conditions, g.resource, oldConditions(old), time),
         listeners: g.listeners.map((l) => ({
           name: l.name,
           supportedKinds: l.supportedKinds.map((k) => ({ group: k.group, kind: k.kind })),
@@ -115,6 +115,31 @@ export function gatewayServiceAddresses(resources: readonly Resource[], namespac
 function ownServiceAddresses(svc: Resource): Array<{ type: string; value: string }> {
   if ((svc.spec as { type?: string }).type === 'LoadBalancer') return loadBalancerAddresses(svc) ?? [];
   return [{ type: 'Hostname', value: `${svc.metadata.name}.${svc.metadata.namespace}.svc.cluster.local` }];
+}
+
+/**
+ * Programmed as Istio words it for a Gateway with a Service of its own: True names the Service's
+ * `host:port`s; while a LoadBalancer Service has no ingress address yet, False with reason
+ * AddressNotAssigned (Istio's `address pending for hostname`), True again once it has one. Only a
+ * Gateway whose listeners are programmed is concerned: otherwise their reason stands.
+ */
+function withOwnServiceProgrammed(conditions: readonly Condition[], svc: Resource, gw: Resource, assigned: boolean): Condition[] {
+  const was = conditions.find((c) => c.type === 'Programmed');
+  if (was?.status !== 'True') return [...conditions];
+  const host = `${svc.metadata.name}.${svc.metadata.namespace}.svc.cluster.local`;
+  const listeners = ((gw.spec ?? {}) as { listeners?: Array<{ port?: unknown }> }).listeners ?? [];
+  const ports = [...new Set(listeners.map((l) => l.port).filter((p): p is number => typeof p === 'number'))];
+  const services = humanJoin(ports.map((p) => `${host}:${p}`).sort());
+  const programmed: Condition = assigned
+    ? { type: 'Programmed', status: 'True', reason: 'Programmed', message: `Resource programmed, assigned to service(s) ${services}` }
+    : { type: 'Programmed', status: 'False', reason: 'AddressNotAssigned', message: `Assigned to service(s) ${services}, but failed to assign to all requested addresses: address pending for hostname "${host}"` };
+  return conditions.map((c) => (c === was ? programmed : c));
+}
+
+/** `a`, `a and b`, `a, b, and c`: how Istio lists the services a Gateway is assigned to. */
+function humanJoin(items: readonly string[]): string {
+  if (items.length <= 2) return items.join(' and ');
+  return `${items.slice(0, -1).join(', ')}, and ${items.at(-1)}`;
 }
 
 /** status.loadBalancer.ingress: ip → IPAddress, hostname → Hostname; undefined when there is none. */

@@ -2,7 +2,8 @@
 // subresource of every GatewayClass, Gateway and route whose status would change, and of every
 // Ingress served or no longer served (its load balancer addresses, or none: ingress/status.ts, which
 // may name Nodes to read first). Writes go one at a time; snapshots arriving meanwhile collapse into
-// the newest. A conflict (409: the object changed under us) needs nothing: the change brings a new
+// the newest. In node-address mode the Nodes named are watched (ingress/node-watch.ts): a change
+// of theirs writes the last snapshot's status again. A conflict (409: the object changed under us) needs nothing: the change brings a new
 // snapshot, and with it a new write.
 
 import { HttpMethod, RequestContext, type KubeConfig } from '@kubernetes/client-node';
@@ -11,6 +12,7 @@ import { fetch } from 'undici';
 import type { Snapshot } from '../snapshot/snapshot.js';
 import { gatewayServiceAddresses, statusChanged, statusObjects, type StatusObject } from './status-objects.js';
 import { ingressStatusNodes, ingressStatusObjects, nodeExternalAddresses } from '../ingress/status.js';
+import { NodeWatch } from '../ingress/node-watch.js';
 
 export interface StatusWriterOptions {
   readonly kubeconfig: KubeConfig;
@@ -27,17 +29,24 @@ export class GatewayApiStatusWriter {
   /** The Ingresses whose status the last round wrote (or has yet to see cleared). */
   #ingressesServed: ReadonlySet<string> = new Set();
   #closed = false;
+  /** The last snapshot queued: what a Node's change writes again. */
+  #last: Snapshot | undefined;
+  readonly #nodes: NodeWatch;
 
   constructor(opts: StatusWriterOptions) {
     this.#kc = opts.kubeconfig;
     this.#log = opts.logger;
     this.#now = opts.now ?? (() => new Date());
+    this.#nodes = new NodeWatch(opts.kubeconfig, opts.logger, () => {
+      if (this.#last) void this.write(this.#last);
+    });
   }
 
   /** Queue the status of `snapshot`; returns when it (or a newer one) has been written. */
   write(snapshot: Snapshot): Promise<void> {
     if (this.#closed) return Promise.resolve();
     this.#pending = snapshot;
+    this.#last = snapshot;
     this.#running ??= this.#drain().finally(() => (this.#running = undefined));
     return this.#running;
   }
@@ -45,6 +54,8 @@ export class GatewayApiStatusWriter {
   async close(): Promise<void> {
     this.#closed = true;
     this.#pending = undefined;
+    this.#last = undefined;
+    await this.#nodes.close();
     await this.#running;
   }
 
@@ -54,7 +65,9 @@ export class GatewayApiStatusWriter {
       this.#pending = undefined;
       const role = snapshot.role;
       const addresses = role.kind === 'gateway' ? gatewayServiceAddresses(snapshot.resources, role.namespace, role.labels) : [];
-      const ingress = ingressStatusObjects(snapshot, this.#ingressesServed, await this.#nodeAddresses(ingressStatusNodes(snapshot)));
+      const nodes = ingressStatusNodes(snapshot);
+      this.#nodes.follow(nodes);
+      const ingress = ingressStatusObjects(snapshot, this.#ingressesServed, await this.#nodeAddresses(nodes));
       this.#ingressesServed = ingress.served;
       const objects = [...statusObjects(snapshot.gatewayApi, this.#now(), { serviceAddresses: addresses, resources: snapshot.resources }), ...ingress.objects].filter(statusChanged);
       for (const o of objects) {
