@@ -17,13 +17,16 @@
 // straight to each sidecar's inbound port instead, with a client certificate for the gateway's
 // identity (no gateway, so none of the headers it adds). Printed per variant: the sidecar's CPU per
 // request (utime + stime of all its threads, from /proc), its main thread's share, its RSS 2 s after
-// start and the most it held while measured.
+// start and the most it held while measured. SIDECAR_AB_PERF=DIR records each sidecar with Linux perf
+// while it is measured (files in DIR; its NODE_OPTIONS then name JavaScript for perf) and prints the
+// median µs per request by where the CPU went, the kernel and V8's compilers among it (perf-breakdown.ts).
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gatewayClientTls, type MeshTargets } from './mesh.js';
 import { runPaced, type PacedOptions } from './paced-load.js';
+import { findPerf, perfBreakdown, printMedianBreakdown, recordPerf } from './perf-breakdown.js';
 import { preciseCpuSeconds, rssBytes, sampleMax, stopAll, tempDir } from './processes.js';
 import { BENCH_HOST, startUpstream } from './targets.js';
 import { SIDECAR_NODE_OPTIONS } from '../src/core/inject/sidecar-node-options.js';
@@ -34,6 +37,7 @@ const PRELOAD = fileURLToPath(new URL('./sidecar-v8-flags-preload.js', import.me
 const ROUNDS = Number(process.env.SIDECAR_AB_ROUNDS ?? 6);
 const SECONDS = Number(process.env.SIDECAR_AB_SECONDS ?? 8);
 const INBOUND = process.env.SIDECAR_AB_TARGET === 'inbound';
+const PERF_DIR = process.env.SIDECAR_AB_PERF;
 
 interface Variant {
   readonly name: string;
@@ -52,6 +56,7 @@ interface Running {
   readonly us: number[];
   readonly mainUs: number[];
   readonly rssMaxMb: number[];
+  readonly perf: [string, number][][];
 }
 
 /** CPU seconds of a process's main thread alone (its task whose id is the pid). */
@@ -66,7 +71,7 @@ const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[
 async function startVariant(v: Variant, appPort: number): Promise<MeshTargets> {
   const { startMesh } = (await import(join(v.root ?? HERE, 'dist/bench/mesh.js'))) as typeof import('./mesh.js');
   // mesh.ts reads these when it starts the sidecar.
-  process.env.BENCH_SIDECAR_NODE_OPTIONS = `${v.nodeOptions ?? SIDECAR_NODE_OPTIONS} --import=${PRELOAD}`;
+  process.env.BENCH_SIDECAR_NODE_OPTIONS = `${v.nodeOptions ?? SIDECAR_NODE_OPTIONS} --import=${PRELOAD}${PERF_DIR ? ' --perf-basic-prof-only-functions' : ''}`;
   process.env.SIDECAR_AB_DROP_FLAGS = v.drop ?? '';
   if (v.flags === undefined) delete process.env.SIDECAR_AB_V8_FLAGS;
   else process.env.SIDECAR_AB_V8_FLAGS = v.flags;
@@ -76,6 +81,8 @@ async function startVariant(v: Variant, appPort: number): Promise<MeshTargets> {
 
 async function main(): Promise<void> {
   const variants = JSON.parse(process.env.SIDECAR_AB_VARIANTS ?? '[{"name":"this build"}]') as Variant[];
+  const perf = PERF_DIR ? findPerf() : undefined;
+  if (PERF_DIR && !perf) throw new Error('SIDECAR_AB_PERF is set but perf is not installed');
   const upstream = await startUpstream();
   const running: Running[] = [];
   try {
@@ -85,7 +92,7 @@ async function main(): Promise<void> {
       const target = INBOUND
         ? { ...common, url: `https://127.0.0.1:${mesh.sidecarInbound}/`, tls: await gatewayClientTls(mesh.caDir, await tempDir('meshgate-bench-ab-')) }
         : { ...common, url: mesh.gateway.url };
-      running.push({ variant: v, mesh, target, idleMb: 0, us: [], mainUs: [], rssMaxMb: [] });
+      running.push({ variant: v, mesh, target, idleMb: 0, us: [], mainUs: [], rssMaxMb: [], perf: [] });
     }
     await new Promise((r) => setTimeout(r, 2000));
     for (const [i, r] of running.entries()) running[i] = { ...r, idleMb: (rssBytes(r.mesh.sidecarPid) ?? 0) / 2 ** 20 };
@@ -93,10 +100,16 @@ async function main(): Promise<void> {
       for (const r of round % 2 === 0 ? running : [...running].reverse()) {
         await runPaced({ ...r.target, seconds: 2 });
         const pid = r.mesh.sidecarPid;
+        const file = PERF_DIR ? join(PERF_DIR, `${r.variant.name.replace(/[^a-z0-9]+/gi, '-')}-${round + 1}.data`) : '';
+        const recording = perf && pid ? await recordPerf(perf, pid, file) : undefined;
         const rss = sampleMax(() => rssBytes(pid), 100);
         const cpu0 = preciseCpuSeconds(pid) ?? 0;
         const main0 = mainThreadSeconds(pid);
         const result = await runPaced(r.target);
+        if (recording) {
+          await recording.stop();
+          r.perf.push(perfBreakdown(perf!, file, result.requests));
+        }
         if (result.errors > 0) throw new Error(`${r.variant.name}: ${result.errorDetail}`);
         r.us.push((((preciseCpuSeconds(pid) ?? 0) - cpu0) / result.requests) * 1e6);
         r.mainUs.push(((mainThreadSeconds(pid) - main0) / result.requests) * 1e6);
@@ -109,6 +122,7 @@ async function main(): Promise<void> {
     for (const r of running) {
       console.log(`${r.variant.name.padEnd(30)} ${median(r.us).toFixed(0).padStart(15)}  ${median(r.mainUs).toFixed(0).padStart(11)}  ${r.idleMb.toFixed(1).padStart(11)}  ${median(r.rssMaxMb).toFixed(1).padStart(10)}`);
     }
+    for (const r of running) if (r.perf.length > 0) printMedianBreakdown(r.variant.name, r.perf);
     const [first, ...rest] = running;
     for (const r of rest) console.log(`${r.variant.name} / ${first!.variant.name}, round by round: ${r.us.map((u, i) => (u / first!.us[i]!).toFixed(2)).join(' ')}`);
   } finally {

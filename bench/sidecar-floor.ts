@@ -12,16 +12,20 @@
 // set of V8 flags a line, adds a floor for each (set at run time; on `node`'s command line when the
 // line starts with `command line:`). The targets take turns, round after round, so a loaded machine
 // weighs on each alike; medians are printed. SIDECAR_FLOOR_ROUNDS (6), SIDECAR_FLOOR_SECONDS (8),
-// SIDECAR_FLOOR_RATE (1000 req/s), over 50 connections.
+// SIDECAR_FLOOR_RATE (1000 req/s), over 50 connections. SIDECAR_FLOOR_PERF=DIR records each target
+// with Linux perf while it is measured (files in DIR) and prints, per target, the median µs per
+// request by where the CPU went, the kernel included (perf-breakdown.ts); the sidecar and the floors
+// then run with --perf-basic-prof-only-functions, so that their JavaScript is named.
 
 import { fork } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gatewayClientTls, meshCertificate, startMesh } from './mesh.js';
 import { runPaced } from './paced-load.js';
+import { findPerf, perfBreakdown, printMedianBreakdown, recordPerf } from './perf-breakdown.js';
 import { preciseCpuSeconds, rssBytes, sampleMax, stopAll, tempDir, track } from './processes.js';
 import { BENCH_HOST, startUpstream } from './targets.js';
-import { SIDECAR_ENV, SIDECAR_V8_FLAGS } from '../src/core/inject/sidecar-node-options.js';
+import { SIDECAR_ENV, SIDECAR_NODE_OPTIONS, SIDECAR_V8_FLAGS } from '../src/core/inject/sidecar-node-options.js';
 
 const FLOOR_SERVER = fileURLToPath(new URL('./sidecar-floor-server.js', import.meta.url));
 const number = (name: string, fallback: number): number => Number(process.env[name] ?? fallback);
@@ -30,6 +34,9 @@ const SECONDS = number('SIDECAR_FLOOR_SECONDS', 8);
 const RATE = number('SIDECAR_FLOOR_RATE', 1000);
 const CONNECTIONS = 50;
 const COMMAND_LINE = 'command line:';
+const PERF_DIR = process.env.SIDECAR_FLOOR_PERF;
+/** V8 writes /tmp/perf-<pid>.map, which names JavaScript functions in perf's report. */
+const PERF_NAMES = '--perf-basic-prof-only-functions';
 
 interface Variant {
   readonly name: string;
@@ -48,7 +55,7 @@ async function startFloor(name: string, certs: { cert: string; key: string }, ro
   const onCommandLine = v8Flags.startsWith(COMMAND_LINE);
   const flags = onCommandLine ? v8Flags.slice(COMMAND_LINE.length).trim() : v8Flags;
   const env = { ...process.env, ...SIDECAR_ENV, SIDECAR_FLOOR_V8_FLAGS: onCommandLine ? '' : flags, SIDECAR_FLOOR_APP_CLIENT: appClient };
-  const execArgv = onCommandLine ? flags.split(' ').filter(Boolean) : [];
+  const execArgv = [...(onCommandLine ? flags.split(' ').filter(Boolean) : []), ...(PERF_DIR ? [PERF_NAMES] : [])];
   const child = track(
     fork(FLOOR_SERVER, [certs.cert, certs.key, rootCert, `http://127.0.0.1:${appPort}`], { execArgv, env, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] }),
     name,
@@ -59,6 +66,11 @@ async function startFloor(name: string, certs: { cert: string; key: string }, ro
 const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
 
 async function main(): Promise<void> {
+  const perf = PERF_DIR ? findPerf() : undefined;
+  if (PERF_DIR && !perf) throw new Error('SIDECAR_FLOOR_PERF is set but perf is not installed');
+  // mesh.ts starts the sidecar with these.
+  if (PERF_DIR) process.env.BENCH_SIDECAR_NODE_OPTIONS ??= `${SIDECAR_NODE_OPTIONS} ${PERF_NAMES}`;
+  const breakdowns = new Map<string, [string, number][][]>();
   const upstream = await startUpstream();
   const mesh = await startMesh(upstream.port);
   const dir = await tempDir('meshgate-bench-floor-');
@@ -85,10 +97,16 @@ async function main(): Promise<void> {
     for (const v of round % 2 === 0 ? variants : [...variants].reverse()) {
       const opts = { url: `https://127.0.0.1:${v.port}/`, host: BENCH_HOST, connections: CONNECTIONS, rate: RATE, tls };
       await runPaced({ ...opts, seconds: 2 });
+      const file = PERF_DIR ? join(PERF_DIR, `${v.name.replace(/[^a-z0-9]+/gi, '-')}-${round + 1}.data`) : '';
+      const recording = perf && v.pid ? await recordPerf(perf, v.pid, file) : undefined;
       const rss = sampleMax(() => rssBytes(v.pid), 100);
       const cpu0 = preciseCpuSeconds(v.pid) ?? 0;
       const result = await runPaced({ ...opts, seconds: SECONDS });
       const cpu = (preciseCpuSeconds(v.pid) ?? 0) - cpu0;
+      if (recording) {
+        await recording.stop();
+        breakdowns.set(v.name, [...(breakdowns.get(v.name) ?? []), perfBreakdown(perf!, file, result.requests)]);
+      }
       const sample = { usPerRequest: (cpu / result.requests) * 1e6, rssMaxMb: (rss.stop() ?? 0) / 2 ** 20, p90Ms: result.p90Ms };
       if (result.errors > 0) throw new Error(`${v.name}: ${result.errorDetail}`);
       samples.get(v.name)!.push(sample);
@@ -102,6 +120,7 @@ async function main(): Promise<void> {
     const us = median(s.map((x) => x.usPerRequest));
     console.log(`${v.name.padEnd(40)} ${us.toFixed(0).padStart(14)}  ${(us / 1000).toFixed(3).padStart(19)}  ${idle.get(v.name)!.toFixed(1).padStart(11)}  ${median(s.map((x) => x.rssMaxMb)).toFixed(1).padStart(10)}`);
   }
+  for (const [name, runs] of breakdowns) printMedianBreakdown(name, runs);
   await mesh.stop();
   await upstream.stop();
 }
