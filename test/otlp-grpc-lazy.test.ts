@@ -16,6 +16,9 @@ const GRPC_CODE = ['/@grpc/grpc-js/', '/exporter-trace-otlp-grpc/', '/exporter-l
 
 const loaded = (): string[] => Object.keys(createRequire(import.meta.url).cache).filter((f) => GRPC_CODE.some((p) => f.includes(p)));
 
+// Loading the gRPC code is seconds of work on a busy machine: each wait is generous and ends when its condition holds.
+const WAIT_MS = 60_000;
+
 const config = `${gatewayYaml([HOST])}---\n${gatewayRouteYaml([HOST])}`;
 
 describe('gRPC code is loaded on first use only', () => {
@@ -35,16 +38,16 @@ describe('gRPC code is loaded on first use only', () => {
 
   it('spans over OTLP/HTTP load none of it; a gRPC provider applied later loads it', async () => {
     assert.equal((await gw.get(HOST, '/', { 'x-request-id': 'lazy-1' })).status, 200);
-    await eventually(async () => receiver.spans.some((s) => s.attributes.some((a) => a.value.stringValue === 'lazy-1')));
+    await eventually(async () => receiver.spans.some((s) => s.attributes.some((a) => a.value.stringValue === 'lazy-1')), WAIT_MS);
     assert.deepEqual(loaded(), []);
     // The same provider, now without `http`: OTLP over gRPC (to a port nobody serves gRPC on; only the loading matters).
     await gw.write('mesh.yaml', meshConfig(receiver.port, 100).replace('        http: {path: /v1/traces}\n', ''));
     await eventually(async () => {
       await gw.get(HOST, '/', { 'x-request-id': 'lazy-2' });
       return loaded().some((f) => f.includes('/exporter-trace-otlp-grpc/'));
-    });
+    }, WAIT_MS);
     // The exporter itself loads @grpc/grpc-js when it first sends a batch.
-    await eventually(async () => loaded().some((f) => f.includes('/@grpc/grpc-js/')));
+    await eventually(async () => loaded().some((f) => f.includes('/@grpc/grpc-js/')), WAIT_MS);
     assert.ok(!loaded().some((f) => f.includes('/exporter-logs-otlp-grpc/')), 'no access-log provider: the logs exporter stays out');
   });
 });
