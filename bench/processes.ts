@@ -182,18 +182,31 @@ export function cpuSeconds(pid: number | undefined): number | undefined {
   const own = statOf(String(pid));
   if (!own) return undefined;
   let ticks = own.ticks;
+  const children = childStats(pid);
+  if (!children) return undefined;
+  for (const c of children) ticks += c.ticks;
+  return ticks / TICKS_PER_SECOND;
+}
+
+/** `pid` and its direct children (nginx's master and its worker): what a profiler is pointed at. */
+export function withChildren(pid: number): number[] {
+  return [pid, ...(childStats(pid) ?? []).map((c) => c.pid)];
+}
+
+function childStats(pid: number): { pid: number; ticks: number }[] | undefined {
   let entries: string[];
   try {
     entries = readdirSync('/proc');
   } catch {
     return undefined;
   }
+  const found: { pid: number; ticks: number }[] = [];
   for (const e of entries) {
     if (e.charCodeAt(0) < 48 || e.charCodeAt(0) > 57) continue; // only numeric entries are processes
     const s = statOf(e);
-    if (s && s.ppid === pid) ticks += s.ticks;
+    if (s && s.ppid === pid) found.push({ pid: Number(e), ticks: s.ticks });
   }
-  return ticks / TICKS_PER_SECOND;
+  return found;
 }
 
 /**

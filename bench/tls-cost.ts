@@ -10,7 +10,7 @@
 // TLS_COST_ROUNDS (default 3), TLS_COST_SECONDS (per run, default 5), TLS_COST_CLIENTS (s_time
 // processes, default 8), TLS_COST_TARGETS (comma list of meshgate,nginx,floor,floor-proxy),
 // TLS_COST_PROFILE=DIR (meshgate runs under --cpu-prof, the profile written into DIR when it stops),
-// TLS_COST_WARMUP (seconds of kept-alive load each target gets first, default 2; meshgate's request
+// TLS_COST_WARMUP (seconds of kept-alive load each target gets first when kept-alive rows are measured, default 2; meshgate's request
 // path needs some 20 s of load before V8 has compiled it), TLS_COST_WARM_HANDSHAKES (new handshakes
 // each target makes first, in runs of 2 s, default 8000), TLS_COST_KINDS (comma list of
 // new,kept-alive; default both), TLS_COST_PLAIN=1 (also meshgate's
@@ -23,11 +23,19 @@
 // time, each by its own clients, and each process's CPU is read over that same interval: on a
 // shared machine whose load comes and goes, a pair measured together sees the same machine, where
 // targets taking turns see different minutes; the kept-alive rows then run wrk on every target at once).
+//
+// TLS_COST_PERF=DIR (perf installed): every measured run is also recorded by `perf record -e cpu-clock`
+// into DIR, and the end prints each kind's CPU per operation by layer (perf-layers.ts: OpenSSL,
+// kernel, JavaScript, V8, garbage collection, Node's C++, nginx's own), summed over the rounds. Run
+// this script itself with --perf-basic-prof-only-functions so that the floors, forked from it, name
+// their JavaScript as meshgate then does (`perf script` on the files shows the functions).
 
 import { findOpenssl, handshakePreflight, runHandshakes } from './handshakes.js';
 import { runLoad } from './load.js';
 import { findNginx, startNginx } from './nginx.js';
-import { cpuSeconds, stopAll, tempDir } from './processes.js';
+import { cpuSeconds, stopAll, tempDir, withChildren } from './processes.js';
+import { layerTable, layersPerOp, perfRecord, type Layer } from './perf-layers.js';
+import { join } from 'node:path';
 import { startBareProxy, startMeshgate, startTlsFloor, startUpstream, type Target, type TlsTarget } from './targets.js';
 import { KEY_LABEL, writeBenchCerts } from './tls-certs.js';
 import type { KeyType } from '../src/core/tls/issue-certificate.js';
@@ -73,7 +81,9 @@ async function main(): Promise<void> {
   const keys = new Set((process.env.TLS_COST_KEYS ?? 'rsa,ec').split(',')) as Set<KeyType>;
   if (wanted.has('meshgate')) {
     const profile = process.env.TLS_COST_PROFILE;
-    const gw = await startMeshgate(upstream.port, { certs, ...(profile ? { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', profile] } : {}) });
+    // Under TLS_COST_PERF meshgate names its JavaScript for perf, as the floors do when this script runs with the flag (they inherit it).
+    const nodeArgs = [...(profile ? ['--cpu-prof', '--cpu-prof-dir', profile] : []), ...(process.env.TLS_COST_PERF ? ['--perf-basic-prof-only-functions'] : [])];
+    const gw = await startMeshgate(upstream.port, { certs, nodeArgs });
     targets.push(gw.https);
     if (plainRows) plain.push({ ...gw.http, name: 'meshgate (plaintext)' });
   }
@@ -98,25 +108,52 @@ async function main(): Promise<void> {
     if (kinds.has('new')) {
       for (const t of group.filter((g) => keys.has(g.keyType))) {
         const { answerBytes } = await handshakePreflight(t);
-        for (let n = 0, i = 0; n < warmHandshakes && i < 10; i++) n += (await runHandshakes(openssl, t, { clients, seconds: 2 }, answerBytes)).handshakes;
+        // Up to 60 runs: on a loaded machine ten runs of 2 s left a gateway at a few thousand handshakes,
+        // still compiling (its V8 compiler threads a sixth of its CPU per handshake), beside a warm floor.
+        let n = 0;
+        for (let i = 0; n < warmHandshakes && i < 60; i++) n += (await runHandshakes(openssl, t, { clients, seconds: 2 }, answerBytes)).handshakes;
+        console.log(`${t.name} ${KEY_LABEL[t.keyType]}: warmed by ${n} handshakes`);
       }
     }
+    // Only where kept-alive rows are measured: load of the other kind after the handshakes' warm-up
+    // sends a gateway (one process for both) back to compiling before its handshakes are measured.
     const rsa = group.find((t) => t.keyType === 'rsa')!;
-    await runLoad('wrk', { url: rsa.url, host: rsa.host, connections: 50, seconds: warmSeconds });
+    if (kinds.has('kept-alive')) await runLoad('wrk', { url: rsa.url, host: rsa.host, connections: 50, seconds: warmSeconds });
   }
   for (const t of plain) await runLoad('wrk', { url: t.url, host: t.host, connections: 50, seconds: warmSeconds });
   const together = process.env.TLS_COST_TOGETHER === '1';
   const handshakes = async (t: TlsTarget): Promise<number> => (await runHandshakes(openssl, t, { clients, seconds }, (await handshakePreflight(t)).answerBytes)).handshakes;
   const requests = async (t: Target): Promise<number> => (await runLoad('wrk', { url: t.url, host: t.host, connections: 50, seconds })).requests;
   // One batch: the targets one after the other, or all at once (TLS_COST_TOGETHER).
+  const perfDir = process.env.TLS_COST_PERF;
+  // With TLS_COST_PERF: per batch label and target, µs of CPU by layer summed over rounds, and the ops.
+  const layers = new Map<string, Map<string, { ops: number; us: Map<Layer, number> }>>();
+  let recordings = 0;
+  const profiled = async <T extends Target>(label: string, ts: readonly T[], run: () => Promise<Map<T, number>>): Promise<void> => {
+    if (!perfDir) return void (await run());
+    const file = join(perfDir, `tls-cost-${++recordings}.data`);
+    const pids = new Map(ts.map((t) => [t, t.pid === undefined ? [] : withChildren(t.pid)]));
+    const perf = perfRecord([...pids.values()].flat(), file);
+    const ops = await run();
+    await perf.stop();
+    const byName = layers.get(label) ?? layers.set(label, new Map()).get(label)!;
+    for (const [name, perOp] of layersPerOp(file, ts.map((t) => ({ name: t.name, pids: pids.get(t)!, ops: ops.get(t) ?? 0 })))) {
+      const n = ops.get(ts.find((t) => t.name === name)!) ?? 0;
+      const acc = byName.get(name) ?? byName.set(name, { ops: 0, us: new Map() }).get(name)!;
+      acc.ops += n;
+      for (const [layer, us] of perOp) acc.us.set(layer, (acc.us.get(layer) ?? 0) + us * n);
+    }
+  };
   const batch = async <T extends Target>(round: number, ts: readonly T[], key: (t: T) => string, label: string, unit: 'ms' | 'µs', work: (t: T) => Promise<number>): Promise<void> => {
+    const ops = new Map<T, number>();
     const one = async (t: T): Promise<void> => {
       const c = await measured(t.pid, () => work(t));
       add(key(t), c);
+      ops.set(t, c.ops);
       console.log(`round ${round}: ${t.name} ${label} ${(unit === 'ms' ? c.ms : c.ms * 1000).toFixed(unit === 'ms' ? 3 : 1)} ${unit} CPU (${c.ops})`);
     };
-    if (together) await Promise.all(ts.map(one));
-    else for (const t of ts) await one(t);
+    if (together) await profiled(label, ts, async () => (await Promise.all(ts.map(one)), ops));
+    else for (const t of ts) await profiled(label, [t], async () => (await one(t), ops));
   };
   const rsaOf = (group: readonly TlsTarget[]) => group.find((t) => t.keyType === 'rsa')!;
   for (let round = 1; round <= rounds; round++) {
@@ -152,6 +189,10 @@ async function main(): Promise<void> {
       const ratios = xs.map((x, i) => x / ys[i]!);
       console.log(`${`${name} / ${ref}`.padEnd(60)} ${rest.join(' ').padEnd(16)} ${median(ratios).toFixed(2)}× (rounds ${ratios.map((r) => r.toFixed(2)).join(', ')})`);
     }
+  }
+  for (const [label, byName] of layers) {
+    console.log(`\n${label}: CPU per operation by layer (perf, all rounds)`);
+    console.log(layerTable(new Map([...byName].map(([name, a]) => [name, new Map([...a.us].map(([l, us]) => [l, a.ops > 0 ? us / a.ops : NaN]))]))));
   }
 }
 
