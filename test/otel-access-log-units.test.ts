@@ -9,7 +9,10 @@ import type { IncomingMessage } from 'node:http';
 import { parseConfigText } from '../src/core/config/load.js';
 import { validateAll } from '../src/core/config/validate.js';
 import { telemetryPolicyFor } from '../src/core/telemetry/telemetry-policy.js';
-import { logsRequest } from '../src/core/telemetry/access-log-policy.js';
+import { logsRequest, type AccessLogPolicy, type AccessLogSides } from '../src/core/telemetry/access-log-policy.js';
+
+/** The proxy's own log (its first file log), or both sides off when it writes none. */
+const own = (p: AccessLogPolicy): AccessLogSides => p.files[0] ?? { client: { enabled: false }, server: { enabled: false } };
 import { compileFormat, ISTIO_TEXT_FORMAT } from '../src/core/telemetry/access-log-format.js';
 import type { RequestRecord, TcpLogLine } from '../src/core/telemetry/access-log.js';
 import { FAILURE_REPORT_INTERVAL_MS, reportingFailures } from '../src/core/telemetry/export-failures.js';
@@ -71,18 +74,18 @@ describe('access-log providers from Telemetry', () => {
     const sleep = telemetryPolicyFor(resources, { namespace: 'default', labels: { app: 'sleep' } }).accessLog;
     assert.equal(sleep.otel.length, 1);
     assert.deepEqual(sleep.otel[0]!.provider, { name: 'otel', url: 'http://opentelemetry-collector.observability.svc.cluster.local:4317', logName: 'mesh-logs', text: '%REQ(:METHOD)% %RESPONSE_CODE%', labels: { path: '%REQ(:PATH)%' } });
-    assert.deepEqual([sleep.client.enabled, sleep.server.enabled], [false, false], "the proxy's own log is not among its providers");
+    assert.deepEqual([own(sleep).client.enabled, own(sleep).server.enabled], [false, false], "the proxy's own log is not among its providers");
     const other = telemetryPolicyFor(resources, { namespace: 'default', labels: { app: 'httpbin' } }).accessLog;
-    assert.deepEqual([other.otel.length, other.client.enabled], [0, true], 'other workloads keep the proxy log alone');
+    assert.deepEqual([other.otel.length, own(other).client.enabled], [0, true], 'other workloads keep the proxy log alone');
   });
 
   it('defaultProviders.accessLogging [envoy, otel] turns both on; a later entry without providers applies to the ones before it', () => {
     const text = mesh('    defaultProviders:\n      accessLogging: [envoy, otel]\n') + telemetry('quiet', 'shop', '  accessLogging:\n  - match: {mode: SERVER}\n    disabled: true\n');
     const { resources } = parseConfigText(text, 'm.yaml');
     const all = telemetryPolicyFor(resources, { namespace: 'default', labels: {} }).accessLog;
-    assert.deepEqual([all.client.enabled, all.otel.map((s) => s.provider.name)], [true, ['otel']]);
+    assert.deepEqual([own(all).client.enabled, all.otel.map((s) => s.provider.name)], [true, ['otel']]);
     const shop = telemetryPolicyFor(resources, { namespace: 'shop', labels: {} }).accessLog;
-    assert.deepEqual([shop.server.enabled, shop.client.enabled], [false, true]);
+    assert.deepEqual([own(shop).server.enabled, own(shop).client.enabled], [false, true]);
     assert.equal(logsRequest(shop.otel[0]!, record({ reporter: 'destination' })), false, 'SERVER off for the collector too');
     assert.equal(logsRequest(shop.otel[0]!, record()), true);
   });
@@ -90,7 +93,7 @@ describe('access-log providers from Telemetry', () => {
   it('without providers or defaults, accessLogging is about the proxy log, as before', () => {
     const { resources } = parseConfigText(mesh() + telemetry('off', 'shop', '  accessLogging:\n  - disabled: true\n'), 'm.yaml');
     const shop = telemetryPolicyFor(resources, { namespace: 'shop', labels: {} }).accessLog;
-    assert.deepEqual([shop.client.enabled, shop.server.enabled, shop.otel.length], [false, false, 0]);
+    assert.deepEqual([own(shop).client.enabled, own(shop).server.enabled, shop.otel.length], [false, false, 0]);
   });
 
   it('an opentelemetry provider without http is OTLP over gRPC at http://service:port, with grpc.timeout and initialMetadata', () => {
