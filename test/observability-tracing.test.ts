@@ -15,12 +15,13 @@ import { extractContext, injectContext } from '../src/core/telemetry/trace-conte
 import { telemetryPolicyFor } from '../src/core/telemetry/telemetry-policy.js';
 import { logsRequest, type AccessLogPolicy, type AccessLogSides } from '../src/core/telemetry/access-log-policy.js';
 
-/** The proxy's own log (its first file log), or both sides off when it writes none. */
-const own = (p: AccessLogPolicy): AccessLogSides => p.files[0] ?? { client: { enabled: false }, server: { enabled: false } };
 import type { RequestRecord } from '../src/core/telemetry/access-log.js';
 import { parseConfigText } from '../src/core/config/load.js';
 import { validateAll } from '../src/core/config/validate.js';
 import { attr, meshConfig, startReceiver, type OtlpSpan } from './helpers/otlp-receiver.js';
+
+/** The proxy's own log (its first file log), or both sides off when it writes none. */
+const own = (p: AccessLogPolicy): AccessLogSides => p.files[0] ?? { client: { enabled: false }, server: { enabled: false } };
 
 describe('a trace across the demo mesh', () => {
   let demo: TestDemoMesh;

@@ -10,12 +10,12 @@ import { parseConfigText } from '../src/core/config/load.js';
 import { validateAll } from '../src/core/config/validate.js';
 import { telemetryPolicyFor } from '../src/core/telemetry/telemetry-policy.js';
 import { logsRequest, type AccessLogPolicy, type AccessLogSides } from '../src/core/telemetry/access-log-policy.js';
-
-/** The proxy's own log (its first file log), or both sides off when it writes none. */
-const own = (p: AccessLogPolicy): AccessLogSides => p.files[0] ?? { client: { enabled: false }, server: { enabled: false } };
 import { compileFormat, ISTIO_TEXT_FORMAT } from '../src/core/telemetry/access-log-format.js';
 import type { RequestRecord, TcpLogLine } from '../src/core/telemetry/access-log.js';
 import { FAILURE_REPORT_INTERVAL_MS, reportingFailures } from '../src/core/telemetry/export-failures.js';
+
+/** The proxy's own log (its first file log), or both sides off when it writes none. */
+const own = (p: AccessLogPolicy): AccessLogSides => p.files[0] ?? { client: { enabled: false }, server: { enabled: false } };
 
 const mesh = (extra = ''): string => `apiVersion: v1
 kind: ConfigMap
