@@ -5,13 +5,13 @@
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { IncomingMessage } from 'node:http';
 import { parseConfigText } from '../src/core/config/load.js';
 import { validateAll } from '../src/core/config/validate.js';
 import { telemetryPolicyFor } from '../src/core/telemetry/telemetry-policy.js';
 import { logsRequest, type AccessLogPolicy, type AccessLogSides } from '../src/core/telemetry/access-log-policy.js';
 import { compileFormat, ISTIO_TEXT_FORMAT } from '../src/core/telemetry/access-log-format.js';
 import type { RequestRecord, TcpLogLine } from '../src/core/telemetry/access-log.js';
+import { sampleRecord } from './helpers/request-record.js';
 import { FAILURE_REPORT_INTERVAL_MS, reportingFailures } from '../src/core/telemetry/export-failures.js';
 
 /** The proxy's own log (its first file log), or both sides off when it writes none. */
@@ -42,31 +42,7 @@ metadata: {name: ${name}, namespace: ${ns}}
 spec:
 ${body}`;
 
-const record = (over: Partial<RequestRecord> = {}): RequestRecord =>
-  ({
-    startTime: new Date('2026-12-07T10:11:12.345Z'),
-    method: 'GET',
-    path: '/status/418?x=1',
-    protocol: 'HTTP/1.1',
-    responseCode: 418,
-    flags: '-',
-    details: 'via_upstream',
-    bytesReceived: 0,
-    bytesSent: 135,
-    durationMs: 4,
-    upstreamServiceTime: 3,
-    userAgent: 'curl/8',
-    requestId: 'rid-1',
-    authority: 'httpbin:8000',
-    upstreamHost: '10.44.1.27:80',
-    upstreamCluster: 'outbound|8000||httpbin.foo.svc.cluster.local',
-    routeName: 'default',
-    downstreamRemoteAddress: '10.44.1.23:46520',
-    reporter: 'source',
-    grpc: false,
-    request: { headers: { 'x-tenant': 'blue', traceparent: `00-${'a'.repeat(32)}-${'b'.repeat(16)}-01` }, socket: { localAddress: '10.0.45.184', localPort: 8000 } } as unknown as IncomingMessage,
-    ...over,
-  }) as RequestRecord;
+const record = sampleRecord;
 
 describe('access-log providers from Telemetry', () => {
   it("Istio's OpenTelemetry task: a Telemetry naming otel sends its workload's lines to the collector, and only there", () => {
