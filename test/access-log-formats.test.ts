@@ -12,6 +12,7 @@ import { compileTimeFormat } from '../src/core/telemetry/start-time-format.js';
 import { telemetryPolicyFor } from '../src/core/telemetry/telemetry-policy.js';
 import type { RequestRecord, TcpLogLine } from '../src/core/telemetry/access-log.js';
 import { sampleRecord } from './helpers/request-record.js';
+import { meshConfigYaml } from './helpers/cluster-yaml.js';
 import { logsRequest, type FileLogSink } from '../src/core/telemetry/access-log-policy.js';
 
 const teapot = { getHeader: (n: string) => (n === 'x-teapot' ? 'short and stout' : undefined) } as unknown as ServerResponse;
@@ -51,13 +52,7 @@ describe('Envoy format strings', () => {
   });
 });
 
-const meshYaml = (mesh: string): string => `apiVersion: v1
-kind: ConfigMap
-metadata: {name: istio, namespace: istio-system}
-data:
-  mesh: |-
-${mesh.replace(/^/gm, '    ')}
-`;
+const meshYaml = meshConfigYaml;
 
 const fileLogs = (yaml: string): readonly FileLogSink[] => telemetryPolicyFor(parseConfigText(yaml, 'm.yaml').resources, { namespace: 'default', labels: {} }).accessLog.files;
 

@@ -13,17 +13,11 @@ import { join } from 'node:path';
 import { request } from 'undici';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
 import { eventually } from './helpers/gateway.js';
-import { serviceYaml } from './helpers/cluster-yaml.js';
+import { gatewayRouteYaml, gatewayYaml, meshConfigYaml, serviceYaml } from './helpers/cluster-yaml.js';
 import { meshgate, ready, type MeshgateProcess } from './helpers/processes.js';
 import { ISTIO_JSON_FORMAT } from '../src/core/telemetry/access-log-format.js';
 
-const mesh = (body: string): string => `apiVersion: v1
-kind: ConfigMap
-metadata: {name: istio, namespace: istio-system}
-data:
-  mesh: |-
-${body.replace(/^/gm, '    ')}
-`;
+const mesh = meshConfigYaml;
 
 describe("access logs as Istio's tasks configure them, from a gateway process", () => {
   let httpbin: Upstream;
@@ -62,22 +56,7 @@ describe("access logs as Istio's tasks configure them, from a gateway process", 
     });
     dir = await mkdtemp(join(tmpdir(), 'meshgate-access-log-task-'));
     await mkdir(join(dir, 'config'));
-    await writeFile(join(dir, 'config', 'gw.yaml'), `apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: gw, namespace: default}
-spec:
-  selector: {istio: ingressgateway}
-  servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: [httpbin.example.com]}]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: httpbin, namespace: default}
-spec:
-  hosts: [httpbin.example.com]
-  gateways: [gw]
-  http:
-  - route: [{destination: {host: httpbin, port: {number: 8000}}}]
-`);
+    await writeFile(join(dir, 'config', 'gw.yaml'), `${gatewayYaml(['httpbin.example.com'])}---\n${gatewayRouteYaml(['httpbin.example.com'], 'httpbin')}`);
     await writeFile(join(dir, 'config', 'svc.yaml'), serviceYaml('httpbin', [{ pod: 'httpbin-1', port: httpbin.port }], { port: 8000 }));
     // The task's `istioctl install --set meshConfig.accessLogFile=/dev/stdout`, with its JSON encoding.
     await writeFile(join(dir, 'config', 'mesh.yaml'), mesh('accessLogFile: /dev/stdout\naccessLogEncoding: JSON'));
