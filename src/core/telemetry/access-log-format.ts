@@ -131,6 +131,13 @@ export function compileFormat(format: string): CompiledFormat {
   return { format: textOf(p.parts), unsupported: p.unsupported, errors: p.errors };
 }
 
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\u2028\u2029\ud800-\udfff]/;
+
+/** A JSON string; most values (paths, ids, addresses) need no escaping, and skip JSON.stringify's. */
+function quote(s: string): string {
+  return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`;
+}
+
 /** A JSON value: a single operator keeps its type (null when not known); anything else is a string. */
 function jsonValue(spec: unknown, found: { unsupported: string[]; errors: string[] }, path: string): (e: Logged) => string {
   if (typeof spec === 'string') {
@@ -138,16 +145,17 @@ function jsonValue(spec: unknown, found: { unsupported: string[]; errors: string
     found.unsupported.push(...p.unsupported);
     found.errors.push(...p.errors.map((m) => `${path}: ${m}`));
     if (p.parts.length === 1 && typeof p.parts[0] !== 'string') {
-      const o = p.parts[0]!;
+      const { read, limit } = p.parts[0]!;
+      if (!read) return () => 'null';
       return (e) => {
-        const v = o.read?.(e);
+        const v = read(e);
         if (v === undefined) return 'null';
         if (typeof v === 'number') return String(v);
-        return JSON.stringify(o.limit !== undefined ? v.slice(0, o.limit) : v);
+        return quote(limit !== undefined ? v.slice(0, limit) : v);
       };
     }
     const line = textOf(p.parts);
-    return (e) => JSON.stringify(line(e));
+    return (e) => quote(line(e));
   }
   if (spec !== null && typeof spec === 'object' && !Array.isArray(spec)) return jsonObject(spec as Record<string, unknown>, found, `${path}.`);
   const fixed = JSON.stringify(spec ?? null);
