@@ -15,7 +15,7 @@ import { sampleRecord } from './helpers/request-record.js';
 import { meshConfigYaml } from './helpers/cluster-yaml.js';
 import { logsRequest, type FileLogSink } from '../src/core/telemetry/access-log-policy.js';
 
-const teapot = { getHeader: (n: string) => (n === 'x-teapot' ? 'short and stout' : undefined) } as unknown as ServerResponse;
+const teapot = { getHeader: (n: string) => (n === 'x-teapot' ? 'short and stout' : undefined), getHeaders: () => ({ 'x-teapot': 'short and stout' }) } as unknown as ServerResponse;
 const record = (over: Partial<RequestRecord> = {}): RequestRecord => sampleRecord({ response: teapot, ...over });
 
 const tcp: TcpLogLine = { startTime: new Date(0), durationMs: 9, flags: 'UF', bytesReceived: 1, bytesSent: 2, upstreamCluster: 'outbound|9000||tcp-echo.default.svc.cluster.local', downstreamRemoteAddress: '10.0.0.5:1234' };
@@ -49,6 +49,12 @@ describe('Envoy format strings', () => {
     const f = compileFormat('%NOT_AN_OPERATOR% %REQ% 50% %DYNAMIC_METADATA(x)% %REQ(A?B?C)%');
     assert.equal(f.errors.length, 4, f.errors.join('\n'));
     assert.deepEqual(f.unsupported, ['%DYNAMIC_METADATA(x)%']);
+  });
+
+  it("%CEL(…)% reads the attributes filters read, response.headers among them", () => {
+    const f = compileFormat("%CEL(response.headers['x-teapot'])% %CEL(response.code >= 400 && request.headers['x-tenant'] == 'blue')% %CEL(connection.mtls)% %CEL(source.address)%");
+    assert.deepEqual(f.errors, []);
+    assert.equal(f.format(record()), 'short and stout true false 10.44.1.23');
   });
 });
 

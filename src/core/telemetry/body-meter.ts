@@ -52,6 +52,19 @@ export function responseHeader(res: ServerResponse, name: string): string | unde
   return v === undefined ? undefined : Array.isArray(v) ? v.join(',') : String(v);
 }
 
+/** Every response header as it went out, names in lower case (CEL's `response.headers`). */
+export function responseHeaderMap(res: ServerResponse): ReadonlyMap<string, string> {
+  const out = new Map<string, string>();
+  const add = (k: string, v: unknown): void => {
+    if (v !== undefined) out.set(k.toLowerCase(), Array.isArray(v) ? v.join(',') : String(v));
+  };
+  for (const [k, v] of Object.entries(res.getHeaders())) add(k, v);
+  const h = (res as unknown as Partial<Metered>)[METER]?.headers;
+  if (Array.isArray(h)) for (let i = 0; i + 1 < h.length; i += 2) add(String(h[i]), h[i + 1]);
+  else if (h) for (const [k, v] of Object.entries(h)) add(k, v);
+  return out;
+}
+
 /** A response trailer as it went out (`name` in lower case), for %TRAILER(…)%. */
 export function responseTrailer(res: ServerResponse, name: string): string | undefined {
   return headerIn((res as unknown as Partial<Metered>)[METER]?.trailers, name);
