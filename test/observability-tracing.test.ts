@@ -13,11 +13,15 @@ import { eventually, send } from './helpers/gateway.js';
 import { startTestDemoMesh, type TestDemoMesh } from './helpers/demo-mesh.js';
 import { extractContext, injectContext } from '../src/core/telemetry/trace-context.js';
 import { telemetryPolicyFor } from '../src/core/telemetry/telemetry-policy.js';
-import { logsRequest } from '../src/core/telemetry/access-log-policy.js';
+import { logsRequest, type AccessLogPolicy, type AccessLogSides } from '../src/core/telemetry/access-log-policy.js';
+
 import type { RequestRecord } from '../src/core/telemetry/access-log.js';
 import { parseConfigText } from '../src/core/config/load.js';
 import { validateAll } from '../src/core/config/validate.js';
 import { attr, meshConfig, startReceiver, type OtlpSpan } from './helpers/otlp-receiver.js';
+
+/** The proxy's own log (its first file log), or both sides off when it writes none. */
+const own = (p: AccessLogPolicy): AccessLogSides => p.files[0] ?? { client: { enabled: false }, server: { enabled: false } };
 
 describe('a trace across the demo mesh', () => {
   let demo: TestDemoMesh;
@@ -141,7 +145,7 @@ spec:
     const { resources } = parseConfigText(yaml, 'telemetry.yaml');
     const cart = telemetryPolicyFor(resources, { namespace: 'shop', labels: { app: 'cart' } });
     assert.equal(cart.samplingPercent, 50);
-    assert.deepEqual([cart.accessLog.client.enabled, cart.accessLog.server.enabled], [false, false]);
+    assert.deepEqual([own(cart.accessLog).client.enabled, own(cart.accessLog).server.enabled], [false, false]);
     assert.equal(cart.traceProvider?.url, 'http://127.0.0.1:4318/v1/traces');
     for (const mode of [cart.metrics.client, cart.metrics.server]) {
       assert.ok(mode.disabled.has('istio_request_bytes'));
@@ -149,7 +153,7 @@ spec:
     }
     const other = telemetryPolicyFor(resources, { namespace: 'default', labels: { app: 'x' } });
     assert.equal(other.samplingPercent, 10);
-    assert.deepEqual([other.accessLog.client.enabled, other.accessLog.server.enabled], [true, true]);
+    assert.deepEqual([own(other.accessLog).client.enabled, own(other.accessLog).server.enabled], [true, true]);
     const noTelemetry = telemetryPolicyFor(resources.filter((r) => r.kind === 'ConfigMap'), { namespace: 'default', labels: {} });
     assert.equal(noTelemetry.samplingPercent, 5);
   });
@@ -179,17 +183,17 @@ spec:
     const record = (reporter: 'source' | 'destination', responseCode: number, upstreamCluster = 'outbound|8000||httpbin.default.svc.cluster.local') =>
       ({ reporter, responseCode, upstreamCluster, path: '/', method: 'GET', authority: 'httpbin:8000' }) as unknown as RequestRecord;
     const httpbin = telemetryPolicyFor(resources, { namespace: 'default', labels: { app: 'httpbin' } }).accessLog;
-    assert.equal(logsRequest(httpbin, record('destination', 500)), false, 'SERVER disabled for httpbin');
-    assert.equal(logsRequest(httpbin, record('source', 503)), true, 'its CLIENT side still logs, with the mesh-wide filter');
-    assert.equal(logsRequest(httpbin, record('source', 200)), false);
+    assert.equal(logsRequest(own(httpbin), record('destination', 500)), false, 'SERVER disabled for httpbin');
+    assert.equal(logsRequest(own(httpbin), record('source', 503)), true, 'its CLIENT side still logs, with the mesh-wide filter');
+    assert.equal(logsRequest(own(httpbin), record('source', 200)), false);
     const sleep = telemetryPolicyFor(resources, { namespace: 'default', labels: { app: 'sleep' } }).accessLog;
-    assert.equal(logsRequest(sleep, record('destination', 404)), true);
-    assert.equal(logsRequest(sleep, record('source', 200)), false);
-    assert.equal(logsRequest(sleep, record('source', 200, 'PassthroughCluster')), true);
+    assert.equal(logsRequest(own(sleep), record('destination', 404)), true);
+    assert.equal(logsRequest(own(sleep), record('source', 200)), false);
+    assert.equal(logsRequest(own(sleep), record('source', 200, 'PassthroughCluster')), true);
     // An expression meshgate cannot evaluate is a warning, and every request is then logged.
     const bad = parseConfigText(tasks.replace("response.code >= 400 ||", "size(request.headers) > 3 ||"), 'telemetry.yaml').resources;
     assert.match(validateAll(bad).problems.map((p) => p.message).join('\n'), /expression not supported .*every request is logged/);
-    assert.equal(logsRequest(telemetryPolicyFor(bad, { namespace: 'default', labels: { app: 'sleep' } }).accessLog, record('source', 200)), true);
+    assert.equal(logsRequest(own(telemetryPolicyFor(bad, { namespace: 'default', labels: { app: 'sleep' } }).accessLog), record('source', 200)), true);
   });
 
   it('validation points at file:line: a bad sampling, an unknown provider, an unknown metric', () => {

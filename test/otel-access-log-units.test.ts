@@ -5,14 +5,17 @@
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { IncomingMessage } from 'node:http';
 import { parseConfigText } from '../src/core/config/load.js';
 import { validateAll } from '../src/core/config/validate.js';
 import { telemetryPolicyFor } from '../src/core/telemetry/telemetry-policy.js';
-import { logsRequest } from '../src/core/telemetry/access-log-policy.js';
+import { logsRequest, type AccessLogPolicy, type AccessLogSides } from '../src/core/telemetry/access-log-policy.js';
 import { compileFormat, ISTIO_TEXT_FORMAT } from '../src/core/telemetry/access-log-format.js';
 import type { RequestRecord, TcpLogLine } from '../src/core/telemetry/access-log.js';
+import { sampleRecord } from './helpers/request-record.js';
 import { FAILURE_REPORT_INTERVAL_MS, reportingFailures } from '../src/core/telemetry/export-failures.js';
+
+/** The proxy's own log (its first file log), or both sides off when it writes none. */
+const own = (p: AccessLogPolicy): AccessLogSides => p.files[0] ?? { client: { enabled: false }, server: { enabled: false } };
 
 const mesh = (extra = ''): string => `apiVersion: v1
 kind: ConfigMap
@@ -39,31 +42,7 @@ metadata: {name: ${name}, namespace: ${ns}}
 spec:
 ${body}`;
 
-const record = (over: Partial<RequestRecord> = {}): RequestRecord =>
-  ({
-    startTime: new Date('2026-12-07T10:11:12.345Z'),
-    method: 'GET',
-    path: '/status/418?x=1',
-    protocol: 'HTTP/1.1',
-    responseCode: 418,
-    flags: '-',
-    details: 'via_upstream',
-    bytesReceived: 0,
-    bytesSent: 135,
-    durationMs: 4,
-    upstreamServiceTime: 3,
-    userAgent: 'curl/8',
-    requestId: 'rid-1',
-    authority: 'httpbin:8000',
-    upstreamHost: '10.44.1.27:80',
-    upstreamCluster: 'outbound|8000||httpbin.foo.svc.cluster.local',
-    routeName: 'default',
-    downstreamRemoteAddress: '10.44.1.23:46520',
-    reporter: 'source',
-    grpc: false,
-    request: { headers: { 'x-tenant': 'blue', traceparent: `00-${'a'.repeat(32)}-${'b'.repeat(16)}-01` }, socket: { localAddress: '10.0.45.184', localPort: 8000 } } as unknown as IncomingMessage,
-    ...over,
-  }) as RequestRecord;
+const record = sampleRecord;
 
 describe('access-log providers from Telemetry', () => {
   it("Istio's OpenTelemetry task: a Telemetry naming otel sends its workload's lines to the collector, and only there", () => {
@@ -71,18 +50,18 @@ describe('access-log providers from Telemetry', () => {
     const sleep = telemetryPolicyFor(resources, { namespace: 'default', labels: { app: 'sleep' } }).accessLog;
     assert.equal(sleep.otel.length, 1);
     assert.deepEqual(sleep.otel[0]!.provider, { name: 'otel', url: 'http://opentelemetry-collector.observability.svc.cluster.local:4317', logName: 'mesh-logs', text: '%REQ(:METHOD)% %RESPONSE_CODE%', labels: { path: '%REQ(:PATH)%' } });
-    assert.deepEqual([sleep.client.enabled, sleep.server.enabled], [false, false], "the proxy's own log is not among its providers");
+    assert.deepEqual([own(sleep).client.enabled, own(sleep).server.enabled], [false, false], "the proxy's own log is not among its providers");
     const other = telemetryPolicyFor(resources, { namespace: 'default', labels: { app: 'httpbin' } }).accessLog;
-    assert.deepEqual([other.otel.length, other.client.enabled], [0, true], 'other workloads keep the proxy log alone');
+    assert.deepEqual([other.otel.length, own(other).client.enabled], [0, true], 'other workloads keep the proxy log alone');
   });
 
   it('defaultProviders.accessLogging [envoy, otel] turns both on; a later entry without providers applies to the ones before it', () => {
     const text = mesh('    defaultProviders:\n      accessLogging: [envoy, otel]\n') + telemetry('quiet', 'shop', '  accessLogging:\n  - match: {mode: SERVER}\n    disabled: true\n');
     const { resources } = parseConfigText(text, 'm.yaml');
     const all = telemetryPolicyFor(resources, { namespace: 'default', labels: {} }).accessLog;
-    assert.deepEqual([all.client.enabled, all.otel.map((s) => s.provider.name)], [true, ['otel']]);
+    assert.deepEqual([own(all).client.enabled, all.otel.map((s) => s.provider.name)], [true, ['otel']]);
     const shop = telemetryPolicyFor(resources, { namespace: 'shop', labels: {} }).accessLog;
-    assert.deepEqual([shop.server.enabled, shop.client.enabled], [false, true]);
+    assert.deepEqual([own(shop).server.enabled, own(shop).client.enabled], [false, true]);
     assert.equal(logsRequest(shop.otel[0]!, record({ reporter: 'destination' })), false, 'SERVER off for the collector too');
     assert.equal(logsRequest(shop.otel[0]!, record()), true);
   });
@@ -90,7 +69,7 @@ describe('access-log providers from Telemetry', () => {
   it('without providers or defaults, accessLogging is about the proxy log, as before', () => {
     const { resources } = parseConfigText(mesh() + telemetry('off', 'shop', '  accessLogging:\n  - disabled: true\n'), 'm.yaml');
     const shop = telemetryPolicyFor(resources, { namespace: 'shop', labels: {} }).accessLog;
-    assert.deepEqual([shop.client.enabled, shop.server.enabled, shop.otel.length], [false, false, 0]);
+    assert.deepEqual([own(shop).client.enabled, own(shop).server.enabled, shop.otel.length], [false, false, 0]);
   });
 
   it('an opentelemetry provider without http is OTLP over gRPC at http://service:port, with grpc.timeout and initialMetadata', () => {

@@ -64,7 +64,8 @@ describe('passed-through TCP in the access log and the TCP metrics (PassthroughC
     });
     await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
     echoPort = (echo.address() as AddressInfo).port;
-    await writeFile(join(dir, 'mesh.yaml'), 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: istio, namespace: istio-system}\ndata:\n  mesh: |\n    outboundTrafficPolicy: {mode: ALLOW_ANY}\n');
+    // JSON lines, also once a Telemetry names Istio's `envoy` provider (whose default is text).
+    await writeFile(join(dir, 'mesh.yaml'), 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: istio, namespace: istio-system}\ndata:\n  mesh: |\n    outboundTrafficPolicy: {mode: ALLOW_ANY}\n    accessLogEncoding: JSON\n');
     proxy = await startSidecar({ ...sidecarOptions(ca, dir, 'curl', 1), accessLog: log('proxy'), metricsPort: 0 });
     captured = await startSidecar({ ...sidecarOptions(ca, dir, 'curl', 1), capture: true, originalDestination: destinations, accessLog: log('captured'), metricsPort: 0 });
     await Promise.all([proxy, captured].map((s) => untilSnapshot(s.holder, (snap) => snap.resources.length > 0)));

@@ -62,7 +62,8 @@ export const GATEWAY_HELP = `usage: meshgate gateway --config DIR --ports 80=808
   --locality R/Z/S      where the gateway runs (region/zone/subzone), for locality-aware load
                         balancing (DestinationRule localityLbSetting)
   --listen-host ADDR    address to listen on (default 0.0.0.0)
-  --access-log WHERE    off | stdout | FILE (default stdout)
+  --access-log WHERE    off | stdout | FILE (default stdout): where the access log's /dev/stdout
+                        goes; the mesh config sets its format and other files
   --certs DIR           certificates for credentialName: DIR/<name>/tls.crt, tls.key, ca.crt (default
                         certs); with --config-source kubernetes only ACME's account keys live there
   --credentials FROM    where credentialName is read: kubernetes (Secrets of --namespace, the default

@@ -51,7 +51,8 @@ ends at the app on loopback; outbound, the app uses it as its HTTP proxy
   --trusted-proxies N   proxies between the app and the sidecar that append to x-forwarded-for;
                         rate limits by clientIp count the N-th address from its right (default 0)
   --cert-ttl SECONDS    workload certificate lifetime to ask for (default 86400; rotated at half-life)
-  --access-log WHERE    off | stdout | FILE (default stdout)
+  --access-log WHERE    off | stdout | FILE (default stdout): where the access log's /dev/stdout
+                        goes; the mesh config sets its format and other files
   --certs DIR           where a DestinationRule's credentialName (TLS origination) is read:
                         DIR/<name>/tls.crt, tls.key, ca.crt (default certs)
 ${LIMIT_HELP}

@@ -138,3 +138,8 @@ spec:
 export function gatewayTopologyYaml(numTrustedProxies: number): string {
   return `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: istio, namespace: istio-system}\ndata:\n  mesh: |\n    defaultConfig:\n      gatewayTopology:\n        numTrustedProxies: ${numTrustedProxies}\n`;
 }
+
+/** The mesh config (ConfigMap `istio` in istio-system) holding `body`, YAML as in `meshConfig:` of an IstioOperator. */
+export function meshConfigYaml(body: string): string {
+  return `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: istio, namespace: istio-system}\ndata:\n  mesh: |-\n${body.replace(/^/gm, '    ')}\n`;
+}

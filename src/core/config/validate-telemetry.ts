@@ -1,7 +1,8 @@
 // Istio's telemetry configuration: the `telemetry.istio.io` `Telemetry` kind (tracing providers and
 // sampling, access logging on/off, metric overrides), and the mesh config in the root namespace's
 // `istio` ConfigMap (`data.mesh`, itself YAML: defaultConfig.tracing.sampling, extensionProviders —
-// tracing and OpenTelemetry access-log ones here, external authorizers in validate-ext-authz.ts —,
+// tracing ones here; access-log ones and accessLogFile/Encoding/Format in validate-access-log.ts;
+// external authorizers in validate-ext-authz.ts —,
 // defaultProviders, outboundTrafficPolicy.mode, pathNormalization.normalization, connectTimeout,
 // trustDomain and trustDomainAliases in validate-trust-domain.ts). A problem inside `data.mesh`
 // names its field's own line in the block (config/embedded-yaml.ts).
@@ -15,7 +16,7 @@ import { compileExpression } from '../telemetry/metric-expression.js';
 import { checkExtAuthzProvider } from './validate-ext-authz.js';
 import { checkTrustDomains } from './validate-trust-domain.js';
 import { PATH_NORMALIZATIONS } from '../proxy/path-normalize.js';
-import { compileFormat } from '../telemetry/access-log-format.js';
+import { checkFileLogProvider, checkFilterExpression, checkMeshAccessLog, checkOtelLogProvider } from './validate-access-log.js';
 
 const TELEMETRY_FIELDS = ['selector', 'targetRef', 'targetRefs', 'tracing', 'metrics', 'accessLogging'];
 
@@ -60,8 +61,7 @@ export function validateTelemetry(c: Checker, spec: Obj): void {
     if (filter) {
       knownFields(c, filter, [...at, 'filter'], ['expression']);
       const expression = asString(c, filter['expression'], [...at, 'filter', 'expression']);
-      const compiled = expression !== undefined ? compileExpression(expression) : undefined;
-      if (compiled && !compiled.ok) c.warn([...at, 'filter', 'expression'], `expression not supported (${compiled.reason}); every request is logged`);
+      if (expression !== undefined) checkFilterExpression(c, expression, [...at, 'filter', 'expression']);
     }
   });
   eachObj(c, spec['metrics'], ['spec', 'metrics'], (m, at) => {
@@ -149,6 +149,7 @@ export function validateConfigMap(c: Checker, raw: Obj): void {
     if (n !== undefined && (!Number.isInteger(n) || n < 0)) c.error([...at, 'defaultConfig', 'gatewayTopology', 'numTrustedProxies'], `numTrustedProxies is a number of proxies (0, 1, 2 …), not ${n}`);
   }
   checkTrustDomains(c, m, at);
+  checkMeshAccessLog(c, m, at);
   asBool(c, m['enableTracing'], [...at, 'enableTracing']);
   asBool(c, m['enablePrometheusMerge'], [...at, 'enablePrometheusMerge']);
   checkDuration(c, m['connectTimeout'], [...at, 'connectTimeout']);
@@ -164,6 +165,8 @@ export function validateConfigMap(c: Checker, raw: Obj): void {
     const name = asString(c, p['name'], [...pat, 'name']);
     if (name) names.add(name);
     checkExtAuthzProvider(c, p, pat);
+    const file = asObj(c, p['envoyFileAccessLog'], [...pat, 'envoyFileAccessLog']);
+    if (file) checkFileLogProvider(c, file, [...pat, 'envoyFileAccessLog']);
     const otel = asObj(c, p['opentelemetry'], [...pat, 'opentelemetry']);
     const zipkin = asObj(c, p['zipkin'], [...pat, 'zipkin']);
     const als = asObj(c, p['envoyOtelAls'], [...pat, 'envoyOtelAls']);
@@ -178,7 +181,7 @@ export function validateConfigMap(c: Checker, raw: Obj): void {
       const t = otel ? asObj(c, otel[transport], [...pat, kind, transport]) : undefined;
       if (t) checkDuration(c, t['timeout'], [...pat, kind, transport, 'timeout']);
     }
-    if (als) checkOtelLogFormat(c, als, [...pat, kind]);
+    if (als) checkOtelLogProvider(c, als, [...pat, kind]);
   });
   const defaults = asObj(c, m['defaultProviders'], [...at, 'defaultProviders']);
   for (const [i, n] of (asList(c, defaults?.['tracing'], [...at, 'defaultProviders', 'tracing']) ?? []).entries()) {
@@ -186,23 +189,5 @@ export function validateConfigMap(c: Checker, raw: Obj): void {
   }
   for (const [i, n] of (asList(c, defaults?.['accessLogging'], [...at, 'defaultProviders', 'accessLogging']) ?? []).entries()) {
     if (typeof n === 'string' && n !== 'envoy' && !names.has(n)) c.error([...at, 'defaultProviders', 'accessLogging', i], `no extensionProvider is named '${n}' (nor is it the built-in 'envoy')`);
-  }
-}
-
-/** An envoyOtelAls provider's logName and logFormat: text and label values are Envoy format strings. */
-function checkOtelLogFormat(c: Checker, als: Obj, at: FieldPath): void {
-  asString(c, als['logName'], [...at, 'logName']);
-  const format = asObj(c, als['logFormat'], [...at, 'logFormat']);
-  if (!format) return;
-  knownFields(c, format, [...at, 'logFormat'], ['text', 'labels']);
-  const checkOperators = (text: string, fat: FieldPath): void => {
-    const { unsupported } = compileFormat(text);
-    if (unsupported.length > 0) c.warn(fat, `${unsupported.join(', ')} ${unsupported.length === 1 ? 'is' : 'are'} not evaluated by meshgate and ${unsupported.length === 1 ? 'prints' : 'print'} '-'`);
-  };
-  const text = asString(c, format['text'], [...at, 'logFormat', 'text']);
-  if (text) checkOperators(text, [...at, 'logFormat', 'text']);
-  for (const [k, v] of Object.entries(asObj(c, format['labels'], [...at, 'logFormat', 'labels']) ?? {})) {
-    const v2 = asString(c, v, [...at, 'logFormat', 'labels', k]);
-    if (v2 !== undefined) checkOperators(v2, [...at, 'logFormat', 'labels', k]);
   }
 }

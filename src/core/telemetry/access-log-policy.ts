@@ -1,5 +1,5 @@
-// Which requests a proxy's access log writes, from the `accessLogging` entries of the Telemetry
-// resources that apply to it (least specific first, so a later entry overrides): `disabled` and
+// Which requests each of a proxy's access logs writes, from the `accessLogging` entries of the
+// Telemetry resources that apply to it (least specific first, so a later entry overrides): `disabled` and
 // `filter.expression` for the mode an entry's `match.mode` names (CLIENT: what the proxy sends,
 // reporter source; SERVER: what it receives for its workload, reporter destination;
 // CLIENT_AND_SERVER, the default: both). A filter is the expression language of metric-expression.ts;
@@ -8,16 +8,24 @@
 //
 // Each entry applies to the providers it names (`providers: [{name: otel}]`), or else to those the
 // entry before it named, the first to the mesh config's `defaultProviders.accessLogging`; the
-// providers in force are those of the last entry that names any, as Istio reads them. `envoy` (and
-// any `envoyFileAccessLog` provider) is the proxy's own access log (`--access-log`), and with
-// neither providers nor defaults anywhere every entry is about it; an `envoyOtelAls` provider is
-// an OpenTelemetry collector the lines go to over OTLP/gRPC (otel-access-log.ts). A Telemetry that
-// names only collectors turns the proxy's own log off for the workloads it selects, as in Istio.
+// providers in force are those of the last entry that names any, as Istio reads them. `envoy` is
+// Istio's built-in file log on the proxy's stdout, written in the mesh config's accessLogEncoding
+// and accessLogFormat (Istio's default text format when it sets neither); an `envoyFileAccessLog`
+// provider writes to its `path` in its `logFormat`; an `envoyOtelAls` provider is an OpenTelemetry
+// collector the lines go to over OTLP/gRPC (otel-access-log.ts). A Telemetry that names only
+// collectors turns the proxy's own log off for the workloads it selects, as in Istio.
+//
+// Without any of that, the proxy's own log is the mesh config's: to accessLogFile, in its encoding
+// and format. Istio writes no log when the mesh config sets none of the three; meshgate writes one
+// anyway (its `--access-log`, stdout by default, which is also where `/dev/stdout` goes), in Istio's
+// JSON keys, with the `meshgate_error_code` of a local reply added (access-log-formats.ts).
 
 import type { RequestRecord, TcpLogLine } from './access-log.js';
 import { connectionAttributes, requestAttributes } from './metric-attributes.js';
 import { compileExpression, type CompiledExpression } from './metric-expression.js';
 import { collectorUrl, extensionProvider } from './extension-providers.js';
+import type { CompiledFormat } from './access-log-format.js';
+import { fileFormat, meshLogFormat, STDOUT } from './access-log-formats.js';
 
 export interface AccessLogMode {
   readonly enabled: boolean;
@@ -47,24 +55,55 @@ export interface OtelLogSink extends AccessLogSides {
   readonly provider: OtelLogProvider;
 }
 
-/** The proxy's own log (client, server), and the OpenTelemetry collectors lines also go to. */
-export interface AccessLogPolicy extends AccessLogSides {
+/** A file the proxy writes lines to: `/dev/stdout` (its `--access-log`) or a path, in one format. */
+export interface FileLogProvider {
+  readonly name: string;
+  readonly path: string;
+  readonly format: CompiledFormat;
+}
+
+export interface FileLogSink extends AccessLogSides {
+  readonly provider: FileLogProvider;
+}
+
+/** The proxy's own logs (files, stdout), and the OpenTelemetry collectors lines also go to. */
+export interface AccessLogPolicy {
+  readonly files: readonly FileLogSink[];
   readonly otel: readonly OtelLogSink[];
 }
 
 const ON: AccessLogMode = Object.freeze({ enabled: true });
-const OFF: AccessLogMode = Object.freeze({ enabled: false });
-export const DEFAULT_ACCESS_LOG_POLICY: AccessLogPolicy = Object.freeze({ client: ON, server: ON, otel: Object.freeze([]) });
 export const OTEL_LOG_NAME = 'otel_envoy_accesslog';
+/** The name entries are about when neither they nor the mesh config name any provider: the mesh config's own log. */
+const MESH_LOG = '';
+
+/** The mesh config's log, with every request on: what a proxy writes with no Telemetry about logs. */
+function meshLogSinks(mesh: Obj | undefined): readonly FileLogSink[] {
+  return Object.freeze([Object.freeze({ provider: meshFileLog(mesh), client: ON, server: ON })]);
+}
+
+function meshFileLog(mesh: Obj | undefined): FileLogProvider {
+  const file = typeof mesh?.['accessLogFile'] === 'string' && mesh['accessLogFile'] !== '' ? mesh['accessLogFile'] : STDOUT;
+  return { name: MESH_LOG, path: file, format: meshLogFormat(mesh, false) };
+}
+
+export const DEFAULT_ACCESS_LOG_POLICY: AccessLogPolicy = Object.freeze({ files: meshLogSinks(undefined), otel: Object.freeze([]) });
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** What a provider name means here: the proxy's own log, a collector, or nothing meshgate writes to. */
-function providerOf(mesh: Obj | undefined, name: string): 'file' | OtelLogProvider | undefined {
-  if (name === 'envoy') return 'file';
+/** What a provider name means here: a file log, a collector, or nothing meshgate writes to. */
+function providerOf(mesh: Obj | undefined, name: string): FileLogProvider | OtelLogProvider | undefined {
+  if (name === MESH_LOG) return meshFileLog(mesh);
   const p = extensionProvider(mesh, name);
-  if (isObj(p?.['envoyFileAccessLog'])) return 'file';
+  const file = p?.['envoyFileAccessLog'];
+  if (isObj(file)) {
+    const path = typeof file['path'] === 'string' && file['path'] !== '' ? file['path'] : STDOUT;
+    // Istio's built-in provider, redefined without a format, still takes the mesh config's.
+    const format = name === 'envoy' && file['logFormat'] === undefined ? meshLogFormat(mesh, true) : fileFormat(file['logFormat']);
+    return { name, path, format };
+  }
+  if (name === 'envoy') return { name, path: STDOUT, format: meshLogFormat(mesh, true) };
   const als = p?.['envoyOtelAls'];
   const url = isObj(als) ? collectorUrl(als) : undefined;
   if (!isObj(als) || !url) return undefined;
@@ -80,8 +119,8 @@ const namesOf = (al: Obj): string[] => (Array.isArray(al['providers']) ? al['pro
 /** The policy the `accessLogging` entries give, in the order they apply, with the mesh config's providers. */
 export function accessLogPolicyFrom(entries: readonly unknown[], mesh?: Obj): AccessLogPolicy {
   const defaultProviders = isObj(mesh?.['defaultProviders']) && Array.isArray(mesh['defaultProviders']['accessLogging']) ? mesh['defaultProviders']['accessLogging'].filter((n): n is string => typeof n === 'string') : [];
-  const defaults = defaultProviders.length > 0 ? defaultProviders : ['envoy'];
-  if (entries.length === 0 && defaultProviders.length === 0) return DEFAULT_ACCESS_LOG_POLICY;
+  const defaults = defaultProviders.length > 0 ? defaultProviders : [MESH_LOG];
+  if (entries.length === 0 && defaultProviders.length === 0) return mesh ? Object.freeze({ files: meshLogSinks(mesh), otel: Object.freeze([]) }) : DEFAULT_ACCESS_LOG_POLICY;
   const logs = entries.filter(isObj);
   let inScope = defaults;
   for (const al of logs) if (namesOf(al).length > 0) inScope = namesOf(al);
@@ -105,14 +144,15 @@ export function accessLogPolicyFrom(entries: readonly unknown[], mesh?: Obj): Ac
       }
     }
   }
-  let file: AccessLogSides | undefined;
+  const files: FileLogSink[] = [];
   const otel: OtelLogSink[] = [];
   for (const [name, sides] of modes) {
     const p = providerOf(mesh, name);
-    if (p === 'file') file ??= sides;
-    else if (p && (sides.client.enabled || sides.server.enabled)) otel.push(Object.freeze({ provider: p, ...sides }));
+    if (!p || !(sides.client.enabled || sides.server.enabled)) continue;
+    if ('format' in p) files.push(Object.freeze({ provider: p, ...sides }));
+    else otel.push(Object.freeze({ provider: p, ...sides }));
   }
-  return Object.freeze({ client: file?.client ?? OFF, server: file?.server ?? OFF, otel: Object.freeze(otel) });
+  return Object.freeze({ files: Object.freeze(files), otel: Object.freeze(otel) });
 }
 
 /** Whether a request's line is written: its reporter's mode is on and its filter, if any, says true. */

@@ -1,13 +1,14 @@
-// The access log: one JSON line per request through pino's asynchronous destination (SonicBoom), with the fields
-// of Istio's default access log (docs/observability.md) under the keys Istio's JSON encoding uses. A
-// connection the proxy passes through as TCP gets one line when it closes, as Envoy's tcp_proxy logs
-// it: the same keys, the HTTP ones empty (response_code 0), the bytes and duration of the connection.
+// The request record every access-log line, metric and span is written from, filled in as the
+// request goes and handed to the access log when its response closes. A connection the proxy passes
+// through as TCP gets a line of its own when it closes (TcpLogLine), as Envoy's tcp_proxy logs it:
+// the HTTP operators empty, response code 0, the bytes and duration of the connection. The formats
+// are access-log-format.ts's, the files access-log-files.ts's.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { pino } from 'pino';
 import type { WorkloadInfo } from './workload.js';
 import { responseCompleted } from '../proxy/stream-state.js';
-import { GrpcMessageCounter } from './grpc-messages.js';
+import type { GrpcMessageCounter } from './grpc-messages.js';
+import { grpcStatusOf, meterBodies } from './body-meter.js';
 
 /** Filled in as the request goes; written once when the response ends. */
 export interface RequestRecord {
@@ -50,6 +51,8 @@ export interface RequestRecord {
   grpcReported?: { request: number; response: number };
   /** The request itself, for Telemetry tag expressions that read its headers or connection (metric-attributes.ts). */
   request?: IncomingMessage;
+  /** Its response, for %RESP(…)% and %TRAILER(…)% (body-meter.ts keeps what was written). */
+  response?: ServerResponse;
   /** The request's trace span, ended from this record (tracing.ts). */
   span?: { end(record: RequestRecord): void };
 }
@@ -94,6 +97,7 @@ export function newRequestRecord(req: IncomingMessage, requestId: string, author
     grpcMessages: undefined,
     grpcReported: undefined,
     request: undefined,
+    response: undefined,
     span: undefined,
   };
 }
@@ -118,6 +122,7 @@ export interface TunnelBytes {
 export function logWhenDone(req: IncomingMessage, res: ServerResponse, record: RequestRecord, log: AccessLog, tunnel?: TunnelBytes): void {
   const started = performance.now();
   record.request = req;
+  record.response = res;
   meterBodies(req, res, record);
   // 'close' comes once: `on` spares the wrapper `once` makes for every request.
   res.on('close', () => {
@@ -136,93 +141,6 @@ export function logWhenDone(req: IncomingMessage, res: ServerResponse, record: R
     if (record.grpc) record.grpcStatus ??= grpcStatusOf(res);
     log.write(record);
   });
-}
-
-/**
- * Envoy's %BYTES_RECEIVED% and %BYTES_SENT% count BODY bytes: what the request stream delivered
- * (after chunked or HTTP/2 framing, whether or not anything read it) and what went out as the
- * response body, headers not included. Node keeps no such count, so the request's push (where the
- * parser hands over body data) and the response's write and end are counted on their way through.
- *
- * The counting methods are the same functions for every request, finding the request's meter on
- * the object they are called on: a closure per request and method, put on each request and
- * response, kept whole requests reachable past a young-generation collection, and at load the
- * gateway promoted some 2.5 KB per request into the old generation (docs/benchmarks.md).
- */
-function meterBodies(req: IncomingMessage, res: ServerResponse, record: RequestRecord): void {
-  const messages = record.grpc ? (record.grpcMessages = { request: new GrpcMessageCounter(), response: new GrpcMessageCounter() }) : undefined;
-  const meter: Meter = { record, req, res, messages, h2: req.httpVersionMajor >= 2, push: req.push, write: res.write, end: res.end, addTrailers: res.addTrailers };
-  (req as unknown as Metered)[METER] = meter;
-  (res as unknown as Metered)[METER] = meter;
-  req.push = meteredPush;
-  res.write = meteredWrite as ServerResponse['write'];
-  if (record.grpc) res.addTrailers = meteredAddTrailers;
-  res.end = meteredEnd as ServerResponse['end'];
-}
-
-/** One request's counts and the methods the metered ones stand in front of. */
-interface Meter {
-  readonly record: RequestRecord;
-  readonly req: IncomingMessage;
-  readonly res: ServerResponse;
-  readonly messages: { readonly request: GrpcMessageCounter; readonly response: GrpcMessageCounter } | undefined;
-  /** HTTP/2's compatibility response ends by calling write() with the last chunk: counted there. */
-  readonly h2: boolean;
-  readonly push: IncomingMessage['push'];
-  readonly write: ServerResponse['write'];
-  readonly end: ServerResponse['end'];
-  readonly addTrailers: ServerResponse['addTrailers'];
-}
-
-const METER = Symbol('meshgate.bodyMeter');
-type Metered = { [METER]: Meter };
-
-/** No body goes out for HEAD, 1xx, 204 or 304, whatever is written. */
-function countsBody(m: Meter): boolean {
-  return m.req.method !== 'HEAD' && m.res.statusCode >= 200 && m.res.statusCode !== 204 && m.res.statusCode !== 304;
-}
-
-function meteredPush(this: IncomingMessage, chunk: unknown, encoding?: BufferEncoding): boolean {
-  const m = (this as unknown as Metered)[METER];
-  if (chunk) {
-    m.record.bytesReceived += byteLength(chunk, encoding);
-    if (m.messages && ArrayBuffer.isView(chunk)) m.messages.request.feed(chunk as Uint8Array);
-  }
-  return m.push.call(this, chunk, encoding);
-}
-
-function meteredWrite(this: ServerResponse, chunk: unknown, ...rest: unknown[]): boolean {
-  const m = (this as unknown as Metered)[METER];
-  if (countsBody(m)) m.record.bytesSent += byteLength(chunk, rest[0]);
-  if (m.messages && ArrayBuffer.isView(chunk)) m.messages.response.feed(chunk as Uint8Array);
-  return (m.write as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
-}
-
-function meteredEnd(this: ServerResponse, chunk?: unknown, ...rest: unknown[]): ServerResponse {
-  const m = (this as unknown as Metered)[METER];
-  if (!m.h2 && typeof chunk !== 'function' && chunk != null) {
-    if (countsBody(m)) m.record.bytesSent += byteLength(chunk, rest[0]);
-    if (m.messages && ArrayBuffer.isView(chunk)) m.messages.response.feed(chunk as Uint8Array);
-  }
-  return (m.end as (...a: unknown[]) => ServerResponse).call(this, chunk, ...rest);
-}
-
-function meteredAddTrailers(this: ServerResponse, headers: Parameters<ServerResponse['addTrailers']>[0]): void {
-  const m = (this as unknown as Metered)[METER];
-  const status = (headers as Record<string, unknown>)['grpc-status'];
-  if (status !== undefined) m.record.grpcStatus = String(status);
-  m.addTrailers.call(this, headers);
-}
-
-/** grpc-status from a trailers-only answer's headers, or from the trailers (meterBodies notes them). */
-function grpcStatusOf(res: ServerResponse): string | undefined {
-  const v = res.getHeader('grpc-status');
-  return v === undefined ? undefined : String(v);
-}
-
-function byteLength(chunk: unknown, encoding: unknown): number {
-  if (typeof chunk === 'string') return Buffer.byteLength(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8');
-  return ArrayBuffer.isView(chunk) ? chunk.byteLength : 0;
 }
 
 /** Where finished request records go (the access log alone, or the whole observe step: proxy-telemetry.ts). */
@@ -280,69 +198,3 @@ export interface TcpClosed extends TcpOpened {
 }
 
 export const NO_ACCESS_LOG: AccessLog = { write: () => undefined, flush: () => undefined };
-
-/** `off`, `stdout`, or a file path. */
-export function createAccessLog(target: string): AccessLog {
-  if (target === 'off') return NO_ACCESS_LOG;
-  const dest = pino.destination({ dest: target === 'stdout' ? 1 : target, sync: false, mkdir: true });
-  return {
-    write(r) {
-      // An access line is a record, not a log message: no level or pid, just Istio's fields.
-      dest.write(JSON.stringify({
-        start_time: r.startTime.toISOString(),
-        method: r.method,
-        path: r.path,
-        protocol: r.protocol,
-        response_code: r.responseCode,
-        response_flags: r.flags,
-        response_code_details: r.details,
-        bytes_received: r.bytesReceived,
-        bytes_sent: r.bytesSent,
-        duration: r.durationMs,
-        upstream_service_time: r.upstreamServiceTime ?? null,
-        x_forwarded_for: r.forwardedFor ?? null,
-        user_agent: r.userAgent ?? null,
-        request_id: r.requestId,
-        authority: r.authority,
-        upstream_host: r.upstreamHost ?? null,
-        upstream_cluster: r.upstreamCluster ?? null,
-        route_name: r.routeName ?? null,
-        downstream_remote_address: r.downstreamRemoteAddress,
-        ...(r.errorCode !== undefined ? { meshgate_error_code: r.errorCode } : {}),
-      }) + '\n');
-    },
-    writeTcp(c) {
-      dest.write(JSON.stringify({
-        start_time: c.startTime.toISOString(),
-        method: null,
-        path: null,
-        protocol: null,
-        response_code: 0,
-        response_flags: c.flags || '-',
-        response_code_details: null,
-        connection_termination_details: c.terminationDetails ?? null,
-        bytes_received: c.bytesReceived,
-        bytes_sent: c.bytesSent,
-        duration: c.durationMs,
-        upstream_service_time: null,
-        x_forwarded_for: null,
-        user_agent: null,
-        request_id: null,
-        authority: null,
-        upstream_host: c.upstreamHost ?? null,
-        upstream_cluster: c.upstreamCluster || null,
-        route_name: null,
-        downstream_remote_address: c.downstreamRemoteAddress,
-        requested_server_name: c.sni ?? null,
-      }) + '\n');
-    },
-    flush() {
-      // Before the file is open there is nothing buffered to lose.
-      try {
-        dest.flushSync();
-      } catch {
-        /* not ready yet */
-      }
-    },
-  };
-}

@@ -9,6 +9,7 @@ import type { RequestRecord } from './access-log.js';
 import type { Attributes, Value } from './metric-expression.js';
 import { nodeIdOf, TRUST_DOMAIN, type WorkloadInfo } from './workload.js';
 import { parseSpiffeId } from '../pki/spiffe.js';
+import { responseHeaderMap } from './body-meter.js';
 
 const PEER_FIELDS = ['workload', 'namespace', 'app', 'version', 'service', 'revision', 'cluster'] as const;
 
@@ -18,7 +19,7 @@ const PEER_FIELDS = ['workload', 'namespace', 'app', 'version', 'service', 'revi
  */
 const KNOWN: Readonly<Record<string, Readonly<Record<string, 'value' | 'map' | 'labels'>>>> = {
   request: { host: 'value', method: 'value', path: 'value', url_path: 'value', scheme: 'value', protocol: 'value', id: 'value', useragent: 'value', referer: 'value', headers: 'map', size: 'value' },
-  response: { code: 'value', code_details: 'value', flags: 'value', grpc_status: 'value', size: 'value' },
+  response: { code: 'value', code_details: 'value', flags: 'value', grpc_status: 'value', size: 'value', headers: 'map' },
   source: { address: 'value', port: 'value' },
   destination: { address: 'value', port: 'value' },
   connection: { mtls: 'value', requested_server_name: 'value' },
@@ -119,6 +120,10 @@ export function requestAttributes(r: RequestRecord, node?: ReportingNode): Attri
           flags: r.flags,
           grpc_status: r.grpcStatus !== undefined ? Number(r.grpcStatus) : undefined,
           size: r.bytesSent,
+          // Made only when an expression reads it (`response.headers['x-cache']`).
+          get headers(): Value {
+            return r.response ? responseHeaderMap(r.response) : undefined;
+          },
         };
       case 'source':
         return splitAddress(r.downstreamRemoteAddress) as Value;

@@ -22,7 +22,35 @@ export interface CompiledExpression {
   evaluate(attributes: Attributes): string | undefined;
 }
 
-export type CompileResult = { readonly ok: true; readonly expression: CompiledExpression } | { readonly ok: false; readonly reason: string };
+/** A failure is either not CEL at all (`syntax`: Envoy refuses it too), or CEL that meshgate does not evaluate. */
+export type CompileResult = { readonly ok: true; readonly expression: CompiledExpression } | { readonly ok: false; readonly reason: string; readonly syntax: boolean };
+
+/**
+ * Why a text is not CEL at all, whatever meshgate evaluates: empty, a quote or bracket left open or
+ * closed twice, a character CEL has no use for, or an operator with nothing after it. Checked apart
+ * from the parser, which also refuses valid CEL it does not evaluate (`1.5`, `{'a': 1}`, `size(x)`).
+ */
+export function celSyntaxProblem(text: string): string | undefined {
+  if (text.trim() === '') return 'the expression is empty';
+  const open: string[] = [];
+  const pairs: Record<string, string> = { ')': '(', ']': '[', '}': '{' };
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (c === "'" || c === '"') {
+      let j = i + 1;
+      while (j < text.length && text[j] !== c) j += text[j] === '\\' ? 2 : 1;
+      if (j >= text.length) return `the string opened at ${i + 1} is not closed`;
+      i = j;
+    } else if (c === '(' || c === '[' || c === '{') open.push(c);
+    else if (c in pairs) {
+      if (open.pop() !== pairs[c]) return `unbalanced '${c}' at ${i + 1}`;
+    } else if (!/[\w\s.,:?!=<>&|+\-*/%]/.test(c)) return `unexpected character at ${i + 1}: '${c}'`;
+  }
+  if (open.length > 0) return `'${open[open.length - 1]}' is not closed`;
+  if (/(?:&&|\|\||==|!=|<=|>=|[<>+\-*/%!?:.,])\s*$/.test(text)) return 'the expression ends too early';
+  if (/^\s*(?:&&|\|\||==|!=|<=|>=|[<>*/%?:.,])/.test(text)) return 'the expression starts with an operator';
+  return undefined;
+}
 
 type Node =
   | { k: 'lit'; v: string | number | boolean }
@@ -230,14 +258,16 @@ export function compileExpression(text: string): CompileResult {
   let r = cache.get(text);
   if (r) return r;
   const tokens = tokenize(text);
-  if (typeof tokens === 'string') r = { ok: false, reason: tokens };
+  const syntax = celSyntaxProblem(text);
+  if (syntax !== undefined) r = { ok: false, reason: syntax, syntax: true };
+  else if (typeof tokens === 'string') r = { ok: false, reason: tokens, syntax: false };
   else {
     try {
       const node = new Parser(tokens).parse();
       const bad = checkAttributes(node);
-      r = bad ? { ok: false, reason: bad } : { ok: true, expression: { text, evaluate: (a) => print(evaluate(node, a)) } };
+      r = bad ? { ok: false, reason: bad, syntax: false } : { ok: true, expression: { text, evaluate: (a) => print(evaluate(node, a)) } };
     } catch (err) {
-      r = { ok: false, reason: (err as Error).message };
+      r = { ok: false, reason: (err as Error).message, syntax: false };
     }
   }
   // Bounded: expressions come from configuration, but a long-running process sees many snapshots.

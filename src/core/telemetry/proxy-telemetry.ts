@@ -4,7 +4,8 @@
 // Telemetry resources of the current snapshot (telemetry-policy.ts).
 
 import type { Snapshot } from '../snapshot/snapshot.js';
-import { createAccessLog, type AccessLog, type RequestRecord } from './access-log.js';
+import type { AccessLog, RequestRecord } from './access-log.js';
+import { AccessLogFiles } from './access-log-files.js';
 import type { IstioMetrics, ServiceName, TcpConnectionRecord } from './istio-metrics.js';
 import { serviceOfHost } from './istio-labels.js';
 import { encodePeerMetadata, type WorkloadInfo } from './workload.js';
@@ -29,7 +30,7 @@ const metricsServer = whenNeeded<typeof import('./metrics-server.js')>('./metric
 const otelAccessLog = whenNeeded<typeof import('./otel-access-log.js')>('./otel-access-log.js', import.meta.url);
 
 export interface ProxyTelemetryOptions {
-  /** `off`, `stdout` or a file path. */
+  /** `off`, `stdout` or a file path: where the access log's `/dev/stdout` goes (access-log-files.ts). */
   readonly accessLog: string;
   readonly self: WorkloadInfo;
   readonly role: 'gateway' | 'sidecar';
@@ -71,7 +72,7 @@ export interface ProxyTelemetry extends AccessLog {
 }
 
 export function createProxyTelemetry(o: ProxyTelemetryOptions): ProxyTelemetry {
-  const log = createAccessLog(o.accessLog);
+  const files = new AccessLogFiles(o.accessLog, o.events);
   const selfService = o.role === 'sidecar' && o.snapshot ? serviceFinder(o.snapshot, o.self.namespace, o.labels ?? {}) : undefined;
   const policies = new WeakMap<Snapshot, TelemetryPolicy>();
   // Read twice per request (the span's start, the record's end): the last snapshot's answer is kept at hand.
@@ -132,7 +133,7 @@ export function createProxyTelemetry(o: ProxyTelemetryOptions): ProxyTelemetry {
       await server?.close();
       await tracer.close();
       await otelLogsMade?.close();
-      log.flush();
+      files.flush();
     },
     startSpan: (req, record) => {
       tracer.start(req, record);
@@ -143,7 +144,7 @@ export function createProxyTelemetry(o: ProxyTelemetryOptions): ProxyTelemetry {
     },
     write(r: RequestRecord) {
       const p = policy();
-      if (logsRequest(p.accessLog, r)) log.write(r);
+      for (const sink of p.accessLog.files) if (logsRequest(sink, r)) files.write(sink.provider.path, sink.provider.format.format(r));
       for (const sink of p.accessLog.otel) if (logsRequest(sink, r)) otelLogs().write(sink.provider, r);
       if (metrics) {
         if (r.grpc) reports?.streamEnded(r);
@@ -153,7 +154,7 @@ export function createProxyTelemetry(o: ProxyTelemetryOptions): ProxyTelemetry {
       }
       r.span?.end(r);
     },
-    flush: () => log.flush(),
+    flush: () => files.flush(),
     tcpOpened: (c) => {
       const p = policy();
       metrics?.setPolicy(p.metrics);
@@ -164,7 +165,7 @@ export function createProxyTelemetry(o: ProxyTelemetryOptions): ProxyTelemetry {
     tcpClosed: (c) => metrics?.tcpClosedNow(reports ? reports.tcpClosed(c) : c),
     writeTcp: (c) => {
       const p = policy().accessLog;
-      if (logsConnection(p, c)) log.writeTcp?.(c);
+      for (const sink of p.files) if (logsConnection(sink, c)) files.write(sink.provider.path, sink.provider.format.format(c));
       for (const sink of p.otel) if (logsConnection(sink, c)) otelLogs().write(sink.provider, c);
     },
   };
