@@ -130,6 +130,14 @@ export function rateLimited(ruleId: string): LocalReply {
 }
 
 /**
+ * An EnvoyFilter's local rate limit refused: Envoy's reply, with its configured status (429 unless
+ * set) and response_headers_to_add, and x-envoy-ratelimited as Envoy's filter sets it.
+ */
+export function envoyRateLimited(status: number, headers: Readonly<Record<string, string>>): LocalReply {
+  return { ...LocalReplies.rateLimited, status, headers: { 'x-envoy-ratelimited': 'true', ...headers } };
+}
+
+/**
  * A TLS failure towards the upstream (handshake, untrusted chain, wrong peer identity, no workload
  * certificate): a connection failure to Envoy, so 503 UF, with the reason in the response details.
  */
