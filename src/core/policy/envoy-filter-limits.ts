@@ -36,6 +36,8 @@ export interface EnvoyFilterLimitsInput {
   readonly role: ProxyRole;
   readonly rootNamespace: string;
   readonly routeConfigs: ReadonlyMap<string, RouteConfig>;
+  /** A gateway's route configs: the Gateway server port each serves (its virtual hosts are named by it). */
+  readonly serverPorts?: ReadonlyMap<string, number>;
 }
 
 /** Whether an EnvoyFilter selects a proxy: its namespace (or the root namespace: all) and its selector or targetRefs. */
@@ -62,7 +64,7 @@ export function bindEnvoyFilterLimits(input: EnvoyFilterLimitsInput, bind: Bind,
     const inChain = (patch: LimitRoutePatch, ctxs: readonly PatchContext[]) => reading.filters.some((f) => ctxs.includes(f.context) && (patch.context === 'ANY' || f.context === 'ANY' || f.context === patch.context));
     // Gateway, or a sidecar's outbound side: every route config the patch's port matches.
     for (const [name, config] of input.routeConfigs) {
-      const port = portOf(name);
+      const port = input.serverPorts?.get(name) ?? portOf(name);
       const filters = reading.filters.filter((f) => contexts.includes(f.context) && (f.portNumber === undefined || f.portNumber === port));
       const routes = reading.routes.filter((r) => contexts.includes(r.context) && inChain(r, contexts) && (r.portNumber === undefined || r.portNumber === port) && (r.routeConfigName === undefined || r.routeConfigName === name));
       if (filters.length === 0) continue;

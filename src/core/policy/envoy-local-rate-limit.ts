@@ -7,7 +7,6 @@
 
 import { STATUS_CODES } from 'node:http';
 import type { FieldPath } from '../model/resource.js';
-import { parseDurationNs } from '../config/duration.js';
 import { asInt, asObj, asString, describe, isHeaderName, isObj, isSet, type Checker, type Obj } from '../config/validate-common.js';
 
 export const LOCAL_RATE_LIMIT_FILTER = 'envoy.filters.http.local_ratelimit';
@@ -127,11 +126,11 @@ function readProtoDuration(c: Checker, v: unknown, at: FieldPath): number | unde
     const seconds = Number(v.seconds ?? 0);
     const nanos = Number(v.nanos ?? 0);
     if (Number.isFinite(seconds) && Number.isFinite(nanos) && seconds >= 0 && nanos >= 0) return seconds * 1000 + nanos / 1e6;
-  } else if (typeof v === 'string') {
-    const ns = parseDurationNs(v);
-    if (ns !== undefined && ns >= 0) return ns / 1e6;
+  } else if (typeof v === 'string' && /^\d+(\.\d{1,9})?s$/.test(v)) {
+    // Protobuf's JSON form is seconds only: `1m` or `1h` is refused, as Istio refuses it.
+    return Number(v.slice(0, -1)) * 1000;
   }
-  c.error(at, `${describe(v)} is not a duration (e.g. 60s, 0.5s)`);
+  c.error(at, `${describe(v)} is not a protobuf duration: seconds with an s, e.g. 60s or 0.5s`);
   return undefined;
 }
 

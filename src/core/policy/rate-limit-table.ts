@@ -120,7 +120,10 @@ export function compileRateLimits(input: RateLimitCompileInput): { table: RateLi
   }
   const inbound: InboundBinding[] = [];
   if (input.role && envoyFilters.length > 0) {
-    bindEnvoyFilterLimits({ filters: envoyFilters, role: input.role, rootNamespace: input.rootNamespace ?? 'istio-system', routeConfigs: input.routeConfigs }, bind, inbound, problems);
+    // A gateway's virtual hosts are named by the Gateway server's port (`bookinfo.com:80`), whatever port it listens on.
+    const serverPorts = new Map<string, number>();
+    for (const l of input.listeners.values()) for (const server of l.servers) if (server.routeConfig) serverPorts.set(server.routeConfig, server.port);
+    bindEnvoyFilterLimits({ filters: envoyFilters, role: input.role, rootNamespace: input.rootNamespace ?? 'istio-system', routeConfigs: input.routeConfigs, serverPorts }, bind, inbound, problems);
     for (const b of inbound) used.add(b.binding.rule);
   }
   const table: RateLimitTable = {
