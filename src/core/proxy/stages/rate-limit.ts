@@ -27,10 +27,11 @@ export interface RateLimitContext {
 export function rateLimit(ex: Exchange): StageResult | Promise<StageResult> {
   const { ctx, snapshot, virtualHost, route, res, listener, req } = ex;
   const limits = ctx.rateLimits;
-  const table = limits && snapshot?.rateLimits;
+  // Most proxies have no limit at all: nothing to look up, nothing allocated.
+  const table = limits && snapshot?.rateLimits.rules.length ? snapshot.rateLimits : undefined;
   // A sidecar's inbound side has no routes: its limits are the port's.
   const bindings = table && (listener.localApp ? table.inbound(listener.localApp.ports?.() ?? [listener.port]) : virtualHost && route && table.lookup(virtualHost, route));
-  if (!bindings) return undefined;
+  if (!bindings || !limits) return undefined;
   const facts = factsOf(ex);
   const subject: RateLimitSubject = {
     headers: facts.headers,
