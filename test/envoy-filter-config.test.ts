@@ -18,7 +18,7 @@ import { KUBE_KINDS } from '../src/core/sources/kube-objects.js';
 import { buildSnapshot } from '../src/core/snapshot/build.js';
 import type { SidecarRole } from '../src/core/snapshot/snapshot.js';
 import { FIXED_DEPS, compileYaml, repoPath } from './helpers/route-table.js';
-import { serviceYaml } from './helpers/cluster-yaml.js';
+import { gatewayYaml, serviceYaml } from './helpers/cluster-yaml.js';
 
 const BIN = fileURLToPath(new URL('../../bin/meshgate.js', import.meta.url));
 const run = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 60_000 });
@@ -110,22 +110,8 @@ describe('EnvoyFilter: what Envoy would refuse, and what meshgate ignores', () =
 });
 
 describe('EnvoyFilter: which proxies and routes it binds', () => {
-  const ROUTES = `apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: gw, namespace: istio-system}
-spec:
-  selector: {istio: ingressgateway}
-  servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ["*"]}]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: vs, namespace: default}
-spec:
-  hosts: ["*"]
-  gateways: [istio-system/gw]
-  http: [{route: [{destination: {host: svc}}]}]
----
-${serviceYaml('svc', [{ pod: 'svc-0', port: 9 }])}`;
+  const vs = 'apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: vs, namespace: default}\nspec: {hosts: ["*"], gateways: [istio-system/gw], http: [{route: [{destination: {host: svc}}]}]}\n';
+  const ROUTES = [gatewayYaml(['*'], { namespace: 'istio-system' }), vs, serviceYaml('svc', [{ pod: 'svc-0', port: 9 }])].join('---\n');
   const gatewayRules = (yaml: string) => compileYaml(`${ROUTES}---\n${yaml}`).snapshot.rateLimits.rules.map((r) => r.id);
   const SIDECAR: SidecarRole = { kind: 'sidecar', namespace: 'default', labels: { app: 'svc' }, serviceAccount: 'svc', outboundTrafficPolicy: 'ALLOW_ANY' };
   const sidecar = (yaml: string) => {
