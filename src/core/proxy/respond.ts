@@ -131,10 +131,11 @@ export function rateLimited(ruleId: string): LocalReply {
 
 /**
  * An EnvoyFilter's local rate limit refused: Envoy's reply, with its configured status (429 unless
- * set) and response_headers_to_add, and x-envoy-ratelimited as Envoy's filter sets it.
+ * set) and response_headers_to_add. (Envoy's filter docs mention x-envoy-ratelimited; the replies
+ * its filter sends carry only the configured headers, so neither does this one.)
  */
 export function envoyRateLimited(status: number, headers: Readonly<Record<string, string>>): LocalReply {
-  return { ...LocalReplies.rateLimited, status, headers: { 'x-envoy-ratelimited': 'true', ...headers } };
+  return { ...LocalReplies.rateLimited, status, headers };
 }
 
 /**
