@@ -28,6 +28,7 @@ import { exportedTo, MESH_GATEWAY, selectsProxy, vsGateways } from '../core/rout
 import { DEFAULT_ROOT_NAMESPACE } from '../core/telemetry/telemetry-policy.js';
 import type { GatewaySpec, VirtualServiceSpec } from '../core/model/istio.js';
 import { imports, SidecarIndex, type EgressScope } from '../core/policy/sidecar-scope.js';
+import { envoyFilterSelects } from '../core/policy/envoy-filter-limits.js';
 import { meshRoutesFor } from './mesh-route-scope.js';
 
 export type ProxyRole = 'sidecar' | 'gateway';
@@ -195,6 +196,10 @@ export class ScopeIndex {
           break;
         case 'ConfigMap':
           if (r.metadata.name === MESH_CONFIG_MAP && ns === DEFAULT_ROOT_NAMESPACE) out.add(r);
+          break;
+        case 'EnvoyFilter':
+          // Its own namespace's, or the root namespace's, when the selector picks this proxy.
+          if (envoyFilterSelects(r, { namespace: p.namespace, labels: p.labels }, this.rootNamespace)) out.add(r);
           break;
         case 'Namespace':
         case 'RateLimitPolicy':

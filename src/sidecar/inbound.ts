@@ -59,6 +59,7 @@ import type { AccessLog } from '../core/telemetry/access-log.js';
 import { UpstreamPools } from '../core/proxy/upstream-pools.js';
 import { AcceptStep } from '../core/proxy/accept.js';
 import { authorizeConnection } from '../core/proxy/stages/authorize-connection.js';
+import type { RateLimitContext } from '../core/proxy/stages/rate-limit.js';
 import { passThrough } from '../core/proxy/tcp-passthrough.js';
 import { connectTimeoutFor, hasFiniteLimits, limitsWithConnectTimeout } from '../core/policy/connection-limits.js';
 import type { HttpLimits } from '../core/proxy/http-limits.js';
@@ -102,6 +103,8 @@ export interface InboundDeps {
   readonly drain: ConnectionDrain;
   /** Header limits and timeouts (http-limits.ts); Envoy's defaults without. */
   readonly limits?: HttpLimits;
+  /** The proxy's rate-limit counters: EnvoyFilter local rate limits of the inbound side count there. */
+  readonly rateLimits?: RateLimitContext;
   /** Certificate files of Sidecar ingress listeners' `tls`. */
   readonly credentials: CredentialStore;
   /** The circuit breaker of an inbound cluster (by name), kept across snapshots. */
@@ -225,6 +228,7 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
     identity: deps.identity,
     ...(deps.meshPools ? { meshPools: deps.meshPools } : {}),
     ...(deps.limits ? { limits: deps.limits } : {}),
+    ...(deps.rateLimits ? { rateLimits: deps.rateLimits } : {}),
   };
   const listener: ListenerInfo = {
     port: deps.appPort,
@@ -237,6 +241,7 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
       upstream: () => plan().upstream,
       cluster,
       protocol: () => plan().protocol,
+      ports: () => (listenPort ? [deps.appPort, listenPort] : [deps.appPort]),
       headers: (req, facts, requestId) => {
         const peer = peerOf(connectionOf(req));
         return inboundRequestHeaders(req.headers, { requestId, authority: facts.authority, ...(peer.xfcc ? { xfcc: peer.xfcc } : {}), ...(peer.external ? { proto: 'https' } : {}) });

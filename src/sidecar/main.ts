@@ -158,6 +158,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
       drain: rt.drain,
       credentials,
       breaker: (cluster) => rt.live.breaker(cluster),
+      rateLimits: rt.rateLimiting.context,
       ...(opts.limits ? { limits: opts.limits } : {}),
     });
     rt.add(listener);

@@ -25,6 +25,8 @@ const KINDS: Readonly<Record<string, { readonly group: string; readonly versions
   Issuer: { group: 'cert-manager.io', versions: ['v1'] },
   ClusterIssuer: { group: 'cert-manager.io', versions: ['v1'] },
   Certificate: { group: 'cert-manager.io', versions: ['v1'] },
+  // Read for its local rate limit patches only (policy/envoy-filter-patches.ts); other patches are warnings.
+  EnvoyFilter: { group: 'networking.istio.io', versions: ['v1alpha3'] },
   // meshgate's own: what Istio only offers through an EnvoyFilter and an external service.
   RateLimitPolicy: { group: 'meshgate.io', versions: ['v1'] },
   // The Kubernetes Gateway API (standard channel; TLSRoute, TCPRoute and ReferenceGrant also at their

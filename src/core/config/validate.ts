@@ -36,6 +36,7 @@ const BY_KIND: Readonly<Record<string, ValidatorAt>> = {
   ClusterIssuer: ['cert-manager', 'validateIssuer'],
   Certificate: ['cert-manager', 'validateCertificate'],
   RateLimitPolicy: ['rate-limit', 'validateRateLimitPolicy'],
+  EnvoyFilter: ['envoy-filter', 'validateEnvoyFilter'],
   Telemetry: ['telemetry', 'validateTelemetry'],
   GatewayClass: ['gateway-api', 'validateGatewayClass'],
   KubernetesGateway: ['gateway-api', 'validateK8sGateway'],
@@ -71,7 +72,7 @@ function validatorAt(at: ValidatorAt | undefined): SpecValidator | undefined {
 }
 
 /** Kinds whose names are checked here (Istio's rules; meshgate's own kinds follow them). */
-const ISTIO_KINDS = new Set(['Gateway', 'VirtualService', 'DestinationRule', 'ServiceEntry', 'WorkloadEntry', 'Sidecar', 'PeerAuthentication', 'AuthorizationPolicy', 'RequestAuthentication', 'RateLimitPolicy', 'Telemetry']);
+const ISTIO_KINDS = new Set(['Gateway', 'VirtualService', 'DestinationRule', 'ServiceEntry', 'WorkloadEntry', 'Sidecar', 'PeerAuthentication', 'AuthorizationPolicy', 'RequestAuthentication', 'RateLimitPolicy', 'Telemetry', 'EnvoyFilter']);
 
 export function validateResource(r: Resource): Problem[] {
   let c: Checker | undefined;

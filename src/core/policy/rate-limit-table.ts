@@ -10,8 +10,29 @@ import type { RateLimitPolicySpec, RateLimitStore } from '../model/rate-limit.js
 import type { Resource } from '../model/resource.js';
 import { hostSubsetOf } from '../registry/hostname.js';
 import type { CompiledRoute, Listener, RouteConfig, VirtualHost } from '../routing/types.js';
+import type { ProxyRole } from '../snapshot/snapshot.js';
+import { bindEnvoyFilterLimits, type InboundBinding } from './envoy-filter-limits.js';
 
-export type RateLimitKeyKind = { readonly kind: 'clientIp' } | { readonly kind: 'header'; /** Lower-case. */ readonly name: string } | { readonly kind: 'principal' };
+export type RateLimitKeyKind =
+  | { readonly kind: 'clientIp' }
+  | { readonly kind: 'header'; /** Lower-case. */ readonly name: string }
+  | { readonly kind: 'principal' }
+  /** One count for every request (an EnvoyFilter local rate limit's token bucket). */
+  | { readonly kind: 'proxy' }
+  /** One count per downstream connection (local_rate_limit_per_downstream_connection). */
+  | { readonly kind: 'connection' };
+
+/** How an EnvoyFilter local rate limit answers, where it differs from a RateLimitPolicy's. */
+export interface EnvoyReplyStyle {
+  /** status.code (429 unless set to 400 or more). */
+  readonly status: number;
+  /** response_headers_to_add, on refused requests' replies. */
+  readonly responseHeaders: Readonly<Record<string, string>>;
+  /** filter_enabled: the fraction of requests counted at all. */
+  readonly enabled: number;
+  /** filter_enforced: the fraction of refusals that are enforced (the others go on). */
+  readonly enforced: number;
+}
 
 /** One `limits[]` entry of one policy, with everything the request path needs already computed. */
 export interface RateLimitRule {
@@ -31,6 +52,8 @@ export interface RateLimitRule {
    * so a reload that leaves a limit alone does not reset it.
    */
   readonly settings: string;
+  /** Set for an EnvoyFilter's local rate limit: Envoy's reply, no x-ratelimit-* headers. */
+  readonly envoy?: EnvoyReplyStyle;
 }
 
 export interface RateLimitBinding {
@@ -43,9 +66,14 @@ export interface RateLimitTable {
   /** Every rule bound to at least one route. */
   readonly rules: readonly RateLimitRule[];
   lookup(virtualHost: VirtualHost, route: CompiledRoute): readonly RateLimitBinding[] | undefined;
+  /**
+   * A sidecar's inbound side, which has no route table: the EnvoyFilter limits of requests reaching
+   * the app on `ports` (its own port, and the inbound port callers dial).
+   */
+  inbound(ports: readonly number[]): readonly RateLimitBinding[] | undefined;
 }
 
-export const NO_RATE_LIMITS: RateLimitTable = Object.freeze({ rules: [], lookup: () => undefined });
+export const NO_RATE_LIMITS: RateLimitTable = Object.freeze({ rules: [], lookup: () => undefined, inbound: () => undefined });
 
 export interface RateLimitCompileInput {
   readonly policies: readonly Resource<RateLimitPolicySpec>[];
@@ -53,11 +81,18 @@ export interface RateLimitCompileInput {
   readonly gateways: readonly Resource<GatewaySpec>[];
   readonly listeners: ReadonlyMap<number, Listener>;
   readonly routeConfigs: ReadonlyMap<string, RouteConfig>;
+  /** EnvoyFilters, with the proxy they are compiled for and the mesh's root namespace. */
+  readonly envoyFilters?: readonly Resource[];
+  readonly role?: ProxyRole;
+  readonly rootNamespace?: string;
+  /** A sidecar's: the service ports its workload is published on through `ports` (registry/workload-port-protocol.ts). */
+  readonly servicePorts?: (ports: readonly number[]) => ReadonlySet<number>;
 }
 
 export function compileRateLimits(input: RateLimitCompileInput): { table: RateLimitTable; problems: Problem[] } {
   const problems: Problem[] = [];
-  if (input.policies.length === 0) return { table: NO_RATE_LIMITS, problems };
+  const envoyFilters = input.role ? (input.envoyFilters ?? []) : [];
+  if (input.policies.length === 0 && envoyFilters.length === 0) return { table: NO_RATE_LIMITS, problems };
   const byVhost = new Map<VirtualHost, Map<CompiledRoute, RateLimitBinding[]>>();
   const used = new Set<RateLimitRule>();
   const bind = (vhost: VirtualHost, route: CompiledRoute, rules: readonly RateLimitRule[], onlyHost?: string): void => {
@@ -83,11 +118,39 @@ export function compileRateLimits(input: RateLimitCompileInput): { table: RateLi
       problems.push(problemAt(policy, ['spec'], `internal error while compiling: ${(err as Error).message}`));
     }
   }
+  const inbound: InboundBinding[] = [];
+  if (input.role && envoyFilters.length > 0) {
+    // A gateway's virtual hosts are named by the Gateway server's port (`bookinfo.com:80`), whatever port it listens on.
+    const serverPorts = new Map<string, number>();
+    for (const l of input.listeners.values()) for (const server of l.servers) if (server.routeConfig) serverPorts.set(server.routeConfig, server.port);
+    bindEnvoyFilterLimits({ filters: envoyFilters, role: input.role, rootNamespace: input.rootNamespace ?? 'istio-system', routeConfigs: input.routeConfigs, serverPorts }, bind, inbound, problems);
+    for (const b of inbound) used.add(b.binding.rule);
+  }
   const table: RateLimitTable = {
     rules: [...used],
     lookup: (vhost, route) => byVhost.get(vhost)?.get(route),
+    inbound: inbound.length === 0 ? () => undefined : inboundLookup(inbound, input.servicePorts ?? (() => new Set())),
   };
   return { table, problems };
+}
+
+/**
+ * The inbound bindings for the ports of one app, worked out on its first request and kept for the
+ * snapshot. A patch names a port as Istio's inbound virtual host does: the service port, which may
+ * differ from the port the app listens on.
+ */
+function inboundLookup(inbound: readonly InboundBinding[], servicePorts: (ports: readonly number[]) => ReadonlySet<number>): (ports: readonly number[]) => readonly RateLimitBinding[] | undefined {
+  const byPorts = new Map<string, readonly RateLimitBinding[] | undefined>();
+  return (ports) => {
+    const key = ports.join(',');
+    if (byPorts.has(key)) return byPorts.get(key);
+    const published = servicePorts(ports);
+    const names = (p: number | undefined) => p !== undefined && (ports.includes(p) || published.has(p));
+    const found = inbound.filter((b) => (b.port === undefined || names(b.port)) && ![...(b.exceptPorts ?? [])].some(names)).map((b) => b.binding);
+    const list = found.length > 0 ? found : undefined;
+    byPorts.set(key, list);
+    return list;
+  };
 }
 
 type Bind = (vhost: VirtualHost, route: CompiledRoute, rules: readonly RateLimitRule[], onlyHost?: string) => void;

@@ -14,7 +14,7 @@
 //   authz       AuthorizationPolicy                                                    stages/authorize.ts
 //   routed      select's misses answered: 404 NR, unknown hosts, httpsRedirect         stages/select.ts
 //   cors        preflights answered, CORS headers set                                  stages/cors.ts
-//   limit       RateLimitPolicy                                                        stages/rate-limit.ts
+//   limit       RateLimitPolicy, EnvoyFilter local rate limits                         stages/rate-limit.ts
 //   fault       delay / abort                                                          stages/fault.ts
 //   act         redirect | direct response | forward | local app                       stages/act.ts
 //
@@ -45,8 +45,8 @@ export const Pipelines = {
   gatewayPlaintext: Object.freeze([normalize, acmeChallenge, select, authenticate, authorize, routed, cors, rateLimit, fault, act]),
   /** A gateway's TLS server (and the default). */
   gateway: Object.freeze([normalize, select, authenticate, authorize, routed, cors, rateLimit, fault, act]),
-  /** A sidecar's inbound side: no route table; what passes authorization goes to the app. */
-  sidecarInbound: Object.freeze([normalize, authenticate, authorize, actLocalApp]),
+  /** A sidecar's inbound side: no route table; what passes authorization and the port's EnvoyFilter limits goes to the app. */
+  sidecarInbound: Object.freeze([normalize, authenticate, authorize, rateLimit, actLocalApp]),
   /** A sidecar's outbound side: the gateway's routing, limits and faults; no workload of its own to authorize for. */
   sidecarOutbound: Object.freeze([normalize, select, routed, cors, rateLimit, fault, act]),
 } satisfies Record<string, Pipeline>;

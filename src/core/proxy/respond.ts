@@ -130,6 +130,15 @@ export function rateLimited(ruleId: string): LocalReply {
 }
 
 /**
+ * An EnvoyFilter's local rate limit refused: Envoy's reply, with its configured status (429 unless
+ * set) and response_headers_to_add. (Envoy's filter docs mention x-envoy-ratelimited; the replies
+ * its filter sends carry only the configured headers, so neither does this one.)
+ */
+export function envoyRateLimited(status: number, headers: Readonly<Record<string, string>>): LocalReply {
+  return { ...LocalReplies.rateLimited, status, headers };
+}
+
+/**
  * A TLS failure towards the upstream (handshake, untrusted chain, wrong peer identity, no workload
  * certificate): a connection failure to Envoy, so 503 UF, with the reason in the response details.
  */

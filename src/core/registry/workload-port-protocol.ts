@@ -22,3 +22,18 @@ export function workloadPortProtocol(registry: Registry, workload: Workload, por
   }
   return 'UNKNOWN';
 }
+
+/**
+ * The service port numbers published on one of `ports` by an endpoint of this workload: the port an
+ * inbound virtual host is named by (`inbound|http|9080`) when callers reach the workload on another.
+ */
+export function workloadServicePorts(registry: Registry, workload: Workload, ports: readonly number[]): Set<number> {
+  const out = new Set<number>();
+  for (const service of registry.services.values()) {
+    for (const endpoint of service.endpoints) {
+      if (endpoint.namespace !== workload.namespace || !selectorMatches(workload.labels, endpoint.labels)) continue;
+      for (const port of service.ports) if (ports.includes(endpointPort(endpoint, port))) out.add(port.number);
+    }
+  }
+  return out;
+}

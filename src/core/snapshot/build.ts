@@ -12,7 +12,7 @@ import type { Resource } from '../model/resource.js';
 import { indexDestinationRules } from '../policy/destination-rules.js';
 import { buildCluster, type ClusterDeps } from '../policy/cluster.js';
 import { DEFAULT_CONNECT_TIMEOUT_MS, meshConnectTimeoutMs } from '../policy/connection-limits.js';
-import { meshConfigOf } from '../telemetry/telemetry-policy.js';
+import { DEFAULT_ROOT_NAMESPACE, meshConfigOf } from '../telemetry/telemetry-policy.js';
 import { meshTrustDomains } from '../pki/trust-domain.js';
 import { compileMeshTcp } from '../routing/mesh-tcp-routes.js';
 import { LiveClusters } from '../policy/live-clusters.js';
@@ -22,6 +22,7 @@ import { compileExtAuthzProviders } from '../policy/ext-authz-providers.js';
 import type { Cluster, EndpointLoad } from '../policy/types.js';
 import { clusterName } from '../policy/types.js';
 import { buildRegistry } from '../registry/build.js';
+import { workloadServicePorts } from '../registry/workload-port-protocol.js';
 import { compileGateway, type CompiledGateway } from '../routing/compile.js';
 import { compileMesh } from '../routing/compile-mesh.js';
 import { deferredFindings, withProblems } from './deferred-findings.js';
@@ -148,6 +149,10 @@ export function buildSnapshot(loaded: LoadResult, role: ProxyRole, deps: Snapsho
     gateways,
     listeners: compiled.listeners,
     routeConfigs: compiled.routeConfigs,
+    envoyFilters: ofKind(resources, 'EnvoyFilter'),
+    role,
+    rootNamespace: rootNamespaceOf(resources),
+    ...(role.kind === 'sidecar' ? { servicePorts: (ports: readonly number[]) => workloadServicePorts(registry, role, ports) } : {}),
   });
 
   // A CUSTOM policy's authorizer is reached through a cluster of its own, as a route's destination is.
@@ -187,6 +192,12 @@ export function buildSnapshot(loaded: LoadResult, role: ProxyRole, deps: Snapsho
       return analysis.findings();
     },
   };
+}
+
+/** The mesh config's rootNamespace: its policies (an EnvoyFilter among them) apply to every namespace. */
+function rootNamespaceOf(resources: readonly Resource[]): string {
+  const root = meshConfigOf(resources)?.['rootNamespace'];
+  return typeof root === 'string' ? root : DEFAULT_ROOT_NAMESPACE;
 }
 
 export function ofKind<S>(resources: readonly Resource[], kind: string): Resource<S>[] {

@@ -37,6 +37,8 @@ export const KUBE_KINDS: readonly KubeKind[] = [
   { kind: 'WorkloadEntry', apiVersion: 'networking.istio.io/v1', plural: 'workloadentries', crd: true },
   // Istio's Sidecar: egress.hosts narrows what the control plane sends a sidecar; outboundTrafficPolicy.
   { kind: 'Sidecar', apiVersion: 'networking.istio.io/v1', plural: 'sidecars', crd: true },
+  // EnvoyFilter: its local rate limit patches (policy/envoy-filter-patches.ts); served at v1alpha3 only.
+  { kind: 'EnvoyFilter', apiVersion: 'networking.istio.io/v1alpha3', plural: 'envoyfilters', crd: true },
   { kind: 'PeerAuthentication', apiVersion: 'security.istio.io/v1', plural: 'peerauthentications', crd: true },
   { kind: 'AuthorizationPolicy', apiVersion: 'security.istio.io/v1', plural: 'authorizationpolicies', crd: true },
   { kind: 'RequestAuthentication', apiVersion: 'security.istio.io/v1', plural: 'requestauthentications', crd: true },

@@ -106,6 +106,8 @@ export interface LocalApp {
   headers(req: IncomingMessage, facts: RequestFacts, requestId: string): Record<string, string | string[]>;
   /** What the app's port speaks, as the services that select the workload declare it (upstream-protocol.ts). */
   protocol(): UpstreamProtocol;
+  /** The ports the app is reached on: its own, and the inbound port callers dial (EnvoyFilter limits name them). */
+  ports?(): readonly number[];
 }
 
 /** One request between its stages: what the listener and the stages so far established. */

@@ -1,13 +1,15 @@
-// The rate-limit stage of the request pipeline, where it meets RateLimitPolicy: once the route is
-// known, every limit bound to it counts the request, and either the request goes on (with
-// x-ratelimit-* headers on its response) or it is answered 429 with Retry-After. A route without
-// limits goes on at once, synchronously.
+// The rate-limit stage of the request pipeline, where it meets RateLimitPolicy and the local rate
+// limits of EnvoyFilters: once the route is known (on a sidecar's inbound side, the port), every limit
+// bound to it counts the request, and either the request goes on (with x-ratelimit-* headers on its
+// response, for RateLimitPolicy limits) or it is answered: 429 with Retry-After for a RateLimitPolicy,
+// Envoy's local rate limit reply (its status and response_headers_to_add) for an
+// EnvoyFilter. A route without limits goes on at once, synchronously.
 
 import { rateLimitKey, type RateLimitSubject } from '../../policy/rate-limit-key.js';
 import type { RateLimitDecision, RateLimiters } from '../../policy/rate-limiters.js';
 import { trustedClientAddress } from '../client-address.js';
 import { trustedHopsFor } from '../trusted-hops.js';
-import { rateLimited } from '../respond.js';
+import { envoyRateLimited, rateLimited } from '../respond.js';
 import type { Exchange, StageResult } from './exchange.js';
 import { DONE, factsOf } from './exchange.js';
 
@@ -25,17 +27,23 @@ export interface RateLimitContext {
 export function rateLimit(ex: Exchange): StageResult | Promise<StageResult> {
   const { ctx, snapshot, virtualHost, route, res, listener, req } = ex;
   const limits = ctx.rateLimits;
-  const bindings = limits && virtualHost && route && snapshot?.rateLimits?.lookup(virtualHost, route);
-  if (!bindings) return undefined;
+  // Most proxies have no limit at all: nothing to look up, nothing allocated.
+  const table = limits && snapshot?.rateLimits.rules.length ? snapshot.rateLimits : undefined;
+  // A sidecar's inbound side has no routes: its limits are the port's.
+  const bindings = table && (listener.localApp ? table.inbound(listener.localApp.ports?.() ?? [listener.port]) : virtualHost && route && table.lookup(virtualHost, route));
+  if (!bindings || !limits) return undefined;
   const facts = factsOf(ex);
   const subject: RateLimitSubject = {
     headers: facts.headers,
     clientIp: () => trustedClientAddress(ex.remoteAddress, facts.headers['x-forwarded-for'], trustedHopsFor(snapshot, limits.trustedProxies)),
     principal: () => listener.peerPrincipal?.(req),
+    connection: () => connectionId(req),
   };
   const pending: Array<Promise<RateLimitDecision | undefined>> = [];
   for (const b of bindings) {
     if (b.onlyHost !== undefined && b.onlyHost !== facts.host) continue;
+    // filter_enabled: a request outside the fraction is not counted at all.
+    if (b.rule.envoy && !chance(b.rule.envoy.enabled, ctx.random)) continue;
     const key = rateLimitKey(b.rule.key, subject);
     if (key !== undefined) pending.push(limits.limiters.consume(b.rule, key));
   }
@@ -44,7 +52,10 @@ export function rateLimit(ex: Exchange): StageResult | Promise<StageResult> {
     (decisions): StageResult => {
       // The client gave up while the counters were asked: nothing left to answer.
       if (res.destroyed) return DONE;
-      const shown = mostTelling(decisions);
+      // filter_enforced: a refusal outside the fraction lets the request go on.
+      const refused = decisions.find((d) => d?.rule.envoy && !d.allowed && chance(d.rule.envoy.enforced, ctx.random));
+      if (refused?.rule.envoy) return envoyRateLimited(refused.rule.envoy.status, refused.rule.envoy.responseHeaders);
+      const shown = mostTelling(decisions.filter((d) => !d?.rule.envoy));
       if (shown) {
         res.setHeader('x-ratelimit-limit', String(shown.limit));
         res.setHeader('x-ratelimit-remaining', String(shown.remaining));
@@ -73,4 +84,22 @@ function mostTelling(decisions: ReadonlyArray<RateLimitDecision | undefined>): R
     else if (d.allowed && best.allowed && d.remaining < best.remaining) best = d;
   }
   return best;
+}
+
+/** True for a `fraction` of calls (always at 1, never at 0, so the usual 100% asks for no random number). */
+function chance(fraction: number, random: () => number): boolean {
+  return fraction >= 1 || (fraction > 0 && random() < fraction);
+}
+
+// Downstream connections by their socket (an HTTP/2 request: its session's), for buckets per connection.
+const connectionIds = new WeakMap<object, string>();
+let nextConnection = 0;
+
+function connectionId(req: Exchange['req']): string {
+  const stream = (req as unknown as { stream?: { session?: object } }).stream;
+  const owner: object = stream?.session ?? req.socket;
+  let id = connectionIds.get(owner);
+  // The process id keeps connections of different --workers apart in the primary's counters.
+  if (id === undefined) connectionIds.set(owner, (id = `${process.pid}:${++nextConnection}`));
+  return id;
 }
