@@ -244,9 +244,9 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
     },
   };
   // Upgrade requests (WebSocket) take the same stages, then a tunnel to the app (core/proxy/upgrade.ts).
-  // CONNECT too, which the pipeline answers 404 as Envoy's inbound listener does (Istio routes it no
-  // CONNECT): without a handler node:http closes an HTTP/1 CONNECT unanswered, and node:http2 answers
-  // an HTTP/2 one 405 itself, neither of them logged.
+  // CONNECT too, which the pipeline authorizes and then answers 404 as Envoy's inbound listener does
+  // (Istio routes it no CONNECT; its RBAC filter runs first): without a handler node:http closes an
+  // HTTP/1 CONNECT unanswered, and node:http2 answers an HTTP/2 one 405 itself, neither logged.
   const handlers = {
     request: (req: IncomingMessage, res: ServerResponse): void => handleHttpRequest(req, res, listener, ctx),
     upgrade: (req: IncomingMessage, socket: Socket, head: Buffer): void => handleUpgrade(req, socket, head, listener, ctx),
