@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { createSecureServer, type Http2SecureServer } from 'node:http2';
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import type { TLSSocket } from 'node:tls';
+import type { PeerCertificate, TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { handleHttpRequest, Pipelines, type HttpHandlerContext, type ListenerInfo } from '../core/proxy/http-handler.js';
 import { handleUpgrade } from '../core/proxy/upgrade.js';
@@ -20,7 +20,7 @@ import { serverTlsOptions } from '../core/tls/server-options.js';
 import type { CredentialStore } from '../core/tls/types.js';
 import { peerSans, xfccFor } from '../core/tls/xfcc.js';
 import type { AcceptStep } from '../core/proxy/accept.js';
-import { peerIdentity } from '../core/tls/peer-identity.js';
+import { peerIdentity, peerNames, type PeerNames } from '../core/tls/peer-identity.js';
 import type { SniIndex } from '../core/routing/sni-index.js';
 import type { SessionTickets } from '../core/tls/session-tickets.js';
 
@@ -64,6 +64,7 @@ export class TlsServers {
   readonly #retired = new Set<Entry>();
   readonly #xfcc = new WeakMap<object, string | null>();
   readonly #principal = new WeakMap<object, string | null>();
+  readonly #names = new WeakMap<object, PeerNames | null>();
   readonly #complained = new Set<string>();
   /** Forgotten whenever certificate material changes, so the next connection resolves afresh. */
   #resolved = new WeakMap<ServerConfig, Resolved>();
@@ -165,6 +166,7 @@ export class TlsServers {
       },
       clientCert: (req) => (asksCert ? this.#clientCert(req) : undefined),
       peerPrincipal: (req) => (asksCert ? this.#peerPrincipal(req) : undefined),
+      peerNames: (req) => (asksCert ? this.#peerNames(req) : undefined),
       // HTTP/2 reuses a connection for every host its certificate covers, and an HTTP/1.1 client may
       // send any Host: a Host that the SNI rules give to another server of this port (a more specific
       // one, say, with its own client-certificate policy) must open its own connection, or that
@@ -209,26 +211,17 @@ export class TlsServers {
   }
 
   #clientCert(req: IncomingMessage): string | undefined {
-    const socket = tlsSocketOf(req);
-    if (typeof socket?.getPeerCertificate !== 'function') return undefined;
-    const cached = this.#xfcc.get(socket);
-    if (cached !== undefined) return cached ?? undefined;
-    const peer = socket.authorized ? socket.getPeerCertificate() : undefined;
-    const value = peer && Object.keys(peer).length > 0 ? xfccFor(peer) : undefined;
-    this.#xfcc.set(socket, value ?? null);
-    return value;
+    return verifiedPeerOnce(req, this.#xfcc, (peer) => xfccFor(peer));
   }
 
   /** The first URI SAN of the verified client certificate: the identity rate limits with `principal` count by. */
   #peerPrincipal(req: IncomingMessage): string | undefined {
-    const socket = tlsSocketOf(req);
-    if (typeof socket?.getPeerCertificate !== 'function') return undefined;
-    const cached = this.#principal.get(socket);
-    if (cached !== undefined) return cached ?? undefined;
-    const peer = socket.authorized ? socket.getPeerCertificate() : undefined;
-    const uri = peer ? peerIdentity(peer).uris[0] : undefined;
-    this.#principal.set(socket, uri ?? null);
-    return uri;
+    return verifiedPeerOnce(req, this.#principal, (peer) => peerIdentity(peer).uris[0]);
+  }
+
+  /** Every name of the verified client certificate, which AuthorizationPolicy matches as Envoy's RBAC does (any of them). */
+  #peerNames(req: IncomingMessage): PeerNames | undefined {
+    return verifiedPeerOnce(req, this.#names, peerNames);
   }
 
   /** Stops the servers; their connections are the accept step's to cut (AcceptStep.destroy). */
@@ -238,6 +231,21 @@ export class TlsServers {
     this.#entries.clear();
     this.#retired.clear();
   }
+}
+
+/**
+ * What `read` says of the request's verified client certificate, worked out once per connection
+ * (`cache`, by TLS socket); undefined without one.
+ */
+function verifiedPeerOnce<T>(req: IncomingMessage, cache: WeakMap<object, T | null>, read: (peer: PeerCertificate) => T | undefined): T | undefined {
+  const socket = tlsSocketOf(req);
+  if (typeof socket?.getPeerCertificate !== 'function') return undefined;
+  const cached = cache.get(socket);
+  if (cached !== undefined) return cached ?? undefined;
+  const peer = socket.authorized ? socket.getPeerCertificate() : undefined;
+  const value = peer && peer.raw ? read(peer) : undefined;
+  cache.set(socket, value ?? null);
+  return value;
 }
 
 /** HTTP/2 requests reach the TLS socket through their session; HTTP/1 ones directly. */
