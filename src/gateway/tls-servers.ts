@@ -23,6 +23,9 @@ import type { AcceptStep } from '../core/proxy/accept.js';
 import { peerIdentity, peerNames, type PeerNames } from '../core/tls/peer-identity.js';
 import type { SniIndex } from '../core/routing/sni-index.js';
 import type { SessionTickets } from '../core/tls/session-tickets.js';
+import { meshPeerOf } from '../core/tls/mesh-peer.js';
+import { trustDomainsOf } from '../core/pki/trust-domain.js';
+import { currentCertificate } from '../core/tls/upstream-tls.js';
 
 interface Entry {
   server: Http2SecureServer;
@@ -197,10 +200,15 @@ export class TlsServers {
     return this.deps.tickets.contextOptions(createHash('sha256').update(`${policyKey}\n${contextKey}`).digest('hex').slice(0, 32));
   }
 
-  /** OPTIONAL_MUTUAL: a certificate, if sent, must verify; `subjectAltNames` must match when set. */
+  /**
+   * OPTIONAL_MUTUAL: a certificate, if sent, must verify; `subjectAltNames` must match when set.
+   * ISTIO_MUTUAL: the client is a mesh peer (core/tls/mesh-peer.ts: one workload of the mesh's
+   * trust domain or its aliases, as a sidecar takes its callers), and matches `subjectAltNames`.
+   */
   #checkPeer(socket: TLSSocket, entry: Entry): void {
     const tls = entry.config.tls;
-    if (!tls || (tls.mode !== 'MUTUAL' && tls.mode !== 'OPTIONAL_MUTUAL')) return;
+    if (tls?.mode === 'ISTIO_MUTUAL' && !this.#meshPeer(socket)) return void socket.destroy();
+    if (!tls || (tls.mode !== 'MUTUAL' && tls.mode !== 'OPTIONAL_MUTUAL' && tls.mode !== 'ISTIO_MUTUAL')) return;
     const peer = socket.getPeerCertificate();
     const presented = peer && Object.keys(peer).length > 0;
     if (presented && !socket.authorized) return void socket.destroy();
@@ -208,6 +216,14 @@ export class TlsServers {
       const sans = peerSans(peer);
       if (!tls.subjectAltNames.some((want) => sans.includes(want))) socket.destroy();
     }
+  }
+
+  /** Whether the client is a mesh peer of the trust domains in force (the gateway's own, else the mesh config's). */
+  #meshPeer(socket: TLSSocket): boolean {
+    const { holder, security, identity } = this.deps.ctx;
+    const snapshot = holder.current();
+    const tds = snapshot && security ? security.for(snapshot).trustDomains : trustDomainsOf([], identity ? currentCertificate(identity)?.spiffeId : undefined);
+    return meshPeerOf(socket, tds, this.deps.log) !== undefined;
   }
 
   #clientCert(req: IncomingMessage): string | undefined {
