@@ -4,6 +4,9 @@
 // line, on HTTP/1 (plaintext and mutual TLS) and HTTP/2; the app sees nothing, and a request sent
 // after the CONNECT on the same connection is never read. Before, HTTP/1 was closed unanswered and
 // HTTP/2 answered 405 by node:http2 itself, neither logged.
+// AuthorizationPolicy comes first, as Envoy's RBAC filter runs before its router: a peer a policy
+// denies gets 403 `RBAC: access denied` (before, 404, so it learnt what an allowed peer would). A
+// CONNECT has no path: a DENY rule on `paths` does not catch it, one on `notPaths` does.
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,6 +21,7 @@ import { fixedIdentity, testAuthority, untilSnapshot, workloadCertificate } from
 import { startUpstream, type Upstream } from './helpers/upstream.js';
 import { completeJsonLines, eventually } from './helpers/gateway.js';
 import { h2Request, h2Session, rawExchange, type TlsClient } from './helpers/raw-http.js';
+import { authorizationPolicy } from './helpers/cluster-yaml.js';
 
 describe('CONNECT at the sidecar inbound side', () => {
   let dir: string;
@@ -25,13 +29,14 @@ describe('CONNECT at the sidecar inbound side', () => {
   let sidecar: RunningSidecar;
   let mtls: TlsClient;
   let accessLog: string;
+  let config: string;
 
   before(async () => {
     const ca = await testAuthority();
     app = await startUpstream('app');
     dir = await mkdtemp(join(tmpdir(), 'meshgate-inbound-connect-'));
     accessLog = join(dir, 'access.log');
-    const config = join(dir, 'config');
+    config = join(dir, 'config');
     await mkdir(config);
     sidecar = await startSidecar({
       statusPort: 0,
@@ -88,5 +93,52 @@ describe('CONNECT at the sidecar inbound side', () => {
     }
     const line = await logged('connect-h2');
     assert.deepEqual([line.method, line.response_code, line.response_flags], ['CONNECT', 404, 'NR']);
+  });
+  const connect = (id: string, tls?: TlsClient): Promise<{ status: number; text: string }> =>
+    rawExchange(sidecar.inboundPort, `CONNECT 127.0.0.1:${app.port} HTTP/1.1\r\nhost: 127.0.0.1:${app.port}\r\nx-request-id: ${id}\r\n\r\n`, tls ? { tls } : {});
+  const h2Connect = async (id: string): Promise<number> => {
+    const session = await h2Session(sidecar.inboundPort, { ...mtls, alpn: ['istio-h2', 'h2'] });
+    try {
+      return (await h2Request(session, { ':method': 'CONNECT', ':authority': `127.0.0.1:${app.port}`, 'x-request-id': id })).status;
+    } finally {
+      session.destroy();
+    }
+  };
+  /** Writes the workload's policy and waits until the sidecar serves it. */
+  const apply = async (spec: string, ready: (status: number) => boolean): Promise<void> => {
+    await writeFile(join(config, 'policy.yaml'), authorizationPolicy('policy', 'default', '{matchLabels: {app: app}}', spec));
+    await eventually(async () => ready((await rawExchange(sidecar.inboundPort, 'GET /probe HTTP/1.1\r\nhost: app\r\nconnection: close\r\n\r\n')).status));
+  };
+
+  it('a peer a policy denies everything gets 403 RBAC, not 404: HTTP/1 (plaintext, mutual TLS) and HTTP/2, logged', async () => {
+    await apply('', (s) => s === 403);
+    const before = app.seen.length;
+    for (const [name, tls] of [['plaintext', undefined], ['mutual TLS', mtls]] as const) {
+      const id = `denied-${name.replace(' ', '-')}`;
+      const r = await connect(id, tls);
+      assert.match(r.text, /^HTTP\/1\.1 403 /, `${name}: ${r.text}`);
+      assert.match(r.text, /RBAC: access denied/, name);
+      const line = await logged(id);
+      assert.deepEqual([line.method, line.response_code], ['CONNECT', 403], name);
+      assert.match(String(line.response_code_details), /^rbac_access_denied/, name);
+    }
+    assert.equal(await h2Connect('denied-h2'), 403);
+    assert.equal(app.seen.length, before, 'the app saw nothing');
+  });
+
+  it('an allowed peer gets 404 NR', async () => {
+    await apply('  rules: [{}]', (s) => s === 200);
+    const r = await connect('allowed-mtls', mtls);
+    assert.match(r.text, /^HTTP\/1\.1 404 /, r.text);
+    const line = await logged('allowed-mtls');
+    assert.deepEqual([line.response_code, line.response_flags, line.response_code_details], [404, 'NR', 'route_not_found']);
+    assert.equal(await h2Connect('allowed-h2'), 404);
+  });
+
+  it('CONNECT has no path: DENY on `paths` lets it reach the 404, DENY on `notPaths` refuses it', async () => {
+    await apply('  action: DENY\n  rules: [{to: [{operation: {paths: ["*"]}}]}]', (s) => s === 403);
+    assert.match((await connect('paths-deny')).text, /^HTTP\/1\.1 404 /);
+    await apply('  action: DENY\n  rules: [{to: [{operation: {notPaths: ["/probe"]}}]}]', (s) => s === 200);
+    assert.match((await connect('not-paths-deny')).text, /^HTTP\/1\.1 403 /);
   });
 });

@@ -1,9 +1,14 @@
 // `meshgate inject -f FILE`: the sidecar injection of the cluster's webhook, offline, like
-// `istioctl kube-inject`: prints the manifest with every pod template injected.
+// `istioctl kube-inject`: prints the manifest with every pod template injected. The webhook takes
+// the trust domain from the mesh config it serves; offline, `--mesh-config` gives that mesh config
+// (istioctl's `--meshConfigFile`), and `--trust-domain` still wins over it, as the control plane's flag does.
 
 import { kubeInject } from '../core/inject/workloads.js';
 import { DEFAULT_INJECT_IMAGE, DEFAULT_CONTROL_ADDRESS } from '../core/inject/defaults.js';
 import { parse, readFlagFile } from './options.js';
+import { parseEmbeddedYaml } from '../core/config/embedded-yaml.js';
+import { isRecord } from '../core/config/load.js';
+import { trustDomainProblem } from '../core/pki/trust-domain.js';
 import { UsageError } from './main.js';
 
 export const INJECT_HELP = `usage: meshgate inject -f FILE [options]
@@ -18,7 +23,9 @@ alone. Apply the result: meshgate inject -f app.yaml | kubectl apply -f -
   --image IMAGE           the meshgate image for the sidecar and its init container
                           (default ${DEFAULT_INJECT_IMAGE})
   --control-address URL   the control plane as sidecars reach it (default ${DEFAULT_CONTROL_ADDRESS})
-  --trust-domain NAME     SPIFFE trust domain (default cluster.local)
+  --mesh-config FILE      the mesh config, as istioctl kube-inject --meshConfigFile takes it (its YAML,
+                          or the istio ConfigMap holding it in data.mesh): its trustDomain is used
+  --trust-domain NAME     SPIFFE trust domain (default: the mesh config's, else cluster.local)
   --revision NAME         the control plane revision written in sidecar.istio.io/status (default default)`;
 
 export async function runInjectCommand(argv: string[]): Promise<number> {
@@ -27,6 +34,7 @@ export async function runInjectCommand(argv: string[]): Promise<number> {
     image: { type: 'string' },
     'control-address': { type: 'string' },
     'trust-domain': { type: 'string' },
+    'mesh-config': { type: 'string' },
     revision: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   });
@@ -38,12 +46,13 @@ export async function runInjectCommand(argv: string[]): Promise<number> {
   const text = readFlagFile(values.filename === '-' ? 0 : values.filename, '-f');
   const controlAddress = values['control-address'] ?? DEFAULT_CONTROL_ADDRESS;
   if (!/^https:\/\//.test(controlAddress)) throw new UsageError(`--control-address: '${controlAddress}' must be an https:// URL`);
+  const trustDomain = values['trust-domain'] ?? (values['mesh-config'] ? meshConfigTrustDomain(values['mesh-config']) : undefined);
   const result = kubeInject(
     text,
     {
       image: values.image ?? DEFAULT_INJECT_IMAGE,
       controlAddress,
-      ...(values['trust-domain'] ? { trustDomain: values['trust-domain'] } : {}),
+      ...(trustDomain ? { trustDomain } : {}),
       ...(values.revision ? { revision: values.revision } : {}),
     },
     values.filename,
@@ -52,4 +61,24 @@ export async function runInjectCommand(argv: string[]): Promise<number> {
   if (result.problems.length > 0) return 1;
   console.log(result.yaml.trimEnd());
   return 0;
+}
+
+/** The `trustDomain` of the mesh config in `file` (undefined when it names none); a file that is no mesh config, or an invalid domain, is a usage error. */
+function meshConfigTrustDomain(file: string): string | undefined {
+  const parsed = parseEmbeddedYaml(readFlagFile(file, '--mesh-config'));
+  if (!parsed.ok) throw new UsageError(`--mesh-config: ${file}:${parsed.line}: ${parsed.message}`);
+  let mesh = parsed.value;
+  // The istio ConfigMap (kubectl get configmap istio -o yaml) holds the mesh config as text in data.mesh.
+  if (isRecord(mesh) && mesh['kind'] === 'ConfigMap') {
+    const data = isRecord(mesh['data']) ? mesh['data']['mesh'] : undefined;
+    const inner = typeof data === 'string' ? parseEmbeddedYaml(data) : undefined;
+    if (!inner?.ok) throw new UsageError(`--mesh-config: ${file}: the ConfigMap has no readable data.mesh`);
+    mesh = inner.value;
+  }
+  if (mesh !== null && mesh !== undefined && !isRecord(mesh)) throw new UsageError(`--mesh-config: ${file} is not a mesh config (a YAML mapping)`);
+  const td = mesh?.['trustDomain'];
+  if (td === undefined) return undefined;
+  const problem = typeof td === 'string' ? trustDomainProblem(td) : 'trustDomain must be a string';
+  if (problem) throw new UsageError(`--mesh-config: ${file}: ${problem}`);
+  return td as string;
 }

@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { createSecureServer, type Http2SecureServer } from 'node:http2';
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import type { TLSSocket } from 'node:tls';
+import type { PeerCertificate, TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { handleHttpRequest, Pipelines, type HttpHandlerContext, type ListenerInfo } from '../core/proxy/http-handler.js';
 import { handleUpgrade } from '../core/proxy/upgrade.js';
@@ -20,9 +20,12 @@ import { serverTlsOptions } from '../core/tls/server-options.js';
 import type { CredentialStore } from '../core/tls/types.js';
 import { peerSans, xfccFor } from '../core/tls/xfcc.js';
 import type { AcceptStep } from '../core/proxy/accept.js';
-import { peerIdentity } from '../core/tls/peer-identity.js';
+import { peerIdentity, peerNames, type PeerNames } from '../core/tls/peer-identity.js';
 import type { SniIndex } from '../core/routing/sni-index.js';
 import type { SessionTickets } from '../core/tls/session-tickets.js';
+import { meshPeerOf } from '../core/tls/mesh-peer.js';
+import { trustDomainsOf } from '../core/pki/trust-domain.js';
+import { currentCertificate } from '../core/tls/upstream-tls.js';
 
 interface Entry {
   server: Http2SecureServer;
@@ -64,6 +67,7 @@ export class TlsServers {
   readonly #retired = new Set<Entry>();
   readonly #xfcc = new WeakMap<object, string | null>();
   readonly #principal = new WeakMap<object, string | null>();
+  readonly #names = new WeakMap<object, PeerNames | null>();
   readonly #complained = new Set<string>();
   /** Forgotten whenever certificate material changes, so the next connection resolves afresh. */
   #resolved = new WeakMap<ServerConfig, Resolved>();
@@ -165,6 +169,7 @@ export class TlsServers {
       },
       clientCert: (req) => (asksCert ? this.#clientCert(req) : undefined),
       peerPrincipal: (req) => (asksCert ? this.#peerPrincipal(req) : undefined),
+      peerNames: (req) => (asksCert ? this.#peerNames(req) : undefined),
       // HTTP/2 reuses a connection for every host its certificate covers, and an HTTP/1.1 client may
       // send any Host: a Host that the SNI rules give to another server of this port (a more specific
       // one, say, with its own client-certificate policy) must open its own connection, or that
@@ -195,10 +200,15 @@ export class TlsServers {
     return this.deps.tickets.contextOptions(createHash('sha256').update(`${policyKey}\n${contextKey}`).digest('hex').slice(0, 32));
   }
 
-  /** OPTIONAL_MUTUAL: a certificate, if sent, must verify; `subjectAltNames` must match when set. */
+  /**
+   * OPTIONAL_MUTUAL: a certificate, if sent, must verify; `subjectAltNames` must match when set.
+   * ISTIO_MUTUAL: the client is a mesh peer (core/tls/mesh-peer.ts: one workload of the mesh's
+   * trust domain or its aliases, as a sidecar takes its callers), and matches `subjectAltNames`.
+   */
   #checkPeer(socket: TLSSocket, entry: Entry): void {
     const tls = entry.config.tls;
-    if (!tls || (tls.mode !== 'MUTUAL' && tls.mode !== 'OPTIONAL_MUTUAL')) return;
+    if (tls?.mode === 'ISTIO_MUTUAL' && !this.#meshPeer(socket)) return void socket.destroy();
+    if (!tls || (tls.mode !== 'MUTUAL' && tls.mode !== 'OPTIONAL_MUTUAL' && tls.mode !== 'ISTIO_MUTUAL')) return;
     const peer = socket.getPeerCertificate();
     const presented = peer && Object.keys(peer).length > 0;
     if (presented && !socket.authorized) return void socket.destroy();
@@ -208,27 +218,26 @@ export class TlsServers {
     }
   }
 
+  /** Whether the client is a mesh peer of the trust domains in force (the gateway's own, else the mesh config's). */
+  #meshPeer(socket: TLSSocket): boolean {
+    const { holder, security, identity } = this.deps.ctx;
+    const snapshot = holder.current();
+    const tds = snapshot && security ? security.for(snapshot).trustDomains : trustDomainsOf([], identity ? currentCertificate(identity)?.spiffeId : undefined);
+    return meshPeerOf(socket, tds, this.deps.log) !== undefined;
+  }
+
   #clientCert(req: IncomingMessage): string | undefined {
-    const socket = tlsSocketOf(req);
-    if (typeof socket?.getPeerCertificate !== 'function') return undefined;
-    const cached = this.#xfcc.get(socket);
-    if (cached !== undefined) return cached ?? undefined;
-    const peer = socket.authorized ? socket.getPeerCertificate() : undefined;
-    const value = peer && Object.keys(peer).length > 0 ? xfccFor(peer) : undefined;
-    this.#xfcc.set(socket, value ?? null);
-    return value;
+    return verifiedPeerOnce(req, this.#xfcc, (peer) => xfccFor(peer));
   }
 
   /** The first URI SAN of the verified client certificate: the identity rate limits with `principal` count by. */
   #peerPrincipal(req: IncomingMessage): string | undefined {
-    const socket = tlsSocketOf(req);
-    if (typeof socket?.getPeerCertificate !== 'function') return undefined;
-    const cached = this.#principal.get(socket);
-    if (cached !== undefined) return cached ?? undefined;
-    const peer = socket.authorized ? socket.getPeerCertificate() : undefined;
-    const uri = peer ? peerIdentity(peer).uris[0] : undefined;
-    this.#principal.set(socket, uri ?? null);
-    return uri;
+    return verifiedPeerOnce(req, this.#principal, (peer) => peerIdentity(peer).uris[0]);
+  }
+
+  /** Every name of the verified client certificate, which AuthorizationPolicy matches as Envoy's RBAC does (any of them). */
+  #peerNames(req: IncomingMessage): PeerNames | undefined {
+    return verifiedPeerOnce(req, this.#names, peerNames);
   }
 
   /** Stops the servers; their connections are the accept step's to cut (AcceptStep.destroy). */
@@ -238,6 +247,21 @@ export class TlsServers {
     this.#entries.clear();
     this.#retired.clear();
   }
+}
+
+/**
+ * What `read` says of the request's verified client certificate, worked out once per connection
+ * (`cache`, by TLS socket); undefined without one.
+ */
+function verifiedPeerOnce<T>(req: IncomingMessage, cache: WeakMap<object, T | null>, read: (peer: PeerCertificate) => T | undefined): T | undefined {
+  const socket = tlsSocketOf(req);
+  if (typeof socket?.getPeerCertificate !== 'function') return undefined;
+  const cached = cache.get(socket);
+  if (cached !== undefined) return cached ?? undefined;
+  const peer = socket.authorized ? socket.getPeerCertificate() : undefined;
+  const value = peer && peer.raw ? read(peer) : undefined;
+  cache.set(socket, value ?? null);
+  return value;
 }
 
 /** HTTP/2 requests reach the TLS socket through their session; HTTP/1 ones directly. */

@@ -51,7 +51,7 @@ import type { MtlsMode } from '../core/policy/peer-authentication.js';
 import type { WorkloadSecurityCache } from '../core/policy/workload-security.js';
 import type { IdentityProvider, WorkloadCertificate } from '../core/pki/types.js';
 import { trustDomainsOf } from '../core/pki/trust-domain.js';
-import { verifiedMeshPeer } from './mesh-peer.js';
+import { meshPeerOf } from '../core/tls/mesh-peer.js';
 import { peekClientHello } from '../core/tls/client-hello.js';
 import { handleHttpRequest, Pipelines, type HttpHandlerContext, type ListenerInfo } from '../core/proxy/http-handler.js';
 import { handleUpgrade } from '../core/proxy/upgrade.js';
@@ -195,12 +195,13 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
     return snapshot ? deps.security.for(snapshot).peerAuthentication.modeFor(deps.appPort) : 'STRICT';
   };
 
-  // The mesh caller a connection's certificate names (mesh-peer.ts), in the trust domains of the
-  // configuration in force.
+  // The mesh caller a connection's certificate names (core/tls/mesh-peer.ts), in the trust domains
+  // of the configuration in force, and this hop's XFCC element for it.
   const meshPeer = (socket: TLSSocket): Peer | undefined => {
     const own = deps.identity.current().spiffeId;
     const snapshot = deps.holder.current();
-    return verifiedMeshPeer(socket, own, snapshot ? deps.security.for(snapshot).trustDomains : trustDomainsOf([], own), deps.log);
+    const peer = meshPeerOf(socket, snapshot ? deps.security.for(snapshot).trustDomains : trustDomainsOf([], own), deps.log);
+    return peer && { spiffeId: peer.spiffeId, xfcc: meshXfcc(own, peer.certificate) };
   };
 
   // An HTTP/2 request sees its session's socket through a proxy object, not the socket the handshake
@@ -249,9 +250,9 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
     },
   };
   // Upgrade requests (WebSocket) take the same stages, then a tunnel to the app (core/proxy/upgrade.ts).
-  // CONNECT too, which the pipeline answers 404 as Envoy's inbound listener does (Istio routes it no
-  // CONNECT): without a handler node:http closes an HTTP/1 CONNECT unanswered, and node:http2 answers
-  // an HTTP/2 one 405 itself, neither of them logged.
+  // CONNECT too, which the pipeline authorizes and then answers 404 as Envoy's inbound listener does
+  // (Istio routes it no CONNECT; its RBAC filter runs first): without a handler node:http closes an
+  // HTTP/1 CONNECT unanswered, and node:http2 answers an HTTP/2 one 405 itself, neither logged.
   const handlers = {
     request: (req: IncomingMessage, res: ServerResponse): void => handleHttpRequest(req, res, listener, ctx),
     upgrade: (req: IncomingMessage, socket: Socket, head: Buffer): void => handleUpgrade(req, socket, head, listener, ctx),

@@ -143,3 +143,18 @@ export function gatewayTopologyYaml(numTrustedProxies: number): string {
 export function meshConfigYaml(body: string): string {
   return `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: istio, namespace: istio-system}\ndata:\n  mesh: |-\n${body.replace(/^/gm, '    ')}\n`;
 }
+
+/**
+ * An AuthorizationPolicy for the workloads `selector` (YAML flow, `{matchLabels: {…}}`) picks;
+ * `spec` holds its further lines under `spec:` (indented two spaces), '' for Istio's deny-all (an
+ * ALLOW policy without rules).
+ */
+export function authorizationPolicy(name: string, namespace: string, selector: string, spec: string): string {
+  return `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: ${name}, namespace: ${namespace}}
+spec:
+  selector: ${selector}
+${spec}
+`;
+}

@@ -17,7 +17,8 @@ import { startUpstream, type Upstream } from './upstream.js';
 
 export const HOST = 'app.example.com';
 
-export async function writeTargetConfig(dir: string, appPort: number): Promise<{ configDir: string; certsDir: string; caPem: string }> {
+/** `clientCa`: the 443 server is MUTUAL, requiring client certificates this root signed. */
+export async function writeTargetConfig(dir: string, appPort: number, clientCa?: string): Promise<{ configDir: string; certsDir: string; caPem: string }> {
   const configDir = join(dir, 'config');
   const certsDir = join(dir, 'certs');
   await mkdir(join(certsDir, 'app-cert'), { recursive: true });
@@ -26,6 +27,7 @@ export async function writeTargetConfig(dir: string, appPort: number): Promise<{
   const leaf = issueCertificate({ subjectCN: HOST, dnsNames: [HOST, 'other.example.com'], issuer: root, days: 2, keyType: 'ec' });
   await writeFile(join(certsDir, 'app-cert', 'tls.crt'), leaf.certPem);
   await writeFile(join(certsDir, 'app-cert', 'tls.key'), leaf.keyPem, { mode: 0o600 });
+  if (clientCa) await writeFile(join(certsDir, 'app-cert', 'ca.crt'), clientCa);
   await writeFile(
     join(configDir, 'gw.yaml'),
     `apiVersion: networking.istio.io/v1
@@ -38,7 +40,7 @@ spec:
     hosts: [${HOST}]
   - port: {number: 443, name: https, protocol: HTTPS}
     hosts: [${HOST}]
-    tls: {mode: SIMPLE, credentialName: app-cert}
+    tls: {mode: ${clientCa ? 'MUTUAL' : 'SIMPLE'}, credentialName: app-cert}
 ---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -78,9 +80,9 @@ export interface TargetGateway {
 }
 
 /** A gateway on loopback serving the configuration above, in front of the app on `appPort`. */
-export async function startTargetGateway(appPort: number, limits?: HttpLimits): Promise<TargetGateway> {
+export async function startTargetGateway(appPort: number, limits?: HttpLimits, clientCa?: string): Promise<TargetGateway> {
   const dir = await mkdtemp(join(tmpdir(), 'meshgate-target-'));
-  const cfg = await writeTargetConfig(dir, appPort);
+  const cfg = await writeTargetConfig(dir, appPort, clientCa);
   const gw = await startGateway({
     configDir: cfg.configDir,
     certsDir: cfg.certsDir,

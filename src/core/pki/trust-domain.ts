@@ -13,6 +13,21 @@ import { DEFAULT_TRUST_DOMAIN, parseSpiffeId } from './spiffe.js';
 export interface TrustDomains {
   readonly trustDomain: string;
   readonly aliases: readonly string[];
+  /** PILOT_SKIP_VALIDATE_TRUST_DOMAIN: a verified peer of any trust domain is accepted. */
+  readonly anyPeer?: true;
+}
+
+/**
+ * Istio's PILOT_SKIP_VALIDATE_TRUST_DOMAIN: istiod then writes no trust-domain check into the
+ * proxies' inbound TLS, so a peer whose certificate chains to the mesh root is accepted whatever
+ * trust domain it names. meshgate's proxies make that check themselves, so each reads the variable
+ * from its own environment. True as Go's ParseBool reads it (`1`, `t`, `true`, `TRUE`, `True`, `T`);
+ * anything else is false, as Istio's default.
+ */
+export const SKIP_VALIDATE_TRUST_DOMAIN_ENV = 'PILOT_SKIP_VALIDATE_TRUST_DOMAIN';
+
+export function skipValidateTrustDomain(env: NodeJS.ProcessEnv = process.env): boolean {
+  return ['1', 't', 'T', 'true', 'TRUE', 'True'].includes(env[SKIP_VALIDATE_TRUST_DOMAIN_ENV] ?? '');
 }
 
 export const DEFAULT_TRUST_DOMAINS: TrustDomains = Object.freeze({ trustDomain: DEFAULT_TRUST_DOMAIN, aliases: Object.freeze([]) as readonly string[] });
@@ -49,17 +64,20 @@ export function meshTrustDomains(resources: readonly Resource[]): { readonly tru
  * trustDomain counts as one when it differs from the certificate's, so a proxy not yet renewed
  * into the domain the mesh moved to still accepts the peers that were.
  */
-export function trustDomainsOf(resources: readonly Resource[], ownSpiffeId: string | undefined): TrustDomains {
+export function trustDomainsOf(resources: readonly Resource[], ownSpiffeId: string | undefined, anyPeer = skipValidateTrustDomain()): TrustDomains {
   const mesh = meshTrustDomains(resources);
   const own = ownSpiffeId ? parseSpiffeId(ownSpiffeId)?.trustDomain : undefined;
   const trustDomain = own ?? mesh.trustDomain ?? DEFAULT_TRUST_DOMAIN;
   const aliases = [...new Set([...(mesh.trustDomain ? [mesh.trustDomain] : []), ...mesh.aliases])].filter((a) => a !== trustDomain);
-  if (trustDomain === DEFAULT_TRUST_DOMAIN && aliases.length === 0) return DEFAULT_TRUST_DOMAINS;
-  return Object.freeze({ trustDomain, aliases: Object.freeze(aliases) });
+  if (trustDomain === DEFAULT_TRUST_DOMAIN && aliases.length === 0 && !anyPeer) return DEFAULT_TRUST_DOMAINS;
+  return Object.freeze({ trustDomain, aliases: Object.freeze(aliases), ...(anyPeer ? { anyPeer: true as const } : {}) });
 }
 
-/** Whether a verified peer's SPIFFE id names a workload of the trust domain or one of its aliases. */
+/**
+ * Whether a verified peer's SPIFFE id names a workload of the trust domain or one of its aliases
+ * (of any trust domain under PILOT_SKIP_VALIDATE_TRUST_DOMAIN; it must still be a SPIFFE id).
+ */
 export function acceptsPeer(tds: TrustDomains, spiffeId: string | undefined): boolean {
   const td = spiffeId ? parseSpiffeId(spiffeId)?.trustDomain : undefined;
-  return td !== undefined && (td === tds.trustDomain || tds.aliases.includes(td));
+  return td !== undefined && (tds.anyPeer === true || td === tds.trustDomain || tds.aliases.includes(td));
 }

@@ -19,12 +19,18 @@ import { compileRule, isObj, list, obj, type Condition, type Ctx, type RuleIR, t
 import type { WorkloadRef } from './peer-authentication.js';
 import { DEFAULT_TRUST_DOMAINS, type TrustDomains } from '../pki/trust-domain.js';
 import type { RequestAuth } from './request-authentication.js';
+import type { PeerNames } from '../tls/peer-identity.js';
 
 export type { WorkloadRef } from './peer-authentication.js';
 
 export interface AuthzRequest {
   /** Peer identity WITHOUT `spiffe://` (absent for plaintext). */
   readonly principal?: string;
+  /**
+   * Every name of the peer's certificate, when it may hold several (a gateway's client): rules on
+   * peer identities match any of them, as Envoy's; `principal` is then ignored.
+   */
+  readonly peerNames?: PeerNames;
   readonly sourceIp: string;
   /** Original client (x-forwarded-for derived); defaults to sourceIp. */
   readonly remoteIp?: string;
@@ -286,10 +292,14 @@ function httpCtx(req: AuthzRequest): Ctx {
   };
 }
 
+const NO_NAMES: readonly string[] = Object.freeze([]);
+
 function l4(req: TcpAuthzRequest): Ctx {
   const sourceIp = toIpAddress(req.sourceIp);
+  const names = req.peerNames;
   return {
-    principal: typeof req.principal === 'string' && req.principal !== '' ? req.principal : undefined,
+    principals: names ? names.principals : typeof req.principal === 'string' && req.principal !== '' ? [req.principal] : NO_NAMES,
+    otherNames: names ? names.others : NO_NAMES,
     sourceIp,
     remoteIp: req.remoteIp !== undefined ? toIpAddress(req.remoteIp) : sourceIp,
     destinationIp: toIpAddress(req.destinationIp),

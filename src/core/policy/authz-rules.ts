@@ -14,7 +14,13 @@ import { DEFAULT_TRUST_DOMAINS, type TrustDomains } from '../pki/trust-domain.js
 
 /** What one evaluation reads, prepared once per request. */
 export interface Ctx {
-  readonly principal: string | undefined;
+  /**
+   * The peer's SPIFFE identities without `spiffe://` (none for plaintext); a gateway's client
+   * certificate may name several, a mesh peer names one. A principal rule matches when any does.
+   */
+  readonly principals: readonly string[];
+  /** The certificate's other names (core/tls/peer-identity.ts PeerNames), which Envoy's RBAC compares too. */
+  readonly otherNames: readonly string[];
   readonly sourceIp: IpAddress | undefined;
   readonly remoteIp: IpAddress | undefined;
   readonly destinationIp: IpAddress | undefined;
@@ -77,9 +83,30 @@ function field(out: Condition[], values: readonly string[], notValues: readonly 
   }
 }
 
-const principalTest = (vs: readonly string[]): Test => on(stringMatcher(vs, 'non-empty'), (c) => c.principal);
-const namespaceTest = (vs: readonly string[]): Test => on(namespaceMatcher(vs), (c) => c.principal);
-const trustDomainTest = (vs: readonly string[]): Test => on(stringMatcher(vs, 'non-empty'), (c) => trustDomainOf(c.principal));
+// Every peer identity is a matcher over the certificate's names, as Istio writes `principals`,
+// `namespaces`, `serviceAccounts` and `trustDomains` into Envoy's authenticated principal, which is
+// matched against each URI SAN, each DNS SAN and the subject: one of them matching is enough.
+// Istio prefixes exact and prefix patterns with `spiffe://`, so a name of another kind can only
+// match a suffix (`*x`) or `*`; the namespace regex (`.*/ns/<ns>/.*`) reads any name; service
+// accounts and trust domains are anchored on `spiffe://`.
+const principalTest = (vs: readonly string[]): Test => {
+  const spiffe = stringMatcher(vs, 'non-empty');
+  const suffixes = vs.filter((v) => v.startsWith('*'));
+  const other = suffixes.length > 0 ? stringMatcher(suffixes, 'non-empty') : undefined;
+  return (c) => c.principals.some(spiffe) || (other !== undefined && c.otherNames.some(other));
+};
+const namespaceTest = (vs: readonly string[]): Test => {
+  const m = namespaceMatcher(vs);
+  return (c) => c.principals.some(m) || c.otherNames.some(m);
+};
+const trustDomainTest = (vs: readonly string[]): Test => {
+  const m = stringMatcher(vs, 'non-empty');
+  return (c) => c.principals.some((p) => m(trustDomainOf(p)));
+};
+const serviceAccountTest = (vs: readonly string[], policyNamespace: string): Test => {
+  const m = serviceAccountMatcher(vs, policyNamespace);
+  return (c) => c.principals.some(m);
+};
 const absent = (): Test => () => false;
 const ipTest = (get: (c: Ctx) => IpAddress | undefined) => (vs: readonly string[]): Test => {
   const m: IpTest = ipMatcher(vs);
@@ -99,7 +126,7 @@ function compileSource(s: Record<string, unknown>, policyNamespace: string, prin
   field(out, strings(s.principals), strings(s.notPrincipals), principals);
   field(out, strings(s.requestPrincipals), strings(s.notRequestPrincipals), (vs) => on(stringMatcher(vs, 'non-empty'), (c) => c.auth?.principal), { httpOnly: true });
   field(out, strings(s.namespaces), strings(s.notNamespaces), namespaceTest);
-  field(out, strings(s.serviceAccounts), strings(s.notServiceAccounts), (vs) => on(serviceAccountMatcher(vs, policyNamespace), (c) => c.principal));
+  field(out, strings(s.serviceAccounts), strings(s.notServiceAccounts), (vs) => serviceAccountTest(vs, policyNamespace));
   field(out, strings(s.trustDomains), strings(s.notTrustDomains), trustDomainTest);
   field(out, strings(s.ipBlocks), strings(s.notIpBlocks), ipTest((c) => c.sourceIp));
   field(out, strings(s.remoteIpBlocks), strings(s.notRemoteIpBlocks), ipTest((c) => c.remoteIp));
@@ -149,7 +176,7 @@ function compileCondition(key: string, values: string[], notValues: string[], po
       field(out, values, notValues, principals);
       break;
     case 'source.serviceAccount':
-      field(out, values, notValues, (vs) => on(serviceAccountMatcher(vs, policyNamespace), (c) => c.principal));
+      field(out, values, notValues, (vs) => serviceAccountTest(vs, policyNamespace));
       break;
     case 'source.trustDomain':
       field(out, values, notValues, trustDomainTest);

@@ -26,6 +26,7 @@ import { createStatusServer } from '../admin/status-server.js';
 import { closeHttpServer, createAdminPort, type AdminPort } from '../admin/admin-port.js';
 import { listenFor, listenOn } from '../proxy/listen.js';
 import type { IdentityProvider } from '../pki/types.js';
+import { SKIP_VALIDATE_TRUST_DOMAIN_ENV, skipValidateTrustDomain } from '../pki/trust-domain.js';
 import type { HttpLimits } from '../proxy/http-limits.js';
 
 export interface RuntimeOptions {
@@ -129,6 +130,7 @@ export class ProxyRuntime {
       ...(opts.trustedProxies !== undefined ? { trustedProxies: opts.trustedProxies } : {}),
     });
     const identity = opts.identity;
+    if (identity && skipValidateTrustDomain()) this.log.warn({ env: SKIP_VALIDATE_TRUST_DOMAIN_ENV }, 'mesh peers of any trust domain are accepted: the trust-domain check is skipped');
     this.security = new WorkloadSecurityCache({ namespace: opts.workload.namespace, labels: opts.workload.labels }, identity ? { ownSpiffeId: () => currentCertificate(identity)?.spiffeId } : {});
     this.#deadlineMs = (opts.drainDeadlineSeconds ?? DEFAULT_DRAIN_DEADLINE_SECONDS) * 1000;
     this.#status = createStatusServer(() => this.holder.current() !== undefined && !this.drain.draining);

@@ -6,6 +6,7 @@
 
 import type { X509Certificate } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
+import { subjectRfc2253 } from './distinguished-name.js';
 
 export interface AltName {
   readonly type: 'DNS' | 'IP' | 'URI' | 'other';
@@ -72,4 +73,29 @@ export function identityOfSans(names: readonly AltName[]): PeerIdentity {
     ...(spiffeId ? { spiffeId } : {}),
     ...(first ? { principal: first.startsWith(SPIFFE) ? first.slice(SPIFFE.length) : first } : {}),
   };
+}
+
+/**
+ * Every name of a verified client certificate that Envoy's RBAC compares a principal with: each URI
+ * SAN, then each DNS SAN, then the subject (RFC 2253); a rule matches when any of them does
+ * (`principals`, `namespaces`, `serviceAccounts`, `trustDomains`, `source.*` conditions). A gateway's
+ * clients hold certificates of any CA, with any number of names: reading only the first URI SAN
+ * would let a second one dodge a DENY rule that names it.
+ */
+export interface PeerNames {
+  /** The SPIFFE URI SANs without `spiffe://`, as principal patterns are written. */
+  readonly principals: readonly string[];
+  /** The other names as written (URI SANs of other schemes, DNS SANs, the subject when not empty). */
+  readonly others: readonly string[];
+}
+
+export function peerNames(cert: PeerCertificate): PeerNames {
+  const id = peerIdentity(cert);
+  const principals: string[] = [];
+  const others: string[] = [];
+  for (const uri of id.uris) (uri.startsWith(SPIFFE) ? principals : others).push(uri.startsWith(SPIFFE) ? uri.slice(SPIFFE.length) : uri);
+  others.push(...id.dnsNames);
+  const subject = cert.raw ? subjectRfc2253(cert.raw) : '';
+  if (subject !== '') others.push(subject);
+  return { principals, others };
 }

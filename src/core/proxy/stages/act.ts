@@ -14,6 +14,7 @@ import { relay } from '../relay.js';
 import { LocalReplies } from '../respond.js';
 import type { Exchange, StageResult } from './exchange.js';
 import { DONE, factsOf } from './exchange.js';
+import { isConnect } from './parse.js';
 
 export function act(ex: Exchange): StageResult {
   const { req, res, record, route } = ex;
@@ -64,7 +65,8 @@ export function act(ex: Exchange): StageResult {
 export function actLocalApp(ex: Exchange): StageResult {
   const { listener, ctx, req, res, record, requestId } = ex;
   const app = listener.localApp;
-  if (!app) return LocalReplies.noRoute;
+  // Istio's inbound routes match no CONNECT: 404 NR, now that authorization has allowed it.
+  if (!app || isConnect(req)) return LocalReplies.noRoute;
   const facts = factsOf(ex);
   relay(ctx.pools, app.upstream(), app.protocol(), req, res, facts, app.headers(req, facts, requestId), record, ex.reply, ex.tunnel);
   return DONE;

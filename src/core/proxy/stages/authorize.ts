@@ -34,8 +34,10 @@ export function authorize(ex: Exchange): StageResult | Promise<StageResult> {
   if (!authz.empty || authz.dryRun) {
     const socket = req.socket;
     const principal = listener.peerPrincipal?.(req);
+    const peerNames = listener.peerNames?.(req);
     const request: AuthzRequest = {
       ...(principal ? { principal: principalOf(principal) } : {}),
+      ...(peerNames ? { peerNames } : {}),
       sourceIp: remoteAddress,
       remoteIp: trustedClientAddress(remoteAddress, facts.headers['x-forwarded-for'], trustedHopsFor(ex.snapshot, ctx.trustedProxies)),
       ...(socket.localAddress ? { destinationIp: socket.localAddress } : {}),

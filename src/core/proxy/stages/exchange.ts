@@ -17,6 +17,7 @@ import type { AccessLog, RequestRecord } from '../../telemetry/access-log.js';
 import type { IdentityProvider } from '../../pki/types.js';
 import type { WorkloadSecurity, WorkloadSecurityCache } from '../../policy/workload-security.js';
 import type { RequestAuth } from '../../policy/request-authentication.js';
+import type { PeerNames } from '../../tls/peer-identity.js';
 import type { LocalReply } from '../respond.js';
 import type { RateLimitContext } from './rate-limit.js';
 import type { UpstreamPools } from '../upstream-pools.js';
@@ -73,6 +74,8 @@ export interface ListenerInfo {
   clientCert?(req: IncomingMessage): string | undefined;
   /** The URI SAN (SPIFFE ID) of the connection's verified client certificate, if any. */
   peerPrincipal?(req: IncomingMessage): string | undefined;
+  /** Every name of that certificate, where it may hold several (a gateway's clients): AuthorizationPolicy matches any. */
+  peerNames?(req: IncomingMessage): PeerNames | undefined;
   /** True when the host would pick another TLS server on this port than the one the SNI chose: 421. */
   misdirected?(host: string, snapshot: Snapshot): boolean;
   /** httpsRedirect: the port the redirect names (none when undefined or 443). */

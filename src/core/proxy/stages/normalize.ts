@@ -15,14 +15,18 @@ import { badRequest, LocalReplies } from '../respond.js';
 import { upgradeAllowed } from '../upgrade-policy.js';
 import { DEFAULT_HTTP_LIMITS } from '../http-limits.js';
 import type { Exchange, StageResult } from './exchange.js';
+import { isConnect } from './parse.js';
 
 /** Envoy's details for a path it cannot normalize (a NUL). */
 const PATH_NORMALIZATION_FAILED = badRequest('path_normalization_failed');
 
 export function normalize(ex: Exchange): StageResult {
   const { req, ctx, tunnel, listener } = ex;
-  if (tunnel && !upgradeAllowed(tunnel.protocol, ctx.limits ?? DEFAULT_HTTP_LIMITS)) return LocalReplies.upgradeRefused;
-  const path = normalizePath(rawPath(req.url ?? '/'), pathNormalizationFor(ex.snapshot));
+  // CONNECT has no path (`paths` rules match nothing, `notPaths` everything, as Envoy's RBAC reads an
+  // absent :path) and is no upgrade: it is answered 404 once authorization has run.
+  const connect = isConnect(req);
+  if (tunnel && !connect && !upgradeAllowed(tunnel.protocol, ctx.limits ?? DEFAULT_HTTP_LIMITS)) return LocalReplies.upgradeRefused;
+  const path = connect ? '' : normalizePath(rawPath(req.url ?? '/'), pathNormalizationFor(ex.snapshot));
   if (path === undefined) return PATH_NORMALIZATION_FAILED;
   // A listener that forwards sanitizes what only a proxy may say; a sidecar's inbound side hands a
   // mesh peer's request to the app as it came (sidecar/inbound-headers.ts).
@@ -35,7 +39,7 @@ export function normalize(ex: Exchange): StageResult {
 const NO_QUERY: ReadonlyMap<string, string> = new Map();
 
 export function requestFacts(req: IncomingMessage, port: number, scheme: string, path: string): RequestFacts {
-  const url = req.url ?? '/';
+  const url = isConnect(req) ? '' : (req.url ?? '/');
   const q = url.indexOf('?');
   const queryString = q >= 0 ? url.slice(q + 1) : '';
   let query: ReadonlyMap<string, string> = NO_QUERY;

@@ -11,7 +11,10 @@
 //              HTTP/1.1 is 400. A trailing dot on the host is dropped (`example.com.:80` is
 //              `example.com:80`, Envoy's strip_trailing_host_dot): the routes ignore it, so a policy
 //              on `hosts` must not see a spelling the routes do not.
-//   method     an upper-case token (400 otherwise); CONNECT, which no route matches, is 404.
+//   method     an upper-case token (400 otherwise). CONNECT's target is an authority (`host:port`),
+//              which becomes its authority as Envoy's codec makes it; it has no path. It goes on
+//              through authorization like any request, and only then is answered 404, as no route
+//              matches CONNECT (stages/select.ts, stages/act.ts).
 //   framing    HTTP/1.0 with Transfer-Encoding: answered, then the connection is closed (RFC 9112 §6.1);
 //              a request line saying HTTP/2.0 on an HTTP/1 connection is 400.
 //   limits     URL length (414), header count and bytes (431) from http-limits.ts.
@@ -21,7 +24,7 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { DEFAULT_HTTP_LIMITS, requestOverLimits, type HttpLimits } from '../http-limits.js';
-import { badRequest, LocalReplies, type LocalReply } from '../respond.js';
+import { badRequest, type LocalReply } from '../respond.js';
 
 export type TargetResult = { readonly ok: true } | { readonly ok: false; readonly reply: LocalReply };
 
@@ -44,11 +47,12 @@ function parse(req: IncomingMessage, res: ServerResponse, limits: HttpLimits): T
   const method = req.method ?? '';
   // Istio's semantics: methods are case-sensitive tokens and Envoy refuses lower-case ones (only HTTP/2 can send them).
   if (!/^[A-Z][A-Z0-9_-]*$/.test(method)) return refuse('invalid_method');
-  // No route meshgate compiles matches CONNECT (Istio configures no connect_matcher): Envoy answers
-  // 404, at a gateway and at a sidecar's inbound side alike. (A sidecar's outbound port tunnels
-  // HTTP/1 CONNECT before any request reaches here.)
-  if (method === 'CONNECT') return { ok: false, reply: LocalReplies.noRoute };
   const h2 = req.httpVersionMajor >= 2;
+  // No route meshgate compiles matches CONNECT (Istio configures no connect_matcher), but Envoy's
+  // router says so only after the RBAC filter has run: a denied peer gets 403, an allowed one 404
+  // (isConnect, in the later stages). (A sidecar's outbound port tunnels HTTP/1 CONNECT before any
+  // request reaches here.) HTTP/1's authority-form target is the authority, over Host.
+  if (method === 'CONNECT') return connectTarget(req, h2);
   // Node's HTTP/1 parser takes `HTTP/2.0` in a request line (for h2c's `PRI * HTTP/2.0` preface):
   // such a request would pass for HTTP/2 here and skip the duplicate-Host and HTTP/1.0 rules.
   // Envoy's HTTP/1 codec refuses the version; only node:http2 makes real HTTP/2 requests.
@@ -93,6 +97,22 @@ function parse(req: IncomingMessage, res: ServerResponse, limits: HttpLimits): T
   req.headers.host = authority;
   if (h2) req.headers[':authority'] = authority;
   return OK;
+}
+
+/** CONNECT: one authority (HTTP/1's request target, HTTP/2's `:authority`) and no path. */
+function connectTarget(req: IncomingMessage, h2: boolean): TargetResult {
+  if (h2 && !('stream' in req)) return refuse('http1.codec_error');
+  const given = h2 ? req.headers[':authority'] : req.url;
+  if (typeof given !== 'string' || given === '' || given.startsWith('/') || !AUTHORITY.test(given)) return refuse('invalid_authority');
+  const authority = withoutTrailingDot(given);
+  req.headers.host = authority;
+  if (h2) req.headers[':authority'] = authority;
+  return OK;
+}
+
+/** Whether the request is a CONNECT, which has no path and which no route matches. */
+export function isConnect(req: IncomingMessage): boolean {
+  return req.method === 'CONNECT';
 }
 
 /** `example.com.` → `example.com`, `example.com.:8080` → `example.com:8080`; IP literals and `.` alone stay. */

@@ -18,6 +18,7 @@ import { authenticate } from './authenticate.js';
 import type { Exchange, StageResult } from './exchange.js';
 import { DONE, factsOf } from './exchange.js';
 import { sendRedirect } from './act.js';
+import { isConnect } from './parse.js';
 
 export function select(ex: Exchange): StageResult | Promise<StageResult> {
   const { snapshot, listener, req } = ex;
@@ -26,6 +27,8 @@ export function select(ex: Exchange): StageResult | Promise<StageResult> {
   if (snapshot && listener.misdirected?.(facts.host, snapshot)) return LocalReplies.misdirected;
   if (!config) return undefined;
   ex.config = config;
+  // No route matches CONNECT: `routed` answers it 404 once authorization has had its say.
+  if (isConnect(req)) return undefined;
   const { virtualHost, route } = findRoute(config, facts);
   if (virtualHost) ex.virtualHost = virtualHost;
   if (virtualHost && routesByClaims(virtualHost)) return selectByClaims(ex, config);
@@ -68,6 +71,8 @@ function routesByClaims(vh: VirtualHost): boolean {
 export function routed(ex: Exchange): StageResult {
   const { listener, snapshot, config, virtualHost, route, req, res, record } = ex;
   const facts = factsOf(ex);
+  // Never passed through to an unknown host either: Envoy's router matches no route for it.
+  if (isConnect(req)) return LocalReplies.noRoute;
   if (!config) return listener.unknownHost && snapshot ? unknownHost(ex) : LocalReplies.noRoute;
   if (!virtualHost && listener.unknownHost) return unknownHost(ex);
   if (virtualHost?.requireTls && listener.scheme === 'http' && snapshot) {
