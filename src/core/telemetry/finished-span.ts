@@ -6,9 +6,7 @@
 // cost a gateway (docs/benchmarks.md). The fields are the SDK's, with the values it gives them:
 // times from the record's Date through core's millisToHrTime, status UNSET or ERROR, no events or
 // links, the provider's resource and the `meshgate` scope; the batch processor and the exporters
-// are the SDK's, unchanged. The name and tags are made when an exporter first reads them, in the
-// batch's export: made at the request's end, 1 request in 100, their code ran cold (the largest part
-// of what only "on" cost a gateway, docs/benchmarks.md); made for a batch of spans in a row, it runs hot.
+// are the SDK's, unchanged.
 
 import type { Attributes, HrTime, SpanContext, SpanKind, SpanStatus } from '@opentelemetry/api';
 import type { InstrumentationScope } from '@opentelemetry/core';
@@ -23,20 +21,10 @@ export interface SpanStart {
   readonly startTime: Date;
 }
 
-/** A span's name and tags. */
-export interface SpanDescription {
+/** What the end adds, and the SDK's time helpers (core's, so the numbers are the SDK's to the nanosecond). */
+export interface SpanEnd {
   readonly name: string;
   readonly attributes: Attributes;
-}
-
-/**
- * What the end adds, and the SDK's time helpers (core's, so the numbers are the SDK's to the
- * nanosecond). `facts`: what the name and tags are made from, copied at the end (never the live
- * request), and `describe` makes them from it when first read.
- */
-export interface SpanEnd<F> {
-  readonly facts: F;
-  readonly describe: (facts: F) => SpanDescription;
   readonly status: SpanStatus;
   readonly durationMs: number;
   readonly resource: Resource;
@@ -48,13 +36,15 @@ export interface SpanEnd<F> {
 const NO_LINKS: never[] = [];
 const NO_EVENTS: TimedEvent[] = [];
 
-export class FinishedSpan<F> implements ReadableSpan {
+export class FinishedSpan implements ReadableSpan {
+  readonly name: string;
   readonly kind: SpanKind;
   readonly parentSpanContext: SpanContext | undefined;
   readonly startTime: HrTime;
   readonly endTime: HrTime;
   readonly duration: HrTime;
   readonly status: SpanStatus;
+  readonly attributes: Attributes;
   readonly links = NO_LINKS;
   readonly events = NO_EVENTS;
   readonly ended = true;
@@ -64,14 +54,10 @@ export class FinishedSpan<F> implements ReadableSpan {
   readonly droppedEventsCount = 0;
   readonly droppedLinksCount = 0;
   readonly #context: SpanContext;
-  #facts: F | undefined;
-  #describe: ((facts: F) => SpanDescription) | undefined;
-  #description: SpanDescription | undefined;
 
-  constructor(s: SpanStart, e: SpanEnd<F>) {
+  constructor(s: SpanStart, e: SpanEnd) {
     this.#context = s.context;
-    this.#facts = e.facts;
-    this.#describe = e.describe;
+    this.name = e.name;
     this.kind = s.kind;
     this.parentSpanContext = s.parent;
     const start = s.startTime.getTime();
@@ -86,29 +72,12 @@ export class FinishedSpan<F> implements ReadableSpan {
     this.endTime = end;
     this.duration = duration;
     this.status = e.status;
+    this.attributes = e.attributes;
     this.resource = e.resource;
     this.instrumentationScope = e.scope;
   }
 
   spanContext(): SpanContext {
     return this.#context;
-  }
-
-  get name(): string {
-    return this.#described().name;
-  }
-
-  get attributes(): Attributes {
-    return this.#described().attributes;
-  }
-
-  /** Made once; the facts are dropped then, as the SDK's span holds only its tags. */
-  #described(): SpanDescription {
-    if (!this.#description) {
-      this.#description = this.#describe!(this.#facts!);
-      this.#facts = undefined;
-      this.#describe = undefined;
-    }
-    return this.#description;
   }
 }

@@ -15,7 +15,7 @@ import type { Attributes, SpanContext } from '@opentelemetry/api';
 import type { ExportResult } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
 import type { ReadableSpan, SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base';
-import { FinishedSpan, type SpanDescription, type SpanStart } from './finished-span.js';
+import { FinishedSpan, type SpanStart } from './finished-span.js';
 import type { RequestRecord } from './access-log.js';
 import type { ServiceName } from './istio-metrics.js';
 import { extractContext, injectContext, samplingOnly } from './trace-context.js';
@@ -103,27 +103,6 @@ function withoutPort(addressPort: string): string {
   return addressPort.slice(0, colon);
 }
 
-/** Envoy marks 5xx answers (and no answer) as errors. */
-const isError = (code: number): boolean => code >= 500 || code === 0;
-
-/** What a sampled request's span name and tags are made from, copied off its record when it ends. */
-interface SpanFacts {
-  readonly cluster: string | undefined;
-  /** A server span not to an outbound cluster: this workload's Service host (null: none found); otherwise undefined. */
-  readonly serverService: string | null | undefined;
-  readonly authority: string;
-  readonly requestId: string;
-  readonly path: string;
-  readonly method: string;
-  readonly protocol: string;
-  readonly responseCode: number;
-  readonly flags: string;
-  readonly bytesReceived: number;
-  readonly bytesSent: number;
-  readonly downstreamRemoteAddress: string;
-  readonly userAgent: string | undefined;
-}
-
 export interface TracerOptions {
   readonly self: WorkloadInfo;
   readonly role: 'gateway' | 'sidecar';
@@ -201,42 +180,17 @@ export class ProxyTracer {
   }
 
   #end(exporting: Exporting, start: SpanStart, r: RequestRecord): void {
+    const self = this.#o.self;
     const cluster = r.upstreamCluster;
     const server = r.reporter === 'destination';
-    // Copied now, never the record itself: a span waits up to a second in the batch, and the record
-    // holds the request. Only a server span named after this workload's Service reads it now, the
-    // Service of the snapshot the request was served under.
-    const facts: SpanFacts = {
-      cluster,
-      serverService: server && !cluster?.startsWith('outbound|') ? (this.#o.selfService?.()?.host ?? null) : undefined,
-      authority: r.authority,
-      requestId: r.requestId,
-      path: r.path,
-      method: r.method,
-      protocol: r.protocol,
-      responseCode: r.responseCode,
-      flags: r.flags,
-      bytesReceived: r.bytesReceived,
-      bytesSent: r.bytesSent,
-      downstreamRemoteAddress: r.downstreamRemoteAddress,
-      userAgent: r.userAgent,
-    };
-    const { api: { SpanStatusCode }, core: { hrTimeDuration, millisToHrTime } } = otel();
-    const status = { code: isError(r.responseCode) ? SpanStatusCode.ERROR : SpanStatusCode.UNSET };
-    exporting.processor.onEnd(new FinishedSpan(start, { facts, describe: this.#describe, status, durationMs: r.durationMs, resource: exporting.resource, scope: SCOPE, millisToHrTime, hrTimeDuration }));
-  }
-
-  /** Istio's span name and tags, made when the span is exported (finished-span.ts). */
-  readonly #describe = (f: SpanFacts): SpanDescription => {
-    const self = this.#o.self;
-    const cluster = f.cluster;
     let name: string;
     if (cluster?.startsWith('outbound|')) {
       const [, port, , host] = cluster.split('|');
       name = `${host}:${port}/*`;
-    } else if (f.serverService !== undefined) {
-      name = `${f.serverService ?? f.authority}:${cluster?.split('|')[1] ?? ''}/*`;
-    } else name = `${f.authority}/*`;
+    } else if (server) {
+      const svc = this.#o.selfService?.();
+      name = `${svc?.host ?? r.authority}:${cluster?.split('|')[1] ?? ''}/*`;
+    } else name = `${r.authority}/*`;
     // One literal of fixed keys, the optional ones added after: a spread of a conditional object
     // made it a copy through the generic path each time, and a regex ran for the port.
     const attributes: Attributes = {
@@ -246,23 +200,27 @@ export class ProxyTracer {
       'istio.namespace': self.namespace,
       node_id: this.#nodeId,
       component: 'proxy',
-      'guid:x-request-id': f.requestId,
-      'http.url': `http://${f.authority}${f.path}`,
-      'http.method': f.method,
-      'http.protocol': f.protocol,
-      'http.status_code': String(f.responseCode),
-      response_flags: f.flags || '-',
-      request_size: String(f.bytesReceived),
-      response_size: String(f.bytesSent),
+      'guid:x-request-id': r.requestId,
+      'http.url': `http://${r.authority}${r.path}`,
+      'http.method': r.method,
+      'http.protocol': r.protocol,
+      'http.status_code': String(r.responseCode),
+      response_flags: r.flags || '-',
+      request_size: String(r.bytesReceived),
+      response_size: String(r.bytesSent),
       upstream_cluster: cluster ?? '-',
       'upstream_cluster.name': cluster ?? '-',
       downstream_cluster: '-',
-      'peer.address': withoutPort(f.downstreamRemoteAddress),
+      'peer.address': withoutPort(r.downstreamRemoteAddress),
     };
-    if (f.userAgent) attributes['user_agent'] = f.userAgent;
-    if (isError(f.responseCode)) attributes['error'] = true;
-    return { name, attributes };
-  };
+    if (r.userAgent) attributes['user_agent'] = r.userAgent;
+    const { api: { SpanStatusCode }, core: { hrTimeDuration, millisToHrTime } } = otel();
+    // Envoy marks 5xx answers (and no answer) as errors.
+    const error = r.responseCode >= 500 || r.responseCode === 0;
+    if (error) attributes['error'] = true;
+    const status = { code: error ? SpanStatusCode.ERROR : SpanStatusCode.UNSET };
+    exporting.processor.onEnd(new FinishedSpan(start, { name, attributes, status, durationMs: r.durationMs, resource: exporting.resource, scope: SCOPE, millisToHrTime, hrTimeDuration }));
+  }
 
   /**
    * Loads the SDK and opens the provider's exporter ahead of the first sampled request, off the
