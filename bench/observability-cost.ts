@@ -20,6 +20,10 @@
 //   OBSERVABILITY_PROFILE=DIR: the gateways run under --cpu-prof, their profiles written into DIR when they stop.
 //   OBSERVABILITY_RATE=0: each slice saturates the gateway (wrk, 50 connections, as the bench's rows
 //   do) instead of a fixed rate: the load of the pair in `npm run bench`.
+//   OBSERVABILITY_TOGETHER=1: a round's slices run at the same time, every gateway under its own load
+//   at once, instead of one after another: on a machine others load, the load that changes from one
+//   second to the next then falls on every mode alike (at saturation they share the cores, so each
+//   gets less and the figure is CPU per request under that contention).
 
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -40,6 +44,9 @@ const profile = process.env.OBSERVABILITY_PROFILE;
 const otherBin = process.env.OBSERVABILITY_BIN;
 const otherNodeArgs = (process.env.OBSERVABILITY_OTHER_NODE_ARGS ?? '').split(' ').filter(Boolean);
 const hasOther = otherBin !== undefined || otherNodeArgs.length > 0;
+// All gateways take their slice of a round at the same time, each its own load, rather than in turn:
+// what the machine's other work does to CPU per request then falls on every mode alike.
+const together = process.env.OBSERVABILITY_TOGETHER === '1';
 // A mode may be given twice as `off#2` (a second gateway of that mode): what two processes of the same build differ by.
 const modes = (process.env.OBSERVABILITY_MODES ?? 'off,metrics,tracing,sdk,on').split(',');
 
@@ -162,12 +169,13 @@ async function main(): Promise<void> {
       for (let q = 0; q < 4; q++) for (const g of gateways) await (rate > 0 ? runPaced({ url: g.t.url, host: g.t.host, connections: 8, seconds: WARM_REQUESTS / 4 / 2000, rate: 2000 }) : load(g.t, 2));
       for (let i = 0; i < slices; i++) {
         const round = new Map<string, Slice>();
-        for (let j = 0; j < gateways.length; j++) {
-          const g = gateways[(i + j) % gateways.length]!;
-          const s = await slice(g);
-          round.set(g.name, s);
-          bySlice.get(g.name)!.push(s);
-        }
+        const order = gateways.map((_, j) => gateways[(i + j) % gateways.length]!);
+        const taken = together ? await Promise.all(order.map((g) => slice(g))) : [];
+        if (!together) for (const g of order) taken.push(await slice(g));
+        order.forEach((g, j) => {
+          round.set(g.name, taken[j]!);
+          bySlice.get(g.name)!.push(taken[j]!);
+        });
         for (const [name, s] of round) {
           const off = round.get(baseline(name));
           if (off) ratios.get(name)!.push(s.cpu / off.cpu);
@@ -181,7 +189,7 @@ async function main(): Promise<void> {
       for (const g of gateways) await g.stop();
     }
     const f = (x: number, d = 1): string => x.toFixed(d);
-    console.log(`\n${sets} sets × ${slices} rounds, ${seconds} s slices ${rate > 0 ? `at ${rate} req/s` : 'saturated (50 connections)'}; per request: CPU µs (all threads, the main thread, the others), GC pause µs; per 1,000 requests: scavenges, mark-compacts; bytes allocated (young generation) and promoted per request; the young generation's size V8 had set it to`);
+    console.log(`\n${sets} sets × ${slices} rounds, ${seconds} s slices ${rate > 0 ? `at ${rate} req/s` : 'saturated (50 connections)'}${together ? ', every gateway at once' : ', one gateway at a time'}; per request: CPU µs (all threads, the main thread, the others), GC pause µs; per 1,000 requests: scavenges, mark-compacts; bytes allocated (young generation) and promoted per request; the young generation's size V8 had set it to`);
     console.log('| mode | CPU / off | CPU µs | main µs | helpers µs | threads | GC pause µs | scavenges /1k | mark-compacts /1k | allocated B | promoted B | young gen MB | RSS MB |');
     console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
     for (const v of variants) {
