@@ -14,7 +14,7 @@
 
 import { createHash } from 'node:crypto';
 import { readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { ServerTlsSettings } from '../model/istio.js';
 import { checkMaterial, validityProblems } from './credential-check.js';
@@ -22,6 +22,7 @@ import { secretSourceOf, sourceOf } from './credential-source.js';
 import type { CredentialProblem, CredentialStore, SecretReader, ServerCredential } from './types.js';
 import type { IdentityProvider } from '../pki/types.js';
 import { meshServerCredential } from './mesh-credential.js';
+import { specsFor, type Candidate, type CredentialRoots, type Spec } from './credential-spec.js';
 
 export interface CredentialStoreOptions {
   readonly certsDir: string;
@@ -46,32 +47,6 @@ export function createCredentialStore(opts: CredentialStoreOptions): FileCredent
   return new FileCredentialStore(opts);
 }
 
-interface Candidate {
-  readonly path: string;
-  /** Read from this Secret's key instead of `path`. */
-  readonly secret?: { readonly name: string; readonly key: string };
-  /** How messages name it: `tls.crt` in a credential folder, the configured path otherwise. */
-  readonly name: string;
-}
-
-/** Where one credential's files may be, and how to talk about it. */
-interface Spec {
-  readonly key: string;
-  readonly name: string;
-  readonly label: string;
-  readonly description: string;
-  readonly cert: readonly Candidate[];
-  readonly privateKey: readonly Candidate[];
-  readonly ca: readonly Candidate[];
-  readonly missing: { readonly cert: string; readonly key: string };
-  /** A credential's folder: when it is absent, that is the one thing to say. */
-  readonly folder?: { readonly path: string; readonly shown: string };
-  /** The same for a credential's Secret. */
-  readonly secret?: { readonly name: string; readonly shown: string };
-  readonly dirs: readonly string[];
-  readonly invalid?: string;
-}
-
 interface Entry {
   readonly spec: Spec;
   good?: ServerCredential;
@@ -90,12 +65,9 @@ interface Read {
 }
 
 const MUTUAL_MODES = new Set(['MUTUAL', 'OPTIONAL_MUTUAL']);
-// Kubernetes Secret names are DNS subdomains; anything with a path separator could leave certsDir.
-const CREDENTIAL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
 export class FileCredentialStore implements CredentialStore {
-  readonly #certsDir: string;
-  readonly #shownCertsDir: string;
+  readonly #roots: CredentialRoots;
   readonly #log: Logger | undefined;
   readonly #debounceMs: number;
   readonly #pollMs: number;
@@ -114,8 +86,7 @@ export class FileCredentialStore implements CredentialStore {
   #closed = false;
 
   constructor(opts: CredentialStoreOptions) {
-    this.#certsDir = resolve(opts.certsDir);
-    this.#shownCertsDir = opts.certsDir.replace(/\/+$/, '') || '.';
+    this.#roots = { certsDir: resolve(opts.certsDir), shownCertsDir: opts.certsDir.replace(/\/+$/, '') || '.', ...(opts.secrets ? { secretsNamespace: opts.secrets.namespace } : {}) };
     this.#log = opts.logger;
     this.#debounceMs = opts.debounceMs ?? 100;
     this.#pollMs = opts.pollMs ?? 5000;
@@ -131,7 +102,7 @@ export class FileCredentialStore implements CredentialStore {
   forServer(tls: ServerTlsSettings): ServerCredential | undefined {
     if (tls.mode === 'ISTIO_MUTUAL') return meshServerCredential(this.#identity);
     const mutual = MUTUAL_MODES.has(tls.mode ?? '');
-    const entries = this.#specsFor(tls).map((s) => this.#entry(s));
+    const entries = specsFor(tls, this.#roots).map((s) => this.#entry(s));
     if (mutual) for (const e of entries) e.mutual = true;
     // Without a CA, Node would verify client certificates against its public roots: never that.
     const usable = entries.map((e) => e.good).filter((c): c is ServerCredential => c !== undefined && (!mutual || c.caPem !== undefined));
@@ -142,12 +113,12 @@ export class FileCredentialStore implements CredentialStore {
   /** The problems of the material `tls` refers to (resolving it if it was not yet), for tools. */
   problemsFor(tls: ServerTlsSettings): CredentialProblem[] {
     const mutual = MUTUAL_MODES.has(tls.mode ?? '');
-    return this.#specsFor(tls).flatMap((s) => this.#problemsOf(this.#entry(s), mutual));
+    return specsFor(tls, this.#roots).flatMap((s) => this.#problemsOf(this.#entry(s), mutual));
   }
 
   /** What `tls` refers to, e.g. `credential demo-tls (certs/demo-tls)`, whether or not it exists. */
   describe(tls: ServerTlsSettings): string[] {
-    return this.#specsFor(tls).map((s) => s.description);
+    return specsFor(tls, this.#roots).map((s) => s.description);
   }
 
   list(): ReadonlyArray<{ readonly name: string; readonly credential?: ServerCredential; readonly problems: readonly CredentialProblem[] }> {
@@ -175,79 +146,6 @@ export class FileCredentialStore implements CredentialStore {
   }
 
   // ------------------------------------------------------------------ resolution
-
-  #specsFor(tls: ServerTlsSettings): Spec[] {
-    // Istio's validator allows only one of these sources; take the first present, like Envoy would.
-    const caName = (tls as { caCertCredentialName?: string }).caCertCredentialName || undefined;
-    if (tls.credentialName) return [this.#credentialSpec(tls.credentialName, caName)];
-    if (tls.credentialNames && tls.credentialNames.length > 0) return tls.credentialNames.slice(0, 2).map((n) => this.#credentialSpec(n, caName));
-    if (tls.serverCertificate || tls.privateKey) return [this.#fileSpec(tls.serverCertificate, tls.privateKey, tls.caCertificates)];
-    if (tls.tlsCertificates && tls.tlsCertificates.length > 0) {
-      return tls.tlsCertificates.slice(0, 2).map((c) => this.#fileSpec(c.serverCertificate, c.privateKey, c.caCertificates ?? tls.caCertificates));
-    }
-    return [];
-  }
-
-  #credentialSpec(name: string, caCredential: string | undefined): Spec {
-    if (this.#secrets) return this.#secretSpec(this.#secrets.namespace, name, caCredential);
-    const key = `credential:${name}|${caCredential ?? ''}`;
-    const shown = `${this.#shownCertsDir}/${name}`;
-    const base = { key, name, label: `credential ${name}`, description: `credential ${name} (${shown})` };
-    const valid = (n: string): boolean => CREDENTIAL_NAME.test(n) && !n.includes('..');
-    if (!valid(name) || (caCredential !== undefined && !valid(caCredential))) {
-      const bad = valid(name) ? caCredential! : name;
-      return { ...base, cert: [], privateKey: [], ca: [], dirs: [], missing: { cert: '', key: '' }, invalid: `${JSON.stringify(bad)} is not a valid credential name` };
-    }
-    const dir = join(this.#certsDir, name);
-    const inDir = (d: string, prefix: string, files: string[]): Candidate[] => files.map((f) => ({ path: join(d, f), name: prefix + f }));
-    const caDirs = caCredential ? [caCredential] : [name, `${name}-cacert`];
-    return {
-      ...base,
-      cert: inDir(dir, '', ['tls.crt', 'cert']),
-      privateKey: inDir(dir, '', ['tls.key', 'key']),
-      ca: caDirs.flatMap((d) => inDir(join(this.#certsDir, d), d === name ? '' : `${d}/`, ['ca.crt', 'cacert'])),
-      missing: { cert: `no tls.crt (or cert) in ${shown}`, key: `no tls.key (or key) in ${shown}` },
-      folder: { path: dir, shown },
-      dirs: [this.#certsDir, dir, ...caDirs.map((d) => join(this.#certsDir, d))],
-    };
-  }
-
-  /** Istio's lookup in cluster mode: the same keys as a folder's files, in Secrets of the gateway's namespace. */
-  #secretSpec(namespace: string, name: string, caCredential: string | undefined): Spec {
-    const shown = `Secret ${namespace}/${name}`;
-    const keys = (secret: string, prefix: string, list: string[]): Candidate[] =>
-      list.map((k) => ({ path: '', secret: { name: secret, key: k }, name: `${prefix}${k}` }));
-    const caSecrets = caCredential ? [caCredential] : [name, `${name}-cacert`];
-    return {
-      key: `secret:${name}|${caCredential ?? ''}`,
-      name,
-      label: `credential ${name}`,
-      description: `credential ${name} (${shown})`,
-      cert: keys(name, '', ['tls.crt', 'cert']),
-      privateKey: keys(name, '', ['tls.key', 'key']),
-      ca: caSecrets.flatMap((c) => keys(c, c === name ? '' : `Secret ${namespace}/${c} `, ['ca.crt', 'cacert'])),
-      missing: { cert: `no tls.crt (or cert) in ${shown}`, key: `no tls.key (or key) in ${shown}` },
-      secret: { name, shown },
-      dirs: [],
-    };
-  }
-
-  #fileSpec(cert: string | undefined, key: string | undefined, ca: string | undefined): Spec {
-    const abs = (p: string | undefined): string => (p ? resolve(p) : '');
-    const one = (p: string | undefined): Candidate[] => (p ? [{ path: resolve(p), name: p }] : []);
-    const paths = [cert, key, ca].filter((p): p is string => !!p).map((p) => resolve(p));
-    return {
-      key: `files:${abs(cert)}|${abs(key)}|${abs(ca)}`,
-      name: cert ?? key ?? '',
-      label: `files ${cert ?? key}`,
-      description: `files ${[cert, key, ca].filter(Boolean).join(' ')}`,
-      cert: one(cert),
-      privateKey: one(key),
-      ca: one(ca),
-      missing: { cert: cert ? `${cert} does not exist` : 'serverCertificate is not set', key: key ? `${key} does not exist` : 'privateKey is not set' },
-      dirs: [...new Set(paths.map((p) => dirname(p)))],
-    };
-  }
 
   #entry(spec: Spec): Entry {
     let entry = this.#entries.get(spec.key);
