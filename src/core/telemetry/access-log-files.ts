@@ -21,6 +21,11 @@ export class AccessLogFiles {
     this.#events = events;
   }
 
+  /** Whether lines for `path` go anywhere: a proxy run with `--access-log off` formats none of its `/dev/stdout` lines. */
+  accepts(path: string): boolean {
+    return (path === STDOUT ? this.#stdout : path) !== 'off' && this.#open.get(path) !== null;
+  }
+
   write(path: string, line: string): void {
     let dest = this.#open.get(path);
     if (dest === undefined) dest = this.#openPath(path);

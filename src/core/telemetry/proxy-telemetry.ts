@@ -144,7 +144,7 @@ export function createProxyTelemetry(o: ProxyTelemetryOptions): ProxyTelemetry {
     },
     write(r: RequestRecord) {
       const p = policy();
-      for (const sink of p.accessLog.files) if (logsRequest(sink, r)) files.write(sink.provider.path, sink.provider.format.format(r));
+      for (const sink of p.accessLog.files) if (files.accepts(sink.provider.path) && logsRequest(sink, r)) files.write(sink.provider.path, sink.provider.format.format(r));
       for (const sink of p.accessLog.otel) if (logsRequest(sink, r)) otelLogs().write(sink.provider, r);
       if (metrics) {
         if (r.grpc) reports?.streamEnded(r);
@@ -165,7 +165,7 @@ export function createProxyTelemetry(o: ProxyTelemetryOptions): ProxyTelemetry {
     tcpClosed: (c) => metrics?.tcpClosedNow(reports ? reports.tcpClosed(c) : c),
     writeTcp: (c) => {
       const p = policy().accessLog;
-      for (const sink of p.files) if (logsConnection(sink, c)) files.write(sink.provider.path, sink.provider.format.format(c));
+      for (const sink of p.files) if (files.accepts(sink.provider.path) && logsConnection(sink, c)) files.write(sink.provider.path, sink.provider.format.format(c));
       for (const sink of p.otel) if (logsConnection(sink, c)) otelLogs().write(sink.provider, c);
     },
   };
