@@ -11,9 +11,10 @@
 // - the targets of a set are up together and take turns in short runs (plain: half a row, HTTPS: a
 //   third, at least 2 s each), the order rotated each round so that each takes each place equally often;
 // - all are warmed alike, by requests, in turns, until each has served every row's warm-up;
-// - they are started afresh BENCH_PLAIN_STARTS / BENCH_HTTPS_STARTS times (default 2), as many rounds
+// - they are started afresh BENCH_PLAIN_STARTS / BENCH_HTTPS_STARTS times (default 4), as many rounds
 //   each as there are targets: a process keeps some traits for its whole life (the young generation
-//   it settles at), so one start would measure one draw of them;
+//   it settles at, what V8 compiled), so one start would measure one draw of them, and two starts
+//   left the plain row's ratio to the bare proxy at 0.91× in one quiet run and 1.09× in the next;
 // - each row is the medians over all rounds of each figure (req/s, p50, p90, p99, cores: nginx's are
 //   its master's and worker's, as cpuSeconds counts children), its errors the sum; the ratios are
 //   then computed from those rows as for every other row, and a line gives each target's spread over
@@ -58,7 +59,7 @@ interface Rounds {
   readonly how: string;
 }
 
-const starts = (name: string): number => Number(process.env[name] || 2);
+const starts = (name: string): number => Number(process.env[name] || 4);
 
 /** Warms targets in turns, the same number of runs each, until each has served `warmRequests` (at most five runs). */
 export async function warmInTurns(s: RoundSettings, targets: readonly Target[]): Promise<void> {
@@ -143,15 +144,16 @@ function spread(r: Rounds, f: (run: Run) => number | undefined, digits: number, 
 
 /**
  * meshgate, @fastify/http-proxy and the bare proxy in turns. Returns their rows (meshgate's labelled
- * `meshgateLabel`) and a line on the p99s.
+ * `meshgateLabel`), a line on the p99s and one on the req/s (paired within each round, the ratio the
+ * machine's drift moves least).
  */
-export async function measurePlainRounds(s: RoundSettings, upstreamPort: number, meshgateLabel: string): Promise<{ rows: LoadRow[]; p99: string }> {
+export async function measurePlainRounds(s: RoundSettings, upstreamPort: number, meshgateLabel: string): Promise<{ rows: LoadRow[]; p99: string; rps: string }> {
   const r = await inTurns(s, 'http', 'plain HTTP in turns: meshgate, @fastify/http-proxy and the bare proxy', starts('BENCH_PLAIN_STARTS'), Math.max(2, Math.round(s.seconds / 2)), async () => {
     const gateway = await startMeshgate(upstreamPort);
     const targets = [{ ...gateway.http, name: meshgateLabel }, await startFastifyProxy(upstreamPort), await startBareProxy(upstreamPort)];
     return { targets, stop: () => Promise.all(targets.map((t) => t.stop())) };
   });
-  return { rows: r.rows, p99: spread(r, (run) => Math.max(run.result.p99Ms, 0.001), 2, 'ms') };
+  return { rows: r.rows, p99: spread(r, (run) => Math.max(run.result.p99Ms, 0.001), 2, 'ms'), rps: spread(r, (run) => run.result.rps, 0, 'req/s') };
 }
 
 /**

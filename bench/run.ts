@@ -17,9 +17,9 @@
 // of the plain-HTTP caddy row, BENCH_HAPROXY=PATH|none the haproxy of its plain-HTTP row, BENCH_SCALE_SIZES (default
 // 10,100,1000,10000, or none) the generated configurations of the scale and push rows,
 // BENCH_SCALE_SERVED_ROUNDS (default 8, 0 to leave it out) the rounds of the scale rows' served pair (scale-served.ts),
-// BENCH_XDS_PROXIES (default 200) the proxies subscribed in the push rows; BENCH_PLAIN_STARTS (default 2)
+// BENCH_XDS_PROXIES (default 200) the proxies subscribed in the push rows; BENCH_PLAIN_STARTS (default 4)
 // how many times meshgate, @fastify/http-proxy and the bare proxy are started afresh for their rounds in
-// turns, BENCH_HTTPS_STARTS (default 2) the same for the HTTPS kept-alive rows of meshgate, the Node
+// turns, BENCH_HTTPS_STARTS (default 4) the same for the HTTPS kept-alive rows of meshgate, the Node
 // floor and nginx (rounds.ts);
 // BENCH_ONLY=plain runs only meshgate, @fastify/http-proxy and the bare proxy in turns;
 // BENCH_ONLY=https runs only the HTTPS kept-alive rows in turns (no handshakes);
@@ -149,12 +149,13 @@ async function observabilityOnly(s: Settings, upstreamPort: number): Promise<num
 
 /** `BENCH_ONLY=plain`: meshgate, @fastify/http-proxy and the bare proxy in turns, their rows and ratios. */
 async function plainOnly(s: Settings, upstreamPort: number): Promise<number> {
-  const { rows: loads, p99 } = await measurePlainRounds({ ...s, warmRequests: WARM_REQUESTS }, upstreamPort, BASELINE);
+  const { rows: loads, p99, rps } = await measurePlainRounds({ ...s, warmRequests: WARM_REQUESTS }, upstreamPort, BASELINE);
   const [meshgate, fastify, bare] = loads;
   return printOnly(loads, [
     ['meshgate / @fastify/http-proxy', loadRatio(meshgate, fastify)],
     ['meshgate / node:http + undici Pool', loadRatio(meshgate, bare)],
     ['plain HTTP p99 per round', p99],
+    ['plain HTTP req/s per round', rps],
   ], []);
 }
 
@@ -345,6 +346,7 @@ async function main(): Promise<number> {
     ['meshgate / @fastify/http-proxy', loadRatio(row(BASELINE), load('@fastify', 'http'))],
     ['meshgate / node:http + undici Pool', loadRatio(row(BASELINE), row(BARE_PROXY))],
     ['plain HTTP p99 per round', plain.p99],
+    ['plain HTTP req/s per round', plain.rps],
     ['meshgate / caddy', loadRatio(row(BASELINE), row(CADDY))],
     ['meshgate / haproxy', loadRatio(row(BASELINE), row(HAPROXY))],
     ['meshgate / nginx, HTTP', loadRatio(row(BASELINE), row(NGINX_HTTP))],
