@@ -34,6 +34,7 @@ const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promi
   explain: { summary: 'show which server, route and destination a request gets, and why not others', run: async (argv) => (await command(import('./explain.js'))).runExplain(argv) },
   certs: { summary: 'list the certificates the gateway serves, with problems', run: async (argv) => (await command(import('./certs.js'))).runCerts(argv) },
   inject: { summary: 'print a manifest with the sidecar injected, like istioctl kube-inject', run: async (argv) => (await command(import('./inject.js'))).runInjectCommand(argv) },
+  wait: { summary: 'wait until the sidecar is ready (the proxy\'s postStart hook when the app is held)', run: async (argv) => (await command(import('./wait.js'))).runWaitCommand(argv) },
   iptables: { summary: "install the sidecar's traffic capture (the init container's command)", run: async (argv) => (await command(import('./iptables.js'))).runIptablesCommand(argv) },
   demo: { summary: 'run the demo: backends plus a gateway on gateway-config/', run: async (argv) => (await command(import('./demo.js'))).runDemo(argv) },
   dashboard: { summary: 'print (and open) the URL of the live service graph', run: async (argv) => (await command(import('./dashboard.js'))).runDashboard(argv) },
