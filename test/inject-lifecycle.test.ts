@@ -20,6 +20,9 @@ import { applyPatch } from '../src/core/inject/json-patch.js';
 import { autoNativeSidecars, kubeletSupportsNativeSidecars, nativeSidecarMode } from '../src/core/inject/native-sidecars.js';
 import { STARTUP_PROBE } from '../src/core/inject/lifecycle.js';
 import { review } from '../src/control/injection-webhook.js';
+import { parseConfigText } from '../src/core/config/load.js';
+import { validateAll } from '../src/core/config/validate.js';
+import { formatProblem } from '../src/core/config/problem.js';
 
 type Json = Record<string, any>;
 const OPTS: InjectOptions = { image: 'meshgate:test', controlAddress: 'https://meshgate-control.istio-system.svc:15012' };
@@ -97,6 +100,18 @@ describe('injection: holdApplicationUntilProxyStarts, drain settings and proxyMe
     const answer = review(admission, { inject: OPTS, log: pino({ level: 'silent' }), namespaceLabels: () => ({ 'istio-injection': 'enabled' }) }).response as Json;
     assert.equal(answer.allowed, false);
     assert.match(answer.status.message, /proxy\.istio\.io\/config is not a ProxyConfig/);
+  });
+});
+
+describe('the mesh config\'s defaultConfig, validated', () => {
+  it('holdApplicationUntilProxyStarts must be a boolean and terminationDrainDuration a duration', () => {
+    const mesh = ['apiVersion: v1', 'kind: ConfigMap', 'metadata: {name: istio, namespace: istio-system}', 'data:', '  mesh: |', '    defaultConfig:', '      holdApplicationUntilProxyStarts: maybe', '      terminationDrainDuration: soon', ''].join('\n');
+    assert.deepEqual(validateAll(parseConfigText(mesh, 'mesh.yaml').resources).problems.map(formatProblem), [
+      'mesh.yaml:7 ConfigMap istio-system/istio data.mesh.defaultConfig.holdApplicationUntilProxyStarts: must be true or false, not the string "maybe"',
+      'mesh.yaml:8 ConfigMap istio-system/istio data.mesh.defaultConfig.terminationDrainDuration: "soon" is not a duration; write it like 1.5s, 300ms, 1m or 1h',
+    ]);
+    const good = mesh.replace('maybe', 'true').replace('soon', '20s');
+    assert.deepEqual(validateAll(parseConfigText(good, 'mesh.yaml').resources).problems, []);
   });
 });
 
