@@ -134,9 +134,9 @@ describe('injection: native sidecars', () => {
     assert.deepEqual(names(injectPod(jobPod({ 'sidecar.istio.io/nativeSidecar': 'false' }), { ...OPTS, nativeSidecars: true }).spec.containers), ['report', 'istio-proxy']);
   });
 
-  it('a native sidecar needs no postStart hold (the kubelet waits for its startup probe), and injecting twice leaves one proxy', () => {
+  it('a native sidecar needs no postStart hold (the kubelet waits for its startup probe) but drains in preStop; injecting twice leaves one proxy', () => {
     const once = injectPod(jobPod({ 'sidecar.istio.io/nativeSidecar': 'true', 'proxy.istio.io/config': 'holdApplicationUntilProxyStarts: true' }), OPTS);
-    assert.equal(proxyOf(once).lifecycle, undefined);
+    assert.deepEqual(proxyOf(once).lifecycle, { preStop: { exec: { command: ['node', '/app/bin/meshgate.js', 'request', '--debug-port', '15020', 'POST', 'drain'] } } });
     assert.deepEqual(names(once.spec.containers), ['report']);
     const twice = injectPod(once, OPTS);
     assert.deepEqual(names(twice.spec.initContainers), ['istio-init', 'istio-proxy', 'fetch-input']);

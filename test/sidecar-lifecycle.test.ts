@@ -2,7 +2,7 @@
 // admin port (15000) answers 200 and the process exits 0 (how a Job's app ends its sidecar), other
 // methods are 405; the pod's ProxyConfig reaches the drain through PROXY_CONFIG
 // (terminationDrainDuration) and EXIT_ON_ZERO_ACTIVE_CONNECTIONS (stop once the last connection
-// closes, not after a fixed period).
+// closes, not after a fixed period); POST /drain (a native sidecar's preStop) drains before SIGTERM.
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -114,6 +114,21 @@ describe('sidecar lifecycle: quitquitquit and the pod\'s drain settings', () => 
     const post = await fetch(`http://127.0.0.1:${s.admin}/quitquitquit`, { method: 'POST' });
     assert.equal(post.status, 200);
     assert.equal(await exited(s.proc), 0, s.proc.log());
+  });
+
+  it('POST /drain (a native sidecar\'s preStop) starts the drain while serving goes on; SIGTERM then stops without a second drain period', async () => {
+    const s = await sidecar({}, ['--drain-seconds', '600', '--drain-deadline-seconds', '900']);
+    assert.equal((await fetch(`http://127.0.0.1:${s.probe}/drain`)).status, 405);
+    const post = await fetch(`http://127.0.0.1:${s.probe}/drain`, { method: 'POST' });
+    assert.equal(post.status, 200);
+    await eventually(async () => !(await ready(s.status)));
+    const authority = `127.0.0.1:${app.port}`;
+    const during = await (await Http1Connection.open(s.outbound)).get(authority, `http://${authority}/during-drain`);
+    assert.equal(during.status, 200);
+    assert.equal(during.headers.connection, 'close');
+    s.proc.kill('SIGTERM');
+    assert.equal(await exited(s.proc), 0, s.proc.log());
+    assert.equal(s.proc.count('drained since POST /drain: stopping without a second drain period'), 1);
   });
 
   it("PROXY_CONFIG's terminationDrainDuration is the drain period on SIGTERM", async () => {

@@ -35,6 +35,7 @@ const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promi
   certs: { summary: 'list the certificates the gateway serves, with problems', run: async (argv) => (await command(import('./certs.js'))).runCerts(argv) },
   inject: { summary: 'print a manifest with the sidecar injected, like istioctl kube-inject', run: async (argv) => (await command(import('./inject.js'))).runInjectCommand(argv) },
   wait: { summary: 'wait until the sidecar is ready (the proxy\'s postStart hook when the app is held)', run: async (argv) => (await command(import('./wait.js'))).runWaitCommand(argv) },
+  request: { summary: "one HTTP request to the sidecar's local ports (a native sidecar's preStop drain)", run: async (argv) => (await command(import('./request.js'))).runRequestCommand(argv) },
   iptables: { summary: "install the sidecar's traffic capture (the init container's command)", run: async (argv) => (await command(import('./iptables.js'))).runIptablesCommand(argv) },
   demo: { summary: 'run the demo: backends plus a gateway on gateway-config/', run: async (argv) => (await command(import('./demo.js'))).runDemo(argv) },
   dashboard: { summary: 'print (and open) the URL of the live service graph', run: async (argv) => (await command(import('./dashboard.js'))).runDashboard(argv) },

@@ -73,7 +73,9 @@ ${DRAIN_HELP}
                         (JSON) terminationDrainDuration is the default of --drain-seconds;
                         ${EXIT_ON_ZERO_ENV}=true drains at least ${MINIMUM_DRAIN_ENV}
                         (default 5s) and then stops once no connection is active (at most until
-                        the deadline). POST /quitquitquit on the admin port ends it too.`;
+                        the deadline). POST /quitquitquit on the admin port ends it too. POST
+                        /drain on the probe port (from the pod) starts the drain before SIGTERM
+                        (a native sidecar's preStop), which then stops without a second drain.`;
 
 export async function runSidecarCommand(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
@@ -196,6 +198,11 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
   // SIGTERM and Ctrl-C alike: drain, so that no request fails.
   const cause = await stop;
   if (cause === 'quit') await sidecar.quit();
+  // Drained since POST /drain (a native sidecar's preStop): the app has exited, no second drain period.
+  else if (sidecar.drainRequested) {
+    log.info('drained since POST /drain: stopping without a second drain period');
+    await sidecar.drain(0);
+  }
   else if (shutdown.exitOnZeroActiveConnections) await sidecar.drainUntilIdle(Math.min(shutdown.minimumDrainSeconds, drainDeadlineSeconds));
   else await sidecar.drain(drainSeconds);
   mesh.close();

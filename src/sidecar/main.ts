@@ -113,6 +113,8 @@ export interface RunningSidecar {
    * (Istio's agent skips its drain too); requests still in flight get QUIT_GRACE_MS, then are cut.
    */
   quit(): Promise<void>;
+  /** POST /drain came (a native sidecar's preStop): the drain is under way, SIGTERM need not wait again. */
+  readonly drainRequested: boolean;
 }
 
 /** What requests in flight get after a quit: the pod's app has said it is done, so they should be few. */
@@ -205,6 +207,14 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
   const metrics = opts.mergedMetrics
     ? mergedMetricsHandler({ own: () => rt.accessLog.metrics?.registry, log, ...(opts.mergedMetrics.app ? { app: opts.mergedMetrics.app } : {}) })
     : undefined;
+  // POST /drain: the pod is stopping and the app still runs; readiness fails and clients are told to
+  // move now, serving goes on until SIGTERM (Istio's agent then exits without a second drain).
+  let drainRequested = false;
+  const drainNow = (): void => {
+    if (!drainRequested && !rt.drain.draining) log.info('drain requested (POST /drain): readiness fails now, serving continues until SIGTERM');
+    drainRequested = true;
+    rt.drain.start();
+  };
   const probes = opts.probePort !== undefined || (opts.appProbers && Object.keys(opts.appProbers).length > 0) || metrics
     ? createAppProbeServer({
         probers: opts.appProbers ?? {},
@@ -212,6 +222,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
         ...(opts.capture ? { localAddress: INBOUND_PASSTHROUGH_ADDRESS } : {}),
         ...(metrics ? { metrics } : {}),
         ...(opts.onQuit ? { quit: opts.onQuit } : {}),
+        drain: drainNow,
       })
     : undefined;
   if (probes) rt.add({ close: () => probes.close(), destroy: () => probes.close() });
@@ -250,6 +261,9 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
     quit: () => {
       log.info({ graceMs: QUIT_GRACE_MS }, 'quit requested (POST /quitquitquit): stopping without a drain period');
       return thenAppPools(rt.stop(false, QUIT_GRACE_MS));
+    },
+    get drainRequested() {
+      return drainRequested;
     },
   };
 }

@@ -5,7 +5,7 @@
 import { createServer, type Server } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import { internalFailure, sendEndpointFailure } from '../proxy/respond.js';
-import { QUIT_PATH, serveQuit } from './quit-endpoint.js';
+import { QUIT_PATH, serveLifecycleAction } from './lifecycle-endpoints.js';
 
 export interface AdminPort {
   readonly server: Server;
@@ -22,7 +22,7 @@ export function createAdminPort(build: () => Promise<FastifyInstance>, quit?: ()
     }));
   const server = createServer((req, res) => {
     // Answered here, before the routes load: ending the proxy should not first load fastify.
-    if (quit && (req.url ?? '/').split('?')[0] === QUIT_PATH) return serveQuit(req, res, quit);
+    if (quit && (req.url ?? '/').split('?')[0] === QUIT_PATH) return serveLifecycleAction(req, res, quit);
     ready().then(
       // What fastify's own server would call: its router, hooks and replies, unchanged.
       (a) => a.routing(req, res),

@@ -9,3 +9,6 @@ export const DEFAULT_CONTROL_ADDRESS = 'https://meshgate-control.istio-system.sv
  * postStart hook of a proxy that holds the app until it is ready. A hook's exec gets no entrypoint.
  */
 export const DEFAULT_WAIT_COMMAND: readonly string[] = ['node', '/app/bin/meshgate.js', 'wait'];
+
+/** A native sidecar's preStop hook: start draining when the pod begins to stop (the agent port's POST /drain). */
+export const DEFAULT_DRAIN_COMMAND: readonly string[] = ['node', '/app/bin/meshgate.js', 'request', '--debug-port', '15020', 'POST', 'drain'];

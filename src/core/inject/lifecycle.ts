@@ -9,10 +9,12 @@
 //     is an init container with restartPolicy Always right after istio-init, ahead of the pod's own
 //     init containers, which then run in the mesh too. The kubelet starts the next init container
 //     once the proxy's startupProbe passes, so no hook is needed to hold the app; and it stops the
-//     proxy after the app's containers have exited, so a Job completes without /quitquitquit.
+//     proxy after the app's containers have exited, so a Job completes without /quitquitquit. As
+//     that SIGTERM comes late, a preStop hook (`meshgate request … POST drain`, run when the pod
+//     begins to stop) starts the proxy's drain while the app still runs.
 // Every proxy has Istio's startup probe: readiness on 15021 every second, for up to 600 s.
 
-import { DEFAULT_WAIT_COMMAND } from './defaults.js';
+import { DEFAULT_DRAIN_COMMAND, DEFAULT_WAIT_COMMAND } from './defaults.js';
 
 type Json = Record<string, unknown>;
 
@@ -52,6 +54,7 @@ export function placeProxy(apps: Json[], userInits: Json[], proxy: Json, init: J
   proxy.startupProbe = structuredClone(STARTUP_PROBE);
   if (how.native) {
     proxy.restartPolicy = 'Always';
+    proxy.lifecycle = { preStop: { exec: { command: [...DEFAULT_DRAIN_COMMAND] } } };
     return { containers: apps, initContainers: [init, proxy, ...userInits] };
   }
   // istio-init last among the init containers: the pod's own run before the capture, with the network as it is.

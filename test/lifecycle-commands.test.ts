@@ -1,5 +1,6 @@
 // `meshgate wait` as the kubelet runs it in a postStart hook: a real process asking a readiness URL
-// until it answers 200 (exit 0), or giving up after its timeout (exit 1).
+// until it answers 200 (exit 0), or giving up after its timeout (exit 1). And `meshgate request`'s
+// refusals (what it asks for real is the sidecar's fixed ports, which tests do not bind).
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -46,5 +47,14 @@ describe('meshgate wait', () => {
     assert.equal(await exited(bad), 2);
     const nan = meshgate(['wait', '--timeout-seconds', 'soon']);
     assert.equal(await exited(nan), 2);
+  });
+});
+
+describe('meshgate request', () => {
+  it('asks only the sidecar\'s own ports, and needs a method and a path (exit 2 otherwise)', async () => {
+    for (const args of [['--debug-port', '8080', 'POST', 'drain'], ['POST'], ['post', 'drain'], ['POST', 'drain', 'extra']]) {
+      const proc = meshgate(['request', ...args]);
+      assert.equal(await exited(proc), 2, `${args.join(' ')}: ${proc.log()}`);
+    }
   });
 });
