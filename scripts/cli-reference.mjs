@@ -6,7 +6,7 @@ import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const BIN = fileURLToPath(new URL('../bin/meshgate.js', import.meta.url));
-const COMMANDS = ['gateway', 'sidecar', 'control', 'demo', 'validate', 'analyze', 'routes', 'explain', 'certs', 'inject', 'iptables', 'dashboard'];
+const COMMANDS = ['gateway', 'sidecar', 'control', 'demo', 'validate', 'analyze', 'routes', 'explain', 'certs', 'inject', 'wait', 'request', 'iptables', 'dashboard'];
 
 export function cliReference() {
   const help = (args) => execFileSync(process.execPath, [BIN, ...args], { encoding: 'utf8' }).trimEnd();

@@ -23,15 +23,21 @@ export interface DrainSettings {
   readonly drainDeadlineSeconds: number;
 }
 
-export function parseDrainFlags(values: { 'drain-seconds'?: string; 'drain-deadline-seconds'?: string }): DrainSettings {
+/**
+ * `podDrainSeconds`: the drain period the pod's ProxyConfig names (terminationDrainDuration), used
+ * when --drain-seconds is not given; the deadline's default then grows to it rather than refuse to
+ * start a pod's sidecar over a setting the pod's owner made elsewhere.
+ */
+export function parseDrainFlags(values: { 'drain-seconds'?: string; 'drain-deadline-seconds'?: string }, podDrainSeconds?: number): DrainSettings {
   const seconds = (flag: 'drain-seconds' | 'drain-deadline-seconds', fallback: number): number => {
     const text = values[flag];
     const n = text === undefined ? fallback : Number(text);
     if (!Number.isFinite(n) || n < 0) throw new UsageError(`--${flag}: '${text}' is not a number of seconds`);
     return n;
   };
-  const drainSeconds = seconds('drain-seconds', 5);
-  const drainDeadlineSeconds = seconds('drain-deadline-seconds', DEFAULT_DRAIN_DEADLINE_SECONDS);
+  const fromPod = values['drain-seconds'] === undefined && podDrainSeconds !== undefined;
+  const drainSeconds = seconds('drain-seconds', fromPod ? podDrainSeconds : 5);
+  const drainDeadlineSeconds = seconds('drain-deadline-seconds', fromPod ? Math.max(DEFAULT_DRAIN_DEADLINE_SECONDS, drainSeconds) : DEFAULT_DRAIN_DEADLINE_SECONDS);
   if (drainDeadlineSeconds < drainSeconds) {
     const which = values['drain-deadline-seconds'] === undefined ? ' (its default)' : '';
     throw new UsageError(`--drain-seconds ${drainSeconds} is longer than --drain-deadline-seconds ${drainDeadlineSeconds}${which}: raise the deadline too, and the pod's terminationGracePeriodSeconds`);

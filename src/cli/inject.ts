@@ -2,6 +2,8 @@
 // `istioctl kube-inject`: prints the manifest with every pod template injected. The webhook takes
 // the trust domain from the mesh config it serves; offline, `--mesh-config` gives that mesh config
 // (istioctl's `--meshConfigFile`), and `--trust-domain` still wins over it, as the control plane's flag does.
+// From the mesh config it also takes what the webhook takes from the served one: enablePrometheusMerge
+// and defaultConfig (each pod's proxy.istio.io/config goes over it).
 
 import { kubeInject } from '../core/inject/workloads.js';
 import { DEFAULT_INJECT_IMAGE, DEFAULT_CONTROL_ADDRESS } from '../core/inject/defaults.js';
@@ -10,6 +12,7 @@ import { parseEmbeddedYaml } from '../core/config/embedded-yaml.js';
 import { isRecord } from '../core/config/load.js';
 import { trustDomainProblem } from '../core/pki/trust-domain.js';
 import { UsageError } from './main.js';
+import { NATIVE_SIDECARS_ENV, nativeSidecarMode } from '../core/inject/native-sidecars.js';
 
 export const INJECT_HELP = `usage: meshgate inject -f FILE [options]
 
@@ -24,7 +27,15 @@ alone. Apply the result: meshgate inject -f app.yaml | kubectl apply -f -
                           (default ${DEFAULT_INJECT_IMAGE})
   --control-address URL   the control plane as sidecars reach it (default ${DEFAULT_CONTROL_ADDRESS})
   --mesh-config FILE      the mesh config, as istioctl kube-inject --meshConfigFile takes it (its YAML,
-                          or the istio ConfigMap holding it in data.mesh): its trustDomain is used
+                          or the istio ConfigMap holding it in data.mesh): its trustDomain,
+                          enablePrometheusMerge and defaultConfig (ProxyConfig, under each pod's
+                          proxy.istio.io/config annotation) are used
+  --hold-application-until-proxy-starts
+                          every pod starts its proxy first and its app once the proxy is ready
+                          (Istio's values.global.proxy.holdApplicationUntilProxyStarts)
+  Native sidecars (the proxy an init container with restartPolicy Always) when the env var
+  ${NATIVE_SIDECARS_ENV} is true (offline, auto is off: no nodes to ask), or for a pod annotated
+  sidecar.istio.io/nativeSidecar: "true".
   --trust-domain NAME     SPIFFE trust domain (default: the mesh config's, else cluster.local)
   --revision NAME         the control plane revision written in sidecar.istio.io/status (default default)`;
 
@@ -36,6 +47,7 @@ export async function runInjectCommand(argv: string[]): Promise<number> {
     'trust-domain': { type: 'string' },
     'mesh-config': { type: 'string' },
     revision: { type: 'string' },
+    'hold-application-until-proxy-starts': { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) {
@@ -46,7 +58,10 @@ export async function runInjectCommand(argv: string[]): Promise<number> {
   const text = readFlagFile(values.filename === '-' ? 0 : values.filename, '-f');
   const controlAddress = values['control-address'] ?? DEFAULT_CONTROL_ADDRESS;
   if (!/^https:\/\//.test(controlAddress)) throw new UsageError(`--control-address: '${controlAddress}' must be an https:// URL`);
-  const trustDomain = values['trust-domain'] ?? (values['mesh-config'] ? meshConfigTrustDomain(values['mesh-config']) : undefined);
+  const mesh = values['mesh-config'] ? meshConfigFile(values['mesh-config']) : undefined;
+  const trustDomain = values['trust-domain'] ?? mesh?.trustDomain;
+  const native = nativeSidecarMode(process.env[NATIVE_SIDECARS_ENV]);
+  if (native.problem) console.error(`meshgate inject: ${native.problem}`);
   const result = kubeInject(
     text,
     {
@@ -54,6 +69,10 @@ export async function runInjectCommand(argv: string[]): Promise<number> {
       controlAddress,
       ...(trustDomain ? { trustDomain } : {}),
       ...(values.revision ? { revision: values.revision } : {}),
+      ...(mesh?.enablePrometheusMerge !== undefined ? { enablePrometheusMerge: mesh.enablePrometheusMerge } : {}),
+      ...(mesh?.defaultConfig ? { meshDefaultConfig: mesh.defaultConfig } : {}),
+      ...(values['hold-application-until-proxy-starts'] ? { holdApplicationUntilProxyStarts: true } : {}),
+      nativeSidecars: native.mode === 'true',
     },
     values.filename,
   );
@@ -63,8 +82,14 @@ export async function runInjectCommand(argv: string[]): Promise<number> {
   return 0;
 }
 
-/** The `trustDomain` of the mesh config in `file` (undefined when it names none); a file that is no mesh config, or an invalid domain, is a usage error. */
-function meshConfigTrustDomain(file: string): string | undefined {
+interface MeshForInjection {
+  readonly trustDomain?: string;
+  readonly enablePrometheusMerge?: boolean;
+  readonly defaultConfig?: Record<string, unknown>;
+}
+
+/** What injection takes of the mesh config in `file`; a file that is no mesh config, or an invalid trust domain or defaultConfig, is a usage error. */
+function meshConfigFile(file: string): MeshForInjection {
   const parsed = parseEmbeddedYaml(readFlagFile(file, '--mesh-config'));
   if (!parsed.ok) throw new UsageError(`--mesh-config: ${file}:${parsed.line}: ${parsed.message}`);
   let mesh = parsed.value;
@@ -77,8 +102,14 @@ function meshConfigTrustDomain(file: string): string | undefined {
   }
   if (mesh !== null && mesh !== undefined && !isRecord(mesh)) throw new UsageError(`--mesh-config: ${file} is not a mesh config (a YAML mapping)`);
   const td = mesh?.['trustDomain'];
-  if (td === undefined) return undefined;
-  const problem = typeof td === 'string' ? trustDomainProblem(td) : 'trustDomain must be a string';
+  const problem = td === undefined ? undefined : typeof td === 'string' ? trustDomainProblem(td) : 'trustDomain must be a string';
   if (problem) throw new UsageError(`--mesh-config: ${file}: ${problem}`);
-  return td as string;
+  const dc = mesh?.['defaultConfig'];
+  if (dc !== undefined && !isRecord(dc)) throw new UsageError(`--mesh-config: ${file}: defaultConfig must be a ProxyConfig (a mapping)`);
+  const merge = mesh?.['enablePrometheusMerge'];
+  return {
+    ...(typeof td === 'string' ? { trustDomain: td } : {}),
+    ...(typeof merge === 'boolean' ? { enablePrometheusMerge: merge } : {}),
+    ...(dc !== undefined ? { defaultConfig: dc } : {}),
+  };
 }

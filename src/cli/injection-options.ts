@@ -9,6 +9,8 @@ import type { ControlPlaneOptions } from '../control/main.js';
 import { INJECTION_PORT } from '../control/injection-webhook.js';
 import { caBundleUpdater } from '../control/webhook-ca-bundle.js';
 import { parsePort } from './options.js';
+import { NATIVE_SIDECARS_ENV, nativeSidecarMode } from '../core/inject/native-sidecars.js';
+import { NodeVersions } from '../control/node-versions.js';
 import { UsageError } from './main.js';
 
 export const DEFAULT_WEBHOOK_CONFIG = 'meshgate-sidecar-injector';
@@ -21,6 +23,7 @@ export const INJECTION_FLAGS = {
   'webhook-config': { type: 'string' },
   'proxy-image': { type: 'string' },
   'control-address': { type: 'string' },
+  'hold-application-until-proxy-starts': { type: 'boolean' },
 } as const;
 
 export const INJECTION_HELP = `  --injection-port N    HTTPS port of the sidecar injection webhook (POST /inject); default ${INJECTION_PORT}
@@ -35,7 +38,16 @@ export const INJECTION_HELP = `  --injection-port N    HTTPS port of the sidecar
   --proxy-image IMAGE   the image injected sidecars run, and in cluster mode the gateways deployed for
                         Gateway API Gateways (default ${DEFAULT_INJECT_IMAGE})
   --control-address URL the control plane as injected sidecars reach it
-                        (default ${DEFAULT_CONTROL_ADDRESS})`;
+                        (default ${DEFAULT_CONTROL_ADDRESS})
+  --hold-application-until-proxy-starts
+                        every injected pod starts its proxy first and its app once the proxy is
+                        ready (Istio's values.global.proxy.holdApplicationUntilProxyStarts); a pod
+                        asks for it alone with holdApplicationUntilProxyStarts in proxy.istio.io/config,
+                        the mesh with it in defaultConfig
+                        Native sidecars (the proxy an init container with restartPolicy Always):
+                        env ${NATIVE_SIDECARS_ENV}=true|false|auto (default auto: where every node's
+                        kubelet is 1.33 or later, cluster mode only); a pod's
+                        sidecar.istio.io/nativeSidecar annotation wins`;
 
 export interface InjectionValues {
   readonly 'injection-port'?: string | undefined;
@@ -44,6 +56,7 @@ export interface InjectionValues {
   readonly 'webhook-config'?: string | undefined;
   readonly 'proxy-image'?: string | undefined;
   readonly 'control-address'?: string | undefined;
+  readonly 'hold-application-until-proxy-starts'?: boolean | undefined;
 }
 
 export function injectionOptions(
@@ -55,12 +68,23 @@ export function injectionOptions(
   if (values['injection-port'] === undefined && !kube) return {};
   const controlAddress = values['control-address'] ?? DEFAULT_CONTROL_ADDRESS;
   if (!/^https:\/\//.test(controlAddress)) throw new UsageError(`--control-address: '${controlAddress}' must be an https:// URL`);
+  const native = nativeSidecarMode(process.env[NATIVE_SIDECARS_ENV]);
+  if (native.problem) log.warn({ problem: native.problem }, 'injector setting not read');
+  // auto needs the nodes' kubelet versions: watched in cluster mode; without a cluster, auto is off.
+  const nodes = native.mode === 'auto' && kube ? new NodeVersions({ kubeconfig: loadKubeConfig(kube.kubeconfig), logger: log.child({ component: 'injector-nodes' }) }) : undefined;
   return {
     injection: {
       port: parsePort(values['injection-port'], INJECTION_PORT, '--injection-port'),
       serviceName: values['injector-service'] ?? DEFAULT_INJECTOR_SERVICE,
       namespace: values['injector-namespace'] ?? process.env.POD_NAMESPACE ?? 'istio-system',
-      inject: { image: values['proxy-image'] ?? DEFAULT_INJECT_IMAGE, controlAddress, ...(trustDomain ? { trustDomain } : {}) },
+      inject: {
+        image: values['proxy-image'] ?? DEFAULT_INJECT_IMAGE,
+        controlAddress,
+        ...(trustDomain ? { trustDomain } : {}),
+        ...(values['hold-application-until-proxy-starts'] ? { holdApplicationUntilProxyStarts: true } : {}),
+        nativeSidecars: native.mode === 'true',
+      },
+      ...(nodes ? { nodes, nativeSidecars: (node?: string) => nodes.nativeSidecars(node) } : {}),
       ...(kube ? { caBundle: caBundleUpdater(loadKubeConfig(kube.kubeconfig), values['webhook-config'] ?? DEFAULT_WEBHOOK_CONFIG, log.child({ component: 'injector' })) } : {}),
     },
   };

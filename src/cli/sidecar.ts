@@ -16,6 +16,7 @@ import { DRAIN_FLAGS, DRAIN_HELP, armStop, parseDrainFlags } from './drain-optio
 import { APP_PROBERS_ENV, parseAppProbers } from '../core/inject/app-probes.js';
 import { parseAppScrapeSettings, PROMETHEUS_SCRAPE_ENV } from '../core/inject/prometheus-annotations.js';
 import { ConntrackLookup, CONNTRACK_TABLE } from '../core/capture/original-destination.js';
+import { EXIT_ON_ZERO_ENV, MINIMUM_DRAIN_ENV, PROXY_CONFIG_ENV, readShutdownEnv } from '../sidecar/shutdown-settings.js';
 
 export const SIDECAR_HELP = `usage: meshgate sidecar --control URL --token FILE --namespace NS --service-account SA
                         --workload NAME --labels app=x,version=v1 --app-port N [options]
@@ -61,11 +62,20 @@ ${LIMIT_HELP}
                         to its original destination from ${CONNTRACK_TABLE}), the inbound port
                         takes every redirected inbound port and reaches the app on --app-host from
                         127.0.0.6; --app-port is then only the fallback when conntrack cannot say
-  --probe-port N        the app's rewritten HTTP probes, from the env var ${APP_PROBERS_ENV},
+  --probe-port N        Istio's agent port, listening with --capture or when given: POST
+                        /quitquitquit from the pod itself ends the sidecar (exit 0, no drain period);
+                        the app's rewritten HTTP probes, from the env var ${APP_PROBERS_ENV},
                         and with ${PROMETHEUS_SCRAPE_ENV} set, GET /stats/prometheus: this
                         sidecar's Istio metrics followed by the app's own from the port and path
                         it names (both set by injection), served here (default 15020)
-${DRAIN_HELP}`;
+${DRAIN_HELP}
+                        In a pod, injection sets the drain from the pod's ProxyConfig: ${PROXY_CONFIG_ENV}
+                        (JSON) terminationDrainDuration is the default of --drain-seconds;
+                        ${EXIT_ON_ZERO_ENV}=true drains at least ${MINIMUM_DRAIN_ENV}
+                        (default 5s) and then stops once no connection is active (at most until
+                        the deadline). POST /quitquitquit on the admin port ends it too. POST
+                        /drain on the probe port (from the pod) starts the drain before SIGTERM
+                        (a native sidecar's preStop), which then stops without a second drain.`;
 
 export async function runSidecarCommand(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
@@ -107,7 +117,8 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
   if (!/^https:\/\//.test(values.control!)) throw new UsageError(`--control: '${values.control}' must be an https:// URL`);
   const policy = values['outbound-traffic-policy'] ?? 'ALLOW_ANY';
   if (policy !== 'ALLOW_ANY' && policy !== 'REGISTRY_ONLY') throw new UsageError(`--outbound-traffic-policy: '${policy}' is not ALLOW_ANY or REGISTRY_ONLY`);
-  const { drainSeconds, drainDeadlineSeconds } = parseDrainFlags(values);
+  const shutdown = readShutdownEnv(process.env);
+  const { drainSeconds, drainDeadlineSeconds } = parseDrainFlags(values, shutdown.terminationDrainSeconds);
   const certTtl = values['cert-ttl'] === undefined ? undefined : Number(values['cert-ttl']);
   if (certTtl !== undefined && !(Number.isInteger(certTtl) && certTtl > 0)) throw new UsageError(`--cert-ttl: '${values['cert-ttl']}' is not a number of seconds`);
   const namespace = values.namespace!;
@@ -123,8 +134,12 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
   readableFlagFile(values['root-cert'] ?? DEFAULT_ROOT_CERT, '--root-cert');
 
   const log = createLogger('meshgate-sidecar', { base: { workload: `${values.workload}.${namespace}` } });
-  // Listening from the start: a signal during startup waits for it, then drains.
-  const stop = stopRequested({ log });
+  for (const problem of shutdown.problems) log.warn({ problem }, 'shutdown setting not read; its default holds');
+  // Listening from the start: a signal during startup waits for it, then drains. POST /quitquitquit
+  // (on the probe or admin port, so only once serving) stops it too, without a drain period.
+  let quit = (): void => undefined;
+  const quitRequested = new Promise<'quit'>((resolve) => (quit = () => resolve('quit')));
+  const stop = Promise.race([stopRequested({ log }), quitRequested]);
   let serving = false;
   armStop(stop, () => serving, drainDeadlineSeconds, log);
   const probers = parseAppProbers(process.env[APP_PROBERS_ENV]);
@@ -172,15 +187,24 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
     ...(values.certs ? { certsDir: values.certs } : {}),
     ...(values.capture ? { capture: true } : {}),
     appProbers: probers.probers,
-    probePort: parsePort(values['probe-port'], 15020, '--probe-port'),
+    // Istio's agent port listens in every pod (--capture: injected); elsewhere when asked for.
+    ...(values.capture || values['probe-port'] !== undefined ? { probePort: parsePort(values['probe-port'], 15020, '--probe-port') } : {}),
+    onQuit: quit,
     ...(scrape.merge ? { mergedMetrics: scrape.target ? { app: scrape.target } : {} } : {}),
     logger: log,
     drainDeadlineSeconds,
   });
   serving = true;
   // SIGTERM and Ctrl-C alike: drain, so that no request fails.
-  await stop;
-  await sidecar.drain(drainSeconds);
+  const cause = await stop;
+  if (cause === 'quit') await sidecar.quit();
+  // Drained since POST /drain (a native sidecar's preStop): the app has exited, no second drain period.
+  else if (sidecar.drainRequested) {
+    log.info('drained since POST /drain: stopping without a second drain period');
+    await sidecar.drain(0);
+  }
+  else if (shutdown.exitOnZeroActiveConnections) await sidecar.drainUntilIdle(Math.min(shutdown.minimumDrainSeconds, drainDeadlineSeconds));
+  else await sidecar.drain(drainSeconds);
   mesh.close();
   return 0;
 }

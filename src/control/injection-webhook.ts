@@ -13,6 +13,7 @@ import type { CertificateAuthority } from '../core/pki/authority.js';
 import { injectPod, type InjectOptions } from '../core/inject/inject-pod.js';
 import { injectionDecision } from '../core/inject/selection.js';
 import { podPatch } from '../core/inject/json-patch.js';
+import { InjectionError } from '../core/inject/proxy-config.js';
 import type { ControlMetrics } from './control-metrics.js';
 
 export const INJECTION_PORT = 15017;
@@ -37,6 +38,10 @@ export interface InjectionWebhookOptions {
   readonly prometheusMerge?: () => boolean;
   /** The trust domain the CA signs for now (TRUST_DOMAIN and ISTIO_META_MESH_ID of the sidecar). */
   readonly trustDomain?: () => string;
+  /** The served mesh config's `defaultConfig` now: each pod's proxy.istio.io/config goes over it. */
+  readonly meshDefaultConfig?: () => Record<string, unknown> | undefined;
+  /** ENABLE_NATIVE_SIDECARS=auto in cluster mode: native sidecars for a pod (on this node, if scheduled)? */
+  readonly nativeSidecars?: (podNodeName?: string) => boolean;
 }
 
 export function webhookNames(serviceName: string, namespace: string): string[] {
@@ -59,14 +64,14 @@ export function createInjectionWebhook(opts: InjectionWebhookOptions): Server {
 }
 
 /** The AdmissionReview answer for one request body. */
-export function review(body: string, opts: Pick<InjectionWebhookOptions, 'inject' | 'namespaceLabels' | 'log' | 'metrics' | 'prometheusMerge' | 'trustDomain'>): Json {
+export function review(body: string, opts: Pick<InjectionWebhookOptions, 'inject' | 'namespaceLabels' | 'log' | 'metrics' | 'prometheusMerge' | 'trustDomain' | 'meshDefaultConfig' | 'nativeSidecars'>): Json {
   const answer = decide(body, opts);
   const r = answer.response as Json;
   opts.metrics?.injection(r.allowed === false ? 'failure' : r.patch !== undefined ? 'success' : 'skip');
   return answer;
 }
 
-function decide(body: string, opts: Pick<InjectionWebhookOptions, 'inject' | 'namespaceLabels' | 'log' | 'prometheusMerge' | 'trustDomain'>): Json {
+function decide(body: string, opts: Pick<InjectionWebhookOptions, 'inject' | 'namespaceLabels' | 'log' | 'prometheusMerge' | 'trustDomain' | 'meshDefaultConfig' | 'nativeSidecars'>): Json {
   let parsed: unknown;
   try {
     parsed = JSON.parse(body);
@@ -91,7 +96,24 @@ function decide(body: string, opts: Pick<InjectionWebhookOptions, 'inject' | 'na
   const owner = ownerOf(pod, namespace);
   const merge = opts.prometheusMerge?.();
   const trustDomain = opts.trustDomain?.();
-  const injected = injectPod(pod, { ...opts.inject, ...(trustDomain ? { trustDomain } : {}), ...(owner ? { owner } : { workloadName: name }), ...(merge !== undefined ? { enablePrometheusMerge: merge } : {}) });
+  const defaults = opts.meshDefaultConfig?.();
+  const nodeName = (pod.spec as Json | undefined)?.nodeName;
+  const native = opts.nativeSidecars?.(typeof nodeName === 'string' && nodeName ? nodeName : undefined);
+  let injected: Json;
+  try {
+    injected = injectPod(pod, {
+      ...opts.inject,
+      ...(trustDomain ? { trustDomain } : {}),
+      ...(owner ? { owner } : { workloadName: name }),
+      ...(merge !== undefined ? { enablePrometheusMerge: merge } : {}),
+      ...(defaults ? { meshDefaultConfig: defaults } : {}),
+      ...(native !== undefined ? { nativeSidecars: native } : {}),
+    });
+  } catch (err) {
+    if (!(err instanceof InjectionError)) throw err;
+    opts.log.warn({ pod: `${namespace}/${name}`, problem: err.message }, 'pod refused: its sidecar cannot be injected');
+    return refusal(uid, err.message);
+  }
   const patch = podPatch(pod, injected);
   opts.log.info({ pod: `${namespace}/${name}` }, 'sidecar injected');
   return {

@@ -23,6 +23,7 @@ import { MeshDashboard } from './mesh-dashboard.js';
 import { serveMetrics, type MetricsServer } from '../core/telemetry/metrics-server.js';
 import type { Authenticator } from './token-authenticator.js';
 import { createInjectionWebhook, INJECTION_PORT, type InjectionWebhookOptions } from './injection-webhook.js';
+import type { NodeVersions } from './node-versions.js';
 import type { CaBundleUpdater } from './webhook-ca-bundle.js';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { RootCertPublisher } from './root-cert-publisher.js';
@@ -68,7 +69,7 @@ export interface ControlPlaneOptions {
   readonly logger?: Logger;
   readonly now?: () => Date;
   /** The sidecar injection webhook (off when absent); `port` 0 = any free port, default 15017. */
-  readonly injection?: Omit<InjectionWebhookOptions, 'ca' | 'log'> & { readonly port?: number; readonly caBundle?: CaBundleUpdater };
+  readonly injection?: Omit<InjectionWebhookOptions, 'ca' | 'log'> & { readonly port?: number; readonly caBundle?: CaBundleUpdater; readonly nodes?: NodeVersions };
   /**
    * Cluster mode: the API server the control plane writes to. It publishes the mesh root as the
    * ConfigMap istio-ca-root-cert in every namespace and keeps it there.
@@ -126,16 +127,24 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   let closing = false;
   const status = createStatusServer(() => !closing && distributor.current !== undefined);
   const debug = opts.debugPort !== undefined ? createDebugServer(registry, metrics, new MeshDashboard({ registry, config: () => distributor.current, ...(opts.dashboardTargets ? { targets: opts.dashboardTargets } : {}) })) : undefined;
-  // The mesh config of the configuration being served decides metrics merging, as istiod's does.
-  const merges = new WeakMap<object, boolean>();
-  const prometheusMerge = (): boolean => {
+  // The mesh config of the configuration being served decides metrics merging, as istiod's does, and
+  // each pod's ProxyConfig goes over its defaultConfig; read once per configuration set.
+  const meshSettings = new WeakMap<object, { readonly merge: boolean; readonly defaultConfig?: Record<string, unknown> }>();
+  const settings = (): { readonly merge: boolean; readonly defaultConfig?: Record<string, unknown> } => {
     const set = distributor.current;
-    if (!set) return true;
-    let on = merges.get(set);
-    if (on === undefined) merges.set(set, (on = meshConfigOf(set.resources)?.['enablePrometheusMerge'] !== false));
-    return on;
+    if (!set) return { merge: true };
+    let found = meshSettings.get(set);
+    if (!found) {
+      const mesh = meshConfigOf(set.resources);
+      const dc = mesh?.['defaultConfig'];
+      found = { merge: mesh?.['enablePrometheusMerge'] !== false, ...(typeof dc === 'object' && dc !== null && !Array.isArray(dc) ? { defaultConfig: dc as Record<string, unknown> } : {}) };
+      meshSettings.set(set, found);
+    }
+    return found;
   };
-  const injector = opts.injection ? createInjectionWebhook({ prometheusMerge, trustDomain: () => opts.ca.trustDomain, ...opts.injection, ca: opts.ca, metrics, log: log.child({ component: 'injector' }) }) : undefined;
+  const prometheusMerge = (): boolean => settings().merge;
+  const meshDefaultConfig = (): Record<string, unknown> | undefined => settings().defaultConfig;
+  const injector = opts.injection ? createInjectionWebhook({ prometheusMerge, meshDefaultConfig, trustDomain: () => opts.ca.trustDomain, ...opts.injection, ca: opts.ca, metrics, log: log.child({ component: 'injector' }) }) : undefined;
   // Loaded only in cluster mode: the Kubernetes client is large, and file mode does without it.
   const publisher: RootCertPublisher | undefined = opts.kubeconfig
     ? new (await import('./root-cert-publisher.js')).RootCertPublisher({ kubeconfig: opts.kubeconfig, rootCertPem: opts.ca.rootCertPem, logger: log.child({ component: 'root-cert' }), ...(opts.kubeBackoff ? { backoff: opts.kubeBackoff } : {}) })
@@ -149,6 +158,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     if (hard) distributor.destroy();
     else await distributor.close().catch(() => undefined);
     opts.injection?.caBundle?.close();
+    await opts.injection?.nodes?.close();
     await Promise.all([stopServer(server, hard), stopServer(status, hard), ...(debug ? [stopServer(debug, hard)] : []), ...(injector ? [stopServer(injector, hard)] : []), ...(publisher ? [publisher.close()] : []), ...(deployer ? [deployer.close()] : []), metricsServer?.close()]);
   };
 
@@ -167,6 +177,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     if (injector) {
       injectionPort = await listen(injector, opts.injection!.port ?? INJECTION_PORT, host);
       await opts.injection!.caBundle?.update(opts.ca.rootCertPem);
+      opts.injection!.nodes?.start();
     }
     // In the background: its lists retry until the API server answers, and each namespace's
     // ConfigMap is written as soon as it can be; proxies can be served meanwhile.

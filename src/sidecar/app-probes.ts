@@ -1,4 +1,4 @@
-// The sidecar's port 15020, Istio's agent port: the merged metrics at /stats/prometheus when
+// The sidecar's port 15020, Istio's agent port: POST /quitquitquit and /drain (lifecycle-endpoints.ts), the merged metrics at /stats/prometheus when
 // injection asked for them (merged-metrics.ts), and the app's probes. The kubelet's HTTP probes,
 // rewritten at injection to `/app-health/<container>/readyz|livez|startupz`, arrive here in
 // plaintext (15020 is never captured), and the sidecar runs the app's real probe from ISTIO_KUBE_APP_PROBERS against the app
@@ -11,6 +11,7 @@ import type { AppProbers } from '../core/inject/app-probes.js';
 import { listenOn } from '../core/proxy/listen.js';
 import { SIDECAR_METRICS_PATH as METRICS_PATH } from '../core/inject/prometheus-annotations.js';
 import { EndpointFailures, sendEndpointFailure } from '../core/proxy/respond.js';
+import { DRAIN_PATH, QUIT_PATH, serveLifecycleAction } from '../core/admin/lifecycle-endpoints.js';
 
 export interface AppProbeOptions {
   readonly probers: AppProbers;
@@ -20,6 +21,10 @@ export interface AppProbeOptions {
   readonly localAddress?: string;
   /** GET /stats/prometheus: the merged metrics (absent: injection did not merge them here). */
   readonly metrics?: (req: IncomingMessage, res: ServerResponse) => void;
+  /** POST /quitquitquit from the pod itself: the sidecar ends. */
+  readonly quit?: () => void;
+  /** POST /drain from the pod itself: the sidecar starts draining (a native sidecar's preStop). */
+  readonly drain?: () => void;
 }
 
 export interface AppProbeServer {
@@ -30,6 +35,8 @@ export interface AppProbeServer {
 export function createAppProbeServer(opts: AppProbeOptions): AppProbeServer {
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0]!;
+    if (path === QUIT_PATH && opts.quit) return serveLifecycleAction(req, res, opts.quit);
+    if (path === DRAIN_PATH && opts.drain) return serveLifecycleAction(req, res, opts.drain);
     if (path === METRICS_PATH && opts.metrics && req.method === 'GET') {
       opts.metrics(req, res);
       return;

@@ -74,8 +74,13 @@ export interface SidecarOptions {
   readonly originalDestination?: OriginalDestinationLookup;
   /** The app's probes rewritten at injection (ISTIO_KUBE_APP_PROBERS), served on `probePort`. */
   readonly appProbers?: AppProbers;
-  /** Default 15020; listens only when there are probers or merged metrics. */
+  /**
+   * Istio's agent port (probes, merged metrics, POST /quitquitquit). Given (the CLI gives it in a pod),
+   * it listens; absent, 15020 listens only when there are probers or merged metrics.
+   */
   readonly probePort?: number;
+  /** POST /quitquitquit on the probe port or the admin port asks for this. */
+  readonly onQuit?: () => void;
   /**
    * Serve the merged metrics on `probePort` (injection's ISTIO_PROMETHEUS_ANNOTATIONS): the sidecar's
    * Istio series, then the app's own from `app` when the pod named where they are.
@@ -90,7 +95,7 @@ export interface RunningSidecar {
   readonly adminPort: number;
   /** 0 when metrics are off. */
   readonly metricsPort: number;
-  /** 0 when no app probe was rewritten and no metrics are merged. */
+  /** 0 when the probe port does not listen (no port given, no app probe rewritten, no metrics merged). */
   readonly probePort: number;
   readonly holder: SnapshotHolder;
   close(): Promise<void>;
@@ -101,7 +106,19 @@ export interface RunningSidecar {
    * at the drain deadline whatever is left is cut.
    */
   drain(seconds: number): Promise<void>;
+  /** EXIT_ON_ZERO_ACTIVE_CONNECTIONS: drain at least `minSeconds`, then stop once no connection is open. */
+  drainUntilIdle(minSeconds: number): Promise<void>;
+  /**
+   * After POST /quitquitquit: readiness fails and the listeners close at once, with no drain period
+   * (Istio's agent skips its drain too); requests still in flight get QUIT_GRACE_MS, then are cut.
+   */
+  quit(): Promise<void>;
+  /** POST /drain came (a native sidecar's preStop): the drain is under way, SIGTERM need not wait again. */
+  readonly drainRequested: boolean;
 }
+
+/** What requests in flight get after a quit: the pod's app has said it is done, so they should be few. */
+export const QUIT_GRACE_MS = 1000;
 
 export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar> {
   // Policies are chosen by the namespace and labels given here; the peers see the certificate's identity.
@@ -135,6 +152,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
     ...(opts.drainDeadlineSeconds !== undefined ? { drainDeadlineSeconds: opts.drainDeadlineSeconds } : {}),
     ...(opts.limits ? { limits: opts.limits } : {}),
     certsDir: opts.certsDir ?? 'certs',
+    ...(opts.onQuit ? { onQuit: opts.onQuit } : {}),
   });
   const { log } = rt;
   // Under capture the app is reached on the pod's address from 127.0.0.6, which the rules let through.
@@ -189,8 +207,23 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
   const metrics = opts.mergedMetrics
     ? mergedMetricsHandler({ own: () => rt.accessLog.metrics?.registry, log, ...(opts.mergedMetrics.app ? { app: opts.mergedMetrics.app } : {}) })
     : undefined;
-  const probes = (opts.appProbers && Object.keys(opts.appProbers).length > 0) || metrics
-    ? createAppProbeServer({ probers: opts.appProbers ?? {}, appHost: opts.appHost ?? '127.0.0.1', ...(opts.capture ? { localAddress: INBOUND_PASSTHROUGH_ADDRESS } : {}), ...(metrics ? { metrics } : {}) })
+  // POST /drain: the pod is stopping and the app still runs; readiness fails and clients are told to
+  // move now, serving goes on until SIGTERM (Istio's agent then exits without a second drain).
+  let drainRequested = false;
+  const drainNow = (): void => {
+    if (!drainRequested && !rt.drain.draining) log.info('drain requested (POST /drain): readiness fails now, serving continues until SIGTERM');
+    drainRequested = true;
+    rt.drain.start();
+  };
+  const probes = opts.probePort !== undefined || (opts.appProbers && Object.keys(opts.appProbers).length > 0) || metrics
+    ? createAppProbeServer({
+        probers: opts.appProbers ?? {},
+        appHost: opts.appHost ?? '127.0.0.1',
+        ...(opts.capture ? { localAddress: INBOUND_PASSTHROUGH_ADDRESS } : {}),
+        ...(metrics ? { metrics } : {}),
+        ...(opts.onQuit ? { quit: opts.onQuit } : {}),
+        drain: drainNow,
+      })
     : undefined;
   if (probes) rt.add({ close: () => probes.close(), destroy: () => probes.close() });
   // The runtime's pools go when the runtime stops; the app's own pools (capture) right after.
@@ -224,5 +257,13 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
     close: () => thenAppPools(rt.close()),
     destroy: () => thenAppPools(rt.destroy()),
     drain: (seconds) => thenAppPools(rt.drainFor(seconds)),
+    drainUntilIdle: (minSeconds) => thenAppPools(rt.drainUntilIdle(minSeconds)),
+    quit: () => {
+      log.info({ graceMs: QUIT_GRACE_MS }, 'quit requested (POST /quitquitquit): stopping without a drain period');
+      return thenAppPools(rt.stop(false, QUIT_GRACE_MS));
+    },
+    get drainRequested() {
+      return drainRequested;
+    },
   };
 }

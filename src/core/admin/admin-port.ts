@@ -5,13 +5,15 @@
 import { createServer, type Server } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import { internalFailure, sendEndpointFailure } from '../proxy/respond.js';
+import { QUIT_PATH, serveLifecycleAction } from './lifecycle-endpoints.js';
 
 export interface AdminPort {
   readonly server: Server;
   close(): Promise<void>;
 }
 
-export function createAdminPort(build: () => Promise<FastifyInstance>): AdminPort {
+/** `quit`: where POST /quitquitquit goes (Envoy's admin has it); absent, the path is the admin routes' 404. */
+export function createAdminPort(build: () => Promise<FastifyInstance>, quit?: () => void): AdminPort {
   let app: Promise<FastifyInstance> | undefined;
   const ready = (): Promise<FastifyInstance> =>
     (app ??= build().then(async (a) => {
@@ -19,6 +21,8 @@ export function createAdminPort(build: () => Promise<FastifyInstance>): AdminPor
       return a;
     }));
   const server = createServer((req, res) => {
+    // Answered here, before the routes load: ending the proxy should not first load fastify.
+    if (quit && (req.url ?? '/').split('?')[0] === QUIT_PATH) return serveLifecycleAction(req, res, quit);
     ready().then(
       // What fastify's own server would call: its router, hooks and replies, unchanged.
       (a) => a.routing(req, res),

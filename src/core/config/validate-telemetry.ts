@@ -148,6 +148,11 @@ export function validateConfigMap(c: Checker, raw: Obj): void {
     const n = asNumber(c, topology['numTrustedProxies'], [...at, 'defaultConfig', 'gatewayTopology', 'numTrustedProxies']);
     if (n !== undefined && (!Number.isInteger(n) || n < 0)) c.error([...at, 'defaultConfig', 'gatewayTopology', 'numTrustedProxies'], `numTrustedProxies is a number of proxies (0, 1, 2 …), not ${n}`);
   }
+  // What injection reads of every pod's ProxyConfig (core/inject/proxy-config.ts).
+  if (dc) {
+    asBool(c, dc['holdApplicationUntilProxyStarts'], [...at, 'defaultConfig', 'holdApplicationUntilProxyStarts']);
+    checkDuration(c, dc['terminationDrainDuration'], [...at, 'defaultConfig', 'terminationDrainDuration']);
+  }
   checkTrustDomains(c, m, at);
   checkMeshAccessLog(c, m, at);
   asBool(c, m['enableTracing'], [...at, 'enableTracing']);

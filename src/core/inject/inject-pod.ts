@@ -13,13 +13,19 @@
 //     at the sidecar's merged metrics on 15020, the app's own scrape settings handed to the sidecar
 //     in ISTIO_PROMETHEUS_ANNOTATIONS (prometheus-annotations.ts);
 //   HTTP probes of the app rewritten through the sidecar's 15020 (app-probes.ts);
-//   the pod's sidecar.istio.io/userVolume volumes, mounted in the proxy by userVolumeMount (user-volumes.ts).
+//   the pod's sidecar.istio.io/userVolume volumes, mounted in the proxy by userVolumeMount (user-volumes.ts);
+//   the pod's ProxyConfig (proxy.istio.io/config over the mesh's defaultConfig, proxy-config.ts) in
+//     PROXY_CONFIG and its proxyMetadata as env vars;
+//   where the proxy sits and how it starts (last container, first and holding the app, or a native
+//     sidecar among the init containers) and its startup probe (lifecycle.ts).
 // The pod is copied, never changed in place.
 
 import { APP_PROBERS_ENV, rewriteAppProbes } from './app-probes.js';
 import { DEFAULT_REVISION, STATUS_ANNOTATION } from './selection.js';
 import { SIDECAR_ENV } from './sidecar-node-options.js';
 import { userVolumes } from './user-volumes.js';
+import { podProxyConfig } from './proxy-config.js';
+import { nativeSidecarFor, placeProxy } from './lifecycle.js';
 import { applyMetricsMerge, pointsAtMergedMetrics, PROMETHEUS_SCRAPE_ENV, SIDECAR_METRICS_PORT } from './prometheus-annotations.js';
 
 type Json = Record<string, unknown>;
@@ -47,6 +53,12 @@ export interface InjectOptions {
   readonly enablePrometheusMerge?: boolean;
   /** `apiVersion` and `kind` of the owning workload, for ISTIO_META_OWNER. */
   readonly owner?: { readonly apiVersion: string; readonly kind: string; readonly name: string; readonly namespace: string };
+  /** The mesh config's `defaultConfig` (ProxyConfig), under each pod's proxy.istio.io/config. */
+  readonly meshDefaultConfig?: Record<string, unknown>;
+  /** The injector's own hold (Istio's values.global.proxy.holdApplicationUntilProxyStarts), or'ed with the pod's ProxyConfig. */
+  readonly holdApplicationUntilProxyStarts?: boolean;
+  /** The injector's ENABLE_NATIVE_SIDECARS, resolved; a pod's sidecar.istio.io/nativeSidecar wins. */
+  readonly nativeSidecars?: boolean;
 }
 
 const A = {
@@ -74,7 +86,9 @@ export function injectPod(pod: Json, opts: InjectOptions): Json {
   const spec = ((out.spec ??= {}) as Json);
   const labels = ((meta.labels ??= {}) as Record<string, string>);
   const annotations = ((meta.annotations ??= {}) as Record<string, string>);
-  const previousProxy = ((spec.containers ?? []) as Json[]).find((c) => c.name === PROXY_CONTAINER);
+  const pc = podProxyConfig(annotations, opts.meshDefaultConfig);
+  const native = nativeSidecarFor(annotations, opts.nativeSidecars ?? false);
+  const previousProxy = [...((spec.containers ?? []) as Json[]), ...((spec.initContainers ?? []) as Json[])].find((c) => c.name === PROXY_CONTAINER);
   const containers = ((spec.containers ??= []) as Json[]).filter((c) => c.name !== PROXY_CONTAINER);
   const appNames = containers.map((c) => String(c.name ?? ''));
   const trustDomain = opts.trustDomain ?? 'cluster.local';
@@ -151,6 +165,8 @@ export function injectPod(pod: Json, opts: InjectOptions): Json {
       ...Object.entries(SIDECAR_ENV).map(([name, value]) => ({ name, value })),
       ...(Object.keys(probers).length > 0 ? [{ name: APP_PROBERS_ENV, value: JSON.stringify(probers) }] : []),
       ...(scrapeEnv !== undefined ? [{ name: PROMETHEUS_SCRAPE_ENV, value: scrapeEnv }] : []),
+      ...(Object.keys(pc.config).length > 0 ? [{ name: 'PROXY_CONFIG', value: JSON.stringify(pc.config) }] : []),
+      ...Object.entries(pc.proxyMetadata).map(([name, value]) => ({ name, value })),
     ],
     readinessProbe: {
       httpGet: { path: '/healthz/ready', port: 15021 },
@@ -179,8 +195,10 @@ export function injectPod(pod: Json, opts: InjectOptions): Json {
     ],
   };
 
-  spec.containers = [...containers, proxy];
-  spec.initContainers = [...((spec.initContainers as Json[] | undefined) ?? []).filter((c) => c.name !== INIT_CONTAINER), init];
+  const userInits = ((spec.initContainers as Json[] | undefined) ?? []).filter((c) => c.name !== INIT_CONTAINER && c.name !== PROXY_CONTAINER);
+  const placed = placeProxy(containers, userInits, proxy, init, { native, hold: pc.holdApplicationUntilProxyStarts || opts.holdApplicationUntilProxyStarts === true });
+  spec.containers = placed.containers;
+  spec.initContainers = placed.initContainers;
   const ours = new Set<string>([...VOLUMES, ...user.volumes.map((v) => String(v.name))]);
   spec.volumes = [
     ...((spec.volumes as Json[] | undefined) ?? []).filter((v) => !ours.has(String(v.name))),
@@ -200,8 +218,8 @@ export function injectPod(pod: Json, opts: InjectOptions): Json {
     ...user.volumes,
   ];
   annotations[STATUS_ANNOTATION] = JSON.stringify({
-    initContainers: [INIT_CONTAINER],
-    containers: [PROXY_CONTAINER],
+    initContainers: native ? [INIT_CONTAINER, PROXY_CONTAINER] : [INIT_CONTAINER],
+    containers: native ? null : [PROXY_CONTAINER],
     volumes: [...UNCHANGED_ROOT_DIR_VOLUMES, 'istio-token', 'istiod-ca-cert'],
     imagePullSecrets: null,
     revision: opts.revision ?? DEFAULT_REVISION,

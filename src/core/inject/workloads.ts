@@ -6,6 +6,7 @@
 import { parseAllDocuments, stringify } from 'yaml';
 import { injectPod, type InjectOptions } from './inject-pod.js';
 import { injectionDecision } from './selection.js';
+import { InjectionError } from './proxy-config.js';
 
 type Json = Record<string, unknown>;
 
@@ -62,8 +63,8 @@ export function kubeInject(text: string, opts: InjectOptions, source = 'input'):
     const namespace = typeof meta.namespace === 'string' ? meta.namespace : 'default';
     if (kind === 'Pod') {
       const decision = injectionDecision(obj, { namespace });
-      if (decision.inject) out.push(stringify(injectPod(obj, { ...opts, workloadName: opts.workloadName ?? name })));
-      else out.push(stringify(obj));
+      const injected = decision.inject ? injectOrReport(obj, { ...opts, workloadName: opts.workloadName ?? name }, `${source}: Pod ${name}`, problems) : undefined;
+      out.push(stringify(injected ?? obj));
       documents.push({ kind, name, ...(decision.inject ? {} : { skipped: decision.reason }) });
       continue;
     }
@@ -80,7 +81,8 @@ export function kubeInject(text: string, opts: InjectOptions, source = 'input'):
       continue;
     }
     const owner = { apiVersion: String(obj.apiVersion ?? 'apps/v1'), kind, name, namespace };
-    const injected = injectPod(template, { ...opts, owner });
+    const injected = injectOrReport(template, { ...opts, owner }, `${source}: ${kind} ${name}`, problems);
+    if (!injected) continue;
     const copy = structuredClone(obj);
     const spec = copy.spec as Json;
     if (kind === 'CronJob') ((spec.jobTemplate as Json).spec as Json).template = injected;
@@ -89,4 +91,15 @@ export function kubeInject(text: string, opts: InjectOptions, source = 'input'):
     documents.push({ kind, name });
   }
   return { yaml: out.join('---\n'), documents, problems };
+}
+
+/** The injected pod, or undefined with the reason in `problems` when the pod cannot be injected. */
+function injectOrReport(pod: Json, opts: InjectOptions, where: string, problems: string[]): Json | undefined {
+  try {
+    return injectPod(pod, opts);
+  } catch (err) {
+    if (!(err instanceof InjectionError)) throw err;
+    problems.push(`${where}: ${err.message}`);
+    return undefined;
+  }
 }

@@ -70,6 +70,7 @@ export class ConnectionDrain {
   #sweep: NodeJS.Timeout | undefined;
   #allClosed: (() => void) | undefined;
   readonly #periodEnds = new Set<() => void>();
+  readonly #idleWaiters = new Set<() => void>();
   #finished: Promise<void> | undefined;
 
   /** True from start(): readiness fails, HTTP/1 responses close their connection. */
@@ -91,7 +92,21 @@ export class ConnectionDrain {
 
   closed(socket: Socket): void {
     this.#sockets.delete(socket);
-    if (this.#sockets.size === 0) this.#allClosed?.();
+    if (this.#sockets.size > 0) return;
+    this.#allClosed?.();
+    for (const wake of this.#idleWaiters) wake();
+    this.#idleWaiters.clear();
+  }
+
+  /** Connections the listeners accepted that are still open (Envoy's downstream_cx_active of its listeners). */
+  get active(): number {
+    return this.#sockets.size;
+  }
+
+  /** Resolves once no accepted connection is open, at once if none is. */
+  idle(): Promise<void> {
+    if (this.#sockets.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.add(resolve));
   }
 
   /** Serves HTTP on `server` (node:http, node:http2 with allowHTTP1, or plaintext h2c) with the drain applied. */

@@ -242,6 +242,10 @@ export function rawLocalReply(r: LocalReply): Buffer {
 export const EndpointFailures = {
   notFound: reply('NOT_FOUND', 404, '-', 'not found\n', 'not_found'),
   getOnly: { ...reply('METHOD_NOT_ALLOWED', 405, '-', 'GET only\n', 'method_not_allowed'), headers: { allow: 'GET' } },
+  /** A lifecycle action (`/quitquitquit`): only POST does it, as with Istio's agent and Envoy's admin. */
+  postOnly: { ...reply('METHOD_NOT_ALLOWED', 405, '-', 'POST only\n', 'method_not_allowed'), headers: { allow: 'POST' } },
+  /** A lifecycle action asked from outside the pod: only its own containers may end the sidecar. */
+  localOnly: reply('LOCALHOST_ONLY', 403, '-', 'only requests from localhost are allowed\n', 'localhost_only'),
   /** Readiness: no configuration yet, or draining. */
   notReady: reply('NOT_READY', 503, '-', 'not ready\n', 'not_ready'),
   noConfiguration: reply('NO_CONFIGURATION', 503, '-', 'no configuration yet\n', 'no_configuration'),
@@ -270,4 +274,9 @@ export function sendEndpointFailure(res: ServerResponse, r: LocalReply, format: 
   if (res.headersSent) return void res.destroy();
   const a = endpointAnswer(r, format);
   res.writeHead(a.status, { ...a.headers, 'content-length': String(Buffer.byteLength(a.body)), ...extraHeaders }).end(a.body);
+}
+
+/** A process endpoint's plain-text success (a lifecycle action done); `connection: close` when it ends the process. */
+export function sendEndpointText(res: ServerResponse, body: string, extraHeaders: Record<string, string> = {}): void {
+  res.writeHead(200, { 'content-type': 'text/plain', 'content-length': String(Buffer.byteLength(body)), ...extraHeaders }).end(body);
 }

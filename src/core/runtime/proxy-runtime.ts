@@ -60,6 +60,8 @@ export interface RuntimeOptions {
    * (0 = any free port; absent = no metrics; `primary`: the --workers primary serves the sum).
    */
   readonly telemetry: { readonly role: 'gateway' | 'sidecar'; readonly self: WorkloadInfo; readonly metricsPort?: number | 'primary' };
+  /** POST /quitquitquit on the admin port asks for this (absent: the admin port has no such path). */
+  readonly onQuit?: () => void;
 }
 
 /** Whatever a role opens that must stop accepting on close and be cut on destroy. */
@@ -134,7 +136,7 @@ export class ProxyRuntime {
     this.security = new WorkloadSecurityCache({ namespace: opts.workload.namespace, labels: opts.workload.labels }, identity ? { ownSpiffeId: () => currentCertificate(identity)?.spiffeId } : {});
     this.#deadlineMs = (opts.drainDeadlineSeconds ?? DEFAULT_DRAIN_DEADLINE_SECONDS) * 1000;
     this.#status = createStatusServer(() => this.holder.current() !== undefined && !this.drain.draining);
-    this.#admin = createAdminPort(async () => (await import('../admin/admin-server.js')).createAdminServer(this.holder, this.pools, this.rateLimiting.limiters, this.accessLog.dashboard));
+    this.#admin = createAdminPort(async () => (await import('../admin/admin-server.js')).createAdminServer(this.holder, this.pools, this.rateLimiting.limiters, this.accessLog.dashboard), opts.onQuit);
     this.ctx = {
       holder: this.holder,
       pools: this.pools,
@@ -196,6 +198,30 @@ export class ProxyRuntime {
   drainFor(seconds: number): Promise<void> {
     if (!this.drain.draining) this.log.info({ seconds }, 'draining: readiness fails now, serving continues until the drain period ends');
     return this.drain.period(seconds * 1000).then(() => this.stop(false, this.#deadlineMs - seconds * 1000));
+  }
+
+  /**
+   * EXIT_ON_ZERO_ACTIVE_CONNECTIONS, as Istio's agent does it: the drain runs for at least
+   * `minSeconds`, then the proxy waits for its last connection to close, not for a fixed time, and
+   * stops then; at the drain deadline whatever is left is cut.
+   */
+  drainUntilIdle(minSeconds: number): Promise<void> {
+    const started = Date.now();
+    const left = (): number => Math.max(0, this.#deadlineMs - (Date.now() - started));
+    if (!this.drain.draining) this.log.info({ minSeconds }, 'draining until no connection is active: readiness fails now, serving continues');
+    return this.drain
+      .period(minSeconds * 1000)
+      .then(() => {
+        if (this.drain.active > 0) this.log.info({ active: this.drain.active }, 'waiting for active connections to close');
+        return new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, left());
+          void this.drain.idle().then(() => (clearTimeout(timer), resolve()));
+        });
+      })
+      .then(() => {
+        this.log.info({ active: this.drain.active }, this.drain.active === 0 ? 'no active connections: stopping' : 'drain deadline reached with connections open: stopping');
+        return this.stop(false, left());
+      });
   }
 
   stop(hard: boolean, graceMs = this.#deadlineMs): Promise<void> {
