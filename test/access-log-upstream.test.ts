@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import { createServer as createH2Server, type Http2Server } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -55,6 +56,8 @@ spec:
     route: [{destination: {host: gone}}]
   - match: [{uri: {prefix: /secure}}]
     route: [{destination: {host: secure}}]
+  - match: [{uri: {prefix: /h2}}]
+    route: [{destination: {host: h2app}}]
   - route: [{destination: {host: app}}]
 ---
 apiVersion: networking.istio.io/v1
@@ -68,6 +71,7 @@ spec:
 describe('access log: the upstream connection, its failures and a rewritten path', () => {
   let app: Upstream;
   let secure: HttpsServer;
+  let h2app: Http2Server;
   let dir: string;
   let gw: TestGateway;
   /** The client address the app saw each request come from, by x-request-id. */
@@ -81,6 +85,12 @@ describe('access log: the upstream connection, its failures and a rewritten path
     const cert = issueCertificate({ subjectCN: 'secure', dnsNames: ['secure'], issuer: 'self', days: 1 });
     secure = createHttpsServer({ cert: cert.certPem, key: cert.keyPem }, (_req, res) => res.end('never'));
     await new Promise<void>((r) => secure.listen(0, '127.0.0.1', r));
+    // An upstream whose port speaks HTTP/2 (cleartext, prior knowledge): the proxy's own HTTP/2 client, not undici.
+    h2app = createH2Server((req, res) => {
+      from.set(String(req.headers['x-request-id']), `${req.socket.remoteAddress}:${req.socket.remotePort}`);
+      res.end('h2');
+    });
+    await new Promise<void>((r) => h2app.listen(0, '127.0.0.1', r));
     dir = await mkdtemp(join(tmpdir(), 'meshgate-upstream-log-'));
   });
 
@@ -88,6 +98,7 @@ describe('access log: the upstream connection, its failures and a rewritten path
     await gw?.close();
     await app?.close();
     secure?.close();
+    h2app?.close();
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -117,6 +128,7 @@ describe('access log: the upstream connection, its failures and a rewritten path
         serviceYaml('app', [{ pod: 'app-1', port: app.port }]),
         serviceYaml('gone', [{ pod: 'gone-1', port: await closedPort() }]),
         serviceYaml('secure', [{ pod: 'secure-1', port: (secure.address() as AddressInfo).port }]),
+        serviceYaml('h2app', [{ pod: 'h2app-1', port: (h2app.address() as AddressInfo).port }], { portName: 'http2' }),
       ].join('---\n');
       const mesh = meshConfigYaml(`accessLogFile: /dev/stdout\naccessLogEncoding: JSON\naccessLogFormat: '${FORMAT}'`);
       gw = await startTestGateway({ 'gw.yaml': GATEWAY, 'svc.yaml': services, 'vs.yaml': ROUTES, 'mesh.yaml': mesh }, { accessLog: join(dir, 'gw.log') });
@@ -136,6 +148,13 @@ describe('access log: the upstream connection, its failures and a rewritten path
       // Each request names its own connection, whichever of the pool's it went out on.
       await Promise.all(['c1', 'c2', 'c3'].map((id) => gw.get(HOST, '/b', { 'x-request-id': id })));
       for (const id of ['c1', 'c2', 'c3']) assert.equal((await line(id)).upstream_local, from.get(id), id);
+    });
+
+    it('over an HTTP/2 upstream too: the session the stream went out on', async () => {
+      assert.equal((await gw.get(HOST, '/h2', { 'x-request-id': 'h2' })).text, 'h2');
+      const l = await line('h2');
+      assert.equal(l.upstream_local, from.get('h2'));
+      assert.equal(l.upstream_remote, `127.0.0.1:${(h2app.address() as AddressInfo).port}`);
     });
 
     it('a refused connect: 503 UF, "delayed connect error: 111" as Envoy says it', async () => {
