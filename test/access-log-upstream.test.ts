@@ -158,7 +158,9 @@ describe('access log: the upstream connection, its failures and a rewritten path
     });
 
     it('a refused connect: 503 UF, "delayed connect error: 111" as Envoy says it', async () => {
-      assert.equal((await gw.get(HOST, '/gone', { 'x-request-id': 'refused' })).status, 503);
+      const r = await gw.get(HOST, '/gone', { 'x-request-id': 'refused' });
+      assert.equal(r.status, 503);
+      assert.equal(r.text, 'upstream connect error or disconnect/reset before headers. reset reason: connection failure, transport failure reason: delayed connect error: 111');
       const l = await line('refused');
       assert.match(String(l.flags), /^UF(,URX)?$/, "retried as Istio's default policy does, then given up");
       assert.equal(l.failure, 'delayed connect error: 111');
@@ -166,7 +168,9 @@ describe('access log: the upstream connection, its failures and a rewritten path
     });
 
     it("a server certificate that does not verify: BoringSSL's CERTIFICATE_VERIFY_FAILED, as Envoy prints it", async () => {
-      assert.equal((await gw.get(HOST, '/secure', { 'x-request-id': 'untrusted' })).status, 503);
+      const r = await gw.get(HOST, '/secure', { 'x-request-id': 'untrusted' });
+      assert.equal(r.status, 503);
+      assert.match(r.text, /, transport failure reason: TLS_error:\|268435581:SSL routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED:TLS_error_end$/);
       const l = await line('untrusted');
       assert.match(String(l.flags), /^UF(,URX)?$/, "retried as Istio's default policy does, then given up");
       assert.equal(l.failure, 'TLS_error:|268435581:SSL routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED:TLS_error_end');
