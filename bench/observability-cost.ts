@@ -1,7 +1,8 @@
 // The CPU time per request that Istio metrics plus 1 % tracing cost the gateway, measured where
 // req/s cannot be (a machine others are loading), and taken apart: which part of "on" costs what.
 // Gateways in several modes (ObservabilityMode: both off, metrics alone, tracing 1 % alone, the
-// tracing SDK loaded with sampling ~0, both on; tracing to a loopback OTLP sink) run side by side;
+// tracing SDK loaded with sampling ~0, both on; tracing to a loopback OTLP sink; `log`, the access
+// log alone, not among the default modes) run side by side;
 // one at a time takes a short slice of load at a fixed rate, in rotating order, and each slice's CPU
 // is charged to it: every thread's running time from /proc (to the nanosecond), the main thread
 // apart from the helper threads (V8's and libuv's). Each gateway is preloaded with loop-probe.ts, which
@@ -56,7 +57,7 @@ const WARM_REQUESTS = 20_000;
 function load(t: Target, secs: number): Promise<LoadResult> {
   return rate > 0 ? runPaced({ url: t.url, host: t.host, connections: 8, seconds: secs, rate }) : runLoad(pickTool(), { url: t.url, host: t.host, connections: 50, seconds: secs });
 }
-const LABELS: Record<ObservabilityMode, string> = { off: 'both off', metrics: 'metrics only', tracing: 'tracing 1 % only', sdk: 'tracing SDK, sampling ~0', on: 'metrics + tracing 1 %' };
+const LABELS: Record<ObservabilityMode, string> = { off: 'both off', metrics: 'metrics only', tracing: 'tracing 1 % only', sdk: 'tracing SDK, sampling ~0', on: 'metrics + tracing 1 %', log: 'access log on (Istio JSON keys)' };
 const probeArgs = ['--import', new URL('./loop-probe.js', import.meta.url).href];
 
 /**

@@ -89,6 +89,7 @@ describe("access logs as Istio's tasks configure them, from a gateway process", 
     assert.equal(line['upstream_host'], `127.0.0.1:${httpbin.port}`);
     assert.equal(line['upstream_cluster'], 'outbound|8000||httpbin.default.svc.cluster.local');
     assert.equal(line['downstream_local_address'], `127.0.0.1:${port}`);
+    assert.match(String(line['upstream_local_address']), /^127\.0\.0\.1:\d+$/, 'the proxy end of the connection to httpbin');
     assert.deepEqual([line['requested_server_name'], line['route_name'], line['upstream_transport_failure_reason'], line['connection_termination_details']], [null, null, null, null]);
   });
 
@@ -138,7 +139,7 @@ spec:
     const id = /"(rid-[^"]+)"/.exec(line)![1]!;
     const text = new RegExp(
       String.raw`^\[\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\] "GET /status/418 HTTP/1\.1" 418 - via_upstream - "-" 0 0 \d+ \d+ "127\.0\.0\.1" "curl/8\.5\.0" "${id}" ` +
-        String.raw`"httpbin\.example\.com" "127\.0\.0\.1:${httpbin.port}" outbound\|8000\|\|httpbin\.default\.svc\.cluster\.local - 127\.0\.0\.1:${port} 127\.0\.0\.1:\d+ - -$`,
+        String.raw`"httpbin\.example\.com" "127\.0\.0\.1:${httpbin.port}" outbound\|8000\|\|httpbin\.default\.svc\.cluster\.local 127\.0\.0\.1:\d+ 127\.0\.0\.1:${port} 127\.0\.0\.1:\d+ - -$`,
     );
     assert.match(line, text);
   });

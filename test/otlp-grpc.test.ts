@@ -99,7 +99,7 @@ describe('OTLP over gRPC to a collector', () => {
     const log = mine()!;
     assert.match(
       log.body,
-      /^\[\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\] "GET \/items\/7 HTTP\/1\.1" 200 - via_upstream - "-" 0 \d+ \d+ \d+ "[^"]+" "otel-test\/1" "grpc-log-1" "otel\.example\.com" "127\.0\.0\.1:\d+" outbound\|80\|\|app\.default\.svc\.cluster\.local - 127\.0\.0\.1:\d+ 127\.0\.0\.1:\d+ - -\n$/,
+      /^\[\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\] "GET \/items\/7 HTTP\/1\.1" 200 - via_upstream - "-" 0 \d+ \d+ \d+ "[^"]+" "otel-test\/1" "grpc-log-1" "otel\.example\.com" "127\.0\.0\.1:\d+" outbound\|80\|\|app\.default\.svc\.cluster\.local 127\.0\.0\.1:\d+ 127\.0\.0\.1:\d+ 127\.0\.0\.1:\d+ - -\n$/,
     );
     assert.deepEqual(log.attributes, { path: '/items/7', status: '200', tenant: 'blue', cluster: 'outbound|80||app.default.svc.cluster.local' });
     assert.equal(log.resource['log_name'], 'otel_envoy_accesslog');

@@ -74,7 +74,11 @@ describe('a sidecar whose app fails before answering', () => {
     const s = await sidecarFor(await closedPort(), log);
     const r = await send(s.inboundPort, 'app.default.svc.cluster.local', '/', { 'x-request-id': 'refused' });
     assert.equal(r.status, 503);
-    assert.match(r.text, /reset reason: connection failure$/);
-    assert.equal((await accessLogLine(log, 'refused')).response_flags, 'UF');
+    // Envoy's body and details name the kernel's answer (ECONNREFUSED, 111).
+    assert.match(r.text, /reset reason: connection failure, transport failure reason: delayed connect error: 111$/);
+    const line = await accessLogLine(log, 'refused');
+    assert.equal(line.response_flags, 'UF');
+    assert.equal(line.response_code_details, 'upstream_reset_before_response_started{connection_failure,delayed_connect_error:_111}');
+    assert.equal(line.upstream_transport_failure_reason, 'delayed connect error: 111');
   });
 });

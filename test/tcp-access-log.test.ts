@@ -38,6 +38,8 @@ describe('TCP access log line (Envoy tcp_proxy, as Istio logs it)', () => {
   let dir: string;
   let echo: Server;
   let echoPort: number;
+  /** Where each connection the echo server accepted came from. */
+  const echoSaw: string[] = [];
   let client: RunningSidecar, server: RunningSidecar;
   const destinations = new RecordedDestinations();
 
@@ -62,6 +64,7 @@ describe('TCP access log line (Envoy tcp_proxy, as Istio logs it)', () => {
     const ca = await testAuthority();
     dir = await mkdtemp(join(tmpdir(), 'meshgate-tcp-log-'));
     echo = createServer((s) => {
+      echoSaw.push(`${s.remoteAddress}:${s.remotePort}`);
       s.on('error', () => s.destroy());
       s.on('data', (d) => s.write(`hello ${d.toString()}`));
     });
@@ -100,10 +103,27 @@ describe('TCP access log line (Envoy tcp_proxy, as Istio logs it)', () => {
     assert.equal(inbound!['response_flags'], '-');
   });
 
+  it("the connection's ends, as Istio's default format prints them", async () => {
+    assert.equal(await exchange(ECHO_IP, 'ends'), 'hello ends');
+    const lines = await tcpLines(join(dir, 'client.log'), (c) => c.startsWith('outbound|9000||tcp-echo.'), 2);
+    const out = lines.at(-1)!;
+    // The client sidecar's: the app dialled the Service's address (its original destination).
+    assert.equal(out['downstream_local_address'], `${ECHO_IP}:9000`);
+    assert.match(String(out['upstream_local_address']), /^127\.0\.0\.1:\d+$/);
+    // The server sidecar saw the connection come from the client sidecar's upstream end.
+    const inbound = (await tcpLines(join(dir, 'server.log'), (c) => c === `inbound|${echoPort}||`, 2)).find((l) => l['downstream_remote_address'] === out['upstream_local_address']);
+    assert.ok(inbound, `a server line from ${String(out['upstream_local_address'])}`);
+    assert.equal(inbound['downstream_local_address'], `127.0.0.1:${server.inboundPort}`);
+    assert.ok(echoSaw.includes(String(inbound['upstream_local_address'])), `the app saw ${echoSaw.join(', ')}, the line says ${String(inbound['upstream_local_address'])}`);
+    assert.equal(out['upstream_transport_failure_reason'], null);
+  });
+
   it('a connection with no endpoint to reach is logged with its flag', async () => {
     assert.equal(await exchange(GONE_IP, 'x'), '');
     const [line] = await tcpLines(join(dir, 'client.log'), (c) => c.startsWith('outbound|9000||gone.'));
     assert.match(String(line!['response_flags']), /^UF/);
+    assert.equal(line!['upstream_transport_failure_reason'], 'delayed connect error: 111');
+    assert.equal(line!['upstream_local_address'], null);
   });
 
   it('a connection AuthorizationPolicy closes is logged with rbac_deny_close', async () => {

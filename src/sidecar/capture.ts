@@ -126,7 +126,7 @@ export function createCapture(deps: CaptureDeps): Capture {
       return deps.tcp.blackHole(socket, first ?? Buffer.alloc(0));
     }
     step.release(socket);
-    deps.tcp.passThrough(socket, first ?? Buffer.alloc(0), { host: target.address, port: target.port });
+    deps.tcp.passThrough(socket, first ?? Buffer.alloc(0), { host: target.address, port: target.port, captured: true });
   };
 
   const inbound: Server = createServer({ noDelay: true }, (socket) => {

@@ -37,6 +37,13 @@ export interface OutboundTcpDeps {
   readonly log: Logger;
 }
 
+/** Where a connection passed through goes; `captured`: it is the original destination the app dialled. */
+export interface PassThroughTo {
+  readonly host: string;
+  readonly port: number;
+  readonly captured?: boolean;
+}
+
 export interface OutboundTcp {
   /** The mesh service port at `address:port` (a cluster IP, a ServiceEntry address), if any. */
   byAddress(address: string, port: number): MeshTcpTarget | undefined;
@@ -57,7 +64,7 @@ export interface OutboundTcp {
    * Pipes `socket` (after `initial`) to `host:port` as it is (PassthroughCluster). A connection that
    * cannot be made in time fails with UF: `onFailure` answers (a CONNECT's 503), else it is closed.
    */
-  passThrough(socket: Socket, initial: Buffer, to: { readonly host: string; readonly port: number }, hooks?: Pick<PassThroughHooks, 'onConnect' | 'onFailure'>): void;
+  passThrough(socket: Socket, initial: Buffer, to: PassThroughTo, hooks?: Pick<PassThroughHooks, 'onConnect' | 'onFailure'>): void;
   /**
    * Closes `socket` (after `initial` was read from it), refused under REGISTRY_ONLY: counted and
    * logged as Envoy's BlackHoleCluster reports it, flag UH, so that what was blocked shows.
@@ -77,7 +84,8 @@ export function createOutboundTcp(deps: OutboundTcpDeps): OutboundTcp {
       return snapshot !== undefined && outboundTrafficModeOf(snapshot) === 'ALLOW_ANY';
     },
     forward: (socket, initial, target, dialled) => {
-      const original = target.originalDestination && dialled ? { originalDestination: dialled } : {};
+      // The dialled address is where the app connected: the line's downstream local address, as Envoy's original_dst restores it.
+      const original = dialled ? (target.originalDestination ? { originalDestination: dialled, downstreamLocal: dialled } : { downstreamLocal: dialled }) : {};
       const pipe = (bytes: Buffer, sni: string | undefined): void => {
         const route = (sni !== undefined && target.sni?.lookup(sni)) || target.route;
         forwardTcp(socket, bytes, route.destinations, route.totalWeight, { random: deps.random, observer: deps.accessLog, tls, ...original, ...(sni ? { sni } : {}) });
@@ -95,7 +103,7 @@ export function createOutboundTcp(deps: OutboundTcpDeps): OutboundTcp {
       const declared = service && snapshot?.clusters.get(clusterName(to.port, '', service.hostname));
       passThrough(socket, initial, { ...to, connectTimeoutMs: connectTimeoutFor(snapshot, declared) }, {
         ...hooks,
-        record: { observer: deps.accessLog, reporter: 'source', cluster: PASSTHROUGH_CLUSTER },
+        record: { observer: deps.accessLog, reporter: 'source', cluster: PASSTHROUGH_CLUSTER, ...(to.captured ? { downstreamLocal: { address: to.host, port: to.port } } : {}) },
         onFailure: (err) => {
           deps.log.debug({ destination: `${to.host}:${to.port}`, error: err.message }, 'passthrough connection failed (UF)');
           if (hooks.onFailure) hooks.onFailure(err);

@@ -5,6 +5,7 @@
 // DestinationRule origination outside it, or none).
 
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Endpoint } from '../registry/types.js';
 import type { Cluster, PickContext } from '../policy/types.js';
 import { endpointPort } from '../registry/types.js';
@@ -28,6 +29,8 @@ import { ReplayBody } from './replay-body.js';
 import { requestHasBody } from './relay.js';
 import { clusterProtocol, upstreamH2 } from './upstream-protocol.js';
 import { keepsOriginalDestination, originalEndpoint, type Dialled } from '../policy/original-dst.js';
+import { socketEnds } from './upstream-socket.js';
+import { tlsFailureReason, transportFailureReason } from './transport-failure.js';
 
 /** Bodies up to this size are kept in memory so a retry can send them again (Envoy buffers similarly). */
 const REPLAY_LIMIT = 64 * 1024;
@@ -223,12 +226,20 @@ class Forwarding implements ExchangeHooks {
     const dest = this.#dest;
     const path = action.rewritePath ? action.rewritePath(facts.path) : facts.path;
     const fullPath = (this.#fullPath = facts.queryString ? `${path}?${facts.queryString}` : path);
+    // Envoy's router rewrites :path in the request its access log reads, and keeps the whole path it
+    // replaced (query included) in x-envoy-original-path, which goes upstream too.
+    let originalPath: string | undefined;
+    if (path !== facts.path) {
+      originalPath = facts.queryString ? `${facts.path}?${facts.queryString}` : facts.path;
+      this.#log.originalPath = originalPath;
+      this.#log.path = fullPath;
+    }
     const headers = (this.#headers = upstreamRequestHeaders(req.headers, {
       remoteAddress: ctx.remoteAddress,
       scheme: facts.scheme,
       authority: dest.authority ?? action.authority ?? facts.authority,
       requestId: ctx.requestId,
-      ...(path !== facts.path ? { originalPath: facts.path } : {}),
+      ...(originalPath !== undefined ? { originalPath } : {}),
       ...(ctx.clientCert ? { clientCert: ctx.clientCert } : {}),
     }));
     applyHeaderRules(headers, action.requestHeaders);
@@ -297,7 +308,10 @@ class Forwarding implements ExchangeHooks {
     headers['x-envoy-attempt-count'] = String(this.#attempt + 1);
     const tls = decideUpstreamTls(cluster, pick.endpoint, this.#ctx.identity, String(headers.host ?? ''));
     // Never plaintext where the rule asks for mTLS; without a certificate no endpoint is reachable.
-    if (!tls.ok) return this.#attempt > 0 ? withRetriesExhausted(upstreamTlsFailure(tls.reason)) : upstreamTlsFailure(tls.reason);
+    if (!tls.ok) {
+      this.#log.upstreamTransportFailureReason = tlsFailureReason(tls.reason);
+      return this.#attempt > 0 ? withRetriesExhausted(upstreamTlsFailure(tls.reason)) : upstreamTlsFailure(tls.reason);
+    }
     this.#tls = tls.profile;
     // Set only when true: a plaintext upstream's record keeps its shape (no property added per request).
     if (tls.profile?.kind === 'ISTIO_MUTUAL') this.#log.upstreamMtls = true;
@@ -356,6 +370,9 @@ class Forwarding implements ExchangeHooks {
     this.#lease?.end();
     this.#guard.done(this.#key, outcome, res.statusCode, stopped);
     this.#current = undefined;
+    // The last attempt's, as Envoy keeps it: a retry that connected clears what an earlier one failed with.
+    if (outcome.kind === 'failed') this.#log.upstreamTransportFailureReason = transportFailureReason(outcome.error);
+    else if (this.#log.upstreamTransportFailureReason !== undefined) this.#log.upstreamTransportFailureReason = undefined;
     if (outcome.kind === 'responded') {
       if (!outcome.complete) {
         // The body broke off half-way (upstream reset, downstream gone, timeout): nothing more can
@@ -395,6 +412,10 @@ class Forwarding implements ExchangeHooks {
     // Envoy's UpstreamRetryLimitExceeded: the answer goes out as it is, flagged URX.
     if (this.#attemptsLeft === 0) this.#log.flags = addFlag(this.#log.flags, 'URX');
     return false;
+  }
+
+  sentOn(socket: Socket): void {
+    this.#log.upstreamConnection = socketEnds(socket);
   }
 
   responseHeaders(upstream: Record<string, string | string[] | undefined>): OutgoingHttpHeaders {

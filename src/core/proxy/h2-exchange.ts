@@ -16,6 +16,7 @@ import { H2Sessions, type H2Opened } from './h2-sessions.js';
 import type { Cancel, ExchangeHooks, ExchangeOutcome, ExchangeRequest } from './upstream-exchange.js';
 import { respondHeadersOnly } from './respond.js';
 import { resetUpstreamStream } from './stream-state.js';
+import { watchingUpstreamSockets } from './upstream-socket.js';
 
 /** Options for the upstream stream: trailers are sent by hand when the request has a body. */
 export type H2StreamOptions = { readonly waitForTrailers?: boolean; readonly endStream?: boolean };
@@ -77,6 +78,7 @@ export function exchangeH2(open: (headers: OutgoingHttpHeaders, options: H2Strea
     const onResponse = (h: IncomingHttpHeaders & IncomingHttpStatusHeader, flags: number): void => {
       const status = Number(h[':status']);
       if (status < 200) return;
+      if (watchingUpstreamSockets) hooks.sentOn?.(session.socket);
       const upstream: Record<string, string | string[] | undefined> = {};
       for (const [k, v] of Object.entries(h)) if (k.charCodeAt(0) !== 58) upstream[k] = v as string | string[];
       if (hooks.retryOnStatus(status, upstream)) {

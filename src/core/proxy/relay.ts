@@ -8,6 +8,7 @@
 // and resets intact. A client that goes away cancels the app's request at once.
 
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { RequestFacts } from '../routing/types.js';
 import type { RequestRecord } from '../telemetry/access-log.js';
 import { answerHeaders } from './headers.js';
@@ -22,6 +23,8 @@ import { guardedBody, onDownstreamGone, resetResponse, RequestBodyAborted, reque
 import type { UpstreamPools } from './upstream-pools.js';
 import type { ConnectionLimits } from '../policy/connection-limits.js';
 import type { ClusterBreaker, Slot } from '../policy/circuit-breaker.js';
+import { socketEnds } from './upstream-socket.js';
+import { transportFailureReason } from './transport-failure.js';
 
 /**
  * The one upstream a relay goes to: its pool key, the connection settings its pool keeps and, where
@@ -114,6 +117,7 @@ class Relaying implements ExchangeHooks {
         resetResponse(res);
       }
     } else if (outcome.kind === 'failed') {
+      this.#record.upstreamTransportFailureReason = transportFailureReason(outcome.error);
       // Told apart as forward() tells them (retry-decisions.ts): a refused connection is UF, one
       // the app dropped UC, a stream it reset UR, an answer that could not be parsed UPE.
       this.#reply(this.#downstreamGone || outcome.error instanceof RequestBodyAborted ? LocalReplies.downstreamDisconnect : classify(outcome.error).reply);
@@ -188,5 +192,9 @@ class Relaying implements ExchangeHooks {
 
   responseHeaders(upstream: Record<string, string | string[] | undefined>): OutgoingHttpHeaders {
     return answerHeaders(upstream, this.#record, this.#started);
+  }
+
+  sentOn(socket: Socket): void {
+    this.#record.upstreamConnection = socketEnds(socket);
   }
 }

@@ -4,6 +4,7 @@
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import { resetResponse } from './stream-state.js';
 import { encodeGrpcMessage, GrpcStatus, httpToGrpcStatus, isGrpcRequest } from './grpc-status.js';
+import { tlsFailureReason } from './transport-failure.js';
 
 export interface LocalReply {
   readonly code: string;
@@ -138,12 +139,27 @@ export function envoyRateLimited(status: number, headers: Readonly<Record<string
   return { ...LocalReplies.rateLimited, status, headers };
 }
 
+/** Envoy's body of a failed connect, its transport failure reason appended when there is one. */
+const connectFailureBody = (transportFailure: string | undefined): string =>
+  transportFailure === undefined ? LocalReplies.connectFailure.body : `${LocalReplies.connectFailure.body}, transport failure reason: ${transportFailure}`;
+
+/**
+ * A connect that failed (503 UF), with Envoy's transport failure reason (transport-failure.ts) in
+ * the body and in the details, its spaces made underscores, as Envoy's router writes both:
+ * `upstream_reset_before_response_started{connection_failure,delayed_connect_error:_111}`.
+ */
+export function connectFailure(transportFailure: string | undefined): LocalReply {
+  if (transportFailure === undefined) return LocalReplies.connectFailure;
+  return { ...LocalReplies.connectFailure, body: connectFailureBody(transportFailure), details: `upstream_reset_before_response_started{connection_failure,${transportFailure.replace(/ /g, '_')}}` };
+}
+
 /**
  * A TLS failure towards the upstream (handshake, untrusted chain, wrong peer identity, no workload
- * certificate): a connection failure to Envoy, so 503 UF, with the reason in the response details.
+ * certificate): a connection failure to Envoy, so 503 UF, with the reason in the response details
+ * and Envoy's wording of it in the body.
  */
 export function upstreamTlsFailure(reason: string): LocalReply {
-  return reply('UPSTREAM_TLS', 503, 'UF', LocalReplies.connectFailure.body, `upstream_tls_error:${reason}`);
+  return reply('UPSTREAM_TLS', 503, 'UF', connectFailureBody(tlsFailureReason(reason)), `upstream_tls_error:${reason}`);
 }
 
 const FAULT_ABORT_BODY = 'fault filter abort';

@@ -4,7 +4,8 @@
 // asks; this file only decides.
 
 import type { RetryPolicy } from '../routing/types.js';
-import { LocalReplies, upstreamTlsFailure, type LocalReply } from './respond.js';
+import { connectFailure, LocalReplies, upstreamTlsFailure, type LocalReply } from './respond.js';
+import { transportFailureReason } from './transport-failure.js';
 import { UpstreamStreamReset } from './h2-exchange.js';
 import { UpstreamTlsError } from '../tls/upstream-connector.js';
 import type { Cancel } from './upstream-exchange.js';
@@ -18,7 +19,7 @@ export function classify(err: unknown): Failure {
   if (err instanceof UpstreamTlsError) return { kind: 'connect', reply: upstreamTlsFailure(err.reason) };
   if (err instanceof UpstreamStreamReset) return { kind: 'reset', reply: LocalReplies.upstreamRemoteReset };
   const code = (err as { code?: string } | undefined)?.code ?? '';
-  if (CONNECT_ERRORS.has(code)) return { kind: 'connect', reply: LocalReplies.connectFailure };
+  if (CONNECT_ERRORS.has(code)) return { kind: 'connect', reply: connectFailure(transportFailureReason(err)) };
   if (code === 'ERR_HTTP2_STREAM_ERROR' && (err as Error).message.includes('REFUSED_STREAM')) return { kind: 'refused', reply: LocalReplies.upstreamRemoteReset };
   // A response the parser refused, or one the client's protocol cannot carry (a status above 599 to an HTTP/2 client).
   if (code === 'UND_ERR_INVALID_ARG' || code.startsWith('HPE_') || code === 'ERR_HTTP2_STATUS_INVALID') return { kind: 'reset', reply: LocalReplies.protocolError };

@@ -23,7 +23,7 @@ import { pickDestination } from './forward.js';
 import { workloadOfEndpoint } from '../telemetry/workload.js';
 import type { IdentityProvider } from '../pki/types.js';
 import { decideUpstreamTls } from '../tls/upstream-tls.js';
-import type { UpstreamConnector } from '../tls/upstream-connector.js';
+import { UpstreamTlsError, type UpstreamConnector } from '../tls/upstream-connector.js';
 import { splice } from './tcp-passthrough.js';
 import { TcpConnectionRecord, type TcpObserver, type TcpSummary } from './tcp-record.js';
 import { connectTimeoutFor } from '../policy/connection-limits.js';
@@ -45,6 +45,8 @@ export interface TcpForwardDeps {
    * connection goes to it alone (no load balancing, no retry elsewhere).
    */
   readonly originalDestination?: { readonly address: string; readonly port: number };
+  /** Where a captured connection was going, for the access log's downstream local address (the listener's otherwise). */
+  readonly downstreamLocal?: { readonly address: string; readonly port: number };
   /** TLS towards endpoints (auto mTLS, DestinationRule `tls`); without it every connection is plaintext. */
   readonly tls?: { readonly connector: UpstreamConnector; readonly identity?: IdentityProvider };
 }
@@ -62,7 +64,7 @@ export function forwardTcp(
   deps: TcpForwardDeps,
 ): void {
   const dest = pickDestination({ destinations, totalWeight }, deps.random);
-  const record = new TcpConnectionRecord(downstream, initial.length, { observer: deps.observer, reporter: 'source', cluster: dest?.clusterName ?? '', sni: deps.sni });
+  const record = new TcpConnectionRecord(downstream, initial.length, { observer: deps.observer, reporter: 'source', cluster: dest?.clusterName ?? '', sni: deps.sni, downstreamLocal: deps.downstreamLocal ?? deps.originalDestination });
   let open = 1; // sockets still to close before the record is written
   const report = (): void => {
     const summary = record.finish();
@@ -113,14 +115,16 @@ export function forwardTcp(
       let upstream: Socket;
       let ready = 'connect';
       let mtls = false;
+      // The connector's reading of a TLS failure, which the socket's own error event does not carry.
+      let tlsFailure: Error | undefined;
       try {
         const decision = deps.tls ? decideUpstreamTls(cluster, pick, deps.tls.identity, cluster.service.hostname) : undefined;
         // Mutual TLS the rule asks for and this proxy cannot do is refused, never sent in plaintext.
-        if (decision && !decision.ok) throw new Error(decision.message);
+        if (decision && !decision.ok) throw new UpstreamTlsError(decision.reason, decision.message);
         const profile = decision?.ok ? decision.profile : undefined;
         mtls = profile?.kind === 'ISTIO_MUTUAL';
         if (profile && deps.tls) {
-          const opened = deps.tls.connector.open(profile, pick.address, port, [], () => undefined, timeoutMs);
+          const opened = deps.tls.connector.open(profile, pick.address, port, [], (err) => (tlsFailure = err), timeoutMs);
           if (!opened.ok) throw opened.error;
           upstream = opened.socket;
           upstream.allowHalfOpen = true;
@@ -128,8 +132,9 @@ export function forwardTcp(
         } else {
           upstream = connect({ host: pick.address, port, allowHalfOpen: true, noDelay: true });
         }
-      } catch {
+      } catch (err) {
         // An endpoint that cannot even be dialled (a bad port) fails like a refused connection.
+        record.failedWith(err);
         slot?.release();
         outlier(host, false);
         return retry ? refuse('UF,URX') : attempt(true);
@@ -146,7 +151,8 @@ export function forwardTcp(
         upstream.off('timeout', onFail);
         downstream.off('close', abandon);
       };
-      const onFail = (): void => {
+      const onFail = (err?: Error): void => {
+        record.failedWith(tlsFailure ?? err);
         cleanup();
         upstream.on('error', () => {}); // a late error of an abandoned attempt is not ours to raise
         upstream.destroy();
@@ -166,7 +172,7 @@ export function forwardTcp(
           return;
         }
         open++;
-        record.connected(`${pick.address}:${port}`, { peer: workloadOfEndpoint(pick), mtls });
+        record.connected(`${pick.address}:${port}`, upstream, { peer: workloadOfEndpoint(pick), mtls });
         upstream.once('close', closed);
         splice(downstream, upstream, initial);
       };

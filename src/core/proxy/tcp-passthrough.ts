@@ -65,6 +65,7 @@ export function passThrough(downstream: Socket, initial: Buffer, to: PassThrough
     if (record) {
       record.flags = 'UF';
       record.upstreamHost = address;
+      record.failedWith(err);
     }
     if (hooks.onFailure) hooks.onFailure(err);
     else downstream.destroy();
@@ -79,7 +80,7 @@ export function passThrough(downstream: Socket, initial: Buffer, to: PassThrough
     if (downstream.destroyed) return void upstream.destroy();
     hooks.onConnect?.();
     open++;
-    record?.connected(address);
+    record?.connected(address, upstream);
     upstream.once('close', closed);
     splice(downstream, upstream, initial);
   });

@@ -9,6 +9,8 @@
 import type { Socket } from 'node:net';
 import type { AccessLog, TcpOpened } from '../telemetry/access-log.js';
 import type { WorkloadInfo } from '../telemetry/workload.js';
+import { addressWithPort, socketEnds, type UpstreamSocketEnds } from './upstream-socket.js';
+import { transportFailureReason } from './transport-failure.js';
 
 export type TcpObserver = Pick<AccessLog, 'tcpOpened' | 'tcpClosed' | 'writeTcp'>;
 
@@ -22,6 +24,8 @@ export interface TcpRecordOptions {
   readonly downstreamPeer?: WorkloadInfo | undefined;
   /** The SNI that chose the route (TLS passed through), for the access log. */
   readonly sni?: string | undefined;
+  /** Where a captured connection was going (its original destination): Envoy's downstream local address for it. */
+  readonly downstreamLocal?: { readonly address: string; readonly port: number } | undefined;
 }
 
 /** The connection as it ended. */
@@ -45,6 +49,9 @@ export class TcpConnectionRecord {
   readonly #o: TcpRecordOptions;
   readonly #started = Date.now();
   readonly #remote: string;
+  readonly #local: string | undefined;
+  #upstreamConnection: UpstreamSocketEnds | undefined;
+  #failureReason: string | undefined;
   /** What the downstream carried before the stream began (a CONNECT's request head; its 200 once connected). */
   readonly #readBefore: number;
   #writtenBefore: number;
@@ -56,17 +63,27 @@ export class TcpConnectionRecord {
     this.#downstream = downstream;
     this.#o = o;
     this.#remote = `${downstream.remoteAddress ?? ''}:${downstream.remotePort ?? 0}`;
+    // Read while the connection is open: a closed socket no longer knows its address.
+    const local = o.downstreamLocal ?? { address: downstream.localAddress, port: downstream.localPort };
+    this.#local = addressWithPort(local.address, local.port);
     this.#readBefore = Math.max(0, downstream.bytesRead - initial);
     this.#writtenBefore = downstream.bytesWritten;
   }
 
   /** The upstream accepted the connection: counted as opened now, what it carries reported while it lasts. */
-  connected(upstreamHost: string, upstream: { readonly peer?: WorkloadInfo | undefined; readonly mtls?: boolean } = {}): void {
+  connected(upstreamHost: string, socket: Socket, upstream: { readonly peer?: WorkloadInfo | undefined; readonly mtls?: boolean } = {}): void {
     this.upstreamHost = upstreamHost;
+    this.#upstreamConnection = socketEnds(socket);
+    this.#failureReason = undefined;
     // Whatever the proxy itself wrote before (a CONNECT's 200) is not the stream's.
     this.#writtenBefore = this.#downstream.bytesWritten;
     this.#opened = this.#labels(upstream.peer, upstream.mtls, this.#downstream);
     this.#o.observer?.tcpOpened?.(this.#opened);
+  }
+
+  /** An attempt to connect failed with `err`: its reason, in Envoy's words, goes on the line. */
+  failedWith(err: unknown): void {
+    this.#failureReason = transportFailureReason(err);
   }
 
   get isConnected(): boolean {
@@ -97,7 +114,17 @@ export class TcpConnectionRecord {
     };
     this.#summary = summary;
     const peers = { ...(opened.upstreamPeer ? { upstreamPeer: opened.upstreamPeer } : {}), ...(opened.downstreamPeer ? { downstreamPeer: opened.downstreamPeer } : {}) };
-    observer?.writeTcp?.({ ...summary, startTime: new Date(this.#started), upstreamCluster: summary.cluster, downstreamRemoteAddress: this.#remote, ...(this.#o.sni ? { sni: this.#o.sni } : {}), ...peers });
+    observer?.writeTcp?.({
+      ...summary,
+      startTime: new Date(this.#started),
+      upstreamCluster: summary.cluster,
+      downstreamRemoteAddress: this.#remote,
+      ...(this.#local !== undefined ? { downstreamLocalAddress: this.#local } : {}),
+      ...(this.#upstreamConnection ? { upstreamConnection: this.#upstreamConnection } : {}),
+      ...(this.#failureReason !== undefined ? { upstreamTransportFailureReason: this.#failureReason } : {}),
+      ...(this.#o.sni ? { sni: this.#o.sni } : {}),
+      ...peers,
+    });
     return summary;
   }
 

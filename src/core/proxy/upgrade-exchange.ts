@@ -7,6 +7,7 @@
 
 import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { watchingUpstreamSockets } from './upstream-socket.js';
 import type { Cancel, ExchangeHooks, ExchangeOutcome, ExchangeRequest } from './upstream-exchange.js';
 
 /** The downstream side of an upgrade request, as the server's `upgrade` event handed it over. */
@@ -62,7 +63,12 @@ export function exchangeUpgrade(
       upstream.destroy();
       settle(answering ? { kind: 'responded', complete: false, error: err } : { kind: 'failed', error: failure ?? err });
     });
+    // The connection the answer came on, for a log format that reads its ends (upstream-socket.ts).
+    const answered = (): void => {
+      if (watchingUpstreamSockets) hooks.sentOn?.(upstream);
+    };
     up.on('upgrade', (answer: IncomingMessage, upSocket: Socket, upHead: Buffer) => {
+      answered();
       const headers = hooks.responseHeaders(answer.headers);
       headers.connection = 'Upgrade';
       headers.upgrade = answer.headers.upgrade ?? tunnel.protocol;
@@ -73,6 +79,7 @@ export function exchangeUpgrade(
       pipeTunnel(tunnel, upSocket, upHead, () => settle({ kind: 'responded', complete: true }));
     });
     up.on('response', (answer: IncomingMessage) => {
+      answered();
       const status = answer.statusCode ?? 502;
       if (hooks.retryOnStatus(status, answer.headers)) {
         const retry = (): void => {

@@ -7,7 +7,9 @@
 // (docs/benchmarks.md, "The plain-HTTP path").
 
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Dispatcher } from 'undici';
+import { startingOn, watchingUpstreamSockets, type SentOn } from './upstream-socket.js';
 
 export type ExchangeOutcome =
   /** The response went (or is going) to the client; `complete` tells whether it finished. */
@@ -32,6 +34,8 @@ export interface ExchangeHooks {
   retryOnStatus(status: number, headers: Record<string, string | string[] | undefined>): boolean;
   /** Builds downstream headers from upstream ones (hop-by-hop removal, header rules, timings). */
   responseHeaders(upstream: Record<string, string | string[] | undefined>): OutgoingHttpHeaders;
+  /** The connection the attempt went out on; told only while a log format reads it (upstream-socket.ts). */
+  sentOn?(socket: Socket): void;
 }
 
 /** Lets the caller cancel the attempt (route timeout, downstream gone) at any moment. */
@@ -59,7 +63,7 @@ type Mode = 'waiting' | 'forwarding' | 'draining';
 
 const COMPLETE: ExchangeOutcome = Object.freeze({ kind: 'responded', complete: true });
 
-class Http1Attempt implements Dispatcher.DispatchHandler, Cancel {
+class Http1Attempt implements Dispatcher.DispatchHandler, Cancel, SentOn {
   readonly #res: ServerResponse;
   readonly #hooks: ExchangeHooks;
   readonly #onOutcome: (o: ExchangeOutcome) => void;
@@ -94,6 +98,12 @@ class Http1Attempt implements Dispatcher.DispatchHandler, Cancel {
   onRequestStart(c: Dispatcher.DispatchController): void {
     this.#controller = c;
     if (this.#cancelled) c.abort(this.#cancelled);
+    // Aborted, undici writes nothing and says nothing of it: only a request going out is noted.
+    else if (watchingUpstreamSockets) startingOn(this);
+  }
+
+  sentOn(socket: Socket): void {
+    this.#hooks.sentOn?.(socket);
   }
 
   onResponseStart(c: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {

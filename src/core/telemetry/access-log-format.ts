@@ -8,7 +8,7 @@
 // Envoy writes its JSON format, and a key mixing text and operators is a string. `:N` truncates a
 // value to N characters.
 
-import { operatorProblem, operatorReader, type Logged, type Reader } from './access-log-operators.js';
+import { operatorProblem, operatorReader, UPSTREAM_CONNECTION_OPERATORS, type Logged, type Reader } from './access-log-operators.js';
 
 export type { Logged } from './access-log-operators.js';
 
@@ -52,6 +52,8 @@ export interface CompiledFormat {
   readonly unsupported: readonly string[];
   /** What Envoy would refuse in it (a stray `%`, an operator it does not have, a missing argument). */
   readonly errors: readonly string[];
+  /** It prints an end of the upstream connection (%UPSTREAM_LOCAL_ADDRESS%, …): requests must note their socket. */
+  readonly readsUpstreamConnection: boolean;
 }
 
 /** One operator of a format: its reader (none when not evaluated) and `:N`. */
@@ -64,6 +66,7 @@ interface Parsed {
   readonly parts: ReadonlyArray<string | Operator>;
   readonly unsupported: string[];
   readonly errors: string[];
+  readonly readsUpstreamConnection: boolean;
 }
 
 const OPERATOR = /%([A-Z_0-9]+)(?:\((.*?)\))?(?::(\d+))?%/y;
@@ -72,6 +75,7 @@ function parse(text: string): Parsed {
   const parts: Array<string | Operator> = [];
   const unsupported: string[] = [];
   const errors: string[] = [];
+  let readsUpstreamConnection = false;
   let literal = '';
   for (let i = 0; i < text.length;) {
     const c = text[i]!;
@@ -95,6 +99,7 @@ function parse(text: string): Parsed {
     }
     i = OPERATOR.lastIndex;
     const [whole, op, arg, max] = m as unknown as [string, string, string | undefined, string | undefined];
+    if (UPSTREAM_CONNECTION_OPERATORS.has(op)) readsUpstreamConnection = true;
     const problem = operatorProblem(op, arg);
     if (problem) errors.push(problem);
     const read = problem ? undefined : operatorReader(op, arg);
@@ -104,7 +109,7 @@ function parse(text: string): Parsed {
     parts.push({ read, limit: max !== undefined ? Number(max) : undefined });
   }
   if (literal) parts.push(literal);
-  return { parts, unsupported, errors };
+  return { parts, unsupported, errors, readsUpstreamConnection };
 }
 
 /** A value as text: `-` when not known, cut to `:N`. */
@@ -128,7 +133,7 @@ function textOf(parts: Parsed['parts']): (e: Logged) => string {
 
 export function compileFormat(format: string): CompiledFormat {
   const p = parse(format);
-  return { format: textOf(p.parts), unsupported: p.unsupported, errors: p.errors };
+  return { format: textOf(p.parts), unsupported: p.unsupported, errors: p.errors, readsUpstreamConnection: p.readsUpstreamConnection };
 }
 
 const NEEDS_ESCAPE = /["\\\u0000-\u001f\u2028\u2029\ud800-\udfff]/;
@@ -138,11 +143,19 @@ function quote(s: string): string {
   return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`;
 }
 
+/** What a JSON format's values say of it, gathered as they are compiled. */
+interface Found {
+  readonly unsupported: string[];
+  readonly errors: string[];
+  readsUpstreamConnection: boolean;
+}
+
 /** A JSON value: a single operator keeps its type (null when not known); anything else is a string. */
-function jsonValue(spec: unknown, found: { unsupported: string[]; errors: string[] }, path: string): (e: Logged) => string {
+function jsonValue(spec: unknown, found: Found, path: string): (e: Logged) => string {
   if (typeof spec === 'string') {
     const p = parse(spec);
     found.unsupported.push(...p.unsupported);
+    if (p.readsUpstreamConnection) found.readsUpstreamConnection = true;
     found.errors.push(...p.errors.map((m) => `${path}: ${m}`));
     if (p.parts.length === 1 && typeof p.parts[0] !== 'string') {
       const { read, limit } = p.parts[0]!;
@@ -163,7 +176,7 @@ function jsonValue(spec: unknown, found: { unsupported: string[]; errors: string
 }
 
 /** Keys in sorted order, as Istio's structured formats come out of its protobuf Struct. */
-function jsonObject(spec: Readonly<Record<string, unknown>>, found: { unsupported: string[]; errors: string[] }, prefix: string): (e: Logged) => string {
+function jsonObject(spec: Readonly<Record<string, unknown>>, found: Found, prefix: string): (e: Logged) => string {
   const keys = Object.keys(spec).sort();
   const entries = keys.map((k, i) => [`${i === 0 ? '{' : ','}${JSON.stringify(k)}:`, jsonValue(spec[k], found, `${prefix}${k}`)] as const);
   if (entries.length === 0) return () => '{}';
@@ -179,7 +192,7 @@ function jsonObject(spec: Readonly<Record<string, unknown>>, found: { unsupporte
  * (meshgate's own default format adds the local reply's error code so).
  */
 export function compileJsonFormat(spec: Readonly<Record<string, unknown>>, extra?: { readonly key: string; readonly read: Reader }): CompiledFormat {
-  const found = { unsupported: [] as string[], errors: [] as string[] };
+  const found: Found = { unsupported: [], errors: [], readsUpstreamConnection: false };
   const object = jsonObject(spec, found, '');
   if (!extra) return { format: (e) => `${object(e)}\n`, ...found };
   const key = `,${JSON.stringify(extra.key)}:`;

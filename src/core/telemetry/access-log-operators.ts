@@ -13,6 +13,7 @@ import { connectionAttributes, requestAttributes } from './metric-attributes.js'
 import { compileExpression } from './metric-expression.js';
 import { compileTimeFormat } from './start-time-format.js';
 import { extractContext } from './trace-context.js';
+import { addressWithPort } from '../proxy/upstream-socket.js';
 
 /** What a line is written about: a request, or a TCP connection that closed. */
 export type Logged = RequestRecord | TcpLogLine;
@@ -76,10 +77,23 @@ const portOf = (a: string | undefined): number | undefined => {
 };
 
 function localAddress(e: Logged): string | undefined {
-  const s = isRequest(e) ? e.request?.socket : undefined;
-  if (!s?.localAddress) return undefined;
-  return s.localAddress.includes(':') ? `[${s.localAddress}]:${s.localPort}` : `${s.localAddress}:${s.localPort}`;
+  if (!isRequest(e)) return e.downstreamLocalAddress;
+  const s = e.request?.socket;
+  return s ? addressWithPort(s.localAddress, s.localPort) : undefined;
 }
+
+/**
+ * The operators that read the upstream connection's own ends: a request learns them only while a
+ * format in force has one of these (upstream-socket.ts), the connection's peer otherwise being the
+ * endpoint it was sent to.
+ */
+export const UPSTREAM_CONNECTION_OPERATORS: ReadonlySet<string> = new Set([
+  'UPSTREAM_LOCAL_ADDRESS', 'UPSTREAM_LOCAL_ADDRESS_WITHOUT_PORT', 'UPSTREAM_LOCAL_PORT',
+  'UPSTREAM_REMOTE_ADDRESS', 'UPSTREAM_REMOTE_ADDRESS_WITHOUT_PORT', 'UPSTREAM_REMOTE_PORT',
+]);
+
+const upstreamLocal = (e: Logged): string | undefined => e.upstreamConnection?.local;
+const upstreamRemote = (e: Logged): string | undefined => e.upstreamConnection?.remote ?? e.upstreamHost;
 
 function serverName(e: Logged): string | undefined {
   if (!isRequest(e)) return orNone(e.sni);
@@ -109,18 +123,19 @@ const PLAIN: Readonly<Record<string, Reader>> = {
   RESPONSE_FLAGS: (e) => e.flags || '-',
   RESPONSE_CODE_DETAILS: req((r) => orNone(r.details)),
   CONNECTION_TERMINATION_DETAILS: (e) => (isRequest(e) ? undefined : orNone(e.terminationDetails)),
-  UPSTREAM_TRANSPORT_FAILURE_REASON: () => undefined,
+  UPSTREAM_TRANSPORT_FAILURE_REASON: (e) => e.upstreamTransportFailureReason,
   BYTES_RECEIVED: (e) => e.bytesReceived,
   BYTES_SENT: (e) => e.bytesSent,
   DURATION: (e) => e.durationMs,
   UPSTREAM_HOST: (e) => e.upstreamHost,
   UPSTREAM_CLUSTER: (e) => orNone(e.upstreamCluster),
   UPSTREAM_CLUSTER_RAW: (e) => orNone(e.upstreamCluster),
-  // The local end of the upstream connection is the pool's, not the request's: not known here.
-  UPSTREAM_LOCAL_ADDRESS: () => undefined,
-  UPSTREAM_REMOTE_ADDRESS: (e) => e.upstreamHost,
-  UPSTREAM_REMOTE_ADDRESS_WITHOUT_PORT: (e) => withoutPort(e.upstreamHost),
-  UPSTREAM_REMOTE_PORT: (e) => portOf(e.upstreamHost),
+  UPSTREAM_LOCAL_ADDRESS: upstreamLocal,
+  UPSTREAM_LOCAL_ADDRESS_WITHOUT_PORT: (e) => withoutPort(upstreamLocal(e)),
+  UPSTREAM_LOCAL_PORT: (e) => portOf(upstreamLocal(e)),
+  UPSTREAM_REMOTE_ADDRESS: upstreamRemote,
+  UPSTREAM_REMOTE_ADDRESS_WITHOUT_PORT: (e) => withoutPort(upstreamRemote(e)),
+  UPSTREAM_REMOTE_PORT: (e) => portOf(upstreamRemote(e)),
   DOWNSTREAM_LOCAL_ADDRESS: localAddress,
   DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT: (e) => withoutPort(localAddress(e)),
   DOWNSTREAM_LOCAL_PORT: (e) => portOf(localAddress(e)),
@@ -146,6 +161,7 @@ function requestHeader(r: RequestRecord, name: string): string | undefined {
   switch (name) {
     case ':method': return r.method;
     case ':path': return r.path;
+    case 'x-envoy-original-path': if (r.originalPath !== undefined) return r.originalPath; break;
     case ':authority': case 'host': return r.authority;
     case ':scheme': return r.request && 'encrypted' in r.request.socket ? 'https' : 'http';
     case 'x-request-id': return r.requestId;

@@ -24,8 +24,8 @@ import type { RequestRecord, TcpLogLine } from './access-log.js';
 import { connectionAttributes, requestAttributes } from './metric-attributes.js';
 import { compileExpression, type CompiledExpression } from './metric-expression.js';
 import { collectorUrl, extensionProvider } from './extension-providers.js';
-import type { CompiledFormat } from './access-log-format.js';
-import { fileFormat, meshLogFormat, STDOUT } from './access-log-formats.js';
+import { compileFormat, type CompiledFormat } from './access-log-format.js';
+import { fileFormat, meshLogFormat, STDOUT, textFormat } from './access-log-formats.js';
 
 export interface AccessLogMode {
   readonly enabled: boolean;
@@ -171,4 +171,17 @@ export function logsConnection(p: AccessLogSides, c: TcpLogLine): boolean {
   const mode = c.upstreamCluster.startsWith('inbound|') ? p.server : p.client;
   if (!mode.enabled) return false;
   return mode.filter === undefined || mode.filter.evaluate(connectionAttributes({ ...c, cluster: c.upstreamCluster })) === 'true';
+}
+
+/**
+ * Whether a log of the policy that writes somewhere (`writes`: a file path that goes anywhere) prints
+ * an end of the upstream connection, which requests then note as they go out (upstream-socket.ts).
+ */
+export function readsUpstreamConnection(p: AccessLogPolicy, writes: (path: string) => boolean): boolean {
+  for (const sink of p.files) if ((sink.client.enabled || sink.server.enabled) && sink.provider.format.readsUpstreamConnection && writes(sink.provider.path)) return true;
+  for (const { provider } of p.otel) {
+    if (textFormat(provider.text).readsUpstreamConnection) return true;
+    for (const v of Object.values(provider.labels)) if (compileFormat(v).readsUpstreamConnection) return true;
+  }
+  return false;
 }

@@ -9,12 +9,16 @@ import type { WorkloadInfo } from './workload.js';
 import { responseCompleted } from '../proxy/stream-state.js';
 import type { GrpcMessageCounter } from './grpc-messages.js';
 import { grpcStatusOf, meterBodies } from './body-meter.js';
+import type { UpstreamSocketEnds } from '../proxy/upstream-socket.js';
 
 /** Filled in as the request goes; written once when the response ends. */
 export interface RequestRecord {
   readonly startTime: Date;
   readonly method: string;
-  readonly path: string;
+  /** The path (and query) as it went upstream: a route's rewrite replaces it, as Envoy's router replaces :path. */
+  path: string;
+  /** The path before a rewrite (Envoy's x-envoy-original-path), set only when one changed it. */
+  originalPath?: string;
   readonly protocol: string;
   responseCode: number;
   flags: string;
@@ -28,6 +32,10 @@ export interface RequestRecord {
   readonly requestId: string;
   readonly authority: string;
   upstreamHost?: string;
+  /** The ends of the connection the last attempt went out on; known only while a format reads them (upstream-socket.ts). */
+  upstreamConnection?: UpstreamSocketEnds;
+  /** Why the last attempt's connection could not be made, as Envoy words it (transport-failure.ts). */
+  upstreamTransportFailureReason?: string;
   upstreamCluster?: string;
   routeName?: string;
   readonly downstreamRemoteAddress: string;
@@ -72,6 +80,7 @@ export function newRequestRecord(req: IncomingMessage, requestId: string, author
     startTime: new Date(),
     method: req.method ?? '',
     path: req.url ?? '',
+    originalPath: undefined,
     protocol: protocolOf(req),
     responseCode: 0,
     flags: '-',
@@ -85,6 +94,8 @@ export function newRequestRecord(req: IncomingMessage, requestId: string, author
     requestId,
     authority,
     upstreamHost: undefined,
+    upstreamConnection: undefined,
+    upstreamTransportFailureReason: undefined,
     upstreamCluster: undefined,
     routeName: undefined,
     downstreamRemoteAddress: `${remoteAddress}:${remotePort}`,
@@ -167,8 +178,14 @@ export interface TcpLogLine {
   readonly bytesReceived: number;
   readonly bytesSent: number;
   readonly upstreamHost?: string;
+  /** The ends of the connection to the upstream, once it was made. */
+  readonly upstreamConnection?: UpstreamSocketEnds;
+  /** Why the connection to the upstream could not be made, as Envoy words it. */
+  readonly upstreamTransportFailureReason?: string;
   readonly upstreamCluster: string;
   readonly downstreamRemoteAddress: string;
+  /** Where the client connected: the listener's address, or the original destination of a captured connection. */
+  readonly downstreamLocalAddress?: string;
   /** The SNI of the ClientHello that chose the route, for TLS passed through. */
   readonly sni?: string;
   /** The peers, for Telemetry access-log filters (`upstream_peer.app`, `downstream_peer.namespace`). */

@@ -17,7 +17,8 @@ import type { DashboardData } from './dashboard-page.js';
 import { nodeDetails } from './dashboard-details.js';
 import { DEFAULT_REPORTING_INTERVAL_MS, PeriodicReports } from './periodic-report.js';
 import { whenNeeded } from '../runtime/when-needed.js';
-import { logsConnection, logsRequest } from './access-log-policy.js';
+import { logsConnection, logsRequest, readsUpstreamConnection } from './access-log-policy.js';
+import { watchUpstreamSockets } from '../proxy/upstream-socket.js';
 import type { EventLog } from './export-failures.js';
 import type { OtelAccessLogs } from './otel-access-log.js';
 
@@ -78,6 +79,11 @@ export function createProxyTelemetry(o: ProxyTelemetryOptions): ProxyTelemetry {
   // Read twice per request (the span's start, the record's end): the last snapshot's answer is kept at hand.
   let lastSnapshot: Snapshot | undefined;
   let lastPolicy: TelemetryPolicy = DEFAULT_TELEMETRY_POLICY;
+  // Requests note the socket they go out on only while a log this proxy writes prints its ends; the
+  // policy is read at each request's start (its span), before it goes upstream.
+  const self = {};
+  const watch = (p: TelemetryPolicy): void => watchUpstreamSockets(self, readsUpstreamConnection(p.accessLog, (path) => files.accepts(path)));
+  watch(DEFAULT_TELEMETRY_POLICY);
   const policy = (): TelemetryPolicy => {
     const s = o.snapshot?.();
     if (!s) return DEFAULT_TELEMETRY_POLICY;
@@ -90,6 +96,7 @@ export function createProxyTelemetry(o: ProxyTelemetryOptions): ProxyTelemetry {
       if (provider && p.samplingPercent > 0) setImmediate(() => tracer.prepare(provider));
       for (const sink of p.accessLog.otel) setImmediate(() => otelLogs().prepare(sink.provider));
     }
+    if (p !== lastPolicy) watch(p);
     lastSnapshot = s;
     lastPolicy = p;
     return p;
@@ -129,6 +136,7 @@ export function createProxyTelemetry(o: ProxyTelemetryOptions): ProxyTelemetry {
       return server.port;
     },
     close: async () => {
+      watchUpstreamSockets(self, false);
       reports?.stop();
       await server?.close();
       await tracer.close();

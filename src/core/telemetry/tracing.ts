@@ -201,7 +201,8 @@ export class ProxyTracer {
       node_id: this.#nodeId,
       component: 'proxy',
       'guid:x-request-id': r.requestId,
-      'http.url': `http://${r.authority}${r.path}`,
+      // Envoy's tracer names the path the client asked for (x-envoy-original-path when rewritten).
+      'http.url': `http://${r.authority}${r.originalPath ?? r.path}`,
       'http.method': r.method,
       'http.protocol': r.protocol,
       'http.status_code': String(r.responseCode),
