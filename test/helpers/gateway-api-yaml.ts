@@ -47,3 +47,15 @@ spec:
     serviceYaml('web-backend', [{ pod: 'web-backend-1', port: ports.web }], { namespace: WEB, port: 8080 }).trim(),
   ].join('\n---\n') + '\n';
 }
+
+/** A Gateway of meshgate's class; `listeners`: the YAML of its list, indented under `listeners:`. */
+export function k8sGatewayYaml(name: string, listeners: string, ns = 'default'): string {
+  return `apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: ${name}, namespace: ${ns}}
+spec:
+  gatewayClassName: meshgate
+  listeners:
+${listeners}
+`;
+}
