@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startTestGateway, eventually, accessLogLine, type TestGateway } from './helpers/gateway.js';
 import { serviceYaml } from './helpers/cluster-yaml.js';
-import { k8sGatewayYaml } from './helpers/gateway-api-yaml.js';
+import { httpRouteYaml, k8sGatewayYaml } from './helpers/gateway-api-yaml.js';
 import { issueCertificate } from '../src/core/tls/issue-certificate.js';
 import { formatProblem } from '../src/core/config/problem.js';
 import { newRoot, startTlsUpstream, type Pem, type TlsSeen, type TlsUpstream } from './helpers/mesh-tls.js';
@@ -22,17 +22,7 @@ const SVC_PORT = 8443;
 
 const edge = k8sGatewayYaml('edge', '  - {name: http, port: 80, protocol: HTTP}');
 
-function route(name: string, service = name): string {
-  return `apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: ${name}, namespace: default}
-spec:
-  parentRefs: [{name: edge}]
-  hostnames: [${name}.example.com]
-  rules:
-  - backendRefs: [{name: ${service}, port: ${SVC_PORT}}]
-`;
-}
+const route = (name: string): string => httpRouteYaml(name, { gateway: 'edge', hostname: `${name}.example.com`, backend: name, port: SVC_PORT });
 
 function policy(name: string, validation: string, target = `{group: "", kind: Service, name: ${name}}`): string {
   return `apiVersion: gateway.networking.k8s.io/v1

@@ -59,3 +59,23 @@ spec:
 ${listeners}
 `;
 }
+
+/** The GatewayClass `meshgate`, of meshgate's controller. */
+export const MESHGATE_CLASS_YAML = `apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: meshgate}
+spec: {controllerName: meshgate.io/gateway-controller}
+`;
+
+/** An HTTPRoute on Gateway `gateway` sending everything for `hostname` to one Service port. */
+export function httpRouteYaml(name: string, r: { gateway: string; hostname: string; backend: string; port: number; namespace?: string }): string {
+  return `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: ${name}, namespace: ${r.namespace ?? 'default'}}
+spec:
+  parentRefs: [{name: ${r.gateway}}]
+  hostnames: [${r.hostname}]
+  rules:
+  - backendRefs: [{name: ${r.backend}, port: ${r.port}}]
+`;
+}

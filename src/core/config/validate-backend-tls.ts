@@ -25,7 +25,8 @@ export function validateBackendTLSPolicy(c: Checker, spec: Obj): void {
     // The CRD's rules: the same target twice needs a sectionName on both, and different ones.
     const key = `${String(t.group)}/${String(t.kind)}/${name ?? ''}`;
     const twice = seen.get(key);
-    if (twice !== undefined && (twice || section === '')) c.error([...at, 'sectionName'], `${key.replace(/^\//, '')} is already a target; to name it again, give every entry for it a different sectionName`);
+    const shown = `${t.group ? `${String(t.group)}/` : ''}${String(t.kind)} ${name ?? ''}`;
+    if (twice !== undefined && (twice || section === '')) c.error([...at, 'sectionName'], `${shown} is already a target; to name it again, give every entry for it a different sectionName`);
     seen.set(key, section === '' || (twice ?? false));
   });
   const v = asObj(c, spec.validation, ['spec', 'validation']);
