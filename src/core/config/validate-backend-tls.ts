@@ -54,14 +54,18 @@ export function validateBackendTLSPolicy(c: Checker, spec: Obj): void {
     eachObj(c, v.subjectAltNames, [...at, 'subjectAltNames'], (s, sat) => {
       knownFields(c, s, sat, ['type', 'hostname', 'uri']);
       const type = asEnum(c, s.type, [...sat, 'type'], ['Hostname', 'URI']);
+      if (isSet(s.hostname)) asString(c, s.hostname, [...sat, 'hostname']);
+      if (isSet(s.uri)) asString(c, s.uri, [...sat, 'uri']);
       if (!type && !isSet(s.type)) c.error([...sat, 'type'], 'is required (Hostname or URI)');
       if (type === 'Hostname') {
         if (!isSet(s.hostname) || s.hostname === '') c.error([...sat, 'hostname'], 'is required with type Hostname');
-        else checkHostname(c, s.hostname, [...sat, 'hostname'], true);
+        else if (typeof s.hostname === 'string') checkHostname(c, s.hostname, [...sat, 'hostname'], true);
         if (isSet(s.uri) && s.uri !== '') c.error([...sat, 'uri'], 'goes with type URI, not Hostname');
       } else if (type === 'URI') {
-        const uri = isSet(s.uri) && s.uri !== '' ? asString(c, s.uri, [...sat, 'uri']) : undefined;
-        if (uri === undefined) c.error([...sat, 'uri'], 'is required with type URI');
+        const uri = typeof s.uri === 'string' && s.uri !== '' ? s.uri : undefined;
+        if (uri === undefined) {
+          if (!isSet(s.uri) || s.uri === '') c.error([...sat, 'uri'], 'is required with type URI');
+        }
         else if (!URI.test(uri)) c.error([...sat, 'uri'], `${JSON.stringify(uri)} is not an absolute URI (scheme:rest, such as spiffe://cluster.local/ns/default/sa/api)`);
         if (isSet(s.hostname) && s.hostname !== '') c.error([...sat, 'hostname'], 'goes with type Hostname, not URI');
       }
