@@ -12,6 +12,7 @@ import type { SidecarRole } from '../src/core/snapshot/snapshot.js';
 import { statusLines } from '../src/core/gateway-api/conditions.js';
 import { compileYaml } from './helpers/route-table.js';
 import { serviceYaml } from './helpers/cluster-yaml.js';
+import { KUBE_KINDS, toLoadResult, type KubeObject } from '../src/core/sources/kube-objects.js';
 
 const svc = serviceYaml('api', [{ pod: 'api-1', port: 9443 }], { port: 443, portName: 'https' });
 
@@ -85,5 +86,28 @@ describe('BackendTLSPolicy units', () => {
     const cluster = snapshot.clusters.get('outbound|443||api.default.svc.cluster.local');
     assert.ok(cluster, [...snapshot.clusters.keys()].join(', '));
     assert.deepEqual(cluster.policy.tls, { mode: 'SIMPLE', sni: 'api.test', subjectAltNames: ['api.internal'] });
+  });
+
+  it('in a cluster, a policy listed at v1 and v1alpha3 is read once, one served at v1alpha3 only is read, and only the ConfigMaps they name', () => {
+    const obj = (apiVersion: string, name: string, ca: string): KubeObject => ({
+      apiVersion,
+      kind: 'BackendTLSPolicy',
+      metadata: { name, namespace: 'shop' },
+      spec: { targetRefs: [{ group: '', kind: 'Service', name: 'api' }], validation: { hostname: 'api.test', caCertificateRefs: [{ group: '', kind: 'ConfigMap', name: ca }] } },
+    });
+    const kinds = KUBE_KINDS.filter((k) => k.kind === 'BackendTLSPolicy' || (k.kind === 'ConfigMap' && k.onlyCaOfPolicies));
+    const items = (k: (typeof kinds)[number]): KubeObject[] =>
+      k.kind === 'ConfigMap'
+        ? ['both-ca', 'old-ca', 'unrelated'].map((name) => ({ metadata: { name, namespace: 'shop' }, data: { 'ca.crt': 'x' } }))
+        : k.apiVersion.endsWith('/v1')
+          ? [obj(k.apiVersion, 'both', 'both-ca')]
+          : [obj(k.apiVersion, 'both', 'both-ca'), obj(k.apiVersion, 'old', 'old-ca')];
+    const { resources } = toLoadResult(kinds.map((kind) => ({ kind, items: items(kind) })));
+    assert.deepEqual(resources.map((r) => `${r.kind} ${r.apiVersion} ${r.metadata.name}`).sort(), [
+      'BackendTLSPolicy gateway.networking.k8s.io/v1 both',
+      'BackendTLSPolicy gateway.networking.k8s.io/v1alpha3 old',
+      'ConfigMap v1 both-ca',
+      'ConfigMap v1 old-ca',
+    ]);
   });
 });
