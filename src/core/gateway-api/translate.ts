@@ -67,11 +67,12 @@ export function translateGatewayApi(input: GatewayApiInput): GatewayApiTranslati
   const meshRoutes = new MeshRoutes();
   const l4: Resource<VirtualServiceSpec>[] = [];
   const meshL4: Resource<VirtualServiceSpec>[] = [];
-  const gatewaysByService = new Map<string, Set<string>>();
+  // Which Gateways send to which Services, for the ancestors of BackendTLSPolicies: kept only when there are some.
+  const gatewaysByService = !mesh && input.resources.some((r) => r.kind === 'BackendTLSPolicy') ? new Map<string, Set<string>>() : undefined;
   for (const kind of ['HTTPRoute', 'GRPCRoute', 'TLSRoute', 'TCPRoute'] as const) {
     for (const route of of<HTTPRouteSpec & GRPCRouteSpec & L4RouteSpec>(kind).sort(compareRoutes)) {
       const { attachments, parents } = attachRoute(route, kind, served.listeners, namespaces);
-      if (attachments.length > 0) noteBackends(route, attachments, gatewaysByService);
+      if (gatewaysByService && attachments.length > 0) noteBackends(route, attachments, gatewaysByService);
       const services = attachToServices(route, kind, input.registry, input.domain);
       if (parents.length + services.parents.length === 0) continue;
       routes.push({ resource: route, parents: [...parents, ...services.parents] });
@@ -106,7 +107,7 @@ export function translateGatewayApi(input: GatewayApiInput): GatewayApiTranslati
   }
   const virtualServices = [...[...groups.values()].map(groupVirtualService), ...l4];
   // A sidecar's BackendTLSPolicies become rules (backend-tls-rules.ts); their status is a gateway's to write.
-  const policies = mesh ? [] : resolveBackendTls(input.resources, gatewaysByService).statuses;
+  const policies = gatewaysByService ? resolveBackendTls(input.resources, gatewaysByService).statuses : [];
   const status: GatewayApiStatus = { gatewayClasses: classes.statuses, gateways: served.gateways, routes, policies };
   return {
     gateways: served.listeners.flatMap((l) => (l.istioGateway ? [l.istioGateway] : [])),
