@@ -1,7 +1,7 @@
 // Unit tables for BackendTLSPolicy: the status of policies that cannot be applied (a target that
 // does not exist, a port name the Service lacks, a second policy for one target, a CA of another
 // kind or without ca.crt), the warnings at file:line they give, what `explain` prints, and the TLS a
-// sidecar's cluster to the target gets (Istio applies the policy to mesh traffic too).
+// sidecar's cluster to the target gets (Istio applies the policy to mesh traffic too), as explain shows it.
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,6 +10,7 @@ import { formatProblem } from '../src/core/config/problem.js';
 import { buildSnapshot } from '../src/core/snapshot/build.js';
 import type { SidecarRole } from '../src/core/snapshot/snapshot.js';
 import { statusLines } from '../src/core/gateway-api/conditions.js';
+import { explainDestination } from '../src/core/routing/explain-destination.js';
 import { compileYaml } from './helpers/route-table.js';
 import { serviceYaml } from './helpers/cluster-yaml.js';
 import { KUBE_KINDS, toLoadResult, type KubeObject } from '../src/core/sources/kube-objects.js';
@@ -86,6 +87,8 @@ describe('BackendTLSPolicy units', () => {
     const cluster = snapshot.clusters.get('outbound|443||api.default.svc.cluster.local');
     assert.ok(cluster, [...snapshot.clusters.keys()].join(', '));
     assert.deepEqual(cluster.policy.tls, { mode: 'SIMPLE', sni: 'api.test', subjectAltNames: ['api.internal'] });
+    const explained = explainDestination(cluster, snapshot.resources, { host: 'api', method: 'GET', path: '/', headers: {}, principal: 'cluster.local/ns/default/sa/client' }).lines;
+    assert.ok(explained.includes('    TLS SIMPLE, SNI api.test, server certificate checked for api.internal'), explained.join('\n'));
   });
 
   it('in a cluster, a policy listed at v1 and v1alpha3 is read once, one served at v1alpha3 only is read, and only the ConfigMaps they name', () => {
