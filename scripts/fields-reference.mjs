@@ -22,6 +22,10 @@ const KUBERNETES_DOCS = {
   Ingress: 'https://kubernetes.io/docs/reference/kubernetes-api/service-resources/ingress-v1/',
   IngressClass: 'https://kubernetes.io/docs/reference/kubernetes-api/service-resources/ingress-class-v1/',
 };
+// Gateway API kinds whose fields are listed here too (the others are in docs/gateway-api.md).
+const GATEWAY_API_DOCS = {
+  BackendTLSPolicy: 'https://gateway-api.sigs.k8s.io/reference/spec/#backendtlspolicy',
+};
 // Warnings that state a difference from Istio (not supported, deprecated, ignored) …
 const DIFFERENCE = /meshgate|not supported|not implemented|deprecated|not read|ignored|not evaluated/;
 // … and not those that only say the one-field sample document is incomplete.
@@ -36,7 +40,7 @@ export async function fieldsReference() {
     '# Field reference',
     '',
     'Every field of the Istio kinds meshgate reads, as Istio\'s v1 schemas declare it, and of the Kubernetes',
-    'Ingress kinds it serves as Istio does. A field means what',
+    'Ingress kinds it serves as Istio does, and of the Gateway API\'s BackendTLSPolicy. A field means what',
     'the reference for its kind says (linked under each heading); the **meshgate** column says where',
     'meshgate differs: it is the warning `meshgate validate` prints when the field is set (empty: no',
     'difference). Types, enums, ranges and the schema\'s limits (required keys, one-of groups, lengths and',
@@ -49,7 +53,11 @@ export async function fieldsReference() {
   ];
   for (const kind of [...new Set(fields.map((f) => f.kind))]) {
     const own = fields.filter((f) => f.kind === kind && !REPEATED.test(f.path.join('.')));
-    const reference = KUBERNETES_DOCS[kind] ? `Kubernetes: <${KUBERNETES_DOCS[kind]}>` : `Istio: <https://istio.io/latest/docs/reference/config/${ISTIO_DOCS[kind]}>`;
+    const reference = KUBERNETES_DOCS[kind]
+      ? `Kubernetes: <${KUBERNETES_DOCS[kind]}>`
+      : GATEWAY_API_DOCS[kind]
+        ? `Gateway API: <${GATEWAY_API_DOCS[kind]}>`
+        : `Istio: <https://istio.io/latest/docs/reference/config/${ISTIO_DOCS[kind]}>`;
     parts.push(`## ${kind}`, '', `${reference} (\`${own[0].apiVersion}\`)`, '', '| field | type | meshgate |', '|---|---|---|');
     for (const f of own) {
       const at = fieldName(f.path);

@@ -15,7 +15,7 @@ describe('Gateway API CRDs', () => {
       for (const d of parseAllDocuments(await readFile(repoPath(f), 'utf8'))) docs.push(d.toJS());
     }
     const kinds = KUBE_KINDS.filter((k) => k.apiVersion.startsWith('gateway.networking.k8s.io/'));
-    assert.equal(kinds.length, 7);
+    assert.equal(kinds.length, 9);
     for (const k of kinds) {
       const crd = docs.find((d) => d.metadata.name === `${k.plural}.gateway.networking.k8s.io`);
       assert.ok(crd, k.plural);

@@ -10,19 +10,11 @@ import { buildSnapshot } from '../src/core/snapshot/build.js';
 import { statusLines, type Condition } from '../src/core/gateway-api/conditions.js';
 import { FIXED_DEPS, compileYaml, outcome } from './helpers/route-table.js';
 import { serviceYaml } from './helpers/cluster-yaml.js';
+import { k8sGatewayYaml } from './helpers/gateway-api-yaml.js';
 
 const svc = serviceYaml('app', [{ pod: 'app-1', port: 9999 }], { port: 8080 });
 
-function gateway(name: string, listeners: string, ns = 'default'): string {
-  return `apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: ${name}, namespace: ${ns}}
-spec:
-  gatewayClassName: meshgate
-  listeners:
-${listeners}
-`;
-}
+const gateway = k8sGatewayYaml;
 
 const cond = (list: readonly Condition[] | undefined, type: string): string => {
   const c = list?.find((x) => x.type === type);

@@ -20,7 +20,7 @@ const INT32_MAX = 2147483647;
 
 describe('every field of the Istio kinds meshgate reads', () => {
   it('lists every kind meshgate validates', () => {
-    assert.deepEqual(KINDS, ['Gateway', 'VirtualService', 'DestinationRule', 'ServiceEntry', 'WorkloadEntry', 'Sidecar', 'PeerAuthentication', 'AuthorizationPolicy', 'RequestAuthentication', 'Telemetry', 'Ingress', 'IngressClass']);
+    assert.deepEqual(KINDS, ['Gateway', 'VirtualService', 'DestinationRule', 'ServiceEntry', 'WorkloadEntry', 'Sidecar', 'PeerAuthentication', 'AuthorizationPolicy', 'RequestAuthentication', 'Telemetry', 'Ingress', 'IngressClass', 'BackendTLSPolicy']);
     assert.ok(FIELDS.length > 800);
   });
 

@@ -15,10 +15,12 @@
 // endpoints and rules, and the policies that select it.
 // Nobody receives Secrets (proxies read TLS material through their own credential store), another
 // namespace's AuthorizationPolicy/RequestAuthentication/Telemetry that does not select it, the
-// Sidecars of other workloads, ConfigMaps other than the mesh config, or any kind not listed here: what is not known to be
-// needed is not sent.
+// Sidecars of other workloads, ConfigMaps other than the mesh config and the CAs of the
+// BackendTLSPolicies of the Services it sends to (sent with those policies), or any kind not listed
+// here: what is not known to be needed is not sent.
 
 import { isRecord } from '../core/config/load.js';
+import { policyCaConfigMapNames } from '../core/model/gateway-api.js';
 import { SERVICE_NAME_LABEL } from '../core/model/kube.js';
 import type { Resource } from '../core/model/resource.js';
 import { appliesTo } from '../core/policy/authorization.js';
@@ -172,6 +174,7 @@ export class ScopeIndex {
       return false;
     };
 
+    const caConfigMaps = new Set<string>();
     for (const r of this.resources) {
       const ns = r.metadata.namespace;
       switch (r.kind) {
@@ -197,6 +200,13 @@ export class ScopeIndex {
         case 'ConfigMap':
           if (r.metadata.name === MESH_CONFIG_MAP && ns === DEFAULT_ROOT_NAMESPACE) out.add(r);
           break;
+        case 'BackendTLSPolicy':
+          // Gateways and sidecars alike originate TLS by it, to the Services they send to.
+          if (policyTargets(r).some((t) => kubeServices.has(`${ns}/${t}`))) {
+            out.add(r);
+            for (const ca of policyCaConfigMapNames(r.spec)) caConfigMaps.add(`${ns}/${ca}`);
+          }
+          break;
         case 'EnvoyFilter':
           // Its own namespace's, or the root namespace's, when the selector picks this proxy.
           if (envoyFilterSelects(r, { namespace: p.namespace, labels: p.labels }, this.rootNamespace)) out.add(r);
@@ -214,6 +224,8 @@ export class ScopeIndex {
         // Secret, other workloads' Sidecars, and kinds not named here: never sent.
       }
     }
+    // The CA ConfigMaps of the BackendTLSPolicies sent, and no other.
+    for (const cm of caConfigMaps.size > 0 ? this.kind('ConfigMap') : []) if (caConfigMaps.has(`${cm.metadata.namespace}/${cm.metadata.name}`)) out.add(cm);
     return out;
   }
 }
@@ -227,6 +239,12 @@ function destinationRuleWanted(r: Resource, p: ProxyMeta, hostIncluded: (h: stri
     if (ns !== p.namespace || !selectorMatches(ws, p.labels)) return false;
   } else if (!exportedTo(stringList(spec.exportTo), ns, p.namespace)) return false;
   return typeof spec.host === 'string' && hostIncluded(resolveShortName(spec.host, ns, domain));
+}
+
+/** The Services (names, in the policy's namespace) a BackendTLSPolicy targets. */
+function policyTargets(r: Resource): string[] {
+  const refs = isRecord(r.spec) && Array.isArray(r.spec.targetRefs) ? (r.spec.targetRefs as unknown[]) : [];
+  return refs.flatMap((t) => (isRecord(t) && t.group === '' && t.kind === 'Service' && typeof t.name === 'string' ? [t.name] : []));
 }
 
 function selectsWorkload(service: Resource, labels: Readonly<Record<string, string>>): boolean {

@@ -47,3 +47,35 @@ spec:
     serviceYaml('web-backend', [{ pod: 'web-backend-1', port: ports.web }], { namespace: WEB, port: 8080 }).trim(),
   ].join('\n---\n') + '\n';
 }
+
+/** A Gateway of meshgate's class; `listeners`: the YAML of its list, indented under `listeners:`. */
+export function k8sGatewayYaml(name: string, listeners: string, ns = 'default'): string {
+  return `apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: ${name}, namespace: ${ns}}
+spec:
+  gatewayClassName: meshgate
+  listeners:
+${listeners}
+`;
+}
+
+/** The GatewayClass `meshgate`, of meshgate's controller. */
+export const MESHGATE_CLASS_YAML = `apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: meshgate}
+spec: {controllerName: meshgate.io/gateway-controller}
+`;
+
+/** An HTTPRoute on Gateway `gateway` sending everything for `hostname` to one Service port. */
+export function httpRouteYaml(name: string, r: { gateway: string; hostname: string; backend: string; port: number; namespace?: string }): string {
+  return `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: ${name}, namespace: ${r.namespace ?? 'default'}}
+spec:
+  parentRefs: [{name: ${r.gateway}}]
+  hostnames: [${r.hostname}]
+  rules:
+  - backendRefs: [{name: ${r.backend}, port: ${r.port}}]
+`;
+}

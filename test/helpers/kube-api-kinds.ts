@@ -45,6 +45,7 @@ export const COLLECTIONS: readonly Collection[] = [
   { apiVersion: 'gateway.networking.k8s.io/v1alpha2', kind: 'TLSRoute', plural: 'tlsroutes', builtIn: false },
   { apiVersion: 'gateway.networking.k8s.io/v1alpha2', kind: 'TCPRoute', plural: 'tcproutes', builtIn: false },
   { apiVersion: 'gateway.networking.k8s.io/v1beta1', kind: 'ReferenceGrant', plural: 'referencegrants', builtIn: false },
+  { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'BackendTLSPolicy', plural: 'backendtlspolicies', builtIn: false },
 ];
 
 export type Obj = Record<string, unknown> & { metadata: Record<string, unknown> & { name: string; namespace: string } };

@@ -38,6 +38,8 @@ const KINDS: Readonly<Record<string, { readonly group: string; readonly versions
   TLSRoute: { group: 'gateway.networking.k8s.io', versions: ['v1', 'v1alpha2', 'v1alpha3'] },
   TCPRoute: { group: 'gateway.networking.k8s.io', versions: ['v1', 'v1alpha2'] },
   ReferenceGrant: { group: 'gateway.networking.k8s.io', versions: ['v1', 'v1beta1', 'v1alpha2'] },
+  // v1 since Gateway API v1.4 (Istio 1.28 reads it), v1alpha3 before: the same fields.
+  BackendTLSPolicy: { group: 'gateway.networking.k8s.io', versions: ['v1', 'v1alpha3'] },
   // Kubernetes Ingress, served as Istio serves it (core/ingress/).
   Ingress: { group: 'networking.k8s.io', versions: ['v1'] },
   IngressClass: { group: 'networking.k8s.io', versions: ['v1'] },

@@ -178,7 +178,7 @@ function routeCommon(c: Checker, spec: Obj): void {
   for (const h of stringList(c, spec.hostnames, ['spec', 'hostnames'])) checkHostname(c, h.value, h.at, true);
 }
 
-function checkHostname(c: Checker, v: unknown, at: FieldPath, wildcard: boolean): void {
+export function checkHostname(c: Checker, v: unknown, at: FieldPath, wildcard: boolean): void {
   const h = asString(c, v, at);
   if (h === undefined) return;
   if (!HOSTNAME.test(h) || h.length > 253) c.error(at, `${JSON.stringify(h)} is not a host name (lower-case DNS name${wildcard ? ', optionally *. in front' : ''}; no IP address, no port)`);

@@ -45,6 +45,7 @@ const BY_KIND: Readonly<Record<string, ValidatorAt>> = {
   TLSRoute: ['gateway-api', 'validateL4Route'],
   TCPRoute: ['gateway-api', 'validateL4Route'],
   ReferenceGrant: ['gateway-api', 'validateReferenceGrant'],
+  BackendTLSPolicy: ['backend-tls', 'validateBackendTLSPolicy'],
   Ingress: ['ingress', 'validateIngress'],
   IngressClass: ['ingress', 'validateIngressClass'],
 };

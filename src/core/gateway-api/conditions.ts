@@ -7,6 +7,7 @@ import type { Problem } from '../config/problem.js';
 import { problemAt } from '../config/problem.js';
 import type { ParentReference } from '../model/gateway-api.js';
 import type { FieldPath, Resource } from '../model/resource.js';
+import type { AncestorStatus, PolicyStatus } from './backend-tls.js';
 
 export interface Condition {
   readonly type: string;
@@ -46,6 +47,8 @@ export interface GatewayApiStatus {
   readonly gatewayClasses: ReadonlyArray<{ readonly resource: Resource; readonly conditions: Condition[] }>;
   readonly gateways: readonly GatewayStatus[];
   readonly routes: readonly RouteStatus[];
+  /** BackendTLSPolicies, with their ancestors (backend-tls.ts). */
+  readonly policies: readonly PolicyStatus[];
 }
 
 export function condition(type: string, ok: boolean, reason: string, message = ''): Condition {
@@ -83,7 +86,24 @@ export function statusProblems(status: GatewayApiStatus, leaveOut: (c: Condition
       for (const c of p.conditions) if (bad(c)) say(r.resource, ['spec', 'parentRefs', p.index], c, `parent ${parentText(p.parentRef, r.resource.metadata.namespace)}: `);
     }
   }
+  for (const p of status.policies) {
+    // One CA problem is the same for every ancestor: said once.
+    const said = new Set<string>();
+    for (const a of p.ancestors) {
+      for (const c of a.conditions) {
+        if (!bad(c) || said.has(`${c.type}|${c.message}`)) continue;
+        said.add(`${c.type}|${c.message}`);
+        const caProblem = c.reason === 'NoValidCACertificate' || c.type === 'ResolvedRefs';
+        say(p.resource, caProblem ? ['spec', 'validation', 'caCertificateRefs', 0] : a.at, c, caProblem ? '' : `ancestor ${ancestorText(a)}: `);
+      }
+    }
+  }
   return out;
+}
+
+function ancestorText(a: AncestorStatus): string {
+  const r = a.ancestorRef;
+  return `${r.kind} ${r.namespace ? `${r.namespace}/` : ''}${r.name}${r.sectionName ? `/${r.sectionName}` : ''}`;
 }
 
 export function parentText(p: ParentReference, routeNamespace: string): string {
@@ -109,6 +129,9 @@ export function statusLines(status: GatewayApiStatus): string[] {
   }
   for (const r of status.routes) {
     for (const p of r.parents) out.push(`${r.resource.kind} ${r.resource.metadata.namespace}/${r.resource.metadata.name} → ${parentText(p.parentRef, r.resource.metadata.namespace)}: ${conds(p.conditions)}`);
+  }
+  for (const p of status.policies) {
+    for (const a of p.ancestors) out.push(`BackendTLSPolicy ${p.resource.metadata.namespace}/${p.resource.metadata.name} → ${ancestorText(a)}: ${conds(a.conditions)}`);
   }
   return out;
 }

@@ -5,6 +5,7 @@
 
 import { MESHGATE_CONTROLLER, type K8sGatewaySpec } from '../model/gateway-api.js';
 import type { Resource } from '../model/resource.js';
+import type { PolicyStatus } from './backend-tls.js';
 import type { Condition, GatewayApiStatus } from './conditions.js';
 import { ownService } from './deployment-objects.js';
 
@@ -22,6 +23,7 @@ const PLURALS: Readonly<Record<string, string>> = {
   GRPCRoute: 'grpcroutes',
   TLSRoute: 'tlsroutes',
   TCPRoute: 'tcproutes',
+  BackendTLSPolicy: 'backendtlspolicies',
 };
 
 type Obj = Record<string, unknown>;
@@ -75,7 +77,27 @@ export function statusObjects(status: GatewayApiStatus, now: Date, addresses: Ad
     const plural = PLURALS[r.resource.kind];
     if (plural) out.push({ resource: r.resource, plural, status: { ...old, parents: [...others, ...parents] } });
   }
+  for (const p of status.policies) out.push(policyStatus(p, time));
   return out;
+}
+
+/**
+ * A BackendTLSPolicy's status: its ancestors (each target Service, each Gateway routing to one),
+ * each with Accepted and ResolvedRefs; other controllers' ancestors are kept. A Gateway in the
+ * policy's own namespace is named without one, as Istio writes it.
+ */
+function policyStatus(p: PolicyStatus, time: string): StatusObject {
+  const old = current(p.resource);
+  const list = Array.isArray(old.ancestors) ? (old.ancestors as Obj[]) : [];
+  const others = list.filter((a) => a.controllerName !== MESHGATE_CONTROLLER);
+  const ours = list.filter((a) => a.controllerName === MESHGATE_CONTROLLER);
+  const ancestors = p.ancestors.map((a) => {
+    const { namespace, ...ref } = a.ancestorRef;
+    const ancestorRef = namespace && namespace !== p.resource.metadata.namespace ? { ...ref, namespace } : ref;
+    const before = ours.find((o) => JSON.stringify(o.ancestorRef) === JSON.stringify(ancestorRef)) ?? {};
+    return { ancestorRef, controllerName: MESHGATE_CONTROLLER, conditions: conditionsOf(a.conditions, p.resource, oldConditions(before), time) };
+  });
+  return { resource: p.resource, plural: PLURALS.BackendTLSPolicy!, status: { ...old, ancestors: [...others, ...ancestors] } };
 }
 
 /** True when writing `status` would change what the object holds (times aside, which only move with a change). */

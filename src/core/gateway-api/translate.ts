@@ -8,13 +8,14 @@
 
 import type { Problem } from '../config/problem.js';
 import {
-  K8S_GATEWAY_KIND, type GatewayClassSpec, type GRPCRouteSpec, type HTTPRouteSpec, type K8sGatewaySpec, type L4RouteSpec, type ReferenceGrantSpec, type RouteKind,
+  K8S_GATEWAY_KIND, type BackendRef, type GatewayClassSpec, type GRPCRouteSpec, type HTTPRouteSpec, type K8sGatewaySpec, type L4RouteSpec, type ReferenceGrantSpec, type RouteKind,
 } from '../model/gateway-api.js';
 import type { GatewaySpec, RouteDestination, VirtualServiceSpec } from '../model/istio.js';
 import type { Origin, Resource } from '../model/resource.js';
 import type { Registry } from '../registry/types.js';
 import { attachRoute, attachToServices, type Attachment, type NamespaceLabels } from './attach.js';
 import type { BackendContext } from './backends.js';
+import { resolveBackendTls } from './backend-tls.js';
 import { l4RuleDestinations, meshL4VirtualServices } from './mesh-l4.js';
 import { condition, statusProblems, type Condition, type GatewayApiStatus, type RouteStatus } from './conditions.js';
 import { ruleAction, ruleEntries, type RuleAction, type RuleInput } from './http-rules.js';
@@ -66,9 +67,12 @@ export function translateGatewayApi(input: GatewayApiInput): GatewayApiTranslati
   const meshRoutes = new MeshRoutes();
   const l4: Resource<VirtualServiceSpec>[] = [];
   const meshL4: Resource<VirtualServiceSpec>[] = [];
+  // Which Gateways send to which Services, for the ancestors of BackendTLSPolicies: kept only when there are some.
+  const gatewaysByService = !mesh && input.resources.some((r) => r.kind === 'BackendTLSPolicy') ? new Map<string, Set<string>>() : undefined;
   for (const kind of ['HTTPRoute', 'GRPCRoute', 'TLSRoute', 'TCPRoute'] as const) {
     for (const route of of<HTTPRouteSpec & GRPCRouteSpec & L4RouteSpec>(kind).sort(compareRoutes)) {
       const { attachments, parents } = attachRoute(route, kind, served.listeners, namespaces);
+      if (gatewaysByService && attachments.length > 0) noteBackends(route, attachments, gatewaysByService);
       const services = attachToServices(route, kind, input.registry, input.domain);
       if (parents.length + services.parents.length === 0) continue;
       routes.push({ resource: route, parents: [...parents, ...services.parents] });
@@ -102,7 +106,9 @@ export function translateGatewayApi(input: GatewayApiInput): GatewayApiTranslati
     group.closedBy ??= l;
   }
   const virtualServices = [...[...groups.values()].map(groupVirtualService), ...l4];
-  const status: GatewayApiStatus = { gatewayClasses: classes.statuses, gateways: served.gateways, routes };
+  // A sidecar's BackendTLSPolicies become rules (backend-tls-rules.ts); their status is a gateway's to write.
+  const policies = gatewaysByService ? resolveBackendTls(input.resources, gatewaysByService).statuses : [];
+  const status: GatewayApiStatus = { gatewayClasses: classes.statuses, gateways: served.gateways, routes, policies };
   return {
     gateways: served.listeners.flatMap((l) => (l.istioGateway ? [l.istioGateway] : [])),
     virtualServices,
@@ -110,6 +116,19 @@ export function translateGatewayApi(input: GatewayApiInput): GatewayApiTranslati
     status,
     problems: statusProblems(status),
   };
+}
+
+/** The Services a route attached to Gateways sends traffic to: a BackendTLSPolicy of theirs reports those Gateways as ancestors. */
+function noteBackends(route: Resource<{ rules?: ReadonlyArray<{ backendRefs?: readonly BackendRef[] }> }>, attachments: readonly Attachment[], out: Map<string, Set<string>>): void {
+  for (const rule of route.spec.rules ?? []) {
+    for (const b of rule.backendRefs ?? []) {
+      if ((b.group ?? '') !== '' || (b.kind ?? 'Service') !== 'Service') continue;
+      const key = `${b.namespace ?? route.metadata.namespace}/${b.name}`;
+      const gateways = out.get(key) ?? new Set<string>();
+      for (const a of attachments) gateways.add(a.listener.gatewayKey);
+      out.set(key, gateways);
+    }
+  }
 }
 
 function ruleInputs(route: Resource<HTTPRouteSpec & GRPCRouteSpec>, kind: RouteKind): RuleInput[] {

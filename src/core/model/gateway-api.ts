@@ -183,3 +183,30 @@ export interface ReferenceGrantSpec {
 /** Route kinds meshgate attaches to listeners. */
 export const ROUTE_KINDS = ['HTTPRoute', 'GRPCRoute', 'TLSRoute', 'TCPRoute'] as const;
 export type RouteKind = (typeof ROUTE_KINDS)[number];
+
+/** BackendTLSPolicy (v1 since Gateway API v1.4; v1alpha3 before, the same shape): how to originate TLS to a Service. */
+export interface BackendTLSPolicySpec {
+  readonly targetRefs: ReadonlyArray<{ readonly group: string; readonly kind: string; readonly name: string; readonly sectionName?: string }>;
+  readonly validation: {
+    readonly caCertificateRefs?: ReadonlyArray<{ readonly group: string; readonly kind: string; readonly name: string }>;
+    readonly wellKnownCACertificates?: string;
+    readonly hostname: string;
+    readonly subjectAltNames?: ReadonlyArray<{ readonly type: 'Hostname' | 'URI'; readonly hostname?: string; readonly uri?: string }>;
+  };
+  /** Implementation-specific; Istio reads none, and neither does meshgate. */
+  readonly options?: Readonly<Record<string, string>>;
+}
+
+/**
+ * The ConfigMaps (names, in the policy's namespace) a BackendTLSPolicy's spec, validated or not, takes
+ * its CA from: what the Kubernetes source and the control plane must read and send along with it.
+ */
+export function policyCaConfigMapNames(spec: unknown): string[] {
+  const validation = typeof spec === 'object' && spec !== null ? (spec as { validation?: unknown }).validation : undefined;
+  const refs = typeof validation === 'object' && validation !== null ? (validation as { caCertificateRefs?: unknown }).caCertificateRefs : undefined;
+  if (!Array.isArray(refs)) return [];
+  return refs.flatMap((r: unknown) => {
+    const ref = (typeof r === 'object' && r !== null ? r : {}) as { group?: unknown; kind?: unknown; name?: unknown };
+    return ref.group === '' && ref.kind === 'ConfigMap' && typeof ref.name === 'string' ? [ref.name] : [];
+  });
+}

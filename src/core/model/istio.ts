@@ -292,6 +292,13 @@ export interface ClientTlsSettings {
   readonly subjectAltNames?: readonly string[];
   readonly sni?: string;
   readonly insecureSkipVerify?: boolean;
+  /**
+   * Not an Istio field (refused in a DestinationRule): set only on the rules made of BackendTLSPolicies
+   * (gateway-api/backend-tls.ts). The CA bundle itself, a ConfigMap's `ca.crt`.
+   */
+  readonly caCertificatesPem?: string;
+  /** Not an Istio field either: why the policy's CA cannot be had; every connection then fails (503 UF). */
+  readonly unusable?: string;
 }
 
 export interface PortTrafficPolicy {

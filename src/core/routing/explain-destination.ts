@@ -33,7 +33,11 @@ export function explainDestination(cluster: Cluster, resources: readonly Resourc
   const ready = cluster.endpoints;
   const notReady = all.filter((e) => !e.ready).length;
   lines.push(`    cluster ${cluster.name}: load balancer ${cluster.lb.algorithm}${cluster.policy.source ? `, policy from ${cluster.policy.source}` : ''}`);
-  for (const e of ready) lines.push(`    endpoint ${e.address}:${endpointPort(e, cluster.port)} ready${e.meshTls ? ', sidecar (mTLS)' : ', no sidecar'}${e.locality ? `, ${e.locality}` : ''}`);
+  // TLS the rule (or a BackendTLSPolicy's) originates replaces mesh mTLS, sidecar or not.
+  const tls = cluster.policy.tls;
+  const originated = tls?.mode === 'SIMPLE' || tls?.mode === 'MUTUAL';
+  if (originated) lines.push(`    TLS ${tls.mode}${tls.sni ? `, SNI ${tls.sni}` : ''}, server certificate checked for ${(tls.subjectAltNames && tls.subjectAltNames.length > 0 ? tls.subjectAltNames : [tls.sni ?? 'the request host']).join(', ')}`);
+  for (const e of ready) lines.push(`    endpoint ${e.address}:${endpointPort(e, cluster.port)} ready${e.meshTls ? (originated ? ', sidecar' : ', sidecar (mTLS)') : ', no sidecar'}${e.locality ? `, ${e.locality}` : ''}`);
   if (notReady > 0) lines.push(`    ${notReady} endpoint${notReady === 1 ? '' : 's'} of the service not ready (never picked)`);
   if (cluster.traffic?.outlier) lines.push('    outlier detection is on: ejections are live state, see the admin /clusters of a running gateway');
   if (ready.length === 0) {

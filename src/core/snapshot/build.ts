@@ -42,9 +42,11 @@ const gatewayApiModule = whenNeeded<typeof import('../gateway-api/translate.js')
 const acmeModule = whenNeeded<typeof import('./acme-credentials.js')>('./acme-credentials.js', import.meta.url);
 // Ingresses are translated only by a gateway given some.
 const ingressModule = whenNeeded<typeof import('../ingress/translate.js')>('../ingress/translate.js', import.meta.url);
+// BackendTLSPolicies become DestinationRules for gateways and sidecars alike, when there are any.
+const backendTlsModule = whenNeeded<typeof import('../gateway-api/backend-tls-rules.js')>('../gateway-api/backend-tls-rules.js', import.meta.url);
 const MESH_ROUTE_KINDS: ReadonlySet<string> = new Set(ROUTE_KINDS);
 /** What the translation gives a sidecar for a set without routes (test/gateway-api-units.test.ts holds it to that). */
-export const NO_MESH_ROUTES: GatewayApiTranslation = Object.freeze({ gateways: [], virtualServices: [], meshVirtualServices: [], status: Object.freeze({ gatewayClasses: [], gateways: [], routes: [] }), problems: [] });
+export const NO_MESH_ROUTES: GatewayApiTranslation = Object.freeze({ gateways: [], virtualServices: [], meshVirtualServices: [], status: Object.freeze({ gatewayClasses: [], gateways: [], routes: [], policies: [] }), problems: [] });
 
 export interface SnapshotDeps {
   readonly random: () => number;
@@ -79,7 +81,9 @@ export function buildSnapshot(loaded: LoadResult, role: ProxyRole, deps: Snapsho
 
   const registryKept = registryPass(previous, resources, domain, () => buildRegistry(resources, { domain }));
   const { registry, problems: registryProblems } = registryKept.result;
-  const rulesKept = destinationRulePass(previous, resources, domain, () => indexDestinationRules(resources, { domain }));
+  // The rules BackendTLSPolicies stand for go first: their TLS is what a Service they target gets.
+  const withPolicyRules = resources.some((r) => r.kind === 'BackendTLSPolicy') ? [...backendTlsModule().backendTlsDestinationRules(resources, domain), ...resources] : resources;
+  const rulesKept = destinationRulePass(previous, withPolicyRules, domain, () => indexDestinationRules(withPolicyRules, { domain }));
   const rules = rulesKept.result;
   const clusters = new Map<string, Cluster>();
   const peerAuthentication = peerAuthenticationIndex(resources);

@@ -4,6 +4,7 @@
 
 import { resourceFromObject, isRecord, type LoadResult } from '../config/load.js';
 import type { Problem } from '../config/problem.js';
+import { policyCaConfigMapNames } from '../model/gateway-api.js';
 import type { Resource, TextStart } from '../model/resource.js';
 
 export interface KubeKind {
@@ -20,6 +21,16 @@ export interface KubeKind {
    * ConfigMap `istio` in istio-system, and no other ConfigMap is any of the proxy's business.
    */
   readonly only?: { readonly namespace: string; readonly name: string };
+  /**
+   * Of the objects listed, only those a BackendTLSPolicy of their namespace names as its CA
+   * (`caCertificateRefs`) are read: the ConfigMaps beside them are none of the proxy's business.
+   */
+  readonly onlyCaOfPolicies?: true;
+  /**
+   * An older version of a kind listed before it: its objects are read only when the newer version's
+   * list does not hold them, since a CRD that serves both versions lists every object in both.
+   */
+  readonly olderVersion?: true;
 }
 
 /**
@@ -61,6 +72,12 @@ export const KUBE_KINDS: readonly KubeKind[] = [
   { kind: 'TLSRoute', apiVersion: 'gateway.networking.k8s.io/v1alpha2', plural: 'tlsroutes', crd: true },
   { kind: 'TCPRoute', apiVersion: 'gateway.networking.k8s.io/v1alpha2', plural: 'tcproutes', crd: true },
   { kind: 'ReferenceGrant', apiVersion: 'gateway.networking.k8s.io/v1beta1', plural: 'referencegrants', crd: true },
+  // BackendTLSPolicy at v1 (Gateway API v1.4, which Istio 1.28 reads), and the ConfigMaps that hold
+  // their CAs (watched in every namespace, as Istio watches them; only the ones named are kept).
+  { kind: 'BackendTLSPolicy', apiVersion: 'gateway.networking.k8s.io/v1', plural: 'backendtlspolicies', crd: true },
+  // Where the CRD is older than Gateway API v1.4, it serves only v1alpha3 (the same fields).
+  { kind: 'BackendTLSPolicy', apiVersion: 'gateway.networking.k8s.io/v1alpha3', plural: 'backendtlspolicies', crd: true, olderVersion: true },
+  { kind: 'ConfigMap', apiVersion: 'v1', plural: 'configmaps', crd: true, onlyCaOfPolicies: true },
   { kind: 'Namespace', apiVersion: 'v1', plural: 'namespaces', crd: true, clusterScoped: true },
   // Kubernetes Ingress (core/ingress/), served as Istio serves it; `crd`: an API that does not
   // serve them counts as having none.
@@ -83,8 +100,15 @@ export type KubeObject = Record<string, unknown> & { metadata?: Record<string, u
  */
 export function toLoadResult(objects: ReadonlyArray<{ readonly kind: KubeKind; readonly items: Iterable<KubeObject> }>): LoadResult {
   const all: Array<{ kind: KubeKind; kindIndex: number; obj: KubeObject; time: number }> = [];
+  const cas = policyCaConfigMaps(objects);
+  const named = (kind: KubeKind, obj: KubeObject): string => `${kind.kind}/${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
+  // Only the kinds listed at two versions are looked at: the set is not built for every Pod.
+  const twice = new Set(objects.filter(({ kind }) => kind.olderVersion).map(({ kind }) => kind.kind));
+  const newer = new Set(objects.filter(({ kind }) => !kind.olderVersion && twice.has(kind.kind)).flatMap(({ kind, items }) => [...items].map((obj) => named(kind, obj))));
   objects.forEach(({ kind, items }, kindIndex) => {
     for (const obj of items) {
+      if (kind.onlyCaOfPolicies && !cas.has(`${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`)) continue;
+      if (kind.olderVersion && newer.has(named(kind, obj))) continue;
       const time = Date.parse(String(obj.metadata?.creationTimestamp ?? ''));
       all.push({ kind, kindIndex, obj, time: Number.isNaN(time) ? Number.POSITIVE_INFINITY : time });
     }
@@ -105,6 +129,17 @@ export function toLoadResult(objects: ReadonlyArray<{ readonly kind: KubeKind; r
     if (r) resources.push(r);
   }
   return { resources, problems };
+}
+
+/** `ns/name` of every ConfigMap a BackendTLSPolicy names as its CA, but the mesh config (read on its own). */
+function policyCaConfigMaps(objects: ReadonlyArray<{ readonly kind: KubeKind; readonly items: Iterable<KubeObject> }>): Set<string> {
+  const out = new Set<string>();
+  for (const { kind, items } of objects) {
+    if (kind.kind !== 'BackendTLSPolicy') continue;
+    for (const obj of items) for (const name of policyCaConfigMapNames(obj.spec)) out.add(`${obj.metadata?.namespace ?? ''}/${name}`);
+  }
+  out.delete('istio-system/istio');
+  return out;
 }
 
 const onLineOne = (): number => 1;

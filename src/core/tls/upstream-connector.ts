@@ -211,7 +211,7 @@ export class UpstreamConnector {
     const material = this.#originationMaterial(profile);
     if (!material.ok) return material;
     const { stamp, ca, cert, key } = material;
-    const cacheKey = JSON.stringify([profile.kind, profile.credentialName, profile.caCertificates, profile.clientCertificate, profile.privateKey]);
+    const cacheKey = JSON.stringify([profile.kind, profile.credentialName, profile.caCertificates, profile.clientCertificate, profile.privateKey, profile.caCertificatesPem]);
     let entry = this.#fileContexts.get(cacheKey);
     if (!entry || entry.stamp !== stamp) {
       try {
@@ -240,6 +240,8 @@ export class UpstreamConnector {
     let ca: FileVersion | undefined;
     let cert: FileVersion | undefined;
     let key: FileVersion | undefined;
+    if (profile.unusable) return missing('ca_certificate_ref_invalid', profile.unusable);
+    if (profile.caCertificatesPem) ca = { stamp: `pem:${createHash('sha256').update(profile.caCertificatesPem).digest('hex').slice(0, 16)}`, text: profile.caCertificatesPem };
     if (profile.credentialName) {
       const name = profile.credentialName;
       if (!CREDENTIAL_NAME.test(name) || name.includes('..')) return missing('credential_invalid', `${JSON.stringify(name)} is not a valid credential name`);

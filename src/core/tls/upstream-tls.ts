@@ -41,6 +41,10 @@ export interface OriginationProfile {
   readonly clientCertificate?: string;
   readonly privateKey?: string;
   readonly credentialName?: string;
+  /** A BackendTLSPolicy's CA bundle (PEM text from its ConfigMap), in place of a file. */
+  readonly caCertificatesPem?: string;
+  /** A BackendTLSPolicy whose CA could not be had: connections fail with this, never go out unverified. */
+  readonly unusable?: string;
 }
 
 export type UpstreamTlsProfile = IstioMutualProfile | OriginationProfile;
@@ -139,6 +143,8 @@ function origination(cluster: Cluster, tls: ClientTlsSettings, upstreamHost: str
     const files = {
       ...(tls.caCertificates ? { caCertificates: tls.caCertificates } : {}),
       ...(tls.credentialName ? { credentialName: tls.credentialName } : {}),
+      ...(tls.caCertificatesPem ? { caCertificatesPem: tls.caCertificatesPem } : {}),
+      ...(tls.unusable ? { unusable: tls.unusable } : {}),
       ...(kind === 'MUTUAL' && tls.clientCertificate ? { clientCertificate: tls.clientCertificate } : {}),
       ...(kind === 'MUTUAL' && tls.privateKey ? { privateKey: tls.privateKey } : {}),
     };
