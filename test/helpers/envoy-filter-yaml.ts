@@ -14,14 +14,15 @@ export function localRateLimitYaml(indent: number, fields: readonly string[]): s
 
 /**
  * A configPatches entry inserting the filter with `fields`: `position` is the patch's operation and,
- * when it names one, the subFilter (`INSERT_BEFORE envoy.filters.http.router`, `INSERT_FIRST`).
+ * when it names one, the subFilter (`INSERT_BEFORE envoy.filters.http.router`, `INSERT_FIRST`); with
+ * `portNumber`, only the listener of that Gateway port.
  */
-export function filterPatchYaml(context: string, position: string, fields: readonly string[]): string {
+export function filterPatchYaml(context: string, position: string, fields: readonly string[], portNumber?: number): string {
   const [operation, subFilter] = position.split(' ');
   return `  - applyTo: HTTP_FILTER
     match:
       context: ${context}
-      listener:
+      listener:${portNumber !== undefined ? `\n        portNumber: ${portNumber}` : ''}
         filterChain:
           filter:
             name: envoy.filters.network.http_connection_manager${subFilter ? `\n            subFilter: {name: ${subFilter}}` : ''}

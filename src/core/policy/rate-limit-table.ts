@@ -12,6 +12,8 @@ import { hostSubsetOf } from '../registry/hostname.js';
 import type { CompiledRoute, Listener, RouteConfig, VirtualHost } from '../routing/types.js';
 import type { ProxyRole } from '../snapshot/snapshot.js';
 import { bindEnvoyFilterLimits, type InboundBinding } from './envoy-filter-limits.js';
+import type { LimitPosition } from './envoy-filter-position.js';
+import type { TokenBucket } from './envoy-local-rate-limit.js';
 
 export type RateLimitKeyKind =
   | { readonly kind: 'clientIp' }
@@ -32,6 +34,11 @@ export interface EnvoyReplyStyle {
   readonly enabled: number;
   /** filter_enforced: the fraction of refusals that are enforced (the others go on). */
   readonly enforced: number;
+  /** Where the HTTP_FILTER patch put the filter: `INSERT_BEFORE envoy.filters.http.router`. */
+  readonly placement: string;
+  /** The bucket's filter instance: a route config (`http.80`), `http.80/<vhost>`, `http.80/<vhost>/<route>`, `inbound/<port or *>`. */
+  readonly scope: string;
+  readonly tokenBucket: TokenBucket;
 }
 
 /** One `limits[]` entry of one policy, with everything the request path needs already computed. */
@@ -47,6 +54,8 @@ export interface RateLimitRule {
   /** How long the burst reserve takes to come back once spent (docs/tasks/rate-limiting.md). */
   readonly burstSeconds: number;
   readonly store: RateLimitStore;
+  /** Where in the request pipeline it counts (an EnvoyFilter's: where its patch put the filter). */
+  readonly position: LimitPosition;
   /**
    * Everything that shapes the counters. Equal settings across snapshots mean the same counters,
    * so a reload that leaves a limit alone does not reset it.
@@ -173,6 +182,7 @@ function rulesOf(policy: Resource<RateLimitPolicySpec>): RateLimitRule[] {
       burst,
       burstSeconds,
       store,
+      position: 'after-authz',
       settings: `${ref}[${i}] ${keyText} ${limit.requests}/${intervalSeconds}s burst ${burst}/${burstSeconds}s ${store}`,
     };
   });

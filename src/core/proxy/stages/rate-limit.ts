@@ -5,6 +5,7 @@
 // Envoy's local rate limit reply (its status and response_headers_to_add) for an
 // EnvoyFilter. A route without limits goes on at once, synchronously.
 
+import type { LimitPosition } from '../../policy/envoy-filter-position.js';
 import { rateLimitKey, type RateLimitSubject } from '../../policy/rate-limit-key.js';
 import type { RateLimitDecision, RateLimiters } from '../../policy/rate-limiters.js';
 import { trustedClientAddress } from '../client-address.js';
@@ -20,11 +21,21 @@ export interface RateLimitContext {
 }
 
 /**
- * The rate-limit stage: every limit bound to the request's route counts it. Synchronous (no promise)
- * when the route has none; otherwise the request goes on, with x-ratelimit-* headers describing the
- * limit closest to refusing, or is answered 429 with Retry-After by the one that refused.
+ * A rate-limit stage for the limits that count at `positions` of the pipeline: RateLimitPolicy's
+ * after authorization, an EnvoyFilter's where its patch put the filter in Istio's chain
+ * (policy/envoy-filter-position.ts), so that a request denied before the filter takes no token.
  */
-export function rateLimit(ex: Exchange): StageResult | Promise<StageResult> {
+export function rateLimitAt(...positions: LimitPosition[]): (ex: Exchange) => StageResult | Promise<StageResult> {
+  const at = new Set(positions);
+  return (ex) => rateLimit(ex, at);
+}
+
+/**
+ * Every limit at `at` bound to the request's route counts it. Synchronous (no promise) when the route
+ * has none; otherwise the request goes on, with x-ratelimit-* headers describing the limit closest to
+ * refusing, or is answered 429 with Retry-After by the one that refused.
+ */
+function rateLimit(ex: Exchange, at: ReadonlySet<LimitPosition>): StageResult | Promise<StageResult> {
   const { ctx, snapshot, virtualHost, route, res, listener, req } = ex;
   const limits = ctx.rateLimits;
   // Most proxies have no limit at all: nothing to look up, nothing allocated.
@@ -41,6 +52,7 @@ export function rateLimit(ex: Exchange): StageResult | Promise<StageResult> {
   };
   const pending: Array<Promise<RateLimitDecision | undefined>> = [];
   for (const b of bindings) {
+    if (!at.has(b.rule.position)) continue;
     if (b.onlyHost !== undefined && b.onlyHost !== facts.host) continue;
     // filter_enabled: a request outside the fraction is not counted at all.
     if (b.rule.envoy && !chance(b.rule.envoy.enabled, ctx.random)) continue;
