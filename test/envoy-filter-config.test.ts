@@ -99,6 +99,8 @@ describe('EnvoyFilter: what Envoy would refuse, and what meshgate ignores', () =
     assert.match(problems(localLimit({ bucket: '{max_tokens: 5, fill_interval: 1m}' })).join('\n'), /token_bucket\.fill_interval: the string "1m" is not a protobuf duration/);
     assert.match(problems(localLimit({ bucket: '{max_tokens: 5, fill_interval: 0.01s}' })).join('\n'), /fill_interval: must be at least 50ms/);
     assert.match(problems(localLimit({ bucket: '{fill_interval: 1s}' })).join('\n'), /max_tokens: max_tokens is required/);
+    assert.match(problems(localLimit({ extra: '          enable_x_ratelimit_headers: DRAFT_VERSION_04\n' })).join('\n'), /enable_x_ratelimit_headers: the string "DRAFT_VERSION_04" is not OFF or DRAFT_VERSION_03/);
+    assert.deepEqual(problems(localLimit({ extra: '          enable_x_ratelimit_headers: DRAFT_VERSION_03\n' })), []);
   });
 
   it('warnings: other filters, other applyTo, ADD after the router, unread fields', () => {

@@ -33,6 +33,9 @@ spec:
   - name: per-connection
     match: [{uri: {prefix: /conn}}]
     route: [{destination: {host: product-service}}]
+  - name: drafted
+    match: [{uri: {prefix: /drafted}}]
+    route: [{destination: {host: product-service}}]
   - name: main
     route: [{destination: {host: product-service}}]
 `;
@@ -47,6 +50,7 @@ const FILTER = envoyFilterYaml('gateway-local-ratelimit', '{istio: ingressgatewa
     'filter_enforced: {default_value: {numerator: 0, denominator: HUNDRED}}',
   ]),
   routePatchYaml('GATEWAY', 'bookinfo.com:80', 'per-connection', ['token_bucket: {max_tokens: 1, tokens_per_fill: 1, fill_interval: 3600s}', ...ALWAYS, 'local_rate_limit_per_downstream_connection: true']),
+  routePatchYaml('GATEWAY', 'bookinfo.com:80', 'drafted', ['token_bucket: {max_tokens: 2, tokens_per_fill: 2, fill_interval: 3600s}', ...ALWAYS, 'enable_x_ratelimit_headers: DRAFT_VERSION_03']),
 ]);
 
 describe('EnvoyFilter local rate limit on a gateway process', () => {
@@ -85,6 +89,7 @@ describe('EnvoyFilter local rate limit on a gateway process', () => {
     assert.equal(refused.headers['x-local-rate-limit'], 'true');
     assert.equal(refused.headers['x-envoy-ratelimited'], undefined, 'Envoy sends only the configured headers');
     assert.equal(refused.headers['retry-after'], undefined);
+    assert.equal(refused.headers['x-ratelimit-limit'], undefined, 'no x-ratelimit-* without enable_x_ratelimit_headers');
     const log = await accessLogLine(join(dir, 'access.log'), 'refused-1');
     assert.equal(log.response_code, 429);
     assert.equal(log.response_flags, 'RL');
@@ -105,6 +110,18 @@ describe('EnvoyFilter local rate limit on a gateway process', () => {
 
   it('filter_enforced 0: requests over the limit still go through', async () => {
     for (let i = 0; i < 3; i++) assert.equal((await send(port, 'bookinfo.com', '/shadow')).status, 200);
+  });
+
+  it('enable_x_ratelimit_headers DRAFT_VERSION_03: max_tokens, tokens left, and reset 0 while one is left', async () => {
+    const replies = [];
+    for (let i = 0; i < 3; i++) replies.push(await send(port, 'bookinfo.com', '/drafted'));
+    assert.deepEqual(replies.map((r) => [r.status, r.headers['x-ratelimit-limit'], r.headers['x-ratelimit-remaining']]), [[200, '2', '1'], [200, '2', '0'], [429, '2', '0']]);
+    assert.equal(replies[0]!.headers['x-ratelimit-reset'], '0', 'a token is left: no wait');
+    for (const r of replies.slice(1)) {
+      const reset = Number(r.headers['x-ratelimit-reset']);
+      assert.ok(reset > 0 && reset <= 3600, `reset ${reset}: the seconds until the bucket lets one more through`);
+    }
+    assert.equal(replies[2]!.headers['retry-after'], undefined, "Envoy's local rate limit sends no Retry-After");
   });
 
   it('local_rate_limit_per_downstream_connection: each connection has its own bucket', async () => {

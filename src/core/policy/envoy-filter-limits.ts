@@ -136,7 +136,7 @@ function ruleOf(ref: string, index: number, scope: string, config: LocalRateLimi
     store: 'memory',
     position: at.position,
     settings: `${id} ${scope} ${key.kind} ${requests}/${intervalSeconds}s burst ${burst}/${burstSeconds}s`,
-    envoy: { status: config.status, responseHeaders: config.responseHeaders, enabled: config.enabled, enforced: config.enforced, placement: at.placement, scope, tokenBucket: bucket },
+    envoy: { status: config.status, responseHeaders: config.responseHeaders, enabled: config.enabled, enforced: config.enforced, placement: at.placement, scope, tokenBucket: bucket, xRateLimitHeaders: config.xRateLimitHeaders },
   };
 }
 

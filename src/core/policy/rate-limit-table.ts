@@ -39,6 +39,8 @@ export interface EnvoyReplyStyle {
   /** The bucket's filter instance: a route config (`http.80`), `http.80/<vhost>`, `http.80/<vhost>/<route>`, `inbound/<port or *>`. */
   readonly scope: string;
   readonly tokenBucket: TokenBucket;
+  /** enable_x_ratelimit_headers DRAFT_VERSION_03: Envoy's x-ratelimit-* headers on every response counted. */
+  readonly xRateLimitHeaders: boolean;
 }
 
 /** One `limits[]` entry of one policy, with everything the request path needs already computed. */

@@ -64,6 +64,10 @@ function rateLimit(ex: Exchange, at: ReadonlySet<LimitPosition>): StageResult | 
     (decisions): StageResult => {
       // The client gave up while the counters were asked: nothing left to answer.
       if (res.destroyed) return DONE;
+      // enable_x_ratelimit_headers: Envoy's filter adds them to whatever response the request gets,
+      // its own 429, one from a later filter, or the upstream's.
+      const drafted = mostTelling(decisions.filter((d) => d?.rule.envoy?.xRateLimitHeaders));
+      if (drafted?.rule.envoy) setDraftHeaders(res, drafted, drafted.rule.envoy.tokenBucket.maxTokens);
       // filter_enforced: a refusal outside the fraction lets the request go on.
       const refused = decisions.find((d) => d?.rule.envoy && !d.allowed && chance(d.rule.envoy.enforced, ctx.random));
       if (refused?.rule.envoy) return envoyRateLimited(refused.rule.envoy.status, refused.rule.envoy.responseHeaders);
@@ -84,6 +88,18 @@ function rateLimit(ex: Exchange, at: ReadonlySet<LimitPosition>): StageResult | 
       return DONE;
     },
   );
+}
+
+/**
+ * DRAFT_VERSION_03 as Envoy's local rate limit writes it: the bucket's max_tokens, the tokens left,
+ * and 0 seconds while a token is left, else the seconds until the next one. A bucket with a burst
+ * (max_tokens above tokens_per_fill) counts its reserve apart: remaining is what is left of
+ * tokens_per_fill.
+ */
+function setDraftHeaders(res: Exchange['res'], d: RateLimitDecision, maxTokens: number): void {
+  res.setHeader('x-ratelimit-limit', String(maxTokens));
+  res.setHeader('x-ratelimit-remaining', String(d.remaining));
+  res.setHeader('x-ratelimit-reset', String(d.remaining > 0 ? 0 : d.resetSeconds));
 }
 
 /** A refusal with the longest wait, else the allowance with the fewest requests left. */
