@@ -24,6 +24,17 @@ export type RateLimitKeyKind =
   /** One count per downstream connection (local_rate_limit_per_downstream_connection). */
   | { readonly kind: 'connection' };
 
+/**
+ * An EnvoyFilter bucket's filter instance: a route config's (`http.80`, `9080` outbound), a virtual
+ * host's or route's own configuration in it, or a sidecar's inbound side (one port, or `*`: every one).
+ */
+export interface BucketScope {
+  readonly routeConfig?: string;
+  readonly virtualHost?: string;
+  readonly route?: string;
+  readonly inboundPort?: number | '*';
+}
+
 /** How an EnvoyFilter local rate limit answers, where it differs from a RateLimitPolicy's. */
 export interface EnvoyReplyStyle {
   /** status.code (429 unless set to 400 or more). */
@@ -36,8 +47,8 @@ export interface EnvoyReplyStyle {
   readonly enforced: number;
   /** Where the HTTP_FILTER patch put the filter: `INSERT_BEFORE envoy.filters.http.router`. */
   readonly placement: string;
-  /** The bucket's filter instance: a route config (`http.80`), `http.80/<vhost>`, `http.80/<vhost>/<route>`, `inbound/<port or *>`. */
-  readonly scope: string;
+  /** Whose bucket it is: the filter's (a route config's, or the inbound side's), or a virtual host's or route's own. */
+  readonly bucket: BucketScope;
   readonly tokenBucket: TokenBucket;
   /** enable_x_ratelimit_headers DRAFT_VERSION_03: Envoy's x-ratelimit-* headers on every response counted. */
   readonly xRateLimitHeaders: boolean;
@@ -82,9 +93,11 @@ export interface RateLimitTable {
    * the app on `ports` (its own port, and the inbound port callers dial).
    */
   inbound(ports: readonly number[]): readonly RateLimitBinding[] | undefined;
+  /** The rules of the inbound side, whatever its ports (their bucket names the port). */
+  readonly inboundRules: readonly RateLimitRule[];
 }
 
-export const NO_RATE_LIMITS: RateLimitTable = Object.freeze({ rules: [], lookup: () => undefined, inbound: () => undefined });
+export const NO_RATE_LIMITS: RateLimitTable = Object.freeze({ rules: [], lookup: () => undefined, inbound: () => undefined, inboundRules: [] });
 
 export interface RateLimitCompileInput {
   readonly policies: readonly Resource<RateLimitPolicySpec>[];
@@ -141,6 +154,7 @@ export function compileRateLimits(input: RateLimitCompileInput): { table: RateLi
     rules: [...used],
     lookup: (vhost, route) => byVhost.get(vhost)?.get(route),
     inbound: inbound.length === 0 ? () => undefined : inboundLookup(inbound, input.servicePorts ?? (() => new Set())),
+    inboundRules: inbound.map((b) => b.binding.rule),
   };
   return { table, problems };
 }
