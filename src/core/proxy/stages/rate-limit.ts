@@ -1,7 +1,8 @@
 // The rate-limit stage of the request pipeline, where it meets RateLimitPolicy and the local rate
 // limits of EnvoyFilters: once the route is known (on a sidecar's inbound side, the port), every limit
 // bound to it counts the request, and either the request goes on (with x-ratelimit-* headers on its
-// response, for RateLimitPolicy limits) or it is answered: 429 with Retry-After for a RateLimitPolicy,
+// response, for RateLimitPolicy limits and EnvoyFilter ones with enable_x_ratelimit_headers) or it is
+// answered: 429 with Retry-After for a RateLimitPolicy,
 // Envoy's local rate limit reply (its status and response_headers_to_add) for an
 // EnvoyFilter. A route without limits goes on at once, synchronously.
 
