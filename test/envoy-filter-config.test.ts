@@ -24,16 +24,17 @@ const BIN = fileURLToPath(new URL('../../bin/meshgate.js', import.meta.url));
 const run = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 60_000 });
 
 /** An EnvoyFilter with one local rate limit HTTP_FILTER patch; `bucket` and `context` vary. */
-function localLimit(opts: { name?: string; namespace?: string; context?: string; labels?: string; bucket?: string; extra?: string } = {}): string {
+function localLimit(opts: { name?: string; namespace?: string; context?: string; labels?: string; bucket?: string; extra?: string; position?: string } = {}): string {
+  const [operation, subFilter] = (opts.position ?? 'INSERT_BEFORE').split(' ');
   return `apiVersion: networking.istio.io/v1alpha3
 kind: EnvoyFilter
 metadata: {name: ${opts.name ?? 'limit'}, namespace: ${opts.namespace ?? 'istio-system'}}
 spec:
 ${opts.labels ? `  workloadSelector: {labels: ${opts.labels}}\n` : ''}  configPatches:
   - applyTo: HTTP_FILTER
-    match: {context: ${opts.context ?? 'ANY'}, listener: {filterChain: {filter: {name: envoy.filters.network.http_connection_manager}}}}
+    match: {context: ${opts.context ?? 'ANY'}, listener: {filterChain: {filter: {name: envoy.filters.network.http_connection_manager${subFilter ? `, subFilter: {name: ${subFilter}}` : ''}}}}}
     patch:
-      operation: INSERT_BEFORE
+      operation: ${operation}
       value:
         name: envoy.filters.http.local_ratelimit
         typed_config:
@@ -98,6 +99,8 @@ describe('EnvoyFilter: what Envoy would refuse, and what meshgate ignores', () =
     assert.match(problems(localLimit({ bucket: '{max_tokens: 5, fill_interval: 1m}' })).join('\n'), /token_bucket\.fill_interval: the string "1m" is not a protobuf duration/);
     assert.match(problems(localLimit({ bucket: '{max_tokens: 5, fill_interval: 0.01s}' })).join('\n'), /fill_interval: must be at least 50ms/);
     assert.match(problems(localLimit({ bucket: '{fill_interval: 1s}' })).join('\n'), /max_tokens: max_tokens is required/);
+    assert.match(problems(localLimit({ extra: '          enable_x_ratelimit_headers: DRAFT_VERSION_04\n' })).join('\n'), /enable_x_ratelimit_headers: the string "DRAFT_VERSION_04" is not OFF or DRAFT_VERSION_03/);
+    assert.deepEqual(problems(localLimit({ extra: '          enable_x_ratelimit_headers: DRAFT_VERSION_03\n' })), []);
   });
 
   it('warnings: other filters, other applyTo, ADD after the router, unread fields', () => {
@@ -132,6 +135,23 @@ describe('EnvoyFilter: which proxies and routes it binds', () => {
     assert.deepEqual(sidecar(localLimit({ context: 'SIDECAR_INBOUND' })), { outbound: 0, inbound: 1 });
     assert.deepEqual(sidecar(localLimit({ context: 'ANY', namespace: 'default', labels: '{app: svc}' })).inbound, 1);
     assert.deepEqual(sidecar(localLimit({ context: 'ANY', namespace: 'other' })), { outbound: 0, inbound: 0 });
+  });
+
+  it("where the patch puts the filter in Istio's chain is where it counts", () => {
+    const at = (position: string) => compileYaml(`${ROUTES}---\n${localLimit({ context: 'GATEWAY', position })}`).snapshot.rateLimits.rules.map((r) => r.position);
+    // The task's form, INSERT_BEFORE with no subFilter: the front of the chain, as INSERT_FIRST.
+    assert.deepEqual(at('INSERT_BEFORE'), ['before-authn']);
+    assert.deepEqual(at('INSERT_FIRST'), ['before-authn']);
+    assert.deepEqual(at('INSERT_BEFORE envoy.filters.http.jwt_authn'), ['before-authn']);
+    assert.deepEqual(at('INSERT_AFTER envoy.filters.http.jwt_authn'), ['before-authz']);
+    assert.deepEqual(at('INSERT_BEFORE envoy.filters.http.rbac'), ['before-authz']);
+    assert.deepEqual(at('INSERT_AFTER envoy.filters.http.rbac'), ['after-authz']);
+    assert.deepEqual(at('INSERT_BEFORE envoy.filters.http.fault'), ['after-authz']);
+    assert.deepEqual(at('INSERT_AFTER envoy.filters.http.fault'), ['after-fault']);
+    assert.deepEqual(at('INSERT_BEFORE envoy.filters.http.router'), ['after-fault']);
+    const lua = compileYaml(`${ROUTES}---\n${localLimit({ context: 'GATEWAY', position: 'INSERT_BEFORE envoy.filters.http.lua' })}`);
+    assert.deepEqual(lua.snapshot.rateLimits.rules.map((r) => r.position), ['after-fault']);
+    assert.ok(lua.problems.some((p) => /subFilter\.name$/.test(p.field) && /envoy\.filters\.http\.lua is not a filter of Istio's HTTP filter chain/.test(p.message)), lua.problems.map(formatProblem).join('\n'));
   });
 
   it('a route configuration with no HTTP_FILTER patch for its context is a warning and limits nothing', () => {

@@ -8,10 +8,11 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { Agent, request as httpRequest } from 'node:http';
+import { Agent } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gatewayYaml, serviceYaml } from './helpers/cluster-yaml.js';
+import { ALWAYS, envoyFilterYaml, filterPatchYaml, getOver, routePatchYaml } from './helpers/envoy-filter-yaml.js';
 import { accessLogLine, eventually, send } from './helpers/gateway.js';
 import { exited, meshgate, ready, type MeshgateProcess } from './helpers/processes.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
@@ -32,51 +33,25 @@ spec:
   - name: per-connection
     match: [{uri: {prefix: /conn}}]
     route: [{destination: {host: product-service}}]
+  - name: drafted
+    match: [{uri: {prefix: /drafted}}]
+    route: [{destination: {host: product-service}}]
   - name: main
     route: [{destination: {host: product-service}}]
 `;
 
-/** A LocalRateLimit message at `indent` spaces: its @type, stat_prefix and `fields` (YAML lines without indentation). */
-const typed = (indent: number, fields: readonly string[]): string =>
-  ['"@type": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit', 'stat_prefix: http_local_rate_limiter', ...fields].map((l) => `${' '.repeat(indent)}${l}\n`).join('');
-const always = ['filter_enabled: {default_value: {numerator: 100, denominator: HUNDRED}}', 'filter_enforced: {default_value: {numerator: 100, denominator: HUNDRED}}'];
-const routePatch = (vhost: string, route: string, fields: readonly string[]) => `  - applyTo: HTTP_ROUTE
-    match:
-      context: GATEWAY
-      routeConfiguration:
-        vhost: {name: "${vhost}", route: {name: ${route}}}
-    patch:
-      operation: MERGE
-      value:
-        typed_per_filter_config:
-          envoy.filters.http.local_ratelimit:
-${typed(12, fields)}`;
-
-const FILTER = `apiVersion: networking.istio.io/v1alpha3
-kind: EnvoyFilter
-metadata: {name: gateway-local-ratelimit, namespace: istio-system}
-spec:
-  workloadSelector:
-    labels: {istio: ingressgateway}
-  configPatches:
-  - applyTo: HTTP_FILTER
-    match:
-      context: GATEWAY
-      listener:
-        filterChain:
-          filter:
-            name: envoy.filters.network.http_connection_manager
-            subFilter: {name: envoy.filters.http.router}
-    patch:
-      operation: INSERT_BEFORE
-      value:
-        name: envoy.filters.http.local_ratelimit
-        typed_config:
-${typed(10, ['token_bucket: {max_tokens: 3, tokens_per_fill: 2, fill_interval: 3600s}', ...always, 'response_headers_to_add:', "- header: {key: x-local-rate-limit, value: 'true'}"])}${routePatch('bookinfo.com:80', 'api', ['token_bucket: {max_tokens: 1, tokens_per_fill: 1, fill_interval: 3600s}', ...always, 'status: {code: ServiceUnavailable}'])}${routePatch('bookinfo.com:80', 'shadow', [
-  'token_bucket: {max_tokens: 1, tokens_per_fill: 1, fill_interval: 3600s}',
-  'filter_enabled: {default_value: {numerator: 100, denominator: HUNDRED}}',
-  'filter_enforced: {default_value: {numerator: 0, denominator: HUNDRED}}',
-])}${routePatch('bookinfo.com:80', 'per-connection', ['token_bucket: {max_tokens: 1, tokens_per_fill: 1, fill_interval: 3600s}', ...always, 'local_rate_limit_per_downstream_connection: true'])}`;
+const limitFilter = filterPatchYaml('GATEWAY', 'INSERT_BEFORE envoy.filters.http.router', ['token_bucket: {max_tokens: 3, tokens_per_fill: 2, fill_interval: 3600s}', ...ALWAYS, 'response_headers_to_add:', "- header: {key: x-local-rate-limit, value: 'true'}"]);
+const FILTER = envoyFilterYaml('gateway-local-ratelimit', '{istio: ingressgateway}', [
+  limitFilter,
+  routePatchYaml('GATEWAY', 'bookinfo.com:80', 'api', ['token_bucket: {max_tokens: 1, tokens_per_fill: 1, fill_interval: 3600s}', ...ALWAYS, 'status: {code: ServiceUnavailable}']),
+  routePatchYaml('GATEWAY', 'bookinfo.com:80', 'shadow', [
+    'token_bucket: {max_tokens: 1, tokens_per_fill: 1, fill_interval: 3600s}',
+    'filter_enabled: {default_value: {numerator: 100, denominator: HUNDRED}}',
+    'filter_enforced: {default_value: {numerator: 0, denominator: HUNDRED}}',
+  ]),
+  routePatchYaml('GATEWAY', 'bookinfo.com:80', 'per-connection', ['token_bucket: {max_tokens: 1, tokens_per_fill: 1, fill_interval: 3600s}', ...ALWAYS, 'local_rate_limit_per_downstream_connection: true']),
+  routePatchYaml('GATEWAY', 'bookinfo.com:80', 'drafted', ['token_bucket: {max_tokens: 2, tokens_per_fill: 2, fill_interval: 3600s}', ...ALWAYS, 'enable_x_ratelimit_headers: DRAFT_VERSION_03']),
+]);
 
 describe('EnvoyFilter local rate limit on a gateway process', () => {
   let dir: string;
@@ -114,6 +89,7 @@ describe('EnvoyFilter local rate limit on a gateway process', () => {
     assert.equal(refused.headers['x-local-rate-limit'], 'true');
     assert.equal(refused.headers['x-envoy-ratelimited'], undefined, 'Envoy sends only the configured headers');
     assert.equal(refused.headers['retry-after'], undefined);
+    assert.equal(refused.headers['x-ratelimit-limit'], undefined, 'no x-ratelimit-* without enable_x_ratelimit_headers');
     const log = await accessLogLine(join(dir, 'access.log'), 'refused-1');
     assert.equal(log.response_code, 429);
     assert.equal(log.response_flags, 'RL');
@@ -136,17 +112,21 @@ describe('EnvoyFilter local rate limit on a gateway process', () => {
     for (let i = 0; i < 3; i++) assert.equal((await send(port, 'bookinfo.com', '/shadow')).status, 200);
   });
 
+  it('enable_x_ratelimit_headers DRAFT_VERSION_03: max_tokens, tokens left, and reset 0 while one is left', async () => {
+    const replies = [];
+    for (let i = 0; i < 3; i++) replies.push(await send(port, 'bookinfo.com', '/drafted'));
+    assert.deepEqual(replies.map((r) => [r.status, r.headers['x-ratelimit-limit'], r.headers['x-ratelimit-remaining']]), [[200, '2', '1'], [200, '2', '0'], [429, '2', '0']]);
+    assert.equal(replies[0]!.headers['x-ratelimit-reset'], '0', 'a token is left: no wait');
+    for (const r of replies.slice(1)) {
+      const reset = Number(r.headers['x-ratelimit-reset']);
+      assert.ok(reset > 0 && reset <= 3600, `reset ${reset}: the seconds until the bucket lets one more through`);
+    }
+    assert.equal(replies[2]!.headers['retry-after'], undefined, "Envoy's local rate limit sends no Retry-After");
+  });
+
   it('local_rate_limit_per_downstream_connection: each connection has its own bucket', async () => {
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
-    const get = (a: Agent | false) =>
-      new Promise<number>((resolve, reject) => {
-        const req = httpRequest({ host: '127.0.0.1', port, path: '/conn', headers: { host: 'bookinfo.com' }, agent: a }, (res) => {
-          res.resume();
-          res.on('end', () => resolve(res.statusCode ?? 0));
-        });
-        req.on('error', reject);
-        req.end();
-      });
+    const get = (a: Agent | false) => getOver(a, port, 'bookinfo.com', '/conn');
     assert.deepEqual([await get(agent), await get(agent)], [200, 429]);
     assert.equal(await get(false), 200, 'a new connection starts with a full bucket');
     agent.destroy();

@@ -206,7 +206,7 @@ describe('RateLimitPolicy targets, compiled', () => {
     const rule = a[0]!;
     assert.deepEqual({ ...rule, settings: undefined }, {
       id: 'default/p[0]', policy: 'default/p', key: { kind: 'header', name: 'x-api-key' },
-      requests: 100, intervalSeconds: 60, burst: 20, burstSeconds: 60, store: 'redis', settings: undefined,
+      requests: 100, intervalSeconds: 60, burst: 20, burstSeconds: 60, store: 'redis', position: 'after-authz', settings: undefined,
     });
     assert.equal(b[0]!.settings, rule.settings);
     const c = compileYaml(yaml.replace('requests: 100', 'requests: 101')).snapshot.rateLimits.rules;

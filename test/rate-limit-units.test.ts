@@ -58,7 +58,7 @@ describe('rate limit keys', () => {
 function rule(requests: number, intervalSeconds: number, burst = 0, id = 'default/p[0]'): RateLimitRule {
   const burstSeconds = burst > 0 ? burstWindowSeconds(requests, intervalSeconds, burst) : 0;
   return {
-    id, policy: id.replace(/\[\d+\]$/, ''), key: { kind: 'clientIp' }, requests, intervalSeconds, burst, burstSeconds, store: 'memory',
+    id, policy: id.replace(/\[\d+\]$/, ''), key: { kind: 'clientIp' }, requests, intervalSeconds, burst, burstSeconds, store: 'memory', position: 'after-authz',
     settings: `${id} ${requests}/${intervalSeconds}s burst ${burst}/${burstSeconds}s memory`,
   };
 }

@@ -37,8 +37,9 @@ export async function runExplain(argv: string[]): Promise<number> {
         '  --sidecar      explain the request as the app of a workload in --namespace (default default) with',
         '                 --labels sends it through its sidecar: the route config of the URL port (or --port)',
         '  --config DIR   default: the gateway-config/ shipped with meshgate (as for meshgate demo)',
-        'After the route: the cluster, its endpoints, 503 NC/UH when that is the answer, and the',
-        "destination sidecar's decision (PeerAuthentication mode, AuthorizationPolicy with the rule).",
+        'After the route: its rate limits (RateLimitPolicy, EnvoyFilter local rate limits: the bucket, where it',
+        'counts, and whether this request is counted), the cluster, its endpoints, 503 NC/UH when that is the',
+        "answer, and the destination sidecar's decision (PeerAuthentication mode, AuthorizationPolicy with the rule).",
       ].join('\n'),
     );
     return 0;

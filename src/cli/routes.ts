@@ -1,5 +1,5 @@
 // `meshgate routes --config DIR`: the compiled routing table as the gateway (or, with --sidecar, a
-// sidecar's outbound side) would serve it.
+// sidecar's outbound side) would serve it, with the rate limits in force on each route.
 
 import { printRoutes } from '../core/routing/print.js';
 import { parse, parsePorts } from './options.js';
@@ -17,6 +17,8 @@ export async function runRoutes(argv: string[]): Promise<number> {
         '  --sidecar      the outbound routes of a sidecar in --namespace (default default) with --labels instead:',
         '                 one route config per port, VirtualServices and routes attached to Services (GAMMA)',
         '  --config DIR   default: the gateway-config/ shipped with meshgate (as for meshgate demo)',
+        'Each route lists its rate limits; an EnvoyFilter local rate limit filter bucket shared by a route config',
+        'is listed once under it, and with --sidecar the inbound side\'s under "inbound (to the app)".',
       ].join('\n'),
     );
     return 0;

@@ -9,6 +9,7 @@ import type { UpstreamPools } from '../proxy/upstream-pools.js';
 import { endpointKey } from '../policy/lb-endpoints.js';
 import type { Cluster } from '../policy/types.js';
 import { printRoutes } from '../routing/print.js';
+import { ruleJson } from '../policy/rate-limit-describe.js';
 import type { SnapshotHolder } from '../snapshot/holder.js';
 import { DASHBOARD_HTML, type DashboardData } from '../telemetry/dashboard-page.js';
 import { EndpointFailures, endpointAnswer } from '../proxy/respond.js';
@@ -68,7 +69,7 @@ export function createAdminServer(holder: SnapshotHolder, pools: UpstreamPools, 
   });
   app.get('/rate_limits', async () => ({
     ...(limiters?.stats() ?? {}),
-    rules: (holder.current()?.rateLimits.rules ?? []).map((r) => ({ id: r.id, key: r.key, requests: r.requests, intervalSeconds: r.intervalSeconds, burst: r.burst, burstSeconds: r.burstSeconds, store: r.store })),
+    rules: (holder.current()?.rateLimits.rules ?? []).map(ruleJson),
   }));
   app.get('/problems', async (_req, reply) => {
     const s = snapshotOr503();

@@ -19,7 +19,8 @@ import type { CompiledRoute, RouteConfig, VirtualHost } from '../routing/types.j
 import type { ProxyRole } from '../snapshot/snapshot.js';
 import { readEnvoyFilter, type LimitFilterPatch, type LimitRoutePatch, type PatchContext } from './envoy-filter-patches.js';
 import type { LocalRateLimitConfig } from './envoy-local-rate-limit.js';
-import { burstWindowSeconds, type RateLimitBinding, type RateLimitRule } from './rate-limit-table.js';
+import type { ChainPosition } from './envoy-filter-position.js';
+import { burstWindowSeconds, type BucketScope, type RateLimitBinding, type RateLimitRule } from './rate-limit-table.js';
 
 type Bind = (vhost: VirtualHost, route: CompiledRoute, rules: readonly RateLimitRule[]) => void;
 
@@ -60,7 +61,8 @@ export function bindEnvoyFilterLimits(input: EnvoyFilterLimitsInput, bind: Bind,
     const reading = readEnvoyFilter(new Checker(filter), (filter.spec ?? {}) as Record<string, unknown>);
     const contexts: readonly PatchContext[] = role.kind === 'gateway' ? ['GATEWAY', 'ANY'] : ['SIDECAR_OUTBOUND', 'ANY'];
     const ref = `${filter.metadata.namespace}/${filter.metadata.name}`;
-    const rule = (patch: LimitFilterPatch | LimitRoutePatch, scope: string) => ruleOf(ref, patch.index, scope, patch.config);
+    // A virtual host's or route's configuration is used by the filter the chain has: it counts where that filter is.
+    const rule = (patch: LimitFilterPatch | LimitRoutePatch, scope: BucketScope, at: ChainPosition) => ruleOf(ref, patch.index, scope, patch.config, at);
     const inChain = (patch: LimitRoutePatch, ctxs: readonly PatchContext[]) => reading.filters.some((f) => ctxs.includes(f.context) && (patch.context === 'ANY' || f.context === 'ANY' || f.context === patch.context));
     // Gateway, or a sidecar's outbound side: every route config the patch's port matches.
     for (const [name, config] of input.routeConfigs) {
@@ -68,13 +70,14 @@ export function bindEnvoyFilterLimits(input: EnvoyFilterLimitsInput, bind: Bind,
       const filters = reading.filters.filter((f) => contexts.includes(f.context) && (f.portNumber === undefined || f.portNumber === port));
       const routes = reading.routes.filter((r) => contexts.includes(r.context) && inChain(r, contexts) && (r.portNumber === undefined || r.portNumber === port) && (r.routeConfigName === undefined || r.routeConfigName === name));
       if (filters.length === 0) continue;
-      const shared = filters.flatMap((f) => rule(f, name) ?? []);
+      const shared = filters.flatMap((f) => rule(f, { routeConfig: name }, f.position) ?? []);
+      const at = filters[0]!.position;
       for (const vhost of config.virtualHosts) {
         const vhostName = `${vhost.domain}:${port}`;
         const own = routes.filter((r) => r.vhostName === undefined || r.vhostName === vhostName);
-        const vhostRules = own.filter((r) => r.level === 'VIRTUAL_HOST').flatMap((r) => rule(r, `${name}/${vhostName}`) ?? []);
+        const vhostRules = own.filter((r) => r.level === 'VIRTUAL_HOST').flatMap((r) => rule(r, { routeConfig: name, virtualHost: vhostName }, at) ?? []);
         for (const route of vhost.routes) {
-          const routeRules = own.filter((r) => r.level === 'HTTP_ROUTE' && (r.routeName === undefined || r.routeName === route.name) && actionMatches(r.action, route)).flatMap((r) => rule(r, `${name}/${vhostName}/${route.name || vhost.routes.indexOf(route)}`) ?? []);
+          const routeRules = own.filter((r) => r.level === 'HTTP_ROUTE' && (r.routeName === undefined || r.routeName === route.name) && actionMatches(r.action, route)).flatMap((r) => rule(r, { routeConfig: name, virtualHost: vhostName, route: route.name || String(vhost.routes.indexOf(route)) }, at) ?? []);
           // The most specific configuration replaces the others: route, then virtual host, then the filter's.
           const rules = routeRules.length > 0 ? routeRules : vhostRules.length > 0 ? vhostRules : shared;
           if (rules.length > 0) bind(vhost, route, rules);
@@ -90,7 +93,7 @@ export function bindEnvoyFilterLimits(input: EnvoyFilterLimitsInput, bind: Bind,
 }
 
 /** The inbound side: the filter's bucket per patch (every port, or its portNumber), or the inbound route's own. */
-function bindInbound(filters: readonly LimitFilterPatch[], routes: readonly LimitRoutePatch[], rule: (p: LimitFilterPatch | LimitRoutePatch, scope: string) => RateLimitRule | undefined, inbound: InboundBinding[]): void {
+function bindInbound(filters: readonly LimitFilterPatch[], routes: readonly LimitRoutePatch[], rule: (p: LimitFilterPatch | LimitRoutePatch, scope: BucketScope, at: ChainPosition) => RateLimitRule | undefined, inbound: InboundBinding[]): void {
   const inContext = (c: PatchContext) => c === 'SIDECAR_INBOUND' || c === 'ANY';
   const own = filters.filter((f) => inContext(f.context));
   if (own.length === 0) return;
@@ -101,18 +104,18 @@ function bindInbound(filters: readonly LimitFilterPatch[], routes: readonly Limi
     if (r.vhostName !== undefined && inboundVhostPort(r.vhostName) === undefined) continue; // an outbound virtual host
     const port = portOfRoute(r);
     overridden.add(port);
-    const made = rule(r, `inbound/${port ?? '*'}`);
+    const made = rule(r, { inboundPort: port ?? '*' }, own[0]!.position);
     if (made) inbound.push({ binding: { rule: made }, ...(port !== undefined ? { port } : {}) });
   }
   // A route configuration for every port replaces the filter's everywhere; for one port, only there.
   if (overridden.has(undefined)) return;
   for (const f of own) {
-    const made = rule(f, `inbound/${f.portNumber ?? '*'}`);
+    const made = rule(f, { inboundPort: f.portNumber ?? '*' }, f.position);
     if (made) inbound.push({ binding: { rule: made }, ...(f.portNumber !== undefined ? { port: f.portNumber } : {}), ...(overridden.size > 0 ? { exceptPorts: overridden } : {}) });
   }
 }
 
-function ruleOf(ref: string, index: number, scope: string, config: LocalRateLimitConfig): RateLimitRule | undefined {
+function ruleOf(ref: string, index: number, scope: BucketScope, config: LocalRateLimitConfig, at: ChainPosition): RateLimitRule | undefined {
   const bucket = config.tokenBucket;
   // No bucket, or a filter enabled for no request: it limits nothing (Envoy's "disabled" filter).
   if (!bucket || config.enabled <= 0) return undefined;
@@ -131,9 +134,15 @@ function ruleOf(ref: string, index: number, scope: string, config: LocalRateLimi
     burst,
     burstSeconds,
     store: 'memory',
-    settings: `${id} ${scope} ${key.kind} ${requests}/${intervalSeconds}s burst ${burst}/${burstSeconds}s`,
-    envoy: { status: config.status, responseHeaders: config.responseHeaders, enabled: config.enabled, enforced: config.enforced },
+    position: at.position,
+    settings: `${id} ${bucketKey(scope)} ${key.kind} ${requests}/${intervalSeconds}s burst ${burst}/${burstSeconds}s`,
+    envoy: { status: config.status, responseHeaders: config.responseHeaders, enabled: config.enabled, enforced: config.enforced, placement: at.placement, bucket: scope, tokenBucket: bucket, xRateLimitHeaders: config.xRateLimitHeaders },
   };
+}
+
+/** The bucket's name in a rule's settings: `http.80`, `http.80/<vhost>/<route>`, `inbound/9080`. */
+function bucketKey(s: BucketScope): string {
+  return s.inboundPort !== undefined ? `inbound/${s.inboundPort}` : [s.routeConfig, s.virtualHost, s.route].filter((p) => p !== undefined).join('/');
 }
 
 /** `http.80` → 80, `https.443.https.gw.ns` → 443, `9080` → 9080. */

@@ -8,6 +8,7 @@
 import type { FieldPath } from '../model/resource.js';
 import { asEnum, asInt, asObj, asString, checkWorkloadSelector, describe, eachObj, isObj, isSet, knownFields, type Checker, type Obj } from '../config/validate-common.js';
 import { LOCAL_RATE_LIMIT_FILTER, readLocalRateLimit, type LocalRateLimitConfig } from './envoy-local-rate-limit.js';
+import { chainPosition, type ChainPosition } from './envoy-filter-position.js';
 
 export type PatchContext = 'ANY' | 'SIDECAR_INBOUND' | 'SIDECAR_OUTBOUND' | 'GATEWAY';
 const CONTEXTS: readonly PatchContext[] = ['ANY', 'SIDECAR_INBOUND', 'SIDECAR_OUTBOUND', 'GATEWAY'];
@@ -29,6 +30,8 @@ export interface PatchScope {
 /** An HTTP_FILTER patch that puts the local rate limit filter into the chain. */
 export interface LimitFilterPatch extends PatchScope {
   readonly config: LocalRateLimitConfig;
+  /** Where in Istio's filter chain it lands, and so which requests it counts. */
+  readonly position: ChainPosition;
 }
 
 /** A VIRTUAL_HOST or HTTP_ROUTE MERGE of typed_per_filter_config for that filter. */
@@ -94,8 +97,12 @@ function readPatch(c: Checker, p: Obj, at: FieldPath, index: number, filters: Li
     if (operation === 'ADD' || (operation === 'INSERT_AFTER' && (sub === ROUTER || sub === undefined))) {
       return ignored(['patch', 'operation'], `${operation} puts ${LOCAL_RATE_LIMIT_FILTER} after ${ROUTER}, where Envoy refuses it; use INSERT_BEFORE or INSERT_FIRST`);
     }
+    const position = chainPosition(operation, typeof sub === 'string' ? sub : undefined);
+    if (position.unknownFilter) {
+      c.warn([...at, 'match', 'listener', 'filterChain', 'filter', 'subFilter', 'name'], `${sub} is not a filter of Istio's HTTP filter chain that meshgate knows (Istio inserts nothing when the chain has no such filter); meshgate counts requests as if the filter were just before ${ROUTER}`);
+    }
     const config = readLocalRateLimit(c, value.typed_config, [...at, 'patch', 'value', 'typed_config']);
-    if (config) filters.push({ ...scope, config });
+    if (config) filters.push({ ...scope, config, position });
     return;
   }
   if (applyTo === 'VIRTUAL_HOST' || applyTo === 'HTTP_ROUTE') {

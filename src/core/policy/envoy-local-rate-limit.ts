@@ -35,10 +35,12 @@ export interface LocalRateLimitConfig {
   readonly responseHeaders: Readonly<Record<string, string>>;
   /** local_rate_limit_per_downstream_connection: a bucket per connection instead of one per proxy. */
   readonly perConnection: boolean;
+  /** enable_x_ratelimit_headers DRAFT_VERSION_03: x-ratelimit-limit, -remaining and -reset on every response it counted. */
+  readonly xRateLimitHeaders: boolean;
 }
 
 /** Fields read here; any other field of the message is warned about and ignored. */
-const SUPPORTED = new Set(['stat_prefix', 'token_bucket', 'filter_enabled', 'filter_enforced', 'response_headers_to_add', 'status', 'local_rate_limit_per_downstream_connection']);
+const SUPPORTED = new Set(['stat_prefix', 'token_bucket', 'filter_enabled', 'filter_enforced', 'response_headers_to_add', 'status', 'local_rate_limit_per_downstream_connection', 'enable_x_ratelimit_headers']);
 
 /**
  * A `typed_config` (or a `typed_per_filter_config` entry) at `at`: the LocalRateLimit message, or
@@ -87,7 +89,18 @@ export function readLocalRateLimit(c: Checker, typed: unknown, at: FieldPath): L
     status: code !== undefined && code >= 400 ? code : 429,
     responseHeaders: readHeaders(c, message.response_headers_to_add, [...messageAt, 'response_headers_to_add']),
     perConnection: perConnection === true,
+    xRateLimitHeaders: readHeadersVersion(c, message.enable_x_ratelimit_headers, [...messageAt, 'enable_x_ratelimit_headers']),
   };
+}
+
+// XRateLimitHeadersRFCVersion: OFF (0) or DRAFT_VERSION_03 (1), by name or number as protobuf JSON allows.
+const HEADER_VERSIONS: Readonly<Record<string, boolean>> = { OFF: false, '0': false, DRAFT_VERSION_03: true, '1': true };
+
+function readHeadersVersion(c: Checker, v: unknown, at: FieldPath): boolean {
+  if (!isSet(v)) return false;
+  const on = HEADER_VERSIONS[String(v)];
+  if (on === undefined) c.error(at, `${describe(v)} is not OFF or DRAFT_VERSION_03`);
+  return on === true;
 }
 
 // Envoy's StatusCode enum names are the reason phrases without spaces (TooManyRequests, ServiceUnavailable).

@@ -12,6 +12,8 @@ import { hostSubsetOf } from '../registry/hostname.js';
 import type { CompiledRoute, Listener, RouteConfig, VirtualHost } from '../routing/types.js';
 import type { ProxyRole } from '../snapshot/snapshot.js';
 import { bindEnvoyFilterLimits, type InboundBinding } from './envoy-filter-limits.js';
+import type { LimitPosition } from './envoy-filter-position.js';
+import type { TokenBucket } from './envoy-local-rate-limit.js';
 
 export type RateLimitKeyKind =
   | { readonly kind: 'clientIp' }
@@ -21,6 +23,17 @@ export type RateLimitKeyKind =
   | { readonly kind: 'proxy' }
   /** One count per downstream connection (local_rate_limit_per_downstream_connection). */
   | { readonly kind: 'connection' };
+
+/**
+ * An EnvoyFilter bucket's filter instance: a route config's (`http.80`, `9080` outbound), a virtual
+ * host's or route's own configuration in it, or a sidecar's inbound side (one port, or `*`: every one).
+ */
+export interface BucketScope {
+  readonly routeConfig?: string;
+  readonly virtualHost?: string;
+  readonly route?: string;
+  readonly inboundPort?: number | '*';
+}
 
 /** How an EnvoyFilter local rate limit answers, where it differs from a RateLimitPolicy's. */
 export interface EnvoyReplyStyle {
@@ -32,6 +45,13 @@ export interface EnvoyReplyStyle {
   readonly enabled: number;
   /** filter_enforced: the fraction of refusals that are enforced (the others go on). */
   readonly enforced: number;
+  /** Where the HTTP_FILTER patch put the filter: `INSERT_BEFORE envoy.filters.http.router`. */
+  readonly placement: string;
+  /** Whose bucket it is: the filter's (a route config's, or the inbound side's), or a virtual host's or route's own. */
+  readonly bucket: BucketScope;
+  readonly tokenBucket: TokenBucket;
+  /** enable_x_ratelimit_headers DRAFT_VERSION_03: Envoy's x-ratelimit-* headers on every response counted. */
+  readonly xRateLimitHeaders: boolean;
 }
 
 /** One `limits[]` entry of one policy, with everything the request path needs already computed. */
@@ -47,6 +67,8 @@ export interface RateLimitRule {
   /** How long the burst reserve takes to come back once spent (docs/tasks/rate-limiting.md). */
   readonly burstSeconds: number;
   readonly store: RateLimitStore;
+  /** Where in the request pipeline it counts (an EnvoyFilter's: where its patch put the filter). */
+  readonly position: LimitPosition;
   /**
    * Everything that shapes the counters. Equal settings across snapshots mean the same counters,
    * so a reload that leaves a limit alone does not reset it.
@@ -71,9 +93,11 @@ export interface RateLimitTable {
    * the app on `ports` (its own port, and the inbound port callers dial).
    */
   inbound(ports: readonly number[]): readonly RateLimitBinding[] | undefined;
+  /** The rules of the inbound side, whatever its ports (their bucket names the port). */
+  readonly inboundRules: readonly RateLimitRule[];
 }
 
-export const NO_RATE_LIMITS: RateLimitTable = Object.freeze({ rules: [], lookup: () => undefined, inbound: () => undefined });
+export const NO_RATE_LIMITS: RateLimitTable = Object.freeze({ rules: [], lookup: () => undefined, inbound: () => undefined, inboundRules: [] });
 
 export interface RateLimitCompileInput {
   readonly policies: readonly Resource<RateLimitPolicySpec>[];
@@ -130,6 +154,7 @@ export function compileRateLimits(input: RateLimitCompileInput): { table: RateLi
     rules: [...used],
     lookup: (vhost, route) => byVhost.get(vhost)?.get(route),
     inbound: inbound.length === 0 ? () => undefined : inboundLookup(inbound, input.servicePorts ?? (() => new Set())),
+    inboundRules: inbound.map((b) => b.binding.rule),
   };
   return { table, problems };
 }
@@ -173,6 +198,7 @@ function rulesOf(policy: Resource<RateLimitPolicySpec>): RateLimitRule[] {
       burst,
       burstSeconds,
       store,
+      position: 'after-authz',
       settings: `${ref}[${i}] ${keyText} ${limit.requests}/${intervalSeconds}s burst ${burst}/${burstSeconds}s ${store}`,
     };
   });

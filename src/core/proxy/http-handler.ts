@@ -15,6 +15,7 @@
 //   routed      select's misses answered: 404 NR, unknown hosts, httpsRedirect         stages/select.ts
 //   cors        preflights answered, CORS headers set                                  stages/cors.ts
 //   limit       RateLimitPolicy, EnvoyFilter local rate limits                         stages/rate-limit.ts
+//               (an EnvoyFilter's also before authn, before authz or after fault)
 //   fault       delay / abort                                                          stages/fault.ts
 //   act         redirect | direct response | forward | local app                       stages/act.ts
 //
@@ -30,7 +31,7 @@ import { routed, select } from './stages/select.js';
 import { authenticate } from './stages/authenticate.js';
 import { authorize } from './stages/authorize.js';
 import { cors } from './stages/cors.js';
-import { rateLimit } from './stages/rate-limit.js';
+import { rateLimitAt } from './stages/rate-limit.js';
 import { fault } from './stages/fault.js';
 import { act, actLocalApp, internalError } from './stages/act.js';
 import { DONE, type Exchange, type HttpHandlerContext, type ListenerInfo, type Pipeline } from './stages/exchange.js';
@@ -39,16 +40,23 @@ export type { HttpHandlerContext, ListenerInfo, LocalApp, RouteConfigSelector, U
 export { authorityOf, rawPath, requestFacts } from './stages/normalize.js';
 export { redirectLocation } from './stages/act.js';
 
+// The limit stages: each counts the limits placed at its point (policy/envoy-filter-position.ts).
+// A listener without a stage between two points counts both at one.
+const limitFirst = rateLimitAt('before-authn');
+const limitBeforeAuthz = rateLimitAt('before-authz');
+const limit = rateLimitAt('after-authz');
+const limitLast = rateLimitAt('after-fault');
+
 /** The stage lists, one per kind of listener (after parse and observe, which every request gets). */
 export const Pipelines = {
   /** A gateway's plaintext port: the whole pipeline, with ACME HTTP-01 answers before routing. */
-  gatewayPlaintext: Object.freeze([normalize, acmeChallenge, select, authenticate, authorize, routed, cors, rateLimit, fault, act]),
+  gatewayPlaintext: Object.freeze([normalize, acmeChallenge, select, limitFirst, authenticate, limitBeforeAuthz, authorize, routed, cors, limit, fault, limitLast, act]),
   /** A gateway's TLS server (and the default). */
-  gateway: Object.freeze([normalize, select, authenticate, authorize, routed, cors, rateLimit, fault, act]),
+  gateway: Object.freeze([normalize, select, limitFirst, authenticate, limitBeforeAuthz, authorize, routed, cors, limit, fault, limitLast, act]),
   /** A sidecar's inbound side: no route table; what passes authorization and the port's EnvoyFilter limits goes to the app. */
-  sidecarInbound: Object.freeze([normalize, authenticate, authorize, rateLimit, actLocalApp]),
+  sidecarInbound: Object.freeze([normalize, limitFirst, authenticate, limitBeforeAuthz, authorize, rateLimitAt('after-authz', 'after-fault'), actLocalApp]),
   /** A sidecar's outbound side: the gateway's routing, limits and faults; no workload of its own to authorize for. */
-  sidecarOutbound: Object.freeze([normalize, select, routed, cors, rateLimit, fault, act]),
+  sidecarOutbound: Object.freeze([normalize, select, rateLimitAt('before-authn', 'before-authz'), routed, cors, limit, fault, limitLast, act]),
 } satisfies Record<string, Pipeline>;
 
 /**

@@ -4,6 +4,7 @@
 
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Resource } from '../model/resource.js';
+import { describeRule, requestCount } from '../policy/rate-limit-describe.js';
 import type { Snapshot } from '../snapshot/snapshot.js';
 import { bindingMisses } from './binding-misses.js';
 import { explainDestination } from './explain-destination.js';
@@ -165,6 +166,11 @@ function explainRoutes(snapshot: Snapshot, r: ExplainRequest, facts: RequestFact
     return { lines, verdict: '404 NR (no route matched)' };
   }
   lines.push(`  ✓ route ${ex.misses.length + 1} ${route.name ? `${route.name} ` : ''}[${route.source.virtualService} http[${route.source.httpIndex}] ${route.source.file}:${route.source.line}]`);
+  const limits = ex.virtualHost ? snapshot.rateLimits.lookup(ex.virtualHost, route) : undefined;
+  if (limits) {
+    lines.push('  rate limits (the request must pass each; each counts it at the point its line names):');
+    for (const b of limits) lines.push(`    ${describeRule(b.rule)}`, `      this request: ${requestCount(b, facts)}`);
+  }
   const a = route.action;
   if (a.kind === 'redirect') return { lines, verdict: `redirect ${a.code}` };
   if (a.kind === 'direct') return { lines, verdict: `direct response ${a.status}` };

@@ -1,6 +1,8 @@
 // A person-readable print of a compiled routing table (`meshgate routes`, admin `/routes`). Its
 // output is stable (sorted) so it can be kept as a golden file.
 
+import { describeRule } from '../policy/rate-limit-describe.js';
+import type { RateLimitBinding, RateLimitRule } from '../policy/rate-limit-table.js';
 import type { Snapshot } from '../snapshot/snapshot.js';
 import { scopedHostText } from './gateway-binding.js';
 import type { CompiledRoute, HeaderRules, L4Route, RouteAction, ServerConfig } from './types.js';
@@ -26,12 +28,12 @@ export function printRoutes(snapshot: Snapshot): string {
     for (const name of configs) {
       const rc = snapshot.routeConfigs.get(name);
       if (!rc) continue;
-      lines.push(`  route config ${name}`);
+      lines.push(`  route config ${name}`, ...filterLimits(snapshot, name, '    '));
       const vhosts = [...rc.virtualHosts].sort((a, b) => (a.domain < b.domain ? -1 : a.domain > b.domain ? 1 : 0));
       if (vhosts.length === 0) lines.push('    (no virtual hosts: every request gets 404 NR)');
       for (const vh of vhosts) {
         lines.push(`    vhost ${vh.domain}${vh.requireTls ? ' (requires TLS: 301 to https)' : ''}`);
-        vh.routes.forEach((r, i) => lines.push(...printRoute(r, i + 1)));
+        vh.routes.forEach((r, i) => lines.push(...printRoute(r, i + 1, snapshot.rateLimits.lookup(vh, r))));
         if (vh.routes.length === 0 && !vh.requireTls) lines.push('      (no routes: 404 NR)');
       }
     }
@@ -48,14 +50,17 @@ function printOutboundRoutes(snapshot: Snapshot): string {
   const configs = [...snapshot.routeConfigs.values()].sort((a, b) => Number(a.name) - Number(b.name));
   if (configs.length === 0) lines.push('no outbound route configs: no visible service has an HTTP port');
   for (const rc of configs) {
-    lines.push(`route config ${rc.name} (outbound)`);
+    lines.push(`route config ${rc.name} (outbound)`, ...filterLimits(snapshot, rc.name, '  '));
     for (const vh of [...rc.virtualHosts].sort((a, b) => (a.domain < b.domain ? -1 : a.domain > b.domain ? 1 : 0))) {
       const forms = 'domains' in vh ? (vh.domains as readonly string[]).filter((d) => d !== vh.domain && !/:\d+$/.test(d)) : [];
       lines.push(`  vhost ${vh.domain}${forms.length ? ` (also ${forms.join(', ')})` : ''}`);
-      vh.routes.forEach((r, i) => lines.push(...printRoute(r, i + 1).map((l) => l.slice(2))));
+      vh.routes.forEach((r, i) => lines.push(...printRoute(r, i + 1, snapshot.rateLimits.lookup(vh, r)).map((l) => l.slice(2))));
       if (vh.routes.length === 0) lines.push('    (no routes: 404 NR)');
     }
   }
+  // The inbound side has no routes here: its local rate limits are the port's.
+  const inbound = snapshot.rateLimits.inboundRules;
+  if (inbound.length > 0) lines.push('inbound (to the app)', ...inbound.map((r) => `  rate limit ${describeRule(r)}`));
   return lines.join('\n') + '\n';
 }
 
@@ -83,12 +88,24 @@ function l4Destinations(r: L4Route): string {
   return `→ ${dests.join(', ')} [${where}]`;
 }
 
-function printRoute(r: CompiledRoute, n: number): string[] {
+/**
+ * The buckets of the local rate limit filters in a route config's chain (EnvoyFilter HTTP_FILTER
+ * patches): one for all its routes, so shown once, above them, rather than on every route.
+ */
+function filterLimits(snapshot: Snapshot, routeConfig: string, indent: string): string[] {
+  return snapshot.rateLimits.rules.filter((r) => isFilterBucket(r) && r.envoy?.bucket.routeConfig === routeConfig).map((r) => `${indent}rate limit ${describeRule(r)}`);
+}
+
+const isFilterBucket = (r: RateLimitRule): boolean => r.envoy !== undefined && r.envoy.bucket.virtualHost === undefined;
+
+/** `limits`: the rate limits bound to the route (but the route config's filter buckets), each on a line of its own. */
+function printRoute(r: CompiledRoute, n: number, limits: readonly RateLimitBinding[] | undefined): string[] {
   // A sidecar's default route for a service comes from no resource.
   const where = r.source.virtualService === '' ? 'default route' : `${r.source.virtualService} http[${r.source.httpIndex}]${r.source.matchIndex >= 0 ? `.match[${r.source.matchIndex}]` : ''}`;
   const when = r.conditions.length === 0 ? 'any request' : r.conditions.map((c) => c.what).join(' and ');
   const out = [`      ${n}. ${r.name ? `${r.name} ` : ''}[${where}] when ${when}`];
   out.push(...printAction(r.action).map((l) => `         ${l}`));
+  for (const b of limits ?? []) if (!isFilterBucket(b.rule)) out.push(`         rate limit ${describeRule(b.rule)}${b.onlyHost !== undefined ? ` (host ${b.onlyHost} only)` : ''}`);
   return out;
 }
 
