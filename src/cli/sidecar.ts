@@ -16,6 +16,9 @@ import { DRAIN_FLAGS, DRAIN_HELP, armStop, parseDrainFlags } from './drain-optio
 import { APP_PROBERS_ENV, parseAppProbers } from '../core/inject/app-probes.js';
 import { parseAppScrapeSettings, PROMETHEUS_SCRAPE_ENV } from '../core/inject/prometheus-annotations.js';
 import { ConntrackLookup, CONNTRACK_TABLE } from '../core/capture/original-destination.js';
+import { DEFAULT_RESOLV_CONF, readResolvConf } from '../core/dns/resolv-conf.js';
+import { DNS_CAPTURE_PORT } from '../core/capture/iptables-rules.js';
+import type { SidecarDns } from '../sidecar/main.js';
 
 export const SIDECAR_HELP = `usage: meshgate sidecar --control URL --token FILE --namespace NS --service-account SA
                         --workload NAME --labels app=x,version=v1 --app-port N [options]
@@ -65,6 +68,14 @@ ${LIMIT_HELP}
                         and with ${PROMETHEUS_SCRAPE_ENV} set, GET /stats/prometheus: this
                         sidecar's Istio metrics followed by the app's own from the port and path
                         it names (both set by injection), served here (default 15020)
+  --dns-port N          with DNS capture (ISTIO_META_DNS_CAPTURE=true, set by injection from
+                        proxyMetadata), where the DNS proxy listens on 127.0.0.1, UDP and TCP: mesh
+                        names answered, the rest forwarded to --resolv-conf's nameservers (default
+                        15053, where \`meshgate iptables --redirect-dns\` sends the pod's DNS; 0 = any
+                        free port, named in the serving log line); ISTIO_META_DNS_AUTO_ALLOCATE=true
+                        gives ServiceEntries without addresses one from 240.240.0.0/16
+  --resolv-conf FILE    the pod's resolver configuration, whose nameservers DNS is forwarded to
+                        (default ${DEFAULT_RESOLV_CONF})
 ${DRAIN_HELP}`;
 
 export async function runSidecarCommand(argv: string[]): Promise<number> {
@@ -93,6 +104,8 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
     certs: { type: 'string' },
     capture: { type: 'boolean' },
     'probe-port': { type: 'string' },
+    'dns-port': { type: 'string' },
+    'resolv-conf': { type: 'string' },
     ...DRAIN_FLAGS,
     ...LIMIT_FLAGS,
     help: { type: 'boolean', short: 'h' },
@@ -122,6 +135,7 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
   readableFlagFile(values.token!, '--token');
   readableFlagFile(values['root-cert'] ?? DEFAULT_ROOT_CERT, '--root-cert');
 
+  const dns = dnsCapture(values['dns-port'], values['resolv-conf']);
   const log = createLogger('meshgate-sidecar', { base: { workload: `${values.workload}.${namespace}` } });
   // Listening from the start: a signal during startup waits for it, then drains.
   const stop = stopRequested({ log });
@@ -173,6 +187,7 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
     ...(values.capture ? { capture: true } : {}),
     appProbers: probers.probers,
     probePort: parsePort(values['probe-port'], 15020, '--probe-port'),
+    ...(dns ? { dns } : {}),
     ...(scrape.merge ? { mergedMetrics: scrape.target ? { app: scrape.target } : {} } : {}),
     logger: log,
     drainDeadlineSeconds,
@@ -183,4 +198,25 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
   await sidecar.drain(drainSeconds);
   mesh.close();
   return 0;
+}
+
+/**
+ * DNS capture as Istio's agent reads it from the proxy metadata in its environment; undefined when
+ * off. The nameservers are read once, at start, as the agent does.
+ */
+function dnsCapture(portFlag: string | undefined, resolvConf: string | undefined): SidecarDns | undefined {
+  const on = (name: string): boolean => process.env[name]?.toLowerCase() === 'true';
+  if (!on('ISTIO_META_DNS_CAPTURE')) return undefined;
+  const file = resolvConf ?? DEFAULT_RESOLV_CONF;
+  let nameservers: readonly string[];
+  try {
+    nameservers = readResolvConf(file).nameservers;
+  } catch (err) {
+    throw new UsageError(`--resolv-conf: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); DNS capture forwards to its nameservers`);
+  }
+  return {
+    port: parsePort(portFlag, DNS_CAPTURE_PORT, '--dns-port'),
+    nameservers: nameservers.map((address) => ({ address, port: 53 })),
+    ...(on('ISTIO_META_DNS_AUTO_ALLOCATE') ? { autoAllocate: true } : {}),
+  };
 }
