@@ -9,6 +9,7 @@ import { parse, readFlagFile } from './options.js';
 import { parseEmbeddedYaml } from '../core/config/embedded-yaml.js';
 import { isRecord } from '../core/config/load.js';
 import { trustDomainProblem } from '../core/pki/trust-domain.js';
+import { meshProxyMetadata } from '../core/inject/proxy-metadata.js';
 import { UsageError } from './main.js';
 
 export const INJECT_HELP = `usage: meshgate inject -f FILE [options]
@@ -24,7 +25,8 @@ alone. Apply the result: meshgate inject -f app.yaml | kubectl apply -f -
                           (default ${DEFAULT_INJECT_IMAGE})
   --control-address URL   the control plane as sidecars reach it (default ${DEFAULT_CONTROL_ADDRESS})
   --mesh-config FILE      the mesh config, as istioctl kube-inject --meshConfigFile takes it (its YAML,
-                          or the istio ConfigMap holding it in data.mesh): its trustDomain is used
+                          or the istio ConfigMap holding it in data.mesh): its trustDomain is used,
+                          and defaultConfig.proxyMetadata becomes both containers' environment
   --trust-domain NAME     SPIFFE trust domain (default: the mesh config's, else cluster.local)
   --revision NAME         the control plane revision written in sidecar.istio.io/status (default default)`;
 
@@ -46,7 +48,9 @@ export async function runInjectCommand(argv: string[]): Promise<number> {
   const text = readFlagFile(values.filename === '-' ? 0 : values.filename, '-f');
   const controlAddress = values['control-address'] ?? DEFAULT_CONTROL_ADDRESS;
   if (!/^https:\/\//.test(controlAddress)) throw new UsageError(`--control-address: '${controlAddress}' must be an https:// URL`);
-  const trustDomain = values['trust-domain'] ?? (values['mesh-config'] ? meshConfigTrustDomain(values['mesh-config']) : undefined);
+  const mesh = values['mesh-config'] ? readMeshConfig(values['mesh-config']) : undefined;
+  const trustDomain = values['trust-domain'] ?? (mesh ? meshConfigTrustDomain(mesh, values['mesh-config']!) : undefined);
+  const proxyMetadata = meshProxyMetadata(mesh);
   const result = kubeInject(
     text,
     {
@@ -54,6 +58,8 @@ export async function runInjectCommand(argv: string[]): Promise<number> {
       controlAddress,
       ...(trustDomain ? { trustDomain } : {}),
       ...(values.revision ? { revision: values.revision } : {}),
+      ...(Object.keys(proxyMetadata).length > 0 ? { proxyMetadata } : {}),
+      onProblem: (problem) => console.error(`meshgate inject: ${problem}`),
     },
     values.filename,
   );
@@ -63,8 +69,8 @@ export async function runInjectCommand(argv: string[]): Promise<number> {
   return 0;
 }
 
-/** The `trustDomain` of the mesh config in `file` (undefined when it names none); a file that is no mesh config, or an invalid domain, is a usage error. */
-function meshConfigTrustDomain(file: string): string | undefined {
+/** The mesh config in `file` (undefined when empty); a file that is no mesh config is a usage error. */
+function readMeshConfig(file: string): Record<string, unknown> | undefined {
   const parsed = parseEmbeddedYaml(readFlagFile(file, '--mesh-config'));
   if (!parsed.ok) throw new UsageError(`--mesh-config: ${file}:${parsed.line}: ${parsed.message}`);
   let mesh = parsed.value;
@@ -76,7 +82,12 @@ function meshConfigTrustDomain(file: string): string | undefined {
     mesh = inner.value;
   }
   if (mesh !== null && mesh !== undefined && !isRecord(mesh)) throw new UsageError(`--mesh-config: ${file} is not a mesh config (a YAML mapping)`);
-  const td = mesh?.['trustDomain'];
+  return mesh ?? undefined;
+}
+
+/** The mesh config's `trustDomain` (undefined when it names none); an invalid domain is a usage error. */
+function meshConfigTrustDomain(mesh: Record<string, unknown>, file: string): string | undefined {
+  const td = mesh['trustDomain'];
   if (td === undefined) return undefined;
   const problem = typeof td === 'string' ? trustDomainProblem(td) : 'trustDomain must be a string';
   if (problem) throw new UsageError(`--mesh-config: ${file}: ${problem}`);

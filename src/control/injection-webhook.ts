@@ -37,6 +37,8 @@ export interface InjectionWebhookOptions {
   readonly prometheusMerge?: () => boolean;
   /** The trust domain the CA signs for now (TRUST_DOMAIN and ISTIO_META_MESH_ID of the sidecar). */
   readonly trustDomain?: () => string;
+  /** The served mesh config's `defaultConfig.proxyMetadata` now (DNS capture among them). */
+  readonly proxyMetadata?: () => Readonly<Record<string, string>>;
 }
 
 export function webhookNames(serviceName: string, namespace: string): string[] {
@@ -59,14 +61,14 @@ export function createInjectionWebhook(opts: InjectionWebhookOptions): Server {
 }
 
 /** The AdmissionReview answer for one request body. */
-export function review(body: string, opts: Pick<InjectionWebhookOptions, 'inject' | 'namespaceLabels' | 'log' | 'metrics' | 'prometheusMerge' | 'trustDomain'>): Json {
+export function review(body: string, opts: Pick<InjectionWebhookOptions, 'inject' | 'namespaceLabels' | 'log' | 'metrics' | 'prometheusMerge' | 'trustDomain' | 'proxyMetadata'>): Json {
   const answer = decide(body, opts);
   const r = answer.response as Json;
   opts.metrics?.injection(r.allowed === false ? 'failure' : r.patch !== undefined ? 'success' : 'skip');
   return answer;
 }
 
-function decide(body: string, opts: Pick<InjectionWebhookOptions, 'inject' | 'namespaceLabels' | 'log' | 'prometheusMerge' | 'trustDomain'>): Json {
+function decide(body: string, opts: Pick<InjectionWebhookOptions, 'inject' | 'namespaceLabels' | 'log' | 'prometheusMerge' | 'trustDomain' | 'proxyMetadata'>): Json {
   let parsed: unknown;
   try {
     parsed = JSON.parse(body);
@@ -91,7 +93,9 @@ function decide(body: string, opts: Pick<InjectionWebhookOptions, 'inject' | 'na
   const owner = ownerOf(pod, namespace);
   const merge = opts.prometheusMerge?.();
   const trustDomain = opts.trustDomain?.();
-  const injected = injectPod(pod, { ...opts.inject, ...(trustDomain ? { trustDomain } : {}), ...(owner ? { owner } : { workloadName: name }), ...(merge !== undefined ? { enablePrometheusMerge: merge } : {}) });
+  const proxyMetadata = opts.proxyMetadata?.();
+  const onProblem = (problem: string): void => opts.log.warn({ pod: `${namespace}/${name}`, problem }, 'pod annotation ignored');
+  const injected = injectPod(pod, { ...opts.inject, ...(trustDomain ? { trustDomain } : {}), ...(owner ? { owner } : { workloadName: name }), ...(merge !== undefined ? { enablePrometheusMerge: merge } : {}), ...(proxyMetadata ? { proxyMetadata } : {}), onProblem });
   const patch = podPatch(pod, injected);
   opts.log.info({ pod: `${namespace}/${name}` }, 'sidecar injected');
   return {

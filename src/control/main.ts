@@ -3,6 +3,7 @@
 // lives in the files it wires and in core.
 
 import { meshConfigOf } from '../core/telemetry/telemetry-policy.js';
+import { meshProxyMetadata } from '../core/inject/proxy-metadata.js';
 import type { Server as HttpsServer } from 'node:https';
 import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -135,7 +136,16 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     if (on === undefined) merges.set(set, (on = meshConfigOf(set.resources)?.['enablePrometheusMerge'] !== false));
     return on;
   };
-  const injector = opts.injection ? createInjectionWebhook({ prometheusMerge, trustDomain: () => opts.ca.trustDomain, ...opts.injection, ca: opts.ca, metrics, log: log.child({ component: 'injector' }) }) : undefined;
+  // And the proxy metadata injected sidecars get (ISTIO_META_DNS_CAPTURE …), as istiod's template takes it.
+  const metadata = new WeakMap<object, Record<string, string>>();
+  const proxyMetadata = (): Record<string, string> => {
+    const set = distributor.current;
+    if (!set) return {};
+    let m = metadata.get(set);
+    if (!m) metadata.set(set, (m = meshProxyMetadata(meshConfigOf(set.resources))));
+    return m;
+  };
+  const injector = opts.injection ? createInjectionWebhook({ prometheusMerge, proxyMetadata, trustDomain: () => opts.ca.trustDomain, ...opts.injection, ca: opts.ca, metrics, log: log.child({ component: 'injector' }) }) : undefined;
   // Loaded only in cluster mode: the Kubernetes client is large, and file mode does without it.
   const publisher: RootCertPublisher | undefined = opts.kubeconfig
     ? new (await import('./root-cert-publisher.js')).RootCertPublisher({ kubeconfig: opts.kubeconfig, rootCertPem: opts.ca.rootCertPem, logger: log.child({ component: 'root-cert' }), ...(opts.kubeBackoff ? { backoff: opts.kubeBackoff } : {}) })

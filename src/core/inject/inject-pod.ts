@@ -13,13 +13,16 @@
 //     at the sidecar's merged metrics on 15020, the app's own scrape settings handed to the sidecar
 //     in ISTIO_PROMETHEUS_ANNOTATIONS (prometheus-annotations.ts);
 //   HTTP probes of the app rewritten through the sidecar's 15020 (app-probes.ts);
-//   the pod's sidecar.istio.io/userVolume volumes, mounted in the proxy by userVolumeMount (user-volumes.ts).
+//   the pod's sidecar.istio.io/userVolume volumes, mounted in the proxy by userVolumeMount (user-volumes.ts);
+//   the proxy metadata (mesh defaultConfig.proxyMetadata, the pod's proxy.istio.io/config over it) as
+//     environment of both containers (proxy-metadata.ts): DNS capture is turned on this way.
 // The pod is copied, never changed in place.
 
 import { APP_PROBERS_ENV, rewriteAppProbes } from './app-probes.js';
 import { DEFAULT_REVISION, STATUS_ANNOTATION } from './selection.js';
 import { SIDECAR_ENV } from './sidecar-node-options.js';
 import { userVolumes } from './user-volumes.js';
+import { podProxyMetadata } from './proxy-metadata.js';
 import { applyMetricsMerge, pointsAtMergedMetrics, PROMETHEUS_SCRAPE_ENV, SIDECAR_METRICS_PORT } from './prometheus-annotations.js';
 
 type Json = Record<string, unknown>;
@@ -45,6 +48,10 @@ export interface InjectOptions {
   readonly workloadName?: string;
   /** The mesh config's `enablePrometheusMerge` (default true); a pod's merge-metrics annotation wins. */
   readonly enablePrometheusMerge?: boolean;
+  /** The mesh config's `defaultConfig.proxyMetadata`; a pod's proxy.istio.io/config sets keys over it. */
+  readonly proxyMetadata?: Readonly<Record<string, string>>;
+  /** Told when a pod's proxy.istio.io/config cannot be read (it is then left out). */
+  readonly onProblem?: (problem: string) => void;
   /** `apiVersion` and `kind` of the owning workload, for ISTIO_META_OWNER. */
   readonly owner?: { readonly apiVersion: string; readonly kind: string; readonly name: string; readonly namespace: string };
 }
@@ -97,12 +104,16 @@ export function injectPod(pod: Json, opts: InjectOptions): Json {
   const appPort = podPorts.find((p) => typeof p.containerPort === 'number')?.containerPort as number | undefined;
   const resources = resourcesFrom(annotations);
   const user = userVolumes(annotations);
+  const proxyConfig = podProxyMetadata(annotations, opts.proxyMetadata);
+  if (proxyConfig.problem) opts.onProblem?.(proxyConfig.problem);
+  const metadataEnv = Object.entries(proxyConfig.metadata).map(([name, value]) => ({ name, value }));
 
   const init: Json = {
     name: INIT_CONTAINER,
     image: opts.image,
     ...(opts.imagePullPolicy ? { imagePullPolicy: opts.imagePullPolicy } : {}),
     args: captureArgs(annotations),
+    ...(metadataEnv.length > 0 ? { env: metadataEnv } : {}),
     resources,
     securityContext: {
       allowPrivilegeEscalation: false,
@@ -151,6 +162,7 @@ export function injectPod(pod: Json, opts: InjectOptions): Json {
       ...Object.entries(SIDECAR_ENV).map(([name, value]) => ({ name, value })),
       ...(Object.keys(probers).length > 0 ? [{ name: APP_PROBERS_ENV, value: JSON.stringify(probers) }] : []),
       ...(scrapeEnv !== undefined ? [{ name: PROMETHEUS_SCRAPE_ENV, value: scrapeEnv }] : []),
+      ...metadataEnv,
     ],
     readinessProbe: {
       httpGet: { path: '/healthz/ready', port: 15021 },
