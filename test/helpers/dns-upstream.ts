@@ -1,5 +1,6 @@
 // A stand-in for the pod's nameserver (kube-dns): a dns-packet server over UDP and TCP that answers
-// every A question with 203.0.113.7 and every name under `nx.test` with NXDOMAIN, and keeps the
+// every A question with 203.0.113.7 and every name under `nx.test` or `cluster.local` with NXDOMAIN
+// (as kube-dns answers a search-list expansion it does not know), and keeps the
 // names it was asked and the bytes it answered with, so a test can check what was forwarded and that
 // the answer came back unchanged. Run as a script (`node dns-upstream.js PORT HOST`), it serves until
 // killed and writes `dns upstream serving on HOST:PORT` to stderr once both sockets listen.
@@ -22,16 +23,18 @@ export interface StandInDns {
 function reply(bytes: Buffer): Buffer {
   const q = packet.decode(bytes);
   const question = q.questions![0]!;
-  const nx = /(^|\.)nx\.test$/i.test(question.name);
+  const nx = /(^|\.)(nx\.test|cluster\.local)$/i.test(question.name);
   const answers: packet.Answer[] = !nx && question.type === 'A' ? [{ type: 'A', name: question.name, ttl: 60, class: 'IN', data: UPSTREAM_ANSWER }] : [];
   return packet.encode({ type: 'response', id: q.id ?? 0, flags: packet.RECURSION_AVAILABLE | packet.RECURSION_DESIRED | (nx ? 3 : 0), questions: [question], answers });
 }
 
-export async function startStandInDns(host = '127.0.0.1', port = 0): Promise<StandInDns> {
+export async function startStandInDns(host = '127.0.0.1', port = 0, onAsked?: (name: string) => void): Promise<StandInDns> {
   const asked: string[] = [];
   const sent: Buffer[] = [];
   const answer = (bytes: Buffer): Buffer => {
-    asked.push(packet.decode(bytes).questions![0]!.name);
+    const name = packet.decode(bytes).questions![0]!.name;
+    asked.push(name);
+    onAsked?.(name);
     const out = reply(bytes);
     sent.push(out);
     return out;
@@ -59,5 +62,5 @@ export async function startStandInDns(host = '127.0.0.1', port = 0): Promise<Sta
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const host = process.argv[3] ?? '127.0.0.1';
-  void startStandInDns(host, Number(process.argv[2] ?? 0)).then((s) => process.stderr.write(`dns upstream serving on ${host}:${s.port}\n`));
+  void startStandInDns(host, Number(process.argv[2] ?? 0), (name) => process.stderr.write(`asked ${name}\n`)).then((s) => process.stderr.write(`dns upstream serving on ${host}:${s.port}\n`));
 }
