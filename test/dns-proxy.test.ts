@@ -92,7 +92,14 @@ describe('the DNS name table', () => {
     assert.equal(table.lookup('www.example.com'), undefined);
   });
 
-  it('auto-allocates one address of 240.240.0.0/16 and 2001:2::/48 per entry without addresses, and capture routes by it', () => {
+  it("answers a name with the pod's first search domain after it by a CNAME to the name", () => {
+    const searched = buildNameTable({ registry: snapshot.registry, resources: snapshot.resources, namespace: 'default', searchDomain: 'default.svc.cluster.local' });
+    assert.deepEqual(searched.lookup('address.internal.default.svc.cluster.local.'), { ipv4: ['198.51.100.1'], ipv6: ['2001:db8::1'], canonical: 'address.internal' });
+    assert.equal(searched.lookup('product.default.svc.cluster.local')?.canonical, undefined, 'a name that is itself known is not an expansion');
+    assert.equal(searched.lookup('www.example.com.default.svc.cluster.local'), undefined);
+  });
+
+    it('auto-allocates one address of 240.240.0.0/16 and 2001:2::/48 per entry without addresses, and capture routes by it', () => {
     const a = table.lookup('db-a.external')!;
     const b = table.lookup('db-b.external')!;
     assert.match(a.ipv4[0]!, /^240\.240\.\d+\.\d+$/);
@@ -184,7 +191,18 @@ describe('the DNS proxy over UDP and TCP', () => {
     });
   }
 
-  it('follows the snapshot: a Service added later is answered, a removed one forwarded', async () => {
+  it('answers a search-list expansion of a mesh name with the CNAME and the address', async () => {
+    const searching = createDnsProxy({ snapshot: () => current, upstream: new Upstream([], 1000), namespace: 'default', searchDomain: 'default.svc.cluster.local', log });
+    const p = await searching.listen(0, '127.0.0.1');
+    try {
+      const a = packet.decode(await ask(p, query('address.internal.default.svc.cluster.local'), 'udp'));
+      assert.deepEqual(a.answers!.map((r) => [r.type, r.name, (r as { data: string }).data]), [['CNAME', 'address.internal.default.svc.cluster.local', 'address.internal'], ['A', 'address.internal', '198.51.100.1']]);
+    } finally {
+      await searching.close();
+    }
+  });
+
+    it('follows the snapshot: a Service added later is answered, a removed one forwarded', async () => {
     current = snapshotOf(service('late', 'default', '10.96.0.99'));
     assert.deepEqual(packet.decode(await ask(port, query('late'), 'udp')).answers!.map((a) => (a as { data: string }).data), ['10.96.0.99']);
     assert.equal((packet.decode(await ask(port, query('product'), 'udp')).answers![0] as { data: string }).data, UPSTREAM_ANSWER);

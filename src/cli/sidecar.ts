@@ -16,7 +16,7 @@ import { DRAIN_FLAGS, DRAIN_HELP, armStop, parseDrainFlags } from './drain-optio
 import { APP_PROBERS_ENV, parseAppProbers } from '../core/inject/app-probes.js';
 import { parseAppScrapeSettings, PROMETHEUS_SCRAPE_ENV } from '../core/inject/prometheus-annotations.js';
 import { ConntrackLookup, CONNTRACK_TABLE } from '../core/capture/original-destination.js';
-import { DEFAULT_RESOLV_CONF, readResolvConf } from '../core/dns/resolv-conf.js';
+import { DEFAULT_RESOLV_CONF, readResolvConf, type ResolvConf } from '../core/dns/resolv-conf.js';
 import { DNS_CAPTURE_PORT } from '../core/capture/iptables-rules.js';
 import type { SidecarDns } from '../sidecar/main.js';
 
@@ -208,15 +208,16 @@ function dnsCapture(portFlag: string | undefined, resolvConf: string | undefined
   const on = (name: string): boolean => process.env[name]?.toLowerCase() === 'true';
   if (!on('ISTIO_META_DNS_CAPTURE')) return undefined;
   const file = resolvConf ?? DEFAULT_RESOLV_CONF;
-  let nameservers: readonly string[];
+  let conf: ResolvConf;
   try {
-    nameservers = readResolvConf(file).nameservers;
+    conf = readResolvConf(file);
   } catch (err) {
     throw new UsageError(`--resolv-conf: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); DNS capture forwards to its nameservers`);
   }
   return {
     port: parsePort(portFlag, DNS_CAPTURE_PORT, '--dns-port'),
-    nameservers: nameservers.map((address) => ({ address, port: 53 })),
+    nameservers: conf.nameservers.map((address) => ({ address, port: 53 })),
+    ...(conf.search[0] ? { searchDomain: conf.search[0] } : {}),
     ...(on('ISTIO_META_DNS_AUTO_ALLOCATE') ? { autoAllocate: true } : {}),
   };
 }

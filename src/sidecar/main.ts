@@ -91,6 +91,8 @@ export interface SidecarDns {
   readonly port?: number;
   /** Where names the mesh does not know are forwarded: the pod's nameservers. */
   readonly nameservers: readonly Nameserver[];
+  /** The pod's first search domain: expansions of mesh names under it are answered with a CNAME. */
+  readonly searchDomain?: string;
   /** ISTIO_META_DNS_AUTO_ALLOCATE: ServiceEntries without addresses get one. */
   readonly autoAllocate?: boolean;
 }
@@ -250,7 +252,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
  */
 async function startDns(dns: SidecarDns, namespace: string, rt: ProxyRuntime): Promise<number> {
   const [{ createDnsProxy }, { Upstream }] = await Promise.all([import('./dns/dns-proxy.js'), import('./dns/upstream.js')]);
-  const proxy = createDnsProxy({ snapshot: () => rt.holder.current(), upstream: new Upstream(dns.nameservers), namespace, log: rt.log.child({ component: 'dns' }) });
+  const proxy = createDnsProxy({ snapshot: () => rt.holder.current(), upstream: new Upstream(dns.nameservers), namespace, ...(dns.searchDomain ? { searchDomain: dns.searchDomain } : {}), log: rt.log.child({ component: 'dns' }) });
   rt.add({ close: () => proxy.close(), destroy: () => void proxy.close() });
   return proxy.listen(dns.port ?? 15053, '127.0.0.1');
 }

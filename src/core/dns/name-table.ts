@@ -10,6 +10,10 @@
 // - a host both a Service and a ServiceEntry name: the Service's addresses.
 // Only services exported to the proxy's namespace count. Names are matched without case and
 // without the trailing dot.
+// As Istio's agent does, each answered name is also known with the pod's first search domain after
+// it (`www.example.com.default.svc.cluster.local`), the name a resolver with `ndots:5` asks first: it
+// is answered with a CNAME to the name itself and that name's addresses, so the resolver stops there
+// instead of sending every expansion of the search list upstream first.
 
 import { isIP } from 'node:net';
 import type { Resource } from '../model/resource.js';
@@ -21,6 +25,8 @@ import type { Registry, Service } from '../registry/types.js';
 export interface NameRecords {
   readonly ipv4: readonly string[];
   readonly ipv6: readonly string[];
+  /** Set when the name asked was a search-list expansion: the name the addresses belong to (a CNAME). */
+  readonly canonical?: string;
 }
 
 export interface NameTable {
@@ -38,6 +44,8 @@ export interface NameTableInput {
   readonly namespace: string;
   /** The cluster domain (default cluster.local). */
   readonly domain?: string;
+  /** The pod's first search domain (resolv.conf), whose expansions are answered with a CNAME. */
+  readonly searchDomain?: string;
 }
 
 export function buildNameTable(input: NameTableInput): NameTable {
@@ -67,6 +75,13 @@ export function buildNameTable(input: NameTableInput): NameTable {
   const wildcards = [...names.keys()].filter((n) => n.startsWith('*.'));
   const split = (ips: readonly string[]): NameRecords => Object.freeze({ ipv4: ips.filter((a) => isIP(a) === 4), ipv6: ips.filter((a) => isIP(a) === 6) });
   const records = new Map<string, NameRecords>([...names].map(([n, ips]) => [n, split(ips)]));
+  const search = input.searchDomain?.toLowerCase().replace(/\.$/, '');
+  if (search) {
+    for (const [n, r] of [...records]) {
+      const expanded = `${n}.${search}`;
+      if (!n.startsWith('*.') && !records.has(expanded)) records.set(expanded, Object.freeze({ ...r, canonical: n }));
+    }
+  }
   return Object.freeze({
     size: records.size,
     lookup(name: string): NameRecords | undefined {

@@ -13,7 +13,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import * as packet from 'dns-packet';
 import type { Logger } from 'pino';
 import type { Snapshot } from '../../core/snapshot/snapshot.js';
-import { buildNameTable, type NameTable } from '../../core/dns/name-table.js';
+import { buildNameTable, type NameRecords, type NameTable } from '../../core/dns/name-table.js';
 import { listenOn } from '../../core/proxy/listen.js';
 import { FrameReader, frame } from './tcp-frames.js';
 import type { Upstream } from './upstream.js';
@@ -32,6 +32,8 @@ export interface DnsProxyOptions {
   /** The proxy's namespace (its Services answer to their bare name) and the cluster domain. */
   readonly namespace: string;
   readonly domain?: string;
+  /** The pod's first search domain (resolv.conf): its expansions of mesh names are answered with a CNAME. */
+  readonly searchDomain?: string;
   readonly log: Logger;
 }
 
@@ -45,7 +47,7 @@ export function createDnsProxy(opts: DnsProxyOptions): DnsProxy {
   const tables = new WeakMap<Snapshot, NameTable>();
   const tableFor = (s: Snapshot): NameTable => {
     let t = tables.get(s);
-    if (!t) tables.set(s, (t = buildNameTable({ registry: s.registry, resources: s.resources, ...(s.autoAllocated ? { autoAllocated: s.autoAllocated } : {}), namespace: opts.namespace, ...(opts.domain ? { domain: opts.domain } : {}) })));
+    if (!t) tables.set(s, (t = buildNameTable({ registry: s.registry, resources: s.resources, ...(s.autoAllocated ? { autoAllocated: s.autoAllocated } : {}), namespace: opts.namespace, ...(opts.domain ? { domain: opts.domain } : {}), ...(opts.searchDomain ? { searchDomain: opts.searchDomain } : {}) })));
     return t;
   };
 
@@ -63,7 +65,7 @@ export function createDnsProxy(opts: DnsProxyOptions): DnsProxy {
     const snapshot = opts.snapshot();
     if (!question || !snapshot) return failure(query);
     const records = question.type === 'A' || question.type === 'AAAA' ? tableFor(snapshot).lookup(question.name) : undefined;
-    if (records) return local(query, question, question.type === 'A' ? records.ipv4 : records.ipv6, transport);
+    if (records) return local(query, question, records, transport);
     try {
       return await opts.upstream.forward(bytes, transport);
     } catch (err) {
@@ -72,9 +74,16 @@ export function createDnsProxy(opts: DnsProxyOptions): DnsProxy {
     }
   };
 
+  /** `answer`, and should it fail all the same (a bug), no answer and a log line rather than a crash. */
+  const guarded = (bytes: Buffer, transport: 'udp' | 'tcp', from: string): Promise<Buffer | undefined> =>
+    answer(bytes, transport, from).catch((err: unknown) => {
+      opts.log.error({ from, transport, problem: (err as Error).message }, 'DNS query failed: no answer sent');
+      return undefined;
+    });
+
   const udp: UdpSocket = createSocket('udp4');
   udp.on('message', (msg, rinfo) => {
-    void answer(msg, 'udp', `${rinfo.address}:${rinfo.port}`).then((reply) => {
+    void guarded(msg, 'udp', `${rinfo.address}:${rinfo.port}`).then((reply) => {
       if (reply) udp.send(reply, rinfo.port, rinfo.address);
     });
   });
@@ -88,7 +97,7 @@ export function createDnsProxy(opts: DnsProxyOptions): DnsProxy {
     socket.on('error', () => socket.destroy());
     socket.on('data', (chunk: Buffer) => {
       for (const query of reader.push(chunk)) {
-        void answer(query, 'tcp', from).then((reply) => {
+        void guarded(query, 'tcp', from).then((reply) => {
           if (reply && socket.writable) socket.write(frame(reply));
         });
       }
@@ -132,10 +141,17 @@ function bindUdp(udp: UdpSocket, port: number, host: string): Promise<void> {
   });
 }
 
-/** An authoritative answer of the mesh's own; over UDP cut to what the client can take, with TC set. */
-function local(query: packet.DecodedPacket, question: packet.Question, ips: readonly string[], transport: 'udp' | 'tcp'): Buffer {
+/**
+ * An authoritative answer of the mesh's own (a CNAME first when the name was a search-list expansion,
+ * its target's addresses after it); over UDP cut to what the client can take, with TC set.
+ */
+function local(query: packet.DecodedPacket, question: packet.Question, records: NameRecords, transport: 'udp' | 'tcp'): Buffer {
   const type = question.type as 'A' | 'AAAA';
-  const answers: packet.Answer[] = ips.map((ip) => ({ type, name: question.name, class: 'IN', ttl: ANSWER_TTL_SECONDS, data: ip }));
+  const owner = records.canonical ?? question.name;
+  const answers: packet.Answer[] = [
+    ...(records.canonical ? [{ type: 'CNAME' as const, name: question.name, class: 'IN' as const, ttl: ANSWER_TTL_SECONDS, data: records.canonical }] : []),
+    ...(type === 'A' ? records.ipv4 : records.ipv6).map((ip) => ({ type, name: owner, class: 'IN' as const, ttl: ANSWER_TTL_SECONDS, data: ip })),
+  ];
   const flags = packet.AUTHORITATIVE_ANSWER | packet.RECURSION_AVAILABLE | (query.flag_rd ? packet.RECURSION_DESIRED : 0);
   const reply = (list: packet.Answer[], truncated: boolean): Buffer =>
     packet.encode({ type: 'response', id: query.id ?? 0, flags: flags | (truncated ? packet.TRUNCATED_RESPONSE : 0), questions: [question], answers: list });
