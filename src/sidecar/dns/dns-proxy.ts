@@ -51,7 +51,7 @@ export function createDnsProxy(opts: DnsProxyOptions): DnsProxy {
     return t;
   };
 
-  /** The answer to one query's bytes, or undefined to send nothing. Never rejects. */
+  /** The answer to one query's bytes, or undefined to send nothing. Every failure it foresees is an answer. */
   const answer = async (bytes: Buffer, transport: 'udp' | 'tcp', from: string): Promise<Buffer | undefined> => {
     let query: packet.DecodedPacket;
     try {
@@ -98,7 +98,14 @@ export function createDnsProxy(opts: DnsProxyOptions): DnsProxy {
     socket.on('data', (chunk: Buffer) => {
       for (const query of reader.push(chunk)) {
         void guarded(query, 'tcp', from).then((reply) => {
-          if (reply && socket.writable) socket.write(frame(reply));
+          if (!reply || !socket.writable) return;
+          try {
+            socket.write(frame(reply));
+          } catch (err) {
+            // Larger than a TCP message can be (a headless Service of thousands of pods): nothing to send.
+            opts.log.warn({ from, problem: (err as Error).message }, 'DNS answer too large for TCP: connection closed');
+            socket.destroy();
+          }
         });
       }
     });
