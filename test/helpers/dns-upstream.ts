@@ -3,7 +3,8 @@
 // (as kube-dns answers a search-list expansion it does not know), and keeps the
 // names it was asked and the bytes it answered with, so a test can check what was forwarded and that
 // the answer came back unchanged. Run as a script (`node dns-upstream.js PORT HOST`), it serves until
-// killed and writes `dns upstream serving on HOST:PORT` to stderr once both sockets listen.
+// killed and writes `dns upstream serving on HOST:PORT` to stderr once both sockets listen; without
+// the port it does nothing, as when `node --test dist/test/` loads every file under it.
 
 import { createSocket } from 'node:dgram';
 import { createServer, type AddressInfo } from 'node:net';
@@ -60,7 +61,7 @@ export async function startStandInDns(host = '127.0.0.1', port = 0, onAsked?: (n
   };
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) {
+if (process.argv[1] === fileURLToPath(import.meta.url) && process.argv[2] !== undefined) {
   const host = process.argv[3] ?? '127.0.0.1';
-  void startStandInDns(host, Number(process.argv[2] ?? 0), (name) => process.stderr.write(`asked ${name}\n`)).then((s) => process.stderr.write(`dns upstream serving on ${host}:${s.port}\n`));
+  void startStandInDns(host, Number(process.argv[2]), (name) => process.stderr.write(`asked ${name}\n`)).then((s) => process.stderr.write(`dns upstream serving on ${host}:${s.port}\n`));
 }
