@@ -62,6 +62,9 @@ describe('sidecar footprint', () => {
     assert.ok(!modules.some((m) => /dist\/src\/core\/telemetry\/(istio-metrics|metrics-server)\.js$/.test(m)), "the metrics' code is loaded before a proxy counts");
     // The external authorizers' client comes with the first request a CUSTOM policy sends to one.
     assert.ok(!modules.some((m) => /dist\/src\/core\/proxy\/ext-authz(-check|-grpc|-wire)?\.js$/.test(m)), "the external authorizers' client is loaded before a CUSTOM policy asks one");
+    // The DNS proxy and its wire format come only with DNS capture (ISTIO_META_DNS_CAPTURE).
+    assert.ok(!packages.has('dns-packet'), 'dns-packet is loaded by the sidecar command');
+    assert.ok(!modules.some((m) => /dist\/src\/(sidecar\/dns\/|core\/dns\/name-table)/.test(m)), 'the DNS proxy is loaded without DNS capture');
   });
 
   it("no module the sidecar command loads imports node:tls as an ES module (Node's view of it reads the bundled root certificates)", () => {

@@ -5,9 +5,11 @@
 
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { chmod } from 'node:fs/promises';
 import { CONNTRACK_TABLE } from '../core/capture/original-destination.js';
-import { captureRules, DEFAULT_CAPTURE, ipv6InboundRefusal, parseCidrList, parsePortList, SIDECAR_OWN_PORTS, type CaptureOptions } from '../core/capture/iptables-rules.js';
+import { captureRules, DEFAULT_CAPTURE, DNS_CAPTURE_PORT, ipv6InboundRefusal, parseCidrList, parsePortList, SIDECAR_OWN_PORTS, type CaptureOptions } from '../core/capture/iptables-rules.js';
+import { DEFAULT_RESOLV_CONF, readResolvConf } from '../core/dns/resolv-conf.js';
 import { parse, parsePort } from './options.js';
 import { CommandError, UsageError } from './main.js';
 
@@ -32,6 +34,12 @@ outbound port; the proxy's own traffic (uid/gid 1337) is never captured. Needs N
                                   inbound ports never captured (${SIDECAR_OWN_PORTS.join(', ')} always are)
   -o, --exclude-outbound-ports LIST
                                   destination ports never captured outbound
+  --redirect-dns                  DNS capture: UDP and TCP port 53 to the sidecar's DNS port (${DNS_CAPTURE_PORT});
+                                  on when ISTIO_META_DNS_CAPTURE or REDIRECT_DNS is "true" (injection
+                                  sets it from proxyMetadata)
+  --capture-all-dns               capture DNS to any address, not only to the nameservers of
+                                  --resolv-conf (also CAPTURE_ALL_DNS=true)
+  --resolv-conf FILE              the pod's resolver configuration (default ${DEFAULT_RESOLV_CONF})
   --keep-conntrack-private        leave ${CONNTRACK_TABLE} root-only (the sidecar then cannot
                                   find the original destination of raw TCP; HTTP still routes by Host)
   --dry-run                       print the rules (iptables-restore format) and change nothing
@@ -76,6 +84,9 @@ export async function runIptablesCommand(argv: string[]): Promise<number> {
     'include-inbound-ports': { type: 'string', short: 'b' },
     'exclude-inbound-ports': { type: 'string', short: 'd' },
     'exclude-outbound-ports': { type: 'string', short: 'o' },
+    'redirect-dns': { type: 'boolean' },
+    'capture-all-dns': { type: 'boolean' },
+    'resolv-conf': { type: 'string' },
     'keep-conntrack-private': { type: 'boolean' },
     'dry-run': { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
@@ -84,7 +95,7 @@ export async function runIptablesCommand(argv: string[]): Promise<number> {
     console.log(IPTABLES_HELP);
     return 0;
   }
-  const rules = captureRules(captureOptionsFromFlags(values));
+  const rules = captureRules({ ...captureOptionsFromFlags(values), ...dnsOptions(values) });
   if (values['dry-run']) {
     console.log(`${rules}\n# ip6tables-restore, where the namespace has IPv6:\n${ipv6InboundRefusal()}`.trimEnd());
     return 0;
@@ -101,6 +112,29 @@ export async function runIptablesCommand(argv: string[]): Promise<number> {
   }
   console.log('meshgate iptables: capture rules installed');
   return 0;
+}
+
+/**
+ * DNS capture as istio-iptables decides it: the flag or the environment the injected init container
+ * gets from proxyMetadata; the nameservers from resolv.conf unless every DNS destination is captured.
+ * IPv6 nameservers are left out (IPv6 is not captured).
+ */
+function dnsOptions(values: Record<string, string | boolean | undefined>): Pick<CaptureOptions, 'redirectDns' | 'dnsServers' | 'captureAllDns'> {
+  const env = (name: string): boolean => process.env[name]?.toLowerCase() === 'true';
+  const redirectDns = values['redirect-dns'] === true || env('ISTIO_META_DNS_CAPTURE') || env('REDIRECT_DNS');
+  if (!redirectDns) return {};
+  const captureAllDns = values['capture-all-dns'] === true || env('CAPTURE_ALL_DNS');
+  if (captureAllDns) return { redirectDns, captureAllDns };
+  const file = typeof values['resolv-conf'] === 'string' ? values['resolv-conf'] : DEFAULT_RESOLV_CONF;
+  let servers: readonly string[];
+  try {
+    servers = readResolvConf(file).nameservers;
+  } catch (err) {
+    throw new CommandError(`DNS capture: cannot read ${file}: ${(err as Error).message}`);
+  }
+  const v4 = servers.filter((s) => isIP(s) === 4);
+  if (v4.length === 0) console.error(`meshgate iptables: DNS capture is on, but ${file} names no IPv4 nameserver and --capture-all-dns is off: DNS is not captured`);
+  return { redirectDns, dnsServers: v4 };
 }
 
 function parseId(text: string, flag: string): number {

@@ -17,6 +17,9 @@ import { APP_PROBERS_ENV, parseAppProbers } from '../core/inject/app-probes.js';
 import { parseAppScrapeSettings, PROMETHEUS_SCRAPE_ENV } from '../core/inject/prometheus-annotations.js';
 import { ConntrackLookup, CONNTRACK_TABLE } from '../core/capture/original-destination.js';
 import { EXIT_ON_ZERO_ENV, MINIMUM_DRAIN_ENV, PROXY_CONFIG_ENV, readShutdownEnv } from '../sidecar/shutdown-settings.js';
+import { DEFAULT_RESOLV_CONF, readResolvConf, type ResolvConf } from '../core/dns/resolv-conf.js';
+import { DNS_CAPTURE_PORT } from '../core/capture/iptables-rules.js';
+import type { SidecarDns } from '../sidecar/main.js';
 
 export const SIDECAR_HELP = `usage: meshgate sidecar --control URL --token FILE --namespace NS --service-account SA
                         --workload NAME --labels app=x,version=v1 --app-port N [options]
@@ -68,6 +71,14 @@ ${LIMIT_HELP}
                         and with ${PROMETHEUS_SCRAPE_ENV} set, GET /stats/prometheus: this
                         sidecar's Istio metrics followed by the app's own from the port and path
                         it names (both set by injection), served here (default 15020)
+  --dns-port N          with DNS capture (ISTIO_META_DNS_CAPTURE=true, set by injection from
+                        proxyMetadata), where the DNS proxy listens on 127.0.0.1, UDP and TCP: mesh
+                        names answered, the rest forwarded to --resolv-conf's nameservers (default
+                        15053, where \`meshgate iptables --redirect-dns\` sends the pod's DNS; 0 = any
+                        free port, named in the serving log line); ISTIO_META_DNS_AUTO_ALLOCATE=true
+                        gives ServiceEntries without addresses one from 240.240.0.0/16
+  --resolv-conf FILE    the pod's resolver configuration, whose nameservers DNS is forwarded to
+                        (default ${DEFAULT_RESOLV_CONF})
 ${DRAIN_HELP}
                         In a pod, injection sets the drain from the pod's ProxyConfig: ${PROXY_CONFIG_ENV}
                         (JSON) terminationDrainDuration is the default of --drain-seconds;
@@ -103,6 +114,8 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
     certs: { type: 'string' },
     capture: { type: 'boolean' },
     'probe-port': { type: 'string' },
+    'dns-port': { type: 'string' },
+    'resolv-conf': { type: 'string' },
     ...DRAIN_FLAGS,
     ...LIMIT_FLAGS,
     help: { type: 'boolean', short: 'h' },
@@ -133,6 +146,7 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
   readableFlagFile(values.token!, '--token');
   readableFlagFile(values['root-cert'] ?? DEFAULT_ROOT_CERT, '--root-cert');
 
+  const dns = dnsCapture(values['dns-port'], values['resolv-conf']);
   const log = createLogger('meshgate-sidecar', { base: { workload: `${values.workload}.${namespace}` } });
   for (const problem of shutdown.problems) log.warn({ problem }, 'shutdown setting not read; its default holds');
   // Listening from the start: a signal during startup waits for it, then drains. POST /quitquitquit
@@ -190,6 +204,7 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
     // Istio's agent port listens in every pod (--capture: injected); elsewhere when asked for.
     ...(values.capture || values['probe-port'] !== undefined ? { probePort: parsePort(values['probe-port'], 15020, '--probe-port') } : {}),
     onQuit: quit,
+    ...(dns ? { dns } : {}),
     ...(scrape.merge ? { mergedMetrics: scrape.target ? { app: scrape.target } : {} } : {}),
     logger: log,
     drainDeadlineSeconds,
@@ -207,4 +222,26 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
   else await sidecar.drain(drainSeconds);
   mesh.close();
   return 0;
+}
+
+/**
+ * DNS capture as Istio's agent reads it from the proxy metadata in its environment; undefined when
+ * off. The nameservers are read once, at start, as the agent does.
+ */
+function dnsCapture(portFlag: string | undefined, resolvConf: string | undefined): SidecarDns | undefined {
+  const on = (name: string): boolean => process.env[name]?.toLowerCase() === 'true';
+  if (!on('ISTIO_META_DNS_CAPTURE')) return undefined;
+  const file = resolvConf ?? DEFAULT_RESOLV_CONF;
+  let conf: ResolvConf;
+  try {
+    conf = readResolvConf(file);
+  } catch (err) {
+    throw new UsageError(`--resolv-conf: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); DNS capture forwards to its nameservers`);
+  }
+  return {
+    port: parsePort(portFlag, DNS_CAPTURE_PORT, '--dns-port'),
+    nameservers: conf.nameservers.map((address) => ({ address, port: 53 })),
+    ...(conf.search[0] ? { searchDomain: conf.search[0] } : {}),
+    ...(on('ISTIO_META_DNS_AUTO_ALLOCATE') ? { autoAllocate: true } : {}),
+  };
 }

@@ -25,6 +25,7 @@ import { createOutboundTcp } from './outbound-tcp.js';
 import { createAppProbeServer } from './app-probes.js';
 import { UpstreamPools } from '../core/proxy/upstream-pools.js';
 import { createCredentialStore } from '../core/tls/credential-store.js';
+import type { Nameserver } from './dns/upstream.js';
 
 export interface SidecarOptions {
   /** The workload certificate source; started before the sidecar opens any port. */
@@ -86,6 +87,19 @@ export interface SidecarOptions {
    * Istio series, then the app's own from `app` when the pod named where they are.
    */
   readonly mergedMetrics?: { readonly app?: AppMetricsTarget };
+  /** DNS capture (ISTIO_META_DNS_CAPTURE): the DNS proxy, loaded only then (dns/dns-proxy.ts). */
+  readonly dns?: SidecarDns;
+}
+
+export interface SidecarDns {
+  /** Where it listens, UDP and TCP, on 127.0.0.1 (default 15053; 0 = any free port). */
+  readonly port?: number;
+  /** Where names the mesh does not know are forwarded: the pod's nameservers. */
+  readonly nameservers: readonly Nameserver[];
+  /** The pod's first search domain: expansions of mesh names under it are answered with a CNAME. */
+  readonly searchDomain?: string;
+  /** ISTIO_META_DNS_AUTO_ALLOCATE: ServiceEntries without addresses get one. */
+  readonly autoAllocate?: boolean;
 }
 
 export interface RunningSidecar {
@@ -97,6 +111,8 @@ export interface RunningSidecar {
   readonly metricsPort: number;
   /** 0 when the probe port does not listen (no port given, no app probe rewritten, no metrics merged). */
   readonly probePort: number;
+  /** 0 when DNS capture is off. */
+  readonly dnsPort: number;
   readonly holder: SnapshotHolder;
   close(): Promise<void>;
   destroy(): Promise<void>;
@@ -132,6 +148,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
     serviceAccount: opts.serviceAccount,
     outboundTrafficPolicy,
     ...(opts.locality ? { locality: opts.locality } : {}),
+    ...(opts.dns?.autoAllocate ? { dnsAutoAllocate: true } : {}),
   };
   const rt = new ProxyRuntime({
     name: 'meshgate-sidecar',
@@ -231,7 +248,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
     await stopped;
     if (appPools !== rt.pools) await appPools.destroy();
   };
-  const ports = { inbound: 0, outbound: 0, probe: 0 };
+  const ports = { inbound: 0, outbound: 0, probe: 0, dns: 0 };
 
   await rt.start({
     role: () => role,
@@ -239,6 +256,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
       ports.inbound = await (capture ?? { listenInbound: inbound.listen }).listenInbound(opts.inboundPort ?? 15006, opts.listenHost ?? '0.0.0.0');
       ports.outbound = await (capture ?? { listenOutbound: outbound.listen }).listenOutbound(opts.outboundPort ?? 15001, '127.0.0.1');
       ports.probe = probes ? await probes.listen(opts.probePort ?? 15020, opts.listenHost ?? '0.0.0.0') : 0;
+      if (opts.dns) ports.dns = await startDns(opts.dns, opts.namespace, rt);
     },
     statusHost: opts.listenHost ?? '0.0.0.0',
     statusPort: opts.statusPort ?? 15021,
@@ -253,6 +271,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
     adminPort: rt.adminPort,
     metricsPort: rt.metricsPort,
     probePort: ports.probe,
+    dnsPort: ports.dns,
     holder: rt.holder,
     close: () => thenAppPools(rt.close()),
     destroy: () => thenAppPools(rt.destroy()),
@@ -266,4 +285,15 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
       return drainRequested;
     },
   };
+}
+
+/**
+ * The DNS proxy, on 127.0.0.1 where the capture rules send the pod's DNS. Its modules (and dns-packet)
+ * are loaded here, only when DNS capture is on: a sidecar without it keeps its idle memory.
+ */
+async function startDns(dns: SidecarDns, namespace: string, rt: ProxyRuntime): Promise<number> {
+  const [{ createDnsProxy }, { Upstream }] = await Promise.all([import('./dns/dns-proxy.js'), import('./dns/upstream.js')]);
+  const proxy = createDnsProxy({ snapshot: () => rt.holder.current(), upstream: new Upstream(dns.nameservers), namespace, ...(dns.searchDomain ? { searchDomain: dns.searchDomain } : {}), log: rt.log.child({ component: 'dns' }) });
+  rt.add({ close: () => proxy.close(), destroy: () => void proxy.close() });
+  return proxy.listen(dns.port ?? 15053, '127.0.0.1');
 }

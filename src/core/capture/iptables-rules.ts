@@ -10,6 +10,14 @@
 //                the inbound policy); other lo traffic and everything else of the proxy RETURNs
 //                (never recaptured); 127.0.0.1 RETURNs; excluded CIDRs RETURN; included CIDRs (or
 //                all, `*`) go to ISTIO_REDIRECT (REDIRECT to the outbound port, 15001).
+//   DNS capture (ISTIO_META_DNS_CAPTURE), as istio-iptables writes it: after the proxy's own traffic
+//                has RETURNed (so the sidecar's forwarded queries escape), ISTIO_OUTPUT jumps to
+//                ISTIO_OUTPUT_DNS, which redirects UDP and TCP port 53 to the sidecar's DNS port
+//                (15053): only towards the nameservers of the pod's resolv.conf by default, or any
+//                destination with capture-all. The loopback rules then RETURN only non-DNS TCP, so a
+//                resolver on localhost is captured too. In the raw table the app's queries and the
+//                sidecar's answers get conntrack zone 2, the sidecar's upstream queries and their
+//                answers zone 1: the two legs of one lookup never share a conntrack entry.
 
 import { isIP } from 'node:net';
 
@@ -31,7 +39,16 @@ export interface CaptureOptions {
   readonly excludeInboundPorts: readonly number[];
   /** Outbound destination ports never captured (-o). */
   readonly excludeOutboundPorts: readonly number[];
+  /** DNS capture: port 53 to the sidecar's DNS port (istio-iptables' --redirect-dns). */
+  readonly redirectDns?: boolean;
+  /** The pod's IPv4 nameservers (its resolv.conf): only DNS to them is captured, unless `captureAllDns`. */
+  readonly dnsServers?: readonly string[];
+  /** Capture DNS to any address (istio-iptables' --capture-all-dns). */
+  readonly captureAllDns?: boolean;
 }
+
+/** Where the sidecar answers DNS (Istio's agent DNS port). */
+export const DNS_CAPTURE_PORT = 15053;
 
 /** Istio's HBONE port: never captured inbound (a tunnel that carries its own mTLS). */
 const HBONE_PORT = 15008;
@@ -90,7 +107,7 @@ export function parseCidrList(text: string, what: string): Parsed<string[]> {
 
 /** The rules for iptables-restore (nat table only; `--noflush` keeps the table's other chains). */
 export function captureRules(o: CaptureOptions): string {
-  const lines: string[] = ['* nat', '-N ISTIO_INBOUND', '-N ISTIO_REDIRECT', '-N ISTIO_IN_REDIRECT', '-N ISTIO_OUTPUT'];
+  const lines: string[] = ['* nat', '-N ISTIO_INBOUND', '-N ISTIO_REDIRECT', '-N ISTIO_IN_REDIRECT', '-N ISTIO_OUTPUT', ...(dnsCapture(o) ? ['-N ISTIO_OUTPUT_DNS'] : [])];
   lines.push(`-A ISTIO_INBOUND -p tcp --dport ${HBONE_PORT} -j RETURN`);
   lines.push(`-A ISTIO_REDIRECT -p tcp -j REDIRECT --to-ports ${o.outboundPort}`);
   lines.push(`-A ISTIO_IN_REDIRECT -p tcp -j REDIRECT --to-ports ${o.inboundPort}`);
@@ -110,13 +127,18 @@ export function captureRules(o: CaptureOptions): string {
   lines.push('-A OUTPUT -j ISTIO_OUTPUT');
   if (o.excludeOutboundPorts.length > 0) lines.push(`-A ISTIO_OUTPUT -p tcp -m multiport --dports ${o.excludeOutboundPorts.join(',')} -j RETURN`);
   lines.push(`-A ISTIO_OUTPUT -o lo -s ${INBOUND_PASSTHROUGH_ADDRESS}/32 -j RETURN`);
+  const dns = dnsCapture(o);
   for (const [kind, id] of [['uid', o.proxyUid], ['gid', o.proxyGid]] as const) {
     const owner = `-m owner --${kind}-owner ${id}`;
     const notOwner = `-m owner ! --${kind}-owner ${id}`;
-    lines.push(`-A ISTIO_OUTPUT -o lo ! -d 127.0.0.1/32 -p tcp ! --dport ${HBONE_PORT} ${owner} -j ISTIO_IN_REDIRECT`);
-    lines.push(`-A ISTIO_OUTPUT -o lo ${notOwner} -j RETURN`);
+    // With DNS capture, the proxy's own TCP DNS over lo is not sent to its inbound side (istio-iptables
+    // does this for the uid rule only), and the app's lo traffic RETURNs only when it is not TCP DNS.
+    const selfPorts = dns && kind === 'uid' ? `-m multiport ! --dports 53,${HBONE_PORT}` : `! --dport ${HBONE_PORT}`;
+    lines.push(`-A ISTIO_OUTPUT -o lo ! -d 127.0.0.1/32 -p tcp ${selfPorts} ${owner} -j ISTIO_IN_REDIRECT`);
+    lines.push(dns ? `-A ISTIO_OUTPUT -o lo -p tcp ! --dport 53 ${notOwner} -j RETURN` : `-A ISTIO_OUTPUT -o lo ${notOwner} -j RETURN`);
     lines.push(`-A ISTIO_OUTPUT ${owner} -j RETURN`);
   }
+  if (dns) lines.push(...dnsNatRules(dns));
   lines.push('-A ISTIO_OUTPUT -d 127.0.0.1/32 -j RETURN');
   for (const cidr of o.excludeOutboundIpRanges) lines.push(`-A ISTIO_OUTPUT -d ${cidr} -j RETURN`);
   if (o.includeOutboundIpRanges === '*') lines.push('-A ISTIO_OUTPUT -j ISTIO_REDIRECT');
@@ -124,6 +146,45 @@ export function captureRules(o: CaptureOptions): string {
     for (const cidr of o.includeOutboundIpRanges) lines.push(`-A ISTIO_OUTPUT -d ${cidr} -j ISTIO_REDIRECT`);
     lines.push('-A ISTIO_OUTPUT -j RETURN');
   }
-  lines.push('COMMIT', '');
+  lines.push('COMMIT');
+  if (dns) lines.push(...dnsRawRules(o, dns));
+  lines.push('');
   return lines.join('\n');
+}
+
+/** The DNS destinations captured: `*` (any) or the nameservers; undefined when DNS capture is off or has nothing to capture. */
+function dnsCapture(o: CaptureOptions): '*' | readonly string[] | undefined {
+  if (!o.redirectDns) return undefined;
+  if (o.captureAllDns) return '*';
+  // As istio-iptables: DNS capture with no nameserver to capture is no DNS capture.
+  return o.dnsServers && o.dnsServers.length > 0 ? o.dnsServers : undefined;
+}
+
+/** nat: the jump from ISTIO_OUTPUT (after the proxy's own traffic returned) and the redirects to the DNS port. */
+function dnsNatRules(dns: '*' | readonly string[]): string[] {
+  const to = (proto: 'tcp' | 'udp', flag: string): string[] =>
+    dns === '*' ? [`-A ISTIO_OUTPUT_DNS -p ${proto} --dport 53 -j REDIRECT ${flag} ${DNS_CAPTURE_PORT}`] : dns.map((s) => `-A ISTIO_OUTPUT_DNS -p ${proto} --dport 53 -d ${s}/32 -j REDIRECT ${flag} ${DNS_CAPTURE_PORT}`);
+  return ['-A ISTIO_OUTPUT -j ISTIO_OUTPUT_DNS', ...to('tcp', '--to-ports'), ...to('udp', '--to-port')];
+}
+
+/**
+ * raw: conntrack zones for UDP DNS. The app's query and the sidecar's answer (from the DNS port) are
+ * zone 2, the sidecar's query upstream and the upstream's answer zone 1, so that a lookup's two legs,
+ * which share addresses and ports once redirected, are never taken for one another. The first CT
+ * rule a packet meets sets its zone, so the proxy's own rules come first.
+ */
+function dnsRawRules(o: CaptureOptions, dns: '*' | readonly string[]): string[] {
+  const lines = ['* raw', '-N ISTIO_OUTPUT_DNS', '-N ISTIO_INBOUND', '-A OUTPUT -j ISTIO_OUTPUT_DNS'];
+  for (const [kind, id] of [['uid', o.proxyUid], ['gid', o.proxyGid]] as const) {
+    lines.push(`-A ISTIO_OUTPUT_DNS -p udp --dport 53 -m owner --${kind}-owner ${id} -j CT --zone 1`);
+    lines.push(`-A ISTIO_OUTPUT_DNS -p udp --sport ${DNS_CAPTURE_PORT} -m owner --${kind}-owner ${id} -j CT --zone 2`);
+  }
+  lines.push('-A PREROUTING -j ISTIO_INBOUND');
+  if (dns === '*') {
+    lines.push('-A ISTIO_OUTPUT_DNS -p udp --dport 53 -j CT --zone 2', '-A ISTIO_INBOUND -p udp --sport 53 -j CT --zone 1');
+  } else {
+    for (const s of dns) lines.push(`-A ISTIO_OUTPUT_DNS -p udp --dport 53 -d ${s}/32 -j CT --zone 2`, `-A ISTIO_INBOUND -p udp --sport 53 -s ${s}/32 -j CT --zone 1`);
+  }
+  lines.push('COMMIT');
+  return lines;
 }

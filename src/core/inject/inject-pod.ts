@@ -15,7 +15,7 @@
 //   HTTP probes of the app rewritten through the sidecar's 15020 (app-probes.ts);
 //   the pod's sidecar.istio.io/userVolume volumes, mounted in the proxy by userVolumeMount (user-volumes.ts);
 //   the pod's ProxyConfig (proxy.istio.io/config over the mesh's defaultConfig, proxy-config.ts) in
-//     PROXY_CONFIG and its proxyMetadata as env vars;
+//     PROXY_CONFIG and its proxyMetadata as env vars of both containers (DNS capture is turned on so);
 //   where the proxy sits and how it starts (last container, first and holding the app, or a native
 //     sidecar among the init containers) and its startup probe (lifecycle.ts).
 // The pod is copied, never changed in place.
@@ -117,6 +117,8 @@ export function injectPod(pod: Json, opts: InjectOptions): Json {
     image: opts.image,
     ...(opts.imagePullPolicy ? { imagePullPolicy: opts.imagePullPolicy } : {}),
     args: captureArgs(annotations),
+    // The proxy metadata reaches the init container too: ISTIO_META_DNS_CAPTURE adds the DNS redirect.
+    ...(Object.keys(pc.proxyMetadata).length > 0 ? { env: Object.entries(pc.proxyMetadata).map(([name, value]) => ({ name, value })) } : {}),
     resources,
     securityContext: {
       allowPrivilegeEscalation: false,

@@ -31,12 +31,15 @@ import { registryAtPort } from './mesh-routes.js';
 import type { MeshCompileInput } from './compile-mesh.js';
 import { buildTlsRouteTable } from './tls-routes.js';
 import { AddressTable } from './address-table.js';
+import type { AllocatedAddresses } from '../registry/auto-allocate.js';
 import { keepsOriginalDestination } from '../policy/original-dst.js';
 import type { L4Route, L4RouteSource, TlsRoute, TlsRouteTable } from './types.js';
 
 /** What the sidecar's HTTP routes are compiled from, plus the resources that give services their addresses. */
 export interface MeshTcpInput extends MeshCompileInput {
   readonly resources: readonly Resource[];
+  /** Addresses given to ServiceEntries that declare none (DNS auto-allocation), by host. */
+  readonly autoAllocated?: AllocatedAddresses;
 }
 
 /** A service port a connection was meant for, and where its bytes go. */
@@ -108,8 +111,9 @@ export function compileMeshTcp(input: MeshTcpInput): MeshTcpTable {
     }
   }
 
-  // Addresses the app may dial: Kubernetes cluster IPs (a headless Service's endpoint addresses) and
-  // ServiceEntry addresses (IPs and CIDR blocks, the longest prefix first).
+  // Addresses the app may dial: Kubernetes cluster IPs (a headless Service's endpoint addresses),
+  // ServiceEntry addresses (IPs and CIDR blocks, the longest prefix first), and the ones DNS
+  // auto-allocation gave entries that declare none.
   const addresses = new AddressTable();
   const add = (address: string, host: string): void => addresses.add(address, host);
   // ServiceEntry hosts that declare addresses: reached at those addresses only, never by SNI elsewhere.
@@ -128,6 +132,7 @@ export function compileMeshTcp(input: MeshTcpInput): MeshTcpTable {
       if (spec.addresses.length > 0) for (const h of spec.hosts) if (typeof h === 'string') addressed.add(h.toLowerCase());
     }
   }
+  for (const [host, ips] of input.autoAllocated ?? []) for (const ip of ips) add(ip, host);
   addresses.seal();
 
   const byHostPort = (host: string, port: number): MeshTcpTarget | undefined => targets.get(`${host}|${port}`);

@@ -3,6 +3,7 @@
 // compiles the routes: the Gateway servers of a gateway, or the outbound mesh routes of a sidecar.
 // It never throws for bad input: problems come back as values.
 
+import { autoAllocateAddresses } from '../registry/auto-allocate.js';
 import type { Problem } from '../config/problem.js';
 import { validateAll } from '../config/validate.js';
 import type { LoadResult } from '../config/load.js';
@@ -145,7 +146,8 @@ export function buildSnapshot(loaded: LoadResult, role: ProxyRole, deps: Snapsho
   const subsetsOf = (host: string, serviceNamespace: string): string[] => rules.forHost(host, role.namespace, serviceNamespace, role.labels)?.subsets.map((s) => s.name) ?? [];
   // A sidecar has no Gateway listeners: its route configs are looked up by the port the app called.
   const compiled: CompiledGateway = role.kind === 'sidecar' ? { listeners: new Map(), ...compileMesh(routing) } : compileGateway({ ...routing, gateways, servicePorts: role.ports, subsetsOf });
-  const meshTcp = role.kind === 'sidecar' ? compileMeshTcp({ ...routing, resources }) : undefined;
+  const autoAllocated = role.kind === 'sidecar' && role.dnsAutoAllocate ? autoAllocateAddresses(resources, registry) : undefined;
+  const meshTcp = role.kind === 'sidecar' ? compileMeshTcp({ ...routing, resources, ...(autoAllocated ? { autoAllocated } : {}) }) : undefined;
 
   const rateLimits = compileRateLimits({
     policies: ofKind<RateLimitPolicySpec>(resources, 'RateLimitPolicy'),
@@ -180,6 +182,7 @@ export function buildSnapshot(loaded: LoadResult, role: ProxyRole, deps: Snapsho
       listeners: compiled.listeners,
       routeConfigs: compiled.routeConfigs,
       ...(meshTcp ? { meshTcp } : {}),
+      ...(autoAllocated ? { autoAllocated } : {}),
       role,
       rateLimits: rateLimits.table,
       ...(extAuthz.size > 0 ? { extAuthz } : {}),

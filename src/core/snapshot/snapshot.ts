@@ -11,6 +11,7 @@ import type { Registry } from '../registry/types.js';
 import type { Listener, RouteConfig } from '../routing/types.js';
 import type { GatewayApiStatus } from '../gateway-api/conditions.js';
 import type { MeshTcpTable } from '../routing/mesh-tcp-routes.js';
+import type { AllocatedAddresses } from '../registry/auto-allocate.js';
 import type { ExtAuthzProviders } from '../policy/ext-authz-providers.js';
 
 export interface Snapshot {
@@ -31,6 +32,8 @@ export interface Snapshot {
   readonly routeConfigs: ReadonlyMap<string, RouteConfig>;
   /** Sidecar: where a TCP connection to a mesh service port goes (routing/mesh-tcp-routes.ts); absent for gateways. */
   readonly meshTcp?: MeshTcpTable;
+  /** Sidecar with `dnsAutoAllocate`: the addresses given to ServiceEntries that declare none, by host. */
+  readonly autoAllocated?: AllocatedAddresses;
   /** The role it was compiled for. */
   readonly role: ProxyRole;
   /** Which RateLimitPolicy limits apply to each (virtual host, route). */
@@ -80,6 +83,11 @@ export interface SidecarRole {
   readonly outboundTrafficPolicy: OutboundTrafficMode;
   /** Where the workload runs, `region/zone/subzone`, for locality-aware load balancing. */
   readonly locality?: string;
+  /**
+   * ISTIO_META_DNS_AUTO_ALLOCATE: ServiceEntries without addresses get one (registry/auto-allocate.ts),
+   * which the sidecar's DNS answers with and its captured TCP is matched by.
+   */
+  readonly dnsAutoAllocate?: boolean;
 }
 
 export type ProxyRole = GatewayRole | SidecarRole;
