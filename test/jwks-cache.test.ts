@@ -93,8 +93,12 @@ describe('JwksCache', () => {
 
   it('a URI that never answered has no keys', async () => {
     mode = 'fail';
-    const cache = new JwksCache({ minRefetchMs: 5_000 });
+    const told: Array<[string, boolean]> = [];
+    const cache = new JwksCache({ minRefetchMs: 5_000, onFetchError: (u, _error, stale) => told.push([u, stale]) });
+    assert.equal(await cache.keys(uri, FETCH_TIMEOUT_MS), undefined);
     assert.equal(await cache.keys(uri, FETCH_TIMEOUT_MS), undefined);
     assert.equal(await cache.keys('http://127.0.0.1:1/none', FETCH_TIMEOUT_MS), undefined);
+    // Each failed fetch is told once (for the proxy's log), not each request that found no keys.
+    assert.deepEqual(told, [[uri, false], ['http://127.0.0.1:1/none', false]]);
   });
 });

@@ -17,6 +17,12 @@ export interface JwksCacheOptions {
   readonly refreshMs?: number;
   /** The least time between two fetches of one URI caused by an unknown key id or a failure. */
   readonly minRefetchMs?: number;
+  /**
+   * Told of each failed fetch (at most one per URI per `minRefetchMs`), for the proxy's log: while an
+   * issuer's keys cannot be fetched its tokens are refused with 401, and without a log line the
+   * operator sees only the clients' 401s. `stale`: older keys still serve.
+   */
+  readonly onFetchError?: (uri: string, error: string, stale: boolean) => void;
 }
 
 interface Entry {
@@ -38,12 +44,14 @@ export class JwksCache {
   readonly #now: () => number;
   readonly #refreshMs: number;
   readonly #minRefetchMs: number;
+  readonly #onFetchError: NonNullable<JwksCacheOptions['onFetchError']>;
 
   constructor(opts: JwksCacheOptions = {}) {
     this.#fetch = opts.fetch ?? fetchJwks;
     this.#now = opts.now ?? Date.now;
     this.#refreshMs = opts.refreshMs ?? DEFAULT_JWKS_REFRESH_MS;
     this.#minRefetchMs = opts.minRefetchMs ?? DEFAULT_MIN_REFETCH_MS;
+    this.#onFetchError = opts.onFetchError ?? (() => undefined);
   }
 
   /**
@@ -84,6 +92,7 @@ export class JwksCache {
       delete e.lastError;
     } catch (err) {
       e.lastError = (err as Error).message;
+      this.#onFetchError(uri, e.lastError, e.keys !== undefined);
     } finally {
       delete e.inFlight;
     }
