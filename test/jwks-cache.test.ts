@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { JwksCache } from '../src/core/policy/jwks-cache.js';
+import { JwksCache, fetchJwks } from '../src/core/policy/jwks-cache.js';
 
 // The fetch timeout is not under test: a generous one, so a slow machine (the first fetch also loads
 // the HTTP client) never turns into a miss.
@@ -89,6 +89,22 @@ describe('JwksCache', () => {
     now += 1_000;
     await cache.keys(uri, FETCH_TIMEOUT_MS, true);
     assert.equal(hits, 2, 'forced again too soon: the cached keys serve');
+  });
+
+  it('a key set larger than 1 MiB is refused while it is read, not after the deadline', async () => {
+    // Streams 2 MiB and never ends: read whole, it held the proxy's memory until the deadline.
+    const endless = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write(`{"keys": [${' '.repeat(2 << 20)}`);
+    });
+    await new Promise<void>((r) => endless.listen(0, '127.0.0.1', r));
+    try {
+      const at = `http://127.0.0.1:${(endless.address() as AddressInfo).port}/jwks`;
+      await assert.rejects(fetchJwks(at, 10_000), /larger than 1 MiB/);
+    } finally {
+      endless.closeAllConnections();
+      await new Promise((r) => endless.close(r));
+    }
   });
 
   it('a URI that never answered has no keys', async () => {

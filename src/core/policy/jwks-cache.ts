@@ -100,13 +100,26 @@ export class JwksCache {
   }
 }
 
-/** GET with a deadline; the body must be a key set (`{"keys": [...]}`) and at most 1 MiB. */
+/**
+ * GET with a deadline; the body must be a key set (`{"keys": [...]}`) and at most 1 MiB. The bound
+ * is kept while reading: a body read whole before it was measured let an endpoint that streams
+ * without end fill the proxy's memory until the deadline.
+ */
 export async function fetchJwks(uri: string, timeoutMs: number): Promise<JSONWebKeySet> {
-  const res = await fetch(uri, { signal: AbortSignal.timeout(timeoutMs), headers: { accept: 'application/json' }, redirect: 'follow' });
+  const controller = new AbortController();
+  const res = await fetch(uri, { signal: AbortSignal.any([controller.signal, AbortSignal.timeout(timeoutMs)]), headers: { accept: 'application/json' }, redirect: 'follow' });
   if (!res.ok) throw new Error(`JWKS ${uri} answered ${res.status}`);
-  const text = await res.text();
-  if (text.length > MAX_JWKS_BYTES) throw new Error(`JWKS ${uri} is larger than 1 MiB`);
-  return parseJwks(text);
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of res.body ?? []) {
+    size += chunk.byteLength;
+    if (size > MAX_JWKS_BYTES) {
+      controller.abort();
+      throw new Error(`JWKS ${uri} is larger than 1 MiB`);
+    }
+    chunks.push(chunk);
+  }
+  return parseJwks(Buffer.concat(chunks).toString('utf8'));
 }
 
 export function parseJwks(text: string): JSONWebKeySet {
