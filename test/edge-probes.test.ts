@@ -7,7 +7,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { HOST, targetGatewayForSuite } from './helpers/target-config.js';
-import { rawExchange } from './helpers/raw-http.js';
+import { h2Request, rawExchange } from './helpers/raw-http.js';
+import { connect } from 'node:http2';
 import { Flag, FrameType, frame, headerBlock, RawH2 } from './helpers/h2-frames.js';
 
 describe('edge probes at the gateway (DENY on /private and /private/*)', () => {
@@ -49,6 +50,21 @@ describe('edge probes at the gateway (DENY on /private and /private/*)', () => {
     const n = suite.app.seen.length;
     const r = await rawExchange(suite.target.plain, `POST /private HTTP/1.1\r\nhost: ${HOST}\r\nexpect: 100-continue\r\ncontent-length: 5\r\nconnection: close\r\n\r\n`, { more: 'hello' });
     assert.match(r.text, /HTTP\/1\.1 403 /);
+    assert.equal(suite.app.seen.length, n);
+  });
+
+  it('an Expect other than 100-continue goes through the pipeline, as Envoy passes it on: 403 on a denied path, over HTTP/1 and HTTP/2', async () => {
+    // node:http and node:http2 answer it 417 themselves, before any request handler: no policy, no access log line, no x-request-id.
+    const n = suite.app.seen.length;
+    const r = await rawExchange(suite.target.plain, `POST /private HTTP/1.1\r\nhost: ${HOST}\r\nexpect: 200-ok\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello`);
+    assert.equal(r.status, 403, r.text);
+    assert.match(r.text, /\r\nx-request-id: /);
+    const session = connect(`http://127.0.0.1:${suite.target.plain}`);
+    try {
+      assert.equal((await h2Request(session, { ':path': '/private', ':authority': HOST, expect: '200-ok' })).status, 403);
+    } finally {
+      session.destroy();
+    }
     assert.equal(suite.app.seen.length, n);
   });
 

@@ -16,6 +16,8 @@ import { join } from 'node:path';
 import { completeJsonLines, eventually, send, startTestGateway, type TestGateway } from './helpers/gateway.js';
 import { gatewayTopologyYaml, gatewayYaml, serviceYaml } from './helpers/cluster-yaml.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
+import { h2Request, rawExchange } from './helpers/raw-http.js';
+import { connect } from 'node:http2';
 
 const ROUTES = `apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -180,6 +182,23 @@ rules:
     const r = await gw.get('app.example.com.', '/');
     assert.equal(r.status, 200);
     assert.equal(up.seen.at(-1)?.headers.host, 'app.example.com', 'the upstream gets the host without the dot');
+  });
+
+  it('two trailing dots: one is dropped, as Envoy drops one, and the name left matches no route (404), over HTTP/1 and HTTP/2', async () => {
+    // The route lookup used to drop a second dot, so `other.example.com..` was routed to other.example.com
+    // while the DENY on hosts saw `other.example.com.` and did not apply.
+    const before = up.seen.length;
+    for (const host of ['other.example.com..', 'other.example.com..:80', 'app.example.com..']) {
+      const r = await rawExchange(gw.port, `GET / HTTP/1.1\r\nhost: ${host}\r\nconnection: close\r\n\r\n`);
+      assert.equal(r.status, 404, host);
+    }
+    const h2 = connect(`http://127.0.0.1:${gw.port}`);
+    try {
+      assert.equal((await h2Request(h2, { ':path': '/', ':authority': 'other.example.com..' })).status, 404);
+    } finally {
+      h2.destroy();
+    }
+    assert.equal(up.seen.length, before);
   });
 });
 

@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { JwksCache } from '../src/core/policy/jwks-cache.js';
+import { JwksCache, fetchJwks } from '../src/core/policy/jwks-cache.js';
 
 // The fetch timeout is not under test: a generous one, so a slow machine (the first fetch also loads
 // the HTTP client) never turns into a miss.
@@ -91,10 +91,30 @@ describe('JwksCache', () => {
     assert.equal(hits, 2, 'forced again too soon: the cached keys serve');
   });
 
+  it('a key set larger than 1 MiB is refused while it is read, not after the deadline', async () => {
+    // Streams 2 MiB and never ends: read whole, it held the proxy's memory until the deadline.
+    const endless = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write(`{"keys": [${' '.repeat(2 << 20)}`);
+    });
+    await new Promise<void>((r) => endless.listen(0, '127.0.0.1', r));
+    try {
+      const at = `http://127.0.0.1:${(endless.address() as AddressInfo).port}/jwks`;
+      await assert.rejects(fetchJwks(at, 10_000), /larger than 1 MiB/);
+    } finally {
+      endless.closeAllConnections();
+      await new Promise((r) => endless.close(r));
+    }
+  });
+
   it('a URI that never answered has no keys', async () => {
     mode = 'fail';
-    const cache = new JwksCache({ minRefetchMs: 5_000 });
+    const told: Array<[string, boolean]> = [];
+    const cache = new JwksCache({ minRefetchMs: 5_000, onFetchError: (u, _error, stale) => told.push([u, stale]) });
+    assert.equal(await cache.keys(uri, FETCH_TIMEOUT_MS), undefined);
     assert.equal(await cache.keys(uri, FETCH_TIMEOUT_MS), undefined);
     assert.equal(await cache.keys('http://127.0.0.1:1/none', FETCH_TIMEOUT_MS), undefined);
+    // Each failed fetch is told once (for the proxy's log), not each request that found no keys.
+    assert.deepEqual(told, [[uri, false], ['http://127.0.0.1:1/none', false]]);
   });
 });

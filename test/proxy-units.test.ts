@@ -4,7 +4,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { normalizePath } from '../src/core/proxy/path-normalize.js';
-import { indexVirtualHosts, normalizeHost } from '../src/core/routing/host-index.js';
+import { indexVirtualHosts, normalizeHost, stripTrailingHostDot } from '../src/core/routing/host-index.js';
 import { redirectLocation } from '../src/core/proxy/http-handler.js';
 import { applyHeaderRules, requestIdOf } from '../src/core/proxy/headers.js';
 import type { RedirectAction, RequestFacts, VirtualHost } from '../src/core/routing/types.js';
@@ -47,7 +47,12 @@ describe('virtual host lookup order', () => {
   it('normalizes Host headers', () => {
     assert.equal(normalizeHost('Example.COM:8080'), 'example.com');
     assert.equal(normalizeHost('[::1]:80'), '[::1]');
-    assert.equal(normalizeHost('example.com.'), 'example.com');
+    // The parse stage drops one trailing dot (stripTrailingHostDot); a name still ending in one is another name.
+    assert.equal(normalizeHost('example.com.'), 'example.com.');
+    assert.equal(stripTrailingHostDot('example.com.'), 'example.com');
+    assert.equal(stripTrailingHostDot('Example.com.:8080'), 'Example.com:8080');
+    assert.equal(stripTrailingHostDot('example.com..'), 'example.com.');
+    assert.equal(stripTrailingHostDot('[::1]'), '[::1]');
   });
 });
 

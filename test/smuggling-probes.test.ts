@@ -10,11 +10,11 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startTestGateway, type TestGateway } from './helpers/gateway.js';
-import { gatewayRouteYaml, gatewayYaml, permissiveDenyPathsYaml, serviceYaml } from './helpers/cluster-yaml.js';
+import type { TestGateway } from './helpers/gateway.js';
+import { permissiveDenyPathsYaml } from './helpers/cluster-yaml.js';
 import { openSocket, rawExchange, readUntilClosed, type RawAnswer, type TlsClient } from './helpers/raw-http.js';
 import type { Socket } from 'node:net';
-import { startRawUpstream, type RawUpstream } from './helpers/raw-upstream.js';
+import { gatewayOnRawUpstream, type RawUpstream } from './helpers/raw-upstream.js';
 import { sidecarOptions, testAuthority, workloadCertificate } from './helpers/mesh.js';
 import { startSidecar, type RunningSidecar } from '../src/sidecar/main.js';
 
@@ -52,12 +52,7 @@ describe('request smuggling probes against a byte-recording upstream', () => {
   let mtls: TlsClient;
 
   before(async () => {
-    upstream = await startRawUpstream();
-    gw = await startTestGateway({
-      'gateway.yaml': gatewayYaml([HOST]),
-      'services.yaml': serviceYaml('app', [{ pod: 'app-1', port: upstream.port }]),
-      'routes.yaml': gatewayRouteYaml([HOST]),
-    });
+    ({ upstream, gw } = await gatewayOnRawUpstream(HOST));
     dir = await mkdtemp(join(tmpdir(), 'meshgate-smuggling-'));
     await writeFile(join(dir, 'security.yaml'), permissiveDenyPathsYaml('app', ['/never']));
     const ca = await testAuthority();

@@ -158,3 +158,15 @@ spec:
 ${spec}
 `;
 }
+
+/** A RequestAuthentication for the workloads `selector` (YAML flow) picks; `jwtRules` holds its rule lines (indented two spaces, under `jwtRules:`). */
+export function requestAuthentication(name: string, namespace: string, selector: string, jwtRules: string): string {
+  return `apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {name: ${name}, namespace: ${namespace}}
+spec:
+  selector: ${selector}
+  jwtRules:
+${jwtRules}
+`;
+}

@@ -7,6 +7,8 @@
 // test needs one.
 
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { startTestGateway, type TestGateway } from './gateway.js';
+import { gatewayRouteYaml, gatewayYaml, serviceYaml } from './cluster-yaml.js';
 
 export interface RawUpstream {
   readonly port: number;
@@ -92,4 +94,16 @@ function complete(text: string): number {
   }
   const length = Number(/\r\ncontent-length: *(\d+)/.exec(head)?.[1] ?? 0);
   return text.length >= bodyStart + length ? bodyStart + length : 0;
+}
+
+/** A gateway routing `host` to a fresh byte-recording upstream, with `files` (policies) beside the routes. */
+export async function gatewayOnRawUpstream(host: string, files: Record<string, string> = {}): Promise<{ upstream: RawUpstream; gw: TestGateway }> {
+  const upstream = await startRawUpstream();
+  const gw = await startTestGateway({
+    'gateway.yaml': gatewayYaml([host]),
+    'services.yaml': serviceYaml('app', [{ pod: 'app-1', port: upstream.port }]),
+    'routes.yaml': gatewayRouteYaml([host]),
+    ...files,
+  });
+  return { upstream, gw };
 }

@@ -17,6 +17,12 @@ export interface JwksCacheOptions {
   readonly refreshMs?: number;
   /** The least time between two fetches of one URI caused by an unknown key id or a failure. */
   readonly minRefetchMs?: number;
+  /**
+   * Told of each failed fetch (at most one per URI per `minRefetchMs`), for the proxy's log: while an
+   * issuer's keys cannot be fetched its tokens are refused with 401, and without a log line the
+   * operator sees only the clients' 401s. `stale`: older keys still serve.
+   */
+  readonly onFetchError?: (uri: string, error: string, stale: boolean) => void;
 }
 
 interface Entry {
@@ -38,12 +44,14 @@ export class JwksCache {
   readonly #now: () => number;
   readonly #refreshMs: number;
   readonly #minRefetchMs: number;
+  readonly #onFetchError: NonNullable<JwksCacheOptions['onFetchError']>;
 
   constructor(opts: JwksCacheOptions = {}) {
     this.#fetch = opts.fetch ?? fetchJwks;
     this.#now = opts.now ?? Date.now;
     this.#refreshMs = opts.refreshMs ?? DEFAULT_JWKS_REFRESH_MS;
     this.#minRefetchMs = opts.minRefetchMs ?? DEFAULT_MIN_REFETCH_MS;
+    this.#onFetchError = opts.onFetchError ?? (() => undefined);
   }
 
   /**
@@ -84,6 +92,7 @@ export class JwksCache {
       delete e.lastError;
     } catch (err) {
       e.lastError = (err as Error).message;
+      this.#onFetchError(uri, e.lastError, e.keys !== undefined);
     } finally {
       delete e.inFlight;
     }
@@ -91,13 +100,26 @@ export class JwksCache {
   }
 }
 
-/** GET with a deadline; the body must be a key set (`{"keys": [...]}`) and at most 1 MiB. */
+/**
+ * GET with a deadline; the body must be a key set (`{"keys": [...]}`) and at most 1 MiB. The bound
+ * is kept while reading: a body read whole before it was measured let an endpoint that streams
+ * without end fill the proxy's memory until the deadline.
+ */
 export async function fetchJwks(uri: string, timeoutMs: number): Promise<JSONWebKeySet> {
-  const res = await fetch(uri, { signal: AbortSignal.timeout(timeoutMs), headers: { accept: 'application/json' }, redirect: 'follow' });
+  const controller = new AbortController();
+  const res = await fetch(uri, { signal: AbortSignal.any([controller.signal, AbortSignal.timeout(timeoutMs)]), headers: { accept: 'application/json' }, redirect: 'follow' });
   if (!res.ok) throw new Error(`JWKS ${uri} answered ${res.status}`);
-  const text = await res.text();
-  if (text.length > MAX_JWKS_BYTES) throw new Error(`JWKS ${uri} is larger than 1 MiB`);
-  return parseJwks(text);
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of res.body ?? []) {
+    size += chunk.byteLength;
+    if (size > MAX_JWKS_BYTES) {
+      controller.abort();
+      throw new Error(`JWKS ${uri} is larger than 1 MiB`);
+    }
+    chunks.push(chunk);
+  }
+  return parseJwks(Buffer.concat(chunks).toString('utf8'));
 }
 
 export function parseJwks(text: string): JSONWebKeySet {

@@ -125,6 +125,11 @@ export class ConnectionDrain {
       (server as Http2Server).on('session', (session: Http2Session) => this.#trackSession(session));
     }
     server.on('request', (req: IncomingMessage, res: ServerResponse) => this.#request(req, res, handlers.request));
+    // An Expect other than 100-continue: without a listener node:http and node:http2 answer 417
+    // themselves, before any policy, access log line or request id. Envoy acts only on 100-continue
+    // and passes other expectations on; so does this, as an ordinary request (every 'request'
+    // listener, the connection limits' too, sees it).
+    server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => server.emit('request', req, res));
     // Only servers that handle these get listeners: without one, node:http serves an upgrade as a request.
     for (const event of ['upgrade', 'connect'] as const) {
       const handler = handlers[event];

@@ -162,6 +162,8 @@ export function requestOverLimits(req: IncomingMessage, limits: HttpLimits): Loc
   let bytes = url.length;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
+    // HTTP/2's `:path` is the URL, already counted once above.
+    if (name === ':path') continue;
     bytes += name.length + raw[i + 1]!.length;
     if (name.charCodeAt(0) !== 58) count++;
   }

@@ -9,7 +9,7 @@ import type { Snapshot } from '../snapshot/snapshot.js';
 import { bindingMisses } from './binding-misses.js';
 import { explainDestination } from './explain-destination.js';
 import { scopedHostText } from './gateway-binding.js';
-import { normalizeHost } from './host-index.js';
+import { normalizeHost, stripTrailingHostDot } from './host-index.js';
 import { explainLookup } from './lookup.js';
 import { hostCovered, isTlsServer, serverForSni } from './server-hosts.js';
 import type { RequestFacts, ServerConfig } from './types.js';
@@ -57,7 +57,7 @@ export interface ExplainResult {
 /** `loaded`: every resource as read, invalid ones too, so that a virtual-host miss can name them (default: the served ones). */
 export function explainRequest(snapshot: Snapshot, r: ExplainRequest, loaded: readonly Resource[] = snapshot.resources): ExplainResult {
   const lines: string[] = [];
-  const authority = r.headers.host ?? r.url.host;
+  const authority = stripTrailingHostDot(r.headers.host ?? r.url.host);
   const query = new Map<string, string>();
   for (const [k, v] of r.url.searchParams) if (!query.has(k)) query.set(k, v);
   const facts: RequestFacts = {

@@ -30,7 +30,12 @@ export function indexVirtualHosts(name: string, virtualHosts: readonly VirtualHo
   return { name, virtualHosts, findVirtualHost };
 }
 
-/** `Host: Example.COM:8080` → `example.com`; IPv6 literals keep their brackets. */
+/**
+ * `Host: Example.COM:8080` → `example.com`; IPv6 literals keep their brackets. A trailing dot is
+ * not dropped here: the parse stage drops one (stripTrailingHostDot), and a name that still ends in
+ * a dot (`example.com..`) is another name, which no route matches, as in Envoy. Dropping a second
+ * dot here routed such a name to `example.com` while AuthorizationPolicy `hosts` saw `example.com.`.
+ */
 export function normalizeHost(authority: string): string {
   let host = authority;
   if (host.startsWith('[')) {
@@ -40,6 +45,14 @@ export function normalizeHost(authority: string): string {
     const colon = host.lastIndexOf(':');
     if (colon >= 0) host = host.slice(0, colon);
   }
-  if (host.endsWith('.')) host = host.slice(0, -1);
   return host.toLowerCase();
+}
+
+/**
+ * Envoy's strip_trailing_host_dot: `example.com.` → `example.com`, `example.com.:8080` →
+ * `example.com:8080`; one dot only. IP literals and `.` alone stay.
+ */
+export function stripTrailingHostDot(authority: string): string {
+  const m = /^([^[\]:]+)\.(:\d*)?$/.exec(authority);
+  return m ? m[1]! + (m[2] ?? '') : authority;
 }

@@ -7,6 +7,7 @@
 import type { Server } from 'node:http';
 import type { Logger } from 'pino';
 import { createLogger } from '../telemetry/logger.js';
+import { JwksCache } from '../policy/jwks-cache.js';
 import { SnapshotHolder } from '../snapshot/holder.js';
 import { Reloader } from '../snapshot/reloader.js';
 import type { ProxyRole } from '../snapshot/snapshot.js';
@@ -133,7 +134,12 @@ export class ProxyRuntime {
     });
     const identity = opts.identity;
     if (identity && skipValidateTrustDomain()) this.log.warn({ env: SKIP_VALIDATE_TRUST_DOMAIN_ENV }, 'mesh peers of any trust domain are accepted: the trust-domain check is skipped');
-    this.security = new WorkloadSecurityCache({ namespace: opts.workload.namespace, labels: opts.workload.labels }, identity ? { ownSpiffeId: () => currentCertificate(identity)?.spiffeId } : {});
+    const authnLog = this.log.child({ component: 'jwt-authn' });
+    const jwks = new JwksCache({
+      onFetchError: (uri, error, stale) =>
+        authnLog.warn({ jwksUri: uri, error, staleKeys: stale }, stale ? 'JWKS fetch failed: the keys fetched before still serve' : "JWKS fetch failed: the issuer's tokens are refused (401 Jwks remote fetch is failed)"),
+    });
+    this.security = new WorkloadSecurityCache({ namespace: opts.workload.namespace, labels: opts.workload.labels }, { jwks, ...(identity ? { ownSpiffeId: () => currentCertificate(identity)?.spiffeId } : {}) });
     this.#deadlineMs = (opts.drainDeadlineSeconds ?? DEFAULT_DRAIN_DEADLINE_SECONDS) * 1000;
     this.#status = createStatusServer(() => this.holder.current() !== undefined && !this.drain.draining);
     this.#admin = createAdminPort(async () => (await import('../admin/admin-server.js')).createAdminServer(this.holder, this.pools, this.rateLimiting.limiters, this.accessLog.dashboard), opts.onQuit);

@@ -25,13 +25,19 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { DEFAULT_HTTP_LIMITS, requestOverLimits, type HttpLimits } from '../http-limits.js';
 import { badRequest, type LocalReply } from '../respond.js';
+import { stripTrailingHostDot } from '../../routing/host-index.js';
 
 export type TargetResult = { readonly ok: true } | { readonly ok: false; readonly reply: LocalReply };
 
 const OK: TargetResult = Object.freeze({ ok: true });
 
-/** RFC 3986 authority characters (reg-name, IP literal, port), as Envoy's authority check allows them. */
-const AUTHORITY = /^[A-Za-z0-9\-._~%!$&'()*+,;=:@[\]]*$/;
+/**
+ * RFC 3986 authority characters (reg-name, IP literal, port), as Envoy's authority check allows
+ * them, without `@`: userinfo has no place in an HTTP authority (RFC 9110 §4.2.4), in Host and
+ * `:authority` as in an absolute-form target, and a backend that reads `u@internal.example.com` as
+ * a URL authority would see a host no route or policy saw.
+ */
+const AUTHORITY = /^[A-Za-z0-9\-._~%!$&'()*+,;=:[\]]*$/;
 
 /** Makes `req` canonical, or says why it is refused. */
 export function parseRequestTarget(req: IncomingMessage, res: ServerResponse, limits: HttpLimits = DEFAULT_HTTP_LIMITS): TargetResult {
@@ -66,8 +72,8 @@ function parse(req: IncomingMessage, res: ServerResponse, limits: HttpLimits): T
     const absolute = /^(https?):\/\/([^/?]*)(.*)$/i.exec(url);
     if (!absolute) return refuse('absolute_path_rejected');
     authority = absolute[2]!;
-    // userinfo in an http(s) URI is to be treated as an error (RFC 9110 §4.2.4).
-    if (authority === '' || authority.includes('@')) return refuse('invalid_authority');
+    // Userinfo (RFC 9110 §4.2.4) is refused with the other authority characters below.
+    if (authority === '') return refuse('invalid_authority');
     const rest = absolute[3]!;
     url = rest.startsWith('/') ? rest : `/${rest}`;
   }
@@ -87,7 +93,7 @@ function parse(req: IncomingMessage, res: ServerResponse, limits: HttpLimits): T
     else return refuse('missing_host_header');
   }
   if (!AUTHORITY.test(authority)) return refuse('invalid_authority');
-  authority = withoutTrailingDot(authority);
+  authority = stripTrailingHostDot(authority);
 
   if (!h2 && req.httpVersion === '1.0' && req.headers['transfer-encoding'] !== undefined) {
     res.shouldKeepAlive = false;
@@ -104,7 +110,7 @@ function connectTarget(req: IncomingMessage, h2: boolean): TargetResult {
   if (h2 && !('stream' in req)) return refuse('http1.codec_error');
   const given = h2 ? req.headers[':authority'] : req.url;
   if (typeof given !== 'string' || given === '' || given.startsWith('/') || !AUTHORITY.test(given)) return refuse('invalid_authority');
-  const authority = withoutTrailingDot(given);
+  const authority = stripTrailingHostDot(given);
   req.headers.host = authority;
   if (h2) req.headers[':authority'] = authority;
   return OK;
@@ -113,12 +119,6 @@ function connectTarget(req: IncomingMessage, h2: boolean): TargetResult {
 /** Whether the request is a CONNECT, which has no path and which no route matches. */
 export function isConnect(req: IncomingMessage): boolean {
   return req.method === 'CONNECT';
-}
-
-/** `example.com.` → `example.com`, `example.com.:8080` → `example.com:8080`; IP literals and `.` alone stay. */
-function withoutTrailingDot(authority: string): string {
-  const m = /^([^[\]:]+)\.(:\d*)?$/.exec(authority);
-  return m ? m[1]! + (m[2] ?? '') : authority;
 }
 
 function refuse(details: string): TargetResult {
