@@ -19,8 +19,7 @@
 // BENCH_SCALE_SERVED_ROUNDS (default 8, 0 to leave it out) the rounds of the scale rows' served pair (scale-served.ts),
 // BENCH_XDS_PROXIES (default 200) the proxies subscribed in the push rows; BENCH_PLAIN_STARTS (default 4)
 // how many times meshgate, @fastify/http-proxy and the bare proxy are started afresh for their rounds in
-// turns, BENCH_HTTPS_STARTS (default 4) the same for the HTTPS kept-alive rows of meshgate, the Node
-// floor and nginx (rounds.ts);
+// turns, BENCH_HTTPS_STARTS (default 4) the same for the HTTPS kept-alive rows (rounds.ts);
 // BENCH_ONLY=plain runs only meshgate, @fastify/http-proxy and the bare proxy in turns;
 // BENCH_ONLY=https runs only the HTTPS kept-alive rows in turns (no handshakes);
 // BENCH_ONLY=observability runs only the pair "metrics + tracing 1 %" against "both off", BENCH_OBSERVABILITY_PAIRS

@@ -1,7 +1,8 @@
 // Unit tables for BackendTLSPolicy: the status of policies that cannot be applied (a target that
 // does not exist, a port name the Service lacks, a second policy for one target, a CA of another
 // kind or without ca.crt), the warnings at file:line they give, what `explain` prints, and the TLS a
-// sidecar's cluster to the target gets (Istio applies the policy to mesh traffic too), as explain shows it.
+// sidecar's cluster to the target gets (Istio applies the policy to mesh traffic too), as explain shows it,
+// and which proxies the control plane sends a policy and its CA ConfigMap to.
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,6 +15,8 @@ import { explainDestination } from '../src/core/routing/explain-destination.js';
 import { compileYaml } from './helpers/route-table.js';
 import { serviceYaml } from './helpers/cluster-yaml.js';
 import { KUBE_KINDS, toLoadResult, type KubeObject } from '../src/core/sources/kube-objects.js';
+import { ScopeIndex, type ProxyMeta } from '../src/control/proxy-scope.js';
+import { resourceKey } from '../src/core/sources/control-plane-wire.js';
 
 const svc = serviceYaml('api', [{ pod: 'api-1', port: 9443 }], { port: 443, portName: 'https' });
 
@@ -112,5 +115,38 @@ describe('BackendTLSPolicy units', () => {
       'ConfigMap v1 both-ca',
       'ConfigMap v1 old-ca',
     ]);
+  });
+});
+
+describe('BackendTLSPolicy from the control plane', () => {
+  const text = [
+    serviceYaml('api', [{ pod: 'api-1', port: 8080 }], { namespace: 'shop' }),
+    serviceYaml('other', [{ pod: 'other-1', port: 8080 }], { namespace: 'team' }),
+    `apiVersion: gateway.networking.k8s.io/v1
+kind: BackendTLSPolicy
+metadata: {name: api-tls, namespace: shop}
+spec:
+  targetRefs: [{group: "", kind: Service, name: api}]
+  validation: {hostname: api.shop.test, caCertificateRefs: [{group: "", kind: ConfigMap, name: api-ca}]}
+`,
+    ...['api-ca', 'unrelated'].map((name) => `apiVersion: v1
+kind: ConfigMap
+metadata: {name: ${name}, namespace: shop}
+data: {ca.crt: x}
+`),
+    `apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: team-only, namespace: team}
+spec: {egress: [{hosts: [./*]}]}
+`,
+  ].join('---\n');
+  const index = new ScopeIndex(parseConfigText(text, 'backend-tls.yaml').resources);
+  const keys = (p: ProxyMeta) => [...index.scope(p)].map((r) => resourceKey(r as never)).filter((k) => /^(BackendTLSPolicy|ConfigMap)\//.test(k)).sort();
+
+  it('goes, with the ConfigMap of its CA and no other, to the proxies that send to its Service (sidecars too: Istio applies it to the mesh)', () => {
+    assert.deepEqual(keys({ role: 'sidecar', namespace: 'shop', labels: {} }), ['BackendTLSPolicy/shop/api-tls', 'ConfigMap/shop/api-ca']);
+    assert.deepEqual(keys({ role: 'gateway', namespace: 'istio-system', labels: {} }), ['BackendTLSPolicy/shop/api-tls', 'ConfigMap/shop/api-ca']);
+    // A sidecar whose Sidecar imports only its own namespace never sends to shop/api.
+    assert.deepEqual(keys({ role: 'sidecar', namespace: 'team', labels: {} }), []);
   });
 });

@@ -19,7 +19,7 @@ import { ControlPlaneSource } from '../src/core/sources/control-plane-source.js'
 import { decodeResources, resourceKey, type ProxyDescription, type StreamMessage } from '../src/core/sources/control-plane-wire.js';
 import type { ConfigUpdate } from '../src/core/sources/source.js';
 import { startControlPlane, type RunningControlPlane } from '../src/control/main.js';
-import { ScopeIndex, type ProxyMeta } from '../src/control/proxy-scope.js';
+import { ScopeIndex } from '../src/control/proxy-scope.js';
 import { parseConfigText } from '../src/core/config/load.js';
 import { FileTokenAuthenticator } from '../src/control/token-authenticator.js';
 import { eventually } from './helpers/gateway.js';
@@ -328,39 +328,6 @@ ${selector ? `  workloadSelector: {labels: {app: ${selector}}}\n` : ''}  egress:
     const kinds = (role: 'gateway' | 'sidecar') => [...ingressIndex.scope({ role, namespace: role === 'gateway' ? 'istio-system' : 'shop', labels: {} })].map((r) => resourceKey(r as never).split('/')[0]).sort();
     assert.deepEqual(kinds('gateway'), ['Ingress', 'IngressClass', 'IngressClass']);
     assert.deepEqual(kinds('sidecar'), []);
-  });
-});
-
-describe('BackendTLSPolicy', () => {
-  const text = [
-    service('api', 'shop'),
-    service('other', 'team'),
-    `apiVersion: gateway.networking.k8s.io/v1
-kind: BackendTLSPolicy
-metadata: {name: api-tls, namespace: shop}
-spec:
-  targetRefs: [{group: "", kind: Service, name: api}]
-  validation: {hostname: api.shop.test, caCertificateRefs: [{group: "", kind: ConfigMap, name: api-ca}]}
-`,
-    ...['api-ca', 'unrelated'].map((name) => `apiVersion: v1
-kind: ConfigMap
-metadata: {name: ${name}, namespace: shop}
-data: {ca.crt: x}
-`),
-    `apiVersion: networking.istio.io/v1
-kind: Sidecar
-metadata: {name: team-only, namespace: team}
-spec: {egress: [{hosts: [./*]}]}
-`,
-  ].join('---\n');
-  const index = new ScopeIndex(parseConfigText(text, 'backend-tls.yaml').resources);
-  const keys = (p: ProxyMeta) => [...index.scope(p)].map((r) => resourceKey(r as never)).filter((k) => /^(BackendTLSPolicy|ConfigMap)\//.test(k)).sort();
-
-  it('goes, with the ConfigMap of its CA and no other, to the proxies that send to its Service (sidecars too: Istio applies it to the mesh)', () => {
-    assert.deepEqual(keys({ role: 'sidecar', namespace: 'shop', labels: {} }), ['BackendTLSPolicy/shop/api-tls', 'ConfigMap/shop/api-ca']);
-    assert.deepEqual(keys({ role: 'gateway', namespace: 'istio-system', labels: {} }), ['BackendTLSPolicy/shop/api-tls', 'ConfigMap/shop/api-ca']);
-    // A sidecar whose Sidecar imports only its own namespace never sends to shop/api.
-    assert.deepEqual(keys({ role: 'sidecar', namespace: 'team', labels: {} }), []);
   });
 });
 
