@@ -66,6 +66,7 @@ describe('a kind meshgate does not read', () => {
     ['v1', 'Servce', '; did you mean `Service`?'],
     ['networking.isito.io/v1', 'VirtualService', '; VirtualService is networking.istio.io/v1'],
     ['networking.istio.io/v1beta1', 'ProxyConfig', ''],
+    ['serving.knative.dev/v1', 'Service', ''],
   ] as const) {
     it(`${apiVersion} ${kind}: a warning${meant ? ' naming what was meant' : ', no guess'}`, () => {
       assert.equal(warning(apiVersion, kind), `warning: ${apiVersion} ${kind} is not a kind meshgate reads; ignored${meant}`);

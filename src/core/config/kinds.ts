@@ -102,13 +102,14 @@ export function knownKind(apiVersion: string, kind: string): 'known' | 'unknown'
 /**
  * For a kind knownKind calls 'unknown', what was probably meant: a kind meshgate reads in the same
  * group spelt nearly alike (`VirtualServce`), or the same kind's own apiVersion when the group is
- * off (`networking.isito.io/v1`). A typo'd kind is otherwise a resource silently left out.
+ * misspelt (`networking.isito.io/v1`). A typo'd kind is otherwise a resource silently left out.
  */
 export function meantKind(apiVersion: string, kind: string): string | undefined {
   const slash = apiVersion.lastIndexOf('/');
   const group = slash < 0 ? '' : apiVersion.slice(0, slash);
   const spec = KINDS[internalKind(apiVersion, kind)];
-  if (spec && spec.group !== group && kind !== 'Gateway') return `${kind} is ${spec.group === '' ? '' : `${spec.group}/`}${spec.versions[0]}`;
+  // Only a group spelt nearly alike: a Service of serving.knative.dev is another API, not a typo.
+  if (spec && spec.group !== group && closest(group, [spec.group]) !== undefined) return `${kind} is ${spec.group === '' ? '' : `${spec.group}/`}${spec.versions[0]}`;
   const sameGroup = Object.entries(KINDS).filter(([, s]) => s.group === group).map(([k]) => (k === 'KubernetesGateway' ? 'Gateway' : k));
   const near = closest(kind, sameGroup);
   return near !== undefined && near !== kind ? `did you mean \`${near}\`?` : undefined;
