@@ -93,6 +93,24 @@ describe('meshgate analyze', () => {
   });
 });
 
+// A Gateway whose selector no gateway carries: the finding names the labels the gateway does carry
+// (the command's default was once said wrong), and the flag that would give it the selector's.
+describe('a Gateway selecting no gateway', () => {
+  it('names the gateway\'s labels, as --labels sets them or by default', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'meshgate-analyze-selector-'));
+    try {
+      await writeFile(join(dir, 'gw.yaml'), 'apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: egress, namespace: default}\nspec:\n  selector: {istio: egressgateway}\n  servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ["*"]}]\n');
+      for (const [args, labels] of [[[], 'app=istio-ingressgateway,istio=ingressgateway'], [['--labels', 'app=edge'], 'app=edge']] as const) {
+        const rows = JSON.parse(run(dir, '-o', 'json', ...args).stdout) as Row[];
+        const row = rows.find((x) => x.code === 'IST0101' && x.field === 'spec.selector');
+        assert.equal(row?.message, `referenced selector not found: "istio=egressgateway"; no gateway workload carries these labels (the gateway's labels are ${labels}); select those, or start the gateway with --labels istio=egressgateway`);
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('analyzers for the Gateway API, Telemetry, RequestAuthentication, Sidecar, gateway Services and port names', () => {
   const MORE = 'test/fixtures/analyze/more-kinds';
   const MORE_EXPECTED: ReadonlyArray<[code: string, origin: string, field: string, text: string]> = [

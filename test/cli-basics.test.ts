@@ -1,5 +1,6 @@
 // The command line's own behaviour: --version and version, a startup failure as one human line
-// with exit 1, the log format (text on a terminal, JSON otherwise, or as --log-format says), and a
+// with exit 1, an unknown flag or command with the nearest one and exit 2, the log format (text on a
+// terminal, JSON otherwise, or as --log-format says), and a
 // gateway worker other than the first keeping shared events to worker 0; and a Node 20 without
 // require() of ES modules running commands as a newer one does.
 
@@ -78,6 +79,26 @@ describe('meshgate command line', () => {
       assert.equal(r.stderr, `meshgate ${args[0]}: ${line}\n`);
     });
   }
+
+  // A flag from another command (demo's --port) or misspelt: the nearest flag, not Node's advice on
+  // positionals starting with '-'; exit 2 before anything starts.
+  for (const [args, line] of [
+    [['gateway', '--config', CONFIG, '--port', '80=8080'], 'unknown option --port; did you mean --ports? (--help lists the options)'],
+    [['validate', '--confg', CONFIG], 'unknown option --confg; did you mean --config? (--help lists the options)'],
+    [['analyze', '--bogus', CONFIG], 'unknown option --bogus (--help lists the options)'],
+  ] as const) {
+    it(`meshgate ${args[0]} ${args.find((a) => a.startsWith('--') && a !== '--config')}: the nearest flag, exit 2`, () => {
+      const r = meshgate(...args);
+      assert.equal(r.status, 2);
+      assert.equal(r.stderr, `meshgate ${args[0]}: ${line}\n`);
+    });
+  }
+
+  it('an unknown command names the nearest one, exit 2', () => {
+    const r = meshgate('analyse', CONFIG);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /^meshgate: unknown command 'analyse'; did you mean 'analyze'\?\n\nusage: meshgate/);
+  });
 
   it('refuses an unknown --log-format or --log-level with exit 2', () => {
     assert.equal(meshgate('--log-format', 'xml', 'version').status, 2);

@@ -63,16 +63,33 @@ describe('docs/reference/layout.md', () => {
   });
 });
 
-// Relative links of the README and every page under docs/ lead to a file that exists.
+// Relative links of the README and every page under docs/ lead to a file that exists, and a link's
+// #anchor to a heading of its page (as GitHub names headings: lower case, punctuation dropped,
+// spaces as hyphens, -1, -2 … for repeats), so a renamed section breaks the test, not the reader.
 describe('links between the docs', () => {
-  it('resolve to files of the repository', async () => {
+  const prose = async (page: string) => (await readFile(join(ROOT, page), 'utf8')).replace(/```[\s\S]*?```/g, '');
+  const anchors = async (page: string): Promise<Set<string>> => {
+    const seen = new Map<string, number>();
+    const out = new Set<string>();
+    for (const [, heading] of (await prose(page)).matchAll(/^#{1,6}\s+(.*)$/gm)) {
+      const slug = heading!.replace(/\[([^\]]*)\]\([^)]*\)/g, '$1').trim().toLowerCase().replace(/[^\p{L}\p{N}\s_-]/gu, '').replace(/\s/g, '-');
+      const n = seen.get(slug) ?? 0;
+      seen.set(slug, n + 1);
+      out.add(n === 0 ? slug : `${slug}-${n}`);
+    }
+    return out;
+  };
+
+  it('resolve to files of the repository, and their anchors to headings', async () => {
     const pages = ['README.md', ...(await readdir(join(ROOT, 'docs'), { recursive: true })).filter((n) => n.endsWith('.md')).map((n) => join('docs', n))];
     const broken: string[] = [];
     for (const page of pages) {
-      const prose = (await readFile(join(ROOT, page), 'utf8')).replace(/```[\s\S]*?```/g, '');
-      for (const [, link] of prose.matchAll(/\]\(([^)\s]+)\)/g)) {
-        if (/^(https?:|mailto:|#)/.test(link!)) continue;
-        if (!existsSync(join(ROOT, dirname(page), link!.split('#')[0]!))) broken.push(`${page}: ${link}`);
+      for (const [, link] of (await prose(page)).matchAll(/\]\(([^)\s]+)\)/g)) {
+        if (/^(https?:|mailto:)/.test(link!)) continue;
+        const [file, anchor] = link!.split('#');
+        const target = file ? join(dirname(page), file) : page;
+        if (!existsSync(join(ROOT, target))) broken.push(`${page}: ${link}`);
+        else if (anchor !== undefined && target.endsWith('.md') && !(await anchors(target)).has(anchor)) broken.push(`${page}: ${link} (no such heading)`);
       }
     }
     assert.deepEqual(broken, []);

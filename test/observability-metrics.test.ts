@@ -275,6 +275,8 @@ describe('--workers: one scrape is the sum over the workers', () => {
       gw = await startWorkersGateway(dir, 2, ['--metrics-port', 'any']);
       const metricsPort = gw.metricsPort;
       assert.ok(metricsPort > 0, 'the primary logged its metrics port');
+      // A worker serves no metrics port of its own: its line names none (not 0, which reads as off).
+      assert.equal(gw.servingLine.metricsPort, undefined);
       for (let i = 0; i < 12; i++) assert.equal((await freshGet(gw.port, 'app.example.com', '/')).status, 200);
       const limited = [];
       for (let i = 0; i < 5; i++) limited.push((await freshGet(gw.port, 'app.example.com', '/limited')).status);

@@ -1,6 +1,7 @@
 // Each kind's validator is found where the dispatch table of core/config/validate.ts says it is (the
 // module is loaded with the first resource of its kind, by name): a document of every kind, empty
-// or not, is judged by its validator, never left out as "could not be validated".
+// or not, is judged by its validator, never left out as "could not be validated"; a kind it does
+// not read is named with what was probably meant.
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -46,6 +47,29 @@ describe('validator dispatch', () => {
       assert.equal(loaded.resources.length, 1, loaded.problems.map((p) => p.message).join('; '));
       const problems = validateResource(loaded.resources[0]!);
       assert.deepEqual(problems.filter((p) => p.message.startsWith('could not be validated')), []);
+    });
+  }
+});
+
+// A misspelt kind or group would leave the resource out with only "not a kind meshgate reads": the
+// warning names what was meant, and a kind meshgate does not read (ProxyConfig) gets no guess.
+describe('a kind meshgate does not read', () => {
+  const warning = (apiVersion: string, kind: string): string => {
+    const loaded = parseConfigText(`apiVersion: ${apiVersion}\nkind: ${kind}\nmetadata: {name: one}\nspec: {}\n`, 'kinds.yaml');
+    assert.equal(loaded.resources.length, 0);
+    return loaded.problems.map((p) => `${p.severity}: ${p.message}`).join('; ');
+  };
+  for (const [apiVersion, kind, meant] of [
+    ['networking.istio.io/v1beta1', 'VirtualServce', '; did you mean `VirtualService`?'],
+    ['gateway.networking.k8s.io/v1', 'HTTPRoutes', '; did you mean `HTTPRoute`?'],
+    ['gateway.networking.k8s.io/v1', 'Gatway', '; did you mean `Gateway`?'],
+    ['v1', 'Servce', '; did you mean `Service`?'],
+    ['networking.isito.io/v1', 'VirtualService', '; VirtualService is networking.istio.io/v1'],
+    ['networking.istio.io/v1beta1', 'ProxyConfig', ''],
+    ['serving.knative.dev/v1', 'Service', ''],
+  ] as const) {
+    it(`${apiVersion} ${kind}: a warning${meant ? ' naming what was meant' : ', no guess'}`, () => {
+      assert.equal(warning(apiVersion, kind), `warning: ${apiVersion} ${kind} is not a kind meshgate reads; ignored${meant}`);
     });
   }
 });

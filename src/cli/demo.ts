@@ -78,7 +78,10 @@ export async function runDemo(argv: string[]): Promise<number> {
   } catch (err) {
     // The workloads' ports are fixed because services.yaml names them; no flag can move them.
     const fixed = [...DEMO_WORKLOADS.flatMap((w) => [w.port, w.appPort, w.outboundPort, w.metricsPort]), 15014].join(', ');
-    return failedToListen(err, 'a part of the demo', `It needs ${port}, ${httpsPort}, ${statusPort}, ${adminPort}, ${DEMO_CONTROL_PORT} and ${fixed}; is another demo running?`);
+    const movable: Record<number, string> = { [port]: '--port', [httpsPort]: '--https-port', [statusPort]: '--status-port', [adminPort]: '--admin-port', ...(metricsPort ? { [metricsPort]: '--metrics-port' } : {}) };
+    const flag = movable[(err as { port?: number }).port ?? -1];
+    const hint = flag !== undefined ? `${flag} N moves it. ` : '';
+    return failedToListen(err, 'a part of the demo', `${hint}It needs ${port}, ${httpsPort}, ${statusPort}, ${adminPort}, ${DEMO_CONTROL_PORT} and ${fixed}; is another demo running?`);
   }
   const gw = mesh.gateway;
   console.log(banner(displayPath(configDir), gw.listenPorts.get(80) ?? port, gw.listenPorts.get(443) ?? httpsPort, displayPath(mesh.demoCaFile), gw.statusPort, gw.adminPort, displayPath(mesh.rootCertFile)));

@@ -38,9 +38,11 @@ export const GATEWAY_HELP = `usage: meshgate gateway --config DIR --ports 80=808
                         /var/run/secrets/tokens/istio-token, the pod's projected service-account
                         token (audience istio-ca) that the control plane checks by TokenReview
   --root-cert FILE      the mesh root the control plane must chain to (default certs/mesh-ca/root-cert.pem)
-  --ports LIST          Gateway port=listen port pairs, e.g. 80=8080,443=8443
+  --ports LIST          Gateway port=listen port pairs, e.g. 80=8080,443=8443 (default 80=8080; a
+                        Gateway port not listed listens on its own number)
   --status-port N       readiness port, GET /healthz/ready (default 15021)
-  --admin-port N        admin port on 127.0.0.1: /routes /clusters /config_dump (default 15000)
+  --admin-port N        admin port on 127.0.0.1: /routes /clusters /config_dump /problems /rate_limits
+                        (default 15000)
   --metrics-port N      Istio's metrics for Prometheus, GET /stats/prometheus (default 15090; 0 = off;
                         any = a port the OS chooses, named in the serving log line; with
                         --workers, one scrape returns the sum over the workers)
@@ -58,7 +60,6 @@ export const GATEWAY_HELP = `usage: meshgate gateway --config DIR --ports 80=808
                         meshgate.io/gateway-controller or istio.io/gateway-controller, or the
                         built-in classes meshgate and istio; but not those the control plane has
                         deployed gateways for, which serve them)
-  --namespace NS        the gateway's namespace (default istio-system)
   --locality R/Z/S      where the gateway runs (region/zone/subzone), for locality-aware load
                         balancing (DestinationRule localityLbSetting)
   --listen-host ADDR    address to listen on (default 0.0.0.0)

@@ -8,6 +8,7 @@ import { GATEWAY_V8_FLAGS } from '../gateway/node-options.js';
 import { LOG_LEVELS, logLevel, setLogSettings } from '../core/telemetry/logger.js';
 import { versionDetails, versionLine } from './version.js';
 import { whenNeededLoaded } from '../core/runtime/when-needed.js';
+import { closest } from '../core/config/suggest.js';
 
 const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promise<number> }> = {
   gateway: {
@@ -121,7 +122,8 @@ export async function main(argv: string[]): Promise<number> {
   }
   const c = COMMANDS[command];
   if (!c) {
-    console.error(`meshgate: unknown command '${command}'\n\n${usage()}`);
+    const near = closest(command, Object.keys(COMMANDS));
+    console.error(`meshgate: unknown command '${command}'${near !== undefined ? `; did you mean '${near}'?` : ''}\n\n${usage()}`);
     return 2;
   }
   try {

@@ -4,6 +4,7 @@
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { CommandError, UsageError } from './main.js';
+import { closest } from '../core/config/suggest.js';
 
 /** The text of a file a flag names (0: stdin), or one line that names the flag, the file and why not. */
 export function readFlagFile(path: string | 0, flag: string): string {
@@ -27,8 +28,20 @@ export function parse<T extends NonNullable<ParseArgsConfig['options']>>(argv: s
   try {
     return parseArgs({ args: argv, options, allowPositionals, strict: true });
   } catch (err) {
-    throw new UsageError((err as Error).message);
+    throw new UsageError(usageProblem(err as NodeJS.ErrnoException, Object.keys(options)));
   }
+}
+
+/**
+ * Node's words for a command line it refuses, except an unknown option: Node's text for that tells
+ * how to pass a positional starting with '-', which is rarely what happened; a misspelt or misremembered
+ * flag is, so it gets the nearest known flag and where the rest are listed.
+ */
+function usageProblem(err: NodeJS.ErrnoException, known: readonly string[]): string {
+  const flag = err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? /'([^']+)'/.exec(err.message)?.[1] : undefined;
+  if (flag === undefined) return err.message;
+  const near = flag.startsWith('--') ? closest(flag.slice(2), known) : undefined;
+  return `unknown option ${flag}${near !== undefined ? `; did you mean --${near}?` : ''} (--help lists the options)`;
 }
 
 /** `80=8080,443=8443` → Map(80 → 8080, 443 → 8443); a bare `80` listens on 80. */

@@ -202,7 +202,9 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
       if (opts.acmeOrders ?? true) acme.start();
     },
   });
-  log.info({ ports: Object.fromEntries(listeners.listenPorts), statusPort: rt.statusPort, adminPort: rt.adminPort, metricsPort: rt.metricsPort, config: source.description }, 'gateway serving');
+  // No metricsPort when this process serves none (off, or a --workers primary serves the sum and
+  // names its port itself): metricsPort=0 would read as "off" where the metrics are on.
+  log.info({ ports: Object.fromEntries(listeners.listenPorts), statusPort: rt.statusPort, adminPort: rt.adminPort, ...(rt.metricsPort ? { metricsPort: rt.metricsPort } : {}), config: source.description }, 'gateway serving');
 
   return {
     listenPorts: listeners.listenPorts,

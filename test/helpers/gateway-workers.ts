@@ -20,6 +20,8 @@ export interface WorkersGateway {
   readonly statusPort: number;
   /** The primary's metrics port when `--metrics-port any` asked the OS for one (its log line names it); else 0. */
   readonly metricsPort: number;
+  /** The first worker's 'gateway serving' log line, every field. */
+  readonly servingLine: Readonly<Record<string, unknown>>;
   /** How many log lines so far had this `msg`, from any of the processes. */
   count(msg: string): number;
   /** Process ids of the workers that have logged 'gateway serving'. */
@@ -77,6 +79,7 @@ export async function startWorkersGateway(configDir: string, workers: number, ex
     port,
     ports,
     statusPort,
+    servingLine: first,
     get metricsPort() {
       return metricsPort;
     },

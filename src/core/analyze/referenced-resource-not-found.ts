@@ -99,7 +99,10 @@ function checkGateway(ctx: AnalysisContext, gw: Resource<GatewaySpec>, out: Prob
   // Only where the gateways' labels are known (a gateway, the analyze command): a sidecar cannot tell.
   if (ctx.options.gatewayLabels && selector && Object.keys(selector).length > 0 && !ctx.workloads.some((w) => selectorMatches(selector, w.labels))) {
     const shown = Object.entries(selector).map(([k, v]) => `${k}=${v}`).join(',');
-    out.push(finding(T, gw, ['spec', 'selector'], `referenced selector not found: "${shown}"`, 'no gateway workload carries these labels; match the gateway\'s labels (meshgate gateway --labels, default istio=ingressgateway)'));
+    // The labels the gateway really has: what to copy into the selector, or into --labels.
+    const carried = ctx.options.gatewayLabels.map((l) => Object.entries(l).map(([k, v]) => `${k}=${v}`).join(',')).filter((l) => l !== '');
+    const labels = carried.length === 0 ? 'the gateway has no labels' : carried.length === 1 ? `the gateway's labels are ${carried[0]}` : `the gateways' labels are ${carried.join('; ')}`;
+    out.push(finding(T, gw, ['spec', 'selector'], `referenced selector not found: "${shown}"`, `no gateway workload carries these labels (${labels}); select those, or start the gateway with --labels ${shown}`));
   }
   const exists = ctx.options.credentialExists;
   if (!exists) return;

@@ -2,6 +2,8 @@
 // also holds unrelated manifests still loads; the Kubernetes kinds that every sample beside Istio's
 // config holds (ServiceAccounts, RBAC) are ignored without a word, as Istio ignores them.
 
+import { closest } from './suggest.js';
+
 const KINDS: Readonly<Record<string, { readonly group: string; readonly versions: readonly string[] }>> = {
   Gateway: { group: 'networking.istio.io', versions: ['v1', 'v1beta1', 'v1alpha3'] },
   VirtualService: { group: 'networking.istio.io', versions: ['v1', 'v1beta1', 'v1alpha3'] },
@@ -95,4 +97,20 @@ export function knownKind(apiVersion: string, kind: string): 'known' | 'unknown'
   const version = slash < 0 ? apiVersion : apiVersion.slice(slash + 1);
   if (group !== spec.group) return 'unknown';
   return spec.versions.includes(version) ? 'known' : 'unsupported-version';
+}
+
+/**
+ * For a kind knownKind calls 'unknown', what was probably meant: a kind meshgate reads in the same
+ * group spelt nearly alike (`VirtualServce`), or the same kind's own apiVersion when the group is
+ * misspelt (`networking.isito.io/v1`). A typo'd kind is otherwise a resource silently left out.
+ */
+export function meantKind(apiVersion: string, kind: string): string | undefined {
+  const slash = apiVersion.lastIndexOf('/');
+  const group = slash < 0 ? '' : apiVersion.slice(0, slash);
+  const spec = KINDS[internalKind(apiVersion, kind)];
+  // Only a group spelt nearly alike: a Service of serving.knative.dev is another API, not a typo.
+  if (spec && spec.group !== group && closest(group, [spec.group]) !== undefined) return `${kind} is ${spec.group === '' ? '' : `${spec.group}/`}${spec.versions[0]}`;
+  const sameGroup = Object.entries(KINDS).filter(([, s]) => s.group === group).map(([k]) => (k === 'KubernetesGateway' ? 'Gateway' : k));
+  const near = closest(kind, sameGroup);
+  return near !== undefined && near !== kind ? `did you mean \`${near}\`?` : undefined;
 }
