@@ -61,7 +61,6 @@ function checkRule(c: Checker, rule: Obj, at: FieldPath): string | undefined {
   for (const f of ['fromParams', 'fromCookies']) {
     for (const { value, at: vAt } of stringList(c, rule[f], [...at, f])) if (value === '') c.error(vAt, 'must not be empty');
   }
-  if (isSet(rule.fromCookies)) c.warn([...at, 'fromCookies'], 'tokens in cookies are not read by meshgate; requests carrying one there count as carrying no token');
   const payloadHeader = asString(c, rule.outputPayloadToHeader, [...at, 'outputPayloadToHeader']);
   if (payloadHeader !== undefined && !isHeaderName(payloadHeader.toLowerCase())) c.error([...at, 'outputPayloadToHeader'], `${JSON.stringify(payloadHeader)} is not a valid header name`);
   eachObj(c, rule.outputClaimToHeaders, [...at, 'outputClaimToHeaders'], (o, oAt) => {
