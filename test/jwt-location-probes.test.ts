@@ -45,6 +45,7 @@ describe('token locations, key ids and principals at the gateway', () => {
     fromParams: [tok]
     fromCookies: [session]
     outputPayloadToHeader: x-jwt-payload
+    outputClaimToHeaders: [{header: x-name, claim: name}]
   - issuer: ${ISS_B}
     jwks: '${set}'
     forwardOriginalToken: true`),
@@ -185,5 +186,23 @@ describe('token locations, key ids and principals at the gateway', () => {
     const tb = await token(ISS_B, 'alice');
     const r3 = await call('/any/x', { authorization: `Bearer ${tb}` });
     assert.equal(r3.seen?.headers.authorization, `Bearer ${tb}`);
+  });
+
+  it('outputClaimToHeaders: a claim with CR, LF or NUL writes no header (no injection, no 502); non-ASCII goes as its UTF-8 bytes', async () => {
+    const named = async (name: string) => {
+      const t = await new SignJWT({ name }).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).setIssuer(ISS).setSubject('alice').setExpirationTime('10m').sign(key1);
+      return call('/a/x', { 'x-jwt': `Token ${t}`, 'x-name': 'forged' });
+    };
+    for (const name of ['a\r\nx-injected: 1', 'a\nb', 'a\u0000b']) {
+      const r = await named(name);
+      assert.equal(r.status, 200, JSON.stringify(name));
+      assert.equal(r.seen?.headers['x-name'], undefined);
+      assert.equal(r.seen?.headers['x-injected'], undefined);
+    }
+    for (const name of ['é', '日本']) {
+      const r = await named(name);
+      assert.equal(r.status, 200, name);
+      assert.equal(Buffer.from(String(r.seen?.headers['x-name']), 'latin1').toString('utf8'), name);
+    }
   });
 });

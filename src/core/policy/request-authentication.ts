@@ -227,7 +227,7 @@ class JwtProviders implements RequestAuthenticator {
       }
       if (provider.payloadHeader) set[provider.payloadHeader] = Buffer.from(JSON.stringify(verified.payload)).toString('base64url');
       for (const { header, claim } of provider.claimHeaders) {
-        const v = claimText(verified.payload[claim]);
+        const v = claimHeaderValue(verified.payload[claim]);
         if (v !== undefined) set[header] = v;
       }
     }
@@ -348,6 +348,17 @@ function toAuth(payload: JWTPayload): RequestAuth {
     ...(typeof payload.azp === 'string' ? { presenter: payload.azp } : {}),
     claims: payload,
   };
+}
+
+/**
+ * A claim as a header value, in the form node hands headers over (one char per byte): its UTF-8 bytes,
+ * as Envoy writes them. A claim holding CR, LF or NUL is no header value: none is written (the client's
+ * header of that name is gone already), where writing it failed the request as an upstream error (502).
+ */
+function claimHeaderValue(v: unknown): string | undefined {
+  const text = claimText(v);
+  if (text === undefined || /[\r\n\0]/.test(text)) return undefined;
+  return /[^\x00-\x7f]/.test(text) ? Buffer.from(text, 'utf8').toString('latin1') : text;
 }
 
 /** Strings as they are, numbers and booleans printed, lists of those joined with commas. */
