@@ -7,7 +7,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestGateway, type TestGateway } from './helpers/gateway.js';
-import { serviceYaml } from './helpers/cluster-yaml.js';
+import { authorizationPolicy, gatewayRouteYaml, gatewayYaml, serviceYaml } from './helpers/cluster-yaml.js';
 import { rawExchange } from './helpers/raw-http.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
 
@@ -15,49 +15,22 @@ import { startUpstream, type Upstream } from './helpers/upstream.js';
  * ro.example.com allows GET only (ALLOW); everywhere `/tpl/{*}/secret` and `/deep/{**}` are denied,
  * and DELETE (notMethods: a DENY for all but GET/POST on /api/*).
  */
-const CONFIG = `apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: gw, namespace: default}
-spec:
-  selector: {istio: ingressgateway}
-  servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ["*"]}]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: all, namespace: default}
-spec:
-  hosts: ["*"]
-  gateways: [gw]
-  http: [{route: [{destination: {host: app}}]}]
----
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: read-only, namespace: istio-system}
-spec:
-  selector: {matchLabels: {istio: ingressgateway}}
-  action: ALLOW
-  rules:
+const GATEWAY = '{matchLabels: {istio: ingressgateway}}';
+const READ_ONLY = authorizationPolicy('read-only', 'istio-system', GATEWAY, `  rules:
   - to: [{operation: {hosts: [ro.example.com], methods: [GET]}}]
-  - to: [{operation: {notHosts: [ro.example.com]}}]
----
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: guard, namespace: istio-system}
-spec:
-  selector: {matchLabels: {istio: ingressgateway}}
-  action: DENY
+  - to: [{operation: {notHosts: [ro.example.com]}}]`);
+const GUARD = authorizationPolicy('guard', 'istio-system', GATEWAY, `  action: DENY
   rules:
   - to: [{operation: {paths: ["/tpl/{*}/secret", "/deep/{**}", "/files/{**}.key"]}}]
   - to: [{operation: {paths: ["/api/*"], notMethods: [GET, POST]}}]
-  - to: [{operation: {methods: [GET], paths: ["/get-denied"]}}]
-`;
+  - to: [{operation: {methods: [GET], paths: ["/get-denied"]}}]`);
 
 describe('methods and path templates at the gateway', () => {
   let app: Upstream;
   let gw: TestGateway;
   before(async () => {
     app = await startUpstream('app');
-    gw = await startTestGateway({ 'config.yaml': CONFIG, 'services.yaml': serviceYaml('app', [{ pod: 'app-1', port: app.port }]) });
+    gw = await startTestGateway({ 'gateway.yaml': gatewayYaml(['*']), 'routes.yaml': gatewayRouteYaml(['*']), 'read-only.yaml': READ_ONLY, 'guard.yaml': GUARD, 'services.yaml': serviceYaml('app', [{ pod: 'app-1', port: app.port }]) });
   });
   after(async () => {
     await gw?.close();
