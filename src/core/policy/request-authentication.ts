@@ -15,7 +15,7 @@ import { parseDuration } from '../config/duration.js';
 import { appliesTo } from './authorization.js';
 import { isObj, list, obj, strings } from './authz-rules.js';
 import { parseJwks, type JwksCache } from './jwks-cache.js';
-import { tokensInHeader } from './jwt-header-tokens.js';
+import { tokensInCookies, tokensInHeader } from './jwt-token-extract.js';
 import type { WorkloadRef } from './peer-authentication.js';
 
 /** What a verified token says, as AuthorizationPolicy reads it (`request.auth.*`, `requestPrincipals`). */
@@ -190,7 +190,7 @@ class JwtProviders implements RequestAuthenticator {
         // A value without the prefix (`Basic …` where `Bearer ` is expected) holds no token for this location.
         for (const v of Array.isArray(raw) ? raw : raw === undefined ? [] : [raw]) for (const token of tokensInHeader(v, at.prefix)) out.push({ token, at });
       } else if ('cookie' in at) {
-        for (const token of cookieValues(headers.cookie, at.cookie)) out.push({ token, at });
+        for (const token of tokensInCookies(headers.cookie, at.cookie)) out.push({ token, at });
       } else {
         const q = url.indexOf('?');
         if (q < 0) continue;
@@ -371,23 +371,4 @@ function claimText(v: unknown): string | undefined {
 
 function locationKey(l: Location): string {
   return 'header' in l ? `h:${l.header}:${l.prefix}` : 'cookie' in l ? `c:${l.cookie}` : `q:${l.param}`;
-}
-
-/**
- * Every non-empty value of the cookie `name` in the Cookie header(s), surrounding double quotes
- * dropped as Envoy parses cookies. Every one is verified (Envoy reads one): none reaches the app
- * unchecked.
- */
-function cookieValues(header: string | string[] | undefined, name: string): string[] {
-  const out: string[] = [];
-  for (const line of Array.isArray(header) ? header : header === undefined ? [] : [header]) {
-    for (const pair of line.split(';')) {
-      const eq = pair.indexOf('=');
-      if (eq < 0 || pair.slice(0, eq).trim() !== name) continue;
-      let v = pair.slice(eq + 1).trim();
-      if (v.length >= 2 && v.startsWith('"') && v.endsWith('"')) v = v.slice(1, -1);
-      if (v !== '') out.push(v);
-    }
-  }
-  return out;
 }

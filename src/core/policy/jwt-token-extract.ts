@@ -1,6 +1,7 @@
-// The tokens a header value holds for a `fromHeaders` location, read as Envoy's jwt_authn reads them
-// and then some, so that no token reaches the app unverified in the header the rule governs:
+// The tokens a request holds for a `fromHeaders` or `fromCookies` location, read as Envoy's jwt_authn
+// reads them and then some, so that no token reaches the app unverified where the rule governs.
 //
+// A header:
 //   - no prefix: the whole value (trimmed) is the token;
 //   - a prefix (`Bearer `): found anywhere in the value, not only at its start, so `Basic x, Bearer t`
 //     (one line, or two header lines node joins) has its token checked as Envoy checks it, where a
@@ -38,6 +39,25 @@ export function tokensInHeader(value: string, prefix: string): string[] {
     out.push(value.slice(start, end));
     // Search on after the token, so that a prefix spelt inside a token is not another token.
     at = lower.indexOf(p, end);
+  }
+  return out;
+}
+
+/**
+ * Every non-empty value of the cookie `name` in the Cookie header(s), surrounding double quotes
+ * dropped as Envoy parses cookies. Every one is verified (Envoy reads one): none reaches the app
+ * unchecked.
+ */
+export function tokensInCookies(header: string | string[] | undefined, name: string): string[] {
+  const out: string[] = [];
+  for (const line of Array.isArray(header) ? header : header === undefined ? [] : [header]) {
+    for (const pair of line.split(';')) {
+      const eq = pair.indexOf('=');
+      if (eq < 0 || pair.slice(0, eq).trim() !== name) continue;
+      let v = pair.slice(eq + 1).trim();
+      if (v.length >= 2 && v.startsWith('"') && v.endsWith('"')) v = v.slice(1, -1);
+      if (v !== '') out.push(v);
+    }
   }
   return out;
 }
