@@ -12,6 +12,8 @@ import { SignJWT, exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'j
 import { startTestGateway, type TestGateway } from './helpers/gateway.js';
 import { authorizationPolicy, gatewayRouteYaml, gatewayYaml, requestAuthentication, serviceYaml } from './helpers/cluster-yaml.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
+import { h2Request, rawExchange } from './helpers/raw-http.js';
+import { connect } from 'node:http2';
 
 const HOST = 'app.example.com';
 const ISS = 'https://a.example';
@@ -204,5 +206,20 @@ describe('token locations, key ids and principals at the gateway', () => {
       assert.equal(r.status, 200, name);
       assert.equal(Buffer.from(String(r.seen?.headers['x-name']), 'latin1').toString('utf8'), name);
     }
+  });
+
+  it('a forged token on a WebSocket upgrade, and in a second HTTP/2 cookie field: 401, no tunnel, nothing upstream', async () => {
+    const forged = `${(await token(ISS, 'alice')).slice(0, -4)}AAAA`;
+    const n = app.seen.length;
+    const ws = await rawExchange(gw.port, `GET /a/x?tok=${forged} HTTP/1.1\r\nhost: ${HOST}\r\nupgrade: websocket\r\nconnection: upgrade\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n`);
+    assert.deepEqual(ws.statuses, [401]);
+    const session = connect(`http://127.0.0.1:${gw.port}`);
+    try {
+      const r = await h2Request(session, { ':method': 'GET', ':path': '/a/x', ':authority': HOST, cookie: ['theme=dark', `session=${forged}`] });
+      assert.equal(r.status, 401);
+    } finally {
+      session.close();
+    }
+    assert.equal(app.seen.length, n);
   });
 });
