@@ -46,6 +46,9 @@ function checkRule(c: Checker, rule: Obj, at: FieldPath): string | undefined {
   if (jwks !== undefined) {
     const why = jwksProblem(jwks);
     if (why) c.error([...at, 'jwks'], why);
+    else if (/"kty"\s*:\s*"oct"/.test(jwks)) {
+      c.warn([...at, 'jwks'], 'symmetric keys ("kty": "oct") are not used: meshgate verifies tokens only with public keys, so HS256/HS384/HS512 tokens are refused (401), where Envoy verifies them');
+    }
   }
   if (uri === undefined && jwks === undefined) {
     // Istio accepts this and discovers the keys from the issuer; meshgate does not, and fails closed.
