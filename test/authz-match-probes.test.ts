@@ -125,6 +125,12 @@ describe('authorization matching probes at the gateway (notHosts, notPaths, meth
     assert.deepEqual(seen, ['GET www.example.com /x']);
   });
 
+  it('methods: POST with X-HTTP-Method-Override: DELETE is a POST to the policy, and the override reaches the app, as in Envoy', async () => {
+    const n = app.seen.length;
+    assert.equal((await send(gw.port, 'www.example.com', '/x', { 'x-http-method-override': 'DELETE' }, 'POST', '')).status, 200);
+    assert.equal(app.seen[n]?.headers['x-http-method-override'], 'DELETE');
+  });
+
   it('the gateway keeps serving after every probe', async () => {
     assert.equal((await send(gw.port, 'www.example.com', '/ok')).status, 200);
   });
