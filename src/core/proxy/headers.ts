@@ -54,7 +54,7 @@ export function dashSpelling(name: string): string | undefined {
 const PROXY_WRITTEN: ReadonlySet<string> = new Set(['x-forwarded-client-cert', 'x-forwarded-for', 'x-forwarded-proto']);
 
 /** An underscore spelling of x-envoy-*, x-forwarded-client-cert, -for or -proto (dashSpelling). */
-export function isProxyHeaderSpelling(name: string): boolean {
+function isProxyHeaderSpelling(name: string): boolean {
   const dashed = dashSpelling(name);
   return dashed !== undefined && (dashed.startsWith('x-envoy-') || PROXY_WRITTEN.has(dashed));
 }
