@@ -42,6 +42,8 @@ spec:
   - to: [{operation: {paths: ["/admin*"], notHosts: [admin.example.com]}}]
   - to: [{operation: {hosts: [static.example.com], notPaths: ["/public/*"]}}]
   - to: [{operation: {methods: [DELETE]}}]
+  - when: [{key: "request.headers[x-debug]", values: ["true"]}]
+  - when: [{key: "request.headers[x-role]", values: ["admin*"]}]
 `;
 
 describe('authorization matching probes at the gateway (notHosts, notPaths, methods, HTTP/2 authority)', () => {
@@ -110,6 +112,23 @@ describe('authorization matching probes at the gateway (notHosts, notPaths, meth
       assert.equal(await h2Status({ ':method': 'GET', ':scheme': 'http', ':path': '/private', host: 'static.example.com' }), 403);
     });
     assert.deepEqual(seen, ['GET admin.example.com /admin']);
+  });
+
+  it('`when` on a header sent twice: the values joined by a comma are compared, as Envoy joins them, so an exact value no longer matches while a prefix does', async () => {
+    const twice = (name: string, value: string) => rawExchange(gw.port, `GET /x HTTP/1.1\r\nhost: www.example.com\r\n${name}: ${value}\r\n${name}: ${value}\r\nconnection: close\r\n\r\n`);
+    assert.equal((await send(gw.port, 'www.example.com', '/x', { 'x-debug': 'true' })).status, 403);
+    const seen = await reached(async () => {
+      assert.equal((await twice('x-role', 'admin')).status, 403);
+      // Envoy compares `true,true` and passes it too: a DENY on an exact header value is written as a prefix (`true*`) or as an ALLOW.
+      assert.equal((await twice('x-debug', 'true')).status, 200);
+    });
+    assert.deepEqual(seen, ['GET www.example.com /x']);
+  });
+
+  it('methods: POST with X-HTTP-Method-Override: DELETE is a POST to the policy, and the override reaches the app, as in Envoy', async () => {
+    const n = app.seen.length;
+    assert.equal((await send(gw.port, 'www.example.com', '/x', { 'x-http-method-override': 'DELETE' }, 'POST', '')).status, 200);
+    assert.equal(app.seen[n]?.headers['x-http-method-override'], 'DELETE');
   });
 
   it('the gateway keeps serving after every probe', async () => {

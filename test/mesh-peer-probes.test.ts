@@ -169,6 +169,11 @@ describe('mesh peers at a sidecar inbound side (STRICT and PERMISSIVE)', () => {
     assert.equal(app.seen.length, n);
     assert.equal((await rawExchange(loose.inboundPort, get('/ok', claims))).status, 200);
     assert.equal(app.seen[app.seen.length - 1]!.headers['x-forwarded-client-cert'], undefined);
+    // Its underscore spelling is the same header to CGI-style apps: not handed on either, plaintext or mTLS.
+    assert.equal((await rawExchange(loose.inboundPort, get('/ok', { x_forwarded_client_cert: `URI=${CALLER}` }))).status, 200);
+    assert.equal(app.seen[app.seen.length - 1]!.headers.x_forwarded_client_cert, undefined);
+    assert.equal((await overMtls(loose.inboundPort, signed('other'), get('/ok', { x_forwarded_client_cert: `URI=${CALLER}` }))).status, 200);
+    assert.equal(app.seen[app.seen.length - 1]!.headers.x_forwarded_client_cert, undefined);
     assert.equal((await overMtls(loose.inboundPort, signed('caller'), get('/p/x'))).status, 200);
   });
 

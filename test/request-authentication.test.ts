@@ -305,4 +305,14 @@ describe('RequestAuthentication validation, with file and line', () => {
     assert.equal(p?.severity, 'warning', JSON.stringify(problems));
     assert.match(p!.message, /no jwksUri or jwks.*401/);
   });
+
+  it('a symmetric key in jwks: accepted with a warning that its tokens are refused', () => {
+    const jwks = JSON.stringify({ keys: [{ kty: 'oct', k: 'c2VjcmV0', alg: 'HS256' }] });
+    const text = `apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata: {name: r, namespace: default}\nspec:\n  jwtRules:\n  - {issuer: a, jwks: '${jwks}'}\n`;
+    const { valid, problems } = validateAll(parseConfigText(text, 'ra.yaml').resources);
+    assert.equal(valid.length, 1);
+    const p = problems.find((x) => x.field === 'spec.jwtRules[0].jwks');
+    assert.equal(p?.severity, 'warning', JSON.stringify(problems));
+    assert.match(p!.message, /symmetric keys.*401/);
+  });
 });

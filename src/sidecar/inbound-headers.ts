@@ -4,7 +4,7 @@
 
 import type { IncomingHttpHeaders } from 'node:http';
 import type { PeerCertificate } from 'node:tls';
-import { hopByHopFree } from '../core/proxy/headers.js';
+import { dashSpelling, hopByHopFree } from '../core/proxy/headers.js';
 import { xfccFor } from '../core/tls/xfcc.js';
 import { PEER_METADATA_HEADER, PEER_METADATA_ID_HEADER } from '../core/telemetry/workload.js';
 
@@ -29,6 +29,8 @@ export function inboundRequestHeaders(incoming: IncomingHttpHeaders, f: InboundF
   const previous = incoming['x-forwarded-client-cert'];
   if (f.xfcc === undefined) delete out['x-forwarded-client-cert'];
   else out['x-forwarded-client-cert'] = typeof previous === 'string' && previous !== '' ? `${previous},${f.xfcc}` : f.xfcc;
+  // `x_forwarded_client_cert` is the same header to CGI-style apps (core/proxy/headers.ts, dashSpelling).
+  for (const name in out) if (name.charCodeAt(0) === 120 && dashSpelling(name) === 'x-forwarded-client-cert') delete out[name];
   return out;
 }
 

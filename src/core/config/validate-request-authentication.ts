@@ -46,6 +46,9 @@ function checkRule(c: Checker, rule: Obj, at: FieldPath): string | undefined {
   if (jwks !== undefined) {
     const why = jwksProblem(jwks);
     if (why) c.error([...at, 'jwks'], why);
+    else if (/"kty"\s*:\s*"oct"/.test(jwks)) {
+      c.warn([...at, 'jwks'], 'symmetric keys ("kty": "oct") are not used: meshgate verifies tokens only with public keys, so HS256/HS384/HS512 tokens are refused (401), where Envoy verifies them');
+    }
   }
   if (uri === undefined && jwks === undefined) {
     // Istio accepts this and discovers the keys from the issuer; meshgate does not, and fails closed.
@@ -61,7 +64,6 @@ function checkRule(c: Checker, rule: Obj, at: FieldPath): string | undefined {
   for (const f of ['fromParams', 'fromCookies']) {
     for (const { value, at: vAt } of stringList(c, rule[f], [...at, f])) if (value === '') c.error(vAt, 'must not be empty');
   }
-  if (isSet(rule.fromCookies)) c.warn([...at, 'fromCookies'], 'tokens in cookies are not read by meshgate; requests carrying one there count as carrying no token');
   const payloadHeader = asString(c, rule.outputPayloadToHeader, [...at, 'outputPayloadToHeader']);
   if (payloadHeader !== undefined && !isHeaderName(payloadHeader.toLowerCase())) c.error([...at, 'outputPayloadToHeader'], `${JSON.stringify(payloadHeader)} is not a valid header name`);
   eachObj(c, rule.outputClaimToHeaders, [...at, 'outputClaimToHeaders'], (o, oAt) => {

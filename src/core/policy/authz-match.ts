@@ -180,7 +180,9 @@ export function parsePortText(value: string): number | undefined {
 
 // ---------------------------------------------------------------- paths
 
-const PCHAR = "a-zA-Z0-9\\-._~%!$&'()+,;:@";
+// Envoy's template literal class: RFC 3986 pchar without `*` (its own operator), `=` included as
+// Envoy includes it, so a `{**}` DENY also covers `/deep/a=1` (query-like segments are common).
+const PCHAR = "a-zA-Z0-9\\-._~%!$&'()+,;:@=";
 const ONE_SEGMENT = `[${PCHAR}]+`;
 const ANY_SEGMENTS = `[${PCHAR}/]*`;
 const LITERAL = new RegExp(`^[${PCHAR}]+$`);

@@ -8,13 +8,14 @@
 // that carried it is removed before the request goes on.
 
 import type { IncomingHttpHeaders } from 'node:http';
-import type { JSONWebKeySet, JWTPayload } from 'jose';
+import type { CryptoKey, JSONWebKeySet, JWTPayload } from 'jose';
 import type { Resource } from '../model/resource.js';
 import { compareByCreation } from '../model/resource.js';
 import { parseDuration } from '../config/duration.js';
 import { appliesTo } from './authorization.js';
 import { isObj, list, obj, strings } from './authz-rules.js';
 import { parseJwks, type JwksCache } from './jwks-cache.js';
+import { tokensInCookies, tokensInHeader } from './jwt-token-extract.js';
 import type { WorkloadRef } from './peer-authentication.js';
 
 /** What a verified token says, as AuthorizationPolicy reads it (`request.auth.*`, `requestPrincipals`). */
@@ -27,8 +28,8 @@ export interface RequestAuth {
   readonly claims: Readonly<Record<string, unknown>>;
 }
 
-/** Where a token was found, so that it can be removed again. */
-type Location = { readonly header: string; readonly prefix: string } | { readonly param: string };
+/** Where a token was found, so that it can be removed again (a header; a parameter or a cookie stays, as in Envoy). */
+type Location = { readonly header: string; readonly prefix: string } | { readonly param: string } | { readonly cookie: string };
 
 interface Provider {
   readonly issuer: string;
@@ -117,6 +118,7 @@ function compileProvider(rule: Record<string, unknown>): Provider | undefined {
     if (isObj(h) && typeof h.name === 'string') locations.push({ header: h.name.toLowerCase(), prefix: typeof h.prefix === 'string' ? h.prefix : '' });
   }
   for (const p of strings(rule.fromParams)) locations.push({ param: p });
+  for (const name of strings(rule.fromCookies)) locations.push({ cookie: name });
   const explicit = list(rule.fromHeaders).length > 0 || list(rule.fromParams).length > 0 || list(rule.fromCookies).length > 0;
   const claimHeaders = list(rule.outputClaimToHeaders)
     .filter(isObj)
@@ -185,13 +187,10 @@ class JwtProviders implements RequestAuthenticator {
     for (const at of this.#locations) {
       if ('header' in at) {
         const raw = headers[at.header];
-        for (const v of Array.isArray(raw) ? raw : raw === undefined ? [] : [raw]) {
-          // A value without the prefix (`Basic …` where `Bearer ` is expected) holds no token for this location.
-          if (at.prefix === '' || v.toLowerCase().startsWith(at.prefix.toLowerCase())) {
-            const token = v.slice(at.prefix.length).trim();
-            if (token !== '') out.push({ token, at });
-          }
-        }
+        // A value without the prefix (`Basic …` where `Bearer ` is expected) holds no token for this location.
+        for (const v of Array.isArray(raw) ? raw : raw === undefined ? [] : [raw]) for (const token of tokensInHeader(v, at.prefix)) out.push({ token, at });
+      } else if ('cookie' in at) {
+        for (const token of tokensInCookies(headers.cookie, at.cookie)) out.push({ token, at });
       } else {
         const q = url.indexOf('?');
         if (q < 0) continue;
@@ -228,7 +227,7 @@ class JwtProviders implements RequestAuthenticator {
       }
       if (provider.payloadHeader) set[provider.payloadHeader] = Buffer.from(JSON.stringify(verified.payload)).toString('base64url');
       for (const { header, claim } of provider.claimHeaders) {
-        const v = claimText(verified.payload[claim]);
+        const v = claimHeaderValue(verified.payload[claim]);
         if (v !== undefined) set[header] = v;
       }
     }
@@ -242,7 +241,7 @@ class JwtProviders implements RequestAuthenticator {
       let payload: JWTPayload;
       if ('inline' in p.keys) {
         const jose = await loadJose();
-        payload = (await jose.jwtVerify(token, localSet(jose, p.keys.inline), opts)).payload;
+        payload = await verifyWithSet(jose, token, p.keys.inline, opts);
       } else {
         payload = await this.#verifyRemote(p.keys.uri, p.keys.timeoutMs, token, opts);
       }
@@ -257,13 +256,13 @@ class JwtProviders implements RequestAuthenticator {
     if (!keys) throw new JwksUnavailable();
     const jose = await loadJose();
     try {
-      return (await jose.jwtVerify(token, localSet(jose, keys), opts)).payload;
+      return await verifyWithSet(jose, token, keys, opts);
     } catch (err) {
       if ((err as { code?: string }).code !== 'ERR_JWKS_NO_MATCHING_KEY') throw err;
       // The issuer may have rotated its keys since the last fetch: fetch once more, then decide.
       const again = await this.jwks.keys(uri, timeoutMs, true);
       if (!again || again === keys) throw err;
-      return (await jose.jwtVerify(token, localSet(jose, again), opts)).payload;
+      return await verifyWithSet(jose, token, again, opts);
     }
   }
 }
@@ -291,6 +290,28 @@ function localSet(jose: Jose, keys: JSONWebKeySet): ReturnType<Jose['createLocal
     localSets.set(keys, s);
   }
   return s;
+}
+
+/**
+ * The token's payload once a key of `keys` verifies it. A token without a key id may be signed by
+ * any key of its algorithm: each is tried, as Envoy tries every key of the set (jose alone refuses
+ * such a token whenever the set holds two keys, as issuers do while they rotate).
+ */
+async function verifyWithSet(jose: Jose, token: string, keys: JSONWebKeySet, opts: { issuer: string; audience?: string[] }): Promise<JWTPayload> {
+  try {
+    return (await jose.jwtVerify(token, localSet(jose, keys), opts)).payload;
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'ERR_JWKS_MULTIPLE_MATCHING_KEYS') throw err;
+    for await (const key of err as AsyncIterable<CryptoKey>) {
+      try {
+        return (await jose.jwtVerify(token, key, opts)).payload;
+      } catch (e) {
+        // Another key's signature: try the next. A good signature with bad claims (expired) is the answer.
+        if ((e as { code?: string }).code !== 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED') throw e;
+      }
+    }
+    throw new jose.errors.JWSSignatureVerificationFailed();
+  }
 }
 
 function fail(reason: string): { ok: false; reason: string } {
@@ -329,6 +350,17 @@ function toAuth(payload: JWTPayload): RequestAuth {
   };
 }
 
+/**
+ * A claim as a header value, in the form node hands headers over (one char per byte): its UTF-8 bytes,
+ * as Envoy writes them. A claim holding CR, LF or NUL is no header value: none is written (the client's
+ * header of that name is gone already), where writing it failed the request as an upstream error (502).
+ */
+function claimHeaderValue(v: unknown): string | undefined {
+  const text = claimText(v);
+  if (text === undefined || /[\r\n\0]/.test(text)) return undefined;
+  return /[^\x00-\x7f]/.test(text) ? Buffer.from(text, 'utf8').toString('latin1') : text;
+}
+
 /** Strings as they are, numbers and booleans printed, lists of those joined with commas. */
 function claimText(v: unknown): string | undefined {
   if (typeof v === 'string') return v;
@@ -338,5 +370,5 @@ function claimText(v: unknown): string | undefined {
 }
 
 function locationKey(l: Location): string {
-  return 'header' in l ? `h:${l.header}:${l.prefix}` : `q:${l.param}`;
+  return 'header' in l ? `h:${l.header}:${l.prefix}` : 'cookie' in l ? `c:${l.cookie}` : `q:${l.param}`;
 }

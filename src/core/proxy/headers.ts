@@ -39,6 +39,26 @@ function connectionListed(c: string | string[] | undefined): Set<string> | undef
   return names.length > 0 ? new Set(names) : undefined;
 }
 
+/**
+ * `name` with its underscores read as dashes, when it has any: `x_forwarded_client_cert` is
+ * `x-forwarded-client-cert`. CGI, WSGI and Rack give both spellings one name (HTTP_X_FORWARDED_CLIENT_CERT),
+ * so a backend may take a client's underscore spelling for a header only a proxy or a verified token
+ * may set. Envoy's edge advice is to refuse underscores altogether (headers_with_underscores_action),
+ * which Istio leaves allowing: only the spellings of those headers are removed.
+ */
+export function dashSpelling(name: string): string | undefined {
+  return name.includes('_') ? name.replaceAll('_', '-') : undefined;
+}
+
+/** The headers a forwarding listener writes itself; their underscore spellings are a client's forgery. */
+const PROXY_WRITTEN: ReadonlySet<string> = new Set(['x-forwarded-client-cert', 'x-forwarded-for', 'x-forwarded-proto']);
+
+/** An underscore spelling of x-envoy-*, x-forwarded-client-cert, -for or -proto (dashSpelling). */
+function isProxyHeaderSpelling(name: string): boolean {
+  const dashed = dashSpelling(name);
+  return dashed !== undefined && (dashed.startsWith('x-envoy-') || PROXY_WRITTEN.has(dashed));
+}
+
 export interface ForwardedFacts {
   readonly remoteAddress: string;
   readonly scheme: string;
@@ -61,14 +81,17 @@ export function requestIdOf(headers: IncomingHttpHeaders): string {
  * forwards (a gateway, a sidecar's outbound side), every request counting as external as Istio
  * configures Envoy: the headers only a proxy may set are this proxy's, not the client's. Client
  * x-envoy-* and x-forwarded-client-cert go (the latter set again from a verified client certificate,
- * Istio's SANITIZE_SET), x-forwarded-proto is the connection's scheme. Done in place before routes,
+ * Istio's SANITIZE_SET), x-forwarded-proto is the connection's scheme, and underscore spellings of
+ * these and x-forwarded-for go (isProxyHeaderSpelling). Done in place before routes,
  * authorization and external authorizers read the request: a DENY on `x-forwarded-proto` other than
  * https, or a route on `x-envoy-internal`, must not take the client's word. Deletes only what a
  * client sent, which is rare: a deleted property costs every later read of the object.
  */
 export function sanitizeForwardedRequest(headers: IncomingHttpHeaders, scheme: string, clientCert: string | undefined): void {
   for (const name in headers) {
-    if (name.charCodeAt(0) === 120 && (name.startsWith('x-envoy-') || name === 'x-forwarded-client-cert')) delete headers[name];
+    if (name.charCodeAt(0) !== 120) continue;
+    if (name.startsWith('x-envoy-') || name === 'x-forwarded-client-cert') delete headers[name];
+    else if (isProxyHeaderSpelling(name)) delete headers[name];
   }
   if (clientCert !== undefined) headers['x-forwarded-client-cert'] = clientCert;
   if (headers['x-forwarded-proto'] !== scheme) headers['x-forwarded-proto'] = scheme;

@@ -9,6 +9,7 @@
 
 import type { AuthnResult } from '../../policy/request-authentication.js';
 import { jwtDenied, LocalReplies } from '../respond.js';
+import { dashSpelling } from '../headers.js';
 import { routedDestinationOf } from './select.js';
 import type { Exchange, StageResult } from './exchange.js';
 
@@ -41,6 +42,13 @@ function verified(ex: Exchange, authn: AuthnResult | undefined): StageResult {
   if (edits) {
     const headers = ex.req.headers;
     for (const name of edits.remove) delete headers[name];
+    // A client's `x_user_group` is `x-user-group` to CGI-style backends (headers.ts, dashSpelling).
+    if (edits.remove.length > 0) {
+      for (const name in headers) {
+        const dashed = dashSpelling(name);
+        if (dashed !== undefined && edits.remove.includes(dashed)) delete headers[name];
+      }
+    }
     for (const name in edits.set) headers[name] = edits.set[name];
   }
   return undefined;
