@@ -67,13 +67,16 @@ describe('sidecar footprint', () => {
     assert.ok(!modules.some((m) => /dist\/src\/(sidecar\/dns\/|core\/dns\/name-table)/.test(m)), 'the DNS proxy is loaded without DNS capture');
   });
 
-  it("no module the sidecar command loads imports node:tls as an ES module (Node's view of it reads the bundled root certificates)", () => {
+  // Through require(), each: Node's ES module view of node:tls reads its bundled root certificates
+  // (a getter), and an ES import of pino, which is CommonJS, brings Node's CommonJS export lexer.
+  it('no module the sidecar command loads imports node:tls or pino as an ES module', () => {
     const { modules } = modulesAfter(`await import(${dist('cli/sidecar.js')});`);
     const ours = modules.filter((m) => /dist\/src\/.*\.js$/.test(m));
-    assert.ok(ours.some((m) => m.endsWith('core/tls/node-tls.js')), 'the loaded modules are not all listed');
-    for (const m of ours) {
-      // Type imports leave nothing in the emitted JavaScript; a value import of node:tls leaves this.
-      assert.doesNotMatch(readFileSync(m, 'utf8'), /\bfrom\s*['"]node:tls['"]|\bimport\s*\(?\s*['"]node:tls['"]/, `${m} imports node:tls: take it from core/tls/node-tls.ts`);
+    for (const [specifier, instead] of [['node:tls', 'core/tls/node-tls'], ['pino', 'core/telemetry/pino']] as const) {
+      assert.ok(ours.some((m) => m.endsWith(`${instead}.js`)), 'the loaded modules are not all listed');
+      // Type imports leave nothing in the emitted JavaScript; a value import leaves this.
+      const imported = new RegExp(`\\bfrom\\s*['"]${specifier}['"]|\\bimport\\s*\\(?\\s*['"]${specifier}['"]`);
+      for (const m of ours) assert.doesNotMatch(readFileSync(m, 'utf8'), imported, `${m} imports ${specifier}: take it from ${instead}.ts`);
     }
   });
 

@@ -4,7 +4,7 @@
 
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { pino } from 'pino';
+import { pino } from '../core/telemetry/pino.js';
 import { stringify } from 'yaml';
 import { analyze, asSchemaFindings, atLeast, isSuppressed, parseSuppression, type Suppression } from '../core/analyze/run.js';
 import { emptyConfigFindings } from '../core/analyze/empty-config.js';

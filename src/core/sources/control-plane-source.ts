@@ -8,7 +8,8 @@
 // When the stream breaks the proxy keeps serving what it has (nothing is emitted, a line is logged)
 // and subscribes again with back-off; a version it already has is acknowledged again, not rebuilt.
 
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
+import { pino } from '../telemetry/pino.js';
 import { hostname } from 'node:os';
 import type { ControlPlaneClient, StreamHandle } from './control-plane-client.js';
 import { decodeResources, resourceKey, type ProxyDescription, type StreamMessage } from './control-plane-wire.js';

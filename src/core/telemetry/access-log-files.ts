@@ -4,7 +4,7 @@
 // nowhere with `off`; `/dev/stderr` is stderr. A file that cannot be opened or written is said once
 // on the event log and its lines are dropped: a log never stops traffic.
 
-import { pino } from 'pino';
+import { pino } from './pino.js';
 import { STDOUT } from './access-log-formats.js';
 import type { EventLog } from './export-failures.js';
 

@@ -5,7 +5,8 @@
 // is a separate stream. Settings travel in the environment, so forked gateway workers inherit them.
 
 import { writeSync } from 'node:fs';
-import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'pino';
+import type { DestinationStream, Logger, LoggerOptions } from 'pino';
+import { pino } from './pino.js';
 
 const LEVEL_ENV = 'MESHGATE_LOG_LEVEL';
 const FORMAT_ENV = 'MESHGATE_LOG_FORMAT';
