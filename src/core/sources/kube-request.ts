@@ -106,6 +106,14 @@ export async function kubeJson(
   return { status: res.status, body: parsed };
 }
 
+/** How long a watch may stay silent before it is taken for dead (bookmarks come about once a minute). */
+export const WATCH_SILENCE_MS = 90_000;
+
+/** The server-side lifetime asked for each watch: 5 to 10 minutes, as client-go picks it. */
+export function watchTimeoutSeconds(random: () => number = Math.random): number {
+  return 300 + Math.floor(random() * 300);
+}
+
 /**
  * The client's Watch, keeping track of open watch requests: ListWatch.stop() cannot abort a watch
  * whose response headers have not arrived yet, and it may start a new one after a back-off delay.
@@ -123,6 +131,10 @@ export class TrackedWatch extends Watch {
     private readonly onConnected: (path: string) => void,
   ) {
     super(kc);
+    // The client ends a watch that has been silent this long (its default, 30 s, reopens every
+    // quiet collection twice a minute). A live watch hears at least a bookmark about once a minute;
+    // one silent for longer is a dead connection, reopened from the last version seen.
+    (this as unknown as { requestTimeoutMs: number }).requestTimeoutMs = WATCH_SILENCE_MS;
   }
 
   override async watch(
@@ -139,7 +151,11 @@ export class TrackedWatch extends Watch {
     }
     let finished = false;
     let controller: AbortController | undefined;
-    const connecting = super.watch(path, queryParams, callback, (err: unknown) => {
+    // As client-go asks: bookmarks move the version a quiet watch resumes from (so that a reconnect
+    // after hours without a change is no 410 and no re-list), and the server ends each watch after
+    // 5–10 minutes, spread so that many clients do not reconnect at once.
+    const params = { ...queryParams, allowWatchBookmarks: true, timeoutSeconds: watchTimeoutSeconds() };
+    const connecting = super.watch(path, params, callback, (err: unknown) => {
       finished = true;
       if (controller) this.#open.delete(controller);
       done(err);
@@ -147,6 +163,14 @@ export class TrackedWatch extends Watch {
     this.#connecting.add(connecting);
     try {
       controller = await connecting;
+    } catch (err) {
+      // Credentials that cannot be had (an exec plugin failing, a token file gone) throw before the
+      // request; ListWatch calls this from its own done callback, where a throw would be an
+      // unhandled rejection: report it as the watch's failure instead.
+      finished = true;
+      controller = new AbortController();
+      controller.abort();
+      queueMicrotask(() => done(err));
     } finally {
       this.#connecting.delete(connecting);
     }
