@@ -22,6 +22,8 @@ export class KubeApiError extends Error {
   }
 }
 
+export type KubeMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
 /** A collection as the API server lists it. */
 export interface KubeList {
   readonly metadata?: { readonly resourceVersion?: string };
@@ -52,7 +54,7 @@ export async function listCollection(kc: KubeConfig, path: string, signal: Abort
  */
 export async function kubeRequest(
   kc: KubeConfig,
-  method: 'GET' | 'POST' | 'PUT' | 'DELETE',
+  method: KubeMethod,
   path: string,
   opts: { readonly body?: unknown; readonly signal?: AbortSignal; readonly timeoutMs?: number } = {},
 ): Promise<{ status: number; text: string }> {
@@ -73,7 +75,8 @@ export async function kubeRequest(
     if (opts.signal?.aborted) throw new Error('closed');
     const res = await fetch(ctx.getUrl(), {
       method,
-      headers: { ...ctx.getHeaders(), accept: 'application/json', ...(opts.body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      // A PATCH body is a JSON patch (RFC 6902): the one patch type every API server serves for every kind.
+      headers: { ...ctx.getHeaders(), accept: 'application/json', ...(opts.body !== undefined ? { 'content-type': method === 'PATCH' ? 'application/json-patch+json' : 'application/json' } : {}) },
       ...(opts.body !== undefined ? { body: JSON.stringify(opts.body) } : {}),
       ...(dispatcher ? { dispatcher } : {}),
       signal: abort.signal,
@@ -89,7 +92,7 @@ export async function kubeRequest(
 /** A JSON answer with the status expected, or a KubeApiError that says what the server said. */
 export async function kubeJson(
   kc: KubeConfig,
-  method: 'GET' | 'POST' | 'PUT' | 'DELETE',
+  method: KubeMethod,
   path: string,
   expect: readonly number[],
   body?: unknown,
