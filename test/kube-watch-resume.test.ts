@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
 import { KubeInformer } from '../src/core/sources/kube-informer.js';
+import { FailureWarnings } from '../src/core/sources/kube-request.js';
 import { startKubeApi, type KubeApiStandIn, type SeenRequest } from './helpers/kube-api.js';
 
 const FAST = { initialMs: 20, maxMs: 200 };
@@ -146,5 +147,18 @@ describe('watches as a real API server treats them', () => {
       process.off('unhandledRejection', onUnhandled);
       await i.close();
     }
+  });
+
+  it('keeps warning about a failure that lasts, every 5 minutes, and counts from its first', () => {
+    let now = 1_000_000;
+    const w = new FailureWarnings(5 * 60_000, () => now);
+    const at = (s: number, text = '403 Forbidden') => ((now = 1_000_000 + s * 1000), w.failed(text));
+    assert.deepEqual(at(0), { warn: true, failingForS: 0 });
+    assert.deepEqual(at(30), { warn: false, failingForS: 30 });
+    assert.deepEqual(at(60, 'ECONNREFUSED'), { warn: true, failingForS: 60 }, 'a new cause is said at once');
+    assert.deepEqual(at(359, 'ECONNREFUSED'), { warn: false, failingForS: 359 });
+    assert.deepEqual(at(360, 'ECONNREFUSED'), { warn: true, failingForS: 360 }, 'the same cause again after 5 minutes');
+    w.recovered();
+    assert.deepEqual(at(400, 'ECONNREFUSED'), { warn: true, failingForS: 0 }, 'a failure after a recovery is new');
   });
 });

@@ -225,6 +225,39 @@ export class WakeableDelays {
   }
 }
 
+/**
+ * Which failures of one collection are worth a warning: a new cause, and the same cause again every
+ * `everyMs` while it lasts, so that a list or watch failing for hours (a missing RBAC rule, an API
+ * server gone) keeps saying that the configuration served is getting old instead of going quiet
+ * after its first warning. The retries between stay at debug level.
+ */
+export class FailureWarnings {
+  #text: string | undefined;
+  #warnedAt = 0;
+  #since: number | undefined;
+
+  constructor(
+    private readonly everyMs = 5 * 60_000,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** A failure with this text: whether to warn, and for how long (seconds) the collection has failed. */
+  failed(text: string): { warn: boolean; failingForS: number } {
+    const t = this.now();
+    this.#since ??= t;
+    const warn = text !== this.#text || t - this.#warnedAt >= this.everyMs;
+    if (warn) this.#warnedAt = t;
+    this.#text = text;
+    return { warn, failingForS: Math.round((t - this.#since) / 1000) };
+  }
+
+  /** It worked again. */
+  recovered(): void {
+    this.#text = undefined;
+    this.#since = undefined;
+  }
+}
+
 /** One line for logs and errors: the status and path, or the network cause (ECONNREFUSED …). */
 export function describeError(err: unknown): string {
   if (err instanceof KubeApiError) return err.message;
