@@ -90,6 +90,31 @@ describe('watches as a real API server treats them', () => {
     }
   });
 
+  it('resumes after an ERROR event that is not 410 from the version it had, without listing again', async () => {
+    const i = await informer();
+    try {
+      const listed = lists().length;
+      const before = watches().length;
+      const lastSeen = api.apply(configMap('before-error'));
+      await informed(i, () => names(i).includes('before-error'), 'the change watched');
+      api.expireWatches(500);
+      api.apply(configMap('after-error'));
+      await informed(i, () => names(i).includes('after-error'), 'the change made after the error');
+      assert.equal(lists().length, listed, 'no re-list');
+      assert.equal(watches()[before]!.query.resourceVersion, lastSeen);
+    } finally {
+      await i.close();
+    }
+  });
+
+  it('the stand-in ends a watch normally when its timeoutSeconds are up, as the API server does', async () => {
+    const res = await fetch(`${api.url}${PATH}?watch=true&timeoutSeconds=1`, { headers: { authorization: `Bearer ${api.token}` } });
+    assert.equal(res.status, 200);
+    // Read to its end (a watch that stayed open would hold this forever): the current objects, no error.
+    const types = (await res.text()).split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { type: string }).type);
+    assert.deepEqual([...new Set(types)], ['ADDED']);
+  });
+
   it('resumes a quiet collection from its last bookmark after the history moved on: no 410, no re-list', async () => {
     api.apply(configMap('still'));
     const i = await informer();

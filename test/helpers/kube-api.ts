@@ -70,8 +70,11 @@ export interface KubeApiStandIn {
   compact(): void;
   /** Open watches stop receiving events (a stalled connection); later watches are not affected. */
   holdWatches(): void;
-  /** Send each open watch an `ERROR` event with code 410, then end it. */
-  expireWatches(): void;
+  /**
+   * Send each open watch an `ERROR` event, then end it: code 410 (the history it watches from is
+   * gone) by default, or another (500: the storage timed out, say) that does not ask for a re-list.
+   */
+  expireWatches(code?: number): void;
   /** End each open watch normally (the server's watch timeout). */
   closeWatches(): void;
   /**
@@ -374,8 +377,9 @@ current-context: stand-in
     holdWatches() {
       for (const w of watchers) w.held = true;
     },
-    expireWatches() {
-      const line = JSON.stringify({ type: 'ERROR', object: { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'too old resource version', reason: 'Expired', code: 410 } }) + '\n';
+    expireWatches(code = 410) {
+      const [message, reason] = code === 410 ? ['too old resource version', 'Expired'] : ['etcdserver: request timed out', 'InternalError'];
+      const line = JSON.stringify({ type: 'ERROR', object: { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code } }) + '\n';
       for (const w of [...watchers]) {
         watchers.delete(w);
         w.res.end(line);
