@@ -6,20 +6,14 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
 import { KubeInformer } from '../src/core/sources/kube-informer.js';
 import { FailureWarnings } from '../src/core/sources/kube-request.js';
+import { memoryLogger } from './helpers/memory-logger.js';
 import { startKubeApi, type KubeApiStandIn, type SeenRequest } from './helpers/kube-api.js';
 
 const FAST = { initialMs: 20, maxMs: 200 };
 const PATH = '/api/v1/namespaces/quiet/configmaps';
-
-function memoryLogger(): { logger: Logger; lines: Array<Record<string, unknown>> } {
-  const lines: Array<Record<string, unknown>> = [];
-  const sink = new Writable({ write: (chunk: Buffer, _enc, cb) => (lines.push(...chunk.toString().split('\n').filter(Boolean).map((l) => JSON.parse(l))), cb()) });
-  return { logger: pino({ level: 'debug' }, sink), lines };
-}
 
 /** Resolves once `check` holds, looked at again after each change the informer reports. */
 function informed(i: KubeInformer, check: () => boolean, what: string, ms = 20_000): Promise<void> {
