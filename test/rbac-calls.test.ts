@@ -20,6 +20,7 @@ import { ROOT_CONFIGMAP } from '../src/control/root-cert-publisher.js';
 import { startKubeApi, type KubeApiStandIn } from './helpers/kube-api.js';
 import { startKubeGateway } from './helpers/kube-gateway.js';
 import { INFRA, baseYaml, httpRouteYaml } from './helpers/gateway-api-yaml.js';
+import { INGRESS_CLASSES, ingressPath, ingressYaml } from './helpers/ingress-yaml.js';
 import { allowed, attributesOf, deployObjects, uncoveredCalls } from './helpers/rbac.js';
 
 const silent = pino({ level: 'silent' });
@@ -49,10 +50,14 @@ describe('RBAC in deploy/ covers every call the code makes', () => {
     assert.deepEqual(attributesOf({ method: 'GET', path: '/api/v1/configmaps', query: { watch: 'true', fieldSelector: 'metadata.name=x' }, authorization: undefined, status: 200 }), { verb: 'watch', group: '', resource: 'configmaps', name: 'x' });
   });
 
-  it('the gateway: every collection it reads, its Secrets, its ACME Secrets and the Gateway API status it writes', async () => {
+  it('the gateway: every collection it reads, its Secrets, its ACME Secrets, the Gateway API and Ingress status it writes', async () => {
     api = await startKubeApi();
     api.applyYaml(baseYaml({ v1: 1, v2: 2, v3: 3, web: 4 }));
     api.applyYaml(httpRouteYaml('route', { gateway: 'all-namespaces', hostname: 'shop.example.com', backend: 'infra-backend-v1', port: 8080, namespace: INFRA }));
+    // An Ingress of Istio's class, whose status takes the ingress Service's load balancer address.
+    api.apply({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'istio-ingressgateway', namespace: 'istio-system' }, spec: { type: 'LoadBalancer', ports: [{ name: 'http', port: 80 }] }, status: { loadBalancer: { ingress: [{ ip: '203.0.113.9' }] } } });
+    api.applyYaml(INGRESS_CLASSES);
+    api.applyYaml(ingressYaml('shop', 'shop.example.com', { namespace: INFRA, className: 'istio', paths: [ingressPath('/', 'Prefix', 'infra-backend-v1', 8080)] }));
     const kubeconfig = api.kubeconfig();
     const secrets = new KubeSecrets({ kubeconfig, namespace: 'istio-system', logger: silent, backoff: FAST });
     await secrets.start();
@@ -64,7 +69,7 @@ describe('RBAC in deploy/ covers every call the code makes', () => {
     const { gw } = await startKubeGateway(kubeconfig, { namespace: 'istio-system' });
     try {
       const wrote = (plural: string) => api.statusWrites.some((w) => w.startsWith(`${plural} `));
-      await api.until(() => ['gatewayclasses', 'gateways', 'httproutes'].every(wrote), 'status written for the class, the Gateways and the route');
+      await api.until(() => ['gatewayclasses', 'gateways', 'httproutes', 'ingresses'].every(wrote), 'status written for the class, the Gateways, the route and the Ingress');
     } finally {
       await gw.close();
       await secrets.close();
