@@ -148,9 +148,11 @@ describe('watches as a real API server treats them', () => {
       // An exec credential plugin that starts failing, say: the error comes before any request.
       const working = kc.applySecurityAuthentication.bind(kc);
       let refused = 0;
-      const retried = new Promise<void>((resolve) => {
+      const retried = new Promise<void>((resolve, reject) => {
+        // Without the failure reaching the informer, nothing would retry: say so rather than hang.
+        const late = setTimeout(() => reject(new Error(`not retried in 20 s (${unhandled.length} unhandled rejections)`)), 20_000);
         kc.applySecurityAuthentication = async () => {
-          if (++refused === 2) resolve();
+          if (++refused === 2) resolve(clearTimeout(late));
           throw new Error('credential plugin failed');
         };
       });
