@@ -5,14 +5,14 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { pino, type Logger } from 'pino';
+import { pino } from 'pino';
 import { KubeConfig } from '@kubernetes/client-node';
 import { KubeSource, type KubeSourceOptions } from '../src/core/sources/kube-source.js';
 import type { ConfigUpdate } from '../src/core/sources/source.js';
 import { validateAll } from '../src/core/config/validate.js';
 import { formatProblem } from '../src/core/config/problem.js';
+import { memoryLogger } from './helpers/memory-logger.js';
 import { startKubeApi, type KubeApiStandIn } from './helpers/kube-api.js';
 import { startUpstream, closedPort, type Upstream } from './helpers/upstream.js';
 import { eventually, send } from './helpers/gateway.js';
@@ -34,13 +34,6 @@ const virtualService = (name: string, host: string, dest: string, extra: Record<
   metadata: { name, namespace: 'default', ...extra },
   spec: { hosts: [host], gateways: ['gw'], http: [{ route: [{ destination: { host: dest } }] }] },
 });
-
-/** Log lines a test can read back. */
-function memoryLogger(): { logger: Logger; lines: Array<Record<string, unknown>> } {
-  const lines: Array<Record<string, unknown>> = [];
-  const sink = new Writable({ write: (chunk: Buffer, _enc, cb) => (lines.push(...chunk.toString().split('\n').filter(Boolean).map((l) => JSON.parse(l))), cb()) });
-  return { logger: pino({ level: 'debug' }, sink), lines };
-}
 
 interface Watched {
   readonly source: KubeSource;

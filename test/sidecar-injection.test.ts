@@ -6,14 +6,12 @@
 import { after, before, describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { createServer, type Server } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { request as httpsRequest } from 'node:https';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { parseAllDocuments } from 'yaml';
 import { loadOrCreateAuthority } from '../src/core/pki/authority.js';
@@ -25,6 +23,7 @@ import { startControlPlane, type RunningControlPlane } from '../src/control/main
 import { FileTokenAuthenticator } from '../src/control/token-authenticator.js';
 import { caBundleUpdater } from '../src/control/webhook-ca-bundle.js';
 import { main } from '../src/cli/main.js';
+import { startKubeApi, type KubeApiStandIn } from './helpers/kube-api.js';
 
 type Json = Record<string, any>;
 const silent = pino({ level: 'silent' });
@@ -108,37 +107,20 @@ describe('user volumes (sidecar.istio.io/userVolume, userVolumeMount)', () => {
   });
 });
 
-/** A stand-in API server holding one MutatingWebhookConfiguration, answering GET and JSON-patch PATCH. */
-async function webhookConfigApi(): Promise<{ server: Server; kc: KubeConfig; config: Json; patches: number }> {
-  const state = {
-    config: { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', metadata: { name: 'meshgate-sidecar-injector' }, webhooks: [{ name: 'a', clientConfig: { caBundle: '' } }, { name: 'b', clientConfig: {} }] } as Json,
-    patches: 0,
+/** The API stand-in holding one MutatingWebhookConfiguration, as deploy/ makes it (two webhooks, no bundle). */
+async function webhookConfigApi(): Promise<{ kube: KubeApiStandIn; kc: KubeConfig; readonly config: Json; readonly patches: number }> {
+  const kube = await startKubeApi();
+  kube.apply({ apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', metadata: { name: 'meshgate-sidecar-injector' }, webhooks: [{ name: 'a', clientConfig: {} }, { name: 'b', clientConfig: {} }] });
+  return {
+    kube,
+    kc: kube.kubeconfig(),
+    get config() {
+      return kube.get('admissionregistration.k8s.io/v1', 'MutatingWebhookConfiguration', '', 'meshgate-sidecar-injector') as Json;
+    },
+    get patches() {
+      return kube.requests.filter((r) => r.method === 'PATCH').length;
+    },
   };
-  const server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (c) => (body += c));
-    req.on('end', () => {
-      if (req.url !== '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/meshgate-sidecar-injector' || req.headers.authorization !== 'Bearer t0k') {
-        res.writeHead(404).end('{}');
-        return;
-      }
-      if (req.method === 'PATCH') {
-        assert.equal(req.headers['content-type'], 'application/json-patch+json');
-        state.config = applyPatch(state.config, JSON.parse(body));
-        state.patches++;
-      }
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(state.config));
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: 'c', server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, skipTLSVerify: true }],
-    users: [{ name: 'u', token: 't0k' }],
-    contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
-    currentContext: 'x',
-  });
-  return Object.assign(state, { server, kc }) as never;
 }
 
 describe('the admission webhook', () => {
@@ -167,7 +149,7 @@ describe('the admission webhook', () => {
   });
   after(async () => {
     await cp?.destroy();
-    api?.server.close();
+    await api?.kube.close();
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -292,15 +274,33 @@ describe('the admission webhook', () => {
     assert.equal(res.response.allowed, false);
   });
 
-  it('puts the bundle back when the root changes (and when someone cleared it)', async () => {
-    const updater = caBundleUpdater(api.kc, 'meshgate-sidecar-injector', silent);
-    const before = api.patches;
-    await updater.update(cp.rootCertPem);
-    assert.equal(api.patches, before, 'nothing to change: no PATCH');
-    await updater.update('-----BEGIN CERTIFICATE-----\nnew root\n-----END CERTIFICATE-----\n');
-    assert.equal(api.patches, before + 1);
-    assert.match(Buffer.from(api.config.webhooks[1].clientConfig.caBundle, 'base64').toString(), /new root/);
-    updater.close();
+  it('puts the bundle back when the root changes', async () => {
+    // A configuration of its own, so that the control plane's updater (which keeps its own) stays out of it.
+    const name = 'meshgate-sidecar-injector-canary';
+    api.kube.apply({ apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', metadata: { name }, webhooks: [{ name: 'a', clientConfig: {} }, { name: 'b', clientConfig: {} }] });
+    const config = () => api.kube.get('admissionregistration.k8s.io/v1', 'MutatingWebhookConfiguration', '', name) as Json;
+    const patches = () => api.kube.requests.filter((r) => r.method === 'PATCH' && r.path.endsWith(`/${name}`)).length;
+    const updater = caBundleUpdater(api.kc, name, silent);
+    try {
+      await updater.update(cp.rootCertPem);
+      assert.equal(patches(), 1);
+      await updater.update(cp.rootCertPem);
+      assert.equal(patches(), 1, 'nothing to change: no PATCH');
+      await updater.update('-----BEGIN CERTIFICATE-----\nnew root\n-----END CERTIFICATE-----\n');
+      assert.equal(patches(), 2);
+      assert.match(Buffer.from(config().webhooks[1].clientConfig.caBundle, 'base64').toString(), /new root/);
+    } finally {
+      await updater.close();
+    }
+  });
+
+  it('sets the bundle again when the configuration is applied again without it, with no restart', async () => {
+    const want = Buffer.from(cp.rootCertPem).toString('base64');
+    await api.kube.until(() => api.config.webhooks.every((w: Json) => w.clientConfig.caBundle === want), 'the mesh root set by the control plane');
+    // `kubectl apply -k deploy/` again, or the configuration deleted and made again: no bundle.
+    const { webhooks, metadata } = api.config;
+    api.kube.apply({ apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', metadata: { name: metadata.name }, webhooks: webhooks.map((w: Json) => ({ ...w, clientConfig: {} })) });
+    await api.kube.until(() => api.config.webhooks.every((w: Json) => w.clientConfig.caBundle === want), 'the mesh root set again');
   });
 });
 

@@ -157,7 +157,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     closing = true;
     if (hard) distributor.destroy();
     else await distributor.close().catch(() => undefined);
-    opts.injection?.caBundle?.close();
+    await opts.injection?.caBundle?.close();
     await opts.injection?.nodes?.close();
     await Promise.all([stopServer(server, hard), stopServer(status, hard), ...(debug ? [stopServer(debug, hard)] : []), ...(injector ? [stopServer(injector, hard)] : []), ...(publisher ? [publisher.close()] : []), ...(deployer ? [deployer.close()] : []), metricsServer?.close()]);
   };

@@ -1,6 +1,6 @@
 // What the Kubernetes API stand-in (kube-api.ts) answers to clients that write, or read one object:
 // single-object GET, create (POST, 409 when it exists), replace (PUT, 404 when it does not, 409 on
-// a stale resourceVersion) and DELETE, each failing when a test says so; the status subresource
+// a stale resourceVersion), JSON-patch PATCH (422 when a `test` fails) and DELETE, each failing when a test says so; the status subresource
 // (PUT …/status), and TokenReview from the tokens a test registers. Answers are shaped as
 // kube-apiserver's (a `Status` object for every failure).
 
@@ -86,6 +86,7 @@ export async function writeOne(ctx: WriteContext, req: IncomingMessage, res: Ser
     ctx.remove(collection.kind, o.metadata.namespace ?? '', o.metadata.name);
     return json(res, 200, { kind: 'Status', apiVersion: 'v1', status: 'Success' });
   }
+  if (req.method === 'PATCH' && name !== undefined) return jsonPatch(ctx, req, res, collection, keyOf(collection, namespace, name), seen);
   const body = (await readBody(req)) as Record<string, any>;
   seen.body = body;
   const bodyName = body?.metadata?.name;
@@ -128,4 +129,26 @@ async function tokenReview(ctx: WriteContext, req: IncomingMessage, res: ServerR
       ? { authenticated: true, audiences, user: { username: `system:serviceaccount:${known.namespace}:${known.serviceAccount}`, uid: randomUUID(), groups: ['system:serviceaccounts', `system:serviceaccounts:${known.namespace}`, 'system:authenticated'] } }
       : { user: {}, error: '[invalid bearer token, token lookup failed]' },
   });
+}
+
+/** `PATCH` with `application/json-patch+json`: add, replace, remove and test, on the stored object. */
+async function jsonPatch(ctx: WriteContext, req: IncomingMessage, res: ServerResponse, collection: Collection, key: string, seen: { body?: unknown }): Promise<void> {
+  if (req.headers['content-type'] !== 'application/json-patch+json') return answerStatus(res, 415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: application/json-patch+json`);
+  const ops = (await readBody(req)) as Array<{ op: string; path: string; value?: unknown }>;
+  seen.body = ops;
+  const existing = ctx.store.get(collection)!.get(key);
+  if (!existing) return answerStatus(res, 404, 'NotFound', `${collection.plural} "${key.split('/')[1]}" not found`);
+  const obj = structuredClone(existing) as Record<string, any>;
+  for (const { op, path, value } of ops) {
+    const keys = path.split('/').slice(1).map((k) => k.replace(/~1/g, '/').replace(/~0/g, '~'));
+    const last = keys.pop()!;
+    const parent = keys.reduce<any>((v, k) => (v === undefined || v === null ? undefined : v[k]), obj);
+    if (parent === undefined || parent === null || typeof parent !== 'object') return answerStatus(res, 422, 'Invalid', `the server rejected our request due to an error in our request: path ${path} does not exist`);
+    if (op === 'test' && JSON.stringify(parent[last]) !== JSON.stringify(value)) return answerStatus(res, 422, 'Invalid', `the server rejected our request due to an error in our request: testing value ${path} failed`);
+    if (Array.isArray(parent) && op === 'add') parent.splice(last === '-' ? parent.length : Number(last), 0, value);
+    else if (Array.isArray(parent) && op === 'remove') parent.splice(Number(last), 1);
+    else if (op === 'add' || op === 'replace') parent[last] = value;
+    else if (op === 'remove') delete parent[last];
+  }
+  json(res, 200, withType(collection, ctx.store1(collection, key.split('/')[0] || undefined, obj)));
 }

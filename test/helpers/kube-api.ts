@@ -1,6 +1,7 @@
 // A stand-in for the Kubernetes API server, enough for list+watch clients: it holds objects per
 // collection (kube-api-kinds.ts), numbers every change with a global resourceVersion, answers lists
 // and streams watch events the way kube-apiserver does (field and label selectors included), and
+// sends BOOKMARK events to watches that ask, ends each watch after its timeoutSeconds, and
 // can be told to fail (404 for an absent CRD, 403, 500 on reads or writes, 410 Gone, dropped
 // connections) so tests can watch a client cope. Writes, single-object reads and TokenReview are kube-api-writes.ts's.
 
@@ -19,6 +20,8 @@ interface Watcher {
   readonly namespace: string | undefined;
   readonly selector: (o: Obj) => boolean;
   readonly res: ServerResponse;
+  /** The client asked for BOOKMARK events (`allowWatchBookmarks=true`). */
+  readonly bookmarks: boolean;
   held: boolean;
 }
 
@@ -67,16 +70,24 @@ export interface KubeApiStandIn {
   compact(): void;
   /** Open watches stop receiving events (a stalled connection); later watches are not affected. */
   holdWatches(): void;
-  /** Send each open watch an `ERROR` event with code 410, then end it. */
-  expireWatches(): void;
+  /**
+   * Send each open watch an `ERROR` event, then end it: code 410 (the history it watches from is
+   * gone) by default, or another (500: the storage timed out, say) that does not ask for a re-list.
+   */
+  expireWatches(code?: number): void;
   /** End each open watch normally (the server's watch timeout). */
   closeWatches(): void;
+  /**
+   * Send a `BOOKMARK` event at the current resourceVersion to each open watch that asked for them
+   * (kube-apiserver sends one about once a minute); returns how many were sent.
+   */
+  bookmark(): number;
   /** Destroy each open watch's connection mid-stream. */
   dropWatches(): void;
   openWatches(plural?: string): number;
   /**
-   * Resolves once `check` holds, looked at again after every stored change and every answered
-   * request (no polling); rejects after `ms` saying `what` was not reached.
+   * Resolves once `check` holds, looked at again after every stored change, every answered
+   * request and every watch opened or closed (no polling); rejects after `ms` saying `what` was not reached.
    */
   until(check: () => boolean, what: string, ms?: number): Promise<void>;
   close(): Promise<void>;
@@ -231,9 +242,13 @@ export async function startKubeApi(opts: { token?: string } = {}): Promise<KubeA
     res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' });
     res.flushHeaders();
     seen.status = 200;
-    const w: Watcher = { collection, namespace, selector, res, held: false };
+    const w: Watcher = { collection, namespace, selector, res, bookmarks: query.allowWatchBookmarks === 'true', held: false };
     watchers.add(w);
-    res.on('close', () => watchers.delete(w));
+    // timeoutSeconds: the server ends the watch normally when it is up, as kube-apiserver does.
+    const lifetime = Number(query.timeoutSeconds);
+    const expiry = Number.isFinite(lifetime) && lifetime > 0 ? setTimeout(() => (watchers.delete(w), res.end()), lifetime * 1000) : undefined;
+    res.on('close', () => (watchers.delete(w), clearTimeout(expiry), wake()));
+    wake();
     if (fromRv === undefined) {
       // No version: the current state as synthetic ADDED events, then what follows.
       for (const o of store.get(collection)!.values()) if (inNamespace(o, namespace) && selector(o)) res.write(JSON.stringify({ type: 'ADDED', object: withType(collection, o) }) + '\n');
@@ -362,12 +377,22 @@ current-context: stand-in
     holdWatches() {
       for (const w of watchers) w.held = true;
     },
-    expireWatches() {
-      const line = JSON.stringify({ type: 'ERROR', object: { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'too old resource version', reason: 'Expired', code: 410 } }) + '\n';
+    expireWatches(code = 410) {
+      const [message, reason] = code === 410 ? ['too old resource version', 'Expired'] : ['etcdserver: request timed out', 'InternalError'];
+      const line = JSON.stringify({ type: 'ERROR', object: { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code } }) + '\n';
       for (const w of [...watchers]) {
         watchers.delete(w);
         w.res.end(line);
       }
+    },
+    bookmark() {
+      let sent = 0;
+      for (const w of watchers) {
+        if (!w.bookmarks || w.held) continue;
+        w.res.write(JSON.stringify({ type: 'BOOKMARK', object: { kind: w.collection.kind, apiVersion: w.collection.apiVersion, metadata: { resourceVersion: String(rv) } } }) + '\n');
+        sent++;
+      }
+      return sent;
     },
     closeWatches() {
       for (const w of [...watchers]) {

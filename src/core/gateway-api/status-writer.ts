@@ -6,9 +6,9 @@
 // of theirs writes the last snapshot's status again. A conflict (409: the object changed under us) needs nothing: the change brings a new
 // snapshot, and with it a new write.
 
-import { HttpMethod, RequestContext, type KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { fetch } from 'undici';
+import { kubeRequest } from '../sources/kube-request.js';
 import type { Snapshot } from '../snapshot/snapshot.js';
 import { gatewayServiceAddresses, statusChanged, statusObjects, type StatusObject } from './status-objects.js';
 import { ingressStatusNodes, ingressStatusObjects, nodeExternalAddresses } from '../ingress/status.js';
@@ -86,7 +86,7 @@ export class GatewayApiStatusWriter {
     for (const name of names) {
       const path = `/api/v1/nodes/${encodeURIComponent(name)}`;
       try {
-        const { status, text } = await this.#request('GET', path);
+        const { status, text } = await kubeRequest(this.#kc, 'GET', path, { timeoutMs: 30_000 });
         if (status === 200) return new Map([[name, nodeExternalAddresses(JSON.parse(text) as unknown)]]);
         this.#log.debug({ path, status, answer: text.slice(0, 300) }, 'could not read the node of an ingress gateway pod');
       } catch (err) {
@@ -102,32 +102,11 @@ export class GatewayApiStatusWriter {
     const scope = r.kind === 'GatewayClass' ? '' : `/namespaces/${encodeURIComponent(r.metadata.namespace)}`;
     const path = `/apis/${apiVersion}${scope}/${o.plural}/${encodeURIComponent(r.metadata.name)}/status`;
     try {
-      const { status, text } = await this.#request('PUT', path, JSON.stringify({ ...r.raw, status: o.status }));
+      const { status, text } = await kubeRequest(this.#kc, 'PUT', path, { body: { ...r.raw, status: o.status }, timeoutMs: 30_000 });
       if (status === 409) this.#log.debug({ path }, 'status write conflicted; the newer object brings another write');
       else if (status >= 300) this.#log.warn({ path, status, answer: text.slice(0, 300) }, 'could not write status');
     } catch (err) {
       this.#log.warn({ path, error: (err as Error).message }, 'could not write status');
-    }
-  }
-
-  /** One request to the API server with the kubeconfig's credentials: its status and text. */
-  async #request(method: 'GET' | 'PUT', path: string, body?: string): Promise<{ status: number; text: string }> {
-    const cluster = this.#kc.getCurrentCluster();
-    if (!cluster) throw new Error('the kubeconfig has no current cluster');
-    const ctx = new RequestContext(cluster.server + path, method === 'PUT' ? HttpMethod.PUT : HttpMethod.GET);
-    await this.#kc.applySecurityAuthentication(ctx);
-    const dispatcher = ctx.getDispatcher();
-    try {
-      const res = await fetch(ctx.getUrl(), {
-        method,
-        headers: { ...ctx.getHeaders(), accept: 'application/json', ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-        ...(body !== undefined ? { body } : {}),
-        ...(dispatcher ? { dispatcher } : {}),
-        signal: AbortSignal.timeout(30_000),
-      });
-      return { status: res.status, text: await res.text() };
-    } finally {
-      await dispatcher?.close().catch(() => undefined);
     }
   }
 }

@@ -7,7 +7,7 @@
 import { ListWatch, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { KubeObject } from './kube-objects.js';
-import { TrackedWatch, WakeableDelays, describeError, listCollection, serverOf } from './kube-request.js';
+import { FailureWarnings, TrackedWatch, WakeableDelays, describeError, listCollection, serverOf } from './kube-request.js';
 
 export interface KubeInformerOptions {
   readonly kubeconfig: KubeConfig;
@@ -33,6 +33,7 @@ export class KubeInformer {
   #listed = false;
   #failures = 0;
   #lastError: string | undefined;
+  readonly #warnings = new FailureWarnings();
   #retry: NodeJS.Timeout | undefined;
   #debounce: NodeJS.Timeout | undefined;
   #firstList: { resolve: () => void; promise: Promise<void> };
@@ -44,6 +45,7 @@ export class KubeInformer {
       if (this.#lastError) opts.logger.info({ path: opts.path }, 'Kubernetes API watch recovered');
       this.#failures = 0;
       this.#lastError = undefined;
+      this.#warnings.recovered();
     });
     let resolve!: () => void;
     const promise = new Promise<void>((r) => (resolve = r));
@@ -105,6 +107,7 @@ export class KubeInformer {
       if (this.#lastError) this.#opts.logger.info({ path }, 'Kubernetes API list recovered');
       this.#failures = 0;
       this.#lastError = undefined;
+      this.#warnings.recovered();
       if (!this.#listed) {
         this.#listed = true;
         // ListWatch applies the list right after this returns; listeners hear of it then.
@@ -141,8 +144,9 @@ export class KubeInformer {
     const delay = Math.round(Math.min(maxMs, initialMs * 2 ** Math.min(this.#failures, 30)) * (1 - 0.2 * Math.random()));
     this.#failures++;
     const text = describeError(err);
-    this.#opts.logger[text === this.#lastError ? 'debug' : 'warn'](
-      { path: this.#opts.path, server: serverOf(this.#opts.kubeconfig), error: text, retryInMs: delay },
+    const { warn, failingForS } = this.#warnings.failed(text);
+    this.#opts.logger[warn ? 'warn' : 'debug'](
+      { path: this.#opts.path, server: serverOf(this.#opts.kubeconfig), error: text, retryInMs: delay, failingForS },
       'Kubernetes API request failed; retrying, what was read before stays in use',
     );
     this.#lastError = text;

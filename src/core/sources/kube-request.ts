@@ -22,6 +22,8 @@ export class KubeApiError extends Error {
   }
 }
 
+export type KubeMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
 /** A collection as the API server lists it. */
 export interface KubeList {
   readonly metadata?: { readonly resourceVersion?: string };
@@ -52,7 +54,7 @@ export async function listCollection(kc: KubeConfig, path: string, signal: Abort
  */
 export async function kubeRequest(
   kc: KubeConfig,
-  method: 'GET' | 'POST' | 'PUT' | 'DELETE',
+  method: KubeMethod,
   path: string,
   opts: { readonly body?: unknown; readonly signal?: AbortSignal; readonly timeoutMs?: number } = {},
 ): Promise<{ status: number; text: string }> {
@@ -73,7 +75,8 @@ export async function kubeRequest(
     if (opts.signal?.aborted) throw new Error('closed');
     const res = await fetch(ctx.getUrl(), {
       method,
-      headers: { ...ctx.getHeaders(), accept: 'application/json', ...(opts.body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      // A PATCH body is a JSON patch (RFC 6902): the one patch type every API server serves for every kind.
+      headers: { ...ctx.getHeaders(), accept: 'application/json', ...(opts.body !== undefined ? { 'content-type': method === 'PATCH' ? 'application/json-patch+json' : 'application/json' } : {}) },
       ...(opts.body !== undefined ? { body: JSON.stringify(opts.body) } : {}),
       ...(dispatcher ? { dispatcher } : {}),
       signal: abort.signal,
@@ -89,7 +92,7 @@ export async function kubeRequest(
 /** A JSON answer with the status expected, or a KubeApiError that says what the server said. */
 export async function kubeJson(
   kc: KubeConfig,
-  method: 'GET' | 'POST' | 'PUT' | 'DELETE',
+  method: KubeMethod,
   path: string,
   expect: readonly number[],
   body?: unknown,
@@ -104,6 +107,14 @@ export async function kubeJson(
   }
   if (!isRecord(parsed)) throw new Error(`${method} ${path}: the answer is not an object`);
   return { status: res.status, body: parsed };
+}
+
+/** How long a watch may stay silent before it is taken for dead (bookmarks come about once a minute). */
+export const WATCH_SILENCE_MS = 90_000;
+
+/** The server-side lifetime asked for each watch: 5 to 10 minutes, as client-go picks it. */
+export function watchTimeoutSeconds(random: () => number = Math.random): number {
+  return 300 + Math.floor(random() * 300);
 }
 
 /**
@@ -123,6 +134,10 @@ export class TrackedWatch extends Watch {
     private readonly onConnected: (path: string) => void,
   ) {
     super(kc);
+    // The client ends a watch that has been silent this long (its default, 30 s, reopens every
+    // quiet collection twice a minute). A live watch hears at least a bookmark about once a minute;
+    // one silent for longer is a dead connection, reopened from the last version seen.
+    (this as unknown as { requestTimeoutMs: number }).requestTimeoutMs = WATCH_SILENCE_MS;
   }
 
   override async watch(
@@ -139,7 +154,11 @@ export class TrackedWatch extends Watch {
     }
     let finished = false;
     let controller: AbortController | undefined;
-    const connecting = super.watch(path, queryParams, callback, (err: unknown) => {
+    // As client-go asks: bookmarks move the version a quiet watch resumes from (so that a reconnect
+    // after hours without a change is no 410 and no re-list), and the server ends each watch after
+    // 5–10 minutes, spread so that many clients do not reconnect at once.
+    const params = { ...queryParams, allowWatchBookmarks: true, timeoutSeconds: watchTimeoutSeconds() };
+    const connecting = super.watch(path, params, callback, (err: unknown) => {
       finished = true;
       if (controller) this.#open.delete(controller);
       done(err);
@@ -147,6 +166,14 @@ export class TrackedWatch extends Watch {
     this.#connecting.add(connecting);
     try {
       controller = await connecting;
+    } catch (err) {
+      // Credentials that cannot be had (an exec plugin failing, a token file gone) throw before the
+      // request; ListWatch calls this from its own done callback, where a throw would be an
+      // unhandled rejection: report it as the watch's failure instead.
+      finished = true;
+      controller = new AbortController();
+      controller.abort();
+      queueMicrotask(() => done(err));
     } finally {
       this.#connecting.delete(connecting);
     }
@@ -195,6 +222,39 @@ export class WakeableDelays {
   wakeAll(): void {
     this.#closed = true;
     for (const wake of [...this.#waiting]) wake();
+  }
+}
+
+/**
+ * Which failures of one collection are worth a warning: a new cause, and the same cause again every
+ * `everyMs` while it lasts, so that a list or watch failing for hours (a missing RBAC rule, an API
+ * server gone) keeps saying that the configuration served is getting old instead of going quiet
+ * after its first warning. The retries between stay at debug level.
+ */
+export class FailureWarnings {
+  #text: string | undefined;
+  #warnedAt = 0;
+  #since: number | undefined;
+
+  constructor(
+    private readonly everyMs = 5 * 60_000,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** A failure with this text: whether to warn, and for how long (seconds) the collection has failed. */
+  failed(text: string): { warn: boolean; failingForS: number } {
+    const t = this.now();
+    this.#since ??= t;
+    const warn = text !== this.#text || t - this.#warnedAt >= this.everyMs;
+    if (warn) this.#warnedAt = t;
+    this.#text = text;
+    return { warn, failingForS: Math.round((t - this.#since) / 1000) };
+  }
+
+  /** It worked again. */
+  recovered(): void {
+    this.#text = undefined;
+    this.#since = undefined;
   }
 }
 

@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import { pino } from '../telemetry/pino.js';
 import type { ConfigSource, ConfigUpdate } from './source.js';
 import { KUBE_KINDS, collectionPath, toLoadResult, type KubeKind, type KubeObject } from './kube-objects.js';
-import { TrackedWatch, WakeableDelays, describeError, listCollection, serverOf, statusOf } from './kube-request.js';
+import { FailureWarnings, TrackedWatch, WakeableDelays, describeError, listCollection, serverOf, statusOf } from './kube-request.js';
 
 export interface KubeSourceOptions {
   /** Default: `loadKubeConfig()` (in-cluster service account, $KUBECONFIG or ~/.kube/config). */
@@ -41,6 +41,7 @@ interface Slot {
   /** Consecutive failures, for the back-off. */
   failures: number;
   lastError: string | undefined;
+  readonly warnings: FailureWarnings;
   retry: NodeJS.Timeout | undefined;
 }
 
@@ -91,7 +92,7 @@ export class KubeSource implements ConfigSource {
     this.#watch = new TrackedWatch(this.#kc, (path) => this.#watching(path));
     for (const kind of KUBE_KINDS) {
       for (const ns of kind.only ? [kind.only.namespace] : kind.clusterScoped ? [undefined] : (this.#namespaces ?? [undefined])) {
-        const slot: Slot = { kind, path: collectionPath(kind, ns), listed: false, absent: false, failures: 0, lastError: undefined, retry: undefined } as Slot;
+        const slot: Slot = { kind, path: collectionPath(kind, ns), listed: false, absent: false, failures: 0, lastError: undefined, warnings: new FailureWarnings(), retry: undefined } as Slot;
         slot.informer = this.#makeInformer(slot);
         this.#slots.push(slot);
       }
@@ -175,6 +176,7 @@ export class KubeSource implements ConfigSource {
     slot.absent = false;
     slot.failures = 0;
     slot.lastError = undefined;
+    slot.warnings.recovered();
     this.#changed();
   }
 
@@ -184,6 +186,7 @@ export class KubeSource implements ConfigSource {
       if (slot.lastError) this.#log.info({ kind: slot.kind.kind, path }, 'Kubernetes API watch recovered');
       slot.failures = 0;
       slot.lastError = undefined;
+      slot.warnings.recovered();
     }
   }
 
@@ -209,10 +212,10 @@ export class KubeSource implements ConfigSource {
       slot.informer = this.#makeInformer(slot);
     } else {
       const text = describeError(err);
-      const level = text === slot.lastError ? 'debug' : 'warn';
+      const { warn, failingForS } = slot.warnings.failed(text);
       slot.lastError = text;
       const msg = this.#waiter ? 'Kubernetes API request failed; retrying' : 'Kubernetes API request failed; retrying, the last configuration keeps serving';
-      this.#log[level]({ kind: slot.kind.kind, path: slot.path, server: serverOf(this.#kc), error: text, retryInMs: delay }, msg);
+      this.#log[warn ? 'warn' : 'debug']({ kind: slot.kind.kind, path: slot.path, server: serverOf(this.#kc), error: text, retryInMs: delay, failingForS }, msg);
     }
     slot.retry = setTimeout(() => this.#run(slot), delay);
   }
