@@ -4,7 +4,7 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { connect as http2Connect } from 'node:http2';
 import { request as httpsRequest, type RequestOptions } from 'node:https';
 import { connect as netConnect } from 'node:net';
@@ -106,6 +106,37 @@ describe('the demo mesh', () => {
     assert.equal(r.status, 403);
     assert.equal(r.text, 'RBAC: access denied');
     assert.equal((await send(port, 'api.example.com', '/user/42')).status, 200);
+  });
+
+  it("applies a gateway policy selecting app: istio-ingressgateway, as Istio's tasks write them, and not one selecting a label the gateway lacks", async () => {
+    const file = join(demo.configDir, 'gateway-policies.yaml');
+    await writeFile(file, `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: deny-by-app, namespace: istio-system}
+spec:
+  selector: {matchLabels: {app: istio-ingressgateway}}
+  action: DENY
+  rules: [{to: [{operation: {paths: ["/user/by-app*"]}}]}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: deny-all-by-version, namespace: istio-system}
+spec:
+  selector: {matchLabels: {app: istio-ingressgateway, version: v2}}
+  action: DENY
+  rules: [{}]
+`);
+    try {
+      // Both arrive in one version: once the first denies, the second would have too.
+      await eventually(async () => (await send(port, 'api.example.com', '/user/by-app/1')).status === 403);
+      const r = await send(port, 'api.example.com', '/user/by-app/2');
+      assert.equal(r.status, 403);
+      assert.equal(r.text, 'RBAC: access denied');
+      assert.equal((await send(port, 'api.example.com', '/user/42')).status, 200);
+    } finally {
+      await rm(file);
+      await eventually(async () => (await send(port, 'api.example.com', '/user/by-app/3')).status === 200);
+    }
   });
 
   it('a sidecar refuses plaintext (PeerAuthentication STRICT)', async () => {

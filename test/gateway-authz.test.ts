@@ -117,6 +117,36 @@ rules:
   });
 });
 
+// Istio's tasks select the ingress gateway by `app: istio-ingressgateway` (the Ingress Access Control
+// task, for one): a gateway started without labels carries Istio's ingress gateway labels, so such a
+// DENY is enforced rather than silently skipped; one selecting a label it lacks is not its.
+describe("gateway with startGateway's default labels: DENY selecting app: istio-ingressgateway", () => {
+  let up: Upstream;
+  let gw: TestGateway;
+  before(async () => {
+    ({ up, gw } = await cluster({
+      'deny-by-app.yaml': policy('deny-by-app', 'istio-system', 'selector: {matchLabels: {app: istio-ingressgateway}}\naction: DENY\nrules: [{to: [{operation: {paths: ["/by-app*"]}}]}]'),
+      'deny-by-version.yaml': policy('deny-by-version', 'istio-system', 'selector: {matchLabels: {app: istio-ingressgateway, version: v2}}\naction: DENY\nrules: [{}]'),
+    }));
+  });
+  after(async () => {
+    await gw.close();
+    await up.close();
+  });
+
+  it('denies what the policy selecting app: istio-ingressgateway names, 403 RBAC: access denied', async () => {
+    const before = up.seen.length;
+    const r = await gw.get('app.example.com', '/by-app/1');
+    assert.equal(r.status, 403);
+    assert.equal(r.text, 'RBAC: access denied');
+    assert.equal(up.seen.length, before);
+  });
+
+  it('a policy also selecting version: v2, a label the gateway lacks, does not apply', async () => {
+    assert.equal((await gw.get('app.example.com', '/user')).status, 200);
+  });
+});
+
 describe('gateway: ALLOW-only semantics', () => {
   let up: Upstream;
   let gw: TestGateway;

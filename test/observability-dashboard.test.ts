@@ -30,17 +30,17 @@ describe('the service graph in headless Chromium', { skip }, () => {
     for (let i = 0; i < 10; i++) assert.equal((await send(demo.port, 'product.example.com', '/')).status, 200);
     const page = await browser.context.newPage();
     await page.goto(`http://127.0.0.1:${demo.mesh.control.debugPort}/`);
-    for (const id of ['istio-system/meshgate-ingressgateway', 'default/product-service-v1', 'default/user-service-v1']) {
+    for (const id of ['istio-system/istio-ingressgateway', 'default/product-service-v1', 'default/user-service-v1']) {
       await page.waitForSelector(`.node[data-id="${id}"]`, { timeout: 20_000 });
     }
-    await page.waitForSelector('.edge[data-source="istio-system/meshgate-ingressgateway"][data-target="default/product-service-v1"]', { timeout: 20_000 });
+    await page.waitForSelector('.edge[data-source="istio-system/istio-ingressgateway"][data-target="default/product-service-v1"]', { timeout: 20_000 });
     const toUser = page.locator('.edge[data-target="default/user-service-v1"][data-source="default/product-service-v1"]');
     await toUser.waitFor({ timeout: 20_000 });
     assert.match((await toUser.locator('text').textContent()) ?? '', /req\/s · \d+(\.\d)?% · p99/);
     assert.equal(await toUser.locator('title').textContent(), 'mutual TLS');
     // The gateway is the entry: leftmost. The three positions are read at one instant in the page,
     // since a refresh of the graph may replace a node between two separate reads (then it has no box).
-    const ids = ['istio-system/meshgate-ingressgateway', 'default/product-service-v1', 'default/user-service-v1'];
+    const ids = ['istio-system/istio-ingressgateway', 'default/product-service-v1', 'default/user-service-v1'];
     type Doc = { querySelector(s: string): { getBoundingClientRect(): { x: number; width: number } } | null };
     const xs = (await (
       await page.waitForFunction((wanted) => {

@@ -65,8 +65,13 @@ describe('Istio metrics on every proxy of the demo mesh', () => {
     assert.equal(ok.reduce((n, s) => n + s.value, 0), 6);
     for (const s of samples) {
       assert.equal(s.labels.reporter, 'source');
-      assert.equal(s.labels.source_workload, 'meshgate-ingressgateway');
+      // As Istio's ingress gateway reports itself (its pods' labels app=istio-ingressgateway,istio=ingressgateway).
+      assert.equal(s.labels.source_workload, 'istio-ingressgateway');
       assert.equal(s.labels.source_workload_namespace, 'istio-system');
+      assert.equal(s.labels.source_app, 'istio-ingressgateway');
+      assert.equal(s.labels.source_version, 'unknown');
+      assert.equal(s.labels.source_canonical_service, 'istio-ingressgateway');
+      assert.equal(s.labels.source_canonical_revision, 'latest');
       // Its own identity only over mutual TLS to an endpoint, as Istio reads it from the connection.
       assert.equal(s.labels.source_principal, s.labels.destination_workload === 'unknown' ? 'unknown' : 'spiffe://cluster.local/ns/istio-system/sa/meshgate-ingressgateway', JSON.stringify(s.labels));
       assert.equal(s.labels.connection_security_policy, 'unknown');
@@ -109,7 +114,8 @@ describe('Istio metrics on every proxy of the demo mesh', () => {
     assert.equal(fromProduct[0]!.labels.source_app, 'product-service');
     // The RBAC denial is the server's local reply: 403, no flag, the gateway as the caller.
     const denied = inbound.find((s) => s.labels.response_code === '403');
-    assert.equal(denied?.labels.source_workload, 'meshgate-ingressgateway');
+    assert.equal(denied?.labels.source_workload, 'istio-ingressgateway');
+    assert.equal(denied?.labels.source_app, 'istio-ingressgateway');
     assert.equal(denied?.labels.response_flags, '-');
 
     const atProduct = requests(await scrape(productV1!.metricsPort));
@@ -171,12 +177,12 @@ describe('Istio metrics on every proxy of the demo mesh', () => {
         await send(demo.port, 'product.example.com', '/');
         const result = await prom.query(q);
         edges = new Set(result.filter((r) => Number(r.value[1]) > 0).map((r) => `${r.metric.source_workload} -> ${r.metric.destination_service} ${r.metric.response_code}`));
-        if (edges.has('meshgate-ingressgateway -> product-service.default.svc.cluster.local 200') && (edges.has('product-service-v1 -> user-service.default.svc.cluster.local 200') || edges.has('product-service-v2 -> user-service.default.svc.cluster.local 200'))) break;
+        if (edges.has('istio-ingressgateway -> product-service.default.svc.cluster.local 200') && (edges.has('product-service-v1 -> user-service.default.svc.cluster.local 200') || edges.has('product-service-v2 -> user-service.default.svc.cluster.local 200'))) break;
         await new Promise((r) => setTimeout(r, 500));
       }
-      assert.ok(edges.has('meshgate-ingressgateway -> product-service.default.svc.cluster.local 200'), [...edges].join('\n'));
+      assert.ok(edges.has('istio-ingressgateway -> product-service.default.svc.cluster.local 200'), [...edges].join('\n'));
       assert.ok([...edges].some((e) => /^product-service-v[12] -> user-service\.default\.svc\.cluster\.local 200$/.test(e)), [...edges].join('\n'));
-      for (const e of edges) assert.match(e, /^(meshgate-ingressgateway|product-service-v[12]) -> (product|user)-service\.default\.svc\.cluster\.local (200|403)$/);
+      for (const e of edges) assert.match(e, /^(istio-ingressgateway|product-service-v[12]) -> (product|user)-service\.default\.svc\.cluster\.local (200|403)$/);
     } finally {
       await prom.close();
     }

@@ -47,7 +47,8 @@ describe('a trace across the demo mesh', () => {
     const roots = spans.filter((s) => !s.parentSpanId || !byId.has(s.parentSpanId));
     assert.equal(roots.length, 1, 'one root: the gateway');
     const gateway = roots[0]!;
-    assert.equal(attr(gateway, 'istio.canonical_service'), 'meshgate-ingressgateway');
+    assert.equal(attr(gateway, 'istio.canonical_service'), 'istio-ingressgateway');
+    assert.equal(attr(gateway, 'istio.canonical_revision'), 'latest');
     assert.match(gateway.name, /^product-service\.default\.svc\.cluster\.local:\d+\/\*$/);
     const child = (p: OtlpSpan): OtlpSpan => {
       const c = spans.filter((s) => s.parentSpanId === p.spanId);

@@ -86,8 +86,8 @@ describe('OTLP over gRPC to a collector', () => {
     assert.match(span.name, /^app\.default\.svc\.cluster\.local:80\/\*$/);
     assert.equal(span.attributes['http.status_code'], '200');
     assert.equal(span.attributes['http.url'], `http://${HOST}/orders?id=1`);
-    assert.equal(span.attributes['istio.canonical_service'], 'meshgate-ingressgateway');
-    assert.equal(span.resource['service.name'], 'meshgate-ingressgateway.istio-system');
+    assert.equal(span.attributes['istio.canonical_service'], 'istio-ingressgateway');
+    assert.equal(span.resource['service.name'], 'istio-ingressgateway.istio-system', "Istio's ingress gateway's tracing service name");
     assert.equal(span.metadata['x-tenant'], 'shop', 'grpc.initialMetadata goes with every export');
   });
 

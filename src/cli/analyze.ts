@@ -17,6 +17,7 @@ import { PACKAGED_CONFIG } from './default-config.js';
 import { UsageError } from './main.js';
 import { parse, gatewayLabels } from './options.js';
 import { plural } from './plural.js';
+import { DEFAULT_GATEWAY_LABELS_TEXT } from '../core/model/gateway-labels.js';
 
 export const ANALYZE_HELP = `usage: meshgate analyze [DIR] [options]
 
@@ -37,7 +38,7 @@ meshgate's own are MG…, among them an empty config file, folder, or a config w
   --suppress CODE=KIND/NAME    leave out a finding, e.g. IST0132=VirtualService/reviews or
                                'IST0101=VirtualService default/*'; repeat for more
   --labels k=v,...             the gateway's labels that Gateway selectors must match
-                               (default app=istio-ingressgateway,istio=ingressgateway)
+                               (default ${DEFAULT_GATEWAY_LABELS_TEXT})
   --certs DIR                  also check that each credentialName has a folder DIR/<name>/
                                (in a cluster, Secrets are checked without this)
   --allow-unknown-fields       unknown fields are warnings, not errors`;

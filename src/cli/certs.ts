@@ -19,6 +19,7 @@ import { wantedCertificates, type WantedCertificate } from '../gateway/acme/want
 import { parse, gatewayLabels } from './options.js';
 import { offlineSnapshot } from './offline-snapshot.js';
 import { PACKAGED_CONFIG } from './default-config.js';
+import { DEFAULT_GATEWAY_LABELS_TEXT } from '../core/model/gateway-labels.js';
 
 const TERMINATING = new Set(['SIMPLE', 'MUTUAL', 'OPTIONAL_MUTUAL']);
 const DAY_MS = 24 * 3600_000;
@@ -30,7 +31,7 @@ export async function runCerts(argv: string[], write: (text: string) => void = (
     true,
   );
   if (values.help) {
-    write('usage: meshgate certs [--config DIR] [--certs certs] [--labels app=istio-ingressgateway,istio=ingressgateway] [--namespace istio-system]\n  exits 1 when a TLS server has no usable certificate or its ACME certificate cannot be obtained\n  --config DIR   default: the gateway-config/ shipped with meshgate (as for meshgate demo)\n');
+    write(`usage: meshgate certs [--config DIR] [--certs certs] [--labels ${DEFAULT_GATEWAY_LABELS_TEXT}] [--namespace istio-system]\n  exits 1 when a TLS server has no usable certificate or its ACME certificate cannot be obtained\n  --config DIR   default: the gateway-config/ shipped with meshgate (as for meshgate demo)\n`);
     return 0;
   }
   const dir = values.config ?? positionals[0] ?? PACKAGED_CONFIG;

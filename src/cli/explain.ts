@@ -7,6 +7,7 @@ import { offlineBuild, offlineRole } from './offline-snapshot.js';
 import { statusLines } from '../core/gateway-api/conditions.js';
 import { UsageError } from './main.js';
 import { PACKAGED_CONFIG } from './default-config.js';
+import { DEFAULT_GATEWAY_LABELS_TEXT } from '../core/model/gateway-labels.js';
 
 export async function runExplain(argv: string[]): Promise<number> {
   const { values, positionals } = parse(
@@ -33,7 +34,7 @@ export async function runExplain(argv: string[]): Promise<number> {
         '                 that is a listen port is explained as its Gateway port; no port means 80 or 443',
         '  --port N       the Gateway port to explain, whatever the URL says',
         "  -H 'n: v'      a request header (repeatable); -X METHOD the method (default GET)",
-        "  --labels LIST  the gateway's labels (default app=istio-ingressgateway,istio=ingressgateway); with",
+        `  --labels LIST  the gateway's labels (default ${DEFAULT_GATEWAY_LABELS_TEXT}); with`,
         "                 --sidecar, the workload's",
         "  --namespace NS the gateway's namespace (default istio-system); with --sidecar, the workload's",
         '  --principal ID the gateway\'s mesh identity that destination sidecars authorize (default',

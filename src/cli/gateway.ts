@@ -18,6 +18,7 @@ import { gatewayApiStatusWriter, kubeSecrets, kubeSource, readableConfigDir, sou
 import { LIMIT_FLAGS, LIMIT_HELP, parseLimitFlags } from './limit-options.js';
 import { stopRequested } from '../core/runtime/stop-signals.js';
 import { DRAIN_FLAGS, DRAIN_HELP, armStop, parseDrainFlags } from './drain-options.js';
+import { DEFAULT_GATEWAY_LABELS_TEXT } from '../core/model/gateway-labels.js';
 
 export const GATEWAY_HELP = `usage: meshgate gateway --config DIR --ports 80=8080[,443=8443] [options]
        meshgate gateway --config-source kubernetes [--kubeconfig PATH] [--watch-namespaces a,b] [options]
@@ -48,7 +49,7 @@ export const GATEWAY_HELP = `usage: meshgate gateway --config DIR --ports 80=808
                         --workers, one scrape returns the sum over the workers)
   --labels LIST         this gateway's labels for Gateway, AuthorizationPolicy and
                         RequestAuthentication selectors (default
-                        app=istio-ingressgateway,istio=ingressgateway, Istio's ingress gateway's;
+                        ${DEFAULT_GATEWAY_LABELS_TEXT}, Istio's ingress gateway's;
                         with --gateway-name of one Gateway, gateway.networking.k8s.io/gateway-name=
                         its name, as Istio labels a Gateway's own Deployment, so Ingresses and
                         Istio Gateways selecting istio=ingressgateway are not served)

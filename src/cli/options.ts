@@ -5,6 +5,7 @@ import { accessSync, constants, readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { CommandError, UsageError } from './main.js';
 import { closest } from '../core/config/suggest.js';
+import { DEFAULT_GATEWAY_LABELS } from '../core/model/gateway-labels.js';
 
 /** The text of a file a flag names (0: stdin), or one line that names the flag, the file and why not. */
 export function readFlagFile(path: string | 0, flag: string): string {
@@ -59,13 +60,6 @@ export function parsePorts(text: string): Map<number, number> {
   if (out.size === 0) throw new UsageError('--ports needs at least one GATEWAY_PORT=LISTEN_PORT');
   return out;
 }
-
-/**
- * The labels of Istio's default ingress gateway pod, so that selectors copied from Istio's tasks
- * (`app: istio-ingressgateway` in the AuthorizationPolicy examples, `istio: ingressgateway` in
- * Gateways) select a gateway started without --labels.
- */
-export const DEFAULT_GATEWAY_LABELS: Readonly<Record<string, string>> = Object.freeze({ app: 'istio-ingressgateway', istio: 'ingressgateway' });
 
 /** The label Istio puts on the pods of the Deployment it makes for one Gateway API Gateway (its name). */
 export const GATEWAY_NAME_LABEL = 'gateway.networking.k8s.io/gateway-name';

@@ -5,13 +5,14 @@ import { printRoutes } from '../core/routing/print.js';
 import { parse, parsePorts } from './options.js';
 import { offlineBuild, offlineRole } from './offline-snapshot.js';
 import { PACKAGED_CONFIG } from './default-config.js';
+import { DEFAULT_GATEWAY_LABELS_TEXT } from '../core/model/gateway-labels.js';
 
 export async function runRoutes(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, { config: { type: 'string' }, ports: { type: 'string' }, labels: { type: 'string' }, namespace: { type: 'string' }, sidecar: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, true);
   if (values.help) {
     console.log(
       [
-        'usage: meshgate routes [--config DIR] [--ports 80=8080,443=8443] [--labels app=istio-ingressgateway,istio=ingressgateway] [--namespace istio-system]',
+        `usage: meshgate routes [--config DIR] [--ports 80=8080,443=8443] [--labels ${DEFAULT_GATEWAY_LABELS_TEXT}] [--namespace istio-system]`,
         "  --ports LIST   how the gateway listens (default 80=8080,443=8443, the demo's): listeners are shown by",
         '                 the port they listen on, as the admin /routes of a running gateway shows them',
         '  --sidecar      the outbound routes of a sidecar in --namespace (default default) with --labels instead:',

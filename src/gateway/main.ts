@@ -9,6 +9,7 @@ import type { SnapshotHolder } from '../core/snapshot/holder.js';
 import { ProxyRuntime } from '../core/runtime/proxy-runtime.js';
 import type { ConfigSource } from '../core/sources/source.js';
 import { describeWorkload } from '../core/telemetry/workload.js';
+import { DEFAULT_GATEWAY_LABELS } from '../core/model/gateway-labels.js';
 import { parseSpiffeId } from '../core/pki/spiffe.js';
 import type { RateLimitStats } from '../core/policy/rate-limiters.js';
 import { createPortListener } from './port-listener.js';
@@ -39,7 +40,8 @@ export interface GatewayOptions {
   readonly statusPort?: number;
   /** Admin port on loopback (default 15000); 0 = any free port. */
   readonly adminPort?: number;
-  readonly labels?: Record<string, string>;
+  /** What Gateway, AuthorizationPolicy, Telemetry… selectors match; default Istio's ingress gateway's. */
+  readonly labels?: Readonly<Record<string, string>>;
   /** `off`, `stdout` (default) or a file path. */
   readonly accessLog?: string;
   /** Prometheus port of `/stats/prometheus` (0 = any free port; absent = no metrics); `'primary'` under `--workers`. */
@@ -116,7 +118,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   const certsDir = opts.certsDir ?? 'certs';
   if (!opts.source && opts.configDir === undefined) throw new Error('startGateway needs configDir or source');
   const source = opts.source ?? new FileSource({ dir: opts.configDir! });
-  const labels = opts.labels ?? { istio: 'ingressgateway' };
+  const labels = opts.labels ?? DEFAULT_GATEWAY_LABELS;
   const namespace = opts.namespace ?? 'istio-system';
   const spiffeId = opts.identity?.current().spiffeId;
   const id = spiffeId ? parseSpiffeId(spiffeId) : undefined;

@@ -14,6 +14,7 @@
 import type { IngressClassSpec, IngressSpec } from '../model/ingress.js';
 import { INGRESS_CLASS_ANNOTATION, ISTIO_INGRESS_CONTROLLER } from '../model/ingress.js';
 import type { Resource } from '../model/resource.js';
+import { DEFAULT_GATEWAY_LABELS } from '../model/gateway-labels.js';
 import { meshConfigOf } from '../telemetry/telemetry-policy.js';
 
 /** Where istiod puts the Gateways it makes from Ingresses (its K8S_INGRESS_NS default). */
@@ -80,9 +81,13 @@ export function servedIngresses(resources: readonly Resource[], settings: Ingres
   return resources.filter((r): r is Resource<IngressSpec> => r.kind === 'Ingress' && selectIngress(r as Resource<IngressSpec>, classes, settings).served);
 }
 
-/** The labels of the gateway pods that serve Ingresses. */
+/**
+ * The labels of the gateway pods that serve Ingresses. A selector, not a gateway's labels: by default
+ * the `istio` label alone of Istio's ingress gateway (which a gateway started without --labels
+ * carries), so a gateway labelled only `istio=ingressgateway` serves Ingresses too, as in Istio.
+ */
 export function ingressGatewaySelector(settings: IngressSettings): Readonly<Record<string, string>> {
   if (settings.ingressSelector !== '') return { istio: settings.ingressSelector };
-  if (settings.ingressService !== '' && settings.ingressService !== 'istio-ingressgateway') return { istio: settings.ingressService };
-  return { istio: 'ingressgateway' };
+  if (settings.ingressService !== '' && settings.ingressService !== DEFAULT_INGRESS_SETTINGS.ingressService) return { istio: settings.ingressService };
+  return { istio: DEFAULT_GATEWAY_LABELS.istio };
 }
