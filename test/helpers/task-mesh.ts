@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import type { CertificateAuthority } from '../../src/core/pki/authority.js';
 import { parseConfigText } from '../../src/core/config/load.js';
 import type { Snapshot } from '../../src/core/snapshot/snapshot.js';
+import type { SnapshotHolder } from '../../src/core/snapshot/holder.js';
 import { startSidecar, type RunningSidecar } from '../../src/sidecar/main.js';
 import { serviceYaml } from './cluster-yaml.js';
 import { startHttpbin, type Httpbin } from './httpbin.js';
@@ -50,6 +51,12 @@ const refsOf = (yaml: string, file: string): Ref[] =>
 
 const serves = (snap: Snapshot, ref: Ref): boolean =>
   snap.resources.some((r) => r.kind === ref.kind && r.metadata.name === ref.name && (ref.namespace === undefined || r.metadata.namespace === ref.namespace) && JSON.stringify(r.spec) === ref.spec);
+
+/** Resolves once `holder` serves every resource of `yaml` as written (a gateway's or a sidecar's). */
+export function untilServed(holder: SnapshotHolder, yaml: string): Promise<Snapshot> {
+  const refs = refsOf(yaml, 'applied.yaml');
+  return untilSnapshot(holder, (snap) => refs.every((r) => serves(snap, r)));
+}
 
 /** `namespaces`: where sleep and httpbin run; those in `uninjected` run without sidecars. */
 export async function startTaskMesh(namespaces: readonly string[], uninjected: readonly string[] = []): Promise<TaskMesh> {
@@ -110,8 +117,7 @@ export async function startTaskMesh(namespaces: readonly string[], uninjected: r
     apply: async (file, yaml) => {
       await writeFile(join(dir, file), yaml);
       files.set(file, yaml);
-      const refs = refsOf(yaml, file);
-      await Promise.all(sidecars.map((s) => untilSnapshot(s.holder, (snap) => refs.every((r) => serves(snap, r)))));
+      await Promise.all(sidecars.map((s) => untilServed(s.holder, yaml)));
     },
     remove: async (file) => {
       const refs = refsOf(files.get(file) ?? '', file);
