@@ -13,7 +13,7 @@ import type { CertificateAuthority } from '../../src/core/pki/authority.js';
 import { parseConfigText } from '../../src/core/config/load.js';
 import type { Snapshot } from '../../src/core/snapshot/snapshot.js';
 import type { SnapshotHolder } from '../../src/core/snapshot/holder.js';
-import { startSidecar, type RunningSidecar } from '../../src/sidecar/main.js';
+import { startSidecar, type RunningSidecar, type SidecarOptions } from '../../src/sidecar/main.js';
 import { serviceYaml } from './cluster-yaml.js';
 import { startHttpbin, type Httpbin } from './httpbin.js';
 import { sidecarOptions, testAuthority, untilSnapshot } from './mesh.js';
@@ -30,6 +30,8 @@ export interface TaskMesh {
   readonly ca: CertificateAuthority;
   readonly dir: string;
   readonly httpbin: ReadonlyMap<string, Httpbin>;
+  /** httpbin's sidecar in each injected namespace. */
+  readonly httpbinSidecars: ReadonlyMap<string, RunningSidecar>;
   /** `curl http://httpbin.<ns>:8000<path>` from sleep in namespace `from`. */
   curl(from: string, url: string, opts?: { method?: string; headers?: Record<string, string> }): Promise<Reply>;
   /** Writes `yaml` as `file` and waits until every sidecar serves each resource in it. */
@@ -58,12 +60,16 @@ export function untilServed(holder: SnapshotHolder, yaml: string): Promise<Snaps
   return untilSnapshot(holder, (snap) => refs.every((r) => serves(snap, r)));
 }
 
-/** `namespaces`: where sleep and httpbin run; those in `uninjected` run without sidecars. */
-export async function startTaskMesh(namespaces: readonly string[], uninjected: readonly string[] = []): Promise<TaskMesh> {
+/**
+ * `namespaces`: where sleep and httpbin run; those in `uninjected` run without sidecars. `extra`:
+ * further options of a workload's sidecar (metrics, a logger).
+ */
+export async function startTaskMesh(namespaces: readonly string[], uninjected: readonly string[] = [], extra: (workload: 'httpbin' | 'sleep', namespace: string) => Partial<SidecarOptions> = () => ({})): Promise<TaskMesh> {
   const ca = await testAuthority();
   const dir = await mkdtemp(join(tmpdir(), 'meshgate-task-'));
   const httpbin = new Map<string, Httpbin>();
   const sleepSidecars = new Map<string, RunningSidecar>();
+  const httpbinSidecars = new Map<string, RunningSidecar>();
   const sidecars: RunningSidecar[] = [];
   const services: string[] = [];
   const files = new Map<string, string>();
@@ -74,10 +80,11 @@ export async function startTaskMesh(namespaces: readonly string[], uninjected: r
     const injected = !uninjected.includes(ns);
     let port = app.port;
     if (injected) {
-      const hs = await startSidecar(sidecarOptions(ca, dir, 'httpbin', app.port, ns));
-      const ss = await startSidecar(sidecarOptions(ca, dir, 'sleep', NO_APP, ns));
+      const hs = await startSidecar({ ...sidecarOptions(ca, dir, 'httpbin', app.port, ns), ...extra('httpbin', ns) });
+      const ss = await startSidecar({ ...sidecarOptions(ca, dir, 'sleep', NO_APP, ns), ...extra('sleep', ns) });
       sidecars.push(hs, ss);
       sleepSidecars.set(ns, ss);
+      httpbinSidecars.set(ns, hs);
       port = hs.inboundPort;
     }
     endpointPorts.set(ns, port);
@@ -99,6 +106,7 @@ export async function startTaskMesh(namespaces: readonly string[], uninjected: r
     ca,
     dir,
     httpbin,
+    httpbinSidecars,
     curl: (from, url, opts = {}) => {
       const u = new URL(url);
       const sidecar = sleepSidecars.get(from);

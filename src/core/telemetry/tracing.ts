@@ -222,6 +222,11 @@ export class ProxyTracer {
     // Envoy marks 5xx answers (and no answer) as errors.
     const error = r.responseCode >= 500 || r.responseCode === 0;
     if (error) attributes['error'] = true;
+    // Istio's tracing tags for the RBAC filter's shadow result, one pair per dry-run action.
+    for (const d of r.rbacDryRun?.results ?? []) {
+      if (d.rule) attributes[`istio.authorization.dry_run.${d.action}_policy.name`] = d.rule;
+      attributes[`istio.authorization.dry_run.${d.action}_policy.result`] = d.result;
+    }
     if (custom) Object.assign(attributes, custom);
     const status = { code: error ? SpanStatusCode.ERROR : SpanStatusCode.UNSET };
     exporting.processor.onEnd(new FinishedSpan(start, { name, attributes, status, durationMs: r.durationMs, resource: exporting.resource, scope: SCOPE, millisToHrTime, hrTimeDuration }));
