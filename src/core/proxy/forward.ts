@@ -62,6 +62,8 @@ export interface ForwardContext {
    * speaks upstream what the client spoke (upstream-protocol.ts).
    */
   readonly detectsProtocol?: boolean | undefined;
+  /** x-forwarded-for goes on as the client sent it (ListenerInfo.keepsForwardedFor). */
+  readonly keepsForwardedFor?: boolean | undefined;
 }
 
 /** A destination by relative weight; used for HTTP routes and for piped (tls/tcp) connections alike. */
@@ -235,7 +237,7 @@ class Forwarding implements ExchangeHooks {
       this.#log.path = fullPath;
     }
     const headers = (this.#headers = upstreamRequestHeaders(req.headers, {
-      remoteAddress: ctx.remoteAddress,
+      remoteAddress: ctx.keepsForwardedFor ? undefined : ctx.remoteAddress,
       scheme: facts.scheme,
       authority: dest.authority ?? action.authority ?? facts.authority,
       requestId: ctx.requestId,

@@ -40,7 +40,12 @@ function connectionListed(c: string | string[] | undefined): Set<string> | undef
 }
 
 export interface ForwardedFacts {
-  readonly remoteAddress: string;
+  /**
+   * The client address x-forwarded-for gets appended, as Envoy does where Istio sets
+   * use_remote_address (gateways); undefined where it does not (a sidecar's outbound side): the
+   * header goes on as the app sent it.
+   */
+  readonly remoteAddress: string | undefined;
   readonly scheme: string;
   readonly authority: string;
   readonly requestId: string;
@@ -103,7 +108,7 @@ export function forwardedFor(incoming: IncomingHttpHeaders, remoteAddress: strin
 /** Headers for the upstream request, before route header rules (`incoming` sanitized as above). */
 export function upstreamRequestHeaders(incoming: IncomingHttpHeaders, f: ForwardedFacts): Record<string, string | string[]> {
   const out = hopByHopFree(incoming);
-  out['x-forwarded-for'] = forwardedFor(incoming, f.remoteAddress);
+  if (f.remoteAddress !== undefined) out['x-forwarded-for'] = forwardedFor(incoming, f.remoteAddress);
   out['x-forwarded-proto'] = f.scheme;
   out['x-request-id'] = f.requestId;
   out.host = f.authority;
