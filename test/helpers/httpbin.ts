@@ -3,14 +3,14 @@
 // capitalised names), /ip, /delay/N (answers after N seconds, as the timeout tasks rely on), and
 // 200 with an empty body for anything else. Loopback, a port the OS chooses.
 
-import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { startUpstream } from './upstream.js';
 
 export interface Httpbin {
   readonly port: number;
   readonly server: Server;
   /** Paths asked for, in order. */
-  readonly paths: string[];
+  readonly paths: readonly string[];
   close(): Promise<void>;
 }
 
@@ -35,51 +35,36 @@ function headersOf(req: IncomingMessage): Record<string, string> {
   return out;
 }
 
+/** httpbin's answer to one request (startUpstream has read its body). */
+function answer(req: IncomingMessage, res: ServerResponse): true {
+  const url = new URL(req.url ?? '/', 'http://httpbin');
+  const json = (v: unknown): void => {
+    const body = JSON.stringify(v, null, 2) + '\n';
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
+  };
+  const status = /^\/status\/(\d{3})$/.exec(url.pathname);
+  const delay = /^\/delay\/(\d+)$/.exec(url.pathname);
+  if (status) {
+    const code = Number(status[1]);
+    const body = code === 418 ? TEAPOT : '';
+    res.writeHead(code, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), ...(code === 418 ? { 'x-more-info': 'http://tools.ietf.org/html/rfc2324' } : {}) }).end(body);
+  } else if (url.pathname === '/headers') json({ headers: headersOf(req) });
+  else if (url.pathname === '/get') json({ args: Object.fromEntries(url.searchParams), headers: headersOf(req), origin: req.socket.remoteAddress, url: `http://${req.headers.host}${req.url}` });
+  else if (url.pathname === '/ip') json({ origin: req.socket.remoteAddress });
+  // Unref'd: a test that closes the server does not wait for a delay it no longer needs.
+  else if (delay) setTimeout(() => json({ headers: headersOf(req) }), Math.min(10, Number(delay[1])) * 1000).unref();
+  else res.writeHead(200, { 'content-length': 0 }).end();
+  return true;
+}
+
 export async function startHttpbin(): Promise<Httpbin> {
-  const paths: string[] = [];
-  const sockets = new Set<Socket>();
-  const timers = new Set<NodeJS.Timeout>();
-  const server = createServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      const url = new URL(req.url ?? '/', 'http://httpbin');
-      paths.push(url.pathname);
-      const json = (v: unknown): void => {
-        const body = JSON.stringify(v, null, 2) + '\n';
-        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
-      };
-      const status = /^\/status\/(\d{3})$/.exec(url.pathname);
-      const delay = /^\/delay\/(\d+)$/.exec(url.pathname);
-      if (status) {
-        const code = Number(status[1]);
-        const body = code === 418 ? TEAPOT : '';
-        res.writeHead(code, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), ...(code === 418 ? { 'x-more-info': 'http://tools.ietf.org/html/rfc2324' } : {}) }).end(body);
-      } else if (url.pathname === '/headers') json({ headers: headersOf(req) });
-      else if (url.pathname === '/get') json({ args: Object.fromEntries(url.searchParams), headers: headersOf(req), origin: req.socket.remoteAddress, url: `http://${req.headers.host}${req.url}` });
-      else if (url.pathname === '/ip') json({ origin: req.socket.remoteAddress });
-      else if (delay) {
-        const t = setTimeout(() => {
-          timers.delete(t);
-          json({ headers: headersOf(req) });
-        }, Math.min(10, Number(delay[1])) * 1000);
-        timers.add(t);
-      } else res.writeHead(200, { 'content-length': 0 }).end();
-    });
-  });
-  server.on('connection', (s: Socket) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const up = await startUpstream('httpbin', (req, res) => answer(req, res));
   return {
-    port: (server.address() as AddressInfo).port,
-    server,
-    paths,
-    close: () =>
-      new Promise((r) => {
-        for (const t of timers) clearTimeout(t);
-        for (const s of sockets) s.destroy();
-        server.close(() => r());
-      }),
+    port: up.port,
+    server: up.server,
+    get paths() {
+      return up.seen.map((e) => new URL(e.url, 'http://httpbin').pathname);
+    },
+    close: () => up.close(),
   };
 }
