@@ -9,50 +9,32 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { eventually } from './helpers/gateway.js';
 import { repoPath } from './helpers/route-table.js';
 import { scrapeSamples } from './helpers/prometheus-text.js';
 import { startTaskMesh, type TaskMesh } from './helpers/task-mesh.js';
+import { startZipkin, zipkinMeshConfig, type ZipkinSpan } from './helpers/otlp-receiver.js';
 
 const RULE = 'ns[foo]-policy[deny-path-headers]-rule[0]';
 
 describe('Authorization: Dry Run', () => {
   let mesh: TaskMesh;
-  let zipkin: Server;
+  let zipkin: Awaited<ReturnType<typeof startZipkin>>;
   const lines: string[] = [];
-  const spans: { tags: Record<string, string> }[] = [];
+  let spans: ZipkinSpan[] = [];
 
   before(async () => {
-    zipkin = createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        if (req.url === '/api/v2/spans') spans.push(...(JSON.parse(Buffer.concat(chunks).toString('utf8')) as typeof spans));
-        res.writeHead(202).end();
-      });
-    });
-    await new Promise<void>((r) => zipkin.listen(0, '127.0.0.1', r));
+    zipkin = await startZipkin();
+    spans = zipkin.spans;
     const httpbinLog = pino({ level: 'info' }, new Writable({ write(chunk: Buffer, _enc, done) { lines.push(chunk.toString()); done(); } }));
     mesh = await startTaskMesh(['foo'], [], (workload) => (workload === 'httpbin' ? { metricsPort: 0, logger: httpbinLog } : {}));
-    await mesh.apply('mesh.yaml', `apiVersion: v1
-kind: ConfigMap
-metadata: {name: istio, namespace: istio-system}
-data:
-  mesh: |
-    extensionProviders:
-    - name: zipkin
-      zipkin: {service: 127.0.0.1, port: ${(zipkin.address() as AddressInfo).port}}
-    defaultProviders:
-      tracing: [zipkin]
-`);
+    await mesh.apply('mesh.yaml', zipkinMeshConfig(zipkin.port));
   });
   after(async () => {
     await mesh?.close();
-    zipkin?.close();
+    zipkin?.server.close();
   });
 
   it('the dry-run DENY lets all 20 requests through', async () => {
@@ -69,7 +51,10 @@ data:
 
   it('the Prometheus series counts 20 shadow denials on the inbound listener of httpbin\'s port', async () => {
     const port = mesh.httpbin.get('foo')!.port;
-    const samples = await scrapeSamples(mesh.httpbinSidecars.get('foo')!.metricsPort, `envoy_http_inbound_0_0_0_0_${port}_rbac`);
+    const series = (): ReturnType<typeof scrapeSamples> => scrapeSamples(mesh.httpbinSidecars.get('foo')!.metricsPort, `envoy_http_inbound_0_0_0_0_${port}_rbac`);
+    // The server side counts when its exchange ends, which may be just after the client has the answer.
+    await eventually(async () => (await series()).reduce((n, s) => n + s.value, 0) === 20);
+    const samples = await series();
     assert.deepEqual(samples.map((s) => [s.labels, s.value]), [[{ authz_dry_run_action: 'deny', authz_dry_run_result: 'denied' }, 20]]);
   });
 

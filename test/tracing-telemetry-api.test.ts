@@ -7,8 +7,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { eventually, startTestGateway, type TestGateway } from './helpers/gateway.js';
 import { gatewayRouteYaml, gatewayYaml, serviceYaml } from './helpers/cluster-yaml.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
@@ -16,20 +14,16 @@ import { repoPath } from './helpers/route-table.js';
 import { telemetryPolicyFor } from '../src/core/telemetry/telemetry-policy.js';
 import { parseConfigText } from '../src/core/config/load.js';
 import { validateAll } from '../src/core/config/validate.js';
+import { startZipkin, zipkinMeshConfig, type ZipkinSpan } from './helpers/otlp-receiver.js';
 
 const HOST = 'app.example.com';
 const task = (file: string): Promise<string> => readFile(repoPath(`test/fixtures/istio-tasks/tracing/${file}`), 'utf8');
 
-interface ZipkinSpan {
-  readonly name: string;
-  readonly tags: Record<string, string>;
-}
-
 describe('Configure tracing using the Telemetry API (zipkin provider)', () => {
   let up: Upstream;
   let gw: TestGateway;
-  let zipkin: Server;
-  const spans: ZipkinSpan[] = [];
+  let zipkin: Awaited<ReturnType<typeof startZipkin>>;
+  let spans: ZipkinSpan[] = [];
   const spanOf = (id: string): ZipkinSpan | undefined => spans.find((s) => s.tags['guid:x-request-id'] === id);
 
   /** Applies one of the task's files and waits until a request is traced under it. */
@@ -44,39 +38,21 @@ describe('Configure tracing using the Telemetry API (zipkin provider)', () => {
   }
 
   before(async () => {
-    zipkin = createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        if (req.url === '/api/v2/spans') spans.push(...(JSON.parse(Buffer.concat(chunks).toString('utf8')) as ZipkinSpan[]));
-        res.writeHead(202).end();
-      });
-    });
-    await new Promise<void>((r) => zipkin.listen(0, '127.0.0.1', r));
+    zipkin = await startZipkin();
+    spans = zipkin.spans;
     up = await startUpstream('app');
     gw = await startTestGateway({
       'gw.yaml': gatewayYaml([HOST]),
       'svc.yaml': serviceYaml('app', [{ pod: 'app-0', port: up.port }]),
       'vs.yaml': gatewayRouteYaml([HOST]),
-      // The task's IstioOperator meshConfig, its zipkin service being the stand-in here.
-      'mesh.yaml': `apiVersion: v1
-kind: ConfigMap
-metadata: {name: istio, namespace: istio-system}
-data:
-  mesh: |
-    enableTracing: true
-    defaultConfig:
-      tracing: {}
-    extensionProviders:
-    - name: zipkin
-      zipkin: {service: 127.0.0.1, port: ${(zipkin.address() as AddressInfo).port}}
-`,
+      // The task's IstioOperator meshConfig (enableTracing, the zipkin provider), its zipkin service being the stand-in here.
+      'mesh.yaml': zipkinMeshConfig(zipkin.port, false),
     });
   });
   after(async () => {
     await gw?.close();
     await up?.close();
-    zipkin?.close();
+    zipkin?.server.close();
   });
 
   it('randomSamplingPercentage 100.00: every request is reported', async () => {
