@@ -83,15 +83,7 @@ describe('Configure tracing using the Telemetry API (zipkin provider)', () => {
 });
 
 describe('customTags in the telemetry policy', () => {
-  const MESH = `apiVersion: v1
-kind: ConfigMap
-metadata: {name: istio, namespace: istio-system}
-data:
-  mesh: |
-    extensionProviders:
-    - name: zipkin
-      zipkin: {service: zipkin.istio-system.svc.cluster.local, port: 9411}
-`;
+  const MESH = zipkinMeshConfig(9411, false);
   const policy = (yaml: string, env: NodeJS.ProcessEnv = {}) => {
     const loaded = parseConfigText(yaml, 'task.yaml');
     assert.deepEqual(validateAll(loaded.resources).problems.filter((p) => p.severity === "error"), []);
