@@ -421,8 +421,9 @@ class Forwarding implements ExchangeHooks {
   }
 
   responseHeaders(upstream: Record<string, string | string[] | undefined>): OutgoingHttpHeaders {
+    // The attempt count goes upstream only: Istio turns on Envoy's include_request_attempt_count,
+    // never include_attempt_count_in_response.
     const out = answerHeaders(upstream, this.#log, this.#started);
-    out['x-envoy-attempt-count'] = this.#headers['x-envoy-attempt-count'];
     applyHeaderRules(out as Record<string, string | string[]>, this.#action.responseHeaders);
     applyHeaderRules(out as Record<string, string | string[]>, this.#dest.responseHeaders);
     if (this.#ctx.responseHeaders) Object.assign(out, this.#ctx.responseHeaders);
