@@ -58,7 +58,6 @@ export const GATEWAY_HELP = `usage: meshgate gateway --config DIR --ports 80=808
                         meshgate.io/gateway-controller or istio.io/gateway-controller, or the
                         built-in classes meshgate and istio; but not those the control plane has
                         deployed gateways for, which serve them)
-  --namespace NS        the gateway's namespace (default istio-system)
   --locality R/Z/S      where the gateway runs (region/zone/subzone), for locality-aware load
                         balancing (DestinationRule localityLbSetting)
   --listen-host ADDR    address to listen on (default 0.0.0.0)
