@@ -5,8 +5,6 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { startGateway, type RunningGateway } from '../src/gateway/main.js';
 import { KubeSource } from '../src/core/sources/kube-source.js';
@@ -15,7 +13,7 @@ import { eventually, send, startTestGateway, type TestGateway } from './helpers/
 import { gatewayRouteYaml, gatewayYaml, serviceYaml } from './helpers/cluster-yaml.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
 import { scrapeSamples } from './helpers/prometheus-text.js';
-import { attr, meshConfig, startReceiver, type OtlpReceiver } from './helpers/otlp-receiver.js';
+import { attr, meshConfig, startReceiver, startZipkin, zipkinMeshConfig, type OtlpReceiver, type ZipkinSpan } from './helpers/otlp-receiver.js';
 
 const HOST = 'app.example.com';
 const ROUTE = gatewayRouteYaml([HOST]);
@@ -134,41 +132,24 @@ describe('Telemetry from the Kubernetes API, changed while the gateway runs', ()
 describe('a zipkin provider', () => {
   let up: Upstream;
   let gw: TestGateway;
-  let zipkin: Server;
-  const spans: { traceId: string; name: string; kind: string; tags: Record<string, string> }[] = [];
+  let zipkin: Awaited<ReturnType<typeof startZipkin>>;
+  let spans: ZipkinSpan[];
   before(async () => {
-    zipkin = createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        if (req.url === '/api/v2/spans') spans.push(...(JSON.parse(Buffer.concat(chunks).toString('utf8')) as typeof spans));
-        res.writeHead(202).end();
-      });
-    });
-    await new Promise<void>((r) => zipkin.listen(0, '127.0.0.1', r));
+    zipkin = await startZipkin();
+    spans = zipkin.spans;
     up = await startUpstream('app');
     gw = await startTestGateway({
       'gw.yaml': gatewayYaml([HOST]),
       'svc.yaml': serviceYaml('app', [{ pod: 'app-0', port: up.port }]),
       'vs.yaml': ROUTE,
-      'mesh.yaml': `apiVersion: v1
-kind: ConfigMap
-metadata: {name: istio, namespace: istio-system}
-data:
-  mesh: |
-    extensionProviders:
-    - name: zipkin
-      zipkin: {service: 127.0.0.1, port: ${(zipkin.address() as AddressInfo).port}}
-    defaultProviders:
-      tracing: [zipkin]
-`,
+      'mesh.yaml': zipkinMeshConfig(zipkin.port),
       'telemetry.yaml': telemetry(100, false),
     });
   });
   after(async () => {
     await gw?.close();
     await up?.close();
-    zipkin?.close();
+    zipkin?.server.close();
   });
 
   it('receives the gateway\'s span as Zipkin v2 JSON on /api/v2/spans, with Istio\'s tags', async () => {

@@ -71,6 +71,7 @@ export function createOutboundListener(deps: OutboundDeps): OutboundListener {
     dialled,
     stages: Pipelines.sidecarOutbound,
     unknownHost: 'outbound-traffic-policy',
+    keepsForwardedFor: true,
   };
   // The one accept step (core/proxy/accept.ts): limits, drain and timeouts for every connection.
   const step = new AcceptStep(ctx);

@@ -60,3 +60,37 @@ data:
     defaultProviders:
       tracing: [otel]
 `;
+
+/** A span as Zipkin's v2 JSON carries it. */
+export interface ZipkinSpan {
+  readonly traceId: string;
+  readonly name: string;
+  readonly kind: string;
+  readonly tags: Record<string, string>;
+}
+
+/** A Zipkin collector stand-in: it keeps every span POSTed to /api/v2/spans. */
+export async function startZipkin(): Promise<{ readonly server: Server; readonly port: number; readonly spans: ZipkinSpan[] }> {
+  const spans: ZipkinSpan[] = [];
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      if (req.url === '/api/v2/spans') spans.push(...(JSON.parse(Buffer.concat(chunks).toString('utf8')) as ZipkinSpan[]));
+      res.writeHead(202).end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { server, port: (server.address() as AddressInfo).port, spans };
+}
+
+/** The `istio` ConfigMap with a `zipkin` provider at `port` on loopback, the default tracing provider unless `asDefault` is false. */
+export const zipkinMeshConfig = (port: number, asDefault = true): string => `apiVersion: v1
+kind: ConfigMap
+metadata: {name: istio, namespace: istio-system}
+data:
+  mesh: |
+    extensionProviders:
+    - name: zipkin
+      zipkin: {service: 127.0.0.1, port: ${port}}
+${asDefault ? '    defaultProviders:\n      tracing: [zipkin]\n' : ''}`;

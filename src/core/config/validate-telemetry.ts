@@ -50,6 +50,7 @@ export function validateTelemetry(c: Checker, spec: Obj): void {
       need('environment', 'name', ['defaultValue']);
       need('header', 'name', ['defaultValue']);
       need('formatter', 'value', []);
+      if (isSet(o['formatter'])) c.warn([...tAt, 'formatter'], 'formatter tags are not evaluated by meshgate; this tag is left off spans');
     }
   });
   eachObj(c, spec['accessLogging'], ['spec', 'accessLogging'], (a, at) => {

@@ -62,6 +62,8 @@ export interface ForwardContext {
    * speaks upstream what the client spoke (upstream-protocol.ts).
    */
   readonly detectsProtocol?: boolean | undefined;
+  /** x-forwarded-for goes on as the client sent it (ListenerInfo.keepsForwardedFor). */
+  readonly keepsForwardedFor?: boolean | undefined;
 }
 
 /** A destination by relative weight; used for HTTP routes and for piped (tls/tcp) connections alike. */
@@ -235,7 +237,7 @@ class Forwarding implements ExchangeHooks {
       this.#log.path = fullPath;
     }
     const headers = (this.#headers = upstreamRequestHeaders(req.headers, {
-      remoteAddress: ctx.remoteAddress,
+      remoteAddress: ctx.keepsForwardedFor ? undefined : ctx.remoteAddress,
       scheme: facts.scheme,
       authority: dest.authority ?? action.authority ?? facts.authority,
       requestId: ctx.requestId,
@@ -419,8 +421,9 @@ class Forwarding implements ExchangeHooks {
   }
 
   responseHeaders(upstream: Record<string, string | string[] | undefined>): OutgoingHttpHeaders {
+    // The attempt count goes upstream only: Istio turns on Envoy's include_request_attempt_count,
+    // never include_attempt_count_in_response.
     const out = answerHeaders(upstream, this.#log, this.#started);
-    out['x-envoy-attempt-count'] = this.#headers['x-envoy-attempt-count'];
     applyHeaderRules(out as Record<string, string | string[]>, this.#action.responseHeaders);
     applyHeaderRules(out as Record<string, string | string[]>, this.#dest.responseHeaders);
     if (this.#ctx.responseHeaders) Object.assign(out, this.#ctx.responseHeaders);

@@ -60,7 +60,12 @@ function isProxyHeaderSpelling(name: string): boolean {
 }
 
 export interface ForwardedFacts {
-  readonly remoteAddress: string;
+  /**
+   * The client address x-forwarded-for gets appended, as Envoy does where Istio sets
+   * use_remote_address (gateways); undefined where it does not (a sidecar's outbound side): the
+   * header goes on as the app sent it.
+   */
+  readonly remoteAddress: string | undefined;
   readonly scheme: string;
   readonly authority: string;
   readonly requestId: string;
@@ -126,7 +131,7 @@ export function forwardedFor(incoming: IncomingHttpHeaders, remoteAddress: strin
 /** Headers for the upstream request, before route header rules (`incoming` sanitized as above). */
 export function upstreamRequestHeaders(incoming: IncomingHttpHeaders, f: ForwardedFacts): Record<string, string | string[]> {
   const out = hopByHopFree(incoming);
-  out['x-forwarded-for'] = forwardedFor(incoming, f.remoteAddress);
+  if (f.remoteAddress !== undefined) out['x-forwarded-for'] = forwardedFor(incoming, f.remoteAddress);
   out['x-forwarded-proto'] = f.scheme;
   out['x-request-id'] = f.requestId;
   out.host = f.authority;

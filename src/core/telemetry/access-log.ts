@@ -10,6 +10,7 @@ import { responseCompleted } from '../proxy/stream-state.js';
 import type { GrpcMessageCounter } from './grpc-messages.js';
 import { grpcStatusOf, meterBodies } from './body-meter.js';
 import type { UpstreamSocketEnds } from '../proxy/upstream-socket.js';
+import type { DryRunResult } from '../policy/authorization.js';
 
 /** Filled in as the request goes; written once when the response ends. */
 export interface RequestRecord {
@@ -63,6 +64,14 @@ export interface RequestRecord {
   response?: ServerResponse;
   /** The request's trace span, ended from this record (tracing.ts). */
   span?: { end(record: RequestRecord): void };
+  /** What the workload's dry-run AuthorizationPolicies would have decided (authorize stage), for spans and metrics. */
+  rbacDryRun?: RbacDryRun;
+}
+
+/** Dry-run results of one request, and the stat prefix of the listener that evaluated them (Envoy's `inbound_0.0.0.0_8080`). */
+export interface RbacDryRun {
+  readonly statPrefix: string;
+  readonly results: readonly DryRunResult[];
 }
 
 /**
@@ -110,6 +119,7 @@ export function newRequestRecord(req: IncomingMessage, requestId: string, author
     request: undefined,
     response: undefined,
     span: undefined,
+    rbacDryRun: undefined,
   };
 }
 

@@ -12,6 +12,7 @@ import type { RequestRecord } from './access-log.js';
 import { ISTIO_LABELS, PEER_LABELS, requestLabels, TCP_LABELS, tcpLabels, type IstioLabels, type ReporterContext, type TcpConnectionRecord, type TcpLabels } from './istio-labels.js';
 import { connectionAttributes, requestAttributes } from './metric-attributes.js';
 import type { Attributes } from './metric-expression.js';
+import { RbacStats } from './rbac-stats.js';
 import { CellTable, collectCounter, collectHistogram, CounterCell, HistogramCell } from './series-cells.js';
 import { addedLabels, applyTagRules, DEFAULT_METRICS_POLICY, MAX_EXPRESSION_VALUE, type IstioMetricName, type MetricsPolicy, type ModeMetricsPolicy } from './metrics-overrides.js';
 
@@ -100,6 +101,7 @@ export class IstioMetrics {
    */
   private readonly last: LastHit = { children: undefined, reporter: 'source', peer: NO_PEER, mtls: false, cluster: '', outbound: false, authority: '', code: 0, flags: '' };
   private policy: MetricsPolicy = DEFAULT_METRICS_POLICY;
+  private readonly rbac = new RbacStats();
   private readonly maxSeries: number;
   private readonly version: string;
 
@@ -121,6 +123,7 @@ export class IstioMetrics {
       if (this.relabelled) gauge();
       this.register();
       if (!this.relabelled) gauge();
+      this.rbac.registerWith(this.#registry);
     }
     return this.#registry;
   }
@@ -182,6 +185,7 @@ export class IstioMetrics {
     c.responseBytes?.observe(r.bytesSent);
     // Istio counts gRPC messages for gRPC requests only.
     if (r.grpcMessages) this.messages(r, c);
+    if (r.rbacDryRun) this.rbac.observe(r.rbacDryRun);
   }
 
   /** The messages of a gRPC request not counted yet: all of them, or those since the last periodic report. */

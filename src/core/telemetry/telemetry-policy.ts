@@ -10,6 +10,7 @@ import { parseDuration } from '../config/duration.js';
 import { DEFAULT_METRICS_POLICY, metricsPolicyFrom, type MetricsPolicy } from './metrics-overrides.js';
 import { accessLogPolicyFrom, DEFAULT_ACCESS_LOG_POLICY, type AccessLogPolicy } from './access-log-policy.js';
 import { collectorUrl, extensionProvider } from './extension-providers.js';
+import { customTagsFrom, type TraceCustomTags } from './trace-custom-tags.js';
 
 export const DEFAULT_ROOT_NAMESPACE = 'istio-system';
 /** PILOT_TRACE_SAMPLING's default: 1 %. */
@@ -35,6 +36,8 @@ export interface TelemetryPolicy {
   readonly samplingPercent: number;
   /** Undefined: spans are not exported (no provider, or tracing disabled). */
   readonly traceProvider?: TraceProvider;
+  /** `tracing[].customTags` of the most specific Telemetry that names some: added to every span. */
+  readonly traceCustomTags?: TraceCustomTags;
   readonly accessLog: AccessLogPolicy;
   readonly metrics: MetricsPolicy;
   /** `metrics[].reportingInterval` of the most specific Telemetry that sets it: how often open connections and streams report. */
@@ -100,7 +103,7 @@ function applicable(resources: readonly Resource[], root: string, namespace: str
   return byScope.flat();
 }
 
-export function telemetryPolicyFor(resources: readonly Resource[], workload: { namespace: string; labels: Readonly<Record<string, string>> }): TelemetryPolicy {
+export function telemetryPolicyFor(resources: readonly Resource[], workload: { namespace: string; labels: Readonly<Record<string, string>> }, env: NodeJS.ProcessEnv = process.env): TelemetryPolicy {
   const mesh = meshConfigOf(resources);
   const root = typeof mesh?.['rootNamespace'] === 'string' ? mesh['rootNamespace'] : DEFAULT_ROOT_NAMESPACE;
   const defaultConfig = isObj(mesh?.['defaultConfig']) ? mesh['defaultConfig'] : undefined;
@@ -110,6 +113,7 @@ export function telemetryPolicyFor(resources: readonly Resource[], workload: { n
   const defaults = isObj(mesh?.['defaultProviders']) ? mesh['defaultProviders'] : undefined;
   let providerName = typeof list(defaults?.['tracing'])[0] === 'string' ? (list(defaults?.['tracing'])[0] as string) : undefined;
   let spansOff = !enableTracing;
+  let traceCustomTags: TraceCustomTags | undefined;
   const accessLogEntries: unknown[] = [];
   const metricsEntries: unknown[] = [];
 
@@ -121,6 +125,8 @@ export function telemetryPolicyFor(resources: readonly Resource[], workload: { n
       if (providers.length > 0 && typeof providers[0]!['name'] === 'string') providerName = providers[0]!['name'];
       if (typeof tr['randomSamplingPercentage'] === 'number') samplingPercent = tr['randomSamplingPercentage'];
       if (typeof tr['disableSpanReporting'] === 'boolean') spansOff = tr['disableSpanReporting'];
+      // Istio replaces the tags of a less specific Telemetry rather than merging them.
+      traceCustomTags = customTagsFrom(tr['customTags'], env) ?? traceCustomTags;
     }
     accessLogEntries.push(...list(spec['accessLogging']));
     metricsEntries.push(...list(spec['metrics']));
@@ -135,6 +141,7 @@ export function telemetryPolicyFor(resources: readonly Resource[], workload: { n
   return {
     samplingPercent: Math.min(100, Math.max(0, samplingPercent)),
     ...(provider ? { traceProvider: provider } : {}),
+    ...(provider && traceCustomTags ? { traceCustomTags } : {}),
     accessLog: accessLogPolicyFrom(accessLogEntries, mesh),
     metrics: metricsEntries.length === 0 && !mesh ? DEFAULT_METRICS_POLICY : metricsPolicyFrom(metricsEntries, mesh),
     ...(reportingIntervalMs !== undefined ? { reportingIntervalMs } : {}),

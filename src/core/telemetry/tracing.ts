@@ -20,6 +20,7 @@ import type { RequestRecord } from './access-log.js';
 import type { ServiceName } from './istio-metrics.js';
 import { extractContext, injectContext, samplingOnly } from './trace-context.js';
 import type { TelemetryPolicy, TraceProvider } from './telemetry-policy.js';
+import { customTagValues } from './trace-custom-tags.js';
 import type { WorkloadInfo } from './workload.js';
 import { reportingFailures, settledWithin, type EventLog } from './export-failures.js';
 import { whenNeeded } from '../runtime/when-needed.js';
@@ -175,11 +176,13 @@ export class ProxyTracer {
       kind: record.reporter === 'destination' ? SpanKind.SERVER : SpanKind.CLIENT,
       startTime: record.startTime,
     };
+    // Header tags read the request as it arrived, before this proxy rewrites its trace headers.
+    const custom = policy.traceCustomTags ? customTagValues(policy.traceCustomTags, headers) : undefined;
     injectContext(headers, { traceId, spanId, sampled: true, tracestate: parent?.tracestate }, parent?.spanId);
-    record.span = { end: (r) => this.#end(exporting, start, r) };
+    record.span = { end: (r) => this.#end(exporting, start, r, custom) };
   }
 
-  #end(exporting: Exporting, start: SpanStart, r: RequestRecord): void {
+  #end(exporting: Exporting, start: SpanStart, r: RequestRecord, custom: Record<string, string> | undefined): void {
     const self = this.#o.self;
     const cluster = r.upstreamCluster;
     const server = r.reporter === 'destination';
@@ -219,6 +222,12 @@ export class ProxyTracer {
     // Envoy marks 5xx answers (and no answer) as errors.
     const error = r.responseCode >= 500 || r.responseCode === 0;
     if (error) attributes['error'] = true;
+    // Istio's tracing tags for the RBAC filter's shadow result, one pair per dry-run action.
+    for (const d of r.rbacDryRun?.results ?? []) {
+      if (d.rule) attributes[`istio.authorization.dry_run.${d.action}_policy.name`] = d.rule;
+      attributes[`istio.authorization.dry_run.${d.action}_policy.result`] = d.result;
+    }
+    if (custom) Object.assign(attributes, custom);
     const status = { code: error ? SpanStatusCode.ERROR : SpanStatusCode.UNSET };
     exporting.processor.onEnd(new FinishedSpan(start, { name, attributes, status, durationMs: r.durationMs, resource: exporting.resource, scope: SCOPE, millisToHrTime, hrTimeDuration }));
   }

@@ -50,6 +50,7 @@ export function act(ex: Exchange): StageResult {
     destination: ex.destination,
     dialled: listener.dialled?.(req),
     detectsProtocol: ex.snapshot?.role.kind === 'sidecar',
+    keepsForwardedFor: listener.keepsForwardedFor,
   };
   forward(req, res, facts, action, fctx, record, (failure, bug) => {
     if (bug !== undefined) internalError(ex, bug);

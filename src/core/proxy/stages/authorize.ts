@@ -8,7 +8,8 @@
 // token's header edits (forwardOriginalToken, outputClaimToHeaders) were made by authenticate, so
 // every check here reads the headers the upstream will get.
 // Dry-run policies (`istio.io/dry-run`) decide nothing; what they would have decided is logged, one
-// line per request and action (dry-run-log.ts).
+// line per request and action (dry-run-log.ts), and kept on the record for the span's tags and the
+// RBAC shadow series (rbac-stats.ts).
 
 import { principalOf } from '../../pki/spiffe.js';
 import { trustedClientAddress } from '../client-address.js';
@@ -48,7 +49,12 @@ export function authorize(ex: Exchange): StageResult | Promise<StageResult> {
       headers: facts.headers,
       ...(auth ? { auth } : {}),
     };
-    if (authz.dryRun) logDryRun(ctx.log, authz.evaluateDryRun(request), { requestId: ex.requestId });
+    if (authz.dryRun) {
+      const results = authz.evaluateDryRun(request);
+      logDryRun(ctx.log, results, { requestId: ex.requestId });
+      // Envoy's stat prefix of the listener: a sidecar's inbound port, or a gateway's.
+      ex.record.rbacDryRun = { statPrefix: `${listener.localApp ? 'inbound' : 'outbound'}_0.0.0.0_${request.destinationPort}`, results };
+    }
     if (authz.empty) return undefined;
     const decision = authz.evaluate(request);
     if (decision.ask) {

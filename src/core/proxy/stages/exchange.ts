@@ -98,6 +98,11 @@ export interface ListenerInfo {
   localApp?: LocalApp;
   /** A host no virtual host knows: without a policy it is 404 NR; a sidecar passes it through or answers 502. */
   readonly unknownHost?: UnknownHostPolicy;
+  /**
+   * A sidecar's outbound side, where Istio leaves Envoy's use_remote_address off: x-forwarded-for is
+   * neither appended to nor logged with the app's address, and goes on as the app sent it.
+   */
+  readonly keepsForwardedFor?: boolean;
 }
 
 /** The app beside a sidecar, as the inbound listener's act stage reaches it. */

@@ -18,7 +18,7 @@ export function openExchange(req: IncomingMessage, res: ServerResponse, listener
   const requestId = requestIdOf(req.headers);
   const remoteAddress = socket.remoteAddress ?? '';
   const remotePort = socket.remotePort ?? 0;
-  const record: RequestRecord = listener.localApp
+  const record: RequestRecord = listener.localApp || listener.keepsForwardedFor
     ? newRequestRecord(req, requestId, authorityOf(req), remoteAddress, remotePort)
     : newRequestRecord(req, requestId, authorityOf(req), remoteAddress, remotePort, forwardedFor(req.headers, remoteAddress));
   if (listener.localApp) {
