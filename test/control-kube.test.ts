@@ -174,7 +174,7 @@ describe('control plane in cluster mode', () => {
     });
 
     it('a proxy joins with its projected token and the root from the mounted ConfigMap', async () => {
-      api.addServiceAccountToken('ingress-token', 'istio-system', 'meshgate-ingressgateway');
+      api.addServiceAccountToken('ingress-token', 'istio-system', 'istio-ingressgateway-service-account');
       const tokenFile = join(dir, 'istio-token');
       const rootFile = join(dir, 'root-cert.pem');
       await writeFile(tokenFile, 'ingress-token\n');
@@ -182,7 +182,7 @@ describe('control plane in cluster mode', () => {
       await writeFile(rootFile, rootIn('istio-system')!);
       const mesh = await connectToMesh({ url: `https://127.0.0.1:${cp.port}`, tokenFile, rootCertFile: rootFile, proxyId: 'gw-1.istio-system', description: { role: 'gateway', labels: { istio: 'ingressgateway' } }, logger: silent });
       try {
-        assert.equal(mesh.identity.current().spiffeId, 'spiffe://cluster.local/ns/istio-system/sa/meshgate-ingressgateway');
+        assert.equal(mesh.identity.current().spiffeId, 'spiffe://cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account');
       } finally {
         mesh.close();
       }

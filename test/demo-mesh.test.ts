@@ -41,7 +41,7 @@ describe('the demo mesh', () => {
     assert.equal(r.status, 200, r.text);
     const product = r.json<BackendReply>();
     assert.equal(product.service, 'product-service');
-    assert.match(String(product.headers['x-forwarded-client-cert']), /URI=spiffe:\/\/cluster\.local\/ns\/istio-system\/sa\/meshgate-ingressgateway$/);
+    assert.match(String(product.headers['x-forwarded-client-cert']), /URI=spiffe:\/\/cluster\.local\/ns\/istio-system\/sa\/istio-ingressgateway-service-account$/);
     const call = product.calls?.['http://user-service/users/1'];
     assert.equal(call?.status, 200, JSON.stringify(call));
     const user = call!.body as BackendReply;
@@ -136,6 +136,38 @@ spec:
     } finally {
       await rm(file);
       await eventually(async () => (await send(port, 'api.example.com', '/user/by-app/3')).status === 200);
+    }
+  });
+
+  it("lets the gateway through a sidecar's ALLOW policy naming Istio's ingress gateway principal, as Istio's docs write it", async () => {
+    const file = join(demo.configDir, 'product-policies.yaml');
+    // Only the ingress gateway may reach product-service; the DENY shows the file is in force.
+    const policies = (principal: string) => `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: product-from-ingress-only, namespace: default}
+spec:
+  selector: {matchLabels: {app: product-service}}
+  action: ALLOW
+  rules: [{from: [{source: {principals: ["${principal}"]}}]}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: product-deny-marker, namespace: default}
+spec:
+  selector: {matchLabels: {app: product-service}}
+  action: DENY
+  rules: [{to: [{operation: {paths: ["/deny-marker"]}}]}]
+`;
+    try {
+      // Another gateway's principal: the sidecar denies what this gateway forwards.
+      await writeFile(file, policies('cluster.local/ns/istio-system/sa/some-other-gateway'));
+      await eventually(async () => (await send(port, 'product.example.com', '/')).status === 403);
+      await writeFile(file, policies('cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account'));
+      await eventually(async () => (await send(port, 'product.example.com', '/')).status === 200);
+      assert.equal((await send(port, 'product.example.com', '/deny-marker')).status, 403, 'the policies are still in force');
+    } finally {
+      await rm(file);
+      await eventually(async () => (await send(port, 'product.example.com', '/deny-marker')).status !== 403);
     }
   });
 

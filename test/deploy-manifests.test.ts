@@ -25,6 +25,7 @@ import { GATEWAY_SECRETS_ROLE } from '../src/core/gateway-api/deployment-objects
 import { ROOT_CONFIGMAP } from '../src/control/root-cert-publisher.js';
 import { TOKEN_REVIEW_PATH } from '../src/control/token-review.js';
 import { GATEWAY_NODE_OPTIONS } from '../src/gateway/node-options.js';
+import { DEFAULT_GATEWAY_NAME, DEFAULT_GATEWAY_SERVICE_ACCOUNT } from '../src/core/model/gateway-names.js';
 
 type Doc = Record<string, any>;
 
@@ -192,7 +193,7 @@ describe('deploy/ manifests', () => {
     assertGrantsWhatKubeSourceReads(gatewayRole);
     // The status writer reads and watches the Nodes of its pods by name (Ingress status with `ingressService: ""`).
     assert.ok(allows(gatewayRole.rules, '', 'nodes', 'get', 'node-1') && allows(gatewayRole.rules, '', 'nodes', 'list') && allows(gatewayRole.rules, '', 'nodes', 'watch'));
-    assert.deepEqual(find(rbac, 'ClusterRoleBinding', 'meshgate-ingressgateway').subjects, [{ kind: 'ServiceAccount', name: 'meshgate-ingressgateway', namespace: 'istio-system' }]);
+    assert.deepEqual(find(rbac, 'ClusterRoleBinding', 'meshgate-ingressgateway').subjects, [{ kind: 'ServiceAccount', name: DEFAULT_GATEWAY_SERVICE_ACCOUNT, namespace: 'istio-system' }]);
 
     const crdFiles: Record<string, Array<[string, boolean, boolean]>> = {
       'networking.istio.io': [['v1', true, true], ['v1beta1', true, false], ['v1alpha3', true, false]],
@@ -210,8 +211,15 @@ describe('deploy/ manifests', () => {
       }
     }
 
-    const deployment = find(await docs('deploy/gateway.yaml'), 'Deployment');
+    const gatewayDocs = await docs('deploy/gateway.yaml');
+    const deployment = find(gatewayDocs, 'Deployment', DEFAULT_GATEWAY_NAME);
     const pod = deployment.spec.template.spec;
+    // Istio's names: the principal Istio's docs allow in AuthorizationPolicy is this service account's.
+    assert.equal(pod.serviceAccountName, DEFAULT_GATEWAY_SERVICE_ACCOUNT);
+    assert.equal(find(gatewayDocs, 'ServiceAccount').metadata.name, DEFAULT_GATEWAY_SERVICE_ACCOUNT);
+    // Istio's tasks: `kubectl -n istio-system get service istio-ingressgateway`, ports named http2 and https.
+    const service = find(await docs('deploy/service.yaml'), 'Service', DEFAULT_GATEWAY_NAME);
+    assert.deepEqual(service.spec.ports.map((p: Doc) => [p.name, p.port]), [['status-port', 15021], ['http2', 80], ['https', 443]]);
     assert.equal(pod.automountServiceAccountToken, true);
     assert.deepEqual(pod.containers[0].args.slice(0, 3), ['gateway', '--config-source', 'kubernetes']);
     // The Node options the benchmark measures the gateway with.
@@ -233,7 +241,7 @@ describe('deploy/ manifests', () => {
       assert.ok(!boundClusterWide.has(cr.metadata.name), `ClusterRole ${cr.metadata.name} grants Secrets: only RoleBindings may bind it`);
     }
     const binding = find(rbac, 'RoleBinding', 'meshgate-ingressgateway');
-    assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: 'meshgate-ingressgateway', namespace: 'istio-system' }]);
+    assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: DEFAULT_GATEWAY_SERVICE_ACCOUNT, namespace: 'istio-system' }]);
     assert.equal(binding.roleRef.kind, 'Role');
     const role = find(rbac, 'Role', binding.roleRef.name);
     // What KubeSecrets (list + watch of credentialName Secrets) and ACME's Secret storage (get, create, update) do.

@@ -136,7 +136,7 @@ describe('Gateway API automated deployment', () => {
 
   it('deploys nothing for a manual deployment (spec.addresses names a Service), nor over an object it did not make', async () => {
     api.apply({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'edge-istio', namespace: 'default' }, spec: { type: 'ClusterIP', ports: [{ name: 'http', port: 80 }] } });
-    api.apply({ ...bookinfoGateway(), metadata: { name: 'manual', namespace: 'default' }, spec: { ...bookinfoGateway().spec, addresses: [{ type: 'Hostname', value: 'meshgate-ingressgateway.istio-system.svc.cluster.local' }] } });
+    api.apply({ ...bookinfoGateway(), metadata: { name: 'manual', namespace: 'default' }, spec: { ...bookinfoGateway().spec, addresses: [{ type: 'Hostname', value: 'istio-ingressgateway.istio-system.svc.cluster.local' }] } });
     api.apply({ ...bookinfoGateway(), metadata: { name: 'edge', namespace: 'default' } });
     await eventually(async () => api.get('apps/v1', 'Deployment', 'default', 'edge-istio') !== undefined);
     assert.equal(api.get('v1', 'Service', 'default', 'manual-istio'), undefined);

@@ -44,7 +44,7 @@ describe('the mesh as processes: control plane outage and certificate rotation u
     await writeFile(join(config, 'gw.yaml'), gatewayYaml(['app.example.com']));
     await writeFile(join(config, 'vs.yaml'), ROUTE());
     await writeFile(join(config, 'pa.yaml'), 'apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: default, namespace: istio-system}\nspec: {mtls: {mode: STRICT}}\n');
-    await writeFile(join(dir, 'tokens.yaml'), '- {token: tok-user, namespace: default, serviceAccount: user-service}\n- {token: tok-gw, namespace: istio-system, serviceAccount: meshgate-ingressgateway}\n');
+    await writeFile(join(dir, 'tokens.yaml'), '- {token: tok-user, namespace: default, serviceAccount: user-service}\n- {token: tok-gw, namespace: istio-system, serviceAccount: istio-ingressgateway-service-account}\n');
     await writeFile(join(dir, 'user.token'), 'tok-user\n');
     await writeFile(join(dir, 'gw.token'), 'tok-gw\n');
     const ca = join(dir, 'ca');
@@ -136,7 +136,7 @@ describe('the mesh as processes: control plane outage and certificate rotation u
   it('serves through gateway → sidecar → app over mTLS, the app seeing the gateway identity', async () => {
     const r = await send(ports.gateway, 'app.example.com', '/hello');
     assert.equal(r.status, 200, gateway!.log());
-    assert.match(String(r.json<{ headers: Record<string, string> }>().headers['x-forwarded-client-cert']), /URI=spiffe:\/\/cluster\.local\/ns\/istio-system\/sa\/meshgate-ingressgateway/);
+    assert.match(String(r.json<{ headers: Record<string, string> }>().headers['x-forwarded-client-cert']), /URI=spiffe:\/\/cluster\.local\/ns\/istio-system\/sa\/istio-ingressgateway-service-account/);
   });
 
   it('keeps serving while the control plane is down, and a change after it returns reaches every proxy', async () => {

@@ -73,7 +73,7 @@ describe('Istio metrics on every proxy of the demo mesh', () => {
       assert.equal(s.labels.source_canonical_service, 'istio-ingressgateway');
       assert.equal(s.labels.source_canonical_revision, 'latest');
       // Its own identity only over mutual TLS to an endpoint, as Istio reads it from the connection.
-      assert.equal(s.labels.source_principal, s.labels.destination_workload === 'unknown' ? 'unknown' : 'spiffe://cluster.local/ns/istio-system/sa/meshgate-ingressgateway', JSON.stringify(s.labels));
+      assert.equal(s.labels.source_principal, s.labels.destination_workload === 'unknown' ? 'unknown' : 'spiffe://cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account', JSON.stringify(s.labels));
       assert.equal(s.labels.connection_security_policy, 'unknown');
       assert.equal(s.labels.request_protocol, 'http');
       assert.equal(s.labels.grpc_response_status, '');

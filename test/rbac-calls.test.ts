@@ -22,10 +22,11 @@ import { startKubeGateway } from './helpers/kube-gateway.js';
 import { INFRA, baseYaml, httpRouteYaml } from './helpers/gateway-api-yaml.js';
 import { INGRESS_CLASSES, ingressPath, ingressYaml } from './helpers/ingress-yaml.js';
 import { allowed, attributesOf, deployObjects, uncoveredCalls } from './helpers/rbac.js';
+import { DEFAULT_GATEWAY_SERVICE_ACCOUNT } from '../src/core/model/gateway-names.js';
 
 const silent = pino({ level: 'silent' });
 const FAST = { initialMs: 50, maxMs: 400 };
-const GATEWAY_SA = { namespace: 'istio-system', name: 'meshgate-ingressgateway' };
+const GATEWAY_SA = { namespace: 'istio-system', name: DEFAULT_GATEWAY_SERVICE_ACCOUNT };
 const CONTROL_SA = { namespace: 'istio-system', name: 'meshgate-control' };
 
 describe('RBAC in deploy/ covers every call the code makes', () => {

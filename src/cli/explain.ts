@@ -8,6 +8,7 @@ import { statusLines } from '../core/gateway-api/conditions.js';
 import { UsageError } from './main.js';
 import { PACKAGED_CONFIG } from './default-config.js';
 import { DEFAULT_GATEWAY_LABELS_TEXT } from '../core/model/gateway-labels.js';
+import { DEFAULT_GATEWAY_SERVICE_ACCOUNT } from '../core/model/gateway-names.js';
 
 export async function runExplain(argv: string[]): Promise<number> {
   const { values, positionals } = parse(
@@ -38,7 +39,7 @@ export async function runExplain(argv: string[]): Promise<number> {
         "                 --sidecar, the workload's",
         "  --namespace NS the gateway's namespace (default istio-system); with --sidecar, the workload's",
         '  --principal ID the gateway\'s mesh identity that destination sidecars authorize (default',
-        '                 cluster.local/ns/<--namespace>/sa/meshgate-ingressgateway)',
+        `                 cluster.local/ns/<--namespace>/sa/${DEFAULT_GATEWAY_SERVICE_ACCOUNT})`,
         '  --sidecar      explain the request as the app of a workload in --namespace (default default) with',
         '                 --labels sends it through its sidecar: the route config of the URL port (or --port)',
         '  --config DIR   default: the gateway-config/ shipped with meshgate (as for meshgate demo)',

@@ -18,6 +18,7 @@ import { startControlPlane, type RunningControlPlane } from '../control/main.js'
 import { FileTokenAuthenticator } from '../control/token-authenticator.js';
 import { startGateway, type RunningGateway } from '../gateway/main.js';
 import { DEFAULT_GATEWAY_LABELS } from '../core/model/gateway-labels.js';
+import { DEFAULT_GATEWAY_NAME } from '../core/model/gateway-names.js';
 import { startSidecar, type RunningSidecar } from '../sidecar/main.js';
 import { startBackend, type RunningBackend } from './backend.js';
 import { ensureDemoCertificates } from '../core/tls/demo-ca.js';
@@ -175,7 +176,7 @@ export async function startDemoMesh(opts: DemoMeshOptions): Promise<RunningDemoM
 
     // Istio's ingress gateway labels, which the demo's Gateway selects: the control plane sends the
     // gateway the policies these select, and the gateway applies the same ones.
-    const gatewayMesh = await join(DEMO_GATEWAY_IDENTITY, `meshgate-ingressgateway.${DEMO_GATEWAY_IDENTITY.namespace}`, { role: 'gateway', labels: DEFAULT_GATEWAY_LABELS }, log);
+    const gatewayMesh = await join(DEMO_GATEWAY_IDENTITY, `${DEFAULT_GATEWAY_NAME}.${DEMO_GATEWAY_IDENTITY.namespace}`, { role: 'gateway', labels: DEFAULT_GATEWAY_LABELS }, log);
     gateway = await startGateway({
       labels: DEFAULT_GATEWAY_LABELS,
       source: gatewayMesh.source,

@@ -4,6 +4,8 @@
 // app uses as its HTTP proxy. gateway-config/services.yaml describes exactly these (a test keeps the
 // two in step).
 
+import { DEFAULT_GATEWAY_SERVICE_ACCOUNT } from '../core/model/gateway-names.js';
+
 export interface DemoWorkload {
   /** Kubernetes Service name (and the pods' `app` label). */
   readonly service: string;
@@ -39,7 +41,7 @@ export const DEMO_WORKLOADS: readonly DemoWorkload[] = Object.freeze([
 export const DEMO_HOSTS = ['user.example.com', 'product.example.com', 'api.example.com'] as const;
 
 /** The gateway's own mesh identity, as Istio's ingress gateway has one. */
-export const DEMO_GATEWAY_IDENTITY = { namespace: 'istio-system', serviceAccount: 'meshgate-ingressgateway' } as const;
+export const DEMO_GATEWAY_IDENTITY = { namespace: 'istio-system', serviceAccount: DEFAULT_GATEWAY_SERVICE_ACCOUNT } as const;
 
 /** Where the demo's control plane listens (Istio's istiod port). */
 export const DEMO_CONTROL_PORT = 15012;

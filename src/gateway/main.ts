@@ -10,6 +10,7 @@ import { ProxyRuntime } from '../core/runtime/proxy-runtime.js';
 import type { ConfigSource } from '../core/sources/source.js';
 import { describeWorkload } from '../core/telemetry/workload.js';
 import { DEFAULT_GATEWAY_LABELS } from '../core/model/gateway-labels.js';
+import { DEFAULT_GATEWAY_SERVICE_ACCOUNT } from '../core/model/gateway-names.js';
 import { parseSpiffeId } from '../core/pki/spiffe.js';
 import type { RateLimitStats } from '../core/policy/rate-limiters.js';
 import { createPortListener } from './port-listener.js';
@@ -131,7 +132,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     workload: { namespace, labels },
     telemetry: {
       role: 'gateway',
-      self: describeWorkload({ namespace: id?.namespace ?? namespace, labels, serviceAccount: id?.serviceAccount ?? 'meshgate-ingressgateway' }),
+      self: describeWorkload({ namespace: id?.namespace ?? namespace, labels, serviceAccount: id?.serviceAccount ?? DEFAULT_GATEWAY_SERVICE_ACCOUNT }),
       ...(opts.metricsPort !== undefined ? { metricsPort: opts.metricsPort } : {}),
     },
     ...(opts.logger ? { logger: opts.logger } : {}),

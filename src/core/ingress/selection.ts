@@ -15,6 +15,7 @@ import type { IngressClassSpec, IngressSpec } from '../model/ingress.js';
 import { INGRESS_CLASS_ANNOTATION, ISTIO_INGRESS_CONTROLLER } from '../model/ingress.js';
 import type { Resource } from '../model/resource.js';
 import { DEFAULT_GATEWAY_LABELS } from '../model/gateway-labels.js';
+import { DEFAULT_GATEWAY_NAME } from '../model/gateway-names.js';
 import { meshConfigOf } from '../telemetry/telemetry-policy.js';
 
 /** Where istiod puts the Gateways it makes from Ingresses (its K8S_INGRESS_NS default). */
@@ -29,7 +30,7 @@ export interface IngressSettings {
   readonly ingressSelector: string;
 }
 
-export const DEFAULT_INGRESS_SETTINGS: IngressSettings = Object.freeze({ mode: 'STRICT', ingressClass: 'istio', ingressService: 'istio-ingressgateway', ingressSelector: '' });
+export const DEFAULT_INGRESS_SETTINGS: IngressSettings = Object.freeze({ mode: 'STRICT', ingressClass: 'istio', ingressService: DEFAULT_GATEWAY_NAME, ingressSelector: '' });
 
 const MODES: ReadonlySet<string> = new Set(['OFF', 'DEFAULT', 'STRICT']);
 

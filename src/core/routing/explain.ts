@@ -11,6 +11,7 @@ import { explainDestination } from './explain-destination.js';
 import { scopedHostText } from './gateway-binding.js';
 import { normalizeHost, stripTrailingHostDot } from './host-index.js';
 import { explainLookup } from './lookup.js';
+import { DEFAULT_GATEWAY_SERVICE_ACCOUNT } from '../model/gateway-names.js';
 import { hostCovered, isTlsServer, serverForSni } from './server-hosts.js';
 import type { RequestFacts, ServerConfig } from './types.js';
 
@@ -30,7 +31,7 @@ export interface ExplainRequest {
 
 /** The identity `meshgate gateway` joins the mesh with, by default, in its namespace. */
 export function defaultGatewayPrincipal(namespace: string): string {
-  return `cluster.local/ns/${namespace}/sa/meshgate-ingressgateway`;
+  return `cluster.local/ns/${namespace}/sa/${DEFAULT_GATEWAY_SERVICE_ACCOUNT}`;
 }
 
 /**
