@@ -5,6 +5,7 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -26,10 +27,25 @@ data: {tls.crt: ${KEY_TEXT}, tls.key: ${KEY_TEXT}}
 stringData: {ca.crt: "-----BEGIN PRIVATE KEY----- plain"}
 `;
 
+const OCT_SECRET = Buffer.from('a symmetric key nobody may read').toString('base64url');
+const PRIVATE_JWK = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' });
+const jwtRule = (name: string, keys: unknown[]): string => `apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {name: ${name}, namespace: istio-system}
+spec:
+  jwtRules:
+  - issuer: https://${name}.example.com
+    jwks: '${JSON.stringify({ keys })}'
+`;
+
 describe('gateway admin port', () => {
   let gw: TestGateway;
   before(async () => {
-    gw = await startTestGateway({ 'gw.yaml': gatewayYaml(['app.example.com']), 'secret.yaml': SECRET });
+    gw = await startTestGateway({
+      'gw.yaml': gatewayYaml(['app.example.com']),
+      'secret.yaml': SECRET,
+      'ra.yaml': jwtRule('oct', [{ kty: 'oct', kid: 'hs', alg: 'HS256', k: OCT_SECRET }]) + '---\n' + jwtRule('pasted', [{ ...PRIVATE_JWK, kid: 'rs' }]),
+    });
   });
   after(async () => gw?.close());
 
@@ -42,6 +58,14 @@ describe('gateway admin port', () => {
     const secret = (JSON.parse(text) as { resources: Array<Record<string, any>> }).resources.find((x) => x.kind === 'Secret');
     assert.deepEqual(secret?.data, { 'tls.crt': '[redacted]', 'tls.key': '[redacted]' });
     assert.deepEqual(secret?.stringData, { 'ca.crt': '[redacted]' });
+  });
+
+  it('config_dump shows a symmetric JWK\'s k, and a private JWK\'s d, p, q …, as [redacted]; kid and kty stay', async () => {
+    const r = await request(`http://127.0.0.1:${gw.gw.adminPort}/config_dump`);
+    const text = await r.body.text();
+    for (const secret of [OCT_SECRET, PRIVATE_JWK.d!, PRIVATE_JWK.p!, PRIVATE_JWK.q!]) assert.ok(!text.includes(secret));
+    const ra = (JSON.parse(text) as { resources: Array<Record<string, any>> }).resources.find((x) => x.kind === 'RequestAuthentication' && x.metadata.name === 'oct');
+    assert.deepEqual(JSON.parse(ra?.spec.jwtRules[0].jwks as string), { keys: [{ kty: 'oct', kid: 'hs', alg: 'HS256', k: '[redacted]' }] });
   });
 
   it('no other admin path shows the Secret either', async () => {
