@@ -172,6 +172,25 @@ describe('injection webhook', () => {
     assert.equal(typeof good.json?.response?.patch, 'string');
   });
 
+  it('the namespace is the review\'s, not the pod\'s say: a pod claiming `shop` in a kube-system review gets no sidecar', async () => {
+    const r = await post(review({ metadata: { name: 'p', namespace: 'shop' }, spec: { containers: [{ name: 'app', image: 'x' }] } }, { namespace: 'kube-system' }));
+    assert.equal(r.json?.response?.allowed, true);
+    assert.equal(r.json?.response?.patch, undefined);
+  });
+
+  it('TLS 1.1 and plaintext HTTP: refused, on the webhook and on the proxies\' port', async () => {
+    for (const port of [cp.injectionPort, cp.port]) {
+      const old = await new Promise<string>((resolve) => {
+        const req = httpsRequest({ host: '127.0.0.1', port, path: '/', ca: ca.rootCertPem, servername: 'localhost', maxVersion: 'TLSv1.1', minVersion: 'TLSv1' }, () => resolve('answered'));
+        req.on('error', (e) => resolve(e.message));
+        req.end();
+      });
+      assert.notEqual(old, 'answered');
+      const plain = await request(`http://127.0.0.1:${port}/inject`, { method: 'POST', body: '{}' }).then((r) => r.statusCode, (e: Error) => e.message);
+      assert.notEqual(plain, 200);
+    }
+  });
+
   it('a body over 4 MiB: 413; another path or method: 404', async () => {
     const r = await post(Buffer.alloc(5 << 20, 0x20)).catch((e: Error) => ({ status: 0, json: { error: e.message } }));
     assert.ok(r.status === 413 || r.status === 0, `${r.status}`);
