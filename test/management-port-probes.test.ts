@@ -151,7 +151,8 @@ describe('injection webhook', () => {
       ['not JSON', '{'],
       ['request a string', '{"request": "x"}'],
       ['an older AdmissionReview', JSON.stringify({ apiVersion: 'admission.k8s.io/v1beta1', request: { uid: 'u1' } })],
-      ['a Pod review without the pod', review(null)],
+      ['a pod that is a number', review(5)],
+      ['a pod that is a list', review([])],
       ['metadata null', review({ metadata: null, spec: { containers: [{ name: 'app', image: 'x' }] } })],
       ['spec a number', review({ metadata: { name: 'p' }, spec: 5 })],
       ['containers a number', review({ metadata: { name: 'p' }, spec: { containers: 5 } })],
@@ -165,7 +166,7 @@ describe('injection webhook', () => {
       const allowed = r.json?.response?.allowed;
       // A pod the injector reads as not to be injected may pass unchanged; nothing crashes, nothing is half-patched.
       assert.ok(allowed === false || (allowed === true && r.json?.response?.patch === undefined) || (allowed === true && typeof r.json?.response?.patch === 'string'), `${name}: ${JSON.stringify(r.json)}`);
-      if (['null', 'a number', 'not JSON', 'request a string', 'an older AdmissionReview', 'a Pod review without the pod', 'spec a number', 'containers a number'].includes(name)) assert.equal(allowed, false, name);
+      if (['null', 'a number', 'not JSON', 'request a string', 'an older AdmissionReview', 'a pod that is a number', 'a pod that is a list', 'spec a number', 'containers a number'].includes(name)) assert.equal(allowed, false, name);
     }
     const good = await post(review({ metadata: { name: 'p', namespace: 'shop' }, spec: { containers: [{ name: 'app', image: 'x' }] } }));
     assert.equal(good.json?.response?.allowed, true);

@@ -95,7 +95,9 @@ function decide(parsed: unknown, request: Json | undefined, uid: string, opts: P
   const pod = request.object as Json | undefined;
   const kind = (request.kind as Json | undefined)?.kind;
   if (kind !== 'Pod') return allowed(uid);
-  if (!isRecord(pod)) return refusal(uid, 'a Pod review without the pod');
+  // No object (a DELETE's review carries only oldObject): nothing to inject. An object that is not one is no pod.
+  if (pod === undefined || pod === null) return allowed(uid);
+  if (!isRecord(pod)) return refusal(uid, 'the review\'s object is not a pod');
   const namespace = typeof request.namespace === 'string' ? request.namespace : String((pod.metadata as Json | undefined)?.namespace ?? 'default');
   const name = podName(pod);
   const labels = opts.namespaceLabels?.(namespace);
