@@ -187,13 +187,14 @@ describe('CA probes: what a CSR asks for is not what it gets', () => {
   });
 
   it('a Kubernetes TokenReview: not authenticated, other audiences, none, a user that is not a service account: refused', () => {
-    const sa = { username: 'system:serviceaccount:shop:reviews' };
+    const sa = { username: 'system:serviceaccount:shop:reviews', groups: ['system:serviceaccounts', 'system:serviceaccounts:shop', 'system:authenticated'] };
     const cases: Array<[string, Record<string, unknown>]> = [
       ['expired (the API server says not authenticated)', { status: { authenticated: false, error: 'token has expired' } }],
       ['for another audience', { status: { authenticated: true, audiences: ['https://kubernetes.default.svc'], user: sa } }],
       ['no audiences in the answer', { status: { authenticated: true, user: sa } }],
       ['a user', { status: { authenticated: true, audiences: ['istio-ca'], user: { username: 'alice' } } }],
       ['a node', { status: { authenticated: true, audiences: ['istio-ca'], user: { username: 'system:node:n1' } } }],
+      ['a service account\'s name without the service accounts group (another authenticator\'s user)', { status: { authenticated: true, audiences: ['istio-ca'], user: { username: sa.username, groups: ['system:authenticated'] } } }],
       ['a service account name with a colon', { status: { authenticated: true, audiences: ['istio-ca'], user: { username: 'system:serviceaccount:shop:a:b' } } }],
       ['a namespace that makes no identity', { status: { authenticated: true, audiences: ['istio-ca'], user: { username: 'system:serviceaccount:Shop/x:reviews' } } }],
     ];
