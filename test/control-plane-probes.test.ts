@@ -36,6 +36,34 @@ type: kubernetes.io/tls
 data: {tls.crt: ${SECRET_KEY_TEXT}, tls.key: ${SECRET_KEY_TEXT}}
 `;
 
+const POD_SECRET = 'hunter2-db-password';
+const PAYMENTS = `apiVersion: v1
+kind: Service
+metadata: {name: payments, namespace: payments}
+spec:
+  selector: {app: payments}
+  ports: [{name: http, port: 80, targetPort: http}]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: payments-1
+  namespace: payments
+  labels: {app: payments}
+  annotations:
+    kubectl.kubernetes.io/last-applied-configuration: '{"env":"${POD_SECRET}"}'
+    sidecar.istio.io/status: '{}'
+spec:
+  serviceAccountName: payments
+  containers:
+  - name: app
+    image: payments:1
+    command: [run, --password, ${POD_SECRET}]
+    env: [{name: DB_PASSWORD, value: ${POD_SECRET}}]
+    ports: [{name: http, containerPort: 8080}]
+status: {phase: Running, podIP: 10.0.0.7}
+`;
+
 interface Answer {
   status: number;
   text: string;
@@ -94,6 +122,7 @@ before(async () => {
   await mkdir(join(dir, 'config'));
   await writeFile(join(dir, 'config', 'gw.yaml'), gatewayYaml(['app.example.com']));
   await writeFile(join(dir, 'config', 'secret.yaml'), SECRET);
+  await writeFile(join(dir, 'config', 'payments.yaml'), PAYMENTS);
   await writeFile(join(dir, 'tokens.yaml'), TOKENS);
   const authority = loadOrCreateAuthority(join(dir, 'ca'));
   assert.ok(authority.ok);
@@ -232,6 +261,17 @@ describe('config stream probes', () => {
       assert.ok(!kinds.includes('Secret'), `${id} got a Secret`);
       assert.doesNotMatch(JSON.stringify(m), new RegExp(SECRET_KEY_TEXT));
     }
+  });
+
+  it('a Pod reaches proxies as an endpoint: its address, labels, account and named ports, never its env, command or last-applied spec', async () => {
+    const m = await firstConfig(client(SHOP_TOKEN), 'shop-pods', 'gateway', { istio: 'ingressgateway' });
+    assert.ok(!(m instanceof Error) && m.type === 'config', String(m));
+    const pod = decodeResources(m.resources).resources.find((r) => r.kind === 'Pod');
+    assert.ok(pod, 'the Pod behind an imported Service is sent');
+    assert.doesNotMatch(JSON.stringify(m), new RegExp(POD_SECRET));
+    assert.deepEqual(pod.raw.spec, { serviceAccountName: 'payments', containers: [{ name: 'app', ports: [{ name: 'http', containerPort: 8080 }] }] });
+    assert.deepEqual(pod.metadata.annotations, { 'sidecar.istio.io/status': '{}' });
+    assert.deepEqual(pod.raw.status, { phase: 'Running', podIP: '10.0.0.7' });
   });
 
   it('oversized requests: a 64 KiB header, a label list over the limit, a 300-character id: refused, the server keeps serving', async () => {
