@@ -13,6 +13,7 @@ import { validateAll } from '../core/config/validate.js';
 import { resourceRef, type Resource } from '../core/model/resource.js';
 import { keepLastGood } from '../core/snapshot/last-good.js';
 import { encodeResource, resourceKey } from '../core/sources/control-plane-wire.js';
+import { podForProxies } from './pod-for-proxies.js';
 
 export type Validate = (resources: readonly Resource[]) => { valid: Resource[]; problems: Problem[] };
 
@@ -70,7 +71,7 @@ export function publishableSet(loaded: LoadResult, previous: readonly Resource[]
 }
 
 function entryOf(r: Resource): Entry {
-  const json = JSON.stringify(encodeResource(r));
+  const json = JSON.stringify(encodeResource(r.kind === 'Pod' ? { ...r, raw: podForProxies(r.raw) } : r));
   const hash = createHash('sha256').update(json).digest();
   const digest = new Uint32Array([hash.readUInt32BE(0), hash.readUInt32BE(4), hash.readUInt32BE(8), hash.readUInt32BE(12)]);
   return { key: resourceKey(r), resource: r, json, digest };

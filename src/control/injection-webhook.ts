@@ -15,6 +15,7 @@ import { injectionDecision } from '../core/inject/selection.js';
 import { podPatch } from '../core/inject/json-patch.js';
 import { InjectionError } from '../core/inject/proxy-config.js';
 import type { ControlMetrics } from './control-metrics.js';
+import { isRecord } from '../core/config/load.js';
 
 export const INJECTION_PORT = 15017;
 export const INJECT_PATH = '/inject';
@@ -55,7 +56,8 @@ export function createInjectionWebhook(opts: InjectionWebhookOptions): Server {
     if (req.method !== 'POST' || path !== INJECT_PATH) return void send(res, 404, { message: 'not found' });
     readBody(req).then(
       (body) => {
-        if (body === undefined) return send(res, 413, { message: 'AdmissionReview too large' });
+        // The rest of the body is never read: the connection cannot carry another request.
+        if (body === undefined) return send(res, 413, { message: 'AdmissionReview too large' }, { connection: 'close' });
         send(res, 200, review(body, opts));
       },
       () => res.destroy(),
@@ -65,26 +67,37 @@ export function createInjectionWebhook(opts: InjectionWebhookOptions): Server {
 
 /** The AdmissionReview answer for one request body. */
 export function review(body: string, opts: Pick<InjectionWebhookOptions, 'inject' | 'namespaceLabels' | 'log' | 'metrics' | 'prometheusMerge' | 'trustDomain' | 'meshDefaultConfig' | 'nativeSidecars'>): Json {
-  const answer = decide(body, opts);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body);
+  } catch {
+    parsed = undefined;
+  }
+  const request = isRecord(parsed) && isRecord(parsed.request) ? parsed.request : undefined;
+  const uid = typeof request?.uid === 'string' ? request.uid : '';
+  let answer: Json;
+  try {
+    answer = parsed === undefined ? refusal('', 'the body is not JSON') : decide(parsed, request, uid, opts);
+  } catch (err) {
+    // A pod whose fields have the wrong types (`spec: 5`) is refused: the server must not fall over
+    // on a body anyone who reaches the port can send, and a pod it cannot read gets no free pass.
+    opts.log.warn({ problem: (err as Error).message }, 'admission review refused: it cannot be read');
+    answer = refusal(uid, `the pod cannot be read: ${(err as Error).message}`);
+  }
   const r = answer.response as Json;
   opts.metrics?.injection(r.allowed === false ? 'failure' : r.patch !== undefined ? 'success' : 'skip');
   return answer;
 }
 
-function decide(body: string, opts: Pick<InjectionWebhookOptions, 'inject' | 'namespaceLabels' | 'log' | 'prometheusMerge' | 'trustDomain' | 'meshDefaultConfig' | 'nativeSidecars'>): Json {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(body);
-  } catch {
-    return refusal('', 'the body is not JSON');
-  }
-  const request = (parsed as Json | null)?.request as Json | undefined;
-  const uid = typeof request?.uid === 'string' ? request.uid : '';
-  const apiVersion = (parsed as Json).apiVersion;
+function decide(parsed: unknown, request: Json | undefined, uid: string, opts: Pick<InjectionWebhookOptions, 'inject' | 'namespaceLabels' | 'log' | 'prometheusMerge' | 'trustDomain' | 'meshDefaultConfig' | 'nativeSidecars'>): Json {
+  const apiVersion = isRecord(parsed) ? parsed.apiVersion : undefined;
   if (!request || (apiVersion !== undefined && apiVersion !== 'admission.k8s.io/v1')) return refusal(uid, 'not an admission.k8s.io/v1 AdmissionReview');
   const pod = request.object as Json | undefined;
   const kind = (request.kind as Json | undefined)?.kind;
-  if (kind !== 'Pod' || !pod || typeof pod !== 'object') return allowed(uid);
+  if (kind !== 'Pod') return allowed(uid);
+  // No object (a DELETE's review carries only oldObject): nothing to inject. An object that is not one is no pod.
+  if (pod === undefined || pod === null) return allowed(uid);
+  if (!isRecord(pod)) return refusal(uid, 'the review\'s object is not a pod');
   const namespace = typeof request.namespace === 'string' ? request.namespace : String((pod.metadata as Json | undefined)?.namespace ?? 'default');
   const name = podName(pod);
   const labels = opts.namespaceLabels?.(namespace);
@@ -149,9 +162,9 @@ function refusal(uid: string, message: string): Json {
   return { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid, allowed: false, status: { code: 400, message: `meshgate injector: ${message}` } } };
 }
 
-function send(res: ServerResponse, status: number, body: Json): void {
+function send(res: ServerResponse, status: number, body: Json, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers }).end(text);
 }
 
 function readBody(req: IncomingMessage): Promise<string | undefined> {

@@ -17,7 +17,8 @@
 // namespace's AuthorizationPolicy/RequestAuthentication/Telemetry that does not select it, the
 // Sidecars of other workloads, ConfigMaps other than the mesh config and the CAs of the
 // BackendTLSPolicies of the Services it sends to (sent with those policies), or any kind not listed
-// here: what is not known to be needed is not sent.
+// here: what is not known to be needed is not sent. A Pod that is sent is cut down to what makes it
+// an endpoint (pod-for-proxies.ts).
 
 import { isRecord } from '../core/config/load.js';
 import { policyCaConfigMapNames } from '../core/model/gateway-api.js';

@@ -2,7 +2,7 @@
 // (audience `istio-ca`), and the API server says whose it is (TokenReview), as istiod does. The
 // identity is the review's `status.user.username`, `system:serviceaccount:<ns>:<sa>`, and nothing the
 // caller sends. Any doubt refuses: a review that fails, a token valid for other audiences only, a
-// user that is not a service account.
+// user that is not a service account (by name and by the `system:serviceaccounts` group).
 //
 // Accepted tokens are remembered for a minute (by digest, never the token), so that a proxy's
 // acknowledgements do not each cost the API server a review; a refusal is never remembered.
@@ -19,6 +19,7 @@ import type { AuthResult, Authenticator, Caller } from './token-authenticator.js
 export const ISTIO_CA_AUDIENCE = 'istio-ca';
 export const TOKEN_REVIEW_PATH = '/apis/authentication.k8s.io/v1/tokenreviews';
 const SERVICE_ACCOUNT_USER = /^system:serviceaccount:([^:]+):([^:]+)$/;
+const SERVICE_ACCOUNTS_GROUP = 'system:serviceaccounts';
 
 export interface TokenReviewOptions {
   readonly kubeconfig: KubeConfig;
@@ -90,7 +91,10 @@ export function readReview(review: Record<string, unknown>, audiences: readonly 
   const user = isRecord(status.user) ? status.user : {};
   const username = typeof user.username === 'string' ? user.username : '';
   const m = SERVICE_ACCOUNT_USER.exec(username);
-  if (!m) return { ok: false, message: `${JSON.stringify(username)} is not a service account` };
+  // The name alone could come from an authenticator that lets users choose theirs; the API server
+  // puts every service account in this group, and istiod requires it too.
+  const groups = Array.isArray(user.groups) ? user.groups : [];
+  if (!m || !groups.includes(SERVICE_ACCOUNTS_GROUP)) return { ok: false, message: `${JSON.stringify(username)} is not a service account` };
   const caller = { namespace: m[1]!, serviceAccount: m[2]! };
   if (!parseSpiffeId(`spiffe://cluster.local/ns/${caller.namespace}/sa/${caller.serviceAccount}`)) return { ok: false, message: `${username} does not make a valid workload identity` };
   return { ok: true, caller };

@@ -13,6 +13,7 @@ import { ruleJson } from '../policy/rate-limit-describe.js';
 import type { SnapshotHolder } from '../snapshot/holder.js';
 import { DASHBOARD_HTML, type DashboardData } from '../telemetry/dashboard-page.js';
 import { EndpointFailures, endpointAnswer } from '../proxy/respond.js';
+import { redactForDump } from './config-dump-redaction.js';
 
 /** `dashboard`: this proxy's own traffic as the service graph (a gateway without a control plane). */
 export function createAdminServer(holder: SnapshotHolder, pools: UpstreamPools, limiters?: RateLimiters, dashboard?: () => Promise<DashboardData>): FastifyInstance {
@@ -29,7 +30,7 @@ export function createAdminServer(holder: SnapshotHolder, pools: UpstreamPools, 
     return {
       version: s.version,
       createdAt: s.createdAt.toISOString(),
-      resources: s.resources.map((r) => ({ file: `${r.origin.file}:${r.origin.line}`, ...r.raw })),
+      resources: s.resources.map((r) => ({ file: `${r.origin.file}:${r.origin.line}`, ...redactForDump(r.raw) })),
     };
   });
   app.get('/routes', async (_req, reply) => {
