@@ -260,9 +260,10 @@ spec:
     assert.equal((await gw.get('misc.example.com', '/q')).json().name, 'user-v1');
   });
 
-  it('sets x-forwarded-for, x-forwarded-proto and a generated x-request-id', async () => {
+  it('sets x-forwarded-for, x-envoy-external-address, x-forwarded-proto and a generated x-request-id', async () => {
     const echo = (await gw.get('user.example.com', '/', { 'x-forwarded-for': '203.0.113.9', 'x-forwarded-proto': 'https' })).json<{ headers: Record<string, string> }>();
-    assert.equal(echo.headers['x-forwarded-for'], '203.0.113.9, 127.0.0.1');
+    assert.equal(echo.headers['x-forwarded-for'], '203.0.113.9,127.0.0.1');
+    assert.equal(echo.headers['x-envoy-external-address'], '127.0.0.1');
     assert.equal(echo.headers['x-forwarded-proto'], 'http');
     assert.match(echo.headers['x-request-id'] ?? '', /^[0-9a-f-]{36}$/);
     assert.equal(echo.headers.host, 'user.example.com');

@@ -131,12 +131,31 @@ describe('header trust at the gateway edge', () => {
     assert.equal(r.status, 200, r.text);
     const h = seenLast().headers;
     assert.equal(h['x-forwarded-client-cert'], undefined);
-    for (const name of Object.keys(spoofed).filter((n) => n.startsWith('x-envoy-') && n !== 'x-envoy-attempt-count')) assert.equal(h[name], undefined, name);
+    const own = new Set(['x-envoy-attempt-count', 'x-envoy-external-address']);
+    for (const name of Object.keys(spoofed).filter((n) => n.startsWith('x-envoy-') && !own.has(n))) assert.equal(h[name], undefined, name);
     assert.equal(h['x-envoy-attempt-count'], '1');
+    assert.equal(h['x-envoy-external-address'], '127.0.0.1', 'the peer, not the client\'s claim');
     assert.equal(h['x-forwarded-proto'], 'http');
-    assert.equal(h['x-forwarded-for'], '10.0.0.1, 127.0.0.1');
+    assert.equal(h['x-forwarded-for'], '10.0.0.1,127.0.0.1');
     // x-real-ip is no header Envoy reads or writes: passed on, trusted by nothing.
     assert.equal(h['x-real-ip'], '10.0.0.1');
+  });
+
+  it('the forwarding headers an upstream sees, exactly as an Istio gateway writes them (use_remote_address, no internal addresses)', async () => {
+    const forwarding = async (via: TestGateway, headers: Record<string, string> = {}) => {
+      const r = await send(via.port, HOST, '/headers', headers);
+      assert.equal(r.status, 200, r.text);
+      const h = seenLast().headers;
+      return { xff: h['x-forwarded-for'], external: h['x-envoy-external-address'], internal: h['x-envoy-internal'], proto: h['x-forwarded-proto'] };
+    };
+    // A direct client: the peer, appended to nothing, is the external address; never x-envoy-internal.
+    assert.deepEqual(await forwarding(gw), { xff: '127.0.0.1', external: '127.0.0.1', internal: undefined, proto: 'http' });
+    // Behind numTrustedProxies: 1: the right-most entry the proxy wrote is the client; the peer is appended after a bare comma.
+    assert.deepEqual(await forwarding(trusting, { 'x-forwarded-for': '198.51.100.1, 203.0.113.7' }), { xff: '198.51.100.1, 203.0.113.7,127.0.0.1', external: '203.0.113.7', internal: undefined, proto: 'http' });
+    // numTrustedProxies: 1 with no x-forwarded-for: Envoy falls back to the peer.
+    assert.deepEqual(await forwarding(trusting), { xff: '127.0.0.1', external: '127.0.0.1', internal: undefined, proto: 'http' });
+    // A client's own x-forwarded-for, nothing trusted: kept as written, the peer appended, the peer external.
+    assert.deepEqual(await forwarding(gw, { 'x-forwarded-for': '198.51.100.1, 203.0.113.7' }), { xff: '198.51.100.1, 203.0.113.7,127.0.0.1', external: '127.0.0.1', internal: undefined, proto: 'http' });
   });
 
   it('routes and policies read the sanitized request: a DENY on x-forwarded-proto other than https, routes on x-envoy-internal or x-forwarded-client-cert', async () => {

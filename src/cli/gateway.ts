@@ -76,8 +76,9 @@ export const GATEWAY_HELP = `usage: meshgate gateway --config DIR --ports 80=808
                         gateway replica, e.g. redis://redis.istio-system:6379 (while Redis is
                         unreachable each gateway limits in its own memory)
   --trusted-proxies N   proxies in front of the gateway that append to x-forwarded-for; rate
-                        limits by clientIp and AuthorizationPolicy remoteIpBlocks take the N-th
-                        address from its right (Envoy's xff_num_trusted_hops, Istio's
+                        limits by clientIp, AuthorizationPolicy remoteIpBlocks and the upstream's
+                        x-envoy-external-address take the N-th address from its right (Envoy's
+                        xff_num_trusted_hops, Istio's
                         numTrustedProxies; default: the mesh config's
                         defaultConfig.gatewayTopology.numTrustedProxies, else 0: the
                         connection's peer address)

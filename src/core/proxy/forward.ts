@@ -64,6 +64,8 @@ export interface ForwardContext {
   readonly detectsProtocol?: boolean | undefined;
   /** x-forwarded-for goes on as the client sent it (ListenerInfo.keepsForwardedFor). */
   readonly keepsForwardedFor?: boolean | undefined;
+  /** The trusted client address, sent as x-envoy-external-address where x-forwarded-for is appended. */
+  readonly externalAddress?: string | undefined;
 }
 
 /** A destination by relative weight; used for HTTP routes and for piped (tls/tcp) connections alike. */
@@ -238,6 +240,7 @@ class Forwarding implements ExchangeHooks {
     }
     const headers = (this.#headers = upstreamRequestHeaders(req.headers, {
       remoteAddress: ctx.keepsForwardedFor ? undefined : ctx.remoteAddress,
+      externalAddress: ctx.externalAddress,
       scheme: facts.scheme,
       authority: dest.authority ?? action.authority ?? facts.authority,
       requestId: ctx.requestId,

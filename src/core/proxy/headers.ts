@@ -66,6 +66,14 @@ export interface ForwardedFacts {
    * header goes on as the app sent it.
    */
   readonly remoteAddress: string | undefined;
+  /**
+   * The trusted client address (client-address.ts) in x-envoy-external-address, which Envoy sets on
+   * every request it takes for external where it uses the remote address: since Envoy 1.36 no
+   * address is internal unless internal_address_config names it, and Istio names none by default,
+   * so that is every request a gateway serves (and x-envoy-internal is never set). Undefined where
+   * the remote address is not used.
+   */
+  readonly externalAddress?: string | undefined;
   readonly scheme: string;
   readonly authority: string;
   readonly requestId: string;
@@ -122,16 +130,21 @@ export function hopByHopFree(incoming: IncomingHttpHeaders, dropped?: ReadonlySe
   return out;
 }
 
-/** x-forwarded-for with the client address appended (Envoy's use_remote_address at the edge). */
+/**
+ * x-forwarded-for with the client address appended (Envoy's use_remote_address at the edge), after
+ * a bare `,` as Envoy's appendXff writes it: `203.0.113.9,10.0.0.1`. What the client sent stays as
+ * it was, spaces included.
+ */
 export function forwardedFor(incoming: IncomingHttpHeaders, remoteAddress: string): string {
   const xff = incoming['x-forwarded-for'];
-  return xff ? `${String(xff)}, ${remoteAddress}` : remoteAddress;
+  return xff ? `${String(xff)},${remoteAddress}` : remoteAddress;
 }
 
 /** Headers for the upstream request, before route header rules (`incoming` sanitized as above). */
 export function upstreamRequestHeaders(incoming: IncomingHttpHeaders, f: ForwardedFacts): Record<string, string | string[]> {
   const out = hopByHopFree(incoming);
   if (f.remoteAddress !== undefined) out['x-forwarded-for'] = forwardedFor(incoming, f.remoteAddress);
+  if (f.externalAddress !== undefined) out['x-envoy-external-address'] = f.externalAddress;
   out['x-forwarded-proto'] = f.scheme;
   out['x-request-id'] = f.requestId;
   out.host = f.authority;
