@@ -10,6 +10,7 @@ import type { Endpoint } from '../registry/types.js';
 import type { Cluster, PickContext } from '../policy/types.js';
 import { endpointPort } from '../registry/types.js';
 import type { DestinationTarget, ForwardAction, RequestFacts, RetryPolicy } from '../routing/types.js';
+import { routedDestination } from './destination-pick.js';
 import { answerHeaders, applyHeaderRules, upstreamRequestHeaders } from './headers.js';
 import { LocalReplies, addFlag, upstreamTlsFailure, withRetriesExhausted, type LocalReply } from './respond.js';
 import { guardedBody, onDownstreamGone, resetResponse, requestGone, RequestBodyAborted } from './stream-state.js';
@@ -66,30 +67,6 @@ export interface ForwardContext {
   readonly keepsForwardedFor?: boolean | undefined;
   /** The trusted client address, sent as x-envoy-external-address where x-forwarded-for is appended. */
   readonly externalAddress?: string | undefined;
-}
-
-/** A destination by relative weight; used for HTTP routes and for piped (tls/tcp) connections alike. */
-export function pickDestination(action: Pick<ForwardAction, 'destinations' | 'totalWeight'>, random: () => number): DestinationTarget | undefined {
-  const ds = action.destinations;
-  if (ds.length <= 1) return ds[0];
-  let r = random() * action.totalWeight;
-  for (const d of ds) {
-    r -= d.weight;
-    if (r < 0) return d;
-  }
-  return ds[ds.length - 1];
-}
-
-/**
- * The route's destination, picked once when the route is selected, as Envoy resolves a route's
- * (weighted) cluster before any filter runs, and named in the record when that cluster exists: a
- * local reply before the upstream (401, 403, 429, a fault) then reports the routed service, as
- * Istio's metrics do. A cluster that does not exist (NC) stays unnamed: Envoy has no cluster for it.
- */
-export function routedDestination(action: Pick<ForwardAction, 'destinations' | 'totalWeight'>, random: () => number, record: RequestRecord): DestinationTarget | undefined {
-  const dest = pickDestination(action, random);
-  if (dest?.cluster) record.upstreamCluster = dest.clusterName;
-  return dest;
 }
 
 /** How a forward ended: undefined when the upstream's answer went to the client, else the failure to answer; `bug` when it threw. */

@@ -19,7 +19,7 @@ import { endpointPort } from '../registry/types.js';
 import { originalEndpoint } from '../policy/original-dst.js';
 import { endpointKey } from '../policy/lb-endpoints.js';
 import type { DestinationTarget } from '../routing/types.js';
-import { pickDestination } from './forward.js';
+import { pickDestination } from './destination-pick.js';
 import { workloadOfEndpoint } from '../telemetry/workload.js';
 import type { IdentityProvider } from '../pki/types.js';
 import { decideUpstreamTls } from '../tls/upstream-tls.js';

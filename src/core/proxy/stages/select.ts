@@ -12,7 +12,7 @@ import { relay } from '../relay.js';
 import { connectTimeoutFor, limitsWithConnectTimeout } from '../../policy/connection-limits.js';
 import { LocalReplies } from '../respond.js';
 import { UpstreamPools } from '../upstream-pools.js';
-import { routedDestination } from '../forward.js';
+import { routedDestination } from '../destination-pick.js';
 import type { DestinationTarget, RouteConfig, VirtualHost } from '../../routing/types.js';
 import { authenticate } from './authenticate.js';
 import type { Exchange, StageResult } from './exchange.js';
