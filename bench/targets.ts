@@ -52,6 +52,18 @@ export async function startUpstream(): Promise<Target & { readonly port: number 
   return { name: 'upstream (direct)', url: `http://127.0.0.1:${port}/`, host: BENCH_HOST, port, pid: child.pid, stop: () => child.stop() };
 }
 
+/** The OTLP span sink of the observability rows (servers.ts), in its own process; `batches()`: how many it has taken in. */
+export async function startSpanSink(): Promise<{ readonly port: number; batches(): number; close(): Promise<void> }> {
+  const proc = fork(SERVERS, ['span-sink'], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+  const child = track(proc, 'span sink');
+  let batches = 0;
+  proc.on('message', (m: { batches?: number }) => {
+    if (typeof m?.batches === 'number') batches = m.batches;
+  });
+  const port = await child.reportedPort();
+  return { port, batches: () => batches, close: () => child.stop() };
+}
+
 /** `nodeArgs` (here and for the bare proxy): Node options for the child, e.g. tail.ts's probe. */
 export async function startFastifyProxy(upstreamPort: number, nodeArgs: readonly string[] = []): Promise<Target> {
   const child = track(fork(SERVERS, ['fastify-proxy', `http://127.0.0.1:${upstreamPort}`], { execArgv: [...nodeArgs], stdio: ['ignore', 'ignore', 'pipe', 'ipc'] }), '@fastify/http-proxy');
