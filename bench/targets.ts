@@ -143,7 +143,7 @@ export type ObservabilityMode = 'on' | 'off' | 'metrics' | 'tracing' | 'sdk' | '
 const SAMPLING: Record<ObservabilityMode, number | undefined> = { on: 1, off: undefined, metrics: undefined, tracing: 1, sdk: 0.0001, log: undefined };
 
 /** The mesh config of the observability pair: tracing at the mode's rate to the sink, or none. */
-function meshConfigMap(o: NonNullable<MeshgateOptions['observability']>): string {
+export function meshConfigMap(o: NonNullable<MeshgateOptions['observability']>): string {
   const sampling = SAMPLING[o.mode];
   const mesh = sampling !== undefined
     ? `defaultConfig: {tracing: {sampling: ${sampling}}}\n    extensionProviders: [{name: otel, opentelemetry: {service: 127.0.0.1, port: ${o.otlpPort}, http: {path: /v1/traces}}}]\n    defaultProviders: {tracing: [otel]}`
