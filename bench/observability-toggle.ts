@@ -10,11 +10,11 @@
 //   npx tsc -p . && node dist/bench/observability-toggle.js
 //   TOGGLE_ROUNDS=12 TOGGLE_SECONDS=3 node dist/bench/observability-toggle.js
 
-import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pickTool, runLoad } from './load.js';
-import { tempDir } from './processes.js';
+import { preciseCpuSeconds, tempDir } from './processes.js';
 import { median, quantile } from './report.js';
 import { meshConfigMap, meshgateConfig, startMeshgate, startSpanSink, startUpstream, stopAll, type MeshgateTargets } from './targets.js';
 
@@ -22,19 +22,6 @@ const rounds = Number(process.env.TOGGLE_ROUNDS ?? 10);
 const seconds = Number(process.env.TOGGLE_SECONDS ?? 3);
 const MODES = ['tracing', 'off'] as const;
 type Mode = (typeof MODES)[number];
-
-/** The gateway's CPU time so far, ns: every thread's running time from /proc. */
-function cpuNs(pid: number): number {
-  let ns = 0;
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
-    } catch {
-      // a thread that ended since the listing
-    }
-  }
-  return ns;
-}
 
 /** Waits until the gateway serves the mesh config just written (its admin /config_dump shows it). */
 async function untilServed(gw: MeshgateTargets, mesh: string): Promise<void> {
@@ -54,7 +41,7 @@ async function main(): Promise<void> {
   writeFileSync(join(dir, 'bench.yaml'), meshgateConfig(upstream.port));
   const meshOf = (mode: Mode): string => meshConfigMap({ mode, otlpPort: sink.port });
   const gw = await startMeshgate(upstream.port, { observability: { mode: 'tracing', otlpPort: sink.port }, config: { dir, readyMs: 20_000 } });
-  const pid = gw.http.pid!;
+  const cpuUs = (): number => (preciseCpuSeconds(gw.http.pid) ?? NaN) * 1e6;
   const tool = pickTool();
   const load = (secs: number) => runLoad(tool, { url: gw.http.url, host: gw.http.host, connections: 50, seconds: secs });
   const use = async (mode: Mode): Promise<void> => {
@@ -75,10 +62,10 @@ async function main(): Promise<void> {
         await use(mode);
         await load(1);
         const batches = sink.batches();
-        const before = cpuNs(pid);
+        const before = cpuUs();
         const l = await load(seconds);
         if (l.errors > 0) throw new Error(`${l.errors} failed requests (${l.errorDetail})`);
-        us[mode].push((got[mode] = (cpuNs(pid) - before) / 1e3 / l.requests));
+        us[mode].push((got[mode] = (cpuUs() - before) / l.requests));
         if (mode === 'tracing' && sink.batches() === batches) throw new Error('tracing on, but no span batch reached the sink');
       }
       ratios.push(got.tracing / got.off);
