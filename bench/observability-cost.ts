@@ -30,12 +30,11 @@ import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ProbeWindow } from './loop-probe.js';
-import { startSpanSink } from './observability-pair.js';
 import { pickTool, runLoad, type LoadResult } from './load.js';
 import { runPaced } from './paced-load.js';
 import { tempDir } from './processes.js';
 import { median } from './report.js';
-import { startMeshgate, startUpstream, stopAll, type ObservabilityMode, type Target } from './targets.js';
+import { startMeshgate, startSpanSink, startUpstream, stopAll, type ObservabilityMode, type Target } from './targets.js';
 
 const sets = Number(process.env.OBSERVABILITY_PAIRS ?? 4);
 const slices = Number(process.env.OBSERVABILITY_SLICES ?? 8);
@@ -201,7 +200,7 @@ async function main(): Promise<void> {
     if (hasOther) console.log(`this build / the other${otherNodeArgs.length > 0 ? ` (${otherNodeArgs.join(' ')})` : ''}: ${modes.map((m) => `${m} ${f(median(builds.get(m)!), 3)}×`).join(', ')} (CPU per request, median of ${sets * slices} rounds)`);
     console.log(`${sink.batches()} span batches exported to the sink`);
   } finally {
-    sink.close();
+    await sink.close();
     await stopAll();
   }
 }

@@ -13,13 +13,11 @@
 //   pairs (BENCH_OBSERVABILITY_PAIRS, default 8) that one pair of lucky or unlucky processes cannot
 //   move the median far; the spread over the pairs is printed with it.
 
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { runLoad, type LoadTool } from './load.js';
 import { preciseCpuSeconds } from './processes.js';
 import { quantile, type LoadRow } from './report.js';
 import { warmInTurns, type RoundSettings } from './rounds.js';
-import { preflight, startMeshgate, type MeshgateTargets } from './targets.js';
+import { preflight, startMeshgate, startSpanSink, type MeshgateTargets } from './targets.js';
 
 export const OBSERVED = 'meshgate, metrics + tracing 1 %';
 export const UNOBSERVED = 'meshgate, metrics and tracing off';
@@ -48,17 +46,6 @@ async function measured(s: PairSettings, g: MeshgateTargets, mode: Mode, seconds
   const cpu = cpu0 === undefined ? undefined : preciseCpuSeconds(t.pid)! - cpu0;
   const wall = (performance.now() - t0) / 1000;
   return { row: { kind: 'http', target: mode === 'on' ? OBSERVED : UNOBSERVED, result, cores: cpu === undefined ? undefined : cpu / wall }, cpuPerRequest: cpu === undefined || result.requests === 0 ? NaN : cpu / result.requests };
-}
-
-/** An OTLP/HTTP receiver on loopback that only answers (what exporting costs is the gateway's), counting the batches. */
-export async function startSpanSink(): Promise<{ readonly port: number; batches(): number; close(): void }> {
-  let batches = 0;
-  const sink = createServer((req, res) => req.resume().on('end', () => {
-    batches++;
-    res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
-  }));
-  await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
-  return { port: (sink.address() as AddressInfo).port, batches: () => batches, close: () => sink.close() };
 }
 
 /** The sum of istio_requests_total on a proxy's metrics port. */
@@ -117,7 +104,7 @@ export async function measureObservability(s: PairSettings, upstreamPort: number
       await gateways.off.stop();
     }
   } finally {
-    sink.close();
+    await sink.close();
   }
   const observed = medianRun(runs.on);
   const unobserved = medianRun(runs.off);

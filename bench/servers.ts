@@ -1,6 +1,7 @@
 // Entry point of the benchmark's child processes (started by targets.ts with fork): the upstream, the
-// @fastify/http-proxy peer, and the bare proxy: node:http in front of one undici Pool, with no
-// routing, no policy and no logging, the most a Node proxy can do on this machine. Each listens on 127.0.0.1 port 0 and reports its port over IPC, so the
+// @fastify/http-proxy peer, the bare proxy: node:http in front of one undici Pool, with no
+// routing, no policy and no logging, the most a Node proxy can do on this machine, and the OTLP span
+// sink of the observability rows. Each listens on 127.0.0.1 port 0 and reports its port over IPC, so the
 // parent never guesses ports; each exits when the parent goes away, so none outlives a crashed run.
 
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -66,6 +67,22 @@ async function bareProxy(upstreamUrl: string): Promise<number> {
   return (server.address() as AddressInfo).port;
 }
 
+/**
+ * An OTLP/HTTP receiver that only answers (what exporting costs is the gateway's), telling the parent
+ * over IPC how many batches it has had. Its own process: in the bench's, every export it took in
+ * landed on the load generators that run there (autocannon without wrk, the paced client), which
+ * then fed the gateway less evenly and raised its CPU per request (docs/benchmarks.md).
+ */
+async function spanSink(): Promise<number> {
+  let batches = 0;
+  const server = createServer((req, res) => req.resume().on('end', () => {
+    process.send?.({ batches: ++batches });
+    res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+  }));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return (server.address() as AddressInfo).port;
+}
+
 async function child(role: string | undefined, arg: string | undefined): Promise<void> {
   process.on('disconnect', () => process.exit(0));
   process.on('SIGTERM', () => process.exit(0));
@@ -73,7 +90,8 @@ async function child(role: string | undefined, arg: string | undefined): Promise
   if (role === 'upstream') port = await upstream();
   else if (role === 'fastify-proxy' && arg) port = await fastifyProxy(arg);
   else if (role === 'bare-proxy' && arg) port = await bareProxy(arg);
-  else throw new Error(`usage: servers.js upstream | fastify-proxy UPSTREAM_URL | bare-proxy UPSTREAM_URL (got ${role ?? 'nothing'})`);
+  else if (role === 'span-sink') port = await spanSink();
+  else throw new Error(`usage: servers.js upstream | fastify-proxy UPSTREAM_URL | bare-proxy UPSTREAM_URL | span-sink (got ${role ?? 'nothing'})`);
   process.send?.({ port });
 }
 

@@ -52,6 +52,18 @@ export async function startUpstream(): Promise<Target & { readonly port: number 
   return { name: 'upstream (direct)', url: `http://127.0.0.1:${port}/`, host: BENCH_HOST, port, pid: child.pid, stop: () => child.stop() };
 }
 
+/** The OTLP span sink of the observability rows (servers.ts), in its own process; `batches()`: how many it has taken in. */
+export async function startSpanSink(): Promise<{ readonly port: number; batches(): number; close(): Promise<void> }> {
+  const proc = fork(SERVERS, ['span-sink'], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+  const child = track(proc, 'span sink');
+  let batches = 0;
+  proc.on('message', (m: { batches?: number }) => {
+    if (typeof m?.batches === 'number') batches = m.batches;
+  });
+  const port = await child.reportedPort();
+  return { port, batches: () => batches, close: () => child.stop() };
+}
+
 /** `nodeArgs` (here and for the bare proxy): Node options for the child, e.g. tail.ts's probe. */
 export async function startFastifyProxy(upstreamPort: number, nodeArgs: readonly string[] = []): Promise<Target> {
   const child = track(fork(SERVERS, ['fastify-proxy', `http://127.0.0.1:${upstreamPort}`], { execArgv: [...nodeArgs], stdio: ['ignore', 'ignore', 'pipe', 'ipc'] }), '@fastify/http-proxy');
@@ -131,7 +143,7 @@ export type ObservabilityMode = 'on' | 'off' | 'metrics' | 'tracing' | 'sdk' | '
 const SAMPLING: Record<ObservabilityMode, number | undefined> = { on: 1, off: undefined, metrics: undefined, tracing: 1, sdk: 0.0001, log: undefined };
 
 /** The mesh config of the observability pair: tracing at the mode's rate to the sink, or none. */
-function meshConfigMap(o: NonNullable<MeshgateOptions['observability']>): string {
+export function meshConfigMap(o: NonNullable<MeshgateOptions['observability']>): string {
   const sampling = SAMPLING[o.mode];
   const mesh = sampling !== undefined
     ? `defaultConfig: {tracing: {sampling: ${sampling}}}\n    extensionProviders: [{name: otel, opentelemetry: {service: 127.0.0.1, port: ${o.otlpPort}, http: {path: /v1/traces}}}]\n    defaultProviders: {tracing: [otel]}`
