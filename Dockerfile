@@ -9,7 +9,7 @@
 # Debian 12, the same in both stages. scripts/build-image.sh builds it with podman, also where no
 # registry can be reached.
 
-# --- build: compile TypeScript, then keep only the runtime dependencies --------------------------
+# --- build: compile TypeScript, bundle the sidecar, then keep only the runtime dependencies -----
 FROM node:20-bookworm-slim AS build
 # A private CA for the npm registry (a proxy that terminates TLS), if the build environment needs one.
 ARG NODE_EXTRA_CA_CERTS
@@ -21,7 +21,8 @@ RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json ./
 COPY bin ./bin
 COPY src ./src
-RUN npx tsc -p . && npm prune --omit=dev --no-audit --no-fund
+COPY scripts/bundle-sidecar.mjs ./scripts/
+RUN npx tsc -p . && node scripts/bundle-sidecar.mjs && npm prune --omit=dev --no-audit --no-fund
 
 # --- runtime --------------------------------------------------------------------------------------
 FROM node:20-bookworm-slim
@@ -39,6 +40,8 @@ COPY --from=build /src/package.json ./
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/bin ./bin
 COPY --from=build /src/dist/src ./dist/src
+# The sidecar's code as one file (bin/meshgate.js runs `sidecar` from it): about 2.5 MB less per pod.
+COPY --from=build /src/dist/sidecar ./dist/sidecar
 # The demo config, for `podman run IMAGE validate gateway-config` and friends.
 COPY gateway-config ./gateway-config
 USER 1337:1337

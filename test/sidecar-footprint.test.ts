@@ -80,6 +80,26 @@ describe('sidecar footprint', () => {
     }
   });
 
+  // bin/meshgate.js runs `sidecar` from the bundled file (scripts/bundle-sidecar.mjs): what it loads
+  // must be that file and its chunks, never a module of dist/src beside it (a second copy of state such
+  // as the --allow-unknown-fields policy), and the same packages as above, undici's Pool and pino inside.
+  it('the bundled sidecar loads none of dist/src, undici and pino from within, and no package the sidecar command does not', () => {
+    const bundle = JSON.stringify(fileURLToPath(new URL('../sidecar/main.mjs', import.meta.url)));
+    const { out, modules } = modulesAfter(
+      `const { main } = await import(${bundle});\n` +
+        `const log = console.log; console.log = (...a) => (globalThis.out = String(a[0]).split('\\n')[0]);\n` +
+        `await main(['sidecar', '--help']);\n` +
+        `console.log = log;`,
+    );
+    assert.match(out, /^usage: meshgate sidecar /);
+    assert.ok(modules.some((m) => /dist\/sidecar\/main\.mjs$/.test(m)), 'the loaded modules are not all listed');
+    assert.deepEqual(modules.filter((m) => /dist\/src\//.test(m)), []);
+    const packages = new Set(modules.map(packageOf).filter((p) => p !== undefined));
+    for (const p of ['undici', 'pino', 'sonic-boom', 'acme-client', 'node-forge', '@kubernetes/client-node', 'yaml', 'fastify', 'prom-client', 're2js', 'jose', 'dns-packet']) {
+      assert.ok(!packages.has(p), `${p} is loaded from node_modules by the bundled sidecar`);
+    }
+  });
+
   it("a sidecar holds only the validators of the kinds it is sent, no Gateway API translation without routes, no gateway's ACME checks and no analyzers", () => {
     const set = `apiVersion: v1\nkind: Service\nmetadata: {name: app, namespace: default}\nspec: {selector: {app: app}, ports: [{name: http, port: 8080}]}\n---\napiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: default, namespace: default}\nspec: {mtls: {mode: STRICT}}\n`;
     const { out, modules } = modulesAfter(

@@ -2,9 +2,7 @@
 // the commit when run from a git checkout, and the runtime it runs on.
 
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+import { PACKAGE_ROOT as ROOT } from './package-root.js';
 
 export function packageVersion(): string {
   try {
