@@ -137,7 +137,7 @@ describe('meshgate gateway and sidecar options for rate limiting', () => {
   });
   it('documents both in its help', () => {
     assert.match(GATEWAY_HELP, /--redis URL/);
-    assert.match(GATEWAY_HELP, /--trusted-proxies N .*\n.*\n.*xff_num_trusted_hops/);
+    assert.match(GATEWAY_HELP, /--trusted-proxies N (?:.*\n){1,4}.*xff_num_trusted_hops/);
   });
   it('the sidecar takes the same options, and --locality, checked before it asks for an identity', async () => {
     const sidecar = ['--control', 'https://127.0.0.1:1', '--token', 'no-such-file', '--namespace', 'default', '--service-account', 'a', '--workload', 'a-0', '--app-port', '8080'];
