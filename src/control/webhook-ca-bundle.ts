@@ -45,22 +45,46 @@ export function caBundleUpdater(kc: KubeConfig, configName: string, log: Logger,
   let watched: KubeInformer | undefined;
   const path = `${WEBHOOK_CONFIGS_PATH}/${encodeURIComponent(configName)}`;
 
-  const attempt = async (bundle: string, delay: number): Promise<void> => {
-    if (closed || bundle !== wanted) return;
+  let delay = retryMs;
+  // One attempt at a time: the watch's first list (before our own patch) and update() both ask for
+  // one at start, and two reads before either patch would patch twice. A request made while one runs
+  // is made once more after it, from a fresh read.
+  let running: Promise<void> | undefined;
+  let again = false;
+
+  const attempt = async (): Promise<void> => {
+    const bundle = wanted;
+    if (closed || bundle === '') return;
     clearTimeout(timer);
     timer = undefined;
     try {
       const { body: current } = await kubeJson(kc, 'GET', path, [200]);
       const patch = caBundlePatch(current, bundle);
       if (patch.length > 0) await kubeJson(kc, 'PATCH', path, [200], patch);
+      delay = retryMs;
       const webhooks = Array.isArray(current.webhooks) ? current.webhooks.length : 0;
       log.info({ webhookConfiguration: configName, webhooks, changed: patch.length / 2 }, 'injector caBundle is the mesh root');
     } catch (err) {
       if (closed) return;
       log.warn({ webhookConfiguration: configName, error: describeError(err), retryInMs: delay }, 'cannot set the injector caBundle; retrying');
-      timer = setTimeout(() => void attempt(bundle, Math.min(delay * 2, 60_000)), delay);
+      timer = setTimeout(() => void settle(), delay);
       timer.unref();
+      delay = Math.min(delay * 2, 60_000);
     }
+  };
+
+  const settle = (): Promise<void> => {
+    if (running) {
+      again = true;
+      return running;
+    }
+    running = (async () => {
+      do {
+        again = false;
+        await attempt();
+      } while (again && !closed);
+    })().finally(() => (running = undefined));
+    return running;
   };
 
   const watch = (): KubeInformer => {
@@ -71,7 +95,7 @@ export function caBundleUpdater(kc: KubeConfig, configName: string, log: Logger,
       if (!closed && wanted && live && caBundlePatch(live, wanted).length > 0) {
         // At start this can be the list before our own patch; the attempt then finds nothing to do.
         log.info({ webhookConfiguration: configName }, 'the injector caBundle is not the mesh root (manifests applied again?); setting it');
-        void attempt(wanted, retryMs);
+        void settle();
       }
     });
     // It retries by itself until it lists; a failure to start is logged by it, and changes nothing here.
@@ -83,7 +107,7 @@ export function caBundleUpdater(kc: KubeConfig, configName: string, log: Logger,
     update: (rootCertPem) => {
       wanted = Buffer.from(rootCertPem).toString('base64');
       watched ??= watch();
-      return attempt(wanted, retryMs);
+      return settle();
     },
     close: async () => {
       closed = true;
