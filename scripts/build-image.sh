@@ -70,6 +70,13 @@ if podman "${pm[@]}" run "${run_opts[@]}" --read-only "$tag" --version; then :; 
   echo "(meshgate --version is not there yet in this tree)"
 fi
 podman "${pm[@]}" run "${run_opts[@]}" --read-only --entrypoint id "$tag" -u | grep -qx 1337
+# The sidecar runs from its bundle (bin/meshgate.js picks it when it is as new as dist/src): it loads.
+podman "${pm[@]}" run "${run_opts[@]}" --read-only --entrypoint node "$tag" --input-type=module \
+  -e "const { main } = await import('/app/dist/sidecar/main.mjs'); process.exitCode = await main(['sidecar', '--help'])" | grep -q '^usage: meshgate sidecar' \
+  || { echo "the sidecar's bundle does not run in the image" >&2; exit 1; }
+podman "${pm[@]}" run "${run_opts[@]}" --read-only --entrypoint node "$tag" \
+  -e "const { statSync: s } = require('node:fs'); process.exitCode = s('dist/sidecar/main.mjs').mtimeMs >= s('dist/src/cli/main.js').mtimeMs ? 0 : 1" \
+  || { echo "the image's sidecar bundle is older than dist/src: bin/meshgate.js would not run it" >&2; exit 1; }
 say "checks: the init container's capture installs from the image (meshgate iptables, own network namespace)"
 podman "${pm[@]}" run "${run_opts[@]}" --read-only --network none --user 0:0 \
   --cap-add NET_ADMIN --cap-add NET_RAW --entrypoint sh "$tag" \
