@@ -5,6 +5,8 @@
 // prove nothing.
 
 import { isIP } from 'node:net';
+import type { Exchange } from './stages/exchange.js';
+import { trustedHopsFor } from './trusted-hops.js';
 
 /** `::ffff:10.0.0.1` (an IPv4 peer on a dual-stack socket) → `10.0.0.1`, so one client has one address. */
 export function plainAddress(address: string): string {
@@ -32,4 +34,13 @@ export function trustedClientAddress(peer: string, forwardedFor: string | readon
     end = comma;
   }
   return direct;
+}
+
+/**
+ * The client address of one request, worked out the first time a stage asks for it (authorize's
+ * `remoteIpBlocks`, a rate-limit key, act's x-envoy-external-address) and kept on the exchange, so
+ * that every stage sees one answer. Read from x-forwarded-for as it arrived, before this hop appends.
+ */
+export function clientAddressOf(ex: Exchange): string {
+  return (ex.clientAddress ??= trustedClientAddress(ex.remoteAddress, ex.req.headers['x-forwarded-for'], trustedHopsFor(ex.snapshot, ex.ctx.trustedProxies)));
 }

@@ -13,8 +13,6 @@ export interface RateLimitingOptions {
   readonly logger: Logger;
   /** Redis for limits with `store: redis`, shared by every proxy that points at it. */
   readonly redisUrl?: string;
-  /** Proxies in front that append to x-forwarded-for (Envoy's xff_num_trusted_hops; default 0). */
-  readonly trustedProxies?: number;
 }
 
 export interface RateLimiting {
@@ -32,7 +30,7 @@ export function createRateLimiting(opts: RateLimitingOptions): RateLimiting {
   opts.holder.onSwap((s) => limiters.retain(s.rateLimits.rules));
   return {
     limiters,
-    context: { limiters, ...(opts.trustedProxies !== undefined ? { trustedProxies: opts.trustedProxies } : {}) },
+    context: { limiters },
     start: async () => {
       await redis?.start();
     },

@@ -130,7 +130,6 @@ export class ProxyRuntime {
       holder: this.holder,
       logger: this.log.child({ component: 'ratelimit' }),
       ...(opts.redisUrl ? { redisUrl: opts.redisUrl } : {}),
-      ...(opts.trustedProxies !== undefined ? { trustedProxies: opts.trustedProxies } : {}),
     });
     const identity = opts.identity;
     if (identity && skipValidateTrustDomain()) this.log.warn({ env: SKIP_VALIDATE_TRUST_DOMAIN_ENV }, 'mesh peers of any trust domain are accepted: the trust-domain check is skipped');

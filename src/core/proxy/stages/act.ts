@@ -10,8 +10,7 @@ import type { RedirectAction, RequestFacts } from '../../routing/types.js';
 import type { RequestRecord } from '../../telemetry/access-log.js';
 import { applyHeaderRules } from '../headers.js';
 import { forward, type ForwardContext } from '../forward.js';
-import { trustedClientAddress } from '../client-address.js';
-import { trustedHopsFor } from '../trusted-hops.js';
+import { clientAddressOf } from '../client-address.js';
 import { relay } from '../relay.js';
 import { LocalReplies } from '../respond.js';
 import type { Exchange, StageResult } from './exchange.js';
@@ -53,8 +52,7 @@ export function act(ex: Exchange): StageResult {
     dialled: listener.dialled?.(req),
     detectsProtocol: ex.snapshot?.role.kind === 'sidecar',
     keepsForwardedFor: listener.keepsForwardedFor,
-    // Read from x-forwarded-for as it arrived, before this hop appends the peer (Envoy's order).
-    externalAddress: listener.keepsForwardedFor ? undefined : trustedClientAddress(ex.remoteAddress, req.headers['x-forwarded-for'], trustedHopsFor(ex.snapshot, ctx.trustedProxies)),
+    externalAddress: listener.keepsForwardedFor ? undefined : clientAddressOf(ex),
   };
   forward(req, res, facts, action, fctx, record, (failure, bug) => {
     if (bug !== undefined) internalError(ex, bug);

@@ -12,8 +12,7 @@
 // RBAC shadow series (rbac-stats.ts).
 
 import { principalOf } from '../../pki/spiffe.js';
-import { trustedClientAddress } from '../client-address.js';
-import { trustedHopsFor } from '../trusted-hops.js';
+import { clientAddressOf } from '../client-address.js';
 import { rbacDenied } from '../respond.js';
 import { whenNeeded } from '../../runtime/when-needed.js';
 import { currentCertificate } from '../../tls/upstream-tls.js';
@@ -40,7 +39,7 @@ export function authorize(ex: Exchange): StageResult | Promise<StageResult> {
       ...(principal ? { principal: principalOf(principal) } : {}),
       ...(peerNames ? { peerNames } : {}),
       sourceIp: remoteAddress,
-      remoteIp: trustedClientAddress(remoteAddress, facts.headers['x-forwarded-for'], trustedHopsFor(ex.snapshot, ctx.trustedProxies)),
+      remoteIp: clientAddressOf(ex),
       ...(socket.localAddress ? { destinationIp: socket.localAddress } : {}),
       destinationPort: listener.destinationPort?.(req) ?? socket.localPort ?? ex.port,
       host: facts.authority,

@@ -149,6 +149,8 @@ export interface Exchange {
   authenticated?: true;
   /** cors: headers every answer to an actual CORS request carries. */
   corsHeaders?: Record<string, string>;
+  /** The trusted client address, once a stage has asked for it (client-address.ts clientAddressOf). */
+  clientAddress?: string;
 }
 
 /** The request is answered already (by the stage itself); nothing more runs. */

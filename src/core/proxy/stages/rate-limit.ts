@@ -9,16 +9,13 @@
 import type { LimitPosition } from '../../policy/envoy-filter-position.js';
 import { rateLimitKey, type RateLimitSubject } from '../../policy/rate-limit-key.js';
 import type { RateLimitDecision, RateLimiters } from '../../policy/rate-limiters.js';
-import { trustedClientAddress } from '../client-address.js';
-import { trustedHopsFor } from '../trusted-hops.js';
+import { clientAddressOf } from '../client-address.js';
 import { envoyRateLimited, rateLimited } from '../respond.js';
 import type { Exchange, StageResult } from './exchange.js';
 import { DONE, factsOf } from './exchange.js';
 
 export interface RateLimitContext {
   readonly limiters: RateLimiters;
-  /** Proxies in front of the gateway that append to x-forwarded-for (Envoy's xff_num_trusted_hops), when set on the proxy itself. */
-  readonly trustedProxies?: number;
 }
 
 /**
@@ -47,7 +44,7 @@ function rateLimit(ex: Exchange, at: ReadonlySet<LimitPosition>): StageResult | 
   const facts = factsOf(ex);
   const subject: RateLimitSubject = {
     headers: facts.headers,
-    clientIp: () => trustedClientAddress(ex.remoteAddress, facts.headers['x-forwarded-for'], trustedHopsFor(snapshot, limits.trustedProxies)),
+    clientIp: () => clientAddressOf(ex),
     principal: () => listener.peerPrincipal?.(req),
     connection: () => connectionId(req),
   };
