@@ -15,22 +15,13 @@ import { startTestGateway, type TestGateway } from './helpers/gateway.js';
 import { authorizationPolicy, gatewayYaml, requestAuthentication, serviceYaml } from './helpers/cluster-yaml.js';
 import { startRawUpstream, type RawUpstream } from './helpers/raw-upstream.js';
 import { h2Request, rawExchange } from './helpers/raw-http.js';
-import { Flag, FrameType, frame, headerBlock, RawH2, type SeenFrame } from './helpers/h2-frames.js';
+import { Flag, FrameType, frame, headerBlock, RawH2, responseStatus, type SeenFrame } from './helpers/h2-frames.js';
 
 const GATEWAY = '{matchLabels: {istio: ingressgateway}}';
 const APP = 'app.example.com';
 const INTERNAL = 'internal.example.com';
 const ISS = 'https://issuer.example';
 const WS = 'upgrade: websocket\r\nconnection: upgrade\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n';
-
-/** The `:status` of a response header block as nghttp2 writes it: a static-table index, or a literal on index 8. */
-function statusOf(f: SeenFrame): number {
-  const p = f.payload;
-  const indexed: Record<number, number> = { 0x88: 200, 0x89: 204, 0x8a: 206, 0x8b: 304, 0x8c: 400, 0x8d: 404, 0x8e: 500 };
-  if (indexed[p[0]!] !== undefined) return indexed[p[0]!]!;
-  if (p[0] === 0x48 || p[0] === 0x08 || p[0] === 0x18) return Number(p.subarray(2, 2 + p[1]!).toString('latin1'));
-  throw new Error(`unexpected status encoding ${p[0]}`);
-}
 
 describe('h2c and upgrade probes at a gateway (DENY /private, host internal.example.com, /ws-secure without a token, /post-only but POST)', () => {
   let upstream: RawUpstream;
@@ -88,7 +79,7 @@ spec:
         await c.until(() => c.on(1).some(answered) || c.frames.some((f) => f.type === FrameType.GOAWAY));
         const f = c.on(1).find(answered);
         const settings = c.frames.find((s) => s.type === FrameType.SETTINGS && (s.flags & Flag.ACK) === 0);
-        return { status: f === undefined ? 'closed' : f.type === FrameType.RST_STREAM ? 'reset' : statusOf(f), settings: settings?.payload ?? Buffer.alloc(0) };
+        return { status: f === undefined ? 'closed' : f.type === FrameType.RST_STREAM ? 'reset' : responseStatus(f), settings: settings?.payload ?? Buffer.alloc(0) };
       } finally {
         c.close();
       }
