@@ -5,13 +5,21 @@
 // or a `host` without `:authority` (the one that routes is the one the policy's `hosts` and the
 // upstream see), header names and connection-specific headers node:http2 refuses, WebSocket upgrades
 // against `requestPrincipals`, `notMethods` and `hosts`, `Upgrade: h2c` beside `websocket`, HTTP/1.0
-// without Host, and which path reaches the upstream after normalization.
+// without Host, and which path reaches the upstream after normalization. The h2c ones again at a
+// sidecar's inbound side (PERMISSIVE: plaintext is admitted), which takes requests the same way.
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:http2';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
 import { SignJWT, exportJWK, generateKeyPair } from 'jose';
-import { startTestGateway, type TestGateway } from './helpers/gateway.js';
+import { eventually, startTestGateway, type TestGateway } from './helpers/gateway.js';
+import { FileSource } from '../src/core/sources/file-source.js';
+import { startSidecar, type RunningSidecar } from '../src/sidecar/main.js';
+import { fixedIdentity, testAuthority, untilSnapshot } from './helpers/mesh.js';
 import { authorizationPolicy, gatewayYaml, requestAuthentication, serviceYaml } from './helpers/cluster-yaml.js';
 import { startRawUpstream, type RawUpstream } from './helpers/raw-upstream.js';
 import { h2Request, rawExchange } from './helpers/raw-http.js';
@@ -22,6 +30,37 @@ const APP = 'app.example.com';
 const INTERNAL = 'internal.example.com';
 const ISS = 'https://issuer.example';
 const WS = 'upgrade: websocket\r\nconnection: upgrade\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n';
+
+/** What `send` got back, and the request lines and Host values that reached the upstream meanwhile. */
+async function onWire<T>(upstream: RawUpstream, send: () => Promise<T>): Promise<{ answer: T; lines: string[]; hosts: string[] }> {
+  const mark = upstream.mark();
+  const answer = await send();
+  const seen = upstream.since(mark);
+  return { answer, lines: seen.requestLines, hosts: [...seen.bytes.matchAll(/\r\nhost: ([^\r]*)/gi)].map((m) => m[1]!) };
+}
+
+/** One h2c stream of raw header fields to `port`: its status, or 'reset'; and the server's SETTINGS. */
+async function h2cStream(port: number, fields: ReadonlyArray<readonly [string, string]>): Promise<{ status: number | 'reset' | 'closed'; settings: Buffer }> {
+  const c = await RawH2.open(port);
+  try {
+    c.send(frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, headerBlock(fields)));
+    const answered = (f: SeenFrame) => f.type === FrameType.RST_STREAM || f.type === FrameType.HEADERS;
+    await c.until(() => c.on(1).some(answered) || c.frames.some((f) => f.type === FrameType.GOAWAY));
+    const f = c.on(1).find(answered);
+    const settings = c.frames.find((s) => s.type === FrameType.SETTINGS && (s.flags & Flag.ACK) === 0);
+    return { status: f === undefined ? 'closed' : f.type === FrameType.RST_STREAM ? 'reset' : responseStatus(f), settings: settings?.payload ?? Buffer.alloc(0) };
+  } finally {
+    c.close();
+  }
+}
+
+const get = (path: string, authority: string | null, extra: Array<[string, string]> = []): Array<[string, string]> => [
+  [':method', 'GET'],
+  [':scheme', 'http'],
+  [':path', path],
+  ...(authority === null ? [] : ([[':authority', authority]] as Array<[string, string]>)),
+  ...extra,
+];
 
 describe('h2c and upgrade probes at a gateway (DENY /private, host internal.example.com, /ws-secure without a token, /post-only but POST)', () => {
   let upstream: RawUpstream;
@@ -60,37 +99,9 @@ spec:
     await upstream?.close();
   });
 
-  /** What `send` got back, and the request lines and Host values that reached the upstream meanwhile. */
-  const onWire = async <T>(send: () => Promise<T>): Promise<{ answer: T; lines: string[]; hosts: string[] }> => {
-    const mark = upstream.mark();
-    const answer = await send();
-    const seen = upstream.since(mark);
-    return { answer, lines: seen.requestLines, hosts: [...seen.bytes.matchAll(/\r\nhost: ([^\r]*)/gi)].map((m) => m[1]!) };
-  };
   /** One HTTP/1 exchange (the request should end the connection): the status line. */
-  const h1 = (request: string) => onWire(async () => (await rawExchange(gw.port, request)).text.split('\r\n')[0]!);
-  /** One h2c stream of raw header fields: its status, or 'reset'. Also the server's SETTINGS. */
-  const h2 = (fields: ReadonlyArray<readonly [string, string]>) =>
-    onWire(async () => {
-      const c = await RawH2.open(gw.port);
-      try {
-        c.send(frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, headerBlock(fields)));
-        const answered = (f: SeenFrame) => f.type === FrameType.RST_STREAM || f.type === FrameType.HEADERS;
-        await c.until(() => c.on(1).some(answered) || c.frames.some((f) => f.type === FrameType.GOAWAY));
-        const f = c.on(1).find(answered);
-        const settings = c.frames.find((s) => s.type === FrameType.SETTINGS && (s.flags & Flag.ACK) === 0);
-        return { status: f === undefined ? 'closed' : f.type === FrameType.RST_STREAM ? 'reset' : responseStatus(f), settings: settings?.payload ?? Buffer.alloc(0) };
-      } finally {
-        c.close();
-      }
-    });
-  const get = (path: string, authority: string | null, extra: Array<[string, string]> = []): Array<[string, string]> => [
-    [':method', 'GET'],
-    [':scheme', 'http'],
-    [':path', path],
-    ...(authority === null ? [] : ([[':authority', authority]] as Array<[string, string]>)),
-    ...extra,
-  ];
+  const h1 = (request: string) => onWire(upstream, async () => (await rawExchange(gw.port, request)).text.split('\r\n')[0]!);
+  const h2 = (fields: ReadonlyArray<readonly [string, string]>) => onWire(upstream, () => h2cStream(gw.port, fields));
 
   it('CONNECT over h2c meets AuthorizationPolicy, then 404, as over TLS (was 405 from node:http2, before any policy or log)', async () => {
     const denied = await h2([[':method', 'CONNECT'], [':authority', `${INTERNAL}:443`]]);
@@ -181,5 +192,64 @@ spec:
     assert.deepEqual(await forwarded('/x%2F%2E%2E%2Fprivate'), ['GET /x%2F..%2Fprivate HTTP/1.1'], '%2F stays (DECODE_AND_MERGE_SLASHES decodes it)');
     assert.deepEqual(await forwarded('/x/%c0%ae%c0%ae/private'), ['GET /x/%c0%ae%c0%ae/private HTTP/1.1'], 'overlong UTF-8 is no dot');
     assert.deepEqual(await forwarded('/x/%2E%2e/private'), [], 'a dot segment in any case');
+  });
+});
+
+describe('h2c probes at a sidecar\'s inbound side (PERMISSIVE; DENY /private and host internal.example.com)', () => {
+  let upstream: RawUpstream;
+  let sidecar: RunningSidecar;
+  let dir: string;
+
+  before(async () => {
+    const ca = await testAuthority();
+    upstream = await startRawUpstream();
+    dir = await mkdtemp(join(tmpdir(), 'meshgate-h2c-probes-'));
+    const config = join(dir, 'config');
+    await mkdir(config);
+    sidecar = await startSidecar({
+      statusPort: 0,
+      adminPort: 0,
+      outboundPort: 0,
+      inboundPort: 0,
+      listenHost: '127.0.0.1',
+      accessLog: 'off',
+      logger: pino({ level: 'silent' }),
+      namespace: 'default',
+      identity: fixedIdentity(ca, 'default', 'app'),
+      source: new FileSource({ dir: config }),
+      serviceAccount: 'app',
+      labels: { app: 'app' },
+      appPort: upstream.port,
+    });
+    await writeFile(join(config, 'services.yaml'), serviceYaml('app', [{ pod: 'app-0', port: sidecar.inboundPort, serviceAccount: 'app' }]));
+    await writeFile(join(config, 'policy.yaml'), authorizationPolicy('deny', 'default', '{matchLabels: {app: app}}', `  action: DENY
+  rules:
+  - to: [{operation: {paths: [/private, /private/*]}}]
+  - to: [{operation: {hosts: [${INTERNAL}, "${INTERNAL}:*"]}}]`));
+    await untilSnapshot(sidecar.holder, (snap) => snap.registry.lookup('app.default.svc.cluster.local') !== undefined);
+    await eventually(async () => (await rawExchange(sidecar.inboundPort, 'GET /private HTTP/1.1\r\nhost: app\r\nconnection: close\r\n\r\n')).status === 403);
+  });
+  after(async () => {
+    await sidecar?.destroy();
+    await upstream?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  const h2 = (fields: ReadonlyArray<readonly [string, string]>) => onWire(upstream, () => h2cStream(sidecar.inboundPort, fields));
+
+  it('CONNECT is 403 where denied (was 405 from node:http2); extended CONNECT is reset', async () => {
+    assert.equal((await h2([[':method', 'CONNECT'], [':authority', `${INTERNAL}:443`]])).answer.status, 403);
+    const ext = await h2([[':method', 'CONNECT'], [':protocol', 'websocket'], [':scheme', 'http'], [':path', '/private'], [':authority', 'app']]);
+    assert.deepEqual([ext.answer.status, ext.lines], ['reset', []]);
+  });
+
+  it('`:authority` is what `hosts` and the app see; `host` alone is the authority; `//host/x` is a path', async () => {
+    const both = await h2(get('/ok', 'app', [['host', INTERNAL]]));
+    assert.deepEqual([both.answer.status, both.hosts], [200, ['app']]);
+    assert.equal((await h2(get('/ok', INTERNAL, [['host', 'app']]))).answer.status, 403);
+    assert.equal((await h2(get('/ok', null, [['host', INTERNAL]]))).answer.status, 403);
+    const slashes = await h2(get(`//${INTERNAL}/private`, 'app'));
+    assert.deepEqual([slashes.answer.status, slashes.lines, slashes.hosts], [200, [`GET //${INTERNAL}/private HTTP/1.1`], ['app']]);
+    assert.equal((await h2(get('/private#x', 'app'))).answer.status, 403);
   });
 });
