@@ -4,7 +4,7 @@
 // `:path` values that are not origin-form or start with `//`, `:authority` and `host` that disagree
 // or a `host` without `:authority` (the one that routes is the one the policy's `hosts` and the
 // upstream see), header names and connection-specific headers node:http2 refuses, WebSocket upgrades
-// against `requestPrincipals`, `notMethods` and `hosts`, `Upgrade: h2c` beside `websocket`, HTTP/1.0
+// against `requestPrincipals`, `notMethods` and `hosts`, or with a body, `Upgrade: h2c` beside `websocket`, HTTP/1.0
 // without Host, and which path reaches the upstream after normalization. The h2c ones again at a
 // sidecar's inbound side (PERMISSIVE: plaintext is admitted), which takes requests the same way.
 
@@ -177,6 +177,18 @@ spec:
       const r = await h1(request);
       assert.deepEqual([r.answer, r.lines], ['HTTP/1.1 403 Forbidden', []], what);
     }
+  });
+
+  it('a WebSocket upgrade with a Content-Length body (a denied request): answered, closed; the body never reaches the upstream', async () => {
+    // Before, the upgrade went up with the client's content-length and no body (the bytes after the
+    // head wait for a 101): the upstream waited for it, and both connections hung until the stream idle timeout.
+    const smuggled = `GET /private HTTP/1.1\r\nhost: ${APP}\r\n\r\n`;
+    const mark = upstream.mark();
+    const r = await rawExchange(gw.port, `GET /ok HTTP/1.1\r\nhost: ${APP}\r\n${WS}content-length: ${smuggled.length}\r\n\r\n${smuggled}`);
+    assert.match(r.text, /^HTTP\/1\.1 200 /);
+    const seen = upstream.since(mark);
+    assert.deepEqual(seen.requestLines, ['GET /ok HTTP/1.1']);
+    assert.doesNotMatch(seen.bytes, /content-length|\/private/i);
   });
 
   it('HTTP/1.0 without Host reaches only a `*` host, with an empty authority (Envoy, as Istio configures it, answers 426)', async () => {
