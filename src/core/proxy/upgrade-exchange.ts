@@ -138,10 +138,10 @@ function pipeTunnel(tunnel: UpgradeTunnel, upstream: Socket, upstreamHead: Buffe
  * The upgrade request goes up without a body: what the client wrote after its head is tunnel data,
  * sent only once the upstream has answered 101 (as Envoy's codec takes it). A `content-length` kept
  * from the client would have the upstream wait for a body that never comes, holding both
- * connections until the stream idle timeout.
+ * connections until the stream idle timeout. (`transfer-encoding` is hop-by-hop: already gone.)
  */
 function withoutFraming(headers: ExchangeRequest['headers']): ExchangeRequest['headers'] {
-  if (headers['content-length'] === undefined && headers['transfer-encoding'] === undefined) return headers;
-  const { 'content-length': _length, 'transfer-encoding': _coding, ...rest } = headers;
+  if (headers['content-length'] === undefined) return headers;
+  const { 'content-length': _length, ...rest } = headers;
   return rest;
 }
