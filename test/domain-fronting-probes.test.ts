@@ -3,7 +3,7 @@
 // byte it is sent. Istio's Envoy gives each server its own filter chain and route table, so b's
 // routes are not reachable over a connection made for a. meshgate answers a request for b on a's
 // connection 421 (Misdirected Request), whatever spells b: Host in any case, with a port or a
-// trailing dot, an absolute-form target, a WebSocket upgrade, HTTP/2 `:authority`, or a `host`
+// trailing dot, an absolute-form target, a WebSocket or h2c upgrade, HTTP/2 `:authority`, or a `host`
 // field without `:authority`; a's connection without a Host reaches no host of b; and a
 // ClientHello naming b, in any spelling, or naming nothing, never skips b's client certificate.
 
@@ -152,6 +152,9 @@ spec:
     assert.deepEqual([abs.status, abs.lines], ['HTTP/1.1 421 Misdirected Request', []]);
     const ws = await h1(`GET / HTTP/1.1\r\nhost: ${B}\r\nupgrade: websocket\r\nconnection: upgrade\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n`);
     assert.deepEqual([ws.status, ws.lines], ['HTTP/1.1 421 Misdirected Request', []], 'a WebSocket upgrade');
+    // An h2c upgrade is served as HTTP/1.1 on the same connection (replayed to a's server): still 421.
+    const h2c = await h1(`GET / HTTP/1.1\r\nhost: ${B}\r\nupgrade: h2c\r\nconnection: upgrade, http2-settings, close\r\nhttp2-settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n`);
+    assert.deepEqual([h2c.status, h2c.lines], ['HTTP/1.1 421 Misdirected Request', []], 'an h2c upgrade');
     const own = await h1(`GET / HTTP/1.1\r\nhost: ${A}\r\nconnection: close\r\n\r\n`);
     assert.deepEqual([own.status, own.lines], ['HTTP/1.1 200 OK', ['GET / HTTP/1.1']], 'a itself is served');
   });
