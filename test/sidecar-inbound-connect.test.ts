@@ -3,7 +3,8 @@
 // 404 `route_not_found` (NR). meshgate answers the same through its one pipeline, with an access-log
 // line, on HTTP/1 (plaintext and mutual TLS) and HTTP/2; the app sees nothing, and a request sent
 // after the CONNECT on the same connection is never read. Before, HTTP/1 was closed unanswered and
-// HTTP/2 answered 405 by node:http2 itself, neither logged.
+// HTTP/2 answered 405 by node:http2 itself, neither logged; plaintext HTTP/2 with prior knowledge
+// (h2c, PERMISSIVE) still was, until the h2c server got the listener's CONNECT handler too.
 // AuthorizationPolicy comes first, as Envoy's RBAC filter runs before its router: a peer a policy
 // denies gets 403 `RBAC: access denied` (before, 404, so it learnt what an allowed peer would). A
 // CONNECT has no path: a DENY rule on `paths` does not catch it, one on `notPaths` does.
@@ -22,6 +23,7 @@ import { startUpstream, type Upstream } from './helpers/upstream.js';
 import { completeJsonLines, eventually } from './helpers/gateway.js';
 import { h2Request, h2Session, rawExchange, type TlsClient } from './helpers/raw-http.js';
 import { authorizationPolicy } from './helpers/cluster-yaml.js';
+import { connect as http2Connect } from 'node:http2';
 
 describe('CONNECT at the sidecar inbound side', () => {
   let dir: string;
@@ -83,21 +85,18 @@ describe('CONNECT at the sidecar inbound side', () => {
     }
   });
 
-  it('is 404 on HTTP/2 too, through the same pipeline (node:http2 alone would answer 405)', async () => {
-    const session = await h2Session(sidecar.inboundPort, { ...mtls, alpn: ['istio-h2', 'h2'] });
-    try {
-      const r = await h2Request(session, { ':method': 'CONNECT', ':authority': `127.0.0.1:${app.port}`, 'x-request-id': 'connect-h2' });
-      assert.equal(r.status, 404);
-    } finally {
-      session.destroy();
+  it('is 404 on HTTP/2 too, mutual TLS and plaintext h2c, through the same pipeline (node:http2 alone would answer 405)', async () => {
+    for (const [id, tls] of [['connect-h2', true], ['connect-h2c', false]] as const) {
+      assert.equal(await h2Connect(id, tls), 404, id);
+      const line = await logged(id);
+      assert.deepEqual([line.method, line.response_code, line.response_flags], ['CONNECT', 404, 'NR'], id);
     }
-    const line = await logged('connect-h2');
-    assert.deepEqual([line.method, line.response_code, line.response_flags], ['CONNECT', 404, 'NR']);
   });
   const connect = (id: string, tls?: TlsClient): Promise<{ status: number; text: string }> =>
     rawExchange(sidecar.inboundPort, `CONNECT 127.0.0.1:${app.port} HTTP/1.1\r\nhost: 127.0.0.1:${app.port}\r\nx-request-id: ${id}\r\n\r\n`, tls ? { tls } : {});
-  const h2Connect = async (id: string): Promise<number> => {
-    const session = await h2Session(sidecar.inboundPort, { ...mtls, alpn: ['istio-h2', 'h2'] });
+  /** An HTTP/2 CONNECT over mutual TLS, or plaintext with prior knowledge (h2c: PERMISSIVE lets it in). */
+  const h2Connect = async (id: string, tls = true): Promise<number> => {
+    const session = tls ? await h2Session(sidecar.inboundPort, { ...mtls, alpn: ['istio-h2', 'h2'] }) : http2Connect(`http://127.0.0.1:${sidecar.inboundPort}`);
     try {
       return (await h2Request(session, { ':method': 'CONNECT', ':authority': `127.0.0.1:${app.port}`, 'x-request-id': id })).status;
     } finally {
@@ -123,6 +122,7 @@ describe('CONNECT at the sidecar inbound side', () => {
       assert.match(String(line.response_code_details), /^rbac_access_denied/, name);
     }
     assert.equal(await h2Connect('denied-h2'), 403);
+    assert.equal(await h2Connect('denied-h2c', false), 403);
     assert.equal(app.seen.length, before, 'the app saw nothing');
   });
 
@@ -133,6 +133,7 @@ describe('CONNECT at the sidecar inbound side', () => {
     const line = await logged('allowed-mtls');
     assert.deepEqual([line.response_code, line.response_flags, line.response_code_details], [404, 'NR', 'route_not_found']);
     assert.equal(await h2Connect('allowed-h2'), 404);
+    assert.equal(await h2Connect('allowed-h2c', false), 404);
   });
 
   it('CONNECT has no path: DENY on `paths` lets it reach the 404, DENY on `notPaths` refuses it', async () => {

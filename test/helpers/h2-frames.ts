@@ -4,6 +4,7 @@
 // HPACK literals without indexing or Huffman coding, which every decoder accepts.
 
 import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 
 export const FrameType = { DATA: 0, HEADERS: 1, RST_STREAM: 3, SETTINGS: 4, PING: 6, GOAWAY: 7, WINDOW_UPDATE: 8 } as const;
 export const Flag = { END_STREAM: 0x1, ACK: 0x1, END_HEADERS: 0x4 } as const;
@@ -79,6 +80,18 @@ export class RawH2 {
     });
   }
 
+  /** The same over TLS with ALPN h2, trusting `ca` and naming `servername` (or no SNI when it is undefined). */
+  static openTls(port: number, ca: string, servername: string | undefined): Promise<RawH2> {
+    return new Promise((resolve, reject) => {
+      const socket = tlsConnect({ host: '127.0.0.1', port, ca, ALPNProtocols: ['h2'], ...(servername === undefined ? {} : { servername }) }, () => {
+        socket.write('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+        socket.write(frame(FrameType.SETTINGS, 0, 0));
+        resolve(new RawH2(socket));
+      });
+      socket.once('error', reject);
+    });
+  }
+
   send(...frames: Buffer[]): void {
     for (const f of frames) this.socket.write(f);
   }
@@ -113,4 +126,39 @@ export class RawH2 {
   close(): void {
     this.socket.destroy();
   }
+}
+
+/** HPACK's Huffman code of the digits: `0`–`2` in 5 bits (0–2), `3`–`9` in 6 bits (0x19–0x1f). */
+function huffmanDigits(bytes: Buffer): string {
+  let bits = '';
+  for (const b of bytes) bits += b.toString(2).padStart(8, '0');
+  let out = '';
+  for (let i = 0; i + 5 <= bits.length; ) {
+    const five = parseInt(bits.slice(i, i + 5), 2);
+    if (five <= 2) {
+      out += String(five);
+      i += 5;
+      continue;
+    }
+    const six = i + 6 <= bits.length ? parseInt(bits.slice(i, i + 6), 2) : -1;
+    if (six < 0x19 || six > 0x1f) break; // the EOS padding (all ones)
+    out += String(six - 0x19 + 3);
+    i += 6;
+  }
+  return out;
+}
+
+/**
+ * The `:status` of a response's HEADERS as nghttp2 writes it on a fresh connection: a static-table
+ * index (200, 204, 206, 304, 400, 404, 500) or a literal on the `:status` name (index 8), plain or
+ * Huffman-coded. A status repeated on the same connection comes from the dynamic table: not decoded.
+ */
+export function responseStatus(f: SeenFrame): number {
+  const p = f.payload;
+  const indexed: Record<number, number> = { 0x88: 200, 0x89: 204, 0x8a: 206, 0x8b: 304, 0x8c: 400, 0x8d: 404, 0x8e: 500 };
+  if (indexed[p[0]!] !== undefined) return indexed[p[0]!]!;
+  if (p[0] !== 0x48 && p[0] !== 0x08 && p[0] !== 0x18) throw new Error(`status not decoded (first byte ${p[0]})`);
+  const length = p[1]! & 0x7f;
+  const value = p.subarray(2, 2 + length);
+  return Number((p[1]! & 0x80) !== 0 ? huffmanDigits(value) : value.toString('latin1'));
 }

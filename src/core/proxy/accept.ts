@@ -71,7 +71,7 @@ export class AcceptStep {
   plaintext(handlers: ServedHandlers): { readonly http: HttpServer; readonly plaintext: PlaintextHttp } {
     const http = createHttpServer({ requestTimeout: 0 });
     this.serve(http, handlers);
-    const plaintext = new PlaintextHttp(http, this.#drain, handlers.request);
+    const plaintext = new PlaintextHttp(http, this.#drain, handlers);
     this.#timeouts.watch(plaintext.h2c as Http2Server, (session) => plaintext.socketOf(session));
     return { http, plaintext };
   }

@@ -11,7 +11,7 @@
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import { createServer as createH2cServer, type Http2Server, type Http2Session } from 'node:http2';
 import type { Socket } from 'node:net';
-import type { ConnectionDrain, RequestHandler } from './drain.js';
+import type { ConnectionDrain, ServedHandlers } from './drain.js';
 
 export const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 
@@ -33,15 +33,19 @@ export class PlaintextHttp {
   /** The socket being handed to the h2c server: its session is made (and announced) synchronously. */
   #handing: Socket | undefined;
 
-  /** `http1` is the listener's HTTP/1 server; h2c requests go to `request` through the same drain. */
-  constructor(http1: HttpServer, drain: ConnectionDrain, request: RequestHandler) {
+  /**
+   * `http1` is the listener's HTTP/1 server; h2c requests go to the same handlers through the same
+   * drain. All of them: an h2c CONNECT reaches only a 'connect' listener (which the drain hands to
+   * the request pipeline), and without one node:http2 answers it 405 itself, before any policy.
+   */
+  constructor(http1: HttpServer, drain: ConnectionDrain, handlers: ServedHandlers) {
     this.#http1 = http1;
     this.h2c = createH2cServer();
     // First of the 'session' listeners, so that the others can already ask socketOf.
     this.h2c.on('session', (session: Http2Session) => {
       if (this.#handing) this.#sockets.set(session, this.#handing);
     });
-    drain.serve(this.h2c, { request });
+    drain.serve(this.h2c, handlers);
     // A client's protocol error ends its own session; it is nothing for this process to report.
     this.h2c.on('sessionError', () => undefined);
   }

@@ -50,7 +50,7 @@ export function exchangeUpgrade(
     const up = httpRequest({
       method: req.method,
       path: req.path,
-      headers: { ...req.headers, connection: 'Upgrade', upgrade: tunnel.protocol },
+      headers: { ...withoutFraming(req.headers), connection: 'Upgrade', upgrade: tunnel.protocol },
       createConnection: () => upstream,
     });
     onCancelable({
@@ -132,4 +132,16 @@ function pipeTunnel(tunnel: UpgradeTunnel, upstream: Socket, upstreamHead: Buffe
   }
   upstream.pipe(client);
   client.pipe(upstream);
+}
+
+/**
+ * The upgrade request goes up without a body: what the client wrote after its head is tunnel data,
+ * sent only once the upstream has answered 101 (as Envoy's codec takes it). A `content-length` kept
+ * from the client would have the upstream wait for a body that never comes, holding both
+ * connections until the stream idle timeout. (`transfer-encoding` is hop-by-hop: already gone.)
+ */
+function withoutFraming(headers: ExchangeRequest['headers']): ExchangeRequest['headers'] {
+  if (headers['content-length'] === undefined) return headers;
+  const { 'content-length': _length, ...rest } = headers;
+  return rest;
 }
