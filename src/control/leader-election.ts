@@ -197,7 +197,12 @@ export class LeaderElection {
     this.#opts.logger.info({ lease: this.#where(), identity: this.#opts.identity }, 'leader election lock obtained: running this controller');
     this.#opts.onChange?.(true);
     this.#transitions = this.#transitions.then(() => {
-      if (this.#leading && !this.#work) this.#work = this.#opts.lead();
+      if (!this.#leading || this.#work) return;
+      try {
+        this.#work = this.#opts.lead();
+      } catch (err) {
+        this.#opts.logger.error({ lease: this.#where(), error: describeError(err) }, 'cannot start this controller');
+      }
     });
   }
 

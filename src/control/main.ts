@@ -228,8 +228,9 @@ async function leaderOnlyControllers(opts: ControlPlaneOptions, kubeconfig: Kube
       onChange: (leading) => metrics.leader(name, leading),
       lead: () => {
         const controller = lead();
-        // Its lists retry until the API server answers; each write is made as soon as it can be.
-        void controller.start();
+        // Its lists retry until the API server answers (a slow first list is logged, not fatal);
+        // each write is made as soon as it can be.
+        controller.start().catch((err: unknown) => log.warn({ election: name, error: err instanceof Error ? err.message : String(err) }, 'a leader-only controller has not started yet; it keeps trying'));
         return controller;
       },
     });
