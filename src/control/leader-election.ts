@@ -74,6 +74,8 @@ export class LeaderElection {
   readonly #path: string;
   #leading = false;
   #closed = false;
+  #started = false;
+  #closing: Promise<void> | undefined;
   #next: NodeJS.Timeout | undefined;
   #deadline: NodeJS.Timeout | undefined;
   #attempt: Promise<void> | undefined;
@@ -100,21 +102,24 @@ export class LeaderElection {
   }
 
   start(): void {
-    if (this.#closed || this.#attempt || this.#next) return;
+    if (this.#closed || this.#started) return;
+    this.#started = true;
     this.#try();
   }
 
   /** Stops the work, then gives the Lease up if this replica holds it. */
-  async close(): Promise<void> {
-    if (this.#closed) return this.#transitions;
-    this.#closed = true;
-    clearTimeout(this.#next);
-    this.#abort.abort(new Error('closed'));
-    await this.#attempt;
-    this.#stepDown(undefined);
-    await this.#transitions;
-    // Whether leading or not: a try that went through as we closed may have left it ours.
-    await this.#release();
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#closed = true;
+      clearTimeout(this.#next);
+      this.#abort.abort(new Error('closed'));
+      await this.#attempt;
+      this.#stepDown(undefined);
+      await this.#transitions;
+      // Whether leading or not: a try that went through as we closed may have left it ours.
+      if (this.#started) await this.#release();
+    })();
+    return this.#closing;
   }
 
   #try(): void {
@@ -140,12 +145,15 @@ export class LeaderElection {
         if (created.status !== 409) this.#won(sentAt);
         return;
       }
+      // When this replica saw the record: from the answer, not the question (a record written
+      // while the GET was on its way must not look older than it is).
+      const seenAt = Date.now();
       const lease = got.body;
       const meta = isRecord(lease.metadata) ? lease.metadata : {};
       const spec = isRecord(lease.spec) ? lease.spec : {};
       const holder = typeof spec.holderIdentity === 'string' ? spec.holderIdentity : '';
       const rv = String(meta.resourceVersion ?? '');
-      if (this.#observed?.rv !== rv) this.#observed = { rv, at: sentAt };
+      if (this.#observed?.rv !== rv) this.#observed = { rv, at: seenAt };
       const seconds = typeof spec.leaseDurationSeconds === 'number' && spec.leaseDurationSeconds > 0 ? spec.leaseDurationSeconds : this.#seconds();
       if (holder !== '' && holder !== identity && this.#observed.at + seconds * 1000 > Date.now()) {
         // Another replica holds it; had it been ours, our deadline would have stopped us already.
