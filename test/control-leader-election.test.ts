@@ -3,12 +3,16 @@
 // do (409 AlreadyExists, 409 Conflict on a stale resourceVersion, MicroTimes checked); of two
 // control planes exactly one runs each leader-only controller (the root publisher, the gateway
 // deployer) while both serve; the leader closing gives the Lease up and the other takes over; a
-// leader that cannot renew stops its controller before the other may take the Lease. Leases are
-// short here (options), and nothing is timed: every wait is for a state of the stand-in.
+// leader that cannot renew stops its controller before the other may take the Lease; and two real
+// `meshgate control` processes, as deploy/ runs them (POD_NAME), hand over on SIGTERM. Leases are
+// short in-process (options), and nothing is timed: every wait is for a state of the stand-in.
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { kubeJson, KubeApiError } from '../src/core/sources/kube-request.js';
 import { KubeSource } from '../src/core/sources/kube-source.js';
 import { startControlPlane, type RunningControlPlane } from '../src/control/main.js';
@@ -18,6 +22,7 @@ import { ROOT_CONFIGMAP } from '../src/control/root-cert-publisher.js';
 import { GATEWAY_DEPLOYMENT_ELECTION, LeaderElection, NAMESPACE_CONTROLLER_ELECTION, microTime } from '../src/control/leader-election.js';
 import { startKubeApi, type KubeApiStandIn } from './helpers/kube-api.js';
 import { memoryLogger } from './helpers/memory-logger.js';
+import { exited, meshgate, type MeshgateProcess } from './helpers/processes.js';
 
 const silent = pino({ level: 'silent' });
 const FAST = { initialMs: 50, maxMs: 400 };
@@ -196,5 +201,48 @@ describe('two control planes against one API server', () => {
     await api.until(() => other.cp.leading(GATEWAY_DEPLOYMENT_ELECTION), 'the other replica deploys gateways');
     api.delete('Deployment', 'shop', 'web-istio');
     await api.until(() => api.get('apps/v1', 'Deployment', 'shop', 'web-istio') !== undefined, 'the deployment made again');
+  });
+});
+
+describe('meshgate control, two processes with the manifests\' POD_NAME', () => {
+  let api: KubeApiStandIn;
+  let dir: string;
+  const procs: MeshgateProcess[] = [];
+  before(async () => {
+    api = await startKubeApi();
+    for (const ns of ['default', 'istio-system']) api.apply(namespace(ns));
+    dir = await mkdtemp(join(tmpdir(), 'meshgate-leader-'));
+  });
+  after(async () => {
+    for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+    await Promise.all(procs.map((p) => exited(p)));
+    await api?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('the pod named in the Lease publishes the root; on SIGTERM it gives the Lease up and the other takes it (istiod\'s timing)', async () => {
+    const tokens = new Map<string, string>();
+    for (const pod of ['meshgate-control-0', 'meshgate-control-1']) {
+      const client = api.clientKubeconfig();
+      tokens.set(pod, client.token);
+      await writeFile(join(dir, pod), client.yaml);
+      procs.push(meshgate(['control', '--config-source', 'kubernetes', '--kubeconfig', join(dir, pod), '--namespace', 'istio-system', '--port', '0', '--status-port', '0', '--debug-port', '0', '--injection-port', '0', '--listen-host', '127.0.0.1'], { POD_NAME: pod }));
+    }
+    await Promise.all(procs.map((p) => p.serving()));
+    const holder = () => api.get('coordination.k8s.io/v1', 'Lease', 'istio-system', NAMESPACE_CONTROLLER_ELECTION)?.spec?.holderIdentity as string | undefined;
+    await api.until(() => tokens.has(holder() ?? '') && ['default', 'istio-system'].every((ns) => api.get('v1', 'ConfigMap', ns, ROOT_CONFIGMAP) !== undefined), 'a pod holds the Lease and the root is published', 30_000);
+    const leader = holder()!;
+    const other = [...tokens.keys()].find((p) => p !== leader)!;
+    const writes = (pod: string) => api.requests.filter((r) => r.authorization === `Bearer ${tokens.get(pod)}` && ['POST', 'PUT'].includes(r.method) && r.path.includes('/configmaps'));
+    assert.ok(writes(leader).length > 0);
+    assert.deepEqual(writes(other), [], 'the other pod serves, and publishes nothing');
+    const leaderProc = procs[leader === 'meshgate-control-0' ? 0 : 1]!;
+    leaderProc.kill('SIGTERM');
+    assert.equal(await exited(leaderProc), 0);
+    assert.notEqual(holder(), leader, 'released on the way out');
+    await api.until(() => holder() === other, 'the other pod holds the Lease', 30_000);
+    api.delete('ConfigMap', 'default', ROOT_CONFIGMAP);
+    await api.until(() => api.get('v1', 'ConfigMap', 'default', ROOT_CONFIGMAP) !== undefined, 'the new leader put the ConfigMap back');
+    assert.ok(writes(other).length > 0);
   });
 });

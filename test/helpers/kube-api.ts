@@ -47,7 +47,7 @@ export interface KubeApiStandIn {
   /** The same, as kubeconfig YAML (for a `--kubeconfig FILE`). */
   kubeconfigYaml(): string;
   /** A kubeconfig with a token of its own, accepted like the main one: a client the test can cut off alone. */
-  clientKubeconfig(): { kubeconfig: KubeConfig; token: string };
+  clientKubeconfig(): { kubeconfig: KubeConfig; token: string; yaml: string };
   /** Answer 401 to every request made with `token` from now on (cut off), only those on `plural` when given; or accept it again. */
   refuseToken(token: string, refused: boolean, plural?: string): void;
   /** Create or replace an object (as `kubectl apply` would end up); returns its new resourceVersion. */
@@ -312,7 +312,7 @@ current-context: stand-in
       clientTokens.add(t);
       const kc = new KubeConfig();
       kc.loadFromString(kubeconfigYaml(t));
-      return { kubeconfig: kc, token: t };
+      return { kubeconfig: kc, token: t, yaml: kubeconfigYaml(t) };
     },
     refuseToken(t, yes, plural) {
       if (yes) refused.set(t, plural);
