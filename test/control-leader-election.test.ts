@@ -1,4 +1,4 @@
-// Leader election between control-plane replicas (src/control/leader-election.ts), against the API
+// Leader election between control-plane replicas (src/core/sources/kube-leader-election.ts), against the API
 // stand-in with the real @kubernetes/client-node: the stand-in's Leases answer as kube-apiserver's
 // do (409 AlreadyExists, 409 Conflict on a stale resourceVersion, MicroTimes checked); of two
 // control planes exactly one runs each leader-only controller (the root publisher, the gateway
@@ -19,7 +19,7 @@ import { startControlPlane, type RunningControlPlane } from '../src/control/main
 import { loadOrCreateCaSecrets } from '../src/control/ca-secrets.js';
 import { TokenReviewAuthenticator } from '../src/control/token-review.js';
 import { ROOT_CONFIGMAP } from '../src/control/root-cert-publisher.js';
-import { GATEWAY_DEPLOYMENT_ELECTION, LeaderElection, NAMESPACE_CONTROLLER_ELECTION, microTime } from '../src/control/leader-election.js';
+import { GATEWAY_DEPLOYMENT_ELECTION, LeaderElection, NAMESPACE_CONTROLLER_ELECTION, microTime } from '../src/core/sources/kube-leader-election.js';
 import { startKubeApi, type KubeApiStandIn } from './helpers/kube-api.js';
 import { memoryLogger } from './helpers/memory-logger.js';
 import { exited, meshgate, type MeshgateProcess } from './helpers/processes.js';

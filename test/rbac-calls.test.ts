@@ -18,7 +18,7 @@ import { caBundleUpdater } from '../src/control/webhook-ca-bundle.js';
 import { NodeVersions } from '../src/control/node-versions.js';
 import { GATEWAYS_BINDING } from '../src/control/gateway-deployer.js';
 import { ROOT_CONFIGMAP } from '../src/control/root-cert-publisher.js';
-import { GATEWAY_DEPLOYMENT_ELECTION, NAMESPACE_CONTROLLER_ELECTION } from '../src/control/leader-election.js';
+import { GATEWAY_DEPLOYMENT_ELECTION, GATEWAY_STATUS_ELECTION, NAMESPACE_CONTROLLER_ELECTION } from '../src/core/sources/kube-leader-election.js';
 import { startKubeApi, type KubeApiStandIn } from './helpers/kube-api.js';
 import { startKubeGateway } from './helpers/kube-gateway.js';
 import { INFRA, baseYaml, httpRouteYaml } from './helpers/gateway-api-yaml.js';
@@ -54,7 +54,7 @@ describe('RBAC in deploy/ covers every call the code makes', () => {
     assert.deepEqual(attributesOf({ method: 'GET', path: '/api/v1/configmaps', query: { watch: 'true', fieldSelector: 'metadata.name=x' }, authorization: undefined, status: 200 }), { verb: 'watch', group: '', resource: 'configmaps', name: 'x' });
   });
 
-  it('the gateway: every collection it reads, its Secrets, its ACME Secrets, the Gateway API and Ingress status it writes', async () => {
+  it('the gateway: every collection it reads, its Secrets, its ACME Secrets, the Gateway API and Ingress status it writes, its status Lease', async () => {
     api = await startKubeApi();
     api.applyYaml(baseYaml({ v1: 1, v2: 2, v3: 3, web: 4 }));
     api.applyYaml(httpRouteYaml('route', { gateway: 'all-namespaces', hostname: 'shop.example.com', backend: 'infra-backend-v1', port: 8080, namespace: INFRA }));
@@ -74,6 +74,7 @@ describe('RBAC in deploy/ covers every call the code makes', () => {
     try {
       const wrote = (plural: string) => api.statusWrites.some((w) => w.startsWith(`${plural} `));
       await api.until(() => ['gatewayclasses', 'gateways', 'httproutes', 'ingresses'].every(wrote), 'status written for the class, the Gateways, the route and the Ingress');
+      assert.ok(api.get('coordination.k8s.io/v1', 'Lease', 'istio-system', GATEWAY_STATUS_ELECTION), 'status written as the holder of its Lease');
     } finally {
       await gw.close();
       await secrets.close();

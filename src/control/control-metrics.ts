@@ -74,7 +74,7 @@ export class ControlMetrics {
     this.pushTime = new Histogram({ name: 'pilot_xds_push_time', help: 'Seconds one push to one proxy takes, from computing what it gets to having written it, by type (`sotw` or `delta`).', labelNames: ['type'], buckets: [0.01, 0.1, 1, 3, 5, 10, 20, 30], registers });
     this.configSize = new Histogram({ name: 'pilot_xds_config_size_bytes', help: 'Bytes of configuration pushed to a proxy, by type (`sotw` or `delta`).', labelNames: ['type'], buckets: [1, 10000, 1000000, 4000000, 10000000, 40000000], registers });
     this.triggers = new Counter({ name: 'pilot_push_triggers', help: 'Pushes triggered, by the reason for the push (what kind of resource changed).', labelNames: ['type'], registers });
-    // istiod has no series for it; its log says when a lock is obtained or lost (leader-election.ts).
+    // istiod has no series for it; its log says when a lock is obtained or lost (kube-leader-election.ts).
     this.leaderships = new Gauge({ name: 'meshgate_control_leader', help: 'Whether this replica holds the Lease of an election (1) or not (0), by the Lease\'s name.', labelNames: ['election'], registers });
     this.connectedProxies.set(0);
     this.addIstiodSeries(registers);

@@ -26,7 +26,7 @@ import { createInjectionWebhook, INJECTION_PORT, type InjectionWebhookOptions } 
 import type { NodeVersions } from './node-versions.js';
 import type { CaBundleUpdater } from './webhook-ca-bundle.js';
 import type { KubeConfig } from '@kubernetes/client-node';
-import type { LeaderElection, LeaseTiming } from './leader-election.js';
+import type { LeaderElection, LeaseTiming } from '../core/sources/kube-leader-election.js';
 import type { ServedTrustDomain } from './served-trust-domain.js';
 
 /** Where proxies reach the control plane: on the machine, and as the Service deploy/ creates. */
@@ -84,7 +84,7 @@ export interface ControlPlaneOptions {
   /**
    * Cluster mode: the leader election of the controllers that write to the API server (the root
    * publisher, the gateway deployer), one Lease each in `namespace` (default istio-system), held as
-   * `identity` (default $POD_NAME); `timing` default istiod's (leader-election.ts).
+   * `identity` (default $POD_NAME); `timing` default istiod's (kube-leader-election.ts).
    */
   readonly election?: { readonly namespace?: string; readonly identity?: string; readonly timing?: Partial<LeaseTiming> };
 }
@@ -213,7 +213,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
  * as every istiod patches its own, and only when it differs.
  */
 async function leaderOnlyControllers(opts: ControlPlaneOptions, kubeconfig: KubeConfig, metrics: ControlMetrics, log: Logger): Promise<LeaderElection[]> {
-  const { LeaderElection, NAMESPACE_CONTROLLER_ELECTION, GATEWAY_DEPLOYMENT_ELECTION, defaultIdentity } = await import('./leader-election.js');
+  const { LeaderElection, NAMESPACE_CONTROLLER_ELECTION, GATEWAY_DEPLOYMENT_ELECTION, defaultIdentity } = await import('../core/sources/kube-leader-election.js');
   const backoff = opts.kubeBackoff ? { backoff: opts.kubeBackoff } : {};
   const identity = opts.election?.identity ?? defaultIdentity();
   const elect = (name: string, lead: () => { start(): Promise<void>; close(): Promise<void> }): LeaderElection => {

@@ -1,8 +1,9 @@
-// Leader election between control-plane replicas, as istiod elects: one coordination.k8s.io/v1
-// Lease per controller in the control plane's namespace, held by one pod at a time
-// (holderIdentity: its name). Every replica serves proxies, signs certificates and answers the
-// injector; only the holder of a Lease runs the controller it guards, so that two replicas (of two
-// versions, in a rolling upgrade) never write the same objects against each other.
+// Leader election between replicas, as istiod elects: one coordination.k8s.io/v1 Lease per
+// controller in the replicas' namespace, held by one pod at a time (holderIdentity: its name). The
+// control plane elects the holders of its root publisher and gateway deployer (control/main.ts), a
+// gateway the one of its replicas that writes status (gateway-api/status-leader.ts); everything
+// else runs on every replica. Two replicas (of two versions, in a rolling upgrade) then never write
+// the same objects against each other.
 //
 // The rules are client-go's, with istiod's timing (30 s lease, 15 s renew deadline, a try every
 // 7.5 s). A replica takes the Lease when nobody holds it, when it names the replica itself, or when
@@ -18,12 +19,14 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { isRecord } from '../core/config/load.js';
-import { describeError, kubeJson } from '../core/sources/kube-request.js';
+import { isRecord } from '../config/load.js';
+import { describeError, kubeJson } from './kube-request.js';
 
 /** istiod's Lease names: the namespace controller (the root ConfigMaps), and the gateway deployment controller of revision default. */
 export const NAMESPACE_CONTROLLER_ELECTION = 'istio-namespace-controller-election';
 export const GATEWAY_DEPLOYMENT_ELECTION = 'istio-gateway-deployment-default';
+/** istiod's Lease for the Gateway API status; here a gateway's, in its namespace, when it serves every Gateway. */
+export const GATEWAY_STATUS_ELECTION = 'istio-gateway-status-leader';
 
 export interface LeaseTiming {
   /** How long a Lease not renewed stays another replica's (written as leaseDurationSeconds, at least 1). */
