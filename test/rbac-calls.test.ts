@@ -25,6 +25,8 @@ import { INFRA, baseYaml, httpRouteYaml } from './helpers/gateway-api-yaml.js';
 import { INGRESS_CLASSES, ingressPath, ingressYaml } from './helpers/ingress-yaml.js';
 import { allowed, attributesOf, deployObjects, uncoveredCalls } from './helpers/rbac.js';
 import { DEFAULT_GATEWAY_SERVICE_ACCOUNT } from '../src/core/model/gateway-names.js';
+import { deploymentObjects, serviceAccountName, type GatewayObject } from '../src/core/gateway-api/deployment-objects.js';
+import { statusLeaseName } from '../src/core/gateway-api/status-leader.js';
 
 const silent = pino({ level: 'silent' });
 const FAST = { initialMs: 50, maxMs: 400 };
@@ -80,6 +82,29 @@ describe('RBAC in deploy/ covers every call the code makes', () => {
       await secrets.close();
     }
     assert.deepEqual(uncoveredCalls(objects, GATEWAY_SA, api.requests), [], 'calls the gateway made that its RBAC does not allow');
+    await api.close();
+  });
+
+  it('a Gateway\'s own gateway: with the RoleBinding and binding subject the control plane makes for it, its reads, status and status Lease', async () => {
+    api = await startKubeApi();
+    api.applyYaml(baseYaml({ v1: 1, v2: 2, v3: 3, web: 4 }));
+    const gateway = api.get('gateway.networking.k8s.io/v1', 'Gateway', INFRA, 'same-namespace')!;
+    const made = deploymentObjects(gateway as unknown as GatewayObject, 'meshgate.io/gateway-controller', { image: 'registry.example/meshgate:1.2.3' });
+    const sa = { namespace: INFRA, name: serviceAccountName(gateway as unknown as GatewayObject) };
+    const granted = [
+      ...objects,
+      { ...made.roleBinding },
+      // The control plane keeps the gateways' accounts as the subjects of this binding.
+      { ...objects.find((o) => o.kind === 'ClusterRoleBinding' && o.metadata.name === GATEWAYS_BINDING), subjects: [{ kind: 'ServiceAccount', ...sa }] },
+    ];
+    const key = `${sa.namespace}/${gateway.metadata.name}`;
+    const { gw } = await startKubeGateway(api.kubeconfig(), { namespace: sa.namespace, gatewayNames: new Set([key]) });
+    try {
+      await api.until(() => api.statusWrites.some((w) => w.startsWith('gateways ')) && api.get('coordination.k8s.io/v1', 'Lease', sa.namespace, statusLeaseName(new Set([key]))) !== undefined, 'its Gateway\'s status written, as the holder of its Lease');
+    } finally {
+      await gw.close();
+    }
+    assert.deepEqual(uncoveredCalls(granted, sa, api.requests), [], 'calls a Gateway\'s own gateway made that its RBAC does not allow');
     await api.close();
   });
 
