@@ -57,6 +57,18 @@ describe('control plane in cluster mode', () => {
     assert.equal(api.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/secrets')).length, 1, 'created once');
   });
 
+  it('two replicas starting at once: the API server lets one create istio-ca-secret, and both use that root', async () => {
+    const before = api.requests.length;
+    const [a, b] = await Promise.all([loadOrCreateCaSecrets(api.kubeconfig(), 'race'), loadOrCreateCaSecrets(api.kubeconfig(), 'race')]);
+    assert.ok(a.ok && b.ok);
+    const stored = Buffer.from(api.get('v1', 'Secret', 'race', 'istio-ca-secret')!.data['ca-cert.pem'], 'base64').toString();
+    assert.equal(a.ca.rootCertPem, stored);
+    assert.equal(b.ca.rootCertPem, stored, 'the loser of the create uses the winner\'s root, not its own');
+    const creates = api.requests.slice(before).filter((r) => r.method === 'POST' && r.path === '/api/v1/namespaces/race/secrets');
+    assert.equal(creates.filter((r) => r.status === 201).length, 1);
+    assert.ok(creates.every((r) => r.status === 201 || r.status === 409), JSON.stringify(creates.map((r) => r.status)));
+  });
+
   it("prefers an operator's cacerts Secret, and names the key when it is broken", async () => {
     const root = issueCertificate({ subjectCN: 'operator root', days: 30, isCA: true, keyType: 'ec' });
     const inter = issueCertificate({ subjectCN: 'cluster intermediate', days: 10, isCA: true, keyType: 'ec', issuer: root });

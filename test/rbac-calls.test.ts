@@ -1,9 +1,10 @@
 // RBAC in deploy/ against the calls the code really makes: the gateway and the control plane run
 // against the API stand-in, doing what they do on a cluster (reading every collection, writing
 // status, ACME Secrets, the CA Secret, the root ConfigMaps, the automated deployment's objects, the
-// injector's caBundle, TokenReviews), and every request the stand-in received is checked, by its
-// verb, group, resource, subresource, namespace and name, against what the manifests grant that
-// service account. A call missing here is a 403 that only a real cluster would show.
+// injector's caBundle, TokenReviews, the leader-election Leases), and every request the stand-in
+// received is checked, by its verb, group, resource, subresource, namespace and name, against what
+// the manifests grant that service account. A call missing here is a 403 that only a real cluster
+// would show.
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,17 +18,21 @@ import { caBundleUpdater } from '../src/control/webhook-ca-bundle.js';
 import { NodeVersions } from '../src/control/node-versions.js';
 import { GATEWAYS_BINDING } from '../src/control/gateway-deployer.js';
 import { ROOT_CONFIGMAP } from '../src/control/root-cert-publisher.js';
+import { GATEWAY_DEPLOYMENT_ELECTION, GATEWAY_STATUS_ELECTION, NAMESPACE_CONTROLLER_ELECTION } from '../src/core/sources/kube-leader-election.js';
 import { startKubeApi, type KubeApiStandIn } from './helpers/kube-api.js';
 import { startKubeGateway } from './helpers/kube-gateway.js';
 import { INFRA, baseYaml, httpRouteYaml } from './helpers/gateway-api-yaml.js';
 import { INGRESS_CLASSES, ingressPath, ingressYaml } from './helpers/ingress-yaml.js';
 import { allowed, attributesOf, deployObjects, uncoveredCalls } from './helpers/rbac.js';
 import { DEFAULT_GATEWAY_SERVICE_ACCOUNT } from '../src/core/model/gateway-names.js';
+import { deploymentObjects, serviceAccountName, type GatewayObject } from '../src/core/gateway-api/deployment-objects.js';
+import { statusLeaseName } from '../src/core/gateway-api/status-leader.js';
 
 const silent = pino({ level: 'silent' });
 const FAST = { initialMs: 50, maxMs: 400 };
 const GATEWAY_SA = { namespace: 'istio-system', name: DEFAULT_GATEWAY_SERVICE_ACCOUNT };
 const CONTROL_SA = { namespace: 'istio-system', name: 'meshgate-control' };
+const LEASES = '/apis/coordination.k8s.io/v1/namespaces/istio-system/leases';
 
 describe('RBAC in deploy/ covers every call the code makes', () => {
   let objects: Awaited<ReturnType<typeof deployObjects>>;
@@ -51,7 +56,7 @@ describe('RBAC in deploy/ covers every call the code makes', () => {
     assert.deepEqual(attributesOf({ method: 'GET', path: '/api/v1/configmaps', query: { watch: 'true', fieldSelector: 'metadata.name=x' }, authorization: undefined, status: 200 }), { verb: 'watch', group: '', resource: 'configmaps', name: 'x' });
   });
 
-  it('the gateway: every collection it reads, its Secrets, its ACME Secrets, the Gateway API and Ingress status it writes', async () => {
+  it('the gateway: every collection it reads, its Secrets, its ACME Secrets, the Gateway API and Ingress status it writes, its status Lease', async () => {
     api = await startKubeApi();
     api.applyYaml(baseYaml({ v1: 1, v2: 2, v3: 3, web: 4 }));
     api.applyYaml(httpRouteYaml('route', { gateway: 'all-namespaces', hostname: 'shop.example.com', backend: 'infra-backend-v1', port: 8080, namespace: INFRA }));
@@ -71,6 +76,7 @@ describe('RBAC in deploy/ covers every call the code makes', () => {
     try {
       const wrote = (plural: string) => api.statusWrites.some((w) => w.startsWith(`${plural} `));
       await api.until(() => ['gatewayclasses', 'gateways', 'httproutes', 'ingresses'].every(wrote), 'status written for the class, the Gateways, the route and the Ingress');
+      assert.ok(api.get('coordination.k8s.io/v1', 'Lease', 'istio-system', GATEWAY_STATUS_ELECTION), 'status written as the holder of its Lease');
     } finally {
       await gw.close();
       await secrets.close();
@@ -79,7 +85,30 @@ describe('RBAC in deploy/ covers every call the code makes', () => {
     await api.close();
   });
 
-  it('the control plane: the CA Secret, TokenReviews, root ConfigMaps, automated deployment, the injector caBundle, Nodes', async () => {
+  it('a Gateway\'s own gateway: with the RoleBinding and binding subject the control plane makes for it, its reads, status and status Lease', async () => {
+    api = await startKubeApi();
+    api.applyYaml(baseYaml({ v1: 1, v2: 2, v3: 3, web: 4 }));
+    const gateway = api.get('gateway.networking.k8s.io/v1', 'Gateway', INFRA, 'same-namespace')!;
+    const made = deploymentObjects(gateway as unknown as GatewayObject, 'meshgate.io/gateway-controller', { image: 'registry.example/meshgate:1.2.3' });
+    const sa = { namespace: INFRA, name: serviceAccountName(gateway as unknown as GatewayObject) };
+    const granted = [
+      ...objects,
+      { ...made.roleBinding },
+      // The control plane keeps the gateways' accounts as the subjects of this binding.
+      { ...objects.find((o) => o.kind === 'ClusterRoleBinding' && o.metadata.name === GATEWAYS_BINDING), subjects: [{ kind: 'ServiceAccount', ...sa }] },
+    ];
+    const key = `${sa.namespace}/${gateway.metadata.name}`;
+    const { gw } = await startKubeGateway(api.kubeconfig(), { namespace: sa.namespace, gatewayNames: new Set([key]) });
+    try {
+      await api.until(() => api.statusWrites.some((w) => w.startsWith('gateways ')) && api.get('coordination.k8s.io/v1', 'Lease', sa.namespace, statusLeaseName(new Set([key]))) !== undefined, 'its Gateway\'s status written, as the holder of its Lease');
+    } finally {
+      await gw.close();
+    }
+    assert.deepEqual(uncoveredCalls(granted, sa, api.requests), [], 'calls a Gateway\'s own gateway made that its RBAC does not allow');
+    await api.close();
+  });
+
+  it('the control plane: the CA Secret, TokenReviews, root ConfigMaps, automated deployment, the injector caBundle, Nodes, its leader Leases', async () => {
     api = await startKubeApi();
     for (const ns of ['default', 'istio-system']) api.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
     api.apply({ apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', metadata: { name: 'meshgate-sidecar-injector' }, webhooks: [{ name: 'a', clientConfig: {} }] });
@@ -110,6 +139,7 @@ describe('RBAC in deploy/ covers every call the code makes', () => {
       statusPort: 0,
       listenHost: '127.0.0.1',
       logger: silent,
+      election: { namespace: 'istio-system', identity: 'meshgate-control-0', timing: { leaseDurationMs: 3000, renewDeadlineMs: 1500, retryPeriodMs: 50 } },
     });
     try {
       const authenticated = await authenticator.authenticate('proxy-token');
@@ -121,11 +151,17 @@ describe('RBAC in deploy/ covers every call the code makes', () => {
           (api.get('rbac.authorization.k8s.io/v1', 'ClusterRoleBinding', '', GATEWAYS_BINDING)?.subjects?.length ?? 0) > 0 &&
           api.get('v1', 'ConfigMap', 'default', ROOT_CONFIGMAP) !== undefined &&
           api.requests.some((r) => r.method === 'PATCH') &&
-          api.requests.some((r) => r.path === '/api/v1/nodes' && r.query.watch === 'true'),
-        'the deployment made, the root published, the caBundle set, the Nodes watched',
+          api.requests.some((r) => r.path === '/api/v1/nodes' && r.query.watch === 'true') &&
+          api.requests.filter((r) => r.method === 'PUT' && r.path.startsWith(LEASES)).length >= 2,
+        'the deployment made, the root published, the caBundle set, the Nodes watched, the Leases renewed',
       );
     } finally {
       await cp.close();
+    }
+    // Each Lease created, renewed (update), and given up on close.
+    for (const e of [NAMESPACE_CONTROLLER_ELECTION, GATEWAY_DEPLOYMENT_ELECTION]) {
+      assert.ok(api.requests.some((r) => r.method === 'POST' && r.path === LEASES && (r.body as { metadata: { name: string } }).metadata.name === e), `${e} created`);
+      assert.equal(api.get('coordination.k8s.io/v1', 'Lease', 'istio-system', e)!.spec.holderIdentity, '', `${e} released`);
     }
     assert.deepEqual(uncoveredCalls(objects, CONTROL_SA, api.requests), [], 'calls the control plane made that its RBAC does not allow');
   });

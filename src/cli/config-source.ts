@@ -94,8 +94,15 @@ export async function kubeSecrets(choice: { readonly kubeconfig: string | undefi
   return new KubeSecrets({ kubeconfig: loadKubeConfig(choice.kubeconfig), namespace, logger: log.child({ source: 'kubernetes', secrets: namespace }) });
 }
 
-/** The writer of Gateway API status to the API server the gateway reads (`--config-source kubernetes`). */
-export async function gatewayApiStatusWriter(choice: { readonly kubeconfig: string | undefined }, log: Logger): Promise<{ write(s: Snapshot): unknown; close(): Promise<void> }> {
-  const [{ loadKubeConfig }, { GatewayApiStatusWriter }] = await Promise.all([import('../core/sources/kube-source.js'), import('../core/gateway-api/status-writer.js')]);
-  return new GatewayApiStatusWriter({ kubeconfig: loadKubeConfig(choice.kubeconfig), logger: log.child({ component: 'gateway-api-status' }) });
+/**
+ * The writer of Gateway API status to the API server the gateway reads (`--config-source
+ * kubernetes`): of the replicas of one gateway, the holder of its Lease in `namespace` writes.
+ */
+export async function gatewayApiStatusWriter(
+  choice: { readonly kubeconfig: string | undefined },
+  log: Logger,
+  where: { readonly namespace: string; readonly gatewayNames?: ReadonlySet<string> },
+): Promise<{ write(s: Snapshot): unknown; close(): Promise<void> }> {
+  const [{ loadKubeConfig }, { ElectedStatusWriter }] = await Promise.all([import('../core/sources/kube-source.js'), import('../core/gateway-api/status-leader.js')]);
+  return new ElectedStatusWriter({ kubeconfig: loadKubeConfig(choice.kubeconfig), ...where, logger: log.child({ component: 'gateway-api-status' }) });
 }

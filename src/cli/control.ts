@@ -30,6 +30,9 @@ service-account token (audience istio-ca), checked by the API server (TokenRevie
 is the one the review names; the CA is the Secret cacerts in --namespace when present (plugged in),
 else a self-signed root kept in the Secret istio-ca-secret (made on first start, reused after); the
 root is published as the ConfigMap istio-ca-root-cert (key root-cert.pem) in every namespace.
+Replicas elect, as istiod's do, one of them to publish it and one to deploy Gateway API gateways
+(Leases istio-namespace-controller-election and istio-gateway-deployment-default in --namespace,
+held as $POD_NAME); every replica serves proxies, signs and injects.
 
   --config DIR          folder of Istio YAML (watched)
   --config-source kubernetes
@@ -39,8 +42,8 @@ root is published as the ConfigMap istio-ca-root-cert (key root-cert.pem) in eve
                         only these namespaces (default: all)
   --tokens FILE         YAML list of {token, namespace, serviceAccount}: the callers and the identity
                         each token stands for (re-read when it changes); --config DIR only
-  --namespace NS        cluster mode: the control plane's namespace, where the CA Secrets are
-                        (default: $POD_NAMESPACE, else istio-system)
+  --namespace NS        cluster mode: the control plane's namespace, where the CA Secrets and the
+                        leader Leases are (default: $POD_NAMESPACE, else istio-system)
   --port N              TLS port for proxies (default ${CONTROL_PLANE_PORT})
   --ca-dir DIR          the mesh CA: ca-cert.pem, ca-key.pem, root-cert.pem[, cert-chain.pem]; an
                         empty folder gets a new self-signed root (default certs/mesh-ca; in
@@ -129,7 +132,8 @@ export async function runControlCommand(argv: string[]): Promise<number> {
     trustDomain: served,
     authenticator,
     // Gateway API automated deployment: the gateways run the image injected sidecars run, as Istio's do.
-    ...(kubeconfig ? { kubeconfig, gatewayImage: values['proxy-image'] ?? DEFAULT_INJECT_IMAGE } : {}),
+    // Its controllers that write to the API server run on one replica at a time: Leases in its namespace.
+    ...(kubeconfig ? { kubeconfig, gatewayImage: values['proxy-image'] ?? DEFAULT_INJECT_IMAGE, election: { namespace } } : {}),
     port,
     statusPort,
     debugPort,

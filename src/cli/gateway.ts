@@ -55,7 +55,8 @@ export const GATEWAY_HELP = `usage: meshgate gateway --config DIR --ports 80=808
                         Istio Gateways selecting istio=ingressgateway are not served)
   --namespace NS        the gateway's namespace (default istio-system); with --config-source
                         kubernetes, credentialName is a Secret in it (kubernetes.io/tls, or
-                        cert/key/cacert; <name>-cacert for MUTUAL's CA), followed as it changes
+                        cert/key/cacert; <name>-cacert for MUTUAL's CA), followed as it changes;
+                        and the Lease by which one of the gateway's replicas ($POD_NAME) writes status
   --gateway-name LIST   serve only these Gateway API Gateways, e.g. default/web,shop/edge (default:
                         every Gateway whose class is meshgate's: controllerName
                         meshgate.io/gateway-controller or istio.io/gateway-controller, or the
@@ -205,8 +206,9 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
       ...(worker !== undefined ? { breakers: workerBreakers(workerTotal()) } : {}),
       ...(mesh ? { source: mesh.source, identity: mesh.identity } : 'dir' in choice ? { configDir: choice.dir } : 'kubeconfig' in choice ? { source: await kubeSource(choice, log) } : {}),
       ...(credentialsFrom === 'kubernetes' ? { secrets: await kubeSecrets({ kubeconfig: 'kubeconfig' in choice ? choice.kubeconfig : undefined }, common.namespace, log) } : {}),
-      // In a cluster one process writes the Gateway API status (the first worker, like ACME orders).
-      ...('kubeconfig' in choice && (worker ?? 0) === 0 ? { gatewayApiStatus: await gatewayApiStatusWriter(choice, log) } : {}),
+      // In a cluster one process writes the Gateway API status (the first worker, like ACME orders),
+      // of the replica holding the gateway's status Lease.
+      ...('kubeconfig' in choice && (worker ?? 0) === 0 ? { gatewayApiStatus: await gatewayApiStatusWriter(choice, log, { namespace: common.namespace, ...(gatewayNames ? { gatewayNames } : {}) }) } : {}),
     });
   } catch (err) {
     // Startup failures (a port in use, an unreachable API server) are said in one line, not a stack.

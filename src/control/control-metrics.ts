@@ -8,7 +8,8 @@
 // (`citadel_server_csr_count`, `citadel_server_success_cert_issuance_count`,
 // `citadel_server_csr_sign_err_count`, `citadel_server_authentication_failure_count`, the root's
 // expiry), services known (`pilot_services`), sidecar injection (`sidecar_injection_*_total`) and
-// `istio_build{component="pilot"}`. Served on the debug port at `/metrics`, as istiod serves its
+// `istio_build{component="pilot"}`; and, in cluster mode, which Leases this replica holds
+// (`meshgate_control_leader{election}`). Served on the debug port at `/metrics`, as istiod serves its
 // monitoring port (15014).
 
 import { X509Certificate } from 'node:crypto';
@@ -56,6 +57,7 @@ export class ControlMetrics {
   private readonly pushTime: Histogram<'type'>;
   private readonly configSize: Histogram<'type'>;
   private readonly triggers: Counter<'type'>;
+  private readonly leaderships: Gauge<'election'>;
 
   constructor() {
     const registers = [this.registry];
@@ -72,6 +74,8 @@ export class ControlMetrics {
     this.pushTime = new Histogram({ name: 'pilot_xds_push_time', help: 'Seconds one push to one proxy takes, from computing what it gets to having written it, by type (`sotw` or `delta`).', labelNames: ['type'], buckets: [0.01, 0.1, 1, 3, 5, 10, 20, 30], registers });
     this.configSize = new Histogram({ name: 'pilot_xds_config_size_bytes', help: 'Bytes of configuration pushed to a proxy, by type (`sotw` or `delta`).', labelNames: ['type'], buckets: [1, 10000, 1000000, 4000000, 10000000, 40000000], registers });
     this.triggers = new Counter({ name: 'pilot_push_triggers', help: 'Pushes triggered, by the reason for the push (what kind of resource changed).', labelNames: ['type'], registers });
+    // istiod has no series for it; its log says when a lock is obtained or lost (kube-leader-election.ts).
+    this.leaderships = new Gauge({ name: 'meshgate_control_leader', help: 'Whether this replica holds the Lease of an election (1) or not (0), by the Lease\'s name.', labelNames: ['election'], registers });
     this.connectedProxies.set(0);
     this.addIstiodSeries(registers);
   }
@@ -125,6 +129,11 @@ export class ControlMetrics {
   /** How to count the services of the current configuration, read at scrape time. */
   countServices(count: () => number): void {
     this.services = count;
+  }
+
+  /** This replica gained (true) or lost the Lease of `election`. */
+  leader(election: string, leading: boolean): void {
+    this.leaderships.set({ election }, leading ? 1 : 0);
   }
 
   certificateAuthenticationFailed(): void {

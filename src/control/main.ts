@@ -26,8 +26,7 @@ import { createInjectionWebhook, INJECTION_PORT, type InjectionWebhookOptions } 
 import type { NodeVersions } from './node-versions.js';
 import type { CaBundleUpdater } from './webhook-ca-bundle.js';
 import type { KubeConfig } from '@kubernetes/client-node';
-import type { RootCertPublisher } from './root-cert-publisher.js';
-import type { GatewayDeployer } from './gateway-deployer.js';
+import type { LeaderElection, LeaseTiming } from '../core/sources/kube-leader-election.js';
 import type { ServedTrustDomain } from './served-trust-domain.js';
 
 /** Where proxies reach the control plane: on the machine, and as the Service deploy/ creates. */
@@ -82,6 +81,12 @@ export interface ControlPlaneOptions {
    * deployment, gateway-deployer.ts); absent: Gateways get no deployment of their own.
    */
   readonly gatewayImage?: string;
+  /**
+   * Cluster mode: the leader election of the controllers that write to the API server (the root
+   * publisher, the gateway deployer), one Lease each in `namespace` (default istio-system), held as
+   * `identity` (default $POD_NAME); `timing` default istiod's (kube-leader-election.ts).
+   */
+  readonly election?: { readonly namespace?: string; readonly identity?: string; readonly timing?: Partial<LeaseTiming> };
 }
 
 export interface RunningControlPlane {
@@ -98,6 +103,8 @@ export interface RunningControlPlane {
   readonly registry: ProxyRegistry;
   /** The version now handed out. */
   version(): string | undefined;
+  /** Whether this replica holds the Lease of that election (cluster mode; always false in file mode). */
+  leading(election: string): boolean;
   close(): Promise<void>;
   destroy(): Promise<void>;
 }
@@ -146,12 +153,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   const meshDefaultConfig = (): Record<string, unknown> | undefined => settings().defaultConfig;
   const injector = opts.injection ? createInjectionWebhook({ prometheusMerge, meshDefaultConfig, trustDomain: () => opts.ca.trustDomain, ...opts.injection, ca: opts.ca, metrics, log: log.child({ component: 'injector' }) }) : undefined;
   // Loaded only in cluster mode: the Kubernetes client is large, and file mode does without it.
-  const publisher: RootCertPublisher | undefined = opts.kubeconfig
-    ? new (await import('./root-cert-publisher.js')).RootCertPublisher({ kubeconfig: opts.kubeconfig, rootCertPem: opts.ca.rootCertPem, logger: log.child({ component: 'root-cert' }), ...(opts.kubeBackoff ? { backoff: opts.kubeBackoff } : {}) })
-    : undefined;
-  const deployer: GatewayDeployer | undefined = opts.kubeconfig && opts.gatewayImage !== undefined
-    ? new (await import('./gateway-deployer.js')).GatewayDeployer({ kubeconfig: opts.kubeconfig, image: opts.gatewayImage, logger: log.child({ component: 'gateway-deployer' }), ...(opts.kubeBackoff ? { backoff: opts.kubeBackoff } : {}) })
-    : undefined;
+  const elections = opts.kubeconfig ? await leaderOnlyControllers(opts, opts.kubeconfig, metrics, log) : [];
 
   const stop = async (hard: boolean): Promise<void> => {
     closing = true;
@@ -159,7 +161,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     else await distributor.close().catch(() => undefined);
     await opts.injection?.caBundle?.close();
     await opts.injection?.nodes?.close();
-    await Promise.all([stopServer(server, hard), stopServer(status, hard), ...(debug ? [stopServer(debug, hard)] : []), ...(injector ? [stopServer(injector, hard)] : []), ...(publisher ? [publisher.close()] : []), ...(deployer ? [deployer.close()] : []), metricsServer?.close()]);
+    await Promise.all([stopServer(server, hard), stopServer(status, hard), ...(debug ? [stopServer(debug, hard)] : []), ...(injector ? [stopServer(injector, hard)] : []), ...elections.map((e) => e.close()), metricsServer?.close()]);
   };
 
   let port = 0;
@@ -179,10 +181,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
       await opts.injection!.caBundle?.update(opts.ca.rootCertPem);
       opts.injection!.nodes?.start();
     }
-    // In the background: its lists retry until the API server answers, and each namespace's
-    // ConfigMap is written as soon as it can be; proxies can be served meanwhile.
-    void publisher?.start();
-    void deployer?.start();
+    // In the background: each controller starts once this replica holds its Lease; proxies are
+    // served meanwhile, by every replica.
+    for (const e of elections) e.start();
   } catch (err) {
     await stop(true);
     throw err;
@@ -199,9 +200,49 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     rootCertPem: opts.ca.rootCertPem,
     registry,
     version: () => distributor.current?.version,
+    leading: (name) => elections.some((e) => e.name === name && e.leading),
     close: () => (stopping ??= stop(false)),
     destroy: () => (stopping ??= stop(true)),
   };
+}
+
+/**
+ * The controllers that write to the API server, each run by one replica at a time (istiod's
+ * elections): the root publisher (the namespace controller's Lease) and, with a gateway image, the
+ * gateway deployer. The injector's caBundle is not among them: every replica sets the same bundle,
+ * as every istiod patches its own, and only when it differs.
+ */
+async function leaderOnlyControllers(opts: ControlPlaneOptions, kubeconfig: KubeConfig, metrics: ControlMetrics, log: Logger): Promise<LeaderElection[]> {
+  const { LeaderElection, NAMESPACE_CONTROLLER_ELECTION, GATEWAY_DEPLOYMENT_ELECTION, defaultIdentity } = await import('../core/sources/kube-leader-election.js');
+  const backoff = opts.kubeBackoff ? { backoff: opts.kubeBackoff } : {};
+  const identity = opts.election?.identity ?? defaultIdentity();
+  const elect = (name: string, lead: () => { start(): Promise<void>; close(): Promise<void> }): LeaderElection => {
+    metrics.leader(name, false);
+    return new LeaderElection({
+      kubeconfig,
+      namespace: opts.election?.namespace ?? 'istio-system',
+      name,
+      identity,
+      logger: log.child({ component: 'leader-election', election: name }),
+      ...(opts.election?.timing ? { timing: opts.election.timing } : {}),
+      onChange: (leading) => metrics.leader(name, leading),
+      lead: () => {
+        const controller = lead();
+        // Its lists retry until the API server answers (a slow first list is logged, not fatal);
+        // each write is made as soon as it can be.
+        controller.start().catch((err: unknown) => log.warn({ election: name, error: err instanceof Error ? err.message : String(err) }, 'a leader-only controller has not started yet; it keeps trying'));
+        return controller;
+      },
+    });
+  };
+  const { RootCertPublisher } = await import('./root-cert-publisher.js');
+  const elections = [elect(NAMESPACE_CONTROLLER_ELECTION, () => new RootCertPublisher({ kubeconfig, rootCertPem: opts.ca.rootCertPem, logger: log.child({ component: 'root-cert' }), ...backoff }))];
+  if (opts.gatewayImage !== undefined) {
+    const { GatewayDeployer } = await import('./gateway-deployer.js');
+    const image = opts.gatewayImage;
+    elections.push(elect(GATEWAY_DEPLOYMENT_ELECTION, () => new GatewayDeployer({ kubeconfig, image, logger: log.child({ component: 'gateway-deployer' }), ...backoff })));
+  }
+  return elections;
 }
 
 async function listen(server: HttpsServer | HttpServer, port: number, host: string): Promise<number> {

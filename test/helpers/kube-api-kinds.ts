@@ -25,6 +25,7 @@ export const COLLECTIONS: readonly Collection[] = [
   { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', plural: 'clusterrolebindings', builtIn: true, clusterScoped: true },
   { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', plural: 'mutatingwebhookconfigurations', builtIn: true, clusterScoped: true },
   { apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', plural: 'endpointslices', builtIn: true },
+  { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', plural: 'leases', builtIn: true },
   { apiVersion: 'networking.k8s.io/v1', kind: 'Ingress', plural: 'ingresses', builtIn: true },
   { apiVersion: 'networking.k8s.io/v1', kind: 'IngressClass', plural: 'ingressclasses', builtIn: true, clusterScoped: true },
   ...['Gateway:gateways', 'VirtualService:virtualservices', 'DestinationRule:destinationrules', 'ServiceEntry:serviceentries', 'WorkloadEntry:workloadentries'].map((s) => {

@@ -1,5 +1,5 @@
 // What the Kubernetes API stand-in (kube-api.ts) answers to clients that write, or read one object:
-// single-object GET, create (POST, 409 when it exists), replace (PUT, 404 when it does not, 409 on
+// single-object GET, create (POST, 409 AlreadyExists when it exists), replace (PUT, 404 when it does not, 409 on
 // a stale resourceVersion), JSON-patch PATCH (422 when a `test` fails) and DELETE, each failing when a test says so; the status subresource
 // (PUT …/status), and TokenReview from the tokens a test registers. Answers are shaped as
 // kube-apiserver's (a `Status` object for every failure).
@@ -93,6 +93,8 @@ export async function writeOne(ctx: WriteContext, req: IncomingMessage, res: Ser
   if (typeof bodyName !== 'string') return answerStatus(res, 422, 'Invalid', 'metadata.name: Required value');
   if (body.metadata.namespace !== undefined && body.metadata.namespace !== namespace) return answerStatus(res, 400, 'BadRequest', 'the namespace of the object does not match the namespace on the request');
   const existing = objects.get(keyOf(collection, namespace, bodyName));
+  const invalid = collection.kind === 'Lease' ? invalidLease(body.spec) : undefined;
+  if (invalid) return answerStatus(res, invalid.code, invalid.code === 400 ? 'BadRequest' : 'Invalid', invalid.message);
   if (req.method === 'POST' && name === undefined) {
     if (existing) return answerStatus(res, 409, 'AlreadyExists', `${collection.plural} "${bodyName}" already exists`);
     return json(res, 201, withType(collection, ctx.store1(collection, namespace, { ...body, metadata: { ...body.metadata, resourceVersion: undefined } })));
@@ -108,6 +110,23 @@ export async function writeOne(ctx: WriteContext, req: IncomingMessage, res: Ser
     return json(res, 200, withType(collection, ctx.store1(collection, namespace, body)));
   }
   return answerStatus(res, 405, 'MethodNotAllowed', `${req.method} is not served on ${url.pathname}`);
+}
+
+/**
+ * What kube-apiserver refuses in a Lease's spec: MicroTimes not in RFC 3339 with six fractional
+ * digits (its JSON decoding fails), a leaseDurationSeconds that is no whole number above zero.
+ */
+function invalidLease(spec: unknown): { code: 400 | 422; message: string } | undefined {
+  if (spec === undefined) return undefined;
+  const s = spec as Record<string, unknown>;
+  for (const f of ['acquireTime', 'renewTime']) {
+    if (s[f] !== undefined && (typeof s[f] !== 'string' || !/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}(Z|[+-]\d\d:\d\d)$/.test(s[f] as string))) {
+      return { code: 400, message: `Lease in version "v1" cannot be handled as a Lease: parsing time ${JSON.stringify(s[f])} as "2006-01-02T15:04:05.000000Z07:00": cannot parse` };
+    }
+  }
+  const d = s.leaseDurationSeconds;
+  if (d !== undefined && !(Number.isInteger(d) && (d as number) > 0)) return { code: 422, message: `Lease.coordination.k8s.io is invalid: spec.leaseDurationSeconds: Invalid value: ${JSON.stringify(d)}: must be greater than 0` };
+  return undefined;
 }
 
 async function tokenReview(ctx: WriteContext, req: IncomingMessage, res: ServerResponse, seen: { body?: unknown }): Promise<void> {

@@ -46,6 +46,10 @@ export interface KubeApiStandIn {
   kubeconfig(): KubeConfig;
   /** The same, as kubeconfig YAML (for a `--kubeconfig FILE`). */
   kubeconfigYaml(): string;
+  /** A kubeconfig with a token of its own, accepted like the main one: a client the test can cut off alone. */
+  clientKubeconfig(): { kubeconfig: KubeConfig; token: string; yaml: string };
+  /** Answer 401 to every request made with `token` from now on (cut off), only those on `plural` when given; or accept it again. */
+  refuseToken(token: string, refused: boolean, plural?: string): void;
   /** Create or replace an object (as `kubectl apply` would end up); returns its new resourceVersion. */
   apply(obj: Record<string, unknown>): string;
   /** The stored object (with its status), or undefined; `namespace` is ignored for cluster-scoped kinds. */
@@ -101,6 +105,8 @@ export async function startKubeApi(opts: { token?: string } = {}): Promise<KubeA
   const sockets = new Set<Socket>();
   const absent = new Set<string>();
   const forbidden = new Set<string>();
+  /** Tokens cut off: from every collection (undefined), or from one. */
+  const refused = new Map<string, string | undefined>();
   const failures = new Map<string, { status: number; on: 'list' | 'watch' | 'any' | 'write'; times: number }>();
   const requests: SeenRequest[] = [];
   const reviewTokens = new Map<string, { namespace: string; serviceAccount: string; audiences: readonly string[] }>();
@@ -193,7 +199,9 @@ export async function startKubeApi(opts: { token?: string } = {}): Promise<KubeA
       seen.status ||= res.statusCode;
       wake();
     });
-    if (req.headers.authorization !== `Bearer ${token}`) return status(res, 401, 'Unauthorized', 'Unauthorized');
+    const bearer = req.headers.authorization?.replace(/^Bearer /, '');
+    const cut = bearer !== undefined && refused.has(bearer) && [undefined, route(url.pathname)?.collection.plural].includes(refused.get(bearer));
+    if (bearer === undefined || cut || (bearer !== token && !clientTokens.has(bearer))) return status(res, 401, 'Unauthorized', 'Unauthorized');
     if (req.method === 'PUT' && url.pathname.endsWith('/status')) {
       putStatus(writes, req, res, url.pathname).catch((err: Error) => status(res, 500, 'InternalError', err.message));
       return;
@@ -268,14 +276,15 @@ export async function startKubeApi(opts: { token?: string } = {}): Promise<KubeA
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const goneState = { goneAs: 'event' as 'event' | 'status' };
 
-  const kubeconfigYaml = (): string => `apiVersion: v1
+  const clientTokens = new Set<string>();
+  const kubeconfigYaml = (as = token): string => `apiVersion: v1
 kind: Config
 clusters:
 - name: stand-in
   cluster: {server: "${url}", insecure-skip-tls-verify: true}
 users:
 - name: tester
-  user: {token: "${token}"}
+  user: {token: "${as}"}
 contexts:
 - name: stand-in
   context: {cluster: stand-in, user: tester}
@@ -297,7 +306,18 @@ current-context: stand-in
       kc.loadFromString(kubeconfigYaml());
       return kc;
     },
-    kubeconfigYaml,
+    kubeconfigYaml: () => kubeconfigYaml(),
+    clientKubeconfig() {
+      const t = `test-client-${randomUUID()}`;
+      clientTokens.add(t);
+      const kc = new KubeConfig();
+      kc.loadFromString(kubeconfigYaml(t));
+      return { kubeconfig: kc, token: t, yaml: kubeconfigYaml(t) };
+    },
+    refuseToken(t, yes, plural) {
+      if (yes) refused.set(t, plural);
+      else refused.delete(t);
+    },
     statusWrites,
     until(check, what, ms = 20_000) {
       return new Promise<void>((resolve, reject) => {

@@ -96,8 +96,9 @@ export async function kubeJson(
   path: string,
   expect: readonly number[],
   body?: unknown,
+  opts: { readonly signal?: AbortSignal; readonly timeoutMs?: number } = {},
 ): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await kubeRequest(kc, method, path, body === undefined ? {} : { body });
+  const res = await kubeRequest(kc, method, path, body === undefined ? opts : { ...opts, body });
   if (!expect.includes(res.status)) throw new KubeApiError(res.status, path, statusMessage(res.text), method);
   let parsed: unknown;
   try {
