@@ -39,6 +39,8 @@ export interface LeaseTiming {
 
 /** istiod's: a 30 s lease, renewDeadline half of it, a try every quarter. */
 export const ISTIOD_LEASE_TIMING: LeaseTiming = { leaseDurationMs: 30_000, renewDeadlineMs: 15_000, retryPeriodMs: 7_500 };
+/** How long the release on close may take, at least: one GET and one PUT. */
+const RELEASE_TIMEOUT_MS = 2_000;
 
 /** What identifies this replica in a Lease: the pod's name (POD_NAME, from the downward API), else the host's name and a random part. */
 export function defaultIdentity(env: NodeJS.ProcessEnv = process.env): string {
@@ -236,7 +238,8 @@ export class LeaderElection {
   /** Clears holderIdentity (as client-go releases), if the Lease still names this replica. */
   async #release(): Promise<void> {
     const { identity, kubeconfig: kc, logger: log } = this.#opts;
-    const opts = { timeoutMs: this.#timing.retryPeriodMs };
+    // Not the try's period (which tests set to tens of ms): giving up is worth a moment on the way out.
+    const opts = { timeoutMs: Math.max(this.#timing.retryPeriodMs, RELEASE_TIMEOUT_MS) };
     try {
       const { status, body: lease } = await kubeJson(kc, 'GET', this.#leasePath(), [200, 404], undefined, opts);
       const spec = isRecord(lease.spec) ? lease.spec : {};
