@@ -60,6 +60,12 @@ export function untilServed(holder: SnapshotHolder, yaml: string): Promise<Snaps
   return untilSnapshot(holder, (snap) => refs.every((r) => serves(snap, r)));
 }
 
+/** Resolves once `holder` serves none of the resources of `yaml` (a removed file's). */
+export function untilWithdrawn(holder: SnapshotHolder, yaml: string): Promise<Snapshot> {
+  const refs = refsOf(yaml, 'removed.yaml');
+  return untilSnapshot(holder, (snap) => !refs.some((r) => serves(snap, r)));
+}
+
 /**
  * `namespaces`: where sleep and httpbin run; those in `uninjected` run without sidecars. `extra`:
  * further options of a workload's sidecar (metrics, a logger).
@@ -128,10 +134,10 @@ export async function startTaskMesh(namespaces: readonly string[], uninjected: r
       await Promise.all(sidecars.map((s) => untilServed(s.holder, yaml)));
     },
     remove: async (file) => {
-      const refs = refsOf(files.get(file) ?? '', file);
+      const yaml = files.get(file) ?? '';
       files.delete(file);
       await unlink(join(dir, file));
-      await Promise.all(sidecars.map((s) => untilSnapshot(s.holder, (snap) => !refs.some((r) => serves(snap, r)))));
+      await Promise.all(sidecars.map((s) => untilWithdrawn(s.holder, yaml)));
     },
     close: async () => {
       await Promise.all(sidecars.map((s) => s.destroy()));
