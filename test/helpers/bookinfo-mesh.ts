@@ -7,12 +7,11 @@
 // answered and what every call along the way got. `apply` works as `kubectl apply`: a resource
 // replaces the one of its kind and name.
 
-import { copyFile, mkdtemp, rm, unlink, writeFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import type { CertificateAuthority } from '../../src/core/pki/authority.js';
-import { parseConfigText } from '../../src/core/config/load.js';
 import { startBackend, type BackendReply, type RunningBackend } from '../../src/demo/backend.js';
 import { startGateway, type RunningGateway } from '../../src/gateway/main.js';
 import { startSidecar, type RunningSidecar, type SidecarOptions } from '../../src/sidecar/main.js';
@@ -20,7 +19,7 @@ import { serviceYaml, type TestEndpoint } from './cluster-yaml.js';
 import { send, type Reply } from './gateway.js';
 import { fixedIdentity, sidecarOptions, testAuthority, untilSnapshot } from './mesh.js';
 import { repoPath } from './route-table.js';
-import { untilServed, untilWithdrawn } from './task-mesh.js';
+import { kubectlApply, kubectlDelete, untilServed, untilWithdrawn } from './task-mesh.js';
 
 export const DETAILS_URL = 'http://details:9080/details/0';
 export const REVIEWS_URL = 'http://reviews:9080/reviews/0';
@@ -65,16 +64,6 @@ const WORKLOADS: readonly Workload[] = [
   { app: 'reviews', version: 'v3', calls: [RATINGS_URL] },
   { app: 'ratings', version: 'v1', calls: [] },
 ];
-
-/** The documents of a multi-document YAML text, each with a kind. */
-const documents = (yaml: string): string[] => yaml.split(/^---[ \t]*$/m).filter((d) => /^kind:/m.test(d));
-
-/** One file per resource, as the API server keeps one object per kind, namespace and name. */
-function fileOf(doc: string): string {
-  const [r] = parseConfigText(doc, 'apply.yaml').resources;
-  if (!r) throw new Error(`no resource in ${doc}`);
-  return `${r.kind}-${r.metadata.namespace ?? 'default'}-${r.metadata.name}.yaml`;
-}
 
 const nameOf = (w: Workload): string => (w.app === 'reviews' ? `reviews-${w.version}` : w.app);
 
@@ -149,11 +138,11 @@ export async function startBookinfoMesh(extra: (name: string) => Partial<Sidecar
     sidecars,
     page: async (user) => pageOf(await send(port, 'bookinfo.example.com', '/productpage', user ? { 'end-user': user } : {})),
     apply: async (yaml) => {
-      for (const doc of documents(yaml)) await writeFile(join(dir, fileOf(doc)), doc);
+      await kubectlApply(dir, yaml);
       await Promise.all(holders.map((h) => untilServed(h, yaml)));
     },
     remove: async (yaml) => {
-      for (const doc of documents(yaml)) await unlink(join(dir, fileOf(doc)));
+      await kubectlDelete(dir, yaml);
       await Promise.all(holders.map((h) => untilWithdrawn(h, yaml)));
     },
     close: async () => {

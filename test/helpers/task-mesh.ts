@@ -60,6 +60,26 @@ export function untilServed(holder: SnapshotHolder, yaml: string): Promise<Snaps
   return untilSnapshot(holder, (snap) => refs.every((r) => serves(snap, r)));
 }
 
+/** The documents of a multi-document YAML text, each with a kind. */
+const documents = (yaml: string): string[] => yaml.split(/^---[ \t]*$/m).filter((d) => /^kind:/m.test(d));
+
+/** One file per resource, as the API server keeps one object per kind, namespace and name. */
+function fileOf(doc: string): string {
+  const [r] = parseConfigText(doc, 'apply.yaml').resources;
+  if (!r) throw new Error(`no resource in ${doc}`);
+  return `${r.kind}-${r.metadata.namespace ?? 'default'}-${r.metadata.name}.yaml`;
+}
+
+/** `kubectl apply -f` on a config folder: each resource of `yaml` replaces the one of its kind and name. */
+export async function kubectlApply(dir: string, yaml: string): Promise<void> {
+  for (const doc of documents(yaml)) await writeFile(join(dir, fileOf(doc)), doc);
+}
+
+/** `kubectl delete -f` on a config folder written by kubectlApply. */
+export async function kubectlDelete(dir: string, yaml: string): Promise<void> {
+  for (const doc of documents(yaml)) await unlink(join(dir, fileOf(doc)));
+}
+
 /** Resolves once `holder` serves none of the resources of `yaml` (a removed file's). */
 export function untilWithdrawn(holder: SnapshotHolder, yaml: string): Promise<Snapshot> {
   const refs = refsOf(yaml, 'removed.yaml');
