@@ -7,6 +7,7 @@
 // client done writing) still gets the whole reply.
 
 import { connect, type Socket } from 'node:net';
+import type { Transform } from 'node:stream';
 import { TcpConnectionRecord, type TcpRecordOptions } from './tcp-record.js';
 
 export interface PassThroughTarget {
@@ -90,13 +91,18 @@ export function passThrough(downstream: Socket, initial: Buffer, to: PassThrough
 /**
  * Pipes both ways. End of input on one side becomes a FIN on the other (half-close), so either may
  * keep talking after the other is done. A side that closes without finishing both directions
- * (reset, error, local destroy) takes the other down with it.
+ * (reset, error, local destroy) takes the other down with it. `fromUpstream` transforms what comes
+ * back (a peer frame taken off its front).
  */
-export function splice(downstream: Socket, upstream: Socket, initial: Buffer): void {
+export function splice(downstream: Socket, upstream: Socket, initial: Buffer, fromUpstream?: Transform): void {
   upstream.on('error', () => upstream.destroy());
   if (initial.length > 0) upstream.write(initial);
   downstream.pipe(upstream);
-  upstream.pipe(downstream);
+  if (fromUpstream) {
+    // A stream that cannot be passed on (a malformed peer frame) ends the connection.
+    fromUpstream.on('error', () => upstream.destroy());
+    upstream.pipe(fromUpstream).pipe(downstream);
+  } else upstream.pipe(downstream);
   const follow = (self: Socket, other: Socket) => (): void => {
     if (other.destroyed) return;
     const clean = self.readableEnded && self.writableFinished;

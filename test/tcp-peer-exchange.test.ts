@@ -1,0 +1,76 @@
+// Istio's TCP metadata exchange frame (core/telemetry/tcp-peer-exchange.ts): read off a stream's
+// front whole, however it is cut into chunks, with the bytes after it kept; a stream that does not
+// start with the magic number is passed on untouched, a short one included; a payload that is not
+// ours (an Envoy peer's protobuf) is still taken out of what the app reads; an oversized one ends
+// the connection.
+
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { Readable } from 'node:stream';
+import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
+import { PeerFrameStripper, peerFrame, readPeerFrame } from '../src/core/telemetry/tcp-peer-exchange.js';
+
+const strip = async (chunks: Buffer[]): Promise<string> => {
+  const out: Buffer[] = [];
+  for await (const c of Readable.from(chunks).pipe(new PeerFrameStripper())) out.push(c as Buffer);
+  return Buffer.concat(out).toString('latin1');
+};
+const bytewise = (b: Buffer): Buffer[] => [...b].map((x) => Buffer.from([x]));
+
+/** A connected socket pair: what `send` writes, read by readPeerFrame on the other end. */
+async function readFrom(send: Buffer, end = true): Promise<Awaited<ReturnType<typeof readPeerFrame>>> {
+  const server = createServer();
+  const accepted = new Promise<Socket>((resolve) => server.once('connection', resolve));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const client = connect((server.address() as AddressInfo).port, '127.0.0.1');
+  const socket = await accepted;
+  if (end) client.end(send);
+  else client.write(send);
+  const read = await readPeerFrame(socket);
+  client.destroy();
+  socket.destroy();
+  server.close();
+  return read;
+}
+
+describe('TCP metadata exchange frames', () => {
+  const frame = peerFrame('eyJ3b3JrbG9hZCI6InJhdGluZ3MtdjIifQ==');
+
+  it('a frame is taken off the front, whole, however the stream is cut', async () => {
+    assert.equal(await strip([Buffer.concat([frame, Buffer.from('220 ready\n')])]), '220 ready\n');
+    assert.equal(await strip(bytewise(Buffer.concat([frame, Buffer.from('hi')]))), 'hi');
+  });
+
+  it('a stream without a frame goes on untouched, a short one too', async () => {
+    assert.equal(await strip([Buffer.from('hello world')]), 'hello world');
+    assert.equal(await strip([Buffer.from('ok')]), 'ok');
+    assert.equal(await strip(bytewise(Buffer.from('plain bytes'))), 'plain bytes');
+  });
+
+  it('an Envoy peer\'s protobuf payload is read past: the app never sees it', async () => {
+    const header = Buffer.alloc(8);
+    header.writeUInt32BE(0x3d230467, 0);
+    const protobuf = Buffer.from([0x0a, 0x2c, ...Buffer.from('type.googleapis.com/google.protobuf.Struct'), 0x12, 0x00]);
+    header.writeUInt32BE(protobuf.length, 4);
+    const read = await readFrom(Buffer.concat([header, protobuf, Buffer.from('port 9000\n')]), false);
+    assert.equal(read?.rest.toString(), 'port 9000\n');
+    assert.equal(typeof read?.payload, 'string');
+  });
+
+  it('readPeerFrame: our frame gives its payload; no frame leaves the bytes for the app', async () => {
+    const read = await readFrom(Buffer.concat([frame, Buffer.from('find ratings\n')]), false);
+    assert.deepEqual({ payload: read?.payload, rest: read?.rest.toString() }, { payload: 'eyJ3b3JrbG9hZCI6InJhdGluZ3MtdjIifQ==', rest: 'find ratings\n' });
+    const none = await readFrom(Buffer.from('GET / HTTP/1.1\r\n'), false);
+    assert.deepEqual({ payload: none?.payload, rest: none?.rest.toString() }, { payload: undefined, rest: 'GET / HTTP/1.1\r\n' });
+    const short = await readFrom(Buffer.from('ab'));
+    assert.equal(short?.rest.toString(), 'ab');
+  });
+
+  it('an oversized frame is refused', async () => {
+    const header = Buffer.alloc(8);
+    header.writeUInt32BE(0x3d230467, 0);
+    header.writeUInt32BE(1 << 20, 4);
+    assert.equal(await readFrom(header, false), undefined);
+    await assert.rejects(strip([header]));
+  });
+});
