@@ -1,5 +1,5 @@
-// Istio's "Querying Metrics from Prometheus" and "Collecting Metrics for TCP Services" tasks on
-// bookinfo (test/helpers/bookinfo-mesh.ts), every sidecar serving /stats/prometheus:
+// Istio's "Querying Metrics from Prometheus", "Collecting Metrics for TCP Services" and "Classifying
+// Metrics" tasks on bookinfo (test/helpers/bookinfo-mesh.ts), every sidecar serving its metrics:
 // - the queries the task types, `istio_requests_total{destination_service="productpage.default.svc.cluster.local"}`
 //   and `istio_requests_total{destination_service="reviews.default.svc.cluster.local", destination_version="v3"}`,
 //   find the pages' requests, with Istio's labels, at the destination's sidecar;
@@ -7,10 +7,13 @@
 //   named `mongo`) and virtual-service-ratings-db.yaml applied unchanged, each page makes ratings v2
 //   open a TCP connection to mongodb, which mongodb's sidecar counts in istio_tcp_connections_opened_total
 //   and _closed_total, istio_tcp_sent_bytes_total and _received_bytes_total, with the caller's
-//   workload, version and principal and `connection_security_policy="mutual_tls"`.
+//   workload, version and principal and `connection_security_policy="mutual_tls"`;
+// - "Classifying Metrics": its WasmPlugin (attributegen) does not run here, which validate and
+//   analyze say at the plugin and at the Telemetry override that reads what it would have set.
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -135,5 +138,21 @@ describe('Querying Metrics, Collecting Metrics for TCP Services (bookinfo)', () 
     const bytes = async (metric: string): Promise<number> => select(await scrapeSamples(mongoSidecar.metricsPort, metric), query).reduce((n, s) => n + s.value, 0);
     assert.equal(await bytes('istio_tcp_received_bytes_total'), 'find ratings\n'.length);
     assert.equal(await bytes('istio_tcp_sent_bytes_total'), '{"ratings": {"Reviewer1": 5}} for find ratings\n'.length);
+  });
+});
+
+describe('Classifying Metrics Based on Request or Response: not run, and said so', () => {
+  // The task's WasmPlugin (attributegen) and Telemetry (test/fixtures/istio-tasks/classify-metrics/).
+  const BIN = repoPath('bin/meshgate.js');
+  const DIR = repoPath('test/fixtures/istio-tasks/classify-metrics');
+
+  it('validate and analyze warn at the WasmPlugin and at the override reading its filter_state', () => {
+    for (const command of ['validate', 'analyze']) {
+      const r = spawnSync(process.execPath, [BIN, command, DIR], { encoding: 'utf8', timeout: 60_000 });
+      assert.equal(r.status, 0, r.stderr);
+      const out = r.stdout + r.stderr;
+      assert.match(out, /attributegen\.yaml:2 WasmPlugin default\/istio-attributegen-filter kind: warning: .*meshgate runs no Wasm plugins/);
+      assert.match(out, /attributegen\.yaml:\d+ Telemetry default\/custom-tags spec\.metrics\[0\]\.overrides\[0\]\.tagOverrides\.request_operation\.value: warning: .*filter_state.*meshgate runs none.*this override is ignored/);
+    }
   });
 });
