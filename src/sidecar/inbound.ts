@@ -369,15 +369,15 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
    * are piped to the app untouched (`data`: bytes already read from the socket).
    */
   const passToApp = (socket: Socket, data: Buffer, peer: { spiffeId?: string; sni?: string; peerMetadata?: string }): void => {
+    // Istio's TCP metrics and the access-log line, reported by the destination (core/proxy/tcp-record.ts).
+    const downstreamPeer = peerOfRequest(peer.peerMetadata !== undefined ? { [PEER_METADATA_HEADER]: peer.peerMetadata } : {}, peer.spiffeId);
     const allowed = authorizeConnection(
       { holder: deps.holder, security: deps.security, accessLog: deps.accessLog, log: deps.log },
-      { socket, destinationPort: deps.appPort, cluster, reporter: 'destination', ...(peer.spiffeId ? { spiffeId: peer.spiffeId } : {}), ...(peer.sni ? { sni: peer.sni } : {}) },
+      { socket, destinationPort: deps.appPort, cluster, reporter: 'destination', ...(peer.spiffeId ? { spiffeId: peer.spiffeId } : {}), ...(downstreamPeer ? { downstreamPeer } : {}), ...(peer.sni ? { sni: peer.sni } : {}) },
     );
     if (!allowed) return;
     step.release(socket);
     const { tcp, shown } = plan();
-    // Istio's TCP metrics and the access-log line, reported by the destination (core/proxy/tcp-record.ts).
-    const downstreamPeer = peerOfRequest(peer.peerMetadata !== undefined ? { [PEER_METADATA_HEADER]: peer.peerMetadata } : {}, peer.spiffeId);
     passThrough(socket, data, tcp, {
       record: { observer: deps.accessLog, reporter: 'destination', cluster, downstreamPeer, sni: peer.sni },
       onFailure: (err) => {
