@@ -295,8 +295,8 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
     if (socket.alpnProtocol !== PEER_EXCHANGE_ALPN) return passToApp(socket, Buffer.alloc(0), { spiffeId: peer.spiffeId });
     void readPeerFrame(socket).then((read) => {
       if (!read) return void socket.destroy();
-      if (read.payload !== undefined && deps.peerMetadata) socket.write(peerFrame(deps.peerMetadata));
-      passToApp(socket, read.rest, { spiffeId: peer.spiffeId, ...(read.payload !== undefined ? { peerMetadata: read.payload } : {}) });
+      if (read.framed && deps.peerMetadata) socket.write(peerFrame(deps.peerMetadata));
+      passToApp(socket, read.rest, { spiffeId: peer.spiffeId, ...(read.peerMetadata !== undefined ? { peerMetadata: read.peerMetadata } : {}) });
     });
   });
   tcpSecure.on('tlsClientError', () => undefined);

@@ -2,13 +2,16 @@
 // side opens its byte stream with a frame saying who it is, so that a server sidecar's TCP metrics
 // name the calling workload, app and version (not only what its certificate's service account says),
 // as its HTTP metrics do from x-envoy-peer-metadata. The frame is Istio's: a 4-byte magic number and a
-// 4-byte length, big-endian, then the payload. Our payload is the value our x-envoy-peer-metadata
-// header carries (workload.ts); the protobuf an Envoy peer sends is read past and kept out of the
-// app's bytes, its caller then known by its principal alone. The client sends its frame as soon as
-// the handshake is done and the server answers with its own, so neither waits on the app's protocol.
+// 4-byte length, big-endian, then the payload, Envoy's protobuf (peer-struct.ts), so that Envoy
+// sidecars and meshgate's understand each other; a payload that is not one is read past all the same
+// and kept out of the app's bytes, the caller then known by its principal alone. The client sends its
+// frame as soon as the handshake is done and the server answers with its own, so neither waits on the
+// app's protocol.
 
 import { Transform, type TransformCallback } from 'node:stream';
 import type { Socket } from 'node:net';
+import { decodePeerStruct, encodePeerStruct } from './peer-struct.js';
+import { encodePeerMetadata, type WorkloadInfo } from './workload.js';
 
 export const PEER_EXCHANGE_ALPN = 'istio-peer-exchange';
 const MAGIC = 0x3d230467;
@@ -16,16 +19,21 @@ const HEADER = 8;
 /** Past this a frame is not one a proxy sends: the connection is not served. */
 const MAX_PAYLOAD = 64 * 1024;
 
-/** The frame announcing `peerMetadata` (the x-envoy-peer-metadata value). */
+let lastFrame: { readonly metadata: string; readonly frame: Buffer } | undefined;
+
+/** The frame announcing this proxy, from its x-envoy-peer-metadata value (made once per value). */
 export function peerFrame(peerMetadata: string): Buffer {
-  const payload = Buffer.from(peerMetadata, 'utf8');
+  if (lastFrame?.metadata === peerMetadata) return lastFrame.frame;
+  const self = JSON.parse(Buffer.from(peerMetadata, 'base64').toString('utf8')) as WorkloadInfo;
+  const payload = encodePeerStruct(self);
   const header = Buffer.alloc(HEADER);
   header.writeUInt32BE(MAGIC, 0);
   header.writeUInt32BE(payload.length, 4);
-  return Buffer.concat([header, payload]);
+  lastFrame = { metadata: peerMetadata, frame: Buffer.concat([header, payload]) };
+  return lastFrame.frame;
 }
 
-type Parsed = { readonly state: 'need-more' } | { readonly state: 'none' } | { readonly state: 'frame'; readonly payload: string; readonly rest: Buffer } | { readonly state: 'too-large' };
+type Parsed = { readonly state: 'need-more' } | { readonly state: 'none' } | { readonly state: 'frame'; readonly payload: Buffer; readonly rest: Buffer } | { readonly state: 'too-large' };
 
 /** What the first bytes of a stream hold: a whole frame (and what follows it), none, or not enough yet. */
 function parse(bytes: Buffer): Parsed {
@@ -34,17 +42,26 @@ function parse(bytes: Buffer): Parsed {
   const size = bytes.readUInt32BE(4);
   if (size > MAX_PAYLOAD) return { state: 'too-large' };
   if (bytes.length < HEADER + size) return { state: 'need-more' };
-  return { state: 'frame', payload: bytes.toString('utf8', HEADER, HEADER + size), rest: bytes.subarray(HEADER + size) };
+  return { state: 'frame', payload: bytes.subarray(HEADER, HEADER + size), rest: bytes.subarray(HEADER + size) };
+}
+
+export interface PeerFrameRead {
+  /** Whether the stream opened with a frame (answered with ours). */
+  readonly framed: boolean;
+  /** What the frame said, as an x-envoy-peer-metadata value; absent when it said nothing we read. */
+  readonly peerMetadata?: string;
+  /** The bytes after the frame: the app's. */
+  readonly rest: Buffer;
 }
 
 /**
- * Reads the peer's frame off the start of `socket` (which must not be flowing yet): its payload,
- * if it sent one, and the bytes after it. A stream that does not start with one is returned whole.
+ * Reads the peer's frame off the start of `socket` (which must not be flowing yet). A stream that
+ * does not start with one is returned whole; an oversized one is undefined (not served).
  */
-export function readPeerFrame(socket: Socket): Promise<{ readonly payload?: string; readonly rest: Buffer } | undefined> {
+export function readPeerFrame(socket: Socket): Promise<PeerFrameRead | undefined> {
   return new Promise((resolve) => {
     let bytes: Buffer = Buffer.alloc(0);
-    const done = (value: { readonly payload?: string; readonly rest: Buffer } | undefined): void => {
+    const done = (value: PeerFrameRead | undefined): void => {
       socket.off('data', onData);
       socket.off('end', onEnd);
       socket.off('close', onEnd);
@@ -54,11 +71,13 @@ export function readPeerFrame(socket: Socket): Promise<{ readonly payload?: stri
     const onData = (chunk: Buffer): void => {
       bytes = bytes.length === 0 ? chunk : Buffer.concat([bytes, chunk]);
       const p = parse(bytes);
-      if (p.state === 'frame') done({ payload: p.payload, rest: p.rest });
-      else if (p.state === 'none') done({ rest: bytes });
+      if (p.state === 'frame') {
+        const told = decodePeerStruct(p.payload);
+        done({ framed: true, rest: p.rest, ...(told ? { peerMetadata: encodePeerMetadata(told as WorkloadInfo) } : {}) });
+      } else if (p.state === 'none') done({ framed: false, rest: bytes });
       else if (p.state === 'too-large') done(undefined);
     };
-    const onEnd = (): void => done({ rest: bytes });
+    const onEnd = (): void => done({ framed: false, rest: bytes });
     socket.on('data', onData);
     socket.once('end', onEnd);
     socket.once('close', onEnd);
