@@ -4,7 +4,8 @@
 // payload is Envoy's google.protobuf.Any(Struct), checked with protobufjs both ways: what an Envoy
 // sidecar sends is understood (workload, app, version), what meshgate sends parses as Envoy parses
 // it. A payload that is no such thing is still kept out of the app's bytes; an oversized one ends
-// the connection.
+// the connection. At a sidecar, a client silent after the handshake (Envoy writes its frame with its
+// first bytes) does not keep a server-first app from greeting, and its later frame is kept from it.
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,6 +14,13 @@ import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
 import protobuf from 'protobufjs';
 import { PeerFrameStripper, peerFrame, readPeerFrame } from '../src/core/telemetry/tcp-peer-exchange.js';
 import { describeWorkload, encodePeerMetadata } from '../src/core/telemetry/workload.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startSidecar } from '../src/sidecar/main.js';
+import { eventually } from './helpers/gateway.js';
+import { sidecarOptions, testAuthority, workloadCertificate } from './helpers/mesh.js';
+import { tls } from './helpers/tcp-probe.js';
 
 // protobufjs (installed with the gRPC and OpenTelemetry packages) carries Google's well-known types.
 const types = protobuf.Root.fromJSON(protobuf.common.get('google/protobuf/struct.proto')!).addJSON(protobuf.common.get('google/protobuf/any.proto')!.nested!);
@@ -118,5 +126,33 @@ describe('TCP metadata exchange frames', () => {
     header.writeUInt32BE(1 << 20, 4);
     assert.equal(await readFrom(header, false), undefined);
     await assert.rejects(strip([header]));
+  });
+});
+
+describe('TCP metadata exchange at a sidecar, with a client that writes its frame only with its first bytes (as Envoy does)', () => {
+  it('a server-first app greets first; the frame that comes later never reaches it', async () => {
+    const ca = await testAuthority();
+    const dir = await mkdtemp(join(tmpdir(), 'meshgate-mx-'));
+    const received: Buffer[] = [];
+    const app = createServer((s) => {
+      s.on('error', () => s.destroy());
+      s.write('220 ready\n');
+      s.on('data', (d) => received.push(d));
+    });
+    await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
+    const sidecar = await startSidecar(sidecarOptions(ca, dir, 'mail', (app.address() as AddressInfo).port));
+    try {
+      const client = await tls(sidecar.inboundPort, ca.rootCertPem, ['istio-peer-exchange', 'istio'], workloadCertificate(ca, 'default', 'sender'));
+      const greeting = await new Promise<string>((resolve) => client.once('data', (d: Buffer) => resolve(d.toString())));
+      // The server's own frame, answering none, is not sent: the greeting is the first thing back.
+      assert.equal(greeting, '220 ready\n');
+      client.write(Buffer.concat([envoyFrame(), Buffer.from('HELO client\n')]));
+      await eventually(async () => Buffer.concat(received).toString() === 'HELO client\n');
+      client.destroy();
+    } finally {
+      await sidecar.destroy();
+      app.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

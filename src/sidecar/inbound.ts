@@ -70,7 +70,7 @@ import { appPortProtocol, type UpstreamProtocol } from '../core/proxy/upstream-p
 import { workloadPortProtocol, type Workload } from '../core/registry/workload-port-protocol.js';
 import type { Snapshot } from '../core/snapshot/snapshot.js';
 import { PEER_METADATA_HEADER, peerOfRequest } from '../core/telemetry/workload.js';
-import { PEER_EXCHANGE_ALPN, peerFrame, readPeerFrame } from '../core/telemetry/tcp-peer-exchange.js';
+import { PeerFrameStripper, exchangeAsServer } from '../core/telemetry/tcp-peer-exchange.js';
 import { sidecarIngressOf, type IngressListener } from '../core/policy/sidecar-ingress.js';
 import type { RelayUpstream } from '../core/proxy/relay.js';
 import type { PassThroughTarget } from '../core/proxy/tcp-passthrough.js';
@@ -292,12 +292,9 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
   const tcpSecure = createTlsServer({ ...tlsContext(deps.identity.current()), requestCert: true, rejectUnauthorized: false, ALPNProtocols: ['istio-peer-exchange', 'istio'] }, (socket: TLSSocket) => {
     const peer = meshPeer(socket);
     if (!peer) return void socket.destroy();
-    if (socket.alpnProtocol !== PEER_EXCHANGE_ALPN) return passToApp(socket, Buffer.alloc(0), { spiffeId: peer.spiffeId });
-    void readPeerFrame(socket).then((read) => {
-      if (!read) return void socket.destroy();
-      if (read.framed && deps.peerMetadata) socket.write(peerFrame(deps.peerMetadata));
-      passToApp(socket, read.rest, { spiffeId: peer.spiffeId, ...(read.peerMetadata !== undefined ? { peerMetadata: read.peerMetadata } : {}) });
-    });
+    exchangeAsServer(socket, deps.peerMetadata, PERMISSIVE_DETECTION_MS, (rest, peerMetadata, late) =>
+      passToApp(socket, rest, { spiffeId: peer.spiffeId, ...(peerMetadata !== undefined ? { peerMetadata } : {}) }, late),
+    );
   });
   tcpSecure.on('tlsClientError', () => undefined);
   const unsubscribeTcp = deps.identity.onRotate((cert) => tcpSecure.setSecureContext(tlsContext(cert)));
@@ -368,7 +365,7 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
    * TCP): AuthorizationPolicy's L4 rules decide (core authorize-connection stage), then the bytes
    * are piped to the app untouched (`data`: bytes already read from the socket).
    */
-  const passToApp = (socket: Socket, data: Buffer, peer: { spiffeId?: string; sni?: string; peerMetadata?: string }): void => {
+  const passToApp = (socket: Socket, data: Buffer, peer: { spiffeId?: string; sni?: string; peerMetadata?: string }, lateFrame = false): void => {
     // Istio's TCP metrics and the access-log line, reported by the destination (core/proxy/tcp-record.ts).
     const downstreamPeer = peerOfRequest(peer.peerMetadata !== undefined ? { [PEER_METADATA_HEADER]: peer.peerMetadata } : {}, peer.spiffeId);
     const allowed = authorizeConnection(
@@ -379,6 +376,7 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
     step.release(socket);
     const { tcp, shown } = plan();
     passThrough(socket, data, tcp, {
+      ...(lateFrame ? { fromDownstream: new PeerFrameStripper() } : {}),
       record: { observer: deps.accessLog, reporter: 'destination', cluster, downstreamPeer, sni: peer.sni },
       onFailure: (err) => {
         deps.log.debug({ app: shown, error: err.message }, 'connection to the app failed (UF): closed');

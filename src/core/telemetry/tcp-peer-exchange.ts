@@ -10,6 +10,7 @@
 
 import { Transform, type TransformCallback } from 'node:stream';
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { decodePeerStruct, encodePeerStruct } from './peer-struct.js';
 import { encodePeerMetadata, type WorkloadInfo } from './workload.js';
 
@@ -56,12 +57,17 @@ export interface PeerFrameRead {
 
 /**
  * Reads the peer's frame off the start of `socket` (which must not be flowing yet). A stream that
- * does not start with one is returned whole; an oversized one is undefined (not served).
+ * does not start with one is returned whole; an oversized one is undefined (not served). A peer
+ * silent for `silentMs` sends no frame first: an Envoy client writes its frame with the app's first
+ * bytes, and a server-first protocol's client waits for the greeting, so the app must get the
+ * connection (meshgate's clients send theirs at once).
  */
-export function readPeerFrame(socket: Socket): Promise<PeerFrameRead | undefined> {
+export function readPeerFrame(socket: Socket, silentMs?: number): Promise<PeerFrameRead | undefined> {
   return new Promise((resolve) => {
     let bytes: Buffer = Buffer.alloc(0);
+    const silent = silentMs === undefined ? undefined : setTimeout(() => bytes.length === 0 && done({ framed: false, rest: bytes }), silentMs);
     const done = (value: PeerFrameRead | undefined): void => {
+      clearTimeout(silent);
       socket.off('data', onData);
       socket.off('end', onEnd);
       socket.off('close', onEnd);
@@ -81,6 +87,20 @@ export function readPeerFrame(socket: Socket): Promise<PeerFrameRead | undefined
     socket.on('data', onData);
     socket.once('end', onEnd);
     socket.once('close', onEnd);
+  });
+}
+
+/**
+ * The server's side on a mesh TCP connection: the client's frame read (when ALPN says one comes)
+ * and answered with `own`; then `next` gets the bytes after it, what it said, and whether a frame
+ * may still come (a silent client's), which the app must not get either.
+ */
+export function exchangeAsServer(socket: TLSSocket, own: string | undefined, silentMs: number, next: (rest: Buffer, peerMetadata: string | undefined, late: boolean) => void): void {
+  if (socket.alpnProtocol !== PEER_EXCHANGE_ALPN) return next(Buffer.alloc(0), undefined, false);
+  void readPeerFrame(socket, silentMs).then((read) => {
+    if (!read) return void socket.destroy();
+    if (read.framed && own) socket.write(peerFrame(own));
+    next(read.rest, read.peerMetadata, !read.framed && read.rest.length === 0);
   });
 }
 
