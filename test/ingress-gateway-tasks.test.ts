@@ -12,52 +12,19 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { readFile, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
 import { startTestGateway, type TestGateway } from './helpers/gateway.js';
 import { serviceYaml } from './helpers/cluster-yaml.js';
 import { startHttpbin, type Httpbin } from './helpers/httpbin.js';
 import { repoPath } from './helpers/route-table.js';
-import { untilServed } from './helpers/task-mesh.js';
+import { untilServed, untilWithdrawn } from './helpers/task-mesh.js';
 
 const task = (file: string, dir = 'gateway-api'): Promise<string> => readFile(repoPath(`test/fixtures/istio-tasks/${dir}/${file}`), 'utf8');
 const HOST = 'httpbin.example.com';
 
-describe('Ingress Gateways (task)', () => {
-  let httpbin: Httpbin;
-  let gw: TestGateway;
-  const apply = async (yaml: string): Promise<void> => {
-    await gw.write('httpbin-gateway.yaml', yaml);
-    await untilServed(gw.gw.holder, yaml);
-  };
-
-  before(async () => {
-    httpbin = await startHttpbin();
-    gw = await startTestGateway({ 'httpbin.yaml': serviceYaml('httpbin', [{ pod: 'httpbin-0', port: httpbin.port }], { port: 8000 }) });
-  });
-  after(async () => {
-    await gw?.close();
-    await httpbin?.close();
-  });
-
-  it('/status/200 is 200 OK from istio-envoy; /headers is 404', async () => {
-    await apply(await task('httpbin-gateway.yaml', 'ingress-gateways'));
-    const ok = await gw.get(HOST, '/status/200');
-    assert.equal(ok.status, 200);
-    assert.equal(ok.headers['server'], 'istio-envoy');
-    const missing = await gw.get(HOST, '/headers');
-    assert.equal(missing.status, 404);
-    assert.equal(missing.headers['server'], 'istio-envoy');
-  });
-
-  it('from a browser (hosts "*"): /headers shows what httpbin received', async () => {
-    await apply(await task('browser.yaml', 'ingress-gateways'));
-    const r = await gw.get(`127.0.0.1:${gw.port}`, '/headers');
-    assert.equal(r.status, 200, r.text);
-    assert.equal(r.json<{ headers: Record<string, string> }>().headers['Host'], `127.0.0.1:${gw.port}`);
-  });
-});
-
-describe('Kubernetes Gateway API (task)', () => {
+// One gateway and one httpbin for both tasks; each task's files are removed when it is done.
+describe('ingress tasks at the gateway', () => {
   let httpbin: Httpbin;
   let gw: TestGateway;
   const apply = async (file: string, yaml: string): Promise<void> => {
@@ -74,21 +41,48 @@ describe('Kubernetes Gateway API (task)', () => {
     await httpbin?.close();
   });
 
-  it('/get is 200 from istio-envoy; /headers, which no rule matches, is 404', async () => {
-    await apply('gateway.yaml', await task('gateway.yaml'));
-    const ok = await gw.get(HOST, '/get');
-    assert.equal(ok.status, 200, ok.text);
-    assert.equal(ok.headers['server'], 'istio-envoy');
-    assert.equal((await gw.get(HOST, '/headers')).status, 404);
-    assert.equal((await gw.get('other.example.com', '/get')).status, 404, 'the route is for httpbin.example.com only');
+  describe('Ingress Gateways (task)', () => {
+    after(async () => {
+      const yaml = await task('browser.yaml', 'ingress-gateways');
+      await unlink(join(gw.dir, 'httpbin-gateway.yaml'));
+      await untilWithdrawn(gw.gw.holder, yaml);
+    });
+
+    it('/status/200 is 200 OK from istio-envoy; /headers is 404', async () => {
+      await apply('httpbin-gateway.yaml', await task('httpbin-gateway.yaml', 'ingress-gateways'));
+      const ok = await gw.get(HOST, '/status/200');
+      assert.equal(ok.status, 200);
+      assert.equal(ok.headers['server'], 'istio-envoy');
+      const missing = await gw.get(HOST, '/headers');
+      assert.equal(missing.status, 404);
+      assert.equal(missing.headers['server'], 'istio-envoy');
+    });
+
+    it('from a browser (hosts "*"): /headers shows what httpbin received', async () => {
+      await apply('httpbin-gateway.yaml', await task('browser.yaml', 'ingress-gateways'));
+      const r = await gw.get(`127.0.0.1:${gw.port}`, '/headers');
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.json<{ headers: Record<string, string> }>().headers['Host'], `127.0.0.1:${gw.port}`);
+    });
   });
 
-  it('RequestHeaderModifier: httpbin sees My-Added-Header: added-value', async () => {
-    const gateway = await task('gateway.yaml');
-    await apply('gateway.yaml', gateway.slice(0, gateway.indexOf('---')));
-    await apply('route.yaml', await task('httproute-header.yaml'));
-    const r = await gw.get(HOST, '/headers');
-    assert.equal(r.status, 200, r.text);
-    assert.equal(r.json<{ headers: Record<string, string> }>().headers['My-Added-Header'], 'added-value');
+  describe('Kubernetes Gateway API (task)', () => {
+    it('/get is 200 from istio-envoy; /headers, which no rule matches, is 404', async () => {
+      await apply('gateway.yaml', await task('gateway.yaml'));
+      const ok = await gw.get(HOST, '/get');
+      assert.equal(ok.status, 200, ok.text);
+      assert.equal(ok.headers['server'], 'istio-envoy');
+      assert.equal((await gw.get(HOST, '/headers')).status, 404);
+      assert.equal((await gw.get('other.example.com', '/get')).status, 404, 'the route is for httpbin.example.com only');
+    });
+
+    it('RequestHeaderModifier: httpbin sees My-Added-Header: added-value', async () => {
+      const gateway = await task('gateway.yaml');
+      await apply('gateway.yaml', gateway.slice(0, gateway.indexOf('---')));
+      await apply('route.yaml', await task('httproute-header.yaml'));
+      const r = await gw.get(HOST, '/headers');
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.json<{ headers: Record<string, string> }>().headers['My-Added-Header'], 'added-value');
+    });
   });
 });
