@@ -82,12 +82,17 @@ function fakeTime(): { now: () => Date; schedule: (fn: () => void, ms: number) =
 describe('acceptIssuedChain', () => {
   const ca = newCa();
   const roots = [new X509Certificate(ca.rootCertPem)];
-  it('keeps the chain without the root', () => {
+  it('keeps the chain as the CA sent it, its root included, as Istio\'s workloads present it', () => {
     const csr = createWorkloadCsr({ keyType: 'ec' });
     const r = acceptIssuedChain(signWith(ca, csr.csrPem, 3600), csr.keyPem, roots, ca.rootCertPem, new Date());
     assert.ok(r.ok);
     assert.equal(r.cert.spiffeId, 'spiffe://cluster.local/ns/default/sa/product');
-    assert.equal((r.cert.certChainPem.match(/BEGIN CERTIFICATE/g) ?? []).length, 1);
+    assert.equal((r.cert.certChainPem.match(/BEGIN CERTIFICATE/g) ?? []).length, 2);
+    assert.ok(r.cert.certChainPem.endsWith(ca.rootCertPem));
+    // Anything the CA sent past the root is not part of the chain.
+    const extra = acceptIssuedChain([...signWith(ca, csr.csrPem, 3600), newCa().rootCertPem], csr.keyPem, roots, ca.rootCertPem, new Date());
+    assert.ok(extra.ok);
+    assert.equal((extra.cert.certChainPem.match(/BEGIN CERTIFICATE/g) ?? []).length, 2);
     assert.equal(r.cert.rootCertPem, ca.rootCertPem);
   });
   it('refuses another root, another key and a leaf with two SPIFFE ids', () => {

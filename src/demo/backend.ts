@@ -98,8 +98,11 @@ function send(res: ServerResponse, value: unknown): void {
   res.end(body);
 }
 
-/** The headers an app in a mesh passes on to its own calls so traces join up: the request id and the trace context. */
-const PROPAGATED = ['x-request-id', 'traceparent', 'tracestate', 'x-b3-traceid', 'x-b3-spanid', 'x-b3-parentspanid', 'x-b3-sampled', 'x-b3-flags', 'b3'];
+/**
+ * The headers an app in a mesh passes on to its own calls: the request id and the trace context, so
+ * traces join up, and bookinfo's `end-user`, which its apps pass on and Istio's tasks route on.
+ */
+const PROPAGATED = ['end-user', 'x-request-id', 'traceparent', 'tracestate', 'x-b3-traceid', 'x-b3-spanid', 'x-b3-parentspanid', 'x-b3-sampled', 'x-b3-flags', 'b3'];
 
 function propagated(req: IncomingMessage): Record<string, string> {
   const out: Record<string, string> = {};

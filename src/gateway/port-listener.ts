@@ -96,7 +96,7 @@ export function createPortListener(servicePorts: readonly number[], deps: PortLi
     );
 
   // Piped connections get the TLS an HTTP request to the same cluster would: auto mTLS to sidecars.
-  const tcpDeps = { random: ctx.random, observer: ctx.accessLog, tls: { connector: ctx.pools.connector, ...(ctx.identity ? { identity: ctx.identity } : {}) } };
+  const tcpDeps = { random: ctx.random, observer: ctx.accessLog, tls: { connector: ctx.pools.connector, ...(ctx.peerMetadata ? { peerMetadata: ctx.peerMetadata } : {}), ...(ctx.identity ? { identity: ctx.identity } : {}) } };
 
   const dispatch = (socket: Socket): void => {
     const listener = current(ctx.holder.current());

@@ -69,7 +69,8 @@ import { isOpaqueTcp } from '../core/registry/protocol.js';
 import { appPortProtocol, type UpstreamProtocol } from '../core/proxy/upstream-protocol.js';
 import { workloadPortProtocol, type Workload } from '../core/registry/workload-port-protocol.js';
 import type { Snapshot } from '../core/snapshot/snapshot.js';
-import { peerOfRequest } from '../core/telemetry/workload.js';
+import { PEER_METADATA_HEADER, peerOfRequest } from '../core/telemetry/workload.js';
+import { PeerFrameStripper, exchangeAsServer } from '../core/telemetry/tcp-peer-exchange.js';
 import { sidecarIngressOf, type IngressListener } from '../core/policy/sidecar-ingress.js';
 import type { RelayUpstream } from '../core/proxy/relay.js';
 import type { PassThroughTarget } from '../core/proxy/tcp-passthrough.js';
@@ -99,6 +100,8 @@ export interface InboundDeps {
   /** The pools towards the mesh (the outbound side's), when `pools` reach the app only: for external authorizers. */
   readonly meshPools?: UpstreamPools;
   readonly accessLog: AccessLog;
+  /** This proxy's x-envoy-peer-metadata value: the answer in Istio's TCP metadata exchange. */
+  readonly peerMetadata?: string;
   readonly log: Logger;
   readonly drain: ConnectionDrain;
   /** Header limits and timeouts (http-limits.ts); Envoy's defaults without. */
@@ -284,12 +287,14 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
     tickets.attach(secure);
   });
 
-  // Mesh mTLS carrying TCP (a peer that offers Istio's ALPN but no HTTP one): terminated here, then
-  // the decrypted bytes go to the app once AuthorizationPolicy's L4 rules allow the peer.
+  // Mesh mTLS carrying TCP: terminated here, the caller's metadata frame read and answered
+  // (tcp-peer-exchange.ts), the bytes to the app once AuthorizationPolicy's L4 rules allow the peer.
   const tcpSecure = createTlsServer({ ...tlsContext(deps.identity.current()), requestCert: true, rejectUnauthorized: false, ALPNProtocols: ['istio-peer-exchange', 'istio'] }, (socket: TLSSocket) => {
     const peer = meshPeer(socket);
     if (!peer) return void socket.destroy();
-    passToApp(socket, Buffer.alloc(0), { spiffeId: peer.spiffeId });
+    exchangeAsServer(socket, deps.peerMetadata, PERMISSIVE_DETECTION_MS, (rest, peerMetadata, late) =>
+      passToApp(socket, rest, { spiffeId: peer.spiffeId, ...(peerMetadata !== undefined ? { peerMetadata } : {}) }, late),
+    );
   });
   tcpSecure.on('tlsClientError', () => undefined);
   const unsubscribeTcp = deps.identity.onRotate((cert) => tcpSecure.setSecureContext(tlsContext(cert)));
@@ -360,17 +365,18 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
    * TCP): AuthorizationPolicy's L4 rules decide (core authorize-connection stage), then the bytes
    * are piped to the app untouched (`data`: bytes already read from the socket).
    */
-  const passToApp = (socket: Socket, data: Buffer, peer: { spiffeId?: string; sni?: string }): void => {
+  const passToApp = (socket: Socket, data: Buffer, peer: { spiffeId?: string; sni?: string; peerMetadata?: string }, lateFrame = false): void => {
+    // Istio's TCP metrics and the access-log line, reported by the destination (core/proxy/tcp-record.ts).
+    const downstreamPeer = peerOfRequest(peer.peerMetadata !== undefined ? { [PEER_METADATA_HEADER]: peer.peerMetadata } : {}, peer.spiffeId);
     const allowed = authorizeConnection(
       { holder: deps.holder, security: deps.security, accessLog: deps.accessLog, log: deps.log },
-      { socket, destinationPort: deps.appPort, cluster, reporter: 'destination', ...peer },
+      { socket, destinationPort: deps.appPort, cluster, reporter: 'destination', ...(peer.spiffeId ? { spiffeId: peer.spiffeId } : {}), ...(downstreamPeer ? { downstreamPeer } : {}), ...(peer.sni ? { sni: peer.sni } : {}) },
     );
     if (!allowed) return;
     step.release(socket);
     const { tcp, shown } = plan();
-    // Istio's TCP metrics and the access-log line, reported by the destination (core/proxy/tcp-record.ts).
-    const downstreamPeer = peerOfRequest({}, peer.spiffeId);
     passThrough(socket, data, tcp, {
+      ...(lateFrame ? { fromDownstream: new PeerFrameStripper() } : {}),
       record: { observer: deps.accessLog, reporter: 'destination', cluster, downstreamPeer, sni: peer.sni },
       onFailure: (err) => {
         deps.log.debug({ app: shown, error: err.message }, 'connection to the app failed (UF): closed');

@@ -189,6 +189,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
       pools: appPools,
       meshPools: rt.pools,
       accessLog: rt.accessLog,
+      peerMetadata: rt.accessLog.peerMetadata,
       log,
       drain: rt.drain,
       credentials,
@@ -200,7 +201,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
     return listener;
   };
   const inbound: InboundListener = inboundFor(opts.appPort);
-  const tcp = createOutboundTcp({ holder: rt.holder, identity: opts.identity, connector: rt.pools.connector, accessLog: rt.accessLog, random: rt.random, log });
+  const tcp = createOutboundTcp({ holder: rt.holder, identity: opts.identity, connector: rt.pools.connector, accessLog: rt.accessLog, peerMetadata: rt.accessLog.peerMetadata, random: rt.random, log });
   const outbound: OutboundListener = createOutboundListener({ ctx: rt.ctx, log, tcp });
   rt.add(outbound);
   const inboundByPort = new Map<number, InboundListener>([[opts.appPort, inbound]]);

@@ -33,6 +33,8 @@ export interface OutboundTcpDeps {
   /** The proxy's upstream TLS connector (its pools'), shared with HTTP. */
   readonly connector: UpstreamConnector;
   readonly accessLog: AccessLog;
+  /** This proxy's x-envoy-peer-metadata value, for Istio's TCP metadata exchange with server sidecars. */
+  readonly peerMetadata?: string;
   readonly random: () => number;
   readonly log: Logger;
 }
@@ -73,7 +75,7 @@ export interface OutboundTcp {
 }
 
 export function createOutboundTcp(deps: OutboundTcpDeps): OutboundTcp {
-  const tls = { connector: deps.connector, identity: deps.identity };
+  const tls = { connector: deps.connector, identity: deps.identity, ...(deps.peerMetadata ? { peerMetadata: deps.peerMetadata } : {}) };
   const table = () => deps.holder.current()?.meshTcp;
   return {
     byAddress: (address, port) => table()?.byAddress(address, port),

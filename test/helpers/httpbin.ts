@@ -4,13 +4,15 @@
 // 200 with an empty body for anything else. Loopback, a port the OS chooses.
 
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import { startUpstream } from './upstream.js';
+import { startUpstream, type Echo } from './upstream.js';
 
 export interface Httpbin {
   readonly port: number;
   readonly server: Server;
   /** Paths asked for, in order. */
   readonly paths: readonly string[];
+  /** Requests received, in order (the app's own access log). */
+  readonly seen: readonly Echo[];
   close(): Promise<void>;
 }
 
@@ -65,6 +67,7 @@ export async function startHttpbin(): Promise<Httpbin> {
     get paths() {
       return up.seen.map((e) => new URL(e.url, 'http://httpbin').pathname);
     },
+    seen: up.seen,
     close: () => up.close(),
   };
 }

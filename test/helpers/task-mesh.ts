@@ -60,6 +60,32 @@ export function untilServed(holder: SnapshotHolder, yaml: string): Promise<Snaps
   return untilSnapshot(holder, (snap) => refs.every((r) => serves(snap, r)));
 }
 
+/** The documents of a multi-document YAML text, each with a kind. */
+const documents = (yaml: string): string[] => yaml.split(/^---[ \t]*$/m).filter((d) => /^kind:/m.test(d));
+
+/** One file per resource, as the API server keeps one object per kind, namespace and name. */
+function fileOf(doc: string): string {
+  const [r] = parseConfigText(doc, 'apply.yaml').resources;
+  if (!r) throw new Error(`no resource in ${doc}`);
+  return `${r.kind}-${r.metadata.namespace ?? 'default'}-${r.metadata.name}.yaml`;
+}
+
+/** `kubectl apply -f` on a config folder: each resource of `yaml` replaces the one of its kind and name. */
+export async function kubectlApply(dir: string, yaml: string): Promise<void> {
+  for (const doc of documents(yaml)) await writeFile(join(dir, fileOf(doc)), doc);
+}
+
+/** `kubectl delete -f` on a config folder written by kubectlApply. */
+export async function kubectlDelete(dir: string, yaml: string): Promise<void> {
+  for (const doc of documents(yaml)) await unlink(join(dir, fileOf(doc)));
+}
+
+/** Resolves once `holder` serves none of the resources of `yaml` (a removed file's). */
+export function untilWithdrawn(holder: SnapshotHolder, yaml: string): Promise<Snapshot> {
+  const refs = refsOf(yaml, 'removed.yaml');
+  return untilSnapshot(holder, (snap) => !refs.some((r) => serves(snap, r)));
+}
+
 /**
  * `namespaces`: where sleep and httpbin run; those in `uninjected` run without sidecars. `extra`:
  * further options of a workload's sidecar (metrics, a logger).
@@ -128,10 +154,10 @@ export async function startTaskMesh(namespaces: readonly string[], uninjected: r
       await Promise.all(sidecars.map((s) => untilServed(s.holder, yaml)));
     },
     remove: async (file) => {
-      const refs = refsOf(files.get(file) ?? '', file);
+      const yaml = files.get(file) ?? '';
       files.delete(file);
       await unlink(join(dir, file));
-      await Promise.all(sidecars.map((s) => untilSnapshot(s.holder, (snap) => !refs.some((r) => serves(snap, r)))));
+      await Promise.all(sidecars.map((s) => untilWithdrawn(s.holder, yaml)));
     },
     close: async () => {
       await Promise.all(sidecars.map((s) => s.destroy()));

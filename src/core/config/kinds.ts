@@ -104,6 +104,16 @@ export function knownKind(apiVersion: string, kind: string): 'known' | 'unknown'
  * group spelt nearly alike (`VirtualServce`), or the same kind's own apiVersion when the group is
  * misspelt (`networking.isito.io/v1`). A typo'd kind is otherwise a resource silently left out.
  */
+/** Istio kinds meshgate knows and does not run: what that means for the config that relies on them. */
+const UNRUN: Readonly<Record<string, string>> = {
+  'extensions.istio.io/WasmPlugin': "meshgate runs no Wasm plugins: the plugin's filter is not in the chain, and what it would set (attributegen's filter_state for Telemetry tagOverrides) stays unset",
+};
+
+export function unrunKind(apiVersion: string, kind: string): string | undefined {
+  const slash = apiVersion.lastIndexOf('/');
+  return UNRUN[`${slash < 0 ? '' : apiVersion.slice(0, slash)}/${kind}`];
+}
+
 export function meantKind(apiVersion: string, kind: string): string | undefined {
   const slash = apiVersion.lastIndexOf('/');
   const group = slash < 0 ? '' : apiVersion.slice(0, slash);

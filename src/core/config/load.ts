@@ -8,7 +8,7 @@ import type { Document } from 'yaml';
 import { yaml } from './yaml-module.js';
 import type { FieldPath, ObjectMeta, Origin, Resource } from '../model/resource.js';
 import type { Problem } from './problem.js';
-import { internalKind, knownKind, meantKind } from './kinds.js';
+import { internalKind, knownKind, meantKind, unrunKind } from './kinds.js';
 import { lineIndex, type Lines } from './line-index.js';
 import { blockTextStarts, embeddedYamlFields, withEmbeddedLines } from './embedded-yaml.js';
 
@@ -268,7 +268,7 @@ export function resourceFromObject(value: unknown, origin: Origin, problems: Pro
   }
   if (known === 'quiet') return undefined;
   if (known === 'unknown') {
-    const meant = meantKind(apiVersion, kind);
+    const meant = unrunKind(apiVersion, kind) ?? meantKind(apiVersion, kind);
     problems.push({ severity: 'warning', file, line: lineOf(['kind']), resource: ref, field: 'kind', message: `${apiVersion} ${kind} is not a kind meshgate reads; ignored${meant ? `; ${meant}` : ''}` });
     return undefined;
   }

@@ -81,9 +81,12 @@ export function acceptIssuedChain(
   if (notAfter.getTime() <= now.getTime()) return { ok: false, message: `the leaf certificate expired at ${notAfter.toISOString()}` };
   const walk = chainToRoot(parsed.certs, roots);
   if (!walk.ok) return { ok: false, message: `the chain does not lead to our trust bundle: ${walk.message}` };
+  // The chain is presented as the CA sent it, up to the trusted root and with it when the CA sent it
+  // (Istio's workloads present leaf, intermediate, root: the Plug in CA task checks the third).
+  const rootSent = parsed.certs[walk.length]?.fingerprint256 === walk.root.fingerprint256;
   return {
     ok: true,
-    cert: { spiffeId: ids[0]!, certChainPem: pems.slice(0, walk.length).join(''), keyPem, rootCertPem, notBefore, notAfter },
+    cert: { spiffeId: ids[0]!, certChainPem: pems.slice(0, walk.length + (rootSent ? 1 : 0)).join(''), keyPem, rootCertPem, notBefore, notAfter },
   };
 }
 

@@ -12,6 +12,8 @@
 // with `resolution: NONE` has no endpoints: the dialled address is the endpoint.
 
 import { connect, type Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { PEER_EXCHANGE_ALPN, PeerFrameStripper, peerFrame } from '../telemetry/tcp-peer-exchange.js';
 import type { Slot } from '../policy/circuit-breaker.js';
 import type { Cluster } from '../policy/types.js';
 import type { Endpoint } from '../registry/types.js';
@@ -48,7 +50,12 @@ export interface TcpForwardDeps {
   /** Where a captured connection was going, for the access log's downstream local address (the listener's otherwise). */
   readonly downstreamLocal?: { readonly address: string; readonly port: number };
   /** TLS towards endpoints (auto mTLS, DestinationRule `tls`); without it every connection is plaintext. */
-  readonly tls?: { readonly connector: UpstreamConnector; readonly identity?: IdentityProvider };
+  readonly tls?: {
+    readonly connector: UpstreamConnector;
+    readonly identity?: IdentityProvider;
+    /** This proxy's x-envoy-peer-metadata value: sent in Istio's TCP metadata exchange (tcp-peer-exchange.ts). */
+    readonly peerMetadata?: string;
+  };
 }
 
 /**
@@ -174,7 +181,11 @@ export function forwardTcp(
         open++;
         record.connected(`${pick.address}:${port}`, upstream, { peer: workloadOfEndpoint(pick), mtls });
         upstream.once('close', closed);
-        splice(downstream, upstream, initial);
+        // Istio's TCP metadata exchange when the server sidecar took `istio-peer-exchange`: our frame
+        // first, and the server's answering frame kept out of what the app reads.
+        const exchange = mtls && deps.tls?.peerMetadata !== undefined && (upstream as TLSSocket).alpnProtocol === PEER_EXCHANGE_ALPN;
+        if (exchange) upstream.write(peerFrame(deps.tls!.peerMetadata!));
+        splice(downstream, upstream, initial, exchange ? new PeerFrameStripper() : undefined);
       };
       // The client went away while we were still connecting.
       downstream.once('close', abandon);

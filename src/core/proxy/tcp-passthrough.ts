@@ -7,6 +7,7 @@
 // client done writing) still gets the whole reply.
 
 import { connect, type Socket } from 'node:net';
+import type { Transform } from 'node:stream';
 import { TcpConnectionRecord, type TcpRecordOptions } from './tcp-record.js';
 
 export interface PassThroughTarget {
@@ -30,6 +31,8 @@ export interface PassThroughHooks {
   readonly onFailure?: (err: Error) => void;
   /** Istio's TCP metrics and the access-log line of the connection (tcp-record.ts). */
   readonly record?: TcpRecordOptions;
+  /** Transforms what the downstream sends (a peer frame taken off its front). */
+  readonly fromDownstream?: Transform;
 }
 
 /**
@@ -82,7 +85,7 @@ export function passThrough(downstream: Socket, initial: Buffer, to: PassThrough
     open++;
     record?.connected(address, upstream);
     upstream.once('close', closed);
-    splice(downstream, upstream, initial);
+    splice(downstream, upstream, initial, undefined, hooks.fromDownstream);
   });
   upstream.once('error', fail);
 }
@@ -90,13 +93,14 @@ export function passThrough(downstream: Socket, initial: Buffer, to: PassThrough
 /**
  * Pipes both ways. End of input on one side becomes a FIN on the other (half-close), so either may
  * keep talking after the other is done. A side that closes without finishing both directions
- * (reset, error, local destroy) takes the other down with it.
+ * (reset, error, local destroy) takes the other down with it. `fromUpstream` and `fromDownstream`
+ * transform one direction (a peer frame taken off its front).
  */
-export function splice(downstream: Socket, upstream: Socket, initial: Buffer): void {
+export function splice(downstream: Socket, upstream: Socket, initial: Buffer, fromUpstream?: Transform, fromDownstream?: Transform): void {
   upstream.on('error', () => upstream.destroy());
   if (initial.length > 0) upstream.write(initial);
-  downstream.pipe(upstream);
-  upstream.pipe(downstream);
+  pipeVia(downstream, fromDownstream, upstream);
+  pipeVia(upstream, fromUpstream, downstream);
   const follow = (self: Socket, other: Socket) => (): void => {
     if (other.destroyed) return;
     const clean = self.readableEnded && self.writableFinished;
@@ -106,4 +110,11 @@ export function splice(downstream: Socket, upstream: Socket, initial: Buffer): v
   };
   downstream.once('close', follow(downstream, upstream));
   upstream.once('close', follow(upstream, downstream));
+}
+
+/** `from` piped into `to`, through `via` when given; a stream `via` cannot pass on (a malformed peer frame) ends `from`. */
+function pipeVia(from: Socket, via: Transform | undefined, to: Socket): void {
+  if (!via) return void from.pipe(to);
+  via.on('error', () => from.destroy());
+  from.pipe(via).pipe(to);
 }

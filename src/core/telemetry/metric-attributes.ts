@@ -34,6 +34,8 @@ const KNOWN: Readonly<Record<string, Readonly<Record<string, 'value' | 'map' | '
 export function knownAttribute(path: readonly string[]): true | string {
   const [root, name, ...rest] = path;
   const fields = KNOWN[root!];
+  // What Wasm plugins (Istio's attributegen, in the Classifying Metrics task) and Envoy filters write.
+  if (root === 'filter_state') return "attribute 'filter_state' is not supported: it holds what Wasm plugins (such as attributegen) and Envoy filters write, and meshgate runs none";
   if (!fields) return `attribute '${root}' is not supported (known: ${Object.keys(KNOWN).join(', ')})`;
   if (name === undefined) return true;
   const kind = fields[name];

@@ -19,7 +19,7 @@ import type { AuthzDecision, TcpAuthzRequest } from '../../policy/authorization.
 import { logDryRun } from './dry-run-log.js';
 import type { AccessLog } from '../../telemetry/access-log.js';
 import { principalOf } from '../../pki/spiffe.js';
-import { peerOfRequest } from '../../telemetry/workload.js';
+import { peerOfRequest, type WorkloadInfo } from '../../telemetry/workload.js';
 
 export interface ConnectionAuthorization {
   readonly holder: SnapshotHolder;
@@ -37,6 +37,8 @@ export interface ConnectionFacts {
   readonly destinationPort: number;
   /** `spiffe://…` of a verified peer certificate; none for plaintext and passed-through TLS. */
   readonly spiffeId?: string;
+  /** Who the peer is, when it said more than its certificate does (Istio's TCP metadata exchange). */
+  readonly downstreamPeer?: WorkloadInfo;
   readonly sni?: string;
   /** How the TCP metrics name the destination (`inbound|<port>||` at a sidecar). */
   readonly cluster: string;
@@ -48,7 +50,7 @@ export function authorizeConnection(a: ConnectionAuthorization, c: ConnectionFac
   const decision = decide(a, c);
   const { socket } = c;
   if (decision.allowed) return true;
-  const downstreamPeer = peerOfRequest({}, c.spiffeId);
+  const downstreamPeer = c.downstreamPeer ?? peerOfRequest({}, c.spiffeId);
   const labels = { reporter: c.reporter, cluster: c.cluster, ...(downstreamPeer ? { downstreamPeer } : {}) };
   a.accessLog.tcpOpened?.(labels);
   a.accessLog.tcpClosed?.({ ...labels, flags: '-', bytesReceived: socket.bytesRead, bytesSent: 0 });
