@@ -9,6 +9,8 @@ import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
 import { PeerFrameStripper, peerFrame, readPeerFrame } from '../src/core/telemetry/tcp-peer-exchange.js';
+import { peerMetadataOf } from '../src/core/telemetry/peer-metadata.js';
+import { describeWorkload } from '../src/core/telemetry/workload.js';
 
 const strip = async (chunks: Buffer[]): Promise<string> => {
   const out: Buffer[] = [];
@@ -34,7 +36,8 @@ async function readFrom(send: Buffer, end = true): Promise<Awaited<ReturnType<ty
 }
 
 describe('TCP metadata exchange frames', () => {
-  const frame = peerFrame('eyJ3b3JrbG9hZCI6InJhdGluZ3MtdjIifQ==');
+  const ratings = peerMetadataOf(describeWorkload({ namespace: 'bookinfo', labels: { app: 'ratings', version: 'v2' }, serviceAccount: 'bookinfo-ratings' }), 'sidecar~10.0.0.7~ratings-v2.bookinfo~bookinfo.svc.cluster.local');
+  const frame = peerFrame(ratings.exchange);
 
   it('a frame is taken off the front, whole, however the stream is cut', async () => {
     assert.equal(await strip([Buffer.concat([frame, Buffer.from('220 ready\n')])]), '220 ready\n');
@@ -59,7 +62,7 @@ describe('TCP metadata exchange frames', () => {
 
   it('readPeerFrame: our frame gives its payload; no frame leaves the bytes for the app', async () => {
     const read = await readFrom(Buffer.concat([frame, Buffer.from('find ratings\n')]), false);
-    assert.deepEqual({ payload: read?.payload, rest: read?.rest.toString() }, { payload: 'eyJ3b3JrbG9hZCI6InJhdGluZ3MtdjIifQ==', rest: 'find ratings\n' });
+    assert.deepEqual({ payload: read?.payload, rest: read?.rest.toString() }, { payload: ratings.header, rest: 'find ratings\n' });
     const none = await readFrom(Buffer.from('GET / HTTP/1.1\r\n'), false);
     assert.deepEqual({ payload: none?.payload, rest: none?.rest.toString() }, { payload: undefined, rest: 'GET / HTTP/1.1\r\n' });
     const short = await readFrom(Buffer.from('ab'));

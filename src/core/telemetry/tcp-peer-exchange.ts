@@ -2,13 +2,15 @@
 // side opens its byte stream with a frame saying who it is, so that a server sidecar's TCP metrics
 // name the calling workload, app and version (not only what its certificate's service account says),
 // as its HTTP metrics do from x-envoy-peer-metadata. The frame is Istio's: a 4-byte magic number and a
-// 4-byte length, big-endian, then the payload. Our payload is the value our x-envoy-peer-metadata
-// header carries (workload.ts); the protobuf an Envoy peer sends is read past and kept out of the
-// app's bytes, its caller then known by its principal alone. The client sends its frame as soon as
-// the handshake is done and the server answers with its own, so neither waits on the app's protocol.
+// 4-byte length, big-endian, then the payload, Istio's too: a protobuf Any holding a Struct with the
+// node metadata and node id (peer-metadata.ts), so meshgate and Envoy peers read each other's frames.
+// Envoy leaves a payload it cannot parse in the stream; meshgate takes any frame off the front, so the
+// app never reads one. The client sends its frame as soon as the handshake is done and the server
+// answers with its own, so neither waits on the app's protocol.
 
 import { Transform, type TransformCallback } from 'node:stream';
 import type { Socket } from 'node:net';
+import { headerOfExchange } from './peer-metadata.js';
 
 export const PEER_EXCHANGE_ALPN = 'istio-peer-exchange';
 const MAGIC = 0x3d230467;
@@ -16,16 +18,15 @@ const HEADER = 8;
 /** Past this a frame is not one a proxy sends: the connection is not served. */
 const MAX_PAYLOAD = 64 * 1024;
 
-/** The frame announcing `peerMetadata` (the x-envoy-peer-metadata value). */
-export function peerFrame(peerMetadata: string): Buffer {
-  const payload = Buffer.from(peerMetadata, 'utf8');
+/** The frame carrying `payload` (PeerMetadata.exchange). */
+export function peerFrame(payload: Buffer): Buffer {
   const header = Buffer.alloc(HEADER);
   header.writeUInt32BE(MAGIC, 0);
   header.writeUInt32BE(payload.length, 4);
   return Buffer.concat([header, payload]);
 }
 
-type Parsed = { readonly state: 'need-more' } | { readonly state: 'none' } | { readonly state: 'frame'; readonly payload: string; readonly rest: Buffer } | { readonly state: 'too-large' };
+type Parsed = { readonly state: 'need-more' } | { readonly state: 'none' } | { readonly state: 'frame'; readonly payload: Buffer; readonly rest: Buffer } | { readonly state: 'too-large' };
 
 /** What the first bytes of a stream hold: a whole frame (and what follows it), none, or not enough yet. */
 function parse(bytes: Buffer): Parsed {
@@ -34,12 +35,14 @@ function parse(bytes: Buffer): Parsed {
   const size = bytes.readUInt32BE(4);
   if (size > MAX_PAYLOAD) return { state: 'too-large' };
   if (bytes.length < HEADER + size) return { state: 'need-more' };
-  return { state: 'frame', payload: bytes.toString('utf8', HEADER, HEADER + size), rest: bytes.subarray(HEADER + size) };
+  return { state: 'frame', payload: bytes.subarray(HEADER, HEADER + size), rest: bytes.subarray(HEADER + size) };
 }
 
 /**
- * Reads the peer's frame off the start of `socket` (which must not be flowing yet): its payload,
- * if it sent one, and the bytes after it. A stream that does not start with one is returned whole.
+ * Reads the peer's frame off the start of `socket` (which must not be flowing yet): the
+ * x-envoy-peer-metadata value it carries, if it sent one ('' when its payload cannot be read: the
+ * peer is then known by its principal alone), and the bytes after it. A stream that does not start
+ * with a frame is returned whole.
  */
 export function readPeerFrame(socket: Socket): Promise<{ readonly payload?: string; readonly rest: Buffer } | undefined> {
   return new Promise((resolve) => {
@@ -54,7 +57,7 @@ export function readPeerFrame(socket: Socket): Promise<{ readonly payload?: stri
     const onData = (chunk: Buffer): void => {
       bytes = bytes.length === 0 ? chunk : Buffer.concat([bytes, chunk]);
       const p = parse(bytes);
-      if (p.state === 'frame') done({ payload: p.payload, rest: p.rest });
+      if (p.state === 'frame') done({ payload: readableHeader(p.payload), rest: p.rest });
       else if (p.state === 'none') done({ rest: bytes });
       else if (p.state === 'too-large') done(undefined);
     };
@@ -63,6 +66,14 @@ export function readPeerFrame(socket: Socket): Promise<{ readonly payload?: stri
     socket.once('end', onEnd);
     socket.once('close', onEnd);
   });
+}
+
+function readableHeader(payload: Buffer): string {
+  try {
+    return headerOfExchange(payload);
+  } catch {
+    return '';
+  }
 }
 
 /** Passes a stream on with the peer's frame, if it starts with one, taken off its front. */
