@@ -1,26 +1,11 @@
 // Istio's peer metadata as an Envoy proxy writes and reads it, built with protobufjs from struct.proto
-// and any.proto, independently of meshgate's own encoder: what the interop tests compare against.
+// and any.proto (test/fixtures/grpc/struct-any.proto), independently of meshgate's own encoder: what
+// the interop tests compare against.
 
 import protobuf from 'protobufjs';
+import { repoPath } from './route-table.js';
 
-const root = protobuf.parse(`
-syntax = "proto3";
-package google.protobuf;
-message Struct { map<string, Value> fields = 1; }
-message Value {
-  oneof kind {
-    NullValue null_value = 1;
-    double number_value = 2;
-    string string_value = 3;
-    bool bool_value = 4;
-    Struct struct_value = 5;
-    ListValue list_value = 6;
-  }
-}
-enum NullValue { NULL_VALUE = 0; }
-message ListValue { repeated Value values = 1; }
-message Any { string type_url = 1; bytes value = 2; }
-`).root;
+const root = protobuf.loadSync(repoPath('test/fixtures/grpc/struct-any.proto'));
 
 const Struct = root.lookupType('google.protobuf.Struct');
 const Any = root.lookupType('google.protobuf.Any');
