@@ -59,6 +59,22 @@ export function decodeStruct(buf: Buffer): StructObject {
   return decodeStructAt(buf, 0);
 }
 
+/**
+ * The bytes of the Struct held under `key` in a Struct's bytes, as they came (undefined when that key
+ * holds no Struct): for passing a nested Struct on without decoding and writing it again.
+ */
+export function structBytesAt(buf: Buffer, key: string): Buffer | undefined {
+  let found: Buffer | undefined;
+  for (const e of fields(buf).get(1) ?? []) {
+    const entry = fields(bufOf(e));
+    if (textOf(first(entry, 1)) !== key) continue;
+    const value = fields(bufOf(first(entry, 2)));
+    // A map's last entry for a key is the one that counts.
+    found = value.has(5) ? bufOf(first(value, 5)) : undefined;
+  }
+  return found;
+}
+
 /** Any{type_url = 1, value = 2}. */
 export function encodeAny(typeUrl: string, value: Buffer): Buffer {
   return Buffer.concat([str(1, typeUrl), bytesField(2, value)]);

@@ -9,7 +9,7 @@
 // its verified certificate (workload.ts, peerOfRequest).
 
 import type { WorkloadInfo } from './workload.js';
-import { decodeAny, decodeStruct, encodeAny, encodeStruct, STRUCT_TYPE_URL, type StructObject, type StructValue } from '../proxy/protobuf-struct.js';
+import { decodeAny, decodeStruct, encodeAny, encodeStruct, STRUCT_TYPE_URL, structBytesAt, type StructObject, type StructValue } from '../proxy/protobuf-struct.js';
 
 export const PEER_METADATA_HEADER = 'x-envoy-peer-metadata';
 export const PEER_METADATA_ID_HEADER = 'x-envoy-peer-metadata-id';
@@ -58,8 +58,9 @@ export function peerMetadataOf(self: WorkloadInfo, nodeId: string): PeerMetadata
 export function headerOfExchange(payload: Buffer): string {
   const any = decodeAny(payload);
   if (any.typeUrl !== STRUCT_TYPE_URL) throw new Error(`peer metadata of type ${any.typeUrl}`);
-  const node = decodeStruct(any.value)[PEER_METADATA_HEADER];
-  return isStruct(node) ? encodeStruct(node).toString('base64') : '';
+  // The node's Struct is the header's bytes already: passed on as they came, decoded (and cached)
+  // where the header is.
+  return structBytesAt(any.value, PEER_METADATA_HEADER)?.toString('base64') ?? '';
 }
 
 const isStruct = (v: StructValue | undefined): v is StructObject => typeof v === 'object' && v !== null && !Array.isArray(v);
