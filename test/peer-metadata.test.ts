@@ -4,7 +4,10 @@
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { describeWorkload, encodePeerMetadata, PEER_METADATA_HEADER, peerOfRequest } from '../src/core/telemetry/workload.js';
+import { describeWorkload, PEER_METADATA_HEADER, peerOfRequest, type WorkloadInfo } from '../src/core/telemetry/workload.js';
+import { peerMetadataOf } from '../src/core/telemetry/peer-metadata.js';
+
+const encodePeerMetadata = (self: WorkloadInfo): string => peerMetadataOf(self, 'sidecar~10.0.0.1~pod.ns~ns.svc.cluster.local').header;
 
 const cart = encodePeerMetadata(describeWorkload({ namespace: 'shop', labels: { app: 'cart', version: 'v3' }, serviceAccount: 'cart' }));
 const web = encodePeerMetadata(describeWorkload({ namespace: 'front', labels: { app: 'web' }, serviceAccount: 'web' }));

@@ -78,6 +78,7 @@ import type { ServerTlsSettings } from '../core/model/istio.js';
 import type { CredentialStore } from '../core/tls/types.js';
 import { IngressTls } from './ingress-tls.js';
 import type { ClusterBreaker } from '../core/policy/circuit-breaker.js';
+import type { PeerMetadata } from '../core/telemetry/peer-metadata.js';
 
 /** PERMISSIVE on a declared TCP port: how long a silent client may take before it counts as plaintext. */
 export const PERMISSIVE_DETECTION_MS = 300;
@@ -100,8 +101,8 @@ export interface InboundDeps {
   /** The pools towards the mesh (the outbound side's), when `pools` reach the app only: for external authorizers. */
   readonly meshPools?: UpstreamPools;
   readonly accessLog: AccessLog;
-  /** This proxy's x-envoy-peer-metadata value: the answer in Istio's TCP metadata exchange. */
-  readonly peerMetadata?: string;
+  /** This proxy's peer metadata: the answer in Istio's TCP metadata exchange. */
+  readonly peerMetadata?: PeerMetadata;
   readonly log: Logger;
   readonly drain: ConnectionDrain;
   /** Header limits and timeouts (http-limits.ts); Envoy's defaults without. */
@@ -292,7 +293,7 @@ export function createInboundListener(deps: InboundDeps): InboundListener {
   const tcpSecure = createTlsServer({ ...tlsContext(deps.identity.current()), requestCert: true, rejectUnauthorized: false, ALPNProtocols: ['istio-peer-exchange', 'istio'] }, (socket: TLSSocket) => {
     const peer = meshPeer(socket);
     if (!peer) return void socket.destroy();
-    exchangeAsServer(socket, deps.peerMetadata, PERMISSIVE_DETECTION_MS, (rest, peerMetadata, late) =>
+    exchangeAsServer(socket, deps.peerMetadata?.exchange, PERMISSIVE_DETECTION_MS, (rest, peerMetadata, late) =>
       passToApp(socket, rest, { spiffeId: peer.spiffeId, ...(peerMetadata !== undefined ? { peerMetadata } : {}) }, late),
     );
   });

@@ -26,6 +26,7 @@ import { passThrough, type PassThroughHooks } from '../core/proxy/tcp-passthroug
 import { TcpConnectionRecord } from '../core/proxy/tcp-record.js';
 import { connectTimeoutFor } from '../core/policy/connection-limits.js';
 import { clusterName } from '../core/policy/types.js';
+import type { PeerMetadata } from '../core/telemetry/peer-metadata.js';
 
 export interface OutboundTcpDeps {
   readonly holder: SnapshotHolder;
@@ -33,8 +34,8 @@ export interface OutboundTcpDeps {
   /** The proxy's upstream TLS connector (its pools'), shared with HTTP. */
   readonly connector: UpstreamConnector;
   readonly accessLog: AccessLog;
-  /** This proxy's x-envoy-peer-metadata value, for Istio's TCP metadata exchange with server sidecars. */
-  readonly peerMetadata?: string;
+  /** This proxy's peer metadata, for Istio's TCP metadata exchange with server sidecars. */
+  readonly peerMetadata?: PeerMetadata;
   readonly random: () => number;
   readonly log: Logger;
 }

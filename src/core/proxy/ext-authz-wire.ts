@@ -3,6 +3,8 @@
 // proto3 wire format is needed (varints, length-delimited fields), and the field numbers are those
 // of external_auth.proto and attribute_context.proto; unknown fields of an answer are skipped.
 
+import { bufOf, bytesField, fields, first, msg, numOf, str, textOf, uint, type Fields } from './protobuf-wire.js';
+
 /** What a CheckRequest says about one request (AttributeContext). */
 export interface CheckAttributes {
   readonly source: { readonly address: string; readonly port: number; readonly principal?: string | undefined };
@@ -47,34 +49,6 @@ export interface HeaderOption {
 
 // ---------------------------------------------------------------- writing
 
-function varint(n: number): Buffer {
-  const out: number[] = [];
-  let v = n;
-  while (v >= 0x80) {
-    out.push((v % 0x80) | 0x80);
-    v = Math.floor(v / 0x80);
-  }
-  out.push(v);
-  return Buffer.from(out);
-}
-
-function bytesField(field: number, value: Buffer): Buffer {
-  return Buffer.concat([varint((field << 3) | 2), varint(value.length), value]);
-}
-
-/** A string field; proto3 leaves out the empty string. */
-function str(field: number, value: string | undefined): Buffer {
-  return value ? bytesField(field, Buffer.from(value, 'utf8')) : Buffer.alloc(0);
-}
-
-function uint(field: number, value: number | undefined): Buffer {
-  return value ? Buffer.concat([varint(field << 3), varint(value)]) : Buffer.alloc(0);
-}
-
-function msg(field: number, ...parts: Buffer[]): Buffer {
-  return bytesField(field, Buffer.concat(parts));
-}
-
 function peer(p: CheckAttributes['source']): Buffer {
   // Peer.address (Address.socket_address: SocketAddress.address = 2, port_value = 3), Peer.principal = 4.
   return Buffer.concat([msg(1, msg(1, str(2, p.address), uint(3, p.port))), str(4, p.principal)]);
@@ -96,51 +70,6 @@ export function encodeCheckRequest(a: CheckAttributes): Buffer {
 }
 
 // ---------------------------------------------------------------- reading
-
-/** The fields of one message: number → the values (numbers for varints, buffers for the rest). */
-type Fields = Map<number, Array<number | Buffer>>;
-
-function fields(buf: Buffer): Fields {
-  const out: Fields = new Map();
-  let i = 0;
-  const readVarint = (): number => {
-    let result = 0;
-    let mul = 1;
-    for (;;) {
-      if (i >= buf.length) throw new Error('truncated varint');
-      const b = buf[i++]!;
-      result += (b & 0x7f) * mul;
-      if (b < 0x80) return result;
-      mul *= 0x80;
-    }
-  };
-  while (i < buf.length) {
-    const tag = readVarint();
-    const field = Math.floor(tag / 8);
-    const wire = tag % 8;
-    let value: number | Buffer;
-    if (wire === 0) value = readVarint();
-    else if (wire === 2) {
-      const len = readVarint();
-      if (i + len > buf.length) throw new Error('truncated field');
-      value = buf.subarray(i, i + len);
-      i += len;
-    } else if (wire === 1 || wire === 5) {
-      const len = wire === 1 ? 8 : 4;
-      value = buf.subarray(i, i + len);
-      i += len;
-    } else throw new Error(`unsupported wire type ${wire}`);
-    const list = out.get(field);
-    if (list) list.push(value);
-    else out.set(field, [value]);
-  }
-  return out;
-}
-
-const first = (f: Fields, n: number): number | Buffer | undefined => f.get(n)?.[0];
-const bufOf = (v: number | Buffer | undefined): Buffer => (Buffer.isBuffer(v) ? v : Buffer.alloc(0));
-const numOf = (v: number | Buffer | undefined): number => (typeof v === 'number' ? v : 0);
-const textOf = (v: number | Buffer | undefined): string => bufOf(v).toString('utf8');
 
 function headerOptions(f: Fields, n: number): HeaderOption[] {
   return (f.get(n) ?? []).map((v) => {

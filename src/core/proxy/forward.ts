@@ -21,7 +21,7 @@ import { startExchange, type Cancel, type ExchangeHooks, type ExchangeOutcome, t
 import { exchangeH2, UpstreamStreamReset } from './h2-exchange.js';
 import { exchangeUpgrade, type TunnelConnect, type UpgradeTunnel } from './upgrade-exchange.js';
 import type { RequestRecord } from '../telemetry/access-log.js';
-import { PEER_METADATA_HEADER, workloadOfEndpoint } from '../telemetry/workload.js';
+import { PEER_METADATA_HEADER, PEER_METADATA_ID_HEADER, workloadOfEndpoint } from '../telemetry/workload.js';
 import type { IdentityProvider } from '../pki/types.js';
 import { decideUpstreamTls, type UpstreamTlsProfile } from '../tls/upstream-tls.js';
 import { AttemptGuard, type Gate } from './attempt-guard.js';
@@ -32,6 +32,7 @@ import { clusterProtocol, upstreamH2 } from './upstream-protocol.js';
 import { keepsOriginalDestination, originalEndpoint, type Dialled } from '../policy/original-dst.js';
 import { socketEnds } from './upstream-socket.js';
 import { tlsFailureReason, transportFailureReason } from './transport-failure.js';
+import type { PeerMetadata } from '../telemetry/peer-metadata.js';
 
 /** Bodies up to this size are kept in memory so a retry can send them again (Envoy buffers similarly). */
 const REPLAY_LIMIT = 64 * 1024;
@@ -49,8 +50,8 @@ export interface ForwardContext {
   readonly responseHeaders?: Readonly<Record<string, string>> | undefined;
   /** An upgrade request: each attempt is an upgrade exchange on a connection of its own. */
   readonly upgrade?: UpgradeTunnel | undefined;
-  /** This proxy's peer metadata (workload.ts), told to mesh peers over Istio mTLS. */
-  readonly peerMetadata?: string | undefined;
+  /** This proxy's peer metadata (peer-metadata.ts), told to mesh peers over Istio mTLS. */
+  readonly peerMetadata?: PeerMetadata | undefined;
   /** The destination picked when the route was selected (routedDestination); picked here without it. */
   readonly destination?: DestinationTarget | undefined;
   /**
@@ -298,7 +299,10 @@ class Forwarding implements ExchangeHooks {
     // Set only when true: a plaintext upstream's record keeps its shape (no property added per request).
     if (tls.profile?.kind === 'ISTIO_MUTUAL') this.#log.upstreamMtls = true;
     else if (this.#log.upstreamMtls) this.#log.upstreamMtls = false;
-    if (this.#ctx.peerMetadata && tls.profile?.kind === 'ISTIO_MUTUAL') headers[PEER_METADATA_HEADER] = this.#ctx.peerMetadata;
+    if (this.#ctx.peerMetadata && tls.profile?.kind === 'ISTIO_MUTUAL') {
+      headers[PEER_METADATA_HEADER] = this.#ctx.peerMetadata.header;
+      headers[PEER_METADATA_ID_HEADER] = this.#ctx.peerMetadata.id;
+    }
     // Admitted at once unless a circuit breaker makes the attempt wait.
     const admission = this.#guard.admit(this.#h2Upstream, this.#cancelable);
     if (!(admission instanceof Promise)) return this.#send(admission);

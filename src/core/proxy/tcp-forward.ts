@@ -29,6 +29,7 @@ import { UpstreamTlsError, type UpstreamConnector } from '../tls/upstream-connec
 import { splice } from './tcp-passthrough.js';
 import { TcpConnectionRecord, type TcpObserver, type TcpSummary } from './tcp-record.js';
 import { connectTimeoutFor } from '../policy/connection-limits.js';
+import type { PeerMetadata } from '../telemetry/peer-metadata.js';
 
 /** A forwarded connection as it ended (tcp-record.ts). */
 export type TcpForwardRecord = TcpSummary;
@@ -53,8 +54,8 @@ export interface TcpForwardDeps {
   readonly tls?: {
     readonly connector: UpstreamConnector;
     readonly identity?: IdentityProvider;
-    /** This proxy's x-envoy-peer-metadata value: sent in Istio's TCP metadata exchange (tcp-peer-exchange.ts). */
-    readonly peerMetadata?: string;
+    /** This proxy's peer metadata: sent in Istio's TCP metadata exchange (tcp-peer-exchange.ts). */
+    readonly peerMetadata?: PeerMetadata;
   };
 }
 
@@ -184,7 +185,7 @@ export function forwardTcp(
         // Istio's TCP metadata exchange when the server sidecar took `istio-peer-exchange`: our frame
         // first, and the server's answering frame kept out of what the app reads.
         const exchange = mtls && deps.tls?.peerMetadata !== undefined && (upstream as TLSSocket).alpnProtocol === PEER_EXCHANGE_ALPN;
-        if (exchange) upstream.write(peerFrame(deps.tls!.peerMetadata!));
+        if (exchange) upstream.write(peerFrame(deps.tls!.peerMetadata!.exchange));
         splice(downstream, upstream, initial, exchange ? new PeerFrameStripper() : undefined);
       };
       // The client went away while we were still connecting.

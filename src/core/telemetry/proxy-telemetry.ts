@@ -8,7 +8,8 @@ import type { AccessLog, RequestRecord } from './access-log.js';
 import { AccessLogFiles } from './access-log-files.js';
 import type { IstioMetrics, ServiceName, TcpConnectionRecord } from './istio-metrics.js';
 import { serviceOfHost } from './istio-labels.js';
-import { encodePeerMetadata, type WorkloadInfo } from './workload.js';
+import { nodeIdOf, type WorkloadInfo } from './workload.js';
+import { peerMetadataOf, type PeerMetadata } from './peer-metadata.js';
 import type { MetricsServer } from './metrics-server.js';
 import { DEFAULT_TELEMETRY_POLICY, telemetryPolicyFor, type TelemetryPolicy } from './telemetry-policy.js';
 import { ProxyTracer } from './tracing.js';
@@ -58,8 +59,8 @@ export interface ProxyTelemetry extends AccessLog {
   policy(): TelemetryPolicy;
   /** This proxy's own traffic as the dashboard's graph (undefined without metrics). */
   readonly dashboard?: () => Promise<DashboardData>;
-  /** The `x-envoy-peer-metadata` value this proxy sends to mesh peers. */
-  readonly peerMetadata: string;
+  /** What this proxy tells mesh peers about itself (peer-metadata.ts). */
+  readonly peerMetadata: PeerMetadata;
   readonly metrics?: IstioMetrics;
   /**
    * Opens the metrics port (when there is one); resolves to the port bound, 0 for none. A port that
@@ -123,7 +124,7 @@ export function createProxyTelemetry(o: ProxyTelemetryOptions): ProxyTelemetry {
     self: o.self,
     tracer,
     policy,
-    peerMetadata: encodePeerMetadata(o.self),
+    peerMetadata: peerMetadataOf(o.self, nodeIdOf(o.role, o.self)),
     ...(metrics ? { metrics } : {}),
     async listen(host, logger) {
       if (!metrics || typeof port !== 'number') return 0;

@@ -2,17 +2,16 @@
 // side opens its byte stream with a frame saying who it is, so that a server sidecar's TCP metrics
 // name the calling workload, app and version (not only what its certificate's service account says),
 // as its HTTP metrics do from x-envoy-peer-metadata. The frame is Istio's: a 4-byte magic number and a
-// 4-byte length, big-endian, then the payload, Envoy's protobuf (peer-struct.ts), so that Envoy
-// sidecars and meshgate's understand each other; a payload that is not one is read past all the same
-// and kept out of the app's bytes, the caller then known by its principal alone. The client sends its
-// frame as soon as the handshake is done and the server answers with its own, so neither waits on the
-// app's protocol.
+// 4-byte length, big-endian, then the payload, Istio's too: a protobuf Any holding a Struct with the
+// node metadata and node id (peer-metadata.ts), so meshgate and Envoy peers read each other's frames.
+// Envoy leaves a payload it cannot parse in the stream; meshgate takes any frame off the front, so the
+// app never reads one. The client sends its frame as soon as the handshake is done and the server
+// answers with its own, so neither waits on the app's protocol.
 
 import { Transform, type TransformCallback } from 'node:stream';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { decodePeerStruct, encodePeerStruct } from './peer-struct.js';
-import { encodePeerMetadata, type WorkloadInfo } from './workload.js';
+import { headerOfExchange } from './peer-metadata.js';
 
 export const PEER_EXCHANGE_ALPN = 'istio-peer-exchange';
 const MAGIC = 0x3d230467;
@@ -20,18 +19,12 @@ const HEADER = 8;
 /** Past this a frame is not one a proxy sends: the connection is not served. */
 const MAX_PAYLOAD = 64 * 1024;
 
-let lastFrame: { readonly metadata: string; readonly frame: Buffer } | undefined;
-
-/** The frame announcing this proxy, from its x-envoy-peer-metadata value (made once per value). */
-export function peerFrame(peerMetadata: string): Buffer {
-  if (lastFrame?.metadata === peerMetadata) return lastFrame.frame;
-  const self = JSON.parse(Buffer.from(peerMetadata, 'base64').toString('utf8')) as WorkloadInfo;
-  const payload = encodePeerStruct(self);
+/** The frame carrying `payload` (PeerMetadata.exchange). */
+export function peerFrame(payload: Buffer): Buffer {
   const header = Buffer.alloc(HEADER);
   header.writeUInt32BE(MAGIC, 0);
   header.writeUInt32BE(payload.length, 4);
-  lastFrame = { metadata: peerMetadata, frame: Buffer.concat([header, payload]) };
-  return lastFrame.frame;
+  return Buffer.concat([header, payload]);
 }
 
 type Parsed = { readonly state: 'need-more' } | { readonly state: 'none' } | { readonly state: 'frame'; readonly payload: Buffer; readonly rest: Buffer } | { readonly state: 'too-large' };
@@ -78,8 +71,8 @@ export function readPeerFrame(socket: Socket, silentMs?: number): Promise<PeerFr
       bytes = bytes.length === 0 ? chunk : Buffer.concat([bytes, chunk]);
       const p = parse(bytes);
       if (p.state === 'frame') {
-        const told = decodePeerStruct(p.payload);
-        done({ framed: true, rest: p.rest, ...(told ? { peerMetadata: encodePeerMetadata(told as WorkloadInfo) } : {}) });
+        const told = readableHeader(p.payload);
+        done({ framed: true, rest: p.rest, ...(told ? { peerMetadata: told } : {}) });
       } else if (p.state === 'none') done({ framed: false, rest: bytes });
       else if (p.state === 'too-large') done(undefined);
     };
@@ -95,13 +88,22 @@ export function readPeerFrame(socket: Socket, silentMs?: number): Promise<PeerFr
  * and answered with `own`; then `next` gets the bytes after it, what it said, and whether a frame
  * may still come (a silent client's), which the app must not get either.
  */
-export function exchangeAsServer(socket: TLSSocket, own: string | undefined, silentMs: number, next: (rest: Buffer, peerMetadata: string | undefined, late: boolean) => void): void {
+export function exchangeAsServer(socket: TLSSocket, own: Buffer | undefined, silentMs: number, next: (rest: Buffer, peerMetadata: string | undefined, late: boolean) => void): void {
   if (socket.alpnProtocol !== PEER_EXCHANGE_ALPN) return next(Buffer.alloc(0), undefined, false);
   void readPeerFrame(socket, silentMs).then((read) => {
     if (!read) return void socket.destroy();
     if (read.framed && own) socket.write(peerFrame(own));
     next(read.rest, read.peerMetadata, !read.framed && read.rest.length === 0);
   });
+}
+
+/** The x-envoy-peer-metadata value a frame's payload says; '' when it cannot be read (the principal alone is then known). */
+function readableHeader(payload: Buffer): string {
+  try {
+    return headerOfExchange(payload);
+  } catch {
+    return '';
+  }
 }
 
 /** Passes a stream on with the peer's frame, if it starts with one, taken off its front. */

@@ -1,11 +1,14 @@
 // Who a proxy, its peer or an endpoint is, in the words Istio's standard metrics and trace tags use:
 // workload name, namespace, principal, app, version, canonical service/revision, cluster. Proxies of
 // the mesh tell each other who they are in the `x-envoy-peer-metadata` request header (Istio's HTTP
-// metadata exchange; ours carries the same fields as base64 JSON), sent only to mesh peers over
-// mutual TLS and believed only from them.
+// metadata exchange), sent only to mesh peers over
+// mutual TLS and believed only from them. Its wire format, Istio's own, is peer-metadata.ts.
 
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Endpoint } from '../registry/types.js';
+import { decodePeerHeader, PEER_METADATA_HEADER } from './peer-metadata.js';
+
+export { PEER_METADATA_HEADER, PEER_METADATA_ID_HEADER } from './peer-metadata.js';
 
 export interface WorkloadInfo {
   readonly workload: string;
@@ -20,8 +23,6 @@ export interface WorkloadInfo {
   readonly cluster?: string;
 }
 
-export const PEER_METADATA_HEADER = 'x-envoy-peer-metadata';
-export const PEER_METADATA_ID_HEADER = 'x-envoy-peer-metadata-id';
 export const DEFAULT_CLUSTER_ID = 'Kubernetes';
 export const TRUST_DOMAIN = 'cluster.local';
 
@@ -91,11 +92,6 @@ export function workloadOfEndpoint(e: Endpoint): WorkloadInfo {
   return w;
 }
 
-/** The header value a proxy sends about itself to mesh peers (computed once per proxy). */
-export function encodePeerMetadata(self: WorkloadInfo): string {
-  return Buffer.from(JSON.stringify(self)).toString('base64');
-}
-
 /**
  * What a server learns of its client: the principal from the verified certificate (never from a
  * header), the rest from the peer metadata when the caller is a mesh peer. Plaintext callers are unknown.
@@ -123,32 +119,20 @@ export function peerOfRequest(headers: IncomingHttpHeaders, principal: string | 
 let lastPeer: { readonly principal: string; readonly raw: string | undefined; readonly peer: WorkloadInfo } | undefined;
 
 const PEER_CACHE_SIZE = 256;
-/** Longer values are not peer metadata a proxy sends, and are ignored. */
-const MAX_METADATA = 4096;
+/** Longer values are not peer metadata a proxy sends, and are ignored (an Istio sidecar's, with its pod's labels, is a few hundred bytes). */
+const MAX_METADATA = 16 * 1024;
 const peerCache = new Map<string, WorkloadInfo>();
 
 function decodePeer(raw: string | string[] | undefined, principal: string): WorkloadInfo {
-  let told: Partial<WorkloadInfo> = {};
-  if (typeof raw === 'string' && raw.length < MAX_METADATA) {
-    try {
-      const v = JSON.parse(Buffer.from(raw, 'base64').toString('utf8')) as unknown;
-      if (v && typeof v === 'object') told = v as Partial<WorkloadInfo>;
-    } catch {
-      /* not ours: only the principal is known */
-    }
-  }
-  const str = (x: unknown): string | undefined => (typeof x === 'string' && x.length <= 253 ? x : undefined);
+  // A value that cannot be read says nothing: only the principal is known.
+  const told = typeof raw === 'string' && raw.length < MAX_METADATA ? decodePeerHeader(raw) : {};
   const m = /^spiffe:\/\/[^/]+\/ns\/([^/]+)\/sa\/([^/]+)$/.exec(principal);
-  const workload = str(told.workload) ?? m?.[2] ?? 'unknown';
-  const app = str(told.app);
-  const version = str(told.version);
-  const canonicalService = str(told.canonicalService);
-  const canonicalRevision = str(told.canonicalRevision);
-  const cluster = str(told.cluster);
+  const workload = told.workload ?? m?.[2] ?? 'unknown';
+  const { app, version, canonicalService, canonicalRevision, cluster } = told;
   return {
     workload,
     // The namespace is the certificate's: a peer cannot claim another one.
-    namespace: m?.[1] ?? str(told.namespace) ?? 'unknown',
+    namespace: m?.[1] ?? told.namespace ?? 'unknown',
     principal,
     ...(app ? { app } : {}),
     ...(version ? { version } : {}),

@@ -27,6 +27,7 @@ import type { HttpLimits } from '../http-limits.js';
 import type { Dialled } from '../../policy/original-dst.js';
 import type { UpstreamProtocol } from '../upstream-protocol.js';
 import type { RelayUpstream } from '../relay.js';
+import type { PeerMetadata } from '../../telemetry/peer-metadata.js';
 
 export interface HttpHandlerContext {
   readonly holder: SnapshotHolder;
@@ -50,8 +51,8 @@ export interface HttpHandlerContext {
   readonly security?: WorkloadSecurityCache;
   /** Proxies in front that append to x-forwarded-for (Envoy's xff_num_trusted_hops): `remoteIpBlocks` reads past them. */
   readonly trustedProxies?: number;
-  /** This proxy's peer metadata header value, sent to mesh peers (telemetry/workload.ts). */
-  readonly peerMetadata?: string;
+  /** This proxy's peer metadata, sent to mesh peers (telemetry/peer-metadata.ts). */
+  readonly peerMetadata?: PeerMetadata;
   /** Where a request that hit a bug is reported (stages/act.ts internalError), besides its access-log line. */
   readonly log?: Logger;
 }
