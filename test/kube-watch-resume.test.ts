@@ -41,7 +41,7 @@ describe('watches as a real API server treats them', () => {
     await api.close();
   });
 
-  const lists = (): SeenRequest[] => api.requests.filter((r) => r.path === PATH && r.query.watch === undefined);
+  const lists = (): SeenRequest[] => api.requests.filter((r) => r.path === PATH && r.query.watch === undefined && r.query.continue === undefined);
   const watches = (): SeenRequest[] => api.requests.filter((r) => r.path === PATH && r.query.watch === 'true');
   const names = (i: KubeInformer): string[] => i.list().map((o) => String(o.metadata?.name)).sort();
 

@@ -1,6 +1,6 @@
 // A stand-in for the Kubernetes API server, enough for list+watch clients: it holds objects per
 // collection (kube-api-kinds.ts), numbers every change with a global resourceVersion, answers lists
-// and streams watch events the way kube-apiserver does (field and label selectors included), and
+// (in pages: kube-api-pages.ts) and streams watch events the way kube-apiserver does (field and label selectors included), and
 // sends BOOKMARK events to watches that ask, ends each watch after its timeoutSeconds, and
 // can be told to fail (404 for an absent CRD, 403, 500 on reads or writes, 410 Gone, dropped
 // connections) so tests can watch a client cope. Writes, single-object reads and TokenReview are kube-api-writes.ts's.
@@ -12,6 +12,7 @@ import { parseAllDocuments } from 'yaml';
 import { KubeConfig } from '@kubernetes/client-node';
 import { COLLECTIONS, fieldSelectorOf, keyOf, labelSelectorOf, route, withType, type Collection, type Obj } from './kube-api-kinds.js';
 import { answerStatus as status, putStatus, writeOne, type WriteContext } from './kube-api-writes.js';
+import { listPaging, type ListPaging } from './kube-api-pages.js';
 
 type EventType = 'ADDED' | 'MODIFIED' | 'DELETED';
 
@@ -70,8 +71,10 @@ export interface KubeApiStandIn {
   setForbidden(plural: string, forbidden: boolean): void;
   /** The next `times` requests on the collection answer `status`: lists, watches, either (`any`), or writes (create, replace, delete). */
   failNext(plural: string, opts?: { status?: number; on?: 'list' | 'watch' | 'any' | 'write'; times?: number }): void;
-  /** Forget the event history: watches from any earlier resourceVersion are now too old. */
+  /** Forget the event history: watches from any earlier resourceVersion, and lists continued from one, are now too old. */
   compact(): void;
+  /** Lists in pages (`limit`, `continue`): how small they are, expired continue tokens, a hook between pages. */
+  readonly paging: ListPaging;
   /** Open watches stop receiving events (a stalled connection); later watches are not affected. */
   holdWatches(): void;
   /**
@@ -97,7 +100,7 @@ export interface KubeApiStandIn {
   close(): Promise<void>;
 }
 
-export async function startKubeApi(opts: { token?: string } = {}): Promise<KubeApiStandIn> {
+export async function startKubeApi(opts: { token?: string; maxPageSize?: number } = {}): Promise<KubeApiStandIn> {
   const token = opts.token ?? `test-token-${randomUUID()}`;
   const store = new Map<Collection, Map<string, Obj>>(COLLECTIONS.map((c) => [c, new Map()]));
   const history: Array<{ rv: number; collection: Collection; type: EventType; object: Obj }> = [];
@@ -113,6 +116,8 @@ export async function startKubeApi(opts: { token?: string } = {}): Promise<KubeA
   const reviewState = { failure: undefined as number | undefined };
   let rv = 1000;
   let compactedRv = 0;
+  const paging = listPaging({ rv: () => rv, compactedRv: () => compactedRv, objects: (c) => store.get(c)!.values(), asListed: (c, o) => (c.builtIn ? o : withType(c, o)) });
+  if (opts.maxPageSize !== undefined) paging.maxPageSize = opts.maxPageSize;
 
   const collectionOf = (apiVersion: unknown, kind: unknown): Collection => {
     const c = COLLECTIONS.find((x) => x.apiVersion === apiVersion && x.kind === kind);
@@ -227,16 +232,7 @@ export async function startKubeApi(opts: { token?: string } = {}): Promise<KubeA
       if (--failure.times <= 0) failures.delete(collection.plural);
       return status(res, failure.status, 'InternalError', 'an error on the server ("injected by the test") has prevented the request from succeeding');
     }
-    if (!watch) {
-      const items = [...store.get(collection)!.values()]
-        .filter((o) => inNamespace(o, namespace) && selector(o))
-        .sort((a, b) => `${a.metadata.namespace}/${a.metadata.name}`.localeCompare(`${b.metadata.namespace}/${b.metadata.name}`))
-        .map((o) => (collection.builtIn ? o : withType(collection, o)));
-      const body = JSON.stringify({ kind: `${collection.kind}List`, apiVersion: collection.apiVersion, metadata: { resourceVersion: String(rv) }, items });
-      res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) });
-      res.end(body);
-      return;
-    }
+    if (!watch) return paging.answer({ collection, namespace, query, selector }, res);
     const from = query.resourceVersion;
     const fromRv = from === undefined || from === '' || from === '0' ? undefined : Number(from);
     if (fromRv !== undefined && (!Number.isFinite(fromRv) || fromRv < compactedRv)) {
@@ -295,6 +291,7 @@ current-context: stand-in
     url,
     token,
     requests,
+    paging,
     get goneAs() {
       return goneState.goneAs;
     },
@@ -393,6 +390,7 @@ current-context: stand-in
       // A watch from `rv` itself needs no history; from anything older it does, and that is gone.
       compactedRv = rv;
       history.length = 0;
+      paging.compacted();
     },
     holdWatches() {
       for (const w of watchers) w.held = true;

@@ -12,7 +12,8 @@ import type { Logger } from 'pino';
 import { pino } from '../telemetry/pino.js';
 import type { ConfigSource, ConfigUpdate } from './source.js';
 import { KUBE_KINDS, collectionPath, toLoadResult, type KubeKind, type KubeObject } from './kube-objects.js';
-import { FailureWarnings, TrackedWatch, WakeableDelays, describeError, listCollection, serverOf, statusOf } from './kube-request.js';
+import { listCollection } from './kube-list.js';
+import { FailureWarnings, TrackedWatch, WakeableDelays, describeError, serverOf, statusOf } from './kube-request.js';
 
 export interface KubeSourceOptions {
   /** Default: `loadKubeConfig()` (in-cluster service account, $KUBECONFIG or ~/.kube/config). */
@@ -27,6 +28,8 @@ export interface KubeSourceOptions {
   /** Retry delays after a failure: first, doubling up to max (default 1 s → 30 s), minus up to 20% jitter. */
   readonly backoff?: { readonly initialMs: number; readonly maxMs: number };
   readonly random?: () => number;
+  /** Objects per page of a list (default 500, as client-go's pager). */
+  readonly listPageSize?: number;
 }
 
 /** What one informer (a kind, cluster-wide or in one namespace) has done so far. */
@@ -68,6 +71,7 @@ export class KubeSource implements ConfigSource {
   readonly #startTimeoutMs: number;
   readonly #backoff: { readonly initialMs: number; readonly maxMs: number };
   readonly #random: () => number;
+  readonly #listPageSize: number | undefined;
   readonly #watch: TrackedWatch;
   // One signal ends every list of every kind; each in-flight list adds a listener to it and removes it
   // when done, so the count is the number of kinds listed at once (over 20), not a leak.
@@ -89,6 +93,7 @@ export class KubeSource implements ConfigSource {
     this.#startTimeoutMs = opts.startTimeoutMs ?? 30_000;
     this.#backoff = opts.backoff ?? { initialMs: 1000, maxMs: 30_000 };
     this.#random = opts.random ?? Math.random;
+    this.#listPageSize = opts.listPageSize;
     this.#watch = new TrackedWatch(this.#kc, (path) => this.#watching(path));
     for (const kind of KUBE_KINDS) {
       for (const ns of kind.only ? [kind.only.namespace] : kind.clusterScoped ? [undefined] : (this.#namespaces ?? [undefined])) {
@@ -140,7 +145,7 @@ export class KubeSource implements ConfigSource {
   #makeInformer(slot: Slot): ListWatch<KubernetesObject> {
     const fieldSelector = slot.kind.only ? `metadata.name=${slot.kind.only.name}` : undefined;
     const list = async (): Promise<KubernetesListObject<KubernetesObject>> => {
-      const result = await listCollection(this.#kc, slot.path, this.#abort.signal, fieldSelector ? `?fieldSelector=${encodeURIComponent(fieldSelector)}` : '');
+      const result = await listCollection(this.#kc, slot.path, this.#abort.signal, { fieldSelector, pageSize: this.#listPageSize, logger: this.#log });
       this.#listed(slot);
       return result as unknown as KubernetesListObject<KubernetesObject>;
     };
