@@ -44,13 +44,13 @@ const keyOf = (o: Obj): string => `${o.metadata.namespace ?? ''}/${o.metadata.na
 const byKey = (a: Obj, b: Obj): number => (keyOf(a) < keyOf(b) ? -1 : keyOf(a) > keyOf(b) ? 1 : 0);
 
 export function listPaging(state: ListState): ListPaging & { answer(req: ListRequest, res: ServerResponse): void; compacted(): void } {
-  /** Each collection as it was at a resourceVersion a continue token names. */
-  const snapshots = new Map<string, Obj[]>();
-  const snapshotAt = (c: Collection, rv: number): Obj[] | undefined => snapshots.get(`${c.plural}@${rv}`);
+  /** Each collection as it was at the resourceVersions continue tokens name (by collection: Istio's and the Gateway API's `gateways` share a plural). */
+  const snapshots = new Map<Collection, Map<number, Obj[]>>();
   const takeSnapshot = (c: Collection): Obj[] => {
-    const id = `${c.plural}@${state.rv()}`;
-    let objects = snapshots.get(id);
-    if (!objects) snapshots.set(id, (objects = [...state.objects(c)].sort(byKey)));
+    const byRv = snapshots.get(c) ?? new Map<number, Obj[]>();
+    snapshots.set(c, byRv);
+    let objects = byRv.get(state.rv());
+    if (!objects) byRv.set(state.rv(), (objects = [...state.objects(c)].sort(byKey)));
     return objects;
   };
   const tokenOf = (rv: number, start: string): string => Buffer.from(JSON.stringify({ rv, start })).toString('base64url');
@@ -65,7 +65,7 @@ export function listPaging(state: ListState): ListPaging & { answer(req: ListReq
     },
     /** History before the compacted version is gone: so are the snapshots continue tokens name. */
     compacted() {
-      for (const id of snapshots.keys()) if (Number(id.split('@')[1]) < state.compactedRv()) snapshots.delete(id);
+      for (const byRv of snapshots.values()) for (const rv of byRv.keys()) if (rv < state.compactedRv()) byRv.delete(rv);
     },
     answer(req: ListRequest, res: ServerResponse): void {
       const { collection, namespace, query, selector } = req;
@@ -89,7 +89,7 @@ export function listPaging(state: ListState): ListPaging & { answer(req: ListReq
         if (typeof token.rv !== 'number' || typeof token.start !== 'string') return answerStatus(res, 400, 'BadRequest', 'continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)');
         rv = token.rv;
         start = token.start;
-        const snapshot = snapshotAt(collection, rv);
+        const snapshot = snapshots.get(collection)?.get(rv);
         if (expiring > 0 || !snapshot || rv < state.compactedRv()) {
           expiring = Math.max(0, expiring - 1);
           // What kube-apiserver sends: the reason, and a token that goes on from the current state.
@@ -121,7 +121,7 @@ export function listPaging(state: ListState): ListPaging & { answer(req: ListReq
         ...(more && !filtered ? { remainingItemCount: rest.length - page.length } : {}),
       };
       send(res, collection, metadata, page.map((o) => state.asListed(collection, o)));
-      const listId = `${collection.plural}@${rv}?${query.labelSelector ?? ''}&${query.fieldSelector ?? ''}&${namespace ?? ''}`;
+      const listId = `${collection.apiVersion}/${collection.plural}@${rv}?${query.labelSelector ?? ''}&${query.fieldSelector ?? ''}&${namespace ?? ''}`;
       const n = (query.continue ? (pagesSent.get(listId) ?? 0) : 0) + 1;
       if (more) pagesSent.set(listId, n);
       else pagesSent.delete(listId);
