@@ -28,8 +28,6 @@ export interface KubeSourceOptions {
   /** Retry delays after a failure: first, doubling up to max (default 1 s → 30 s), minus up to 20% jitter. */
   readonly backoff?: { readonly initialMs: number; readonly maxMs: number };
   readonly random?: () => number;
-  /** Objects per page of a list (default 500, as client-go's pager). */
-  readonly listPageSize?: number;
 }
 
 /** What one informer (a kind, cluster-wide or in one namespace) has done so far. */
@@ -71,7 +69,6 @@ export class KubeSource implements ConfigSource {
   readonly #startTimeoutMs: number;
   readonly #backoff: { readonly initialMs: number; readonly maxMs: number };
   readonly #random: () => number;
-  readonly #listPageSize: number | undefined;
   readonly #watch: TrackedWatch;
   // One signal ends every list of every kind; each in-flight list adds a listener to it and removes it
   // when done, so the count is the number of kinds listed at once (over 20), not a leak.
@@ -93,7 +90,6 @@ export class KubeSource implements ConfigSource {
     this.#startTimeoutMs = opts.startTimeoutMs ?? 30_000;
     this.#backoff = opts.backoff ?? { initialMs: 1000, maxMs: 30_000 };
     this.#random = opts.random ?? Math.random;
-    this.#listPageSize = opts.listPageSize;
     this.#watch = new TrackedWatch(this.#kc, (path) => this.#watching(path));
     for (const kind of KUBE_KINDS) {
       for (const ns of kind.only ? [kind.only.namespace] : kind.clusterScoped ? [undefined] : (this.#namespaces ?? [undefined])) {
@@ -145,7 +141,7 @@ export class KubeSource implements ConfigSource {
   #makeInformer(slot: Slot): ListWatch<KubernetesObject> {
     const fieldSelector = slot.kind.only ? `metadata.name=${slot.kind.only.name}` : undefined;
     const list = async (): Promise<KubernetesListObject<KubernetesObject>> => {
-      const result = await listCollection(this.#kc, slot.path, this.#abort.signal, { fieldSelector, pageSize: this.#listPageSize, logger: this.#log });
+      const result = await listCollection(this.#kc, slot.path, this.#abort.signal, { fieldSelector, logger: this.#log });
       this.#listed(slot);
       return result as unknown as KubernetesListObject<KubernetesObject>;
     };
