@@ -1,8 +1,9 @@
 // Lists in pages, as client-go's reflector makes them: `limit=500` and `continue` until the server
 // sends no token, the pages joined into one list and the watch resumed from its resourceVersion; an
 // expired continue token (410, reason Expired) lists again from the first page, and the informer
-// keeps what it had until a whole list is in. The stand-in pages as kube-apiserver does (one
-// snapshot per list, opaque tokens, remainingItemCount only without selectors).
+// keeps what it had until a whole list is in; all the pages of a list share one connection (one TLS
+// handshake). The stand-in pages as kube-apiserver does (one snapshot per list, opaque tokens,
+// remainingItemCount only without selectors).
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,10 +13,13 @@ import { listCollection } from '../src/core/sources/kube-list.js';
 import { memoryLogger } from './helpers/memory-logger.js';
 import { informed } from './helpers/informed.js';
 import { startKubeApi, type KubeApiStandIn, type SeenRequest } from './helpers/kube-api.js';
+import { newRoot } from './helpers/mesh-tls.js';
+import { issueCertificate } from '../src/core/tls/issue-certificate.js';
 
 const FAST = { initialMs: 20, maxMs: 200 };
 const silent = pino({ level: 'silent' });
 
+const listCalls = (api: KubeApiStandIn, path: string): SeenRequest[] => api.requests.filter((r) => r.path === path && r.query.watch === undefined);
 const configMap = (name: string, namespace: string, data = name) => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace, labels: { app: 'paged' } }, data: { k: data } });
 
 describe('lists in pages', () => {
@@ -28,7 +32,7 @@ describe('lists in pages', () => {
     await api.close();
   });
 
-  const calls = (path: string): SeenRequest[] => api.requests.filter((r) => r.path === path && r.query.watch === undefined);
+  const calls = (path: string): SeenRequest[] => listCalls(api, path);
   const watches = (path: string): SeenRequest[] => api.requests.filter((r) => r.path === path && r.query.watch === 'true');
   const names = (i: KubeInformer): string[] => i.list().map((o) => String(o.metadata?.name)).sort();
   const get = async (path: string): Promise<{ status: number; body: any }> => {
@@ -180,5 +184,24 @@ describe('lists in pages', () => {
     const pages = calls(path);
     assert.equal(pages.length, 3);
     assert.ok(pages.every((r) => r.query.labelSelector === 'app=paged' && r.query.limit === '2'));
+  });
+});
+
+describe('lists in pages over TLS', () => {
+  it('reads every page of one list over one connection: one handshake, not one a page', async () => {
+    const root = newRoot('kube-api-ca');
+    const serving = issueCertificate({ subjectCN: 'kube-apiserver', ipAddresses: ['127.0.0.1'], issuer: root, days: 1, keyType: 'ec' });
+    const api = await startKubeApi({ tls: { ...serving, caPem: root.certPem } });
+    try {
+      for (let n = 0; n < 7; n++) api.apply(configMap(`t-${n}`, 'tls'));
+      const path = '/api/v1/namespaces/tls/configmaps';
+      const before = api.connections;
+      const list = await listCollection(api.kubeconfig(), path, new AbortController().signal, { pageSize: 1 });
+      assert.equal(list.items.length, 7);
+      assert.equal(listCalls(api, path).length, 7, 'seven pages');
+      assert.equal(api.connections - before, 1);
+    } finally {
+      await api.close();
+    }
   });
 });

@@ -111,14 +111,19 @@ export function listPaging(state: ListState): ListPaging & { answer(req: ListReq
       } else {
         objects = takeSnapshot(collection);
       }
-      const rest = objects.filter((o) => keyOf(o) > start && matches(o));
-      const page = rest.slice(0, Math.min(limit, paging.maxPageSize));
-      const more = rest.length > page.length;
+      // The page, and whether anything after it matches: a page's cost is its size, as an etcd range read's is.
+      const size = Math.min(limit, paging.maxPageSize);
+      const page: Obj[] = [];
+      let at = firstAfter(objects, start);
+      for (; at < objects.length && page.length < size; at++) if (matches(objects[at]!)) page.push(objects[at]!);
+      let more = false;
+      for (let next = at; next < objects.length && !more; next++) more = matches(objects[next]!);
       const filtered = Boolean(query.labelSelector || query.fieldSelector);
+      const remaining = (): number => (namespace === undefined ? objects.length - at : objects.slice(at).filter(matches).length);
       const metadata = {
         resourceVersion: String(rv),
         ...(more ? { continue: tokenOf(rv, keyOf(page.at(-1)!)) } : {}),
-        ...(more && !filtered ? { remainingItemCount: rest.length - page.length } : {}),
+        ...(more && !filtered ? { remainingItemCount: remaining() } : {}),
       };
       send(res, collection, metadata, page.map((o) => state.asListed(collection, o)));
       const listId = `${collection.apiVersion}/${collection.plural}@${rv}?${query.labelSelector ?? ''}&${query.fieldSelector ?? ''}&${namespace ?? ''}`;
@@ -129,6 +134,18 @@ export function listPaging(state: ListState): ListPaging & { answer(req: ListReq
     },
   };
   return paging;
+}
+
+/** The index of the first object whose key sorts after `start` (the objects are in key order). */
+function firstAfter(objects: readonly Obj[], start: string): number {
+  let lo = 0;
+  let hi = objects.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (keyOf(objects[mid]!) > start) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
 }
 
 function send(res: ServerResponse, collection: Collection, metadata: Record<string, unknown>, items: Obj[]): void {

@@ -6,6 +6,7 @@
 // connections) so tests can watch a client cope. Writes, single-object reads and TokenReview are kube-api-writes.ts's.
 
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { parseAllDocuments } from 'yaml';
@@ -42,6 +43,8 @@ export interface KubeApiStandIn {
   readonly token: string;
   /** Every request received, in order. */
   readonly requests: SeenRequest[];
+  /** Connections accepted so far (TCP; with `tls`, each one a handshake). */
+  readonly connections: number;
   /** How a watch from a compacted resourceVersion is refused: an `ERROR` event (what kube-apiserver does) or HTTP 410. */
   goneAs: 'event' | 'status';
   kubeconfig(): KubeConfig;
@@ -100,7 +103,8 @@ export interface KubeApiStandIn {
   close(): Promise<void>;
 }
 
-export async function startKubeApi(opts: { token?: string; maxPageSize?: number } = {}): Promise<KubeApiStandIn> {
+/** `tls`: serve HTTPS with this certificate (for 127.0.0.1), trusted through the kubeconfig's CA data. */
+export async function startKubeApi(opts: { token?: string; maxPageSize?: number; tls?: { certPem: string; keyPem: string; caPem: string } } = {}): Promise<KubeApiStandIn> {
   const token = opts.token ?? `test-token-${randomUUID()}`;
   const store = new Map<Collection, Map<string, Obj>>(COLLECTIONS.map((c) => [c, new Map()]));
   const history: Array<{ rv: number; collection: Collection; type: EventType; object: Obj }> = [];
@@ -263,13 +267,16 @@ export async function startKubeApi(opts: { token?: string; maxPageSize?: number 
     }
   };
 
-  const server = createServer(handle);
+  const server = opts.tls ? createHttpsServer({ cert: opts.tls.certPem, key: opts.tls.keyPem }, handle) : createServer(handle);
+  let connections = 0;
   server.on('connection', (s: Socket) => {
+    connections++;
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const url = `${opts.tls ? 'https' : 'http'}://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const trust = opts.tls ? `certificate-authority-data: "${Buffer.from(opts.tls.caPem).toString('base64')}"` : 'insecure-skip-tls-verify: true';
   const goneState = { goneAs: 'event' as 'event' | 'status' };
 
   const clientTokens = new Set<string>();
@@ -277,7 +284,7 @@ export async function startKubeApi(opts: { token?: string; maxPageSize?: number 
 kind: Config
 clusters:
 - name: stand-in
-  cluster: {server: "${url}", insecure-skip-tls-verify: true}
+  cluster: {server: "${url}", ${trust}}
 users:
 - name: tester
   user: {token: "${as}"}
@@ -292,6 +299,9 @@ current-context: stand-in
     token,
     requests,
     paging,
+    get connections() {
+      return connections;
+    },
     get goneAs() {
       return goneState.goneAs;
     },

@@ -15,7 +15,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { isRecord } from '../config/load.js';
 import type { KubeObject } from './kube-objects.js';
-import { KubeApiError, kubeRequest, statusMessage } from './kube-request.js';
+import { KubeApiError, SharedConnection, kubeRequest, statusMessage } from './kube-request.js';
 
 /** Objects per page, as client-go's pager asks by default. */
 export const LIST_PAGE_SIZE = 500;
@@ -45,13 +45,18 @@ export interface ListOptions {
  * same). The result's resourceVersion is the last page's: where a watch takes up.
  */
 export async function listCollection(kc: KubeConfig, path: string, signal: AbortSignal, opts: ListOptions = {}): Promise<KubeList> {
-  for (let restarts = 0; ; restarts++) {
-    try {
-      return await listPages(kc, path, signal, opts);
-    } catch (err) {
-      if (!(err instanceof ContinueExpired) || restarts >= EXPIRED_RESTARTS) throw err;
-      opts.logger?.info({ path, pagesRead: err.pagesRead }, 'Kubernetes API list expired between two pages; listing again from the first');
+  const connection = new SharedConnection();
+  try {
+    for (let restarts = 0; ; restarts++) {
+      try {
+        return await listPages(kc, path, signal, opts, connection);
+      } catch (err) {
+        if (!(err instanceof ContinueExpired) || restarts >= EXPIRED_RESTARTS) throw err;
+        opts.logger?.info({ path, pagesRead: err.pagesRead }, 'Kubernetes API list expired between two pages; listing again from the first');
+      }
     }
+  } finally {
+    await connection.close();
   }
 }
 
@@ -66,7 +71,7 @@ class ContinueExpired extends KubeApiError {
   }
 }
 
-async function listPages(kc: KubeConfig, path: string, signal: AbortSignal, opts: ListOptions): Promise<KubeList> {
+async function listPages(kc: KubeConfig, path: string, signal: AbortSignal, opts: ListOptions, connection: SharedConnection): Promise<KubeList> {
   const items: KubeObject[] = [];
   let resourceVersion: string | undefined;
   let token: string | undefined;
@@ -77,7 +82,7 @@ async function listPages(kc: KubeConfig, path: string, signal: AbortSignal, opts
     if (opts.labelSelector) query.set('labelSelector', opts.labelSelector);
     query.set('limit', String(opts.pageSize ?? LIST_PAGE_SIZE));
     if (token) query.set('continue', token);
-    const res = await kubeRequest(kc, 'GET', `${path}?${query}`, { signal });
+    const res = await kubeRequest(kc, 'GET', `${path}?${query}`, { signal, connection });
     if (res.status === 410 && token) throw new ContinueExpired(path, statusMessage(res.text), pages);
     if (res.status !== 200) throw new KubeApiError(res.status, path, statusMessage(res.text), 'GET');
     // One page's text at a time: parsed, its objects kept, the text dropped before the next is asked for.
@@ -91,6 +96,9 @@ async function listPages(kc: KubeConfig, path: string, signal: AbortSignal, opts
     if (next !== undefined && next === token) throw new Error(`GET ${path}: the server sent the same continue token again`);
     token = next;
     pages++;
+    // undici puts the connection back in its pool a turn of the event loop after the body is read;
+    // asking for the next page before that would open a second connection (and TLS handshake).
+    if (token) await new Promise((resolve) => setImmediate(resolve));
   } while (token);
   return { metadata: resourceVersion === undefined ? {} : { resourceVersion }, items };
 }

@@ -5,7 +5,7 @@
 
 import { HttpMethod, RequestContext, Watch, type KubeConfig } from '@kubernetes/client-node';
 import { STATUS_CODES } from 'node:http';
-import { fetch } from 'undici';
+import { fetch, type Dispatcher } from 'undici';
 import { isRecord } from '../config/load.js';
 
 /** An answer other than 200 from the API server; `statusCode` is what ListWatch and we look at. */
@@ -36,15 +36,18 @@ export async function kubeRequest(
   kc: KubeConfig,
   method: KubeMethod,
   path: string,
-  opts: { readonly body?: unknown; readonly signal?: AbortSignal; readonly timeoutMs?: number } = {},
+  opts: { readonly body?: unknown; readonly signal?: AbortSignal; readonly timeoutMs?: number; readonly connection?: SharedConnection } = {},
 ): Promise<{ status: number; text: string }> {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new Error('the kubeconfig has no current cluster');
   const ctx = new RequestContext(cluster.server + path, HttpMethod[method]);
   await kc.applySecurityAuthentication(ctx);
-  // The kubeconfig makes a fresh dispatcher per request when TLS options apply; close it after use
-  // so its idle connection does not linger.
-  const dispatcher = ctx.getDispatcher();
+  // The kubeconfig makes a fresh dispatcher per request when TLS options apply (it connects only when
+  // used); close it after use so its idle connection does not linger, unless the request shares one.
+  const own = ctx.getDispatcher();
+  const shared = opts.connection;
+  if (shared && !shared.dispatcher) shared.dispatcher = own;
+  const dispatcher = shared?.dispatcher ?? own;
   // A call that hangs must not hold its caller forever: give up after a minute.
   const abort = new AbortController();
   const onAbort = (): void => abort.abort(opts.signal?.reason);
@@ -65,7 +68,20 @@ export async function kubeRequest(
   } finally {
     clearTimeout(timer);
     opts.signal?.removeEventListener('abort', onAbort);
-    await dispatcher?.close().catch(() => undefined);
+    if (own !== shared?.dispatcher) await own?.close().catch(() => undefined);
+  }
+}
+
+/**
+ * One connection for a series of requests (the pages of one list: one TLS handshake, not one a
+ * page). The first request's dispatcher is kept here; `close()` ends it once the series is done.
+ */
+export class SharedConnection {
+  dispatcher: Dispatcher | undefined;
+
+  async close(): Promise<void> {
+    await this.dispatcher?.close().catch(() => undefined);
+    this.dispatcher = undefined;
   }
 }
 
