@@ -46,12 +46,12 @@ const byKey = (a: Obj, b: Obj): number => (keyOf(a) < keyOf(b) ? -1 : keyOf(a) >
 export function listPaging(state: ListState): ListPaging & { answer(req: ListRequest, res: ServerResponse): void; compacted(): void } {
   /** Each collection as it was at the resourceVersions continue tokens name (by collection: Istio's and the Gateway API's `gateways` share a plural). */
   const snapshots = new Map<Collection, Map<number, Obj[]>>();
-  const takeSnapshot = (c: Collection): Obj[] => {
+  const snapshotNow = (c: Collection): Obj[] => snapshots.get(c)?.get(state.rv()) ?? [...state.objects(c)].sort(byKey);
+  /** Kept while a continue token may name it (until compaction), only for lists of more than one page. */
+  const keep = (c: Collection, rv: number, objects: Obj[]): void => {
     const byRv = snapshots.get(c) ?? new Map<number, Obj[]>();
     snapshots.set(c, byRv);
-    let objects = byRv.get(state.rv());
-    if (!objects) byRv.set(state.rv(), (objects = [...state.objects(c)].sort(byKey)));
-    return objects;
+    byRv.set(rv, objects);
   };
   const tokenOf = (rv: number, start: string): string => Buffer.from(JSON.stringify({ rv, start })).toString('base64url');
   let expiring = 0;
@@ -79,27 +79,27 @@ export function listPaging(state: ListState): ListPaging & { answer(req: ListReq
       let start = '';
       let objects: Obj[];
       if (query.continue) {
-        if (query.resourceVersion) return answerStatus(res, 400, 'BadRequest', 'specifying resource version is not allowed when using continue');
+        if (query.resourceVersion) return answerStatus(res, 400, 'BadRequest', 'a continued list takes no resourceVersion: the token names it');
         let token: { rv?: unknown; start?: unknown };
         try {
           token = JSON.parse(Buffer.from(query.continue, 'base64url').toString('utf8')) as typeof token;
         } catch {
           token = {};
         }
-        if (typeof token.rv !== 'number' || typeof token.start !== 'string') return answerStatus(res, 400, 'BadRequest', 'continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)');
+        if (typeof token.rv !== 'number' || typeof token.start !== 'string') return answerStatus(res, 400, 'BadRequest', 'the continue token cannot be read');
         rv = token.rv;
         start = token.start;
         const snapshot = snapshots.get(collection)?.get(rv);
         if (expiring > 0 || !snapshot || rv < state.compactedRv()) {
           expiring = Math.max(0, expiring - 1);
-          // What kube-apiserver sends: the reason, and a token that goes on from the current state.
-          takeSnapshot(collection);
+          // As kube-apiserver answers: reason Expired, and a token that goes on from the current state.
+          keep(collection, state.rv(), snapshotNow(collection));
           const body = JSON.stringify({
             kind: 'Status',
             apiVersion: 'v1',
             metadata: { continue: tokenOf(state.rv(), start) },
             status: 'Failure',
-            message: 'The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.',
+            message: `the continue token's resourceVersion ${rv} has been compacted: list again without it, or go on with the token in this answer (what changed since may be inconsistent)`,
             reason: 'Expired',
             code: 410,
           });
@@ -109,7 +109,7 @@ export function listPaging(state: ListState): ListPaging & { answer(req: ListReq
         }
         objects = snapshot;
       } else {
-        objects = takeSnapshot(collection);
+        objects = snapshotNow(collection);
       }
       // The page, and whether anything after it matches: a page's cost is its size, as an etcd range read's is.
       const size = Math.min(limit, paging.maxPageSize);
@@ -120,6 +120,7 @@ export function listPaging(state: ListState): ListPaging & { answer(req: ListReq
       for (let next = at; next < objects.length && !more; next++) more = matches(objects[next]!);
       const filtered = Boolean(query.labelSelector || query.fieldSelector);
       const remaining = (): number => (namespace === undefined ? objects.length - at : objects.slice(at).filter(matches).length);
+      if (more && !query.continue) keep(collection, rv, objects);
       const metadata = {
         resourceVersion: String(rv),
         ...(more ? { continue: tokenOf(rv, keyOf(page.at(-1)!)) } : {}),
