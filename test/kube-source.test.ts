@@ -146,7 +146,7 @@ describe('KubeSource', () => {
       const w = await watch(api);
       try {
         assert.ok(w.names('Service').includes(`default/doomed-${goneAs}`));
-        const lists = () => api.requests.filter((r) => r.path === '/api/v1/services' && r.query.watch === undefined).length;
+        const lists = () => api.requests.filter((r) => r.path === '/api/v1/services' && r.query.watch === undefined && r.query.continue === undefined).length;
         const listsBefore = lists();
         // The source misses the deletion (stalled watch), and the history that held it is gone.
         api.holdWatches();

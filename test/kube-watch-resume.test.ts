@@ -10,25 +10,11 @@ import { pino, type Logger } from 'pino';
 import { KubeInformer } from '../src/core/sources/kube-informer.js';
 import { FailureWarnings } from '../src/core/sources/kube-request.js';
 import { memoryLogger } from './helpers/memory-logger.js';
+import { informed } from './helpers/informed.js';
 import { startKubeApi, type KubeApiStandIn, type SeenRequest } from './helpers/kube-api.js';
 
 const FAST = { initialMs: 20, maxMs: 200 };
 const PATH = '/api/v1/namespaces/quiet/configmaps';
-
-/** Resolves once `check` holds, looked at again after each change the informer reports. */
-function informed(i: KubeInformer, check: () => boolean, what: string, ms = 20_000): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const done = (): void => {
-      if (!check()) return;
-      off();
-      clearTimeout(timer);
-      resolve();
-    };
-    const off = i.onChange(done);
-    const timer = setTimeout(() => (off(), reject(new Error(`not reached in ${ms} ms: ${what}`))), ms);
-    done();
-  });
-}
 
 const configMap = (name: string, ns = 'quiet') => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: ns }, data: { k: name } });
 
@@ -41,7 +27,7 @@ describe('watches as a real API server treats them', () => {
     await api.close();
   });
 
-  const lists = (): SeenRequest[] => api.requests.filter((r) => r.path === PATH && r.query.watch === undefined);
+  const lists = (): SeenRequest[] => api.requests.filter((r) => r.path === PATH && r.query.watch === undefined && r.query.continue === undefined);
   const watches = (): SeenRequest[] => api.requests.filter((r) => r.path === PATH && r.query.watch === 'true');
   const names = (i: KubeInformer): string[] => i.list().map((o) => String(o.metadata?.name)).sort();
 

@@ -1,17 +1,19 @@
 // A stand-in for the Kubernetes API server, enough for list+watch clients: it holds objects per
 // collection (kube-api-kinds.ts), numbers every change with a global resourceVersion, answers lists
-// and streams watch events the way kube-apiserver does (field and label selectors included), and
+// (in pages: kube-api-pages.ts) and streams watch events the way kube-apiserver does (field and label selectors included), and
 // sends BOOKMARK events to watches that ask, ends each watch after its timeoutSeconds, and
 // can be told to fail (404 for an absent CRD, 403, 500 on reads or writes, 410 Gone, dropped
 // connections) so tests can watch a client cope. Writes, single-object reads and TokenReview are kube-api-writes.ts's.
 
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { parseAllDocuments } from 'yaml';
 import { KubeConfig } from '@kubernetes/client-node';
 import { COLLECTIONS, fieldSelectorOf, keyOf, labelSelectorOf, route, withType, type Collection, type Obj } from './kube-api-kinds.js';
 import { answerStatus as status, putStatus, writeOne, type WriteContext } from './kube-api-writes.js';
+import { listPaging, type ListPaging } from './kube-api-pages.js';
 
 type EventType = 'ADDED' | 'MODIFIED' | 'DELETED';
 
@@ -41,6 +43,8 @@ export interface KubeApiStandIn {
   readonly token: string;
   /** Every request received, in order. */
   readonly requests: SeenRequest[];
+  /** Connections accepted so far (TCP; with `tls`, each one a handshake). */
+  readonly connections: number;
   /** How a watch from a compacted resourceVersion is refused: an `ERROR` event (what kube-apiserver does) or HTTP 410. */
   goneAs: 'event' | 'status';
   kubeconfig(): KubeConfig;
@@ -70,8 +74,10 @@ export interface KubeApiStandIn {
   setForbidden(plural: string, forbidden: boolean): void;
   /** The next `times` requests on the collection answer `status`: lists, watches, either (`any`), or writes (create, replace, delete). */
   failNext(plural: string, opts?: { status?: number; on?: 'list' | 'watch' | 'any' | 'write'; times?: number }): void;
-  /** Forget the event history: watches from any earlier resourceVersion are now too old. */
+  /** Forget the event history: watches from any earlier resourceVersion, and lists continued from one, are now too old. */
   compact(): void;
+  /** Lists in pages (`limit`, `continue`): how small they are, expired continue tokens, a hook between pages. */
+  readonly paging: ListPaging;
   /** Open watches stop receiving events (a stalled connection); later watches are not affected. */
   holdWatches(): void;
   /**
@@ -97,7 +103,8 @@ export interface KubeApiStandIn {
   close(): Promise<void>;
 }
 
-export async function startKubeApi(opts: { token?: string } = {}): Promise<KubeApiStandIn> {
+/** `tls`: serve HTTPS with this certificate (for 127.0.0.1), trusted through the kubeconfig's CA data. */
+export async function startKubeApi(opts: { token?: string; maxPageSize?: number; tls?: { certPem: string; keyPem: string; caPem: string } } = {}): Promise<KubeApiStandIn> {
   const token = opts.token ?? `test-token-${randomUUID()}`;
   const store = new Map<Collection, Map<string, Obj>>(COLLECTIONS.map((c) => [c, new Map()]));
   const history: Array<{ rv: number; collection: Collection; type: EventType; object: Obj }> = [];
@@ -113,6 +120,8 @@ export async function startKubeApi(opts: { token?: string } = {}): Promise<KubeA
   const reviewState = { failure: undefined as number | undefined };
   let rv = 1000;
   let compactedRv = 0;
+  const paging = listPaging({ rv: () => rv, compactedRv: () => compactedRv, objects: (c) => store.get(c)!.values(), asListed: (c, o) => (c.builtIn ? o : withType(c, o)) });
+  if (opts.maxPageSize !== undefined) paging.maxPageSize = opts.maxPageSize;
 
   const collectionOf = (apiVersion: unknown, kind: unknown): Collection => {
     const c = COLLECTIONS.find((x) => x.apiVersion === apiVersion && x.kind === kind);
@@ -227,16 +236,7 @@ export async function startKubeApi(opts: { token?: string } = {}): Promise<KubeA
       if (--failure.times <= 0) failures.delete(collection.plural);
       return status(res, failure.status, 'InternalError', 'an error on the server ("injected by the test") has prevented the request from succeeding');
     }
-    if (!watch) {
-      const items = [...store.get(collection)!.values()]
-        .filter((o) => inNamespace(o, namespace) && selector(o))
-        .sort((a, b) => `${a.metadata.namespace}/${a.metadata.name}`.localeCompare(`${b.metadata.namespace}/${b.metadata.name}`))
-        .map((o) => (collection.builtIn ? o : withType(collection, o)));
-      const body = JSON.stringify({ kind: `${collection.kind}List`, apiVersion: collection.apiVersion, metadata: { resourceVersion: String(rv) }, items });
-      res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) });
-      res.end(body);
-      return;
-    }
+    if (!watch) return paging.answer({ collection, namespace, query, selector }, res);
     const from = query.resourceVersion;
     const fromRv = from === undefined || from === '' || from === '0' ? undefined : Number(from);
     if (fromRv !== undefined && (!Number.isFinite(fromRv) || fromRv < compactedRv)) {
@@ -267,13 +267,16 @@ export async function startKubeApi(opts: { token?: string } = {}): Promise<KubeA
     }
   };
 
-  const server = createServer(handle);
+  const server = opts.tls ? createHttpsServer({ cert: opts.tls.certPem, key: opts.tls.keyPem }, handle) : createServer(handle);
+  let connections = 0;
   server.on('connection', (s: Socket) => {
+    connections++;
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const url = `${opts.tls ? 'https' : 'http'}://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const trust = opts.tls ? `certificate-authority-data: "${Buffer.from(opts.tls.caPem).toString('base64')}"` : 'insecure-skip-tls-verify: true';
   const goneState = { goneAs: 'event' as 'event' | 'status' };
 
   const clientTokens = new Set<string>();
@@ -281,7 +284,7 @@ export async function startKubeApi(opts: { token?: string } = {}): Promise<KubeA
 kind: Config
 clusters:
 - name: stand-in
-  cluster: {server: "${url}", insecure-skip-tls-verify: true}
+  cluster: {server: "${url}", ${trust}}
 users:
 - name: tester
   user: {token: "${as}"}
@@ -295,6 +298,10 @@ current-context: stand-in
     url,
     token,
     requests,
+    paging,
+    get connections() {
+      return connections;
+    },
     get goneAs() {
       return goneState.goneAs;
     },
@@ -393,6 +400,7 @@ current-context: stand-in
       // A watch from `rv` itself needs no history; from anything older it does, and that is gone.
       compactedRv = rv;
       history.length = 0;
+      paging.compacted();
     },
     holdWatches() {
       for (const w of watchers) w.held = true;

@@ -7,7 +7,8 @@
 import { ListWatch, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { KubeObject } from './kube-objects.js';
-import { FailureWarnings, TrackedWatch, WakeableDelays, describeError, listCollection, serverOf } from './kube-request.js';
+import { listCollection } from './kube-list.js';
+import { FailureWarnings, TrackedWatch, WakeableDelays, describeError, serverOf } from './kube-request.js';
 
 export interface KubeInformerOptions {
   readonly kubeconfig: KubeConfig;
@@ -21,6 +22,8 @@ export interface KubeInformerOptions {
   /** Quiet time after a change before listeners hear of it (default 20 ms: a re-list is one burst). */
   readonly debounceMs?: number;
   readonly backoff?: { readonly initialMs: number; readonly maxMs: number };
+  /** Objects per page of a list (default 500). */
+  readonly listPageSize?: number;
 }
 
 export class KubeInformer {
@@ -99,11 +102,9 @@ export class KubeInformer {
   }
 
   #make(): ListWatch<KubernetesObject> {
-    const { path, fieldSelector, labelSelector } = this.#opts;
-    const params = new URLSearchParams({ ...(fieldSelector ? { fieldSelector } : {}), ...(labelSelector ? { labelSelector } : {}) }).toString();
-    const query = params ? `?${params}` : '';
+    const { path, fieldSelector, labelSelector, listPageSize, logger } = this.#opts;
     const list = async (): Promise<KubernetesListObject<KubernetesObject>> => {
-      const result = await listCollection(this.#opts.kubeconfig, path, this.#abort.signal, query);
+      const result = await listCollection(this.#opts.kubeconfig, path, this.#abort.signal, { fieldSelector, labelSelector, pageSize: listPageSize, logger });
       if (this.#lastError) this.#opts.logger.info({ path }, 'Kubernetes API list recovered');
       this.#failures = 0;
       this.#lastError = undefined;

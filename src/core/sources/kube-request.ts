@@ -1,13 +1,12 @@
 // The HTTP calls meshgate makes to the API server, all through @kubernetes/client-node's KubeConfig
-// (so every auth method it knows works): a plain list of a collection, the client's own watch,
-// wrapped so that closing can abort every watch still open, and single calls (get, create, replace,
-// TokenReview) for the few objects meshgate writes or asks about.
+// (so every auth method it knows works): one request (a list is a series of them: kube-list.ts), the
+// client's own watch, wrapped so that closing can abort every watch still open, and single calls (get,
+// create, replace, TokenReview) for the few objects meshgate writes or asks about.
 
 import { HttpMethod, RequestContext, Watch, type KubeConfig } from '@kubernetes/client-node';
 import { STATUS_CODES } from 'node:http';
-import { fetch } from 'undici';
+import { fetch, type Dispatcher } from 'undici';
 import { isRecord } from '../config/load.js';
-import type { KubeObject } from './kube-objects.js';
 
 /** An answer other than 200 from the API server; `statusCode` is what ListWatch and we look at. */
 export class KubeApiError extends Error {
@@ -24,28 +23,9 @@ export class KubeApiError extends Error {
 
 export type KubeMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
-/** A collection as the API server lists it. */
-export interface KubeList {
-  readonly metadata?: { readonly resourceVersion?: string };
-  readonly items: KubeObject[];
-}
-
 /** The server URL of the kubeconfig's current context, for messages. */
 export function serverOf(kc: KubeConfig): string {
   return kc.getCurrentCluster()?.server ?? '(no current cluster in the kubeconfig)';
-}
-
-/**
- * GET a collection as JSON, the objects untouched (the generated typed clients would turn them into
- * model classes with Dates; the watch hands us plain JSON, and both must look the same). `query`
- * carries selectors (`fieldSelector=…`), the same ones the watch is given.
- */
-export async function listCollection(kc: KubeConfig, path: string, signal: AbortSignal, query = ''): Promise<KubeList> {
-  const res = await kubeRequest(kc, 'GET', path + query, { signal });
-  if (res.status !== 200) throw new KubeApiError(res.status, path, statusMessage(res.text), 'GET');
-  const body: unknown = JSON.parse(res.text);
-  if (!isRecord(body) || !Array.isArray(body.items)) throw new Error(`GET ${path}: the answer is not a list`);
-  return body as unknown as KubeList;
 }
 
 /**
@@ -56,15 +36,18 @@ export async function kubeRequest(
   kc: KubeConfig,
   method: KubeMethod,
   path: string,
-  opts: { readonly body?: unknown; readonly signal?: AbortSignal; readonly timeoutMs?: number } = {},
+  opts: { readonly body?: unknown; readonly signal?: AbortSignal; readonly timeoutMs?: number; readonly connection?: SharedConnection } = {},
 ): Promise<{ status: number; text: string }> {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new Error('the kubeconfig has no current cluster');
   const ctx = new RequestContext(cluster.server + path, HttpMethod[method]);
   await kc.applySecurityAuthentication(ctx);
-  // The kubeconfig makes a fresh dispatcher per request when TLS options apply; close it after use
-  // so its idle connection does not linger.
-  const dispatcher = ctx.getDispatcher();
+  // The kubeconfig makes a fresh dispatcher per request when TLS options apply (it connects only when
+  // used); close it after use so its idle connection does not linger, unless the request shares one.
+  const own = ctx.getDispatcher();
+  const shared = opts.connection;
+  if (shared && !shared.dispatcher) shared.dispatcher = own;
+  const dispatcher = shared?.dispatcher ?? own;
   // A call that hangs must not hold its caller forever: give up after a minute.
   const abort = new AbortController();
   const onAbort = (): void => abort.abort(opts.signal?.reason);
@@ -85,7 +68,20 @@ export async function kubeRequest(
   } finally {
     clearTimeout(timer);
     opts.signal?.removeEventListener('abort', onAbort);
-    await dispatcher?.close().catch(() => undefined);
+    if (own !== shared?.dispatcher) await own?.close().catch(() => undefined);
+  }
+}
+
+/**
+ * One connection for a series of requests (the pages of one list: one TLS handshake, not one a
+ * page). The first request's dispatcher is kept here; `close()` ends it once the series is done.
+ */
+export class SharedConnection {
+  dispatcher: Dispatcher | undefined;
+
+  async close(): Promise<void> {
+    await this.dispatcher?.close().catch(() => undefined);
+    this.dispatcher = undefined;
   }
 }
 
@@ -279,7 +275,7 @@ export function statusOf(err: unknown): number | undefined {
 }
 
 /** The API server explains a refusal in a Status object: `pods is forbidden: User "…" cannot list …`. */
-function statusMessage(text: string): string {
+export function statusMessage(text: string): string {
   try {
     const body: unknown = JSON.parse(text);
     if (isRecord(body) && typeof body.message === 'string') return body.message;

@@ -12,7 +12,8 @@ import type { Logger } from 'pino';
 import { pino } from '../telemetry/pino.js';
 import type { ConfigSource, ConfigUpdate } from './source.js';
 import { KUBE_KINDS, collectionPath, toLoadResult, type KubeKind, type KubeObject } from './kube-objects.js';
-import { FailureWarnings, TrackedWatch, WakeableDelays, describeError, listCollection, serverOf, statusOf } from './kube-request.js';
+import { listCollection } from './kube-list.js';
+import { FailureWarnings, TrackedWatch, WakeableDelays, describeError, serverOf, statusOf } from './kube-request.js';
 
 export interface KubeSourceOptions {
   /** Default: `loadKubeConfig()` (in-cluster service account, $KUBECONFIG or ~/.kube/config). */
@@ -140,7 +141,7 @@ export class KubeSource implements ConfigSource {
   #makeInformer(slot: Slot): ListWatch<KubernetesObject> {
     const fieldSelector = slot.kind.only ? `metadata.name=${slot.kind.only.name}` : undefined;
     const list = async (): Promise<KubernetesListObject<KubernetesObject>> => {
-      const result = await listCollection(this.#kc, slot.path, this.#abort.signal, fieldSelector ? `?fieldSelector=${encodeURIComponent(fieldSelector)}` : '');
+      const result = await listCollection(this.#kc, slot.path, this.#abort.signal, { fieldSelector, logger: this.#log });
       this.#listed(slot);
       return result as unknown as KubernetesListObject<KubernetesObject>;
     };
