@@ -389,7 +389,7 @@ async function main(): Promise<number> {
   let servedProblems: string[] = [];
   if (sizes.length > 0) {
     const table = scaleTable(await runScale(sizes));
-    const served = await servedScale({ ...s, warmRequests: WARM_REQUESTS }, upstream.port, sizes);
+    const served = await servedScale({ ...s, warmRequests: WARM_REQUESTS }, upstream, sizes);
     servedProblems = served.problems;
     console.log('');
     console.log(table);
