@@ -269,7 +269,7 @@ export function preciseCpuSeconds(pid: number | undefined): number | undefined {
   return ns / 1e9;
 }
 
-function statOf(pid: string): { ppid: number; ticks: number } | undefined {
+function statOf(pid: string): { ppid: number; ticks: number; userTicks: number } | undefined {
   let text: string;
   try {
     text = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -279,7 +279,7 @@ function statOf(pid: string): { ppid: number; ticks: number } | undefined {
   // The command name is in parentheses and may itself hold spaces or parentheses: read after the last ')'.
   const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
   // Fields from 3 (state): ppid is field 4, utime 14, stime 15.
-  return { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) };
+  return { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]), userTicks: Number(f[11]) };
 }
 
 /**
@@ -289,14 +289,8 @@ function statOf(pid: string): { ppid: number; ticks: number } | undefined {
  * same system calls.
  */
 export function userCpuSeconds(pid: number | undefined): number | undefined {
-  if (pid === undefined) return undefined;
-  let text: string;
-  try {
-    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return undefined;
-  }
-  return Number(text.slice(text.lastIndexOf(')') + 2).split(' ')[11]) / TICKS_PER_SECOND;
+  const own = pid === undefined ? undefined : statOf(String(pid));
+  return own && own.userTicks / TICKS_PER_SECOND;
 }
 
 /** Resident memory of `pid` in bytes (VmRSS), undefined where /proc is not there or it has gone. */
