@@ -18,6 +18,8 @@ export interface LoadOptions {
   readonly hosts?: readonly string[];
   readonly connections: number;
   readonly seconds: number;
+  /** wrk only: the CPUs it may run on (`taskset -c` list), so that it keeps off the measured process's core. */
+  readonly cpus?: string;
 }
 
 export interface LoadResult {
@@ -78,7 +80,7 @@ async function runWrk(opts: LoadOptions): Promise<LoadResult> {
   const target = opts.hosts ? ['-s', await hostsScript(opts.hosts)] : ['-H', `Host: ${opts.host}`];
   const args = ['-t1', `-c${opts.connections}`, `-d${opts.seconds}s`, '--latency', ...target, opts.url];
   const out = await new Promise<string>((resolve, reject) => {
-    const p = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = opts.cpus ? spawn('taskset', ['-c', opts.cpus, 'wrk', ...args], { stdio: ['ignore', 'pipe', 'pipe'] }) : spawn('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     runningWrk.add(p);
     p.once('exit', () => runningWrk.delete(p));
     let stdout = '';

@@ -4,12 +4,12 @@
 // on a machine where the load generator, the proxy and the upstream share the cores, and how much
 // memory a process holds (the sidecar's cost next to Istio's published figures).
 
-import type { ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { request } from 'node:http';
 import { createServer, type AddressInfo, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { BENCH_HOST } from './servers.js';
 
@@ -156,6 +156,44 @@ export async function freePorts(n: number): Promise<number[]> {
 }
 
 /** The full path of `cmd` on PATH (plus the sbin folders, where Debian puts nginx), if any. */
+/**
+ * Where a measured process and what loads it run: the measured process alone on the last CPU, the
+ * load generator and the upstream on the others; undefined (one CPU, no `taskset`, or BENCH_PIN=0)
+ * to leave placement to the scheduler. Unpinned on two cores, a saturated gateway (one core), the
+ * upstream and wrk (together most of the other) are placed anew from moment to moment, and a run in
+ * which the gateway shares its core measures the sharing. Pinned on a machine that other work keeps
+ * busy, the gateway cannot leave a core that work lands on: callers pin only on a quiet machine
+ * (machineBusy), unless BENCH_PIN=1.
+ */
+export function pinnedCpus(): { readonly measured: string; readonly load: string; readonly all: string } | undefined {
+  const n = cpus().length;
+  if (n < 2 || process.env.BENCH_PIN === '0' || !findCommand('taskset')) return undefined;
+  return { measured: String(n - 1), load: n === 2 ? '0' : `0-${n - 2}`, all: `0-${n - 1}` };
+}
+
+/** The share of all CPUs' time spent busy (not idle or waiting on I/O) over the next `ms` (/proc/stat). */
+export async function machineBusy(ms = 1000): Promise<number | undefined> {
+  const sample = (): [number, number] | undefined => {
+    try {
+      const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+      const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
+      return [total, f[3]! + f[4]!];
+    } catch {
+      return undefined;
+    }
+  };
+  const a = sample();
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  const b = sample();
+  if (!a || !b || b[0] === a[0]) return undefined;
+  return 1 - (b[1] - a[1]) / (b[0] - a[0]);
+}
+
+/** Binds every thread of `pid` (V8's helpers, libuv's pool) to `cpuList` (taskset's syntax). */
+export function pinTo(pid: number | undefined, cpuList: string): void {
+  if (pid !== undefined) execFileSync('taskset', ['--all-tasks', '--pid', '--cpu-list', cpuList, String(pid)], { stdio: 'ignore' });
+}
+
 export function findCommand(cmd: string): string | undefined {
   const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/sbin', '/usr/local/sbin', '/sbin'];
   for (const dir of dirs) {
@@ -231,7 +269,7 @@ export function preciseCpuSeconds(pid: number | undefined): number | undefined {
   return ns / 1e9;
 }
 
-function statOf(pid: string): { ppid: number; ticks: number } | undefined {
+function statOf(pid: string): { ppid: number; ticks: number; userTicks: number } | undefined {
   let text: string;
   try {
     text = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -241,7 +279,18 @@ function statOf(pid: string): { ppid: number; ticks: number } | undefined {
   // The command name is in parentheses and may itself hold spaces or parentheses: read after the last ')'.
   const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
   // Fields from 3 (state): ppid is field 4, utime 14, stime 15.
-  return { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) };
+  return { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]), userTicks: Number(f[11]) };
+}
+
+/**
+ * User-mode CPU seconds of `pid` alone (/proc/PID/stat's utime, every thread; 10 ms ticks): the time
+ * in its own code, without the kernel's share (system calls, and on a loaded machine the scheduler's
+ * switches charged to it), for comparing two builds or configurations of one program that make the
+ * same system calls.
+ */
+export function userCpuSeconds(pid: number | undefined): number | undefined {
+  const own = pid === undefined ? undefined : statOf(String(pid));
+  return own && own.userTicks / TICKS_PER_SECOND;
 }
 
 /** Resident memory of `pid` in bytes (VmRSS), undefined where /proc is not there or it has gone. */

@@ -83,7 +83,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   const table = scaleTable(await runScale(sizes));
   const upstream = await startUpstream();
   try {
-    const served = await servedScale({ tool: pickTool(), warmup: 2, warmRequests: 50_000, connections: 50, seconds: 10 }, upstream.port, sizes);
+    const served = await servedScale({ tool: pickTool(), warmup: 2, warmRequests: 50_000, connections: 50, seconds: 10 }, upstream, sizes);
     console.log(table);
     for (const line of [...served.lines, ...served.problems]) console.log(line);
   } finally {
