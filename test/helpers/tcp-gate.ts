@@ -1,17 +1,19 @@
 // A TCP port a test points a client at (the ACME server's HTTP-01 validation, say) and then decides
 // where its connections go: held (accepted, nothing sent on, so the test knows the client has come
 // and can act while it waits), passed on to a port, or cut. Held connections are passed on or cut
-// when the test says; the first line each target answered is kept.
+// when the test says; the first line of each request and of each answer is kept.
 
 import { connect, createServer, type Server, type Socket } from 'node:net';
 
 export interface TcpGate {
   readonly port: number;
-  /** Connections accepted so far. */
+  /** Connections that have sent something so far. */
   readonly arrived: number;
   /** The first line of each answer that came back through the gate (`HTTP/1.1 200 OK`, say). */
   readonly answers: string[];
-  /** Resolves once `n` connections have arrived in all. */
+  /** The first line of each request that came in (`GET /.well-known/acme-challenge/… HTTP/1.1`, say). */
+  readonly requests: string[];
+  /** Resolves once `n` connections in all have sent something. */
   arrivals(n: number): Promise<void>;
   /** New connections wait here until `forwardTo` or `cut`. */
   hold(): void;
@@ -25,13 +27,18 @@ export interface TcpGate {
 export async function startTcpGate(): Promise<TcpGate> {
   let target: number | undefined;
   let arrived = 0;
-  const held = new Set<Socket>();
+  const held = new Map<Socket, (port: number) => void>();
   const all = new Set<Socket>();
   const waiters: Array<{ n: number; resolve: () => void }> = [];
   const answers: string[] = [];
+  const requests: string[] = [];
+  /** What a held connection has sent so far, sent on when it is passed on. */
+  const buffered = new Map<Socket, Buffer[]>();
   const pass = (client: Socket, port: number): void => {
     const upstream = connect(port, '127.0.0.1');
     all.add(upstream);
+    for (const b of buffered.get(client) ?? []) upstream.write(b);
+    buffered.delete(client);
     let first = '';
     upstream.on('data', (d: Buffer) => {
       if (!first) {
@@ -52,17 +59,28 @@ export async function startTcpGate(): Promise<TcpGate> {
   const server: Server = createServer((client) => {
     all.add(client);
     client.on('close', () => all.delete(client));
-    arrived++;
-    for (const w of [...waiters]) {
-      if (arrived < w.n) continue;
-      waiters.splice(waiters.indexOf(w), 1);
-      w.resolve();
-    }
+    const chunks: Buffer[] = [];
+    buffered.set(client, chunks);
+    const keep = (d: Buffer): void => {
+      chunks.push(d);
+      if (chunks.length > 1) return;
+      requests.push(d.toString('latin1').split('\r\n')[0] ?? '');
+      arrived++;
+      for (const w of [...waiters]) {
+        if (arrived < w.n) continue;
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve();
+      }
+    };
+    client.on('data', keep);
+    const release = (port: number): void => {
+      client.off('data', keep);
+      pass(client, port);
+    };
     if (target === undefined) {
-      client.pause();
-      held.add(client);
+      held.set(client, release);
       client.on('close', () => held.delete(client));
-    } else pass(client, target);
+    } else release(target);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
@@ -71,20 +89,20 @@ export async function startTcpGate(): Promise<TcpGate> {
       return arrived;
     },
     answers,
+    requests,
     arrivals: (n) => (arrived >= n ? Promise.resolve() : new Promise((resolve) => waiters.push({ n, resolve }))),
     hold: () => {
       target = undefined;
     },
     forwardTo: (port) => {
       target = port;
-      for (const c of [...held]) {
+      for (const [c, release] of [...held]) {
         held.delete(c);
-        pass(c, port);
-        c.resume();
+        release(port);
       }
     },
     cut: () => {
-      for (const c of [...held]) c.resetAndDestroy();
+      for (const c of held.keys()) c.resetAndDestroy();
       held.clear();
     },
     close: async () => {
