@@ -57,7 +57,8 @@ export const GATEWAY_HELP = `usage: meshgate gateway --config DIR --ports 80=808
   --namespace NS        the gateway's namespace (default istio-system); with --config-source
                         kubernetes, credentialName is a Secret in it (kubernetes.io/tls, or
                         cert/key/cacert; <name>-cacert for MUTUAL's CA), followed as it changes;
-                        and the Lease by which one of the gateway's replicas ($POD_NAME) writes status
+                        and the Leases by which one of the gateway's replicas ($POD_NAME) writes
+                        status and one orders ACME certificates
   --gateway-name LIST   serve only these Gateway API Gateways, e.g. default/web,shop/edge (default:
                         every Gateway whose class is meshgate's: controllerName
                         meshgate.io/gateway-controller or istio.io/gateway-controller, or the
