@@ -326,6 +326,7 @@ export class AcmeManager {
         challenges: this.#challenges,
         timeoutMs: this.#opts.orderTimeoutMs ?? 300_000,
         pollMs: this.#opts.orderPollMs ?? 2000,
+        stillOrdering: () => this.#current(term),
       });
       const checked = checkMaterial({ certPem: issued.certPem, keyPem: issued.keyPem, certName: 'the issued certificate', keyName: 'its key' }, 'acme', `credential ${secretName}`);
       if (!checked.ok) throw new Error(checked.problems.join('; '));

@@ -27,6 +27,12 @@ export interface OrderRequest {
   readonly timeoutMs: number;
   /** First wait before polling a pending challenge or order again (doubles up to 30 s). */
   readonly pollMs: number;
+  /**
+   * Whether this process still orders (it holds the ACME Lease): asked before each challenge is
+   * declared ready and before the order is finalized, so an order whose Lease moved to another
+   * replica stops there instead of issuing a second certificate for the same names.
+   */
+  readonly stillOrdering?: () => boolean;
 }
 
 export interface Issued {
@@ -46,6 +52,16 @@ export async function orderCertificate(req: OrderRequest): Promise<Issued> {
   const [, csr] = await acme.crypto.createCsr({ commonName: req.commonName, altNames: [...req.dnsNames] }, keyPem);
   const client = new acme.Client({ directoryUrl: req.directoryUrl, accountKey: req.accountKeyPem, backoffMin: req.pollMs, backoffMax: 30_000 });
   const tokens: string[] = [];
+  const checkStillOrdering = (): void => {
+    if (req.stillOrdering && !req.stillOrdering()) throw new Error('left unfinished: this process no longer orders (the ACME Lease moved to another replica)');
+  };
+  // auto() has no hook between the last valid challenge and finalization: this client's own
+  // finalizeOrder asks first.
+  const finalizeOrder = client.finalizeOrder.bind(client);
+  client.finalizeOrder = async (order, csr) => {
+    checkStillOrdering();
+    return finalizeOrder(order, csr);
+  };
   const order = client.auto({
     csr,
     ...(req.email ? { email: req.email } : {}),
@@ -57,6 +73,7 @@ export async function orderCertificate(req: OrderRequest): Promise<Issued> {
     ...(req.preferredChain ? { preferredChain: req.preferredChain } : {}),
     challengeCreateFn: async (_authz, challenge, keyAuthorization) => {
       if (challenge.type !== 'http-01') throw new Error(`challenge type ${challenge.type} is not supported; only http-01`);
+      checkStillOrdering();
       tokens.push(challenge.token);
       // acme-client tells the ACME server the challenge is ready when this resolves: by then every
       // process and replica of the gateway must be able to answer it.
