@@ -76,18 +76,6 @@ function served(r: Replica, host: string): Promise<X509Certificate> {
   });
 }
 
-const cartYaml = `apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: cart, namespace: istio-system}
-spec:
-  selector: {istio: ingressgateway}
-  servers:
-  - port: {number: 443, name: https, protocol: HTTPS}
-    hosts: [cart.example.test]
-    tls: {mode: SIMPLE, credentialName: cart-tls}
-  - port: {number: 80, name: http, protocol: HTTP}
-    hosts: [cart.example.test]
-`;
 
 test('two gateway replicas: one orders, the other answers the validation; when the orderer dies mid-order the other completes it', async (t) => {
   const gate = await startTcpGate();
@@ -140,7 +128,7 @@ test('two gateway replicas: one orders, the other answers the validation; when t
   const before = gate.arrived;
   const answered = gate.answers.length;
   api.applyYaml(certificateYaml('cart-tls', ['cart.example.test']));
-  api.applyYaml(cartYaml);
+  api.applyYaml(gatewayYaml('cart-tls', 'cart.example.test', { name: 'cart' }));
   await gate.arrivals(before + 1);
   assert.equal(lease(), orderer.identity);
   api.refuseToken(orderer.token, true);

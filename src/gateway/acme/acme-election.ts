@@ -4,17 +4,17 @@
 // (core/sources/kube-leader-election.ts). The other replicas serve what the holder writes to the
 // Secrets and answer its HTTP-01 challenges from the Secret it publishes them in. When the holder
 // stops renewing (it died, or lost the API server), another takes the Lease once it has run out and
-// orders whatever is still missing or due; an order the old holder had in flight writes nothing.
+// orders whatever is still missing or due; an order the old holder had in flight is not finalized
+// and writes nothing.
 //
 // A Lease of its own rather than the status writer's: ACME runs also where no status is written
 // (`--control` with `--credentials kubernetes`), and an order that takes minutes should not hold up
 // or be cut short by status work. One Lease for every certificate, as cert-manager's single
 // controller: its cost does not grow with the number of certificates.
 
-import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { gatewayNamesHash } from '../../core/gateway-api/status-leader.js';
-import { LeaderElection, defaultIdentity, type LeaseTiming } from '../../core/sources/kube-leader-election.js';
+import { gatewayNamesHash, type ElectedStatusWriterOptions } from '../../core/gateway-api/status-leader.js';
+import { LeaderElection, defaultIdentity } from '../../core/sources/kube-leader-election.js';
 import type { SecretReader, SecretWriter } from '../../core/tls/types.js';
 import type { AcmeManager } from './acme-manager.js';
 import { CHALLENGE_SECRET, SecretChallenges } from './secret-challenges.js';
@@ -26,16 +26,8 @@ export function acmeLeaseName(gatewayNames: ReadonlySet<string> | undefined): st
   return gatewayNames ? `${ACME_ELECTION}-${gatewayNamesHash(gatewayNames)}` : ACME_ELECTION;
 }
 
-export interface AcmeElectionOptions {
-  readonly kubeconfig: KubeConfig;
-  /** The gateway's namespace: its Secrets and the Lease. */
-  readonly namespace: string;
-  readonly gatewayNames?: ReadonlySet<string>;
-  readonly logger: Logger;
-  /** Default $POD_NAME. */
-  readonly identity?: string;
-  readonly timing?: Partial<LeaseTiming>;
-}
+/** As for the status writer's: an election among the replicas of one gateway, in its namespace. */
+export type AcmeElectionOptions = ElectedStatusWriterOptions;
 
 /**
  * The ordering side of a replicated gateway: the Lease, and the Secret where challenges are
