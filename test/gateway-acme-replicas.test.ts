@@ -27,6 +27,7 @@ import { startPebble } from './helpers/pebble.js';
 import { startKubeApi, type KubeApiStandIn } from './helpers/kube-api.js';
 import { startTcpGate } from './helpers/tcp-gate.js';
 import { eventually } from './helpers/gateway.js';
+import { rawExchange } from './helpers/raw-http.js';
 import { certificateYaml, gatewayYaml, issuerYaml } from './helpers/cert-manager-yaml.js';
 import { deployObjects, uncoveredCalls } from './helpers/rbac.js';
 
@@ -122,6 +123,8 @@ test('two gateway replicas: one orders, the other answers the validation; when t
   const writes = (r: Replica) => api.requests.filter((q) => q.authorization === `Bearer ${r.token}` && ['POST', 'PUT'].includes(q.method) && q.path.includes('/secrets'));
   assert.deepEqual(writes(other), [], `${other.identity} wrote no Secret: it did not order`);
   assert.equal(finalizations(pebble.output()), 1, 'one order finalized');
+  const unknown = await rawExchange(other.httpPort, `GET /.well-known/acme-challenge/${'x'.repeat(43)} HTTP/1.1\r\nHost: shop.example.test\r\nConnection: close\r\n\r\n`);
+  assert.notEqual(unknown.status, 200, 'a token no order published: looked up again, then not answered');
 
   // The next certificate: the orderer takes it on, and dies while pebble's validation waits.
   gate.hold();
