@@ -122,7 +122,7 @@ test('two gateway replicas: one orders, the other answers the validation; when t
   await api.until(() => Object.keys(board()).length === 0, 'the token withdrawn after the order');
   const writes = (r: Replica) => api.requests.filter((q) => q.authorization === `Bearer ${r.token}` && ['POST', 'PUT'].includes(q.method) && q.path.includes('/secrets'));
   assert.deepEqual(writes(other), [], `${other.identity} wrote no Secret: it did not order`);
-  assert.equal(finalizations(pebble.output()), 1, 'one order finalized');
+  assert.deepEqual(pebbleCounts(pebble.output()), { ordersPlaced: 1, finalized: 1, issued: 1 }, 'one order placed, by one replica');
   const unknown = await rawExchange(other.httpPort, `GET /.well-known/acme-challenge/${'x'.repeat(43)} HTTP/1.1\r\nHost: shop.example.test\r\nConnection: close\r\n\r\n`);
   assert.notEqual(unknown.status, 200, 'a token no order published: looked up again, then not answered');
 
@@ -148,14 +148,16 @@ test('two gateway replicas: one orders, the other answers the validation; when t
   await eventually(() => issuedBy(other, 'cart.example.test'), 20_000);
   assert.equal(gate.answers[answered], 'HTTP/1.1 200 OK', 'the dead orderer\'s validation was answered');
   await api.until(() => Object.keys(board()).length === 0, 'the dead orderer\'s token and the new one withdrawn');
-  assert.equal(finalizations(pebble.output()), 2, 'one more order finalized, by the new orderer; the dead one\'s left unfinished');
+  assert.deepEqual(pebbleCounts(pebble.output()), { ordersPlaced: 3, finalized: 2, issued: 2 }, 'the dead orderer\'s order left unfinished, the new orderer\'s placed and finalized');
   assert.ok(await issuedBy(other, 'shop.example.test'), 'the first certificate still served, not ordered again');
 
   const objects = await deployObjects();
   assert.deepEqual(uncoveredCalls(objects, { namespace: 'istio-system', name: DEFAULT_GATEWAY_SERVICE_ACCOUNT }, api.requests.filter((q) => q.status !== 401)), [], 'calls the replicas made that the gateway\'s RBAC does not allow');
 });
 
-/** Orders pebble finalized, from its request log. */
-function finalizations(output: string): number {
-  return output.split('\n').filter((l) => /finalize-order/i.test(l)).length;
+/** What pebble's log says it did: new orders (`POST /order-plz`), finalizations, certificates issued. */
+function pebbleCounts(output: string): { ordersPlaced: number; finalized: number; issued: number } {
+  const lines = output.split('\n');
+  const count = (re: RegExp) => lines.filter((l) => re.test(l)).length;
+  return { ordersPlaced: count(/POST \/order-plz\b/), finalized: count(/POST \/finalize-order\//), issued: count(/Issued certificate serial/) };
 }

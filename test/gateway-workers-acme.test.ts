@@ -46,6 +46,7 @@ test('--workers 2: one worker orders, every worker answers the HTTP-01 challenge
   gate.forwardTo(gw.port);
   const meta = async () => JSON.parse(await readFile(join(dir, 'certs', 'shop-tls', 'meta.json'), 'utf8').catch(() => '{}')) as { source?: string };
   await eventually(async () => (await meta()).source === 'acme', 20_000);
-  assert.equal(pebble.output().split('\n').filter((l) => /finalize-order/i.test(l)).length, 1, 'one order finalized');
+  assert.equal(pebble.output().split('\n').filter((l) => /POST \/order-plz\b/.test(l)).length, 1, 'one order placed, by one worker');
+  assert.equal(pebble.output().split('\n').filter((l) => /POST \/finalize-order\//.test(l)).length, 1, 'one order finalized');
   assert.deepEqual(gw.workers().length, 2);
 });
