@@ -8,7 +8,7 @@ import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import acme from 'acme-client';
@@ -279,9 +279,9 @@ describe('AcmeManager without a reachable ACME server', () => {
 test('ACME against pebble: stand-in, issuance, renewal, outage and recovery', async (t) => {
   let manager: AcmeManager | undefined;
   // The HTTP-01 responder, as the gateway's plain HTTP listeners answer challenges.
-  const responder: Server = createServer((req, res) => {
+  const responder: Server = createServer(async (req, res) => {
     const m = /^\/\.well-known\/acme-challenge\/([A-Za-z0-9_-]+)$/.exec(req.url ?? '');
-    const answer = m ? manager?.challengeResponse(m[1]!) : undefined;
+    const answer = m ? await manager?.challengeResponse(m[1]!) : undefined;
     res.writeHead(answer ? 200 : 404, { 'content-type': 'text/plain' }).end(answer ?? '');
   });
   await new Promise<void>((r) => responder.listen(0, '127.0.0.1', r));
@@ -345,7 +345,7 @@ test('ACME against pebble: stand-in, issuance, renewal, outage and recovery', as
     assert.equal((await stat(join(certsDir, 'pebble-account'))).mode & 0o777, 0o700);
     assert.ok(lines.some((l) => l.msg === `Issuer istio-system/pebble: created the ACME account key ${join(certsDir, 'pebble-account', 'tls.key')}`));
     const meta = await metaOnDisk(certsDir, 'demo-acme');
-    assert.deepEqual(meta, { source: 'acme', issuer: 'Issuer istio-system/pebble', server: pebble.directoryUrl, notAfter: new Date(leaf.validTo).toISOString() });
+    assert.deepEqual(meta, { source: 'acme', issuer: 'Issuer istio-system/pebble', server: pebble.directoryUrl, notAfter: new Date(leaf.validTo).toISOString(), orderer: hostname() });
     assert.ok(lines.some((l) => l.msg === 'certificate istio-system/demo-acme: waiting for ACME (no certificate issued yet); serving a self-signed stand-in'));
     assert.equal(manager!.status()[0]?.state, 'ready');
     firstSerial = leaf.serialNumber;

@@ -139,13 +139,14 @@ describe('meshgate certs', () => {
       const { config, certs } = setup(acmeConfig(['shop.example.com']));
       const next = new Date(Date.now() + 10 * 60_000).toISOString();
       const notBefore = await issued(certs, ['shop.example.com'], {
-        lastError: 'cannot reach the ACME server acme.example.test: connect ECONNREFUSED', lastErrorAt: '2030-01-02T03:04:05.000Z', nextAttemptAt: next,
+        lastError: 'cannot reach the ACME server acme.example.test: connect ECONNREFUSED', lastErrorAt: '2030-01-02T03:04:05.000Z', nextAttemptAt: next, orderer: 'istio-ingressgateway-7f9c-x2k4p',
       });
       const { code, out, lines } = await run(config, certs);
       assert.equal(code, 1, out);
       assert.match(line(lines, 'source'), /acme$/);
       assert.equal(line(lines, 'acme'), `  acme       Certificate istio-system/shop-tls, Issuer istio-system/le (${DIR_URL})`);
       assert.equal(line(lines, 'account'), `  account    ${join(certs, 'le-account', 'tls.key')} (privateKeySecretRef)`);
+      assert.equal(line(lines, 'orderer'), '  orderer    istio-ingressgateway-7f9c-x2k4p (the gateway process that ordered it and wrote this record)');
       assert.equal(line(lines, 'issued'), `  issued     ${new Date(Math.floor(notBefore.getTime() / 1000) * 1000).toISOString()}`);
       const due = new Date(Math.floor(notBefore.getTime() / 1000) * 1000 + 60 * DAY).toISOString();
       assert.match(line(lines, 'renewal'), new RegExp(`^  renewal    due ${due.replace(/\./g, '\\.')} \\(in (29|30) days\\)$`), 'two-thirds of 90 days');

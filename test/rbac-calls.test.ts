@@ -1,7 +1,8 @@
 // RBAC in deploy/ against the calls the code really makes: the gateway and the control plane run
 // against the API stand-in, doing what they do on a cluster (reading every collection, writing
 // status, ACME Secrets, the CA Secret, the root ConfigMaps, the automated deployment's objects, the
-// injector's caBundle, TokenReviews, the leader-election Leases), and every request the stand-in
+// injector's caBundle, TokenReviews, the leader-election Leases, the ACME Lease and the Secret of
+// HTTP-01 answers the replicas share), and every request the stand-in
 // received is checked, by its verb, group, resource, subresource, namespace and name, against what
 // the manifests grant that service account. A call missing here is a 403 that only a real cluster
 // would show.
@@ -27,12 +28,46 @@ import { allowed, attributesOf, deployObjects, uncoveredCalls } from './helpers/
 import { DEFAULT_GATEWAY_SERVICE_ACCOUNT } from '../src/core/model/gateway-names.js';
 import { deploymentObjects, serviceAccountName, type GatewayObject } from '../src/core/gateway-api/deployment-objects.js';
 import { statusLeaseName } from '../src/core/gateway-api/status-leader.js';
+import { AcmeElection, ACME_ELECTION, acmeLeaseName } from '../src/gateway/acme/acme-election.js';
+import { AcmeManager } from '../src/gateway/acme/acme-manager.js';
+import { secretStorage } from '../src/gateway/acme/certificate-secrets.js';
+import { SnapshotHolder } from '../src/core/snapshot/holder.js';
+import type { KubeConfig } from '@kubernetes/client-node';
 
 const silent = pino({ level: 'silent' });
 const FAST = { initialMs: 50, maxMs: 400 };
 const GATEWAY_SA = { namespace: 'istio-system', name: DEFAULT_GATEWAY_SERVICE_ACCOUNT };
 const CONTROL_SA = { namespace: 'istio-system', name: 'meshgate-control' };
 const LEASES = '/apis/coordination.k8s.io/v1/namespaces/istio-system/leases';
+
+/**
+ * What a gateway replica does for ACME besides its Secrets: takes, renews and gives up the ACME
+ * Lease, and as its holder publishes an HTTP-01 answer, reads the Secret again on a miss, clears a
+ * predecessor's leftovers and withdraws it (the order itself needs an ACME server: gateway-acme-replicas.test.ts).
+ */
+async function coordinateAcme(api: KubeApiStandIn, kubeconfig: KubeConfig, namespace: string, gatewayNames?: ReadonlySet<string>): Promise<void> {
+  const secrets = new KubeSecrets({ kubeconfig, namespace, logger: silent, backoff: FAST });
+  await secrets.start();
+  const election = new AcmeElection({ kubeconfig, namespace, identity: 'gateway-0', logger: silent, timing: { leaseDurationMs: 3000, renewDeadlineMs: 1500, retryPeriodMs: 50 }, ...(gatewayNames ? { gatewayNames } : {}) });
+  const board = election.challenges(secrets);
+  const manager = new AcmeManager({ storage: secretStorage(secrets), holder: new SnapshotHolder(), logger: silent, election });
+  manager.start();
+  election.attach(manager, board);
+  const lease = () => api.get('coordination.k8s.io/v1', 'Lease', namespace, acmeLeaseName(gatewayNames))?.spec;
+  try {
+    await api.until(() => lease()?.holderIdentity === 'gateway-0' && api.requests.some((r) => r.method === 'PUT' && r.path.endsWith(`/leases/${acmeLeaseName(gatewayNames)}`)), 'the ACME Lease taken and renewed');
+    const token = 'a'.repeat(43);
+    await board.publish(token, `${token}.thumbprint`);
+    assert.equal(await board.answer('b'.repeat(43)), undefined, 'a miss, read again');
+    await board.withdrawLeftovers();
+    await board.withdraw(token);
+  } finally {
+    await election.close();
+    await manager.close();
+    await secrets.close();
+  }
+  assert.equal(lease()?.holderIdentity, '', 'the ACME Lease given up');
+}
 
 describe('RBAC in deploy/ covers every call the code makes', () => {
   let objects: Awaited<ReturnType<typeof deployObjects>>;
@@ -56,7 +91,7 @@ describe('RBAC in deploy/ covers every call the code makes', () => {
     assert.deepEqual(attributesOf({ method: 'GET', path: '/api/v1/configmaps', query: { watch: 'true', fieldSelector: 'metadata.name=x' }, authorization: undefined, status: 200 }), { verb: 'watch', group: '', resource: 'configmaps', name: 'x' });
   });
 
-  it('the gateway: every collection it reads, its Secrets, its ACME Secrets, the Gateway API and Ingress status it writes, its status Lease', async () => {
+  it('the gateway: every collection it reads, its Secrets, its ACME Secrets and Lease, the Gateway API and Ingress status it writes, its status Lease', async () => {
     api = await startKubeApi();
     api.applyYaml(baseYaml({ v1: 1, v2: 2, v3: 3, web: 4 }));
     api.applyYaml(httpRouteYaml('route', { gateway: 'all-namespaces', hostname: 'shop.example.com', backend: 'infra-backend-v1', port: 8080, namespace: INFRA }));
@@ -77,6 +112,8 @@ describe('RBAC in deploy/ covers every call the code makes', () => {
       const wrote = (plural: string) => api.statusWrites.some((w) => w.startsWith(`${plural} `));
       await api.until(() => ['gatewayclasses', 'gateways', 'httproutes', 'ingresses'].every(wrote), 'status written for the class, the Gateways, the route and the Ingress');
       assert.ok(api.get('coordination.k8s.io/v1', 'Lease', 'istio-system', GATEWAY_STATUS_ELECTION), 'status written as the holder of its Lease');
+      await coordinateAcme(api, kubeconfig, 'istio-system');
+      assert.ok(api.get('coordination.k8s.io/v1', 'Lease', 'istio-system', ACME_ELECTION));
     } finally {
       await gw.close();
       await secrets.close();
@@ -85,7 +122,7 @@ describe('RBAC in deploy/ covers every call the code makes', () => {
     await api.close();
   });
 
-  it('a Gateway\'s own gateway: with the RoleBinding and binding subject the control plane makes for it, its reads, status and status Lease', async () => {
+  it('a Gateway\'s own gateway: with the RoleBinding and binding subject the control plane makes for it, its reads, status, status Lease and ACME coordination', async () => {
     api = await startKubeApi();
     api.applyYaml(baseYaml({ v1: 1, v2: 2, v3: 3, web: 4 }));
     const gateway = api.get('gateway.networking.k8s.io/v1', 'Gateway', INFRA, 'same-namespace')!;
@@ -101,6 +138,7 @@ describe('RBAC in deploy/ covers every call the code makes', () => {
     const { gw } = await startKubeGateway(api.kubeconfig(), { namespace: sa.namespace, gatewayNames: new Set([key]) });
     try {
       await api.until(() => api.statusWrites.some((w) => w.startsWith('gateways ')) && api.get('coordination.k8s.io/v1', 'Lease', sa.namespace, statusLeaseName(new Set([key]))) !== undefined, 'its Gateway\'s status written, as the holder of its Lease');
+      await coordinateAcme(api, api.kubeconfig(), sa.namespace, new Set([key]));
     } finally {
       await gw.close();
     }

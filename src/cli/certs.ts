@@ -169,6 +169,8 @@ function describeManaged({ wanted: w, stored, certsDir }: ManagedCredential, now
     lines.push(row('error', `${w.secretName}: cannot be issued: ${w.waiting}`));
   }
   const meta = stored?.meta;
+  // One process orders for all workers and replicas (in a cluster the holder of the ACME Lease): this one wrote what is stored.
+  if (meta?.orderer) lines.push(row('orderer', `${meta.orderer} (the gateway process that ordered it and wrote this record)`));
   if (stored && isReal(stored)) {
     lines.push(row('issued', new Date(stored.leaf.validFrom).toISOString()));
     if (meta?.source === 'acme') {

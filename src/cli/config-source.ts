@@ -106,3 +106,9 @@ export async function gatewayApiStatusWriter(
   const [{ loadKubeConfig }, { ElectedStatusWriter }] = await Promise.all([import('../core/sources/kube-source.js'), import('../core/gateway-api/status-leader.js')]);
   return new ElectedStatusWriter({ kubeconfig: loadKubeConfig(choice.kubeconfig), ...where, logger: log.child({ component: 'gateway-api-status' }) });
 }
+
+/** Which of the gateway's replicas orders its ACME certificates: the holder of its ACME Lease in `namespace`. */
+export async function acmeElection(choice: { readonly kubeconfig: string | undefined }, log: Logger, where: { readonly namespace: string; readonly gatewayNames?: ReadonlySet<string> }) {
+  const [{ loadKubeConfig }, { AcmeElection }] = await Promise.all([import('../core/sources/kube-source.js'), import('../gateway/acme/acme-election.js')]);
+  return new AcmeElection({ kubeconfig: loadKubeConfig(choice.kubeconfig), ...where, logger: log.child({ component: 'acme' }) });
+}

@@ -4,7 +4,8 @@
 import { createLogger } from '../core/telemetry/logger.js';
 import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
-import { endWorkerThatCouldNotStart, sharedChallenges, superviseWorkers, workerIndex, workerTotal } from '../gateway/workers.js';
+import { endWorkerThatCouldNotStart, superviseWorkers, workerIndex, workerTotal } from '../gateway/workers.js';
+import { workerChallenges } from '../gateway/acme/worker-challenges.js';
 import { workerBreakers } from '../core/runtime/worker-breakers.js';
 import { followPrimaryTicketKeys } from '../core/runtime/worker-ticket-keys.js';
 import { SessionTickets } from '../core/tls/session-tickets.js';
@@ -14,7 +15,7 @@ import { startGateway } from '../gateway/main.js';
 import { DEFAULT_METRICS_PORT, serveClusterMetrics } from '../core/telemetry/metrics-server.js';
 import { parse, parseLocality, parseMetricsPort, parsePort, parsePorts, parseRedisUrl, parseTrustedProxies, gatewayLabels, readFlagFile, readableFlagFile } from './options.js';
 import { UsageError } from './main.js';
-import { gatewayApiStatusWriter, kubeSecrets, kubeSource, readableConfigDir, sourceChoice, usableKubeConfig } from './config-source.js';
+import { acmeElection, gatewayApiStatusWriter, kubeSecrets, kubeSource, readableConfigDir, sourceChoice, usableKubeConfig } from './config-source.js';
 import { LIMIT_FLAGS, LIMIT_HELP, parseLimitFlags } from './limit-options.js';
 import { stopRequested } from '../core/runtime/stop-signals.js';
 import { DRAIN_FLAGS, DRAIN_HELP, armStop, parseDrainFlags } from './drain-options.js';
@@ -56,7 +57,8 @@ export const GATEWAY_HELP = `usage: meshgate gateway --config DIR --ports 80=808
   --namespace NS        the gateway's namespace (default istio-system); with --config-source
                         kubernetes, credentialName is a Secret in it (kubernetes.io/tls, or
                         cert/key/cacert; <name>-cacert for MUTUAL's CA), followed as it changes;
-                        and the Lease by which one of the gateway's replicas ($POD_NAME) writes status
+                        and the Leases by which one of the gateway's replicas ($POD_NAME) writes
+                        status and one orders ACME certificates
   --gateway-name LIST   serve only these Gateway API Gateways, e.g. default/web,shop/edge (default:
                         every Gateway whose class is meshgate's: controllerName
                         meshgate.io/gateway-controller or istio.io/gateway-controller, or the
@@ -199,13 +201,20 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
       ...common,
       ...(metricsPort === undefined ? {} : { metricsPort: worker !== undefined ? ('primary' as const) : metricsPort }),
       logger: wlog,
-      // One worker orders ACME certificates; every worker answers the validation requests.
-      ...(worker !== undefined ? { acmeOrders: worker === 0, acmeChallenges: sharedChallenges() } : {}),
+      // One worker orders ACME certificates; every worker answers the validation requests (in a
+      // cluster from the Secret the ordering replica publishes them in, else through the primary).
+      ...(worker !== undefined ? { acmeOrders: worker === 0, ...(credentialsFrom === 'kubernetes' ? {} : { acmeChallenges: workerChallenges() }) } : {}),
       sessionTickets,
       // DestinationRule limits hold for all workers together: the primary counts limited clusters.
       ...(worker !== undefined ? { breakers: workerBreakers(workerTotal()) } : {}),
       ...(mesh ? { source: mesh.source, identity: mesh.identity } : 'dir' in choice ? { configDir: choice.dir } : 'kubeconfig' in choice ? { source: await kubeSource(choice, log) } : {}),
-      ...(credentialsFrom === 'kubernetes' ? { secrets: await kubeSecrets({ kubeconfig: 'kubeconfig' in choice ? choice.kubeconfig : undefined }, common.namespace, log) } : {}),
+      ...(credentialsFrom === 'kubernetes'
+        ? {
+          secrets: await kubeSecrets({ kubeconfig: 'kubeconfig' in choice ? choice.kubeconfig : undefined }, common.namespace, log),
+          // Of the gateway's replicas, the holder of its ACME Lease orders.
+          acmeElection: await acmeElection({ kubeconfig: 'kubeconfig' in choice ? choice.kubeconfig : undefined }, log, { namespace: common.namespace, ...(gatewayNames ? { gatewayNames } : {}) }),
+        }
+        : {}),
       // In a cluster one process writes the Gateway API status (the first worker, like ACME orders),
       // of the replica holding the gateway's status Lease.
       ...('kubeconfig' in choice && (worker ?? 0) === 0 ? { gatewayApiStatus: await gatewayApiStatusWriter(choice, log, { namespace: common.namespace, ...(gatewayNames ? { gatewayNames } : {}) }) } : {}),

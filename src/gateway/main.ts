@@ -17,7 +17,8 @@ import { createPortListener } from './port-listener.js';
 import { ListenerSet } from './listener-set.js';
 import { createCredentialStore } from '../core/tls/credential-store.js';
 import { AcmeManager } from './acme/acme-manager.js';
-import type { ChallengeMap } from './acme/acme-order.js';
+import type { ChallengeBoard } from './acme/challenge-board.js';
+import type { AcmeElection } from './acme/acme-election.js';
 import type { IdentityProvider } from '../core/pki/types.js';
 import type { SecretReader, SecretWriter } from '../core/tls/types.js';
 import { fileStorage } from './acme/certificate-files.js';
@@ -71,9 +72,14 @@ export interface GatewayOptions {
   readonly random?: () => number;
   /** The gateway's workload identity: Istio mTLS to mesh endpoints (auto mTLS, ISTIO_MUTUAL). */
   readonly identity?: IdentityProvider;
-  /** Several workers: whether this one orders ACME certificates (one does), and the map they share. */
+  /** Several workers: whether this one may order ACME certificates (one does), and where they all read HTTP-01 answers. */
   readonly acmeOrders?: boolean;
-  readonly acmeChallenges?: ChallengeMap;
+  readonly acmeChallenges?: ChallengeBoard;
+  /**
+   * Several replicas (cluster mode, with `secrets`): only the holder of the ACME Lease orders, and
+   * HTTP-01 answers go to a Secret every replica reads.
+   */
+  readonly acmeElection?: AcmeElection;
   /** Where the gateway runs, `region/zone/subzone`, for locality-aware load balancing. */
   readonly locality?: string;
   /** Clock for outlier ejections, epoch ms (default Date.now). */
@@ -148,6 +154,9 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   });
   const { log, holder } = rt;
   const credentials = createCredentialStore({ certsDir, logger: log, ...(opts.secrets ? { secrets: opts.secrets } : {}), ...(opts.identity ? { identity: opts.identity } : {}) });
+  const election = opts.secrets ? opts.acmeElection : undefined;
+  const electedChallenges = election && opts.secrets ? election.challenges(opts.secrets) : undefined;
+  const challenges = electedChallenges ?? opts.acmeChallenges;
   const acme = new AcmeManager({
     // Where issued certificates go is where credentialName is read from: files, or the Secrets.
     storage: opts.secrets ? secretStorage(opts.secrets) : fileStorage(certsDir),
@@ -155,7 +164,8 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     logger: log.child({ component: 'acme' }),
     random: rt.random,
     ...(opts.acmeCa ? { acmeCa: opts.acmeCa } : {}),
-    ...(opts.acmeChallenges ? { challenges: opts.acmeChallenges } : {}),
+    ...(challenges ? { challenges } : {}),
+    ...(election ? { election, identity: election.identity } : {}),
   });
   // Every gateway listener is an edge: it authenticates and authorizes for the gateway's workload.
   const ctx = rt.inboundCtx();
@@ -174,6 +184,8 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   });
   rt.add(listeners);
   rt.add({ close: () => acme.close(), destroy: () => acme.destroy() });
+  // Gives the ACME Lease up on the way out, so another replica orders at its next try, not after the lease.
+  if (election) rt.add({ close: () => election.close(), destroy: () => election.close() });
   rt.add({ close: () => credentials.close(), destroy: () => credentials.close() });
   const secrets = opts.secrets;
   if (secrets) rt.add({ close: () => secrets.close(), destroy: () => secrets.close() });
@@ -202,7 +214,10 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     adminPort: opts.adminPort ?? 15000,
     // Only once the HTTP ports listen can the ACME server's HTTP-01 validation reach us.
     afterListen: () => {
-      if (opts.acmeOrders ?? true) acme.start();
+      // Another worker orders; this one answers the challenges it publishes.
+      if (!(opts.acmeOrders ?? true)) return;
+      acme.start();
+      if (election && electedChallenges) election.attach(acme, electedChallenges);
     },
   });
   // No metricsPort when this process serves none (off, or a --workers primary serves the sum and

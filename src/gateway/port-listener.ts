@@ -30,7 +30,7 @@ export interface PortListenerDeps {
   readonly credentials: CredentialStore;
   readonly log: Logger;
   /** ACME HTTP-01 answers, served before routing on plaintext HTTP. */
-  readonly acmeChallenge?: (token: string) => string | undefined;
+  readonly acmeChallenge?: (token: string) => string | undefined | Promise<string | undefined>;
   /** TLS session ticket keys of every TLS server. */
   readonly tickets: SessionTickets;
 }

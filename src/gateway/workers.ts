@@ -2,8 +2,9 @@
 // connection to one of them), so every core serves traffic. Each worker is a whole gateway with its
 // own snapshot from the same source; the primary only supervises: it replaces a worker that dies,
 // stops every worker when any process of the gateway is signalled (each worker drains itself; see
-// core/runtime/stop-signals.ts for why a repeated signal changes nothing), relays ACME HTTP-01
-// answers, because one worker orders certificates while any worker may receive the ACME server's validation request,
+// core/runtime/stop-signals.ts for why a repeated signal changes nothing), keeps the ACME HTTP-01
+// answers (acme/worker-challenges.ts), because one worker orders certificates while any worker may
+// receive the ACME server's validation request,
 // keeps the counters of RateLimitPolicy `store: memory` and of DestinationRule connectionPool limits
 // for all workers, so a limit is one limit, and hands every worker the same TLS session ticket keys.
 // A first worker that cannot start (a port in use) says why and exits with WORKER_COULD_NOT_START:
@@ -15,7 +16,7 @@ import type { Logger } from 'pino';
 import { RateLimiterClusterMaster } from 'rate-limiter-flexible';
 import { PrimaryBreakers } from '../core/runtime/worker-breakers.js';
 import { PrimaryTicketKeys } from '../core/runtime/worker-ticket-keys.js';
-import type { ChallengeMap } from './acme/acme-order.js';
+import { PrimaryChallenges } from './acme/worker-challenges.js';
 import { isStopMessage, stopRequested, type StopCause, type StopMessage } from '../core/runtime/stop-signals.js';
 
 const INDEX_ENV = 'MESHGATE_WORKER_INDEX';
@@ -23,17 +24,6 @@ const COUNT_ENV = 'MESHGATE_WORKER_COUNT';
 
 /** The exit code of a worker whose gateway could not start (sysexits' EX_CONFIG). */
 const WORKER_COULD_NOT_START = 78;
-
-interface ChallengeMessage {
-  readonly meshgate: 'acme-challenge';
-  readonly op: 'set' | 'delete' | 'clear';
-  readonly token?: string;
-  readonly value?: string;
-}
-
-function isChallengeMessage(m: unknown): m is ChallengeMessage {
-  return typeof m === 'object' && m !== null && (m as { meshgate?: unknown }).meshgate === 'acme-challenge';
-}
 
 /** This process's worker index (0 … N-1, stable across replacements), or undefined when not a worker. */
 export function workerIndex(): number | undefined {
@@ -45,37 +35,6 @@ export function workerIndex(): number | undefined {
 export function workerTotal(): number {
   const n = Number(process.env[COUNT_ENV]);
   return cluster.isWorker && Number.isInteger(n) && n > 1 ? n : 1;
-}
-
-/**
- * The challenge map of a worker: the ordering worker's writes go to every other worker through the
- * primary; every worker's copy follows what it is sent.
- */
-export function sharedChallenges(): ChallengeMap {
-  const map: ChallengeMap = new Map();
-  const local = { set: map.set.bind(map), delete: map.delete.bind(map), clear: map.clear.bind(map) };
-  const tell = (m: Omit<ChallengeMessage, 'meshgate'>): void => {
-    if (process.connected) process.send?.({ meshgate: 'acme-challenge', ...m });
-  };
-  map.set = (token: string, value: string) => {
-    tell({ op: 'set', token, value });
-    return local.set(token, value);
-  };
-  map.delete = (token: string) => {
-    tell({ op: 'delete', token });
-    return local.delete(token);
-  };
-  map.clear = () => {
-    tell({ op: 'clear' });
-    local.clear();
-  };
-  process.on('message', (m: unknown) => {
-    if (!isChallengeMessage(m)) return;
-    if (m.op === 'set' && m.token !== undefined && m.value !== undefined) local.set(m.token, m.value);
-    else if (m.op === 'delete' && m.token !== undefined) local.delete(m.token);
-    else if (m.op === 'clear') local.clear();
-  });
-  return map;
 }
 
 /**
@@ -104,12 +63,14 @@ export function superviseWorkers(count: number, log: Logger): Promise<number> {
   let quickDeaths = 0;
   const breakers = new PrimaryBreakers();
   const ticketKeys = new PrimaryTicketKeys();
+  const challenges = new PrimaryChallenges();
 
   const fork = (index: number): void => {
     // The count lets each worker take its share of maxRetries (worker-breakers.ts says why).
     const w = cluster.fork({ [INDEX_ENV]: String(index), [COUNT_ENV]: String(count) });
     breakers.attach(w);
     ticketKeys.attach(w);
+    challenges.attach(w);
     byIndex.set(index, w);
     startedAt.set(index, Date.now());
     // A worker that is stopping closes its channel while messages may still be on their way to it:
@@ -117,9 +78,7 @@ export function superviseWorkers(count: number, log: Logger): Promise<number> {
     w.on('error', (err: Error) => log.debug({ worker: index, err: err.message }, 'worker channel closed'));
     w.on('message', (m: unknown) => {
       // A worker signalled on its own: the whole gateway stops, as if the primary had been.
-      if (isStopMessage(m) && m.meshgate === 'stop-requested') return stop(m.signal);
-      if (!isChallengeMessage(m)) return;
-      for (const other of byIndex.values()) if (other !== w && other.isConnected()) other.send(m, undefined, () => undefined);
+      if (isStopMessage(m) && m.meshgate === 'stop-requested') stop(m.signal);
     });
   };
 
@@ -146,6 +105,7 @@ export function superviseWorkers(count: number, log: Logger): Promise<number> {
     cluster.on('exit', (w, code, signal) => {
       // Whatever slots it held come free, or the limit would shrink with every crash.
       breakers.detach(w);
+      challenges.detach(w);
       const index = [...byIndex.entries()].find(([, x]) => x === w)?.[0];
       if (index === undefined) return;
       byIndex.delete(index);

@@ -27,11 +27,11 @@ spec:
 ${extra}`;
 }
 
-/** Gateway `istio-system/gw`: HTTPS on 443 with the credential and, unless told otherwise, plain HTTP on 80 for HTTP-01. */
-export function gatewayYaml(credentialName: string, host: string, opts: { readonly plainHttp?: boolean } = {}): string {
+/** Gateway `istio-system/gw` (or `name`): HTTPS on 443 with the credential and, unless told otherwise, plain HTTP on 80 for HTTP-01. */
+export function gatewayYaml(credentialName: string, host: string, opts: { readonly plainHttp?: boolean; readonly name?: string } = {}): string {
   return `apiVersion: networking.istio.io/v1
 kind: Gateway
-metadata: {name: gw, namespace: istio-system}
+metadata: {name: ${opts.name ?? 'gw'}, namespace: istio-system}
 spec:
   selector: {istio: ingressgateway}
   servers:

@@ -22,6 +22,8 @@ export interface Pebble {
   readonly managementPort: number;
   /** Pebble's current issuing root (a new one at every pebble start). */
   rootPem(): Promise<string>;
+  /** Everything the ACME server wrote since it was (re)started: one line per request it served, among others. */
+  output(): string;
   /** Stops the ACME server only (challtestsrv keeps running). */
   stop(): Promise<void>;
   /** Starts it again on the same ports. */
@@ -97,6 +99,7 @@ export async function startPebble(t: TestContext, opts: { httpPort: number }): P
 
     const directoryUrl = `https://127.0.0.1:${listenPort}/dir`;
     let server: ChildProcess | undefined;
+    let serverOutput: Buffer[] = [];
     const startServer = async (): Promise<void> => {
       server = run(children, 'pebble', ['-config', join(dir, 'pebble.json'), '-dnsserver', `127.0.0.1:${dnsPort}`, '-strict=false'], {
         // Without NOSLEEP every validation waits seconds; nonce rejection would only test acme-client's retries.
@@ -104,6 +107,9 @@ export async function startPebble(t: TestContext, opts: { httpPort: number }): P
         PEBBLE_WFE_NONCEREJECT: '0',
       });
       const started = server;
+      serverOutput = [];
+      server.stdout?.on('data', (b: Buffer) => serverOutput.push(b));
+      server.stderr?.on('data', (b: Buffer) => serverOutput.push(b));
       await waitFor(() => fetchText(directoryUrl, caPem).then(() => true, () => false), 'pebble', started);
     };
     await startServer();
@@ -112,6 +118,7 @@ export async function startPebble(t: TestContext, opts: { httpPort: number }): P
       directoryUrl,
       caPem,
       managementPort: managementPort!,
+      output: () => Buffer.concat(serverOutput).toString('utf8'),
       rootPem: () => fetchText(`https://127.0.0.1:${managementPort}/roots/0`, caPem),
       stop: async () => {
         if (server) await stopChild(children, server);

@@ -16,8 +16,12 @@ import { GatewayApiStatusWriter } from './status-writer.js';
 
 /** The Lease of the gateways serving these Gateways (`namespace/name`), or every Gateway. */
 export function statusLeaseName(gatewayNames: ReadonlySet<string> | undefined): string {
-  if (!gatewayNames) return GATEWAY_STATUS_ELECTION;
-  return `meshgate-gateway-status-${createHash('sha256').update([...gatewayNames].sort().join(',')).digest('hex').slice(0, 12)}`;
+  return gatewayNames ? `meshgate-gateway-status-${gatewayNamesHash(gatewayNames)}` : GATEWAY_STATUS_ELECTION;
+}
+
+/** What names the Leases of the replicas serving these Gateways, whatever their order. */
+export function gatewayNamesHash(gatewayNames: ReadonlySet<string>): string {
+  return createHash('sha256').update([...gatewayNames].sort().join(',')).digest('hex').slice(0, 12);
 }
 
 export interface ElectedStatusWriterOptions {

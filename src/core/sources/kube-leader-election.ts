@@ -87,6 +87,7 @@ export class LeaderElection {
   readonly #abort = new AbortController();
   /** The record last seen (its resourceVersion) and when, by this replica's clock. */
   #observed: { rv: string; at: number } | undefined;
+  #holder = '';
   /** Starting and stopping the work, one after the other. */
   #work: LeaderWork | undefined;
   #transitions: Promise<void> = Promise.resolve();
@@ -104,6 +105,11 @@ export class LeaderElection {
 
   get name(): string {
     return this.#opts.name;
+  }
+
+  /** Who held the Lease at the last look (this replica's identity when leading); undefined before the first or when nobody did. */
+  get holder(): string | undefined {
+    return this.#leading ? this.#opts.identity : this.#holder || undefined;
   }
 
   start(): void {
@@ -157,6 +163,7 @@ export class LeaderElection {
       const meta = isRecord(lease.metadata) ? lease.metadata : {};
       const spec = isRecord(lease.spec) ? lease.spec : {};
       const holder = typeof spec.holderIdentity === 'string' ? spec.holderIdentity : '';
+      this.#holder = holder;
       const rv = String(meta.resourceVersion ?? '');
       if (this.#observed?.rv !== rv) this.#observed = { rv, at: seenAt };
       const seconds = typeof spec.leaseDurationSeconds === 'number' && spec.leaseDurationSeconds > 0 ? spec.leaseDurationSeconds : this.#seconds();

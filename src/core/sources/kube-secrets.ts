@@ -58,7 +58,7 @@ export class KubeSecrets implements SecretReader, SecretWriter {
     return getSecret(this.#kc, this.namespace, name);
   }
 
-  put(name: string, secret: Parameters<SecretWriter['put']>[1], opts: { onlyCreate?: boolean } = {}): Promise<{ created: boolean }> {
+  put(name: string, secret: Parameters<SecretWriter['put']>[1], opts: Parameters<SecretWriter['put']>[2] = {}): Promise<{ created: boolean; conflict?: boolean }> {
     return putSecret(this.#kc, { namespace: this.namespace, name, ...secret }, opts);
   }
 
@@ -99,9 +99,10 @@ export interface SecretWrite {
 /**
  * Creates the Secret, or replaces its data, labels and annotations when it exists (keeping what
  * others put in its metadata). `onlyCreate`: an existing Secret is left alone and `created: false`
- * comes back, for first-start races between replicas.
+ * comes back, for first-start races between replicas. `ifResourceVersion`: replaced only if still
+ * at that version (the caller read it and changed it), else `conflict: true`, to read again.
  */
-export async function putSecret(kc: KubeConfig, s: SecretWrite, opts: { onlyCreate?: boolean } = {}): Promise<{ created: boolean }> {
+export async function putSecret(kc: KubeConfig, s: SecretWrite, opts: { onlyCreate?: boolean; ifResourceVersion?: string } = {}): Promise<{ created: boolean; conflict?: boolean }> {
   const path = secretsPath(s.namespace);
   const data = Object.fromEntries(Object.entries(s.data).map(([k, v]) => [k, Buffer.from(v, 'utf8').toString('base64')]));
   const metadata = { name: s.name, namespace: s.namespace, ...(s.labels ? { labels: s.labels } : {}), ...(s.annotations ? { annotations: s.annotations } : {}) };
@@ -117,6 +118,8 @@ export async function putSecret(kc: KubeConfig, s: SecretWrite, opts: { onlyCrea
     if (opts.onlyCreate) return { created: false };
     const old = existing.body;
     const oldMeta = isRecord(old.metadata) ? old.metadata : {};
+    const conditional = opts.ifResourceVersion !== undefined;
+    if (conditional && oldMeta.resourceVersion !== opts.ifResourceVersion) return { created: false, conflict: true };
     const merged = {
       ...oldMeta,
       labels: { ...(isRecord(oldMeta.labels) ? oldMeta.labels : {}), ...s.labels },
@@ -128,6 +131,7 @@ export async function putSecret(kc: KubeConfig, s: SecretWrite, opts: { onlyCrea
       await kubeJson(kc, 'PUT', `${path}/${encodeURIComponent(s.name)}`, [200], body);
       return { created: false };
     } catch (err) {
+      if (conditional && err instanceof KubeApiError && err.statusCode === 409) return { created: false, conflict: true };
       if (!(err instanceof KubeApiError) || err.statusCode !== 409 || attempt >= 2) throw err;
     }
   }

@@ -69,11 +69,14 @@ export interface SecretReader {
  */
 export interface SecretWriter {
   readonly namespace: string;
-  fetch(name: string): Promise<{ readonly type: string; readonly data: Readonly<Record<string, string>>; readonly annotations: Readonly<Record<string, string>> } | undefined>;
-  /** Creates or replaces; `onlyCreate` leaves an existing one alone and says so (`created: false`). */
+  fetch(name: string): Promise<{ readonly type: string; readonly data: Readonly<Record<string, string>>; readonly annotations: Readonly<Record<string, string>>; readonly resourceVersion?: string } | undefined>;
+  /**
+   * Creates or replaces; `onlyCreate` leaves an existing one alone and says so (`created: false`);
+   * `ifResourceVersion` replaces only the version read (a read-modify-write), else `conflict: true`.
+   */
   put(
     name: string,
     secret: { readonly type: string; readonly data: Readonly<Record<string, string>>; readonly annotations?: Readonly<Record<string, string>>; readonly labels?: Readonly<Record<string, string>> },
-    opts?: { readonly onlyCreate?: boolean },
-  ): Promise<{ created: boolean }>;
+    opts?: { readonly onlyCreate?: boolean; readonly ifResourceVersion?: string },
+  ): Promise<{ created: boolean; conflict?: boolean }>;
 }

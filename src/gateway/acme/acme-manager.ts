@@ -2,16 +2,19 @@
 // but inside the gateway: it follows the snapshot, writes a self-signed stand-in until the first
 // certificate arrives, orders with HTTP-01 (answered from `challengeResponse`), renews at
 // two-thirds of the lifetime (or `renewBefore`), and after a failure retries with growing, jittered
-// delays while the certificate already on disk keeps serving. It only writes files; the credential
-// store notices them and swaps them in.
+// delays while the certificate already on disk keeps serving. It only writes files (or Secrets);
+// the credential store notices them and swaps them in. With several replicas only the holder of the
+// ACME Lease orders (acme-election.ts calls `lead()`); the others serve what it writes.
 
 import { X509Certificate } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { SnapshotHolder } from '../../core/snapshot/holder.js';
 import type { Snapshot } from '../../core/snapshot/snapshot.js';
 import { checkMaterial } from '../../core/tls/credential-check.js';
 import { selfSignedStandIn } from '../../core/tls/issue-certificate.js';
-import { describeAcmeError, orderCertificate, type ChallengeMap } from './acme-order.js';
+import { describeAcmeError, orderCertificate } from './acme-order.js';
+import { localChallenges, type ChallengeBoard } from './challenge-board.js';
 import { trustDirectory } from './acme-trust.js';
 import { fileStorage, recordFailure, type CertificateSource, type CertificateStorage, type FailureRecord, type StoredCertificate } from './certificate-files.js';
 import { isReal, renewAt, satisfies, standInDue } from './certificate-facts.js';
@@ -42,10 +45,17 @@ export interface AcmeManagerOptions {
   /** First wait before polling a pending challenge or order again (default 2 s, doubling). */
   readonly orderPollMs?: number;
   /**
-   * Where HTTP-01 answers are kept while an order is in flight. With several worker processes, one
-   * orders and the map is shared (every worker may receive the ACME server's validation request).
+   * Where HTTP-01 answers are kept while an order is in flight: where every process and replica
+   * that may receive the ACME server's validation request reads them (default: this process only).
    */
-  readonly challenges?: ChallengeMap;
+  readonly challenges?: ChallengeBoard;
+  /** Who this process is, as records and status name the orderer (default: the host's name). */
+  readonly identity?: string;
+  /**
+   * Replicas: this process orders only while it holds the ACME Lease, from `lead()` until that
+   * work is closed; `holder()` names whoever holds it. Absent: it orders from `start()` on.
+   */
+  readonly election?: { holder(): string | undefined };
 }
 
 export type CertificateState = 'waiting' | 'issuing' | 'ready' | 'retrying';
@@ -63,6 +73,8 @@ export interface ManagedCertificateStatus {
   readonly nextAttemptAt?: string;
   readonly failures: number;
   readonly lastError?: string;
+  /** Who orders it: this process's identity, another replica's (the Lease holder), or absent when unknown. */
+  readonly orderer?: string;
 }
 
 export interface CertificateWritten {
@@ -95,7 +107,8 @@ export class AcmeManager {
   readonly #random: () => number;
   readonly #backoff: BackoffOptions;
   readonly #entries = new Map<string, Entry>();
-  readonly #challenges: ChallengeMap;
+  readonly #challenges: ChallengeBoard;
+  readonly #identity: string;
   readonly #trust = new Map<string, ReturnType<typeof trustDirectory>>();
   readonly #listeners = new Set<(e: CertificateWritten) => void>();
   #saidNotes = new Set<string>();
@@ -104,11 +117,15 @@ export class AcmeManager {
   #started = false;
   #closed = false;
   #closing: Promise<void> | undefined;
+  /** Whether this process orders now; each time it starts to, a new term (work of an older one writes nothing). */
+  #ordering = false;
+  #term = 0;
 
   constructor(opts: AcmeManagerOptions) {
     if (!opts.storage && opts.certsDir === undefined) throw new Error('AcmeManager needs storage or certsDir');
     this.#opts = { ...opts, storage: opts.storage ?? fileStorage(opts.certsDir!) };
-    this.#challenges = opts.challenges ?? new Map();
+    this.#challenges = opts.challenges ?? localChallenges();
+    this.#identity = opts.identity ?? hostname();
     this.#log = opts.logger;
     this.#now = opts.now ?? Date.now;
     this.#random = opts.random ?? Math.random;
@@ -118,6 +135,7 @@ export class AcmeManager {
   start(): void {
     if (this.#started || this.#closed) return;
     this.#started = true;
+    if (!this.#opts.election) this.#ordering = true;
     this.#unsubscribe = this.#opts.holder.onSwap((s) => this.#onSnapshot(s));
     const current = this.#opts.holder.current();
     if (current) this.#onSnapshot(current);
@@ -125,9 +143,29 @@ export class AcmeManager {
     this.#timer.unref();
   }
 
+  /**
+   * Starts ordering (this replica holds the ACME Lease now) until the returned work is closed (it
+   * lost or gave up the Lease): an order still in flight then writes nothing.
+   */
+  lead(): { close(): Promise<void> } {
+    if (this.#closed) return { close: async () => undefined };
+    const term = ++this.#term;
+    this.#ordering = true;
+    this.#log.info({ identity: this.#identity }, 'ordering ACME certificates for the gateway\'s replicas (this replica holds the ACME Lease)');
+    this.#checkAll();
+    return {
+      close: async () => {
+        if (this.#term !== term) return;
+        this.#term++;
+        this.#ordering = false;
+        if (!this.#closed) this.#log.info({ identity: this.#identity }, 'no longer ordering ACME certificates (the ACME Lease is not this replica\'s)');
+      },
+    };
+  }
+
   /** The key authorization for an HTTP-01 token of an order in flight (`GET /.well-known/acme-challenge/<token>`). */
-  challengeResponse(token: string): string | undefined {
-    return this.#challenges.get(token);
+  challengeResponse(token: string): string | undefined | Promise<string | undefined> {
+    return this.#challenges.answer(token);
   }
 
   /** Looks for due work now and resolves once everything it started has finished. */
@@ -164,7 +202,7 @@ export class AcmeManager {
     if (wait) await this.#settle();
     for (const t of this.#trust.values()) t.release();
     this.#trust.clear();
-    this.#challenges.clear();
+    this.#challenges.close();
   }
 
   async #settle(): Promise<void> {
@@ -206,10 +244,11 @@ export class AcmeManager {
   }
 
   #checkAll(): void {
-    if (this.#closed) return;
+    // A replica that does not order looks at nothing: the orderer writes, the credential store serves.
+    if (this.#closed || !this.#ordering) return;
     for (const [secretName, entry] of this.#entries) {
       if (entry.running) continue;
-      entry.running = this.#step(secretName, entry)
+      entry.running = this.#step(secretName, entry, this.#term)
         .catch((err: unknown) => this.#log.error({ err, secretName }, `certificate ${name(entry.wanted)}: ${describeAcmeError(err)}`))
         .finally(() => {
           entry.running = undefined;
@@ -218,7 +257,7 @@ export class AcmeManager {
   }
 
   /** One look at one certificate: stand-in if needed, then an order if one is due. */
-  async #step(secretName: string, entry: Entry): Promise<void> {
+  async #step(secretName: string, entry: Entry, term: number): Promise<void> {
     const { storage } = this.#opts;
     // The store is the truth: someone may have replaced or removed the certificate since the last look.
     entry.stored = await storage.read(secretName);
@@ -228,7 +267,7 @@ export class AcmeManager {
 
     if (!real && standInDue(w, entry.stored, now)) {
       const reason = w.waiting ?? entry.failure?.lastError ?? 'no certificate issued yet';
-      await this.#writeStandIn(secretName, entry, reason);
+      await this.#writeStandIn(secretName, entry, reason, term);
     }
     if (!w.issuer) {
       const reason = w.waiting ?? 'no issuer';
@@ -240,20 +279,26 @@ export class AcmeManager {
     }
     if (real && satisfies(w, real) && now < renewAt(w, real)) return;
     if (now < entry.nextAttemptAt) return;
-    await this.#issue(secretName, entry, w, w.issuer, real);
+    if (this.#term !== term) return;
+    await this.#issue(secretName, entry, w, w.issuer, real, term);
+  }
+
+  /** Still the work of this process's current term of ordering (not closed, Lease not lost since). */
+  #current(term: number): boolean {
+    return !this.#closed && this.#ordering && this.#term === term;
   }
 
   // ------------------------------------------------------------------ stand-in
 
-  async #writeStandIn(secretName: string, entry: Entry, reason: string): Promise<void> {
+  async #writeStandIn(secretName: string, entry: Entry, reason: string, term: number): Promise<void> {
     const w = entry.wanted;
     const standIn = selfSignedStandIn(w.dnsNames, STAND_IN_HOURS);
     const leaf = new X509Certificate(standIn.certPem);
-    if (this.#closed) return;
+    if (!this.#current(term)) return;
     await this.#opts.storage.write(secretName, {
       certPem: standIn.certPem,
       keyPem: standIn.keyPem,
-      meta: { source: 'self-signed', issuer: 'self-signed', notAfter: new Date(leaf.validTo).toISOString(), ...entry.failure },
+      meta: { source: 'self-signed', issuer: 'self-signed', notAfter: new Date(leaf.validTo).toISOString(), ...entry.failure, orderer: this.#identity },
     });
     entry.stored = await this.#opts.storage.read(secretName);
     this.#log.warn({ secretName }, `certificate ${name(w)}: waiting for ACME (${reason}); serving a self-signed stand-in`);
@@ -262,7 +307,7 @@ export class AcmeManager {
 
   // ------------------------------------------------------------------ ordering
 
-  async #issue(secretName: string, entry: Entry, w: WantedCertificate, issuer: ResolvedIssuer, real: StoredCertificate | undefined): Promise<void> {
+  async #issue(secretName: string, entry: Entry, w: WantedCertificate, issuer: ResolvedIssuer, real: StoredCertificate | undefined, term: number): Promise<void> {
     const { storage } = this.#opts;
     const renewing = real !== undefined;
     entry.issuing = true;
@@ -281,17 +326,18 @@ export class AcmeManager {
         challenges: this.#challenges,
         timeoutMs: this.#opts.orderTimeoutMs ?? 300_000,
         pollMs: this.#opts.orderPollMs ?? 2000,
+        stillOrdering: () => this.#current(term),
       });
       const checked = checkMaterial({ certPem: issued.certPem, keyPem: issued.keyPem, certName: 'the issued certificate', keyName: 'its key' }, 'acme', `credential ${secretName}`);
       if (!checked.ok) throw new Error(checked.problems.join('; '));
-      // Closed, or the Certificate went away while the order ran: nobody wants this certificate.
-      if (this.#closed || this.#entries.get(secretName) !== entry) return;
+      // Closed, the Lease lost, or the Certificate gone while the order ran: not this process's to write.
+      if (!this.#current(term) || this.#entries.get(secretName) !== entry) return;
       const leaf = new X509Certificate(issued.certPem);
       const notAfter = new Date(leaf.validTo);
       await storage.write(secretName, {
         certPem: issued.certPem,
         keyPem: issued.keyPem,
-        meta: { source: 'acme', issuer: issuer.ref, server: issuer.acme.server, notAfter: notAfter.toISOString() },
+        meta: { source: 'acme', issuer: issuer.ref, server: issuer.acme.server, notAfter: notAfter.toISOString(), orderer: this.#identity },
       });
       entry.stored = await storage.read(secretName);
       entry.failures = 0;
@@ -304,13 +350,13 @@ export class AcmeManager {
       );
       this.#emit(secretName, 'acme', leaf);
     } catch (err) {
-      if (this.#closed) return;
+      if (!this.#current(term)) return;
       const reason = describeAcmeError(err);
       entry.failures++;
       const delay = retryDelay(entry.failures, this.#random, this.#backoff);
       const failedAt = this.#now();
       entry.nextAttemptAt = failedAt + delay;
-      entry.failure = { lastError: reason, lastErrorAt: new Date(failedAt).toISOString(), nextAttemptAt: new Date(entry.nextAttemptAt).toISOString() };
+      entry.failure = { lastError: reason, lastErrorAt: new Date(failedAt).toISOString(), nextAttemptAt: new Date(entry.nextAttemptAt).toISOString(), orderer: this.#identity };
       const keeping = real
         ? `keeping the certificate valid until ${new Date(real.leaf.validTo).toISOString()}`
         : 'the self-signed stand-in keeps serving';
@@ -351,6 +397,7 @@ export class AcmeManager {
   #statusOf(secretName: string, e: Entry): ManagedCertificateStatus {
     const s = e.stored;
     const real = isReal(s) ? s : undefined;
+    const orderer = this.#ordering ? this.#identity : this.#opts.election?.holder();
     const state: CertificateState = e.issuing ? 'issuing' : e.failures > 0 ? 'retrying' : real && satisfies(e.wanted, real) ? 'ready' : 'waiting';
     return {
       secretName,
@@ -362,6 +409,7 @@ export class AcmeManager {
       ...(e.failures > 0 ? { nextAttemptAt: new Date(e.nextAttemptAt).toISOString() } : {}),
       failures: e.failures,
       ...(e.failure?.lastError ? { lastError: e.failure.lastError } : {}),
+      ...(orderer ? { orderer } : {}),
     };
   }
 

@@ -1,7 +1,7 @@
 // One ACME order from start to certificate: the issuer's account key (made once, kept where its
 // `privateKeySecretRef` points: `<certsDir>/<name>/tls.key`), a fresh key and CSR for the names, and
-// acme-client's `auto()` with HTTP-01, whose tokens go to a map the gateway's plain HTTP listeners
-// answer from.
+// acme-client's `auto()` with HTTP-01, whose answers go to the challenge board the gateway's plain
+// HTTP listeners read (every process and replica of the gateway, challenge-board.ts).
 
 import { chmod, link, mkdir, readFile, rm, rmdir, unlink, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
@@ -11,9 +11,7 @@ import type { Agent } from 'node:https';
 import type { KeyAlgorithm } from '../../core/model/cert-manager.js';
 import { probeDirectory } from './acme-trust.js';
 import type { AccountKeyLocation } from './wanted-certificates.js';
-
-/** token → key authorization, shared by every order in flight. */
-export type ChallengeMap = Map<string, string>;
+import type { ChallengeBoard } from './challenge-board.js';
 
 export interface OrderRequest {
   readonly directoryUrl: string;
@@ -24,11 +22,17 @@ export interface OrderRequest {
   readonly dnsNames: readonly string[];
   readonly key: { readonly algorithm: KeyAlgorithm; readonly size: number };
   readonly preferredChain?: string;
-  readonly challenges: ChallengeMap;
+  readonly challenges: ChallengeBoard;
   /** A stuck ACME server must not hold the certificate's schedule forever. */
   readonly timeoutMs: number;
   /** First wait before polling a pending challenge or order again (doubles up to 30 s). */
   readonly pollMs: number;
+  /**
+   * Whether this process still orders (it holds the ACME Lease): asked before each challenge is
+   * declared ready and before the order is finalized, so an order whose Lease moved to another
+   * replica stops there instead of issuing a second certificate for the same names.
+   */
+  readonly stillOrdering?: () => boolean;
 }
 
 export interface Issued {
@@ -48,6 +52,16 @@ export async function orderCertificate(req: OrderRequest): Promise<Issued> {
   const [, csr] = await acme.crypto.createCsr({ commonName: req.commonName, altNames: [...req.dnsNames] }, keyPem);
   const client = new acme.Client({ directoryUrl: req.directoryUrl, accountKey: req.accountKeyPem, backoffMin: req.pollMs, backoffMax: 30_000 });
   const tokens: string[] = [];
+  const checkStillOrdering = (): void => {
+    if (req.stillOrdering && !req.stillOrdering()) throw new Error('left unfinished: this process no longer orders (the ACME Lease moved to another replica)');
+  };
+  // auto() has no hook between the last valid challenge and finalization: this client's own
+  // finalizeOrder asks first.
+  const finalizeOrder = client.finalizeOrder.bind(client);
+  client.finalizeOrder = async (order, csr) => {
+    checkStillOrdering();
+    return finalizeOrder(order, csr);
+  };
   const order = client.auto({
     csr,
     ...(req.email ? { email: req.email } : {}),
@@ -59,11 +73,16 @@ export async function orderCertificate(req: OrderRequest): Promise<Issued> {
     ...(req.preferredChain ? { preferredChain: req.preferredChain } : {}),
     challengeCreateFn: async (_authz, challenge, keyAuthorization) => {
       if (challenge.type !== 'http-01') throw new Error(`challenge type ${challenge.type} is not supported; only http-01`);
+      checkStillOrdering();
       tokens.push(challenge.token);
-      req.challenges.set(challenge.token, keyAuthorization);
+      // acme-client tells the ACME server the challenge is ready when this resolves: by then every
+      // process and replica of the gateway must be able to answer it.
+      await req.challenges.publish(challenge.token, keyAuthorization);
     },
     challengeRemoveFn: async (_authz, challenge) => {
-      req.challenges.delete(challenge.token);
+      const i = tokens.indexOf(challenge.token);
+      if (i >= 0) tokens.splice(i, 1);
+      await req.challenges.withdraw(challenge.token);
     },
   });
   let timer: NodeJS.Timeout | undefined;
@@ -75,8 +94,9 @@ export async function orderCertificate(req: OrderRequest): Promise<Issued> {
     return { certPem, keyPem: keyPem.toString() };
   } finally {
     clearTimeout(timer);
-    // A failed order leaves its tokens behind otherwise.
-    for (const t of tokens) req.challenges.delete(t);
+    // A failed order leaves its tokens behind otherwise. Best effort: a token left over is only
+    // answered until the next orderer prunes it (secret-challenges.ts).
+    await Promise.all(tokens.map((t) => req.challenges.withdraw(t).catch(() => undefined)));
     order.catch(() => undefined); // settles after a timeout; nothing is waiting any more
   }
 }

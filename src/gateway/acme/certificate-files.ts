@@ -23,10 +23,15 @@ export interface CertificateMeta {
   readonly lastError?: string;
   readonly lastErrorAt?: string;
   readonly nextAttemptAt?: string;
+  /**
+   * The gateway process that wrote this record, the one ordering: its pod's name in a cluster (the
+   * holder of the ACME Lease), else its host's name.
+   */
+  readonly orderer?: string;
 }
 
 /** A failed attempt as meta.json records it, so `meshgate certs` can show it without the gateway. */
-export type FailureRecord = Pick<CertificateMeta, 'lastError' | 'lastErrorAt' | 'nextAttemptAt'>;
+export type FailureRecord = Pick<CertificateMeta, 'lastError' | 'lastErrorAt' | 'nextAttemptAt' | 'orderer'>;
 
 export interface StoredCertificate {
   readonly certPem: string;

@@ -82,7 +82,7 @@ export interface ListenerInfo {
   /** httpsRedirect: the port the redirect names (none when undefined or 443). */
   httpsPort?(facts: RequestFacts, snapshot: Snapshot): number | undefined;
   /** ACME HTTP-01: the key authorization for a token, answered before routing. */
-  acmeChallenge?(token: string): string | undefined;
+  acmeChallenge?(token: string): string | undefined | Promise<string | undefined>;
   /** AuthorizationPolicy `ports` / destination.port (default: the port the connection came in on). */
   destinationPort?(req: IncomingMessage): number;
   /** When the port differs per request (a sidecar's outbound side: the port the app asked for). */
