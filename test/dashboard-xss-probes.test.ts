@@ -101,6 +101,23 @@ describe('the mesh dashboard against a rogue proxy\'s metrics and hostile names'
   });
 });
 
+describe('the mesh dashboard against proxies whose metrics are not prom-client\'s shape', () => {
+  it('leaves out what it cannot read and draws the rest: one odd proxy does not take the graph down', async () => {
+    const answers = ['{}', '5', '[null, 5, {"name": "istio_requests_total", "values": {}}]', '[{"name": "istio_requests_total", "values": [null, {"labels": null, "value": 1}, {"labels": {"source_workload": {"x": 1}, "destination_principal": 7}, "value": 1}]}]', JSON.stringify(rogueStats())];
+    const servers = answers.map((a) => createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(a)));
+    const ports = await Promise.all(servers.map(listen));
+    const registry = new ProxyRegistry({ log: pino({ level: 'silent' }) });
+    const dashboard = new MeshDashboard({ registry, config: () => undefined, targets: () => ports.map((p) => `127.0.0.1:${p}`) });
+    try {
+      const data = await dashboard.data();
+      assert.ok(data.nodes.some((n) => n.workload.startsWith('front<img')), 'the readable proxy is drawn');
+      assert.ok(data.edges.every((e) => typeof e.total === 'number'));
+    } finally {
+      for (const s of servers) s.close();
+    }
+  });
+});
+
 describe('the mesh dashboard against a proxy whose metrics never end', () => {
   it('stops reading at its bound and leaves the proxy out, instead of buffering what it sends', async () => {
     let sent = 0;
