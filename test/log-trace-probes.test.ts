@@ -1,8 +1,8 @@
 // Probes of the access log and of the trace headers as an attack surface, at a real gateway that
 // logs every request (JSON) and traces every request to an OTLP receiver: control characters (ESC,
 // BEL, DEL, CR) in logged headers over HTTP/1 and h2c, quotes and backslashes, and malformed or
-// huge `traceparent`, `tracestate`, `b3`, `x-b3-*` and `baggage`. None of these found anything to
-// fix; the tests keep it so.
+// huge `traceparent`, `tracestate`, `b3`, `x-b3-*` and `baggage`; and how long a span's `http.url`
+// may grow (the one finding here: it held the whole path).
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,7 +14,7 @@ import { completeJsonLines, eventually, startTestGateway, type TestGateway } fro
 import { gatewayYaml, serviceYaml } from './helpers/cluster-yaml.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
 import { rawExchange } from './helpers/raw-http.js';
-import { meshConfig, startReceiver } from './helpers/otlp-receiver.js';
+import { attr, meshConfig, startReceiver } from './helpers/otlp-receiver.js';
 
 const VS = 'apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: app}\nspec:\n  hosts: [app.example.com]\n  gateways: [gw]\n  http:\n  - route: [{destination: {host: app}}]\n';
 
@@ -109,5 +109,13 @@ describe('the access log and trace headers against hostile values', () => {
       if (sent['b3'] !== undefined) assert.match(sent['b3'], /^[0-9a-f]{32}-[0-9a-f]{16}-[01](-[0-9a-f]{16})?$/);
     }
     await eventually(async () => receiver.spans.length >= cases.length);
+  });
+
+  it('an 8 KB path makes a span\'s http.url of at most 256 path characters, as Envoy cuts it (max_path_tag_length)', async () => {
+    const path = `/${'p'.repeat(8000)}`;
+    assert.equal((await gw.get('app.example.com', path, { 'x-request-id': 'long-path-span' })).status, 200);
+    await eventually(async () => receiver.spans.some((s) => attr(s, 'guid:x-request-id') === 'long-path-span'));
+    const span = receiver.spans.find((s) => attr(s, 'guid:x-request-id') === 'long-path-span')!;
+    assert.equal(attr(span, 'http.url'), `http://app.example.com${path.slice(0, 256)}`);
   });
 });
