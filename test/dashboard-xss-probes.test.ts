@@ -118,6 +118,27 @@ describe('the mesh dashboard against proxies whose metrics are not prom-client\'
   });
 });
 
+describe('the mesh dashboard against a proxy that redirects its scrape', () => {
+  it('follows no redirect: the control plane never asks where a proxy points it', async () => {
+    const asked: string[] = [];
+    const inside = createServer((req, res) => {
+      asked.push(req.url ?? '');
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(rogueStats()));
+    });
+    const insidePort = await listen(inside);
+    const proxy = createServer((_req, res) => res.writeHead(302, { location: `http://127.0.0.1:${insidePort}/internal/secret` }).end());
+    const port = await listen(proxy);
+    const registry = new ProxyRegistry({ log: pino({ level: 'silent' }) });
+    try {
+      const data = await new MeshDashboard({ registry, config: () => undefined, targets: () => [`127.0.0.1:${port}`] }).data();
+      assert.deepEqual([asked, data.nodes], [[], []]);
+    } finally {
+      proxy.close();
+      inside.close();
+    }
+  });
+});
+
 describe('the mesh dashboard against a proxy whose metrics never end', () => {
   it('stops reading at its bound and leaves the proxy out, instead of buffering what it sends', async () => {
     let sent = 0;

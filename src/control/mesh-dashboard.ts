@@ -57,7 +57,8 @@ async function scrape(target: string): Promise<MetricObjectWithValues<MetricValu
   const abort = new AbortController();
   const timer = setTimeout(() => abort.abort(), SCRAPE_TIMEOUT_MS);
   try {
-    const r = await fetch(`http://${target}${JSON_PATH}`, { signal: abort.signal });
+    // A redirect is not followed: a proxy's metrics port must not send the control plane elsewhere.
+    const r = await fetch(`http://${target}${JSON_PATH}`, { signal: abort.signal, redirect: 'manual' });
     if (!r.ok || !r.body) return undefined;
     const chunks: Uint8Array[] = [];
     let size = 0;
