@@ -19,6 +19,7 @@ import { decodeResources, type StreamMessage } from '../src/core/sources/control
 import { startControlPlane, type RunningControlPlane } from '../src/control/main.js';
 import { readReview } from '../src/control/token-review.js';
 import { FileTokenAuthenticator } from '../src/control/token-authenticator.js';
+import { ProxyRegistry } from '../src/control/proxy-registry.js';
 import { gatewayYaml } from './helpers/cluster-yaml.js';
 import { eventually } from './helpers/gateway.js';
 
@@ -283,5 +284,33 @@ describe('config stream probes', () => {
     assert.equal((await call('/v1/config/stream?proxy=../x', { token: SHOP_TOKEN })).status, 400);
     assert.equal((await call('/v1/config/stream?proxy=p&role=admin', { token: SHOP_TOKEN })).status, 400);
     assert.equal((await askCertificate(createWorkloadCsr({ keyType: 'ec' }).csrPem)).status, 200);
+  });
+});
+
+describe('the proxy registry against a token holder cycling proxy ids', () => {
+  it('remembers at most maxDisconnected closed streams (each up to 100 KB of refusal reasons), the first to leave forgotten first; open ones always listed', () => {
+    const registry = new ProxyRegistry({ log: pino({ level: 'silent' }), maxDisconnected: 5 });
+    const meta = { role: 'sidecar' as const, labels: { app: 'x' }, namespace: 'shop' };
+    const stays = registry.connect('stays-open', SHOP_ID, '10.0.0.1', meta);
+    assert.ok(stays.ok);
+    const problems = Array.from({ length: 60 }, () => ({ file: 'f.yaml', line: 1, resource: 'r', field: 'f', message: 'x'.repeat(5000) }));
+    for (let i = 0; i < 500; i++) {
+      const c = registry.connect(`cycled-${i}`, SHOP_ID, '10.0.0.2', meta);
+      assert.ok(c.ok);
+      assert.deepEqual(registry.acknowledge(SHOP_ID, { proxy: `cycled-${i}`, version: 'v1', accepted: false, problems }), { ok: true });
+      registry.disconnect(c.session);
+    }
+    const listed = registry.list();
+    assert.deepEqual(listed.map((p) => p.id), ['cycled-495', 'cycled-496', 'cycled-497', 'cycled-498', 'cycled-499', 'stays-open']);
+    // A proxy that reconnects under a remembered id is no longer counted as gone.
+    const back = registry.connect('cycled-495', SHOP_ID, '10.0.0.2', meta);
+    assert.ok(back.ok);
+    for (let i = 500; i < 510; i++) {
+      const c = registry.connect(`cycled-${i}`, SHOP_ID, '10.0.0.2', meta);
+      assert.ok(c.ok);
+      registry.disconnect(c.session);
+    }
+    assert.deepEqual(registry.list().filter((p) => p.connected).map((p) => p.id), ['cycled-495', 'stays-open']);
+    assert.equal(registry.list().length, 7);
   });
 });

@@ -191,6 +191,14 @@ spec:
     assert.doesNotMatch(seen.bytes, /content-length|\/private/i);
   });
 
+  it('a refused WebSocket upgrade (denied path) with a frame and a request pipelined behind it: answered, closed; nothing goes up', async () => {
+    const frame = Buffer.from([0x81, 0x85, 1, 2, 3, 4, 0x69, 0x67, 0x6f, 0x68, 0x6e]);
+    const mark = upstream.mark();
+    const r = await rawExchange(gw.port, Buffer.concat([Buffer.from(`GET /private HTTP/1.1\r\nhost: ${APP}\r\n${WS}\r\n`), frame, Buffer.from(`GET /ok HTTP/1.1\r\nhost: ${APP}\r\n\r\n`)]));
+    assert.deepEqual(r.statuses, [403]);
+    assert.deepEqual(upstream.since(mark).requestLines, []);
+  });
+
   it('HTTP/1.0 without Host reaches only a `*` host, with an empty authority (Envoy, as Istio configures it, answers 426)', async () => {
     const r = await h1('GET /ok HTTP/1.0\r\n\r\n');
     assert.deepEqual([r.answer, r.lines, r.hosts], ['HTTP/1.1 200 OK', ['GET /ok HTTP/1.1'], ['']]);

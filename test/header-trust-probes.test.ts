@@ -89,6 +89,12 @@ describe('header trust at the gateway edge', () => {
         res.end('fail');
         return true;
       }
+      if (req.url?.startsWith('/peer-metadata')) {
+        // What an Istio sidecar in front of the app answers with: its namespace, labels, node id and address.
+        res.writeHead(200, { 'x-envoy-peer-metadata': 'CgtOQU1FU1BBQ0UKBHNob3A=', 'x-envoy-peer-metadata-id': 'sidecar~10.1.2.3~app-1.shop~shop.svc.cluster.local', 'x-app': 'kept' });
+        res.end('ok');
+        return true;
+      }
       if (req.url?.startsWith('/slow')) {
         // Longer than the 1 ms the client asks for, far shorter than the route's 20 s.
         setTimeout(() => res.end('slow'), 200);
@@ -167,6 +173,14 @@ describe('header trust at the gateway edge', () => {
       assert.doesNotMatch(r.text, /only/, JSON.stringify(h));
     }
     assert.equal(app.seen.length - seen, 2);
+  });
+
+  it('an upstream sidecar\'s x-envoy-peer-metadata and -id never reach the client (Istio\'s peer metadata filter removes them)', async () => {
+    const r = await send(gw.port, HOST, '/peer-metadata');
+    assert.equal(r.status, 200);
+    assert.equal(r.headers['x-envoy-peer-metadata'], undefined);
+    assert.equal(r.headers['x-envoy-peer-metadata-id'], undefined);
+    assert.equal(r.headers['x-app'], 'kept');
   });
 
   it('x-envoy-retry-on / x-envoy-max-retries from outside cause no retry; x-envoy-upstream-rq-timeout-ms shortens no timeout', async () => {

@@ -89,6 +89,21 @@ describe('in-memory counters, with the clock mocked', () => {
     assert.deepEqual(limiters.stats(), { allowed: 7, limited: 3, errors: 0, limiters: 1 });
   });
 
+  it('keys a client varies are bounded: past maxLiveKeys in their window, new ones share one window; old ones keep their own, and room comes back as windows end', async (t) => {
+    t.mock.timers.enable({ apis: ['Date', 'setTimeout'], now: 1_000_000 });
+    const limiters = new RateLimiters({ logger: silent, maxLiveKeys: 3 });
+    const r = rule(2, 60);
+    for (const k of ['a', 'b', 'c']) assert.deepEqual(await take(limiters, r, k, 1), ['ok 1 60s'], k);
+    // 1000 new values: counted together under one key, 2 allowed in all, never uncounted.
+    const fresh: string[] = [];
+    for (let i = 0; i < 1000; i++) fresh.push(...(await take(limiters, r, `new-${i}`, 1)));
+    assert.deepEqual(fresh.slice(0, 3), ['ok 1 60s', 'ok 0 60s', 'no 0 60s']);
+    assert.equal(fresh.filter((d) => d.startsWith('ok')).length, 2);
+    assert.deepEqual(await take(limiters, r, 'a', 2), ['ok 0 60s', 'no 0 60s'], 'a key already counted keeps its own window');
+    t.mock.timers.tick(60_000);
+    assert.deepEqual(await take(limiters, r, 'new-7', 1), ['ok 1 60s'], 'once windows end, a new key has its own again');
+  });
+
   it('burst: that many more once the window is used up, then the reserve waits for its own window', async (t) => {
     t.mock.timers.enable({ apis: ['Date', 'setTimeout'], now: 1_000_000 });
     const limiters = new RateLimiters({ logger: silent });

@@ -21,6 +21,11 @@ export interface MeshDashboardOptions {
 
 const MIN_INTERVAL_MS = 1000;
 const SCRAPE_TIMEOUT_MS = 1500;
+/**
+ * The most of one proxy's `/stats/json` read (a proxy's Istio series at their cap are a few MiB): a
+ * proxy answering with more, or without end, is left out of the round, not buffered whole.
+ */
+export const MAX_SCRAPE_BYTES = 32 << 20;
 
 export class MeshDashboard {
   readonly #o: MeshDashboardOptions;
@@ -49,11 +54,28 @@ export class MeshDashboard {
 }
 
 async function scrape(target: string): Promise<MetricObjectWithValues<MetricValue<string>>[] | undefined> {
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), SCRAPE_TIMEOUT_MS);
   try {
-    const r = await fetch(`http://${target}${JSON_PATH}`, { signal: AbortSignal.timeout(SCRAPE_TIMEOUT_MS) });
-    return r.ok ? ((await r.json()) as MetricObjectWithValues<MetricValue<string>>[]) : undefined;
+    // A redirect is not followed: a proxy's metrics port must not send the control plane elsewhere.
+    const r = await fetch(`http://${target}${JSON_PATH}`, { signal: abort.signal, redirect: 'manual' });
+    if (!r.ok || !r.body) return undefined;
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    for await (const chunk of r.body) {
+      size += chunk.byteLength;
+      if (size > MAX_SCRAPE_BYTES) {
+        abort.abort();
+        return undefined;
+      }
+      chunks.push(chunk);
+    }
+    // Its shape is checked where it is read (service-graph.ts): a proxy's answer is not trusted.
+    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as MetricObjectWithValues<MetricValue<string>>[];
   } catch {
     // A proxy without metrics (or gone) is left out of this round.
     return undefined;
+  } finally {
+    clearTimeout(timer);
   }
 }

@@ -48,6 +48,13 @@ export interface ProxySession {
 export type AckOutcome = { ok: true } | { ok: false; status: number; message: string };
 
 const MAX_PROBLEMS = 50;
+/**
+ * Disconnected proxies listed at most, the first to leave forgotten first: any workload's token may
+ * open streams under ids of its choosing, and each closed one (with up to 100 KB of refusal reasons)
+ * would otherwise stay for `forgetAfterMs`, so cycling ids grew the control plane without bound.
+ * istiod keeps no disconnected proxy at all.
+ */
+const MAX_DISCONNECTED = 1000;
 const MAX_TEXT = 2000;
 
 export interface ProxyRegistryOptions {
@@ -55,6 +62,8 @@ export interface ProxyRegistryOptions {
   readonly now?: () => Date;
   /** A disconnected proxy is listed this long, then forgotten (default one hour). */
   readonly forgetAfterMs?: number;
+  /** At most this many disconnected proxies are listed (default 1000); the earliest to leave go first. */
+  readonly maxDisconnected?: number;
   readonly metrics?: ControlMetrics;
 }
 
@@ -63,6 +72,9 @@ export class ProxyRegistry {
   readonly #log: Logger;
   readonly #now: () => Date;
   readonly #forgetAfterMs: number;
+  readonly #maxDisconnected: number;
+  /** The ids of disconnected sessions, in the order they disconnected. */
+  readonly #disconnected = new Set<string>();
   readonly #metrics: ControlMetrics | undefined;
 
   constructor(opts: ProxyRegistryOptions) {
@@ -70,6 +82,7 @@ export class ProxyRegistry {
     this.#log = opts.log;
     this.#now = opts.now ?? (() => new Date());
     this.#forgetAfterMs = opts.forgetAfterMs ?? 3600_000;
+    this.#maxDisconnected = opts.maxDisconnected ?? MAX_DISCONNECTED;
   }
 
   /**
@@ -97,6 +110,7 @@ export class ProxyRegistry {
       rejectedBecause: carried?.rejectedBecause ?? [],
     };
     this.#sessions.set(id, session);
+    this.#disconnected.delete(id);
     this.#metrics?.proxyConnected();
     return { ok: true, session, replaced: old && old.disconnectedAt === undefined ? old : undefined };
   }
@@ -105,6 +119,14 @@ export class ProxyRegistry {
     if (session.disconnectedAt) return;
     session.disconnectedAt = this.#now();
     this.#metrics?.proxyDisconnected();
+    // A session another stream under its id replaced is no longer listed: nothing to remember.
+    if (this.#sessions.get(session.id) !== session) return;
+    this.#disconnected.add(session.id);
+    for (const oldest of this.#disconnected) {
+      if (this.#disconnected.size <= this.#maxDisconnected) break;
+      this.#disconnected.delete(oldest);
+      this.#sessions.delete(oldest);
+    }
   }
 
   /** `kind`: the whole subset (`sotw`) or what changed in it (`delta`); its size and the seconds the push took, for the metrics. */
@@ -162,7 +184,10 @@ export class ProxyRegistry {
   #forget(): void {
     const now = this.#now().getTime();
     for (const [id, s] of this.#sessions) {
-      if (s.disconnectedAt && now - s.disconnectedAt.getTime() > this.#forgetAfterMs) this.#sessions.delete(id);
+      if (s.disconnectedAt && now - s.disconnectedAt.getTime() > this.#forgetAfterMs) {
+        this.#sessions.delete(id);
+        this.#disconnected.delete(id);
+      }
     }
   }
 }

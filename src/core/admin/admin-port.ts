@@ -4,7 +4,8 @@
 
 import { createServer, type Server } from 'node:http';
 import type { FastifyInstance } from 'fastify';
-import { internalFailure, sendEndpointFailure } from '../proxy/respond.js';
+import { EndpointFailures, internalFailure, sendEndpointFailure } from '../proxy/respond.js';
+import { namesThisMachine } from './local-only.js';
 import { QUIT_PATH, serveLifecycleAction } from './lifecycle-endpoints.js';
 
 export interface AdminPort {
@@ -21,6 +22,8 @@ export function createAdminPort(build: () => Promise<FastifyInstance>, quit?: ()
       return a;
     }));
   const server = createServer((req, res) => {
+    // A page in a browser on this machine that re-pointed its own name here reads nothing (local-only.ts).
+    if (!namesThisMachine(req)) return sendEndpointFailure(res, EndpointFailures.foreignName);
     // Answered here, before the routes load: ending the proxy should not first load fastify.
     if (quit && (req.url ?? '/').split('?')[0] === QUIT_PATH) return serveLifecycleAction(req, res, quit);
     ready().then(

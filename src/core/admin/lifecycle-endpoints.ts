@@ -8,11 +8,13 @@
 //                       app's containers have exited.
 // Istio's agent answers only requests from the pod itself: 15020 listens on the pod's address for the
 // kubelet, and a mesh peer must not be able to stop or drain another workload's proxy. Other methods
-// are 405, a request from elsewhere 403. What the action does is the sidecar's; this only answers and
+// are 405, a request from elsewhere 403, and so is one a web page in a browser on the machine sent
+// (local-only.ts). What the action does is the sidecar's; this only answers and
 // asks for it.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { EndpointFailures, sendEndpointFailure, sendEndpointText } from '../proxy/respond.js';
+import { sentByWebPage } from './local-only.js';
 
 export const QUIT_PATH = '/quitquitquit';
 export const DRAIN_PATH = '/drain';
@@ -27,6 +29,7 @@ export function fromLocalhost(req: IncomingMessage): boolean {
 /** Answers a request for a lifecycle path and, for a POST from the pod itself, calls `action` once the answer is sent. */
 export function serveLifecycleAction(req: IncomingMessage, res: ServerResponse, action: () => void): void {
   if (!fromLocalhost(req)) return sendEndpointFailure(res, EndpointFailures.localOnly);
+  if (sentByWebPage(req)) return sendEndpointFailure(res, EndpointFailures.webPage);
   if (req.method !== 'POST') return sendEndpointFailure(res, EndpointFailures.postOnly);
   // The caller's connection must not keep the port's server from closing.
   res.once('finish', action);

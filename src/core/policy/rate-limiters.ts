@@ -14,6 +14,7 @@ import { createRequire } from 'node:module';
 import type { RateLimiterCluster, RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import type { RateLimitRule } from './rate-limit-table.js';
 import type { RedisLink, RedisLinkStats } from './redis-link.js';
+import { LiveKeys, MAX_LIVE_KEYS } from './rate-limit-key-bound.js';
 
 /** What one rule says about one request. */
 type Flexible = typeof import('rate-limiter-flexible');
@@ -48,6 +49,8 @@ export interface RateLimitersOptions {
   readonly logger: Logger;
   /** Shared counters for rules with store `redis`; without it they count in this process. */
   readonly redis?: RedisLink;
+  /** Keys one limit counts in this process at once (rate-limit-key-bound.ts). */
+  readonly maxLiveKeys?: number;
 }
 
 interface Limiter {
@@ -58,6 +61,9 @@ export class RateLimiters {
   readonly #log: Logger;
   readonly #redis: RedisLink | undefined;
   readonly #bySettings = new Map<string, Limiter>();
+  /** The keys of limits counted in this process (not in Redis), by the same settings. */
+  readonly #liveKeys = new Map<string, LiveKeys>();
+  readonly #maxLiveKeys: number;
   /** Rules already told that they asked for Redis and got memory. */
   readonly #warnedNoRedis = new Set<string>();
   #allowed = 0;
@@ -67,13 +73,15 @@ export class RateLimiters {
   constructor(opts: RateLimitersOptions) {
     this.#log = opts.logger;
     this.#redis = opts.redis;
+    this.#maxLiveKeys = opts.maxLiveKeys ?? MAX_LIVE_KEYS;
   }
 
   /** Counts one request against `rule` under `key`. Never rejects: a failure lets the request through. */
   async consume(rule: RateLimitRule, key: string): Promise<RateLimitDecision | undefined> {
     let res: RateLimiterRes;
     try {
-      res = await this.#limiterFor(rule).consume(key);
+      const limiter = this.#limiterFor(rule);
+      res = await limiter.consume(this.#liveKeys.get(rule.settings)?.admit(key) ?? key);
     } catch (rejection) {
       if (rejection instanceof flexible().RateLimiterRes) {
         this.#limited++;
@@ -91,7 +99,11 @@ export class RateLimiters {
   /** Drops the counters of rules no longer in the configuration. */
   retain(rules: readonly RateLimitRule[]): void {
     const keep = new Set(rules.map((r) => r.settings));
-    for (const settings of this.#bySettings.keys()) if (!keep.has(settings)) this.#bySettings.delete(settings);
+    for (const settings of this.#bySettings.keys()) {
+      if (keep.has(settings)) continue;
+      this.#bySettings.delete(settings);
+      this.#liveKeys.delete(settings);
+    }
   }
 
   stats(): RateLimitStats {
@@ -109,6 +121,8 @@ export class RateLimiters {
     if (known) return known;
     const made = this.#make(rule);
     this.#bySettings.set(rule.settings, made);
+    // Redis holds the keys of a shared limit; this process holds the others'.
+    if (!(rule.store === 'redis' && this.#redis)) this.#liveKeys.set(rule.settings, new LiveKeys(Math.max(1, rule.intervalSeconds, rule.burstSeconds) * 1000, this.#maxLiveKeys));
     return made;
   }
 

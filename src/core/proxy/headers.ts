@@ -4,6 +4,7 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { HeaderRules } from '../routing/types.js';
 import { newRequestId } from './request-id.js';
+import { PEER_METADATA_HEADER, PEER_METADATA_ID_HEADER } from '../telemetry/peer-metadata.js';
 
 /**
  * RFC 9110 §7.6.1 connection-specific headers, plus those undici manages itself. `expect` is
@@ -23,6 +24,14 @@ const HOP_BY_HOP = new Set([
   'upgrade',
   'http2-settings',
 ]);
+
+/**
+ * What an answer never passes back: the hop-by-hop headers, and Istio's metadata exchange headers,
+ * which name the answering workload (namespace, labels, node id and address) for the proxy that
+ * receives them; Istio's peer metadata filter removes them there, so a gateway's client never sees
+ * an upstream sidecar's.
+ */
+const NOT_PASSED_BACK = new Set([...HOP_BY_HOP, PEER_METADATA_HEADER, PEER_METADATA_ID_HEADER]);
 
 /**
  * The header names a Connection header lists (its `close` and `keep-alive` options aside). Nearly
@@ -153,13 +162,13 @@ export function upstreamRequestHeaders(incoming: IncomingHttpHeaders, f: Forward
   return out;
 }
 
-/** Response headers from upstream, hop-by-hop removed. */
+/** Response headers from upstream, hop-by-hop and peer metadata removed. */
 export function downstreamResponseHeaders(upstream: Record<string, string | string[] | undefined>): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {};
   const listed = connectionListed(upstream.connection);
   for (const name in upstream) {
     const v = upstream[name];
-    if (v === undefined || HOP_BY_HOP.has(name) || listed?.has(name)) continue;
+    if (v === undefined || NOT_PASSED_BACK.has(name) || listed?.has(name)) continue;
     out[name] = v;
   }
   return out;

@@ -262,6 +262,10 @@ export const EndpointFailures = {
   postOnly: { ...reply('METHOD_NOT_ALLOWED', 405, '-', 'POST only\n', 'method_not_allowed'), headers: { allow: 'POST' } },
   /** A lifecycle action asked from outside the pod: only its own containers may end the sidecar. */
   localOnly: reply('LOCALHOST_ONLY', 403, '-', 'only requests from localhost are allowed\n', 'localhost_only'),
+  /** A lifecycle action a web page asked for (local-only.ts): a page must not end or drain a proxy. */
+  webPage: reply('WEB_PAGE_REFUSED', 403, '-', 'not for web pages\n', 'web_page_refused'),
+  /** A loopback-only port asked under a DNS name other than localhost: a DNS-rebinding page (local-only.ts). */
+  foreignName: reply('FOREIGN_HOST', 403, '-', 'ask this port as localhost or by its address\n', 'foreign_host'),
   /** Readiness: no configuration yet, or draining. */
   notReady: reply('NOT_READY', 503, '-', 'not ready\n', 'not_ready'),
   noConfiguration: reply('NO_CONFIGURATION', 503, '-', 'no configuration yet\n', 'no_configuration'),

@@ -52,6 +52,35 @@ export type TcpLabels = Omit<IstioLabels, 'response_code' | 'grpc_response_statu
 
 const UNKNOWN = 'unknown';
 
+/**
+ * Longest label value taken from what a request carries (a Host, an UPSERT expression's value):
+ * longer values are cut, so a client's 60 KiB header cannot make a 60 KiB series.
+ */
+export const MAX_REQUEST_LABEL_VALUE = 256;
+
+/**
+ * grpc_response_status as Istio's stats write it: Envoy reads `grpc-status` as a number, and one that
+ * is not a number or not one of gRPC's codes (0–16) is its InvalidCode, `-1`. So an upstream's
+ * `grpc-status` can make at most 18 values, never a series per distinct string.
+ */
+export function grpcStatusLabel(status: string | undefined): string {
+  if (status === undefined || status === '') return '';
+  const s = status.trim();
+  return /^\+?\d{1,3}$/.test(s) && Number(s) <= 16 ? String(Number(s)) : '-1';
+}
+
+/**
+ * The Host a sidecar client names a destination outside the registry by (passthrough, blackhole, no
+ * route): lower case, without its port, cut to MAX_REQUEST_LABEL_VALUE. '' wherever the Host names
+ * no series: at a gateway (Istio turns the fallback off there, as any client chooses the Host), at
+ * a server, and for a cluster of the registry.
+ */
+export function hostLabelOf(r: Pick<RequestRecord, 'reporter' | 'upstreamCluster' | 'authority'>, ctx: ReporterContext): string {
+  if (ctx.role !== 'sidecar' || r.reporter === 'destination' || r.upstreamCluster?.startsWith('outbound|')) return '';
+  const host = r.authority.replace(/:\d+$/, '').toLowerCase();
+  return host.length > MAX_REQUEST_LABEL_VALUE ? host.slice(0, MAX_REQUEST_LABEL_VALUE) : host;
+}
+
 /** What a proxy knows of itself and its own service when it reports. */
 export interface ReporterContext {
   readonly self: WorkloadInfo;
@@ -149,17 +178,15 @@ export function requestLabels(r: RequestRecord, ctx: ReporterContext, hostFallba
   else {
     svc = serviceOfCluster(r.upstreamCluster);
     // A sidecar client names an unknown destination by the Host it asked for; a gateway does not.
-    if (hostFallback && ctx.role === 'sidecar' && (!svc || svc.host === UNKNOWN)) {
-      const host = r.authority.replace(/:\d+$/, '').toLowerCase();
-      if (host) svc = { host, name: svc?.name ?? host, namespace: svc?.namespace ?? UNKNOWN };
-    }
+    const host = hostFallback ? hostLabelOf(r, ctx) : '';
+    if (host && (!svc || svc.host === UNKNOWN)) svc = { host, name: svc?.name ?? host, namespace: svc?.namespace ?? UNKNOWN };
   }
   return {
     reporter: r.reporter,
     ...peers(server, ctx, r.downstreamPeer, r.upstreamPeer, r.upstreamMtls, svc),
     request_protocol: r.grpc ? 'grpc' : 'http',
     response_code: String(r.responseCode),
-    grpc_response_status: r.grpc ? (r.grpcStatus ?? '') : '',
+    grpc_response_status: r.grpc ? grpcStatusLabel(r.grpcStatus) : '',
     response_flags: r.flags || '-',
     connection_security_policy: server ? (r.downstreamPeer ? 'mutual_tls' : 'none') : UNKNOWN,
   };

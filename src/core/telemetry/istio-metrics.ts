@@ -3,14 +3,15 @@
 // Grafana dashboards and Kiali work unchanged, shaped by the Telemetry overrides of the proxy's
 // snapshot (metrics-overrides.ts). Fed from the request record the access log is written from (one
 // observe step) and from the TCP proxy's connection record. A series cap keeps a flood of Host
-// headers (passthrough) or of values an UPSERT expression reads from requests from growing the
-// registry without bound.
+// headers (passthrough), of values an UPSERT expression reads from requests or connections, or of
+// peer metadata from growing the registry without bound; a gRPC status is one of 18 values.
 
 import type { Registry } from 'prom-client';
 import { promClient } from './prom-client-module.js';
 import type { RequestRecord } from './access-log.js';
-import { ISTIO_LABELS, PEER_LABELS, requestLabels, TCP_LABELS, tcpLabels, type IstioLabels, type ReporterContext, type TcpConnectionRecord, type TcpLabels } from './istio-labels.js';
+import { grpcStatusLabel, hostLabelOf, ISTIO_LABELS, PEER_LABELS, requestLabels, TCP_LABELS, tcpLabels, type IstioLabels, type ReporterContext, type TcpConnectionRecord, type TcpLabels } from './istio-labels.js';
 import { connectionAttributes, requestAttributes } from './metric-attributes.js';
+import { provenPeer } from './workload.js';
 import type { Attributes } from './metric-expression.js';
 import { RbacStats } from './rbac-stats.js';
 import { CellTable, collectCounter, collectHistogram, CounterCell, HistogramCell } from './series-cells.js';
@@ -24,7 +25,7 @@ export { DEFAULT_METRICS_POLICY } from './metrics-overrides.js';
 /** Envoy's default histogram buckets, the same for milliseconds and bytes. */
 export const ISTIO_BUCKETS: readonly number[] = Object.freeze([0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000]);
 
-/** A bound on distinct label sets; past it, the Host header and expression values no longer name series. */
+/** A bound on distinct label sets; past it, the Host header, expression values and peer metadata no longer name series. */
 const MAX_SERIES = 10_000;
 
 const HISTOGRAMS = new Set<IstioMetricName>(['istio_request_duration_milliseconds', 'istio_request_bytes', 'istio_response_bytes']);
@@ -229,12 +230,12 @@ export class IstioMetrics {
     let byHost = byCluster.get(cluster);
     if (!byHost) byCluster.set(cluster, (byHost = new Map()));
     const outbound = cluster.startsWith('outbound|');
-    const host = outbound ? '' : r.authority;
+    const host = hostLabelOf(r, this.ctx);
     let byCode = byHost.get(host);
     if (!byCode) byHost.set(host, (byCode = new Map()));
     let byOutcome = byCode.get(r.responseCode);
     if (!byOutcome) byCode.set(r.responseCode, (byOutcome = new Map()));
-    const outcome = r.grpc ? `${r.flags}|g${r.grpcStatus ?? ''}` : r.flags;
+    const outcome = r.grpc ? `${r.flags}|g${grpcStatusLabel(r.grpcStatus)}` : r.flags;
     let c = byOutcome.get(outcome);
     if (!c) byOutcome.set(outcome, (c = this.keyed(r, mode)));
     if (!r.grpc) {
@@ -252,11 +253,14 @@ export class IstioMetrics {
   }
 
   /** The request's children by the content of its label-relevant parts (and expression values), made when new. */
-  private keyed(r: RequestRecord, mode: ModeMetricsPolicy): HttpChildren {
-    // Past the cap neither the Host header nor an expression names a series: what is left is bounded by configuration.
+  private keyed(request: RequestRecord, mode: ModeMetricsPolicy): HttpChildren {
+    // Past the cap neither the Host header, an expression nor a peer's metadata names a series: what
+    // is left is bounded by configuration and the mesh's identities.
     const full = this.children.size >= this.maxSeries;
+    const r = full && request.downstreamPeer ? { ...request, downstreamPeer: provenPeer(request.downstreamPeer) } : request;
     const values = mode.expressions.length > 0 ? evaluate(mode, full ? undefined : requestAttributes(r, this.ctx)) : NO_VALUES;
-    const key = values.length > 0 ? `${requestKey(r, !full)}|${values.join('\u0001')}` : requestKey(r, !full);
+    const host = full ? '' : hostLabelOf(r, this.ctx);
+    const key = values.length > 0 ? `${requestKey(r, host)}|${values.join('\u0001')}` : requestKey(r, host);
     let c = this.children.get(key);
     if (!c) {
       c = this.childrenFor(mode, requestLabels(r, this.ctx, !full), values);
@@ -276,11 +280,21 @@ export class IstioMetrics {
     this.tcp(c, [['istio_tcp_connections_closed_total', 1], ['istio_tcp_sent_bytes_total', c.bytesSent], ['istio_tcp_received_bytes_total', c.bytesReceived]]);
   }
 
-  private tcp(c: TcpConnectionRecord, counts: readonly (readonly [IstioMetricName, number])[]): void {
-    const mode = this.modeOf(c.reporter);
+  private tcp(connection: TcpConnectionRecord, counts: readonly (readonly [IstioMetricName, number])[]): void {
+    const mode = this.modeOf(connection.reporter);
+    // The same cap as requests': past it, expression values (an SNI, a client's address) and a peer's metadata name no series.
+    const full = this.tcpSeries() >= this.maxSeries;
+    const c = full && connection.downstreamPeer ? { ...connection, downstreamPeer: provenPeer(connection.downstreamPeer) } : connection;
     const labels = tcpLabels(c, this.ctx);
-    const values = mode.expressions.length > 0 ? evaluate(mode, connectionAttributes(c, this.ctx)) : NO_VALUES;
+    const values = mode.expressions.length > 0 ? evaluate(mode, full ? undefined : connectionAttributes(c, this.ctx)) : NO_VALUES;
     for (const [name, v] of counts) this.counterCell(mode, name, labels, values)?.inc(v);
+  }
+
+  /** The most series any TCP metric holds. */
+  private tcpSeries(): number {
+    let most = 0;
+    for (const [name, , , subset] of SERIES) if (subset === 'tcp') most = Math.max(most, this.tables[name]!.size);
+    return most;
   }
 
   private labelsFor(mode: ModeMetricsPolicy, name: IstioMetricName, labels: IstioLabels | TcpLabels, values: readonly string[]): Record<string, string> {
@@ -323,8 +337,8 @@ function evaluate(mode: ModeMetricsPolicy, attributes: Attributes | undefined): 
   });
 }
 
-/** Everything requestLabels() reads that varies per request, as one string. */
-function requestKey(r: RequestRecord, withHost: boolean): string {
+/** Everything requestLabels() reads that varies per request, as one string; `host`: hostLabelOf's, or '' past the cap. */
+function requestKey(r: RequestRecord, host: string): string {
   const peer = r.reporter === 'destination' ? r.downstreamPeer : r.upstreamPeer;
-  return `${r.reporter}|${r.upstreamMtls ? 'm' : ''}|${peer?.principal ?? ''}|${peer?.workload ?? ''}|${peer?.namespace ?? ''}|${peer?.version ?? ''}|${peer?.app ?? ''}|${r.upstreamCluster ?? ''}|${withHost && !r.upstreamCluster?.startsWith('outbound|') ? r.authority : ''}|${r.responseCode}|${r.flags}|${r.grpc ? `g${r.grpcStatus ?? ''}` : ''}`;
+  return `${r.reporter}|${r.upstreamMtls ? 'm' : ''}|${peer?.principal ?? ''}|${peer?.workload ?? ''}|${peer?.namespace ?? ''}|${peer?.version ?? ''}|${peer?.app ?? ''}|${r.upstreamCluster ?? ''}|${host}|${r.responseCode}|${r.flags}|${r.grpc ? `g${grpcStatusLabel(r.grpcStatus)}` : ''}`;
 }

@@ -6,7 +6,7 @@
 // or all of them, removes a standard label (REMOVE), or sets a label from an expression (UPSERT):
 // a standard label gets a new value, any other name becomes a new label.
 
-import { ISTIO_LABELS } from './istio-labels.js';
+import { ISTIO_LABELS, MAX_REQUEST_LABEL_VALUE } from './istio-labels.js';
 import { compileExpression, type CompiledExpression } from './metric-expression.js';
 
 export const HTTP_METRICS = ['istio_requests_total', 'istio_request_duration_milliseconds', 'istio_request_bytes', 'istio_response_bytes'] as const;
@@ -71,7 +71,7 @@ export function addedLabels(p: MetricsPolicy): string[] {
 }
 
 /** Longest label value an expression may produce; longer values are cut (a bound on series size). */
-export const MAX_EXPRESSION_VALUE = 256;
+export const MAX_EXPRESSION_VALUE = MAX_REQUEST_LABEL_VALUE;
 
 /** A series' labels under a metric's rules: removed ones left out, upserted ones set from `values`. */
 export function applyTagRules(labels: Readonly<Record<string, string>>, rules: TagRules | undefined, values: readonly string[]): Record<string, string> {

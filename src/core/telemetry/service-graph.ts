@@ -55,11 +55,28 @@ function nodeOf(workload: string, namespace: string, app: string): GraphNode {
   return { id: `${namespace}/${workload}`, workload, namespace, app, kind };
 }
 
+/**
+ * A scraped sample's labels as strings. A scrape is another process's answer (a compromised
+ * workload's metrics port among them), so nothing in it is trusted to have the shape prom-client gives.
+ */
+function labelsOf(labels: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (typeof labels !== 'object' || labels === null) return out;
+  for (const [k, v] of Object.entries(labels)) if (typeof v === 'string' || typeof v === 'number') out[k] = String(v);
+  return out;
+}
+
+/** A sample's value: a finite count, never a string a page would print (a counter or bucket is never negative). */
+function countOf(value: unknown): number | undefined {
+  return typeof value === 'number' && Number.isFinite(value) && value >= 0 ? value : undefined;
+}
+
+const samplesIn = (metric: unknown): unknown[] => (typeof metric === 'object' && metric !== null && Array.isArray((metric as { values?: unknown }).values) ? (metric as { values: unknown[] }).values : []);
+
 /** Sums the scrapes of every proxy into counts per edge (destination-reported where there is one). */
 function countEdges(scrapes: readonly Samples[], nodes: Map<string, GraphNode>): Map<string, EdgeCounts> {
   const edges = new Map<string, EdgeCounts>();
-  const add = (labels: Partial<Record<string, string | number>>, f: (e: EdgeCounts) => void): void => {
-    const l = labels as Record<string, string>;
+  const add = (l: Record<string, string>, f: (e: EdgeCounts) => void): void => {
     const src = nodeOf(l.source_workload ?? 'unknown', l.source_workload_namespace ?? 'unknown', l.source_app ?? 'unknown');
     // A request that never reached a workload (a local reply: 429, 503 UH, 404 NR) ends at its service,
     // in the namespace its name says (else destination_service_namespace, unknown for a host outside the registry), or at `unknown`.
@@ -78,22 +95,30 @@ function countEdges(scrapes: readonly Samples[], nodes: Map<string, GraphNode>):
     f(e);
   };
   for (const scrape of scrapes) {
-    for (const m of scrape) {
-      if (m.name === 'istio_requests_total') {
-        for (const v of m.values) {
-          add(v.labels, (e) => {
-            const code = String(v.labels['response_code'] ?? '0');
-            e.total += v.value;
-            e.codes[code] = (e.codes[code] ?? 0) + v.value;
-            if (code === '0' || code.startsWith('5')) e.errors += v.value;
+    if (!Array.isArray(scrape)) continue;
+    for (const m of scrape as unknown[]) {
+      const name = (m as { name?: unknown } | null)?.name;
+      if (name === 'istio_requests_total') {
+        for (const v of samplesIn(m) as Partial<MetricValue<string>>[]) {
+          const value = countOf(v?.value);
+          if (value === undefined) continue;
+          const labels = labelsOf(v.labels);
+          add(labels, (e) => {
+            // A status code is three digits; anything else a proxy writes there is not one.
+            const code = /^\d{1,3}$/.test(labels['response_code'] ?? '') ? labels['response_code']! : '0';
+            e.total += value;
+            e.codes[code] = (e.codes[code] ?? 0) + value;
+            if (code === '0' || code.startsWith('5')) e.errors += value;
           });
         }
-      } else if (m.name === 'istio_request_duration_milliseconds') {
-        for (const v of m.values as MetricValueWithName<string>[]) {
-          if (v.metricName !== 'istio_request_duration_milliseconds_bucket') continue;
-          const le = v.labels['le'];
-          const bound = le === '+Inf' ? Infinity : Number(le);
-          add(v.labels, (e) => e.buckets.set(bound, (e.buckets.get(bound) ?? 0) + v.value));
+      } else if (name === 'istio_request_duration_milliseconds') {
+        for (const v of samplesIn(m) as Partial<MetricValueWithName<string>>[]) {
+          const value = countOf(v?.value);
+          if (v?.metricName !== 'istio_request_duration_milliseconds_bucket' || value === undefined) continue;
+          const labels = labelsOf(v.labels);
+          const bound = labels['le'] === '+Inf' ? Infinity : Number(labels['le']);
+          if (Number.isNaN(bound)) continue;
+          add(labels, (e) => e.buckets.set(bound, (e.buckets.get(bound) ?? 0) + value));
         }
       }
     }

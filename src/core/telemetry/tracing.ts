@@ -204,8 +204,9 @@ export class ProxyTracer {
       node_id: this.#nodeId,
       component: 'proxy',
       'guid:x-request-id': r.requestId,
-      // Envoy's tracer names the path the client asked for (x-envoy-original-path when rewritten).
-      'http.url': `http://${r.authority}${r.originalPath ?? r.path}`,
+      // Envoy's tracer names the path the client asked for (x-envoy-original-path when rewritten),
+      // cut to its max_path_tag_length: a client's 60 KiB path must not make every span 60 KiB.
+      'http.url': `http://${r.authority}${pathTag(r.originalPath ?? r.path)}`,
       'http.method': r.method,
       'http.protocol': r.protocol,
       'http.status_code': String(r.responseCode),
@@ -302,4 +303,11 @@ class ZipkinJsonExporter implements SpanExporter {
   shutdown(): Promise<void> {
     return Promise.resolve();
   }
+}
+
+/** Envoy's DefaultMaxPathTagLength (Istio's `tracing.maxPathTagLength` default). */
+const MAX_PATH_TAG_LENGTH = 256;
+
+function pathTag(path: string): string {
+  return path.length > MAX_PATH_TAG_LENGTH ? path.slice(0, MAX_PATH_TAG_LENGTH) : path;
 }

@@ -123,6 +123,14 @@ const PEER_CACHE_SIZE = 256;
 const MAX_METADATA = 16 * 1024;
 const peerCache = new Map<string, WorkloadInfo>();
 
+/**
+ * A mesh peer as its certificate alone names it (no peer metadata): what the metrics use once their
+ * series cap is reached, so that a peer sending new metadata on every request names no new series.
+ */
+export function provenPeer(peer: WorkloadInfo): WorkloadInfo {
+  return peer.principal ? decodePeer(undefined, peer.principal) : peer;
+}
+
 function decodePeer(raw: string | string[] | undefined, principal: string): WorkloadInfo {
   // A value that cannot be read says nothing: only the principal is known.
   const told = typeof raw === 'string' && raw.length < MAX_METADATA ? decodePeerHeader(raw) : {};
