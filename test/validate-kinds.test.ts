@@ -81,7 +81,7 @@ describe('a kind meshgate does not read, with no name', () => {
     const text = 'apiVersion: install.istio.io/v1alpha1\nkind: IstioOperator\nspec: {profile: demo}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {ports: [{port: 80}]}\n';
     const loaded = parseConfigText(text, 'iop.yaml');
     assert.deepEqual(loaded.problems.map((p) => `${p.severity} ${p.resource} ${p.field}: ${p.message}`), [
-      'warning IstioOperator kind: install.istio.io/v1alpha1 IstioOperator is not a kind meshgate reads; ignored',
+      "warning IstioOperator kind: install.istio.io/v1alpha1 IstioOperator is not a kind meshgate reads; ignored; meshgate reads the mesh config from the istio ConfigMap of istio-system (data.mesh); copy this IstioOperator's spec.meshConfig there",
     ]);
     assert.deepEqual(loaded.resources.map((r) => `${r.kind} ${r.metadata.name}`), ['Service web']);
   });
