@@ -110,6 +110,20 @@ describe('EnvoyFilter: what Envoy would refuse, and what meshgate ignores', () =
     assert.match(problems(localLimit().replace('INSERT_BEFORE', 'ADD')).join('\n'), /patch\.operation: warning: ADD puts envoy\.filters\.http\.local_ratelimit after envoy\.filters\.http\.router/);
     assert.match(problems(localLimit({ extra: '          descriptors: []\n' })).join('\n'), /typed_config\.descriptors: warning: envoy\.filters\.http\.local_ratelimit descriptors is not supported; this field is ignored/);
   });
+
+  // Route-level rate_limits next to a local rate limit feed its descriptors, not the global filter:
+  // the warning says whose actions they are.
+  it('route.rate_limits beside a local rate limit: a warning naming its descriptors', () => {
+    const route = [
+      'apiVersion: networking.istio.io/v1alpha3', 'kind: EnvoyFilter', 'metadata: {name: by-path, namespace: default}', 'spec:', '  configPatches:',
+      '  - applyTo: HTTP_ROUTE', '    match: {context: SIDECAR_INBOUND, routeConfiguration: {vhost: {name: "inbound|http|8000", route: {action: ANY}}}}',
+      '    patch:', '      operation: MERGE', '      value:', '        route: {rate_limits: [{actions: [{remote_address: {}}]}]}',
+      '        typed_per_filter_config:', '          envoy.filters.http.local_ratelimit: {stat_prefix: p, token_bucket: {max_tokens: 10, tokens_per_fill: 10, fill_interval: 60s}}', '',
+    ].join('\n');
+    assert.deepEqual(problems(route).map((p) => p.replace(/^ef\.yaml:\d+ /, '')), [
+      'EnvoyFilter default/by-path spec.configPatches[0].patch.value.route: warning: route.rate_limits (actions for descriptors of envoy.filters.http.local_ratelimit) is not supported; this patch is ignored',
+    ]);
+  });
 });
 
 describe('EnvoyFilter: which proxies and routes it binds', () => {

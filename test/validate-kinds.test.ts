@@ -73,3 +73,20 @@ describe('a kind meshgate does not read', () => {
     });
   }
 });
+
+// istioctl installs an IstioOperator that has no metadata.name; meshgate does not read the kind, so
+// the only word on it is that it is ignored, and the file's other resources still load.
+describe('a kind meshgate does not read, with no name', () => {
+  it('is a warning naming the kind, not "metadata.name is required"', () => {
+    const text = 'apiVersion: install.istio.io/v1alpha1\nkind: IstioOperator\nspec: {profile: demo}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {ports: [{port: 80}]}\n';
+    const loaded = parseConfigText(text, 'iop.yaml');
+    assert.deepEqual(loaded.problems.map((p) => `${p.severity} ${p.resource} ${p.field}: ${p.message}`), [
+      "warning IstioOperator kind: install.istio.io/v1alpha1 IstioOperator is not a kind meshgate reads; ignored; meshgate reads the mesh config from the istio ConfigMap of istio-system (data.mesh); copy this IstioOperator's spec.meshConfig there",
+    ]);
+    assert.deepEqual(loaded.resources.map((r) => `${r.kind} ${r.metadata.name}`), ['Service web']);
+  });
+  it('a kind meshgate reads still needs its name', () => {
+    const loaded = parseConfigText('apiVersion: networking.istio.io/v1\nkind: Gateway\nspec: {}\n', 'gw.yaml');
+    assert.deepEqual(loaded.problems.map((p) => `${p.severity} ${p.field}: ${p.message}`), ['error metadata.name: metadata.name is required']);
+  });
+});

@@ -106,6 +106,9 @@ export function knownKind(apiVersion: string, kind: string): 'known' | 'unknown'
  */
 /** Istio kinds meshgate knows and does not run: what that means for the config that relies on them. */
 const UNRUN: Readonly<Record<string, string>> = {
+  // Istio's own samples install with one; what it sets for the mesh (extensionProviders, above all)
+  // is what their Telemetry and AuthorizationPolicy resources name.
+  'install.istio.io/IstioOperator': "meshgate reads the mesh config from the istio ConfigMap of istio-system (data.mesh); copy this IstioOperator's spec.meshConfig there",
   'extensions.istio.io/WasmPlugin': "meshgate runs no Wasm plugins: the plugin's filter is not in the chain, and what it would set (attributegen's filter_state for Telemetry tagOverrides) stays unset",
 };
 

@@ -256,22 +256,24 @@ export function resourceFromObject(value: unknown, origin: Origin, problems: Pro
   const kind = typeof apiVersion === 'string' && typeof value.kind === 'string' ? internalKind(apiVersion, value.kind) : value.kind;
   if (typeof apiVersion !== 'string' || apiVersion === '') return at(['apiVersion'], 'apiVersion is required'), undefined;
   if (typeof kind !== 'string' || kind === '') return at(['kind'], 'kind is required'), undefined;
+  const known = knownKind(apiVersion, kind);
+  // A kind meshgate does not read is only reported, whatever its metadata: some never reach the API
+  // server (istioctl installs an IstioOperator that has no name), so a missing name is not ours to judge.
+  if (known === 'unknown') {
+    const meant = unrunKind(apiVersion, kind) ?? meantKind(apiVersion, kind);
+    problems.push({ severity: 'warning', file, line: lineOf(['kind']), resource: looseRef(kind, metadata), field: 'kind', message: `${apiVersion} ${kind} is not a kind meshgate reads; ignored${meant ? `; ${meant}` : ''}` });
+    return undefined;
+  }
   if (!isRecord(metadata) || typeof metadata.name !== 'string' || metadata.name === '') {
     return at(['metadata', 'name'], 'metadata.name is required', kind), undefined;
   }
-  const namespace = typeof metadata.namespace === 'string' && metadata.namespace !== '' ? metadata.namespace : 'default';
-  const ref = `${kind} ${namespace}/${metadata.name}`;
-  const known = knownKind(apiVersion, kind);
+  const namespace = namespaceOf(metadata);
+  const ref = looseRef(kind, metadata);
   if (known === 'unsupported-version') {
     problems.push({ severity: 'error', file, line: lineOf(['apiVersion']), resource: ref, field: 'apiVersion', message: `${apiVersion} is not a supported version of ${kind}` });
     return undefined;
   }
   if (known === 'quiet') return undefined;
-  if (known === 'unknown') {
-    const meant = unrunKind(apiVersion, kind) ?? meantKind(apiVersion, kind);
-    problems.push({ severity: 'warning', file, line: lineOf(['kind']), resource: ref, field: 'kind', message: `${apiVersion} ${kind} is not a kind meshgate reads; ignored${meant ? `; ${meant}` : ''}` });
-    return undefined;
-  }
   const meta: ObjectMeta = {
     name: metadata.name,
     namespace,
@@ -282,6 +284,16 @@ export function resourceFromObject(value: unknown, origin: Origin, problems: Pro
   };
   const spec = value.spec === undefined || value.spec === null ? {} : value.spec;
   return Object.freeze({ apiVersion, kind, metadata: meta, spec, origin: withEmbeddedLines(origin, value), raw: value });
+}
+
+function namespaceOf(metadata: Record<string, unknown>): string {
+  return typeof metadata.namespace === 'string' && metadata.namespace !== '' ? metadata.namespace : 'default';
+}
+
+/** `Kind namespace/name` as far as the metadata gives it: `Kind` alone when there is no name. */
+function looseRef(kind: string, metadata: unknown): string {
+  if (!isRecord(metadata) || typeof metadata.name !== 'string' || metadata.name === '') return kind;
+  return `${kind} ${namespaceOf(metadata)}/${metadata.name}`;
 }
 
 function timestampText(v: unknown): string {

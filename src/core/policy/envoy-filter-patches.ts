@@ -111,8 +111,11 @@ function readPatch(c: Checker, p: Obj, at: FieldPath, index: number, filters: Li
     let limit: Obj | undefined;
     for (const key of Object.keys(value)) {
       if (key !== 'typed_per_filter_config') {
-        const global = key === 'rate_limits' || (key === 'route' && isObj(value.route) && 'rate_limits' in value.route);
-        ignored(['patch', 'value', key], global ? `${key === 'route' ? 'route.rate_limits' : key} (actions for ${GLOBAL_RATE_LIMIT_FILTER}) is not supported` : `${key} is not supported`);
+        const actions = key === 'rate_limits' || (key === 'route' && isObj(value.route) && 'rate_limits' in value.route);
+        // Next to a local rate limit, the actions make the descriptors its `descriptors` count by.
+        const forLocal = isObj(value.typed_per_filter_config) && LOCAL_RATE_LIMIT_FILTER in value.typed_per_filter_config;
+        const whose = forLocal ? `descriptors of ${LOCAL_RATE_LIMIT_FILTER}` : GLOBAL_RATE_LIMIT_FILTER;
+        ignored(['patch', 'value', key], actions ? `${key === 'route' ? 'route.rate_limits' : key} (actions for ${whose}) is not supported` : `${key} is not supported`);
         return;
       }
     }
