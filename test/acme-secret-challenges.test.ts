@@ -11,6 +11,8 @@ import { pino } from 'pino';
 import { KubeSecrets } from '../src/core/sources/kube-secrets.js';
 import { CHALLENGE_SECRET, SecretChallenges } from '../src/gateway/acme/secret-challenges.js';
 import { startKubeApi, type KubeApiStandIn } from './helpers/kube-api.js';
+import { startTcpGate } from './helpers/tcp-gate.js';
+import { KubeConfig } from '@kubernetes/client-node';
 
 const logger = pino({ level: 'silent' });
 const LEASE = 'meshgate-gateway-acme';
@@ -85,5 +87,45 @@ describe('HTTP-01 answers in a Secret, for every replica', () => {
     await a.board.publish(fresh, `${fresh}.x`);
     assert.deepEqual(stored(), [fresh]);
     await a.board.withdraw(fresh);
+  });
+});
+
+describe('HTTP-01 answers in a Secret: the orderer under load, the API server gone', () => {
+  it('one orderer publishing many tokens at once loses none and gives up on none (its own writes do not conflict)', async () => {
+    const api = await startKubeApi();
+    const client = api.clientKubeconfig();
+    const secrets = new KubeSecrets({ kubeconfig: client.kubeconfig, namespace: 'istio-system', logger, debounceMs: 5 });
+    try {
+      const board = new SecretChallenges({ secrets, identity: 'gateway-a', lease: LEASE, logger });
+      const tokens = Array.from({ length: 12 }, () => token());
+      const results = await Promise.allSettled(tokens.map((t) => board.publish(t, `${t}.x`)));
+      assert.deepEqual(results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason)), []);
+      assert.deepEqual(Object.keys(api.get('v1', 'Secret', 'istio-system', CHALLENGE_SECRET)?.data ?? {}).sort(), [...tokens].sort());
+    } finally {
+      await secrets.close();
+      await api.close();
+    }
+  });
+
+  it('an API server that accepts and never answers: a miss is answered 404, not held until the request times out', { timeout: 20_000 }, async () => {
+    const gate = await startTcpGate();
+    gate.hold();
+    const kc = new KubeConfig();
+    kc.loadFromOptions({
+      clusters: [{ name: 'c', server: `http://127.0.0.1:${gate.port}`, skipTLSVerify: true }],
+      users: [{ name: 'u', token: 't' }],
+      contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+      currentContext: 'x',
+    });
+    const secrets = new KubeSecrets({ kubeconfig: kc, namespace: 'istio-system', logger });
+    try {
+      const board = new SecretChallenges({ secrets, identity: 'gateway-b', lease: LEASE, logger, rereadTimeoutMs: 300 });
+      assert.equal(await board.answer(token()), undefined);
+      assert.equal(await board.answer(token()), undefined, 'the next miss is not queued behind a read that never ends');
+    } finally {
+      await secrets.close();
+      gate.cut();
+      await gate.close();
+    }
   });
 });

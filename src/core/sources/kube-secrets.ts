@@ -54,8 +54,8 @@ export class KubeSecrets implements SecretReader, SecretWriter {
     return this.#informer.onChange(listener);
   }
 
-  fetch(name: string): ReturnType<SecretWriter['fetch']> {
-    return getSecret(this.#kc, this.namespace, name);
+  fetch(name: string, opts: Parameters<SecretWriter['fetch']>[1] = {}): ReturnType<SecretWriter['fetch']> {
+    return getSecret(this.#kc, this.namespace, name, opts);
   }
 
   put(name: string, secret: Parameters<SecretWriter['put']>[1], opts: Parameters<SecretWriter['put']>[2] = {}): Promise<{ created: boolean; conflict?: boolean }> {
@@ -80,8 +80,13 @@ export function decodeSecret(obj: KubeObject): { type: string; data: Record<stri
 }
 
 /** One Secret read directly (not watched): undefined when it does not exist. */
-export async function getSecret(kc: KubeConfig, namespace: string, name: string): Promise<{ type: string; data: Record<string, string>; annotations: Record<string, string>; resourceVersion?: string } | undefined> {
-  const res = await kubeJson(kc, 'GET', `${secretsPath(namespace)}/${encodeURIComponent(name)}`, [200, 404]);
+export async function getSecret(
+  kc: KubeConfig,
+  namespace: string,
+  name: string,
+  opts: { readonly timeoutMs?: number } = {},
+): Promise<{ type: string; data: Record<string, string>; annotations: Record<string, string>; resourceVersion?: string } | undefined> {
+  const res = await kubeJson(kc, 'GET', `${secretsPath(namespace)}/${encodeURIComponent(name)}`, [200, 404], undefined, opts);
   if (res.status === 404) return undefined;
   const meta = isRecord(res.body.metadata) ? res.body.metadata : {};
   return { ...decodeSecret(res.body as KubeObject), ...(typeof meta.resourceVersion === 'string' ? { resourceVersion: meta.resourceVersion } : {}) };

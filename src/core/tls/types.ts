@@ -69,7 +69,8 @@ export interface SecretReader {
  */
 export interface SecretWriter {
   readonly namespace: string;
-  fetch(name: string): Promise<{ readonly type: string; readonly data: Readonly<Record<string, string>>; readonly annotations: Readonly<Record<string, string>>; readonly resourceVersion?: string } | undefined>;
+  /** `timeoutMs`: give up sooner than a write would (someone is waiting on the answer). */
+  fetch(name: string, opts?: { readonly timeoutMs?: number }): Promise<{ readonly type: string; readonly data: Readonly<Record<string, string>>; readonly annotations: Readonly<Record<string, string>>; readonly resourceVersion?: string } | undefined>;
   /**
    * Creates or replaces; `onlyCreate` leaves an existing one alone and says so (`created: false`);
    * `ifResourceVersion` replaces only the version read (a read-modify-write), else `conflict: true`.

@@ -19,6 +19,11 @@ export const CHALLENGE_SECRET = 'meshgate-acme-http01';
 const DEFAULT_MAX_AGE_MS = 10 * 60_000;
 /** Least time between two re-reads of the Secret on a miss. */
 const DEFAULT_REREAD_GAP_MS = 200;
+/**
+ * Longest a re-read may take: the ACME server's validation request is waiting on it, and re-reads
+ * queue one behind the other, so an API server that does not answer must cost a 404, not a hang.
+ */
+const DEFAULT_REREAD_TIMEOUT_MS = 3000;
 const WRITE_ATTEMPTS = 5;
 
 interface Published {
@@ -37,6 +42,7 @@ export interface SecretChallengesOptions {
   readonly logger: Logger;
   readonly maxAgeMs?: number;
   readonly rereadGapMs?: number;
+  readonly rereadTimeoutMs?: number;
   readonly now?: () => number;
 }
 
@@ -47,6 +53,8 @@ export class SecretChallenges implements ChallengeBoard {
   #inFlight: Promise<unknown> | undefined;
   #queued: Promise<Readonly<Record<string, string>> | undefined> | undefined;
   #lastRead = 0;
+  /** This replica's writes, one after the other: concurrent ones would only conflict with each other. */
+  #writes: Promise<unknown> = Promise.resolve();
 
   constructor(opts: SecretChallengesOptions) {
     this.#opts = opts;
@@ -110,7 +118,7 @@ export class SecretChallenges implements ChallengeBoard {
       // Requests from now on need a read that starts after them.
       this.#queued = undefined;
       this.#lastRead = Date.now();
-      const read = this.#opts.secrets.fetch(CHALLENGE_SECRET).then(
+      const read = this.#opts.secrets.fetch(CHALLENGE_SECRET, { timeoutMs: this.#opts.rereadTimeoutMs ?? DEFAULT_REREAD_TIMEOUT_MS }).then(
         (s) => s?.data,
         (err: unknown) => {
           this.#opts.logger.warn({ secret: CHALLENGE_SECRET, error: (err as Error).message }, 'cannot read the HTTP-01 answers from the API server; answering 404');
@@ -128,8 +136,18 @@ export class SecretChallenges implements ChallengeBoard {
     return next;
   }
 
-  /** Read, change, write back at the version read; again on a conflict. Old leftovers go on the way. */
-  async #update(change: (data: Record<string, string>) => boolean): Promise<void> {
+  /**
+   * Read, change, write back at the version read; again on a conflict (another replica wrote). This
+   * replica's own orders (one per certificate, at once) take turns, or they would use up each
+   * other's attempts. Old leftovers go on the way.
+   */
+  #update(change: (data: Record<string, string>) => boolean): Promise<void> {
+    const turn = this.#writes.then(() => this.#write(change));
+    this.#writes = turn.catch(() => undefined);
+    return turn;
+  }
+
+  async #write(change: (data: Record<string, string>) => boolean): Promise<void> {
     const { secrets } = this.#opts;
     const maxAge = this.#opts.maxAgeMs ?? DEFAULT_MAX_AGE_MS;
     for (let attempt = 0; attempt < WRITE_ATTEMPTS; attempt++) {

@@ -28,10 +28,12 @@ export function workerChallenges(): ChallengeBoard {
   const copy = new Map<string, string>();
   const waiting = new Map<number, (reply: ChallengeMessage | undefined) => void>();
   let lastId = 0;
+  let closed = false;
   const ask = (m: Omit<ChallengeMessage, 'meshgate' | 'id'>): Promise<ChallengeMessage | undefined> =>
     new Promise((resolve) => {
-      // No primary (the gateway is stopping): nothing else could answer either.
-      if (!process.connected || !process.send) return resolve(undefined);
+      // No primary (the gateway is stopping), or closed (its reply would go unheard): nothing else
+      // could answer either.
+      if (closed || !process.connected || !process.send) return resolve(undefined);
       const id = ++lastId;
       waiting.set(id, resolve);
       process.send({ meshgate: 'acme-challenge', ...m, id } satisfies ChallengeMessage, undefined, {}, (err) => {
@@ -60,6 +62,7 @@ export function workerChallenges(): ChallengeBoard {
     },
     answer: (token) => copy.get(token) ?? (plausibleToken(token) ? ask({ op: 'ask', token }).then((r) => r?.value) : undefined),
     close: () => {
+      closed = true;
       process.off('message', onMessage);
       for (const resolve of waiting.values()) resolve(undefined);
       waiting.clear();
