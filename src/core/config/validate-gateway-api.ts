@@ -9,6 +9,7 @@ import {
 } from './validate-common.js';
 
 const HOSTNAME = /^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const ADDRESS_TYPE = /^(IPAddress|Hostname|NamedAddress|[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/[A-Za-z0-9/\-._~%!$&'()*+,;=:]+)$/;
 const LISTENER_PROTOCOLS = ['HTTP', 'HTTPS', 'TLS', 'TCP', 'UDP'];
 const FILTER_TYPES = ['RequestHeaderModifier', 'ResponseHeaderModifier', 'RequestRedirect', 'URLRewrite', 'RequestMirror', 'ExtensionRef'] as const;
 const FILTER_FIELDS: Readonly<Record<string, string>> = {
@@ -79,8 +80,11 @@ export function validateK8sGateway(c: Checker, spec: Obj): void {
     }
   });
   eachObj(c, spec.addresses, ['spec', 'addresses'], (a, at) => {
-    asEnum(c, a.type, [...at, 'type'], ['IPAddress', 'Hostname', 'NamedAddress']);
-    if (asString(c, a.value, [...at, 'value']) === undefined) c.error([...at, 'value'], 'is required');
+    // The CRD takes the three core types or any domain-prefixed one; what meshgate cannot serve is the
+    // Gateway's Accepted False (UnsupportedAddress). A missing value asks for an assigned address.
+    const type = asString(c, a.type, [...at, 'type']);
+    if (type !== undefined && !ADDRESS_TYPE.test(type)) c.error([...at, 'type'], `${JSON.stringify(type)} is not allowed; use one of IPAddress, Hostname, NamedAddress or a domain-prefixed type`);
+    asString(c, a.value, [...at, 'value']);
   });
 }
 

@@ -56,7 +56,8 @@ export interface GatewayListener {
 export interface K8sGatewaySpec {
   readonly gatewayClassName: string;
   readonly listeners: readonly GatewayListener[];
-  readonly addresses?: ReadonlyArray<{ readonly type?: string; readonly value: string }>;
+  /** A value may be left out: the implementation then picks an address of that type. */
+  readonly addresses?: ReadonlyArray<{ readonly type?: string; readonly value?: string }>;
 }
 
 export interface ParentReference {

@@ -1,0 +1,44 @@
+// Shapes the Gateway API's CRDs accept and meshgate once refused as errors: each case is a minimal
+// resource of the kind the upstream conformance manifests hold. Valid but unserved settings must be
+// status conditions (or warnings), never an error that drops the file.
+
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { formatProblem } from '../src/core/config/problem.js';
+import type { Condition } from '../src/core/gateway-api/conditions.js';
+import { compileYaml } from './helpers/route-table.js';
+
+const cond = (list: readonly Condition[] | undefined, type: string): string => {
+  const c = list?.find((x) => x.type === type);
+  return c ? `${c.status}/${c.reason}` : 'absent';
+};
+
+function gatewayWith(specExtra: string): string {
+  return `apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: default}
+spec:
+  gatewayClassName: meshgate
+${specExtra}  listeners:
+  - {name: http, port: 80, protocol: HTTP}
+`;
+}
+
+describe('Gateway API shapes the CRDs accept', () => {
+  it('an address without a value asks for one to be assigned: no error, the Gateway is Accepted', () => {
+    const { errors, snapshot } = compileYaml(gatewayWith('  addresses:\n  - type: IPAddress\n'));
+    assert.deepEqual(errors.map(formatProblem), []);
+    assert.equal(cond(snapshot.gatewayApi.gateways[0]?.conditions, 'Accepted'), 'True/Accepted');
+  });
+
+  it('a domain-prefixed address type is valid; one meshgate cannot serve is Accepted False (UnsupportedAddress)', () => {
+    const { errors, snapshot } = compileYaml(gatewayWith('  addresses:\n  - {type: example.com/custom, value: anything}\n'));
+    assert.deepEqual(errors.map(formatProblem), []);
+    assert.equal(cond(snapshot.gatewayApi.gateways[0]?.conditions, 'Accepted'), 'False/UnsupportedAddress');
+  });
+
+  it('an address type that is neither core nor domain-prefixed is still an error', () => {
+    const { errors } = compileYaml(gatewayWith('  addresses:\n  - {type: custom, value: anything}\n'));
+    assert.ok(errors.map(formatProblem).some((t) => t.includes('spec.addresses[0].type: "custom" is not allowed')));
+  });
+});
