@@ -41,4 +41,20 @@ describe('Gateway API shapes the CRDs accept', () => {
     const { errors } = compileYaml(gatewayWith('  addresses:\n  - {type: custom, value: anything}\n'));
     assert.ok(errors.map(formatProblem).some((t) => t.includes('spec.addresses[0].type: "custom" is not allowed')));
   });
+
+  it("spec.tls.backend's client certificate is warned about and ignored: a backend that needs one refuses, so nothing fails open", () => {
+    const { errors, problems, snapshot } = compileYaml(gatewayWith('  tls:\n    backend:\n      clientCertificateRef: {group: "", kind: Secret, name: client}\n'));
+    assert.deepEqual(errors.map(formatProblem), []);
+    assert.ok(problems.map(formatProblem).some((t) => t.includes('spec.tls.backend.clientCertificateRef: warning: a client certificate for backends is not implemented')));
+    assert.equal(cond(snapshot.gatewayApi.gateways[0]?.conditions, 'Accepted'), 'True/Accepted');
+  });
+
+  it('client certificate validation (spec.tls.frontend, or a listener\'s tls.frontendValidation) refuses the Gateway rather than serve it without', () => {
+    const frontend = compileYaml(gatewayWith('  tls:\n    frontend:\n      default:\n        validation:\n          caCertificateRefs: [{group: "", kind: ConfigMap, name: ca}]\n'));
+    assert.ok(frontend.errors.map(formatProblem).some((t) => t.includes('spec.tls.frontend: client certificate validation is not implemented')));
+    assert.deepEqual(frontend.snapshot.gatewayApi.gateways, []);
+    const listener = compileYaml(gatewayWith('').replace('{name: http, port: 80, protocol: HTTP}', '{name: https, port: 443, protocol: HTTPS, tls: {certificateRefs: [{name: cert}], frontendValidation: {caCertificateRefs: [{kind: ConfigMap, name: ca}]}}}'));
+    assert.ok(listener.errors.map(formatProblem).some((t) => t.includes('spec.listeners[0].tls.frontendValidation: client certificate validation is not implemented')));
+    assert.deepEqual(listener.snapshot.gatewayApi.gateways, []);
+  });
 });
