@@ -7,21 +7,13 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { compileValid, outcome, type LookupRequest } from './helpers/route-table.js';
 import { serviceYaml } from './helpers/cluster-yaml.js';
-import { INFRA } from './helpers/gateway-api-yaml.js';
+import { INFRA, k8sGatewayYaml } from './helpers/gateway-api-yaml.js';
 
 const BACKENDS = ['infra-backend-v1', 'infra-backend-v2', 'infra-backend-v3']
   .map((name) => serviceYaml(name, [{ pod: `${name}-1`, port: 9000 }], { namespace: INFRA, port: 8080 }).trim())
   .join('\n---\n');
 
-function gateway(name: string, listeners: string): string {
-  return `apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: ${name}, namespace: ${INFRA}}
-spec:
-  gatewayClassName: meshgate
-  listeners:
-${listeners}`;
-}
+const gateway = (name: string, listeners: string): string => k8sGatewayYaml(name, listeners, INFRA).trimEnd();
 
 const SAME_NAMESPACE = gateway('same-namespace', '  - {name: http, port: 80, protocol: HTTP, allowedRoutes: {namespaces: {from: Same}}}');
 
