@@ -57,4 +57,13 @@ describe('Gateway API shapes the CRDs accept', () => {
     assert.ok(listener.errors.map(formatProblem).some((t) => t.includes('spec.listeners[0].tls.frontendValidation: client certificate validation is not implemented')));
     assert.deepEqual(listener.snapshot.gatewayApi.gateways, []);
   });
+
+  it('infrastructure.parametersRef to anything but a ConfigMap rejects the Gateway (InvalidParameters), not served', () => {
+    const { errors, snapshot } = compileYaml(gatewayWith('  infrastructure:\n    parametersRef: {group: example.io, kind: Params, name: p}\n'));
+    assert.deepEqual(errors.map(formatProblem), []);
+    assert.equal(cond(snapshot.gatewayApi.gateways[0]?.conditions, 'Accepted'), 'False/InvalidParameters');
+    assert.equal(cond(snapshot.gatewayApi.gateways[0]?.conditions, 'Programmed'), 'False/Invalid');
+    const configMap = compileYaml(gatewayWith('  infrastructure:\n    parametersRef: {group: "", kind: ConfigMap, name: p}\n'));
+    assert.equal(cond(configMap.snapshot.gatewayApi.gateways[0]?.conditions, 'Accepted'), 'True/Accepted');
+  });
 });

@@ -88,12 +88,16 @@ export function serveListeners(
     });
     const programmed = own.filter((l) => l.istioGateway).length;
     const badAddress = (gw.spec.addresses ?? []).find((a) => a.type !== undefined && a.type !== 'IPAddress' && a.type !== 'Hostname');
+    const params = gw.spec.infrastructure?.parametersRef;
+    // Only a core ConfigMap can hold a Gateway's parameters (as in Istio); another kind rejects the Gateway.
+    const badParams = params && ((params.group ?? '') !== '' || params.kind !== 'ConfigMap') ? params : undefined;
     if (badAddress) gwConditions.push(condition('Accepted', false, 'UnsupportedAddress', `address type ${badAddress.type} is not supported`));
+    else if (badParams) gwConditions.push(condition('Accepted', false, 'InvalidParameters', `infrastructure.parametersRef ${badParams.group ? `${badParams.group}/` : ''}${badParams.kind} ${badParams.name} is not a ConfigMap`));
     else if (programmed === own.length) gwConditions.push(condition('Accepted', true, 'Accepted'));
     else gwConditions.push(condition('Accepted', programmed > 0, 'ListenersNotValid', `${own.length - programmed} of ${own.length} listeners are not served`));
-    gwConditions.push(programmed > 0 && !badAddress ? condition('Programmed', true, 'Programmed') : condition('Programmed', false, 'Invalid', 'no listener can be served'));
+    gwConditions.push(programmed > 0 && !badAddress && !badParams ? condition('Programmed', true, 'Programmed') : condition('Programmed', false, 'Invalid', 'no listener can be served'));
     statuses.push({ resource: gw, conditions: gwConditions, listeners: own.map((l) => l.status), addresses: [] });
-    if (!badAddress) listeners.push(...own);
+    if (!badAddress && !badParams) listeners.push(...own);
   }
   return { listeners, gateways: statuses };
 }

@@ -58,6 +58,7 @@ export interface K8sGatewaySpec {
   readonly listeners: readonly GatewayListener[];
   /** A value may be left out: the implementation then picks an address of that type. */
   readonly addresses?: ReadonlyArray<{ readonly type?: string; readonly value?: string }>;
+  readonly infrastructure?: { readonly parametersRef?: { readonly group?: string; readonly kind?: string; readonly name?: string } };
 }
 
 export interface ParentReference {
