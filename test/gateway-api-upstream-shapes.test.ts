@@ -66,4 +66,13 @@ describe('Gateway API shapes the CRDs accept', () => {
     const configMap = compileYaml(gatewayWith('  infrastructure:\n    parametersRef: {group: "", kind: ConfigMap, name: p}\n'));
     assert.equal(cond(configMap.snapshot.gatewayApi.gateways[0]?.conditions, 'Accepted'), 'True/Accepted');
   });
+
+  it('a TLS listener in Terminate mode carries TCPRoutes: one that asks only for TLSRoutes is Accepted False (UnsupportedValue), not served empty', () => {
+    const listener = (kinds: string): string => gatewayWith('').replace('{name: http, port: 80, protocol: HTTP}', `{name: tls, port: 8443, protocol: TLS, tls: {mode: Terminate, certificateRefs: [{name: cert}]}${kinds}}`);
+    const tlsOnly = compileYaml(listener(', allowedRoutes: {kinds: [{kind: TLSRoute}]}')).snapshot.gatewayApi.gateways[0]!.listeners[0]!;
+    assert.equal(cond(tlsOnly.conditions, 'Accepted'), 'False/UnsupportedValue');
+    const open = compileYaml(listener('')).snapshot.gatewayApi.gateways[0]!.listeners[0]!;
+    assert.equal(cond(open.conditions, 'Accepted'), 'True/Accepted');
+    assert.deepEqual(open.supportedKinds.map((k) => k.kind), ['TCPRoute']);
+  });
 });

@@ -113,7 +113,10 @@ function serveListener(
   const conditions: Condition[] = [];
   const hostname = (l.hostname ?? '*').toLowerCase();
   const protocol = l.protocol;
-  const carried = KINDS_BY_PROTOCOL[protocol] ?? [];
+  const mode = l.tls?.mode ?? 'Terminate';
+  // A TLSRoute routes the TLS stream itself by SNI: meshgate serves it on Passthrough listeners only;
+  // a Terminate TLS listener carries TCPRoutes (the decrypted stream).
+  const carried = protocol === 'TLS' && mode === 'Terminate' ? (['TCPRoute'] as const) : (KINDS_BY_PROTOCOL[protocol] ?? []);
   const wanted = l.allowedRoutes?.kinds;
   const kinds = new Set<RouteKind>();
   if (wanted && wanted.length > 0) {
@@ -139,7 +142,9 @@ function serveListener(
   };
 
   if (!KINDS_BY_PROTOCOL[protocol]) return refuse('UnsupportedProtocol', `protocol ${protocol} is not supported (HTTP, HTTPS, TLS, TCP are)`);
-  const mode = l.tls?.mode ?? 'Terminate';
+  if (kinds.size === 0 && protocol === 'TLS' && mode === 'Terminate' && wanted?.some((k) => k.kind === 'TLSRoute')) {
+    return refuse('UnsupportedValue', 'TLSRoute on a TLS listener in Terminate mode is not supported; use mode Passthrough, or TCPRoute');
+  }
   if (protocol === 'HTTPS' && mode === 'Passthrough') return refuse('UnsupportedValue', 'an HTTPS listener terminates TLS; use protocol TLS for Passthrough');
 
   // Conflicts with listeners already placed on this port (of this or an older Gateway).
