@@ -261,6 +261,20 @@ ${consumerRoute('shop')}`;
     assert.equal(clusters(sidecar(SHOP, { namespace: 'frontend' }).snapshot, 9080, host), c('reviews-v3', 'shop'));
   });
 
+  it("a consumer route's backend in the Service's namespace needs no ReferenceGrant (MeshConsumerRoute); through a Gateway it still does", () => {
+    const grantless = SHOP.slice(0, SHOP.indexOf('---\napiVersion: gateway.networking.k8s.io/v1beta1\nkind: ReferenceGrant'));
+    const { snapshot } = sidecar(grantless, { namespace: 'frontend' });
+    assert.equal(clusters(snapshot, 9080, host), c('reviews-v3', 'shop'));
+    const viaGateway = grantless.replace('parentRefs: [{group: "", kind: Service, name: reviews, namespace: shop}]', 'parentRefs: [{group: "", kind: Service, name: reviews, namespace: shop}, {name: gw, namespace: frontend}]');
+    const gw = `---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw, namespace: frontend}\nspec:\n  gatewayClassName: meshgate\n  listeners: [{name: http, port: 80, protocol: HTTP}]\n`;
+    const { snapshot: gateway, findings } = buildSnapshot(parseConfigText(viaGateway + gw, 'mesh.yaml'), { kind: 'gateway', labels: {}, namespace: 'frontend' }, FIXED_DEPS);
+    const parents = gateway.gatewayApi.routes.find((r) => r.resource.metadata.name === 'consumer')!.parents;
+    const resolved = parents.map((p) => p.conditions.find((x) => x.type === 'ResolvedRefs')?.reason);
+    assert.deepEqual(resolved.sort(), ['RefNotPermitted', 'ResolvedRefs']);
+    assert.equal(findings.filter((f) => f.message.includes('no ReferenceGrant there allows')).length, 1, 'analyze names the Gateway side only');
+    assert.equal(buildSnapshot(parseConfigText(grantless, 'mesh.yaml'), { kind: 'gateway', labels: {}, namespace: 'frontend' }, FIXED_DEPS).findings.filter((f) => f.message.includes('ReferenceGrant')).length, 0);
+  });
+
   it('a VirtualService for the same host: the older of the two serves it (both are VirtualServices to Istio), the other is reported', () => {
     const vs = (created: string): string => `---
 apiVersion: networking.istio.io/v1

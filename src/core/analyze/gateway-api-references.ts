@@ -48,9 +48,11 @@ export function gatewayApiReferences(ctx: AnalysisContext): Problem[] {
         out.push(finding(MESSAGES.ReferencedResourceNotFound, r, ['spec', 'parentRefs', i, 'sectionName'], `referenced listener not found: "${p.sectionName}" of Gateway ${key}`, `use one of the Gateway's listener names (${(gw.spec.listeners ?? []).map((l) => l?.name).join(', ')})`));
       }
     });
+    const onGateway = (route.spec.parentRefs ?? []).some((p) => p && !isServiceParent(p));
     const check = (ref: BackendRef | undefined, at: FieldPath): void => {
       if (!ref || typeof ref.name !== 'string') return;
-      const resolved = resolveBackend(ref, { routeKind: kind, routeNamespace: ns, registry: ctx.registry, grants, domain: ctx.domain });
+      // Only a route with a Gateway parent needs grants for its backends (backends.ts).
+      const resolved = resolveBackend(ref, { routeKind: kind, routeNamespace: ns, registry: ctx.registry, grants: onGateway ? grants : undefined, domain: ctx.domain });
       if (resolved.ok || resolved.reason === 'InvalidKind') return;
       if (resolved.reason === 'RefNotPermitted') {
         out.push(finding(MESSAGES.ReferenceNotPermitted, r, at, resolved.message, `add a ReferenceGrant in namespace ${ref.namespace} from ${kind} in ${ns} to Service; until then requests for this backend get 500`));

@@ -9,6 +9,7 @@ import {
 } from './validate-common.js';
 
 const HOSTNAME = /^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const ADDRESS_TYPE = /^(IPAddress|Hostname|NamedAddress|[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/[A-Za-z0-9/\-._~%!$&'()*+,;=:]+)$/;
 const LISTENER_PROTOCOLS = ['HTTP', 'HTTPS', 'TLS', 'TCP', 'UDP'];
 const FILTER_TYPES = ['RequestHeaderModifier', 'ResponseHeaderModifier', 'RequestRedirect', 'URLRewrite', 'RequestMirror', 'ExtensionRef'] as const;
 const FILTER_FIELDS: Readonly<Record<string, string>> = {
@@ -28,7 +29,8 @@ export function validateGatewayClass(c: Checker, spec: Obj): void {
 }
 
 export function validateK8sGateway(c: Checker, spec: Obj): void {
-  knownFields(c, spec, ['spec'], ['gatewayClassName', 'listeners', 'addresses', 'infrastructure', 'backendTLS']);
+  knownFields(c, spec, ['spec'], ['gatewayClassName', 'listeners', 'addresses', 'infrastructure', 'backendTLS', 'tls']);
+  gatewayTls(c, spec);
   if (asString(c, spec.gatewayClassName, ['spec', 'gatewayClassName']) === undefined) c.error(['spec', 'gatewayClassName'], 'is required');
   const listeners = asList(c, spec.listeners, ['spec', 'listeners']);
   if (!listeners || listeners.length === 0) c.error(['spec', 'listeners'], 'needs at least one listener');
@@ -48,6 +50,7 @@ export function validateK8sGateway(c: Checker, spec: Obj): void {
     const tls = asObj(c, l.tls, [...at, 'tls']);
     if (tls) {
       knownFields(c, tls, [...at, 'tls'], ['mode', 'certificateRefs', 'options', 'frontendValidation']);
+      if (isSet(tls.frontendValidation)) c.error([...at, 'tls', 'frontendValidation'], CLIENT_VALIDATION_REFUSED);
       const mode = asEnum(c, tls.mode, [...at, 'tls', 'mode'], ['Terminate', 'Passthrough']) ?? 'Terminate';
       eachObj(c, tls.certificateRefs, [...at, 'tls', 'certificateRefs'], (ref, rat) => checkObjectRef(c, ref, rat));
       if (mode === 'Terminate' && protocol === 'HTTPS' && (asList(c, tls.certificateRefs, [...at, 'tls', 'certificateRefs'])?.length ?? 0) === 0) {
@@ -79,9 +82,29 @@ export function validateK8sGateway(c: Checker, spec: Obj): void {
     }
   });
   eachObj(c, spec.addresses, ['spec', 'addresses'], (a, at) => {
-    asEnum(c, a.type, [...at, 'type'], ['IPAddress', 'Hostname', 'NamedAddress']);
-    if (asString(c, a.value, [...at, 'value']) === undefined) c.error([...at, 'value'], 'is required');
+    // The CRD takes the three core types or any domain-prefixed one; what meshgate cannot serve is the
+    // Gateway's Accepted False (UnsupportedAddress). A missing value asks for an assigned address.
+    const type = asString(c, a.type, [...at, 'type']);
+    if (type !== undefined && !ADDRESS_TYPE.test(type)) c.error([...at, 'type'], `${JSON.stringify(type)} is not allowed; use one of IPAddress, Hostname, NamedAddress or a domain-prefixed type`);
+    asString(c, a.value, [...at, 'value']);
   });
+}
+
+// Client certificate validation is a security decision: a Gateway asking for it is refused, never
+// served without it. A client certificate for backends is only ever shown to them: without it, a
+// backend that demands one refuses the connection, so leaving it out fails closed.
+const CLIENT_VALIDATION_REFUSED = 'client certificate validation is not implemented by meshgate; the Gateway is refused rather than served without it';
+
+function gatewayTls(c: Checker, spec: Obj): void {
+  const tls = asObj(c, spec.tls, ['spec', 'tls']);
+  if (!tls) return;
+  knownFields(c, tls, ['spec', 'tls'], ['backend', 'frontend']);
+  if (isSet(tls.frontend)) c.error(['spec', 'tls', 'frontend'], CLIENT_VALIDATION_REFUSED);
+  const backend = asObj(c, tls.backend, ['spec', 'tls', 'backend']);
+  if (backend) {
+    knownFields(c, backend, ['spec', 'tls', 'backend'], ['clientCertificateRef']);
+    if (isSet(backend.clientCertificateRef)) c.warn(['spec', 'tls', 'backend', 'clientCertificateRef'], 'a client certificate for backends is not implemented; ignored (a backend that requires one refuses the connection)');
+  }
 }
 
 export function validateHTTPRoute(c: Checker, spec: Obj): void {

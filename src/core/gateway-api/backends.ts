@@ -12,7 +12,12 @@ export interface BackendContext {
   readonly routeKind: RouteKind;
   readonly routeNamespace: string;
   readonly registry: Registry;
-  readonly grants: ReferenceGrants;
+  /**
+   * The grants a cross-namespace backendRef needs; undefined for a route attached to a Service (mesh):
+   * there, as in Istio and the Gateway API's MeshConsumerRoute conformance test, none is needed, since
+   * the route's clients could call the Service directly.
+   */
+  readonly grants: ReferenceGrants | undefined;
   readonly domain: string;
 }
 
@@ -27,7 +32,7 @@ export function resolveBackend(ref: BackendRef, ctx: BackendContext): ResolvedBa
   const shown = `${kind} ${ns}/${ref.name}`;
   if (group === ISTIO_NETWORKING_GROUP && kind === 'Hostname') return hostnameBackend(ref, ctx);
   if (group !== '' || kind !== 'Service') return { ok: false, reason: 'InvalidKind', message: `backend ${group ? `${group}/` : ''}${kind} ${ref.name} is not a Service` };
-  const granted = ctx.grants.allows({
+  const granted = ctx.grants === undefined || ctx.grants.allows({
     fromGroup: GATEWAY_API_GROUP, fromKind: ctx.routeKind, fromNamespace: ctx.routeNamespace, toGroup: '', toKind: 'Service', toNamespace: ns, toName: ref.name,
   });
   if (!granted) return { ok: false, reason: 'RefNotPermitted', message: `${shown} is in another namespace and no ReferenceGrant there allows ${ctx.routeKind}s from ${ctx.routeNamespace}` };

@@ -88,12 +88,16 @@ export function serveListeners(
     });
     const programmed = own.filter((l) => l.istioGateway).length;
     const badAddress = (gw.spec.addresses ?? []).find((a) => a.type !== undefined && a.type !== 'IPAddress' && a.type !== 'Hostname');
+    const params = gw.spec.infrastructure?.parametersRef;
+    // Only a core ConfigMap can hold a Gateway's parameters (as in Istio); another kind rejects the Gateway.
+    const badParams = params && ((params.group ?? '') !== '' || params.kind !== 'ConfigMap') ? params : undefined;
     if (badAddress) gwConditions.push(condition('Accepted', false, 'UnsupportedAddress', `address type ${badAddress.type} is not supported`));
+    else if (badParams) gwConditions.push(condition('Accepted', false, 'InvalidParameters', `infrastructure.parametersRef ${badParams.group ? `${badParams.group}/` : ''}${badParams.kind} ${badParams.name} is not a ConfigMap`));
     else if (programmed === own.length) gwConditions.push(condition('Accepted', true, 'Accepted'));
     else gwConditions.push(condition('Accepted', programmed > 0, 'ListenersNotValid', `${own.length - programmed} of ${own.length} listeners are not served`));
-    gwConditions.push(programmed > 0 && !badAddress ? condition('Programmed', true, 'Programmed') : condition('Programmed', false, 'Invalid', 'no listener can be served'));
+    gwConditions.push(programmed > 0 && !badAddress && !badParams ? condition('Programmed', true, 'Programmed') : condition('Programmed', false, 'Invalid', 'no listener can be served'));
     statuses.push({ resource: gw, conditions: gwConditions, listeners: own.map((l) => l.status), addresses: [] });
-    if (!badAddress) listeners.push(...own);
+    if (!badAddress && !badParams) listeners.push(...own);
   }
   return { listeners, gateways: statuses };
 }
@@ -109,7 +113,10 @@ function serveListener(
   const conditions: Condition[] = [];
   const hostname = (l.hostname ?? '*').toLowerCase();
   const protocol = l.protocol;
-  const carried = KINDS_BY_PROTOCOL[protocol] ?? [];
+  const mode = l.tls?.mode ?? 'Terminate';
+  // A TLSRoute routes the TLS stream itself by SNI: meshgate serves it on Passthrough listeners only;
+  // a Terminate TLS listener carries TCPRoutes (the decrypted stream).
+  const carried = protocol === 'TLS' && mode === 'Terminate' ? (['TCPRoute'] as const) : (KINDS_BY_PROTOCOL[protocol] ?? []);
   const wanted = l.allowedRoutes?.kinds;
   const kinds = new Set<RouteKind>();
   if (wanted && wanted.length > 0) {
@@ -135,7 +142,9 @@ function serveListener(
   };
 
   if (!KINDS_BY_PROTOCOL[protocol]) return refuse('UnsupportedProtocol', `protocol ${protocol} is not supported (HTTP, HTTPS, TLS, TCP are)`);
-  const mode = l.tls?.mode ?? 'Terminate';
+  if (kinds.size === 0 && protocol === 'TLS' && mode === 'Terminate' && wanted?.some((k) => k.kind === 'TLSRoute')) {
+    return refuse('UnsupportedValue', 'TLSRoute on a TLS listener in Terminate mode is not supported; use mode Passthrough, or TCPRoute');
+  }
   if (protocol === 'HTTPS' && mode === 'Passthrough') return refuse('UnsupportedValue', 'an HTTPS listener terminates TLS; use protocol TLS for Passthrough');
 
   // Conflicts with listeners already placed on this port (of this or an older Gateway).

@@ -44,11 +44,11 @@ export function statusObjects(status: GatewayApiStatus, now: Date, addresses: Ad
   for (const g of status.gateways) {
     const old = current(g.resource);
     const oldListeners = Array.isArray(old.listeners) ? (old.listeners as Obj[]) : [];
-    const spec = (g.resource.spec ?? {}) as { addresses?: Array<{ type?: string; value: string }> };
+    const spec = (g.resource.spec ?? {}) as { addresses?: Array<{ type?: string; value?: string }> };
     const own = addresses.resources ? ownService(g.resource as Resource<K8sGatewaySpec>, addresses.resources) : undefined;
-    const addrs = own
-      ? ownServiceAddresses(own)
-      : spec.addresses && spec.addresses.length > 0 ? spec.addresses.map((a) => ({ type: a.type ?? 'IPAddress', value: a.value })) : addresses.serviceAddresses;
+    // An address without a value is one to be assigned: the Service's load balancer tells which.
+    const named = (spec.addresses ?? []).flatMap((a) => (a.value ? [{ type: a.type ?? 'IPAddress', value: a.value }] : []));
+    const addrs = own ? ownServiceAddresses(own) : named.length > 0 ? named : addresses.serviceAddresses;
     out.push({
       resource: g.resource,
       plural: PLURALS.KubernetesGateway!,

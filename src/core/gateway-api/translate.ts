@@ -77,21 +77,37 @@ export function translateGatewayApi(input: GatewayApiInput): GatewayApiTranslati
       if (parents.length + services.parents.length === 0) continue;
       routes.push({ resource: route, parents: [...parents, ...services.parents] });
       const ctx: BackendContext = { routeKind: kind, routeNamespace: route.metadata.namespace, registry: input.registry, grants, domain: input.domain };
-      let refProblems: Condition[];
+      // A Service parent (mesh) needs no ReferenceGrant for its backends, a Gateway's does: each is resolved on its own.
+      const meshCtx: BackendContext = { ...ctx, grants: undefined };
+      let refProblems: Condition[] = [];
+      let meshRefProblems: Condition[] = [];
       if (HTTP_KINDS.includes(kind)) {
         const rules = ruleInputs(route, kind);
-        const actions = rules.map((r) => ruleAction(r, ctx));
-        refProblems = actions.flatMap((a) => a.refProblems);
-        addHttpEntries(route, rules, actions, attachments, groups, input.servicePorts);
-        if (services.attachments.length > 0) meshRoutes.add(route, services.attachments, rules.flatMap((r, i) => ruleEntries(r, actions[i]!, undefined)));
+        if (parents.length > 0) {
+          const actions = rules.map((r) => ruleAction(r, ctx));
+          refProblems = actions.flatMap((a) => a.refProblems);
+          addHttpEntries(route, rules, actions, attachments, groups, input.servicePorts);
+        }
+        if (services.attachments.length > 0) {
+          const actions = rules.map((r) => ruleAction(r, meshCtx));
+          meshRefProblems = actions.flatMap((a) => a.refProblems);
+          meshRoutes.add(route, services.attachments, rules.flatMap((r, i) => ruleEntries(r, actions[i]!, undefined)));
+        }
       } else {
-        const l4Rules = l4RuleDestinations(route, ctx);
-        refProblems = l4Rules.refProblems;
-        addL4Route(route, kind, attachments, l4Rules.rules, l4);
-        if (services.attachments.length > 0) meshL4.push(...meshL4VirtualServices(route, kind, services.attachments, l4Rules.rules));
+        if (parents.length > 0) {
+          const l4Rules = l4RuleDestinations(route, ctx);
+          refProblems = l4Rules.refProblems;
+          addL4Route(route, kind, attachments, l4Rules.rules, l4);
+        }
+        if (services.attachments.length > 0) {
+          const l4Rules = l4RuleDestinations(route, meshCtx);
+          meshRefProblems = l4Rules.refProblems;
+          meshL4.push(...meshL4VirtualServices(route, kind, services.attachments, l4Rules.rules));
+        }
       }
-      const resolved: Condition = refProblems[0] ?? condition('ResolvedRefs', true, 'ResolvedRefs');
-      for (const p of [...parents, ...services.parents]) p.conditions.push(resolved);
+      const resolved = (problems: readonly Condition[]): Condition => problems[0] ?? condition('ResolvedRefs', true, 'ResolvedRefs');
+      for (const p of parents) p.conditions.push(resolved(refProblems));
+      for (const p of services.parents) p.conditions.push(resolved(meshRefProblems));
     }
   }
 

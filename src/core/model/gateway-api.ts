@@ -56,7 +56,9 @@ export interface GatewayListener {
 export interface K8sGatewaySpec {
   readonly gatewayClassName: string;
   readonly listeners: readonly GatewayListener[];
-  readonly addresses?: ReadonlyArray<{ readonly type?: string; readonly value: string }>;
+  /** A value may be left out: the implementation then picks an address of that type. */
+  readonly addresses?: ReadonlyArray<{ readonly type?: string; readonly value?: string }>;
+  readonly infrastructure?: { readonly parametersRef?: { readonly group?: string; readonly kind?: string; readonly name?: string } };
 }
 
 export interface ParentReference {
