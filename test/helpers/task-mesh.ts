@@ -32,6 +32,8 @@ export interface TaskMesh {
   readonly httpbin: ReadonlyMap<string, Httpbin>;
   /** httpbin's sidecar in each injected namespace. */
   readonly httpbinSidecars: ReadonlyMap<string, RunningSidecar>;
+  /** sleep's sidecar in each injected namespace (the client pod's, where its stats are read). */
+  readonly sleepSidecars: ReadonlyMap<string, RunningSidecar>;
   /** `curl http://httpbin.<ns>:8000<path>` from sleep in namespace `from`. */
   curl(from: string, url: string, opts?: { method?: string; headers?: Record<string, string> }): Promise<Reply>;
   /** Writes `yaml` as `file` and waits until every sidecar serves each resource in it. */
@@ -133,6 +135,7 @@ export async function startTaskMesh(namespaces: readonly string[], uninjected: r
     dir,
     httpbin,
     httpbinSidecars,
+    sleepSidecars,
     curl: (from, url, opts = {}) => {
       const u = new URL(url);
       const sidecar = sleepSidecars.get(from);
