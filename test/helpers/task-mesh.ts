@@ -72,6 +72,12 @@ function fileOf(doc: string): string {
   return `${r.kind}-${r.metadata.namespace ?? 'default'}-${r.metadata.name}.yaml`;
 }
 
+/** `yaml` as `kubectl apply -n <namespace>` stores it: each resource in `namespace` unless it names its own. */
+export const inNamespace = (yaml: string, namespace: string): string =>
+  documents(yaml)
+    .map((doc) => (/^metadata:\n(?:[ \t].*\n)*?[ \t]+namespace:/m.test(doc) ? doc : doc.replace(/^metadata:\n/m, `metadata:\n  namespace: ${namespace}\n`)))
+    .join('---\n');
+
 /** `kubectl apply -f` on a config folder: each resource of `yaml` replaces the one of its kind and name. */
 export async function kubectlApply(dir: string, yaml: string): Promise<void> {
   for (const doc of documents(yaml)) await writeFile(join(dir, fileOf(doc)), doc);

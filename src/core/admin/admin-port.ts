@@ -5,15 +5,18 @@
 import { createServer, type Server } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import { internalFailure, sendEndpointFailure } from '../proxy/respond.js';
-import { QUIT_PATH, serveLifecycleAction } from './lifecycle-endpoints.js';
+import { DRAIN_LISTENERS_PATH, QUIT_PATH, serveLifecycleAction } from './lifecycle-endpoints.js';
 
 export interface AdminPort {
   readonly server: Server;
   close(): Promise<void>;
 }
 
-/** `quit`: where POST /quitquitquit goes (Envoy's admin has it); absent, the path is the admin routes' 404. */
-export function createAdminPort(build: () => Promise<FastifyInstance>, quit?: () => void): AdminPort {
+/**
+ * `quit`: where POST /quitquitquit goes, `drainListeners` POST /drain_listeners (Envoy's admin has
+ * both); absent, the path is the admin routes' 404.
+ */
+export function createAdminPort(build: () => Promise<FastifyInstance>, quit?: () => void, drainListeners?: () => void): AdminPort {
   let app: Promise<FastifyInstance> | undefined;
   const ready = (): Promise<FastifyInstance> =>
     (app ??= build().then(async (a) => {
@@ -22,7 +25,9 @@ export function createAdminPort(build: () => Promise<FastifyInstance>, quit?: ()
     }));
   const server = createServer((req, res) => {
     // Answered here, before the routes load: ending the proxy should not first load fastify.
-    if (quit && (req.url ?? '/').split('?')[0] === QUIT_PATH) return serveLifecycleAction(req, res, quit);
+    const path = (req.url ?? '/').split('?')[0];
+    if (quit && path === QUIT_PATH) return serveLifecycleAction(req, res, quit);
+    if (drainListeners && path === DRAIN_LISTENERS_PATH) return serveLifecycleAction(req, res, drainListeners);
     ready().then(
       // What fastify's own server would call: its router, hooks and replies, unchanged.
       (a) => a.routing(req, res),
