@@ -17,19 +17,14 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { issueCertificate } from '../src/core/tls/issue-certificate.js';
 import { meshConfigYaml } from './helpers/cluster-yaml.js';
-import { newRoot } from './helpers/mesh-tls.js';
 import { APP_UID, NetnsLab, netnsSkipReason, NODE } from './helpers/netns.js';
 import { repoPath } from './helpers/route-table.js';
+import { fetchTitle, TITLES, wikipediaCertificates, wikipediaServer } from './helpers/wikipedia.js';
 
 const IP = { cp: '10.77.0.2', sleep: '10.77.0.3', wikipedia: '10.77.0.5', egress: '10.77.0.6' };
 const EGRESS_SERVICE_IP = '10.77.1.30';
 const task = (file: string): Promise<string> => readFile(repoPath(`test/fixtures/istio-tasks/wildcard-egress/${file}`), 'utf8');
-const TITLES: Record<string, string> = {
-  'en.wikipedia.org/wiki/Main_Page': '<title>Wikipedia, the free encyclopedia</title>',
-  'de.wikipedia.org/wiki/Wikipedia:Hauptseite': '<title>Wikipedia – Die freie Enzyklopädie</title>',
-};
 
 /** istio-egressgateway's Service (443 `https` → 8443) and pod, as `istioctl install` makes them. */
 const EGRESS_GATEWAY = `apiVersion: v1
@@ -61,14 +56,12 @@ const reason = netnsSkipReason();
 
 describe('Egress using Wildcard Hosts (sleep, capture, REGISTRY_ONLY)', { skip: reason ?? false }, () => {
   let lab: NetnsLab<keyof typeof IP>;
-  const root = newRoot('public roots stand-in');
+  const wikipedia = wikipediaCertificates();
   const config = (file: string): string => join(lab.dir, 'config', file);
 
   /** `curl -s https://<page> | grep -o "<title>.*</title>"` from sleep (uid 1000, captured): the title, or what failed. */
   async function curl(page: string): Promise<string> {
-    const [host, ...path] = page.split('/');
-    const call = `const s = require('node:tls').connect({ host: '${IP.wikipedia}', port: 443, servername: '${host}', ca: process.env.CA }, () => s.write('GET /${path.join('/')} HTTP/1.1\\r\\nHost: ${host}\\r\\nConnection: close\\r\\n\\r\\n')); let b = ''; s.on('data', (d) => (b += d)); s.on('error', (e) => console.log('failed: ' + e.code)); s.on('close', () => console.log((/<title>.*<\\/title>/.exec(b) ?? ['no title'])[0]));`;
-    return (await lab.run('sleep', [NODE, '-e', call], APP_UID, { CA: root.certPem })).out.trim().split('\n')[0] ?? '';
+    return (await lab.run('sleep', [NODE, '-e', fetchTitle(page, IP.wikipedia)], APP_UID, { CA: wikipedia.caPem })).out.trim().split('\n')[0] ?? '';
   }
   /** Polls `page` until its output is as `expected` says (config reaches the sidecar shortly after it is written). */
   async function until(page: string, expected: (out: string) => boolean): Promise<string> {
@@ -89,10 +82,7 @@ describe('Egress using Wildcard Hosts (sleep, capture, REGISTRY_ONLY)', { skip: 
     assert.ok(init.ok, `meshgate iptables: ${init.err}`);
     const sleep = lab.sidecar('sleep', 'sleep');
     const egress = lab.gateway('egress', 'istio-system', 'istio-egressgateway-service-account', ['--labels', 'istio=egressgateway,app=istio-egressgateway', '--ports', '443=8443', '--status-port', '15021']);
-    // Wikipedia: every language's site on one server, behind one certificate for *.wikipedia.org.
-    const cert = issueCertificate({ subjectCN: '*.wikipedia.org', dnsNames: ['*.wikipedia.org', 'wikipedia.org'], issuer: root, days: 1, keyType: 'ec' });
-    const server = `const titles = ${JSON.stringify(TITLES)}; require('node:https').createServer({ cert: process.env.CERT, key: process.env.KEY }, (req, res) => { const t = titles[req.headers.host + req.url]; res.writeHead(t ? 200 : 404, { 'content-type': 'text/html' }).end('<html><head>' + (t ?? '<title>Not Found</title>') + '</head></html>'); }).listen(443, '${IP.wikipedia}');`;
-    lab.daemon('wikipedia', [NODE, '-e', server], undefined, { CERT: cert.certPem, KEY: cert.keyPem });
+    lab.daemon('wikipedia', [NODE, '-e', wikipediaServer(IP.wikipedia)], undefined, wikipedia.serverEnv);
     await lab.waitReady('sleep', 'http://127.0.0.1:15021/healthz/ready', sleep);
     await lab.waitReady('egress', 'http://127.0.0.1:15021/healthz/ready', egress);
   });
