@@ -8,7 +8,7 @@
 // - `pilot-agent request GET stats | grep httpbin | grep pending` reads Envoy's names on the client
 //   sidecar's admin /stats, and upstream_rq_pending_overflow counts exactly the 503s fortio saw;
 // - the limits as the task explains them: with one request on the connection and one waiting, a
-//   third is turned away at once (503 UO) while both others are answered.
+//   third is turned away at once (503 UO, `x-envoy-overloaded: true`) while both others are answered.
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -107,6 +107,7 @@ describe('Circuit Breaking (httpbin, fortio)', () => {
     const third = await mesh.curl('default', URL_GET);
     assert.equal(third.status, 503);
     assert.equal(third.text, OVERFLOW);
+    assert.equal(third.headers['x-envoy-overloaded'], 'true');
     assert.equal(await stat(`${CLUSTER}.upstream_rq_pending_overflow`), overflowBefore + 1);
     assert.equal((await first).status, 200);
     assert.equal((await second).status, 200);
