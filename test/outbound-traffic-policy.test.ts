@@ -75,6 +75,17 @@ describe('outboundTrafficPolicy: which mode a sidecar applies', () => {
   });
 });
 
+/** A MESH_EXTERNAL ServiceEntry for `localhost` (a name that resolves here) on one port. */
+const localhostEntry = (name: string, port: number, protocol: 'TCP' | 'TLS', resolution: 'DNS' | 'NONE'): string => `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ${name}, namespace: default}
+spec:
+  hosts: [localhost]
+  location: MESH_EXTERNAL
+  ports: [{number: ${port}, name: ${protocol.toLowerCase()}, protocol: ${protocol}}]
+  resolution: ${resolution}
+`;
+
 /** `CONNECT host:port` through a sidecar's outbound port: the status line it answers. */
 function connectStatus(proxyPort: number, target: string): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -116,15 +127,7 @@ spec:
   endpoints: [{address: 127.0.0.1}]
 `;
     // A known name that resolves here: CONNECT to its declared port works, to any other port it must not.
-    const byName = `apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: loopback-by-name, namespace: default}
-spec:
-  hosts: [localhost]
-  location: MESH_EXTERNAL
-  ports: [{number: ${outside.port}, name: tls, protocol: TLS}]
-  resolution: DNS
-`;
+    const byName = localhostEntry('loopback-by-name', outside.port, 'TLS', 'DNS');
     secret = createNetServer((s) => {
       secretAccepted++;
       s.destroy();
@@ -189,15 +192,7 @@ describe('CONNECT to a ServiceEntry with resolution NONE (REGISTRY_ONLY)', () =>
     dir = await mkdtemp(join(tmpdir(), 'meshgate-egress-none-'));
     // Istio's ORIGINAL_DST: the entry names no endpoint; the connection goes where the app sent it,
     // which through CONNECT is the name and port it asked for.
-    const entry = `apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: by-original-destination, namespace: default}
-spec:
-  hosts: [localhost]
-  location: MESH_EXTERNAL
-  ports: [{number: ${port}, name: tcp, protocol: TCP}]
-  resolution: NONE
-`;
+    const entry = localhostEntry('by-original-destination', port, 'TCP', 'NONE');
     await writeFile(join(dir, 'mesh.yaml'), [meshConfig('REGISTRY_ONLY'), entry].join('---\n'));
     const ca = await testAuthority();
     sidecar = await startSidecar({ statusPort: 0, adminPort: 0, outboundPort: 0, inboundPort: 0, listenHost: '127.0.0.1', accessLog: 'off', logger: pino({ level: 'silent' }), namespace: 'default', appPort: 1, identity: fixedIdentity(ca, 'default', 'sleep'), source: new FileSource({ dir }), serviceAccount: 'sleep', labels: { app: 'sleep' } });
