@@ -123,11 +123,11 @@ describe('CircuitBreaker', () => {
     const waiting = b.admit(l, false);
     assert.ok(waiting instanceof Promise);
     assert.equal(b.admit(l, false), 'overflow');
-    assert.deepEqual(b.counters(), { connections: 2, pending: 1, requests: 3, retries: 0, overflows: { connections: 2, pending: 1, requests: 0, retries: 0 } });
+    assert.deepEqual(b.counters(), { connections: 2, pending: 1, requests: 3, retries: 0, waited: 1, overflows: { connections: 2, pending: 1, requests: 0, retries: 0 } });
     first.release();
     first.release(); // twice is harmless
     const handed = slot(await waiting);
-    assert.deepEqual({ ...b.counters(), overflows: undefined }, { connections: 2, pending: 0, requests: 2, retries: 0, overflows: undefined });
+    assert.deepEqual({ ...b.counters(), overflows: undefined }, { connections: 2, pending: 0, requests: 2, retries: 0, waited: 1, overflows: undefined });
     handed.release();
     assert.equal(b.counters().connections, 1);
   });
@@ -147,7 +147,7 @@ describe('CircuitBreaker', () => {
     slot(await a).release();
     slot(await c).release();
     assert.deepEqual(order, ['b:cancelled', 'a', 'c']);
-    assert.deepEqual(b.counters(), { connections: 0, pending: 0, requests: 0, retries: 0, overflows: { connections: 3, pending: 0, requests: 0, retries: 0 } });
+    assert.deepEqual(b.counters(), { connections: 0, pending: 0, requests: 0, retries: 0, waited: 3, overflows: { connections: 3, pending: 0, requests: 0, retries: 0 } });
   });
 
   it('a new attempt does not overtake the ones already waiting', async () => {
@@ -238,7 +238,7 @@ describe('AttemptGuard (what forward() holds per request)', () => {
     assert.equal(two.mayRetry(), true);
     two.close();
     two.close();
-    assert.deepEqual({ ...traffic.breaker.counters(), overflows: undefined }, { connections: 0, pending: 0, requests: 0, retries: 0, overflows: undefined });
+    assert.deepEqual({ ...traffic.breaker.counters(), overflows: undefined }, { connections: 0, pending: 0, requests: 0, retries: 0, waited: 0, overflows: undefined });
   });
 
   it('reports each attempt: statuses as they are, failures as local-origin errors, a departed client not at all', async () => {

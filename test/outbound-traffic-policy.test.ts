@@ -20,6 +20,7 @@ import { startSidecar, type RunningSidecar } from '../src/sidecar/main.js';
 import { FIXED_DEPS } from './helpers/route-table.js';
 import { fixedIdentity, testAuthority, viaProxy } from './helpers/mesh.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
+import { tunnel } from './helpers/tunnel.js';
 
 const meshConfig = (mode: OutboundTrafficMode): string => `apiVersion: v1
 kind: ConfigMap
@@ -74,6 +75,17 @@ describe('outboundTrafficPolicy: which mode a sidecar applies', () => {
   });
 });
 
+/** A MESH_EXTERNAL ServiceEntry for `localhost` (a name that resolves here) on one port. */
+const localhostEntry = (name: string, port: number, protocol: 'TCP' | 'TLS', resolution: 'DNS' | 'NONE'): string => `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ${name}, namespace: default}
+spec:
+  hosts: [localhost]
+  location: MESH_EXTERNAL
+  ports: [{number: ${port}, name: ${protocol.toLowerCase()}, protocol: ${protocol}}]
+  resolution: ${resolution}
+`;
+
 /** `CONNECT host:port` through a sidecar's outbound port: the status line it answers. */
 function connectStatus(proxyPort: number, target: string): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -115,15 +127,7 @@ spec:
   endpoints: [{address: 127.0.0.1}]
 `;
     // A known name that resolves here: CONNECT to its declared port works, to any other port it must not.
-    const byName = `apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: loopback-by-name, namespace: default}
-spec:
-  hosts: [localhost]
-  location: MESH_EXTERNAL
-  ports: [{number: ${outside.port}, name: tls, protocol: TLS}]
-  resolution: DNS
-`;
+    const byName = localhostEntry('loopback-by-name', outside.port, 'TLS', 'DNS');
     secret = createNetServer((s) => {
       secretAccepted++;
       s.destroy();
@@ -173,5 +177,34 @@ spec:
     const r = await viaProxy(lenient.outboundPort, `http://127.0.0.1:${outside.port}/lenient`);
     assert.equal(r.status, 200, r.text);
     assert.equal(outside.seen.at(-1)?.url, '/lenient');
+  });
+});
+
+describe('CONNECT to a ServiceEntry with resolution NONE (REGISTRY_ONLY)', () => {
+  let dir: string;
+  let echo: Server;
+  let sidecar: RunningSidecar;
+
+  before(async () => {
+    echo = createNetServer((s) => s.on('error', () => s.destroy()).on('data', (d) => s.end(`echo ${d.toString()}`)));
+    await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
+    const port = (echo.address() as AddressInfo).port;
+    dir = await mkdtemp(join(tmpdir(), 'meshgate-egress-none-'));
+    // Istio's ORIGINAL_DST: the entry names no endpoint; the connection goes where the app sent it,
+    // which through CONNECT is the name and port it asked for.
+    const entry = localhostEntry('by-original-destination', port, 'TCP', 'NONE');
+    await writeFile(join(dir, 'mesh.yaml'), [meshConfig('REGISTRY_ONLY'), entry].join('---\n'));
+    const ca = await testAuthority();
+    sidecar = await startSidecar({ statusPort: 0, adminPort: 0, outboundPort: 0, inboundPort: 0, listenHost: '127.0.0.1', accessLog: 'off', logger: pino({ level: 'silent' }), namespace: 'default', appPort: 1, identity: fixedIdentity(ca, 'default', 'sleep'), source: new FileSource({ dir }), serviceAccount: 'sleep', labels: { app: 'sleep' } });
+  });
+  after(async () => {
+    await sidecar?.destroy();
+    echo?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('reaches the host and port it names', async () => {
+    const reply = await tunnel(sidecar.outboundPort, `localhost:${(echo.address() as AddressInfo).port}`, 'hello');
+    assert.deepEqual(reply, { status: 200, body: 'echo hello' });
   });
 });

@@ -43,7 +43,7 @@ export const GATEWAY_HELP = `usage: meshgate gateway --config DIR --ports 80=808
   --ports LIST          Gateway port=listen port pairs, e.g. 80=8080,443=8443 (default 80=8080; a
                         Gateway port not listed listens on its own number)
   --status-port N       readiness port, GET /healthz/ready (default 15021)
-  --admin-port N        admin port on 127.0.0.1: /routes /clusters /config_dump /problems /rate_limits
+  --admin-port N        admin port on 127.0.0.1: /routes /clusters /config_dump /problems /rate_limits /stats
                         (default 15000)
   --metrics-port N      Istio's metrics for Prometheus, GET /stats/prometheus (default 15090; 0 = off;
                         any = a port the OS chooses, named in the serving log line; with

@@ -8,6 +8,8 @@ export interface TestEndpoint {
   readonly address?: string;
   /** The pod's spec.serviceAccountName (its mesh identity). */
   readonly serviceAccount?: string;
+  /** The EndpointSlice's `ready` condition (default true): false once the pod's readiness probe fails. */
+  readonly ready?: boolean;
 }
 
 export function serviceYaml(name: string, endpoints: readonly TestEndpoint[], opts: { namespace?: string; port?: number; portName?: string; clusterIP?: string } = {}): string {
@@ -41,7 +43,7 @@ addressType: IPv4
 ports: [{name: ${portName}, port: ${ep.port}}]
 endpoints:
 - addresses: [${ep.address ?? '127.0.0.1'}]
-  conditions: {ready: true}
+  conditions: {ready: ${ep.ready ?? true}}
   targetRef: {kind: Pod, name: ${ep.pod}, namespace: ${ns}}`);
   }
   return docs.join('\n---\n') + '\n';

@@ -125,14 +125,16 @@ export class NetnsLab<K extends string> {
 
   /**
    * The mesh: a control plane on host `k` serving `config` (file name → YAML), a token per service
-   * account (`<sa>.token` in the lab's folder), its root certificate readable by the sidecars.
+   * account (`<sa>.token` in the lab's folder; `namespace/sa` for one outside `default`), its root
+   * certificate readable by the sidecars.
    */
   async control(k: K, config: Record<string, string>, serviceAccounts: readonly string[]): Promise<void> {
     const dir = join(this.dir, 'config');
     mkdirSync(dir);
     for (const [name, yaml] of Object.entries(config)) writeFileSync(join(dir, name), yaml);
-    writeFileSync(join(this.dir, 'tokens.yaml'), serviceAccounts.map((sa) => `- {token: tok-${sa}-0123456789, namespace: default, serviceAccount: ${sa}}\n`).join(''));
-    for (const sa of serviceAccounts) writeFileSync(join(this.dir, `${sa}.token`), `tok-${sa}-0123456789\n`, { mode: 0o644 });
+    const accounts = serviceAccounts.map((a) => (a.includes('/') ? a.split('/') : ['default', a]) as [string, string]);
+    writeFileSync(join(this.dir, 'tokens.yaml'), accounts.map(([ns, sa]) => `- {token: tok-${sa}-0123456789, namespace: ${ns}, serviceAccount: ${sa}}\n`).join(''));
+    for (const [, sa] of accounts) writeFileSync(join(this.dir, `${sa}.token`), `tok-${sa}-0123456789\n`, { mode: 0o644 });
     const cp = this.daemon(k, [NODE, BIN, 'control', '--config', dir, '--tokens', join(this.dir, 'tokens.yaml'), '--ca-dir', join(this.dir, 'ca'), '--hostname', this.ip[k], '--status-port', '15021']);
     await this.waitReady(k, 'http://127.0.0.1:15021/healthz/ready', cp);
     this.#control = this.ip[k];
@@ -141,6 +143,11 @@ export class NetnsLab<K extends string> {
   }
 
   #control = '';
+
+  /** A gateway in pod `k` joined to the mesh as service account `sa` of `namespace` (not ready yet: see waitReady). */
+  gateway(k: K, namespace: string, sa: string, extra: string[] = []): Daemon {
+    return this.daemon(k, [NODE, BIN, 'gateway', '--control', `https://${this.#control}:15012`, '--token', join(this.dir, `${sa}.token`), '--root-cert', join(this.dir, 'ca', 'root-cert.pem'), '--namespace', namespace, '--access-log', 'off', ...extra]);
+  }
 
   /** The init container's command, as root in pod `k`: the capture rules. */
   async iptables(k: K): Promise<RunResult> {

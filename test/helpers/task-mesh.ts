@@ -32,6 +32,8 @@ export interface TaskMesh {
   readonly httpbin: ReadonlyMap<string, Httpbin>;
   /** httpbin's sidecar in each injected namespace. */
   readonly httpbinSidecars: ReadonlyMap<string, RunningSidecar>;
+  /** sleep's sidecar in each injected namespace (the client pod's, where its stats are read). */
+  readonly sleepSidecars: ReadonlyMap<string, RunningSidecar>;
   /** `curl http://httpbin.<ns>:8000<path>` from sleep in namespace `from`. */
   curl(from: string, url: string, opts?: { method?: string; headers?: Record<string, string> }): Promise<Reply>;
   /** Writes `yaml` as `file` and waits until every sidecar serves each resource in it. */
@@ -69,6 +71,12 @@ function fileOf(doc: string): string {
   if (!r) throw new Error(`no resource in ${doc}`);
   return `${r.kind}-${r.metadata.namespace ?? 'default'}-${r.metadata.name}.yaml`;
 }
+
+/** `yaml` as `kubectl apply -n <namespace>` stores it: each resource in `namespace` unless it names its own. */
+export const inNamespace = (yaml: string, namespace: string): string =>
+  documents(yaml)
+    .map((doc) => (/^metadata:\n(?:[ \t].*\n)*?[ \t]+namespace:/m.test(doc) ? doc : doc.replace(/^metadata:\n/m, `metadata:\n  namespace: ${namespace}\n`)))
+    .join('---\n');
 
 /** `kubectl apply -f` on a config folder: each resource of `yaml` replaces the one of its kind and name. */
 export async function kubectlApply(dir: string, yaml: string): Promise<void> {
@@ -133,6 +141,7 @@ export async function startTaskMesh(namespaces: readonly string[], uninjected: r
     dir,
     httpbin,
     httpbinSidecars,
+    sleepSidecars,
     curl: (from, url, opts = {}) => {
       const u = new URL(url);
       const sidecar = sleepSidecars.get(from);

@@ -6,15 +6,18 @@ import { createServer, type Server } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import { EndpointFailures, internalFailure, sendEndpointFailure } from '../proxy/respond.js';
 import { namesThisMachine } from './local-only.js';
-import { QUIT_PATH, serveLifecycleAction } from './lifecycle-endpoints.js';
+import { DRAIN_LISTENERS_PATH, QUIT_PATH, serveLifecycleAction } from './lifecycle-endpoints.js';
 
 export interface AdminPort {
   readonly server: Server;
   close(): Promise<void>;
 }
 
-/** `quit`: where POST /quitquitquit goes (Envoy's admin has it); absent, the path is the admin routes' 404. */
-export function createAdminPort(build: () => Promise<FastifyInstance>, quit?: () => void): AdminPort {
+/**
+ * `quit`: where POST /quitquitquit goes, `drainListeners` POST /drain_listeners (Envoy's admin has
+ * both); absent, the path is the admin routes' 404.
+ */
+export function createAdminPort(build: () => Promise<FastifyInstance>, quit?: () => void, drainListeners?: () => void): AdminPort {
   let app: Promise<FastifyInstance> | undefined;
   const ready = (): Promise<FastifyInstance> =>
     (app ??= build().then(async (a) => {
@@ -25,7 +28,9 @@ export function createAdminPort(build: () => Promise<FastifyInstance>, quit?: ()
     // A page in a browser on this machine that re-pointed its own name here reads nothing (local-only.ts).
     if (!namesThisMachine(req)) return sendEndpointFailure(res, EndpointFailures.foreignName);
     // Answered here, before the routes load: ending the proxy should not first load fastify.
-    if (quit && (req.url ?? '/').split('?')[0] === QUIT_PATH) return serveLifecycleAction(req, res, quit);
+    const path = (req.url ?? '/').split('?')[0];
+    if (quit && path === QUIT_PATH) return serveLifecycleAction(req, res, quit);
+    if (drainListeners && path === DRAIN_LISTENERS_PATH) return serveLifecycleAction(req, res, drainListeners);
     ready().then(
       // What fastify's own server would call: its router, hooks and replies, unchanged.
       (a) => a.routing(req, res),

@@ -14,6 +14,7 @@ import type { SnapshotHolder } from '../snapshot/holder.js';
 import { DASHBOARD_HTML, type DashboardData } from '../telemetry/dashboard-page.js';
 import { EndpointFailures, endpointAnswer } from '../proxy/respond.js';
 import { redactForDump } from './config-dump-redaction.js';
+import { formatStats } from './cluster-stats.js';
 
 /** `dashboard`: this proxy's own traffic as the service graph (a gateway without a control plane). */
 export function createAdminServer(holder: SnapshotHolder, pools: UpstreamPools, limiters?: RateLimiters, dashboard?: () => Promise<DashboardData>): FastifyInstance {
@@ -23,7 +24,7 @@ export function createAdminServer(holder: SnapshotHolder, pools: UpstreamPools, 
     for (const path of ['/graph.json', '/dashboard/graph.json']) app.get(path, async (_req, reply) => reply.header('cache-control', 'no-store').send(await dashboard()));
   }
   const snapshotOr503 = () => holder.current();
-  app.get('/', async () => ({ endpoints: ['/config_dump', '/routes', '/clusters', '/problems', '/rate_limits'] }));
+  app.get('/', async () => ({ endpoints: ['/config_dump', '/routes', '/clusters', '/problems', '/rate_limits', '/stats'] }));
   app.get('/config_dump', async (_req, reply) => {
     const s = snapshotOr503();
     if (!s) return failed(reply, 'json');
@@ -67,6 +68,13 @@ export function createAdminServer(holder: SnapshotHolder, pools: UpstreamPools, 
         };
       }),
     }));
+  });
+  app.get<{ Querystring: { filter?: string } }>('/stats', async (req, reply) => {
+    const s = snapshotOr503();
+    if (!s) return failed(reply, 'text');
+    const text = formatStats(s.clusters.values(), req.query.filter);
+    if (text === undefined) return reply.code(400).type('text/plain').send('Invalid regex: filter\n');
+    return reply.type('text/plain').send(text);
   });
   app.get('/rate_limits', async () => ({
     ...(limiters?.stats() ?? {}),

@@ -3,6 +3,9 @@
 //                       -XPOST http://127.0.0.1:15020/quitquitquit`). Served on the agent port (15020,
 //                       app-probes.ts) and the admin port (15000, admin-port.ts), as Istio's agent and
 //                       Envoy's admin both serve it;
+//   POST /drain_listeners  (the admin port, as Envoy's) every listener stops accepting at once, with
+//                       no drain period: new connections are refused, those open are served to their
+//                       end. Istio's locality failover task uses it to take a workload out;
 //   POST /drain         start draining now (the agent port): a native sidecar's preStop hook, which
 //                       runs when the pod begins to stop, while the proxy's SIGTERM comes only once the
 //                       app's containers have exited.
@@ -18,6 +21,7 @@ import { sentByWebPage } from './local-only.js';
 
 export const QUIT_PATH = '/quitquitquit';
 export const DRAIN_PATH = '/drain';
+export const DRAIN_LISTENERS_PATH = '/drain_listeners';
 
 /** 127.0.0.0/8 and ::1, also as IPv4-mapped IPv6: the pod's own network namespace. */
 export function fromLocalhost(req: IncomingMessage): boolean {

@@ -25,6 +25,8 @@ export interface BreakerCounters {
   readonly pending: number;
   readonly requests: number;
   readonly retries: number;
+  /** Since the proxy started: attempts that waited for a connection (Envoy's upstream_rq_pending_total). */
+  readonly waited: number;
   /**
    * Since the proxy started: attempts that found every allowed connection busy (they waited or were
    * turned away), and attempts turned away by the pending, request and retry limits.
@@ -54,6 +56,7 @@ export class CircuitBreaker implements ClusterBreaker {
   #connections = 0;
   #requests = 0;
   #retries = 0;
+  #waited = 0;
   readonly #queue: Waiter[] = [];
   readonly #overflows = { connections: 0, pending: 0, requests: 0, retries: 0 };
   /** The limits of the newest snapshot that used this breaker; waiters are woken against them. */
@@ -86,6 +89,7 @@ export class CircuitBreaker implements ClusterBreaker {
       return 'overflow';
     }
     this.#requests++;
+    this.#waited++;
     return new Promise<Waited>((resolve) => {
       const waiter: Waiter = { resolve };
       this.#queue.push(waiter);
@@ -139,6 +143,7 @@ export class CircuitBreaker implements ClusterBreaker {
       pending: this.#queue.length,
       requests: this.#requests,
       retries: this.#retries,
+      waited: this.#waited,
       overflows: { ...this.#overflows },
     };
   }

@@ -53,14 +53,11 @@ export const LocalReplies = {
   ),
   /** The client went away (closed, reset or cancelled) before its answer: DC, nothing is sent. */
   downstreamDisconnect: reply('DOWNSTREAM_DISCONNECT', 0, 'DC', '', 'downstream_remote_disconnect'),
-  /** A circuit breaker (connectionPool limit) turned the request away without queueing it. */
-  overflow: reply(
-    'UPSTREAM_OVERFLOW',
-    503,
-    'UO',
-    'upstream connect error or disconnect/reset before headers. reset reason: overflow',
-    'upstream_reset_before_response_started{overflow}',
-  ),
+  /** A circuit breaker (connectionPool limit) turned the request away without queueing it; Envoy's router says so in x-envoy-overloaded. */
+  overflow: Object.freeze({
+    ...reply('UPSTREAM_OVERFLOW', 503, 'UO', 'upstream connect error or disconnect/reset before headers. reset reason: overflow', 'upstream_reset_before_response_started{overflow}'),
+    headers: Object.freeze({ 'x-envoy-overloaded': 'true' }),
+  }),
   // A gRPC call that times out hears DEADLINE_EXCEEDED, not the UNAVAILABLE that 504 maps to (Envoy's
   // router does the same since its grpc_timeout_returns_deadline_exceeded change).
   timeout: { ...reply('UPSTREAM_TIMEOUT', 504, 'UT', 'upstream request timeout', 'upstream_response_timeout'), grpcStatus: GrpcStatus.DEADLINE_EXCEEDED },

@@ -47,6 +47,8 @@ const H2_IDLE_TIMEOUT_MS = 3_600_000;
 
 interface Entry {
   pool: Pool;
+  /** What requests are dispatched on: the pool, or (one request per connection) the pool closing each after its request. */
+  dispatcher: Pick<Pool, 'dispatch'>;
   active: number;
   lastUsed: number;
 }
@@ -155,22 +157,22 @@ export class UpstreamPools implements EndpointLoad {
     if (!e) {
       const unix = key.startsWith(UNIX_PREFIX) ? key.slice(UNIX_PREFIX.length) : undefined;
       const connectTimeout = custom?.connectTimeoutMs ?? this.#connectTimeoutMs;
-      e = {
-        pool: new Pool(unix !== undefined ? 'http://localhost' : `http://${key}`, {
-          connectTimeout,
-          // Istio's route timeout is off by default: undici must not impose its own 300 s limits.
-          headersTimeout: 0,
-          bodyTimeout: 0,
-          keepAliveTimeout: custom?.idleTimeoutMs ?? 4_000,
-          ...(custom?.idleTimeoutMs !== undefined ? { keepAliveMaxTimeout: custom.idleTimeoutMs } : {}),
-          // The cluster-wide limit is kept by its circuit breaker; no endpoint may exceed it either.
-          ...(custom && custom.maxConnections < MAX_POOL_CONNECTIONS ? { connections: custom.maxConnections } : {}),
-          ...(custom && custom.maxRequestsPerConnection > 0 ? { maxRequestsPerClient: custom.maxRequestsPerConnection } : {}),
-          ...(unix !== undefined ? { socketPath: unix } : tls ? this.#tlsConnect(key, tls, connectTimeout) : this.#localAddress && !key.startsWith('[') ? { localAddress: this.#localAddress } : {}),
-        }),
-        active: 0,
-        lastUsed: Date.now(),
-      };
+      const pool = new Pool(unix !== undefined ? 'http://localhost' : `http://${key}`, {
+        connectTimeout,
+        // Istio's route timeout is off by default: undici must not impose its own 300 s limits.
+        headersTimeout: 0,
+        bodyTimeout: 0,
+        keepAliveTimeout: custom?.idleTimeoutMs ?? 4_000,
+        ...(custom?.idleTimeoutMs !== undefined ? { keepAliveMaxTimeout: custom.idleTimeoutMs } : {}),
+        // The cluster-wide limit is kept by its circuit breaker; no endpoint may exceed it either.
+        ...(custom && custom.maxConnections < MAX_POOL_CONNECTIONS ? { connections: custom.maxConnections } : {}),
+        // undici closes a connection once it has sent one request more than maxRequestsPerClient.
+        ...(custom && custom.maxRequestsPerConnection > 1 ? { maxRequestsPerClient: custom.maxRequestsPerConnection - 1 } : {}),
+        ...(unix !== undefined ? { socketPath: unix } : tls ? this.#tlsConnect(key, tls, connectTimeout) : this.#localAddress && !key.startsWith('[') ? { localAddress: this.#localAddress } : {}),
+      });
+      // maxRequestsPerConnection 1, which undici's counter cannot say: each request closes its connection.
+      const dispatcher: Entry['dispatcher'] = custom?.maxRequestsPerConnection === 1 ? { dispatch: (opts, handler) => pool.dispatch({ ...opts, reset: true }, handler) } : pool;
+      e = { pool, dispatcher, active: 0, lastUsed: Date.now() };
       this.#pools.set(poolKey, e);
     }
     e.active++;
@@ -215,14 +217,14 @@ export class UpstreamPools implements EndpointLoad {
 
 /** One request's hold on a pool, for least-request's counts: an object with a method, not a closure per request. */
 class Lease {
-  readonly pool: Pool;
+  readonly pool: Pick<Pool, 'dispatch'>;
   readonly #entry: Entry;
   readonly #key: string;
   readonly #active: Map<string, number>;
   #ended = false;
 
   constructor(entry: Entry, key: string, active: Map<string, number>) {
-    this.pool = entry.pool;
+    this.pool = entry.dispatcher;
     this.#entry = entry;
     this.#key = key;
     this.#active = active;

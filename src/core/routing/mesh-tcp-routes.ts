@@ -99,7 +99,9 @@ export function compileMeshTcp(input: MeshTcpInput): MeshTcpTable {
   const targets = new Map<string, MeshTcpTarget>(); // `host|port`
   const portRegistries = new Map<number, Registry>();
   for (const [host, service] of visible) {
-    if (isWildcardHost(host)) continue;
+    // A wildcard host is a destination only where the app's own address says where to go
+    // (resolution NONE: Istio's ORIGINAL_DST cluster `outbound|443||*.wikipedia.org`).
+    if (isWildcardHost(host) && !keepsOriginalDestination(service)) continue;
     const owner = mostSpecificHost(host, exact, wildcards);
     for (const port of service.ports) {
       if (HTTP_ONLY.has(port.protocol)) continue;
@@ -136,6 +138,10 @@ export function compileMeshTcp(input: MeshTcpInput): MeshTcpTable {
   addresses.seal();
 
   const byHostPort = (host: string, port: number): MeshTcpTarget | undefined => targets.get(`${host}|${port}`);
+  /** A ServiceEntry's TLS or HTTPS port without addresses: on Istio's 0.0.0.0:<port> listener, matched by SNI. */
+  const onWildcardListener = (t: MeshTcpTarget): boolean => t.service.kind === 'ServiceEntry' && !addressed.has(t.service.hostname) && SNI_PROTOCOLS.has(t.port.protocol.toUpperCase());
+  const wildcardListener = new Map<number, MeshTcpTarget[]>();
+  for (const t of targets.values()) if (onWildcardListener(t) && t.sni) wildcardListener.set(t.port.number, [...(wildcardListener.get(t.port.number) ?? []), t]);
   return Object.freeze({
     byAddress(address: string, port: number): MeshTcpTarget | undefined {
       for (const host of addresses.hostsFor(address)) {
@@ -155,8 +161,12 @@ export function compileMeshTcp(input: MeshTcpInput): MeshTcpTable {
       // declares no addresses (then its listener is on those addresses alone). Anything else named by
       // SNI at some other address would let an app reach that address through the entry, which under
       // resolution NONE forwards to whatever was dialled.
-      if (target?.service.kind === 'ServiceEntry' && (addressed.has(target.service.hostname) || !SNI_PROTOCOLS.has(target.port.protocol.toUpperCase()))) return undefined;
-      return target;
+      if (target?.service.kind === 'ServiceEntry') return onWildcardListener(target) ? target : undefined;
+      if (target) return target;
+      // No entry names the host, but a VirtualService's tls rule on this port does (its sniHosts,
+      // `*.wikipedia.org`): Istio puts that rule on the port's 0.0.0.0 listener, which the entries
+      // without addresses share, so any SNI the rule names is routed by it.
+      return wildcardListener.get(port)?.find((t) => t.sni?.lookup(host) !== undefined && t.sni.lookup(host)!.sniHost !== '*');
     },
   });
 }

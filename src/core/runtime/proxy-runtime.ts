@@ -141,7 +141,7 @@ export class ProxyRuntime {
     this.security = new WorkloadSecurityCache({ namespace: opts.workload.namespace, labels: opts.workload.labels }, { jwks, ...(identity ? { ownSpiffeId: () => currentCertificate(identity)?.spiffeId } : {}) });
     this.#deadlineMs = (opts.drainDeadlineSeconds ?? DEFAULT_DRAIN_DEADLINE_SECONDS) * 1000;
     this.#status = createStatusServer(() => this.holder.current() !== undefined && !this.drain.draining);
-    this.#admin = createAdminPort(async () => (await import('../admin/admin-server.js')).createAdminServer(this.holder, this.pools, this.rateLimiting.limiters, this.accessLog.dashboard), opts.onQuit);
+    this.#admin = createAdminPort(async () => (await import('../admin/admin-server.js')).createAdminServer(this.holder, this.pools, this.rateLimiting.limiters, this.accessLog.dashboard), opts.onQuit, () => this.stopListening());
     this.ctx = {
       holder: this.holder,
       pools: this.pools,
@@ -184,6 +184,18 @@ export class ProxyRuntime {
       await this.stop(true);
       throw err;
     }
+  }
+
+  /**
+   * POST /drain_listeners: every listener stops accepting now (new connections are refused), open
+   * connections are served to their end. The status port goes too: in Istio it is one of Envoy's
+   * listeners (15021), so the kubelet's readiness probe fails and the pod leaves its Services'
+   * endpoints. The admin port stays, as Envoy's does.
+   */
+  stopListening(): void {
+    this.log.info('listeners drained (POST /drain_listeners): no new connections are accepted, readiness fails');
+    for (const p of this.#parts) void p.close().catch(() => undefined);
+    void closeHttpServer(this.#status);
   }
 
   /** Graceful stop: listeners stop accepting, open requests finish, then the rest closes. */

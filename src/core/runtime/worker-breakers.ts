@@ -160,6 +160,8 @@ class WorkerBreaker implements ClusterBreaker {
       pending: local.pending + this.#pending,
       requests: local.requests + this.#requests,
       retries: local.retries,
+      // Waits at the primary are the primary's to count; a worker knows only its own.
+      waited: local.waited,
       overflows: {
         connections: local.overflows.connections + this.#overflows.connections,
         pending: local.overflows.pending + this.#overflows.pending,
