@@ -52,8 +52,21 @@ export async function orderCertificate(req: OrderRequest): Promise<Issued> {
   const [, csr] = await acme.crypto.createCsr({ commonName: req.commonName, altNames: [...req.dnsNames] }, keyPem);
   const client = new acme.Client({ directoryUrl: req.directoryUrl, accountKey: req.accountKeyPem, backoffMin: req.pollMs, backoffMax: 30_000 });
   const tokens: string[] = [];
+  const unfinished = 'left unfinished: this process no longer orders (closed, or the ACME Lease moved to another replica)';
   const checkStillOrdering = (): void => {
-    if (req.stillOrdering && !req.stillOrdering()) throw new Error('left unfinished: this process no longer orders (the ACME Lease moved to another replica)');
+    if (req.stillOrdering && !req.stillOrdering()) throw new Error(unfinished);
+  };
+  // An order this process no longer owns sends nothing more. acme-client polls and retries with
+  // timers of up to a minute each; its next request is left pending for ever instead (a promise holds
+  // no handle), so a closed gateway is not kept alive polling, and the race below ends the order now.
+  let abandon: (err: Error) => void = () => undefined;
+  const abandoned = new Promise<never>((_, reject) => (abandon = reject));
+  const http = (client as unknown as { http: { request: (...args: unknown[]) => Promise<unknown> } }).http;
+  const request = http.request.bind(http);
+  http.request = (...args) => {
+    if (!req.stillOrdering || req.stillOrdering()) return request(...args);
+    abandon(new Error(unfinished));
+    return new Promise(() => undefined);
   };
   // auto() has no hook between the last valid challenge and finalization: this client's own
   // finalizeOrder asks first.
@@ -90,7 +103,7 @@ export async function orderCertificate(req: OrderRequest): Promise<Issued> {
     timer = setTimeout(() => reject(new Error(`the order did not finish within ${Math.round(req.timeoutMs / 1000)} s`)), req.timeoutMs);
   });
   try {
-    const certPem = await Promise.race([order, timeout]);
+    const certPem = await Promise.race([order, timeout, abandoned]);
     return { certPem, keyPem: keyPem.toString() };
   } finally {
     clearTimeout(timer);
@@ -98,6 +111,7 @@ export async function orderCertificate(req: OrderRequest): Promise<Issued> {
     // answered until the next orderer prunes it (secret-challenges.ts).
     await Promise.all(tokens.map((t) => req.challenges.withdraw(t).catch(() => undefined)));
     order.catch(() => undefined); // settles after a timeout; nothing is waiting any more
+    abandoned.catch(() => undefined);
   }
 }
 
