@@ -13,11 +13,10 @@
 // BENCH_MESH_RATE (default 1000) req/s of the mesh's fixed-rate runs, 0 to leave them out,
 // BENCH_ONLY=sidecar only the mesh rows (the sidecar's cost beside Istio's), BENCH_SIDECAR_NODE_OPTIONS
 // the sidecar's NODE_OPTIONS instead of those injection gives it (an A/B of V8 settings),
-// BENCH_REDIS=PATH|none the redis-server for the store redis row, BENCH_CADDY=PATH|none the caddy
-// of the plain-HTTP caddy row, BENCH_HAPROXY=PATH|none the haproxy of its plain-HTTP row, BENCH_SCALE_SIZES (default
-// 10,100,1000,10000, or none) the generated configurations of the scale and push rows,
-// BENCH_SCALE_SERVED_ROUNDS (default 12, 0 to leave it out) the rounds of the scale rows' served pair (scale-served.ts), BENCH_PIN
-// (0 or 1) whether it pins its gateways to a CPU of their own (by default only on a quiet machine),
+// BENCH_REDIS=PATH|none the redis-server for the store redis row, BENCH_CADDY=PATH|none the caddy of the plain-HTTP
+// caddy row, BENCH_HAPROXY=PATH|none the haproxy of its plain-HTTP row, BENCH_SCALE_SIZES (default 10,100,1000,10000,
+// or none) the generated configurations of the scale and push rows,
+// BENCH_SCALE_SERVED_ROUNDS (default 12, 0: left out) the served pair's rounds, BENCH_PIN=0|1 its pinning (scale-served.ts),
 // BENCH_XDS_PROXIES (default 200) the proxies subscribed in the push rows; BENCH_PLAIN_STARTS (default 4)
 // how many times meshgate, @fastify/http-proxy and the bare proxy are started afresh for their rounds in
 // turns, BENCH_HTTPS_STARTS (default 4) the same for the HTTPS kept-alive rows (rounds.ts);
